@@ -1,0 +1,136 @@
+package tenant
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// AppRole is the PostgreSQL role every transaction runs as. It owns no table and
+// has no BYPASSRLS, so row-level security always applies (see migrations/00001).
+const AppRole = "skiff_app"
+
+// Scope names a cross-tenant path. Each is allowed only the rows its RLS
+// policies grant; a transaction has either an account or a scope, never both.
+type Scope string
+
+const (
+	ScopeStaff     Scope = "staff"     // support staff screens and operations
+	ScopeDirectory Scope = "directory" // SFTP login resolution before the tenant is known
+	ScopeAuth      Scope = "auth"      // bearer-token and email/password login
+	ScopeOutbox    Scope = "outbox"    // the email worker
+)
+
+// Queryer is what store functions take: a transaction from InAccount or
+// CrossTenant. Store functions never open transactions of their own.
+type Queryer interface {
+	sqlx.ExtContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+var _ Queryer = (*sqlx.Tx)(nil)
+
+// DB is the store of record. It hands out transactions scoped to one account
+// or to one explicit cross-tenant path; nothing reads tenant data outside one.
+type DB struct {
+	X *sqlx.DB
+}
+
+// NewDB wraps an open pool.
+func NewDB(db *sqlx.DB) *DB { return &DB{X: db} }
+
+// Open connects to url and checks the connection.
+func Open(ctx context.Context, url string) (*DB, error) {
+	x, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	x.SetMaxOpenConns(32)
+	x.SetMaxIdleConns(32)
+	if err := x.PingContext(ctx); err != nil {
+		x.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &DB{X: x}, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.X.Close() }
+
+// InAccount runs fn in a transaction that sees only accountID's rows. The
+// transaction commits if fn returns nil and rolls back otherwise.
+func (db *DB) InAccount(ctx context.Context, accountID string, fn func(tx *sqlx.Tx) error) error {
+	if accountID == "" {
+		return &Error{Code: EInternal, Message: "internal error", Err: errors.New("InAccount without an account")}
+	}
+	return db.run(ctx, accountID, "", fn)
+}
+
+// CrossTenant runs fn in a transaction on one explicit cross-tenant path.
+// Only the policies written for that scope apply; see migrations.
+func (db *DB) CrossTenant(ctx context.Context, scope Scope, fn func(tx *sqlx.Tx) error) error {
+	return db.run(ctx, "", scope, fn)
+}
+
+func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx *sqlx.Tx) error) (err error) {
+	tx, err := db.X.BeginTxx(ctx, nil)
+	if err != nil {
+		return dbError(fmt.Errorf("begin: %w", err))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return
+		}
+		if cerr := tx.Commit(); cerr != nil {
+			err = dbError(fmt.Errorf("commit: %w", cerr))
+		}
+	}()
+	// One round trip: become the runtime role and pin the tenant or the scope.
+	if _, err := tx.ExecContext(ctx,
+		`SELECT set_config('role', $1, true), set_config('skiff.account_id', $2, true), set_config('skiff.scope', $3, true)`,
+		AppRole, accountID, string(scope)); err != nil {
+		return dbError(fmt.Errorf("scope transaction: %w", err))
+	}
+	return fn(tx)
+}
+
+// dbError translates driver errors once, at the database boundary.
+func dbError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &Error{Code: ENotFound, Message: "not found", Err: err}
+	}
+	var pqe *pq.Error
+	if errors.As(err, &pqe) {
+		switch pqe.Code {
+		case "23505": // unique_violation
+			return &Error{Code: EConflict, Message: "already exists", Err: err}
+		case "23503": // foreign_key_violation
+			return &Error{Code: ENotFound, Message: "not found", Err: err}
+		case "23514", "22001", "22P02": // check_violation, string too long, invalid text (e.g. a bad uuid)
+			return &Error{Code: EInvalid, Message: "invalid value", Err: err}
+		case "40001", "40P01": // serialization failure, deadlock
+			return &Error{Code: EConflict, Message: "the change clashed with another one; try again", Err: err}
+		}
+	}
+	return &Error{Code: EInternal, Message: "internal error", Err: err}
+}
+
+// DBError is dbError for other packages' stores.
+func DBError(err error) error { return dbError(err) }
