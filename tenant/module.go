@@ -1,0 +1,27 @@
+package tenant
+
+import "time"
+
+// ModuleStatus is the state of an account's SFTP module as users see it.
+type ModuleStatus string
+
+const (
+	ModuleNone      ModuleStatus = "NONE"
+	ModuleTrial     ModuleStatus = "TRIAL"
+	ModuleActive    ModuleStatus = "ACTIVE"
+	ModuleExpired   ModuleStatus = "EXPIRED"
+	ModuleSuspended ModuleStatus = "SUSPENDED"
+)
+
+// EffectiveModuleStatus derives the status from the stored one and the clock:
+// a trial whose end has passed reads EXPIRED without any job having to run.
+func EffectiveModuleStatus(stored string, trialEndsAt *time.Time, now time.Time) ModuleStatus {
+	s := ModuleStatus(stored)
+	if s == ModuleTrial && trialEndsAt != nil && !now.Before(*trialEndsAt) {
+		return ModuleExpired
+	}
+	return s
+}
+
+// AllowsLogin reports whether SFTP logins work in this status.
+func (s ModuleStatus) AllowsLogin() bool { return s == ModuleTrial || s == ModuleActive }
