@@ -32,3 +32,5 @@ func uuidArray(ids []string) any {
 	}
 	return pq.Array(out)
 }
+
+func stringArray(v []string) any { return pq.Array(v) }

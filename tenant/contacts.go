@@ -1,0 +1,248 @@
+package tenant
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Contact is a person an account knows but who has no login. Converting a
+// contact makes them a user; the contact then no longer shows as a contact.
+type Contact struct {
+	ID              string     `db:"id"`
+	AccountID       string     `db:"account_id"`
+	Email           string     `db:"email"`
+	Name            string     `db:"name"`
+	Company         string     `db:"company"`
+	Phone           string     `db:"phone"`
+	CreatedAt       time.Time  `db:"created_at"`
+	UpdatedAt       time.Time  `db:"updated_at"`
+	ConvertedUserID *string    `db:"converted_user_id"`
+	DeletedAt       *time.Time `db:"deleted_at"`
+}
+
+const contactColumns = `id, account_id, email, name, company, phone, created_at, updated_at, converted_user_id, deleted_at`
+
+// getContact loads a live, unconverted contact of the transaction's account.
+func getContact(ctx context.Context, q Queryer, id string) (*Contact, error) {
+	if !isUUID(id) {
+		return nil, NotFound("contact")
+	}
+	var c Contact
+	err := q.GetContext(ctx, &c, `SELECT `+contactColumns+` FROM contacts
+		WHERE id = $1 AND account_id = skiff_account() AND deleted_at IS NULL AND converted_user_id IS NULL FOR UPDATE`, id)
+	if err != nil {
+		return nil, notFoundAs(dbError(err), "contact")
+	}
+	return &c, nil
+}
+
+// Contact returns one contact of the admin's account.
+func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var c *Contact
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		c, err = getContact(ctx, q, id)
+		return err
+	})
+	return c, err
+}
+
+// Contacts lists an account's contacts for its owners and admins.
+func (s *Service) Contacts(ctx context.Context, accountID, search string, page Page) (*Connection[*Contact], error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.AccountID != accountID {
+		return nil, NotFound("account")
+	}
+	limit, err := page.limit()
+	if err != nil {
+		return nil, err
+	}
+	afterKey, afterID, err := decodeCursor(page.After)
+	if err != nil {
+		return nil, err
+	}
+	if afterID != "" && !isUUID(afterID) {
+		return nil, Invalid("after", "the cursor is not valid; start from the first page")
+	}
+	conn := &Connection[*Contact]{HasPrevious: afterID != ""}
+	err = s.inAccount(ctx, accountID, func(q Queryer) error {
+		var cs []*Contact
+		err := q.SelectContext(ctx, &cs, `SELECT `+contactColumns+` FROM contacts
+			WHERE account_id = $1 AND deleted_at IS NULL AND converted_user_id IS NULL
+			  AND ($2 = '' OR name ILIKE $3 OR email ILIKE $3 OR company ILIKE $3)
+			  AND ($4 = '' OR (lower(name), id) > ($5, $4::uuid))
+			ORDER BY lower(name), id LIMIT $6`,
+			accountID, strings.TrimSpace(search), likePattern(search), afterID, afterKey, limit+1)
+		if err != nil {
+			return dbError(err)
+		}
+		if len(cs) > limit {
+			cs, conn.HasNext = cs[:limit], true
+		}
+		conn.Items = cs
+		for _, c := range cs {
+			conn.Cursors = append(conn.Cursors, encodeCursor(strings.ToLower(c.Name), c.ID))
+		}
+		return nil
+	})
+	return conn, err
+}
+
+// ContactInput creates or changes a contact; on update, nil fields stay.
+type ContactInput struct {
+	ID      string
+	Email   *string
+	Name    *string
+	Company *string
+	Phone   *string
+}
+
+func (c *Contact) apply(in ContactInput) error {
+	var err error
+	if in.Email != nil {
+		if c.Email, err = normEmail("email", *in.Email); err != nil {
+			return err
+		}
+	}
+	if in.Name != nil {
+		if c.Name, err = normName("name", *in.Name, 200); err != nil {
+			return err
+		}
+	}
+	if in.Company != nil {
+		if c.Company, err = optionalText("company", *in.Company, 200); err != nil {
+			return err
+		}
+	}
+	if in.Phone != nil {
+		if c.Phone, err = optionalText("phone", *in.Phone, 50); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func optionalText(field, v string, maxRunes int) (string, error) {
+	if strings.TrimSpace(v) == "" {
+		return "", nil
+	}
+	return normName(field, v, maxRunes)
+}
+
+func contactConflict(err error) error {
+	if ErrorCode(err) == EConflict {
+		return &Error{Code: EConflict, Field: "email", Message: "a contact with this email already exists"}
+	}
+	return err
+}
+
+// CreateContact adds a contact to the admin's account.
+func (s *Service) CreateContact(ctx context.Context, in ContactInput) (*Contact, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.Email == nil || in.Name == nil {
+		return nil, Invalid("email", "email and name are required")
+	}
+	c := &Contact{}
+	if err := c.apply(in); err != nil {
+		return nil, err
+	}
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		err := q.GetContext(ctx, c, `INSERT INTO contacts (account_id, email, name, company, phone, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING `+contactColumns, p.AccountID, c.Email, c.Name, c.Company, c.Phone, s.now())
+		if err != nil {
+			return contactConflict(dbError(err))
+		}
+		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.created", TargetKind: "Contact", TargetID: c.ID, After: c})
+	})
+	return c, err
+}
+
+// UpdateContact changes a contact of the admin's account.
+func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var c *Contact
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		var err error
+		if c, err = getContact(ctx, q, in.ID); err != nil {
+			return err
+		}
+		before := *c
+		if err := c.apply(in); err != nil {
+			return err
+		}
+		err = q.GetContext(ctx, c, `UPDATE contacts SET email = $2, name = $3, company = $4, phone = $5, updated_at = $6
+			WHERE id = $1 RETURNING `+contactColumns, c.ID, c.Email, c.Name, c.Company, c.Phone, s.now())
+		if err != nil {
+			return contactConflict(dbError(err))
+		}
+		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.updated", TargetKind: "Contact", TargetID: c.ID, Before: before, After: c})
+	})
+	return c, err
+}
+
+// DeleteContact removes a contact from the admin's account.
+func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var c *Contact
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		var err error
+		if c, err = getContact(ctx, q, id); err != nil {
+			return err
+		}
+		if err := q.GetContext(ctx, c, `UPDATE contacts SET deleted_at = $2, updated_at = $2 WHERE id = $1 RETURNING `+contactColumns, c.ID, s.now()); err != nil {
+			return dbError(err)
+		}
+		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.deleted", TargetKind: "Contact", TargetID: c.ID, Before: c})
+	})
+	return c, err
+}
+
+// ConvertContactInput turns a contact into a user.
+type ConvertContactInput struct {
+	ContactID   string
+	Role        Role
+	Password    string
+	SFTPEnabled bool
+}
+
+// ConvertContactToUser makes a user from a contact, keeping its name and
+// email, all in one transaction: if SFTP cannot be turned on (no licence),
+// nothing changes.
+func (s *Service) ConvertContactToUser(ctx context.Context, in ConvertContactInput) (*User, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var u *User
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		c, err := getContact(ctx, q, in.ContactID)
+		if err != nil {
+			return err
+		}
+		u, err = s.createUserTx(ctx, q, p, CreateUserInput{Email: c.Email, Name: c.Name, Role: in.Role, Password: in.Password, SFTPEnabled: in.SFTPEnabled})
+		if err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE contacts SET converted_user_id = $2, updated_at = $3 WHERE id = $1`, c.ID, u.ID, s.now()); err != nil {
+			return dbError(err)
+		}
+		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.converted", TargetKind: "Contact", TargetID: c.ID, After: map[string]any{"userId": u.ID}})
+	})
+	return u, err
+}
