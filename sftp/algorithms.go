@@ -1,0 +1,108 @@
+package sftp
+
+import (
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// DefaultAlgorithms returns the algorithms the SSH listener offers. The lists are in the server's order of
+// preference, but in SSH the client's preference decides among the
+// algorithms both sides offer (RFC 4253 §7.1), so the order matters only for
+// clients that prefer what the server prefers.
+//
+// Key exchange: post-quantum hybrid ML-KEM-768 + X25519 first, then
+// Curve25519 (both RFC 8731 names; x/crypto adds the @libssh.org alias
+// itself) and the NIST ECDH curves. Finite-field Diffie-Hellman (group14,
+// group16, group-exchange) is left out: slow and only needed by clients that
+// also lack every curve above. Strict key exchange
+// (kex-strict-s-v00@openssh.com, the Terrapin fix) is always announced by
+// x/crypto on the server side.
+//
+// Ciphers: only AEAD ciphers and CTR mode; no CBC, 3DES or RC4. AES-GCM is
+// listed first because x/crypto's AES-GCM uses AES-NI/CLMUL on amd64 and
+// arm64, while its chacha20-poly1305 has no assembly and is markedly slower
+// per byte. OpenSSH clients prefer chacha20-poly1305 and will still pick it;
+// a deployment that wants the speed for them can drop it with
+// Config.Ciphers, at the cost of clients that only speak ChaCha20.
+//
+// MACs: encrypt-then-MAC SHA-2 only (used with the CTR ciphers; AEAD ciphers
+// carry their own tag). No SHA-1, no MAC-then-encrypt.
+//
+// Host keys: Ed25519, ECDSA P-256 and RSA (3072 bits when generated here).
+// RSA host keys sign only with rsa-sha2-512 and rsa-sha2-256, never with
+// SHA-1 ssh-rsa; DSA and RSA keys under 2048 bits are refused.
+//
+// User public keys: Ed25519, ECDSA, FIDO security keys (sk-*), and RSA with
+// SHA-2 signatures. ssh-rsa (SHA-1) and ssh-dss signatures, and user
+// certificates, are refused.
+func DefaultAlgorithms() ssh.Algorithms {
+	return ssh.Algorithms{
+		KeyExchanges:   slices.Clone(keyExchanges),
+		Ciphers:        slices.Clone(ciphers),
+		MACs:           slices.Clone(macs),
+		HostKeys:       slices.Clone(hostKeyAlgorithms),
+		PublicKeyAuths: slices.Clone(publicKeyAuthAlgorithms),
+	}
+}
+
+var (
+	keyExchanges = []string{
+		ssh.KeyExchangeMLKEM768X25519, // mlkem768x25519-sha256
+		ssh.KeyExchangeCurve25519,     // curve25519-sha256 (+ curve25519-sha256@libssh.org)
+		ssh.KeyExchangeECDHP256,       // ecdh-sha2-nistp256
+		ssh.KeyExchangeECDHP384,       // ecdh-sha2-nistp384
+		ssh.KeyExchangeECDHP521,       // ecdh-sha2-nistp521
+	}
+
+	// Config.Ciphers may reorder or drop these, not add others.
+	ciphers = []string{
+		ssh.CipherAES128GCM,        // aes128-gcm@openssh.com
+		ssh.CipherAES256GCM,        // aes256-gcm@openssh.com
+		ssh.CipherChaCha20Poly1305, // chacha20-poly1305@openssh.com
+		ssh.CipherAES128CTR,        // aes128-ctr
+		ssh.CipherAES192CTR,        // aes192-ctr
+		ssh.CipherAES256CTR,        // aes256-ctr
+	}
+
+	macs = []string{
+		ssh.HMACSHA256ETM, // hmac-sha2-256-etm@openssh.com
+		ssh.HMACSHA512ETM, // hmac-sha2-512-etm@openssh.com
+	}
+
+	hostKeyAlgorithms = []string{
+		ssh.KeyAlgoED25519,   // ssh-ed25519
+		ssh.KeyAlgoECDSA256,  // ecdsa-sha2-nistp256
+		ssh.KeyAlgoECDSA384,  // ecdsa-sha2-nistp384 (keys from another store)
+		ssh.KeyAlgoECDSA521,  // ecdsa-sha2-nistp521 (keys from another store)
+		ssh.KeyAlgoRSASHA512, // rsa-sha2-512
+		ssh.KeyAlgoRSASHA256, // rsa-sha2-256
+	}
+
+	publicKeyAuthAlgorithms = []string{
+		ssh.KeyAlgoED25519,    // ssh-ed25519
+		ssh.KeyAlgoSKED25519,  // sk-ssh-ed25519@openssh.com
+		ssh.KeyAlgoECDSA256,   // ecdsa-sha2-nistp256
+		ssh.KeyAlgoECDSA384,   // ecdsa-sha2-nistp384
+		ssh.KeyAlgoECDSA521,   // ecdsa-sha2-nistp521
+		ssh.KeyAlgoSKECDSA256, // sk-ecdsa-sha2-nistp256@openssh.com
+		ssh.KeyAlgoRSASHA512,  // rsa-sha2-512
+		ssh.KeyAlgoRSASHA256,  // rsa-sha2-256
+	}
+)
+
+// checkCiphers returns the cipher list to offer: the defaults when none are
+// configured, otherwise the configured ones, which must all be defaults so a
+// configuration cannot bring back CBC or RC4.
+func checkCiphers(configured []string) ([]string, error) {
+	if len(configured) == 0 {
+		return slices.Clone(ciphers), nil
+	}
+	for _, c := range configured {
+		if !slices.Contains(ciphers, c) {
+			return nil, fmt.Errorf("sftp: cipher %q is not allowed (allowed: %v)", c, ciphers)
+		}
+	}
+	return slices.Clone(configured), nil
+}

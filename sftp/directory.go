@@ -1,0 +1,82 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrLoginFailed is what a Directory returns (wrapped, with the real reason
+// after it) for every expected refusal: unknown login, wrong password, key
+// not registered, user without SFTP, module expired, wrong destination.
+// The client sees the same "Permission denied" for all of them; the reason
+// is logged server side at info level. Any other error is logged as an
+// internal failure, and the client still sees only "Permission denied".
+var ErrLoginFailed = errors.New("sftp: login failed")
+
+// Login is who a successful authentication resolved to. A Directory fills it
+// in; the server hands it to Sessions.Open and uses AccountID and UserID to
+// find the user's live connections (Server.Disconnect).
+type Login struct {
+	AccountID string
+	UserID    string
+	// Login is the name the user logged in with (login ID or custom login).
+	Login string
+	// Jailed users see only the folders shared with them.
+	Jailed bool
+	// KeyFingerprint is the SHA256 fingerprint ("SHA256:…") of the key that
+	// authenticated the user, empty after a password login. For public-key
+	// logins the server checks it against the key the handshake verified.
+	KeyFingerprint string
+}
+
+// Directory resolves SFTP credentials to a Login. dest is the address the
+// client connected to (from the PROXY header behind a trusted load balancer),
+// which selects the account on a dedicated IP; remote is the client's real
+// address. Both methods must do the same work whether or not the login
+// exists, and return an error wrapping ErrLoginFailed for every expected
+// refusal.
+type Directory interface {
+	PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error)
+	// PublicKeyLogin answers whether key may log in as login. It is also
+	// called for keys the client merely offers without proving it holds the
+	// private key, so it must not record the key as used: see KeyUseRecorder.
+	// key is never a certificate.
+	PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error)
+}
+
+// KeyUseRecorder is optionally implemented by a Directory to learn that a
+// key really logged in (the client proved it holds the private key), e.g.
+// to update the key's "last used" time. A failure is logged and does not
+// end the connection.
+type KeyUseRecorder interface {
+	RecordKeyUse(ctx context.Context, login *Login) error
+}
+
+// HostKeys gives the host keys to present to a client that connected to
+// dest: a dedicated IP's account keys, or the deployment's keys. At most one
+// key per key type is used (the first). RSA keys are always restricted to
+// rsa-sha2-256/512 by the server, whatever signer is returned.
+type HostKeys interface {
+	HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error)
+}
+
+// Sessions opens the per-connection SFTP session of an authenticated user.
+// The sftp/vfs package provides the real implementation.
+type Sessions interface {
+	// Open is called once per connection after authentication. ctx ends
+	// when the connection ends. An error closes the connection.
+	Open(ctx context.Context, login *Login) (Session, error)
+}
+
+// Session is one connection's SFTP session. Serve is called once for each
+// "sftp" subsystem channel the client opens (possibly concurrently) and
+// returns when the channel or the connection ends; Close is called once,
+// after every Serve has returned, when the connection ends.
+type Session interface {
+	Serve(channel io.ReadWriteCloser) error
+	Close() error
+}

@@ -1,0 +1,227 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// conn is one client connection as the server's registry sees it. Its
+// fields are guarded by Server.mu.
+type conn struct {
+	nc            net.Conn
+	authenticated bool
+	login         *Login
+}
+
+// close ends the connection; the SSH layer and every channel fail at once.
+func (c *conn) close() { c.nc.Close() }
+
+// handle runs one connection from accept to close.
+func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	started := time.Now()
+	c := &conn{nc: raw}
+	if !s.track(c) {
+		raw.Close()
+		return
+	}
+	defer s.untrack(c)
+	defer raw.Close()
+
+	peer := addrOf(raw.RemoteAddr())
+	log := s.log.With("peer", raw.RemoteAddr().String())
+	if err := raw.SetDeadline(started.Add(s.cfg.Limits.HandshakeTimeout)); err != nil {
+		return
+	}
+
+	nc := newNetConn(raw)
+	rt := route{dest: addrOf(raw.LocalAddr()), remote: peer}
+	if s.trusted(peer) {
+		var err error
+		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
+			log.Warn("sftp connection refused", "reason", err.Error())
+			return
+		}
+	} else {
+		nc.refuseProxy.Store(true)
+	}
+	if rt.viaProxy {
+		log = log.With("remote", rt.remote.String(), "dest", rt.dest.String())
+	} else {
+		log = log.With("dest", rt.dest.String())
+	}
+
+	if !s.admitAddress(rt.remote) {
+		log.Warn("sftp connection refused: per-address connection limit reached",
+			"limit", s.cfg.Limits.MaxConnectionsPerAddress)
+		return
+	}
+	defer s.releaseAddress(rt.remote)
+
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	authCtx, cancelAuth := context.WithDeadline(connCtx, started.Add(s.cfg.Limits.HandshakeTimeout))
+	defer cancelAuth()
+
+	cfg, err := s.serverConfig(authCtx, rt, log)
+	if err != nil {
+		log.Error("sftp connection refused: no host keys", "err", err)
+		return
+	}
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+	cancelAuth()
+	if err != nil {
+		logHandshakeError(log, err)
+		return
+	}
+	defer sconn.Close()
+
+	login, ok := loginOf(sconn.Permissions)
+	if !ok {
+		// Unreachable unless an auth path forgot its Login: fail closed.
+		log.Error("sftp connection without a login after authentication")
+		return
+	}
+	log = log.With("login", login.Login, "account", login.AccountID, "user", login.UserID)
+	if !s.authenticated(c, login) {
+		return // shutting down
+	}
+	if err := nc.startIdleTimer(s.cfg.Limits.IdleTimeout); err != nil {
+		return
+	}
+	if login.KeyFingerprint != "" {
+		if rec, ok := s.cfg.Directory.(KeyUseRecorder); ok {
+			if err := rec.RecordKeyUse(connCtx, login); err != nil {
+				log.Error("sftp: recording key use failed", "err", err)
+			}
+		}
+	}
+	log.Info("sftp login", "method", sconn.Permissions.Extensions[extMethod], "key", login.KeyFingerprint)
+
+	go ssh.DiscardRequests(reqs)
+	sess, err := s.cfg.Sessions.Open(connCtx, login)
+	if err != nil {
+		log.Error("sftp session could not start", "err", err)
+		return
+	}
+	s.serveChannels(chans, sess, log)
+	if err := sess.Close(); err != nil {
+		log.Warn("sftp session close", "err", err)
+	}
+	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond),
+		"reason", closeReason(sconn.Wait()))
+}
+
+// logHandshakeError logs why a connection ended before authentication.
+func logHandshakeError(log *slog.Logger, err error) {
+	var authErr *ssh.ServerAuthError
+	switch {
+	case errors.Is(err, errUntrustedProxyHeader):
+		log.Warn("sftp connection refused", "reason", err.Error())
+	case errors.As(err, &authErr):
+		// Each failed attempt was already logged with its reason.
+		log.Info("sftp authentication failed, connection closed")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		log.Info("sftp handshake timed out")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		log.Debug("sftp client left during handshake")
+	default:
+		log.Info("sftp handshake failed", "err", err)
+	}
+}
+
+// closeReason names why an authenticated connection ended, for the log.
+func closeReason(err error) string {
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return "client closed"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "idle timeout"
+	case errors.Is(err, net.ErrClosed):
+		return "closed by server"
+	default:
+		return err.Error()
+	}
+}
+
+// serveChannels accepts session channels until the connection ends, then
+// waits for them all.
+func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *slog.Logger) {
+	var wg sync.WaitGroup
+	var open atomic.Int64
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			log.Info("sftp channel refused", "type", nch.ChannelType())
+			nch.Reject(ssh.UnknownChannelType, "only session channels are supported")
+			continue
+		}
+		if open.Load() >= int64(s.cfg.Limits.MaxSessionsPerConnection) {
+			log.Info("sftp channel refused: too many sessions")
+			nch.Reject(ssh.ResourceShortage, "too many sessions on this connection")
+			continue
+		}
+		ch, reqs, err := nch.Accept()
+		if err != nil {
+			continue
+		}
+		open.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer open.Add(-1)
+			serveChannel(ch, reqs, sess, log)
+		}()
+	}
+	wg.Wait()
+}
+
+// serveChannel answers a session channel's requests: the one "sftp"
+// subsystem request starts SFTP, everything else (shell, exec, pty-req,
+// env, x11-req, auth-agent-req@openssh.com, a second subsystem…) is refused.
+func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger) {
+	var served chan struct{}
+	for req := range reqs {
+		if req.Type == "subsystem" && served == nil && subsystemName(req.Payload) == "sftp" {
+			req.Reply(true, nil)
+			served = make(chan struct{})
+			go func() {
+				defer close(served)
+				status := uint32(0)
+				if err := sess.Serve(ch); err != nil && !errors.Is(err, io.EOF) {
+					log.Debug("sftp subsystem ended", "err", err)
+					status = 1
+				}
+				exit := struct{ Status uint32 }{status}
+				// Best effort: the client may already be gone.
+				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&exit))
+				ch.Close()
+			}()
+			continue
+		}
+		log.Debug("sftp channel request refused", "type", req.Type)
+		if req.WantReply {
+			req.Reply(false, nil)
+		}
+	}
+	if served != nil {
+		<-served
+	}
+	ch.Close()
+}
+
+// subsystemName decodes a "subsystem" request's payload (RFC 4254 §6.5).
+func subsystemName(payload []byte) string {
+	var msg struct{ Name string }
+	if err := ssh.Unmarshal(payload, &msg); err != nil {
+		return ""
+	}
+	return msg.Name
+}
