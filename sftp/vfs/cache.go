@@ -1,0 +1,175 @@
+package vfs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// gateCache asks the Gate at most once per ttl while it says yes, and
+// remembers a no for good. The fresh path is two atomic loads and a clock
+// read, cheap enough for every read and write packet.
+type gateCache struct {
+	gate Gate
+	ttl  time.Duration
+	now  func() time.Time
+
+	okUntil atomic.Pointer[time.Time]
+	mu      sync.Mutex // one Gate call at a time
+	refused atomic.Pointer[error]
+}
+
+func (g *gateCache) check(ctx context.Context) error {
+	if err := g.refused.Load(); err != nil {
+		return *err
+	}
+	if until := g.okUntil.Load(); until != nil && g.now().Before(*until) {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.refused.Load(); err != nil {
+		return *err
+	}
+	now := g.now()
+	if until := g.okUntil.Load(); until != nil && now.Before(*until) {
+		return nil // refreshed while we waited
+	}
+	if err := g.gate.Check(ctx); err != nil {
+		g.refused.Store(&err)
+		return err
+	}
+	until := now.Add(g.ttl)
+	g.okUntil.Store(&until)
+	return nil
+}
+
+// sharesCache keeps the resolved shared folders for ttl. Errors are not
+// cached: the next operation asks again.
+type sharesCache struct {
+	shares Shares
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	fetched time.Time
+	valid   bool
+	folders []SharedFolder // sorted by display name, names unique
+}
+
+// list returns the shared folders under their display names, sorted.
+func (c *sharesCache) list(ctx context.Context) ([]SharedFolder, error) {
+	if c.shares == nil {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.valid && now.Before(c.fetched.Add(c.ttl)) {
+		return c.folders, nil
+	}
+	got, err := c.shares.SharedFolders(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list shared folders: %w", err)
+	}
+	c.folders, c.fetched, c.valid = displayNames(got), now, true
+	return c.folders, nil
+}
+
+// lookup finds a shared folder by display name.
+func (c *sharesCache) lookup(ctx context.Context, name string) (SharedFolder, bool, error) {
+	folders, err := c.list(ctx)
+	if err != nil {
+		return SharedFolder{}, false, err
+	}
+	i := sort.Search(len(folders), func(i int) bool { return folders[i].Name >= name })
+	if i < len(folders) && folders[i].Name == name {
+		return folders[i], true, nil
+	}
+	return SharedFolder{}, false, nil
+}
+
+// displayNames gives every folder a unique name that CleanPath accepts,
+// deterministically whatever order the provider returns them in: folders
+// are taken by (name, ID); the first keeps its name, later ones with the
+// same name become "Name (2)", "Name (3)"… skipping names already in use.
+// A folder shared twice (directly and through a group) appears once, with
+// the union of its rights.
+func displayNames(in []SharedFolder) []SharedFolder {
+	byID := make(map[string]int, len(in))
+	folders := make([]SharedFolder, 0, len(in))
+	for _, f := range in {
+		if i, ok := byID[f.ID]; ok {
+			folders[i].Rights |= f.Rights
+			continue
+		}
+		byID[f.ID] = len(folders)
+		f.Name = safeName(f.Name)
+		folders = append(folders, f)
+	}
+	sort.Slice(folders, func(i, j int) bool {
+		if folders[i].Name != folders[j].Name {
+			return folders[i].Name < folders[j].Name
+		}
+		return folders[i].ID < folders[j].ID
+	})
+	taken := make(map[string]bool, len(folders))
+	for _, f := range folders {
+		taken[f.Name] = true
+	}
+	prev := ""
+	for i := range folders {
+		base := folders[i].Name
+		if i == 0 || base != prev {
+			prev = base
+			continue
+		}
+		for n := 2; ; n++ {
+			suffix := fmt.Sprintf(" (%d)", n)
+			name := truncateName(base, MaxNameLen-len(suffix)) + suffix
+			if !taken[name] {
+				taken[name] = true
+				folders[i].Name = name
+				break
+			}
+		}
+	}
+	sort.Slice(folders, func(i, j int) bool { return folders[i].Name < folders[j].Name })
+	return folders
+}
+
+// safeName makes a project folder's name usable as one path element.
+func safeName(name string) string {
+	name = strings.ToValidUTF8(name, "_")
+	name = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "" || name == "." || name == "..":
+		name = "Folder"
+	case strings.HasPrefix(name, tempPrefix):
+		name = "_" + name
+	}
+	return truncateName(name, MaxNameLen)
+}
+
+// truncateName cuts name to at most max bytes on a rune boundary.
+func truncateName(name string, max int) string {
+	if len(name) <= max {
+		return name
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
+}

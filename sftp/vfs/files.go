@@ -1,0 +1,240 @@
+package vfs
+
+import (
+	"crypto/rand"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skiffhq/skiff/storage"
+)
+
+// Modes of what clients create. Client-sent modes are ignored (see setstat):
+// nothing a client uploads becomes executable or readable by other host users.
+const (
+	fileMode = 0o640
+	dirMode  = 0o750
+)
+
+// handle is an open file. pkg/sftp calls ReadAt and WriteAt from several
+// workers at once (pread/pwrite need no locking), and Close once: on the
+// client's close, or when the connection ends, after TransferError.
+//
+// An atomic upload writes to a hidden temporary file next to the target;
+// Close syncs it and renames it over the target, or removes it if a write
+// failed or the connection was lost first. Other handles work in place.
+type handle struct {
+	s       *Session
+	f       *os.File
+	canRead bool // opened for reading, with the Download right
+
+	// Atomic uploads only.
+	root   *os.Root
+	rel    string // the target, inside root
+	tmp    string // the temporary file, inside root
+	vpath  string
+	excl   bool // the client asked to fail if the target exists
+	failed atomic.Bool
+
+	once     sync.Once
+	closeErr error
+}
+
+func (h *handle) atomic() bool { return h.tmp != "" }
+
+// ReadAt reads at off. The Gate is checked on every packet; its cached yes
+// costs an atomic load and a clock read.
+func (h *handle) ReadAt(p []byte, off int64) (int, error) {
+	if !h.canRead {
+		return 0, errDenied
+	}
+	if err := h.s.allow(h.s.ctx); err != nil {
+		return 0, err
+	}
+	n, err := h.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		st, _ := fsError(err)
+		return n, st
+	}
+	return n, err
+}
+
+// WriteAt writes at off. A failed write dooms an atomic upload: a file
+// with a hole must not replace the target.
+func (h *handle) WriteAt(p []byte, off int64) (int, error) {
+	if err := h.s.allow(h.s.ctx); err != nil {
+		h.failed.Store(true)
+		return 0, err
+	}
+	n, err := h.f.WriteAt(p, off)
+	if err != nil {
+		h.failed.Store(true)
+		st, _ := fsError(err)
+		return n, st
+	}
+	return n, nil
+}
+
+// TransferError is called by pkg/sftp when the connection ended with the
+// handle still open: the upload is incomplete.
+func (h *handle) TransferError(error) { h.failed.Store(true) }
+
+// Close finishes the handle; for an atomic upload it commits or discards.
+func (h *handle) Close() error {
+	h.once.Do(func() {
+		if !h.atomic() {
+			if err := h.f.Close(); err != nil {
+				h.closeErr = h.s.failPath("close", h.vpath, err)
+			}
+			return
+		}
+		h.s.forgetUpload(h)
+		h.closeErr = h.commit()
+	})
+	return h.closeErr
+}
+
+func (h *handle) commit() error {
+	err := h.f.Sync()
+	if cerr := h.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && !h.failed.Load() {
+		err = storage.Move(h.root, h.tmp, h.root, h.rel, !h.excl)
+	}
+	if err != nil || h.failed.Load() {
+		if rerr := h.root.Remove(h.tmp); rerr != nil && !os.IsNotExist(rerr) {
+			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", rerr)
+		}
+		if err != nil {
+			return h.s.failPath("upload", h.vpath, err)
+		}
+		return errInternal
+	}
+	// The rename is durable only once the directory is: without this a
+	// crash could bring back the old file after the client was told OK.
+	if err := syncDir(h.root, path.Dir(h.rel)); err != nil {
+		h.s.log.Warn("sftp: sync directory after upload", "path", h.vpath, "err", err)
+	}
+	return nil
+}
+
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// tempName returns a fresh hidden upload name in the directory of rel.
+func tempName(rel string) string {
+	return path.Join(path.Dir(rel), tempPrefix+rand.Text())
+}
+
+// trackUpload records an atomic upload so that stat and setstat on its
+// path (OpenSSH's "put -p" sets times on the open handle) see the file
+// being written rather than the old one.
+func (s *Session) trackUpload(h *handle) {
+	s.mu.Lock()
+	s.uploads[h.vpath] = h
+	s.mu.Unlock()
+}
+
+func (s *Session) forgetUpload(h *handle) {
+	s.mu.Lock()
+	if s.uploads[h.vpath] == h {
+		delete(s.uploads, h.vpath)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) openUpload(vpath string) *handle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uploads[vpath]
+}
+
+// dirLister streams a directory to pkg/sftp, which asks for consecutive
+// batches, hiding unfinished uploads.
+type dirLister struct {
+	f    *os.File
+	next int64
+}
+
+func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
+	if off != l.next {
+		return 0, errInternal
+	}
+	n := 0
+	for n < len(buf) {
+		infos, err := l.f.Readdir(len(buf) - n)
+		for _, fi := range infos {
+			if !isTemp(fi.Name()) {
+				buf[n] = fi
+				n++
+			}
+		}
+		if err == io.EOF || (err == nil && len(infos) == 0) {
+			l.next += int64(n)
+			return n, io.EOF
+		}
+		if err != nil {
+			l.next += int64(n)
+			st, _ := fsError(err)
+			return n, st
+		}
+	}
+	l.next += int64(n)
+	return n, nil
+}
+
+func (l *dirLister) Close() error { return l.f.Close() }
+
+func isTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }
+
+// fileInfos lists a fixed set of entries.
+type fileInfos []os.FileInfo
+
+func (l fileInfos) ListAt(buf []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(buf, l[off:])
+	if off+int64(n) >= int64(len(l)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// dirInfo describes a directory that exists only in the tree.
+type dirInfo struct {
+	name string
+	mode fs.FileMode
+	mod  time.Time
+}
+
+func (d dirInfo) Name() string       { return d.name }
+func (d dirInfo) Size() int64        { return 0 }
+func (d dirInfo) Mode() fs.FileMode  { return fs.ModeDir | d.mode }
+func (d dirInfo) ModTime() time.Time { return d.mod }
+func (d dirInfo) IsDir() bool        { return true }
+func (d dirInfo) Sys() any           { return nil }
+
+// namedInfo shows a file under its name in the tree, e.g. a shared
+// folder's top under its display name instead of ".".
+type namedInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (n namedInfo) Name() string { return n.name }

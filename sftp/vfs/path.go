@@ -1,0 +1,69 @@
+package vfs
+
+import (
+	"errors"
+	"path"
+	"strings"
+)
+
+// Names of the two top-level folders. Clients see them; keep them stable.
+const (
+	MyFiles     = "My Files"
+	SharedMount = "Projects Shared With Me"
+
+	MyFilesPath     = "/" + MyFiles
+	SharedMountPath = "/" + SharedMount
+)
+
+// Limits on client paths, as in Linux (NAME_MAX, PATH_MAX).
+const (
+	MaxNameLen = 255
+	MaxPathLen = 4096
+)
+
+// tempPrefix starts the names of the hidden files that atomic uploads write
+// before renaming them into place. Clients can neither see nor name them.
+const tempPrefix = ".skiff-upload-"
+
+// Errors of CleanPath. They all mean the client sent a path that names
+// nothing a user could have created.
+var (
+	ErrInvalidChar = errors.New("invalid character in path")
+	ErrNameTooLong = errors.New("file name too long")
+	ErrPathTooLong = errors.New("path too long")
+	ErrReserved    = errors.New("reserved file name")
+)
+
+// CleanPath turns a client path into a clean absolute virtual path, or
+// refuses it. It is applied once, at the edge, to every path a client sends.
+//
+//   - Relative paths are taken from "/" (pkg/sftp has already joined them
+//     with the session's start directory).
+//   - ".", "..", repeated and trailing slashes are resolved lexically; ".."
+//     stops at "/", as in POSIX, and the tree below then confines the result.
+//   - A backslash is refused rather than read as a separator: SFTP paths
+//     are POSIX, Windows clients already convert, and a name that means one
+//     thing here and another on a user's Windows disk helps no one.
+//   - NUL is refused, as is any element longer than MaxNameLen bytes or a
+//     path longer than MaxPathLen bytes.
+//   - Names that start like the hidden upload files are refused.
+func CleanPath(p string) (string, error) {
+	if len(p) > MaxPathLen {
+		return "", ErrPathTooLong
+	}
+	if strings.ContainsAny(p, "\x00\\") {
+		return "", ErrInvalidChar
+	}
+	clean := path.Clean("/" + p)
+	for rest := clean[1:]; rest != ""; {
+		name, tail, _ := strings.Cut(rest, "/")
+		if len(name) > MaxNameLen {
+			return "", ErrNameTooLong
+		}
+		if strings.HasPrefix(name, tempPrefix) {
+			return "", ErrReserved
+		}
+		rest = tail
+	}
+	return clean, nil
+}

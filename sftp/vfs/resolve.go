@@ -1,0 +1,188 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+)
+
+// place says which part of the tree a virtual path is in.
+type place uint8
+
+const (
+	atRoot   place = iota // "/"
+	atMount               // "/Projects Shared With Me"
+	atHome                // "/My Files" and below
+	atFolder              // "/Projects Shared With Me/<name>" and below
+)
+
+// location is a resolved virtual path.
+type location struct {
+	vpath  string
+	place  place
+	root   *os.Root     // the tree, for atHome and atFolder
+	rel    string       // path inside root; "." is the tree's top
+	folder SharedFolder // for atFolder, with its display name and rights
+}
+
+// virtual reports whether the location is one of the read-only directories
+// that exist only in the tree ("/" and the mount point).
+func (l *location) virtual() bool { return l.place == atRoot || l.place == atMount }
+
+// top reports whether the location is the top of a tree: "/My Files" or a
+// shared folder itself. They can be listed and entered but not removed,
+// renamed or replaced.
+func (l *location) top() bool { return !l.virtual() && l.rel == "." }
+
+// entry reports whether the location is something inside a tree, which is
+// all that can be created, removed or renamed.
+func (l *location) entry() bool { return !l.virtual() && l.rel != "." }
+
+// name is the location's base name as clients see it.
+func (l *location) name() string {
+	if l.vpath == "/" {
+		return "/"
+	}
+	return l.vpath[strings.LastIndexByte(l.vpath, '/')+1:]
+}
+
+// need fails unless the user has every right in want here. Only shared
+// folders restrict rights; callers refuse writes to virtual places themselves.
+func (l *location) need(want Rights) error {
+	if l.place == atFolder && !l.folder.Rights.Has(want) {
+		return errDenied
+	}
+	return nil
+}
+
+// needAny fails unless the user has at least one right in want here.
+func (l *location) needAny(want Rights) error {
+	if l.place == atFolder && l.folder.Rights&want == 0 {
+		return errDenied
+	}
+	return nil
+}
+
+// resolve cleans a client path and finds what it names. It checks the Gate
+// first, so every operation that touches the tree is gated.
+func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
+	if err := s.allow(ctx); err != nil {
+		return nil, err
+	}
+	vpath, err := CleanPath(p)
+	if err != nil {
+		return nil, pathError(err)
+	}
+	loc := &location{vpath: vpath, rel: "."}
+	if vpath == "/" {
+		loc.place = atRoot
+		return loc, nil
+	}
+	first, rest, _ := strings.Cut(vpath[1:], "/")
+	switch first {
+	case MyFiles:
+		if s.cfg.Jailed {
+			return nil, errNotFound
+		}
+		loc.place = atHome
+		if loc.root, err = s.homeRoot(); err != nil {
+			return nil, err
+		}
+	case SharedMount:
+		if rest == "" {
+			loc.place = atMount
+			return loc, nil
+		}
+		loc.place = atFolder
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		folder, ok, err := s.shares.lookup(ctx, name)
+		if err != nil {
+			s.log.Warn("sftp: shared folders unavailable", "err", err)
+			return nil, errUnavailable
+		}
+		if !ok {
+			return nil, errNotFound
+		}
+		loc.folder = folder
+		if loc.root, err = s.folderRoot(folder.ID); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errNotFound
+	}
+	if rest != "" {
+		loc.rel = rest
+	}
+	return loc, nil
+}
+
+// allow asks the (cached) Gate. A refusal ends the session.
+func (s *Session) allow(ctx context.Context) error {
+	err := s.gate.check(ctx)
+	if err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	first := s.denied == nil
+	s.mu.Unlock()
+	if first {
+		s.log.Info("sftp: session ended by gate", "reason", err)
+	}
+	s.terminate(err)
+	return errSessionEnded
+}
+
+// homeRoot opens the user's home on first use, so a jailed user never gets one.
+func (s *Session) homeRoot() (*os.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.home != nil {
+		return s.home, nil
+	}
+	if s.closed {
+		return nil, errSessionEnded
+	}
+	root, err := s.cfg.Storage.UserHome(s.cfg.AccountID, s.cfg.UserID)
+	if err != nil {
+		s.log.Error("sftp: open home", "err", err)
+		return nil, errInternal
+	}
+	s.home = root
+	return root, nil
+}
+
+// folderRoot opens a shared folder's tree on first use; it stays open for
+// the session (rights are checked on every use, not by closing it).
+func (s *Session) folderRoot(id string) (*os.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.folders[id]; ok {
+		return r, nil
+	}
+	if s.closed {
+		return nil, errSessionEnded
+	}
+	root, err := s.cfg.Storage.ProjectFolder(s.cfg.AccountID, id)
+	if err != nil {
+		s.log.Error("sftp: open project folder", "folder", id, "err", err)
+		return nil, errInternal
+	}
+	s.folders[id] = root
+	return root, nil
+}
+
+// fail maps err to a status for the client, logging what is not the
+// client's doing.
+func (s *Session) fail(op string, loc *location, err error) error {
+	return s.failPath(op, loc.vpath, err)
+}
+
+func (s *Session) failPath(op, vpath string, err error) error {
+	st, expected := fsError(err)
+	if !expected && !errors.Is(err, context.Canceled) {
+		s.log.Error("sftp: "+op+" failed", "path", vpath, "err", err)
+	}
+	return st
+}

@@ -1,0 +1,203 @@
+// Package vfs is the virtual file tree every SFTP session sees, served with
+// github.com/pkg/sftp's request server:
+//
+//	/My Files/                  the user's home (absent for jailed users)
+//	/Projects Shared With Me/   read-only; one folder per project shared with the user
+//
+// Client paths are cleaned once (CleanPath), mapped to a tree from package
+// storage and a path inside it, and every file system call goes through that
+// tree's *os.Root, so nothing outside it can be reached. Inside shared folders
+// each operation is checked against the user's Rights, re-read at most every
+// Config.CacheTTL so changes reach open sessions.
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/skiffhq/skiff/storage"
+)
+
+// DefaultCacheTTL is how long a positive Gate answer and the list of shared
+// folders are reused when Config.CacheTTL is zero.
+const DefaultCacheTTL = time.Second
+
+// maxTxPacket is the largest read the server answers in one packet. Clients
+// that ask for more (OpenSSH with -B, pkg/sftp with MaxPacketUnchecked) get
+// fewer round trips; the 1 KiB kept free is room for headers inside the
+// 256 KiB message limit that OpenSSH and pkg/sftp enforce.
+const maxTxPacket = 256*1024 - 1024
+
+// ErrClosed is returned by Serve on a session that was closed.
+var ErrClosed = errors.New("vfs: session closed")
+
+// ErrDenied wraps the Gate's error when the gate ended the session.
+var ErrDenied = errors.New("vfs: session no longer allowed")
+
+// Config is what a Session is built from. Storage and Gate are required.
+type Config struct {
+	AccountID string
+	UserID    string
+	// Jailed users see only /Projects Shared With Me/.
+	Jailed  bool
+	Storage storage.Storage
+	Gate    Gate
+	// Shares lists the folders shared with the user; nil means none.
+	Shares Shares
+	// CacheTTL bounds how stale a Gate or Shares answer may be
+	// (DefaultCacheTTL when zero).
+	CacheTTL time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Logger receives internal failures, which clients only see as
+	// "failure" (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+// Session is one SSH connection's view of the file tree. Serve it on each
+// "sftp" subsystem channel; Close it when the connection ends.
+type Session struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context // ends when the session ends; for calls outside a request
+	cancel context.CancelFunc
+	stop   func() bool // stops the parent context's watch
+	start  time.Time   // mod time of the virtual directories
+
+	gate   gateCache
+	shares sharesCache
+
+	mu      sync.Mutex
+	closed  bool
+	denied  error // the gate's refusal, once it ended the session
+	home    *os.Root
+	folders map[string]*os.Root // shared folder roots by folder ID
+	uploads map[string]*handle  // atomic uploads in progress, by virtual path
+	servers map[*sftp.RequestServer]struct{}
+	serving sync.WaitGroup
+}
+
+// NewSession builds the session of one SSH connection. It ends (every Serve
+// returns) when ctx is done, when the Gate refuses, or on Close.
+func NewSession(ctx context.Context, cfg Config) (*Session, error) {
+	if cfg.Storage == nil || cfg.Gate == nil {
+		return nil, errors.New("vfs: Storage and Gate are required")
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Session{
+		cfg:     cfg,
+		log:     log.With("account", cfg.AccountID, "user", cfg.UserID),
+		start:   cfg.Now(),
+		folders: make(map[string]*os.Root),
+		uploads: make(map[string]*handle),
+		servers: make(map[*sftp.RequestServer]struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}
+	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, now: cfg.Now}
+	s.stop = context.AfterFunc(ctx, func() { s.terminate(nil) })
+	return s, nil
+}
+
+// StartDirectory is where a client starts: /My Files, or the shared
+// folders' mount point for jailed users.
+func (s *Session) StartDirectory() string {
+	if s.cfg.Jailed {
+		return SharedMountPath
+	}
+	return MyFilesPath
+}
+
+// Serve runs the SFTP protocol on channel until the client or the session
+// ends it, then closes channel. Uploads still open are discarded. It returns
+// nil when the client or Close ended it, an error wrapping ErrDenied when
+// the Gate did.
+func (s *Session) Serve(channel io.ReadWriteCloser) error {
+	s.mu.Lock()
+	if s.closed || s.denied != nil {
+		s.mu.Unlock()
+		channel.Close()
+		return ErrClosed
+	}
+	srv := sftp.NewRequestServer(channel, handlers{s}.sftp(),
+		sftp.WithRSAllocator(),
+		sftp.WithStartDirectory(s.StartDirectory()),
+		sftp.WithRSMaxTxPacket(maxTxPacket),
+	)
+	s.servers[srv] = struct{}{}
+	s.serving.Add(1)
+	s.mu.Unlock()
+
+	err := srv.Serve()
+	srv.Close()
+
+	s.mu.Lock()
+	delete(s.servers, srv)
+	denied, closed := s.denied, s.closed
+	s.mu.Unlock()
+	s.serving.Done()
+
+	switch {
+	case denied != nil:
+		return fmt.Errorf("%w: %w", ErrDenied, denied)
+	case closed || errors.Is(err, io.EOF):
+		return nil
+	}
+	return err
+}
+
+// Close ends every Serve, waits for them to return (discarding uploads still
+// open) and releases the session's trees. It is safe to call more than once.
+func (s *Session) Close() error {
+	s.terminate(nil)
+	s.serving.Wait()
+	s.stop()
+	s.cancel()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.home != nil {
+		errs = append(errs, s.home.Close())
+		s.home = nil
+	}
+	for id, r := range s.folders {
+		errs = append(errs, r.Close())
+		delete(s.folders, id)
+	}
+	return errors.Join(errs...)
+}
+
+// terminate closes every running server without waiting: it is called from
+// inside request handlers (a Gate refusal), where waiting would deadlock.
+// pkg/sftp then closes the handles still open, which discards their uploads.
+func (s *Session) terminate(denied error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if denied != nil && s.denied == nil {
+		s.denied = denied
+	}
+	if denied == nil {
+		s.closed = true
+	}
+	for srv := range s.servers {
+		srv.Close()
+	}
+}

@@ -1,0 +1,168 @@
+// Package storage keeps each account's files: a user's home (My Files) and the
+// account's project folders.
+//
+// Every tree is handed out as an *os.Root, so whatever path a client sends
+// afterwards, no "..", absolute path or symbolic link can reach outside it.
+// IDs are validated UUIDs before they become directory names, so an ID can
+// never be a path trick either.
+//
+// On-disk layout under the base directory:
+//
+//	<base>/<accountID>/users/<userID>/       a user's home
+//	<base>/<accountID>/folders/<folderID>/   a project folder
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+)
+
+// ErrInvalidID is returned when an account, user or folder ID is not a UUID.
+var ErrInvalidID = errors.New("storage: invalid id")
+
+// Storage gives access to an account's file trees. The caller owns every
+// returned *os.Root and must close it.
+type Storage interface {
+	// UserHome returns the user's home, creating it on first use.
+	UserHome(accountID, userID string) (*os.Root, error)
+	// ProjectFolder returns a project folder, creating it on first use.
+	ProjectFolder(accountID, folderID string) (*os.Root, error)
+	// FreeSpace reports the capacity of the file system holding the account.
+	FreeSpace(accountID string) (Space, error)
+}
+
+// Space is what statvfs reports about the file system holding an account.
+// Block counts are in units of BlockSize.
+type Space struct {
+	BlockSize   uint64
+	Blocks      uint64 // total
+	BlocksFree  uint64 // free
+	BlocksAvail uint64 // free for unprivileged writers
+	Files       uint64 // total inodes
+	FilesFree   uint64 // free inodes
+	NameMax     uint64 // longest file name
+	ReadOnly    bool
+}
+
+// Directory permissions: the service's own files are readable by no one else
+// on the host; dirMode leaves group read for backup or scanning agents.
+const (
+	baseMode = 0o700
+	dirMode  = 0o750
+)
+
+// Local is a Storage on a local (or mounted shared) file system. It is safe
+// for concurrent use.
+type Local struct {
+	base *os.Root
+}
+
+var _ Storage = (*Local)(nil)
+
+// NewLocal opens (creating if needed) the base directory dir.
+func NewLocal(dir string) (*Local, error) {
+	if err := os.MkdirAll(dir, baseMode); err != nil {
+		return nil, fmt.Errorf("storage: create base: %w", err)
+	}
+	base, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open base: %w", err)
+	}
+	return &Local{base: base}, nil
+}
+
+// Close releases the base directory. Roots already handed out stay usable.
+func (l *Local) Close() error { return l.base.Close() }
+
+// UserHome implements Storage.
+func (l *Local) UserHome(accountID, userID string) (*os.Root, error) {
+	return l.tree(accountID, "users", userID)
+}
+
+// ProjectFolder implements Storage.
+func (l *Local) ProjectFolder(accountID, folderID string) (*os.Root, error) {
+	return l.tree(accountID, "folders", folderID)
+}
+
+func (l *Local) tree(accountID, kind, id string) (*os.Root, error) {
+	acct, err := canonicalID(accountID)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := canonicalID(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.base.Mkdir(acct, baseMode); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("storage: create account directory: %w", err)
+	}
+	rel := path.Join(acct, kind, leaf)
+	if err := l.base.MkdirAll(rel, dirMode); err != nil {
+		return nil, fmt.Errorf("storage: create %s directory: %w", kind, err)
+	}
+	root, err := l.base.OpenRoot(rel)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s directory: %w", kind, err)
+	}
+	return root, nil
+}
+
+// FreeSpace implements Storage. It asks the file system through a descriptor
+// opened inside the base, so no host path is resolved outside os.Root.
+func (l *Local) FreeSpace(accountID string) (Space, error) {
+	acct, err := canonicalID(accountID)
+	if err != nil {
+		return Space{}, err
+	}
+	if err := l.base.Mkdir(acct, baseMode); err != nil && !errors.Is(err, os.ErrExist) {
+		return Space{}, fmt.Errorf("storage: create account directory: %w", err)
+	}
+	dir, err := l.base.Open(acct)
+	if err != nil {
+		return Space{}, fmt.Errorf("storage: open account directory: %w", err)
+	}
+	defer dir.Close()
+	var st unix.Statfs_t
+	if err := withFD(dir, func(fd int) error { return unix.Fstatfs(fd, &st) }); err != nil {
+		return Space{}, fmt.Errorf("storage: statfs: %w", err)
+	}
+	return Space{
+		BlockSize:   uint64(st.Frsize),
+		Blocks:      st.Blocks,
+		BlocksFree:  st.Bfree,
+		BlocksAvail: st.Bavail,
+		Files:       st.Files,
+		FilesFree:   st.Ffree,
+		NameMax:     uint64(st.Namelen),
+		ReadOnly:    st.Flags&unix.ST_RDONLY != 0,
+	}, nil
+}
+
+// canonicalID validates a UUID and returns its canonical lower-case form, so
+// that the spellings one UUID accepts all name the same directory.
+func canonicalID(id string) (string, error) {
+	u, err := uuid.Parse(id)
+	if err != nil || u == uuid.Nil {
+		return "", fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	return u.String(), nil
+}
+
+// withFD runs fn with f's descriptor without switching f to blocking mode,
+// which (*os.File).Fd would do.
+func withFD(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
