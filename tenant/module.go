@@ -25,3 +25,12 @@ func EffectiveModuleStatus(stored string, trialEndsAt *time.Time, now time.Time)
 
 // AllowsLogin reports whether SFTP logins work in this status.
 func (s ModuleStatus) AllowsLogin() bool { return s == ModuleTrial || s == ModuleActive }
+
+// ModuleStatus returns the account's SFTP module status at now.
+func (a *Account) ModuleStatus(now time.Time) ModuleStatus {
+	return EffectiveModuleStatus(a.SFTPStatus, a.SFTPTrialEndsAt, now)
+}
+
+// SFTPModuleStatus returns the account's SFTP module status by the service's
+// clock: what clients should show, since EXPIRED is never stored.
+func (s *Service) SFTPModuleStatus(a *Account) ModuleStatus { return a.ModuleStatus(s.now()) }
