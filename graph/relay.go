@@ -1,0 +1,96 @@
+package graph
+
+import (
+	"context"
+	"encoding/base64"
+	"net/netip"
+	"strings"
+
+	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Global IDs are base64url("<Type>:<id>"): opaque to clients, typed for us.
+
+func globalID(typ, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(typ + ":" + id))
+}
+
+// parseID returns the local ID in a global ID of type typ. A malformed ID or
+// one of another type is reported exactly like a missing object.
+func parseID(gid, typ string) (string, error) {
+	typ2, id, ok := decodeGlobalID(gid)
+	if !ok || typ2 != typ {
+		return "", tenant.NotFound(strings.ToLower(typ))
+	}
+	return id, nil
+}
+
+func decodeGlobalID(gid string) (typ, id string, ok bool) {
+	if len(gid) > 200 {
+		return "", "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(gid)
+	if err != nil {
+		return "", "", false
+	}
+	typ, id, ok = strings.Cut(string(b), ":")
+	return typ, id, ok && typ != "" && id != ""
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func page(first *int, after *string) tenant.Page {
+	return tenant.Page{First: deref(first), After: deref(after)}
+}
+
+func pageInfo[T any](c *tenant.Connection[T]) *model.PageInfo {
+	pi := &model.PageInfo{HasNextPage: c.HasNext, HasPreviousPage: c.HasPrevious}
+	if n := len(c.Cursors); n > 0 {
+		pi.StartCursor, pi.EndCursor = &c.Cursors[0], &c.Cursors[n-1]
+	}
+	return pi
+}
+
+// userErrors splits a service error: expected failures become the payload's
+// userErrors (nil error); anything else is returned as a GraphQL error.
+func userErrors(err error) ([]*model.UserError, error) {
+	if err == nil {
+		return []*model.UserError{}, nil
+	}
+	code := tenant.ErrorCode(err)
+	var uc model.UserErrorCode
+	switch code {
+	case tenant.EInvalid:
+		uc = model.UserErrorCodeInvalid
+	case tenant.EConflict:
+		uc = model.UserErrorCodeConflict
+	case tenant.ELimit:
+		uc = model.UserErrorCodeLimit
+	default:
+		return nil, err
+	}
+	ue := &model.UserError{Code: uc, Message: tenant.ErrorMessage(err)}
+	if f := tenant.ErrorField(err); f != "" {
+		ue.Field = &f
+	}
+	return []*model.UserError{ue}, nil
+}
+
+type remoteAddrKey struct{}
+
+// withRemoteAddr records the client's address for login throttling.
+func withRemoteAddr(ctx context.Context, a netip.Addr) context.Context {
+	return context.WithValue(ctx, remoteAddrKey{}, a)
+}
+
+func remoteAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(remoteAddrKey{}).(netip.Addr)
+	return a
+}

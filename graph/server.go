@@ -1,0 +1,296 @@
+package graph
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/skiffhq/skiff/graph/generated"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Config is the HTTP API's production posture.
+type Config struct {
+	Playground     bool     // serve the GraphQL playground at /playground
+	Introspection  bool     // answer introspection queries (and field suggestions)
+	MaxBodyBytes   int64    // request-body cap; 1 MiB by default
+	MaxComplexity  int      // per-operation complexity limit; 1000 by default
+	MaxDepth       int      // selection depth limit; 12 by default
+	AllowedOrigins []string // CORS origins allowed to call the API ("*" for any)
+	Logger         *slog.Logger
+	// Ready reports whether the service can take traffic (the database answers).
+	Ready func(ctx context.Context) error
+}
+
+func (c *Config) defaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxComplexity == 0 {
+		c.MaxComplexity = 1000
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = 12
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// NewHandler returns the HTTP API: /graphql, /playground (when enabled),
+// /healthz and /readyz.
+func NewHandler(r *Resolver, cfg Config) http.Handler {
+	cfg.defaults()
+	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+	}
+	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv.Use(depthLimit{max: cfg.MaxDepth})
+	log := cfg.Logger
+	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
+		return presentError(ctx, log, err)
+	})
+	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
+		return fmt.Errorf("panic in resolver: %v", p)
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", r.authenticate(srv))
+	if cfg.Playground {
+		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				log.Warn("not ready", "err", err)
+				http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return requestID(accessLog(log, cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, mux))))
+}
+
+// authenticate turns a bearer token into the request's principal. A request
+// without a token is anonymous (login still works); a bad token is refused.
+func (r *Resolver) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx := withRemoteAddr(req.Context(), clientAddr(req))
+		if h := req.Header.Get("Authorization"); h != "" {
+			token, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				writeAuthError(w, "use the Authorization header as: Bearer <token>")
+				return
+			}
+			p, err := r.Tenant.Authenticate(ctx, strings.TrimSpace(token))
+			if err != nil {
+				if tenant.ErrorCode(err) == tenant.EUnauthenticated {
+					writeAuthError(w, tenant.ErrorMessage(err))
+					return
+				}
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+			ctx = tenant.WithPrincipal(ctx, p)
+		}
+		next.ServeHTTP(w, req.WithContext(ctx))
+	})
+}
+
+func writeAuthError(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="skiff"`)
+	w.WriteHeader(http.StatusUnauthorized)
+	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"UNAUTHENTICATED"}}]}`, msg)
+}
+
+// clientAddr is the TCP peer. Behind a reverse proxy, put the proxy's
+// address-rewriting in front; Skiff does not trust X-Forwarded-For.
+func clientAddr(req *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// presentError maps application errors to extensions.code in one place.
+// Internal errors are logged with the request ID and masked.
+func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Error {
+	gerr := graphql.DefaultErrorPresenter(ctx, err)
+	var te *tenant.Error
+	if !errors.As(err, &te) {
+		var ge *gqlerror.Error
+		if errors.As(err, &ge) && ge.Err == nil {
+			return gerr // a validation or parse error from gqlgen: safe to show
+		}
+		te = &tenant.Error{Code: tenant.EInternal, Err: err}
+	}
+	if gerr.Extensions == nil {
+		gerr.Extensions = map[string]any{}
+	}
+	code := string(te.Code)
+	switch te.Code {
+	case tenant.EInternal:
+		rid := RequestIDFrom(ctx)
+		log.Error("internal error", "request_id", rid, "path", gerr.Path.String(), "err", err)
+		gerr.Message = "internal error (request " + rid + ")"
+		gerr.Extensions["requestId"] = rid
+	case tenant.EInvalid, tenant.EConflict, tenant.ELimit:
+		// Outside a payload (e.g. a bad page size in a query): a bad request.
+		gerr.Message = te.Message
+		code = "BAD_USER_INPUT"
+		if te.Field != "" {
+			gerr.Extensions["field"] = te.Field
+		}
+	default:
+		gerr.Message = te.Message
+	}
+	gerr.Extensions["code"] = code
+	return gerr
+}
+
+// depthLimit refuses operations nested deeper than max, which complexity
+// alone does not bound for cheap fields.
+type depthLimit struct{ max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = depthLimit{}
+
+func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
+func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > d.max {
+		err := gqlerror.Errorf("the query is nested %d levels deep; the limit is %d", depth, d.max)
+		err.Extensions = map[string]any{"code": "QUERY_TOO_DEEP"}
+		return err
+	}
+	return nil
+}
+
+func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
+	if seen > 64 { // fragment cycles are rejected by validation; stay safe anyway
+		return seen
+	}
+	deepest := 0
+	for _, s := range set {
+		var d int
+		switch s := s.(type) {
+		case *ast.Field:
+			d = 1 + selectionDepth(s.SelectionSet, frags, seen+1)
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet, frags, seen+1)
+		case *ast.FragmentSpread:
+			if f := frags.ForName(s.Name); f != nil {
+				d = selectionDepth(f.SelectionSet, frags, seen+1)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}
+
+type requestIDKey struct{}
+
+// RequestIDFrom returns the request's ID (also sent as X-Request-ID).
+func RequestIDFrom(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey{}).(string)
+	return s
+}
+
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id)))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, req)
+		log.Debug("http", "method", req.Method, "path", req.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "request_id", RequestIDFrom(req.Context()))
+	})
+}
+
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.ContentLength > n {
+			http.Error(w, fmt.Sprintf("request body too large (limit %d bytes)", n), http.StatusRequestEntityTooLarge)
+			return
+		}
+		req.Body = http.MaxBytesReader(w, req.Body, n)
+		next.ServeHTTP(w, req)
+	})
+}
+
+// cors answers browsers from the configured origins only.
+func cors(origins []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		origin := req.Header.Get("Origin")
+		if origin != "" && (slices.Contains(origins, "*") || slices.Contains(origins, origin)) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+			h.Set("Access-Control-Max-Age", "600")
+			if req.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, req)
+	})
+}
