@@ -1,0 +1,6 @@
+//go:build !linux
+
+package pgtest
+
+// ramDir is Linux only.
+func ramDir() string { return "" }
