@@ -1,0 +1,201 @@
+package notify
+
+import (
+	"encoding/json"
+	"html"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/tenant"
+)
+
+var (
+	t0 = time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	t1 = time.Date(2026, 3, 16, 9, 30, 0, 0, time.UTC)
+)
+
+// samples has complete data for every kind, and what each rendering must show.
+var samples = map[tenant.EmailKind]struct {
+	data tenant.EmailData
+	want []string // in the text and the HTML body
+}{
+	tenant.EmailSFTPEnabled: {tenant.SFTPEnabledData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Host: "sftp.example.com", Port: 2222,
+		Login: "ae-ada-7k2q", CustomLogin: "ada", DedicatedHost: "203.0.113.7",
+		HostKeys: []tenant.HostKeyFingerprint{
+			{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E"},
+			{Algorithm: "rsa-sha2-512", Fingerprint: "SHA256:Qm0f6g9Kx2r0s8vYh4c3WcQ1mGqv8yM2b1zQm7T0a1k"},
+		},
+	}, []string{"sftp.example.com", "2222", "ae-ada-7k2q", "ada", "203.0.113.7", "ssh-ed25519",
+		"SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E", "rsa-sha2-512", "account password or with one of your SSH keys"}},
+	tenant.EmailSSHKeyAdded: {tenant.SSHKeyAddedData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Algorithm: "ssh-ed25519",
+		Bits: 256, Fingerprint: "SHA256:abc123", AddedAt: t0, AddedBy: "Charles Babbage",
+	}, []string{"Laptop", "ssh-ed25519", "256 bits", "SHA256:abc123", "Monday 2 March 2026 at 09:30 UTC",
+		"Charles Babbage", "contact your administrator"}},
+	tenant.EmailModuleTrialStarted: {tenant.ModuleTrialStartedData{
+		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", StartedAt: t0, EndsAt: t1, Licences: 5,
+	}, []string{"Analytical Engines", "Monday 2 March 2026", "Monday 16 March 2026 at 09:30 UTC", "5 SFTP user licences"}},
+	tenant.EmailModuleActivated: {tenant.ModuleActivatedData{
+		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", ActivatedAt: t0, Licences: 1,
+	}, []string{"Analytical Engines", "Monday 2 March 2026", "1 SFTP user licence."}},
+	tenant.EmailModuleTrialEnding: {tenant.ModuleTrialEndingData{
+		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", EndsAt: t1, Licences: 5, LicencesUsed: 3,
+	}, []string{"Monday 16 March 2026 at 09:30 UTC", "3 of your 5 SFTP user licences"}},
+	tenant.EmailInvitation: {tenant.InvitationData{
+		InviteeName: "Mary Somerville", AccountName: "Analytical Engines", InvitedBy: "Charles Babbage",
+		Token: "tok/en+1", ExpiresAt: t1,
+	}, []string{"Mary Somerville", "Charles Babbage", "https://app.example.com/base/accept-invitation?token=tok%2Fen%2B1",
+		"Monday 16 March 2026 at 09:30 UTC"}},
+	tenant.EmailPasswordReset: {tenant.PasswordResetData{
+		UserName: "Ada Lovelace", Token: "reset-token", ExpiresAt: t1,
+	}, []string{"https://app.example.com/base/reset-password?token=reset-token", "Monday 16 March 2026 at 09:30 UTC",
+		"your password stays as it is"}},
+}
+
+func newTestRenderer(t *testing.T) *Renderer {
+	t.Helper()
+	r, err := NewRenderer("https://app.example.com/base/", "Acme Files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRenderEveryKind(t *testing.T) {
+	r := newTestRenderer(t)
+	for _, kind := range tenant.EmailKinds() {
+		s, ok := samples[kind]
+		if !ok {
+			t.Errorf("no sample for %s", kind)
+			continue
+		}
+		if s.data.EmailKind() != kind {
+			t.Fatalf("sample for %s is a %s", kind, s.data.EmailKind())
+		}
+		got, err := r.Render(kind, mustJSON(t, s.data))
+		if err != nil {
+			t.Errorf("Render(%s): %v", kind, err)
+			continue
+		}
+		if got.Subject == "" || strings.ContainsAny(got.Subject, "\r\n") {
+			t.Errorf("%s: subject %q", kind, got.Subject)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(got.Text, w) {
+				t.Errorf("%s: text lacks %q:\n%s", kind, w, got.Text)
+			}
+			if !strings.Contains(html.UnescapeString(got.HTML), w) {
+				t.Errorf("%s: HTML lacks %q:\n%s", kind, w, got.HTML)
+			}
+		}
+		for _, body := range []string{got.Text, got.HTML} {
+			if strings.Contains(strings.ToLower(body), "password:") || strings.Contains(body, "<no value>") {
+				t.Errorf("%s: body shows a password field or a missing value:\n%s", kind, body)
+			}
+		}
+	}
+}
+
+func TestRenderSubjects(t *testing.T) {
+	r := newTestRenderer(t)
+	want := map[tenant.EmailKind]string{
+		tenant.EmailSFTPEnabled:        "Your SFTP access to Analytical Engines",
+		tenant.EmailSSHKeyAdded:        "A new SSH key was added to your SFTP access",
+		tenant.EmailModuleTrialStarted: "Your SFTP trial for Analytical Engines has started",
+		tenant.EmailModuleActivated:    "The SFTP module is active for Analytical Engines",
+		tenant.EmailModuleTrialEnding:  "Your SFTP trial for Analytical Engines ends on Monday 16 March 2026",
+		tenant.EmailInvitation:         "Charles Babbage invited you to Analytical Engines on Acme Files",
+		tenant.EmailPasswordReset:      "Reset your Acme Files password",
+	}
+	for kind, subject := range want {
+		got, err := r.Render(kind, mustJSON(t, samples[kind].data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Subject != subject {
+			t.Errorf("%s: subject %q, want %q", kind, got.Subject, subject)
+		}
+	}
+}
+
+// Every field of every kind's data is used, and leaving one out is an error
+// rather than an email with a gap.
+func TestRenderMissingDataIsAnError(t *testing.T) {
+	r := newTestRenderer(t)
+	for _, kind := range tenant.EmailKinds() {
+		var full map[string]any
+		if err := json.Unmarshal(mustJSON(t, samples[kind].data), &full); err != nil {
+			t.Fatal(err)
+		}
+		for key := range full {
+			partial := map[string]any{}
+			for k, v := range full {
+				if k != key {
+					partial[k] = v
+				}
+			}
+			if _, err := r.Render(kind, mustJSON(t, partial)); err == nil {
+				t.Errorf("%s without %s rendered without error", kind, key)
+			}
+		}
+		if _, err := r.Render(kind, []byte(`{}`)); err == nil {
+			t.Errorf("%s with no data rendered without error", kind)
+		}
+	}
+	if _, err := r.Render(tenant.EmailSSHKeyAdded, []byte(`{"AddedAt": "yesterday"}`)); err == nil {
+		t.Error("a bad time rendered without error")
+	}
+	if _, err := r.Render("birthday", []byte(`{}`)); err == nil {
+		t.Error("an unknown kind rendered without error")
+	}
+}
+
+func TestRenderEscapesHTML(t *testing.T) {
+	r := newTestRenderer(t)
+	d := samples[tenant.EmailSSHKeyAdded].data.(tenant.SSHKeyAddedData)
+	d.Title = `<img src=x onerror=alert(1)>`
+	d.AddedBy = "Eve\r\nBcc: victim@example.com"
+	got, err := r.Render(tenant.EmailSSHKeyAdded, mustJSON(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got.HTML, "<img") || !strings.Contains(got.HTML, "&lt;img src=x onerror=alert(1)&gt;") {
+		t.Errorf("title not escaped in HTML:\n%s", got.HTML)
+	}
+	if !strings.Contains(got.Text, "<img src=x onerror=alert(1)>") {
+		t.Errorf("text body should show the title as typed:\n%s", got.Text)
+	}
+
+	// Data in a subject cannot start a new header line.
+	inv := samples[tenant.EmailInvitation].data.(tenant.InvitationData)
+	inv.InvitedBy = "Eve\r\nBcc: victim@example.com"
+	got, err = r.Render(tenant.EmailInvitation, mustJSON(t, inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(got.Subject, "\r\n") {
+		t.Errorf("subject %q spans lines", got.Subject)
+	}
+}
+
+func TestNewRendererChecksPublicURL(t *testing.T) {
+	for _, u := range []string{"", "app.example.com", "ftp://app.example.com", "https://", "/relative"} {
+		if _, err := NewRenderer(u, "Acme"); err == nil {
+			t.Errorf("NewRenderer(%q) accepted", u)
+		}
+	}
+	if _, err := NewRenderer("http://localhost:8080", " "); err == nil {
+		t.Error("an empty product name was accepted")
+	}
+}

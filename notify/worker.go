@@ -1,0 +1,212 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// outboxDB is what the worker needs of the store: transactions on the outbox scope.
+type outboxDB interface {
+	CrossTenant(ctx context.Context, scope tenant.Scope, fn func(tx *sqlx.Tx) error) error
+}
+
+var _ outboxDB = (*tenant.DB)(nil)
+
+// Worker drains the outbox: it claims due emails, renders and sends them, and
+// records the outcome. Several workers (one per Skiff node) may run at once;
+// each email is claimed by one of them at a time.
+//
+// Delivery is exactly once as far as SMTP allows. An email is marked SENDING,
+// in its own committed transaction, before the SMTP conversation, and SENT as
+// soon as the server has accepted it; a worker that stops (or is cancelled)
+// finishes the email in hand first. The one gap is a crash or lost database
+// between the server's acceptance and the SENT update. Such an email stays
+// SENDING until its lease runs out, and is then sent again: a credentials or
+// password-reset email that never arrives is worse than one that arrives
+// twice, and every attempt carries the same Message-ID, so mail clients and
+// servers can tell the duplicate. An email whose interrupted attempt was its
+// last is marked FAILED for a human to check instead.
+//
+// A failed attempt is retried after BaseDelay × 2^(attempts−1), capped at
+// MaxDelay, with jitter (between half and all of that delay); after
+// MaxAttempts attempts, or at once when the server refuses the recipient or
+// the message for good, the email is FAILED.
+type Worker struct {
+	DB       outboxDB // a *tenant.DB
+	Renderer *Renderer
+	Sender   Sender
+
+	Now          func() time.Time
+	PollInterval time.Duration // how often to look for due emails when idle
+	MaxAttempts  int
+	BaseDelay    time.Duration
+	MaxDelay     time.Duration
+	// Lease is how long an email may stay SENDING before another worker
+	// decides its worker died and retries it. It must exceed SendTimeout.
+	Lease       time.Duration
+	SendTimeout time.Duration
+	// MessageIDDomain is the right-hand side of Message-IDs: "<outbox id>@domain".
+	MessageIDDomain string
+	Log             *slog.Logger
+}
+
+// NewWorker returns a worker with the defaults: poll every 5 s, 10 attempts,
+// 30 s doubling to 1 h between them, 10 min lease, 1 min per send.
+func NewWorker(db *tenant.DB, r *Renderer, s Sender) *Worker {
+	return &Worker{
+		DB: db, Renderer: r, Sender: s,
+		Now:             time.Now,
+		PollInterval:    5 * time.Second,
+		MaxAttempts:     10,
+		BaseDelay:       30 * time.Second,
+		MaxDelay:        time.Hour,
+		Lease:           10 * time.Minute,
+		SendTimeout:     time.Minute,
+		MessageIDDomain: "skiff",
+		Log:             slog.Default(),
+	}
+}
+
+// Run sends due emails until ctx is cancelled, then returns nil once the
+// email in hand is finished. Database trouble is logged and retried at the
+// next poll.
+func (w *Worker) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if _, err := w.SendDue(ctx); err != nil && ctx.Err() == nil {
+			w.Log.Error("outbox: poll failed", "err", err)
+		}
+		timer.Reset(w.PollInterval)
+	}
+}
+
+// SendDue handles every email due now, one at a time, and returns how many it
+// handled (sent, rescheduled or failed). It stops early when ctx is cancelled,
+// after finishing the email in hand.
+func (w *Worker) SendDue(ctx context.Context) (int, error) {
+	n := 0
+	for ctx.Err() == nil {
+		var e *tenant.OutboxEmail
+		err := w.DB.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) (err error) {
+			e, err = tenant.ClaimEmail(ctx, tx, w.Now(), w.Lease)
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("claim email: %w", err)
+		}
+		if e == nil {
+			return n, nil
+		}
+		// The email is claimed: see it through even if ctx ends now.
+		w.deliver(context.WithoutCancel(ctx), e)
+		n++
+	}
+	return n, nil
+}
+
+// outcome is what happened to one attempt.
+type outcome struct {
+	subject, messageID string
+	sent               bool
+	reason             string // user-safe, when not sent
+	permanent          bool
+}
+
+func (w *Worker) deliver(ctx context.Context, e *tenant.OutboxEmail) {
+	log := w.Log.With("outbox_id", e.ID, "kind", e.Kind, "account_id", e.AccountID, "attempt", e.Attempts)
+	o := w.attempt(ctx, e, log)
+	if err := w.record(ctx, e, o); err != nil {
+		// The email stays SENDING; after the lease another worker retries it.
+		log.Error("outbox: could not record the outcome", "sent", o.sent, "err", err)
+		return
+	}
+	if o.sent {
+		log.Info("outbox: email sent", "message_id", o.messageID)
+	}
+}
+
+func (w *Worker) attempt(ctx context.Context, e *tenant.OutboxEmail, log *slog.Logger) outcome {
+	o := outcome{messageID: e.ID + "@" + w.MessageIDDomain}
+	if e.Unfinished {
+		log.Warn("outbox: an earlier attempt was interrupted; it may have been delivered")
+		if e.Attempts > w.MaxAttempts {
+			o.reason, o.permanent = "sending was interrupted; the email may or may not have arrived", true
+			return o
+		}
+	}
+	r, err := w.Renderer.Render(e.Kind, e.Data)
+	if err != nil {
+		// Templates and data are ours: this is a bug, and retrying will not fix it.
+		log.Error("outbox: cannot render email", "err", err)
+		o.reason, o.permanent = "the email could not be composed", true
+		return o
+	}
+	o.subject = r.Subject
+	sendCtx, cancel := context.WithTimeout(ctx, w.SendTimeout)
+	defer cancel()
+	err = w.Sender.Send(sendCtx, &Message{
+		ID: o.messageID, To: e.To, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Date: w.Now(),
+	})
+	if err == nil {
+		o.sent = true
+		return o
+	}
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		o.reason, o.permanent = de.Reason, de.Permanent
+	} else {
+		o.reason = "the email could not be handed to the mail system"
+	}
+	log.Warn("outbox: send failed", "permanent", o.permanent, "err", err)
+	return o
+}
+
+// record writes the outcome. Writing SENT is what stands between an accepted
+// email and a duplicate, so a failed write is retried briefly.
+func (w *Worker) record(ctx context.Context, e *tenant.OutboxEmail, o outcome) error {
+	now := w.Now()
+	write := func(tx *sqlx.Tx) error {
+		switch {
+		case o.sent:
+			return tenant.MarkEmailSent(ctx, tx, e, now, o.subject, o.messageID)
+		case o.permanent || e.Attempts >= w.MaxAttempts:
+			return tenant.MarkEmailFailed(ctx, tx, e, o.reason, time.Time{}, o.subject, o.messageID)
+		default:
+			return tenant.MarkEmailFailed(ctx, tx, e, o.reason, now.Add(w.backoff(e.Attempts)), o.subject, o.messageID)
+		}
+	}
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * time.Second)
+		}
+		err = w.DB.CrossTenant(ctx, tenant.ScopeOutbox, write)
+		if err == nil || errors.Is(err, tenant.ErrClaimLost) {
+			return err
+		}
+	}
+	return err
+}
+
+// backoff is the wait after the given number of failed attempts.
+func (w *Worker) backoff(attempts int) time.Duration {
+	d := w.MaxDelay
+	if shift := attempts - 1; shift < 32 && w.BaseDelay<<shift < w.MaxDelay && w.BaseDelay<<shift > 0 {
+		d = w.BaseDelay << shift
+	}
+	// Jitter spreads retries of emails that failed together (a mail server outage).
+	return d/2 + rand.N(d/2+1)
+}
