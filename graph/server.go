@@ -66,6 +66,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		srv.Use(extension.Introspection{})
 	} else {
 		srv.SetDisableSuggestion(true)
+		srv.Use(noIntrospection{})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(depthLimit{max: cfg.MaxDepth})
@@ -226,6 +227,45 @@ func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen
 	return deepest
 }
 
+// noIntrospection refuses introspection queries up front with a clear error
+// (gqlgen would otherwise fail them as an unexplained resolver error).
+type noIntrospection struct{}
+
+func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
+func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (noIntrospection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation != nil && introspects(oc.Operation.SelectionSet, oc.Doc.Fragments, 0) {
+		err := gqlerror.Errorf("introspection is disabled on this server")
+		err.Extensions = map[string]any{"code": "INTROSPECTION_DISABLED"}
+		return err
+	}
+	return nil
+}
+
+func introspects(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" || introspects(s.SelectionSet, frags, depth+1) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if introspects(s.SelectionSet, frags, depth+1) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if f := frags.ForName(s.Name); f != nil && introspects(f.SelectionSet, frags, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type requestIDKey struct{}
 
 // RequestIDFrom returns the request's ID (also sent as X-Request-ID).
@@ -267,7 +307,9 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.ContentLength > n {
-			http.Error(w, fmt.Sprintf("request body too large (limit %d bytes)", n), http.StatusRequestEntityTooLarge)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"errors":[{"message":"request body too large (limit %d bytes)","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, n)
 			return
 		}
 		req.Body = http.MaxBytesReader(w, req.Body, n)

@@ -86,7 +86,7 @@ func (s *Service) Accounts(ctx context.Context, search string, page Page) (*Conn
 		}
 		return nil
 	})
-	return conn, err
+	return result(conn, err)
 }
 
 // CreateAccountInput makes an account with its first owner.

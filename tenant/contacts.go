@@ -48,7 +48,7 @@ func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
 		c, err = getContact(ctx, q, id)
 		return err
 	})
-	return c, err
+	return result(c, err)
 }
 
 // Contacts lists an account's contacts for its owners and admins.
@@ -92,7 +92,7 @@ func (s *Service) Contacts(ctx context.Context, accountID, search string, page P
 		}
 		return nil
 	})
-	return conn, err
+	return result(conn, err)
 }
 
 // ContactInput creates or changes a contact; on update, nil fields stay.
@@ -164,7 +164,7 @@ func (s *Service) CreateContact(ctx context.Context, in ContactInput) (*Contact,
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.created", TargetKind: "Contact", TargetID: c.ID, After: c})
 	})
-	return c, err
+	return result(c, err)
 }
 
 // UpdateContact changes a contact of the admin's account.
@@ -190,7 +190,7 @@ func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact,
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.updated", TargetKind: "Contact", TargetID: c.ID, Before: before, After: c})
 	})
-	return c, err
+	return result(c, err)
 }
 
 // DeleteContact removes a contact from the admin's account.
@@ -210,7 +210,7 @@ func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.deleted", TargetKind: "Contact", TargetID: c.ID, Before: c})
 	})
-	return c, err
+	return result(c, err)
 }
 
 // ConvertContactInput turns a contact into a user.
@@ -244,5 +244,5 @@ func (s *Service) ConvertContactToUser(ctx context.Context, in ConvertContactInp
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.converted", TargetKind: "Contact", TargetID: c.ID, After: map[string]any{"userId": u.ID}})
 	})
-	return u, err
+	return result(u, err)
 }

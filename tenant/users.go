@@ -107,7 +107,7 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	if err == nil && u.Deleted() && !p.IsAdmin(p.AccountID) {
 		return nil, NotFound("user")
 	}
-	return u, err
+	return result(u, err)
 }
 
 // UsersByID loads users of the principal's account in one query, for dataloaders.
@@ -208,7 +208,7 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, pag
 	} else {
 		err = s.inAccount(ctx, accountID, run)
 	}
-	return conn, err
+	return result(conn, err)
 }
 
 // CreateUserInput is what an admin gives to add a user.
@@ -245,7 +245,7 @@ func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*User, er
 		u, err = s.createUserTx(ctx, q, p, in)
 		return err
 	})
-	return u, err
+	return result(u, err)
 }
 
 func (s *Service) createUserTx(ctx context.Context, q Queryer, p *Principal, in CreateUserInput) (*User, error) {
@@ -375,7 +375,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*User, er
 	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
 		s.endSessions(u.AccountID, u.ID)
 	}
-	return u, err
+	return result(u, err)
 }
 
 // requireAnotherOwner refuses to remove the last live owner of the account.
@@ -432,7 +432,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*User, error) {
 	if err == nil {
 		s.endSessions(u.AccountID, u.ID)
 	}
-	return u, err
+	return result(u, err)
 }
 
 // RestoreUser brings back a deleted user with their keys and SFTP credentials.
@@ -470,7 +470,7 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*User, error) {
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: u.auditState()})
 	})
-	return u, err
+	return result(u, err)
 }
 
 // ChangePassword changes the principal's own password after checking the current one.

@@ -34,3 +34,12 @@ func uuidArray(ids []string) any {
 }
 
 func stringArray(v []string) any { return pq.Array(v) }
+
+// result drops a half-built value when the operation failed, so callers never
+// show an object that was not saved.
+func result[T any](v *T, err error) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -1,0 +1,331 @@
+package graph_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestLoginViewerLogout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+
+	var v struct {
+		Viewer struct {
+			Typename string `json:"__typename"`
+			User     struct{ Email, Role string }
+			Account  struct{ Name string }
+		}
+	}
+	e.mustDo(owner, `{ viewer { __typename ... on UserViewer { user { email role } account { name } } } }`, nil, &v)
+	if v.Viewer.Typename != "UserViewer" || v.Viewer.User.Email != "owner@acme.example" || v.Viewer.User.Role != "OWNER" || v.Viewer.Account.Name != "Acme" {
+		t.Fatalf("viewer = %+v", v.Viewer)
+	}
+
+	// Anonymous: viewer is null, account needs a login.
+	var anon struct{ Viewer *struct{} }
+	e.mustDo("", `{ viewer { __typename } }`, nil, &anon)
+	if anon.Viewer != nil {
+		t.Fatal("anonymous viewer should be null")
+	}
+	e.mustFail("", `{ account { name } }`, nil, "UNAUTHENTICATED")
+
+	// Logout revokes the token: the next request is refused with 401.
+	e.mustDo(owner, `mutation { logout { ok } }`, nil, nil)
+	r := e.do(owner, `{ viewer { __typename } }`, nil)
+	if r.status != http.StatusUnauthorized || len(r.Errors) != 1 || r.Errors[0].code() != "UNAUTHENTICATED" {
+		t.Fatalf("revoked token: status %d errors %+v", r.status, r.Errors)
+	}
+	// A made-up token is refused the same way.
+	r = e.do("skf_madeup", `{ viewer { __typename } }`, nil)
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("bogus token: status %d", r.status)
+	}
+}
+
+func TestLoginFailuresLookAlikeAndAreThrottled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("Acme", "owner@acme.example")
+	q := `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { field code message } } }`
+	var wrong, unknown struct {
+		Login struct {
+			Token      *string
+			UserErrors []userError
+		}
+	}
+	e.mustDo("", q, vars{"e": "owner@acme.example", "p": "not the password"}, &wrong)
+	e.mustDo("", q, vars{"e": "nobody@acme.example", "p": "not the password"}, &unknown)
+	if wrong.Login.Token != nil || len(wrong.Login.UserErrors) != 1 || wrong.Login.UserErrors[0].Code != "UNAUTHENTICATED" {
+		t.Fatalf("wrong password: %+v", wrong.Login)
+	}
+	if wrong.Login.UserErrors[0].Message != unknown.Login.UserErrors[0].Message {
+		t.Fatalf("wrong password and unknown email differ: %q vs %q", wrong.Login.UserErrors[0].Message, unknown.Login.UserErrors[0].Message)
+	}
+	// Keep failing for one email: after a few failures, even the right password is refused for a while.
+	for range 4 {
+		e.mustDo("", q, vars{"e": "owner@acme.example", "p": "still wrong"}, nil)
+	}
+	var locked struct {
+		Login struct {
+			Token      *string
+			UserErrors []userError
+		}
+	}
+	e.mustDo("", q, vars{"e": "owner@acme.example", "p": testPassword}, &locked)
+	if locked.Login.Token != nil || len(locked.Login.UserErrors) != 1 || locked.Login.UserErrors[0].Code != "LIMIT" ||
+		!strings.Contains(locked.Login.UserErrors[0].Message, "try again in") {
+		t.Fatalf("after 5 failures: %+v", locked.Login)
+	}
+}
+
+func TestUsersLifecycleAndRoles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	accountID, owner := e.account("Acme", "owner@acme.example")
+	_ = accountID
+	adminID, admin := e.user(owner, "admin@acme.example", "ADMIN")
+	userID, user := e.user(admin, "user@acme.example", "USER")
+
+	// A plain user cannot manage users, and sees only themselves.
+	e.mustFail(user, `mutation { createUser(input: {email: "x@acme.example", name: "X"}) { user { id } } }`, nil, "FORBIDDEN")
+	var list struct {
+		Account struct {
+			Users struct {
+				Edges []struct{ Node struct{ ID, Email string } }
+			}
+		}
+	}
+	e.mustDo(user, `{ account { users { edges { node { id email } } } } }`, nil, &list)
+	if len(list.Account.Users.Edges) != 1 || list.Account.Users.Edges[0].Node.ID != userID {
+		t.Fatalf("user sees %+v", list.Account.Users.Edges)
+	}
+	// ...but may rename themselves, not change their role.
+	e.mustDo(user, `mutation($id: ID!) { updateUser(input: {id: $id, name: "Renamed"}) { user { name } userErrors { message } } }`, vars{"id": userID}, nil)
+	e.mustFail(user, `mutation($id: ID!) { updateUser(input: {id: $id, role: ADMIN}) { user { role } } }`, vars{"id": userID}, "FORBIDDEN")
+	// Another user's ID is simply not found for a plain user.
+	e.mustFail(user, `mutation($id: ID!) { updateUser(input: {id: $id, name: "X"}) { user { id } } }`, vars{"id": adminID}, "NOT_FOUND")
+
+	// An admin cannot make owners, nor delete or demote one.
+	var ue struct {
+		CreateUser struct {
+			User       *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(admin, `mutation { createUser(input: {email: "o2@acme.example", name: "O2", role: OWNER}) { user { id } userErrors { field code message } } }`, nil, &ue)
+	if ue.CreateUser.User != nil || len(ue.CreateUser.UserErrors) != 1 || *ue.CreateUser.UserErrors[0].Field != "role" {
+		t.Fatalf("admin made an owner: %+v", ue.CreateUser)
+	}
+	var me struct {
+		Viewer struct{ User struct{ ID string } }
+	}
+	e.mustDo(owner, `{ viewer { ... on UserViewer { user { id } } } }`, nil, &me)
+	ownerID := me.Viewer.User.ID
+	e.mustFail(admin, `mutation($id: ID!) { deleteUser(input: {id: $id}) { user { id } } }`, vars{"id": ownerID}, "FORBIDDEN")
+	e.mustFail(admin, `mutation($id: ID!) { updateUser(input: {id: $id, role: USER}) { user { id } } }`, vars{"id": ownerID}, "FORBIDDEN")
+
+	// The last owner cannot demote themselves.
+	var demote struct {
+		UpdateUser struct {
+			User       *struct{ Role string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation($id: ID!) { updateUser(input: {id: $id, role: ADMIN}) { user { role } userErrors { field code message } } }`, vars{"id": ownerID}, &demote)
+	if demote.UpdateUser.User != nil || len(demote.UpdateUser.UserErrors) != 1 || !strings.Contains(demote.UpdateUser.UserErrors[0].Message, "one owner") {
+		t.Fatalf("demoting the last owner: %+v", demote.UpdateUser)
+	}
+
+	// Delete: the user's token stops working at once; restore brings them back.
+	e.mustDo(admin, `mutation($id: ID!) { deleteUser(input: {id: $id}) { user { deletedAt } } }`, vars{"id": userID}, nil)
+	if r := e.do(user, `{ viewer { __typename } }`, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("deleted user's token still works: %d", r.status)
+	}
+	var deleted struct {
+		Account struct {
+			Users struct{ Edges []struct{ Node struct{ ID string } } }
+		}
+	}
+	e.mustDo(admin, `{ account { users(filter: {deleted: DELETED}) { edges { node { id } } } } }`, nil, &deleted)
+	if len(deleted.Account.Users.Edges) != 1 || deleted.Account.Users.Edges[0].Node.ID != userID {
+		t.Fatalf("deleted filter: %+v", deleted.Account.Users.Edges)
+	}
+	var restored struct {
+		RestoreUser struct {
+			User       *struct{ DeletedAt *string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(admin, `mutation($id: ID!) { restoreUser(input: {id: $id}) { user { deletedAt } userErrors { message } } }`, vars{"id": userID}, &restored)
+	if restored.RestoreUser.User == nil || restored.RestoreUser.User.DeletedAt != nil {
+		t.Fatalf("restore: %+v", restored.RestoreUser)
+	}
+	if tok := e.login("user@acme.example", testPassword); tok == "" {
+		t.Fatal("restored user cannot log in")
+	}
+
+	// Nobody can delete themselves.
+	var self struct {
+		DeleteUser struct{ UserErrors []userError }
+	}
+	e.mustDo(admin, `mutation($id: ID!) { deleteUser(input: {id: $id}) { userErrors { message } } }`, vars{"id": adminID}, &self)
+	if len(self.DeleteUser.UserErrors) != 1 {
+		t.Fatalf("self-delete: %+v", self.DeleteUser)
+	}
+}
+
+func TestUserSearchAndPaging(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	for _, n := range []string{"alice", "bob", "carol", "dave"} {
+		e.mustDo(owner, `mutation($e: String!, $n: String!) { createUser(input: {email: $e, name: $n}) { userErrors { message } } }`,
+			vars{"e": n + "@acme.example", "n": n}, nil)
+	}
+	type page struct {
+		Account struct {
+			Users struct {
+				Edges    []struct{ Node struct{ Name string } }
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   *string
+				}
+			}
+		}
+	}
+	var names []string
+	var after *string
+	for {
+		var p page
+		e.mustDo(owner, `query($a: String) { account { users(first: 2, after: $a) { edges { node { name } } pageInfo { hasNextPage endCursor } } } }`, vars{"a": after}, &p)
+		for _, ed := range p.Account.Users.Edges {
+			names = append(names, ed.Node.Name)
+		}
+		if !p.Account.Users.PageInfo.HasNextPage {
+			break
+		}
+		after = p.Account.Users.PageInfo.EndCursor
+	}
+	if strings.Join(names, ",") != "Acme Owner,alice,bob,carol,dave" {
+		t.Fatalf("paged names = %v", names)
+	}
+	var s page
+	e.mustDo(owner, `{ account { users(filter: {search: "CAR"}) { edges { node { name } } } } }`, nil, &s)
+	if len(s.Account.Users.Edges) != 1 || s.Account.Users.Edges[0].Node.Name != "carol" {
+		t.Fatalf("search: %+v", s.Account.Users.Edges)
+	}
+	// Search text is matched literally, not as a pattern.
+	e.mustDo(owner, `{ account { users(filter: {search: "%"}) { edges { node { name } } } } }`, nil, &s)
+	if len(s.Account.Users.Edges) != 0 {
+		t.Fatalf("search %% matched %+v", s.Account.Users.Edges)
+	}
+	e.mustFail(owner, `{ account { users(first: 100000) { edges { cursor } } } }`, nil, "BAD_USER_INPUT")
+	e.mustFail(owner, `{ account { users(after: "garbage") { edges { cursor } } } }`, nil, "BAD_USER_INPUT")
+}
+
+func TestContactsAndConversion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	_, user := e.user(owner, "user@acme.example", "USER")
+	var c struct {
+		CreateContact struct {
+			Contact    *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation { createContact(input: {email: "pat@client.example", name: "Pat", company: "Client"}) { contact { id } userErrors { message } } }`, nil, &c)
+	if c.CreateContact.Contact == nil {
+		t.Fatalf("create contact: %+v", c.CreateContact)
+	}
+	cid := c.CreateContact.Contact.ID
+	e.mustFail(user, `{ account { contacts { edges { node { id } } } } }`, nil, "FORBIDDEN")
+	e.mustDo(owner, `mutation($id: ID!) { updateContact(input: {id: $id, phone: "+1 555 0100"}) { userErrors { message } } }`, vars{"id": cid}, nil)
+
+	var conv struct {
+		ConvertContactToUser struct {
+			User       *struct{ Name, Email, Role string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation($id: ID!) { convertContactToUser(input: {contactId: $id}) { user { name email role } userErrors { message } } }`, vars{"id": cid}, &conv)
+	u := conv.ConvertContactToUser.User
+	if u == nil || u.Name != "Pat" || u.Email != "pat@client.example" || u.Role != "USER" {
+		t.Fatalf("converted user = %+v", conv.ConvertContactToUser)
+	}
+	var list struct {
+		Account struct {
+			Contacts struct{ Edges []struct{ Node struct{ ID string } } }
+		}
+	}
+	e.mustDo(owner, `{ account { contacts { edges { node { id } } } } }`, nil, &list)
+	if len(list.Account.Contacts.Edges) != 0 {
+		t.Fatalf("converted contact still listed: %+v", list.Account.Contacts.Edges)
+	}
+	// Converting again: the contact is gone.
+	e.mustFail(owner, `mutation($id: ID!) { convertContactToUser(input: {contactId: $id}) { user { id } } }`, vars{"id": cid}, "NOT_FOUND")
+}
+
+func TestBadInputIsAUserError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	cases := []struct {
+		name, email, userName, field string
+	}{
+		{"empty email", "", "X", "email"},
+		{"malformed email", "not-an-email", "X", "email"},
+		{"email with name", "X <x@acme.example>", "X", "email"},
+		{"oversized email", strings.Repeat("a", 250) + "@acme.example", "X", "email"},
+		{"empty name", "x@acme.example", "   ", "name"},
+		{"oversized name", "x@acme.example", strings.Repeat("n", 201), "name"},
+		{"control characters", "x@acme.example", "a\x00b", "name"},
+		{"duplicate email", "owner@acme.example", "Again", "email"},
+	}
+	for _, tc := range cases {
+		var out struct {
+			CreateUser struct {
+				User       *struct{ ID string }
+				UserErrors []userError
+			}
+		}
+		e.mustDo(owner, `mutation($e: String!, $n: String!) { createUser(input: {email: $e, name: $n}) { user { id } userErrors { field code message } } }`,
+			vars{"e": tc.email, "n": tc.userName}, &out)
+		if out.CreateUser.User != nil || len(out.CreateUser.UserErrors) != 1 || deref(out.CreateUser.UserErrors[0].Field) != tc.field {
+			t.Errorf("%s: %+v", tc.name, out.CreateUser)
+		}
+	}
+	// A short initial password is refused.
+	var pw struct {
+		CreateUser struct{ UserErrors []userError }
+	}
+	e.mustDo(owner, `mutation { createUser(input: {email: "p@acme.example", name: "P", password: "short"}) { userErrors { field code } } }`, nil, &pw)
+	if len(pw.CreateUser.UserErrors) != 1 || deref(pw.CreateUser.UserErrors[0].Field) != "password" {
+		t.Errorf("short password: %+v", pw.CreateUser)
+	}
+	// IDs that are malformed, unknown, or of the wrong type are all NOT_FOUND.
+	var contact struct {
+		CreateContact struct{ Contact struct{ ID string } }
+	}
+	e.mustDo(owner, `mutation { createContact(input: {email: "c@client.example", name: "C"}) { contact { id } } }`, nil, &contact)
+	for _, id := range []string{"", "garbage", globalID("User", "00000000-0000-0000-0000-000000000000"), globalID("User", "1; DROP TABLE users"), contact.CreateContact.Contact.ID, strings.Repeat("A", 5000)} {
+		g := e.mustFail(owner, `mutation($id: ID!) { deleteUser(input: {id: $id}) { user { id } } }`, vars{"id": id}, "NOT_FOUND")
+		if g.Message != "user not found" {
+			t.Errorf("id %.20q: message %q", id, g.Message)
+		}
+	}
+}
+
+func globalID(typ, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(typ + ":" + id))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

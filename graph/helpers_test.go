@@ -1,0 +1,167 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/graph"
+	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// env is one test's Skiff: a fresh database, the service and the real HTTP handler.
+type env struct {
+	t   *testing.T
+	svc *tenant.Service
+	srv *httptest.Server
+	now time.Time
+}
+
+const testPassword = "correct horse battery"
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	db, err := tenant.Open(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{t: t, svc: tenant.NewService(db), now: time.Now()}
+	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{MaxBodyBytes: 64 << 10})
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// account creates an account with an owner and returns the owner's token.
+func (e *env) account(name, ownerEmail string) (accountID, token string) {
+	e.t.Helper()
+	a, _, err := e.svc.CreateAccount(tenant.SystemContext(context.Background()), tenant.CreateAccountInput{
+		Name: name, OwnerEmail: ownerEmail, OwnerName: name + " Owner", OwnerPassword: testPassword,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a.ID, e.login(ownerEmail, testPassword)
+}
+
+func (e *env) staff(email string) string {
+	e.t.Helper()
+	if _, err := e.svc.CreateStaff(tenant.SystemContext(context.Background()), email, "Support", testPassword); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.login(email, testPassword)
+}
+
+func (e *env) login(email, password string) string {
+	e.t.Helper()
+	var out struct {
+		Login struct {
+			Token      *string
+			UserErrors []userError
+		}
+	}
+	e.mustDo("", `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { field code message } } }`,
+		vars{"e": email, "p": password}, &out)
+	if out.Login.Token == nil {
+		e.t.Fatalf("login %s failed: %+v", email, out.Login.UserErrors)
+	}
+	return *out.Login.Token
+}
+
+// user creates a user through GraphQL as the given admin and returns its global ID and token.
+func (e *env) user(adminToken, email string, role string) (id, token string) {
+	e.t.Helper()
+	var out struct {
+		CreateUser struct {
+			User       *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(adminToken, `mutation($e: String!, $r: Role!, $p: String) { createUser(input: {email: $e, name: "Someone", role: $r, password: $p}) { user { id } userErrors { field code message } } }`,
+		vars{"e": email, "r": role, "p": testPassword}, &out)
+	if out.CreateUser.User == nil {
+		e.t.Fatalf("create user %s: %+v", email, out.CreateUser.UserErrors)
+	}
+	return out.CreateUser.User.ID, e.login(email, testPassword)
+}
+
+type vars map[string]any
+
+type userError struct {
+	Field   *string
+	Code    string
+	Message string
+}
+
+type gqlError struct {
+	Message    string
+	Path       []any
+	Extensions map[string]any
+}
+
+func (g gqlError) code() string { s, _ := g.Extensions["code"].(string); return s }
+
+type response struct {
+	status int
+	Data   json.RawMessage
+	Errors []gqlError
+}
+
+// do posts a GraphQL request with an optional bearer token.
+func (e *env) do(token, query string, v vars) response {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": v})
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r response
+	r.status = res.StatusCode
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		e.t.Fatalf("decode response (status %d): %v", res.StatusCode, err)
+	}
+	return r
+}
+
+// mustDo runs a request that must succeed without GraphQL errors and decodes data into out.
+func (e *env) mustDo(token, query string, v vars, out any) {
+	e.t.Helper()
+	r := e.do(token, query, v)
+	if len(r.Errors) > 0 {
+		e.t.Fatalf("unexpected errors: %+v\nquery: %s", r.Errors, query)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Data, out); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// mustFail runs a request that must fail with exactly one GraphQL error of code.
+func (e *env) mustFail(token, query string, v vars, code string) gqlError {
+	e.t.Helper()
+	r := e.do(token, query, v)
+	if len(r.Errors) != 1 || r.Errors[0].code() != code {
+		e.t.Fatalf("want one %s error, got %+v (data %s)\nquery: %s", code, r.Errors, r.Data, query)
+	}
+	if strings.Contains(r.Errors[0].Message, "sql") || strings.Contains(r.Errors[0].Message, "pq:") {
+		e.t.Fatalf("error leaks internals: %q", r.Errors[0].Message)
+	}
+	return r.Errors[0]
+}

@@ -1,0 +1,103 @@
+package tenant_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Row-level security is the second wall between tenants: a query that forgets
+// its account filter still sees only the transaction's account.
+func TestUnfilteredQueriesSeeOnlyTheirTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := tenant.Open(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := tenant.NewService(db)
+	sys := tenant.SystemContext(ctx)
+	a, _, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Alpha", OwnerEmail: "o@alpha.example", OwnerName: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Beta", OwnerEmail: "o@beta.example", OwnerName: "B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tables := []string{"accounts", "users", "contacts", "tokens", "audit_events", "sftp_credentials", "ssh_keys", "sftp_module_requests"}
+	err = db.InAccount(ctx, b.ID, func(tx *sqlx.Tx) error {
+		for _, table := range tables {
+			var foreign int
+			// Deliberately unfiltered but for naming the other tenant.
+			q := `SELECT count(*) FROM ` + table + ` WHERE account_id = $1`
+			if table == "accounts" {
+				q = `SELECT count(*) FROM accounts WHERE id = $1`
+			}
+			if err := tx.GetContext(ctx, &foreign, q, a.ID); err != nil {
+				return err
+			}
+			if foreign != 0 {
+				t.Errorf("%s: Beta's transaction sees %d of Alpha's rows", table, foreign)
+			}
+		}
+		var users int
+		if err := tx.GetContext(ctx, &users, `SELECT count(*) FROM users`); err != nil {
+			return err
+		}
+		if users != 1 {
+			t.Errorf("an unfiltered SELECT of users sees %d rows, want Beta's 1", users)
+		}
+		// Writing into another tenant is refused too.
+		_, err := tx.ExecContext(ctx, `UPDATE users SET name = 'Hijack' WHERE account_id = $1`, a.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.InAccount(ctx, b.ID, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO contacts (account_id, email, name) VALUES ($1, 'x@y.example', 'X')`, a.ID)
+		return err
+	})
+	if err == nil {
+		t.Error("Beta's transaction inserted a row into Alpha")
+	}
+	var name string
+	if err := db.InAccount(ctx, a.ID, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &name, `SELECT name FROM users`)
+	}); err != nil || name != "A" {
+		t.Fatalf("Alpha's user = %q, %v", name, err)
+	}
+
+	// A transaction with neither account nor scope sees nothing at all.
+	var n int
+	if err := db.CrossTenant(ctx, "", func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &n, `SELECT count(*) FROM users`)
+	}); err != nil || n != 0 {
+		t.Fatalf("unscoped transaction sees %d users (%v)", n, err)
+	}
+
+	// The runtime role cannot bypass RLS and owns nothing.
+	var role struct {
+		User      string `db:"cu"`
+		Bypass    bool   `db:"bypass"`
+		Super     bool   `db:"super"`
+		OwnTables int    `db:"owned"`
+	}
+	if err := db.InAccount(ctx, a.ID, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &role, `SELECT current_user AS cu, r.rolbypassrls AS bypass, r.rolsuper AS super,
+			(SELECT count(*) FROM pg_tables WHERE tableowner = current_user) AS owned
+			FROM pg_roles r WHERE r.rolname = current_user`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if role.User != tenant.AppRole || role.Bypass || role.Super || role.OwnTables != 0 {
+		t.Fatalf("runtime role = %+v", role)
+	}
+}
