@@ -2,90 +2,64 @@ package tenant
 
 import (
 	"context"
-	"crypto/rand"
-	"math/big"
-	"time"
+	"fmt"
 )
 
-// loginAlphabet has no characters that are easy to confuse when read aloud or
-// typed from paper: no 0/o, 1/l/i, no upper case.
-const loginAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
-
-// newLoginID returns a random SFTP login ID like "k7m2-p9xd": 8 characters
-// from a 31-letter alphabet (about 8.5e11 IDs), grouped for reading aloud.
-func newLoginID() (string, error) {
-	b := make([]byte, 0, 9)
-	n := big.NewInt(int64(len(loginAlphabet)))
-	for i := 0; i < 8; i++ {
-		if i == 4 {
-			b = append(b, '-')
+// SetSFTPAccess turns SFTP access on or off for a user of the principal's
+// account. Owners and administrators only (FORBIDDEN otherwise); a user of
+// another account is not found.
+//
+// Turning access on needs the module in TRIAL or ACTIVE and a free licence;
+// otherwise it fails with a user error (EConflict or ELimit) and nothing
+// changes. The first time, it issues the user's lasting login ID; every time,
+// it emails the user their credentials. Turning access off is always allowed,
+// frees the licence and ends the user's live SFTP sessions.
+func (s *Service) SetSFTPAccess(ctx context.Context, userID string, enabled bool) (*User, error) {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var u *User
+	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		var err error
+		// The user's row lock comes before the account's (taken by the licence
+		// check), in the same order as UpdateUser and RestoreUser.
+		if u, err = getUser(ctx, q, userID, true); err != nil {
+			return err
 		}
-		r, err := rand.Int(rand.Reader, n)
-		if err != nil {
-			return "", err
-		}
-		b = append(b, loginAlphabet[r.Int64()])
+		return s.setSFTPAccessTx(ctx, q, u, enabled)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return string(b), nil
-}
-
-// takeLicence checks, under a lock on the account row, that turning SFTP on
-// for one more user stays within the purchased licences. The lock serialises
-// concurrent enablings in one account, so licences are never oversold.
-func (s *Service) takeLicence(ctx context.Context, q Queryer, accountID, field string) error {
-	var a struct {
-		Status      string     `db:"sftp_status"`
-		TrialEndsAt *time.Time `db:"sftp_trial_ends_at"`
-		Licences    int        `db:"sftp_licences"`
+	if !enabled {
+		s.endSessions(u.AccountID, u.ID)
 	}
-	if err := q.GetContext(ctx, &a, `SELECT sftp_status, sftp_trial_ends_at, sftp_licences FROM accounts WHERE id = $1 FOR UPDATE`, accountID); err != nil {
-		return dbError(err)
-	}
-	status := EffectiveModuleStatus(a.Status, a.TrialEndsAt, s.now())
-	if !status.AllowsLogin() {
-		return &Error{Code: EConflict, Field: field, Message: moduleInactiveMessage(status)}
-	}
-	var used int
-	if err := q.GetContext(ctx, &used, `SELECT count(*) FROM users WHERE account_id = $1 AND sftp_enabled AND deleted_at IS NULL`, accountID); err != nil {
-		return dbError(err)
-	}
-	if used >= a.Licences {
-		return &Error{Code: ELimit, Field: field, Message: licencesExhaustedMessage(used, a.Licences)}
-	}
-	return nil
-}
-
-func moduleInactiveMessage(status ModuleStatus) string {
-	switch status {
-	case ModuleExpired:
-		return "the SFTP trial has ended; ask support to activate the SFTP module to turn SFTP access on"
-	case ModuleSuspended:
-		return "the SFTP module is suspended; contact support"
-	default:
-		return "the SFTP module is not active for this account; start a trial or request the module first"
-	}
-}
-
-func licencesExhaustedMessage(used, purchased int) string {
-	return "all SFTP licences are in use (" + itoa(used) + " of " + itoa(purchased) +
-		"); turn SFTP off for another user or request more licences from support"
+	return u, nil
 }
 
 // setSFTPAccessTx turns SFTP access on or off for u inside the caller's
-// transaction. Turning it on takes a licence and issues the user's lasting
-// credentials the first time; turning it off frees the licence. u is updated.
+// transaction, which must hold u's row lock. Turning it on takes a licence,
+// issues the user's lasting credentials the first time and enqueues the
+// sftp_enabled email; turning it off frees the licence. u is updated. The
+// caller ends the user's sessions after committing a switch-off.
 func (s *Service) setSFTPAccessTx(ctx context.Context, q Queryer, u *User, enabled bool) error {
 	if u.SFTPEnabled == enabled {
 		return nil
 	}
+	var (
+		a     *Account
+		creds credentialsRow
+		err   error
+	)
 	if enabled {
 		if u.Deleted() {
-			return Errorf(EConflict, "this user is deleted; restore them first")
+			return &Error{Code: EConflict, Field: "sftpEnabled", Message: "this user is deleted; restore them first"}
 		}
-		if err := s.takeLicence(ctx, q, u.AccountID, "sftpEnabled"); err != nil {
+		if a, err = s.reserveLicence(ctx, q, u.AccountID, "sftpEnabled"); err != nil {
 			return err
 		}
-		if _, err := ensureCredentials(ctx, q, u); err != nil {
+		if creds, err = ensureCredentials(ctx, q, u); err != nil {
 			return err
 		}
 	}
@@ -100,32 +74,121 @@ func (s *Service) setSFTPAccessTx(ctx context.Context, q Queryer, u *User, enabl
 	if enabled {
 		kind = "sftp.enabled"
 	}
-	return Audit(ctx, q, u.AccountID, AuditEvent{Kind: kind, TargetKind: "User", TargetID: u.ID, Before: before, After: u.auditState()})
+	if err := Audit(ctx, q, u.AccountID, AuditEvent{Kind: kind, TargetKind: "User", TargetID: u.ID, Before: before, After: u.auditState()}); err != nil {
+		return err
+	}
+	if !enabled {
+		return nil
+	}
+	return s.enqueueSFTPEnabled(ctx, q, a, u, creds)
 }
 
-// ensureCredentials returns u's SFTP login ID, issuing one the first time.
-// Credentials are never deleted, so the ID survives SFTP off/on and delete/restore.
-func ensureCredentials(ctx context.Context, q Queryer, u *User) (string, error) {
-	var login string
-	err := q.GetContext(ctx, &login, `SELECT login FROM sftp_credentials WHERE user_id = $1`, u.ID)
-	if err == nil {
-		return login, nil
+// restoreSFTPAccessTx is RestoreUser's part for a user who had SFTP access when
+// deleted: it takes a licence for them again (a user error when none is free)
+// and emails them their credentials, which are the very same as before.
+// It runs in RestoreUser's transaction, under the user's row lock.
+func (s *Service) restoreSFTPAccessTx(ctx context.Context, q Queryer, u *User) error {
+	if !u.SFTPEnabled {
+		return nil
 	}
-	if ErrorCode(dbError(err)) != ENotFound {
-		return "", dbError(err)
+	a, err := s.reserveLicence(ctx, q, u.AccountID, "id")
+	if err != nil {
+		return err
 	}
-	for range 8 { // a clash is astronomically rare; retry a few times anyway
-		if login, err = newLoginID(); err != nil {
-			return "", err
-		}
-		var got []string
-		if err := q.SelectContext(ctx, &got, `INSERT INTO sftp_credentials (user_id, account_id, login) VALUES ($1, $2, $3)
-			ON CONFLICT (login) DO NOTHING RETURNING login`, u.ID, u.AccountID, login); err != nil {
-			return "", dbError(err)
-		}
-		if len(got) == 1 {
-			return login, nil
-		}
+	creds, err := ensureCredentials(ctx, q, u)
+	if err != nil {
+		return err
 	}
-	return "", Errorf(EInternal, "could not issue an SFTP login ID")
+	return s.enqueueSFTPEnabled(ctx, q, a, u, creds)
+}
+
+// enqueueSFTPEnabled writes the "your SFTP access" email to u in the caller's
+// transaction, so it goes out exactly when the change commits. It never holds
+// a password.
+func (s *Service) enqueueSFTPEnabled(ctx context.Context, q Queryer, a *Account, u *User, creds credentialsRow) error {
+	fps, err := hostKeyFingerprintsTx(ctx, q)
+	if err != nil {
+		return err
+	}
+	// A custom login works only on the account's dedicated host, which the
+	// email must then name; dedicated IPs are not wired in yet, so the email
+	// gives the login ID, which works everywhere.
+	return Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: SFTPEnabledData{
+		UserName:    u.Name,
+		AccountName: a.Name,
+		Host:        s.SFTP.Host,
+		Port:        s.SFTP.Port,
+		Login:       creds.Login,
+		HostKeys:    fps,
+	}})
+}
+
+// takeLicence checks, under a lock on the account row, that turning SFTP on
+// for one more user stays within the purchased licences. See reserveLicence.
+func (s *Service) takeLicence(ctx context.Context, q Queryer, accountID, field string) error {
+	_, err := s.reserveLicence(ctx, q, accountID, field)
+	return err
+}
+
+// reserveLicence locks the account row (SELECT ... FOR UPDATE), then checks
+// that the module allows SFTP and that a licence is free, and returns the
+// account. The caller need not hold any lock before; it then turns SFTP on
+// (or un-deletes a user with it) before its transaction commits.
+//
+// The lock serialises every enabling in one account: a second transaction
+// waits at the lock, and once the first commits, its count (a new statement
+// under READ COMMITTED) sees the first one's user. So licences are never
+// oversold, however many requests race. Lowering licences (SetSFTPLicences)
+// takes the same lock.
+func (s *Service) reserveLicence(ctx context.Context, q Queryer, accountID, field string) (*Account, error) {
+	a, err := lockAccount(ctx, q, accountID)
+	if err != nil {
+		return nil, err
+	}
+	status := a.ModuleStatus(s.now())
+	if !status.AllowsLogin() {
+		return nil, &Error{Code: EConflict, Field: field, Message: moduleInactiveMessage(status)}
+	}
+	used, err := usedLicences(ctx, q, accountID)
+	if err != nil {
+		return nil, err
+	}
+	if used >= a.SFTPLicences {
+		return nil, &Error{Code: ELimit, Field: field, Message: licencesExhaustedMessage(used, a.SFTPLicences)}
+	}
+	return a, nil
+}
+
+// usedLicences counts the account's live users with SFTP access.
+func usedLicences(ctx context.Context, q Queryer, accountID string) (int, error) {
+	var used int
+	err := q.GetContext(ctx, &used, `SELECT count(*) FROM users WHERE account_id = $1 AND sftp_enabled AND deleted_at IS NULL`, accountID)
+	return used, dbError(err)
+}
+
+func moduleInactiveMessage(status ModuleStatus) string {
+	switch status {
+	case ModuleExpired:
+		return "the SFTP trial has ended; ask support to activate the SFTP module to turn SFTP access on"
+	case ModuleSuspended:
+		return "the SFTP module is suspended for this account; contact support"
+	default:
+		return "the SFTP module is not active for this account; start the free trial or request the module first"
+	}
+}
+
+func licencesExhaustedMessage(used, purchased int) string {
+	if purchased == 0 {
+		return "this account has no SFTP licences; request licences from support to turn SFTP access on"
+	}
+	return fmt.Sprintf("no SFTP licence is free: %d of %d are in use; turn SFTP off for another user, "+
+		"or request more licences from support", used, purchased)
+}
+
+// plural formats "1 user" / "2 users".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
 }

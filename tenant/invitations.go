@@ -1,0 +1,346 @@
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"time"
+)
+
+// One-time tokens: how long they last and how often a reset may be asked for.
+const (
+	InvitationTTL    = 7 * 24 * time.Hour
+	PasswordResetTTL = time.Hour
+	// Password-reset requests per email address and window. The limit keeps
+	// Skiff from being used to flood someone's mailbox.
+	resetRequestsPerWindow = 3
+	resetWindow            = time.Hour
+	// oneTimeTokenLen is the length of a token: 32 random bytes, base64url.
+	oneTimeTokenLen = 43
+	// expiredTokenRetention keeps expired tokens a while so that an old link
+	// says "expired" rather than "not valid"; PurgeExpiredTokens removes them after.
+	expiredTokenRetention = 30 * 24 * time.Hour
+)
+
+type tokenPurpose string
+
+const (
+	purposeInvitation    tokenPurpose = "INVITATION"
+	purposePasswordReset tokenPurpose = "PASSWORD_RESET"
+)
+
+// newOneTimeToken returns a random secret for an email link and the SHA-256
+// that is stored in its place.
+func newOneTimeToken() (token string, hash []byte, err error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", nil, &Error{Code: EInternal, Message: "internal error", Err: err}
+	}
+	token = base64.RawURLEncoding.EncodeToString(secret)
+	h := sha256.Sum256([]byte(token))
+	return token, h[:], nil
+}
+
+// issueOneTimeToken stores a new token for u. Earlier outstanding tokens of
+// the same purpose stay valid: the user may open any of the emails.
+func (s *Service) issueOneTimeToken(ctx context.Context, q Queryer, u *User, purpose tokenPurpose, ttl time.Duration) (string, time.Time, error) {
+	token, hash, err := newOneTimeToken()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.now()
+	expires := now.Add(ttl)
+	if _, err := q.ExecContext(ctx, `INSERT INTO one_time_tokens (account_id, user_id, purpose, hash, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, u.AccountID, u.ID, string(purpose), hash, now, expires); err != nil {
+		return "", time.Time{}, dbError(err)
+	}
+	return token, expires, nil
+}
+
+// sendInvitationTx invites u, who has no password yet, to set one: it issues
+// an invitation token (valid InvitationTTL) and enqueues the invitation email
+// in the caller's transaction. The inviter is the request's principal. Earlier
+// invitations of u are revoked, so only the newest link works.
+func (s *Service) sendInvitationTx(ctx context.Context, q Queryer, u *User) error {
+	var accountName string
+	if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
+		return dbError(err)
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
+		WHERE account_id = $1 AND user_id = $2 AND purpose = 'INVITATION' AND used_at IS NULL AND revoked_at IS NULL`,
+		u.AccountID, u.ID, s.now()); err != nil {
+		return dbError(err)
+	}
+	token, expires, err := s.issueOneTimeToken(ctx, q, u, purposeInvitation, InvitationTTL)
+	if err != nil {
+		return err
+	}
+	if err := Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: InvitationData{
+		InviteeName: u.Name, AccountName: accountName, InvitedBy: ActorOf(ctx).Name, Token: token, ExpiresAt: expires,
+	}}); err != nil {
+		return err
+	}
+	return Audit(ctx, q, u.AccountID, AuditEvent{Kind: "user.invited", TargetKind: "User", TargetID: u.ID,
+		After: map[string]any{"email": u.Email, "expiresAt": expires}})
+}
+
+// ResendInvitation sends a new invitation to a user who has not set a
+// password yet (the previous link stops working). Owners and administrators
+// only; a user of another account is not found; a user who already has a
+// password, or is deleted, is an EConflict user error.
+func (s *Service) ResendInvitation(ctx context.Context, userID string) error {
+	p, err := requireAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	return s.inAccount(ctx, p.AccountID, func(q Queryer) error {
+		u, err := getUser(ctx, q, userID, true)
+		if err != nil {
+			return err
+		}
+		switch {
+		case u.Deleted():
+			return &Error{Code: EConflict, Field: "userId", Message: "this user is deleted; restore them first"}
+		case u.PasswordHash != nil:
+			return &Error{Code: EConflict, Field: "userId", Message: "this user has already set a password; they can reset it if they forgot it"}
+		}
+		return s.sendInvitationTx(ctx, q, u)
+	})
+}
+
+// AcceptInvitation sets the invited user's first password from an invitation
+// link's token and logs them in. A token that is unknown, expired, already
+// used or replaced, and a password that is too short or long, are EInvalid
+// user errors (field "token" or "password").
+func (s *Service) AcceptInvitation(ctx context.Context, token, password string) (*LoginResult, error) {
+	var res *LoginResult
+	err := s.redeemToken(ctx, token, password, purposeInvitation, func(ctx context.Context, q Queryer, u *User) error {
+		if err := Audit(ctx, q, u.AccountID, AuditEvent{Kind: "user.invitation_accepted", TargetKind: "User", TargetID: u.ID}); err != nil {
+			return err
+		}
+		var err error
+		res, err = s.issueToken(ctx, q, PrincipalFrom(ctx))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// RequestPasswordReset emails a password-reset link (valid PasswordResetTTL)
+// to the live user with this email address, if there is one. The answer is
+// the same either way, and so is the work done, so it tells nobody whether
+// the address has an account. More than three requests an hour for one
+// address are an ELimit user error, whether or not it has an account.
+// A malformed address is an EInvalid user error.
+func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	email, err := normEmail("email", email)
+	if err != nil {
+		return err
+	}
+	emailHash := sha256.Sum256([]byte(strings.ToLower(email)))
+	now := s.now()
+	var (
+		limited bool
+		users   []*User
+	)
+	err = s.DB.CrossTenant(ctx, ScopeAuth, func(tx *sqlxTx) error {
+		var n int
+		if err := tx.GetContext(ctx, &n, `INSERT INTO password_reset_requests AS r (email_hash, window_started_at, requests)
+			VALUES ($1, $2, 1)
+			ON CONFLICT (email_hash) DO UPDATE SET
+			  requests = CASE WHEN r.window_started_at <= $3 THEN 1 ELSE r.requests + 1 END,
+			  window_started_at = CASE WHEN r.window_started_at <= $3 THEN $2 ELSE r.window_started_at END
+			RETURNING requests`, emailHash[:], now, now.Add(-resetWindow)); err != nil {
+			return dbError(err)
+		}
+		if n > resetRequestsPerWindow {
+			limited = true // commit the count, then refuse
+			return nil
+		}
+		return dbError(tx.SelectContext(ctx, &users, `SELECT `+userColumns+` FROM users
+			WHERE lower(email) = lower($1) AND deleted_at IS NULL`, email))
+	})
+	if err != nil {
+		return err
+	}
+	if limited {
+		return &Error{Code: ELimit, Field: "email", Message: "too many password reset requests for this email address; try again in an hour"}
+	}
+	if len(users) != 1 {
+		return s.resetDecoy(ctx)
+	}
+	u := users[0]
+	return s.inAccount(ctx, u.AccountID, func(q Queryer) error {
+		token, expires, err := s.issueOneTimeToken(ctx, q, u, purposePasswordReset, PasswordResetTTL)
+		if err != nil {
+			return err
+		}
+		if err := Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: PasswordResetData{UserName: u.Name, Token: token, ExpiresAt: expires}}); err != nil {
+			return err
+		}
+		return Audit(ctx, q, u.AccountID, AuditEvent{Kind: "user.password_reset_requested", TargetKind: "User", TargetID: u.ID})
+	})
+}
+
+// resetDecoy does, for an address without an account, what RequestPasswordReset
+// does for one that has: make a token and run a transaction with as many
+// statements (token, email, audit), so timing does not tell the two apart.
+func (s *Service) resetDecoy(ctx context.Context) error {
+	_, hash, err := newOneTimeToken()
+	if err != nil {
+		return err
+	}
+	return s.DB.CrossTenant(ctx, ScopeAuth, func(tx *sqlxTx) error {
+		for range 3 {
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM one_time_tokens WHERE hash = $1`, hash); err != nil {
+				return dbError(err)
+			}
+		}
+		return nil
+	})
+}
+
+// ResetPassword sets a new password from a password-reset link's token. It
+// ends every session of the user (bearer tokens and SFTP), since a reset often
+// follows a leak, and spends every other outstanding link of theirs. A token
+// that is unknown, expired or already used, and a password that is too short
+// or long, are EInvalid user errors (field "token" or "password").
+func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
+	var u *User
+	err := s.redeemToken(ctx, token, password, purposePasswordReset, func(ctx context.Context, q Queryer, target *User) error {
+		u = target
+		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, u.ID, s.now()); err != nil {
+			return dbError(err)
+		}
+		return Audit(ctx, q, u.AccountID, AuditEvent{Kind: "user.password_reset", TargetKind: "User", TargetID: u.ID})
+	})
+	if err != nil {
+		return err
+	}
+	s.endSessions(u.AccountID, u.ID)
+	return nil
+}
+
+// tokenRef is where a one-time token belongs, found before the tenant is known.
+type tokenRef struct {
+	ID        string     `db:"id"`
+	AccountID string     `db:"account_id"`
+	UserID    string     `db:"user_id"`
+	ExpiresAt time.Time  `db:"expires_at"`
+	UsedAt    *time.Time `db:"used_at"`
+	RevokedAt *time.Time `db:"revoked_at"`
+}
+
+// redeemToken spends a one-time token of the given purpose and sets the
+// user's password, then runs then in the same transaction, with a context
+// whose principal is the user. Every other outstanding token of the user is
+// revoked. The password is hashed before the token is looked at, so a bad
+// token costs as much as a good one.
+func (s *Service) redeemToken(ctx context.Context, token, password string, purpose tokenPurpose,
+	then func(ctx context.Context, q Queryer, u *User) error) error {
+	if err := ValidatePassword(password); err != nil {
+		return err
+	}
+	hash, err := HashPassword(ctx, password)
+	if err != nil {
+		return err
+	}
+	refusal := tokenRefusals[purpose]
+	if len(token) != oneTimeTokenLen {
+		return refusal.unknown
+	}
+	h := sha256.Sum256([]byte(token))
+	const query = `SELECT id, account_id, user_id, expires_at, used_at, revoked_at FROM one_time_tokens WHERE hash = $1 AND purpose = $2`
+	var refs []tokenRef
+	if err := s.DB.CrossTenant(ctx, ScopeAuth, func(tx *sqlxTx) error {
+		return dbError(tx.SelectContext(ctx, &refs, query, h[:], string(purpose)))
+	}); err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return refusal.unknown
+	}
+	return s.inAccount(ctx, refs[0].AccountID, func(q Queryer) error {
+		// The user's row lock first, as everywhere else, then the token's: two
+		// redemptions of one token queue here and the second sees it spent.
+		u, err := getUser(ctx, q, refs[0].UserID, true)
+		if err != nil {
+			return err
+		}
+		var ref tokenRef
+		if err := q.GetContext(ctx, &ref, query+` FOR UPDATE`, h[:], string(purpose)); err != nil {
+			return dbError(err)
+		}
+		now := s.now()
+		switch {
+		case ref.UsedAt != nil:
+			return refusal.used
+		case ref.RevokedAt != nil:
+			return refusal.revoked
+		case !now.Before(ref.ExpiresAt):
+			return refusal.expired
+		case u.Deleted():
+			return refusal.unknown
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET used_at = $2 WHERE id = $1`, ref.ID, now); err != nil {
+			return dbError(err)
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
+			WHERE account_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, u.AccountID, u.ID, now); err != nil {
+			return dbError(err)
+		}
+		if err := q.GetContext(ctx, u, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING `+userColumns,
+			u.ID, hash, now); err != nil {
+			return dbError(err)
+		}
+		p := &Principal{Kind: KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email}
+		return then(WithPrincipal(ctx, p), q, u)
+	})
+}
+
+// tokenRefusal is what a link says when it cannot be used. The holder of a
+// token knows its secret, so telling them why it failed reveals nothing.
+type tokenRefusal struct{ unknown, expired, used, revoked *Error }
+
+var tokenRefusals = map[tokenPurpose]tokenRefusal{
+	purposeInvitation: {
+		unknown: Invalid("token", "this invitation link is not valid; ask an administrator of your account to send a new one"),
+		expired: Invalid("token", "this invitation has expired; ask an administrator of your account to send a new one"),
+		used:    Invalid("token", "this invitation has already been accepted; log in with your password, or reset it if you forgot it"),
+		revoked: Invalid("token", "this invitation link is no longer valid; use the link in the latest email, or log in if you already set a password"),
+	},
+	purposePasswordReset: {
+		unknown: Invalid("token", "this password reset link is not valid; request a new one"),
+		expired: Invalid("token", "this password reset link has expired; request a new one"),
+		used:    Invalid("token", "this password reset link has already been used; request a new one if you need to"),
+		revoked: Invalid("token", "this password reset link is no longer valid; use the link in the latest email, or request a new one"),
+	},
+}
+
+// PurgeExpiredTokens deletes one-time tokens that expired more than 30 days
+// ago and password-reset counters whose window has passed, and returns how
+// many tokens went. serve calls it from its hourly ticker with SystemContext;
+// staff may run it too; anyone else is FORBIDDEN.
+func (s *Service) PurgeExpiredTokens(ctx context.Context) (int, error) {
+	if p := PrincipalFrom(ctx); !isSystem(p) && !p.IsStaff() {
+		return 0, Errorf(EForbidden, "only the system or support staff can purge expired tokens")
+	}
+	now := s.now()
+	var n int64
+	err := s.DB.CrossTenant(ctx, ScopeStaff, func(tx *sqlxTx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM one_time_tokens WHERE expires_at < $1`, now.Add(-expiredTokenRetention))
+		if err != nil {
+			return dbError(err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return dbError(err)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM password_reset_requests WHERE window_started_at <= $1`, now.Add(-resetWindow))
+		return dbError(err)
+	})
+	return int(n), err
+}
