@@ -8,6 +8,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'skiff_app') THEN
         CREATE ROLE skiff_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
     END IF;
+    -- The migrating role (the tables' owner) must be able to switch to skiff_app;
+    -- so must the service's login role if it is another one (see docs/OPERATIONS.md).
+    IF NOT pg_has_role(current_user, 'skiff_app', 'MEMBER') THEN
+        EXECUTE format('GRANT skiff_app TO %I', current_user);
+    END IF;
 END
 $$;
 -- +goose StatementEnd
