@@ -22,18 +22,19 @@ func (e *statusError) Unwrap() error { return e.code }
 func status(code error, msg string) error { return &statusError{code: code, msg: msg} }
 
 var (
-	errNotFound     = status(sftp.ErrSSHFxNoSuchFile, "no such file or directory")
-	errDenied       = status(sftp.ErrSSHFxPermissionDenied, "permission denied")
-	errReadOnly     = status(sftp.ErrSSHFxPermissionDenied, "permission denied: this folder is read-only")
-	errExists       = status(sftp.ErrSSHFxFailure, "file already exists")
-	errIsDir        = status(sftp.ErrSSHFxFailure, "is a directory")
-	errNotDir       = status(sftp.ErrSSHFxFailure, "not a directory")
-	errNotRegular   = status(sftp.ErrSSHFxFailure, "not a regular file")
-	errNotEmpty     = status(sftp.ErrSSHFxFailure, "directory not empty")
-	errNoLinks      = status(sftp.ErrSSHFxOpUnsupported, "links are not supported")
-	errInternal     = status(sftp.ErrSSHFxFailure, "operation failed")
-	errUnavailable  = status(sftp.ErrSSHFxFailure, "temporarily unavailable, try again")
-	errSessionEnded = status(sftp.ErrSSHFxPermissionDenied, "permission denied: SFTP access has ended")
+	errNotFound        = status(sftp.ErrSSHFxNoSuchFile, "no such file or directory")
+	errDenied          = status(sftp.ErrSSHFxPermissionDenied, "permission denied")
+	errReadOnly        = status(sftp.ErrSSHFxPermissionDenied, "permission denied: this folder is read-only")
+	errExists          = status(sftp.ErrSSHFxFailure, "file already exists")
+	errIsDir           = status(sftp.ErrSSHFxFailure, "is a directory")
+	errNotDir          = status(sftp.ErrSSHFxFailure, "not a directory")
+	errNotRegular      = status(sftp.ErrSSHFxFailure, "not a regular file")
+	errNotEmpty        = status(sftp.ErrSSHFxFailure, "directory not empty")
+	errNoLinks         = status(sftp.ErrSSHFxOpUnsupported, "links are not supported")
+	errUploadDiscarded = status(sftp.ErrSSHFxFailure, "upload incomplete: a write failed, the file was not saved")
+	errInternal        = status(sftp.ErrSSHFxFailure, "operation failed")
+	errUnavailable     = status(sftp.ErrSSHFxFailure, "temporarily unavailable, try again")
+	errSessionEnded    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: SFTP access has ended")
 )
 
 // pathError turns a CleanPath refusal into a status.

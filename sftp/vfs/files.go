@@ -82,7 +82,12 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 
 // TransferError is called by pkg/sftp when the connection ended with the
 // handle still open: the upload is incomplete.
-func (h *handle) TransferError(error) { h.failed.Store(true) }
+func (h *handle) TransferError(err error) {
+	if h.atomic() {
+		h.s.log.Info("sftp: upload discarded, connection ended before close", "path", h.vpath, "err", err)
+	}
+	h.failed.Store(true)
+}
 
 // Close finishes the handle; for an atomic upload it commits or discards.
 func (h *handle) Close() error {
@@ -114,7 +119,7 @@ func (h *handle) commit() error {
 		if err != nil {
 			return h.s.failPath("upload", h.vpath, err)
 		}
-		return errInternal
+		return errUploadDiscarded
 	}
 	// The rename is durable only once the directory is: without this a
 	// crash could bring back the old file after the client was told OK.

@@ -1,12 +1,15 @@
 package vfs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,6 +100,25 @@ type env struct {
 	client  *sftp.Client
 	conn    net.Conn // the client's end of the pipe
 	served  chan error
+	logs    *syncBuffer // what the session logged
+}
+
+// syncBuffer is a bytes.Buffer safe for the session's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type option func(*vfs.Config)
@@ -108,7 +130,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 	dir := t.TempDir()
 	e := &env{
 		t: t, dir: dir, base: filepath.Join(dir, "data"),
-		clock: newClock(), gate: &gate{}, shares: &shares{},
+		clock: newClock(), gate: &gate{}, shares: &shares{}, logs: &syncBuffer{},
 	}
 	var err error
 	if e.store, err = storage.NewLocal(e.base); err != nil {
@@ -119,6 +141,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		AccountID: accountID, UserID: userID,
 		Storage: e.store, Gate: e.gate, Shares: e.shares,
 		CacheTTL: time.Second, Now: e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -151,11 +174,18 @@ func (e *env) close() {
 		e.client = nil
 	}
 	e.conn.Close()
-	if err := <-e.served; err != nil && !errors.Is(err, vfs.ErrDenied) {
-		e.t.Errorf("Serve: %v", err)
+	if e.served != nil {
+		if err := <-e.served; err != nil {
+			e.t.Errorf("Serve: %v", err)
+		}
 	}
 	if err := e.session.Close(); err != nil {
 		e.t.Errorf("session Close: %v", err)
+	}
+	// Every refusal a client can provoke is expected; an internal failure
+	// in the log means an error went unclassified.
+	if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") {
+		e.t.Errorf("the session logged internal failures:\n%s", logs)
 	}
 }
 

@@ -124,13 +124,9 @@ func (s *Session) allow(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	s.mu.Lock()
-	first := s.denied == nil
-	s.mu.Unlock()
-	if first {
+	if s.deny(err) {
 		s.log.Info("sftp: session ended by gate", "reason", err)
 	}
-	s.terminate(err)
 	return errSessionEnded
 }
 

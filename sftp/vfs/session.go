@@ -13,12 +13,14 @@ package vfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -75,6 +77,8 @@ type Session struct {
 	gate   gateCache
 	shares sharesCache
 
+	isDenied atomic.Bool // denied != nil, read on every packet written
+
 	mu      sync.Mutex
 	closed  bool
 	denied  error // the gate's refusal, once it ended the session
@@ -112,7 +116,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}
 	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, now: cfg.Now}
-	s.stop = context.AfterFunc(ctx, func() { s.terminate(nil) })
+	s.stop = context.AfterFunc(ctx, s.terminate)
 	return s, nil
 }
 
@@ -127,8 +131,9 @@ func (s *Session) StartDirectory() string {
 
 // Serve runs the SFTP protocol on channel until the client or the session
 // ends it, then closes channel. Uploads still open are discarded. It returns
-// nil when the client or Close ended it, an error wrapping ErrDenied when
-// the Gate did.
+// nil when the client (even abruptly), the context or Close ended it, an
+// error wrapping ErrDenied when the Gate did, ErrClosed if the session had
+// already ended.
 func (s *Session) Serve(channel io.ReadWriteCloser) error {
 	s.mu.Lock()
 	if s.closed || s.denied != nil {
@@ -136,7 +141,7 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 		channel.Close()
 		return ErrClosed
 	}
-	srv := sftp.NewRequestServer(channel, handlers{s}.sftp(),
+	srv := sftp.NewRequestServer(&sessionChannel{ReadWriteCloser: channel, s: s}, handlers{s}.sftp(),
 		sftp.WithRSAllocator(),
 		sftp.WithStartDirectory(s.StartDirectory()),
 		sftp.WithRSMaxTxPacket(maxTxPacket),
@@ -157,7 +162,9 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 	switch {
 	case denied != nil:
 		return fmt.Errorf("%w: %w", ErrDenied, denied)
-	case closed || errors.Is(err, io.EOF):
+	case closed || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// The client went away; pkg/sftp says "unexpected" when handles
+		// were still open, and those uploads have been discarded.
 		return nil
 	}
 	return err
@@ -166,7 +173,7 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 // Close ends every Serve, waits for them to return (discarding uploads still
 // open) and releases the session's trees. It is safe to call more than once.
 func (s *Session) Close() error {
-	s.terminate(nil)
+	s.terminate()
 	s.serving.Wait()
 	s.stop()
 	s.cancel()
@@ -185,19 +192,63 @@ func (s *Session) Close() error {
 	return errors.Join(errs...)
 }
 
-// terminate closes every running server without waiting: it is called from
-// inside request handlers (a Gate refusal), where waiting would deadlock.
+// terminate closes every running server without waiting for it.
 // pkg/sftp then closes the handles still open, which discards their uploads.
-func (s *Session) terminate(denied error) {
+func (s *Session) terminate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if denied != nil && s.denied == nil {
-		s.denied = denied
-	}
-	if denied == nil {
-		s.closed = true
-	}
+	s.closed = true
 	for srv := range s.servers {
 		srv.Close()
 	}
+}
+
+// deny records the Gate's refusal. The channels close themselves once the
+// refusal has been sent (see sessionChannel), so the client reads
+// "permission denied" rather than a dropped connection. It is called from
+// request handlers, where waiting for the servers would deadlock.
+func (s *Session) deny(err error) (first bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.denied != nil {
+		return false
+	}
+	s.denied = err
+	s.isDenied.Store(true)
+	return true
+}
+
+// sessionChannel is the channel as the request server sees it. Once the
+// session is denied it closes the channel right after the next status
+// packet (the refusal, or one queued before it) has been written whole,
+// which ends the server loop and discards open uploads.
+//
+// pkg/sftp writes each packet as a header Write (length, type, …) and a
+// payload Write, one packet at a time under its send lock, so counting
+// bytes is enough to find packet ends.
+type sessionChannel struct {
+	io.ReadWriteCloser
+	s      *Session
+	left   int  // bytes of the current packet still to be written
+	status bool // the current packet is SSH_FXP_STATUS
+}
+
+const fxpStatus = 101 // SSH_FXP_STATUS
+
+func (c *sessionChannel) Write(p []byte) (int, error) {
+	if c.left == 0 {
+		// A packet starts. If its header were ever split, treat the write
+		// as a boundary: closing early beats never closing.
+		c.status = true
+		if len(p) >= 5 {
+			c.left = int(binary.BigEndian.Uint32(p)) + 4
+			c.status = p[4] == fxpStatus
+		}
+	}
+	n, err := c.ReadWriteCloser.Write(p)
+	c.left = max(c.left-n, 0)
+	if err == nil && c.left == 0 && c.status && c.s.isDenied.Load() {
+		c.ReadWriteCloser.Close()
+	}
+	return n, err
 }
