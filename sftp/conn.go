@@ -27,10 +27,11 @@ var errMissingProxyHeader = errors.New("no PROXY header from a trusted source")
 // the addresses and TLVs, and bufio grows Peek as the parser needs.
 const proxyHeaderBuffer = 256
 
-// extendEvery is how stale the idle deadline may get before a read or write
-// pushes it forward. Resetting it on every packet would cost a syscall-free
-// but still measurable timer update per packet on fast transfers.
-const extendEvery = int64(time.Second)
+// maxExtendStep is how stale the idle deadline may get before a read or
+// write pushes it forward (a quarter of the idle timeout when that is
+// shorter). Moving it on every packet would reset a runtime timer per packet
+// on fast transfers for no benefit.
+const maxExtendStep = time.Second
 
 // route is where a connection goes and who it comes from.
 type route struct {
@@ -53,8 +54,10 @@ type netConn struct {
 	refuseProxy atomic.Bool
 
 	idle       atomic.Int64 // idle timeout in ns; 0 while the handshake deadline applies
-	lastExtend atomic.Int64 // monotonic ns since connStart of the last extension
+	step       atomic.Int64 // ns the deadline may go stale before it is moved
+	lastExtend atomic.Int64 // ns since connStart of the last extension
 	connStart  time.Time
+	now        func() time.Time
 }
 
 func newNetConn(c net.Conn) *netConn {
@@ -62,6 +65,7 @@ func newNetConn(c net.Conn) *netConn {
 		Conn:      c,
 		r:         bufio.NewReaderSize(c, proxyHeaderBuffer),
 		connStart: time.Now(),
+		now:       time.Now,
 	}
 }
 
@@ -123,26 +127,29 @@ func (c *netConn) startIdleTimer(idle time.Duration) error {
 	if idle <= 0 {
 		return c.Conn.SetDeadline(time.Time{})
 	}
-	c.lastExtend.Store(int64(time.Since(c.connStart)))
+	now := c.now()
+	c.lastExtend.Store(int64(now.Sub(c.connStart)))
+	c.step.Store(int64(min(maxExtendStep, idle/4)))
 	c.idle.Store(int64(idle))
-	return c.Conn.SetDeadline(time.Now().Add(idle))
+	return c.Conn.SetDeadline(now.Add(idle))
 }
 
-// touch pushes the idle deadline forward if it was last moved more than
-// extendEvery ago. Traffic in either direction counts, so a long download
-// to a client that only sends window adjustments stays alive.
+// touch pushes the idle deadline forward if it was last moved more than a
+// step ago, so a busy connection always has at least idle-step left.
+// Traffic in either direction counts: a long download to a client that only
+// sends window adjustments stays alive.
 func (c *netConn) touch() {
 	idle := c.idle.Load()
 	if idle == 0 {
 		return
 	}
-	now := int64(time.Since(c.connStart))
+	since := int64(c.now().Sub(c.connStart))
 	last := c.lastExtend.Load()
-	if now-last < extendEvery || !c.lastExtend.CompareAndSwap(last, now) {
+	if since-last < c.step.Load() || !c.lastExtend.CompareAndSwap(last, since) {
 		return
 	}
 	// An error means the connection is closing; the next read reports it.
-	_ = c.Conn.SetDeadline(c.connStart.Add(time.Duration(now + idle)))
+	_ = c.Conn.SetDeadline(c.connStart.Add(time.Duration(since + idle)))
 }
 
 // addrOf returns the IP of a TCP address, with IPv4-mapped IPv6 addresses

@@ -104,7 +104,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 			}
 		}
 	}
-	log.Info("sftp login", "method", sconn.Permissions.Extensions[extMethod], "key", login.KeyFingerprint)
+	var algs ssh.NegotiatedAlgorithms
+	if m, ok := sconn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		algs = m.Algorithms()
+	}
+	log.Info("sftp login", "method", sconn.Permissions.Extensions[extMethod], "key", login.KeyFingerprint,
+		"client", string(sconn.ClientVersion()), "kex", algs.KeyExchange, "cipher", algs.Write.Cipher)
 
 	go ssh.DiscardRequests(reqs)
 	sess, err := s.cfg.Sessions.Open(connCtx, login)

@@ -1,0 +1,72 @@
+package sftp
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// deadlineConn is a net.Conn that records the deadline set on it.
+type deadlineConn struct {
+	net.Conn // nil: only the methods below are called
+	deadline time.Time
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error)         { return len(p), nil }
+func (c *deadlineConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (c *deadlineConn) SetDeadline(t time.Time) error      { c.deadline = t; return nil }
+func (c *deadlineConn) SetReadDeadline(t time.Time) error  { c.deadline = t; return nil }
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.deadline = t; return nil }
+
+// A connection with steady traffic never gets within (idle - step) of its
+// deadline, whatever the idle timeout; an idle one keeps its deadline.
+func TestIdleDeadlineFollowsTraffic(t *testing.T) {
+	for _, idle := range []time.Duration{200 * time.Millisecond, 15 * time.Minute} {
+		t.Run(idle.String(), func(t *testing.T) {
+			raw := &deadlineConn{}
+			start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			clock := start
+			c := newNetConn(raw)
+			c.connStart, c.now = start, func() time.Time { return clock }
+
+			if err := c.startIdleTimer(idle); err != nil {
+				t.Fatal(err)
+			}
+			if want := start.Add(idle); !raw.deadline.Equal(want) {
+				t.Fatalf("deadline %v, want %v", raw.deadline, want)
+			}
+			step := min(maxExtendStep, idle/4)
+			buf := make([]byte, 8)
+			// Traffic every step/2, alternating directions, for ten idle periods.
+			for clock.Before(start.Add(10 * idle)) {
+				clock = clock.Add(step / 2)
+				if clock.Sub(start)/(step/2)%2 == 0 {
+					c.Read(buf)
+				} else {
+					c.Write(buf)
+				}
+				if left := raw.deadline.Sub(clock); left < idle-step {
+					t.Fatalf("at %v only %v left before the idle deadline", clock.Sub(start), left)
+				}
+			}
+			// Then silence: the deadline stays where the last traffic put it.
+			last := raw.deadline
+			clock = clock.Add(2 * idle)
+			if !raw.deadline.Equal(last) || !raw.deadline.Before(clock) {
+				t.Errorf("deadline %v moved without traffic, or is still ahead", raw.deadline)
+			}
+		})
+	}
+}
+
+func TestNoIdleTimeoutClearsDeadline(t *testing.T) {
+	raw := &deadlineConn{deadline: time.Now().Add(time.Second)}
+	c := newNetConn(raw)
+	if err := c.startIdleTimer(-1); err != nil {
+		t.Fatal(err)
+	}
+	c.Read(make([]byte, 8))
+	if !raw.deadline.IsZero() {
+		t.Errorf("deadline %v, want none", raw.deadline)
+	}
+}
