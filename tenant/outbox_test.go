@@ -58,6 +58,25 @@ func listNotifications(t *testing.T, db *DB, accountID string, page Page) *Conne
 	return conn
 }
 
+// asWorker runs fn in a transaction on the worker's scope.
+func asWorker(db *DB, fn func(q Queryer) error) error {
+	return db.CrossTenant(context.Background(), ScopeOutbox, func(tx *sqlxTx) error { return fn(tx) })
+}
+
+// claimEmail claims the next email due at at, or returns nil.
+func claimEmail(t *testing.T, db *DB, at time.Time, lease time.Duration) *OutboxEmail {
+	t.Helper()
+	var e *OutboxEmail
+	err := asWorker(db, func(q Queryer) (err error) {
+		e, err = ClaimEmail(context.Background(), q, at, lease)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func TestEnqueueFollowsTheTransaction(t *testing.T) {
 	ctx := context.Background()
 	db, acc := newOutboxDB(t, 1)
@@ -83,23 +102,12 @@ func TestEnqueueFollowsTheTransaction(t *testing.T) {
 		t.Errorf("notification %+v", n)
 	}
 	// Nothing but the committed email is there for the worker either.
-	var claimedIDs []string
-	for {
-		var e *OutboxEmail
-		err := db.CrossTenant(ctx, ScopeOutbox, func(tx *sqlxTx) (err error) {
-			e, err = ClaimEmail(ctx, tx, time.Now().Add(time.Minute), time.Minute)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e == nil {
-			break
-		}
-		claimedIDs = append(claimedIDs, e.To)
+	var claimed []string
+	for e := claimEmail(t, db, time.Now().Add(time.Minute), time.Minute); e != nil; e = claimEmail(t, db, time.Now().Add(time.Minute), time.Minute) {
+		claimed = append(claimed, e.To)
 	}
-	if len(claimedIDs) != 1 || claimedIDs[0] != "kept@example.com" {
-		t.Errorf("worker found %v", claimedIDs)
+	if len(claimed) != 1 || claimed[0] != "kept@example.com" {
+		t.Errorf("worker found %v", claimed)
 	}
 }
 
@@ -245,21 +253,7 @@ func TestClaimAndRecordDelivery(t *testing.T) {
 	db, acc := newOutboxDB(t, 1)
 	mustEnqueue(t, db, acc[0], resetEmail("a@example.com"))
 	now := time.Now().Add(time.Second)
-	claim := func(at time.Time) *OutboxEmail {
-		t.Helper()
-		var e *OutboxEmail
-		err := db.CrossTenant(ctx, ScopeOutbox, func(tx *sqlxTx) (err error) {
-			e, err = ClaimEmail(ctx, tx, at, 10*time.Minute)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	record := func(fn func(q Queryer) error) error {
-		return db.CrossTenant(ctx, ScopeOutbox, func(tx *sqlxTx) error { return fn(tx) })
-	}
+	claim := func(at time.Time) *OutboxEmail { return claimEmail(t, db, at, 10*time.Minute) }
 
 	first := claim(now)
 	if first == nil || first.Attempts != 1 || first.Unfinished || first.AccountID != acc[0] || first.Kind != EmailPasswordReset {
@@ -278,11 +272,11 @@ func TestClaimAndRecordDelivery(t *testing.T) {
 		t.Fatalf("claim after the lease: %+v", second)
 	}
 	// ...and the first worker, back from the dead, may not record anything.
-	err := record(func(q Queryer) error { return MarkEmailSent(ctx, q, first, now, "late", "x@skiff") })
+	err := asWorker(db, func(q Queryer) error { return MarkEmailSent(ctx, q, first, now, "late", "x@skiff") })
 	if !errors.Is(err, ErrClaimLost) {
 		t.Errorf("stale claim recorded: %v", err)
 	}
-	err = record(func(q Queryer) error { return MarkEmailSent(ctx, q, second, now, "Reset your password", "id@skiff") })
+	err = asWorker(db, func(q Queryer) error { return MarkEmailSent(ctx, q, second, now, "Reset your password", "id@skiff") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,36 +302,33 @@ func TestRecordFailure(t *testing.T) {
 	db, acc := newOutboxDB(t, 1)
 	mustEnqueue(t, db, acc[0], resetEmail("a@example.com"))
 	now := time.Now().Add(time.Second)
-	var e *OutboxEmail
-	step := func(fn func(q Queryer) error) {
+	fail := func(e *OutboxEmail, reason string, retryAt time.Time) {
 		t.Helper()
-		if err := db.CrossTenant(ctx, ScopeOutbox, func(tx *sqlxTx) error { return fn(tx) }); err != nil {
+		if err := asWorker(db, func(q Queryer) error {
+			return MarkEmailFailed(ctx, q, e, reason, retryAt, "Subject", "id@skiff")
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	step(func(q Queryer) (err error) { e, err = ClaimEmail(ctx, q, now, time.Minute); return err })
-	step(func(q Queryer) error {
-		return MarkEmailFailed(ctx, q, e, strings.Repeat("é", 2000), now.Add(time.Hour), "Subject", "id@skiff")
-	})
+
+	fail(claimEmail(t, db, now, time.Minute), strings.Repeat("é", 2000), now.Add(time.Hour))
 	n := listNotifications(t, db, acc[0], Page{}).Items[0]
 	if n.Status != EmailPending || n.Attempts != 1 || len([]rune(n.LastError)) != maxErrorLen {
 		t.Errorf("after a failure: status %s attempts %d error of %d characters", n.Status, n.Attempts, len([]rune(n.LastError)))
 	}
-	step(func(q Queryer) (err error) { e, err = ClaimEmail(ctx, q, now.Add(59*time.Minute), time.Minute); return err })
-	if e != nil {
+	if e := claimEmail(t, db, now.Add(59*time.Minute), time.Minute); e != nil {
 		t.Fatal("claimed before its retry time")
 	}
-	step(func(q Queryer) (err error) { e, err = ClaimEmail(ctx, q, now.Add(time.Hour), time.Minute); return err })
+	e := claimEmail(t, db, now.Add(time.Hour), time.Minute)
 	if e == nil || e.Unfinished || e.Attempts != 2 {
 		t.Fatalf("retry claim: %+v", e)
 	}
-	step(func(q Queryer) error { return MarkEmailFailed(ctx, q, e, "refused", time.Time{}, "Subject", "id@skiff") })
+	fail(e, "refused", time.Time{})
 	n = listNotifications(t, db, acc[0], Page{}).Items[0]
 	if n.Status != EmailFailed || n.LastError != "refused" || n.Attempts != 2 {
 		t.Errorf("after giving up: %+v", n)
 	}
-	step(func(q Queryer) (err error) { e, err = ClaimEmail(ctx, q, now.Add(48*time.Hour), time.Minute); return err })
-	if e != nil {
+	if e := claimEmail(t, db, now.Add(48*time.Hour), time.Minute); e != nil {
 		t.Error("a failed email was claimed again")
 	}
 }
