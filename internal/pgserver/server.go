@@ -139,6 +139,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 
+	clearStaleLock(dataDir)
+
 	s := &Server{dataDir: dataDir, sockDir: dataDir, log: log, logPath: filepath.Join(dataDir, logName)}
 	if len(dataDir) > maxSocketDir {
 		if s.sockDir, err = os.MkdirTemp("", "skiff-pg-"); err != nil {
@@ -446,6 +448,28 @@ func clusterMajor(dir string) (int, error) {
 			"choose an empty or new folder", dir)
 	}
 	return 0, nil
+}
+
+// clearStaleLock removes the postmaster.pid a crashed server left behind if
+// its process id now belongs to a program other than PostgreSQL. PostgreSQL
+// removes the file itself when the id is unused, but after a reboot or a
+// container restart ids are often reused, and PostgreSQL then refuses to
+// start. Where /proc is missing, PostgreSQL's own check is all there is.
+func clearStaleLock(dataDir string) {
+	lock := filepath.Join(dataDir, "postmaster.pid")
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		return
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return
+	}
+	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	if err == nil && strings.TrimSpace(string(comm)) != "postgres" {
+		_ = os.Remove(lock)
+	}
 }
 
 // prepareDir creates dir for PostgreSQL: private to its user, under parents
