@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"math/big"
 	"strings"
 	"time"
 	"unicode"
@@ -104,7 +105,7 @@ func parseAuthorizedKeyLine(line string) (*ParsedKey, error) {
 		return nil, err
 	}
 	if pk.Key.Type() != keyType {
-		return nil, keyInvalid("the key is damaged: it says " + keyType + " but contains a " + pk.Key.Type() + " key")
+		return nil, keyInvalid("the key is damaged: the line says " + keyType + " but the key in it is " + pk.Key.Type())
 	}
 	pk.Comment = cleanKeyComment(strings.Join(fields[2:], " "))
 	return pk, nil
@@ -112,34 +113,42 @@ func parseAuthorizedKeyLine(line string) (*ParsedKey, error) {
 
 // parseKeyBlob checks a key in SSH wire format and describes it.
 func parseKeyBlob(blob []byte) (*ParsedKey, error) {
-	key, err := ssh.ParsePublicKey(blob)
-	if err != nil {
-		// The wire format starts with the type; name it if it is one we refuse.
-		if name, _, ok := readSSHString(blob); ok {
-			if err := refuseKeyType(string(name)); err != nil {
-				return nil, err
-			}
-		}
-		return nil, keyInvalid("the key is damaged or not an SSH public key; copy the whole line of the .pub file again")
+	damaged := keyInvalid("the key is damaged or not an SSH public key; copy the whole line of the .pub file again")
+	name, _, ok := readSSHString(blob)
+	if !ok {
+		return nil, damaged
 	}
-	algo := key.Type()
+	algo := string(name)
 	if err := refuseKeyType(algo); err != nil {
 		return nil, err
 	}
-	bits := acceptedKeyBits[algo]
 	if algo == ssh.KeyAlgoRSA {
-		rk, ok := key.(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey)
-		if !ok {
-			return nil, keyInvalid("the key is damaged; copy the whole line of the .pub file again")
+		// Read the size before ssh.ParsePublicKey, which refuses oversized
+		// keys with no word on why.
+		var w struct {
+			Type string
+			E, N *big.Int
+			Rest []byte `ssh:"rest"`
 		}
-		bits = rk.N.BitLen()
-		if bits < minRSAKeyBits {
+		if ssh.Unmarshal(blob, &w) != nil {
+			return nil, damaged
+		}
+		if bits := w.N.BitLen(); bits < minRSAKeyBits {
 			return nil, keyInvalid("this RSA key has only " + itoa(bits) + " bits, which is too weak; use at least " +
 				itoa(minRSAKeyBits) + " bits, or better " + generateEd25519Hint)
-		}
-		if bits > maxRSAKeyBits {
+		} else if bits > maxRSAKeyBits {
 			return nil, keyInvalid("this RSA key has " + itoa(bits) + " bits; at most " + itoa(maxRSAKeyBits) +
 				" are supported — " + generateEd25519Hint)
+		}
+	}
+	key, err := ssh.ParsePublicKey(blob)
+	if err != nil || key.Type() != algo {
+		return nil, damaged
+	}
+	bits := acceptedKeyBits[algo]
+	if ck, ok := key.(ssh.CryptoPublicKey); ok {
+		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok {
+			bits = rk.N.BitLen()
 		}
 	}
 	return &ParsedKey{Key: key, Algorithm: algo, Bits: bits, Fingerprint: ssh.FingerprintSHA256(key)}, nil
@@ -169,17 +178,18 @@ func refuseKeyType(t string) error {
 	return keyInvalid("keys of type " + strings.ToValidUTF8(t, "?") + " are not supported; use Ed25519, ECDSA or RSA — " + generateEd25519Hint)
 }
 
-// cleanKeyComment keeps a comment safe to store and show: printable text, bounded.
+// cleanKeyComment keeps a comment safe to store and show: printable text
+// with single spaces, bounded.
 func cleanKeyComment(c string) string {
 	c = strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
 			return r
 		}
-		return -1
+		return ' '
 	}, c)
-	c = strings.TrimSpace(c)
+	c = strings.Join(strings.Fields(c), " ")
 	if utf8.RuneCountInString(c) > maxKeyCommentLen {
-		c = string([]rune(c)[:maxKeyCommentLen])
+		c = strings.TrimSpace(string([]rune(c)[:maxKeyCommentLen]))
 	}
 	return c
 }
