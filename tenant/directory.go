@@ -1,0 +1,273 @@
+package tenant
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrLoginFailed is the one answer to every refused SFTP login: unknown
+// login, wrong password, key not registered, deleted user, SFTP turned off,
+// module not active. Directory methods wrap it with the real reason
+// ("…: login failed: unknown login") for the server log; errors.Is finds it,
+// and ErrorMessage gives the same text whatever the reason, which is all a
+// client may ever learn.
+var ErrLoginFailed = &Error{Code: EUnauthenticated, Message: "login failed"}
+
+// ErrSFTPAccessWithdrawn is what SessionAllowed returns, wrapped with the
+// reason, once a logged-in user may no longer use SFTP.
+var ErrSFTPAccessWithdrawn = &Error{Code: EForbidden, Message: "SFTP access has been withdrawn"}
+
+// maxLoginLen bounds a login name before it reaches the database; generated
+// login IDs and custom logins are far shorter.
+const maxLoginLen = 200
+
+// Directory resolves SFTP credentials across tenants, before the account is
+// known, through the narrow "directory" database scope. It also serves the
+// deployment's host keys. A Directory must not be copied after first use.
+type Directory struct {
+	DB  *DB
+	Now func() time.Time
+
+	// verifyPassword is VerifyPassword; tests replace it to count verifications.
+	verifyPassword func(ctx context.Context, encoded, password string) (bool, error)
+
+	hostKeysMu sync.Mutex
+	hostKeys   []ssh.Signer // the deployment's, loaded once: host keys never change
+}
+
+// NewDirectory returns a Directory on db with the real clock.
+func NewDirectory(db *DB) *Directory {
+	return &Directory{DB: db, Now: time.Now}
+}
+
+func (d *Directory) now() time.Time {
+	if d.Now == nil {
+		return time.Now()
+	}
+	return d.Now()
+}
+
+// SFTPLogin is who a successful SFTP authentication resolved to.
+type SFTPLogin struct {
+	AccountID string
+	UserID    string
+	Login     string // the login ID the user gave, normalised
+	// KeyID and KeyFingerprint name the key of a public-key login; empty
+	// after a password login.
+	KeyID          string
+	KeyFingerprint string
+	// Jailed users see only the folders shared with them. Always false until
+	// groups exist: see the "jailed" column of loginQuery.
+	Jailed bool
+}
+
+// loginRoute says which logins a destination address admits.
+type loginRoute struct {
+	// AccountID, when set, admits only that account's users: the address is
+	// the account's dedicated IP. Empty means a shared address: any account,
+	// by login ID only.
+	AccountID string
+}
+
+// routeFor maps the address a client connected to onto the logins it admits.
+// Until dedicated IPs exist every address is shared; the dedicated-IP lookup
+// goes here, and loginQuery already filters on the route's account.
+func (d *Directory) routeFor(netip.Addr) loginRoute {
+	return loginRoute{}
+}
+
+// loginRecord is everything a login decision needs, read in one query.
+type loginRecord struct {
+	AccountID    string     `db:"account_id"`
+	UserID       string     `db:"user_id"`
+	Login        string     `db:"login"`
+	PasswordHash string     `db:"password_hash"`
+	Live         bool       `db:"live"`
+	SFTPEnabled  bool       `db:"sftp_enabled"`
+	ModuleStatus string     `db:"sftp_status"`
+	TrialEndsAt  *time.Time `db:"sftp_trial_ends_at"`
+	Jailed       bool       `db:"jailed"`
+	KeyID        *string    `db:"key_id"`
+	KeyBlob      []byte     `db:"key_blob"`
+}
+
+// loginQuery resolves a login ID ($1, lowercase) on a route ($2: the account
+// of a dedicated IP, or ”) to the user, their account's module state and,
+// for a public-key login, the user's key with fingerprint $3 (” matches no
+// key). Login IDs are issued lowercase; custom logins on dedicated IPs will
+// add "OR lower(c.custom_login) = $1" when $2 is set.
+const loginQuery = `
+SELECT c.account_id, c.user_id, c.login,
+       coalesce(u.password_hash, '') AS password_hash,
+       u.deleted_at IS NULL AS live, u.sftp_enabled,
+       a.sftp_status, a.sftp_trial_ends_at,
+       false AS jailed, -- groups: membership in the account's Jailed Users group
+       k.id AS key_id, k.public_key AS key_blob
+FROM sftp_credentials c
+JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
+JOIN accounts a ON a.id = c.account_id
+LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AND k.fingerprint = $3
+WHERE c.login = $1 AND ($2 = '' OR c.account_id = nullif($2, '')::uuid)`
+
+// lookupLogin reads the login's record; nil when no such login exists on
+// dest. Login names that cannot exist are not sent to the database.
+func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fingerprint string) (*loginRecord, error) {
+	login = strings.ToLower(login)
+	if login == "" || len(login) > maxLoginLen || !utf8.ValidString(login) || strings.ContainsRune(login, 0) {
+		return nil, nil
+	}
+	var recs []loginRecord
+	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		return tx.SelectContext(ctx, &recs, loginQuery, login, d.routeFor(dest).AccountID, fingerprint)
+	})
+	if err != nil {
+		return nil, dbError(err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	return &recs[0], nil // login is unique, and (user, fingerprint) too: at most one row
+}
+
+// accessRefusal says why a user may not use SFTP now, or "" if they may.
+func accessRefusal(live, sftpEnabled bool, moduleStatus string, trialEndsAt *time.Time, now time.Time) string {
+	switch {
+	case !live:
+		return "user is deleted"
+	case !sftpEnabled:
+		return "SFTP access is off for the user"
+	}
+	if st := EffectiveModuleStatus(moduleStatus, trialEndsAt, now); !st.AllowsLogin() {
+		return "SFTP module is " + string(st)
+	}
+	return ""
+}
+
+func loginFailed(reason string) error { return fmt.Errorf("%w: %s", ErrLoginFailed, reason) }
+
+func (r *loginRecord) sftpLogin() *SFTPLogin {
+	return &SFTPLogin{AccountID: r.AccountID, UserID: r.UserID, Login: r.Login, Jailed: r.Jailed}
+}
+
+// PasswordLogin checks a login ID and account password. Exactly one argon2id
+// verification runs whatever the outcome (against a dummy hash when the
+// login is unknown), so timing does not tell an unknown login from a wrong
+// password. Every refusal wraps ErrLoginFailed; other errors are outages.
+// remote, the client's address, is not used yet (throttling will).
+func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*SFTPLogin, error) {
+	rec, err := d.lookupLogin(ctx, dest, login, "")
+	if err != nil {
+		return nil, err
+	}
+	hash := ""
+	if rec != nil {
+		hash = rec.PasswordHash
+	}
+	verify := d.verifyPassword
+	if verify == nil {
+		verify = VerifyPassword
+	}
+	ok, err := verify(ctx, hash, password)
+	if err != nil {
+		return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("verify SFTP password: %w", err)}
+	}
+	switch {
+	case rec == nil:
+		return nil, loginFailed("unknown login")
+	case hash == "":
+		return nil, loginFailed("the user has no password")
+	case !ok:
+		return nil, loginFailed("wrong password")
+	}
+	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	return rec.sftpLogin(), nil
+}
+
+// PublicKeyLogin answers whether key is one of login's SSH keys and the user
+// may use SFTP now. The SSH server also asks this for keys a client merely
+// offers, before any signature proves possession, so it records nothing: the
+// server calls MarkKeyUsed once authentication has succeeded. Every refusal
+// wraps ErrLoginFailed; other errors are outages.
+func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*SFTPLogin, error) {
+	if key == nil {
+		return nil, loginFailed("no key")
+	}
+	if _, ok := key.(*ssh.Certificate); ok {
+		return nil, loginFailed("certificates are not accepted")
+	}
+	fingerprint := ssh.FingerprintSHA256(key)
+	rec, err := d.lookupLogin(ctx, dest, login, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec == nil:
+		return nil, loginFailed("unknown login")
+	// Compare the whole key, not only its hash, so a match is exact.
+	case rec.KeyID == nil || !bytes.Equal(rec.KeyBlob, key.Marshal()):
+		return nil, loginFailed("key " + fingerprint + " is not one of the user's keys")
+	}
+	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	l := rec.sftpLogin()
+	l.KeyID, l.KeyFingerprint = *rec.KeyID, fingerprint
+	return l, nil
+}
+
+// keyUseGranularity is how stale last_used_at may get: a key used again
+// within it is not written again, so busy automated clients cost no writes.
+const keyUseGranularity = time.Minute
+
+// MarkKeyUsed records that keyID just logged in. It is one UPDATE; the SSH
+// server calls it after authentication succeeded, off the login's critical
+// path if it likes. A deleted key or a bad ID is not an error: nothing to mark.
+func (d *Directory) MarkKeyUsed(ctx context.Context, accountID, keyID string) error {
+	if !isUUID(accountID) || !isUUID(keyID) {
+		return nil
+	}
+	now := d.now()
+	return d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE ssh_keys SET last_used_at = $3
+			WHERE account_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4)`,
+			accountID, keyID, now, now.Add(-keyUseGranularity))
+		return dbError(err)
+	})
+}
+
+// SessionAllowed is the gate before each SFTP operation: it returns nil while
+// the user is live, has SFTP access and the account's module allows logins,
+// and an error wrapping ErrSFTPAccessWithdrawn once any of that stops being
+// true, so sessions end when access is withdrawn. Other errors are outages.
+func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string) error {
+	if !isUUID(accountID) || !isUUID(userID) {
+		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+	}
+	var recs []loginRecord
+	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at
+			FROM users u JOIN accounts a ON a.id = u.account_id
+			WHERE u.account_id = $1 AND u.id = $2`, accountID, userID)
+	})
+	if err != nil {
+		return dbError(err)
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+	}
+	r := recs[0]
+	if why := accessRefusal(r.Live, r.SFTPEnabled, r.ModuleStatus, r.TrialEndsAt, d.now()); why != "" {
+		return fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
+	}
+	return nil
+}

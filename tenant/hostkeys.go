@@ -1,0 +1,218 @@
+package tenant
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/pem"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// deploymentHostKeyTypes are the deployment's host key types, in the order
+// the SSH server presents them and users see their fingerprints. Ed25519
+// comes first because current clients prefer it; RSA 3072 is for old ones.
+var deploymentHostKeyTypes = []struct {
+	algorithm string
+	generate  func() (crypto.Signer, error)
+}{
+	{ssh.KeyAlgoED25519, func() (crypto.Signer, error) {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	}},
+	{ssh.KeyAlgoECDSA256, func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+	{ssh.KeyAlgoRSA, func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) }},
+}
+
+// hostKeyRank orders host keys as deploymentHostKeyTypes does; unknown types last.
+func hostKeyRank(algorithm string) int {
+	for i, t := range deploymentHostKeyTypes {
+		if t.algorithm == algorithm {
+			return i
+		}
+	}
+	return len(deploymentHostKeyTypes)
+}
+
+// hostKeyRow is a stored host key: an unencrypted OpenSSH private key. It is
+// protected like the rest of the database; every node must be able to read it.
+type hostKeyRow struct {
+	Algorithm  string `db:"algorithm"`
+	PrivateKey []byte `db:"private_key"`
+}
+
+// EnsureHostKeys makes sure the deployment's host keys exist and loads them.
+// The first start generates Ed25519, ECDSA P-256 and RSA 3072 keys; later
+// starts load them and never generate again, so clients keep trusting the
+// server. Nodes starting together are safe: each inserts what it generated
+// only where nothing is stored yet, then everyone uses what was stored.
+func (d *Directory) EnsureHostKeys(ctx context.Context) error {
+	_, err := d.deploymentHostKeys(ctx)
+	return err
+}
+
+// HostKeys returns the host keys to present to a client that connected to
+// dest. Every address is shared for now, so these are the deployment's keys
+// (generated on first use if EnsureHostKeys did not run at start-up).
+func (d *Directory) HostKeys(ctx context.Context, _ netip.Addr) ([]ssh.Signer, error) {
+	// Dedicated IPs: when routeFor(dest) names an account, present its keys.
+	return d.deploymentHostKeys(ctx)
+}
+
+// deploymentHostKeys returns the cached signers, loading (and if need be
+// generating) them once. The lock makes concurrent first callers wait for
+// one load instead of each generating keys.
+func (d *Directory) deploymentHostKeys(ctx context.Context) ([]ssh.Signer, error) {
+	d.hostKeysMu.Lock()
+	defer d.hostKeysMu.Unlock()
+	if d.hostKeys != nil {
+		return slices.Clone(d.hostKeys), nil
+	}
+	rows, err := d.readDeploymentHostKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if missing := missingHostKeyTypes(rows); len(missing) > 0 {
+		if err := d.storeDeploymentHostKeys(ctx, missing); err != nil {
+			return nil, err
+		}
+		if rows, err = d.readDeploymentHostKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	signers := make([]ssh.Signer, 0, len(rows))
+	for _, r := range rows {
+		s, err := hostKeySigner(r)
+		if err != nil {
+			return nil, &Error{Code: EInternal, Message: "internal error", Err: err}
+		}
+		signers = append(signers, s)
+	}
+	d.hostKeys = signers
+	return slices.Clone(signers), nil
+}
+
+func (d *Directory) readDeploymentHostKeys(ctx context.Context) ([]hostKeyRow, error) {
+	var rows []hostKeyRow
+	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		return dbError(tx.SelectContext(ctx, &rows, `SELECT algorithm, private_key FROM host_keys WHERE account_id IS NULL`))
+	})
+	slices.SortFunc(rows, func(a, b hostKeyRow) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
+	return rows, err
+}
+
+func missingHostKeyTypes(rows []hostKeyRow) []string {
+	var missing []string
+	for _, t := range deploymentHostKeyTypes {
+		if !slices.ContainsFunc(rows, func(r hostKeyRow) bool { return r.Algorithm == t.algorithm }) {
+			missing = append(missing, t.algorithm)
+		}
+	}
+	return missing
+}
+
+// storeDeploymentHostKeys generates keys of the given types and stores each
+// unless another node stored one of that type first (the unique index on
+// account and algorithm decides). Generation happens outside the transaction:
+// an RSA key takes a noticeable fraction of a second.
+func (d *Directory) storeDeploymentHostKeys(ctx context.Context, algorithms []string) error {
+	type generated struct {
+		algorithm, fingerprint string
+		pem                    []byte
+	}
+	var keys []generated
+	for _, t := range deploymentHostKeyTypes {
+		if !slices.Contains(algorithms, t.algorithm) {
+			continue
+		}
+		k, err := t.generate()
+		if err != nil {
+			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("generate %s host key: %w", t.algorithm, err)}
+		}
+		block, err := ssh.MarshalPrivateKey(k, "skiff host key")
+		if err != nil {
+			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("encode %s host key: %w", t.algorithm, err)}
+		}
+		pub, err := ssh.NewPublicKey(k.Public())
+		if err != nil {
+			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("%s host public key: %w", t.algorithm, err)}
+		}
+		keys = append(keys, generated{t.algorithm, ssh.FingerprintSHA256(pub), pem.EncodeToMemory(block)})
+	}
+	return d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO host_keys (account_id, algorithm, private_key, fingerprint)
+				VALUES (NULL, $1, $2, $3) ON CONFLICT DO NOTHING`, k.algorithm, k.pem, k.fingerprint); err != nil {
+				return dbError(err)
+			}
+		}
+		return nil
+	})
+}
+
+// hostKeySigner parses a stored key. RSA keys sign only with SHA-2
+// (rsa-sha2-512/256, RFC 8332): SHA-1 "ssh-rsa" signatures are obsolete.
+func hostKeySigner(r hostKeyRow) (ssh.Signer, error) {
+	s, err := ssh.ParsePrivateKey(r.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("stored %s host key: %w", r.Algorithm, err)
+	}
+	if got := s.PublicKey().Type(); got != r.Algorithm {
+		return nil, fmt.Errorf("stored %s host key holds a %s key", r.Algorithm, got)
+	}
+	if r.Algorithm != ssh.KeyAlgoRSA {
+		return s, nil
+	}
+	as, ok := s.(ssh.AlgorithmSigner)
+	if !ok {
+		return nil, fmt.Errorf("stored RSA host key cannot choose its signature algorithm")
+	}
+	return ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256})
+}
+
+// HostKeyFingerprints lists the fingerprints of the deployment's host keys
+// (accountID "") or of an account's own keys (dedicated IPs; none until
+// then), in the order the server presents them, as SFTPEnabledData.HostKeys
+// wants them. Deployment fingerprints are public: anyone may read them. An
+// account's are for its users and staff; anyone else gets "account not found".
+func (s *Service) HostKeyFingerprints(ctx context.Context, accountID string) ([]HostKeyFingerprint, error) {
+	var rows []struct {
+		Algorithm   string `db:"algorithm"`
+		Fingerprint string `db:"fingerprint"`
+	}
+	read := func(tx *sqlxTx) error {
+		return dbError(tx.SelectContext(ctx, &rows, `SELECT algorithm, fingerprint FROM host_keys
+			WHERE account_id IS NOT DISTINCT FROM nullif($1, '')::uuid`, accountID))
+	}
+	var err error
+	p := PrincipalFrom(ctx)
+	switch {
+	case accountID == "":
+		// The directory scope is the one that reads host keys across tenants.
+		err = s.DB.CrossTenant(ctx, ScopeDirectory, read)
+	case !isUUID(accountID):
+		return nil, NotFound("account")
+	case p.IsStaff():
+		err = s.DB.CrossTenant(ctx, ScopeStaff, read)
+	case p.InAccount(accountID):
+		err = s.DB.InAccount(ctx, accountID, read)
+	default:
+		return nil, NotFound("account")
+	}
+	if err != nil {
+		return nil, err
+	}
+	fps := make([]HostKeyFingerprint, 0, len(rows))
+	for _, r := range rows {
+		fps = append(fps, HostKeyFingerprint{Algorithm: r.Algorithm, Fingerprint: r.Fingerprint})
+	}
+	slices.SortFunc(fps, func(a, b HostKeyFingerprint) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
+	return fps, nil
+}
