@@ -103,10 +103,11 @@ func (a *account) checkReachable(dir string) error {
 	}
 	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if !a.canSearch(fi) {
+		// Missing folders are created reachable.
+		if err == nil && !a.canSearch(fi) {
 			return fmt.Errorf("PostgreSQL runs as user %s (it refuses to run as root), who cannot reach %s: "+
 				"%s has mode %04o; choose a data directory that user can reach, or allow it with chmod o+x %s",
 				a.name, dir, p, uint32(fi.Mode().Perm()), p)

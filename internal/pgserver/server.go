@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	_ "github.com/lib/pq" // the readiness probe connects like any client
@@ -134,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if major == 0 {
 		log.InfoContext(ctx, "creating PostgreSQL data directory", "dir", dataDir, "version", bins.Major)
-		if err := initCluster(ctx, bins, dataDir, acct, opts.Ephemeral); err != nil {
+		if err := initCluster(bins, dataDir, acct, opts.Ephemeral); err != nil {
 			return nil, err
 		}
 	}
@@ -251,8 +252,11 @@ func (s *Server) launch(ctx context.Context, bins Binaries, acct *account, opts 
 		}
 		s.port = port
 	} else if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))); err != nil {
-		return &startError{cause: errPortInUse, msg: fmt.Sprintf("start PostgreSQL: port %d on 127.0.0.1 is in use "+
-			"(another PostgreSQL?): stop that program or choose another port", s.port)}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return &startError{cause: errPortInUse, msg: fmt.Sprintf("start PostgreSQL: port %d on 127.0.0.1 is in use "+
+				"(another PostgreSQL?): stop that program or choose another port", s.port)}
+		}
+		return fmt.Errorf("start PostgreSQL: port %d: %w", s.port, err)
 	} else {
 		_ = l.Close()
 	}
@@ -268,10 +272,11 @@ func (s *Server) launch(ctx context.Context, bins Binaries, acct *account, opts 
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	s.done = make(chan struct{})
+	cmd, done := s.cmd, make(chan struct{})
+	s.done = done
 	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.done)
+		s.exitErr = cmd.Wait()
+		close(done)
 	}()
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.cmd.Process.Kill()
@@ -401,13 +406,17 @@ func serverArgs(dataDir, sockDir string, port int, ephemeral bool) []string {
 
 // initCluster runs initdb. The UTF-8 "C" locale sorts by code point and
 // lower-cases non-ASCII letters; systems without it get plain "C".
-func initCluster(ctx context.Context, bins Binaries, dataDir string, acct *account, ephemeral bool) error {
+//
+// initdb is not cancelled with ctx: killed half-way it would leave a broken
+// cluster behind. It takes seconds, and if this process dies, the
+// parent-death signal makes initdb remove what it wrote.
+func initCluster(bins Binaries, dataDir string, acct *account, ephemeral bool) error {
 	args := []string{"--pgdata", dataDir, "--username", Superuser, "--auth", "trust", "--encoding", "UTF8"}
 	if ephemeral {
 		args = append(args, "--no-sync")
 	}
 	run := func(locale ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, bins.initdb(), append(args, locale...)...)
+		cmd := exec.Command(bins.initdb(), append(args, locale...)...)
 		cmd.Dir = dataDir
 		cmd.Env = childEnv()
 		cmd.SysProcAttr = acct.procAttr()
@@ -475,16 +484,16 @@ func clearStaleLock(dataDir string) {
 // prepareDir creates dir for PostgreSQL: private to its user, under parents
 // that user can walk through.
 func prepareDir(dir string, acct *account) error {
+	if err := acct.checkReachable(dir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	if err := acct.own(dir); err != nil {
-		return err
-	}
-	return acct.checkReachable(dir)
+	return acct.own(dir)
 }
 
 // childEnv is this process's environment without PG* variables, which would

@@ -1,3 +1,5 @@
+//go:build unix
+
 package pgserver
 
 import (
@@ -88,7 +90,8 @@ func queryString(url, query string) (string, error) {
 
 func TestServerLifecycle(t *testing.T) {
 	t.Parallel()
-	dir := newDataDir(t)
+	// Too long a path for a Unix socket in the data directory.
+	dir := filepath.Join(newDataDir(t), strings.Repeat("long-", 20))
 	opts := Options{DataDir: dir, Ephemeral: true}
 	s := mustStart(t, opts)
 	mustExec(t, s.URL("postgres"), "CREATE DATABASE kept")
@@ -132,6 +135,9 @@ func TestServerLifecycle(t *testing.T) {
 		}
 		if _, err := queryString(s.URL("kept"), "SELECT 1::text"); err == nil {
 			t.Error("the server still answers after Stop")
+		}
+		if _, err := os.Stat(s.sockDir); s.sockDir == dir || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the socket folder %s is left behind (%v)", s.sockDir, err)
 		}
 	})
 

@@ -139,6 +139,9 @@ func get() (*cluster, error) {
 		defer cancel()
 		env, envErr = setup(ctx)
 	}
+	if env == nil && envErr == nil {
+		return nil, errors.New("the test database server has already been stopped by pgtest.Main")
+	}
 	return env, envErr
 }
 
