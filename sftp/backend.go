@@ -2,8 +2,6 @@ package sftp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 
@@ -35,29 +33,17 @@ var (
 
 // PasswordLogin implements Directory.
 func (b *TenantBackend) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
-	l, err := b.Directory.PasswordLogin(ctx, dest, remote, login, password)
-	return loginFrom(l, err)
+	return b.Directory.PasswordLogin(ctx, dest, remote, login, password)
 }
 
 // PublicKeyLogin implements Directory.
 func (b *TenantBackend) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error) {
-	l, err := b.Directory.PublicKeyLogin(ctx, dest, remote, login, key)
-	return loginFrom(l, err)
+	return b.Directory.PublicKeyLogin(ctx, dest, remote, login, key)
 }
 
-// RecordKeyUse implements KeyUseRecorder: the key's "last used" time.
-func (b *TenantBackend) RecordKeyUse(ctx context.Context, l *Login) error {
-	return b.Directory.MarkKeyUsedByFingerprint(ctx, l.AccountID, l.UserID, l.KeyFingerprint)
-}
-
-func loginFrom(l *tenant.SFTPLogin, err error) (*Login, error) {
-	if err != nil {
-		if errors.Is(err, tenant.ErrLoginFailed) {
-			return nil, fmt.Errorf("%w: %w", ErrLoginFailed, err)
-		}
-		return nil, err
-	}
-	return &Login{AccountID: l.AccountID, UserID: l.UserID, Login: l.Login, Jailed: l.Jailed, KeyFingerprint: l.KeyFingerprint}, nil
+// MarkKeyUsed implements KeyUseRecorder: the key's "last used" time.
+func (b *TenantBackend) MarkKeyUsed(ctx context.Context, accountID, keyID string) error {
+	return b.Directory.MarkKeyUsed(ctx, accountID, keyID)
 }
 
 // HostKeys implements HostKeys.
@@ -65,26 +51,31 @@ func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Si
 	return b.Directory.HostKeys(ctx, dest)
 }
 
-// Open implements Sessions.
+// Open implements Sessions: a vfs session whose every operation first checks
+// that the user may still use SFTP.
 func (b *TenantBackend) Open(ctx context.Context, l *Login) (Session, error) {
+	accountID, userID := l.AccountID, l.UserID
 	cfg := vfs.Config{
-		AccountID: l.AccountID,
-		UserID:    l.UserID,
+		AccountID: accountID,
+		UserID:    userID,
 		Jailed:    l.Jailed,
 		Storage:   b.Storage,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
-			return b.Directory.SessionAllowed(ctx, l.AccountID, l.UserID)
+			return b.Directory.SessionAllowed(ctx, accountID, userID)
 		}),
 		Logger: b.Logger,
 	}
 	if b.Shares != nil {
-		cfg.Shares = b.Shares(l.AccountID, l.UserID)
+		cfg.Shares = b.Shares(accountID, userID)
 	}
 	return vfs.NewSession(ctx, cfg)
 }
 
-// SessionEnder adapts a Server to tenant.SessionEnder.
+// SessionEnder adapts a Server to tenant.SessionEnder, which has no use for
+// the number of connections closed.
 type SessionEnder struct{ Server *Server }
+
+var _ tenant.SessionEnder = SessionEnder{}
 
 // Disconnect ends the user's connections on this node.
 func (e SessionEnder) Disconnect(accountID, userID string) { e.Server.Disconnect(accountID, userID) }

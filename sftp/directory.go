@@ -2,11 +2,12 @@ package sftp
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/netip"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/tenant"
 )
 
 // ErrLoginFailed is what a Directory returns (wrapped, with the real reason
@@ -15,23 +16,15 @@ import (
 // The client sees the same "Permission denied" for all of them; the reason
 // is logged server side at info level. Any other error is logged as an
 // internal failure, and the client still sees only "Permission denied".
-var ErrLoginFailed = errors.New("sftp: login failed")
+// It is the tenant package's sentinel: one idea, one error.
+var ErrLoginFailed = tenant.ErrLoginFailed
 
-// Login is who a successful authentication resolved to. A Directory fills it
-// in; the server hands it to Sessions.Open and uses AccountID and UserID to
-// find the user's live connections (Server.Disconnect).
-type Login struct {
-	AccountID string
-	UserID    string
-	// Login is the name the user logged in with (login ID or custom login).
-	Login string
-	// Jailed users see only the folders shared with them.
-	Jailed bool
-	// KeyFingerprint is the SHA256 fingerprint ("SHA256:…") of the key that
-	// authenticated the user, empty after a password login. For public-key
-	// logins the server checks it against the key the handshake verified.
-	KeyFingerprint string
-}
+// Login is who a successful authentication resolved to: the tenant domain's
+// SFTP login (AccountID, UserID, Login, Jailed, and KeyID and KeyFingerprint
+// for public-key logins). The server sets KeyFingerprint itself from the
+// key the handshake verified, hands the Login to Sessions.Open, and files
+// the connection under AccountID and UserID for Server.Disconnect.
+type Login = tenant.SFTPLogin
 
 // Directory resolves SFTP credentials to a Login. dest is the address the
 // client connected to (from the PROXY header behind a trusted load balancer),
@@ -49,11 +42,11 @@ type Directory interface {
 }
 
 // KeyUseRecorder is optionally implemented by a Directory to learn that a
-// key really logged in (the client proved it holds the private key), e.g.
-// to update the key's "last used" time. A failure is logged and does not
-// end the connection.
+// key really logged in (the client proved it holds the private key), to
+// update the key's "last used" time. keyID is the Login's KeyID. A failure
+// is logged and does not end the connection.
 type KeyUseRecorder interface {
-	RecordKeyUse(ctx context.Context, login *Login) error
+	MarkKeyUsed(ctx context.Context, accountID, keyID string) error
 }
 
 // HostKeys gives the host keys to present to a client that connected to

@@ -30,7 +30,7 @@ const (
 )
 
 var (
-	alice = Login{AccountID: testAccount, UserID: "user-alice", Login: "alice"}
+	alice = Login{AccountID: testAccount, UserID: "user-alice", Login: "alice", KeyID: "key-alice"}
 	bob   = Login{AccountID: testAccount, UserID: "user-bob", Login: "bob"}
 )
 
@@ -49,7 +49,7 @@ type fakeDirectory struct {
 
 	mu    sync.Mutex
 	calls []call
-	used  []Login // logins passed to RecordKeyUse
+	used  []string // account/key IDs passed to MarkKeyUsed
 }
 
 func (d *fakeDirectory) PasswordLogin(_ context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
@@ -68,10 +68,10 @@ func (d *fakeDirectory) PublicKeyLogin(_ context.Context, dest, remote netip.Add
 	return d.publicKey(login, key)
 }
 
-func (d *fakeDirectory) RecordKeyUse(_ context.Context, login *Login) error {
+func (d *fakeDirectory) MarkKeyUsed(_ context.Context, accountID, keyID string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.used = append(d.used, *login)
+	d.used = append(d.used, accountID+"/"+keyID)
 	return nil
 }
 

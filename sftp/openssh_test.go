@@ -119,8 +119,8 @@ func TestOpenSSHKeyLogin(t *testing.T) {
 			t.Errorf("directory called with dest %v remote %v, want 127.0.0.2 from 127.0.0.1", c.dest, c.remote)
 		}
 	}
-	if len(dir.used) != 1 || dir.used[0].UserID != alice.UserID {
-		t.Errorf("key use recorded for %+v, want alice once", dir.used)
+	if len(dir.used) != 1 || dir.used[0] != testAccount+"/key-alice" {
+		t.Errorf("key use recorded for %v, want alice's key once", dir.used)
 	}
 }
 
