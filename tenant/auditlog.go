@@ -18,8 +18,16 @@ type AuditEventRow struct {
 	Kind       string          `db:"kind"`       // e.g. "user.created", "sftp_module.activated"
 	TargetKind string          `db:"target_kind"`
 	TargetID   *string         `db:"target_id"`
-	Before     json.RawMessage `db:"before"` // nil when there was no "before"
-	After      json.RawMessage `db:"after"`
+	Before     json.RawMessage `db:"-"` // nil when there was no "before"
+	After      json.RawMessage `db:"-"`
+}
+
+// auditEventScan is an AuditEventRow as scanned: a NULL jsonb cannot be
+// scanned into a json.RawMessage, only into a []byte.
+type auditEventScan struct {
+	AuditEventRow
+	Before []byte `db:"before"`
+	After  []byte `db:"after"`
 }
 
 // AuditFilter narrows an audit trail listing; zero fields match everything.
@@ -101,9 +109,15 @@ func (s *Service) AuditEvents(ctx context.Context, accountID string, f AuditFilt
 		if !exists {
 			return NotFound("account")
 		}
-		var rows []*AuditEventRow
-		if err := q.SelectContext(ctx, &rows, query, args...); err != nil {
+		var scanned []auditEventScan
+		if err := q.SelectContext(ctx, &scanned, query, args...); err != nil {
 			return dbError(err)
+		}
+		rows := make([]*AuditEventRow, len(scanned))
+		for i := range scanned {
+			r := &scanned[i].AuditEventRow
+			r.Before, r.After = scanned[i].Before, scanned[i].After
+			rows[i] = r
 		}
 		conn = timePage(rows, limit, afterID != "", func(r *AuditEventRow) (time.Time, string) { return r.At, r.ID })
 		return nil
