@@ -38,6 +38,8 @@ var _ outboxDB = (*tenant.DB)(nil)
 // MaxDelay, with jitter (between half and all of that delay); after
 // MaxAttempts attempts, or at once when the server refuses the recipient or
 // the message for good, the email is FAILED.
+//
+// Make one with NewWorker and adjust its fields before Run.
 type Worker struct {
 	DB       outboxDB // a *tenant.DB
 	Renderer *Renderer
@@ -78,6 +80,10 @@ func NewWorker(db *tenant.DB, r *Renderer, s Sender) *Worker {
 // email in hand is finished. Database trouble is logged and retried at the
 // next poll.
 func (w *Worker) Run(ctx context.Context) error {
+	interval := w.PollInterval
+	if interval <= 0 { // a zero interval would hammer the database
+		interval = 5 * time.Second
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -89,7 +95,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if _, err := w.SendDue(ctx); err != nil && ctx.Err() == nil {
 			w.Log.Error("outbox: poll failed", "err", err)
 		}
-		timer.Reset(w.PollInterval)
+		timer.Reset(interval)
 	}
 }
 

@@ -103,7 +103,8 @@ func TestEnqueueFollowsTheTransaction(t *testing.T) {
 	}
 	// Nothing but the committed email is there for the worker either.
 	var claimed []string
-	for e := claimEmail(t, db, time.Now().Add(time.Minute), time.Minute); e != nil; e = claimEmail(t, db, time.Now().Add(time.Minute), time.Minute) {
+	later := time.Now().Add(time.Minute)
+	for e := claimEmail(t, db, later, time.Minute); e != nil; e = claimEmail(t, db, later, time.Minute) {
 		claimed = append(claimed, e.To)
 	}
 	if len(claimed) != 1 || claimed[0] != "kept@example.com" {
