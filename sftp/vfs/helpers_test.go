@@ -89,7 +89,7 @@ func (s *shares) set(folders ...vfs.SharedFolder) {
 // env is one storage base, one session and a pkg/sftp client talking to it
 // over an in-memory pipe.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string // holds the storage base and the sentinel outside it
 	base    string // storage base
 	store   *storage.Local
@@ -125,7 +125,7 @@ type option func(*vfs.Config)
 
 func jailed(c *vfs.Config) { c.Jailed = true }
 
-func newEnv(t *testing.T, opts ...option) *env {
+func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{
@@ -205,7 +205,7 @@ func (e *env) folder(id string) string {
 	return filepath.Join(e.base, accountID, "folders", id)
 }
 
-func mustWrite(t *testing.T, name, content string) {
+func mustWrite(t testing.TB, name, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func mustWrite(t *testing.T, name, content string) {
 	}
 }
 
-func mustRead(t *testing.T, name string) string {
+func mustRead(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	if err != nil {
