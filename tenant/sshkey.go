@@ -302,6 +302,7 @@ func mayManageKeysOf(p *Principal, userID string) bool {
 // themselves; any other user is "user not found", exactly like a missing one.
 // The same key may be on several users (logins name the user, so nothing is
 // ambiguous), but only once per user: a repeat is an EConflict on publicKey.
+// The user gets an email about the new key, and the audit trail a record.
 func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string) (*SSHKey, error) {
 	p, err := RequireUser(ctx)
 	if err != nil {
@@ -341,9 +342,18 @@ func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string
 		if err != nil {
 			return dbError(err)
 		}
-		// TODO(outbox): when tenant/outbox.go lands, enqueue the "ssh_key_added"
-		// email to u.Email here, in this transaction, with Data: user name,
-		// title, algorithm, fingerprint, added at, added by.
+		var accountName string
+		if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
+			return dbError(err)
+		}
+		// The user learns of every key that can now open their files, in
+		// this transaction: no email for a key that was not added.
+		if err := Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: SSHKeyAddedData{
+			UserName: u.Name, AccountName: accountName, Title: key.Title, Algorithm: key.Algorithm, Bits: key.Bits,
+			Fingerprint: key.Fingerprint, AddedAt: key.CreatedAt, AddedBy: key.CreatedBy,
+		}}); err != nil {
+			return err
+		}
 		return Audit(ctx, q, key.AccountID, AuditEvent{Kind: "ssh_key.added", TargetKind: "SshKey", TargetID: key.ID, After: key.auditState()})
 	})
 	if err != nil {
