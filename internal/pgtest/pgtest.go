@@ -13,8 +13,10 @@
 // the installed binaries (see internal/pgserver) in a temporary folder, and
 // migrates a template database once; every NewDB then clones the template,
 // which takes milliseconds. Main stops the server and removes the folder when
-// the tests are done. If SKIFF_TEST_DATABASE_URL is set, tests use that
-// server instead: its user must be allowed to create databases and roles.
+// the tests are done. `go test ./...` runs packages in separate processes,
+// each with a server of its own. If SKIFF_TEST_DATABASE_URL is set, tests
+// use that server (PostgreSQL 13 or later) instead: its user must be
+// allowed to create databases and roles.
 package pgtest
 
 import (
