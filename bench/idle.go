@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	pkgsftp "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// idleBaselineSessions caps the OpenSSH side of the idle benchmark: sshd
+// runs two processes per session, and a hundred sessions are enough to see
+// the cost of one.
+const idleBaselineSessions = 100
+
+// idle measures the memory of authenticated SFTP sessions that do nothing.
+func (r *runner) idle(ctx context.Context) error {
+	// A fresh server, so that heap freed by earlier benchmarks is not
+	// reused by the sessions and hidden from the measurement.
+	if err := r.startSkiff(ctx); err != nil {
+		return err
+	}
+	signer, err := loadSigner(r.clientKey)
+	if err != nil {
+		return err
+	}
+	sec := r.report.section("Idle authenticated SFTP sessions",
+		"server", "sessions", "memory before", "memory with sessions", "per session")
+
+	pid := r.skiff.proc.pid()
+	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
+	// One session first, so that what every server allocates once (the
+	// first handshake's tables, the file tree's code paths) is not charged
+	// to the sessions.
+	warm, err := openSessions(ctx, r.skiff.addr, cfg, 1)
+	if err != nil {
+		return err
+	}
+	warm.close()
+	time.Sleep(500 * time.Millisecond)
+	before, err := currentRSS(pid)
+	if err != nil {
+		return err
+	}
+	held, err := openSessions(ctx, r.skiff.addr, cfg, r.cfg.IdleSessions)
+	if err != nil {
+		return fmt.Errorf("Skiff: %w", err)
+	}
+	// Give the server's goroutines time to reach their idle state.
+	time.Sleep(2 * time.Second)
+	after, err := currentRSS(pid)
+	held.close()
+	if err != nil {
+		return err
+	}
+	n := r.cfg.IdleSessions
+	sec.row("Skiff (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
+	r.log.Info("idle", "server", "Skiff", "sessions", n, "per_session", kib(float64(after-before)/float64(n)))
+
+	if r.sshd != nil {
+		hk, err := r.sshdHostKey()
+		if err != nil {
+			return err
+		}
+		spid := r.sshd.proc.pid()
+		m := min(n, idleBaselineSessions)
+		cfg := r.clientConfig(r.sshd.user, ssh.PublicKeys(signer), hk)
+		before := treePSS(spid)
+		held, err := openSessions(ctx, r.sshd.addr, cfg, m)
+		if err != nil {
+			return fmt.Errorf("OpenSSH: %w", err)
+		}
+		time.Sleep(time.Second)
+		after := treePSS(spid)
+		held.close()
+		sec.row("OpenSSH (PSS of the process tree)", fmt.Sprint(m), mib(before), mib(after), kib(float64(after-before)/float64(m)))
+	}
+	sec.note("Each session is a separate SSH connection, authenticated with a public key, with the sftp subsystem " +
+		"started and its version exchange done, then left idle. Skiff: growth of the server's resident set. " +
+		"OpenSSH forks per connection, so its figure is the proportional set size (shared pages split between the " +
+		"processes sharing them) summed over sshd's process tree.")
+	return nil
+}
+
+type heldSessions struct {
+	mu      sync.Mutex
+	clients []*ssh.Client
+	sftps   []*pkgsftp.Client
+}
+
+func (h *heldSessions) close() {
+	for i := range h.clients {
+		h.sftps[i].Close()
+		h.clients[i].Close()
+	}
+}
+
+// openSessions opens n SFTP sessions, a few at a time, and keeps them.
+func openSessions(ctx context.Context, addr string, cfg *ssh.ClientConfig, n int) (*heldSessions, error) {
+	h := &heldSessions{}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var firstErr error
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, sc, err := sftpLogin(ctx, addr, cfg)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			h.clients = append(h.clients, c)
+			h.sftps = append(h.sftps, sc)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		h.close()
+		return nil, fmt.Errorf("opening %d idle sessions: %d failed, first: %w", n, n-len(h.clients), firstErr)
+	}
+	return h, nil
+}
+
+// treePSS sums the proportional set size of pid and its descendants.
+func treePSS(pid int) int64 {
+	total := int64(0)
+	for _, p := range append(descendants(pid), pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+				if f := strings.Fields(rest); len(f) > 0 {
+					kb, _ := strconv.ParseInt(f[0], 10, 64)
+					total += kb * 1024
+				}
+				break
+			}
+		}
+	}
+	return total
+}

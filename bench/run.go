@@ -1,0 +1,273 @@
+// Package bench is Skiff's benchmark suite: it runs Skiff's SFTP server and,
+// in the same run and on the same machine, OpenSSH's sshd serving
+// internal-sftp, drives both with the same clients, and prints medians and
+// Skiff/OpenSSH ratios. docs/BENCHMARKS.md describes the method and the
+// results; cmd/skiffbench is the command line.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Benchmark names, in the order Run runs them.
+const (
+	Throughput = "throughput"
+	Logins     = "logins"
+	Passwords  = "passwords"
+	Idle       = "idle"
+)
+
+// AllBenchmarks are the benchmarks Run knows.
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle}
+
+// DefaultCipher is the pseudo-cipher meaning "no -o Ciphers": whatever the
+// OpenSSH client picks by default from what the server offers.
+const DefaultCipher = "default"
+
+// Config is one run of the suite.
+type Config struct {
+	// Benchmarks to run (AllBenchmarks when empty).
+	Benchmarks []string
+	// Smoke shrinks every size and duration so the whole suite takes
+	// seconds; it only shows the suite still works.
+	Smoke bool
+	// Baseline runs OpenSSH's sshd next to Skiff. When sshd is missing, a
+	// smoke run notes it and goes on with Skiff alone; a full run fails.
+	Baseline bool
+
+	// Throughput.
+	FileSize int64    // bytes per transfer
+	Reps     int      // repetitions; the median is reported
+	Streams  []int    // parallel transfers, e.g. 1 and 4
+	Ciphers  []string // for the sftp client's -o Ciphers; DefaultCipher for none
+	// SkiffCiphers are the ciphers Skiff offers (empty: its defaults).
+	SkiffCiphers []string
+	// ProfileDir, when set, receives a CPU profile of Skiff for the first
+	// repetition of every throughput case.
+	ProfileDir string
+
+	// Logins and passwords.
+	LoginClients  int
+	LoginDuration time.Duration
+	// Password logins are slow by design (argon2id), so they get their own
+	// duration; BurstAttempts concurrent attempts then check memory.
+	PasswordDuration time.Duration
+	BurstAttempts    int
+
+	// Idle sessions.
+	IdleSessions int
+
+	// WorkDir holds the servers' files and keys (a temporary directory
+	// under it is made and removed). Prefer a tmpfs so that the disk is not
+	// what is measured.
+	WorkDir string
+	// KeepWorkDir leaves the files for inspection.
+	KeepWorkDir bool
+
+	// ServerCommand returns the command that runs RunServer with args in a
+	// new process (e.g. the skiffbench binary with "server" first).
+	ServerCommand func(args ...string) *exec.Cmd
+
+	// Out receives the result tables (Markdown); Log the progress.
+	Out io.Writer
+	Log *slog.Logger
+}
+
+// DefaultConfig is the full run documented in docs/BENCHMARKS.md.
+func DefaultConfig() Config {
+	return Config{
+		Baseline:         true,
+		FileSize:         1 << 30,
+		Reps:             3,
+		Streams:          []int{1, 4},
+		Ciphers:          []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", DefaultCipher},
+		LoginClients:     4,
+		LoginDuration:    10 * time.Second,
+		PasswordDuration: 10 * time.Second,
+		BurstAttempts:    100,
+		IdleSessions:     1000,
+	}
+}
+
+// SmokeConfig shrinks c to a run of seconds.
+func SmokeConfig(c Config) Config {
+	c.Smoke = true
+	c.FileSize = 4 << 20
+	c.Reps = 1
+	c.Streams = []int{1, 2}
+	c.Ciphers = []string{"aes128-gcm@openssh.com", DefaultCipher}
+	c.LoginClients = 2
+	c.LoginDuration = 500 * time.Millisecond
+	c.PasswordDuration = 500 * time.Millisecond
+	c.BurstAttempts = 8
+	c.IdleSessions = 20
+	return c
+}
+
+// runner is one run's state: the servers and where their files are.
+type runner struct {
+	cfg  Config
+	log  *slog.Logger
+	work string
+
+	clientKey  string // private key file the clients log in with
+	authorized string // its public half, authorized_keys format
+	password   string // the benchmark user's password on the Skiff server
+
+	skiff     *skiffServer
+	skiffData string // storage base of the Skiff server
+	skiffHome string // the benchmark user's home on disk
+
+	sshd    *sshdServer
+	sshdDir string // where the baseline's files are
+	noSSHD  string // why there is no baseline, when there is none
+
+	report *report
+}
+
+// Run runs the configured benchmarks and writes the tables to cfg.Out.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.ServerCommand == nil {
+		return errors.New("bench: Config.ServerCommand is required")
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if len(cfg.Benchmarks) == 0 {
+		cfg.Benchmarks = AllBenchmarks
+	}
+	for _, b := range cfg.Benchmarks {
+		if !slices.Contains(AllBenchmarks, b) {
+			return fmt.Errorf("bench: unknown benchmark %q (known: %v)", b, AllBenchmarks)
+		}
+	}
+	base := cfg.WorkDir
+	if base == "" {
+		base = defaultWorkDir(cfg.FileSize, max(slices.Max(append(cfg.Streams, 1)), 1))
+	}
+	work, err := os.MkdirTemp(base, "skiffbench-")
+	if err != nil {
+		return err
+	}
+	if cfg.KeepWorkDir {
+		cfg.Log.Info("work directory kept", "dir", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	r := &runner{cfg: cfg, log: cfg.Log, work: work, report: newReport()}
+	defer r.close()
+	if err := r.setup(ctx); err != nil {
+		return err
+	}
+	for _, b := range AllBenchmarks {
+		if !slices.Contains(cfg.Benchmarks, b) {
+			continue
+		}
+		r.log.Info("benchmark", "name", b)
+		var err error
+		switch b {
+		case Throughput:
+			err = r.throughput(ctx)
+		case Logins:
+			err = r.logins(ctx)
+		case Passwords:
+			err = r.passwords(ctx)
+		case Idle:
+			err = r.idle(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", b, err)
+		}
+	}
+	r.report.write(cfg.Out, r.environment())
+	return nil
+}
+
+// defaultWorkDir prefers /dev/shm when it has room for the files a
+// throughput run makes (the source, and one upload per stream per server),
+// so that both servers are measured without a disk in the way.
+func defaultWorkDir(size int64, streams int) string {
+	need := size * int64(2*streams+2)
+	if free, err := freeBytes("/dev/shm"); err == nil && free > need+(1<<30) {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+func (r *runner) setup(ctx context.Context) error {
+	r.clientKey = filepath.Join(r.work, "client_ed25519")
+	if err := writePrivateKey(r.clientKey); err != nil {
+		return err
+	}
+	r.authorized = r.clientKey + ".pub"
+
+	if r.cfg.Baseline {
+		r.sshdDir = filepath.Join(r.work, "openssh")
+		if err := os.MkdirAll(r.sshdDir, 0o700); err != nil {
+			return err
+		}
+		s, err := startSSHD(ctx, r.sshdDir, r.authorized)
+		switch {
+		case errors.Is(err, ErrNoSSHD) && r.cfg.Smoke:
+			r.noSSHD = "sshd not installed"
+			r.log.Warn("smoke run without the OpenSSH baseline", "reason", err)
+		case err != nil:
+			return err
+		default:
+			r.sshd = s
+			r.log.Info("OpenSSH baseline", "version", s.version, "addr", s.addr)
+		}
+	} else {
+		r.noSSHD = "baseline turned off"
+	}
+	r.password = rand.Text()
+	return r.startSkiff(ctx)
+}
+
+// startSkiff (re)starts the Skiff server, so that a benchmark can begin
+// with a fresh process.
+func (r *runner) startSkiff(ctx context.Context) error {
+	if r.skiff != nil {
+		r.skiff.proc.stop()
+		r.skiff = nil
+	}
+	r.skiffData = filepath.Join(r.work, "skiff")
+	args := []string{"-data", r.skiffData, "-authorized-keys", r.authorized, "-pprof", "127.0.0.1:0"}
+	if len(r.cfg.SkiffCiphers) > 0 {
+		args = append(args, "-ciphers", strings.Join(r.cfg.SkiffCiphers, ","))
+	}
+	// The password travels on the command line: it is a throwaway for a
+	// server that lives only on loopback for this run.
+	args = append(args, "-password", r.password)
+	s, err := startSkiffServer(ctx, r.cfg.ServerCommand, filepath.Join(r.work, "skiff.log"), args...)
+	if err != nil {
+		return err
+	}
+	r.skiff = s
+	// The layout storage.Local documents: <base>/<account>/users/<user>.
+	r.skiffHome = filepath.Join(r.skiffData, BenchAccountID, "users", BenchUserID)
+	return nil
+}
+
+func (r *runner) close() {
+	if r.skiff != nil {
+		r.skiff.proc.stop()
+	}
+	if r.sshd != nil {
+		r.sshd.proc.stop()
+	}
+}

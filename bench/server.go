@@ -1,0 +1,277 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"os"
+	"os/signal"
+	rpprof "runtime/pprof"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/sftp"
+	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// The one account and user the data-path server serves. Storage wants
+// UUIDs; these are fixed so that the driver knows where the user's home is.
+const (
+	BenchAccountID = "5e1f0b6e-0000-4000-8000-00000000be01"
+	BenchUserID    = "5e1f0b6e-0000-4000-8000-00000000be02"
+	BenchLogin     = "bench"
+)
+
+// RunServer is the data-path server: Skiff's real SSH listener (package sftp)
+// and file tree (sftp/vfs on storage.Local), with an in-memory directory of
+// one user in place of PostgreSQL. It runs as its own process so that its CPU
+// time and memory can be read from /proc without counting the load
+// generator. It prints "LISTEN <addr>" (and "PPROF <addr>" with -pprof) on
+// stdout once it accepts connections, and serves until SIGTERM, SIGINT or
+// the end of its standard input.
+func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "SSH listen address")
+	data := fs.String("data", "", "storage base directory (required)")
+	keyFile := fs.String("authorized-keys", "", "file of public keys (authorized_keys format) that may log in as "+BenchLogin)
+	password := fs.String("password", "", "password that logs in as "+BenchLogin+" (hashed with Skiff's argon2id at start)")
+	ciphers := fs.String("ciphers", "", "comma-separated ciphers to offer (default: Skiff's defaults)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:0)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr)")
+	watchStdin := fs.Bool("watch-stdin", true, "exit when standard input closes (the driver died)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return errors.New("server: -data is required")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("server: -log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	dir := &memDirectory{login: BenchLogin}
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		for len(bytes.TrimSpace(b)) > 0 {
+			var k ssh.PublicKey
+			k, _, _, b, err = ssh.ParseAuthorizedKey(b)
+			if err != nil {
+				return fmt.Errorf("server: %s: %w", *keyFile, err)
+			}
+			dir.keys = append(dir.keys, k.Marshal())
+		}
+	}
+	if *password != "" {
+		h, err := tenant.HashPassword(ctx, *password)
+		if err != nil {
+			return fmt.Errorf("server: hash password: %w", err)
+		}
+		dir.passwordHash = h
+	}
+
+	store, err := storage.NewLocal(*data)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	defer store.Close()
+
+	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(hostKey)
+	if err != nil {
+		return err
+	}
+	var offered []string
+	if *ciphers != "" {
+		offered = strings.Split(*ciphers, ",")
+	}
+	srv, err := sftp.NewServer(sftp.Config{
+		ListenAddresses: []string{*listen},
+		Directory:       dir,
+		HostKeys:        staticHostKeys{signer},
+		Sessions:        &vfsSessions{store: store, log: log},
+		Logger:          log,
+		Ciphers:         offered,
+		Limits: sftp.Limits{
+			// Every benchmark client comes from 127.0.0.1, and the idle
+			// benchmark holds a thousand connections.
+			MaxConnections:           -1,
+			MaxConnectionsPerAddress: -1,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(ctx); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *watchStdin {
+		ctx2, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+		ctx = ctx2
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("server: pprof: %w", err)
+		}
+		hs := &http.Server{Handler: profileHandler()}
+		go func() { _ = hs.Serve(ln) }()
+		defer hs.Close()
+		fmt.Fprintf(stdout, "PPROF %s\n", ln.Addr())
+	}
+	fmt.Fprintf(stdout, "HOSTKEY %s", ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	fmt.Fprintf(stdout, "LISTEN %s\n", srv.Addrs()[0])
+	err = srv.ListenAndServe(ctx)
+	if errors.Is(err, sftp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// memDirectory lets one login in with any of its keys or its password.
+type memDirectory struct {
+	login        string
+	keys         [][]byte // wire-format public keys
+	passwordHash string   // argon2id PHC string; empty: no password logins
+}
+
+var _ sftp.Directory = (*memDirectory)(nil)
+
+func (d *memDirectory) user() *sftp.Login {
+	return &sftp.Login{AccountID: BenchAccountID, UserID: BenchUserID, Login: d.login}
+}
+
+func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login, password string) (*sftp.Login, error) {
+	if d.passwordHash == "" {
+		return nil, fmt.Errorf("%w: password logins are off", sftp.ErrLoginFailed)
+	}
+	// Verify even for a wrong login name, as the real directory does, so
+	// the cost measured is that of every attempt.
+	ok, err := tenant.VerifyPassword(ctx, d.passwordHash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || login != d.login {
+		return nil, fmt.Errorf("%w: wrong login or password", sftp.ErrLoginFailed)
+	}
+	return d.user(), nil
+}
+
+func (d *memDirectory) PublicKeyLogin(_ context.Context, _, _ netip.Addr, login string, key ssh.PublicKey) (*sftp.Login, error) {
+	if login != d.login {
+		return nil, fmt.Errorf("%w: unknown login", sftp.ErrLoginFailed)
+	}
+	wire := key.Marshal()
+	for _, k := range d.keys {
+		if bytes.Equal(k, wire) {
+			return d.user(), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: key not registered", sftp.ErrLoginFailed)
+}
+
+// profileHandler serves net/http/pprof for interactive use, and lets the
+// driver bracket exactly one transfer with a CPU profile:
+// POST /bench/cpu-start?path=F, POST /bench/cpu-stop, POST /bench/heap?path=F.
+func profileHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	var mu sync.Mutex
+	var cpuFile *os.File
+	mux.HandleFunc("POST /bench/cpu-start", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cpuFile != nil {
+			http.Error(w, "a CPU profile is already running", http.StatusConflict)
+			return
+		}
+		f, err := os.Create(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := rpprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		cpuFile = f
+	})
+	mux.HandleFunc("POST /bench/cpu-stop", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cpuFile == nil {
+			http.Error(w, "no CPU profile is running", http.StatusConflict)
+			return
+		}
+		rpprof.StopCPUProfile()
+		if err := cpuFile.Close(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+		cpuFile = nil
+	})
+	mux.HandleFunc("POST /bench/heap", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Create(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		defer f.Close()
+		if err := rpprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	return mux
+}
+
+type staticHostKeys []ssh.Signer
+
+func (k staticHostKeys) HostKeys(context.Context, netip.Addr) ([]ssh.Signer, error) { return k, nil }
+
+// vfsSessions opens the real per-user file tree, always allowed.
+type vfsSessions struct {
+	store storage.Storage
+	log   *slog.Logger
+}
+
+func (s *vfsSessions) Open(ctx context.Context, login *sftp.Login) (sftp.Session, error) {
+	return vfs.NewSession(ctx, vfs.Config{
+		AccountID: login.AccountID,
+		UserID:    login.UserID,
+		Jailed:    login.Jailed,
+		Storage:   s.store,
+		Gate:      vfs.GateFunc(func(context.Context) error { return nil }),
+		Logger:    s.log,
+	})
+}

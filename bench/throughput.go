@@ -1,0 +1,387 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// target is one server as the transfer benchmark drives it.
+type target struct {
+	name string // "Skiff" or "OpenSSH"
+	addr string
+	user string
+	pid  int
+	// forks is true for sshd: its sessions run in child processes, so
+	// memory is sampled over the process tree and CPU read once the
+	// children have been reaped.
+	forks bool
+	// src is the source file's path as the client names it; upload(i) the
+	// path of stream i's upload as the client names it, and uploaded(i)
+	// where that file lands on disk.
+	src      string
+	upload   func(i int) string
+	uploaded func(i int) string
+	skiff    *skiffServer // for profiles
+}
+
+// transferResult is one measured transfer (all its streams together).
+type transferResult struct {
+	mbps     float64 // 10^6 bytes per second, all streams together
+	cpuPerGB float64 // server CPU seconds per 10^9 bytes moved
+	peakRSS  int64
+	cipher   string // as negotiated, from the client's debug output
+}
+
+func (r *runner) targets() []*target {
+	ts := []*target{{
+		name:     "Skiff",
+		addr:     r.skiff.addr,
+		user:     BenchLogin,
+		pid:      r.skiff.proc.pid(),
+		src:      "src.bin", // relative to the start directory, /My Files
+		upload:   func(i int) string { return fmt.Sprintf("up-%d.bin", i) },
+		uploaded: func(i int) string { return filepath.Join(r.skiffHome, fmt.Sprintf("up-%d.bin", i)) },
+		skiff:    r.skiff,
+	}}
+	if r.sshd != nil {
+		ts = append(ts, &target{
+			name:     "OpenSSH",
+			addr:     r.sshd.addr,
+			user:     r.sshd.user,
+			pid:      r.sshd.proc.pid(),
+			forks:    true,
+			src:      filepath.Join(r.skiffHome, "src.bin"), // the very same file
+			upload:   func(i int) string { return filepath.Join(r.sshdDir, fmt.Sprintf("up-%d.bin", i)) },
+			uploaded: func(i int) string { return filepath.Join(r.sshdDir, fmt.Sprintf("up-%d.bin", i)) },
+		})
+	}
+	return ts
+}
+
+func (r *runner) throughput(ctx context.Context) error {
+	sftpBin, err := exec.LookPath("sftp")
+	if err != nil {
+		if r.cfg.Smoke {
+			r.log.Warn("smoke run skips throughput: the OpenSSH sftp client is not installed (apt-get install openssh-client)")
+			return nil
+		}
+		return errors.New("the OpenSSH sftp client is needed: apt-get install openssh-client")
+	}
+	if err := os.MkdirAll(r.skiffHome, 0o750); err != nil {
+		return err
+	}
+	src := filepath.Join(r.skiffHome, "src.bin")
+	if err := writeRandomFile(src, r.cfg.FileSize); err != nil {
+		return err
+	}
+	defer os.Remove(src)
+	knownHosts, err := r.writeKnownHosts()
+	if err != nil {
+		return err
+	}
+
+	sec := r.report.section(fmt.Sprintf("Transfer throughput: OpenSSH sftp client, %s per stream, median of %d",
+		sizeName(r.cfg.FileSize), r.cfg.Reps),
+		"cipher", "direction", "streams", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
+		"Skiff CPU s/GB", "OpenSSH CPU s/GB", "Skiff peak RSS", "OpenSSH peak RSS")
+	targets := r.targets()
+	for _, cipher := range r.cfg.Ciphers {
+		for _, upload := range []bool{false, true} {
+			for _, streams := range r.cfg.Streams {
+				results := make(map[string][]transferResult)
+				if r.cfg.ProfileDir != "" {
+					// An extra, uncounted run: profiling costs a few percent.
+					name := fmt.Sprintf("cpu-%s-%s-%d.pprof", shortCipher(cipher), direction(upload), streams)
+					if _, err := r.transfer(ctx, sftpBin, knownHosts, targets[0], cipher, upload, streams, filepath.Join(r.cfg.ProfileDir, name)); err != nil {
+						return err
+					}
+				}
+				for rep := range r.cfg.Reps {
+					// Alternate which server goes first, so that a drift
+					// in the machine's load does not favour one of them.
+					order := targets
+					if rep%2 == 1 {
+						order = reversed(targets)
+					}
+					for _, t := range order {
+						res, err := r.transfer(ctx, sftpBin, knownHosts, t, cipher, upload, streams, "")
+						if err != nil {
+							return fmt.Errorf("%s %s %s ×%d: %w", t.name, cipher, direction(upload), streams, err)
+						}
+						r.log.Info("transfer", "server", t.name, "cipher", res.cipher, "dir", direction(upload),
+							"streams", streams, "MB/s", fmt.Sprintf("%.0f", res.mbps),
+							"cpu_s_per_GB", fmt.Sprintf("%.2f", res.cpuPerGB), "peak_rss", mib(res.peakRSS))
+						results[t.name] = append(results[t.name], res)
+					}
+				}
+				sk, os := summarize(results["Skiff"]), summarize(results["OpenSSH"])
+				label := shortCipher(cipher)
+				if cipher == DefaultCipher {
+					label = fmt.Sprintf("default (Skiff: %s", shortCipher(sk.cipher))
+					if os.cipher != "" {
+						label += ", OpenSSH: " + shortCipher(os.cipher)
+					}
+					label += ")"
+				}
+				sec.row(label, direction(upload), fmt.Sprint(streams),
+					fmt.Sprintf("%.0f", sk.mbps), num(os.mbps, "%.0f"), ratio(sk.mbps, os.mbps),
+					fmt.Sprintf("%.2f", sk.cpuPerGB), num(os.cpuPerGB, "%.2f"),
+					mib(sk.peakRSS), numMiB(os.peakRSS))
+			}
+		}
+	}
+	sec.note("MB/s is 10^6 bytes per second over all streams, from starting the clients to the last one's exit " +
+		"(connection set-up included). CPU s/GB is the server's user+system CPU (for sshd including its reaped " +
+		"per-connection children) per 10^9 bytes. Peak RSS: Skiff's VmHWM, reset before each transfer; for " +
+		"OpenSSH the sum over sshd's process tree, sampled every 20 ms.")
+	return nil
+}
+
+func summarize(rs []transferResult) transferResult {
+	if len(rs) == 0 {
+		return transferResult{}
+	}
+	var mbps, cpu []float64
+	var rss []int64
+	for _, x := range rs {
+		mbps = append(mbps, x.mbps)
+		cpu = append(cpu, x.cpuPerGB)
+		rss = append(rss, x.peakRSS)
+	}
+	return transferResult{mbps: median(mbps), cpuPerGB: median(cpu), peakRSS: median(rss), cipher: rs[0].cipher}
+}
+
+// transfer runs streams sftp clients at once against t and measures them.
+// With profile set, it brackets the transfer with a CPU profile of Skiff.
+func (r *runner) transfer(ctx context.Context, sftpBin, knownHosts string, t *target, cipher string, upload bool, streams int, profile string) (transferResult, error) {
+	host, port, _ := net.SplitHostPort(t.addr)
+	cmds := make([]*exec.Cmd, streams)
+	stderrs := make([]*strings.Builder, streams)
+	for i := range streams {
+		batch := filepath.Join(r.work, fmt.Sprintf("batch-%d", i))
+		line := fmt.Sprintf("get %q /dev/null\n", t.src)
+		if upload {
+			line = fmt.Sprintf("put %q %q\n", filepath.Join(r.skiffHome, "src.bin"), t.upload(i))
+		}
+		if err := os.WriteFile(batch, []byte(line), 0o600); err != nil {
+			return transferResult{}, err
+		}
+		args := []string{"-b", batch, "-P", port, "-i", r.clientKey, "-v",
+			"-F", "/dev/null", // ignore the user's ssh_config
+			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes",
+			"-o", "Compression=no"}
+		if cipher != DefaultCipher {
+			args = append(args, "-o", "Ciphers="+cipher)
+		}
+		args = append(args, t.user+"@"+host)
+		cmd := exec.CommandContext(ctx, sftpBin, args...)
+		stderrs[i] = &strings.Builder{}
+		cmd.Stderr = stderrs[i]
+		cmds[i] = cmd
+	}
+
+	var sampler *rssSampler
+	if t.forks {
+		sampler = sampleRSS(t.pid, 20*time.Millisecond)
+	} else if err := resetPeakRSS(t.pid); err != nil {
+		return transferResult{}, fmt.Errorf("reset peak RSS: %w", err)
+	}
+	cpu0, err := processCPU(t.pid)
+	if err != nil {
+		return transferResult{}, err
+	}
+	if profile != "" {
+		if err := t.skiff.profile("cpu-start", profile); err != nil {
+			return transferResult{}, err
+		}
+	}
+
+	start := time.Now()
+	errs := make([]error, streams)
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Go(func() { errs[i] = cmd.Run() })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	if profile != "" {
+		if err := t.skiff.profile("cpu-stop", ""); err != nil {
+			return transferResult{}, err
+		}
+	}
+	if t.forks {
+		if !waitNoDescendants(t.pid, 10*time.Second) {
+			r.log.Warn("sshd children still running after the transfer; their CPU is missed")
+		}
+	} else {
+		// Let the server finish closing the connections.
+		time.Sleep(20 * time.Millisecond)
+	}
+	cpu1, err := processCPU(t.pid)
+	if err != nil {
+		return transferResult{}, err
+	}
+	var peak int64
+	if sampler != nil {
+		peak = sampler.Stop()
+	} else if peak, err = peakRSS(t.pid); err != nil {
+		return transferResult{}, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			return transferResult{}, fmt.Errorf("sftp: %v\n%s", err, lastLines(stderrs[i].String(), 15))
+		}
+	}
+	for i := range streams {
+		if upload {
+			fi, err := os.Stat(t.uploaded(i))
+			if err != nil {
+				return transferResult{}, fmt.Errorf("upload %d: %w", i, err)
+			}
+			if fi.Size() != r.cfg.FileSize {
+				return transferResult{}, fmt.Errorf("upload %d: %d bytes on the server, want %d", i, fi.Size(), r.cfg.FileSize)
+			}
+			if err := os.Remove(t.uploaded(i)); err != nil {
+				return transferResult{}, err
+			}
+		}
+		// A download's success is the client's exit status: in batch
+		// mode sftp exits non-zero when a command fails.
+	}
+	bytes := float64(r.cfg.FileSize) * float64(streams)
+	return transferResult{
+		mbps:     bytes / 1e6 / elapsed.Seconds(),
+		cpuPerGB: (cpu1 - cpu0).Seconds() / (bytes / 1e9),
+		peakRSS:  peak,
+		cipher:   negotiatedCipher(stderrs[0].String()),
+	}, nil
+}
+
+// negotiatedCipher finds the cipher in ssh -v output:
+// "debug1: kex: server->client cipher: aes128-gcm@openssh.com MAC: …".
+func negotiatedCipher(debug string) string {
+	const marker = "kex: server->client cipher: "
+	if _, rest, ok := strings.Cut(debug, marker); ok {
+		if f := strings.Fields(rest); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
+}
+
+// writeKnownHosts pins both servers' host keys for the sftp client.
+func (r *runner) writeKnownHosts() (string, error) {
+	var b strings.Builder
+	line := func(addr string, key []byte) {
+		host, port, _ := net.SplitHostPort(addr)
+		fmt.Fprintf(&b, "[%s]:%s %s", host, port, key)
+	}
+	line(r.skiff.addr, ssh.MarshalAuthorizedKey(r.skiff.hostKey))
+	if r.sshd != nil {
+		pub, err := os.ReadFile(filepath.Join(r.sshdDir, "sshd_host_ed25519_key.pub"))
+		if err != nil {
+			return "", err
+		}
+		line(r.sshd.addr, pub)
+	}
+	path := filepath.Join(r.work, "known_hosts")
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// writeRandomFile writes size incompressible bytes. ChaCha8 makes them at
+// several GB/s, so a 1 GiB source costs well under a second.
+func writeRandomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var seed [32]byte
+	copy(seed[:], "skiffbench: incompressible data")
+	w := bufio.NewWriterSize(f, 1<<20)
+	if _, err := io.CopyN(w, rand.NewChaCha8(seed), size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func direction(upload bool) string {
+	if upload {
+		return "upload"
+	}
+	return "download"
+}
+
+// shortCipher drops the @openssh.com suffix for the table.
+func shortCipher(c string) string {
+	c, _, _ = strings.Cut(c, "@")
+	return c
+}
+
+func sizeName(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func num(v float64, format string) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func numMiB(v int64) string {
+	if v == 0 {
+		return "–"
+	}
+	return mib(v)
+}
+
+func reversed[T any](s []T) []T {
+	out := make([]T, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sshClientVersion is the OpenSSH client's version line.
+func sshClientVersion() string {
+	out, err := exec.Command("ssh", "-V").CombinedOutput()
+	if err != nil {
+		return "OpenSSH client not found"
+	}
+	return strings.TrimSpace(string(out))
+}
