@@ -146,6 +146,9 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *Login,
 	}
 	l := *login // the connection keeps its own copy
 	l.KeyFingerprint = fp
+	if fp == "" {
+		l.KeyID = "" // a password login names no key, whatever the directory said
+	}
 	perms := &ssh.Permissions{
 		Extensions: map[string]string{extMethod: method},
 		ExtraData:  map[any]any{loginData{}: &l},

@@ -2,6 +2,7 @@ package sftp
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -68,5 +69,23 @@ func TestNoIdleTimeoutClearsDeadline(t *testing.T) {
 	c.Read(make([]byte, 8))
 	if !raw.deadline.IsZero() {
 		t.Errorf("deadline %v, want none", raw.deadline)
+	}
+}
+
+func TestAddressKeyGroupsIPv6By64(t *testing.T) {
+	cases := []struct {
+		a, b string
+		same bool
+	}{
+		{"203.0.113.9", "203.0.113.9", true},
+		{"203.0.113.9", "203.0.113.10", false},
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+	}
+	for _, c := range cases {
+		ka, kb := addressKey(netip.MustParseAddr(c.a)), addressKey(netip.MustParseAddr(c.b))
+		if (ka == kb) != c.same {
+			t.Errorf("%s and %s counted together: %v, want %v", c.a, c.b, ka == kb, c.same)
+		}
 	}
 }

@@ -52,8 +52,9 @@ type Limits struct {
 	// closed at once, before the SSH handshake. Negative means no cap.
 	MaxConnections int
 	// MaxConnectionsPerAddress caps open connections from one client
-	// address (the real one, behind a PROXY load balancer). Negative means
-	// no cap. Users behind one NAT share the address, so keep it generous.
+	// address (the real one, behind a PROXY load balancer; for IPv6, one
+	// /64). Negative means no cap. Users behind one NAT share the address,
+	// so keep it generous.
 	MaxConnectionsPerAddress int
 	// MaxSessionsPerConnection caps the session channels open at once on
 	// one connection.
@@ -448,23 +449,35 @@ func (s *Server) authenticated(c *conn, login *Login) bool {
 	return true
 }
 
+// addressKey is what the per-address cap counts: the IPv4 address, or the
+// IPv6 /64, since one host usually holds a whole /64 and could otherwise
+// open unlimited connections from it.
+func addressKey(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a
+}
+
 // admitAddress counts a connection against its client address's cap.
 func (s *Server) admitAddress(a netip.Addr) bool {
+	k := addressKey(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if limit := s.cfg.Limits.MaxConnectionsPerAddress; limit > 0 && s.perAddr[a] >= limit {
+	if limit := s.cfg.Limits.MaxConnectionsPerAddress; limit > 0 && s.perAddr[k] >= limit {
 		return false
 	}
-	s.perAddr[a]++
+	s.perAddr[k]++
 	return true
 }
 
 func (s *Server) releaseAddress(a netip.Addr) {
+	k := addressKey(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perAddr[a] <= 1 {
-		delete(s.perAddr, a)
+	if s.perAddr[k] <= 1 {
+		delete(s.perAddr, k)
 	} else {
-		s.perAddr[a]--
+		s.perAddr[k]--
 	}
 }

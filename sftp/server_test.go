@@ -461,3 +461,37 @@ func TestShutdownDeadlineClosesSessions(t *testing.T) {
 		t.Errorf("%d connections left after Shutdown", n)
 	}
 }
+
+func TestMaxAuthTries(t *testing.T) {
+	dir := &fakeDirectory{password: passwords(alice)}
+	ts := newTestServer(t, dir, func(c *Config) { c.Limits.MaxAuthTries = 3 })
+	cfg, _ := clientConfig("alice", ssh.RetryableAuthMethod(ssh.Password("wrong"), 10))
+	if _, err := dial(t, ts.addr, cfg); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if n := len(dir.Calls()); n != 3 {
+		t.Errorf("directory asked %d times, want the cap of 3", n)
+	}
+}
+
+// When the session cannot start (the user lost access between login and
+// session), the client gets no SFTP.
+func TestSessionOpenFailureClosesConnection(t *testing.T) {
+	ts := passwordServer(t, func(c *Config) {
+		c.Sessions = sessionsFunc(func(context.Context, *Login) (Session, error) {
+			return nil, errors.New("access withdrawn")
+		})
+	})
+	c, err := dial(t, ts.addr, aliceConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pkgsftp.NewClient(c); err == nil {
+		t.Fatal("SFTP served without a session")
+	}
+	eventually(t, "the failure to be logged", func() bool { return strings.Contains(ts.logs.String(), "access withdrawn") })
+}
+
+type sessionsFunc func(context.Context, *Login) (Session, error)
+
+func (f sessionsFunc) Open(ctx context.Context, l *Login) (Session, error) { return f(ctx, l) }
