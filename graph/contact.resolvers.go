@@ -53,7 +53,7 @@ func (r *mutationResolver) ConvertContactToUser(ctx context.Context, input model
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.ConvertContactToUser(ctx, tenant.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password)})
+	u, err := r.Tenant.ConvertContactToUser(ctx, tenant.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

@@ -146,7 +146,9 @@ func TestUsersLifecycleAndRoles(t *testing.T) {
 	}
 	var deleted struct {
 		Account struct {
-			Users struct{ Edges []struct{ Node struct{ ID string } } }
+			Users struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 	}
 	e.mustDo(admin, `{ account { users(filter: {deleted: DELETED}) { edges { node { id } } } } }`, nil, &deleted)
@@ -258,7 +260,9 @@ func TestContactsAndConversion(t *testing.T) {
 	}
 	var list struct {
 		Account struct {
-			Contacts struct{ Edges []struct{ Node struct{ ID string } } }
+			Contacts struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 	}
 	e.mustDo(owner, `{ account { contacts { edges { node { id } } } } }`, nil, &list)

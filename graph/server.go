@@ -79,7 +79,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", r.authenticate(srv))
+	mux.Handle("/graphql", r.authenticate(r.withLoaders(srv)))
 	if cfg.Playground {
 		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
 	}

@@ -61,7 +61,9 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 	// Beta's data is untouched.
 	var b struct {
 		Account struct {
-			Users struct{ Edges []struct{ Node struct{ Name string } } }
+			Users struct {
+				Edges []struct{ Node struct{ Name string } }
+			}
 		}
 	}
 	e.mustDo(ownerB, `{ account { users { edges { node { name } } } } }`, nil, &b)
@@ -115,7 +117,9 @@ func TestStaffOnlyOperations(t *testing.T) {
 	// Staff can read any account's users by its ID.
 	var acc struct {
 		Account struct {
-			Users struct{ Edges []struct{ Node struct{ Email string } } }
+			Users struct {
+				Edges []struct{ Node struct{ Email string } }
+			}
 		}
 	}
 	e.mustDo(staff, `query($id: ID) { account(id: $id) { users { edges { node { email } } } } }`, vars{"id": out.CreateAccount.Account.ID}, &acc)

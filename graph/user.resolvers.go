@@ -15,7 +15,7 @@ import (
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error) {
-	u, err := r.Tenant.CreateUser(ctx, tenant.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password)})
+	u, err := r.Tenant.CreateUser(ctx, tenant.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -26,7 +26,7 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.UpdateUser(ctx, tenant.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role})
+	u, err := r.Tenant.UpdateUser(ctx, tenant.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -60,7 +60,7 @@ func (r *userResolver) ID(ctx context.Context, obj *tenant.User) (string, error)
 
 // Account is the resolver for the account field.
 func (r *userResolver) Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error) {
-	return r.Tenant.Account(ctx, obj.AccountID)
+	return r.loaders(ctx).accounts.Load(ctx, obj.AccountID)
 }
 
 // User returns generated.UserResolver implementation.

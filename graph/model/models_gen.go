@@ -12,6 +12,11 @@ import (
 	"github.com/skiffhq/skiff/tenant"
 )
 
+type AcceptInvitationInput struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
 type AccountConnection struct {
 	Edges    []*AccountEdge `json:"edges"`
 	PageInfo *PageInfo      `json:"pageInfo"`
@@ -20,6 +25,42 @@ type AccountConnection struct {
 type AccountEdge struct {
 	Cursor string          `json:"cursor"`
 	Node   *tenant.Account `json:"node"`
+}
+
+type AccountPayload struct {
+	Account    *tenant.Account `json:"account,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
+type ActivateSftpModuleInput struct {
+	AccountID string `json:"accountId"`
+	Licences  int    `json:"licences"`
+}
+
+type AddSSHKeyInput struct {
+	// Whose key; defaults to yourself.
+	UserID    *string `json:"userId,omitempty"`
+	Title     string  `json:"title"`
+	PublicKey string  `json:"publicKey"`
+}
+
+type AuditEventConnection struct {
+	Edges    []*AuditEventEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AuditEventEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *tenant.AuditEventRow `json:"node"`
+}
+
+type AuditEventFilter struct {
+	// Exact kinds (`user.created`) or families (`sftp_module.*`).
+	Kinds []string `json:"kinds,omitempty"`
+	// Events made by, or made to, this user.
+	UserID *string    `json:"userId,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+	Until  *time.Time `json:"until,omitempty"`
 }
 
 type ChangePasswordInput struct {
@@ -53,6 +94,8 @@ type ConvertContactToUserInput struct {
 	Role      *tenant.Role `json:"role,omitempty"`
 	// Optional initial password (at least 10 characters).
 	Password *string `json:"password,omitempty"`
+	// Turn SFTP on for the new user in the same step (takes a licence).
+	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 }
 
 type CreateAccountInput struct {
@@ -80,11 +123,18 @@ type CreateUserInput struct {
 	Email string       `json:"email"`
 	Name  string       `json:"name"`
 	Role  *tenant.Role `json:"role,omitempty"`
-	// Optional initial password (at least 10 characters).
+	// Optional initial password (at least 10 characters). Without one, the user is
+	// emailed an invitation to set their own.
 	Password *string `json:"password,omitempty"`
+	// Turn SFTP on at once (takes a licence; see setSftpAccess).
+	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 }
 
 type DeleteContactInput struct {
+	ID string `json:"id"`
+}
+
+type DeleteSSHKeyInput struct {
 	ID string `json:"id"`
 }
 
@@ -116,6 +166,21 @@ type LogoutPayload struct {
 type Mutation struct {
 }
 
+type NotificationConnection struct {
+	Edges    []*NotificationEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type NotificationEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *tenant.Notification `json:"node"`
+}
+
+type OkPayload struct {
+	Ok         bool         `json:"ok"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // Where a page of a connection starts and ends (Relay cursor connections).
 type PageInfo struct {
 	HasNextPage     bool    `json:"hasNextPage"`
@@ -127,8 +192,85 @@ type PageInfo struct {
 type Query struct {
 }
 
+type RenameSSHKeyInput struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+}
+
+type RequestPasswordResetInput struct {
+	Email string `json:"email"`
+}
+
+type RequestSftpModuleInput struct {
+	Message *string `json:"message,omitempty"`
+}
+
+type RequestSftpModulePayload struct {
+	Request    *tenant.ModuleRequest `json:"request,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
+}
+
+type ResendInvitationInput struct {
+	UserID string `json:"userId"`
+}
+
+type ResetPasswordInput struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
 type RestoreUserInput struct {
 	ID string `json:"id"`
+}
+
+type SetSftpAccessInput struct {
+	UserID  string `json:"userId"`
+	Enabled bool   `json:"enabled"`
+}
+
+type SetSftpLicencesInput struct {
+	AccountID string `json:"accountId"`
+	Licences  int    `json:"licences"`
+}
+
+type SftpLicencesPayload struct {
+	Account  *tenant.Account  `json:"account,omitempty"`
+	Licences *tenant.Licences `json:"licences,omitempty"`
+	// Set when more users have SFTP on than there are licences.
+	Warning    *string      `json:"warning,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type SftpModule struct {
+	Status         tenant.ModuleStatus `json:"status"`
+	TrialStartedAt *time.Time          `json:"trialStartedAt,omitempty"`
+	TrialEndsAt    *time.Time          `json:"trialEndsAt,omitempty"`
+	ActivatedAt    *time.Time          `json:"activatedAt,omitempty"`
+	// When an owner or administrator last asked support for the module.
+	RequestedAt *time.Time `json:"requestedAt,omitempty"`
+	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
+}
+
+type SftpModuleRequestConnection struct {
+	Edges    []*SftpModuleRequestEdge `json:"edges"`
+	PageInfo *PageInfo                `json:"pageInfo"`
+}
+
+type SftpModuleRequestEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *tenant.ModuleRequest `json:"node"`
+}
+
+// The deployment's SFTP endpoint.
+type SftpServer struct {
+	Host                string                       `json:"host"`
+	Port                int                          `json:"port"`
+	HostKeyFingerprints []*tenant.HostKeyFingerprint `json:"hostKeyFingerprints"`
+}
+
+type SSHKeyPayload struct {
+	SSHKey     *tenant.SSHKey `json:"sshKey,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
 }
 
 // A support-staff member is calling.
@@ -137,6 +279,10 @@ type StaffViewer struct {
 }
 
 func (StaffViewer) IsViewer() {}
+
+type SuspendSftpModuleInput struct {
+	AccountID string `json:"accountId"`
+}
 
 type UpdateContactInput struct {
 	ID      string  `json:"id"`
@@ -151,6 +297,8 @@ type UpdateUserInput struct {
 	Email *string      `json:"email,omitempty"`
 	Name  *string      `json:"name,omitempty"`
 	Role  *tenant.Role `json:"role,omitempty"`
+	// Turn SFTP on or off (see setSftpAccess).
+	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 }
 
 type UserConnection struct {

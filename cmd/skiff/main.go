@@ -1,0 +1,61 @@
+// Command skiff is the Skiff SFTP service: the GraphQL API for admin clients
+// and support staff, the SFTP server for end users, and the tools to run them.
+//
+// Every flag can also be set with the SKIFF_* environment variable named in
+// `skiff --help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is the command line. Each subcommand's Run does its work; main only parses.
+type CLI struct {
+	Log LogFlags `embed:"" prefix:"log-"`
+
+	Serve   ServeCmd   `cmd:"" help:"Run the GraphQL API and the SFTP server (starts a private PostgreSQL unless --database-url is set)."`
+	Migrate MigrateCmd `cmd:"" help:"Apply database migrations and exit."`
+	Admin   AdminCmd   `cmd:"" help:"Bootstrap what the API cannot create for itself: staff logins and accounts."`
+}
+
+// LogFlags configure structured logging.
+type LogFlags struct {
+	Level  string `default:"info" enum:"debug,info,warn,error" env:"SKIFF_LOG_LEVEL" help:"Log level (${enum})."`
+	Format string `default:"text" enum:"text,json" env:"SKIFF_LOG_FORMAT" help:"Log format (${enum})."`
+}
+
+func (f LogFlags) logger() *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(f.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if f.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("skiff"),
+		kong.Description("Skiff: the SFTP module of a multi-tenant file-sharing service."),
+		kong.UsageOnError(),
+	)
+	log := cli.Log.logger()
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err := kctx.Run(log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "skiff:", err)
+		os.Exit(1)
+	}
+}

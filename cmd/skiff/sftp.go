@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/skiffhq/skiff/notify"
+	"github.com/skiffhq/skiff/sftp"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+type sqlxTx = sqlx.Tx
+
+// SFTPFlags configure the SFTP listener, file storage and mail.
+type SFTPFlags struct {
+	SFTPAddr          []string      `name:"sftp-addr" default:"127.0.0.1:2022" env:"SKIFF_SFTP_ADDR" help:"Addresses the SFTP server listens on (comma-separated; one per dedicated IP, or 0.0.0.0:22)."`
+	SFTPHost          string        `name:"sftp-host" env:"SKIFF_SFTP_HOST" help:"Public host name users connect to, shown in credentials and emails (default: the first --sftp-addr's host)."`
+	SFTPPort          int           `name:"sftp-port" env:"SKIFF_SFTP_PORT" help:"Public SFTP port shown to users (default: the first --sftp-addr's port)."`
+	ProxyTrusted      []string      `name:"proxy-trusted" env:"SKIFF_PROXY_TRUSTED" help:"Networks of load balancers allowed to send a PROXY protocol header (CIDR, comma-separated)."`
+	ProxyRequired     bool          `name:"proxy-required" env:"SKIFF_PROXY_REQUIRED" help:"Refuse connections from trusted networks that send no PROXY header."`
+	SFTPCiphers       []string      `name:"sftp-ciphers" env:"SKIFF_SFTP_CIPHERS" help:"Ciphers to offer, in order (default: all supported, AES-GCM first)."`
+	SFTPIdleTimeout   time.Duration `name:"sftp-idle-timeout" default:"15m" env:"SKIFF_SFTP_IDLE_TIMEOUT" help:"Close SFTP connections idle this long."`
+	SFTPMaxConns      int           `name:"sftp-max-connections" default:"10000" env:"SKIFF_SFTP_MAX_CONNECTIONS" help:"Most SFTP connections at once."`
+	SFTPMaxConnsPerIP int           `name:"sftp-max-connections-per-address" default:"50" env:"SKIFF_SFTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most SFTP connections from one client address."`
+	StorageDir        string        `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
+	TrialLicences     int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
+
+	SMTPURL   string `name:"smtp-url" env:"SKIFF_SMTP_URL" help:"SMTP server for email (smtp://user:pass@host:587?from=...&starttls=required, or smtps://). Empty: write .eml files into <data-dir>/mail."`
+	PublicURL string `name:"public-url" default:"http://localhost:3000" env:"SKIFF_PUBLIC_URL" help:"The web client's address, the base of links in emails."`
+}
+
+// sftpApp is the SFTP server and the background workers that serve runs.
+type sftpApp struct {
+	server *sftp.Server
+	store  *storage.Local
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    *slog.Logger
+}
+
+// startSFTP starts the SFTP listener, the mail worker and the module reminders.
+func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *tenant.Service) (*sftpApp, error) {
+	addrs := splitList(c.SFTPAddr)
+	if len(addrs) == 0 {
+		return nil, errors.New("--sftp-addr: give at least one address")
+	}
+	host, port, err := publicEndpoint(addrs[0], c.SFTPHost, c.SFTPPort)
+	if err != nil {
+		return nil, err
+	}
+	svc.SFTP.Host, svc.SFTP.Port, svc.SFTP.TrialLicences = host, port, c.TrialLicences
+	trusted, err := parsePrefixes(splitList(c.ProxyTrusted))
+	if err != nil {
+		return nil, err
+	}
+	storageDir := c.StorageDir
+	if storageDir == "" {
+		storageDir = filepath.Join(c.DataDir, "files")
+	}
+	store, err := storage.NewLocal(storageDir)
+	if err != nil {
+		return nil, fmt.Errorf("file storage: %w", err)
+	}
+	dir := tenant.NewDirectory(d.DB)
+	if err := dir.EnsureHostKeys(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("host keys: %w", err)
+	}
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Logger: log}
+	srv, err := sftp.NewServer(sftp.Config{
+		ListenAddresses:    addrs,
+		Directory:          backend,
+		HostKeys:           backend,
+		Sessions:           backend,
+		Logger:             log,
+		TrustedProxies:     trusted,
+		RequireProxyHeader: c.ProxyRequired,
+		Ciphers:            splitList(c.SFTPCiphers),
+		Limits: sftp.Limits{
+			IdleTimeout: c.SFTPIdleTimeout, MaxConnections: c.SFTPMaxConns, MaxConnectionsPerAddress: c.SFTPMaxConnsPerIP,
+		},
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := srv.Listen(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen for SFTP: %w", err)
+	}
+	svc.Sessions = sftp.SessionEnder{Server: srv}
+
+	mailDir := filepath.Join(c.DataDir, "mail")
+	sender, err := notify.NewSender(c.SMTPURL, mailDir)
+	if err != nil {
+		srv.Shutdown(ctx)
+		store.Close()
+		return nil, fmt.Errorf("mail: %w", err)
+	}
+	renderer, err := notify.NewRenderer(c.PublicURL, "Skiff")
+	if err != nil {
+		srv.Shutdown(ctx)
+		store.Close()
+		return nil, err
+	}
+	if c.SMTPURL == "" {
+		log.Info("mail is written as .eml files", "dir", mailDir)
+	}
+	worker := notify.NewWorker(d.DB, renderer, sender)
+	worker.Log = log
+
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	app := &sftpApp{server: srv, store: store, cancel: cancel, done: make(chan struct{}), log: log}
+	go func() {
+		defer close(app.done)
+		errc := make(chan error, 3)
+		go func() { errc <- srv.ListenAndServe(wctx) }()
+		go func() { errc <- worker.Run(wctx) }()
+		go func() { errc <- remindTrials(wctx, svc, log) }()
+		for range 3 {
+			if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sftp.ErrServerClosed) {
+				log.Error("background service stopped", "err", err)
+			}
+		}
+	}()
+	return app, nil
+}
+
+// remindTrials sends "trial ending" emails; hourly is plenty for a 3-day notice.
+func remindTrials(ctx context.Context, svc *tenant.Service, log *slog.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := svc.SendTrialEndingReminders(tenant.SystemContext(ctx)); err != nil {
+			log.Warn("trial reminders", "err", err)
+		} else if n > 0 {
+			log.Info("trial reminders queued", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (a *sftpApp) addrs() []string {
+	var out []string
+	for _, ad := range a.server.Addrs() {
+		out = append(out, ad.String())
+	}
+	return out
+}
+
+// shutdown lets transfers finish until ctx ends, then stops the workers.
+func (a *sftpApp) shutdown(ctx context.Context) {
+	if err := a.server.Shutdown(ctx); err != nil {
+		a.log.Warn("SFTP shutdown", "err", err)
+	}
+	a.cancel()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+}
+
+func (a *sftpApp) close() {
+	a.cancel()
+	a.store.Close()
+}
+
+// publicEndpoint is what users are told to connect to.
+func publicEndpoint(listen, host string, port int) (string, int, error) {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("--sftp-addr %q: %w", listen, err)
+	}
+	if host == "" {
+		host = h
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+	}
+	if port == 0 {
+		if port, err = strconv.Atoi(p); err != nil {
+			return "", 0, fmt.Errorf("--sftp-addr %q: bad port", listen)
+		}
+	}
+	return host, port, nil
+}
+
+func parsePrefixes(vs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vs {
+		if !strings.Contains(v, "/") {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				return nil, fmt.Errorf("--proxy-trusted %q: not an address or CIDR", v)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("--proxy-trusted %q: not an address or CIDR", v)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// startDemoTrial puts the demo account in TRIAL so the tour works at once.
+func startDemoTrial(ctx context.Context, svc *tenant.Service, a *tenant.Account, owner *tenant.User) error {
+	octx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: a.ID, Role: tenant.RoleOwner, Name: owner.Name, Email: owner.Email})
+	_, err := svc.StartSFTPTrial(octx)
+	return err
+}

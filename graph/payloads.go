@@ -1,0 +1,58 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+func ptrs[T any](vs []T) []*T {
+	out := make([]*T, len(vs))
+	for i := range vs {
+		out[i] = &vs[i]
+	}
+	return out
+}
+
+func jsonString(b json.RawMessage) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+func okPayload(err error) (*model.OkPayload, error) {
+	ue, err := userErrors(err)
+	return &model.OkPayload{Ok: err == nil && len(ue) == 0, UserErrors: ue}, err
+}
+
+func licencesPayload(lc *tenant.LicenceChange, err error) (*model.SftpLicencesPayload, error) {
+	ue, err := userErrors(err)
+	if err != nil || lc == nil {
+		return &model.SftpLicencesPayload{UserErrors: ue}, err
+	}
+	p := &model.SftpLicencesPayload{Account: lc.Account, Licences: &lc.Licences, UserErrors: ue}
+	if lc.Warning != "" {
+		p.Warning = &lc.Warning
+	}
+	return p, nil
+}
+
+// loginPayload is a successful login's answer.
+func (r *Resolver) loginPayload(ctx context.Context, res *tenant.LoginResult) (*model.LoginPayload, error) {
+	v, err := r.viewerOf(tenant.WithPrincipal(ctx, res.Principal), res.Principal)
+	if err != nil {
+		return nil, err
+	}
+	return &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{}}, nil
+}
+
+// mayManage reports whether the caller may see u's keys and SFTP credentials:
+// the user themselves, the account's owners and administrators, and staff.
+func (r *Resolver) mayManage(ctx context.Context, u *tenant.User) bool {
+	p := tenant.PrincipalFrom(ctx)
+	return p.IsStaff() || p.IsAdmin(u.AccountID) || (p.InAccount(u.AccountID) && p.ID == u.ID)
+}
