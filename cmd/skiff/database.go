@@ -27,7 +27,9 @@ type DatabaseFlags struct {
 type database struct {
 	DB       *tenant.DB
 	Embedded bool
-	stop     func()
+	// Died is closed if the private PostgreSQL exits by itself; nil otherwise.
+	Died <-chan struct{}
+	stop func()
 }
 
 func (d *database) Close() {
@@ -55,7 +57,8 @@ func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger) (*database, e
 			}
 			return nil, fmt.Errorf("start the private PostgreSQL (or set SKIFF_DATABASE_URL): %w", err)
 		}
-		d.Embedded, d.stop = true, func() {
+		d.Embedded, d.Died = true, srv.Done()
+		d.stop = func() {
 			if err := srv.Stop(); err != nil {
 				log.Warn("stop PostgreSQL", "err", err)
 			}

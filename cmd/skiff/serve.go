@@ -83,6 +83,8 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	case <-ctx.Done():
 	case err := <-errc:
 		return fmt.Errorf("GraphQL server: %w", err)
+	case <-d.Died:
+		return errors.New("the private PostgreSQL server stopped unexpectedly; see its log in the data folder (postgres/server.log)")
 	}
 	log.Info("shutting down", "grace", c.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
