@@ -100,10 +100,10 @@ type loginRecord struct {
 }
 
 // loginQuery resolves a login ID ($1, lowercase) on a route ($2: the account
-// of a dedicated IP, or ”) to the user, their account's module state and,
-// for a public-key login, the user's key with fingerprint $3 (” matches no
-// key). Login IDs are issued lowercase; custom logins on dedicated IPs will
-// add "OR lower(c.custom_login) = $1" when $2 is set.
+// of a dedicated IP, or empty) to the user, their account's module state
+// and, for a public-key login, the user's key with fingerprint $3 (empty
+// matches no key). Login IDs are issued lowercase; custom logins on
+// dedicated IPs will add "OR lower(c.custom_login) = $1" when $2 is set.
 const loginQuery = `
 SELECT c.account_id, c.user_id, c.login,
        coalesce(u.password_hash, '') AS password_hash,

@@ -1,0 +1,324 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+const sftpPassword = "correct horse battery"
+
+var (
+	sharedDest = netip.MustParseAddr("192.0.2.10")
+	clientAddr = netip.MustParseAddr("198.51.100.7")
+)
+
+// directoryFixture is an account with the SFTP module active, a Directory
+// on the same database and clock, and a count of password verifications.
+type directoryFixture struct {
+	*moduleFixture
+	dir           *Directory
+	verifications atomic.Int32
+}
+
+func newDirectoryFixture(t *testing.T) *directoryFixture {
+	t.Helper()
+	f := &directoryFixture{moduleFixture: newModuleFixture(t)}
+	f.activate(10)
+	f.dir = &Directory{DB: f.svc.DB, Now: f.svc.Now}
+	f.dir.verifyPassword = func(ctx context.Context, hash, password string) (bool, error) {
+		f.verifications.Add(1)
+		return VerifyPassword(ctx, hash, password)
+	}
+	return f
+}
+
+// sftpUser creates a user with a password and SFTP on, and returns them with
+// their login ID.
+func (f *directoryFixture) sftpUser(email string) (*User, string) {
+	f.t.Helper()
+	u, err := f.svc.CreateUser(f.ownerCtx, CreateUserInput{Email: email, Name: strings.Split(email, "@")[0], Password: sftpPassword, SFTPEnabled: true})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := f.svc.SFTPCredentials(f.ownerCtx, u.ID)
+	if err != nil || c == nil {
+		f.t.Fatalf("credentials of %s: %v, %v", email, c, err)
+	}
+	return u, c.Login
+}
+
+// setModule puts the account's module in a state directly, as the database
+// owner: the states' transitions are the module service's tests.
+func (f *directoryFixture) setModule(status string, trialEndsAt *time.Time) {
+	f.t.Helper()
+	if _, err := f.svc.DB.X.Exec(`UPDATE accounts SET sftp_status = $2, sftp_trial_ends_at = $3 WHERE id = $1`,
+		f.account.ID, status, trialEndsAt); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// wantLoginFailed checks that err is the uniform refusal: a client learns
+// nothing from it but "login failed", whatever the reason.
+func wantLoginFailed(t *testing.T, err error, what string) {
+	t.Helper()
+	if !errors.Is(err, ErrLoginFailed) || ErrorCode(err) != EUnauthenticated || ErrorMessage(err) != "login failed" {
+		t.Errorf("%s: got %v, want the uniform login failure", what, err)
+	}
+}
+
+func TestPasswordLogin(t *testing.T) {
+	f := newDirectoryFixture(t)
+	uma, umaLogin := f.sftpUser("uma@acme.test")
+	_, vicLogin := f.sftpUser("vic@acme.test")
+	gone, goneLogin := f.sftpUser("gone@acme.test")
+	if _, err := f.svc.DeleteUser(f.ownerCtx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A user issued credentials, then turned off.
+	off, offLogin := f.sftpUser("off@acme.test")
+	if _, err := f.svc.SetSFTPAccess(f.ownerCtx, off.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	// A user without a password: only keys can work for them.
+	nopw, err := f.svc.CreateUser(f.ownerCtx, CreateUserInput{Email: "nopw@acme.test", Name: "nopw", SFTPEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nopwCreds, _ := f.svc.SFTPCredentials(f.ownerCtx, nopw.ID)
+
+	login := func(login, password string) (*SFTPLogin, error) {
+		t.Helper()
+		before := f.verifications.Load()
+		l, err := f.dir.PasswordLogin(context.Background(), sharedDest, clientAddr, login, password)
+		// Every attempt costs one argon2id verification, so timing does not
+		// tell an unknown login from a wrong password.
+		if n := f.verifications.Load() - before; n != 1 {
+			t.Errorf("login %q: %d password verifications, want 1", login, n)
+		}
+		return l, err
+	}
+
+	l, err := login(umaLogin, sftpPassword)
+	if err != nil {
+		t.Fatalf("uma logs in: %v", err)
+	}
+	if *l != (SFTPLogin{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin}) {
+		t.Errorf("login = %+v", l)
+	}
+	if l, err := login(strings.ToUpper(umaLogin), sftpPassword); err != nil || l.UserID != uma.ID {
+		t.Errorf("login ID in upper case: %+v, %v", l, err)
+	}
+
+	var reasons []string
+	for _, tt := range []struct{ name, login, password string }{
+		{"wrong password", umaLogin, sftpPassword + "!"},
+		{"another user's login", vicLogin, "vic's password is not uma's"},
+		{"unknown login", "zzzz-zzzz", sftpPassword},
+		{"email as login", "uma@acme.test", sftpPassword},
+		{"empty login", "", sftpPassword},
+		{"oversized login", strings.Repeat("a", 10000), sftpPassword},
+		{"NUL in login", umaLogin + "\x00", sftpPassword},
+		{"deleted user", goneLogin, sftpPassword},
+		{"SFTP turned off", offLogin, sftpPassword},
+		{"no password set", nopwCreds.Login, ""},
+	} {
+		_, err := login(tt.login, tt.password)
+		wantLoginFailed(t, err, tt.name)
+		reasons = append(reasons, err.Error())
+	}
+	// The server log can tell the cases apart.
+	if !strings.Contains(reasons[0], "wrong password") || !strings.Contains(reasons[2], "unknown login") ||
+		!strings.Contains(reasons[7], "deleted") || !strings.Contains(reasons[8], "SFTP access is off") {
+		t.Errorf("refusal reasons for the log: %q", reasons)
+	}
+}
+
+func TestLoginFollowsModuleStatus(t *testing.T) {
+	f := newDirectoryFixture(t)
+	_, login := f.sftpUser("uma@acme.test")
+	key := testEd25519Key(t)
+	kim, err := f.svc.CreateUser(f.ownerCtx, CreateUserInput{Email: "kim@acme.test", Name: "kim", SFTPEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddSSHKey(f.ownerCtx, kim.ID, "Kim's key", authorizedKey(key, "")); err != nil {
+		t.Fatal(err)
+	}
+	kimCreds, err := f.svc.SFTPCredentials(f.ownerCtx, kim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	past, future := f.now.Add(-time.Hour), f.now.Add(time.Hour)
+	for _, tt := range []struct {
+		status      string
+		trialEndsAt *time.Time
+		allowed     bool
+	}{
+		{"ACTIVE", nil, true},
+		{"TRIAL", &future, true},
+		{"TRIAL", &past, false}, // expired
+		{"SUSPENDED", nil, false},
+		{"NONE", nil, false},
+	} {
+		f.setModule(tt.status, tt.trialEndsAt)
+		_, perr := f.dir.PasswordLogin(context.Background(), sharedDest, clientAddr, login, sftpPassword)
+		_, kerr := f.dir.PublicKeyLogin(context.Background(), sharedDest, clientAddr, kimCreds.Login, key)
+		gerr := f.dir.SessionAllowed(context.Background(), f.account.ID, kim.ID)
+		if tt.allowed {
+			if perr != nil || kerr != nil || gerr != nil {
+				t.Errorf("module %s: password %v, key %v, session %v; want all allowed", tt.status, perr, kerr, gerr)
+			}
+			continue
+		}
+		wantLoginFailed(t, perr, "password login, module "+tt.status)
+		wantLoginFailed(t, kerr, "key login, module "+tt.status)
+		if !errors.Is(gerr, ErrSFTPAccessWithdrawn) || ErrorCode(gerr) != EForbidden {
+			t.Errorf("session gate, module %s: got %v, want access withdrawn", tt.status, gerr)
+		}
+	}
+}
+
+func TestPublicKeyLogin(t *testing.T) {
+	f := newDirectoryFixture(t)
+	uma, umaLogin := f.sftpUser("uma@acme.test")
+	vic, vicLogin := f.sftpUser("vic@acme.test")
+	umaKey, vicKey, strayKey := testEd25519Key(t), testECDSAKey(t, 256), testEd25519Key(t)
+	added, err := f.svc.AddSSHKey(f.as(uma), uma.ID, "Laptop", authorizedKey(umaKey, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddSSHKey(f.as(vic), vic.ID, "Desktop", authorizedKey(vicKey, "")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	l, err := f.dir.PublicKeyLogin(ctx, sharedDest, clientAddr, umaLogin, umaKey)
+	if err != nil {
+		t.Fatalf("uma logs in with her key: %v", err)
+	}
+	want := SFTPLogin{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin, KeyID: added.ID, KeyFingerprint: added.Fingerprint}
+	if *l != want {
+		t.Errorf("login = %+v, want %+v", l, want)
+	}
+	// Answering whether a key would do is not a use of the key.
+	if keys, _ := f.svc.SSHKeys(f.as(uma), uma.ID); keys[0].LastUsedAt != nil {
+		t.Errorf("key marked used before the login was proven")
+	}
+
+	cert := &ssh.Certificate{Key: umaKey, CertType: ssh.UserCert}
+	for _, tt := range []struct {
+		name  string
+		login string
+		key   ssh.PublicKey
+	}{
+		{"another user's key", umaLogin, vicKey},
+		{"own key, other login", vicLogin, umaKey},
+		{"unregistered key", umaLogin, strayKey},
+		{"unknown login", "zzzz-zzzz", umaKey},
+		{"certificate of a registered key", umaLogin, cert},
+		{"no key", umaLogin, nil},
+	} {
+		_, err := f.dir.PublicKeyLogin(ctx, sharedDest, clientAddr, tt.login, tt.key)
+		wantLoginFailed(t, err, tt.name)
+	}
+
+	// Once deleted, the key no longer logs in.
+	if _, err := f.svc.DeleteSSHKey(f.as(uma), added.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.dir.PublicKeyLogin(ctx, sharedDest, clientAddr, umaLogin, umaKey)
+	wantLoginFailed(t, err, "deleted key")
+}
+
+func TestMarkKeyUsed(t *testing.T) {
+	f := newDirectoryFixture(t)
+	uma, _ := f.sftpUser("uma@acme.test")
+	k, err := f.svc.AddSSHKey(f.as(uma), uma.ID, "Laptop", authorizedKey(testEd25519Key(t), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastUsed := func() *time.Time {
+		t.Helper()
+		keys, err := f.svc.SSHKeys(f.as(uma), uma.ID)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys: %v, %v", keys, err)
+		}
+		return keys[0].LastUsedAt
+	}
+	ctx := context.Background()
+	first := f.now
+	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); got == nil || !got.Equal(first) {
+		t.Fatalf("last used = %v, want %v", got, first)
+	}
+	// Busy clients do not rewrite the row on every connection...
+	f.advance(10 * time.Second)
+	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); !got.Equal(first) {
+		t.Errorf("last used moved to %v within a minute", got)
+	}
+	// ...but the time stays within a minute of the truth.
+	f.advance(time.Minute)
+	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); !got.Equal(f.now) {
+		t.Errorf("last used = %v, want %v", got, f.now)
+	}
+	// Another account's ID does not reach the key; junk is no error.
+	_, other := f.newAccount("Globex", "gus@globex.test")
+	f.advance(time.Hour)
+	if err := f.dir.MarkKeyUsed(ctx, other.AccountID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); got.Equal(f.now) {
+		t.Errorf("marked through another account's ID")
+	}
+	if err := f.dir.MarkKeyUsed(ctx, "junk", "junk"); err != nil {
+		t.Errorf("junk IDs: %v", err)
+	}
+}
+
+func TestSessionAllowed(t *testing.T) {
+	f := newDirectoryFixture(t)
+	uma, _ := f.sftpUser("uma@acme.test")
+	ctx := context.Background()
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); err != nil {
+		t.Fatalf("uma's session: %v", err)
+	}
+	// The user must be in the account the session was opened for.
+	_, other := f.newAccount("Globex", "gus@globex.test")
+	if err := f.dir.SessionAllowed(ctx, other.AccountID, uma.ID); !errors.Is(err, ErrSFTPAccessWithdrawn) {
+		t.Errorf("uma checked against another account: got %v, want access withdrawn", err)
+	}
+	if _, err := f.svc.SetSFTPAccess(f.ownerCtx, uma.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID)
+	if !errors.Is(err, ErrSFTPAccessWithdrawn) || !strings.Contains(err.Error(), "SFTP access is off") {
+		t.Errorf("after SFTP is turned off: got %v, want access withdrawn", err)
+	}
+	if _, err := f.svc.SetSFTPAccess(f.ownerCtx, uma.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); err != nil {
+		t.Errorf("after SFTP is turned back on: %v", err)
+	}
+	if _, err := f.svc.DeleteUser(f.ownerCtx, uma.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); !errors.Is(err, ErrSFTPAccessWithdrawn) {
+		t.Errorf("after the user is deleted: got %v, want access withdrawn", err)
+	}
+}
