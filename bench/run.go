@@ -45,6 +45,8 @@ type Config struct {
 	// Baseline runs OpenSSH's sshd next to Skiff. When sshd is missing, a
 	// smoke run notes it and goes on with Skiff alone; a full run fails.
 	Baseline bool
+	// SSHD is the sshd binary (found in PATH or /usr/sbin when empty).
+	SSHD string
 
 	// Throughput.
 	FileSize int64    // bytes per transfer
@@ -220,7 +222,7 @@ func (r *runner) setup(ctx context.Context) error {
 		if err := os.MkdirAll(r.sshdDir, 0o700); err != nil {
 			return err
 		}
-		s, err := startSSHD(ctx, r.sshdDir, r.authorized)
+		s, err := startSSHD(ctx, r.cfg.SSHD, r.sshdDir, r.authorized)
 		switch {
 		case errors.Is(err, ErrNoSSHD) && r.cfg.Smoke:
 			r.noSSHD = "sshd not installed"

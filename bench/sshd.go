@@ -27,8 +27,15 @@ The suite never uses the system service: it starts its own sshd on a high
 loopback port with its own configuration and host key, serving internal-sftp.`)
 
 // findSSHD returns the absolute path of sshd, which sshd itself requires
-// (it re-executes itself for every connection).
-func findSSHD() (string, error) {
+// (it re-executes itself for every connection): configured if set, else
+// from PATH or the usual places.
+func findSSHD(configured string) (string, error) {
+	if configured != "" {
+		if fi, err := os.Stat(configured); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("%w (%s: not found)", ErrNoSSHD, configured)
+		}
+		return filepath.Abs(configured)
+	}
 	if p, err := exec.LookPath("sshd"); err == nil {
 		return filepath.Abs(p)
 	}
@@ -65,8 +72,8 @@ type sshdServer struct {
 // authentication only with authorizedKeys, and the sftp subsystem served by
 // internal-sftp, so no shell or helper binary runs per session. It logs in
 // as the user running the benchmark.
-func startSSHD(ctx context.Context, dir, authorizedKeys string) (*sshdServer, error) {
-	bin, err := findSSHD()
+func startSSHD(ctx context.Context, bin, dir, authorizedKeys string) (*sshdServer, error) {
+	bin, err := findSSHD(bin)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	streams := fs.String("streams", "1,4", "parallel transfer streams to measure, comma-separated")
 	ciphers := fs.String("ciphers", strings.Join(def.Ciphers, ","), "sftp client ciphers to measure; \"default\" lets the client choose")
 	skiffCiphers := fs.String("skiff-ciphers", "", "ciphers Skiff offers (default: Skiff's defaults)")
+	sshd := fs.String("sshd", "", "OpenSSH server binary (default: sshd from PATH or /usr/sbin)")
 	noBaseline := fs.Bool("no-baseline", false, "do not run OpenSSH's sshd")
 	loginTime := fs.Duration("login-duration", def.LoginDuration, "how long each login load runs")
 	passwordTime := fs.Duration("password-duration", def.PasswordDuration, "how long the password login load runs")
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.Benchmarks = splitList(*only)
 	cfg.SkiffCiphers = splitList(*skiffCiphers)
 	cfg.Baseline = !*noBaseline
+	cfg.SSHD = *sshd
 	cfg.WorkDir = *workDir
 	cfg.KeepWorkDir = *keep
 	cfg.ProfileDir = *profileDir

@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serverEnv makes the test binary act as the benchmark's Skiff server, the
+// way skiffbench re-executes itself with "server".
+const serverEnv = "SKIFFBENCH_TEST_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) == "1" {
+		if err := RunServer(context.Background(), os.Args[1:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the whole suite at toy sizes so that it keeps working. It
+// measures nothing worth reading; it fails when a benchmark breaks. Without
+// sshd it runs Skiff's side alone, as the suite's smoke mode does.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and runs clients for about half a minute")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	cfg := SmokeConfig(DefaultConfig())
+	cfg.WorkDir = t.TempDir()
+	cfg.Out = &out
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.ServerCommand = func(args ...string) *exec.Cmd {
+		cmd := exec.Command(self, args...)
+		cmd.Env = append(os.Environ(), serverEnv+"=1")
+		return cmd
+	}
+	if _, err := findSSHD(""); err != nil {
+		t.Log("sshd is not installed: the OpenSSH baseline is skipped (apt-get install openssh-server)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := Run(ctx, cfg); err != nil {
+		t.Fatalf("suite: %v\nlog:\n%s", err, logs.String())
+	}
+	report := out.String()
+	t.Log(report)
+	want := []string{"### Public-key logins", "### Password logins", "### Idle authenticated SFTP sessions", "| Skiff"}
+	if _, err := exec.LookPath("sftp"); err == nil {
+		want = append(want, "### Transfer throughput", "| aes128-gcm | download | 1 |", "| aes128-gcm | upload | 2 |")
+	}
+	for _, w := range want {
+		if !strings.Contains(report, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	// Every login the load generator made must have worked.
+	for line := range strings.Lines(report) {
+		if strings.HasPrefix(line, "| Skiff (in-memory directory) |") {
+			cells := strings.Split(line, "|")
+			if failures := strings.TrimSpace(cells[6]); failures != "0" {
+				t.Errorf("Skiff login failures: %s", failures)
+			}
+		}
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	st, err := readProcStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ppid != os.Getppid() {
+		t.Errorf("ppid = %d, want %d", st.ppid, os.Getppid())
+	}
+	if st.rss <= 0 {
+		t.Errorf("rss = %d", st.rss)
+	}
+	hwm, err := peakRSS(os.Getpid())
+	if err != nil || hwm < st.rss/2 {
+		t.Errorf("VmHWM = %d, %v; rss %d", hwm, err, st.rss)
+	}
+}
+
+func TestMedianPercentile(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]int64{4, 1, 2, 3}); got != 2 {
+		t.Errorf("median even = %v", got) // (2+3)/2 in integers
+	}
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i))
+	}
+	if p := percentile(ds, 99); p != 99 {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile(ds, 50); p != 50 {
+		t.Errorf("p50 = %v", p)
+	}
+}
+
+func TestNegotiatedCipher(t *testing.T) {
+	debug := "debug1: kex: algorithm: curve25519-sha256\ndebug1: kex: server->client cipher: aes128-gcm@openssh.com MAC: <implicit> compression: none\n"
+	if got := negotiatedCipher(debug); got != "aes128-gcm@openssh.com" {
+		t.Errorf("got %q", got)
+	}
+}
