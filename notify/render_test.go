@@ -199,3 +199,20 @@ func TestNewRendererChecksPublicURL(t *testing.T) {
 		t.Error("an empty product name was accepted")
 	}
 }
+
+func TestRenderSFTPEnabledWithoutExtras(t *testing.T) {
+	d := samples[tenant.EmailSFTPEnabled].data.(tenant.SFTPEnabledData)
+	d.CustomLogin, d.DedicatedHost, d.HostKeys = "", "", nil
+	got, err := newTestRenderer(t).Render(tenant.EmailSFTPEnabled, mustJSON(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{got.Text, html.UnescapeString(got.HTML)} {
+		if strings.Contains(body, "also log in as") || strings.Contains(body, "SHA256:") {
+			t.Errorf("mentions a custom login or host keys it does not have:\n%s", body)
+		}
+		if !strings.Contains(body, "ask your administrator to confirm it") || !strings.Contains(body, "ae-ada-7k2q") {
+			t.Errorf("lacks the login or the advice on checking the host key:\n%s", body)
+		}
+	}
+}

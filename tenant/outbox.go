@@ -72,7 +72,10 @@ type SFTPEnabledData struct {
 	// both empty when the account has no dedicated IP or the user no custom login.
 	CustomLogin   string
 	DedicatedHost string
-	HostKeys      []HostKeyFingerprint // at least one
+	// HostKeys lets users check the server on first connection. Empty only
+	// before the SFTP server has made its keys; the email then says so
+	// rather than the change failing.
+	HostKeys []HostKeyFingerprint
 }
 
 // SSHKeyAddedData tells a user that a key now opens their SFTP access.
@@ -169,8 +172,6 @@ func (d SFTPEnabledData) validate() error {
 		r.err = fmt.Errorf("email %s: Port %d is out of range", d.EmailKind(), d.Port)
 	case d.CustomLogin != "" && d.DedicatedHost == "":
 		r.err = fmt.Errorf("email %s: a CustomLogin needs its DedicatedHost", d.EmailKind())
-	case len(d.HostKeys) == 0:
-		r.err = fmt.Errorf("email %s: HostKeys is required", d.EmailKind())
 	}
 	for _, k := range d.HostKeys {
 		r.text("HostKeys.Algorithm", k.Algorithm).text("HostKeys.Fingerprint", k.Fingerprint)

@@ -121,8 +121,8 @@ func TestEnqueueRefusesIncompleteEmails(t *testing.T) {
 	noTitle.Title = " "
 	sftp := SFTPEnabledData{UserName: "Ada", AccountName: "A", Host: "h", Port: 22, Login: "l",
 		HostKeys: []HostKeyFingerprint{{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:x"}}}
-	noKeys := sftp
-	noKeys.HostKeys = nil
+	badKey := sftp
+	badKey.HostKeys = []HostKeyFingerprint{{Algorithm: "ssh-ed25519"}}
 	customWithoutHost := sftp
 	customWithoutHost.CustomLogin = "ada"
 	tests := []struct {
@@ -133,7 +133,7 @@ func TestEnqueueRefusesIncompleteEmails(t *testing.T) {
 		{"no data", Email{To: "a@example.com"}, "no data"},
 		{"blank title", Email{To: "a@example.com", Data: noTitle}, "Title is required"},
 		{"no time", Email{To: "a@example.com", Data: PasswordResetData{UserName: "Ada", Token: "t"}}, "ExpiresAt is required"},
-		{"no host keys", Email{To: "a@example.com", Data: noKeys}, "HostKeys is required"},
+		{"host key without fingerprint", Email{To: "a@example.com", Data: badKey}, "HostKeys.Fingerprint is required"},
 		{"custom login without host", Email{To: "a@example.com", Data: customWithoutHost}, "DedicatedHost"},
 		{"bad recipient", Email{To: "Ada <a@example.com>", Data: keyAdded}, "not a valid email address"},
 		{"no recipient", Email{Data: keyAdded}, "email is required"},
