@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skiffhq/skiff/storage"
 )
 
@@ -34,12 +36,13 @@ type handle struct {
 	canRead bool // opened for reading, with the Download right
 
 	// Atomic uploads only.
-	root   *os.Root
-	rel    string // the target, inside root
-	tmp    string // the temporary file, inside root
-	vpath  string
-	excl   bool // the client asked to fail if the target exists
-	failed atomic.Bool
+	unflushed atomic.Int64 // bytes written since writeback was last started
+	root      *os.Root
+	rel       string // the target, inside root
+	tmp       string // the temporary file, inside root
+	vpath     string
+	excl      bool // the client asked to fail if the target exists
+	failed    atomic.Bool
 
 	once     sync.Once
 	closeErr error
@@ -77,7 +80,30 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 		st, _ := fsError(err)
 		return n, st
 	}
+	if h.atomic() && h.unflushed.Add(int64(n)) >= writebackEvery {
+		h.unflushed.Store(0)
+		startWriteback(h.f)
+	}
 	return n, nil
+}
+
+// writebackEvery is how much an upload writes before the kernel is asked
+// to start writing it to disk. Without it the fsync on close would find
+// the whole file dirty and stall the client's close for seconds on a large
+// upload; with it the disk works while the data still arrives.
+const writebackEvery = 8 << 20
+
+// startWriteback asks the kernel to start writing f's dirty pages without
+// waiting for them. It is only a hint: the fsync on close is what makes the
+// upload durable, so a failure here is ignored.
+func startWriteback(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	})
 }
 
 // TransferError is called by pkg/sftp when the connection ended with the
