@@ -1,0 +1,172 @@
+package sftp
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// TestMain gives the tests that call pgtest.NewDB a throwaway PostgreSQL
+// server; the others never start it.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// productFixture is the real thing behind the listener: an account with
+// the SFTP module active, a user with SFTP on, the tenant directory and
+// local storage.
+type productFixture struct {
+	svc      *tenant.Service
+	owner    context.Context
+	user     *tenant.User
+	login    string // the user's SFTP login ID
+	store    *storage.Local
+	srv      *Server
+	addr     string
+	logs     *logBuffer
+	password string
+}
+
+func newProductFixture(t *testing.T) *productFixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := tenant.Open(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &productFixture{svc: tenant.NewService(db), logs: &logBuffer{}, password: "a long enough password 42"}
+	dir := tenant.NewDirectory(db)
+	// The credentials email lists the host keys, so they must exist first.
+	if err := dir.EnsureHostKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staff, err := f.svc.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staffCtx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: staff.ID, Name: staff.Name, Email: staff.Email})
+	account, owner, err := f.svc.CreateAccount(staffCtx, tenant.CreateAccountInput{Name: "Acme", OwnerEmail: "olive@acme.test", OwnerName: "Olive"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.ActivateSFTPModule(staffCtx, account.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	f.owner = tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: owner.AccountID,
+		Role: owner.Role, Name: owner.Name, Email: owner.Email})
+	f.user, err = f.svc.CreateUser(f.owner, tenant.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: f.password, SFTPEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := f.svc.SFTPCredentials(f.owner, f.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.login = creds.Login
+
+	f.store, err = storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	backend := &TenantBackend{Directory: dir, Storage: f.store}
+	f.srv, err = NewServer(Config{
+		ListenAddresses: []string{"127.0.0.2:0"},
+		Directory:       backend,
+		HostKeys:        backend,
+		Sessions:        backend,
+		Logger:          slog.New(slog.NewTextHandler(f.logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.addr = f.srv.Addrs()[0].String()
+	f.svc.Sessions = SessionEnder{Server: f.srv}
+	served := make(chan error, 1)
+	go func() { served <- f.srv.ListenAndServe(ctx) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.srv.Shutdown(ctx)
+		<-served
+		if t.Failed() {
+			t.Logf("server log:\n%s", f.logs.String())
+		}
+	})
+	return f
+}
+
+// From credentials to files on disk, through the real directory, vfs and
+// storage: password and key logins, the key's "last used", and losing
+// access ending the live session.
+func TestTenantBackendEndToEnd(t *testing.T) {
+	f := newProductFixture(t)
+
+	local := filepath.Join(t.TempDir(), "q3.pdf")
+	if err := os.WriteFile(local, []byte("%PDF-1.7 quarterly"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := openSSH{password: f.password}.run(t, f.addr, f.login, `put `+local+` "/My Files/q3.pdf"`, "ls -1 /")
+	if err != nil {
+		t.Fatalf("password login: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "My Files") {
+		t.Errorf("the root lacks My Files:\n%s", out)
+	}
+	home, err := f.store.UserHome(f.user.AccountID, f.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer home.Close()
+	if got, err := home.ReadFile("q3.pdf"); err != nil || string(got) != "%PDF-1.7 quarterly" {
+		t.Errorf("stored file = %q, %v", got, err)
+	}
+
+	if _, err := (openSSH{password: "wrong"}).run(t, f.addr, f.login, "ls"); err == nil {
+		t.Error("wrong password accepted")
+	}
+
+	keyPath, signer := writePrivateKey(t, t.TempDir())
+	if _, err := f.svc.AddSSHKey(f.owner, f.user.ID, "laptop", string(ssh.MarshalAuthorizedKey(signer.PublicKey()))); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := (openSSH{key: keyPath}).run(t, f.addr, f.login, "ls -1 /My\\ Files"); err != nil || !strings.Contains(out, "q3.pdf") {
+		t.Fatalf("key login: %v\n%s", err, out)
+	}
+	userKeys, err := f.svc.SSHKeys(f.owner, f.user.ID)
+	if err != nil || len(userKeys) != 1 || userKeys[0].LastUsedAt == nil {
+		t.Errorf("key after login: %+v, %v; want last used set", userKeys, err)
+	}
+
+	// A live session ends when the owner turns the user's SFTP off.
+	cfg, _ := clientConfig(f.login, ssh.Password(f.password))
+	c, err := dial(t, f.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := mustSFTP(t, c)
+	if _, err := sc.ReadDir("/My Files"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.SetSFTPAccess(f.owner, f.user.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.ReadDir("/My Files"); err == nil {
+		t.Error("session still works after SFTP was turned off")
+	}
+	if _, err := dial(t, f.addr, cfg); err == nil {
+		t.Error("login still works after SFTP was turned off")
+	}
+}
