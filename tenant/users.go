@@ -288,6 +288,12 @@ func (s *Service) createUserTx(ctx context.Context, q Queryer, p *Principal, in 
 	if err := Audit(ctx, q, p.AccountID, AuditEvent{Kind: "user.created", TargetKind: "User", TargetID: u.ID, After: u.auditState()}); err != nil {
 		return nil, err
 	}
+	if in.Password == "" {
+		// No password: the user sets their own through an emailed invitation.
+		if err := s.sendInvitationTx(ctx, q, u); err != nil {
+			return nil, err
+		}
+	}
 	if in.SFTPEnabled {
 		if err := s.setSFTPAccessTx(ctx, q, u, true); err != nil {
 			return nil, err
@@ -456,10 +462,8 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*User, error) {
 			return Errorf(EForbidden, "only an owner can restore an owner")
 		}
 		before := u.auditState()
-		if u.SFTPEnabled {
-			if err := s.takeLicence(ctx, q, u.AccountID, "id"); err != nil {
-				return err
-			}
+		if err := s.restoreSFTPAccessTx(ctx, q, u); err != nil {
+			return err
 		}
 		err = q.GetContext(ctx, u, `UPDATE users SET deleted_at = NULL, updated_at = $2 WHERE id = $1 RETURNING `+userColumns, u.ID, s.now())
 		if err != nil {

@@ -137,7 +137,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	return app, nil
 }
 
-// remindTrials sends "trial ending" emails; hourly is plenty for a 3-day notice.
+// remindTrials sends "trial ending" emails and purges expired one-time
+// tokens; hourly is plenty for a 3-day notice.
 func remindTrials(ctx context.Context, svc *tenant.Service, log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -146,6 +147,9 @@ func remindTrials(ctx context.Context, svc *tenant.Service, log *slog.Logger) er
 			log.Warn("trial reminders", "err", err)
 		} else if n > 0 {
 			log.Info("trial reminders queued", "count", n)
+		}
+		if _, err := svc.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil {
+			log.Warn("purge expired tokens", "err", err)
 		}
 		select {
 		case <-ctx.Done():
