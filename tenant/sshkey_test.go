@@ -342,6 +342,7 @@ func TestSSHKeyPermissions(t *testing.T) {
 	f := newKeyFixture(t)
 	umaKey := f.addKey(f.uma, f.uma.ID, "Uma's own")
 	f.addKey(f.admin, f.vic.ID, "Added by the admin")
+	f.advance(time.Second) // keys list oldest first
 	f.addKey(f.owner, f.uma.ID, "Added by the owner")
 	otherKey := f.addKey(f.other, f.other.ID, "Globex key")
 	random := uuid.NewString()
