@@ -33,16 +33,16 @@ const (
 type handle struct {
 	s       *Session
 	f       *os.File
+	vpath   string
 	canRead bool // opened for reading, with the Download right
 
 	// Atomic uploads only.
-	unflushed atomic.Int64 // bytes written since writeback was last started
 	root      *os.Root
 	rel       string // the target, inside root
 	tmp       string // the temporary file, inside root
-	vpath     string
-	excl      bool // the client asked to fail if the target exists
+	excl      bool   // the client asked to fail if the target exists
 	failed    atomic.Bool
+	unflushed atomic.Int64 // bytes written since writeback was last started
 
 	once     sync.Once
 	closeErr error

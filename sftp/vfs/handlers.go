@@ -305,13 +305,15 @@ func (s *Session) stat(r *sftp.Request, follow bool) (sftp.ListerAt, error) {
 		}
 		return fileInfos{namedInfo{fi, loc.name()}}, nil
 	}
-	if err := loc.needAny(List | Download); err != nil {
-		return nil, err
-	}
+	// The session's own upload in progress is what its name stands for,
+	// even where the user may only upload.
 	if up := s.openUpload(loc.vpath); up != nil {
 		if fi, err := up.f.Stat(); err == nil {
 			return fileInfos{namedInfo{fi, loc.name()}}, nil
 		}
+	}
+	if err := loc.needAny(List | Download); err != nil {
+		return nil, err
 	}
 	var fi fs.FileInfo
 	if follow {

@@ -306,3 +306,34 @@ func TestSharesFailure(t *testing.T) {
 		t.Fatalf("put in My Files while shares fail: %v", err)
 	}
 }
+
+func TestUploadOnlyFolder(t *testing.T) {
+	e := newEnv(t)
+	dir := e.folder(folderA)
+	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Drop", Rights: vfs.Upload})
+	p := mount + "/Drop/in.txt"
+	f, err := e.client.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("dropped")); err != nil {
+		t.Fatal(err)
+	}
+	// A client may check its own upload, though it may not look around.
+	if fi, err := f.Stat(); err != nil || fi.Size() != 7 {
+		t.Errorf("fstat of own upload = %v, %v", fi, err)
+	}
+	buf := make([]byte, 4)
+	if _, err := f.ReadAt(buf, 0); statusCode(err) != "permission denied" {
+		t.Errorf("reading back without Download: %v; want permission denied", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, filepath.Join(dir, "in.txt")); got != "dropped" {
+		t.Errorf("stored %q", got)
+	}
+	if _, err := e.client.Stat(p); statusCode(err) != "permission denied" {
+		t.Errorf("stat after the upload: %v; want permission denied", err)
+	}
+}
