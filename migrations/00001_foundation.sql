@@ -126,7 +126,8 @@ CREATE TABLE auth_failures (
 CREATE TABLE audit_events (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id   uuid NOT NULL REFERENCES accounts (id),
-    at           timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp(), not now(): events of one transaction keep their order.
+    at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     actor_kind   text NOT NULL CHECK (actor_kind IN ('USER', 'STAFF', 'SYSTEM')),
     actor_id     uuid,
     actor_name   text NOT NULL DEFAULT '',

@@ -84,7 +84,7 @@ func TestAuditEvents(t *testing.T) {
 	for _, e := range byAdmin.Items {
 		kinds = append(kinds, e.Kind)
 	}
-	if !slices.Equal(kinds, []string{"sftp_module.requested", "sftp.disabled", "user.created"}) {
+	if !slices.Equal(kinds, []string{"sftp_module.requested", "sftp.disabled", "user.invited", "user.created"}) {
 		t.Fatalf("events of the admin = %v", kinds)
 	}
 	if none, err := f.svc.AuditEvents(f.ownerCtx, f.account.ID, AuditFilter{UserID: uuid.NewString()}, Page{}); err != nil || len(none.Items) != 0 {
