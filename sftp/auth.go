@@ -129,8 +129,9 @@ func (a *authenticator) verifiedPublicKey(md ssh.ConnMetadata, key ssh.PublicKey
 // their real reason (never the password). fp is the key fingerprint for
 // public-key logins.
 func (a *authenticator) result(md ssh.ConnMetadata, method string, login *Login, err error, fp string) (*ssh.Permissions, error) {
-	if err == nil && login == nil {
-		err = errors.New("directory returned no login and no error")
+	if err == nil && (login == nil || login.AccountID == "" || login.UserID == "") {
+		// Fail closed: a Login that names nobody must not open a session.
+		err = errors.New("directory returned no account or user and no error")
 	}
 	if err != nil {
 		attrs := []any{"method", method, "login", md.User(), "remote", a.rt.remote.String()}

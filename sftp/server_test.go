@@ -495,3 +495,12 @@ func TestSessionOpenFailureClosesConnection(t *testing.T) {
 type sessionsFunc func(context.Context, *Login) (Session, error)
 
 func (f sessionsFunc) Open(ctx context.Context, l *Login) (Session, error) { return f(ctx, l) }
+
+func TestDirectoryAnswerWithoutUserRefused(t *testing.T) {
+	ts := newTestServer(t, &fakeDirectory{password: func(string, string) (*Login, error) {
+		return &Login{Login: "alice"}, nil
+	}}, nil)
+	if _, err := dial(t, ts.addr, aliceConfig()); err == nil {
+		t.Fatal("login accepted for a Login without account and user")
+	}
+}
