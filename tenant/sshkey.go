@@ -85,7 +85,7 @@ func parseAuthorizedKeyLine(line string) (*ParsedKey, error) {
 	if !isKeyTypeName(keyType) {
 		for _, f := range fields[1:] {
 			if isKeyTypeName(f) {
-				return nil, keyInvalid("remove the text before " + f + ": options such as command= or from= do not apply to SFTP keys here")
+				return nil, keyInvalid("remove the text before " + shownKeyType(f) + ": options such as command= or from= do not apply to SFTP keys here")
 			}
 		}
 		return nil, keyInvalid("this is not an SSH public key; it should start with ssh-ed25519, ecdsa-sha2-… or ssh-rsa")
@@ -175,7 +175,16 @@ func refuseKeyType(t string) error {
 	case strings.HasSuffix(t, "-cert-v01@openssh.com"):
 		return keyInvalid("SSH certificates are not supported; paste the plain public key (the .pub file without -cert)")
 	}
-	return keyInvalid("keys of type " + strings.ToValidUTF8(t, "?") + " are not supported; use Ed25519, ECDSA or RSA — " + generateEd25519Hint)
+	return keyInvalid("keys of type " + shownKeyType(t) + " are not supported; use Ed25519, ECDSA or RSA — " + generateEd25519Hint)
+}
+
+// shownKeyType makes a key type name from pasted text fit to echo in a message.
+func shownKeyType(t string) string {
+	t = cleanKeyComment(strings.ToValidUTF8(t, "?"))
+	if utf8.RuneCountInString(t) > 64 {
+		t = string([]rune(t)[:64]) + "…"
+	}
+	return t
 }
 
 // cleanKeyComment keeps a comment safe to store and show: printable text
