@@ -1,0 +1,374 @@
+// Package policy is the one place that decides what a user may do in their
+// account: Enforcer.May answers for GraphQL and SFTP alike.
+//
+// The decision is Casbin's, with the embedded model in model.conf (RBAC with
+// domains; the domain is the account ID). The policy is not written by Casbin:
+// it is derived from the tenant tables it describes (users' roles and groups,
+// groups' permissions, project folder shares), which keep their foreign keys,
+// checks and row-level security and change in the same transaction as their
+// audit record. Casbin's adapters (a casbin_rule table written through
+// Casbin) would give up all of that, so this package has a small read-only
+// loader of its own instead (store.go).
+//
+// Each account gets its own synced enforcer, loaded on first use: Casbin
+// scans every policy line on each decision, so one enforcer per account keeps
+// a decision's cost to that account's lines. Triggers on those tables notify
+// PostgreSQL channel "skiff_policy" with the account ID at commit; Listen
+// forwards the notifications, and the next decision for that account reads
+// its policy again. Without a notification connection the enforcer reads an
+// account again when its copy is older than Options.MaxAge (a second).
+package policy
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	"github.com/google/uuid"
+)
+
+//go:embed model.conf
+var modelText string
+
+// Channel is the PostgreSQL notification channel the policy's tables notify.
+const Channel = "skiff_policy"
+
+// Defaults of Options.
+const (
+	DefaultMaxAge          = time.Second
+	DefaultListeningMaxAge = 10 * time.Minute
+)
+
+const (
+	// unknownUserReload: a decision about a user the loaded policy does not
+	// know (most likely created a moment ago, before the notification came)
+	// reads the account again, but not more often than this.
+	unknownUserReload = 50 * time.Millisecond
+	// idleAfter: accounts nobody asked about for this long are dropped from
+	// memory, checked at most every sweepEvery.
+	idleAfter  = 30 * time.Minute
+	sweepEvery = time.Minute
+)
+
+// Options tune an Enforcer; the zero value gives the defaults.
+type Options struct {
+	// MaxAge is how long an account's policy is trusted while nothing can
+	// tell the enforcer that it changed: before Listen connects, and while
+	// its connection is down. DefaultMaxAge when zero.
+	MaxAge time.Duration
+	// ListeningMaxAge bounds the same while Listen is connected, as a safety
+	// net: notifications make it matter only if one is lost.
+	// DefaultListeningMaxAge when zero.
+	ListeningMaxAge time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives connection changes of Listen; slog.Default when nil.
+	Logger *slog.Logger
+}
+
+// Enforcer answers permission questions for every account of the
+// deployment. It is safe for concurrent use.
+type Enforcer struct {
+	db        *sql.DB
+	model     model.Model
+	opts      Options
+	log       *slog.Logger
+	listening atomic.Bool
+
+	mu        sync.Mutex
+	accounts  map[string]*account
+	lastSweep time.Time
+}
+
+// account is one account's loaded policy.
+type account struct {
+	load sync.Mutex    // one load at a time
+	gen  atomic.Uint64 // bumped by every invalidation
+	snap atomic.Pointer[snapshot]
+	used atomic.Int64 // UnixNano of the last decision, for the idle sweep
+}
+
+// snapshot is an account's policy as read at one moment. It is never changed
+// after it is built; a newer one replaces it.
+type snapshot struct {
+	ce    *casbin.SyncedEnforcer
+	users map[string]bool
+	gen   uint64 // the account's gen when the read started
+	at    time.Time
+}
+
+// New returns an enforcer that reads policies through db, which must reach
+// Skiff's migrated database as a role that may become skiff_app. It reads
+// nothing yet: each account is read on its first decision.
+func New(db *sql.DB, opts Options) (*Enforcer, error) {
+	if db == nil {
+		return nil, errors.New("policy: no database")
+	}
+	m, err := model.NewModelFromString(modelText)
+	if err != nil {
+		return nil, fmt.Errorf("policy: model: %w", err)
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.ListeningMaxAge <= 0 {
+		opts.ListeningMaxAge = DefaultListeningMaxAge
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Enforcer{db: db, model: m, opts: opts, log: log, accounts: map[string]*account{}}, nil
+}
+
+// May reports whether the user may do action on object in the account:
+// May(ctx, userID, accountID, AccountObject, string(SFTPMyFiles)),
+// May(ctx, userID, accountID, FolderObject(id), string(Download)),
+// May(ctx, userID, accountID, GroupsObject, ManageGroups). A user of another
+// account, a deleted user and malformed IDs may do nothing. An error means
+// the policy could not be read; callers must then refuse.
+func (e *Enforcer) May(ctx context.Context, userID, accountID, object, action string) (bool, error) {
+	if !isUUID(userID) || !isUUID(accountID) || !validObject(object) {
+		return false, nil
+	}
+	s, err := e.current(ctx, accountID, userID)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.ce.Enforce(userPrefix+userID, accountID, object, action)
+	if err != nil {
+		return false, fmt.Errorf("policy: enforce: %w", err)
+	}
+	return ok, nil
+}
+
+// FolderRights returns the project folders shared with the user, directly or
+// through their group, and the user's rights in each (in the order of
+// Rights), by folder ID. Folders an owner or administrator may only manage
+// through their role are not in it: they were not shared with them.
+//
+// It reads the user's lines once instead of asking May for every folder and
+// right, since Casbin scans the account's lines on each decision; the result
+// is May's (role rules on "folders" apply to every listed folder, as g2
+// makes them), which TestFolderRightsAgreeWithMay checks.
+func (e *Enforcer) FolderRights(ctx context.Context, userID, accountID string) (map[string][]Right, error) {
+	if !isUUID(userID) || !isUUID(accountID) {
+		return map[string][]Right{}, nil
+	}
+	s, err := e.current(ctx, accountID, userID)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := s.ce.GetImplicitPermissionsForUser(userPrefix+userID, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("policy: permissions: %w", err)
+	}
+	granted := map[string]map[Right]bool{}
+	everywhere := map[Right]bool{} // granted on "folders": every live folder
+	for _, l := range lines {
+		obj, act := l[2], Right(l[3])
+		if id, ok := folderID(obj); ok {
+			if granted[id] == nil {
+				granted[id] = map[Right]bool{}
+			}
+			granted[id][act] = true
+		} else if obj == foldersObject {
+			everywhere[act] = true
+		}
+	}
+	out := make(map[string][]Right, len(granted))
+	for id, acts := range granted {
+		var rights []Right
+		for _, r := range Rights() {
+			if acts[r] || everywhere[r] {
+				rights = append(rights, r)
+			}
+		}
+		out[id] = rights
+	}
+	return out, nil
+}
+
+// RightsIn returns the user's rights in one project folder, in the order of
+// Rights; none if the folder is not theirs to see.
+func (e *Enforcer) RightsIn(ctx context.Context, userID, accountID, folderID string) ([]Right, error) {
+	if !isUUID(userID) || !isUUID(accountID) || !isUUID(folderID) {
+		return nil, nil
+	}
+	s, err := e.current(ctx, accountID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.rights(userID, accountID, folderID)
+}
+
+func (s *snapshot) rights(userID, accountID, folderID string) ([]Right, error) {
+	var out []Right
+	for _, r := range Rights() {
+		ok, err := s.ce.Enforce(userPrefix+userID, accountID, FolderObject(folderID), string(r))
+		if err != nil {
+			return nil, fmt.Errorf("policy: enforce: %w", err)
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Listening reports whether Listen is connected, so that changes from other
+// nodes arrive within moments rather than within Options.MaxAge.
+func (e *Enforcer) Listening() bool { return e.listening.Load() }
+
+// Invalidate makes the next decision about the account read its policy
+// again. Services call it after committing a change, so the node that made
+// the change sees it at once; Listen calls it for every other node.
+func (e *Enforcer) Invalidate(accountID string) {
+	e.mu.Lock()
+	a := e.accounts[accountID]
+	e.mu.Unlock()
+	if a != nil {
+		a.gen.Add(1)
+	}
+}
+
+// InvalidateAll makes every account's next decision read its policy again.
+func (e *Enforcer) InvalidateAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range e.accounts {
+		a.gen.Add(1)
+	}
+}
+
+// current returns the account's policy, reading it first if it is missing,
+// invalidated, too old, or does not know userID yet.
+func (e *Enforcer) current(ctx context.Context, accountID, userID string) (*snapshot, error) {
+	a := e.account(accountID)
+	a.used.Store(e.opts.Now().UnixNano())
+	if s := a.snap.Load(); e.usable(a, s, userID) {
+		return s, nil
+	}
+	a.load.Lock()
+	defer a.load.Unlock()
+	if s := a.snap.Load(); e.usable(a, s, userID) {
+		return s, nil // read by another decision while this one waited
+	}
+	// Taken before reading: an invalidation that races with the read leaves
+	// this snapshot already stale, so the change is never missed.
+	gen := a.gen.Load()
+	r, err := loadRules(ctx, e.db, accountID)
+	if err != nil {
+		return nil, err
+	}
+	ce, err := e.build(r)
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{ce: ce, users: r.users, gen: gen, at: e.opts.Now()}
+	a.snap.Store(s)
+	return s, nil
+}
+
+func (e *Enforcer) usable(a *account, s *snapshot, userID string) bool {
+	if s == nil || s.gen != a.gen.Load() {
+		return false
+	}
+	maxAge := e.opts.MaxAge
+	if e.listening.Load() {
+		maxAge = e.opts.ListeningMaxAge
+	}
+	age := e.opts.Now().Sub(s.at)
+	if age >= maxAge || age < 0 {
+		return false
+	}
+	return s.users[userID] || age < unknownUserReload
+}
+
+// build makes a synced enforcer holding one account's rules.
+func (e *Enforcer) build(r *rules) (*casbin.SyncedEnforcer, error) {
+	ce, err := casbin.NewSyncedEnforcer(e.model.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("policy: enforcer: %w", err)
+	}
+	if len(r.p) > 0 {
+		if _, err := ce.AddPoliciesEx(r.p); err != nil {
+			return nil, fmt.Errorf("policy: add rules: %w", err)
+		}
+	}
+	if len(r.g) > 0 {
+		if _, err := ce.AddGroupingPoliciesEx(r.g); err != nil {
+			return nil, fmt.Errorf("policy: add memberships: %w", err)
+		}
+	}
+	if len(r.g2) > 0 {
+		if _, err := ce.AddNamedGroupingPoliciesEx("g2", r.g2); err != nil {
+			return nil, fmt.Errorf("policy: add folders: %w", err)
+		}
+	}
+	return ce, nil
+}
+
+// account returns the account's entry, creating it, and now and then drops
+// the entries of accounts nobody asked about for a long time.
+func (e *Enforcer) account(accountID string) *account {
+	now := e.opts.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Sub(e.lastSweep) >= sweepEvery {
+		e.lastSweep = now
+		cutoff := now.Add(-idleAfter).UnixNano()
+		for id, a := range e.accounts {
+			if a.used.Load() < cutoff {
+				delete(e.accounts, id)
+			}
+		}
+	}
+	a := e.accounts[accountID]
+	if a == nil {
+		a = &account{}
+		e.accounts[accountID] = a
+	}
+	return a
+}
+
+// loadedAccounts lists the accounts held in memory, for tests.
+func (e *Enforcer) loadedAccounts() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for id := range e.accounts {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// validObject accepts the objects callers may ask about; the names used only
+// inside the policy (subjects, "folders") are not among them.
+func validObject(object string) bool {
+	if id, ok := folderID(object); ok {
+		return isUUID(id)
+	}
+	return object == AccountObject || object == GroupsObject
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}
