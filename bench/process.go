@@ -70,6 +70,7 @@ func (p *process) stop() {
 // skiffServer is a running data-path server (RunServer) or, later, a
 // "skiff serve".
 type skiffServer struct {
+	variant string
 	proc    *process
 	addr    string
 	pprof   string // host:port of the profiling endpoint, if any

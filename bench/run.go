@@ -31,6 +31,14 @@ const (
 // AllBenchmarks are the benchmarks Run knows.
 var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle}
 
+// Skiff server variants.
+const (
+	// VariantStock serves SFTP exactly as sftp/vfs does today.
+	VariantStock = "stock"
+	// VariantWire puts bench/sftpwire between the SSH channel and sftp/vfs.
+	VariantWire = "sftpwire"
+)
+
 // DefaultCipher is the pseudo-cipher meaning "no -o Ciphers": whatever the
 // OpenSSH client picks by default from what the server offers.
 const DefaultCipher = "default"
@@ -55,6 +63,10 @@ type Config struct {
 	Ciphers  []string // for the sftp client's -o Ciphers; DefaultCipher for none
 	// SkiffCiphers are the ciphers Skiff offers (empty: its defaults).
 	SkiffCiphers []string
+	// SkiffVariants are the builds of Skiff's server compared in the
+	// throughput table (VariantStock, VariantWire); the last one also runs
+	// the other benchmarks. Empty: both.
+	SkiffVariants []string
 	// ProfileDir, when set, receives a CPU profile of Skiff for the first
 	// repetition of every throughput case.
 	ProfileDir string
@@ -127,8 +139,9 @@ type runner struct {
 	authorized string // its public half, authorized_keys format
 	password   string // the benchmark user's password on the Skiff server
 
-	skiff     *skiffServer
-	skiffData string // storage base of the Skiff server
+	skiffs    []*skiffServer // one per variant, all on the same storage
+	skiff     *skiffServer   // the last variant, which runs every benchmark
+	skiffData string         // storage base of the Skiff servers
 	skiffHome string // the benchmark user's home on disk
 
 	sshd    *sshdServer
@@ -148,6 +161,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if len(cfg.SkiffVariants) == 0 {
+		cfg.SkiffVariants = []string{VariantStock, VariantWire}
+	}
+	for _, v := range cfg.SkiffVariants {
+		if v != VariantStock && v != VariantWire {
+			return fmt.Errorf("bench: unknown Skiff variant %q (known: %s, %s)", v, VariantStock, VariantWire)
+		}
 	}
 	if len(cfg.Benchmarks) == 0 {
 		cfg.Benchmarks = AllBenchmarks
@@ -240,35 +261,52 @@ func (r *runner) setup(ctx context.Context) error {
 	return r.startSkiff(ctx)
 }
 
-// startSkiff (re)starts the Skiff server, so that a benchmark can begin
-// with a fresh process.
+// startSkiff (re)starts the Skiff servers, so that a benchmark can begin
+// with fresh processes.
 func (r *runner) startSkiff(ctx context.Context) error {
-	if r.skiff != nil {
-		r.skiff.proc.stop()
-		r.skiff = nil
+	r.stopSkiff()
+	for _, v := range r.cfg.SkiffVariants {
+		s, err := r.startSkiffVariant(ctx, v)
+		if err != nil {
+			return err
+		}
+		r.skiffs = append(r.skiffs, s)
+		r.skiff = s
 	}
+	// The layout storage.Local documents: <base>/<account>/users/<user>.
+	r.skiffHome = filepath.Join(r.skiffData, BenchAccountID, "users", BenchUserID)
+	return nil
+}
+
+func (r *runner) stopSkiff() {
+	for _, s := range r.skiffs {
+		s.proc.stop()
+	}
+	r.skiffs, r.skiff = nil, nil
+}
+
+func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffServer, error) {
 	r.skiffData = filepath.Join(r.work, "skiff")
 	args := []string{"-data", r.skiffData, "-authorized-keys", r.authorized, "-pprof", "127.0.0.1:0"}
+	if variant == VariantWire {
+		args = append(args, "-sftpwire")
+	}
 	if len(r.cfg.SkiffCiphers) > 0 {
 		args = append(args, "-ciphers", strings.Join(r.cfg.SkiffCiphers, ","))
 	}
 	// The password travels on the command line: it is a throwaway for a
 	// server that lives only on loopback for this run.
 	args = append(args, "-password", r.password)
-	s, err := startSkiffServer(ctx, r.cfg.ServerCommand, filepath.Join(r.work, "skiff.log"), args...)
+	s, err := startSkiffServer(ctx, r.cfg.ServerCommand, filepath.Join(r.work, "skiff-"+variant+".log"), args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.skiff = s
-	// The layout storage.Local documents: <base>/<account>/users/<user>.
-	r.skiffHome = filepath.Join(r.skiffData, BenchAccountID, "users", BenchUserID)
-	return nil
+	s.variant = variant
+	return s, nil
 }
 
 func (r *runner) close() {
-	if r.skiff != nil {
-		r.skiff.proc.stop()
-	}
+	r.stopSkiff()
 	if r.sshd != nil {
 		r.sshd.proc.stop()
 	}

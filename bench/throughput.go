@@ -46,19 +46,22 @@ type transferResult struct {
 }
 
 func (r *runner) targets() []*target {
-	ts := []*target{{
-		name:     "Skiff",
-		addr:     r.skiff.addr,
-		user:     BenchLogin,
-		pid:      r.skiff.proc.pid(),
-		src:      "src.bin", // relative to the start directory, /My Files
-		upload:   func(i int) string { return fmt.Sprintf("up-%d.bin", i) },
-		uploaded: func(i int) string { return filepath.Join(r.skiffHome, fmt.Sprintf("up-%d.bin", i)) },
-		skiff:    r.skiff,
-	}}
+	var ts []*target
+	for _, sk := range r.skiffs {
+		ts = append(ts, &target{
+			name:     variantName(sk.variant),
+			addr:     sk.addr,
+			user:     BenchLogin,
+			pid:      sk.proc.pid(),
+			src:      "src.bin", // relative to the start directory, /My Files
+			upload:   func(i int) string { return fmt.Sprintf("up-%d.bin", i) },
+			uploaded: func(i int) string { return filepath.Join(r.skiffHome, fmt.Sprintf("up-%d.bin", i)) },
+			skiff:    sk,
+		})
+	}
 	if r.sshd != nil {
 		ts = append(ts, &target{
-			name:     "OpenSSH",
+			name:     openSSH,
 			addr:     r.sshd.addr,
 			user:     r.sshd.user,
 			pid:      r.sshd.proc.pid(),
@@ -69,6 +72,16 @@ func (r *runner) targets() []*target {
 		})
 	}
 	return ts
+}
+
+const openSSH = "OpenSSH"
+
+// variantName is how the report names a Skiff variant.
+func variantName(v string) string {
+	if v == VariantWire {
+		return "Skiff + sftpwire"
+	}
+	return "Skiff as is"
 }
 
 func (r *runner) throughput(ctx context.Context) error {
@@ -95,7 +108,7 @@ func (r *runner) throughput(ctx context.Context) error {
 
 	sec := r.report.section(fmt.Sprintf("Transfer throughput: OpenSSH sftp client, %s per stream, median of %d",
 		sizeName(r.cfg.FileSize), r.cfg.Reps),
-		"cipher", "direction", "streams", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
+		"cipher", "direction", "streams", "Skiff build", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
 		"Skiff CPU s/GB", "OpenSSH CPU s/GB", "Skiff peak RSS", "OpenSSH peak RSS")
 	targets := r.targets()
 	for _, cipher := range r.cfg.Ciphers {
@@ -105,8 +118,14 @@ func (r *runner) throughput(ctx context.Context) error {
 				if r.cfg.ProfileDir != "" {
 					// An extra, uncounted run: profiling costs a few percent.
 					name := fmt.Sprintf("cpu-%s-%s-%d.pprof", shortCipher(cipher), direction(upload), streams)
-					if _, err := r.transfer(ctx, sftpBin, knownHosts, targets[0], cipher, upload, streams, filepath.Join(r.cfg.ProfileDir, name)); err != nil {
-						return err
+					for _, t := range targets {
+						if t.skiff == nil {
+							continue
+						}
+						path := filepath.Join(r.cfg.ProfileDir, t.skiff.variant+"-"+name)
+						if _, err := r.transfer(ctx, sftpBin, knownHosts, t, cipher, upload, streams, path); err != nil {
+							return err
+						}
 					}
 				}
 				for rep := range r.cfg.Reps {
@@ -127,19 +146,24 @@ func (r *runner) throughput(ctx context.Context) error {
 						results[t.name] = append(results[t.name], res)
 					}
 				}
-				sk, os := summarize(results["Skiff"]), summarize(results["OpenSSH"])
-				label := shortCipher(cipher)
-				if cipher == DefaultCipher {
-					label = fmt.Sprintf("default (Skiff: %s", shortCipher(sk.cipher))
-					if os.cipher != "" {
-						label += ", OpenSSH: " + shortCipher(os.cipher)
+				base := summarize(results[openSSH])
+				for _, t := range targets {
+					if t.skiff == nil {
+						continue
 					}
-					label += ")"
+					sk := summarize(results[t.name])
+					label := shortCipher(cipher)
+					if cipher == DefaultCipher {
+						label = "default → " + shortCipher(sk.cipher)
+						if base.cipher != "" && base.cipher != sk.cipher {
+							label += " (OpenSSH: " + shortCipher(base.cipher) + ")"
+						}
+					}
+					sec.row(label, direction(upload), fmt.Sprint(streams), t.name,
+						fmt.Sprintf("%.0f", sk.mbps), num(base.mbps, "%.0f"), ratio(sk.mbps, base.mbps),
+						fmt.Sprintf("%.2f", sk.cpuPerGB), num(base.cpuPerGB, "%.2f"),
+						mib(sk.peakRSS), numMiB(base.peakRSS))
 				}
-				sec.row(label, direction(upload), fmt.Sprint(streams),
-					fmt.Sprintf("%.0f", sk.mbps), num(os.mbps, "%.0f"), ratio(sk.mbps, os.mbps),
-					fmt.Sprintf("%.2f", sk.cpuPerGB), num(os.cpuPerGB, "%.2f"),
-					mib(sk.peakRSS), numMiB(os.peakRSS))
 			}
 		}
 	}
@@ -291,7 +315,9 @@ func (r *runner) writeKnownHosts() (string, error) {
 		host, port, _ := net.SplitHostPort(addr)
 		fmt.Fprintf(&b, "[%s]:%s %s", host, port, key)
 	}
-	line(r.skiff.addr, ssh.MarshalAuthorizedKey(r.skiff.hostKey))
+	for _, sk := range r.skiffs {
+		line(sk.addr, ssh.MarshalAuthorizedKey(sk.hostKey))
+	}
 	if r.sshd != nil {
 		pub, err := os.ReadFile(filepath.Join(r.sshdDir, "sshd_host_ed25519_key.pub"))
 		if err != nil {

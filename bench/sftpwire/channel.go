@@ -1,0 +1,272 @@
+// Package sftpwire sits between an SSH channel and github.com/pkg/sftp's
+// request server and fixes two things that cost pkg/sftp v1.13 most of its
+// speed against OpenSSH clients, without touching the protocol otherwise:
+//
+//   - It answers the limits@openssh.com extension (and announces it in the
+//     version reply). OpenSSH's sftp client (≥ 8.6) asks for it and, when a
+//     server answers, reads and writes in requests of up to 255 KiB; without
+//     an answer it uses 32 KiB, so every file costs eight times as many
+//     requests, replies, system calls and SSH packets.
+//   - It writes each SFTP packet to the channel in one piece. pkg/sftp
+//     writes a data reply as a 13-byte header and then the data, and
+//     x/crypto/ssh sends every Write as its own SSH packet(s): one extra
+//     encrypted packet and write system call per reply.
+//
+// It is meant to move next to the code that serves the channel (sftp/vfs's
+// Session.Serve) once that code is settled; it lives here so the benchmark
+// can measure it with and without.
+package sftpwire
+
+import (
+	"encoding/binary"
+	"io"
+	"sync"
+)
+
+// SFTP packet types (draft-ietf-secsh-filexfer-02) used here.
+const (
+	fxpVersion       = 2
+	fxpExtended      = 200
+	fxpExtendedReply = 201
+)
+
+const limitsExtension = "limits@openssh.com"
+
+// maxPeek bounds the extended requests read whole to see whether they are
+// a limits request (which is 31 bytes long). Larger ones stream through.
+const maxPeek = 1024
+
+// sshChunk is the largest SSH channel data payload OpenSSH clients accept
+// (their session channels' maximum packet size). A packet's header is sent
+// together with the first sshChunk bytes of its data, so the copy this takes
+// stays small; x/crypto splits the rest into full chunks.
+const sshChunk = 32 * 1024
+
+// Limits are the answers to limits@openssh.com: the largest packet the server
+// accepts, the largest read it answers whole, the largest write it accepts,
+// and how many handles a client may hold open (0: no set limit).
+type Limits struct {
+	MaxPacketLength uint64
+	MaxReadLength   uint64
+	MaxWriteLength  uint64
+	MaxOpenHandles  uint64
+}
+
+// PkgSFTPLimits are the limits of pkg/sftp's request server when it is
+// created with WithRSMaxTxPacket(maxRead): it refuses packets over 256 KiB
+// (the length field excluded), so a write request's data must leave room
+// for the request's own fields; 1 KiB is what OpenSSH's server keeps free.
+func PkgSFTPLimits(maxRead uint32) Limits {
+	const maxMsg = 256 * 1024
+	return Limits{
+		MaxPacketLength: maxMsg,
+		MaxReadLength:   uint64(maxRead),
+		MaxWriteLength:  maxMsg - 1024,
+	}
+}
+
+// Channel wraps the channel an SFTP server reads requests from and writes
+// replies to. Read must be called by one goroutine at a time, as an SFTP
+// server's receive loop does; Write may be called from several, each
+// writing whole packets (in one or more calls) under the server's own lock,
+// as pkg/sftp does.
+type Channel struct {
+	rwc   io.ReadWriteCloser
+	reply [4 + 1 + 4 + 32]byte // limits reply; the request ID goes at 5:9
+
+	// Read side.
+	pending    []byte // bytes to hand over before reading rwc again
+	pendingErr error  // returned once pending is drained
+	left       int    // bytes of the current client packet still in rwc
+	peek       []byte
+
+	// Write side, guarded by mu.
+	mu       sync.Mutex
+	boundary *sync.Cond // signalled when no packet is half written
+	wleft    int        // bytes of the current server packet still to come
+	stash    []byte     // a header held back to go out with its data
+	versioned bool      // the version reply has gone out
+}
+
+// NewChannel wraps rwc, answering limits@openssh.com with limits.
+func NewChannel(rwc io.ReadWriteCloser, limits Limits) *Channel {
+	c := &Channel{rwc: rwc, stash: make([]byte, 0, 64), peek: make([]byte, 0, 5+maxPeek)}
+	c.boundary = sync.NewCond(&c.mu)
+	binary.BigEndian.PutUint32(c.reply[0:], uint32(len(c.reply)-4))
+	c.reply[4] = fxpExtendedReply
+	binary.BigEndian.PutUint64(c.reply[9:], limits.MaxPacketLength)
+	binary.BigEndian.PutUint64(c.reply[17:], limits.MaxReadLength)
+	binary.BigEndian.PutUint64(c.reply[25:], limits.MaxWriteLength)
+	binary.BigEndian.PutUint64(c.reply[33:], limits.MaxOpenHandles)
+	return c
+}
+
+// Read passes the client's packets through unchanged, except limits
+// requests, which it answers itself.
+func (c *Channel) Read(p []byte) (int, error) {
+	for {
+		if len(c.pending) > 0 {
+			n := copy(p, c.pending)
+			c.pending = c.pending[n:]
+			return n, nil
+		}
+		if c.pendingErr != nil {
+			return 0, c.pendingErr
+		}
+		if c.left > 0 {
+			// The body of a packet: straight into the caller's buffer.
+			if len(p) > c.left {
+				p = p[:c.left]
+			}
+			n, err := c.rwc.Read(p)
+			c.left -= n
+			return n, err
+		}
+		c.nextPacket()
+	}
+}
+
+// nextPacket reads the length and type of the client's next packet and
+// either queues them for the reader, or, for a limits request, answers it.
+func (c *Channel) nextPacket() {
+	var h [5]byte
+	n, err := io.ReadFull(c.rwc, h[:])
+	if err != nil {
+		// Hand over what came, then the error, as without the wrapper.
+		c.pending, c.pendingErr = append(c.peek[:0], h[:n]...), err
+		if err == io.ErrUnexpectedEOF && n == 0 {
+			c.pendingErr = io.EOF
+		}
+		return
+	}
+	length := int(binary.BigEndian.Uint32(h[:4]))
+	if h[4] != fxpExtended || length < 1 || length > maxPeek {
+		c.pending = append(c.peek[:0], h[:]...)
+		c.left = max(length-1, 0)
+		return
+	}
+	pkt := append(c.peek[:0], h[:]...)[:4+length]
+	if n, err := io.ReadFull(c.rwc, pkt[5:]); err != nil {
+		c.pending, c.pendingErr = pkt[:5+n], err
+		return
+	}
+	id, name, ok := extendedRequest(pkt[5:])
+	if !ok || name != limitsExtension {
+		c.pending = pkt
+		return
+	}
+	if err := c.writeLimits(id); err != nil {
+		c.pendingErr = err
+	}
+}
+
+// extendedRequest decodes the ID and name of an SSH_FXP_EXTENDED body.
+func extendedRequest(b []byte) (id uint32, name string, ok bool) {
+	if len(b) < 8 {
+		return 0, "", false
+	}
+	id = binary.BigEndian.Uint32(b)
+	n := binary.BigEndian.Uint32(b[4:])
+	if uint64(n) > uint64(len(b)-8) {
+		return 0, "", false
+	}
+	return id, string(b[8 : 8+n]), true
+}
+
+// writeLimits sends the limits reply between two of the server's packets.
+func (c *Channel) writeLimits(id uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.wleft > 0 || len(c.stash) > 0 {
+		c.boundary.Wait()
+	}
+	reply := c.reply
+	binary.BigEndian.PutUint32(reply[5:], id)
+	_, err := c.rwc.Write(reply[:])
+	return err
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, sshChunk); return &b }}
+
+// Write sends the server's packets, each header together with the start
+// of its data, and announces limits@openssh.com in the version reply.
+func (c *Channel) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.stash) > 0 {
+		return c.writeStashed(p)
+	}
+	if c.wleft > 0 {
+		return c.writeThrough(p)
+	}
+	if len(p) < 5 {
+		// Not a packet start this wrapper understands: pass it on.
+		return c.rwc.Write(p)
+	}
+	total := 4 + int(binary.BigEndian.Uint32(p))
+	switch {
+	case p[4] == fxpVersion && !c.versioned && len(p) == total:
+		c.versioned = true
+		if _, err := c.rwc.Write(withExtension(p, limitsExtension, "1")); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	case len(p) < total && len(p) <= cap(c.stash):
+		c.stash = append(c.stash, p...)
+		c.wleft = total - len(p)
+		return len(p), nil
+	}
+	c.wleft = total
+	return c.writeThrough(p)
+}
+
+func (c *Channel) writeThrough(p []byte) (int, error) {
+	n, err := c.rwc.Write(p)
+	c.wleft = max(c.wleft-n, 0)
+	if c.wleft == 0 {
+		c.boundary.Broadcast()
+	}
+	return n, err
+}
+
+// writeStashed sends the held-back header with the first chunk of p, then
+// the rest of p.
+func (c *Channel) writeStashed(p []byte) (int, error) {
+	head := min(len(p), sshChunk-len(c.stash))
+	bp := chunkPool.Get().(*[]byte)
+	buf := append(append((*bp)[:0], c.stash...), p[:head]...)
+	_, err := c.rwc.Write(buf)
+	*bp = buf[:0]
+	chunkPool.Put(bp)
+	c.stash = c.stash[:0]
+	if err != nil {
+		c.wleft = 0
+		c.boundary.Broadcast()
+		return 0, err
+	}
+	c.wleft = max(c.wleft-head, 0)
+	if head == len(p) {
+		if c.wleft == 0 {
+			c.boundary.Broadcast()
+		}
+		return len(p), nil
+	}
+	n, err := c.writeThrough(p[head:])
+	return head + n, err
+}
+
+// withExtension returns a copy of a version packet with one more
+// extension pair.
+func withExtension(pkt []byte, name, data string) []byte {
+	out := make([]byte, 0, len(pkt)+8+len(name)+len(data))
+	out = append(out, pkt...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(name)))
+	out = append(out, name...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(data)))
+	out = append(out, data...)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	return out
+}
+
+// Close closes the channel.
+func (c *Channel) Close() error { return c.rwc.Close() }
