@@ -22,10 +22,16 @@ var errUntrustedProxyHeader = errors.New("PROXY header from an untrusted source"
 // PROXY header while Config.RequireProxyHeader is set.
 var errMissingProxyHeader = errors.New("no PROXY header from a trusted source")
 
-// proxyHeaderBuffer is the read buffer used to look for a PROXY header. It
-// only needs to hold the header: v1 is at most 107 bytes, v2 16 bytes plus
-// the addresses and TLVs, and bufio grows Peek as the parser needs.
-const proxyHeaderBuffer = 256
+// Read buffer sizes. The buffer must hold a whole PROXY header, which the
+// parser peeks at: v1 is at most 107 bytes, v2 is 16 bytes plus addresses
+// and TLVs, which some load balancers fill with a few hundred bytes. From an
+// untrusted peer only the signature is looked at (a header is refused
+// whatever follows), so a small buffer does. Either way, once the header is
+// past, x/crypto's 4 KiB reads go straight to the socket.
+const (
+	trustedReadBuffer   = 4096
+	untrustedReadBuffer = 256
+)
 
 // maxExtendStep is how stale the idle deadline may get before a read or
 // write pushes it forward (a quarter of the idle timeout when that is
@@ -60,10 +66,10 @@ type netConn struct {
 	now        func() time.Time
 }
 
-func newNetConn(c net.Conn) *netConn {
+func newNetConn(c net.Conn, bufSize int) *netConn {
 	return &netConn{
 		Conn:      c,
-		r:         bufio.NewReaderSize(c, proxyHeaderBuffer),
+		r:         bufio.NewReaderSize(c, bufSize),
 		connStart: time.Now(),
 		now:       time.Now,
 	}

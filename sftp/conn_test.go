@@ -27,7 +27,7 @@ func TestIdleDeadlineFollowsTraffic(t *testing.T) {
 			raw := &deadlineConn{}
 			start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 			clock := start
-			c := newNetConn(raw)
+			c := newNetConn(raw, untrustedReadBuffer)
 			c.connStart, c.now = start, func() time.Time { return clock }
 
 			if err := c.startIdleTimer(idle); err != nil {
@@ -62,7 +62,7 @@ func TestIdleDeadlineFollowsTraffic(t *testing.T) {
 
 func TestNoIdleTimeoutClearsDeadline(t *testing.T) {
 	raw := &deadlineConn{deadline: time.Now().Add(time.Second)}
-	c := newNetConn(raw)
+	c := newNetConn(raw, untrustedReadBuffer)
 	if err := c.startIdleTimer(-1); err != nil {
 		t.Fatal(err)
 	}

@@ -42,15 +42,17 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 
-	nc := newNetConn(raw)
+	var nc *netConn
 	rt := route{dest: addrOf(raw.LocalAddr()), remote: peer}
 	if s.trusted(peer) {
+		nc = newNetConn(raw, trustedReadBuffer)
 		var err error
 		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
 			log.Warn("sftp connection refused", "reason", err.Error())
 			return
 		}
 	} else {
+		nc = newNetConn(raw, untrustedReadBuffer)
 		nc.refuseProxy.Store(true)
 	}
 	if rt.viaProxy {

@@ -162,3 +162,26 @@ func TestPerAddressCapUsesRealClient(t *testing.T) {
 		t.Error("second connection of the same client accepted with a cap of 1")
 	}
 }
+
+// Load balancers may append TLVs (IDs, TLS details) to a v2 header; a
+// header well past the untrusted buffer size still routes.
+func TestProxyHeaderWithLargeTLVs(t *testing.T) {
+	dir := &fakeDirectory{password: passwords(alice)}
+	ts := newTestServer(t, dir, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	h := proxyHeader(2, "203.0.113.9:50000", "198.51.100.7:22")
+	if err := h.SetTLVs([]proxyproto.TLV{
+		{Type: proxyproto.PP2_TYPE_UNIQUE_ID, Value: []byte(strings.Repeat("i", 128))},
+		{Type: proxyproto.PP2_TYPE_NOOP, Value: make([]byte, 1500)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := clientConfig("alice", ssh.Password(testPassword))
+	if _, err := dialViaProxy(t, ts.addr, h, cfg); err != nil {
+		t.Fatalf("login through proxy: %v", err)
+	}
+	if calls := dir.Calls(); len(calls) != 1 || calls[0].dest != netip.MustParseAddr("198.51.100.7") {
+		t.Errorf("directory calls %+v, want dest 198.51.100.7", calls)
+	}
+}
