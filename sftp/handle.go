@@ -62,7 +62,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 
 	if !s.admitAddress(rt.remote) {
-		log.Warn("sftp connection refused: per-address connection limit reached",
+		s.capLog.log(log, "sftp connection refused: per-address connection limit reached",
 			"limit", s.cfg.Limits.MaxConnectionsPerAddress)
 		return
 	}

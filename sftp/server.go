@@ -133,6 +133,8 @@ type Server struct {
 	// for both.
 	wg     sync.WaitGroup
 	active atomic.Int64
+
+	capLog logThrottle // refusals by the connection caps
 }
 
 type userKey struct{ accountID, userID string }
@@ -165,6 +167,7 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:   make(map[*conn]struct{}),
 		byUser:  make(map[userKey]map[*conn]struct{}),
 		perAddr: make(map[netip.Addr]int),
+		capLog:  logThrottle{every: time.Second},
 	}, nil
 }
 
@@ -269,7 +272,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		backoff = 0
 		if !s.admit() {
 			raw.Close()
-			s.log.Warn("sftp connection refused: server connection limit reached",
+			s.capLog.log(s.log, "sftp connection refused: server connection limit reached",
 				"remote", raw.RemoteAddr().String(), "limit", s.cfg.Limits.MaxConnections)
 			continue
 		}
