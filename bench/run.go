@@ -142,7 +142,7 @@ type runner struct {
 	skiffs    []*skiffServer // one per variant, all on the same storage
 	skiff     *skiffServer   // the last variant, which runs every benchmark
 	skiffData string         // storage base of the Skiff servers
-	skiffHome string // the benchmark user's home on disk
+	skiffHome string         // the benchmark user's home on disk
 
 	sshd    *sshdServer
 	sshdDir string // where the baseline's files are

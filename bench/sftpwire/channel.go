@@ -81,11 +81,11 @@ type Channel struct {
 	peek       []byte
 
 	// Write side, guarded by mu.
-	mu       sync.Mutex
-	boundary *sync.Cond // signalled when no packet is half written
-	wleft    int        // bytes of the current server packet still to come
-	stash    []byte     // a header held back to go out with its data
-	versioned bool      // the version reply has gone out
+	mu        sync.Mutex
+	boundary  *sync.Cond // signalled when no packet is half written
+	wleft     int        // bytes of the current server packet still to come
+	stash     []byte     // a header held back to go out with its data
+	versioned bool       // the version reply has gone out
 }
 
 // NewChannel wraps rwc, answering limits@openssh.com with limits.
