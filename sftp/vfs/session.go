@@ -81,14 +81,14 @@ type Session struct {
 
 	isDenied atomic.Bool // denied != nil, read on every packet written
 
-	mu      sync.Mutex
-	closed  bool
-	denied  error // the gate's refusal, once it ended the session
-	home    *os.Root
-	folders map[string]*os.Root // shared folder roots by folder ID
-	uploads map[string]*handle  // atomic uploads in progress, by virtual path
-	servers map[*sftp.RequestServer]struct{}
-	serving sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	denied   error // the gate's refusal, once it ended the session
+	home     *os.Root
+	folders  map[string]*os.Root          // shared folder roots by folder ID
+	uploads  map[string]*handle           // atomic uploads in progress, by virtual path
+	channels map[*sessionChannel]struct{} // being served
+	serving  sync.WaitGroup
 }
 
 // NewSession builds the session of one SSH connection. It ends (every Serve
@@ -108,12 +108,12 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		log = slog.Default()
 	}
 	s := &Session{
-		cfg:     cfg,
-		log:     log.With("account", cfg.AccountID, "user", cfg.UserID),
-		start:   cfg.Now(),
-		folders: make(map[string]*os.Root),
-		uploads: make(map[string]*handle),
-		servers: make(map[*sftp.RequestServer]struct{}),
+		cfg:      cfg,
+		log:      log.With("account", cfg.AccountID, "user", cfg.UserID),
+		start:    cfg.Now(),
+		folders:  make(map[string]*os.Root),
+		uploads:  make(map[string]*handle),
+		channels: make(map[*sessionChannel]struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}
@@ -143,20 +143,21 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 		channel.Close()
 		return ErrClosed
 	}
-	srv := sftp.NewRequestServer(&sessionChannel{ReadWriteCloser: channel, s: s}, handlers{s}.sftp(),
+	ch := &sessionChannel{ReadWriteCloser: channel, s: s}
+	srv := sftp.NewRequestServer(ch, handlers{s}.sftp(),
 		sftp.WithRSAllocator(),
 		sftp.WithStartDirectory(s.StartDirectory()),
 		sftp.WithRSMaxTxPacket(maxTxPacket),
 	)
-	s.servers[srv] = struct{}{}
+	s.channels[ch] = struct{}{}
 	s.serving.Add(1)
 	s.mu.Unlock()
 
 	err := srv.Serve()
-	srv.Close()
+	channel.Close()
 
 	s.mu.Lock()
-	delete(s.servers, srv)
+	delete(s.channels, ch)
 	denied, closed := s.denied, s.closed
 	s.mu.Unlock()
 	s.serving.Done()
@@ -194,14 +195,21 @@ func (s *Session) Close() error {
 	return errors.Join(errs...)
 }
 
-// terminate closes every running server without waiting for it.
-// pkg/sftp then closes the handles still open, which discards their uploads.
+// terminate closes every channel being served without waiting for its
+// server, which then closes the handles still open, discarding their
+// uploads. It closes the channels themselves rather than going through
+// pkg/sftp, whose Close waits for a send in progress: one blocked on a
+// client that stopped reading would hang it.
 func (s *Session) terminate() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
-	for srv := range s.servers {
-		srv.Close()
+	chans := make([]*sessionChannel, 0, len(s.channels))
+	for ch := range s.channels {
+		chans = append(chans, ch)
+	}
+	s.mu.Unlock()
+	for _, ch := range chans {
+		ch.ReadWriteCloser.Close()
 	}
 }
 

@@ -3,11 +3,13 @@ package vfs_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +218,86 @@ func TestContextEndsSession(t *testing.T) {
 func TestNewSessionRequiresStorageAndGate(t *testing.T) {
 	if _, err := vfs.NewSession(context.Background(), vfs.Config{AccountID: accountID, UserID: userID}); err == nil {
 		t.Error("a session without storage and gate was built")
+	}
+}
+
+// stallingReader passes reads through until stalled is set; then reads
+// wait for release, like a client that stopped reading.
+type stallingReader struct {
+	r       io.Reader
+	stalled atomic.Bool
+	release chan struct{}
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.stalled.Load() {
+		<-s.release
+	}
+	return s.r.Read(p)
+}
+
+// signallingWriter tells each completed write.
+type signallingWriter struct {
+	io.WriteCloser
+	wrote chan struct{}
+}
+
+func (w *signallingWriter) Write(p []byte) (int, error) {
+	n, err := w.WriteCloser.Write(p)
+	select {
+	case w.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func TestCloseWithClientNotReading(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	s, err := vfs.NewSession(context.Background(), vfs.Config{
+		AccountID: accountID, UserID: userID, Storage: store, Gate: &gate{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(server) }()
+	rd := &stallingReader{r: client, release: make(chan struct{})}
+	wr := &signallingWriter{WriteCloser: client, wrote: make(chan struct{}, 16)}
+	c, err := sftp.NewClientPipe(rd, wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(rd.release)
+		c.Close()
+	}()
+
+	// The client stops reading; the server's answer to the next request
+	// blocks in the channel's Write.
+	rd.stalled.Store(true)
+	for len(wr.wrote) > 0 {
+		<-wr.wrote
+	}
+	go c.Getwd()
+	<-wr.wrote // the server has read the request (net.Pipe is unbuffered)
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hangs while the client does not read")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }
