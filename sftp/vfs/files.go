@@ -196,11 +196,18 @@ func (s *Session) openUpload(vpath string) *handle {
 }
 
 // dirLister streams a directory to pkg/sftp, which asks for consecutive
-// batches, hiding unfinished uploads.
+// batches, hiding unfinished uploads. Those older than staleBefore were left
+// by a crash (a live upload touches its file with every write): the lister
+// removes them, so they cannot pile up unseen.
 type dirLister struct {
-	f    *os.File
-	next int64
+	f           *os.File
+	next        int64
+	staleBefore time.Time
 }
+
+// staleUploadAge is how long a hidden upload file must have gone unwritten
+// before a listing of its directory removes it.
+const staleUploadAge = 48 * time.Hour
 
 func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	if off != l.next {
@@ -210,10 +217,14 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	for n < len(buf) {
 		infos, err := l.f.Readdir(len(buf) - n)
 		for _, fi := range infos {
-			if !isTemp(fi.Name()) {
-				buf[n] = fi
-				n++
+			if isTemp(fi.Name()) {
+				if fi.ModTime().Before(l.staleBefore) {
+					l.removeStale(fi.Name())
+				}
+				continue
 			}
+			buf[n] = fi
+			n++
 		}
 		if err == io.EOF || (err == nil && len(infos) == 0) {
 			l.next += int64(n)
@@ -227,6 +238,16 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	}
 	l.next += int64(n)
 	return n, nil
+}
+
+// removeStale unlinks a leftover upload relative to the open directory: the
+// name is one element, so nothing outside the directory can be touched.
+func (l *dirLister) removeStale(name string) {
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { unix.Unlinkat(int(fd), name, 0) })
 }
 
 func (l *dirLister) Close() error { return l.f.Close() }

@@ -280,7 +280,7 @@ func (s *Session) list(r *sftp.Request) (sftp.ListerAt, error) {
 	if err != nil {
 		return nil, s.fail("opendir", loc, err)
 	}
-	return &dirLister{f: f}, nil
+	return &dirLister{f: f, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, nil
 }
 
 // stat describes one path. Inside a shared folder it needs List or

@@ -376,8 +376,18 @@ func TestLongDirectoryListing(t *testing.T) {
 		want = append(want, n)
 		mustWrite(t, filepath.Join(dir, n), "")
 	}
-	// A hidden upload left on disk by a crash is never listed.
-	mustWrite(t, filepath.Join(dir, ".skiff-upload-CRASHED"), "")
+	// Hidden uploads are never listed; one left by a crash long ago is
+	// removed, a recent one (maybe live on another node) is kept.
+	crashed, recent := filepath.Join(dir, ".skiff-upload-CRASHED"), filepath.Join(dir, ".skiff-upload-RECENT")
+	mustWrite(t, crashed, "")
+	mustWrite(t, recent, "")
+	now := e.clock.Now()
+	if err := os.Chtimes(crashed, now, now.Add(-72*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(recent, now, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	infos, err := e.client.ReadDir("many")
 	if err != nil {
 		t.Fatal(err)
@@ -385,6 +395,9 @@ func TestLongDirectoryListing(t *testing.T) {
 	slices.Sort(want)
 	if got := names(infos); !slices.Equal(got, want) {
 		t.Fatalf("listed %d entries, want %d", len(got), len(want))
+	}
+	if exists(crashed) || !exists(recent) {
+		t.Errorf("after listing: stale upload kept %v, recent upload kept %v; want false, true", exists(crashed), exists(recent))
 	}
 	if _, err := e.client.Stat("many/.skiff-upload-CRASHED"); statusCode(err) != "failure" {
 		t.Errorf("stat of a hidden upload: %v; want refused", err)
