@@ -1,0 +1,262 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/skiffhq/skiff/policy"
+	"github.com/skiffhq/skiff/sftp/vfs"
+)
+
+// Policy is what the services ask about permissions: the Casbin enforcer of
+// package policy, shared by GraphQL and SFTP. May errors mean the policy
+// could not be read; the services then refuse with an internal error.
+type Policy interface {
+	May(ctx context.Context, userID, accountID, object, action string) (bool, error)
+	FolderRights(ctx context.Context, userID, accountID string) (map[string][]policy.Right, error)
+	RightsIn(ctx context.Context, userID, accountID, folderID string) ([]policy.Right, error)
+	// Invalidate is called after a change commits, so this node sees it at
+	// once; other nodes learn of it by notification.
+	Invalidate(accountID string)
+}
+
+var _ Policy = (*policy.Enforcer)(nil)
+
+// policies holds each Service's Policy. It would be a field of Service, which
+// lives in service.go, outside this feature; SetPolicy is the seam until then.
+var policies sync.Map // *Service → Policy
+
+// SetPolicy gives the service the enforcer it asks; the server passes one
+// that listens for changes from other nodes (policy.Enforcer.Listen).
+func (s *Service) SetPolicy(p Policy) { policies.Store(s, p) }
+
+// policy returns the service's Policy. A service given none (tests, tools)
+// gets an enforcer on its own database that, not listening, re-reads an
+// account's policy when its copy is a second old.
+func (s *Service) policy() (Policy, error) {
+	if p, ok := policies.Load(s); ok {
+		return p.(Policy), nil
+	}
+	e, err := policy.New(s.DB.X.DB, policy.Options{})
+	if err != nil {
+		return nil, &Error{Code: EInternal, Message: "internal error", Err: err}
+	}
+	p, _ := policies.LoadOrStore(s, Policy(e))
+	return p.(Policy), nil
+}
+
+// may asks the policy about the principal in their own account.
+func (s *Service) may(ctx context.Context, p *Principal, object, action string) (bool, error) {
+	pol, err := s.policy()
+	if err != nil {
+		return false, err
+	}
+	ok, err := pol.May(ctx, p.ID, p.AccountID, object, action)
+	if err != nil {
+		return false, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("policy: %w", err)}
+	}
+	return ok, nil
+}
+
+// require is may that refuses with FORBIDDEN and message.
+func (s *Service) require(ctx context.Context, p *Principal, object, action, message string) error {
+	ok, err := s.may(ctx, p, object, action)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return Errorf(EForbidden, "%s", message)
+	}
+	return nil
+}
+
+// policyChanged tells this node's policy that a change to the account
+// committed (err is nil), so the caller's next request already sees it.
+func (s *Service) policyChanged(accountID string, err error) {
+	if err != nil {
+		return
+	}
+	if pol, perr := s.policy(); perr == nil {
+		pol.Invalidate(accountID)
+	}
+}
+
+// RequirePermission returns the principal if their group grants perm in
+// their account (owners and administrators also manage contacts through
+// their role), and FORBIDDEN otherwise.
+func (s *Service) RequirePermission(ctx context.Context, perm policy.Permission) (*Principal, error) {
+	p, err := RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.require(ctx, p, policy.AccountObject, string(perm), permissionRefusal(perm)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func permissionRefusal(perm policy.Permission) string {
+	switch perm {
+	case policy.CreateProjectFolders:
+		return "your group does not allow creating project folders"
+	case policy.ShareProjectFolders:
+		return "your group does not allow sharing project folders"
+	case policy.ManageContacts:
+		return "your group does not allow managing contacts"
+	case policy.SFTPMyFiles:
+		return "your group does not give access to My Files"
+	}
+	return "your group does not allow this"
+}
+
+// SFTPJailed reports whether the user's SFTP tree is only
+// /Projects Shared With Me/: their group does not grant My Files.
+func (s *Service) SFTPJailed(ctx context.Context, accountID, userID string) (bool, error) {
+	pol, err := s.policy()
+	if err != nil {
+		return false, err
+	}
+	ok, err := pol.May(ctx, userID, accountID, policy.AccountObject, string(policy.SFTPMyFiles))
+	if err != nil {
+		return false, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("policy: %w", err)}
+	}
+	return !ok, nil
+}
+
+// SFTPShares is the vfs.Shares of one user's SFTP session: the project
+// folders shared with them, directly or through their group, with the
+// rights the policy gives them there. The session asks again when its copy
+// is older than its cache TTL, so shares, unshares and preset changes reach
+// open sessions on their next operation.
+func (s *Service) SFTPShares(accountID, userID string) vfs.Shares {
+	return &sftpShares{s: s, accountID: accountID, userID: userID}
+}
+
+type sftpShares struct {
+	s                 *Service
+	accountID, userID string
+}
+
+var _ vfs.Shares = (*sftpShares)(nil)
+
+// sharedFolder is what the SFTP tree needs of a project folder.
+type sharedFolder struct {
+	ID      string `db:"id"`
+	Name    string `db:"name"`
+	Creator string `db:"creator"`
+}
+
+// SharedFolders implements vfs.Shares.
+func (x *sftpShares) SharedFolders(ctx context.Context) ([]vfs.SharedFolder, error) {
+	pol, err := x.s.policy()
+	if err != nil {
+		return nil, err
+	}
+	rights, err := pol.FolderRights(ctx, x.userID, x.accountID)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	ids := make([]string, 0, len(rights))
+	for id, r := range rights {
+		if vfsRights(r) != 0 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var folders []sharedFolder
+	err = x.s.inAccount(ctx, x.accountID, func(q Queryer) error {
+		return dbError(q.SelectContext(ctx, &folders, `SELECT f.id, f.name, coalesce(u.name, '') AS creator
+			FROM project_folders f LEFT JOIN users u ON u.account_id = f.account_id AND u.id = f.created_by
+			WHERE f.account_id = $1 AND f.id = ANY($2::uuid[]) AND f.deleted_at IS NULL`, x.accountID, uuidArray(ids)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vfs.SharedFolder, len(folders))
+	for i, f := range folders {
+		out[i] = vfs.SharedFolder{ID: f.ID, Name: f.Name, Rights: vfsRights(rights[f.ID])}
+	}
+	names := displayNames(folders)
+	for i := range out {
+		out[i].Name = names[i]
+	}
+	return out, nil
+}
+
+// displayNames tells apart folders of the same name by their creator's name,
+// e.g. "Plans (Ada Lovelace)", so users see whose is whose; the session
+// numbers any clash left over.
+func displayNames(folders []sharedFolder) []string {
+	count := map[string]int{}
+	for _, f := range folders {
+		count[f.Name]++
+	}
+	out := make([]string, len(folders))
+	for i, f := range folders {
+		out[i] = f.Name
+		if count[f.Name] > 1 && f.Creator != "" {
+			out[i] = f.Name + " (" + f.Creator + ")"
+		}
+	}
+	return out
+}
+
+// sftpRights are the SFTP tree's rights for folder rights; Manage has no
+// SFTP operation.
+var sftpRights = map[policy.Right]vfs.Rights{
+	policy.List:     vfs.List,
+	policy.Download: vfs.Download,
+	policy.Upload:   vfs.Upload,
+	policy.Mkdir:    vfs.Mkdir,
+	policy.Delete:   vfs.Delete,
+	policy.Rename:   vfs.Rename,
+	policy.Share:    vfs.Share,
+}
+
+// vfsRights maps folder rights to the SFTP tree's.
+func vfsRights(rights []policy.Right) vfs.Rights {
+	var r vfs.Rights
+	for _, x := range rights {
+		r |= sftpRights[x]
+	}
+	return r
+}
+
+// presetOf is the largest preset whose rights are all in rights: what a set
+// of shares (and a role) amounts to, since presets are nested.
+func presetOf(rights []policy.Right) policy.Preset {
+	var best policy.Preset
+	for _, p := range policy.Presets() {
+		if containsAll(rights, p.Rights()) {
+			best = p
+		}
+	}
+	return best
+}
+
+func containsAll(have, want []policy.Right) bool {
+	set := map[policy.Right]bool{}
+	for _, r := range have {
+		set[r] = true
+	}
+	for _, r := range want {
+		if !set[r] {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedKeys returns a map's keys in order, for stable queries and output.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
