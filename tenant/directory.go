@@ -64,8 +64,8 @@ type SFTPLogin struct {
 	// after a password login.
 	KeyID          string
 	KeyFingerprint string
-	// Jailed users see only the folders shared with them. Always false until
-	// groups exist: see the "jailed" column of loginQuery.
+	// Jailed users see only the folders shared with them: their group does
+	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
 	Jailed bool
 }
 
@@ -109,7 +109,10 @@ SELECT c.account_id, c.user_id, c.login,
        coalesce(u.password_hash, '') AS password_hash,
        u.deleted_at IS NULL AS live, u.sftp_enabled,
        a.sftp_status, a.sftp_trial_ends_at,
-       false AS jailed, -- groups: membership in the account's Jailed Users group
+       -- Jailed unless the user's group grants My Files, which Jailed Users
+       -- never does: the rule of package policy, on the rows it reads.
+       NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
+           AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed,
        k.id AS key_id, k.public_key AS key_blob
 FROM sftp_credentials c
 JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
