@@ -27,8 +27,12 @@ import (
 // a deployment that wants the speed for them can drop it with
 // Config.Ciphers, at the cost of clients that only speak ChaCha20.
 //
-// MACs: encrypt-then-MAC SHA-2 only (used with the CTR ciphers; AEAD ciphers
-// carry their own tag). No SHA-1, no MAC-then-encrypt.
+// MACs: SHA-2 only, encrypt-then-MAC first (used with the CTR ciphers; AEAD
+// ciphers carry their own tag). The plain hmac-sha2-256/512 (encrypt-and-MAC)
+// follow because libssh2 before 1.11 — curl and PHP on Debian 12 and Ubuntu
+// 22.04 — speaks neither AEAD nor ETM; with CTR they have no known practical
+// weakness, and Terrapin does not apply to them. Config.MACs can drop them
+// (StrictMACs). No SHA-1, no MD5.
 //
 // Host keys: Ed25519, ECDSA P-256 and RSA (3072 bits when generated here).
 // RSA host keys sign only with rsa-sha2-512 and rsa-sha2-256, never with
@@ -66,9 +70,12 @@ var (
 		ssh.CipherAES256CTR,        // aes256-ctr
 	}
 
+	// Config.MACs may reorder or drop these, not add others.
 	macs = []string{
 		ssh.HMACSHA256ETM, // hmac-sha2-256-etm@openssh.com
 		ssh.HMACSHA512ETM, // hmac-sha2-512-etm@openssh.com
+		ssh.HMACSHA256,    // hmac-sha2-256 (libssh2 < 1.11)
+		ssh.HMACSHA512,    // hmac-sha2-512 (libssh2 < 1.11)
 	}
 
 	hostKeyAlgorithms = []string{
@@ -92,16 +99,20 @@ var (
 	}
 )
 
-// checkCiphers returns the cipher list to offer: the defaults when none are
+// StrictMACs are the encrypt-then-MAC algorithms alone, for deployments
+// that can turn away clients on libssh2 older than 1.11.
+var StrictMACs = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
+
+// checkAllowed returns the list to offer: the defaults when none are
 // configured, otherwise the configured ones, which must all be defaults so a
-// configuration cannot bring back CBC or RC4.
-func checkCiphers(configured []string) ([]string, error) {
+// configuration cannot bring back CBC, RC4 or SHA-1.
+func checkAllowed(kind string, configured, defaults []string) ([]string, error) {
 	if len(configured) == 0 {
-		return slices.Clone(ciphers), nil
+		return slices.Clone(defaults), nil
 	}
 	for _, c := range configured {
-		if !slices.Contains(ciphers, c) {
-			return nil, fmt.Errorf("sftp: cipher %q is not allowed (allowed: %v)", c, ciphers)
+		if !slices.Contains(defaults, c) {
+			return nil, fmt.Errorf("sftp: %s %q is not allowed (allowed: %v)", kind, c, defaults)
 		}
 	}
 	return slices.Clone(configured), nil

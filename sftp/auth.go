@@ -35,7 +35,7 @@ func (s *Server) serverConfig(ctx context.Context, rt route, log *slog.Logger) (
 		Config: ssh.Config{
 			KeyExchanges: keyExchanges,
 			Ciphers:      s.ciphers,
-			MACs:         macs,
+			MACs:         s.macs,
 		},
 		PublicKeyAuthAlgorithms: publicKeyAuthAlgorithms,
 		MaxAuthTries:            s.cfg.Limits.MaxAuthTries,

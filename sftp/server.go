@@ -111,6 +111,10 @@ type Config struct {
 	// Ciphers overrides the offered ciphers and their order; each must be
 	// one of DefaultAlgorithms().Ciphers. Empty means all of them.
 	Ciphers []string
+	// MACs overrides the offered MACs and their order; each must be one of
+	// DefaultAlgorithms().MACs (StrictMACs drops the non-ETM ones). Empty
+	// means all of them.
+	MACs []string
 
 	Limits Limits
 }
@@ -120,6 +124,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ciphers []string
+	macs    []string
 
 	mu        sync.Mutex
 	closing   bool
@@ -149,7 +154,11 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sftp: invalid trusted proxy prefix %v", p)
 		}
 	}
-	ciphers, err := checkCiphers(cfg.Ciphers)
+	ciphers, err := checkAllowed("cipher", cfg.Ciphers, DefaultAlgorithms().Ciphers)
+	if err != nil {
+		return nil, err
+	}
+	macs, err := checkAllowed("MAC", cfg.MACs, DefaultAlgorithms().MACs)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +173,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     log,
 		ciphers: ciphers,
+		macs:    macs,
 		conns:   make(map[*conn]struct{}),
 		byUser:  make(map[userKey]map[*conn]struct{}),
 		perAddr: make(map[netip.Addr]int),

@@ -182,9 +182,9 @@ func TestWeakClientAlgorithmsRefused(t *testing.T) {
 	cases := map[string]func(*ssh.ClientConfig){
 		"CBC cipher only": func(c *ssh.ClientConfig) { c.Ciphers = []string{ssh.InsecureCipherAES128CBC} },
 		// AEAD ciphers need no MAC, so the MAC only matters with CTR.
-		"CTR with SHA-1 or non-ETM MACs": func(c *ssh.ClientConfig) {
+		"CTR with SHA-1 MACs": func(c *ssh.ClientConfig) {
 			c.Ciphers = []string{ssh.CipherAES128CTR}
-			c.MACs = []string{ssh.HMACSHA1, ssh.HMACSHA256}
+			c.MACs = []string{ssh.HMACSHA1, ssh.InsecureHMACSHA196}
 		},
 		"ssh-rsa host key only":   func(c *ssh.ClientConfig) { c.HostKeyAlgorithms = []string{ssh.KeyAlgoRSA} },
 		"DH group14 SHA-1 only":   func(c *ssh.ClientConfig) { c.KeyExchanges = []string{ssh.InsecureKeyExchangeDH14SHA1} },
@@ -208,6 +208,30 @@ func TestConfigRefusesUnsafeCiphers(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("NewServer accepted aes128-cbc")
+	}
+}
+
+// Clients on libssh2 < 1.11 (curl on Debian 12) know only encrypt-and-MAC
+// SHA-2 MACs: they get in by default, and not with StrictMACs.
+func TestNonETMMACsForOldLibssh2(t *testing.T) {
+	old := func() *ssh.ClientConfig {
+		cfg := aliceConfig()
+		cfg.Ciphers = []string{ssh.CipherAES256CTR}
+		cfg.MACs = []string{ssh.HMACSHA256}
+		return cfg
+	}
+	if _, err := dial(t, passwordServer(t, nil).addr, old()); err != nil {
+		t.Fatalf("hmac-sha2-256 with aes256-ctr refused by default: %v", err)
+	}
+	strict := passwordServer(t, func(c *Config) { c.MACs = StrictMACs })
+	if _, err := dial(t, strict.addr, old()); err == nil {
+		t.Fatal("hmac-sha2-256 accepted with StrictMACs")
+	}
+	if _, err := NewServer(Config{
+		Directory: &fakeDirectory{}, HostKeys: &staticHostKeys{}, Sessions: &dirSessions{},
+		MACs: []string{ssh.HMACSHA1},
+	}); err == nil {
+		t.Fatal("NewServer accepted hmac-sha1")
 	}
 }
 

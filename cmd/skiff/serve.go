@@ -34,6 +34,9 @@ type ServeCmd struct {
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for requests and transfers to finish."`
 
 	SFTPFlags `embed:""`
+
+	// ready, when set (by tests), is told where the servers listen once they do.
+	ready func(httpURL string, sftpAddrs []string)
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
@@ -78,6 +81,9 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	base := "http://" + ln.Addr().String()
 	log.Info("GraphQL API listening", "url", base+"/graphql")
 	printWelcome(base, playground, app, demo)
+	if c.ready != nil {
+		c.ready(base, app.addrs())
+	}
 
 	select {
 	case <-ctx.Done():

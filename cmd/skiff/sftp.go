@@ -30,6 +30,7 @@ type SFTPFlags struct {
 	ProxyTrusted      []string      `name:"proxy-trusted" env:"SKIFF_PROXY_TRUSTED" help:"Networks of load balancers allowed to send a PROXY protocol header (CIDR, comma-separated)."`
 	ProxyRequired     bool          `name:"proxy-required" env:"SKIFF_PROXY_REQUIRED" help:"Refuse connections from trusted networks that send no PROXY header."`
 	SFTPCiphers       []string      `name:"sftp-ciphers" env:"SKIFF_SFTP_CIPHERS" help:"Ciphers to offer, in order (default: all supported, AES-GCM first)."`
+	SFTPStrictMACs    bool          `name:"sftp-strict-macs" env:"SKIFF_SFTP_STRICT_MACS" help:"Offer only encrypt-then-MAC MACs (turns away curl and other clients on libssh2 older than 1.11)."`
 	SFTPIdleTimeout   time.Duration `name:"sftp-idle-timeout" default:"15m" env:"SKIFF_SFTP_IDLE_TIMEOUT" help:"Close SFTP connections idle this long."`
 	SFTPMaxConns      int           `name:"sftp-max-connections" default:"10000" env:"SKIFF_SFTP_MAX_CONNECTIONS" help:"Most SFTP connections at once."`
 	SFTPMaxConnsPerIP int           `name:"sftp-max-connections-per-address" default:"50" env:"SKIFF_SFTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most SFTP connections from one client address."`
@@ -55,11 +56,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if len(addrs) == 0 {
 		return nil, errors.New("--sftp-addr: give at least one address")
 	}
-	host, port, err := publicEndpoint(addrs[0], c.SFTPHost, c.SFTPPort)
-	if err != nil {
+	if _, _, err := publicEndpoint(addrs[0], c.SFTPHost, c.SFTPPort); err != nil {
 		return nil, err
 	}
-	svc.SFTP.Host, svc.SFTP.Port, svc.SFTP.TrialLicences = host, port, c.TrialLicences
 	trusted, err := parsePrefixes(splitList(c.ProxyTrusted))
 	if err != nil {
 		return nil, err
@@ -99,6 +98,14 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		store.Close()
 		return nil, fmt.Errorf("listen for SFTP: %w", err)
 	}
+	// The public endpoint defaults to where we really listen (port 0 picks one).
+	host, port, err := publicEndpoint(srv.Addrs()[0].String(), c.SFTPHost, c.SFTPPort)
+	if err != nil {
+		srv.Shutdown(ctx)
+		store.Close()
+		return nil, err
+	}
+	svc.SFTP.Host, svc.SFTP.Port, svc.SFTP.TrialLicences = host, port, c.TrialLicences
 	svc.Sessions = sftp.SessionEnder{Server: srv}
 
 	mailDir := filepath.Join(c.DataDir, "mail")
@@ -182,6 +189,13 @@ func (a *sftpApp) shutdown(ctx context.Context) {
 func (a *sftpApp) close() {
 	a.cancel()
 	a.store.Close()
+}
+
+func strictMACs(on bool) []string {
+	if on {
+		return sftp.StrictMACs
+	}
+	return nil
 }
 
 // publicEndpoint is what users are told to connect to.
