@@ -184,7 +184,7 @@ func (e *Enforcer) FolderRights(ctx context.Context, userID, accountID string) (
 				granted[id] = map[Right]bool{}
 			}
 			granted[id][act] = true
-		} else if obj == foldersObject {
+		} else if obj == FoldersObject {
 			everywhere[act] = true
 		}
 	}
@@ -356,13 +356,13 @@ func (e *Enforcer) loadedAccounts() []string {
 	return out
 }
 
-// validObject accepts the objects callers may ask about; the names used only
-// inside the policy (subjects, "folders") are not among them.
+// validObject accepts the objects callers may ask about, not subjects or
+// anything else a caller might pass by mistake.
 func validObject(object string) bool {
 	if id, ok := folderID(object); ok {
 		return isUUID(id)
 	}
-	return object == AccountObject || object == GroupsObject
+	return object == AccountObject || object == GroupsObject || object == FoldersObject
 }
 
 func isUUID(s string) bool {

@@ -91,7 +91,9 @@ func TestDecisions(t *testing.T) {
 		{"a malformed user ID", "user:" + a.pro, a.id, folder, right(policy.List), false},
 		{"a malformed account ID", a.pro, "*", folder, right(policy.List), false},
 		{"owners manage only folders that exist", a.owner, a.id, policy.FolderObject("0b8c7a44-3f6e-4a57-9a43-6a3b9f1d2c11"), right(policy.Manage), false},
-		{"the folder group is not a folder", a.owner, a.id, "folders", right(policy.Manage), false},
+		{"owners manage all folders", a.owner, a.id, policy.FoldersObject, right(policy.Manage), true},
+		{"users do not manage all folders", a.pro, a.id, policy.FoldersObject, right(policy.Manage), false},
+		{"a subject is not an object", a.owner, a.id, "role:admin", right(policy.Manage), false},
 	}
 	for _, c := range cases {
 		if got := may(t, e, c.user, c.account, c.obj, c.act); got != c.want {

@@ -121,7 +121,7 @@ func (r *rules) readFolders(ctx context.Context, tx *sql.Tx, accountID string) e
 		}
 		if folder != last {
 			last = folder
-			r.g2 = append(r.g2, []string{FolderObject(folder), foldersObject, accountID})
+			r.g2 = append(r.g2, []string{FolderObject(folder), FoldersObject, accountID})
 		}
 		var sub string
 		switch {

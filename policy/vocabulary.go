@@ -129,6 +129,10 @@ const (
 	AccountObject = "account"
 	// GroupsObject is the account's groups; the one action is ManageGroups.
 	GroupsObject = "groups"
+	// FoldersObject is every live project folder of the account at once:
+	// May(…, FoldersObject, string(Manage)) asks whether the user manages
+	// them all (owners and administrators do).
+	FoldersObject = "folders"
 	// ManageGroups creates, changes and deletes groups and moves users between them.
 	ManageGroups = "MANAGE"
 )
@@ -137,10 +141,6 @@ const folderPrefix = "folder:"
 
 // FolderObject is the object naming one project folder.
 func FolderObject(folderID string) string { return folderPrefix + folderID }
-
-// foldersObject is the object group of every live project folder of an
-// account (g2 lines), which role rules name.
-const foldersObject = "folders"
 
 // folderID returns the ID in a folder object, and false for other objects.
 func folderID(object string) (string, bool) {
@@ -161,8 +161,8 @@ const (
 // manage contacts as they always could. The account ID is the domain.
 var roleRules = [][2]string{
 	{GroupsObject, ManageGroups},
-	{foldersObject, string(Manage)},
-	{foldersObject, string(Share)},
+	{FoldersObject, string(Manage)},
+	{FoldersObject, string(Share)},
 	{AccountObject, string(ShareProjectFolders)},
 	{AccountObject, string(ManageContacts)},
 }
