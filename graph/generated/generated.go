@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -33,8 +34,10 @@ type ResolverRoot interface {
 	Account() AccountResolver
 	AuditEvent() AuditEventResolver
 	Contact() ContactResolver
+	Group() GroupResolver
 	Mutation() MutationResolver
 	Notification() NotificationResolver
+	ProjectFolder() ProjectFolderResolver
 	Query() QueryResolver
 	SftpCredentials() SftpCredentialsResolver
 	SftpModuleRequest() SftpModuleRequestResolver
@@ -49,15 +52,17 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Account struct {
-		AuditEvents   func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
-		Contacts      func(childComplexity int, search *string, first *int, after *string) int
-		CreatedAt     func(childComplexity int) int
-		ID            func(childComplexity int) int
-		Name          func(childComplexity int) int
-		Notifications func(childComplexity int, first *int, after *string) int
-		SftpLicences  func(childComplexity int) int
-		SftpModule    func(childComplexity int) int
-		Users         func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
+		AuditEvents    func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
+		Contacts       func(childComplexity int, search *string, first *int, after *string) int
+		CreatedAt      func(childComplexity int) int
+		Groups         func(childComplexity int, first *int, after *string) int
+		ID             func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Notifications  func(childComplexity int, first *int, after *string) int
+		ProjectFolders func(childComplexity int, search *string, first *int, after *string) int
+		SftpLicences   func(childComplexity int) int
+		SftpModule     func(childComplexity int) int
+		Users          func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
 	}
 
 	AccountConnection struct {
@@ -134,6 +139,44 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	DeleteGroupPayload struct {
+		DeletedGroupID func(childComplexity int) int
+		UserErrors     func(childComplexity int) int
+	}
+
+	DeleteProjectFolderPayload struct {
+		DeletedProjectFolderID func(childComplexity int) int
+		UserErrors             func(childComplexity int) int
+	}
+
+	Group struct {
+		Builtin     func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Default     func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Jailed      func(childComplexity int) int
+		MemberCount func(childComplexity int) int
+		Members     func(childComplexity int, first *int, after *string) int
+		Name        func(childComplexity int) int
+		Permissions func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+	}
+
+	GroupConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	GroupEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	GroupPayload struct {
+		Group      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	HostKeyFingerprint struct {
 		Algorithm   func(childComplexity int) int
 		Fingerprint func(childComplexity int) int
@@ -158,12 +201,17 @@ type ComplexityRoot struct {
 		ConvertContactToUser func(childComplexity int, input model.ConvertContactToUserInput) int
 		CreateAccount        func(childComplexity int, input model.CreateAccountInput) int
 		CreateContact        func(childComplexity int, input model.CreateContactInput) int
+		CreateGroup          func(childComplexity int, input model.CreateGroupInput) int
+		CreateProjectFolder  func(childComplexity int, input model.CreateProjectFolderInput) int
 		CreateUser           func(childComplexity int, input model.CreateUserInput) int
 		DeleteContact        func(childComplexity int, input model.DeleteContactInput) int
+		DeleteGroup          func(childComplexity int, input model.DeleteGroupInput) int
+		DeleteProjectFolder  func(childComplexity int, input model.DeleteProjectFolderInput) int
 		DeleteSSHKey         func(childComplexity int, input model.DeleteSSHKeyInput) int
 		DeleteUser           func(childComplexity int, input model.DeleteUserInput) int
 		Login                func(childComplexity int, input model.LoginInput) int
 		Logout               func(childComplexity int) int
+		RenameProjectFolder  func(childComplexity int, input model.RenameProjectFolderInput) int
 		RenameSSHKey         func(childComplexity int, input model.RenameSSHKeyInput) int
 		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
 		RequestSftpModule    func(childComplexity int, input model.RequestSftpModuleInput) int
@@ -172,9 +220,13 @@ type ComplexityRoot struct {
 		RestoreUser          func(childComplexity int, input model.RestoreUserInput) int
 		SetSftpAccess        func(childComplexity int, input model.SetSftpAccessInput) int
 		SetSftpLicences      func(childComplexity int, input model.SetSftpLicencesInput) int
+		SetUserGroup         func(childComplexity int, input model.SetUserGroupInput) int
+		ShareProjectFolder   func(childComplexity int, input model.ShareProjectFolderInput) int
 		StartSftpTrial       func(childComplexity int) int
 		SuspendSftpModule    func(childComplexity int, input model.SuspendSftpModuleInput) int
+		UnshareProjectFolder func(childComplexity int, input model.UnshareProjectFolderInput) int
 		UpdateContact        func(childComplexity int, input model.UpdateContactInput) int
+		UpdateGroup          func(childComplexity int, input model.UpdateGroupInput) int
 		UpdateUser           func(childComplexity int, input model.UpdateUserInput) int
 	}
 
@@ -210,6 +262,38 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	ProjectFolder struct {
+		CreatedAt func(childComplexity int) int
+		CreatedBy func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Members   func(childComplexity int) int
+		MyRights  func(childComplexity int) int
+		Name      func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+	}
+
+	ProjectFolderConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ProjectFolderEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ProjectFolderMember struct {
+		Group    func(childComplexity int) int
+		Preset   func(childComplexity int) int
+		SharedAt func(childComplexity int) int
+		User     func(childComplexity int) int
+	}
+
+	ProjectFolderPayload struct {
+		ProjectFolder func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
 	}
 
 	Query struct {
@@ -283,6 +367,18 @@ type ComplexityRoot struct {
 		Port                func(childComplexity int) int
 	}
 
+	SharedProjectConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SharedProjectEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+		Preset func(childComplexity int) int
+		Rights func(childComplexity int) int
+	}
+
 	SshKey struct {
 		Algorithm   func(childComplexity int) int
 		Bits        func(childComplexity int) int
@@ -313,16 +409,18 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		Account   func(childComplexity int) int
-		CreatedAt func(childComplexity int) int
-		DeletedAt func(childComplexity int) int
-		Email     func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Name      func(childComplexity int) int
-		Role      func(childComplexity int) int
-		SSHKeys   func(childComplexity int) int
-		Sftp      func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
+		Account              func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		DeletedAt            func(childComplexity int) int
+		Email                func(childComplexity int) int
+		Group                func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Name                 func(childComplexity int) int
+		ProjectsSharedWithMe func(childComplexity int, first *int, after *string) int
+		Role                 func(childComplexity int) int
+		SSHKeys              func(childComplexity int) int
+		Sftp                 func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -367,6 +465,8 @@ type AccountResolver interface {
 
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
+	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
+	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
 	SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error)
 	SftpLicences(ctx context.Context, obj *tenant.Account) (*tenant.Licences, error)
 	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
@@ -384,6 +484,13 @@ type AuditEventResolver interface {
 type ContactResolver interface {
 	ID(ctx context.Context, obj *tenant.Contact) (string, error)
 }
+type GroupResolver interface {
+	ID(ctx context.Context, obj *tenant.Group) (string, error)
+
+	Builtin(ctx context.Context, obj *tenant.Group) (*tenant.BuiltinGroup, error)
+
+	Members(ctx context.Context, obj *tenant.Group, first *int, after *string) (*model.UserConnection, error)
+}
 type MutationResolver interface {
 	Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error)
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
@@ -393,6 +500,15 @@ type MutationResolver interface {
 	UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.ContactPayload, error)
 	DeleteContact(ctx context.Context, input model.DeleteContactInput) (*model.ContactPayload, error)
 	ConvertContactToUser(ctx context.Context, input model.ConvertContactToUserInput) (*model.UserPayload, error)
+	CreateProjectFolder(ctx context.Context, input model.CreateProjectFolderInput) (*model.ProjectFolderPayload, error)
+	RenameProjectFolder(ctx context.Context, input model.RenameProjectFolderInput) (*model.ProjectFolderPayload, error)
+	DeleteProjectFolder(ctx context.Context, input model.DeleteProjectFolderInput) (*model.DeleteProjectFolderPayload, error)
+	ShareProjectFolder(ctx context.Context, input model.ShareProjectFolderInput) (*model.ProjectFolderPayload, error)
+	UnshareProjectFolder(ctx context.Context, input model.UnshareProjectFolderInput) (*model.ProjectFolderPayload, error)
+	CreateGroup(ctx context.Context, input model.CreateGroupInput) (*model.GroupPayload, error)
+	UpdateGroup(ctx context.Context, input model.UpdateGroupInput) (*model.GroupPayload, error)
+	DeleteGroup(ctx context.Context, input model.DeleteGroupInput) (*model.DeleteGroupPayload, error)
+	SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.UserPayload, error)
 	StartSftpTrial(ctx context.Context) (*model.AccountPayload, error)
 	RequestSftpModule(ctx context.Context, input model.RequestSftpModuleInput) (*model.RequestSftpModulePayload, error)
 	ActivateSftpModule(ctx context.Context, input model.ActivateSftpModuleInput) (*model.SftpLicencesPayload, error)
@@ -416,6 +532,14 @@ type NotificationResolver interface {
 	Kind(ctx context.Context, obj *tenant.Notification) (string, error)
 
 	LastError(ctx context.Context, obj *tenant.Notification) (*string, error)
+}
+type ProjectFolderResolver interface {
+	ID(ctx context.Context, obj *tenant.ProjectFolder) (string, error)
+
+	CreatedBy(ctx context.Context, obj *tenant.ProjectFolder) (*tenant.User, error)
+
+	MyRights(ctx context.Context, obj *tenant.ProjectFolder) ([]policy.Right, error)
+	Members(ctx context.Context, obj *tenant.ProjectFolder) ([]*tenant.FolderMember, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (model.Viewer, error)
@@ -445,6 +569,8 @@ type UserResolver interface {
 
 	Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error)
 
+	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
+	Group(ctx context.Context, obj *tenant.User) (*tenant.Group, error)
 	SSHKeys(ctx context.Context, obj *tenant.User) ([]*tenant.SSHKey, error)
 	Sftp(ctx context.Context, obj *tenant.User) (*model.UserSftp, error)
 }
@@ -500,6 +626,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.CreatedAt(childComplexity), true
+	case "Account.groups":
+		if e.ComplexityRoot.Account.Groups == nil {
+			break
+		}
+
+		args, err := ec.field_Account_groups_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Account.Groups(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Account.id":
 		if e.ComplexityRoot.Account.ID == nil {
 			break
@@ -523,6 +660,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.Notifications(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Account.projectFolders":
+		if e.ComplexityRoot.Account.ProjectFolders == nil {
+			break
+		}
+
+		args, err := ec.field_Account_projectFolders_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Account.ProjectFolders(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
 	case "Account.sftpLicences":
 		if e.ComplexityRoot.Account.SftpLicences == nil {
 			break
@@ -787,6 +935,137 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateAccountPayload.UserErrors(childComplexity), true
 
+	case "DeleteGroupPayload.deletedGroupId":
+		if e.ComplexityRoot.DeleteGroupPayload.DeletedGroupID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteGroupPayload.DeletedGroupID(childComplexity), true
+	case "DeleteGroupPayload.userErrors":
+		if e.ComplexityRoot.DeleteGroupPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteGroupPayload.UserErrors(childComplexity), true
+
+	case "DeleteProjectFolderPayload.deletedProjectFolderId":
+		if e.ComplexityRoot.DeleteProjectFolderPayload.DeletedProjectFolderID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteProjectFolderPayload.DeletedProjectFolderID(childComplexity), true
+	case "DeleteProjectFolderPayload.userErrors":
+		if e.ComplexityRoot.DeleteProjectFolderPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteProjectFolderPayload.UserErrors(childComplexity), true
+
+	case "Group.builtin":
+		if e.ComplexityRoot.Group.Builtin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Builtin(childComplexity), true
+	case "Group.createdAt":
+		if e.ComplexityRoot.Group.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.CreatedAt(childComplexity), true
+	case "Group.default":
+		if e.ComplexityRoot.Group.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Default(childComplexity), true
+	case "Group.id":
+		if e.ComplexityRoot.Group.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.ID(childComplexity), true
+	case "Group.jailed":
+		if e.ComplexityRoot.Group.Jailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Jailed(childComplexity), true
+	case "Group.memberCount":
+		if e.ComplexityRoot.Group.MemberCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.MemberCount(childComplexity), true
+	case "Group.members":
+		if e.ComplexityRoot.Group.Members == nil {
+			break
+		}
+
+		args, err := ec.field_Group_members_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Group.Members(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Group.name":
+		if e.ComplexityRoot.Group.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Name(childComplexity), true
+	case "Group.permissions":
+		if e.ComplexityRoot.Group.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Permissions(childComplexity), true
+	case "Group.updatedAt":
+		if e.ComplexityRoot.Group.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.UpdatedAt(childComplexity), true
+
+	case "GroupConnection.edges":
+		if e.ComplexityRoot.GroupConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupConnection.Edges(childComplexity), true
+	case "GroupConnection.pageInfo":
+		if e.ComplexityRoot.GroupConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupConnection.PageInfo(childComplexity), true
+
+	case "GroupEdge.cursor":
+		if e.ComplexityRoot.GroupEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupEdge.Cursor(childComplexity), true
+	case "GroupEdge.node":
+		if e.ComplexityRoot.GroupEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupEdge.Node(childComplexity), true
+
+	case "GroupPayload.group":
+		if e.ComplexityRoot.GroupPayload.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupPayload.Group(childComplexity), true
+	case "GroupPayload.userErrors":
+		if e.ComplexityRoot.GroupPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupPayload.UserErrors(childComplexity), true
+
 	case "HostKeyFingerprint.algorithm":
 		if e.ComplexityRoot.HostKeyFingerprint.Algorithm == nil {
 			break
@@ -909,6 +1188,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateContact(childComplexity, args["input"].(model.CreateContactInput)), true
+	case "Mutation.createGroup":
+		if e.ComplexityRoot.Mutation.CreateGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateGroup(childComplexity, args["input"].(model.CreateGroupInput)), true
+	case "Mutation.createProjectFolder":
+		if e.ComplexityRoot.Mutation.CreateProjectFolder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createProjectFolder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateProjectFolder(childComplexity, args["input"].(model.CreateProjectFolderInput)), true
 	case "Mutation.createUser":
 		if e.ComplexityRoot.Mutation.CreateUser == nil {
 			break
@@ -931,6 +1232,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteContact(childComplexity, args["input"].(model.DeleteContactInput)), true
+	case "Mutation.deleteGroup":
+		if e.ComplexityRoot.Mutation.DeleteGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteGroup(childComplexity, args["input"].(model.DeleteGroupInput)), true
+	case "Mutation.deleteProjectFolder":
+		if e.ComplexityRoot.Mutation.DeleteProjectFolder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteProjectFolder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteProjectFolder(childComplexity, args["input"].(model.DeleteProjectFolderInput)), true
 	case "Mutation.deleteSshKey":
 		if e.ComplexityRoot.Mutation.DeleteSSHKey == nil {
 			break
@@ -970,6 +1293,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.renameProjectFolder":
+		if e.ComplexityRoot.Mutation.RenameProjectFolder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_renameProjectFolder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RenameProjectFolder(childComplexity, args["input"].(model.RenameProjectFolderInput)), true
 	case "Mutation.renameSshKey":
 		if e.ComplexityRoot.Mutation.RenameSSHKey == nil {
 			break
@@ -1058,6 +1392,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetSftpLicences(childComplexity, args["input"].(model.SetSftpLicencesInput)), true
+	case "Mutation.setUserGroup":
+		if e.ComplexityRoot.Mutation.SetUserGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setUserGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetUserGroup(childComplexity, args["input"].(model.SetUserGroupInput)), true
+	case "Mutation.shareProjectFolder":
+		if e.ComplexityRoot.Mutation.ShareProjectFolder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_shareProjectFolder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ShareProjectFolder(childComplexity, args["input"].(model.ShareProjectFolderInput)), true
 	case "Mutation.startSftpTrial":
 		if e.ComplexityRoot.Mutation.StartSftpTrial == nil {
 			break
@@ -1075,6 +1431,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SuspendSftpModule(childComplexity, args["input"].(model.SuspendSftpModuleInput)), true
+	case "Mutation.unshareProjectFolder":
+		if e.ComplexityRoot.Mutation.UnshareProjectFolder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unshareProjectFolder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnshareProjectFolder(childComplexity, args["input"].(model.UnshareProjectFolderInput)), true
 	case "Mutation.updateContact":
 		if e.ComplexityRoot.Mutation.UpdateContact == nil {
 			break
@@ -1086,6 +1453,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateContact(childComplexity, args["input"].(model.UpdateContactInput)), true
+	case "Mutation.updateGroup":
+		if e.ComplexityRoot.Mutation.UpdateGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateGroup(childComplexity, args["input"].(model.UpdateGroupInput)), true
 	case "Mutation.updateUser":
 		if e.ComplexityRoot.Mutation.UpdateUser == nil {
 			break
@@ -1216,6 +1594,113 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "ProjectFolder.createdAt":
+		if e.ComplexityRoot.ProjectFolder.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.CreatedAt(childComplexity), true
+	case "ProjectFolder.createdBy":
+		if e.ComplexityRoot.ProjectFolder.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.CreatedBy(childComplexity), true
+	case "ProjectFolder.id":
+		if e.ComplexityRoot.ProjectFolder.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.ID(childComplexity), true
+	case "ProjectFolder.members":
+		if e.ComplexityRoot.ProjectFolder.Members == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.Members(childComplexity), true
+	case "ProjectFolder.myRights":
+		if e.ComplexityRoot.ProjectFolder.MyRights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.MyRights(childComplexity), true
+	case "ProjectFolder.name":
+		if e.ComplexityRoot.ProjectFolder.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.Name(childComplexity), true
+	case "ProjectFolder.updatedAt":
+		if e.ComplexityRoot.ProjectFolder.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.UpdatedAt(childComplexity), true
+
+	case "ProjectFolderConnection.edges":
+		if e.ComplexityRoot.ProjectFolderConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderConnection.Edges(childComplexity), true
+	case "ProjectFolderConnection.pageInfo":
+		if e.ComplexityRoot.ProjectFolderConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderConnection.PageInfo(childComplexity), true
+
+	case "ProjectFolderEdge.cursor":
+		if e.ComplexityRoot.ProjectFolderEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderEdge.Cursor(childComplexity), true
+	case "ProjectFolderEdge.node":
+		if e.ComplexityRoot.ProjectFolderEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderEdge.Node(childComplexity), true
+
+	case "ProjectFolderMember.group":
+		if e.ComplexityRoot.ProjectFolderMember.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderMember.Group(childComplexity), true
+	case "ProjectFolderMember.preset":
+		if e.ComplexityRoot.ProjectFolderMember.Preset == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderMember.Preset(childComplexity), true
+	case "ProjectFolderMember.sharedAt":
+		if e.ComplexityRoot.ProjectFolderMember.SharedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderMember.SharedAt(childComplexity), true
+	case "ProjectFolderMember.user":
+		if e.ComplexityRoot.ProjectFolderMember.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderMember.User(childComplexity), true
+
+	case "ProjectFolderPayload.projectFolder":
+		if e.ComplexityRoot.ProjectFolderPayload.ProjectFolder == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderPayload.ProjectFolder(childComplexity), true
+	case "ProjectFolderPayload.userErrors":
+		if e.ComplexityRoot.ProjectFolderPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderPayload.UserErrors(childComplexity), true
 
 	case "Query.account":
 		if e.ComplexityRoot.Query.Account == nil {
@@ -1494,6 +1979,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SftpServer.Port(childComplexity), true
 
+	case "SharedProjectConnection.edges":
+		if e.ComplexityRoot.SharedProjectConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectConnection.Edges(childComplexity), true
+	case "SharedProjectConnection.pageInfo":
+		if e.ComplexityRoot.SharedProjectConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectConnection.PageInfo(childComplexity), true
+
+	case "SharedProjectEdge.cursor":
+		if e.ComplexityRoot.SharedProjectEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectEdge.Cursor(childComplexity), true
+	case "SharedProjectEdge.node":
+		if e.ComplexityRoot.SharedProjectEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectEdge.Node(childComplexity), true
+	case "SharedProjectEdge.preset":
+		if e.ComplexityRoot.SharedProjectEdge.Preset == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectEdge.Preset(childComplexity), true
+	case "SharedProjectEdge.rights":
+		if e.ComplexityRoot.SharedProjectEdge.Rights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectEdge.Rights(childComplexity), true
+
 	case "SshKey.algorithm":
 		if e.ComplexityRoot.SshKey.Algorithm == nil {
 			break
@@ -1624,6 +2147,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.group":
+		if e.ComplexityRoot.User.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Group(childComplexity), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -1636,6 +2165,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.projectsSharedWithMe":
+		if e.ComplexityRoot.User.ProjectsSharedWithMe == nil {
+			break
+		}
+
+		args, err := ec.field_User_projectsSharedWithMe_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.ProjectsSharedWithMe(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.role":
 		if e.ComplexityRoot.User.Role == nil {
 			break
@@ -1768,11 +2308,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ConvertContactToUserInput", ec.unmarshalInputConvertContactToUserInput),
 			graphql.NewInputUnmarshaler("CreateAccountInput", ec.unmarshalInputCreateAccountInput),
 			graphql.NewInputUnmarshaler("CreateContactInput", ec.unmarshalInputCreateContactInput),
+			graphql.NewInputUnmarshaler("CreateGroupInput", ec.unmarshalInputCreateGroupInput),
+			graphql.NewInputUnmarshaler("CreateProjectFolderInput", ec.unmarshalInputCreateProjectFolderInput),
 			graphql.NewInputUnmarshaler("CreateUserInput", ec.unmarshalInputCreateUserInput),
 			graphql.NewInputUnmarshaler("DeleteContactInput", ec.unmarshalInputDeleteContactInput),
+			graphql.NewInputUnmarshaler("DeleteGroupInput", ec.unmarshalInputDeleteGroupInput),
+			graphql.NewInputUnmarshaler("DeleteProjectFolderInput", ec.unmarshalInputDeleteProjectFolderInput),
 			graphql.NewInputUnmarshaler("DeleteSshKeyInput", ec.unmarshalInputDeleteSshKeyInput),
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("RenameProjectFolderInput", ec.unmarshalInputRenameProjectFolderInput),
 			graphql.NewInputUnmarshaler("RenameSshKeyInput", ec.unmarshalInputRenameSshKeyInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("RequestSftpModuleInput", ec.unmarshalInputRequestSftpModuleInput),
@@ -1781,8 +2326,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
+			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
+			graphql.NewInputUnmarshaler("ShareProjectFolderInput", ec.unmarshalInputShareProjectFolderInput),
 			graphql.NewInputUnmarshaler("SuspendSftpModuleInput", ec.unmarshalInputSuspendSftpModuleInput),
+			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
 			graphql.NewInputUnmarshaler("UpdateContactInput", ec.unmarshalInputUpdateContactInput),
+			graphql.NewInputUnmarshaler("UpdateGroupInput", ec.unmarshalInputUpdateGroupInput),
 			graphql.NewInputUnmarshaler("UpdateUserInput", ec.unmarshalInputUpdateUserInput),
 			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
 		)
@@ -2094,6 +2643,286 @@ type Mutation {
   logout: LogoutPayload!
   "Change your own password. Your other tokens are revoked."
   changePassword(input: ChangePasswordInput!): ChangePasswordPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/folders.graphqls", Input: `"""
+A project folder: a file tree of the account, shared with users and groups, each with a
+preset. Over SFTP everyone it is shared with (its creator too, as OWNER) finds it in
+` + "`" + `/Projects Shared With Me/<name>/` + "`" + `. See docs/PERMISSIONS.md.
+"""
+type ProjectFolder implements Node {
+  id: ID!
+  "The folder's name in SFTP clients; two folders of the same name show their creator's name too."
+  name: String!
+  "Who created the folder; null when you may not see that user."
+  createdBy: User
+  createdAt: Time!
+  updatedAt: Time!
+  "What you may do in the folder."
+  myRights: [FolderRight!]!
+  "Who the folder is shared with, oldest share first. Users who may share the folder, and owners and administrators."
+  members: [ProjectFolderMember!]!
+}
+
+"One share of a project folder: with a user or with a group."
+type ProjectFolderMember {
+  "The user the folder is shared with; null for a group."
+  user: User
+  "The group the folder is shared with; null for a user."
+  group: Group
+  preset: SharePreset!
+  sharedAt: Time!
+}
+
+"""
+How much of a project folder is shared. Each preset includes the one before it;
+a user with several shares (directly and through their group) has the largest.
+"""
+enum SharePreset {
+  "See what is in the folder."
+  LIST
+  "LIST, and download files."
+  READ
+  "READ, and upload, create directories, delete and rename."
+  WRITE
+  "WRITE, and share the folder with others (up to SHARE)."
+  SHARE
+  "Everything: also rename or delete the folder, make others OWNER and change any share."
+  OWNER
+}
+
+"One thing a user may do in a project folder."
+enum FolderRight {
+  LIST
+  DOWNLOAD
+  UPLOAD
+  MKDIR
+  DELETE
+  RENAME
+  SHARE
+  "Rename or delete the folder, make others OWNER, change any share."
+  MANAGE
+}
+
+type ProjectFolderConnection {
+  edges: [ProjectFolderEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ProjectFolderEdge {
+  cursor: String!
+  node: ProjectFolder!
+}
+
+type SharedProjectConnection {
+  edges: [SharedProjectEdge!]!
+  pageInfo: PageInfo!
+}
+
+"A project folder as one user has it."
+type SharedProjectEdge {
+  cursor: String!
+  node: ProjectFolder!
+  "The preset all the user's shares of the folder amount to."
+  preset: SharePreset!
+  "What the user may do in it."
+  rights: [FolderRight!]!
+}
+
+extend type Account {
+  """
+  Project folders by name: all of them for owners and administrators, those shared with you
+  (directly or through your group) otherwise.
+  """
+  projectFolders(search: String, first: Int, after: String): ProjectFolderConnection!
+}
+
+extend type User {
+  """
+  The project folders shared with the user, directly or through their group, by name. The
+  user themselves and the account's owners and administrators.
+  """
+  projectsSharedWithMe(first: Int, after: String): SharedProjectConnection!
+}
+
+extend type Mutation {
+  "Create a project folder, shared with you as OWNER. Your group must allow CREATE_PROJECT_FOLDERS."
+  createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload!
+  "Rename a project folder. Needs the MANAGE right (OWNER, or an owner or administrator of the account)."
+  renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload!
+  "Delete a project folder and all its shares. Needs the MANAGE right."
+  deleteProjectFolder(input: DeleteProjectFolderInput!): DeleteProjectFolderPayload!
+  """
+  Share a project folder with a user or a group (give exactly one), or change the preset of
+  an existing share. Needs the SHARE right on the folder and a group that allows
+  SHARE_PROJECT_FOLDERS; OWNER, and changing an OWNER's share, need the MANAGE right. A folder
+  keeps at least one OWNER. Open SFTP sessions see the change on their next operation.
+  """
+  shareProjectFolder(input: ShareProjectFolderInput!): ProjectFolderPayload!
+  "Remove a share, with the same rights as sharing. The folder disappears from the SFTP sessions of those who lost it."
+  unshareProjectFolder(input: UnshareProjectFolderInput!): ProjectFolderPayload!
+}
+
+input CreateProjectFolderInput {
+  "A file name: at most 255 bytes, without ` + "`" + `/` + "`" + ` or ` + "`" + `\\` + "`" + `."
+  name: String!
+}
+
+input RenameProjectFolderInput {
+  id: ID!
+  name: String!
+}
+
+input DeleteProjectFolderInput {
+  id: ID!
+}
+
+input ShareProjectFolderInput {
+  folderId: ID!
+  userId: ID
+  groupId: ID
+  preset: SharePreset!
+}
+
+input UnshareProjectFolderInput {
+  folderId: ID!
+  userId: ID
+  groupId: ID
+}
+
+type ProjectFolderPayload {
+  projectFolder: ProjectFolder
+  userErrors: [UserError!]!
+}
+
+type DeleteProjectFolderPayload {
+  "The ID of the folder deleted; null when it was not."
+  deletedProjectFolderId: ID
+  userErrors: [UserError!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/groups.graphqls", Input: `"""
+A set of users of an account with the same permissions. Every account has the built-in
+groups Pro (where new users start), Associate and Jailed Users, and may add its own.
+Every user is in exactly one group. See docs/PERMISSIONS.md.
+"""
+type Group implements Node {
+  id: ID!
+  name: String!
+  "PRO, ASSOCIATE or JAILED for a built-in group; null for a custom group."
+  builtin: BuiltinGroup
+  "Whether new users join this group (Pro)."
+  default: Boolean!
+  "What members may do in the account, in the order of the GroupPermission enum."
+  permissions: [GroupPermission!]!
+  """
+  Whether members see only ` + "`" + `/Projects Shared With Me/` + "`" + ` over SFTP: always for Jailed Users,
+  and for any group without SFTP_MY_FILES.
+  """
+  jailed: Boolean!
+  "How many live users are in the group."
+  memberCount: Int!
+  "The group's live users, sorted by name. Owners and administrators only."
+  members(first: Int, after: String): UserConnection!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+"The groups every account has. They cannot be deleted or renamed; their permissions can change."
+enum BuiltinGroup {
+  "Every permission to begin with; new users join it."
+  PRO
+  "My Files and creating project folders to begin with."
+  ASSOCIATE
+  "Only what is shared with them; never My Files, whatever the permissions say."
+  JAILED
+}
+
+"What a group lets its members do in their account."
+enum GroupPermission {
+  "SFTP access to ` + "`" + `/My Files/` + "`" + `. Without it a user is jailed."
+  SFTP_MY_FILES
+  "Create project folders."
+  CREATE_PROJECT_FOLDERS
+  "Share project folders on which the user has the SHARE right."
+  SHARE_PROJECT_FOLDERS
+  "Manage the account's contacts."
+  MANAGE_CONTACTS
+}
+
+type GroupConnection {
+  edges: [GroupEdge!]!
+  pageInfo: PageInfo!
+}
+
+type GroupEdge {
+  cursor: String!
+  node: Group!
+}
+
+extend type Account {
+  """
+  The account's groups: the built-in ones first, then the others by name. Owners and
+  administrators see every group; other users see their own.
+  """
+  groups(first: Int, after: String): GroupConnection!
+}
+
+extend type User {
+  "The user's group. Null for users whose group you may not see (another user's, unless you are an owner or administrator)."
+  group: Group
+}
+
+extend type Mutation {
+  "Create a custom group. Owners and administrators only; the name must be unused in the account."
+  createGroup(input: CreateGroupInput!): GroupPayload!
+  """
+  Rename a custom group or change any group's permissions. Owners and administrators only.
+  Built-in groups keep their names, and Jailed Users cannot be given SFTP_MY_FILES.
+  """
+  updateGroup(input: UpdateGroupInput!): GroupPayload!
+  """
+  Delete a custom group and the project folder shares made with it. Owners and administrators
+  only. Refused with a user error while users are in it, and for built-in groups.
+  """
+  deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload!
+  """
+  Move a user to a group. Owners and administrators only. Moving a user into or out of a
+  jail ends their SFTP sessions, so that they reconnect to the tree they now have.
+  """
+  setUserGroup(input: SetUserGroupInput!): UserPayload!
+}
+
+input CreateGroupInput {
+  name: String!
+  permissions: [GroupPermission!]!
+}
+
+input UpdateGroupInput {
+  id: ID!
+  name: String
+  "The group's new permissions, all of them; omit to keep them."
+  permissions: [GroupPermission!]
+}
+
+input DeleteGroupInput {
+  id: ID!
+}
+
+input SetUserGroupInput {
+  userId: ID!
+  groupId: ID!
+}
+
+type GroupPayload {
+  group: Group
+  userErrors: [UserError!]!
+}
+
+type DeleteGroupPayload {
+  "The ID of the group deleted; null when it was not."
+  deletedGroupId: ID
+  userErrors: [UserError!]!
 }
 `, BuiltIn: false},
 	{Name: "../schema/module.graphqls", Input: `"The state of an account's SFTP module."
@@ -2560,6 +3389,10 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_users(ctx, field)
 	case "contacts":
 		return ec.fieldContext_Account_contacts(ctx, field)
+	case "projectFolders":
+		return ec.fieldContext_Account_projectFolders(ctx, field)
+	case "groups":
+		return ec.fieldContext_Account_groups(ctx, field)
 	case "sftpModule":
 		return ec.fieldContext_Account_sftpModule(ctx, field)
 	case "sftpLicences":
@@ -2720,6 +3553,82 @@ func (ec *executionContext) childFields_CreateAccountPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type CreateAccountPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DeleteGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedGroupId":
+		return ec.fieldContext_DeleteGroupPayload_deletedGroupId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DeleteGroupPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteGroupPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteProjectFolderPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedProjectFolderId":
+		return ec.fieldContext_DeleteProjectFolderPayload_deletedProjectFolderId(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DeleteProjectFolderPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteProjectFolderPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Group(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Group_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Group_name(ctx, field)
+	case "builtin":
+		return ec.fieldContext_Group_builtin(ctx, field)
+	case "default":
+		return ec.fieldContext_Group_default(ctx, field)
+	case "permissions":
+		return ec.fieldContext_Group_permissions(ctx, field)
+	case "jailed":
+		return ec.fieldContext_Group_jailed(ctx, field)
+	case "memberCount":
+		return ec.fieldContext_Group_memberCount(ctx, field)
+	case "members":
+		return ec.fieldContext_Group_members(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Group_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Group_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Group", field.Name)
+}
+
+func (ec *executionContext) childFields_GroupConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_GroupConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_GroupConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GroupConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_GroupEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_GroupEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_GroupEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_GroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "group":
+		return ec.fieldContext_GroupPayload_group(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_GroupPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GroupPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_HostKeyFingerprint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "algorithm":
@@ -2818,6 +3727,70 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolder(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ProjectFolder_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ProjectFolder_name(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_ProjectFolder_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ProjectFolder_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ProjectFolder_updatedAt(ctx, field)
+	case "myRights":
+		return ec.fieldContext_ProjectFolder_myRights(ctx, field)
+	case "members":
+		return ec.fieldContext_ProjectFolder_members(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolder", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProjectFolderConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProjectFolderConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProjectFolderEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProjectFolderEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderMember(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_ProjectFolderMember_user(ctx, field)
+	case "group":
+		return ec.fieldContext_ProjectFolderMember_group(ctx, field)
+	case "preset":
+		return ec.fieldContext_ProjectFolderMember_preset(ctx, field)
+	case "sharedAt":
+		return ec.fieldContext_ProjectFolderMember_sharedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderMember", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "projectFolder":
+		return ec.fieldContext_ProjectFolderPayload_projectFolder(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ProjectFolderPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RequestSftpModulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2944,6 +3917,30 @@ func (ec *executionContext) childFields_SftpServer(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type SftpServer", field.Name)
 }
 
+func (ec *executionContext) childFields_SharedProjectConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SharedProjectConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SharedProjectConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SharedProjectConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SharedProjectEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SharedProjectEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SharedProjectEdge_node(ctx, field)
+	case "preset":
+		return ec.fieldContext_SharedProjectEdge_preset(ctx, field)
+	case "rights":
+		return ec.fieldContext_SharedProjectEdge_rights(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SharedProjectEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_SshKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3012,6 +4009,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_updatedAt(ctx, field)
 	case "deletedAt":
 		return ec.fieldContext_User_deletedAt(ctx, field)
+	case "projectsSharedWithMe":
+		return ec.fieldContext_User_projectsSharedWithMe(ctx, field)
+	case "group":
+		return ec.fieldContext_User_group(ctx, field)
 	case "sshKeys":
 		return ec.fieldContext_User_sshKeys(ctx, field)
 	case "sftp":
@@ -3250,6 +4251,28 @@ func (ec *executionContext) field_Account_contacts_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_Account_groups_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Account_notifications_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3269,6 +4292,36 @@ func (ec *executionContext) field_Account_notifications_args(ctx context.Context
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Account_projectFolders_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "search",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["search"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -3299,6 +4352,28 @@ func (ec *executionContext) field_Account_users_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Group_members_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -3400,6 +4475,34 @@ func (ec *executionContext) field_Mutation_createContact_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateGroupInput, error) {
+			return ec.unmarshalNCreateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateGroupInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateProjectFolderInput, error) {
+			return ec.unmarshalNCreateProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateProjectFolderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3420,6 +4523,34 @@ func (ec *executionContext) field_Mutation_deleteContact_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.DeleteContactInput, error) {
 			return ec.unmarshalNDeleteContactInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DeleteGroupInput, error) {
+			return ec.unmarshalNDeleteGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DeleteProjectFolderInput, error) {
+			return ec.unmarshalNDeleteProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3462,6 +4593,20 @@ func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawAr
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.LoginInput, error) {
 			return ec.unmarshalNLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_renameProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RenameProjectFolderInput, error) {
+			return ec.unmarshalNRenameProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameProjectFolderInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3582,6 +4727,34 @@ func (ec *executionContext) field_Mutation_setSftpLicences_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setUserGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetUserGroupInput, error) {
+			return ec.unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_shareProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ShareProjectFolderInput, error) {
+			return ec.unmarshalNShareProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐShareProjectFolderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_suspendSftpModule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3596,12 +4769,40 @@ func (ec *executionContext) field_Mutation_suspendSftpModule_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_unshareProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UnshareProjectFolderInput, error) {
+			return ec.unmarshalNUnshareProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUnshareProjectFolderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.UpdateContactInput, error) {
 			return ec.unmarshalNUpdateContactInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateContactInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateGroupInput, error) {
+			return ec.unmarshalNUpdateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateGroupInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3723,6 +4924,28 @@ func (ec *executionContext) field_Query_sftpModuleRequests_args(ctx context.Cont
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_User_projectsSharedWithMe_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -3951,6 +5174,94 @@ func (ec *executionContext) fieldContext_Account_contacts(ctx context.Context, f
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Account_contacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_projectFolders(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_projectFolders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Account().ProjectFolders(ctx, obj, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
+			return ec.marshalNProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_projectFolders(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Account_projectFolders_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_groups(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_groups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Account().Groups(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
+			return ec.marshalNGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_groups(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Account_groups_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5136,6 +6447,550 @@ func (ec *executionContext) fieldContext_CreateAccountPayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _DeleteGroupPayload_deletedGroupId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteGroupPayload_deletedGroupId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedGroupID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteGroupPayload_deletedGroupId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteGroupPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteGroupPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteGroupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeleteGroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeleteProjectFolderPayload_deletedProjectFolderId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteProjectFolderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteProjectFolderPayload_deletedProjectFolderId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedProjectFolderID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_deletedProjectFolderId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteProjectFolderPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteProjectFolderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteProjectFolderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteProjectFolderPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeleteProjectFolderPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Group_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, false, false, "String")
+}
+
+func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_builtin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().Builtin(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.BuiltinGroup) graphql.Marshaler {
+			return ec.marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Group_builtin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, true, "BuiltinGroup")
+}
+
+func (ec *executionContext) _Group_default(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_default(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Default(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_default(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Group_permissions(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_permissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permissions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []policy.Permission) graphql.Marshaler {
+			return ec.marshalNGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_permissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, false, false, "GroupPermission")
+}
+
+func (ec *executionContext) _Group_jailed(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_jailed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jailed(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_jailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_memberCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MemberCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_memberCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Group_members(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_members(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Group().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
+			return ec.marshalNUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_members(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Group_members_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Group_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, false, false, "Time")
+}
+
+func (ec *executionContext) _GroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.GroupEdge) graphql.Marshaler {
+			return ec.marshalNGroupEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _GroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+			return ec.marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupPayload_group(ctx context.Context, field graphql.CollectedField, obj *model.GroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupPayload_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupPayload_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.GroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _HostKeyFingerprint_algorithm(ctx context.Context, field graphql.CollectedField, obj *tenant.HostKeyFingerprint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5640,6 +7495,402 @@ func (ec *executionContext) fieldContext_Mutation_convertContactToUser(ctx conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_convertContactToUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createProjectFolder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createProjectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateProjectFolder(ctx, fc.Args["input"].(model.CreateProjectFolderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createProjectFolder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_renameProjectFolder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_renameProjectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RenameProjectFolder(ctx, fc.Args["input"].(model.RenameProjectFolderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_renameProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_renameProjectFolder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteProjectFolder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteProjectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteProjectFolder(ctx, fc.Args["input"].(model.DeleteProjectFolderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteProjectFolderPayload) graphql.Marshaler {
+			return ec.marshalNDeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteProjectFolderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteProjectFolder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_shareProjectFolder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_shareProjectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ShareProjectFolder(ctx, fc.Args["input"].(model.ShareProjectFolderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_shareProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_shareProjectFolder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unshareProjectFolder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unshareProjectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnshareProjectFolder(ctx, fc.Args["input"].(model.UnshareProjectFolderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unshareProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unshareProjectFolder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createGroup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateGroup(ctx, fc.Args["input"].(model.CreateGroupInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
+			return ec.marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateGroup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateGroup(ctx, fc.Args["input"].(model.UpdateGroupInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
+			return ec.marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteGroup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteGroup(ctx, fc.Args["input"].(model.DeleteGroupInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteGroupPayload) graphql.Marshaler {
+			return ec.marshalNDeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteGroupPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setUserGroup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setUserGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetUserGroup(ctx, fc.Args["input"].(model.SetUserGroupInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
+			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setUserGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setUserGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6855,6 +9106,478 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectFolder().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectFolder_createdBy(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_createdBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectFolder().CreatedBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_createdBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolder_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_myRights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectFolder().MyRights(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []policy.Right) graphql.Marshaler {
+			return ec.marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_myRights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "FolderRight")
+}
+
+func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_members(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectFolder().Members(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.FolderMember) graphql.Marshaler {
+			return ec.marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMemberᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_members(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderMember(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ProjectFolderEdge) graphql.Marshaler {
+			return ec.marshalNProjectFolderEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolderEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectFolderEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderMember_user(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderMember_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderMember_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderMember",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderMember_group(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderMember_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderMember_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderMember",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderMember_preset(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderMember_preset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Preset, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v policy.Preset) graphql.Marshaler {
+			return ec.marshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderMember_preset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolderMember", field, false, false, "SharePreset")
+}
+
+func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderMember_sharedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SharedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderMember_sharedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolderMember", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ProjectFolderPayload_projectFolder(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderPayload_projectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProjectFolder, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+			return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderPayload_projectFolder(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8066,6 +10789,171 @@ func (ec *executionContext) fieldContext_SftpServer_hostKeyFingerprints(_ contex
 	return fc, nil
 }
 
+func (ec *executionContext) _SharedProjectConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SharedProjectEdge) graphql.Marshaler {
+			return ec.marshalNSharedProjectEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SharedProjectConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SharedProjectEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SharedProjectConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SharedProjectConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SharedProjectEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _SharedProjectEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SharedProjectEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SharedProjectEdge_preset(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectEdge_preset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Preset, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v policy.Preset) graphql.Marshaler {
+			return ec.marshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectEdge_preset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "SharePreset")
+}
+
+func (ec *executionContext) _SharedProjectEdge_rights(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectEdge_rights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rights, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []policy.Right) graphql.Marshaler {
+			return ec.marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectEdge_rights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "FolderRight")
+}
+
 func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8684,6 +11572,82 @@ func (ec *executionContext) _User_deletedAt(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_User_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_projectsSharedWithMe(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_projectsSharedWithMe(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().ProjectsSharedWithMe(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
+			return ec.marshalNSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_projectsSharedWithMe(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SharedProjectConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_projectsSharedWithMe_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_group(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Group(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_sshKeys(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -10679,6 +13643,97 @@ func UnmarshalCreateContactInput(ctx context.Context, raw any) (model.CreateCont
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateGroupInput(ctx context.Context, obj any) (model.CreateGroupInput, error) {
+	var it model.CreateGroupInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "permissions"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "permissions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("permissions"))
+			data, err := ec.unmarshalNGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Permissions = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateGroupInput unmarshals raw into the CreateGroupInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateGroupInput(ctx context.Context, raw any) (model.CreateGroupInput, error) {
+	var out model.CreateGroupInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateGroupInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateProjectFolderInput(ctx context.Context, obj any) (model.CreateProjectFolderInput, error) {
+	var it model.CreateProjectFolderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateProjectFolderInput unmarshals raw into the CreateProjectFolderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateProjectFolderInput(ctx context.Context, raw any) (model.CreateProjectFolderInput, error) {
+	var out model.CreateProjectFolderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateProjectFolderInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, obj any) (model.CreateUserInput, error) {
 	var it model.CreateUserInput
 	if obj == nil {
@@ -10795,6 +13850,90 @@ func (ec *executionContext) unmarshalInputDeleteContactInput(ctx context.Context
 func UnmarshalDeleteContactInput(ctx context.Context, raw any) (model.DeleteContactInput, error) {
 	var out model.DeleteContactInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteContactInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeleteGroupInput(ctx context.Context, obj any) (model.DeleteGroupInput, error) {
+	var it model.DeleteGroupInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeleteGroupInput unmarshals raw into the DeleteGroupInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeleteGroupInput(ctx context.Context, raw any) (model.DeleteGroupInput, error) {
+	var out model.DeleteGroupInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteGroupInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeleteProjectFolderInput(ctx context.Context, obj any) (model.DeleteProjectFolderInput, error) {
+	var it model.DeleteProjectFolderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeleteProjectFolderInput unmarshals raw into the DeleteProjectFolderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeleteProjectFolderInput(ctx context.Context, raw any) (model.DeleteProjectFolderInput, error) {
+	var out model.DeleteProjectFolderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteProjectFolderInput", raw, &out)
 	return out, err
 }
 
@@ -10928,6 +14067,55 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error) {
 	var out model.LoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRenameProjectFolderInput(ctx context.Context, obj any) (model.RenameProjectFolderInput, error) {
+	var it model.RenameProjectFolderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRenameProjectFolderInput unmarshals raw into the RenameProjectFolderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRenameProjectFolderInput(ctx context.Context, raw any) (model.RenameProjectFolderInput, error) {
+	var out model.RenameProjectFolderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameProjectFolderInput", raw, &out)
 	return out, err
 }
 
@@ -11295,6 +14483,118 @@ func UnmarshalSetSftpLicencesInput(ctx context.Context, raw any) (model.SetSftpL
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetUserGroupInput(ctx context.Context, obj any) (model.SetUserGroupInput, error) {
+	var it model.SetUserGroupInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "groupId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetUserGroupInput unmarshals raw into the SetUserGroupInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetUserGroupInput(ctx context.Context, raw any) (model.SetUserGroupInput, error) {
+	var out model.SetUserGroupInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserGroupInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputShareProjectFolderInput(ctx context.Context, obj any) (model.ShareProjectFolderInput, error) {
+	var it model.ShareProjectFolderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"folderId", "userId", "groupId", "preset"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "folderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("folderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FolderID = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
+		case "preset":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("preset"))
+			data, err := ec.unmarshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Preset = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalShareProjectFolderInput unmarshals raw into the ShareProjectFolderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalShareProjectFolderInput(ctx context.Context, raw any) (model.ShareProjectFolderInput, error) {
+	var out model.ShareProjectFolderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ShareProjectFolderInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSuspendSftpModuleInput(ctx context.Context, obj any) (model.SuspendSftpModuleInput, error) {
 	var it model.SuspendSftpModuleInput
 	if obj == nil {
@@ -11334,6 +14634,62 @@ func (ec *executionContext) unmarshalInputSuspendSftpModuleInput(ctx context.Con
 func UnmarshalSuspendSftpModuleInput(ctx context.Context, raw any) (model.SuspendSftpModuleInput, error) {
 	var out model.SuspendSftpModuleInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SuspendSftpModuleInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUnshareProjectFolderInput(ctx context.Context, obj any) (model.UnshareProjectFolderInput, error) {
+	var it model.UnshareProjectFolderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"folderId", "userId", "groupId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "folderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("folderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FolderID = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUnshareProjectFolderInput unmarshals raw into the UnshareProjectFolderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUnshareProjectFolderInput(ctx context.Context, raw any) (model.UnshareProjectFolderInput, error) {
+	var out model.UnshareProjectFolderInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UnshareProjectFolderInput", raw, &out)
 	return out, err
 }
 
@@ -11404,6 +14760,62 @@ func (ec *executionContext) unmarshalInputUpdateContactInput(ctx context.Context
 func UnmarshalUpdateContactInput(ctx context.Context, raw any) (model.UpdateContactInput, error) {
 	var out model.UpdateContactInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateContactInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateGroupInput(ctx context.Context, obj any) (model.UpdateGroupInput, error) {
+	var it model.UpdateGroupInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "permissions"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "permissions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("permissions"))
+			data, err := ec.unmarshalOGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Permissions = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateGroupInput unmarshals raw into the UpdateGroupInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateGroupInput(ctx context.Context, raw any) (model.UpdateGroupInput, error) {
+	var out model.UpdateGroupInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateGroupInput", raw, &out)
 	return out, err
 }
 
@@ -11573,6 +14985,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SftpModuleRequest(ctx, sel, obj)
+	case tenant.ProjectFolder:
+		return ec._ProjectFolder(ctx, sel, &obj)
+	case *tenant.ProjectFolder:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ProjectFolder(ctx, sel, obj)
 	case tenant.Notification:
 		return ec._Notification(ctx, sel, &obj)
 	case *tenant.Notification:
@@ -11580,6 +14999,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Notification(ctx, sel, obj)
+	case tenant.Group:
+		return ec._Group(ctx, sel, &obj)
+	case *tenant.Group:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Group(ctx, sel, obj)
 	case tenant.Contact:
 		return ec._Contact(ctx, sel, &obj)
 	case *tenant.Contact:
@@ -11679,6 +15105,18 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_contacts(ctx, field, obj)
+				})
+		case "projectFolders":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_projectFolders(ctx, field, obj)
+				})
+		case "groups":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_groups(ctx, field, obj)
 				})
 		case "sftpModule":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -12253,6 +15691,277 @@ func (ec *executionContext) _CreateAccountPayload(ctx context.Context, sel ast.S
 	return out
 }
 
+var deleteGroupPayloadImplementors = []string{"DeleteGroupPayload"}
+
+func (ec *executionContext) _DeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteGroupPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteGroupPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteGroupPayload")
+		case "deletedGroupId":
+			out.Values[i] = ec._DeleteGroupPayload_deletedGroupId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DeleteGroupPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deleteProjectFolderPayloadImplementors = []string{"DeleteProjectFolderPayload"}
+
+func (ec *executionContext) _DeleteProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteProjectFolderPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteProjectFolderPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteProjectFolderPayload")
+		case "deletedProjectFolderId":
+			out.Values[i] = ec._DeleteProjectFolderPayload_deletedProjectFolderId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DeleteProjectFolderPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupImplementors = []string{"Group", "Node"}
+
+func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *tenant.Group) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Group")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Group_id(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._Group_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "builtin":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Group_builtin(ctx, field, obj)
+				})
+		case "default":
+			out.Values[i] = ec._Group_default(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "permissions":
+			out.Values[i] = ec._Group_permissions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "jailed":
+			out.Values[i] = ec._Group_jailed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "memberCount":
+			out.Values[i] = ec._Group_memberCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "members":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Group_members(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._Group_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Group_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupConnectionImplementors = []string{"GroupConnection"}
+
+func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.SelectionSet, obj *model.GroupConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GroupConnection")
+		case "edges":
+			out.Values[i] = ec._GroupConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._GroupConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupEdgeImplementors = []string{"GroupEdge"}
+
+func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet, obj *model.GroupEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GroupEdge")
+		case "cursor":
+			out.Values[i] = ec._GroupEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._GroupEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupPayloadImplementors = []string{"GroupPayload"}
+
+func (ec *executionContext) _GroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.GroupPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GroupPayload")
+		case "group":
+			out.Values[i] = ec._GroupPayload_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._GroupPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var hostKeyFingerprintImplementors = []string{"HostKeyFingerprint"}
 
 func (ec *executionContext) _HostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, obj *tenant.HostKeyFingerprint) graphql.Marshaler {
@@ -12443,6 +16152,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "convertContactToUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_convertContactToUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createProjectFolder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createProjectFolder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "renameProjectFolder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_renameProjectFolder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteProjectFolder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteProjectFolder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shareProjectFolder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_shareProjectFolder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unshareProjectFolder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unshareProjectFolder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createGroup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createGroup(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateGroup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateGroup(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteGroup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteGroup(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setUserGroup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setUserGroup(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -12802,6 +16574,235 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectFolderImplementors = []string{"ProjectFolder", "Node"}
+
+func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.SelectionSet, obj *tenant.ProjectFolder) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolder")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_id(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._ProjectFolder_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_createdBy(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._ProjectFolder_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ProjectFolder_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "myRights":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_myRights(ctx, field, obj)
+				})
+		case "members":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_members(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectFolderConnectionImplementors = []string{"ProjectFolderConnection"}
+
+func (ec *executionContext) _ProjectFolderConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectFolderConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderConnection")
+		case "edges":
+			out.Values[i] = ec._ProjectFolderConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProjectFolderConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectFolderEdgeImplementors = []string{"ProjectFolderEdge"}
+
+func (ec *executionContext) _ProjectFolderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectFolderEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderEdge")
+		case "cursor":
+			out.Values[i] = ec._ProjectFolderEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProjectFolderEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectFolderMemberImplementors = []string{"ProjectFolderMember"}
+
+func (ec *executionContext) _ProjectFolderMember(ctx context.Context, sel ast.SelectionSet, obj *tenant.FolderMember) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderMemberImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderMember")
+		case "user":
+			out.Values[i] = ec._ProjectFolderMember_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "group":
+			out.Values[i] = ec._ProjectFolderMember_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "preset":
+			out.Values[i] = ec._ProjectFolderMember_preset(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sharedAt":
+			out.Values[i] = ec._ProjectFolderMember_sharedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var projectFolderPayloadImplementors = []string{"ProjectFolderPayload"}
+
+func (ec *executionContext) _ProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectFolderPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderPayload")
+		case "projectFolder":
+			out.Values[i] = ec._ProjectFolderPayload_projectFolder(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ProjectFolderPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -13337,6 +17338,92 @@ func (ec *executionContext) _SftpServer(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var sharedProjectConnectionImplementors = []string{"SharedProjectConnection"}
+
+func (ec *executionContext) _SharedProjectConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SharedProjectConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sharedProjectConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SharedProjectConnection")
+		case "edges":
+			out.Values[i] = ec._SharedProjectConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SharedProjectConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sharedProjectEdgeImplementors = []string{"SharedProjectEdge"}
+
+func (ec *executionContext) _SharedProjectEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SharedProjectEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sharedProjectEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SharedProjectEdge")
+		case "cursor":
+			out.Values[i] = ec._SharedProjectEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SharedProjectEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "preset":
+			out.Values[i] = ec._SharedProjectEdge_preset(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rights":
+			out.Values[i] = ec._SharedProjectEdge_rights(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var sshKeyImplementors = []string{"SshKey", "Node"}
 
 func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, obj *tenant.SSHKey) graphql.Marshaler {
@@ -13590,6 +17677,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "projectsSharedWithMe":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_projectsSharedWithMe(ctx, field, obj)
+				})
+		case "group":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_group(ctx, field, obj)
+				})
 		case "sshKeys":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -14423,6 +18522,16 @@ func (ec *executionContext) unmarshalNCreateContactInput2githubᚗcomᚋskiffhq�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateGroupInput(ctx context.Context, v any) (model.CreateGroupInput, error) {
+	res, err := ec.unmarshalInputCreateGroupInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreateProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateProjectFolderInput(ctx context.Context, v any) (model.CreateProjectFolderInput, error) {
+	res, err := ec.unmarshalInputCreateProjectFolderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateUserInput(ctx context.Context, v any) (model.CreateUserInput, error) {
 	res, err := ec.unmarshalInputCreateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14433,6 +18542,32 @@ func (ec *executionContext) unmarshalNDeleteContactInput2githubᚗcomᚋskiffhq�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNDeleteGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupInput(ctx context.Context, v any) (model.DeleteGroupInput, error) {
+	res, err := ec.unmarshalInputDeleteGroupInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteGroupPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteGroupPayload!")
+		return graphql.Null
+	}
+	return ec._DeleteGroupPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeleteProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderInput(ctx context.Context, v any) (model.DeleteProjectFolderInput, error) {
+	res, err := ec.unmarshalInputDeleteProjectFolderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteProjectFolderPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteProjectFolderPayload!")
+		return graphql.Null
+	}
+	return ec._DeleteProjectFolderPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNDeleteSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteSSHKeyInput(ctx context.Context, v any) (model.DeleteSSHKeyInput, error) {
 	res, err := ec.unmarshalInputDeleteSshKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14441,6 +18576,144 @@ func (ec *executionContext) unmarshalNDeleteSshKeyInput2githubᚗcomᚋskiffhq�
 func (ec *executionContext) unmarshalNDeleteUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteUserInput(ctx context.Context, v any) (model.DeleteUserInput, error) {
 	res, err := ec.unmarshalInputDeleteUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, v any) (policy.Right, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := policy.Right(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, sel ast.SelectionSet, v policy.Right) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "FolderRight!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx context.Context, v any) ([]policy.Right, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]policy.Right, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx context.Context, sel ast.SelectionSet, v []policy.Right) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Group!")
+		return graphql.Null
+	}
+	return ec._Group(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx context.Context, sel ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GroupConnection!")
+		return graphql.Null
+	}
+	return ec._GroupConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGroupEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GroupEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGroupEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNGroupEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdge(ctx context.Context, sel ast.SelectionSet, v *model.GroupEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GroupEdge!")
+		return graphql.Null
+	}
+	return ec._GroupEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GroupPayload!")
+		return graphql.Null
+	}
+	return ec._GroupPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx context.Context, v any) (policy.Permission, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := policy.Permission(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx context.Context, sel ast.SelectionSet, v policy.Permission) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "GroupPermission!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx context.Context, v any) ([]policy.Permission, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]policy.Permission, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []policy.Permission) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, v tenant.HostKeyFingerprint) graphql.Marshaler {
@@ -14607,6 +18880,83 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolder!")
+		return graphql.Null
+	}
+	return ec._ProjectFolder(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolderConnection!")
+		return graphql.Null
+	}
+	return ec._ProjectFolderConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectFolderEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProjectFolderEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectFolderEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectFolderEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdge(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolderEdge!")
+		return graphql.Null
+	}
+	return ec._ProjectFolderEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.FolderMember) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMember(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMember(ctx context.Context, sel ast.SelectionSet, v *tenant.FolderMember) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolderMember!")
+		return graphql.Null
+	}
+	return ec._ProjectFolderMember(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolderPayload!")
+		return graphql.Null
+	}
+	return ec._ProjectFolderPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRenameProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameProjectFolderInput(ctx context.Context, v any) (model.RenameProjectFolderInput, error) {
+	res, err := ec.unmarshalInputRenameProjectFolderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRenameSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameSSHKeyInput(ctx context.Context, v any) (model.RenameSSHKeyInput, error) {
 	res, err := ec.unmarshalInputRenameSshKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14667,6 +19017,11 @@ func (ec *executionContext) unmarshalNSetSftpAccessInput2githubᚗcomᚋskiffhq�
 
 func (ec *executionContext) unmarshalNSetSftpLicencesInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetSftpLicencesInput(ctx context.Context, v any) (model.SetSftpLicencesInput, error) {
 	res, err := ec.unmarshalInputSetSftpLicencesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx context.Context, v any) (model.SetUserGroupInput, error) {
+	res, err := ec.unmarshalInputSetUserGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -14757,6 +19112,58 @@ func (ec *executionContext) marshalNSftpServer2ᚖgithubᚗcomᚋskiffhqᚋskiff
 	return ec._SftpServer(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx context.Context, v any) (policy.Preset, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := policy.Preset(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx context.Context, sel ast.SelectionSet, v policy.Preset) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SharePreset!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNShareProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐShareProjectFolderInput(ctx context.Context, v any) (model.ShareProjectFolderInput, error) {
+	res, err := ec.unmarshalInputShareProjectFolderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx context.Context, sel ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SharedProjectConnection!")
+		return graphql.Null
+	}
+	return ec._SharedProjectConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSharedProjectEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SharedProjectEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSharedProjectEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSharedProjectEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdge(ctx context.Context, sel ast.SelectionSet, v *model.SharedProjectEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SharedProjectEdge!")
+		return graphql.Null
+	}
+	return ec._SharedProjectEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.SSHKey) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -14830,8 +19237,18 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalNUnshareProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUnshareProjectFolderInput(ctx context.Context, v any) (model.UnshareProjectFolderInput, error) {
+	res, err := ec.unmarshalInputUnshareProjectFolderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNUpdateContactInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateContactInput(ctx context.Context, v any) (model.UpdateContactInput, error) {
 	res, err := ec.unmarshalInputUpdateContactInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateGroupInput(ctx context.Context, v any) (model.UpdateGroupInput, error) {
+	res, err := ec.unmarshalInputUpdateGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -15117,6 +19534,25 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx context.Context, v any) (*tenant.BuiltinGroup, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := tenant.BuiltinGroup(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.BuiltinGroup) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
+}
+
 func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐContact(ctx context.Context, sel ast.SelectionSet, v *tenant.Contact) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -15141,6 +19577,49 @@ func (ec *executionContext) marshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋsk
 	_ = ctx
 	res := graphql.MarshalString(string(*v))
 	return res
+}
+
+func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Group(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx context.Context, v any) ([]policy.Permission, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]policy.Permission, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []policy.Permission) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -15184,6 +19663,13 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋskiffhqᚋskiffᚋgraph�
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectFolder(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {

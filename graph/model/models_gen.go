@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -119,6 +120,16 @@ type CreateContactInput struct {
 	Phone   *string `json:"phone,omitempty"`
 }
 
+type CreateGroupInput struct {
+	Name        string              `json:"name"`
+	Permissions []policy.Permission `json:"permissions"`
+}
+
+type CreateProjectFolderInput struct {
+	// A file name: at most 255 bytes, without `/` or `\`.
+	Name string `json:"name"`
+}
+
 type CreateUserInput struct {
 	Email string       `json:"email"`
 	Name  string       `json:"name"`
@@ -134,12 +145,47 @@ type DeleteContactInput struct {
 	ID string `json:"id"`
 }
 
+type DeleteGroupInput struct {
+	ID string `json:"id"`
+}
+
+type DeleteGroupPayload struct {
+	// The ID of the group deleted; null when it was not.
+	DeletedGroupID *string      `json:"deletedGroupId,omitempty"`
+	UserErrors     []*UserError `json:"userErrors"`
+}
+
+type DeleteProjectFolderInput struct {
+	ID string `json:"id"`
+}
+
+type DeleteProjectFolderPayload struct {
+	// The ID of the folder deleted; null when it was not.
+	DeletedProjectFolderID *string      `json:"deletedProjectFolderId,omitempty"`
+	UserErrors             []*UserError `json:"userErrors"`
+}
+
 type DeleteSSHKeyInput struct {
 	ID string `json:"id"`
 }
 
 type DeleteUserInput struct {
 	ID string `json:"id"`
+}
+
+type GroupConnection struct {
+	Edges    []*GroupEdge `json:"edges"`
+	PageInfo *PageInfo    `json:"pageInfo"`
+}
+
+type GroupEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *tenant.Group `json:"node"`
+}
+
+type GroupPayload struct {
+	Group      *tenant.Group `json:"group,omitempty"`
+	UserErrors []*UserError  `json:"userErrors"`
 }
 
 type LoginInput struct {
@@ -189,7 +235,27 @@ type PageInfo struct {
 	EndCursor       *string `json:"endCursor,omitempty"`
 }
 
+type ProjectFolderConnection struct {
+	Edges    []*ProjectFolderEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type ProjectFolderEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *tenant.ProjectFolder `json:"node"`
+}
+
+type ProjectFolderPayload struct {
+	ProjectFolder *tenant.ProjectFolder `json:"projectFolder,omitempty"`
+	UserErrors    []*UserError          `json:"userErrors"`
+}
+
 type Query struct {
+}
+
+type RenameProjectFolderInput struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 type RenameSSHKeyInput struct {
@@ -233,6 +299,11 @@ type SetSftpLicencesInput struct {
 	Licences  int    `json:"licences"`
 }
 
+type SetUserGroupInput struct {
+	UserID  string `json:"userId"`
+	GroupID string `json:"groupId"`
+}
+
 type SftpLicencesPayload struct {
 	Account  *tenant.Account  `json:"account,omitempty"`
 	Licences *tenant.Licences `json:"licences,omitempty"`
@@ -268,6 +339,28 @@ type SftpServer struct {
 	HostKeyFingerprints []*tenant.HostKeyFingerprint `json:"hostKeyFingerprints"`
 }
 
+type ShareProjectFolderInput struct {
+	FolderID string        `json:"folderId"`
+	UserID   *string       `json:"userId,omitempty"`
+	GroupID  *string       `json:"groupId,omitempty"`
+	Preset   policy.Preset `json:"preset"`
+}
+
+type SharedProjectConnection struct {
+	Edges    []*SharedProjectEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+// A project folder as one user has it.
+type SharedProjectEdge struct {
+	Cursor string                `json:"cursor"`
+	Node   *tenant.ProjectFolder `json:"node"`
+	// The preset all the user's shares of the folder amount to.
+	Preset policy.Preset `json:"preset"`
+	// What the user may do in it.
+	Rights []policy.Right `json:"rights"`
+}
+
 type SSHKeyPayload struct {
 	SSHKey     *tenant.SSHKey `json:"sshKey,omitempty"`
 	UserErrors []*UserError   `json:"userErrors"`
@@ -284,12 +377,25 @@ type SuspendSftpModuleInput struct {
 	AccountID string `json:"accountId"`
 }
 
+type UnshareProjectFolderInput struct {
+	FolderID string  `json:"folderId"`
+	UserID   *string `json:"userId,omitempty"`
+	GroupID  *string `json:"groupId,omitempty"`
+}
+
 type UpdateContactInput struct {
 	ID      string  `json:"id"`
 	Email   *string `json:"email,omitempty"`
 	Name    *string `json:"name,omitempty"`
 	Company *string `json:"company,omitempty"`
 	Phone   *string `json:"phone,omitempty"`
+}
+
+type UpdateGroupInput struct {
+	ID   string  `json:"id"`
+	Name *string `json:"name,omitempty"`
+	// The group's new permissions, all of them; omit to keep them.
+	Permissions []policy.Permission `json:"permissions,omitempty"`
 }
 
 type UpdateUserInput struct {

@@ -1,0 +1,63 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Helpers of the group and project folder resolvers, which gqlgen would move
+// out of the generated resolver files.
+
+func init() {
+	nodeResolvers["Group"] = func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return r.Tenant.Group(ctx, id)
+	}
+	nodeResolvers["ProjectFolder"] = func(r *Resolver, ctx context.Context, id string) (model.Node, error) {
+		return r.Tenant.ProjectFolder(ctx, id)
+	}
+}
+
+// userConnection is a page of users as GraphQL shows it.
+func userConnection(c *tenant.Connection[*tenant.User]) *model.UserConnection {
+	out := &model.UserConnection{PageInfo: pageInfo(c), Edges: make([]*model.UserEdge, len(c.Items))}
+	for i, u := range c.Items {
+		out.Edges[i] = &model.UserEdge{Cursor: c.Cursors[i], Node: u}
+	}
+	return out
+}
+
+// orNull shows an object the caller may not see as null rather than as an
+// error, for nullable fields of objects the caller does see.
+func orNull[T any](v *T, err error) (*T, error) {
+	switch tenant.ErrorCode(err) {
+	case tenant.ENotFound, tenant.EForbidden:
+		return nil, nil
+	}
+	return v, err
+}
+
+func folderPayload(f *tenant.ProjectFolder, err error) (*model.ProjectFolderPayload, error) {
+	ue, err := userErrors(err)
+	return &model.ProjectFolderPayload{ProjectFolder: f, UserErrors: ue}, err
+}
+
+// shareIDs reads the global IDs of a share: the folder, and the user or the
+// group (either may be absent; the service checks there is exactly one).
+func shareIDs(folderGID string, userGID, groupGID *string) (folderID, userID, groupID string, err error) {
+	if folderID, err = parseID(folderGID, "ProjectFolder"); err != nil {
+		return "", "", "", err
+	}
+	if userGID != nil {
+		if userID, err = parseID(*userGID, "User"); err != nil {
+			return "", "", "", err
+		}
+	}
+	if groupGID != nil {
+		if groupID, err = parseID(*groupGID, "Group"); err != nil {
+			return "", "", "", err
+		}
+	}
+	return folderID, userID, groupID, nil
+}
