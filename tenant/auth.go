@@ -14,16 +14,6 @@ import (
 // tokenPrefix makes Skiff tokens recognisable in logs and secret scanners.
 const tokenPrefix = "skf_"
 
-// Throttling of failed logins: after freeFailures failures for the same email
-// or from the same address, each further attempt must wait 2^(n-freeFailures)
-// seconds after the last failure, up to maxLockout. Counts reset after a
-// success or after failureMemory without failures.
-const (
-	freeFailures  = 5
-	maxLockout    = 15 * time.Minute
-	failureMemory = time.Hour
-)
-
 // LoginResult is what a successful login returns.
 type LoginResult struct {
 	Token     string // shown once; only its hash is stored
@@ -49,14 +39,11 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 	if email == "" || password == "" {
 		return nil, Invalid("email", "email and password are required")
 	}
-	keys := []string{"email:" + strings.ToLower(email)}
-	if remote.IsValid() {
-		keys = append(keys, "addr:"+throttleAddr(remote))
-	}
+	keys := throttleKeys("email", email, remote)
 	var res *LoginResult
 	failed := false
 	err := s.DB.CrossTenant(ctx, ScopeAuth, func(tx *sqlxTx) error {
-		if wait, err := s.throttled(ctx, tx, keys); err != nil {
+		if wait, err := loginWait(ctx, tx, keys, s.now()); err != nil {
 			return err
 		} else if wait > 0 {
 			return Errorf(ELimit, "too many failed logins; try again in %d seconds", int(math.Ceil(wait.Seconds())))
@@ -81,15 +68,15 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 		if !ok {
 			// Commit the failure count, then report the failure.
 			failed = true
-			return s.recordFailure(ctx, tx, keys)
+			return recordLoginFailure(ctx, tx, keys, s.now())
 		}
 		r := rows[0]
 		p := &Principal{Kind: PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email}
 		if r.AccountID != nil {
 			p.AccountID, p.Role = *r.AccountID, Role(*r.Role)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_failures WHERE key = ANY($1)`, stringArray(keys)); err != nil {
-			return dbError(err)
+		if err := clearLoginFailures(ctx, tx, keys); err != nil {
+			return err
 		}
 		res, err = s.issueToken(ctx, tx, p)
 		return err
@@ -101,53 +88,6 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 }
 
 var errBadLogin = &Error{Code: EUnauthenticated, Field: "password", Message: "the email or password is not correct"}
-
-// throttleAddr groups IPv6 clients by /64, since one client usually holds a whole /64.
-func throttleAddr(a netip.Addr) string {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
-}
-
-func (s *Service) throttled(ctx context.Context, q Queryer, keys []string) (time.Duration, error) {
-	var rows []struct {
-		Failures   int       `db:"failures"`
-		LastFailed time.Time `db:"last_failed"`
-	}
-	if err := q.SelectContext(ctx, &rows, `SELECT failures, last_failed FROM auth_failures WHERE key = ANY($1)`, stringArray(keys)); err != nil {
-		return 0, dbError(err)
-	}
-	now := s.now()
-	var wait time.Duration
-	for _, r := range rows {
-		if r.Failures < freeFailures || now.Sub(r.LastFailed) > failureMemory {
-			continue
-		}
-		lock := time.Duration(1<<min(r.Failures-freeFailures, 20)) * time.Second
-		if w := r.LastFailed.Add(min(lock, maxLockout)).Sub(now); w > wait {
-			wait = w
-		}
-	}
-	return wait, nil
-}
-
-// recordFailure counts a failed login for each key.
-func (s *Service) recordFailure(ctx context.Context, q Queryer, keys []string) error {
-	now := s.now()
-	for _, k := range keys {
-		_, err := q.ExecContext(ctx, `INSERT INTO auth_failures (key, failures, last_failed) VALUES ($1, 1, $2)
-			ON CONFLICT (key) DO UPDATE SET
-			  failures = CASE WHEN auth_failures.last_failed < $2 - $3::interval THEN 1 ELSE auth_failures.failures + 1 END,
-			  last_failed = $2`, k, now, failureMemory.String())
-		if err != nil {
-			return dbError(err)
-		}
-	}
-	return nil
-}
 
 func (s *Service) issueToken(ctx context.Context, q Queryer, p *Principal) (*LoginResult, error) {
 	secret := make([]byte, 32)

@@ -3,6 +3,7 @@ package tenant
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -164,8 +165,37 @@ func (r *loginRecord) sftpLogin() *SFTPLogin {
 // verification runs whatever the outcome (against a dummy hash when the
 // login is unknown), so timing does not tell an unknown login from a wrong
 // password. Every refusal wraps ErrLoginFailed; other errors are outages.
-// remote, the client's address, is not used yet (throttling will).
+// Repeated failures for one login or from one client address are slowed
+// down like web logins (see throttle.go); a throttled attempt is refused
+// without hashing, so a password-guessing flood costs little CPU.
 func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*SFTPLogin, error) {
+	keys := throttleKeys("sftp", login, remote)
+	var wait time.Duration
+	if err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) (err error) {
+		wait, err = loginWait(ctx, tx, keys, d.now())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		return nil, loginFailed("too many failed logins for this login or address; wait " + wait.Round(time.Second).String())
+	}
+	l, err := d.passwordLogin(ctx, dest, login, password)
+	outcome := clearLoginFailures
+	if errors.Is(err, ErrLoginFailed) {
+		outcome = func(ctx context.Context, q Queryer, keys []string) error {
+			return recordLoginFailure(ctx, q, keys, d.now())
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if terr := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error { return outcome(ctx, tx, keys) }); terr != nil {
+		return nil, terr
+	}
+	return l, err
+}
+
+func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, password string) (*SFTPLogin, error) {
 	rec, err := d.lookupLogin(ctx, dest, login, "")
 	if err != nil {
 		return nil, err

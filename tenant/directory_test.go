@@ -93,10 +93,14 @@ func TestPasswordLogin(t *testing.T) {
 	}
 	nopwCreds, _ := f.svc.SFTPCredentials(f.ownerCtx, nopw.ID)
 
+	attempt := 0
 	login := func(login, password string) (*SFTPLogin, error) {
 		t.Helper()
 		before := f.verifications.Load()
-		l, err := f.dir.PasswordLogin(context.Background(), sharedDest, clientAddr, login, password)
+		// Each attempt from its own address, so throttling stays out of the way.
+		attempt++
+		from := netip.AddrFrom4([4]byte{198, 51, 100, byte(attempt)})
+		l, err := f.dir.PasswordLogin(context.Background(), sharedDest, from, login, password)
 		// Every attempt costs one argon2id verification, so timing does not
 		// tell an unknown login from a wrong password.
 		if n := f.verifications.Load() - before; n != 1 {
@@ -137,6 +141,48 @@ func TestPasswordLogin(t *testing.T) {
 	if !strings.Contains(reasons[0], "wrong password") || !strings.Contains(reasons[2], "unknown login") ||
 		!strings.Contains(reasons[7], "deleted") || !strings.Contains(reasons[8], "SFTP access is off") {
 		t.Errorf("refusal reasons for the log: %q", reasons)
+	}
+}
+
+// Password guessing is slowed down per login and per client address, and a
+// throttled attempt costs no hashing.
+func TestPasswordLoginThrottling(t *testing.T) {
+	f := newDirectoryFixture(t)
+	_, umaLogin := f.sftpUser("uma@acme.test")
+	_, vicLogin := f.sftpUser("vic@acme.test")
+	ctx := context.Background()
+	attacker := netip.MustParseAddr("203.0.113.9")
+	for i := range freeFailures {
+		_, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, umaLogin, "guess "+string(rune('a'+i)))
+		wantLoginFailed(t, err, "a guess")
+	}
+	before := f.verifications.Load()
+	// Now even the right password is refused for uma, from anywhere...
+	_, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword)
+	wantLoginFailed(t, err, "the right password while throttled")
+	if !strings.Contains(err.Error(), "too many failed logins") {
+		t.Errorf("throttled refusal logs %q", err)
+	}
+	// ...and the attacker's address cannot try another login either.
+	_, err = f.dir.PasswordLogin(ctx, sharedDest, attacker, vicLogin, sftpPassword)
+	wantLoginFailed(t, err, "another login from the throttled address")
+	if n := f.verifications.Load() - before; n != 0 {
+		t.Errorf("throttled attempts ran %d password verifications, want none", n)
+	}
+	// Another user from another address is not affected.
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, vicLogin, sftpPassword); err != nil {
+		t.Errorf("vic from a clean address: %v", err)
+	}
+	// The wait runs out; a success clears the login's count.
+	f.advance(2 * time.Second)
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword); err != nil {
+		t.Fatalf("uma after the wait: %v", err)
+	}
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, "one more guess"); err == nil {
+		t.Fatal("a wrong password got in")
+	}
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword); err != nil {
+		t.Fatalf("one failure after a success throttles again: %v", err)
 	}
 }
 
