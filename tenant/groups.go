@@ -201,28 +201,49 @@ func (s *Service) GroupOfUser(ctx context.Context, userID string) (*Group, error
 	if err != nil {
 		return nil, err
 	}
-	if p.ID != userID {
-		manager, err := s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
+	groups, err := s.GroupsOfUsers(ctx, p.AccountID, []string{userID})
+	if err != nil {
+		return nil, err
+	}
+	if g := groups[userID]; g != nil {
+		return g, nil
+	}
+	return nil, NotFound("user")
+}
+
+// GroupsOfUsers loads the groups of several users of an account in one
+// query, for a dataloader behind User.group. Owners and administrators get
+// everyone's; other users only their own: the rest are absent from the map.
+func (s *Service) GroupsOfUsers(ctx context.Context, accountID string, userIDs []string) (map[string]*Group, error) {
+	p := PrincipalFrom(ctx)
+	out := make(map[string]*Group, len(userIDs))
+	if !p.InAccount(accountID) {
+		return out, nil
+	}
+	manager, err := s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
+	if err != nil {
+		return nil, err
+	}
+	if !manager {
+		userIDs = slices.DeleteFunc(slices.Clone(userIDs), func(id string) bool { return id != p.ID })
+	}
+	err = s.inAccount(ctx, accountID, func(q Queryer) error {
+		var rows []struct {
+			UserID string `db:"user_id"`
+			groupRow
+		}
+		err := q.SelectContext(ctx, &rows, `SELECT u.id AS user_id, gg.* FROM users u
+			JOIN LATERAL (`+groupSelect+` WHERE g.account_id = u.account_id AND g.id = u.group_id) gg ON true
+			WHERE u.account_id = $1 AND u.id = ANY($2::uuid[])`, accountID, uuidArray(userIDs))
 		if err != nil {
-			return nil, err
+			return dbError(err)
 		}
-		if !manager {
-			return nil, NotFound("user")
+		for i := range rows {
+			out[rows[i].UserID] = rows[i].group()
 		}
-	}
-	if !isUUID(userID) {
-		return nil, NotFound("user")
-	}
-	var g *Group
-	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
-		var groupID string
-		if err := q.GetContext(ctx, &groupID, `SELECT group_id FROM users WHERE id = $1 AND account_id = skiff_account()`, userID); err != nil {
-			return notFoundAs(dbError(err), "user")
-		}
-		g, err = getGroup(ctx, q, groupID, false)
-		return err
+		return nil
 	})
-	return result(g, err)
+	return out, err
 }
 
 // GroupMembers lists a group's live users by name. Owners and administrators only.

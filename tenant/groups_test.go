@@ -72,6 +72,15 @@ func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 	wantCode(t, "a user asking for another's group", err, tenant.ENotFound, "")
 	_, err = w.svc.Group(w.as(uma), w.builtin(tenant.GroupJailed).ID)
 	wantCode(t, "a user asking for another group", err, tenant.ENotFound, "")
+
+	// The batch behind User.group follows the same rule.
+	ids := []string{w.owner.ID, uma.ID, "not-a-user"}
+	if m, err := w.svc.GroupsOfUsers(w.as(w.owner), w.account.ID, ids); err != nil || len(m) != 2 || m[uma.ID].Builtin != tenant.GroupPro {
+		t.Errorf("the owner's batch = %v, %v", m, err)
+	}
+	if m, err := w.svc.GroupsOfUsers(w.as(uma), w.account.ID, ids); err != nil || len(m) != 1 || m[uma.ID] == nil {
+		t.Errorf("a user's batch = %v, %v", m, err)
+	}
 }
 
 func TestOnlyOwnersAndAdminsManageGroups(t *testing.T) {
