@@ -18,6 +18,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/sftp"
 )
 
 // Benchmark names, in the order Run runs them.
@@ -37,7 +41,15 @@ const (
 	VariantStock = "stock"
 	// VariantWire puts bench/sftpwire between the SSH channel and sftp/vfs.
 	VariantWire = "sftpwire"
+	// VariantWireNoChaCha is VariantWire offering every default cipher but
+	// chacha20-poly1305, so that OpenSSH clients left to their defaults
+	// pick AES (aes128-ctr, their next choice). It only runs the
+	// DefaultCipher case: for a forced cipher it is VariantWire.
+	VariantWireNoChaCha = "sftpwire-no-chacha"
 )
+
+// AllVariants lists the variants in the order of the table.
+var AllVariants = []string{VariantStock, VariantWire, VariantWireNoChaCha}
 
 // DefaultCipher is the pseudo-cipher meaning "no -o Ciphers": whatever the
 // OpenSSH client picks by default from what the server offers.
@@ -63,9 +75,9 @@ type Config struct {
 	Ciphers  []string // for the sftp client's -o Ciphers; DefaultCipher for none
 	// SkiffCiphers are the ciphers Skiff offers (empty: its defaults).
 	SkiffCiphers []string
-	// SkiffVariants are the builds of Skiff's server compared in the
-	// throughput table (VariantStock, VariantWire); the last one also runs
-	// the other benchmarks. Empty: both.
+	// SkiffVariants are the Skiff servers compared in the throughput table
+	// (AllVariants); the second (or only) one also runs the other
+	// benchmarks. Empty: all.
 	SkiffVariants []string
 	// ProfileDir, when set, receives a CPU profile of Skiff for the first
 	// repetition of every throughput case.
@@ -105,7 +117,7 @@ func DefaultConfig() Config {
 		FileSize:         1 << 30,
 		Reps:             3,
 		Streams:          []int{1, 4},
-		Ciphers:          []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", DefaultCipher},
+		Ciphers:          []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305, DefaultCipher},
 		LoginClients:     4,
 		LoginDuration:    10 * time.Second,
 		PasswordDuration: 10 * time.Second,
@@ -120,7 +132,7 @@ func SmokeConfig(c Config) Config {
 	c.FileSize = 4 << 20
 	c.Reps = 1
 	c.Streams = []int{1, 2}
-	c.Ciphers = []string{"aes128-gcm@openssh.com", DefaultCipher}
+	c.Ciphers = []string{ssh.CipherAES128GCM, DefaultCipher}
 	c.LoginClients = 2
 	c.LoginDuration = 500 * time.Millisecond
 	c.PasswordDuration = 500 * time.Millisecond
@@ -163,11 +175,11 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log = slog.Default()
 	}
 	if len(cfg.SkiffVariants) == 0 {
-		cfg.SkiffVariants = []string{VariantStock, VariantWire}
+		cfg.SkiffVariants = AllVariants
 	}
 	for _, v := range cfg.SkiffVariants {
-		if v != VariantStock && v != VariantWire {
-			return fmt.Errorf("bench: unknown Skiff variant %q (known: %s, %s)", v, VariantStock, VariantWire)
+		if !slices.Contains(AllVariants, v) {
+			return fmt.Errorf("bench: unknown Skiff variant %q (known: %v)", v, AllVariants)
 		}
 	}
 	if len(cfg.Benchmarks) == 0 {
@@ -271,8 +283,8 @@ func (r *runner) startSkiff(ctx context.Context) error {
 			return err
 		}
 		r.skiffs = append(r.skiffs, s)
-		r.skiff = s
 	}
+	r.skiff = r.skiffs[min(1, len(r.skiffs)-1)]
 	// The layout storage.Local documents: <base>/<account>/users/<user>.
 	r.skiffHome = filepath.Join(r.skiffData, BenchAccountID, "users", BenchUserID)
 	return nil
@@ -288,11 +300,20 @@ func (r *runner) stopSkiff() {
 func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffServer, error) {
 	r.skiffData = filepath.Join(r.work, "skiff")
 	args := []string{"-data", r.skiffData, "-authorized-keys", r.authorized, "-pprof", "127.0.0.1:0"}
-	if variant == VariantWire {
+	if variant != VariantStock {
 		args = append(args, "-sftpwire")
 	}
-	if len(r.cfg.SkiffCiphers) > 0 {
+	switch {
+	case len(r.cfg.SkiffCiphers) > 0:
 		args = append(args, "-ciphers", strings.Join(r.cfg.SkiffCiphers, ","))
+	case variant == VariantWireNoChaCha:
+		var offer []string
+		for _, c := range sftp.DefaultAlgorithms().Ciphers {
+			if c != ssh.CipherChaCha20Poly1305 {
+				offer = append(offer, c)
+			}
+		}
+		args = append(args, "-ciphers", strings.Join(offer, ","))
 	}
 	// The password travels on the command line: it is a throwaway for a
 	// server that lives only on loopback for this run.

@@ -60,7 +60,8 @@ func TestSmoke(t *testing.T) {
 	t.Log(report)
 	want := []string{"### Public-key logins", "### Password logins", "### Idle authenticated SFTP sessions", "| Skiff"}
 	if _, err := exec.LookPath("sftp"); err == nil {
-		want = append(want, "### Transfer throughput", "| aes128-gcm | download | 1 | Skiff as is |", "| aes128-gcm | upload | 2 | Skiff + sftpwire |")
+		want = append(want, "### Transfer throughput", "| aes128-gcm | download | 1 | Skiff as is |", "| aes128-gcm | upload | 2 | Skiff + sftpwire |",
+			"| default → aes128-ctr (OpenSSH: chacha20-poly1305) | download | 1 | Skiff + sftpwire, no ChaCha20 offered |")
 	}
 	for _, w := range want {
 		if !strings.Contains(report, w) {

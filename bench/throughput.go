@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,10 +79,31 @@ const openSSH = "OpenSSH"
 
 // variantName is how the report names a Skiff variant.
 func variantName(v string) string {
-	if v == VariantWire {
+	switch v {
+	case VariantWire:
 		return "Skiff + sftpwire"
+	case VariantWireNoChaCha:
+		return "Skiff + sftpwire, no ChaCha20 offered"
 	}
 	return "Skiff as is"
+}
+
+// runs says whether target t takes part in the case of cipher: the
+// no-ChaCha20 variant only where the client chooses (elsewhere it is the
+// sftpwire one), and the sftpwire one then only if that variant is absent
+// (both offer ChaCha20 to a client that prefers it, like the stock one).
+func (r *runner) runs(t *target, cipher string) bool {
+	if t.skiff == nil {
+		return true
+	}
+	noChaCha := slices.Contains(r.cfg.SkiffVariants, VariantWireNoChaCha)
+	switch t.skiff.variant {
+	case VariantWireNoChaCha:
+		return cipher == DefaultCipher
+	case VariantWire:
+		return cipher != DefaultCipher || !noChaCha
+	}
+	return true
 }
 
 func (r *runner) throughput(ctx context.Context) error {
@@ -119,7 +141,7 @@ func (r *runner) throughput(ctx context.Context) error {
 					// An extra, uncounted run: profiling costs a few percent.
 					name := fmt.Sprintf("cpu-%s-%s-%d.pprof", shortCipher(cipher), direction(upload), streams)
 					for _, t := range targets {
-						if t.skiff == nil {
+						if t.skiff == nil || !r.runs(t, cipher) {
 							continue
 						}
 						path := filepath.Join(r.cfg.ProfileDir, t.skiff.variant+"-"+name)
@@ -136,6 +158,9 @@ func (r *runner) throughput(ctx context.Context) error {
 						order = reversed(targets)
 					}
 					for _, t := range order {
+						if !r.runs(t, cipher) {
+							continue
+						}
 						res, err := r.transfer(ctx, sftpBin, knownHosts, t, cipher, upload, streams, "")
 						if err != nil {
 							return fmt.Errorf("%s %s %s ×%d: %w", t.name, cipher, direction(upload), streams, err)
@@ -148,7 +173,7 @@ func (r *runner) throughput(ctx context.Context) error {
 				}
 				base := summarize(results[openSSH])
 				for _, t := range targets {
-					if t.skiff == nil {
+					if t.skiff == nil || !r.runs(t, cipher) {
 						continue
 					}
 					sk := summarize(results[t.name])
@@ -169,7 +194,7 @@ func (r *runner) throughput(ctx context.Context) error {
 	}
 	sec.note("MB/s is 10^6 bytes per second over all streams, from starting the clients to the last one's exit " +
 		"(connection set-up included). CPU s/GB is the server's user+system CPU (for sshd including its reaped " +
-		"per-connection children) per 10^9 bytes. Peak RSS: Skiff's VmHWM, reset before each transfer; for " +
+		"per-connection children) per 10^9 bytes. Peak RSS: Skiff's VmHWM, reset before each transfer (after returning freed heap to the OS); for " +
 		"OpenSSH the sum over sshd's process tree, sampled every 20 ms.")
 	return nil
 }
@@ -221,8 +246,13 @@ func (r *runner) transfer(ctx context.Context, sftpBin, knownHosts string, t *ta
 	var sampler *rssSampler
 	if t.forks {
 		sampler = sampleRSS(t.pid, 20*time.Millisecond)
-	} else if err := resetPeakRSS(t.pid); err != nil {
-		return transferResult{}, fmt.Errorf("reset peak RSS: %w", err)
+	} else {
+		if err := t.skiff.profile("free", ""); err != nil {
+			return transferResult{}, err
+		}
+		if err := resetPeakRSS(t.pid); err != nil {
+			return transferResult{}, fmt.Errorf("reset peak RSS: %w", err)
+		}
 	}
 	cpu0, err := processCPU(t.pid)
 	if err != nil {

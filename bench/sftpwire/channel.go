@@ -7,6 +7,10 @@
 //     server answers, reads and writes in requests of up to 255 KiB; without
 //     an answer it uses 32 KiB, so every file costs eight times as many
 //     requests, replies, system calls and SSH packets.
+//   - It bounds the requests pkg/sftp holds at once (MaxInFlight). pkg/sftp
+//     reads every request the client pipelines (OpenSSH sends 64) and, with
+//     its allocator, gives each a 256 KiB page until the reply is sent, so
+//     a download with large requests pins tens of MiB per channel.
 //   - It writes each SFTP packet to the channel in one piece. pkg/sftp
 //     writes a data reply as a 13-byte header and then the data, and
 //     x/crypto/ssh sends every Write as its own SSH packet(s): one extra
@@ -65,6 +69,20 @@ func PkgSFTPLimits(maxRead uint32) Limits {
 	}
 }
 
+// DefaultMaxInFlight keeps 4 MiB of 255 KiB reads in flight per channel:
+// twice the SSH channel window x/crypto gives a client, so a download never
+// waits on it, while the pages pkg/sftp holds stay under 10 MiB.
+const DefaultMaxInFlight = 16
+
+// Config tunes a Channel.
+type Config struct {
+	Limits Limits
+	// MaxInFlight is how many requests the server may hold unanswered;
+	// the next one stays in the channel until a reply goes out. Zero
+	// means DefaultMaxInFlight.
+	MaxInFlight int
+}
+
 // Channel wraps the channel an SFTP server reads requests from and writes
 // replies to. Read must be called by one goroutine at a time, as an SFTP
 // server's receive loop does; Write may be called from several, each
@@ -73,6 +91,12 @@ func PkgSFTPLimits(maxRead uint32) Limits {
 type Channel struct {
 	rwc   io.ReadWriteCloser
 	reply [4 + 1 + 4 + 32]byte // limits reply; the request ID goes at 5:9
+
+	// slots holds a token per request handed to the server and not yet
+	// answered; done is closed by Close to release a Read waiting for one.
+	slots     chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 
 	// Read side.
 	pending    []byte // bytes to hand over before reading rwc again
@@ -88,9 +112,19 @@ type Channel struct {
 	versioned bool       // the version reply has gone out
 }
 
-// NewChannel wraps rwc, answering limits@openssh.com with limits.
-func NewChannel(rwc io.ReadWriteCloser, limits Limits) *Channel {
-	c := &Channel{rwc: rwc, stash: make([]byte, 0, 64), peek: make([]byte, 0, 5+maxPeek)}
+// NewChannel wraps rwc.
+func NewChannel(rwc io.ReadWriteCloser, cfg Config) *Channel {
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	limits := cfg.Limits
+	c := &Channel{
+		rwc:   rwc,
+		slots: make(chan struct{}, cfg.MaxInFlight),
+		done:  make(chan struct{}),
+		stash: make([]byte, 0, 64),
+		peek:  make([]byte, 0, 5+maxPeek),
+	}
 	c.boundary = sync.NewCond(&c.mu)
 	binary.BigEndian.PutUint32(c.reply[0:], uint32(len(c.reply)-4))
 	c.reply[4] = fxpExtendedReply
@@ -129,6 +163,14 @@ func (c *Channel) Read(p []byte) (int, error) {
 // nextPacket reads the length and type of the client's next packet and
 // either queues them for the reader, or, for a limits request, answers it.
 func (c *Channel) nextPacket() {
+	// Every request gets exactly one reply (SFTP has no unanswered
+	// requests), so a slot taken here comes back with the reply.
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.done:
+		c.pendingErr = io.ErrClosedPipe
+		return
+	}
 	var h [5]byte
 	n, err := io.ReadFull(c.rwc, h[:])
 	if err != nil {
@@ -155,8 +197,19 @@ func (c *Channel) nextPacket() {
 		c.pending = pkt
 		return
 	}
+	c.release() // answered here, never seen by the server
 	if err := c.writeLimits(id); err != nil {
 		c.pendingErr = err
+	}
+}
+
+// release gives back the slot of an answered request. A reply without a
+// request (the version reply to INIT comes after its slot, which is fine;
+// a misbehaving server sending more) must not block.
+func (c *Channel) release() {
+	select {
+	case <-c.slots:
+	default:
 	}
 }
 
@@ -204,6 +257,7 @@ func (c *Channel) Write(p []byte) (int, error) {
 		return c.rwc.Write(p)
 	}
 	total := 4 + int(binary.BigEndian.Uint32(p))
+	c.release()
 	switch {
 	case p[4] == fxpVersion && !c.versioned && len(p) == total:
 		c.versioned = true
@@ -268,5 +322,8 @@ func withExtension(pkt []byte, name, data string) []byte {
 	return out
 }
 
-// Close closes the channel.
-func (c *Channel) Close() error { return c.rwc.Close() }
+// Close closes the channel and releases a Read waiting for a slot.
+func (c *Channel) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	return c.rwc.Close()
+}

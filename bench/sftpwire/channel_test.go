@@ -49,7 +49,7 @@ func TestLimitsRequestIsAnsweredAndNotPassedOn(t *testing.T) {
 	big := packet(6, u32(8), bytes.Repeat([]byte{'x'}, 70000)) // larger than any peek
 	in := bytes.Join([][]byte{open, limits, statvfs, big}, nil)
 	rec := &recorder{r: bytes.NewReader(in)}
-	c := NewChannel(rec, testLimits)
+	c := NewChannel(rec, Config{Limits: testLimits, MaxInFlight: 100})
 
 	got, err := io.ReadAll(iotest{c})
 	if err != nil {
@@ -79,12 +79,12 @@ func (i iotest) Read(p []byte) (int, error) { return i.r.Read(p[:min(len(p), 3)]
 
 func TestTruncatedInputEndsLikeTheChannel(t *testing.T) {
 	in := packet(fxpExtended, u32(1), str(limitsExtension))[:10]
-	c := NewChannel(&recorder{r: bytes.NewReader(in)}, testLimits)
+	c := NewChannel(&recorder{r: bytes.NewReader(in)}, Config{Limits: testLimits})
 	got, err := io.ReadAll(c)
 	if err == nil || !bytes.Equal(got, in) {
 		t.Fatalf("got %x, %v; want the %d bytes then an error", got, err, len(in))
 	}
-	c = NewChannel(&recorder{r: bytes.NewReader(nil)}, testLimits)
+	c = NewChannel(&recorder{r: bytes.NewReader(nil)}, Config{Limits: testLimits})
 	if n, err := c.Read(make([]byte, 4)); n != 0 || err != io.EOF {
 		t.Fatalf("empty channel: %d, %v; want 0, EOF", n, err)
 	}
@@ -92,7 +92,7 @@ func TestTruncatedInputEndsLikeTheChannel(t *testing.T) {
 
 func TestVersionReplyAnnouncesLimits(t *testing.T) {
 	rec := &recorder{r: bytes.NewReader(nil)}
-	c := NewChannel(rec, testLimits)
+	c := NewChannel(rec, Config{Limits: testLimits, MaxInFlight: 100})
 	v := packet(fxpVersion, u32(3), str("posix-rename@openssh.com"), str("1"))
 	if n, err := c.Write(v); n != len(v) || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
@@ -105,7 +105,7 @@ func TestVersionReplyAnnouncesLimits(t *testing.T) {
 
 func TestHeaderGoesOutWithData(t *testing.T) {
 	rec := &recorder{r: bytes.NewReader(nil)}
-	c := NewChannel(rec, testLimits)
+	c := NewChannel(rec, Config{Limits: testLimits, MaxInFlight: 100})
 	data := bytes.Repeat([]byte{'d'}, 100000)
 	header := packet(103, u32(9), u32(uint32(len(data)))) // SSH_FXP_DATA without its data
 	binary.BigEndian.PutUint32(header, uint32(len(header)-4+len(data)))
@@ -130,7 +130,7 @@ func TestHeaderGoesOutWithData(t *testing.T) {
 // wrapper and moves a file both ways with pkg/sftp's client.
 func TestPkgSFTPRoundTrip(t *testing.T) {
 	cs, ss := net.Pipe()
-	srv := sftp.NewRequestServer(NewChannel(ss, PkgSFTPLimits(261120)), sftp.InMemHandler(),
+	srv := sftp.NewRequestServer(NewChannel(ss, Config{Limits: PkgSFTPLimits(261120), MaxInFlight: 2}), sftp.InMemHandler(),
 		sftp.WithRSAllocator(), sftp.WithRSMaxTxPacket(261120))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
@@ -165,5 +165,58 @@ func TestPkgSFTPRoundTrip(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("server did not end")
+	}
+}
+
+// TestInFlightBound holds the third request back until a reply goes out.
+func TestInFlightBound(t *testing.T) {
+	var in bytes.Buffer
+	for i := range 3 {
+		in.Write(packet(4, u32(uint32(i)), str("h"))) // SSH_FXP_CLOSE
+	}
+	c := NewChannel(&recorder{r: &in}, Config{Limits: testLimits, MaxInFlight: 2})
+	one := len(packet(4, u32(0), str("h")))
+	buf := make([]byte, 2*one)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(c, make([]byte, one))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("third request read before any reply (err %v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	status := packet(101, u32(0), u32(0), str(""), str(""))
+	if _, err := c.Write(status); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("third request still held after a reply")
+	}
+	// Two requests are unanswered again: Close must release a reader
+	// waiting for a slot.
+	in.Write(packet(4, u32(3), str("h")))
+	go func() {
+		_, err := io.ReadFull(c, make([]byte, one))
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("read after Close succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not release the reader")
 	}
 }
