@@ -20,7 +20,7 @@ import (
 type DatabaseFlags struct {
 	DatabaseURL string `name:"database-url" env:"SKIFF_DATABASE_URL" help:"PostgreSQL URL. Empty: start a private PostgreSQL server in the data folder from the machine's installed binaries."`
 	MigrateURL  string `name:"migrate-database-url" env:"SKIFF_MIGRATE_DATABASE_URL" help:"PostgreSQL URL of the tables' owner, for migrations; defaults to --database-url."`
-	DataDir     string `name:"data-dir" default:"skiff-data" env:"SKIFF_DATA_DIR" type:"path" help:"Folder for the private PostgreSQL, files, host keys and mail."`
+	DataDir     string `name:"data-dir" default:"skiff-data" env:"SKIFF_DATA_DIR" type:"path" help:"Folder for the private PostgreSQL, users' files (unless --storage-dir) and mail written as files."`
 }
 
 // database is an open store with what it took to open it.

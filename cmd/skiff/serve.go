@@ -23,8 +23,8 @@ type ServeCmd struct {
 	DatabaseFlags
 
 	HTTPAddr      string        `name:"http-addr" default:"127.0.0.1:8080" env:"SKIFF_HTTP_ADDR" help:"Address of the GraphQL API."`
-	Playground    *bool         `env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (default: on with the private PostgreSQL, off otherwise)."`
-	Introspection *bool         `env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries (default: like --playground)."`
+	Playground    string        `default:"auto" enum:"auto,on,off" env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (${enum}; auto: on with the private PostgreSQL, off otherwise)."`
+	Introspection string        `default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
 	CORSOrigins   []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
 	MaxBodyBytes  int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
 	MaxComplexity int           `name:"max-complexity" default:"1000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation."`
@@ -49,8 +49,8 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	svc := tenant.NewService(d.DB)
 	svc.TokenTTL = c.TokenTTL
 	dev := d.Embedded
-	playground := boolOr(c.Playground, dev)
-	introspection := boolOr(c.Introspection, playground)
+	playground := onOff(c.Playground, dev)
+	introspection := onOff(c.Introspection, playground)
 
 	app, err := c.startSFTP(ctx, log, d, svc)
 	if err != nil {
@@ -102,11 +102,15 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-func boolOr(p *bool, def bool) bool {
-	if p == nil {
-		return def
+// onOff reads an auto/on/off flag.
+func onOff(v string, auto bool) bool {
+	switch v {
+	case "on":
+		return true
+	case "off":
+		return false
 	}
-	return *p
+	return auto
 }
 
 func splitList(vs []string) []string {

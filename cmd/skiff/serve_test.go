@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one run of `skiff serve` inside the test process.
+type server struct {
+	http   string
+	sftp   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startServe(t *testing.T, dataDir string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type addrs struct {
+		http string
+		sftp []string
+	}
+	ready := make(chan addrs, 1)
+	cmd := &ServeCmd{
+		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
+		HTTPAddr:      "127.0.0.1:0", Playground: "auto", Introspection: "auto",
+		MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12,
+		TokenTTL: time.Hour, Demo: true, ShutdownGrace: 5 * time.Second,
+		SFTPFlags: SFTPFlags{
+			SFTPAddr: []string{"127.0.0.1:0"}, SFTPIdleTimeout: time.Minute,
+			SFTPMaxConns: 100, SFTPMaxConnsPerIP: 20, TrialLicences: 2, PublicURL: "http://localhost:3000",
+		},
+		ready: func(h string, s []string) { ready <- addrs{h, s} },
+	}
+	s := &server{cancel: cancel, done: make(chan error, 1)}
+	// The server's log is shown only if the test fails.
+	var logBuf syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logBuf.String())
+		}
+	})
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	go func() { s.done <- cmd.Run(ctx, log) }()
+	select {
+	case a := <-ready:
+		s.http, s.sftp = a.http, a.sftp[0]
+	case err := <-s.done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("serve did not come up")
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) stop() {
+	s.cancel()
+	<-s.done
+}
+
+type gqlResult struct {
+	Data   map[string]any
+	Errors []map[string]any
+}
+
+func (s *server) gql(t *testing.T, token, query string, vars map[string]any) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, s.http+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r gqlResult
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Errors) > 0 {
+		t.Fatalf("GraphQL errors: %v\nquery: %s", r.Errors, query)
+	}
+	return r.Data
+}
+
+// path digs into decoded JSON: path(m, "login", "token").
+func path(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func str(v any, keys ...string) string { s, _ := path(v, keys...).(string); return s }
+
+func (s *server) login(t *testing.T, email, password string) string {
+	t.Helper()
+	d := s.gql(t, "", `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { message } } }`,
+		map[string]any{"e": email, "p": password})
+	tok := str(d, "login", "token")
+	if tok == "" {
+		t.Fatalf("login %s: %v", email, d)
+	}
+	return tok
+}
+
+// sftpRun runs the OpenSSH sftp client with commands on standard input.
+func sftpRun(t *testing.T, addr, login, keyFile, password, commands string) (string, error) {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	dir := t.TempDir()
+	args := []string{"-P", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
+	env := os.Environ()
+	if keyFile != "" {
+		args = append(args, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", keyFile, "-o", "PreferredAuthentications=publickey")
+	} else {
+		askpass := filepath.Join(dir, "askpass")
+		if err := os.WriteFile(askpass, []byte("#!/bin/sh\nprintf '%s\\n' \"$SKIFF_TEST_PASSWORD\"\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1")
+		env = append(env, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=none", "SKIFF_TEST_PASSWORD="+password)
+	}
+	args = append(args, login+"@"+host)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sftp", args...)
+	cmd.Env, cmd.Dir = env, dir
+	cmd.Stdin = strings.NewReader(commands)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// The README's tour, from a fresh data folder: the demo account in TRIAL, an
+// owner enabling SFTP for a user over GraphQL, the credentials email, logins
+// with a key and a password through OpenSSH's sftp, support activating the
+// module and changing licences, and a restart that keeps everything.
+func TestServeTour(t *testing.T) {
+	if _, err := exec.LookPath("sftp"); err != nil {
+		t.Skip("the OpenSSH sftp client is not installed")
+	}
+	base := t.TempDir()
+	// As root, the private PostgreSQL runs as another user who must pass through.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataDir := filepath.Join(base, "data")
+	s := startServe(t, dataDir)
+	demo, err := os.ReadFile(filepath.Join(dataDir, demoFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl demoLogins
+	if _, err := fmtSscan(string(demo), &dl); err != nil {
+		t.Fatal(err)
+	}
+	owner := s.login(t, dl.OwnerEmail, dl.OwnerPassword)
+	d := s.gql(t, owner, `{ account { sftpModule { status } sftpLicences { available } } }`, nil)
+	if str(d, "account", "sftpModule", "status") != "TRIAL" {
+		t.Fatalf("demo account module = %v", d)
+	}
+
+	// Create a user with SFTP on, and a key for them.
+	const alicePassword = "alice's long password"
+	d = s.gql(t, owner, `mutation($p: String!) { createUser(input: {email: "alice@demo.example", name: "Alice", password: $p, sftpEnabled: true}) {
+		user { id sftp { enabled credentials { login host port hostKeyFingerprints { fingerprint } } } } userErrors { field message } } }`,
+		map[string]any{"p": alicePassword})
+	aliceID := str(d, "createUser", "user", "id")
+	login := str(d, "createUser", "user", "sftp", "credentials", "login")
+	if aliceID == "" || login == "" {
+		t.Fatalf("createUser: %v", d)
+	}
+	keyFile := filepath.Join(t.TempDir(), "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub, _ := os.ReadFile(keyFile + ".pub")
+	d = s.gql(t, owner, `mutation($u: ID!, $k: String!) { addSshKey(input: {userId: $u, title: "laptop", publicKey: $k}) { sshKey { fingerprint } userErrors { message } } }`,
+		map[string]any{"u": aliceID, "k": string(pub)})
+	if !strings.HasPrefix(str(d, "addSshKey", "sshKey", "fingerprint"), "SHA256:") {
+		t.Fatalf("addSshKey: %v", d)
+	}
+
+	// The credentials email: it names the login and never a password.
+	mail := waitForMail(t, filepath.Join(dataDir, "mail"), login)
+	if strings.Contains(mail, alicePassword) || !strings.Contains(mail, "alice@demo.example") {
+		t.Fatalf("credentials email is wrong:\n%s", mail)
+	}
+
+	// Key login: upload, list, download.
+	local := filepath.Join(t.TempDir(), "report.csv")
+	os.WriteFile(local, []byte("q1,q2\n10,20\n"), 0o600)
+	back := filepath.Join(t.TempDir(), "back.csv")
+	out, err := sftpRun(t, s.sftp, login, keyFile, "", "put "+local+" report.csv\nls -1\nget report.csv "+back+"\n")
+	if err != nil || !strings.Contains(out, "report.csv") {
+		t.Fatalf("sftp with key: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(back); string(b) != "q1,q2\n10,20\n" {
+		t.Fatalf("downloaded %q", b)
+	}
+	// Password login sees the same file; a wrong password does not get in.
+	if out, err := sftpRun(t, s.sftp, login, "", alicePassword, "ls -1\n"); err != nil || !strings.Contains(out, "report.csv") {
+		t.Fatalf("sftp with password: %v\n%s", err, out)
+	}
+	if out, err := sftpRun(t, s.sftp, login, "", "wrong password!", "ls -1\n"); err == nil {
+		t.Fatalf("wrong password got in:\n%s", out)
+	}
+
+	// Support activates the module and lowers the licences below use.
+	staff := s.login(t, dl.StaffEmail, dl.StaffPassword)
+	d = s.gql(t, owner, `{ account { id } }`, nil)
+	accountID := str(d, "account", "id")
+	d = s.gql(t, staff, `mutation($a: ID!) { activateSftpModule(input: {accountId: $a, licences: 10}) { account { sftpModule { status } } licences { purchased used } } }`,
+		map[string]any{"a": accountID})
+	if str(d, "activateSftpModule", "account", "sftpModule", "status") != "ACTIVE" {
+		t.Fatalf("activate: %v", d)
+	}
+	d = s.gql(t, staff, `mutation($a: ID!) { setSftpLicences(input: {accountId: $a, licences: 0}) { warning licences { purchased used available } } }`,
+		map[string]any{"a": accountID})
+	if str(d, "setSftpLicences", "warning") == "" {
+		t.Fatalf("no warning when licences drop below use: %v", d)
+	}
+
+	// A restart reuses the data folder: same logins, no second demo account, files kept.
+	s.stop()
+	s = startServe(t, dataDir)
+	staff = s.login(t, dl.StaffEmail, dl.StaffPassword)
+	d = s.gql(t, staff, `{ accounts { edges { node { name } } } }`, nil)
+	if n := len(path(d, "accounts", "edges").([]any)); n != 1 {
+		t.Fatalf("after restart there are %d accounts", n)
+	}
+	if out, err := sftpRun(t, s.sftp, login, keyFile, "", "ls -1\n"); err != nil || !strings.Contains(out, "report.csv") {
+		t.Fatalf("after restart: %v\n%s", err, out)
+	}
+}
+
+func fmtSscan(s string, dl *demoLogins) (int, error) {
+	return fmt.Sscanf(s, "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword)
+}
+
+// waitForMail returns the first .eml file in dir that contains want.
+func waitForMail(t *testing.T, dir, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), want) {
+				return string(b)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no email containing %q in %s", want, dir)
+	return ""
+}
