@@ -30,10 +30,11 @@ const (
 	Logins     = "logins"
 	Passwords  = "passwords"
 	Idle       = "idle"
+	AuthScale  = "authscale"
 )
 
 // AllBenchmarks are the benchmarks Run knows.
-var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle}
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, AuthScale}
 
 // Skiff server variants.
 const (
@@ -94,6 +95,11 @@ type Config struct {
 	// Idle sessions.
 	IdleSessions int
 
+	// Auth at scale: users (100 per account), keys per user, lookups.
+	AuthUsers       int
+	AuthKeysPerUser int
+	AuthLookups     int
+
 	// WorkDir holds the servers' files and keys (a temporary directory
 	// under it is made and removed). Prefer a tmpfs so that the disk is not
 	// what is measured.
@@ -123,6 +129,9 @@ func DefaultConfig() Config {
 		PasswordDuration: 10 * time.Second,
 		BurstAttempts:    100,
 		IdleSessions:     1000,
+		AuthUsers:        1_000_000,
+		AuthKeysPerUser:  3,
+		AuthLookups:      20_000,
 	}
 }
 
@@ -138,6 +147,8 @@ func SmokeConfig(c Config) Config {
 	c.PasswordDuration = 500 * time.Millisecond
 	c.BurstAttempts = 8
 	c.IdleSessions = 20
+	c.AuthUsers = 2000
+	c.AuthLookups = 400
 	return c
 }
 
@@ -159,6 +170,8 @@ type runner struct {
 	sshd    *sshdServer
 	sshdDir string // where the baseline's files are
 	noSSHD  string // why there is no baseline, when there is none
+
+	db *benchDatabase // started by the first benchmark that needs it
 
 	report *report
 }
@@ -223,6 +236,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = r.passwords(ctx)
 		case Idle:
 			err = r.idle(ctx)
+		case AuthScale:
+			err = r.authScale(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", b, err)
@@ -328,6 +343,9 @@ func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffS
 
 func (r *runner) close() {
 	r.stopSkiff()
+	if r.db != nil {
+		r.db.close()
+	}
 	if r.sshd != nil {
 		r.sshd.proc.stop()
 	}

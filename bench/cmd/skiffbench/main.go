@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string) error {
 	passwordTime := fs.Duration("password-duration", def.PasswordDuration, "how long the password login load runs")
 	clients := fs.Int("clients", def.LoginClients, "concurrent login clients")
 	idle := fs.Int("idle-sessions", def.IdleSessions, "idle sessions to hold")
+	authUsers := fs.Int("auth-users", def.AuthUsers, "users in the auth-at-scale directory (100 per account)")
+	authKeys := fs.Int("auth-keys", def.AuthKeysPerUser, "SSH keys per user in the auth-at-scale directory")
 	workDir := fs.String("work-dir", "", "where the servers' files go (default /dev/shm when it has room, else the temp directory)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write a CPU profile of Skiff for every throughput case here")
@@ -101,6 +103,12 @@ func run(ctx context.Context, args []string) error {
 	}
 	if !*smoke || set["idle-sessions"] {
 		cfg.IdleSessions = *idle
+	}
+	if !*smoke || set["auth-users"] {
+		cfg.AuthUsers = *authUsers
+	}
+	if !*smoke || set["auth-keys"] {
+		cfg.AuthKeysPerUser = *authKeys
 	}
 	cfg.Benchmarks = splitList(*only)
 	cfg.SkiffCiphers = splitList(*skiffCiphers)

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/migrations"
+)
+
+// benchDatabase is a private PostgreSQL with a migrated database, started by
+// the benchmarks that need one. The suite owns it: no data of anyone else is
+// ever touched, and it is gone when the run ends.
+type benchDatabase struct {
+	server *pgserver.Server
+	url    string // superuser URL of the benchmark database
+	admin  *sql.DB
+}
+
+// startDatabase starts PostgreSQL under the work directory (ephemeral: no
+// fsync, this is throwaway data) and migrates a fresh database in it.
+func (r *runner) startDatabase(ctx context.Context) (*benchDatabase, error) {
+	if r.db != nil {
+		return r.db, nil
+	}
+	dir := filepath.Join(r.work, "postgres")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	// When the suite runs as root, PostgreSQL runs as another user, who
+	// must be able to enter the folders above its data directory.
+	for _, d := range []string{r.work, dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "data"), Ephemeral: true, Logger: r.log})
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL for the benchmarks: %w", err)
+	}
+	db := &benchDatabase{server: srv}
+	admin, err := sql.Open("postgres", srv.URL("postgres"))
+	if err == nil {
+		_, err = admin.ExecContext(ctx, "CREATE DATABASE skiffbench")
+		admin.Close()
+	}
+	if err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("create benchmark database: %w", err)
+	}
+	db.url = srv.URL("skiffbench")
+	if db.admin, err = sql.Open("postgres", db.url); err != nil {
+		srv.Stop()
+		return nil, err
+	}
+	if err := migrations.Up(ctx, db.admin, nil); err != nil {
+		db.close()
+		return nil, err
+	}
+	r.db = db
+	return db, nil
+}
+
+func (db *benchDatabase) close() {
+	db.admin.Close()
+	_ = db.server.Stop()
+}
+
+// copyRows bulk-loads rows into table with COPY, in one transaction.
+func copyRows(ctx context.Context, db *sql.DB, table string, cols []string, n int, row func(i int) []any) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
+	if err != nil {
+		return fmt.Errorf("COPY %s: %w", table, err)
+	}
+	for i := range n {
+		if _, err := stmt.ExecContext(ctx, row(i)...); err != nil {
+			return fmt.Errorf("COPY %s row %d: %w", table, i, err)
+		}
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		return fmt.Errorf("COPY %s (%s): %w", table, strings.Join(cols, ", "), err)
+	}
+	if err := stmt.Close(); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
