@@ -35,6 +35,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// SFTP credentials name the host keys, so the deployment needs them.
+	if err := tenant.NewDirectory(db).EnsureHostKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
 	e := &env{t: t, svc: tenant.NewService(db), now: time.Now()}
 	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{MaxBodyBytes: 64 << 10})
 	e.srv = httptest.NewServer(h)
@@ -165,3 +169,5 @@ func (e *env) mustFail(token, query string, v vars, code string) gqlError {
 	}
 	return r.Errors[0]
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
