@@ -40,7 +40,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, svc: tenant.NewService(db), now: time.Now()}
-	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{MaxBodyBytes: 64 << 10})
+	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{
+		MaxBodyBytes: 64 << 10, AllowedOrigins: []string{"https://admin.example"},
+		Ready: func(ctx context.Context) error { return db.X.PingContext(ctx) },
+	})
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e

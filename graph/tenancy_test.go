@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -158,6 +159,31 @@ func TestProductionPosture(t *testing.T) {
 	r = e.do(owner, deep, nil)
 	if len(r.Errors) == 0 || r.Errors[0].code() != "QUERY_TOO_DEEP" {
 		t.Fatalf("deep query: %+v", r.Errors)
+	}
+	// Health and readiness answer without a login.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", path, res.StatusCode)
+		}
+	}
+	// CORS: the configured origin may call the API, another may not.
+	for origin, allowed := range map[string]bool{"https://admin.example": true, "https://evil.example": false} {
+		req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+"/graphql", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Access-Control-Allow-Origin") == origin; got != allowed {
+			t.Errorf("CORS for %s: allowed=%v, want %v", origin, got, allowed)
+		}
 	}
 	// Body cap.
 	big := `{ viewer { __typename } }` + strings.Repeat(" ", 70<<10)
