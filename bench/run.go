@@ -30,11 +30,12 @@ const (
 	Logins     = "logins"
 	Passwords  = "passwords"
 	Idle       = "idle"
+	GraphQL    = "graphql"
 	AuthScale  = "authscale"
 )
 
 // AllBenchmarks are the benchmarks Run knows.
-var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, AuthScale}
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale}
 
 // Skiff server variants.
 const (
@@ -95,6 +96,11 @@ type Config struct {
 	// Idle sessions.
 	IdleSessions int
 
+	// GraphQL: users and keys per user in the account; requests per case.
+	GraphQLUsers       int
+	GraphQLKeysPerUser int
+	GraphQLRequests    int
+
 	// Auth at scale: users (100 per account), keys per user, lookups.
 	AuthUsers       int
 	AuthKeysPerUser int
@@ -119,19 +125,22 @@ type Config struct {
 // DefaultConfig is the full run documented in docs/BENCHMARKS.md.
 func DefaultConfig() Config {
 	return Config{
-		Baseline:         true,
-		FileSize:         1 << 30,
-		Reps:             3,
-		Streams:          []int{1, 4},
-		Ciphers:          []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305, DefaultCipher},
-		LoginClients:     4,
-		LoginDuration:    10 * time.Second,
-		PasswordDuration: 10 * time.Second,
-		BurstAttempts:    100,
-		IdleSessions:     1000,
-		AuthUsers:        1_000_000,
-		AuthKeysPerUser:  3,
-		AuthLookups:      20_000,
+		Baseline:           true,
+		FileSize:           1 << 30,
+		Reps:               3,
+		Streams:            []int{1, 4},
+		Ciphers:            []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305, DefaultCipher},
+		LoginClients:       4,
+		LoginDuration:      10 * time.Second,
+		PasswordDuration:   10 * time.Second,
+		BurstAttempts:      100,
+		IdleSessions:       1000,
+		GraphQLUsers:       10_000,
+		GraphQLKeysPerUser: 3,
+		GraphQLRequests:    200,
+		AuthUsers:          1_000_000,
+		AuthKeysPerUser:    3,
+		AuthLookups:        20_000,
 	}
 }
 
@@ -147,6 +156,8 @@ func SmokeConfig(c Config) Config {
 	c.PasswordDuration = 500 * time.Millisecond
 	c.BurstAttempts = 8
 	c.IdleSessions = 20
+	c.GraphQLUsers = 300
+	c.GraphQLRequests = 5
 	c.AuthUsers = 2000
 	c.AuthLookups = 400
 	return c
@@ -236,6 +247,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = r.passwords(ctx)
 		case Idle:
 			err = r.idle(ctx)
+		case GraphQL:
+			err = r.graphQL(ctx)
 		case AuthScale:
 			err = r.authScale(ctx)
 		}
