@@ -59,8 +59,35 @@ func (r *runner) idle(ctx context.Context) error {
 		return err
 	}
 	n := r.cfg.IdleSessions
-	sec.row("Skiff (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
+	sec.row("Skiff data-path server (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
 	r.log.Info("idle", "server", "Skiff", "sessions", n, "per_session", kib(float64(after-before)/float64(n)))
+
+	// The same on skiff serve, whose sessions also hold the real directory's
+	// gate and shares caches; a fresh process for the same reason as above.
+	r.stopRealStack()
+	rs, err := r.startRealStack(ctx)
+	if err != nil {
+		return err
+	}
+	rcfg := rs.clientConfig(ssh.PublicKeys(signer))
+	if warm, err = openSessions(ctx, rs.addr, rcfg, 1); err != nil {
+		return err
+	}
+	warm.close()
+	time.Sleep(500 * time.Millisecond)
+	if before, err = currentRSS(rs.proc.pid()); err != nil {
+		return err
+	}
+	if held, err = openSessions(ctx, rs.addr, rcfg, n); err != nil {
+		return fmt.Errorf("skiff serve: %w", err)
+	}
+	time.Sleep(2 * time.Second)
+	after, err = currentRSS(rs.proc.pid())
+	held.close()
+	if err != nil {
+		return err
+	}
+	sec.row("Skiff: skiff serve (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
 
 	if r.sshd != nil {
 		hk, err := r.sshdHostKey()

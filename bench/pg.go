@@ -18,9 +18,10 @@ import (
 // the benchmarks that need one. The suite owns it: no data of anyone else is
 // ever touched, and it is gone when the run ends.
 type benchDatabase struct {
-	server *pgserver.Server
-	url    string // superuser URL of the benchmark database
-	admin  *sql.DB
+	server  *pgserver.Server
+	dataDir string
+	url     string // superuser URL of the benchmark database
+	admin   *sql.DB
 }
 
 // startDatabase starts PostgreSQL under the work directory (ephemeral: no
@@ -40,11 +41,12 @@ func (r *runner) startDatabase(ctx context.Context) (*benchDatabase, error) {
 			return nil, err
 		}
 	}
-	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(dir, "data"), Ephemeral: true, Logger: r.log})
+	dataDir := filepath.Join(dir, "data")
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: dataDir, Ephemeral: true, Logger: r.log})
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL for the benchmarks: %w", err)
 	}
-	db := &benchDatabase{server: srv}
+	db := &benchDatabase{server: srv, dataDir: dataDir}
 	admin, err := sql.Open("postgres", srv.URL("postgres"))
 	if err == nil {
 		_, err = admin.ExecContext(ctx, "CREATE DATABASE skiffbench")

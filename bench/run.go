@@ -67,6 +67,9 @@ type Config struct {
 	// Baseline runs OpenSSH's sshd next to Skiff. When sshd is missing, a
 	// smoke run notes it and goes on with Skiff alone; a full run fails.
 	Baseline bool
+	// SkiffBinary is a built cmd/skiff for the benchmarks of the real
+	// stack; empty builds one with the go command.
+	SkiffBinary string
 	// SSHD is the sshd binary (found in PATH or /usr/sbin when empty).
 	SSHD string
 
@@ -182,7 +185,10 @@ type runner struct {
 	sshdDir string // where the baseline's files are
 	noSSHD  string // why there is no baseline, when there is none
 
-	db *benchDatabase // started by the first benchmark that needs it
+	db   *benchDatabase // started by the first benchmark that needs it
+	real *realStack     // "skiff serve", likewise
+
+	cleanup []func() // run by close, last first
 
 	report *report
 }
@@ -356,8 +362,12 @@ func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffS
 
 func (r *runner) close() {
 	r.stopSkiff()
+	r.stopRealStack()
 	if r.db != nil {
 		r.db.close()
+	}
+	for i := len(r.cleanup) - 1; i >= 0; i-- {
+		r.cleanup[i]()
 	}
 	if r.sshd != nil {
 		r.sshd.proc.stop()

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	streams := fs.String("streams", "1,4", "parallel transfer streams to measure, comma-separated")
 	ciphers := fs.String("ciphers", strings.Join(def.Ciphers, ","), "sftp client ciphers to measure; \"default\" lets the client choose")
 	skiffCiphers := fs.String("skiff-ciphers", "", "ciphers Skiff offers (default: Skiff's defaults)")
+	skiffBin := fs.String("skiff-binary", "", "built skiff binary for the real-stack benchmarks (default: go build ./cmd/skiff)")
 	sshd := fs.String("sshd", "", "OpenSSH server binary (default: sshd from PATH or /usr/sbin)")
 	noBaseline := fs.Bool("no-baseline", false, "do not run OpenSSH's sshd")
 	loginTime := fs.Duration("login-duration", def.LoginDuration, "how long each login load runs")
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.SkiffCiphers = splitList(*skiffCiphers)
 	cfg.Baseline = !*noBaseline
 	cfg.SSHD = *sshd
+	cfg.SkiffBinary = *skiffBin
 	cfg.WorkDir = *workDir
 	cfg.KeepWorkDir = *keep
 	cfg.ProfileDir = *profileDir
