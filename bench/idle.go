@@ -20,8 +20,8 @@ const idleBaselineSessions = 100
 
 // idle measures the memory of authenticated SFTP sessions that do nothing.
 func (r *runner) idle(ctx context.Context) error {
-	// A fresh server, so that heap freed by earlier benchmarks is not
-	// reused by the sessions and hidden from the measurement.
+	// Fresh servers, so that heap freed by earlier benchmarks is not reused
+	// by the sessions and hidden from the measurement.
 	if err := r.startSkiff(ctx); err != nil {
 		return err
 	}
@@ -31,63 +31,34 @@ func (r *runner) idle(ctx context.Context) error {
 	}
 	sec := r.report.section("Idle authenticated SFTP sessions",
 		"server", "sessions", "memory before", "memory with sessions", "per session")
+	n := r.cfg.IdleSessions
+	row := func(name string, before, after int64, sessions int) {
+		sec.row(name, fmt.Sprint(sessions), mib(before), mib(after), kib(float64(after-before)/float64(sessions)))
+		r.log.Info("idle", "server", name, "sessions", sessions, "per_session", kib(float64(after-before)/float64(sessions)))
+	}
 
-	pid := r.skiff.proc.pid()
 	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
-	// One session first, so that what every server allocates once (the
-	// first handshake's tables, the file tree's code paths) is not charged
-	// to the sessions.
-	warm, err := openSessions(ctx, r.skiff.addr, cfg, 1)
-	if err != nil {
-		return err
-	}
-	warm.close()
-	time.Sleep(500 * time.Millisecond)
-	before, err := currentRSS(pid)
-	if err != nil {
-		return err
-	}
-	held, err := openSessions(ctx, r.skiff.addr, cfg, r.cfg.IdleSessions)
+	before, after, err := idleRSS(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), n)
 	if err != nil {
 		return fmt.Errorf("Skiff: %w", err)
 	}
-	// Give the server's goroutines time to reach their idle state.
-	time.Sleep(2 * time.Second)
-	after, err := currentRSS(pid)
-	held.close()
-	if err != nil {
-		return err
-	}
-	n := r.cfg.IdleSessions
-	sec.row("Skiff data-path server (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
-	r.log.Info("idle", "server", "Skiff", "sessions", n, "per_session", kib(float64(after-before)/float64(n)))
+	row("Skiff data-path server (RSS)", before, after, n)
 
-	// The same on skiff serve, whose sessions also hold the real directory's
-	// gate and shares caches; a fresh process for the same reason as above.
+	// skiff serve's sessions also hold the real directory's gate and
+	// shares caches.
 	r.stopRealStack()
 	rs, err := r.startRealStack(ctx)
-	if err != nil {
+	switch {
+	case r.skipWithoutPostgreSQL(err):
+	case err != nil:
 		return err
+	default:
+		before, after, err := idleRSS(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), n)
+		if err != nil {
+			return fmt.Errorf("skiff serve: %w", err)
+		}
+		row("Skiff: skiff serve (RSS)", before, after, n)
 	}
-	rcfg := rs.clientConfig(ssh.PublicKeys(signer))
-	if warm, err = openSessions(ctx, rs.addr, rcfg, 1); err != nil {
-		return err
-	}
-	warm.close()
-	time.Sleep(500 * time.Millisecond)
-	if before, err = currentRSS(rs.proc.pid()); err != nil {
-		return err
-	}
-	if held, err = openSessions(ctx, rs.addr, rcfg, n); err != nil {
-		return fmt.Errorf("skiff serve: %w", err)
-	}
-	time.Sleep(2 * time.Second)
-	after, err = currentRSS(rs.proc.pid())
-	held.close()
-	if err != nil {
-		return err
-	}
-	sec.row("Skiff: skiff serve (RSS)", fmt.Sprint(n), mib(before), mib(after), kib(float64(after-before)/float64(n)))
 
 	if r.sshd != nil {
 		hk, err := r.sshdHostKey()
@@ -105,13 +76,39 @@ func (r *runner) idle(ctx context.Context) error {
 		time.Sleep(time.Second)
 		after := treePSS(spid)
 		held.close()
-		sec.row("OpenSSH (PSS of the process tree)", fmt.Sprint(m), mib(before), mib(after), kib(float64(after-before)/float64(m)))
+		row("OpenSSH (PSS of the process tree)", before, after, m)
 	}
 	sec.note("Each session is a separate SSH connection, authenticated with a public key, with the sftp subsystem " +
 		"started and its version exchange done, then left idle. Skiff: growth of the server's resident set. " +
 		"OpenSSH forks per connection, so its figure is the proportional set size (shared pages split between the " +
 		"processes sharing them) summed over sshd's process tree.")
 	return nil
+}
+
+// idleRSS opens n idle sessions on a server process and returns its RSS
+// before and with them.
+func idleRSS(ctx context.Context, addr string, cfg *ssh.ClientConfig, pid, n int) (before, after int64, err error) {
+	// One session first, so that what a server allocates once (the first
+	// handshake's tables, the file tree's code paths) is not charged to the
+	// sessions.
+	warm, err := openSessions(ctx, addr, cfg, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	warm.close()
+	time.Sleep(500 * time.Millisecond)
+	if before, err = currentRSS(pid); err != nil {
+		return 0, 0, err
+	}
+	held, err := openSessions(ctx, addr, cfg, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer held.close()
+	// Give the server's goroutines time to reach their idle state.
+	time.Sleep(2 * time.Second)
+	after, err = currentRSS(pid)
+	return before, after, err
 }
 
 type heldSessions struct {

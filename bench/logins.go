@@ -155,18 +155,22 @@ func (r *runner) logins(ctx context.Context) error {
 	var results []result
 
 	rs, err := r.startRealStack(ctx)
-	if err != nil {
+	switch {
+	case r.skipWithoutPostgreSQL(err):
+	case err != nil:
 		return err
+	default:
+		pg0 := treeCPU(rs.pgPID)
+		st, err := loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+		if err != nil {
+			return fmt.Errorf("skiff serve: %w", err)
+		}
+		results = append(results, result{"Skiff: skiff serve, PostgreSQL directory", st, treeCPU(rs.pgPID) - pg0})
 	}
-	pg0 := treeCPU(rs.pgPID)
-	st, err := loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
-	if err != nil {
-		return fmt.Errorf("skiff serve: %w", err)
-	}
-	results = append(results, result{"Skiff: skiff serve, PostgreSQL directory", st, treeCPU(rs.pgPID) - pg0})
 
 	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
-	if st, err = loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration); err != nil {
+	st, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+	if err != nil {
 		return fmt.Errorf("Skiff: %w", err)
 	}
 	results = append(results, result{"Skiff: data-path server, in-memory directory", st, 0})
@@ -194,7 +198,7 @@ func (r *runner) logins(ctx context.Context) error {
 	}
 	note := "Latency runs from TCP connect to the SFTP version reply. Server CPU is the SSH server process's; " +
 		"for skiff serve, PostgreSQL's processes are counted apart."
-	if len(results) == 3 {
+	if len(results) == 3 && r.real != nil {
 		note = fmt.Sprintf("skiff serve / OpenSSH login rate: %s. ", ratio(results[0].st.rate(), results[2].st.rate())) + note
 	}
 	sec.note("%s", note)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/pgserver"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -194,4 +195,14 @@ func treeCPU(pid int) time.Duration {
 		}
 	}
 	return total
+}
+
+// skipWithoutPostgreSQL reports whether err is PostgreSQL missing in a smoke
+// run, which then goes on without the benchmarks that need it.
+func (r *runner) skipWithoutPostgreSQL(err error) bool {
+	if r.cfg.Smoke && errors.Is(err, pgserver.ErrNotInstalled) {
+		r.log.Warn("smoke run without PostgreSQL: the real-stack rows are skipped", "err", err)
+		return true
+	}
+	return false
 }
