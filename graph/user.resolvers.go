@@ -15,7 +15,8 @@ import (
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error) {
-	u, err := r.Tenant.CreateUser(ctx, tenant.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
+	u, err := r.Tenant.CreateUser(ctx, tenant.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled),
+		CustomSFTPLogin: deref(input.CustomSftpLogin)})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -26,7 +27,8 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.UpdateUser(ctx, tenant.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled})
+	u, err := r.Tenant.UpdateUser(ctx, tenant.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
+		CustomSFTPLogin: input.CustomSftpLogin})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

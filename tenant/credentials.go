@@ -17,10 +17,17 @@ type Credentials struct {
 	Port   int
 	Login  string // the lasting login ID, e.g. "k7m2-p9xd"
 	// CustomLogin is the user's own login on the account's dedicated IP; empty
-	// when they have none.
+	// when they have none. It is kept when the dedicated IP is released, but
+	// works only while the account has one: see CustomLoginActive.
 	CustomLogin         string
 	IssuedAt            time.Time
 	HostKeyFingerprints []HostKeyFingerprint // what the client should see on first connection
+	// DedicatedHost is the account's dedicated IP, where CustomLogin (and
+	// Login) work; empty while the account has none.
+	DedicatedHost string
+	// DedicatedHostKeyFingerprints are the account's own host keys, which the
+	// server presents on DedicatedHost; empty while the account has none.
+	DedicatedHostKeyFingerprints []HostKeyFingerprint
 }
 
 // credentialsRow is a stored sftp_credentials row.
@@ -123,31 +130,22 @@ func (s *Service) credentialsTx(ctx context.Context, q Queryer, accountID string
 	if len(rows) == 0 {
 		return out, nil
 	}
-	fps, err := hostKeyFingerprintsTx(ctx, q)
+	fps, err := hostKeyFingerprintsTx(ctx, q, "")
+	if err != nil {
+		return nil, err
+	}
+	ip, dedicatedFps, err := dedicatedHostTx(ctx, q, accountID)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
-		out[r.UserID] = s.credentials(r, fps)
+		c := s.credentials(r, fps)
+		if ip != nil {
+			c.DedicatedHost, c.DedicatedHostKeyFingerprints = ip.Address.String(), slices.Clone(dedicatedFps)
+		}
+		out[r.UserID] = c
 	}
 	return out, nil
-}
-
-// hostKeyFingerprintsTx lists the deployment's host-key fingerprints inside the
-// caller's transaction (any scope may read them: they are public), in the order
-// the server presents them.
-//
-// TODO(hostkeys): Service.HostKeyFingerprints opens its own transaction, which
-// cannot be used while a change holds one (it would take a second connection
-// and miss the transaction's view). Once hostkeys.go offers a Queryer variant,
-// call that here, including the account's own keys for dedicated IPs.
-func hostKeyFingerprintsTx(ctx context.Context, q Queryer) ([]HostKeyFingerprint, error) {
-	var fps []HostKeyFingerprint
-	if err := q.SelectContext(ctx, &fps, `SELECT algorithm, fingerprint FROM host_keys WHERE account_id IS NULL`); err != nil {
-		return nil, dbError(err)
-	}
-	slices.SortFunc(fps, func(a, b HostKeyFingerprint) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
-	return fps, nil
 }
 
 // loginAlphabet has no characters that are easy to confuse when read aloud or

@@ -31,8 +31,10 @@ var ErrSFTPAccessWithdrawn = &Error{Code: EForbidden, Message: "SFTP access has 
 const maxLoginLen = 200
 
 // Directory resolves SFTP credentials across tenants, before the account is
-// known, through the narrow "directory" database scope. It also serves the
-// deployment's host keys. A Directory must not be copied after first use.
+// known, through the narrow "directory" database scope, routing each login
+// by the address the client connected to (see loginQuery). It also serves
+// the host keys: the deployment's, or an account's on its dedicated IP.
+// A Directory must not be copied after first use.
 type Directory struct {
 	DB  *DB
 	Now func() time.Time
@@ -42,6 +44,9 @@ type Directory struct {
 
 	hostKeysMu sync.Mutex
 	hostKeys   []ssh.Signer // the deployment's, loaded once: host keys never change
+
+	accountKeysMu sync.Mutex
+	accountKeys   map[string]accountHostKeys // by account ID: parsed once, see dedicatedHostKeys
 }
 
 // NewDirectory returns a Directory on db with the real clock.
@@ -60,7 +65,9 @@ func (d *Directory) now() time.Time {
 type SFTPLogin struct {
 	AccountID string
 	UserID    string
-	Login     string // the login ID the user gave, normalised
+	// Login is the user's login ID, also when they logged in with their
+	// custom login on the account's dedicated IP: it names them in logs.
+	Login string
 	// KeyID and KeyFingerprint name the key of a public-key login; empty
 	// after a password login.
 	KeyID          string
@@ -68,21 +75,6 @@ type SFTPLogin struct {
 	// Jailed users see only the folders shared with them: their group does
 	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
 	Jailed bool
-}
-
-// loginRoute says which logins a destination address admits.
-type loginRoute struct {
-	// AccountID, when set, admits only that account's users: the address is
-	// the account's dedicated IP. Empty means a shared address: any account,
-	// by login ID only.
-	AccountID string
-}
-
-// routeFor maps the address a client connected to onto the logins it admits.
-// Until dedicated IPs exist every address is shared; the dedicated-IP lookup
-// goes here, and loginQuery already filters on the route's account.
-func (d *Directory) routeFor(netip.Addr) loginRoute {
-	return loginRoute{}
 }
 
 // loginRecord is everything a login decision needs, read in one query.
@@ -100,12 +92,31 @@ type loginRecord struct {
 	KeyBlob      []byte     `db:"key_blob"`
 }
 
-// loginQuery resolves a login ID ($1, lowercase) on a route ($2: the account
-// of a dedicated IP, or empty) to the user, their account's module state
+// loginQuery resolves a login ($1, lowercase) that reached the address $2
+// (an inet, or NULL when unknown) to the user, their account's module state
 // and, for a public-key login, the user's key with fingerprint $3 (empty
-// matches no key). Login IDs are issued lowercase; custom logins on
-// dedicated IPs will add "OR lower(c.custom_login) = $1" when $2 is set.
+// matches no key). It is the one cross-tenant read of an SFTP login, and it
+// routes by destination in the same statement:
+//
+//   - when $2 is an account's dedicated IP, only that account's credentials
+//     match, by login ID or custom login; another account's login ID finds
+//     nothing, exactly like an unknown login;
+//   - on any other address (shared addresses, released dedicated IPs) only
+//     login IDs match, in any account.
+//
+// Login IDs are issued lowercase and custom logins stored lowercase. A
+// custom login never has the shape of a login ID (see normCustomLogin), so
+// the two branches never both match, and each matches at most one user.
 const loginQuery = `
+WITH route AS (
+    SELECT ip.account_id FROM dedicated_ips ip WHERE ip.address = $2::inet AND ip.released_at IS NULL
+), cred AS (
+    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c
+    WHERE c.login = $1 AND (NOT EXISTS (SELECT 1 FROM route) OR c.account_id = (SELECT account_id FROM route))
+    UNION ALL
+    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c JOIN route r ON c.account_id = r.account_id
+    WHERE lower(c.custom_login) = $1
+)
 SELECT c.account_id, c.user_id, c.login,
        coalesce(u.password_hash, '') AS password_hash,
        u.deleted_at IS NULL AS live, u.sftp_enabled,
@@ -115,11 +126,10 @@ SELECT c.account_id, c.user_id, c.login,
        NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
            AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed,
        k.id AS key_id, k.public_key AS key_blob
-FROM sftp_credentials c
+FROM cred c
 JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
 JOIN accounts a ON a.id = c.account_id
-LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AND k.fingerprint = $3
-WHERE c.login = $1 AND ($2 = '' OR c.account_id = nullif($2, '')::uuid)`
+LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AND k.fingerprint = $3`
 
 // lookupLogin reads the login's record; nil when no such login exists on
 // dest. Login names that cannot exist are not sent to the database.
@@ -130,7 +140,7 @@ func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fin
 	}
 	var recs []loginRecord
 	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return tx.SelectContext(ctx, &recs, loginQuery, login, d.routeFor(dest).AccountID, fingerprint)
+		return tx.SelectContext(ctx, &recs, loginQuery, login, inetParam(dest), fingerprint)
 	})
 	if err != nil {
 		return nil, dbError(err)
@@ -138,7 +148,7 @@ func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fin
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	return &recs[0], nil // login is unique, and (user, fingerprint) too: at most one row
+	return &recs[0], nil // see loginQuery: at most one row
 }
 
 // accessRefusal says why a user may not use SFTP now, or "" if they may.

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -16,10 +17,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// deploymentHostKeyTypes are the deployment's host key types, in the order
-// the SSH server presents them and users see their fingerprints. Ed25519
-// comes first because current clients prefer it; RSA 3072 is for old ones.
-var deploymentHostKeyTypes = []struct {
+// hostKeyTypes are the host key types Skiff generates, for the deployment
+// and for each account with a dedicated IP, in the order the SSH server
+// presents them and users see their fingerprints. Ed25519 comes first
+// because current clients prefer it; RSA 3072 is for old ones.
+var hostKeyTypes = []struct {
 	algorithm string
 	generate  func() (crypto.Signer, error)
 }{
@@ -31,14 +33,14 @@ var deploymentHostKeyTypes = []struct {
 	{ssh.KeyAlgoRSA, func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) }},
 }
 
-// hostKeyRank orders host keys as deploymentHostKeyTypes does; unknown types last.
+// hostKeyRank orders host keys as hostKeyTypes does; unknown types last.
 func hostKeyRank(algorithm string) int {
-	for i, t := range deploymentHostKeyTypes {
+	for i, t := range hostKeyTypes {
 		if t.algorithm == algorithm {
 			return i
 		}
 	}
-	return len(deploymentHostKeyTypes)
+	return len(hostKeyTypes)
 }
 
 // hostKeyRow is a stored host key: an unencrypted OpenSSH private key. It is
@@ -59,11 +61,74 @@ func (d *Directory) EnsureHostKeys(ctx context.Context) error {
 }
 
 // HostKeys returns the host keys to present to a client that connected to
-// dest. Every address is shared for now, so these are the deployment's keys
-// (generated on first use if EnsureHostKeys did not run at start-up).
-func (d *Directory) HostKeys(ctx context.Context, _ netip.Addr) ([]ssh.Signer, error) {
-	// Dedicated IPs: when routeFor(dest) names an account, present its keys.
+// dest: the account's own keys when dest is an account's dedicated IP, so
+// each tenant has its own server identity there, and the deployment's keys
+// (generated on first use if EnsureHostKeys did not run at start-up) on any
+// other address, a released dedicated IP included.
+func (d *Directory) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
+	signers, err := d.dedicatedHostKeys(ctx, dest)
+	if err != nil || len(signers) > 0 {
+		return signers, err
+	}
 	return d.deploymentHostKeys(ctx)
+}
+
+// accountHostKeyRow is a stored host key of an account.
+type accountHostKeyRow struct {
+	AccountID string `db:"account_id"`
+	hostKeyRow
+}
+
+// accountHostKeys are an account's parsed host keys and the stored keys they
+// were parsed from.
+type accountHostKeys struct {
+	stored  [][]byte
+	signers []ssh.Signer
+}
+
+// dedicatedHostKeys returns the host keys of the account whose dedicated IP
+// dest is, or none. The address is looked up on every connection, so that a
+// provisioning or a release on any node applies at once; only the parsing
+// of the keys, which never change, is cached.
+func (d *Directory) dedicatedHostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
+	addr := inetParam(dest)
+	if addr == nil {
+		return nil, nil
+	}
+	var rows []accountHostKeyRow
+	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		return dbError(tx.SelectContext(ctx, &rows, `SELECT k.account_id, k.algorithm, k.private_key
+			FROM dedicated_ips ip JOIN host_keys k ON k.account_id = ip.account_id
+			WHERE ip.address = $1::inet AND ip.released_at IS NULL`, addr))
+	})
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	slices.SortFunc(rows, func(a, b accountHostKeyRow) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
+	accountID := rows[0].AccountID
+	stored := make([][]byte, len(rows))
+	for i, r := range rows {
+		stored[i] = r.PrivateKey
+	}
+
+	d.accountKeysMu.Lock()
+	defer d.accountKeysMu.Unlock()
+	if c, ok := d.accountKeys[accountID]; ok && slices.EqualFunc(c.stored, stored, bytes.Equal) {
+		return slices.Clone(c.signers), nil
+	}
+	signers := make([]ssh.Signer, 0, len(rows))
+	for _, r := range rows {
+		s, err := hostKeySigner(r.hostKeyRow)
+		if err != nil {
+			return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("account %s: %w", accountID, err)}
+		}
+		signers = append(signers, s)
+	}
+	if d.accountKeys == nil {
+		d.accountKeys = make(map[string]accountHostKeys)
+	}
+	d.accountKeys[accountID] = accountHostKeys{stored: stored, signers: signers}
+	return slices.Clone(signers), nil
 }
 
 // deploymentHostKeys returns the cached signers, loading (and if need be
@@ -79,8 +144,18 @@ func (d *Directory) deploymentHostKeys(ctx context.Context) ([]ssh.Signer, error
 	if err != nil {
 		return nil, err
 	}
-	if missing := missingHostKeyTypes(rows); len(missing) > 0 {
-		if err := d.storeDeploymentHostKeys(ctx, missing); err != nil {
+	have := make([]string, 0, len(rows))
+	for _, r := range rows {
+		have = append(have, r.Algorithm)
+	}
+	if missing := missingHostKeyTypes(have); len(missing) > 0 {
+		keys, err := generateHostKeys(missing)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+			return insertHostKeysTx(ctx, tx, "", keys)
+		}); err != nil {
 			return nil, err
 		}
 		if rows, err = d.readDeploymentHostKeys(ctx); err != nil {
@@ -108,53 +183,60 @@ func (d *Directory) readDeploymentHostKeys(ctx context.Context) ([]hostKeyRow, e
 	return rows, err
 }
 
-func missingHostKeyTypes(rows []hostKeyRow) []string {
+// missingHostKeyTypes lists the types of hostKeyTypes not among have.
+func missingHostKeyTypes(have []string) []string {
 	var missing []string
-	for _, t := range deploymentHostKeyTypes {
-		if !slices.ContainsFunc(rows, func(r hostKeyRow) bool { return r.Algorithm == t.algorithm }) {
+	for _, t := range hostKeyTypes {
+		if !slices.Contains(have, t.algorithm) {
 			missing = append(missing, t.algorithm)
 		}
 	}
 	return missing
 }
 
-// storeDeploymentHostKeys generates keys of the given types and stores each
-// unless another node stored one of that type first (the unique index on
-// account and algorithm decides). Generation happens outside the transaction:
-// an RSA key takes a noticeable fraction of a second.
-func (d *Directory) storeDeploymentHostKeys(ctx context.Context, algorithms []string) error {
-	type generated struct {
-		algorithm, fingerprint string
-		pem                    []byte
-	}
-	var keys []generated
-	for _, t := range deploymentHostKeyTypes {
+// generatedHostKey is a new host key, ready to be stored.
+type generatedHostKey struct {
+	algorithm, fingerprint string
+	pem                    []byte
+}
+
+// generateHostKeys makes keys of the given types. Callers run it outside
+// any transaction: an RSA key takes a noticeable fraction of a second.
+func generateHostKeys(algorithms []string) ([]generatedHostKey, error) {
+	var keys []generatedHostKey
+	for _, t := range hostKeyTypes {
 		if !slices.Contains(algorithms, t.algorithm) {
 			continue
 		}
 		k, err := t.generate()
 		if err != nil {
-			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("generate %s host key: %w", t.algorithm, err)}
+			return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("generate %s host key: %w", t.algorithm, err)}
 		}
 		block, err := ssh.MarshalPrivateKey(k, "skiff host key")
 		if err != nil {
-			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("encode %s host key: %w", t.algorithm, err)}
+			return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("encode %s host key: %w", t.algorithm, err)}
 		}
 		pub, err := ssh.NewPublicKey(k.Public())
 		if err != nil {
-			return &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("%s host public key: %w", t.algorithm, err)}
+			return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("%s host public key: %w", t.algorithm, err)}
 		}
-		keys = append(keys, generated{t.algorithm, ssh.FingerprintSHA256(pub), pem.EncodeToMemory(block)})
+		keys = append(keys, generatedHostKey{t.algorithm, ssh.FingerprintSHA256(pub), pem.EncodeToMemory(block)})
 	}
-	return d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		for _, k := range keys {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO host_keys (account_id, algorithm, private_key, fingerprint)
-				VALUES (NULL, $1, $2, $3) ON CONFLICT DO NOTHING`, k.algorithm, k.pem, k.fingerprint); err != nil {
-				return dbError(err)
-			}
+	return keys, nil
+}
+
+// insertHostKeysTx stores keys for accountID ("" for the deployment's), each
+// unless a key of that type is stored already: another node or request got
+// there first (the unique index on account and algorithm decides), and the
+// stored key wins, so clients keep trusting it.
+func insertHostKeysTx(ctx context.Context, q Queryer, accountID string, keys []generatedHostKey) error {
+	for _, k := range keys {
+		if _, err := q.ExecContext(ctx, `INSERT INTO host_keys (account_id, algorithm, private_key, fingerprint)
+			VALUES (nullif($1, '')::uuid, $2, $3, $4) ON CONFLICT DO NOTHING`, accountID, k.algorithm, k.pem, k.fingerprint); err != nil {
+			return dbError(err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // hostKeySigner parses a stored key. RSA keys sign only with SHA-2
@@ -178,18 +260,17 @@ func hostKeySigner(r hostKeyRow) (ssh.Signer, error) {
 }
 
 // HostKeyFingerprints lists the fingerprints of the deployment's host keys
-// (accountID "") or of an account's own keys (dedicated IPs; none until
-// then), in the order the server presents them, as SFTPEnabledData.HostKeys
-// wants them. Deployment fingerprints are public: anyone may read them. An
-// account's are for its users and staff; anyone else gets "account not found".
+// (accountID "") or of an account's own keys, which provisioning its first
+// dedicated IP generates (none before), in the order the server presents
+// them, as SFTPEnabledData.HostKeys wants them. Deployment fingerprints are
+// public: anyone may read them. An account's are for its users and staff;
+// anyone else gets "account not found".
 func (s *Service) HostKeyFingerprints(ctx context.Context, accountID string) ([]HostKeyFingerprint, error) {
-	var rows []struct {
-		Algorithm   string `db:"algorithm"`
-		Fingerprint string `db:"fingerprint"`
-	}
+	var fps []HostKeyFingerprint
 	read := func(tx *sqlxTx) error {
-		return dbError(tx.SelectContext(ctx, &rows, `SELECT algorithm, fingerprint FROM host_keys
-			WHERE account_id IS NOT DISTINCT FROM nullif($1, '')::uuid`, accountID))
+		var err error
+		fps, err = hostKeyFingerprintsTx(ctx, tx, accountID)
+		return err
 	}
 	var err error
 	p := PrincipalFrom(ctx)
@@ -209,9 +290,18 @@ func (s *Service) HostKeyFingerprints(ctx context.Context, accountID string) ([]
 	if err != nil {
 		return nil, err
 	}
-	fps := make([]HostKeyFingerprint, 0, len(rows))
-	for _, r := range rows {
-		fps = append(fps, HostKeyFingerprint{Algorithm: r.Algorithm, Fingerprint: r.Fingerprint})
+	return fps, nil
+}
+
+// hostKeyFingerprintsTx lists the fingerprints of the deployment's host keys
+// (accountID "") or of an account's own, inside the caller's transaction, in
+// the order the server presents them. The deployment's are readable in any
+// scope; an account's in its own scope and the staff and directory ones.
+func hostKeyFingerprintsTx(ctx context.Context, q Queryer, accountID string) ([]HostKeyFingerprint, error) {
+	fps := []HostKeyFingerprint{}
+	if err := q.SelectContext(ctx, &fps, `SELECT algorithm, fingerprint FROM host_keys
+		WHERE account_id IS NOT DISTINCT FROM nullif($1, '')::uuid`, accountID); err != nil {
+		return nil, dbError(err)
 	}
 	slices.SortFunc(fps, func(a, b HostKeyFingerprint) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
 	return fps, nil

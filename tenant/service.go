@@ -19,6 +19,8 @@ type Service struct {
 	// Sessions ends a user's live SFTP sessions on this node when their access
 	// is withdrawn. Other nodes notice on the session's next operation. May be nil.
 	Sessions SessionEnder
+	// DedicatedIPs is the deployment's pool of dedicated IPs; see dedicatedip.go.
+	DedicatedIPs DedicatedIPConfig
 }
 
 // SFTPConfig is what the service needs to know about the SFTP endpoint and

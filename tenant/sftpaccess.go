@@ -106,21 +106,22 @@ func (s *Service) restoreSFTPAccessTx(ctx context.Context, q Queryer, u *User) e
 // transaction, so it goes out exactly when the change commits. It never holds
 // a password.
 func (s *Service) enqueueSFTPEnabled(ctx context.Context, q Queryer, a *Account, u *User, creds credentialsRow) error {
-	fps, err := hostKeyFingerprintsTx(ctx, q)
+	fps, err := hostKeyFingerprintsTx(ctx, q, "")
 	if err != nil {
 		return err
 	}
-	// A custom login works only on the account's dedicated host, which the
-	// email must then name; dedicated IPs are not wired in yet, so the email
-	// gives the login ID, which works everywhere.
-	return Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: SFTPEnabledData{
+	data := SFTPEnabledData{
 		UserName:    u.Name,
 		AccountName: a.Name,
 		Host:        s.SFTP.Host,
 		Port:        s.SFTP.Port,
 		Login:       creds.Login,
 		HostKeys:    fps,
-	}})
+	}
+	if err := addDedicatedHostTx(ctx, q, u.AccountID, creds, &data); err != nil {
+		return err
+	}
+	return Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: data})
 }
 
 // takeLicence checks, under a lock on the account row, that turning SFTP on

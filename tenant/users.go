@@ -218,6 +218,8 @@ type CreateUserInput struct {
 	Role        Role   // USER when empty
 	Password    string // optional initial password
 	SFTPEnabled bool
+	// CustomSFTPLogin, when set, needs SFTPEnabled and a dedicated IP; see SetCustomSFTPLogin.
+	CustomSFTPLogin string
 }
 
 // requireAdmin returns the principal if it is an owner or admin of its account.
@@ -294,6 +296,12 @@ func (s *Service) createUserTx(ctx context.Context, q Queryer, p *Principal, in 
 			return nil, err
 		}
 	}
+	if in.CustomSFTPLogin != "" {
+		// Before SFTP is turned on, so that the credentials email names it.
+		if err := s.setCustomLoginTx(ctx, q, u, in.CustomSFTPLogin, "customSftpLogin", in.SFTPEnabled); err != nil {
+			return nil, err
+		}
+	}
 	if in.SFTPEnabled {
 		if err := s.setSFTPAccessTx(ctx, q, u, true); err != nil {
 			return nil, err
@@ -309,6 +317,8 @@ type UpdateUserInput struct {
 	Name        *string
 	Role        *Role
 	SFTPEnabled *bool
+	// CustomSFTPLogin sets the user's custom SFTP login; "" removes it. See SetCustomSFTPLogin.
+	CustomSFTPLogin *string
 }
 
 // UpdateUser changes a user. Admins change anyone in their account except that
@@ -333,7 +343,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*User, er
 			return Errorf(EConflict, "this user is deleted; restore them first")
 		}
 		before := u.auditState()
-		if !admin && (in.Role != nil || in.SFTPEnabled != nil) {
+		if !admin && (in.Role != nil || in.SFTPEnabled != nil || in.CustomSFTPLogin != nil) {
 			return Errorf(EForbidden, "only account owners and administrators can change roles and SFTP access")
 		}
 		if u.Role == RoleOwner && p.Role != RoleOwner && (in.Role != nil || in.Email != nil || in.Name != nil) {
@@ -370,6 +380,16 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*User, er
 				return &Error{Code: EConflict, Field: "email", Message: "a user with this email already exists"}
 			}
 			return err
+		}
+		if in.CustomSFTPLogin != nil {
+			// Before SFTP is turned on, so that the credentials email names it.
+			sftpAfter := u.SFTPEnabled
+			if in.SFTPEnabled != nil {
+				sftpAfter = *in.SFTPEnabled
+			}
+			if err := s.setCustomLoginTx(ctx, q, u, *in.CustomSFTPLogin, "customSftpLogin", sftpAfter); err != nil {
+				return err
+			}
 		}
 		if in.SFTPEnabled != nil && *in.SFTPEnabled != u.SFTPEnabled {
 			if err := s.setSFTPAccessTx(ctx, q, u, *in.SFTPEnabled); err != nil {

@@ -34,6 +34,9 @@ type ResolverRoot interface {
 	Account() AccountResolver
 	AuditEvent() AuditEventResolver
 	Contact() ContactResolver
+	DedicatedIp() DedicatedIpResolver
+	DedicatedIpPayload() DedicatedIpPayloadResolver
+	DedicatedIpPoolAddress() DedicatedIpPoolAddressResolver
 	Group() GroupResolver
 	Mutation() MutationResolver
 	Notification() NotificationResolver
@@ -55,6 +58,7 @@ type ComplexityRoot struct {
 		AuditEvents    func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
 		Contacts       func(childComplexity int, search *string, first *int, after *string) int
 		CreatedAt      func(childComplexity int) int
+		DedicatedIP    func(childComplexity int) int
 		Groups         func(childComplexity int, first *int, after *string) int
 		ID             func(childComplexity int) int
 		Name           func(childComplexity int) int
@@ -139,6 +143,39 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	DedicatedIp struct {
+		Address             func(childComplexity int) int
+		HostKeyFingerprints func(childComplexity int) int
+		ProvisionedAt       func(childComplexity int) int
+		ReleasedAt          func(childComplexity int) int
+	}
+
+	DedicatedIpPayload struct {
+		Account     func(childComplexity int) int
+		DedicatedIP func(childComplexity int) int
+		UserErrors  func(childComplexity int) int
+	}
+
+	DedicatedIpPoolAddress struct {
+		Account       func(childComplexity int) int
+		Address       func(childComplexity int) int
+		AvailableAt   func(childComplexity int) int
+		InPool        func(childComplexity int) int
+		ProvisionedAt func(childComplexity int) int
+		ReleasedAt    func(childComplexity int) int
+		State         func(childComplexity int) int
+	}
+
+	DedicatedIpPoolConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	DedicatedIpPoolEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	DeleteGroupPayload struct {
 		DeletedGroupID func(childComplexity int) int
 		UserErrors     func(childComplexity int) int
@@ -211,6 +248,8 @@ type ComplexityRoot struct {
 		DeleteUser           func(childComplexity int, input model.DeleteUserInput) int
 		Login                func(childComplexity int, input model.LoginInput) int
 		Logout               func(childComplexity int) int
+		ProvisionDedicatedIP func(childComplexity int, input model.ProvisionDedicatedIPInput) int
+		ReleaseDedicatedIP   func(childComplexity int, input model.ReleaseDedicatedIPInput) int
 		RenameProjectFolder  func(childComplexity int, input model.RenameProjectFolderInput) int
 		RenameSSHKey         func(childComplexity int, input model.RenameSSHKeyInput) int
 		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
@@ -218,6 +257,7 @@ type ComplexityRoot struct {
 		ResendInvitation     func(childComplexity int, input model.ResendInvitationInput) int
 		ResetPassword        func(childComplexity int, input model.ResetPasswordInput) int
 		RestoreUser          func(childComplexity int, input model.RestoreUserInput) int
+		SetCustomSftpLogin   func(childComplexity int, input model.SetCustomSftpLoginInput) int
 		SetSftpAccess        func(childComplexity int, input model.SetSftpAccessInput) int
 		SetSftpLicences      func(childComplexity int, input model.SetSftpLicencesInput) int
 		SetUserGroup         func(childComplexity int, input model.SetUserGroupInput) int
@@ -299,6 +339,7 @@ type ComplexityRoot struct {
 	Query struct {
 		Account            func(childComplexity int, id *string) int
 		Accounts           func(childComplexity int, search *string, first *int, after *string) int
+		DedicatedIPPool    func(childComplexity int, state *tenant.DedicatedIPState, first *int, after *string) int
 		Node               func(childComplexity int, id string) int
 		SftpModuleRequests func(childComplexity int, onlyOpen *bool, first *int, after *string) int
 		SftpServer         func(childComplexity int) int
@@ -311,12 +352,16 @@ type ComplexityRoot struct {
 	}
 
 	SftpCredentials struct {
-		CustomLogin         func(childComplexity int) int
-		Host                func(childComplexity int) int
-		HostKeyFingerprints func(childComplexity int) int
-		IssuedAt            func(childComplexity int) int
-		Login               func(childComplexity int) int
-		Port                func(childComplexity int) int
+		CustomLogin                  func(childComplexity int) int
+		CustomLoginActive            func(childComplexity int) int
+		CustomLoginNote              func(childComplexity int) int
+		DedicatedHost                func(childComplexity int) int
+		DedicatedHostKeyFingerprints func(childComplexity int) int
+		Host                         func(childComplexity int) int
+		HostKeyFingerprints          func(childComplexity int) int
+		IssuedAt                     func(childComplexity int) int
+		Login                        func(childComplexity int) int
+		Port                         func(childComplexity int) int
 	}
 
 	SftpLicences struct {
@@ -465,6 +510,7 @@ type AccountResolver interface {
 
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
+	DedicatedIP(ctx context.Context, obj *tenant.Account) (*tenant.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
 	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
 	SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error)
@@ -484,6 +530,19 @@ type AuditEventResolver interface {
 type ContactResolver interface {
 	ID(ctx context.Context, obj *tenant.Contact) (string, error)
 }
+type DedicatedIpResolver interface {
+	Address(ctx context.Context, obj *tenant.DedicatedIP) (string, error)
+
+	HostKeyFingerprints(ctx context.Context, obj *tenant.DedicatedIP) ([]*tenant.HostKeyFingerprint, error)
+}
+type DedicatedIpPayloadResolver interface {
+	Account(ctx context.Context, obj *model.DedicatedIPPayload) (*tenant.Account, error)
+}
+type DedicatedIpPoolAddressResolver interface {
+	Address(ctx context.Context, obj *tenant.PoolAddress) (string, error)
+
+	Account(ctx context.Context, obj *tenant.PoolAddress) (*tenant.Account, error)
+}
 type GroupResolver interface {
 	ID(ctx context.Context, obj *tenant.Group) (string, error)
 
@@ -500,6 +559,9 @@ type MutationResolver interface {
 	UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.ContactPayload, error)
 	DeleteContact(ctx context.Context, input model.DeleteContactInput) (*model.ContactPayload, error)
 	ConvertContactToUser(ctx context.Context, input model.ConvertContactToUserInput) (*model.UserPayload, error)
+	ProvisionDedicatedIP(ctx context.Context, input model.ProvisionDedicatedIPInput) (*model.DedicatedIPPayload, error)
+	ReleaseDedicatedIP(ctx context.Context, input model.ReleaseDedicatedIPInput) (*model.DedicatedIPPayload, error)
+	SetCustomSftpLogin(ctx context.Context, input model.SetCustomSftpLoginInput) (*model.UserPayload, error)
 	CreateProjectFolder(ctx context.Context, input model.CreateProjectFolderInput) (*model.ProjectFolderPayload, error)
 	RenameProjectFolder(ctx context.Context, input model.RenameProjectFolderInput) (*model.ProjectFolderPayload, error)
 	DeleteProjectFolder(ctx context.Context, input model.DeleteProjectFolderInput) (*model.DeleteProjectFolderPayload, error)
@@ -546,11 +608,16 @@ type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Account(ctx context.Context, id *string) (*tenant.Account, error)
 	Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error)
+	DedicatedIPPool(ctx context.Context, state *tenant.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
 	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error)
 	SftpServer(ctx context.Context) (*model.SftpServer, error)
 }
 type SftpCredentialsResolver interface {
 	CustomLogin(ctx context.Context, obj *tenant.Credentials) (*string, error)
+
+	DedicatedHost(ctx context.Context, obj *tenant.Credentials) (*string, error)
+
+	CustomLoginNote(ctx context.Context, obj *tenant.Credentials) (*string, error)
 }
 type SftpModuleRequestResolver interface {
 	ID(ctx context.Context, obj *tenant.ModuleRequest) (string, error)
@@ -626,6 +693,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.CreatedAt(childComplexity), true
+	case "Account.dedicatedIp":
+		if e.ComplexityRoot.Account.DedicatedIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.DedicatedIP(childComplexity), true
 	case "Account.groups":
 		if e.ComplexityRoot.Account.Groups == nil {
 			break
@@ -934,6 +1007,119 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreateAccountPayload.UserErrors(childComplexity), true
+
+	case "DedicatedIp.address":
+		if e.ComplexityRoot.DedicatedIp.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIp.Address(childComplexity), true
+	case "DedicatedIp.hostKeyFingerprints":
+		if e.ComplexityRoot.DedicatedIp.HostKeyFingerprints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIp.HostKeyFingerprints(childComplexity), true
+	case "DedicatedIp.provisionedAt":
+		if e.ComplexityRoot.DedicatedIp.ProvisionedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIp.ProvisionedAt(childComplexity), true
+	case "DedicatedIp.releasedAt":
+		if e.ComplexityRoot.DedicatedIp.ReleasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIp.ReleasedAt(childComplexity), true
+
+	case "DedicatedIpPayload.account":
+		if e.ComplexityRoot.DedicatedIpPayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPayload.Account(childComplexity), true
+	case "DedicatedIpPayload.dedicatedIp":
+		if e.ComplexityRoot.DedicatedIpPayload.DedicatedIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPayload.DedicatedIP(childComplexity), true
+	case "DedicatedIpPayload.userErrors":
+		if e.ComplexityRoot.DedicatedIpPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPayload.UserErrors(childComplexity), true
+
+	case "DedicatedIpPoolAddress.account":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.Account(childComplexity), true
+	case "DedicatedIpPoolAddress.address":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.Address(childComplexity), true
+	case "DedicatedIpPoolAddress.availableAt":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.AvailableAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.AvailableAt(childComplexity), true
+	case "DedicatedIpPoolAddress.inPool":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.InPool == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.InPool(childComplexity), true
+	case "DedicatedIpPoolAddress.provisionedAt":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.ProvisionedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.ProvisionedAt(childComplexity), true
+	case "DedicatedIpPoolAddress.releasedAt":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.ReleasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.ReleasedAt(childComplexity), true
+	case "DedicatedIpPoolAddress.state":
+		if e.ComplexityRoot.DedicatedIpPoolAddress.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolAddress.State(childComplexity), true
+
+	case "DedicatedIpPoolConnection.edges":
+		if e.ComplexityRoot.DedicatedIpPoolConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolConnection.Edges(childComplexity), true
+	case "DedicatedIpPoolConnection.pageInfo":
+		if e.ComplexityRoot.DedicatedIpPoolConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolConnection.PageInfo(childComplexity), true
+
+	case "DedicatedIpPoolEdge.cursor":
+		if e.ComplexityRoot.DedicatedIpPoolEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolEdge.Cursor(childComplexity), true
+	case "DedicatedIpPoolEdge.node":
+		if e.ComplexityRoot.DedicatedIpPoolEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolEdge.Node(childComplexity), true
 
 	case "DeleteGroupPayload.deletedGroupId":
 		if e.ComplexityRoot.DeleteGroupPayload.DeletedGroupID == nil {
@@ -1293,6 +1479,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.provisionDedicatedIp":
+		if e.ComplexityRoot.Mutation.ProvisionDedicatedIP == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_provisionDedicatedIp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ProvisionDedicatedIP(childComplexity, args["input"].(model.ProvisionDedicatedIPInput)), true
+	case "Mutation.releaseDedicatedIp":
+		if e.ComplexityRoot.Mutation.ReleaseDedicatedIP == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseDedicatedIp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseDedicatedIP(childComplexity, args["input"].(model.ReleaseDedicatedIPInput)), true
 	case "Mutation.renameProjectFolder":
 		if e.ComplexityRoot.Mutation.RenameProjectFolder == nil {
 			break
@@ -1370,6 +1578,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RestoreUser(childComplexity, args["input"].(model.RestoreUserInput)), true
+	case "Mutation.setCustomSftpLogin":
+		if e.ComplexityRoot.Mutation.SetCustomSftpLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setCustomSftpLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetCustomSftpLogin(childComplexity, args["input"].(model.SetCustomSftpLoginInput)), true
 	case "Mutation.setSftpAccess":
 		if e.ComplexityRoot.Mutation.SetSftpAccess == nil {
 			break
@@ -1724,6 +1943,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Accounts(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.dedicatedIpPool":
+		if e.ComplexityRoot.Query.DedicatedIPPool == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dedicatedIpPool_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*tenant.DedicatedIPState), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1779,6 +2009,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SftpCredentials.CustomLogin(childComplexity), true
+	case "SftpCredentials.customLoginActive":
+		if e.ComplexityRoot.SftpCredentials.CustomLoginActive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpCredentials.CustomLoginActive(childComplexity), true
+	case "SftpCredentials.customLoginNote":
+		if e.ComplexityRoot.SftpCredentials.CustomLoginNote == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpCredentials.CustomLoginNote(childComplexity), true
+	case "SftpCredentials.dedicatedHost":
+		if e.ComplexityRoot.SftpCredentials.DedicatedHost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpCredentials.DedicatedHost(childComplexity), true
+	case "SftpCredentials.dedicatedHostKeyFingerprints":
+		if e.ComplexityRoot.SftpCredentials.DedicatedHostKeyFingerprints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpCredentials.DedicatedHostKeyFingerprints(childComplexity), true
 	case "SftpCredentials.host":
 		if e.ComplexityRoot.SftpCredentials.Host == nil {
 			break
@@ -2317,6 +2571,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteSshKeyInput", ec.unmarshalInputDeleteSshKeyInput),
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
+			graphql.NewInputUnmarshaler("ReleaseDedicatedIpInput", ec.unmarshalInputReleaseDedicatedIpInput),
 			graphql.NewInputUnmarshaler("RenameProjectFolderInput", ec.unmarshalInputRenameProjectFolderInput),
 			graphql.NewInputUnmarshaler("RenameSshKeyInput", ec.unmarshalInputRenameSshKeyInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
@@ -2324,6 +2580,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ResendInvitationInput", ec.unmarshalInputResendInvitationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
+			graphql.NewInputUnmarshaler("SetCustomSftpLoginInput", ec.unmarshalInputSetCustomSftpLoginInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
 			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
@@ -2643,6 +2900,145 @@ type Mutation {
   logout: LogoutPayload!
   "Change your own password. Your other tokens are revoked."
   changePassword(input: ChangePasswordInput!): ChangePasswordPayload!
+}
+`, BuiltIn: false},
+	{Name: "../schema/dedicatedip.graphqls", Input: `"""
+An account's dedicated IP: an SFTP address of its own, where its users may log in with
+their custom logins (or their login IDs) and the server presents the account's own host
+keys. See docs/DEDICATED_IPS.md.
+"""
+type DedicatedIp {
+  "The IP address, e.g. ` + "`" + `203.0.113.10` + "`" + `. Customers may point a DNS name of theirs at it."
+  address: String!
+  provisionedAt: Time!
+  "When it was released; null while the account has it."
+  releasedAt: Time
+  """
+  The account's own host keys, which SFTP clients see on this address, in the order the
+  server presents them. Generated when the account's first dedicated IP was provisioned.
+  """
+  hostKeyFingerprints: [HostKeyFingerprint!]!
+}
+
+"Where an address of the dedicated IP pool stands."
+enum DedicatedIpState {
+  "Support may provision it to any account."
+  FREE
+  "Released recently: only the account that released it may have it back until ` + "`" + `availableAt` + "`" + `."
+  COOLING_DOWN
+  "An account's dedicated IP."
+  ASSIGNED
+}
+
+"One address of the deployment's dedicated IP pool."
+type DedicatedIpPoolAddress {
+  address: String!
+  state: DedicatedIpState!
+  "The account that has it (ASSIGNED) or released it and may take it back (COOLING_DOWN)."
+  account: Account
+  provisionedAt: Time
+  releasedAt: Time
+  "When a COOLING_DOWN address can go to another account."
+  availableAt: Time
+  """
+  False for an address an account still has although the deployment's pool
+  (` + "`" + `--dedicated-ip-pool` + "`" + `) no longer lists it. It keeps working until released.
+  """
+  inPool: Boolean!
+}
+
+type DedicatedIpPoolConnection {
+  edges: [DedicatedIpPoolEdge!]!
+  pageInfo: PageInfo!
+}
+
+type DedicatedIpPoolEdge {
+  cursor: String!
+  node: DedicatedIpPoolAddress!
+}
+
+extend type Account {
+  """
+  The account's dedicated IP; null when it has none. Owners, administrators and support
+  staff. (Users find the address in their own ` + "`" + `sftp.credentials` + "`" + `.)
+  """
+  dedicatedIp: DedicatedIp
+}
+
+extend type SftpCredentials {
+  """
+  The account's dedicated IP, where ` + "`" + `customLogin` + "`" + ` (and ` + "`" + `login` + "`" + `) work; null while the
+  account has none.
+  """
+  dedicatedHost: String
+  "The host keys SFTP clients see on ` + "`" + `dedicatedHost` + "`" + `; empty while the account has none."
+  dedicatedHostKeyFingerprints: [HostKeyFingerprint!]!
+  "Whether ` + "`" + `customLogin` + "`" + ` works now: the user has one and the account has a dedicated IP."
+  customLoginActive: Boolean!
+  """
+  Why ` + "`" + `customLogin` + "`" + ` does not work now, to show next to it: the account's dedicated IP was
+  released. The login is kept and works again when one is provisioned. Null when it works
+  or there is none.
+  """
+  customLoginNote: String
+}
+
+extend type Query {
+  """
+  The deployment's dedicated IP pool in address order: every address, free, cooling down
+  or whose; then addresses still assigned that the pool no longer lists. Only those in
+  ` + "`" + `state` + "`" + ` when given. Support staff only.
+  """
+  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String): DedicatedIpPoolConnection!
+}
+
+extend type Mutation {
+  """
+  Give an account a dedicated IP from the pool: ` + "`" + `address` + "`" + `, or else the one it released
+  last if still free for it, or else the first free one. The first time, this generates the
+  account's host keys. One dedicated IP per account; an address another account has, or
+  released less than the cool-down ago, is refused. Support staff only.
+  """
+  provisionDedicatedIp(input: ProvisionDedicatedIpInput!): DedicatedIpPayload!
+  """
+  Take an account's dedicated IP back. It then serves like a shared address (login IDs
+  only) and cools down before another account can have it. Custom logins and host keys
+  are kept, inactive until the account has a dedicated IP again. Support staff only.
+  """
+  releaseDedicatedIp(input: ReleaseDedicatedIpInput!): DedicatedIpPayload!
+  """
+  Give a user a custom SFTP login, usable on the account's dedicated IP (with their
+  password or SSH keys), or remove it with ` + "`" + `login: null` + "`" + ` or ` + "`" + `""` + "`" + `. 3 to 32 characters:
+  letters a–z, digits, ` + "`" + `.` + "`" + `, ` + "`" + `-` + "`" + ` and ` + "`" + `_` + "`" + `, starting with a letter, not shaped like a login
+  ID (` + "`" + `xxxx-xxxx` + "`" + `), unique within the account (case-insensitive; deleted users keep
+  theirs). Needs a dedicated IP and SFTP turned on for the user at least once. A user with
+  SFTP access is emailed their credentials. Owners and administrators, for anyone in the
+  account.
+  """
+  setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload!
+}
+
+input ProvisionDedicatedIpInput {
+  accountId: ID!
+  "An address of the pool; omit to take the next free one."
+  address: String
+}
+
+input ReleaseDedicatedIpInput {
+  accountId: ID!
+}
+
+input SetCustomSftpLoginInput {
+  userId: ID!
+  "The custom login; null or empty removes it."
+  login: String
+}
+
+type DedicatedIpPayload {
+  account: Account
+  "The dedicated IP provisioned, or released (with ` + "`" + `releasedAt` + "`" + `)."
+  dedicatedIp: DedicatedIp
+  userErrors: [UserError!]!
 }
 `, BuiltIn: false},
 	{Name: "../schema/folders.graphqls", Input: `"""
@@ -3346,6 +3742,8 @@ input CreateUserInput {
   password: String
   "Turn SFTP on at once (takes a licence; see setSftpAccess)."
   sftpEnabled: Boolean = false
+  "A custom SFTP login for the account's dedicated IP; needs ` + "`" + `sftpEnabled` + "`" + ` (see setCustomSftpLogin)."
+  customSftpLogin: String
 }
 
 input UpdateUserInput {
@@ -3355,6 +3753,8 @@ input UpdateUserInput {
   role: Role
   "Turn SFTP on or off (see setSftpAccess)."
   sftpEnabled: Boolean
+  "Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin)."
+  customSftpLogin: String
 }
 
 input DeleteUserInput {
@@ -3389,6 +3789,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_users(ctx, field)
 	case "contacts":
 		return ec.fieldContext_Account_contacts(ctx, field)
+	case "dedicatedIp":
+		return ec.fieldContext_Account_dedicatedIp(ctx, field)
 	case "projectFolders":
 		return ec.fieldContext_Account_projectFolders(ctx, field)
 	case "groups":
@@ -3551,6 +3953,72 @@ func (ec *executionContext) childFields_CreateAccountPayload(ctx context.Context
 		return ec.fieldContext_CreateAccountPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreateAccountPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIp(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "address":
+		return ec.fieldContext_DedicatedIp_address(ctx, field)
+	case "provisionedAt":
+		return ec.fieldContext_DedicatedIp_provisionedAt(ctx, field)
+	case "releasedAt":
+		return ec.fieldContext_DedicatedIp_releasedAt(ctx, field)
+	case "hostKeyFingerprints":
+		return ec.fieldContext_DedicatedIp_hostKeyFingerprints(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIp", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_DedicatedIpPayload_account(ctx, field)
+	case "dedicatedIp":
+		return ec.fieldContext_DedicatedIpPayload_dedicatedIp(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DedicatedIpPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpPoolAddress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "address":
+		return ec.fieldContext_DedicatedIpPoolAddress_address(ctx, field)
+	case "state":
+		return ec.fieldContext_DedicatedIpPoolAddress_state(ctx, field)
+	case "account":
+		return ec.fieldContext_DedicatedIpPoolAddress_account(ctx, field)
+	case "provisionedAt":
+		return ec.fieldContext_DedicatedIpPoolAddress_provisionedAt(ctx, field)
+	case "releasedAt":
+		return ec.fieldContext_DedicatedIpPoolAddress_releasedAt(ctx, field)
+	case "availableAt":
+		return ec.fieldContext_DedicatedIpPoolAddress_availableAt(ctx, field)
+	case "inPool":
+		return ec.fieldContext_DedicatedIpPoolAddress_inPool(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPoolAddress", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpPoolConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DedicatedIpPoolConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DedicatedIpPoolConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPoolConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpPoolEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DedicatedIpPoolEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DedicatedIpPoolEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPoolEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_DeleteGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3817,6 +4285,14 @@ func (ec *executionContext) childFields_SftpCredentials(ctx context.Context, fie
 		return ec.fieldContext_SftpCredentials_hostKeyFingerprints(ctx, field)
 	case "issuedAt":
 		return ec.fieldContext_SftpCredentials_issuedAt(ctx, field)
+	case "dedicatedHost":
+		return ec.fieldContext_SftpCredentials_dedicatedHost(ctx, field)
+	case "dedicatedHostKeyFingerprints":
+		return ec.fieldContext_SftpCredentials_dedicatedHostKeyFingerprints(ctx, field)
+	case "customLoginActive":
+		return ec.fieldContext_SftpCredentials_customLoginActive(ctx, field)
+	case "customLoginNote":
+		return ec.fieldContext_SftpCredentials_customLoginNote(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SftpCredentials", field.Name)
 }
@@ -4601,6 +5077,34 @@ func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_provisionDedicatedIp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ProvisionDedicatedIPInput, error) {
+			return ec.unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProvisionDedicatedIPInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_releaseDedicatedIp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ReleaseDedicatedIPInput, error) {
+			return ec.unmarshalNReleaseDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐReleaseDedicatedIPInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_renameProjectFolder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4691,6 +5195,20 @@ func (ec *executionContext) field_Mutation_restoreUser_args(ctx context.Context,
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RestoreUserInput, error) {
 			return ec.unmarshalNRestoreUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRestoreUserInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setCustomSftpLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetCustomSftpLoginInput, error) {
+			return ec.unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetCustomSftpLoginInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4864,6 +5382,36 @@ func (ec *executionContext) field_Query_accounts_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["search"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_dedicatedIpPool_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "state",
+		func(ctx context.Context, v any) (*tenant.DedicatedIPState, error) {
+			return ec.unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["state"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -5176,6 +5724,38 @@ func (ec *executionContext) fieldContext_Account_contacts(ctx context.Context, f
 	if fc.Args, err = ec.field_Account_contacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_dedicatedIp(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_dedicatedIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().DedicatedIP(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
+			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Account_dedicatedIp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIp(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -6447,6 +7027,492 @@ func (ec *executionContext) fieldContext_CreateAccountPayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _DedicatedIp_address(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIp_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIp().Address(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIp_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIp", field, true, true, "String")
+}
+
+func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIp_provisionedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProvisionedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIp_provisionedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIp_releasedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReleasedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIp_releasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIp_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIp_hostKeyFingerprints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIp().HostKeyFingerprints(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIp_hostKeyFingerprints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIp",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HostKeyFingerprint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIpPayload().Account(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPayload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPayload_dedicatedIp(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPayload_dedicatedIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DedicatedIP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
+			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPayload_dedicatedIp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIp(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_address(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIpPoolAddress().Address(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, true, true, "String")
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v tenant.DedicatedIPState) graphql.Marshaler {
+			return ec.marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "DedicatedIpState")
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_account(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIpPoolAddress().Account(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPoolAddress",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_provisionedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProvisionedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_provisionedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_releasedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReleasedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_releasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_availableAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_availableAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolAddress_inPool(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InPool, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_inPool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DedicatedIpPoolConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DedicatedIPPoolEdge) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPoolEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPoolConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpPoolEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPoolConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPoolConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpPoolEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpPoolEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.PoolAddress) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐPoolAddress(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpPoolEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpPoolAddress(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeleteGroupPayload_deletedGroupId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7495,6 +8561,138 @@ func (ec *executionContext) fieldContext_Mutation_convertContactToUser(ctx conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_convertContactToUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_provisionDedicatedIp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_provisionDedicatedIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ProvisionDedicatedIP(ctx, fc.Args["input"].(model.ProvisionDedicatedIPInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_provisionDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_provisionDedicatedIp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_releaseDedicatedIp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_releaseDedicatedIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReleaseDedicatedIP(ctx, fc.Args["input"].(model.ReleaseDedicatedIPInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_releaseDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_releaseDedicatedIp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setCustomSftpLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setCustomSftpLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetCustomSftpLogin(ctx, fc.Args["input"].(model.SetCustomSftpLoginInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
+			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setCustomSftpLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setCustomSftpLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9733,6 +10931,50 @@ func (ec *executionContext) fieldContext_Query_accounts(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_dedicatedIpPool(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dedicatedIpPool(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DedicatedIPPool(ctx, fc.Args["state"].(*tenant.DedicatedIPState), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dedicatedIpPool(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpPoolConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dedicatedIpPool_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_sftpModuleRequests(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10094,6 +11336,107 @@ func (ec *executionContext) _SftpCredentials_issuedAt(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_SftpCredentials_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SftpCredentials_dedicatedHost(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpCredentials_dedicatedHost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpCredentials().DedicatedHost(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpCredentials_dedicatedHostKeyFingerprints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DedicatedHostKeyFingerprints, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []tenant.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHostKeyFingerprints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpCredentials",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HostKeyFingerprint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpCredentials_customLoginActive(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpCredentials_customLoginActive(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CustomLoginActive(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpCredentials_customLoginActive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpCredentials", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _SftpCredentials_customLoginNote(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpCredentials_customLoginNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpCredentials().CustomLoginNote(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpCredentials_customLoginNote(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field graphql.CollectedField, obj *tenant.Licences) (ret graphql.Marshaler) {
@@ -13752,7 +15095,7 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 		asMap["sftpEnabled"] = false
 	}
 
-	fieldsInOrder := [...]string{"email", "name", "role", "password", "sftpEnabled"}
+	fieldsInOrder := [...]string{"email", "name", "role", "password", "sftpEnabled", "customSftpLogin"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13794,6 +15137,13 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.SftpEnabled = data
+		case "customSftpLogin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customSftpLogin"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomSftpLogin = data
 		}
 	}
 	return it, nil
@@ -14067,6 +15417,97 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error) {
 	var out model.LoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputProvisionDedicatedIpInput(ctx context.Context, obj any) (model.ProvisionDedicatedIPInput, error) {
+	var it model.ProvisionDedicatedIPInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"accountId", "address"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "address":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("address"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Address = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalProvisionDedicatedIpInput unmarshals raw into the ProvisionDedicatedIpInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalProvisionDedicatedIpInput(ctx context.Context, raw any) (model.ProvisionDedicatedIPInput, error) {
+	var out model.ProvisionDedicatedIPInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProvisionDedicatedIpInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReleaseDedicatedIpInput(ctx context.Context, obj any) (model.ReleaseDedicatedIPInput, error) {
+	var it model.ReleaseDedicatedIPInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"accountId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReleaseDedicatedIpInput unmarshals raw into the ReleaseDedicatedIpInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReleaseDedicatedIpInput(ctx context.Context, raw any) (model.ReleaseDedicatedIPInput, error) {
+	var out model.ReleaseDedicatedIPInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReleaseDedicatedIpInput", raw, &out)
 	return out, err
 }
 
@@ -14382,6 +15823,55 @@ func (ec *executionContext) unmarshalInputRestoreUserInput(ctx context.Context, 
 func UnmarshalRestoreUserInput(ctx context.Context, raw any) (model.RestoreUserInput, error) {
 	var out model.RestoreUserInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestoreUserInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSetCustomSftpLoginInput(ctx context.Context, obj any) (model.SetCustomSftpLoginInput, error) {
+	var it model.SetCustomSftpLoginInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "login"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "login":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("login"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Login = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetCustomSftpLoginInput unmarshals raw into the SetCustomSftpLoginInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetCustomSftpLoginInput(ctx context.Context, raw any) (model.SetCustomSftpLoginInput, error) {
+	var out model.SetCustomSftpLoginInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetCustomSftpLoginInput", raw, &out)
 	return out, err
 }
 
@@ -14830,7 +16320,7 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "email", "name", "role", "sftpEnabled"}
+	fieldsInOrder := [...]string{"id", "email", "name", "role", "sftpEnabled", "customSftpLogin"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14872,6 +16362,13 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.SftpEnabled = data
+		case "customSftpLogin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customSftpLogin"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomSftpLogin = data
 		}
 	}
 	return it, nil
@@ -15105,6 +16602,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_contacts(ctx, field, obj)
+				})
+		case "dedicatedIp":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_dedicatedIp(ctx, field, obj)
 				})
 		case "projectFolders":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -15691,6 +17194,241 @@ func (ec *executionContext) _CreateAccountPayload(ctx context.Context, sel ast.S
 	return out
 }
 
+var dedicatedIpImplementors = []string{"DedicatedIp"}
+
+func (ec *executionContext) _DedicatedIp(ctx context.Context, sel ast.SelectionSet, obj *tenant.DedicatedIP) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIp")
+		case "address":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIp_address(ctx, field, obj)
+				})
+		case "provisionedAt":
+			out.Values[i] = ec._DedicatedIp_provisionedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "releasedAt":
+			out.Values[i] = ec._DedicatedIp_releasedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "hostKeyFingerprints":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIp_hostKeyFingerprints(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpPayloadImplementors = []string{"DedicatedIpPayload"}
+
+func (ec *executionContext) _DedicatedIpPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpPayload")
+		case "account":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIpPayload_account(ctx, field, obj)
+				})
+		case "dedicatedIp":
+			out.Values[i] = ec._DedicatedIpPayload_dedicatedIp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userErrors":
+			out.Values[i] = ec._DedicatedIpPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpPoolAddressImplementors = []string{"DedicatedIpPoolAddress"}
+
+func (ec *executionContext) _DedicatedIpPoolAddress(ctx context.Context, sel ast.SelectionSet, obj *tenant.PoolAddress) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpPoolAddressImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpPoolAddress")
+		case "address":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIpPoolAddress_address(ctx, field, obj)
+				})
+		case "state":
+			out.Values[i] = ec._DedicatedIpPoolAddress_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "account":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIpPoolAddress_account(ctx, field, obj)
+				})
+		case "provisionedAt":
+			out.Values[i] = ec._DedicatedIpPoolAddress_provisionedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "releasedAt":
+			out.Values[i] = ec._DedicatedIpPoolAddress_releasedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "availableAt":
+			out.Values[i] = ec._DedicatedIpPoolAddress_availableAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inPool":
+			out.Values[i] = ec._DedicatedIpPoolAddress_inPool(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpPoolConnectionImplementors = []string{"DedicatedIpPoolConnection"}
+
+func (ec *executionContext) _DedicatedIpPoolConnection(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPPoolConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpPoolConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpPoolConnection")
+		case "edges":
+			out.Values[i] = ec._DedicatedIpPoolConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DedicatedIpPoolConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpPoolEdgeImplementors = []string{"DedicatedIpPoolEdge"}
+
+func (ec *executionContext) _DedicatedIpPoolEdge(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPPoolEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpPoolEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpPoolEdge")
+		case "cursor":
+			out.Values[i] = ec._DedicatedIpPoolEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._DedicatedIpPoolEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteGroupPayloadImplementors = []string{"DeleteGroupPayload"}
 
 func (ec *executionContext) _DeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteGroupPayload) graphql.Marshaler {
@@ -16152,6 +17890,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "convertContactToUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_convertContactToUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "provisionDedicatedIp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_provisionDedicatedIp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "releaseDedicatedIp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_releaseDedicatedIp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setCustomSftpLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setCustomSftpLogin(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -16865,6 +18624,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_accounts(ctx, field)
 				})
+		case "dedicatedIpPool":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_dedicatedIpPool(ctx, field)
+				})
 		case "sftpModuleRequests":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -16988,6 +18753,28 @@ func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "dedicatedHost":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpCredentials_dedicatedHost(ctx, field, obj)
+				})
+		case "dedicatedHostKeyFingerprints":
+			out.Values[i] = ec._SftpCredentials_dedicatedHostKeyFingerprints(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customLoginActive":
+			out.Values[i] = ec._SftpCredentials_customLoginActive(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customLoginNote":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpCredentials_customLoginNote(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -18537,6 +20324,69 @@ func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋskiffhqᚋs
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpPayload!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐPoolAddress(ctx context.Context, sel ast.SelectionSet, v *tenant.PoolAddress) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpPoolAddress!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpPoolAddress(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpPoolConnection!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpPoolConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPPoolEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDedicatedIpPoolEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdge(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPoolEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpPoolEdge!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpPoolEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, v any) (tenant.DedicatedIPState, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := tenant.DedicatedIPState(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v tenant.DedicatedIPState) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DedicatedIpState!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNDeleteContactInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteContactInput(ctx context.Context, v any) (model.DeleteContactInput, error) {
 	res, err := ec.unmarshalInputDeleteContactInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -18952,6 +20802,16 @@ func (ec *executionContext) marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiff
 	return ec._ProjectFolderPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProvisionDedicatedIPInput(ctx context.Context, v any) (model.ProvisionDedicatedIPInput, error) {
+	res, err := ec.unmarshalInputProvisionDedicatedIpInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNReleaseDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐReleaseDedicatedIPInput(ctx context.Context, v any) (model.ReleaseDedicatedIPInput, error) {
+	res, err := ec.unmarshalInputReleaseDedicatedIpInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRenameProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameProjectFolderInput(ctx context.Context, v any) (model.RenameProjectFolderInput, error) {
 	res, err := ec.unmarshalInputRenameProjectFolderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19008,6 +20868,11 @@ func (ec *executionContext) marshalNRole2githubᚗcomᚋskiffhqᚋskiffᚋtenant
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetCustomSftpLoginInput(ctx context.Context, v any) (model.SetCustomSftpLoginInput, error) {
+	res, err := ec.unmarshalInputSetCustomSftpLoginInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNSetSftpAccessInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetSftpAccessInput(ctx context.Context, v any) (model.SetSftpAccessInput, error) {
@@ -19558,6 +21423,32 @@ func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 		return graphql.Null
 	}
 	return ec._Contact(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx context.Context, sel ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIp(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, v any) (*tenant.DedicatedIPState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := tenant.DedicatedIPState(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v *tenant.DedicatedIPState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDeletedFilter(ctx context.Context, v any) (*tenant.DeletedFilter, error) {

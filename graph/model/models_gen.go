@@ -139,6 +139,25 @@ type CreateUserInput struct {
 	Password *string `json:"password,omitempty"`
 	// Turn SFTP on at once (takes a licence; see setSftpAccess).
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
+	// A custom SFTP login for the account's dedicated IP; needs `sftpEnabled` (see setCustomSftpLogin).
+	CustomSftpLogin *string `json:"customSftpLogin,omitempty"`
+}
+
+type DedicatedIPPayload struct {
+	Account *tenant.Account `json:"account,omitempty"`
+	// The dedicated IP provisioned, or released (with `releasedAt`).
+	DedicatedIP *tenant.DedicatedIP `json:"dedicatedIp,omitempty"`
+	UserErrors  []*UserError        `json:"userErrors"`
+}
+
+type DedicatedIPPoolConnection struct {
+	Edges    []*DedicatedIPPoolEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+}
+
+type DedicatedIPPoolEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *tenant.PoolAddress `json:"node"`
 }
 
 type DeleteContactInput struct {
@@ -250,7 +269,17 @@ type ProjectFolderPayload struct {
 	UserErrors    []*UserError          `json:"userErrors"`
 }
 
+type ProvisionDedicatedIPInput struct {
+	AccountID string `json:"accountId"`
+	// An address of the pool; omit to take the next free one.
+	Address *string `json:"address,omitempty"`
+}
+
 type Query struct {
+}
+
+type ReleaseDedicatedIPInput struct {
+	AccountID string `json:"accountId"`
 }
 
 type RenameProjectFolderInput struct {
@@ -287,6 +316,12 @@ type ResetPasswordInput struct {
 
 type RestoreUserInput struct {
 	ID string `json:"id"`
+}
+
+type SetCustomSftpLoginInput struct {
+	UserID string `json:"userId"`
+	// The custom login; null or empty removes it.
+	Login *string `json:"login,omitempty"`
 }
 
 type SetSftpAccessInput struct {
@@ -405,6 +440,8 @@ type UpdateUserInput struct {
 	Role  *tenant.Role `json:"role,omitempty"`
 	// Turn SFTP on or off (see setSftpAccess).
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
+	// Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin).
+	CustomSftpLogin *string `json:"customSftpLogin,omitempty"`
 }
 
 type UserConnection struct {
