@@ -35,9 +35,9 @@ const DefaultCacheTTL = time.Second
 // maxTxPacket is the largest read the server answers in one packet; the
 // 1 KiB kept free is room for headers inside the 256 KiB message limit that
 // OpenSSH and pkg/sftp enforce. pkg/sftp (v1.13.12) cannot advertise
-// limits@openssh.com, so OpenSSH clients keep to 32 KiB requests unless
-// told otherwise ("sftp -B 261120"); pkg/sftp clients use MaxPacketUnchecked.
-// Either way fewer, larger requests cost less per byte.
+// limits@openssh.com itself; the wire shim (wire.go) answers it with this
+// size, so OpenSSH clients (≥ 8.6) use 255 KiB requests; pkg/sftp clients
+// use MaxPacketUnchecked. Fewer, larger requests cost less per byte.
 const maxTxPacket = 256*1024 - 1024
 
 // ErrClosed is returned by Serve on a session that was closed.
@@ -143,7 +143,8 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 		channel.Close()
 		return ErrClosed
 	}
-	ch := &sessionChannel{ReadWriteCloser: channel, s: s}
+	wire := newWireChannel(channel, wireConfig{Limits: pkgSFTPLimits(maxTxPacket)})
+	ch := &sessionChannel{ReadWriteCloser: wire, s: s}
 	srv := sftp.NewRequestServer(ch, handlers{s}.sftp(),
 		sftp.WithRSAllocator(),
 		sftp.WithStartDirectory(s.StartDirectory()),
