@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -18,6 +19,12 @@ import (
 // internal failure, and the client still sees only "Permission denied".
 // It is the tenant package's sentinel: one idea, one error.
 var ErrLoginFailed = tenant.ErrLoginFailed
+
+// ErrSessionDenied is what a Session's Serve returns, wrapped, once the
+// session may not go on: the user was deleted, their SFTP access turned off,
+// the module expired, or that could not be checked. The server then closes
+// the whole connection, not only the channel. It is package vfs's sentinel.
+var ErrSessionDenied = vfs.ErrDenied
 
 // Login is who a successful authentication resolved to: the tenant domain's
 // SFTP login (AccountID, UserID, Login, Jailed, and KeyID and KeyFingerprint
@@ -67,8 +74,9 @@ type Sessions interface {
 
 // Session is one connection's SFTP session. Serve is called once for each
 // "sftp" subsystem channel the client opens (possibly concurrently) and
-// returns when the channel or the connection ends; Close is called once,
-// after every Serve has returned, when the connection ends.
+// returns when the channel or the connection ends; an error wrapping
+// ErrSessionDenied ends the connection too. Close is called once, after
+// every Serve has returned, when the connection ends.
 type Session interface {
 	Serve(channel io.ReadWriteCloser) error
 	Close() error

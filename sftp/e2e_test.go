@@ -867,7 +867,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 	b := e.startNode(t, nil, nil)
 
 	// endedOnB waits for the session on node B to refuse an operation, and
-	// checks that it said "permission denied".
+	// checks that it said "permission denied" and that the connection ended.
 	endedOnB := func(what string, c *ssh.Client, sc *pkgsftp.Client) {
 		t.Helper()
 		var err error
@@ -877,6 +877,13 @@ func TestE2ESessionsEnd(t *testing.T) {
 		})
 		if !isDenied(err) {
 			t.Errorf("%s: node B's session failed with %v, want permission denied", what, err)
+		}
+		ended := make(chan struct{})
+		go func() { c.Wait(); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: node B kept the connection open", what)
 		}
 	}
 

@@ -119,7 +119,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		log.Error("sftp session could not start", "err", err)
 		return
 	}
-	s.serveChannels(chans, sess, log)
+	s.serveChannels(chans, sess, log, func() { sconn.Close() })
 	if err := sess.Close(); err != nil {
 		log.Warn("sftp session close", "err", err)
 	}
@@ -160,8 +160,8 @@ func closeReason(err error) string {
 }
 
 // serveChannels accepts session channels until the connection ends, then
-// waits for them all.
-func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *slog.Logger) {
+// waits for them all. end closes the connection.
+func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *slog.Logger, end func()) {
 	var wg sync.WaitGroup
 	var open atomic.Int64
 	for nch := range chans {
@@ -184,7 +184,7 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *s
 		go func() {
 			defer wg.Done()
 			defer open.Add(-1)
-			serveChannel(ch, reqs, sess, log)
+			serveChannel(ch, reqs, sess, log, end)
 		}()
 	}
 	wg.Wait()
@@ -193,7 +193,10 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *s
 // serveChannel answers a session channel's requests: the one "sftp"
 // subsystem request starts SFTP, everything else (shell, exec, pty-req,
 // env, x11-req, auth-agent-req@openssh.com, a second subsystem…) is refused.
-func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger) {
+// When the session is denied (access withdrawn), end closes the connection:
+// otherwise a client that keeps it alive (keepalives count as traffic)
+// would hold a connection slot for a user who may no longer connect.
+func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger, end func()) {
 	var served chan struct{}
 	for req := range reqs {
 		if req.Type == "subsystem" && served == nil && subsystemName(req.Payload) == "sftp" {
@@ -202,7 +205,8 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 			go func() {
 				defer close(served)
 				status := uint32(0)
-				if err := sess.Serve(ch); err != nil && !errors.Is(err, io.EOF) {
+				err := sess.Serve(ch)
+				if err != nil && !errors.Is(err, io.EOF) {
 					log.Debug("sftp subsystem ended", "err", err)
 					status = 1
 				}
@@ -210,6 +214,9 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 				// Best effort: the client may already be gone.
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&exit))
 				ch.Close()
+				if errors.Is(err, ErrSessionDenied) {
+					end()
+				}
 			}()
 			continue
 		}
