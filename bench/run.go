@@ -40,19 +40,17 @@ var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthS
 
 // Skiff server variants.
 const (
-	// VariantStock serves SFTP exactly as sftp/vfs does today.
+	// VariantStock is Skiff's server with its default ciphers.
 	VariantStock = "stock"
-	// VariantWire puts bench/sftpwire between the SSH channel and sftp/vfs.
-	VariantWire = "sftpwire"
-	// VariantWireNoChaCha is VariantWire offering every default cipher but
-	// chacha20-poly1305, so that OpenSSH clients left to their defaults
-	// pick AES (aes128-ctr, their next choice). It only runs the
-	// DefaultCipher case: for a forced cipher it is VariantWire.
-	VariantWireNoChaCha = "sftpwire-no-chacha"
+	// VariantNoChaCha offers every default cipher but chacha20-poly1305, so
+	// that OpenSSH clients left to their defaults pick AES (aes128-ctr,
+	// their next choice). It only runs the DefaultCipher case, where the
+	// stock variant would pick ChaCha20, as in the forced ChaCha20 case.
+	VariantNoChaCha = "no-chacha"
 )
 
 // AllVariants lists the variants in the order of the table.
-var AllVariants = []string{VariantStock, VariantWire, VariantWireNoChaCha}
+var AllVariants = []string{VariantStock, VariantNoChaCha}
 
 // DefaultCipher is the pseudo-cipher meaning "no -o Ciphers": whatever the
 // OpenSSH client picks by default from what the server offers.
@@ -82,8 +80,8 @@ type Config struct {
 	// SkiffCiphers are the ciphers Skiff offers (empty: its defaults).
 	SkiffCiphers []string
 	// SkiffVariants are the Skiff servers compared in the throughput table
-	// (AllVariants); the second (or only) one also runs the other
-	// benchmarks. Empty: all.
+	// (AllVariants); the first one also runs the other benchmarks. Empty:
+	// all.
 	SkiffVariants []string
 	// ProfileDir, when set, receives a CPU profile of Skiff for the first
 	// repetition of every throughput case.
@@ -325,7 +323,7 @@ func (r *runner) startSkiff(ctx context.Context) error {
 		}
 		r.skiffs = append(r.skiffs, s)
 	}
-	r.skiff = r.skiffs[min(1, len(r.skiffs)-1)]
+	r.skiff = r.skiffs[0]
 	// The layout storage.Local documents: <base>/<account>/users/<user>.
 	r.skiffHome = filepath.Join(r.skiffData, BenchAccountID, "users", BenchUserID)
 	return nil
@@ -341,13 +339,10 @@ func (r *runner) stopSkiff() {
 func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffServer, error) {
 	r.skiffData = filepath.Join(r.work, "skiff")
 	args := []string{"-data", r.skiffData, "-authorized-keys", r.authorized, "-pprof", "127.0.0.1:0"}
-	if variant != VariantStock {
-		args = append(args, "-sftpwire")
-	}
 	switch {
 	case len(r.cfg.SkiffCiphers) > 0:
 		args = append(args, "-ciphers", strings.Join(r.cfg.SkiffCiphers, ","))
-	case variant == VariantWireNoChaCha:
+	case variant == VariantNoChaCha:
 		var offer []string
 		for _, c := range sftp.DefaultAlgorithms().Ciphers {
 			if c != ssh.CipherChaCha20Poly1305 {

@@ -24,7 +24,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/skiffhq/skiff/bench/sftpwire"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
@@ -55,7 +54,6 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	ciphers := fs.String("ciphers", "", "comma-separated ciphers to offer (default: Skiff's defaults)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:0)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr)")
-	wire := fs.Bool("sftpwire", false, "serve SFTP through bench/sftpwire (limits@openssh.com, one write per packet)")
 	watchStdin := fs.Bool("watch-stdin", true, "exit when standard input closes (the driver died)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -114,7 +112,7 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 		ListenAddresses: []string{*listen},
 		Directory:       dir,
 		HostKeys:        staticHostKeys{signer},
-		Sessions:        &vfsSessions{store: store, log: log, wire: *wire},
+		Sessions:        &vfsSessions{store: store, log: log},
 		Logger:          log,
 		Ciphers:         offered,
 		Limits: sftp.Limits{
@@ -270,11 +268,10 @@ func (k staticHostKeys) HostKeys(context.Context, netip.Addr) ([]ssh.Signer, err
 type vfsSessions struct {
 	store storage.Storage
 	log   *slog.Logger
-	wire  bool
 }
 
 func (s *vfsSessions) Open(ctx context.Context, login *sftp.Login) (sftp.Session, error) {
-	sess, err := vfs.NewSession(ctx, vfs.Config{
+	return vfs.NewSession(ctx, vfs.Config{
 		AccountID: login.AccountID,
 		UserID:    login.UserID,
 		Jailed:    login.Jailed,
@@ -282,18 +279,5 @@ func (s *vfsSessions) Open(ctx context.Context, login *sftp.Login) (sftp.Session
 		Gate:      vfs.GateFunc(func(context.Context) error { return nil }),
 		Logger:    s.log,
 	})
-	if err != nil || !s.wire {
-		return sess, err
-	}
-	return wireSession{sess}, nil
-}
 
-// vfsMaxRead is the largest read sftp/vfs answers whole (its maxTxPacket).
-const vfsMaxRead = 256*1024 - 1024
-
-// wireSession serves each channel through sftpwire.
-type wireSession struct{ *vfs.Session }
-
-func (w wireSession) Serve(channel io.ReadWriteCloser) error {
-	return w.Session.Serve(sftpwire.NewChannel(channel, sftpwire.Config{Limits: sftpwire.PkgSFTPLimits(vfsMaxRead)}))
 }

@@ -79,31 +79,25 @@ const openSSH = "OpenSSH"
 
 // variantName is how the report names a Skiff variant.
 func variantName(v string) string {
-	switch v {
-	case VariantWire:
-		return "Skiff + sftpwire"
-	case VariantWireNoChaCha:
-		return "Skiff + sftpwire, no ChaCha20 offered"
+	if v == VariantNoChaCha {
+		return "Skiff, no ChaCha20 offered"
 	}
-	return "Skiff as is"
+	return "Skiff"
 }
 
-// runs says whether target t takes part in the case of cipher: the
-// no-ChaCha20 variant only where the client chooses (elsewhere it is the
-// sftpwire one), and the sftpwire one then only if that variant is absent
-// (both offer ChaCha20 to a client that prefers it, like the stock one).
+// runs says whether target t takes part in the case of cipher. Where the
+// client chooses, the stock variant would choose ChaCha20 like the forced
+// ChaCha20 case, so only the no-ChaCha20 one runs (when present); where the
+// cipher is forced, the no-ChaCha20 variant is the stock one (or cannot
+// serve ChaCha20 at all), so it sits out.
 func (r *runner) runs(t *target, cipher string) bool {
 	if t.skiff == nil {
 		return true
 	}
-	noChaCha := slices.Contains(r.cfg.SkiffVariants, VariantWireNoChaCha)
-	switch t.skiff.variant {
-	case VariantWireNoChaCha:
+	if t.skiff.variant == VariantNoChaCha {
 		return cipher == DefaultCipher
-	case VariantWire:
-		return cipher != DefaultCipher || !noChaCha
 	}
-	return true
+	return cipher != DefaultCipher || !slices.Contains(r.cfg.SkiffVariants, VariantNoChaCha)
 }
 
 func (r *runner) throughput(ctx context.Context) error {
@@ -130,7 +124,7 @@ func (r *runner) throughput(ctx context.Context) error {
 
 	sec := r.report.section(fmt.Sprintf("Transfer throughput: OpenSSH sftp client, %s per stream, median of %d",
 		sizeName(r.cfg.FileSize), r.cfg.Reps),
-		"cipher", "direction", "streams", "Skiff build", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
+		"cipher", "direction", "streams", "Skiff server", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
 		"Skiff CPU s/GB", "OpenSSH CPU s/GB", "Skiff peak RSS", "OpenSSH peak RSS")
 	targets := r.targets()
 	for _, cipher := range r.cfg.Ciphers {
