@@ -53,6 +53,15 @@ func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 			t.Errorf("%s: jailed %v, default %v", g.Name, g.Jailed(), g.Default())
 		}
 	}
+	// Pages keep the order.
+	first, err := w.svc.Groups(w.as(w.owner), w.account.ID, tenant.Page{First: 2})
+	if err != nil || !first.HasNext || !slices.Equal(groupNames(first.Items), []string{"Pro", "Associate"}) {
+		t.Fatalf("first page = %q, %v", groupNames(first.Items), err)
+	}
+	rest, err := w.svc.Groups(w.as(w.owner), w.account.ID, tenant.Page{First: 2, After: first.Cursors[1]})
+	if err != nil || rest.HasNext || !slices.Equal(groupNames(rest.Items), []string{"Jailed Users"}) {
+		t.Errorf("second page = %q, %v", groupNames(rest.Items), err)
+	}
 	// The owner, and every new user, start in Pro.
 	uma := w.user("Uma", tenant.RoleUser)
 	for _, u := range []*tenant.User{w.owner, uma} {
