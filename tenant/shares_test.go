@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -35,6 +36,7 @@ const (
 // file storage, and a clock for the sessions' caches.
 type world struct {
 	t       *testing.T
+	url     string // the test database
 	svc     *tenant.Service
 	dir     *tenant.Directory
 	base    string // storage base on disk
@@ -87,12 +89,13 @@ func (l *sessionLog) take() []string {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
+	url := pgtest.NewDB(t)
+	db, err := tenant.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	w := &world{t: t, svc: tenant.NewService(db), dir: tenant.NewDirectory(db), ended: &sessionLog{},
+	w := &world{t: t, url: url, svc: tenant.NewService(db), dir: tenant.NewDirectory(db), ended: &sessionLog{},
 		clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	w.svc.SFTP.TrialLicences = 50
 	w.svc.Sessions = w.ended
@@ -643,5 +646,82 @@ func TestSameNamedFoldersShowTheirCreator(t *testing.T) {
 	// Ann sees her own folder under its plain name.
 	if got, err := ls(w.connect(ann), mount); err != nil || !slices.Equal(got, []string{"Plans"}) {
 		t.Errorf("Ann's ls = %q, %v", got, err)
+	}
+}
+
+// Two Skiff nodes on one database, each with its own listening enforcer: a
+// share made through one reaches an SFTP session's folders on the other by
+// notification (their MaxAge is far too long to explain it).
+func TestSharesReachOtherNodes(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ann := w.user("Ann", tenant.RoleUser)
+	f := w.folder(w.owner, "Plans")
+	node1, node2 := w.node(), w.node()
+	w.svc.SetPolicy(node1)
+	db2, err := tenant.Open(context.Background(), w.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	svc2 := tenant.NewService(db2)
+	svc2.SetPolicy(node2)
+	shares := svc2.SFTPShares(w.account.ID, ann.ID)
+	folders := func() []vfs.SharedFolder {
+		got, err := shares.SharedFolders(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := folders(); len(got) != 0 {
+		t.Fatalf("before sharing, node 2 shows %v", got)
+	}
+	w.share(w.owner, f, ann, policy.PresetRead)
+	eventually(t, "node 2 to show the shared folder", func() bool {
+		got := folders()
+		return len(got) == 1 && got[0].Name == "Plans" && got[0].Rights == vfs.List|vfs.Download
+	})
+	w.setGroup(ann, w.builtin(tenant.GroupJailed))
+	eventually(t, "node 2 to jail Ann", func() bool {
+		jailed, err := svc2.SFTPJailed(context.Background(), w.account.ID, ann.ID)
+		return err == nil && jailed
+	})
+	if _, err := w.svc.UnshareProjectFolder(w.as(w.owner), tenant.UnshareInput{FolderID: f.ID, UserID: ann.ID}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node 2 to drop the folder", func() bool { return len(folders()) == 0 })
+}
+
+// node is one node's enforcer, listening until the test ends.
+func (w *world) node() *policy.Enforcer {
+	w.t.Helper()
+	db, err := sql.Open("postgres", w.url)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { db.Close() })
+	e, err := policy.New(db, policy.Options{MaxAge: time.Hour, ListeningMaxAge: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Listen(ctx, w.url) }()
+	w.t.Cleanup(func() { cancel(); <-done })
+	eventually(w.t, "the enforcer to listen", e.Listening)
+	return e
+}
+
+// eventually polls cond until it holds or a generous deadline passes; it
+// asserts that something happens, never how fast.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
