@@ -74,7 +74,7 @@ func TestGroupsThroughGraphQL(t *testing.T) {
 	groups := e.groups(owner)
 	pro, jailed := groups["Pro"], groups["Jailed Users"]
 	if len(groups) != 3 || !pro.Default || pro.Jailed || *pro.Builtin != "PRO" || pro.MemberCount != 3 ||
-		!slices.Equal(pro.Permissions, []string{"SFTP_MY_FILES", "CREATE_PROJECT_FOLDERS", "SHARE_PROJECT_FOLDERS", "MANAGE_CONTACTS"}) ||
+		!slices.Equal(pro.Permissions, []string{"SFTP_MY_FILES", "CREATE_PROJECT_FOLDERS", "SHARE_PROJECT_FOLDERS"}) ||
 		!jailed.Jailed || len(jailed.Permissions) != 0 || *groups["Associate"].Builtin != "ASSOCIATE" {
 		t.Fatalf("groups = %+v", groups)
 	}

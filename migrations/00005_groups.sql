@@ -40,15 +40,16 @@ CREATE POLICY staff ON groups USING (skiff_scope() = 'staff') WITH CHECK (skiff_
 -- An SFTP login learns from the user's group whether they are jailed.
 CREATE POLICY cross_read ON groups FOR SELECT USING (skiff_scope() = 'directory');
 
--- The built-in groups and their starting permissions. Pro can do everything;
+-- The built-in groups and their starting permissions. Pro can do everything
+-- but manage contacts, which stays with owners and administrators until an
+-- admin grants it to a group;
 -- Associates work in My Files and create project folders but do not share them;
 -- Jailed Users see only what is shared with them.
 -- +goose StatementBegin
 CREATE FUNCTION skiff_add_builtin_groups(account uuid) RETURNS void
 LANGUAGE sql VOLATILE AS $$
     INSERT INTO groups (account_id, name, builtin, permissions) VALUES
-        (account, 'Pro', 'PRO',
-            ARRAY['SFTP_MY_FILES', 'CREATE_PROJECT_FOLDERS', 'SHARE_PROJECT_FOLDERS', 'MANAGE_CONTACTS']),
+        (account, 'Pro', 'PRO', ARRAY['SFTP_MY_FILES', 'CREATE_PROJECT_FOLDERS', 'SHARE_PROJECT_FOLDERS']),
         (account, 'Associate', 'ASSOCIATE', ARRAY['SFTP_MY_FILES', 'CREATE_PROJECT_FOLDERS']),
         (account, 'Jailed Users', 'JAILED', '{}')
 $$;

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"github.com/skiffhq/skiff/policy"
 )
 
 // Contact is a person an account knows but who has no login. Converting a
@@ -39,7 +41,7 @@ func getContact(ctx context.Context, q Queryer, id string) (*Contact, error) {
 
 // Contact returns one contact of the admin's account.
 func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
-	p, err := requireAdmin(ctx)
+	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +55,7 @@ func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
 
 // Contacts lists an account's contacts for its owners and admins.
 func (s *Service) Contacts(ctx context.Context, accountID, search string, page Page) (*Connection[*Contact], error) {
-	p, err := requireAdmin(ctx)
+	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +147,7 @@ func contactConflict(err error) error {
 
 // CreateContact adds a contact to the admin's account.
 func (s *Service) CreateContact(ctx context.Context, in ContactInput) (*Contact, error) {
-	p, err := requireAdmin(ctx)
+	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +171,7 @@ func (s *Service) CreateContact(ctx context.Context, in ContactInput) (*Contact,
 
 // UpdateContact changes a contact of the admin's account.
 func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact, error) {
-	p, err := requireAdmin(ctx)
+	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +197,7 @@ func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact,
 
 // DeleteContact removes a contact from the admin's account.
 func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error) {
-	p, err := requireAdmin(ctx)
+	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,8 @@ func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 		t.Fatalf("groups = %q, want %q", got, want)
 	}
 	want := map[tenant.BuiltinGroup][]policy.Permission{
-		tenant.GroupPro:       policy.Permissions(),
+		// Contacts stay with owners and admins until a group is given them.
+		tenant.GroupPro:       {policy.SFTPMyFiles, policy.CreateProjectFolders, policy.ShareProjectFolders},
 		tenant.GroupAssociate: {policy.SFTPMyFiles, policy.CreateProjectFolders},
 		tenant.GroupJailed:    {},
 	}

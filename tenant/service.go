@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,11 @@ type Service struct {
 	Sessions SessionEnder
 	// DedicatedIPs is the deployment's pool of dedicated IPs; see dedicatedip.go.
 	DedicatedIPs DedicatedIPConfig
+	// Policy answers "may this user do this?" (a *policy.Enforcer). Set it
+	// before first use; left nil, the service makes a non-listening one.
+	Policy     Policy
+	policyOnce sync.Once
+	policyErr  error
 }
 
 // SFTPConfig is what the service needs to know about the SFTP endpoint and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/sftp/vfs"
@@ -24,27 +23,25 @@ type Policy interface {
 
 var _ Policy = (*policy.Enforcer)(nil)
 
-// policies holds each Service's Policy. It would be a field of Service, which
-// lives in service.go, outside this feature; SetPolicy is the seam until then.
-var policies sync.Map // *Service → Policy
-
-// SetPolicy gives the service the enforcer it asks; the server passes one
-// that listens for changes from other nodes (policy.Enforcer.Listen).
-func (s *Service) SetPolicy(p Policy) { policies.Store(s, p) }
-
 // policy returns the service's Policy. A service given none (tests, tools)
-// gets an enforcer on its own database that, not listening, re-reads an
-// account's policy when its copy is a second old.
+// gets, on first use, an enforcer on its own database that, not listening,
+// re-reads an account's policy when its copy is a second old.
 func (s *Service) policy() (Policy, error) {
-	if p, ok := policies.Load(s); ok {
-		return p.(Policy), nil
+	s.policyOnce.Do(func() {
+		if s.Policy != nil {
+			return
+		}
+		e, err := policy.New(s.DB.X.DB, policy.Options{})
+		if err != nil {
+			s.policyErr = &Error{Code: EInternal, Message: "internal error", Err: err}
+			return
+		}
+		s.Policy = e
+	})
+	if s.policyErr != nil {
+		return nil, s.policyErr
 	}
-	e, err := policy.New(s.DB.X.DB, policy.Options{})
-	if err != nil {
-		return nil, &Error{Code: EInternal, Message: "internal error", Err: err}
-	}
-	p, _ := policies.LoadOrStore(s, Policy(e))
-	return p.(Policy), nil
+	return s.Policy, nil
 }
 
 // may asks the policy about the principal in their own account.

@@ -658,14 +658,14 @@ func TestSharesReachOtherNodes(t *testing.T) {
 	ann := w.user("Ann", tenant.RoleUser)
 	f := w.folder(w.owner, "Plans")
 	node1, node2 := w.node(), w.node()
-	w.svc.SetPolicy(node1)
+	w.svc.Policy = node1
 	db2, err := tenant.Open(context.Background(), w.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db2.Close() })
 	svc2 := tenant.NewService(db2)
-	svc2.SetPolicy(node2)
+	svc2.Policy = node2
 	shares := svc2.SFTPShares(w.account.ID, ann.ID)
 	folders := func() []vfs.SharedFolder {
 		got, err := shares.SharedFolders(context.Background())

@@ -37,10 +37,11 @@ func (b *syncBuffer) String() string {
 
 // server is one run of `skiff serve` inside the test process.
 type server struct {
-	http   string
-	sftp   string
-	cancel context.CancelFunc
-	done   chan error
+	http     string
+	sftp     string
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 }
 
 func startServe(t *testing.T, dataDir string) *server {
@@ -84,9 +85,13 @@ func startServe(t *testing.T, dataDir string) *server {
 	return s
 }
 
+// stop ends the server and waits for it; the test may stop it early, the
+// cleanup stops it again.
 func (s *server) stop() {
-	s.cancel()
-	<-s.done
+	s.stopOnce.Do(func() {
+		s.cancel()
+		<-s.done
+	})
 }
 
 type gqlResult struct {
