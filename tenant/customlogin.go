@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 )
 
@@ -62,6 +63,19 @@ func (r credentialsRow) customLogin() string {
 		return ""
 	}
 	return *r.CustomLogin
+}
+
+// throttledLogin is the name failed password logins are counted under. A
+// login ID names one user deployment-wide, so its failures count wherever
+// they happen. Any other name can only be a custom login, which means
+// something only on one account's dedicated IP: counting it per destination
+// keeps guesses at one account's "backup" (or at "backup" on a shared
+// address) from locking out another account's "backup".
+func throttledLogin(dest netip.Addr, login string) string {
+	if looksLikeLoginID(strings.ToLower(strings.TrimSpace(login))) {
+		return login
+	}
+	return login + "@" + dest.Unmap().WithZone("").String()
 }
 
 // CustomLoginActive reports whether the custom login works now: the user has

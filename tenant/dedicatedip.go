@@ -36,12 +36,12 @@ type DedicatedIPPool struct {
 
 // NewDedicatedIPPool makes a pool of every address of the given prefixes (a
 // single address is a /32 or /128). IPv4-mapped IPv6 prefixes count as
-// IPv4; overlaps count once. It refuses invalid prefixes, addresses with a
-// zone, and pools of more than MaxDedicatedIPPool addresses.
+// IPv4; overlaps count once. It refuses invalid prefixes and pools of more
+// than MaxDedicatedIPPool addresses.
 func NewDedicatedIPPool(prefixes []netip.Prefix) (*DedicatedIPPool, error) {
 	var addrs []netip.Addr
 	for _, p := range prefixes {
-		if !p.IsValid() || p.Addr().Zone() != "" {
+		if !p.IsValid() {
 			return nil, fmt.Errorf("dedicated IP pool: %v is not an address or CIDR", p)
 		}
 		if p.Addr().Is4In6() {

@@ -179,7 +179,7 @@ func (r *loginRecord) sftpLogin() *SFTPLogin {
 // down like web logins (see throttle.go); a throttled attempt is refused
 // without hashing, so a password-guessing flood costs little CPU.
 func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*SFTPLogin, error) {
-	keys := throttleKeys("sftp", login, remote)
+	keys := throttleKeys("sftp", throttledLogin(dest, login), remote)
 	var wait time.Duration
 	if err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) (err error) {
 		wait, err = loginWait(ctx, tx, keys, d.now())
