@@ -19,6 +19,7 @@ type loaders struct {
 	sshKeys     *dataloadgen.Loader[userRef, []*tenant.SSHKey]
 	credentials *dataloadgen.Loader[userRef, *tenant.Credentials]
 	accounts    *dataloadgen.Loader[string, *tenant.Account]
+	groups      *dataloadgen.Loader[userRef, *tenant.Group]
 }
 
 type loadersKey struct{}
@@ -34,6 +35,9 @@ func newLoaders(svc *tenant.Service) *loaders {
 		}, dataloadgen.WithWait(batchWait)),
 		credentials: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Credentials, error) {
 			return byAccount(ctx, refs, svc.SFTPCredentialsForUsers)
+		}, dataloadgen.WithWait(batchWait)),
+		groups: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
+			return byAccount(ctx, refs, svc.GroupsOfUsers)
 		}, dataloadgen.WithWait(batchWait)),
 		accounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*tenant.Account, error) {
 			out := make(map[string]*tenant.Account, len(ids))

@@ -26,6 +26,7 @@ type DatabaseFlags struct {
 // database is an open store with what it took to open it.
 type database struct {
 	DB       *tenant.DB
+	URL      string // the runtime connection's URL
 	Embedded bool
 	// Died is closed if the private PostgreSQL exits by itself; nil otherwise.
 	Died <-chan struct{}
@@ -84,7 +85,7 @@ func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger) (*database, e
 		}
 		return nil, err
 	}
-	d.DB = db
+	d.DB, d.URL = db, url
 	return d, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/graph"
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -48,6 +49,18 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	defer d.Close()
 	svc := tenant.NewService(d.DB)
 	svc.TokenTTL = c.TokenTTL
+	// One enforcer answers every permission question, GraphQL's and SFTP's;
+	// it hears other nodes' changes through PostgreSQL notifications.
+	enforcer, err := policy.New(d.DB.X.DB, policy.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	svc.Policy = enforcer
+	go func() {
+		if err := enforcer.Listen(ctx, d.URL); err != nil && ctx.Err() == nil {
+			log.Error("policy change notifications stopped; permissions are re-read every second instead", "err", err)
+		}
+	}()
 	dev := d.Embedded
 	playground := onOff(c.Playground, dev)
 	introspection := onOff(c.Introspection, playground)
