@@ -37,6 +37,9 @@ type SFTPFlags struct {
 	StorageDir        string        `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
 	TrialLicences     int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
 
+	DedicatedIPPool     []string      `name:"dedicated-ip-pool" env:"SKIFF_DEDICATED_IP_POOL" help:"Addresses this deployment owns for accounts' dedicated IPs (IPs or CIDRs, comma-separated). SFTP connections to them must reach Skiff: listen on them (or 0.0.0.0), or receive them through a PROXY load balancer."`
+	DedicatedIPCooldown time.Duration `name:"dedicated-ip-cooldown" default:"720h" env:"SKIFF_DEDICATED_IP_COOLDOWN" help:"How long a released dedicated IP waits before another account can have it (the account that released it may take it back at once)."`
+
 	SMTPURL   string `name:"smtp-url" env:"SKIFF_SMTP_URL" help:"SMTP server for email (smtp://user:pass@host:587?from=...&starttls=required, or smtps://). Empty: write .eml files into <data-dir>/mail."`
 	PublicURL string `name:"public-url" default:"http://localhost:3000" env:"SKIFF_PUBLIC_URL" help:"The web client's address, the base of links in emails."`
 }
@@ -59,7 +62,11 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if _, _, err := publicEndpoint(addrs[0], c.SFTPHost, c.SFTPPort); err != nil {
 		return nil, err
 	}
-	trusted, err := parsePrefixes(splitList(c.ProxyTrusted))
+	trusted, err := parsePrefixes("--proxy-trusted", splitList(c.ProxyTrusted))
+	if err != nil {
+		return nil, err
+	}
+	dedicated, err := c.dedicatedIPs()
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +93,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		TrustedProxies:     trusted,
 		RequireProxyHeader: c.ProxyRequired,
 		Ciphers:            splitList(c.SFTPCiphers),
+		MACs:               strictMACs(c.SFTPStrictMACs),
 		Limits: sftp.Limits{
 			IdleTimeout: c.SFTPIdleTimeout, MaxConnections: c.SFTPMaxConns, MaxConnectionsPerAddress: c.SFTPMaxConnsPerIP,
 		},
@@ -107,6 +115,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	}
 	svc.SFTP.Host, svc.SFTP.Port, svc.SFTP.TrialLicences = host, port, c.TrialLicences
 	svc.Sessions = sftp.SessionEnder{Server: srv}
+	svc.DedicatedIPs = dedicated
+	logDedicatedIPs(log, dedicated.Pool, srv.Addrs(), len(trusted) > 0)
 
 	mailDir := filepath.Join(c.DataDir, "mail")
 	sender, err := notify.NewSender(c.SMTPURL, mailDir)
@@ -218,24 +228,82 @@ func publicEndpoint(listen, host string, port int) (string, int, error) {
 	return host, port, nil
 }
 
-func parsePrefixes(vs []string) ([]netip.Prefix, error) {
+// parsePrefixes reads the addresses and CIDRs given to flag.
+func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, v := range vs {
 		if !strings.Contains(v, "/") {
 			a, err := netip.ParseAddr(v)
 			if err != nil {
-				return nil, fmt.Errorf("--proxy-trusted %q: not an address or CIDR", v)
+				return nil, fmt.Errorf("%s %q: not an address or CIDR", flag, v)
 			}
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
-			return nil, fmt.Errorf("--proxy-trusted %q: not an address or CIDR", v)
+			return nil, fmt.Errorf("%s %q: not an address or CIDR", flag, v)
 		}
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// dedicatedIPs reads the dedicated IP pool and its cool-down.
+func (c *ServeCmd) dedicatedIPs() (tenant.DedicatedIPConfig, error) {
+	prefixes, err := parsePrefixes("--dedicated-ip-pool", splitList(c.DedicatedIPPool))
+	if err != nil {
+		return tenant.DedicatedIPConfig{}, err
+	}
+	pool, err := tenant.NewDedicatedIPPool(prefixes)
+	if err != nil {
+		return tenant.DedicatedIPConfig{}, fmt.Errorf("--dedicated-ip-pool: %w", err)
+	}
+	if c.DedicatedIPCooldown < 0 {
+		return tenant.DedicatedIPConfig{}, errors.New("--dedicated-ip-cooldown: must not be negative")
+	}
+	return tenant.DedicatedIPConfig{Pool: pool, Cooldown: c.DedicatedIPCooldown}, nil
+}
+
+// logDedicatedIPs says how big the pool is and warns about addresses no
+// connection can reach: Skiff listens neither on them nor on a wildcard
+// address, and no load balancer may forward them with a PROXY header. Such
+// an address can still be provisioned, but its account's users would find
+// nothing there.
+func logDedicatedIPs(log *slog.Logger, pool *tenant.DedicatedIPPool, listening []net.Addr, proxied bool) {
+	if pool.Len() == 0 {
+		return
+	}
+	log.Info("dedicated IP pool", "addresses", pool.Len())
+	if proxied {
+		return
+	}
+	served := map[netip.Addr]bool{}
+	for _, a := range listening {
+		ip := addrIP(a)
+		if ip.IsUnspecified() {
+			return
+		}
+		served[ip] = true
+	}
+	var missing []netip.Addr
+	for _, a := range pool.Addrs() {
+		if !served[a] {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("the SFTP server does not listen on some dedicated IPs of the pool; add them to --sftp-addr, listen on 0.0.0.0, or set --proxy-trusted",
+			"count", len(missing), "first", missing[0])
+	}
+}
+
+// addrIP is the IP of a listener's TCP address, IPv4-mapped ones unmapped.
+func addrIP(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // startDemoTrial puts the demo account in TRIAL so the tour works at once.
