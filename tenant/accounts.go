@@ -55,18 +55,11 @@ func (s *Service) Accounts(ctx context.Context, search string, page Page) (*Conn
 	if _, err := RequireStaff(ctx); err != nil {
 		return nil, err
 	}
-	limit, err := page.limit()
+	limit, afterKey, afterID, err := keyKeyset(page)
 	if err != nil {
 		return nil, err
 	}
-	afterKey, afterID, err := decodeCursor(page.After)
-	if err != nil {
-		return nil, err
-	}
-	if afterID != "" && !isUUID(afterID) {
-		return nil, Invalid("after", "the cursor is not valid; start from the first page")
-	}
-	conn := &Connection[*Account]{HasPrevious: afterID != ""}
+	var conn *Connection[*Account]
 	err = s.DB.CrossTenant(ctx, ScopeStaff, func(tx *sqlxTx) error {
 		var accounts []*Account
 		err := tx.SelectContext(ctx, &accounts, `SELECT `+accountColumns+` FROM accounts
@@ -77,13 +70,7 @@ func (s *Service) Accounts(ctx context.Context, search string, page Page) (*Conn
 		if err != nil {
 			return dbError(err)
 		}
-		if len(accounts) > limit {
-			accounts, conn.HasNext = accounts[:limit], true
-		}
-		conn.Items = accounts
-		for _, a := range accounts {
-			conn.Cursors = append(conn.Cursors, encodeCursor(strings.ToLower(a.Name), a.ID))
-		}
+		conn = keyPage(accounts, limit, afterID != "", func(a *Account) (string, string) { return strings.ToLower(a.Name), a.ID })
 		return nil
 	})
 	return result(conn, err)

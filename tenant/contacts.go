@@ -62,18 +62,11 @@ func (s *Service) Contacts(ctx context.Context, accountID, search string, page P
 	if p.AccountID != accountID {
 		return nil, NotFound("account")
 	}
-	limit, err := page.limit()
+	limit, afterKey, afterID, err := keyKeyset(page)
 	if err != nil {
 		return nil, err
 	}
-	afterKey, afterID, err := decodeCursor(page.After)
-	if err != nil {
-		return nil, err
-	}
-	if afterID != "" && !isUUID(afterID) {
-		return nil, Invalid("after", "the cursor is not valid; start from the first page")
-	}
-	conn := &Connection[*Contact]{HasPrevious: afterID != ""}
+	var conn *Connection[*Contact]
 	err = s.inAccount(ctx, accountID, func(q Queryer) error {
 		var cs []*Contact
 		err := q.SelectContext(ctx, &cs, `SELECT `+contactColumns+` FROM contacts
@@ -85,13 +78,7 @@ func (s *Service) Contacts(ctx context.Context, accountID, search string, page P
 		if err != nil {
 			return dbError(err)
 		}
-		if len(cs) > limit {
-			cs, conn.HasNext = cs[:limit], true
-		}
-		conn.Items = cs
-		for _, c := range cs {
-			conn.Cursors = append(conn.Cursors, encodeCursor(strings.ToLower(c.Name), c.ID))
-		}
+		conn = keyPage(cs, limit, afterID != "", func(c *Contact) (string, string) { return strings.ToLower(c.Name), c.ID })
 		return nil
 	})
 	return result(conn, err)

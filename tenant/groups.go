@@ -514,32 +514,3 @@ func groupNameTaken(err error) error {
 	}
 	return err
 }
-
-// keyKeyset reads a page request for a list in (text key, id) order: the
-// page size and the position to continue after ("" for the start).
-func keyKeyset(p Page) (limit int, afterKey, afterID string, err error) {
-	if limit, err = p.limit(); err != nil {
-		return 0, "", "", err
-	}
-	if afterKey, afterID, err = decodeCursor(p.After); err != nil {
-		return 0, "", "", err
-	}
-	if afterID != "" && !isUUID(afterID) {
-		return 0, "", "", Invalid("after", "the cursor is not valid; start from the first page")
-	}
-	return limit, afterKey, afterID, nil
-}
-
-// keyPage makes a page of a list in (text key, id) order from rows fetched
-// with LIMIT limit+1: the extra row only tells that there is a next page.
-func keyPage[T any](rows []T, limit int, hasPrevious bool, key func(T) (string, string)) *Connection[T] {
-	conn := &Connection[T]{HasPrevious: hasPrevious}
-	if len(rows) > limit {
-		rows, conn.HasNext = rows[:limit], true
-	}
-	conn.Items = rows
-	for _, r := range rows {
-		conn.Cursors = append(conn.Cursors, encodeCursor(key(r)))
-	}
-	return conn
-}

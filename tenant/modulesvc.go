@@ -227,42 +227,6 @@ func (s *Service) SFTPModuleRequests(ctx context.Context, onlyOpen bool, page Pa
 	return conn, nil
 }
 
-// timePage makes a page of a list in (time, id) order from rows fetched with
-// LIMIT limit+1: the extra row only tells that there is a next page.
-func timePage[T any](rows []T, limit int, hasPrevious bool, key func(T) (time.Time, string)) *Connection[T] {
-	conn := &Connection[T]{HasPrevious: hasPrevious}
-	if len(rows) > limit {
-		rows, conn.HasNext = rows[:limit], true
-	}
-	conn.Items = rows
-	for _, r := range rows {
-		conn.Cursors = append(conn.Cursors, encodeTimeCursor(key(r)))
-	}
-	return conn
-}
-
-// encodeTimeCursor is the cursor of a row in a list in (time, id) order.
-func encodeTimeCursor(t time.Time, id string) string {
-	return encodeCursor(t.UTC().Format(time.RFC3339Nano), id)
-}
-
-// timeKeyset reads a page request for a list in (time, id) order: the page
-// size and the position to continue after (a zero time and "" for the start).
-func timeKeyset(p Page) (limit int, after time.Time, afterID string, err error) {
-	if limit, err = p.limit(); err != nil {
-		return 0, time.Time{}, "", err
-	}
-	key, id, err := decodeCursor(p.After)
-	if err != nil || id == "" {
-		return limit, time.Time{}, "", err
-	}
-	t, err := time.Parse(time.RFC3339Nano, key)
-	if err != nil || !isUUID(id) {
-		return 0, time.Time{}, "", Invalid("after", "the cursor is not valid; start from the first page")
-	}
-	return limit, t, id, nil
-}
-
 // staffOnAccount runs fn for support staff in a transaction scoped to the one
 // account they act on, with the account's row locked: the tenant scope (not
 // the staff one) lets the change write the account's outbox, and is narrower.

@@ -264,20 +264,9 @@ type notificationRow struct {
 // ListNotifications returns a page of accountID's emails, newest first. The
 // caller has checked who may see them (Service.Notifications does).
 func ListNotifications(ctx context.Context, q Queryer, accountID string, page Page) (*Connection[*Notification], error) {
-	limit, err := page.limit()
+	limit, afterAt, afterID, err := timeKeyset(page)
 	if err != nil {
 		return nil, err
-	}
-	afterKey, afterID, err := decodeCursor(page.After)
-	if err != nil {
-		return nil, err
-	}
-	var afterAt time.Time
-	if afterID != "" {
-		afterAt, err = time.Parse(time.RFC3339Nano, afterKey)
-		if err != nil || !isUUID(afterID) {
-			return nil, Invalid("after", "the cursor is not valid; start from the first page")
-		}
 	}
 	var rows []notificationRow
 	err = q.SelectContext(ctx, &rows, `SELECT id, kind, recipient, subject, status, attempts, last_error, created_at, sent_at
@@ -288,19 +277,15 @@ func ListNotifications(ctx context.Context, q Queryer, accountID string, page Pa
 	if err != nil {
 		return nil, dbError(err)
 	}
-	conn := &Connection[*Notification]{HasPrevious: afterID != ""}
-	if len(rows) > limit {
-		rows, conn.HasNext = rows[:limit], true
-	}
-	for _, r := range rows {
-		conn.Items = append(conn.Items, &Notification{
+	notes := make([]*Notification, len(rows))
+	for i, r := range rows {
+		notes[i] = &Notification{
 			ID: r.ID, Kind: EmailKind(r.Kind), Recipient: r.Recipient, Subject: r.Subject,
 			Status: EmailStatus(r.Status), Attempts: r.Attempts, LastError: r.LastError.String,
 			CreatedAt: r.CreatedAt, SentAt: r.SentAt,
-		})
-		conn.Cursors = append(conn.Cursors, encodeCursor(r.CreatedAt.UTC().Format(time.RFC3339Nano), r.ID))
+		}
 	}
-	return conn, nil
+	return timePage(notes, limit, afterID != "", func(n *Notification) (time.Time, string) { return n.CreatedAt, n.ID }), nil
 }
 
 // Notifications lists the emails sent about accountID, newest first. Owners

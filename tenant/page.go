@@ -3,6 +3,7 @@ package tenant
 import (
 	"encoding/base64"
 	"encoding/json"
+	"time"
 )
 
 // Page asks for one page of a list in keyset order.
@@ -60,4 +61,64 @@ type Connection[T any] struct {
 	Cursors     []string
 	HasNext     bool
 	HasPrevious bool
+}
+
+// keyKeyset reads a page request for a list in (text key, id) order: the
+// page size and the position to continue after ("" for the start).
+func keyKeyset(p Page) (limit int, afterKey, afterID string, err error) {
+	if limit, err = p.limit(); err != nil {
+		return 0, "", "", err
+	}
+	if afterKey, afterID, err = decodeCursor(p.After); err != nil {
+		return 0, "", "", err
+	}
+	if afterID != "" && !isUUID(afterID) {
+		return 0, "", "", Invalid("after", "the cursor is not valid; start from the first page")
+	}
+	return limit, afterKey, afterID, nil
+}
+
+// keyPage makes a page of a list in (text key, id) order from rows fetched
+// with LIMIT limit+1: the extra row only tells that there is a next page.
+func keyPage[T any](rows []T, limit int, hasPrevious bool, key func(T) (string, string)) *Connection[T] {
+	return makePage(rows, limit, hasPrevious, func(r T) string { return encodeCursor(key(r)) })
+}
+
+// timePage is keyPage for a list in (time, id) order.
+func timePage[T any](rows []T, limit int, hasPrevious bool, key func(T) (time.Time, string)) *Connection[T] {
+	return makePage(rows, limit, hasPrevious, func(r T) string { return encodeTimeCursor(key(r)) })
+}
+
+func makePage[T any](rows []T, limit int, hasPrevious bool, cursor func(T) string) *Connection[T] {
+	conn := &Connection[T]{HasPrevious: hasPrevious}
+	if len(rows) > limit {
+		rows, conn.HasNext = rows[:limit], true
+	}
+	conn.Items = rows
+	for _, r := range rows {
+		conn.Cursors = append(conn.Cursors, cursor(r))
+	}
+	return conn
+}
+
+// encodeTimeCursor is the cursor of a row in a list in (time, id) order.
+func encodeTimeCursor(t time.Time, id string) string {
+	return encodeCursor(t.UTC().Format(time.RFC3339Nano), id)
+}
+
+// timeKeyset reads a page request for a list in (time, id) order: the page
+// size and the position to continue after (a zero time and "" for the start).
+func timeKeyset(p Page) (limit int, after time.Time, afterID string, err error) {
+	if limit, err = p.limit(); err != nil {
+		return 0, time.Time{}, "", err
+	}
+	key, id, err := decodeCursor(p.After)
+	if err != nil || id == "" {
+		return limit, time.Time{}, "", err
+	}
+	t, err := time.Parse(time.RFC3339Nano, key)
+	if err != nil || !isUUID(id) {
+		return 0, time.Time{}, "", Invalid("after", "the cursor is not valid; start from the first page")
+	}
+	return limit, t, id, nil
 }

@@ -143,11 +143,7 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, pag
 	if !p.IsStaff() && !p.InAccount(accountID) {
 		return nil, NotFound("account")
 	}
-	limit, err := page.limit()
-	if err != nil {
-		return nil, err
-	}
-	afterKey, afterID, err := decodeCursor(page.After)
+	limit, afterKey, afterID, err := keyKeyset(page)
 	if err != nil {
 		return nil, err
 	}
@@ -180,27 +176,18 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, pag
 		where = append(where, "sftp_enabled = "+arg(*f.SFTPEnabled))
 	}
 	if afterID != "" {
-		if !isUUID(afterID) {
-			return nil, Invalid("after", "the cursor is not valid; start from the first page")
-		}
 		where = append(where, "(lower(name), id) > ("+arg(afterKey)+", "+arg(afterID)+"::uuid)")
 	}
 	where = append(where, "account_id = "+arg(accountID))
 	query := `SELECT ` + userColumns + ` FROM users WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY lower(name), id LIMIT ` + arg(limit+1)
-	conn := &Connection[*User]{HasPrevious: afterID != ""}
+	var conn *Connection[*User]
 	run := func(q Queryer) error {
 		var users []*User
 		if err := q.SelectContext(ctx, &users, query, args...); err != nil {
 			return dbError(err)
 		}
-		if len(users) > limit {
-			users, conn.HasNext = users[:limit], true
-		}
-		conn.Items = users
-		for _, u := range users {
-			conn.Cursors = append(conn.Cursors, encodeCursor(strings.ToLower(u.Name), u.ID))
-		}
+		conn = keyPage(users, limit, afterID != "", func(u *User) (string, string) { return strings.ToLower(u.Name), u.ID })
 		return nil
 	}
 	if p.IsStaff() {
