@@ -127,6 +127,12 @@ func (s *Service) SFTPJailed(ctx context.Context, accountID, userID string) (boo
 // rights the policy gives them there. The session asks again when its copy
 // is older than its cache TTL, so shares, unshares and preset changes reach
 // open sessions on their next operation.
+//
+// The folders the user created are also in their /My Files/ (unless they
+// are jailed), for as long as they have any right in them: a folder belongs
+// to the My Files of the one who made it, whatever preset they now have,
+// so its path there does not come and go as presets change. Others it is
+// shared with, OWNERs too, find it under /Projects Shared With Me/ only.
 func (s *Service) SFTPShares(accountID, userID string) vfs.Shares {
 	return &sftpShares{s: s, accountID: accountID, userID: userID}
 }
@@ -143,6 +149,7 @@ type sharedFolder struct {
 	ID      string `db:"id"`
 	Name    string `db:"name"`
 	Creator string `db:"creator"`
+	Mine    bool   `db:"mine"` // the session's user created it
 }
 
 // SharedFolders implements vfs.Shares.
@@ -166,16 +173,17 @@ func (x *sftpShares) SharedFolders(ctx context.Context) ([]vfs.SharedFolder, err
 	}
 	var folders []sharedFolder
 	err = x.s.inAccount(ctx, x.accountID, func(q Queryer) error {
-		return dbError(q.SelectContext(ctx, &folders, `SELECT f.id, f.name, coalesce(u.name, '') AS creator
+		return dbError(q.SelectContext(ctx, &folders, `SELECT f.id, f.name, coalesce(u.name, '') AS creator,
+			f.created_by = $3::uuid AS mine
 			FROM project_folders f LEFT JOIN users u ON u.account_id = f.account_id AND u.id = f.created_by
-			WHERE f.account_id = $1 AND f.id = ANY($2::uuid[]) AND f.deleted_at IS NULL`, x.accountID, uuidArray(ids)))
+			WHERE f.account_id = $1 AND f.id = ANY($2::uuid[]) AND f.deleted_at IS NULL`, x.accountID, uuidArray(ids), x.userID))
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]vfs.SharedFolder, len(folders))
 	for i, f := range folders {
-		out[i] = vfs.SharedFolder{ID: f.ID, Name: f.Name, Rights: vfsRights(rights[f.ID])}
+		out[i] = vfs.SharedFolder{ID: f.ID, Name: f.Name, Rights: vfsRights(rights[f.ID]), InMyFiles: f.Mine}
 	}
 	names := displayNames(folders)
 	for i := range out {
@@ -186,7 +194,8 @@ func (x *sftpShares) SharedFolders(ctx context.Context) ([]vfs.SharedFolder, err
 
 // displayNames tells apart folders of the same name by their creator's name,
 // e.g. "Plans (Ada Lovelace)", so users see whose is whose; the session
-// numbers any clash left over.
+// numbers any clash left over. The user's own folders keep their names,
+// which are then the same here as in their /My Files/.
 func displayNames(folders []sharedFolder) []string {
 	count := map[string]int{}
 	for _, f := range folders {
@@ -195,7 +204,7 @@ func displayNames(folders []sharedFolder) []string {
 	out := make([]string, len(folders))
 	for i, f := range folders {
 		out[i] = f.Name
-		if count[f.Name] > 1 && f.Creator != "" {
+		if count[f.Name] > 1 && f.Creator != "" && !f.Mine {
 			out[i] = f.Name + " (" + f.Creator + ")"
 		}
 	}

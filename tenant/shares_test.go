@@ -649,6 +649,55 @@ func TestSameNamedFoldersShowTheirCreator(t *testing.T) {
 	}
 }
 
+// A project folder is in its creator's /My Files/ as well as in the shared
+// mount, under the same name; others it is shared with, as OWNER too, find
+// it in the shared mount only; a creator who is jailed has no My Files.
+func TestOwnFoldersInMyFiles(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ann, bob := w.user("Ann", tenant.RoleUser), w.user("Bob", tenant.RoleUser)
+	plans := w.folder(w.owner, "Plans")
+	w.share(w.owner, plans, ann, policy.PresetOwner)
+	// Bob's folder of the same name, shared with the owner, shows Bob's name.
+	w.share(bob, w.folder(bob, "Plans"), w.owner, policy.PresetRead)
+	mustWrite(t, filepath.Join(w.home(w.owner), "notes.txt"), "notes")
+
+	oc := w.connect(w.owner)
+	if got, err := ls(oc, vfs.MyFilesPath); err != nil || !slices.Equal(got, []string{"Plans", "notes.txt"}) {
+		t.Errorf("owner's ls /My Files = %q, %v", got, err)
+	}
+	if got, err := ls(oc, mount); err != nil || !slices.Equal(got, []string{"Plans", "Plans (Bob)"}) {
+		t.Errorf("owner's ls %s = %q, %v", mount, got, err)
+	}
+	if err := put(oc, vfs.MyFilesPath+"/Plans/brief.txt", "brief"); err != nil {
+		t.Fatalf("owner's upload through My Files: %v", err)
+	}
+	if err := oc.RemoveDirectory(vfs.MyFilesPath + "/Plans"); !refused(err) {
+		t.Errorf("owner's rmdir of the folder in My Files: %v; want permission denied", err)
+	}
+
+	ac := w.connect(ann)
+	if got, err := get(ac, mount+"/Plans/brief.txt"); err != nil || got != "brief" {
+		t.Errorf("Ann's download = %q, %v", got, err)
+	}
+	if got, err := ls(ac, vfs.MyFilesPath); err != nil || len(got) != 0 {
+		t.Errorf("Ann's ls /My Files = %q, %v; the folder is not hers", got, err)
+	}
+
+	// Bob, jailed, finds his folder in the shared mount only.
+	w.setGroup(bob, w.builtin(tenant.GroupJailed))
+	bc := w.connect(bob)
+	if got, err := ls(bc, "/"); err != nil || !slices.Equal(got, []string{vfs.SharedMount}) {
+		t.Errorf("jailed Bob's ls / = %q, %v", got, err)
+	}
+	if got, err := ls(bc, mount); err != nil || !slices.Equal(got, []string{"Plans"}) {
+		t.Errorf("jailed Bob's ls %s = %q, %v", mount, got, err)
+	}
+	if _, err := bc.Stat(vfs.MyFilesPath + "/Plans"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("jailed Bob's stat of /My Files/Plans: %v; want no such file", err)
+	}
+}
+
 // Two Skiff nodes on one database, each with its own listening enforcer: a
 // share made through one reaches an SFTP session's folders on the other by
 // notification (their MaxAge is far too long to explain it).

@@ -60,6 +60,13 @@ type sharesCache struct {
 	fetched time.Time
 	valid   bool
 	folders []SharedFolder // sorted by display name, names unique
+
+	// own are the folders mounted in My Files, under their names there,
+	// sorted. They are worked out on first use after each fetch, since they
+	// depend on the home's entries too, and kept when a fetch fails, so
+	// that names that were mounts are not taken for the home's meanwhile.
+	own      []SharedFolder
+	ownValid bool
 }
 
 // list returns the shared folders under their display names, sorted.
@@ -69,6 +76,12 @@ func (c *sharesCache) list(ctx context.Context) ([]SharedFolder, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.refresh(ctx)
+}
+
+// refresh asks for the folders again when the copy is older than ttl.
+// c.mu is held.
+func (c *sharesCache) refresh(ctx context.Context) ([]SharedFolder, error) {
 	now := c.now()
 	if c.valid && now.Before(c.fetched.Add(c.ttl)) {
 		return c.folders, nil
@@ -78,7 +91,33 @@ func (c *sharesCache) list(ctx context.Context) ([]SharedFolder, error) {
 		return nil, fmt.Errorf("list shared folders: %w", err)
 	}
 	c.folders, c.fetched, c.valid = displayNames(got), now, true
+	c.ownValid = false
 	return c.folders, nil
+}
+
+// myFiles returns the folders mounted in My Files, named as there and
+// sorted; inHome reports whether the home has an entry of a name. When the
+// folders cannot be fetched it returns the error with the last ones it had.
+func (c *sharesCache) myFiles(ctx context.Context, inHome func(name string) bool) ([]SharedFolder, error) {
+	if c.shares == nil {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	folders, err := c.refresh(ctx)
+	if err != nil {
+		return c.own, err
+	}
+	if !c.ownValid {
+		var own []SharedFolder
+		for _, f := range folders {
+			if f.InMyFiles {
+				own = append(own, f)
+			}
+		}
+		c.own, c.ownValid = myFilesNames(own, inHome), true
+	}
+	return c.own, nil
 }
 
 // lookup finds a shared folder by display name.
@@ -87,11 +126,17 @@ func (c *sharesCache) lookup(ctx context.Context, name string) (SharedFolder, bo
 	if err != nil {
 		return SharedFolder{}, false, err
 	}
+	f, ok := findFolder(folders, name)
+	return f, ok, nil
+}
+
+// findFolder finds a folder by name in folders sorted by name.
+func findFolder(folders []SharedFolder, name string) (SharedFolder, bool) {
 	i := sort.Search(len(folders), func(i int) bool { return folders[i].Name >= name })
 	if i < len(folders) && folders[i].Name == name {
-		return folders[i], true, nil
+		return folders[i], true
 	}
-	return SharedFolder{}, false, nil
+	return SharedFolder{}, false
 }
 
 // displayNames gives every folder a unique name that CleanPath accepts,
@@ -99,13 +144,14 @@ func (c *sharesCache) lookup(ctx context.Context, name string) (SharedFolder, bo
 // are taken by (name, ID); the first keeps its name, later ones with the
 // same name become "Name (2)", "Name (3)"… skipping names already in use.
 // A folder shared twice (directly and through a group) appears once, with
-// the union of its rights.
+// the union of its rights, in My Files if either says so.
 func displayNames(in []SharedFolder) []SharedFolder {
 	byID := make(map[string]int, len(in))
 	folders := make([]SharedFolder, 0, len(in))
 	for _, f := range in {
 		if i, ok := byID[f.ID]; ok {
 			folders[i].Rights |= f.Rights
+			folders[i].InMyFiles = folders[i].InMyFiles || f.InMyFiles
 			continue
 		}
 		byID[f.ID] = len(folders)
@@ -129,18 +175,41 @@ func displayNames(in []SharedFolder) []SharedFolder {
 			prev = base
 			continue
 		}
-		for n := 2; ; n++ {
-			suffix := fmt.Sprintf(" (%d)", n)
-			name := truncateName(base, MaxNameLen-len(suffix)) + suffix
-			if !taken[name] {
-				taken[name] = true
-				folders[i].Name = name
-				break
-			}
-		}
+		folders[i].Name = numbered(base, func(name string) bool { return taken[name] })
+		taken[folders[i].Name] = true
 	}
 	sort.Slice(folders, func(i, j int) bool { return folders[i].Name < folders[j].Name })
 	return folders
+}
+
+// myFilesNames names the folders mounted in My Files. They come with their
+// display names, unique among them; where the home has an entry of that
+// name, the entry keeps it (a user's own file is never hidden) and the
+// folder becomes "Name (2)", "Name (3)"…, the first free in both.
+func myFilesNames(own []SharedFolder, inHome func(name string) bool) []SharedFolder {
+	taken := make(map[string]bool, len(own))
+	for _, f := range own {
+		taken[f.Name] = true
+	}
+	for i := range own {
+		if inHome(own[i].Name) {
+			own[i].Name = numbered(own[i].Name, func(name string) bool { return taken[name] || inHome(name) })
+			taken[own[i].Name] = true
+		}
+	}
+	sort.Slice(own, func(i, j int) bool { return own[i].Name < own[j].Name })
+	return own
+}
+
+// numbered returns the first of "base (2)", "base (3)"… that is not taken,
+// with base cut so that the name fits MaxNameLen.
+func numbered(base string, taken func(name string) bool) string {
+	for n := 2; ; n++ {
+		suffix := fmt.Sprintf(" (%d)", n)
+		if name := truncateName(base, MaxNameLen-len(suffix)) + suffix; !taken(name) {
+			return name
+		}
+	}
 }
 
 // safeName makes a project folder's name usable as one path element.

@@ -203,6 +203,10 @@ type dirLister struct {
 	f           *os.File
 	next        int64
 	staleBefore time.Time
+	// mounts come first: the project folders mounted in the directory. An
+	// entry of the same name, made since the session last named its mounts,
+	// is left out: the name leads to the folder until they are named again.
+	mounts fileInfos
 }
 
 // staleUploadAge is how long a hidden upload file must have gone unwritten
@@ -214,9 +218,15 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 		return 0, errInternal
 	}
 	n := 0
+	for ; n < len(buf) && l.next+int64(n) < int64(len(l.mounts)); n++ {
+		buf[n] = l.mounts[l.next+int64(n)]
+	}
 	for n < len(buf) {
 		infos, err := l.f.Readdir(len(buf) - n)
 		for _, fi := range infos {
+			if l.mounted(fi.Name()) {
+				continue
+			}
 			if isTemp(fi.Name()) {
 				if fi.ModTime().Before(l.staleBefore) {
 					l.removeStale(fi.Name())
@@ -238,6 +248,15 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	}
 	l.next += int64(n)
 	return n, nil
+}
+
+func (l *dirLister) mounted(name string) bool {
+	for _, m := range l.mounts {
+		if m.Name() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // removeStale unlinks a leftover upload relative to the open directory: the

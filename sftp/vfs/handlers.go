@@ -276,11 +276,31 @@ func (s *Session) list(r *sftp.Request) (sftp.ListerAt, error) {
 	if !fi.IsDir() {
 		return nil, errNotDir
 	}
+	var mounts fileInfos
+	if loc.place == atHome && loc.top() {
+		mounts = s.myFilesMounts(ctx, loc.root)
+	}
 	f, err := loc.root.Open(loc.rel)
 	if err != nil {
 		return nil, s.fail("opendir", loc, err)
 	}
-	return &dirLister{f: f, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, nil
+	return &dirLister{f: f, mounts: mounts, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, nil
+}
+
+// myFilesMounts describes the project folders mounted in My Files. While
+// the shared folders cannot be read the home lists without them, as its own
+// entries do not depend on them.
+func (s *Session) myFilesMounts(ctx context.Context, home *os.Root) fileInfos {
+	own, err := s.shares.myFiles(ctx, inHome(home))
+	if err != nil {
+		s.log.Warn("sftp: shared folders unavailable", "err", err)
+		return nil
+	}
+	infos := make(fileInfos, 0, len(own))
+	for _, f := range own {
+		infos = append(infos, s.virtualDir(f.Name, folderMode(f.Rights)))
+	}
+	return infos
 }
 
 // stat describes one path. Inside a shared folder it needs List or

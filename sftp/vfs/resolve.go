@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -13,8 +14,8 @@ type place uint8
 const (
 	atRoot   place = iota // "/"
 	atMount               // "/Projects Shared With Me"
-	atHome                // "/My Files" and below
-	atFolder              // "/Projects Shared With Me/<name>" and below
+	atHome                // "/My Files" and below, but for folders mounted there
+	atFolder              // "/Projects Shared With Me/<name>" or a folder mounted in "/My Files", and below
 )
 
 // location is a resolved virtual path.
@@ -89,12 +90,27 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 		if loc.root, err = s.homeRoot(); err != nil {
 			return nil, err
 		}
+		if rest == "" {
+			break
+		}
+		// A project folder the user made may be mounted here; the table
+		// of mounts never names an entry of the home (see myFilesNames).
+		name, inner, _ := strings.Cut(rest, "/")
+		folder, ok, err := s.myFilesFolder(ctx, loc.root, name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if err := s.inFolder(loc, folder); err != nil {
+				return nil, err
+			}
+			rest = inner
+		}
 	case SharedMount:
 		if rest == "" {
 			loc.place = atMount
 			return loc, nil
 		}
-		loc.place = atFolder
 		var name string
 		name, rest, _ = strings.Cut(rest, "/")
 		folder, ok, err := s.shares.lookup(ctx, name)
@@ -105,8 +121,7 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 		if !ok {
 			return nil, errNotFound
 		}
-		loc.folder = folder
-		if loc.root, err = s.folderRoot(folder.ID); err != nil {
+		if err := s.inFolder(loc, folder); err != nil {
 			return nil, err
 		}
 	default:
@@ -116,6 +131,42 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 		loc.rel = rest
 	}
 	return loc, nil
+}
+
+// inFolder places loc at the top of a shared folder.
+func (s *Session) inFolder(loc *location, folder SharedFolder) error {
+	root, err := s.folderRoot(folder.ID)
+	if err != nil {
+		return err
+	}
+	loc.place, loc.folder, loc.root = atFolder, folder, root
+	return nil
+}
+
+// myFilesFolder finds the project folder mounted at /My Files/<name>, if
+// any. While the shared folders cannot be read, names of the home are
+// served as usual, and a name that was a folder's answers "temporarily
+// unavailable", so that nothing goes to the home in its place.
+func (s *Session) myFilesFolder(ctx context.Context, home *os.Root, name string) (SharedFolder, bool, error) {
+	own, err := s.shares.myFiles(ctx, inHome(home))
+	folder, ok := findFolder(own, name)
+	if err != nil {
+		if !ok {
+			return SharedFolder{}, false, nil
+		}
+		s.log.Warn("sftp: shared folders unavailable", "err", err)
+		return SharedFolder{}, false, errUnavailable
+	}
+	return folder, ok, nil
+}
+
+// inHome reports whether the home has an entry of a name. One it cannot
+// tell about counts as there: a folder never hides an entry.
+func inHome(home *os.Root) func(name string) bool {
+	return func(name string) bool {
+		_, err := home.Lstat(name)
+		return !errors.Is(err, fs.ErrNotExist)
+	}
 }
 
 // allow asks the (cached) Gate. A refusal ends the session.

@@ -49,6 +49,12 @@ type SharedFolder struct {
 	// and characters a file name cannot hold, are resolved by the session.
 	Name   string
 	Rights Rights
+	// InMyFiles also mounts the folder at /My Files/<name>, under the name
+	// it has in /Projects Shared With Me/ unless an entry of the home holds
+	// that name: the entry keeps it and the folder becomes "<name> (2)", or
+	// the next number free. It is for the folders the user made, which are
+	// theirs as much as their home; sessions of jailed users ignore it.
+	InMyFiles bool
 }
 
 // Shares lists the project folders shared with the session's user and the
