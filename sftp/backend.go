@@ -52,16 +52,18 @@ func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Si
 }
 
 // Open implements Sessions: a vfs session whose every operation first checks
-// that the user may still use SFTP.
+// that the user may still use SFTP with the tree the session was opened
+// with. The jail is fixed when the session starts, so a jail change on any
+// node ends it and the client reconnects to the tree it now has.
 func (b *TenantBackend) Open(ctx context.Context, l *Login) (Session, error) {
-	accountID, userID := l.AccountID, l.UserID
+	accountID, userID, jailed := l.AccountID, l.UserID, l.Jailed
 	cfg := vfs.Config{
 		AccountID: accountID,
 		UserID:    userID,
-		Jailed:    l.Jailed,
+		Jailed:    jailed,
 		Storage:   b.Storage,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
-			return b.Directory.SessionAllowed(ctx, accountID, userID)
+			return b.Directory.SessionAllowed(ctx, accountID, userID, jailed)
 		}),
 		Logger: b.Logger,
 	}

@@ -860,7 +860,8 @@ func TestE2EPkgSFTPClient(t *testing.T) {
 // Sessions end when access is withdrawn: at once on the node the change
 // reaches through Disconnect, and on another node at the next operation
 // once the cached gate answer has expired — for SFTP turned off, the user
-// deleted and the trial run out.
+// deleted, the trial run out and the user jailed (their session's tree had
+// My Files; they must reconnect to the jail).
 func TestE2ESessionsEnd(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
@@ -934,6 +935,33 @@ func TestE2ESessionsEnd(t *testing.T) {
 		}
 		defer home.Close()
 		eventually(t, "the cut-off upload to be removed", func() bool { return len(entries(t, home.Name())) == 0 })
+	})
+
+	t.Run("user jailed", func(t *testing.T) {
+		u, login := e.newUser(t, e.owner, "jules")
+		_, onA := e.sftpClient(t, e.addr, login)
+		cB, onB := e.sftpClient(t, b.addr, login)
+		for _, sc := range []*pkgsftp.Client{onA, onB} {
+			if _, err := sc.ReadDir("/My Files"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		groups, err := e.svc.Groups(e.owner, u.AccountID, tenant.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(groups.Items, func(g *tenant.Group) bool { return g.Builtin == tenant.GroupJailed })
+		if _, err := e.svc.SetUserGroup(e.owner, u.ID, groups.Items[i].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := onA.ReadDir("/My Files"); err == nil {
+			t.Error("node A's session still works right after the user was jailed")
+		}
+		endedOnB("the user jailed", cB, onB)
+		_, jailed := e.sftpClient(t, b.addr, login)
+		if got, err := jailed.ReadDir("/"); err != nil || len(got) != 1 || got[0].Name() != "Projects Shared With Me" {
+			t.Errorf("after reconnecting, / holds %v, %v; want only the shared mount", got, err)
+		}
 	})
 
 	t.Run("trial over", func(t *testing.T) {

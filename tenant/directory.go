@@ -121,15 +121,19 @@ SELECT c.account_id, c.user_id, c.login,
        coalesce(u.password_hash, '') AS password_hash,
        u.deleted_at IS NULL AS live, u.sftp_enabled,
        a.sftp_status, a.sftp_trial_ends_at,
-       -- Jailed unless the user's group grants My Files, which Jailed Users
-       -- never does: the rule of package policy, on the rows it reads.
-       NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
-           AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed,
+       ` + jailedColumn + `,
        k.id AS key_id, k.public_key AS key_blob
 FROM cred c
 JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
 JOIN accounts a ON a.id = c.account_id
 LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AND k.fingerprint = $3`
+
+// jailedColumn says whether the user u is jailed: unless their group grants
+// My Files, which Jailed Users never does. It is the rule of package policy,
+// on the rows the policy reads, so that logins and the session gate decide
+// it in the query they already make.
+const jailedColumn = `NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
+           AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed`
 
 // lookupLogin reads the login's record; nil when no such login exists on
 // dest. Login names that cannot exist are not sent to the database.
@@ -289,16 +293,21 @@ func (d *Directory) MarkKeyUsed(ctx context.Context, accountID, keyID string) er
 }
 
 // SessionAllowed is the gate before each SFTP operation: it returns nil while
-// the user is live, has SFTP access and the account's module allows logins,
-// and an error wrapping ErrSFTPAccessWithdrawn once any of that stops being
-// true, so sessions end when access is withdrawn. Other errors are outages.
-func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string) error {
+// the user is live, has SFTP access, the account's module allows logins and
+// the user is still jailed if and only if jailed says so (the session's
+// tree was made for that), and an error wrapping ErrSFTPAccessWithdrawn
+// once any of that stops being true, so sessions end when access is
+// withdrawn and clients reconnect to the tree a jail change gives them.
+// It is one query, since it runs about once a second per busy session.
+// Other errors are outages.
+func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string, jailed bool) error {
 	if !isUUID(accountID) || !isUUID(userID) {
 		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
 	}
 	var recs []loginRecord
 	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at
+		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at,
+			`+jailedColumn+`
 			FROM users u JOIN accounts a ON a.id = u.account_id
 			WHERE u.account_id = $1 AND u.id = $2`, accountID, userID)
 	})
@@ -311,6 +320,12 @@ func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string
 	r := recs[0]
 	if why := accessRefusal(r.Live, r.SFTPEnabled, r.ModuleStatus, r.TrialEndsAt, d.now()); why != "" {
 		return fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
+	}
+	switch {
+	case r.Jailed && !jailed:
+		return fmt.Errorf("%w: the user's group now jails them", ErrSFTPAccessWithdrawn)
+	case !r.Jailed && jailed:
+		return fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
 	}
 	return nil
 }

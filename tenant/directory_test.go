@@ -216,7 +216,7 @@ func TestLoginFollowsModuleStatus(t *testing.T) {
 		f.setModule(tt.status, tt.trialEndsAt)
 		_, perr := f.dir.PasswordLogin(context.Background(), sharedDest, clientAddr, login, sftpPassword)
 		_, kerr := f.dir.PublicKeyLogin(context.Background(), sharedDest, clientAddr, kimCreds.Login, key)
-		gerr := f.dir.SessionAllowed(context.Background(), f.account.ID, kim.ID)
+		gerr := f.dir.SessionAllowed(context.Background(), f.account.ID, kim.ID, false)
 		if tt.allowed {
 			if perr != nil || kerr != nil || gerr != nil {
 				t.Errorf("module %s: password %v, key %v, session %v; want all allowed", tt.status, perr, kerr, gerr)
@@ -340,31 +340,31 @@ func TestSessionAllowed(t *testing.T) {
 	f := newDirectoryFixture(t)
 	uma, _ := f.sftpUser("uma@acme.test")
 	ctx := context.Background()
-	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); err != nil {
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false); err != nil {
 		t.Fatalf("uma's session: %v", err)
 	}
 	// The user must be in the account the session was opened for.
 	_, other := f.newAccount("Globex", "gus@globex.test")
-	if err := f.dir.SessionAllowed(ctx, other.AccountID, uma.ID); !errors.Is(err, ErrSFTPAccessWithdrawn) {
+	if err := f.dir.SessionAllowed(ctx, other.AccountID, uma.ID, false); !errors.Is(err, ErrSFTPAccessWithdrawn) {
 		t.Errorf("uma checked against another account: got %v, want access withdrawn", err)
 	}
 	if _, err := f.svc.SetSFTPAccess(f.ownerCtx, uma.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID)
+	err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false)
 	if !errors.Is(err, ErrSFTPAccessWithdrawn) || !strings.Contains(err.Error(), "SFTP access is off") {
 		t.Errorf("after SFTP is turned off: got %v, want access withdrawn", err)
 	}
 	if _, err := f.svc.SetSFTPAccess(f.ownerCtx, uma.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); err != nil {
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false); err != nil {
 		t.Errorf("after SFTP is turned back on: %v", err)
 	}
 	if _, err := f.svc.DeleteUser(f.ownerCtx, uma.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID); !errors.Is(err, ErrSFTPAccessWithdrawn) {
+	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false); !errors.Is(err, ErrSFTPAccessWithdrawn) {
 		t.Errorf("after the user is deleted: got %v, want access withdrawn", err)
 	}
 }

@@ -226,7 +226,7 @@ func (w *world) connect(u *tenant.User) *sftp.Client {
 		AccountID: l.AccountID, UserID: l.UserID, Jailed: l.Jailed,
 		Storage: w.store,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
-			return w.dir.SessionAllowed(ctx, l.AccountID, l.UserID)
+			return w.dir.SessionAllowed(ctx, l.AccountID, l.UserID, l.Jailed)
 		}),
 		Shares: w.svc.SFTPShares(l.AccountID, l.UserID),
 		Now:    w.clock.Now,
@@ -245,7 +245,9 @@ func (w *world) connect(u *tenant.User) *sftp.Client {
 	w.t.Cleanup(func() {
 		c.Close()
 		client.Close()
-		if err := <-served; err != nil {
+		// The gate ending a session is what some tests are after; they
+		// see it through the client.
+		if err := <-served; err != nil && !errors.Is(err, vfs.ErrDenied) {
 			w.t.Errorf("Serve: %v", err)
 		}
 		s.Close()
@@ -623,6 +625,59 @@ func TestJailChangesEndSessions(t *testing.T) {
 	}
 	if !w.login(ann).Jailed {
 		t.Error("a member of a group without My Files is not jailed")
+	}
+}
+
+// A jail change ends open sessions on every node, not only where it was
+// made: the session gate compares the user's jail with the session's. Here
+// the service's Disconnect only records (w.ended), as on a node that does
+// not hold the session.
+func TestJailChangesEndSessionsOnEveryNode(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ann := w.user("Ann", tenant.RoleUser)
+	w.share(w.owner, w.folder(w.owner, "Plans"), ann, policy.PresetRead)
+	ctx := context.Background()
+
+	c := w.connect(ann)
+	if err := put(c, vfs.MyFilesPath+"/a.txt", "a"); err != nil {
+		t.Fatalf("upload before the jail: %v", err)
+	}
+	w.setGroup(ann, w.builtin(tenant.GroupJailed))
+	w.clock.Advance()
+	if err := put(c, vfs.MyFilesPath+"/b.txt", "b"); !refused(err) {
+		t.Errorf("upload to My Files after the user was jailed: %v; want permission denied", err)
+	}
+	if _, err := ls(c, mount); err == nil {
+		t.Error("the session went on after the user was jailed")
+	}
+	if _, err := os.Lstat(filepath.Join(w.home(ann), "b.txt")); err == nil {
+		t.Error("the upload after the jail reached My Files")
+	}
+	if err := w.dir.SessionAllowed(ctx, w.account.ID, ann.ID, true); err != nil {
+		t.Errorf("a jailed session of a jailed user: %v", err)
+	}
+
+	// A session opened in the jail ends when the user is freed, so they
+	// reconnect to a tree with My Files.
+	jc := w.connect(ann)
+	if got, err := ls(jc, "/"); err != nil || !slices.Equal(got, []string{vfs.SharedMount}) {
+		t.Fatalf("jailed ls / = %q, %v", got, err)
+	}
+	w.setGroup(ann, w.builtin(tenant.GroupPro))
+	w.clock.Advance()
+	if _, err := ls(jc, mount); !refused(err) {
+		t.Errorf("jailed session after the user was freed: %v; want permission denied", err)
+	}
+	if got, err := ls(w.connect(ann), "/"); err != nil || !slices.Equal(got, []string{vfs.MyFiles, vfs.SharedMount}) {
+		t.Errorf("ls / after reconnecting = %q, %v", got, err)
+	}
+	// Other group changes leave sessions alone.
+	oc := w.connect(ann)
+	w.setGroup(ann, w.builtin(tenant.GroupAssociate))
+	w.clock.Advance()
+	if got, err := ls(oc, vfs.MyFilesPath); err != nil || !slices.Equal(got, []string{"a.txt"}) {
+		t.Errorf("ls /My Files after moving to Associate = %q, %v", got, err)
 	}
 }
 

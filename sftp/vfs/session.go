@@ -1,7 +1,7 @@
 // Package vfs is the virtual file tree every SFTP session sees, served with
 // github.com/pkg/sftp's request server:
 //
-//	/My Files/                  the user's home (absent for jailed users)
+//	/My Files/                  the user's home, and the project folders they made (absent for jailed users)
 //	/Projects Shared With Me/   read-only; one folder per project shared with the user
 //
 // Client paths are cleaned once (CleanPath), mapped to a tree from package
