@@ -549,3 +549,55 @@ func TestHostKeysPerDedicatedIP(t *testing.T) {
 		t.Errorf("after the release, Acme's IP presents %v, want the deployment's %v", got, deployment)
 	}
 }
+
+// Row-level security keeps dedicated IPs apart too: an account reads only
+// its own rows and writes none; the directory reads but never writes.
+func TestDedicatedIPsRowLevelSecurity(t *testing.T) {
+	f := newDedicatedFixture(t)
+	beta, _ := f.newAccount("Beta", "bob@beta.test")
+	f.provision(f.account.ID, "")
+	ctx := context.Background()
+	count := func(run func(fn func(tx *sqlxTx) error) error) int {
+		t.Helper()
+		var n int
+		if err := run(func(tx *sqlxTx) error {
+			return tx.GetContext(ctx, &n, `SELECT count(*) FROM dedicated_ips`)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	inAccount := func(id string) func(fn func(tx *sqlxTx) error) error {
+		return func(fn func(tx *sqlxTx) error) error { return f.svc.DB.InAccount(ctx, id, fn) }
+	}
+	directory := func(fn func(tx *sqlxTx) error) error { return f.svc.DB.CrossTenant(ctx, ScopeDirectory, fn) }
+	if a, b, d := count(inAccount(f.account.ID)), count(inAccount(beta.ID)), count(directory); a != 1 || b != 0 || d != 1 {
+		t.Errorf("rows seen: Acme %d, Beta %d, directory %d; want 1, 0, 1", a, b, d)
+	}
+	for name, run := range map[string]func(fn func(tx *sqlxTx) error) error{
+		"Acme": inAccount(f.account.ID), "Beta": inAccount(beta.ID), "the directory": directory,
+	} {
+		var released int64
+		err := run(func(tx *sqlxTx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE dedicated_ips SET released_at = now()`)
+			if err == nil {
+				released, err = res.RowsAffected()
+			}
+			return err
+		})
+		if err == nil && released != 0 {
+			t.Errorf("%s released %d dedicated IPs", name, released)
+		}
+		err = run(func(tx *sqlxTx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO dedicated_ips (address, account_id, provisioned_at)
+				VALUES ('192.0.2.23', $1, now())`, beta.ID)
+			return err
+		})
+		if err == nil {
+			t.Errorf("%s provisioned a dedicated IP", name)
+		}
+	}
+	if ip, err := f.svc.DedicatedIP(f.ownerCtx, f.account.ID); err != nil || ip == nil {
+		t.Errorf("Acme's dedicated IP after the attempts: %+v, %v", ip, err)
+	}
+}
