@@ -351,14 +351,17 @@ func (s *Service) pickDedicatedIP(rows []dedicatedIPRow, accountID string, reque
 	// The address this account released last, unless someone else took it
 	// since (its row would name them): the account's clients, DNS records
 	// and firewall rules keep working.
-	var back *dedicatedIPRow
+	var (
+		back    netip.Addr
+		backRow *dedicatedIPRow
+	)
 	for a, r := range stored {
-		if r.AccountID == accountID && pool.Contains(a) && (back == nil || r.ReleasedAt.After(*back.ReleasedAt)) {
-			back = r
+		if r.AccountID == accountID && pool.Contains(a) && (backRow == nil || r.ReleasedAt.After(*backRow.ReleasedAt)) {
+			back, backRow = a, r
 		}
 	}
-	if back != nil {
-		return netip.MustParseAddr(back.Address), nil
+	if backRow != nil {
+		return back, nil
 	}
 	var next time.Time
 	for _, a := range pool.addrs {
