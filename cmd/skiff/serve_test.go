@@ -180,26 +180,7 @@ func sftpRun(t *testing.T, addr, login, keyFile, password, commands string) (str
 // with a key and a password through OpenSSH's sftp, support activating the
 // module and changing licences, and a restart that keeps everything.
 func TestServeTour(t *testing.T) {
-	if _, err := exec.LookPath("sftp"); err != nil {
-		t.Skip("the OpenSSH sftp client is not installed")
-	}
-	base := t.TempDir()
-	// As root, the private PostgreSQL runs as another user who must pass through.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dataDir := filepath.Join(base, "data")
-	s := startServe(t, dataDir)
-	demo, err := os.ReadFile(filepath.Join(dataDir, demoFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dl demoLogins
-	if _, err := fmtSscan(string(demo), &dl); err != nil {
-		t.Fatal(err)
-	}
+	s, dl, dataDir := startDemo(t)
 	owner := s.login(t, dl.OwnerEmail, dl.OwnerPassword)
 	d := s.gql(t, owner, `{ account { sftpModule { status } sftpLicences { available } } }`, nil)
 	if str(d, "account", "sftpModule", "status") != "TRIAL" {
@@ -278,6 +259,35 @@ func TestServeTour(t *testing.T) {
 	if out, err := sftpRun(t, s.sftp, login, keyFile, "", "ls -1\n"); err != nil || !strings.Contains(out, "report.csv") {
 		t.Fatalf("after restart: %v\n%s", err, out)
 	}
+}
+
+// startDemo starts `skiff serve` on a fresh data folder, with its private
+// PostgreSQL and demo account, and returns it with the demo's logins and the
+// data folder. Tests that need it drive the OpenSSH sftp client, so they are
+// skipped where it is missing.
+func startDemo(t *testing.T) (*server, demoLogins, string) {
+	t.Helper()
+	if _, err := exec.LookPath("sftp"); err != nil {
+		t.Skip("the OpenSSH sftp client is not installed")
+	}
+	base := t.TempDir()
+	// As root, the private PostgreSQL runs as another user who must pass through.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataDir := filepath.Join(base, "data")
+	s := startServe(t, dataDir)
+	demo, err := os.ReadFile(filepath.Join(dataDir, demoFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl demoLogins
+	if _, err := fmtSscan(string(demo), &dl); err != nil {
+		t.Fatal(err)
+	}
+	return s, dl, dataDir
 }
 
 func fmtSscan(s string, dl *demoLogins) (int, error) {

@@ -83,7 +83,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		store.Close()
 		return nil, fmt.Errorf("host keys: %w", err)
 	}
-	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Logger: log}
+	// Sessions list their project folders through the service, so they ask
+	// the same policy enforcer as GraphQL (svc.Policy, set by Run).
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.SFTPShares, Logger: log}
 	srv, err := sftp.NewServer(sftp.Config{
 		ListenAddresses:    addrs,
 		Directory:          backend,
