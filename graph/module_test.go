@@ -181,7 +181,9 @@ func TestSftpModuleThroughGraphQL(t *testing.T) {
 	var notes struct {
 		Account struct {
 			Notifications struct {
-				Edges []struct{ Node struct{ Kind, Recipient string } }
+				Edges []struct {
+					Node struct{ Kind, Recipient string }
+				}
 			}
 		}
 	}
@@ -197,7 +199,9 @@ func TestSftpModuleThroughGraphQL(t *testing.T) {
 	var audit struct {
 		Account struct {
 			AuditEvents struct {
-				Edges []struct{ Node struct{ Kind, ActorKind string } }
+				Edges []struct {
+					Node struct{ Kind, ActorKind string }
+				}
 			}
 		}
 	}

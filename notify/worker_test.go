@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testclock"
+
 	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 
@@ -18,22 +20,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // fakeClock is the workers' clock; tests move it by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type fakeClock = testclock.Clock
 
 // workerEnv is a migrated database with one account, a test SMTP server and
 // what a worker needs to send to it.
@@ -64,7 +51,7 @@ func newWorkerEnv(t *testing.T, opts smtpOptions) *workerEnv {
 	}
 	// Emails are due from the database's clock at enqueue time; the workers'
 	// clock starts a little later so they are due at once.
-	env.clock = &fakeClock{now: time.Now().Add(time.Second)}
+	env.clock = testclock.New(time.Now().Add(time.Second))
 	return env
 }
 

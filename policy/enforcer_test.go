@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"github.com/skiffhq/skiff/internal/testclock"
 	"maps"
 	"slices"
 	"testing"
@@ -235,7 +236,7 @@ func TestWithoutListeningPoliciesAreReadAgainAfterMaxAge(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := newAcme(f)
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := f.enforcer(policy.Options{MaxAge: time.Second, Now: c.Now})
 	folder := policy.FolderObject(a.folder)
 	if may(t, e, a.assoc, a.id, folder, string(policy.Upload)) {
@@ -254,7 +255,7 @@ func TestNewUsersAreKnownAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := newAcme(f)
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := f.enforcer(policy.Options{MaxAge: time.Hour, Now: c.Now})
 	if !may(t, e, a.pro, a.id, policy.AccountObject, string(policy.SFTPMyFiles)) {
 		t.Fatal("Pro has no My Files")

@@ -3,9 +3,10 @@ package policy_test
 import (
 	"context"
 	"database/sql"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/testclock"
 
 	"github.com/lib/pq"
 
@@ -143,19 +144,4 @@ func may(t *testing.T, e *policy.Enforcer, userID, accountID, object, action str
 }
 
 // clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = testclock.Clock

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testclock"
+
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
@@ -32,22 +34,7 @@ import (
 
 // testClock is a clock tests move by hand, shared by the service and the
 // directories of the nodes, so throttling and trial expiry need no sleeping.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type testClock = testclock.Clock
 
 // e2e is the product fixture (node A: its server ends sessions through
 // Server.Disconnect) with a hand-moved clock and more nodes on the same
@@ -61,7 +48,7 @@ type e2e struct {
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	f := newProductFixture(t)
-	clock := &testClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	f.svc.Now = clock.Now
 	home, err := f.store.UserHome(f.user.AccountID, f.user.ID)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testclock"
+
 	"github.com/pkg/sftp"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
@@ -41,30 +43,18 @@ type world struct {
 	dir     *tenant.Directory
 	base    string // storage base on disk
 	store   *storage.Local
-	clock   *clock
+	clock   clock
 	account *tenant.Account
 	owner   *tenant.User
 	ended   *sessionLog
 }
 
 // clock is a settable clock for the sessions' caches.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock moves past the sessions' cache TTL, so the next operation asks again.
+type clock struct{ *testclock.Clock }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves past the sessions' cache TTL, so the next operation asks again.
-func (c *clock) Advance() {
-	c.mu.Lock()
-	c.t = c.t.Add(2 * vfs.DefaultCacheTTL)
-	c.mu.Unlock()
-}
+// Advance moves past the sessions' cache TTL.
+func (c clock) Advance() { c.Clock.Advance(2 * vfs.DefaultCacheTTL) }
 
 // sessionLog records the users whose sessions the service ended.
 type sessionLog struct {
@@ -96,7 +86,7 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { db.Close() })
 	w := &world{t: t, url: url, svc: tenant.NewService(db), dir: tenant.NewDirectory(db), ended: &sessionLog{},
-		clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+		clock: clock{testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}}
 	w.svc.SFTP.TrialLicences = 50
 	w.svc.Sessions = w.ended
 	w.base = filepath.Join(t.TempDir(), "files")
