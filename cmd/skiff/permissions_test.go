@@ -20,21 +20,22 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 	s, dl, _ := startDemo(t)
 	owner := s.login(t, dl.OwnerEmail, dl.OwnerPassword)
 
-	// SFTP for the owner, and a user to jail.
+	// As in the README tour's steps 3 and 4: SFTP for the owner and for a
+	// user, Alice, whom the owner then jails.
 	d := s.gql(t, owner, `{ viewer { ... on UserViewer { user { id } } } }`, nil)
 	ownerID := str(d, "viewer", "user", "id")
 	d = s.gql(t, owner, `mutation($u: ID!) { setSftpAccess(input: {userId: $u, enabled: true}) {
 		user { sftp { credentials { login } } } userErrors { message } } }`, map[string]any{"u": ownerID})
 	ownerLogin := str(d, "setSftpAccess", "user", "sftp", "credentials", "login")
-	const jillPassword = "jill's long password"
-	d = s.gql(t, owner, `mutation($p: String!) { createUser(input: {email: "jill@demo.example", name: "Jill", password: $p, sftpEnabled: true}) {
-		user { id sftp { credentials { login } } } userErrors { field message } } }`, map[string]any{"p": jillPassword})
-	jillID, jillLogin := str(d, "createUser", "user", "id"), str(d, "createUser", "user", "sftp", "credentials", "login")
-	if ownerLogin == "" || jillID == "" || jillLogin == "" {
-		t.Fatalf("SFTP logins: owner %q, Jill %q (%v)", ownerLogin, jillLogin, d)
+	const alicePassword = "a long password here"
+	d = s.gql(t, owner, `mutation($p: String!) { createUser(input: {email: "alice@demo.example", name: "Alice", password: $p, sftpEnabled: true}) {
+		user { id sftp { credentials { login } } } userErrors { field message } } }`, map[string]any{"p": alicePassword})
+	aliceID, aliceLogin := str(d, "createUser", "user", "id"), str(d, "createUser", "user", "sftp", "credentials", "login")
+	if ownerLogin == "" || aliceID == "" || aliceLogin == "" {
+		t.Fatalf("SFTP logins: owner %q, Alice %q (%v)", ownerLogin, aliceLogin, d)
 	}
 
-	// Jail Jill.
+	// Jail Alice.
 	d = s.gql(t, owner, `{ account { groups { edges { node { id name builtin jailed } } } } }`, nil)
 	var jailedID string
 	for _, e := range path(d, "account", "groups", "edges").([]any) {
@@ -43,12 +44,12 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 		}
 	}
 	d = s.gql(t, owner, `mutation($u: ID!, $g: ID!) { setUserGroup(input: {userId: $u, groupId: $g}) {
-		user { id group { name jailed } } userErrors { field code message } } }`, map[string]any{"u": jillID, "g": jailedID})
+		user { id group { name jailed } } userErrors { field code message } } }`, map[string]any{"u": aliceID, "g": jailedID})
 	if path(d, "setUserGroup", "user", "group", "jailed") != true {
 		t.Fatalf("setUserGroup: %v", d)
 	}
 
-	// A project folder, shared with Jill as READ.
+	// A project folder, shared with Alice as READ.
 	d = s.gql(t, owner, `mutation { createProjectFolder(input: {name: "Deliverables"}) {
 		projectFolder { id name myRights } userErrors { field code message } } }`, nil)
 	folderID := str(d, "createProjectFolder", "projectFolder", "id")
@@ -57,23 +58,23 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 	}
 	d = s.gql(t, owner, `mutation($f: ID!, $u: ID!) { shareProjectFolder(input: {folderId: $f, userId: $u, preset: READ}) {
 		projectFolder { members { preset user { email } group { name } } } userErrors { field code message } } }`,
-		map[string]any{"f": folderID, "u": jillID})
+		map[string]any{"f": folderID, "u": aliceID})
 	members := path(d, "shareProjectFolder", "projectFolder", "members").([]any)
 	if !slices.ContainsFunc(members, func(m any) bool {
-		return str(m, "user", "email") == "jill@demo.example" && str(m, "preset") == "READ"
+		return str(m, "user", "email") == "alice@demo.example" && str(m, "preset") == "READ"
 	}) {
 		t.Fatalf("shareProjectFolder: %v", d)
 	}
 
-	// Jill sees what she has.
-	jill := s.login(t, "jill@demo.example", jillPassword)
-	d = s.gql(t, jill, `{ viewer { ... on UserViewer { user {
+	// Alice sees what she has.
+	alice := s.login(t, "alice@demo.example", alicePassword)
+	d = s.gql(t, alice, `{ viewer { ... on UserViewer { user {
 		group { name jailed }
 		projectsSharedWithMe { edges { preset rights node { name } } }
 	} } } }`, nil)
 	shared := path(d, "viewer", "user", "projectsSharedWithMe", "edges").([]any)
 	if len(shared) != 1 || str(shared[0], "preset") != "READ" || str(shared[0], "node", "name") != "Deliverables" {
-		t.Fatalf("Jill's projectsSharedWithMe: %v", d)
+		t.Fatalf("Alice's projectsSharedWithMe: %v", d)
 	}
 
 	// The owner puts a report into the folder.
@@ -87,7 +88,7 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 		t.Fatalf("the owner's upload: %v\n%s", err, out)
 	}
 
-	// Jill's session: only the folder, whatever she tries.
+	// Alice's session: only the folder, whatever she tries.
 	mine := filepath.Join(dir, "mine.txt")
 	if err := os.WriteFile(mine, []byte("not allowed"), 0o600); err != nil {
 		t.Fatal(err)
@@ -99,9 +100,9 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 	}
 	commands := []string{"pwd", "ls -1 /", "ls -1 ..", "ls -1", "ls -1 Deliverables",
 		"get Deliverables/report.csv " + back, "put " + mine + " Deliverables/mine.txt"}
-	out, err = sftpRun(t, s.sftp, jillLogin, "", jillPassword, strings.Join(append(commands, myFiles...), "\n")+"\n")
+	out, err = sftpRun(t, s.sftp, aliceLogin, "", alicePassword, strings.Join(append(commands, myFiles...), "\n")+"\n")
 	if err != nil {
-		t.Fatalf("Jill's session: %v\n%s", err, out)
+		t.Fatalf("Alice's session: %v\n%s", err, out)
 	}
 	got := sftpSections(out)
 	for cmd, want := range map[string][]string{
@@ -112,36 +113,36 @@ func TestServeJailedUserReadsASharedFolder(t *testing.T) {
 		"ls -1 Deliverables": []string{"Deliverables/report.csv"},
 	} {
 		if !slices.Equal(got[cmd], want) {
-			t.Errorf("Jill's %q shows %q; want %q", cmd, got[cmd], want)
+			t.Errorf("Alice's %q shows %q; want %q", cmd, got[cmd], want)
 		}
 	}
 	if b, err := os.ReadFile(back); err != nil || string(b) != "q1,q2\n10,20\n" {
-		t.Errorf("Jill's download = %q, %v", b, err)
+		t.Errorf("Alice's download = %q, %v", b, err)
 	}
 	if lines := got["put "+mine+" Deliverables/mine.txt"]; !slices.ContainsFunc(lines, func(l string) bool {
 		return strings.Contains(l, "Permission denied")
 	}) {
-		t.Errorf("Jill's upload shows %q; want permission denied", lines)
+		t.Errorf("Alice's upload shows %q; want permission denied", lines)
 	}
 	for _, cmd := range myFiles {
 		lines, ok := got[cmd]
 		if !ok {
-			t.Errorf("Jill's session did not run %q:\n%s", cmd, out)
+			t.Errorf("Alice's session did not run %q:\n%s", cmd, out)
 		}
 		for _, l := range lines {
 			// put says what it tries before it is refused.
 			if !refusal(l) && !strings.HasPrefix(l, "Uploading ") {
-				t.Errorf("Jill's %q shows %q; want only a refusal", cmd, l)
+				t.Errorf("Alice's %q shows %q; want only a refusal", cmd, l)
 			}
 		}
 	}
 
 	if t.Failed() {
-		t.Logf("Jill's session:\n%s", out)
+		t.Logf("Alice's session:\n%s", out)
 	}
 
 	// The owner finds the folder in their own My Files, holding the report
-	// and nothing of Jill's.
+	// and nothing of Alice's.
 	out, err = sftpRun(t, s.sftp, ownerLogin, "", dl.OwnerPassword, `ls -1 "/My Files"`+"\n"+`ls -1 "/My Files/Deliverables"`+"\n")
 	if err != nil {
 		t.Fatalf("the owner's session: %v\n%s", err, out)

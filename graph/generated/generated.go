@@ -3044,7 +3044,8 @@ type DedicatedIpPayload {
 	{Name: "../schema/folders.graphqls", Input: `"""
 A project folder: a file tree of the account, shared with users and groups, each with a
 preset. Over SFTP everyone it is shared with (its creator too, as OWNER) finds it in
-` + "`" + `/Projects Shared With Me/<name>/` + "`" + `. See docs/PERMISSIONS.md.
+` + "`" + `/Projects Shared With Me/<name>/` + "`" + `; its creator also in ` + "`" + `/My Files/<name>/` + "`" + `, unless jailed.
+See docs/PERMISSIONS.md.
 """
 type ProjectFolder implements Node {
   id: ID!
@@ -3142,7 +3143,7 @@ extend type User {
 }
 
 extend type Mutation {
-  "Create a project folder, shared with you as OWNER. Your group must allow CREATE_PROJECT_FOLDERS."
+  "Create a project folder, shared with you as OWNER; over SFTP it is in your ` + "`" + `/My Files/` + "`" + ` too. Your group must allow CREATE_PROJECT_FOLDERS."
   createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload!
   "Rename a project folder. Needs the MANAGE right (OWNER, or an owner or administrator of the account)."
   renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload!
