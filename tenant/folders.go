@@ -12,7 +12,8 @@ import (
 
 // ProjectFolder is a file tree of an account that its creator shares with
 // users and groups. Over SFTP each user it is shared with (the creator too,
-// as OWNER) finds it in /Projects Shared With Me/.
+// as OWNER) finds it in /Projects Shared With Me/, and the creator also in
+// /My Files/ (see SFTPShares).
 type ProjectFolder struct {
 	ID        string     `db:"id"`
 	AccountID string     `db:"account_id"`
