@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,59 +28,26 @@ const (
 	bobPassword = "bob's long password!"
 )
 
-// startDedicatedServe runs `skiff serve` on a fresh data folder, listening
+// startDedicatedServe runs `skiff serve` with its demo account, listening
 // for SFTP on three loopback addresses with a dedicated IP pool and a
-// trusted load balancer, and returns it with its SFTP address per IP.
-func startDedicatedServe(t *testing.T) (*server, map[string]string, string) {
+// trusted load balancer, and returns it with the demo's logins, its SFTP
+// address per IP and its data folder.
+func startDedicatedServe(t *testing.T) (*server, demoLogins, map[string]string, string) {
 	t.Helper()
-	base := t.TempDir()
-	// As root, the private PostgreSQL runs as another user who must pass through.
-	for _, d := range []string{filepath.Dir(base), base} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dataDir := filepath.Join(base, "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan []string, 2)
-	cmd := &ServeCmd{
-		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
-		HTTPAddr:      "127.0.0.1:0", Playground: "off", Introspection: "off",
-		MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12,
-		TokenTTL: time.Hour, Demo: true, ShutdownGrace: 5 * time.Second,
-		SFTPFlags: SFTPFlags{
-			SFTPAddr:        []string{sharedIP + ":0", acmeIP + ":0", betaIP + ":0"},
-			SFTPIdleTimeout: time.Minute, SFTPMaxConns: 100, SFTPMaxConnsPerIP: 20, TrialLicences: 5,
-			PublicURL:       "http://localhost:3000",
-			ProxyTrusted:    []string{balancerIP},
-			DedicatedIPPool: []string{acmeIP + "," + betaIP}, DedicatedIPCooldown: time.Hour,
-		},
-		ready: func(h string, s []string) { ready <- append([]string{h}, s...) },
-	}
-	s := &server{cancel: cancel, done: make(chan error, 1)}
-	var logBuf syncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", logBuf.String())
-		}
+	s, dl, dataDir := startDemo(t, func(c *ServeCmd) {
+		c.Playground, c.Introspection = "off", "off"
+		c.SFTPAddr = []string{sharedIP + ":0", acmeIP + ":0", betaIP + ":0"}
+		c.TrialLicences = 5
+		c.ProxyTrusted = []string{balancerIP}
+		c.DedicatedIPPool = []string{acmeIP + "," + betaIP}
+		c.DedicatedIPCooldown = time.Hour
 	})
-	go func() { s.done <- cmd.Run(ctx, slog.New(slog.NewTextHandler(&logBuf, nil))) }()
-	var addrs []string
-	select {
-	case addrs = <-ready:
-	case err := <-s.done:
-		t.Fatalf("serve stopped: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("serve did not come up")
-	}
-	t.Cleanup(s.stop)
-	s.http, s.sftp = addrs[0], addrs[1]
 	byIP := map[string]string{}
-	for _, a := range addrs[1:] {
+	for _, a := range s.sftpAll {
 		host, _, _ := net.SplitHostPort(a)
 		byIP[host] = a
 	}
-	return s, byIP, dataDir
+	return s, dl, byIP, dataDir
 }
 
 // sshSession is what one Go SSH client login saw.
@@ -158,18 +122,7 @@ func fingerprintsIn(v any) []string {
 // trusted load balancer's PROXY header; what must fail does. Releasing and
 // provisioning again work.
 func TestDedicatedIPsFullStack(t *testing.T) {
-	if _, err := exec.LookPath("sftp"); err != nil {
-		t.Skip("the OpenSSH sftp client is not installed")
-	}
-	s, sftpAt, dataDir := startDedicatedServe(t)
-	demo, err := os.ReadFile(filepath.Join(dataDir, demoFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dl demoLogins
-	if _, err := fmtSscan(string(demo), &dl); err != nil {
-		t.Fatal(err)
-	}
+	s, dl, sftpAt, dataDir := startDedicatedServe(t)
 	staff := s.login(t, dl.StaffEmail, dl.StaffPassword)
 	acmeOwner := s.login(t, dl.OwnerEmail, dl.OwnerPassword)
 	acme := str(s.gql(t, acmeOwner, `{ account { id } }`, nil), "account", "id")

@@ -151,12 +151,8 @@ const demoFile = "demo-logins.txt"
 // (an empty database) and returns their logins; later starts read them back.
 func ensureDemo(ctx context.Context, svc *tenant.Service, dataDir string) (*demoLogins, error) {
 	path := filepath.Join(dataDir, demoFile)
-	if b, err := os.ReadFile(path); err == nil {
-		var dl demoLogins
-		_, err := fmt.Sscanf(string(b), "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword)
-		if err == nil {
-			return &dl, nil
-		}
+	if dl, err := readDemoLogins(path); err == nil {
+		return dl, nil
 	}
 	var n int
 	if err := svc.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlxTx) error {
@@ -187,6 +183,19 @@ func ensureDemo(ctx context.Context, svc *tenant.Service, dataDir string) (*demo
 		return nil, err
 	}
 	return dl, nil
+}
+
+// readDemoLogins reads the demo logins a first start wrote into path.
+func readDemoLogins(path string) (*demoLogins, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var dl demoLogins
+	if _, err := fmt.Sscanf(string(b), "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &dl, nil
 }
 
 func randomPassword() string {

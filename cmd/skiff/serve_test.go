@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -38,13 +37,16 @@ func (b *syncBuffer) String() string {
 // server is one run of `skiff serve` inside the test process.
 type server struct {
 	http     string
-	sftp     string
+	sftp     string   // the first SFTP address
+	sftpAll  []string // every SFTP address, in --sftp-addr order
 	cancel   context.CancelFunc
 	done     chan error
 	stopOnce sync.Once
 }
 
-func startServe(t *testing.T, dataDir string) *server {
+// startServe runs `skiff serve` on dataDir with test-sized settings, changed
+// further by the options, until the test ends.
+func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	type addrs struct {
@@ -63,6 +65,9 @@ func startServe(t *testing.T, dataDir string) *server {
 		},
 		ready: func(h string, s []string) { ready <- addrs{h, s} },
 	}
+	for _, o := range options {
+		o(cmd)
+	}
 	s := &server{cancel: cancel, done: make(chan error, 1)}
 	// The server's log is shown only if the test fails.
 	var logBuf syncBuffer
@@ -75,7 +80,7 @@ func startServe(t *testing.T, dataDir string) *server {
 	go func() { s.done <- cmd.Run(ctx, log) }()
 	select {
 	case a := <-ready:
-		s.http, s.sftp = a.http, a.sftp[0]
+		s.http, s.sftp, s.sftpAll = a.http, a.sftp[0], a.sftp
 	case err := <-s.done:
 		t.Fatalf("serve stopped: %v", err)
 	case <-time.After(2 * time.Minute):
@@ -265,33 +270,31 @@ func TestServeTour(t *testing.T) {
 // PostgreSQL and demo account, and returns it with the demo's logins and the
 // data folder. Tests that need it drive the OpenSSH sftp client, so they are
 // skipped where it is missing.
-func startDemo(t *testing.T) (*server, demoLogins, string) {
+func startDemo(t *testing.T, options ...func(*ServeCmd)) (*server, demoLogins, string) {
 	t.Helper()
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Skip("the OpenSSH sftp client is not installed")
 	}
+	dataDir := newDataDir(t)
+	s := startServe(t, dataDir, options...)
+	dl, err := readDemoLogins(filepath.Join(dataDir, demoFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, *dl, dataDir
+}
+
+// newDataDir is a fresh data folder that the private PostgreSQL, which runs
+// as another user when the tests run as root, can pass through to.
+func newDataDir(t *testing.T) string {
+	t.Helper()
 	base := t.TempDir()
-	// As root, the private PostgreSQL runs as another user who must pass through.
 	for _, d := range []string{filepath.Dir(base), base} {
 		if err := os.Chmod(d, 0o711); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dataDir := filepath.Join(base, "data")
-	s := startServe(t, dataDir)
-	demo, err := os.ReadFile(filepath.Join(dataDir, demoFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dl demoLogins
-	if _, err := fmtSscan(string(demo), &dl); err != nil {
-		t.Fatal(err)
-	}
-	return s, dl, dataDir
-}
-
-func fmtSscan(s string, dl *demoLogins) (int, error) {
-	return fmt.Sscanf(s, "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword)
+	return filepath.Join(base, "data")
 }
 
 // waitForMail returns the first .eml file in dir that contains want.
