@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/tenant"
@@ -172,6 +173,20 @@ func (r *runner) authScale(ctx context.Context) error {
 		}
 		sec.row(c.name, fmt.Sprint(len(lat)), ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(percentile(lat, 100)),
 			fmt.Sprintf("%.0f", float64(len(lat))/elapsed.Seconds()))
+	}
+	// The floor under every lookup: a directory-scope transaction that
+	// runs no query (BEGIN, the scope's set_config, COMMIT).
+	{
+		var lat []time.Duration
+		for range n {
+			t0 := time.Now()
+			if err := tdb.CrossTenant(ctx, tenant.ScopeDirectory, func(*sqlx.Tx) error { return nil }); err != nil {
+				return err
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		sec.row("empty directory transaction (the floor), 1 client", fmt.Sprint(len(lat)), ms(percentile(lat, 50)),
+			ms(percentile(lat, 99)), ms(percentile(lat, 100)), "–")
 	}
 	sec.note("Data bulk-loaded with COPY in %s (accounts, users with SFTP on, credentials, keys), then VACUUM ANALYZE. "+
 		"Each lookup is one transaction on the directory scope through the application role (row-level security on), "+

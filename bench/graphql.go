@@ -94,7 +94,9 @@ func (r *runner) graphQL(ctx context.Context) error {
 	if err := loadAccountUsers(ctx, db, acct.ID, n, keys); err != nil {
 		return err
 	}
-	login, err := svc.Login(ctx, ownerEmail, ownerPassword, netip.MustParseAddr("127.0.0.1"))
+	// From a documentation address of its own: the password benchmark's
+	// refused attempts from loopback have the login throttle on 127.0.0.1.
+	login, err := svc.Login(ctx, ownerEmail, ownerPassword, netip.MustParseAddr("198.51.100.7"))
 	if err != nil {
 		return fmt.Errorf("owner login: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -153,6 +154,7 @@ func (r *runner) logins(ctx context.Context) error {
 		pgCPU time.Duration
 	}
 	var results []result
+	var pgTx float64 // PostgreSQL transactions per skiff serve login
 
 	rs, err := r.startRealStack(ctx)
 	switch {
@@ -160,15 +162,29 @@ func (r *runner) logins(ctx context.Context) error {
 	case err != nil:
 		return err
 	default:
-		pg0 := treeCPU(rs.pgPID)
+		pg0, tx0 := treeCPU(rs.pgPID), r.db.transactions(ctx)
 		st, err := loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
 		if err != nil {
 			return fmt.Errorf("skiff serve: %w", err)
 		}
 		results = append(results, result{"Skiff: skiff serve, PostgreSQL directory", st, treeCPU(rs.pgPID) - pg0})
+		pgTx = float64(r.db.transactions(ctx)-tx0) / float64(st.ok)
 	}
 
 	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
+	if r.cfg.ProfileDir != "" {
+		// Profile an extra, uncounted load: profiling costs a little.
+		if err := r.skiff.profile("cpu-start", filepath.Join(r.cfg.ProfileDir, "cpu-logins.pprof")); err != nil {
+			return err
+		}
+		_, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+		if perr := r.skiff.profile("cpu-stop", ""); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+	}
 	st, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
 	if err != nil {
 		return fmt.Errorf("Skiff: %w", err)
@@ -190,7 +206,7 @@ func (r *runner) logins(ctx context.Context) error {
 	for _, x := range results {
 		pg := "–"
 		if x.pgCPU > 0 {
-			pg = ms(x.pgCPU / time.Duration(x.st.ok))
+			pg = fmt.Sprintf("%s (%.1f transactions)", ms(x.pgCPU/time.Duration(x.st.ok)), pgTx)
 		}
 		sec.row(x.name, fmt.Sprintf("%.0f", x.st.rate()), ms(percentile(x.st.latencies, 50)), ms(percentile(x.st.latencies, 99)),
 			ms(x.st.cpuPerLogin()), pg, fmt.Sprint(x.st.failed), x.st.kex)

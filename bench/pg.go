@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -97,4 +98,20 @@ func copyRows(ctx context.Context, db *sql.DB, table string, cols []string, n in
 		return err
 	}
 	return tx.Commit()
+}
+
+// transactions is how many transactions the benchmark database has committed
+// or rolled back so far (PostgreSQL's statistics, flushed at least every
+// second or so: read it after a pause for exact deltas). -1 if unknown.
+func (db *benchDatabase) transactions(ctx context.Context) int64 {
+	// Statistics reach pg_stat_database when a backend is idle; give the
+	// server's backends a moment, and read a fresh snapshot.
+	time.Sleep(1500 * time.Millisecond)
+	var n int64
+	err := db.admin.QueryRowContext(ctx, `SELECT pg_stat_clear_snapshot(), xact_commit + xact_rollback
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(new(any), &n)
+	if err != nil {
+		return -1
+	}
+	return n
 }

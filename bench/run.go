@@ -264,6 +264,9 @@ func Run(ctx context.Context, cfg Config) error {
 			continue
 		}
 		if err != nil {
+			// What was measured before the failure is still worth
+			// having: a long run should not end with nothing.
+			r.report.write(cfg.Out, append(r.environment(), "INCOMPLETE RUN: "+b+" failed: "+err.Error()))
 			return fmt.Errorf("%s: %w", b, err)
 		}
 	}
