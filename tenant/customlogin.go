@@ -104,19 +104,9 @@ func (c *Credentials) CustomLoginNote() string {
 // deleted user, a user SFTP was never turned on for (EConflict). If the user
 // has SFTP access, they are emailed their credentials with the new login.
 func (s *Service) SetCustomSFTPLogin(ctx context.Context, userID, login string) (*User, error) {
-	p, err := requireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var u *User
-	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
-		var err error
-		if u, err = getUser(ctx, q, userID, true); err != nil {
-			return err
-		}
+	return s.changeUser(ctx, userID, func(_ *Principal, q Queryer, u *User) error {
 		return s.setCustomLoginTx(ctx, q, u, login, "login", u.SFTPEnabled)
 	})
-	return result(u, err)
 }
 
 // setCustomLoginTx sets u's custom login to login ("" removes it) in the

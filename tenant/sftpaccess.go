@@ -15,18 +15,9 @@ import (
 // it emails the user their credentials. Turning access off is always allowed,
 // frees the licence and ends the user's live SFTP sessions.
 func (s *Service) SetSFTPAccess(ctx context.Context, userID string, enabled bool) (*User, error) {
-	p, err := requireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var u *User
-	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
-		var err error
-		// The user's row lock comes before the account's (taken by the licence
-		// check), in the same order as UpdateUser and RestoreUser.
-		if u, err = getUser(ctx, q, userID, true); err != nil {
-			return err
-		}
+	// The user's row lock (changeUser) comes before the account's (taken by
+	// the licence check), in the same order as UpdateUser and RestoreUser.
+	u, err := s.changeUser(ctx, userID, func(_ *Principal, q Queryer, u *User) error {
 		return s.setSFTPAccessTx(ctx, q, u, enabled)
 	})
 	if err != nil {

@@ -405,10 +405,11 @@ func requireAnotherOwner(ctx context.Context, q Queryer, userID string) error {
 	return nil
 }
 
-// DeleteUser soft-deletes a user: they can no longer log in (web or SFTP),
-// their tokens are revoked, their SFTP licence is freed and their live SFTP
-// sessions end. Nothing they own is removed, so RestoreUser brings it all back.
-func (s *Service) DeleteUser(ctx context.Context, id string) (*User, error) {
+// changeUser is the frame of an owner's or administrator's change to one
+// user of their account: it checks the role, locks the user's row in the
+// account's transaction, runs change, and returns the user as changed (nil
+// if anything failed, in which case nothing was saved).
+func (s *Service) changeUser(ctx context.Context, userID string, change func(p *Principal, q Queryer, u *User) error) (*User, error) {
 	p, err := requireAdmin(ctx)
 	if err != nil {
 		return nil, err
@@ -416,9 +417,19 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*User, error) {
 	var u *User
 	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
 		var err error
-		if u, err = getUser(ctx, q, id, true); err != nil {
+		if u, err = getUser(ctx, q, userID, true); err != nil {
 			return err
 		}
+		return change(p, q, u)
+	})
+	return result(u, err)
+}
+
+// DeleteUser soft-deletes a user: they can no longer log in (web or SFTP),
+// their tokens are revoked, their SFTP licence is freed and their live SFTP
+// sessions end. Nothing they own is removed, so RestoreUser brings it all back.
+func (s *Service) DeleteUser(ctx context.Context, id string) (*User, error) {
+	u, err := s.changeUser(ctx, id, func(p *Principal, q Queryer, u *User) error {
 		if u.Deleted() {
 			return Errorf(EConflict, "this user is already deleted")
 		}
@@ -445,23 +456,14 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*User, error) {
 	if err == nil {
 		s.endSessions(u.AccountID, u.ID)
 	}
-	return result(u, err)
+	return u, err
 }
 
 // RestoreUser brings back a deleted user with their keys and SFTP credentials.
 // If they had SFTP access, restoring takes a licence again, and fails with a
 // user error when none is available.
 func (s *Service) RestoreUser(ctx context.Context, id string) (*User, error) {
-	p, err := requireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var u *User
-	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
-		var err error
-		if u, err = getUser(ctx, q, id, true); err != nil {
-			return err
-		}
+	return s.changeUser(ctx, id, func(p *Principal, q Queryer, u *User) error {
 		if !u.Deleted() {
 			return Errorf(EConflict, "this user is not deleted")
 		}
@@ -472,7 +474,7 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*User, error) {
 		if err := s.restoreSFTPAccessTx(ctx, q, u); err != nil {
 			return err
 		}
-		err = q.GetContext(ctx, u, `UPDATE users SET deleted_at = NULL, updated_at = $2 WHERE id = $1 RETURNING `+userColumns, u.ID, s.now())
+		err := q.GetContext(ctx, u, `UPDATE users SET deleted_at = NULL, updated_at = $2 WHERE id = $1 RETURNING `+userColumns, u.ID, s.now())
 		if err != nil {
 			if err = dbError(err); ErrorCode(err) == EConflict {
 				return &Error{Code: EConflict, Field: "id", Message: "another user now has this user's email; change theirs first"}
@@ -481,7 +483,6 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*User, error) {
 		}
 		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: u.auditState()})
 	})
-	return result(u, err)
 }
 
 // ChangePassword changes the principal's own password after checking the current one.
