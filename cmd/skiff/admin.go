@@ -28,21 +28,14 @@ type CreateStaffCmd struct {
 
 // Run creates the staff login.
 func (c *CreateStaffCmd) Run(ctx context.Context, log *slog.Logger) error {
-	pw, err := passwordOrStdin(c.Password)
-	if err != nil {
-		return err
-	}
-	d, err := c.open(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	st, err := tenant.NewService(d.DB).CreateStaff(tenant.SystemContext(ctx), c.Email, c.Name, pw)
-	if err != nil {
-		return userFacing(err)
-	}
-	fmt.Printf("staff login created: %s <%s>\n", st.Name, st.Email)
-	return nil
+	return c.withService(ctx, log, c.Password, func(ctx context.Context, svc *tenant.Service, pw string) error {
+		st, err := svc.CreateStaff(ctx, c.Email, c.Name, pw)
+		if err != nil {
+			return userFacing(err)
+		}
+		fmt.Printf("staff login created: %s <%s>\n", st.Name, st.Email)
+		return nil
+	})
 }
 
 // CreateAccountCmd adds an account with its owner.
@@ -56,23 +49,31 @@ type CreateAccountCmd struct {
 
 // Run creates the account.
 func (c *CreateAccountCmd) Run(ctx context.Context, log *slog.Logger) error {
-	pw, err := passwordOrStdin(c.OwnerPassword)
+	return c.withService(ctx, log, c.OwnerPassword, func(ctx context.Context, svc *tenant.Service, pw string) error {
+		a, u, err := svc.CreateAccount(ctx, tenant.CreateAccountInput{
+			Name: c.Name, OwnerEmail: c.OwnerEmail, OwnerName: c.OwnerName, OwnerPassword: pw,
+		})
+		if err != nil {
+			return userFacing(err)
+		}
+		fmt.Printf("account %q created (id %s); owner %s <%s>\n", a.Name, a.ID, u.Name, u.Email)
+		return nil
+	})
+}
+
+// withService reads the password (from the flag or standard input), opens
+// the database and runs fn as the system.
+func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, password string, fn func(context.Context, *tenant.Service, string) error) error {
+	pw, err := passwordOrStdin(password)
 	if err != nil {
 		return err
 	}
-	d, err := c.open(ctx, log)
+	d, err := f.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	a, u, err := tenant.NewService(d.DB).CreateAccount(tenant.SystemContext(ctx), tenant.CreateAccountInput{
-		Name: c.Name, OwnerEmail: c.OwnerEmail, OwnerName: c.OwnerName, OwnerPassword: pw,
-	})
-	if err != nil {
-		return userFacing(err)
-	}
-	fmt.Printf("account %q created (id %s); owner %s <%s>\n", a.Name, a.ID, u.Name, u.Email)
-	return nil
+	return fn(tenant.SystemContext(ctx), tenant.NewService(d.DB), pw)
 }
 
 func passwordOrStdin(pw string) (string, error) {
