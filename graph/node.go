@@ -40,6 +40,8 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 		n, err = r.Tenant.User(ctx, id)
 	case "Contact":
 		n, err = r.Tenant.Contact(ctx, id)
+	case "SshKey":
+		n, err = r.Tenant.SSHKey(ctx, id)
 	default:
 		n, err = r.nodeExt(ctx, typ, id)
 	}

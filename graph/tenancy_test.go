@@ -46,8 +46,22 @@ func TestCrossTenantIDsAreNotFound(t *testing.T) {
 			t.Errorf("%s: foreign %q vs missing %q", q, foreign.Message, missing.Message)
 		}
 	}
+	// Beta's SSH key: Beta's owner fetches it by ID, Alpha sees nothing.
+	var k struct {
+		AddSshKey struct{ SshKey struct{ ID string } }
+	}
+	e.mustDo(ownerB, `mutation($u: ID!) { addSshKey(input: {userId: $u, title: "laptop", publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl beta@laptop"}) { sshKey { id } userErrors { message } } }`,
+		vars{"u": userB}, &k)
+	keyB := k.AddSshKey.SshKey.ID
+	var own struct{ Node *struct{ Title string } }
+	e.mustDo(ownerB, `query($id: ID!) { node(id: $id) { ... on SshKey { title } } }`, vars{"id": keyB}, &own)
+	if own.Node == nil || own.Node.Title != "laptop" {
+		t.Fatalf("Beta's owner fetching Beta's key: %+v", own)
+	}
+	e.mustFail(ownerA, `mutation($id: ID!) { deleteSshKey(input: {id: $id}) { sshKey { id } } }`, vars{"id": keyB}, "NOT_FOUND")
+
 	// node() and account(id:) see nothing of Beta.
-	for _, id := range []string{userB, contactB, globalID("Account", accountB)} {
+	for _, id := range []string{userB, contactB, keyB, globalID("Account", accountB)} {
 		var n struct{ Node *struct{ ID string } }
 		e.mustDo(ownerA, `query($id: ID!) { node(id: $id) { id } }`, vars{"id": id}, &n)
 		if n.Node != nil {

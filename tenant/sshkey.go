@@ -403,6 +403,12 @@ func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, erro
 	})
 }
 
+// SSHKey returns one key the principal may manage (see AddSSHKey); any
+// other is "SSH key not found".
+func (s *Service) SSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
+	return s.changeSSHKey(ctx, keyID, func(Queryer, *SSHKey) error { return nil })
+}
+
 // changeSSHKey runs change on a key the principal may manage, in one
 // transaction with the key row locked, and returns the key as change left it.
 func (s *Service) changeSSHKey(ctx context.Context, keyID string, change func(q Queryer, key *SSHKey) error) (*SSHKey, error) {
