@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/skiffhq/skiff/tenant"
@@ -25,8 +27,9 @@ type loaders struct {
 type loadersKey struct{}
 
 // batchWait is how long a loader collects keys before querying; resolvers of
-// one list run concurrently, so a short wait gathers the whole page.
-const batchWait = 500 * time.Microsecond
+// one list run concurrently, so a short wait gathers the whole page (and
+// prefetchUsers queues a page's keys at once anyway).
+const batchWait = time.Millisecond
 
 func newLoaders(svc *tenant.Service) *loaders {
 	return &loaders{
@@ -85,4 +88,42 @@ func (r *Resolver) loaders(ctx context.Context) *loaders {
 		return l
 	}
 	return newLoaders(r.Tenant)
+}
+
+// prefetchUsers queues, in one go, the per-user loads that the rest of the
+// query will ask for on a page of users, so each is one batch whatever the
+// page size and however slowly the resolvers of the page get scheduled.
+func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
+	if len(users) == 0 || graphql.GetFieldContext(ctx) == nil {
+		return
+	}
+	refs := make([]userRef, len(users))
+	for i, u := range users {
+		refs[i] = userRef{u.AccountID, u.ID}
+	}
+	l := r.loaders(ctx)
+	if selected(ctx, "edges", "node", "sshKeys") {
+		l.sshKeys.LoadAllThunk(ctx, refs)
+	}
+	if selected(ctx, "edges", "node", "sftp", "credentials") {
+		l.credentials.LoadAllThunk(ctx, refs)
+	}
+	if selected(ctx, "edges", "node", "group") {
+		l.groups.LoadAllThunk(ctx, refs)
+	}
+}
+
+// selected reports whether the current field's selection reaches the field
+// path, through fragments too.
+func selected(ctx context.Context, path ...string) bool {
+	return selectedIn(graphql.GetOperationContext(ctx), graphql.GetFieldContext(ctx).Field.Selections, path)
+}
+
+func selectedIn(oc *graphql.OperationContext, set ast.SelectionSet, path []string) bool {
+	for _, f := range graphql.CollectFields(oc, set, nil) {
+		if f.Name == path[0] && (len(path) == 1 || selectedIn(oc, f.Selections, path[1:])) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -39,7 +40,13 @@ var _ Queryer = (*sqlx.Tx)(nil)
 // or to one explicit cross-tenant path; nothing reads tenant data outside one.
 type DB struct {
 	X *sqlx.DB
+
+	txs atomic.Int64 // transactions begun, for tests and metrics
 }
+
+// Transactions is how many transactions the DB has begun; tests use it to
+// check that a request's cost does not grow with its page size.
+func (db *DB) Transactions() int64 { return db.txs.Load() }
 
 // NewDB wraps an open pool.
 func NewDB(db *sqlx.DB) *DB { return &DB{X: db} }
@@ -78,6 +85,7 @@ func (db *DB) CrossTenant(ctx context.Context, scope Scope, fn func(tx *sqlx.Tx)
 }
 
 func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx *sqlx.Tx) error) (err error) {
+	db.txs.Add(1)
 	tx, err := db.X.BeginTxx(ctx, nil)
 	if err != nil {
 		return dbError(fmt.Errorf("begin: %w", err))
