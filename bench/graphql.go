@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/graph"
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -78,6 +83,22 @@ func (r *runner) graphQL(ctx context.Context) error {
 	}
 	defer x.Close()
 	svc := tenant.NewService(tenant.NewDB(x))
+	// One enforcer that hears changes through PostgreSQL notifications, as
+	// skiff serve wires it: without Listen it re-reads an account's whole
+	// policy every second, which is not what production pays.
+	enforcer, err := policy.New(x.DB, policy.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	svc.Policy = enforcer
+	lctx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	go func() { _ = enforcer.Listen(lctx, db.url) }()
+	for deadline := time.Now().Add(10 * time.Second); !enforcer.Listening(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return errors.New("the policy enforcer did not start listening for changes")
+		}
+	}
 
 	const ownerEmail, ownerPassword = "owner@graphql.bench.example", "benchmark owner password"
 	acct, _, err := svc.CreateAccount(tenant.SystemContext(ctx), tenant.CreateAccountInput{
@@ -109,6 +130,20 @@ func (r *runner) graphQL(ctx context.Context) error {
 		"request", "page", "p50", "p99", "SQL statements / request", "transactions / request")
 	var gqlP50, sqlP50 time.Duration
 	for _, page := range []int{10, 100} {
+		if page == 100 && r.cfg.ProfileDir != "" {
+			// The handler runs in this process: profile it here, on an
+			// extra, uncounted round of requests.
+			if err := profileSelf(filepath.Join(r.cfg.ProfileDir, "cpu-graphql.pprof"), func() error {
+				for range r.cfg.GraphQLRequests / 4 {
+					if _, err := graphQLPage(ctx, api.URL, login.Token, page, keys); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
 		var lat []time.Duration
 		s0, t0 := counter.snapshot()
 		for range r.cfg.GraphQLRequests {
@@ -242,5 +277,20 @@ func loadAccountUsers(ctx context.Context, db *benchDatabase, accountID string, 
 		return err
 	}
 	_, err := db.admin.ExecContext(ctx, "ANALYZE")
+	return err
+}
+
+// profileSelf writes a CPU profile of this process while fn runs.
+func profileSelf(path string, fn func() error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	err = fn()
+	pprof.StopCPUProfile()
 	return err
 }
