@@ -220,3 +220,28 @@ func TestWireInFlightBound(t *testing.T) {
 		t.Fatal("Close did not release the reader")
 	}
 }
+
+// FuzzWireRead feeds arbitrary client bytes through the shim: it must never
+// panic, and a stream that holds no limits request must reach the server
+// byte for byte, however it is cut into packets.
+func FuzzWireRead(f *testing.F) {
+	f.Add(wirePacket(3, wireU32(7), wireStr("/a"), wireU32(1), wireU32(0)))
+	f.Add(wirePacket(fxpExtended, wireU32(42), wireStr(limitsExtension)))
+	f.Add(wirePacket(fxpExtended, wireU32(1), wireStr("statvfs@openssh.com"), wireStr("/")))
+	f.Add([]byte{0, 0, 0, 0, fxpExtended})
+	f.Add([]byte{0, 0, 0, 9, fxpExtended, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rec := &wireRecorder{r: bytes.NewReader(in)}
+		c := newWireChannel(rec, wireConfig{Limits: testLimits, MaxInFlight: len(in) + 1})
+		got, _ := io.ReadAll(smallReads{c})
+		if len(got) > len(in) {
+			t.Fatalf("the server read %d bytes of a %d-byte stream", len(got), len(in))
+		}
+		if !bytes.Contains(in, []byte(limitsExtension)) && !bytes.Equal(got, in) {
+			t.Fatalf("stream without a limits request changed:\n in %x\nout %x", in, got)
+		}
+		if len(rec.writes) > 0 && !bytes.Contains(in, []byte(limitsExtension)) {
+			t.Fatalf("the shim wrote %d replies to a stream without a limits request", len(rec.writes))
+		}
+	})
+}
