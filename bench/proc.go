@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,13 +195,4 @@ func (s *rssSampler) Stop() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.peak
-}
-
-// exeName is the basename of the program pid runs, for messages.
-func exeName(pid int) string {
-	p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return strconv.Itoa(pid)
-	}
-	return filepath.Base(p)
 }
