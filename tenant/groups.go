@@ -232,9 +232,12 @@ func (s *Service) GroupsOfUsers(ctx context.Context, accountID string, userIDs [
 			UserID string `db:"user_id"`
 			groupRow
 		}
-		err := q.SelectContext(ctx, &rows, `SELECT u.id AS user_id, gg.* FROM users u
-			JOIN LATERAL (`+groupSelect+` WHERE g.account_id = u.account_id AND g.id = u.group_id) gg ON true
-			WHERE u.account_id = $1 AND u.id = ANY($2::uuid[])`, accountID, uuidArray(userIDs))
+		// Each distinct group (and its member count) is read once, not once
+		// per user: a page of users is mostly in one or two groups.
+		err := q.SelectContext(ctx, &rows, `WITH picked AS MATERIALIZED (
+				SELECT id, group_id FROM users WHERE account_id = $1 AND id = ANY($2::uuid[])),
+			gg AS MATERIALIZED (`+groupSelect+` WHERE g.account_id = $1 AND g.id IN (SELECT group_id FROM picked))
+			SELECT picked.id AS user_id, gg.* FROM picked JOIN gg ON gg.id = picked.group_id`, accountID, uuidArray(userIDs))
 		if err != nil {
 			return dbError(err)
 		}
