@@ -42,8 +42,8 @@ func (b *TenantBackend) PublicKeyLogin(ctx context.Context, dest, remote netip.A
 }
 
 // MarkKeyUsed implements KeyUseRecorder: the key's "last used" time.
-func (b *TenantBackend) MarkKeyUsed(ctx context.Context, accountID, keyID string) error {
-	return b.Directory.MarkKeyUsed(ctx, accountID, keyID)
+func (b *TenantBackend) MarkKeyUsed(ctx context.Context, login *Login) error {
+	return b.Directory.MarkKeyUsed(ctx, login)
 }
 
 // HostKeys implements HostKeys.

@@ -53,7 +53,7 @@ type Directory interface {
 // update the key's "last used" time. keyID is the Login's KeyID. A failure
 // is logged and does not end the connection.
 type KeyUseRecorder interface {
-	MarkKeyUsed(ctx context.Context, accountID, keyID string) error
+	MarkKeyUsed(ctx context.Context, login *Login) error
 }
 
 // HostKeys gives the host keys to present to a client that connected to

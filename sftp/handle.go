@@ -101,7 +101,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	if login.KeyFingerprint != "" {
 		if rec, ok := s.cfg.Directory.(KeyUseRecorder); ok {
-			if err := rec.MarkKeyUsed(connCtx, login.AccountID, login.KeyID); err != nil {
+			if err := rec.MarkKeyUsed(connCtx, login); err != nil {
 				log.Error("sftp: recording key use failed", "err", err)
 			}
 		}

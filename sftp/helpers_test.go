@@ -68,10 +68,10 @@ func (d *fakeDirectory) PublicKeyLogin(_ context.Context, dest, remote netip.Add
 	return d.publicKey(login, key)
 }
 
-func (d *fakeDirectory) MarkKeyUsed(_ context.Context, accountID, keyID string) error {
+func (d *fakeDirectory) MarkKeyUsed(_ context.Context, l *Login) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.used = append(d.used, accountID+"/"+keyID)
+	d.used = append(d.used, l.AccountID+"/"+l.KeyID)
 	return nil
 }
 

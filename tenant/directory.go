@@ -72,6 +72,8 @@ type SFTPLogin struct {
 	// after a password login.
 	KeyID          string
 	KeyFingerprint string
+	// KeyLastUsedAt is when the key last logged in, as the lookup read it.
+	KeyLastUsedAt *time.Time
 	// Jailed users see only the folders shared with them: their group does
 	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
 	Jailed bool
@@ -90,6 +92,7 @@ type loginRecord struct {
 	Jailed       bool       `db:"jailed"`
 	KeyID        *string    `db:"key_id"`
 	KeyBlob      []byte     `db:"key_blob"`
+	KeyLastUsed  *time.Time `db:"key_last_used_at"`
 }
 
 // loginQuery resolves a login ($1, lowercase) that reached the address $2
@@ -122,7 +125,7 @@ SELECT c.account_id, c.user_id, c.login,
        u.deleted_at IS NULL AS live, u.sftp_enabled,
        a.sftp_status, a.sftp_trial_ends_at,
        ` + jailedColumn + `,
-       k.id AS key_id, k.public_key AS key_blob
+       k.id AS key_id, k.public_key AS key_blob, k.last_used_at AS key_last_used_at
 FROM cred c
 JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
 JOIN accounts a ON a.id = c.account_id
@@ -268,7 +271,7 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 		return nil, loginFailed(why)
 	}
 	l := rec.sftpLogin()
-	l.KeyID, l.KeyFingerprint = *rec.KeyID, fingerprint
+	l.KeyID, l.KeyFingerprint, l.KeyLastUsedAt = *rec.KeyID, fingerprint, rec.KeyLastUsed
 	return l, nil
 }
 
@@ -276,18 +279,23 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 // within it is not written again, so busy automated clients cost no writes.
 const keyUseGranularity = time.Minute
 
-// MarkKeyUsed records that keyID just logged in. It is one UPDATE; the SSH
-// server calls it after authentication succeeded, off the login's critical
-// path if it likes. A deleted key or a bad ID is not an error: nothing to mark.
-func (d *Directory) MarkKeyUsed(ctx context.Context, accountID, keyID string) error {
-	if !isUUID(accountID) || !isUUID(keyID) {
+// MarkKeyUsed records that the key of a public-key login just logged in. The
+// SSH server calls it after authentication succeeded. When the lookup saw
+// the key used within keyUseGranularity, it writes nothing and costs no
+// round trip: busy automated clients log in without database writes.
+// Otherwise it is one UPDATE. A deleted key or a bad ID is not an error.
+func (d *Directory) MarkKeyUsed(ctx context.Context, l *SFTPLogin) error {
+	if !isUUID(l.AccountID) || !isUUID(l.KeyID) {
 		return nil
 	}
 	now := d.now()
+	if l.KeyLastUsedAt != nil && now.Sub(*l.KeyLastUsedAt) < keyUseGranularity {
+		return nil
+	}
 	return d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE ssh_keys SET last_used_at = $3
 			WHERE account_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4)`,
-			accountID, keyID, now, now.Add(-keyUseGranularity))
+			l.AccountID, l.KeyID, now, now.Add(-keyUseGranularity))
 		return dbError(err)
 	})
 }

@@ -285,9 +285,9 @@ func TestPublicKeyLogin(t *testing.T) {
 
 func TestMarkKeyUsed(t *testing.T) {
 	f := newDirectoryFixture(t)
-	uma, _ := f.sftpUser("uma@acme.test")
-	k, err := f.svc.AddSSHKey(f.as(uma), uma.ID, "Laptop", authorizedKey(testEd25519Key(t), ""))
-	if err != nil {
+	uma, umaLogin := f.sftpUser("uma@acme.test")
+	key := testEd25519Key(t)
+	if _, err := f.svc.AddSSHKey(f.as(uma), uma.ID, "Laptop", authorizedKey(key, "")); err != nil {
 		t.Fatal(err)
 	}
 	lastUsed := func() *time.Time {
@@ -299,39 +299,53 @@ func TestMarkKeyUsed(t *testing.T) {
 		return keys[0].LastUsedAt
 	}
 	ctx := context.Background()
-	first := f.now
-	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
-		t.Fatal(err)
+	// login logs in with the key as the SSH server does, and returns how many
+	// transactions recording the use took.
+	login := func() int64 {
+		t.Helper()
+		l, err := f.dir.PublicKeyLogin(ctx, sharedDest, clientAddr, umaLogin, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := f.svc.DB.Transactions()
+		if err := f.dir.MarkKeyUsed(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		return f.svc.DB.Transactions() - before
 	}
+	first := f.now
+	login()
 	if got := lastUsed(); got == nil || !got.Equal(first) {
 		t.Fatalf("last used = %v, want %v", got, first)
 	}
-	// Busy clients do not rewrite the row on every connection...
+	// Busy clients do not write on every connection, nor even ask...
 	f.advance(10 * time.Second)
-	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
-		t.Fatal(err)
+	if n := login(); n != 0 {
+		t.Errorf("a login 10 s after the last one took %d transactions to record, want none", n)
 	}
 	if got := lastUsed(); !got.Equal(first) {
 		t.Errorf("last used moved to %v within a minute", got)
 	}
 	// ...but the time stays within a minute of the truth.
 	f.advance(time.Minute)
-	if err := f.dir.MarkKeyUsed(ctx, f.account.ID, k.ID); err != nil {
-		t.Fatal(err)
-	}
+	login()
 	if got := lastUsed(); !got.Equal(f.now) {
 		t.Errorf("last used = %v, want %v", got, f.now)
 	}
 	// Another account's ID does not reach the key; junk is no error.
+	l, err := f.dir.PublicKeyLogin(ctx, sharedDest, clientAddr, umaLogin, key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, other := f.newAccount("Globex", "gus@globex.test")
 	f.advance(time.Hour)
-	if err := f.dir.MarkKeyUsed(ctx, other.AccountID, k.ID); err != nil {
+	if err := f.dir.MarkKeyUsed(ctx, &SFTPLogin{AccountID: other.AccountID, KeyID: l.KeyID}); err != nil {
 		t.Fatal(err)
 	}
 	if got := lastUsed(); got.Equal(f.now) {
 		t.Errorf("marked through another account's ID")
 	}
-	if err := f.dir.MarkKeyUsed(ctx, "junk", "junk"); err != nil {
+	if err := f.dir.MarkKeyUsed(ctx, &SFTPLogin{AccountID: "junk", KeyID: "junk"}); err != nil {
 		t.Errorf("junk IDs: %v", err)
 	}
 }
