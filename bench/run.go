@@ -40,12 +40,14 @@ var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthS
 
 // Skiff server variants.
 const (
-	// VariantStock is Skiff's server with its default ciphers.
+	// VariantStock is Skiff's server offering every allowed cipher,
+	// chacha20-poly1305 included (--sftp-ciphers with all of them).
 	VariantStock = "stock"
-	// VariantNoChaCha offers every default cipher but chacha20-poly1305, so
-	// that OpenSSH clients left to their defaults pick AES (aes128-ctr,
-	// their next choice). It only runs the DefaultCipher case, where the
-	// stock variant would pick ChaCha20, as in the forced ChaCha20 case.
+	// VariantNoChaCha is Skiff's default offer, which leaves
+	// chacha20-poly1305 out, so that OpenSSH clients left to their defaults
+	// pick AES (aes128-ctr, their next choice). It only runs the
+	// DefaultCipher case, where the stock variant would pick ChaCha20, as in
+	// the forced ChaCha20 case.
 	VariantNoChaCha = "no-chacha"
 )
 
@@ -346,13 +348,11 @@ func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffS
 	case len(r.cfg.SkiffCiphers) > 0:
 		args = append(args, "-ciphers", strings.Join(r.cfg.SkiffCiphers, ","))
 	case variant == VariantNoChaCha:
-		var offer []string
-		for _, c := range sftp.DefaultAlgorithms().Ciphers {
-			if c != ssh.CipherChaCha20Poly1305 {
-				offer = append(offer, c)
-			}
-		}
-		args = append(args, "-ciphers", strings.Join(offer, ","))
+		// Skiff's default offer, which leaves ChaCha20 out.
+		args = append(args, "-ciphers", strings.Join(sftp.DefaultAlgorithms().Ciphers, ","))
+	default:
+		// Every allowed cipher, so that the forced-ChaCha20 case can run.
+		args = append(args, "-ciphers", strings.Join(sftp.AllowedCiphers(), ","))
 	}
 	// The password travels on the command line: it is a throwaway for a
 	// server that lives only on loopback for this run.

@@ -22,10 +22,15 @@ import (
 //
 // Ciphers: only AEAD ciphers and CTR mode; no CBC, 3DES or RC4. AES-GCM is
 // listed first because x/crypto's AES-GCM uses AES-NI/CLMUL on amd64 and
-// arm64, while its chacha20-poly1305 has no assembly and is markedly slower
-// per byte. OpenSSH clients prefer chacha20-poly1305 and will still pick it;
-// a deployment that wants the speed for them can drop it with
-// Config.Ciphers, at the cost of clients that only speak ChaCha20.
+// arm64. chacha20-poly1305 is allowed but not offered by default: x/crypto's
+// ChaCha20 has no amd64 assembly, so it costs Skiff about twice the CPU per
+// byte, and OpenSSH clients, which prefer it, would pick it every time.
+// Without it they pick aes128-ctr with an ETM MAC (their next choice), as
+// safe and, on a server with AES-NI, much faster (docs/BENCHMARKS.md). What
+// it costs: clients whose own CPU lacks AES instructions (old ARM boards)
+// spend more of their CPU; clients that offer only ChaCha20 cannot connect
+// (no common client is configured so by default). Config.Ciphers (the
+// --sftp-ciphers flag) can offer it again.
 //
 // MACs: SHA-2 only, encrypt-then-MAC first (used with the CTR ciphers; AEAD
 // ciphers carry their own tag). The plain hmac-sha2-256/512 (encrypt-and-MAC)
@@ -44,7 +49,7 @@ import (
 func DefaultAlgorithms() ssh.Algorithms {
 	return ssh.Algorithms{
 		KeyExchanges:   slices.Clone(keyExchanges),
-		Ciphers:        slices.Clone(ciphers),
+		Ciphers:        slices.Clone(defaultCiphers),
 		MACs:           slices.Clone(macs),
 		HostKeys:       slices.Clone(hostKeyAlgorithms),
 		PublicKeyAuths: slices.Clone(publicKeyAuthAlgorithms),
@@ -60,7 +65,7 @@ var (
 		ssh.KeyExchangeECDHP521,       // ecdh-sha2-nistp521
 	}
 
-	// Config.Ciphers may reorder or drop these, not add others.
+	// Config.Ciphers may choose among these, in any order; nothing else.
 	ciphers = []string{
 		ssh.CipherAES128GCM,        // aes128-gcm@openssh.com
 		ssh.CipherAES256GCM,        // aes256-gcm@openssh.com
@@ -69,6 +74,9 @@ var (
 		ssh.CipherAES192CTR,        // aes192-ctr
 		ssh.CipherAES256CTR,        // aes256-ctr
 	}
+
+	// What is offered when Config.Ciphers is empty: all but ChaCha20.
+	defaultCiphers = slices.DeleteFunc(slices.Clone(ciphers), func(c string) bool { return c == ssh.CipherChaCha20Poly1305 })
 
 	// Config.MACs may reorder or drop these, not add others.
 	macs = []string{
@@ -99,20 +107,24 @@ var (
 	}
 )
 
+// AllowedCiphers are the ciphers Config.Ciphers may offer, in Skiff's order
+// of preference: DefaultAlgorithms().Ciphers plus chacha20-poly1305.
+func AllowedCiphers() []string { return slices.Clone(ciphers) }
+
 // StrictMACs are the encrypt-then-MAC algorithms alone, for deployments
 // that can turn away clients on libssh2 older than 1.11.
 var StrictMACs = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
 
 // checkAllowed returns the list to offer: the defaults when none are
-// configured, otherwise the configured ones, which must all be defaults so a
+// configured, otherwise the configured ones, which must all be allowed so a
 // configuration cannot bring back CBC, RC4 or SHA-1.
-func checkAllowed(kind string, configured, defaults []string) ([]string, error) {
+func checkAllowed(kind string, configured, allowed, defaults []string) ([]string, error) {
 	if len(configured) == 0 {
 		return slices.Clone(defaults), nil
 	}
 	for _, c := range configured {
-		if !slices.Contains(defaults, c) {
-			return nil, fmt.Errorf("sftp: %s %q is not allowed (allowed: %v)", kind, c, defaults)
+		if !slices.Contains(allowed, c) {
+			return nil, fmt.Errorf("sftp: %s %q is not allowed (allowed: %v)", kind, c, allowed)
 		}
 	}
 	return slices.Clone(configured), nil

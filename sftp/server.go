@@ -109,7 +109,8 @@ type Config struct {
 	RequireProxyHeader bool
 
 	// Ciphers overrides the offered ciphers and their order; each must be
-	// one of DefaultAlgorithms().Ciphers. Empty means all of them.
+	// one of AllowedCiphers(). Empty means DefaultAlgorithms().Ciphers, which
+	// leave chacha20-poly1305 out (see DefaultAlgorithms).
 	Ciphers []string
 	// MACs overrides the offered MACs and their order; each must be one of
 	// DefaultAlgorithms().MACs (StrictMACs drops the non-ETM ones). Empty
@@ -154,11 +155,11 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sftp: invalid trusted proxy prefix %v", p)
 		}
 	}
-	ciphers, err := checkAllowed("cipher", cfg.Ciphers, DefaultAlgorithms().Ciphers)
+	ciphers, err := checkAllowed("cipher", cfg.Ciphers, ciphers, defaultCiphers)
 	if err != nil {
 		return nil, err
 	}
-	macs, err := checkAllowed("MAC", cfg.MACs, DefaultAlgorithms().MACs)
+	macs, err := checkAllowed("MAC", cfg.MACs, macs, macs)
 	if err != nil {
 		return nil, err
 	}

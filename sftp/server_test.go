@@ -235,6 +235,32 @@ func TestNonETMMACsForOldLibssh2(t *testing.T) {
 	}
 }
 
+// By default an OpenSSH-like client, which prefers ChaCha20, gets AES; a
+// server configured to offer ChaCha20 gives it.
+func TestChaCha20IsOfferedOnlyWhenConfigured(t *testing.T) {
+	prefersChaCha := func() *ssh.ClientConfig {
+		cfg := aliceConfig()
+		cfg.Ciphers = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128CTR, ssh.CipherAES128GCM}
+		return cfg
+	}
+	for _, tc := range []struct {
+		offer []string
+		want  string
+	}{
+		{nil, ssh.CipherAES128CTR},
+		{AllowedCiphers(), ssh.CipherChaCha20Poly1305},
+	} {
+		ts := passwordServer(t, func(c *Config) { c.Ciphers = tc.offer })
+		c, err := dial(t, ts.addr, prefersChaCha())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Conn.(ssh.AlgorithmsConnMetadata).Algorithms().Write.Cipher; got != tc.want {
+			t.Errorf("offering %v: cipher %q, want %q", tc.offer, got, tc.want)
+		}
+	}
+}
+
 func TestCipherOrderIsConfigurable(t *testing.T) {
 	ts := passwordServer(t, func(c *Config) { c.Ciphers = []string{ssh.CipherAES256GCM} })
 	cfg := aliceConfig()

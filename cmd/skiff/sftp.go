@@ -29,7 +29,7 @@ type SFTPFlags struct {
 	SFTPPort          int           `name:"sftp-port" env:"SKIFF_SFTP_PORT" help:"Public SFTP port shown to users (default: the first --sftp-addr's port)."`
 	ProxyTrusted      []string      `name:"proxy-trusted" env:"SKIFF_PROXY_TRUSTED" help:"Networks of load balancers allowed to send a PROXY protocol header (CIDR, comma-separated)."`
 	ProxyRequired     bool          `name:"proxy-required" env:"SKIFF_PROXY_REQUIRED" help:"Refuse connections from trusted networks that send no PROXY header."`
-	SFTPCiphers       []string      `name:"sftp-ciphers" env:"SKIFF_SFTP_CIPHERS" help:"Ciphers to offer, in order (default: all supported, AES-GCM first)."`
+	SFTPCiphers       []string      `name:"sftp-ciphers" env:"SKIFF_SFTP_CIPHERS" help:"Ciphers to offer, in order (default: AES-GCM, then AES-CTR; chacha20-poly1305@openssh.com is offered only when listed here)."`
 	SFTPStrictMACs    bool          `name:"sftp-strict-macs" env:"SKIFF_SFTP_STRICT_MACS" help:"Offer only encrypt-then-MAC MACs (turns away curl and other clients on libssh2 older than 1.11)."`
 	SFTPIdleTimeout   time.Duration `name:"sftp-idle-timeout" default:"15m" env:"SKIFF_SFTP_IDLE_TIMEOUT" help:"Close SFTP connections idle this long."`
 	SFTPMaxConns      int           `name:"sftp-max-connections" default:"10000" env:"SKIFF_SFTP_MAX_CONNECTIONS" help:"Most SFTP connections at once."`
