@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -47,6 +48,12 @@ type Directory struct {
 
 	accountKeysMu sync.Mutex
 	accountKeys   map[string]accountHostKeys // by account ID: parsed once, see dedicatedHostKeys
+
+	// loginStmt is loginQuery, prepared once: PostgreSQL then plans it once
+	// per connection instead of on every login (planning cost several times
+	// its execution; see docs/BENCHMARKS.md).
+	loginStmtMu sync.Mutex
+	loginStmt   *sqlx.Stmt
 }
 
 // NewDirectory returns a Directory on db with the real clock.
@@ -138,6 +145,21 @@ LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AN
 const jailedColumn = `NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
            AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed`
 
+// preparedLogin returns loginQuery prepared on the pool; database/sql
+// prepares it again on each connection that runs it, once.
+func (d *Directory) preparedLogin(ctx context.Context) (*sqlx.Stmt, error) {
+	d.loginStmtMu.Lock()
+	defer d.loginStmtMu.Unlock()
+	if d.loginStmt == nil {
+		stmt, err := d.DB.X.PreparexContext(ctx, loginQuery)
+		if err != nil {
+			return nil, dbError(fmt.Errorf("prepare the login query: %w", err))
+		}
+		d.loginStmt = stmt
+	}
+	return d.loginStmt, nil
+}
+
 // lookupLogin reads the login's record; nil when no such login exists on
 // dest. Login names that cannot exist are not sent to the database.
 func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fingerprint string) (*loginRecord, error) {
@@ -145,9 +167,13 @@ func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fin
 	if login == "" || len(login) > maxLoginLen || !utf8.ValidString(login) || strings.ContainsRune(login, 0) {
 		return nil, nil
 	}
+	stmt, err := d.preparedLogin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var recs []loginRecord
-	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return tx.SelectContext(ctx, &recs, loginQuery, login, inetParam(dest), fingerprint)
+	err = d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
+		return tx.StmtxContext(ctx, stmt).SelectContext(ctx, &recs, login, inetParam(dest), fingerprint)
 	})
 	if err != nil {
 		return nil, dbError(err)
