@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/internal/testclock"
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // fakeClock is the workers' clock; tests move it by hand.
-type fakeClock = testclock.Clock
+type fakeClock = testkit.Clock
 
 // workerEnv is a migrated database with one account, a test SMTP server and
 // what a worker needs to send to it.
@@ -51,7 +51,7 @@ func newWorkerEnv(t *testing.T, opts smtpOptions) *workerEnv {
 	}
 	// Emails are due from the database's clock at enqueue time; the workers'
 	// clock starts a little later so they are due at once.
-	env.clock = testclock.New(time.Now().Add(time.Second))
+	env.clock = testkit.NewClock(time.Now().Add(time.Second))
 	return env
 }
 

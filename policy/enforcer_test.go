@@ -2,11 +2,12 @@ package policy_test
 
 import (
 	"context"
-	"github.com/skiffhq/skiff/internal/testclock"
 	"maps"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	"github.com/skiffhq/skiff/policy"
 )
@@ -181,12 +182,12 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	}
 
 	f.shareUser(a.id, a.folder, a.assoc, policy.PresetWrite)
-	eventually(t, "node 2 to see the new preset", func() bool { return may(t, node2, a.assoc, a.id, folder, upload) })
-	eventually(t, "node 1 to see the new preset", func() bool { return may(t, node1, a.assoc, a.id, folder, upload) })
+	testkit.Eventually(t, "node 2 to see the new preset", func() bool { return may(t, node2, a.assoc, a.id, folder, upload) })
+	testkit.Eventually(t, "node 1 to see the new preset", func() bool { return may(t, node1, a.assoc, a.id, folder, upload) })
 
 	// A change of group (not of a share) travels the same way.
 	f.exec(`UPDATE users SET group_id = $2 WHERE id = $1`, a.assoc, a.jailedGroup)
-	eventually(t, "node 2 to see the jail", func() bool {
+	testkit.Eventually(t, "node 2 to see the jail", func() bool {
 		return !may(t, node2, a.assoc, a.id, policy.AccountObject, string(policy.SFTPMyFiles))
 	})
 
@@ -201,7 +202,7 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	}
 	tx.Rollback()
 	f.exec(`DELETE FROM folder_shares WHERE folder_id = $1 AND group_id = $2`, a.folder, a.jailedGroup)
-	eventually(t, "node 2 to see the share removed", func() bool {
+	testkit.Eventually(t, "node 2 to see the share removed", func() bool {
 		return !may(t, node2, a.jailed, a.id, folder, string(policy.Download))
 	})
 	if may(t, node2, a.jailed, a.id, policy.AccountObject, string(policy.ManageContacts)) {
@@ -227,8 +228,8 @@ func TestChangesSurviveAReconnection(t *testing.T) {
 		t.Fatalf("terminated %d listening connections: %v", killed, err)
 	}
 	f.shareUser(a.id, a.folder, a.assoc, policy.PresetWrite)
-	eventually(t, "the change made while disconnected", func() bool { return may(t, e, a.assoc, a.id, folder, string(policy.Upload)) })
-	eventually(t, "the enforcer to listen again", e.Listening)
+	testkit.Eventually(t, "the change made while disconnected", func() bool { return may(t, e, a.assoc, a.id, folder, string(policy.Upload)) })
+	testkit.Eventually(t, "the enforcer to listen again", e.Listening)
 }
 
 // Without notifications an enforcer trusts what it read for MaxAge only.
@@ -236,7 +237,7 @@ func TestWithoutListeningPoliciesAreReadAgainAfterMaxAge(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := newAcme(f)
-	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := f.enforcer(policy.Options{MaxAge: time.Second, Now: c.Now})
 	folder := policy.FolderObject(a.folder)
 	if may(t, e, a.assoc, a.id, folder, string(policy.Upload)) {
@@ -255,7 +256,7 @@ func TestNewUsersAreKnownAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := newAcme(f)
-	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := f.enforcer(policy.Options{MaxAge: time.Hour, Now: c.Now})
 	if !may(t, e, a.pro, a.id, policy.AccountObject, string(policy.SFTPMyFiles)) {
 		t.Fatal("Pro has no My Files")

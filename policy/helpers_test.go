@@ -4,9 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"testing"
-	"time"
 
-	"github.com/skiffhq/skiff/internal/testclock"
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	"github.com/lib/pq"
 
@@ -117,20 +116,7 @@ func (f *fixture) listen(e *policy.Enforcer) {
 			f.t.Errorf("Listen returned %v; want context.Canceled", err)
 		}
 	})
-	eventually(f.t, "the enforcer to listen", e.Listening)
-}
-
-// eventually polls cond until it holds or a generous deadline passes. It
-// never asserts how fast something happens, only that it does.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(f.t, "the enforcer to listen", e.Listening)
 }
 
 // may asks e and fails the test on an error.
@@ -144,4 +130,4 @@ func may(t *testing.T, e *policy.Enforcer, userID, accountID, object, action str
 }
 
 // clock is a settable clock.
-type clock = testclock.Clock
+type clock = testkit.Clock

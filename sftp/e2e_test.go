@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/internal/testclock"
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -34,7 +34,7 @@ import (
 
 // testClock is a clock tests move by hand, shared by the service and the
 // directories of the nodes, so throttling and trial expiry need no sleeping.
-type testClock = testclock.Clock
+type testClock = testkit.Clock
 
 // e2e is the product fixture (node A: its server ends sessions through
 // Server.Disconnect) with a hand-moved clock and more nodes on the same
@@ -48,7 +48,7 @@ type e2e struct {
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	f := newProductFixture(t)
-	clock := testclock.New(time.Now())
+	clock := testkit.NewClock(time.Now())
 	f.svc.Now = clock.Now
 	home, err := f.store.UserHome(f.user.AccountID, f.user.ID)
 	if err != nil {
@@ -415,18 +415,18 @@ func TestE2EInterruptedUploads(t *testing.T) {
 		case err := <-done:
 			t.Fatalf("%s: the client finished before the connection stalled: %v", what, err)
 		}
-		eventually(t, what+" in progress", inProgress)
+		testkit.Eventually(t, what+" in progress", inProgress)
 		conn.Cut()
 		if err := <-done; err == nil {
 			t.Fatalf("%s: the client reports success on a cut connection", what)
 		}
-		eventually(t, "the server to let go of the connection", func() bool { return n.ActiveConnections() == 0 })
+		testkit.Eventually(t, "the server to let go of the connection", func() bool { return n.ActiveConnections() == 0 })
 	}
 
 	// A new upload: something is being written, then nothing is left.
 	interrupted(1<<20, "new upload", func() bool { return len(entries(t, e.home)) > 0 },
 		"put "+full+" new.bin")
-	eventually(t, "the partial upload to be removed", func() bool { return len(entries(t, e.home)) == 0 })
+	testkit.Eventually(t, "the partial upload to be removed", func() bool { return len(entries(t, e.home)) == 0 })
 	if open := openUnder(t, e.home); len(open) > 0 {
 		t.Errorf("files still open after the connection dropped: %v", open)
 	}
@@ -859,7 +859,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 	endedOnB := func(what string, c *ssh.Client, sc *pkgsftp.Client) {
 		t.Helper()
 		var err error
-		eventually(t, what+" to end the session on node B", func() bool {
+		testkit.Eventually(t, what+" to end the session on node B", func() bool {
 			_, err = sc.ReadDir("/My Files")
 			return err != nil
 		})
@@ -921,7 +921,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer home.Close()
-		eventually(t, "the cut-off upload to be removed", func() bool { return len(entries(t, home.Name())) == 0 })
+		testkit.Eventually(t, "the cut-off upload to be removed", func() bool { return len(entries(t, home.Name())) == 0 })
 	})
 
 	t.Run("user jailed", func(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testkit"
+
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -209,22 +211,7 @@ func writePrivateKey(t testing.TB, dir string) (string, ssh.Signer) {
 }
 
 // logBuffer collects a server's log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = testkit.SyncBuffer
 
 // testServer is a running Server with its fakes.
 type testServer struct {
@@ -322,19 +309,6 @@ func mustSFTP(t *testing.T, c *ssh.Client) *pkgsftp.Client {
 	}
 	t.Cleanup(func() { sc.Close() })
 	return sc
-}
-
-// eventually polls cond until it holds or a generous deadline passes; it
-// asserts an outcome, never a duration.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testkit"
+
 	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/crypto/ssh"
 )
@@ -84,7 +86,7 @@ func TestProxyHeaderFromUntrustedSourceRefused(t *testing.T) {
 	if calls := dir.Calls(); len(calls) != 0 {
 		t.Errorf("directory was asked %+v", calls)
 	}
-	eventually(t, "both refusals to be logged", func() bool {
+	testkit.Eventually(t, "both refusals to be logged", func() bool {
 		return strings.Count(ts.logs.String(), "PROXY header from an untrusted source") == 2
 	})
 	// The same client without a header is served, by the socket's addresses.

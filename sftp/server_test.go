@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/testkit"
+
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
@@ -357,7 +359,7 @@ func TestHandshakeTimeoutClosesSilentConnection(t *testing.T) {
 	if !strings.HasPrefix(string(got), ServerVersion+"\r\n") {
 		t.Errorf("server sent %q before closing, want its version line", got)
 	}
-	eventually(t, "the connection to be released", func() bool { return ts.ActiveConnections() == 0 })
+	testkit.Eventually(t, "the connection to be released", func() bool { return ts.ActiveConnections() == 0 })
 }
 
 func TestIdleTimeoutClosesConnection(t *testing.T) {
@@ -373,7 +375,7 @@ func TestIdleTimeoutClosesConnection(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("idle connection still open")
 	}
-	eventually(t, "the log to say why", func() bool { return strings.Contains(ts.logs.String(), "idle timeout") })
+	testkit.Eventually(t, "the log to say why", func() bool { return strings.Contains(ts.logs.String(), "idle timeout") })
 }
 
 // The per-address cap refuses the extra connection before the handshake,
@@ -449,7 +451,7 @@ func TestDisconnectEndsUsersSessions(t *testing.T) {
 	if _, err := bobSFTP.ReadDir("."); err != nil {
 		t.Errorf("bob's session broke: %v", err)
 	}
-	eventually(t, "alice's connection to be released", func() bool { return ts.ActiveConnections() == 1 })
+	testkit.Eventually(t, "alice's connection to be released", func() bool { return ts.ActiveConnections() == 1 })
 
 	if n := ts.DisconnectAccount(testAccount); n != 1 {
 		t.Errorf("DisconnectAccount closed %d connections, want 1", n)
@@ -470,7 +472,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(context.Background()) }()
-	eventually(t, "the listener to close", func() bool {
+	testkit.Eventually(t, "the listener to close", func() bool {
 		nc, err := net.Dial("tcp", ts.addr)
 		if err == nil {
 			nc.Close()
@@ -539,7 +541,7 @@ func TestSessionOpenFailureClosesConnection(t *testing.T) {
 	if _, err := pkgsftp.NewClient(c); err == nil {
 		t.Fatal("SFTP served without a session")
 	}
-	eventually(t, "the failure to be logged", func() bool { return strings.Contains(ts.logs.String(), "access withdrawn") })
+	testkit.Eventually(t, "the failure to be logged", func() bool { return strings.Contains(ts.logs.String(), "access withdrawn") })
 }
 
 type sessionsFunc func(context.Context, *Login) (Session, error)

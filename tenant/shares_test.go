@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/internal/testclock"
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	"github.com/pkg/sftp"
 
@@ -51,7 +51,7 @@ type world struct {
 
 // clock is a settable clock for the sessions' caches.
 // clock moves past the sessions' cache TTL, so the next operation asks again.
-type clock struct{ *testclock.Clock }
+type clock struct{ *testkit.Clock }
 
 // Advance moves past the sessions' cache TTL.
 func (c clock) Advance() { c.Clock.Advance(2 * vfs.DefaultCacheTTL) }
@@ -86,7 +86,7 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { db.Close() })
 	w := &world{t: t, url: url, svc: tenant.NewService(db), dir: tenant.NewDirectory(db), ended: &sessionLog{},
-		clock: clock{testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}}
+		clock: clock{testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}}
 	w.svc.SFTP.TrialLicences = 50
 	w.svc.Sessions = w.ended
 	w.base = filepath.Join(t.TempDir(), "files")
@@ -772,19 +772,19 @@ func TestSharesReachOtherNodes(t *testing.T) {
 		t.Fatalf("before sharing, node 2 shows %v", got)
 	}
 	w.share(w.owner, f, ann, policy.PresetRead)
-	eventually(t, "node 2 to show the shared folder", func() bool {
+	testkit.Eventually(t, "node 2 to show the shared folder", func() bool {
 		got := folders()
 		return len(got) == 1 && got[0].Name == "Plans" && got[0].Rights == vfs.List|vfs.Download
 	})
 	w.setGroup(ann, w.builtin(tenant.GroupJailed))
-	eventually(t, "node 2 to jail Ann", func() bool {
+	testkit.Eventually(t, "node 2 to jail Ann", func() bool {
 		jailed, err := svc2.SFTPJailed(context.Background(), w.account.ID, ann.ID)
 		return err == nil && jailed
 	})
 	if _, err := w.svc.UnshareProjectFolder(w.as(w.owner), tenant.UnshareInput{FolderID: f.ID, UserID: ann.ID}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "node 2 to drop the folder", func() bool { return len(folders()) == 0 })
+	testkit.Eventually(t, "node 2 to drop the folder", func() bool { return len(folders()) == 0 })
 }
 
 // node is one node's enforcer, listening until the test ends.
@@ -803,19 +803,6 @@ func (w *world) node() *policy.Enforcer {
 	done := make(chan error, 1)
 	go func() { done <- e.Listen(ctx, w.url) }()
 	w.t.Cleanup(func() { cancel(); <-done })
-	eventually(w.t, "the enforcer to listen", e.Listening)
+	testkit.Eventually(w.t, "the enforcer to listen", e.Listening)
 	return e
-}
-
-// eventually polls cond until it holds or a generous deadline passes; it
-// asserts that something happens, never how fast.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

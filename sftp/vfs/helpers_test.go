@@ -1,7 +1,6 @@
 package vfs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/internal/testclock"
+	"github.com/skiffhq/skiff/internal/testkit"
 
 	"github.com/pkg/sftp"
 
@@ -30,9 +29,9 @@ const (
 )
 
 // clock is a settable clock for cache expiry.
-type clock = testclock.Clock
+type clock = testkit.Clock
 
-func newClock() *clock { return testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
+func newClock() *clock { return testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // gate is a Gate whose answer a test can change; it counts calls.
 type gate struct {
@@ -90,23 +89,7 @@ type env struct {
 	logs    *syncBuffer // what the session logged
 }
 
-// syncBuffer is a bytes.Buffer safe for the session's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 type option func(*vfs.Config)
 
