@@ -156,34 +156,11 @@ func (s *Service) CreateContact(ctx context.Context, in ContactInput) (*Contact,
 	return result(c, err)
 }
 
-// UpdateContact changes a contact of the admin's account.
-func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact, error) {
-	p, err := s.RequirePermission(ctx, policy.ManageContacts)
-	if err != nil {
-		return nil, err
-	}
-	var c *Contact
-	err = s.inAccount(ctx, p.AccountID, func(q Queryer) error {
-		var err error
-		if c, err = getContact(ctx, q, in.ID); err != nil {
-			return err
-		}
-		before := *c
-		if err := c.apply(in); err != nil {
-			return err
-		}
-		err = q.GetContext(ctx, c, `UPDATE contacts SET email = $2, name = $3, company = $4, phone = $5, updated_at = $6
-			WHERE id = $1 RETURNING `+contactColumns, c.ID, c.Email, c.Name, c.Company, c.Phone, s.now())
-		if err != nil {
-			return contactConflict(dbError(err))
-		}
-		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.updated", TargetKind: "Contact", TargetID: c.ID, Before: before, After: c})
-	})
-	return result(c, err)
-}
-
-// DeleteContact removes a contact from the admin's account.
-func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error) {
+// changeContact is the frame of a change to one contact: it checks the
+// MANAGE_CONTACTS permission, locks the contact in the account's
+// transaction and runs change; the contact comes back as changed, or nil if
+// anything failed (then nothing was saved).
+func (s *Service) changeContact(ctx context.Context, id string, change func(q Queryer, c *Contact) error) (*Contact, error) {
 	p, err := s.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
@@ -194,12 +171,35 @@ func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error
 		if c, err = getContact(ctx, q, id); err != nil {
 			return err
 		}
+		return change(q, c)
+	})
+	return result(c, err)
+}
+
+// UpdateContact changes a contact of the principal's account.
+func (s *Service) UpdateContact(ctx context.Context, in ContactInput) (*Contact, error) {
+	return s.changeContact(ctx, in.ID, func(q Queryer, c *Contact) error {
+		before := *c
+		if err := c.apply(in); err != nil {
+			return err
+		}
+		err := q.GetContext(ctx, c, `UPDATE contacts SET email = $2, name = $3, company = $4, phone = $5, updated_at = $6
+			WHERE id = $1 RETURNING `+contactColumns, c.ID, c.Email, c.Name, c.Company, c.Phone, s.now())
+		if err != nil {
+			return contactConflict(dbError(err))
+		}
+		return Audit(ctx, q, c.AccountID, AuditEvent{Kind: "contact.updated", TargetKind: "Contact", TargetID: c.ID, Before: before, After: c})
+	})
+}
+
+// DeleteContact removes a contact from the principal's account.
+func (s *Service) DeleteContact(ctx context.Context, id string) (*Contact, error) {
+	return s.changeContact(ctx, id, func(q Queryer, c *Contact) error {
 		if err := q.GetContext(ctx, c, `UPDATE contacts SET deleted_at = $2, updated_at = $2 WHERE id = $1 RETURNING `+contactColumns, c.ID, s.now()); err != nil {
 			return dbError(err)
 		}
-		return Audit(ctx, q, p.AccountID, AuditEvent{Kind: "contact.deleted", TargetKind: "Contact", TargetID: c.ID, Before: c})
+		return Audit(ctx, q, c.AccountID, AuditEvent{Kind: "contact.deleted", TargetKind: "Contact", TargetID: c.ID, Before: c})
 	})
-	return result(c, err)
 }
 
 // ConvertContactInput turns a contact into a user.
