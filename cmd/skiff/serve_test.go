@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"golang.org/x/crypto/ssh"
 )
 
 type syncBuffer = testkit.SyncBuffer
@@ -239,9 +242,18 @@ func TestServeTour(t *testing.T) {
 		t.Fatalf("no warning when licences drop below use: %v", d)
 	}
 
-	// A restart reuses the data folder: same logins, no second demo account, files kept.
+	// A restart reuses the data folder: same logins, same host key, no second
+	// demo account, files kept.
+	hostKey := servedHostKey(t, s.sftp)
+	d = s.gql(t, owner, `{ sftpServer { hostKeyFingerprints { fingerprint } } }`, nil)
+	if !strings.Contains(fmt.Sprint(d), hostKey) {
+		t.Fatalf("the served host key %s is not among sftpServer's fingerprints %v", hostKey, d)
+	}
 	s.stop()
 	s = startServe(t, dataDir)
+	if again := servedHostKey(t, s.sftp); again != hostKey {
+		t.Fatalf("host key changed across a restart: %s, then %s", hostKey, again)
+	}
 	staff = s.login(t, dl.StaffEmail, dl.StaffPassword)
 	d = s.gql(t, staff, `{ accounts { edges { node { name } } } }`, nil)
 	if n := len(path(d, "accounts", "edges").([]any)); n != 1 {
@@ -250,6 +262,28 @@ func TestServeTour(t *testing.T) {
 	if out, err := sftpRun(t, s.sftp, login, keyFile, "", "ls -1\n"); err != nil || !strings.Contains(out, "report.csv") {
 		t.Fatalf("after restart: %v\n%s", err, out)
 	}
+}
+
+// servedHostKey is the SHA256 fingerprint of the host key the SFTP server
+// at addr presents (what a client would pin on first connection).
+func servedHostKey(t *testing.T, addr string) string {
+	t.Helper()
+	var fp string
+	cfg := &ssh.ClientConfig{
+		User: "nobody",
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			fp = ssh.FingerprintSHA256(key)
+			return nil
+		},
+		Timeout: 30 * time.Second,
+	}
+	if c, err := ssh.Dial("tcp", addr, cfg); err == nil { // no credentials: expected to fail after the key exchange
+		c.Close()
+	}
+	if fp == "" {
+		t.Fatalf("no host key seen at %s", addr)
+	}
+	return fp
 }
 
 // startDemo starts `skiff serve` on a fresh data folder, with its private
