@@ -81,3 +81,6 @@ var _ tenant.SessionEnder = SessionEnder{}
 
 // Disconnect ends the user's connections on this node.
 func (e SessionEnder) Disconnect(accountID, userID string) { e.Server.Disconnect(accountID, userID) }
+
+// DisconnectAccount ends every connection of the account's users on this node.
+func (e SessionEnder) DisconnectAccount(accountID string) { e.Server.DisconnectAccount(accountID) }

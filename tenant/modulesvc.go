@@ -340,10 +340,7 @@ func (s *Service) changeLicences(ctx context.Context, accountID string, licences
 // back. Support staff only; an unknown account is not found; a module that was
 // never set up, or is already suspended, is an EConflict user error.
 func (s *Service) SuspendSFTPModule(ctx context.Context, accountID string) (*Account, error) {
-	var (
-		a     *Account
-		users []string
-	)
+	var a *Account
 	err := s.staffOnAccount(ctx, accountID, func(q Queryer, locked *Account) error {
 		a = locked
 		switch ModuleStatus(a.SFTPStatus) {
@@ -352,17 +349,14 @@ func (s *Service) SuspendSFTPModule(ctx context.Context, accountID string) (*Acc
 		case ModuleSuspended:
 			return Errorf(EConflict, "the SFTP module is already suspended for this account")
 		}
-		if err := s.updateModule(ctx, q, a, "sftp_module.suspended", `sftp_status = 'SUSPENDED', sftp_suspended_at = $2`); err != nil {
-			return err
-		}
-		return dbError(q.SelectContext(ctx, &users, `SELECT id FROM users WHERE account_id = $1 AND sftp_enabled AND deleted_at IS NULL`, a.ID))
+		return s.updateModule(ctx, q, a, "sftp_module.suspended", `sftp_status = 'SUSPENDED', sftp_suspended_at = $2`)
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range users {
-		s.endSessions(a.ID, id)
-	}
+	// Every session of the account ends on this node at once; other nodes'
+	// sessions end at their next operation (the gate reads the module).
+	s.endAccountSessions(a.ID)
 	return a, nil
 }
 

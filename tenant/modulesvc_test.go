@@ -38,6 +38,12 @@ func (e *endedSessions) Disconnect(_, userID string) {
 	e.users = append(e.users, userID)
 }
 
+func (e *endedSessions) DisconnectAccount(accountID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.users = append(e.users, "every user of "+accountID)
+}
+
 func (e *endedSessions) ended() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -387,8 +393,8 @@ func TestSuspendAndReactivate(t *testing.T) {
 	if got := f.svc.SFTPModuleStatus(a); got != ModuleSuspended || got.AllowsLogin() {
 		t.Fatalf("status after suspension = %s", got)
 	}
-	if got := f.sessions.ended(); len(got) != 2 || got[1] != u.ID {
-		t.Fatalf("sessions ended on suspension: %v, want u's too", got)
+	if got := f.sessions.ended(); len(got) != 2 || got[1] != "every user of "+f.account.ID {
+		t.Fatalf("sessions ended on suspension: %v, want every session of the account", got)
 	}
 	f.enableFails(v, EConflict)
 	_, err = f.svc.SuspendSFTPModule(f.staff, f.account.ID)

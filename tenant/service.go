@@ -38,9 +38,12 @@ type SFTPConfig struct {
 	TrialLicences int // licences during a trial
 }
 
-// SessionEnder ends SFTP sessions; the SSH server implements it.
+// SessionEnder ends SFTP sessions on this node; the SSH server implements it.
 type SessionEnder interface {
+	// Disconnect ends one user's sessions.
 	Disconnect(accountID, userID string)
+	// DisconnectAccount ends the sessions of every user of the account.
+	DisconnectAccount(accountID string)
 }
 
 // NewService returns a service with the product's defaults filled in.
@@ -63,6 +66,12 @@ func (s *Service) now() time.Time {
 func (s *Service) endSessions(accountID, userID string) {
 	if s.Sessions != nil {
 		s.Sessions.Disconnect(accountID, userID)
+	}
+}
+
+func (s *Service) endAccountSessions(accountID string) {
+	if s.Sessions != nil {
+		s.Sessions.DisconnectAccount(accountID)
 	}
 }
 

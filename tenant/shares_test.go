@@ -68,6 +68,12 @@ func (l *sessionLog) Disconnect(accountID, userID string) {
 	l.mu.Unlock()
 }
 
+func (l *sessionLog) DisconnectAccount(accountID string) {
+	l.mu.Lock()
+	l.users = append(l.users, "every user of "+accountID)
+	l.mu.Unlock()
+}
+
 func (l *sessionLog) take() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
