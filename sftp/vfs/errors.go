@@ -4,42 +4,39 @@ import (
 	"errors"
 	"io/fs"
 	"syscall"
-
-	"github.com/pkg/sftp"
 )
 
-// statusError is what handlers return: pkg/sftp sends its message to the
-// client and takes the SFTP status code from the wrapped sftp.ErrSSHFx*
-// value. Messages never hold a host path or a cause.
+// statusError is what handlers return: the server sends its code and
+// message to the client in an SSH_FXP_STATUS reply. Messages never hold a
+// host path or a cause.
 type statusError struct {
-	code error
+	code uint32
 	msg  string
 }
 
 func (e *statusError) Error() string { return e.msg }
-func (e *statusError) Unwrap() error { return e.code }
 
-func status(code error, msg string) error { return &statusError{code: code, msg: msg} }
+func status(code uint32, msg string) error { return &statusError{code: code, msg: msg} }
 
 var (
-	errNotFound        = status(sftp.ErrSSHFxNoSuchFile, "no such file or directory")
-	errDenied          = status(sftp.ErrSSHFxPermissionDenied, "permission denied")
-	errReadOnly        = status(sftp.ErrSSHFxPermissionDenied, "permission denied: this folder is read-only")
-	errExists          = status(sftp.ErrSSHFxFailure, "file already exists")
-	errIsDir           = status(sftp.ErrSSHFxFailure, "is a directory")
-	errNotDir          = status(sftp.ErrSSHFxFailure, "not a directory")
-	errNotRegular      = status(sftp.ErrSSHFxFailure, "not a regular file")
-	errNotEmpty        = status(sftp.ErrSSHFxFailure, "directory not empty")
-	errNoLinks         = status(sftp.ErrSSHFxOpUnsupported, "links are not supported")
-	errUploadDiscarded = status(sftp.ErrSSHFxFailure, "upload incomplete: a write failed, the file was not saved")
-	errInternal        = status(sftp.ErrSSHFxFailure, "operation failed")
-	errUnavailable     = status(sftp.ErrSSHFxFailure, "temporarily unavailable, try again")
-	errSessionEnded    = status(sftp.ErrSSHFxPermissionDenied, "permission denied: SFTP access has ended")
+	errNotFound        = status(fxNoSuchFile, "no such file or directory")
+	errDenied          = status(fxPermissionDenied, "permission denied")
+	errReadOnly        = status(fxPermissionDenied, "permission denied: this folder is read-only")
+	errExists          = status(fxFailure, "file already exists")
+	errIsDir           = status(fxFailure, "is a directory")
+	errNotDir          = status(fxFailure, "not a directory")
+	errNotRegular      = status(fxFailure, "not a regular file")
+	errNotEmpty        = status(fxFailure, "directory not empty")
+	errNoLinks         = status(fxOpUnsupported, "links are not supported")
+	errUploadDiscarded = status(fxFailure, "upload incomplete: a write failed, the file was not saved")
+	errInternal        = status(fxFailure, "operation failed")
+	errUnavailable     = status(fxFailure, "temporarily unavailable, try again")
+	errSessionEnded    = status(fxPermissionDenied, "permission denied: SFTP access has ended")
 )
 
 // pathError turns a CleanPath refusal into a status.
 func pathError(err error) error {
-	return status(sftp.ErrSSHFxFailure, "invalid path: "+err.Error())
+	return status(fxFailure, "invalid path: "+err.Error())
 }
 
 // escapeText is the message of os.Root's unexported error for a path (a
@@ -79,15 +76,15 @@ func fsError(err error) (st error, expected bool) {
 	case syscall.ENOTDIR:
 		return errNotDir, true
 	case syscall.ENOSPC, syscall.EDQUOT:
-		return status(sftp.ErrSSHFxFailure, "no space left"), true
+		return status(fxFailure, "no space left"), true
 	case syscall.ENAMETOOLONG:
-		return status(sftp.ErrSSHFxFailure, "file name too long"), true
+		return status(fxFailure, "file name too long"), true
 	case syscall.ELOOP:
-		return status(sftp.ErrSSHFxFailure, "too many levels of symbolic links"), true
+		return status(fxFailure, "too many levels of symbolic links"), true
 	case syscall.EINVAL:
-		return status(sftp.ErrSSHFxFailure, "invalid argument"), true
+		return status(fxFailure, "invalid argument"), true
 	case syscall.EROFS:
-		return status(sftp.ErrSSHFxPermissionDenied, "read-only file system"), true
+		return status(fxPermissionDenied, "read-only file system"), true
 	}
 	return errInternal, false
 }

@@ -23,18 +23,19 @@ const (
 	dirMode  = 0o750
 )
 
-// handle is an open file. pkg/sftp calls ReadAt and WriteAt from several
-// workers at once (pread/pwrite need no locking), and Close once: on the
-// client's close, or when the connection ends, after TransferError.
+// handle is an open file. The channel's server calls ReadAt, WriteAt and
+// Close in the order the client's requests came; Close once: on the
+// client's close, or when the channel ends, after TransferError.
 //
 // An atomic upload writes to a hidden temporary file next to the target;
 // Close syncs it and renames it over the target, or removes it if a write
 // failed or the connection was lost first. Other handles work in place.
 type handle struct {
-	s       *Session
-	f       *os.File
-	vpath   string
-	canRead bool // opened for reading, with the Download right
+	s        *Session
+	f        *os.File
+	vpath    string
+	canRead  bool // opened for reading, with the Download right
+	canWrite bool // opened for writing
 
 	// Atomic uploads only.
 	root      *os.Root
@@ -70,6 +71,9 @@ func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt writes at off. A failed write dooms an atomic upload: a file
 // with a hole must not replace the target.
 func (h *handle) WriteAt(p []byte, off int64) (int, error) {
+	if !h.canWrite {
+		return 0, errDenied
+	}
 	if err := h.s.allow(h.s.ctx); err != nil {
 		h.failed.Store(true)
 		return 0, err
@@ -106,8 +110,8 @@ func startWriteback(f *os.File) {
 	})
 }
 
-// TransferError is called by pkg/sftp when the connection ended with the
-// handle still open: the upload is incomplete.
+// TransferError is called when the channel ended with the handle still
+// open: the upload is incomplete.
 func (h *handle) TransferError(err error) {
 	if h.atomic() {
 		h.s.log.Info("sftp: upload discarded, connection ended before close", "path", h.vpath, "err", err)
@@ -195,8 +199,19 @@ func (s *Session) openUpload(vpath string) *handle {
 	return s.uploads[vpath]
 }
 
-// dirLister streams a directory to pkg/sftp, which asks for consecutive
-// batches, hiding unfinished uploads. Those older than staleBefore were left
+// lister is an open directory listing. ListAt is asked for consecutive
+// batches and returns io.EOF with the last one.
+type lister interface {
+	ListAt(buf []os.FileInfo, off int64) (int, error)
+}
+
+var (
+	_ lister = (*dirLister)(nil)
+	_ lister = fileInfos(nil)
+)
+
+// dirLister streams a directory listing in batches, hiding unfinished
+// uploads. Those older than staleBefore were left
 // by a crash (a live upload touches its file with every write): the lister
 // removes them, so they cannot pile up unseen.
 type dirLister struct {

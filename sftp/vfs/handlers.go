@@ -3,40 +3,22 @@ package vfs
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
-
-	"github.com/pkg/sftp"
+	"time"
 
 	"github.com/skiffhq/skiff/storage"
 )
 
-// handlers serves pkg/sftp's request server for a session. pkg/sftp has
-// already joined relative paths with the start directory and resolved ".."
-// lexically; resolve still cleans every path again, which also refuses the
-// NUL, backslash and length tricks pkg/sftp lets through.
-type handlers struct{ s *Session }
+// The operations of the file tree. Each takes the client's path as sent;
+// resolve cleans it (relative paths start at the session's start
+// directory) and checks the Gate first.
 
-var (
-	_ sftp.FileReader           = handlers{}
-	_ sftp.OpenFileWriter       = handlers{}
-	_ sftp.PosixRenameFileCmder = handlers{}
-	_ sftp.StatVFSFileCmder     = handlers{}
-	_ sftp.LstatFileLister      = handlers{}
-	_ sftp.RealPathFileLister   = handlers{}
-	_ sftp.ReadlinkFileLister   = handlers{}
-)
-
-func (h handlers) sftp() sftp.Handlers {
-	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
-}
-
-// Fileread opens a file for download: it needs Download in a shared folder.
-func (h handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
-	s := h.s
-	loc, err := s.resolve(r.Context(), r.Filepath)
+// openRead opens a file for download: it needs Download in a shared folder.
+func (s *Session) openRead(p string) (*handle, error) {
+	loc, err := s.resolve(s.ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -53,23 +35,12 @@ func (h handlers) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	return &handle{s: s, f: f, canRead: true, vpath: loc.vpath}, nil
 }
 
-// Filewrite opens a file for upload: it needs Upload in a shared folder.
-func (h handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
-	return h.s.openWrite(r)
-}
-
-// OpenFile opens a file for reading and writing; reads through it also
-// need Download in a shared folder.
-func (h handlers) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
-	return h.s.openWrite(r)
-}
-
 // openWrite starts an atomic upload for a new file or a truncating open,
 // and opens an existing file in place otherwise (resume, write at offset,
 // append: offsets are honoured as sent, which is what resuming clients
 // compute from the remote size).
-func (s *Session) openWrite(r *sftp.Request) (*handle, error) {
-	loc, err := s.resolveForWrite(r.Context(), r.Filepath)
+func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
+	loc, err := s.resolveForWrite(s.ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +53,6 @@ func (s *Session) openWrite(r *sftp.Request) (*handle, error) {
 	if err := loc.need(Upload); err != nil {
 		return nil, err
 	}
-	flags := r.Pflags()
 	fi, err := loc.root.Lstat(loc.rel)
 	exists := err == nil
 	switch {
@@ -90,19 +60,19 @@ func (s *Session) openWrite(r *sftp.Request) (*handle, error) {
 		return nil, s.fail("open", loc, err)
 	case exists && fi.IsDir():
 		return nil, errIsDir
-	case exists && flags.Excl:
+	case exists && pflags&fxfExcl != 0:
 		return nil, errExists
-	case !exists && !flags.Creat:
+	case !exists && pflags&fxfCreat == 0:
 		return nil, errNotFound
 	}
-	canRead := flags.Read && loc.need(Download) == nil
+	canRead := pflags&fxfRead != 0 && loc.need(Download) == nil
 
-	if exists && !flags.Trunc {
+	if exists && pflags&fxfTrunc == 0 {
 		f, err := s.open(loc, true)
 		if err != nil {
 			return nil, err
 		}
-		return &handle{s: s, f: f, canRead: canRead, vpath: loc.vpath}, nil
+		return &handle{s: s, f: f, canRead: canRead, canWrite: true, vpath: loc.vpath}, nil
 	}
 
 	tmp := tempName(loc.rel)
@@ -111,8 +81,8 @@ func (s *Session) openWrite(r *sftp.Request) (*handle, error) {
 		return nil, s.fail("create", loc, err)
 	}
 	up := &handle{
-		s: s, f: f, canRead: canRead,
-		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: flags.Excl,
+		s: s, f: f, canRead: canRead, canWrite: true,
+		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: pflags&fxfExcl != 0,
 	}
 	s.trackUpload(up)
 	return up, nil
@@ -142,41 +112,29 @@ func (s *Session) open(loc *location, write bool) (*os.File, error) {
 	return f, nil
 }
 
-// Filecmd runs the commands that change the tree.
-func (h handlers) Filecmd(r *sftp.Request) error {
-	s := h.s
-	switch r.Method {
-	case "Setstat":
-		return s.setstat(r)
-	case "Rename":
-		return s.rename(r, false)
-	case "Rmdir":
-		return s.remove(r, true)
-	case "Remove":
-		return s.remove(r, false)
-	case "Mkdir":
-		return s.mkdir(r)
-	case "Symlink", "Link":
-		if err := s.allow(r.Context()); err != nil {
-			return err
-		}
-		return errNoLinks
+// refuseLink answers SYMLINK, READLINK and hardlink requests: links
+// cannot be made through SFTP, and telling the target of one planted on
+// disk could reveal host paths.
+func (s *Session) refuseLink() error {
+	if err := s.allow(s.ctx); err != nil {
+		return err
 	}
-	return sftp.ErrSSHFxOpUnsupported
+	return errNoLinks
 }
 
-// PosixRename renames, replacing an existing target (posix-rename@openssh.com).
-func (h handlers) PosixRename(r *sftp.Request) error { return h.s.rename(r, true) }
-
 // statvfsReadOnly is SSH_FXE_STATVFS_ST_RDONLY of OpenSSH's statvfs
-// extension; pkg/sftp does not name it.
+// extension.
 const statvfsReadOnly = 0x1
 
-// StatVFS reports the account's storage capacity (statvfs@openssh.com,
+// statVFS is the reply to statvfs@openssh.com.
+type statVFS struct {
+	bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax uint64
+}
+
+// statvfs reports the account's storage capacity (statvfs@openssh.com,
 // used by "df"). Virtual directories report read-only.
-func (h handlers) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
-	s := h.s
-	loc, err := s.resolve(r.Context(), r.Filepath)
+func (s *Session) statvfs(p string) (*statVFS, error) {
+	loc, err := s.resolve(s.ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -184,66 +142,45 @@ func (h handlers) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 	if err != nil {
 		return nil, s.fail("statvfs", loc, err)
 	}
-	st := &sftp.StatVFS{
-		Bsize: sp.BlockSize, Frsize: sp.BlockSize,
-		Blocks: sp.Blocks, Bfree: sp.BlocksFree, Bavail: sp.BlocksAvail,
-		Files: sp.Files, Ffree: sp.FilesFree, Favail: sp.FilesFree,
-		Namemax: min(sp.NameMax, MaxNameLen),
+	st := &statVFS{
+		bsize: sp.BlockSize, frsize: sp.BlockSize,
+		blocks: sp.Blocks, bfree: sp.BlocksFree, bavail: sp.BlocksAvail,
+		files: sp.Files, ffree: sp.FilesFree, favail: sp.FilesFree,
+		namemax: min(sp.NameMax, MaxNameLen),
 	}
 	if sp.ReadOnly || loc.virtual() || (loc.place == atFolder && !loc.folder.Rights.Has(Upload)) {
-		st.Flag |= statvfsReadOnly
+		st.flag |= statvfsReadOnly
 	}
 	return st, nil
 }
 
-// Filelist serves list and stat.
-func (h handlers) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
-	switch r.Method {
-	case "List":
-		return h.s.list(r)
-	case "Stat":
-		return h.s.stat(r, true)
-	case "Readlink":
-		_, err := h.Readlink(r.Filepath)
-		return nil, err
-	}
-	return nil, sftp.ErrSSHFxOpUnsupported
-}
-
-// Lstat is stat without following a final symbolic link.
-func (h handlers) Lstat(r *sftp.Request) (sftp.ListerAt, error) { return h.s.stat(r, false) }
-
-// RealPath canonicalises a client path; relative paths start at the
+// realPath canonicalises a client path; relative paths start at the
 // session's start directory. Like OpenSSH it does not require the path to
 // exist; what does not exist fails on use.
-func (h handlers) RealPath(p string) (string, error) {
-	s := h.s
+func (s *Session) realPath(p string) (string, error) {
 	if err := s.allow(s.ctx); err != nil {
 		return "", err
 	}
-	if !path.IsAbs(p) {
-		p = s.StartDirectory() + "/" + p
-	}
-	vpath, err := CleanPath(p)
+	vpath, err := s.cleanPath(p)
 	if err != nil {
 		return "", pathError(err)
 	}
 	return vpath, nil
 }
 
-// Readlink is refused: links cannot be made through SFTP, and telling the
-// target of one planted on disk could reveal host paths.
-func (h handlers) Readlink(string) (string, error) {
-	if err := h.s.allow(h.s.ctx); err != nil {
-		return "", err
+// cleanPath is CleanPath with relative paths taken from the start
+// directory.
+func (s *Session) cleanPath(p string) (string, error) {
+	if !path.IsAbs(p) {
+		p = s.StartDirectory() + "/" + p
 	}
-	return "", errNoLinks
+	return CleanPath(p)
 }
 
 // list opens a directory listing; it needs List in a shared folder.
-func (s *Session) list(r *sftp.Request) (sftp.ListerAt, error) {
-	ctx := r.Context()
-	loc, err := s.resolve(ctx, r.Filepath)
+func (s *Session) list(p string) (lister, error) {
+	ctx := s.ctx
+	loc, err := s.resolve(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -305,31 +242,31 @@ func (s *Session) myFilesMounts(ctx context.Context, home *os.Root) fileInfos {
 
 // stat describes one path. Inside a shared folder it needs List or
 // Download: a user who may fetch a known file may also see its size.
-func (s *Session) stat(r *sftp.Request, follow bool) (sftp.ListerAt, error) {
-	loc, err := s.resolve(r.Context(), r.Filepath)
+func (s *Session) stat(p string, follow bool) (fs.FileInfo, error) {
+	loc, err := s.resolve(s.ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case loc.place == atRoot:
-		return fileInfos{s.virtualDir("/", 0o555)}, nil
+		return s.virtualDir("/", 0o555), nil
 	case loc.place == atMount:
-		return fileInfos{s.virtualDir(SharedMount, 0o555)}, nil
+		return s.virtualDir(SharedMount, 0o555), nil
 	case loc.top():
 		fi, err := loc.root.Stat(".")
 		if err != nil {
 			return nil, s.fail("stat", loc, err)
 		}
 		if loc.place == atFolder {
-			return fileInfos{s.virtualDir(loc.name(), folderMode(loc.folder.Rights))}, nil
+			return s.virtualDir(loc.name(), folderMode(loc.folder.Rights)), nil
 		}
-		return fileInfos{namedInfo{fi, loc.name()}}, nil
+		return namedInfo{fi, loc.name()}, nil
 	}
 	// The session's own upload in progress is what its name stands for,
 	// even where the user may only upload.
 	if up := s.openUpload(loc.vpath); up != nil {
 		if fi, err := up.f.Stat(); err == nil {
-			return fileInfos{namedInfo{fi, loc.name()}}, nil
+			return namedInfo{fi, loc.name()}, nil
 		}
 	}
 	if err := loc.needAny(List | Download); err != nil {
@@ -344,15 +281,15 @@ func (s *Session) stat(r *sftp.Request, follow bool) (sftp.ListerAt, error) {
 	if err != nil {
 		return nil, s.fail("stat", loc, err)
 	}
-	return fileInfos{fi}, nil
+	return fi, nil
 }
 
 // setstat applies times and size (truncate); it needs Upload in a shared
 // folder. Permissions and ownership are accepted and ignored: the storage
 // decides modes and owners, and refusing them would fail uploads of
 // clients that preserve attributes (OpenSSH "put -p", WinSCP, FileZilla).
-func (s *Session) setstat(r *sftp.Request) error {
-	loc, err := s.resolve(r.Context(), r.Filepath)
+func (s *Session) setstat(p string, a attrs) error {
+	loc, err := s.resolve(s.ctx, p)
 	if err != nil {
 		return err
 	}
@@ -362,22 +299,26 @@ func (s *Session) setstat(r *sftp.Request) error {
 	if err := loc.need(Upload); err != nil {
 		return err
 	}
-	flags, attrs := r.AttrFlags(), r.Attributes()
 	target, up := loc.rel, s.openUpload(loc.vpath)
 	if up != nil {
 		target = up.tmp
 	}
-	if flags.Size {
-		if err := s.truncate(loc, up, int64(attrs.Size)); err != nil {
+	setSize, setTimes := a.flags&attrSize != 0, a.flags&attrACModTime != 0
+	if setSize {
+		if a.size > math.MaxInt64 {
+			return status(fxFailure, "invalid argument")
+		}
+		if err := s.truncate(loc, up, int64(a.size)); err != nil {
 			return err
 		}
 	}
-	if flags.Acmodtime {
-		if err := loc.root.Chtimes(target, attrs.AccessTime(), attrs.ModTime()); err != nil {
+	if setTimes {
+		atime, mtime := time.Unix(int64(a.atime), 0), time.Unix(int64(a.mtime), 0)
+		if err := loc.root.Chtimes(target, atime, mtime); err != nil {
 			return s.fail("chtimes", loc, err)
 		}
 	}
-	if !flags.Size && !flags.Acmodtime {
+	if !setSize && !setTimes {
 		if _, err := loc.root.Lstat(target); err != nil {
 			return s.fail("stat", loc, err)
 		}
@@ -407,8 +348,8 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 }
 
 // mkdir creates a directory; it needs Mkdir in a shared folder.
-func (s *Session) mkdir(r *sftp.Request) error {
-	loc, err := s.resolveForWrite(r.Context(), r.Filepath)
+func (s *Session) mkdir(p string) error {
+	loc, err := s.resolveForWrite(s.ctx, p)
 	if err != nil {
 		return err
 	}
@@ -429,8 +370,8 @@ func (s *Session) mkdir(r *sftp.Request) error {
 
 // remove deletes a file (rm) or an empty directory (rmdir); both need
 // Delete in a shared folder.
-func (s *Session) remove(r *sftp.Request, dir bool) error {
-	loc, err := s.resolve(r.Context(), r.Filepath)
+func (s *Session) remove(p string, dir bool) error {
+	loc, err := s.resolve(s.ctx, p)
 	if err != nil {
 		return err
 	}
@@ -459,13 +400,13 @@ func (s *Session) remove(r *sftp.Request, dir bool) error {
 // rename moves an entry, also between My Files and shared folders; it needs
 // Rename on both sides, and Delete where it replaces an existing target.
 // Plain SFTP rename never replaces; posix-rename does.
-func (s *Session) rename(r *sftp.Request, replace bool) error {
-	ctx := r.Context()
-	src, err := s.resolve(ctx, r.Filepath)
+func (s *Session) rename(from, to string, replace bool) error {
+	ctx := s.ctx
+	src, err := s.resolve(ctx, from)
 	if err != nil {
 		return err
 	}
-	dst, err := s.resolveForWrite(ctx, r.Target)
+	dst, err := s.resolveForWrite(ctx, to)
 	if err != nil {
 		return err
 	}
@@ -500,7 +441,7 @@ func (s *Session) rename(r *sftp.Request, replace bool) error {
 func (s *Session) resolveForWrite(ctx context.Context, p string) (*location, error) {
 	loc, err := s.resolve(ctx, p)
 	if err == errNotFound {
-		if vpath, cerr := CleanPath(p); cerr == nil {
+		if vpath, cerr := s.cleanPath(p); cerr == nil {
 			if dir := path.Dir(vpath); dir == "/" || dir == SharedMountPath {
 				return nil, errReadOnly
 			}

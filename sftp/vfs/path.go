@@ -37,7 +37,7 @@ var (
 // CleanPath turns a client path into a clean absolute virtual path, or
 // refuses it. It is applied once, at the edge, to every path a client sends.
 //
-//   - Relative paths are taken from "/" (pkg/sftp has already joined them
+//   - Relative paths are taken from "/" (the server has already joined them
 //     with the session's start directory).
 //   - ".", "..", repeated and trailing slashes are resolved lexically; ".."
 //     stops at "/", as in POSIX, and the tree below then confines the result.

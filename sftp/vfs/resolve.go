@@ -71,7 +71,7 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 	if err := s.allow(ctx); err != nil {
 		return nil, err
 	}
-	vpath, err := CleanPath(p)
+	vpath, err := s.cleanPath(p)
 	if err != nil {
 		return nil, pathError(err)
 	}

@@ -1,5 +1,5 @@
-// Package vfs is the virtual file tree every SFTP session sees, served with
-// github.com/pkg/sftp's request server:
+// Package vfs is the virtual file tree every SFTP session sees, and the
+// SFTP version 3 server that serves it on each channel (server.go):
 //
 //	/My Files/                  the user's home, and the project folders they made (absent for jailed users)
 //	/Projects Shared With Me/   read-only; one folder per project shared with the user
@@ -13,17 +13,15 @@ package vfs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pkg/sftp"
 
 	"github.com/skiffhq/skiff/storage"
 )
@@ -32,12 +30,12 @@ import (
 // folders are reused when Config.CacheTTL is zero.
 const DefaultCacheTTL = time.Second
 
-// maxTxPacket is the largest read the server answers in one packet; the
-// 1 KiB kept free is room for headers inside the 256 KiB message limit that
-// OpenSSH and pkg/sftp enforce. pkg/sftp (v1.13.12) cannot advertise
-// limits@openssh.com itself; the wire shim (wire.go) answers it with this
-// size, so OpenSSH clients (≥ 8.6) use 255 KiB requests; pkg/sftp clients
-// use MaxPacketUnchecked. Fewer, larger requests cost less per byte.
+// maxTxPacket is the largest read the server answers in one packet and the
+// largest write it accepts; the 1 KiB kept free is room for the fields
+// around the data inside the 256 KiB packet limit, as in OpenSSH. The
+// server announces it in its answer to limits@openssh.com, so OpenSSH
+// clients (≥ 8.6) use 255 KiB requests; pkg/sftp clients use
+// MaxPacketUnchecked. Fewer, larger requests cost less per byte.
 const maxTxPacket = 256*1024 - 1024
 
 // ErrClosed is returned by Serve on a session that was closed.
@@ -79,15 +77,15 @@ type Session struct {
 	gate   gateCache
 	shares sharesCache
 
-	isDenied atomic.Bool // denied != nil, read on every packet written
+	isDenied atomic.Bool // denied != nil, read after every request
 
 	mu       sync.Mutex
 	closed   bool
 	denied   error // the gate's refusal, once it ended the session
 	home     *os.Root
-	folders  map[string]*os.Root          // shared folder roots by folder ID
-	uploads  map[string]*handle           // atomic uploads in progress, by virtual path
-	channels map[*sessionChannel]struct{} // being served
+	folders  map[string]*os.Root // shared folder roots by folder ID
+	uploads  map[string]*handle  // atomic uploads in progress, by virtual path
+	channels map[*conn]struct{}  // being served
 	serving  sync.WaitGroup
 }
 
@@ -113,7 +111,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		start:    cfg.Now(),
 		folders:  make(map[string]*os.Root),
 		uploads:  make(map[string]*handle),
-		channels: make(map[*sessionChannel]struct{}),
+		channels: make(map[*conn]struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}
@@ -143,22 +141,18 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 		channel.Close()
 		return ErrClosed
 	}
-	wire := newWireChannel(channel, wireConfig{Limits: pkgSFTPLimits(maxTxPacket)})
-	ch := &sessionChannel{ReadWriteCloser: wire, s: s}
-	srv := sftp.NewRequestServer(ch, handlers{s}.sftp(),
-		sftp.WithRSAllocator(),
-		sftp.WithStartDirectory(s.StartDirectory()),
-		sftp.WithRSMaxTxPacket(maxTxPacket),
-	)
-	s.channels[ch] = struct{}{}
+	c := newConn(s, channel)
+	s.channels[c] = struct{}{}
 	s.serving.Add(1)
 	s.mu.Unlock()
 
-	err := srv.Serve()
+	err := c.serve()
 	channel.Close()
+	c.stopWriter()
+	c.closeHandles(err)
 
 	s.mu.Lock()
-	delete(s.channels, ch)
+	delete(s.channels, c)
 	denied, closed := s.denied, s.closed
 	s.mu.Unlock()
 	s.serving.Done()
@@ -166,12 +160,17 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 	switch {
 	case denied != nil:
 		return fmt.Errorf("%w: %w", ErrDenied, denied)
-	case closed || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		// The client went away; pkg/sftp says "unexpected" when handles
-		// were still open, and those uploads have been discarded.
+	case closed || clientGone(err):
 		return nil
 	}
 	return err
+}
+
+// clientGone reports whether err only says the client closed the channel,
+// even in the middle of a packet.
+func clientGone(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed)
 }
 
 // Close ends every Serve, waits for them to return (discarding uploads still
@@ -197,27 +196,26 @@ func (s *Session) Close() error {
 }
 
 // terminate closes every channel being served without waiting for its
-// server, which then closes the handles still open, discarding their
-// uploads. It closes the channels themselves rather than going through
-// pkg/sftp, whose Close waits for a send in progress: one blocked on a
-// client that stopped reading would hang it.
+// server: a read or a write blocked on a client that stopped reading then
+// fails, and the server closes the handles still open, discarding their
+// uploads.
 func (s *Session) terminate() {
 	s.mu.Lock()
 	s.closed = true
-	chans := make([]*sessionChannel, 0, len(s.channels))
-	for ch := range s.channels {
-		chans = append(chans, ch)
+	chans := make([]*conn, 0, len(s.channels))
+	for c := range s.channels {
+		chans = append(chans, c)
 	}
 	s.mu.Unlock()
-	for _, ch := range chans {
-		ch.ReadWriteCloser.Close()
+	for _, c := range chans {
+		c.ch.Close()
 	}
 }
 
-// deny records the Gate's refusal. The channels close themselves once the
-// refusal has been sent (see sessionChannel), so the client reads
-// "permission denied" rather than a dropped connection. It is called from
-// request handlers, where waiting for the servers would deadlock.
+// deny records the Gate's refusal. Each channel closes itself once the
+// refusal has been sent (see conn.serve), so the client reads "permission
+// denied" rather than a dropped connection. It is called while requests
+// are carried out, where waiting for the servers would deadlock.
 func (s *Session) deny(err error) (first bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -227,39 +225,4 @@ func (s *Session) deny(err error) (first bool) {
 	s.denied = err
 	s.isDenied.Store(true)
 	return true
-}
-
-// sessionChannel is the channel as the request server sees it. Once the
-// session is denied it closes the channel right after the next status
-// packet (the refusal, or one queued before it) has been written whole,
-// which ends the server loop and discards open uploads.
-//
-// pkg/sftp writes each packet as a header Write (length, type, …) and a
-// payload Write, one packet at a time under its send lock, so counting
-// bytes is enough to find packet ends.
-type sessionChannel struct {
-	io.ReadWriteCloser
-	s      *Session
-	left   int  // bytes of the current packet still to be written
-	status bool // the current packet is SSH_FXP_STATUS
-}
-
-const fxpStatus = 101 // SSH_FXP_STATUS
-
-func (c *sessionChannel) Write(p []byte) (int, error) {
-	if c.left == 0 {
-		// A packet starts. If its header were ever split, treat the write
-		// as a boundary: closing early beats never closing.
-		c.status = true
-		if len(p) >= 5 {
-			c.left = int(binary.BigEndian.Uint32(p)) + 4
-			c.status = p[4] == fxpStatus
-		}
-	}
-	n, err := c.ReadWriteCloser.Write(p)
-	c.left = max(c.left-n, 0)
-	if err == nil && c.left == 0 && c.status && c.s.isDenied.Load() {
-		c.ReadWriteCloser.Close()
-	}
-	return n, err
 }
