@@ -26,6 +26,19 @@ type DedicatedIPConfig struct {
 	// another tenant. The account that released it may take it back at any
 	// time. Zero means no cool-down.
 	Cooldown time.Duration
+	// Changed, when set, is called after a provisioning or a release
+	// commits: Directory.DedicatedIPsChanged, so that this node's SFTP
+	// listener routes by the change at once (other nodes hear of it through
+	// Directory.Listen).
+	Changed func()
+}
+
+// dedicatedIPsChanged tells this node's directory that the dedicated IPs in
+// use changed.
+func (c DedicatedIPConfig) dedicatedIPsChanged() {
+	if c.Changed != nil {
+		c.Changed()
+	}
 }
 
 // DedicatedIPPool is the deployment's set of addresses for dedicated IPs:
@@ -143,16 +156,6 @@ func (r dedicatedIPRow) dedicatedIP() (*DedicatedIP, error) {
 		return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("stored dedicated IP %q: %w", r.Address, err)}
 	}
 	return &DedicatedIP{AccountID: r.AccountID, Address: a, ProvisionedAt: r.ProvisionedAt, ReleasedAt: r.ReleasedAt}, nil
-}
-
-// inetParam is dest as a query parameter for an inet column: nil (NULL,
-// which matches nothing) for an unknown address. Zones are dropped, which
-// PostgreSQL cannot store, and IPv4-mapped addresses count as IPv4.
-func inetParam(dest netip.Addr) any {
-	if !dest.IsValid() {
-		return nil
-	}
-	return dest.Unmap().WithZone("").String()
 }
 
 // activeDedicatedIPTx returns the account's dedicated IP, or nil when it has
@@ -288,6 +291,7 @@ func (s *Service) ProvisionDedicatedIP(ctx context.Context, accountID, address s
 	if err != nil {
 		return nil, err
 	}
+	s.DedicatedIPs.dedicatedIPsChanged()
 	return ip, nil
 }
 
@@ -429,6 +433,7 @@ func (s *Service) ReleaseDedicatedIP(ctx context.Context, accountID string) (*De
 	if err != nil {
 		return nil, err
 	}
+	s.DedicatedIPs.dedicatedIPsChanged()
 	return ip, nil
 }
 

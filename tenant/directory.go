@@ -33,8 +33,10 @@ const maxLoginLen = 200
 
 // Directory resolves SFTP credentials across tenants, before the account is
 // known, through the narrow "directory" database scope, routing each login
-// by the address the client connected to (see loginQuery). It also serves
-// the host keys: the deployment's, or an account's on its dedicated IP.
+// by the address the client connected to: an account's dedicated IP, which
+// it knows from its copy of the dedicated IPs in use (see Listen), or a
+// shared address (see loginQuery). It also serves the host keys: the
+// deployment's, or an account's on its dedicated IP.
 // A Directory must not be copied after first use.
 type Directory struct {
 	DB  *DB
@@ -47,7 +49,9 @@ type Directory struct {
 	hostKeys   []ssh.Signer // the deployment's, loaded once: host keys never change
 
 	accountKeysMu sync.Mutex
-	accountKeys   map[string]accountHostKeys // by account ID: parsed once, see dedicatedHostKeys
+	accountKeys   map[string]accountHostKeys // by account ID: parsed once, see accountSigners
+
+	routes dedicatedRoutes // the dedicated IPs in use; see Listen
 
 	// loginStmt is loginQuery, prepared once: PostgreSQL then plans it once
 	// per connection instead of on every login (planning cost several times
@@ -102,15 +106,16 @@ type loginRecord struct {
 	KeyLastUsed  *time.Time `db:"key_last_used_at"`
 }
 
-// loginQuery resolves a login ($1, lowercase) that reached the address $2
-// (an inet, or NULL when unknown) to the user, their account's module state
-// and, for a public-key login, the user's key with fingerprint $3 (empty
-// matches no key). It is the one cross-tenant read of an SFTP login, and it
-// routes by destination in the same statement:
+// loginQuery resolves a login ($1, lowercase) that reached the address
+// routed to the account $2 (NULL for a shared address) to the user, their
+// account's module state and, for a public-key login, the user's key with
+// fingerprint $3 (empty matches no key). It is the one cross-tenant read of
+// an SFTP login. The route comes from the Directory's copy of the dedicated
+// IPs in use (see Listen), read once per connection by the caller:
 //
-//   - when $2 is an account's dedicated IP, only that account's credentials
-//     match, by login ID or custom login; another account's login ID finds
-//     nothing, exactly like an unknown login;
+//   - on an account's dedicated IP ($2 set), only that account's
+//     credentials match, by login ID or custom login; another account's
+//     login ID finds nothing, exactly like an unknown login;
 //   - on any other address (shared addresses, released dedicated IPs) only
 //     login IDs match, in any account.
 //
@@ -118,14 +123,12 @@ type loginRecord struct {
 // custom login never has the shape of a login ID (see normCustomLogin), so
 // the two branches never both match, and each matches at most one user.
 const loginQuery = `
-WITH route AS (
-    SELECT ip.account_id FROM dedicated_ips ip WHERE ip.address = $2::inet AND ip.released_at IS NULL
-), cred AS (
+WITH cred AS (
     SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c
-    WHERE c.login = $1 AND (NOT EXISTS (SELECT 1 FROM route) OR c.account_id = (SELECT account_id FROM route))
+    WHERE c.login = $1 AND ($2::uuid IS NULL OR c.account_id = $2::uuid)
     UNION ALL
-    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c JOIN route r ON c.account_id = r.account_id
-    WHERE lower(c.custom_login) = $1
+    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c
+    WHERE $2::uuid IS NOT NULL AND c.account_id = $2::uuid AND lower(c.custom_login) = $1
 )
 SELECT c.account_id, c.user_id, c.login,
        coalesce(u.password_hash, '') AS password_hash,
@@ -167,13 +170,21 @@ func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fin
 	if login == "" || len(login) > maxLoginLen || !utf8.ValidString(login) || strings.ContainsRune(login, 0) {
 		return nil, nil
 	}
+	route, err := d.dedicatedRoute(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	var account any // NULL: a shared address
+	if route != nil {
+		account = route.accountID
+	}
 	stmt, err := d.preparedLogin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var recs []loginRecord
 	err = d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return tx.StmtxContext(ctx, stmt).SelectContext(ctx, &recs, login, inetParam(dest), fingerprint)
+		return tx.StmtxContext(ctx, stmt).SelectContext(ctx, &recs, login, account, fingerprint)
 	})
 	if err != nil {
 		return nil, dbError(err)

@@ -1,7 +1,6 @@
 package tenant
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -64,19 +63,18 @@ func (d *Directory) EnsureHostKeys(ctx context.Context) error {
 // dest: the account's own keys when dest is an account's dedicated IP, so
 // each tenant has its own server identity there, and the deployment's keys
 // (generated on first use if EnsureHostKeys did not run at start-up) on any
-// other address, a released dedicated IP included.
+// other address, a released dedicated IP included. Which addresses are
+// dedicated comes from the Directory's copy (see Listen), so a connection
+// costs no query.
 func (d *Directory) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
-	signers, err := d.dedicatedHostKeys(ctx, dest)
-	if err != nil || len(signers) > 0 {
-		return signers, err
+	r, err := d.dedicatedRoute(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && len(r.signers) > 0 {
+		return slices.Clone(r.signers), nil
 	}
 	return d.deploymentHostKeys(ctx)
-}
-
-// accountHostKeyRow is a stored host key of an account.
-type accountHostKeyRow struct {
-	AccountID string `db:"account_id"`
-	hostKeyRow
 }
 
 // accountHostKeys are an account's parsed host keys and the stored keys they
@@ -84,51 +82,6 @@ type accountHostKeyRow struct {
 type accountHostKeys struct {
 	stored  [][]byte
 	signers []ssh.Signer
-}
-
-// dedicatedHostKeys returns the host keys of the account whose dedicated IP
-// dest is, or none. The address is looked up on every connection, so that a
-// provisioning or a release on any node applies at once; only the parsing
-// of the keys, which never change, is cached.
-func (d *Directory) dedicatedHostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
-	addr := inetParam(dest)
-	if addr == nil {
-		return nil, nil
-	}
-	var rows []accountHostKeyRow
-	err := d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return dbError(tx.SelectContext(ctx, &rows, `SELECT k.account_id, k.algorithm, k.private_key
-			FROM dedicated_ips ip JOIN host_keys k ON k.account_id = ip.account_id
-			WHERE ip.address = $1::inet AND ip.released_at IS NULL`, addr))
-	})
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	slices.SortFunc(rows, func(a, b accountHostKeyRow) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
-	accountID := rows[0].AccountID
-	stored := make([][]byte, len(rows))
-	for i, r := range rows {
-		stored[i] = r.PrivateKey
-	}
-
-	d.accountKeysMu.Lock()
-	defer d.accountKeysMu.Unlock()
-	if c, ok := d.accountKeys[accountID]; ok && slices.EqualFunc(c.stored, stored, bytes.Equal) {
-		return slices.Clone(c.signers), nil
-	}
-	signers := make([]ssh.Signer, 0, len(rows))
-	for _, r := range rows {
-		s, err := hostKeySigner(r.hostKeyRow)
-		if err != nil {
-			return nil, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("account %s: %w", accountID, err)}
-		}
-		signers = append(signers, s)
-	}
-	if d.accountKeys == nil {
-		d.accountKeys = make(map[string]accountHostKeys)
-	}
-	d.accountKeys[accountID] = accountHostKeys{stored: stored, signers: signers}
-	return slices.Clone(signers), nil
 }
 
 // deploymentHostKeys returns the cached signers, loading (and if need be

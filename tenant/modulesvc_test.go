@@ -16,6 +16,7 @@ import (
 // whose clock the test moves, on a database of its own.
 type moduleFixture struct {
 	t        *testing.T
+	url      string // the database's, for other nodes and notification listeners
 	svc      *Service
 	mu       sync.Mutex
 	now      time.Time
@@ -53,12 +54,13 @@ func (e *endedSessions) ended() []string {
 func newModuleFixture(t *testing.T) *moduleFixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, pgtest.NewDB(t))
+	url := pgtest.NewDB(t)
+	db, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	f := &moduleFixture{t: t, now: time.Now().UTC().Truncate(time.Second), sessions: &endedSessions{}}
+	f := &moduleFixture{t: t, url: url, now: time.Now().UTC().Truncate(time.Second), sessions: &endedSessions{}}
 	f.svc = NewService(db)
 	f.svc.Now = func() time.Time {
 		f.mu.Lock()

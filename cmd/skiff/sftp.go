@@ -83,6 +83,14 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		store.Close()
 		return nil, fmt.Errorf("host keys: %w", err)
 	}
+	// Routing by dedicated IP reads the directory's copy of the dedicated
+	// IPs in use, which Listen (below) keeps current; changes made through
+	// this node apply at once.
+	if err := dir.LoadDedicatedIPs(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("dedicated IPs: %w", err)
+	}
+	dedicated.Changed = dir.DedicatedIPsChanged
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy, set by Run).
 	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.SFTPShares, Logger: log}
@@ -143,11 +151,17 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	app := &sftpApp{server: srv, store: store, cancel: cancel, done: make(chan struct{}), log: log}
 	go func() {
 		defer close(app.done)
-		errc := make(chan error, 3)
+		errc := make(chan error, 4)
 		go func() { errc <- srv.ListenAndServe(wctx) }()
 		go func() { errc <- worker.Run(wctx) }()
 		go func() { errc <- remindTrials(wctx, svc, log) }()
-		for range 3 {
+		go func() {
+			if err := dir.Listen(wctx, d.URL, log); err != nil && wctx.Err() == nil {
+				log.Error("dedicated IP change notifications stopped; the dedicated IPs are re-read every second instead", "err", err)
+			}
+			errc <- nil
+		}()
+		for range 4 {
 			if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sftp.ErrServerClosed) {
 				log.Error("background service stopped", "err", err)
 			}

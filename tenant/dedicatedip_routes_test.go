@@ -1,0 +1,176 @@
+package tenant
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newNode is another Skiff node on the fixture's database: a Directory with
+// its own connection pool that hears changes through notifications at dsn.
+func (f *dedicatedDirectoryFixture) newNode(dsn string) *Directory {
+	f.t.Helper()
+	db, err := Open(context.Background(), f.url)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	node := NewDirectory(db)
+	// As skiff serve starts.
+	if err := node.EnsureHostKeys(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := node.LoadDedicatedIPs(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() {
+		defer close(done)
+		_ = node.Listen(ctx, dsn, slog.New(slog.DiscardHandler))
+	}()
+	f.t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = db.Close()
+	})
+	return node
+}
+
+// waitListening waits until node's notification connection listens.
+func waitListening(t *testing.T, node *Directory) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !node.ListeningForDedicatedIPs(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the directory is not listening for dedicated IP changes")
+		}
+	}
+}
+
+// within polls check until it returns "" and returns how long that took, or
+// fails with check's last answer after limit.
+func within(t *testing.T, limit time.Duration, check func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		why := check()
+		if why == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("after %v: %s", limit, why)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A provisioning or a release on one node reaches the others within moments
+// through notifications, and within about a second when a node's
+// notification connection is down; routing a connection costs no query.
+func TestDedicatedIPsFollowOtherNodes(t *testing.T) {
+	f := newDedicatedDirectoryFixture(t)
+	ctx := context.Background()
+	client := newClient()
+	listening := f.newNode(f.url)
+	deaf := f.newNode("postgres://127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=1") // LISTEN never connects
+	waitListening(t, listening)
+	if deaf.ListeningForDedicatedIPs() {
+		t.Fatal("a directory without a notification connection says it listens")
+	}
+	// This node made the changes: it hears of them from the service at once.
+	f.svc.DedicatedIPs.Changed = f.dir.DedicatedIPsChanged
+	f.dir.routes.listened.Store(true)
+	f.dir.routes.listening.Store(true) // as if Listen ran: only the service tells it
+
+	acme, err := f.dir.HostKeys(ctx, f.ipA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment, err := f.dir.HostKeys(ctx, sharedDest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// route says what a node does on Acme's IP: whose keys it presents and
+	// whether Acme's custom login resolves there.
+	route := func(node *Directory) string {
+		keys, err := node.HostKeys(ctx, f.ipA)
+		if err != nil {
+			return err.Error()
+		}
+		l, err := node.PasswordLogin(ctx, f.ipA, client(), "backup", sftpPassword)
+		switch {
+		case slices.Equal(fingerprintsOf(keys), fingerprintsOf(acme)) && err == nil && l.UserID == f.userA.ID:
+			return "dedicated"
+		case slices.Equal(fingerprintsOf(keys), fingerprintsOf(deployment)) && err != nil && strings.HasSuffix(err.Error(), "unknown login"):
+			return "shared"
+		}
+		return "inconsistent: keys " + strings.Join(fingerprintsOf(keys), " ") + ", login: " + errString(err)
+	}
+	wantRoute := func(node *Directory, name, want string, limit time.Duration) time.Duration {
+		t.Helper()
+		return within(t, limit, func() string {
+			if got := route(node); got != want {
+				return name + " routes Acme's IP as " + got + ", want " + want
+			}
+			return ""
+		})
+	}
+	for name, node := range map[string]*Directory{"this node": f.dir, "a listening node": listening, "a deaf node": deaf} {
+		wantRoute(node, name, "dedicated", 0)
+	}
+
+	// Once a node holds the dedicated IPs, routing a connection costs it no
+	// transaction; the login itself costs one.
+	before := listening.DB.Transactions()
+	for _, dest := range []netip.Addr{f.ipA, f.ipB, sharedDest, {}} {
+		if _, err := listening.HostKeys(ctx, dest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := listening.DB.Transactions() - before; n != 0 {
+		t.Errorf("host keys for 4 connections cost %d transactions, want 0", n)
+	}
+	before = listening.DB.Transactions()
+	if _, err := listening.PublicKeyLogin(ctx, f.ipA, clientAddr, "backup", f.keyA); err != nil {
+		t.Fatal(err)
+	}
+	if n := listening.DB.Transactions() - before; n != 1 {
+		t.Errorf("a key login on a dedicated IP cost %d transactions, want 1", n)
+	}
+
+	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.account.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantRoute(f.dir, "this node", "shared", 0)
+	took := wantRoute(listening, "a listening node", "shared", 5*time.Second)
+	t.Logf("a listening node followed the release in %v", took)
+	took = wantRoute(deaf, "a deaf node", "shared", 3*time.Second)
+	if took > 1500*time.Millisecond {
+		t.Errorf("a node without notifications followed the release after %v, want about a second", took)
+	}
+	// Another account's login ID works on a released address, everywhere.
+	for _, node := range []*Directory{f.dir, listening, deaf} {
+		if l, err := node.PasswordLogin(ctx, f.ipA, client(), f.loginB, sftpPassword); err != nil || l.UserID != f.userB.ID {
+			t.Errorf("Beta's login ID on the released address: %+v, %v", l, err)
+		}
+	}
+
+	if _, err := f.svc.ProvisionDedicatedIP(f.staff, f.account.ID, f.ipA.String()); err != nil {
+		t.Fatal(err)
+	}
+	wantRoute(f.dir, "this node", "dedicated", 0)
+	wantRoute(listening, "a listening node", "dedicated", 5*time.Second)
+	if took := wantRoute(deaf, "a deaf node", "dedicated", 3*time.Second); took > 1500*time.Millisecond {
+		t.Errorf("a node without notifications followed the provisioning after %v, want about a second", took)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
