@@ -152,9 +152,9 @@ func (r *runner) logins(ctx context.Context) error {
 		name  string
 		st    loginStats
 		pgCPU time.Duration
+		pgTx  float64 // PostgreSQL transactions per login
 	}
 	var results []result
-	var pgTx float64 // PostgreSQL transactions per skiff serve login
 
 	rs, err := r.startRealStack(ctx)
 	switch {
@@ -162,13 +162,30 @@ func (r *runner) logins(ctx context.Context) error {
 	case err != nil:
 		return err
 	default:
-		pg0, tx0 := treeCPU(rs.pgPID), r.db.transactions(ctx)
-		st, err := loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
-		if err != nil {
-			return fmt.Errorf("skiff serve: %w", err)
+		// The client's default key exchange (ML-KEM hybrid for x/crypto),
+		// then the one OpenSSH 9.2's client and the sshd baseline agree on.
+		for _, v := range []struct {
+			name string
+			kex  []string
+		}{
+			{serveRow, nil},
+			{"Skiff: skiff serve, PostgreSQL directory; client offers only curve25519-sha256, like OpenSSH 9.2", []string{curve25519}},
+		} {
+			cfg := rs.clientConfig(ssh.PublicKeys(signer))
+			cfg.KeyExchanges = v.kex
+			pg0, tx0 := treeCPU(rs.pgPID), r.db.transactions(ctx)
+			st, err := loginLoad(ctx, rs.addr, cfg, rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+			if err != nil {
+				return fmt.Errorf("skiff serve: %w", err)
+			}
+			results = append(results, result{v.name, st, treeCPU(rs.pgPID) - pg0,
+				float64(r.db.transactions(ctx)-tx0) / float64(st.ok)})
 		}
-		results = append(results, result{"Skiff: skiff serve, PostgreSQL directory", st, treeCPU(rs.pgPID) - pg0})
-		pgTx = float64(r.db.transactions(ctx)-tx0) / float64(st.ok)
+		if r.cfg.ProfileDir != "" {
+			if err := r.profileRealStack(ctx, signer); err != nil {
+				return err
+			}
+		}
 	}
 
 	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
@@ -189,7 +206,7 @@ func (r *runner) logins(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("Skiff: %w", err)
 	}
-	results = append(results, result{"Skiff: data-path server, in-memory directory", st, 0})
+	results = append(results, result{"Skiff: data-path server, in-memory directory", st, 0, 0})
 
 	if r.sshd != nil {
 		hk, err := r.sshdHostKey()
@@ -201,12 +218,12 @@ func (r *runner) logins(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("OpenSSH: %w", err)
 		}
-		results = append(results, result{openSSH, st, 0})
+		results = append(results, result{openSSH, st, 0, 0})
 	}
 	for _, x := range results {
 		pg := "–"
 		if x.pgCPU > 0 {
-			pg = fmt.Sprintf("%s (%.1f transactions)", ms(x.pgCPU/time.Duration(x.st.ok)), pgTx)
+			pg = fmt.Sprintf("%s (%.1f transactions)", ms(x.pgCPU/time.Duration(x.st.ok)), x.pgTx)
 		}
 		sec.row(x.name, fmt.Sprintf("%.0f", x.st.rate()), ms(percentile(x.st.latencies, 50)), ms(percentile(x.st.latencies, 99)),
 			ms(x.st.cpuPerLogin()), pg, fmt.Sprint(x.st.failed), x.st.kex)
@@ -214,11 +231,42 @@ func (r *runner) logins(ctx context.Context) error {
 	}
 	note := "Latency runs from TCP connect to the SFTP version reply. Server CPU is the SSH server process's; " +
 		"for skiff serve, PostgreSQL's processes are counted apart."
-	if len(results) == 3 && r.real != nil {
-		note = fmt.Sprintf("skiff serve / OpenSSH login rate: %s. ", ratio(results[0].st.rate(), results[2].st.rate())) + note
+	rate := map[string]float64{}
+	for _, x := range results {
+		rate[x.name] = x.st.rate()
+	}
+	if rate[serveRow] > 0 && rate[openSSH] > 0 {
+		note = fmt.Sprintf("skiff serve / OpenSSH login rate: %s. ", ratio(rate[serveRow], rate[openSSH])) + note
 	}
 	sec.note("%s", note)
 	return nil
+}
+
+// serveRow names the logins table's row for skiff serve with the client's
+// default key exchange.
+const serveRow = "Skiff: skiff serve, PostgreSQL directory"
+
+// curve25519 is the key exchange OpenSSH 9.2's client picks with Skiff and
+// with sshd: it offers no ML-KEM.
+const curve25519 = "curve25519-sha256"
+
+// profileRealStack writes a CPU profile of skiff serve under the login load
+// (cpu-logins-serve.pprof in Config.ProfileDir): a fresh process started with
+// --cpu-profile, an extra, uncounted load, then a stop, which writes the
+// profile. The next benchmark starts skiff serve again without it.
+func (r *runner) profileRealStack(ctx context.Context, signer ssh.Signer) error {
+	dir, err := filepath.Abs(r.cfg.ProfileDir)
+	if err != nil {
+		return err
+	}
+	r.stopRealStack()
+	rs, err := r.startRealStack(ctx, "--cpu-profile", filepath.Join(dir, "cpu-logins-serve.pprof"))
+	if err != nil {
+		return err
+	}
+	defer r.stopRealStack()
+	_, err = loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+	return err
 }
 
 // passwords measures password logins, which spend most of their time in

@@ -57,8 +57,9 @@ func (r *runner) skiffBinary(ctx context.Context) (string, error) {
 }
 
 // startRealStack creates an active account with one user who has SFTP on, a
-// password and the suite's client key, and starts "skiff serve" on it.
-func (r *runner) startRealStack(ctx context.Context) (*realStack, error) {
+// password and the suite's client key, and starts "skiff serve" on it, with
+// extra arguments if any (e.g. --cpu-profile).
+func (r *runner) startRealStack(ctx context.Context, extra ...string) (*realStack, error) {
 	if r.real != nil {
 		return r.real, nil
 	}
@@ -101,10 +102,11 @@ func (r *runner) startRealStack(ctx context.Context) (*realStack, error) {
 		}
 	}
 	data := filepath.Join(r.work, "skiff-serve")
-	cmd := exec.CommandContext(ctx, bin, "serve",
+	args := append([]string{"serve",
 		"--database-url", db.url, "--data-dir", data, "--no-demo",
 		"--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
-		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000")
+		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000"}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,8 @@ type SFTPFlags struct {
 	DedicatedIPPool     []string      `name:"dedicated-ip-pool" env:"SKIFF_DEDICATED_IP_POOL" help:"Addresses this deployment owns for accounts' dedicated IPs (IPs or CIDRs, comma-separated). SFTP connections to them must reach Skiff: listen on them (or 0.0.0.0), or receive them through a PROXY load balancer."`
 	DedicatedIPCooldown time.Duration `name:"dedicated-ip-cooldown" default:"720h" env:"SKIFF_DEDICATED_IP_COOLDOWN" help:"How long a released dedicated IP waits before another account can have it (the account that released it may take it back at once)."`
 
+	CPUProfile string `name:"cpu-profile" hidden:"" env:"SKIFF_CPU_PROFILE" type:"path" help:"Write a CPU profile of the process to this file from start-up until it stops (for benchmarks)."`
+
 	SMTPURL   string `name:"smtp-url" env:"SKIFF_SMTP_URL" help:"SMTP server for email (smtp://user:pass@host:587?from=...&starttls=required, or smtps://). Empty: write .eml files into <data-dir>/mail."`
 	PublicURL string `name:"public-url" default:"http://localhost:3000" env:"SKIFF_PUBLIC_URL" help:"The web client's address, the base of links in emails."`
 }
@@ -51,6 +55,8 @@ type sftpApp struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	log    *slog.Logger
+
+	stopProfile func() // ends --cpu-profile; nil without it
 }
 
 // startSFTP starts the SFTP listener, the mail worker and the module reminders.
@@ -147,8 +153,14 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	worker := notify.NewWorker(d.DB, renderer, sender)
 	worker.Log = log
 
+	stopProfile, err := startCPUProfile(c.CPUProfile)
+	if err != nil {
+		srv.Shutdown(ctx)
+		store.Close()
+		return nil, err
+	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	app := &sftpApp{server: srv, store: store, cancel: cancel, done: make(chan struct{}), log: log}
+	app := &sftpApp{server: srv, store: store, cancel: cancel, done: make(chan struct{}), log: log, stopProfile: stopProfile}
 	go func() {
 		defer close(app.done)
 		errc := make(chan error, 4)
@@ -215,6 +227,29 @@ func (a *sftpApp) shutdown(ctx context.Context) {
 func (a *sftpApp) close() {
 	a.cancel()
 	a.store.Close()
+	if a.stopProfile != nil {
+		a.stopProfile()
+	}
+}
+
+// startCPUProfile starts writing a CPU profile to path, if set, and returns
+// what ends it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func strictMACs(on bool) []string {
