@@ -103,7 +103,7 @@ func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUser
 
 // Group is the resolver for the group field.
 func (r *userResolver) Group(ctx context.Context, obj *tenant.User) (*tenant.Group, error) {
-	return r.loaders(ctx).groups.Load(ctx, userRef{obj.AccountID, obj.ID})
+	return r.loaders(ctx).groupLoader(ctx).Load(ctx, userRef{obj.AccountID, obj.ID})
 }
 
 // Group returns generated.GroupResolver implementation.

@@ -22,13 +22,16 @@ type loaders struct {
 	credentials *dataloadgen.Loader[userRef, *tenant.Credentials]
 	accounts    *dataloadgen.Loader[string, *tenant.Account]
 	groups      *dataloadgen.Loader[userRef, *tenant.Group]
+	// groupNames loads groups without their member counts, for selections
+	// that do not ask for memberCount (counting is the costly part).
+	groupNames *dataloadgen.Loader[userRef, *tenant.Group]
 }
 
 type loadersKey struct{}
 
 // batchWait is how long a loader collects keys before querying; resolvers of
-// one list run concurrently, so a short wait gathers the whole page (and
-// prefetchUsers queues a page's keys at once anyway).
+// one list run concurrently, so a short wait gathers the whole page (a page
+// of users does not wait: prefetchUsers loads its fields at once).
 const batchWait = time.Millisecond
 
 func newLoaders(svc *tenant.Service) *loaders {
@@ -41,6 +44,9 @@ func newLoaders(svc *tenant.Service) *loaders {
 		}, dataloadgen.WithWait(batchWait)),
 		groups: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
 			return byAccount(ctx, refs, svc.GroupsOfUsers)
+		}, dataloadgen.WithWait(batchWait)),
+		groupNames: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
+			return byAccount(ctx, refs, svc.GroupsOfUsersUncounted)
 		}, dataloadgen.WithWait(batchWait)),
 		accounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*tenant.Account, error) {
 			out := make(map[string]*tenant.Account, len(ids))
@@ -90,9 +96,12 @@ func (r *Resolver) loaders(ctx context.Context) *loaders {
 	return newLoaders(r.Tenant)
 }
 
-// prefetchUsers queues, in one go, the per-user loads that the rest of the
-// query will ask for on a page of users, so each is one batch whatever the
-// page size and however slowly the resolvers of the page get scheduled.
+// prefetchUsers loads, at once and one batch each, the per-user fields that
+// the rest of the query asks for on a page of users, and primes the loaders
+// with them: the page's field resolvers then find them loaded and do not
+// wait for a batch to gather, whatever the page size and however slowly they
+// get scheduled. A batch that fails is left to the fields' own loads, which
+// report the error on those fields only.
 func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 	if len(users) == 0 || graphql.GetFieldContext(ctx) == nil {
 		return
@@ -103,14 +112,39 @@ func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 	}
 	l := r.loaders(ctx)
 	if selected(ctx, "edges", "node", "sshKeys") {
-		l.sshKeys.LoadAllThunk(ctx, refs)
+		prime(ctx, l.sshKeys, refs, r.Tenant.SSHKeysForUsers)
 	}
 	if selected(ctx, "edges", "node", "sftp", "credentials") {
-		l.credentials.LoadAllThunk(ctx, refs)
+		prime(ctx, l.credentials, refs, r.Tenant.SFTPCredentialsForUsers)
+	}
+	if selected(ctx, "edges", "node", "group", "memberCount") {
+		prime(ctx, l.groups, refs, r.Tenant.GroupsOfUsers)
 	}
 	if selected(ctx, "edges", "node", "group") {
-		l.groups.LoadAllThunk(ctx, refs)
+		prime(ctx, l.groupNames, refs, r.Tenant.GroupsOfUsersUncounted)
 	}
+}
+
+// prime loads refs with load in one batch per account and caches the
+// results in l.
+func prime[V any](ctx context.Context, l *dataloadgen.Loader[userRef, V], refs []userRef,
+	load func(context.Context, string, []string) (map[string]V, error)) {
+	m, err := byAccount(ctx, refs, load)
+	if err != nil {
+		return
+	}
+	for _, ref := range refs {
+		l.Prime(ref, m[ref])
+	}
+}
+
+// groupLoader is the loader for a User.group field: without member counts
+// unless the field asks for memberCount.
+func (l *loaders) groupLoader(ctx context.Context) *dataloadgen.Loader[userRef, *tenant.Group] {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && selected(ctx, "memberCount") {
+		return l.groups
+	}
+	return l.groupNames
 }
 
 // selected reports whether the current field's selection reaches the field
