@@ -67,4 +67,77 @@ func TestUserPageCostDoesNotGrowWithPageSize(t *testing.T) {
 	if small != large {
 		t.Fatalf("a page of 5 users took %d transactions, a page of 31 took %d", small, large)
 	}
+	// The bearer-token check, then one read-only transaction for the query.
+	if large != 2 {
+		t.Fatalf("a page of users took %d transactions, want 2", large)
+	}
+	if n := openTransactions(t, e); n != 0 {
+		t.Fatalf("%d transactions still open after the request", n)
+	}
+}
+
+// openTransactions counts the test database's sessions that sit in a
+// transaction: a request's transaction that outlived the request.
+func openTransactions(t *testing.T, e *env) int {
+	t.Helper()
+	var n int
+	if err := e.svc.DB.X.Get(&n, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A query's reads share one transaction, and a field that fails does not
+// take the others with it: another account's user answers null, like a
+// missing one, next to the caller's own data; and a mutation after it works.
+func TestQueryFieldsShareATransactionButNotFailures(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, ownerA := e.account("Alpha", "owner@alpha.example")
+	_, ownerB := e.account("Beta", "owner@beta.example")
+	userB, _ := e.user(ownerB, "user@beta.example", "USER")
+	missing := globalID("User", "6b1d2f0e-0000-4000-8000-000000000000")
+	q := `query($foreign: ID!, $missing: ID!) {
+		foreign: node(id: $foreign) { id }
+		missing: node(id: $missing) { id }
+		bad: node(id: "not-an-id") { id }
+		account { name users(first: 10) { edges { node { email group { name memberCount } sshKeys { id } } } } } }`
+	var out struct {
+		Foreign, Missing, Bad *struct{ ID string }
+		Account               struct {
+			Name  string
+			Users struct {
+				Edges []struct {
+					Node struct {
+						Email string
+						Group *struct {
+							Name        string
+							MemberCount int
+						}
+					}
+				}
+			}
+		}
+	}
+	e.mustDo(ownerA, q, vars{"foreign": userB, "missing": missing}, &out)
+	if out.Foreign != nil || out.Missing != nil || out.Bad != nil {
+		t.Fatalf("another account's user, a missing one and a bad ID: %+v %+v %+v, want null", out.Foreign, out.Missing, out.Bad)
+	}
+	if out.Account.Name != "Alpha" || len(out.Account.Users.Edges) != 1 {
+		t.Fatalf("the caller's account next to them: %+v", out.Account)
+	}
+	if g := out.Account.Users.Edges[0].Node.Group; g == nil || g.MemberCount != 1 {
+		t.Fatalf("the owner's group with its member count: %+v", g)
+	}
+	var u struct {
+		UpdateUser struct{ User struct{ Name string } }
+	}
+	e.mustDo(ownerB, `mutation($id: ID!) { updateUser(input: {id: $id, name: "Renamed"}) { user { name } } }`, vars{"id": userB}, &u)
+	if u.UpdateUser.User.Name != "Renamed" {
+		t.Fatalf("a mutation after the query: %+v", u)
+	}
+	if n := openTransactions(t, e); n != 0 {
+		t.Fatalf("%d transactions still open after the requests", n)
+	}
 }

@@ -70,6 +70,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.Use(depthLimit{max: cfg.MaxDepth})
+	srv.AroundOperations(r.readOnlyQueries)
 	log := cfg.Logger
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, log, err)
@@ -125,6 +126,27 @@ func (r *Resolver) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req.WithContext(ctx))
 	})
+}
+
+// readOnlyQueries runs the reads of a user's query operation in one
+// read-only transaction in their account (tenant.DB.ReadOnly), begun at the
+// first read and ended with the response. Mutations keep a transaction per
+// change; staff and anonymous requests a transaction per read.
+func (r *Resolver) readOnlyQueries(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	p := tenant.PrincipalFrom(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Query || p == nil || p.Kind != tenant.KindUser {
+		return next(ctx)
+	}
+	ctx, end := r.Tenant.DB.ReadOnly(ctx, p.AccountID)
+	responses := next(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		resp := responses(ctx)
+		if resp == nil || resp.HasNext == nil || !*resp.HasNext {
+			end()
+		}
+		return resp
+	}
 }
 
 func writeAuthError(w http.ResponseWriter, msg string) {

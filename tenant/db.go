@@ -75,6 +75,11 @@ func (db *DB) InAccount(ctx context.Context, accountID string, fn func(tx *sqlx.
 	if accountID == "" {
 		return &Error{Code: EInternal, Message: "internal error", Err: errors.New("InAccount without an account")}
 	}
+	if rt := readTxFrom(ctx); rt != nil && rt.db == db && rt.accountID == accountID {
+		if shared, err := rt.run(fn); shared {
+			return err
+		}
+	}
 	return db.run(ctx, accountID, "", fn)
 }
 
@@ -103,13 +108,21 @@ func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx
 			err = dbError(fmt.Errorf("commit: %w", cerr))
 		}
 	}()
-	// One round trip: become the runtime role and pin the tenant or the scope.
+	if err := scopeTx(ctx, tx, accountID, scope); err != nil {
+		return err
+	}
+	return fn(tx)
+}
+
+// scopeTx makes tx run as AppRole in one account or one scope, in one round
+// trip. The settings are local to tx, so they end with it.
+func scopeTx(ctx context.Context, tx *sqlx.Tx, accountID string, scope Scope) error {
 	if _, err := tx.ExecContext(ctx,
 		`SELECT set_config('role', $1, true), set_config('skiff.account_id', $2, true), set_config('skiff.scope', $3, true)`,
 		AppRole, accountID, string(scope)); err != nil {
 		return dbError(fmt.Errorf("scope transaction: %w", err))
 	}
-	return fn(tx)
+	return nil
 }
 
 // dbError translates driver errors once, at the database boundary.
