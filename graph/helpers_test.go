@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // env is one test's Skiff: a fresh database, the service and the real HTTP handler.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	svc *tenant.Service
 	srv *httptest.Server
 	now time.Time
@@ -27,7 +27,7 @@ type env struct {
 
 const testPassword = "correct horse battery"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := tenant.Open(ctx, pgtest.NewDB(t))
