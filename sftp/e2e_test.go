@@ -690,6 +690,10 @@ func TestE2ECurl(t *testing.T) {
 	if err == nil || !strings.Contains(out, "Unable to exchange encryption keys") {
 		t.Errorf("curl on a StrictMACs server: %v\n%s", err, out)
 	}
+	// curl may exit before the server has logged the failed handshake.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(strict.logs.String(), "no common algorithm") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if logs := strict.logs.String(); !strings.Contains(logs, "no common algorithm") || strings.Contains(logs, "sftp login") {
 		t.Errorf("the StrictMACs server's log does not show a failed key exchange alone:\n%s", logs)
 	}

@@ -37,7 +37,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	defer raw.Close()
 
 	peer := addrOf(raw.RemoteAddr())
-	log := s.log.With("peer", raw.RemoteAddr().String())
+	peerAttr := slog.String("peer", raw.RemoteAddr().String())
 	if err := raw.SetDeadline(started.Add(s.cfg.Limits.HandshakeTimeout)); err != nil {
 		return
 	}
@@ -48,17 +48,20 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		nc = newNetConn(raw, trustedReadBuffer)
 		var err error
 		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
-			log.Warn("sftp connection refused", "reason", err.Error())
+			s.log.Warn("sftp connection refused", peerAttr, "reason", err.Error())
 			return
 		}
 	} else {
 		nc = newNetConn(raw, untrustedReadBuffer)
 		nc.refuseProxy.Store(true)
 	}
+	// One With for what every line of the connection names: a handler
+	// formats these attributes when With is called, for each connection.
+	var log *slog.Logger
 	if rt.viaProxy {
-		log = log.With("remote", rt.remote.String(), "dest", rt.dest.String())
+		log = s.log.With(peerAttr, "remote", rt.remote.String(), "dest", rt.dest.String())
 	} else {
-		log = log.With("dest", rt.dest.String())
+		log = s.log.With(peerAttr, "dest", rt.dest.String())
 	}
 
 	if !s.admitAddress(rt.remote) {
@@ -113,13 +116,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	log.Info("sftp login", "method", sconn.Permissions.Extensions[extMethod], "key", login.KeyFingerprint,
 		"client", string(sconn.ClientVersion()), "kex", algs.KeyExchange, "cipher", algs.Write.Cipher)
 
-	go ssh.DiscardRequests(reqs)
 	sess, err := s.cfg.Sessions.Open(connCtx, login)
 	if err != nil {
 		log.Error("sftp session could not start", "err", err)
 		return
 	}
-	s.serveChannels(chans, sess, log, func() { sconn.Close() })
+	s.serveChannels(chans, reqs, sess, log, func() { sconn.Close() })
 	if err := sess.Close(); err != nil {
 		log.Warn("sftp session close", "err", err)
 	}
@@ -160,11 +162,29 @@ func closeReason(err error) string {
 }
 
 // serveChannels accepts session channels until the connection ends, then
-// waits for them all. end closes the connection.
-func (s *Server) serveChannels(chans <-chan ssh.NewChannel, sess Session, log *slog.Logger, end func()) {
+// waits for them all. end closes the connection. It also refuses the
+// connection's global requests (keepalives, port forwarding), on the same
+// goroutine rather than one more per connection.
+func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger, end func()) {
 	var wg sync.WaitGroup
 	var open atomic.Int64
-	for nch := range chans {
+	for chans != nil {
+		var nch ssh.NewChannel
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil // the connection is ending; chans closes too
+			} else if req.WantReply {
+				req.Reply(false, nil)
+			}
+			continue
+		case c, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			nch = c
+		}
 		if nch.ChannelType() != "session" {
 			log.Info("sftp channel refused", "type", nch.ChannelType())
 			nch.Reject(ssh.UnknownChannelType, "only session channels are supported")

@@ -317,6 +317,12 @@ func TestOnlySFTPIsServed(t *testing.T) {
 	if _, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
 		t.Error("remote forwarding (tcpip-forward) allowed")
 	}
+	// OpenSSH's ServerAliveInterval: a global request that must be answered.
+	for range 3 {
+		if ok, _, err := c.SendRequest("keepalive@openssh.com", true, nil); ok || err != nil {
+			t.Errorf("keepalive: ok=%v err=%v, want an answer that refuses", ok, err)
+		}
+	}
 	// The same connection still serves SFTP.
 	sc := mustSFTP(t, c)
 	if _, err := sc.Getwd(); err != nil {
