@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // newNode is another Skiff node on the fixture's database: a Directory with
@@ -123,22 +125,16 @@ func TestDedicatedIPsFollowOtherNodes(t *testing.T) {
 	}
 
 	// Once a node holds the dedicated IPs, routing a connection costs it no
-	// transaction; the login itself costs one.
-	before := listening.DB.Transactions()
-	for _, dest := range []netip.Addr{f.ipA, f.ipB, sharedDest, {}} {
-		if _, err := listening.HostKeys(ctx, dest); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := listening.DB.Transactions() - before; n != 0 {
-		t.Errorf("host keys for 4 connections cost %d transactions, want 0", n)
-	}
-	before = listening.DB.Transactions()
-	if _, err := listening.PublicKeyLogin(ctx, f.ipA, clientAddr, "backup", f.keyA); err != nil {
+	// query: it routes with its database out of reach.
+	cutOff := f.newNode(f.url)
+	waitListening(t, cutOff)
+	if err := cutOff.DB.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := listening.DB.Transactions() - before; n != 1 {
-		t.Errorf("a key login on a dedicated IP cost %d transactions, want 1", n)
+	for dest, want := range map[netip.Addr][]string{f.ipA: fingerprintsOf(acme), sharedDest: fingerprintsOf(deployment), {}: fingerprintsOf(deployment)} {
+		if keys, err := cutOff.HostKeys(ctx, dest); err != nil || !slices.Equal(fingerprintsOf(keys), want) {
+			t.Errorf("host keys at %v without the database: %v, %v", dest, fingerprintsOf(keys), err)
+		}
 	}
 
 	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.account.ID); err != nil {
@@ -173,4 +169,50 @@ func errString(err error) string {
 		return "no error"
 	}
 	return err.Error()
+}
+
+// The login lookup scopes itself (runtime role, directory scope) for its
+// own statement only: the connection goes back to the pool as it was, and a
+// caller's transaction keeps its own scope.
+func TestSFTPLoginLeavesNoScope(t *testing.T) {
+	f := newDedicatedDirectoryFixture(t)
+	ctx := context.Background()
+	x, err := sqlx.Open("postgres", f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	x.SetMaxOpenConns(1) // every statement on the one connection the login used
+	dir := NewDirectory(NewDB(x))
+	if l, err := dir.PublicKeyLogin(ctx, f.ipA, clientAddr, "backup", f.keyA); err != nil || l.UserID != f.userA.ID {
+		t.Fatalf("key login: %+v, %v", l, err)
+	}
+	var who, role, account, scope string
+	settings := `SELECT current_user, current_setting('role'), coalesce(current_setting('skiff.account_id', true), ''),
+		coalesce(current_setting('skiff.scope', true), '')`
+	if err := x.QueryRowContext(ctx, settings).Scan(&who, &role, &account, &scope); err != nil {
+		t.Fatal(err)
+	}
+	if who == AppRole || role != "none" || account != "" || scope != "" {
+		t.Errorf("after a login the connection is %s, role %q, account %q, scope %q; want it as it was", who, role, account, scope)
+	}
+
+	tx, err := x.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('skiff.account_id', $1, true), set_config('skiff.scope', 'staff', true)`, f.beta.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM skiff_sftp_login($1, NULL, '')`, f.loginA); err != nil || n != 1 {
+		t.Fatalf("lookup inside a transaction: %d rows, %v", n, err)
+	}
+	if err := tx.QueryRowContext(ctx, settings).Scan(&who, &role, &account, &scope); err != nil {
+		t.Fatal(err)
+	}
+	if role != "none" || account != f.beta.ID || scope != "staff" {
+		t.Errorf("after a lookup the caller's transaction has role %q, account %q, scope %q; want its own", role, account, scope)
+	}
 }

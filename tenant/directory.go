@@ -53,9 +53,8 @@ type Directory struct {
 
 	routes dedicatedRoutes // the dedicated IPs in use; see Listen
 
-	// loginStmt is loginQuery, prepared once: PostgreSQL then plans it once
-	// per connection instead of on every login (planning cost several times
-	// its execution; see docs/BENCHMARKS.md).
+	// loginStmt is loginQuery, prepared once: lib/pq then sends each login
+	// in one round trip (an unprepared statement with parameters takes two).
 	loginStmtMu sync.Mutex
 	loginStmt   *sqlx.Stmt
 }
@@ -106,50 +105,27 @@ type loginRecord struct {
 	KeyLastUsed  *time.Time `db:"key_last_used_at"`
 }
 
-// loginQuery resolves a login ($1, lowercase) that reached the address
-// routed to the account $2 (NULL for a shared address) to the user, their
-// account's module state and, for a public-key login, the user's key with
-// fingerprint $3 (empty matches no key). It is the one cross-tenant read of
-// an SFTP login. The route comes from the Directory's copy of the dedicated
-// IPs in use (see Listen), read once per connection by the caller:
-//
-//   - on an account's dedicated IP ($2 set), only that account's
-//     credentials match, by login ID or custom login; another account's
-//     login ID finds nothing, exactly like an unknown login;
-//   - on any other address (shared addresses, released dedicated IPs) only
-//     login IDs match, in any account.
-//
-// Login IDs are issued lowercase and custom logins stored lowercase. A
-// custom login never has the shape of a login ID (see normCustomLogin), so
-// the two branches never both match, and each matches at most one user.
-const loginQuery = `
-WITH cred AS (
-    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c
-    WHERE c.login = $1 AND ($2::uuid IS NULL OR c.account_id = $2::uuid)
-    UNION ALL
-    SELECT c.account_id, c.user_id, c.login FROM sftp_credentials c
-    WHERE $2::uuid IS NOT NULL AND c.account_id = $2::uuid AND lower(c.custom_login) = $1
-)
-SELECT c.account_id, c.user_id, c.login,
-       coalesce(u.password_hash, '') AS password_hash,
-       u.deleted_at IS NULL AS live, u.sftp_enabled,
-       a.sftp_status, a.sftp_trial_ends_at,
-       ` + jailedColumn + `,
-       k.id AS key_id, k.public_key AS key_blob, k.last_used_at AS key_last_used_at
-FROM cred c
-JOIN users u ON u.account_id = c.account_id AND u.id = c.user_id
-JOIN accounts a ON a.id = c.account_id
-LEFT JOIN ssh_keys k ON k.account_id = c.account_id AND k.user_id = c.user_id AND k.fingerprint = $3`
+// loginQuery is the one cross-tenant read of an SFTP login: the function
+// skiff_sftp_login (migration 00008, which says what it matches) resolves
+// a login ($1, lowercase) that reached an address routed to the account $2
+// (NULL for a shared address) to the user, their account's module state
+// and the user's key with fingerprint $3 (empty matches no key). The route
+// comes from the Directory's copy of the dedicated IPs in use (see Listen).
+// The function scopes itself like a "directory" transaction (runtime role,
+// row-level security, the directory scope) and so runs outside one: a
+// login costs one round trip to PostgreSQL.
+const loginQuery = `SELECT account_id, user_id, login, password_hash, live, sftp_enabled, sftp_status,
+	sftp_trial_ends_at, jailed, key_id, key_blob, key_last_used_at FROM skiff_sftp_login($1, $2::uuid, $3)`
 
 // jailedColumn says whether the user u is jailed: unless their group grants
 // My Files, which Jailed Users never does. It is the rule of package policy,
-// on the rows the policy reads, so that logins and the session gate decide
-// it in the query they already make.
+// on the rows the policy reads, so that logins (skiff_sftp_login has the
+// same column) and the session gate decide it in the query they already make.
 const jailedColumn = `NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
            AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed`
 
 // preparedLogin returns loginQuery prepared on the pool; database/sql
-// prepares it again on each connection that runs it, once.
+// prepares it on each connection that runs it, once.
 func (d *Directory) preparedLogin(ctx context.Context) (*sqlx.Stmt, error) {
 	d.loginStmtMu.Lock()
 	defer d.loginStmtMu.Unlock()
@@ -182,11 +158,9 @@ func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fin
 	if err != nil {
 		return nil, err
 	}
+	// No transaction: the function scopes itself (see loginQuery).
 	var recs []loginRecord
-	err = d.DB.CrossTenant(ctx, ScopeDirectory, func(tx *sqlxTx) error {
-		return tx.StmtxContext(ctx, stmt).SelectContext(ctx, &recs, login, account, fingerprint)
-	})
-	if err != nil {
+	if err := stmt.SelectContext(ctx, &recs, login, account, fingerprint); err != nil {
 		return nil, dbError(err)
 	}
 	if len(recs) == 0 {
