@@ -117,10 +117,10 @@ func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 	if selected(ctx, "edges", "node", "sftp", "credentials") {
 		prime(ctx, l.credentials, refs, r.Tenant.SFTPCredentialsForUsers)
 	}
-	if selected(ctx, "edges", "node", "group", "memberCount") {
+	switch { // the loader User.group will use (groupLoader)
+	case selected(ctx, "edges", "node", "group", "memberCount"):
 		prime(ctx, l.groups, refs, r.Tenant.GroupsOfUsers)
-	}
-	if selected(ctx, "edges", "node", "group") {
+	case selected(ctx, "edges", "node", "group"):
 		prime(ctx, l.groupNames, refs, r.Tenant.GroupsOfUsersUncounted)
 	}
 }

@@ -102,7 +102,7 @@ func TestQueryFieldsShareATransactionButNotFailures(t *testing.T) {
 		foreign: node(id: $foreign) { id }
 		missing: node(id: $missing) { id }
 		bad: node(id: "not-an-id") { id }
-		account { name users(first: 10) { edges { node { email group { name memberCount } sshKeys { id } } } } } }`
+		account { name users(first: 10) { edges { node { email group { name memberCount } plain: group { name } sshKeys { id } } } } } }`
 	var out struct {
 		Foreign, Missing, Bad *struct{ ID string }
 		Account               struct {
@@ -115,6 +115,7 @@ func TestQueryFieldsShareATransactionButNotFailures(t *testing.T) {
 							Name        string
 							MemberCount int
 						}
+						Plain *struct{ Name string }
 					}
 				}
 			}
@@ -127,8 +128,12 @@ func TestQueryFieldsShareATransactionButNotFailures(t *testing.T) {
 	if out.Account.Name != "Alpha" || len(out.Account.Users.Edges) != 1 {
 		t.Fatalf("the caller's account next to them: %+v", out.Account)
 	}
-	if g := out.Account.Users.Edges[0].Node.Group; g == nil || g.MemberCount != 1 {
+	owner := out.Account.Users.Edges[0].Node
+	if g := owner.Group; g == nil || g.Name == "" || g.MemberCount != 1 {
 		t.Fatalf("the owner's group with its member count: %+v", g)
+	}
+	if owner.Plain == nil || owner.Plain.Name != owner.Group.Name {
+		t.Fatalf("the owner's group without its count: %+v, want %q", owner.Plain, owner.Group.Name)
 	}
 	var u struct {
 		UpdateUser struct{ User struct{ Name string } }
