@@ -314,8 +314,12 @@ func appendLongname(b []byte, fi fs.FileInfo, now time.Time) []byte {
 	if mt := fi.ModTime(); mt.Before(now.AddDate(0, -6, 0)) || mt.After(now.AddDate(0, 0, 1)) {
 		layout = "Jan _2  2006"
 	}
+	mode := []byte(fi.Mode().String())
+	if mode[0] == 'L' {
+		mode[0] = 'l' // as ls writes a symbolic link
+	}
 	line := fmt.Sprintf("%s %4d %-8d %-8d %8d %s %s",
-		fi.Mode().String(), nlink, uid, gid, fi.Size(), fi.ModTime().Format(layout), fi.Name())
+		mode, nlink, uid, gid, fi.Size(), fi.ModTime().Format(layout), fi.Name())
 	return appendString(b, line)
 }
 

@@ -484,3 +484,25 @@ type fuzzChannel struct{ r io.Reader }
 func (c *fuzzChannel) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *fuzzChannel) Write(p []byte) (int, error) { return len(p), nil }
 func (c *fuzzChannel) Close() error                { return nil }
+
+// TestChannelStartAllocatesLittle guards the cost of a login: starting a
+// channel and answering its INIT must not take large buffers (pkg/sftp's
+// request server took a zeroed 256 KiB page for the first packet).
+func TestChannelStartAllocatesLittle(t *testing.T) {
+	e := newEnv(t)
+	newRawInit(t, e.session) // code paths and pools warmed once
+	const n = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		r := newRawInit(t, e.session)
+		r.conn.Close()
+		<-r.served
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / n
+	t.Logf("%d bytes per channel", per)
+	if per > 32<<10 {
+		t.Errorf("a channel's start allocates %d bytes; want under 32 KiB", per)
+	}
+}
