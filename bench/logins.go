@@ -194,7 +194,8 @@ func (r *runner) logins(ctx context.Context) error {
 		if err := r.skiff.profile("cpu-start", filepath.Join(r.cfg.ProfileDir, "cpu-logins.pprof")); err != nil {
 			return err
 		}
-		_, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+		st, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+		r.log.Info("profiled the data-path server", "logins", st.ok, "cpu_per_login", ms(st.cpuPerLogin()))
 		if perr := r.skiff.profile("cpu-stop", ""); err == nil {
 			err = perr
 		}
@@ -265,7 +266,9 @@ func (r *runner) profileRealStack(ctx context.Context, signer ssh.Signer) error 
 		return err
 	}
 	defer r.stopRealStack()
-	_, err = loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+	st, err := loginLoad(ctx, rs.addr, rs.clientConfig(ssh.PublicKeys(signer)), rs.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
+	// The count turns the profile's totals into time per login.
+	r.log.Info("profiled skiff serve", "logins", st.ok, "cpu_per_login", ms(st.cpuPerLogin()))
 	return err
 }
 
