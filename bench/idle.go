@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -30,19 +33,34 @@ func (r *runner) idle(ctx context.Context) error {
 		return err
 	}
 	sec := r.report.section("Idle authenticated SFTP sessions",
-		"server", "sessions", "memory before", "memory with sessions", "per session")
+		"server", "sessions", "memory before", "memory with sessions", "per session", "goroutines per session")
 	n := r.cfg.IdleSessions
-	row := func(name string, before, after int64, sessions int) {
-		sec.row(name, fmt.Sprint(sessions), mib(before), mib(after), kib(float64(after-before)/float64(sessions)))
-		r.log.Info("idle", "server", name, "sessions", sessions, "per_session", kib(float64(after-before)/float64(sessions)))
+	row := func(name string, before, after int64, sessions int, goroutines string) {
+		sec.row(name, fmt.Sprint(sessions), mib(before), mib(after), kib(float64(after-before)/float64(sessions)), goroutines)
+		r.log.Info("idle", "server", name, "sessions", sessions, "per_session", kib(float64(after-before)/float64(sessions)), "goroutines", goroutines)
 	}
 
 	cfg := r.clientConfig(BenchLogin, ssh.PublicKeys(signer), r.skiff.hostKey)
+	g0, gerr := goroutines(r.skiff.pprof)
 	before, after, err := idleRSS(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), n)
 	if err != nil {
 		return fmt.Errorf("Skiff: %w", err)
 	}
-	row("Skiff data-path server (RSS)", before, after, n)
+	// idleRSS closes its sessions as it returns: a second set is opened
+	// for the count.
+	perSession := "–"
+	if gerr == nil {
+		held, err := openSessions(ctx, r.skiff.addr, cfg, n)
+		if err != nil {
+			return fmt.Errorf("Skiff: %w", err)
+		}
+		time.Sleep(2 * time.Second)
+		if g1, err := goroutines(r.skiff.pprof); err == nil {
+			perSession = fmt.Sprintf("%.1f", float64(g1-g0)/float64(n))
+		}
+		held.close()
+	}
+	row("Skiff data-path server (RSS)", before, after, n, perSession)
 
 	// skiff serve's sessions also hold the real directory's gate and
 	// shares caches.
@@ -57,7 +75,7 @@ func (r *runner) idle(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("skiff serve: %w", err)
 		}
-		row("Skiff: skiff serve (RSS)", before, after, n)
+		row("Skiff: skiff serve (RSS)", before, after, n, "–")
 	}
 
 	if r.sshd != nil {
@@ -76,13 +94,36 @@ func (r *runner) idle(ctx context.Context) error {
 		time.Sleep(time.Second)
 		after := treePSS(spid)
 		held.close()
-		row("OpenSSH (PSS of the process tree)", before, after, m)
+		row("OpenSSH (PSS of the process tree)", before, after, m, "–")
 	}
 	sec.note("Each session is a separate SSH connection, authenticated with a public key, with the sftp subsystem " +
 		"started and its version exchange done, then left idle. Skiff: growth of the server's resident set. " +
 		"OpenSSH forks per connection, so its figure is the proportional set size (shared pages split between the " +
 		"processes sharing them) summed over sshd's process tree.")
 	return nil
+}
+
+// goroutines reads how many goroutines a server with a profiling endpoint
+// runs.
+func goroutines(pprofAddr string) (int, error) {
+	if pprofAddr == "" {
+		return 0, errors.New("no profiling endpoint")
+	}
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	// "goroutine profile: total 42"
+	_, total, ok := strings.Cut(strings.TrimSpace(line), "total ")
+	if !ok {
+		return 0, fmt.Errorf("goroutine profile starts %q", line)
+	}
+	return strconv.Atoi(total)
 }
 
 // idleRSS opens n idle sessions on a server process and returns its RSS
