@@ -114,12 +114,15 @@ func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx
 	return fn(tx)
 }
 
-// scopeTx makes tx run as AppRole in one account or one scope, in one round
-// trip. The settings are local to tx, so they end with it.
+// scopeTx makes tx run as AppRole in one account or one scope. The settings
+// are local to tx, so they end with it. The values are quoted literals rather
+// than parameters: lib/pq sends a statement without parameters in one round
+// trip, with parameters in two (parse, then bind and execute), and every
+// transaction pays this one.
 func scopeTx(ctx context.Context, tx *sqlx.Tx, accountID string, scope Scope) error {
-	if _, err := tx.ExecContext(ctx,
-		`SELECT set_config('role', $1, true), set_config('skiff.account_id', $2, true), set_config('skiff.scope', $3, true)`,
-		AppRole, accountID, string(scope)); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('role', `+pq.QuoteLiteral(AppRole)+`, true), `+
+		`set_config('skiff.account_id', `+pq.QuoteLiteral(accountID)+`, true), `+
+		`set_config('skiff.scope', `+pq.QuoteLiteral(string(scope))+`, true)`); err != nil {
 		return dbError(fmt.Errorf("scope transaction: %w", err))
 	}
 	return nil

@@ -221,3 +221,23 @@ func TestReadOnlyEndsWithTheRequest(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The account a transaction is scoped to is quoted, not pasted: an account
+// "ID" that tries to end the statement scopes to nothing and runs nothing.
+func TestScopeValuesAreQuoted(t *testing.T) {
+	t.Parallel()
+	e := newReadTxEnv(t)
+	ctx := context.Background()
+	for _, id := range []string{`x', true); SET LOCAL role TO DEFAULT; --`, `\'; SELECT 1; --`} {
+		err := e.db.InAccount(ctx, id, func(tx *sqlx.Tx) error {
+			var n int
+			return tx.GetContext(ctx, &n, `SELECT count(*) FROM users`)
+		})
+		if err == nil {
+			t.Errorf("a transaction scoped to %q read users", id)
+		}
+	}
+	if n, err := countUsers(ctx, e.db, e.alpha); err != nil || n != 1 {
+		t.Fatalf("Alpha after the attempts: %d users (%v)", n, err)
+	}
+}
