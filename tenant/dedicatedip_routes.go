@@ -143,21 +143,22 @@ func (d *Directory) dedicatedRoute(ctx context.Context, dest netip.Addr) (*dedic
 }
 
 // routeTable returns a copy of the dedicated IPs in use that may be trusted
-// now, reading one if need be.
+// now, reading one if need be. Its age is real time, not the Directory's
+// clock, which tests move by days.
 func (d *Directory) routeTable(ctx context.Context) (*routeTable, error) {
 	r := &d.routes
-	if t := r.fresh(d.now()); t != nil {
+	if t := r.fresh(time.Now()); t != nil {
 		return t, nil
 	}
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
 	// Another caller may have read it while this one waited.
-	if t := r.fresh(d.now()); t != nil {
+	if t := r.fresh(time.Now()); t != nil {
 		return t, nil
 	}
 	// Taken before the read: a change committed during it bumps gen, and
 	// the copy is then read again on next use.
-	t := &routeTable{gen: r.gen.Load(), read: d.now()}
+	t := &routeTable{gen: r.gen.Load(), read: time.Now()}
 	var err error
 	if t.byAddr, err = d.readRoutes(ctx); err != nil {
 		return nil, err
