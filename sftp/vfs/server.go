@@ -89,6 +89,11 @@ func (c *conn) serve() error {
 	}
 	for {
 		req, err := c.readPacket()
+		if err == io.EOF {
+			// The client sent its last request (and may have closed only
+			// its side): it still gets the replies.
+			c.flush()
+		}
 		if err != nil {
 			return err
 		}

@@ -506,3 +506,44 @@ func TestChannelStartAllocatesLittle(t *testing.T) {
 		t.Errorf("a channel's start allocates %d bytes; want under 32 KiB", per)
 	}
 }
+
+// halfClosed is a channel whose client has sent everything and closed its
+// side, but still reads until the server closes the channel.
+type halfClosed struct {
+	io.Reader
+	mu     sync.Mutex
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *halfClosed) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, io.ErrClosedPipe
+	}
+	return c.out.Write(p)
+}
+
+func (c *halfClosed) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func TestRepliesSentAfterClientEOF(t *testing.T) {
+	e := newEnv(t)
+	var in bytes.Buffer
+	in.Write(packet(typeInit, u32(3)))
+	for i := range 40 {
+		in.Write(packet(typeRealpath, u32(uint32(i)), str(".")))
+	}
+	ch := &halfClosed{Reader: &in}
+	if err := e.session.Serve(ch); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Count(ch.out.Bytes(), []byte("/My Files")); got != 40*2 {
+		t.Errorf("%d of 40 realpath replies sent before the channel closed", got/2)
+	}
+}
