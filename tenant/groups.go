@@ -211,10 +211,23 @@ func (s *Service) GroupOfUser(ctx context.Context, userID string) (*Group, error
 	return nil, NotFound("user")
 }
 
-// GroupsOfUsers loads the groups of several users of an account in one
-// query, for a dataloader behind User.group. Owners and administrators get
-// everyone's; other users only their own: the rest are absent from the map.
+// GroupsOfUsers loads the groups of several users of an account, with their
+// member counts, in one query, for a dataloader behind User.group. Owners and
+// administrators get everyone's; other users only their own: the rest are
+// absent from the map.
 func (s *Service) GroupsOfUsers(ctx context.Context, accountID string, userIDs []string) (map[string]*Group, error) {
+	return s.groupsOfUsers(ctx, accountID, userIDs, true)
+}
+
+// GroupsOfUsersUncounted is GroupsOfUsers without the groups' member counts
+// (MemberCount is left 0), for pages that do not show them: counting the
+// live members of a group of 10,000 users under row-level security is most
+// of the time of a page of users, and most pages only show the group's name.
+func (s *Service) GroupsOfUsersUncounted(ctx context.Context, accountID string, userIDs []string) (map[string]*Group, error) {
+	return s.groupsOfUsers(ctx, accountID, userIDs, false)
+}
+
+func (s *Service) groupsOfUsers(ctx context.Context, accountID string, userIDs []string, counted bool) (map[string]*Group, error) {
 	p := PrincipalFrom(ctx)
 	out := make(map[string]*Group, len(userIDs))
 	if !p.InAccount(accountID) {
@@ -227,18 +240,27 @@ func (s *Service) GroupsOfUsers(ctx context.Context, accountID string, userIDs [
 	if !manager {
 		userIDs = slices.DeleteFunc(slices.Clone(userIDs), func(id string) bool { return id != p.ID })
 	}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	// Each distinct group (and its member count) is read once, not once
+	// per user: a page of users is mostly in one or two groups.
+	query := `WITH picked AS MATERIALIZED (
+			SELECT id, group_id FROM users WHERE account_id = $1 AND id = ANY($2::uuid[])),
+		gg AS MATERIALIZED (` + groupSelect + ` WHERE g.account_id = $1 AND g.id IN (SELECT group_id FROM picked))
+		SELECT picked.id AS user_id, gg.* FROM picked JOIN gg ON gg.id = picked.group_id`
+	if !counted {
+		query = `SELECT u.id AS user_id, g.id, g.account_id, g.name, g.builtin, g.permissions,
+				g.sort_key, g.created_at, g.updated_at, 0 AS member_count
+			FROM users u JOIN groups g ON g.account_id = u.account_id AND g.id = u.group_id
+			WHERE u.account_id = $1 AND u.id = ANY($2::uuid[])`
+	}
 	err = s.inAccount(ctx, accountID, func(q Queryer) error {
 		var rows []struct {
 			UserID string `db:"user_id"`
 			groupRow
 		}
-		// Each distinct group (and its member count) is read once, not once
-		// per user: a page of users is mostly in one or two groups.
-		err := q.SelectContext(ctx, &rows, `WITH picked AS MATERIALIZED (
-				SELECT id, group_id FROM users WHERE account_id = $1 AND id = ANY($2::uuid[])),
-			gg AS MATERIALIZED (`+groupSelect+` WHERE g.account_id = $1 AND g.id IN (SELECT group_id FROM picked))
-			SELECT picked.id AS user_id, gg.* FROM picked JOIN gg ON gg.id = picked.group_id`, accountID, uuidArray(userIDs))
-		if err != nil {
+		if err := q.SelectContext(ctx, &rows, query, accountID, uuidArray(userIDs)); err != nil {
 			return dbError(err)
 		}
 		for i := range rows {
