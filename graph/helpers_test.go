@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -30,11 +31,7 @@ const testPassword = "correct horse battery"
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tenanttest.Open(t)
 	// SFTP credentials name the host keys, so the deployment needs them.
 	if err := tenant.NewDirectory(db).EnsureHostKeys(ctx); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -36,14 +37,10 @@ type workerEnv struct {
 func newWorkerEnv(t *testing.T, opts smtpOptions) *workerEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tenanttest.Open(t)
 	env := &workerEnv{db: db, smtp: startSMTP(t, opts), renderer: newTestRenderer(t)}
 	env.sender = newTestSMTPSender(t, env.smtp, "", "starttls=off", nil)
-	err = db.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+	err := db.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
 		return tx.GetContext(ctx, &env.account, `INSERT INTO accounts (name) VALUES ('Analytical Engines') RETURNING id`)
 	})
 	if err != nil {

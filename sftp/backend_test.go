@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -38,11 +39,7 @@ type productFixture struct {
 func newProductFixture(t *testing.T) *productFixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tenanttest.Open(t)
 	f := &productFixture{svc: tenant.NewService(db), logs: &logBuffer{}, password: "a long enough password 42"}
 	dir := tenant.NewDirectory(db)
 	// The credentials email lists the host keys, so they must exist first.

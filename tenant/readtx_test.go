@@ -9,7 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -22,11 +22,7 @@ type readTxEnv struct {
 func newReadTxEnv(t *testing.T) readTxEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tenanttest.Open(t)
 	svc := tenant.NewService(db)
 	sys := tenant.SystemContext(ctx)
 	a, owner, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Alpha", OwnerEmail: "o@alpha.example", OwnerName: "A"})

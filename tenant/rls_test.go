@@ -6,7 +6,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -15,11 +15,7 @@ import (
 func TestUnfilteredQueriesSeeOnlyTheirTenant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tenanttest.Open(t)
 	svc := tenant.NewService(db)
 	sys := tenant.SystemContext(ctx)
 	a, _, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Alpha", OwnerEmail: "o@alpha.example", OwnerName: "A"})

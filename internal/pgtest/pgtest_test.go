@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -78,11 +79,7 @@ func TestManyTestsAtOnce(t *testing.T) {
 func TestScopedTransactionsRunAsAppRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := tenanttest.Open(t)
 
 	var acme, other string
 	if err := db.X.Get(&acme, `INSERT INTO accounts (name) VALUES ('Acme') RETURNING id`); err != nil {
@@ -92,7 +89,7 @@ func TestScopedTransactionsRunAsAppRole(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err = db.InAccount(ctx, acme, func(tx *sqlx.Tx) error {
+	err := db.InAccount(ctx, acme, func(tx *sqlx.Tx) error {
 		var role struct {
 			User        string `db:"current_user"`
 			Super       bool   `db:"rolsuper"`
