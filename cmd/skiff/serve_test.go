@@ -51,6 +51,7 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 		SFTPFlags: SFTPFlags{
 			SFTPAddr: []string{"127.0.0.1:0"}, SFTPIdleTimeout: time.Minute,
 			SFTPMaxConns: 100, SFTPMaxConnsPerIP: 20, TrialLicences: 2, PublicURL: "http://localhost:3000",
+			SFTPHandshake: 30 * time.Second, SFTPMaxAuthTries: 6, SFTPMaxSessions: 10,
 		},
 		ready: func(h string, s []string) { ready <- addrs{h, s} },
 	}

@@ -36,6 +36,9 @@ type SFTPFlags struct {
 	SFTPIdleTimeout   time.Duration `name:"sftp-idle-timeout" default:"15m" env:"SKIFF_SFTP_IDLE_TIMEOUT" help:"Close SFTP connections idle this long."`
 	SFTPMaxConns      int           `name:"sftp-max-connections" default:"10000" env:"SKIFF_SFTP_MAX_CONNECTIONS" help:"Most SFTP connections at once."`
 	SFTPMaxConnsPerIP int           `name:"sftp-max-connections-per-address" default:"50" env:"SKIFF_SFTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most SFTP connections from one client address."`
+	SFTPHandshake     time.Duration `name:"sftp-handshake-timeout" default:"30s" env:"SKIFF_SFTP_HANDSHAKE_TIMEOUT" help:"Time a client has from connecting to being logged in (PROXY header, key exchange, authentication)."`
+	SFTPMaxAuthTries  int           `name:"sftp-max-auth-tries" default:"6" env:"SKIFF_SFTP_MAX_AUTH_TRIES" help:"Failed authentication attempts allowed on one SFTP connection (1-100)."`
+	SFTPMaxSessions   int           `name:"sftp-max-sessions-per-connection" default:"10" env:"SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION" help:"Session channels one SFTP connection may have open at once (1-1000)."`
 	StorageDir        string        `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
 	TrialLicences     int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
 
@@ -59,6 +62,28 @@ type sftpApp struct {
 	stopProfile func() // ends --cpu-profile; nil without it
 }
 
+// sftpLimits checks the limit flags. Zero and negative values are refused
+// where the server would read them as "the default" or "no limit": an
+// operator who types 0 auth tries means none, not six, and never unlimited.
+func (c *ServeCmd) sftpLimits() (sftp.Limits, error) {
+	switch {
+	case c.SFTPHandshake <= 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-handshake-timeout: %s is not a duration above zero", c.SFTPHandshake)
+	case c.SFTPMaxAuthTries < 1 || c.SFTPMaxAuthTries > 100:
+		return sftp.Limits{}, fmt.Errorf("--sftp-max-auth-tries: %d is not between 1 and 100", c.SFTPMaxAuthTries)
+	case c.SFTPMaxSessions < 1 || c.SFTPMaxSessions > 1000:
+		return sftp.Limits{}, fmt.Errorf("--sftp-max-sessions-per-connection: %d is not between 1 and 1000", c.SFTPMaxSessions)
+	}
+	return sftp.Limits{
+		HandshakeTimeout:         c.SFTPHandshake,
+		IdleTimeout:              c.SFTPIdleTimeout,
+		MaxAuthTries:             c.SFTPMaxAuthTries,
+		MaxConnections:           c.SFTPMaxConns,
+		MaxConnectionsPerAddress: c.SFTPMaxConnsPerIP,
+		MaxSessionsPerConnection: c.SFTPMaxSessions,
+	}, nil
+}
+
 // startSFTP starts the SFTP listener, the mail worker and the module reminders.
 func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *tenant.Service) (*sftpApp, error) {
 	addrs := splitList(c.SFTPAddr)
@@ -66,6 +91,10 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		return nil, errors.New("--sftp-addr: give at least one address")
 	}
 	if _, _, err := publicEndpoint(addrs[0], c.SFTPHost, c.SFTPPort); err != nil {
+		return nil, err
+	}
+	limits, err := c.sftpLimits()
+	if err != nil {
 		return nil, err
 	}
 	trusted, err := parsePrefixes("--proxy-trusted", splitList(c.ProxyTrusted))
@@ -110,9 +139,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		RequireProxyHeader: c.ProxyRequired,
 		Ciphers:            splitList(c.SFTPCiphers),
 		MACs:               strictMACs(c.SFTPStrictMACs),
-		Limits: sftp.Limits{
-			IdleTimeout: c.SFTPIdleTimeout, MaxConnections: c.SFTPMaxConns, MaxConnectionsPerAddress: c.SFTPMaxConnsPerIP,
-		},
+		Limits:             limits,
 	})
 	if err != nil {
 		store.Close()
