@@ -56,11 +56,25 @@ type Worker struct {
 	SendTimeout time.Duration
 	// MessageIDDomain is the right-hand side of Message-IDs: "<outbox id>@domain".
 	MessageIDDomain string
-	Log             *slog.Logger
+	// Retention is how long finished emails (sent, or failed for good)
+	// stay in the outbox, and so in account.notifications; Run deletes
+	// older ones every PurgeInterval. Zero keeps them forever.
+	Retention     time.Duration
+	PurgeInterval time.Duration
+	Log           *slog.Logger
 }
 
+// DefaultRetention is how long finished emails are kept unless the worker
+// is told otherwise: 90 days.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// purgeBatch is how many emails one purge transaction deletes, so a large
+// backlog never holds locks for long.
+const purgeBatch = 1000
+
 // NewWorker returns a worker with the defaults: poll every 5 s, 10 attempts,
-// 30 s doubling to 1 h between them, 10 min lease, 1 min per send.
+// 30 s doubling to 1 h between them, 10 min lease, 1 min per send, finished
+// emails kept for DefaultRetention and purged hourly.
 func NewWorker(db *tenant.DB, r *Renderer, s Sender) *Worker {
 	return &Worker{
 		DB: db, Renderer: r, Sender: s,
@@ -72,6 +86,8 @@ func NewWorker(db *tenant.DB, r *Renderer, s Sender) *Worker {
 		Lease:           10 * time.Minute,
 		SendTimeout:     time.Minute,
 		MessageIDDomain: "skiff",
+		Retention:       DefaultRetention,
+		PurgeInterval:   time.Hour,
 		Log:             slog.Default(),
 	}
 }
@@ -86,6 +102,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var nextPurge time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -95,8 +112,42 @@ func (w *Worker) Run(ctx context.Context) error {
 		if _, err := w.SendDue(ctx); err != nil && ctx.Err() == nil {
 			w.Log.Error("outbox: poll failed", "err", err)
 		}
+		if now := w.Now(); w.Retention > 0 && !now.Before(nextPurge) {
+			nextPurge = now.Add(max(w.PurgeInterval, time.Minute))
+			if n, err := w.Purge(ctx); err != nil && ctx.Err() == nil {
+				w.Log.Error("outbox: purge failed", "err", err)
+			} else if n > 0 {
+				w.Log.Info("outbox: finished emails past their retention deleted", "count", n, "retention", w.Retention)
+			}
+		}
 		timer.Reset(interval)
 	}
+}
+
+// Purge deletes the finished emails (sent, or failed for good) created more
+// than Retention ago, in batches, and returns how many it deleted. Emails
+// not yet sent stay, however old. With no Retention it deletes nothing.
+func (w *Worker) Purge(ctx context.Context) (int, error) {
+	if w.Retention <= 0 {
+		return 0, nil
+	}
+	before := w.Now().Add(-w.Retention)
+	total := 0
+	for ctx.Err() == nil {
+		var n int
+		err := w.DB.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) (err error) {
+			n, err = tenant.PurgeEmails(ctx, tx, before, purgeBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge emails: %w", err)
+		}
+		total += n
+		if n < purgeBatch {
+			break
+		}
+	}
+	return total, nil
 }
 
 // SendDue handles every email due now, one at a time, and returns how many it

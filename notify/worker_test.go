@@ -390,3 +390,61 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 		}
 	}
 }
+
+// Finished emails leave the outbox (and account.notifications) once past
+// the retention; emails not yet sent stay however old.
+func TestPurgeDeletesOnlyFinishedEmailsPastRetention(t *testing.T) {
+	env := newWorkerEnv(t, smtpOptions{rcpt: func(_ int, to string) error {
+		if to == "nobody@example.com" {
+			return smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "no such user")
+		}
+		return nil
+	}})
+	env.enqueue(t, "ada@example.com", samples[tenant.EmailModuleActivated].data)
+	env.enqueue(t, "nobody@example.com", samples[tenant.EmailModuleActivated].data)
+	w := env.worker()
+	sendDue(t, w, 2)
+	env.enqueue(t, "grace@example.com", samples[tenant.EmailModuleActivated].data) // stays PENDING
+	ctx := context.Background()
+
+	purge := func(want int) {
+		t.Helper()
+		n, err := w.Purge(ctx)
+		if err != nil || n != want {
+			t.Fatalf("Purge = %d, %v; want %d", n, err, want)
+		}
+	}
+	env.clock.Advance(DefaultRetention - time.Hour)
+	purge(0)
+	if got := len(env.notifications(t)); got != 3 {
+		t.Fatalf("%d emails before the retention ran out, want 3", got)
+	}
+
+	w.Retention = 0 // keep forever
+	env.clock.Advance(2 * time.Hour)
+	purge(0)
+
+	w.Retention = DefaultRetention
+	purge(2)
+	if n := env.only(t); n.Recipient != "grace@example.com" || n.Status != tenant.EmailPending {
+		t.Fatalf("left %+v, want grace's email still PENDING", n)
+	}
+	env.clock.Advance(365 * 24 * time.Hour)
+	purge(0)
+
+	// The database holds the line too: the worker's scope cannot delete an
+	// email that is still to be sent.
+	err := env.db.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox`)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Errorf("the outbox scope deleted %d unsent emails", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -397,6 +397,24 @@ func MarkEmailFailed(ctx context.Context, q Queryer, e *OutboxEmail, reason stri
 	return claimed(res, err)
 }
 
+// PurgeEmails deletes up to limit emails created before before whose
+// delivery is over (SENT or FAILED), oldest first, and returns how many it
+// deleted. Emails still PENDING or SENDING are never deleted, however old
+// (the outbox scope's delete policy does not let it either).
+func PurgeEmails(ctx context.Context, q Queryer, before time.Time, limit int) (int, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (
+			SELECT id FROM outbox WHERE status IN ('SENT', 'FAILED') AND created_at < $1
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return int(n), nil
+}
+
 // claimed turns an update of a claimed row into ErrClaimLost when it matched nothing.
 func claimed(res sql.Result, err error) error {
 	if err != nil {
