@@ -59,3 +59,14 @@ func TestSFTPLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+// --email-retention defaults to the worker's 90 days, and the value given
+// is what the worker gets.
+func TestEmailRetentionFlag(t *testing.T) {
+	if got := parseServe(t).EmailRetention; got != 90*24*time.Hour {
+		t.Errorf("default %v, want 90 days", got)
+	}
+	if got := parseServe(t, "--email-retention=0").EmailRetention; got != 0 {
+		t.Errorf("--email-retention=0 gave %v", got)
+	}
+}

@@ -47,8 +47,9 @@ type SFTPFlags struct {
 
 	CPUProfile string `name:"cpu-profile" hidden:"" env:"SKIFF_CPU_PROFILE" type:"path" help:"Write a CPU profile of the process to this file from start-up until it stops (for benchmarks)."`
 
-	SMTPURL   string `name:"smtp-url" env:"SKIFF_SMTP_URL" help:"SMTP server for email (smtp://user:pass@host:587?from=...&starttls=required, or smtps://). Empty: write .eml files into <data-dir>/mail."`
-	PublicURL string `name:"public-url" default:"http://localhost:3000" env:"SKIFF_PUBLIC_URL" help:"The web client's address, the base of links in emails."`
+	SMTPURL        string        `name:"smtp-url" env:"SKIFF_SMTP_URL" help:"SMTP server for email (smtp://user:pass@host:587?from=...&starttls=required, or smtps://). Empty: write .eml files into <data-dir>/mail."`
+	EmailRetention time.Duration `name:"email-retention" default:"2160h" env:"SKIFF_EMAIL_RETENTION" help:"How long sent and failed emails stay in the outbox (and in account.notifications) before the worker deletes them; 0 keeps them."`
+	PublicURL      string        `name:"public-url" default:"http://localhost:3000" env:"SKIFF_PUBLIC_URL" help:"The web client's address, the base of links in emails."`
 }
 
 // sftpApp is the SFTP server and the background workers that serve runs.
@@ -177,8 +178,14 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if c.SMTPURL == "" {
 		log.Info("mail is written as .eml files", "dir", mailDir)
 	}
+	if c.EmailRetention < 0 {
+		srv.Shutdown(ctx)
+		store.Close()
+		return nil, fmt.Errorf("--email-retention: %s is negative (0 keeps emails forever)", c.EmailRetention)
+	}
 	worker := notify.NewWorker(d.DB, renderer, sender)
 	worker.Log = log
+	worker.Retention = c.EmailRetention
 
 	stopProfile, err := startCPUProfile(c.CPUProfile)
 	if err != nil {
