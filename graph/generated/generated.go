@@ -3452,7 +3452,7 @@ type SftpModuleRequestEdge {
 extend type Account {
   sftpModule: SftpModule!
   sftpLicences: SftpLicences!
-  "Recent emails and their delivery status, newest first. Owners and administrators."
+  "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners and administrators."
   notifications(first: Int, after: String): NotificationConnection!
   "Administrative changes, newest first. Owners, administrators and staff."
   auditEvents(filter: AuditEventFilter, first: Int, after: String): AuditEventConnection!
