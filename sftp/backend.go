@@ -29,7 +29,15 @@ var (
 	_ HostKeys       = (*TenantBackend)(nil)
 	_ Sessions       = (*TenantBackend)(nil)
 	_ KeyUseRecorder = (*TenantBackend)(nil)
+
+	_ DedicatedIPRoutes = (*TenantBackend)(nil)
 )
+
+// DedicatedIPAccount implements DedicatedIPRoutes, from the directory's
+// copy of the dedicated IPs in use.
+func (b *TenantBackend) DedicatedIPAccount(dest netip.Addr) string {
+	return b.Directory.DedicatedIPAccount(dest)
+}
 
 // PasswordLogin implements Directory.
 func (b *TenantBackend) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {

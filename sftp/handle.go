@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,18 @@ type conn struct {
 	nc            net.Conn
 	authenticated bool
 	login         *Login
+
+	// dest is the destination the connection was routed by (the socket's
+	// local address, or a trusted PROXY header's destination).
+	dest netip.Addr
+	// routedTo is the account whose dedicated IP dest was when the
+	// handshake began, or "".
+	routedTo string
+	// dedicated is set when the connection logged in to its account's
+	// dedicated IP: it ends when dest no longer leads to that account.
+	dedicated bool
+	// endReason, when set, is why the server ended the connection.
+	endReason string
 }
 
 // close ends the connection; the SSH layer and every channel fail at once.
@@ -28,7 +41,7 @@ func (c *conn) close() { c.nc.Close() }
 // handle runs one connection from accept to close.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	started := time.Now()
-	c := &conn{nc: raw}
+	c := &conn{nc: raw, dest: addrOf(raw.LocalAddr())}
 	if !s.track(c) {
 		raw.Close()
 		return
@@ -70,6 +83,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer s.releaseAddress(rt.remote)
+	s.setDest(c, rt.dest)
 
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -81,6 +95,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		log.Error("sftp connection refused: no host keys", "err", err)
 		return
 	}
+	// The host keys were just chosen by the same copy of the dedicated IPs.
+	s.noteRoute(c)
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	cancelAuth()
 	if err != nil {
@@ -96,8 +112,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	log = log.With("login", login.Login, "account", login.AccountID, "user", login.UserID)
-	if !s.authenticated(c, login) {
-		return // shutting down
+	if ok, reason := s.authenticated(c, login); !ok {
+		if reason != "" {
+			log.Info("sftp connection closed", "reason", reason)
+		}
+		return
 	}
 	if err := nc.startIdleTimer(s.cfg.Limits.IdleTimeout); err != nil {
 		return
@@ -125,8 +144,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if err := sess.Close(); err != nil {
 		log.Warn("sftp session close", "err", err)
 	}
-	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond),
-		"reason", closeReason(sconn.Wait()))
+	reason := closeReason(sconn.Wait())
+	if r := s.endReason(c); r != "" {
+		reason = r
+	}
+	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond), "reason", reason)
 }
 
 // logHandshakeError logs why a connection ended before authentication.

@@ -408,6 +408,80 @@ func (s *Server) DisconnectAccount(accountID string) int {
 	return n
 }
 
+// DedicatedIPRoutes is implemented by a Directory whose destinations may be
+// accounts' dedicated IPs (TenantBackend). With it, the server ends the
+// connections that logged in to their account's dedicated IP once that
+// address leads elsewhere: see Server.DedicatedIPsChanged.
+type DedicatedIPRoutes interface {
+	// DedicatedIPAccount returns the account whose dedicated IP dest is
+	// now, or "". It must answer from memory: the server calls it with its
+	// registry locked.
+	DedicatedIPAccount(dest netip.Addr) string
+}
+
+// reasonDedicatedIPGone is logged for connections ended by
+// DedicatedIPsChanged.
+const reasonDedicatedIPGone = "dedicated IP released or reassigned"
+
+// dedicatedAccount is the account whose dedicated IP dest is now, or "".
+func (s *Server) dedicatedAccount(dest netip.Addr) string {
+	if r, ok := s.cfg.Directory.(DedicatedIPRoutes); ok {
+		return r.DedicatedIPAccount(dest)
+	}
+	return ""
+}
+
+// DedicatedIPsChanged ends, at once, every connection that logged in to its
+// account's dedicated IP (the destination it was routed by) when that
+// address no longer leads to the account: released, or given to another
+// account. Connections on other addresses, and the account's connections on
+// the shared address, are left alone. Call it whenever the Directory's
+// dedicated IPs change (tenant.Directory.OnDedicatedIPsChange); it reads
+// them only through DedicatedIPRoutes, from memory. It returns how many
+// connections it closed.
+func (s *Server) DedicatedIPsChanged() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if !c.authenticated || !c.dedicated || c.endReason != "" {
+			continue
+		}
+		if s.dedicatedAccount(c.dest) == c.login.AccountID {
+			continue
+		}
+		c.endReason = reasonDedicatedIPGone
+		c.close()
+		n++
+	}
+	if n > 0 {
+		s.log.Info("sftp connections ended: their dedicated IP no longer leads to their account", "count", n)
+	}
+	return n
+}
+
+// setDest records the destination the connection is routed by.
+func (s *Server) setDest(c *conn, dest netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.dest = dest
+}
+
+// noteRoute records whose dedicated IP the connection's destination is as
+// its handshake begins.
+func (s *Server) noteRoute(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.routedTo = s.dedicatedAccount(c.dest)
+}
+
+// endReason is why the server ended the connection, or "".
+func (s *Server) endReason(c *conn) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.endReason
+}
+
 // trusted reports whether a peer may send a PROXY header.
 func (s *Server) trusted(peer netip.Addr) bool {
 	if !peer.IsValid() {
@@ -446,13 +520,20 @@ func (s *Server) untrack(c *conn) {
 }
 
 // authenticated files the connection under its user for Disconnect. It
-// fails when the server is shutting down.
-func (s *Server) authenticated(c *conn, login *Login) bool {
+// fails when the server is shutting down (no reason), or when the dedicated
+// IP the connection reached was released or given to another account while
+// it logged in (the change may already have been swept).
+func (s *Server) authenticated(c *conn, login *Login) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return false, ""
 	}
+	now := s.dedicatedAccount(c.dest)
+	if c.routedTo == login.AccountID && now != login.AccountID {
+		return false, reasonDedicatedIPGone
+	}
+	c.dedicated = now == login.AccountID
 	c.authenticated = true
 	c.login = login
 	k := userKey{login.AccountID, login.UserID}
@@ -460,7 +541,7 @@ func (s *Server) authenticated(c *conn, login *Login) bool {
 		s.byUser[k] = make(map[*conn]struct{})
 	}
 	s.byUser[k][c] = struct{}{}
-	return true
+	return true, ""
 }
 
 // addressKey is what the per-address cap counts: the IPv4 address, or the

@@ -28,7 +28,8 @@ type DedicatedIPConfig struct {
 	Cooldown time.Duration
 	// Changed, when set, is called after a provisioning or a release
 	// commits: Directory.DedicatedIPsChanged, so that this node's SFTP
-	// listener routes by the change at once (other nodes hear of it through
+	// listener routes by the change at once, and ends the sessions logged in
+	// through a released address (other nodes hear of it through
 	// Directory.Listen).
 	Changed func()
 }

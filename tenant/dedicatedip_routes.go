@@ -55,6 +55,10 @@ type dedicatedRoutes struct {
 	listened  atomic.Bool   // Listen was called: copies may be kept
 	listening atomic.Bool   // notifications arrive: copies may be kept long
 	loadMu    sync.Mutex    // one read at a time; others wait for it
+	// onChange, when set, is called after a read finds a dedicated IP
+	// leading to another account than before, or to none (see
+	// OnDedicatedIPsChange).
+	onChange atomic.Pointer[func()]
 }
 
 func (r *dedicatedRoutes) maxAge() time.Duration {
@@ -80,8 +84,53 @@ func (r *dedicatedRoutes) fresh(now time.Time) *routeTable {
 // use again. The service calls it after committing a provisioning or a
 // release (see DedicatedIPConfig.Changed), so the node that made the change
 // routes by it at once; Listen does it for changes made on other nodes.
+//
+// When a change callback is set (OnDedicatedIPsChange), it also reads them
+// again at once, so that this node's sessions on a released address end
+// before the release returns; if the read fails, the next connection
+// retries it.
 func (d *Directory) DedicatedIPsChanged() {
 	d.routes.gen.Add(1)
+	if d.routes.onChange.Load() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = d.routeTable(ctx)
+}
+
+// OnDedicatedIPsChange sets fn to be called whenever this Directory's copy
+// of the dedicated IPs in use changes which account an address leads to (a
+// release, a provisioning, an address given to another account), whether
+// the change was made through this node or heard of from another; host-key
+// changes alone do not call it. fn runs on the goroutine that read the
+// list, while no other read can start: it must be quick, and may call
+// DedicatedIPAccount but nothing that reads the list. Once it is set,
+// DedicatedIPsChanged and Listen read the list again without waiting for
+// a connection (Listen every second while its notification connection is
+// down), so fn runs within about a second of any change. Set it before
+// serving.
+func (d *Directory) OnDedicatedIPsChange(fn func()) {
+	if fn == nil {
+		d.routes.onChange.Store(nil)
+		return
+	}
+	d.routes.onChange.Store(&fn)
+}
+
+// DedicatedIPAccount returns the account whose dedicated IP dest is, by
+// this Directory's last copy of the dedicated IPs in use, or "" (a shared
+// address, a released or never provisioned one, or no copy read yet). It
+// never queries the database.
+func (d *Directory) DedicatedIPAccount(dest netip.Addr) string {
+	t := d.routes.table.Load()
+	if t == nil || !dest.IsValid() {
+		return ""
+	}
+	if r := t.byAddr[dest.Unmap().WithZone("")]; r != nil {
+		return r.accountID
+	}
+	return ""
 }
 
 // ListeningForDedicatedIPs reports whether Listen is connected, so that
@@ -109,6 +158,36 @@ func (d *Directory) Listen(ctx context.Context, dsn string, log *slog.Logger) er
 		log = slog.Default()
 	}
 	d.routes.listened.Store(true)
+	// With a change callback, read again every second while the
+	// notification connection is down, rather than at the next connection.
+	// It outlives Listen only when the server refused to LISTEN, until ctx
+	// ends.
+	fallbackDone := make(chan struct{})
+	defer func() {
+		if ctx.Err() != nil {
+			<-fallbackDone
+		}
+	}()
+	go func() {
+		defer close(fallbackDone)
+		t := time.NewTicker(routesFallbackMaxAge)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if d.routes.listening.Load() || d.routes.onChange.Load() == nil {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if _, err := d.routeTable(rctx); err != nil && ctx.Err() == nil {
+				log.Warn("dedicated IPs: cannot read them again; retrying in a second", "err", err)
+			}
+			cancel()
+		}
+	}()
 	reread := func(string) {
 		d.DedicatedIPsChanged()
 		// Read now, on this goroutine, rather than in the next login.
@@ -163,8 +242,25 @@ func (d *Directory) routeTable(ctx context.Context) (*routeTable, error) {
 	if t.byAddr, err = d.readRoutes(ctx); err != nil {
 		return nil, err
 	}
-	r.table.Store(t)
+	old := r.table.Swap(t)
+	if fn := r.onChange.Load(); fn != nil && old != nil && !sameAccounts(old.byAddr, t.byAddr) {
+		(*fn)()
+	}
 	return t, nil
+}
+
+// sameAccounts reports whether every address leads to the same account in
+// a and b.
+func sameAccounts(a, b map[netip.Addr]*dedicatedRoute) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for addr, ra := range a {
+		if rb := b[addr]; rb == nil || rb.accountID != ra.accountID {
+			return false
+		}
+	}
+	return true
 }
 
 // routeRow is a dedicated IP in use with one of its account's host keys

@@ -2,10 +2,12 @@ package tenant
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +216,69 @@ func TestSFTPLoginLeavesNoScope(t *testing.T) {
 	}
 	if role != "none" || account != f.beta.ID || scope != "staff" {
 		t.Errorf("after a lookup the caller's transaction has role %q, account %q, scope %q; want its own", role, account, scope)
+	}
+}
+
+// OnDedicatedIPsChange runs on the node that made a change before the
+// change returns, on a listening node within moments, and on a node whose
+// notification connection is down within about a second, with no
+// connection to prompt it; host-key changes alone do not run it.
+func TestOnDedicatedIPsChange(t *testing.T) {
+	f := newDedicatedDirectoryFixture(t)
+	listening := f.newNode(f.url)
+	deaf := f.newNode("postgres://127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=1") // LISTEN never connects
+	waitListening(t, listening)
+	f.svc.DedicatedIPs.Changed = f.dir.DedicatedIPsChanged
+	if err := f.dir.LoadDedicatedIPs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var calls [3]atomic.Int32
+	nodes := []*Directory{f.dir, listening, deaf}
+	for i, node := range nodes {
+		node.OnDedicatedIPsChange(func() { calls[i].Add(1) })
+		if got := node.DedicatedIPAccount(f.ipA); got != f.account.ID {
+			t.Fatalf("node %d: Acme's IP leads to %q, want Acme", i, got)
+		}
+	}
+
+	// A host-key change makes the listening node read the list again, but
+	// no address leads elsewhere.
+	before := listening.routes.table.Load()
+	if _, err := f.dir.DB.X.Exec(`UPDATE host_keys SET private_key = private_key WHERE account_id = $1`, f.account.ID); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, func() string {
+		if listening.routes.table.Load() == before {
+			return "the listening node did not read the list again after a host-key change"
+		}
+		return ""
+	})
+	if n := calls[1].Load(); n != 0 {
+		t.Errorf("a host-key change ran the callback %d times", n)
+	}
+
+	start := time.Now()
+	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.account.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls[0].Load(); n != 1 || f.dir.DedicatedIPAccount(f.ipA) != "" {
+		t.Errorf("this node: callback ran %d times by the time the release returned, Acme's IP leads to %q", n, f.dir.DedicatedIPAccount(f.ipA))
+	}
+	for i, limit := range map[int]time.Duration{1: 5 * time.Second, 2: 3 * time.Second} {
+		within(t, limit, func() string {
+			if calls[i].Load() == 0 || nodes[i].DedicatedIPAccount(f.ipA) != "" {
+				return fmt.Sprintf("node %d has not seen the release", i)
+			}
+			return ""
+		})
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("the nodes saw the release after %v, want about a second", took)
+	}
+	// Beta's address did not move.
+	for i, node := range nodes {
+		if got := node.DedicatedIPAccount(f.ipB); got != f.beta.ID {
+			t.Errorf("node %d: Beta's IP leads to %q", i, got)
+		}
 	}
 }

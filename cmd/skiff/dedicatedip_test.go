@@ -101,6 +101,73 @@ func goLogin(t *testing.T, from, addr string, header *proxyproto.Header, login, 
 	return seen, err
 }
 
+// liveSFTP is an SFTP session kept open with the Go client.
+type liveSFTP struct {
+	name   string
+	sftp   *sftpclient.Client
+	closed chan struct{} // closed when the SSH connection ends
+}
+
+// openLive logs in with the Go SSH client from the local address from to
+// addr, sending header first if there is one, checks that /My Files
+// lists, and keeps the session open until the test ends.
+func openLive(t *testing.T, name, from, addr string, header *proxyproto.Header, login, password string) *liveSFTP {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	if header != nil {
+		if _, err := header.WriteTo(nc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{User: login,
+		Auth: []ssh.AuthMethod{ssh.Password(password)}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	client := ssh.NewClient(conn, chans, reqs)
+	sc, err := sftpclient.NewClient(client)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	l := &liveSFTP{name: name, sftp: sc, closed: make(chan struct{})}
+	go func() {
+		client.Wait()
+		close(l.closed)
+	}()
+	if _, err := sc.ReadDir("/My Files"); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return l
+}
+
+// endsWithin checks that the client sees its connection close in time.
+func (l *liveSFTP) endsWithin(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-l.closed:
+	case <-time.After(limit):
+		t.Errorf("%s: still connected %v after the release", l.name, limit)
+	}
+}
+
+// works checks that the session is still connected and serves.
+func (l *liveSFTP) works(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.closed:
+		t.Errorf("%s: its connection closed", l.name)
+	default:
+		if _, err := l.sftp.ReadDir("/My Files"); err != nil {
+			t.Errorf("%s: %v", l.name, err)
+		}
+	}
+}
+
 func proxyHeaderTo(version byte, dest string) *proxyproto.Header {
 	return proxyproto.HeaderProxyFromAddrs(version,
 		net.TCPAddrFromAddrPort(netip.MustParseAddrPort("203.0.113.9:50000")),
@@ -235,12 +302,28 @@ func TestDedicatedIPsFullStack(t *testing.T) {
 		}
 	}
 
-	// Released: "backup" stops working on Acme's IP, which now serves login IDs.
+	// Live sessions: Alice's on Acme's IP (directly and through the load
+	// balancer) and on the shared address, Bob's on Beta's IP.
+	aliceDedicated := openLive(t, "Alice's session on Acme's IP", sharedIP, sftpAt[acmeIP], nil, "backup", alicePass)
+	aliceProxied := openLive(t, "Alice's session to Acme's IP through the balancer", balancerIP, sftpAt[sharedIP],
+		proxyHeaderTo(2, acmeIP), "backup", alicePass)
+	aliceShared := openLive(t, "Alice's session on the shared address", sharedIP, sftpAt[sharedIP], nil, aliceID, alicePass)
+	bobDedicated := openLive(t, "Bob's session on Beta's IP", sharedIP, sftpAt[betaIP], nil, "backup", bobPassword)
+	bobProxied := openLive(t, "Bob's session to Beta's IP through the balancer", balancerIP, sftpAt[sharedIP],
+		proxyHeaderTo(1, betaIP), "backup", bobPassword)
+
+	// Released: "backup" stops working on Acme's IP, which now serves login
+	// IDs, and Alice's session through it ends; the others go on.
 	d = s.gql(t, staff, `mutation($a: ID!) { releaseDedicatedIp(input: {accountId: $a}) { dedicatedIp { releasedAt } userErrors { message } } }`,
 		map[string]any{"a": acme})
 	if str(d, "releaseDedicatedIp", "dedicatedIp", "releasedAt") == "" {
 		t.Fatalf("release: %v", d)
 	}
+	aliceDedicated.endsWithin(t, time.Second)
+	aliceProxied.endsWithin(t, time.Second)
+	aliceShared.works(t)
+	bobDedicated.works(t)
+	bobProxied.works(t)
 	if out, err := sftpRun(t, sftpAt[acmeIP], "backup", "", alicePass, "ls\n"); err == nil {
 		t.Errorf("the custom login still works after the release:\n%s", out)
 	}

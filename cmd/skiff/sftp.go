@@ -146,6 +146,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		store.Close()
 		return nil, err
 	}
+	// A release, or the address going to another account, on any node ends
+	// the sessions logged in through it on this one.
+	dir.OnDedicatedIPsChange(func() { srv.DedicatedIPsChanged() })
 	if err := srv.Listen(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen for SFTP: %w", err)

@@ -1,0 +1,293 @@
+package sftp
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	pkgsftp "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Loopback addresses of the dedicated IP tests: every node listens on all
+// three; Acme holds the second, Beta the third.
+const (
+	sharedTestIP = "127.0.0.1"
+	acmeTestIP   = "127.0.0.2"
+	betaTestIP   = "127.0.0.3"
+)
+
+// dedicatedFixture is two accounts with a dedicated IP each and an SFTP
+// user each, on one database that nodes share.
+type dedicatedFixture struct {
+	t                  *testing.T
+	url                string
+	db                 *tenant.DB
+	svc                *tenant.Service
+	staff              context.Context
+	acme, beta         string // account IDs
+	uma, ben           string // login IDs: Uma is Acme's, Ben is Beta's
+	store              *storage.Local
+	password           string
+	changedOnFirstNode func()
+}
+
+// dedicatedNode is one Skiff node: its directory hears other nodes'
+// changes through notifications, and its listener ends sessions on
+// released addresses.
+type dedicatedNode struct {
+	dir  *tenant.Directory
+	srv  *Server
+	logs *logBuffer
+	at   map[string]string // host:port by IP
+}
+
+func newDedicatedFixture(t *testing.T) *dedicatedFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &dedicatedFixture{t: t, url: pgtest.NewDB(t), password: "a long enough password 42"}
+	var err error
+	if f.db, err = tenant.Open(ctx, f.url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.db.Close() })
+	f.svc = tenant.NewService(f.db)
+	if err := tenant.NewDirectory(f.db).EnsureHostKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := tenant.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix(acmeTestIP + "/32"), netip.MustParsePrefix(betaTestIP + "/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.DedicatedIPs = tenant.DedicatedIPConfig{Pool: pool, Changed: func() {
+		if f.changedOnFirstNode != nil {
+			f.changedOnFirstNode()
+		}
+	}}
+	staff, err := f.svc.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.staff = tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: staff.ID, Name: staff.Name, Email: staff.Email})
+	f.acme, f.uma = f.account("Acme", "acme.test", acmeTestIP)
+	f.beta, f.ben = f.account("Beta", "beta.test", betaTestIP)
+	if f.store, err = storage.NewLocal(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	return f
+}
+
+// account creates an account with the SFTP module, a user with SFTP on,
+// and the dedicated IP ip, and returns the account's ID and the user's
+// login ID.
+func (f *dedicatedFixture) account(name, domain, ip string) (string, string) {
+	f.t.Helper()
+	account, owner, err := f.svc.CreateAccount(f.staff, tenant.CreateAccountInput{Name: name, OwnerEmail: "owner@" + domain, OwnerName: "Owner"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.svc.ActivateSFTPModule(f.staff, account.ID, 5); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.svc.ProvisionDedicatedIP(f.staff, account.ID, ip); err != nil {
+		f.t.Fatal(err)
+	}
+	ownerCtx := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID,
+		AccountID: owner.AccountID, Role: owner.Role, Name: owner.Name, Email: owner.Email})
+	user, err := f.svc.CreateUser(ownerCtx, tenant.CreateUserInput{Email: "user@" + domain, Name: "User", Password: f.password, SFTPEnabled: true})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	creds, err := f.svc.SFTPCredentials(ownerCtx, user.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return account.ID, creds.Login
+}
+
+// node starts a node on the fixture's database, wired as skiff serve wires
+// it, and waits until it hears notifications.
+func (f *dedicatedFixture) node() *dedicatedNode {
+	t := f.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &dedicatedNode{dir: tenant.NewDirectory(f.db), logs: &logBuffer{}, at: map[string]string{}}
+	if err := n.dir.LoadDedicatedIPs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	backend := &TenantBackend{Directory: n.dir, Storage: f.store}
+	var err error
+	n.srv, err = NewServer(Config{
+		ListenAddresses: []string{sharedTestIP + ":0", acmeTestIP + ":0", betaTestIP + ":0"},
+		Directory:       backend,
+		HostKeys:        backend,
+		Sessions:        backend,
+		Logger:          slog.New(slog.NewTextHandler(n.logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.dir.OnDedicatedIPsChange(func() { n.srv.DedicatedIPsChanged() })
+	if err := n.srv.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range n.srv.Addrs() {
+		host, _, _ := net.SplitHostPort(a.String())
+		n.at[host] = a.String()
+	}
+	served, listened := make(chan error, 1), make(chan struct{})
+	go func() { served <- n.srv.ListenAndServe(ctx) }()
+	go func() {
+		defer close(listened)
+		_ = n.dir.Listen(ctx, f.url, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		n.srv.Shutdown(sctx)
+		cancel()
+		<-served
+		<-listened
+		if t.Failed() {
+			t.Logf("node log:\n%s", n.logs.String())
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); !n.dir.ListeningForDedicatedIPs(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node's notification connection never listened")
+		}
+	}
+	return n
+}
+
+// liveSession is a logged-in SFTP client.
+type liveSession struct {
+	name   string
+	sftp   *pkgsftp.Client
+	closed chan struct{} // closed when the SSH connection ends
+}
+
+// session logs login in on the node's listener at ip and checks it works.
+func (f *dedicatedFixture) session(n *dedicatedNode, name, ip, login string) *liveSession {
+	f.t.Helper()
+	cfg, _ := clientConfig(login, ssh.Password(f.password))
+	c, err := dial(f.t, n.at[ip], cfg)
+	if err != nil {
+		f.t.Fatalf("%s: %v", name, err)
+	}
+	s := &liveSession{name: name, sftp: mustSFTP(f.t, c), closed: make(chan struct{})}
+	go func() {
+		c.Wait()
+		close(s.closed)
+	}()
+	if _, err := s.sftp.ReadDir("/My Files"); err != nil {
+		f.t.Fatalf("%s: %v", name, err)
+	}
+	return s
+}
+
+// ends checks that the client sees its connection close within limit.
+func (s *liveSession) ends(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-s.closed:
+		if _, err := s.sftp.ReadDir("/My Files"); err == nil {
+			t.Errorf("%s: still works after its connection closed", s.name)
+		}
+	case <-time.After(limit):
+		t.Errorf("%s: still connected %v after the release", s.name, limit)
+	}
+}
+
+// works checks that the session is still connected and serves.
+func (s *liveSession) works(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.closed:
+		t.Errorf("%s: its connection closed", s.name)
+		return
+	default:
+	}
+	if _, err := s.sftp.ReadDir("/My Files"); err != nil {
+		t.Errorf("%s: %v", s.name, err)
+	}
+}
+
+// Releasing Acme's dedicated IP ends, on every node, the sessions logged
+// in through it; Beta's sessions on its own IP and Acme's on the shared
+// address go on.
+func TestReleasingDedicatedIPEndsItsSessions(t *testing.T) {
+	f := newDedicatedFixture(t)
+	first, second := f.node(), f.node()
+	f.changedOnFirstNode = first.dir.DedicatedIPsChanged // as skiff serve wires the service
+
+	type nodeSessions struct{ dedicated, shared, other *liveSession }
+	open := func(n *dedicatedNode, name string) nodeSessions {
+		return nodeSessions{
+			dedicated: f.session(n, name+": Acme's user on Acme's IP", acmeTestIP, f.uma),
+			shared:    f.session(n, name+": Acme's user on the shared address", sharedTestIP, f.uma),
+			other:     f.session(n, name+": Beta's user on Beta's IP", betaTestIP, f.ben),
+		}
+	}
+	onFirst, onSecond := open(first, "first node"), open(second, "second node")
+
+	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.acme); err != nil {
+		t.Fatal(err)
+	}
+	// The node that released it has ended them by the time the release
+	// returns (the client sees it moments later); the other hears of it.
+	onFirst.dedicated.ends(t, time.Second)
+	onSecond.dedicated.ends(t, 2*time.Second)
+	for _, s := range []*liveSession{onFirst.shared, onFirst.other, onSecond.shared, onSecond.other} {
+		s.works(t)
+	}
+	for _, n := range []*dedicatedNode{first, second} {
+		if logs := n.logs.String(); strings.Count(logs, `reason="dedicated IP released or reassigned"`) != 1 {
+			t.Errorf("want one connection closed for the release in the log:\n%s", logs)
+		}
+	}
+
+	// Acme's user may log in on the released address by login ID; that
+	// connection was never routed to Acme and outlives Beta's next change.
+	late := f.session(second, "Acme's user on the released address", acmeTestIP, f.uma)
+	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.beta); err != nil {
+		t.Fatal(err)
+	}
+	onSecond.other.ends(t, 2*time.Second)
+	late.works(t)
+	onSecond.shared.works(t)
+}
+
+// An address given to another account ends the sessions the previous
+// account's users opened through it, even when the change is a single
+// update heard of through notifications only.
+func TestReassignedDedicatedIPEndsItsSessions(t *testing.T) {
+	f := newDedicatedFixture(t)
+	n := f.node()
+	acme := f.session(n, "Acme's user on Acme's IP", acmeTestIP, f.uma)
+	beta := f.session(n, "Beta's user on Beta's IP", betaTestIP, f.ben)
+	// Made in SQL, as an operator might, in one transaction: Beta's address
+	// is released and Acme's given to Beta.
+	err := f.db.CrossTenant(context.Background(), tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`UPDATE dedicated_ips SET released_at = now() WHERE account_id = $1 AND released_at IS NULL`, f.beta); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE dedicated_ips SET account_id = $1 WHERE address = $2::inet`, f.beta, acmeTestIP)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme.ends(t, 2*time.Second)
+	beta.ends(t, 2*time.Second)
+}
