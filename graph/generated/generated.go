@@ -3003,7 +3003,9 @@ extend type Mutation {
   """
   Take an account's dedicated IP back. It then serves like a shared address (login IDs
   only) and cools down before another account can have it. Custom logins and host keys
-  are kept, inactive until the account has a dedicated IP again. Support staff only.
+  are kept, inactive until the account has a dedicated IP again. SFTP sessions that logged in
+  through the address end on every node within about a second; the account's users can connect
+  again through the shared address with their login IDs. Support staff only.
   """
   releaseDedicatedIp(input: ReleaseDedicatedIpInput!): DedicatedIpPayload!
   """
