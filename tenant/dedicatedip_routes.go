@@ -189,7 +189,9 @@ func (d *Directory) Listen(ctx context.Context, dsn string, log *slog.Logger) er
 		}
 	}()
 	reread := func(string) {
-		d.DedicatedIPsChanged()
+		// Not DedicatedIPsChanged: that would read on a context Listen's
+		// end does not cancel, before the read below.
+		d.routes.gen.Add(1)
 		// Read now, on this goroutine, rather than in the next login.
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
