@@ -41,7 +41,7 @@ func (c *conn) close() { c.nc.Close() }
 // handle runs one connection from accept to close.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	started := time.Now()
-	c := &conn{nc: raw, dest: addrOf(raw.LocalAddr())}
+	c := &conn{nc: raw}
 	if !s.track(c) {
 		raw.Close()
 		return
@@ -83,7 +83,6 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer s.releaseAddress(rt.remote)
-	s.setDest(c, rt.dest)
 
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -96,7 +95,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	// The host keys were just chosen by the same copy of the dedicated IPs.
-	s.noteRoute(c)
+	s.noteRoute(c, rt.dest)
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	cancelAuth()
 	if err != nil {

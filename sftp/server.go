@@ -460,19 +460,13 @@ func (s *Server) DedicatedIPsChanged() int {
 	return n
 }
 
-// setDest records the destination the connection is routed by.
-func (s *Server) setDest(c *conn, dest netip.Addr) {
+// noteRoute records the destination the connection is routed by and whose
+// dedicated IP it is as the handshake begins.
+func (s *Server) noteRoute(c *conn, dest netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.dest = dest
-}
-
-// noteRoute records whose dedicated IP the connection's destination is as
-// its handshake begins.
-func (s *Server) noteRoute(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c.routedTo = s.dedicatedAccount(c.dest)
+	c.routedTo = s.dedicatedAccount(dest)
 }
 
 // endReason is why the server ended the connection, or "".
