@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,9 +219,10 @@ type dirLister struct {
 	f           *os.File
 	next        int64
 	staleBefore time.Time
-	// mounts come first: the project folders mounted in the directory. An
-	// entry of the same name, made since the session last named its mounts,
-	// is left out: the name leads to the folder until they are named again.
+	// mounts come first: the project folders mounted in the directory,
+	// sorted by name. An entry of the same name, made since the session
+	// last named its mounts, is left out: the name leads to the folder
+	// until they are named again.
 	mounts fileInfos
 }
 
@@ -265,13 +267,13 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 	return n, nil
 }
 
+// mounted reports whether a mount has the name; the mounts are sorted by
+// name (myFilesNames), and this runs for every entry listed.
 func (l *dirLister) mounted(name string) bool {
-	for _, m := range l.mounts {
-		if m.Name() == name {
-			return true
-		}
-	}
-	return false
+	_, found := slices.BinarySearchFunc(l.mounts, name, func(m os.FileInfo, name string) int {
+		return strings.Compare(m.Name(), name)
+	})
+	return found
 }
 
 // removeStale unlinks a leftover upload relative to the open directory: the

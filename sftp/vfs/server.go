@@ -89,7 +89,7 @@ func newConn(s *Session, ch io.ReadWriteCloser) *conn {
 }
 
 // serve runs the channel until the client or the session ends it. It
-// returns the error that ended it; errDenyStop once a refusal was sent.
+// returns the error that ended it; nil once a refusal was sent.
 func (c *conn) serve() error {
 	if err := c.handshake(); err != nil {
 		return err
