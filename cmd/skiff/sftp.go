@@ -106,6 +106,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if err != nil {
 		return nil, err
 	}
+	if c.EmailRetention < 0 {
+		return nil, fmt.Errorf("--email-retention: %s is negative (0 keeps emails forever)", c.EmailRetention)
+	}
 	storageDir := c.StorageDir
 	if storageDir == "" {
 		storageDir = filepath.Join(c.DataDir, "files")
@@ -180,11 +183,6 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	}
 	if c.SMTPURL == "" {
 		log.Info("mail is written as .eml files", "dir", mailDir)
-	}
-	if c.EmailRetention < 0 {
-		srv.Shutdown(ctx)
-		store.Close()
-		return nil, fmt.Errorf("--email-retention: %s is negative (0 keeps emails forever)", c.EmailRetention)
 	}
 	worker := notify.NewWorker(d.DB, renderer, sender)
 	worker.Log = log
