@@ -128,6 +128,3 @@ func may(t *testing.T, e *policy.Enforcer, userID, accountID, object, action str
 	}
 	return ok
 }
-
-// clock is a settable clock.
-type clock = testkit.Clock

@@ -115,13 +115,6 @@ func (s *Service) enqueueSFTPEnabled(ctx context.Context, q Queryer, a *Account,
 	return Enqueue(ctx, q, u.AccountID, Email{To: u.Email, Data: data})
 }
 
-// takeLicence checks, under a lock on the account row, that turning SFTP on
-// for one more user stays within the purchased licences. See reserveLicence.
-func (s *Service) takeLicence(ctx context.Context, q Queryer, accountID, field string) error {
-	_, err := s.reserveLicence(ctx, q, accountID, field)
-	return err
-}
-
 // reserveLicence locks the account row (SELECT ... FOR UPDATE), then checks
 // that the module allows SFTP and that a licence is free, and returns the
 // account. The caller need not hold any lock before; it then turns SFTP on
