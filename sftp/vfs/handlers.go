@@ -177,12 +177,13 @@ func (s *Session) cleanPath(p string) (string, error) {
 	return CleanPath(p)
 }
 
-// list opens a directory listing; it needs List in a shared folder.
-func (s *Session) list(p string) (lister, error) {
+// list opens a directory listing, and gives the directory's clean path; it
+// needs List in a shared folder.
+func (s *Session) list(p string) (lister, string, error) {
 	ctx := s.ctx
 	loc, err := s.resolve(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	switch loc.place {
 	case atRoot:
@@ -190,28 +191,28 @@ func (s *Session) list(p string) (lister, error) {
 		if !s.cfg.Jailed {
 			infos = append(infos, s.virtualDir(MyFiles, 0o755))
 		}
-		return append(infos, s.virtualDir(SharedMount, 0o555)), nil
+		return append(infos, s.virtualDir(SharedMount, 0o555)), loc.vpath, nil
 	case atMount:
 		folders, err := s.shares.list(ctx)
 		if err != nil {
 			s.log.Warn("sftp: shared folders unavailable", "err", err)
-			return nil, errUnavailable
+			return nil, "", errUnavailable
 		}
 		infos := make(fileInfos, 0, len(folders))
 		for _, f := range folders {
 			infos = append(infos, s.virtualDir(f.Name, folderMode(f.Rights)))
 		}
-		return infos, nil
+		return infos, loc.vpath, nil
 	}
 	if err := loc.need(List); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	fi, err := loc.root.Stat(loc.rel)
 	if err != nil {
-		return nil, s.fail("stat", loc, err)
+		return nil, "", s.fail("stat", loc, err)
 	}
 	if !fi.IsDir() {
-		return nil, errNotDir
+		return nil, "", errNotDir
 	}
 	var mounts fileInfos
 	if loc.place == atHome && loc.top() {
@@ -219,9 +220,9 @@ func (s *Session) list(p string) (lister, error) {
 	}
 	f, err := loc.root.Open(loc.rel)
 	if err != nil {
-		return nil, s.fail("opendir", loc, err)
+		return nil, "", s.fail("opendir", loc, err)
 	}
-	return &dirLister{f: f, mounts: mounts, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, nil
+	return &dirLister{f: f, mounts: mounts, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, loc.vpath, nil
 }
 
 // myFilesMounts describes the project folders mounted in My Files. While

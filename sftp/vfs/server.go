@@ -218,12 +218,11 @@ func (c *conn) dispatch(p []byte) error {
 			c.sendStatus(id, errTooManyHandles)
 			return nil
 		}
-		l, err := s.list(p)
+		l, vpath, err := s.list(p)
 		if err != nil {
 			c.sendStatus(id, err)
 			return nil
 		}
-		vpath, _ := s.cleanPath(p)
 		c.sendHandle(id, &openHandle{dir: l, vpath: vpath})
 		return nil
 	case fxpClose:
