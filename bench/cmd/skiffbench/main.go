@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 	authKeys := fs.Int("auth-keys", def.AuthKeysPerUser, "SSH keys per user in the auth-at-scale directory")
 	workDir := fs.String("work-dir", "", "where the servers' files go (default /dev/shm when it has room, else the temp directory)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
-	profileDir := fs.String("profile-dir", "", "write a CPU profile of Skiff for every throughput case here")
+	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
 	verbose := fs.Bool("v", false, "log every measurement")
 	if err := fs.Parse(args); err != nil {
 		return err
