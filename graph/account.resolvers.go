@@ -28,12 +28,7 @@ func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter
 	if err != nil {
 		return nil, err
 	}
-	r.prefetchUsers(ctx, c.Items)
-	out := &model.UserConnection{PageInfo: pageInfo(c), Edges: make([]*model.UserEdge, len(c.Items))}
-	for i, u := range c.Items {
-		out.Edges[i] = &model.UserEdge{Cursor: c.Cursors[i], Node: u}
-	}
-	return out, nil
+	return r.userConnection(ctx, c), nil
 }
 
 // Contacts is the resolver for the contacts field.

@@ -45,7 +45,7 @@ func (r *groupResolver) Members(ctx context.Context, obj *tenant.Group, first *i
 	if err != nil {
 		return nil, err
 	}
-	return userConnection(c), nil
+	return r.userConnection(ctx, c), nil
 }
 
 // CreateGroup is the resolver for the createGroup field.

@@ -19,8 +19,10 @@ func init() {
 	}
 }
 
-// userConnection is a page of users as GraphQL shows it.
-func userConnection(c *tenant.Connection[*tenant.User]) *model.UserConnection {
+// userConnection is a page of users as GraphQL shows it, with the per-user
+// fields the query asks for loaded at once (prefetchUsers).
+func (r *Resolver) userConnection(ctx context.Context, c *tenant.Connection[*tenant.User]) *model.UserConnection {
+	r.prefetchUsers(ctx, c.Items)
 	out := &model.UserConnection{PageInfo: pageInfo(c), Edges: make([]*model.UserEdge, len(c.Items))}
 	for i, u := range c.Items {
 		out.Edges[i] = &model.UserEdge{Cursor: c.Cursors[i], Node: u}
