@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -162,11 +163,7 @@ func (f *dedicatedFixture) node() *dedicatedNode {
 			t.Logf("node log:\n%s", n.logs.String())
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); !n.dir.ListeningForDedicatedIPs(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the node's notification connection never listened")
-		}
-	}
+	testkit.Eventually(t, "the node's notification connection to listen", n.dir.ListeningForDedicatedIPs)
 	return n
 }
 
@@ -251,8 +248,11 @@ func TestReleasingDedicatedIPEndsItsSessions(t *testing.T) {
 	for _, s := range []*liveSession{onFirst.shared, onFirst.other, onSecond.shared, onSecond.other} {
 		s.works(t)
 	}
+	// The server logs the close after the client has seen it.
+	const released = `reason="dedicated IP released or reassigned"`
 	for _, n := range []*dedicatedNode{first, second} {
-		if logs := n.logs.String(); strings.Count(logs, `reason="dedicated IP released or reassigned"`) != 1 {
+		testkit.Eventually(t, "the release's close to be logged", func() bool { return strings.Contains(n.logs.String(), released) })
+		if logs := n.logs.String(); strings.Count(logs, released) != 1 {
 			t.Errorf("want one connection closed for the release in the log:\n%s", logs)
 		}
 	}
