@@ -82,7 +82,7 @@ func (r *projectFolderResolver) ID(ctx context.Context, obj *tenant.ProjectFolde
 
 // CreatedBy is the resolver for the createdBy field.
 func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *tenant.ProjectFolder) (*tenant.User, error) {
-	return orNull(r.Tenant.User(ctx, obj.CreatedBy))
+	return r.loaders(ctx).users.Load(ctx, userRef{obj.AccountID, obj.CreatedBy})
 }
 
 // MyRights is the resolver for the myRights field.

@@ -21,7 +21,10 @@ type loaders struct {
 	sshKeys     *dataloadgen.Loader[userRef, []*tenant.SSHKey]
 	credentials *dataloadgen.Loader[userRef, *tenant.Credentials]
 	accounts    *dataloadgen.Loader[string, *tenant.Account]
-	groups      *dataloadgen.Loader[userRef, *tenant.Group]
+	// users loads users by ID (project folders' creators); one the caller
+	// may not see loads as nil.
+	users  *dataloadgen.Loader[userRef, *tenant.User]
+	groups *dataloadgen.Loader[userRef, *tenant.Group]
 	// groupNames loads groups without their member counts, for selections
 	// that do not ask for memberCount (counting is the costly part).
 	groupNames *dataloadgen.Loader[userRef, *tenant.Group]
@@ -47,6 +50,9 @@ func newLoaders(svc *tenant.Service) *loaders {
 		}, dataloadgen.WithWait(batchWait)),
 		groupNames: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
 			return byAccount(ctx, refs, svc.GroupsOfUsersUncounted)
+		}, dataloadgen.WithWait(batchWait)),
+		users: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.User, error) {
+			return byAccount(ctx, refs, svc.UsersByID)
 		}, dataloadgen.WithWait(batchWait)),
 		accounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*tenant.Account, error) {
 			out := make(map[string]*tenant.Account, len(ids))

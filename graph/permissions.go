@@ -30,16 +30,6 @@ func (r *Resolver) userConnection(ctx context.Context, c *tenant.Connection[*ten
 	return out
 }
 
-// orNull shows an object the caller may not see as null rather than as an
-// error, for nullable fields of objects the caller does see.
-func orNull[T any](v *T, err error) (*T, error) {
-	switch tenant.ErrorCode(err) {
-	case tenant.ENotFound, tenant.EForbidden:
-		return nil, nil
-	}
-	return v, err
-}
-
 func folderPayload(f *tenant.ProjectFolder, err error) (*model.ProjectFolderPayload, error) {
 	ue, err := userErrors(err)
 	return &model.ProjectFolderPayload{ProjectFolder: f, UserErrors: ue}, err

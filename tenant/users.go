@@ -110,6 +110,31 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	return result(u, err)
 }
 
+// UsersByID loads users of an account in one query, for dataloaders (a page
+// of project folders' creators). Users the principal may not see (as User
+// decides) are absent from the map.
+func (s *Service) UsersByID(ctx context.Context, accountID string, ids []string) (map[string]*User, error) {
+	p := PrincipalFrom(ctx)
+	out := make(map[string]*User, len(ids))
+	if !p.InAccount(accountID) && !p.IsStaff() {
+		return out, nil
+	}
+	admin := p.IsStaff() || p.IsAdmin(accountID)
+	err := s.inAccount(ctx, accountID, func(q Queryer) error {
+		var users []*User
+		if err := q.SelectContext(ctx, &users, `SELECT `+userColumns+` FROM users WHERE id = ANY($1::uuid[])`, uuidArray(ids)); err != nil {
+			return dbError(err)
+		}
+		for _, u := range users {
+			if admin || (u.ID == p.ID && !u.Deleted()) {
+				out[u.ID] = u
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Users lists an account's users. Admins and staff see everyone (deleted too,
 // when asked); a plain user sees only themselves.
 func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, page Page) (*Connection[*User], error) {
