@@ -3277,12 +3277,15 @@ extend type Mutation {
   createGroup(input: CreateGroupInput!): GroupPayload!
   """
   Rename a custom group or change any group's permissions. Owners and administrators only.
-  Built-in groups keep their names, and Jailed Users cannot be given SFTP_MY_FILES.
+  Built-in groups keep their names, and Jailed Users cannot be given SFTP_MY_FILES. Giving
+  or taking SFTP_MY_FILES jails or frees the members, which ends their SFTP sessions, so that
+  they reconnect to the tree they now have.
   """
   updateGroup(input: UpdateGroupInput!): GroupPayload!
   """
   Delete a custom group and the project folder shares made with it. Owners and administrators
-  only. Refused with a user error while users are in it, and for built-in groups.
+  only. Refused with a user error while users are in it, and for built-in groups. Deleted
+  users still in the group move to Jailed Users, the safe place should they be restored.
   """
   deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload!
   """
