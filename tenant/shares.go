@@ -46,11 +46,16 @@ func (s *Service) policy() (Policy, error) {
 
 // may asks the policy about the principal in their own account.
 func (s *Service) may(ctx context.Context, p *Principal, object, action string) (bool, error) {
+	return s.userMay(ctx, p.AccountID, p.ID, object, action)
+}
+
+// userMay asks the policy about a user of an account.
+func (s *Service) userMay(ctx context.Context, accountID, userID, object, action string) (bool, error) {
 	pol, err := s.policy()
 	if err != nil {
 		return false, err
 	}
-	ok, err := pol.May(ctx, p.ID, p.AccountID, object, action)
+	ok, err := pol.May(ctx, userID, accountID, object, action)
 	if err != nil {
 		return false, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("policy: %w", err)}
 	}
@@ -111,15 +116,8 @@ func permissionRefusal(perm policy.Permission) string {
 // SFTPJailed reports whether the user's SFTP tree is only
 // /Projects Shared With Me/: their group does not grant My Files.
 func (s *Service) SFTPJailed(ctx context.Context, accountID, userID string) (bool, error) {
-	pol, err := s.policy()
-	if err != nil {
-		return false, err
-	}
-	ok, err := pol.May(ctx, userID, accountID, policy.AccountObject, string(policy.SFTPMyFiles))
-	if err != nil {
-		return false, &Error{Code: EInternal, Message: "internal error", Err: fmt.Errorf("policy: %w", err)}
-	}
-	return !ok, nil
+	ok, err := s.userMay(ctx, accountID, userID, policy.AccountObject, string(policy.SFTPMyFiles))
+	return !ok, err
 }
 
 // SFTPShares is the vfs.Shares of one user's SFTP session: the project
