@@ -101,13 +101,17 @@ func TestJailAUserAndShareAFolderAsRead(t *testing.T) {
 	// The owner sees the members and Jill's projects.
 	var members struct {
 		Node struct {
-			Members []struct {
+			CreatedBy *struct{ Email string }
+			Members   []struct {
 				Preset string
 				User   *struct{ Email string }
 			}
 		}
 	}
-	e.mustDo(owner, `query($id: ID!) { node(id: $id) { ... on ProjectFolder { members { preset user { email } } } } }`, vars{"id": folderID}, &members)
+	e.mustDo(owner, `query($id: ID!) { node(id: $id) { ... on ProjectFolder { createdBy { email } members { preset user { email } } } } }`, vars{"id": folderID}, &members)
+	if c := members.Node.CreatedBy; c == nil || c.Email != "owner@acme.example" {
+		t.Errorf("the owner sees the creator as %+v", c)
+	}
 	var list []string
 	for _, m := range members.Node.Members {
 		list = append(list, m.User.Email+" "+m.Preset)
