@@ -185,7 +185,7 @@ func TestGroupsOfAnotherAccountAreNotFound(t *testing.T) {
 	if node.Node != nil {
 		t.Error("another account's group is a node")
 	}
-	// Another user's group is null for a plain user, not an error.
+	// A plain user sees her own group.
 	var other struct {
 		Node *struct{ Group *struct{ ID string } }
 	}
