@@ -44,7 +44,7 @@ func (r *runner) idle(ctx context.Context) error {
 	g0, gerr := goroutines(r.skiff.pprof)
 	before, after, err := idleRSS(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), n)
 	if err != nil {
-		return fmt.Errorf("Skiff: %w", err)
+		return fmt.Errorf("data-path server: %w", err)
 	}
 	// idleRSS closes its sessions as it returns: a second set is opened
 	// for the count.
@@ -52,7 +52,7 @@ func (r *runner) idle(ctx context.Context) error {
 	if gerr == nil {
 		held, err := openSessions(ctx, r.skiff.addr, cfg, n)
 		if err != nil {
-			return fmt.Errorf("Skiff: %w", err)
+			return fmt.Errorf("data-path server: %w", err)
 		}
 		time.Sleep(2 * time.Second)
 		if g1, err := goroutines(r.skiff.pprof); err == nil {

@@ -205,7 +205,7 @@ func (r *runner) logins(ctx context.Context) error {
 	}
 	st, err := loginLoad(ctx, r.skiff.addr, cfg, r.skiff.proc.pid(), false, r.cfg.LoginClients, r.cfg.LoginDuration)
 	if err != nil {
-		return fmt.Errorf("Skiff: %w", err)
+		return fmt.Errorf("data-path server: %w", err)
 	}
 	results = append(results, result{"Skiff: data-path server, in-memory directory", st, 0, 0})
 

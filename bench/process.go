@@ -110,7 +110,7 @@ func startSkiffServer(ctx context.Context, command func(args ...string) *exec.Cm
 			if !ok {
 				proc.stop()
 				log, _ := os.ReadFile(logPath)
-				return nil, fmt.Errorf("Skiff server exited before listening:\n%s", log)
+				return nil, fmt.Errorf("the Skiff server exited before listening:\n%s", log)
 			}
 			switch key, val, _ := strings.Cut(line, " "); key {
 			case "LISTEN":
@@ -120,12 +120,12 @@ func startSkiffServer(ctx context.Context, command func(args ...string) *exec.Cm
 			case "HOSTKEY":
 				if s.hostKey, _, _, _, err = ssh.ParseAuthorizedKey([]byte(val)); err != nil {
 					proc.stop()
-					return nil, fmt.Errorf("Skiff server host key: %w", err)
+					return nil, fmt.Errorf("host key of the Skiff server: %w", err)
 				}
 			}
 		case <-timeout:
 			proc.stop()
-			return nil, errors.New("Skiff server did not start listening within 30s")
+			return nil, errors.New("the Skiff server did not start listening within 30s")
 		case <-ctx.Done():
 			proc.stop()
 			return nil, ctx.Err()

@@ -20,11 +20,12 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// ErrNoSSHD is returned when OpenSSH's server is not installed.
-var ErrNoSSHD = errors.New(`OpenSSH's sshd is not installed; the baseline needs it.
-  Debian/Ubuntu: apt-get install openssh-server   (Fedora: dnf install openssh-server)
-The suite never uses the system service: it starts its own sshd on a high
-loopback port with its own configuration and host key, serving internal-sftp.`)
+// ErrNoSSHD is returned when OpenSSH's server is not installed. Its text is
+// one line with no final full stop because findSSHD wraps it.
+var ErrNoSSHD = errors.New("OpenSSH's sshd is not installed; the baseline needs it " +
+	"(Debian/Ubuntu: apt-get install openssh-server; Fedora: dnf install openssh-server). " +
+	"The suite never uses the system service: it starts its own sshd on a high loopback port " +
+	"with its own configuration and host key, serving internal-sftp")
 
 // findSSHD returns the absolute path of sshd, which sshd itself requires
 // (it re-executes itself for every connection): configured if set, else
