@@ -35,12 +35,12 @@ const (
 func startDedicatedServe(t *testing.T) (*server, demoLogins, map[string]string, string) {
 	t.Helper()
 	s, dl, dataDir := startDemo(t, func(c *ServeCmd) {
-		c.Playground, c.Introspection = "off", "off"
-		c.SFTPAddr = []string{sharedIP + ":0", acmeIP + ":0", betaIP + ":0"}
-		c.TrialLicences = 5
-		c.ProxyTrusted = []string{balancerIP}
-		c.DedicatedIPPool = []string{acmeIP + "," + betaIP}
-		c.DedicatedIPCooldown = time.Hour
+		c.HTTP.Playground, c.HTTP.Introspection = "off", "off"
+		c.SFTP.Addrs = []string{sharedIP + ":0", acmeIP + ":0", betaIP + ":0"}
+		c.SFTP.TrialLicences = 5
+		c.SFTP.ProxyTrusted = []string{balancerIP}
+		c.DedicatedIPs.Pool = []string{acmeIP + "," + betaIP}
+		c.DedicatedIPs.Cooldown = time.Hour
 	})
 	byIP := map[string]string{}
 	for _, a := range s.sftpAll {

@@ -26,7 +26,7 @@ func parseServe(t *testing.T, args ...string) *ServeCmd {
 // values the server would read as "default" or "unlimited" are refused with
 // the flag's name.
 func TestSFTPLimitFlags(t *testing.T) {
-	l, err := parseServe(t).sftpLimits()
+	l, err := parseServe(t).SFTP.limits()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestSFTPLimitFlags(t *testing.T) {
 	}
 
 	l, err = parseServe(t, "--sftp-handshake-timeout", "10s", "--sftp-max-auth-tries", "3",
-		"--sftp-max-sessions-per-connection", "2").sftpLimits()
+		"--sftp-max-sessions-per-connection", "2").SFTP.limits()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSFTPLimitFlags(t *testing.T) {
 		{"--sftp-max-sessions-per-connection", "0"},
 		{"--sftp-max-sessions-per-connection", "1001"},
 	} {
-		_, err := parseServe(t, bad[0]+"="+bad[1]).sftpLimits()
+		_, err := parseServe(t, bad[0]+"="+bad[1]).SFTP.limits()
 		if err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%v: got %v, want an error naming %s", bad, err, bad[0])
 		}
@@ -63,10 +63,10 @@ func TestSFTPLimitFlags(t *testing.T) {
 // --email-retention defaults to the worker's 90 days, and the value given
 // is what the worker gets.
 func TestEmailRetentionFlag(t *testing.T) {
-	if got := parseServe(t).EmailRetention; got != 90*24*time.Hour {
+	if got := parseServe(t).Mail.Retention; got != 90*24*time.Hour {
 		t.Errorf("default %v, want 90 days", got)
 	}
-	if got := parseServe(t, "--email-retention=0").EmailRetention; got != 0 {
+	if got := parseServe(t, "--email-retention=0").Mail.Retention; got != 0 {
 		t.Errorf("--email-retention=0 gave %v", got)
 	}
 }

@@ -7,34 +7,36 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/skiffhq/skiff/graph"
+	"github.com/jmoiron/sqlx"
+
 	"github.com/skiffhq/skiff/policy"
+	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/tenant"
 )
 
-// ServeCmd runs Skiff.
+// ServeCmd runs Skiff. Its flags are grouped by the subsystem they
+// configure (`skiff serve --help` shows the groups), and Run starts the
+// subsystems one function each, in this order: database, storage, mail,
+// SFTP, reminders, HTTP.
 type ServeCmd struct {
-	DatabaseFlags
+	DatabaseFlags `group:"Database"`
 
-	HTTPAddr      string        `name:"http-addr" default:"127.0.0.1:8080" env:"SKIFF_HTTP_ADDR" help:"Address of the GraphQL API."`
-	Playground    string        `default:"auto" enum:"auto,on,off" env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (${enum}; auto: on with the private PostgreSQL, off otherwise)."`
-	Introspection string        `default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
-	CORSOrigins   []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
-	MaxBodyBytes  int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
-	MaxComplexity int           `name:"max-complexity" default:"1000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation."`
-	MaxDepth      int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
-	TokenTTL      time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid."`
-	Demo          bool          `default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
+	HTTP         HTTPFlags        `embed:"" group:"GraphQL API"`
+	SFTP         SFTPFlags        `embed:"" group:"SFTP"`
+	DedicatedIPs DedicatedIPFlags `embed:"" group:"Dedicated IPs"`
+	Storage      StorageFlags     `embed:"" group:"Storage"`
+	Mail         MailFlags        `embed:"" group:"Mail"`
+
+	Demo          bool          `name:"demo" default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for requests and transfers to finish."`
-
-	SFTPFlags `embed:""`
+	CPUProfile    string        `name:"cpu-profile" hidden:"" env:"SKIFF_CPU_PROFILE" type:"path" help:"Write a CPU profile of the process to this file from start-up until it stops (for benchmarks)."`
 
 	// ready, when set (by tests), is told where the servers listen once they do.
 	ready func(httpURL string, sftpAddrs []string)
@@ -47,13 +49,61 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	svc := tenant.NewService(d.DB)
-	svc.TokenTTL = c.TokenTTL
-	// One enforcer answers every permission question, GraphQL's and SFTP's;
-	// it hears other nodes' changes through PostgreSQL notifications.
-	enforcer, err := policy.New(d.DB.X.DB, policy.Options{Logger: log})
+	svc, err := c.newService(ctx, log, d)
 	if err != nil {
 		return err
+	}
+	store, err := c.Storage.open(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	mail, err := c.Mail.worker(log, d.DB, c.DataDir)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startCPUProfile(c.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+
+	// The background loops outlive ctx: SIGTERM lets transfers and mail
+	// finish within the grace period; shutdown ends them.
+	bg := newBackground(ctx, log)
+	defer bg.cancel()
+	sftpSrv, err := c.startSFTP(ctx, log, d, svc, store, bg)
+	if err != nil {
+		return err
+	}
+	bg.run(mail.Run)
+	bg.run(func(ctx context.Context) error { return remindTrials(ctx, svc, log) })
+
+	demo, err := c.demo(ctx, d, svc)
+	if err != nil {
+		return err
+	}
+	api, err := c.HTTP.start(log, d, svc)
+	if err != nil {
+		return err
+	}
+	sftpAddrs := addrStrings(sftpSrv.Addrs())
+	printWelcome(api.base, api.playground, sftpAddrs, demo)
+	if c.ready != nil {
+		c.ready(api.base, sftpAddrs)
+	}
+	return c.serveUntilDone(ctx, log, d, api, sftpSrv, bg)
+}
+
+// newService is the domain service with its permission enforcer. One
+// enforcer answers every permission question, GraphQL's and SFTP's; it hears
+// other nodes' changes through PostgreSQL notifications.
+func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database) (*tenant.Service, error) {
+	svc := tenant.NewService(d.DB)
+	svc.TokenTTL = c.HTTP.TokenTTL
+	enforcer, err := policy.New(d.DB.X.DB, policy.Options{Logger: log})
+	if err != nil {
+		return nil, err
 	}
 	svc.Policy = enforcer
 	go func() {
@@ -61,46 +111,15 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 			log.Error("policy change notifications stopped; permissions are re-read every second instead", "err", err)
 		}
 	}()
-	dev := d.Embedded
-	playground := onOff(c.Playground, dev)
-	introspection := onOff(c.Introspection, playground)
+	return svc, nil
+}
 
-	app, err := c.startSFTP(ctx, log, d, svc)
-	if err != nil {
-		return err
-	}
-	defer app.close()
-
-	var demo *demoLogins
-	if d.Embedded && c.Demo {
-		if demo, err = ensureDemo(ctx, svc, c.DataDir); err != nil {
-			return fmt.Errorf("demo account: %w", err)
-		}
-	}
-
-	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
-		Playground: playground, Introspection: introspection, MaxBodyBytes: c.MaxBodyBytes,
-		MaxComplexity: c.MaxComplexity, MaxDepth: c.MaxDepth, AllowedOrigins: splitList(c.CORSOrigins),
-		Logger: log, Ready: func(ctx context.Context) error { return d.DB.X.PingContext(ctx) },
-	})
-	ln, err := net.Listen("tcp", c.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen for GraphQL: %w", err)
-	}
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-
-	base := "http://" + ln.Addr().String()
-	log.Info("GraphQL API listening", "url", base+"/graphql")
-	printWelcome(base, playground, app, demo)
-	if c.ready != nil {
-		c.ready(base, app.addrs())
-	}
-
+// serveUntilDone waits for a signal or a server's failure, then lets SFTP
+// transfers and GraphQL requests finish within the grace period.
+func (c *ServeCmd) serveUntilDone(ctx context.Context, log *slog.Logger, d *database, api *httpServer, sftpSrv *sftp.Server, bg *background) error {
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-api.errc:
 		return fmt.Errorf("GraphQL server: %w", err)
 	case <-d.Died:
 		return errors.New("the private PostgreSQL server stopped unexpectedly; see its log in the data folder (postgres/server.log)")
@@ -108,11 +127,52 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	log.Info("shutting down", "grace", c.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
-	app.shutdown(sctx)
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := sftpSrv.Shutdown(sctx); err != nil {
+		log.Warn("SFTP shutdown", "err", err)
+	}
+	bg.stop(sctx)
+	if err := api.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("GraphQL shutdown", "err", err)
 	}
 	return nil
+}
+
+// background runs serve's long-lived loops (the SFTP server, the mail
+// worker, reminders, notification listeners) until stop.
+type background struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    *slog.Logger
+}
+
+// newBackground's loops keep running when ctx ends, until stop or cancel.
+func newBackground(ctx context.Context, log *slog.Logger) *background {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &background{ctx: bctx, cancel: cancel, log: log}
+}
+
+// run starts fn; it logs the error fn ends with unless it was told to stop.
+func (b *background) run(fn func(context.Context) error) {
+	b.wg.Go(func() {
+		if err := fn(b.ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, sftp.ErrServerClosed) {
+			b.log.Error("background service stopped", "err", err)
+		}
+	})
+}
+
+// stop ends the loops and waits for them until ctx ends.
+func (b *background) stop(ctx context.Context) {
+	b.cancel()
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // onOff reads an auto/on/off flag.
@@ -138,6 +198,19 @@ func splitList(vs []string) []string {
 	return out
 }
 
+// demo creates the demo account on the private PostgreSQL's first start
+// (with --demo) and returns its logins; nil with another database.
+func (c *ServeCmd) demo(ctx context.Context, d *database, svc *tenant.Service) (*demoLogins, error) {
+	if !d.Embedded || !c.Demo {
+		return nil, nil
+	}
+	dl, err := ensureDemo(ctx, svc, c.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("demo account: %w", err)
+	}
+	return dl, nil
+}
+
 // demoLogins are the demo account's credentials, kept in the data folder so
 // every start can print them again.
 type demoLogins struct {
@@ -155,7 +228,7 @@ func ensureDemo(ctx context.Context, svc *tenant.Service, dataDir string) (*demo
 		return dl, nil
 	}
 	var n int
-	if err := svc.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlxTx) error {
+	if err := svc.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
 		return tx.GetContext(ctx, &n, `SELECT count(*) FROM accounts`)
 	}); err != nil {
 		return nil, err
@@ -204,14 +277,14 @@ func randomPassword() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func printWelcome(base string, playground bool, app *sftpApp, demo *demoLogins) {
+func printWelcome(base string, playground bool, sftpAddrs []string, demo *demoLogins) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSkiff is running.\n")
 	fmt.Fprintf(&b, "  GraphQL:    %s/graphql\n", base)
 	if playground {
 		fmt.Fprintf(&b, "  Playground: %s/playground\n", base)
 	}
-	for _, a := range app.addrs() {
+	for _, a := range sftpAddrs {
 		fmt.Fprintf(&b, "  SFTP:       %s\n", a)
 	}
 	if demo != nil {

@@ -45,14 +45,17 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 	ready := make(chan addrs, 1)
 	cmd := &ServeCmd{
 		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
-		HTTPAddr:      "127.0.0.1:0", Playground: "auto", Introspection: "auto",
-		MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12,
-		TokenTTL: time.Hour, Demo: true, ShutdownGrace: 5 * time.Second,
-		SFTPFlags: SFTPFlags{
-			SFTPAddr: []string{"127.0.0.1:0"}, SFTPIdleTimeout: time.Minute,
-			SFTPMaxConns: 100, SFTPMaxConnsPerIP: 20, TrialLicences: 2, PublicURL: "http://localhost:3000",
-			SFTPHandshake: 30 * time.Second, SFTPMaxAuthTries: 6, SFTPMaxSessions: 10,
+		HTTP: HTTPFlags{
+			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
+			MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12, TokenTTL: time.Hour,
 		},
+		SFTP: SFTPFlags{
+			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,
+			MaxConns: 100, MaxConnsPerIP: 20, TrialLicences: 2,
+			Handshake: 30 * time.Second, MaxAuthTries: 6, MaxSessions: 10,
+		},
+		Mail: MailFlags{PublicURL: "http://localhost:3000"},
+		Demo: true, ShutdownGrace: 5 * time.Second,
 		ready: func(h string, s []string) { ready <- addrs{h, s} },
 	}
 	for _, o := range options {

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/alecthomas/kong"
+)
+
+// serveFlags are serve's flags as users' configurations name them: the flag,
+// its environment variable and its default. Renaming one breaks someone's
+// deployment, so moving flags between structs must leave these alone. The
+// group is the subsystem the flag configures, its heading in --help.
+var serveFlags = []struct{ name, env, def, group string }{
+	{"database-url", "SKIFF_DATABASE_URL", "", "Database"},
+	{"migrate-database-url", "SKIFF_MIGRATE_DATABASE_URL", "", "Database"},
+	{"data-dir", "SKIFF_DATA_DIR", "skiff-data", "Database"},
+	{"http-addr", "SKIFF_HTTP_ADDR", "127.0.0.1:8080", "GraphQL API"},
+	{"playground", "SKIFF_PLAYGROUND", "auto", "GraphQL API"},
+	{"introspection", "SKIFF_INTROSPECTION", "auto", "GraphQL API"},
+	{"cors-origins", "SKIFF_CORS_ORIGINS", "", "GraphQL API"},
+	{"max-body-bytes", "SKIFF_MAX_BODY_BYTES", "1048576", "GraphQL API"},
+	{"max-complexity", "SKIFF_MAX_COMPLEXITY", "1000", "GraphQL API"},
+	{"max-depth", "SKIFF_MAX_DEPTH", "12", "GraphQL API"},
+	{"token-ttl", "SKIFF_TOKEN_TTL", "720h", "GraphQL API"},
+	{"demo", "SKIFF_DEMO", "true", ""},
+	{"shutdown-grace", "SKIFF_SHUTDOWN_GRACE", "20s", ""},
+	{"sftp-addr", "SKIFF_SFTP_ADDR", "127.0.0.1:2022", "SFTP"},
+	{"sftp-host", "SKIFF_SFTP_HOST", "", "SFTP"},
+	{"sftp-port", "SKIFF_SFTP_PORT", "", "SFTP"},
+	{"proxy-trusted", "SKIFF_PROXY_TRUSTED", "", "SFTP"},
+	{"proxy-required", "SKIFF_PROXY_REQUIRED", "", "SFTP"},
+	{"sftp-ciphers", "SKIFF_SFTP_CIPHERS", "", "SFTP"},
+	{"sftp-strict-macs", "SKIFF_SFTP_STRICT_MACS", "", "SFTP"},
+	{"sftp-idle-timeout", "SKIFF_SFTP_IDLE_TIMEOUT", "15m", "SFTP"},
+	{"sftp-max-connections", "SKIFF_SFTP_MAX_CONNECTIONS", "10000", "SFTP"},
+	{"sftp-max-connections-per-address", "SKIFF_SFTP_MAX_CONNECTIONS_PER_ADDRESS", "50", "SFTP"},
+	{"sftp-handshake-timeout", "SKIFF_SFTP_HANDSHAKE_TIMEOUT", "30s", "SFTP"},
+	{"sftp-max-auth-tries", "SKIFF_SFTP_MAX_AUTH_TRIES", "6", "SFTP"},
+	{"sftp-max-sessions-per-connection", "SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION", "10", "SFTP"},
+	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
+	{"trial-licences", "SKIFF_TRIAL_LICENCES", "5", "SFTP"},
+	{"dedicated-ip-pool", "SKIFF_DEDICATED_IP_POOL", "", "Dedicated IPs"},
+	{"dedicated-ip-cooldown", "SKIFF_DEDICATED_IP_COOLDOWN", "720h", "Dedicated IPs"},
+	{"cpu-profile", "SKIFF_CPU_PROFILE", "", ""},
+	{"smtp-url", "SKIFF_SMTP_URL", "", "Mail"},
+	{"email-retention", "SKIFF_EMAIL_RETENTION", "2160h", "Mail"},
+	{"public-url", "SKIFF_PUBLIC_URL", "http://localhost:3000", "Mail"},
+}
+
+// serveModel is serve's command in the parsed command line model.
+func serveModel(t *testing.T) *kong.Node {
+	t.Helper()
+	var cli CLI
+	p, err := kong.New(&cli, kong.Name("skiff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Model.Children {
+		if c.Name == "serve" {
+			return c
+		}
+	}
+	t.Fatal("no serve command")
+	return nil
+}
+
+// Every flag serve had keeps its name, its one environment variable and its
+// default, and shows in --help under its subsystem.
+func TestServeFlagNamesStay(t *testing.T) {
+	flags := map[string]*kong.Flag{}
+	for _, f := range serveModel(t).Flags {
+		flags[f.Name] = f
+	}
+	if len(flags) != len(serveFlags) {
+		t.Errorf("serve has %d flags, the list %d: add new flags to it", len(flags), len(serveFlags))
+	}
+	for _, want := range serveFlags {
+		f := flags[want.name]
+		if f == nil {
+			t.Errorf("--%s is gone", want.name)
+			continue
+		}
+		if len(f.Envs) != 1 || f.Envs[0] != want.env {
+			t.Errorf("--%s: environment %v, want %s", want.name, f.Envs, want.env)
+		}
+		if f.Default != want.def {
+			t.Errorf("--%s: default %q, want %q", want.name, f.Default, want.def)
+		}
+		if group := groupOf(f); group != want.group {
+			t.Errorf("--%s: in group %q, want %q", want.name, group, want.group)
+		}
+	}
+}
+
+func groupOf(f *kong.Flag) string {
+	if f.Group == nil {
+		return ""
+	}
+	return f.Group.Title
+}
