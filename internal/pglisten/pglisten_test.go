@@ -1,0 +1,238 @@
+package pglisten_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/pglisten"
+	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/internal/testkit"
+)
+
+const channel = "pglisten_test"
+
+// wait bounds every step: reconnecting after a restart takes up to Run's
+// longest back-off (10 s) after the server is back.
+const wait = 45 * time.Second
+
+// Events as the recorder writes them.
+const (
+	resync       = "resync"
+	listening    = "listening true"
+	notListening = "listening false"
+)
+
+// recorder is a Handler that writes what it is told, in order, to a
+// channel the test reads.
+type recorder struct {
+	events chan string
+	log    testkit.SyncBuffer
+}
+
+func newRecorder() *recorder {
+	return &recorder{events: make(chan string, 1000)}
+}
+
+func (r *recorder) handler() pglisten.Handler {
+	return pglisten.Handler{
+		Name:   "pglisten test",
+		Notify: func(payload string) { r.events <- "notify " + payload },
+		Resync: func() { r.events <- resync },
+		Listening: func(on bool) {
+			if on {
+				r.events <- listening
+			} else {
+				r.events <- notListening
+			}
+		},
+		Fallback: "re-reading every 1s",
+		Log:      slog.New(slog.NewTextHandler(&r.log, nil)),
+	}
+}
+
+// expect fails unless the next events are want, in this order.
+func (r *recorder) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got := <-r.events:
+			if got != w {
+				t.Fatalf("got %q, want %q", got, w)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no %q within %v", w, wait)
+		}
+	}
+}
+
+// expectNone fails if an event has arrived or arrives within d.
+func (r *recorder) expectNone(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case got := <-r.events:
+		t.Fatalf("unexpected %q", got)
+	default:
+	}
+	select {
+	case got := <-r.events:
+		t.Fatalf("unexpected %q", got)
+	case <-time.After(d):
+	}
+}
+
+// startRun runs Run in a goroutine. stop ends its context and fails the
+// test unless Run then returns context.Canceled promptly; it runs when the
+// test ends if the test has not called it.
+func startRun(t *testing.T, dsn string, r *recorder) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pglisten.Run(ctx, dsn, channel, r.handler()) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run returned %v, want context.Canceled", err)
+				}
+			case <-time.After(wait):
+				t.Errorf("Run did not return within %v of its context ending", wait)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// newServer starts a private PostgreSQL on a fresh data directory, stopped
+// and removed when the test ends.
+func newServer(t *testing.T) (*pgserver.Server, pgserver.Options) {
+	t.Helper()
+	// The server may run as another user (when tests run as root): it must
+	// be able to enter the folder that holds its data directory.
+	parent, err := os.MkdirTemp("", "skiff-pglisten-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	opts := pgserver.Options{DataDir: filepath.Join(parent, "data"), Ephemeral: true}
+	return startServer(t, opts), opts
+}
+
+func startServer(t *testing.T, opts pgserver.Options) *pgserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := pgserver.Start(ctx, opts)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		t.Skip("needs the PostgreSQL server programs:", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// notify sends a notification on a connection of its own, so that it works
+// across server restarts.
+func notify(t *testing.T, dsn, ch, payload string) {
+	t.Helper()
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "SELECT pg_notify($1, $2)", ch, payload); err != nil {
+		t.Fatalf("notify %s: %v", ch, err)
+	}
+}
+
+func TestRunDeliversNotificationsInOrder(t *testing.T) {
+	t.Parallel()
+	s, _ := newServer(t)
+	dsn := s.URL("postgres")
+	r := newRecorder()
+	stop := startRun(t, dsn, r)
+
+	// Whatever changed before LISTEN took effect was missed: the owner
+	// re-reads before it is told notifications arrive.
+	r.expect(t, resync, listening)
+
+	notify(t, dsn, channel, "account 1")
+	notify(t, dsn, "another_channel", "not for us")
+	notify(t, dsn, channel, "")
+	notify(t, dsn, channel, "account 2")
+	r.expect(t, "notify account 1", "notify ", "notify account 2")
+	r.expectNone(t, 200*time.Millisecond)
+
+	stop()
+	// The owner goes back to trusting its copies only briefly.
+	r.expect(t, notListening)
+}
+
+func TestRunResyncsAfterTheServerRestarts(t *testing.T) {
+	t.Parallel()
+	s, opts := newServer(t)
+	dsn := s.URL("postgres")
+	r := newRecorder()
+	startRun(t, dsn, r)
+	r.expect(t, resync, listening)
+	notify(t, dsn, channel, "before")
+	r.expect(t, "notify before")
+
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, notListening)
+	if log := r.log.String(); !strings.Contains(log, "pglisten test: notification connection lost; re-reading every 1s") {
+		t.Errorf("the lost connection is not logged with the fallback; log:\n%s", log)
+	}
+	// Nothing else while the server is down: no resync until it listens.
+	r.expectNone(t, time.Second)
+
+	// Same data directory and port: the address Run was given.
+	opts.Port = s.Port()
+	startServer(t, opts)
+	r.expect(t, resync, listening)
+	notify(t, dsn, channel, "after")
+	r.expect(t, "notify after")
+}
+
+func TestRunEndsWhileNoServerAnswers(t *testing.T) {
+	t.Parallel()
+	// A port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	r := newRecorder()
+	stop := startRun(t, "postgres://skiff@"+addr+"/postgres?sslmode=disable&connect_timeout=5", r)
+	// Long enough for a few connection attempts.
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	// It never listened, so it never told the owner to trust its copies.
+	r.expectNone(t, 0)
+	if log := r.log.String(); !strings.Contains(log, "pglisten test: cannot connect for notifications") {
+		t.Errorf("failed connection attempts are not logged; log:\n%s", log)
+	}
+}
