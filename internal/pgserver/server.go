@@ -173,10 +173,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // URL is a lib/pq connection URL for the superuser to database dbname.
-func (s *Server) URL(dbname string) string {
+func (s *Server) URL(dbname string) string { return s.RoleURL(Superuser, dbname) }
+
+// RoleURL is a lib/pq connection URL for role to database dbname. The
+// server trusts every connection, so no password is needed.
+func (s *Server) RoleURL(role, dbname string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     url.User(role),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
