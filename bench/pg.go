@@ -70,6 +70,21 @@ func (r *runner) startDatabase(ctx context.Context) (*benchDatabase, error) {
 	return db, nil
 }
 
+// runtimeURL is the benchmark database for a login role like a
+// deployment's runtime role (no superuser, no BYPASSRLS, owns nothing; it
+// may only become skiff_app), which skiff serve insists on.
+func (db *benchDatabase) runtimeURL(ctx context.Context) (string, error) {
+	const role = "skiffbench_service"
+	if _, err := db.admin.ExecContext(ctx, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+role+`') THEN
+			CREATE ROLE `+role+` LOGIN IN ROLE skiff_app;
+		END IF;
+	END $$`); err != nil {
+		return "", fmt.Errorf("benchmark runtime role: %w", err)
+	}
+	return db.server.RoleURL(role, "skiffbench"), nil
+}
+
 func (db *benchDatabase) close() {
 	db.admin.Close()
 	_ = db.server.Stop()

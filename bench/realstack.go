@@ -101,9 +101,13 @@ func (r *runner) startRealStack(ctx context.Context, extra ...string) (*realStac
 			return nil, fmt.Errorf("login benchmark data: %w", err)
 		}
 	}
+	runtimeURL, err := db.runtimeURL(ctx)
+	if err != nil {
+		return nil, err
+	}
 	data := filepath.Join(r.work, "skiff-serve")
 	args := append([]string{"serve",
-		"--database-url", db.url, "--data-dir", data, "--no-demo",
+		"--database-url", runtimeURL, "--migrate-database-url", db.url, "--data-dir", data, "--no-demo",
 		"--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
 		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000"}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 
 	"github.com/skiffhq/skiff/internal/pgserver"
 	"github.com/skiffhq/skiff/migrations"
@@ -23,18 +23,36 @@ type DatabaseFlags struct {
 	DataDir     string `name:"data-dir" default:"skiff-data" env:"SKIFF_DATA_DIR" type:"path" help:"Folder for the private PostgreSQL, users' files (unless --storage-dir) and mail written as files."`
 }
 
+// RuntimeDatabaseFlags are serve's own: the pool of connections it runs on,
+// and whether it may run as a role that row-level security does not hold.
+type RuntimeDatabaseFlags struct {
+	MaxConns        int  `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (its two notification connections come on top)."`
+	MaxIdleConns    int  `name:"database-max-idle-connections" default:"32" env:"SKIFF_DATABASE_MAX_IDLE_CONNECTIONS" help:"Most idle connections kept open for the next requests (0 to --database-max-connections)."`
+	AllowUnsafeRole bool `name:"allow-unsafe-database-role" env:"SKIFF_ALLOW_UNSAFE_DATABASE_ROLE" help:"Start even if the --database-url role is a superuser, has BYPASSRLS or owns the tables, so that row-level security would not keep tenants apart (development only; logs a warning)."`
+}
+
+// embeddedRuntimeRole is the role serve logs in as on the private
+// PostgreSQL: like a production runtime role, it owns nothing and has no
+// BYPASSRLS, so development runs under the same walls as production.
+const embeddedRuntimeRole = "skiff_service"
+
 // database is an open store with what it took to open it.
 type database struct {
-	DB       *tenant.DB
-	URL      string // the runtime connection's URL
-	Embedded bool
+	DB         *tenant.DB
+	URL        string // the runtime connection's URL
+	MigrateURL string // the tables' owner's
+	Embedded   bool
 	// Died is closed if the private PostgreSQL exits by itself; nil otherwise.
 	Died <-chan struct{}
 	stop func()
 }
 
+// Close closes the pool and stops the private PostgreSQL, whatever of them
+// open got to.
 func (d *database) Close() {
-	d.DB.Close()
+	if d.DB != nil {
+		d.DB.Close()
+	}
 	if d.stop != nil {
 		d.stop()
 	}
@@ -43,50 +61,59 @@ func (d *database) Close() {
 // open connects to the configured database, or starts the private one, and
 // applies migrations.
 func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger) (*database, error) {
-	d := &database{}
-	url, migrateURL := f.DatabaseURL, f.MigrateURL
-	if url == "" {
-		// 0711: PostgreSQL may run as another user (when we are root) and
-		// must be able to pass through to its own folder; nobody can list ours.
-		if err := os.MkdirAll(f.DataDir, 0o711); err != nil {
-			return nil, fmt.Errorf("data folder: %w", err)
-		}
-		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(f.DataDir, "postgres"), Logger: log})
-		if err != nil {
-			if errors.Is(err, pgserver.ErrNotInstalled) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("start the private PostgreSQL (or set SKIFF_DATABASE_URL): %w", err)
-		}
-		d.Embedded, d.Died = true, srv.Done()
-		d.stop = func() {
-			if err := srv.Stop(); err != nil {
-				log.Warn("stop PostgreSQL", "err", err)
-			}
-		}
-		if err := ensureDatabase(ctx, srv.URL("postgres"), "skiff"); err != nil {
-			d.stop()
+	d := &database{URL: f.DatabaseURL, MigrateURL: f.MigrateURL}
+	if d.URL == "" {
+		if err := f.startPrivate(ctx, log, d); err != nil {
 			return nil, err
 		}
-		url = srv.URL("skiff")
-		log.Info("private PostgreSQL running", "data", filepath.Join(f.DataDir, "postgres"), "port", srv.Port())
 	}
-	if migrateURL == "" {
-		migrateURL = url
+	if d.MigrateURL == "" {
+		d.MigrateURL = d.URL
 	}
-	if err := migrate(ctx, migrateURL, log); err != nil {
+	err := migrate(ctx, d.MigrateURL, log)
+	if err == nil && d.Embedded {
+		// The role needs skiff_app, which the first migration makes.
+		err = ensureRuntimeRole(ctx, d.MigrateURL, embeddedRuntimeRole)
+	}
+	if err == nil {
+		d.DB, err = tenant.Open(ctx, d.URL)
+	}
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	db, err := tenant.Open(ctx, url)
-	if err != nil {
-		if d.stop != nil {
-			d.stop()
-		}
-		return nil, err
-	}
-	d.DB, d.URL = db, url
 	return d, nil
+}
+
+// startPrivate starts the private PostgreSQL in the data folder and points
+// d at it: migrations run as its superuser, the service as
+// embeddedRuntimeRole.
+func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *database) error {
+	// 0711: PostgreSQL may run as another user (when we are root) and
+	// must be able to pass through to its own folder; nobody can list ours.
+	if err := os.MkdirAll(f.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(f.DataDir, "postgres"), Logger: log})
+	if err != nil {
+		if errors.Is(err, pgserver.ErrNotInstalled) {
+			return err
+		}
+		return fmt.Errorf("start the private PostgreSQL (or set SKIFF_DATABASE_URL): %w", err)
+	}
+	d.Embedded, d.Died = true, srv.Done()
+	d.stop = func() {
+		if err := srv.Stop(); err != nil {
+			log.Warn("stop PostgreSQL", "err", err)
+		}
+	}
+	if err := ensureDatabase(ctx, srv.URL("postgres"), "skiff"); err != nil {
+		d.stop()
+		return err
+	}
+	d.URL, d.MigrateURL = srv.RoleURL(embeddedRuntimeRole, "skiff"), srv.URL("skiff")
+	log.Info("private PostgreSQL running", "data", filepath.Join(f.DataDir, "postgres"), "port", srv.Port())
+	return nil
 }
 
 func migrate(ctx context.Context, url string, log *slog.Logger) error {
@@ -120,6 +147,74 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 	return nil
 }
 
+// ensureRuntimeRole creates the login role role on the private server if
+// needed, with nothing but the right to become tenant.AppRole.
+func ensureRuntimeRole(ctx context.Context, adminURL, role string) error {
+	db, err := sqlx.Open("postgres", adminURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q := pq.QuoteIdentifier(role)
+	if _, err := db.ExecContext(ctx, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = `+pq.QuoteLiteral(role)+`) THEN
+			CREATE ROLE `+q+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+		END IF;
+	END $$; GRANT `+pq.QuoteIdentifier(tenant.AppRole)+` TO `+q); err != nil {
+		return fmt.Errorf("create the runtime role: %w", err)
+	}
+	return nil
+}
+
+// openServe opens the database for serve: its pool sized by the flags, and
+// its role checked (see RuntimeDatabaseFlags).
+func (c *ServeCmd) openServe(ctx context.Context, log *slog.Logger) (*database, error) {
+	if err := c.Runtime.checkPool(); err != nil {
+		return nil, err
+	}
+	d, err := c.open(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	d.DB.X.SetMaxOpenConns(c.Runtime.MaxConns)
+	d.DB.X.SetMaxIdleConns(c.Runtime.MaxIdleConns)
+	if err := c.Runtime.checkRole(ctx, log, d.DB); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkPool refuses pool sizes database/sql would read as "no limit" or
+// silently change.
+func (f RuntimeDatabaseFlags) checkPool() error {
+	if f.MaxConns < 1 {
+		return fmt.Errorf("--database-max-connections: %d is not 1 or more", f.MaxConns)
+	}
+	if f.MaxIdleConns < 0 || f.MaxIdleConns > f.MaxConns {
+		return fmt.Errorf("--database-max-idle-connections: %d is not between 0 and --database-max-connections (%d)", f.MaxIdleConns, f.MaxConns)
+	}
+	return nil
+}
+
+// checkRole refuses a runtime role that row-level security does not hold,
+// unless --allow-unsafe-database-role says to run anyway.
+func (f RuntimeDatabaseFlags) checkRole(ctx context.Context, log *slog.Logger, db *tenant.DB) error {
+	err := tenant.CheckRuntimeRole(ctx, db.X)
+	var unsafe *tenant.RuntimeRoleError
+	if !errors.As(err, &unsafe) {
+		return err
+	}
+	if f.AllowUnsafeRole {
+		log.Warn("UNSAFE DATABASE ROLE: "+unsafe.Error()+"; starting anyway because of --allow-unsafe-database-role, which is for development only",
+			"role", unsafe.Role, "reason", unsafe.Reason)
+		return nil
+	}
+	return fmt.Errorf("%w. Connect --database-url (SKIFF_DATABASE_URL) as a role that is not a superuser, has no BYPASSRLS and owns no table, "+
+		"and give the tables' owner to --migrate-database-url (SKIFF_MIGRATE_DATABASE_URL) (docs/OPERATIONS.md), "+
+		"or pass --allow-unsafe-database-role on a development machine", err)
+}
+
 // MigrateCmd applies migrations.
 type MigrateCmd struct {
 	DatabaseFlags
@@ -132,7 +227,13 @@ func (c *MigrateCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	cur, latest, err := migrations.Version(ctx, d.DB.X.DB)
+	// The version table is the owner's: the runtime role may not read it.
+	owner, err := sqlx.Open("postgres", d.MigrateURL)
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
+	cur, latest, err := migrations.Version(ctx, owner.DB)
 	if err != nil {
 		return err
 	}

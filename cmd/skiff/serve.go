@@ -27,6 +27,7 @@ import (
 // SFTP, reminders, HTTP.
 type ServeCmd struct {
 	DatabaseFlags `group:"Database"`
+	Runtime       RuntimeDatabaseFlags `embed:"" group:"Database"`
 
 	HTTP         HTTPFlags        `embed:"" group:"GraphQL API"`
 	SFTP         SFTPFlags        `embed:"" group:"SFTP"`
@@ -44,7 +45,7 @@ type ServeCmd struct {
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
 func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
-	d, err := c.open(ctx, log)
+	d, err := c.openServe(ctx, log)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 	ready := make(chan addrs, 1)
 	cmd := &ServeCmd{
 		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
+		Runtime:       RuntimeDatabaseFlags{MaxConns: 32, MaxIdleConns: 32},
 		HTTP: HTTPFlags{
 			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
 			MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12, TokenTTL: time.Hour,
