@@ -93,9 +93,11 @@ func Main(m *testing.M) {
 }
 
 // NewDB creates an empty database with every migration applied, for t
-// alone, and returns its URL. The connection is the server's superuser, like
-// the service's own, so tenant.Open(ctx, url) behaves as in production. The
-// database is dropped when t ends, with any connection still open to it.
+// alone, and returns its URL. The connection is the server's superuser (the
+// owner of the tables); every transaction of tenant.Open(ctx, url) still
+// switches to skiff_app, so row-level security applies as in production.
+// A test that needs production's runtime login role makes one with NewRole.
+// The database is dropped when t ends, with any connection still open to it.
 func NewDB(t testing.TB) string {
 	t.Helper()
 	c, err := get()
