@@ -18,8 +18,8 @@ import (
 
 // DatabaseFlags say where the store of record is.
 type DatabaseFlags struct {
-	DatabaseURL string `name:"database-url" env:"SKIFF_DATABASE_URL" help:"PostgreSQL URL. Empty: start a private PostgreSQL server in the data folder from the machine's installed binaries."`
-	MigrateURL  string `name:"migrate-database-url" env:"SKIFF_MIGRATE_DATABASE_URL" help:"PostgreSQL URL of the tables' owner, for migrations; defaults to --database-url."`
+	DatabaseURL string `name:"database-url" env:"SKIFF_DATABASE_URL" help:"PostgreSQL URL of the runtime role: not a superuser, no BYPASSRLS, owns no table (serve checks). Empty: start a private PostgreSQL server in the data folder from the machine's installed binaries."`
+	MigrateURL  string `name:"migrate-database-url" env:"SKIFF_MIGRATE_DATABASE_URL" help:"PostgreSQL URL of the tables' owner, for migrations; defaults to --database-url (which serve then refuses, as it owns the tables)."`
 	DataDir     string `name:"data-dir" default:"skiff-data" env:"SKIFF_DATA_DIR" type:"path" help:"Folder for the private PostgreSQL, users' files (unless --storage-dir) and mail written as files."`
 }
 
