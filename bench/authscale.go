@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // Synthetic identities for the data sets. IDs are valid UUIDs (version 4
@@ -86,7 +87,7 @@ func loadDirectory(ctx context.Context, db *benchDatabase, users, perAccount, ke
 	return err
 }
 
-// authScale measures the key-login lookup, tenant.Directory.PublicKeyLogin,
+// authScale measures the key-login lookup, sftplogin.Directory.PublicKeyLogin,
 // on a directory of AuthUsers users with AuthKeysPerUser keys each: the
 // query every public-key login runs before the SSH signature check.
 func (r *runner) authScale(ctx context.Context) error {
@@ -106,7 +107,7 @@ func (r *runner) authScale(ctx context.Context) error {
 		return err
 	}
 	defer tdb.Close()
-	dir := tenant.NewDirectory(tdb)
+	dir := sftplogin.NewDirectory(tdb)
 	lookup := func(rng *rand.Rand, known bool) (time.Duration, error) {
 		i, k := rng.IntN(users), rng.IntN(keys)
 		key := syntheticKey(i, k)
@@ -135,7 +136,7 @@ func (r *runner) authScale(ctx context.Context) error {
 			return err
 		}
 	}
-	sec := r.report.section(fmt.Sprintf("Key-login lookup at scale: %d users, %d keys, %d accounts (tenant.Directory.PublicKeyLogin on PostgreSQL)",
+	sec := r.report.section(fmt.Sprintf("Key-login lookup at scale: %d users, %d keys, %d accounts (sftplogin.Directory.PublicKeyLogin on PostgreSQL)",
 		users, users*keys, (users+99)/100),
 		"case", "lookups", "p50", "p99", "max", "lookups/s")
 	for _, c := range []struct {

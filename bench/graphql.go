@@ -22,6 +22,8 @@ import (
 	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // usersPageQuery is an administrator's users screen: a page of users with
@@ -82,15 +84,15 @@ func (r *runner) graphQL(ctx context.Context) error {
 		return err
 	}
 	defer x.Close()
-	svc := tenant.NewService(tenant.NewDB(x))
+	svc := domain.New(tenant.NewDB(x))
 	// One enforcer that hears changes through PostgreSQL notifications, as
 	// skiff serve wires it: without Listen it re-reads an account's whole
 	// policy every second, which is not what production pays.
-	enforcer, err := policy.New(x.DB, policy.Options{Logger: slog.New(slog.DiscardHandler)})
+	enforcer, err := policy.New(svc.DB, policy.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
-	svc.Policy = enforcer
+	svc.Sharing.Policy = enforcer
 	lctx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
 	go func() { _ = enforcer.Listen(lctx, db.url) }()
@@ -101,7 +103,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 	}
 
 	const ownerEmail, ownerPassword = "owner@graphql.bench.example", "benchmark owner password"
-	acct, _, err := svc.CreateAccount(tenant.SystemContext(ctx), tenant.CreateAccountInput{
+	acct, _, err := svc.Accounts.CreateAccount(tenant.SystemContext(ctx), account.CreateAccountInput{
 		Name: "GraphQL bench", OwnerEmail: ownerEmail, OwnerName: "Bench Owner", OwnerPassword: ownerPassword,
 	})
 	if err != nil {
@@ -117,7 +119,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 	}
 	// From a documentation address of its own: the password benchmark's
 	// refused attempts from loopback have the login throttle on 127.0.0.1.
-	login, err := svc.Login(ctx, ownerEmail, ownerPassword, netip.MustParseAddr("198.51.100.7"))
+	login, err := svc.People.Login(ctx, ownerEmail, ownerPassword, netip.MustParseAddr("198.51.100.7"))
 	if err != nil {
 		return fmt.Errorf("owner login: %w", err)
 	}

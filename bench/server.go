@@ -28,6 +28,7 @@ import (
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // The one account and user the data-path server serves. Storage wants
@@ -168,13 +169,13 @@ type memDirectory struct {
 
 var _ sftp.Directory = (*memDirectory)(nil)
 
-func (d *memDirectory) user() *sftp.Login {
-	return &sftp.Login{AccountID: BenchAccountID, UserID: BenchUserID, Login: d.login}
+func (d *memDirectory) user() *sftplogin.Login {
+	return &sftplogin.Login{AccountID: BenchAccountID, UserID: BenchUserID, Login: d.login}
 }
 
-func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login, password string) (*sftp.Login, error) {
+func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login, password string) (*sftplogin.Login, error) {
 	if d.passwordHash == "" {
-		return nil, fmt.Errorf("%w: password logins are off", sftp.ErrLoginFailed)
+		return nil, fmt.Errorf("%w: password logins are off", sftplogin.ErrLoginFailed)
 	}
 	// Verify even for a wrong login name, as the real directory does, so
 	// the cost measured is that of every attempt.
@@ -183,14 +184,14 @@ func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login
 		return nil, err
 	}
 	if !ok || login != d.login {
-		return nil, fmt.Errorf("%w: wrong login or password", sftp.ErrLoginFailed)
+		return nil, fmt.Errorf("%w: wrong login or password", sftplogin.ErrLoginFailed)
 	}
 	return d.user(), nil
 }
 
-func (d *memDirectory) PublicKeyLogin(_ context.Context, _, _ netip.Addr, login string, key ssh.PublicKey) (*sftp.Login, error) {
+func (d *memDirectory) PublicKeyLogin(_ context.Context, _, _ netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error) {
 	if login != d.login {
-		return nil, fmt.Errorf("%w: unknown login", sftp.ErrLoginFailed)
+		return nil, fmt.Errorf("%w: unknown login", sftplogin.ErrLoginFailed)
 	}
 	wire := key.Marshal()
 	for _, k := range d.keys {
@@ -198,7 +199,7 @@ func (d *memDirectory) PublicKeyLogin(_ context.Context, _, _ netip.Addr, login 
 			return d.user(), nil
 		}
 	}
-	return nil, fmt.Errorf("%w: key not registered", sftp.ErrLoginFailed)
+	return nil, fmt.Errorf("%w: key not registered", sftplogin.ErrLoginFailed)
 }
 
 // profileHandler serves net/http/pprof for interactive use, and lets the
@@ -270,7 +271,7 @@ type vfsSessions struct {
 	log   *slog.Logger
 }
 
-func (s *vfsSessions) Open(ctx context.Context, login *sftp.Login) (sftp.Session, error) {
+func (s *vfsSessions) Open(ctx context.Context, login *sftplogin.Login) (sftp.Session, error) {
 	return vfs.NewSession(ctx, vfs.Config{
 		AccountID: login.AccountID,
 		UserID:    login.UserID,

@@ -11,6 +11,8 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // ID is the resolver for the id field.
@@ -20,11 +22,11 @@ func (r *accountResolver) ID(ctx context.Context, obj *tenant.Account) (string, 
 
 // Users is the resolver for the users field.
 func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error) {
-	var f tenant.UserFilter
+	var f people.UserFilter
 	if filter != nil {
-		f = tenant.UserFilter{Search: deref(filter.Search), Role: deref(filter.Role), Deleted: deref(filter.Deleted)}
+		f = people.UserFilter{Search: deref(filter.Search), Role: deref(filter.Role), Deleted: deref(filter.Deleted)}
 	}
-	c, err := r.Tenant.Users(ctx, obj.ID, f, page(first, after))
+	c, err := r.Tenant.People.Users(ctx, obj.ID, f, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +35,7 @@ func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter
 
 // Contacts is the resolver for the contacts field.
 func (r *accountResolver) Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error) {
-	c, err := r.Tenant.Contacts(ctx, obj.ID, deref(search), page(first, after))
+	c, err := r.Tenant.People.Contacts(ctx, obj.ID, deref(search), page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +48,7 @@ func (r *accountResolver) Contacts(ctx context.Context, obj *tenant.Account, sea
 
 // CreateAccount is the resolver for the createAccount field.
 func (r *mutationResolver) CreateAccount(ctx context.Context, input model.CreateAccountInput) (*model.CreateAccountPayload, error) {
-	a, owner, err := r.Tenant.CreateAccount(ctx, tenant.CreateAccountInput{
+	a, owner, err := r.Tenant.Accounts.CreateAccount(ctx, account.CreateAccountInput{
 		Name: input.Name, OwnerEmail: input.OwnerEmail, OwnerName: input.OwnerName, OwnerPassword: deref(input.OwnerPassword),
 	})
 	ue, err := userErrors(err)

@@ -9,11 +9,11 @@ import (
 	"context"
 
 	"github.com/skiffhq/skiff/graph/generated"
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // ID is the resolver for the id field.
-func (r *staffResolver) ID(ctx context.Context, obj *tenant.Staff) (string, error) {
+func (r *staffResolver) ID(ctx context.Context, obj *people.Staff) (string, error) {
 	return globalID("Staff", obj.ID), nil
 }
 

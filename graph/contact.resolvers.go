@@ -10,17 +10,17 @@ import (
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // ID is the resolver for the id field.
-func (r *contactResolver) ID(ctx context.Context, obj *tenant.Contact) (string, error) {
+func (r *contactResolver) ID(ctx context.Context, obj *people.Contact) (string, error) {
 	return globalID("Contact", obj.ID), nil
 }
 
 // CreateContact is the resolver for the createContact field.
 func (r *mutationResolver) CreateContact(ctx context.Context, input model.CreateContactInput) (*model.ContactPayload, error) {
-	c, err := r.Tenant.CreateContact(ctx, tenant.ContactInput{Email: &input.Email, Name: &input.Name, Company: input.Company, Phone: input.Phone})
+	c, err := r.Tenant.People.CreateContact(ctx, people.ContactInput{Email: &input.Email, Name: &input.Name, Company: input.Company, Phone: input.Phone})
 	ue, err := userErrors(err)
 	return &model.ContactPayload{Contact: c, UserErrors: ue}, err
 }
@@ -31,7 +31,7 @@ func (r *mutationResolver) UpdateContact(ctx context.Context, input model.Update
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Tenant.UpdateContact(ctx, tenant.ContactInput{ID: id, Email: input.Email, Name: input.Name, Company: input.Company, Phone: input.Phone})
+	c, err := r.Tenant.People.UpdateContact(ctx, people.ContactInput{ID: id, Email: input.Email, Name: input.Name, Company: input.Company, Phone: input.Phone})
 	ue, err := userErrors(err)
 	return &model.ContactPayload{Contact: c, UserErrors: ue}, err
 }
@@ -42,7 +42,7 @@ func (r *mutationResolver) DeleteContact(ctx context.Context, input model.Delete
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Tenant.DeleteContact(ctx, id)
+	c, err := r.Tenant.People.DeleteContact(ctx, id)
 	ue, err := userErrors(err)
 	return &model.ContactPayload{Contact: c, UserErrors: ue}, err
 }
@@ -53,7 +53,7 @@ func (r *mutationResolver) ConvertContactToUser(ctx context.Context, input model
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.ConvertContactToUser(ctx, tenant.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
+	u, err := r.Tenant.People.ConvertContactToUser(ctx, people.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

@@ -15,7 +15,7 @@ import (
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error) {
-	res, err := r.Tenant.Login(ctx, input.Email, input.Password, remoteAddr(ctx))
+	res, err := r.Tenant.People.Login(ctx, input.Email, input.Password, remoteAddr(ctx))
 	if err != nil {
 		if tenant.ErrorCode(err) == tenant.EUnauthenticated {
 			f := "password"
@@ -33,7 +33,7 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 
 // Logout is the resolver for the logout field.
 func (r *mutationResolver) Logout(ctx context.Context) (*model.LogoutPayload, error) {
-	if err := r.Tenant.Logout(ctx); err != nil {
+	if err := r.Tenant.People.Logout(ctx); err != nil {
 		return nil, err
 	}
 	return &model.LogoutPayload{Ok: true}, nil
@@ -41,7 +41,7 @@ func (r *mutationResolver) Logout(ctx context.Context) (*model.LogoutPayload, er
 
 // ChangePassword is the resolver for the changePassword field.
 func (r *mutationResolver) ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.ChangePasswordPayload, error) {
-	err := r.Tenant.ChangePassword(ctx, input.CurrentPassword, input.NewPassword)
+	err := r.Tenant.People.ChangePassword(ctx, input.CurrentPassword, input.NewPassword)
 	ue, err := userErrors(err)
 	return &model.ChangePasswordPayload{Ok: len(ue) == 0 && err == nil, UserErrors: ue}, err
 }
@@ -70,18 +70,18 @@ func (r *queryResolver) Account(ctx context.Context, id *string) (*tenant.Accoun
 		if p.IsStaff() {
 			return nil, tenant.Invalid("id", "staff must name the account")
 		}
-		return r.Tenant.Account(ctx, p.AccountID)
+		return r.Tenant.Accounts.Account(ctx, p.AccountID)
 	}
 	aid, err := parseID(*id, "Account")
 	if err != nil {
 		return nil, err
 	}
-	return r.Tenant.Account(ctx, aid)
+	return r.Tenant.Accounts.Account(ctx, aid)
 }
 
 // Accounts is the resolver for the accounts field.
 func (r *queryResolver) Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error) {
-	c, err := r.Tenant.Accounts(ctx, deref(search), page(first, after))
+	c, err := r.Tenant.Accounts.Accounts(ctx, deref(search), page(first, after))
 	if err != nil {
 		return nil, err
 	}

@@ -11,21 +11,24 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // DedicatedIP is the resolver for the dedicatedIp field.
-func (r *accountResolver) DedicatedIP(ctx context.Context, obj *tenant.Account) (*tenant.DedicatedIP, error) {
-	return r.Tenant.DedicatedIP(ctx, obj.ID)
+func (r *accountResolver) DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error) {
+	return r.Tenant.DedicatedIPs.DedicatedIP(ctx, obj.ID)
 }
 
 // Address is the resolver for the address field.
-func (r *dedicatedIpResolver) Address(ctx context.Context, obj *tenant.DedicatedIP) (string, error) {
+func (r *dedicatedIpResolver) Address(ctx context.Context, obj *sftplogin.DedicatedIP) (string, error) {
 	return obj.Address.String(), nil
 }
 
 // HostKeyFingerprints is the resolver for the hostKeyFingerprints field.
-func (r *dedicatedIpResolver) HostKeyFingerprints(ctx context.Context, obj *tenant.DedicatedIP) ([]*tenant.HostKeyFingerprint, error) {
-	fps, err := r.Tenant.HostKeyFingerprints(ctx, obj.AccountID)
+func (r *dedicatedIpResolver) HostKeyFingerprints(ctx context.Context, obj *sftplogin.DedicatedIP) ([]*outbox.HostKeyFingerprint, error) {
+	fps, err := r.Tenant.DedicatedIPs.HostKeyFingerprints(ctx, obj.AccountID)
 	return ptrs(fps), err
 }
 
@@ -38,12 +41,12 @@ func (r *dedicatedIpPayloadResolver) Account(ctx context.Context, obj *model.Ded
 }
 
 // Address is the resolver for the address field.
-func (r *dedicatedIpPoolAddressResolver) Address(ctx context.Context, obj *tenant.PoolAddress) (string, error) {
+func (r *dedicatedIpPoolAddressResolver) Address(ctx context.Context, obj *sftplogin.PoolAddress) (string, error) {
 	return obj.Address.String(), nil
 }
 
 // Account is the resolver for the account field.
-func (r *dedicatedIpPoolAddressResolver) Account(ctx context.Context, obj *tenant.PoolAddress) (*tenant.Account, error) {
+func (r *dedicatedIpPoolAddressResolver) Account(ctx context.Context, obj *sftplogin.PoolAddress) (*tenant.Account, error) {
 	if obj.AccountID == "" {
 		return nil, nil
 	}
@@ -56,7 +59,7 @@ func (r *mutationResolver) ProvisionDedicatedIP(ctx context.Context, input model
 	if err != nil {
 		return nil, err
 	}
-	ip, err := r.Tenant.ProvisionDedicatedIP(ctx, id, deref(input.Address))
+	ip, err := r.Tenant.DedicatedIPs.ProvisionDedicatedIP(ctx, id, deref(input.Address))
 	ue, err := userErrors(err)
 	return &model.DedicatedIPPayload{DedicatedIP: ip, UserErrors: ue}, err
 }
@@ -67,7 +70,7 @@ func (r *mutationResolver) ReleaseDedicatedIP(ctx context.Context, input model.R
 	if err != nil {
 		return nil, err
 	}
-	ip, err := r.Tenant.ReleaseDedicatedIP(ctx, id)
+	ip, err := r.Tenant.DedicatedIPs.ReleaseDedicatedIP(ctx, id)
 	ue, err := userErrors(err)
 	return &model.DedicatedIPPayload{DedicatedIP: ip, UserErrors: ue}, err
 }
@@ -78,14 +81,14 @@ func (r *mutationResolver) SetCustomSftpLogin(ctx context.Context, input model.S
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.SetCustomSFTPLogin(ctx, id, deref(input.Login))
+	u, err := r.Tenant.SFTP.SetCustomSFTPLogin(ctx, id, deref(input.Login))
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
 
 // DedicatedIPPool is the resolver for the dedicatedIpPool field.
-func (r *queryResolver) DedicatedIPPool(ctx context.Context, state *tenant.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error) {
-	c, err := r.Tenant.DedicatedIPPool(ctx, deref(state), page(first, after))
+func (r *queryResolver) DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error) {
+	c, err := r.Tenant.DedicatedIPs.DedicatedIPPool(ctx, deref(state), page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +100,7 @@ func (r *queryResolver) DedicatedIPPool(ctx context.Context, state *tenant.Dedic
 }
 
 // DedicatedHost is the resolver for the dedicatedHost field.
-func (r *sftpCredentialsResolver) DedicatedHost(ctx context.Context, obj *tenant.Credentials) (*string, error) {
+func (r *sftpCredentialsResolver) DedicatedHost(ctx context.Context, obj *sftpaccess.Credentials) (*string, error) {
 	if obj.DedicatedHost == "" {
 		return nil, nil
 	}
@@ -105,7 +108,7 @@ func (r *sftpCredentialsResolver) DedicatedHost(ctx context.Context, obj *tenant
 }
 
 // CustomLoginNote is the resolver for the customLoginNote field.
-func (r *sftpCredentialsResolver) CustomLoginNote(ctx context.Context, obj *tenant.Credentials) (*string, error) {
+func (r *sftpCredentialsResolver) CustomLoginNote(ctx context.Context, obj *sftpaccess.Credentials) (*string, error) {
 	note := obj.CustomLoginNote()
 	if note == "" {
 		return nil, nil

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 const (
@@ -83,11 +83,11 @@ func (e *env) sftpUser(ownerToken, email, customLogin string) string {
 func TestDedicatedIPsThroughGraphQL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	pool, err := tenant.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix("192.0.2.20/31")})
+	pool, err := sftplogin.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix("192.0.2.20/31")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc.DedicatedIPs = tenant.DedicatedIPConfig{Pool: pool, Cooldown: 24 * time.Hour}
+	e.svc.DedicatedIPs.Config = sftplogin.DedicatedIPConfig{Pool: pool, Cooldown: 24 * time.Hour}
 	acme, owner := e.account("Acme", "owner@acme.example")
 	beta, betaOwner := e.account("Beta", "owner@beta.example")
 	acmeID, betaID := globalID("Account", acme), globalID("Account", beta)

@@ -12,11 +12,12 @@ import (
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // ProjectFolders is the resolver for the projectFolders field.
 func (r *accountResolver) ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error) {
-	c, err := r.Tenant.ProjectFolders(ctx, obj.ID, deref(search), page(first, after))
+	c, err := r.Tenant.Sharing.ProjectFolders(ctx, obj.ID, deref(search), page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +30,7 @@ func (r *accountResolver) ProjectFolders(ctx context.Context, obj *tenant.Accoun
 
 // CreateProjectFolder is the resolver for the createProjectFolder field.
 func (r *mutationResolver) CreateProjectFolder(ctx context.Context, input model.CreateProjectFolderInput) (*model.ProjectFolderPayload, error) {
-	return folderPayload(r.Tenant.CreateProjectFolder(ctx, input.Name))
+	return folderPayload(r.Tenant.Sharing.CreateProjectFolder(ctx, input.Name))
 }
 
 // RenameProjectFolder is the resolver for the renameProjectFolder field.
@@ -38,7 +39,7 @@ func (r *mutationResolver) RenameProjectFolder(ctx context.Context, input model.
 	if err != nil {
 		return nil, err
 	}
-	return folderPayload(r.Tenant.RenameProjectFolder(ctx, id, input.Name))
+	return folderPayload(r.Tenant.Sharing.RenameProjectFolder(ctx, id, input.Name))
 }
 
 // DeleteProjectFolder is the resolver for the deleteProjectFolder field.
@@ -47,7 +48,7 @@ func (r *mutationResolver) DeleteProjectFolder(ctx context.Context, input model.
 	if err != nil {
 		return nil, err
 	}
-	f, err := r.Tenant.DeleteProjectFolder(ctx, id)
+	f, err := r.Tenant.Sharing.DeleteProjectFolder(ctx, id)
 	ue, err := userErrors(err)
 	out := &model.DeleteProjectFolderPayload{UserErrors: ue}
 	if f != nil {
@@ -63,7 +64,7 @@ func (r *mutationResolver) ShareProjectFolder(ctx context.Context, input model.S
 	if err != nil {
 		return nil, err
 	}
-	return folderPayload(r.Tenant.ShareProjectFolder(ctx, tenant.ShareInput{FolderID: folderID, UserID: userID, GroupID: groupID, Preset: input.Preset}))
+	return folderPayload(r.Tenant.Sharing.ShareProjectFolder(ctx, sharing.ShareInput{FolderID: folderID, UserID: userID, GroupID: groupID, Preset: input.Preset}))
 }
 
 // UnshareProjectFolder is the resolver for the unshareProjectFolder field.
@@ -72,22 +73,22 @@ func (r *mutationResolver) UnshareProjectFolder(ctx context.Context, input model
 	if err != nil {
 		return nil, err
 	}
-	return folderPayload(r.Tenant.UnshareProjectFolder(ctx, tenant.UnshareInput{FolderID: folderID, UserID: userID, GroupID: groupID}))
+	return folderPayload(r.Tenant.Sharing.UnshareProjectFolder(ctx, sharing.UnshareInput{FolderID: folderID, UserID: userID, GroupID: groupID}))
 }
 
 // ID is the resolver for the id field.
-func (r *projectFolderResolver) ID(ctx context.Context, obj *tenant.ProjectFolder) (string, error) {
+func (r *projectFolderResolver) ID(ctx context.Context, obj *sharing.ProjectFolder) (string, error) {
 	return globalID("ProjectFolder", obj.ID), nil
 }
 
 // CreatedBy is the resolver for the createdBy field.
-func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *tenant.ProjectFolder) (*tenant.User, error) {
+func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *sharing.ProjectFolder) (*tenant.User, error) {
 	return r.loaders(ctx).users.Load(ctx, userRef{obj.AccountID, obj.CreatedBy})
 }
 
 // MyRights is the resolver for the myRights field.
-func (r *projectFolderResolver) MyRights(ctx context.Context, obj *tenant.ProjectFolder) ([]policy.Right, error) {
-	rights, err := r.Tenant.MyRightsIn(ctx, obj.ID)
+func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error) {
+	rights, err := r.Tenant.Sharing.MyRightsIn(ctx, obj.ID)
 	if tenant.ErrorCode(err) == tenant.ENotFound {
 		return []policy.Right{}, nil
 	}
@@ -95,13 +96,13 @@ func (r *projectFolderResolver) MyRights(ctx context.Context, obj *tenant.Projec
 }
 
 // Members is the resolver for the members field.
-func (r *projectFolderResolver) Members(ctx context.Context, obj *tenant.ProjectFolder) ([]*tenant.FolderMember, error) {
-	return r.Tenant.FolderMembers(ctx, obj.ID)
+func (r *projectFolderResolver) Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error) {
+	return r.Tenant.Sharing.FolderMembers(ctx, obj.ID)
 }
 
 // ProjectsSharedWithMe is the resolver for the projectsSharedWithMe field.
 func (r *userResolver) ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error) {
-	c, err := r.Tenant.ProjectsSharedWith(ctx, obj.ID, page(first, after))
+	c, err := r.Tenant.Sharing.ProjectsSharedWith(ctx, obj.ID, page(first, after))
 	if err != nil {
 		return nil, err
 	}

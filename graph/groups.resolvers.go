@@ -11,11 +11,12 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // Groups is the resolver for the groups field.
 func (r *accountResolver) Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error) {
-	c, err := r.Tenant.Groups(ctx, obj.ID, page(first, after))
+	c, err := r.Tenant.Sharing.Groups(ctx, obj.ID, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -27,12 +28,12 @@ func (r *accountResolver) Groups(ctx context.Context, obj *tenant.Account, first
 }
 
 // ID is the resolver for the id field.
-func (r *groupResolver) ID(ctx context.Context, obj *tenant.Group) (string, error) {
+func (r *groupResolver) ID(ctx context.Context, obj *sharing.Group) (string, error) {
 	return globalID("Group", obj.ID), nil
 }
 
 // Builtin is the resolver for the builtin field.
-func (r *groupResolver) Builtin(ctx context.Context, obj *tenant.Group) (*tenant.BuiltinGroup, error) {
+func (r *groupResolver) Builtin(ctx context.Context, obj *sharing.Group) (*sharing.BuiltinGroup, error) {
 	if obj.Builtin == "" {
 		return nil, nil
 	}
@@ -40,8 +41,8 @@ func (r *groupResolver) Builtin(ctx context.Context, obj *tenant.Group) (*tenant
 }
 
 // Members is the resolver for the members field.
-func (r *groupResolver) Members(ctx context.Context, obj *tenant.Group, first *int, after *string) (*model.UserConnection, error) {
-	c, err := r.Tenant.GroupMembers(ctx, obj.ID, page(first, after))
+func (r *groupResolver) Members(ctx context.Context, obj *sharing.Group, first *int, after *string) (*model.UserConnection, error) {
+	c, err := r.Tenant.Sharing.GroupMembers(ctx, obj.ID, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func (r *groupResolver) Members(ctx context.Context, obj *tenant.Group, first *i
 
 // CreateGroup is the resolver for the createGroup field.
 func (r *mutationResolver) CreateGroup(ctx context.Context, input model.CreateGroupInput) (*model.GroupPayload, error) {
-	g, err := r.Tenant.CreateGroup(ctx, tenant.CreateGroupInput{Name: input.Name, Permissions: input.Permissions})
+	g, err := r.Tenant.Sharing.CreateGroup(ctx, sharing.CreateGroupInput{Name: input.Name, Permissions: input.Permissions})
 	ue, err := userErrors(err)
 	return &model.GroupPayload{Group: g, UserErrors: ue}, err
 }
@@ -61,11 +62,11 @@ func (r *mutationResolver) UpdateGroup(ctx context.Context, input model.UpdateGr
 	if err != nil {
 		return nil, err
 	}
-	in := tenant.UpdateGroupInput{ID: id, Name: input.Name}
+	in := sharing.UpdateGroupInput{ID: id, Name: input.Name}
 	if input.Permissions != nil {
 		in.Permissions = &input.Permissions
 	}
-	g, err := r.Tenant.UpdateGroup(ctx, in)
+	g, err := r.Tenant.Sharing.UpdateGroup(ctx, in)
 	ue, err := userErrors(err)
 	return &model.GroupPayload{Group: g, UserErrors: ue}, err
 }
@@ -76,7 +77,7 @@ func (r *mutationResolver) DeleteGroup(ctx context.Context, input model.DeleteGr
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Tenant.DeleteGroup(ctx, id)
+	g, err := r.Tenant.Sharing.DeleteGroup(ctx, id)
 	ue, err := userErrors(err)
 	out := &model.DeleteGroupPayload{UserErrors: ue}
 	if g != nil {
@@ -96,13 +97,13 @@ func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUser
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.SetUserGroup(ctx, userID, groupID)
+	u, err := r.Tenant.Sharing.SetUserGroup(ctx, userID, groupID)
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
 
 // Group is the resolver for the group field.
-func (r *userResolver) Group(ctx context.Context, obj *tenant.User) (*tenant.Group, error) {
+func (r *userResolver) Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error) {
 	return r.loaders(ctx).groupLoader(ctx).Load(ctx, userRef{obj.AccountID, obj.ID})
 }
 

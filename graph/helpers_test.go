@@ -12,8 +12,10 @@ import (
 
 	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/internal/pgtest"
-	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -21,7 +23,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // env is one test's Skiff: a fresh database, the service and the real HTTP handler.
 type env struct {
 	t   testing.TB
-	svc *tenant.Service
+	svc *domain.Domain
 	srv *httptest.Server
 	now time.Time
 }
@@ -31,12 +33,12 @@ const testPassword = "correct horse battery"
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	db := tenanttest.Open(t)
+	db := pgtest.OpenStore(t)
 	// SFTP credentials name the host keys, so the deployment needs them.
-	if err := tenant.NewDirectory(db).EnsureHostKeys(ctx); err != nil {
+	if err := sftplogin.NewDirectory(db).EnsureHostKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, svc: tenant.NewService(db), now: time.Now()}
+	e := &env{t: t, svc: domain.New(db), now: time.Now()}
 	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{
 		MaxBodyBytes: 64 << 10, AllowedOrigins: []string{"https://admin.example"},
 		Ready: func(ctx context.Context) error { return db.X.PingContext(ctx) },
@@ -49,7 +51,7 @@ func newEnv(t testing.TB) *env {
 // account creates an account with an owner and returns the owner's token.
 func (e *env) account(name, ownerEmail string) (accountID, token string) {
 	e.t.Helper()
-	a, _, err := e.svc.CreateAccount(tenant.SystemContext(context.Background()), tenant.CreateAccountInput{
+	a, _, err := e.svc.Accounts.CreateAccount(tenant.SystemContext(context.Background()), account.CreateAccountInput{
 		Name: name, OwnerEmail: ownerEmail, OwnerName: name + " Owner", OwnerPassword: testPassword,
 	})
 	if err != nil {
@@ -60,7 +62,7 @@ func (e *env) account(name, ownerEmail string) (accountID, token string) {
 
 func (e *env) staff(email string) string {
 	e.t.Helper()
-	if _, err := e.svc.CreateStaff(tenant.SystemContext(context.Background()), email, "Support", testPassword); err != nil {
+	if _, err := e.svc.People.CreateStaff(tenant.SystemContext(context.Background()), email, "Support", testPassword); err != nil {
 		e.t.Fatal(err)
 	}
 	return e.login(email, testPassword)

@@ -10,6 +10,9 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // userRef names a user within its account; loaders batch by account.
@@ -18,16 +21,16 @@ type userRef struct{ AccountID, UserID string }
 // loaders batch the per-user lookups of one request into one query per kind
 // (per account), so a page of users costs a constant number of statements.
 type loaders struct {
-	sshKeys     *dataloadgen.Loader[userRef, []*tenant.SSHKey]
-	credentials *dataloadgen.Loader[userRef, *tenant.Credentials]
+	sshKeys     *dataloadgen.Loader[userRef, []*sftpaccess.SSHKey]
+	credentials *dataloadgen.Loader[userRef, *sftpaccess.Credentials]
 	accounts    *dataloadgen.Loader[string, *tenant.Account]
 	// users loads users by ID (project folders' creators); one the caller
 	// may not see loads as nil.
 	users  *dataloadgen.Loader[userRef, *tenant.User]
-	groups *dataloadgen.Loader[userRef, *tenant.Group]
+	groups *dataloadgen.Loader[userRef, *sharing.Group]
 	// groupNames loads groups without their member counts, for selections
 	// that do not ask for memberCount (counting is the costly part).
-	groupNames *dataloadgen.Loader[userRef, *tenant.Group]
+	groupNames *dataloadgen.Loader[userRef, *sharing.Group]
 }
 
 type loadersKey struct{}
@@ -37,27 +40,27 @@ type loadersKey struct{}
 // of users does not wait: prefetchUsers loads its fields at once).
 const batchWait = time.Millisecond
 
-func newLoaders(svc *tenant.Service) *loaders {
+func newLoaders(svc *domain.Domain) *loaders {
 	return &loaders{
-		sshKeys: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef][]*tenant.SSHKey, error) {
-			return byAccount(ctx, refs, svc.SSHKeysForUsers)
+		sshKeys: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef][]*sftpaccess.SSHKey, error) {
+			return byAccount(ctx, refs, svc.SFTP.SSHKeysForUsers)
 		}, dataloadgen.WithWait(batchWait)),
-		credentials: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Credentials, error) {
-			return byAccount(ctx, refs, svc.SFTPCredentialsForUsers)
+		credentials: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*sftpaccess.Credentials, error) {
+			return byAccount(ctx, refs, svc.SFTP.SFTPCredentialsForUsers)
 		}, dataloadgen.WithWait(batchWait)),
-		groups: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
-			return byAccount(ctx, refs, svc.GroupsOfUsers)
+		groups: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*sharing.Group, error) {
+			return byAccount(ctx, refs, svc.Sharing.GroupsOfUsers)
 		}, dataloadgen.WithWait(batchWait)),
-		groupNames: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.Group, error) {
-			return byAccount(ctx, refs, svc.GroupsOfUsersUncounted)
+		groupNames: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*sharing.Group, error) {
+			return byAccount(ctx, refs, svc.Sharing.GroupsOfUsersUncounted)
 		}, dataloadgen.WithWait(batchWait)),
 		users: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.User, error) {
-			return byAccount(ctx, refs, svc.UsersByID)
+			return byAccount(ctx, refs, svc.People.UsersByID)
 		}, dataloadgen.WithWait(batchWait)),
 		accounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*tenant.Account, error) {
 			out := make(map[string]*tenant.Account, len(ids))
 			for _, id := range ids { // a request touches one account, two for staff screens
-				a, err := svc.Account(ctx, id)
+				a, err := svc.Accounts.Account(ctx, id)
 				if err != nil {
 					return nil, err
 				}
@@ -118,16 +121,16 @@ func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 	}
 	l := r.loaders(ctx)
 	if selected(ctx, "edges", "node", "sshKeys") {
-		prime(ctx, l.sshKeys, refs, r.Tenant.SSHKeysForUsers)
+		prime(ctx, l.sshKeys, refs, r.Tenant.SFTP.SSHKeysForUsers)
 	}
 	if selected(ctx, "edges", "node", "sftp", "credentials") {
-		prime(ctx, l.credentials, refs, r.Tenant.SFTPCredentialsForUsers)
+		prime(ctx, l.credentials, refs, r.Tenant.SFTP.SFTPCredentialsForUsers)
 	}
 	switch { // the loader User.group will use (groupLoader)
 	case selected(ctx, "edges", "node", "group", "memberCount"):
-		prime(ctx, l.groups, refs, r.Tenant.GroupsOfUsers)
+		prime(ctx, l.groups, refs, r.Tenant.Sharing.GroupsOfUsers)
 	case selected(ctx, "edges", "node", "group"):
-		prime(ctx, l.groupNames, refs, r.Tenant.GroupsOfUsersUncounted)
+		prime(ctx, l.groupNames, refs, r.Tenant.Sharing.GroupsOfUsersUncounted)
 	}
 }
 
@@ -146,7 +149,7 @@ func prime[V any](ctx context.Context, l *dataloadgen.Loader[userRef, V], refs [
 
 // groupLoader is the loader for a User.group field: without member counts
 // unless the field asks for memberCount.
-func (l *loaders) groupLoader(ctx context.Context) *dataloadgen.Loader[userRef, *tenant.Group] {
+func (l *loaders) groupLoader(ctx context.Context) *dataloadgen.Loader[userRef, *sharing.Group] {
 	if fc := graphql.GetFieldContext(ctx); fc != nil && selected(ctx, "memberCount") {
 		return l.groups
 	}

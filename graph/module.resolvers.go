@@ -11,24 +11,27 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
 )
 
 // SftpModule is the resolver for the sftpModule field.
 func (r *accountResolver) SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error) {
 	return &model.SftpModule{
-		Status: r.Tenant.SFTPModuleStatus(obj), TrialStartedAt: obj.SFTPTrialStartedAt, TrialEndsAt: obj.SFTPTrialEndsAt,
+		Status: r.Tenant.SFTP.SFTPModuleStatus(obj), TrialStartedAt: obj.SFTPTrialStartedAt, TrialEndsAt: obj.SFTPTrialEndsAt,
 		ActivatedAt: obj.SFTPActivatedAt, RequestedAt: obj.SFTPRequestedAt, SuspendedAt: obj.SFTPSuspendedAt,
 	}, nil
 }
 
 // SftpLicences is the resolver for the sftpLicences field.
-func (r *accountResolver) SftpLicences(ctx context.Context, obj *tenant.Account) (*tenant.Licences, error) {
-	return r.Tenant.SFTPLicences(ctx, obj.ID)
+func (r *accountResolver) SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error) {
+	return r.Tenant.SFTP.SFTPLicences(ctx, obj.ID)
 }
 
 // Notifications is the resolver for the notifications field.
 func (r *accountResolver) Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error) {
-	c, err := r.Tenant.Notifications(ctx, obj.ID, page(first, after))
+	c, err := r.Tenant.Outbox.Notifications(ctx, obj.ID, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -41,9 +44,9 @@ func (r *accountResolver) Notifications(ctx context.Context, obj *tenant.Account
 
 // AuditEvents is the resolver for the auditEvents field.
 func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error) {
-	var f tenant.AuditFilter
+	var f audit.Filter
 	if filter != nil {
-		f = tenant.AuditFilter{Kinds: filter.Kinds, Since: filter.Since, Until: filter.Until}
+		f = audit.Filter{Kinds: filter.Kinds, Since: filter.Since, Until: filter.Until}
 		if filter.UserID != nil {
 			id, err := parseID(*filter.UserID, "User")
 			if err != nil {
@@ -52,7 +55,7 @@ func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, 
 			f.UserID = id
 		}
 	}
-	c, err := r.Tenant.AuditEvents(ctx, obj.ID, f, page(first, after))
+	c, err := r.Tenant.Audit.Events(ctx, obj.ID, f, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +67,12 @@ func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, 
 }
 
 // ID is the resolver for the id field.
-func (r *auditEventResolver) ID(ctx context.Context, obj *tenant.AuditEventRow) (string, error) {
+func (r *auditEventResolver) ID(ctx context.Context, obj *audit.EventRow) (string, error) {
 	return globalID("AuditEvent", obj.ID), nil
 }
 
 // ActorUserID is the resolver for the actorUserId field.
-func (r *auditEventResolver) ActorUserID(ctx context.Context, obj *tenant.AuditEventRow) (*string, error) {
+func (r *auditEventResolver) ActorUserID(ctx context.Context, obj *audit.EventRow) (*string, error) {
 	if obj.ActorID == nil || obj.ActorKind != "USER" {
 		return nil, nil
 	}
@@ -78,7 +81,7 @@ func (r *auditEventResolver) ActorUserID(ctx context.Context, obj *tenant.AuditE
 }
 
 // TargetID is the resolver for the targetId field.
-func (r *auditEventResolver) TargetID(ctx context.Context, obj *tenant.AuditEventRow) (*string, error) {
+func (r *auditEventResolver) TargetID(ctx context.Context, obj *audit.EventRow) (*string, error) {
 	if obj.TargetID == nil || obj.TargetKind == "" {
 		return nil, nil
 	}
@@ -87,25 +90,25 @@ func (r *auditEventResolver) TargetID(ctx context.Context, obj *tenant.AuditEven
 }
 
 // Before is the resolver for the before field.
-func (r *auditEventResolver) Before(ctx context.Context, obj *tenant.AuditEventRow) (*string, error) {
+func (r *auditEventResolver) Before(ctx context.Context, obj *audit.EventRow) (*string, error) {
 	return jsonString(obj.Before), nil
 }
 
 // After is the resolver for the after field.
-func (r *auditEventResolver) After(ctx context.Context, obj *tenant.AuditEventRow) (*string, error) {
+func (r *auditEventResolver) After(ctx context.Context, obj *audit.EventRow) (*string, error) {
 	return jsonString(obj.After), nil
 }
 
 // StartSftpTrial is the resolver for the startSftpTrial field.
 func (r *mutationResolver) StartSftpTrial(ctx context.Context) (*model.AccountPayload, error) {
-	a, err := r.Tenant.StartSFTPTrial(ctx)
+	a, err := r.Tenant.SFTP.StartSFTPTrial(ctx)
 	ue, err := userErrors(err)
 	return &model.AccountPayload{Account: a, UserErrors: ue}, err
 }
 
 // RequestSftpModule is the resolver for the requestSftpModule field.
 func (r *mutationResolver) RequestSftpModule(ctx context.Context, input model.RequestSftpModuleInput) (*model.RequestSftpModulePayload, error) {
-	req, err := r.Tenant.RequestSFTPModule(ctx, deref(input.Message))
+	req, err := r.Tenant.SFTP.RequestSFTPModule(ctx, deref(input.Message))
 	ue, err := userErrors(err)
 	return &model.RequestSftpModulePayload{Request: req, UserErrors: ue}, err
 }
@@ -116,7 +119,7 @@ func (r *mutationResolver) ActivateSftpModule(ctx context.Context, input model.A
 	if err != nil {
 		return nil, err
 	}
-	lc, err := r.Tenant.ActivateSFTPModule(ctx, id, input.Licences)
+	lc, err := r.Tenant.SFTP.ActivateSFTPModule(ctx, id, input.Licences)
 	return licencesPayload(lc, err)
 }
 
@@ -126,7 +129,7 @@ func (r *mutationResolver) SetSftpLicences(ctx context.Context, input model.SetS
 	if err != nil {
 		return nil, err
 	}
-	lc, err := r.Tenant.SetSFTPLicences(ctx, id, input.Licences)
+	lc, err := r.Tenant.SFTP.SetSFTPLicences(ctx, id, input.Licences)
 	return licencesPayload(lc, err)
 }
 
@@ -136,14 +139,14 @@ func (r *mutationResolver) SuspendSftpModule(ctx context.Context, input model.Su
 	if err != nil {
 		return nil, err
 	}
-	a, err := r.Tenant.SuspendSFTPModule(ctx, id)
+	a, err := r.Tenant.SFTP.SuspendSFTPModule(ctx, id)
 	ue, err := userErrors(err)
 	return &model.AccountPayload{Account: a, UserErrors: ue}, err
 }
 
 // AcceptInvitation is the resolver for the acceptInvitation field.
 func (r *mutationResolver) AcceptInvitation(ctx context.Context, input model.AcceptInvitationInput) (*model.LoginPayload, error) {
-	res, err := r.Tenant.AcceptInvitation(ctx, input.Token, input.Password)
+	res, err := r.Tenant.People.AcceptInvitation(ctx, input.Token, input.Password)
 	if err != nil {
 		ue, err := userErrors(err)
 		return &model.LoginPayload{UserErrors: ue}, err
@@ -157,31 +160,31 @@ func (r *mutationResolver) ResendInvitation(ctx context.Context, input model.Res
 	if err != nil {
 		return nil, err
 	}
-	return okPayload(r.Tenant.ResendInvitation(ctx, id))
+	return okPayload(r.Tenant.People.ResendInvitation(ctx, id))
 }
 
 // RequestPasswordReset is the resolver for the requestPasswordReset field.
 func (r *mutationResolver) RequestPasswordReset(ctx context.Context, input model.RequestPasswordResetInput) (*model.OkPayload, error) {
-	return okPayload(r.Tenant.RequestPasswordReset(ctx, input.Email))
+	return okPayload(r.Tenant.People.RequestPasswordReset(ctx, input.Email))
 }
 
 // ResetPassword is the resolver for the resetPassword field.
 func (r *mutationResolver) ResetPassword(ctx context.Context, input model.ResetPasswordInput) (*model.OkPayload, error) {
-	return okPayload(r.Tenant.ResetPassword(ctx, input.Token, input.Password))
+	return okPayload(r.Tenant.People.ResetPassword(ctx, input.Token, input.Password))
 }
 
 // ID is the resolver for the id field.
-func (r *notificationResolver) ID(ctx context.Context, obj *tenant.Notification) (string, error) {
+func (r *notificationResolver) ID(ctx context.Context, obj *outbox.Notification) (string, error) {
 	return globalID("Notification", obj.ID), nil
 }
 
 // Kind is the resolver for the kind field.
-func (r *notificationResolver) Kind(ctx context.Context, obj *tenant.Notification) (string, error) {
+func (r *notificationResolver) Kind(ctx context.Context, obj *outbox.Notification) (string, error) {
 	return string(obj.Kind), nil
 }
 
 // LastError is the resolver for the lastError field.
-func (r *notificationResolver) LastError(ctx context.Context, obj *tenant.Notification) (*string, error) {
+func (r *notificationResolver) LastError(ctx context.Context, obj *outbox.Notification) (*string, error) {
 	if obj.LastError == "" {
 		return nil, nil
 	}
@@ -190,7 +193,7 @@ func (r *notificationResolver) LastError(ctx context.Context, obj *tenant.Notifi
 
 // SftpModuleRequests is the resolver for the sftpModuleRequests field.
 func (r *queryResolver) SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error) {
-	c, err := r.Tenant.SFTPModuleRequests(ctx, onlyOpen == nil || *onlyOpen, page(first, after))
+	c, err := r.Tenant.SFTP.SFTPModuleRequests(ctx, onlyOpen == nil || *onlyOpen, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +205,13 @@ func (r *queryResolver) SftpModuleRequests(ctx context.Context, onlyOpen *bool, 
 }
 
 // ID is the resolver for the id field.
-func (r *sftpModuleRequestResolver) ID(ctx context.Context, obj *tenant.ModuleRequest) (string, error) {
+func (r *sftpModuleRequestResolver) ID(ctx context.Context, obj *sftpaccess.ModuleRequest) (string, error) {
 	return globalID("SftpModuleRequest", obj.ID), nil
 }
 
 // Account is the resolver for the account field.
-func (r *sftpModuleRequestResolver) Account(ctx context.Context, obj *tenant.ModuleRequest) (*tenant.Account, error) {
-	return r.Tenant.Account(ctx, obj.AccountID)
+func (r *sftpModuleRequestResolver) Account(ctx context.Context, obj *sftpaccess.ModuleRequest) (*tenant.Account, error) {
+	return r.Tenant.Accounts.Account(ctx, obj.AccountID)
 }
 
 // AuditEvent returns generated.AuditEventResolver implementation.

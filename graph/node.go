@@ -5,18 +5,19 @@ import (
 
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // viewerOf describes principal p as a Viewer.
 func (r *Resolver) viewerOf(ctx context.Context, p *tenant.Principal) (model.Viewer, error) {
 	if p.IsStaff() {
-		return &model.StaffViewer{Staff: &tenant.Staff{ID: p.ID, Email: p.Email, Name: p.Name}}, nil
+		return &model.StaffViewer{Staff: &people.Staff{ID: p.ID, Email: p.Email, Name: p.Name}}, nil
 	}
-	u, err := r.Tenant.User(ctx, p.ID)
+	u, err := r.Tenant.People.User(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
-	a, err := r.Tenant.Account(ctx, p.AccountID)
+	a, err := r.Tenant.Accounts.Account(ctx, p.AccountID)
 	if err != nil {
 		return nil, err
 	}
@@ -35,15 +36,27 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 	)
 	switch typ {
 	case "Account":
-		n, err = r.Tenant.Account(ctx, id)
+		n, err = r.Tenant.Accounts.Account(ctx, id)
 	case "User":
-		n, err = r.Tenant.User(ctx, id)
+		n, err = r.Tenant.People.User(ctx, id)
 	case "Contact":
-		n, err = r.Tenant.Contact(ctx, id)
+		n, err = r.Tenant.People.Contact(ctx, id)
+	case "Staff":
+		n, err = r.Tenant.People.StaffMember(ctx, id)
 	case "SshKey":
-		n, err = r.Tenant.SSHKey(ctx, id)
+		n, err = r.Tenant.SFTP.SSHKey(ctx, id)
+	case "SftpModuleRequest":
+		n, err = r.Tenant.SFTP.SFTPModuleRequest(ctx, id)
+	case "Group":
+		n, err = r.Tenant.Sharing.Group(ctx, id)
+	case "ProjectFolder":
+		n, err = r.Tenant.Sharing.ProjectFolder(ctx, id)
+	case "Notification":
+		n, err = r.Tenant.Outbox.Notification(ctx, id)
+	case "AuditEvent":
+		n, err = r.Tenant.Audit.Event(ctx, id)
 	default:
-		n, err = r.nodeExt(ctx, typ, id)
+		return nil, nil
 	}
 	if tenant.ErrorCode(err) == tenant.ENotFound || tenant.ErrorCode(err) == tenant.EForbidden {
 		return nil, nil
@@ -53,15 +66,3 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 	}
 	return n, nil
 }
-
-// nodeExt resolves the node types added by later features; see nodeResolvers.
-func (r *Resolver) nodeExt(ctx context.Context, typ, id string) (model.Node, error) {
-	if f, ok := nodeResolvers[typ]; ok {
-		return f(r, ctx, id)
-	}
-	return nil, nil
-}
-
-// nodeResolvers maps a global-ID type to its loader. Each feature's file adds
-// its types in an init function, so this file need not change for them.
-var nodeResolvers = map[string]func(r *Resolver, ctx context.Context, id string) (model.Node, error){}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
 )
 
 func ptrs[T any](vs []T) []*T {
@@ -29,7 +31,7 @@ func okPayload(err error) (*model.OkPayload, error) {
 	return &model.OkPayload{Ok: err == nil && len(ue) == 0, UserErrors: ue}, err
 }
 
-func licencesPayload(lc *tenant.LicenceChange, err error) (*model.SftpLicencesPayload, error) {
+func licencesPayload(lc *sftpaccess.LicenceChange, err error) (*model.SftpLicencesPayload, error) {
 	ue, err := userErrors(err)
 	if err != nil || lc == nil {
 		return &model.SftpLicencesPayload{UserErrors: ue}, err
@@ -42,7 +44,7 @@ func licencesPayload(lc *tenant.LicenceChange, err error) (*model.SftpLicencesPa
 }
 
 // loginPayload is a successful login's answer.
-func (r *Resolver) loginPayload(ctx context.Context, res *tenant.LoginResult) (*model.LoginPayload, error) {
+func (r *Resolver) loginPayload(ctx context.Context, res *people.LoginResult) (*model.LoginPayload, error) {
 	v, err := r.viewerOf(tenant.WithPrincipal(ctx, res.Principal), res.Principal)
 	if err != nil {
 		return nil, err

@@ -2,11 +2,11 @@
 // tenant services, dataloaders and the error presenter.
 package graph
 
-import "github.com/skiffhq/skiff/tenant"
+import "github.com/skiffhq/skiff/tenant/domain"
 
 //go:generate ../scripts/gqlgen
 
 // Resolver is the root resolver; it holds the services resolvers call.
 type Resolver struct {
-	Tenant *tenant.Service
+	Tenant *domain.Domain
 }

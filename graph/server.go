@@ -113,7 +113,7 @@ func (r *Resolver) authenticate(next http.Handler) http.Handler {
 				writeAuthError(w, "use the Authorization header as: Bearer <token>")
 				return
 			}
-			p, err := r.Tenant.Authenticate(ctx, strings.TrimSpace(token))
+			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token))
 			if err != nil {
 				if tenant.ErrorCode(err) == tenant.EUnauthenticated {
 					writeAuthError(w, tenant.ErrorMessage(err))

@@ -12,6 +12,7 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
 )
 
 // AddSSHKey is the resolver for the addSshKey field.
@@ -26,7 +27,7 @@ func (r *mutationResolver) AddSSHKey(ctx context.Context, input model.AddSSHKeyI
 			return nil, err
 		}
 	}
-	k, err := r.Tenant.AddSSHKey(ctx, userID, input.Title, input.PublicKey)
+	k, err := r.Tenant.SFTP.AddSSHKey(ctx, userID, input.Title, input.PublicKey)
 	ue, err := userErrors(err)
 	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
 }
@@ -37,7 +38,7 @@ func (r *mutationResolver) RenameSSHKey(ctx context.Context, input model.RenameS
 	if err != nil {
 		return nil, err
 	}
-	k, err := r.Tenant.RenameSSHKey(ctx, id, input.Title)
+	k, err := r.Tenant.SFTP.RenameSSHKey(ctx, id, input.Title)
 	ue, err := userErrors(err)
 	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
 }
@@ -48,7 +49,7 @@ func (r *mutationResolver) DeleteSSHKey(ctx context.Context, input model.DeleteS
 	if err != nil {
 		return nil, err
 	}
-	k, err := r.Tenant.DeleteSSHKey(ctx, id)
+	k, err := r.Tenant.SFTP.DeleteSSHKey(ctx, id)
 	ue, err := userErrors(err)
 	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
 }
@@ -59,7 +60,7 @@ func (r *mutationResolver) SetSftpAccess(ctx context.Context, input model.SetSft
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.SetSFTPAccess(ctx, id, input.Enabled)
+	u, err := r.Tenant.SFTP.SetSFTPAccess(ctx, id, input.Enabled)
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -69,15 +70,15 @@ func (r *queryResolver) SftpServer(ctx context.Context) (*model.SftpServer, erro
 	if tenant.PrincipalFrom(ctx) == nil {
 		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
 	}
-	fps, err := r.Tenant.HostKeyFingerprints(ctx, "")
+	fps, err := r.Tenant.DedicatedIPs.HostKeyFingerprints(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	return &model.SftpServer{Host: r.Tenant.SFTP.Host, Port: r.Tenant.SFTP.Port, HostKeyFingerprints: ptrs(fps)}, nil
+	return &model.SftpServer{Host: r.Tenant.SFTP.Config.Host, Port: r.Tenant.SFTP.Config.Port, HostKeyFingerprints: ptrs(fps)}, nil
 }
 
 // CustomLogin is the resolver for the customLogin field.
-func (r *sftpCredentialsResolver) CustomLogin(ctx context.Context, obj *tenant.Credentials) (*string, error) {
+func (r *sftpCredentialsResolver) CustomLogin(ctx context.Context, obj *sftpaccess.Credentials) (*string, error) {
 	if obj.CustomLogin == "" {
 		return nil, nil
 	}
@@ -85,23 +86,23 @@ func (r *sftpCredentialsResolver) CustomLogin(ctx context.Context, obj *tenant.C
 }
 
 // ID is the resolver for the id field.
-func (r *sshKeyResolver) ID(ctx context.Context, obj *tenant.SSHKey) (string, error) {
+func (r *sshKeyResolver) ID(ctx context.Context, obj *sftpaccess.SSHKey) (string, error) {
 	return globalID("SshKey", obj.ID), nil
 }
 
 // User is the resolver for the user field.
-func (r *sshKeyResolver) User(ctx context.Context, obj *tenant.SSHKey) (*tenant.User, error) {
-	return r.Tenant.User(ctx, obj.UserID)
+func (r *sshKeyResolver) User(ctx context.Context, obj *sftpaccess.SSHKey) (*tenant.User, error) {
+	return r.Tenant.People.User(ctx, obj.UserID)
 }
 
 // SSHKeys is the resolver for the sshKeys field.
-func (r *userResolver) SSHKeys(ctx context.Context, obj *tenant.User) ([]*tenant.SSHKey, error) {
+func (r *userResolver) SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error) {
 	if !r.mayManage(ctx, obj) {
-		return []*tenant.SSHKey{}, nil
+		return []*sftpaccess.SSHKey{}, nil
 	}
 	keys, err := r.loaders(ctx).sshKeys.Load(ctx, userRef{obj.AccountID, obj.ID})
 	if keys == nil && err == nil {
-		keys = []*tenant.SSHKey{}
+		keys = []*sftpaccess.SSHKey{}
 	}
 	return keys, err
 }
@@ -122,7 +123,7 @@ func (r *userSftpResolver) EnabledAt(ctx context.Context, obj *model.UserSftp) (
 }
 
 // Credentials is the resolver for the credentials field.
-func (r *userSftpResolver) Credentials(ctx context.Context, obj *model.UserSftp) (*tenant.Credentials, error) {
+func (r *userSftpResolver) Credentials(ctx context.Context, obj *model.UserSftp) (*sftpaccess.Credentials, error) {
 	if !r.mayManage(ctx, obj.User) {
 		return nil, nil
 	}

@@ -11,11 +11,12 @@ import (
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error) {
-	u, err := r.Tenant.CreateUser(ctx, tenant.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled),
+	u, err := r.Tenant.People.CreateUser(ctx, people.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled),
 		CustomSFTPLogin: deref(input.CustomSftpLogin)})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
@@ -27,7 +28,7 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.UpdateUser(ctx, tenant.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
+	u, err := r.Tenant.People.UpdateUser(ctx, people.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
 		CustomSFTPLogin: input.CustomSftpLogin})
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
@@ -39,7 +40,7 @@ func (r *mutationResolver) DeleteUser(ctx context.Context, input model.DeleteUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.DeleteUser(ctx, id)
+	u, err := r.Tenant.People.DeleteUser(ctx, id)
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -50,7 +51,7 @@ func (r *mutationResolver) RestoreUser(ctx context.Context, input model.RestoreU
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.RestoreUser(ctx, id)
+	u, err := r.Tenant.People.RestoreUser(ctx, id)
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

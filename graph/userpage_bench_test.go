@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // BenchmarkUserPage is an administrator's page of 100 users with their
@@ -22,20 +23,20 @@ func BenchmarkUserPage(b *testing.B) {
 	staff := e.staff("support@skiff.example")
 	e.mustDo(staff, `mutation($a: ID!) { activateSftpModule(input: {accountId: $a, licences: 200}) { userErrors { message } } }`,
 		vars{"a": globalID("Account", accountID)}, nil)
-	p, err := e.svc.Authenticate(context.Background(), owner)
+	p, err := e.svc.People.Authenticate(context.Background(), owner)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := tenant.WithPrincipal(context.Background(), p)
 	for i := range 100 {
-		u, err := e.svc.CreateUser(ctx, tenant.CreateUserInput{Email: fmt.Sprintf("u%d@acme.example", i), Name: "User", SFTPEnabled: true})
+		u, err := e.svc.People.CreateUser(ctx, people.CreateUserInput{Email: fmt.Sprintf("u%d@acme.example", i), Name: "User", SFTPEnabled: true})
 		if err != nil {
 			b.Fatal(err)
 		}
 		for range 3 {
 			pub, _, _ := ed25519.GenerateKey(rand.Reader)
 			sk, _ := ssh.NewPublicKey(pub)
-			if _, err := e.svc.AddSSHKey(ctx, u.ID, "laptop", string(ssh.MarshalAuthorizedKey(sk))); err != nil {
+			if _, err := e.svc.SFTP.AddSSHKey(ctx, u.ID, "laptop", string(ssh.MarshalAuthorizedKey(sk))); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -16,7 +16,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/outbox"
 )
 
 //go:embed templates
@@ -31,17 +31,17 @@ type Rendered struct {
 
 // linkPaths are the web client's pages for the kinds that carry a one-time
 // token; the token goes in the query as ?token=.
-var linkPaths = map[tenant.EmailKind]string{
-	tenant.EmailInvitation:    "/accept-invitation",
-	tenant.EmailPasswordReset: "/reset-password",
+var linkPaths = map[outbox.EmailKind]string{
+	outbox.EmailInvitation:    "/accept-invitation",
+	outbox.EmailPasswordReset: "/reset-password",
 }
 
 // Renderer fills the embedded templates. It is safe for concurrent use.
 type Renderer struct {
 	publicURL *url.URL
 	product   string
-	text      map[tenant.EmailKind]*texttemplate.Template
-	html      map[tenant.EmailKind]*htmltemplate.Template
+	text      map[outbox.EmailKind]*texttemplate.Template
+	html      map[outbox.EmailKind]*htmltemplate.Template
 }
 
 // NewRenderer parses the templates of every email kind. publicURL is the web
@@ -58,10 +58,10 @@ func NewRenderer(publicURL, product string) (*Renderer, error) {
 	r := &Renderer{
 		publicURL: u,
 		product:   product,
-		text:      map[tenant.EmailKind]*texttemplate.Template{},
-		html:      map[tenant.EmailKind]*htmltemplate.Template{},
+		text:      map[outbox.EmailKind]*texttemplate.Template{},
+		html:      map[outbox.EmailKind]*htmltemplate.Template{},
 	}
-	for _, kind := range tenant.EmailKinds() {
+	for _, kind := range outbox.EmailKinds() {
 		// missingkey=error: data that lacks a field the template uses is a
 		// render error, never an email with a blank where the login should be.
 		t, err := texttemplate.New("").Option("missingkey=error").Funcs(texttemplate.FuncMap(funcs)).
@@ -83,8 +83,8 @@ func NewRenderer(publicURL, product string) (*Renderer, error) {
 }
 
 // Render fills kind's templates with data, the JSON form of the kind's
-// tenant.EmailData. A field the templates need and data lacks is an error.
-func (r *Renderer) Render(kind tenant.EmailKind, data []byte) (*Rendered, error) {
+// outbox.EmailData. A field the templates need and data lacks is an error.
+func (r *Renderer) Render(kind outbox.EmailKind, data []byte) (*Rendered, error) {
 	t, h := r.text[kind], r.html[kind]
 	if t == nil || h == nil {
 		return nil, fmt.Errorf("unknown email kind %q", kind)

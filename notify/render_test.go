@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/outbox"
 )
 
 var (
@@ -16,39 +16,39 @@ var (
 )
 
 // samples has complete data for every kind, and what each rendering must show.
-var samples = map[tenant.EmailKind]struct {
-	data tenant.EmailData
+var samples = map[outbox.EmailKind]struct {
+	data outbox.EmailData
 	want []string // in the text and the HTML body
 }{
-	tenant.EmailSFTPEnabled: {tenant.SFTPEnabledData{
+	outbox.EmailSFTPEnabled: {outbox.SFTPEnabledData{
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Host: "sftp.example.com", Port: 2222,
 		Login: "ae-ada-7k2q", CustomLogin: "ada", DedicatedHost: "203.0.113.7",
-		HostKeys: []tenant.HostKeyFingerprint{
+		HostKeys: []outbox.HostKeyFingerprint{
 			{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E"},
 			{Algorithm: "rsa-sha2-512", Fingerprint: "SHA256:Qm0f6g9Kx2r0s8vYh4c3WcQ1mGqv8yM2b1zQm7T0a1k"},
 		},
 	}, []string{"sftp.example.com", "2222", "ae-ada-7k2q", "ada", "203.0.113.7", "ssh-ed25519",
 		"SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E", "rsa-sha2-512", "account password or with one of your SSH keys"}},
-	tenant.EmailSSHKeyAdded: {tenant.SSHKeyAddedData{
+	outbox.EmailSSHKeyAdded: {outbox.SSHKeyAddedData{
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Algorithm: "ssh-ed25519",
 		Bits: 256, Fingerprint: "SHA256:abc123", AddedAt: t0, AddedBy: "Charles Babbage",
 	}, []string{"Laptop", "ssh-ed25519", "256 bits", "SHA256:abc123", "Monday 2 March 2026 at 09:30 UTC",
 		"Charles Babbage", "contact your administrator"}},
-	tenant.EmailModuleTrialStarted: {tenant.ModuleTrialStartedData{
+	outbox.EmailModuleTrialStarted: {outbox.ModuleTrialStartedData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", StartedAt: t0, EndsAt: t1, Licences: 5,
 	}, []string{"Analytical Engines", "Monday 2 March 2026", "Monday 16 March 2026 at 09:30 UTC", "5 SFTP user licences"}},
-	tenant.EmailModuleActivated: {tenant.ModuleActivatedData{
+	outbox.EmailModuleActivated: {outbox.ModuleActivatedData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", ActivatedAt: t0, Licences: 1,
 	}, []string{"Analytical Engines", "Monday 2 March 2026", "1 SFTP user licence."}},
-	tenant.EmailModuleTrialEnding: {tenant.ModuleTrialEndingData{
+	outbox.EmailModuleTrialEnding: {outbox.ModuleTrialEndingData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", EndsAt: t1, Licences: 5, LicencesUsed: 3,
 	}, []string{"Monday 16 March 2026 at 09:30 UTC", "3 of your 5 SFTP user licences"}},
-	tenant.EmailInvitation: {tenant.InvitationData{
+	outbox.EmailInvitation: {outbox.InvitationData{
 		InviteeName: "Mary Somerville", AccountName: "Analytical Engines", InvitedBy: "Charles Babbage",
 		Token: "tok/en+1", ExpiresAt: t1,
 	}, []string{"Mary Somerville", "Charles Babbage", "https://app.example.com/base/accept-invitation?token=tok%2Fen%2B1",
 		"Monday 16 March 2026 at 09:30 UTC"}},
-	tenant.EmailPasswordReset: {tenant.PasswordResetData{
+	outbox.EmailPasswordReset: {outbox.PasswordResetData{
 		UserName: "Ada Lovelace", Token: "reset-token", ExpiresAt: t1,
 	}, []string{"https://app.example.com/base/reset-password?token=reset-token", "Monday 16 March 2026 at 09:30 UTC",
 		"your password stays as it is"}},
@@ -74,7 +74,7 @@ func mustJSON(t *testing.T, v any) []byte {
 
 func TestRenderEveryKind(t *testing.T) {
 	r := newTestRenderer(t)
-	for _, kind := range tenant.EmailKinds() {
+	for _, kind := range outbox.EmailKinds() {
 		s, ok := samples[kind]
 		if !ok {
 			t.Errorf("no sample for %s", kind)
@@ -109,14 +109,14 @@ func TestRenderEveryKind(t *testing.T) {
 
 func TestRenderSubjects(t *testing.T) {
 	r := newTestRenderer(t)
-	want := map[tenant.EmailKind]string{
-		tenant.EmailSFTPEnabled:        "Your SFTP access to Analytical Engines",
-		tenant.EmailSSHKeyAdded:        "A new SSH key was added to your SFTP access",
-		tenant.EmailModuleTrialStarted: "Your SFTP trial for Analytical Engines has started",
-		tenant.EmailModuleActivated:    "The SFTP module is active for Analytical Engines",
-		tenant.EmailModuleTrialEnding:  "Your SFTP trial for Analytical Engines ends on Monday 16 March 2026",
-		tenant.EmailInvitation:         "Charles Babbage invited you to Analytical Engines on Acme Files",
-		tenant.EmailPasswordReset:      "Reset your Acme Files password",
+	want := map[outbox.EmailKind]string{
+		outbox.EmailSFTPEnabled:        "Your SFTP access to Analytical Engines",
+		outbox.EmailSSHKeyAdded:        "A new SSH key was added to your SFTP access",
+		outbox.EmailModuleTrialStarted: "Your SFTP trial for Analytical Engines has started",
+		outbox.EmailModuleActivated:    "The SFTP module is active for Analytical Engines",
+		outbox.EmailModuleTrialEnding:  "Your SFTP trial for Analytical Engines ends on Monday 16 March 2026",
+		outbox.EmailInvitation:         "Charles Babbage invited you to Analytical Engines on Acme Files",
+		outbox.EmailPasswordReset:      "Reset your Acme Files password",
 	}
 	for kind, subject := range want {
 		got, err := r.Render(kind, mustJSON(t, samples[kind].data))
@@ -133,7 +133,7 @@ func TestRenderSubjects(t *testing.T) {
 // rather than an email with a gap.
 func TestRenderMissingDataIsAnError(t *testing.T) {
 	r := newTestRenderer(t)
-	for _, kind := range tenant.EmailKinds() {
+	for _, kind := range outbox.EmailKinds() {
 		var full map[string]any
 		if err := json.Unmarshal(mustJSON(t, samples[kind].data), &full); err != nil {
 			t.Fatal(err)
@@ -153,7 +153,7 @@ func TestRenderMissingDataIsAnError(t *testing.T) {
 			t.Errorf("%s with no data rendered without error", kind)
 		}
 	}
-	if _, err := r.Render(tenant.EmailSSHKeyAdded, []byte(`{"AddedAt": "yesterday"}`)); err == nil {
+	if _, err := r.Render(outbox.EmailSSHKeyAdded, []byte(`{"AddedAt": "yesterday"}`)); err == nil {
 		t.Error("a bad time rendered without error")
 	}
 	if _, err := r.Render("birthday", []byte(`{}`)); err == nil {
@@ -163,10 +163,10 @@ func TestRenderMissingDataIsAnError(t *testing.T) {
 
 func TestRenderEscapesHTML(t *testing.T) {
 	r := newTestRenderer(t)
-	d := samples[tenant.EmailSSHKeyAdded].data.(tenant.SSHKeyAddedData)
+	d := samples[outbox.EmailSSHKeyAdded].data.(outbox.SSHKeyAddedData)
 	d.Title = `<img src=x onerror=alert(1)>`
 	d.AddedBy = "Eve\r\nBcc: victim@example.com"
-	got, err := r.Render(tenant.EmailSSHKeyAdded, mustJSON(t, d))
+	got, err := r.Render(outbox.EmailSSHKeyAdded, mustJSON(t, d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +178,9 @@ func TestRenderEscapesHTML(t *testing.T) {
 	}
 
 	// Data in a subject cannot start a new header line.
-	inv := samples[tenant.EmailInvitation].data.(tenant.InvitationData)
+	inv := samples[outbox.EmailInvitation].data.(outbox.InvitationData)
 	inv.InvitedBy = "Eve\r\nBcc: victim@example.com"
-	got, err = r.Render(tenant.EmailInvitation, mustJSON(t, inv))
+	got, err = r.Render(outbox.EmailInvitation, mustJSON(t, inv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +201,9 @@ func TestNewRendererChecksPublicURL(t *testing.T) {
 }
 
 func TestRenderSFTPEnabledWithoutExtras(t *testing.T) {
-	d := samples[tenant.EmailSFTPEnabled].data.(tenant.SFTPEnabledData)
+	d := samples[outbox.EmailSFTPEnabled].data.(outbox.SFTPEnabledData)
 	d.CustomLogin, d.DedicatedHost, d.HostKeys = "", "", nil
-	got, err := newTestRenderer(t).Render(tenant.EmailSFTPEnabled, mustJSON(t, d))
+	got, err := newTestRenderer(t).Render(outbox.EmailSFTPEnabled, mustJSON(t, d))
 	if err != nil {
 		t.Fatal(err)
 	}

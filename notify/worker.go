@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/outbox"
 )
 
 // outboxDB is what the worker needs of the store: transactions on the outbox scope.
@@ -136,7 +137,7 @@ func (w *Worker) Purge(ctx context.Context) (int, error) {
 	for ctx.Err() == nil {
 		var n int
 		err := w.DB.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) (err error) {
-			n, err = tenant.PurgeEmails(ctx, tx, before, purgeBatch)
+			n, err = outbox.PurgeEmails(ctx, tx, before, purgeBatch)
 			return err
 		})
 		if err != nil {
@@ -156,9 +157,9 @@ func (w *Worker) Purge(ctx context.Context) (int, error) {
 func (w *Worker) SendDue(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
-		var e *tenant.OutboxEmail
+		var e *outbox.OutboxEmail
 		err := w.DB.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) (err error) {
-			e, err = tenant.ClaimEmail(ctx, tx, w.Now(), w.Lease)
+			e, err = outbox.ClaimEmail(ctx, tx, w.Now(), w.Lease)
 			return err
 		})
 		if err != nil {
@@ -182,7 +183,7 @@ type outcome struct {
 	permanent          bool
 }
 
-func (w *Worker) deliver(ctx context.Context, e *tenant.OutboxEmail) {
+func (w *Worker) deliver(ctx context.Context, e *outbox.OutboxEmail) {
 	log := w.Log.With("outbox_id", e.ID, "kind", e.Kind, "account_id", e.AccountID, "attempt", e.Attempts)
 	o := w.attempt(ctx, e, log)
 	if err := w.record(ctx, e, o); err != nil {
@@ -195,7 +196,7 @@ func (w *Worker) deliver(ctx context.Context, e *tenant.OutboxEmail) {
 	}
 }
 
-func (w *Worker) attempt(ctx context.Context, e *tenant.OutboxEmail, log *slog.Logger) outcome {
+func (w *Worker) attempt(ctx context.Context, e *outbox.OutboxEmail, log *slog.Logger) outcome {
 	o := outcome{messageID: e.ID + "@" + w.MessageIDDomain}
 	if e.Unfinished {
 		log.Warn("outbox: an earlier attempt was interrupted; it may have been delivered")
@@ -233,16 +234,16 @@ func (w *Worker) attempt(ctx context.Context, e *tenant.OutboxEmail, log *slog.L
 
 // record writes the outcome. Writing SENT is what stands between an accepted
 // email and a duplicate, so a failed write is retried briefly.
-func (w *Worker) record(ctx context.Context, e *tenant.OutboxEmail, o outcome) error {
+func (w *Worker) record(ctx context.Context, e *outbox.OutboxEmail, o outcome) error {
 	now := w.Now()
 	write := func(tx *sqlx.Tx) error {
 		switch {
 		case o.sent:
-			return tenant.MarkEmailSent(ctx, tx, e, now, o.subject, o.messageID)
+			return outbox.MarkEmailSent(ctx, tx, e, now, o.subject, o.messageID)
 		case o.permanent || e.Attempts >= w.MaxAttempts:
-			return tenant.MarkEmailFailed(ctx, tx, e, o.reason, time.Time{}, o.subject, o.messageID)
+			return outbox.MarkEmailFailed(ctx, tx, e, o.reason, time.Time{}, o.subject, o.messageID)
 		default:
-			return tenant.MarkEmailFailed(ctx, tx, e, o.reason, now.Add(w.backoff(e.Attempts)), o.subject, o.messageID)
+			return outbox.MarkEmailFailed(ctx, tx, e, o.reason, now.Add(w.backoff(e.Attempts)), o.subject, o.messageID)
 		}
 	}
 	var err error
@@ -251,7 +252,7 @@ func (w *Worker) record(ctx context.Context, e *tenant.OutboxEmail, o outcome) e
 			time.Sleep(time.Duration(try) * time.Second)
 		}
 		err = w.DB.CrossTenant(ctx, tenant.ScopeOutbox, write)
-		if err == nil || errors.Is(err, tenant.ErrClaimLost) {
+		if err == nil || errors.Is(err, outbox.ErrClaimLost) {
 			return err
 		}
 	}

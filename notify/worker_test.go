@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/tenant/outbox"
 
 	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
-	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -37,7 +37,7 @@ type workerEnv struct {
 func newWorkerEnv(t *testing.T, opts smtpOptions) *workerEnv {
 	t.Helper()
 	ctx := context.Background()
-	db := tenanttest.Open(t)
+	db := pgtest.OpenStore(t)
 	env := &workerEnv{db: db, smtp: startSMTP(t, opts), renderer: newTestRenderer(t)}
 	env.sender = newTestSMTPSender(t, env.smtp, "", "starttls=off", nil)
 	err := db.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
@@ -60,11 +60,11 @@ func (env *workerEnv) worker() *Worker {
 	return w
 }
 
-func (env *workerEnv) enqueue(t *testing.T, to string, data tenant.EmailData) {
+func (env *workerEnv) enqueue(t *testing.T, to string, data outbox.EmailData) {
 	t.Helper()
 	ctx := context.Background()
 	err := env.db.InAccount(ctx, env.account, func(tx *sqlx.Tx) error {
-		return tenant.Enqueue(ctx, tx, env.account, tenant.Email{To: to, Data: data})
+		return outbox.Enqueue(ctx, tx, env.account, outbox.Email{To: to, Data: data})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,12 +72,12 @@ func (env *workerEnv) enqueue(t *testing.T, to string, data tenant.EmailData) {
 }
 
 // notifications lists the account's emails, newest first.
-func (env *workerEnv) notifications(t *testing.T) []*tenant.Notification {
+func (env *workerEnv) notifications(t *testing.T) []*outbox.Notification {
 	t.Helper()
 	ctx := context.Background()
-	var conn *tenant.Connection[*tenant.Notification]
+	var conn *tenant.Connection[*outbox.Notification]
 	err := env.db.InAccount(ctx, env.account, func(tx *sqlx.Tx) (err error) {
-		conn, err = tenant.ListNotifications(ctx, tx, env.account, tenant.Page{First: tenant.MaxPageSize})
+		conn, err = outbox.ListNotifications(ctx, tx, env.account, tenant.Page{First: tenant.MaxPageSize})
 		return err
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func (env *workerEnv) notifications(t *testing.T) []*tenant.Notification {
 }
 
 // only returns the account's one email.
-func (env *workerEnv) only(t *testing.T) *tenant.Notification {
+func (env *workerEnv) only(t *testing.T) *outbox.Notification {
 	t.Helper()
 	ns := env.notifications(t)
 	if len(ns) != 1 {
@@ -113,7 +113,7 @@ func TestWorkerSendsCommittedEmailOnce(t *testing.T) {
 	// A change that rolls back takes its email with it.
 	errFailed := errors.New("the change failed")
 	err := env.db.InAccount(ctx, env.account, func(tx *sqlx.Tx) error {
-		if err := tenant.Enqueue(ctx, tx, env.account, tenant.Email{To: "mallory@example.com", Data: samples[tenant.EmailSFTPEnabled].data}); err != nil {
+		if err := outbox.Enqueue(ctx, tx, env.account, outbox.Email{To: "mallory@example.com", Data: samples[outbox.EmailSFTPEnabled].data}); err != nil {
 			return err
 		}
 		return errFailed
@@ -121,7 +121,7 @@ func TestWorkerSendsCommittedEmailOnce(t *testing.T) {
 	if !errors.Is(err, errFailed) {
 		t.Fatal(err)
 	}
-	env.enqueue(t, "ada@example.com", samples[tenant.EmailSFTPEnabled].data)
+	env.enqueue(t, "ada@example.com", samples[outbox.EmailSFTPEnabled].data)
 
 	w := env.worker()
 	sendDue(t, w, 1)
@@ -150,7 +150,7 @@ func TestWorkerSendsCommittedEmailOnce(t *testing.T) {
 	if !strings.Contains(m.HTML, "<code>ae-ada-7k2q</code>") {
 		t.Errorf("HTML part lacks the login:\n%s", m.HTML)
 	}
-	if n.Status != tenant.EmailSent || n.Attempts != 1 || n.SentAt == nil || !n.SentAt.Equal(env.clock.Now().Round(time.Microsecond)) {
+	if n.Status != outbox.EmailSent || n.Attempts != 1 || n.SentAt == nil || !n.SentAt.Equal(env.clock.Now().Round(time.Microsecond)) {
 		t.Errorf("recorded %+v", n)
 	}
 }
@@ -162,11 +162,11 @@ func TestWorkerRetriesTemporaryRefusalAfterBackoff(t *testing.T) {
 		}
 		return nil
 	}})
-	env.enqueue(t, "ada@example.com", samples[tenant.EmailSSHKeyAdded].data)
+	env.enqueue(t, "ada@example.com", samples[outbox.EmailSSHKeyAdded].data)
 	w := env.worker()
 	sendDue(t, w, 1)
 	n := env.only(t)
-	if n.Status != tenant.EmailPending || n.Attempts != 1 || n.LastError != "the mail server refused the message (451 4.3.0)" {
+	if n.Status != outbox.EmailPending || n.Attempts != 1 || n.LastError != "the mail server refused the message (451 4.3.0)" {
 		t.Fatalf("after the refusal: %+v", n)
 	}
 	if len(env.smtp.Mails()) != 0 {
@@ -178,7 +178,7 @@ func TestWorkerRetriesTemporaryRefusalAfterBackoff(t *testing.T) {
 	env.clock.Advance(16 * time.Second)
 	sendDue(t, w, 1)
 	n = env.only(t)
-	if n.Status != tenant.EmailSent || n.Attempts != 2 || n.LastError != "" {
+	if n.Status != outbox.EmailSent || n.Attempts != 2 || n.LastError != "" {
 		t.Errorf("after the retry: %+v", n)
 	}
 	if len(env.smtp.Mails()) != 1 {
@@ -191,7 +191,7 @@ func TestWorkerGivesUp(t *testing.T) {
 		env := newWorkerEnv(t, smtpOptions{data: func(int) error {
 			return smtpReply(421, smtp.EnhancedCode{4, 4, 5}, "overloaded")
 		}})
-		env.enqueue(t, "ada@example.com", samples[tenant.EmailModuleActivated].data)
+		env.enqueue(t, "ada@example.com", samples[outbox.EmailModuleActivated].data)
 		w := env.worker()
 		w.MaxAttempts = 3
 		for range 3 {
@@ -199,7 +199,7 @@ func TestWorkerGivesUp(t *testing.T) {
 			env.clock.Advance(time.Hour)
 		}
 		sendDue(t, w, 0)
-		if n := env.only(t); n.Status != tenant.EmailFailed || n.Attempts != 3 || !strings.Contains(n.LastError, "421") {
+		if n := env.only(t); n.Status != outbox.EmailFailed || n.Attempts != 3 || !strings.Contains(n.LastError, "421") {
 			t.Errorf("%+v", n)
 		}
 	})
@@ -207,12 +207,12 @@ func TestWorkerGivesUp(t *testing.T) {
 		env := newWorkerEnv(t, smtpOptions{rcpt: func(int, string) error {
 			return smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "no such user")
 		}})
-		env.enqueue(t, "nobody@example.com", samples[tenant.EmailModuleActivated].data)
+		env.enqueue(t, "nobody@example.com", samples[outbox.EmailModuleActivated].data)
 		w := env.worker()
 		sendDue(t, w, 1)
 		env.clock.Advance(24 * time.Hour)
 		sendDue(t, w, 0)
-		if n := env.only(t); n.Status != tenant.EmailFailed || n.Attempts != 1 ||
+		if n := env.only(t); n.Status != outbox.EmailFailed || n.Attempts != 1 ||
 			n.LastError != "the mail server refused the recipient (550 5.1.1)" {
 			t.Errorf("%+v", n)
 		}
@@ -230,7 +230,7 @@ func TestWorkerGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		sendDue(t, env.worker(), 1)
-		if n := env.only(t); n.Status != tenant.EmailFailed || n.LastError != "the email could not be composed" {
+		if n := env.only(t); n.Status != outbox.EmailFailed || n.LastError != "the email could not be composed" {
 			t.Errorf("%+v", n)
 		}
 		if len(env.smtp.Mails()) != 0 {
@@ -241,7 +241,7 @@ func TestWorkerGivesUp(t *testing.T) {
 
 func TestRestartedWorkerDoesNotResend(t *testing.T) {
 	env := newWorkerEnv(t, smtpOptions{})
-	env.enqueue(t, "ada@example.com", samples[tenant.EmailPasswordReset].data)
+	env.enqueue(t, "ada@example.com", samples[outbox.EmailPasswordReset].data)
 	sendDue(t, env.worker(), 1)
 
 	restarted := env.worker()
@@ -259,14 +259,14 @@ func TestRestartedWorkerDoesNotResend(t *testing.T) {
 func TestInterruptedSendIsRetriedAfterLease(t *testing.T) {
 	for _, lastAttempt := range []bool{false, true} {
 		env := newWorkerEnv(t, smtpOptions{})
-		env.enqueue(t, "ada@example.com", samples[tenant.EmailInvitation].data)
+		env.enqueue(t, "ada@example.com", samples[outbox.EmailInvitation].data)
 		w := env.worker()
 		if lastAttempt {
 			w.MaxAttempts = 1
 		}
 		ctx := context.Background()
 		err := env.db.CrossTenant(ctx, tenant.ScopeOutbox, func(tx *sqlx.Tx) error {
-			e, err := tenant.ClaimEmail(ctx, tx, env.clock.Now(), w.Lease)
+			e, err := outbox.ClaimEmail(ctx, tx, env.clock.Now(), w.Lease)
 			if e == nil && err == nil {
 				err = errors.New("nothing to claim")
 			}
@@ -282,12 +282,12 @@ func TestInterruptedSendIsRetriedAfterLease(t *testing.T) {
 		n := env.only(t)
 		mails := env.smtp.Mails()
 		if lastAttempt {
-			if n.Status != tenant.EmailFailed || !strings.Contains(n.LastError, "may or may not have arrived") || len(mails) != 0 {
+			if n.Status != outbox.EmailFailed || !strings.Contains(n.LastError, "may or may not have arrived") || len(mails) != 0 {
 				t.Errorf("last attempt interrupted: %+v, %d sent", n, len(mails))
 			}
 			continue
 		}
-		if n.Status != tenant.EmailSent || n.Attempts != 2 || len(mails) != 1 {
+		if n.Status != outbox.EmailSent || n.Attempts != 2 || len(mails) != 1 {
 			t.Fatalf("after the lease: %+v, %d sent", n, len(mails))
 		}
 		if id := parseMail(t, mails[0].Raw).Header.Get("Message-Id"); id != "<"+n.ID+"@skiff.test>" {
@@ -300,7 +300,7 @@ func TestRacingWorkersSendEachEmailOnce(t *testing.T) {
 	env := newWorkerEnv(t, smtpOptions{})
 	const emails = 20
 	for i := range emails {
-		env.enqueue(t, "user"+string(rune('a'+i))+"@example.com", samples[tenant.EmailSSHKeyAdded].data)
+		env.enqueue(t, "user"+string(rune('a'+i))+"@example.com", samples[outbox.EmailSSHKeyAdded].data)
 	}
 	workers := []*Worker{env.worker(), env.worker(), env.worker()}
 	handled := make([]int, len(workers))
@@ -332,7 +332,7 @@ func TestRacingWorkersSendEachEmailOnce(t *testing.T) {
 		t.Errorf("server received %d distinct emails, want %d", len(seen), emails)
 	}
 	for _, n := range env.notifications(t) {
-		if n.Status != tenant.EmailSent || n.Attempts != 1 {
+		if n.Status != outbox.EmailSent || n.Attempts != 1 {
 			t.Errorf("%s: %s after %d attempts", n.Recipient, n.Status, n.Attempts)
 		}
 	}
@@ -345,8 +345,8 @@ func (f senderFunc) Send(ctx context.Context, msg *Message) error { return f(ctx
 
 func TestRunFinishesTheEmailInHandWhenCancelled(t *testing.T) {
 	env := newWorkerEnv(t, smtpOptions{})
-	env.enqueue(t, "first@example.com", samples[tenant.EmailModuleTrialEnding].data)
-	env.enqueue(t, "second@example.com", samples[tenant.EmailModuleTrialEnding].data)
+	env.enqueue(t, "first@example.com", samples[outbox.EmailModuleTrialEnding].data)
+	env.enqueue(t, "second@example.com", samples[outbox.EmailModuleTrialEnding].data)
 	started, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	w := env.worker()
@@ -369,11 +369,11 @@ func TestRunFinishesTheEmailInHandWhenCancelled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancellation")
 	}
-	status := map[tenant.EmailStatus]int{}
+	status := map[outbox.EmailStatus]int{}
 	for _, n := range env.notifications(t) {
 		status[n.Status]++
 	}
-	if status[tenant.EmailSent] != 1 || status[tenant.EmailPending] != 1 {
+	if status[outbox.EmailSent] != 1 || status[outbox.EmailPending] != 1 {
 		t.Errorf("statuses %v, want the email in hand SENT and the other still PENDING", status)
 	}
 }
@@ -400,11 +400,11 @@ func TestPurgeDeletesOnlyFinishedEmailsPastRetention(t *testing.T) {
 		}
 		return nil
 	}})
-	env.enqueue(t, "ada@example.com", samples[tenant.EmailModuleActivated].data)
-	env.enqueue(t, "nobody@example.com", samples[tenant.EmailModuleActivated].data)
+	env.enqueue(t, "ada@example.com", samples[outbox.EmailModuleActivated].data)
+	env.enqueue(t, "nobody@example.com", samples[outbox.EmailModuleActivated].data)
 	w := env.worker()
 	sendDue(t, w, 2)
-	env.enqueue(t, "grace@example.com", samples[tenant.EmailModuleActivated].data) // stays PENDING
+	env.enqueue(t, "grace@example.com", samples[outbox.EmailModuleActivated].data) // stays PENDING
 	ctx := context.Background()
 
 	purge := func(want int) {
@@ -426,7 +426,7 @@ func TestPurgeDeletesOnlyFinishedEmailsPastRetention(t *testing.T) {
 
 	w.Retention = DefaultRetention
 	purge(2)
-	if n := env.only(t); n.Recipient != "grace@example.com" || n.Status != tenant.EmailPending {
+	if n := env.only(t); n.Recipient != "grace@example.com" || n.Status != outbox.EmailPending {
 		t.Fatalf("left %+v, want grace's email still PENDING", n)
 	}
 	env.clock.Advance(365 * 24 * time.Hour)

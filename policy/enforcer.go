@@ -21,7 +21,6 @@ package policy
 
 import (
 	"context"
-	"database/sql"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -34,6 +33,7 @@ import (
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 	"github.com/google/uuid"
+	"github.com/skiffhq/skiff/tenant"
 )
 
 //go:embed model.conf
@@ -78,7 +78,7 @@ type Options struct {
 // Enforcer answers permission questions for every account of the
 // deployment. It is safe for concurrent use.
 type Enforcer struct {
-	db        *sql.DB
+	db        *tenant.DB
 	model     model.Model
 	opts      Options
 	log       *slog.Logger
@@ -109,7 +109,7 @@ type snapshot struct {
 // New returns an enforcer that reads policies through db, which must reach
 // Skiff's migrated database as a role that may become skiff_app. It reads
 // nothing yet: each account is read on its first decision.
-func New(db *sql.DB, opts Options) (*Enforcer, error) {
+func New(db *tenant.DB, opts Options) (*Enforcer, error) {
 	if db == nil {
 		return nil, errors.New("policy: no database")
 	}

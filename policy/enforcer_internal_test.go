@@ -2,18 +2,18 @@ package policy
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/tenant"
 )
 
 // Accounts nobody asks about are dropped from memory, and come back on use.
 func TestIdleAccountsAreDropped(t *testing.T) {
 	t.Parallel()
-	db, err := sql.Open("postgres", pgtest.NewDB(t))
+	db, err := tenant.Open(context.Background(), pgtest.NewDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/tenant"
 
 	"github.com/lib/pq"
 
@@ -92,7 +93,7 @@ func (f *fixture) shareGroup(accountID, folderID, groupID string, preset policy.
 // enforcer returns an enforcer on its own connection pool, as another node would have.
 func (f *fixture) enforcer(opts policy.Options) *policy.Enforcer {
 	f.t.Helper()
-	db, err := sql.Open("postgres", f.url)
+	db, err := tenant.Open(context.Background(), f.url)
 	if err != nil {
 		f.t.Fatal(err)
 	}

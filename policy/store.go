@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/skiffhq/skiff/tenant"
 )
-
-// appRole is the runtime role of every Skiff transaction (tenant.AppRole): it
-// owns no table and cannot bypass row-level security. It is repeated here
-// because tenant imports this package, not the other way round.
-const appRole = "skiff_app"
 
 // rules is one account's policy as Casbin lines, without the ptype: p lines
 // are (subject, account, object, action), g lines (user, group or role,
@@ -26,24 +23,18 @@ type rules struct {
 // live project folders. It reads in a transaction scoped to the account, as
 // the application role, so row-level security lets it see that account only,
 // and at REPEATABLE READ so the three reads agree with each other.
-func loadRules(ctx context.Context, db *sql.DB, accountID string) (*rules, error) {
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("policy: begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only; nothing to undo
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('role', $1, true), set_config('skiff.account_id', $2, true), set_config('skiff.scope', '', true)`,
-		appRole, accountID); err != nil {
-		return nil, fmt.Errorf("policy: scope transaction: %w", err)
-	}
+func loadRules(ctx context.Context, db *tenant.DB, accountID string) (*rules, error) {
 	r := &rules{users: map[string]bool{}}
-	if err := r.readUsers(ctx, tx, accountID); err != nil {
-		return nil, err
-	}
-	if err := r.readGroups(ctx, tx, accountID); err != nil {
-		return nil, err
-	}
-	if err := r.readFolders(ctx, tx, accountID); err != nil {
+	err := db.Snapshot(ctx, accountID, func(tx *sqlx.Tx) error {
+		if err := r.readUsers(ctx, tx.Tx, accountID); err != nil {
+			return err
+		}
+		if err := r.readGroups(ctx, tx.Tx, accountID); err != nil {
+			return err
+		}
+		return r.readFolders(ctx, tx.Tx, accountID)
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, rr := range roleRules {

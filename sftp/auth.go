@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -15,7 +16,7 @@ const (
 	extKeyFingerprint = "skiff-key-fingerprint" // SHA256 fingerprint of the accepted key
 )
 
-// loginData is the Permissions.ExtraData key holding the *Login.
+// loginData is the Permissions.ExtraData key holding the *sftplogin.Login.
 type loginData struct{}
 
 // errDenied is the one error every auth callback returns to x/crypto, so a
@@ -128,7 +129,7 @@ func (a *authenticator) verifiedPublicKey(md ssh.ConnMetadata, key ssh.PublicKey
 // result turns a Directory answer into x/crypto's, logging refusals with
 // their real reason (never the password). fp is the key fingerprint for
 // public-key logins.
-func (a *authenticator) result(md ssh.ConnMetadata, method string, login *Login, err error, fp string) (*ssh.Permissions, error) {
+func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplogin.Login, err error, fp string) (*ssh.Permissions, error) {
 	if err == nil && (login == nil || login.AccountID == "" || login.UserID == "") {
 		// Fail closed: a Login that names nobody must not open a session.
 		err = errors.New("directory returned no account or user and no error")
@@ -138,7 +139,7 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *Login,
 		if fp != "" {
 			attrs = append(attrs, "key", fp)
 		}
-		if errors.Is(err, ErrLoginFailed) {
+		if errors.Is(err, sftplogin.ErrLoginFailed) {
 			a.log.Info("sftp login refused", append(attrs, "reason", err.Error())...)
 		} else {
 			a.log.Error("sftp login failed: directory error", append(attrs, "err", err)...)
@@ -162,11 +163,11 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *Login,
 
 // loginOf returns the Login recorded by the callback that authenticated the
 // connection.
-func loginOf(perms *ssh.Permissions) (*Login, bool) {
+func loginOf(perms *ssh.Permissions) (*sftplogin.Login, bool) {
 	if perms == nil {
 		return nil, false
 	}
-	l, ok := perms.ExtraData[loginData{}].(*Login)
+	l, ok := perms.ExtraData[loginData{}].(*sftplogin.Login)
 	if !ok || l == nil {
 		return nil, false
 	}

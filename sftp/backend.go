@@ -10,6 +10,7 @@ import (
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // TenantBackend connects the SSH server to the product: logins resolve
@@ -17,10 +18,10 @@ import (
 // database, and each session is a vfs tree on the account's storage, gated
 // by the user's continued right to use SFTP.
 type TenantBackend struct {
-	Directory *tenant.Directory
+	Directory *sftplogin.Directory
 	Storage   storage.Storage
 	// Shares lists the project folders shared with a user; nil means none.
-	Shares func(accountID, userID string) vfs.Shares
+	Shares SharedFolders
 	Logger *slog.Logger
 }
 
@@ -40,17 +41,17 @@ func (b *TenantBackend) DedicatedIPAccount(dest netip.Addr) string {
 }
 
 // PasswordLogin implements Directory.
-func (b *TenantBackend) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
+func (b *TenantBackend) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*sftplogin.Login, error) {
 	return b.Directory.PasswordLogin(ctx, dest, remote, login, password)
 }
 
 // PublicKeyLogin implements Directory.
-func (b *TenantBackend) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error) {
+func (b *TenantBackend) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error) {
 	return b.Directory.PublicKeyLogin(ctx, dest, remote, login, key)
 }
 
 // MarkKeyUsed implements KeyUseRecorder: the key's "last used" time.
-func (b *TenantBackend) MarkKeyUsed(ctx context.Context, login *Login) error {
+func (b *TenantBackend) MarkKeyUsed(ctx context.Context, login *sftplogin.Login) error {
 	return b.Directory.MarkKeyUsed(ctx, login)
 }
 
@@ -63,7 +64,7 @@ func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Si
 // that the user may still use SFTP with the tree the session was opened
 // with. The jail is fixed when the session starts, so a jail change on any
 // node ends it and the client reconnects to the tree it now has.
-func (b *TenantBackend) Open(ctx context.Context, l *Login) (Session, error) {
+func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, error) {
 	accountID, userID, jailed := l.AccountID, l.UserID, l.Jailed
 	cfg := vfs.Config{
 		AccountID: accountID,
@@ -76,7 +77,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *Login) (Session, error) {
 		Logger: b.Logger,
 	}
 	if b.Shares != nil {
-		cfg.Shares = b.Shares(accountID, userID)
+		cfg.Shares = SessionShares(b.Shares, accountID, userID)
 	}
 	return vfs.NewSession(ctx, cfg)
 }

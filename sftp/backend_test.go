@@ -12,9 +12,12 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
-	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // TestMain gives the tests that call pgtest.NewDB a throwaway PostgreSQL
@@ -25,7 +28,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // the SFTP module active, a user with SFTP on, the tenant directory and
 // local storage.
 type productFixture struct {
-	svc      *tenant.Service
+	svc      *domain.Domain
 	owner    context.Context
 	user     *tenant.User
 	login    string // the user's SFTP login ID
@@ -39,32 +42,32 @@ type productFixture struct {
 func newProductFixture(t *testing.T) *productFixture {
 	t.Helper()
 	ctx := context.Background()
-	db := tenanttest.Open(t)
-	f := &productFixture{svc: tenant.NewService(db), logs: &logBuffer{}, password: "a long enough password 42"}
-	dir := tenant.NewDirectory(db)
+	db := pgtest.OpenStore(t)
+	f := &productFixture{svc: domain.New(db), logs: &logBuffer{}, password: "a long enough password 42"}
+	dir := sftplogin.NewDirectory(db)
 	// The credentials email lists the host keys, so they must exist first.
 	if err := dir.EnsureHostKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	staff, err := f.svc.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
+	staff, err := f.svc.People.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
 	if err != nil {
 		t.Fatal(err)
 	}
 	staffCtx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: staff.ID, Name: staff.Name, Email: staff.Email})
-	account, owner, err := f.svc.CreateAccount(staffCtx, tenant.CreateAccountInput{Name: "Acme", OwnerEmail: "olive@acme.test", OwnerName: "Olive"})
+	account, owner, err := f.svc.Accounts.CreateAccount(staffCtx, account.CreateAccountInput{Name: "Acme", OwnerEmail: "olive@acme.test", OwnerName: "Olive"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.ActivateSFTPModule(staffCtx, account.ID, 5); err != nil {
+	if _, err := f.svc.SFTP.ActivateSFTPModule(staffCtx, account.ID, 5); err != nil {
 		t.Fatal(err)
 	}
 	f.owner = tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: owner.AccountID,
 		Role: owner.Role, Name: owner.Name, Email: owner.Email})
-	f.user, err = f.svc.CreateUser(f.owner, tenant.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: f.password, SFTPEnabled: true})
+	f.user, err = f.svc.People.CreateUser(f.owner, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: f.password, SFTPEnabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := f.svc.SFTPCredentials(f.owner, f.user.ID)
+	creds, err := f.svc.SFTP.SFTPCredentials(f.owner, f.user.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +139,13 @@ func TestTenantBackendEndToEnd(t *testing.T) {
 	}
 
 	keyPath, signer := writePrivateKey(t, t.TempDir())
-	if _, err := f.svc.AddSSHKey(f.owner, f.user.ID, "laptop", string(ssh.MarshalAuthorizedKey(signer.PublicKey()))); err != nil {
+	if _, err := f.svc.SFTP.AddSSHKey(f.owner, f.user.ID, "laptop", string(ssh.MarshalAuthorizedKey(signer.PublicKey()))); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := (openSSH{key: keyPath}).run(t, f.addr, f.login, "ls -1 /My\\ Files"); err != nil || !strings.Contains(out, "q3.pdf") {
 		t.Fatalf("key login: %v\n%s", err, out)
 	}
-	userKeys, err := f.svc.SSHKeys(f.owner, f.user.ID)
+	userKeys, err := f.svc.SFTP.SSHKeys(f.owner, f.user.ID)
 	if err != nil || len(userKeys) != 1 || userKeys[0].LastUsedAt == nil {
 		t.Errorf("key after login: %+v, %v; want last used set", userKeys, err)
 	}
@@ -157,7 +160,7 @@ func TestTenantBackendEndToEnd(t *testing.T) {
 	if _, err := sc.ReadDir("/My Files"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SetSFTPAccess(f.owner, f.user.ID, false); err != nil {
+	if _, err := f.svc.SFTP.SetSFTPAccess(f.owner, f.user.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sc.ReadDir("/My Files"); err == nil {

@@ -17,6 +17,10 @@ import (
 	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // Loopback addresses of the dedicated IP tests: every node listens on all
@@ -33,7 +37,7 @@ type dedicatedFixture struct {
 	t                  *testing.T
 	url                string
 	db                 *tenant.DB
-	svc                *tenant.Service
+	svc                *domain.Domain
 	staff              context.Context
 	acme, beta         string // account IDs
 	uma, ben           string // login IDs: Uma is Acme's, Ben is Beta's
@@ -46,7 +50,7 @@ type dedicatedFixture struct {
 // changes through notifications, and its listener ends sessions on
 // released addresses.
 type dedicatedNode struct {
-	dir  *tenant.Directory
+	dir  *sftplogin.Directory
 	srv  *Server
 	logs *logBuffer
 	at   map[string]string // host:port by IP
@@ -61,20 +65,20 @@ func newDedicatedFixture(t *testing.T) *dedicatedFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.db.Close() })
-	f.svc = tenant.NewService(f.db)
-	if err := tenant.NewDirectory(f.db).EnsureHostKeys(ctx); err != nil {
+	f.svc = domain.New(f.db)
+	if err := sftplogin.NewDirectory(f.db).EnsureHostKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := tenant.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix(acmeTestIP + "/32"), netip.MustParsePrefix(betaTestIP + "/32")})
+	pool, err := sftplogin.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix(acmeTestIP + "/32"), netip.MustParsePrefix(betaTestIP + "/32")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc.DedicatedIPs = tenant.DedicatedIPConfig{Pool: pool, Changed: func() {
+	f.svc.DedicatedIPs.Config = sftplogin.DedicatedIPConfig{Pool: pool, Changed: func() {
 		if f.changedOnFirstNode != nil {
 			f.changedOnFirstNode()
 		}
 	}}
-	staff, err := f.svc.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
+	staff, err := f.svc.People.CreateStaff(tenant.SystemContext(ctx), "support@skiff.test", "Sam", "staff password 123")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,23 +97,23 @@ func newDedicatedFixture(t *testing.T) *dedicatedFixture {
 // login ID.
 func (f *dedicatedFixture) account(name, domain, ip string) (string, string) {
 	f.t.Helper()
-	account, owner, err := f.svc.CreateAccount(f.staff, tenant.CreateAccountInput{Name: name, OwnerEmail: "owner@" + domain, OwnerName: "Owner"})
+	account, owner, err := f.svc.Accounts.CreateAccount(f.staff, account.CreateAccountInput{Name: name, OwnerEmail: "owner@" + domain, OwnerName: "Owner"})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.svc.ActivateSFTPModule(f.staff, account.ID, 5); err != nil {
+	if _, err := f.svc.SFTP.ActivateSFTPModule(f.staff, account.ID, 5); err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.svc.ProvisionDedicatedIP(f.staff, account.ID, ip); err != nil {
+	if _, err := f.svc.DedicatedIPs.ProvisionDedicatedIP(f.staff, account.ID, ip); err != nil {
 		f.t.Fatal(err)
 	}
 	ownerCtx := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID,
 		AccountID: owner.AccountID, Role: owner.Role, Name: owner.Name, Email: owner.Email})
-	user, err := f.svc.CreateUser(ownerCtx, tenant.CreateUserInput{Email: "user@" + domain, Name: "User", Password: f.password, SFTPEnabled: true})
+	user, err := f.svc.People.CreateUser(ownerCtx, people.CreateUserInput{Email: "user@" + domain, Name: "User", Password: f.password, SFTPEnabled: true})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	creds, err := f.svc.SFTPCredentials(ownerCtx, user.ID)
+	creds, err := f.svc.SFTP.SFTPCredentials(ownerCtx, user.ID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -122,7 +126,7 @@ func (f *dedicatedFixture) node() *dedicatedNode {
 	t := f.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &dedicatedNode{dir: tenant.NewDirectory(f.db), logs: &logBuffer{}, at: map[string]string{}}
+	n := &dedicatedNode{dir: sftplogin.NewDirectory(f.db), logs: &logBuffer{}, at: map[string]string{}}
 	if err := n.dir.LoadDedicatedIPs(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +242,7 @@ func TestReleasingDedicatedIPEndsItsSessions(t *testing.T) {
 	}
 	onFirst, onSecond := open(first, "first node"), open(second, "second node")
 
-	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.acme); err != nil {
+	if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, f.acme); err != nil {
 		t.Fatal(err)
 	}
 	// The node that released it has ended them by the time the release
@@ -260,7 +264,7 @@ func TestReleasingDedicatedIPEndsItsSessions(t *testing.T) {
 	// Acme's user may log in on the released address by login ID; that
 	// connection was never routed to Acme and outlives Beta's next change.
 	late := f.session(second, "Acme's user on the released address", acmeTestIP, f.uma)
-	if _, err := f.svc.ReleaseDedicatedIP(f.staff, f.beta); err != nil {
+	if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, f.beta); err != nil {
 		t.Fatal(err)
 	}
 	onSecond.other.ends(t, 2*time.Second)

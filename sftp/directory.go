@@ -7,53 +7,33 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/skiffhq/skiff/sftp/vfs"
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
-// ErrLoginFailed is what a Directory returns (wrapped, with the real reason
-// after it) for every expected refusal: unknown login, wrong password, key
-// not registered, user without SFTP, module expired, wrong destination.
-// The client sees the same "Permission denied" for all of them; the reason
-// is logged server side at info level. Any other error is logged as an
-// internal failure, and the client still sees only "Permission denied".
-// It is the tenant package's sentinel: one idea, one error.
-var ErrLoginFailed = tenant.ErrLoginFailed
-
-// ErrSessionDenied is what a Session's Serve returns, wrapped, once the
-// session may not go on: the user was deleted, their SFTP access turned off,
-// the module expired, or that could not be checked. The server then closes
-// the whole connection, not only the channel. It is package vfs's sentinel.
-var ErrSessionDenied = vfs.ErrDenied
-
-// Login is who a successful authentication resolved to: the tenant domain's
-// SFTP login (AccountID, UserID, Login, Jailed, and KeyID and KeyFingerprint
-// for public-key logins). The server sets KeyFingerprint itself from the
-// key the handshake verified, hands the Login to Sessions.Open, and files
-// the connection under AccountID and UserID for Server.Disconnect.
-type Login = tenant.SFTPLogin
-
-// Directory resolves SFTP credentials to a Login. dest is the address the
+// Directory resolves SFTP credentials to a sftplogin.Login: who a successful
+// authentication resolved to (the server sets its KeyFingerprint from the
+// key the handshake verified, hands it to Sessions.Open, and files the
+// connection under its AccountID and UserID for Server.Disconnect). dest is the address the
 // client connected to (from the PROXY header behind a trusted load balancer),
 // which selects the account on a dedicated IP; remote is the client's real
 // address. Both methods must do the same work whether or not the login
-// exists, and return an error wrapping ErrLoginFailed for every expected
+// exists, and return an error wrapping sftplogin.ErrLoginFailed for every expected
 // refusal.
 type Directory interface {
-	PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error)
+	PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*sftplogin.Login, error)
 	// PublicKeyLogin answers whether key may log in as login. It is also
 	// called for keys the client merely offers without proving it holds the
 	// private key, so it must not record the key as used: see KeyUseRecorder.
 	// key is never a certificate.
-	PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error)
+	PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error)
 }
 
 // KeyUseRecorder is optionally implemented by a Directory to learn that a
 // key really logged in (the client proved it holds the private key), to
-// update the key's "last used" time. keyID is the Login's KeyID. A failure
+// update the key's "last used" time. keyID is the login's KeyID. A failure
 // is logged and does not end the connection.
 type KeyUseRecorder interface {
-	MarkKeyUsed(ctx context.Context, login *Login) error
+	MarkKeyUsed(ctx context.Context, login *sftplogin.Login) error
 }
 
 // HostKeys gives the host keys to present to a client that connected to
@@ -69,7 +49,7 @@ type HostKeys interface {
 type Sessions interface {
 	// Open is called once per connection after authentication. ctx ends
 	// when the connection ends. An error closes the connection.
-	Open(ctx context.Context, login *Login) (Session, error)
+	Open(ctx context.Context, login *sftplogin.Login) (Session, error)
 }
 
 // Session is one connection's SFTP session. Serve is called once for each

@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sharing"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -29,7 +33,7 @@ import (
 )
 
 // End-to-end tests: real clients (OpenSSH sftp, curl/libssh2, pkg/sftp over
-// x/crypto) against the whole stack — PostgreSQL, tenant.Directory, Server,
+// x/crypto) against the whole stack — PostgreSQL, sftplogin.Directory, Server,
 // vfs and local storage — asserting what a user of those clients notices.
 
 // testClock is a clock tests move by hand, shared by the service and the
@@ -71,7 +75,7 @@ type node struct {
 // may wrap its listener.
 func (e *e2e) startNode(t *testing.T, edit func(*Config), wrap func(net.Listener) net.Listener) *node {
 	t.Helper()
-	dir := tenant.NewDirectory(e.svc.DB)
+	dir := sftplogin.NewDirectory(e.svc.DB)
 	dir.Now = e.clock.Now
 	backend := &TenantBackend{Directory: dir, Storage: e.store}
 	n := &node{logs: &logBuffer{}}
@@ -109,11 +113,11 @@ func (e *e2e) startNode(t *testing.T, edit func(*Config), wrap func(net.Listener
 // password and SFTP on, and returns them with their login ID.
 func (e *e2e) newUser(t *testing.T, ctx context.Context, name string) (*tenant.User, string) {
 	t.Helper()
-	u, err := e.svc.CreateUser(ctx, tenant.CreateUserInput{Email: name + "@acme.test", Name: name, Password: e.password, SFTPEnabled: true})
+	u, err := e.svc.People.CreateUser(ctx, people.CreateUserInput{Email: name + "@acme.test", Name: name, Password: e.password, SFTPEnabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := e.svc.SFTPCredentials(ctx, u.ID)
+	creds, err := e.svc.SFTP.SFTPCredentials(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +129,7 @@ func (e *e2e) newUser(t *testing.T, ctx context.Context, name string) (*tenant.U
 func (e *e2e) newKey(t *testing.T, ctx context.Context, userID string) (string, string) {
 	t.Helper()
 	path, signer := writePrivateKey(t, t.TempDir())
-	k, err := e.svc.AddSSHKey(ctx, userID, "laptop", string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	k, err := e.svc.SFTP.AddSSHKey(ctx, userID, "laptop", string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,25 +141,25 @@ func (e *e2e) newKey(t *testing.T, ctx context.Context, userID string) (string, 
 func (e *e2e) trialUser(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	staff, err := e.svc.CreateStaff(tenant.SystemContext(ctx), "trials@skiff.test", "Tia", "staff password 456")
+	staff, err := e.svc.People.CreateStaff(tenant.SystemContext(ctx), "trials@skiff.test", "Tia", "staff password 456")
 	if err != nil {
 		t.Fatal(err)
 	}
 	staffCtx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: staff.ID, Name: staff.Name, Email: staff.Email})
-	account, owner, err := e.svc.CreateAccount(staffCtx, tenant.CreateAccountInput{Name: "Trialco", OwnerEmail: "tom@trialco.test", OwnerName: "Tom"})
+	account, owner, err := e.svc.Accounts.CreateAccount(staffCtx, account.CreateAccountInput{Name: "Trialco", OwnerEmail: "tom@trialco.test", OwnerName: "Tom"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ownerCtx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: account.ID,
 		Role: owner.Role, Name: owner.Name, Email: owner.Email})
-	if _, err := e.svc.StartSFTPTrial(ownerCtx); err != nil {
+	if _, err := e.svc.SFTP.StartSFTPTrial(ownerCtx); err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.svc.CreateUser(ownerCtx, tenant.CreateUserInput{Email: "tess@trialco.test", Name: "Tess", Password: e.password, SFTPEnabled: true})
+	u, err := e.svc.People.CreateUser(ownerCtx, people.CreateUserInput{Email: "tess@trialco.test", Name: "Tess", Password: e.password, SFTPEnabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := e.svc.SFTPCredentials(ownerCtx, u.ID)
+	creds, err := e.svc.SFTP.SFTPCredentials(ownerCtx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +170,7 @@ func (e *e2e) trialUser(t *testing.T) string {
 // credentials, as a careful user compares them on first connection.
 func (e *e2e) hostKeyChecker(t *testing.T) ssh.HostKeyCallback {
 	t.Helper()
-	creds, err := e.svc.SFTPCredentials(e.owner, e.user.ID)
+	creds, err := e.svc.SFTP.SFTPCredentials(e.owner, e.user.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,16 +485,16 @@ func TestE2ELoginRefusalsLookAlike(t *testing.T) {
 	umaKey, _ := e.newKey(t, e.owner, e.user.ID)
 	deleted, deletedLogin := e.newUser(t, e.owner, "dana")
 	deletedKey, _ := e.newKey(t, e.owner, deleted.ID)
-	if _, err := e.svc.DeleteUser(e.owner, deleted.ID); err != nil {
+	if _, err := e.svc.People.DeleteUser(e.owner, deleted.ID); err != nil {
 		t.Fatal(err)
 	}
 	disabled, disabledLogin := e.newUser(t, e.owner, "sid")
-	if _, err := e.svc.SetSFTPAccess(e.owner, disabled.ID, false); err != nil {
+	if _, err := e.svc.SFTP.SetSFTPAccess(e.owner, disabled.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	kim, kimLogin := e.newUser(t, e.owner, "kim")
 	kimKey, kimKeyID := e.newKey(t, e.owner, kim.ID)
-	if _, err := e.svc.DeleteSSHKey(e.owner, kimKeyID); err != nil {
+	if _, err := e.svc.SFTP.DeleteSSHKey(e.owner, kimKeyID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -640,7 +644,7 @@ func TestE2ECurl(t *testing.T) {
 	user := e.login + ":" + e.password
 
 	// The host key curl sees is one of the credentials' fingerprints.
-	creds, err := e.svc.SFTPCredentials(e.owner, e.user.ID)
+	creds, err := e.svc.SFTP.SFTPCredentials(e.owner, e.user.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -888,7 +892,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := e.svc.SetSFTPAccess(e.owner, u.ID, false); err != nil {
+		if _, err := e.svc.SFTP.SetSFTPAccess(e.owner, u.ID, false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := onA.ReadDir("/My Files"); err == nil {
@@ -913,7 +917,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.DeleteUser(e.owner, u.ID); err != nil {
+		if _, err := e.svc.People.DeleteUser(e.owner, u.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := onA.ReadDir("/My Files"); err == nil {
@@ -937,12 +941,12 @@ func TestE2ESessionsEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		groups, err := e.svc.Groups(e.owner, u.AccountID, tenant.Page{})
+		groups, err := e.svc.Sharing.Groups(e.owner, u.AccountID, tenant.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := slices.IndexFunc(groups.Items, func(g *tenant.Group) bool { return g.Builtin == tenant.GroupJailed })
-		if _, err := e.svc.SetUserGroup(e.owner, u.ID, groups.Items[i].ID); err != nil {
+		i := slices.IndexFunc(groups.Items, func(g *sharing.Group) bool { return g.Builtin == sharing.GroupJailed })
+		if _, err := e.svc.Sharing.SetUserGroup(e.owner, u.ID, groups.Items[i].ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := onA.ReadDir("/My Files"); err == nil {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -20,7 +22,7 @@ import (
 type conn struct {
 	nc            net.Conn
 	authenticated bool
-	login         *Login
+	login         *sftplogin.Login
 
 	// dest is the destination the connection was routed by (the socket's
 	// local address, or a trusted PROXY header's destination).
@@ -255,7 +257,7 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 				// Best effort: the client may already be gone.
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&exit))
 				ch.Close()
-				if errors.Is(err, ErrSessionDenied) {
+				if errors.Is(err, vfs.ErrDenied) {
 					end()
 				}
 			}()

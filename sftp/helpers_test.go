@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -32,8 +33,8 @@ const (
 )
 
 var (
-	alice = Login{AccountID: testAccount, UserID: "user-alice", Login: "alice", KeyID: "key-alice"}
-	bob   = Login{AccountID: testAccount, UserID: "user-bob", Login: "bob"}
+	alice = sftplogin.Login{AccountID: testAccount, UserID: "user-alice", Login: "alice", KeyID: "key-alice"}
+	bob   = sftplogin.Login{AccountID: testAccount, UserID: "user-bob", Login: "bob"}
 )
 
 // call is one Directory call as the fake saw it.
@@ -46,31 +47,31 @@ type call struct {
 
 // fakeDirectory is a Directory made of function fields; it records calls.
 type fakeDirectory struct {
-	password  func(login, password string) (*Login, error)
-	publicKey func(login string, key ssh.PublicKey) (*Login, error)
+	password  func(login, password string) (*sftplogin.Login, error)
+	publicKey func(login string, key ssh.PublicKey) (*sftplogin.Login, error)
 
 	mu    sync.Mutex
 	calls []call
 	used  []string // account/key IDs passed to MarkKeyUsed
 }
 
-func (d *fakeDirectory) PasswordLogin(_ context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
+func (d *fakeDirectory) PasswordLogin(_ context.Context, dest, remote netip.Addr, login, password string) (*sftplogin.Login, error) {
 	d.record(call{method: "password", dest: dest, remote: remote, login: login})
 	if d.password == nil {
-		return nil, fmt.Errorf("%w: password logins disabled in this test", ErrLoginFailed)
+		return nil, fmt.Errorf("%w: password logins disabled in this test", sftplogin.ErrLoginFailed)
 	}
 	return d.password(login, password)
 }
 
-func (d *fakeDirectory) PublicKeyLogin(_ context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error) {
+func (d *fakeDirectory) PublicKeyLogin(_ context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error) {
 	d.record(call{method: "publickey", dest: dest, remote: remote, login: login, key: ssh.FingerprintSHA256(key)})
 	if d.publicKey == nil {
-		return nil, fmt.Errorf("%w: key logins disabled in this test", ErrLoginFailed)
+		return nil, fmt.Errorf("%w: key logins disabled in this test", sftplogin.ErrLoginFailed)
 	}
 	return d.publicKey(login, key)
 }
 
-func (d *fakeDirectory) MarkKeyUsed(_ context.Context, l *Login) error {
+func (d *fakeDirectory) MarkKeyUsed(_ context.Context, l *sftplogin.Login) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.used = append(d.used, l.AccountID+"/"+l.KeyID)
@@ -91,26 +92,26 @@ func (d *fakeDirectory) Calls() []call {
 
 // passwords returns a password check accepting testPassword for the given
 // users (by login name).
-func passwords(users ...Login) func(string, string) (*Login, error) {
-	return func(login, password string) (*Login, error) {
+func passwords(users ...sftplogin.Login) func(string, string) (*sftplogin.Login, error) {
+	return func(login, password string) (*sftplogin.Login, error) {
 		for _, u := range users {
 			if u.Login == login && password == testPassword {
 				return &u, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: bad login or password", ErrLoginFailed)
+		return nil, fmt.Errorf("%w: bad login or password", sftplogin.ErrLoginFailed)
 	}
 }
 
 // keys returns a public-key check accepting each key for its user.
-func keys(accept map[*Login]ssh.PublicKey) func(string, ssh.PublicKey) (*Login, error) {
-	return func(login string, key ssh.PublicKey) (*Login, error) {
+func keys(accept map[*sftplogin.Login]ssh.PublicKey) func(string, ssh.PublicKey) (*sftplogin.Login, error) {
+	return func(login string, key ssh.PublicKey) (*sftplogin.Login, error) {
 		for u, k := range accept {
 			if u.Login == login && bytes.Equal(k.Marshal(), key.Marshal()) {
 				return u, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: key not registered", ErrLoginFailed)
+		return nil, fmt.Errorf("%w: key not registered", sftplogin.ErrLoginFailed)
 	}
 }
 
@@ -120,20 +121,20 @@ type dirSessions struct {
 	root string
 
 	mu     sync.Mutex
-	logins []Login
+	logins []sftplogin.Login
 }
 
-func (f *dirSessions) Open(_ context.Context, login *Login) (Session, error) {
+func (f *dirSessions) Open(_ context.Context, login *sftplogin.Login) (Session, error) {
 	f.mu.Lock()
 	f.logins = append(f.logins, *login)
 	f.mu.Unlock()
 	return &dirSession{root: f.root}, nil
 }
 
-func (f *dirSessions) Logins() []Login {
+func (f *dirSessions) Logins() []sftplogin.Login {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Login(nil), f.logins...)
+	return append([]sftplogin.Login(nil), f.logins...)
 }
 
 type dirSession struct{ root string }

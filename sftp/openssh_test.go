@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -88,7 +89,7 @@ func (o openSSH) run(t *testing.T, addr, login string, batch ...string) (string,
 
 func TestOpenSSHKeyLogin(t *testing.T) {
 	keyPath, signer := writePrivateKey(t, t.TempDir())
-	dir := &fakeDirectory{publicKey: keys(map[*Login]ssh.PublicKey{&alice: signer.PublicKey()})}
+	dir := &fakeDirectory{publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: signer.PublicKey()})}
 	ts := newTestServer(t, dir, nil)
 
 	local := filepath.Join(t.TempDir(), "report.csv")
@@ -152,7 +153,7 @@ func TestOpenSSHFailuresLookAlike(t *testing.T) {
 	strangerKey, _ := writePrivateKey(t, keyDir)
 	dir := &fakeDirectory{
 		password:  passwords(alice),
-		publicKey: keys(map[*Login]ssh.PublicKey{&alice: accepted.PublicKey()}),
+		publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: accepted.PublicKey()}),
 	}
 	ts := newTestServer(t, dir, nil)
 
@@ -200,7 +201,7 @@ func TestOpenSSHFailuresLookAlike(t *testing.T) {
 // on algorithms from the allowed lists.
 func TestOpenSSHStrictKex(t *testing.T) {
 	keyPath, signer := writePrivateKey(t, t.TempDir())
-	dir := &fakeDirectory{publicKey: keys(map[*Login]ssh.PublicKey{&alice: signer.PublicKey()})}
+	dir := &fakeDirectory{publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: signer.PublicKey()})}
 	ts := newTestServer(t, dir, nil)
 	out, err := openSSH{key: keyPath, verbose: true}.run(t, ts.addr, "alice", "pwd")
 	if err != nil {

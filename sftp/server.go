@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // ServerVersion is the SSH identification string the server announces. It
@@ -436,7 +438,7 @@ func (s *Server) dedicatedAccount(dest netip.Addr) string {
 // address no longer leads to the account: released, or given to another
 // account. Connections on other addresses, and the account's connections on
 // the shared address, are left alone. Call it whenever the Directory's
-// dedicated IPs change (tenant.Directory.OnDedicatedIPsChange); it reads
+// dedicated IPs change (sftplogin.Directory.OnDedicatedIPsChange); it reads
 // them only through DedicatedIPRoutes, from memory. It returns how many
 // connections it closed.
 func (s *Server) DedicatedIPsChanged() int {
@@ -517,7 +519,7 @@ func (s *Server) untrack(c *conn) {
 // fails when the server is shutting down (no reason), or when the dedicated
 // IP the connection reached was released or given to another account while
 // it logged in (the change may already have been swept).
-func (s *Server) authenticated(c *conn, login *Login) (bool, string) {
+func (s *Server) authenticated(c *conn, login *sftplogin.Login) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -24,7 +25,7 @@ func TestPublicKeyLoginFollowsVerifiedKey(t *testing.T) {
 	keyA, keyB := ed25519Signer(t), ed25519Signer(t)
 
 	t.Run("offers B then A, only A accepted", func(t *testing.T) {
-		dir := &fakeDirectory{publicKey: keys(map[*Login]ssh.PublicKey{&alice: keyA.PublicKey()})}
+		dir := &fakeDirectory{publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: keyA.PublicKey()})}
 		ts := newTestServer(t, dir, nil)
 		cfg, _ := clientConfig("alice", ssh.PublicKeys(keyB, keyA))
 		c, err := dial(t, ts.addr, cfg)
@@ -47,7 +48,7 @@ func TestPublicKeyLoginFollowsVerifiedKey(t *testing.T) {
 	})
 
 	t.Run("only B, not accepted", func(t *testing.T) {
-		dir := &fakeDirectory{publicKey: keys(map[*Login]ssh.PublicKey{&alice: keyA.PublicKey()})}
+		dir := &fakeDirectory{publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: keyA.PublicKey()})}
 		ts := newTestServer(t, dir, nil)
 		cfg, _ := clientConfig("alice", ssh.PublicKeys(keyB))
 		if _, err := dial(t, ts.addr, cfg); err == nil {
@@ -61,14 +62,14 @@ func TestPublicKeyLoginFollowsVerifiedKey(t *testing.T) {
 	t.Run("both accepted for different users", func(t *testing.T) {
 		// A is bob's key, B is alice's; both names map to the user whose
 		// key verifies.
-		dir := &fakeDirectory{publicKey: func(login string, key ssh.PublicKey) (*Login, error) {
+		dir := &fakeDirectory{publicKey: func(login string, key ssh.PublicKey) (*sftplogin.Login, error) {
 			switch ssh.FingerprintSHA256(key) {
 			case ssh.FingerprintSHA256(keyA.PublicKey()):
 				return &bob, nil
 			case ssh.FingerprintSHA256(keyB.PublicKey()):
 				return &alice, nil
 			}
-			return nil, ErrLoginFailed
+			return nil, sftplogin.ErrLoginFailed
 		}}
 		ts := newTestServer(t, dir, nil)
 		cfg, _ := clientConfig("someone", ssh.PublicKeys(keyB, keyA))
@@ -104,7 +105,7 @@ func TestKeyboardInteractiveLogin(t *testing.T) {
 }
 
 func TestDirectoryErrorLooksLikeRefusal(t *testing.T) {
-	dir := &fakeDirectory{password: func(string, string) (*Login, error) {
+	dir := &fakeDirectory{password: func(string, string) (*sftplogin.Login, error) {
 		return nil, errors.New("database is down")
 	}}
 	ts := newTestServer(t, dir, nil)
@@ -165,7 +166,7 @@ func TestWeakClientAlgorithmsRefused(t *testing.T) {
 	}
 	dir := &fakeDirectory{
 		password:  passwords(alice),
-		publicKey: keys(map[*Login]ssh.PublicKey{&alice: rsaSigner.PublicKey()}),
+		publicKey: keys(map[*sftplogin.Login]ssh.PublicKey{&alice: rsaSigner.PublicKey()}),
 	}
 	ts := newTestServer(t, dir, func(c *Config) {
 		c.HostKeys = &staticHostKeys{def: []ssh.Signer{rsaHost}}
@@ -536,7 +537,7 @@ func TestMaxAuthTries(t *testing.T) {
 // session), the client gets no SFTP.
 func TestSessionOpenFailureClosesConnection(t *testing.T) {
 	ts := passwordServer(t, func(c *Config) {
-		c.Sessions = sessionsFunc(func(context.Context, *Login) (Session, error) {
+		c.Sessions = sessionsFunc(func(context.Context, *sftplogin.Login) (Session, error) {
 			return nil, errors.New("access withdrawn")
 		})
 	})
@@ -550,13 +551,15 @@ func TestSessionOpenFailureClosesConnection(t *testing.T) {
 	testkit.Eventually(t, "the failure to be logged", func() bool { return strings.Contains(ts.logs.String(), "access withdrawn") })
 }
 
-type sessionsFunc func(context.Context, *Login) (Session, error)
+type sessionsFunc func(context.Context, *sftplogin.Login) (Session, error)
 
-func (f sessionsFunc) Open(ctx context.Context, l *Login) (Session, error) { return f(ctx, l) }
+func (f sessionsFunc) Open(ctx context.Context, l *sftplogin.Login) (Session, error) {
+	return f(ctx, l)
+}
 
 func TestDirectoryAnswerWithoutUserRefused(t *testing.T) {
-	ts := newTestServer(t, &fakeDirectory{password: func(string, string) (*Login, error) {
-		return &Login{Login: "alice"}, nil
+	ts := newTestServer(t, &fakeDirectory{password: func(string, string) (*sftplogin.Login, error) {
+		return &sftplogin.Login{Login: "alice"}, nil
 	}}, nil)
 	if _, err := dial(t, ts.addr, aliceConfig()); err == nil {
 		t.Fatal("login accepted for a Login without account and user")

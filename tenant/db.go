@@ -80,20 +80,30 @@ func (db *DB) InAccount(ctx context.Context, accountID string, fn func(tx *sqlx.
 			return err
 		}
 	}
-	return db.run(ctx, accountID, "", fn)
+	return db.run(ctx, nil, accountID, "", fn)
+}
+
+// Snapshot runs fn in a read-only REPEATABLE READ transaction that sees only
+// accountID's rows, so that its reads agree with each other: the policy
+// reads an account's rules from three tables this way.
+func (db *DB) Snapshot(ctx context.Context, accountID string, fn func(tx *sqlx.Tx) error) error {
+	if accountID == "" {
+		return &Error{Code: EInternal, Message: "internal error", Err: errors.New("Snapshot without an account")}
+	}
+	return db.run(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, accountID, "", fn)
 }
 
 // CrossTenant runs fn in a transaction on one explicit cross-tenant path.
 // Only the policies written for that scope apply; see migrations.
 func (db *DB) CrossTenant(ctx context.Context, scope Scope, fn func(tx *sqlx.Tx) error) error {
-	return db.run(ctx, "", scope, fn)
+	return db.run(ctx, nil, "", scope, fn)
 }
 
-func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx *sqlx.Tx) error) (err error) {
+func (db *DB) run(ctx context.Context, opts *sql.TxOptions, accountID string, scope Scope, fn func(tx *sqlx.Tx) error) (err error) {
 	db.txs.Add(1)
-	tx, err := db.X.BeginTxx(ctx, nil)
+	tx, err := db.X.BeginTxx(ctx, opts)
 	if err != nil {
-		return dbError(fmt.Errorf("begin: %w", err))
+		return DBError(fmt.Errorf("begin: %w", err))
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -105,7 +115,7 @@ func (db *DB) run(ctx context.Context, accountID string, scope Scope, fn func(tx
 			return
 		}
 		if cerr := tx.Commit(); cerr != nil {
-			err = dbError(fmt.Errorf("commit: %w", cerr))
+			err = DBError(fmt.Errorf("commit: %w", cerr))
 		}
 	}()
 	if err := scopeTx(ctx, tx, accountID, scope); err != nil {
@@ -123,13 +133,13 @@ func scopeTx(ctx context.Context, tx *sqlx.Tx, accountID string, scope Scope) er
 	if _, err := tx.ExecContext(ctx, `SELECT set_config('role', `+pq.QuoteLiteral(AppRole)+`, true), `+
 		`set_config('skiff.account_id', `+pq.QuoteLiteral(accountID)+`, true), `+
 		`set_config('skiff.scope', `+pq.QuoteLiteral(string(scope))+`, true)`); err != nil {
-		return dbError(fmt.Errorf("scope transaction: %w", err))
+		return DBError(fmt.Errorf("scope transaction: %w", err))
 	}
 	return nil
 }
 
-// dbError translates driver errors once, at the database boundary.
-func dbError(err error) error {
+// DBError translates driver errors once, at the database boundary.
+func DBError(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -155,6 +165,3 @@ func dbError(err error) error {
 	}
 	return &Error{Code: EInternal, Message: "internal error", Err: err}
 }
-
-// DBError is dbError for other packages' stores.
-func DBError(err error) error { return dbError(err) }

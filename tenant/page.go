@@ -18,7 +18,7 @@ const (
 	MaxPageSize     = 200
 )
 
-func (p Page) limit() (int, error) {
+func (p Page) Limit() (int, error) {
 	switch {
 	case p.First == 0:
 		return DefaultPageSize, nil
@@ -34,13 +34,13 @@ type keyCursor struct {
 	I string `json:"i"`
 }
 
-func encodeCursor(key, id string) string {
+func EncodeCursor(key, id string) string {
 	b, _ := json.Marshal(keyCursor{K: key, I: id})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor returns ("", "") for an empty cursor.
-func decodeCursor(c string) (key, id string, err error) {
+// DecodeCursor returns ("", "") for an empty cursor.
+func DecodeCursor(c string) (key, id string, err error) {
 	if c == "" {
 		return "", "", nil
 	}
@@ -65,14 +65,14 @@ type Connection[T any] struct {
 
 // keyKeyset reads a page request for a list in (text key, id) order: the
 // page size and the position to continue after ("" for the start).
-func keyKeyset(p Page) (limit int, afterKey, afterID string, err error) {
-	if limit, err = p.limit(); err != nil {
+func KeyKeyset(p Page) (limit int, afterKey, afterID string, err error) {
+	if limit, err = p.Limit(); err != nil {
 		return 0, "", "", err
 	}
-	if afterKey, afterID, err = decodeCursor(p.After); err != nil {
+	if afterKey, afterID, err = DecodeCursor(p.After); err != nil {
 		return 0, "", "", err
 	}
-	if afterID != "" && !isUUID(afterID) {
+	if afterID != "" && !IsUUID(afterID) {
 		return 0, "", "", Invalid("after", "the cursor is not valid; start from the first page")
 	}
 	return limit, afterKey, afterID, nil
@@ -80,16 +80,16 @@ func keyKeyset(p Page) (limit int, afterKey, afterID string, err error) {
 
 // keyPage makes a page of a list in (text key, id) order from rows fetched
 // with LIMIT limit+1: the extra row only tells that there is a next page.
-func keyPage[T any](rows []T, limit int, hasPrevious bool, key func(T) (string, string)) *Connection[T] {
-	return makePage(rows, limit, hasPrevious, func(r T) string { return encodeCursor(key(r)) })
+func KeyPage[T any](rows []T, limit int, hasPrevious bool, key func(T) (string, string)) *Connection[T] {
+	return MakePage(rows, limit, hasPrevious, func(r T) string { return EncodeCursor(key(r)) })
 }
 
 // timePage is keyPage for a list in (time, id) order.
-func timePage[T any](rows []T, limit int, hasPrevious bool, key func(T) (time.Time, string)) *Connection[T] {
-	return makePage(rows, limit, hasPrevious, func(r T) string { return encodeTimeCursor(key(r)) })
+func TimePage[T any](rows []T, limit int, hasPrevious bool, key func(T) (time.Time, string)) *Connection[T] {
+	return MakePage(rows, limit, hasPrevious, func(r T) string { return EncodeTimeCursor(key(r)) })
 }
 
-func makePage[T any](rows []T, limit int, hasPrevious bool, cursor func(T) string) *Connection[T] {
+func MakePage[T any](rows []T, limit int, hasPrevious bool, cursor func(T) string) *Connection[T] {
 	conn := &Connection[T]{HasPrevious: hasPrevious}
 	if len(rows) > limit {
 		rows, conn.HasNext = rows[:limit], true
@@ -102,22 +102,22 @@ func makePage[T any](rows []T, limit int, hasPrevious bool, cursor func(T) strin
 }
 
 // encodeTimeCursor is the cursor of a row in a list in (time, id) order.
-func encodeTimeCursor(t time.Time, id string) string {
-	return encodeCursor(t.UTC().Format(time.RFC3339Nano), id)
+func EncodeTimeCursor(t time.Time, id string) string {
+	return EncodeCursor(t.UTC().Format(time.RFC3339Nano), id)
 }
 
 // timeKeyset reads a page request for a list in (time, id) order: the page
 // size and the position to continue after (a zero time and "" for the start).
-func timeKeyset(p Page) (limit int, after time.Time, afterID string, err error) {
-	if limit, err = p.limit(); err != nil {
+func TimeKeyset(p Page) (limit int, after time.Time, afterID string, err error) {
+	if limit, err = p.Limit(); err != nil {
 		return 0, time.Time{}, "", err
 	}
-	key, id, err := decodeCursor(p.After)
+	key, id, err := DecodeCursor(p.After)
 	if err != nil || id == "" {
 		return limit, time.Time{}, "", err
 	}
 	t, err := time.Parse(time.RFC3339Nano, key)
-	if err != nil || !isUUID(id) {
+	if err != nil || !IsUUID(id) {
 		return 0, time.Time{}, "", Invalid("after", "the cursor is not valid; start from the first page")
 	}
 	return limit, t, id, nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // openAs is a pool on the database at dbURL logged in as role, closed when
@@ -84,8 +86,8 @@ func TestCheckRuntimeRoleAcceptsARuntimeRole(t *testing.T) {
 	if err := tenant.CheckRuntimeRole(ctx, openAs(t, dbURL, role)); err != nil {
 		t.Fatal(err)
 	}
-	svc := tenant.NewService(tenant.NewDB(openAs(t, dbURL, role)))
-	if _, _, err := svc.CreateAccount(tenant.SystemContext(ctx), tenant.CreateAccountInput{Name: "Acme", OwnerEmail: "o@acme.example", OwnerName: "O"}); err != nil {
+	svc := domain.New(tenant.NewDB(openAs(t, dbURL, role)))
+	if _, _, err := svc.Accounts.CreateAccount(tenant.SystemContext(ctx), account.CreateAccountInput{Name: "Acme", OwnerEmail: "o@acme.example", OwnerName: "O"}); err != nil {
 		t.Fatalf("create an account as the runtime role: %v", err)
 	}
 }

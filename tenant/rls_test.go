@@ -6,8 +6,10 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/skiffhq/skiff/internal/tenanttest"
+	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // Row-level security is the second wall between tenants: a query that forgets
@@ -15,14 +17,14 @@ import (
 func TestUnfilteredQueriesSeeOnlyTheirTenant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := tenanttest.Open(t)
-	svc := tenant.NewService(db)
+	db := pgtest.OpenStore(t)
+	svc := domain.New(db)
 	sys := tenant.SystemContext(ctx)
-	a, _, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Alpha", OwnerEmail: "o@alpha.example", OwnerName: "A"})
+	a, _, err := svc.Accounts.CreateAccount(sys, account.CreateAccountInput{Name: "Alpha", OwnerEmail: "o@alpha.example", OwnerName: "A"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := svc.CreateAccount(sys, tenant.CreateAccountInput{Name: "Beta", OwnerEmail: "o@beta.example", OwnerName: "B"})
+	b, _, err := svc.Accounts.CreateAccount(sys, account.CreateAccountInput{Name: "Beta", OwnerEmail: "o@beta.example", OwnerName: "B"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,20 +8,20 @@ import (
 )
 
 // Throttling of failed logins, shared by the GraphQL login and SFTP password
-// logins: after freeFailures failures for the same name (an email, an SFTP
+// logins: after FreeLoginFailures failures for the same name (an email, an SFTP
 // login) or from the same address, each further attempt must wait
-// 2^(n-freeFailures) seconds after the last failure, up to maxLockout.
+// 2^(n-FreeLoginFailures) seconds after the last failure, up to maxLockout.
 // Counts reset after a success or after failureMemory without failures. The
 // counts live in PostgreSQL, so every Skiff node sees the same ones.
 const (
-	freeFailures  = 5
-	maxLockout    = 15 * time.Minute
-	failureMemory = time.Hour
+	FreeLoginFailures = 5
+	maxLockout        = 15 * time.Minute
+	failureMemory     = time.Hour
 )
 
-// throttleKeys are the counters a login attempt touches: one for the name it
+// ThrottleKeys are the counters a login attempt touches: one for the name it
 // names (kind "email" or "sftp") and one for the client's address.
-func throttleKeys(kind, name string, remote netip.Addr) []string {
+func ThrottleKeys(kind, name string, remote netip.Addr) []string {
 	// Whatever a client sends must make a storable key: valid text, no NUL, bounded.
 	name = strings.ReplaceAll(strings.ToValidUTF8(strings.ToLower(strings.TrimSpace(name)), "?"), "\x00", "?")
 	if len(name) > 256 {
@@ -44,21 +44,21 @@ func throttleAddr(a netip.Addr) string {
 	return a.String()
 }
 
-// loginWait is how long the next attempt on keys must still wait; 0 if none.
-func loginWait(ctx context.Context, q Queryer, keys []string, now time.Time) (time.Duration, error) {
+// LoginWait is how long the next attempt on keys must still wait; 0 if none.
+func LoginWait(ctx context.Context, q Queryer, keys []string, now time.Time) (time.Duration, error) {
 	var rows []struct {
 		Failures   int       `db:"failures"`
 		LastFailed time.Time `db:"last_failed"`
 	}
-	if err := q.SelectContext(ctx, &rows, `SELECT failures, last_failed FROM auth_failures WHERE key = ANY($1)`, stringArray(keys)); err != nil {
-		return 0, dbError(err)
+	if err := q.SelectContext(ctx, &rows, `SELECT failures, last_failed FROM auth_failures WHERE key = ANY($1)`, StringArray(keys)); err != nil {
+		return 0, DBError(err)
 	}
 	var wait time.Duration
 	for _, r := range rows {
-		if r.Failures < freeFailures || now.Sub(r.LastFailed) > failureMemory {
+		if r.Failures < FreeLoginFailures || now.Sub(r.LastFailed) > failureMemory {
 			continue
 		}
-		lock := time.Duration(1<<min(r.Failures-freeFailures, 20)) * time.Second
+		lock := time.Duration(1<<min(r.Failures-FreeLoginFailures, 20)) * time.Second
 		if w := r.LastFailed.Add(min(lock, maxLockout)).Sub(now); w > wait {
 			wait = w
 		}
@@ -67,14 +67,14 @@ func loginWait(ctx context.Context, q Queryer, keys []string, now time.Time) (ti
 }
 
 // recordLoginFailure counts a failed login for each key.
-func recordLoginFailure(ctx context.Context, q Queryer, keys []string, now time.Time) error {
+func RecordLoginFailure(ctx context.Context, q Queryer, keys []string, now time.Time) error {
 	for _, k := range keys {
 		_, err := q.ExecContext(ctx, `INSERT INTO auth_failures (key, failures, last_failed) VALUES ($1, 1, $2)
 			ON CONFLICT (key) DO UPDATE SET
 			  failures = CASE WHEN auth_failures.last_failed < $2 - $3::interval THEN 1 ELSE auth_failures.failures + 1 END,
 			  last_failed = $2`, k, now, failureMemory.String())
 		if err != nil {
-			return dbError(err)
+			return DBError(err)
 		}
 	}
 	return nil
@@ -83,7 +83,7 @@ func recordLoginFailure(ctx context.Context, q Queryer, keys []string, now time.
 // clearLoginFailures forgets the name's failures after a successful login.
 // The address's count stays: one working account must not let a client wipe
 // its record between guesses at others.
-func clearLoginFailures(ctx context.Context, q Queryer, keys []string) error {
+func ClearLoginFailures(ctx context.Context, q Queryer, keys []string) error {
 	_, err := q.ExecContext(ctx, `DELETE FROM auth_failures WHERE key = $1`, keys[0])
-	return dbError(err)
+	return DBError(err)
 }

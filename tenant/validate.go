@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// normEmail validates and normalises an email address for field.
-func normEmail(field, email string) (string, error) {
+// NormEmail validates and normalises an email address for field.
+func NormEmail(field, email string) (string, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return "", Invalid(field, "email is required")
@@ -23,8 +23,8 @@ func normEmail(field, email string) (string, error) {
 	return email, nil
 }
 
-// normName validates a display name or title: trimmed, 1 to max runes, no control characters.
-func normName(field, name string, maxRunes int) (string, error) {
+// NormName validates a display name or title: trimmed, 1 to max runes, no control characters.
+func NormName(field, name string, maxRunes int) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return "", Invalid(field, "%s is required", field)
@@ -44,7 +44,7 @@ func normName(field, name string, maxRunes int) (string, error) {
 }
 
 // likePattern turns a user's search text into an ILIKE pattern matching it anywhere.
-func likePattern(search string) string {
+func LikePattern(search string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(strings.TrimSpace(search)) + "%"
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // AdminCmd groups the bootstrap commands.
@@ -28,8 +30,8 @@ type CreateStaffCmd struct {
 
 // Run creates the staff login.
 func (c *CreateStaffCmd) Run(ctx context.Context, log *slog.Logger) error {
-	return c.withService(ctx, log, c.Password, func(ctx context.Context, svc *tenant.Service, pw string) error {
-		st, err := svc.CreateStaff(ctx, c.Email, c.Name, pw)
+	return c.withService(ctx, log, c.Password, func(ctx context.Context, svc *domain.Domain, pw string) error {
+		st, err := svc.People.CreateStaff(ctx, c.Email, c.Name, pw)
 		if err != nil {
 			return userFacing(err)
 		}
@@ -49,8 +51,8 @@ type CreateAccountCmd struct {
 
 // Run creates the account.
 func (c *CreateAccountCmd) Run(ctx context.Context, log *slog.Logger) error {
-	return c.withService(ctx, log, c.OwnerPassword, func(ctx context.Context, svc *tenant.Service, pw string) error {
-		a, u, err := svc.CreateAccount(ctx, tenant.CreateAccountInput{
+	return c.withService(ctx, log, c.OwnerPassword, func(ctx context.Context, svc *domain.Domain, pw string) error {
+		a, u, err := svc.Accounts.CreateAccount(ctx, account.CreateAccountInput{
 			Name: c.Name, OwnerEmail: c.OwnerEmail, OwnerName: c.OwnerName, OwnerPassword: pw,
 		})
 		if err != nil {
@@ -63,7 +65,7 @@ func (c *CreateAccountCmd) Run(ctx context.Context, log *slog.Logger) error {
 
 // withService reads the password (from the flag or standard input), opens
 // the database and runs fn as the system.
-func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, password string, fn func(context.Context, *tenant.Service, string) error) error {
+func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, password string, fn func(context.Context, *domain.Domain, string) error) error {
 	pw, err := passwordOrStdin(password)
 	if err != nil {
 		return err
@@ -73,7 +75,7 @@ func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, passwo
 		return err
 	}
 	defer d.Close()
-	return fn(tenant.SystemContext(ctx), tenant.NewService(d.DB), pw)
+	return fn(tenant.SystemContext(ctx), domain.New(d.DB), pw)
 }
 
 func passwordOrStdin(pw string) (string, error) {

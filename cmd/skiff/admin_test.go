@@ -10,6 +10,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -35,9 +36,9 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	svc := tenant.NewService(d)
+	svc := domain.New(d)
 	for email, pw := range map[string]string{"support@example.com": "support password", "boss@acme.example": "boss password!"} {
-		if _, err := svc.Login(ctx, email, pw, netip.Addr{}); err != nil {
+		if _, err := svc.People.Login(ctx, email, pw, netip.Addr{}); err != nil {
 			t.Errorf("login %s: %v", email, err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/graph"
-	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // HTTPFlags configure the GraphQL API.
@@ -34,7 +34,7 @@ type httpServer struct {
 
 // start serves the GraphQL API. The playground and introspection are on by
 // default with the private PostgreSQL (a developer's machine) only.
-func (f HTTPFlags) start(log *slog.Logger, d *database, svc *tenant.Service) (*httpServer, error) {
+func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*httpServer, error) {
 	playground := onOff(f.Playground, d.Embedded)
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
 		Playground: playground, Introspection: onOff(f.Introspection, playground), MaxBodyBytes: f.MaxBodyBytes,

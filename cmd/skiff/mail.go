@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffhq/skiff/notify"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // MailFlags configure email: where it goes and what its links point to.
@@ -44,16 +45,16 @@ func (f MailFlags) worker(log *slog.Logger, db *tenant.DB, dataDir string) (*not
 
 // remindTrials sends "trial ending" emails and purges expired one-time
 // tokens; hourly is plenty for a 3-day notice.
-func remindTrials(ctx context.Context, svc *tenant.Service, log *slog.Logger) error {
+func remindTrials(ctx context.Context, svc *domain.Domain, log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := svc.SendTrialEndingReminders(tenant.SystemContext(ctx)); err != nil {
+		if n, err := svc.SFTP.SendTrialEndingReminders(tenant.SystemContext(ctx)); err != nil {
 			log.Warn("trial reminders", "err", err)
 		} else if n > 0 {
 			log.Info("trial reminders queued", "count", n)
 		}
-		if _, err := svc.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil {
+		if _, err := svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil {
 			log.Warn("purge expired tokens", "err", err)
 		}
 		select {

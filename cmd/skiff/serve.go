@@ -19,6 +19,8 @@ import (
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // ServeCmd runs Skiff. Its flags are grouped by the subsystem they
@@ -99,14 +101,14 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 // newService is the domain service with its permission enforcer. One
 // enforcer answers every permission question, GraphQL's and SFTP's; it hears
 // other nodes' changes through PostgreSQL notifications.
-func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database) (*tenant.Service, error) {
-	svc := tenant.NewService(d.DB)
-	svc.TokenTTL = c.HTTP.TokenTTL
-	enforcer, err := policy.New(d.DB.X.DB, policy.Options{Logger: log})
+func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database) (*domain.Domain, error) {
+	svc := domain.New(d.DB)
+	svc.People.TokenTTL = c.HTTP.TokenTTL
+	enforcer, err := policy.New(d.DB, policy.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	svc.Policy = enforcer
+	svc.Sharing.Policy = enforcer
 	go func() {
 		if err := enforcer.Listen(ctx, d.URL); err != nil && ctx.Err() == nil {
 			log.Error("policy change notifications stopped; permissions are re-read every second instead", "err", err)
@@ -201,7 +203,7 @@ func splitList(vs []string) []string {
 
 // demo creates the demo account on the private PostgreSQL's first start
 // (with --demo) and returns its logins; nil with another database.
-func (c *ServeCmd) demo(ctx context.Context, d *database, svc *tenant.Service) (*demoLogins, error) {
+func (c *ServeCmd) demo(ctx context.Context, d *database, svc *domain.Domain) (*demoLogins, error) {
 	if !d.Embedded || !c.Demo {
 		return nil, nil
 	}
@@ -223,7 +225,7 @@ const demoFile = "demo-logins.txt"
 
 // ensureDemo creates the demo account and a staff login on the first start
 // (an empty database) and returns their logins; later starts read them back.
-func ensureDemo(ctx context.Context, svc *tenant.Service, dataDir string) (*demoLogins, error) {
+func ensureDemo(ctx context.Context, svc *domain.Domain, dataDir string) (*demoLogins, error) {
 	path := filepath.Join(dataDir, demoFile)
 	if dl, err := readDemoLogins(path); err == nil {
 		return dl, nil
@@ -240,10 +242,10 @@ func ensureDemo(ctx context.Context, svc *tenant.Service, dataDir string) (*demo
 	dl := &demoLogins{OwnerEmail: "owner@demo.example", OwnerPassword: randomPassword(),
 		StaffEmail: "support@skiff.example", StaffPassword: randomPassword()}
 	sys := tenant.SystemContext(ctx)
-	if _, err := svc.CreateStaff(sys, dl.StaffEmail, "Skiff Support", dl.StaffPassword); err != nil {
+	if _, err := svc.People.CreateStaff(sys, dl.StaffEmail, "Skiff Support", dl.StaffPassword); err != nil {
 		return nil, err
 	}
-	a, owner, err := svc.CreateAccount(sys, tenant.CreateAccountInput{
+	a, owner, err := svc.Accounts.CreateAccount(sys, account.CreateAccountInput{
 		Name: "Demo Company", OwnerEmail: dl.OwnerEmail, OwnerName: "Demo Owner", OwnerPassword: dl.OwnerPassword,
 	})
 	if err != nil {

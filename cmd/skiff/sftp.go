@@ -16,6 +16,8 @@ import (
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
 // SFTPFlags configure the SFTP listener, its limits and the SFTP module.
@@ -95,7 +97,7 @@ func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 
 // startSFTP starts the SFTP server in bg, with the directory of logins that
 // routes by dedicated IP, and tells svc where users connect.
-func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *tenant.Service, store *storage.Local, bg *background) (*sftp.Server, error) {
+func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, bg *background) (*sftp.Server, error) {
 	cfg, err := c.SFTP.config(log)
 	if err != nil {
 		return nil, err
@@ -111,7 +113,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	dedicated.Changed = dir.DedicatedIPsChanged
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
-	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.SFTPShares, Logger: log}
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Logger: log}
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {
@@ -129,9 +131,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		srv.Shutdown(ctx)
 		return nil, err
 	}
-	svc.SFTP.Host, svc.SFTP.Port, svc.SFTP.TrialLicences = host, port, c.SFTP.TrialLicences
+	svc.SFTP.Config.Host, svc.SFTP.Config.Port, svc.SFTP.Config.TrialLicences = host, port, c.SFTP.TrialLicences
 	svc.Sessions = sftp.SessionEnder{Server: srv}
-	svc.DedicatedIPs = dedicated
+	svc.DedicatedIPs.Config = dedicated
 	logDedicatedIPs(log, dedicated.Pool, srv.Addrs(), len(cfg.TrustedProxies) > 0)
 	bg.run(srv.ListenAndServe)
 	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
@@ -142,8 +144,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 // first start) and the dedicated IPs in use. Routing by dedicated IP reads
 // the directory's copy of them, which listenDedicatedIPs keeps current;
 // changes made through this node apply at once.
-func loadDirectory(ctx context.Context, db *tenant.DB) (*tenant.Directory, error) {
-	dir := tenant.NewDirectory(db)
+func loadDirectory(ctx context.Context, db *tenant.DB) (*sftplogin.Directory, error) {
+	dir := sftplogin.NewDirectory(db)
 	if err := dir.EnsureHostKeys(ctx); err != nil {
 		return nil, fmt.Errorf("host keys: %w", err)
 	}
@@ -155,7 +157,7 @@ func loadDirectory(ctx context.Context, db *tenant.DB) (*tenant.Directory, error
 
 // listenDedicatedIPs hears other nodes' dedicated IP changes. Losing the
 // notifications is no failure: the directory then re-reads every second.
-func listenDedicatedIPs(ctx context.Context, dir *tenant.Directory, url string, log *slog.Logger) error {
+func listenDedicatedIPs(ctx context.Context, dir *sftplogin.Directory, url string, log *slog.Logger) error {
 	if err := dir.Listen(ctx, url, log); err != nil && ctx.Err() == nil {
 		log.Error("dedicated IP change notifications stopped; the dedicated IPs are re-read every second instead", "err", err)
 	}
@@ -239,19 +241,19 @@ func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
 }
 
 // config reads the dedicated IP pool and its cool-down.
-func (f DedicatedIPFlags) config() (tenant.DedicatedIPConfig, error) {
+func (f DedicatedIPFlags) config() (sftplogin.DedicatedIPConfig, error) {
 	prefixes, err := parsePrefixes("--dedicated-ip-pool", splitList(f.Pool))
 	if err != nil {
-		return tenant.DedicatedIPConfig{}, err
+		return sftplogin.DedicatedIPConfig{}, err
 	}
-	pool, err := tenant.NewDedicatedIPPool(prefixes)
+	pool, err := sftplogin.NewDedicatedIPPool(prefixes)
 	if err != nil {
-		return tenant.DedicatedIPConfig{}, fmt.Errorf("--dedicated-ip-pool: %w", err)
+		return sftplogin.DedicatedIPConfig{}, fmt.Errorf("--dedicated-ip-pool: %w", err)
 	}
 	if f.Cooldown < 0 {
-		return tenant.DedicatedIPConfig{}, errors.New("--dedicated-ip-cooldown: must not be negative")
+		return sftplogin.DedicatedIPConfig{}, errors.New("--dedicated-ip-cooldown: must not be negative")
 	}
-	return tenant.DedicatedIPConfig{Pool: pool, Cooldown: f.Cooldown}, nil
+	return sftplogin.DedicatedIPConfig{Pool: pool, Cooldown: f.Cooldown}, nil
 }
 
 // logDedicatedIPs says how big the pool is and warns about addresses no
@@ -259,7 +261,7 @@ func (f DedicatedIPFlags) config() (tenant.DedicatedIPConfig, error) {
 // address, and no load balancer may forward them with a PROXY header. Such
 // an address can still be provisioned, but its account's users would find
 // nothing there.
-func logDedicatedIPs(log *slog.Logger, pool *tenant.DedicatedIPPool, listening []net.Addr, proxied bool) {
+func logDedicatedIPs(log *slog.Logger, pool *sftplogin.DedicatedIPPool, listening []net.Addr, proxied bool) {
 	if pool.Len() == 0 {
 		return
 	}
@@ -296,8 +298,8 @@ func addrIP(a net.Addr) netip.Addr {
 }
 
 // startDemoTrial puts the demo account in TRIAL so the tour works at once.
-func startDemoTrial(ctx context.Context, svc *tenant.Service, a *tenant.Account, owner *tenant.User) error {
+func startDemoTrial(ctx context.Context, svc *domain.Domain, a *tenant.Account, owner *tenant.User) error {
 	octx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: a.ID, Role: tenant.RoleOwner, Name: owner.Name, Email: owner.Email})
-	_, err := svc.StartSFTPTrial(octx)
+	_, err := svc.SFTP.StartSFTPTrial(octx)
 	return err
 }

@@ -17,6 +17,12 @@ import (
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sharing"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -339,7 +345,7 @@ type ComplexityRoot struct {
 	Query struct {
 		Account            func(childComplexity int, id *string) int
 		Accounts           func(childComplexity int, search *string, first *int, after *string) int
-		DedicatedIPPool    func(childComplexity int, state *tenant.DedicatedIPState, first *int, after *string) int
+		DedicatedIPPool    func(childComplexity int, state *sftplogin.DedicatedIPState, first *int, after *string) int
 		Node               func(childComplexity int, id string) int
 		SftpModuleRequests func(childComplexity int, onlyOpen *bool, first *int, after *string) int
 		SftpServer         func(childComplexity int) int
@@ -510,45 +516,45 @@ type AccountResolver interface {
 
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
-	DedicatedIP(ctx context.Context, obj *tenant.Account) (*tenant.DedicatedIP, error)
+	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
 	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
 	SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error)
-	SftpLicences(ctx context.Context, obj *tenant.Account) (*tenant.Licences, error)
+	SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error)
 	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
 	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error)
 }
 type AuditEventResolver interface {
-	ID(ctx context.Context, obj *tenant.AuditEventRow) (string, error)
+	ID(ctx context.Context, obj *audit.EventRow) (string, error)
 
-	ActorUserID(ctx context.Context, obj *tenant.AuditEventRow) (*string, error)
+	ActorUserID(ctx context.Context, obj *audit.EventRow) (*string, error)
 
-	TargetID(ctx context.Context, obj *tenant.AuditEventRow) (*string, error)
-	Before(ctx context.Context, obj *tenant.AuditEventRow) (*string, error)
-	After(ctx context.Context, obj *tenant.AuditEventRow) (*string, error)
+	TargetID(ctx context.Context, obj *audit.EventRow) (*string, error)
+	Before(ctx context.Context, obj *audit.EventRow) (*string, error)
+	After(ctx context.Context, obj *audit.EventRow) (*string, error)
 }
 type ContactResolver interface {
-	ID(ctx context.Context, obj *tenant.Contact) (string, error)
+	ID(ctx context.Context, obj *people.Contact) (string, error)
 }
 type DedicatedIpResolver interface {
-	Address(ctx context.Context, obj *tenant.DedicatedIP) (string, error)
+	Address(ctx context.Context, obj *sftplogin.DedicatedIP) (string, error)
 
-	HostKeyFingerprints(ctx context.Context, obj *tenant.DedicatedIP) ([]*tenant.HostKeyFingerprint, error)
+	HostKeyFingerprints(ctx context.Context, obj *sftplogin.DedicatedIP) ([]*outbox.HostKeyFingerprint, error)
 }
 type DedicatedIpPayloadResolver interface {
 	Account(ctx context.Context, obj *model.DedicatedIPPayload) (*tenant.Account, error)
 }
 type DedicatedIpPoolAddressResolver interface {
-	Address(ctx context.Context, obj *tenant.PoolAddress) (string, error)
+	Address(ctx context.Context, obj *sftplogin.PoolAddress) (string, error)
 
-	Account(ctx context.Context, obj *tenant.PoolAddress) (*tenant.Account, error)
+	Account(ctx context.Context, obj *sftplogin.PoolAddress) (*tenant.Account, error)
 }
 type GroupResolver interface {
-	ID(ctx context.Context, obj *tenant.Group) (string, error)
+	ID(ctx context.Context, obj *sharing.Group) (string, error)
 
-	Builtin(ctx context.Context, obj *tenant.Group) (*tenant.BuiltinGroup, error)
+	Builtin(ctx context.Context, obj *sharing.Group) (*sharing.BuiltinGroup, error)
 
-	Members(ctx context.Context, obj *tenant.Group, first *int, after *string) (*model.UserConnection, error)
+	Members(ctx context.Context, obj *sharing.Group, first *int, after *string) (*model.UserConnection, error)
 }
 type MutationResolver interface {
 	Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error)
@@ -590,46 +596,46 @@ type MutationResolver interface {
 	RestoreUser(ctx context.Context, input model.RestoreUserInput) (*model.UserPayload, error)
 }
 type NotificationResolver interface {
-	ID(ctx context.Context, obj *tenant.Notification) (string, error)
-	Kind(ctx context.Context, obj *tenant.Notification) (string, error)
+	ID(ctx context.Context, obj *outbox.Notification) (string, error)
+	Kind(ctx context.Context, obj *outbox.Notification) (string, error)
 
-	LastError(ctx context.Context, obj *tenant.Notification) (*string, error)
+	LastError(ctx context.Context, obj *outbox.Notification) (*string, error)
 }
 type ProjectFolderResolver interface {
-	ID(ctx context.Context, obj *tenant.ProjectFolder) (string, error)
+	ID(ctx context.Context, obj *sharing.ProjectFolder) (string, error)
 
-	CreatedBy(ctx context.Context, obj *tenant.ProjectFolder) (*tenant.User, error)
+	CreatedBy(ctx context.Context, obj *sharing.ProjectFolder) (*tenant.User, error)
 
-	MyRights(ctx context.Context, obj *tenant.ProjectFolder) ([]policy.Right, error)
-	Members(ctx context.Context, obj *tenant.ProjectFolder) ([]*tenant.FolderMember, error)
+	MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error)
+	Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (model.Viewer, error)
 	Node(ctx context.Context, id string) (model.Node, error)
 	Account(ctx context.Context, id *string) (*tenant.Account, error)
 	Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error)
-	DedicatedIPPool(ctx context.Context, state *tenant.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
+	DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
 	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error)
 	SftpServer(ctx context.Context) (*model.SftpServer, error)
 }
 type SftpCredentialsResolver interface {
-	CustomLogin(ctx context.Context, obj *tenant.Credentials) (*string, error)
+	CustomLogin(ctx context.Context, obj *sftpaccess.Credentials) (*string, error)
 
-	DedicatedHost(ctx context.Context, obj *tenant.Credentials) (*string, error)
+	DedicatedHost(ctx context.Context, obj *sftpaccess.Credentials) (*string, error)
 
-	CustomLoginNote(ctx context.Context, obj *tenant.Credentials) (*string, error)
+	CustomLoginNote(ctx context.Context, obj *sftpaccess.Credentials) (*string, error)
 }
 type SftpModuleRequestResolver interface {
-	ID(ctx context.Context, obj *tenant.ModuleRequest) (string, error)
-	Account(ctx context.Context, obj *tenant.ModuleRequest) (*tenant.Account, error)
+	ID(ctx context.Context, obj *sftpaccess.ModuleRequest) (string, error)
+	Account(ctx context.Context, obj *sftpaccess.ModuleRequest) (*tenant.Account, error)
 }
 type SshKeyResolver interface {
-	ID(ctx context.Context, obj *tenant.SSHKey) (string, error)
+	ID(ctx context.Context, obj *sftpaccess.SSHKey) (string, error)
 
-	User(ctx context.Context, obj *tenant.SSHKey) (*tenant.User, error)
+	User(ctx context.Context, obj *sftpaccess.SSHKey) (*tenant.User, error)
 }
 type StaffResolver interface {
-	ID(ctx context.Context, obj *tenant.Staff) (string, error)
+	ID(ctx context.Context, obj *people.Staff) (string, error)
 }
 type UserResolver interface {
 	ID(ctx context.Context, obj *tenant.User) (string, error)
@@ -637,14 +643,14 @@ type UserResolver interface {
 	Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error)
 
 	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
-	Group(ctx context.Context, obj *tenant.User) (*tenant.Group, error)
-	SSHKeys(ctx context.Context, obj *tenant.User) ([]*tenant.SSHKey, error)
+	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
+	SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error)
 	Sftp(ctx context.Context, obj *tenant.User) (*model.UserSftp, error)
 }
 type UserSftpResolver interface {
 	Enabled(ctx context.Context, obj *model.UserSftp) (bool, error)
 	EnabledAt(ctx context.Context, obj *model.UserSftp) (*time.Time, error)
-	Credentials(ctx context.Context, obj *model.UserSftp) (*tenant.Credentials, error)
+	Credentials(ctx context.Context, obj *model.UserSftp) (*sftpaccess.Credentials, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1953,7 +1959,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*tenant.DedicatedIPState), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*sftplogin.DedicatedIPState), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -5411,8 +5417,8 @@ func (ec *executionContext) field_Query_dedicatedIpPool_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "state",
-		func(ctx context.Context, v any) (*tenant.DedicatedIPState, error) {
-			return ec.unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx, v)
+		func(ctx context.Context, v any) (*sftplogin.DedicatedIPState, error) {
+			return ec.unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5746,8 +5752,8 @@ func (ec *executionContext) _Account_dedicatedIp(ctx context.Context, field grap
 			return ec.Resolvers.Account().DedicatedIP(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
-			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftplogin.DedicatedIP) graphql.Marshaler {
+			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIP(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5898,8 +5904,8 @@ func (ec *executionContext) _Account_sftpLicences(ctx context.Context, field gra
 			return ec.Resolvers.Account().SftpLicences(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Licences) graphql.Marshaler {
-			return ec.marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐLicences(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
+			return ec.marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6189,7 +6195,7 @@ func (ec *executionContext) fieldContext_AccountPayload_userErrors(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6212,7 +6218,7 @@ func (ec *executionContext) fieldContext_AuditEvent_id(_ context.Context, field 
 	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
-func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6235,7 +6241,7 @@ func (ec *executionContext) fieldContext_AuditEvent_at(_ context.Context, field 
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "Time")
 }
 
-func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6258,7 +6264,7 @@ func (ec *executionContext) fieldContext_AuditEvent_kind(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6281,7 +6287,7 @@ func (ec *executionContext) fieldContext_AuditEvent_actorKind(_ context.Context,
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEvent_actorName(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_actorName(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6304,7 +6310,7 @@ func (ec *executionContext) fieldContext_AuditEvent_actorName(_ context.Context,
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEvent_actorUserId(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_actorUserId(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6327,7 +6333,7 @@ func (ec *executionContext) fieldContext_AuditEvent_actorUserId(_ context.Contex
 	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
-func (ec *executionContext) _AuditEvent_targetKind(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_targetKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6350,7 +6356,7 @@ func (ec *executionContext) fieldContext_AuditEvent_targetKind(_ context.Context
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEvent_targetId(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_targetId(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6373,7 +6379,7 @@ func (ec *executionContext) fieldContext_AuditEvent_targetId(_ context.Context, 
 	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
-func (ec *executionContext) _AuditEvent_before(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_before(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6396,7 +6402,7 @@ func (ec *executionContext) fieldContext_AuditEvent_before(_ context.Context, fi
 	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "String")
 }
 
-func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql.CollectedField, obj *tenant.AuditEventRow) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6518,8 +6524,8 @@ func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field grap
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.AuditEventRow) graphql.Marshaler {
-			return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAuditEventRow(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *audit.EventRow) graphql.Marshaler {
+			return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋauditᚐEventRow(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6593,7 +6599,7 @@ func (ec *executionContext) fieldContext_ChangePasswordPayload_userErrors(_ cont
 	return fc, nil
 }
 
-func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6616,7 +6622,7 @@ func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Contact", field, true, true, "ID")
 }
 
-func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6639,7 +6645,7 @@ func (ec *executionContext) fieldContext_Contact_email(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
-func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6662,7 +6668,7 @@ func (ec *executionContext) fieldContext_Contact_name(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
-func (ec *executionContext) _Contact_company(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_company(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6685,7 +6691,7 @@ func (ec *executionContext) fieldContext_Contact_company(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
-func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6708,7 +6714,7 @@ func (ec *executionContext) fieldContext_Contact_phone(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
-func (ec *executionContext) _Contact_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6731,7 +6737,7 @@ func (ec *executionContext) fieldContext_Contact_createdAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Contact) (ret graphql.Marshaler) {
+func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6853,8 +6859,8 @@ func (ec *executionContext) _ContactEdge_node(ctx context.Context, field graphql
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Contact) graphql.Marshaler {
-			return ec.marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐContact(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *people.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6885,8 +6891,8 @@ func (ec *executionContext) _ContactPayload_contact(ctx context.Context, field g
 			return obj.Contact, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Contact) graphql.Marshaler {
-			return ec.marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐContact(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *people.Contact) graphql.Marshaler {
+			return ec.marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7033,7 +7039,7 @@ func (ec *executionContext) fieldContext_CreateAccountPayload_userErrors(_ conte
 	return fc, nil
 }
 
-func (ec *executionContext) _DedicatedIp_address(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIp_address(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7056,7 +7062,7 @@ func (ec *executionContext) fieldContext_DedicatedIp_address(_ context.Context, 
 	return graphql.NewScalarFieldContext("DedicatedIp", field, true, true, "String")
 }
 
-func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7079,7 +7085,7 @@ func (ec *executionContext) fieldContext_DedicatedIp_provisionedAt(_ context.Con
 	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
 }
 
-func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7102,7 +7108,7 @@ func (ec *executionContext) fieldContext_DedicatedIp_releasedAt(_ context.Contex
 	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
 }
 
-func (ec *executionContext) _DedicatedIp_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *tenant.DedicatedIP) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIp_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7114,8 +7120,8 @@ func (ec *executionContext) _DedicatedIp_hostKeyFingerprints(ctx context.Context
 			return ec.Resolvers.DedicatedIp().HostKeyFingerprints(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.HostKeyFingerprint) graphql.Marshaler {
-			return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*outbox.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7178,8 +7184,8 @@ func (ec *executionContext) _DedicatedIpPayload_dedicatedIp(ctx context.Context,
 			return obj.DedicatedIP, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
-			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftplogin.DedicatedIP) graphql.Marshaler {
+			return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIP(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7230,7 +7236,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPayload_userErrors(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_address(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_address(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7253,7 +7259,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_address(_ contex
 	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, true, true, "String")
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7265,8 +7271,8 @@ func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, f
 			return obj.State, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v tenant.DedicatedIPState) graphql.Marshaler {
-			return ec.marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v sftplogin.DedicatedIPState) graphql.Marshaler {
+			return ec.marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7276,7 +7282,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_state(_ context.
 	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "DedicatedIpState")
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_account(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_account(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7308,7 +7314,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_account(_ contex
 	return fc, nil
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7331,7 +7337,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_provisionedAt(_ 
 	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7354,7 +7360,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_releasedAt(_ con
 	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7377,7 +7383,7 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_availableAt(_ co
 	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
-func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, field graphql.CollectedField, obj *tenant.PoolAddress) (ret graphql.Marshaler) {
+func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7499,8 +7505,8 @@ func (ec *executionContext) _DedicatedIpPoolEdge_node(ctx context.Context, field
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.PoolAddress) graphql.Marshaler {
-			return ec.marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐPoolAddress(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftplogin.PoolAddress) graphql.Marshaler {
+			return ec.marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐPoolAddress(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7629,7 +7635,7 @@ func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_userErrors(_
 	return fc, nil
 }
 
-func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7652,7 +7658,7 @@ func (ec *executionContext) fieldContext_Group_id(_ context.Context, field graph
 	return graphql.NewScalarFieldContext("Group", field, true, true, "ID")
 }
 
-func (ec *executionContext) _Group_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_name(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7675,7 +7681,7 @@ func (ec *executionContext) fieldContext_Group_name(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Group", field, false, false, "String")
 }
 
-func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7687,8 +7693,8 @@ func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.Co
 			return ec.Resolvers.Group().Builtin(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.BuiltinGroup) graphql.Marshaler {
-			return ec.marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.BuiltinGroup) graphql.Marshaler {
+			return ec.marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐBuiltinGroup(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7698,7 +7704,7 @@ func (ec *executionContext) fieldContext_Group_builtin(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Group", field, true, true, "BuiltinGroup")
 }
 
-func (ec *executionContext) _Group_default(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_default(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7721,7 +7727,7 @@ func (ec *executionContext) fieldContext_Group_default(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _Group_permissions(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_permissions(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7744,7 +7750,7 @@ func (ec *executionContext) fieldContext_Group_permissions(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Group", field, false, false, "GroupPermission")
 }
 
-func (ec *executionContext) _Group_jailed(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_jailed(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7767,7 +7773,7 @@ func (ec *executionContext) fieldContext_Group_jailed(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7790,7 +7796,7 @@ func (ec *executionContext) fieldContext_Group_memberCount(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Group", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Group_members(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_members(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7834,7 +7840,7 @@ func (ec *executionContext) fieldContext_Group_members(ctx context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _Group_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_createdAt(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7857,7 +7863,7 @@ func (ec *executionContext) fieldContext_Group_createdAt(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Group", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Group) (ret graphql.Marshaler) {
+func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7979,8 +7985,8 @@ func (ec *executionContext) _GroupEdge_node(ctx context.Context, field graphql.C
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
-			return ec.marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
+			return ec.marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8011,8 +8017,8 @@ func (ec *executionContext) _GroupPayload_group(ctx context.Context, field graph
 			return obj.Group, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, selections, v)
 		},
 		true,
 		false,
@@ -8063,7 +8069,7 @@ func (ec *executionContext) fieldContext_GroupPayload_userErrors(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _HostKeyFingerprint_algorithm(ctx context.Context, field graphql.CollectedField, obj *tenant.HostKeyFingerprint) (ret graphql.Marshaler) {
+func (ec *executionContext) _HostKeyFingerprint_algorithm(ctx context.Context, field graphql.CollectedField, obj *outbox.HostKeyFingerprint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8086,7 +8092,7 @@ func (ec *executionContext) fieldContext_HostKeyFingerprint_algorithm(_ context.
 	return graphql.NewScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
 }
 
-func (ec *executionContext) _HostKeyFingerprint_fingerprint(ctx context.Context, field graphql.CollectedField, obj *tenant.HostKeyFingerprint) (ret graphql.Marshaler) {
+func (ec *executionContext) _HostKeyFingerprint_fingerprint(ctx context.Context, field graphql.CollectedField, obj *outbox.HostKeyFingerprint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9837,7 +9843,7 @@ func (ec *executionContext) fieldContext_Mutation_restoreUser(ctx context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9860,7 +9866,7 @@ func (ec *executionContext) fieldContext_Notification_id(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Notification", field, true, true, "ID")
 }
 
-func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9883,7 +9889,7 @@ func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Notification", field, true, true, "String")
 }
 
-func (ec *executionContext) _Notification_recipient(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_recipient(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9906,7 +9912,7 @@ func (ec *executionContext) fieldContext_Notification_recipient(_ context.Contex
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
 }
 
-func (ec *executionContext) _Notification_subject(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_subject(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9929,7 +9935,7 @@ func (ec *executionContext) fieldContext_Notification_subject(_ context.Context,
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
 }
 
-func (ec *executionContext) _Notification_status(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_status(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9941,8 +9947,8 @@ func (ec *executionContext) _Notification_status(ctx context.Context, field grap
 			return obj.Status, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v tenant.EmailStatus) graphql.Marshaler {
-			return ec.marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐEmailStatus(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v outbox.EmailStatus) graphql.Marshaler {
+			return ec.marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9952,7 +9958,7 @@ func (ec *executionContext) fieldContext_Notification_status(_ context.Context, 
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "NotificationStatus")
 }
 
-func (ec *executionContext) _Notification_attempts(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_attempts(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9975,7 +9981,7 @@ func (ec *executionContext) fieldContext_Notification_attempts(_ context.Context
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Notification_lastError(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_lastError(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9998,7 +10004,7 @@ func (ec *executionContext) fieldContext_Notification_lastError(_ context.Contex
 	return graphql.NewScalarFieldContext("Notification", field, true, true, "String")
 }
 
-func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10021,7 +10027,7 @@ func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Notification_sentAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Notification) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_sentAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10143,8 +10149,8 @@ func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field gr
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Notification) graphql.Marshaler {
-			return ec.marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐNotification(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *outbox.Notification) graphql.Marshaler {
+			return ec.marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐNotification(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10310,7 +10316,7 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
-func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10333,7 +10339,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_id(_ context.Context, fie
 	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "ID")
 }
 
-func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10356,7 +10362,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_name(_ context.Context, f
 	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "String")
 }
 
-func (ec *executionContext) _ProjectFolder_createdBy(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_createdBy(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10388,7 +10394,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_createdBy(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _ProjectFolder_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_createdAt(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10411,7 +10417,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_createdAt(_ context.Conte
 	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
 }
 
-func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10434,7 +10440,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_updatedAt(_ context.Conte
 	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
 }
 
-func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10457,7 +10463,7 @@ func (ec *executionContext) fieldContext_ProjectFolder_myRights(_ context.Contex
 	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "FolderRight")
 }
 
-func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field graphql.CollectedField, obj *tenant.ProjectFolder) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10469,8 +10475,8 @@ func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field gr
 			return ec.Resolvers.ProjectFolder().Members(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.FolderMember) graphql.Marshaler {
-			return ec.marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMemberᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*sharing.FolderMember) graphql.Marshaler {
+			return ec.marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10588,8 +10594,8 @@ func (ec *executionContext) _ProjectFolderEdge_node(ctx context.Context, field g
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
-			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
+			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10608,7 +10614,7 @@ func (ec *executionContext) fieldContext_ProjectFolderEdge_node(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _ProjectFolderMember_user(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolderMember_user(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10640,7 +10646,7 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_user(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _ProjectFolderMember_group(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolderMember_group(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10652,8 +10658,8 @@ func (ec *executionContext) _ProjectFolderMember_group(ctx context.Context, fiel
 			return obj.Group, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, selections, v)
 		},
 		true,
 		false,
@@ -10672,7 +10678,7 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_group(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ProjectFolderMember_preset(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolderMember_preset(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10695,7 +10701,7 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_preset(_ context.Co
 	return graphql.NewScalarFieldContext("ProjectFolderMember", field, false, false, "SharePreset")
 }
 
-func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.FolderMember) (ret graphql.Marshaler) {
+func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10730,8 +10736,8 @@ func (ec *executionContext) _ProjectFolderPayload_projectFolder(ctx context.Cont
 			return obj.ProjectFolder, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
-			return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
+			return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, selections, v)
 		},
 		true,
 		false,
@@ -10947,7 +10953,7 @@ func (ec *executionContext) _Query_dedicatedIpPool(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().DedicatedIPPool(ctx, fc.Args["state"].(*tenant.DedicatedIPState), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().DedicatedIPPool(ctx, fc.Args["state"].(*sftplogin.DedicatedIPState), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
@@ -11145,8 +11151,8 @@ func (ec *executionContext) _RequestSftpModulePayload_request(ctx context.Contex
 			return obj.Request, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ModuleRequest) graphql.Marshaler {
-			return ec.marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐModuleRequest(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.ModuleRequest) graphql.Marshaler {
+			return ec.marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx, selections, v)
 		},
 		true,
 		false,
@@ -11197,7 +11203,7 @@ func (ec *executionContext) fieldContext_RequestSftpModulePayload_userErrors(_ c
 	return fc, nil
 }
 
-func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11220,7 +11226,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_host(_ context.Context,
 	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "String")
 }
 
-func (ec *executionContext) _SftpCredentials_port(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_port(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11243,7 +11249,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_port(_ context.Context,
 	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "Int")
 }
 
-func (ec *executionContext) _SftpCredentials_login(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_login(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11266,7 +11272,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_login(_ context.Context
 	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "String")
 }
 
-func (ec *executionContext) _SftpCredentials_customLogin(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_customLogin(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11289,7 +11295,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_customLogin(_ context.C
 	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
-func (ec *executionContext) _SftpCredentials_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11301,8 +11307,8 @@ func (ec *executionContext) _SftpCredentials_hostKeyFingerprints(ctx context.Con
 			return obj.HostKeyFingerprints, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []tenant.HostKeyFingerprint) graphql.Marshaler {
-			return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []outbox.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11321,7 +11327,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_hostKeyFingerprints(_ c
 	return fc, nil
 }
 
-func (ec *executionContext) _SftpCredentials_issuedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_issuedAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11344,7 +11350,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_issuedAt(_ context.Cont
 	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SftpCredentials_dedicatedHost(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_dedicatedHost(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11367,7 +11373,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHost(_ context
 	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
-func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11379,8 +11385,8 @@ func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx co
 			return obj.DedicatedHostKeyFingerprints, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []tenant.HostKeyFingerprint) graphql.Marshaler {
-			return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []outbox.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11399,7 +11405,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHostKeyFingerp
 	return fc, nil
 }
 
-func (ec *executionContext) _SftpCredentials_customLoginActive(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_customLoginActive(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11422,7 +11428,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_customLoginActive(_ con
 	return graphql.NewScalarFieldContext("SftpCredentials", field, true, false, "Boolean")
 }
 
-func (ec *executionContext) _SftpCredentials_customLoginNote(ctx context.Context, field graphql.CollectedField, obj *tenant.Credentials) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpCredentials_customLoginNote(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11445,7 +11451,7 @@ func (ec *executionContext) fieldContext_SftpCredentials_customLoginNote(_ conte
 	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
-func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field graphql.CollectedField, obj *tenant.Licences) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11468,7 +11474,7 @@ func (ec *executionContext) fieldContext_SftpLicences_purchased(_ context.Contex
 	return graphql.NewScalarFieldContext("SftpLicences", field, false, false, "Int")
 }
 
-func (ec *executionContext) _SftpLicences_used(ctx context.Context, field graphql.CollectedField, obj *tenant.Licences) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpLicences_used(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11491,7 +11497,7 @@ func (ec *executionContext) fieldContext_SftpLicences_used(_ context.Context, fi
 	return graphql.NewScalarFieldContext("SftpLicences", field, false, false, "Int")
 }
 
-func (ec *executionContext) _SftpLicences_available(ctx context.Context, field graphql.CollectedField, obj *tenant.Licences) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpLicences_available(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11558,8 +11564,8 @@ func (ec *executionContext) _SftpLicencesPayload_licences(ctx context.Context, f
 			return obj.Licences, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Licences) graphql.Marshaler {
-			return ec.marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐLicences(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
+			return ec.marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx, selections, v)
 		},
 		true,
 		false,
@@ -11771,7 +11777,7 @@ func (ec *executionContext) fieldContext_SftpModule_suspendedAt(_ context.Contex
 	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SftpModuleRequest_id(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11794,7 +11800,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_id(_ context.Context,
 	return graphql.NewScalarFieldContext("SftpModuleRequest", field, true, true, "ID")
 }
 
-func (ec *executionContext) _SftpModuleRequest_account(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_account(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11826,7 +11832,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_account(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _SftpModuleRequest_requestedByName(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_requestedByName(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11849,7 +11855,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByName(_ con
 	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
-func (ec *executionContext) _SftpModuleRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11872,7 +11878,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByEmail(_ co
 	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
-func (ec *executionContext) _SftpModuleRequest_message(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11895,7 +11901,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_message(_ context.Con
 	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
-func (ec *executionContext) _SftpModuleRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11918,7 +11924,7 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_createdAt(_ context.C
 	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SftpModuleRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *tenant.ModuleRequest) (ret graphql.Marshaler) {
+func (ec *executionContext) _SftpModuleRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12040,8 +12046,8 @@ func (ec *executionContext) _SftpModuleRequestEdge_node(ctx context.Context, fie
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ModuleRequest) graphql.Marshaler {
-			return ec.marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐModuleRequest(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.ModuleRequest) graphql.Marshaler {
+			return ec.marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12118,8 +12124,8 @@ func (ec *executionContext) _SftpServer_hostKeyFingerprints(ctx context.Context,
 			return obj.HostKeyFingerprints, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.HostKeyFingerprint) graphql.Marshaler {
-			return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*outbox.HostKeyFingerprint) graphql.Marshaler {
+			return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12237,8 +12243,8 @@ func (ec *executionContext) _SharedProjectEdge_node(ctx context.Context, field g
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
-			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
+			return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12303,7 +12309,7 @@ func (ec *executionContext) fieldContext_SharedProjectEdge_rights(_ context.Cont
 	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "FolderRight")
 }
 
-func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12326,7 +12332,7 @@ func (ec *executionContext) fieldContext_SshKey_id(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("SshKey", field, true, true, "ID")
 }
 
-func (ec *executionContext) _SshKey_title(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_title(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12349,7 +12355,7 @@ func (ec *executionContext) fieldContext_SshKey_title(_ context.Context, field g
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
 }
 
-func (ec *executionContext) _SshKey_algorithm(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_algorithm(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12372,7 +12378,7 @@ func (ec *executionContext) fieldContext_SshKey_algorithm(_ context.Context, fie
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
 }
 
-func (ec *executionContext) _SshKey_bits(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_bits(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12395,7 +12401,7 @@ func (ec *executionContext) fieldContext_SshKey_bits(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Int")
 }
 
-func (ec *executionContext) _SshKey_fingerprint(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_fingerprint(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12418,7 +12424,7 @@ func (ec *executionContext) fieldContext_SshKey_fingerprint(_ context.Context, f
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
 }
 
-func (ec *executionContext) _SshKey_comment(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_comment(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12441,7 +12447,7 @@ func (ec *executionContext) fieldContext_SshKey_comment(_ context.Context, field
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
 }
 
-func (ec *executionContext) _SshKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12464,7 +12470,7 @@ func (ec *executionContext) fieldContext_SshKey_createdAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SshKey_createdBy(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_createdBy(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12487,7 +12493,7 @@ func (ec *executionContext) fieldContext_SshKey_createdBy(_ context.Context, fie
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
 }
 
-func (ec *executionContext) _SshKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12510,7 +12516,7 @@ func (ec *executionContext) fieldContext_SshKey_lastUsedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
-func (ec *executionContext) _SshKey_user(ctx context.Context, field graphql.CollectedField, obj *tenant.SSHKey) (ret graphql.Marshaler) {
+func (ec *executionContext) _SshKey_user(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12554,8 +12560,8 @@ func (ec *executionContext) _SshKeyPayload_sshKey(ctx context.Context, field gra
 			return obj.SSHKey, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.SSHKey) graphql.Marshaler {
-			return ec.marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKey(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.SSHKey) graphql.Marshaler {
+			return ec.marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, selections, v)
 		},
 		true,
 		false,
@@ -12606,7 +12612,7 @@ func (ec *executionContext) fieldContext_SshKeyPayload_userErrors(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _Staff_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Staff) (ret graphql.Marshaler) {
+func (ec *executionContext) _Staff_id(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12629,7 +12635,7 @@ func (ec *executionContext) fieldContext_Staff_id(_ context.Context, field graph
 	return graphql.NewScalarFieldContext("Staff", field, true, true, "ID")
 }
 
-func (ec *executionContext) _Staff_email(ctx context.Context, field graphql.CollectedField, obj *tenant.Staff) (ret graphql.Marshaler) {
+func (ec *executionContext) _Staff_email(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12652,7 +12658,7 @@ func (ec *executionContext) fieldContext_Staff_email(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Staff", field, false, false, "String")
 }
 
-func (ec *executionContext) _Staff_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Staff) (ret graphql.Marshaler) {
+func (ec *executionContext) _Staff_name(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12675,7 +12681,7 @@ func (ec *executionContext) fieldContext_Staff_name(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Staff", field, false, false, "String")
 }
 
-func (ec *executionContext) _Staff_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Staff) (ret graphql.Marshaler) {
+func (ec *executionContext) _Staff_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12710,8 +12716,8 @@ func (ec *executionContext) _StaffViewer_staff(ctx context.Context, field graphq
 			return obj.Staff, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Staff) graphql.Marshaler {
-			return ec.marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐStaff(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *people.Staff) graphql.Marshaler {
+			return ec.marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐStaff(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12979,8 +12985,8 @@ func (ec *executionContext) _User_group(ctx context.Context, field graphql.Colle
 			return ec.Resolvers.User().Group(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, selections, v)
 		},
 		true,
 		false,
@@ -13011,8 +13017,8 @@ func (ec *executionContext) _User_sshKeys(ctx context.Context, field graphql.Col
 			return ec.Resolvers.User().SSHKeys(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.SSHKey) graphql.Marshaler {
-			return ec.marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKeyᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*sftpaccess.SSHKey) graphql.Marshaler {
+			return ec.marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -13373,8 +13379,8 @@ func (ec *executionContext) _UserSftp_credentials(ctx context.Context, field gra
 			return ec.Resolvers.UserSftp().Credentials(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Credentials) graphql.Marshaler {
-			return ec.marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐCredentials(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.Credentials) graphql.Marshaler {
+			return ec.marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐCredentials(ctx, selections, v)
 		},
 		true,
 		false,
@@ -16430,7 +16436,7 @@ func (ec *executionContext) unmarshalInputUserFilter(ctx context.Context, obj an
 			it.Role = data
 		case "deleted":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deleted"))
-			data, err := ec.unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDeletedFilter(ctx, v)
+			data, err := ec.unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐDeletedFilter(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -16467,58 +16473,58 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._User(ctx, sel, obj)
-	case tenant.Staff:
+	case people.Staff:
 		return ec._Staff(ctx, sel, &obj)
-	case *tenant.Staff:
+	case *people.Staff:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._Staff(ctx, sel, obj)
-	case tenant.SSHKey:
+	case sftpaccess.SSHKey:
 		return ec._SshKey(ctx, sel, &obj)
-	case *tenant.SSHKey:
+	case *sftpaccess.SSHKey:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._SshKey(ctx, sel, obj)
-	case tenant.ModuleRequest:
+	case sftpaccess.ModuleRequest:
 		return ec._SftpModuleRequest(ctx, sel, &obj)
-	case *tenant.ModuleRequest:
+	case *sftpaccess.ModuleRequest:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._SftpModuleRequest(ctx, sel, obj)
-	case tenant.ProjectFolder:
+	case sharing.ProjectFolder:
 		return ec._ProjectFolder(ctx, sel, &obj)
-	case *tenant.ProjectFolder:
+	case *sharing.ProjectFolder:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._ProjectFolder(ctx, sel, obj)
-	case tenant.Notification:
+	case outbox.Notification:
 		return ec._Notification(ctx, sel, &obj)
-	case *tenant.Notification:
+	case *outbox.Notification:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._Notification(ctx, sel, obj)
-	case tenant.Group:
+	case sharing.Group:
 		return ec._Group(ctx, sel, &obj)
-	case *tenant.Group:
+	case *sharing.Group:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._Group(ctx, sel, obj)
-	case tenant.Contact:
+	case people.Contact:
 		return ec._Contact(ctx, sel, &obj)
-	case *tenant.Contact:
+	case *people.Contact:
 		if obj == nil {
 			return graphql.Null
 		}
 		return ec._Contact(ctx, sel, obj)
-	case tenant.AuditEventRow:
+	case audit.EventRow:
 		return ec._AuditEvent(ctx, sel, &obj)
-	case *tenant.AuditEventRow:
+	case *audit.EventRow:
 		if obj == nil {
 			return graphql.Null
 		}
@@ -16784,7 +16790,7 @@ func (ec *executionContext) _AccountPayload(ctx context.Context, sel ast.Selecti
 
 var auditEventImplementors = []string{"AuditEvent", "Node"}
 
-func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *tenant.AuditEventRow) graphql.Marshaler {
+func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *audit.EventRow) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -16981,7 +16987,7 @@ func (ec *executionContext) _ChangePasswordPayload(ctx context.Context, sel ast.
 
 var contactImplementors = []string{"Contact", "Node"}
 
-func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, obj *tenant.Contact) graphql.Marshaler {
+func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, obj *people.Contact) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, contactImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -17202,7 +17208,7 @@ func (ec *executionContext) _CreateAccountPayload(ctx context.Context, sel ast.S
 
 var dedicatedIpImplementors = []string{"DedicatedIp"}
 
-func (ec *executionContext) _DedicatedIp(ctx context.Context, sel ast.SelectionSet, obj *tenant.DedicatedIP) graphql.Marshaler {
+func (ec *executionContext) _DedicatedIp(ctx context.Context, sel ast.SelectionSet, obj *sftplogin.DedicatedIP) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -17296,7 +17302,7 @@ func (ec *executionContext) _DedicatedIpPayload(ctx context.Context, sel ast.Sel
 
 var dedicatedIpPoolAddressImplementors = []string{"DedicatedIpPoolAddress"}
 
-func (ec *executionContext) _DedicatedIpPoolAddress(ctx context.Context, sel ast.SelectionSet, obj *tenant.PoolAddress) graphql.Marshaler {
+func (ec *executionContext) _DedicatedIpPoolAddress(ctx context.Context, sel ast.SelectionSet, obj *sftplogin.PoolAddress) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpPoolAddressImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -17513,7 +17519,7 @@ func (ec *executionContext) _DeleteProjectFolderPayload(ctx context.Context, sel
 
 var groupImplementors = []string{"Group", "Node"}
 
-func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *tenant.Group) graphql.Marshaler {
+func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *sharing.Group) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -17708,7 +17714,7 @@ func (ec *executionContext) _GroupPayload(ctx context.Context, sel ast.Selection
 
 var hostKeyFingerprintImplementors = []string{"HostKeyFingerprint"}
 
-func (ec *executionContext) _HostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, obj *tenant.HostKeyFingerprint) graphql.Marshaler {
+func (ec *executionContext) _HostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, obj *outbox.HostKeyFingerprint) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, hostKeyFingerprintImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18122,7 +18128,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 
 var notificationImplementors = []string{"Notification", "Node"}
 
-func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *tenant.Notification) graphql.Marshaler {
+func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *outbox.Notification) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18360,7 +18366,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 
 var projectFolderImplementors = []string{"ProjectFolder", "Node"}
 
-func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.SelectionSet, obj *tenant.ProjectFolder) graphql.Marshaler {
+func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.SelectionSet, obj *sharing.ProjectFolder) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18503,7 +18509,7 @@ func (ec *executionContext) _ProjectFolderEdge(ctx context.Context, sel ast.Sele
 
 var projectFolderMemberImplementors = []string{"ProjectFolderMember"}
 
-func (ec *executionContext) _ProjectFolderMember(ctx context.Context, sel ast.SelectionSet, obj *tenant.FolderMember) graphql.Marshaler {
+func (ec *executionContext) _ProjectFolderMember(ctx context.Context, sel ast.SelectionSet, obj *sharing.FolderMember) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderMemberImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18719,7 +18725,7 @@ func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel a
 
 var sftpCredentialsImplementors = []string{"SftpCredentials"}
 
-func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.SelectionSet, obj *tenant.Credentials) graphql.Marshaler {
+func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.SelectionSet, obj *sftpaccess.Credentials) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sftpCredentialsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18800,7 +18806,7 @@ func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.Select
 
 var sftpLicencesImplementors = []string{"SftpLicences"}
 
-func (ec *executionContext) _SftpLicences(ctx context.Context, sel ast.SelectionSet, obj *tenant.Licences) graphql.Marshaler {
+func (ec *executionContext) _SftpLicences(ctx context.Context, sel ast.SelectionSet, obj *sftpaccess.Licences) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sftpLicencesImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -18949,7 +18955,7 @@ func (ec *executionContext) _SftpModule(ctx context.Context, sel ast.SelectionSe
 
 var sftpModuleRequestImplementors = []string{"SftpModuleRequest", "Node"}
 
-func (ec *executionContext) _SftpModuleRequest(ctx context.Context, sel ast.SelectionSet, obj *tenant.ModuleRequest) graphql.Marshaler {
+func (ec *executionContext) _SftpModuleRequest(ctx context.Context, sel ast.SelectionSet, obj *sftpaccess.ModuleRequest) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sftpModuleRequestImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -19219,7 +19225,7 @@ func (ec *executionContext) _SharedProjectEdge(ctx context.Context, sel ast.Sele
 
 var sshKeyImplementors = []string{"SshKey", "Node"}
 
-func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, obj *tenant.SSHKey) graphql.Marshaler {
+func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, obj *sftpaccess.SSHKey) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sshKeyImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -19337,7 +19343,7 @@ func (ec *executionContext) _SshKeyPayload(ctx context.Context, sel ast.Selectio
 
 var staffImplementors = []string{"Staff", "Node"}
 
-func (ec *executionContext) _Staff(ctx context.Context, sel ast.SelectionSet, obj *tenant.Staff) graphql.Marshaler {
+func (ec *executionContext) _Staff(ctx context.Context, sel ast.SelectionSet, obj *people.Staff) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, staffImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -20177,7 +20183,7 @@ func (ec *executionContext) unmarshalNAddSshKeyInput2githubᚗcomᚋskiffhqᚋsk
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAuditEventRow(ctx context.Context, sel ast.SelectionSet, v *tenant.AuditEventRow) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋauditᚐEventRow(ctx context.Context, sel ast.SelectionSet, v *audit.EventRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEvent!")
 		return graphql.Null
@@ -20244,7 +20250,7 @@ func (ec *executionContext) marshalNChangePasswordPayload2ᚖgithubᚗcomᚋskif
 	return ec._ChangePasswordPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐContact(ctx context.Context, sel ast.SelectionSet, v *tenant.Contact) graphql.Marshaler {
+func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Contact!")
 		return graphql.Null
@@ -20338,7 +20344,7 @@ func (ec *executionContext) marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhq
 	return ec._DedicatedIpPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐPoolAddress(ctx context.Context, sel ast.SelectionSet, v *tenant.PoolAddress) graphql.Marshaler {
+func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐPoolAddress(ctx context.Context, sel ast.SelectionSet, v *sftplogin.PoolAddress) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DedicatedIpPoolAddress!")
 		return graphql.Null
@@ -20378,13 +20384,13 @@ func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚖgithubᚗcomᚋskiffh
 	return ec._DedicatedIpPoolEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, v any) (tenant.DedicatedIPState, error) {
+func (ec *executionContext) unmarshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, v any) (sftplogin.DedicatedIPState, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := tenant.DedicatedIPState(tmp)
+	res := sftplogin.DedicatedIPState(tmp)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v tenant.DedicatedIPState) graphql.Marshaler {
+func (ec *executionContext) marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v sftplogin.DedicatedIPState) graphql.Marshaler {
 	_ = sel
 	res := graphql.MarshalString(string(v))
 	if res == graphql.Null {
@@ -20479,7 +20485,7 @@ func (ec *executionContext) marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskif
 	return ret
 }
 
-func (ec *executionContext) marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+func (ec *executionContext) marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx context.Context, sel ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Group!")
 		return graphql.Null
@@ -20572,15 +20578,15 @@ func (ec *executionContext) marshalNGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋ
 	return ret
 }
 
-func (ec *executionContext) marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, v tenant.HostKeyFingerprint) graphql.Marshaler {
+func (ec *executionContext) marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, v outbox.HostKeyFingerprint) graphql.Marshaler {
 	return ec._HostKeyFingerprint(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []tenant.HostKeyFingerprint) graphql.Marshaler {
+func (ec *executionContext) marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []outbox.HostKeyFingerprint) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprint(ctx, sel, v[i])
+		return ec.marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -20592,11 +20598,11 @@ func (ec *executionContext) marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhq
 	return ret
 }
 
-func (ec *executionContext) marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.HostKeyFingerprint) graphql.Marshaler {
+func (ec *executionContext) marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []*outbox.HostKeyFingerprint) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNHostKeyFingerprint2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprint(ctx, sel, v[i])
+		return ec.marshalNHostKeyFingerprint2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -20608,7 +20614,7 @@ func (ec *executionContext) marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskif
 	return ret
 }
 
-func (ec *executionContext) marshalNHostKeyFingerprint2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐHostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, v *tenant.HostKeyFingerprint) graphql.Marshaler {
+func (ec *executionContext) marshalNHostKeyFingerprint2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx context.Context, sel ast.SelectionSet, v *outbox.HostKeyFingerprint) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "HostKeyFingerprint!")
 		return graphql.Null
@@ -20665,7 +20671,7 @@ func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return ec._LogoutPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐNotification(ctx context.Context, sel ast.SelectionSet, v *tenant.Notification) graphql.Marshaler {
+func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐNotification(ctx context.Context, sel ast.SelectionSet, v *outbox.Notification) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Notification!")
 		return graphql.Null
@@ -20705,13 +20711,13 @@ func (ec *executionContext) marshalNNotificationEdge2ᚖgithubᚗcomᚋskiffhq�
 	return ec._NotificationEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐEmailStatus(ctx context.Context, v any) (tenant.EmailStatus, error) {
+func (ec *executionContext) unmarshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx context.Context, v any) (outbox.EmailStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
-	res := tenant.EmailStatus(tmp)
+	res := outbox.EmailStatus(tmp)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐEmailStatus(ctx context.Context, sel ast.SelectionSet, v tenant.EmailStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx context.Context, sel ast.SelectionSet, v outbox.EmailStatus) graphql.Marshaler {
 	_ = sel
 	res := graphql.MarshalString(string(v))
 	if res == graphql.Null {
@@ -20736,7 +20742,7 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 	return ec._PageInfo(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+func (ec *executionContext) marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ProjectFolder!")
 		return graphql.Null
@@ -20776,11 +20782,11 @@ func (ec *executionContext) marshalNProjectFolderEdge2ᚖgithubᚗcomᚋskiffhq�
 	return ec._ProjectFolderEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.FolderMember) graphql.Marshaler {
+func (ec *executionContext) marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*sharing.FolderMember) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMember(ctx, sel, v[i])
+		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -20792,7 +20798,7 @@ func (ec *executionContext) marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋski
 	return ret
 }
 
-func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐFolderMember(ctx context.Context, sel ast.SelectionSet, v *tenant.FolderMember) graphql.Marshaler {
+func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx context.Context, sel ast.SelectionSet, v *sharing.FolderMember) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ProjectFolderMember!")
 		return graphql.Null
@@ -20896,7 +20902,7 @@ func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhq�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐLicences(ctx context.Context, sel ast.SelectionSet, v *tenant.Licences) graphql.Marshaler {
+func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SftpLicences!")
 		return graphql.Null
@@ -20920,7 +20926,7 @@ func (ec *executionContext) marshalNSftpModule2ᚖgithubᚗcomᚋskiffhqᚋskiff
 	return ec._SftpModule(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐModuleRequest(ctx context.Context, sel ast.SelectionSet, v *tenant.ModuleRequest) graphql.Marshaler {
+func (ec *executionContext) marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.ModuleRequest) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SftpModuleRequest!")
 		return graphql.Null
@@ -21035,11 +21041,11 @@ func (ec *executionContext) marshalNSharedProjectEdge2ᚖgithubᚗcomᚋskiffhq�
 	return ec._SharedProjectEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.SSHKey) graphql.Marshaler {
+func (ec *executionContext) marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*sftpaccess.SSHKey) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKey(ctx, sel, v[i])
+		return ec.marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -21051,7 +21057,7 @@ func (ec *executionContext) marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiff�
 	return ret
 }
 
-func (ec *executionContext) marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *tenant.SSHKey) graphql.Marshaler {
+func (ec *executionContext) marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.SSHKey) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SshKey!")
 		return graphql.Null
@@ -21067,7 +21073,7 @@ func (ec *executionContext) marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return ec._SshKeyPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐStaff(ctx context.Context, sel ast.SelectionSet, v *tenant.Staff) graphql.Marshaler {
+func (ec *executionContext) marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐStaff(ctx context.Context, sel ast.SelectionSet, v *people.Staff) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Staff!")
 		return graphql.Null
@@ -21405,16 +21411,16 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
-func (ec *executionContext) unmarshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx context.Context, v any) (*tenant.BuiltinGroup, error) {
+func (ec *executionContext) unmarshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐBuiltinGroup(ctx context.Context, v any) (*sharing.BuiltinGroup, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := tenant.BuiltinGroup(tmp)
+	res := sharing.BuiltinGroup(tmp)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐBuiltinGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.BuiltinGroup) graphql.Marshaler {
+func (ec *executionContext) marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐBuiltinGroup(ctx context.Context, sel ast.SelectionSet, v *sharing.BuiltinGroup) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -21424,30 +21430,30 @@ func (ec *executionContext) marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋski
 	return res
 }
 
-func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐContact(ctx context.Context, sel ast.SelectionSet, v *tenant.Contact) graphql.Marshaler {
+func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Contact(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIP(ctx context.Context, sel ast.SelectionSet, v *tenant.DedicatedIP) graphql.Marshaler {
+func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIP(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIP) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._DedicatedIp(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, v any) (*tenant.DedicatedIPState, error) {
+func (ec *executionContext) unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, v any) (*sftplogin.DedicatedIPState, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := tenant.DedicatedIPState(tmp)
+	res := sftplogin.DedicatedIPState(tmp)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v *tenant.DedicatedIPState) graphql.Marshaler {
+func (ec *executionContext) marshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIPState) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -21457,16 +21463,16 @@ func (ec *executionContext) marshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhq�
 	return res
 }
 
-func (ec *executionContext) unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDeletedFilter(ctx context.Context, v any) (*tenant.DeletedFilter, error) {
+func (ec *executionContext) unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐDeletedFilter(ctx context.Context, v any) (*people.DeletedFilter, error) {
 	if v == nil {
 		return nil, nil
 	}
 	tmp, err := graphql.UnmarshalString(v)
-	res := tenant.DeletedFilter(tmp)
+	res := people.DeletedFilter(tmp)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐDeletedFilter(ctx context.Context, sel ast.SelectionSet, v *tenant.DeletedFilter) graphql.Marshaler {
+func (ec *executionContext) marshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐDeletedFilter(ctx context.Context, sel ast.SelectionSet, v *people.DeletedFilter) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -21476,7 +21482,7 @@ func (ec *executionContext) marshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return res
 }
 
-func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐGroup(ctx context.Context, sel ast.SelectionSet, v *tenant.Group) graphql.Marshaler {
+func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx context.Context, sel ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -21562,7 +21568,7 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋskiffhqᚋskiffᚋgraph�
 	return ec._Node(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *tenant.ProjectFolder) graphql.Marshaler {
+func (ec *executionContext) marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -21588,28 +21594,28 @@ func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋten
 	return res
 }
 
-func (ec *executionContext) marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐCredentials(ctx context.Context, sel ast.SelectionSet, v *tenant.Credentials) graphql.Marshaler {
+func (ec *executionContext) marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐCredentials(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Credentials) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._SftpCredentials(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐLicences(ctx context.Context, sel ast.SelectionSet, v *tenant.Licences) graphql.Marshaler {
+func (ec *executionContext) marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._SftpLicences(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐModuleRequest(ctx context.Context, sel ast.SelectionSet, v *tenant.ModuleRequest) graphql.Marshaler {
+func (ec *executionContext) marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.ModuleRequest) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._SftpModuleRequest(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *tenant.SSHKey) graphql.Marshaler {
+func (ec *executionContext) marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.SSHKey) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

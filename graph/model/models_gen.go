@@ -11,6 +11,12 @@ import (
 
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/sftpaccess"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 type AcceptInvitationInput struct {
@@ -51,8 +57,8 @@ type AuditEventConnection struct {
 }
 
 type AuditEventEdge struct {
-	Cursor string                `json:"cursor"`
-	Node   *tenant.AuditEventRow `json:"node"`
+	Cursor string          `json:"cursor"`
+	Node   *audit.EventRow `json:"node"`
 }
 
 type AuditEventFilter struct {
@@ -82,11 +88,11 @@ type ContactConnection struct {
 
 type ContactEdge struct {
 	Cursor string          `json:"cursor"`
-	Node   *tenant.Contact `json:"node"`
+	Node   *people.Contact `json:"node"`
 }
 
 type ContactPayload struct {
-	Contact    *tenant.Contact `json:"contact,omitempty"`
+	Contact    *people.Contact `json:"contact,omitempty"`
 	UserErrors []*UserError    `json:"userErrors"`
 }
 
@@ -146,8 +152,8 @@ type CreateUserInput struct {
 type DedicatedIPPayload struct {
 	Account *tenant.Account `json:"account,omitempty"`
 	// The dedicated IP provisioned, or released (with `releasedAt`).
-	DedicatedIP *tenant.DedicatedIP `json:"dedicatedIp,omitempty"`
-	UserErrors  []*UserError        `json:"userErrors"`
+	DedicatedIP *sftplogin.DedicatedIP `json:"dedicatedIp,omitempty"`
+	UserErrors  []*UserError           `json:"userErrors"`
 }
 
 type DedicatedIPPoolConnection struct {
@@ -156,8 +162,8 @@ type DedicatedIPPoolConnection struct {
 }
 
 type DedicatedIPPoolEdge struct {
-	Cursor string              `json:"cursor"`
-	Node   *tenant.PoolAddress `json:"node"`
+	Cursor string                 `json:"cursor"`
+	Node   *sftplogin.PoolAddress `json:"node"`
 }
 
 type DeleteContactInput struct {
@@ -198,13 +204,13 @@ type GroupConnection struct {
 }
 
 type GroupEdge struct {
-	Cursor string        `json:"cursor"`
-	Node   *tenant.Group `json:"node"`
+	Cursor string         `json:"cursor"`
+	Node   *sharing.Group `json:"node"`
 }
 
 type GroupPayload struct {
-	Group      *tenant.Group `json:"group,omitempty"`
-	UserErrors []*UserError  `json:"userErrors"`
+	Group      *sharing.Group `json:"group,omitempty"`
+	UserErrors []*UserError   `json:"userErrors"`
 }
 
 type LoginInput struct {
@@ -238,7 +244,7 @@ type NotificationConnection struct {
 
 type NotificationEdge struct {
 	Cursor string               `json:"cursor"`
-	Node   *tenant.Notification `json:"node"`
+	Node   *outbox.Notification `json:"node"`
 }
 
 type OkPayload struct {
@@ -260,13 +266,13 @@ type ProjectFolderConnection struct {
 }
 
 type ProjectFolderEdge struct {
-	Cursor string                `json:"cursor"`
-	Node   *tenant.ProjectFolder `json:"node"`
+	Cursor string                 `json:"cursor"`
+	Node   *sharing.ProjectFolder `json:"node"`
 }
 
 type ProjectFolderPayload struct {
-	ProjectFolder *tenant.ProjectFolder `json:"projectFolder,omitempty"`
-	UserErrors    []*UserError          `json:"userErrors"`
+	ProjectFolder *sharing.ProjectFolder `json:"projectFolder,omitempty"`
+	UserErrors    []*UserError           `json:"userErrors"`
 }
 
 type ProvisionDedicatedIPInput struct {
@@ -301,8 +307,8 @@ type RequestSftpModuleInput struct {
 }
 
 type RequestSftpModulePayload struct {
-	Request    *tenant.ModuleRequest `json:"request,omitempty"`
-	UserErrors []*UserError          `json:"userErrors"`
+	Request    *sftpaccess.ModuleRequest `json:"request,omitempty"`
+	UserErrors []*UserError              `json:"userErrors"`
 }
 
 type ResendInvitationInput struct {
@@ -340,8 +346,8 @@ type SetUserGroupInput struct {
 }
 
 type SftpLicencesPayload struct {
-	Account  *tenant.Account  `json:"account,omitempty"`
-	Licences *tenant.Licences `json:"licences,omitempty"`
+	Account  *tenant.Account      `json:"account,omitempty"`
+	Licences *sftpaccess.Licences `json:"licences,omitempty"`
 	// Set when more users have SFTP on than there are licences.
 	Warning    *string      `json:"warning,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
@@ -363,15 +369,15 @@ type SftpModuleRequestConnection struct {
 }
 
 type SftpModuleRequestEdge struct {
-	Cursor string                `json:"cursor"`
-	Node   *tenant.ModuleRequest `json:"node"`
+	Cursor string                    `json:"cursor"`
+	Node   *sftpaccess.ModuleRequest `json:"node"`
 }
 
 // The deployment's SFTP endpoint.
 type SftpServer struct {
 	Host                string                       `json:"host"`
 	Port                int                          `json:"port"`
-	HostKeyFingerprints []*tenant.HostKeyFingerprint `json:"hostKeyFingerprints"`
+	HostKeyFingerprints []*outbox.HostKeyFingerprint `json:"hostKeyFingerprints"`
 }
 
 type ShareProjectFolderInput struct {
@@ -388,8 +394,8 @@ type SharedProjectConnection struct {
 
 // A project folder as one user has it.
 type SharedProjectEdge struct {
-	Cursor string                `json:"cursor"`
-	Node   *tenant.ProjectFolder `json:"node"`
+	Cursor string                 `json:"cursor"`
+	Node   *sharing.ProjectFolder `json:"node"`
 	// The preset all the user's shares of the folder amount to.
 	Preset policy.Preset `json:"preset"`
 	// What the user may do in it.
@@ -397,13 +403,13 @@ type SharedProjectEdge struct {
 }
 
 type SSHKeyPayload struct {
-	SSHKey     *tenant.SSHKey `json:"sshKey,omitempty"`
-	UserErrors []*UserError   `json:"userErrors"`
+	SSHKey     *sftpaccess.SSHKey `json:"sshKey,omitempty"`
+	UserErrors []*UserError       `json:"userErrors"`
 }
 
 // A support-staff member is calling.
 type StaffViewer struct {
-	Staff *tenant.Staff `json:"staff"`
+	Staff *people.Staff `json:"staff"`
 }
 
 func (StaffViewer) IsViewer() {}
@@ -469,7 +475,7 @@ type UserFilter struct {
 	// Matches anywhere in the name or email, case-insensitively.
 	Search  *string               `json:"search,omitempty"`
 	Role    *tenant.Role          `json:"role,omitempty"`
-	Deleted *tenant.DeletedFilter `json:"deleted,omitempty"`
+	Deleted *people.DeletedFilter `json:"deleted,omitempty"`
 }
 
 type UserPayload struct {

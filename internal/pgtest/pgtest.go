@@ -5,8 +5,7 @@
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
 //	func TestSomething(t *testing.T) {
-//		db, err := tenant.Open(ctx, pgtest.NewDB(t))
-//		...
+//		db := pgtest.OpenStore(t) // or pgtest.NewDB(t) for a URL
 //	}
 //
 // The first NewDB in a test binary starts a throwaway PostgreSQL server from
@@ -42,6 +41,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/pgserver"
 	"github.com/skiffhq/skiff/migrations"
+	"github.com/skiffhq/skiff/tenant"
 )
 
 // EnvURL names the variable that points tests at an existing server, e.g.
@@ -331,4 +331,16 @@ func processAlive(pid int) bool {
 		return false
 	}
 	return !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+// OpenStore returns Skiff's store of record on a new migrated database
+// (NewDB), closed when the test ends.
+func OpenStore(t testing.TB) *tenant.DB {
+	t.Helper()
+	db, err := tenant.Open(context.Background(), NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

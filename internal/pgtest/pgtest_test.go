@@ -8,7 +8,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
-	"github.com/skiffhq/skiff/internal/tenanttest"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -79,7 +78,7 @@ func TestManyTestsAtOnce(t *testing.T) {
 func TestScopedTransactionsRunAsAppRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := tenanttest.Open(t)
+	db := pgtest.OpenStore(t)
 
 	var acme, other string
 	if err := db.X.Get(&acme, `INSERT INTO accounts (name) VALUES ('Acme') RETURNING id`); err != nil {

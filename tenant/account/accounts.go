@@ -1,0 +1,125 @@
+package account
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/people"
+)
+
+// Account returns an account its users or staff may see; to anyone else it
+// does not exist.
+func (s *Service) Account(ctx context.Context, id string) (*tenant.Account, error) {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	if !tenant.IsUUID(id) || (!p.IsStaff() && !p.InAccount(id)) {
+		return nil, tenant.NotFound("account")
+	}
+	var a tenant.Account
+	get := func(q tenant.Queryer) error {
+		return tenant.NotFoundAs(tenant.DBError(q.GetContext(ctx, &a, `SELECT `+tenant.AccountColumns+` FROM accounts WHERE id = $1`, id)), "account")
+	}
+	var err error
+	if p.IsStaff() {
+		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return get(tx) })
+	} else {
+		err = s.InAccount(ctx, id, get)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Accounts lists all accounts, for support staff only.
+func (s *Service) Accounts(ctx context.Context, search string, page tenant.Page) (*tenant.Connection[*tenant.Account], error) {
+	if _, err := tenant.RequireStaff(ctx); err != nil {
+		return nil, err
+	}
+	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	if err != nil {
+		return nil, err
+	}
+	var conn *tenant.Connection[*tenant.Account]
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		var accounts []*tenant.Account
+		err := tx.SelectContext(ctx, &accounts, `SELECT `+tenant.AccountColumns+` FROM accounts
+			WHERE ($1 = '' OR name ILIKE $2 OR EXISTS (SELECT 1 FROM users u WHERE u.account_id = accounts.id AND u.email ILIKE $2))
+			  AND ($3 = '' OR (lower(name), id) > ($4, $3::uuid))
+			ORDER BY lower(name), id LIMIT $5`,
+			strings.TrimSpace(search), tenant.LikePattern(search), afterID, afterKey, limit+1)
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		conn = tenant.KeyPage(accounts, limit, afterID != "", func(a *tenant.Account) (string, string) { return strings.ToLower(a.Name), a.ID })
+		return nil
+	})
+	return tenant.Result(conn, err)
+}
+
+// CreateAccountInput makes an account with its first owner.
+type CreateAccountInput struct {
+	Name          string
+	OwnerEmail    string
+	OwnerName     string
+	OwnerPassword string // optional: without it the owner must be invited
+}
+
+// CreateAccount makes an account and its owner. Staff only (and the admin CLI,
+// which acts as the system).
+func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*tenant.Account, *tenant.User, error) {
+	p := tenant.PrincipalFrom(ctx)
+	if !p.IsStaff() && !tenant.IsSystem(p) {
+		if _, err := tenant.RequireStaff(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	name, err := tenant.NormName("name", in.Name, 200)
+	if err != nil {
+		return nil, nil, err
+	}
+	var a tenant.Account
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tenant.DBError(tx.GetContext(ctx, &a, `INSERT INTO accounts (name, created_at, updated_at) VALUES ($1, $2, $2) RETURNING `+tenant.AccountColumns, name, s.Time()))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var u *tenant.User
+	err = s.InAccount(ctx, a.ID, func(q tenant.Queryer) error {
+		var err error
+		owner := &tenant.Principal{Kind: tenant.KindUser, AccountID: a.ID, Role: tenant.RoleOwner}
+		u, err = s.People.CreateUserTx(ctx, q, owner, people.CreateUserInput{
+			Email: in.OwnerEmail, Name: in.OwnerName, Role: tenant.RoleOwner, Password: in.OwnerPassword,
+		})
+		if err != nil {
+			return fieldPrefix(err, "owner")
+		}
+		return audit.Record(ctx, q, a.ID, audit.Event{Kind: "account.created", TargetKind: "Account", TargetID: a.ID, After: map[string]any{"name": a.Name}})
+	})
+	if err != nil {
+		// The owner could not be made: remove the empty account again.
+		_ = s.DB.CrossTenant(context.WithoutCancel(ctx), tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE id = $1`, a.ID)
+			return err
+		})
+		return nil, nil, err
+	}
+	return &a, u, nil
+}
+
+// fieldPrefix makes an error about input field "email" into "owner.email"-style
+// ("ownerEmail"), so a nested input's user error names the right field.
+func fieldPrefix(err error, prefix string) error {
+	if e, ok := err.(*tenant.Error); ok && e.Field != "" {
+		c := *e
+		c.Field = prefix + strings.ToUpper(e.Field[:1]) + e.Field[1:]
+		return &c
+	}
+	return err
+}

@@ -1,0 +1,235 @@
+package domain_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/people"
+)
+
+// latestToken returns the one-time token of the newest email of kind to addr.
+func (f *moduleFixture) latestToken(kind outbox.EmailKind, addr string) string {
+	f.t.Helper()
+	mails := f.emailsTo(kind, addr)
+	if len(mails) == 0 {
+		f.t.Fatalf("no %s email to %s", kind, addr)
+	}
+	token, _ := mails[len(mails)-1].Data["Token"].(string)
+	if len(token) != people.OneTimeTokenLen {
+		f.t.Fatalf("%s email to %s carries token %q", kind, addr, token)
+	}
+	return token
+}
+
+// wantRefusal fails unless err is the token user error whose message contains want.
+func (f *moduleFixture) wantRefusal(err error, want string) {
+	f.t.Helper()
+	f.wantCode(err, tenant.EInvalid, "redeem")
+	if tenant.ErrorField(err) != "token" || !strings.Contains(tenant.ErrorMessage(err), want) {
+		f.t.Fatalf("refusal = %q on field %q, want it to say %q", tenant.ErrorMessage(err), tenant.ErrorField(err), want)
+	}
+}
+
+const goodPassword = "a long enough passphrase"
+
+func TestInvitation(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme.test", tenant.RoleUser)
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	mail := f.emailsTo(outbox.EmailInvitation, u.Email)
+	last := mail[len(mail)-1].Data
+	if last["AccountName"] != "Acme" || last["InvitedBy"] != f.owner.Name || last["InviteeName"] != u.Name {
+		t.Fatalf("invitation email = %+v", last)
+	}
+	token := f.latestToken(outbox.EmailInvitation, u.Email)
+
+	_, err := f.svc.People.AcceptInvitation(ctx, token, "short")
+	f.wantCode(err, tenant.EInvalid, "short password")
+	if tenant.ErrorField(err) != "password" {
+		t.Fatalf("short password error names field %q", tenant.ErrorField(err))
+	}
+	res, err := f.svc.People.AcceptInvitation(ctx, token, goodPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Principal.ID != u.ID || res.Principal.AccountID != f.account.ID {
+		t.Fatalf("accepting logged in %+v, want %s", res.Principal, u.ID)
+	}
+	if p, err := f.svc.People.Authenticate(ctx, res.Token); err != nil || p.ID != u.ID {
+		t.Fatalf("the token from accepting: %+v, %v", p, err)
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, goodPassword, netip.Addr{}); err != nil {
+		t.Fatalf("login with the chosen password: %v", err)
+	}
+
+	// A link works once; a user with a password gets no new invitation.
+	_, err = f.svc.People.AcceptInvitation(ctx, token, "another long passphrase")
+	f.wantRefusal(err, "already been accepted")
+	err = f.svc.People.ResendInvitation(f.ownerCtx, u.ID)
+	f.wantCode(err, tenant.EConflict, "invite a user with a password")
+
+	_, err = f.svc.People.AcceptInvitation(ctx, strings.Repeat("A", people.OneTimeTokenLen), goodPassword)
+	f.wantRefusal(err, "not valid")
+	_, err = f.svc.People.AcceptInvitation(ctx, "garbage", goodPassword)
+	f.wantRefusal(err, "not valid")
+
+	events, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"user.invited", "user.invitation_accepted"}, UserID: u.ID}, tenant.Page{})
+	if err != nil || len(events.Items) < 2 || events.Items[0].Kind != "user.invitation_accepted" || events.Items[0].ActorKind != "USER" {
+		t.Fatalf("invitation audit events = %+v, %v", events, err)
+	}
+}
+
+func TestInvitationExpiresAndIsReplaced(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme.test", tenant.RoleUser)
+	plain := f.newUser("pat@acme.test", tenant.RoleUser)
+
+	err := f.svc.People.ResendInvitation(f.as(plain), u.ID)
+	f.wantCode(err, tenant.EForbidden, "plain user invites")
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	old := f.latestToken(outbox.EmailInvitation, u.Email)
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh := f.latestToken(outbox.EmailInvitation, u.Email)
+	_, err = f.svc.People.AcceptInvitation(ctx, old, goodPassword)
+	f.wantRefusal(err, "no longer valid")
+
+	f.advance(people.InvitationTTL)
+	_, err = f.svc.People.AcceptInvitation(ctx, fresh, goodPassword)
+	f.wantRefusal(err, "expired")
+	if _, err := f.svc.People.Login(ctx, u.Email, goodPassword, netip.Addr{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+		t.Fatalf("a refused invitation set a password: login gave %v", err)
+	}
+
+	// An invitation for a user deleted meanwhile is not valid.
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	token := f.latestToken(outbox.EmailInvitation, u.Email)
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.People.AcceptInvitation(ctx, token, goodPassword)
+	f.wantRefusal(err, "not valid")
+}
+
+func TestPasswordReset(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Known and unknown addresses get the same answer; only the known one gets mail.
+	if err := f.svc.People.RequestPasswordReset(ctx, "UMA@acme.test"); err != nil {
+		t.Fatalf("reset for a known address: %v", err)
+	}
+	if err := f.svc.People.RequestPasswordReset(ctx, "nobody@acme.test"); err != nil {
+		t.Fatalf("reset for an unknown address: %v", err)
+	}
+	if mails := f.emails(outbox.EmailPasswordReset); len(mails) != 1 || mails[0].To != u.Email {
+		t.Fatalf("reset emails = %+v, want one to %s", mails, u.Email)
+	}
+	err = f.svc.People.RequestPasswordReset(ctx, "not an address")
+	f.wantCode(err, tenant.EInvalid, "malformed address")
+
+	first := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	second := f.latestToken(outbox.EmailPasswordReset, u.Email)
+
+	err = f.svc.People.ResetPassword(ctx, second, "short")
+	f.wantCode(err, tenant.EInvalid, "short password")
+	if err := f.svc.People.ResetPassword(ctx, second, "the second passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, "the second passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+		t.Fatalf("login with the old password: %v", err)
+	}
+	if _, err := f.svc.People.Authenticate(ctx, session.Token); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+		t.Fatalf("a session from before the reset still works: %v", err)
+	}
+	if got := f.sessions.ended(); len(got) != 1 || got[0] != u.ID {
+		t.Fatalf("SFTP sessions ended by the reset: %v", got)
+	}
+
+	// Each link works once, and using one spends the others.
+	err = f.svc.People.ResetPassword(ctx, second, "the third passphrase")
+	f.wantRefusal(err, "already been used")
+	err = f.svc.People.ResetPassword(ctx, first, "the third passphrase")
+	f.wantRefusal(err, "no longer valid")
+}
+
+func TestPasswordResetExpires(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme.test", tenant.RoleUser)
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	token := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	f.advance(people.PasswordResetTTL)
+	err := f.svc.People.ResetPassword(ctx, token, goodPassword)
+	f.wantRefusal(err, "expired")
+}
+
+func TestPasswordResetRateLimitIsTheSameForEveryAddress(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme.test", tenant.RoleUser)
+
+	var refusals []string
+	for _, addr := range []string{u.Email, "nobody@acme.test"} {
+		for range people.ResetRequestsPerWindow {
+			if err := f.svc.People.RequestPasswordReset(ctx, addr); err != nil {
+				t.Fatalf("request for %s within the limit: %v", addr, err)
+			}
+		}
+		err := f.svc.People.RequestPasswordReset(ctx, addr)
+		f.wantCode(err, tenant.ELimit, "request over the limit for "+addr)
+		refusals = append(refusals, tenant.ErrorMessage(err))
+	}
+	if refusals[0] != refusals[1] {
+		t.Fatalf("the limit tells addresses apart: %q vs %q", refusals[0], refusals[1])
+	}
+	if got := len(f.emails(outbox.EmailPasswordReset)); got != people.ResetRequestsPerWindow {
+		t.Fatalf("%d reset emails, want %d", got, people.ResetRequestsPerWindow)
+	}
+
+	f.advance(people.ResetWindow)
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatalf("request after the window: %v", err)
+	}
+	n, err := f.svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx))
+	if err != nil || n != 0 {
+		t.Fatalf("purge right after: %d, %v", n, err)
+	}
+	f.advance(people.ExpiredTokenRetention + 2*time.Hour)
+	if n, err := f.svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil || n != people.ResetRequestsPerWindow+1 {
+		t.Fatalf("purge of old tokens: %d, %v; want %d", n, err, people.ResetRequestsPerWindow+1)
+	}
+	_, err = f.svc.People.PurgeExpiredTokens(f.ownerCtx)
+	f.wantCode(err, tenant.EForbidden, "owner purges")
+}

@@ -1,0 +1,463 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// EmailKind names the template an outbox email is rendered with.
+type EmailKind string
+
+const (
+	EmailSFTPEnabled        EmailKind = "sftp_enabled"
+	EmailSSHKeyAdded        EmailKind = "ssh_key_added"
+	EmailModuleTrialStarted EmailKind = "module_trial_started"
+	EmailModuleActivated    EmailKind = "module_activated"
+	EmailModuleTrialEnding  EmailKind = "module_trial_ending"
+	EmailInvitation         EmailKind = "invitation"
+	EmailPasswordReset      EmailKind = "password_reset"
+)
+
+// EmailKinds lists every kind, for template checks.
+func EmailKinds() []EmailKind {
+	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
+		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset}
+}
+
+// EmailStatus is where an outbox email is on its way out.
+type EmailStatus string
+
+const (
+	EmailPending EmailStatus = "PENDING" // waiting for its first or next attempt
+	EmailSending EmailStatus = "SENDING" // a worker is talking to the mail server
+	EmailSent    EmailStatus = "SENT"    // the mail server accepted it
+	EmailFailed  EmailStatus = "FAILED"  // given up; LastError says why
+)
+
+// EmailData is the content of one kind of email: one of the *Data types
+// below. Its fields, by their Go names, are what the templates use.
+type EmailData interface {
+	EmailKind() EmailKind
+	validate() error
+}
+
+// Email is one message to enqueue.
+type Email struct {
+	To   string // the recipient's address
+	Data EmailData
+}
+
+// HostKeyFingerprint is one of the SFTP server's host keys, as users check it
+// on first connection.
+type HostKeyFingerprint struct {
+	Algorithm   string // e.g. "ssh-ed25519"
+	Fingerprint string // "SHA256:..."
+}
+
+// SFTPEnabledData tells a user how to connect once SFTP is turned on for them.
+// It never carries a password: users log in with their account password or a key.
+type SFTPEnabledData struct {
+	UserName    string
+	AccountName string
+	Host        string // public SFTP host name
+	Port        int
+	Login       string // the lasting login ID
+	// CustomLogin is the user's custom login, usable only on DedicatedHost;
+	// both empty when the account has no dedicated IP or the user no custom login.
+	CustomLogin   string
+	DedicatedHost string
+	// HostKeys lets users check the server on first connection. Empty only
+	// before the SFTP server has made its keys; the email then says so
+	// rather than the change failing.
+	HostKeys []HostKeyFingerprint
+}
+
+// SSHKeyAddedData tells a user that a key now opens their SFTP access.
+type SSHKeyAddedData struct {
+	UserName    string
+	AccountName string
+	Title       string
+	Algorithm   string
+	Bits        int
+	Fingerprint string
+	AddedAt     time.Time
+	AddedBy     string // who added it, as the audit trail names them
+}
+
+// ModuleTrialStartedData goes to the account owner when the SFTP trial starts.
+type ModuleTrialStartedData struct {
+	OwnerName   string
+	AccountName string
+	StartedAt   time.Time
+	EndsAt      time.Time
+	Licences    int
+}
+
+// ModuleActivatedData goes to the account owner when support activates the module.
+type ModuleActivatedData struct {
+	OwnerName   string
+	AccountName string
+	ActivatedAt time.Time
+	Licences    int
+}
+
+// ModuleTrialEndingData goes to the account owner three days before the trial ends.
+type ModuleTrialEndingData struct {
+	OwnerName    string
+	AccountName  string
+	EndsAt       time.Time
+	Licences     int
+	LicencesUsed int
+}
+
+// InvitationData invites someone to an account. Token is the one-time secret
+// the link carries; the notify package builds the link. The outbox forgets the
+// token once the email is sent or given up.
+type InvitationData struct {
+	InviteeName string
+	AccountName string
+	InvitedBy   string
+	Token       string
+	ExpiresAt   time.Time
+}
+
+// PasswordResetData carries a one-time password-reset token; as for
+// InvitationData, the outbox forgets it once the email is sent or given up.
+type PasswordResetData struct {
+	UserName  string
+	Token     string
+	ExpiresAt time.Time
+}
+
+func (SFTPEnabledData) EmailKind() EmailKind        { return EmailSFTPEnabled }
+func (SSHKeyAddedData) EmailKind() EmailKind        { return EmailSSHKeyAdded }
+func (ModuleTrialStartedData) EmailKind() EmailKind { return EmailModuleTrialStarted }
+func (ModuleActivatedData) EmailKind() EmailKind    { return EmailModuleActivated }
+func (ModuleTrialEndingData) EmailKind() EmailKind  { return EmailModuleTrialEnding }
+func (InvitationData) EmailKind() EmailKind         { return EmailInvitation }
+func (PasswordResetData) EmailKind() EmailKind      { return EmailPasswordReset }
+
+// required collects the first missing field of an EmailData.
+type required struct {
+	kind EmailKind
+	err  error
+}
+
+func (r *required) text(name, v string) *required {
+	if r.err == nil && strings.TrimSpace(v) == "" {
+		r.err = fmt.Errorf("email %s: %s is required", r.kind, name)
+	}
+	return r
+}
+
+func (r *required) at(name string, v time.Time) *required {
+	if r.err == nil && v.IsZero() {
+		r.err = fmt.Errorf("email %s: %s is required", r.kind, name)
+	}
+	return r
+}
+
+func (d SFTPEnabledData) validate() error {
+	r := (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		text("Host", d.Host).text("Login", d.Login)
+	switch {
+	case r.err != nil:
+	case d.Port < 1 || d.Port > 65535:
+		r.err = fmt.Errorf("email %s: Port %d is out of range", d.EmailKind(), d.Port)
+	case d.CustomLogin != "" && d.DedicatedHost == "":
+		r.err = fmt.Errorf("email %s: a CustomLogin needs its DedicatedHost", d.EmailKind())
+	}
+	for _, k := range d.HostKeys {
+		r.text("HostKeys.Algorithm", k.Algorithm).text("HostKeys.Fingerprint", k.Fingerprint)
+	}
+	return r.err
+}
+
+func (d SSHKeyAddedData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		text("Title", d.Title).text("Algorithm", d.Algorithm).text("Fingerprint", d.Fingerprint).
+		text("AddedBy", d.AddedBy).at("AddedAt", d.AddedAt).err
+}
+
+func (d ModuleTrialStartedData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("OwnerName", d.OwnerName).text("AccountName", d.AccountName).
+		at("StartedAt", d.StartedAt).at("EndsAt", d.EndsAt).err
+}
+
+func (d ModuleActivatedData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("OwnerName", d.OwnerName).text("AccountName", d.AccountName).
+		at("ActivatedAt", d.ActivatedAt).err
+}
+
+func (d ModuleTrialEndingData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("OwnerName", d.OwnerName).text("AccountName", d.AccountName).
+		at("EndsAt", d.EndsAt).err
+}
+
+func (d InvitationData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("InviteeName", d.InviteeName).text("AccountName", d.AccountName).
+		text("InvitedBy", d.InvitedBy).text("Token", d.Token).at("ExpiresAt", d.ExpiresAt).err
+}
+
+func (d PasswordResetData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("Token", d.Token).
+		at("ExpiresAt", d.ExpiresAt).err
+}
+
+// Enqueue writes e to accountID's outbox inside the caller's transaction: the
+// email goes out if and only if that transaction commits. Incomplete data or a
+// bad recipient is a programming error and comes back as EInternal, so it fails
+// the change loudly rather than losing the email later.
+func Enqueue(ctx context.Context, q tenant.Queryer, accountID string, e Email) error {
+	bug := func(err error) error {
+		return &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: err}
+	}
+	if e.Data == nil {
+		return bug(errors.New("enqueue email: no data"))
+	}
+	kind := e.Data.EmailKind()
+	if err := e.Data.validate(); err != nil {
+		return bug(err)
+	}
+	to, err := tenant.NormEmail("to", e.To)
+	if err != nil {
+		return bug(fmt.Errorf("enqueue email %s: %w", kind, err))
+	}
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return bug(fmt.Errorf("enqueue email %s: encode data: %w", kind, err))
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO outbox (account_id, kind, recipient, data) VALUES ($1, $2, $3, $4)`,
+		accountID, string(kind), to, string(data))
+	return tenant.DBError(err)
+}
+
+// Notification is one email in an account's history, as admins see it.
+type Notification struct {
+	ID        string
+	Kind      EmailKind
+	Recipient string
+	Subject   string // empty until the email has been rendered for sending
+	Status    EmailStatus
+	Attempts  int
+	LastError string // safe to show; empty when there was none
+	CreatedAt time.Time
+	SentAt    *time.Time
+}
+
+type notificationRow struct {
+	ID        string         `db:"id"`
+	Kind      string         `db:"kind"`
+	Recipient string         `db:"recipient"`
+	Subject   string         `db:"subject"`
+	Status    string         `db:"status"`
+	Attempts  int            `db:"attempts"`
+	LastError sql.NullString `db:"last_error"`
+	CreatedAt time.Time      `db:"created_at"`
+	SentAt    *time.Time     `db:"sent_at"`
+}
+
+// ListNotifications returns a page of accountID's emails, newest first. The
+// caller has checked who may see them (Service.Notifications does).
+func ListNotifications(ctx context.Context, q tenant.Queryer, accountID string, page tenant.Page) (*tenant.Connection[*Notification], error) {
+	limit, afterAt, afterID, err := tenant.TimeKeyset(page)
+	if err != nil {
+		return nil, err
+	}
+	var rows []notificationRow
+	err = q.SelectContext(ctx, &rows, `SELECT `+notificationColumns+`
+		FROM outbox
+		WHERE account_id = $1 AND ($2 = '' OR (created_at, id) < ($3, nullif($2, '')::uuid))
+		ORDER BY created_at DESC, id DESC LIMIT $4`,
+		accountID, afterID, afterAt, limit+1)
+	if err != nil {
+		return nil, tenant.DBError(err)
+	}
+	notes := make([]*Notification, len(rows))
+	for i, r := range rows {
+		notes[i] = r.notification()
+	}
+	return tenant.TimePage(notes, limit, afterID != "", func(n *Notification) (time.Time, string) { return n.CreatedAt, n.ID }), nil
+}
+
+// Notifications lists the emails sent about accountID, newest first. Owners
+// and administrators of the account and support staff may see them; another
+// user of the account is FORBIDDEN, anyone else gets "account not found".
+func (s *Service) Notifications(ctx context.Context, accountID string, page tenant.Page) (*tenant.Connection[*Notification], error) {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	var conn *tenant.Connection[*Notification]
+	list := func(tx *sqlx.Tx) (err error) {
+		conn, err = ListNotifications(ctx, tx, accountID, page)
+		return err
+	}
+	switch {
+	case p.IsStaff():
+		if !tenant.IsUUID(accountID) {
+			return nil, tenant.NotFound("account")
+		}
+		return conn, s.DB.CrossTenant(ctx, tenant.ScopeStaff, list)
+	case p.IsAdmin(accountID):
+		return conn, s.DB.InAccount(ctx, accountID, list)
+	case p.InAccount(accountID):
+		return nil, tenant.Errorf(tenant.EForbidden, "only owners and administrators can see the account's emails")
+	default:
+		return nil, tenant.NotFound("account")
+	}
+}
+
+// The worker's side of the outbox. Each function runs in its own short
+// transaction on the outbox scope, so a claim is committed before the SMTP
+// conversation starts and the outcome right after it ends.
+
+// OutboxEmail is an email a worker has claimed.
+type OutboxEmail struct {
+	ID        string    `db:"id"`
+	AccountID string    `db:"account_id"`
+	Kind      EmailKind `db:"kind"`
+	To        string    `db:"recipient"`
+	Data      []byte    `db:"data"`     // the EmailData as JSON
+	Attempts  int       `db:"attempts"` // including the one this claim is for
+	CreatedAt time.Time `db:"created_at"`
+	// Unfinished is true when an earlier claim's lease ran out: a worker died
+	// or lost the database while sending, so the mail server may or may not
+	// have accepted that attempt.
+	Unfinished bool `db:"unfinished"`
+}
+
+// ErrClaimLost is what MarkEmailSent and MarkEmailFailed return when the
+// email is no longer this claim's: its lease ran out and another worker took it.
+var ErrClaimLost = errors.New("outbox: the claim's lease ran out and another worker took the email over")
+
+// ClaimEmail takes the most overdue email that is PENDING and due at now, or
+// SENDING with an expired lease, marks it SENDING with a lease until
+// now+lease and counts the attempt. It returns nil when nothing is due.
+// Concurrent workers skip each other's locked rows, so each email is claimed once.
+func ClaimEmail(ctx context.Context, q tenant.Queryer, now time.Time, lease time.Duration) (*OutboxEmail, error) {
+	var e OutboxEmail
+	err := q.GetContext(ctx, &e, `WITH due AS (
+			SELECT id, status = 'SENDING' AS unfinished FROM outbox
+			WHERE status IN ('PENDING', 'SENDING') AND next_attempt_at <= $1
+			ORDER BY next_attempt_at LIMIT 1
+			FOR UPDATE SKIP LOCKED)
+		UPDATE outbox o SET status = 'SENDING', attempts = o.attempts + 1, next_attempt_at = $2
+		FROM due WHERE o.id = due.id
+		RETURNING o.id, o.account_id, o.kind, o.recipient, o.data, o.attempts, o.created_at, due.unfinished`,
+		now, now.Add(lease))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, tenant.DBError(err)
+	}
+	return &e, nil
+}
+
+// MaxErrorLen bounds last_error (the column allows 1000 characters).
+const MaxErrorLen = 1000
+
+// MarkEmailSent records that the mail server accepted e. One-time tokens in
+// the data are dropped: they were only kept to build the message.
+func MarkEmailSent(ctx context.Context, q tenant.Queryer, e *OutboxEmail, at time.Time, subject, messageID string) error {
+	res, err := q.ExecContext(ctx, `UPDATE outbox
+		SET status = 'SENT', sent_at = $3, subject = $4, message_id = $5, last_error = NULL, data = data - 'Token'
+		WHERE id = $1 AND status = 'SENDING' AND attempts = $2`,
+		e.ID, e.Attempts, at, subject, messageID)
+	return claimed(res, err)
+}
+
+// MarkEmailFailed records a failed attempt at e with a user-safe reason. With
+// a non-zero retryAt the email goes back to PENDING until then; with a zero
+// one it is FAILED for good and its one-time tokens are dropped.
+func MarkEmailFailed(ctx context.Context, q tenant.Queryer, e *OutboxEmail, reason string, retryAt time.Time, subject, messageID string) error {
+	reason = truncateRunes(reason, MaxErrorLen)
+	var res sql.Result
+	var err error
+	if retryAt.IsZero() {
+		res, err = q.ExecContext(ctx, `UPDATE outbox
+			SET status = 'FAILED', last_error = $3, subject = $4, message_id = nullif($5, ''), data = data - 'Token'
+			WHERE id = $1 AND status = 'SENDING' AND attempts = $2`,
+			e.ID, e.Attempts, reason, subject, messageID)
+	} else {
+		res, err = q.ExecContext(ctx, `UPDATE outbox
+			SET status = 'PENDING', last_error = $3, subject = $4, message_id = nullif($5, ''), next_attempt_at = $6
+			WHERE id = $1 AND status = 'SENDING' AND attempts = $2`,
+			e.ID, e.Attempts, reason, subject, messageID, retryAt)
+	}
+	return claimed(res, err)
+}
+
+// PurgeEmails deletes up to limit emails created before before whose
+// delivery is over (SENT or FAILED), oldest first, and returns how many it
+// deleted. Emails still PENDING or SENDING are never deleted, however old
+// (the outbox scope's delete policy does not let it either).
+func PurgeEmails(ctx context.Context, q tenant.Queryer, before time.Time, limit int) (int, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (
+			SELECT id FROM outbox WHERE status IN ('SENT', 'FAILED') AND created_at < $1
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
+	if err != nil {
+		return 0, tenant.DBError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, tenant.DBError(err)
+	}
+	return int(n), nil
+}
+
+// claimed turns an update of a claimed row into ErrClaimLost when it matched nothing.
+func claimed(res sql.Result, err error) error {
+	if err != nil {
+		return tenant.DBError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return tenant.DBError(err)
+	}
+	if n == 0 {
+		return ErrClaimLost
+	}
+	return nil
+}
+
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// notificationColumns are a notificationRow's columns.
+const notificationColumns = `id, kind, recipient, subject, status, attempts, last_error, created_at, sent_at`
+
+func (r notificationRow) notification() *Notification {
+	return &Notification{
+		ID: r.ID, Kind: EmailKind(r.Kind), Recipient: r.Recipient, Subject: r.Subject,
+		Status: EmailStatus(r.Status), Attempts: r.Attempts, LastError: r.LastError.String,
+		CreatedAt: r.CreatedAt, SentAt: r.SentAt,
+	}
+}
+
+// Notification returns one email of an account by ID, to those who may see
+// the account's emails (see Notifications); to anyone else it does not exist.
+func (s *Service) Notification(ctx context.Context, id string) (*Notification, error) {
+	var r notificationRow
+	err := s.ReadAdminRecord(ctx, id, "notification", func(q tenant.Queryer) error {
+		return tenant.DBError(q.GetContext(ctx, &r, `SELECT `+notificationColumns+` FROM outbox WHERE id = $1`, id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.notification(), nil
+}

@@ -1,0 +1,225 @@
+package people
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// tokenPrefix makes Skiff tokens recognisable in logs and secret scanners.
+const tokenPrefix = "skf_"
+
+// LoginResult is what a successful login returns.
+type LoginResult struct {
+	Token     string // shown once; only its hash is stored
+	ExpiresAt time.Time
+	Principal *tenant.Principal
+}
+
+type loginRow struct {
+	Kind      string  `db:"kind"`
+	ID        string  `db:"id"`
+	AccountID *string `db:"account_id"`
+	Role      *string `db:"role"`
+	Name      string  `db:"name"`
+	Email     string  `db:"email"`
+	Hash      *string `db:"password_hash"`
+}
+
+// Login checks an email and password (of a user or a staff member) and
+// returns a new bearer token. Every failure says the same thing; repeated
+// failures for one email or from one address are slowed down.
+func (s *Service) Login(ctx context.Context, email, password string, remote netip.Addr) (*LoginResult, error) {
+	email = strings.TrimSpace(email)
+	if email == "" || password == "" {
+		return nil, tenant.Invalid("email", "email and password are required")
+	}
+	keys := tenant.ThrottleKeys("email", email, remote)
+	var res *LoginResult
+	failed := false
+	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
+		if wait, err := tenant.LoginWait(ctx, tx, keys, s.Time()); err != nil {
+			return err
+		} else if wait > 0 {
+			return tenant.Errorf(tenant.ELimit, "too many failed logins; try again in %d seconds", int(math.Ceil(wait.Seconds())))
+		}
+		var rows []loginRow
+		err := tx.SelectContext(ctx, &rows, `
+			SELECT 'USER' AS kind, id, account_id, role, name, email, password_hash FROM users
+			 WHERE lower(email) = lower($1) AND deleted_at IS NULL
+			UNION ALL
+			SELECT 'STAFF', id, NULL, NULL, name, email, password_hash FROM staff WHERE lower(email) = lower($1)`, email)
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		hash := ""
+		if len(rows) == 1 && rows[0].Hash != nil {
+			hash = *rows[0].Hash
+		}
+		ok, err := tenant.VerifyPassword(ctx, hash, password)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// Commit the failure count, then report the failure.
+			failed = true
+			return tenant.RecordLoginFailure(ctx, tx, keys, s.Time())
+		}
+		r := rows[0]
+		p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email}
+		if r.AccountID != nil {
+			p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
+		}
+		if err := tenant.ClearLoginFailures(ctx, tx, keys); err != nil {
+			return err
+		}
+		res, err = s.issueToken(ctx, tx, p)
+		return err
+	})
+	if err == nil && failed {
+		return nil, errBadLogin
+	}
+	return res, err
+}
+
+var errBadLogin = &tenant.Error{Code: tenant.EUnauthenticated, Field: "password", Message: "the email or password is not correct"}
+
+func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Principal) (*LoginResult, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	h := sha256.Sum256([]byte(token))
+	exp := s.Time().Add(s.TokenTTL)
+	var accountID, userID, staffID any
+	if p.Kind == tenant.KindStaff {
+		staffID = p.ID
+	} else {
+		accountID, userID = p.AccountID, p.ID
+	}
+	if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, account_id, user_id, staff_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, h[:], accountID, userID, staffID, s.Time(), exp); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	return &LoginResult{Token: token, ExpiresAt: exp, Principal: p}, nil
+}
+
+// Authenticate resolves a bearer token to its principal. Expired, revoked,
+// unknown and malformed tokens, and tokens of deleted users, all fail alike.
+func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Principal, error) {
+	bad := tenant.Errorf(tenant.EUnauthenticated, "the token is not valid or has expired; log in again")
+	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
+		return nil, bad
+	}
+	h := sha256.Sum256([]byte(token))
+	var rows []loginRow
+	var tokenID string
+	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
+		var r struct {
+			loginRow
+			TokenID string `db:"token_id"`
+		}
+		err := tx.GetContext(ctx, &r, `
+			SELECT t.id AS token_id,
+			       CASE WHEN t.staff_id IS NULL THEN 'USER' ELSE 'STAFF' END AS kind,
+			       coalesce(u.id, st.id) AS id, u.account_id, u.role,
+			       coalesce(u.name, st.name) AS name, coalesce(u.email, st.email) AS email, NULL::text AS password_hash
+			  FROM tokens t
+			  LEFT JOIN users u ON u.id = t.user_id AND u.deleted_at IS NULL
+			  LEFT JOIN staff st ON st.id = t.staff_id
+			 WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
+			   AND (u.id IS NOT NULL OR st.id IS NOT NULL)`, h[:], s.Time())
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		rows, tokenID = []loginRow{r.loginRow}, r.TokenID
+		return nil
+	})
+	if tenant.ErrorCode(err) == tenant.ENotFound {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := rows[0]
+	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID}
+	if r.AccountID != nil {
+		p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
+	}
+	return p, nil
+}
+
+// Logout revokes the token the request came with.
+func (s *Service) Logout(ctx context.Context) error {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil || p.TokenID == "" {
+		return tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	return s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, p.TokenID, s.Time())
+		return tenant.DBError(err)
+	})
+}
+
+// Staff is a support-staff member.
+type Staff struct {
+	ID        string    `db:"id"`
+	Email     string    `db:"email"`
+	Name      string    `db:"name"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// CreateStaff adds a support-staff login. Only the system (the admin CLI) or
+// existing staff can do it.
+func (s *Service) CreateStaff(ctx context.Context, email, name, password string) (*Staff, error) {
+	p := tenant.PrincipalFrom(ctx)
+	if !tenant.IsSystem(p) && !p.IsStaff() {
+		return nil, tenant.Errorf(tenant.EForbidden, "only support staff can add staff")
+	}
+	email, err := tenant.NormEmail("email", email)
+	if err != nil {
+		return nil, err
+	}
+	if name, err = tenant.NormName("name", name, 200); err != nil {
+		return nil, err
+	}
+	hash, err := tenant.HashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	var st Staff
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &st, `INSERT INTO staff (email, name, password_hash) VALUES ($1, $2, $3)
+			RETURNING id, email, name, created_at`, email, name, hash)
+		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
+			return &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a staff member with this email already exists"}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// StaffMember returns a support-staff member by ID, for support staff only;
+// to anyone else staff do not exist.
+func (s *Service) StaffMember(ctx context.Context, id string) (*Staff, error) {
+	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() || !tenant.IsUUID(id) {
+		return nil, tenant.NotFound("staff member")
+	}
+	var st Staff
+	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tenant.NotFoundAs(tenant.DBError(tx.GetContext(ctx, &st, `SELECT id, email, name, created_at FROM staff WHERE id = $1`, id)), "staff member")
+	})
+	return tenant.Result(&st, err)
+}

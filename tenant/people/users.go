@@ -1,0 +1,437 @@
+package people
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+)
+
+// UserFilter narrows account.users.
+type UserFilter struct {
+	Search      string // in name or email
+	Role        tenant.Role
+	SFTPEnabled *bool
+	Deleted     DeletedFilter
+}
+
+// DeletedFilter picks live users, deleted users or both.
+type DeletedFilter string
+
+const (
+	LiveOnly    DeletedFilter = "LIVE"
+	DeletedOnly DeletedFilter = "DELETED"
+	AnyDeleted  DeletedFilter = "ALL"
+)
+
+// User returns a user the principal may see: admins see anyone in their
+// account (deleted users too), users see themselves, staff see anyone.
+func (s *Service) User(ctx context.Context, id string) (*tenant.User, error) {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	if p.IsStaff() {
+		var u *tenant.User
+		err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+			if !tenant.IsUUID(id) {
+				return tenant.NotFound("user")
+			}
+			var x tenant.User
+			if err := tx.GetContext(ctx, &x, `SELECT `+tenant.UserColumns+` FROM users WHERE id = $1`, id); err != nil {
+				return tenant.NotFoundAs(tenant.DBError(err), "user")
+			}
+			u = &x
+			return nil
+		})
+		return u, err
+	}
+	if !p.IsAdmin(p.AccountID) && p.ID != id {
+		return nil, tenant.NotFound("user")
+	}
+	var u *tenant.User
+	err := s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var err error
+		u, err = tenant.GetUser(ctx, q, id, false)
+		return err
+	})
+	if err == nil && u.Deleted() && !p.IsAdmin(p.AccountID) {
+		return nil, tenant.NotFound("user")
+	}
+	return tenant.Result(u, err)
+}
+
+// UsersByID loads users of an account in one query, for dataloaders (a page
+// of project folders' creators). Users the principal may not see (as User
+// decides) are absent from the map.
+func (s *Service) UsersByID(ctx context.Context, accountID string, ids []string) (map[string]*tenant.User, error) {
+	p := tenant.PrincipalFrom(ctx)
+	out := make(map[string]*tenant.User, len(ids))
+	if !p.InAccount(accountID) && !p.IsStaff() {
+		return out, nil
+	}
+	admin := p.IsStaff() || p.IsAdmin(accountID)
+	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		var users []*tenant.User
+		if err := q.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users WHERE id = ANY($1::uuid[])`, tenant.UUIDArray(ids)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, u := range users {
+			if admin || (u.ID == p.ID && !u.Deleted()) {
+				out[u.ID] = u
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Users lists an account's users. Admins and staff see everyone (deleted too,
+// when asked); a plain user sees only themselves.
+func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	if !p.IsStaff() && !p.InAccount(accountID) {
+		return nil, tenant.NotFound("account")
+	}
+	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	if err != nil {
+		return nil, err
+	}
+	if f.Role != "" && !f.Role.Valid() {
+		return nil, tenant.Invalid("role", "unknown role %q", f.Role)
+	}
+	var where []string
+	args := []any{}
+	arg := func(v any) string { args = append(args, v); return "$" + tenant.Itoa(len(args)) }
+	switch f.Deleted {
+	case "", LiveOnly:
+		where = append(where, "deleted_at IS NULL")
+	case DeletedOnly:
+		where = append(where, "deleted_at IS NOT NULL")
+	case AnyDeleted:
+	default:
+		return nil, tenant.Invalid("deleted", "unknown deleted filter %q", f.Deleted)
+	}
+	if !p.IsStaff() && !p.IsAdmin(accountID) {
+		where = append(where, "id = "+arg(p.ID))
+	}
+	if strings.TrimSpace(f.Search) != "" {
+		pat := arg(tenant.LikePattern(f.Search))
+		where = append(where, "(name ILIKE "+pat+" OR email ILIKE "+pat+")")
+	}
+	if f.Role != "" {
+		where = append(where, "role = "+arg(string(f.Role)))
+	}
+	if f.SFTPEnabled != nil {
+		where = append(where, "sftp_enabled = "+arg(*f.SFTPEnabled))
+	}
+	if afterID != "" {
+		where = append(where, "(lower(name), id) > ("+arg(afterKey)+", "+arg(afterID)+"::uuid)")
+	}
+	where = append(where, "account_id = "+arg(accountID))
+	query := `SELECT ` + tenant.UserColumns + ` FROM users WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY lower(name), id LIMIT ` + arg(limit+1)
+	var conn *tenant.Connection[*tenant.User]
+	run := func(q tenant.Queryer) error {
+		var users []*tenant.User
+		if err := q.SelectContext(ctx, &users, query, args...); err != nil {
+			return tenant.DBError(err)
+		}
+		conn = tenant.KeyPage(users, limit, afterID != "", func(u *tenant.User) (string, string) { return strings.ToLower(u.Name), u.ID })
+		return nil
+	}
+	if p.IsStaff() {
+		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return run(tx) })
+	} else {
+		err = s.InAccount(ctx, accountID, run)
+	}
+	return tenant.Result(conn, err)
+}
+
+// CreateUserInput is what an admin gives to add a user.
+type CreateUserInput struct {
+	Email       string
+	Name        string
+	Role        tenant.Role // USER when empty
+	Password    string      // optional initial password
+	SFTPEnabled bool
+	// CustomSFTPLogin, when set, needs SFTPEnabled and a dedicated IP; see SetCustomSFTPLogin.
+	CustomSFTPLogin string
+}
+
+// CreateUser adds a user to the principal's account. Owners and admins only;
+// only owners can create other owners.
+func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*tenant.User, error) {
+	p, err := tenant.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var u *tenant.User
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var err error
+		u, err = s.CreateUserTx(ctx, q, p, in)
+		return err
+	})
+	return tenant.Result(u, err)
+}
+
+func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, in CreateUserInput) (*tenant.User, error) {
+	email, err := tenant.NormEmail("email", in.Email)
+	if err != nil {
+		return nil, err
+	}
+	name, err := tenant.NormName("name", in.Name, 200)
+	if err != nil {
+		return nil, err
+	}
+	role := in.Role
+	if role == "" {
+		role = tenant.RoleUser
+	}
+	if !role.Valid() {
+		return nil, tenant.Invalid("role", "unknown role %q", role)
+	}
+	if role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
+		return nil, tenant.Invalid("role", "only an owner can make another owner")
+	}
+	var hash *string
+	if in.Password != "" {
+		h, err := tenant.HashPassword(ctx, in.Password)
+		if err != nil {
+			return nil, err
+		}
+		hash = &h
+	}
+	u := &tenant.User{}
+	err = q.GetContext(ctx, u, `INSERT INTO users (account_id, email, name, role, password_hash, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING `+tenant.UserColumns,
+		p.AccountID, email, name, role, hash, s.Time())
+	if err != nil {
+		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
+			return nil, &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a user with this email already exists"}
+		}
+		return nil, err
+	}
+	if err := audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.created", TargetKind: "User", TargetID: u.ID, After: u.AuditState()}); err != nil {
+		return nil, err
+	}
+	if in.Password == "" {
+		// No password: the user sets their own through an emailed invitation.
+		if err := s.sendInvitationTx(ctx, q, u); err != nil {
+			return nil, err
+		}
+	}
+	if in.CustomSFTPLogin != "" {
+		// Before SFTP is turned on, so that the credentials email names it.
+		if err := s.SFTP.SetCustomLoginTx(ctx, q, u, in.CustomSFTPLogin, "customSftpLogin", in.SFTPEnabled); err != nil {
+			return nil, err
+		}
+	}
+	if in.SFTPEnabled {
+		if err := s.SFTP.SetAccessTx(ctx, q, u, true); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// UpdateUserInput changes a user; nil fields stay as they are.
+type UpdateUserInput struct {
+	ID          string
+	Email       *string
+	Name        *string
+	Role        *tenant.Role
+	SFTPEnabled *bool
+	// CustomSFTPLogin sets the user's custom SFTP login; "" removes it. See SetCustomSFTPLogin.
+	CustomSFTPLogin *string
+}
+
+// UpdateUser changes a user. Admins change anyone in their account except that
+// only owners change an owner or make one; users change their own name and email.
+// An account always keeps at least one owner.
+func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.User, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	admin := p.IsAdmin(p.AccountID)
+	if !admin && p.ID != in.ID {
+		return nil, tenant.NotFound("user")
+	}
+	var u *tenant.User
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var err error
+		if u, err = tenant.GetUser(ctx, q, in.ID, true); err != nil {
+			return err
+		}
+		if u.Deleted() {
+			return tenant.Errorf(tenant.EConflict, "this user is deleted; restore them first")
+		}
+		before := u.AuditState()
+		if !admin && (in.Role != nil || in.SFTPEnabled != nil || in.CustomSFTPLogin != nil) {
+			return tenant.Errorf(tenant.EForbidden, "only account owners and administrators can change roles and SFTP access")
+		}
+		if u.Role == tenant.RoleOwner && p.Role != tenant.RoleOwner && (in.Role != nil || in.Email != nil || in.Name != nil) {
+			return tenant.Errorf(tenant.EForbidden, "only an owner can change an owner")
+		}
+		if in.Email != nil {
+			if u.Email, err = tenant.NormEmail("email", *in.Email); err != nil {
+				return err
+			}
+		}
+		if in.Name != nil {
+			if u.Name, err = tenant.NormName("name", *in.Name, 200); err != nil {
+				return err
+			}
+		}
+		if in.Role != nil && *in.Role != u.Role {
+			if !in.Role.Valid() {
+				return tenant.Invalid("role", "unknown role %q", *in.Role)
+			}
+			if *in.Role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
+				return tenant.Invalid("role", "only an owner can make another owner")
+			}
+			if u.Role == tenant.RoleOwner {
+				if err := tenant.RequireAnotherOwner(ctx, q, u.ID); err != nil {
+					return err
+				}
+			}
+			u.Role = *in.Role
+		}
+		err = q.GetContext(ctx, u, `UPDATE users SET email = $2, name = $3, role = $4, updated_at = $5
+			WHERE id = $1 RETURNING `+tenant.UserColumns, u.ID, u.Email, u.Name, u.Role, s.Time())
+		if err != nil {
+			if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
+				return &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a user with this email already exists"}
+			}
+			return err
+		}
+		if in.CustomSFTPLogin != nil {
+			// Before SFTP is turned on, so that the credentials email names it.
+			sftpAfter := u.SFTPEnabled
+			if in.SFTPEnabled != nil {
+				sftpAfter = *in.SFTPEnabled
+			}
+			if err := s.SFTP.SetCustomLoginTx(ctx, q, u, *in.CustomSFTPLogin, "customSftpLogin", sftpAfter); err != nil {
+				return err
+			}
+		}
+		if in.SFTPEnabled != nil && *in.SFTPEnabled != u.SFTPEnabled {
+			if err := s.SFTP.SetAccessTx(ctx, q, u, *in.SFTPEnabled); err != nil {
+				return err
+			}
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.updated", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
+	})
+	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
+		s.EndSessions(u.AccountID, u.ID)
+	}
+	return tenant.Result(u, err)
+}
+
+// DeleteUser soft-deletes a user: they can no longer log in (web or SFTP),
+// their tokens are revoked, their SFTP licence is freed and their live SFTP
+// sessions end. Nothing they own is removed, so RestoreUser brings it all back.
+func (s *Service) DeleteUser(ctx context.Context, id string) (*tenant.User, error) {
+	u, err := s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
+		if u.Deleted() {
+			return tenant.Errorf(tenant.EConflict, "this user is already deleted")
+		}
+		if u.ID == p.ID {
+			return tenant.Invalid("id", "you cannot delete yourself")
+		}
+		if u.Role == tenant.RoleOwner {
+			if p.Role != tenant.RoleOwner {
+				return tenant.Errorf(tenant.EForbidden, "only an owner can delete an owner")
+			}
+			if err := tenant.RequireAnotherOwner(ctx, q, u.ID); err != nil {
+				return err
+			}
+		}
+		before := u.AuditState()
+		if err := q.GetContext(ctx, u, `UPDATE users SET deleted_at = $2, updated_at = $2 WHERE id = $1 RETURNING `+tenant.UserColumns, u.ID, s.Time()); err != nil {
+			return tenant.DBError(err)
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, u.ID, s.Time()); err != nil {
+			return tenant.DBError(err)
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.deleted", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
+	})
+	if err == nil {
+		s.EndSessions(u.AccountID, u.ID)
+	}
+	return u, err
+}
+
+// RestoreUser brings back a deleted user with their keys and SFTP credentials.
+// If they had SFTP access, restoring takes a licence again, and fails with a
+// user error when none is available.
+func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, error) {
+	return s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
+		if !u.Deleted() {
+			return tenant.Errorf(tenant.EConflict, "this user is not deleted")
+		}
+		if u.Role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
+			return tenant.Errorf(tenant.EForbidden, "only an owner can restore an owner")
+		}
+		before := u.AuditState()
+		if err := s.SFTP.RestoreAccessTx(ctx, q, u); err != nil {
+			return err
+		}
+		err := q.GetContext(ctx, u, `UPDATE users SET deleted_at = NULL, updated_at = $2 WHERE id = $1 RETURNING `+tenant.UserColumns, u.ID, s.Time())
+		if err != nil {
+			if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
+				return &tenant.Error{Code: tenant.EConflict, Field: "id", Message: "another user now has this user's email; change theirs first"}
+			}
+			return err
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
+	})
+}
+
+// ChangePassword changes the principal's own password after checking the current one.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tenant.ValidatePassword(next); err != nil {
+		return tenant.Invalid("newPassword", "%s", tenant.ErrorMessage(err))
+	}
+	return s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		u, err := tenant.GetUser(ctx, q, p.ID, true)
+		if err != nil {
+			return err
+		}
+		hash := ""
+		if u.PasswordHash != nil {
+			hash = *u.PasswordHash
+		}
+		ok, err := tenant.VerifyPassword(ctx, hash, current)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return tenant.Invalid("currentPassword", "the current password is not correct")
+		}
+		h, err := tenant.HashPassword(ctx, next)
+		if err != nil {
+			return err
+		}
+		// Other sessions end: a password change is often a reaction to a leak.
+		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
+			u.ID, p.TokenID, s.Time()); err != nil {
+			return tenant.DBError(err)
+		}
+		_, err = q.ExecContext(ctx, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, u.ID, h, s.Time())
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.password_changed", TargetKind: "User", TargetID: u.ID})
+	})
+}

@@ -1,0 +1,459 @@
+package sftpaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+)
+
+// Module defaults used when SFTPConfig leaves them zero.
+const (
+	defaultTrialDays     = 14
+	defaultTrialLicences = 5
+	// MaxLicences bounds what support may set: far above any real account, low
+	// enough that a typo (an extra digit or two) is caught.
+	MaxLicences = 100000
+	// trialReminderLead is how long before the trial ends its owners are reminded.
+	trialReminderLead = 3 * 24 * time.Hour
+	// maxRequestMessage matches the column's check.
+	maxRequestMessage = 2000
+)
+
+// Licences is an account's SFTP licence count.
+type Licences struct {
+	Purchased int // set by support (or the trial)
+	Used      int // live users with SFTP access
+	Available int // Purchased - Used, never negative
+}
+
+func newLicences(purchased, used int) Licences {
+	return Licences{Purchased: purchased, Used: used, Available: max(0, purchased-used)}
+}
+
+// LicenceChange is the outcome of a staff change to an account's licences.
+type LicenceChange struct {
+	Account  *tenant.Account
+	Licences Licences
+	// Warning is set when more users have SFTP access than there are licences
+	// now. They keep it, but no one else can be enabled until enough are
+	// turned off. Empty otherwise.
+	Warning string
+}
+
+// ModuleRequest is an owner's or administrator's request to buy the SFTP
+// module (or more licences), queued for support.
+type ModuleRequest struct {
+	ID               string     `db:"id"`
+	AccountID        string     `db:"account_id"`
+	AccountName      string     `db:"account_name"`
+	RequestedBy      string     `db:"requested_by"` // user ID
+	RequestedByName  string     `db:"requested_by_name"`
+	RequestedByEmail string     `db:"requested_by_email"`
+	Message          string     `db:"message"`
+	CreatedAt        time.Time  `db:"created_at"`
+	HandledAt        *time.Time `db:"handled_at"` // set when support activated the module
+}
+
+// moduleAuditState is what the audit trail records of the module.
+func moduleAuditState(a *tenant.Account) map[string]any {
+	return map[string]any{"status": a.SFTPStatus, "licences": a.SFTPLicences, "trialEndsAt": a.SFTPTrialEndsAt}
+}
+
+// updateModule writes the module columns of a (locked) account and audits the
+// change as kind, with the state before and after.
+func (s *Service) updateModule(ctx context.Context, q tenant.Queryer, a *tenant.Account, kind, set string, args ...any) error {
+	before := moduleAuditState(a)
+	args = append([]any{a.ID, s.Time()}, args...)
+	if err := q.GetContext(ctx, a, `UPDATE accounts SET `+set+`, updated_at = $2 WHERE id = $1 RETURNING `+tenant.AccountColumns, args...); err != nil {
+		return tenant.DBError(err)
+	}
+	return audit.Record(ctx, q, a.ID, audit.Event{Kind: kind, TargetKind: "Account", TargetID: a.ID, Before: before, After: moduleAuditState(a)})
+}
+
+// emailOwners enqueues one email to each live owner of the account, in the
+// caller's transaction.
+func emailOwners(ctx context.Context, q tenant.Queryer, accountID string, data func(ownerName string) outbox.EmailData) error {
+	var owners []struct {
+		Name  string `db:"name"`
+		Email string `db:"email"`
+	}
+	if err := q.SelectContext(ctx, &owners, `SELECT name, email FROM users
+		WHERE account_id = $1 AND role = 'OWNER' AND deleted_at IS NULL ORDER BY created_at, id`, accountID); err != nil {
+		return tenant.DBError(err)
+	}
+	for _, o := range owners {
+		if err := outbox.Enqueue(ctx, q, accountID, outbox.Email{To: o.Email, Data: data(o.Name)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartSFTPTrial starts the account's free SFTP trial: TRIAL for
+// SFTPConfig.TrialDays with SFTPConfig.TrialLicences licences, and an email to
+// the owners. Only an owner may start it (FORBIDDEN otherwise), and only once
+// per account ever: a second trial, or a trial once the module is set up, is
+// an EConflict user error.
+func (s *Service) StartSFTPTrial(ctx context.Context) (*tenant.Account, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.Role != tenant.RoleOwner {
+		return nil, tenant.Errorf(tenant.EForbidden, "only the account owner can start the SFTP trial")
+	}
+	days, licences := s.Config.TrialDays, s.Config.TrialLicences
+	if days <= 0 {
+		days = defaultTrialDays
+	}
+	if licences <= 0 {
+		licences = defaultTrialLicences
+	}
+	var a *tenant.Account
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var err error
+		if a, err = tenant.LockAccount(ctx, q, p.AccountID); err != nil {
+			return err
+		}
+		switch {
+		case a.SFTPTrialStartedAt != nil:
+			return tenant.Errorf(tenant.EConflict, "this account has already had its free SFTP trial; request the SFTP module to keep using SFTP")
+		case tenant.ModuleStatus(a.SFTPStatus) != tenant.ModuleNone:
+			return tenant.Errorf(tenant.EConflict, "the SFTP module is already set up for this account")
+		}
+		now := s.Time()
+		ends := now.Add(time.Duration(days) * 24 * time.Hour)
+		// GREATEST: support may already have granted more licences than a trial has.
+		if err := s.updateModule(ctx, q, a, "sftp_module.trial_started",
+			`sftp_status = 'TRIAL', sftp_trial_started_at = $2, sftp_trial_ends_at = $3, sftp_licences = greatest(sftp_licences, $4)`,
+			ends, licences); err != nil {
+			return err
+		}
+		return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
+			return outbox.ModuleTrialStartedData{OwnerName: owner, AccountName: a.Name, StartedAt: now, EndsAt: ends, Licences: a.SFTPLicences}
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// RequestSFTPModule asks support to activate the SFTP module (or to add
+// licences) for the principal's account, with an optional message of up to
+// 2000 characters. Owners and administrators only.
+func (s *Service) RequestSFTPModule(ctx context.Context, message string) (*ModuleRequest, error) {
+	p, err := tenant.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	message = strings.TrimSpace(message)
+	if !utf8.ValidString(message) {
+		return nil, tenant.Invalid("message", "message is not valid text")
+	}
+	if utf8.RuneCountInString(message) > maxRequestMessage {
+		return nil, tenant.Invalid("message", "message must be at most %d characters", maxRequestMessage)
+	}
+	var r ModuleRequest
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		a, err := tenant.LockAccount(ctx, q, p.AccountID)
+		if err != nil {
+			return err
+		}
+		now := s.Time()
+		if err := q.GetContext(ctx, &r, `INSERT INTO sftp_module_requests (account_id, requested_by, message, created_at)
+			VALUES ($1, $2, $3, $4) RETURNING id, account_id, requested_by, message, created_at, handled_at`,
+			a.ID, p.ID, message, now); err != nil {
+			return tenant.DBError(err)
+		}
+		r.AccountName, r.RequestedByName, r.RequestedByEmail = a.Name, p.Name, p.Email
+		if _, err := q.ExecContext(ctx, `UPDATE accounts SET sftp_requested_at = $2 WHERE id = $1`, a.ID, now); err != nil {
+			return tenant.DBError(err)
+		}
+		return audit.Record(ctx, q, a.ID, audit.Event{Kind: "sftp_module.requested", TargetKind: "Account", TargetID: a.ID,
+			After: map[string]any{"message": message, "status": a.SFTPStatus}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// SFTPModuleRequests lists module requests across accounts, oldest first
+// (a queue), only the unhandled ones when onlyOpen. Support staff only.
+func (s *Service) SFTPModuleRequests(ctx context.Context, onlyOpen bool, page tenant.Page) (*tenant.Connection[*ModuleRequest], error) {
+	if _, err := tenant.RequireStaff(ctx); err != nil {
+		return nil, err
+	}
+	limit, after, afterID, err := tenant.TimeKeyset(page)
+	if err != nil {
+		return nil, err
+	}
+	var conn *tenant.Connection[*ModuleRequest]
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		var rows []*ModuleRequest
+		if err := tx.SelectContext(ctx, &rows, moduleRequestSelect+`
+			WHERE (NOT $1 OR r.handled_at IS NULL)
+			  AND ($2 = '' OR (r.created_at, r.id) > ($3, nullif($2, '')::uuid))
+			ORDER BY r.created_at, r.id LIMIT $4`, onlyOpen, afterID, after, limit+1); err != nil {
+			return tenant.DBError(err)
+		}
+		conn = tenant.TimePage(rows, limit, afterID != "", func(r *ModuleRequest) (time.Time, string) { return r.CreatedAt, r.ID })
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// moduleRequestSelect reads ModuleRequests.
+const moduleRequestSelect = `SELECT r.id, r.account_id, a.name AS account_name, r.requested_by,
+		u.name AS requested_by_name, u.email AS requested_by_email, r.message, r.created_at, r.handled_at
+	FROM sftp_module_requests r
+	JOIN accounts a ON a.id = r.account_id
+	JOIN users u ON u.account_id = r.account_id AND u.id = r.requested_by`
+
+// SFTPModuleRequest returns one request by ID, for support staff only; to
+// anyone else it does not exist.
+func (s *Service) SFTPModuleRequest(ctx context.Context, id string) (*ModuleRequest, error) {
+	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() || !tenant.IsUUID(id) {
+		return nil, tenant.NotFound("request")
+	}
+	var r ModuleRequest
+	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tenant.NotFoundAs(tenant.DBError(tx.GetContext(ctx, &r, moduleRequestSelect+` WHERE r.id = $1`, id)), "request")
+	})
+	return tenant.Result(&r, err)
+}
+
+// staffOnAccount runs fn for support staff in a transaction scoped to the one
+// account they act on, with the account's row locked: the tenant scope (not
+// the staff one) lets the change write the account's outbox, and is narrower.
+// A malformed or unknown account ID is "account not found".
+func (s *Service) staffOnAccount(ctx context.Context, accountID string, fn func(q tenant.Queryer, a *tenant.Account) error) error {
+	if _, err := tenant.RequireStaff(ctx); err != nil {
+		return err
+	}
+	if !tenant.IsUUID(accountID) {
+		return tenant.NotFound("account")
+	}
+	return s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		a, err := tenant.LockAccount(ctx, q, accountID)
+		if err != nil {
+			return err
+		}
+		return fn(q, a)
+	})
+}
+
+// licenceChange reports the account's licences after a change, with a warning
+// when more users have SFTP access than there are licences.
+func licenceChange(ctx context.Context, q tenant.Queryer, a *tenant.Account) (*LicenceChange, error) {
+	used, err := UsedLicences(ctx, q, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	c := &LicenceChange{Account: a, Licences: newLicences(a.SFTPLicences, used)}
+	if used > a.SFTPLicences {
+		over := used - a.SFTPLicences
+		verb := "are"
+		if over == 1 {
+			verb = "is"
+		}
+		have := "have"
+		if used == 1 {
+			have = "has"
+		}
+		c.Warning = fmt.Sprintf("%s %s SFTP access but only %s: no one else can be enabled until %d %s turned off",
+			tenant.Plural(used, "user", "users"), have, tenant.Plural(a.SFTPLicences, "licence", "licences"), over, verb)
+	}
+	return c, nil
+}
+
+// ActivateSFTPModule makes the account's module ACTIVE with the given number
+// of licences (0 to MaxLicences), after a purchase. It works from any other
+// status: an expired trial or a suspension ends, and users who had SFTP access
+// get it back with the same credentials. Open module requests are marked
+// handled and the owners are emailed. Support staff only; an unknown account
+// is not found; an already active module is an EConflict user error.
+func (s *Service) ActivateSFTPModule(ctx context.Context, accountID string, licences int) (*LicenceChange, error) {
+	return s.changeLicences(ctx, accountID, licences, func(q tenant.Queryer, a *tenant.Account) error {
+		if tenant.ModuleStatus(a.SFTPStatus) == tenant.ModuleActive {
+			return tenant.Errorf(tenant.EConflict, "the SFTP module is already active for this account; change its licences instead")
+		}
+		now := s.Time()
+		if err := s.updateModule(ctx, q, a, "sftp_module.activated",
+			`sftp_status = 'ACTIVE', sftp_activated_at = $2, sftp_suspended_at = NULL, sftp_licences = $3`, licences); err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE sftp_module_requests SET handled_at = $2
+			WHERE account_id = $1 AND handled_at IS NULL`, a.ID, now); err != nil {
+			return tenant.DBError(err)
+		}
+		return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
+			return outbox.ModuleActivatedData{OwnerName: owner, AccountName: a.Name, ActivatedAt: now, Licences: licences}
+		})
+	})
+}
+
+// SetSFTPLicences sets how many SFTP licences the account has (0 to
+// MaxLicences), in any module status. Lowering it below the number in use is
+// allowed: nobody loses access, the result carries a Warning, and no one else
+// can be enabled until enough users are turned off. Support staff only; an
+// unknown account is not found.
+func (s *Service) SetSFTPLicences(ctx context.Context, accountID string, licences int) (*LicenceChange, error) {
+	return s.changeLicences(ctx, accountID, licences, func(q tenant.Queryer, a *tenant.Account) error {
+		if a.SFTPLicences == licences {
+			return nil
+		}
+		return s.updateModule(ctx, q, a, "sftp_module.licences_changed", `sftp_licences = $3`, licences)
+	})
+}
+
+// changeLicences runs a staff change that sets the account's licences, then
+// reports the licences as they are.
+func (s *Service) changeLicences(ctx context.Context, accountID string, licences int, change func(q tenant.Queryer, a *tenant.Account) error) (*LicenceChange, error) {
+	if _, err := tenant.RequireStaff(ctx); err != nil {
+		return nil, err
+	}
+	if licences < 0 || licences > MaxLicences {
+		return nil, tenant.Invalid("licences", "licences must be between 0 and %d", MaxLicences)
+	}
+	var c *LicenceChange
+	err := s.staffOnAccount(ctx, accountID, func(q tenant.Queryer, a *tenant.Account) error {
+		if err := change(q, a); err != nil {
+			return err
+		}
+		var err error
+		c, err = licenceChange(ctx, q, a)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SuspendSFTPModule stops SFTP for the whole account: logins are refused and
+// live sessions end. Nothing is deleted, and ActivateSFTPModule brings it all
+// back. Support staff only; an unknown account is not found; a module that was
+// never set up, or is already suspended, is an EConflict user error.
+func (s *Service) SuspendSFTPModule(ctx context.Context, accountID string) (*tenant.Account, error) {
+	var a *tenant.Account
+	err := s.staffOnAccount(ctx, accountID, func(q tenant.Queryer, locked *tenant.Account) error {
+		a = locked
+		switch tenant.ModuleStatus(a.SFTPStatus) {
+		case tenant.ModuleNone:
+			return tenant.Errorf(tenant.EConflict, "the SFTP module is not set up for this account")
+		case tenant.ModuleSuspended:
+			return tenant.Errorf(tenant.EConflict, "the SFTP module is already suspended for this account")
+		}
+		return s.updateModule(ctx, q, a, "sftp_module.suspended", `sftp_status = 'SUSPENDED', sftp_suspended_at = $2`)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Every session of the account ends on this node at once; other nodes'
+	// sessions end at their next operation (the gate reads the module).
+	s.EndAccountSessions(a.ID)
+	return a, nil
+}
+
+// SFTPLicences returns the account's purchased, used and available licences.
+// Owners and administrators of the account and support staff may see them;
+// another user of the account is FORBIDDEN; anyone else gets "account not found".
+func (s *Service) SFTPLicences(ctx context.Context, accountID string) (*Licences, error) {
+	if err := tenant.RequireAccountAdmin(ctx, accountID, "the account's licences"); err != nil {
+		return nil, err
+	}
+	var l Licences
+	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		var row struct {
+			Purchased int `db:"sftp_licences"`
+			Used      int `db:"used"`
+		}
+		if err := q.GetContext(ctx, &row, `SELECT a.sftp_licences, (SELECT count(*) FROM users u
+				WHERE u.account_id = a.id AND u.sftp_enabled AND u.deleted_at IS NULL) AS used
+			FROM accounts a WHERE a.id = $1`, accountID); err != nil {
+			return tenant.NotFoundAs(tenant.DBError(err), "account")
+		}
+		l = newLicences(row.Purchased, row.Used)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// SendTrialEndingReminders emails the owners of every account whose trial ends
+// within three days, once per account: the account is marked in the same
+// transaction as the emails, so concurrent runs on several nodes send one
+// reminder. It returns how many accounts were reminded. serve calls it hourly
+// with SystemContext; staff may run it too; anyone else is FORBIDDEN. An
+// account that fails does not stop the others; the errors are joined.
+func (s *Service) SendTrialEndingReminders(ctx context.Context) (int, error) {
+	if p := tenant.PrincipalFrom(ctx); !tenant.IsSystem(p) && !p.IsStaff() {
+		return 0, tenant.Errorf(tenant.EForbidden, "only the system or support staff can send trial reminders")
+	}
+	now := s.Time()
+	const due = `sftp_status = 'TRIAL' AND sftp_trial_reminder_sent_at IS NULL
+		AND sftp_trial_ends_at > $1 AND sftp_trial_ends_at <= $2`
+	var ids []string
+	// The scan crosses tenants (staff scope); each reminder then runs in its tenant.
+	if err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tenant.DBError(tx.SelectContext(ctx, &ids, `SELECT id FROM accounts WHERE `+due+` ORDER BY sftp_trial_ends_at`,
+			now, now.Add(trialReminderLead)))
+	}); err != nil {
+		return 0, err
+	}
+	sent := 0
+	var errs []error
+	for _, id := range ids {
+		claimed := false
+		err := s.InAccount(ctx, id, func(q tenant.Queryer) error {
+			var rows []*tenant.Account
+			// Re-checking the condition in the UPDATE makes the claim atomic.
+			if err := q.SelectContext(ctx, &rows, `UPDATE accounts SET sftp_trial_reminder_sent_at = $1
+				WHERE id = $3 AND `+due+` RETURNING `+tenant.AccountColumns, now, now.Add(trialReminderLead), id); err != nil {
+				return tenant.DBError(err)
+			}
+			if len(rows) == 0 {
+				return nil // another node reminded it, or the module changed meanwhile
+			}
+			a := rows[0]
+			used, err := UsedLicences(ctx, q, a.ID)
+			if err != nil {
+				return err
+			}
+			claimed = true
+			return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
+				return outbox.ModuleTrialEndingData{OwnerName: owner, AccountName: a.Name, EndsAt: *a.SFTPTrialEndsAt,
+					Licences: a.SFTPLicences, LicencesUsed: used}
+			})
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trial reminder for account %s: %w", id, err))
+			continue
+		}
+		if claimed {
+			sent++
+		}
+	}
+	return sent, errors.Join(errs...)
+}
+
+// SFTPModuleStatus returns the account's SFTP module status by the service's
+// clock: what clients should show, since EXPIRED is never stored.
+func (s *Service) SFTPModuleStatus(a *tenant.Account) tenant.ModuleStatus {
+	return a.ModuleStatus(s.Time())
+}

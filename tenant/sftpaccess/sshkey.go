@@ -1,0 +1,514 @@
+package sftpaccess
+
+import (
+	"bufio"
+	"context"
+	"crypto/rsa"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
+	"golang.org/x/crypto/ssh"
+)
+
+// Bounds on what a user may paste as a public key. A 16384-bit RSA key in
+// RFC 4716 form with headers stays well under maxPublicKeyText.
+const (
+	minRSAKeyBits     = 2048
+	maxRSAKeyBits     = 16384
+	maxPublicKeyText  = 16 << 10
+	maxKeyCommentLen  = 200
+	maxSSHKeyTitleLen = 200
+)
+
+// keyAlgoDSA names DSA keys, which are refused; x/crypto's own constant
+// for the name is deprecated along with its DSA support.
+const keyAlgoDSA = "ssh-dss"
+
+// acceptedKeyBits lists the key types a user may add and, for those whose
+// size is fixed by the type, that size. RSA's size is read from the key.
+var acceptedKeyBits = map[string]int{
+	ssh.KeyAlgoED25519:    256,
+	ssh.KeyAlgoECDSA256:   256,
+	ssh.KeyAlgoECDSA384:   384,
+	ssh.KeyAlgoECDSA521:   521,
+	ssh.KeyAlgoSKED25519:  256,
+	ssh.KeyAlgoSKECDSA256: 256,
+	ssh.KeyAlgoRSA:        0,
+}
+
+const generateEd25519Hint = "generate an Ed25519 key with ssh-keygen -t ed25519"
+
+// ParsedKey is a public key a user may add, with what users are shown about it.
+type ParsedKey struct {
+	Key         ssh.PublicKey
+	Algorithm   string // the key type, e.g. "ssh-ed25519"
+	Bits        int
+	Fingerprint string // "SHA256:…", as ssh-keygen -l prints it
+	Comment     string
+}
+
+// ParsePublicKey parses one public key as users paste it: an OpenSSH
+// authorized_keys line without options ("type base64 [comment]"), or the
+// RFC 4716 "---- BEGIN SSH2 PUBLIC KEY ----" block PuTTY shows. Weak or
+// unsupported keys, several keys, and private keys pasted by mistake are
+// refused with an EInvalid error on field "publicKey" saying what to do.
+func ParsePublicKey(text string) (*ParsedKey, error) {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return nil, keyInvalid("paste an SSH public key: the contents of your .pub file, e.g. id_ed25519.pub")
+	case strings.Contains(text, "PRIVATE KEY-----") || strings.Contains(text, "PuTTY-User-Key-File"):
+		return nil, keyInvalid("this is a private key — never share it; paste the contents of the .pub file")
+	case len(text) > maxPublicKeyText:
+		return nil, keyInvalid("this is too long to be an SSH public key; paste the contents of the .pub file")
+	case !utf8.ValidString(text):
+		return nil, keyInvalid("this is not an SSH public key; paste the contents of the .pub file")
+	case strings.HasPrefix(text, rfc4716Begin):
+		return parseRFC4716(text)
+	}
+	if strings.ContainsAny(text, "\r\n") {
+		return nil, keyInvalid("paste one key at a time: this text has several lines, and an SSH public key is a single line")
+	}
+	return parseAuthorizedKeyLine(text)
+}
+
+func keyInvalid(msg string) *tenant.Error { return tenant.Invalid("publicKey", "%s", msg) }
+
+// parseAuthorizedKeyLine parses "type base64 [comment]". ssh.ParseAuthorizedKey
+// is not used because it skips lines it cannot read and accepts options, and
+// its errors are not something to show a user.
+func parseAuthorizedKeyLine(line string) (*ParsedKey, error) {
+	fields := strings.Fields(line)
+	keyType := fields[0]
+	if !isKeyTypeName(keyType) {
+		for _, f := range fields[1:] {
+			if isKeyTypeName(f) {
+				return nil, keyInvalid("remove the text before " + shownKeyType(f) + ": options such as command= or from= do not apply to SFTP keys here")
+			}
+		}
+		return nil, keyInvalid("this is not an SSH public key; it should start with ssh-ed25519, ecdsa-sha2-… or ssh-rsa")
+	}
+	if err := refuseKeyType(keyType); err != nil {
+		return nil, err
+	}
+	if len(fields) < 2 {
+		return nil, keyInvalid("the key is incomplete: the base64 part after " + keyType + " is missing")
+	}
+	blob, err := base64.StdEncoding.DecodeString(fields[1])
+	if err != nil {
+		return nil, keyInvalid("the key is damaged (its base64 part does not decode); copy the whole line again")
+	}
+	pk, err := parseKeyBlob(blob)
+	if err != nil {
+		return nil, err
+	}
+	if pk.Key.Type() != keyType {
+		return nil, keyInvalid("the key is damaged: the line says " + keyType + " but the key in it is " + pk.Key.Type())
+	}
+	pk.Comment = cleanKeyComment(strings.Join(fields[2:], " "))
+	return pk, nil
+}
+
+// parseKeyBlob checks a key in SSH wire format and describes it.
+func parseKeyBlob(blob []byte) (*ParsedKey, error) {
+	damaged := keyInvalid("the key is damaged or not an SSH public key; copy the whole line of the .pub file again")
+	name, _, ok := readSSHString(blob)
+	if !ok {
+		return nil, damaged
+	}
+	algo := string(name)
+	if err := refuseKeyType(algo); err != nil {
+		return nil, err
+	}
+	if algo == ssh.KeyAlgoRSA {
+		// Read the size before ssh.ParsePublicKey, which refuses oversized
+		// keys with no word on why.
+		var w struct {
+			Type string
+			E, N *big.Int
+			Rest []byte `ssh:"rest"`
+		}
+		if ssh.Unmarshal(blob, &w) != nil {
+			return nil, damaged
+		}
+		if bits := w.N.BitLen(); bits < minRSAKeyBits {
+			return nil, keyInvalid("this RSA key has only " + tenant.Itoa(bits) + " bits, which is too weak; use at least " +
+				tenant.Itoa(minRSAKeyBits) + " bits, or better " + generateEd25519Hint)
+		} else if bits > maxRSAKeyBits {
+			return nil, keyInvalid("this RSA key has " + tenant.Itoa(bits) + " bits; at most " + tenant.Itoa(maxRSAKeyBits) +
+				" are supported — " + generateEd25519Hint)
+		}
+	}
+	key, err := ssh.ParsePublicKey(blob)
+	if err != nil || key.Type() != algo {
+		return nil, damaged
+	}
+	bits := acceptedKeyBits[algo]
+	if ck, ok := key.(ssh.CryptoPublicKey); ok {
+		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok {
+			bits = rk.N.BitLen()
+		}
+	}
+	return &ParsedKey{Key: key, Algorithm: algo, Bits: bits, Fingerprint: ssh.FingerprintSHA256(key)}, nil
+}
+
+// isKeyTypeName reports whether s names an SSH key type, accepted or not, so
+// that a line starting with something else can be recognised as options.
+func isKeyTypeName(s string) bool {
+	if _, ok := acceptedKeyBits[s]; ok {
+		return true
+	}
+	return s == keyAlgoDSA || strings.HasSuffix(s, "-cert-v01@openssh.com") ||
+		strings.HasPrefix(s, "ssh-") || strings.HasPrefix(s, "ecdsa-") || strings.HasPrefix(s, "sk-")
+}
+
+// refuseKeyType explains why a key type cannot be added, or returns nil.
+func refuseKeyType(t string) error {
+	if _, ok := acceptedKeyBits[t]; ok {
+		return nil
+	}
+	switch {
+	case t == keyAlgoDSA:
+		return keyInvalid("DSA keys are no longer secure; " + generateEd25519Hint)
+	case strings.HasSuffix(t, "-cert-v01@openssh.com"):
+		return keyInvalid("SSH certificates are not supported; paste the plain public key (the .pub file without -cert)")
+	}
+	return keyInvalid("keys of type " + shownKeyType(t) + " are not supported; use Ed25519, ECDSA or RSA — " + generateEd25519Hint)
+}
+
+// shownKeyType makes a key type name from pasted text fit to echo in a message.
+func shownKeyType(t string) string {
+	t = cleanKeyComment(strings.ToValidUTF8(t, "?"))
+	if utf8.RuneCountInString(t) > 64 {
+		t = string([]rune(t)[:64]) + "…"
+	}
+	return t
+}
+
+// cleanKeyComment keeps a comment safe to store and show: printable text
+// with single spaces, bounded.
+func cleanKeyComment(c string) string {
+	c = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, c)
+	c = strings.Join(strings.Fields(c), " ")
+	if utf8.RuneCountInString(c) > maxKeyCommentLen {
+		c = strings.TrimSpace(string([]rune(c)[:maxKeyCommentLen]))
+	}
+	return c
+}
+
+// readSSHString reads one uint32-length-prefixed string of the SSH wire format.
+func readSSHString(b []byte) (s, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, nil, false
+	}
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, nil, false
+	}
+	return b[4 : 4+n], b[4+n:], true
+}
+
+const (
+	rfc4716Begin = "---- BEGIN SSH2 PUBLIC KEY ----"
+	rfc4716End   = "---- END SSH2 PUBLIC KEY ----"
+)
+
+// parseRFC4716 reads the SSH2 public key file format (RFC 4716 section 3):
+// header lines "Tag: value" (a trailing backslash continues a line), then
+// base64 lines, between BEGIN and END markers. Only the Comment header is kept.
+func parseRFC4716(text string) (*ParsedKey, error) {
+	damaged := keyInvalid("the SSH2 public key block is incomplete or damaged; copy it again from ---- BEGIN to ---- END")
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 1024), maxPublicKeyText)
+	sc.Scan() // the BEGIN line, checked by the caller
+	var comment, body strings.Builder
+	inHeader, continued, ended := true, false, false
+	var tag string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if ended {
+			if line != "" {
+				return nil, keyInvalid("paste one key at a time: there is more text after ---- END SSH2 PUBLIC KEY ----")
+			}
+			continue
+		}
+		switch {
+		case line == rfc4716End:
+			ended = true
+			continue
+		case continued:
+			// The previous header line ended with a backslash: this continues it.
+		case inHeader && strings.Contains(line, ":"):
+			tag, line, _ = strings.Cut(line, ":")
+			tag = strings.ToLower(strings.TrimSpace(tag))
+			line = strings.TrimSpace(line)
+		default:
+			inHeader = false
+			body.WriteString(line)
+			continue
+		}
+		continued = strings.HasSuffix(line, `\`)
+		if tag == "comment" {
+			comment.WriteString(strings.TrimSuffix(line, `\`))
+		}
+	}
+	if !ended || body.Len() == 0 {
+		return nil, damaged
+	}
+	blob, err := base64.StdEncoding.DecodeString(body.String())
+	if err != nil {
+		return nil, damaged
+	}
+	pk, err := parseKeyBlob(blob)
+	if err != nil {
+		return nil, err
+	}
+	c := comment.String()
+	if len(c) >= 2 && c[0] == '"' && c[len(c)-1] == '"' {
+		c = c[1 : len(c)-1]
+	}
+	pk.Comment = cleanKeyComment(c)
+	return pk, nil
+}
+
+// SSHKey is a public key a user may log in to SFTP with.
+type SSHKey struct {
+	ID          string     `db:"id"`
+	AccountID   string     `db:"account_id"`
+	UserID      string     `db:"user_id"`
+	Title       string     `db:"title"`
+	Algorithm   string     `db:"algorithm"`
+	Bits        int        `db:"bits"`
+	Fingerprint string     `db:"fingerprint"`
+	Comment     string     `db:"comment"`
+	CreatedAt   time.Time  `db:"created_at"`
+	CreatedBy   string     `db:"created_by"` // the name of who added it, as it was then
+	LastUsedAt  *time.Time `db:"last_used_at"`
+}
+
+const sshKeyColumns = `id, account_id, user_id, title, algorithm, bits, fingerprint, comment, created_at, created_by, last_used_at`
+
+// auditState is what the audit trail records of a key.
+func (k *SSHKey) AuditState() map[string]any {
+	return map[string]any{"title": k.Title, "fingerprint": k.Fingerprint, "algorithm": k.Algorithm, "bits": k.Bits, "userId": k.UserID}
+}
+
+// mayManageKeysOf reports whether p may see and change userID's keys in p's
+// account: owners and administrators anyone's, users their own.
+func mayManageKeysOf(p *tenant.Principal, userID string) bool {
+	return p.IsAdmin(p.AccountID) || p.ID == userID
+}
+
+// AddSSHKey adds a public key to a live user of the principal's account.
+// Owners and administrators add keys for anyone in their account, users for
+// themselves; any other user is "user not found", exactly like a missing one.
+// The same key may be on several users (logins name the user, so nothing is
+// ambiguous), but only once per user: a repeat is an EConflict on publicKey.
+// The user gets an email about the new key, and the audit trail a record.
+func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string) (*SSHKey, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	title, err = tenant.NormName("title", title, maxSSHKeyTitleLen)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := ParsePublicKey(publicKey)
+	if err != nil {
+		return nil, err
+	}
+	if !mayManageKeysOf(p, userID) {
+		return nil, tenant.NotFound("user")
+	}
+	var key SSHKey
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		// Locking the user row orders this insert against a concurrent delete.
+		u, err := tenant.GetUser(ctx, q, userID, true)
+		if err != nil {
+			return err
+		}
+		if u.Deleted() {
+			return tenant.NotFound("user")
+		}
+		err = q.GetContext(ctx, &key, `INSERT INTO ssh_keys
+			(account_id, user_id, title, algorithm, bits, fingerprint, comment, public_key, created_at, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (user_id, fingerprint) DO NOTHING
+			RETURNING `+sshKeyColumns,
+			u.AccountID, u.ID, title, parsed.Algorithm, parsed.Bits, parsed.Fingerprint, parsed.Comment,
+			parsed.Key.Marshal(), s.Time(), tenant.ActorOf(ctx).Name)
+		if errors.Is(err, sql.ErrNoRows) { // nothing inserted: the user already has this key
+			return &tenant.Error{Code: tenant.EConflict, Field: "publicKey", Message: "this key is already added to this user"}
+		}
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		var accountName string
+		if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
+			return tenant.DBError(err)
+		}
+		// The user learns of every key that can now open their files, in
+		// this transaction: no email for a key that was not added.
+		if err := outbox.Enqueue(ctx, q, u.AccountID, outbox.Email{To: u.Email, Data: outbox.SSHKeyAddedData{
+			UserName: u.Name, AccountName: accountName, Title: key.Title, Algorithm: key.Algorithm, Bits: key.Bits,
+			Fingerprint: key.Fingerprint, AddedAt: key.CreatedAt, AddedBy: key.CreatedBy,
+		}}); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: "ssh_key.added", TargetKind: "SshKey", TargetID: key.ID, After: key.AuditState()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &key, nil
+}
+
+// RenameSSHKey changes a key's title, the only thing about a key that can
+// change. Permissions as for AddSSHKey; a key the principal may not manage
+// is "SSH key not found", exactly like a missing one.
+func (s *Service) RenameSSHKey(ctx context.Context, keyID, title string) (*SSHKey, error) {
+	title, err := tenant.NormName("title", title, maxSSHKeyTitleLen)
+	if err != nil {
+		return nil, err
+	}
+	return s.changeSSHKey(ctx, keyID, func(q tenant.Queryer, key *SSHKey) error {
+		if key.Title == title {
+			return nil
+		}
+		before := key.AuditState()
+		if err := q.GetContext(ctx, key, `UPDATE ssh_keys SET title = $3 WHERE account_id = $1 AND id = $2 RETURNING `+sshKeyColumns,
+			key.AccountID, key.ID, title); err != nil {
+			return tenant.DBError(err)
+		}
+		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: "ssh_key.renamed", TargetKind: "SshKey", TargetID: key.ID, Before: before, After: key.AuditState()})
+	})
+}
+
+// DeleteSSHKey removes a key and returns it as it was; the key stops working
+// for new logins at once. Permissions as for RenameSSHKey.
+func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
+	return s.changeSSHKey(ctx, keyID, func(q tenant.Queryer, key *SSHKey) error {
+		if _, err := q.ExecContext(ctx, `DELETE FROM ssh_keys WHERE account_id = $1 AND id = $2`, key.AccountID, key.ID); err != nil {
+			return tenant.DBError(err)
+		}
+		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: "ssh_key.deleted", TargetKind: "SshKey", TargetID: key.ID, Before: key.AuditState()})
+	})
+}
+
+// SSHKey returns one key the principal may manage (see AddSSHKey); any
+// other is "SSH key not found".
+func (s *Service) SSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
+	return s.changeSSHKey(ctx, keyID, func(tenant.Queryer, *SSHKey) error { return nil })
+}
+
+// changeSSHKey runs change on a key the principal may manage, in one
+// transaction with the key row locked, and returns the key as change left it.
+func (s *Service) changeSSHKey(ctx context.Context, keyID string, change func(q tenant.Queryer, key *SSHKey) error) (*SSHKey, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var key *SSHKey
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var err error
+		if key, err = getManagedSSHKey(ctx, q, p, keyID); err != nil {
+			return err
+		}
+		return change(q, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// getManagedSSHKey locks and returns a key of p's account that p may manage.
+func getManagedSSHKey(ctx context.Context, q tenant.Queryer, p *tenant.Principal, keyID string) (*SSHKey, error) {
+	if !tenant.IsUUID(keyID) {
+		return nil, tenant.NotFound("SSH key")
+	}
+	var key SSHKey
+	if err := q.GetContext(ctx, &key, `SELECT `+sshKeyColumns+` FROM ssh_keys WHERE account_id = $1 AND id = $2 FOR UPDATE`,
+		p.AccountID, keyID); err != nil {
+		return nil, tenant.NotFoundAs(tenant.DBError(err), "SSH key")
+	}
+	if !mayManageKeysOf(p, key.UserID) {
+		return nil, tenant.NotFound("SSH key")
+	}
+	return &key, nil
+}
+
+// SSHKeys lists a user's keys, oldest first. Owners and administrators list
+// anyone's in their account (deleted users' too), users their own; any other
+// user is "user not found".
+func (s *Service) SSHKeys(ctx context.Context, userID string) ([]*SSHKey, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !mayManageKeysOf(p, userID) || !tenant.IsUUID(userID) {
+		return nil, tenant.NotFound("user")
+	}
+	keys := []*SSHKey{}
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		if _, err := tenant.GetUser(ctx, q, userID, false); err != nil {
+			return err
+		}
+		return tenant.DBError(q.SelectContext(ctx, &keys, `SELECT `+sshKeyColumns+` FROM ssh_keys
+			WHERE account_id = $1 AND user_id = $2 ORDER BY created_at, id`, p.AccountID, userID))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// SSHKeysForUsers loads the keys of several users of accountID in one query,
+// for dataloaders: each user's keys oldest first. Users whose keys the
+// principal may not see, and IDs that match no user, are absent from the map.
+func (s *Service) SSHKeysForUsers(ctx context.Context, accountID string, userIDs []string) (map[string][]*SSHKey, error) {
+	out := make(map[string][]*SSHKey, len(userIDs))
+	p := tenant.PrincipalFrom(ctx)
+	if !p.InAccount(accountID) {
+		return out, nil
+	}
+	visible := make([]string, 0, len(userIDs))
+	for _, id := range userIDs {
+		if mayManageKeysOf(p, id) {
+			visible = append(visible, id)
+		}
+	}
+	if len(visible) == 0 {
+		return out, nil
+	}
+	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		var keys []*SSHKey
+		if err := q.SelectContext(ctx, &keys, `SELECT `+sshKeyColumns+` FROM ssh_keys
+			WHERE account_id = $1 AND user_id = ANY($2::uuid[]) ORDER BY created_at, id`, accountID, tenant.UUIDArray(visible)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, k := range keys {
+			out[k.UserID] = append(out[k.UserID], k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

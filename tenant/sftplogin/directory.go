@@ -1,0 +1,380 @@
+package sftplogin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/skiffhq/skiff/tenant"
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrLoginFailed is the one answer to every refused SFTP login: unknown
+// login, wrong password, key not registered, deleted user, SFTP turned off,
+// module not active. Directory methods wrap it with the real reason
+// ("…: login failed: unknown login") for the server log; errors.Is finds it,
+// and ErrorMessage gives the same text whatever the reason, which is all a
+// client may ever learn.
+var ErrLoginFailed = &tenant.Error{Code: tenant.EUnauthenticated, Message: "login failed"}
+
+// ErrSFTPAccessWithdrawn is what SessionAllowed returns, wrapped with the
+// reason, once a logged-in user may no longer use SFTP.
+var ErrSFTPAccessWithdrawn = &tenant.Error{Code: tenant.EForbidden, Message: "SFTP access has been withdrawn"}
+
+// maxLoginLen bounds a login name before it reaches the database; generated
+// login IDs and custom logins are far shorter.
+const maxLoginLen = 200
+
+// Directory resolves SFTP credentials across tenants, before the account is
+// known, through the narrow "directory" database scope, routing each login
+// by the address the client connected to: an account's dedicated IP, which
+// it knows from its copy of the dedicated IPs in use (see Listen), or a
+// shared address (see loginQuery). It also serves the host keys: the
+// deployment's, or an account's on its dedicated IP.
+// A Directory must not be copied after first use.
+type Directory struct {
+	DB  *tenant.DB
+	Now func() time.Time
+
+	// VerifyPassword checks a password against its stored hash; nil means
+	// tenant.VerifyPassword. Tests replace it to count verifications.
+	VerifyPassword func(ctx context.Context, encoded, password string) (bool, error)
+
+	hostKeysMu sync.Mutex
+	hostKeys   []ssh.Signer // the deployment's, loaded once: host keys never change
+
+	accountKeysMu sync.Mutex
+	accountKeys   map[string]accountHostKeys // by account ID: parsed once, see accountSigners
+
+	routes dedicatedRoutes // the dedicated IPs in use; see Listen
+
+	// loginStmt is loginQuery, prepared once: lib/pq then sends each login
+	// in one round trip (an unprepared statement with parameters takes two).
+	loginStmtMu sync.Mutex
+	loginStmt   *sqlx.Stmt
+}
+
+// NewDirectory returns a Directory on db with the real clock.
+func NewDirectory(db *tenant.DB) *Directory {
+	return &Directory{DB: db, Now: time.Now}
+}
+
+func (d *Directory) now() time.Time {
+	if d.Now == nil {
+		return time.Now()
+	}
+	return d.Now()
+}
+
+// Login is who a successful SFTP authentication resolved to.
+type Login struct {
+	AccountID string
+	UserID    string
+	// Login is the user's login ID, also when they logged in with their
+	// custom login on the account's dedicated IP: it names them in logs.
+	Login string
+	// KeyID and KeyFingerprint name the key of a public-key login; empty
+	// after a password login.
+	KeyID          string
+	KeyFingerprint string
+	// KeyLastUsedAt is when the key last logged in, as the lookup read it.
+	KeyLastUsedAt *time.Time
+	// Jailed users see only the folders shared with them: their group does
+	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
+	Jailed bool
+}
+
+// loginRecord is everything a login decision needs, read in one query.
+type loginRecord struct {
+	AccountID    string     `db:"account_id"`
+	UserID       string     `db:"user_id"`
+	Login        string     `db:"login"`
+	PasswordHash string     `db:"password_hash"`
+	Live         bool       `db:"live"`
+	SFTPEnabled  bool       `db:"sftp_enabled"`
+	ModuleStatus string     `db:"sftp_status"`
+	TrialEndsAt  *time.Time `db:"sftp_trial_ends_at"`
+	Jailed       bool       `db:"jailed"`
+	KeyID        *string    `db:"key_id"`
+	KeyBlob      []byte     `db:"key_blob"`
+	KeyLastUsed  *time.Time `db:"key_last_used_at"`
+}
+
+// loginQuery is the one cross-tenant read of an SFTP login: the function
+// skiff_sftp_login (migration 00008, which says what it matches) resolves
+// a login ($1, lowercase) that reached an address routed to the account $2
+// (NULL for a shared address) to the user, their account's module state
+// and the user's key with fingerprint $3 (empty matches no key). The route
+// comes from the Directory's copy of the dedicated IPs in use (see Listen).
+// The function scopes itself like a "directory" transaction (runtime role,
+// row-level security, the directory scope) and so runs outside one: a
+// login costs one round trip to PostgreSQL.
+const loginQuery = `SELECT account_id, user_id, login, password_hash, live, sftp_enabled, sftp_status,
+	sftp_trial_ends_at, jailed, key_id, key_blob, key_last_used_at FROM skiff_sftp_login($1, $2::uuid, $3)`
+
+// jailedColumn says whether the user u is jailed: unless their group grants
+// My Files, which Jailed Users never does. It is the rule of package policy,
+// on the rows the policy reads, so that logins (skiff_sftp_login has the
+// same column) and the session gate decide it in the query they already make.
+const jailedColumn = `NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
+           AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed`
+
+// preparedLogin returns loginQuery prepared on the pool; database/sql
+// prepares it on each connection that runs it, once.
+func (d *Directory) preparedLogin(ctx context.Context) (*sqlx.Stmt, error) {
+	d.loginStmtMu.Lock()
+	defer d.loginStmtMu.Unlock()
+	if d.loginStmt == nil {
+		stmt, err := d.DB.X.PreparexContext(ctx, loginQuery)
+		if err != nil {
+			return nil, tenant.DBError(fmt.Errorf("prepare the login query: %w", err))
+		}
+		d.loginStmt = stmt
+	}
+	return d.loginStmt, nil
+}
+
+// lookupLogin reads the login's record; nil when no such login exists on
+// dest. Login names that cannot exist are not sent to the database.
+func (d *Directory) lookupLogin(ctx context.Context, dest netip.Addr, login, fingerprint string) (*loginRecord, error) {
+	login = strings.ToLower(login)
+	if login == "" || len(login) > maxLoginLen || !utf8.ValidString(login) || strings.ContainsRune(login, 0) {
+		return nil, nil
+	}
+	route, err := d.dedicatedRoute(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	var account any // NULL: a shared address
+	if route != nil {
+		account = route.accountID
+	}
+	stmt, err := d.preparedLogin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// No transaction: the function scopes itself (see loginQuery).
+	var recs []loginRecord
+	if err := stmt.SelectContext(ctx, &recs, login, account, fingerprint); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	return &recs[0], nil // see loginQuery: at most one row
+}
+
+// accessRefusal says why a user may not use SFTP now, or "" if they may.
+func accessRefusal(live, sftpEnabled bool, moduleStatus string, trialEndsAt *time.Time, now time.Time) string {
+	switch {
+	case !live:
+		return "user is deleted"
+	case !sftpEnabled:
+		return "SFTP access is off for the user"
+	}
+	if st := tenant.EffectiveModuleStatus(moduleStatus, trialEndsAt, now); !st.AllowsLogin() {
+		return "SFTP module is " + string(st)
+	}
+	return ""
+}
+
+func loginFailed(reason string) error { return fmt.Errorf("%w: %s", ErrLoginFailed, reason) }
+
+func (r *loginRecord) sftpLogin() *Login {
+	return &Login{AccountID: r.AccountID, UserID: r.UserID, Login: r.Login, Jailed: r.Jailed}
+}
+
+// PasswordLogin checks a login ID and account password. Exactly one argon2id
+// verification runs whatever the outcome (against a dummy hash when the
+// login is unknown), so timing does not tell an unknown login from a wrong
+// password. Every refusal wraps ErrLoginFailed; other errors are outages.
+// Repeated failures for one login or from one client address are slowed
+// down like web logins (see throttle.go); a throttled attempt is refused
+// without hashing, so a password-guessing flood costs little CPU.
+func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
+	keys := tenant.ThrottleKeys("sftp", throttledLogin(dest, login), remote)
+	var wait time.Duration
+	if err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) (err error) {
+		wait, err = tenant.LoginWait(ctx, tx, keys, d.now())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		return nil, loginFailed("too many failed logins for this login or address; wait " + wait.Round(time.Second).String())
+	}
+	l, err := d.passwordLogin(ctx, dest, login, password)
+	outcome := tenant.ClearLoginFailures
+	if errors.Is(err, ErrLoginFailed) {
+		outcome = func(ctx context.Context, q tenant.Queryer, keys []string) error {
+			return tenant.RecordLoginFailure(ctx, q, keys, d.now())
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if terr := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error { return outcome(ctx, tx, keys) }); terr != nil {
+		return nil, terr
+	}
+	return l, err
+}
+
+func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, password string) (*Login, error) {
+	rec, err := d.lookupLogin(ctx, dest, login, "")
+	if err != nil {
+		return nil, err
+	}
+	hash := ""
+	if rec != nil {
+		hash = rec.PasswordHash
+	}
+	verify := d.VerifyPassword
+	if verify == nil {
+		verify = tenant.VerifyPassword
+	}
+	ok, err := verify(ctx, hash, password)
+	if err != nil {
+		return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: fmt.Errorf("verify SFTP password: %w", err)}
+	}
+	switch {
+	case rec == nil:
+		return nil, loginFailed("unknown login")
+	case hash == "":
+		return nil, loginFailed("the user has no password")
+	case !ok:
+		return nil, loginFailed("wrong password")
+	}
+	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	return rec.sftpLogin(), nil
+}
+
+// PublicKeyLogin answers whether key is one of login's SSH keys and the user
+// may use SFTP now. The SSH server also asks this for keys a client merely
+// offers, before any signature proves possession, so it records nothing: the
+// server calls MarkKeyUsed once authentication has succeeded. Every refusal
+// wraps ErrLoginFailed; other errors are outages.
+func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*Login, error) {
+	if key == nil {
+		return nil, loginFailed("no key")
+	}
+	if _, ok := key.(*ssh.Certificate); ok {
+		return nil, loginFailed("certificates are not accepted")
+	}
+	fingerprint := ssh.FingerprintSHA256(key)
+	rec, err := d.lookupLogin(ctx, dest, login, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec == nil:
+		return nil, loginFailed("unknown login")
+	// Compare the whole key, not only its hash, so a match is exact.
+	case rec.KeyID == nil || !bytes.Equal(rec.KeyBlob, key.Marshal()):
+		return nil, loginFailed("key " + fingerprint + " is not one of the user's keys")
+	}
+	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	l := rec.sftpLogin()
+	l.KeyID, l.KeyFingerprint, l.KeyLastUsedAt = *rec.KeyID, fingerprint, rec.KeyLastUsed
+	return l, nil
+}
+
+// keyUseGranularity is how stale last_used_at may get: a key used again
+// within it is not written again, so busy automated clients cost no writes.
+const keyUseGranularity = time.Minute
+
+// MarkKeyUsed records that the key of a public-key login just logged in. The
+// SSH server calls it after authentication succeeded. When the lookup saw
+// the key used within keyUseGranularity, it writes nothing and costs no
+// round trip: busy automated clients log in without database writes.
+// Otherwise it is one UPDATE. A deleted key or a bad ID is not an error.
+func (d *Directory) MarkKeyUsed(ctx context.Context, l *Login) error {
+	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.KeyID) {
+		return nil
+	}
+	now := d.now()
+	if l.KeyLastUsedAt != nil && now.Sub(*l.KeyLastUsedAt) < keyUseGranularity {
+		return nil
+	}
+	return d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE ssh_keys SET last_used_at = $3
+			WHERE account_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4)`,
+			l.AccountID, l.KeyID, now, now.Add(-keyUseGranularity))
+		return tenant.DBError(err)
+	})
+}
+
+// SessionAllowed is the gate before each SFTP operation: it returns nil while
+// the user is live, has SFTP access, the account's module allows logins and
+// the user is still jailed if and only if jailed says so (the session's
+// tree was made for that), and an error wrapping ErrSFTPAccessWithdrawn
+// once any of that stops being true, so sessions end when access is
+// withdrawn and clients reconnect to the tree a jail change gives them.
+// It is one query, since it runs about once a second per busy session.
+// Other errors are outages.
+func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string, jailed bool) error {
+	if !tenant.IsUUID(accountID) || !tenant.IsUUID(userID) {
+		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+	}
+	var recs []loginRecord
+	err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at,
+			`+jailedColumn+`
+			FROM users u JOIN accounts a ON a.id = u.account_id
+			WHERE u.account_id = $1 AND u.id = $2`, accountID, userID)
+	})
+	if err != nil {
+		return tenant.DBError(err)
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+	}
+	r := recs[0]
+	if why := accessRefusal(r.Live, r.SFTPEnabled, r.ModuleStatus, r.TrialEndsAt, d.now()); why != "" {
+		return fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
+	}
+	switch {
+	case r.Jailed && !jailed:
+		return fmt.Errorf("%w: the user's group now jails them", ErrSFTPAccessWithdrawn)
+	case !r.Jailed && jailed:
+		return fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
+	}
+	return nil
+}
+
+// LooksLikeLoginID reports whether s has the shape of the IDs newLoginID
+// issues, over any letters and digits, not only its alphabet: a custom login
+// must not be mistaken for an ID, by a person or by loginQuery.
+func LooksLikeLoginID(s string) bool {
+	if len(s) != 9 || s[4] != '-' {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; i != 4 && (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// throttledLogin is the name failed password logins are counted under. A
+// login ID names one user deployment-wide, so its failures count wherever
+// they happen. Any other name can only be a custom login, which means
+// something only on one account's dedicated IP: counting it per destination
+// keeps guesses at one account's "backup" (or at "backup" on a shared
+// address) from locking out another account's "backup".
+func throttledLogin(dest netip.Addr, login string) string {
+	if LooksLikeLoginID(strings.ToLower(strings.TrimSpace(login))) {
+		return login
+	}
+	return login + "@" + dest.Unmap().WithZone("").String()
+}
