@@ -62,6 +62,22 @@ func newE2E(t *testing.T) *e2e {
 	return &e2e{productFixture: f, clock: clock, home: home.Name()}
 }
 
+// openSSHLogin is one way an OpenSSH client logs in as the fixture user.
+type openSSHLogin struct {
+	name string
+	auth openSSH
+}
+
+// openSSHLogins gives the fixture user a key and returns both ways to log
+// in: with that key, and with the password.
+func (e *e2e) openSSHLogins(t *testing.T) []openSSHLogin {
+	keyPath, _ := e.newKey(t, e.owner, e.user.ID)
+	return []openSSHLogin{
+		{"key", openSSH{key: keyPath}},
+		{"password", openSSH{password: e.password}},
+	}
+}
+
 // node is another Skiff SSH listener on the same database and storage, as a
 // second machine behind the load balancer would be: the service does not
 // reach it through Disconnect, and its directory reads the test clock.
@@ -266,20 +282,13 @@ func isDenied(err error) bool {
 func TestE2EOpenSSHSession(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
-	keyPath, _ := e.newKey(t, e.owner, e.user.ID)
 	big, data := randomFile(t, 5<<20+123)
 	small := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(small, []byte("draft"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	for _, tc := range []struct {
-		name string
-		auth openSSH
-	}{
-		{"key", openSSH{key: keyPath}},
-		{"password", openSSH{password: e.password}},
-	} {
+	for _, tc := range e.openSSHLogins(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := "reports-" + tc.name
 			back := filepath.Join(t.TempDir(), "back.bin")
@@ -968,4 +977,30 @@ func TestE2ESessionsEnd(t *testing.T) {
 		e.clock.Advance(15 * 24 * time.Hour)
 		endedOnB("the trial running out", cB, onB)
 	})
+}
+
+// A session that ends normally tells the client so (exit-status 0), as
+// OpenSSH's sshd does: `scp f host:x && next` goes on to next, and
+// `ssh -s host sftp` exits 0.
+func TestE2EExitStatus(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	local := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(local, []byte("scp me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range e.openSSHLogins(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "scp-" + tc.name + ".txt"
+			if out, err := tc.auth.scp(t, e.addr, e.login, local, name); err != nil {
+				t.Errorf("scp: %v\n%s", err, out)
+			}
+			if got, err := os.ReadFile(filepath.Join(e.home, name)); err != nil || string(got) != "scp me" {
+				t.Errorf("uploaded file = %q, %v", got, err)
+			}
+			if out, err := tc.auth.subsystem(t, e.addr, e.login, ""); err != nil {
+				t.Errorf("ssh -s sftp with no requests: %v\n%s", err, out)
+			}
+		})
+	}
 }

@@ -248,15 +248,13 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 			go func() {
 				defer close(served)
 				status := uint32(0)
-				err := sess.Serve(ch)
+				err := sess.Serve(exitChannel{ch})
 				if err != nil && !errors.Is(err, io.EOF) {
 					log.Debug("sftp subsystem ended", "err", err)
 					status = 1
 				}
-				exit := struct{ Status uint32 }{status}
-				// Best effort: the client may already be gone.
-				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&exit))
-				ch.Close()
+				// A Session that did not close the channel itself.
+				exitChannel{ch}.CloseStatus(status)
 				if errors.Is(err, vfs.ErrDenied) {
 					end()
 				}
@@ -272,6 +270,18 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 		<-served
 	}
 	ch.Close()
+}
+
+// exitChannel is a session channel whose end tells the client its
+// exit-status first, as sshd does: scp and `ssh -s` exit with it.
+type exitChannel struct{ ssh.Channel }
+
+// CloseStatus sends exit-status then closes the channel. The status is
+// best effort (the client may be gone or the channel closed already).
+func (c exitChannel) CloseStatus(status uint32) error {
+	exit := struct{ Status uint32 }{status}
+	_, _ = c.SendRequest("exit-status", false, ssh.Marshal(&exit))
+	return c.Close()
 }
 
 // subsystemName decodes a "subsystem" request's payload (RFC 4254 §6.5).

@@ -2,7 +2,6 @@ package sftp
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -27,18 +26,44 @@ type openSSH struct {
 
 func (o openSSH) run(t *testing.T, addr, login string, batch ...string) (string, error) {
 	t.Helper()
-	if _, err := exec.LookPath("sftp"); err != nil {
-		t.Skip("OpenSSH sftp client not installed")
+	return o.command(t, "sftp", addr, login, strings.Join(batch, "\n")+"\n")
+}
+
+// scp copies local to path on the server with OpenSSH's scp (which speaks
+// SFTP since OpenSSH 9).
+func (o openSSH) scp(t *testing.T, addr, login, local, path string) (string, error) {
+	t.Helper()
+	return o.command(t, "scp", addr, login, "", local, ":"+path)
+}
+
+// subsystem runs `ssh -s host sftp` with stdin as the SFTP stream.
+func (o openSSH) subsystem(t *testing.T, addr, login, stdin string) (string, error) {
+	t.Helper()
+	return o.command(t, "ssh", addr, login, stdin, "-s", "", "sftp")
+}
+
+// command runs the OpenSSH client prog (sftp, scp or ssh) as login. For
+// sftp, commands is its batch of commands; for the others it is standard
+// input and rest are the arguments after the destination: one starting with
+// ":" is appended to the destination (scp's remote path), "" puts the
+// destination there instead (ssh's options before it).
+func (o openSSH) command(t *testing.T, prog, addr, login, commands string, rest ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath(prog); err != nil {
+		t.Skipf("OpenSSH %s client not installed", prog)
 	}
 	dir := t.TempDir()
-	commands := strings.Join(batch, "\n") + "\n"
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	portFlag := "-P"
+	if prog == "ssh" {
+		portFlag = "-p"
+	}
 	args := []string{
 		"-F", "/dev/null", // ignore the machine's ssh_config
-		"-P", port,
+		portFlag, port,
 		"-o", "StrictHostKeyChecking=no",
 		"-o", "UserKnownHostsFile=/dev/null",
 		"-o", "IdentityAgent=none",
@@ -48,19 +73,22 @@ func (o openSSH) run(t *testing.T, addr, login string, batch ...string) (string,
 		args = append(args, "-vvv")
 	}
 	env := append(os.Environ(), "HOME="+dir) // no ~/.ssh keys of the machine
-	var stdin io.Reader
+	stdin := strings.NewReader(commands)
 	if o.key != "" {
-		batchFile := filepath.Join(dir, "batch")
-		if err := os.WriteFile(batchFile, []byte(commands), 0o600); err != nil {
-			t.Fatal(err)
+		if prog == "sftp" {
+			batchFile := filepath.Join(dir, "batch")
+			if err := os.WriteFile(batchFile, []byte(commands), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "-b", batchFile)
+			stdin = strings.NewReader("")
 		}
-		args = append(args, "-b", batchFile, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", o.key,
+		args = append(args, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", o.key,
 			"-o", "PreferredAuthentications=publickey")
 	} else {
 		// sftp -b turns on BatchMode, which forbids passwords, so the
 		// commands come on standard input instead; sftp exits non-zero
 		// when it cannot log in either way.
-		stdin = strings.NewReader(commands)
 		askpass := filepath.Join(dir, "askpass")
 		script := "#!/bin/sh\nprintf '%s\\n' \"$SKIFF_TEST_PASSWORD\"\n"
 		if err := os.WriteFile(askpass, []byte(script), 0o700); err != nil {
@@ -72,11 +100,24 @@ func (o openSSH) run(t *testing.T, addr, login string, batch ...string) (string,
 		env = append(env, "SSH_ASKPASS="+askpass, "SSH_ASKPASS_REQUIRE=force",
 			"DISPLAY=none", "SKIFF_TEST_PASSWORD="+o.password)
 	}
-	args = append(args, login+"@"+host)
+	dest, placed := login+"@"+host, false
+	for _, a := range rest {
+		switch {
+		case a == "":
+			args, placed = append(args, dest), true
+		case strings.HasPrefix(a, ":"):
+			args, placed = append(args, dest+a), true
+		default:
+			args = append(args, a)
+		}
+	}
+	if !placed {
+		args = append(args, dest)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sftp", args...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdin = stdin

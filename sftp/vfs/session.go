@@ -129,8 +129,16 @@ func (s *Session) StartDirectory() string {
 	return MyFilesPath
 }
 
+// ExitCloser is a channel that can tell the client how the session ended
+// as it closes: SSH's exit-status, which scp and `ssh -s` turn into their
+// own exit code. Serve ends such a channel with CloseStatus.
+type ExitCloser interface {
+	CloseStatus(status uint32) error
+}
+
 // Serve runs the SFTP protocol on channel until the client or the session
-// ends it, then closes channel. Uploads still open are discarded. It returns
+// ends it, then closes channel: an ExitCloser with status 0 when the client
+// ended it, 1 on a protocol error. Uploads still open are discarded. It returns
 // nil when the client (even abruptly), the context or Close ended it, an
 // error wrapping ErrDenied when the Gate did, ErrClosed if the session had
 // already ended.
@@ -147,7 +155,15 @@ func (s *Session) Serve(channel io.ReadWriteCloser) error {
 	s.mu.Unlock()
 
 	err := c.serve()
-	channel.Close()
+	if ec, ok := channel.(ExitCloser); ok {
+		status := uint32(1)
+		if clientGone(err) {
+			status = 0
+		}
+		ec.CloseStatus(status)
+	} else {
+		channel.Close()
+	}
 	c.stopWriter()
 	c.closeHandles(err)
 
