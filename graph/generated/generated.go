@@ -3727,7 +3727,12 @@ type UserEdge {
 }
 
 extend type Mutation {
-  "Add a user to your account. Owners and administrators only; only owners can add owners."
+  """
+  Add a user to your account. Owners and administrators only; only owners can add owners.
+  The email must not name anyone else who can log in (a live user of any account or a
+  support-staff member, case-insensitively): a ` + "`" + `CONFLICT` + "`" + ` user error "this email is already
+  in use" otherwise.
+  """
   createUser(input: CreateUserInput!): UserPayload!
   """
   Change a user. Owners and administrators change anyone but owners (only owners

@@ -201,7 +201,7 @@ func (s *Service) CreateStaff(ctx context.Context, email, name, password string)
 		err := tx.GetContext(ctx, &st, `INSERT INTO staff (email, name, password_hash) VALUES ($1, $2, $3)
 			RETURNING id, email, name, created_at`, email, name, hash)
 		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
-			return &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a staff member with this email already exists"}
+			return errEmailInUse
 		}
 		return err
 	})

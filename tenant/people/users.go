@@ -213,7 +213,7 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 		p.AccountID, email, name, role, hash, s.Time())
 	if err != nil {
 		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
-			return nil, &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a user with this email already exists"}
+			return nil, errEmailInUse
 		}
 		return nil, err
 	}
@@ -239,6 +239,12 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 	}
 	return u, nil
 }
+
+// errEmailInUse: the email already names a principal that can log in (a live
+// user of any account or a staff member; migration 00040 keeps one namespace).
+// It does not say which, so it tells an attacker no more than that the email
+// is taken.
+var errEmailInUse = &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "this email is already in use"}
 
 // UpdateUserInput changes a user; nil fields stay as they are.
 type UpdateUserInput struct {
@@ -307,7 +313,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			WHERE id = $1 RETURNING `+tenant.UserColumns, u.ID, u.Email, u.Name, u.Role, s.Time())
 		if err != nil {
 			if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
-				return &tenant.Error{Code: tenant.EConflict, Field: "email", Message: "a user with this email already exists"}
+				return errEmailInUse
 			}
 			return err
 		}
