@@ -696,6 +696,20 @@ func TestE2ECurl(t *testing.T) {
 	if got := fileSum(filepath.Join(e.home, "copy.bin")); got != sum(data) {
 		t.Errorf("curl uploaded sha256 %s, want %s", got, sum(data))
 	}
+	// --append adds to the end of an existing file.
+	if err := os.WriteFile(filepath.Join(e.home, "log.txt"), []byte("HEAD-"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	tail := filepath.Join(t.TempDir(), "tail.txt")
+	if err := os.WriteFile(tail, []byte("TAIL"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := curl(t, "-u", user, "--hostpubsha256", hostKey, "--append", "-T", tail, url+"log.txt"); err != nil {
+		t.Fatalf("curl --append: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(e.home, "log.txt")); string(got) != "HEAD-TAIL" {
+		t.Errorf("after curl --append of TAIL to HEAD-, the file holds %q (%v)", got, err)
+	}
 
 	// With StrictMACs, libssh2 1.10 finds no MAC in common; OpenSSH still gets in.
 	strict := e.startNode(t, func(c *Config) { c.MACs = StrictMACs }, nil)
@@ -744,6 +758,25 @@ func TestE2EPkgSFTPClient(t *testing.T) {
 		}
 		return string(b)
 	}
+
+	// pkg/sftp sends SSH_FXF_APPEND and writes from offset 0: the server
+	// puts the writes at the end, as OpenSSH does.
+	t.Run("append", func(t *testing.T) {
+		write("log.txt", "HEAD-")
+		f, err := sc.OpenFile("log.txt", os.O_WRONLY|os.O_APPEND)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("TAIL")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := read("log.txt"); got != "HEAD-TAIL" {
+			t.Errorf("after appending TAIL to HEAD-, the file holds %q", got)
+		}
+	})
 
 	t.Run("realpath", func(t *testing.T) {
 		for in, want := range map[string]string{

@@ -37,6 +37,9 @@ type handle struct {
 	vpath    string
 	canRead  bool // opened for reading, with the Download right
 	canWrite bool // opened for writing
+	// appending: f has O_APPEND and writes go to its end, whatever their
+	// offset (SSH_FXF_APPEND, as OpenSSH does).
+	appending bool
 
 	// Atomic uploads only.
 	root      *os.Root
@@ -69,7 +72,7 @@ func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// WriteAt writes at off. A failed write dooms an atomic upload: a file
+// WriteAt writes at off, or at the end when appending. A failed write dooms an atomic upload: a file
 // with a hole must not replace the target.
 func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 	if !h.canWrite {
@@ -79,7 +82,13 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 		h.failed.Store(true)
 		return 0, err
 	}
-	n, err := h.f.WriteAt(p, off)
+	var n int
+	var err error
+	if h.appending {
+		n, err = h.f.Write(p) // os.File refuses WriteAt with O_APPEND
+	} else {
+		n, err = h.f.WriteAt(p, off)
+	}
 	if err != nil {
 		h.failed.Store(true)
 		st, _ := fsError(err)

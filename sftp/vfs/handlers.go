@@ -28,7 +28,7 @@ func (s *Session) openRead(p string) (*handle, error) {
 	if err := loc.need(Download); err != nil {
 		return nil, err
 	}
-	f, err := s.open(loc, false)
+	f, err := s.open(loc, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
@@ -36,9 +36,10 @@ func (s *Session) openRead(p string) (*handle, error) {
 }
 
 // openWrite starts an atomic upload for a new file or a truncating open,
-// and opens an existing file in place otherwise (resume, write at offset,
-// append: offsets are honoured as sent, which is what resuming clients
-// compute from the remote size).
+// and opens an existing file in place otherwise (resume, write at offset:
+// offsets are honoured as sent, which is what resuming clients compute
+// from the remote size). With APPEND, as in OpenSSH (O_APPEND), every write
+// goes to the end of the file whatever its offset.
 func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 	loc, err := s.resolveForWrite(s.ctx, p)
 	if err != nil {
@@ -66,31 +67,36 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, errNotFound
 	}
 	canRead := pflags&fxfRead != 0 && loc.need(Download) == nil
+	flag, appending := os.O_RDWR, pflags&fxfAppend != 0
+	if appending {
+		flag |= os.O_APPEND
+	}
 
 	if exists && pflags&fxfTrunc == 0 {
-		f, err := s.open(loc, true)
+		f, err := s.open(loc, flag)
 		if err != nil {
 			return nil, err
 		}
-		return &handle{s: s, f: f, canRead: canRead, canWrite: true, vpath: loc.vpath}, nil
+		return &handle{s: s, f: f, canRead: canRead, canWrite: true, appending: appending, vpath: loc.vpath}, nil
 	}
 
 	tmp := tempName(loc.rel)
-	f, err := loc.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	f, err := loc.root.OpenFile(tmp, flag|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return nil, s.fail("create", loc, err)
 	}
 	up := &handle{
-		s: s, f: f, canRead: canRead, canWrite: true,
+		s: s, f: f, canRead: canRead, canWrite: true, appending: appending,
 		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: pflags&fxfExcl != 0,
 	}
 	s.trackUpload(up)
 	return up, nil
 }
 
-// open opens a regular file inside a tree. It stats before opening so
-// that a FIFO or device planted on disk is refused instead of blocking.
-func (s *Session) open(loc *location, write bool) (*os.File, error) {
+// open opens a regular file inside a tree with flag (os.O_RDONLY,
+// os.O_RDWR, maybe os.O_APPEND). It stats before opening so that a FIFO or
+// device planted on disk is refused instead of blocking.
+func (s *Session) open(loc *location, flag int) (*os.File, error) {
 	fi, err := loc.root.Stat(loc.rel)
 	if err != nil {
 		return nil, s.fail("stat", loc, err)
@@ -100,10 +106,6 @@ func (s *Session) open(loc *location, write bool) (*os.File, error) {
 		return nil, errIsDir
 	case !fi.Mode().IsRegular():
 		return nil, errNotRegular
-	}
-	flag := os.O_RDONLY
-	if write {
-		flag = os.O_RDWR
 	}
 	f, err := loc.root.OpenFile(loc.rel, flag, 0)
 	if err != nil {
@@ -334,7 +336,7 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 		}
 		return nil
 	}
-	f, err := s.open(loc, true)
+	f, err := s.open(loc, os.O_RDWR)
 	if err != nil {
 		return err
 	}
