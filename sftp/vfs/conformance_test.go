@@ -2,8 +2,11 @@ package vfs_test
 
 import (
 	"encoding/binary"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/skiffhq/skiff/sftp/vfs"
 )
 
 // Raw-packet cases where Skiff answers as OpenSSH's sftp-server does
@@ -84,4 +87,74 @@ func TestAppendWritesAtTheEnd(t *testing.T) {
 	if got := mustRead(t, filepath.Join(e.home(), "new.txt")); got != "one,two" {
 		t.Errorf("new file holds %q, want %q", got, "one,two")
 	}
+}
+
+// setstat sends FSETSTAT on h with a size (size >= 0) or times (mtime > 0).
+func (r *raw) fsetstat(id uint32, h []byte, size int64, mtime uint32) uint32 {
+	r.t.Helper()
+	var a []byte
+	switch {
+	case size >= 0:
+		a = append(u32(0x1), u64(uint64(size))...)
+	default:
+		a = append(append(u32(0x8), u32(mtime)...), u32(mtime)...)
+	}
+	r.send(packet(typeFsetstat, u32(id), str(string(h)), a))
+	return r.status(id)
+}
+
+const typeFsetstat, typeRenameReq = 10, 18
+
+// FSETSTAT acts on the open file, as OpenSSH's ftruncate and futimes do,
+// not on whatever its path names now.
+func TestFsetstatActsOnTheOpenFile(t *testing.T) {
+	e := newEnv(t)
+	home := e.home()
+	mustWrite(t, filepath.Join(home, "a"), "first a")
+	r := newRawInit(t, e.session)
+	h := r.open(1, "a", fxfRead|fxfWrite)
+	r.send(packet(typeRenameReq, u32(2), str("a"), str("b")))
+	if got := r.status(2); got != codeOK {
+		t.Fatalf("rename: status %d", got)
+	}
+	mustWrite(t, filepath.Join(home, "a"), "second a")
+	if got := r.fsetstat(3, h, 2, 0); got != codeOK {
+		t.Fatalf("fsetstat size: status %d", got)
+	}
+	if got := r.fsetstat(4, h, -1, 1_000_000_000); got != codeOK {
+		t.Fatalf("fsetstat times: status %d", got)
+	}
+	if got := mustRead(t, filepath.Join(home, "b")); got != "fi" {
+		t.Errorf("the open file (now b) holds %q, want %q", got, "fi")
+	}
+	if got := mustRead(t, filepath.Join(home, "a")); got != "second a" {
+		t.Errorf("the new a holds %q, want it untouched", got)
+	}
+	for name, want := range map[string]int64{"b": 1_000_000_000} {
+		fi, err := os.Stat(filepath.Join(home, name))
+		if err != nil || fi.ModTime().Unix() != want {
+			t.Errorf("%s modified at %v (%v), want %d", name, fi.ModTime().Unix(), err, want)
+		}
+	}
+	r.closeHandle(5, h)
+}
+
+// Setting times on a handle opened for reading needs no upload right, in a
+// shared folder where the user may only download; its size cannot change.
+func TestFsetstatTimesOnReadHandle(t *testing.T) {
+	e := newEnv(t)
+	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Shared", Rights: vfs.Download | vfs.List})
+	mustWrite(t, filepath.Join(e.folder(folderA), "f.txt"), "shared")
+	r := newRawInit(t, e.session)
+	h := r.open(1, "/"+vfs.SharedMount+"/Shared/f.txt", fxfRead)
+	if got := r.fsetstat(2, h, -1, 1_000_000_000); got != codeOK {
+		t.Errorf("fsetstat times on a read handle: status %d, want OK", got)
+	}
+	if got := r.fsetstat(3, h, 2, 0); got == codeOK {
+		t.Errorf("fsetstat size on a read handle succeeded")
+	}
+	if got := mustRead(t, filepath.Join(e.folder(folderA), "f.txt")); got != "shared" {
+		t.Errorf("the shared file holds %q", got)
+	}
+	r.closeHandle(4, h)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -99,6 +100,40 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 		startWriteback(h.f)
 	}
 	return n, nil
+}
+
+// setattrs is FSETSTAT on an open file: size and times change the file the
+// handle has open (ftruncate and futimes in OpenSSH), even if its path has
+// since been renamed or replaced. The rights were checked at open: times
+// may be set on any handle (like the owner of a file in OpenSSH, for whom
+// any descriptor will do), the size only on a handle open for writing.
+// Permissions and ownership are ignored, as in setstat.
+func (h *handle) setattrs(a attrs) error {
+	if err := h.s.allow(h.s.ctx); err != nil {
+		return err
+	}
+	if a.flags&attrSize != 0 {
+		if a.size > math.MaxInt64 || !h.canWrite {
+			return status(fxFailure, "invalid argument") // ftruncate's EINVAL
+		}
+		if err := h.f.Truncate(int64(a.size)); err != nil {
+			return h.s.failPath("truncate", h.vpath, err)
+		}
+	}
+	if a.flags&attrACModTime != 0 {
+		rc, err := h.f.SyscallConn()
+		if err == nil {
+			tv := []unix.Timeval{{Sec: int64(a.atime)}, {Sec: int64(a.mtime)}}
+			cerr := rc.Control(func(fd uintptr) { err = unix.Futimes(int(fd), tv) })
+			if err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return h.s.failPath("futimes", h.vpath, err)
+		}
+	}
+	return nil
 }
 
 // writebackEvery is how much an upload writes before the kernel is asked

@@ -283,7 +283,11 @@ func (c *conn) dispatch(p []byte) error {
 			c.sendStatus(id, errBadHandle)
 			return nil
 		}
-		c.sendStatus(id, s.setstat(oh.path(), a))
+		if oh.file != nil {
+			c.sendStatus(id, oh.file.setattrs(a))
+			return nil
+		}
+		c.sendStatus(id, s.setstat(oh.vpath, a))
 		return nil
 	case fxpReaddir:
 		oh := c.handle(d.bytes())
@@ -411,13 +415,6 @@ func (c *conn) sendHandle(id uint32, oh *openHandle) {
 	b := getBuffer(64)
 	b.b = appendString(startPacket(b.b, fxpHandle, id), name)
 	c.send(b)
-}
-
-func (oh *openHandle) path() string {
-	if oh.file != nil {
-		return oh.file.vpath
-	}
-	return oh.vpath
 }
 
 func (oh *openHandle) close() error {
