@@ -30,7 +30,10 @@ type env struct {
 
 const testPassword = "correct horse battery"
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the handler's configuration adjusted by tweak.
+func newEnvWith(t testing.TB, tweak func(*graph.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.OpenStore(t)
@@ -39,10 +42,14 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, svc: domain.New(db), now: time.Now()}
-	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{
+	cfg := graph.Config{
 		MaxBodyBytes: 64 << 10, AllowedOrigins: []string{"https://admin.example"},
 		Ready: func(ctx context.Context) error { return db.X.PingContext(ctx) },
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, cfg)
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e

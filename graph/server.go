@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -29,13 +30,20 @@ import (
 
 // Config is the HTTP API's production posture.
 type Config struct {
-	Playground     bool     // serve the GraphQL playground at /playground
-	Introspection  bool     // answer introspection queries (and field suggestions)
-	MaxBodyBytes   int64    // request-body cap; 1 MiB by default
-	MaxComplexity  int      // per-operation complexity limit; 1000 by default
-	MaxDepth       int      // selection depth limit; 12 by default
-	AllowedOrigins []string // CORS origins allowed to call the API ("*" for any)
-	Logger         *slog.Logger
+	Playground       bool  // serve the GraphQL playground at /playground
+	Introspection    bool  // answer introspection queries (and field suggestions)
+	MaxBodyBytes     int64 // request-body cap; 1 MiB by default
+	MaxComplexity    int   // per-operation complexity (paged fields × first); 10,000 by default
+	MaxDepth         int   // selection depth limit; 12 by default
+	MaxTokens        int   // parser token limit; 10,000 by default
+	MaxSelections    int   // selections in one selection set; 100 by default
+	MaxFields        int   // fields in an operation, fragments expanded; 2,000 by default
+	MaxResponseBytes int   // largest response data; 8 MiB by default
+	// MaxInFlightPerAddr caps the requests one client address has in
+	// flight at once; 32 by default.
+	MaxInFlightPerAddr int
+	AllowedOrigins     []string // CORS origins allowed to call the API ("*" for any)
+	Logger             *slog.Logger
 	// Ready reports whether the service can take traffic (the database answers).
 	Ready func(ctx context.Context) error
 }
@@ -45,7 +53,22 @@ func (c *Config) defaults() {
 		c.MaxBodyBytes = 1 << 20
 	}
 	if c.MaxComplexity == 0 {
-		c.MaxComplexity = 1000
+		c.MaxComplexity = 10000
+	}
+	if c.MaxTokens == 0 {
+		c.MaxTokens = 10000
+	}
+	if c.MaxSelections == 0 {
+		c.MaxSelections = 100
+	}
+	if c.MaxFields == 0 {
+		c.MaxFields = 2000
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = 8 << 20
+	}
+	if c.MaxInFlightPerAddr == 0 {
+		c.MaxInFlightPerAddr = 32
 	}
 	if c.MaxDepth == 0 {
 		c.MaxDepth = 12
@@ -61,15 +84,18 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	cfg.defaults()
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	cache := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(cache)
+	srv.SetParserTokenLimit(cfg.MaxTokens)
+	srv.Use(sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
 		srv.SetDisableSuggestion(true)
 		srv.Use(noIntrospection{})
 	}
-	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	srv.Use(depthLimit{max: cfg.MaxDepth})
+	srv.Use(costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
+	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(r.readOnlyQueries)
 	log := cfg.Logger
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
@@ -80,7 +106,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", r.authenticate(r.withLoaders(srv)))
+	mux.Handle("/graphql", perAddrLimit(cfg.MaxInFlightPerAddr, r.authenticate(r.withLoaders(srv))))
 	if cfg.Playground {
 		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
 	}
@@ -203,30 +229,6 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	return gerr
 }
 
-// depthLimit refuses operations nested deeper than max, which complexity
-// alone does not bound for cheap fields.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil {
-		return nil
-	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > d.max {
-		err := gqlerror.Errorf("the query is nested %d levels deep; the limit is %d", depth, d.max)
-		err.Extensions = map[string]any{"code": "QUERY_TOO_DEEP"}
-		return err
-	}
-	return nil
-}
-
 func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
 	if seen > 64 { // fragment cycles are rejected by validation; stay safe anyway
 		return seen
@@ -323,6 +325,37 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		next.ServeHTTP(sw, req)
 		log.Debug("http", "method", req.Method, "path", req.URL.Path, "status", sw.status,
 			"duration", time.Since(start), "request_id", RequestIDFrom(req.Context()))
+	})
+}
+
+// perAddrLimit answers 429 to a client address that already has max
+// requests in flight; other addresses are not affected.
+func perAddrLimit(max int, next http.Handler) http.Handler {
+	var mu sync.Mutex
+	inFlight := map[netip.Addr]int{}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		a := clientAddr(req)
+		mu.Lock()
+		over := inFlight[a] >= max
+		if !over {
+			inFlight[a]++
+		}
+		mu.Unlock()
+		if over {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprintf(w, `{"errors":[{"message":"too many requests in flight from your address (limit %d); retry when one has finished","extensions":{"code":"TOO_MANY_REQUESTS"}}]}`, max)
+			return
+		}
+		defer func() {
+			mu.Lock()
+			if inFlight[a]--; inFlight[a] <= 0 {
+				delete(inFlight, a)
+			}
+			mu.Unlock()
+		}()
+		next.ServeHTTP(w, req)
 	})
 }
 

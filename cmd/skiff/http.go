@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff/graph"
@@ -19,8 +20,18 @@ type HTTPFlags struct {
 	Introspection string        `name:"introspection" default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
 	CORSOrigins   []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
 	MaxBodyBytes  int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
-	MaxComplexity int           `name:"max-complexity" default:"1000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation."`
+	MaxComplexity int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one)."`
 	MaxDepth      int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
+	MaxTokens     int           `name:"max-tokens" default:"10000" env:"SKIFF_MAX_TOKENS" help:"GraphQL parser token limit per request, checked before validation."`
+	MaxSelections int           `name:"max-selections" default:"100" env:"SKIFF_MAX_SELECTIONS" help:"Most fields, aliases and fragments in one GraphQL selection set, checked before validation."`
+	MaxFields     int           `name:"max-fields" default:"2000" env:"SKIFF_MAX_FIELDS" help:"Most fields in one GraphQL operation with its fragments expanded, checked before validation."`
+	MaxResponse   int           `name:"max-response-bytes" default:"8388608" env:"SKIFF_MAX_RESPONSE_BYTES" help:"Largest GraphQL response; a larger one is replaced by an error."`
+	ReadHeader    time.Duration `name:"http-read-header-timeout" default:"10s" env:"SKIFF_HTTP_READ_HEADER_TIMEOUT" help:"Time a client has to send a request's headers."`
+	Read          time.Duration `name:"http-read-timeout" default:"30s" env:"SKIFF_HTTP_READ_TIMEOUT" help:"Time a client has to send a whole request, body included; slower requests are cut off."`
+	Write         time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response."`
+	Idle          time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
+	MaxConns      int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
+	MaxPerAddr    int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
 	TokenTTL      time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid."`
 }
 
@@ -39,6 +50,8 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*ht
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
 		Playground: playground, Introspection: onOff(f.Introspection, playground), MaxBodyBytes: f.MaxBodyBytes,
 		MaxComplexity: f.MaxComplexity, MaxDepth: f.MaxDepth, AllowedOrigins: splitList(f.CORSOrigins),
+		MaxTokens: f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
+		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr,
 		Logger: log, Ready: func(ctx context.Context) error { return d.DB.X.PingContext(ctx) },
 	})
 	ln, err := net.Listen("tcp", f.Addr)
@@ -46,10 +59,69 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*ht
 		return nil, fmt.Errorf("listen for GraphQL: %w", err)
 	}
 	s := &httpServer{
-		srv:  &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+		srv:  f.server(api),
 		base: "http://" + ln.Addr().String(), playground: playground, errc: make(chan error, 1),
 	}
-	go func() { s.errc <- s.srv.Serve(ln) }()
+	go func() { s.errc <- s.srv.Serve(limitConns(ln, f.MaxConns)) }()
 	log.Info("GraphQL API listening", "url", s.base+"/graphql")
 	return s, nil
+}
+
+// server is the HTTP server with the flags' timeouts: a client that sends
+// its headers or body too slowly is cut off.
+func (f HTTPFlags) server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: f.ReadHeader, ReadTimeout: f.Read,
+		WriteTimeout: f.Write, IdleTimeout: f.Idle, MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// limitConns caps the listener's open connections at max: a connection over
+// the cap is answered 503 and closed, so the accept loop never stalls.
+func limitConns(ln net.Listener, max int) net.Listener {
+	if max <= 0 {
+		return ln
+	}
+	return &connLimiter{Listener: ln, slots: make(chan struct{}, max)}
+}
+
+type connLimiter struct {
+	net.Listener
+	slots chan struct{}
+}
+
+const connCapMessage = "server busy: too many open connections\n"
+
+var connCapReply = fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"+
+	"Retry-After: 1\r\nContent-Length: %d\r\n\r\n%s", len(connCapMessage), connCapMessage)
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			go func() {
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.Write([]byte(connCapReply))
+				_ = c.Close()
+			}()
+		}
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -48,7 +48,9 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 		Runtime:       RuntimeDatabaseFlags{MaxConns: 32, MaxIdleConns: 32},
 		HTTP: HTTPFlags{
 			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
-			MaxBodyBytes: 1 << 20, MaxComplexity: 1000, MaxDepth: 12, TokenTTL: time.Hour,
+			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour,
+			ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: time.Minute,
+			MaxConns: 100, MaxPerAddr: 32,
 		},
 		SFTP: SFTPFlags{
 			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,

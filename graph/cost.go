@@ -1,0 +1,240 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// The cost of a request is bounded before it is spent, in three steps:
+//
+//  1. sizeLimit, before validation (whose overlapping-fields rule is
+//     quadratic in repeated fields): the document is parsed with a token
+//     limit and refused when a selection set holds too many selections or the
+//     whole operation, fragments expanded, too many fields.
+//  2. costLimit, after validation and before execution: depth, then complexity in which
+//     a paged field's selection counts once per item it may return (its
+//     `first`, or tenant.DefaultPageSize without one).
+//  3. responseLimit, after execution: a response larger than the bound is
+//     replaced by an error rather than sent.
+
+func limitError(code, format string, args ...any) *gqlerror.Error {
+	err := gqlerror.Errorf(format, args...)
+	err.Extensions = map[string]any{"code": code}
+	return err
+}
+
+// sizeLimit refuses oversized documents before gqlgen validates them.
+type sizeLimit struct {
+	tokens, perSet, fields int
+	// validated holds documents that were checked and validated before; they
+	// are not checked again.
+	validated graphql.Cache[*ast.QueryDocument]
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = sizeLimit{}
+
+func (sizeLimit) ExtensionName() string                   { return "SizeLimit" }
+func (sizeLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l sizeLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if _, ok := l.validated.Get(ctx, p.Query); ok {
+		return nil
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, l.tokens)
+	if err != nil {
+		if strings.Contains(err.Error(), "exceeded token limit") {
+			return limitError("QUERY_TOO_LARGE", "the query has more than %d tokens", l.tokens)
+		}
+		return nil // gqlgen reports the syntax error
+	}
+	c := fieldCounter{perSet: l.perSet, limit: l.fields, frags: doc.Fragments, memo: map[string]int{}}
+	for _, f := range doc.Fragments {
+		if err := c.sets(f.SelectionSet, 0); err != nil {
+			return err
+		}
+	}
+	for _, op := range doc.Operations {
+		if err := c.sets(op.SelectionSet, 0); err != nil {
+			return err
+		}
+		if n := c.count(op.SelectionSet, 0); n > l.fields {
+			return limitError("QUERY_TOO_LARGE", "the operation selects more than %d fields (fragments expanded); the limit is %d", l.fields, l.fields)
+		}
+	}
+	return nil
+}
+
+type fieldCounter struct {
+	perSet, limit int
+	frags         ast.FragmentDefinitionList
+	memo          map[string]int
+}
+
+// sets refuses a selection set with more than perSet selections, at any depth.
+func (c *fieldCounter) sets(set ast.SelectionSet, depth int) *gqlerror.Error {
+	if len(set) > c.perSet {
+		return limitError("QUERY_TOO_LARGE", "a selection set has %d selections; the limit is %d (repeat fields less, or use fewer aliases)", len(set), c.perSet)
+	}
+	if depth > 64 {
+		return nil
+	}
+	for _, s := range set {
+		var err *gqlerror.Error
+		switch s := s.(type) {
+		case *ast.Field:
+			err = c.sets(s.SelectionSet, depth+1)
+		case *ast.InlineFragment:
+			err = c.sets(s.SelectionSet, depth+1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count is the number of fields set selects with fragments expanded,
+// stopping early once over the limit (so a fragment bomb costs little).
+func (c *fieldCounter) count(set ast.SelectionSet, depth int) int {
+	if depth > 64 {
+		return c.limit + 1
+	}
+	n := 0
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			n += 1 + c.count(s.SelectionSet, depth+1)
+		case *ast.InlineFragment:
+			n += c.count(s.SelectionSet, depth+1)
+		case *ast.FragmentSpread:
+			m, ok := c.memo[s.Name]
+			if !ok {
+				c.memo[s.Name] = c.limit + 1 // a cycle counts as too many
+				if f := c.frags.ForName(s.Name); f != nil {
+					m = c.count(f.SelectionSet, depth+1)
+				}
+				c.memo[s.Name] = m
+			}
+			n += m
+		}
+		if n > c.limit {
+			return n
+		}
+	}
+	return n
+}
+
+// costLimit refuses operations nested deeper than depth (which complexity
+// alone does not bound for cheap fields), then those whose complexity is over
+// complexity: each field costs 1 plus its selection, and a paged field's
+// selection (one with a `first` or `last` argument) is counted once per item
+// the page may hold.
+type costLimit struct{ depth, complexity int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = costLimit{}
+
+func (costLimit) ExtensionName() string                   { return "CostLimit" }
+func (costLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l costLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > l.depth {
+		return limitError("QUERY_TOO_DEEP", "the query is nested %d levels deep; the limit is %d", depth, l.depth)
+	}
+	if c := selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0); c > l.complexity {
+		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "the operation's complexity is over %d (paged fields count once per item of `first`); the limit is %d", l.complexity, l.complexity)
+	}
+	return nil
+}
+
+// selectionCost stops counting once over max, so it also ends quickly.
+func selectionCost(set ast.SelectionSet, frags ast.FragmentDefinitionList, vars map[string]any, max, depth int) int {
+	if depth > 64 {
+		return max + 1
+	}
+	total := 0
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			total += 1 + pageItems(s, vars)*selectionCost(s.SelectionSet, frags, vars, max, depth+1)
+		case *ast.InlineFragment:
+			total += selectionCost(s.SelectionSet, frags, vars, max, depth+1)
+		case *ast.FragmentSpread:
+			if f := frags.ForName(s.Name); f != nil {
+				total += selectionCost(f.SelectionSet, frags, vars, max, depth+1)
+			}
+		}
+		if total > max {
+			return total
+		}
+	}
+	return total
+}
+
+// pageItems is how many items a field may return: its `first` (or `last`),
+// tenant.DefaultPageSize for a paged field without one, 1 otherwise.
+func pageItems(f *ast.Field, vars map[string]any) int {
+	paged := false
+	n := 0
+	for _, name := range []string{"first", "last"} {
+		a := f.Arguments.ForName(name)
+		if a == nil && f.Definition != nil && f.Definition.Arguments.ForName(name) != nil {
+			paged = true
+			continue
+		}
+		if a == nil {
+			continue
+		}
+		paged = true
+		v, err := a.Value.Value(vars)
+		if err != nil {
+			continue
+		}
+		switch v := v.(type) {
+		case int64:
+			n = max(n, int(min(max(v, 0), tenant.MaxPageSize)))
+		case int:
+			n = max(n, min(max(v, 0), tenant.MaxPageSize))
+		case json.Number:
+			if i, err := v.Int64(); err == nil {
+				n = max(n, int(min(max(i, 0), tenant.MaxPageSize)))
+			}
+		}
+	}
+	switch {
+	case !paged:
+		return 1
+	case n == 0:
+		return tenant.DefaultPageSize
+	}
+	return n
+}
+
+// responseLimit replaces a response whose data is larger than max bytes by
+// an error.
+func responseLimit(max int) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		if resp != nil && len(resp.Data) > max {
+			return &graphql.Response{Errors: gqlerror.List{limitError("RESPONSE_TOO_LARGE",
+				"the response is larger than %d bytes; ask for fewer items or fields", max)}}
+		}
+		return resp
+	}
+}
