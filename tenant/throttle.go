@@ -3,35 +3,55 @@ package tenant
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
-// Throttling of failed logins, shared by the GraphQL login and SFTP password
-// logins: after FreeLoginFailures failures for the same name (an email, an SFTP
-// login) or from the same address, each further attempt must wait
-// 2^(n-FreeLoginFailures) seconds after the last failure, up to maxLockout.
-// Counts reset after a success or after failureMemory without failures. The
-// counts live in PostgreSQL, so every Skiff node sees the same ones.
+// Throttling of password logins, shared by the GraphQL login and SFTP
+// password logins (docs/SECURITY.md explains the numbers). Every attempt is
+// counted in PostgreSQL, by one statement that increments and returns the
+// counts, before the password is hashed: N parallel guesses count N, on
+// every node. Three counters, each forgotten ThrottleWindow after its last
+// attempt:
+//   - per (login, client address): PairLimit attempts without a success
+//     block that pair; the guesser blocks only themselves;
+//   - per client address, across logins: AddressLimit attempts block the
+//     address (password spraying);
+//   - per login, across addresses: beyond SlowAfter attempts each attempt
+//     waits SlowStep more, up to MaxSlow, and is then checked: strangers can
+//     slow a victim's login down but never lock it.
+//
+// A success resets its login's and pair's counters and takes its attempt
+// back from the address's. Key logins are never throttled by these counts.
 const (
-	FreeLoginFailures = 5
-	maxLockout        = 15 * time.Minute
-	failureMemory     = time.Hour
+	PairLimit      = 10
+	AddressLimit   = 50
+	SlowAfter      = 10
+	SlowStep       = 250 * time.Millisecond
+	MaxSlow        = 5 * time.Second
+	ThrottleWindow = 15 * time.Minute
 )
 
-// ThrottleKeys are the counters a login attempt touches: one for the name it
-// names (kind "email" or "sftp") and one for the client's address.
-func ThrottleKeys(kind, name string, remote netip.Addr) []string {
-	// Whatever a client sends must make a storable key: valid text, no NUL, bounded.
+// LoginAttempt is one counted password attempt.
+type LoginAttempt struct {
+	login, pair, addr string
+	// Wait, when positive, refuses the attempt: the pair or the address is
+	// blocked for that long (unless it stops trying, longer otherwise).
+	Wait time.Duration
+	// Slow is how long to wait before checking the password.
+	Slow time.Duration
+}
+
+// throttleName makes whatever a client sends a storable key: valid text, no NUL, bounded.
+func throttleName(name string) string {
 	name = strings.ReplaceAll(strings.ToValidUTF8(strings.ToLower(strings.TrimSpace(name)), "?"), "\x00", "?")
 	if len(name) > 256 {
 		name = strings.ToValidUTF8(name[:256], "")
 	}
-	keys := []string{kind + ":" + name}
-	if remote.IsValid() {
-		keys = append(keys, "addr:"+throttleAddr(remote))
-	}
-	return keys
+	return name
 }
 
 // throttleAddr groups IPv6 clients by /64, since one client usually holds a whole /64.
@@ -44,46 +64,66 @@ func throttleAddr(a netip.Addr) string {
 	return a.String()
 }
 
-// LoginWait is how long the next attempt on keys must still wait; 0 if none.
-func LoginWait(ctx context.Context, q Queryer, keys []string, now time.Time) (time.Duration, error) {
+// CountLoginAttempt counts a password attempt at name (kind "email" or
+// "sftp") from remote, in its own transaction on scope, committed before it
+// returns, and says whether and how the attempt may go on.
+func (db *DB) CountLoginAttempt(ctx context.Context, scope Scope, kind, name string, remote netip.Addr, now time.Time) (*LoginAttempt, error) {
+	a := &LoginAttempt{login: kind + ":" + throttleName(name)}
+	keys := []string{a.login}
+	if remote.IsValid() {
+		addr := throttleAddr(remote)
+		a.pair, a.addr = "pair:"+a.login+"|"+addr, "addr:"+addr
+		keys = append(keys, a.pair, a.addr)
+	}
+	// Rows are locked in key order, so concurrent attempts never deadlock.
+	slices.Sort(keys)
 	var rows []struct {
-		Failures   int       `db:"failures"`
-		LastFailed time.Time `db:"last_failed"`
+		Key   string `db:"key"`
+		Count int    `db:"failures"`
 	}
-	if err := q.SelectContext(ctx, &rows, `SELECT failures, last_failed FROM auth_failures WHERE key = ANY($1)`, StringArray(keys)); err != nil {
-		return 0, DBError(err)
-	}
-	var wait time.Duration
-	for _, r := range rows {
-		if r.Failures < FreeLoginFailures || now.Sub(r.LastFailed) > failureMemory {
-			continue
-		}
-		lock := time.Duration(1<<min(r.Failures-FreeLoginFailures, 20)) * time.Second
-		if w := r.LastFailed.Add(min(lock, maxLockout)).Sub(now); w > wait {
-			wait = w
-		}
-	}
-	return wait, nil
-}
-
-// recordLoginFailure counts a failed login for each key.
-func RecordLoginFailure(ctx context.Context, q Queryer, keys []string, now time.Time) error {
-	for _, k := range keys {
-		_, err := q.ExecContext(ctx, `INSERT INTO auth_failures (key, failures, last_failed) VALUES ($1, 1, $2)
+	err := db.CrossTenant(ctx, scope, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &rows, `INSERT INTO auth_failures AS f (key, failures, last_failed)
+			SELECT k, 1, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t (k, i) ORDER BY i
 			ON CONFLICT (key) DO UPDATE SET
-			  failures = CASE WHEN auth_failures.last_failed < $2 - $3::interval THEN 1 ELSE auth_failures.failures + 1 END,
-			  last_failed = $2`, k, now, failureMemory.String())
-		if err != nil {
-			return DBError(err)
+			  failures = CASE WHEN f.last_failed < $2 - $3::interval THEN 1 ELSE f.failures + 1 END,
+			  last_failed = $2
+			RETURNING key, failures`, StringArray(keys), now, ThrottleWindow.String())
+	})
+	if err != nil {
+		return nil, DBError(err)
+	}
+	for _, r := range rows {
+		switch {
+		case r.Key == a.pair && r.Count > PairLimit, r.Key == a.addr && r.Count > AddressLimit:
+			a.Wait = ThrottleWindow
+		case r.Key == a.login && r.Count > SlowAfter:
+			a.Slow = min(time.Duration(r.Count-SlowAfter)*SlowStep, MaxSlow)
 		}
 	}
-	return nil
+	return a, nil
 }
 
-// clearLoginFailures forgets the name's failures after a successful login.
-// The address's count stays: one working account must not let a client wipe
-// its record between guesses at others.
-func ClearLoginFailures(ctx context.Context, q Queryer, keys []string) error {
-	_, err := q.ExecContext(ctx, `DELETE FROM auth_failures WHERE key = $1`, keys[0])
+// Pause waits a.Slow, or until ctx ends.
+func (a *LoginAttempt) Pause(ctx context.Context) error {
+	if a.Slow <= 0 {
+		return nil
+	}
+	t := time.NewTimer(a.Slow)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Succeeded forgets the login's and the pair's attempts and takes this
+// attempt back from the address's count: a working account must not let a
+// client wipe its record between guesses at others.
+func (a *LoginAttempt) Succeeded(ctx context.Context, q Queryer) error {
+	_, err := q.ExecContext(ctx, `WITH gone AS (DELETE FROM auth_failures WHERE key = ANY($1))
+		UPDATE auth_failures SET failures = greatest(failures - 1, 0) WHERE key = $2`,
+		StringArray([]string{a.login, a.pair}), a.addr)
 	return DBError(err)
 }

@@ -460,31 +460,31 @@ func TestDirectoryRoutesByDedicatedIP(t *testing.T) {
 	}
 }
 
-// Guessing one account's "backup" must not lock out another account's
+// Guessing one account's "backup" must not block another account's
 // "backup": custom logins are throttled per dedicated IP, login IDs
 // everywhere at once.
 func TestCustomLoginThrottledPerDedicatedIP(t *testing.T) {
 	f := newDedicatedDirectoryFixture(t)
 	ctx := context.Background()
-	client := newClient()
+	guesser := netip.MustParseAddr("203.0.113.77")
 	guess := func(dest netip.Addr, login string) {
 		t.Helper()
-		for range tenant.FreeLoginFailures + 1 {
-			_, err := f.dir.PasswordLogin(ctx, dest, client(), login, "a wrong guess")
+		for range tenant.PairLimit + 1 {
+			_, err := f.dir.PasswordLogin(ctx, dest, guesser, login, "a wrong guess")
 			wantLoginFailed(t, err, "a wrong guess")
 		}
 	}
 	guess(f.ipA, "backup")
 	guess(sharedDest, "backup")
-	if _, err := f.dir.PasswordLogin(ctx, f.ipA, client(), "backup", sftpPassword); err == nil || !strings.Contains(err.Error(), "too many failed logins") {
+	if _, err := f.dir.PasswordLogin(ctx, f.ipA, guesser, "backup", sftpPassword); err == nil || !strings.Contains(err.Error(), "too many failed logins") {
 		t.Errorf("Acme's backup after the guesses: %v, want throttled", err)
 	}
-	if l, err := f.dir.PasswordLogin(ctx, f.ipB, client(), "backup", sftpPassword); err != nil || l.UserID != f.userB.ID {
+	if l, err := f.dir.PasswordLogin(ctx, f.ipB, guesser, "backup", sftpPassword); err != nil || l.UserID != f.userB.ID {
 		t.Errorf("Beta's backup after guesses at Acme's: %+v, %v", l, err)
 	}
 	// A login ID's guesses count on every address.
 	guess(f.ipB, f.loginA)
-	if _, err := f.dir.PasswordLogin(ctx, sharedDest, client(), f.loginA, sftpPassword); err == nil || !strings.Contains(err.Error(), "too many failed logins") {
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, guesser, f.loginA, sftpPassword); err == nil || !strings.Contains(err.Error(), "too many failed logins") {
 		t.Errorf("Acme's login ID after guesses on Beta's IP: %v, want throttled", err)
 	}
 }

@@ -3,8 +3,10 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,45 +150,76 @@ func TestPasswordLogin(t *testing.T) {
 	}
 }
 
-// Password guessing is slowed down per login and per client address, and a
-// throttled attempt costs no hashing.
+// Password guessing is blocked per (login, client address) and per address,
+// and a blocked attempt costs no hashing; guesses from elsewhere only slow
+// the login down, so its owner still gets in.
 func TestPasswordLoginThrottling(t *testing.T) {
 	f := newDirectoryFixture(t)
 	_, umaLogin := f.sftpUser("uma@acme.test")
 	_, vicLogin := f.sftpUser("vic@acme.test")
 	ctx := context.Background()
 	attacker := netip.MustParseAddr("203.0.113.9")
-	for i := range tenant.FreeLoginFailures {
+	for i := range tenant.PairLimit {
 		_, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, umaLogin, "guess "+string(rune('a'+i)))
 		wantLoginFailed(t, err, "a guess")
 	}
 	before := f.verifications.Load()
-	// Now even the right password is refused for uma, from anywhere...
-	_, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword)
-	wantLoginFailed(t, err, "the right password while throttled")
+	// The attacker's address is blocked for uma, even with the right password...
+	_, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, umaLogin, sftpPassword)
+	wantLoginFailed(t, err, "the right password from the blocked address")
 	if !strings.Contains(err.Error(), "too many failed logins") {
 		t.Errorf("throttled refusal logs %q", err)
 	}
-	// ...and the attacker's address cannot try another login either.
-	_, err = f.dir.PasswordLogin(ctx, sharedDest, attacker, vicLogin, sftpPassword)
-	wantLoginFailed(t, err, "another login from the throttled address")
 	if n := f.verifications.Load() - before; n != 0 {
-		t.Errorf("throttled attempts ran %d password verifications, want none", n)
+		t.Errorf("blocked attempts ran %d password verifications, want none", n)
 	}
-	// Another user from another address is not affected.
+	// ...but uma, from her own address, gets in, at most slowed down.
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword); err != nil {
+		t.Fatalf("uma from her address while an attacker guesses: %v", err)
+	}
+	// The block ends ThrottleWindow after the pair's last attempt.
+	f.advance(tenant.ThrottleWindow + time.Second)
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, umaLogin, sftpPassword); err != nil {
+		t.Fatalf("uma from the once-blocked address after the window: %v", err)
+	}
+	// An address guessing at many logins is blocked for all of them.
+	for i := range tenant.AddressLimit {
+		_, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, fmt.Sprintf("nobody-%d", i), "guess")
+		wantLoginFailed(t, err, "a guess at another login")
+	}
+	if _, err := f.dir.PasswordLogin(ctx, sharedDest, attacker, vicLogin, sftpPassword); err == nil || !strings.Contains(err.Error(), "too many failed logins") {
+		t.Errorf("vic from the spraying address: %v, want throttled", err)
+	}
 	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, vicLogin, sftpPassword); err != nil {
 		t.Errorf("vic from a clean address: %v", err)
 	}
-	// The wait runs out; a success clears the login's count.
-	f.advance(2 * time.Second)
-	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword); err != nil {
-		t.Fatalf("uma after the wait: %v", err)
+}
+
+// Parallel guesses all count: each is counted before the password is hashed.
+func TestPasswordLoginCountsParallelGuesses(t *testing.T) {
+	f := newDirectoryFixture(t)
+	_, umaLogin := f.sftpUser("uma@acme.test")
+	attacker := netip.MustParseAddr("203.0.113.10")
+	before := f.verifications.Load()
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.dir.PasswordLogin(context.Background(), sharedDest, attacker, umaLogin, "a parallel guess")
+			wantLoginFailed(t, err, "a parallel guess")
+		}()
 	}
-	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, "one more guess"); err == nil {
-		t.Fatal("a wrong password got in")
+	wg.Wait()
+	if n := f.verifications.Load() - before; n != tenant.PairLimit {
+		t.Errorf("40 parallel guesses ran %d password verifications, want %d", n, tenant.PairLimit)
 	}
-	if _, err := f.dir.PasswordLogin(ctx, sharedDest, clientAddr, umaLogin, sftpPassword); err != nil {
-		t.Fatalf("one failure after a success throttles again: %v", err)
+	var count int
+	if err := f.svc.DB.X.Get(&count, `SELECT failures FROM auth_failures WHERE key = $1`, "sftp:"+umaLogin); err != nil {
+		t.Fatal(err)
+	}
+	if count != 40 {
+		t.Errorf("40 parallel guesses counted %d", count)
 	}
 }
 

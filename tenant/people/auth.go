@@ -36,21 +36,28 @@ type loginRow struct {
 
 // Login checks an email and password (of a user or a staff member) and
 // returns a new bearer token. Every failure says the same thing; repeated
-// failures for one email or from one address are slowed down.
+// attempts at one email are slowed down, and from one address blocked (see
+// tenant.CountLoginAttempt).
 func (s *Service) Login(ctx context.Context, email, password string, remote netip.Addr) (*LoginResult, error) {
 	email = strings.TrimSpace(email)
 	if email == "" || password == "" {
 		return nil, tenant.Invalid("email", "email and password are required")
 	}
-	keys := tenant.ThrottleKeys("email", email, remote)
+	// Counted, and committed, before the password is hashed: parallel
+	// guesses all count (see tenant.CountLoginAttempt).
+	attempt, err := s.DB.CountLoginAttempt(ctx, tenant.ScopeAuth, "email", email, remote, s.Time())
+	if err != nil {
+		return nil, err
+	}
+	if attempt.Wait > 0 {
+		return nil, tenant.Errorf(tenant.ELimit, "too many failed logins; try again in %d seconds", int(math.Ceil(attempt.Wait.Seconds())))
+	}
+	if err := attempt.Pause(ctx); err != nil {
+		return nil, err
+	}
 	var res *LoginResult
 	failed := false
-	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
-		if wait, err := tenant.LoginWait(ctx, tx, keys, s.Time()); err != nil {
-			return err
-		} else if wait > 0 {
-			return tenant.Errorf(tenant.ELimit, "too many failed logins; try again in %d seconds", int(math.Ceil(wait.Seconds())))
-		}
+	err = s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
 		var rows []loginRow
 		err := tx.SelectContext(ctx, &rows, `
 			SELECT 'USER' AS kind, id, account_id, role, name, email, password_hash FROM users
@@ -69,16 +76,15 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 			return err
 		}
 		if !ok {
-			// Commit the failure count, then report the failure.
-			failed = true
-			return tenant.RecordLoginFailure(ctx, tx, keys, s.Time())
+			failed = true // already counted
+			return nil
 		}
 		r := rows[0]
 		p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email}
 		if r.AccountID != nil {
 			p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
 		}
-		if err := tenant.ClearLoginFailures(ctx, tx, keys); err != nil {
+		if err := attempt.Succeeded(ctx, tx); err != nil {
 			return err
 		}
 		res, err = s.issueToken(ctx, tx, p)

@@ -3,7 +3,6 @@ package sftplogin
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -195,34 +194,31 @@ func (r *loginRecord) sftpLogin() *Login {
 // verification runs whatever the outcome (against a dummy hash when the
 // login is unknown), so timing does not tell an unknown login from a wrong
 // password. Every refusal wraps ErrLoginFailed; other errors are outages.
-// Repeated failures for one login or from one client address are slowed
-// down like web logins (see throttle.go); a throttled attempt is refused
-// without hashing, so a password-guessing flood costs little CPU.
+// Every attempt is counted before hashing, like web logins (see
+// tenant.CountLoginAttempt): repeated attempts at one login are slowed down,
+// and from one address blocked; a blocked attempt is refused without
+// hashing, so a password-guessing flood costs little CPU.
 func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
-	keys := tenant.ThrottleKeys("sftp", throttledLogin(dest, login), remote)
-	var wait time.Duration
-	if err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) (err error) {
-		wait, err = tenant.LoginWait(ctx, tx, keys, d.now())
-		return err
-	}); err != nil {
+	// Counted, and committed, before the password is hashed: parallel
+	// guesses all count (see tenant.CountLoginAttempt).
+	attempt, err := d.DB.CountLoginAttempt(ctx, tenant.ScopeDirectory, "sftp", throttledLogin(dest, login), remote, d.now())
+	if err != nil {
 		return nil, err
 	}
-	if wait > 0 {
-		return nil, loginFailed("too many failed logins for this login or address; wait " + wait.Round(time.Second).String())
+	if attempt.Wait > 0 {
+		return nil, loginFailed("too many failed logins for this login from this address, or from this address; wait " + attempt.Wait.Round(time.Second).String())
+	}
+	if err := attempt.Pause(ctx); err != nil {
+		return nil, err
 	}
 	l, err := d.passwordLogin(ctx, dest, login, password)
-	outcome := tenant.ClearLoginFailures
-	if errors.Is(err, ErrLoginFailed) {
-		outcome = func(ctx context.Context, q tenant.Queryer, keys []string) error {
-			return tenant.RecordLoginFailure(ctx, q, keys, d.now())
-		}
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
-	if terr := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error { return outcome(ctx, tx, keys) }); terr != nil {
-		return nil, terr
+	if err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error { return attempt.Succeeded(ctx, tx) }); err != nil {
+		return nil, err
 	}
-	return l, err
+	return l, nil
 }
 
 func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, password string) (*Login, error) {
