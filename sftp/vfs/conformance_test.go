@@ -1,9 +1,12 @@
 package vfs_test
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
@@ -32,6 +35,16 @@ func (r *raw) closeHandle(id uint32, h []byte) {
 	if got := r.status(id); got != codeOK {
 		r.t.Fatalf("close: status %d", got)
 	}
+}
+
+// writeAndClose writes data at offset 0 and closes h (ids id and id+1),
+// failing the test unless both succeed.
+func (r *raw) writeAndClose(id uint32, h []byte, data string) {
+	r.t.Helper()
+	if got := r.write(id, h, 0, data); got != codeOK {
+		r.t.Fatalf("write: status %d", got)
+	}
+	r.closeHandle(id+1, h)
 }
 
 // read reads n bytes at off: the data, or nil and the status code.
@@ -157,4 +170,95 @@ func TestFsetstatTimesOnReadHandle(t *testing.T) {
 		t.Errorf("the shared file holds %q", got)
 	}
 	r.closeHandle(4, h)
+}
+
+// openStatus sends OPEN and returns the status code, or codeOK and the
+// handle.
+func (r *raw) openStatus(id uint32, p string, pflags uint32) (uint32, []byte) {
+	r.t.Helper()
+	r.send(packet(typeOpen, u32(id), str(p), u32(pflags), u32(0)))
+	typ, b := r.recv()
+	if typ == typeHandle {
+		return codeOK, b[8:]
+	}
+	if typ != typeStatus {
+		r.t.Fatalf("open %s: reply of type %d", p, typ)
+	}
+	return binary.BigEndian.Uint32(b[4:]), nil
+}
+
+// Exclusive create is decided at open, as open(2)'s O_CREAT|O_EXCL: of two
+// channels creating the same new name, the second fails at open, and the
+// first one's upload lands whole at close. After that, the name exists.
+func TestExclusiveCreateDecidedAtOpen(t *testing.T) {
+	e := newEnv(t)
+	first, second := newRawInit(t, e.session), newRawInit(t, e.session)
+	excl := uint32(fxfWrite | fxfCreat | fxfExcl)
+	h := first.open(1, "new.txt", excl)
+	if got, _ := second.openStatus(1, "new.txt", excl); got != codeFail {
+		t.Errorf("second exclusive open of a name being created: status %d, want FAILURE", got)
+	}
+	first.writeAndClose(2, h, "mine")
+	if got := mustRead(t, filepath.Join(e.home(), "new.txt")); got != "mine" {
+		t.Errorf("new.txt holds %q, want the first creator's %q", got, "mine")
+	}
+	if got, _ := second.openStatus(4, "new.txt", excl); got != codeFail {
+		t.Errorf("exclusive open of an existing file: status %d, want FAILURE", got)
+	}
+	// What a crashed exclusive upload left does not hold the name.
+	sum := sha256.Sum256([]byte("crashed.txt"))
+	mustWrite(t, filepath.Join(e.home(), ".skiff-upload-excl-"+hex.EncodeToString(sum[:16])), "stale")
+	h = first.open(5, "crashed.txt", excl)
+	first.writeAndClose(6, h, "fresh")
+	if got := mustRead(t, filepath.Join(e.home(), "crashed.txt")); got != "fresh" {
+		t.Errorf("crashed.txt holds %q, want %q", got, "fresh")
+	}
+	h = second.open(7, "again.txt", excl)
+	second.closeHandle(8, h)
+	if got, _ := first.openStatus(9, "again.txt", excl); got != codeFail {
+		t.Errorf("exclusive open after another's finished: status %d, want FAILURE", got)
+	}
+	entries, err := os.ReadDir(e.home())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range entries {
+		if strings.HasPrefix(de.Name(), ".skiff-upload-") {
+			t.Errorf("hidden file %s left behind", de.Name())
+		}
+	}
+}
+
+// EXCL without CREAT is ignored, as open(2) ignores O_EXCL without O_CREAT.
+func TestExclWithoutCreatIgnored(t *testing.T) {
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "f.txt"), "old!")
+	r := newRawInit(t, e.session)
+	got, h := r.openStatus(1, "f.txt", fxfWrite|fxfExcl)
+	if got != codeOK {
+		t.Fatalf("open WRITE|EXCL of an existing file: status %d, want OK", got)
+	}
+	r.writeAndClose(2, h, "new")
+	if got := mustRead(t, filepath.Join(e.home(), "f.txt")); got != "new!" {
+		t.Errorf("f.txt holds %q, want %q", got, "new!")
+	}
+}
+
+// A zero-length READ answers empty DATA, as OpenSSH does; past the end a
+// READ answers EOF.
+func TestZeroLengthRead(t *testing.T) {
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "f.txt"), "0123456789")
+	r := newRawInit(t, e.session)
+	h := r.open(1, "f.txt", fxfRead)
+	if data, code := r.read(2, h, 4, 0); code != codeOK || len(data) != 0 {
+		t.Errorf("zero-length read mid-file: %q, status %d; want empty DATA", data, code)
+	}
+	if data, code := r.read(3, h, 4, 2); code != codeOK || string(data) != "45" {
+		t.Errorf("read mid-file: %q, status %d", data, code)
+	}
+	if _, code := r.read(4, h, 10, 2); code != codeEOF {
+		t.Errorf("read at the end: status %d, want EOF", code)
+	}
+	r.closeHandle(5, h)
 }

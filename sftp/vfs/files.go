@@ -181,7 +181,11 @@ func (h *handle) Close() error {
 
 func (h *handle) commit() error {
 	err := h.f.Sync()
-	if cerr := h.f.Close(); err == nil {
+	if h.excl {
+		// An exclusive create holds its name (the lock on f) until the
+		// file is in place or removed.
+		defer h.f.Close()
+	} else if cerr := h.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil && !h.failed.Load() {

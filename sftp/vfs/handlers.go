@@ -2,12 +2,16 @@ package vfs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"math"
 	"os"
 	"path"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffhq/skiff/storage"
 )
@@ -54,6 +58,8 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 	if err := loc.need(Upload); err != nil {
 		return nil, err
 	}
+	// EXCL counts only with CREAT, as O_EXCL in open(2).
+	excl := pflags&(fxfCreat|fxfExcl) == fxfCreat|fxfExcl
 	fi, err := loc.root.Lstat(loc.rel)
 	exists := err == nil
 	switch {
@@ -61,7 +67,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, s.fail("open", loc, err)
 	case exists && fi.IsDir():
 		return nil, errIsDir
-	case exists && pflags&fxfExcl != 0:
+	case exists && excl:
 		return nil, errExists
 	case !exists && pflags&fxfCreat == 0:
 		return nil, errNotFound
@@ -80,17 +86,87 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return &handle{s: s, f: f, canRead: canRead, canWrite: true, appending: appending, vpath: loc.vpath}, nil
 	}
 
-	tmp := tempName(loc.rel)
-	f, err := loc.root.OpenFile(tmp, flag|os.O_CREATE|os.O_EXCL, fileMode)
+	var tmp string
+	var f *os.File
+	if excl {
+		tmp, f, err = s.reserve(loc, flag)
+	} else {
+		tmp = tempName(loc.rel)
+		f, err = loc.root.OpenFile(tmp, flag|os.O_CREATE|os.O_EXCL, fileMode)
+		if err != nil {
+			err = s.fail("create", loc, err)
+		}
+	}
 	if err != nil {
-		return nil, s.fail("create", loc, err)
+		return nil, err
 	}
 	up := &handle{
 		s: s, f: f, canRead: canRead, canWrite: true, appending: appending,
-		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: pflags&fxfExcl != 0,
+		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: excl,
 	}
 	s.trackUpload(up)
 	return up, nil
+}
+
+// reserve opens the hidden file of an exclusive create (CREAT|EXCL). Its
+// name follows from the target's, and it is locked (flock) while the upload
+// runs, so a second exclusive open of the same name, from any session,
+// fails at open as O_CREAT|O_EXCL does. The lock ends with the descriptor:
+// a file left by a crash does not hold the name, it is taken over.
+func (s *Session) reserve(loc *location, flag int) (string, *os.File, error) {
+	sum := sha256.Sum256([]byte(path.Base(loc.rel)))
+	tmp := path.Join(path.Dir(loc.rel), tempPrefix+"excl-"+hex.EncodeToString(sum[:16]))
+	f, err := loc.root.OpenFile(tmp, flag|os.O_CREATE, fileMode)
+	if err != nil {
+		return "", nil, s.fail("create", loc, err)
+	}
+	err = lockExclusive(f)
+	if err == nil {
+		// Locked, but it may be a finished upload's file, renamed to its
+		// target since we opened it, or the target may exist by now.
+		fi, ferr := f.Stat()
+		cur, lerr := loc.root.Lstat(tmp)
+		switch {
+		case ferr != nil || lerr != nil || !os.SameFile(fi, cur):
+			err = errExists
+		case s.exists(loc):
+			loc.root.Remove(tmp) // ours while we hold the lock
+			err = errExists
+		default:
+			err = f.Truncate(0) // what a crashed upload left
+		}
+	}
+	if err != nil {
+		f.Close()
+		if _, ok := err.(*statusError); !ok {
+			err = s.fail("create", loc, err)
+		}
+		return "", nil, err
+	}
+	return tmp, f, nil
+}
+
+// exists reports whether loc names anything.
+func (s *Session) exists(loc *location) bool {
+	_, err := loc.root.Lstat(loc.rel)
+	return err == nil
+}
+
+// lockExclusive takes f's flock without waiting: errExists if another
+// descriptor holds it.
+func lockExclusive(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := rc.Control(func(fd uintptr) { err = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB) })
+	switch {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return errExists
+	case err != nil:
+		return err
+	}
+	return cerr
 }
 
 // open opens a regular file inside a tree with flag (os.O_RDONLY,

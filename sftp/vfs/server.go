@@ -449,7 +449,8 @@ func (c *conn) read(id uint32, oh *openHandle, off uint64, n uint32) {
 	b.b = startPacket(b.b, fxpData, id)
 	b.b = b.b[:head+int(n)]
 	got, err := oh.file.ReadAt(b.b[head:], int64(off))
-	if got == 0 {
+	// A zero-length read, allowed, answers empty DATA as OpenSSH does.
+	if got == 0 && (n != 0 || err != nil) {
 		b.put()
 		if err == nil {
 			err = io.EOF
