@@ -49,8 +49,9 @@ func (b *Base) InAccount(ctx context.Context, accountID string, fn func(q Querye
 
 // ChangeUser is the frame of an owner's or administrator's change to one
 // user of their account: it checks the role, locks the user's row in the
-// account's transaction, runs change, and returns the user as changed (nil
-// if anything failed, in which case nothing was saved).
+// account's transaction, refuses a change to an owner by anyone but an owner
+// (ErrOwnersOnly), runs change, and returns the user as changed (nil if
+// anything failed, in which case nothing was saved).
 func (b *Base) ChangeUser(ctx context.Context, userID string, change func(p *Principal, q Queryer, u *User) error) (*User, error) {
 	p, err := RequireAdmin(ctx)
 	if err != nil {
@@ -61,6 +62,9 @@ func (b *Base) ChangeUser(ctx context.Context, userID string, change func(p *Pri
 		var err error
 		if u, err = GetUser(ctx, q, userID, true); err != nil {
 			return err
+		}
+		if !p.MayChange(u) {
+			return ErrOwnersOnly
 		}
 		return change(p, q, u)
 	})

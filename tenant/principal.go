@@ -41,6 +41,17 @@ func (p *Principal) IsAdmin(accountID string) bool {
 	return p != nil && p.Kind == KindUser && p.AccountID == accountID && (p.Role == RoleOwner || p.Role == RoleAdmin)
 }
 
+// MayChange reports whether p may change u at all (keys, group, SFTP access,
+// custom login, name, email, role, deletion): only an owner changes an owner,
+// so an administrator can never make themselves able to act as one. Whether
+// p may change u in the particular way is the caller's own check.
+func (p *Principal) MayChange(u *User) bool {
+	return u.Role != RoleOwner || (p.InAccount(u.AccountID) && p.Role == RoleOwner)
+}
+
+// ErrOwnersOnly is the refusal when someone but an owner tries to change an owner.
+var ErrOwnersOnly = &Error{Code: EForbidden, Message: "only an owner can change an owner"}
+
 // InAccount reports whether p is a user of accountID.
 func (p *Principal) InAccount(accountID string) bool {
 	return p != nil && p.Kind == KindUser && p.AccountID == accountID

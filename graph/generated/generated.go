@@ -3021,7 +3021,7 @@ extend type Mutation {
   ID (` + "`" + `xxxx-xxxx` + "`" + `), unique within the account (case-insensitive; deleted users keep
   theirs). Needs a dedicated IP and SFTP turned on for the user at least once. A user with
   SFTP access is emailed their credentials. Owners and administrators, for anyone in the
-  account.
+  account but owners: only an owner sets an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
   setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload!
 }
@@ -3295,7 +3295,8 @@ extend type Mutation {
   """
   deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload!
   """
-  Move a user to a group. Owners and administrators only. Moving a user into or out of a
+  Move a user to a group. Owners and administrators only; only an owner moves an owner
+  (` + "`" + `FORBIDDEN` + "`" + ` otherwise). Moving a user into or out of a
   jail ends their SFTP sessions, so that they reconnect to the tree they now have.
   """
   setUserGroup(input: SetUserGroupInput!): UserPayload!
@@ -3634,19 +3635,21 @@ extend type Mutation {
   Add an SSH public key (one line of an OpenSSH ` + "`" + `.pub` + "`" + ` / ` + "`" + `authorized_keys` + "`" + ` file, or an
   RFC 4716 block) to a user. Ed25519, ECDSA, RSA of 2048 bits or more and FIDO ` + "`" + `sk-` + "`" + ` keys
   are accepted; DSA, short RSA, private keys and a key the user already has are refused
-  with a user error. The key's owner gets an email. Owners and administrators add keys
-  for anyone in the account; users for themselves.
+  with a user error. The key's owner gets an email. Owners add keys for anyone in the
+  account, administrators for anyone but owners (` + "`" + `FORBIDDEN` + "`" + `: with a key they could log in
+  as the owner), users for themselves.
   """
   addSshKey(input: AddSshKeyInput!): SshKeyPayload!
-  "Rename a key: the title is the only editable field."
+  "Rename a key: the title is the only editable field. Who may: as for ` + "`" + `addSshKey` + "`" + `."
   renameSshKey(input: RenameSshKeyInput!): SshKeyPayload!
-  "Delete a key: it can no longer log in."
+  "Delete a key: it can no longer log in. Who may: as for ` + "`" + `addSshKey` + "`" + `."
   deleteSshKey(input: DeleteSshKeyInput!): SshKeyPayload!
   """
   Turn SFTP on or off for a user. Turning it on takes a licence (a ` + "`" + `LIMIT` + "`" + ` user error
   when none is left), issues the user's lasting login ID the first time and emails them
   their credentials; it works only while the SFTP module is in TRIAL or ACTIVE. Turning
-  it off frees the licence and ends the user's SFTP sessions. Owners and administrators.
+  it off frees the licence and ends the user's SFTP sessions. Owners and administrators;
+  only an owner changes an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
   setSftpAccess(input: SetSftpAccessInput!): UserPayload!
 }
@@ -3736,7 +3739,8 @@ extend type Mutation {
   createUser(input: CreateUserInput!): UserPayload!
   """
   Change a user. Owners and administrators change anyone but owners (only owners
-  change owners); users may change their own name and email.
+  change owners: any field, ` + "`" + `FORBIDDEN` + "`" + ` otherwise); users may change their own name
+  and email.
   """
   updateUser(input: UpdateUserInput!): UserPayload!
   """

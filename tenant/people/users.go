@@ -282,8 +282,8 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 		if !admin && (in.Role != nil || in.SFTPEnabled != nil || in.CustomSFTPLogin != nil) {
 			return tenant.Errorf(tenant.EForbidden, "only account owners and administrators can change roles and SFTP access")
 		}
-		if u.Role == tenant.RoleOwner && p.Role != tenant.RoleOwner && (in.Role != nil || in.Email != nil || in.Name != nil) {
-			return tenant.Errorf(tenant.EForbidden, "only an owner can change an owner")
+		if !p.MayChange(u) {
+			return tenant.ErrOwnersOnly
 		}
 		if in.Email != nil {
 			if u.Email, err = tenant.NormEmail("email", *in.Email); err != nil {
@@ -352,9 +352,6 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*tenant.User, erro
 			return tenant.Invalid("id", "you cannot delete yourself")
 		}
 		if u.Role == tenant.RoleOwner {
-			if p.Role != tenant.RoleOwner {
-				return tenant.Errorf(tenant.EForbidden, "only an owner can delete an owner")
-			}
 			if err := tenant.RequireAnotherOwner(ctx, q, u.ID); err != nil {
 				return err
 			}
@@ -381,9 +378,6 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 	return s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
 		if !u.Deleted() {
 			return tenant.Errorf(tenant.EConflict, "this user is not deleted")
-		}
-		if u.Role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
-			return tenant.Errorf(tenant.EForbidden, "only an owner can restore an owner")
 		}
 		before := u.AuditState()
 		if err := s.SFTP.RestoreAccessTx(ctx, q, u); err != nil {

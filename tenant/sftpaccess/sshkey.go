@@ -345,6 +345,9 @@ func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string
 		if u.Deleted() {
 			return tenant.NotFound("user")
 		}
+		if !p.MayChange(u) {
+			return tenant.ErrOwnersOnly
+		}
 		err = q.GetContext(ctx, &key, `INSERT INTO ssh_keys
 			(account_id, user_id, title, algorithm, bits, fingerprint, comment, public_key, created_at, created_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -386,7 +389,7 @@ func (s *Service) RenameSSHKey(ctx context.Context, keyID, title string) (*SSHKe
 	if err != nil {
 		return nil, err
 	}
-	return s.changeSSHKey(ctx, keyID, func(q tenant.Queryer, key *SSHKey) error {
+	return s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
 		if key.Title == title {
 			return nil
 		}
@@ -402,7 +405,7 @@ func (s *Service) RenameSSHKey(ctx context.Context, keyID, title string) (*SSHKe
 // DeleteSSHKey removes a key and returns it as it was; the key stops working
 // for new logins at once. Permissions as for RenameSSHKey.
 func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
-	return s.changeSSHKey(ctx, keyID, func(q tenant.Queryer, key *SSHKey) error {
+	return s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
 		if _, err := q.ExecContext(ctx, `DELETE FROM ssh_keys WHERE account_id = $1 AND id = $2`, key.AccountID, key.ID); err != nil {
 			return tenant.DBError(err)
 		}
@@ -413,12 +416,13 @@ func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, erro
 // SSHKey returns one key the principal may manage (see AddSSHKey); any
 // other is "SSH key not found".
 func (s *Service) SSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
-	return s.changeSSHKey(ctx, keyID, func(tenant.Queryer, *SSHKey) error { return nil })
+	return s.changeSSHKey(ctx, keyID, false, func(tenant.Queryer, *SSHKey) error { return nil })
 }
 
 // changeSSHKey runs change on a key the principal may manage, in one
 // transaction with the key row locked, and returns the key as change left it.
-func (s *Service) changeSSHKey(ctx context.Context, keyID string, change func(q tenant.Queryer, key *SSHKey) error) (*SSHKey, error) {
+// When write is set, only an owner changes an owner's keys (ErrOwnersOnly).
+func (s *Service) changeSSHKey(ctx context.Context, keyID string, write bool, change func(q tenant.Queryer, key *SSHKey) error) (*SSHKey, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, err
@@ -428,6 +432,15 @@ func (s *Service) changeSSHKey(ctx context.Context, keyID string, change func(q 
 		var err error
 		if key, err = getManagedSSHKey(ctx, q, p, keyID); err != nil {
 			return err
+		}
+		if write && key.UserID != p.ID {
+			u, err := tenant.GetUser(ctx, q, key.UserID, false)
+			if err != nil {
+				return err
+			}
+			if !p.MayChange(u) {
+				return tenant.ErrOwnersOnly
+			}
 		}
 		return change(q, key)
 	})

@@ -460,7 +460,8 @@ func (s *Service) DeleteGroup(ctx context.Context, id string) (*Group, error) {
 }
 
 // SetUserGroup moves a user to a group of the same account. Owners and
-// administrators only; a deleted user must be restored first. If the move
+// administrators only, and only owners move an owner; a deleted user must be
+// restored first. If the move
 // jails or frees the user, their SFTP sessions on this node end so that they
 // reconnect to the tree they now have.
 func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*tenant.User, error) {
@@ -476,6 +477,9 @@ func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*te
 		var err error
 		if u, err = tenant.GetUser(ctx, q, userID, true); err != nil {
 			return err
+		}
+		if !p.MayChange(u) {
+			return tenant.ErrOwnersOnly
 		}
 		if u.Deleted() {
 			return &tenant.Error{Code: tenant.EConflict, Field: "userId", Message: "this user is deleted; restore them first"}
