@@ -116,7 +116,10 @@ func (r *raw) fsetstat(id uint32, h []byte, size int64, mtime uint32) uint32 {
 	return r.status(id)
 }
 
-const typeFsetstat, typeRenameReq = 10, 18
+const (
+	typeFsetstat, typeRenameReq = 10, 18
+	codeNoSuchFile              = 2
+)
 
 // FSETSTAT acts on the open file, as OpenSSH's ftruncate and futimes do,
 // not on whatever its path names now.
@@ -261,4 +264,46 @@ func TestZeroLengthRead(t *testing.T) {
 		t.Errorf("read at the end: status %d, want EOF", code)
 	}
 	r.closeHandle(5, h)
+}
+
+// statusOf sends a request and returns the STATUS reply's code and message.
+func (r *raw) statusOf(id uint32, req []byte) (uint32, string) {
+	r.t.Helper()
+	r.send(req)
+	typ, b := r.recv()
+	if typ != typeStatus {
+		r.t.Fatalf("reply of type %d, want STATUS", typ)
+	}
+	msg, _ := splitString(r.t, b[8:])
+	return binary.BigEndian.Uint32(b[4:]), msg
+}
+
+// The codes OpenSSH answers for directories that exist, are not empty or
+// are files: MKDIR of an existing directory (even a virtual one, so that
+// makedirs-style clients go on) is FAILURE; RMDIR of a non-empty one is
+// FAILURE, not "file already exists"; a file where a directory is expected
+// (ENOTDIR) is NO_SUCH_FILE.
+func TestDirectoryErrorCodes(t *testing.T) {
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "full", "f.txt"), "x")
+	r := newRawInit(t, e.session)
+	const typeOpendir, typeMkdir, typeRmdir = 11, 14, 15
+	for _, p := range []string{"/", "/" + vfs.SharedMount, "/My Files", "/My Files/full"} {
+		if code, msg := r.statusOf(1, packet(typeMkdir, u32(1), str(p), u32(0))); code != codeFail {
+			t.Errorf("mkdir %s: status %d %q, want FAILURE", p, code, msg)
+		}
+	}
+	if code, msg := r.statusOf(2, packet(typeRmdir, u32(2), str("full"))); code != codeFail || msg != "directory not empty" {
+		t.Errorf("rmdir of a non-empty directory: status %d %q, want FAILURE \"directory not empty\"", code, msg)
+	}
+	for _, req := range [][]byte{
+		packet(typeRmdir, u32(3), str("full/f.txt")),
+		packet(typeOpendir, u32(3), str("full/f.txt")),
+		packet(typeStat, u32(3), str("full/f.txt/below")),
+		packet(typeMkdir, u32(3), str("full/f.txt/below"), u32(0)),
+	} {
+		if code, msg := r.statusOf(3, req); code != codeNoSuchFile {
+			t.Errorf("request %d on a file as a directory: status %d %q, want NO_SUCH_FILE", req[4], code, msg)
+		}
+	}
 }

@@ -24,7 +24,7 @@ var (
 	errReadOnly        = status(fxPermissionDenied, "permission denied: this folder is read-only")
 	errExists          = status(fxFailure, "file already exists")
 	errIsDir           = status(fxFailure, "is a directory")
-	errNotDir          = status(fxFailure, "not a directory")
+	errNotDir          = status(fxNoSuchFile, "not a directory") // ENOTDIR, as OpenSSH
 	errNotRegular      = status(fxFailure, "not a regular file")
 	errNotEmpty        = status(fxFailure, "directory not empty")
 	errNoLinks         = status(fxOpUnsupported, "links are not supported")
@@ -57,6 +57,8 @@ func fsError(err error) (st error, expected bool) {
 		return errNotFound, true
 	case errors.Is(err, fs.ErrPermission):
 		return errDenied, true
+	case errors.Is(err, syscall.ENOTEMPTY): // before ErrExist, which it also is
+		return errNotEmpty, true
 	case errors.Is(err, fs.ErrExist):
 		return errExists, true
 	}
@@ -69,8 +71,6 @@ func fsError(err error) (st error, expected bool) {
 		return errInternal, false
 	}
 	switch errno {
-	case syscall.ENOTEMPTY:
-		return errNotEmpty, true
 	case syscall.EISDIR:
 		return errIsDir, true
 	case syscall.ENOTDIR:

@@ -432,10 +432,9 @@ func (s *Session) mkdir(p string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case loc.virtual():
-		return errReadOnly
-	case loc.top():
+	if loc.virtual() || loc.top() {
+		// They exist: FAILURE as OpenSSH's EEXIST, so makedirs-style
+		// clients walk on through them.
 		return errExists
 	}
 	if err := loc.need(Mkdir); err != nil {

@@ -188,7 +188,8 @@ func TestMyFilesOperations(t *testing.T) {
 	if err := c.RemoveDirectory("docs"); statusCode(err) != "failure" {
 		t.Errorf("rmdir non-empty: %v", err)
 	}
-	if err := c.RemoveDirectory("docs/b.txt"); statusCode(err) != "failure" {
+	// A file is not a directory: ENOTDIR, NO_SUCH_FILE as in OpenSSH.
+	if err := c.RemoveDirectory("docs/b.txt"); statusCode(err) != "no such file" {
 		t.Errorf("rmdir a file: %v", err)
 	}
 	if err := c.Remove("docs/b.txt"); err != nil {
