@@ -61,18 +61,19 @@ func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Si
 }
 
 // Open implements Sessions: a vfs session whose every operation first checks
-// that the user may still use SFTP with the tree the session was opened
-// with. The jail is fixed when the session starts, so a jail change on any
+// that the user may still use SFTP with the tree and the credential (key or
+// password) the session was opened with. The jail is fixed when the session starts, so a jail change on any
 // node ends it and the client reconnects to the tree it now has.
 func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, error) {
 	accountID, userID, jailed := l.AccountID, l.UserID, l.Jailed
+	login := *l
 	cfg := vfs.Config{
 		AccountID: accountID,
 		UserID:    userID,
 		Jailed:    jailed,
 		Storage:   b.Storage,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
-			return b.Directory.SessionAllowed(ctx, accountID, userID, jailed)
+			return b.Directory.LoginAllowed(ctx, &login)
 		}),
 		Logger: b.Logger,
 	}
@@ -90,6 +91,11 @@ var _ tenant.SessionEnder = SessionEnder{}
 
 // Disconnect ends the user's connections on this node.
 func (e SessionEnder) Disconnect(accountID, userID string) { e.Server.Disconnect(accountID, userID) }
+
+// DisconnectCredential ends the user's connections of one key (or the password) on this node.
+func (e SessionEnder) DisconnectCredential(accountID, userID, keyID string) {
+	e.Server.DisconnectCredential(accountID, userID, keyID)
+}
 
 // DisconnectAccount ends every connection of the account's users on this node.
 func (e SessionEnder) DisconnectAccount(accountID string) { e.Server.DisconnectAccount(accountID) }

@@ -392,6 +392,22 @@ func (s *Server) Disconnect(accountID, userID string) int {
 	return n
 }
 
+// DisconnectCredential closes the user's connections that logged in with
+// the SSH key keyID, or with the password when keyID is empty, e.g. when
+// the key is deleted or the password changed. It returns how many it closed.
+func (s *Server) DisconnectCredential(accountID, userID, keyID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.byUser[userKey{accountID, userID}] {
+		if c.login != nil && c.login.KeyID == keyID {
+			c.close()
+			n++
+		}
+	}
+	return n
+}
+
 // DisconnectAccount closes every connection of the account's users, e.g.
 // when the account's SFTP module ends. It returns how many it closed.
 func (s *Server) DisconnectAccount(accountID string) int {

@@ -35,6 +35,16 @@ func (b *Base) EndSessions(accountID, userID string) {
 	}
 }
 
+// EndCredentialSessions ends, on this node, the user's SFTP sessions that
+// logged in with the SSH key keyID, or with their password when keyID is
+// empty. Other nodes' sessions end at their gate's next check (about a
+// second), which finds the key gone or the password changed.
+func (b *Base) EndCredentialSessions(accountID, userID, keyID string) {
+	if b.Sessions != nil {
+		b.Sessions.DisconnectCredential(accountID, userID, keyID)
+	}
+}
+
 // EndAccountSessions ends the SFTP sessions of every user of the account on this node.
 func (b *Base) EndAccountSessions(accountID string) {
 	if b.Sessions != nil {
@@ -75,6 +85,9 @@ func (b *Base) ChangeUser(ctx context.Context, userID string, change func(p *Pri
 type SessionEnder interface {
 	// Disconnect ends one user's sessions.
 	Disconnect(accountID, userID string)
+	// DisconnectCredential ends one user's sessions that logged in with the
+	// SSH key keyID, or with their password when keyID is empty.
+	DisconnectCredential(accountID, userID, keyID string)
 	// DisconnectAccount ends the sessions of every user of the account.
 	DisconnectAccount(accountID string)
 }

@@ -119,6 +119,10 @@ func TestPasswordLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("uma logs in: %v", err)
 	}
+	if l.PasswordDigest == "" {
+		t.Error("a password login carries no digest of the password for the session gate")
+	}
+	l.PasswordDigest = ""
 	if *l != (sftplogin.Login{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin}) {
 		t.Errorf("login = %+v", l)
 	}

@@ -46,6 +46,12 @@ func (e *endedSessions) Disconnect(_, userID string) {
 	e.users = append(e.users, userID)
 }
 
+func (e *endedSessions) DisconnectCredential(_, userID, keyID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.users = append(e.users, userID+" (credential "+keyID+")")
+}
+
 func (e *endedSessions) DisconnectAccount(accountID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -73,6 +73,12 @@ func (l *sessionLog) Disconnect(accountID, userID string) {
 	l.mu.Unlock()
 }
 
+func (l *sessionLog) DisconnectCredential(_, userID, keyID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.users = append(l.users, userID+" (credential "+keyID+")")
+}
+
 func (l *sessionLog) DisconnectAccount(accountID string) {
 	l.mu.Lock()
 	l.users = append(l.users, "every user of "+accountID)

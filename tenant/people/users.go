@@ -394,7 +394,10 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 	})
 }
 
-// ChangePassword changes the principal's own password after checking the current one.
+// ChangePassword changes the principal's own password after checking the
+// current one. The user's other API tokens are revoked and the SFTP sessions
+// that logged in with the password end (on this node at once, on others at
+// their gate's next check, about a second); key sessions go on.
 func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -403,7 +406,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err := tenant.ValidatePassword(next); err != nil {
 		return tenant.Invalid("newPassword", "%s", tenant.ErrorMessage(err))
 	}
-	return s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		u, err := tenant.GetUser(ctx, q, p.ID, true)
 		if err != nil {
 			return err
@@ -434,4 +437,10 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		}
 		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.password_changed", TargetKind: "User", TargetID: u.ID})
 	})
+	if err != nil {
+		return err
+	}
+	// Password SFTP sessions end too; key sessions go on.
+	s.EndCredentialSessions(p.AccountID, p.ID, "")
+	return nil
 }

@@ -403,14 +403,20 @@ func (s *Service) RenameSSHKey(ctx context.Context, keyID, title string) (*SSHKe
 }
 
 // DeleteSSHKey removes a key and returns it as it was; the key stops working
-// for new logins at once. Permissions as for RenameSSHKey.
+// for new logins at once, and the SFTP sessions that logged in with it end:
+// on this node at once, on others at their gate's next check (about a
+// second). Permissions as for RenameSSHKey.
 func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
-	return s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
+	key, err := s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
 		if _, err := q.ExecContext(ctx, `DELETE FROM ssh_keys WHERE account_id = $1 AND id = $2`, key.AccountID, key.ID); err != nil {
 			return tenant.DBError(err)
 		}
 		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: "ssh_key.deleted", TargetKind: "SshKey", TargetID: key.ID, Before: key.AuditState()})
 	})
+	if err == nil {
+		s.EndCredentialSessions(key.AccountID, key.UserID, key.ID)
+	}
+	return key, err
 }
 
 // SSHKey returns one key the principal may manage (see AddSSHKey); any

@@ -3,6 +3,8 @@ package sftplogin
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -83,6 +85,10 @@ type Login struct {
 	// after a password login.
 	KeyID          string
 	KeyFingerprint string
+	// PasswordDigest identifies the password of a password login (a
+	// SHA-256 of its stored hash, hex): the session gate ends the session
+	// once the password changes. Empty after a key login.
+	PasswordDigest string
 	// KeyLastUsedAt is when the key last logged in, as the lookup read it.
 	KeyLastUsedAt *time.Time
 	// Jailed users see only the folders shared with them: their group does
@@ -249,7 +255,16 @@ func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, p
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
 		return nil, loginFailed(why)
 	}
-	return rec.sftpLogin(), nil
+	l := rec.sftpLogin()
+	l.PasswordDigest = passwordDigest(hash)
+	return l, nil
+}
+
+// passwordDigest is Login.PasswordDigest of a stored hash; the session gate
+// computes the same in SQL (sha256 of the hash's UTF-8 bytes, hex).
+func passwordDigest(hash string) string {
+	sum := sha256.Sum256([]byte(hash))
+	return hex.EncodeToString(sum[:])
 }
 
 // PublicKeyLogin answers whether key is one of login's SSH keys and the user
@@ -318,15 +333,33 @@ func (d *Directory) MarkKeyUsed(ctx context.Context, l *Login) error {
 // It is one query, since it runs about once a second per busy session.
 // Other errors are outages.
 func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string, jailed bool) error {
-	if !tenant.IsUUID(accountID) || !tenant.IsUUID(userID) {
+	return d.LoginAllowed(ctx, &Login{AccountID: accountID, UserID: userID, Jailed: jailed})
+}
+
+// LoginAllowed is SessionAllowed for the session l opened, which also ends
+// once the credential it logged in with is revoked: its SSH key deleted
+// (l.KeyID), or its password changed or reset (l.PasswordDigest). Like
+// SessionAllowed, it is one query.
+func (d *Directory) LoginAllowed(ctx context.Context, l *Login) error {
+	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.UserID) || (l.KeyID != "" && !tenant.IsUUID(l.KeyID)) {
 		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
 	}
-	var recs []loginRecord
+	var keyID any // NULL: not a key login
+	if l.KeyID != "" {
+		keyID = l.KeyID
+	}
+	var recs []struct {
+		loginRecord
+		KeyLive      bool `db:"key_live"`
+		PasswordSame bool `db:"password_same"`
+	}
 	err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
 		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at,
-			`+jailedColumn+`
+			`+jailedColumn+`,
+			($3::uuid IS NULL OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.account_id = u.account_id AND k.user_id = u.id AND k.id = $3::uuid)) AS key_live,
+			($4 = '' OR encode(sha256(convert_to(coalesce(u.password_hash, ''), 'UTF8')), 'hex') = $4) AS password_same
 			FROM users u JOIN accounts a ON a.id = u.account_id
-			WHERE u.account_id = $1 AND u.id = $2`, accountID, userID)
+			WHERE u.account_id = $1 AND u.id = $2`, l.AccountID, l.UserID, keyID, l.PasswordDigest)
 	})
 	if err != nil {
 		return tenant.DBError(err)
@@ -339,10 +372,14 @@ func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string
 		return fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
 	}
 	switch {
-	case r.Jailed && !jailed:
+	case r.Jailed && !l.Jailed:
 		return fmt.Errorf("%w: the user's group now jails them", ErrSFTPAccessWithdrawn)
-	case !r.Jailed && jailed:
+	case !r.Jailed && l.Jailed:
 		return fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
+	case !r.KeyLive:
+		return fmt.Errorf("%w: the session's SSH key was deleted", ErrSFTPAccessWithdrawn)
+	case !r.PasswordSame:
+		return fmt.Errorf("%w: the password the session logged in with was changed", ErrSFTPAccessWithdrawn)
 	}
 	return nil
 }
