@@ -181,7 +181,13 @@ type liveSession struct {
 // session logs login in on the node's listener at ip and checks it works.
 func (f *dedicatedFixture) session(n *dedicatedNode, name, ip, login string) *liveSession {
 	f.t.Helper()
-	cfg, _ := clientConfig(login, ssh.Password(f.password))
+	return f.sessionWith(n, name, ip, login, ssh.Password(f.password))
+}
+
+// sessionWith logs login in with auth on the node's listener at ip and checks it works.
+func (f *dedicatedFixture) sessionWith(n *dedicatedNode, name, ip, login string, auth ssh.AuthMethod) *liveSession {
+	f.t.Helper()
+	cfg, _ := clientConfig(login, auth)
 	c, err := dial(f.t, n.at[ip], cfg)
 	if err != nil {
 		f.t.Fatalf("%s: %v", name, err)

@@ -2,8 +2,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"testing"
 	"time"
 
@@ -13,23 +11,10 @@ import (
 	"github.com/skiffhq/skiff/tenant"
 )
 
-// keySession logs login in with signer on the node's listener at ip.
+// keySession logs login in with signer on the node's listener at ip and checks it works.
 func (f *dedicatedFixture) keySession(n *dedicatedNode, name, ip, login string, signer ssh.Signer) *liveSession {
 	f.t.Helper()
-	cfg, _ := clientConfig(login, ssh.PublicKeys(signer))
-	c, err := dial(f.t, n.at[ip], cfg)
-	if err != nil {
-		f.t.Fatalf("%s: %v", name, err)
-	}
-	s := &liveSession{name: name, sftp: mustSFTP(f.t, c), closed: make(chan struct{})}
-	go func() {
-		c.Wait()
-		close(s.closed)
-	}()
-	if _, err := s.sftp.ReadDir("/My Files"); err != nil {
-		f.t.Fatalf("%s: %v", name, err)
-	}
-	return s
+	return f.sessionWith(n, name, ip, login, ssh.PublicKeys(signer))
 }
 
 // refusedWithin checks that a session in use stops working within limit:
@@ -58,19 +43,6 @@ func (f *dedicatedFixture) userContext(login string) (context.Context, string) {
 	return tenant.WithPrincipal(context.Background(), &p), p.ID
 }
 
-func newSigner(t *testing.T) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // Deleting an SSH key ends the sessions that logged in with it, and a
 // password change the password sessions: on the node that made the change
 // at once, on another within about a second. Other credentials' sessions
@@ -80,7 +52,7 @@ func TestRevocationEndsSessionsOnEveryNode(t *testing.T) {
 	first, second := f.node(), f.node()
 	f.svc.Sessions = SessionEnder{Server: first.srv} // as skiff serve wires the service
 	userCtx, userID := f.userContext(f.uma)
-	doomed, kept := newSigner(t), newSigner(t)
+	doomed, kept := ed25519Signer(t), ed25519Signer(t)
 	key, err := f.svc.SFTP.AddSSHKey(userCtx, userID, "laptop", testkit.AuthorizedKey(doomed.PublicKey(), ""))
 	if err != nil {
 		t.Fatal(err)
