@@ -52,6 +52,14 @@ var samples = map[outbox.EmailKind]struct {
 		UserName: "Ada Lovelace", Token: "reset-token", ExpiresAt: t1,
 	}, []string{"https://app.example.com/base/reset-password?token=reset-token", "Monday 16 March 2026 at 09:30 UTC",
 		"your password stays as it is"}},
+	outbox.EmailDedicatedIPProvisioned: {outbox.DedicatedIPProvisionedData{
+		UserName: "Charles Babbage", AccountName: "Analytical Engines", RequestedAt: t0, Address: "203.0.113.7",
+		ProvisionedAt: t1, HostKeys: []outbox.HostKeyFingerprint{{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:acctkey"}},
+	}, []string{"203.0.113.7", "Monday 2 March 2026", "Monday 16 March 2026 at 09:30 UTC", "ssh-ed25519", "SHA256:acctkey",
+		"custom SFTP logins"}},
+	outbox.EmailDedicatedIPDeclined: {outbox.DedicatedIPDeclinedData{
+		UserName: "Charles Babbage", AccountName: "Analytical Engines", RequestedAt: t0, Reason: "The pool is empty until May.",
+	}, []string{"Analytical Engines", "Monday 2 March 2026", "The pool is empty until May.", "new request"}},
 }
 
 func newTestRenderer(t *testing.T) *Renderer {
@@ -110,13 +118,15 @@ func TestRenderEveryKind(t *testing.T) {
 func TestRenderSubjects(t *testing.T) {
 	r := newTestRenderer(t)
 	want := map[outbox.EmailKind]string{
-		outbox.EmailSFTPEnabled:        "Your SFTP access to Analytical Engines",
-		outbox.EmailSSHKeyAdded:        "A new SSH key was added to your SFTP access",
-		outbox.EmailModuleTrialStarted: "Your SFTP trial for Analytical Engines has started",
-		outbox.EmailModuleActivated:    "The SFTP module is active for Analytical Engines",
-		outbox.EmailModuleTrialEnding:  "Your SFTP trial for Analytical Engines ends on Monday 16 March 2026",
-		outbox.EmailInvitation:         "Charles Babbage invited you to Analytical Engines on Acme Files",
-		outbox.EmailPasswordReset:      "Reset your Acme Files password",
+		outbox.EmailSFTPEnabled:            "Your SFTP access to Analytical Engines",
+		outbox.EmailSSHKeyAdded:            "A new SSH key was added to your SFTP access",
+		outbox.EmailModuleTrialStarted:     "Your SFTP trial for Analytical Engines has started",
+		outbox.EmailModuleActivated:        "The SFTP module is active for Analytical Engines",
+		outbox.EmailModuleTrialEnding:      "Your SFTP trial for Analytical Engines ends on Monday 16 March 2026",
+		outbox.EmailInvitation:             "Charles Babbage invited you to Analytical Engines on Acme Files",
+		outbox.EmailPasswordReset:          "Reset your Acme Files password",
+		outbox.EmailDedicatedIPProvisioned: "Your dedicated IP for Analytical Engines is ready: 203.0.113.7",
+		outbox.EmailDedicatedIPDeclined:    "Your dedicated IP request for Analytical Engines was declined",
 	}
 	for kind, subject := range want {
 		got, err := r.Render(kind, mustJSON(t, samples[kind].data))

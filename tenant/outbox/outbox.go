@@ -25,12 +25,17 @@ const (
 	EmailModuleTrialEnding  EmailKind = "module_trial_ending"
 	EmailInvitation         EmailKind = "invitation"
 	EmailPasswordReset      EmailKind = "password_reset"
+	// The two kinds support's staff-scope transactions may enqueue
+	// (migration 00025's outbox policy names them).
+	EmailDedicatedIPProvisioned EmailKind = "dedicated_ip_provisioned"
+	EmailDedicatedIPDeclined    EmailKind = "dedicated_ip_declined"
 )
 
 // EmailKinds lists every kind, for template checks.
 func EmailKinds() []EmailKind {
 	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
-		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset}
+		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset,
+		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined}
 }
 
 // EmailStatus is where an outbox email is on its way out.
@@ -138,6 +143,30 @@ type PasswordResetData struct {
 	ExpiresAt time.Time
 }
 
+// DedicatedIPProvisionedData tells the owner who requested a dedicated IP
+// that support provisioned it.
+type DedicatedIPProvisionedData struct {
+	UserName      string
+	AccountName   string
+	RequestedAt   time.Time
+	Address       string
+	ProvisionedAt time.Time
+	// HostKeys are the account's own host keys, presented on Address.
+	HostKeys []HostKeyFingerprint
+}
+
+// DedicatedIPDeclinedData tells the owner who requested a dedicated IP that
+// support declined the request, and why.
+type DedicatedIPDeclinedData struct {
+	UserName    string
+	AccountName string
+	RequestedAt time.Time
+	Reason      string
+}
+
+func (DedicatedIPProvisionedData) EmailKind() EmailKind { return EmailDedicatedIPProvisioned }
+func (DedicatedIPDeclinedData) EmailKind() EmailKind    { return EmailDedicatedIPDeclined }
+
 func (SFTPEnabledData) EmailKind() EmailKind        { return EmailSFTPEnabled }
 func (SSHKeyAddedData) EmailKind() EmailKind        { return EmailSSHKeyAdded }
 func (ModuleTrialStartedData) EmailKind() EmailKind { return EmailModuleTrialStarted }
@@ -211,6 +240,20 @@ func (d InvitationData) validate() error {
 func (d PasswordResetData) validate() error {
 	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("Token", d.Token).
 		at("ExpiresAt", d.ExpiresAt).err
+}
+
+func (d DedicatedIPProvisionedData) validate() error {
+	r := (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		at("RequestedAt", d.RequestedAt).text("Address", d.Address).at("ProvisionedAt", d.ProvisionedAt)
+	for _, k := range d.HostKeys {
+		r.text("HostKeys.Algorithm", k.Algorithm).text("HostKeys.Fingerprint", k.Fingerprint)
+	}
+	return r.err
+}
+
+func (d DedicatedIPDeclinedData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		at("RequestedAt", d.RequestedAt).text("Reason", d.Reason).err
 }
 
 // Enqueue writes e to accountID's outbox inside the caller's transaction: the

@@ -190,29 +190,8 @@ func (s *Service) RequestSFTPModule(ctx context.Context, message string) (*Modul
 // SFTPModuleRequests lists module requests across accounts, oldest first
 // (a queue), only the unhandled ones when onlyOpen. Support staff only.
 func (s *Service) SFTPModuleRequests(ctx context.Context, onlyOpen bool, page tenant.Page) (*tenant.Connection[*ModuleRequest], error) {
-	if _, err := tenant.RequireStaff(ctx); err != nil {
-		return nil, err
-	}
-	limit, after, afterID, err := tenant.TimeKeyset(page)
-	if err != nil {
-		return nil, err
-	}
-	var conn *tenant.Connection[*ModuleRequest]
-	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
-		var rows []*ModuleRequest
-		if err := tx.SelectContext(ctx, &rows, moduleRequestSelect+`
-			WHERE (NOT $1 OR r.handled_at IS NULL)
-			  AND ($2 = '' OR (r.created_at, r.id) > ($3, nullif($2, '')::uuid))
-			ORDER BY r.created_at, r.id LIMIT $4`, onlyOpen, afterID, after, limit+1); err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.TimePage(rows, limit, afterID != "", func(r *ModuleRequest) (time.Time, string) { return r.CreatedAt, r.ID })
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return conn, nil
+	return tenant.StaffQueue(ctx, s.DB, page, moduleRequestSelect, `NOT $1 OR r.handled_at IS NULL`, onlyOpen,
+		func(r *ModuleRequest) (time.Time, string) { return r.CreatedAt, r.ID })
 }
 
 // moduleRequestSelect reads ModuleRequests.

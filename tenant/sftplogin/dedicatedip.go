@@ -218,7 +218,8 @@ func (s *Service) DedicatedIP(ctx context.Context, accountID string) (*Dedicated
 // first provisioning generates the account's host keys (Ed25519, ECDSA
 // P-256, RSA 3072); later ones reuse them, so clients that trusted the
 // account's server keep trusting it. Custom logins the account kept from an
-// earlier dedicated IP work again at once.
+// earlier dedicated IP work again at once. The account's open dedicated IP
+// request, if any, is closed as PROVISIONED and its requester emailed.
 //
 // Support staff only. An unknown account is not found. User errors: an
 // address that is not one or not in the pool (EInvalid); an account that
@@ -291,8 +292,11 @@ func (s *Service) ProvisionDedicatedIP(ctx context.Context, accountID, address s
 		if err := insertHostKeysTx(ctx, tx, accountID, keys); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, accountID, audit.Event{Kind: "dedicated_ip.provisioned", TargetKind: "Account", TargetID: accountID,
-			After: map[string]any{"address": ip.Address.String()}})
+		if err := audit.Record(ctx, tx, accountID, audit.Event{Kind: "dedicated_ip.provisioned", TargetKind: "Account", TargetID: accountID,
+			After: map[string]any{"address": ip.Address.String()}}); err != nil {
+			return err
+		}
+		return s.provisionedRequestTx(ctx, tx, ip)
 	})
 	if err != nil {
 		return nil, err
