@@ -53,6 +53,34 @@ func (r *dedicatedIpPoolAddressResolver) Account(ctx context.Context, obj *sftpl
 	return r.loaders(ctx).accounts.Load(ctx, obj.AccountID)
 }
 
+// ID is the resolver for the id field.
+func (r *dedicatedIpRequestResolver) ID(ctx context.Context, obj *sftplogin.DedicatedIPRequest) (string, error) {
+	return globalID("DedicatedIpRequest", obj.ID), nil
+}
+
+// Account is the resolver for the account field.
+func (r *dedicatedIpRequestResolver) Account(ctx context.Context, obj *sftplogin.DedicatedIPRequest) (*tenant.Account, error) {
+	return r.loaders(ctx).accounts.Load(ctx, obj.AccountID)
+}
+
+// RequestDedicatedIP is the resolver for the requestDedicatedIp field.
+func (r *mutationResolver) RequestDedicatedIP(ctx context.Context, input model.RequestDedicatedIPInput) (*model.DedicatedIPRequestPayload, error) {
+	req, err := r.Tenant.DedicatedIPs.RequestDedicatedIP(ctx, deref(input.Message))
+	ue, err := userErrors(err)
+	return &model.DedicatedIPRequestPayload{Request: req, UserErrors: ue}, err
+}
+
+// DeclineDedicatedIPRequest is the resolver for the declineDedicatedIpRequest field.
+func (r *mutationResolver) DeclineDedicatedIPRequest(ctx context.Context, input model.DeclineDedicatedIPRequestInput) (*model.DedicatedIPRequestPayload, error) {
+	id, err := parseID(input.ID, "DedicatedIpRequest")
+	if err != nil {
+		return nil, err
+	}
+	req, err := r.Tenant.DedicatedIPs.DeclineDedicatedIPRequest(ctx, id, input.Reason)
+	ue, err := userErrors(err)
+	return &model.DedicatedIPRequestPayload{Request: req, UserErrors: ue}, err
+}
+
 // ProvisionDedicatedIP is the resolver for the provisionDedicatedIp field.
 func (r *mutationResolver) ProvisionDedicatedIP(ctx context.Context, input model.ProvisionDedicatedIPInput) (*model.DedicatedIPPayload, error) {
 	id, err := parseID(input.AccountID, "Account")
@@ -84,6 +112,19 @@ func (r *mutationResolver) SetCustomSftpLogin(ctx context.Context, input model.S
 	u, err := r.Tenant.SFTP.SetCustomSFTPLogin(ctx, id, deref(input.Login))
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
+}
+
+// DedicatedIPRequests is the resolver for the dedicatedIpRequests field.
+func (r *queryResolver) DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.DedicatedIPRequestConnection, error) {
+	c, err := r.Tenant.DedicatedIPs.DedicatedIPRequests(ctx, onlyOpen == nil || *onlyOpen, page(first, after))
+	if err != nil {
+		return nil, err
+	}
+	out := &model.DedicatedIPRequestConnection{PageInfo: pageInfo(c), Edges: make([]*model.DedicatedIPRequestEdge, len(c.Items))}
+	for i, x := range c.Items {
+		out.Edges[i] = &model.DedicatedIPRequestEdge{Cursor: c.Cursors[i], Node: x}
+	}
+	return out, nil
 }
 
 // DedicatedIPPool is the resolver for the dedicatedIpPool field.
@@ -129,8 +170,14 @@ func (r *Resolver) DedicatedIpPoolAddress() generated.DedicatedIpPoolAddressReso
 	return &dedicatedIpPoolAddressResolver{r}
 }
 
+// DedicatedIpRequest returns generated.DedicatedIpRequestResolver implementation.
+func (r *Resolver) DedicatedIpRequest() generated.DedicatedIpRequestResolver {
+	return &dedicatedIpRequestResolver{r}
+}
+
 type (
 	dedicatedIpResolver            struct{ *Resolver }
 	dedicatedIpPayloadResolver     struct{ *Resolver }
 	dedicatedIpPoolAddressResolver struct{ *Resolver }
+	dedicatedIpRequestResolver     struct{ *Resolver }
 )

@@ -47,6 +47,8 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 		n, err = r.Tenant.SFTP.SSHKey(ctx, id)
 	case "SftpModuleRequest":
 		n, err = r.Tenant.SFTP.SFTPModuleRequest(ctx, id)
+	case "DedicatedIpRequest":
+		n, err = r.Tenant.DedicatedIPs.DedicatedIPRequest(ctx, id)
 	case "Group":
 		n, err = r.Tenant.Sharing.Group(ctx, id)
 	case "ProjectFolder":

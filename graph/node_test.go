@@ -27,6 +27,7 @@ func TestNodeResolvesEveryNodeType(t *testing.T) {
 	e.mustDo(owner, `mutation($k: String!) { addSshKey(input: {title: "laptop", publicKey: $k}) { sshKey { id } } }`,
 		vars{"k": testkit.AuthorizedKey(testkit.Ed25519Key(t), "me@laptop")}, nil)
 	e.mustDo(owner, `mutation { requestSftpModule(input: {message: "please"}) { request { id } } }`, nil, nil)
+	e.mustDo(owner, `mutation { requestDedicatedIp(input: {message: "please"}) { request { id } } }`, nil, nil)
 
 	var acct struct {
 		Viewer struct {
@@ -47,23 +48,26 @@ func TestNodeResolvesEveryNodeType(t *testing.T) {
 			projectFolders { edges { node { id } } } notifications { edges { node { id } } } auditEvents { edges { node { id } } } }
 		user { sshKeys { id } } } } }`, nil, &acct)
 	var st struct {
-		Viewer             struct{ Staff struct{ ID string } }
-		SftpModuleRequests conn
+		Viewer              struct{ Staff struct{ ID string } }
+		SftpModuleRequests  conn
+		DedicatedIpRequests conn
 	}
-	e.mustDo(staff, `{ viewer { ... on StaffViewer { staff { id } } } sftpModuleRequests { edges { node { id } } } }`, nil, &st)
+	e.mustDo(staff, `{ viewer { ... on StaffViewer { staff { id } } } sftpModuleRequests { edges { node { id } } }
+		dedicatedIpRequests { edges { node { id } } } }`, nil, &st)
 
 	a := acct.Viewer.Account
 	type sample struct{ id, token string }
 	samples := map[string]sample{
-		"Account":           {a.ID, owner},
-		"User":              {a.Users.first(t, "users"), owner},
-		"Contact":           {a.Contacts.first(t, "contacts"), owner},
-		"Group":             {a.Groups.first(t, "groups"), owner},
-		"ProjectFolder":     {a.ProjectFolders.first(t, "project folders"), owner},
-		"Notification":      {a.Notifications.first(t, "notifications"), owner},
-		"AuditEvent":        {a.AuditEvents.first(t, "audit events"), owner},
-		"Staff":             {st.Viewer.Staff.ID, staff},
-		"SftpModuleRequest": {st.SftpModuleRequests.first(t, "module requests"), staff},
+		"Account":            {a.ID, owner},
+		"User":               {a.Users.first(t, "users"), owner},
+		"Contact":            {a.Contacts.first(t, "contacts"), owner},
+		"Group":              {a.Groups.first(t, "groups"), owner},
+		"ProjectFolder":      {a.ProjectFolders.first(t, "project folders"), owner},
+		"Notification":       {a.Notifications.first(t, "notifications"), owner},
+		"AuditEvent":         {a.AuditEvents.first(t, "audit events"), owner},
+		"Staff":              {st.Viewer.Staff.ID, staff},
+		"SftpModuleRequest":  {st.SftpModuleRequests.first(t, "module requests"), staff},
+		"DedicatedIpRequest": {st.DedicatedIpRequests.first(t, "dedicated IP requests"), staff},
 	}
 	if len(acct.Viewer.User.SSHKeys) == 0 {
 		t.Fatal("the owner has no SSH key")

@@ -43,6 +43,7 @@ type ResolverRoot interface {
 	DedicatedIp() DedicatedIpResolver
 	DedicatedIpPayload() DedicatedIpPayloadResolver
 	DedicatedIpPoolAddress() DedicatedIpPoolAddressResolver
+	DedicatedIpRequest() DedicatedIpRequestResolver
 	Group() GroupResolver
 	Mutation() MutationResolver
 	Notification() NotificationResolver
@@ -182,6 +183,34 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DedicatedIpRequest struct {
+		Account          func(childComplexity int) int
+		Address          func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		DeclineReason    func(childComplexity int) int
+		HandledAt        func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Message          func(childComplexity int) int
+		RequestedByEmail func(childComplexity int) int
+		RequestedByName  func(childComplexity int) int
+		State            func(childComplexity int) int
+	}
+
+	DedicatedIpRequestConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	DedicatedIpRequestEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	DedicatedIpRequestPayload struct {
+		Request    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	DeleteGroupPayload struct {
 		DeletedGroupID func(childComplexity int) int
 		UserErrors     func(childComplexity int) int
@@ -237,43 +266,45 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AcceptInvitation     func(childComplexity int, input model.AcceptInvitationInput) int
-		ActivateSftpModule   func(childComplexity int, input model.ActivateSftpModuleInput) int
-		AddSSHKey            func(childComplexity int, input model.AddSSHKeyInput) int
-		ChangePassword       func(childComplexity int, input model.ChangePasswordInput) int
-		ConvertContactToUser func(childComplexity int, input model.ConvertContactToUserInput) int
-		CreateAccount        func(childComplexity int, input model.CreateAccountInput) int
-		CreateContact        func(childComplexity int, input model.CreateContactInput) int
-		CreateGroup          func(childComplexity int, input model.CreateGroupInput) int
-		CreateProjectFolder  func(childComplexity int, input model.CreateProjectFolderInput) int
-		CreateUser           func(childComplexity int, input model.CreateUserInput) int
-		DeleteContact        func(childComplexity int, input model.DeleteContactInput) int
-		DeleteGroup          func(childComplexity int, input model.DeleteGroupInput) int
-		DeleteProjectFolder  func(childComplexity int, input model.DeleteProjectFolderInput) int
-		DeleteSSHKey         func(childComplexity int, input model.DeleteSSHKeyInput) int
-		DeleteUser           func(childComplexity int, input model.DeleteUserInput) int
-		Login                func(childComplexity int, input model.LoginInput) int
-		Logout               func(childComplexity int) int
-		ProvisionDedicatedIP func(childComplexity int, input model.ProvisionDedicatedIPInput) int
-		ReleaseDedicatedIP   func(childComplexity int, input model.ReleaseDedicatedIPInput) int
-		RenameProjectFolder  func(childComplexity int, input model.RenameProjectFolderInput) int
-		RenameSSHKey         func(childComplexity int, input model.RenameSSHKeyInput) int
-		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
-		RequestSftpModule    func(childComplexity int, input model.RequestSftpModuleInput) int
-		ResendInvitation     func(childComplexity int, input model.ResendInvitationInput) int
-		ResetPassword        func(childComplexity int, input model.ResetPasswordInput) int
-		RestoreUser          func(childComplexity int, input model.RestoreUserInput) int
-		SetCustomSftpLogin   func(childComplexity int, input model.SetCustomSftpLoginInput) int
-		SetSftpAccess        func(childComplexity int, input model.SetSftpAccessInput) int
-		SetSftpLicences      func(childComplexity int, input model.SetSftpLicencesInput) int
-		SetUserGroup         func(childComplexity int, input model.SetUserGroupInput) int
-		ShareProjectFolder   func(childComplexity int, input model.ShareProjectFolderInput) int
-		StartSftpTrial       func(childComplexity int) int
-		SuspendSftpModule    func(childComplexity int, input model.SuspendSftpModuleInput) int
-		UnshareProjectFolder func(childComplexity int, input model.UnshareProjectFolderInput) int
-		UpdateContact        func(childComplexity int, input model.UpdateContactInput) int
-		UpdateGroup          func(childComplexity int, input model.UpdateGroupInput) int
-		UpdateUser           func(childComplexity int, input model.UpdateUserInput) int
+		AcceptInvitation          func(childComplexity int, input model.AcceptInvitationInput) int
+		ActivateSftpModule        func(childComplexity int, input model.ActivateSftpModuleInput) int
+		AddSSHKey                 func(childComplexity int, input model.AddSSHKeyInput) int
+		ChangePassword            func(childComplexity int, input model.ChangePasswordInput) int
+		ConvertContactToUser      func(childComplexity int, input model.ConvertContactToUserInput) int
+		CreateAccount             func(childComplexity int, input model.CreateAccountInput) int
+		CreateContact             func(childComplexity int, input model.CreateContactInput) int
+		CreateGroup               func(childComplexity int, input model.CreateGroupInput) int
+		CreateProjectFolder       func(childComplexity int, input model.CreateProjectFolderInput) int
+		CreateUser                func(childComplexity int, input model.CreateUserInput) int
+		DeclineDedicatedIPRequest func(childComplexity int, input model.DeclineDedicatedIPRequestInput) int
+		DeleteContact             func(childComplexity int, input model.DeleteContactInput) int
+		DeleteGroup               func(childComplexity int, input model.DeleteGroupInput) int
+		DeleteProjectFolder       func(childComplexity int, input model.DeleteProjectFolderInput) int
+		DeleteSSHKey              func(childComplexity int, input model.DeleteSSHKeyInput) int
+		DeleteUser                func(childComplexity int, input model.DeleteUserInput) int
+		Login                     func(childComplexity int, input model.LoginInput) int
+		Logout                    func(childComplexity int) int
+		ProvisionDedicatedIP      func(childComplexity int, input model.ProvisionDedicatedIPInput) int
+		ReleaseDedicatedIP        func(childComplexity int, input model.ReleaseDedicatedIPInput) int
+		RenameProjectFolder       func(childComplexity int, input model.RenameProjectFolderInput) int
+		RenameSSHKey              func(childComplexity int, input model.RenameSSHKeyInput) int
+		RequestDedicatedIP        func(childComplexity int, input model.RequestDedicatedIPInput) int
+		RequestPasswordReset      func(childComplexity int, input model.RequestPasswordResetInput) int
+		RequestSftpModule         func(childComplexity int, input model.RequestSftpModuleInput) int
+		ResendInvitation          func(childComplexity int, input model.ResendInvitationInput) int
+		ResetPassword             func(childComplexity int, input model.ResetPasswordInput) int
+		RestoreUser               func(childComplexity int, input model.RestoreUserInput) int
+		SetCustomSftpLogin        func(childComplexity int, input model.SetCustomSftpLoginInput) int
+		SetSftpAccess             func(childComplexity int, input model.SetSftpAccessInput) int
+		SetSftpLicences           func(childComplexity int, input model.SetSftpLicencesInput) int
+		SetUserGroup              func(childComplexity int, input model.SetUserGroupInput) int
+		ShareProjectFolder        func(childComplexity int, input model.ShareProjectFolderInput) int
+		StartSftpTrial            func(childComplexity int) int
+		SuspendSftpModule         func(childComplexity int, input model.SuspendSftpModuleInput) int
+		UnshareProjectFolder      func(childComplexity int, input model.UnshareProjectFolderInput) int
+		UpdateContact             func(childComplexity int, input model.UpdateContactInput) int
+		UpdateGroup               func(childComplexity int, input model.UpdateGroupInput) int
+		UpdateUser                func(childComplexity int, input model.UpdateUserInput) int
 	}
 
 	Notification struct {
@@ -343,13 +374,14 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Account            func(childComplexity int, id *string) int
-		Accounts           func(childComplexity int, search *string, first *int, after *string) int
-		DedicatedIPPool    func(childComplexity int, state *sftplogin.DedicatedIPState, first *int, after *string) int
-		Node               func(childComplexity int, id string) int
-		SftpModuleRequests func(childComplexity int, onlyOpen *bool, first *int, after *string) int
-		SftpServer         func(childComplexity int) int
-		Viewer             func(childComplexity int) int
+		Account             func(childComplexity int, id *string) int
+		Accounts            func(childComplexity int, search *string, first *int, after *string) int
+		DedicatedIPPool     func(childComplexity int, state *sftplogin.DedicatedIPState, first *int, after *string) int
+		DedicatedIPRequests func(childComplexity int, onlyOpen *bool, first *int, after *string) int
+		Node                func(childComplexity int, id string) int
+		SftpModuleRequests  func(childComplexity int, onlyOpen *bool, first *int, after *string) int
+		SftpServer          func(childComplexity int) int
+		Viewer              func(childComplexity int) int
 	}
 
 	RequestSftpModulePayload struct {
@@ -549,6 +581,10 @@ type DedicatedIpPoolAddressResolver interface {
 
 	Account(ctx context.Context, obj *sftplogin.PoolAddress) (*tenant.Account, error)
 }
+type DedicatedIpRequestResolver interface {
+	ID(ctx context.Context, obj *sftplogin.DedicatedIPRequest) (string, error)
+	Account(ctx context.Context, obj *sftplogin.DedicatedIPRequest) (*tenant.Account, error)
+}
 type GroupResolver interface {
 	ID(ctx context.Context, obj *sharing.Group) (string, error)
 
@@ -565,6 +601,8 @@ type MutationResolver interface {
 	UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.ContactPayload, error)
 	DeleteContact(ctx context.Context, input model.DeleteContactInput) (*model.ContactPayload, error)
 	ConvertContactToUser(ctx context.Context, input model.ConvertContactToUserInput) (*model.UserPayload, error)
+	RequestDedicatedIP(ctx context.Context, input model.RequestDedicatedIPInput) (*model.DedicatedIPRequestPayload, error)
+	DeclineDedicatedIPRequest(ctx context.Context, input model.DeclineDedicatedIPRequestInput) (*model.DedicatedIPRequestPayload, error)
 	ProvisionDedicatedIP(ctx context.Context, input model.ProvisionDedicatedIPInput) (*model.DedicatedIPPayload, error)
 	ReleaseDedicatedIP(ctx context.Context, input model.ReleaseDedicatedIPInput) (*model.DedicatedIPPayload, error)
 	SetCustomSftpLogin(ctx context.Context, input model.SetCustomSftpLoginInput) (*model.UserPayload, error)
@@ -614,6 +652,7 @@ type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Account(ctx context.Context, id *string) (*tenant.Account, error)
 	Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error)
+	DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.DedicatedIPRequestConnection, error)
 	DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
 	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error)
 	SftpServer(ctx context.Context) (*model.SftpServer, error)
@@ -1127,6 +1166,106 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DedicatedIpPoolEdge.Node(childComplexity), true
 
+	case "DedicatedIpRequest.account":
+		if e.ComplexityRoot.DedicatedIpRequest.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.Account(childComplexity), true
+	case "DedicatedIpRequest.address":
+		if e.ComplexityRoot.DedicatedIpRequest.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.Address(childComplexity), true
+	case "DedicatedIpRequest.createdAt":
+		if e.ComplexityRoot.DedicatedIpRequest.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.CreatedAt(childComplexity), true
+	case "DedicatedIpRequest.declineReason":
+		if e.ComplexityRoot.DedicatedIpRequest.DeclineReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.DeclineReason(childComplexity), true
+	case "DedicatedIpRequest.handledAt":
+		if e.ComplexityRoot.DedicatedIpRequest.HandledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.HandledAt(childComplexity), true
+	case "DedicatedIpRequest.id":
+		if e.ComplexityRoot.DedicatedIpRequest.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.ID(childComplexity), true
+	case "DedicatedIpRequest.message":
+		if e.ComplexityRoot.DedicatedIpRequest.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.Message(childComplexity), true
+	case "DedicatedIpRequest.requestedByEmail":
+		if e.ComplexityRoot.DedicatedIpRequest.RequestedByEmail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.RequestedByEmail(childComplexity), true
+	case "DedicatedIpRequest.requestedByName":
+		if e.ComplexityRoot.DedicatedIpRequest.RequestedByName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.RequestedByName(childComplexity), true
+	case "DedicatedIpRequest.state":
+		if e.ComplexityRoot.DedicatedIpRequest.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequest.State(childComplexity), true
+
+	case "DedicatedIpRequestConnection.edges":
+		if e.ComplexityRoot.DedicatedIpRequestConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestConnection.Edges(childComplexity), true
+	case "DedicatedIpRequestConnection.pageInfo":
+		if e.ComplexityRoot.DedicatedIpRequestConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestConnection.PageInfo(childComplexity), true
+
+	case "DedicatedIpRequestEdge.cursor":
+		if e.ComplexityRoot.DedicatedIpRequestEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestEdge.Cursor(childComplexity), true
+	case "DedicatedIpRequestEdge.node":
+		if e.ComplexityRoot.DedicatedIpRequestEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestEdge.Node(childComplexity), true
+
+	case "DedicatedIpRequestPayload.request":
+		if e.ComplexityRoot.DedicatedIpRequestPayload.Request == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestPayload.Request(childComplexity), true
+	case "DedicatedIpRequestPayload.userErrors":
+		if e.ComplexityRoot.DedicatedIpRequestPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestPayload.UserErrors(childComplexity), true
+
 	case "DeleteGroupPayload.deletedGroupId":
 		if e.ComplexityRoot.DeleteGroupPayload.DeletedGroupID == nil {
 			break
@@ -1413,6 +1552,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateUser(childComplexity, args["input"].(model.CreateUserInput)), true
+	case "Mutation.declineDedicatedIpRequest":
+		if e.ComplexityRoot.Mutation.DeclineDedicatedIPRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_declineDedicatedIpRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeclineDedicatedIPRequest(childComplexity, args["input"].(model.DeclineDedicatedIPRequestInput)), true
 	case "Mutation.deleteContact":
 		if e.ComplexityRoot.Mutation.DeleteContact == nil {
 			break
@@ -1529,6 +1679,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RenameSSHKey(childComplexity, args["input"].(model.RenameSSHKeyInput)), true
+	case "Mutation.requestDedicatedIp":
+		if e.ComplexityRoot.Mutation.RequestDedicatedIP == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestDedicatedIp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestDedicatedIP(childComplexity, args["input"].(model.RequestDedicatedIPInput)), true
 	case "Mutation.requestPasswordReset":
 		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
 			break
@@ -1960,6 +2121,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*sftplogin.DedicatedIPState), args["first"].(*int), args["after"].(*string)), true
+	case "Query.dedicatedIpRequests":
+		if e.ComplexityRoot.Query.DedicatedIPRequests == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dedicatedIpRequests_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DedicatedIPRequests(childComplexity, args["onlyOpen"].(*bool), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -2571,6 +2743,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateGroupInput", ec.unmarshalInputCreateGroupInput),
 			graphql.NewInputUnmarshaler("CreateProjectFolderInput", ec.unmarshalInputCreateProjectFolderInput),
 			graphql.NewInputUnmarshaler("CreateUserInput", ec.unmarshalInputCreateUserInput),
+			graphql.NewInputUnmarshaler("DeclineDedicatedIpRequestInput", ec.unmarshalInputDeclineDedicatedIpRequestInput),
 			graphql.NewInputUnmarshaler("DeleteContactInput", ec.unmarshalInputDeleteContactInput),
 			graphql.NewInputUnmarshaler("DeleteGroupInput", ec.unmarshalInputDeleteGroupInput),
 			graphql.NewInputUnmarshaler("DeleteProjectFolderInput", ec.unmarshalInputDeleteProjectFolderInput),
@@ -2581,6 +2754,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ReleaseDedicatedIpInput", ec.unmarshalInputReleaseDedicatedIpInput),
 			graphql.NewInputUnmarshaler("RenameProjectFolderInput", ec.unmarshalInputRenameProjectFolderInput),
 			graphql.NewInputUnmarshaler("RenameSshKeyInput", ec.unmarshalInputRenameSshKeyInput),
+			graphql.NewInputUnmarshaler("RequestDedicatedIpInput", ec.unmarshalInputRequestDedicatedIpInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("RequestSftpModuleInput", ec.unmarshalInputRequestSftpModuleInput),
 			graphql.NewInputUnmarshaler("ResendInvitationInput", ec.unmarshalInputResendInvitationInput),
@@ -2989,7 +3163,56 @@ extend type SftpCredentials {
   customLoginNote: String
 }
 
+"Where an owner's dedicated IP request stands."
+enum DedicatedIpRequestState {
+  "Waiting for support. An account has at most one open request."
+  OPEN
+  "Support provisioned a dedicated IP (` + "`" + `provisionDedicatedIp` + "`" + `) and the requester was emailed it."
+  PROVISIONED
+  "Support declined it (` + "`" + `declineDedicatedIpRequest` + "`" + `) and the requester was emailed the reason."
+  DECLINED
+}
+
+"""
+An account owner's request for a dedicated IP, queued for support. Provisioning a dedicated
+IP to the account closes it; support may instead decline it with a reason. Either way the
+requester is emailed. See docs/DEDICATED_IPS.md.
+"""
+type DedicatedIpRequest implements Node {
+  id: ID!
+  account: Account!
+  "Who asked: the owner's name and email as they are now."
+  requestedByName: String!
+  requestedByEmail: String!
+  "The owner's message to support; empty when they gave none."
+  message: String!
+  "When it was sent."
+  createdAt: Time!
+  state: DedicatedIpRequestState!
+  "When support provisioned or declined it; null while open."
+  handledAt: Time
+  "The address provisioned (PROVISIONED); null otherwise."
+  address: String
+  "Why support declined it, as the requester was told (DECLINED); null otherwise."
+  declineReason: String
+}
+
+type DedicatedIpRequestConnection {
+  edges: [DedicatedIpRequestEdge!]!
+  pageInfo: PageInfo!
+}
+
+type DedicatedIpRequestEdge {
+  cursor: String!
+  node: DedicatedIpRequest!
+}
+
 extend type Query {
+  """
+  Accounts' dedicated IP requests across accounts, oldest first (a queue); only the open
+  ones unless ` + "`" + `onlyOpen: false` + "`" + `. Support staff only.
+  """
+  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String): DedicatedIpRequestConnection!
   """
   The deployment's dedicated IP pool in address order: every address, free, cooling down
   or whose; then addresses still assigned that the pool no longer lists. Only those in
@@ -3000,10 +3223,26 @@ extend type Query {
 
 extend type Mutation {
   """
+  Ask support for a dedicated IP for your account, with an optional message (up to 2000
+  characters). Account owners only. One open request per account: a second, or a request
+  while the account has a dedicated IP, is a CONFLICT user error. Support answers by
+  provisioning one (` + "`" + `provisionDedicatedIp` + "`" + `) or declining (` + "`" + `declineDedicatedIpRequest` + "`" + `); you
+  are emailed either way.
+  """
+  requestDedicatedIp(input: RequestDedicatedIpInput!): DedicatedIpRequestPayload!
+  """
+  Decline an open dedicated IP request with a reason (1 to 2000 characters), which is
+  emailed to the owner who asked. A request already provisioned or declined is a CONFLICT
+  user error. Support staff only.
+  """
+  declineDedicatedIpRequest(input: DeclineDedicatedIpRequestInput!): DedicatedIpRequestPayload!
+  """
   Give an account a dedicated IP from the pool: ` + "`" + `address` + "`" + `, or else the one it released
   last if still free for it, or else the first free one. The first time, this generates the
   account's host keys. One dedicated IP per account; an address another account has, or
-  released less than the cool-down ago, is refused. Support staff only.
+  released less than the cool-down ago, is refused. The account's open dedicated IP
+  request, if any, becomes PROVISIONED and the owner who sent it is emailed the address and
+  the account's host keys. Support staff only.
   """
   provisionDedicatedIp(input: ProvisionDedicatedIpInput!): DedicatedIpPayload!
   """
@@ -3024,6 +3263,22 @@ extend type Mutation {
   account but owners: only an owner sets an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
   setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload!
+}
+
+input RequestDedicatedIpInput {
+  "What you need it for, or anything support should know; optional."
+  message: String
+}
+
+input DeclineDedicatedIpRequestInput {
+  id: ID!
+  "Why, in words for the owner: it is emailed to them."
+  reason: String!
+}
+
+type DedicatedIpRequestPayload {
+  request: DedicatedIpRequest
+  userErrors: [UserError!]!
 }
 
 input ProvisionDedicatedIpInput {
@@ -4042,6 +4297,62 @@ func (ec *executionContext) childFields_DedicatedIpPoolEdge(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPoolEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_DedicatedIpRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DedicatedIpRequest_id(ctx, field)
+	case "account":
+		return ec.fieldContext_DedicatedIpRequest_account(ctx, field)
+	case "requestedByName":
+		return ec.fieldContext_DedicatedIpRequest_requestedByName(ctx, field)
+	case "requestedByEmail":
+		return ec.fieldContext_DedicatedIpRequest_requestedByEmail(ctx, field)
+	case "message":
+		return ec.fieldContext_DedicatedIpRequest_message(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_DedicatedIpRequest_createdAt(ctx, field)
+	case "state":
+		return ec.fieldContext_DedicatedIpRequest_state(ctx, field)
+	case "handledAt":
+		return ec.fieldContext_DedicatedIpRequest_handledAt(ctx, field)
+	case "address":
+		return ec.fieldContext_DedicatedIpRequest_address(ctx, field)
+	case "declineReason":
+		return ec.fieldContext_DedicatedIpRequest_declineReason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpRequestConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DedicatedIpRequestConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DedicatedIpRequestConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpRequestConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpRequestEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DedicatedIpRequestEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DedicatedIpRequestEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpRequestEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DedicatedIpRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "request":
+		return ec.fieldContext_DedicatedIpRequestPayload_request(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DedicatedIpRequestPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpRequestPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedGroupId":
@@ -5014,6 +5325,20 @@ func (ec *executionContext) field_Mutation_createUser_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_declineDedicatedIpRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DeclineDedicatedIPRequestInput, error) {
+			return ec.unmarshalNDeclineDedicatedIpRequestInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeclineDedicatedIPRequestInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5146,6 +5471,20 @@ func (ec *executionContext) field_Mutation_renameSshKey_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RenameSSHKeyInput, error) {
 			return ec.unmarshalNRenameSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameSSHKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestDedicatedIp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestDedicatedIPInput, error) {
+			return ec.unmarshalNRequestDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestDedicatedIPInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5433,6 +5772,36 @@ func (ec *executionContext) field_Query_dedicatedIpPool_args(ctx context.Context
 		return nil, err
 	}
 	args["state"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_dedicatedIpRequests_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "onlyOpen",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["onlyOpen"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -7534,6 +7903,428 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_node(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _DedicatedIpRequest_id(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIpRequest().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, true, true, "ID")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_account(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DedicatedIpRequest().Account(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalNAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequest",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequest_requestedByName(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_requestedByName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestedByName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_requestedByEmail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestedByEmail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v sftplogin.DedicatedIPRequestState) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequestState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequestState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "DedicatedIpRequestState")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_handledAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HandledAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_handledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_address(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequest_declineReason(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequest_declineReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeclineReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequest_declineReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DedicatedIPRequestEdge) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequestConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequestEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequestConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequestConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequestEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _DedicatedIpRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequestEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequestPayload_request(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestPayload_request(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Request, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
+			return ec.marshalODedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestPayload_request(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequestPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DedicatedIpRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeleteGroupPayload_deletedGroupId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8582,6 +9373,94 @@ func (ec *executionContext) fieldContext_Mutation_convertContactToUser(ctx conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_convertContactToUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestDedicatedIp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestDedicatedIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestDedicatedIP(ctx, fc.Args["input"].(model.RequestDedicatedIPInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestDedicatedIp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_declineDedicatedIpRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_declineDedicatedIpRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeclineDedicatedIPRequest(ctx, fc.Args["input"].(model.DeclineDedicatedIPRequestInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_declineDedicatedIpRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_declineDedicatedIpRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10946,6 +11825,50 @@ func (ec *executionContext) fieldContext_Query_accounts(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_accounts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_dedicatedIpRequests(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dedicatedIpRequests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DedicatedIPRequests(ctx, fc.Args["onlyOpen"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
+			return ec.marshalNDedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dedicatedIpRequests(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DedicatedIpRequestConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dedicatedIpRequests_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -15182,6 +16105,55 @@ func UnmarshalCreateUserInput(ctx context.Context, raw any) (model.CreateUserInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDeclineDedicatedIpRequestInput(ctx context.Context, obj any) (model.DeclineDedicatedIPRequestInput, error) {
+	var it model.DeclineDedicatedIPRequestInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "reason"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeclineDedicatedIpRequestInput unmarshals raw into the DeclineDedicatedIpRequestInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeclineDedicatedIpRequestInput(ctx context.Context, raw any) (model.DeclineDedicatedIPRequestInput, error) {
+	var out model.DeclineDedicatedIPRequestInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeclineDedicatedIpRequestInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputDeleteContactInput(ctx context.Context, obj any) (model.DeleteContactInput, error) {
 	var it model.DeleteContactInput
 	if obj == nil {
@@ -15627,6 +16599,48 @@ func (ec *executionContext) unmarshalInputRenameSshKeyInput(ctx context.Context,
 func UnmarshalRenameSshKeyInput(ctx context.Context, raw any) (model.RenameSSHKeyInput, error) {
 	var out model.RenameSSHKeyInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameSshKeyInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRequestDedicatedIpInput(ctx context.Context, obj any) (model.RequestDedicatedIPInput, error) {
+	var it model.RequestDedicatedIPInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"message"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRequestDedicatedIpInput unmarshals raw into the RequestDedicatedIpInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRequestDedicatedIpInput(ctx context.Context, raw any) (model.RequestDedicatedIPInput, error) {
+	var out model.RequestDedicatedIPInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RequestDedicatedIpInput", raw, &out)
 	return out, err
 }
 
@@ -16524,6 +17538,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Group(ctx, sel, obj)
+	case sftplogin.DedicatedIPRequest:
+		return ec._DedicatedIpRequest(ctx, sel, &obj)
+	case *sftplogin.DedicatedIPRequest:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._DedicatedIpRequest(ctx, sel, obj)
 	case people.Contact:
 		return ec._Contact(ctx, sel, &obj)
 	case *people.Contact:
@@ -17450,6 +18471,200 @@ func (ec *executionContext) _DedicatedIpPoolEdge(ctx context.Context, sel ast.Se
 	return out
 }
 
+var dedicatedIpRequestImplementors = []string{"DedicatedIpRequest", "Node"}
+
+func (ec *executionContext) _DedicatedIpRequest(ctx context.Context, sel ast.SelectionSet, obj *sftplogin.DedicatedIPRequest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpRequestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpRequest")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIpRequest_id(ctx, field, obj)
+				})
+		case "account":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DedicatedIpRequest_account(ctx, field, obj)
+				})
+		case "requestedByName":
+			out.Values[i] = ec._DedicatedIpRequest_requestedByName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "requestedByEmail":
+			out.Values[i] = ec._DedicatedIpRequest_requestedByEmail(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "message":
+			out.Values[i] = ec._DedicatedIpRequest_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._DedicatedIpRequest_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._DedicatedIpRequest_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "handledAt":
+			out.Values[i] = ec._DedicatedIpRequest_handledAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "address":
+			out.Values[i] = ec._DedicatedIpRequest_address(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "declineReason":
+			out.Values[i] = ec._DedicatedIpRequest_declineReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpRequestConnectionImplementors = []string{"DedicatedIpRequestConnection"}
+
+func (ec *executionContext) _DedicatedIpRequestConnection(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPRequestConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpRequestConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpRequestConnection")
+		case "edges":
+			out.Values[i] = ec._DedicatedIpRequestConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DedicatedIpRequestConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpRequestEdgeImplementors = []string{"DedicatedIpRequestEdge"}
+
+func (ec *executionContext) _DedicatedIpRequestEdge(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPRequestEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpRequestEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpRequestEdge")
+		case "cursor":
+			out.Values[i] = ec._DedicatedIpRequestEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._DedicatedIpRequestEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dedicatedIpRequestPayloadImplementors = []string{"DedicatedIpRequestPayload"}
+
+func (ec *executionContext) _DedicatedIpRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DedicatedIPRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dedicatedIpRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DedicatedIpRequestPayload")
+		case "request":
+			out.Values[i] = ec._DedicatedIpRequestPayload_request(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DedicatedIpRequestPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteGroupPayloadImplementors = []string{"DeleteGroupPayload"}
 
 func (ec *executionContext) _DeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteGroupPayload) graphql.Marshaler {
@@ -17911,6 +19126,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "convertContactToUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_convertContactToUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestDedicatedIp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestDedicatedIp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "declineDedicatedIpRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_declineDedicatedIpRequest(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -18644,6 +19873,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_accounts(ctx, field)
+				})
+		case "dedicatedIpRequests":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_dedicatedIpRequests(ctx, field)
 				})
 		case "dedicatedIpPool":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -20345,6 +21580,11 @@ func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋskiffhqᚋs
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNDeclineDedicatedIpRequestInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeclineDedicatedIPRequestInput(ctx context.Context, v any) (model.DeclineDedicatedIPRequestInput, error) {
+	res, err := ec.unmarshalInputDeclineDedicatedIpRequestInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DedicatedIpPayload!")
@@ -20391,6 +21631,69 @@ func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚖgithubᚗcomᚋskiffh
 		return graphql.Null
 	}
 	return ec._DedicatedIpPoolEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpRequest!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpRequestConnection!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequestConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPRequestEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDedicatedIpRequestEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequestEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdge(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpRequestEdge!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequestEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DedicatedIpRequestPayload!")
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequestPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDedicatedIpRequestState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequestState(ctx context.Context, v any) (sftplogin.DedicatedIPRequestState, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := sftplogin.DedicatedIPRequestState(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDedicatedIpRequestState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequestState(ctx context.Context, sel ast.SelectionSet, v sftplogin.DedicatedIPRequestState) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DedicatedIpRequestState!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, v any) (sftplogin.DedicatedIPState, error) {
@@ -20840,6 +22143,11 @@ func (ec *executionContext) unmarshalNRenameProjectFolderInput2githubᚗcomᚋsk
 
 func (ec *executionContext) unmarshalNRenameSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRenameSSHKeyInput(ctx context.Context, v any) (model.RenameSSHKeyInput, error) {
 	res, err := ec.unmarshalInputRenameSshKeyInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRequestDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestDedicatedIPInput(ctx context.Context, v any) (model.RequestDedicatedIPInput, error) {
+	res, err := ec.unmarshalInputRequestDedicatedIpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -21451,6 +22759,13 @@ func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskif
 		return graphql.Null
 	}
 	return ec._DedicatedIp(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequest(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, v any) (*sftplogin.DedicatedIPState, error) {

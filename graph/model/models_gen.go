@@ -149,6 +149,12 @@ type CreateUserInput struct {
 	CustomSftpLogin *string `json:"customSftpLogin,omitempty"`
 }
 
+type DeclineDedicatedIPRequestInput struct {
+	ID string `json:"id"`
+	// Why, in words for the owner: it is emailed to them.
+	Reason string `json:"reason"`
+}
+
 type DedicatedIPPayload struct {
 	Account *tenant.Account `json:"account,omitempty"`
 	// The dedicated IP provisioned, or released (with `releasedAt`).
@@ -164,6 +170,21 @@ type DedicatedIPPoolConnection struct {
 type DedicatedIPPoolEdge struct {
 	Cursor string                 `json:"cursor"`
 	Node   *sftplogin.PoolAddress `json:"node"`
+}
+
+type DedicatedIPRequestConnection struct {
+	Edges    []*DedicatedIPRequestEdge `json:"edges"`
+	PageInfo *PageInfo                 `json:"pageInfo"`
+}
+
+type DedicatedIPRequestEdge struct {
+	Cursor string                        `json:"cursor"`
+	Node   *sftplogin.DedicatedIPRequest `json:"node"`
+}
+
+type DedicatedIPRequestPayload struct {
+	Request    *sftplogin.DedicatedIPRequest `json:"request,omitempty"`
+	UserErrors []*UserError                  `json:"userErrors"`
 }
 
 type DeleteContactInput struct {
@@ -296,6 +317,11 @@ type RenameProjectFolderInput struct {
 type RenameSSHKeyInput struct {
 	ID    string `json:"id"`
 	Title string `json:"title"`
+}
+
+type RequestDedicatedIPInput struct {
+	// What you need it for, or anything support should know; optional.
+	Message *string `json:"message,omitempty"`
 }
 
 type RequestPasswordResetInput struct {
