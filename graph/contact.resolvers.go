@@ -10,6 +10,7 @@ import (
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/people"
 )
 
@@ -53,7 +54,12 @@ func (r *mutationResolver) ConvertContactToUser(ctx context.Context, input model
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.People.ConvertContactToUser(ctx, people.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled)})
+	groupID, err := optionalGroupID(input.GroupID)
+	var u *tenant.User
+	if err == nil {
+		u, err = r.Tenant.People.ConvertContactToUser(ctx, people.ConvertContactInput{ContactID: id, Role: deref(input.Role), Password: deref(input.Password),
+			SFTPEnabled: deref(input.SftpEnabled), GroupID: groupID})
+	}
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

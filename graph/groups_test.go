@@ -194,3 +194,78 @@ func TestGroupsOfAnotherAccountAreNotFound(t *testing.T) {
 		t.Errorf("Uma cannot see her own group: %+v", other)
 	}
 }
+
+// TestUserGroupAtCreationThroughGraphQL: createUser, updateUser and
+// convertContactToUser take the user's group, in the same step as the rest.
+func TestUserGroupAtCreationThroughGraphQL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	accountID, owner := e.account("Acme", "owner@acme.example")
+	umaID, uma := e.user(owner, "uma@acme.example", "USER")
+	_, other := e.account("Beta", "owner@beta.example")
+	staff := e.staff("support@skiff.example")
+	e.mustDo(staff, `mutation($a: ID!) { activateSftpModule(input: {accountId: $a, licences: 10}) { userErrors { message } } }`,
+		vars{"a": globalID("Account", accountID)}, nil)
+	jailed, pro := e.groups(owner)["Jailed Users"].ID, e.groups(owner)["Pro"].ID
+	betaGroup := e.groups(other)["Pro"].ID
+
+	type payload struct {
+		User *struct {
+			ID    string
+			Group struct{ Name string }
+			Sftp  struct{ Enabled bool }
+		}
+		UserErrors []userError
+	}
+	const fields = `user { id group { name } sftp { enabled } } userErrors { field code message }`
+	create := func(token, email string, group any) payload {
+		t.Helper()
+		var out struct{ CreateUser payload }
+		e.mustDo(token, `mutation($e: String!, $g: ID) { createUser(input: {email: $e, name: "Someone", password: "correct horse battery",
+			sftpEnabled: true, groupId: $g}) { `+fields+` } }`, vars{"e": email, "g": group}, &out)
+		return out.CreateUser
+	}
+
+	// Created jailed with SFTP on: the group is theirs from the start.
+	if p := create(owner, "jo@acme.example", jailed); p.User == nil || p.User.Group.Name != "Jailed Users" || !p.User.Sftp.Enabled {
+		t.Fatalf("create jailed: %+v", p)
+	}
+	if p := create(owner, "pat@acme.example", nil); p.User == nil || p.User.Group.Name != "Pro" {
+		t.Errorf("create without a group: %+v", p)
+	}
+	// Another account's group, or an ID of another type, is a user error and nothing is created.
+	for _, g := range []string{betaGroup, globalID("User", "6b1d2f0e-0000-4000-8000-000000000000"), "junk"} {
+		wantUserError(t, "create in "+g, create(owner, "nope@acme.example", g).UserErrors, "INVALID", "groupId")
+	}
+	if p := create(owner, "nope@acme.example", nil); p.User == nil {
+		t.Errorf("the failed creations left a user behind: %+v", p)
+	}
+	// A plain user cannot create users, nor move themselves.
+	e.mustFail(uma, `mutation($e: String!, $g: ID) { createUser(input: {email: $e, name: "X", groupId: $g}) { user { id } } }`,
+		vars{"e": "x@acme.example", "g": jailed}, "FORBIDDEN")
+	e.mustFail(uma, `mutation($id: ID!, $g: ID) { updateUser(input: {id: $id, groupId: $g}) { user { id } } }`,
+		vars{"id": umaID, "g": pro}, "FORBIDDEN")
+
+	// updateUser moves a user and turns SFTP on in one step.
+	var upd struct{ UpdateUser payload }
+	e.mustDo(owner, `mutation($id: ID!, $g: ID) { updateUser(input: {id: $id, groupId: $g, sftpEnabled: true}) { `+fields+` } }`,
+		vars{"id": umaID, "g": jailed}, &upd)
+	if p := upd.UpdateUser; p.User == nil || p.User.Group.Name != "Jailed Users" || !p.User.Sftp.Enabled {
+		t.Errorf("update: %+v", p)
+	}
+	e.mustDo(owner, `mutation($id: ID!, $g: ID) { updateUser(input: {id: $id, groupId: $g}) { `+fields+` } }`,
+		vars{"id": umaID, "g": betaGroup}, &upd)
+	wantUserError(t, "update to another account's group", upd.UpdateUser.UserErrors, "INVALID", "groupId")
+
+	// convertContactToUser too.
+	var c struct {
+		CreateContact struct{ Contact struct{ ID string } }
+	}
+	e.mustDo(owner, `mutation { createContact(input: {email: "cat@acme.example", name: "Cat"}) { contact { id } } }`, nil, &c)
+	var conv struct{ ConvertContactToUser payload }
+	e.mustDo(owner, `mutation($c: ID!, $g: ID) { convertContactToUser(input: {contactId: $c, sftpEnabled: true, groupId: $g}) { `+fields+` } }`,
+		vars{"c": c.CreateContact.Contact.ID, "g": jailed}, &conv)
+	if p := conv.ConvertContactToUser; p.User == nil || p.User.Group.Name != "Jailed Users" || !p.User.Sftp.Enabled {
+		t.Errorf("convert: %+v", p)
+	}
+}

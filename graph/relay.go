@@ -94,3 +94,17 @@ func remoteAddr(ctx context.Context) netip.Addr {
 	a, _ := ctx.Value(remoteAddrKey{}).(netip.Addr)
 	return a
 }
+
+// optionalGroupID returns the local ID of an optional group given in a user's
+// input ("" when absent); a malformed one is the same user error on groupId
+// as an unknown group.
+func optionalGroupID(gid *string) (string, error) {
+	if gid == nil {
+		return "", nil
+	}
+	id, err := parseID(*gid, "Group")
+	if err != nil {
+		return "", tenant.Invalid("groupId", "no such group in this account")
+	}
+	return id, nil
+}

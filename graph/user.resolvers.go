@@ -16,8 +16,12 @@ import (
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error) {
-	u, err := r.Tenant.People.CreateUser(ctx, people.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled),
-		CustomSFTPLogin: deref(input.CustomSftpLogin)})
+	groupID, err := optionalGroupID(input.GroupID)
+	var u *tenant.User
+	if err == nil {
+		u, err = r.Tenant.People.CreateUser(ctx, people.CreateUserInput{Email: input.Email, Name: input.Name, Role: deref(input.Role), Password: deref(input.Password), SFTPEnabled: deref(input.SftpEnabled),
+			CustomSFTPLogin: deref(input.CustomSftpLogin), GroupID: groupID})
+	}
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
@@ -28,8 +32,19 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.People.UpdateUser(ctx, people.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
-		CustomSFTPLogin: input.CustomSftpLogin})
+	var (
+		groupID *string
+		u       *tenant.User
+	)
+	if input.GroupID != nil {
+		var gid string
+		gid, err = optionalGroupID(input.GroupID)
+		groupID = &gid
+	}
+	if err == nil {
+		u, err = r.Tenant.People.UpdateUser(ctx, people.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
+			CustomSFTPLogin: input.CustomSftpLogin, GroupID: groupID})
+	}
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

@@ -22,13 +22,14 @@ var samples = map[outbox.EmailKind]struct {
 }{
 	outbox.EmailSFTPEnabled: {outbox.SFTPEnabledData{
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Host: "sftp.example.com", Port: 2222,
-		Login: "ae-ada-7k2q", CustomLogin: "ada", DedicatedHost: "203.0.113.7",
+		Login: "ae-ada-7k2q", CustomLogin: "ada", DedicatedHost: "203.0.113.7", Jailed: true,
 		HostKeys: []outbox.HostKeyFingerprint{
 			{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E"},
 			{Algorithm: "rsa-sha2-512", Fingerprint: "SHA256:Qm0f6g9Kx2r0s8vYh4c3WcQ1mGqv8yM2b1zQm7T0a1k"},
 		},
 	}, []string{"sftp.example.com", "2222", "ae-ada-7k2q", "ada", "203.0.113.7", "ssh-ed25519",
-		"SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E", "rsa-sha2-512", "account password or with one of your SSH keys"}},
+		"SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E", "rsa-sha2-512", "account password or with one of your SSH keys",
+		"You start in /Projects Shared With Me"}},
 	outbox.EmailSSHKeyAdded: {outbox.SSHKeyAddedData{
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Algorithm: "ssh-ed25519",
 		Bits: 256, Fingerprint: "SHA256:abc123", AddedAt: t0, AddedBy: "Charles Babbage",
@@ -212,13 +213,13 @@ func TestNewRendererChecksPublicURL(t *testing.T) {
 
 func TestRenderSFTPEnabledWithoutExtras(t *testing.T) {
 	d := samples[outbox.EmailSFTPEnabled].data.(outbox.SFTPEnabledData)
-	d.CustomLogin, d.DedicatedHost, d.HostKeys = "", "", nil
+	d.CustomLogin, d.DedicatedHost, d.HostKeys, d.Jailed = "", "", nil, false
 	got, err := newTestRenderer(t).Render(outbox.EmailSFTPEnabled, mustJSON(t, d))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, body := range []string{got.Text, html.UnescapeString(got.HTML)} {
-		if strings.Contains(body, "also log in as") || strings.Contains(body, "SHA256:") {
+		if strings.Contains(body, "also log in as") || strings.Contains(body, "SHA256:") || strings.Contains(body, "Projects Shared") {
 			t.Errorf("mentions a custom login or host keys it does not have:\n%s", body)
 		}
 		if !strings.Contains(body, "ask your administrator to confirm it") || !strings.Contains(body, "ae-ada-7k2q") {

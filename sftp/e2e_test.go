@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -1026,5 +1027,54 @@ func TestE2EExitStatus(t *testing.T) {
 				t.Errorf("ssh -s sftp with no requests: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestE2ECreatedJailed: a user created in the jailed group with SFTP on, who
+// logs in with the login from their credentials email the moment it exists,
+// never sees /My Files: the group and the credentials come in one commit.
+func TestE2ECreatedJailed(t *testing.T) {
+	e := newE2E(t)
+	groups, err := e.svc.Sharing.Groups(e.owner, e.user.AccountID, tenant.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(groups.Items, func(g *sharing.Group) bool { return g.Builtin == sharing.GroupJailed })
+	u, err := e.svc.People.CreateUser(e.owner, people.CreateUserInput{Email: "jay@acme.test", Name: "Jay", Password: e.password,
+		SFTPEnabled: true, GroupID: groups.Items[i].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type credentialsMail struct {
+		Login  string
+		Jailed bool
+	}
+	var (
+		mails []credentialsMail
+		rows  []string
+	)
+	if err := e.svc.DB.X.Select(&rows, `SELECT data::text FROM outbox WHERE kind = 'sftp_enabled' AND recipient = $1`, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		var m credentialsMail
+		if err := json.Unmarshal([]byte(r), &m); err != nil {
+			t.Fatal(err)
+		}
+		mails = append(mails, m)
+	}
+	if len(mails) != 1 || !mails[0].Jailed || mails[0].Login == "" {
+		t.Fatalf("credentials emails: %+v; want one, saying the user is jailed", mails)
+	}
+	_, sc := e.sftpClient(t, e.addr, mails[0].Login)
+	if got, err := sc.ReadDir("/"); err != nil || len(got) != 1 || got[0].Name() != "Projects Shared With Me" {
+		t.Errorf("/ holds %v, %v; want only the shared mount", got, err)
+	}
+	if _, err := sc.Stat("/My Files"); err == nil {
+		t.Error("the user created jailed reaches /My Files")
+	}
+	wd, err := sc.Getwd()
+	if err != nil || wd != "/Projects Shared With Me" {
+		t.Errorf("the session starts in %q, %v; want /Projects Shared With Me", wd, err)
 	}
 }

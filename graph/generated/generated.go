@@ -3009,6 +3009,8 @@ input ConvertContactToUserInput {
   password: String
   "Turn SFTP on for the new user in the same step (takes a licence)."
   sftpEnabled: Boolean = false
+  "The new user's group, applied before SFTP is turned on (as in createUser)."
+  groupId: ID
 }
 
 type ContactPayload {
@@ -4020,6 +4022,14 @@ input CreateUserInput {
   sftpEnabled: Boolean = false
   "A custom SFTP login for the account's dedicated IP; needs ` + "`" + `sftpEnabled` + "`" + ` (see setCustomSftpLogin)."
   customSftpLogin: String
+  """
+  The user's group (the account's default group when omitted), applied in the
+  same step, before SFTP is turned on: a user created in a jailed group with
+  ` + "`" + `sftpEnabled` + "`" + ` is jailed before any credential exists, and their credentials
+  email says they start in ` + "`" + `/Projects Shared With Me` + "`" + `. Needs the right to manage
+  groups (see setUserGroup); an unknown group is a user error on ` + "`" + `groupId` + "`" + `.
+  """
+  groupId: ID
 }
 
 input UpdateUserInput {
@@ -4031,6 +4041,11 @@ input UpdateUserInput {
   sftpEnabled: Boolean
   "Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin)."
   customSftpLogin: String
+  """
+  Move the user to this group (as setUserGroup) in the same step, before SFTP
+  is turned on by ` + "`" + `sftpEnabled` + "`" + `. Owners and administrators only.
+  """
+  groupId: ID
 }
 
 input DeleteUserInput {
@@ -15752,7 +15767,7 @@ func (ec *executionContext) unmarshalInputConvertContactToUserInput(ctx context.
 		asMap["sftpEnabled"] = false
 	}
 
-	fieldsInOrder := [...]string{"contactId", "role", "password", "sftpEnabled"}
+	fieldsInOrder := [...]string{"contactId", "role", "password", "sftpEnabled", "groupId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15787,6 +15802,13 @@ func (ec *executionContext) unmarshalInputConvertContactToUserInput(ctx context.
 				return it, err
 			}
 			it.SftpEnabled = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
 		}
 	}
 	return it, nil
@@ -16039,7 +16061,7 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 		asMap["sftpEnabled"] = false
 	}
 
-	fieldsInOrder := [...]string{"email", "name", "role", "password", "sftpEnabled", "customSftpLogin"}
+	fieldsInOrder := [...]string{"email", "name", "role", "password", "sftpEnabled", "customSftpLogin", "groupId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16088,6 +16110,13 @@ func (ec *executionContext) unmarshalInputCreateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.CustomSftpLogin = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
 		}
 	}
 	return it, nil
@@ -17355,7 +17384,7 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "email", "name", "role", "sftpEnabled", "customSftpLogin"}
+	fieldsInOrder := [...]string{"id", "email", "name", "role", "sftpEnabled", "customSftpLogin", "groupId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17404,6 +17433,13 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.CustomSftpLogin = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
 		}
 	}
 	return it, nil

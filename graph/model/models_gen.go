@@ -103,6 +103,8 @@ type ConvertContactToUserInput struct {
 	Password *string `json:"password,omitempty"`
 	// Turn SFTP on for the new user in the same step (takes a licence).
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
+	// The new user's group, applied before SFTP is turned on (as in createUser).
+	GroupID *string `json:"groupId,omitempty"`
 }
 
 type CreateAccountInput struct {
@@ -147,6 +149,12 @@ type CreateUserInput struct {
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 	// A custom SFTP login for the account's dedicated IP; needs `sftpEnabled` (see setCustomSftpLogin).
 	CustomSftpLogin *string `json:"customSftpLogin,omitempty"`
+	// The user's group (the account's default group when omitted), applied in the
+	// same step, before SFTP is turned on: a user created in a jailed group with
+	// `sftpEnabled` is jailed before any credential exists, and their credentials
+	// email says they start in `/Projects Shared With Me`. Needs the right to manage
+	// groups (see setUserGroup); an unknown group is a user error on `groupId`.
+	GroupID *string `json:"groupId,omitempty"`
 }
 
 type DeclineDedicatedIPRequestInput struct {
@@ -474,6 +482,9 @@ type UpdateUserInput struct {
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 	// Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin).
 	CustomSftpLogin *string `json:"customSftpLogin,omitempty"`
+	// Move the user to this group (as setUserGroup) in the same step, before SFTP
+	// is turned on by `sftpEnabled`. Owners and administrators only.
+	GroupID *string `json:"groupId,omitempty"`
 }
 
 type UserConnection struct {

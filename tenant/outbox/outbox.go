@@ -84,6 +84,9 @@ type SFTPEnabledData struct {
 	// before the SFTP server has made its keys; the email then says so
 	// rather than the change failing.
 	HostKeys []HostKeyFingerprint
+	// Jailed is set when the user's group jails them: they start in (and see
+	// only) /Projects Shared With Me/.
+	Jailed bool
 }
 
 // SSHKeyAddedData tells a user that a key now opens their SFTP access.

@@ -210,6 +210,7 @@ type ConvertContactInput struct {
 	Role        tenant.Role
 	Password    string
 	SFTPEnabled bool
+	GroupID     string // the new user's group, as in CreateUserInput
 }
 
 // ConvertContactToUser makes a user from a contact, keeping its name and
@@ -220,13 +221,17 @@ func (s *Service) ConvertContactToUser(ctx context.Context, in ConvertContactInp
 	if err != nil {
 		return nil, err
 	}
+	if err := s.requireGroupManager(ctx, in.GroupID); err != nil {
+		return nil, err
+	}
 	var u *tenant.User
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		c, err := getContact(ctx, q, in.ContactID)
 		if err != nil {
 			return err
 		}
-		u, err = s.CreateUserTx(ctx, q, p, CreateUserInput{Email: c.Email, Name: c.Name, Role: in.Role, Password: in.Password, SFTPEnabled: in.SFTPEnabled})
+		u, err = s.CreateUserTx(ctx, q, p, CreateUserInput{Email: c.Email, Name: c.Name, Role: in.Role, Password: in.Password,
+			SFTPEnabled: in.SFTPEnabled, GroupID: in.GroupID})
 		if err != nil {
 			return err
 		}
@@ -235,5 +240,6 @@ func (s *Service) ConvertContactToUser(ctx context.Context, in ConvertContactInp
 		}
 		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "contact.converted", TargetKind: "Contact", TargetID: c.ID, After: map[string]any{"userId": u.ID}})
 	})
+	s.afterGroupSet(p.AccountID, in.GroupID, err)
 	return tenant.Result(u, err)
 }

@@ -162,6 +162,9 @@ type CreateUserInput struct {
 	SFTPEnabled bool
 	// CustomSFTPLogin, when set, needs SFTPEnabled and a dedicated IP; see SetCustomSFTPLogin.
 	CustomSFTPLogin string
+	// GroupID, when set, is the user's group from the start (the account's
+	// default group otherwise): they are in it before any SFTP credential exists.
+	GroupID string
 }
 
 // CreateUser adds a user to the principal's account. Owners and admins only;
@@ -171,15 +174,40 @@ func (s *Service) CreateUser(ctx context.Context, in CreateUserInput) (*tenant.U
 	if err != nil {
 		return nil, err
 	}
+	if err := s.requireGroupManager(ctx, in.GroupID); err != nil {
+		return nil, err
+	}
 	var u *tenant.User
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		var err error
 		u, err = s.CreateUserTx(ctx, q, p, in)
 		return err
 	})
+	s.afterGroupSet(p.AccountID, in.GroupID, err)
 	return tenant.Result(u, err)
 }
 
+// requireGroupManager checks, before a transaction opens, that the principal
+// may put a user in a group, when the input names one.
+func (s *Service) requireGroupManager(ctx context.Context, groupID string) error {
+	if groupID == "" {
+		return nil
+	}
+	_, err := s.Sharing.RequireGroupManager(ctx)
+	return err
+}
+
+// afterGroupSet reloads the account's policy once a change that set a new
+// user's group has committed. (A new user has no session to end.)
+func (s *Service) afterGroupSet(accountID, groupID string, err error) {
+	if groupID != "" {
+		s.Sharing.AfterUserGroupChange(accountID, nil, false, err)
+	}
+}
+
+// CreateUserTx creates the user in the caller's transaction: their row, their
+// group, the invitation, the custom login, then SFTP access, in that order,
+// so that the credentials email sees the group and the custom login.
 func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, in CreateUserInput) (*tenant.User, error) {
 	email, err := tenant.NormEmail("email", in.Email)
 	if err != nil {
@@ -226,6 +254,13 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 			return nil, err
 		}
 	}
+	if in.GroupID != "" {
+		// Before SFTP is turned on: a jailed user is jailed before any
+		// credential of theirs exists, and their email says where they start.
+		if _, err := s.Sharing.SetUserGroupTx(ctx, q, p, u, in.GroupID, "groupId"); err != nil {
+			return nil, err
+		}
+	}
 	if in.CustomSFTPLogin != "" {
 		// Before SFTP is turned on, so that the credentials email names it.
 		if err := s.SFTP.SetCustomLoginTx(ctx, q, u, in.CustomSFTPLogin, "customSftpLogin", in.SFTPEnabled); err != nil {
@@ -255,6 +290,9 @@ type UpdateUserInput struct {
 	SFTPEnabled *bool
 	// CustomSFTPLogin sets the user's custom SFTP login; "" removes it. See SetCustomSFTPLogin.
 	CustomSFTPLogin *string
+	// GroupID moves the user to this group (as SetUserGroup), before SFTP is
+	// turned on in the same change.
+	GroupID *string
 }
 
 // UpdateUser changes a user. Admins change anyone in their account except that
@@ -269,7 +307,18 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	if !admin && p.ID != in.ID {
 		return nil, tenant.NotFound("user")
 	}
-	var u *tenant.User
+	if !admin && in.GroupID != nil {
+		return nil, tenant.Errorf(tenant.EForbidden, "only account owners and administrators can change groups")
+	}
+	if in.GroupID != nil {
+		if err := s.requireGroupManager(ctx, *in.GroupID); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		u           *tenant.User
+		jailChanged bool
+	)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		var err error
 		if u, err = tenant.GetUser(ctx, q, in.ID, true); err != nil {
@@ -317,6 +366,12 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			}
 			return err
 		}
+		if in.GroupID != nil {
+			// Before SFTP is turned on, as in CreateUserTx.
+			if jailChanged, err = s.Sharing.SetUserGroupTx(ctx, q, p, u, *in.GroupID, "groupId"); err != nil {
+				return err
+			}
+		}
 		if in.CustomSFTPLogin != nil {
 			// Before SFTP is turned on, so that the credentials email names it.
 			sftpAfter := u.SFTPEnabled
@@ -334,6 +389,9 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 		}
 		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.updated", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
 	})
+	if in.GroupID != nil {
+		s.Sharing.AfterUserGroupChange(p.AccountID, u, jailChanged, err)
+	}
 	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
 		s.EndSessions(u.AccountID, u.ID)
 	}

@@ -106,7 +106,12 @@ func (s *Service) enqueueSFTPEnabled(ctx context.Context, q tenant.Queryer, a *t
 	if err != nil {
 		return err
 	}
+	jailed, err := sftplogin.JailedTx(ctx, q, u.ID)
+	if err != nil {
+		return err
+	}
 	data := outbox.SFTPEnabledData{
+		Jailed:      jailed,
 		UserName:    u.Name,
 		AccountName: a.Name,
 		Host:        s.Config.Host,

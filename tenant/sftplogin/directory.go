@@ -131,6 +131,14 @@ const loginQuery = `SELECT account_id, user_id, login, password_hash, live, sftp
 const jailedColumn = `NOT EXISTS (SELECT 1 FROM groups g WHERE g.account_id = u.account_id AND g.id = u.group_id
            AND g.builtin IS DISTINCT FROM 'JAILED' AND 'SFTP_MY_FILES' = ANY (g.permissions)) AS jailed`
 
+// JailedTx says whether the user is jailed (sees only /Projects Shared With
+// Me/ over SFTP), inside the caller's transaction, by the rule of jailedColumn.
+func JailedTx(ctx context.Context, q tenant.Queryer, userID string) (bool, error) {
+	var jailed bool
+	err := q.GetContext(ctx, &jailed, `SELECT `+jailedColumn+` FROM users u WHERE u.id = $1`, userID)
+	return jailed, tenant.DBError(err)
+}
+
 // preparedLogin returns loginQuery prepared on the pool; database/sql
 // prepares it on each connection that runs it, once.
 func (d *Directory) preparedLogin(ctx context.Context) (*sqlx.Stmt, error) {

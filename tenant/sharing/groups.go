@@ -109,9 +109,10 @@ func builtinGroup(ctx context.Context, q tenant.Queryer, accountID string, b Bui
 	return r.group(), nil
 }
 
-// requireGroupManager returns the principal if the policy lets them manage
-// the account's groups (owners and administrators).
-func (s *Service) requireGroupManager(ctx context.Context) (*tenant.Principal, error) {
+// RequireGroupManager returns the principal if the policy lets them manage
+// the account's groups and move users between them (owners and
+// administrators), FORBIDDEN otherwise.
+func (s *Service) RequireGroupManager(ctx context.Context) (*tenant.Principal, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, err
@@ -275,7 +276,7 @@ func (s *Service) groupsOfUsers(ctx context.Context, accountID string, userIDs [
 
 // GroupMembers lists a group's live users by name. Owners and administrators only.
 func (s *Service) GroupMembers(ctx context.Context, groupID string, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
-	p, err := s.requireGroupManager(ctx)
+	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +312,7 @@ type CreateGroupInput struct {
 // CreateGroup adds a custom group to the principal's account. Owners and
 // administrators only. The name must be unused in the account (ignoring case).
 func (s *Service) CreateGroup(ctx context.Context, in CreateGroupInput) (*Group, error) {
-	p, err := s.requireGroupManager(ctx)
+	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +354,7 @@ type UpdateGroupInput struct {
 // their SFTP sessions on this node ended, so that they reconnect to the tree
 // they now have.
 func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group, error) {
-	p, err := s.requireGroupManager(ctx)
+	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +417,7 @@ func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group,
 // users are in the group, and for built-in groups. Deleted users still in the
 // group move to Jailed Users, the safe place should they be restored.
 func (s *Service) DeleteGroup(ctx context.Context, id string) (*Group, error) {
-	p, err := s.requireGroupManager(ctx)
+	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +466,7 @@ func (s *Service) DeleteGroup(ctx context.Context, id string) (*Group, error) {
 // jails or frees the user, their SFTP sessions on this node end so that they
 // reconnect to the tree they now have.
 func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*tenant.User, error) {
-	p, err := s.requireGroupManager(ctx)
+	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -478,39 +479,66 @@ func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*te
 		if u, err = tenant.GetUser(ctx, q, userID, true); err != nil {
 			return err
 		}
-		if !p.MayChange(u) {
-			return tenant.ErrOwnersOnly
-		}
-		if u.Deleted() {
-			return &tenant.Error{Code: tenant.EConflict, Field: "userId", Message: "this user is deleted; restore them first"}
-		}
-		to, err := getGroup(ctx, q, groupID, false)
-		if err != nil {
-			return err
-		}
-		var fromID string
-		if err := q.GetContext(ctx, &fromID, `SELECT group_id FROM users WHERE id = $1`, u.ID); err != nil {
-			return tenant.DBError(err)
-		}
-		if fromID == to.ID {
-			return nil
-		}
-		from, err := getGroup(ctx, q, fromID, false)
-		if err != nil {
-			return err
-		}
-		if _, err := q.ExecContext(ctx, `UPDATE users SET group_id = $2, updated_at = $3 WHERE id = $1`, u.ID, to.ID, s.Time()); err != nil {
-			return tenant.DBError(err)
-		}
-		jailChanged = from.Jailed() != to.Jailed()
-		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.group_changed", TargetKind: "User", TargetID: u.ID,
-			Before: map[string]any{"group": from.Name, "groupId": from.ID}, After: map[string]any{"group": to.Name, "groupId": to.ID}})
+		jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, "userId")
+		return err
 	})
-	s.policyChanged(p.AccountID, err)
-	if err == nil && jailChanged {
-		s.EndSessions(p.AccountID, u.ID)
-	}
+	s.AfterUserGroupChange(p.AccountID, u, jailChanged, err)
 	return tenant.Result(u, err)
+}
+
+// SetUserGroupTx moves u to the group groupID inside the caller's
+// transaction, which holds u's row lock: createUser, updateUser and
+// convertContactToUser use it so that a user is in their group before any
+// SFTP credential of theirs exists. The caller has checked p with
+// RequireGroupManager before opening the transaction; an unknown group is a
+// user error on field. It reports whether the move jailed or freed the user;
+// the caller passes that, once committed, to AfterUserGroupChange.
+func (s *Service) SetUserGroupTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, groupID, field string) (jailChanged bool, err error) {
+	jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, field)
+	if tenant.ErrorCode(err) == tenant.ENotFound {
+		return false, &tenant.Error{Code: tenant.EInvalid, Field: field, Message: "no such group in this account"}
+	}
+	return jailChanged, err
+}
+
+func (s *Service) setUserGroupTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, groupID, field string) (bool, error) {
+	if !p.MayChange(u) {
+		return false, tenant.ErrOwnersOnly
+	}
+	if u.Deleted() {
+		return false, &tenant.Error{Code: tenant.EConflict, Field: field, Message: "this user is deleted; restore them first"}
+	}
+	to, err := getGroup(ctx, q, groupID, false)
+	if err != nil {
+		return false, err
+	}
+	var fromID string
+	if err := q.GetContext(ctx, &fromID, `SELECT group_id FROM users WHERE id = $1`, u.ID); err != nil {
+		return false, tenant.DBError(err)
+	}
+	if fromID == to.ID {
+		return false, nil
+	}
+	from, err := getGroup(ctx, q, fromID, false)
+	if err != nil {
+		return false, err
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE users SET group_id = $2, updated_at = $3 WHERE id = $1`, u.ID, to.ID, s.Time()); err != nil {
+		return false, tenant.DBError(err)
+	}
+	return from.Jailed() != to.Jailed(), audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.group_changed", TargetKind: "User", TargetID: u.ID,
+		Before: map[string]any{"group": from.Name, "groupId": from.ID}, After: map[string]any{"group": to.Name, "groupId": to.ID}})
+}
+
+// AfterUserGroupChange runs after the transaction of a group change ends:
+// when it committed (err nil), the account's policy is reloaded and, if the
+// move jailed or freed the user, their SFTP sessions on this node end so
+// that they reconnect to the tree they now have.
+func (s *Service) AfterUserGroupChange(accountID string, u *tenant.User, jailChanged bool, err error) {
+	s.policyChanged(accountID, err)
+	if err == nil && jailChanged && u != nil {
+		s.EndSessions(accountID, u.ID)
+	}
 }
 
 // normPermissions checks permissions against the vocabulary and puts them in
