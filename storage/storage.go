@@ -19,7 +19,6 @@ import (
 	"path"
 
 	"github.com/google/uuid"
-	"golang.org/x/sys/unix"
 )
 
 // ErrInvalidID is returned when an account, user or folder ID is not a UUID.
@@ -127,20 +126,15 @@ func (l *Local) FreeSpace(accountID string) (Space, error) {
 		return Space{}, fmt.Errorf("storage: open account directory: %w", err)
 	}
 	defer dir.Close()
-	var st unix.Statfs_t
-	if err := withFD(dir, func(fd int) error { return unix.Fstatfs(fd, &st) }); err != nil {
+	var sp Space
+	err = withFD(dir, func(fd int) (err error) {
+		sp, err = statfs(fd)
+		return err
+	})
+	if err != nil {
 		return Space{}, fmt.Errorf("storage: statfs: %w", err)
 	}
-	return Space{
-		BlockSize:   uint64(st.Frsize),
-		Blocks:      st.Blocks,
-		BlocksFree:  st.Bfree,
-		BlocksAvail: st.Bavail,
-		Files:       st.Files,
-		FilesFree:   st.Ffree,
-		NameMax:     uint64(st.Namelen),
-		ReadOnly:    st.Flags&unix.ST_RDONLY != 0,
-	}, nil
+	return sp, nil
 }
 
 // canonicalID validates a UUID and returns its canonical lower-case form, so

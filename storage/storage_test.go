@@ -2,9 +2,13 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/skiffhq/skiff/storage"
@@ -25,6 +29,23 @@ func newLocal(t *testing.T) (*storage.Local, string) {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l, base
+}
+
+// newTrees returns a user's home and a project folder of one account.
+func newTrees(t *testing.T) (home, proj *os.Root) {
+	t.Helper()
+	l, _ := newLocal(t)
+	return mustRoot(t)(l.UserHome(account, user)), mustRoot(t)(l.ProjectFolder(account, folder))
+}
+
+// mustSucceed returns a checker that ends the test on an error.
+func mustSucceed(t *testing.T) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // mustRoot returns a checker for (root, error) results that closes the
@@ -137,15 +158,8 @@ func TestFreeSpace(t *testing.T) {
 }
 
 func TestMove(t *testing.T) {
-	l, _ := newLocal(t)
-	home := mustRoot(t)(l.UserHome(account, user))
-	proj := mustRoot(t)(l.ProjectFolder(account, folder))
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	home, proj := newTrees(t)
+	must := mustSucceed(t)
 	must(home.WriteFile("a.txt", []byte("a"), 0o640))
 	must(proj.Mkdir("in", 0o750))
 	must(proj.WriteFile("in/taken.txt", []byte("t"), 0o640))
@@ -201,4 +215,135 @@ func TestMoveThroughPlantedLink(t *testing.T) {
 	if err := storage.Move(home, "out", home, "renamed", false); err != nil {
 		t.Errorf("moving the link itself: %v", err)
 	}
+}
+
+// noReplaceMovers are the ways a move without replacing is made: the
+// platform's own (renameat2, renameatx_np or link) and the portable
+// fallback, which every platform reaches on some file systems.
+var noReplaceMovers = map[string]func(srcRoot *os.Root, src string, dstRoot *os.Root, dst string) error{
+	"Move": func(srcRoot *os.Root, src string, dstRoot *os.Root, dst string) error {
+		return storage.Move(srcRoot, src, dstRoot, dst, false)
+	},
+	"MoveByLink": storage.MoveByLink,
+}
+
+func TestMoveWithoutReplace(t *testing.T) {
+	for name, move := range noReplaceMovers {
+		t.Run(name, func(t *testing.T) {
+			home, proj := newTrees(t)
+			must := mustSucceed(t)
+			must(home.WriteFile("a.txt", []byte("a"), 0o640))
+			must(home.Mkdir("dir", 0o750))
+			must(home.WriteFile("dir/inner.txt", []byte("i"), 0o640))
+			must(home.Symlink("a.txt", "link"))
+			must(proj.WriteFile("taken.txt", []byte("t"), 0o640))
+			must(proj.Mkdir("empty", 0o750))
+
+			// Nothing is replaced: not a file, not even an empty directory
+			// (which a plain rename of a directory would replace).
+			for _, c := range [][2]string{
+				{"a.txt", "taken.txt"}, {"a.txt", "empty"},
+				{"dir", "taken.txt"}, {"dir", "empty"},
+				{"link", "taken.txt"},
+			} {
+				if err := move(home, c[0], proj, c[1]); !errors.Is(err, os.ErrExist) {
+					t.Errorf("%s onto %s: %v; want ErrExist", c[0], c[1], err)
+				}
+			}
+			if b, _ := proj.ReadFile("taken.txt"); string(b) != "t" {
+				t.Error("a refused move replaced the target file")
+			}
+			if fi, err := proj.Lstat("empty"); err != nil || !fi.IsDir() {
+				t.Errorf("a refused move replaced the empty directory: %v", err)
+			}
+			for _, src := range []string{"a.txt", "dir/inner.txt", "link"} {
+				if _, err := home.Lstat(src); err != nil {
+					t.Errorf("a refused move lost its source %s: %v", src, err)
+				}
+			}
+
+			// Free names: each kind moves whole, under one name afterwards.
+			must(move(home, "a.txt", proj, "a.txt"))
+			must(move(home, "dir", proj, "dir"))
+			must(move(home, "link", proj, "link"))
+			for _, gone := range []string{"a.txt", "dir", "link"} {
+				if _, err := home.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("source %s still there: %v", gone, err)
+				}
+			}
+			if b, err := proj.ReadFile("a.txt"); err != nil || string(b) != "a" {
+				t.Errorf("moved file: %q, %v", b, err)
+			}
+			if fi, err := proj.Stat("a.txt"); err == nil {
+				if n := nlink(fi); n != 1 {
+					t.Errorf("moved file has %d names, want 1", n)
+				}
+			}
+			if b, err := proj.ReadFile("dir/inner.txt"); err != nil || string(b) != "i" {
+				t.Errorf("moved directory's file: %q, %v", b, err)
+			}
+			// A link moves as the link, not as what it points at.
+			if target, err := proj.Readlink("link"); err != nil || target != "a.txt" {
+				t.Errorf("moved link: %q, %v", target, err)
+			}
+		})
+	}
+}
+
+// Clients racing to the same free name: exactly one wins and every other
+// file is still there under its own name. A check-then-rename would let
+// several "win", each silently replacing the one before.
+func TestMoveWithoutReplaceRace(t *testing.T) {
+	const racers, rounds = 8, 50
+	for name, move := range noReplaceMovers {
+		t.Run(name, func(t *testing.T) {
+			l, _ := newLocal(t)
+			home := mustRoot(t)(l.UserHome(account, user))
+			for round := range rounds {
+				dst := fmt.Sprintf("dst-%d", round)
+				for i := range racers {
+					if err := home.WriteFile(fmt.Sprintf("src-%d-%d", round, i), []byte{byte(i)}, 0o640); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var wins atomic.Int32
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := range racers {
+					wg.Go(func() {
+						<-start
+						err := move(home, fmt.Sprintf("src-%d-%d", round, i), home, dst)
+						switch {
+						case err == nil:
+							wins.Add(1)
+						case !errors.Is(err, os.ErrExist):
+							t.Errorf("racer %d: %v", i, err)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				if n := wins.Load(); n != 1 {
+					t.Fatalf("round %d: %d moves to one name succeeded, want 1", round, n)
+				}
+				left := 0
+				for i := range racers {
+					if _, err := home.Lstat(fmt.Sprintf("src-%d-%d", round, i)); err == nil {
+						left++
+					}
+				}
+				if left != racers-1 {
+					t.Fatalf("round %d: %d of %d losing files left, the rest were lost", round, left, racers-1)
+				}
+			}
+		})
+	}
+}
+
+// nlink is how many names a file has; 1 where the system does not say.
+func nlink(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
