@@ -103,18 +103,7 @@ func kernel() string {
 	if err := unix.Uname(&u); err != nil {
 		return runtime.GOOS
 	}
-	return "Linux " + unix.ByteSliceToString(u.Release[:])
-}
-
-func fsType(path string) string {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return "?"
-	}
-	if st.Type == unix.TMPFS_MAGIC {
-		return "tmpfs"
-	}
-	return fmt.Sprintf("a disk file system (0x%x)", st.Type)
+	return unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:])
 }
 
 func freeBytes(path string) (int64, error) {
@@ -122,7 +111,8 @@ func freeBytes(path string) (int64, error) {
 	if err := unix.Statfs(path, &st); err != nil {
 		return 0, err
 	}
-	return int64(st.Bavail) * st.Bsize, nil
+	// The field types differ between systems (FreeBSD's Bavail is signed).
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // median of a sample; NaN-free because callers never pass an empty one.

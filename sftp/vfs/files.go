@@ -142,19 +142,6 @@ func (h *handle) setattrs(a attrs) error {
 // upload; with it the disk works while the data still arrives.
 const writebackEvery = 8 << 20
 
-// startWriteback asks the kernel to start writing f's dirty pages without
-// waiting for them. It is only a hint: the fsync on close is what makes the
-// upload durable, so a failure here is ignored.
-func startWriteback(f *os.File) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	})
-}
-
 // TransferError is called when the channel ended with the handle still
 // open: the upload is incomplete.
 func (h *handle) TransferError(err error) {

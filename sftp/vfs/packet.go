@@ -290,7 +290,7 @@ func appendAttrs(b []byte, fi fs.FileInfo) []byte {
 	mtime := sftpTime(fi.ModTime())
 	atime := mtime
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		atime = sftpTime(time.Unix(st.Atim.Unix()))
+		atime = sftpTime(accessTime(st))
 	}
 	b = binary.BigEndian.AppendUint32(b, attrSize|attrUIDGID|attrPermissions|attrACModTime)
 	b = binary.BigEndian.AppendUint64(b, uint64(max(fi.Size(), 0)))
