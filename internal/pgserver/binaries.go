@@ -16,11 +16,20 @@ import (
 
 // ErrNotInstalled means no PostgreSQL server programs were found.
 var ErrNotInstalled = errors.New("PostgreSQL server programs (initdb, postgres) not found: " +
-	"install PostgreSQL (apt-get install postgresql) or set SKIFF_DATABASE_URL")
+	"install PostgreSQL (apt-get install postgresql; on macOS brew install postgresql@17; " +
+	"on FreeBSD pkg install postgresql17-server) or set SKIFF_DATABASE_URL")
 
-// installDirs are where distributions put the server programs off PATH:
-// Debian/Ubuntu, then RHEL/Fedora (PGDG packages). Each * is a version.
-var installDirs = []string{"/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin"}
+// installDirs are where packagers put the server programs off PATH. Each *
+// is a version; a pattern that matches nothing on this system costs a stat.
+var installDirs = []string{
+	"/usr/lib/postgresql/*/bin",                          // Debian, Ubuntu
+	"/usr/pgsql-*/bin",                                   // RHEL, Fedora (PGDG packages)
+	"/opt/homebrew/opt/postgresql@*/bin",                 // Homebrew on Apple silicon (keg-only formulae)
+	"/usr/local/opt/postgresql@*/bin",                    // Homebrew on Intel Macs
+	"/Applications/Postgres.app/Contents/Versions/*/bin", // Postgres.app
+	"/opt/local/lib/postgresql*/bin",                     // MacPorts
+	"/usr/local/bin",                                     // FreeBSD packages, for a PATH without it
+}
 
 // Binaries is one installation of the PostgreSQL server programs.
 type Binaries struct {

@@ -41,9 +41,9 @@ const (
 	// take a while on a slow disk.
 	startTimeout = 2 * time.Minute
 	stopTimeout  = time.Minute
-	// maxSocketDir keeps "<dir>/.s.PGSQL.<port>" within the 107 bytes a Unix
-	// socket path may have.
-	maxSocketDir = 90
+	// maxSocketDir keeps "<dir>/.s.PGSQL.<port>" within the 103 bytes a Unix
+	// socket path may have on macOS and the BSDs (Linux allows 107).
+	maxSocketDir = 88
 )
 
 // errPortInUse is why a start failed when another program holds the port.

@@ -382,3 +382,36 @@ func TestParseMajor(t *testing.T) {
 		t.Error("parseMajor accepted a foreign version line")
 	}
 }
+
+// The usual packagers' folders are searched even when they are not on PATH:
+// Homebrew's versioned formulae in particular never are.
+func TestInstallDirsCoverPackagers(t *testing.T) {
+	for _, dir := range []string{
+		"/usr/lib/postgresql/17/bin",                          // Debian, Ubuntu
+		"/usr/pgsql-16/bin",                                   // PGDG RPMs
+		"/opt/homebrew/opt/postgresql@17/bin",                 // Homebrew, Apple silicon
+		"/usr/local/opt/postgresql@16/bin",                    // Homebrew, Intel
+		"/Applications/Postgres.app/Contents/Versions/17/bin", // Postgres.app
+		"/opt/local/lib/postgresql16/bin",                     // MacPorts
+		"/usr/local/bin",                                      // FreeBSD packages
+	} {
+		matched := false
+		for _, pattern := range installDirs {
+			if ok, _ := filepath.Match(pattern, dir); ok {
+				matched = true
+			}
+		}
+		if !matched {
+			t.Errorf("%s is not searched", dir)
+		}
+	}
+}
+
+// The socket path must fit the smallest sun_path of the supported systems:
+// 104 bytes with its terminating NUL on macOS and FreeBSD.
+func TestSocketPathFitsEverywhere(t *testing.T) {
+	longest := strings.Repeat("d", maxSocketDir) + "/.s.PGSQL.65535"
+	if len(longest)+1 > 104 {
+		t.Errorf("a %d-byte socket folder gives a %d-byte socket path; macOS allows 103", maxSocketDir, len(longest))
+	}
+}
