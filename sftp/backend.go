@@ -22,6 +22,8 @@ type TenantBackend struct {
 	Storage   storage.Storage
 	// Shares lists the project folders shared with a user; nil means none.
 	Shares SharedFolders
+	// Logger receives the sessions' failures; pass the one given to the
+	// Server, made with SafeLogger, so that they share one rate limit.
 	Logger *slog.Logger
 }
 
@@ -75,7 +77,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
 			return b.Directory.LoginAllowed(ctx, &login)
 		}),
-		Logger: b.Logger,
+		Logger: SafeLogger(b.Logger), // paths are the client's
 	}
 	if b.Shares != nil {
 		cfg.Shares = SessionShares(b.Shares, accountID, userID)

@@ -1078,3 +1078,29 @@ func TestE2ECreatedJailed(t *testing.T) {
 		t.Errorf("the session starts in %q, %v; want /Projects Shared With Me", wd, err)
 	}
 }
+
+// Unauthenticated clients cannot write big logs: 200- and 200,000-character
+// login names are clipped, and a flood of identical refusals is written a
+// few times only (issue #13 measured 39 MiB of log in 5 s before).
+func TestE2ELogHygiene(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	n := e.startNode(t, nil, nil)
+	for _, size := range []int{200, 200000} {
+		before := len(n.logs.String())
+		if passwordTry(t, "127.0.0.6", n.addr, strings.Repeat("n", size), "guess") {
+			t.Fatal("a made-up login got in")
+		}
+		written := n.logs.String()[before:]
+		if len(written) > 4096 || !strings.Contains(written, "…("+strconv.Itoa(size)+" bytes)") {
+			t.Fatalf("a %d-character login wrote %d bytes of log:\n%.5000s", size, len(written), written)
+		}
+	}
+	before := len(n.logs.String())
+	for range 20 {
+		passwordTry(t, "127.0.0.7", n.addr, "nobody-here", "guess")
+	}
+	if got := strings.Count(n.logs.String()[before:], "sftp login refused"); got == 0 || got > 2*logBurst {
+		t.Fatalf("20 identical refusals wrote %d lines:\n%s", got, n.logs.String()[before:])
+	}
+}

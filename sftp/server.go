@@ -93,7 +93,9 @@ type Config struct {
 	HostKeys  HostKeys
 	Sessions  Sessions
 	// Logger receives connection and authentication events; nil means
-	// slog.Default(). Passwords are never logged.
+	// slog.Default(). Passwords are never logged; strings clients send
+	// (login names, client versions, paths) are clipped to 128 bytes, and
+	// identical lines are written at most 5 times in 10 seconds.
 	Logger *slog.Logger
 
 	// TrustedProxies are the networks of the load balancers allowed to send
@@ -168,10 +170,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ListenAddresses = slices.Clone(cfg.ListenAddresses)
 	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	cfg.Limits = cfg.Limits.withDefaults()
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := SafeLogger(cfg.Logger)
 	return &Server{
 		cfg:     cfg,
 		log:     log,

@@ -98,7 +98,8 @@ func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 // startSFTP starts the SFTP server in bg, with the directory of logins that
 // routes by dedicated IP, and tells svc where users connect.
 func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, bg *background) (*sftp.Server, error) {
-	cfg, err := c.SFTP.config(log)
+	clientLog := sftp.SafeLogger(log) // clients' strings clipped, identical lines rate-limited
+	cfg, err := c.SFTP.config(clientLog)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	dedicated.Changed = dir.DedicatedIPsChanged
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
-	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Logger: log}
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Logger: clientLog}
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {
