@@ -85,10 +85,7 @@ type importRow struct {
 	line  int
 	in    CreateUserInput
 	group string
-	// groupID is the group found by name. TODO(#16): CreateUserInput.GroupID
-	// once group-at-creation lands.
-	groupID string
-	bad     bool // has a problem found before the transaction
+	bad   bool // has a problem found before the transaction
 }
 
 // ImportUsers creates users from CSV text in one transaction. Owners and
@@ -101,6 +98,18 @@ func (s *Service) ImportUsers(ctx context.Context, data string) (*ImportResult, 
 		return nil, err
 	}
 	rows, problems := parseImport(p, data)
+	groupsSet := false
+	for _, r := range rows {
+		if r.group != "" {
+			groupsSet = true
+		}
+	}
+	if groupsSet {
+		// Putting users in groups is the policy's to allow, as for createUser.
+		if _, err := s.Sharing.RequireGroupManager(ctx); err != nil {
+			return nil, err
+		}
+	}
 	res := &ImportResult{Problems: problems}
 	if len(rows) == 0 {
 		if len(problems) == 0 {
@@ -119,7 +128,9 @@ func (s *Service) ImportUsers(ctx context.Context, data string) (*ImportResult, 
 		}
 		return nil
 	})
-	s.Sharing.AfterNewUserGroups(p.AccountID, err)
+	if groupsSet {
+		s.Sharing.AfterUserGroupChange(p.AccountID, nil, false, err)
+	}
 	if errors.Is(err, errRollback) {
 		res.Users = nil
 		return res, nil
@@ -154,7 +165,7 @@ func (s *Service) importTx(ctx context.Context, q tenant.Queryer, p *tenant.Prin
 			r.bad = true
 			continue
 		}
-		r.groupID = id
+		r.in.GroupID = id
 	}
 	if err := s.SFTP.ReserveLicencesTx(ctx, q, p.AccountID, sftpRows, "csv"); err != nil {
 		if tenant.ErrorCode(err) == tenant.EInternal {
@@ -171,7 +182,7 @@ func (s *Service) importTx(ctx context.Context, q tenant.Queryer, p *tenant.Prin
 		if _, err := q.ExecContext(ctx, `SAVEPOINT import_row`); err != nil {
 			return tenant.DBError(err)
 		}
-		u, err := s.importRowTx(ctx, q, p, r)
+		u, err := s.CreateUserTx(ctx, q, p, r.in)
 		if err != nil {
 			if tenant.ErrorCode(err) == tenant.EInternal {
 				return err
@@ -186,33 +197,6 @@ func (s *Service) importTx(ctx context.Context, q tenant.Queryer, p *tenant.Prin
 		res.Users = append(res.Users, u)
 	}
 	return nil
-}
-
-// importRowTx creates one row's user: CreateUserTx without SFTP, the group,
-// then SFTP (so that the user is in their group before any credential exists).
-func (s *Service) importRowTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, r importRow) (*tenant.User, error) {
-	in := r.in
-	in.SFTPEnabled, in.CustomSFTPLogin = false, ""
-	u, err := s.CreateUserTx(ctx, q, p, in)
-	if err != nil {
-		return nil, err
-	}
-	if r.groupID != "" {
-		if err := s.Sharing.SetNewUserGroupTx(ctx, q, u, r.groupID); err != nil {
-			return nil, err
-		}
-	}
-	if r.in.CustomSFTPLogin != "" {
-		if err := s.SFTP.SetCustomLoginTx(ctx, q, u, r.in.CustomSFTPLogin, "customSftpLogin", true); err != nil {
-			return nil, err
-		}
-	}
-	if r.in.SFTPEnabled {
-		if err := s.SFTP.SetAccessTx(ctx, q, u, true); err != nil {
-			return nil, err
-		}
-	}
-	return u, nil
 }
 
 // importColumnOf names the CSV column of a CreateUserInput field.
