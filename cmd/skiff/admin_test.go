@@ -44,7 +44,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	// Mistakes say what is wrong.
 	again := &CreateStaffCmd{DatabaseFlags: db, Email: "support@example.com", Name: "Support", Password: "support password"}
-	if err := again.Run(ctx, log); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if err := again.Run(ctx, log); err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Errorf("duplicate staff: %v", err)
 	}
 	short := &CreateAccountCmd{DatabaseFlags: db, Name: "Beta", OwnerEmail: "o@beta.example", OwnerName: "O", OwnerPassword: "short"}
