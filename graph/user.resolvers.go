@@ -43,7 +43,7 @@ func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUse
 	}
 	if err == nil {
 		u, err = r.Tenant.People.UpdateUser(ctx, people.UpdateUserInput{ID: id, Email: input.Email, Name: input.Name, Role: input.Role, SFTPEnabled: input.SftpEnabled,
-			CustomSFTPLogin: input.CustomSftpLogin, GroupID: groupID})
+			CustomSFTPLogin: input.CustomSftpLogin, GroupID: groupID, CurrentPassword: deref(input.CurrentPassword)})
 	}
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err

@@ -61,6 +61,10 @@ var samples = map[outbox.EmailKind]struct {
 	outbox.EmailDedicatedIPDeclined: {outbox.DedicatedIPDeclinedData{
 		UserName: "Charles Babbage", AccountName: "Analytical Engines", RequestedAt: t0, Reason: "The pool is empty until May.",
 	}, []string{"Analytical Engines", "Monday 2 March 2026", "The pool is empty until May.", "new request"}},
+	outbox.EmailEmailChanged: {outbox.EmailChangedData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", OldEmail: "ada@example.com", NewEmail: "ada@elsewhere.example",
+		ChangedAt: t0, ChangedBy: "Ada Lovelace",
+	}, []string{"ada@example.com", "ada@elsewhere.example", "Monday 2 March 2026 at 09:30 UTC", "contact your administrator"}},
 }
 
 func newTestRenderer(t *testing.T) *Renderer {
@@ -128,6 +132,7 @@ func TestRenderSubjects(t *testing.T) {
 		outbox.EmailPasswordReset:          "Reset your Acme Files password",
 		outbox.EmailDedicatedIPProvisioned: "Your dedicated IP for Analytical Engines is ready: 203.0.113.7",
 		outbox.EmailDedicatedIPDeclined:    "Your dedicated IP request for Analytical Engines was declined",
+		outbox.EmailEmailChanged:           "The email of your Analytical Engines login was changed",
 	}
 	for kind, subject := range want {
 		got, err := r.Render(kind, mustJSON(t, samples[kind].data))

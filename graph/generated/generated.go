@@ -4034,7 +4034,15 @@ input CreateUserInput {
 
 input UpdateUserInput {
   id: ID!
+  """
+  A new login email (unique among everyone who can log in: see createUser). Changing your
+  own needs ` + "`" + `currentPassword` + "`" + `. Either way the old address is emailed what changed, when and
+  by whom, the change is audited as ` + "`" + `user.email_changed` + "`" + `, and the user's other API tokens
+  end (all of them when an owner or administrator changes someone else's).
+  """
   email: String
+  "Your current password: needed to change your own ` + "`" + `email` + "`" + `, ignored otherwise."
+  currentPassword: String
   name: String
   role: Role
   "Turn SFTP on or off (see setSftpAccess)."
@@ -17384,7 +17392,7 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "email", "name", "role", "sftpEnabled", "customSftpLogin", "groupId"}
+	fieldsInOrder := [...]string{"id", "email", "currentPassword", "name", "role", "sftpEnabled", "customSftpLogin", "groupId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17405,6 +17413,13 @@ func (ec *executionContext) unmarshalInputUpdateUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.Email = data
+		case "currentPassword":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currentPassword"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CurrentPassword = data
 		case "name":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)

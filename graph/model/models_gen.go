@@ -474,10 +474,16 @@ type UpdateGroupInput struct {
 }
 
 type UpdateUserInput struct {
-	ID    string       `json:"id"`
-	Email *string      `json:"email,omitempty"`
-	Name  *string      `json:"name,omitempty"`
-	Role  *tenant.Role `json:"role,omitempty"`
+	ID string `json:"id"`
+	// A new login email (unique among everyone who can log in: see createUser). Changing your
+	// own needs `currentPassword`. Either way the old address is emailed what changed, when and
+	// by whom, the change is audited as `user.email_changed`, and the user's other API tokens
+	// end (all of them when an owner or administrator changes someone else's).
+	Email *string `json:"email,omitempty"`
+	// Your current password: needed to change your own `email`, ignored otherwise.
+	CurrentPassword *string      `json:"currentPassword,omitempty"`
+	Name            *string      `json:"name,omitempty"`
+	Role            *tenant.Role `json:"role,omitempty"`
 	// Turn SFTP on or off (see setSftpAccess).
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 	// Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin).

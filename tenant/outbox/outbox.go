@@ -25,6 +25,7 @@ const (
 	EmailModuleTrialEnding  EmailKind = "module_trial_ending"
 	EmailInvitation         EmailKind = "invitation"
 	EmailPasswordReset      EmailKind = "password_reset"
+	EmailEmailChanged       EmailKind = "email_changed"
 	// The two kinds support's staff-scope transactions may enqueue
 	// (migration 00025's outbox policy names them).
 	EmailDedicatedIPProvisioned EmailKind = "dedicated_ip_provisioned"
@@ -35,7 +36,7 @@ const (
 func EmailKinds() []EmailKind {
 	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
 		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset,
-		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined}
+		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined, EmailEmailChanged}
 }
 
 // EmailStatus is where an outbox email is on its way out.
@@ -99,6 +100,17 @@ type SSHKeyAddedData struct {
 	Fingerprint string
 	AddedAt     time.Time
 	AddedBy     string // who added it, as the audit trail names them
+}
+
+// EmailChangedData goes to a user's old address when their login email
+// changes: a stolen session cannot move the account away unnoticed.
+type EmailChangedData struct {
+	UserName    string
+	AccountName string
+	OldEmail    string
+	NewEmail    string
+	ChangedAt   time.Time
+	ChangedBy   string // who changed it, as the audit trail names them
 }
 
 // ModuleTrialStartedData goes to the account owner when the SFTP trial starts.
@@ -177,6 +189,7 @@ func (ModuleActivatedData) EmailKind() EmailKind    { return EmailModuleActivate
 func (ModuleTrialEndingData) EmailKind() EmailKind  { return EmailModuleTrialEnding }
 func (InvitationData) EmailKind() EmailKind         { return EmailInvitation }
 func (PasswordResetData) EmailKind() EmailKind      { return EmailPasswordReset }
+func (EmailChangedData) EmailKind() EmailKind       { return EmailEmailChanged }
 
 // required collects the first missing field of an EmailData.
 type required struct {
@@ -218,6 +231,11 @@ func (d SSHKeyAddedData) validate() error {
 	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
 		text("Title", d.Title).text("Algorithm", d.Algorithm).text("Fingerprint", d.Fingerprint).
 		text("AddedBy", d.AddedBy).at("AddedAt", d.AddedAt).err
+}
+
+func (d EmailChangedData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		text("OldEmail", d.OldEmail).text("NewEmail", d.NewEmail).text("ChangedBy", d.ChangedBy).at("ChangedAt", d.ChangedAt).err
 }
 
 func (d ModuleTrialStartedData) validate() error {

@@ -7,6 +7,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/outbox"
 )
 
 // UserFilter narrows account.users.
@@ -293,11 +294,19 @@ type UpdateUserInput struct {
 	// GroupID moves the user to this group (as SetUserGroup), before SFTP is
 	// turned on in the same change.
 	GroupID *string
+	// CurrentPassword is needed to change one's own email.
+	CurrentPassword string
 }
 
 // UpdateUser changes a user. Admins change anyone in their account except that
 // only owners change an owner or make one; users change their own name and email.
 // An account always keeps at least one owner.
+//
+// An email change needs the current password when it is the principal's own
+// (a stolen token alone cannot move the account to another address); either
+// way the old address is emailed what changed, when and by whom, the change
+// is audited as user.email_changed, and the user's API tokens end (all but
+// the one making the change, when it is their own).
 func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.User, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -334,8 +343,15 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 		if !p.MayChange(u) {
 			return tenant.ErrOwnersOnly
 		}
+		oldEmail := u.Email
 		if in.Email != nil {
 			if u.Email, err = tenant.NormEmail("email", *in.Email); err != nil {
+				return err
+			}
+		}
+		emailChanged := u.Email != oldEmail
+		if emailChanged && u.ID == p.ID {
+			if err := checkCurrentPassword(ctx, u, in.CurrentPassword, "your current password is needed to change your email"); err != nil {
 				return err
 			}
 		}
@@ -365,6 +381,11 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 				return errEmailInUse
 			}
 			return err
+		}
+		if emailChanged {
+			if err := s.emailChangedTx(ctx, q, p, u, oldEmail); err != nil {
+				return err
+			}
 		}
 		if in.GroupID != nil {
 			// Before SFTP is turned on, as in CreateUserTx.
@@ -469,16 +490,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		if err != nil {
 			return err
 		}
-		hash := ""
-		if u.PasswordHash != nil {
-			hash = *u.PasswordHash
-		}
-		ok, err := tenant.VerifyPassword(ctx, hash, current)
-		if err != nil {
+		if err := checkCurrentPassword(ctx, u, current, "the current password is not correct"); err != nil {
 			return err
-		}
-		if !ok {
-			return tenant.Invalid("currentPassword", "the current password is not correct")
 		}
 		h, err := tenant.HashPassword(ctx, next)
 		if err != nil {
@@ -501,4 +514,49 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	// Password SFTP sessions end too; key sessions go on.
 	s.EndCredentialSessions(p.AccountID, p.ID, "")
 	return nil
+}
+
+// checkCurrentPassword is a user error on currentPassword unless password is
+// u's; empty says missing, wrong says wrong.
+func checkCurrentPassword(ctx context.Context, u *tenant.User, password, missing string) error {
+	if password == "" {
+		return tenant.Invalid("currentPassword", "%s", missing)
+	}
+	hash := ""
+	if u.PasswordHash != nil {
+		hash = *u.PasswordHash
+	}
+	ok, err := tenant.VerifyPassword(ctx, hash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return tenant.Invalid("currentPassword", "the current password is not correct")
+	}
+	return nil
+}
+
+// emailChangedTx tells u's old address of the change, audits it and ends u's
+// API tokens but the one p is using, in the caller's transaction.
+func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, oldEmail string) error {
+	keep := ""
+	if p.ID == u.ID {
+		keep = p.TokenID
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
+		u.ID, keep, s.Time()); err != nil {
+		return tenant.DBError(err)
+	}
+	var accountName string
+	if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
+		return tenant.DBError(err)
+	}
+	if err := outbox.Enqueue(ctx, q, u.AccountID, outbox.Email{To: oldEmail, Data: outbox.EmailChangedData{
+		UserName: u.Name, AccountName: accountName, OldEmail: oldEmail, NewEmail: u.Email,
+		ChangedAt: s.Time(), ChangedBy: tenant.ActorOf(ctx).Name,
+	}}); err != nil {
+		return err
+	}
+	return audit.Record(ctx, q, u.AccountID, audit.Event{Kind: "user.email_changed", TargetKind: "User", TargetID: u.ID,
+		Before: map[string]any{"email": oldEmail}, After: map[string]any{"email": u.Email}})
 }
