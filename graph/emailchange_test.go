@@ -46,7 +46,9 @@ func TestEmailChange(t *testing.T) {
 	var notes struct {
 		Account struct {
 			Notifications struct {
-				Edges []struct{ Node struct{ Kind, Recipient string } }
+				Edges []struct {
+					Node struct{ Kind, Recipient string }
+				}
 			}
 			AuditEvents struct {
 				Edges []struct{ Node struct{ Kind string } }
