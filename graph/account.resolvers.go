@@ -33,6 +33,11 @@ func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter
 	return r.userConnection(ctx, c), nil
 }
 
+// UsersCSV is the resolver for the usersCsv field.
+func (r *accountResolver) UsersCSV(ctx context.Context, obj *tenant.Account) (string, error) {
+	return r.Tenant.People.UsersCSV(ctx, obj.ID)
+}
+
 // Contacts is the resolver for the contacts field.
 func (r *accountResolver) Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error) {
 	c, err := r.Tenant.People.Contacts(ctx, obj.ID, deref(search), page(first, after))

@@ -58,3 +58,30 @@ func (r *Resolver) mayManage(ctx context.Context, u *tenant.User) bool {
 	p := tenant.PrincipalFrom(ctx)
 	return p.IsStaff() || p.IsAdmin(u.AccountID) || (p.InAccount(u.AccountID) && p.ID == u.ID)
 }
+
+// importPayload answers importUsers: each problem both as an ImportProblem
+// and as a user error on field csv whose message names the line.
+func importPayload(res *people.ImportResult, err error) (*model.ImportUsersPayload, error) {
+	ue, err := userErrors(err)
+	out := &model.ImportUsersPayload{Users: []*tenant.User{}, Problems: []*model.ImportProblem{}, UserErrors: ue}
+	if err != nil || res == nil {
+		return out, err
+	}
+	out.Users = append(out.Users, res.Users...)
+	for _, p := range res.Problems {
+		e, err := userErrors(&tenant.Error{Code: p.Code, Field: "csv", Message: p.String()})
+		if err != nil {
+			return nil, err
+		}
+		ip := &model.ImportProblem{Code: e[0].Code, Message: p.Message}
+		if p.Line > 0 {
+			ip.Line = &p.Line
+		}
+		if p.Column != "" {
+			ip.Column = &p.Column
+		}
+		out.Problems = append(out.Problems, ip)
+		out.UserErrors = append(out.UserErrors, e...)
+	}
+	return out, nil
+}

@@ -26,6 +26,11 @@ func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUse
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }
 
+// ImportUsers is the resolver for the importUsers field.
+func (r *mutationResolver) ImportUsers(ctx context.Context, input model.ImportUsersInput) (*model.ImportUsersPayload, error) {
+	return importPayload(r.Tenant.People.ImportUsers(ctx, input.CSV))
+}
+
 // UpdateUser is the resolver for the updateUser field.
 func (r *mutationResolver) UpdateUser(ctx context.Context, input model.UpdateUserInput) (*model.UserPayload, error) {
 	id, err := parseID(input.ID, "User")

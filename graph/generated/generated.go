@@ -74,6 +74,7 @@ type ComplexityRoot struct {
 		SftpLicences   func(childComplexity int) int
 		SftpModule     func(childComplexity int) int
 		Users          func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
+		UsersCSV       func(childComplexity int) int
 	}
 
 	AccountConnection struct {
@@ -254,6 +255,19 @@ type ComplexityRoot struct {
 		Fingerprint func(childComplexity int) int
 	}
 
+	ImportProblem struct {
+		Code    func(childComplexity int) int
+		Column  func(childComplexity int) int
+		Line    func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	ImportUsersPayload struct {
+		Problems   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+		Users      func(childComplexity int) int
+	}
+
 	LoginPayload struct {
 		ExpiresAt  func(childComplexity int) int
 		Token      func(childComplexity int) int
@@ -282,6 +296,7 @@ type ComplexityRoot struct {
 		DeleteProjectFolder       func(childComplexity int, input model.DeleteProjectFolderInput) int
 		DeleteSSHKey              func(childComplexity int, input model.DeleteSSHKeyInput) int
 		DeleteUser                func(childComplexity int, input model.DeleteUserInput) int
+		ImportUsers               func(childComplexity int, input model.ImportUsersInput) int
 		Login                     func(childComplexity int, input model.LoginInput) int
 		Logout                    func(childComplexity int) int
 		ProvisionDedicatedIP      func(childComplexity int, input model.ProvisionDedicatedIPInput) int
@@ -547,6 +562,7 @@ type AccountResolver interface {
 	ID(ctx context.Context, obj *tenant.Account) (string, error)
 
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
+	UsersCSV(ctx context.Context, obj *tenant.Account) (string, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
@@ -629,6 +645,7 @@ type MutationResolver interface {
 	DeleteSSHKey(ctx context.Context, input model.DeleteSSHKeyInput) (*model.SSHKeyPayload, error)
 	SetSftpAccess(ctx context.Context, input model.SetSftpAccessInput) (*model.UserPayload, error)
 	CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error)
+	ImportUsers(ctx context.Context, input model.ImportUsersInput) (*model.ImportUsersPayload, error)
 	UpdateUser(ctx context.Context, input model.UpdateUserInput) (*model.UserPayload, error)
 	DeleteUser(ctx context.Context, input model.DeleteUserInput) (*model.UserPayload, error)
 	RestoreUser(ctx context.Context, input model.RestoreUserInput) (*model.UserPayload, error)
@@ -812,6 +829,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.Users(childComplexity, args["filter"].(*model.UserFilter), args["first"].(*int), args["after"].(*string)), true
+	case "Account.usersCsv":
+		if e.ComplexityRoot.Account.UsersCSV == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.UsersCSV(childComplexity), true
 
 	case "AccountConnection.edges":
 		if e.ComplexityRoot.AccountConnection.Edges == nil {
@@ -1410,6 +1433,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.HostKeyFingerprint.Fingerprint(childComplexity), true
 
+	case "ImportProblem.code":
+		if e.ComplexityRoot.ImportProblem.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportProblem.Code(childComplexity), true
+	case "ImportProblem.column":
+		if e.ComplexityRoot.ImportProblem.Column == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportProblem.Column(childComplexity), true
+	case "ImportProblem.line":
+		if e.ComplexityRoot.ImportProblem.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportProblem.Line(childComplexity), true
+	case "ImportProblem.message":
+		if e.ComplexityRoot.ImportProblem.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportProblem.Message(childComplexity), true
+
+	case "ImportUsersPayload.problems":
+		if e.ComplexityRoot.ImportUsersPayload.Problems == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Problems(childComplexity), true
+	case "ImportUsersPayload.userErrors":
+		if e.ComplexityRoot.ImportUsersPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.UserErrors(childComplexity), true
+	case "ImportUsersPayload.users":
+		if e.ComplexityRoot.ImportUsersPayload.Users == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Users(childComplexity), true
+
 	case "LoginPayload.expiresAt":
 		if e.ComplexityRoot.LoginPayload.ExpiresAt == nil {
 			break
@@ -1618,6 +1685,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUser(childComplexity, args["input"].(model.DeleteUserInput)), true
+	case "Mutation.importUsers":
+		if e.ComplexityRoot.Mutation.ImportUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportUsers(childComplexity, args["input"].(model.ImportUsersInput)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -2749,6 +2827,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteProjectFolderInput", ec.unmarshalInputDeleteProjectFolderInput),
 			graphql.NewInputUnmarshaler("DeleteSshKeyInput", ec.unmarshalInputDeleteSshKeyInput),
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
+			graphql.NewInputUnmarshaler("ImportUsersInput", ec.unmarshalInputImportUsersInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
 			graphql.NewInputUnmarshaler("ReleaseDedicatedIpInput", ec.unmarshalInputReleaseDedicatedIpInput),
@@ -2857,6 +2936,14 @@ type Account implements Node {
   (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `); other users see only themselves.
   """
   users(filter: UserFilter, first: Int, after: String): UserConnection!
+  """
+  The account's live users as CSV text, sorted by name, in the columns ` + "`" + `importUsers` + "`" + `
+  reads: ` + "`" + `email,name,role,group,sftp,custom login` + "`" + ` (role ` + "`" + `OWNER` + "`" + `/` + "`" + `ADMIN` + "`" + `/` + "`" + `USER` + "`" + `,
+  group by name, sftp ` + "`" + `true` + "`" + `/` + "`" + `false` + "`" + `; never passwords). Owners and administrators
+  only. Importing it into another account recreates the users (emails are unique
+  across Skiff, so only once they are free).
+  """
+  usersCsv: String!
   "The account's contacts, sorted by name. Owners and administrators only."
   contacts(search: String, first: Int, after: String): ContactConnection!
 }
@@ -3995,6 +4082,18 @@ extend type Mutation {
   """
   createUser(input: CreateUserInput!): UserPayload!
   """
+  Add many users at once from CSV text; the format is under ` + "`" + `ImportUsersInput.csv` + "`" + `
+  and in docs/GRAPHQL.md. Owners and administrators only (naming a group also needs
+  the right to manage groups). The file is checked as a whole and imported in one
+  transaction: when any row has a problem, or the rows with ` + "`" + `sftp` + "`" + ` true need more
+  SFTP licences than are free, NOTHING is created and every problem comes back, in
+  ` + "`" + `problems` + "`" + ` and, for clients that show only user errors, in ` + "`" + `userErrors` + "`" + ` (field
+  ` + "`" + `csv` + "`" + `, message ` + "`" + `line 3: email: …` + "`" + `). Each user is created as ` + "`" + `createUser` + "`" + ` creates
+  one: rows without a password are emailed an invitation, rows with ` + "`" + `sftp` + "`" + ` true get
+  their credentials email.
+  """
+  importUsers(input: ImportUsersInput!): ImportUsersPayload!
+  """
   Change a user. Owners and administrators change anyone but owners (only owners
   change owners: any field, ` + "`" + `FORBIDDEN` + "`" + ` otherwise); users may change their own name
   and email.
@@ -4068,6 +4167,49 @@ type UserPayload {
   user: User
   userErrors: [UserError!]!
 }
+
+input ImportUsersInput {
+  """
+  The users as CSV (RFC 4180), UTF-8, at most 1 MiB (1,048,576 bytes, and the request
+  body cap) and 1,000 users. Invalid UTF-8 is refused. The first line names the
+  columns, in any order, ignoring case, spaces, ` + "`" + `_` + "`" + ` and ` + "`" + `-` + "`" + `:
+  ` + "`" + `email` + "`" + ` and ` + "`" + `name` + "`" + ` (required), ` + "`" + `role` + "`" + `, ` + "`" + `group` + "`" + `, ` + "`" + `sftp` + "`" + `, ` + "`" + `custom login` + "`" + ` and
+  ` + "`" + `password` + "`" + ` (optional). Fields are separated by commas; a field holding a comma, a
+  quote or a line break is enclosed in ` + "`" + `"` + "`" + `, and a ` + "`" + `"` + "`" + ` inside it is doubled
+  (` + "`" + `"Smith, Ann"` + "`" + `, ` + "`" + `"Bob ""B"" Jones"` + "`" + `). Surrounding spaces are trimmed, except in
+  passwords. ` + "`" + `role` + "`" + `: ` + "`" + `OWNER` + "`" + `, ` + "`" + `ADMIN` + "`" + ` (or ` + "`" + `administrator` + "`" + `) or ` + "`" + `USER` + "`" + `, any case;
+  empty is ` + "`" + `USER` + "`" + `; only owners import owners. ` + "`" + `group` + "`" + `: the name of one of the
+  account's groups, any case; empty is the default group. ` + "`" + `sftp` + "`" + `: ` + "`" + `true` + "`" + `/` + "`" + `false` + "`" + `,
+  ` + "`" + `yes` + "`" + `/` + "`" + `no` + "`" + ` or ` + "`" + `1` + "`" + `/` + "`" + `0` + "`" + `; empty is false. ` + "`" + `custom login` + "`" + `: needs ` + "`" + `sftp` + "`" + ` true and a
+  dedicated IP. ` + "`" + `password` + "`" + `: empty sends an invitation. ` + "`" + `account.usersCsv` + "`" + ` writes
+  the same columns (without passwords).
+  """
+  csv: String!
+}
+
+type ImportUsersPayload {
+  "The users created, in the file's order; empty when anything was wrong."
+  users: [User!]!
+  "Everything wrong with the file, by line; empty when the users were created."
+  problems: [ImportProblem!]!
+  """
+  The same problems as user errors, one each, with field ` + "`" + `csv` + "`" + ` and the line and
+  column in the message: ` + "`" + `line 3: email: "bob@" is not a valid email address` + "`" + `.
+  """
+  userErrors: [UserError!]!
+}
+
+"One problem with an import."
+type ImportProblem {
+  "The line of the CSV text (the header is line 1); null when the whole file is at fault (too large, too many SFTP licences needed)."
+  line: Int
+  "The column at fault (` + "`" + `email` + "`" + `, ` + "`" + `name` + "`" + `, ` + "`" + `role` + "`" + `, ` + "`" + `group` + "`" + `, ` + "`" + `sftp` + "`" + `, ` + "`" + `custom login` + "`" + ` or ` + "`" + `password` + "`" + `); null when none."
+  column: String
+  "INVALID for a bad value, CONFLICT for a value taken (an email in use) or a state (module inactive), LIMIT for licences."
+  code: UserErrorCode!
+  "What is wrong, for the person importing."
+  message: String!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -4086,6 +4228,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_createdAt(ctx, field)
 	case "users":
 		return ec.fieldContext_Account_users(ctx, field)
+	case "usersCsv":
+		return ec.fieldContext_Account_usersCsv(ctx, field)
 	case "contacts":
 		return ec.fieldContext_Account_contacts(ctx, field)
 	case "dedicatedIp":
@@ -4460,6 +4604,32 @@ func (ec *executionContext) childFields_HostKeyFingerprint(ctx context.Context, 
 		return ec.fieldContext_HostKeyFingerprint_fingerprint(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HostKeyFingerprint", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportProblem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "line":
+		return ec.fieldContext_ImportProblem_line(ctx, field)
+	case "column":
+		return ec.fieldContext_ImportProblem_column(ctx, field)
+	case "code":
+		return ec.fieldContext_ImportProblem_code(ctx, field)
+	case "message":
+		return ec.fieldContext_ImportProblem_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportProblem", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "users":
+		return ec.fieldContext_ImportUsersPayload_users(ctx, field)
+	case "problems":
+		return ec.fieldContext_ImportUsersPayload_problems(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ImportUsersPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportUsersPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_LoginPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5432,6 +5602,20 @@ func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_importUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ImportUsersInput, error) {
+			return ec.unmarshalNImportUsersInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6095,6 +6279,29 @@ func (ec *executionContext) fieldContext_Account_users(ctx context.Context, fiel
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Account_usersCsv(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_usersCsv(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().UsersCSV(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_usersCsv(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Account", field, true, true, "String")
 }
 
 func (ec *executionContext) _Account_contacts(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -8938,6 +9145,194 @@ func (ec *executionContext) fieldContext_HostKeyFingerprint_fingerprint(_ contex
 	return graphql.NewScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
 }
 
+func (ec *executionContext) _ImportProblem_line(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportProblem_line(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportProblem_line(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ImportProblem_column(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportProblem_column(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Column, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportProblem_column(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportProblem_code(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportProblem_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.UserErrorCode) graphql.Marshaler {
+			return ec.marshalNUserErrorCode2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorCode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportProblem_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "UserErrorCode")
+}
+
+func (ec *executionContext) _ImportProblem_message(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportProblem_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportProblem_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_users(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Users, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*tenant.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_users(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportUsersPayload_problems(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_problems(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Problems, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ImportProblem) graphql.Marshaler {
+			return ec.marshalNImportProblem2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_problems(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportProblem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportUsersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LoginPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10616,6 +11011,50 @@ func (ec *executionContext) fieldContext_Mutation_createUser(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_createUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportUsers(ctx, fc.Args["input"].(model.ImportUsersInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ImportUsersPayload) graphql.Marshaler {
+			return ec.marshalNImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportUsersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -16401,6 +16840,48 @@ func UnmarshalDeleteUserInput(ctx context.Context, raw any) (model.DeleteUserInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputImportUsersInput(ctx context.Context, obj any) (model.ImportUsersInput, error) {
+	var it model.ImportUsersInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"csv"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "csv":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("csv"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CSV = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalImportUsersInput unmarshals raw into the ImportUsersInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalImportUsersInput(ctx context.Context, raw any) (model.ImportUsersInput, error) {
+	var out model.ImportUsersInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ImportUsersInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj any) (model.LoginInput, error) {
 	var it model.LoginInput
 	if obj == nil {
@@ -17689,6 +18170,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_users(ctx, field, obj)
+				})
+		case "usersCsv":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_usersCsv(ctx, field, obj)
 				})
 		case "contacts":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -19025,6 +19512,97 @@ func (ec *executionContext) _HostKeyFingerprint(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var importProblemImplementors = []string{"ImportProblem"}
+
+func (ec *executionContext) _ImportProblem(ctx context.Context, sel ast.SelectionSet, obj *model.ImportProblem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importProblemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportProblem")
+		case "line":
+			out.Values[i] = ec._ImportProblem_line(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "column":
+			out.Values[i] = ec._ImportProblem_column(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._ImportProblem_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._ImportProblem_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
+
+func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ImportUsersPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportUsersPayload")
+		case "users":
+			out.Values[i] = ec._ImportUsersPayload_users(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "problems":
+			out.Values[i] = ec._ImportUsersPayload_problems(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ImportUsersPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var loginPayloadImplementors = []string{"LoginPayload"}
 
 func (ec *executionContext) _LoginPayload(ctx context.Context, sel ast.SelectionSet, obj *model.LoginPayload) graphql.Marshaler {
@@ -19373,6 +19951,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "createUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importUsers(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -21999,6 +22584,43 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) marshalNImportProblem2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImportProblem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNImportProblem2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNImportProblem2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblem(ctx context.Context, sel ast.SelectionSet, v *model.ImportProblem) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportProblem!")
+		return graphql.Null
+	}
+	return ec._ImportProblem(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNImportUsersInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersInput(ctx context.Context, v any) (model.ImportUsersInput, error) {
+	res, err := ec.unmarshalInputImportUsersInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx context.Context, sel ast.SelectionSet, v *model.ImportUsersPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportUsersPayload!")
+		return graphql.Null
+	}
+	return ec._ImportUsersPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -22500,6 +23122,22 @@ func (ec *executionContext) unmarshalNUpdateGroupInput2githubᚗcomᚋskiffhqᚋ
 func (ec *executionContext) unmarshalNUpdateUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateUserInput(ctx context.Context, v any) (model.UpdateUserInput, error) {
 	res, err := ec.unmarshalInputUpdateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.User) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx context.Context, sel ast.SelectionSet, v *tenant.User) graphql.Marshaler {

@@ -242,6 +242,45 @@ type GroupPayload struct {
 	UserErrors []*UserError   `json:"userErrors"`
 }
 
+// One problem with an import.
+type ImportProblem struct {
+	// The line of the CSV text (the header is line 1); null when the whole file is at fault (too large, too many SFTP licences needed).
+	Line *int `json:"line,omitempty"`
+	// The column at fault (`email`, `name`, `role`, `group`, `sftp`, `custom login` or `password`); null when none.
+	Column *string `json:"column,omitempty"`
+	// INVALID for a bad value, CONFLICT for a value taken (an email in use) or a state (module inactive), LIMIT for licences.
+	Code UserErrorCode `json:"code"`
+	// What is wrong, for the person importing.
+	Message string `json:"message"`
+}
+
+type ImportUsersInput struct {
+	// The users as CSV (RFC 4180), UTF-8, at most 1 MiB (1,048,576 bytes, and the request
+	// body cap) and 1,000 users. Invalid UTF-8 is refused. The first line names the
+	// columns, in any order, ignoring case, spaces, `_` and `-`:
+	// `email` and `name` (required), `role`, `group`, `sftp`, `custom login` and
+	// `password` (optional). Fields are separated by commas; a field holding a comma, a
+	// quote or a line break is enclosed in `"`, and a `"` inside it is doubled
+	// (`"Smith, Ann"`, `"Bob ""B"" Jones"`). Surrounding spaces are trimmed, except in
+	// passwords. `role`: `OWNER`, `ADMIN` (or `administrator`) or `USER`, any case;
+	// empty is `USER`; only owners import owners. `group`: the name of one of the
+	// account's groups, any case; empty is the default group. `sftp`: `true`/`false`,
+	// `yes`/`no` or `1`/`0`; empty is false. `custom login`: needs `sftp` true and a
+	// dedicated IP. `password`: empty sends an invitation. `account.usersCsv` writes
+	// the same columns (without passwords).
+	CSV string `json:"csv"`
+}
+
+type ImportUsersPayload struct {
+	// The users created, in the file's order; empty when anything was wrong.
+	Users []*tenant.User `json:"users"`
+	// Everything wrong with the file, by line; empty when the users were created.
+	Problems []*ImportProblem `json:"problems"`
+	// The same problems as user errors, one each, with field `csv` and the line and
+	// column in the message: `line 3: email: "bob@" is not a valid email address`.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type LoginInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
