@@ -97,13 +97,19 @@ func TestImportUsersDatabaseProblemsNameTheirLines(t *testing.T) {
 
 func TestImportUsersNeedingMoreLicencesThanFree(t *testing.T) {
 	f := newModuleFixture(t)
+	// Before the module starts, SFTP rows are refused as a whole.
+	res, err := f.svc.People.ImportUsers(f.ownerCtx, "email,name,sftp\nx@acme.test,X,yes\n")
+	if err != nil || len(res.Users) != 0 || len(res.Problems) != 1 || res.Problems[0].Code != tenant.EConflict ||
+		!strings.Contains(res.Problems[0].Message, "not active") {
+		t.Fatalf("import with the module off = %+v, %v", res, err)
+	}
 	f.startTrial()
 	f.freeLicences(5)
 	before := f.liveUsers(f.account.ID)
 	csv := importRows(8, func(i int) string {
 		return fmt.Sprintf("s%d@acme.test,S %d,USER,,%v,", i, i, i < 6)
 	})
-	res, err := f.svc.People.ImportUsers(f.ownerCtx, csv)
+	res, err = f.svc.People.ImportUsers(f.ownerCtx, csv)
 	if err != nil {
 		t.Fatal(err)
 	}
