@@ -264,3 +264,27 @@ func TestUsersCSVRoundTrips(t *testing.T) {
 		t.Fatalf("round trip:\n%s\nwant (plus Beta's owner):\n%s", back, moved)
 	}
 }
+
+func TestImportUsersCustomLogins(t *testing.T) {
+	f := newDedicatedFixture(t)
+	f.activate(10)
+	// Without a dedicated IP a custom login is refused, naming its line.
+	csv := "email,name,sftp,custom login\nann@acme.test,Ann,yes,ann.backup\nbob@acme.test,Bob,yes,\n"
+	res, err := f.svc.People.ImportUsers(f.ownerCtx, csv)
+	if err != nil || len(res.Users) != 0 || len(res.Problems) != 1 ||
+		!strings.HasPrefix(res.Problems[0].String(), "line 2: custom login: custom SFTP logins work only on a dedicated IP") {
+		t.Fatalf("import without a dedicated IP = %+v, %v", res, err)
+	}
+	f.provision(f.account.ID, "")
+	if res, err = f.svc.People.ImportUsers(f.ownerCtx, csv); err != nil || len(res.Problems) != 0 {
+		t.Fatalf("import = %+v, %v", res, err)
+	}
+	c, err := f.svc.SFTP.SFTPCredentials(f.ownerCtx, res.Users[0].ID)
+	if err != nil || c.CustomLogin != "ann.backup" {
+		t.Fatalf("ann's credentials = %+v, %v", c, err)
+	}
+	out, err := f.svc.People.UsersCSV(f.ownerCtx, f.account.ID)
+	if err != nil || !strings.Contains(out, "\nann@acme.test,Ann,USER,Pro,true,ann.backup\n") {
+		t.Fatalf("export = %q, %v", out, err)
+	}
+}
