@@ -60,7 +60,7 @@ func (r *mutationResolver) DeleteUser(ctx context.Context, input model.DeleteUse
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.People.DeleteUser(ctx, id)
+	u, err := r.Tenant.People.DeleteUser(ctx, id, input.DeleteFiles != nil && *input.DeleteFiles)
 	ue, err := userErrors(err)
 	return &model.UserPayload{User: u, UserErrors: ue}, err
 }

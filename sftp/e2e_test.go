@@ -495,7 +495,7 @@ func TestE2ELoginRefusalsLookAlike(t *testing.T) {
 	umaKey, _ := e.newKey(t, e.owner, e.user.ID)
 	deleted, deletedLogin := e.newUser(t, e.owner, "dana")
 	deletedKey, _ := e.newKey(t, e.owner, deleted.ID)
-	if _, err := e.svc.People.DeleteUser(e.owner, deleted.ID); err != nil {
+	if _, err := e.svc.People.DeleteUser(e.owner, deleted.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	disabled, disabledLogin := e.newUser(t, e.owner, "sid")
@@ -951,7 +951,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.svc.People.DeleteUser(e.owner, u.ID); err != nil {
+		if _, err := e.svc.People.DeleteUser(e.owner, u.ID, false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := onA.ReadDir("/My Files"); err == nil {

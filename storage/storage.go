@@ -160,3 +160,32 @@ func withFD(f *os.File, fn func(fd int) error) error {
 	}
 	return ferr
 }
+
+// RemoveUserHome deletes a user's home and everything in it, for good.
+// A home that does not exist is not an error.
+func (l *Local) RemoveUserHome(accountID, userID string) error {
+	return l.removeTree(accountID, "users", userID)
+}
+
+// RemoveProjectFolder deletes a project folder's files, for good. A folder
+// that does not exist is not an error.
+func (l *Local) RemoveProjectFolder(accountID, folderID string) error {
+	return l.removeTree(accountID, "folders", folderID)
+}
+
+// removeTree removes one tree through the base root, so neither the IDs nor
+// a symbolic link inside the tree can make it remove anything outside.
+func (l *Local) removeTree(accountID, kind, id string) error {
+	acct, err := canonicalID(accountID)
+	if err != nil {
+		return err
+	}
+	leaf, err := canonicalID(id)
+	if err != nil {
+		return err
+	}
+	if err := l.base.RemoveAll(path.Join(acct, kind, leaf)); err != nil {
+		return fmt.Errorf("storage: remove %s directory: %w", kind, err)
+	}
+	return nil
+}

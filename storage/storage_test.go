@@ -347,3 +347,56 @@ func nlink(fi os.FileInfo) uint64 {
 	}
 	return 1
 }
+
+func TestRemoveTrees(t *testing.T) {
+	l, base := newLocal(t)
+	home := mustRoot(t)(l.UserHome(account, user))
+	proj := mustRoot(t)(l.ProjectFolder(account, folder))
+	other := mustRoot(t)(l.UserHome(account, "0d3c8e2a-77f1-4c1e-8d0b-5a6f9e2b4c34"))
+	for _, r := range []*os.Root{home, proj, other} {
+		if err := r.MkdirAll("a/b", 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.WriteFile("a/b/c.txt", []byte("c"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symbolic link in the home to a file outside: removing the home
+	// removes the link, never what it points to.
+	outside := filepath.Join(t.TempDir(), "outside.txt")
+	if err := os.WriteFile(outside, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(base, account, "users", user, "a", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveUserHome(strings.ToUpper(account), user); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveProjectFolder(account, folder); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{filepath.Join(base, account, "users", user), filepath.Join(base, account, "folders", folder)} {
+		if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after removal: %v", gone, err)
+		}
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("the link's target went too: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, account, "users", "0d3c8e2a-77f1-4c1e-8d0b-5a6f9e2b4c34", "a", "b", "c.txt")); err != nil {
+		t.Errorf("another user's file went too: %v", err)
+	}
+	// Removing what is already gone is not an error; a bad ID is.
+	if err := l.RemoveUserHome(account, user); err != nil {
+		t.Errorf("removing a missing home: %v", err)
+	}
+	for _, id := range []string{"..", "", "../" + user, "00000000-0000-0000-0000-000000000000"} {
+		if err := l.RemoveProjectFolder(account, id); !errors.Is(err, storage.ErrInvalidID) {
+			t.Errorf("RemoveProjectFolder(%q) = %v, want ErrInvalidID", id, err)
+		}
+		if err := l.RemoveUserHome(id, user); !errors.Is(err, storage.ErrInvalidID) {
+			t.Errorf("RemoveUserHome(account %q) = %v, want ErrInvalidID", id, err)
+		}
+	}
+}

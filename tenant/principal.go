@@ -106,7 +106,7 @@ type Actor struct {
 func ActorOf(ctx context.Context) Actor {
 	p := PrincipalFrom(ctx)
 	switch {
-	case p == nil:
+	case p == nil || IsSystem(p):
 		return Actor{Kind: "SYSTEM", Name: "system"}
 	case p.Kind == KindStaff:
 		return Actor{Kind: "STAFF", ID: p.ID, Name: p.Name + " (support)"}

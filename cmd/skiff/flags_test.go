@@ -51,6 +51,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"sftp-max-auth-tries", "SKIFF_SFTP_MAX_AUTH_TRIES", "6", "SFTP"},
 	{"sftp-max-sessions-per-connection", "SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION", "10", "SFTP"},
 	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
+	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},
 	{"trial-licences", "SKIFF_TRIAL_LICENCES", "5", "SFTP"},
 	{"dedicated-ip-pool", "SKIFF_DEDICATED_IP_POOL", "", "Dedicated IPs"},
 	{"dedicated-ip-cooldown", "SKIFF_DEDICATED_IP_COOLDOWN", "720h", "Dedicated IPs"},

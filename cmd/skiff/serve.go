@@ -81,6 +81,9 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	bg.run(mail.Run)
 	bg.run(func(ctx context.Context) error { return remindTrials(ctx, svc, log) })
+	if err := c.Storage.startPurge(svc, store, bg); err != nil {
+		return err
+	}
 
 	demo, err := c.demo(ctx, d, svc)
 	if err != nil {

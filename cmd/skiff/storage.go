@@ -1,15 +1,37 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // StorageFlags say where users' files live.
 type StorageFlags struct {
-	Dir string `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
+	Dir        string        `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
+	PurgeGrace time.Duration `name:"purge-grace" default:"720h" env:"SKIFF_PURGE_GRACE" help:"How long deleted files stay restorable (a user deleted with deleteFiles, a deleted project folder) before they are deleted for good."`
+}
+
+// purgeInterval is how often serve looks for deleted files whose grace
+// period has passed.
+const purgeInterval = 10 * time.Minute
+
+// startPurge sets the grace period and the storage the purge deletes from,
+// and starts the purge loop.
+func (f StorageFlags) startPurge(svc *domain.Domain, store *storage.Local, bg *background) error {
+	if f.PurgeGrace < 0 {
+		return fmt.Errorf("--purge-grace must not be negative")
+	}
+	svc.Files.Grace = f.PurgeGrace
+	svc.Files.Files = store
+	bg.run(func(ctx context.Context) error {
+		return svc.Files.Run(ctx, purgeInterval, bg.log)
+	})
+	return nil
 }
 
 // open opens the file storage, by default in <dataDir>/files.

@@ -3499,7 +3499,11 @@ extend type Mutation {
   createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload!
   "Rename a project folder. Needs the MANAGE right (OWNER, or an owner or administrator of the account)."
   renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload!
-  "Delete a project folder and all its shares. Needs the MANAGE right."
+  """
+  Delete a project folder and all its shares. Needs the MANAGE right. Its files are
+  deleted for good once the grace period has passed (30 days unless the operator set
+  ` + "`" + `--purge-grace` + "`" + `); until then they stay in storage, out of every user's reach.
+  """
   deleteProjectFolder(input: DeleteProjectFolderInput!): DeleteProjectFolderPayload!
   """
   Share a project folder with a user or a group (give exactly one), or change the preset of
@@ -4100,11 +4104,18 @@ extend type Mutation {
   """
   updateUser(input: UpdateUserInput!): UserPayload!
   """
-  Delete a user: they can no longer log in and their sessions end. Nothing is
-  removed; ` + "`" + `restoreUser` + "`" + ` brings them back. You cannot delete yourself or the last owner.
+  Delete a user: they can no longer log in and their sessions end. By default
+  nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
+  home (My Files) is deleted for good once the grace period has passed (30 days
+  unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings
+  everything back and cancels the deletion. You cannot delete yourself or the last owner.
   """
   deleteUser(input: DeleteUserInput!): UserPayload!
-  "Restore a deleted user with everything they had."
+  """
+  Restore a deleted user with everything they had. A deletion of their files still in
+  its grace period is cancelled; files already purged are not brought back (their
+  home is empty).
+  """
   restoreUser(input: RestoreUserInput!): UserPayload!
 }
 
@@ -4157,6 +4168,11 @@ input UpdateUserInput {
 
 input DeleteUserInput {
   id: ID!
+  """
+  Also delete the user's home (My Files) for good after the grace period, during
+  which ` + "`" + `restoreUser` + "`" + ` still brings it back. False (the default) keeps the files.
+  """
+  deleteFiles: Boolean = false
 }
 
 input RestoreUserInput {
@@ -16809,7 +16825,11 @@ func (ec *executionContext) unmarshalInputDeleteUserInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id"}
+	if _, present := asMap["deleteFiles"]; !present {
+		asMap["deleteFiles"] = false
+	}
+
+	fieldsInOrder := [...]string{"id", "deleteFiles"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16823,6 +16843,13 @@ func (ec *executionContext) unmarshalInputDeleteUserInput(ctx context.Context, o
 				return it, err
 			}
 			it.ID = data
+		case "deleteFiles":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deleteFiles"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeleteFiles = data
 		}
 	}
 	return it, nil

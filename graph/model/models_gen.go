@@ -225,6 +225,9 @@ type DeleteSSHKeyInput struct {
 
 type DeleteUserInput struct {
 	ID string `json:"id"`
+	// Also delete the user's home (My Files) for good after the grace period, during
+	// which `restoreUser` still brings it back. False (the default) keeps the files.
+	DeleteFiles *bool `json:"deleteFiles,omitempty"`
 }
 
 type GroupConnection struct {

@@ -33,11 +33,12 @@ var allowed = map[string][]string{
 	"tenant/audit":      {"tenant"},
 	"tenant/outbox":     {"tenant"},
 	"tenant/sftplogin":  {"tenant", "tenant/audit", "tenant/outbox", "internal/pglisten"},
-	"tenant/sharing":    {"tenant", "tenant/audit", "policy"},
+	"tenant/purge":      {"tenant", "tenant/audit"},
+	"tenant/sharing":    {"tenant", "tenant/audit", "tenant/purge", "policy"},
 	"tenant/sftpaccess": {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftplogin"},
-	"tenant/people":     {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftpaccess", "tenant/sharing", "policy"},
+	"tenant/people":     {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftpaccess", "tenant/sharing", "tenant/purge", "policy"},
 	"tenant/account":    {"tenant", "tenant/audit", "tenant/people"},
-	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people",
+	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/purge",
 		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing"},
 
 	// Transports: the domain and below, never each other.

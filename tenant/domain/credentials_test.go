@@ -46,7 +46,7 @@ func TestCredentialsLastForever(t *testing.T) {
 	}
 
 	// Deleted and restored: the same login, and SFTP still on.
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, u.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, u.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	same("after deletion (as admin)")
@@ -116,7 +116,7 @@ func TestSetSFTPAccessPermissions(t *testing.T) {
 	_, otherOwner := f.newAccount("Globex", "gina@globex.test")
 	_, err = f.svc.SFTP.SetSFTPAccess(f.as(otherOwner), plain.ID, true)
 	f.wantCode(err, tenant.ENotFound, "another tenant's admin enables")
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, plain.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, plain.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	f.enableFails(plain, tenant.EConflict) // a deleted user must be restored first

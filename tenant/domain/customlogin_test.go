@@ -116,7 +116,7 @@ func TestSetCustomSFTPLogin(t *testing.T) {
 	}
 
 	// A deleted user keeps theirs, and no one else may take it.
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, uma.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, uma.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if c := creds(uma); c.CustomLogin != "backup" {

@@ -84,7 +84,7 @@ func TestPasswordLogin(t *testing.T) {
 	uma, umaLogin := f.sftpUser("uma@acme.test")
 	_, vicLogin := f.sftpUser("vic@acme.test")
 	gone, goneLogin := f.sftpUser("gone@acme.test")
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, gone.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, gone.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	// A user issued credentials, then turned off.
@@ -416,7 +416,7 @@ func TestSessionAllowed(t *testing.T) {
 	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false); err != nil {
 		t.Errorf("after SFTP is turned back on: %v", err)
 	}
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, uma.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, uma.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.dir.SessionAllowed(ctx, f.account.ID, uma.ID, false); !errors.Is(err, sftplogin.ErrSFTPAccessWithdrawn) {

@@ -12,6 +12,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
 	"github.com/skiffhq/skiff/tenant/people"
+	"github.com/skiffhq/skiff/tenant/purge"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"github.com/skiffhq/skiff/tenant/sharing"
@@ -19,7 +20,7 @@ import (
 
 // Domain is every room's service, sharing Base. Set Base's Now and Sessions,
 // and the rooms' own settings (SFTP.Config, DedicatedIPs.Config,
-// Sharing.Policy, People.TokenTTL), before first use.
+// Sharing.Policy, People.TokenTTL, Files.Grace and Files.Files), before first use.
 type Domain struct {
 	*tenant.Base
 
@@ -30,6 +31,7 @@ type Domain struct {
 	Sharing      *sharing.Service    // groups, project folders, shares, permissions
 	Audit        *audit.Service      // the audit trail
 	Outbox       *outbox.Service     // emails and their delivery status
+	Files        *purge.Service      // deleted files: their grace period and their purge
 }
 
 // New returns the domain on db with the product's defaults.
@@ -42,8 +44,10 @@ func New(db *tenant.DB) *Domain {
 		Sharing:      &sharing.Service{Base: base},
 		Audit:        &audit.Service{Base: base},
 		Outbox:       &outbox.Service{Base: base},
+		Files:        &purge.Service{Base: base, Grace: purge.DefaultGrace},
 	}
-	d.People = &people.Service{Base: base, TokenTTL: people.DefaultTokenTTL, SFTP: d.SFTP, Sharing: d.Sharing}
+	d.Sharing.Files = d.Files
+	d.People = &people.Service{Base: base, TokenTTL: people.DefaultTokenTTL, SFTP: d.SFTP, Sharing: d.Sharing, Files: d.Files}
 	d.Accounts = &account.Service{Base: base, People: d.People}
 	return d
 }

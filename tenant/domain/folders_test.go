@@ -104,7 +104,7 @@ func TestSharingRules(t *testing.T) {
 		_, err := w.svc.Sharing.ShareProjectFolder(owner, in)
 		wantCode(t, name, err, tenant.EInvalid, "")
 	}
-	if _, err := w.svc.People.DeleteUser(owner, other.ID); err != nil {
+	if _, err := w.svc.People.DeleteUser(owner, other.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, "sharing with a deleted user", share(sharer, other, policy.PresetRead), tenant.EConflict, "userId")

@@ -205,7 +205,7 @@ func TestCustomGroupLifecycle(t *testing.T) {
 	if !strings.Contains(tenant.ErrorMessage(err), "2 users are in this group") {
 		t.Errorf("message = %q", tenant.ErrorMessage(err))
 	}
-	if _, err := w.svc.People.DeleteUser(ctx, bob.ID); err != nil {
+	if _, err := w.svc.People.DeleteUser(ctx, bob.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	w.setGroup(ann, pro)
@@ -227,7 +227,7 @@ func TestCustomGroupLifecycle(t *testing.T) {
 
 	_, err = w.svc.Sharing.SetUserGroup(ctx, bob.ID, "not-a-group")
 	wantCode(t, "setUserGroup to a bad ID", err, tenant.ENotFound, "")
-	if _, err := w.svc.People.DeleteUser(ctx, bob.ID); err != nil {
+	if _, err := w.svc.People.DeleteUser(ctx, bob.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = w.svc.Sharing.SetUserGroup(ctx, bob.ID, pro.ID)

@@ -119,7 +119,7 @@ func TestInvitationExpiresAndIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := f.latestToken(outbox.EmailInvitation, u.Email)
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, u.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, u.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.svc.People.AcceptInvitation(ctx, token, goodPassword)

@@ -206,7 +206,7 @@ func TestSSHKeyPermissions(t *testing.T) {
 	}
 
 	// A deleted user gets no new keys.
-	if _, err := f.svc.People.DeleteUser(f.ownerCtx, f.vic.ID); err != nil {
+	if _, err := f.svc.People.DeleteUser(f.ownerCtx, f.vic.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.svc.SFTP.AddSSHKey(f.as(f.admin), f.vic.ID, "Too late", testkit.AuthorizedKey(testkit.Ed25519Key(t), ""))

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/purge"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sharing"
 )
@@ -19,6 +20,8 @@ type Service struct {
 	SFTP *sftpaccess.Service
 	// Sharing answers permission questions (managing contacts).
 	Sharing *sharing.Service
+	// Files schedules and cancels the purge of a deleted user's home.
+	Files *purge.Service
 }
 
 // DefaultTokenTTL is how long a bearer token lasts unless configured.

@@ -8,6 +8,7 @@ import (
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/purge"
 )
 
 // UserFilter narrows account.users.
@@ -422,7 +423,11 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 // DeleteUser soft-deletes a user: they can no longer log in (web or SFTP),
 // their tokens are revoked, their SFTP licence is freed and their live SFTP
 // sessions end. Nothing they own is removed, so RestoreUser brings it all back.
-func (s *Service) DeleteUser(ctx context.Context, id string) (*tenant.User, error) {
+//
+// With deleteFiles, their home (My Files) is also scheduled to be deleted for
+// good once the grace period (Files.Grace) has passed; until then RestoreUser
+// still brings everything back and cancels the purge.
+func (s *Service) DeleteUser(ctx context.Context, id string, deleteFiles bool) (*tenant.User, error) {
 	u, err := s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
 		if u.Deleted() {
 			return tenant.Errorf(tenant.EConflict, "this user is already deleted")
@@ -442,7 +447,15 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*tenant.User, erro
 		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, u.ID, s.Time()); err != nil {
 			return tenant.DBError(err)
 		}
-		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.deleted", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
+		after := u.AuditState()
+		if deleteFiles {
+			at, err := s.Files.ScheduleTx(ctx, q, p.AccountID, purge.UserHome, u.ID)
+			if err != nil {
+				return err
+			}
+			after["filesPurgeAfter"] = at
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.deleted", TargetKind: "User", TargetID: u.ID, Before: before, After: after})
 	})
 	if err == nil {
 		s.EndSessions(u.AccountID, u.ID)
@@ -452,7 +465,9 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (*tenant.User, erro
 
 // RestoreUser brings back a deleted user with their keys and SFTP credentials.
 // If they had SFTP access, restoring takes a licence again, and fails with a
-// user error when none is available.
+// user error when none is available. A purge of their files still in its
+// grace period is cancelled, so their home comes back as it was; once purged,
+// it comes back empty.
 func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, error) {
 	return s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
 		if !u.Deleted() {
@@ -469,7 +484,15 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 			}
 			return err
 		}
-		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()})
+		cancelled, err := s.Files.CancelTx(ctx, q, purge.UserHome, u.ID)
+		if err != nil {
+			return err
+		}
+		after := u.AuditState()
+		if cancelled {
+			after["filesPurgeCancelled"] = true
+		}
+		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: after})
 	})
 }
 

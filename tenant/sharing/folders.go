@@ -9,6 +9,7 @@ import (
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/audit"
+	"github.com/skiffhq/skiff/tenant/purge"
 )
 
 // ProjectFolder is a file tree of an account that its creator shares with
@@ -261,7 +262,7 @@ func (s *Service) RenameProjectFolder(ctx context.Context, id, name string) (*Pr
 // DeleteProjectFolder deletes a project folder and all its shares at once:
 // it disappears from every SFTP session on their next operation. It needs
 // the MANAGE right. The files stay in storage, out of every user's reach,
-// until support purges them.
+// for the grace period (Files.Grace), then the purge deletes them for good.
 func (s *Service) DeleteProjectFolder(ctx context.Context, id string) (*ProjectFolder, error) {
 	return s.manageFolder(ctx, id, "only the folder's owners can delete it", "project_folder.deleted",
 		func(q tenant.Queryer, f *ProjectFolder) error {
@@ -269,8 +270,11 @@ func (s *Service) DeleteProjectFolder(ctx context.Context, id string) (*ProjectF
 				f.ID, s.Time()); err != nil {
 				return tenant.DBError(err)
 			}
-			_, err := q.ExecContext(ctx, `DELETE FROM folder_shares WHERE folder_id = $1`, f.ID)
-			return tenant.DBError(err)
+			if _, err := q.ExecContext(ctx, `DELETE FROM folder_shares WHERE folder_id = $1`, f.ID); err != nil {
+				return tenant.DBError(err)
+			}
+			_, err := s.Files.ScheduleTx(ctx, q, f.AccountID, purge.ProjectFolder, f.ID)
+			return err
 		})
 }
 
