@@ -75,6 +75,8 @@ func TestWhoMayChangeWhom(t *testing.T) {
 			}, nil},
 		{"renameSshKey", `mutation($id: ID!) { renameSshKey(input: {id: $id, title: "renamed"}) { userErrors { code } } }`,
 			func(target string) vars { return vars{"id": newKey(target)} }, nil},
+		{"updateSshKey", `mutation($id: ID!) { updateSshKey(input: {id: $id, title: "t", expiresAt: null, status: DISABLED}) { userErrors { code } } }`,
+			func(target string) vars { return vars{"id": newKey(target)} }, nil},
 		{"deleteSshKey", `mutation($id: ID!) { deleteSshKey(input: {id: $id}) { userErrors { code } } }`,
 			func(target string) vars { return vars{"id": newKey(target)} }, nil},
 		{"setSftpAccess", `mutation($u: ID!) { setSftpAccess(input: {userId: $u, enabled: true}) { userErrors { code } } }`,

@@ -27,7 +27,11 @@ func (r *mutationResolver) AddSSHKey(ctx context.Context, input model.AddSSHKeyI
 			return nil, err
 		}
 	}
-	k, err := r.Tenant.SFTP.AddSSHKey(ctx, userID, input.Title, input.PublicKey)
+	opts := sftpaccess.SSHKeyOptions{ExpiresAt: input.ExpiresAt}
+	if input.Status != nil {
+		opts.Status = *input.Status
+	}
+	k, err := r.Tenant.SFTP.AddSSHKeyWith(ctx, userID, input.Title, input.PublicKey, opts)
 	ue, err := userErrors(err)
 	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
 }
@@ -39,6 +43,20 @@ func (r *mutationResolver) RenameSSHKey(ctx context.Context, input model.RenameS
 		return nil, err
 	}
 	k, err := r.Tenant.SFTP.RenameSSHKey(ctx, id, input.Title)
+	ue, err := userErrors(err)
+	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
+}
+
+// UpdateSSHKey is the resolver for the updateSshKey field.
+func (r *mutationResolver) UpdateSSHKey(ctx context.Context, input model.UpdateSSHKeyInput) (*model.SSHKeyPayload, error) {
+	id, err := parseID(input.ID, "SshKey")
+	if err != nil {
+		return nil, err
+	}
+	expiresAt, setExpiresAt := input.ExpiresAt.ValueOK()
+	k, err := r.Tenant.SFTP.UpdateSSHKey(ctx, id, sftpaccess.SSHKeyUpdate{
+		Title: input.Title, SetExpiresAt: setExpiresAt, ExpiresAt: expiresAt, Status: input.Status,
+	})
 	ue, err := userErrors(err)
 	return &model.SSHKeyPayload{SSHKey: k, UserErrors: ue}, err
 }

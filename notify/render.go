@@ -12,6 +12,7 @@ import (
 	htmltemplate "html/template"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -128,6 +129,12 @@ func (r *Renderer) Render(kind outbox.EmailKind, data []byte) (*Rendered, error)
 // funcs are the helpers templates share. Data arrives decoded from JSON, so
 // times are RFC 3339 strings and numbers float64.
 var funcs = map[string]any{
+	// quote marks a user-supplied name in a plain-text body as data, so a
+	// name such as "Ada. Your account is locked, call …" cannot pose as the
+	// email's own words: it comes in double quotes, with quotes, backslashes
+	// and any unprintable or invisible character escaped (Go's %q). HTML
+	// bodies need no quoting: names sit in their own cells or <strong>.
+	"quote": func(v any) string { return strconv.Quote(fmt.Sprint(v)) },
 	"date": func(v any) (string, error) {
 		t, err := asTime(v)
 		return t.Format("Monday 2 January 2006"), err

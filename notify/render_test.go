@@ -65,6 +65,12 @@ var samples = map[outbox.EmailKind]struct {
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", OldEmail: "ada@example.com", NewEmail: "ada@elsewhere.example",
 		ChangedAt: t0, ChangedBy: "Ada Lovelace",
 	}, []string{"ada@example.com", "ada@elsewhere.example", "Monday 2 March 2026 at 09:30 UTC", "contact your administrator"}},
+	outbox.EmailSSHKeyExpiring: {outbox.SSHKeyExpiryData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Fingerprint: "SHA256:abc123", ExpiresAt: t1,
+	}, []string{"Laptop", "SHA256:abc123", "Monday 16 March 2026 at 09:30 UTC", "extend its expiry date"}},
+	outbox.EmailSSHKeyExpired: {outbox.SSHKeyExpiryData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Fingerprint: "SHA256:abc123", ExpiresAt: t1, Expired: true,
+	}, []string{"Laptop", "SHA256:abc123", "Monday 16 March 2026 at 09:30 UTC", "no longer logs in"}},
 }
 
 func newTestRenderer(t *testing.T) *Renderer {
@@ -133,6 +139,8 @@ func TestRenderSubjects(t *testing.T) {
 		outbox.EmailDedicatedIPProvisioned: "Your dedicated IP for Analytical Engines is ready: 203.0.113.7",
 		outbox.EmailDedicatedIPDeclined:    "Your dedicated IP request for Analytical Engines was declined",
 		outbox.EmailEmailChanged:           "The email of your Analytical Engines login was changed",
+		outbox.EmailSSHKeyExpiring:         "Your SSH key expires on Monday 16 March 2026",
+		outbox.EmailSSHKeyExpired:          "Your SSH key has expired",
 	}
 	for kind, subject := range want {
 		got, err := r.Render(kind, mustJSON(t, samples[kind].data))

@@ -43,8 +43,9 @@ func (f MailFlags) worker(log *slog.Logger, db *tenant.DB, dataDir string) (*not
 	return w, nil
 }
 
-// remindTrials sends "trial ending" emails and purges expired one-time
-// tokens; hourly is plenty for a 3-day notice.
+// remindTrials sends "trial ending" and SSH key expiry emails and purges
+// expired one-time tokens; hourly is plenty for a 3-day or 7-day notice (an
+// expired key stops logging in at once: the email only tells of it).
 func remindTrials(ctx context.Context, svc *domain.Domain, log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -53,6 +54,11 @@ func remindTrials(ctx context.Context, svc *domain.Domain, log *slog.Logger) err
 			log.Warn("trial reminders", "err", err)
 		} else if n > 0 {
 			log.Info("trial reminders queued", "count", n)
+		}
+		if n, err := svc.SFTP.SendSSHKeyExpiryReminders(tenant.SystemContext(ctx)); err != nil {
+			log.Warn("SSH key expiry reminders", "err", err)
+		} else if n > 0 {
+			log.Info("SSH key expiry reminders queued", "count", n)
 		}
 		if _, err := svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil {
 			log.Warn("purge expired tokens", "err", err)

@@ -319,6 +319,7 @@ type ComplexityRoot struct {
 		UnshareProjectFolder      func(childComplexity int, input model.UnshareProjectFolderInput) int
 		UpdateContact             func(childComplexity int, input model.UpdateContactInput) int
 		UpdateGroup               func(childComplexity int, input model.UpdateGroupInput) int
+		UpdateSSHKey              func(childComplexity int, input model.UpdateSSHKeyInput) int
 		UpdateUser                func(childComplexity int, input model.UpdateUserInput) int
 	}
 
@@ -483,9 +484,11 @@ type ComplexityRoot struct {
 		Comment     func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
 		CreatedBy   func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
 		Fingerprint func(childComplexity int) int
 		ID          func(childComplexity int) int
 		LastUsedAt  func(childComplexity int) int
+		Status      func(childComplexity int) int
 		Title       func(childComplexity int) int
 		User        func(childComplexity int) int
 	}
@@ -642,6 +645,7 @@ type MutationResolver interface {
 	ResetPassword(ctx context.Context, input model.ResetPasswordInput) (*model.OkPayload, error)
 	AddSSHKey(ctx context.Context, input model.AddSSHKeyInput) (*model.SSHKeyPayload, error)
 	RenameSSHKey(ctx context.Context, input model.RenameSSHKeyInput) (*model.SSHKeyPayload, error)
+	UpdateSSHKey(ctx context.Context, input model.UpdateSSHKeyInput) (*model.SSHKeyPayload, error)
 	DeleteSSHKey(ctx context.Context, input model.DeleteSSHKeyInput) (*model.SSHKeyPayload, error)
 	SetSftpAccess(ctx context.Context, input model.SetSftpAccessInput) (*model.UserPayload, error)
 	CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error)
@@ -1928,6 +1932,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateGroup(childComplexity, args["input"].(model.UpdateGroupInput)), true
+	case "Mutation.updateSshKey":
+		if e.ComplexityRoot.Mutation.UpdateSSHKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateSshKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateSSHKey(childComplexity, args["input"].(model.UpdateSSHKeyInput)), true
 	case "Mutation.updateUser":
 		if e.ComplexityRoot.Mutation.UpdateUser == nil {
 			break
@@ -2557,6 +2572,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SshKey.CreatedBy(childComplexity), true
+	case "SshKey.expiresAt":
+		if e.ComplexityRoot.SshKey.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SshKey.ExpiresAt(childComplexity), true
 	case "SshKey.fingerprint":
 		if e.ComplexityRoot.SshKey.Fingerprint == nil {
 			break
@@ -2575,6 +2596,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SshKey.LastUsedAt(childComplexity), true
+	case "SshKey.status":
+		if e.ComplexityRoot.SshKey.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SshKey.Status(childComplexity), true
 	case "SshKey.title":
 		if e.ComplexityRoot.SshKey.Title == nil {
 			break
@@ -2848,6 +2875,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
 			graphql.NewInputUnmarshaler("UpdateContactInput", ec.unmarshalInputUpdateContactInput),
 			graphql.NewInputUnmarshaler("UpdateGroupInput", ec.unmarshalInputUpdateGroupInput),
+			graphql.NewInputUnmarshaler("UpdateSshKeyInput", ec.unmarshalInputUpdateSshKeyInput),
 			graphql.NewInputUnmarshaler("UpdateUserInput", ec.unmarshalInputUpdateUserInput),
 			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
 		)
@@ -3908,7 +3936,10 @@ type OkPayload {
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
-	{Name: "../schema/sftp.graphqls", Input: `"An SSH public key a user can log in to SFTP with. Only the title can be changed."
+	{Name: "../schema/sftp.graphqls", Input: `"""
+An SSH public key a user can log in to SFTP with. The key itself never changes; its title,
+expiry date and status can (` + "`" + `updateSshKey` + "`" + `).
+"""
 type SshKey implements Node {
   id: ID!
   "A name the user chose, e.g. ` + "`" + `laptop` + "`" + `."
@@ -3926,8 +3957,25 @@ type SshKey implements Node {
   createdBy: String!
   "When the key last logged in (to the minute); null if never."
   lastUsedAt: Time
+  """
+  When the key stops logging in; null: never. From then on it is refused at login exactly
+  like a key the user does not have, and the sessions that logged in with it end. The
+  user is emailed 7 days before and on the day.
+  """
+  expiresAt: Time
+  "ACTIVE, or DISABLED: refused at login like an unknown key (whatever ` + "`" + `expiresAt` + "`" + ` says)."
+  status: SshKeyStatus!
   user: User!
 }
+
+"Whether an SSH key may log in (until its ` + "`" + `expiresAt` + "`" + `)."
+enum SshKeyStatus {
+  ACTIVE
+  DISABLED
+}
+
+"gqlgen: ` + "`" + `omittable` + "`" + ` tells an omitted input field from one set to null."
+directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on INPUT_FIELD_DEFINITION | FIELD_DEFINITION
 
 "One of the SFTP server's host keys. Clients show the fingerprint on first connection."
 type HostKeyFingerprint {
@@ -3988,8 +4036,16 @@ extend type Mutation {
   as the owner), users for themselves.
   """
   addSshKey(input: AddSshKeyInput!): SshKeyPayload!
-  "Rename a key: the title is the only editable field. Who may: as for ` + "`" + `addSshKey` + "`" + `."
+  "Rename a key: ` + "`" + `updateSshKey` + "`" + ` with only a title. Who may: as for ` + "`" + `addSshKey` + "`" + `."
   renameSshKey(input: RenameSshKeyInput!): SshKeyPayload!
+  """
+  Change a key's title, expiry date and status; the key itself never changes. Fields left
+  out stay as they are; ` + "`" + `expiresAt: null` + "`" + ` means the key never expires. Disabling a key,
+  or giving it an expiry date that has passed, ends the SFTP sessions that logged in with
+  it (on every node within about a second). A new expiry date re-arms its reminder emails.
+  Who may: as for ` + "`" + `addSshKey` + "`" + ` (only an owner changes an owner's key, ` + "`" + `FORBIDDEN` + "`" + `).
+  """
+  updateSshKey(input: UpdateSshKeyInput!): SshKeyPayload!
   "Delete a key: it can no longer log in. Who may: as for ` + "`" + `addSshKey` + "`" + `."
   deleteSshKey(input: DeleteSshKeyInput!): SshKeyPayload!
   """
@@ -4007,11 +4063,25 @@ input AddSshKeyInput {
   userId: ID
   title: String!
   publicKey: String!
+  "When the key stops logging in; null or left out: never."
+  expiresAt: Time
+  "Defaults to ACTIVE. A key may be added DISABLED and enabled later."
+  status: SshKeyStatus
 }
 
 input RenameSshKeyInput {
   id: ID!
   title: String!
+}
+
+input UpdateSshKeyInput {
+  id: ID!
+  "The new title; left out: unchanged."
+  title: String
+  "The new expiry date; null: never expires; left out: unchanged."
+  expiresAt: Time @goField(omittable: true)
+  "The new status; left out: unchanged."
+  status: SshKeyStatus
 }
 
 input DeleteSshKeyInput {
@@ -4978,6 +5048,10 @@ func (ec *executionContext) childFields_SshKey(ctx context.Context, field graphq
 		return ec.fieldContext_SshKey_createdBy(ctx, field)
 	case "lastUsedAt":
 		return ec.fieldContext_SshKey_lastUsedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_SshKey_expiresAt(ctx, field)
+	case "status":
+		return ec.fieldContext_SshKey_status(ctx, field)
 	case "user":
 		return ec.fieldContext_SshKey_user(ctx, field)
 	}
@@ -5904,6 +5978,20 @@ func (ec *executionContext) field_Mutation_updateGroup_args(ctx context.Context,
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.UpdateGroupInput, error) {
 			return ec.unmarshalNUpdateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateGroupInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateSshKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateSSHKeyInput, error) {
+			return ec.unmarshalNUpdateSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateSSHKeyInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -10901,6 +10989,50 @@ func (ec *executionContext) fieldContext_Mutation_renameSshKey(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updateSshKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateSshKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateSSHKey(ctx, fc.Args["input"].(model.UpdateSSHKeyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
+			return ec.marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateSshKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SshKeyPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateSshKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_deleteSshKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13926,6 +14058,52 @@ func (ec *executionContext) fieldContext_SshKey_lastUsedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
+func (ec *executionContext) _SshKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SshKey_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SshKey_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SshKey_status(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SshKey_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v sftpaccess.SSHKeyStatus) graphql.Marshaler {
+			return ec.marshalNSshKeyStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SshKey_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SshKey", field, false, false, "SshKeyStatus")
+}
+
 func (ec *executionContext) _SshKey_user(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16055,7 +16233,7 @@ func (ec *executionContext) unmarshalInputAddSshKeyInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"userId", "title", "publicKey"}
+	fieldsInOrder := [...]string{"userId", "title", "publicKey", "expiresAt", "status"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -16083,6 +16261,20 @@ func (ec *executionContext) unmarshalInputAddSshKeyInput(ctx context.Context, ob
 				return it, err
 			}
 			it.PublicKey = data
+		case "expiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAt = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
 		}
 	}
 	return it, nil
@@ -17886,6 +18078,69 @@ func (ec *executionContext) unmarshalInputUpdateGroupInput(ctx context.Context, 
 func UnmarshalUpdateGroupInput(ctx context.Context, raw any) (model.UpdateGroupInput, error) {
 	var out model.UpdateGroupInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateGroupInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateSshKeyInput(ctx context.Context, obj any) (model.UpdateSSHKeyInput, error) {
+	var it model.UpdateSSHKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "title", "expiresAt", "status"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		case "expiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExpiresAt = graphql.OmittableOf(data)
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateSshKeyInput unmarshals raw into the UpdateSshKeyInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateSshKeyInput(ctx context.Context, raw any) (model.UpdateSSHKeyInput, error) {
+	var out model.UpdateSSHKeyInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateSshKeyInput", raw, &out)
 	return out, err
 }
 
@@ -19961,6 +20216,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updateSshKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateSshKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "deleteSshKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteSshKey(ctx, field)
@@ -21185,6 +21447,16 @@ func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, o
 		case "lastUsedAt":
 			out.Values[i] = ec._SshKey_lastUsedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._SshKey_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._SshKey_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "user":
@@ -23090,6 +23362,21 @@ func (ec *executionContext) marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return ec._SshKeyPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNSshKeyStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, v any) (sftpaccess.SSHKeyStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := sftpaccess.SSHKeyStatus(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSshKeyStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, sel ast.SelectionSet, v sftpaccess.SSHKeyStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SshKeyStatus!")
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐStaff(ctx context.Context, sel ast.SelectionSet, v *people.Staff) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Staff!")
@@ -23143,6 +23430,11 @@ func (ec *executionContext) unmarshalNUpdateContactInput2githubᚗcomᚋskiffhq�
 
 func (ec *executionContext) unmarshalNUpdateGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateGroupInput(ctx context.Context, v any) (model.UpdateGroupInput, error) {
 	res, err := ec.unmarshalInputUpdateGroupInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUpdateSSHKeyInput(ctx context.Context, v any) (model.UpdateSSHKeyInput, error) {
+	res, err := ec.unmarshalInputUpdateSshKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -23660,6 +23952,25 @@ func (ec *executionContext) marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋt
 		return graphql.Null
 	}
 	return ec._SshKey(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, v any) (*sftpaccess.SSHKeyStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := sftpaccess.SSHKeyStatus(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.SSHKeyStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/audit"
@@ -49,6 +50,10 @@ type AddSSHKeyInput struct {
 	UserID    *string `json:"userId,omitempty"`
 	Title     string  `json:"title"`
 	PublicKey string  `json:"publicKey"`
+	// When the key stops logging in; null or left out: never.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Defaults to ACTIVE. A key may be added DISABLED and enabled later.
+	Status *sftpaccess.SSHKeyStatus `json:"status,omitempty"`
 }
 
 type AuditEventConnection struct {
@@ -513,6 +518,16 @@ type UpdateGroupInput struct {
 	Name *string `json:"name,omitempty"`
 	// The group's new permissions, all of them; omit to keep them.
 	Permissions []policy.Permission `json:"permissions,omitempty"`
+}
+
+type UpdateSSHKeyInput struct {
+	ID string `json:"id"`
+	// The new title; left out: unchanged.
+	Title *string `json:"title,omitempty"`
+	// The new expiry date; null: never expires; left out: unchanged.
+	ExpiresAt graphql.Omittable[*time.Time] `json:"expiresAt,omitempty"`
+	// The new status; left out: unchanged.
+	Status *sftpaccess.SSHKeyStatus `json:"status,omitempty"`
 }
 
 type UpdateUserInput struct {

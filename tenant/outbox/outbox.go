@@ -30,13 +30,17 @@ const (
 	// (migration 00025's outbox policy names them).
 	EmailDedicatedIPProvisioned EmailKind = "dedicated_ip_provisioned"
 	EmailDedicatedIPDeclined    EmailKind = "dedicated_ip_declined"
+	// The two reminders of an SSH key's expiry, to the key's owner.
+	EmailSSHKeyExpiring EmailKind = "ssh_key_expiring"
+	EmailSSHKeyExpired  EmailKind = "ssh_key_expired"
 )
 
 // EmailKinds lists every kind, for template checks.
 func EmailKinds() []EmailKind {
 	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
 		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset,
-		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined, EmailEmailChanged}
+		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined, EmailEmailChanged,
+		EmailSSHKeyExpiring, EmailSSHKeyExpired}
 }
 
 // EmailStatus is where an outbox email is on its way out.
@@ -113,6 +117,17 @@ type EmailChangedData struct {
 	ChangedBy   string // who changed it, as the audit trail names them
 }
 
+// SSHKeyExpiryData tells a user that one of their SSH keys expires soon
+// (Expired false: 7 days before) or has expired and no longer logs in.
+type SSHKeyExpiryData struct {
+	UserName    string
+	AccountName string
+	Title       string
+	Fingerprint string
+	ExpiresAt   time.Time
+	Expired     bool `json:"-"` // chooses the kind; the templates know it by their kind
+}
+
 // ModuleTrialStartedData goes to the account owner when the SFTP trial starts.
 type ModuleTrialStartedData struct {
 	OwnerName   string
@@ -182,8 +197,16 @@ type DedicatedIPDeclinedData struct {
 func (DedicatedIPProvisionedData) EmailKind() EmailKind { return EmailDedicatedIPProvisioned }
 func (DedicatedIPDeclinedData) EmailKind() EmailKind    { return EmailDedicatedIPDeclined }
 
-func (SFTPEnabledData) EmailKind() EmailKind        { return EmailSFTPEnabled }
-func (SSHKeyAddedData) EmailKind() EmailKind        { return EmailSSHKeyAdded }
+func (SFTPEnabledData) EmailKind() EmailKind { return EmailSFTPEnabled }
+func (SSHKeyAddedData) EmailKind() EmailKind { return EmailSSHKeyAdded }
+
+// EmailKind is EmailSSHKeyExpired once the key has expired, else EmailSSHKeyExpiring.
+func (d SSHKeyExpiryData) EmailKind() EmailKind {
+	if d.Expired {
+		return EmailSSHKeyExpired
+	}
+	return EmailSSHKeyExpiring
+}
 func (ModuleTrialStartedData) EmailKind() EmailKind { return EmailModuleTrialStarted }
 func (ModuleActivatedData) EmailKind() EmailKind    { return EmailModuleActivated }
 func (ModuleTrialEndingData) EmailKind() EmailKind  { return EmailModuleTrialEnding }
@@ -236,6 +259,11 @@ func (d SSHKeyAddedData) validate() error {
 func (d EmailChangedData) validate() error {
 	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
 		text("OldEmail", d.OldEmail).text("NewEmail", d.NewEmail).text("ChangedBy", d.ChangedBy).at("ChangedAt", d.ChangedAt).err
+}
+
+func (d SSHKeyExpiryData) validate() error {
+	return (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		text("Title", d.Title).text("Fingerprint", d.Fingerprint).at("ExpiresAt", d.ExpiresAt).err
 }
 
 func (d ModuleTrialStartedData) validate() error {

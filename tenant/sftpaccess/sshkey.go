@@ -7,12 +7,14 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
@@ -298,13 +300,52 @@ type SSHKey struct {
 	CreatedAt   time.Time  `db:"created_at"`
 	CreatedBy   string     `db:"created_by"` // the name of who added it, as it was then
 	LastUsedAt  *time.Time `db:"last_used_at"`
+	// ExpiresAt is when the key stops logging in; nil: never.
+	ExpiresAt *time.Time   `db:"expires_at"`
+	Status    SSHKeyStatus `db:"status"`
 }
 
-const sshKeyColumns = `id, account_id, user_id, title, algorithm, bits, fingerprint, comment, created_at, created_by, last_used_at`
+// SSHKeyStatus says whether a key may log in (before its expiry).
+type SSHKeyStatus string
+
+const (
+	SSHKeyActive   SSHKeyStatus = "ACTIVE"
+	SSHKeyDisabled SSHKeyStatus = "DISABLED"
+)
+
+// IsValid reports whether st is a known status.
+func (st SSHKeyStatus) IsValid() bool { return st == SSHKeyActive || st == SSHKeyDisabled }
+
+// Usable reports whether the key may log in at now: active and not expired.
+func (k *SSHKey) Usable(now time.Time) bool {
+	return k.Status == SSHKeyActive && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
+const sshKeyColumns = `id, account_id, user_id, title, algorithm, bits, fingerprint, comment, created_at, created_by, last_used_at,
+	expires_at, status`
 
 // auditState is what the audit trail records of a key.
 func (k *SSHKey) AuditState() map[string]any {
-	return map[string]any{"title": k.Title, "fingerprint": k.Fingerprint, "algorithm": k.Algorithm, "bits": k.Bits, "userId": k.UserID}
+	return map[string]any{"title": k.Title, "fingerprint": k.Fingerprint, "algorithm": k.Algorithm, "bits": k.Bits, "userId": k.UserID,
+		"expiresAt": k.ExpiresAt, "status": k.Status}
+}
+
+// SSHKeyOptions are what may be set about a key besides its title when it
+// is added: an expiry (nil: never) and a status (empty: ACTIVE).
+type SSHKeyOptions struct {
+	ExpiresAt *time.Time
+	Status    SSHKeyStatus
+}
+
+// validate checks the options' status, defaulting it.
+func (o *SSHKeyOptions) validate() error {
+	if o.Status == "" {
+		o.Status = SSHKeyActive
+	}
+	if !o.Status.IsValid() {
+		return tenant.Invalid("status", "status must be ACTIVE or DISABLED")
+	}
+	return nil
 }
 
 // mayManageKeysOf reports whether p may see and change userID's keys in p's
@@ -320,12 +361,22 @@ func mayManageKeysOf(p *tenant.Principal, userID string) bool {
 // ambiguous), but only once per user: a repeat is an EConflict on publicKey.
 // The user gets an email about the new key, and the audit trail a record.
 func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string) (*SSHKey, error) {
+	return s.AddSSHKeyWith(ctx, userID, title, publicKey, SSHKeyOptions{})
+}
+
+// AddSSHKeyWith is AddSSHKey with an expiry and a status set at once. An
+// expiry may be in the past (the key is then added expired), as a disabled
+// key may be added: neither logs in.
+func (s *Service) AddSSHKeyWith(ctx context.Context, userID, title, publicKey string, opts SSHKeyOptions) (*SSHKey, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, err
 	}
 	title, err = tenant.NormName("title", title, maxSSHKeyTitleLen)
 	if err != nil {
+		return nil, err
+	}
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	parsed, err := ParsePublicKey(publicKey)
@@ -349,12 +400,12 @@ func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string
 			return tenant.ErrOwnersOnly
 		}
 		err = q.GetContext(ctx, &key, `INSERT INTO ssh_keys
-			(account_id, user_id, title, algorithm, bits, fingerprint, comment, public_key, created_at, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			(account_id, user_id, title, algorithm, bits, fingerprint, comment, public_key, created_at, created_by, expires_at, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (user_id, fingerprint) DO NOTHING
 			RETURNING `+sshKeyColumns,
 			u.AccountID, u.ID, title, parsed.Algorithm, parsed.Bits, parsed.Fingerprint, parsed.Comment,
-			parsed.Key.Marshal(), s.Time(), tenant.ActorOf(ctx).Name)
+			parsed.Key.Marshal(), s.Time(), tenant.ActorOf(ctx).Name, opts.ExpiresAt, opts.Status)
 		if errors.Is(err, sql.ErrNoRows) { // nothing inserted: the user already has this key
 			return &tenant.Error{Code: tenant.EConflict, Field: "publicKey", Message: "this key is already added to this user"}
 		}
@@ -381,25 +432,81 @@ func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string
 	return &key, nil
 }
 
-// RenameSSHKey changes a key's title, the only thing about a key that can
-// change. Permissions as for AddSSHKey; a key the principal may not manage
-// is "SSH key not found", exactly like a missing one.
+// RenameSSHKey changes a key's title. Permissions as for UpdateSSHKey.
 func (s *Service) RenameSSHKey(ctx context.Context, keyID, title string) (*SSHKey, error) {
-	title, err := tenant.NormName("title", title, maxSSHKeyTitleLen)
-	if err != nil {
-		return nil, err
+	return s.UpdateSSHKey(ctx, keyID, SSHKeyUpdate{Title: &title})
+}
+
+// SSHKeyUpdate is what UpdateSSHKey changes: each field that is set (nil
+// fields stay as they are). The key itself never changes.
+type SSHKeyUpdate struct {
+	Title *string
+	// SetExpiresAt says to set ExpiresAt, where nil means "never expires".
+	SetExpiresAt bool
+	ExpiresAt    *time.Time
+	Status       *SSHKeyStatus
+}
+
+// UpdateSSHKey changes a key's title, expiry and status. Permissions as for
+// AddSSHKey: a key the principal may not manage is "SSH key not found",
+// exactly like a missing one, and only an owner changes an owner's keys.
+// A key that stops being usable (disabled, or given an expiry that has
+// passed) ends the sessions that logged in with it, as DeleteSSHKey does.
+// Changing the expiry re-arms its reminder emails.
+func (s *Service) UpdateSSHKey(ctx context.Context, keyID string, up SSHKeyUpdate) (*SSHKey, error) {
+	var title string
+	if up.Title != nil {
+		var err error
+		if title, err = tenant.NormName("title", *up.Title, maxSSHKeyTitleLen); err != nil {
+			return nil, err
+		}
 	}
-	return s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
-		if key.Title == title {
+	if up.Status != nil && !up.Status.IsValid() {
+		return nil, tenant.Invalid("status", "status must be ACTIVE or DISABLED")
+	}
+	now := s.Time()
+	wasUsable := false
+	key, err := s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
+		wasUsable = key.Usable(now)
+		before := key.AuditState()
+		next := *key
+		if up.Title != nil {
+			next.Title = title
+		}
+		if up.Status != nil {
+			next.Status = *up.Status
+		}
+		expiryChanged := up.SetExpiresAt && !sameTime(key.ExpiresAt, up.ExpiresAt)
+		if expiryChanged {
+			next.ExpiresAt = up.ExpiresAt
+		}
+		if next.Title == key.Title && next.Status == key.Status && !expiryChanged {
 			return nil
 		}
-		before := key.AuditState()
-		if err := q.GetContext(ctx, key, `UPDATE ssh_keys SET title = $3 WHERE account_id = $1 AND id = $2 RETURNING `+sshKeyColumns,
-			key.AccountID, key.ID, title); err != nil {
+		if err := q.GetContext(ctx, key, `UPDATE ssh_keys SET title = $3, status = $4, expires_at = $5,
+				expiry_warned_at = CASE WHEN $6 THEN NULL ELSE expiry_warned_at END,
+				expired_notified_at = CASE WHEN $6 THEN NULL ELSE expired_notified_at END
+			WHERE account_id = $1 AND id = $2 RETURNING `+sshKeyColumns,
+			key.AccountID, key.ID, next.Title, next.Status, next.ExpiresAt, expiryChanged); err != nil {
 			return tenant.DBError(err)
 		}
-		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: "ssh_key.renamed", TargetKind: "SshKey", TargetID: key.ID, Before: before, After: key.AuditState()})
+		kind := "ssh_key.updated"
+		if !up.SetExpiresAt && up.Status == nil {
+			kind = "ssh_key.renamed"
+		}
+		return audit.Record(ctx, q, key.AccountID, audit.Event{Kind: kind, TargetKind: "SshKey", TargetID: key.ID, Before: before, After: key.AuditState()})
 	})
+	if err == nil && wasUsable && !key.Usable(now) {
+		s.EndCredentialSessions(key.AccountID, key.UserID, key.ID)
+	}
+	return key, err
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 // DeleteSSHKey removes a key and returns it as it was; the key stops working
@@ -530,4 +637,86 @@ func (s *Service) SSHKeysForUsers(ctx context.Context, accountID string, userIDs
 		return nil, err
 	}
 	return out, nil
+}
+
+// sshKeyExpiryLead is how long before a key expires its owner is warned.
+const sshKeyExpiryLead = 7 * 24 * time.Hour
+
+// SendSSHKeyExpiryReminders emails the owner of every active SSH key that
+// expires within sshKeyExpiryLead ("expires on …"), and of every active key
+// that has expired ("has expired"), each email once per expiry date: the
+// claim is recorded on the key in the email's transaction, so nodes running
+// this at once send it once. Changing a key's expiry re-arms both (see
+// UpdateSSHKey). Sessions of an expired key on this node end here; every
+// node's session gate also ends them at its next check. It returns how many
+// emails were queued. Only the system (the background job) or support staff.
+func (s *Service) SendSSHKeyExpiryReminders(ctx context.Context) (int, error) {
+	if p := tenant.PrincipalFrom(ctx); !tenant.IsSystem(p) && !p.IsStaff() {
+		return 0, tenant.Errorf(tenant.EForbidden, "only the system or support staff can send SSH key reminders")
+	}
+	now := s.Time()
+	// $1 now, $2 now + the lead. A key added already expired gets no email.
+	const due = `status = 'ACTIVE' AND expires_at IS NOT NULL AND expires_at > created_at AND (
+		(expires_at <= $1 AND expired_notified_at IS NULL) OR
+		(expires_at > $1 AND expires_at <= $2 AND expiry_warned_at IS NULL))`
+	var due0 []struct {
+		AccountID string `db:"account_id"`
+		ID        string `db:"id"`
+	}
+	// The scan crosses tenants: the directory scope is the one that reads
+	// every account's keys (as logins do); each email then runs in its tenant.
+	if err := s.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
+		return tenant.DBError(tx.SelectContext(ctx, &due0, `SELECT account_id, id FROM ssh_keys WHERE `+due+` ORDER BY expires_at, id`,
+			now, now.Add(sshKeyExpiryLead)))
+	}); err != nil {
+		return 0, err
+	}
+	sent := 0
+	var errs []error
+	for _, k := range due0 {
+		var claimed *SSHKey
+		err := s.InAccount(ctx, k.AccountID, func(q tenant.Queryer) error {
+			var keys []*SSHKey
+			// Re-checking the condition in the UPDATE makes the claim atomic.
+			if err := q.SelectContext(ctx, &keys, `UPDATE ssh_keys SET
+					expired_notified_at = CASE WHEN expires_at <= $1 THEN $1 ELSE expired_notified_at END,
+					expiry_warned_at = coalesce(expiry_warned_at, $1)
+				WHERE account_id = $3 AND id = $4 AND `+due+` RETURNING `+sshKeyColumns,
+				now, now.Add(sshKeyExpiryLead), k.AccountID, k.ID); err != nil {
+				return tenant.DBError(err)
+			}
+			if len(keys) == 0 {
+				return nil // another node sent it, or the key changed meanwhile
+			}
+			key := keys[0]
+			var to struct {
+				Name        string `db:"name"`
+				Email       string `db:"email"`
+				AccountName string `db:"account_name"`
+			}
+			if err := q.GetContext(ctx, &to, `SELECT u.name, u.email, a.name AS account_name FROM users u JOIN accounts a ON a.id = u.account_id
+				WHERE u.account_id = $1 AND u.id = $2 AND u.deleted_at IS NULL`, key.AccountID, key.UserID); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return nil // a deleted user's key: claimed, nobody to tell
+				}
+				return tenant.DBError(err)
+			}
+			claimed = key
+			return outbox.Enqueue(ctx, q, key.AccountID, outbox.Email{To: to.Email, Data: outbox.SSHKeyExpiryData{
+				UserName: to.Name, AccountName: to.AccountName, Title: key.Title, Fingerprint: key.Fingerprint,
+				ExpiresAt: *key.ExpiresAt, Expired: !now.Before(*key.ExpiresAt),
+			}})
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SSH key expiry reminder for key %s: %w", k.ID, err))
+			continue
+		}
+		if claimed != nil {
+			sent++
+			if !claimed.Usable(now) {
+				s.EndCredentialSessions(claimed.AccountID, claimed.UserID, claimed.ID)
+			}
+		}
+	}
+	return sent, errors.Join(errs...)
 }

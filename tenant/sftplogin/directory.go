@@ -110,10 +110,13 @@ type loginRecord struct {
 	KeyID        *string    `db:"key_id"`
 	KeyBlob      []byte     `db:"key_blob"`
 	KeyLastUsed  *time.Time `db:"key_last_used_at"`
+	KeyStatus    *string    `db:"key_status"`
+	KeyExpiresAt *time.Time `db:"key_expires_at"`
 }
 
 // loginQuery is the one cross-tenant read of an SFTP login: the function
-// skiff_sftp_login (migration 00008, which says what it matches) resolves
+// skiff_sftp_login (migration 00008, which says what it matches; 00050
+// added the key's status and expiry) resolves
 // a login ($1, lowercase) that reached an address routed to the account $2
 // (NULL for a shared address) to the user, their account's module state
 // and the user's key with fingerprint $3 (empty matches no key). The route
@@ -122,7 +125,8 @@ type loginRecord struct {
 // row-level security, the directory scope) and so runs outside one: a
 // login costs one round trip to PostgreSQL.
 const loginQuery = `SELECT account_id, user_id, login, password_hash, live, sftp_enabled, sftp_status,
-	sftp_trial_ends_at, jailed, key_id, key_blob, key_last_used_at FROM skiff_sftp_login($1, $2::uuid, $3)`
+	sftp_trial_ends_at, jailed, key_id, key_blob, key_last_used_at, key_status, key_expires_at
+	FROM skiff_sftp_login($1, $2::uuid, $3)`
 
 // jailedColumn says whether the user u is jailed: unless their group grants
 // My Files, which Jailed Users never does. It is the rule of package policy,
@@ -298,6 +302,11 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 	// Compare the whole key, not only its hash, so a match is exact.
 	case rec.KeyID == nil || !bytes.Equal(rec.KeyBlob, key.Marshal()):
 		return nil, loginFailed("key " + fingerprint + " is not one of the user's keys")
+	// A disabled or expired key is refused like a key the user does not have.
+	case rec.KeyStatus == nil || *rec.KeyStatus != "ACTIVE":
+		return nil, loginFailed("key " + fingerprint + " is disabled")
+	case rec.KeyExpiresAt != nil && !d.now().Before(*rec.KeyExpiresAt):
+		return nil, loginFailed("key " + fingerprint + " expired at " + rec.KeyExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
 		return nil, loginFailed(why)
@@ -345,8 +354,8 @@ func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string
 }
 
 // LoginAllowed is SessionAllowed for the session l opened, which also ends
-// once the credential it logged in with is revoked: its SSH key deleted
-// (l.KeyID), or its password changed or reset (l.PasswordDigest). Like
+// once the credential it logged in with is revoked: its SSH key deleted,
+// disabled or expired by the Directory's clock (l.KeyID), or its password changed or reset (l.PasswordDigest). Like
 // SessionAllowed, it is one query.
 func (d *Directory) LoginAllowed(ctx context.Context, l *Login) error {
 	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.UserID) || (l.KeyID != "" && !tenant.IsUUID(l.KeyID)) {
@@ -364,10 +373,11 @@ func (d *Directory) LoginAllowed(ctx context.Context, l *Login) error {
 	err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
 		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at,
 			`+jailedColumn+`,
-			($3::uuid IS NULL OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.account_id = u.account_id AND k.user_id = u.id AND k.id = $3::uuid)) AS key_live,
+			($3::uuid IS NULL OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.account_id = u.account_id AND k.user_id = u.id AND k.id = $3::uuid
+				AND k.status = 'ACTIVE' AND (k.expires_at IS NULL OR k.expires_at > $5))) AS key_live,
 			($4 = '' OR encode(sha256(convert_to(coalesce(u.password_hash, ''), 'UTF8')), 'hex') = $4) AS password_same
 			FROM users u JOIN accounts a ON a.id = u.account_id
-			WHERE u.account_id = $1 AND u.id = $2`, l.AccountID, l.UserID, keyID, l.PasswordDigest)
+			WHERE u.account_id = $1 AND u.id = $2`, l.AccountID, l.UserID, keyID, l.PasswordDigest, d.now())
 	})
 	if err != nil {
 		return tenant.DBError(err)
@@ -385,7 +395,7 @@ func (d *Directory) LoginAllowed(ctx context.Context, l *Login) error {
 	case !r.Jailed && l.Jailed:
 		return fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
 	case !r.KeyLive:
-		return fmt.Errorf("%w: the session's SSH key was deleted", ErrSFTPAccessWithdrawn)
+		return fmt.Errorf("%w: the session's SSH key was deleted, disabled or has expired", ErrSFTPAccessWithdrawn)
 	case !r.PasswordSame:
 		return fmt.Errorf("%w: the password the session logged in with was changed", ErrSFTPAccessWithdrawn)
 	}
