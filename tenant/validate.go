@@ -23,7 +23,10 @@ func NormEmail(field, email string) (string, error) {
 	return email, nil
 }
 
-// NormName validates a display name or title: trimmed, 1 to max runes, no control characters.
+// NormName validates a display name or title: trimmed, 1 to max runes, no
+// control characters and nothing invisible (see invisibleRune): a name must
+// look like what it is, so "rtl\u202etxt.exe" or a zero-width space that
+// makes two names look alike is refused, naming the character.
 func NormName(field, name string, maxRunes int) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
@@ -39,8 +42,32 @@ func NormName(field, name string, maxRunes int) (string, error) {
 		if unicode.IsControl(r) {
 			return "", Invalid(field, "%s must not contain control characters", field)
 		}
+		if invisibleRune(r) {
+			return "", Invalid(field, "%s must not contain invisible or text-direction characters (it contains %U)", field, r)
+		}
 	}
 	return name, nil
+}
+
+// invisibleRune reports whether r is refused in names as invisible or able
+// to reorder or disguise what is shown. The rule, over Unicode's tables:
+//   - format characters (Cf): bidi embeddings, overrides and isolates
+//     (U+202A–U+202E, U+2066–U+2069), marks (U+200E, U+200F, U+061C),
+//     zero-width space, joiners and non-joiner (U+200B–U+200D), word joiner
+//     and invisible operators (U+2060–U+2064), the BOM (U+FEFF), soft hyphen,
+//     tag characters (U+E0000…);
+//   - line and paragraph separators (Zl, Zp), surrogates (Cs) and private-use
+//     characters (Co), which show as nothing or as a box;
+//   - the remaining default-ignorable code points (Other_Default_Ignorable_
+//     Code_Point: Hangul fillers U+115F, U+1160, U+3164, U+FFA0, Khmer vowels
+//     U+17B4–U+17B5, …), which render as nothing.
+//
+// Letters, marks (so accents and the emoji variation selector U+FE0F) and
+// ordinary spaces (Zs, including the no-break and ideographic spaces) stay
+// allowed. Emoji joined by U+200D (ZWJ sequences) are refused with it: a
+// name gives that up for being unambiguous.
+func invisibleRune(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Cs, unicode.Co, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // likePattern turns a user's search text into an ILIKE pattern matching it anywhere.
