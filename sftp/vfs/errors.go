@@ -34,6 +34,11 @@ var (
 	errSessionEnded    = status(fxPermissionDenied, "permission denied: SFTP access has ended")
 )
 
+// newNameError turns a CheckNewName refusal into a status.
+func newNameError(err error) error {
+	return status(fxFailure, "invalid file name: "+err.Error())
+}
+
 // pathError turns a CleanPath refusal into a status.
 func pathError(err error) error {
 	return status(fxFailure, "invalid path: "+err.Error())

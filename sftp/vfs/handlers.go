@@ -71,6 +71,10 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, errExists
 	case !exists && pflags&fxfCreat == 0:
 		return nil, errNotFound
+	case !exists:
+		if err := CheckNewName(loc.vpath); err != nil {
+			return nil, newNameError(err)
+		}
 	}
 	canRead := pflags&fxfRead != 0 && loc.need(Download) == nil
 	flag, appending := os.O_RDWR, pflags&fxfAppend != 0
@@ -440,6 +444,9 @@ func (s *Session) mkdir(p string) error {
 	if err := loc.need(Mkdir); err != nil {
 		return err
 	}
+	if err := CheckNewName(loc.vpath); err != nil {
+		return newNameError(err)
+	}
 	if err := loc.root.Mkdir(loc.rel, dirMode); err != nil {
 		return s.fail("mkdir", loc, err)
 	}
@@ -499,6 +506,9 @@ func (s *Session) rename(from, to string, replace bool) error {
 	}
 	if err := dst.need(Rename); err != nil {
 		return err
+	}
+	if err := CheckNewName(dst.vpath); err != nil {
+		return newNameError(err)
 	}
 	if replace && dst.place == atFolder {
 		if _, err := dst.root.Lstat(dst.rel); err == nil {

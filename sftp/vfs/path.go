@@ -4,6 +4,8 @@ import (
 	"errors"
 	"path"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Names of the two top-level folders. Clients see them; keep them stable.
@@ -66,4 +68,27 @@ func CleanPath(p string) (string, error) {
 		rest = tail
 	}
 	return clean, nil
+}
+
+// ErrBadNewName is why a name cannot be created: it must be valid UTF-8 with
+// no control characters. Such a name breaks other users' clients (paramiko's
+// listdir raises on invalid UTF-8 for everyone listing the folder; a newline
+// splits a line of "ls" output or a script's loop), so it is refused when an
+// upload, mkdir or rename would create it. Existing entries with such names,
+// put there by other means, stay readable, renamable and deletable.
+var ErrBadNewName = errors.New("file names must be valid UTF-8 text without control characters (such as a newline or tab)")
+
+// CheckNewName checks the last element of a clean path (from CleanPath) as
+// the name of a new entry; nil when it may be created.
+func CheckNewName(vpath string) error {
+	name := path.Base(vpath)
+	if !utf8.ValidString(name) {
+		return ErrBadNewName
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) { // C0, DEL and C1
+			return ErrBadNewName
+		}
+	}
+	return nil
 }
