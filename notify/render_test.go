@@ -240,3 +240,23 @@ func TestRenderSFTPEnabledWithoutExtras(t *testing.T) {
 		}
 	}
 }
+
+// User-supplied names in plain-text bodies come in quotes, so a name that
+// reads like an instruction is plainly a name, not the email's own words.
+func TestRenderQuotesNamesInText(t *testing.T) {
+	r := newTestRenderer(t)
+	d := outbox.SSHKeyAddedData{
+		UserName: `Ada. URGENT: your access is locked, call 555-0100 "now"`, AccountName: "Analytical Engines",
+		Title: "Laptop", Algorithm: "ssh-ed25519", Bits: 256, Fingerprint: "SHA256:abc123", AddedAt: t0, AddedBy: "IT desk",
+	}
+	got, err := r.Render(outbox.EmailSSHKeyAdded, mustJSON(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`Hello "Ada. URGENT: your access is locked, call 555-0100 \"now\"",`, `"Analytical Engines"`,
+		`Title:        "Laptop"`, `by "IT desk"`} {
+		if !strings.Contains(got.Text, want) {
+			t.Errorf("text body lacks %s:\n%s", want, got.Text)
+		}
+	}
+}
