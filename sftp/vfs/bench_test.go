@@ -5,14 +5,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 )
 
 // The transfer benchmarks move 64 MiB through pkg/sftp's client and the
 // session over an in-memory pipe, so they measure the server's and the
-// client's work without SSH encryption. Allocations count both sides.
+// client's work without SSH encryption. Allocations and cpu-ms/op (the
+// process's user and system CPU time, steadier than the wall clock on a
+// busy machine) count both sides.
 //
 //	go test -run XXX -bench . -benchtime 5x ./sftp/vfs
 const benchSize = 64 << 20
@@ -47,6 +53,7 @@ func BenchmarkDownload(b *testing.B) {
 			}
 			b.SetBytes(benchSize)
 			b.ReportAllocs()
+			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 			for b.Loop() {
 				f, err := e.client.Open("big.bin")
 				if err != nil {
@@ -69,6 +76,7 @@ func BenchmarkUpload(b *testing.B) {
 			data := bytes.Repeat([]byte("skiff"), benchSize/5+1)[:benchSize]
 			b.SetBytes(benchSize)
 			b.ReportAllocs()
+			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 			for b.Loop() {
 				f, err := e.client.Create("up.bin")
 				if err != nil {
@@ -84,3 +92,84 @@ func BenchmarkUpload(b *testing.B) {
 		})
 	}
 }
+
+// reportCPU starts counting the process's CPU time; the function it returns
+// reports it per operation, in units.
+func reportCPU(b *testing.B, unit time.Duration, name string) func() {
+	start := cpuTime(b)
+	return func() {
+		b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N)/float64(unit), name)
+	}
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRequests measures the server's work for one request, from
+// reading the packet to handing the reply to the channel: a channel sends
+// the same request b.N times, pipelined, and drops the replies.
+func BenchmarkRequests(b *testing.B) {
+	e := newEnv(b)
+	mustWrite(b, filepath.Join(e.home(), "f.bin"), strings.Repeat("x", 4096))
+	start := append(packet(typeInit, u32(3)), packet(typeOpen, u32(1), str("f.bin"), u32(0x1|0x2), u32(0))...)
+	h := str("1") // the channel's first handle
+	for _, c := range []struct {
+		name string
+		req  []byte
+	}{
+		{"read-1KiB", packet(typeRead, u32(2), h, u64(0), u32(1024))},
+		{"write-1KiB", packet(typeWrite, u32(2), h, u64(0), str(strings.Repeat("y", 1024)))},
+		{"fstat", packet(8, u32(2), h)},
+		{"stat", packet(typeStat, u32(2), str("f.bin"))},
+		{"realpath", packet(typeRealpath, u32(2), str("."))},
+		{"unsupported", packet(99, u32(2))},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ch := &requestStream{rest: start, req: c.req, left: b.N}
+			b.ReportAllocs()
+			defer reportCPU(b, time.Nanosecond, "cpu-ns/op")()
+			b.ResetTimer()
+			if err := e.session.Serve(ch); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			// The version, the handle, a reply for each request.
+			if got := ch.replies.Load(); got != int64(b.N)+2 {
+				b.Fatalf("%d replies to %d requests", got, b.N+2)
+			}
+		})
+	}
+}
+
+// requestStream is a channel whose client sends rest, then req left times,
+// then EOF; it counts the replies.
+type requestStream struct {
+	rest    []byte
+	req     []byte
+	left    int
+	replies atomic.Int64
+}
+
+func (s *requestStream) Read(p []byte) (int, error) {
+	if len(s.rest) == 0 {
+		if s.left == 0 {
+			return 0, io.EOF
+		}
+		s.rest, s.left = s.req, s.left-1
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}
+
+func (s *requestStream) Write(p []byte) (int, error) {
+	s.replies.Add(1)
+	return len(p), nil
+}
+
+func (s *requestStream) Close() error { return nil }
