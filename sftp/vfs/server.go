@@ -15,14 +15,14 @@ package vfs
 // sends the last one through SSH; during an upload the reader writes to the
 // file while the writer sends the statuses. Buffers come from pools and at
 // most maxQueued replies wait per channel, which bounds a channel's memory
-// to a few hundred KiB whatever the client pipelines.
+// to a few hundred KiB whatever the client pipelines. What each request
+// does is its handler's, in requests.go.
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -44,14 +44,6 @@ const inlineReply = 4 << 10
 // errProtocol ends a channel whose client does not speak SFTP.
 var errProtocol = errors.New("vfs: SFTP protocol violation")
 
-// A READDIR reply holds at most readdirBatch entries and readdirSize
-// bytes: a few hundred entries (OpenSSH's server sends 100), in a buffer of
-// the middle class.
-const (
-	readdirBatch = 128
-	readdirSize  = 64 << 10
-)
-
 // conn serves one channel.
 type conn struct {
 	s   *Session
@@ -69,17 +61,6 @@ type conn struct {
 	unsent  int  // queued, or being written
 	writing bool // the writer goroutine runs
 	werr    error
-}
-
-// openHandle is what a handle string names: a file or a directory listing.
-type openHandle struct {
-	file *handle
-
-	dir   lister
-	vpath string // the directory's path, for FSETSTAT
-	off   int64  // entries taken from dir so far
-	rest  []os.FileInfo
-	eof   bool
 }
 
 func newConn(s *Session, ch io.ReadWriteCloser) *conn {
@@ -165,226 +146,12 @@ func (c *conn) handshake() error {
 	// OpenSSH's does; clients that need more give up themselves.
 	b := getBuffer(256)
 	b.b = startPacket(b.b, fxpVersion, 3)
-	for _, ext := range [...][2]string{
-		{extPosixRename, "1"}, {extStatVFS, "2"}, {extFsync, "1"}, {extLimits, "1"},
-	} {
-		b.b = appendString(appendString(b.b, ext[0]), ext[1])
+	for _, ext := range extensions {
+		if ext.version != "" {
+			b.b = appendString(appendString(b.b, ext.name), ext.version)
+		}
 	}
 	c.send(b)
-	return nil
-}
-
-// dispatch carries out one request and queues its reply. It returns an
-// error only when the channel must end.
-func (c *conn) dispatch(p []byte) error {
-	typ := p[0]
-	d := decoder{b: p[1:]}
-	id := d.u32()
-	if d.bad {
-		return fmt.Errorf("%w: packet of type %d without a request ID", errProtocol, typ)
-	}
-	s := c.s
-	switch typ {
-	case fxpInit:
-		return fmt.Errorf("%w: second INIT", errProtocol)
-	case fxpOpen:
-		p, pflags, _ := d.str(), d.u32(), d.attrs()
-		if d.bad {
-			break
-		}
-		if len(c.handles) >= maxHandles {
-			c.sendStatus(id, errTooManyHandles)
-			return nil
-		}
-		var h *handle
-		var err error
-		if pflags&(fxfWrite|fxfAppend|fxfCreat|fxfTrunc) != 0 {
-			h, err = s.openWrite(p, pflags)
-		} else {
-			h, err = s.openRead(p)
-		}
-		if err != nil {
-			c.sendStatus(id, err)
-			return nil
-		}
-		c.sendHandle(id, &openHandle{file: h})
-		return nil
-	case fxpOpendir:
-		p := d.str()
-		if d.bad {
-			break
-		}
-		if len(c.handles) >= maxHandles {
-			c.sendStatus(id, errTooManyHandles)
-			return nil
-		}
-		l, vpath, err := s.list(p)
-		if err != nil {
-			c.sendStatus(id, err)
-			return nil
-		}
-		c.sendHandle(id, &openHandle{dir: l, vpath: vpath})
-		return nil
-	case fxpClose:
-		name := d.bytes()
-		if d.bad {
-			break
-		}
-		oh := c.handles[string(name)]
-		if oh == nil {
-			c.sendStatus(id, errBadHandle)
-			return nil
-		}
-		delete(c.handles, string(name))
-		c.sendStatus(id, oh.close())
-		return nil
-	case fxpRead:
-		oh, off, n := c.handle(d.bytes()), d.u64(), d.u32()
-		if d.bad {
-			break
-		}
-		c.read(id, oh, off, n)
-		return nil
-	case fxpWrite:
-		oh, off, data := c.handle(d.bytes()), d.u64(), d.bytes()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, c.write(oh, off, data))
-		return nil
-	case fxpStat, fxpLstat:
-		p := d.str()
-		if d.bad {
-			break
-		}
-		fi, err := s.stat(p, typ == fxpStat)
-		c.sendAttrs(id, fi, err)
-		return nil
-	case fxpFstat:
-		oh := c.handle(d.bytes())
-		if d.bad {
-			break
-		}
-		c.fstat(id, oh)
-		return nil
-	case fxpSetstat:
-		p, a := d.str(), d.attrs()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, s.setstat(p, a))
-		return nil
-	case fxpFsetstat:
-		oh, a := c.handle(d.bytes()), d.attrs()
-		if d.bad {
-			break
-		}
-		if oh == nil {
-			c.sendStatus(id, errBadHandle)
-			return nil
-		}
-		if oh.file != nil {
-			c.sendStatus(id, oh.file.setattrs(a))
-			return nil
-		}
-		c.sendStatus(id, s.setstat(oh.vpath, a))
-		return nil
-	case fxpReaddir:
-		oh := c.handle(d.bytes())
-		if d.bad {
-			break
-		}
-		c.readdir(id, oh)
-		return nil
-	case fxpRemove, fxpRmdir:
-		p := d.str()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, s.remove(p, typ == fxpRmdir))
-		return nil
-	case fxpMkdir:
-		p, _ := d.str(), d.attrs()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, s.mkdir(p))
-		return nil
-	case fxpRealpath:
-		p := d.str()
-		if d.bad {
-			break
-		}
-		vpath, err := s.realPath(p)
-		c.sendRealPath(id, vpath, err)
-		return nil
-	case fxpRename:
-		from, to := d.str(), d.str()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, s.rename(from, to, false))
-		return nil
-	case fxpReadlink, fxpSymlink:
-		c.sendStatus(id, s.refuseLink())
-		return nil
-	case fxpExtended:
-		name := d.bytes()
-		if d.bad {
-			break
-		}
-		return c.extended(id, string(name), &d)
-	default:
-		c.sendStatus(id, errUnsupported)
-		return nil
-	}
-	c.sendStatus(id, errBadMessage)
-	return nil
-}
-
-// extended serves SSH_FXP_EXTENDED requests; d holds the fields after the
-// extension's name.
-func (c *conn) extended(id uint32, name string, d *decoder) error {
-	s := c.s
-	switch name {
-	case extLimits:
-		c.sendUint64s(id, maxPacket, maxTxPacket, maxTxPacket, maxHandles)
-		return nil
-	case extPosixRename:
-		from, to := d.str(), d.str()
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, s.rename(from, to, true))
-		return nil
-	case extStatVFS:
-		p := d.str()
-		if d.bad {
-			break
-		}
-		st, err := s.statvfs(p)
-		if err != nil {
-			c.sendStatus(id, err)
-			return nil
-		}
-		c.sendUint64s(id, st.bsize, st.frsize, st.blocks, st.bfree, st.bavail,
-			st.files, st.ffree, st.favail, st.fsid, st.flag, st.namemax)
-		return nil
-	case extFsync:
-		oh := c.handle(d.bytes())
-		if d.bad {
-			break
-		}
-		c.sendStatus(id, c.fsync(oh))
-		return nil
-	case extHardlink:
-		c.sendStatus(id, s.refuseLink())
-		return nil
-	default:
-		c.sendStatus(id, errUnsupported)
-		return nil
-	}
-	c.sendStatus(id, errBadMessage)
 	return nil
 }
 
@@ -398,11 +165,6 @@ func (c *conn) sendUint64s(id uint32, vs ...uint64) {
 	c.send(b)
 }
 
-// handle finds an open handle; nil for one the channel does not hold.
-func (c *conn) handle(name []byte) *openHandle {
-	return c.handles[string(name)]
-}
-
 // sendHandle registers oh and answers with its handle string.
 func (c *conn) sendHandle(id uint32, oh *openHandle) {
 	if c.handles == nil {
@@ -414,160 +176,6 @@ func (c *conn) sendHandle(id uint32, oh *openHandle) {
 	c.handles[name] = oh
 	b := getBuffer(64)
 	b.b = appendString(startPacket(b.b, fxpHandle, id), name)
-	c.send(b)
-}
-
-func (oh *openHandle) close() error {
-	if oh.file != nil {
-		return oh.file.Close()
-	}
-	if cl, ok := oh.dir.(io.Closer); ok {
-		if err := cl.Close(); err != nil {
-			return errInternal
-		}
-	}
-	return nil
-}
-
-// read answers a READ with up to maxTxPacket bytes, read straight into
-// the reply.
-func (c *conn) read(id uint32, oh *openHandle, off uint64, n uint32) {
-	switch {
-	case oh == nil:
-		c.sendStatus(id, errBadHandle)
-		return
-	case oh.file == nil:
-		c.sendStatus(id, errIsDir)
-		return
-	case off > math.MaxInt64:
-		c.sendStatus(id, io.EOF)
-		return
-	}
-	n = min(n, maxTxPacket)
-	const head = 4 + 1 + 4 + 4 // length, type, ID, data length
-	b := getBuffer(head + int(n))
-	b.b = startPacket(b.b, fxpData, id)
-	b.b = b.b[:head+int(n)]
-	got, err := oh.file.ReadAt(b.b[head:], int64(off))
-	// A zero-length read, allowed, answers empty DATA as OpenSSH does.
-	if got == 0 && (n != 0 || err != nil) {
-		b.put()
-		if err == nil {
-			err = io.EOF
-		}
-		c.sendStatus(id, err)
-		return
-	}
-	// A short read is a reply too; an error shows on the next request.
-	b.b = b.b[:head+got]
-	binary.BigEndian.PutUint32(b.b[head-4:], uint32(got))
-	c.send(b)
-}
-
-func (c *conn) write(oh *openHandle, off uint64, data []byte) error {
-	switch {
-	case oh == nil:
-		return errBadHandle
-	case oh.file == nil:
-		return errIsDir
-	case off > math.MaxInt64-uint64(len(data)):
-		return status(fxFailure, "invalid argument")
-	}
-	_, err := oh.file.WriteAt(data, int64(off))
-	return err
-}
-
-func (c *conn) fstat(id uint32, oh *openHandle) {
-	if oh == nil {
-		c.sendStatus(id, errBadHandle)
-		return
-	}
-	if oh.file == nil {
-		fi, err := c.s.stat(oh.vpath, true)
-		c.sendAttrs(id, fi, err)
-		return
-	}
-	if err := c.s.allow(c.s.ctx); err != nil {
-		c.sendStatus(id, err)
-		return
-	}
-	fi, err := oh.file.f.Stat()
-	if err != nil {
-		err = c.s.failPath("fstat", oh.file.vpath, err)
-	}
-	c.sendAttrs(id, fi, err)
-}
-
-func (c *conn) fsync(oh *openHandle) error {
-	switch {
-	case oh == nil:
-		return errBadHandle
-	case oh.file == nil:
-		return errIsDir
-	}
-	if err := c.s.allow(c.s.ctx); err != nil {
-		return err
-	}
-	if err := oh.file.f.Sync(); err != nil {
-		return c.s.failPath("fsync", oh.file.vpath, err)
-	}
-	return nil
-}
-
-// readdir answers with the next entries that fit in one packet.
-func (c *conn) readdir(id uint32, oh *openHandle) {
-	switch {
-	case oh == nil:
-		c.sendStatus(id, errBadHandle)
-		return
-	case oh.dir == nil:
-		c.sendStatus(id, errNotDir)
-		return
-	}
-	if err := c.s.allow(c.s.ctx); err != nil {
-		c.sendStatus(id, err)
-		return
-	}
-	if len(oh.rest) == 0 && !oh.eof {
-		if cap(oh.rest) == 0 {
-			oh.rest = make([]os.FileInfo, 0, readdirBatch)
-		}
-		n, err := oh.dir.ListAt(oh.rest[:readdirBatch], oh.off)
-		oh.off += int64(n)
-		oh.rest = oh.rest[:n]
-		switch {
-		case err == io.EOF:
-			oh.eof = true
-		case err != nil:
-			c.sendStatus(id, err)
-			return
-		}
-	}
-	if len(oh.rest) == 0 {
-		c.sendStatus(id, io.EOF)
-		return
-	}
-	now := c.s.cfg.Now()
-	b := getBuffer(readdirSize)
-	b.b = startPacket(b.b, fxpName, id)
-	countAt := len(b.b)
-	b.b = append(b.b, 0, 0, 0, 0)
-	n := 0
-	for _, fi := range oh.rest {
-		if n > 0 && len(b.b)+entrySize(fi) > readdirSize {
-			break
-		}
-		b.b = appendString(b.b, fi.Name())
-		b.b = appendLongname(b.b, fi, now)
-		b.b = appendAttrs(b.b, fi)
-		n++
-	}
-	binary.BigEndian.PutUint32(b.b[countAt:], uint32(n))
-	clear(oh.rest[:n])
-	oh.rest = oh.rest[n:]
-	if len(oh.rest) == 0 {
-		oh.rest = oh.rest[:0:cap(oh.rest)]
-	}
 	c.send(b)
 }
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -235,6 +237,87 @@ func TestMalformedRequestsAreAnswered(t *testing.T) {
 	if typ != typeName || !bytes.Contains(b, []byte("/My Files")) {
 		t.Errorf("realpath . after bad requests: %d %q", typ, b)
 	}
+}
+
+// TestTruncatedRequestsChangeNothing sends every request that has fields
+// with its last field cut short, after fields that name real things: each
+// is answered "bad message" and changes nothing.
+func TestTruncatedRequestsChangeNothing(t *testing.T) {
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "a.txt"), "hello")
+	if err := os.Mkdir(filepath.Join(e.home(), "keep"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	r := newRawInit(t, e.session)
+	fh := str(string(r.open(1, "a.txt", 0x1|0x2)))
+	r.send(packet(11, u32(2), str(".")))
+	typ, b := r.recv()
+	if typ != typeHandle {
+		t.Fatalf("opendir: reply of type %d", typ)
+	}
+	dh := str(string(b[8:]))
+	before := homeState(t, e)
+	setAttrs := append(u32(0x1|0x8), append(u64(0), append(u32(1), u32(1)...)...)...)
+	for i, c := range []struct {
+		name   string
+		typ    byte
+		fields [][]byte
+	}{
+		{"open", typeOpen, [][]byte{str("new.txt"), u32(0x2 | 0x8 | 0x10), setAttrs}},
+		{"close", typeClose, [][]byte{fh}},
+		{"read", typeRead, [][]byte{fh, u64(0), u32(5)}},
+		{"write", typeWrite, [][]byte{fh, u64(0), str("XXXXX")}},
+		{"lstat", 7, [][]byte{str("a.txt")}},
+		{"fstat", 8, [][]byte{fh}},
+		{"setstat", 9, [][]byte{str("a.txt"), setAttrs}},
+		{"fsetstat", 10, [][]byte{fh, setAttrs}},
+		{"opendir", 11, [][]byte{str("keep")}},
+		{"readdir", 12, [][]byte{dh}},
+		{"remove", 13, [][]byte{str("a.txt")}},
+		{"mkdir", 14, [][]byte{str("d"), setAttrs}},
+		{"rmdir", 15, [][]byte{str("keep")}},
+		{"realpath", typeRealpath, [][]byte{str(".")}},
+		{"stat", typeStat, [][]byte{str("a.txt")}},
+		{"rename", 18, [][]byte{str("a.txt"), str("b.txt")}},
+		{"extension name", typeExtended, [][]byte{str("limits@openssh.com")}},
+		{"posix-rename", typeExtended, [][]byte{str("posix-rename@openssh.com"), str("a.txt"), str("b.txt")}},
+		{"statvfs", typeExtended, [][]byte{str("statvfs@openssh.com"), str(".")}},
+		{"fsync", typeExtended, [][]byte{str("fsync@openssh.com"), fh}},
+	} {
+		id := uint32(10 + i)
+		p := packet(c.typ, append([][]byte{u32(id)}, c.fields...)...)
+		p = p[:len(p)-1]
+		binary.BigEndian.PutUint32(p, uint32(len(p)-4))
+		r.send(p)
+		if got := r.status(id); got != codeBadMessage {
+			t.Errorf("%s cut short: status %d; want bad message", c.name, got)
+		}
+	}
+	if after := homeState(t, e); after != before {
+		t.Errorf("home changed: %s; was %s", after, before)
+	}
+	r.send(packet(typeClose, u32(100), fh))
+	if got := r.status(100); got != codeOK {
+		t.Errorf("close of the file after the requests: status %d", got)
+	}
+}
+
+// homeState describes the home's entries: names, kinds, sizes, times.
+func homeState(t *testing.T, e *env) string {
+	t.Helper()
+	entries, err := os.ReadDir(e.home())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, de := range entries {
+		fi, err := de.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %v %d %d; ", de.Name(), fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }
 
 func TestBadPacketsCloseTheChannel(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package vfs is the virtual file tree every SFTP session sees, and the
-// SFTP version 3 server that serves it on each channel (server.go):
+// SFTP version 3 server that serves it on each channel (server.go, with a
+// handler per request in requests.go):
 //
 //	/My Files/                  the user's home, and the project folders they made (absent for jailed users)
 //	/Projects Shared With Me/   read-only; one folder per project shared with the user
