@@ -9,8 +9,41 @@ import (
 	"context"
 
 	"github.com/skiffhq/skiff/graph/generated"
+	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant/people"
 )
+
+// StartTotpEnrolment is the resolver for the startTotpEnrolment field.
+func (r *mutationResolver) StartTotpEnrolment(ctx context.Context) (*model.StartTotpEnrolmentPayload, error) {
+	e, err := r.Tenant.People.StartTotpEnrolment(ctx)
+	ue, err := userErrors(err)
+	out := &model.StartTotpEnrolmentPayload{UserErrors: ue}
+	if e != nil {
+		out.URL, out.Secret = &e.URL, &e.Secret
+	}
+	return out, err
+}
+
+// ConfirmTotpEnrolment is the resolver for the confirmTotpEnrolment field.
+func (r *mutationResolver) ConfirmTotpEnrolment(ctx context.Context, input model.ConfirmTotpEnrolmentInput) (*model.ConfirmTotpEnrolmentPayload, error) {
+	codes, err := r.Tenant.People.ConfirmTotpEnrolment(ctx, input.Code)
+	ue, err := userErrors(err)
+	return &model.ConfirmTotpEnrolmentPayload{RecoveryCodes: codes, UserErrors: ue}, err
+}
+
+// DisableTotp is the resolver for the disableTotp field.
+func (r *mutationResolver) DisableTotp(ctx context.Context, input model.DisableTotpInput) (*model.DisableTotpPayload, error) {
+	err := r.Tenant.People.DisableTotp(ctx, input.Password, input.Code)
+	ue, err := userErrors(err)
+	return &model.DisableTotpPayload{Ok: len(ue) == 0 && err == nil, UserErrors: ue}, err
+}
+
+// SetRequireTotpForAdmins is the resolver for the setRequireTotpForAdmins field.
+func (r *mutationResolver) SetRequireTotpForAdmins(ctx context.Context, input model.SetRequireTotpForAdminsInput) (*model.SetRequireTotpForAdminsPayload, error) {
+	a, err := r.Tenant.People.SetRequireTotpForAdmins(ctx, input.Require)
+	ue, err := userErrors(err)
+	return &model.SetRequireTotpForAdminsPayload{Account: a, UserErrors: ue}, err
+}
 
 // ID is the resolver for the id field.
 func (r *staffResolver) ID(ctx context.Context, obj *people.Staff) (string, error) {

@@ -7,19 +7,31 @@ package graph
 
 import (
 	"context"
+	"errors"
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error) {
-	res, err := r.Tenant.People.Login(ctx, input.Email, input.Password, remoteAddr(ctx))
+	code := ""
+	if input.TotpCode != nil {
+		code = *input.TotpCode
+	}
+	res, err := r.Tenant.People.LoginWithCode(ctx, input.Email, input.Password, code, remoteAddr(ctx))
 	if err != nil {
 		if tenant.ErrorCode(err) == tenant.EUnauthenticated {
-			f := "password"
-			return &model.LoginPayload{UserErrors: []*model.UserError{{Field: &f, Code: model.UserErrorCodeUnauthenticated, Message: tenant.ErrorMessage(err)}}}, nil
+			f, uc := "password", model.UserErrorCodeUnauthenticated
+			if ef := tenant.ErrorField(err); ef != "" {
+				f = ef
+			}
+			if errors.Is(err, people.ErrTotpRequired) {
+				uc = model.UserErrorCodeTotpRequired
+			}
+			return &model.LoginPayload{UserErrors: []*model.UserError{{Field: &f, Code: uc, Message: tenant.ErrorMessage(err)}}}, nil
 		}
 		ue, err := userErrors(err)
 		return &model.LoginPayload{UserErrors: ue}, err
@@ -28,7 +40,8 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 	if err != nil {
 		return nil, err
 	}
-	return &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{}}, nil
+	return &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{},
+		TotpEnrolmentRequired: res.Principal.EnrolOnly}, nil
 }
 
 // Logout is the resolver for the logout field.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
@@ -26,6 +27,9 @@ type env struct {
 	svc *domain.Domain
 	srv *httptest.Server
 	now time.Time
+	// recovery holds the unused recovery codes of logins that login enrolled
+	// in two-factor because it was required of them (staff).
+	recovery map[string][]string
 }
 
 const testPassword = "correct horse battery"
@@ -75,20 +79,88 @@ func (e *env) staff(email string) string {
 	return e.login(email, testPassword)
 }
 
+// login logs in and returns a full token. Where two-factor is required and
+// not yet on (staff), it enrols first and logs in again with a recovery
+// code; later logins use the next recovery code.
 func (e *env) login(email, password string) string {
+	e.t.Helper()
+	tok, required, errs := e.loginCode(email, password, "")
+	if len(errs) == 1 && errs[0].Code == "TOTP_REQUIRED" && len(e.recovery[email]) > 0 {
+		code := e.recovery[email][0]
+		e.recovery[email] = e.recovery[email][1:]
+		tok, required, errs = e.loginCode(email, password, code)
+	}
+	if tok == "" {
+		e.t.Fatalf("login %s failed: %+v", email, errs)
+	}
+	if !required {
+		return tok
+	}
+	codes := e.enrolTotp(tok)
+	if e.recovery == nil {
+		e.recovery = map[string][]string{}
+	}
+	e.recovery[email] = codes[1:]
+	if tok, _, errs = e.loginCode(email, password, codes[0]); tok == "" {
+		e.t.Fatalf("login %s with a recovery code failed: %+v", email, errs)
+	}
+	return tok
+}
+
+// loginCode is the login mutation with a second factor.
+func (e *env) loginCode(email, password, code string) (token string, enrolRequired bool, errs []userError) {
 	e.t.Helper()
 	var out struct {
 		Login struct {
-			Token      *string
-			UserErrors []userError
+			Token                 *string
+			TotpEnrolmentRequired bool
+			UserErrors            []userError
 		}
 	}
-	e.mustDo("", `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { field code message } } }`,
-		vars{"e": email, "p": password}, &out)
-	if out.Login.Token == nil {
-		e.t.Fatalf("login %s failed: %+v", email, out.Login.UserErrors)
+	e.mustDo("", `mutation($e: String!, $p: String!, $c: String) { login(input: {email: $e, password: $p, totpCode: $c}) {
+		token totpEnrolmentRequired userErrors { field code message } } }`,
+		vars{"e": email, "p": password, "c": code}, &out)
+	if out.Login.Token != nil {
+		token = *out.Login.Token
 	}
-	return *out.Login.Token
+	return token, out.Login.TotpEnrolmentRequired, out.Login.UserErrors
+}
+
+// enrolTotp turns two-factor on for the token's principal and returns the recovery codes.
+func (e *env) enrolTotp(token string) []string {
+	e.t.Helper()
+	secret := e.startTotp(token)
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var c struct {
+		ConfirmTotpEnrolment struct {
+			RecoveryCodes []string
+			UserErrors    []userError
+		}
+	}
+	e.mustDo(token, `mutation($c: String!) { confirmTotpEnrolment(input: {code: $c}) { recoveryCodes userErrors { field code message } } }`, vars{"c": code}, &c)
+	if len(c.ConfirmTotpEnrolment.RecoveryCodes) != 10 {
+		e.t.Fatalf("confirmTotpEnrolment: %+v", c.ConfirmTotpEnrolment)
+	}
+	return c.ConfirmTotpEnrolment.RecoveryCodes
+}
+
+// startTotp starts an enrolment and returns the secret.
+func (e *env) startTotp(token string) string {
+	e.t.Helper()
+	var s struct {
+		StartTotpEnrolment struct {
+			URL, Secret *string
+			UserErrors  []userError
+		}
+	}
+	e.mustDo(token, `mutation { startTotpEnrolment { url secret userErrors { field code message } } }`, nil, &s)
+	if s.StartTotpEnrolment.Secret == nil {
+		e.t.Fatalf("startTotpEnrolment: %+v", s.StartTotpEnrolment.UserErrors)
+	}
+	return *s.StartTotpEnrolment.Secret
 }
 
 // user creates a user through GraphQL as the given admin and returns its global ID and token.

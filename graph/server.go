@@ -97,6 +97,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	srv.Use(costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(r.readOnlyQueries)
+	srv.AroundRootFields(enrolOnlyGate)
 	log := cfg.Logger
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, log, err)
@@ -152,6 +153,23 @@ func (r *Resolver) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req.WithContext(ctx))
 	})
+}
+
+// enrolOnlyFields are what a token may call while two-factor is required
+// of its principal and not yet on (tenant.Principal.EnrolOnly).
+var enrolOnlyFields = map[string]bool{
+	"startTotpEnrolment": true, "confirmTotpEnrolment": true, "logout": true, "viewer": true, "__typename": true,
+}
+
+// enrolOnlyGate refuses every other root field to an enrol-only token.
+func enrolOnlyGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil || !p.EnrolOnly || enrolOnlyFields[graphql.GetRootFieldContext(ctx).Field.Name] {
+		return next(ctx)
+	}
+	graphql.AddError(ctx, tenant.Errorf(tenant.EForbidden,
+		"two-factor authentication is required for this login: enrol first (startTotpEnrolment, confirmTotpEnrolment)"))
+	return graphql.Null
 }
 
 // readOnlyQueries runs the reads of a user's query operation in one

@@ -20,10 +20,13 @@ type Account struct {
 	SFTPRequestedAt    *time.Time `db:"sftp_requested_at"`
 	SFTPSuspendedAt    *time.Time `db:"sftp_suspended_at"`
 	SFTPLicences       int        `db:"sftp_licences"`
+	// RequireTotpForAdmins requires two-factor of owners and administrators
+	// at GraphQL login (people.Service.SetRequireTotpForAdmins).
+	RequireTotpForAdmins bool `db:"require_totp_for_admins"`
 }
 
 const AccountColumns = `id, name, created_at, updated_at, sftp_status, sftp_trial_started_at, sftp_trial_ends_at,
-	sftp_activated_at, sftp_requested_at, sftp_suspended_at, sftp_licences`
+	sftp_activated_at, sftp_requested_at, sftp_suspended_at, sftp_licences, require_totp_for_admins`
 
 // SystemContext marks ctx as the system acting (the admin CLI, start-up
 // bootstrapping); only a few operations accept it.

@@ -31,6 +31,9 @@ type Principal struct {
 	Name      string
 	Email     string
 	TokenID   string // the bearer token the request came with, if any
+	// EnrolOnly is set when two-factor is required of this principal and
+	// not yet on: the token may only enrol (see people.Service.Authenticate).
+	EnrolOnly bool
 }
 
 // IsStaff reports whether p is a support-staff member.

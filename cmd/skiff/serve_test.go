@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/skiffhq/skiff/internal/testkit"
 	"golang.org/x/crypto/ssh"
 )
@@ -139,14 +140,46 @@ func str(v any, keys ...string) string { s, _ := path(v, keys...).(string); retu
 
 func (s *server) login(t *testing.T, email, password string) string {
 	t.Helper()
-	d := s.gql(t, "", `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { message } } }`,
-		map[string]any{"e": email, "p": password})
+	const login = `mutation($e: String!, $p: String!, $c: String) { login(input: {email: $e, password: $p, totpCode: $c}) {
+		token totpEnrolmentRequired userErrors { code message } } }`
+	key := t.Name() + "|" + email
+	code := ""
+	recoveryMu.Lock()
+	if codes := recoveryCodes[key]; len(codes) > 0 { // two-factor is on: the next recovery code
+		code, recoveryCodes[key] = codes[0], codes[1:]
+	}
+	recoveryMu.Unlock()
+	d := s.gql(t, "", login, map[string]any{"e": email, "p": password, "c": code})
 	tok := str(d, "login", "token")
 	if tok == "" {
 		t.Fatalf("login %s: %v", email, d)
 	}
-	return tok
+	if path(d, "login", "totpEnrolmentRequired") != true {
+		return tok
+	}
+	// Two-factor is required (staff): enrol, then log in with a recovery code.
+	d = s.gql(t, tok, `mutation { startTotpEnrolment { secret } }`, nil)
+	now, err := totp.GenerateCode(str(d, "startTotpEnrolment", "secret"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = s.gql(t, tok, `mutation($c: String!) { confirmTotpEnrolment(input: {code: $c}) { recoveryCodes } }`, map[string]any{"c": now})
+	var codes []string
+	for _, c := range path(d, "confirmTotpEnrolment", "recoveryCodes").([]any) {
+		codes = append(codes, c.(string))
+	}
+	recoveryMu.Lock()
+	recoveryCodes[key] = codes
+	recoveryMu.Unlock()
+	return s.login(t, email, password)
 }
+
+// recoveryCodes are the unused recovery codes of the staff logins enrolled by
+// server.login, by test and email.
+var (
+	recoveryMu    sync.Mutex
+	recoveryCodes = map[string][]string{}
+)
 
 // sftpRun runs the OpenSSH sftp client with commands on standard input.
 func sftpRun(t *testing.T, addr, login, keyFile, password, commands string) (string, error) {

@@ -62,19 +62,20 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Account struct {
-		AuditEvents    func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
-		Contacts       func(childComplexity int, search *string, first *int, after *string) int
-		CreatedAt      func(childComplexity int) int
-		DedicatedIP    func(childComplexity int) int
-		Groups         func(childComplexity int, first *int, after *string) int
-		ID             func(childComplexity int) int
-		Name           func(childComplexity int) int
-		Notifications  func(childComplexity int, first *int, after *string) int
-		ProjectFolders func(childComplexity int, search *string, first *int, after *string) int
-		SftpLicences   func(childComplexity int) int
-		SftpModule     func(childComplexity int) int
-		Users          func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
-		UsersCSV       func(childComplexity int) int
+		AuditEvents          func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
+		Contacts             func(childComplexity int, search *string, first *int, after *string) int
+		CreatedAt            func(childComplexity int) int
+		DedicatedIP          func(childComplexity int) int
+		Groups               func(childComplexity int, first *int, after *string) int
+		ID                   func(childComplexity int) int
+		Name                 func(childComplexity int) int
+		Notifications        func(childComplexity int, first *int, after *string) int
+		ProjectFolders       func(childComplexity int, search *string, first *int, after *string) int
+		RequireTotpForAdmins func(childComplexity int) int
+		SftpLicences         func(childComplexity int) int
+		SftpModule           func(childComplexity int) int
+		Users                func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
+		UsersCSV             func(childComplexity int) int
 	}
 
 	AccountConnection struct {
@@ -118,6 +119,11 @@ type ComplexityRoot struct {
 	ChangePasswordPayload struct {
 		Ok         func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	ConfirmTotpEnrolmentPayload struct {
+		RecoveryCodes func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
 	}
 
 	Contact struct {
@@ -222,6 +228,11 @@ type ComplexityRoot struct {
 		UserErrors             func(childComplexity int) int
 	}
 
+	DisableTotpPayload struct {
+		Ok         func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Group struct {
 		Builtin     func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
@@ -269,10 +280,11 @@ type ComplexityRoot struct {
 	}
 
 	LoginPayload struct {
-		ExpiresAt  func(childComplexity int) int
-		Token      func(childComplexity int) int
-		UserErrors func(childComplexity int) int
-		Viewer     func(childComplexity int) int
+		ExpiresAt             func(childComplexity int) int
+		Token                 func(childComplexity int) int
+		TotpEnrolmentRequired func(childComplexity int) int
+		UserErrors            func(childComplexity int) int
+		Viewer                func(childComplexity int) int
 	}
 
 	LogoutPayload struct {
@@ -284,6 +296,7 @@ type ComplexityRoot struct {
 		ActivateSftpModule        func(childComplexity int, input model.ActivateSftpModuleInput) int
 		AddSSHKey                 func(childComplexity int, input model.AddSSHKeyInput) int
 		ChangePassword            func(childComplexity int, input model.ChangePasswordInput) int
+		ConfirmTotpEnrolment      func(childComplexity int, input model.ConfirmTotpEnrolmentInput) int
 		ConvertContactToUser      func(childComplexity int, input model.ConvertContactToUserInput) int
 		CreateAccount             func(childComplexity int, input model.CreateAccountInput) int
 		CreateContact             func(childComplexity int, input model.CreateContactInput) int
@@ -296,6 +309,7 @@ type ComplexityRoot struct {
 		DeleteProjectFolder       func(childComplexity int, input model.DeleteProjectFolderInput) int
 		DeleteSSHKey              func(childComplexity int, input model.DeleteSSHKeyInput) int
 		DeleteUser                func(childComplexity int, input model.DeleteUserInput) int
+		DisableTotp               func(childComplexity int, input model.DisableTotpInput) int
 		ImportUsers               func(childComplexity int, input model.ImportUsersInput) int
 		Login                     func(childComplexity int, input model.LoginInput) int
 		Logout                    func(childComplexity int) int
@@ -310,11 +324,13 @@ type ComplexityRoot struct {
 		ResetPassword             func(childComplexity int, input model.ResetPasswordInput) int
 		RestoreUser               func(childComplexity int, input model.RestoreUserInput) int
 		SetCustomSftpLogin        func(childComplexity int, input model.SetCustomSftpLoginInput) int
+		SetRequireTotpForAdmins   func(childComplexity int, input model.SetRequireTotpForAdminsInput) int
 		SetSftpAccess             func(childComplexity int, input model.SetSftpAccessInput) int
 		SetSftpLicences           func(childComplexity int, input model.SetSftpLicencesInput) int
 		SetUserGroup              func(childComplexity int, input model.SetUserGroupInput) int
 		ShareProjectFolder        func(childComplexity int, input model.ShareProjectFolderInput) int
 		StartSftpTrial            func(childComplexity int) int
+		StartTotpEnrolment        func(childComplexity int) int
 		SuspendSftpModule         func(childComplexity int, input model.SuspendSftpModuleInput) int
 		UnshareProjectFolder      func(childComplexity int, input model.UnshareProjectFolderInput) int
 		UpdateContact             func(childComplexity int, input model.UpdateContactInput) int
@@ -402,6 +418,11 @@ type ComplexityRoot struct {
 
 	RequestSftpModulePayload struct {
 		Request    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SetRequireTotpForAdminsPayload struct {
+		Account    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -507,6 +528,12 @@ type ComplexityRoot struct {
 
 	StaffViewer struct {
 		Staff func(childComplexity int) int
+	}
+
+	StartTotpEnrolmentPayload struct {
+		Secret     func(childComplexity int) int
+		URL        func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	User struct {
@@ -616,6 +643,10 @@ type MutationResolver interface {
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
 	ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.ChangePasswordPayload, error)
 	CreateAccount(ctx context.Context, input model.CreateAccountInput) (*model.CreateAccountPayload, error)
+	StartTotpEnrolment(ctx context.Context) (*model.StartTotpEnrolmentPayload, error)
+	ConfirmTotpEnrolment(ctx context.Context, input model.ConfirmTotpEnrolmentInput) (*model.ConfirmTotpEnrolmentPayload, error)
+	DisableTotp(ctx context.Context, input model.DisableTotpInput) (*model.DisableTotpPayload, error)
+	SetRequireTotpForAdmins(ctx context.Context, input model.SetRequireTotpForAdminsInput) (*model.SetRequireTotpForAdminsPayload, error)
 	CreateContact(ctx context.Context, input model.CreateContactInput) (*model.ContactPayload, error)
 	UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.ContactPayload, error)
 	DeleteContact(ctx context.Context, input model.DeleteContactInput) (*model.ContactPayload, error)
@@ -810,6 +841,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.ProjectFolders(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "Account.requireTotpForAdmins":
+		if e.ComplexityRoot.Account.RequireTotpForAdmins == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.RequireTotpForAdmins(childComplexity), true
 	case "Account.sftpLicences":
 		if e.ComplexityRoot.Account.SftpLicences == nil {
 			break
@@ -978,6 +1015,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChangePasswordPayload.UserErrors(childComplexity), true
+
+	case "ConfirmTotpEnrolmentPayload.recoveryCodes":
+		if e.ComplexityRoot.ConfirmTotpEnrolmentPayload.RecoveryCodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmTotpEnrolmentPayload.RecoveryCodes(childComplexity), true
+	case "ConfirmTotpEnrolmentPayload.userErrors":
+		if e.ComplexityRoot.ConfirmTotpEnrolmentPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmTotpEnrolmentPayload.UserErrors(childComplexity), true
 
 	case "Contact.company":
 		if e.ComplexityRoot.Contact.Company == nil {
@@ -1319,6 +1369,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteProjectFolderPayload.UserErrors(childComplexity), true
 
+	case "DisableTotpPayload.ok":
+		if e.ComplexityRoot.DisableTotpPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisableTotpPayload.Ok(childComplexity), true
+	case "DisableTotpPayload.userErrors":
+		if e.ComplexityRoot.DisableTotpPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisableTotpPayload.UserErrors(childComplexity), true
+
 	case "Group.builtin":
 		if e.ComplexityRoot.Group.Builtin == nil {
 			break
@@ -1493,6 +1556,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LoginPayload.Token(childComplexity), true
+	case "LoginPayload.totpEnrolmentRequired":
+		if e.ComplexityRoot.LoginPayload.TotpEnrolmentRequired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LoginPayload.TotpEnrolmentRequired(childComplexity), true
 	case "LoginPayload.userErrors":
 		if e.ComplexityRoot.LoginPayload.UserErrors == nil {
 			break
@@ -1557,6 +1626,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.confirmTotpEnrolment":
+		if e.ComplexityRoot.Mutation.ConfirmTotpEnrolment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmTotpEnrolment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmTotpEnrolment(childComplexity, args["input"].(model.ConfirmTotpEnrolmentInput)), true
 	case "Mutation.convertContactToUser":
 		if e.ComplexityRoot.Mutation.ConvertContactToUser == nil {
 			break
@@ -1689,6 +1769,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUser(childComplexity, args["input"].(model.DeleteUserInput)), true
+	case "Mutation.disableTotp":
+		if e.ComplexityRoot.Mutation.DisableTotp == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_disableTotp_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DisableTotp(childComplexity, args["input"].(model.DisableTotpInput)), true
 	case "Mutation.importUsers":
 		if e.ComplexityRoot.Mutation.ImportUsers == nil {
 			break
@@ -1838,6 +1929,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetCustomSftpLogin(childComplexity, args["input"].(model.SetCustomSftpLoginInput)), true
+	case "Mutation.setRequireTotpForAdmins":
+		if e.ComplexityRoot.Mutation.SetRequireTotpForAdmins == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setRequireTotpForAdmins_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetRequireTotpForAdmins(childComplexity, args["input"].(model.SetRequireTotpForAdminsInput)), true
 	case "Mutation.setSftpAccess":
 		if e.ComplexityRoot.Mutation.SetSftpAccess == nil {
 			break
@@ -1888,6 +1990,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.StartSftpTrial(childComplexity), true
+	case "Mutation.startTotpEnrolment":
+		if e.ComplexityRoot.Mutation.StartTotpEnrolment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.StartTotpEnrolment(childComplexity), true
 	case "Mutation.suspendSftpModule":
 		if e.ComplexityRoot.Mutation.SuspendSftpModule == nil {
 			break
@@ -2273,6 +2381,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RequestSftpModulePayload.UserErrors(childComplexity), true
+
+	case "SetRequireTotpForAdminsPayload.account":
+		if e.ComplexityRoot.SetRequireTotpForAdminsPayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetRequireTotpForAdminsPayload.Account(childComplexity), true
+	case "SetRequireTotpForAdminsPayload.userErrors":
+		if e.ComplexityRoot.SetRequireTotpForAdminsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetRequireTotpForAdminsPayload.UserErrors(childComplexity), true
 
 	case "SftpCredentials.customLogin":
 		if e.ComplexityRoot.SftpCredentials.CustomLogin == nil {
@@ -2660,6 +2781,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StaffViewer.Staff(childComplexity), true
 
+	case "StartTotpEnrolmentPayload.secret":
+		if e.ComplexityRoot.StartTotpEnrolmentPayload.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartTotpEnrolmentPayload.Secret(childComplexity), true
+	case "StartTotpEnrolmentPayload.url":
+		if e.ComplexityRoot.StartTotpEnrolmentPayload.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartTotpEnrolmentPayload.URL(childComplexity), true
+	case "StartTotpEnrolmentPayload.userErrors":
+		if e.ComplexityRoot.StartTotpEnrolmentPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StartTotpEnrolmentPayload.UserErrors(childComplexity), true
+
 	case "User.account":
 		if e.ComplexityRoot.User.Account == nil {
 			break
@@ -2842,6 +2982,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AddSshKeyInput", ec.unmarshalInputAddSshKeyInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("ConfirmTotpEnrolmentInput", ec.unmarshalInputConfirmTotpEnrolmentInput),
 			graphql.NewInputUnmarshaler("ConvertContactToUserInput", ec.unmarshalInputConvertContactToUserInput),
 			graphql.NewInputUnmarshaler("CreateAccountInput", ec.unmarshalInputCreateAccountInput),
 			graphql.NewInputUnmarshaler("CreateContactInput", ec.unmarshalInputCreateContactInput),
@@ -2854,6 +2995,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteProjectFolderInput", ec.unmarshalInputDeleteProjectFolderInput),
 			graphql.NewInputUnmarshaler("DeleteSshKeyInput", ec.unmarshalInputDeleteSshKeyInput),
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
+			graphql.NewInputUnmarshaler("DisableTotpInput", ec.unmarshalInputDisableTotpInput),
 			graphql.NewInputUnmarshaler("ImportUsersInput", ec.unmarshalInputImportUsersInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
@@ -2867,6 +3009,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
 			graphql.NewInputUnmarshaler("SetCustomSftpLoginInput", ec.unmarshalInputSetCustomSftpLoginInput),
+			graphql.NewInputUnmarshaler("SetRequireTotpForAdminsInput", ec.unmarshalInputSetRequireTotpForAdminsInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
 			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
@@ -2959,6 +3102,8 @@ type Account implements Node {
   id: ID!
   name: String!
   createdAt: Time!
+  "Whether owners and administrators must use two-factor authentication to log in (` + "`" + `setRequireTotpForAdmins` + "`" + `)."
+  requireTotpForAdmins: Boolean!
   """
   The account's users, sorted by name. Owners and administrators see everyone
   (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `); other users see only themselves.
@@ -3030,6 +3175,12 @@ type Staff implements Node {
 input LoginInput {
   email: String!
   password: String!
+  """
+  The second step, when two-factor authentication is on: the 6-digit code from
+  the authenticator app, or one of the recovery codes (each works once).
+  Without it such a login answers ` + "`" + `TOTP_REQUIRED` + "`" + ` (field ` + "`" + `totpCode` + "`" + `) and issues no token.
+  """
+  totpCode: String
 }
 
 type LoginPayload {
@@ -3046,6 +3197,13 @@ type LoginPayload {
   further attempts are refused for a while (` + "`" + `LIMIT` + "`" + `, the message says how long).
   """
   userErrors: [UserError!]!
+  """
+  True when two-factor authentication is required of this login (support staff
+  always; owners and administrators when the account's ` + "`" + `requireTotpForAdmins` + "`" + `
+  is on) but not yet on: the token may then call only ` + "`" + `startTotpEnrolment` + "`" + `,
+  ` + "`" + `confirmTotpEnrolment` + "`" + `, ` + "`" + `logout` + "`" + ` and ` + "`" + `viewer` + "`" + `, until the enrolment is confirmed.
+  """
+  totpEnrolmentRequired: Boolean!
 }
 
 type LogoutPayload {
@@ -3060,6 +3218,66 @@ input ChangePasswordInput {
 
 type ChangePasswordPayload {
   ok: Boolean!
+  userErrors: [UserError!]!
+}
+
+extend type Mutation {
+  """
+  Start two-factor (TOTP, RFC 6238: 6 digits, 30 seconds, SHA-1) for the caller:
+  a new secret, replacing an unconfirmed one. Refused (` + "`" + `CONFLICT` + "`" + `) while two-factor is on.
+  """
+  startTotpEnrolment: StartTotpEnrolmentPayload!
+  """
+  Turn two-factor on with a current code from the app. Returns the recovery codes,
+  shown only this once (Skiff keeps only their hashes).
+  """
+  confirmTotpEnrolment(input: ConfirmTotpEnrolmentInput!): ConfirmTotpEnrolmentPayload!
+  "Turn two-factor off, with the password and a current code or a recovery code."
+  disableTotp(input: DisableTotpInput!): DisableTotpPayload!
+  """
+  Require two-factor of the account's owners and administrators at login (a token
+  of one without it may only enrol, as for staff). Owners only; an owner must have
+  two-factor on before turning this on.
+  """
+  setRequireTotpForAdmins(input: SetRequireTotpForAdminsInput!): SetRequireTotpForAdminsPayload!
+}
+
+type StartTotpEnrolmentPayload {
+  "The otpauth:// URL, for a QR code."
+  url: String
+  "The secret in base32, for typing into the app."
+  secret: String
+  userErrors: [UserError!]!
+}
+
+input ConfirmTotpEnrolmentInput {
+  "A current code from the app."
+  code: String!
+}
+
+type ConfirmTotpEnrolmentPayload {
+  "Ten single-use recovery codes: store them safely, they are not shown again."
+  recoveryCodes: [String!]
+  userErrors: [UserError!]!
+}
+
+input DisableTotpInput {
+  password: String!
+  "A current code from the app, or a recovery code."
+  code: String!
+}
+
+type DisableTotpPayload {
+  ok: Boolean!
+  userErrors: [UserError!]!
+}
+
+input SetRequireTotpForAdminsInput {
+  require: Boolean!
+}
+
+type SetRequireTotpForAdminsPayload {
+  account: Account
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -3177,6 +3395,8 @@ enum UserErrorCode {
   LIMIT
   "The credentials given are not correct."
   UNAUTHENTICATED
+  "The password is right; the login needs the two-factor code (` + "`" + `totpCode` + "`" + `) too."
+  TOTP_REQUIRED
 }
 
 type Query {
@@ -4312,6 +4532,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_name(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Account_createdAt(ctx, field)
+	case "requireTotpForAdmins":
+		return ec.fieldContext_Account_requireTotpForAdmins(ctx, field)
 	case "users":
 		return ec.fieldContext_Account_users(ctx, field)
 	case "usersCsv":
@@ -4420,6 +4642,16 @@ func (ec *executionContext) childFields_ChangePasswordPayload(ctx context.Contex
 		return ec.fieldContext_ChangePasswordPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChangePasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfirmTotpEnrolmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "recoveryCodes":
+		return ec.fieldContext_ConfirmTotpEnrolmentPayload_recoveryCodes(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ConfirmTotpEnrolmentPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfirmTotpEnrolmentPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Contact(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4626,6 +4858,16 @@ func (ec *executionContext) childFields_DeleteProjectFolderPayload(ctx context.C
 	return nil, fmt.Errorf("no field named %q was found under type DeleteProjectFolderPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_DisableTotpPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_DisableTotpPayload_ok(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DisableTotpPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DisableTotpPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Group(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4728,6 +4970,8 @@ func (ec *executionContext) childFields_LoginPayload(ctx context.Context, field 
 		return ec.fieldContext_LoginPayload_viewer(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_LoginPayload_userErrors(ctx, field)
+	case "totpEnrolmentRequired":
+		return ec.fieldContext_LoginPayload_totpEnrolmentRequired(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LoginPayload", field.Name)
 }
@@ -4880,6 +5124,16 @@ func (ec *executionContext) childFields_RequestSftpModulePayload(ctx context.Con
 		return ec.fieldContext_RequestSftpModulePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RequestSftpModulePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetRequireTotpForAdminsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_SetRequireTotpForAdminsPayload_account(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetRequireTotpForAdminsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetRequireTotpForAdminsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SftpCredentials(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5080,6 +5334,18 @@ func (ec *executionContext) childFields_Staff(ctx context.Context, field graphql
 		return ec.fieldContext_Staff_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Staff", field.Name)
+}
+
+func (ec *executionContext) childFields_StartTotpEnrolmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_StartTotpEnrolmentPayload_url(ctx, field)
+	case "secret":
+		return ec.fieldContext_StartTotpEnrolmentPayload_secret(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_StartTotpEnrolmentPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StartTotpEnrolmentPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5524,6 +5790,20 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_confirmTotpEnrolment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConfirmTotpEnrolmentInput, error) {
+			return ec.unmarshalNConfirmTotpEnrolmentInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_convertContactToUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5684,6 +5964,20 @@ func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, 
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.DeleteUserInput, error) {
 			return ec.unmarshalNDeleteUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteUserInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_disableTotp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DisableTotpInput, error) {
+			return ec.unmarshalNDisableTotpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5866,6 +6160,20 @@ func (ec *executionContext) field_Mutation_setCustomSftpLogin_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.SetCustomSftpLoginInput, error) {
 			return ec.unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetCustomSftpLoginInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setRequireTotpForAdmins_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetRequireTotpForAdminsInput, error) {
+			return ec.unmarshalNSetRequireTotpForAdminsInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -6339,6 +6647,29 @@ func (ec *executionContext) _Account_createdAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Account_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Account", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Account_requireTotpForAdmins(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_requireTotpForAdmins(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequireTotpForAdmins, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_requireTotpForAdmins(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Account", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Account_users(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -7301,6 +7632,61 @@ func (ec *executionContext) _ChangePasswordPayload_userErrors(ctx context.Contex
 func (ec *executionContext) fieldContext_ChangePasswordPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "ChangePasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConfirmTotpEnrolmentPayload_recoveryCodes(ctx context.Context, field graphql.CollectedField, obj *model.ConfirmTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmTotpEnrolmentPayload_recoveryCodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecoveryCodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmTotpEnrolmentPayload_recoveryCodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConfirmTotpEnrolmentPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConfirmTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ConfirmTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmTotpEnrolmentPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmTotpEnrolmentPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConfirmTotpEnrolmentPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -8769,6 +9155,61 @@ func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_userErrors(_
 	return fc, nil
 }
 
+func (ec *executionContext) _DisableTotpPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.DisableTotpPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisableTotpPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DisableTotpPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DisableTotpPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DisableTotpPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisableTotpPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisableTotpPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DisableTotpPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisableTotpPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9538,6 +9979,29 @@ func (ec *executionContext) fieldContext_LoginPayload_userErrors(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _LoginPayload_totpEnrolmentRequired(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LoginPayload_totpEnrolmentRequired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotpEnrolmentRequired, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LoginPayload_totpEnrolmentRequired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _LogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.LogoutPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9719,6 +10183,170 @@ func (ec *executionContext) fieldContext_Mutation_createAccount(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_createAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_startTotpEnrolment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startTotpEnrolment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().StartTotpEnrolment(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StartTotpEnrolmentPayload) graphql.Marshaler {
+			return ec.marshalNStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startTotpEnrolment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StartTotpEnrolmentPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_confirmTotpEnrolment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmTotpEnrolment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmTotpEnrolment(ctx, fc.Args["input"].(model.ConfirmTotpEnrolmentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
+			return ec.marshalNConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmTotpEnrolment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConfirmTotpEnrolmentPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmTotpEnrolment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disableTotp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disableTotp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DisableTotp(ctx, fc.Args["input"].(model.DisableTotpInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DisableTotpPayload) graphql.Marshaler {
+			return ec.marshalNDisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disableTotp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DisableTotpPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_disableTotp_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setRequireTotpForAdmins(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setRequireTotpForAdmins(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetRequireTotpForAdmins(ctx, fc.Args["input"].(model.SetRequireTotpForAdminsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
+			return ec.marshalNSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setRequireTotpForAdmins(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetRequireTotpForAdminsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setRequireTotpForAdmins_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -12745,6 +13373,70 @@ func (ec *executionContext) fieldContext_RequestSftpModulePayload_userErrors(_ c
 	return fc, nil
 }
 
+func (ec *executionContext) _SetRequireTotpForAdminsPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetRequireTotpForAdminsPayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetRequireTotpForAdminsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetRequireTotpForAdminsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetRequireTotpForAdminsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetRequireTotpForAdminsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14319,6 +15011,84 @@ func (ec *executionContext) fieldContext_StaffViewer_staff(_ context.Context, fi
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Staff(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StartTotpEnrolmentPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartTotpEnrolmentPayload_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _StartTotpEnrolmentPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartTotpEnrolmentPayload_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _StartTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StartTotpEnrolmentPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StartTotpEnrolmentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
 		},
 	}
 	return fc, nil
@@ -16404,6 +17174,48 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (model.ChangePas
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.Context, obj any) (model.ConfirmTotpEnrolmentInput, error) {
+	var it model.ConfirmTotpEnrolmentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"code"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConfirmTotpEnrolmentInput unmarshals raw into the ConfirmTotpEnrolmentInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConfirmTotpEnrolmentInput(ctx context.Context, raw any) (model.ConfirmTotpEnrolmentInput, error) {
+	var out model.ConfirmTotpEnrolmentInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmTotpEnrolmentInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputConvertContactToUserInput(ctx context.Context, obj any) (model.ConvertContactToUserInput, error) {
 	var it model.ConvertContactToUserInput
 	if obj == nil {
@@ -17059,6 +17871,55 @@ func UnmarshalDeleteUserInput(ctx context.Context, raw any) (model.DeleteUserInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDisableTotpInput(ctx context.Context, obj any) (model.DisableTotpInput, error) {
+	var it model.DisableTotpInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"password", "code"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "code":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("code"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Code = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDisableTotpInput unmarshals raw into the DisableTotpInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDisableTotpInput(ctx context.Context, raw any) (model.DisableTotpInput, error) {
+	var out model.DisableTotpInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DisableTotpInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputImportUsersInput(ctx context.Context, obj any) (model.ImportUsersInput, error) {
 	var it model.ImportUsersInput
 	if obj == nil {
@@ -17112,7 +17973,7 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"email", "password"}
+	fieldsInOrder := [...]string{"email", "password", "totpCode"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17133,6 +17994,13 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.Password = data
+		case "totpCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("totpCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TotpCode = data
 		}
 	}
 	return it, nil
@@ -17644,6 +18512,48 @@ func (ec *executionContext) unmarshalInputSetCustomSftpLoginInput(ctx context.Co
 func UnmarshalSetCustomSftpLoginInput(ctx context.Context, raw any) (model.SetCustomSftpLoginInput, error) {
 	var out model.SetCustomSftpLoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetCustomSftpLoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSetRequireTotpForAdminsInput(ctx context.Context, obj any) (model.SetRequireTotpForAdminsInput, error) {
+	var it model.SetRequireTotpForAdminsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"require"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "require":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("require"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Require = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetRequireTotpForAdminsInput unmarshals raw into the SetRequireTotpForAdminsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetRequireTotpForAdminsInput(ctx context.Context, raw any) (model.SetRequireTotpForAdminsInput, error) {
+	var out model.SetRequireTotpForAdminsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetRequireTotpForAdminsInput", raw, &out)
 	return out, err
 }
 
@@ -18447,6 +19357,11 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "requireTotpForAdmins":
+			out.Values[i] = ec._Account_requireTotpForAdmins(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "users":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -18815,6 +19730,44 @@ func (ec *executionContext) _ChangePasswordPayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._ChangePasswordPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var confirmTotpEnrolmentPayloadImplementors = []string{"ConfirmTotpEnrolmentPayload"}
+
+func (ec *executionContext) _ConfirmTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, confirmTotpEnrolmentPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfirmTotpEnrolmentPayload")
+		case "recoveryCodes":
+			out.Values[i] = ec._ConfirmTotpEnrolmentPayload_recoveryCodes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ConfirmTotpEnrolmentPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19561,6 +20514,44 @@ func (ec *executionContext) _DeleteProjectFolderPayload(ctx context.Context, sel
 	return out
 }
 
+var disableTotpPayloadImplementors = []string{"DisableTotpPayload"}
+
+func (ec *executionContext) _DisableTotpPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DisableTotpPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, disableTotpPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DisableTotpPayload")
+		case "ok":
+			out.Values[i] = ec._DisableTotpPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DisableTotpPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var groupImplementors = []string{"Group", "Node"}
 
 func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *sharing.Group) graphql.Marshaler {
@@ -19916,6 +20907,11 @@ func (ec *executionContext) _LoginPayload(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totpEnrolmentRequired":
+			out.Values[i] = ec._LoginPayload_totpEnrolmentRequired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -20009,6 +21005,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "createAccount":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createAccount(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startTotpEnrolment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startTotpEnrolment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmTotpEnrolment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmTotpEnrolment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disableTotp":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disableTotp(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setRequireTotpForAdmins":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setRequireTotpForAdmins(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -20892,6 +21916,44 @@ func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel a
 	return out
 }
 
+var setRequireTotpForAdminsPayloadImplementors = []string{"SetRequireTotpForAdminsPayload"}
+
+func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setRequireTotpForAdminsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetRequireTotpForAdminsPayload")
+		case "account":
+			out.Values[i] = ec._SetRequireTotpForAdminsPayload_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetRequireTotpForAdminsPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var sftpCredentialsImplementors = []string{"SftpCredentials"}
 
 func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.SelectionSet, obj *sftpaccess.Credentials) graphql.Marshaler {
@@ -21582,6 +22644,49 @@ func (ec *executionContext) _StaffViewer(ctx context.Context, sel ast.SelectionS
 			out.Values[i] = graphql.MarshalString("StaffViewer")
 		case "staff":
 			out.Values[i] = ec._StaffViewer_staff(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var startTotpEnrolmentPayloadImplementors = []string{"StartTotpEnrolmentPayload"}
+
+func (ec *executionContext) _StartTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.StartTotpEnrolmentPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, startTotpEnrolmentPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StartTotpEnrolmentPayload")
+		case "url":
+			out.Values[i] = ec._StartTotpEnrolmentPayload_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._StartTotpEnrolmentPayload_secret(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._StartTotpEnrolmentPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -22429,6 +23534,19 @@ func (ec *executionContext) marshalNChangePasswordPayload2ᚖgithubᚗcomᚋskif
 	return ec._ChangePasswordPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNConfirmTotpEnrolmentInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentInput(ctx context.Context, v any) (model.ConfirmTotpEnrolmentInput, error) {
+	res, err := ec.unmarshalInputConfirmTotpEnrolmentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConfirmTotpEnrolmentPayload!")
+		return graphql.Null
+	}
+	return ec._ConfirmTotpEnrolmentPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Contact!")
@@ -22685,6 +23803,19 @@ func (ec *executionContext) unmarshalNDeleteSshKeyInput2githubᚗcomᚋskiffhq�
 func (ec *executionContext) unmarshalNDeleteUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteUserInput(ctx context.Context, v any) (model.DeleteUserInput, error) {
 	res, err := ec.unmarshalInputDeleteUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDisableTotpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpInput(ctx context.Context, v any) (model.DisableTotpInput, error) {
+	res, err := ec.unmarshalInputDisableTotpInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx context.Context, sel ast.SelectionSet, v *model.DisableTotpPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DisableTotpPayload!")
+		return graphql.Null
+	}
+	return ec._DisableTotpPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, v any) (policy.Right, error) {
@@ -23176,6 +24307,19 @@ func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋski
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNSetRequireTotpForAdminsInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsInput(ctx context.Context, v any) (model.SetRequireTotpForAdminsInput, error) {
+	res, err := ec.unmarshalInputSetRequireTotpForAdminsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetRequireTotpForAdminsPayload!")
+		return graphql.Null
+	}
+	return ec._SetRequireTotpForAdminsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNSetSftpAccessInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetSftpAccessInput(ctx context.Context, v any) (model.SetSftpAccessInput, error) {
 	res, err := ec.unmarshalInputSetSftpAccessInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -23383,6 +24527,14 @@ func (ec *executionContext) marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋte
 		return graphql.Null
 	}
 	return ec._Staff(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.StartTotpEnrolmentPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StartTotpEnrolmentPayload!")
+		return graphql.Null
+	}
+	return ec._StartTotpEnrolmentPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

@@ -86,6 +86,17 @@ type ChangePasswordPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+type ConfirmTotpEnrolmentInput struct {
+	// A current code from the app.
+	Code string `json:"code"`
+}
+
+type ConfirmTotpEnrolmentPayload struct {
+	// Ten single-use recovery codes: store them safely, they are not shown again.
+	RecoveryCodes []string     `json:"recoveryCodes,omitempty"`
+	UserErrors    []*UserError `json:"userErrors"`
+}
+
 type ContactConnection struct {
 	Edges    []*ContactEdge `json:"edges"`
 	PageInfo *PageInfo      `json:"pageInfo"`
@@ -235,6 +246,17 @@ type DeleteUserInput struct {
 	DeleteFiles *bool `json:"deleteFiles,omitempty"`
 }
 
+type DisableTotpInput struct {
+	Password string `json:"password"`
+	// A current code from the app, or a recovery code.
+	Code string `json:"code"`
+}
+
+type DisableTotpPayload struct {
+	Ok         bool         `json:"ok"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 type GroupConnection struct {
 	Edges    []*GroupEdge `json:"edges"`
 	PageInfo *PageInfo    `json:"pageInfo"`
@@ -292,6 +314,10 @@ type ImportUsersPayload struct {
 type LoginInput struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// The second step, when two-factor authentication is on: the 6-digit code from
+	// the authenticator app, or one of the recovery codes (each works once).
+	// Without it such a login answers `TOTP_REQUIRED` (field `totpCode`) and issues no token.
+	TotpCode *string `json:"totpCode,omitempty"`
 }
 
 type LoginPayload struct {
@@ -304,6 +330,11 @@ type LoginPayload struct {
 	// (`UNAUTHENTICATED`); after repeated failures for one email or from one address,
 	// further attempts are refused for a while (`LIMIT`, the message says how long).
 	UserErrors []*UserError `json:"userErrors"`
+	// True when two-factor authentication is required of this login (support staff
+	// always; owners and administrators when the account's `requireTotpForAdmins`
+	// is on) but not yet on: the token may then call only `startTotpEnrolment`,
+	// `confirmTotpEnrolment`, `logout` and `viewer`, until the enrolment is confirmed.
+	TotpEnrolmentRequired bool `json:"totpEnrolmentRequired"`
 }
 
 type LogoutPayload struct {
@@ -411,6 +442,15 @@ type SetCustomSftpLoginInput struct {
 	Login *string `json:"login,omitempty"`
 }
 
+type SetRequireTotpForAdminsInput struct {
+	Require bool `json:"require"`
+}
+
+type SetRequireTotpForAdminsPayload struct {
+	Account    *tenant.Account `json:"account,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type SetSftpAccessInput struct {
 	UserID  string `json:"userId"`
 	Enabled bool   `json:"enabled"`
@@ -494,6 +534,14 @@ type StaffViewer struct {
 }
 
 func (StaffViewer) IsViewer() {}
+
+type StartTotpEnrolmentPayload struct {
+	// The otpauth:// URL, for a QR code.
+	URL *string `json:"url,omitempty"`
+	// The secret in base32, for typing into the app.
+	Secret     *string      `json:"secret,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
 
 type SuspendSftpModuleInput struct {
 	AccountID string `json:"accountId"`
@@ -602,6 +650,8 @@ const (
 	UserErrorCodeLimit UserErrorCode = "LIMIT"
 	// The credentials given are not correct.
 	UserErrorCodeUnauthenticated UserErrorCode = "UNAUTHENTICATED"
+	// The password is right; the login needs the two-factor code (`totpCode`) too.
+	UserErrorCodeTotpRequired UserErrorCode = "TOTP_REQUIRED"
 )
 
 var AllUserErrorCode = []UserErrorCode{
@@ -609,11 +659,12 @@ var AllUserErrorCode = []UserErrorCode{
 	UserErrorCodeConflict,
 	UserErrorCodeLimit,
 	UserErrorCodeUnauthenticated,
+	UserErrorCodeTotpRequired,
 }
 
 func (e UserErrorCode) IsValid() bool {
 	switch e {
-	case UserErrorCodeInvalid, UserErrorCodeConflict, UserErrorCodeLimit, UserErrorCodeUnauthenticated:
+	case UserErrorCodeInvalid, UserErrorCodeConflict, UserErrorCodeLimit, UserErrorCodeUnauthenticated, UserErrorCodeTotpRequired:
 		return true
 	}
 	return false

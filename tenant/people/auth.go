@@ -37,8 +37,17 @@ type loginRow struct {
 // Login checks an email and password (of a user or a staff member) and
 // returns a new bearer token. Every failure says the same thing; repeated
 // attempts at one email are slowed down, and from one address blocked (see
-// tenant.CountLoginAttempt).
+// tenant.CountLoginAttempt). Two-factor logins need LoginWithCode.
 func (s *Service) Login(ctx context.Context, email, password string, remote netip.Addr) (*LoginResult, error) {
+	return s.LoginWithCode(ctx, email, password, "", remote)
+}
+
+// LoginWithCode is Login with a second factor: when the principal has
+// two-factor on, totpCode must be a current TOTP code or an unused recovery
+// code (ErrTotpRequired when it is empty); a wrong or missing code stays
+// counted as a failed attempt. When two-factor is required of the principal
+// but not on, the token is enrol-only (tenant.Principal.EnrolOnly).
+func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode string, remote netip.Addr) (*LoginResult, error) {
 	email = strings.TrimSpace(email)
 	if email == "" || password == "" {
 		return nil, tenant.Invalid("email", "email and password are required")
@@ -83,6 +92,9 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 		p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email}
 		if r.AccountID != nil {
 			p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
+		}
+		if p.EnrolOnly, err = s.loginSecondFactor(ctx, tx, p, totpCode); err != nil {
+			return err // the attempt stays counted
 		}
 		if err := attempt.Succeeded(ctx, tx); err != nil {
 			return err
@@ -129,25 +141,31 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Princ
 	h := sha256.Sum256([]byte(token))
 	var rows []loginRow
 	var tokenID string
+	var enrolOnly bool
 	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
 		var r struct {
 			loginRow
-			TokenID string `db:"token_id"`
+			TokenID   string `db:"token_id"`
+			EnrolOnly bool   `db:"enrol_only"`
 		}
 		err := tx.GetContext(ctx, &r, `
 			SELECT t.id AS token_id,
 			       CASE WHEN t.staff_id IS NULL THEN 'USER' ELSE 'STAFF' END AS kind,
 			       coalesce(u.id, st.id) AS id, u.account_id, u.role,
-			       coalesce(u.name, st.name) AS name, coalesce(u.email, st.email) AS email, NULL::text AS password_hash
+			       coalesce(u.name, st.name) AS name, coalesce(u.email, st.email) AS email, NULL::text AS password_hash,
+			       (st.id IS NOT NULL OR (u.role IN ('OWNER', 'ADMIN') AND a.require_totp_for_admins))
+			         AND NOT EXISTS (SELECT FROM totp z WHERE z.confirmed_at IS NOT NULL
+			                            AND (z.user_id = t.user_id OR z.staff_id = t.staff_id)) AS enrol_only
 			  FROM tokens t
 			  LEFT JOIN users u ON u.id = t.user_id AND u.deleted_at IS NULL
+			  LEFT JOIN accounts a ON a.id = u.account_id
 			  LEFT JOIN staff st ON st.id = t.staff_id
 			 WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
 			   AND (u.id IS NOT NULL OR st.id IS NOT NULL)`, h[:], s.Time())
 		if err != nil {
 			return tenant.DBError(err)
 		}
-		rows, tokenID = []loginRow{r.loginRow}, r.TokenID
+		rows, tokenID, enrolOnly = []loginRow{r.loginRow}, r.TokenID, r.EnrolOnly
 		return nil
 	})
 	if tenant.ErrorCode(err) == tenant.ENotFound {
@@ -157,7 +175,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Princ
 		return nil, err
 	}
 	r := rows[0]
-	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID}
+	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID, EnrolOnly: enrolOnly}
 	if r.AccountID != nil {
 		p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
 	}
