@@ -66,7 +66,7 @@ func NewRenderer(publicURL, product string) (*Renderer, error) {
 		// missingkey=error: data that lacks a field the template uses is a
 		// render error, never an email with a blank where the login should be.
 		t, err := texttemplate.New("").Option("missingkey=error").Funcs(texttemplate.FuncMap(funcs)).
-			ParseFS(templateFiles, "templates/"+string(kind)+".txt")
+			ParseFS(templateFiles, "templates/sftp_connect.txt", "templates/"+string(kind)+".txt")
 		if err != nil {
 			return nil, fmt.Errorf("email %s: %w", kind, err)
 		}
@@ -74,7 +74,7 @@ func NewRenderer(publicURL, product string) (*Renderer, error) {
 			return nil, fmt.Errorf("email %s: the text template defines no subject", kind)
 		}
 		h, err := htmltemplate.New("").Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).
-			ParseFS(templateFiles, "templates/layout.html", "templates/"+string(kind)+".html")
+			ParseFS(templateFiles, "templates/layout.html", "templates/sftp_connect.html", "templates/"+string(kind)+".html")
 		if err != nil {
 			return nil, fmt.Errorf("email %s: %w", kind, err)
 		}

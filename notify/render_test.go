@@ -37,10 +37,17 @@ var samples = map[outbox.EmailKind]struct {
 		"Charles Babbage", "contact your administrator"}},
 	outbox.EmailModuleTrialStarted: {outbox.ModuleTrialStartedData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", StartedAt: t0, EndsAt: t1, Licences: 5,
-	}, []string{"Analytical Engines", "Monday 2 March 2026", "Monday 16 March 2026 at 09:30 UTC", "5 SFTP user licences"}},
+		OwnerSFTP: outbox.OwnerSFTP{OwnSFTP: &outbox.SFTPEnabledData{UserName: "Charles Babbage", AccountName: "Analytical Engines",
+			Host: "sftp.example.com", Port: 2222, Login: "ae-charles-3x9p",
+			HostKeys: []outbox.HostKeyFingerprint{{Algorithm: "ssh-ed25519", Fingerprint: "SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E"}}}},
+	}, []string{"Analytical Engines", "Monday 2 March 2026", "Monday 16 March 2026 at 09:30 UTC", "5 SFTP user licences",
+		"SFTP is turned on for you too", "sftp.example.com", "2222", "ae-charles-3x9p", "Acme Files account password",
+		"SHA256:7tZc3vJ4m5l0cQyq1oV3t0E+2l6cF3bWqgW4yZs4h2E"}},
 	outbox.EmailModuleActivated: {outbox.ModuleActivatedData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", ActivatedAt: t0, Licences: 1,
-	}, []string{"Analytical Engines", "Monday 2 March 2026", "1 SFTP user licence."}},
+		OwnerSFTP: outbox.OwnerSFTP{NoLicenceForOwner: true},
+	}, []string{"Analytical Engines", "Monday 2 March 2026", "1 SFTP user licence.", "no licence was free",
+		"ask support for more licences"}},
 	outbox.EmailModuleTrialEnding: {outbox.ModuleTrialEndingData{
 		OwnerName: "Charles Babbage", AccountName: "Analytical Engines", EndsAt: t1, Licences: 5, LicencesUsed: 3,
 	}, []string{"Monday 16 March 2026 at 09:30 UTC", "3 of your 5 SFTP user licences"}},

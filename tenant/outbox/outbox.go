@@ -128,6 +128,17 @@ type SSHKeyExpiryData struct {
 	Expired     bool `json:"-"` // chooses the kind; the templates know it by their kind
 }
 
+// OwnerSFTP is what a module email tells the owner who started the module
+// (who started the trial, or asked for the activation) of their own SFTP
+// access, turned on with the module in the same transaction.
+type OwnerSFTP struct {
+	// OwnSFTP is their access and how to connect, as the sftp_enabled email
+	// has it; nil in the other owners' emails, and when no licence was free.
+	OwnSFTP *SFTPEnabledData
+	// NoLicenceForOwner is set when no licence was free for them.
+	NoLicenceForOwner bool
+}
+
 // ModuleTrialStartedData goes to the account owner when the SFTP trial starts.
 type ModuleTrialStartedData struct {
 	OwnerName   string
@@ -135,6 +146,7 @@ type ModuleTrialStartedData struct {
 	StartedAt   time.Time
 	EndsAt      time.Time
 	Licences    int
+	OwnerSFTP
 }
 
 // ModuleActivatedData goes to the account owner when support activates the module.
@@ -143,6 +155,7 @@ type ModuleActivatedData struct {
 	AccountName string
 	ActivatedAt time.Time
 	Licences    int
+	OwnerSFTP
 }
 
 // ModuleTrialEndingData goes to the account owner three days before the trial ends.

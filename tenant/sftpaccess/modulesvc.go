@@ -78,23 +78,93 @@ func (s *Service) updateModule(ctx context.Context, q tenant.Queryer, a *tenant.
 	return audit.Record(ctx, q, a.ID, audit.Event{Kind: kind, TargetKind: "Account", TargetID: a.ID, Before: before, After: moduleAuditState(a)})
 }
 
+// owner is a live owner of an account, as module emails need them.
+type owner struct {
+	ID    string `db:"id"`
+	Name  string `db:"name"`
+	Email string `db:"email"`
+}
+
+// liveOwners lists the account's live owners, oldest first.
+func liveOwners(ctx context.Context, q tenant.Queryer, accountID string) ([]owner, error) {
+	var owners []owner
+	err := q.SelectContext(ctx, &owners, `SELECT id, name, email FROM users
+		WHERE account_id = $1 AND role = 'OWNER' AND deleted_at IS NULL ORDER BY created_at, id`, accountID)
+	return owners, tenant.DBError(err)
+}
+
 // emailOwners enqueues one email to each live owner of the account, in the
 // caller's transaction.
-func emailOwners(ctx context.Context, q tenant.Queryer, accountID string, data func(ownerName string) outbox.EmailData) error {
-	var owners []struct {
-		Name  string `db:"name"`
-		Email string `db:"email"`
-	}
-	if err := q.SelectContext(ctx, &owners, `SELECT name, email FROM users
-		WHERE account_id = $1 AND role = 'OWNER' AND deleted_at IS NULL ORDER BY created_at, id`, accountID); err != nil {
-		return tenant.DBError(err)
+func emailOwners(ctx context.Context, q tenant.Queryer, accountID string, data func(o owner) outbox.EmailData) error {
+	owners, err := liveOwners(ctx, q, accountID)
+	if err != nil {
+		return err
 	}
 	for _, o := range owners {
-		if err := outbox.Enqueue(ctx, q, accountID, outbox.Email{To: o.Email, Data: data(o.Name)}); err != nil {
+		if err := outbox.Enqueue(ctx, q, accountID, outbox.Email{To: o.Email, Data: data(o)}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// firstStart reports whether the module has never started for the account
+// (no trial, never activated): only then do owners get SFTP with it, so that
+// a later activation (after a trial, a suspension or an expiry) neither
+// re-issues nor resends anything. a is the account before the change.
+func firstStart(a *tenant.Account) bool {
+	return a.SFTPTrialStartedAt == nil && a.SFTPActivatedAt == nil
+}
+
+// ownersSFTPTx turns SFTP on, in the caller's transaction (which holds the
+// account's lock and has just started the module), for each of the owners
+// ownerIDs who is live and has no SFTP access yet, taking a licence each
+// through reserveLicence, so never overselling. It returns, by owner ID, what
+// their module email says of it: their credentials, or that no licence was free.
+func (s *Service) ownersSFTPTx(ctx context.Context, q tenant.Queryer, ownerIDs []string) (map[string]outbox.OwnerSFTP, error) {
+	out := map[string]outbox.OwnerSFTP{}
+	for _, id := range ownerIDs {
+		u, err := tenant.GetUser(ctx, q, id, true)
+		if err != nil {
+			return nil, err
+		}
+		if u.Deleted() || u.Role != tenant.RoleOwner || u.SFTPEnabled {
+			continue
+		}
+		data, err := s.switchAccessTx(ctx, q, u, true)
+		switch {
+		case tenant.ErrorCode(err) == tenant.ELimit:
+			// reserveLicence failed before writing anything: the module still starts.
+			out[id] = outbox.OwnerSFTP{NoLicenceForOwner: true}
+		case err != nil:
+			return nil, err
+		default:
+			out[id] = outbox.OwnerSFTP{OwnSFTP: data}
+		}
+	}
+	return out, nil
+}
+
+// requestingOwners returns who gets SFTP when support activates the module
+// for the first time: the live owners with an open module request, oldest
+// request first; when no owner asked (an administrator did, or support acted
+// unasked), the account's first owner, since the account's SFTP starts with them.
+func requestingOwners(ctx context.Context, q tenant.Queryer, accountID string) ([]string, error) {
+	var ids []string
+	if err := q.SelectContext(ctx, &ids, `SELECT u.id FROM sftp_module_requests r
+		JOIN users u ON u.account_id = r.account_id AND u.id = r.requested_by
+		WHERE r.account_id = $1 AND r.handled_at IS NULL AND u.role = 'OWNER' AND u.deleted_at IS NULL
+		GROUP BY u.id ORDER BY min(r.created_at), u.id`, accountID); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	if len(ids) > 0 {
+		return ids, nil
+	}
+	owners, err := liveOwners(ctx, q, accountID)
+	if err != nil || len(owners) == 0 {
+		return nil, err
+	}
+	return []string{owners[0].ID}, nil
 }
 
 // StartSFTPTrial starts the account's free SFTP trial: TRIAL for
@@ -131,14 +201,24 @@ func (s *Service) StartSFTPTrial(ctx context.Context) (*tenant.Account, error) {
 		}
 		now := s.Time()
 		ends := now.Add(time.Duration(days) * 24 * time.Hour)
+		first := firstStart(a)
 		// GREATEST: support may already have granted more licences than a trial has.
 		if err := s.updateModule(ctx, q, a, "sftp_module.trial_started",
 			`sftp_status = 'TRIAL', sftp_trial_started_at = $2, sftp_trial_ends_at = $3, sftp_licences = greatest(sftp_licences, $4)`,
 			ends, licences); err != nil {
 			return err
 		}
-		return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
-			return outbox.ModuleTrialStartedData{OwnerName: owner, AccountName: a.Name, StartedAt: now, EndsAt: ends, Licences: a.SFTPLicences}
+		var own map[string]outbox.OwnerSFTP
+		if first {
+			// The owner who starts the trial can connect at once.
+			var err error
+			if own, err = s.ownersSFTPTx(ctx, q, []string{p.ID}); err != nil {
+				return err
+			}
+		}
+		return emailOwners(ctx, q, a.ID, func(o owner) outbox.EmailData {
+			return outbox.ModuleTrialStartedData{OwnerName: o.Name, AccountName: a.Name, StartedAt: now, EndsAt: ends, Licences: a.SFTPLicences,
+				OwnerSFTP: own[o.ID]}
 		})
 	})
 	if err != nil {
@@ -270,16 +350,27 @@ func (s *Service) ActivateSFTPModule(ctx context.Context, accountID string, lice
 			return tenant.Errorf(tenant.EConflict, "the SFTP module is already active for this account; change its licences instead")
 		}
 		now := s.Time()
+		var owners []string
+		if firstStart(a) {
+			var err error
+			if owners, err = requestingOwners(ctx, q, a.ID); err != nil {
+				return err
+			}
+		}
 		if err := s.updateModule(ctx, q, a, "sftp_module.activated",
 			`sftp_status = 'ACTIVE', sftp_activated_at = $2, sftp_suspended_at = NULL, sftp_licences = $3`, licences); err != nil {
+			return err
+		}
+		own, err := s.ownersSFTPTx(ctx, q, owners)
+		if err != nil {
 			return err
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE sftp_module_requests SET handled_at = $2
 			WHERE account_id = $1 AND handled_at IS NULL`, a.ID, now); err != nil {
 			return tenant.DBError(err)
 		}
-		return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
-			return outbox.ModuleActivatedData{OwnerName: owner, AccountName: a.Name, ActivatedAt: now, Licences: licences}
+		return emailOwners(ctx, q, a.ID, func(o owner) outbox.EmailData {
+			return outbox.ModuleActivatedData{OwnerName: o.Name, AccountName: a.Name, ActivatedAt: now, Licences: licences, OwnerSFTP: own[o.ID]}
 		})
 	})
 }
@@ -415,8 +506,8 @@ func (s *Service) SendTrialEndingReminders(ctx context.Context) (int, error) {
 				return err
 			}
 			claimed = true
-			return emailOwners(ctx, q, a.ID, func(owner string) outbox.EmailData {
-				return outbox.ModuleTrialEndingData{OwnerName: owner, AccountName: a.Name, EndsAt: *a.SFTPTrialEndsAt,
+			return emailOwners(ctx, q, a.ID, func(o owner) outbox.EmailData {
+				return outbox.ModuleTrialEndingData{OwnerName: o.Name, AccountName: a.Name, EndsAt: *a.SFTPTrialEndsAt,
 					Licences: a.SFTPLicences, LicencesUsed: used}
 			})
 		})

@@ -40,8 +40,19 @@ func (s *Service) SetSFTPAccess(ctx context.Context, userID string, enabled bool
 // sftp_enabled email; turning it off frees the licence. u is updated. The
 // caller ends the user's sessions after committing a switch-off.
 func (s *Service) SetAccessTx(ctx context.Context, q tenant.Queryer, u *tenant.User, enabled bool) error {
+	data, err := s.switchAccessTx(ctx, q, u, enabled)
+	if err != nil || data == nil {
+		return err
+	}
+	return outbox.Enqueue(ctx, q, u.AccountID, outbox.Email{To: u.Email, Data: *data})
+}
+
+// switchAccessTx is SetAccessTx but for the email: turning access on
+// returns what the sftp_enabled email would tell the user, for the caller to
+// send (or to put in another email); anything else returns nil.
+func (s *Service) switchAccessTx(ctx context.Context, q tenant.Queryer, u *tenant.User, enabled bool) (*outbox.SFTPEnabledData, error) {
 	if u.SFTPEnabled == enabled {
-		return nil
+		return nil, nil
 	}
 	var (
 		a     *tenant.Account
@@ -50,13 +61,13 @@ func (s *Service) SetAccessTx(ctx context.Context, q tenant.Queryer, u *tenant.U
 	)
 	if enabled {
 		if u.Deleted() {
-			return &tenant.Error{Code: tenant.EConflict, Field: "sftpEnabled", Message: "this user is deleted; restore them first"}
+			return nil, &tenant.Error{Code: tenant.EConflict, Field: "sftpEnabled", Message: "this user is deleted; restore them first"}
 		}
 		if a, err = s.reserveLicence(ctx, q, u.AccountID, "sftpEnabled"); err != nil {
-			return err
+			return nil, err
 		}
 		if creds, err = ensureCredentials(ctx, q, u); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	before := u.AuditState()
@@ -64,19 +75,19 @@ func (s *Service) SetAccessTx(ctx context.Context, q tenant.Queryer, u *tenant.U
 	if err := q.GetContext(ctx, u, `UPDATE users SET sftp_enabled = $2,
 		sftp_enabled_at = CASE WHEN $2 THEN $3 ELSE sftp_enabled_at END, updated_at = $3
 		WHERE id = $1 RETURNING `+tenant.UserColumns, u.ID, enabled, now); err != nil {
-		return tenant.DBError(err)
+		return nil, tenant.DBError(err)
 	}
 	kind := "sftp.disabled"
 	if enabled {
 		kind = "sftp.enabled"
 	}
 	if err := audit.Record(ctx, q, u.AccountID, audit.Event{Kind: kind, TargetKind: "User", TargetID: u.ID, Before: before, After: u.AuditState()}); err != nil {
-		return err
+		return nil, err
 	}
 	if !enabled {
-		return nil
+		return nil, nil
 	}
-	return s.enqueueSFTPEnabled(ctx, q, a, u, creds)
+	return s.sftpEnabledData(ctx, q, a, u, creds)
 }
 
 // RestoreAccessTx is RestoreUser's part for a user who had SFTP access when
@@ -102,13 +113,23 @@ func (s *Service) RestoreAccessTx(ctx context.Context, q tenant.Queryer, u *tena
 // transaction, so it goes out exactly when the change commits. It never holds
 // a password.
 func (s *Service) enqueueSFTPEnabled(ctx context.Context, q tenant.Queryer, a *tenant.Account, u *tenant.User, creds credentialsRow) error {
-	fps, err := sftplogin.HostKeyFingerprintsTx(ctx, q, "")
+	data, err := s.sftpEnabledData(ctx, q, a, u, creds)
 	if err != nil {
 		return err
 	}
+	return outbox.Enqueue(ctx, q, u.AccountID, outbox.Email{To: u.Email, Data: *data})
+}
+
+// sftpEnabledData is what the sftp_enabled email tells u: how to connect,
+// the host keys to check, and whether they are jailed.
+func (s *Service) sftpEnabledData(ctx context.Context, q tenant.Queryer, a *tenant.Account, u *tenant.User, creds credentialsRow) (*outbox.SFTPEnabledData, error) {
+	fps, err := sftplogin.HostKeyFingerprintsTx(ctx, q, "")
+	if err != nil {
+		return nil, err
+	}
 	jailed, err := sftplogin.JailedTx(ctx, q, u.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data := outbox.SFTPEnabledData{
 		Jailed:      jailed,
@@ -120,9 +141,9 @@ func (s *Service) enqueueSFTPEnabled(ctx context.Context, q tenant.Queryer, a *t
 		HostKeys:    fps,
 	}
 	if err := addDedicatedHostTx(ctx, q, u.AccountID, creds, &data); err != nil {
-		return err
+		return nil, err
 	}
-	return outbox.Enqueue(ctx, q, u.AccountID, outbox.Email{To: u.Email, Data: data})
+	return &data, nil
 }
 
 // reserveLicence locks the account row (SELECT ... FOR UPDATE), then checks
