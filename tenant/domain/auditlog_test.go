@@ -69,7 +69,9 @@ func TestAuditEvents(t *testing.T) {
 
 	// By kind: exact kinds and families.
 	sftp, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp.enabled", "sftp.disabled"}}, tenant.Page{})
-	if err != nil || len(sftp.Items) != 2 || sftp.Items[0].Kind != "sftp.disabled" {
+	// Three: the owner's enabling with the module's first activation, then u's two.
+	if err != nil || len(sftp.Items) != 3 || sftp.Items[0].Kind != "sftp.disabled" ||
+		sftp.Items[2].TargetID == nil || *sftp.Items[2].TargetID != f.owner.ID {
 		t.Fatalf("SFTP access events = %+v, %v", sftp, err)
 	}
 	module, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.*"}}, tenant.Page{})

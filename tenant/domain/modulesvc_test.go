@@ -283,8 +283,9 @@ func TestSFTPModuleLifecycle(t *testing.T) {
 	f.enableFails(u, tenant.EConflict)
 
 	// Support activates after the purchase: the same credentials work again.
+	// The one licence in use is the owner's, from the trial's start.
 	c := f.activate(10)
-	if got := f.svc.SFTP.SFTPModuleStatus(c.Account); got != tenant.ModuleActive || c.Licences != (sftpaccess.Licences{Purchased: 10, Used: 0, Available: 10}) || c.Warning != "" {
+	if got := f.svc.SFTP.SFTPModuleStatus(c.Account); got != tenant.ModuleActive || c.Licences != (sftpaccess.Licences{Purchased: 10, Used: 1, Available: 9}) || c.Warning != "" {
 		t.Fatalf("activation = %s %+v %q", got, c.Licences, c.Warning)
 	}
 	if got := f.emailsTo(outbox.EmailModuleActivated, f.owner.Email); len(got) != 1 {
@@ -416,7 +417,8 @@ func TestSuspendAndReactivate(t *testing.T) {
 	f.wantCode(err, tenant.EConflict, "suspend twice")
 
 	f.activate(5)
-	if l, err := f.svc.SFTP.SFTPLicences(f.ownerCtx, f.account.ID); err != nil || *l != (sftpaccess.Licences{Purchased: 5, Used: 1, Available: 4}) {
+	// u's and the owner's (from the first activation, kept through the suspension).
+	if l, err := f.svc.SFTP.SFTPLicences(f.ownerCtx, f.account.ID); err != nil || *l != (sftpaccess.Licences{Purchased: 5, Used: 2, Available: 3}) {
 		t.Fatalf("licences after reactivation = %+v, %v", l, err)
 	}
 	f.enable(v)
@@ -424,9 +426,8 @@ func TestSuspendAndReactivate(t *testing.T) {
 
 func TestLicenceRaceNeverOversells(t *testing.T) {
 	f := newModuleFixture(t)
-	f.activate(3)
+	f.activate(3) // the owner takes the first licence
 	f.enable(f.newUser("first@acme.test", tenant.RoleUser))
-	f.enable(f.newUser("second@acme.test", tenant.RoleUser))
 	var users []*tenant.User
 	for i := range 20 {
 		users = append(users, f.newUser("racer"+tenant.Itoa(i)+"@acme.test", tenant.RoleUser))
@@ -465,19 +466,20 @@ func TestLicenceRaceNeverOversells(t *testing.T) {
 	if *l != (sftpaccess.Licences{Purchased: 3, Used: 3, Available: 0}) {
 		t.Fatalf("licences after the race = %+v", *l)
 	}
-	if got := len(f.emails(outbox.EmailSFTPEnabled)); got != 3 {
-		t.Fatalf("%d credentials emails, want 3 (one per enabled user)", got)
+	// The owner's credentials came in the module_activated email.
+	if got := len(f.emails(outbox.EmailSFTPEnabled)); got != 2 {
+		t.Fatalf("%d credentials emails, want 2 (one per enabled user but the owner)", got)
 	}
 }
 
 func TestLoweringLicencesBelowUsed(t *testing.T) {
 	f := newModuleFixture(t)
-	f.activate(3)
+	f.activate(3) // the owner takes the first licence
 	var users []*tenant.User
-	for _, name := range []string{"a", "b", "c", "d"} {
+	for _, name := range []string{"a", "b", "d"} {
 		users = append(users, f.newUser(name+"@acme.test", tenant.RoleUser))
 	}
-	for _, u := range users[:3] {
+	for _, u := range users[:2] {
 		f.enable(u)
 	}
 
@@ -495,22 +497,22 @@ func TestLoweringLicencesBelowUsed(t *testing.T) {
 	if l, _ := f.svc.SFTP.SFTPLicences(f.ownerCtx, f.account.ID); l.Used != 3 {
 		t.Fatalf("used after lowering = %d, want 3", l.Used)
 	}
-	f.enableFails(users[3], tenant.ELimit)
+	f.enableFails(users[2], tenant.ELimit)
 
 	if _, err := f.svc.SFTP.SetSFTPAccess(f.ownerCtx, users[0].ID, false); err != nil {
 		t.Fatal(err)
 	}
-	f.enableFails(users[3], tenant.ELimit) // 2 of 1 still in use
+	f.enableFails(users[2], tenant.ELimit) // 2 of 1 still in use
 	if _, err := f.svc.SFTP.SetSFTPAccess(f.ownerCtx, users[1].ID, false); err != nil {
 		t.Fatal(err)
 	}
-	f.enableFails(users[3], tenant.ELimit) // 1 of 1: the licence is the remaining user's
+	f.enableFails(users[2], tenant.ELimit) // 1 of 1: the licence is the owner's
 
 	c, err = f.svc.SFTP.SetSFTPLicences(f.staff, f.account.ID, 2)
 	if err != nil || c.Warning != "" {
 		t.Fatalf("raising licences: %+v, %v", c, err)
 	}
-	f.enable(users[3])
+	f.enable(users[2])
 
 	events, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.licences_changed"}}, tenant.Page{})
 	if err != nil {
@@ -528,7 +530,7 @@ func TestLoweringLicencesBelowUsed(t *testing.T) {
 
 func TestLicenceFailureLeavesNoEmail(t *testing.T) {
 	f := newModuleFixture(t)
-	f.activate(1)
+	f.activate(2) // the owner takes one
 	f.enable(f.newUser("first@acme.test", tenant.RoleUser))
 	late := f.newUser("late@acme.test", tenant.RoleUser)
 

@@ -145,6 +145,31 @@ func (s *Service) ownersSFTPTx(ctx context.Context, q tenant.Queryer, ownerIDs [
 	return out, nil
 }
 
+// lockUsers locks the rows of the users ids, in ID order so that two
+// transactions locking some of the same users cannot deadlock.
+func lockUsers(ctx context.Context, q tenant.Queryer, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var got []string
+	return tenant.DBError(q.SelectContext(ctx, &got, `SELECT id FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+		tenant.StringArray(ids)))
+}
+
+// subset reports whether every one of ids is in of.
+func subset(ids, of []string) bool {
+	in := map[string]bool{}
+	for _, id := range of {
+		in[id] = true
+	}
+	for _, id := range ids {
+		if !in[id] {
+			return false
+		}
+	}
+	return true
+}
+
 // requestingOwners returns who gets SFTP when support activates the module
 // for the first time: the live owners with an open module request, oldest
 // request first; when no owner asked (an administrator did, or support acted
@@ -189,6 +214,12 @@ func (s *Service) StartSFTPTrial(ctx context.Context) (*tenant.Account, error) {
 	}
 	var a *tenant.Account
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		// The owner's row lock before the account's, as in SetSFTPAccess:
+		// turning their SFTP on below takes both, and the other order could
+		// deadlock with a setSftpAccess on them.
+		if err := lockUsers(ctx, q, []string{p.ID}); err != nil {
+			return err
+		}
 		var err error
 		if a, err = tenant.LockAccount(ctx, q, p.AccountID); err != nil {
 			return err
@@ -297,8 +328,12 @@ func (s *Service) SFTPModuleRequest(ctx context.Context, id string) (*ModuleRequ
 // staffOnAccount runs fn for support staff in a transaction scoped to the one
 // account they act on, with the account's row locked: the tenant scope (not
 // the staff one) lets the change write the account's outbox, and is narrower.
-// A malformed or unknown account ID is "account not found".
-func (s *Service) staffOnAccount(ctx context.Context, accountID string, fn func(q tenant.Queryer, a *tenant.Account) error) error {
+// A malformed or unknown account ID is "account not found". before, if not
+// nil, runs in the transaction before the account is locked: a change that
+// locks users' rows takes them there, as every other path locks a user before
+// their account.
+func (s *Service) staffOnAccount(ctx context.Context, accountID string, before func(q tenant.Queryer) error,
+	fn func(q tenant.Queryer, a *tenant.Account) error) error {
 	if _, err := tenant.RequireStaff(ctx); err != nil {
 		return err
 	}
@@ -306,6 +341,11 @@ func (s *Service) staffOnAccount(ctx context.Context, accountID string, fn func(
 		return tenant.NotFound("account")
 	}
 	return s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		if before != nil {
+			if err := before(q); err != nil {
+				return err
+			}
+		}
 		a, err := tenant.LockAccount(ctx, q, accountID)
 		if err != nil {
 			return err
@@ -344,8 +384,49 @@ func licenceChange(ctx context.Context, q tenant.Queryer, a *tenant.Account) (*L
 // get it back with the same credentials. Open module requests are marked
 // handled and the owners are emailed. Support staff only; an unknown account
 // is not found; an already active module is an EConflict user error.
+//
+// The first activation (no trial before) also turns SFTP on for the owners
+// who asked for the module (requestingOwners), as StartSFTPTrial does for the
+// owner who starts the trial, and their emails carry their credentials.
 func (s *Service) ActivateSFTPModule(ctx context.Context, accountID string, licences int) (*LicenceChange, error) {
-	return s.changeLicences(ctx, accountID, licences, func(q tenant.Queryer, a *tenant.Account) error {
+	for attempt := 1; ; attempt++ {
+		c, err := s.activate(ctx, accountID, licences)
+		// A module request came in between locking the owners and locking
+		// the account: try again with the new requester locked too.
+		if err == errOwnersChanged && attempt < 3 {
+			continue
+		}
+		return c, err
+	}
+}
+
+// errOwnersChanged is activate's answer when the owners to turn SFTP on for
+// changed after their rows were locked.
+var errOwnersChanged = tenant.Errorf(tenant.EConflict, "a module request came in during the activation; try again")
+
+// activate is one attempt at ActivateSFTPModule.
+func (s *Service) activate(ctx context.Context, accountID string, licences int) (*LicenceChange, error) {
+	var locked []string
+	// The owners' row locks before the account's, as in SetSFTPAccess (user,
+	// then account): the other order could deadlock with a setSftpAccess on
+	// one of them. Which owners is read before the account is locked, then
+	// checked again under its lock (RequestSFTPModule takes it too).
+	lockOwners := func(q tenant.Queryer) error {
+		var started bool
+		if err := q.GetContext(ctx, &started, `SELECT sftp_trial_started_at IS NOT NULL OR sftp_activated_at IS NOT NULL
+			FROM accounts WHERE id = $1`, accountID); err != nil {
+			return tenant.NotFoundAs(tenant.DBError(err), "account")
+		}
+		if started {
+			return nil // not the first start: nobody gets SFTP with it
+		}
+		var err error
+		if locked, err = requestingOwners(ctx, q, accountID); err != nil {
+			return err
+		}
+		return lockUsers(ctx, q, locked)
+	}
+	return s.changeLicences(ctx, accountID, licences, lockOwners, func(q tenant.Queryer, a *tenant.Account) error {
 		if tenant.ModuleStatus(a.SFTPStatus) == tenant.ModuleActive {
 			return tenant.Errorf(tenant.EConflict, "the SFTP module is already active for this account; change its licences instead")
 		}
@@ -355,6 +436,9 @@ func (s *Service) ActivateSFTPModule(ctx context.Context, accountID string, lice
 			var err error
 			if owners, err = requestingOwners(ctx, q, a.ID); err != nil {
 				return err
+			}
+			if !subset(owners, locked) {
+				return errOwnersChanged
 			}
 		}
 		if err := s.updateModule(ctx, q, a, "sftp_module.activated",
@@ -381,7 +465,7 @@ func (s *Service) ActivateSFTPModule(ctx context.Context, accountID string, lice
 // can be enabled until enough users are turned off. Support staff only; an
 // unknown account is not found.
 func (s *Service) SetSFTPLicences(ctx context.Context, accountID string, licences int) (*LicenceChange, error) {
-	return s.changeLicences(ctx, accountID, licences, func(q tenant.Queryer, a *tenant.Account) error {
+	return s.changeLicences(ctx, accountID, licences, nil, func(q tenant.Queryer, a *tenant.Account) error {
 		if a.SFTPLicences == licences {
 			return nil
 		}
@@ -390,8 +474,10 @@ func (s *Service) SetSFTPLicences(ctx context.Context, accountID string, licence
 }
 
 // changeLicences runs a staff change that sets the account's licences, then
-// reports the licences as they are.
-func (s *Service) changeLicences(ctx context.Context, accountID string, licences int, change func(q tenant.Queryer, a *tenant.Account) error) (*LicenceChange, error) {
+// reports the licences as they are. before, if not nil, runs first, before
+// the account's lock (see staffOnAccount).
+func (s *Service) changeLicences(ctx context.Context, accountID string, licences int, before func(q tenant.Queryer) error,
+	change func(q tenant.Queryer, a *tenant.Account) error) (*LicenceChange, error) {
 	if _, err := tenant.RequireStaff(ctx); err != nil {
 		return nil, err
 	}
@@ -399,7 +485,7 @@ func (s *Service) changeLicences(ctx context.Context, accountID string, licences
 		return nil, tenant.Invalid("licences", "licences must be between 0 and %d", MaxLicences)
 	}
 	var c *LicenceChange
-	err := s.staffOnAccount(ctx, accountID, func(q tenant.Queryer, a *tenant.Account) error {
+	err := s.staffOnAccount(ctx, accountID, before, func(q tenant.Queryer, a *tenant.Account) error {
 		if err := change(q, a); err != nil {
 			return err
 		}
@@ -419,7 +505,7 @@ func (s *Service) changeLicences(ctx context.Context, accountID string, licences
 // never set up, or is already suspended, is an EConflict user error.
 func (s *Service) SuspendSFTPModule(ctx context.Context, accountID string) (*tenant.Account, error) {
 	var a *tenant.Account
-	err := s.staffOnAccount(ctx, accountID, func(q tenant.Queryer, locked *tenant.Account) error {
+	err := s.staffOnAccount(ctx, accountID, nil, func(q tenant.Queryer, locked *tenant.Account) error {
 		a = locked
 		switch tenant.ModuleStatus(a.SFTPStatus) {
 		case tenant.ModuleNone:
