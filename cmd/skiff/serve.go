@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -222,6 +223,10 @@ func (c *ServeCmd) demo(ctx context.Context, d *database, svc *domain.Domain) (*
 type demoLogins struct {
 	OwnerEmail, OwnerPassword string
 	StaffEmail, StaffPassword string
+	// OwnerSFTPLogin is the owner's SFTP login ID, theirs since the demo's
+	// trial started (with the owner's password); empty in a demo file
+	// written before owners got SFTP with the trial.
+	OwnerSFTPLogin string
 }
 
 const demoFile = "demo-logins.txt"
@@ -254,10 +259,10 @@ func ensureDemo(ctx context.Context, svc *domain.Domain, dataDir string) (*demoL
 	if err != nil {
 		return nil, err
 	}
-	if err := startDemoTrial(ctx, svc, a, owner); err != nil {
+	if dl.OwnerSFTPLogin, err = startDemoTrial(ctx, svc, a, owner); err != nil {
 		return nil, err
 	}
-	content := fmt.Sprintf("owner %s %s\nstaff %s %s\n", dl.OwnerEmail, dl.OwnerPassword, dl.StaffEmail, dl.StaffPassword)
+	content := fmt.Sprintf("owner %s %s\nstaff %s %s\nsftp %s\n", dl.OwnerEmail, dl.OwnerPassword, dl.StaffEmail, dl.StaffPassword, dl.OwnerSFTPLogin)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		return nil, err
 	}
@@ -271,8 +276,17 @@ func readDemoLogins(path string) (*demoLogins, error) {
 		return nil, err
 	}
 	var dl demoLogins
-	if _, err := fmt.Sscanf(string(b), "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword); err != nil {
+	lines := strings.SplitAfterN(string(b), "\n", 3)
+	if len(lines) < 2 {
+		return nil, fmt.Errorf("%s: too short", path)
+	}
+	if _, err := fmt.Sscanf(lines[0]+lines[1], "owner %s %s\nstaff %s %s\n", &dl.OwnerEmail, &dl.OwnerPassword, &dl.StaffEmail, &dl.StaffPassword); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(lines) == 3 && lines[2] != "" { // an older file has no SFTP line
+		if _, err := fmt.Sscanf(lines[2], "sftp %s\n", &dl.OwnerSFTPLogin); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return &dl, nil
 }
@@ -296,6 +310,10 @@ func printWelcome(base string, playground bool, sftpAddrs []string, demo *demoLo
 	if demo != nil {
 		fmt.Fprintf(&b, "\nDemo account owner: %s  password: %s\n", demo.OwnerEmail, demo.OwnerPassword)
 		fmt.Fprintf(&b, "Support staff:      %s  password: %s\n", demo.StaffEmail, demo.StaffPassword)
+		if demo.OwnerSFTPLogin != "" && len(sftpAddrs) > 0 {
+			host, port, _ := net.SplitHostPort(sftpAddrs[0])
+			fmt.Fprintf(&b, "Owner's SFTP:       sftp -P %s %s@%s  (the owner's password; also in the trial email in mail/)\n", port, demo.OwnerSFTPLogin, host)
+		}
 		fmt.Fprintf(&b, "\nLog in:\n  curl -s %s/graphql -H 'Content-Type: application/json' \\\n", base)
 		fmt.Fprintf(&b, "    -d '{\"query\":\"mutation { login(input: {email: \\\"%s\\\", password: \\\"%s\\\"}) { token userErrors { message } } }\"}'\n", demo.OwnerEmail, demo.OwnerPassword)
 	}

@@ -221,6 +221,19 @@ func TestServeTour(t *testing.T) {
 		t.Fatalf("demo account module = %v", d)
 	}
 
+	// The owner got SFTP with the trial: the trial email carries their login
+	// and the served host key, and the owner's password logs them in.
+	if dl.OwnerSFTPLogin == "" {
+		t.Fatal("the demo file has no SFTP login for the owner")
+	}
+	trialMail := waitForMail(t, filepath.Join(dataDir, "mail"), dl.OwnerSFTPLogin)
+	if !strings.Contains(trialMail, "trial") || !strings.Contains(trialMail, servedHostKey(t, s.sftp)) || strings.Contains(trialMail, dl.OwnerPassword) {
+		t.Fatalf("the owner's trial email:\n%s", trialMail)
+	}
+	if out, err := sftpRun(t, s.sftp, dl.OwnerSFTPLogin, "", dl.OwnerPassword, "pwd\n"); err != nil || !strings.Contains(out, "/My Files") {
+		t.Fatalf("the owner's sftp with the login from the trial email: %v\n%s", err, out)
+	}
+
 	// Create a user with SFTP on, and a key for them.
 	const alicePassword = "alice's long password"
 	d = s.gql(t, owner, `mutation($p: String!) { createUser(input: {email: "alice@demo.example", name: "Alice", password: $p, sftpEnabled: true}) {

@@ -298,9 +298,19 @@ func addrIP(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// startDemoTrial puts the demo account in TRIAL so the tour works at once.
-func startDemoTrial(ctx context.Context, svc *domain.Domain, a *tenant.Account, owner *tenant.User) error {
+// startDemoTrial puts the demo account in TRIAL so the tour works at once,
+// and returns the SFTP login the owner got with it.
+func startDemoTrial(ctx context.Context, svc *domain.Domain, a *tenant.Account, owner *tenant.User) (string, error) {
 	octx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: a.ID, Role: tenant.RoleOwner, Name: owner.Name, Email: owner.Email})
-	_, err := svc.SFTP.StartSFTPTrial(octx)
-	return err
+	if _, err := svc.SFTP.StartSFTPTrial(octx); err != nil {
+		return "", err
+	}
+	c, err := svc.SFTP.SFTPCredentials(octx, owner.ID)
+	if err != nil {
+		return "", err
+	}
+	if c == nil {
+		return "", errors.New("the demo owner got no SFTP login with the trial")
+	}
+	return c.Login, nil
 }
