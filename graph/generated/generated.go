@@ -4072,11 +4072,21 @@ extend type Query {
 }
 
 extend type Mutation {
-  "Start the free SFTP trial (owners, once per account)."
+  """
+  Start the free SFTP trial (owners, once per account). The owner who starts it gets SFTP
+  access with it (one of the trial's licences), and the trial email carries their login and
+  the host-key fingerprints.
+  """
   startSftpTrial: AccountPayload!
   "Ask support to activate the SFTP module or add licences (owners and administrators)."
   requestSftpModule(input: RequestSftpModuleInput!): RequestSftpModulePayload!
-  "Activate the module with a number of licences. Support staff only."
+  """
+  Activate the module with a number of licences. Support staff only. The first start of the
+  module (no trial before) also turns SFTP on for the owners with an open module request (or
+  the first owner if no owner asked), a licence each while any is free, and their activation
+  email carries their login and host-key fingerprints, or says no licence was free. A later
+  activation turns on and resends nothing.
+  """
   activateSftpModule(input: ActivateSftpModuleInput!): SftpLicencesPayload!
   """
   Set the number of purchased licences. Support staff only. Going below the number in

@@ -246,7 +246,8 @@ func TestUsersCSVRoundTrips(t *testing.T) {
 
 	// Into another account: emails are unique across Skiff (live users),
 	// so the file moves to other addresses; the owner comes back as an
-	// owner there too, with everyone else as they were.
+	// owner there too, with everyone else as they were. Beta's owner has
+	// SFTP from starting the trial.
 	other, otherOwner := f.newAccount("Beta", "bea@beta.test")
 	moved := strings.ReplaceAll(out, "@acme.test", "@beta.test")
 	if _, err := f.svc.SFTP.StartSFTPTrial(f.as(otherOwner)); err != nil {
@@ -260,7 +261,7 @@ func TestUsersCSVRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Replace(back, "bea@beta.test,Owner of Beta,OWNER,Pro,false,\n", "", 1); got != moved {
+	if got := strings.Replace(back, "bea@beta.test,Owner of Beta,OWNER,Pro,true,\n", "", 1); got != moved {
 		t.Fatalf("round trip:\n%s\nwant (plus Beta's owner):\n%s", back, moved)
 	}
 }
