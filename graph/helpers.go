@@ -45,3 +45,11 @@ func shareIDs(folderGID string, userGID, groupGID *string) (folderID, userID, gr
 	}
 	return folderID, userID, groupID, nil
 }
+
+// nonNilList is list as a GraphQL list: empty, not null, when it has nothing.
+func nonNilList(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}

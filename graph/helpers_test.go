@@ -205,9 +205,20 @@ type response struct {
 // do posts a GraphQL request with an optional bearer token.
 func (e *env) do(token, query string, v vars) response {
 	e.t.Helper()
+	return e.doFrom("", token, query, v)
+}
+
+// doFrom is do with an X-Forwarded-For header naming addr, unless addr is
+// empty: a client behind a proxy when the handler trusts the test server's
+// peer (127.0.0.1) as one.
+func (e *env) doFrom(addr, token, query string, v vars) response {
+	e.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": v})
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if addr != "" {
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

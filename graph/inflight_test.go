@@ -13,7 +13,7 @@ import (
 func TestInFlightCapPerAddress(t *testing.T) {
 	release := make(chan struct{})
 	var started sync.WaitGroup
-	h := perAddrLimit(2, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	h := perAddrLimit(clientAddrs{}, 2, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.HasPrefix(req.RemoteAddr, "192.0.2.1:") {
 			started.Done()
 			<-release

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -43,7 +42,11 @@ type Config struct {
 	// flight at once; 32 by default.
 	MaxInFlightPerAddr int
 	AllowedOrigins     []string // CORS origins allowed to call the API ("*" for any)
-	Logger             *slog.Logger
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For (or Forwarded) names the client; from anywhere else
+	// the client is the TCP peer. See clientAddrs.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// Ready reports whether the service can take traffic (the database answers).
 	Ready func(ctx context.Context) error
 }
@@ -107,7 +110,8 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", perAddrLimit(cfg.MaxInFlightPerAddr, r.authenticate(r.withLoaders(srv))))
+	addrs := clientAddrs{trusted: cfg.TrustedProxies}
+	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(addrs, r.withLoaders(srv))))
 	if cfg.Playground {
 		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
 	}
@@ -130,17 +134,19 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 }
 
 // authenticate turns a bearer token into the request's principal. A request
-// without a token is anonymous (login still works); a bad token is refused.
-func (r *Resolver) authenticate(next http.Handler) http.Handler {
+// without a token is anonymous (login still works); a bad token, or a user's
+// token from outside their IP allowlists, is refused.
+func (r *Resolver) authenticate(addrs clientAddrs, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		ctx := withRemoteAddr(req.Context(), clientAddr(req))
+		remote := addrs.of(req)
+		ctx := withRemoteAddr(req.Context(), remote)
 		if h := req.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
 				writeAuthError(w, "use the Authorization header as: Bearer <token>")
 				return
 			}
-			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token))
+			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token), remote)
 			if err != nil {
 				if tenant.ErrorCode(err) == tenant.EUnauthenticated {
 					writeAuthError(w, tenant.ErrorMessage(err))
@@ -198,17 +204,6 @@ func writeAuthError(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="skiff"`)
 	w.WriteHeader(http.StatusUnauthorized)
 	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"UNAUTHENTICATED"}}]}`, msg)
-}
-
-// clientAddr is the TCP peer. Behind a reverse proxy, put the proxy's
-// address-rewriting in front; Skiff does not trust X-Forwarded-For.
-func clientAddr(req *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
 }
 
 // presentError maps application errors to extensions.code in one place.
@@ -348,11 +343,11 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 
 // perAddrLimit answers 429 to a client address that already has max
 // requests in flight; other addresses are not affected.
-func perAddrLimit(max int, next http.Handler) http.Handler {
+func perAddrLimit(addrs clientAddrs, max int, next http.Handler) http.Handler {
 	var mu sync.Mutex
 	inFlight := map[netip.Addr]int{}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		a := clientAddr(req)
+		a := addrs.of(req)
 		mu.Lock()
 		over := inFlight[a] >= max
 		if !over {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func BenchmarkUserPage(b *testing.B) {
 	staff := e.staff("support@skiff.example")
 	e.mustDo(staff, `mutation($a: ID!) { activateSftpModule(input: {accountId: $a, licences: 200}) { userErrors { message } } }`,
 		vars{"a": globalID("Account", accountID)}, nil)
-	p, err := e.svc.People.Authenticate(context.Background(), owner)
+	p, err := e.svc.People.Authenticate(context.Background(), owner, netip.Addr{})
 	if err != nil {
 		b.Fatal(err)
 	}

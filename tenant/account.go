@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Account is a customer (a tenant).
@@ -23,10 +24,13 @@ type Account struct {
 	// RequireTotpForAdmins requires two-factor of owners and administrators
 	// at GraphQL login (people.Service.SetRequireTotpForAdmins).
 	RequireTotpForAdmins bool `db:"require_totp_for_admins"`
+	// IPAllowlist is the account's IP allowlist (see ParseIPAllowlist);
+	// empty restricts nothing.
+	IPAllowlist pq.StringArray `db:"ip_allowlist"`
 }
 
 const AccountColumns = `id, name, created_at, updated_at, sftp_status, sftp_trial_started_at, sftp_trial_ends_at,
-	sftp_activated_at, sftp_requested_at, sftp_suspended_at, sftp_licences, require_totp_for_admins`
+	sftp_activated_at, sftp_requested_at, sftp_suspended_at, sftp_licences, require_totp_for_admins, ip_allowlist`
 
 // SystemContext marks ctx as the system acting (the admin CLI, start-up
 // bootstrapping); only a few operations accept it.

@@ -1,6 +1,9 @@
 package tenant
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // Role is a user's role in their account.
 type Role string
@@ -34,6 +37,9 @@ type Principal struct {
 	// EnrolOnly is set when two-factor is required of this principal and
 	// not yet on: the token may only enrol (see people.Service.Authenticate).
 	EnrolOnly bool
+	// Addr is the client address the request came from, when known: IP
+	// allowlists are checked against it (see people.Service.Authenticate).
+	Addr netip.Addr
 }
 
 // IsStaff reports whether p is a support-staff member.

@@ -3,6 +3,8 @@ package tenant
 import (
 	"context"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // User is a person in an account. Deleted users are kept (soft delete) so they
@@ -19,6 +21,9 @@ type User struct {
 	DeletedAt     *time.Time `db:"deleted_at"`
 	SFTPEnabled   bool       `db:"sftp_enabled"`
 	SFTPEnabledAt *time.Time `db:"sftp_enabled_at"`
+	// IPAllowlist is the user's own IP allowlist, on top of the account's
+	// (see ParseIPAllowlist); empty restricts nothing.
+	IPAllowlist pq.StringArray `db:"ip_allowlist"`
 }
 
 // Deleted reports whether the user is soft-deleted.
@@ -29,7 +34,7 @@ func (u *User) AuditState() map[string]any {
 	return map[string]any{"email": u.Email, "name": u.Name, "role": u.Role, "sftpEnabled": u.SFTPEnabled, "deleted": u.Deleted()}
 }
 
-const UserColumns = `id, account_id, email, name, role, password_hash, created_at, updated_at, deleted_at, sftp_enabled, sftp_enabled_at`
+const UserColumns = `id, account_id, email, name, role, password_hash, created_at, updated_at, deleted_at, sftp_enabled, sftp_enabled_at, ip_allowlist`
 
 // GetUser loads a user of the transaction's account; another account's user is not found.
 func GetUser(ctx context.Context, q Queryer, id string, forUpdate bool) (*User, error) {

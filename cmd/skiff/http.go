@@ -15,24 +15,25 @@ import (
 
 // HTTPFlags configure the GraphQL API.
 type HTTPFlags struct {
-	Addr          string        `name:"http-addr" default:"127.0.0.1:8080" env:"SKIFF_HTTP_ADDR" help:"Address of the GraphQL API."`
-	Playground    string        `name:"playground" default:"auto" enum:"auto,on,off" env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (${enum}; auto: on with the private PostgreSQL, off otherwise)."`
-	Introspection string        `name:"introspection" default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
-	CORSOrigins   []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
-	MaxBodyBytes  int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
-	MaxComplexity int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one)."`
-	MaxDepth      int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
-	MaxTokens     int           `name:"max-tokens" default:"10000" env:"SKIFF_MAX_TOKENS" help:"GraphQL parser token limit per request, checked before validation."`
-	MaxSelections int           `name:"max-selections" default:"100" env:"SKIFF_MAX_SELECTIONS" help:"Most fields, aliases and fragments in one GraphQL selection set, checked before validation."`
-	MaxFields     int           `name:"max-fields" default:"2000" env:"SKIFF_MAX_FIELDS" help:"Most fields in one GraphQL operation with its fragments expanded, checked before validation."`
-	MaxResponse   int           `name:"max-response-bytes" default:"8388608" env:"SKIFF_MAX_RESPONSE_BYTES" help:"Largest GraphQL response; a larger one is replaced by an error."`
-	ReadHeader    time.Duration `name:"http-read-header-timeout" default:"10s" env:"SKIFF_HTTP_READ_HEADER_TIMEOUT" help:"Time a client has to send a request's headers."`
-	Read          time.Duration `name:"http-read-timeout" default:"30s" env:"SKIFF_HTTP_READ_TIMEOUT" help:"Time a client has to send a whole request, body included; slower requests are cut off."`
-	Write         time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response."`
-	Idle          time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
-	MaxConns      int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
-	MaxPerAddr    int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
-	TokenTTL      time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid."`
+	Addr           string        `name:"http-addr" default:"127.0.0.1:8080" env:"SKIFF_HTTP_ADDR" help:"Address of the GraphQL API."`
+	Playground     string        `name:"playground" default:"auto" enum:"auto,on,off" env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (${enum}; auto: on with the private PostgreSQL, off otherwise)."`
+	Introspection  string        `name:"introspection" default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
+	CORSOrigins    []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
+	MaxBodyBytes   int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
+	MaxComplexity  int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one)."`
+	MaxDepth       int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
+	MaxTokens      int           `name:"max-tokens" default:"10000" env:"SKIFF_MAX_TOKENS" help:"GraphQL parser token limit per request, checked before validation."`
+	MaxSelections  int           `name:"max-selections" default:"100" env:"SKIFF_MAX_SELECTIONS" help:"Most fields, aliases and fragments in one GraphQL selection set, checked before validation."`
+	MaxFields      int           `name:"max-fields" default:"2000" env:"SKIFF_MAX_FIELDS" help:"Most fields in one GraphQL operation with its fragments expanded, checked before validation."`
+	MaxResponse    int           `name:"max-response-bytes" default:"8388608" env:"SKIFF_MAX_RESPONSE_BYTES" help:"Largest GraphQL response; a larger one is replaced by an error."`
+	ReadHeader     time.Duration `name:"http-read-header-timeout" default:"10s" env:"SKIFF_HTTP_READ_HEADER_TIMEOUT" help:"Time a client has to send a request's headers."`
+	Read           time.Duration `name:"http-read-timeout" default:"30s" env:"SKIFF_HTTP_READ_TIMEOUT" help:"Time a client has to send a whole request, body included; slower requests are cut off."`
+	Write          time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response."`
+	Idle           time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
+	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
+	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
+	TrustedProxies []string      `name:"http-trusted-proxies" env:"SKIFF_HTTP_TRUSTED_PROXIES" help:"Networks of reverse proxies whose X-Forwarded-For (or Forwarded) header names the client (CIDR, comma-separated); from other peers the client is the TCP peer. IP allowlists, login throttling and --http-max-requests-per-address use the client address."`
+	TokenTTL       time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid."`
 }
 
 // httpServer is the running GraphQL API.
@@ -47,11 +48,15 @@ type httpServer struct {
 // default with the private PostgreSQL (a developer's machine) only.
 func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*httpServer, error) {
 	playground := onOff(f.Playground, d.Embedded)
+	trusted, err := parsePrefixes("--http-trusted-proxies", splitList(f.TrustedProxies))
+	if err != nil {
+		return nil, err
+	}
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
 		Playground: playground, Introspection: onOff(f.Introspection, playground), MaxBodyBytes: f.MaxBodyBytes,
 		MaxComplexity: f.MaxComplexity, MaxDepth: f.MaxDepth, AllowedOrigins: splitList(f.CORSOrigins),
 		MaxTokens: f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
-		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr,
+		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
 		Logger: log, Ready: func(ctx context.Context) error { return d.DB.X.PingContext(ctx) },
 	})
 	ln, err := net.Listen("tcp", f.Addr)

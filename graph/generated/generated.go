@@ -68,6 +68,7 @@ type ComplexityRoot struct {
 		DedicatedIP          func(childComplexity int) int
 		Groups               func(childComplexity int, first *int, after *string) int
 		ID                   func(childComplexity int) int
+		IPAllowlist          func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		Notifications        func(childComplexity int, first *int, after *string) int
 		ProjectFolders       func(childComplexity int, search *string, first *int, after *string) int
@@ -118,6 +119,11 @@ type ComplexityRoot struct {
 
 	ChangePasswordPayload struct {
 		Ok         func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	ClearAccountIpAllowlistPayload struct {
+		Account    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -296,6 +302,7 @@ type ComplexityRoot struct {
 		ActivateSftpModule        func(childComplexity int, input model.ActivateSftpModuleInput) int
 		AddSSHKey                 func(childComplexity int, input model.AddSSHKeyInput) int
 		ChangePassword            func(childComplexity int, input model.ChangePasswordInput) int
+		ClearAccountIPAllowlist   func(childComplexity int, input model.ClearAccountIPAllowlistInput) int
 		ConfirmTotpEnrolment      func(childComplexity int, input model.ConfirmTotpEnrolmentInput) int
 		ConvertContactToUser      func(childComplexity int, input model.ConvertContactToUserInput) int
 		CreateAccount             func(childComplexity int, input model.CreateAccountInput) int
@@ -323,11 +330,13 @@ type ComplexityRoot struct {
 		ResendInvitation          func(childComplexity int, input model.ResendInvitationInput) int
 		ResetPassword             func(childComplexity int, input model.ResetPasswordInput) int
 		RestoreUser               func(childComplexity int, input model.RestoreUserInput) int
+		SetAccountIPAllowlist     func(childComplexity int, input model.SetAccountIPAllowlistInput) int
 		SetCustomSftpLogin        func(childComplexity int, input model.SetCustomSftpLoginInput) int
 		SetRequireTotpForAdmins   func(childComplexity int, input model.SetRequireTotpForAdminsInput) int
 		SetSftpAccess             func(childComplexity int, input model.SetSftpAccessInput) int
 		SetSftpLicences           func(childComplexity int, input model.SetSftpLicencesInput) int
 		SetUserGroup              func(childComplexity int, input model.SetUserGroupInput) int
+		SetUserIPAllowlist        func(childComplexity int, input model.SetUserIPAllowlistInput) int
 		ShareProjectFolder        func(childComplexity int, input model.ShareProjectFolderInput) int
 		StartSftpTrial            func(childComplexity int) int
 		StartTotpEnrolment        func(childComplexity int) int
@@ -421,8 +430,18 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SetAccountIpAllowlistPayload struct {
+		Account    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	SetRequireTotpForAdminsPayload struct {
 		Account    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SetUserIpAllowlistPayload struct {
+		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -543,6 +562,7 @@ type ComplexityRoot struct {
 		Email                func(childComplexity int) int
 		Group                func(childComplexity int) int
 		ID                   func(childComplexity int) int
+		IPAllowlist          func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		ProjectsSharedWithMe func(childComplexity int, first *int, after *string) int
 		Role                 func(childComplexity int) int
@@ -597,6 +617,7 @@ type AccountResolver interface {
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
 	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
+	IPAllowlist(ctx context.Context, obj *tenant.Account) ([]string, error)
 	SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error)
 	SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error)
 	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
@@ -665,6 +686,9 @@ type MutationResolver interface {
 	UpdateGroup(ctx context.Context, input model.UpdateGroupInput) (*model.GroupPayload, error)
 	DeleteGroup(ctx context.Context, input model.DeleteGroupInput) (*model.DeleteGroupPayload, error)
 	SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.UserPayload, error)
+	SetAccountIPAllowlist(ctx context.Context, input model.SetAccountIPAllowlistInput) (*model.SetAccountIPAllowlistPayload, error)
+	SetUserIPAllowlist(ctx context.Context, input model.SetUserIPAllowlistInput) (*model.SetUserIPAllowlistPayload, error)
+	ClearAccountIPAllowlist(ctx context.Context, input model.ClearAccountIPAllowlistInput) (*model.ClearAccountIPAllowlistPayload, error)
 	StartSftpTrial(ctx context.Context) (*model.AccountPayload, error)
 	RequestSftpModule(ctx context.Context, input model.RequestSftpModuleInput) (*model.RequestSftpModulePayload, error)
 	ActivateSftpModule(ctx context.Context, input model.ActivateSftpModuleInput) (*model.SftpLicencesPayload, error)
@@ -735,6 +759,7 @@ type UserResolver interface {
 
 	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
 	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
+	IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error)
 	SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error)
 	Sftp(ctx context.Context, obj *tenant.User) (*model.UserSftp, error)
 }
@@ -813,6 +838,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.ID(childComplexity), true
+	case "Account.ipAllowlist":
+		if e.ComplexityRoot.Account.IPAllowlist == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.IPAllowlist(childComplexity), true
 	case "Account.name":
 		if e.ComplexityRoot.Account.Name == nil {
 			break
@@ -1015,6 +1046,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChangePasswordPayload.UserErrors(childComplexity), true
+
+	case "ClearAccountIpAllowlistPayload.account":
+		if e.ComplexityRoot.ClearAccountIpAllowlistPayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClearAccountIpAllowlistPayload.Account(childComplexity), true
+	case "ClearAccountIpAllowlistPayload.userErrors":
+		if e.ComplexityRoot.ClearAccountIpAllowlistPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClearAccountIpAllowlistPayload.UserErrors(childComplexity), true
 
 	case "ConfirmTotpEnrolmentPayload.recoveryCodes":
 		if e.ComplexityRoot.ConfirmTotpEnrolmentPayload.RecoveryCodes == nil {
@@ -1626,6 +1670,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.clearAccountIpAllowlist":
+		if e.ComplexityRoot.Mutation.ClearAccountIPAllowlist == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_clearAccountIpAllowlist_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ClearAccountIPAllowlist(childComplexity, args["input"].(model.ClearAccountIPAllowlistInput)), true
 	case "Mutation.confirmTotpEnrolment":
 		if e.ComplexityRoot.Mutation.ConfirmTotpEnrolment == nil {
 			break
@@ -1918,6 +1973,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RestoreUser(childComplexity, args["input"].(model.RestoreUserInput)), true
+	case "Mutation.setAccountIpAllowlist":
+		if e.ComplexityRoot.Mutation.SetAccountIPAllowlist == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setAccountIpAllowlist_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetAccountIPAllowlist(childComplexity, args["input"].(model.SetAccountIPAllowlistInput)), true
 	case "Mutation.setCustomSftpLogin":
 		if e.ComplexityRoot.Mutation.SetCustomSftpLogin == nil {
 			break
@@ -1973,6 +2039,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetUserGroup(childComplexity, args["input"].(model.SetUserGroupInput)), true
+	case "Mutation.setUserIpAllowlist":
+		if e.ComplexityRoot.Mutation.SetUserIPAllowlist == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setUserIpAllowlist_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetUserIPAllowlist(childComplexity, args["input"].(model.SetUserIPAllowlistInput)), true
 	case "Mutation.shareProjectFolder":
 		if e.ComplexityRoot.Mutation.ShareProjectFolder == nil {
 			break
@@ -2382,6 +2459,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RequestSftpModulePayload.UserErrors(childComplexity), true
 
+	case "SetAccountIpAllowlistPayload.account":
+		if e.ComplexityRoot.SetAccountIpAllowlistPayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetAccountIpAllowlistPayload.Account(childComplexity), true
+	case "SetAccountIpAllowlistPayload.userErrors":
+		if e.ComplexityRoot.SetAccountIpAllowlistPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetAccountIpAllowlistPayload.UserErrors(childComplexity), true
+
 	case "SetRequireTotpForAdminsPayload.account":
 		if e.ComplexityRoot.SetRequireTotpForAdminsPayload.Account == nil {
 			break
@@ -2394,6 +2484,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SetRequireTotpForAdminsPayload.UserErrors(childComplexity), true
+
+	case "SetUserIpAllowlistPayload.user":
+		if e.ComplexityRoot.SetUserIpAllowlistPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserIpAllowlistPayload.User(childComplexity), true
+	case "SetUserIpAllowlistPayload.userErrors":
+		if e.ComplexityRoot.SetUserIpAllowlistPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserIpAllowlistPayload.UserErrors(childComplexity), true
 
 	case "SftpCredentials.customLogin":
 		if e.ComplexityRoot.SftpCredentials.CustomLogin == nil {
@@ -2836,6 +2939,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.ID(childComplexity), true
+	case "User.ipAllowlist":
+		if e.ComplexityRoot.User.IPAllowlist == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.IPAllowlist(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -2982,6 +3091,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AddSshKeyInput", ec.unmarshalInputAddSshKeyInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("ClearAccountIpAllowlistInput", ec.unmarshalInputClearAccountIpAllowlistInput),
 			graphql.NewInputUnmarshaler("ConfirmTotpEnrolmentInput", ec.unmarshalInputConfirmTotpEnrolmentInput),
 			graphql.NewInputUnmarshaler("ConvertContactToUserInput", ec.unmarshalInputConvertContactToUserInput),
 			graphql.NewInputUnmarshaler("CreateAccountInput", ec.unmarshalInputCreateAccountInput),
@@ -3008,11 +3118,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ResendInvitationInput", ec.unmarshalInputResendInvitationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
+			graphql.NewInputUnmarshaler("SetAccountIpAllowlistInput", ec.unmarshalInputSetAccountIpAllowlistInput),
 			graphql.NewInputUnmarshaler("SetCustomSftpLoginInput", ec.unmarshalInputSetCustomSftpLoginInput),
 			graphql.NewInputUnmarshaler("SetRequireTotpForAdminsInput", ec.unmarshalInputSetRequireTotpForAdminsInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
 			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
+			graphql.NewInputUnmarshaler("SetUserIpAllowlistInput", ec.unmarshalInputSetUserIpAllowlistInput),
 			graphql.NewInputUnmarshaler("ShareProjectFolderInput", ec.unmarshalInputShareProjectFolderInput),
 			graphql.NewInputUnmarshaler("SuspendSftpModuleInput", ec.unmarshalInputSuspendSftpModuleInput),
 			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
@@ -3930,6 +4042,77 @@ type DeleteGroupPayload {
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/ipallowlist.graphqls", Input: `extend type Account {
+  """
+  The account's IP allowlist: IPv4 and IPv6 CIDRs (a single address is shown as /32 or /128).
+  When it is not empty, every login and API request of the account's users, and every SFTP
+  login to the account, must come from an address in it. Empty: no restriction.
+  Owners, administrators and support staff; null for other users.
+  """
+  ipAllowlist: [String!]
+}
+
+extend type User {
+  """
+  The user's own IP allowlist, which applies on top of the account's: when it is not empty,
+  the user's logins and API requests (and SFTP logins) must also come from an address in it.
+  Empty: no restriction of its own. Visible to the user, the account's owners and
+  administrators, and support staff; null for others.
+  """
+  ipAllowlist: [String!]
+}
+
+extend type Mutation {
+  """
+  Replace the caller's account's IP allowlist. Owners only. At most 100 entries, each an IPv4
+  or IPv6 address or CIDR (normalised: host bits cleared, duplicates dropped); an empty list
+  removes the restriction. A list that does not include the address the owner is calling from
+  is refused (INVALID on ` + "`" + `cidrs` + "`" + `), so an owner cannot lock themselves out. Audited.
+  """
+  setAccountIpAllowlist(input: SetAccountIpAllowlistInput!): SetAccountIpAllowlistPayload!
+  """
+  Replace one user's own IP allowlist (see ` + "`" + `User.ipAllowlist` + "`" + `). Owners and administrators;
+  only an owner can change an owner's list. The same entries as the account's list; a list of
+  one's own that excludes one's own address is refused. Audited.
+  """
+  setUserIpAllowlist(input: SetUserIpAllowlistInput!): SetUserIpAllowlistPayload!
+  """
+  Empty an account's IP allowlist, e.g. for an owner who can no longer reach the API.
+  Support staff only. Users' own lists are kept. Audited.
+  """
+  clearAccountIpAllowlist(input: ClearAccountIpAllowlistInput!): ClearAccountIpAllowlistPayload!
+}
+
+input SetAccountIpAllowlistInput {
+  "IPv4/IPv6 addresses or CIDRs, e.g. ` + "`" + `203.0.113.0/24` + "`" + `, ` + "`" + `2001:db8::/32` + "`" + `; at most 100."
+  cidrs: [String!]!
+}
+
+type SetAccountIpAllowlistPayload {
+  account: Account
+  userErrors: [UserError!]!
+}
+
+input SetUserIpAllowlistInput {
+  userId: ID!
+  "IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own."
+  cidrs: [String!]!
+}
+
+type SetUserIpAllowlistPayload {
+  user: User
+  userErrors: [UserError!]!
+}
+
+input ClearAccountIpAllowlistInput {
+  accountId: ID!
+}
+
+type ClearAccountIpAllowlistPayload {
+  account: Account
+  userErrors: [UserError!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/module.graphqls", Input: `"The state of an account's SFTP module."
 enum SftpModuleStatus {
   "Never tried or bought."
@@ -4556,6 +4739,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_projectFolders(ctx, field)
 	case "groups":
 		return ec.fieldContext_Account_groups(ctx, field)
+	case "ipAllowlist":
+		return ec.fieldContext_Account_ipAllowlist(ctx, field)
 	case "sftpModule":
 		return ec.fieldContext_Account_sftpModule(ctx, field)
 	case "sftpLicences":
@@ -4652,6 +4837,16 @@ func (ec *executionContext) childFields_ChangePasswordPayload(ctx context.Contex
 		return ec.fieldContext_ChangePasswordPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChangePasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ClearAccountIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_ClearAccountIpAllowlistPayload_account(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ClearAccountIpAllowlistPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ClearAccountIpAllowlistPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_ConfirmTotpEnrolmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5136,6 +5331,16 @@ func (ec *executionContext) childFields_RequestSftpModulePayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type RequestSftpModulePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SetAccountIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_SetAccountIpAllowlistPayload_account(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetAccountIpAllowlistPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetAccountIpAllowlistPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_SetRequireTotpForAdminsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "account":
@@ -5144,6 +5349,16 @@ func (ec *executionContext) childFields_SetRequireTotpForAdminsPayload(ctx conte
 		return ec.fieldContext_SetRequireTotpForAdminsPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SetRequireTotpForAdminsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetUserIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_SetUserIpAllowlistPayload_user(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetUserIpAllowlistPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetUserIpAllowlistPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SftpCredentials(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5380,6 +5595,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_projectsSharedWithMe(ctx, field)
 	case "group":
 		return ec.fieldContext_User_group(ctx, field)
+	case "ipAllowlist":
+		return ec.fieldContext_User_ipAllowlist(ctx, field)
 	case "sshKeys":
 		return ec.fieldContext_User_sshKeys(ctx, field)
 	case "sftp":
@@ -5800,6 +6017,20 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_clearAccountIpAllowlist_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ClearAccountIPAllowlistInput, error) {
+			return ec.unmarshalNClearAccountIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_confirmTotpEnrolment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6164,6 +6395,20 @@ func (ec *executionContext) field_Mutation_restoreUser_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setAccountIpAllowlist_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetAccountIPAllowlistInput, error) {
+			return ec.unmarshalNSetAccountIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setCustomSftpLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6226,6 +6471,20 @@ func (ec *executionContext) field_Mutation_setUserGroup_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.SetUserGroupInput, error) {
 			return ec.unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setUserIpAllowlist_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetUserIPAllowlistInput, error) {
+			return ec.unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -6911,6 +7170,29 @@ func (ec *executionContext) fieldContext_Account_groups(ctx context.Context, fie
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Account_ipAllowlist(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_ipAllowlist(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().IPAllowlist(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Account_ipAllowlist(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Account", field, true, true, "String")
 }
 
 func (ec *executionContext) _Account_sftpModule(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -7642,6 +7924,70 @@ func (ec *executionContext) _ChangePasswordPayload_userErrors(ctx context.Contex
 func (ec *executionContext) fieldContext_ChangePasswordPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "ChangePasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ClearAccountIpAllowlistPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.ClearAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClearAccountIpAllowlistPayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ClearAccountIpAllowlistPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ClearAccountIpAllowlistPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ClearAccountIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ClearAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClearAccountIpAllowlistPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ClearAccountIpAllowlistPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ClearAccountIpAllowlistPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -11155,6 +11501,138 @@ func (ec *executionContext) fieldContext_Mutation_setUserGroup(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setAccountIpAllowlist(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetAccountIPAllowlist(ctx, fc.Args["input"].(model.SetAccountIPAllowlistInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
+			return ec.marshalNSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetAccountIpAllowlistPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setAccountIpAllowlist_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setUserIpAllowlist(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setUserIpAllowlist(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetUserIPAllowlist(ctx, fc.Args["input"].(model.SetUserIPAllowlistInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserIPAllowlistPayload) graphql.Marshaler {
+			return ec.marshalNSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setUserIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetUserIpAllowlistPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setUserIpAllowlist_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_clearAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_clearAccountIpAllowlist(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ClearAccountIPAllowlist(ctx, fc.Args["input"].(model.ClearAccountIPAllowlistInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
+			return ec.marshalNClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_clearAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ClearAccountIpAllowlistPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_clearAccountIpAllowlist_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_startSftpTrial(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13383,6 +13861,70 @@ func (ec *executionContext) fieldContext_RequestSftpModulePayload_userErrors(_ c
 	return fc, nil
 }
 
+func (ec *executionContext) _SetAccountIpAllowlistPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetAccountIpAllowlistPayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetAccountIpAllowlistPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetAccountIpAllowlistPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetAccountIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetAccountIpAllowlistPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetAccountIpAllowlistPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetAccountIpAllowlistPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SetRequireTotpForAdminsPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13437,6 +13979,70 @@ func (ec *executionContext) _SetRequireTotpForAdminsPayload_userErrors(ctx conte
 func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SetRequireTotpForAdminsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserIpAllowlistPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserIpAllowlistPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserIpAllowlistPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserIpAllowlistPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserIPAllowlistPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserIpAllowlistPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserIpAllowlistPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserIpAllowlistPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -15373,6 +15979,29 @@ func (ec *executionContext) fieldContext_User_group(_ context.Context, field gra
 	return fc, nil
 }
 
+func (ec *executionContext) _User_ipAllowlist(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_ipAllowlist(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().IPAllowlist(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_ipAllowlist(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+}
+
 func (ec *executionContext) _User_sshKeys(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17184,6 +17813,48 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (model.ChangePas
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputClearAccountIpAllowlistInput(ctx context.Context, obj any) (model.ClearAccountIPAllowlistInput, error) {
+	var it model.ClearAccountIPAllowlistInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"accountId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalClearAccountIpAllowlistInput unmarshals raw into the ClearAccountIpAllowlistInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalClearAccountIpAllowlistInput(ctx context.Context, raw any) (model.ClearAccountIPAllowlistInput, error) {
+	var out model.ClearAccountIPAllowlistInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ClearAccountIpAllowlistInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.Context, obj any) (model.ConfirmTotpEnrolmentInput, error) {
 	var it model.ConfirmTotpEnrolmentInput
 	if obj == nil {
@@ -18476,6 +19147,48 @@ func UnmarshalRestoreUserInput(ctx context.Context, raw any) (model.RestoreUserI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetAccountIpAllowlistInput(ctx context.Context, obj any) (model.SetAccountIPAllowlistInput, error) {
+	var it model.SetAccountIPAllowlistInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"cidrs"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "cidrs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cidrs"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cidrs = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetAccountIpAllowlistInput unmarshals raw into the SetAccountIpAllowlistInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetAccountIpAllowlistInput(ctx context.Context, raw any) (model.SetAccountIPAllowlistInput, error) {
+	var out model.SetAccountIPAllowlistInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetAccountIpAllowlistInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSetCustomSftpLoginInput(ctx context.Context, obj any) (model.SetCustomSftpLoginInput, error) {
 	var it model.SetCustomSftpLoginInput
 	if obj == nil {
@@ -18711,6 +19424,55 @@ func (ec *executionContext) unmarshalInputSetUserGroupInput(ctx context.Context,
 func UnmarshalSetUserGroupInput(ctx context.Context, raw any) (model.SetUserGroupInput, error) {
 	var out model.SetUserGroupInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserGroupInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSetUserIpAllowlistInput(ctx context.Context, obj any) (model.SetUserIPAllowlistInput, error) {
+	var it model.SetUserIPAllowlistInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "cidrs"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "cidrs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cidrs"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cidrs = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetUserIpAllowlistInput unmarshals raw into the SetUserIpAllowlistInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetUserIpAllowlistInput(ctx context.Context, raw any) (model.SetUserIPAllowlistInput, error) {
+	var out model.SetUserIPAllowlistInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserIpAllowlistInput", raw, &out)
 	return out, err
 }
 
@@ -19408,6 +20170,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_groups(ctx, field, obj)
 				})
+		case "ipAllowlist":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_ipAllowlist(ctx, field, obj)
+				})
 		case "sftpModule":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -19740,6 +20508,44 @@ func (ec *executionContext) _ChangePasswordPayload(ctx context.Context, sel ast.
 			}
 		case "userErrors":
 			out.Values[i] = ec._ChangePasswordPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var clearAccountIpAllowlistPayloadImplementors = []string{"ClearAccountIpAllowlistPayload"}
+
+func (ec *executionContext) _ClearAccountIpAllowlistPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, clearAccountIpAllowlistPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ClearAccountIpAllowlistPayload")
+		case "account":
+			out.Values[i] = ec._ClearAccountIpAllowlistPayload_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ClearAccountIpAllowlistPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -21173,6 +21979,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setAccountIpAllowlist":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setAccountIpAllowlist(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setUserIpAllowlist":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setUserIpAllowlist(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clearAccountIpAllowlist":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_clearAccountIpAllowlist(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "startSftpTrial":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startSftpTrial(ctx, field)
@@ -21926,6 +22753,44 @@ func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel a
 	return out
 }
 
+var setAccountIpAllowlistPayloadImplementors = []string{"SetAccountIpAllowlistPayload"}
+
+func (ec *executionContext) _SetAccountIpAllowlistPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setAccountIpAllowlistPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetAccountIpAllowlistPayload")
+		case "account":
+			out.Values[i] = ec._SetAccountIpAllowlistPayload_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetAccountIpAllowlistPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var setRequireTotpForAdminsPayloadImplementors = []string{"SetRequireTotpForAdminsPayload"}
 
 func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
@@ -21944,6 +22809,44 @@ func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context,
 			}
 		case "userErrors":
 			out.Values[i] = ec._SetRequireTotpForAdminsPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var setUserIpAllowlistPayloadImplementors = []string{"SetUserIpAllowlistPayload"}
+
+func (ec *executionContext) _SetUserIpAllowlistPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserIPAllowlistPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setUserIpAllowlistPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetUserIpAllowlistPayload")
+		case "user":
+			out.Values[i] = ec._SetUserIpAllowlistPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetUserIpAllowlistPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -22782,6 +23685,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_group(ctx, field, obj)
 				})
+		case "ipAllowlist":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_ipAllowlist(ctx, field, obj)
+				})
 		case "sshKeys":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -23542,6 +24451,19 @@ func (ec *executionContext) marshalNChangePasswordPayload2ᚖgithubᚗcomᚋskif
 		return graphql.Null
 	}
 	return ec._ChangePasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNClearAccountIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistInput(ctx context.Context, v any) (model.ClearAccountIPAllowlistInput, error) {
+	res, err := ec.unmarshalInputClearAccountIpAllowlistInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ClearAccountIpAllowlistPayload!")
+		return graphql.Null
+	}
+	return ec._ClearAccountIpAllowlistPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNConfirmTotpEnrolmentInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentInput(ctx context.Context, v any) (model.ConfirmTotpEnrolmentInput, error) {
@@ -24312,6 +25234,19 @@ func (ec *executionContext) marshalNRole2githubᚗcomᚋskiffhqᚋskiffᚋtenant
 	return res
 }
 
+func (ec *executionContext) unmarshalNSetAccountIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistInput(ctx context.Context, v any) (model.SetAccountIPAllowlistInput, error) {
+	res, err := ec.unmarshalInputSetAccountIpAllowlistInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetAccountIpAllowlistPayload!")
+		return graphql.Null
+	}
+	return ec._SetAccountIpAllowlistPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetCustomSftpLoginInput(ctx context.Context, v any) (model.SetCustomSftpLoginInput, error) {
 	res, err := ec.unmarshalInputSetCustomSftpLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -24343,6 +25278,19 @@ func (ec *executionContext) unmarshalNSetSftpLicencesInput2githubᚗcomᚋskiffh
 func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx context.Context, v any) (model.SetUserGroupInput, error) {
 	res, err := ec.unmarshalInputSetUserGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistInput(ctx context.Context, v any) (model.SetUserIPAllowlistInput, error) {
+	res, err := ec.unmarshalInputSetUserIpAllowlistInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetUserIpAllowlistPayload!")
+		return graphql.Null
+	}
+	return ec._SetUserIpAllowlistPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
@@ -24559,6 +25507,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNSuspendSftpModuleInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSuspendSftpModuleInput(ctx context.Context, v any) (model.SuspendSftpModuleInput, error) {

@@ -86,6 +86,15 @@ type ChangePasswordPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+type ClearAccountIPAllowlistInput struct {
+	AccountID string `json:"accountId"`
+}
+
+type ClearAccountIPAllowlistPayload struct {
+	Account    *tenant.Account `json:"account,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type ConfirmTotpEnrolmentInput struct {
 	// A current code from the app.
 	Code string `json:"code"`
@@ -436,6 +445,16 @@ type RestoreUserInput struct {
 	ID string `json:"id"`
 }
 
+type SetAccountIPAllowlistInput struct {
+	// IPv4/IPv6 addresses or CIDRs, e.g. `203.0.113.0/24`, `2001:db8::/32`; at most 100.
+	Cidrs []string `json:"cidrs"`
+}
+
+type SetAccountIPAllowlistPayload struct {
+	Account    *tenant.Account `json:"account,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type SetCustomSftpLoginInput struct {
 	UserID string `json:"userId"`
 	// The custom login; null or empty removes it.
@@ -464,6 +483,17 @@ type SetSftpLicencesInput struct {
 type SetUserGroupInput struct {
 	UserID  string `json:"userId"`
 	GroupID string `json:"groupId"`
+}
+
+type SetUserIPAllowlistInput struct {
+	UserID string `json:"userId"`
+	// IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own.
+	Cidrs []string `json:"cidrs"`
+}
+
+type SetUserIPAllowlistPayload struct {
+	User       *tenant.User `json:"user,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 type SftpLicencesPayload struct {

@@ -64,7 +64,7 @@ func TestInvitation(t *testing.T) {
 	if res.Principal.ID != u.ID || res.Principal.AccountID != f.account.ID {
 		t.Fatalf("accepting logged in %+v, want %s", res.Principal, u.ID)
 	}
-	if p, err := f.svc.People.Authenticate(ctx, res.Token); err != nil || p.ID != u.ID {
+	if p, err := f.svc.People.Authenticate(ctx, res.Token, netip.Addr{}); err != nil || p.ID != u.ID {
 		t.Fatalf("the token from accepting: %+v, %v", p, err)
 	}
 	if _, err := f.svc.People.Login(ctx, u.Email, goodPassword, netip.Addr{}); err != nil {
@@ -168,7 +168,7 @@ func TestPasswordReset(t *testing.T) {
 	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
 		t.Fatalf("login with the old password: %v", err)
 	}
-	if _, err := f.svc.People.Authenticate(ctx, session.Token); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+	if _, err := f.svc.People.Authenticate(ctx, session.Token, netip.Addr{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
 		t.Fatalf("a session from before the reset still works: %v", err)
 	}
 	if got := f.sessions.ended(); len(got) != 1 || got[0] != u.ID {

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ func (f *directoryFixture) loggedIn(email, password, code string) (context.Conte
 	if err != nil {
 		return nil, err
 	}
-	p, err := f.svc.People.Authenticate(context.Background(), res.Token)
+	p, err := f.svc.People.Authenticate(context.Background(), res.Token, netip.Addr{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestTotpRequiredOfStaff(t *testing.T) {
 	}
 	secret, _ := f.enrol(ctx)
 	// The same token is a full one from now on.
-	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(ctx)); err != nil || p.EnrolOnly {
+	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(ctx), netip.Addr{}); err != nil || p.EnrolOnly {
 		t.Errorf("the enrolled staff member's token: %+v, %v", p, err)
 	}
 	f.advance(30 * time.Second)
@@ -237,7 +238,7 @@ func TestRequireTotpForAdmins(t *testing.T) {
 		t.Errorf("the account reads %+v, %v", a, err)
 	}
 	// The administrator's existing token is now enrol-only too.
-	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(adminCtx)); err != nil || !p.EnrolOnly {
+	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(adminCtx), netip.Addr{}); err != nil || !p.EnrolOnly {
 		t.Errorf("the administrator's token: %+v, %v; want enrol-only", p, err)
 	}
 	if c := f.mustLogIn(user.Email, sftpPassword, ""); tenant.PrincipalFrom(c).EnrolOnly {
@@ -248,7 +249,7 @@ func TestRequireTotpForAdmins(t *testing.T) {
 		t.Error("an administrator without two-factor got a full token")
 	}
 	f.enrol(adminNow)
-	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(adminCtx)); err != nil || p.EnrolOnly {
+	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(adminCtx), netip.Addr{}); err != nil || p.EnrolOnly {
 		t.Errorf("the administrator's token after enrolling: %+v, %v", p, err)
 	}
 	// The owner now needs a code; turning the setting off does not change that (it is on for them).

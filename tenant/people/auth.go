@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -32,6 +33,14 @@ type loginRow struct {
 	Name      string  `db:"name"`
 	Email     string  `db:"email"`
 	Hash      *string `db:"password_hash"`
+	// The IP allowlists of the user's account and of the user (staff have none).
+	AccountAllowlist pq.StringArray `db:"account_allowlist"`
+	UserAllowlist    pq.StringArray `db:"user_allowlist"`
+}
+
+// allowedFrom reports whether the row's allowlists let remote in.
+func (r *loginRow) allowedFrom(remote netip.Addr) bool {
+	return tenant.IPAllowedBoth(r.AccountAllowlist, r.UserAllowlist, remote)
 }
 
 // Login checks an email and password (of a user or a staff member) and
@@ -65,14 +74,16 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 		return nil, err
 	}
 	var res *LoginResult
-	failed := false
+	failed, refused := false, false
 	err = s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
 		var rows []loginRow
 		err := tx.SelectContext(ctx, &rows, `
-			SELECT 'USER' AS kind, id, account_id, role, name, email, password_hash FROM users
-			 WHERE lower(email) = lower($1) AND deleted_at IS NULL
+			SELECT 'USER' AS kind, u.id, u.account_id, u.role, u.name, u.email, u.password_hash,
+			       a.ip_allowlist AS account_allowlist, u.ip_allowlist AS user_allowlist
+			  FROM users u JOIN accounts a ON a.id = u.account_id
+			 WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL
 			UNION ALL
-			SELECT 'STAFF', id, NULL, NULL, name, email, password_hash FROM staff WHERE lower(email) = lower($1)`, email)
+			SELECT 'STAFF', id, NULL, NULL, name, email, password_hash, '{}', '{}' FROM staff WHERE lower(email) = lower($1)`, email)
 		if err != nil {
 			return tenant.DBError(err)
 		}
@@ -89,7 +100,13 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 			return nil
 		}
 		r := rows[0]
-		p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email}
+		if !r.allowedFrom(remote) {
+			// Checked after the password, so that only someone who knows it
+			// learns of the allowlist; the attempt stays counted as failed.
+			refused = true
+			return nil
+		}
+		p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, Addr: remote}
 		if r.AccountID != nil {
 			p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
 		}
@@ -104,6 +121,9 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 	})
 	if err == nil && failed {
 		return nil, errBadLogin
+	}
+	if err == nil && refused {
+		return nil, tenant.ErrAddressNotAllowed
 	}
 	return res, err
 }
@@ -131,9 +151,12 @@ func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Pr
 	return &LoginResult{Token: token, ExpiresAt: exp, Principal: p}, nil
 }
 
-// Authenticate resolves a bearer token to its principal. Expired, revoked,
-// unknown and malformed tokens, and tokens of deleted users, all fail alike.
-func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Principal, error) {
+// Authenticate resolves a bearer token, presented from the client address
+// remote, to its principal. Expired, revoked, unknown and malformed tokens,
+// and tokens of deleted users, all fail alike. A user's token presented from
+// outside their account's or their own IP allowlist fails with
+// tenant.ErrAddressNotAllowed.
+func (s *Service) Authenticate(ctx context.Context, token string, remote netip.Addr) (*tenant.Principal, error) {
 	bad := tenant.Errorf(tenant.EUnauthenticated, "the token is not valid or has expired; log in again")
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
 		return nil, bad
@@ -155,7 +178,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Princ
 			       coalesce(u.name, st.name) AS name, coalesce(u.email, st.email) AS email, NULL::text AS password_hash,
 			       (st.id IS NOT NULL OR (u.role IN ('OWNER', 'ADMIN') AND a.require_totp_for_admins))
 			         AND NOT EXISTS (SELECT FROM totp z WHERE z.confirmed_at IS NOT NULL
-			                            AND (z.user_id = t.user_id OR z.staff_id = t.staff_id)) AS enrol_only
+			                            AND (z.user_id = t.user_id OR z.staff_id = t.staff_id)) AS enrol_only,
+			       coalesce(a.ip_allowlist, '{}') AS account_allowlist, coalesce(u.ip_allowlist, '{}') AS user_allowlist
 			  FROM tokens t
 			  LEFT JOIN users u ON u.id = t.user_id AND u.deleted_at IS NULL
 			  LEFT JOIN accounts a ON a.id = u.account_id
@@ -175,7 +199,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*tenant.Princ
 		return nil, err
 	}
 	r := rows[0]
-	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID, EnrolOnly: enrolOnly}
+	if !r.allowedFrom(remote) {
+		return nil, tenant.ErrAddressNotAllowed
+	}
+	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID, EnrolOnly: enrolOnly, Addr: remote}
 	if r.AccountID != nil {
 		p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/skiffhq/skiff/tenant"
 	"golang.org/x/crypto/ssh"
 )
@@ -112,6 +113,9 @@ type loginRecord struct {
 	KeyLastUsed  *time.Time `db:"key_last_used_at"`
 	KeyStatus    *string    `db:"key_status"`
 	KeyExpiresAt *time.Time `db:"key_expires_at"`
+	// The IP allowlists of the account and of the user (empty: no restriction).
+	AccountAllowlist pq.StringArray `db:"account_allowlist"`
+	UserAllowlist    pq.StringArray `db:"user_allowlist"`
 }
 
 // loginQuery is the one cross-tenant read of an SFTP login: the function
@@ -123,10 +127,14 @@ type loginRecord struct {
 // comes from the Directory's copy of the dedicated IPs in use (see Listen).
 // The function scopes itself like a "directory" transaction (runtime role,
 // row-level security, the directory scope) and so runs outside one: a
-// login costs one round trip to PostgreSQL.
-const loginQuery = `SELECT account_id, user_id, login, password_hash, live, sftp_enabled, sftp_status,
-	sftp_trial_ends_at, jailed, key_id, key_blob, key_last_used_at, key_status, key_expires_at
-	FROM skiff_sftp_login($1, $2::uuid, $3)`
+// login costs one round trip to PostgreSQL. The IP allowlists of the
+// account and the user come in the same statement, from the function
+// skiff_sftp_allowlists (migration 00055), which scopes itself alike.
+const loginQuery = `SELECT l.account_id, l.user_id, l.login, l.password_hash, l.live, l.sftp_enabled, l.sftp_status,
+	l.sftp_trial_ends_at, l.jailed, l.key_id, l.key_blob, l.key_last_used_at, l.key_status, l.key_expires_at,
+	coalesce(w.account_allowlist, '{}') AS account_allowlist, coalesce(w.user_allowlist, '{}') AS user_allowlist
+	FROM skiff_sftp_login($1, $2::uuid, $3) l
+	LEFT JOIN LATERAL skiff_sftp_allowlists(l.account_id, l.user_id) w ON true`
 
 // jailedColumn says whether the user u is jailed: unless their group grants
 // My Files, which Jailed Users never does. It is the rule of package policy,
@@ -204,6 +212,18 @@ func accessRefusal(live, sftpEnabled bool, moduleStatus string, trialEndsAt *tim
 
 func loginFailed(reason string) error { return fmt.Errorf("%w: %s", ErrLoginFailed, reason) }
 
+// allowlistRefusal says why remote may not log in under the record's IP
+// allowlists, or "" if it may.
+func (r *loginRecord) allowlistRefusal(remote netip.Addr) string {
+	switch {
+	case !tenant.IPAllowed(r.AccountAllowlist, remote):
+		return "address " + remote.String() + " is not in the account's IP allowlist"
+	case !tenant.IPAllowed(r.UserAllowlist, remote):
+		return "address " + remote.String() + " is not in the user's IP allowlist"
+	}
+	return ""
+}
+
 func (r *loginRecord) sftpLogin() *Login {
 	return &Login{AccountID: r.AccountID, UserID: r.UserID, Login: r.Login, Jailed: r.Jailed}
 }
@@ -229,7 +249,7 @@ func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, 
 	if err := attempt.Pause(ctx); err != nil {
 		return nil, err
 	}
-	l, err := d.passwordLogin(ctx, dest, login, password)
+	l, err := d.passwordLogin(ctx, dest, remote, login, password)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +259,7 @@ func (d *Directory) PasswordLogin(ctx context.Context, dest, remote netip.Addr, 
 	return l, nil
 }
 
-func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, password string) (*Login, error) {
+func (d *Directory) passwordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*Login, error) {
 	rec, err := d.lookupLogin(ctx, dest, login, "")
 	if err != nil {
 		return nil, err
@@ -265,6 +285,9 @@ func (d *Directory) passwordLogin(ctx context.Context, dest netip.Addr, login, p
 		return nil, loginFailed("wrong password")
 	}
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	if why := rec.allowlistRefusal(remote); why != "" {
 		return nil, loginFailed(why)
 	}
 	l := rec.sftpLogin()
@@ -309,6 +332,9 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 		return nil, loginFailed("key " + fingerprint + " expired at " + rec.KeyExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
+		return nil, loginFailed(why)
+	}
+	if why := rec.allowlistRefusal(remote); why != "" {
 		return nil, loginFailed(why)
 	}
 	l := rec.sftpLogin()
