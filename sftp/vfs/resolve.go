@@ -83,54 +83,63 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 	first, rest, _ := strings.Cut(vpath[1:], "/")
 	switch first {
 	case MyFiles:
-		if s.cfg.Jailed {
-			return nil, errNotFound
-		}
-		loc.place = atHome
-		if loc.root, err = s.homeRoot(); err != nil {
-			return nil, err
-		}
-		if rest == "" {
-			break
-		}
-		// A project folder the user made may be mounted here; the table
-		// of mounts never names an entry of the home (see myFilesNames).
-		name, inner, _ := strings.Cut(rest, "/")
-		folder, ok, err := s.myFilesFolder(ctx, loc.root, name)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			if err := s.inFolder(loc, folder); err != nil {
-				return nil, err
-			}
-			rest = inner
-		}
+		rest, err = s.inMyFiles(ctx, loc, rest)
 	case SharedMount:
-		if rest == "" {
-			loc.place = atMount
-			return loc, nil
-		}
-		var name string
-		name, rest, _ = strings.Cut(rest, "/")
-		folder, ok, err := s.shares.lookup(ctx, name)
-		if err != nil {
-			s.log.Warn("sftp: shared folders unavailable", "err", err)
-			return nil, errUnavailable
-		}
-		if !ok {
-			return nil, errNotFound
-		}
-		if err := s.inFolder(loc, folder); err != nil {
-			return nil, err
-		}
+		rest, err = s.inSharedMount(ctx, loc, rest)
 	default:
-		return nil, errNotFound
+		err = errNotFound
+	}
+	if err != nil {
+		return nil, err
 	}
 	if rest != "" {
 		loc.rel = rest
 	}
 	return loc, nil
+}
+
+// inMyFiles places loc in /My Files, at rest below it: in the home, or in a
+// project folder mounted there. It returns the path left inside that tree.
+func (s *Session) inMyFiles(ctx context.Context, loc *location, rest string) (string, error) {
+	if s.cfg.Jailed {
+		return "", errNotFound
+	}
+	root, err := s.homeRoot()
+	if err != nil {
+		return "", err
+	}
+	loc.place, loc.root = atHome, root
+	if rest == "" {
+		return "", nil
+	}
+	// A project folder the user made may be mounted here; the table
+	// of mounts never names an entry of the home (see myFilesNames).
+	name, inner, _ := strings.Cut(rest, "/")
+	folder, ok, err := s.myFilesFolder(ctx, root, name)
+	if err != nil || !ok {
+		return rest, err
+	}
+	return inner, s.inFolder(loc, folder)
+}
+
+// inSharedMount places loc in /Projects Shared With Me, at rest below it:
+// the mount point itself, or a folder shared with the user. It returns the
+// path left inside the folder.
+func (s *Session) inSharedMount(ctx context.Context, loc *location, rest string) (string, error) {
+	if rest == "" {
+		loc.place = atMount
+		return "", nil
+	}
+	name, inner, _ := strings.Cut(rest, "/")
+	folder, ok, err := s.shares.lookup(ctx, name)
+	if err != nil {
+		s.log.Warn("sftp: shared folders unavailable", "err", err)
+		return "", errUnavailable
+	}
+	if !ok {
+		return "", errNotFound
+	}
+	return inner, s.inFolder(loc, folder)
 }
 
 // inFolder places loc at the top of a shared folder.
