@@ -15,12 +15,12 @@ func TestTotpOverGraphQL(t *testing.T) {
 	e := newEnv(t)
 	const accounts = `{ accounts { edges { node { name } } } }`
 
-	tok, required, errs := e.loginCode("support@skiff.example", testPassword, "")
+	tok, _, errs := e.loginCode("support@skiff.example", testPassword, "")
 	if tok != "" || len(errs) != 1 || errs[0].Code != "UNAUTHENTICATED" {
 		t.Fatalf("login before the staff member exists: %q %+v", tok, errs)
 	}
 	e.staff("support@skiff.example") // enrols (login's helper) and logs in with a recovery code
-	tok, required, errs = e.loginCode("support@skiff.example", testPassword, "")
+	tok, required, errs := e.loginCode("support@skiff.example", testPassword, "")
 	if tok != "" || required || len(errs) != 1 || errs[0].Code != "TOTP_REQUIRED" || errs[0].Field == nil || *errs[0].Field != "totpCode" {
 		t.Fatalf("staff login without a code: %q %+v", tok, errs)
 	}

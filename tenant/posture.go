@@ -23,7 +23,7 @@ func (e *RuntimeRoleError) Error() string {
 }
 
 // runtimeRoleQuery reads the login role (session_user: what RESET ROLE goes
-// back to), the first reason it is unsafe ('' if none), and whether it may
+// back to), the first reason it is unsafe (empty if none), and whether it may
 // switch to the runtime role $1. "Can become" is membership: a member may
 // SET ROLE to the other role, or has its rights already. The tables are
 // those of every schema but PostgreSQL's own.
