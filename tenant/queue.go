@@ -36,3 +36,17 @@ func StaffQueue[T any](ctx context.Context, db *DB, page Page, sel, where string
 	}
 	return conn, nil
 }
+
+// StaffQueueItem returns one item of a support queue by ID, read with sel
+// (whose rows are aliased r) in the staff scope. To anyone but support staff,
+// and for a malformed or unknown ID, it is what's "not found".
+func StaffQueueItem[T any](ctx context.Context, db *DB, sel, id, what string) (*T, error) {
+	if p := PrincipalFrom(ctx); !p.IsStaff() || !IsUUID(id) {
+		return nil, NotFound(what)
+	}
+	var item T
+	err := db.CrossTenant(ctx, ScopeStaff, func(tx *sqlx.Tx) error {
+		return NotFoundAs(DBError(tx.GetContext(ctx, &item, sel+` WHERE r.id = $1`, id)), what)
+	})
+	return Result(&item, err)
+}

@@ -315,14 +315,7 @@ const moduleRequestSelect = `SELECT r.id, r.account_id, a.name AS account_name, 
 // SFTPModuleRequest returns one request by ID, for support staff only; to
 // anyone else it does not exist.
 func (s *Service) SFTPModuleRequest(ctx context.Context, id string) (*ModuleRequest, error) {
-	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() || !tenant.IsUUID(id) {
-		return nil, tenant.NotFound("request")
-	}
-	var r ModuleRequest
-	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
-		return tenant.NotFoundAs(tenant.DBError(tx.GetContext(ctx, &r, moduleRequestSelect+` WHERE r.id = $1`, id)), "request")
-	})
-	return tenant.Result(&r, err)
+	return tenant.StaffQueueItem[ModuleRequest](ctx, s.DB, moduleRequestSelect, id, "request")
 }
 
 // staffOnAccount runs fn for support staff in a transaction scoped to the one

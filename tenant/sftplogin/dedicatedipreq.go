@@ -128,14 +128,7 @@ func (s *Service) DedicatedIPRequests(ctx context.Context, onlyOpen bool, page t
 // DedicatedIPRequest returns one request by ID, for support staff only; to
 // anyone else it does not exist.
 func (s *Service) DedicatedIPRequest(ctx context.Context, id string) (*DedicatedIPRequest, error) {
-	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() || !tenant.IsUUID(id) {
-		return nil, tenant.NotFound("dedicated IP request")
-	}
-	var r DedicatedIPRequest
-	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
-		return tenant.NotFoundAs(tenant.DBError(tx.GetContext(ctx, &r, dedicatedIPRequestSelect+` WHERE r.id = $1`, id)), "dedicated IP request")
-	})
-	return tenant.Result(&r, err)
+	return tenant.StaffQueueItem[DedicatedIPRequest](ctx, s.DB, dedicatedIPRequestSelect, id, "dedicated IP request")
 }
 
 // DeclineDedicatedIPRequest declines an open request with a reason (1 to
