@@ -76,11 +76,7 @@ func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt writes at off, or at the end when appending. A failed write dooms an atomic upload: a file
 // with a hole must not replace the target.
 func (h *handle) WriteAt(p []byte, off int64) (int, error) {
-	if !h.canWrite {
-		return 0, errDenied
-	}
-	if err := h.s.allow(h.s.ctx); err != nil {
-		h.failed.Store(true)
+	if err := h.startWrite(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	var n int
@@ -90,16 +86,36 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 	} else {
 		n, err = h.f.WriteAt(p, off)
 	}
+	return n, h.wrote(n, err)
+}
+
+// startWrite checks that up to n bytes may be written at off (at the end
+// when appending): every write to a file goes through it, WRITE and the
+// chunks of copy-data alike, and then through wrote.
+func (h *handle) startWrite(off, n int64) error {
+	if !h.canWrite {
+		return errDenied
+	}
+	if err := h.s.allow(h.s.ctx); err != nil {
+		h.failed.Store(true)
+		return err
+	}
+	return nil
+}
+
+// wrote accounts for n bytes written, and turns a write's error into a
+// status.
+func (h *handle) wrote(n int, err error) error {
 	if err != nil {
 		h.failed.Store(true)
 		st, _ := fsError(err)
-		return n, st
+		return st
 	}
 	if h.atomic() && h.unflushed.Add(int64(n)) >= writebackEvery {
 		h.unflushed.Store(0)
 		startWriteback(h.f)
 	}
-	return n, nil
+	return nil
 }
 
 // setattrs is FSETSTAT on an open file: size and times change the file the

@@ -55,6 +55,15 @@ var extensions = [...]extension{
 	{extStatVFS, "2", (*conn).serveStatVFS},
 	{extFsync, "1", (*conn).serveFsync},
 	{extLimits, "1", (*conn).serveLimits},
+	{extFstatVFS, "2", (*conn).serveFstatVFS},
+	{extLsetstat, "1", (*conn).serveSetstat},
+	{extExpandPath, "1", (*conn).serveExpandPath},
+	{extHomeDirectory, "1", (*conn).serveHomeDirectory},
+	{extCopyData, "1", (*conn).serveCopyData},
+	{extUsersGroupsByID, "1", (*conn).serveUsersGroupsByID},
+	{extCheckFileName, "1", (*conn).serveCheckFileName},
+	{extCheckFileHandle, "1", (*conn).serveCheckFileHandle},
+	{extCheckFile, "", (*conn).serveCheckFileHandle},
 	{extHardlink, "", (*conn).serveLink},
 }
 
@@ -461,12 +470,7 @@ func (c *conn) serveStatVFS(id uint32, d decoder) {
 		return
 	}
 	st, err := c.s.statvfs(p)
-	if err != nil {
-		c.sendStatus(id, err)
-		return
-	}
-	c.sendUint64s(id, st.bsize, st.frsize, st.blocks, st.bfree, st.bavail,
-		st.files, st.ffree, st.favail, st.fsid, st.flag, st.namemax)
+	c.sendStatVFS(id, st, err)
 }
 
 func (c *conn) serveFsync(id uint32, d decoder) {

@@ -2,7 +2,7 @@ package vfs
 
 // The SFTP server of one channel: SFTP version 3 as OpenSSH's sftp-server
 // speaks it, with the extensions clients use (limits, posix-rename,
-// statvfs, fsync).
+// statvfs, fsync, and those of extensions.go).
 //
 // One goroutine, the caller's (Session.Serve), reads requests and carries
 // each out before reading the next, so requests take effect in the order
@@ -144,7 +144,7 @@ func (c *conn) handshake() error {
 	}
 	// Whatever version the client offers, the server speaks 3, as
 	// OpenSSH's does; clients that need more give up themselves.
-	b := getBuffer(256)
+	b := getBuffer(1024)
 	b.b = startPacket(b.b, fxpVersion, 3)
 	for _, ext := range extensions {
 		if ext.version != "" {

@@ -171,13 +171,7 @@ func TestVersionAnnouncesExtensionsAndLimits(t *testing.T) {
 	if typ != typeVersion || binary.BigEndian.Uint32(b) != 3 {
 		t.Fatalf("reply %d %x; want VERSION 3", typ, b)
 	}
-	exts := map[string]string{}
-	for rest := b[4:]; len(rest) > 0; {
-		var name, data string
-		name, rest = splitString(t, rest)
-		data, rest = splitString(t, rest)
-		exts[name] = data
-	}
+	exts := extensionsOf(t, b)
 	for _, want := range []string{"limits@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com", "fsync@openssh.com"} {
 		if _, ok := exts[want]; !ok {
 			t.Errorf("version reply announces %v; %s missing", exts, want)
@@ -220,7 +214,7 @@ func TestMalformedRequestsAreAnswered(t *testing.T) {
 		{"write on an unknown handle", packet(typeWrite, u32(4), str("17"), u64(0), str("x")), codeFail},
 		{"close of an unknown handle", packet(typeClose, u32(5), str("\xff\x00")), codeFail},
 		{"unknown type", packet(99, u32(6), str("x")), codeUnsupported},
-		{"unknown extension", packet(typeExtended, u32(7), str("copy-data")), codeUnsupported},
+		{"unknown extension", packet(typeExtended, u32(7), str("nosuch@example.com")), codeUnsupported},
 		{"symlink", packet(20, u32(8), str("a"), str("b")), codeUnsupported},
 		{"path with NUL", packet(typeStat, u32(9), str("/My Files/a\x00b")), codeFail},
 		{"posix-rename without target", packet(typeExtended, u32(10), str("posix-rename@openssh.com"), str("a")), codeBadMessage},
