@@ -154,13 +154,50 @@ func (l costLimit) MutateOperationContext(ctx context.Context, oc *graphql.Opera
 	if oc.Operation == nil {
 		return nil
 	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > l.depth {
-		return limitError("QUERY_TOO_DEEP", "the query is nested %d levels deep; the limit is %d", depth, l.depth)
+	limit := l.depth
+	if introspectionOnly(oc.Operation.SelectionSet, oc.Doc.Fragments, 0) {
+		limit = max(limit, introspectionDepth)
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > limit {
+		return limitError("QUERY_TOO_DEEP", "the query is nested %d levels deep; the limit is %d", depth, limit)
 	}
 	if c := selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0); c > l.complexity {
 		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "the operation's complexity is over %d (paged fields count once per item of `first`); the limit is %d", l.complexity, l.complexity)
 	}
 	return nil
+}
+
+// introspectionDepth is the depth limit of an operation that only
+// introspects: the standard introspection query of graphql-js and the tools
+// built on it (graphql-codegen, GraphiQL, Apollo's and Relay's compilers)
+// nests type references 15 levels deep. Such an operation reads the schema,
+// never data, and the size and complexity limits still apply to it.
+const introspectionDepth = 24
+
+// introspectionOnly reports whether every root field of set (fragments
+// expanded) is __schema, __type or __typename.
+func introspectionOnly(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth int) bool {
+	if depth > 8 {
+		return false
+	}
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			if s.Name != "__schema" && s.Name != "__type" && s.Name != "__typename" {
+				return false
+			}
+		case *ast.InlineFragment:
+			if !introspectionOnly(s.SelectionSet, frags, depth+1) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			f := frags.ForName(s.Name)
+			if f == nil || !introspectionOnly(f.SelectionSet, frags, depth+1) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // selectionCost stops counting once over max, so it also ends quickly.

@@ -213,14 +213,9 @@ func (e *env) do(token, query string, v vars) response {
 // peer (127.0.0.1) as one.
 func (e *env) doFrom(addr, token, query string, v vars) response {
 	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": v})
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	req := e.newPost(token, map[string]any{"query": query, "variables": v})
 	if addr != "" {
 		req.Header.Set("X-Forwarded-For", addr)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -233,6 +228,17 @@ func (e *env) doFrom(addr, token, query string, v vars) response {
 		e.t.Fatalf("decode response (status %d): %v", res.StatusCode, err)
 	}
 	return r
+}
+
+// newPost is a GraphQL POST request of body (JSON-encoded), with token.
+func (e *env) newPost(token string, body any) *http.Request {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
 }
 
 // mustDo runs a request that must succeed without GraphQL errors and decodes data into out.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -42,6 +40,12 @@ type Config struct {
 	// flight at once; 32 by default.
 	MaxInFlightPerAddr int
 	AllowedOrigins     []string // CORS origins allowed to call the API ("*" for any)
+	// CORSHeaders are the request headers allowed from those origins;
+	// DefaultCORSHeaders when empty.
+	CORSHeaders []string
+	// APQCacheBytes bounds the query text kept for automatic persisted
+	// queries; 4 MiB by default.
+	APQCacheBytes int
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For (or Forwarded) names the client; from anywhere else
 	// the client is the TCP peer. See clientAddrs.
@@ -73,6 +77,9 @@ func (c *Config) defaults() {
 	if c.MaxInFlightPerAddr == 0 {
 		c.MaxInFlightPerAddr = 32
 	}
+	if c.APQCacheBytes == 0 {
+		c.APQCacheBytes = 4 << 20
+	}
 	if c.MaxDepth == 0 {
 		c.MaxDepth = 12
 	}
@@ -86,11 +93,13 @@ func (c *Config) defaults() {
 func NewHandler(r *Resolver, cfg Config) http.Handler {
 	cfg.defaults()
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
-	srv.AddTransport(transport.POST{})
 	cache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(cache)
 	srv.SetParserTokenLimit(cfg.MaxTokens)
 	srv.Use(sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
+	// After sizeLimit: a persisted query's text was size-checked when it was
+	// stored, and the cost limit checks every operation after validation.
+	addTransports(srv, cfg.APQCacheBytes)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -111,7 +120,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
-	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(addrs, r.withLoaders(srv))))
+	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(addrs, r.withLoaders(httpStatuses(srv)))))
 	if cfg.Playground {
 		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
 	}
@@ -130,7 +139,8 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	return requestID(accessLog(log, cors(cfg.AllowedOrigins, limitBody(cfg.MaxBodyBytes, mux))))
+	return requestID(accessLog(log, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
+		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux)))))
 }
 
 // authenticate turns a bearer token into the request's principal. A request
@@ -381,26 +391,6 @@ func limitBody(n int64, next http.Handler) http.Handler {
 			return
 		}
 		req.Body = http.MaxBytesReader(w, req.Body, n)
-		next.ServeHTTP(w, req)
-	})
-}
-
-// cors answers browsers from the configured origins only.
-func cors(origins []string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		origin := req.Header.Get("Origin")
-		if origin != "" && (slices.Contains(origins, "*") || slices.Contains(origins, origin)) {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-			h.Set("Access-Control-Max-Age", "600")
-			if req.Method == http.MethodOptions {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
 		next.ServeHTTP(w, req)
 	})
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/skiffhq/skiff/graph"
 )
 
 // serveFlags are serve's flags as users' configurations name them: the flag,
@@ -21,6 +24,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"playground", "SKIFF_PLAYGROUND", "auto", "GraphQL API"},
 	{"introspection", "SKIFF_INTROSPECTION", "auto", "GraphQL API"},
 	{"cors-origins", "SKIFF_CORS_ORIGINS", "", "GraphQL API"},
+	{"cors-headers", "SKIFF_CORS_HEADERS", "Authorization,Content-Type,Accept,apollographql-client-name,apollographql-client-version,X-Request-ID", "GraphQL API"},
 	{"max-body-bytes", "SKIFF_MAX_BODY_BYTES", "1048576", "GraphQL API"},
 	{"max-complexity", "SKIFF_MAX_COMPLEXITY", "10000", "GraphQL API"}, // was 1000 before paged fields counted per item
 	{"max-depth", "SKIFF_MAX_DEPTH", "12", "GraphQL API"},
@@ -112,4 +116,13 @@ func groupOf(f *kong.Flag) string {
 		return ""
 	}
 	return f.Group.Title
+}
+
+// --cors-headers defaults to the handler's own default list.
+func TestCORSHeadersDefault(t *testing.T) {
+	for _, f := range serveModel(t).Flags {
+		if f.Name == "cors-headers" && f.Default != strings.Join(graph.DefaultCORSHeaders, ",") {
+			t.Fatalf("--cors-headers default %q, graph.DefaultCORSHeaders %v", f.Default, graph.DefaultCORSHeaders)
+		}
+	}
 }

@@ -19,6 +19,7 @@ type HTTPFlags struct {
 	Playground     string        `name:"playground" default:"auto" enum:"auto,on,off" env:"SKIFF_PLAYGROUND" help:"Serve the GraphQL playground at /playground (${enum}; auto: on with the private PostgreSQL, off otherwise)."`
 	Introspection  string        `name:"introspection" default:"auto" enum:"auto,on,off" env:"SKIFF_INTROSPECTION" help:"Answer GraphQL introspection queries and suggest field names (${enum}; auto: like --playground)."`
 	CORSOrigins    []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
+	CORSHeaders    []string      `name:"cors-headers" default:"Authorization,Content-Type,Accept,apollographql-client-name,apollographql-client-version,X-Request-ID" env:"SKIFF_CORS_HEADERS" help:"Request headers browsers on --cors-origins may send (comma-separated)."`
 	MaxBodyBytes   int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
 	MaxComplexity  int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one)."`
 	MaxDepth       int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
@@ -55,7 +56,8 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*ht
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
 		Playground: playground, Introspection: onOff(f.Introspection, playground), MaxBodyBytes: f.MaxBodyBytes,
 		MaxComplexity: f.MaxComplexity, MaxDepth: f.MaxDepth, AllowedOrigins: splitList(f.CORSOrigins),
-		MaxTokens: f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
+		CORSHeaders: splitList(f.CORSHeaders),
+		MaxTokens:   f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
 		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
 		Logger: log, Ready: func(ctx context.Context) error { return d.DB.X.PingContext(ctx) },
 	})

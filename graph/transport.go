@@ -1,0 +1,148 @@
+package graph
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/klauspost/compress/gzhttp"
+	"github.com/rs/cors"
+)
+
+// The HTTP transport speaks GraphQL over HTTP as Apollo Client, urql and
+// Relay expect it (docs/GRAPHQL.md#transport):
+//
+//   - POST with a JSON body, and GET with the query in the URL (queries only:
+//     a mutation over GET is answered 405);
+//   - automatic persisted queries (extensions.persistedQuery.sha256Hash),
+//     answering PERSISTED_QUERY_NOT_FOUND so clients send the query text;
+//   - application/graphql-response+json when the client accepts it (request
+//     errors are then 400), application/json otherwise (always 200 for a
+//     GraphQL response, as the GraphQL-over-HTTP spec asks);
+//   - compressed responses (zstd or gzip) above DefaultCompressMinSize;
+//   - CORS from the configured origins, with configurable request headers.
+
+// DefaultCORSHeaders are the request headers browsers may send from another
+// origin: what Apollo Client, urql and Relay send, and a client's request ID.
+var DefaultCORSHeaders = []string{
+	"Authorization", "Content-Type", "Accept",
+	"apollographql-client-name", "apollographql-client-version", "X-Request-ID",
+}
+
+// DefaultCompressMinSize is the smallest response that is compressed.
+const DefaultCompressMinSize = 1024
+
+// addTransports makes srv answer POST and GET, with persisted queries
+// looked up in a cache of apqBytes bytes of query text.
+func addTransports(srv *handler.Server, apqBytes int) {
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache(apqBytes)})
+}
+
+// apqCache holds persisted queries by hash, least recently used out first,
+// bounded by the bytes of query text it holds (a count alone would let a
+// client pin count × the body limit of memory).
+type apqCache struct {
+	mu       sync.Mutex
+	lru      *simplelru.LRU[string, string]
+	size     int
+	maxBytes int
+}
+
+func newAPQCache(maxBytes int) *apqCache {
+	c := &apqCache{maxBytes: maxBytes}
+	c.lru, _ = simplelru.NewLRU[string, string](1<<20, func(_, q string) { c.size -= len(q) })
+	return c
+}
+
+func (c *apqCache) Get(_ context.Context, hash string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(hash)
+}
+
+// Add stores query under hash (which the caller has verified), evicting
+// the least recently used queries while over the byte bound.
+func (c *apqCache) Add(_ context.Context, hash, query string) {
+	if len(query) > c.maxBytes {
+		return // never fits: the client keeps sending the text
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(hash) {
+		return
+	}
+	c.lru.Add(hash, query)
+	c.size += len(query)
+	for c.size > c.maxBytes {
+		c.lru.RemoveOldest()
+	}
+}
+
+// httpStatuses corrects two of gqlgen's status codes to the GraphQL-over-HTTP
+// spec: a GraphQL response sent as application/json is 200 even with request
+// (parse or validation) errors, where gqlgen answers 422 and Apollo Client
+// would report a network error; and a mutation over GET is 405 Method Not
+// Allowed, where gqlgen answers 406.
+func httpStatuses(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		next.ServeHTTP(&statusFixer{ResponseWriter: w, get: req.Method == http.MethodGet}, req)
+	})
+}
+
+type statusFixer struct {
+	http.ResponseWriter
+	get bool
+}
+
+func (w *statusFixer) WriteHeader(code int) {
+	switch {
+	case code == http.StatusUnprocessableEntity && isJSON(w.Header().Get("Content-Type")):
+		code = http.StatusOK
+	case code == http.StatusNotAcceptable && w.get:
+		w.Header().Set("Allow", "GET, POST")
+		code = http.StatusMethodNotAllowed
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusFixer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// compress compresses responses of at least minSize bytes with zstd or gzip,
+// as the client accepts (klauspost/compress/gzhttp).
+func compress(minSize int, next http.Handler) http.Handler {
+	wrap, err := gzhttp.NewWrapper(gzhttp.MinSize(minSize))
+	if err != nil {
+		panic(err) // only for invalid options, which are constants here
+	}
+	return wrap(next)
+}
+
+// corsPolicy lets browsers on origins call the API with headers; "*" in
+// origins allows any origin. X-Request-ID is readable by the page.
+func corsPolicy(origins, headers []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next // no cross-origin access (rs/cors would allow any origin)
+	}
+	if len(headers) == 0 {
+		headers = DefaultCORSHeaders
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: headers,
+		ExposedHeaders: []string{"X-Request-ID"},
+		MaxAge:         600,
+	}).Handler(next)
+}
