@@ -55,18 +55,24 @@ func Up(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		return err
 	}
 	results, err := p.Up(ctx)
-	for _, r := range results {
-		log.InfoContext(ctx, "applied migration", "file", path.Base(r.Source.Path), "duration", r.Duration)
+	return report(ctx, log, "applied migration", "migrate database", results, err)
+}
+
+// report logs each migration that ran as what, and turns err into one that
+// names the file that failed.
+func report(ctx context.Context, log *slog.Logger, what, action string, results []*goose.MigrationResult, err error) error {
+	var pe *goose.PartialError
+	if errors.As(err, &pe) {
+		results = append(results, pe.Applied...)
 	}
-	if err != nil {
-		var pe *goose.PartialError
-		if errors.As(err, &pe) {
-			for _, r := range pe.Applied {
-				log.InfoContext(ctx, "applied migration", "file", path.Base(r.Source.Path), "duration", r.Duration)
-			}
-			return fmt.Errorf("migrate database: %s failed: %w", path.Base(pe.Failed.Source.Path), pe.Err)
-		}
-		return fmt.Errorf("migrate database: %w", err)
+	for _, r := range results {
+		log.InfoContext(ctx, what, "file", path.Base(r.Source.Path), "duration", r.Duration)
+	}
+	switch {
+	case pe != nil:
+		return fmt.Errorf("%s: %s failed: %w", action, path.Base(pe.Failed.Source.Path), pe.Err)
+	case err != nil:
+		return fmt.Errorf("%s: %w", action, err)
 	}
 	return nil
 }
@@ -129,3 +135,70 @@ func newProvider(db *sql.DB, log *slog.Logger) (*goose.Provider, error) {
 	}
 	return p, nil
 }
+
+// DownTo rolls the database back to version (0: undo everything), running
+// the Down section of each applied migration newer than it, newest first.
+// Down sections drop what their Up made, data included; a database newer
+// than this binary cannot be rolled back by it (it lacks those files).
+func DownTo(ctx context.Context, db *sql.DB, version int64, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := newProvider(db, log)
+	if err != nil {
+		return err
+	}
+	results, err := p.DownTo(ctx, version)
+	return report(ctx, log, "rolled back migration", "roll back database", results, err)
+}
+
+// Latest is the newest migration embedded in this binary.
+func Latest() int64 {
+	entries, _ := files.ReadDir(".")
+	var latest int64
+	for _, e := range entries {
+		var v int64
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil {
+			latest = max(latest, v)
+		}
+	}
+	return latest
+}
+
+// Schema is what a database's schema says about the binaries that may run
+// on it (00075_schema_compat.sql).
+type Schema struct {
+	// Current is the newest migration applied (0: none).
+	Current int64
+	// CompatibleFrom is the newest migration a binary must know to run on
+	// this schema; 0 when the schema predates 00075 or no migration raised it.
+	CompatibleFrom int64
+}
+
+// ReadSchema reads the schema's version and compatibility. It needs only the
+// runtime role's rights (from 00075 on); on an older schema, whose version
+// table the runtime role may not read, ErrSchemaUnreadable.
+func ReadSchema(ctx context.Context, db *sql.DB) (Schema, error) {
+	var s Schema
+	var versions, compat sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('goose_db_version')::text, to_regclass('skiff_schema')::text`).Scan(&versions, &compat); err != nil {
+		return s, fmt.Errorf("read schema version: %w", err)
+	}
+	if !versions.Valid {
+		return s, nil // an empty database
+	}
+	if !compat.Valid {
+		return s, ErrSchemaUnreadable
+	}
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&s.Current); err != nil {
+		return s, fmt.Errorf("read schema version: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT compatible_from FROM skiff_schema`).Scan(&s.CompatibleFrom); err != nil {
+		return s, fmt.Errorf("read schema compatibility: %w", err)
+	}
+	return s, nil
+}
+
+// ErrSchemaUnreadable: the schema predates 00075_schema_compat.sql, so it is
+// older than any binary that reads it.
+var ErrSchemaUnreadable = errors.New("the schema predates 00075_schema_compat.sql")

@@ -70,7 +70,13 @@ func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, passwo
 	if err != nil {
 		return err
 	}
-	d, err := f.open(ctx, log)
+	// The admin commands run on the runtime role and never migrate an
+	// external database (the private one they do, as serve would).
+	mode := migrateCheck
+	if f.DatabaseURL == "" && f.MigrateURL == "" {
+		mode = migrateAuto
+	}
+	d, err := f.open(ctx, log, mode, "skiff-admin")
 	if err != nil {
 		return err
 	}

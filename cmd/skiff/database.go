@@ -58,31 +58,62 @@ func (d *database) Close() {
 	}
 }
 
-// open connects to the configured database, or starts the private one, and
-// applies migrations.
-func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger) (*database, error) {
+// open connects to the configured database, or starts the private one when
+// no URL is given, and migrates (mode auto) or checks (off, check) the
+// schema: see schemaMode. Only the runtime URL is needed unless mode is
+// auto; auto on an external database without --migrate-database-url
+// migrates as the --database-url role.
+func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger, mode, appName string) (*database, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
 	d := &database{URL: f.DatabaseURL, MigrateURL: f.MigrateURL}
-	if d.URL == "" {
+	migrateAs := migrateURLSetting.with(d.MigrateURL)
+	switch {
+	case d.URL == "" && d.MigrateURL == "":
 		if err := f.startPrivate(ctx, log, d); err != nil {
 			return nil, err
 		}
-	}
-	if d.MigrateURL == "" {
+		migrateAs = migrateURLSetting.with(d.MigrateURL)
+	case d.URL == "":
+		return nil, settingError(runtimeURLSetting.flag, runtimeURLSetting.env, "not set, but --migrate-database-url is: give the runtime role's URL too (the migration URL alone is for `skiff migrate`), or neither for the private PostgreSQL")
+	case d.MigrateURL == "":
 		d.MigrateURL = d.URL
+		migrateAs = runtimeURLSetting.with(d.URL)
 	}
-	err := migrate(ctx, d.MigrateURL, log)
-	if err == nil && d.Embedded {
-		// The role needs skiff_app, which the first migration makes.
-		err = ensureRuntimeRole(ctx, d.MigrateURL, embeddedRuntimeRole)
-	}
-	if err == nil {
-		d.DB, err = tenant.Open(ctx, d.URL)
-	}
+	err := func() error {
+		if mode == migrateAuto {
+			if err := migrateWith(ctx, migrateAs, appName+"-migrate", log); err != nil {
+				return err
+			}
+			if d.Embedded {
+				// The role needs skiff_app, which the first migration makes.
+				if err := ensureRuntimeRole(ctx, d.MigrateURL, embeddedRuntimeRole); err != nil {
+					return err
+				}
+			}
+		}
+		runtime := runtimeURLSetting.with(d.URL)
+		db, err := tenant.Open(ctx, withAppName(d.URL, appName))
+		if err != nil {
+			return runtime.connectError(err)
+		}
+		d.DB = db
+		return checkSchema(ctx, log, db.X.DB, mode)
+	}()
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// check validates the URLs without connecting.
+func (f DatabaseFlags) check() error {
+	if err := runtimeURLSetting.with(f.DatabaseURL).check(); err != nil {
+		return err
+	}
+	return migrateURLSetting.with(f.MigrateURL).check()
 }
 
 // startPrivate starts the private PostgreSQL in the data folder and points
@@ -116,14 +147,18 @@ func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *da
 	return nil
 }
 
-func migrate(ctx context.Context, url string, log *slog.Logger) error {
-	db, err := sqlx.Open("postgres", url)
+// migrateWith applies the pending migrations as the role of s.
+func migrateWith(ctx context.Context, s dbSetting, appName string, log *slog.Logger) error {
+	db, err := sqlx.Open("postgres", withAppName(s.url, appName))
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return s.connectError(err)
 	}
 	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return s.connectError(err)
+	}
 	if err := migrations.Up(ctx, db.DB, log); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return migrationError(s, err)
 	}
 	return nil
 }
@@ -172,7 +207,12 @@ func (c *ServeCmd) openServe(ctx context.Context, log *slog.Logger) (*database, 
 	if err := c.Runtime.checkPool(); err != nil {
 		return nil, err
 	}
-	d, err := c.open(ctx, log)
+	mode, err := c.schemaMode()
+	if err != nil {
+		return nil, err
+	}
+	c.logStart(log, mode)
+	d, err := c.open(ctx, log, mode, "skiff")
 	if err != nil {
 		return nil, err
 	}
@@ -189,10 +229,10 @@ func (c *ServeCmd) openServe(ctx context.Context, log *slog.Logger) (*database, 
 // silently change.
 func (f RuntimeDatabaseFlags) checkPool() error {
 	if f.MaxConns < 1 {
-		return fmt.Errorf("--database-max-connections: %d is not 1 or more", f.MaxConns)
+		return settingError("--database-max-connections", "SKIFF_DATABASE_MAX_CONNECTIONS", "%d is not 1 or more", f.MaxConns)
 	}
 	if f.MaxIdleConns < 0 || f.MaxIdleConns > f.MaxConns {
-		return fmt.Errorf("--database-max-idle-connections: %d is not between 0 and --database-max-connections (%d)", f.MaxIdleConns, f.MaxConns)
+		return settingError("--database-max-idle-connections", "SKIFF_DATABASE_MAX_IDLE_CONNECTIONS", "%d is not between 0 and --database-max-connections (%d)", f.MaxIdleConns, f.MaxConns)
 	}
 	return nil
 }
@@ -203,40 +243,14 @@ func (f RuntimeDatabaseFlags) checkRole(ctx context.Context, log *slog.Logger, d
 	err := tenant.CheckRuntimeRole(ctx, db.X)
 	var unsafe *tenant.RuntimeRoleError
 	if !errors.As(err, &unsafe) {
-		return err
+		return withCode(exitNoPerm, err)
 	}
 	if f.AllowUnsafeRole {
 		log.Warn("UNSAFE DATABASE ROLE: "+unsafe.Error()+"; starting anyway because of --allow-unsafe-database-role, which is for development only",
 			"role", unsafe.Role, "reason", unsafe.Reason)
 		return nil
 	}
-	return fmt.Errorf("%w. Connect --database-url (SKIFF_DATABASE_URL) as a role that is not a superuser, has no BYPASSRLS and owns no table, "+
+	return withCode(exitNoPerm, fmt.Errorf("%w. Connect --database-url (SKIFF_DATABASE_URL) as a role that is not a superuser, has no BYPASSRLS and owns no table, "+
 		"and give the tables' owner to --migrate-database-url (SKIFF_MIGRATE_DATABASE_URL) (docs/OPERATIONS.md), "+
-		"or pass --allow-unsafe-database-role on a development machine", err)
-}
-
-// MigrateCmd applies migrations.
-type MigrateCmd struct {
-	DatabaseFlags
-}
-
-// Run applies all migrations and reports the version.
-func (c *MigrateCmd) Run(ctx context.Context, log *slog.Logger) error {
-	d, err := c.open(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	// The version table is the owner's: the runtime role may not read it.
-	owner, err := sqlx.Open("postgres", d.MigrateURL)
-	if err != nil {
-		return err
-	}
-	defer owner.Close()
-	cur, latest, err := migrations.Version(ctx, owner.DB)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("database schema at version %d (latest %d)\n", cur, latest)
-	return nil
+		"or pass --allow-unsafe-database-role on a development machine", err))
 }

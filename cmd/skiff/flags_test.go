@@ -20,6 +20,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"database-max-connections", "SKIFF_DATABASE_MAX_CONNECTIONS", "32", "Database"},
 	{"database-max-idle-connections", "SKIFF_DATABASE_MAX_IDLE_CONNECTIONS", "32", "Database"},
 	{"allow-unsafe-database-role", "SKIFF_ALLOW_UNSAFE_DATABASE_ROLE", "", "Database"},
+	{"migrate", "SKIFF_MIGRATE", "", "Database"},
 	{"http-addr", "SKIFF_HTTP_ADDR", "127.0.0.1:8080", "GraphQL API"},
 	{"playground", "SKIFF_PLAYGROUND", "auto", "GraphQL API"},
 	{"introspection", "SKIFF_INTROSPECTION", "auto", "GraphQL API"},

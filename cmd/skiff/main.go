@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,8 +20,9 @@ type CLI struct {
 	Log LogFlags `embed:"" prefix:"log-"`
 
 	Serve   ServeCmd   `cmd:"" help:"Run the GraphQL API and the SFTP server (starts a private PostgreSQL unless --database-url is set)."`
-	Migrate MigrateCmd `cmd:"" help:"Apply database migrations and exit."`
+	Migrate MigrateCmd `cmd:"" help:"Apply database migrations (as the tables' owner) and exit; also status and down."`
 	Admin   AdminCmd   `cmd:"" help:"Bootstrap what the API cannot create for itself: staff logins and accounts."`
+	Version VersionCmd `cmd:"" help:"Print the version and the newest schema migration this binary knows."`
 }
 
 // LogFlags configure structured logging.
@@ -53,9 +53,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	err := kctx.Run(log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "skiff:", err)
-		os.Exit(1)
+	if err := kctx.Run(log); err != nil {
+		stop()
+		os.Exit(fatal(log, err)) // one line, in the log format; exit codes in exit.go
 	}
 }

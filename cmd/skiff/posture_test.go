@@ -112,18 +112,20 @@ func TestServeWithARuntimeRole(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("/readyz: %s", res.Status)
 	}
-	migrate := &MigrateCmd{DatabaseFlags: DatabaseFlags{DatabaseURL: runtimeURL, MigrateURL: dbURL}}
+	migrate := &MigrateUpCmd{DatabaseFlags: DatabaseFlags{DatabaseURL: runtimeURL, MigrateURL: dbURL}}
 	if err := migrate.Run(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Errorf("migrate: %v", err)
 	}
 }
 
-// A database that cannot be reached is an error, not a crash.
+// A database that cannot be reached is an error naming the setting, with
+// its exit code, not a crash.
 func TestUnreachableDatabase(t *testing.T) {
 	t.Parallel()
-	migrate := &MigrateCmd{DatabaseFlags: DatabaseFlags{DatabaseURL: "postgres://skiff@127.0.0.1:1/skiff?sslmode=disable&connect_timeout=5"}}
-	if err := migrate.Run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "migrate") {
-		t.Errorf("got %v, want the migration's error", err)
+	migrate := &MigrateUpCmd{DatabaseFlags: DatabaseFlags{DatabaseURL: "postgres://skiff@127.0.0.1:1/skiff?sslmode=disable&connect_timeout=5"}}
+	err := migrate.Run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "--database-url (SKIFF_DATABASE_URL)") || exitCode(err) != exitUnavailable {
+		t.Errorf("got %v (exit %d), want the setting named and exit %d", err, exitCode(err), exitUnavailable)
 	}
 }
 

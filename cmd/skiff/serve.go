@@ -31,6 +31,7 @@ import (
 type ServeCmd struct {
 	DatabaseFlags `group:"Database"`
 	Runtime       RuntimeDatabaseFlags `embed:"" group:"Database"`
+	Migrate       MigrateFlags         `embed:"" group:"Database"`
 
 	HTTP         HTTPFlags        `embed:"" group:"GraphQL API"`
 	SFTP         SFTPFlags        `embed:"" group:"SFTP"`
@@ -48,6 +49,9 @@ type ServeCmd struct {
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
 func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
 	d, err := c.openServe(ctx, log)
 	if err != nil {
 		return err
