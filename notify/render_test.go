@@ -78,6 +78,9 @@ var samples = map[outbox.EmailKind]struct {
 	outbox.EmailSSHKeyExpired: {outbox.SSHKeyExpiryData{
 		UserName: "Ada Lovelace", AccountName: "Analytical Engines", Title: "Laptop", Fingerprint: "SHA256:abc123", ExpiresAt: t1, Expired: true,
 	}, []string{"Laptop", "SHA256:abc123", "Monday 16 March 2026 at 09:30 UTC", "no longer logs in"}},
+	outbox.EmailStorageQuota: {outbox.StorageQuotaData{
+		OwnerName: "Ada Lovelace", AccountName: "Analytical Engines", Percent: 80, Used: "8.0 GiB", Quota: "10.0 GiB",
+	}, []string{"8.0 GiB", "10.0 GiB", "80", "larger quota"}},
 }
 
 func newTestRenderer(t *testing.T) *Renderer {
@@ -148,6 +151,7 @@ func TestRenderSubjects(t *testing.T) {
 		outbox.EmailEmailChanged:           "The email of your Analytical Engines login was changed",
 		outbox.EmailSSHKeyExpiring:         "Your SSH key expires on Monday 16 March 2026",
 		outbox.EmailSSHKeyExpired:          "Your SSH key has expired",
+		outbox.EmailStorageQuota:           "Analytical Engines has used 80 % of its storage",
 	}
 	for kind, subject := range want {
 		got, err := r.Render(kind, mustJSON(t, samples[kind].data))

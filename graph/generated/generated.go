@@ -23,6 +23,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"github.com/skiffhq/skiff/tenant/sharing"
+	"github.com/skiffhq/skiff/tenant/storageuse"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -75,6 +76,7 @@ type ComplexityRoot struct {
 		RequireTotpForAdmins func(childComplexity int) int
 		SftpLicences         func(childComplexity int) int
 		SftpModule           func(childComplexity int) int
+		Storage              func(childComplexity int) int
 		Users                func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
 		UsersCSV             func(childComplexity int) int
 	}
@@ -335,8 +337,10 @@ type ComplexityRoot struct {
 		SetRequireTotpForAdmins   func(childComplexity int, input model.SetRequireTotpForAdminsInput) int
 		SetSftpAccess             func(childComplexity int, input model.SetSftpAccessInput) int
 		SetSftpLicences           func(childComplexity int, input model.SetSftpLicencesInput) int
+		SetStorageQuota           func(childComplexity int, input model.SetStorageQuotaInput) int
 		SetUserGroup              func(childComplexity int, input model.SetUserGroupInput) int
 		SetUserIPAllowlist        func(childComplexity int, input model.SetUserIPAllowlistInput) int
+		SetUserStorageQuota       func(childComplexity int, input model.SetUserStorageQuotaInput) int
 		ShareProjectFolder        func(childComplexity int, input model.ShareProjectFolderInput) int
 		StartSftpTrial            func(childComplexity int) int
 		StartTotpEnrolment        func(childComplexity int) int
@@ -440,7 +444,17 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SetStorageQuotaPayload struct {
+		Account    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	SetUserIpAllowlistPayload struct {
+		User       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SetUserStorageQuotaPayload struct {
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
@@ -555,6 +569,11 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	StorageUsage struct {
+		Quota func(childComplexity int) int
+		Used  func(childComplexity int) int
+	}
+
 	User struct {
 		Account              func(childComplexity int) int
 		CreatedAt            func(childComplexity int) int
@@ -568,6 +587,7 @@ type ComplexityRoot struct {
 		Role                 func(childComplexity int) int
 		SSHKeys              func(childComplexity int) int
 		Sftp                 func(childComplexity int) int
+		Storage              func(childComplexity int) int
 		UpdatedAt            func(childComplexity int) int
 	}
 
@@ -622,6 +642,7 @@ type AccountResolver interface {
 	SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error)
 	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
 	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error)
+	Storage(ctx context.Context, obj *tenant.Account) (*storageuse.Storage, error)
 }
 type AuditEventResolver interface {
 	ID(ctx context.Context, obj *audit.EventRow) (string, error)
@@ -703,6 +724,8 @@ type MutationResolver interface {
 	UpdateSSHKey(ctx context.Context, input model.UpdateSSHKeyInput) (*model.SSHKeyPayload, error)
 	DeleteSSHKey(ctx context.Context, input model.DeleteSSHKeyInput) (*model.SSHKeyPayload, error)
 	SetSftpAccess(ctx context.Context, input model.SetSftpAccessInput) (*model.UserPayload, error)
+	SetStorageQuota(ctx context.Context, input model.SetStorageQuotaInput) (*model.SetStorageQuotaPayload, error)
+	SetUserStorageQuota(ctx context.Context, input model.SetUserStorageQuotaInput) (*model.SetUserStorageQuotaPayload, error)
 	CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error)
 	ImportUsers(ctx context.Context, input model.ImportUsersInput) (*model.ImportUsersPayload, error)
 	UpdateUser(ctx context.Context, input model.UpdateUserInput) (*model.UserPayload, error)
@@ -762,6 +785,7 @@ type UserResolver interface {
 	IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error)
 	SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error)
 	Sftp(ctx context.Context, obj *tenant.User) (*model.UserSftp, error)
+	Storage(ctx context.Context, obj *tenant.User) (*storageuse.Storage, error)
 }
 type UserSftpResolver interface {
 	Enabled(ctx context.Context, obj *model.UserSftp) (bool, error)
@@ -890,6 +914,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.SftpModule(childComplexity), true
+	case "Account.storage":
+		if e.ComplexityRoot.Account.Storage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.Storage(childComplexity), true
 	case "Account.users":
 		if e.ComplexityRoot.Account.Users == nil {
 			break
@@ -2028,6 +2058,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetSftpLicences(childComplexity, args["input"].(model.SetSftpLicencesInput)), true
+	case "Mutation.setStorageQuota":
+		if e.ComplexityRoot.Mutation.SetStorageQuota == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setStorageQuota_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetStorageQuota(childComplexity, args["input"].(model.SetStorageQuotaInput)), true
 	case "Mutation.setUserGroup":
 		if e.ComplexityRoot.Mutation.SetUserGroup == nil {
 			break
@@ -2050,6 +2091,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetUserIPAllowlist(childComplexity, args["input"].(model.SetUserIPAllowlistInput)), true
+	case "Mutation.setUserStorageQuota":
+		if e.ComplexityRoot.Mutation.SetUserStorageQuota == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setUserStorageQuota_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetUserStorageQuota(childComplexity, args["input"].(model.SetUserStorageQuotaInput)), true
 	case "Mutation.shareProjectFolder":
 		if e.ComplexityRoot.Mutation.ShareProjectFolder == nil {
 			break
@@ -2485,6 +2537,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetRequireTotpForAdminsPayload.UserErrors(childComplexity), true
 
+	case "SetStorageQuotaPayload.account":
+		if e.ComplexityRoot.SetStorageQuotaPayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetStorageQuotaPayload.Account(childComplexity), true
+	case "SetStorageQuotaPayload.userErrors":
+		if e.ComplexityRoot.SetStorageQuotaPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetStorageQuotaPayload.UserErrors(childComplexity), true
+
 	case "SetUserIpAllowlistPayload.user":
 		if e.ComplexityRoot.SetUserIpAllowlistPayload.User == nil {
 			break
@@ -2497,6 +2562,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SetUserIpAllowlistPayload.UserErrors(childComplexity), true
+
+	case "SetUserStorageQuotaPayload.user":
+		if e.ComplexityRoot.SetUserStorageQuotaPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserStorageQuotaPayload.User(childComplexity), true
+	case "SetUserStorageQuotaPayload.userErrors":
+		if e.ComplexityRoot.SetUserStorageQuotaPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserStorageQuotaPayload.UserErrors(childComplexity), true
 
 	case "SftpCredentials.customLogin":
 		if e.ComplexityRoot.SftpCredentials.CustomLogin == nil {
@@ -2903,6 +2981,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StartTotpEnrolmentPayload.UserErrors(childComplexity), true
 
+	case "StorageUsage.quota":
+		if e.ComplexityRoot.StorageUsage.Quota == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StorageUsage.Quota(childComplexity), true
+	case "StorageUsage.used":
+		if e.ComplexityRoot.StorageUsage.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StorageUsage.Used(childComplexity), true
+
 	case "User.account":
 		if e.ComplexityRoot.User.Account == nil {
 			break
@@ -2980,6 +3071,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Sftp(childComplexity), true
+	case "User.storage":
+		if e.ComplexityRoot.User.Storage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Storage(childComplexity), true
 	case "User.updatedAt":
 		if e.ComplexityRoot.User.UpdatedAt == nil {
 			break
@@ -3123,8 +3220,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SetRequireTotpForAdminsInput", ec.unmarshalInputSetRequireTotpForAdminsInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
+			graphql.NewInputUnmarshaler("SetStorageQuotaInput", ec.unmarshalInputSetStorageQuotaInput),
 			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
 			graphql.NewInputUnmarshaler("SetUserIpAllowlistInput", ec.unmarshalInputSetUserIpAllowlistInput),
+			graphql.NewInputUnmarshaler("SetUserStorageQuotaInput", ec.unmarshalInputSetUserStorageQuotaInput),
 			graphql.NewInputUnmarshaler("ShareProjectFolderInput", ec.unmarshalInputShareProjectFolderInput),
 			graphql.NewInputUnmarshaler("SuspendSftpModuleInput", ec.unmarshalInputSuspendSftpModuleInput),
 			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
@@ -4511,6 +4610,81 @@ type SshKeyPayload {
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/storage.graphqls", Input: `"""
+A number of bytes: a 64-bit integer, sent as a JSON number (exact up to 2^53 in JavaScript).
+"""
+scalar Bytes
+
+"""
+Stored bytes and the quota they count against. Usage is the apparent size of the files
+(a sparse file counts at its full length), kept as uploads finish and corrected by the
+server's reconcile pass (at start-up and every 6 hours by default), so it may lag a
+crash by at most one pass. Uploads in progress count once they finish.
+"""
+type StorageUsage {
+  "Bytes stored."
+  used: Bytes!
+  "Bytes allowed; null: no quota (the default)."
+  quota: Bytes
+}
+
+extend type Account {
+  """
+  The account's storage: everything in its users' homes and its project folders, against the
+  quota support staff set (none by default). When it is full, SFTP uploads, resumes,
+  truncations that extend a file and server-side copies that would store more are refused
+  with "quota exceeded". The owners are emailed when usage reaches 80 % and 100 %.
+  Owners, administrators and support staff; null for other users.
+  """
+  storage: StorageUsage
+}
+
+extend type User {
+  """
+  The user's storage: their home (My Files) and the project folders they created, against
+  their own quota, which applies on top of the account's (none by default). Visible to the
+  user, the account's owners and administrators, and support staff; null for others.
+  """
+  storage: StorageUsage
+}
+
+extend type Mutation {
+  """
+  Set an account's storage quota in bytes; null removes it (the default: no quota). Support
+  staff only. Nothing stored is deleted: an account over its new quota can only delete until
+  it is under. Audited.
+  """
+  setStorageQuota(input: SetStorageQuotaInput!): SetStorageQuotaPayload!
+  """
+  Set a user's own storage quota in bytes; null removes it (the default: no quota of their
+  own). Owners and administrators; only an owner can set an owner's. It applies on top of the
+  account's quota. Audited.
+  """
+  setUserStorageQuota(input: SetUserStorageQuotaInput!): SetUserStorageQuotaPayload!
+}
+
+input SetStorageQuotaInput {
+  accountId: ID!
+  "At most 2^60 (1 EiB); null: no quota."
+  bytes: Bytes
+}
+
+type SetStorageQuotaPayload {
+  account: Account
+  userErrors: [UserError!]!
+}
+
+input SetUserStorageQuotaInput {
+  userId: ID!
+  "At most 2^60 (1 EiB); null: no quota of the user's own."
+  bytes: Bytes
+}
+
+type SetUserStorageQuotaPayload {
+  user: User
+  userErrors: [UserError!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/user.graphqls", Input: `"A user's role in their account."
 enum Role {
   "Manages everything, including other owners. An account always keeps at least one owner."
@@ -4749,6 +4923,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_notifications(ctx, field)
 	case "auditEvents":
 		return ec.fieldContext_Account_auditEvents(ctx, field)
+	case "storage":
+		return ec.fieldContext_Account_storage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Account", field.Name)
 }
@@ -5351,6 +5527,16 @@ func (ec *executionContext) childFields_SetRequireTotpForAdminsPayload(ctx conte
 	return nil, fmt.Errorf("no field named %q was found under type SetRequireTotpForAdminsPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SetStorageQuotaPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_SetStorageQuotaPayload_account(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetStorageQuotaPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetStorageQuotaPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_SetUserIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "user":
@@ -5359,6 +5545,16 @@ func (ec *executionContext) childFields_SetUserIpAllowlistPayload(ctx context.Co
 		return ec.fieldContext_SetUserIpAllowlistPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SetUserIpAllowlistPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetUserStorageQuotaPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_SetUserStorageQuotaPayload_user(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetUserStorageQuotaPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetUserStorageQuotaPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SftpCredentials(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5573,6 +5769,16 @@ func (ec *executionContext) childFields_StartTotpEnrolmentPayload(ctx context.Co
 	return nil, fmt.Errorf("no field named %q was found under type StartTotpEnrolmentPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_StorageUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "used":
+		return ec.fieldContext_StorageUsage_used(ctx, field)
+	case "quota":
+		return ec.fieldContext_StorageUsage_quota(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StorageUsage", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -5601,6 +5807,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_sshKeys(ctx, field)
 	case "sftp":
 		return ec.fieldContext_User_sftp(ctx, field)
+	case "storage":
+		return ec.fieldContext_User_storage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -6465,6 +6673,20 @@ func (ec *executionContext) field_Mutation_setSftpLicences_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setStorageQuota_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetStorageQuotaInput, error) {
+			return ec.unmarshalNSetStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setUserGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6485,6 +6707,20 @@ func (ec *executionContext) field_Mutation_setUserIpAllowlist_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.SetUserIPAllowlistInput, error) {
 			return ec.unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setUserStorageQuota_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetUserStorageQuotaInput, error) {
+			return ec.unmarshalNSetUserStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7343,6 +7579,38 @@ func (ec *executionContext) fieldContext_Account_auditEvents(ctx context.Context
 	if fc.Args, err = ec.field_Account_auditEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_storage(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_storage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().Storage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *storageuse.Storage) graphql.Marshaler {
+			return ec.marshalOStorageUsage2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋstorageuseᚐStorage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Account_storage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StorageUsage(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -12237,6 +12505,94 @@ func (ec *executionContext) fieldContext_Mutation_setSftpAccess(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setStorageQuota(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setStorageQuota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetStorageQuota(ctx, fc.Args["input"].(model.SetStorageQuotaInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetStorageQuotaPayload) graphql.Marshaler {
+			return ec.marshalNSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setStorageQuota(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetStorageQuotaPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setStorageQuota_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setUserStorageQuota(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setUserStorageQuota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetUserStorageQuota(ctx, fc.Args["input"].(model.SetUserStorageQuotaInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserStorageQuotaPayload) graphql.Marshaler {
+			return ec.marshalNSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setUserStorageQuota(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetUserStorageQuotaPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setUserStorageQuota_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13989,6 +14345,70 @@ func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_userErro
 	return fc, nil
 }
 
+func (ec *executionContext) _SetStorageQuotaPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetStorageQuotaPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetStorageQuotaPayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetStorageQuotaPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetStorageQuotaPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetStorageQuotaPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetStorageQuotaPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetStorageQuotaPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetStorageQuotaPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetStorageQuotaPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SetUserIpAllowlistPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserIPAllowlistPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14043,6 +14463,70 @@ func (ec *executionContext) _SetUserIpAllowlistPayload_userErrors(ctx context.Co
 func (ec *executionContext) fieldContext_SetUserIpAllowlistPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SetUserIpAllowlistPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserStorageQuotaPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserStorageQuotaPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserStorageQuotaPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserStorageQuotaPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserStorageQuotaPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserStorageQuotaPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserStorageQuotaPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserStorageQuotaPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserStorageQuotaPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserStorageQuotaPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -15710,6 +16194,52 @@ func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_userErrors(_ 
 	return fc, nil
 }
 
+func (ec *executionContext) _StorageUsage_used(ctx context.Context, field graphql.CollectedField, obj *storageuse.Storage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StorageUsage_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StorageUsage_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _StorageUsage_quota(ctx context.Context, field graphql.CollectedField, obj *storageuse.Storage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StorageUsage_quota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quota, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOBytes2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StorageUsage_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16061,6 +16591,38 @@ func (ec *executionContext) fieldContext_User_sftp(_ context.Context, field grap
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserSftp(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_storage(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_storage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Storage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *storageuse.Storage) graphql.Marshaler {
+			return ec.marshalOStorageUsage2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋstorageuseᚐStorage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_storage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StorageUsage(ctx, field)
 		},
 	}
 	return fc, nil
@@ -19378,6 +19940,55 @@ func UnmarshalSetSftpLicencesInput(ctx context.Context, raw any) (model.SetSftpL
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetStorageQuotaInput(ctx context.Context, obj any) (model.SetStorageQuotaInput, error) {
+	var it model.SetStorageQuotaInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"accountId", "bytes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "bytes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bytes"))
+			data, err := ec.unmarshalOBytes2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Bytes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetStorageQuotaInput unmarshals raw into the SetStorageQuotaInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetStorageQuotaInput(ctx context.Context, raw any) (model.SetStorageQuotaInput, error) {
+	var out model.SetStorageQuotaInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetStorageQuotaInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSetUserGroupInput(ctx context.Context, obj any) (model.SetUserGroupInput, error) {
 	var it model.SetUserGroupInput
 	if obj == nil {
@@ -19473,6 +20084,55 @@ func (ec *executionContext) unmarshalInputSetUserIpAllowlistInput(ctx context.Co
 func UnmarshalSetUserIpAllowlistInput(ctx context.Context, raw any) (model.SetUserIPAllowlistInput, error) {
 	var out model.SetUserIPAllowlistInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserIpAllowlistInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSetUserStorageQuotaInput(ctx context.Context, obj any) (model.SetUserStorageQuotaInput, error) {
+	var it model.SetUserStorageQuotaInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "bytes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "bytes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bytes"))
+			data, err := ec.unmarshalOBytes2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Bytes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetUserStorageQuotaInput unmarshals raw into the SetUserStorageQuotaInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetUserStorageQuotaInput(ctx context.Context, raw any) (model.SetUserStorageQuotaInput, error) {
+	var out model.SetUserStorageQuotaInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserStorageQuotaInput", raw, &out)
 	return out, err
 }
 
@@ -20199,6 +20859,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_auditEvents(ctx, field, obj)
+				})
+		case "storage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_storage(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -22098,6 +22764,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setStorageQuota":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setStorageQuota(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setUserStorageQuota":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setUserStorageQuota(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createUser(ctx, field)
@@ -22829,6 +23509,44 @@ func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context,
 	return out
 }
 
+var setStorageQuotaPayloadImplementors = []string{"SetStorageQuotaPayload"}
+
+func (ec *executionContext) _SetStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetStorageQuotaPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setStorageQuotaPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetStorageQuotaPayload")
+		case "account":
+			out.Values[i] = ec._SetStorageQuotaPayload_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetStorageQuotaPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var setUserIpAllowlistPayloadImplementors = []string{"SetUserIpAllowlistPayload"}
 
 func (ec *executionContext) _SetUserIpAllowlistPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserIPAllowlistPayload) graphql.Marshaler {
@@ -22847,6 +23565,44 @@ func (ec *executionContext) _SetUserIpAllowlistPayload(ctx context.Context, sel 
 			}
 		case "userErrors":
 			out.Values[i] = ec._SetUserIpAllowlistPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var setUserStorageQuotaPayloadImplementors = []string{"SetUserStorageQuotaPayload"}
+
+func (ec *executionContext) _SetUserStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserStorageQuotaPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setUserStorageQuotaPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetUserStorageQuotaPayload")
+		case "user":
+			out.Values[i] = ec._SetUserStorageQuotaPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetUserStorageQuotaPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -23620,6 +24376,44 @@ func (ec *executionContext) _StartTotpEnrolmentPayload(ctx context.Context, sel 
 	return out
 }
 
+var storageUsageImplementors = []string{"StorageUsage"}
+
+func (ec *executionContext) _StorageUsage(ctx context.Context, sel ast.SelectionSet, obj *storageuse.Storage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, storageUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StorageUsage")
+		case "used":
+			out.Values[i] = ec._StorageUsage_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "quota":
+			out.Values[i] = ec._StorageUsage_quota(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *tenant.User) graphql.Marshaler {
@@ -23702,6 +24496,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_sftp(ctx, field, obj)
+				})
+		case "storage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_storage(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -24436,6 +25236,20 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	res := graphql.MarshalBoolean(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Boolean!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNBytes2int64(ctx context.Context, v any) (int64, error) {
+	res, err := graphql.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBytes2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt64(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Bytes!")
 	}
 	return res
 }
@@ -25275,6 +26089,19 @@ func (ec *executionContext) unmarshalNSetSftpLicencesInput2githubᚗcomᚋskiffh
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNSetStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaInput(ctx context.Context, v any) (model.SetStorageQuotaInput, error) {
+	res, err := ec.unmarshalInputSetStorageQuotaInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetStorageQuotaPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetStorageQuotaPayload!")
+		return graphql.Null
+	}
+	return ec._SetStorageQuotaPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx context.Context, v any) (model.SetUserGroupInput, error) {
 	res, err := ec.unmarshalInputSetUserGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25291,6 +26118,19 @@ func (ec *executionContext) marshalNSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋ
 		return graphql.Null
 	}
 	return ec._SetUserIpAllowlistPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSetUserStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaInput(ctx context.Context, v any) (model.SetUserStorageQuotaInput, error) {
+	res, err := ec.unmarshalInputSetUserStorageQuotaInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserStorageQuotaPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetUserStorageQuotaPayload!")
+		return graphql.Null
+	}
+	return ec._SetUserStorageQuotaPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
@@ -25894,6 +26734,24 @@ func (ec *executionContext) marshalOBuiltinGroup2ᚖgithubᚗcomᚋskiffhqᚋski
 	return res
 }
 
+func (ec *executionContext) unmarshalOBytes2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBytes2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -26110,6 +26968,13 @@ func (ec *executionContext) marshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋski
 	_ = ctx
 	res := graphql.MarshalString(string(*v))
 	return res
+}
+
+func (ec *executionContext) marshalOStorageUsage2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋstorageuseᚐStorage(ctx context.Context, sel ast.SelectionSet, v *storageuse.Storage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._StorageUsage(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

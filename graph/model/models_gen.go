@@ -480,6 +480,17 @@ type SetSftpLicencesInput struct {
 	Licences  int    `json:"licences"`
 }
 
+type SetStorageQuotaInput struct {
+	AccountID string `json:"accountId"`
+	// At most 2^60 (1 EiB); null: no quota.
+	Bytes *int64 `json:"bytes,omitempty"`
+}
+
+type SetStorageQuotaPayload struct {
+	Account    *tenant.Account `json:"account,omitempty"`
+	UserErrors []*UserError    `json:"userErrors"`
+}
+
 type SetUserGroupInput struct {
 	UserID  string `json:"userId"`
 	GroupID string `json:"groupId"`
@@ -492,6 +503,17 @@ type SetUserIPAllowlistInput struct {
 }
 
 type SetUserIPAllowlistPayload struct {
+	User       *tenant.User `json:"user,omitempty"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+type SetUserStorageQuotaInput struct {
+	UserID string `json:"userId"`
+	// At most 2^60 (1 EiB); null: no quota of the user's own.
+	Bytes *int64 `json:"bytes,omitempty"`
+}
+
+type SetUserStorageQuotaPayload struct {
 	User       *tenant.User `json:"user,omitempty"`
 	UserErrors []*UserError `json:"userErrors"`
 }

@@ -38,17 +38,18 @@ var allowed = map[string][]string{
 	"tenant/sftpaccess": {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftplogin"},
 	"tenant/people":     {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftpaccess", "tenant/sharing", "tenant/purge", "policy"},
 	"tenant/account":    {"tenant", "tenant/audit", "tenant/people"},
+	"tenant/storageuse": {"tenant", "tenant/audit", "tenant/outbox"},
 	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/purge",
-		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing"},
+		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
 
 	// Transports: the domain and below, never each other.
 	"sftp/vfs":        {"storage"},
-	"sftp":            {"sftp/vfs", "storage", "policy", "tenant", "tenant/sftplogin", "tenant/sharing"},
+	"sftp":            {"sftp/vfs", "storage", "policy", "tenant", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
 	"notify":          {"tenant", "tenant/outbox"},
-	"graph/model":     {"policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing"},
-	"graph/generated": {"graph/model", "policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing"},
+	"graph/model":     {"policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
+	"graph/generated": {"graph/model", "policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
 	"graph": {"graph/generated", "graph/model", "policy", "tenant", "tenant/account", "tenant/audit", "tenant/domain",
-		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing"},
+		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
 
 	// Test helpers.
 	"internal/pgtest":   {"internal/pgserver", "migrations", "tenant"},

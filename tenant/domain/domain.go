@@ -16,6 +16,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"github.com/skiffhq/skiff/tenant/sharing"
+	"github.com/skiffhq/skiff/tenant/storageuse"
 )
 
 // Domain is every room's service, sharing Base. Set Base's Now and Sessions,
@@ -32,6 +33,7 @@ type Domain struct {
 	Audit        *audit.Service      // the audit trail
 	Outbox       *outbox.Service     // emails and their delivery status
 	Files        *purge.Service      // deleted files: their grace period and their purge
+	Storage      *storageuse.Service // storage quotas, usage and its reconcile pass
 }
 
 // New returns the domain on db with the product's defaults.
@@ -45,6 +47,7 @@ func New(db *tenant.DB) *Domain {
 		Audit:        &audit.Service{Base: base},
 		Outbox:       &outbox.Service{Base: base},
 		Files:        &purge.Service{Base: base, Grace: purge.DefaultGrace},
+		Storage:      &storageuse.Service{Base: base},
 	}
 	d.Sharing.Files = d.Files
 	d.People = &people.Service{Base: base, TokenTTL: people.DefaultTokenTTL, SFTP: d.SFTP, Sharing: d.Sharing, Files: d.Files}

@@ -33,6 +33,8 @@ const (
 	// The two reminders of an SSH key's expiry, to the key's owner.
 	EmailSSHKeyExpiring EmailKind = "ssh_key_expiring"
 	EmailSSHKeyExpired  EmailKind = "ssh_key_expired"
+	// To the account's owners when its storage reaches 80 % or 100 % of its quota.
+	EmailStorageQuota EmailKind = "storage_quota"
 )
 
 // EmailKinds lists every kind, for template checks.
@@ -40,7 +42,7 @@ func EmailKinds() []EmailKind {
 	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
 		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset,
 		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined, EmailEmailChanged,
-		EmailSSHKeyExpiring, EmailSSHKeyExpired}
+		EmailSSHKeyExpiring, EmailSSHKeyExpired, EmailStorageQuota}
 }
 
 // EmailStatus is where an outbox email is on its way out.
@@ -226,6 +228,29 @@ func (ModuleTrialEndingData) EmailKind() EmailKind  { return EmailModuleTrialEnd
 func (InvitationData) EmailKind() EmailKind         { return EmailInvitation }
 func (PasswordResetData) EmailKind() EmailKind      { return EmailPasswordReset }
 func (EmailChangedData) EmailKind() EmailKind       { return EmailEmailChanged }
+
+// StorageQuotaData tells an owner that the account's storage reached
+// Percent (80 or 100) of its quota. Used and Quota are shown as written
+// ("8.0 GiB"): the templates print them, they do no arithmetic.
+type StorageQuotaData struct {
+	OwnerName   string
+	AccountName string
+	Percent     int
+	Full        bool // Percent is 100
+	Used        string
+	Quota       string
+}
+
+func (StorageQuotaData) EmailKind() EmailKind { return EmailStorageQuota }
+
+func (d StorageQuotaData) validate() error {
+	r := (&required{kind: d.EmailKind()}).text("OwnerName", d.OwnerName).text("AccountName", d.AccountName).
+		text("Used", d.Used).text("Quota", d.Quota)
+	if r.err == nil && (d.Percent != 80 && d.Percent != 100 || d.Full != (d.Percent == 100)) {
+		r.err = fmt.Errorf("email %s: Percent is %d, not 80 or 100", d.EmailKind(), d.Percent)
+	}
+	return r.err
+}
 
 // required collects the first missing field of an EmailData.
 type required struct {

@@ -1,0 +1,173 @@
+package domain_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/outbox"
+)
+
+// storageFiles is the reconcile pass's view of the world's storage, leaving
+// out uploads in progress as sftp.StorageFiles does.
+type storageFiles struct{ w *world }
+
+func (f storageFiles) Accounts() ([]string, error) { return f.w.store.Accounts() }
+func (f storageFiles) TreeSizes(accountID string) (map[string]int64, error) {
+	return f.w.store.TreeSizes(accountID, func(name string) bool { return filepath.Ext(name) == ".partial" })
+}
+
+func (w *world) setAccountQuota(bytes int64) {
+	w.t.Helper()
+	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
+	if _, err := w.svc.Storage.SetStorageQuota(staff, w.account.ID, &bytes); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// storageEmails lists the storage emails of the account, oldest first, as "percent to".
+func (w *world) storageEmails() []string {
+	w.t.Helper()
+	var got []string
+	err := w.svc.DB.InAccount(context.Background(), w.account.ID, func(tx *sqlx.Tx) error {
+		return tx.Select(&got, `SELECT (data->>'Percent') || ' ' || recipient FROM outbox
+			WHERE account_id = $1 AND kind = $2 ORDER BY created_at, id`, w.account.ID, outbox.EmailStorageQuota)
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return got
+}
+
+func TestStorageQuotaReservesSettlesAndEmailsOwnersOncePerCrossing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	u := w.user("Uma", tenant.RoleUser)
+	w.setAccountQuota(1000)
+	m := w.svc.Storage.Meter(w.account.ID)
+
+	if ok, err := m.Reserve(ctx, u.ID, 700); err != nil || !ok {
+		t.Fatalf("reserve 700 of 1000: %v %v", ok, err)
+	}
+	// Another session cannot take what the first set aside.
+	other := w.svc.Storage.Meter(w.account.ID)
+	if ok, err := other.Reserve(ctx, w.owner.ID, 301); err != nil || ok {
+		t.Fatalf("reserve 301 with 700 of 1000 reserved: %v %v", ok, err)
+	}
+	if got := w.storageEmails(); len(got) != 1 || got[0] != "100 owner@acme.example" {
+		t.Fatalf("emails after a refusal: %q", got)
+	}
+	// 850 written of the 700 reserved and 150 more: 85 %, after the 100 % email: no new email.
+	if ok, err := m.Reserve(ctx, u.ID, 150); err != nil || !ok {
+		t.Fatalf("reserve 150 more: %v %v", ok, err)
+	}
+	if err := m.Settle(ctx, u.ID, 850, 850); err != nil {
+		t.Fatal(err)
+	}
+	used, quota, limited, err := m.Space(ctx, u.ID)
+	if err != nil || used != 850 || quota != 1000 || !limited {
+		t.Fatalf("space: %d of %d (%v) %v", used, quota, limited, err)
+	}
+	// Below 80 %, then 80 % again: one more email; the same level again: none.
+	if err := m.Settle(ctx, u.ID, 0, -400); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Settle(ctx, u.ID, 0, 360); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Settle(ctx, u.ID, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.storageEmails(); len(got) != 2 || got[1] != "80 owner@acme.example" {
+		t.Fatalf("emails after crossing 80 %%: %q", got)
+	}
+	if err := m.Settle(ctx, u.ID, 0, 180); err != nil { // 1000 of 1000
+		t.Fatal(err)
+	}
+	if got := w.storageEmails(); len(got) != 3 || got[2] != "100 owner@acme.example" {
+		t.Fatalf("emails at 100 %%: %q", got)
+	}
+
+	// A user's own quota binds before the account's.
+	lim := int64(10)
+	if _, err := w.svc.Storage.SetUserStorageQuota(w.as(w.owner), w.owner.ID, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Settle(ctx, u.ID, 0, -1000); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Reserve(ctx, w.owner.ID, 11); err != nil || ok {
+		t.Fatalf("reserve 11 over the owner's own 10: %v %v", ok, err)
+	}
+	if ok, err := m.Reserve(ctx, u.ID, 11); err != nil || !ok {
+		t.Fatalf("reserve 11 for another user: %v %v", ok, err)
+	}
+	// A project folder counts against its creator's quota.
+	f := w.folder(w.owner, "Reports")
+	if ok, err := m.Reserve(ctx, f.ID, 11); err != nil || ok {
+		t.Fatalf("reserve 11 in the owner's folder: %v %v", ok, err)
+	}
+	if ok, err := m.Move(ctx, u.ID, f.ID, 11); err != nil || ok {
+		t.Fatalf("move 11 into the owner's folder: %v %v", ok, err)
+	}
+}
+
+// The reconcile pass sets usage from the disk, leaves trees with writes in
+// progress alone, and drops reservations that expired (a node that died).
+func TestStorageReconcileFixesDrift(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	u := w.user("Uma", tenant.RoleUser)
+	home, ownerHome := w.home(u), w.home(w.owner)
+	if err := os.WriteFile(filepath.Join(home, "a.bin"), make([]byte, 1234), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "upload.partial"), make([]byte, 99), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	sparse, err := os.Create(filepath.Join(ownerHome, "sparse.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sparse.Truncate(1 << 30); err != nil { // sparse: counts at its length
+		t.Fatal(err)
+	}
+	sparse.Close()
+	m := w.svc.Storage.Meter(w.account.ID)
+	if err := m.Settle(ctx, u.ID, 0, 5000); err != nil { // drift: recorded, never written
+		t.Fatal(err)
+	}
+	if ok, err := m.Reserve(ctx, w.owner.ID, 10); err != nil || !ok { // a write in progress
+		t.Fatal(ok, err)
+	}
+	n, err := w.svc.Storage.Reconcile(ctx, storageFiles{w}, w.account.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("reconcile: %d trees, %v; want 1 (the owner's home has a write in progress)", n, err)
+	}
+	w.wantUsage(u, 1234)
+	if err := m.Settle(ctx, w.owner.ID, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.Storage.ReconcileAll(ctx, storageFiles{w}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.wantUsage(w.owner, 1<<30)
+	st, err := w.svc.Storage.AccountStorage(w.as(w.owner), w.account.ID)
+	if err != nil || st.Used != 1<<30+1234 {
+		t.Fatalf("account storage %+v %v", st, err)
+	}
+}
+
+func (w *world) wantUsage(u *tenant.User, want int64) {
+	w.t.Helper()
+	st, err := w.svc.Storage.UserStorage(w.as(w.owner), u)
+	if err != nil || st == nil || st.Used != want {
+		w.t.Fatalf("usage of %s: %+v %v, want %d", u.Name, st, err, want)
+	}
+}
