@@ -234,14 +234,26 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 }
 
 // serveChannel answers a session channel's requests: the one "sftp"
-// subsystem request starts SFTP, everything else (shell, exec, pty-req,
-// env, x11-req, auth-agent-req@openssh.com, a second subsystem…) is refused.
+// subsystem request starts SFTP, or one "exec" request runs a checksum
+// command (exec.go); everything else (shell, pty-req, env, x11-req,
+// auth-agent-req@openssh.com, a second subsystem or command…) is refused.
 // When the session is denied (access withdrawn), end closes the connection:
 // otherwise a client that keeps it alive (keepalives count as traffic)
 // would hold a connection slot for a user who may no longer connect.
 func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger, end func()) {
 	var served chan struct{}
+	// gone ends a checksum command once the channel or connection is.
+	gone, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for req := range reqs {
+		if req.Type == "exec" && served == nil {
+			if line, ok := execCommand(req.Payload); ok {
+				req.Reply(true, nil)
+				served = make(chan struct{})
+				go serveExec(gone, ch, sess, line, log, end, served)
+				continue
+			}
+		}
 		if req.Type == "subsystem" && served == nil && subsystemName(req.Payload) == "sftp" {
 			req.Reply(true, nil)
 			served = make(chan struct{})
@@ -266,6 +278,7 @@ func serveChannel(ch ssh.Channel, reqs <-chan *ssh.Request, sess Session, log *s
 			req.Reply(false, nil)
 		}
 	}
+	cancel()
 	if served != nil {
 		<-served
 	}

@@ -19,6 +19,7 @@ package vfs
 // "no such file").
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -387,22 +388,48 @@ func (c *conn) serveCheckFileHandle(id uint32, d decoder) { c.checkFile(id, d, f
 // hashRange feeds n bytes of h at off to sum (fewer if the file is
 // shorter), through one pooled buffer.
 func hashRange(sum hash.Hash, h *handle, off, n int64) error {
+	return copyStream(sum, io.NewSectionReader(h, off, n))
+}
+
+// copyStream copies r to w through one pooled buffer.
+func copyStream(w io.Writer, r io.Reader) error {
 	buf := getBuffer(maxPacket + 4)
 	defer buf.put()
-	_, err := io.CopyBuffer(sum, io.NewSectionReader(h, off, n), buf.b[:cap(buf.b)])
+	_, err := io.CopyBuffer(w, r, buf.b[:cap(buf.b)])
 	return err
 }
 
 // HashFile feeds the file at p (a client path; relative ones start at the
-// start directory) to sum, streamed: it needs the rights of a download. Its
-// errors are the texts SFTP clients read ("no such file or directory",
-// "permission denied", "is a directory"…).
-func (s *Session) HashFile(p string, sum hash.Hash) error {
+// start directory) to sum, streamed, until ctx ends: it needs the rights of
+// a download. Its errors read as SFTP clients read them ("no such file or
+// directory", "permission denied", "is a directory"…); once the Gate has
+// ended the session they also match ErrDenied.
+func (s *Session) HashFile(ctx context.Context, p string, sum hash.Hash) error {
 	h, err := s.openRead(p)
-	if err != nil {
-		return err
+	if err == nil {
+		err = copyStream(sum, ctxReader{ctx, io.NewSectionReader(h, 0, math.MaxInt64)})
+		h.Close()
 	}
-	defer h.Close()
-	err = hashRange(sum, h, 0, math.MaxInt64)
+	if err != nil && s.isDenied.Load() {
+		return deniedError{err}
+	}
 	return err
+}
+
+// deniedError is an error of a session the Gate ended.
+type deniedError struct{ error }
+
+func (deniedError) Is(target error) bool { return target == ErrDenied }
+
+// ctxReader stops reading once its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }
