@@ -17,7 +17,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -122,7 +121,9 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
 	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(addrs, r.withLoaders(httpStatuses(srv)))))
 	if cfg.Playground {
-		mux.Handle("GET /playground", playground.Handler("Skiff GraphQL", "/graphql"))
+		pg := playgroundHandler()
+		mux.Handle("GET /playground", pg)
+		mux.Handle("GET /playground/", pg)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
