@@ -210,7 +210,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 		"counted as transactions). Go CPU is this process's, where the handler runs (for GraphQL it includes the client's "+
 		"HTTP and JSON decoding); PostgreSQL CPU is the server's processes'. %d requests per row.",
 		ratio(float64(gqlP50), float64(sqlP50)), r.cfg.GraphQLRequests)
-	return nil
+	return r.transferBytes(ctx, api.URL, login.Token)
 }
 
 // graphQLPage fetches one page and checks it.
