@@ -30,6 +30,9 @@ func (c *ServeCmd) validate() error {
 	if c.Mail.Retention < 0 {
 		return settingError("--email-retention", "SKIFF_EMAIL_RETENTION", "%s is negative (0 keeps emails forever)", c.Mail.Retention)
 	}
+	if _, err := c.HostKeys.cipher(); err != nil {
+		return err
+	}
 	if _, err := c.SFTP.limits(); err != nil {
 		return withCode(exitConfig, err)
 	}

@@ -35,6 +35,7 @@ type ServeCmd struct {
 
 	HTTP         HTTPFlags        `embed:"" group:"GraphQL API"`
 	SFTP         SFTPFlags        `embed:"" group:"SFTP"`
+	HostKeys     HostKeyFlags     `embed:"" group:"SFTP"`
 	DedicatedIPs DedicatedIPFlags `embed:"" group:"Dedicated IPs"`
 	Storage      StorageFlags     `embed:"" group:"Storage"`
 	Mail         MailFlags        `embed:"" group:"Mail"`

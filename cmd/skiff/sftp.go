@@ -107,7 +107,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if err != nil {
 		return nil, err
 	}
-	dir, err := loadDirectory(ctx, d.DB)
+	dir, err := c.HostKeys.loadDirectory(ctx, log, d.DB, svc)
 	if err != nil {
 		return nil, err
 	}
@@ -139,21 +139,6 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	bg.run(srv.ListenAndServe)
 	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
 	return srv, nil
-}
-
-// loadDirectory is the SFTP login directory with the host keys (made on the
-// first start) and the dedicated IPs in use. Routing by dedicated IP reads
-// the directory's copy of them, which listenDedicatedIPs keeps current;
-// changes made through this node apply at once.
-func loadDirectory(ctx context.Context, db *tenant.DB) (*sftplogin.Directory, error) {
-	dir := sftplogin.NewDirectory(db)
-	if err := dir.EnsureHostKeys(ctx); err != nil {
-		return nil, fmt.Errorf("host keys: %w", err)
-	}
-	if err := dir.LoadDedicatedIPs(ctx); err != nil {
-		return nil, fmt.Errorf("dedicated IPs: %w", err)
-	}
-	return dir, nil
 }
 
 // listenDedicatedIPs hears other nodes' dedicated IP changes. Losing the

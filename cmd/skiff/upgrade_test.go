@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skiffhq/skiff/internal/pgserver"
 )
 
 // previousRelease is the commit of the release before this code: the
@@ -47,8 +49,7 @@ func buildPreviousRelease(t *testing.T) string {
 func TestPreviousReleaseServesOnTheNewSchema(t *testing.T) {
 	old := buildPreviousRelease(t)
 	pg := startOperatorPG(t)
-	pg.documentedRoles(t)
-	ownerURL, serviceURL := pg.newDatabase(t, "skiff")
+	ownerURL, serviceURL := pg.documentedRoles(t)
 	both := []string{"SKIFF_MIGRATE_DATABASE_URL=" + ownerURL, "SKIFF_DATABASE_URL=" + serviceURL}
 	if r := runSkiff(t, both, "migrate"); r.code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
@@ -70,15 +71,20 @@ func TestPreviousReleaseServesOnTheNewSchema(t *testing.T) {
 	}
 }
 
-// documentedRoles makes the roles of docs/OPERATIONS.md ("Database").
-func (p *operatorPG) documentedRoles(t *testing.T) {
+// documentedRoles runs docker/postgres-roles.sql, the roles and database of
+// docs/OPERATIONS.md ("Database"), with psql as the superuser, and returns
+// the owner's and the runtime role's URLs of the database skiff.
+func (p *operatorPG) documentedRoles(t *testing.T) (ownerURL, serviceURL string) {
 	t.Helper()
-	p.exec(t,
-		"CREATE ROLE skiff_owner LOGIN PASSWORD '"+opOwnerPassword+"'",
-		"CREATE ROLE skiff_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
-		"GRANT skiff_app TO skiff_owner",
-		"CREATE ROLE skiff_service LOGIN PASSWORD '"+opServicePassword+"' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
-		"GRANT skiff_app TO skiff_service",
-		"CREATE ROLE skiff_backup LOGIN PASSWORD '"+opBackupPassword+"' NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE",
-	)
+	bins, err := pgserver.FindBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	psql := exec.Command(filepath.Join(bins.Dir, "psql"), "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--quiet",
+		"--dbname="+p.url(pgserver.Superuser, opSuperPassword, "postgres"), "--file="+filepath.Join("..", "..", "docker", "postgres-roles.sql"))
+	psql.Env = append(cleanEnv(), "SKIFF_OWNER_PASSWORD="+opOwnerPassword, "SKIFF_SERVICE_PASSWORD="+opServicePassword, "SKIFF_BACKUP_PASSWORD="+opBackupPassword)
+	if out, err := psql.CombinedOutput(); err != nil {
+		t.Fatalf("psql -f docker/postgres-roles.sql: %v\n%s", err, out)
+	}
+	return p.url("skiff_owner", opOwnerPassword, "skiff"), p.url("skiff_service", opServicePassword, "skiff")
 }

@@ -255,7 +255,7 @@ func (s *Service) ProvisionDedicatedIP(ctx context.Context, accountID, address s
 	}); err != nil {
 		return nil, err
 	}
-	keys, err := generateHostKeys(missingHostKeyTypes(have))
+	keys, err := generateHostKeys(missingHostKeyTypes(have), s.HostKeyCipher)
 	if err != nil {
 		return nil, err
 	}

@@ -346,7 +346,7 @@ func (d *Directory) accountSigners(accountID string, rows []hostKeyRow) ([]ssh.S
 	}
 	signers := make([]ssh.Signer, 0, len(rows))
 	for _, r := range rows {
-		s, err := hostKeySigner(r)
+		s, err := hostKeySigner(r, d.Cipher)
 		if err != nil {
 			return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: fmt.Errorf("account %s: %w", accountID, err)}
 		}

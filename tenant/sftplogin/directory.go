@@ -49,6 +49,10 @@ type Directory struct {
 	// tenant.VerifyPassword. Tests replace it to count verifications.
 	VerifyPassword func(ctx context.Context, encoded, password string) (bool, error)
 
+	// Cipher encrypts the host keys it generates and decrypts stored ones;
+	// nil stores them unencrypted (see HostKeyCipher).
+	Cipher *HostKeyCipher
+
 	hostKeysMu sync.Mutex
 	hostKeys   []ssh.Signer // the deployment's, loaded once: host keys never change
 

@@ -45,8 +45,8 @@ func hostKeyRank(algorithm string) int {
 	return len(hostKeyTypes)
 }
 
-// hostKeyRow is a stored host key: an unencrypted OpenSSH private key. It is
-// protected like the rest of the database; every node must be able to read it.
+// hostKeyRow is a stored host key: an OpenSSH private key, encrypted when
+// the deployment has a HostKeyCipher. Every node must be able to read it.
 type hostKeyRow struct {
 	Algorithm  string `db:"algorithm"`
 	PrivateKey []byte `db:"private_key"`
@@ -105,7 +105,7 @@ func (d *Directory) deploymentHostKeys(ctx context.Context) ([]ssh.Signer, error
 		have = append(have, r.Algorithm)
 	}
 	if missing := missingHostKeyTypes(have); len(missing) > 0 {
-		keys, err := generateHostKeys(missing)
+		keys, err := generateHostKeys(missing, d.Cipher)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (d *Directory) deploymentHostKeys(ctx context.Context) ([]ssh.Signer, error
 	}
 	signers := make([]ssh.Signer, 0, len(rows))
 	for _, r := range rows {
-		s, err := hostKeySigner(r)
+		s, err := hostKeySigner(r, d.Cipher)
 		if err != nil {
 			return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: err}
 		}
@@ -156,9 +156,10 @@ type generatedHostKey struct {
 	pem                    []byte
 }
 
-// generateHostKeys makes keys of the given types. Callers run it outside
-// any transaction: an RSA key takes a noticeable fraction of a second.
-func generateHostKeys(algorithms []string) ([]generatedHostKey, error) {
+// generateHostKeys makes keys of the given types, encrypted with c (nil:
+// unencrypted). Callers run it outside any transaction: an RSA key takes a
+// noticeable fraction of a second.
+func generateHostKeys(algorithms []string, c *HostKeyCipher) ([]generatedHostKey, error) {
 	var keys []generatedHostKey
 	for _, t := range hostKeyTypes {
 		if !slices.Contains(algorithms, t.algorithm) {
@@ -176,7 +177,11 @@ func generateHostKeys(algorithms []string) ([]generatedHostKey, error) {
 		if err != nil {
 			return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: fmt.Errorf("%s host public key: %w", t.algorithm, err)}
 		}
-		keys = append(keys, generatedHostKey{t.algorithm, ssh.FingerprintSHA256(pub), pem.EncodeToMemory(block)})
+		stored, err := c.seal(t.algorithm, pem.EncodeToMemory(block))
+		if err != nil {
+			return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: fmt.Errorf("encrypt %s host key: %w", t.algorithm, err)}
+		}
+		keys = append(keys, generatedHostKey{t.algorithm, ssh.FingerprintSHA256(pub), stored})
 	}
 	return keys, nil
 }
@@ -197,8 +202,12 @@ func insertHostKeysTx(ctx context.Context, q tenant.Queryer, accountID string, k
 
 // hostKeySigner parses a stored key. RSA keys sign only with SHA-2
 // (rsa-sha2-512/256, RFC 8332): SHA-1 "ssh-rsa" signatures are obsolete.
-func hostKeySigner(r hostKeyRow) (ssh.Signer, error) {
-	s, err := ssh.ParsePrivateKey(r.PrivateKey)
+func hostKeySigner(r hostKeyRow, c *HostKeyCipher) (ssh.Signer, error) {
+	pemKey, err := c.open(r.Algorithm, r.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ssh.ParsePrivateKey(pemKey)
 	if err != nil {
 		return nil, fmt.Errorf("stored %s host key: %w", r.Algorithm, err)
 	}

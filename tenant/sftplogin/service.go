@@ -9,4 +9,7 @@ type Service struct {
 	*tenant.Base
 	// DedicatedIPs is the deployment's pool of dedicated IPs; see dedicatedip.go.
 	Config DedicatedIPConfig
+	// HostKeyCipher encrypts the host keys of new dedicated IPs; the
+	// Directory's Cipher must be the same.
+	HostKeyCipher *HostKeyCipher
 }
