@@ -1,8 +1,9 @@
 // Package sftp is Skiff's SSH listener: it accepts SSH connections, routes
 // them by the address the client connected to (or the PROXY protocol
 // header of a trusted load balancer), authenticates users against a
-// Directory, and serves the "sftp" subsystem through a Sessions factory.
-// It offers nothing else: no shell, exec, terminal or forwarding.
+// Directory, and serves the "sftp" subsystem through a Sessions factory,
+// and the checksum commands rclone runs (exec.go). It offers nothing else:
+// no shell, other commands, terminal or forwarding.
 package sftp
 
 import (
