@@ -30,8 +30,8 @@ func keyServer(t *testing.T) (ts *testServer, home, keyPath string) {
 	return ts, home, keyPath
 }
 
-// rcloneRemote is the remote of docs/SFTP-USER-GUIDE.md; extra lines
-// replace its defaults.
+// rcloneRemote is the remote of docs/SFTP-USER-GUIDE.md (but for its
+// known_hosts_file: the tests' host keys are new each time).
 const rcloneRemote = `[skiff]
 type = sftp
 host = %HOST%
@@ -41,6 +41,7 @@ key_file = %KEY%
 shell_type = unix
 md5sum_command = md5sum
 sha1sum_command = sha1sum
+encoding = Slash,Dot,Ctl,Del,InvalidUtf8,BackSlash
 `
 
 // rclone runs Debian's rclone with its own config file (never the user's)
