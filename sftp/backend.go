@@ -11,6 +11,7 @@ import (
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/storageuse"
 )
 
 // TenantBackend connects the SSH server to the product: logins resolve
@@ -22,6 +23,9 @@ type TenantBackend struct {
 	Storage   storage.Storage
 	// Shares lists the project folders shared with a user; nil means none.
 	Shares SharedFolders
+	// Quotas charges what sessions store to the accounts' storage quotas;
+	// nil means none (and statvfs shows the file system).
+	Quotas *storageuse.Service
 	// Logger receives the sessions' failures; pass the one given to the
 	// Server, made with SafeLogger, so that they share one rate limit.
 	Logger *slog.Logger
@@ -78,6 +82,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 			return b.Directory.LoginAllowed(ctx, &login)
 		}),
 		Logger: SafeLogger(b.Logger), // paths are the client's
+		Quota:  b.sessionQuota(accountID),
 	}
 	if b.Shares != nil {
 		cfg.Shares = SessionShares(b.Shares, accountID, userID)

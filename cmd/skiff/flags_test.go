@@ -58,6 +58,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"sftp-max-sessions-per-connection", "SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION", "10", "SFTP"},
 	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
 	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},
+	{"storage-reconcile-every", "SKIFF_STORAGE_RECONCILE_EVERY", "6h", "Storage"},
 	{"trial-licences", "SKIFF_TRIAL_LICENCES", "5", "SFTP"},
 	{"dedicated-ip-pool", "SKIFF_DEDICATED_IP_POOL", "", "Dedicated IPs"},
 	{"dedicated-ip-cooldown", "SKIFF_DEDICATED_IP_COOLDOWN", "720h", "Dedicated IPs"},

@@ -114,7 +114,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	dedicated.Changed = dir.DedicatedIPsChanged
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
-	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Logger: clientLog}
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog}
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {

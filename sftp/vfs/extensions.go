@@ -205,6 +205,11 @@ func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
 		return errCopyOverlap
 	}
 	r, w, left := int64(roff), int64(woff), int64(n)
+	if fi, err := src.f.Stat(); err == nil {
+		// No more than the source holds: each chunk's write is checked
+		// against the quota before it is copied (startWrite).
+		left = min(left, max(fi.Size()-r, 0))
+	}
 	for left > 0 {
 		chunk := min(left, copyChunk)
 		if err := h.startWrite(w, chunk); err != nil {

@@ -50,6 +50,8 @@ type handle struct {
 	failed    atomic.Bool
 	unflushed atomic.Int64 // bytes written since writeback was last started
 
+	meter meter // what the handle's writes are charged (quota.go)
+
 	once     sync.Once
 	closeErr error
 }
@@ -100,6 +102,10 @@ func (h *handle) startWrite(off, n int64) error {
 		h.failed.Store(true)
 		return err
 	}
+	if err := h.CheckWrite(h.writeEnd(off, n)); err != nil {
+		h.failed.Store(true)
+		return err
+	}
 	return nil
 }
 
@@ -132,9 +138,13 @@ func (h *handle) setattrs(a attrs) error {
 		if a.size > math.MaxInt64 || !h.canWrite {
 			return status(fxFailure, "invalid argument") // ftruncate's EINVAL
 		}
+		if err := h.CheckWrite(int64(a.size)); err != nil {
+			return err
+		}
 		if err := h.f.Truncate(int64(a.size)); err != nil {
 			return h.s.failPath("truncate", h.vpath, err)
 		}
+		h.resized(int64(a.size))
 	}
 	if a.flags&attrACModTime != 0 {
 		rc, err := h.f.SyscallConn()
@@ -174,6 +184,7 @@ func (h *handle) Close() error {
 			if err := h.f.Close(); err != nil {
 				h.closeErr = h.s.failPath("close", h.vpath, err)
 			}
+			h.settleQuota(false, 0)
 			return
 		}
 		h.s.forgetUpload(h)
@@ -191,10 +202,14 @@ func (h *handle) commit() error {
 	} else if cerr := h.f.Close(); err == nil {
 		err = cerr
 	}
+	var replaced int64
 	if err == nil && !h.failed.Load() {
+		replaced = fileSize(h.root, h.rel)
 		err = storage.Move(h.root, h.tmp, h.root, h.rel, !h.excl)
 	}
-	if err != nil || h.failed.Load() {
+	committed := err == nil && !h.failed.Load()
+	h.settleQuota(committed, replaced)
+	if !committed {
 		if rerr := h.root.Remove(h.tmp); rerr != nil && !os.IsNotExist(rerr) {
 			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", rerr)
 		}

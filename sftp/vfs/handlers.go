@@ -87,7 +87,9 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &handle{s: s, f: f, canRead: canRead, canWrite: true, appending: appending, vpath: loc.vpath}, nil
+		h := &handle{s: s, f: f, canRead: canRead, canWrite: true, appending: appending, vpath: loc.vpath}
+		h.startMeter(loc, fi.Size())
+		return h, nil
 	}
 
 	var tmp string
@@ -108,6 +110,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		s: s, f: f, canRead: canRead, canWrite: true, appending: appending,
 		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: excl,
 	}
+	up.startMeter(loc, 0)
 	s.trackUpload(up)
 	return up, nil
 }
@@ -223,6 +226,11 @@ func (s *Session) statvfs(p string) (*statVFS, error) {
 	sp, err := s.cfg.Storage.FreeSpace(s.cfg.AccountID)
 	if err != nil {
 		return nil, s.fail("statvfs", loc, err)
+	}
+	if s.cfg.Quota != nil {
+		if err := s.quotaSpace(loc, &sp); err != nil {
+			return nil, err
+		}
 	}
 	st := &statVFS{
 		bsize: sp.BlockSize, frsize: sp.BlockSize,
@@ -411,16 +419,34 @@ func (s *Session) setstat(p string, a attrs) error {
 
 func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	if up != nil {
+		if err := up.CheckWrite(size); err != nil {
+			return err
+		}
 		if err := up.f.Truncate(size); err != nil {
 			return s.fail("truncate", loc, err)
 		}
+		up.resized(size)
 		return nil
 	}
 	f, err := s.open(loc, os.O_RDWR)
 	if err != nil {
 		return err
 	}
+	tree, held, delta := s.tree(loc), int64(0), int64(0)
+	if fi, serr := f.Stat(); serr == nil && tree != "" {
+		delta = size - fi.Size()
+	}
+	if delta > 0 {
+		if held, err = s.reserveRoom(tree, delta, delta); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	err = f.Truncate(size)
+	if err != nil {
+		delta = 0
+	}
+	s.settle(tree, held, delta)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -479,6 +505,9 @@ func (s *Session) remove(p string, dir bool) error {
 	if err := loc.root.Remove(loc.rel); err != nil {
 		return s.fail("remove", loc, err)
 	}
+	if fi.Mode().IsRegular() {
+		s.settle(s.tree(loc), 0, -fi.Size())
+	}
 	return nil
 }
 
@@ -517,9 +546,15 @@ func (s *Session) rename(from, to string, replace bool) error {
 			}
 		}
 	}
+	moved, err := s.chargeMove(src, dst, replace)
+	if err != nil {
+		return err
+	}
 	if err := storage.Move(src.root, src.rel, dst.root, dst.rel, replace); err != nil {
+		moved(false)
 		return s.fail("rename", src, err)
 	}
+	moved(true)
 	return nil
 }
 

@@ -55,6 +55,9 @@ type Config struct {
 	Gate    Gate
 	// Shares lists the folders shared with the user; nil means none.
 	Shares Shares
+	// Quota is charged for what the session stores; nil: no quotas, and
+	// statvfs shows the file system holding the account.
+	Quota Quota
 	// CacheTTL bounds how stale a Gate or Shares answer may be
 	// (DefaultCacheTTL when zero).
 	CacheTTL time.Duration

@@ -52,6 +52,7 @@ type world struct {
 	account *tenant.Account
 	owner   *tenant.User
 	ended   *sessionLog
+	quotas  bool // connect's sessions are charged to the storage quotas
 }
 
 // clock is a settable clock for the sessions' caches.
@@ -238,6 +239,7 @@ func (w *world) connect(u *tenant.User) *sftp.Client {
 		Shares: skiffsftp.SessionShares(w.svc.Sharing, l.AccountID, l.UserID),
 		Now:    w.clock.Now,
 		Logger: slog.New(slog.DiscardHandler),
+		Quota:  w.sessionQuota(l.AccountID),
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -2,15 +2,29 @@ package domain_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/pkg/sftp"
 
+	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/outbox"
 )
+
+// sessionQuota is the Quota of a session connect opens: the account's
+// meter when w.quotas is set.
+func (w *world) sessionQuota(accountID string) vfs.Quota {
+	if !w.quotas {
+		return nil
+	}
+	return w.svc.Storage.Meter(accountID)
+}
 
 // storageFiles is the reconcile pass's view of the world's storage, leaving
 // out uploads in progress as sftp.StorageFiles does.
@@ -51,20 +65,20 @@ func TestStorageQuotaReservesSettlesAndEmailsOwnersOncePerCrossing(t *testing.T)
 	w.setAccountQuota(1000)
 	m := w.svc.Storage.Meter(w.account.ID)
 
-	if ok, err := m.Reserve(ctx, u.ID, 700); err != nil || !ok {
-		t.Fatalf("reserve 700 of 1000: %v %v", ok, err)
+	if got, err := m.Reserve(ctx, u.ID, 700, 700); err != nil || got != 700 {
+		t.Fatalf("reserve 700 of 1000: %v %v", got, err)
 	}
 	// Another session cannot take what the first set aside.
 	other := w.svc.Storage.Meter(w.account.ID)
-	if ok, err := other.Reserve(ctx, w.owner.ID, 301); err != nil || ok {
-		t.Fatalf("reserve 301 with 700 of 1000 reserved: %v %v", ok, err)
+	if got, err := other.Reserve(ctx, w.owner.ID, 301, 301); err != nil || got != 0 {
+		t.Fatalf("reserve 301 with 700 of 1000 reserved: %v %v", got, err)
 	}
 	if got := w.storageEmails(); len(got) != 1 || got[0] != "100 owner@acme.example" {
 		t.Fatalf("emails after a refusal: %q", got)
 	}
 	// 850 written of the 700 reserved and 150 more: 85 %, after the 100 % email: no new email.
-	if ok, err := m.Reserve(ctx, u.ID, 150); err != nil || !ok {
-		t.Fatalf("reserve 150 more: %v %v", ok, err)
+	if got, err := m.Reserve(ctx, u.ID, 150, 150); err != nil || got != 150 {
+		t.Fatalf("reserve 150 more: %v %v", got, err)
 	}
 	if err := m.Settle(ctx, u.ID, 850, 850); err != nil {
 		t.Fatal(err)
@@ -101,16 +115,16 @@ func TestStorageQuotaReservesSettlesAndEmailsOwnersOncePerCrossing(t *testing.T)
 	if err := m.Settle(ctx, u.ID, 0, -1000); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := m.Reserve(ctx, w.owner.ID, 11); err != nil || ok {
-		t.Fatalf("reserve 11 over the owner's own 10: %v %v", ok, err)
+	if got, err := m.Reserve(ctx, w.owner.ID, 11, 11); err != nil || got != 0 {
+		t.Fatalf("reserve 11 over the owner's own 10: %v %v", got, err)
 	}
-	if ok, err := m.Reserve(ctx, u.ID, 11); err != nil || !ok {
-		t.Fatalf("reserve 11 for another user: %v %v", ok, err)
+	if got, err := m.Reserve(ctx, u.ID, 11, 11); err != nil || got != 11 {
+		t.Fatalf("reserve 11 for another user: %v %v", got, err)
 	}
 	// A project folder counts against its creator's quota.
 	f := w.folder(w.owner, "Reports")
-	if ok, err := m.Reserve(ctx, f.ID, 11); err != nil || ok {
-		t.Fatalf("reserve 11 in the owner's folder: %v %v", ok, err)
+	if got, err := m.Reserve(ctx, f.ID, 11, 11); err != nil || got != 0 {
+		t.Fatalf("reserve 11 in the owner's folder: %v %v", got, err)
 	}
 	if ok, err := m.Move(ctx, u.ID, f.ID, 11); err != nil || ok {
 		t.Fatalf("move 11 into the owner's folder: %v %v", ok, err)
@@ -143,8 +157,8 @@ func TestStorageReconcileFixesDrift(t *testing.T) {
 	if err := m.Settle(ctx, u.ID, 0, 5000); err != nil { // drift: recorded, never written
 		t.Fatal(err)
 	}
-	if ok, err := m.Reserve(ctx, w.owner.ID, 10); err != nil || !ok { // a write in progress
-		t.Fatal(ok, err)
+	if got, err := m.Reserve(ctx, w.owner.ID, 10, 10); err != nil || got != 10 { // a write in progress
+		t.Fatal(got, err)
 	}
 	n, err := w.svc.Storage.Reconcile(ctx, storageFiles{w}, w.account.ID)
 	if err != nil || n != 1 {
@@ -170,4 +184,63 @@ func (w *world) wantUsage(u *tenant.User, want int64) {
 	if err != nil || st == nil || st.Used != want {
 		w.t.Fatalf("usage of %s: %+v %v, want %d", u.Name, st, err, want)
 	}
+}
+
+// Through SFTP with the quotas in PostgreSQL: an upload past the account's
+// quota fails with FAILURE "quota exceeded" and stores nothing; a
+// connection dropped mid-upload leaves usage as it was and no reservation;
+// the reconcile pass then finds nothing to correct.
+func TestStorageQuotaOverSFTP(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.quotas = true
+	w.setAccountQuota(1 << 20)
+	c := w.connect(w.owner)
+	if err := put(c, "a.bin", strings.Repeat("a", 600<<10)); err != nil {
+		t.Fatal(err)
+	}
+	err := put(c, "b.bin", strings.Repeat("b", 600<<10))
+	var se *sftp.StatusError
+	if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure || !strings.Contains(se.Error(), "quota exceeded") {
+		t.Fatalf("upload past the quota: %v; want FAILURE \"quota exceeded\"", err)
+	}
+	w.wantUsage(w.owner, 600<<10)
+
+	// A connection dropped mid-upload.
+	c2 := w.connect(w.owner)
+	f, err := c2.Create("killed.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 200<<10)); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.reservations() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := w.reservations(); n != 0 {
+		t.Fatalf("%d reservations left after the connection dropped", n)
+	}
+	w.wantUsage(w.owner, 600<<10)
+	if n, err := w.svc.Storage.Reconcile(context.Background(), storageFiles{w}, w.account.ID); err != nil || n != 0 {
+		t.Fatalf("reconcile after a killed upload corrected %d trees (%v), want 0", n, err)
+	}
+	if got := w.storageEmails(); len(got) != 1 || got[0] != "100 owner@acme.example" {
+		t.Fatalf("emails: %q", got)
+	}
+}
+
+// reservations counts the account's reservations.
+func (w *world) reservations() int {
+	w.t.Helper()
+	var n int
+	err := w.svc.DB.InAccount(context.Background(), w.account.ID, func(tx *sqlx.Tx) error {
+		return tx.Get(&n, `SELECT count(*) FROM storage_reservations WHERE account_id = $1`, w.account.ID)
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return n
 }

@@ -69,15 +69,18 @@ func (m *Meter) room(ctx context.Context, q tenant.Queryer, tree string) (*room,
 	return &r, tenant.DBError(err)
 }
 
-// Reserve sets aside n more bytes for the session's writes to tree, and
-// reports false, setting nothing aside, when a quota (the account's, or the
-// tree owner's) has no room for them. A refusal for the account's quota
-// counts as reaching 100 % for the owners' email.
-func (m *Meter) Reserve(ctx context.Context, tree string, n int64) (ok bool, err error) {
-	if !tenant.IsUUID(tree) || n < 0 {
-		return false, tenant.NotFound("tree")
+// Reserve sets aside more bytes for the session's writes to tree: want
+// bytes (a chunk, so that the next writes need not ask) when the quotas
+// have room for them, else need bytes (what the write at hand needs), and
+// returns how many it set aside: 0 when a quota (the account's, or the tree
+// owner's) has no room for need. A refusal for the account's quota counts
+// as reaching 100 % for the owners' email.
+func (m *Meter) Reserve(ctx context.Context, tree string, need, want int64) (granted int64, err error) {
+	if !tenant.IsUUID(tree) || need <= 0 || want < need {
+		return 0, tenant.Invalid("tree", "bad reservation")
 	}
 	err = m.s.InAccount(ctx, m.accountID, func(q tenant.Queryer) error {
+		granted = 0
 		if err := lockAccount(ctx, q, m.accountID); err != nil {
 			return err
 		}
@@ -85,21 +88,27 @@ func (m *Meter) Reserve(ctx context.Context, tree string, n int64) (ok bool, err
 		if err != nil {
 			return err
 		}
-		if free, account := r.free(); free >= 0 && n > free {
-			if account {
-				return alertTx(ctx, q, m.accountID, true)
+		n := want
+		if free, account := r.free(); free >= 0 && want > free {
+			if need > free {
+				if account {
+					return alertTx(ctx, q, m.accountID, true)
+				}
+				return nil
 			}
-			return nil
+			n = need
 		}
-		ok = true
 		_, err = q.ExecContext(ctx, `INSERT INTO storage_reservations (account_id, session_id, tree_id, user_id, bytes, expires_at)
 			VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
 			ON CONFLICT (account_id, session_id, tree_id) DO UPDATE
 			SET bytes = storage_reservations.bytes + EXCLUDED.bytes, expires_at = EXCLUDED.expires_at`,
 			m.accountID, m.session, tree, r.Owner, n, m.s.ttl())
+		if err == nil {
+			granted = n
+		}
 		return tenant.DBError(err)
 	})
-	return ok, err
+	return granted, err
 }
 
 // Settle returns reserved bytes of the session's reservation for tree and

@@ -3,6 +3,7 @@ package storageuse
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -123,4 +124,30 @@ func (s *Service) ReconcileAll(ctx context.Context, files Files, log *slog.Logge
 		}
 	}
 	return nil
+}
+
+// DefaultReconcileInterval is how often serve reconciles unless
+// --storage-reconcile-every says otherwise.
+const DefaultReconcileInterval = 6 * time.Hour
+
+// RunReconcile reconciles every account at once (start-up: usage right
+// after a crash) and then every interval (0: only at start-up), until ctx
+// ends.
+func (s *Service) RunReconcile(ctx context.Context, files Files, interval time.Duration, log *slog.Logger) error {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		if err := s.ReconcileAll(ctx, files, log); err != nil && ctx.Err() == nil {
+			log.Warn("storage: reconcile pass failed; retrying on the next pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+		}
+	}
 }

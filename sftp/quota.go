@@ -1,0 +1,31 @@
+package sftp
+
+import (
+	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/tenant/storageuse"
+)
+
+// StorageFiles is what the storage reconcile pass walks
+// (storageuse.Files): the account storage, leaving out uploads in
+// progress, which sessions hold reservations for instead.
+type StorageFiles struct{ Local *storage.Local }
+
+var _ storageuse.Files = StorageFiles{}
+
+// Accounts implements storageuse.Files.
+func (f StorageFiles) Accounts() ([]string, error) { return f.Local.Accounts() }
+
+// TreeSizes implements storageuse.Files.
+func (f StorageFiles) TreeSizes(accountID string) (map[string]int64, error) {
+	return f.Local.TreeSizes(accountID, vfs.IsUploadTemp)
+}
+
+// sessionQuota is the Quota of a new session of accountID: nil without
+// quotas.
+func (b *TenantBackend) sessionQuota(accountID string) vfs.Quota {
+	if b.Quotas == nil {
+		return nil
+	}
+	return b.Quotas.Meter(accountID)
+}
