@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -26,6 +27,17 @@ import (
 //     GraphQL response, as the GraphQL-over-HTTP spec asks);
 //   - compressed responses (zstd or gzip) above DefaultCompressMinSize;
 //   - CORS from the configured origins, with configurable request headers.
+
+// The limits refuse a request before it runs, as a parse or validation error
+// does: a request error, with no data. gqlgen sends those as 400 to clients
+// that accept application/graphql-response+json (the spec's "MUST reply with
+// a 4xx" when there is no data) and as 422 otherwise, which httpStatuses
+// turns into the spec's 200 for application/json.
+func init() {
+	for _, code := range []string{"QUERY_TOO_LARGE", "QUERY_TOO_DEEP", "COMPLEXITY_LIMIT_EXCEEDED", "INTROSPECTION_DISABLED"} {
+		errcode.RegisterErrorType(code, errcode.KindProtocol)
+	}
+}
 
 // DefaultCORSHeaders are the request headers browsers may send from another
 // origin: what Apollo Client, urql and Relay send, and a client's request ID.

@@ -271,9 +271,10 @@ func TestRequestErrorStatusAndContentType(t *testing.T) {
 		{"application/json", "application/json", http.StatusOK},
 		{"application/graphql-response+json, application/json;q=0.9", "application/graphql-response+json", http.StatusBadRequest},
 	} {
-		for name, query := range map[string]string{"validation": `{ viewer { nope } }`, "syntax": `{ viewer {`} {
+		for name, query := range map[string]string{"validation": `{ viewer { nope } }`, "syntax": `{ viewer {`, "QUERY_TOO_DEEP": deepQuery} {
 			res, r := e.post(owner, c.accept, map[string]any{"query": query})
-			if res.StatusCode != c.status || !strings.HasPrefix(res.Header.Get("Content-Type"), c.contentType) || len(r.Errors) == 0 {
+			if res.StatusCode != c.status || !strings.HasPrefix(res.Header.Get("Content-Type"), c.contentType) || len(r.Errors) == 0 ||
+				strings.HasPrefix(name, "QUERY") && r.Errors[0].code() != name {
 				t.Errorf("%s error, Accept %q: %d %q %+v; want %d %s", name, c.accept, res.StatusCode,
 					res.Header.Get("Content-Type"), r.Errors, c.status, c.contentType)
 			}
@@ -375,6 +376,10 @@ fragment TypeRef on __Type {
 }
 `
 
+// deepQuery selects data 15 levels deep, over the depth limit of 12.
+const deepQuery = `{ viewer { ... on UserViewer { user { account { users { edges { node { account { users { edges { node {
+	account { users { edges { node { id } } } } } } } } } } } } } } } }`
+
 // graphql-codegen, GraphiQL and the other schema tools read the schema
 // with the standard introspection query, deeper than the depth limit.
 func TestStandardIntrospectionQuery(t *testing.T) {
@@ -392,10 +397,8 @@ func TestStandardIntrospectionQuery(t *testing.T) {
 	}
 	// The exemption is for introspection only: data as deep is refused, also
 	// next to __schema.
-	deep := `{ viewer { ... on UserViewer { user { account { users { edges { node { account { users { edges { node {
-		account { users { edges { node { id } } } } } } } } } } } } } } } }`
-	e.mustFail("", deep, nil, "QUERY_TOO_DEEP")
-	e.mustFail("", strings.Replace(deep, "{ viewer", "{ __schema { description } viewer", 1), nil, "QUERY_TOO_DEEP")
+	e.mustFail("", deepQuery, nil, "QUERY_TOO_DEEP")
+	e.mustFail("", strings.Replace(deepQuery, "{ viewer", "{ __schema { description } viewer", 1), nil, "QUERY_TOO_DEEP")
 	// Still bounded: nesting past the introspection depth is refused.
 	tooDeep := "{ __schema { types { " + strings.Repeat("ofType { ", 30) + "name" + strings.Repeat(" }", 30) + " } } }"
 	e.mustFail("", tooDeep, nil, "QUERY_TOO_DEEP")
