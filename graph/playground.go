@@ -1,81 +1,62 @@
 package graph
 
 import (
-	"bytes"
-	"compress/gzip"
 	"embed"
-	"io"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
 )
 
-// playgroundFiles are GraphiQL and React from the npm registry, pinned and
-// gzipped (graph/playground/README.md), and Skiff's page around them.
+// playgroundFiles are Skiff's own GraphQL explorer: a page, its script and
+// styles, and the schema query its Schema pane sends. No framework and no
+// CDN: the page works offline, and the compression middleware gzips it.
 //
-//go:embed playground/index.html playground/*.js playground/*.css playground/*.gz
+//go:embed playground/index.html playground/playground.js playground/playground.css playground/schema.graphql
 var playgroundFiles embed.FS
 
-// playgroundCSP keeps the page to its own origin: scripts, styles and the
-// API. GraphiQL sets inline styles and uses data: fonts and images.
-const playgroundCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
-	"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+// playgroundCSP keeps the page to its own origin: its script, its styles
+// and the API. No inline script or style runs.
+const playgroundCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// playgroundHandler serves GraphiQL at /playground with every asset from
-// Skiff itself (no CDN), so it works offline. Gzipped assets are sent as
-// they are to clients that accept gzip, and unpacked for the others.
+// playgroundAssets maps the names served under /playground/assets/ to their
+// content types.
+var playgroundAssets = map[string]string{
+	"playground.js":  "text/javascript; charset=utf-8",
+	"playground.css": "text/css; charset=utf-8",
+	"schema.graphql": "application/graphql; charset=utf-8",
+}
+
+// playgroundHandler serves the explorer at /playground and its files under
+// /playground/assets/, and nothing else.
 func playgroundHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /playground", func(w http.ResponseWriter, req *http.Request) {
-		page, _ := playgroundFiles.ReadFile("playground/index.html")
-		w.Header().Set("Content-Security-Policy", playgroundCSP)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(page)
+		servePlaygroundFile(w, "index.html", "text/html; charset=utf-8", "no-cache")
 	})
 	mux.HandleFunc("GET /playground/assets/{name}", func(w http.ResponseWriter, req *http.Request) {
 		name := req.PathValue("name")
-		ext := path.Ext(name)
-		if strings.Contains(name, "/") || ext != ".js" && ext != ".css" {
+		typ, ok := playgroundAssets[name]
+		if !ok || strings.ContainsAny(name, `/\`) {
 			http.NotFound(w, req)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", mime.TypeByExtension(ext))
-		h.Set("Cache-Control", "public, max-age=86400")
-		h.Set("X-Content-Type-Options", "nosniff")
-		if b, err := playgroundFiles.ReadFile("playground/" + name); err == nil {
-			w.Write(b)
-			return
-		}
-		gz, err := playgroundFiles.ReadFile("playground/" + name + ".gz")
-		if err != nil {
-			http.NotFound(w, req)
-			return
-		}
-		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(req) {
-			h.Set("Content-Encoding", "gzip")
-			w.Write(gz)
-			return
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			http.Error(w, "corrupt asset", http.StatusInternalServerError)
-			return
-		}
-		io.Copy(w, zr)
+		// Revalidated on every load, so a new release is picked up at once.
+		servePlaygroundFile(w, name, typ, "no-cache")
 	})
 	return mux
 }
 
-func acceptsGzip(req *http.Request) bool {
-	for _, part := range strings.Split(req.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
-			return true
-		}
+func servePlaygroundFile(w http.ResponseWriter, name, contentType, cacheControl string) {
+	b, err := playgroundFiles.ReadFile(path.Join("playground", name))
+	if err != nil { // only names embedded above reach here
+		http.Error(w, "not found", http.StatusNotFound)
+		return
 	}
-	return false
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Content-Security-Policy", playgroundCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.Write(b)
 }

@@ -3,8 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
@@ -14,83 +13,159 @@ import (
 	"github.com/skiffhq/skiff/graph"
 )
 
-// The playground works offline: its page names only Skiff's own assets,
-// each served (gzipped or not) with the bytes its integrity hash pins, and
-// it keeps the Authorization header out of the browser's storage.
-func TestPlaygroundIsSelfContained(t *testing.T) {
-	t.Parallel()
-	e := newEnvWith(t, func(c *graph.Config) { c.Playground = true })
+// playgroundPage fetches /playground and the assets it names, failing the
+// test unless each is served from this server with a content type.
+func playgroundPage(t *testing.T, e *env) (page []byte, assets map[string][]byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/playground", nil)
 	res, page := e.httpDo(req)
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("/playground: %d %q", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") {
-		t.Fatalf("CSP: %q", csp)
-	}
-	if bytes.Contains(page, []byte("//")) && regexp.MustCompile(`(?i)(src|href)\s*=\s*"(https?:)?//`).Match(page) {
-		t.Fatalf("the page loads something from another origin:\n%s", page)
-	}
-	refs := regexp.MustCompile(`(src|href)="([^"]*)"(?: integrity="sha256-([^"]*)")?`).FindAllSubmatch(page, -1)
-	if len(refs) < 5 {
-		t.Fatalf("found %d assets in:\n%s", len(refs), page)
-	}
-	pinned := 0
-	for _, ref := range refs {
-		url, integrity := string(ref[2]), string(ref[3])
-		if !strings.HasPrefix(url, "/") || strings.HasPrefix(url, "//") {
-			t.Fatalf("asset %q is not same-origin", url)
+	csp := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self'", "connect-src 'self'"} {
+		if !strings.Contains(csp, want) {
+			t.Fatalf("CSP %q lacks %q", csp, want)
 		}
-		var bodies [][]byte
-		for _, enc := range []string{"gzip", ""} {
-			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+url, nil)
-			if enc != "" {
-				req.Header.Set("Accept-Encoding", enc)
+	}
+	if strings.Contains(csp, "unsafe-") {
+		t.Fatalf("CSP allows inline code: %q", csp)
+	}
+	assets = map[string][]byte{}
+	for _, ref := range regexp.MustCompile(`(?:src|href)="([^"]*)"`).FindAllSubmatch(page, -1) {
+		url := string(ref[1])
+		if !strings.HasPrefix(url, "/playground/assets/") {
+			t.Fatalf("the page loads %q, not one of Skiff's own assets", url)
+		}
+		res, body := e.httpDo(mustRequest(t, http.MethodGet, e.srv.URL+url))
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") == "" {
+			t.Fatalf("%s: %d %q", url, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		assets[url] = body
+	}
+	if len(assets) != 2 {
+		t.Fatalf("the page names %d assets, want its script and styles:\n%s", len(assets), page)
+	}
+	return page, assets
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// The playground works offline: the page, its script and its styles come
+// from Skiff and name no other origin, and the token stays out of the
+// browser's storage unless the user opts in.
+func TestPlaygroundIsSelfContained(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *graph.Config) { c.Playground = true; c.Introspection = true })
+	page, assets := playgroundPage(t, e)
+	absolute := regexp.MustCompile(`(?i)\b(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
+	for name, body := range map[string][]byte{"/playground": page,
+		"/playground/assets/playground.js":  assets["/playground/assets/playground.js"],
+		"/playground/assets/playground.css": assets["/playground/assets/playground.css"]} {
+		if body == nil {
+			t.Fatalf("%s was not among the page's assets", name)
+		}
+		if m := absolute.Find(body); m != nil {
+			t.Errorf("%s names another origin: %q", name, m)
+		}
+	}
+
+	script := string(assets["/playground/assets/playground.js"])
+	if !strings.Contains(script, "location.origin + '/graphql'") {
+		t.Fatal("playground.js does not call this server's API")
+	}
+	// Storage is reached through one function, and the headers are written
+	// only under the user's opt-in.
+	if n := strings.Count(script, "localStorage"); n != 1 {
+		t.Fatalf("playground.js names localStorage %d times; want one accessor", n)
+	}
+	if strings.Count(script, "setItem(") != 1 || !regexp.MustCompile(`if \(remember\.checked\) storage\.setItem\(headersKey`).MatchString(script) {
+		t.Fatal("playground.js stores something other than the opted-in headers")
+	}
+	if strings.Contains(script, "sessionStorage") || strings.Contains(script, "document.cookie") || strings.Contains(script, "innerHTML") {
+		t.Fatal("playground.js uses sessionStorage, cookies or innerHTML")
+	}
+
+	// Sent gzipped to a client that accepts it (the script is over the
+	// compression threshold).
+	req := mustRequest(t, http.MethodGet, e.srv.URL+"/playground/assets/playground.js")
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, body := e.httpDo(req)
+	if res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("playground.js: Content-Encoding %q", res.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); string(plain) != script {
+		t.Fatal("gzipped playground.js differs from the plain one")
+	}
+
+	// Nothing else is served from the playground's folder.
+	for _, url := range []string{"/playground/assets/index.html", "/playground/assets/nope.js",
+		"/playground/assets/..%2fserver.go", "/playground/assets/playground.go", "/playground/other"} {
+		if res, _ := e.httpDo(mustRequest(t, http.MethodGet, e.srv.URL+url)); res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", url, res.StatusCode)
+		}
+	}
+}
+
+// The Schema pane's query runs within the API's limits and returns the
+// schema; with introspection off it is refused, and the page says so.
+func TestPlaygroundSchemaQuery(t *testing.T) {
+	t.Parallel()
+	for _, introspection := range []bool{true, false} {
+		e := newEnvWith(t, func(c *graph.Config) { c.Playground = true; c.Introspection = introspection })
+		_, body := e.httpDo(mustRequest(t, http.MethodGet, e.srv.URL+"/playground/assets/schema.graphql"))
+		r := e.do("", string(body), nil)
+		if !introspection {
+			if len(r.Errors) == 0 {
+				t.Fatalf("introspection off, yet the schema query answered: %s", r.Data)
 			}
-			res, body := e.httpDo(req)
-			if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") == "" {
-				t.Fatalf("%s (Accept-Encoding %q): %d %q", url, enc, res.StatusCode, res.Header.Get("Content-Type"))
-			}
-			if res.Header.Get("Content-Encoding") == "gzip" {
-				zr, err := gzip.NewReader(bytes.NewReader(body))
-				if err != nil {
-					t.Fatalf("%s: %v", url, err)
+			continue
+		}
+		if len(r.Errors) > 0 {
+			t.Fatalf("the schema query was refused: %+v", r.Errors)
+		}
+		var data struct {
+			Schema struct {
+				QueryType struct{ Name string }
+				Types     []struct {
+					Name   string
+					Fields []struct {
+						Name string
+						Type struct {
+							Kind   string
+							OfType *struct{ Kind, Name string }
+						}
+					}
 				}
-				if body, err = io.ReadAll(zr); err != nil {
-					t.Fatalf("%s: %v", url, err)
+			} `json:"__schema"`
+		}
+		if err := json.Unmarshal(r.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]bool{}
+		for _, typ := range data.Schema.Types {
+			found[typ.Name] = true
+			if typ.Name == "User" {
+				for _, f := range typ.Fields {
+					if f.Name == "id" && (f.Type.Kind != "NON_NULL" || f.Type.OfType == nil || f.Type.OfType.Name != "ID") {
+						t.Errorf("User.id read as %+v", f.Type)
+					}
 				}
-			} else if enc == "" && res.Header.Get("Content-Encoding") != "" {
-				t.Fatalf("%s encoded as %q for a client that accepts none", url, res.Header.Get("Content-Encoding"))
-			}
-			bodies = append(bodies, body)
-		}
-		if !bytes.Equal(bodies[0], bodies[1]) {
-			t.Fatalf("%s differs with and without gzip", url)
-		}
-		if integrity != "" {
-			sum := sha256.Sum256(bodies[0])
-			if got := base64.StdEncoding.EncodeToString(sum[:]); got != integrity {
-				t.Fatalf("%s: sha256-%s, the page pins sha256-%s", url, got, integrity)
-			}
-			pinned++
-		}
-		if strings.HasSuffix(url, "/playground.js") {
-			if !bytes.Contains(bodies[0], []byte("shouldPersistHeaders: false")) || bytes.Contains(bodies[0], []byte("localStorage")) {
-				t.Fatalf("playground.js may store the token:\n%s", bodies[0])
-			}
-			if !bytes.Contains(bodies[0], []byte("location.origin + '/graphql'")) {
-				t.Fatalf("playground.js does not call this server's API:\n%s", bodies[0])
 			}
 		}
-	}
-	if pinned != 4 { // GraphiQL's script and styles, React, ReactDOM
-		t.Fatalf("%d assets pinned by hash, want 4", pinned)
-	}
-	// Nothing else is served from the playground's assets.
-	for _, url := range []string{"/playground/assets/index.html", "/playground/assets/README.md", "/playground/assets/nope.js", "/playground/assets/..%2fserver.go"} {
-		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+url, nil)
-		if res, _ := e.httpDo(req); res.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: %d", url, res.StatusCode)
+		if data.Schema.QueryType.Name != "Query" || !found["User"] || !found["Mutation"] {
+			t.Fatalf("schema: query type %q, %d types", data.Schema.QueryType.Name, len(data.Schema.Types))
 		}
 	}
 }
