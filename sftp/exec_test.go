@@ -241,3 +241,34 @@ func TestChecksumCommandEndsWithSession(t *testing.T) {
 		t.Error("the connection did not end")
 	}
 }
+
+// FuzzSplitCommand: a line splitCommand accepts means the same words to a
+// shell: each word, single-quoted, splits back to itself.
+func FuzzSplitCommand(f *testing.F) {
+	for _, s := range []string{`md5sum /My\ Files/a`, `sha1sum 'a b' "c\"d"`, "md5sum a'\n'b", "md5sum a;b", `x "$y"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		words, err := splitCommand(line)
+		if err != nil {
+			return
+		}
+		quoted := make([]string, len(words))
+		for i, w := range words {
+			quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		again, err := splitCommand(strings.Join(quoted, " "))
+		if err != nil || !reflect.DeepEqual(again, words) {
+			t.Fatalf("%q split into %q; quoted again: %q, %v", line, words, again, err)
+		}
+		for _, c := range []string{";", "|", "&", "<", ">", "$(", "`", "*", "?"} {
+			if !strings.Contains(line, c) {
+				continue
+			}
+			// Such a character was quoted or escaped: it is inside a word.
+			if !strings.Contains(strings.Join(words, " "), c) {
+				t.Fatalf("%q: %q vanished from the words %q", line, c, words)
+			}
+		}
+	})
+}

@@ -527,6 +527,13 @@ func FuzzServe(f *testing.F) {
 	f.Add(packet(9, u32(1), str("x"), u32(0x8000000f), u64(1), u32(0), u32(0), u32(0o644), u32(0), u32(0), u32(1), str("a"), str("b")))
 	f.Add(u32(1 << 30))
 	f.Add([]byte{0, 0, 0, 5, 3, 0})
+	// The extensions of extensions.go, on a file the seed writes first.
+	put := append(packet(typeOpen, u32(1), str("a"), u32(0x1b), u32(0)), packet(typeWrite, u32(2), str("1"), u64(0), str("hello world"))...)
+	f.Add(append(put, packet(typeExtended, u32(3), str("copy-data"), str("1"), u64(2), u64(0), str("1"), u64(100))...))
+	f.Add(append(put, packet(typeExtended, u32(3), str("check-file-handle"), str("1"), str("sha1,md5"), u64(1), u64(0), u32(256))...))
+	f.Add(packet(typeExtended, u32(1), str("check-file-name"), str("a"), str("sha256"), u64(0), u64(0), u32(0)))
+	f.Add(packet(typeExtended, u32(1), str("expand-path@openssh.com"), str("~/x/../y")))
+	f.Add(packet(typeExtended, u32(1), str("users-groups-by-id@openssh.com"), str("\x00\x00\x00\x01"), str("")))
 	base := f.TempDir()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		store, err := storage.NewLocal(filepath.Join(base, t.Name()))
