@@ -195,10 +195,13 @@ func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
 	if !src.canRead || !h.canWrite {
 		return errDenied
 	}
-	if n == 0 {
-		n = math.MaxInt64
+	if roff > math.MaxInt64 || woff > math.MaxInt64 {
+		return errInvalidArgument
 	}
-	if roff > math.MaxInt64 || woff > math.MaxInt64 || n > math.MaxInt64-roff || n > math.MaxInt64-woff {
+	if n == 0 { // to the end: as far as offsets go
+		n = math.MaxInt64 - max(roff, woff)
+	}
+	if n > math.MaxInt64-roff || n > math.MaxInt64-woff {
 		return errInvalidArgument
 	}
 	if src.f == h.f && !h.appending && roff < woff+n && woff < roff+n {

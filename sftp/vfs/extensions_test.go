@@ -355,6 +355,16 @@ func TestCopyData(t *testing.T) {
 		t.Errorf("after an appending copy: %q; want %q", got, want)
 	}
 
+	// From an offset to the end (length 0).
+	dst = r.open(14, "tail.bin", fxfWrite|fxfCreat|fxfTrunc)
+	if code := r.copyData(15, src, 20<<20, 0, dst, 7); code != codeOK {
+		t.Fatalf("copy-data from an offset to the end: status %d", code)
+	}
+	r.closeHandle(16, dst)
+	if got, want := mustRead(t, filepath.Join(e.home(), "tail.bin")), "\x00\x00\x00\x00\x00\x00\x00"+string(data[20<<20:]); got != want {
+		t.Errorf("copy from an offset to the end: %d bytes; want %d", len(got), len(want))
+	}
+
 	// Past the source's end: nothing to copy, OK.
 	dst = r.open(11, "old.txt", fxfWrite)
 	if code := r.copyData(12, src, 1<<40, 10, dst, 0); code != codeOK {
