@@ -40,24 +40,11 @@ func TestBackupAndRestore(t *testing.T) {
 
 	// The instance to back up: an account whose owner has SFTP and a file.
 	pg := startOperatorPG(t)
-	ownerURL, serviceURL := pg.documentedRoles(t)
-	if r := runSkiff(t, []string{"SKIFF_MIGRATE_DATABASE_URL=" + ownerURL}, "migrate"); r.code != 0 {
-		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
-	}
-	const password = "a-long-password"
-	if r := runSkiff(t, nil, "admin", "create-account", "--database-url="+serviceURL, "--name=Acme",
-		"--owner-email=boss@acme.example", "--owner-name=Boss", "--owner-password="+password); r.code != 0 {
-		t.Fatalf("create-account: exit %d\n%s", r.code, r.stderr)
-	}
+	_, serviceURL := pg.acmeInstance(t)
+	const password = acmePassword
 	dataA := newDataDir(t)
 	a := serveBinary(t, nil, "--database-url="+serviceURL, "--data-dir="+dataA, "--host-key-encryption-key-file="+keyFile)
-	gs := &server{http: a.http}
-	tok := gs.login(t, "boss@acme.example", password)
-	gs.gql(t, tok, `mutation { startSftpTrial { userErrors { message } } }`, nil)
-	login := str(gs.gql(t, tok, `{ viewer { ... on UserViewer { user { sftp { credentials { login } } } } } }`, nil), "viewer", "user", "sftp", "credentials", "login")
-	if login == "" {
-		t.Fatal("the owner has no SFTP login after starting the trial")
-	}
+	login := ownerSFTPLogin(t, a, "boss@acme.example", password)
 	local := filepath.Join(t.TempDir(), "ledger.csv")
 	if err := os.WriteFile(local, []byte("2026,42\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,4 +106,18 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Errorf("restored file holds %q", got)
 	}
 	(&server{http: restored.http}).login(t, "boss@acme.example", password)
+}
+
+// ownerSFTPLogin starts the SFTP trial as an account's owner and returns
+// their SFTP login (their password logs it in).
+func ownerSFTPLogin(t *testing.T, s *served, email, password string) string {
+	t.Helper()
+	gs := &server{http: s.http}
+	tok := gs.login(t, email, password)
+	gs.gql(t, tok, `mutation { startSftpTrial { userErrors { message } } }`, nil)
+	login := str(gs.gql(t, tok, `{ viewer { ... on UserViewer { user { sftp { credentials { login } } } } } }`, nil), "viewer", "user", "sftp", "credentials", "login")
+	if login == "" {
+		t.Fatal("the owner has no SFTP login after starting the trial")
+	}
+	return login
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -26,9 +27,11 @@ type DatabaseFlags struct {
 // RuntimeDatabaseFlags are serve's own: the pool of connections it runs on,
 // and whether it may run as a role that row-level security does not hold.
 type RuntimeDatabaseFlags struct {
-	MaxConns        int  `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (its two notification connections come on top)."`
-	MaxIdleConns    int  `name:"database-max-idle-connections" default:"32" env:"SKIFF_DATABASE_MAX_IDLE_CONNECTIONS" help:"Most idle connections kept open for the next requests (0 to --database-max-connections)."`
-	AllowUnsafeRole bool `name:"allow-unsafe-database-role" env:"SKIFF_ALLOW_UNSAFE_DATABASE_ROLE" help:"Start even if the --database-url role is a superuser, has BYPASSRLS or owns the tables, so that row-level security would not keep tenants apart (development only; logs a warning)."`
+	MaxConns        int           `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (its two notification connections come on top)."`
+	MaxIdleConns    int           `name:"database-max-idle-connections" default:"32" env:"SKIFF_DATABASE_MAX_IDLE_CONNECTIONS" help:"Most idle connections kept open for the next requests (0 to --database-max-connections)."`
+	MaxIdleTime     time.Duration `name:"database-connection-max-idle-time" default:"5m" env:"SKIFF_DATABASE_CONNECTION_MAX_IDLE_TIME" help:"Close a pooled connection idle this long, so the pool shrinks after a burst (0: never)."`
+	MaxLifetime     time.Duration `name:"database-connection-max-lifetime" default:"1h" env:"SKIFF_DATABASE_CONNECTION_MAX_LIFETIME" help:"Close a pooled connection this old once it is idle, so connections move to a replaced or failed-over server (0: never)."`
+	AllowUnsafeRole bool          `name:"allow-unsafe-database-role" env:"SKIFF_ALLOW_UNSAFE_DATABASE_ROLE" help:"Start even if the --database-url role is a superuser, has BYPASSRLS or owns the tables, so that row-level security would not keep tenants apart (development only; logs a warning)."`
 }
 
 // embeddedRuntimeRole is the role serve logs in as on the private
@@ -94,7 +97,10 @@ func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger, mode, appName
 			}
 		}
 		runtime := runtimeURLSetting.with(d.URL)
-		db, err := tenant.Open(ctx, withAppName(d.URL, appName))
+		// Every connection made with d.URL says who it is, the
+		// notification listeners' included.
+		d.URL = withAppName(d.URL, appName)
+		db, err := tenant.Open(ctx, d.URL)
 		if err != nil {
 			return runtime.connectError(err)
 		}
@@ -218,6 +224,8 @@ func (c *ServeCmd) openServe(ctx context.Context, log *slog.Logger) (*database, 
 	}
 	d.DB.X.SetMaxOpenConns(c.Runtime.MaxConns)
 	d.DB.X.SetMaxIdleConns(c.Runtime.MaxIdleConns)
+	d.DB.X.SetConnMaxIdleTime(c.Runtime.MaxIdleTime)
+	d.DB.X.SetConnMaxLifetime(c.Runtime.MaxLifetime)
 	if err := c.Runtime.checkRole(ctx, log, d.DB); err != nil {
 		d.Close()
 		return nil, err
@@ -233,6 +241,12 @@ func (f RuntimeDatabaseFlags) checkPool() error {
 	}
 	if f.MaxIdleConns < 0 || f.MaxIdleConns > f.MaxConns {
 		return settingError("--database-max-idle-connections", "SKIFF_DATABASE_MAX_IDLE_CONNECTIONS", "%d is not between 0 and --database-max-connections (%d)", f.MaxIdleConns, f.MaxConns)
+	}
+	if f.MaxIdleTime < 0 {
+		return settingError("--database-connection-max-idle-time", "SKIFF_DATABASE_CONNECTION_MAX_IDLE_TIME", "%s is negative (0: never)", f.MaxIdleTime)
+	}
+	if f.MaxLifetime < 0 {
+		return settingError("--database-connection-max-lifetime", "SKIFF_DATABASE_CONNECTION_MAX_LIFETIME", "%s is negative (0: never)", f.MaxLifetime)
 	}
 	return nil
 }

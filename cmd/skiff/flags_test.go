@@ -19,6 +19,8 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"data-dir", "SKIFF_DATA_DIR", "skiff-data", "Database"},
 	{"database-max-connections", "SKIFF_DATABASE_MAX_CONNECTIONS", "32", "Database"},
 	{"database-max-idle-connections", "SKIFF_DATABASE_MAX_IDLE_CONNECTIONS", "32", "Database"},
+	{"database-connection-max-idle-time", "SKIFF_DATABASE_CONNECTION_MAX_IDLE_TIME", "5m", "Database"},
+	{"database-connection-max-lifetime", "SKIFF_DATABASE_CONNECTION_MAX_LIFETIME", "1h", "Database"},
 	{"allow-unsafe-database-role", "SKIFF_ALLOW_UNSAFE_DATABASE_ROLE", "", "Database"},
 	{"migrate", "SKIFF_MIGRATE", "", "Database"},
 	{"http-addr", "SKIFF_HTTP_ADDR", "127.0.0.1:8080", "GraphQL API"},

@@ -140,6 +140,8 @@ func TestDatabasePoolFlags(t *testing.T) {
 		{"--database-max-connections=-1"},
 		{"--database-max-idle-connections=-1"},
 		{"--database-max-connections=8", "--database-max-idle-connections=9"},
+		{"--database-connection-max-idle-time=-1s"},
+		{"--database-connection-max-lifetime=-1m"},
 	} {
 		err := parseServe(t, bad...).Runtime.checkPool()
 		flag, _, _ := strings.Cut(bad[len(bad)-1], "=")

@@ -49,15 +49,8 @@ func buildPreviousRelease(t *testing.T) string {
 func TestPreviousReleaseServesOnTheNewSchema(t *testing.T) {
 	old := buildPreviousRelease(t)
 	pg := startOperatorPG(t)
-	ownerURL, serviceURL := pg.documentedRoles(t)
+	ownerURL, serviceURL := pg.acmeInstance(t)
 	both := []string{"SKIFF_MIGRATE_DATABASE_URL=" + ownerURL, "SKIFF_DATABASE_URL=" + serviceURL}
-	if r := runSkiff(t, both, "migrate"); r.code != 0 {
-		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
-	}
-	if r := runSkiff(t, nil, "admin", "create-account", "--database-url="+serviceURL, "--name=Acme",
-		"--owner-email=boss@acme.example", "--owner-name=Boss", "--owner-password=a-long-password"); r.code != 0 {
-		t.Fatalf("create-account: exit %d\n%s", r.code, r.stderr)
-	}
 
 	// The previous release as it was documented: both URLs (it migrates at
 	// every start, which finds nothing to do).
@@ -67,7 +60,7 @@ func TestPreviousReleaseServesOnTheNewSchema(t *testing.T) {
 		if st := s.readyz(t); st != http.StatusOK {
 			t.Errorf("%s release: /readyz %d", name, st)
 		}
-		(&server{http: s.http}).login(t, "boss@acme.example", "a-long-password")
+		(&server{http: s.http}).login(t, "boss@acme.example", acmePassword)
 	}
 }
 
@@ -87,4 +80,23 @@ func (p *operatorPG) documentedRoles(t *testing.T) (ownerURL, serviceURL string)
 		t.Fatalf("psql -f docker/postgres-roles.sql: %v\n%s", err, out)
 	}
 	return p.url("skiff_owner", opOwnerPassword, "skiff"), p.url("skiff_service", opServicePassword, "skiff")
+}
+
+// acmePassword is the password of acmeInstance's owner, boss@acme.example.
+const acmePassword = "a-long-password"
+
+// acmeInstance is the database skiff made as docs/OPERATIONS.md says: the
+// roles, `skiff migrate`, and an account made with `skiff admin
+// create-account` whose owner is boss@acme.example.
+func (p *operatorPG) acmeInstance(t *testing.T) (ownerURL, serviceURL string) {
+	t.Helper()
+	ownerURL, serviceURL = p.documentedRoles(t)
+	if r := runSkiff(t, []string{"SKIFF_MIGRATE_DATABASE_URL=" + ownerURL}, "migrate"); r.code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runSkiff(t, nil, "admin", "create-account", "--database-url="+serviceURL, "--name=Acme",
+		"--owner-email=boss@acme.example", "--owner-name=Boss", "--owner-password="+acmePassword); r.code != 0 {
+		t.Fatalf("create-account: exit %d\n%s", r.code, r.stderr)
+	}
+	return ownerURL, serviceURL
 }

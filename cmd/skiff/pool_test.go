@@ -1,0 +1,96 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// How many connections a node holds, idle and under a burst of logins, for
+// sizing max_connections (docs/OPERATIONS.md, "Database connections"); and
+// every one of them says who it is in application_name.
+func TestDatabaseConnections(t *testing.T) {
+	pg := startOperatorPG(t)
+	_, serviceURL := pg.acmeInstance(t)
+	const password = acmePassword
+	const poolSize = 32
+	s := serveBinary(t, nil, "--database-url="+serviceURL, "--data-dir="+newDataDir(t), "--http-max-requests-per-address=1000", "--database-connection-max-idle-time=2s")
+	login := ownerSFTPLogin(t, s, "boss@acme.example", password)
+
+	count := func() (total int, names map[string]int) {
+		rows, err := pg.admin.Query(`SELECT application_name, count(*) FROM pg_stat_activity WHERE usename = 'skiff_service' GROUP BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		names = map[string]int{}
+		for rows.Next() {
+			var name string
+			var n int
+			if err := rows.Scan(&name, &n); err != nil {
+				t.Fatal(err)
+			}
+			names[name] += n
+			total += n
+		}
+		return total, names
+	}
+	time.Sleep(2 * time.Second)
+	idle, names := count()
+	if len(names) != 1 || names["skiff"] != idle {
+		t.Errorf("connections by application_name: %v, want all \"skiff\"", names)
+	}
+
+	// A burst: 200 GraphQL queries and 10 SFTP password logins at once
+	// (one user: more logins of the same user at once meet the login
+	// throttle, not the database).
+	gs := &server{http: s.http}
+	tok := gs.login(t, "boss@acme.example", password)
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			n, _ := count()
+			if int64(n) > peak.Load() {
+				peak.Store(int64(n))
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var sftpOK atomic.Int64
+	for range 200 {
+		wg.Go(func() { gs.gql(t, tok, `{ account { id name users { edges { node { id email } } } } }`, nil) })
+	}
+	for range 10 {
+		wg.Go(func() {
+			c, err := ssh.Dial("tcp", s.sftp, &ssh.ClientConfig{User: login, Auth: []ssh.AuthMethod{ssh.Password(password)},
+				HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: time.Minute})
+			if err == nil {
+				sftpOK.Add(1)
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	time.Sleep(6 * time.Second) // --database-connection-max-idle-time, and database/sql's cleaner's pass
+	after, _ := count()
+	t.Logf("connections of one node as skiff_service: %d idle after start, %d at most during 200 GraphQL queries + 10 SFTP logins (%d SFTP logins in), %d once idle 2 s", idle, peak.Load(), sftpOK.Load(), after)
+	if peak.Load() > poolSize+2 {
+		t.Errorf("%d connections, more than the pool (%d) and the two notification connections", peak.Load(), poolSize)
+	}
+	if after > idle+2 {
+		t.Errorf("the pool did not shrink: %d connections after the burst, %d before", after, idle)
+	}
+}
