@@ -112,11 +112,11 @@ func runExec(ctx context.Context, ch ssh.Channel, sess Session, line string) (ui
 			err = hasher.HashFile(ctx, name, sum)
 		}
 		if errors.Is(err, vfs.ErrDenied) {
-			fmt.Fprintf(ch.Stderr(), "%s: %s\n", cmd, capitalize(err.Error()))
+			fmt.Fprintf(ch.Stderr(), "%s: %s\n", cmd, err)
 			return exitFailure, err
 		}
 		if err != nil {
-			fmt.Fprintf(ch.Stderr(), "%s: %s: %s\n", cmd, clip(name), capitalize(err.Error()))
+			fmt.Fprintf(ch.Stderr(), "%s: %s: %v\n", cmd, clip(name), err)
 			status = exitFailure
 			continue
 		}
@@ -176,14 +176,6 @@ func sumLine(sum []byte, name string) string {
 		name = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r").Replace(name)
 	}
 	return prefix + hex.EncodeToString(sum) + "  " + name + "\n"
-}
-
-// capitalize writes an error as coreutils does: "No such file or directory".
-func capitalize(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
 }
 
 // clip shortens what the client sent before it is echoed back.

@@ -409,19 +409,42 @@ func copyStream(w io.Writer, r io.Reader) error {
 
 // HashFile feeds the file at p (a client path; relative ones start at the
 // start directory) to sum, streamed, until ctx ends: it needs the rights of
-// a download. Its errors read as SFTP clients read them ("no such file or
-// directory", "permission denied", "is a directory"…); once the Gate has
-// ended the session they also match ErrDenied.
+// a download. Its errors say what coreutils' md5sum says ("No such file or
+// directory", "Permission denied", "Is a directory"), or the reason Skiff
+// refused; once the Gate has ended the session they also match ErrDenied.
 func (s *Session) HashFile(ctx context.Context, p string, sum hash.Hash) error {
 	h, err := s.openRead(p)
 	if err == nil {
 		err = copyStream(sum, ctxReader{ctx, io.NewSectionReader(h, 0, math.MaxInt64)})
 		h.Close()
 	}
-	if err != nil && s.isDenied.Load() {
+	switch {
+	case err == nil:
+		return nil
+	case s.isDenied.Load():
 		return deniedError{err}
 	}
-	return err
+	return errors.New(toolText(err))
+}
+
+// toolText is an error as a command-line tool words it (strerror).
+func toolText(err error) string {
+	var se *statusError
+	switch {
+	case errors.Is(err, errIsDir):
+		return "Is a directory"
+	case !errors.As(err, &se):
+		return err.Error()
+	case se.code == fxNoSuchFile:
+		return "No such file or directory"
+	case se == errDenied:
+		return "Permission denied"
+	}
+	msg := se.msg
+	if msg != "" && msg[0] >= 'a' && msg[0] <= 'z' {
+		msg = string(msg[0]-'a'+'A') + msg[1:]
+	}
+	return msg
 }
 
 // deniedError is an error of a session the Gate ended.
