@@ -307,17 +307,6 @@ func (s *served) readyz(t *testing.T) int {
 	return res.StatusCode
 }
 
-// wait waits for serve to exit by itself and returns its exit code.
-func (s *served) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-s.exited:
-	case <-time.After(time.Minute):
-		t.Fatal("serve did not exit")
-	}
-	return s.cmd.ProcessState.ExitCode()
-}
-
 // openAs opens a pool as the URL's role, closed when t ends.
 func (p *operatorPG) openAs(t *testing.T, u string) *sql.DB {
 	t.Helper()
