@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -171,5 +172,25 @@ t.close()
 	}
 	if len(lines[2]) != 40 {
 		t.Errorf("paramiko check of a range: %q", lines[2])
+	}
+}
+
+// OpenSSH's ssh runs the checksum commands as the user guide shows, and
+// gets a refusal and 127 for anything else.
+func TestOpenSSHChecksumCommand(t *testing.T) {
+	ts, home, keyPath := keyServer(t)
+	if err := os.WriteFile(filepath.Join(home, "report x.pdf"), []byte("abc"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ssh := openSSH{key: keyPath}
+	out, err := ssh.command(t, "ssh", ts.addr, "alice", "", "", "sha256sum", "'/My Files/report x.pdf'")
+	want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  /My Files/report x.pdf\n"
+	if err != nil || !strings.HasSuffix(out, want) {
+		t.Errorf("ssh sha256sum: %v\n%s", err, out)
+	}
+	out, err = ssh.command(t, "ssh", ts.addr, "alice", "", "", "cat", "/etc/passwd")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 127 || !strings.Contains(out, "command not found") || strings.Contains(out, "root:") {
+		t.Errorf("ssh cat /etc/passwd: %v\n%s", err, out)
 	}
 }
