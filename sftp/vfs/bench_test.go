@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -173,3 +174,68 @@ func (s *requestStream) Write(p []byte) (int, error) {
 }
 
 func (s *requestStream) Close() error { return nil }
+
+// slowQuota is a memQuota whose every call takes delay, as a round trip to
+// the database does (BenchmarkStorageMeter in tenant/domain measures the
+// real one: a reservation and its settlement).
+type slowQuota struct {
+	*memQuota
+	delay time.Duration
+}
+
+func (q slowQuota) Reserve(ctx context.Context, tree string, need, want int64) (int64, error) {
+	time.Sleep(q.delay)
+	return q.memQuota.Reserve(ctx, tree, need, want)
+}
+
+func (q slowQuota) Settle(ctx context.Context, tree string, reserved, delta int64) error {
+	time.Sleep(q.delay)
+	return q.memQuota.Settle(ctx, tree, reserved, delta)
+}
+
+// BenchmarkUploadQuota is BenchmarkUpload's 255 KiB client without quotas
+// and with a quota whose calls take SKIFF_BENCH_QUOTA_DELAY each (8ms
+// unless set: what BenchmarkStorageMeter measured per call on the loaded
+// 2-core VM), in the same run, so the ratio is the quota's cost.
+//
+//	go test -run XXX -bench UploadQuota -benchtime 20x -count 5 ./sftp/vfs
+func BenchmarkUploadQuota(b *testing.B) {
+	delay := 8 * time.Millisecond
+	if v := os.Getenv("SKIFF_BENCH_QUOTA_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		delay = d
+	}
+	for _, quota := range []bool{false, true} {
+		name := "none"
+		var opts []option
+		if quota {
+			name = "quota"
+			opts = append(opts, withQuota(slowQuota{newMemQuota(1 << 40), delay}))
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, opts...)
+			e.client.Close()
+			e.conn.Close()
+			<-e.served
+			e.connect(sftp.MaxPacketUnchecked(255 * 1024))
+			data := bytes.Repeat([]byte("skiff"), benchSize/5+1)[:benchSize]
+			b.SetBytes(benchSize)
+			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
+			for b.Loop() {
+				f, err := e.client.Create("up.bin")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

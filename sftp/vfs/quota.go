@@ -17,7 +17,7 @@ import (
 // Writes do not ask it each time: a handle reserves room in chunks
 // (quotaChunk) and checks each write against what it holds, in memory;
 // its close settles, returning the reservation and recording the file's
-// real growth. A failure to ask (the database is down) lets the write
+// real growth, in the background (the client's close does not wait). A failure to ask (the database is down) lets the write
 // through: usage is then put right at close or by the reconcile pass.
 type Quota interface {
 	// Reserve sets more bytes aside for writes to tree: want when the
@@ -42,8 +42,9 @@ func IsUploadTemp(name string) bool { return isTemp(name) }
 // errQuotaExceeded is the answer to a write that a quota has no room for.
 var errQuotaExceeded = status(fxFailure, "quota exceeded")
 
-// quotaChunk is how much a handle reserves at a time: one database round
-// trip per 64 MiB written.
+// quotaChunk is how much a handle reserves first: one database round
+// trip for the first 64 MiB written, then for 128, 256, 512 MiB and every
+// 1 GiB after that.
 const quotaChunk = 64 << 20
 
 // quotaTimeout bounds each call to the Quota.
@@ -55,6 +56,7 @@ type meter struct {
 	base int64  // the file's size already counted: at open in place; 0 for an atomic upload
 	size int64  // the file's size as the handle's writes and truncations left it
 	held int64  // reserved and not yet settled
+	asks int    // reservations made
 }
 
 // quota returns the session's Quota, nil when it has none.
@@ -78,7 +80,7 @@ func (s *Session) quotaCtx() (context.Context, context.CancelFunc) {
 }
 
 // reserveRoom asks the Quota for need more bytes in tree, want if it has
-// room, and returns how many it holds now (errQuotaExceeded: none). When
+// room, and returns how many it granted (errQuotaExceeded: none). When
 // the Quota cannot answer, the write goes through on credit of want.
 func (s *Session) reserveRoom(tree string, need, want int64) (int64, error) {
 	ctx, cancel := s.quotaCtx()
@@ -118,7 +120,10 @@ func (h *handle) CheckWrite(end int64) error {
 		return nil
 	}
 	if need := end - m.base - m.held; need > 0 {
-		got, err := h.s.reserveRoom(m.tree, need, max(need, quotaChunk))
+		// Each reservation of a long upload asks twice the last, up to
+		// 1 GiB: fewer round trips the longer it runs.
+		got, err := h.s.reserveRoom(m.tree, need, max(need, quotaChunk<<min(m.asks, 4)))
+		m.asks++
 		if err != nil {
 			return err
 		}
@@ -155,8 +160,17 @@ func (h *handle) settleQuota(committed bool, replaced int64) {
 	case !h.atomic():
 		delta = m.size - m.base
 	}
-	h.s.settle(m.tree, m.held, delta)
+	h.s.settleLater(m.tree, m.held, delta)
 	m.held = 0
+}
+
+// settleLater settles in the background, so that the client's close is
+// answered without waiting for the database; Session.Close waits for it.
+func (s *Session) settleLater(tree string, reserved, delta int64) {
+	if reserved == 0 && delta == 0 {
+		return
+	}
+	s.settling.Go(func() { s.settle(tree, reserved, delta) })
 }
 
 // startMeter starts the handle's meter at open: size is what the file

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
 )
@@ -76,10 +77,21 @@ func (q *memQuota) state() (used, reserved int64) {
 	return q.used[userID], q.reserved
 }
 
+// wantState waits for the quota to hold used and reserved: a close
+// settles in the background.
 func (q *memQuota) wantState(t *testing.T, what string, used, reserved int64) {
 	t.Helper()
-	if u, r := q.state(); u != used || r != reserved {
-		t.Errorf("%s: used %d, reserved %d; want %d, %d", what, u, r, used, reserved)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, r := q.state()
+		if u == used && r == reserved {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: used %d, reserved %d; want %d, %d", what, u, r, used, reserved)
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -91,6 +91,7 @@ type Session struct {
 	uploads  map[string]*handle  // atomic uploads in progress, by virtual path
 	channels map[*conn]struct{}  // being served
 	serving  sync.WaitGroup
+	settling sync.WaitGroup // quota settlements under way (quota.go)
 }
 
 // NewSession builds the session of one SSH connection. It ends (every Serve
@@ -198,6 +199,7 @@ func clientGone(err error) bool {
 func (s *Session) Close() error {
 	s.terminate()
 	s.serving.Wait()
+	s.settling.Wait()
 	s.stop()
 	s.cancel()
 

@@ -12,8 +12,11 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/pkg/sftp"
 
+	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 	"github.com/skiffhq/skiff/tenant/outbox"
 )
 
@@ -178,11 +181,20 @@ func TestStorageReconcileFixesDrift(t *testing.T) {
 	}
 }
 
+// wantUsage waits for u's usage to be want: an SFTP close settles in the
+// background.
 func (w *world) wantUsage(u *tenant.User, want int64) {
 	w.t.Helper()
-	st, err := w.svc.Storage.UserStorage(w.as(w.owner), u)
-	if err != nil || st == nil || st.Used != want {
-		w.t.Fatalf("usage of %s: %+v %v, want %d", u.Name, st, err, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := w.svc.Storage.UserStorage(w.as(w.owner), u)
+		if err == nil && st != nil && st.Used == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("usage of %s: %+v %v, want %d", u.Name, st, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -243,4 +255,40 @@ func (w *world) reservations() int {
 		w.t.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkStorageMeter is what one SFTP upload costs the database: a
+// reservation of a chunk and its settlement at close, on a quota of 1 TiB.
+// An upload of up to 64 MiB (quotaChunk) makes exactly these two calls.
+//
+//	go test -run XXX -bench StorageMeter ./tenant/domain
+func BenchmarkStorageMeter(b *testing.B) {
+	ctx := context.Background()
+	db, err := tenant.Open(ctx, pgtest.NewDB(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	svc := domain.New(db)
+	a, owner, err := svc.Accounts.CreateAccount(tenant.SystemContext(ctx), account.CreateAccountInput{
+		Name: "Acme", OwnerEmail: "owner@acme.example", OwnerName: "Olive Owner", OwnerPassword: password,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	quota := int64(1) << 40
+	staff := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
+	if _, err := svc.Storage.SetStorageQuota(staff, a.ID, &quota); err != nil {
+		b.Fatal(err)
+	}
+	m := svc.Storage.Meter(a.ID)
+	for b.Loop() {
+		got, err := m.Reserve(ctx, owner.ID, 32<<10, 64<<20)
+		if err != nil || got != 64<<20 {
+			b.Fatal(got, err)
+		}
+		if err := m.Settle(ctx, owner.ID, got, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

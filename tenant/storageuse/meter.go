@@ -71,9 +71,10 @@ func (m *Meter) room(ctx context.Context, q tenant.Queryer, tree string) (*room,
 
 // Reserve sets aside more bytes for the session's writes to tree: want
 // bytes (a chunk, so that the next writes need not ask) when the quotas
-// have room for them, else need bytes (what the write at hand needs), and
-// returns how many it set aside: 0 when a quota (the account's, or the tree
-// owner's) has no room for need. A refusal for the account's quota counts
+// have room for them, else need bytes (what the write at hand needs: near
+// the quota each write asks, so that one upload does not take the room
+// another needs), and returns how many it set aside: 0 when a quota (the
+// account's, or the tree owner's) has no room for need. A refusal for the account's quota counts
 // as reaching 100 % for the owners' email.
 func (m *Meter) Reserve(ctx context.Context, tree string, need, want int64) (granted int64, err error) {
 	if !tenant.IsUUID(tree) || need <= 0 || want < need {
