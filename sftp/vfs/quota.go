@@ -59,9 +59,6 @@ type meter struct {
 	asks int    // reservations made
 }
 
-// quota returns the session's Quota, nil when it has none.
-func (s *Session) quota() Quota { return s.cfg.Quota }
-
 // tree names the tree loc is in for the Quota: "" outside the trees.
 func (s *Session) tree(loc *location) string {
 	switch {
