@@ -33,10 +33,11 @@ const (
 	Idle       = "idle"
 	GraphQL    = "graphql"
 	AuthScale  = "authscale"
+	Hostile    = "hostile"
 )
 
 // AllBenchmarks are the benchmarks Run knows.
-var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale}
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale, Hostile}
 
 // Skiff server variants.
 const (
@@ -110,6 +111,10 @@ type Config struct {
 	AuthKeysPerUser int
 	AuthLookups     int
 
+	// Hostile clients: flooding connections, and as many holding open
+	// files, while one client downloads FileSize.
+	HostileConns int
+
 	// WorkDir holds the servers' files and keys (a temporary directory
 	// under it is made and removed). Prefer a tmpfs so that the disk is not
 	// what is measured.
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 		AuthUsers:          1_000_000,
 		AuthKeysPerUser:    3,
 		AuthLookups:        20_000,
+		HostileConns:       200,
 	}
 }
 
@@ -164,6 +170,7 @@ func SmokeConfig(c Config) Config {
 	c.GraphQLRequests = 5
 	c.AuthUsers = 2000
 	c.AuthLookups = 400
+	c.HostileConns = 4
 	return c
 }
 
@@ -258,6 +265,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = r.graphQL(ctx)
 		case AuthScale:
 			err = r.authScale(ctx)
+		case Hostile:
+			err = r.hostile(ctx)
 		}
 		if errors.Is(err, pgserver.ErrNotInstalled) && cfg.Smoke {
 			// A fresh machine may lack PostgreSQL; the smoke run still

@@ -37,6 +37,12 @@ const (
 	BenchAccountID = "5e1f0b6e-0000-4000-8000-00000000be01"
 	BenchUserID    = "5e1f0b6e-0000-4000-8000-00000000be02"
 	BenchLogin     = "bench"
+
+	// The hostile benchmark's attacker: a user of another account, who
+	// logs in with the same keys.
+	HostileAccountID = "5e1f0b6e-0000-4000-8000-00000000be03"
+	HostileUserID    = "5e1f0b6e-0000-4000-8000-00000000be04"
+	HostileLogin     = "hostile"
 )
 
 // RunServer is the data-path server: Skiff's real SSH listener (package sftp)
@@ -56,6 +62,12 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:0)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (logs go to stderr)")
 	watchStdin := fs.Bool("watch-stdin", true, "exit when standard input closes (the driver died)")
+	replyMemory := fs.Int64("reply-memory", 256<<20, "process budget of queued SFTP replies in bytes (skiff serve's default)")
+	replyPerConn := fs.Int64("reply-memory-per-connection", 8<<20, "one connection's share of it (skiff serve's default)")
+	handlesPerConn := fs.Int("handles-per-connection", 1024, "open handles per connection (skiff serve's default)")
+	handlesPerUser := fs.Int("handles-per-user", 2048, "open handles per user (skiff serve's default)")
+	handlesPerAccount := fs.Int("handles-per-account", 8192, "open handles per account (skiff serve's default)")
+	handles := fs.Int("handles", 0, "open handles in the process; 0: the open file limit less 1024")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,14 +125,23 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 		ListenAddresses: []string{*listen},
 		Directory:       dir,
 		HostKeys:        staticHostKeys{signer},
-		Sessions:        &vfsSessions{store: store, log: log},
-		Logger:          log,
-		Ciphers:         offered,
+		Sessions: &vfsSessions{store: store, log: log,
+			handles: vfs.NewCounter("open files", vfs.Caps{PerConnection: *handlesPerConn, PerUser: *handlesPerUser,
+				PerAccount: *handlesPerAccount, PerProcess: processHandles(*handles)}),
+			replies: vfs.NewReplyBudget(*replyMemory, *replyPerConn)},
+		Logger:  log,
+		Ciphers: offered,
 		Limits: sftp.Limits{
 			// Every benchmark client comes from 127.0.0.1, and the idle
 			// benchmark holds a thousand connections.
 			MaxConnections:           -1,
 			MaxConnectionsPerAddress: -1,
+			// One user holds them all.
+			MaxConnectionsPerUser:    -1,
+			MaxConnectionsPerAccount: -1,
+			MaxChannelsPerUser:       -1,
+			MaxChannelsPerAccount:    -1,
+			MaxChannels:              -1,
 		},
 	})
 	if err != nil {
@@ -169,8 +190,29 @@ type memDirectory struct {
 
 var _ sftp.Directory = (*memDirectory)(nil)
 
-func (d *memDirectory) user() *sftplogin.Login {
-	return &sftplogin.Login{AccountID: BenchAccountID, UserID: BenchUserID, Login: d.login}
+// user is the Login of login, nil for an unknown one: the bench user, or
+// the hostile benchmark's attacker.
+func (d *memDirectory) user(login string) *sftplogin.Login {
+	switch login {
+	case d.login:
+		return &sftplogin.Login{AccountID: BenchAccountID, UserID: BenchUserID, Login: d.login}
+	case HostileLogin:
+		return &sftplogin.Login{AccountID: HostileAccountID, UserID: HostileUserID, Login: HostileLogin}
+	}
+	return nil
+}
+
+// processHandles is the process's cap on open handles: n, or what the open
+// file limit leaves after 1024 for the rest.
+func processHandles(n int) int {
+	if n > 0 {
+		return n
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 2048 {
+		return 1024
+	}
+	return int(min(uint64(lim.Cur), 1<<30)) - 1024
 }
 
 func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login, password string) (*sftplogin.Login, error) {
@@ -183,20 +225,20 @@ func (d *memDirectory) PasswordLogin(ctx context.Context, _, _ netip.Addr, login
 	if err != nil {
 		return nil, err
 	}
-	if !ok || login != d.login {
+	if !ok || d.user(login) == nil {
 		return nil, fmt.Errorf("%w: wrong login or password", sftplogin.ErrLoginFailed)
 	}
-	return d.user(), nil
+	return d.user(login), nil
 }
 
 func (d *memDirectory) PublicKeyLogin(_ context.Context, _, _ netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error) {
-	if login != d.login {
+	if d.user(login) == nil {
 		return nil, fmt.Errorf("%w: unknown login", sftplogin.ErrLoginFailed)
 	}
 	wire := key.Marshal()
 	for _, k := range d.keys {
 		if bytes.Equal(k, wire) {
-			return d.user(), nil
+			return d.user(login), nil
 		}
 	}
 	return nil, fmt.Errorf("%w: key not registered", sftplogin.ErrLoginFailed)
@@ -267,8 +309,10 @@ func (k staticHostKeys) HostKeys(context.Context, netip.Addr) ([]ssh.Signer, err
 
 // vfsSessions opens the real per-user file tree, always allowed.
 type vfsSessions struct {
-	store storage.Storage
-	log   *slog.Logger
+	store   storage.Storage
+	log     *slog.Logger
+	handles *vfs.Counter
+	replies *vfs.ReplyBudget
 }
 
 func (s *vfsSessions) Open(ctx context.Context, login *sftplogin.Login) (sftp.Session, error) {
@@ -279,6 +323,8 @@ func (s *vfsSessions) Open(ctx context.Context, login *sftplogin.Login) (sftp.Se
 		Storage:   s.store,
 		Gate:      vfs.GateFunc(func(context.Context) error { return nil }),
 		Logger:    s.log,
+		Handles:   s.handles.For(login.AccountID, login.UserID),
+		Replies:   s.replies.For(),
 	})
 
 }

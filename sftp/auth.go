@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"golang.org/x/crypto/ssh"
 )
@@ -27,7 +28,7 @@ var errDenied = errors.New("permission denied")
 // serverConfig builds the SSH configuration for one connection. It is built
 // per connection because the host keys depend on the destination and the
 // callbacks need the route; building it is cheap next to the key exchange.
-func (s *Server) serverConfig(ctx context.Context, rt route, log *slog.Logger) (*ssh.ServerConfig, error) {
+func (s *Server) serverConfig(ctx context.Context, c *conn, rt route, log *slog.Logger) (*ssh.ServerConfig, error) {
 	signers, err := s.cfg.HostKeys.HostKeys(ctx, rt.dest)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func (s *Server) serverConfig(ctx context.Context, rt route, log *slog.Logger) (
 		return nil, fmt.Errorf("no usable host key for %v", rt.dest)
 	}
 
-	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log}
+	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c}
 	cfg.PasswordCallback = a.password
 	cfg.KeyboardInteractiveCallback = a.keyboardInteractive
 	cfg.PublicKeyCallback = a.publicKey
@@ -73,6 +74,38 @@ type authenticator struct {
 	ctx context.Context // ends at the handshake deadline
 	rt  route
 	log *slog.Logger
+	// sessions counts logged-in connections: a login over one of its caps
+	// is refused with the cap's message. The callback that completes a
+	// login takes the slot, into conn.session, before the client hears of
+	// its success, so that two logins at once cannot both take the last.
+	sessions *vfs.Counter
+	conn     *conn
+}
+
+// takeSession takes the login's slot under the session caps, or returns the
+// refusal to give the client (logged, and shown as a banner).
+func (a *authenticator) takeSession(md ssh.ConnMetadata, method string, l *sftplogin.Login, take bool) error {
+	h := a.sessions.For(l.AccountID, l.UserID)
+	var err error
+	if take {
+		err = h.Acquire()
+	} else {
+		err = a.sessions.Check(l.AccountID, l.UserID)
+	}
+	if err != nil {
+		a.log.Info("sftp login refused", "method", method, "login", md.User(), "remote", a.rt.remote.String(),
+			"account", l.AccountID, "user", l.UserID, "reason", err.Error())
+		// The banner is the one place an SSH client shows the server's
+		// words during authentication: the user learns why.
+		return &ssh.BannerError{Err: errDenied, Message: err.Error() + "\r\n"}
+	}
+	if take {
+		// The handshake runs on the connection's goroutine, which also
+		// releases the slot (untrack) when the connection ends.
+		a.conn.session.Release()
+		a.conn.session = h
+	}
+	return nil
 }
 
 func (a *authenticator) password(md ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
@@ -123,6 +156,11 @@ func (a *authenticator) verifiedPublicKey(md ssh.ConnMetadata, key ssh.PublicKey
 		a.log.Error("sftp login refused: verified key does not match the accepted key", "login", md.User())
 		return nil, errDenied
 	}
+	if l, ok := loginOf(perms); !ok {
+		return nil, errDenied
+	} else if err := a.takeSession(md, "publickey", l, true); err != nil {
+		return nil, err
+	}
 	return perms, nil
 }
 
@@ -145,6 +183,11 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 			a.log.Error("sftp login failed: directory error", append(attrs, "err", err)...)
 		}
 		return nil, errDenied
+	}
+	// A password login is complete here; a key is only accepted, and its
+	// login completes in verifiedPublicKey once the client signs.
+	if err := a.takeSession(md, method, login, fp == ""); err != nil {
+		return nil, err
 	}
 	l := *login // the connection keeps its own copy
 	l.KeyFingerprint = fp

@@ -29,6 +29,13 @@ type TenantBackend struct {
 	// Logger receives the sessions' failures; pass the one given to the
 	// Server, made with SafeLogger, so that they share one rate limit.
 	Logger *slog.Logger
+	// Handles caps the open handles (files and directory listings) per
+	// connection, user, account and process; nil caps only each channel's
+	// 1,024.
+	Handles *vfs.Counter
+	// Replies is the process's budget of queued reply memory; nil bounds
+	// only each channel's 16 queued replies.
+	Replies *vfs.ReplyBudget
 }
 
 var (
@@ -81,8 +88,10 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
 			return b.Directory.LoginAllowed(ctx, &login)
 		}),
-		Logger: SafeLogger(b.Logger), // paths are the client's
-		Quota:  b.sessionQuota(accountID),
+		Logger:  SafeLogger(b.Logger), // paths are the client's
+		Quota:   b.sessionQuota(accountID),
+		Handles: b.Handles.For(accountID, userID),
+		Replies: b.Replies.For(),
 	}
 	if b.Shares != nil {
 		cfg.Shares = SessionShares(b.Shares, accountID, userID)

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
@@ -35,6 +34,11 @@ type conn struct {
 	dedicated bool
 	// endReason, when set, is why the server ended the connection.
 	endReason string
+	// session is the connection's count against the logged-in connection
+	// caps, taken by the callback that completes its login. Only the
+	// connection's goroutine touches it (the handshake runs there), until
+	// untrack releases it.
+	session *vfs.Holder
 }
 
 // close ends the connection; the SSH layer and every channel fail at once.
@@ -91,7 +95,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	authCtx, cancelAuth := context.WithDeadline(connCtx, started.Add(s.cfg.Limits.HandshakeTimeout))
 	defer cancelAuth()
 
-	cfg, err := s.serverConfig(authCtx, rt, log)
+	cfg, err := s.serverConfig(authCtx, c, rt, log)
 	if err != nil {
 		log.Error("sftp connection refused: no host keys", "err", err)
 		return
@@ -141,7 +145,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		log.Error("sftp session could not start", "err", err)
 		return
 	}
-	s.serveChannels(chans, reqs, sess, log, func() { sconn.Close() })
+	s.serveChannels(chans, reqs, sess, s.channels.For(login.AccountID, login.UserID), log, func() { sconn.Close() })
 	if err := sess.Close(); err != nil {
 		log.Warn("sftp session close", "err", err)
 	}
@@ -188,9 +192,8 @@ func closeReason(err error) string {
 // waits for them all. end closes the connection. It also refuses the
 // connection's global requests (keepalives, port forwarding), on the same
 // goroutine rather than one more per connection.
-func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, sess Session, log *slog.Logger, end func()) {
+func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, sess Session, open *vfs.Holder, log *slog.Logger, end func()) {
 	var wg sync.WaitGroup
-	var open atomic.Int64
 	for chans != nil {
 		var nch ssh.NewChannel
 		select {
@@ -213,20 +216,20 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 			nch.Reject(ssh.UnknownChannelType, "only session channels are supported")
 			continue
 		}
-		if open.Load() >= int64(s.cfg.Limits.MaxSessionsPerConnection) {
-			log.Info("sftp channel refused: too many sessions")
-			nch.Reject(ssh.ResourceShortage, "too many sessions on this connection")
+		if err := open.Acquire(); err != nil {
+			s.capLog.log(log, "sftp channel refused", "reason", err.Error())
+			nch.Reject(ssh.ResourceShortage, err.Error())
 			continue
 		}
 		ch, reqs, err := nch.Accept()
 		if err != nil {
+			open.Release()
 			continue
 		}
-		open.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer open.Add(-1)
+			defer open.Release()
 			serveChannel(ch, reqs, sess, log, end)
 		}()
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
@@ -33,6 +34,11 @@ const (
 	DefaultMaxConnections           = 10000
 	DefaultMaxConnectionsPerAddress = 50
 	DefaultMaxSessionsPerConnection = 10
+	DefaultMaxChannelsPerUser       = 100
+	DefaultMaxChannelsPerAccount    = 1000
+	DefaultMaxChannels              = 20000
+	DefaultMaxConnectionsPerUser    = 64
+	DefaultMaxConnectionsPerAccount = 1000
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
@@ -62,6 +68,20 @@ type Limits struct {
 	// MaxSessionsPerConnection caps the session channels open at once on
 	// one connection.
 	MaxSessionsPerConnection int
+	// MaxChannelsPerUser, MaxChannelsPerAccount and MaxChannels cap the
+	// session channels open at once by one user (over all their
+	// connections), by one account's users and on the server. A channel
+	// over a cap is refused (resource shortage) with the cap's message;
+	// the connection and its other channels go on. Negative means no cap.
+	MaxChannelsPerUser    int
+	MaxChannelsPerAccount int
+	MaxChannels           int
+	// MaxConnectionsPerUser and MaxConnectionsPerAccount cap the logged-in
+	// connections (SFTP sessions) of one user and of one account's users.
+	// A login over a cap fails, and the client is shown the cap's message
+	// as an authentication banner. Negative means no cap.
+	MaxConnectionsPerUser    int
+	MaxConnectionsPerAccount int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -80,7 +100,28 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxConnections, DefaultMaxConnections)
 	def(&l.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
 	def(&l.MaxSessionsPerConnection, DefaultMaxSessionsPerConnection)
+	def(&l.MaxChannelsPerUser, DefaultMaxChannelsPerUser)
+	def(&l.MaxChannelsPerAccount, DefaultMaxChannelsPerAccount)
+	def(&l.MaxChannels, DefaultMaxChannels)
+	def(&l.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+	def(&l.MaxConnectionsPerAccount, DefaultMaxConnectionsPerAccount)
 	return l
+}
+
+// counters are the server's counts of channels and logged-in connections
+// against their caps.
+func (l Limits) counters() (channels, sessions *vfs.Counter) {
+	channels = vfs.NewCounter("SFTP channels", vfs.Caps{
+		PerConnection: l.MaxSessionsPerConnection,
+		PerUser:       l.MaxChannelsPerUser,
+		PerAccount:    l.MaxChannelsPerAccount,
+		PerProcess:    l.MaxChannels,
+	})
+	sessions = vfs.NewCounter("SFTP sessions", vfs.Caps{
+		PerUser:    l.MaxConnectionsPerUser,
+		PerAccount: l.MaxConnectionsPerAccount,
+	})
+	return channels, sessions
 }
 
 // Config is what a Server needs. Directory, HostKeys and Sessions are
@@ -146,6 +187,9 @@ type Server struct {
 	active atomic.Int64
 
 	capLog logThrottle // refusals by the connection caps
+
+	channels *vfs.Counter // open session channels
+	sessions *vfs.Counter // logged-in connections
 }
 
 type userKey struct{ accountID, userID string }
@@ -172,15 +216,18 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.TrustedProxies = slices.Clone(cfg.TrustedProxies)
 	cfg.Limits = cfg.Limits.withDefaults()
 	log := SafeLogger(cfg.Logger)
+	channels, sessions := cfg.Limits.counters()
 	return &Server{
-		cfg:     cfg,
-		log:     log,
-		ciphers: ciphers,
-		macs:    macs,
-		conns:   make(map[*conn]struct{}),
-		byUser:  make(map[userKey]map[*conn]struct{}),
-		perAddr: make(map[netip.Addr]int),
-		capLog:  logThrottle{every: time.Second},
+		channels: channels,
+		sessions: sessions,
+		cfg:      cfg,
+		log:      log,
+		ciphers:  ciphers,
+		macs:     macs,
+		conns:    make(map[*conn]struct{}),
+		byUser:   make(map[userKey]map[*conn]struct{}),
+		perAddr:  make(map[netip.Addr]int),
+		capLog:   logThrottle{every: time.Second},
 	}, nil
 }
 
@@ -522,6 +569,7 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+	c.session.Release()
 	if c.authenticated {
 		k := userKey{c.login.AccountID, c.login.UserID}
 		delete(s.byUser[k], c)

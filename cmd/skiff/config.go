@@ -36,6 +36,9 @@ func (c *ServeCmd) validate() error {
 	if _, err := c.SFTP.limits(); err != nil {
 		return withCode(exitConfig, err)
 	}
+	if _, _, _, _, err := c.fileLimits(); err != nil {
+		return withCode(exitConfig, err)
+	}
 	return nil
 }
 

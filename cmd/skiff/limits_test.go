@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,89 @@ func TestEmailRetentionFlag(t *testing.T) {
 	}
 	if got := parseServe(t, "--email-retention=0").Mail.Retention; got != 0 {
 		t.Errorf("--email-retention=0 gave %v", got)
+	}
+}
+
+// The SFTP resource flags reach the server and the sessions with their
+// documented defaults; counts below one, negative derived values and reply
+// budgets too small to bound anything are refused naming the flag.
+func TestSFTPResourceFlags(t *testing.T) {
+	cmd := parseServe(t)
+	l, err := cmd.SFTP.limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.MaxConnectionsPerUser != 64 || l.MaxConnectionsPerAccount != 1000 || l.MaxChannelsPerUser != 100 ||
+		l.MaxChannelsPerAccount != 1000 || l.MaxChannels != 20000 {
+		t.Fatalf("defaults: %+v", l)
+	}
+	r := cmd.SFTP.Resources
+	if r.HandlesPerConn != 1024 || r.HandlesPerUser != 2048 || r.HandlesPerAccount != 8192 || r.Handles != 0 ||
+		r.FDReserve != 0 || r.ReplyMemory != 256<<20 || r.ReplyMemoryPerConn != 8<<20 {
+		t.Fatalf("defaults: %+v", r)
+	}
+
+	for _, bad := range [][]string{
+		{"--sftp-max-connections-per-user", "0"},
+		{"--sftp-max-connections-per-account", "-1"},
+		{"--sftp-max-channels-per-user", "0"},
+		{"--sftp-max-channels-per-account", "0"},
+		{"--sftp-max-channels", "-5"},
+		{"--sftp-max-handles-per-connection", "0"},
+		{"--sftp-max-handles-per-user", "-1"},
+		{"--sftp-max-handles-per-account", "0"},
+		{"--sftp-max-handles", "-1"},
+		{"--fd-reserve", "-1"},
+		{"--sftp-reply-memory", "1000"},
+		{"--sftp-reply-memory-per-connection", "1000"},
+		{"--sftp-reply-memory-per-connection", "300000000"}, // more than the whole budget
+	} {
+		_, err := parseServe(t, bad[0]+"="+bad[1]).SFTP.limits()
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%v: got %v, want an error naming %s", bad, err, bad[0])
+		}
+	}
+}
+
+// The server-wide handle cap is what the open file limit leaves after the
+// reserve; a cap the limit cannot honour is refused at start-up.
+func TestSFTPHandleCapFromFileLimit(t *testing.T) {
+	var r SFTPResourceFlags
+	if got, err := r.handleCap(20000, 1162); err != nil || got != 18838 {
+		t.Errorf("derived: %d, %v; want 18838", got, err)
+	}
+	if _, err := r.handleCap(1024, 1162); err == nil || !strings.Contains(err.Error(), "open file limit") {
+		t.Errorf("a limit below the reserve: %v", err)
+	}
+	r.Handles = 500
+	if got, err := r.handleCap(20000, 1162); err != nil || got != 500 {
+		t.Errorf("given: %d, %v", got, err)
+	}
+	r.Handles = 19000
+	if _, err := r.handleCap(20000, 1162); err == nil || !strings.Contains(err.Error(), "--sftp-max-handles") {
+		t.Errorf("given above what the limit leaves: %v", err)
+	}
+}
+
+// Start-up raises the soft descriptor limit to the hard one.
+func TestRaiseFileLimit(t *testing.T) {
+	soft, hard, err := raiseFileLimit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if soft == 0 || soft > hard || runtime.GOOS == "linux" && soft != hard {
+		t.Errorf("soft %d, hard %d", soft, hard)
+	}
+}
+
+// A descriptor limit that leaves SFTP no open file stops start-up with
+// the configuration exit code, before anything starts.
+func TestServeRefusesAFileLimitTooSmall(t *testing.T) {
+	err := parseServe(t, "--fd-reserve=1000000000000").validate()
+	if err == nil || !strings.Contains(err.Error(), "open file limit") || exitCode(err) != exitConfig {
+		t.Fatalf("validate: %v (exit %d), want the open file limit named, exit %d", err, exitCode(err), exitConfig)
+	}
+	if err := parseServe(t).validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
 	}
 }

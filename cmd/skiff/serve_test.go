@@ -57,6 +57,7 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,
 			MaxConns: 100, MaxConnsPerIP: 20, TrialLicences: 2,
 			Handshake: 30 * time.Second, MaxAuthTries: 6, MaxSessions: 10,
+			Resources: parseServe(t).SFTP.Resources, // the defaults
 		},
 		Mail: MailFlags{PublicURL: "http://localhost:3000"},
 		Demo: true, ShutdownGrace: 5 * time.Second,

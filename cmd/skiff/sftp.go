@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/sftp"
+	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
@@ -36,6 +37,93 @@ type SFTPFlags struct {
 	MaxAuthTries  int           `name:"sftp-max-auth-tries" default:"6" env:"SKIFF_SFTP_MAX_AUTH_TRIES" help:"Failed authentication attempts allowed on one SFTP connection (1-100)."`
 	MaxSessions   int           `name:"sftp-max-sessions-per-connection" default:"10" env:"SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION" help:"Session channels one SFTP connection may have open at once (1-1000)."`
 	TrialLicences int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
+
+	Resources SFTPResourceFlags `embed:""`
+}
+
+// SFTPResourceFlags cap what SFTP clients hold: logged-in connections,
+// channels, open handles (each a file descriptor) and the memory of the
+// replies queued for them. Every cap is a count of at least one: zero and
+// negative values are refused at start-up rather than read as "none" or
+// "unlimited".
+type SFTPResourceFlags struct {
+	ConnsPerUser       int   `name:"sftp-max-connections-per-user" default:"64" env:"SKIFF_SFTP_MAX_CONNECTIONS_PER_USER" help:"Logged-in SFTP connections (sessions) of one user; one more login is refused with a message."`
+	ConnsPerAccount    int   `name:"sftp-max-connections-per-account" default:"1000" env:"SKIFF_SFTP_MAX_CONNECTIONS_PER_ACCOUNT" help:"Logged-in SFTP connections (sessions) of all the users of one account."`
+	ChannelsPerUser    int   `name:"sftp-max-channels-per-user" default:"100" env:"SKIFF_SFTP_MAX_CHANNELS_PER_USER" help:"Session channels one user has open over all their connections; one more is refused."`
+	ChannelsPerAccount int   `name:"sftp-max-channels-per-account" default:"1000" env:"SKIFF_SFTP_MAX_CHANNELS_PER_ACCOUNT" help:"Session channels the users of one account have open."`
+	Channels           int   `name:"sftp-max-channels" default:"20000" env:"SKIFF_SFTP_MAX_CHANNELS" help:"Session channels open on the server."`
+	HandlesPerConn     int   `name:"sftp-max-handles-per-connection" default:"1024" env:"SKIFF_SFTP_MAX_HANDLES_PER_CONNECTION" help:"Open files and directory listings on one SFTP connection; one more open fails with \"too many open files\"."`
+	HandlesPerUser     int   `name:"sftp-max-handles-per-user" default:"2048" env:"SKIFF_SFTP_MAX_HANDLES_PER_USER" help:"Open files and directory listings of one user over all their connections."`
+	HandlesPerAccount  int   `name:"sftp-max-handles-per-account" default:"8192" env:"SKIFF_SFTP_MAX_HANDLES_PER_ACCOUNT" help:"Open files and directory listings of all the users of one account."`
+	Handles            int   `name:"sftp-max-handles" default:"0" env:"SKIFF_SFTP_MAX_HANDLES" help:"Open files and directory listings on the server; 0 (default): the open file limit less --fd-reserve. A larger value is refused."`
+	FDReserve          int   `name:"fd-reserve" default:"0" env:"SKIFF_FD_RESERVE" help:"File descriptors kept from SFTP for the listeners, PostgreSQL and the API; 0 (default): --http-max-connections + --database-max-connections + 130 (listeners, notification connections, logs, mail)."`
+	ReplyMemory        int64 `name:"sftp-reply-memory" default:"268435456" env:"SKIFF_SFTP_REPLY_MEMORY" help:"Bytes of SFTP replies queued for clients, whole server (at least 1 MiB); a connection over its share or the budget stops being read until its replies drain."`
+	ReplyMemoryPerConn int64 `name:"sftp-reply-memory-per-connection" default:"8388608" env:"SKIFF_SFTP_REPLY_MEMORY_PER_CONNECTION" help:"Bytes of SFTP replies one connection may have queued (at least 512 KiB, at most --sftp-reply-memory)."`
+}
+
+// Smallest reply budgets: two of the largest replies per connection (one is
+// always allowed, so less would bound nothing), and a process budget of a
+// few connections.
+const (
+	minReplyMemoryPerConn = 512 << 10
+	minReplyMemory        = 1 << 20
+)
+
+// check refuses counts below one and reply budgets too small to mean
+// anything, naming the flag.
+func (f SFTPResourceFlags) check() error {
+	for _, c := range []struct {
+		flag string
+		v    int
+	}{
+		{"--sftp-max-connections-per-user", f.ConnsPerUser},
+		{"--sftp-max-connections-per-account", f.ConnsPerAccount},
+		{"--sftp-max-channels-per-user", f.ChannelsPerUser},
+		{"--sftp-max-channels-per-account", f.ChannelsPerAccount},
+		{"--sftp-max-channels", f.Channels},
+		{"--sftp-max-handles-per-connection", f.HandlesPerConn},
+		{"--sftp-max-handles-per-user", f.HandlesPerUser},
+		{"--sftp-max-handles-per-account", f.HandlesPerAccount},
+	} {
+		if c.v < 1 {
+			return fmt.Errorf("%s: %d is not a count of at least 1", c.flag, c.v)
+		}
+	}
+	switch {
+	case f.Handles < 0:
+		return fmt.Errorf("--sftp-max-handles: %d is negative (0 derives it from the open file limit)", f.Handles)
+	case f.FDReserve < 0:
+		return fmt.Errorf("--fd-reserve: %d is negative (0 derives it from the HTTP and database connection caps)", f.FDReserve)
+	case f.ReplyMemory < minReplyMemory:
+		return fmt.Errorf("--sftp-reply-memory: %d bytes is below the smallest budget, %d (1 MiB)", f.ReplyMemory, minReplyMemory)
+	case f.ReplyMemoryPerConn < minReplyMemoryPerConn || f.ReplyMemoryPerConn > f.ReplyMemory:
+		return fmt.Errorf("--sftp-reply-memory-per-connection: %d bytes is not between %d (512 KiB) and --sftp-reply-memory (%d)",
+			f.ReplyMemoryPerConn, minReplyMemoryPerConn, f.ReplyMemory)
+	}
+	return nil
+}
+
+// handleCap is the server-wide cap on open handles: --sftp-max-handles, or
+// what the open file limit leaves once the reserve is set aside. It refuses
+// a cap the limit cannot honour.
+func (f SFTPResourceFlags) handleCap(fileLimit uint64, reserve int) (int, error) {
+	avail := int64(min(fileLimit, 1<<40)) - int64(reserve)
+	switch {
+	case f.Handles > 0 && int64(f.Handles) > avail:
+		return 0, fmt.Errorf("--sftp-max-handles: %d is more than the open file limit (%d) leaves after --fd-reserve (%d): %d",
+			f.Handles, fileLimit, reserve, max(avail, 0))
+	case f.Handles > 0:
+		return f.Handles, nil
+	case avail < 1:
+		return 0, fmt.Errorf("the open file limit (%d; raise it with ulimit -Hn or LimitNOFILE) leaves no descriptor for SFTP open files after --fd-reserve (%d)",
+			fileLimit, reserve)
+	}
+	return int(min(avail, 1<<30)), nil
+}
+
+// handleCaps are the open handle caps, with the server-wide one.
+func (f SFTPResourceFlags) handleCaps(process int) vfs.Caps {
+	return vfs.Caps{PerConnection: f.HandlesPerConn, PerUser: f.HandlesPerUser, PerAccount: f.HandlesPerAccount, PerProcess: process}
 }
 
 // DedicatedIPFlags configure the addresses support can give accounts.
@@ -56,7 +144,16 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 	case f.MaxSessions < 1 || f.MaxSessions > 1000:
 		return sftp.Limits{}, fmt.Errorf("--sftp-max-sessions-per-connection: %d is not between 1 and 1000", f.MaxSessions)
 	}
+	if err := f.Resources.check(); err != nil {
+		return sftp.Limits{}, err
+	}
+	r := f.Resources
 	return sftp.Limits{
+		MaxChannelsPerUser:       r.ChannelsPerUser,
+		MaxChannelsPerAccount:    r.ChannelsPerAccount,
+		MaxChannels:              r.Channels,
+		MaxConnectionsPerUser:    r.ConnsPerUser,
+		MaxConnectionsPerAccount: r.ConnsPerAccount,
 		HandshakeTimeout:         f.Handshake,
 		IdleTimeout:              f.IdleTimeout,
 		MaxAuthTries:             f.MaxAuthTries,
@@ -115,6 +212,9 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
 	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog}
+	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
+		return nil, err
+	}
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {
@@ -139,6 +239,45 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	bg.run(srv.ListenAndServe)
 	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
 	return srv, nil
+}
+
+// fileLimits raises the open file limit to the hard limit and derives from
+// it the server-wide cap on SFTP open handles; validate calls it so that a
+// limit too small stops start-up before anything else starts.
+func (c *ServeCmd) fileLimits() (soft, hard uint64, reserve, handles int, err error) {
+	r := c.SFTP.Resources
+	reserve = r.FDReserve
+	if reserve == 0 {
+		reserve = max(c.HTTP.MaxConns, 0) + max(c.Runtime.MaxConns, 0) + 2 + 128
+	}
+	soft, hard, err = raiseFileLimit()
+	if err != nil && r.Handles == 0 {
+		return 0, 0, 0, 0, fmt.Errorf("--sftp-max-handles: give it, since %w", err)
+	}
+	if err != nil {
+		soft = 1 << 40 // unknown: the operator's cap stands
+	}
+	handles, err = r.handleCap(soft, reserve)
+	return soft, hard, reserve, handles, err
+}
+
+// sftpResources are the sessions' handle counter and reply budget; it logs
+// the open file limits they derive from.
+func (c *ServeCmd) sftpResources(log *slog.Logger) (*vfs.Counter, *vfs.ReplyBudget, error) {
+	soft, hard, reserve, process, err := c.fileLimits()
+	if err != nil {
+		return nil, nil, err
+	}
+	r := c.SFTP.Resources
+	log.Info("open file limits", "soft", soft, "hard", hard, "reserve", reserve, "sftp_max_handles", process,
+		"sftp_reply_memory", r.ReplyMemory, "sftp_reply_memory_per_connection", r.ReplyMemoryPerConn)
+	if conns := c.SFTP.MaxConns; conns > 0 && uint64(reserve+conns) > soft {
+		// Each connection's socket is a descriptor too, outside the
+		// handle cap: connections alone could then take the reserve.
+		log.Warn("SFTP connections alone could use up the file descriptors kept for the API and PostgreSQL: raise the hard open file limit or lower --sftp-max-connections",
+			"soft", soft, "reserve", reserve, "sftp_max_connections", conns)
+	}
+	return vfs.NewCounter("open files", r.handleCaps(process)), vfs.NewReplyBudget(r.ReplyMemory, r.ReplyMemoryPerConn), nil
 }
 
 // listenDedicatedIPs hears other nodes' dedicated IP changes. Losing the

@@ -159,8 +159,8 @@ func (c *conn) serveOpen(id uint32, d decoder) {
 	if c.malformed(id, &d) {
 		return
 	}
-	if len(c.handles) >= maxHandles {
-		c.sendStatus(id, errTooManyHandles)
+	if err := c.takeHandle(); err != nil {
+		c.sendStatus(id, err)
 		return
 	}
 	var h *handle
@@ -171,6 +171,7 @@ func (c *conn) serveOpen(id uint32, d decoder) {
 		h, err = c.s.openRead(p)
 	}
 	if err != nil {
+		c.s.handles.Release()
 		c.sendStatus(id, err)
 		return
 	}
@@ -182,12 +183,13 @@ func (c *conn) serveOpendir(id uint32, d decoder) {
 	if c.malformed(id, &d) {
 		return
 	}
-	if len(c.handles) >= maxHandles {
-		c.sendStatus(id, errTooManyHandles)
+	if err := c.takeHandle(); err != nil {
+		c.sendStatus(id, err)
 		return
 	}
 	l, vpath, err := c.s.list(p)
 	if err != nil {
+		c.s.handles.Release()
 		c.sendStatus(id, err)
 		return
 	}
@@ -205,7 +207,23 @@ func (c *conn) serveClose(id uint32, d decoder) {
 		return
 	}
 	delete(c.handles, string(name))
-	c.sendStatus(id, oh.close())
+	err := oh.close()
+	c.s.handles.Release()
+	c.sendStatus(id, err)
+}
+
+// takeHandle counts a handle about to be opened against the channel's
+// 1,024 and the connection's, user's, account's and process's caps
+// (Config.Handles). The caller releases it if the open fails, and
+// serveClose or closeHandles once it is closed.
+func (c *conn) takeHandle() error {
+	if len(c.handles) >= maxHandles {
+		return errTooManyHandles
+	}
+	if err := c.s.handles.Acquire(); err != nil {
+		return status(fxFailure, err.Error())
+	}
+	return nil
 }
 
 // serveRead answers with up to maxTxPacket bytes, read straight into the

@@ -63,6 +63,28 @@ type conn struct {
 	werr    error
 }
 
+// maxReply is the most memory one reply holds: the largest buffer class.
+const maxReply = maxPacket + 4
+
+// waitRoom is the back-pressure of the process's reply budget: before the
+// reader reads the next request, it waits while the channel has replies
+// unsent and the connection's share or the process budget has no room for
+// one more of the largest reply. Meanwhile the client's requests stay
+// unread (the SSH window then stops it sending more). A channel with
+// nothing unsent always goes on, so every channel progresses; the writer
+// wakes the reader after each reply it sends.
+func (c *conn) waitRoom() {
+	sh := c.s.replies
+	if sh == nil {
+		return
+	}
+	c.mu.Lock()
+	for c.unsent > 0 && c.werr == nil && !sh.room(maxReply) {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+}
+
 func newConn(s *Session, ch io.ReadWriteCloser) *conn {
 	c := &conn{s: s, ch: ch}
 	c.cond.L = &c.mu
@@ -76,6 +98,7 @@ func (c *conn) serve() error {
 		return err
 	}
 	for {
+		c.waitRoom()
 		req, err := c.readPacket()
 		if err == io.EOF {
 			// The client sent its last request (and may have closed only
@@ -260,6 +283,7 @@ func (c *conn) send(b *buffer) {
 	c.queue[(c.head+c.n)%maxQueued] = b
 	c.n++
 	c.unsent++
+	c.s.replies.add(int64(cap(b.b)))
 	if !c.writing {
 		c.writing = true
 		go c.writeLoop()
@@ -279,6 +303,7 @@ func (c *conn) writeLoop() {
 		c.n--
 		c.mu.Unlock()
 		_, err := c.ch.Write(b.b)
+		c.s.replies.add(-int64(cap(b.b)))
 		b.put()
 		c.mu.Lock()
 		c.unsent--
@@ -286,6 +311,7 @@ func (c *conn) writeLoop() {
 			c.werr = err
 			c.writeErr.Store(true)
 			for ; c.n > 0; c.n-- {
+				c.s.replies.add(-int64(cap(c.queue[c.head].b)))
 				c.queue[c.head].put()
 				c.queue[c.head] = nil
 				c.head = (c.head + 1) % maxQueued
@@ -335,6 +361,7 @@ func (c *conn) closeHandles(cause error) {
 			oh.file.TransferError(cause)
 		}
 		oh.close()
+		c.s.handles.Release()
 		delete(c.handles, name)
 	}
 }

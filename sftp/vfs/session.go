@@ -66,6 +66,15 @@ type Config struct {
 	// Logger receives internal failures, which clients only see as
 	// "failure" (slog.Default when nil).
 	Logger *slog.Logger
+
+	// Handles counts the connection's open handles (files and directory
+	// listings) against the process's caps; nil caps nothing beyond the
+	// 1,024 per channel. An open over a cap fails with the LimitError's
+	// message ("too many open files for this user (limit 100)").
+	Handles *Holder
+	// Replies is the connection's share of the process's reply memory
+	// budget; nil bounds a channel only by its 16 queued replies.
+	Replies *ReplyShare
 }
 
 // Session is one SSH connection's view of the file tree. Serve it on each
@@ -78,8 +87,10 @@ type Session struct {
 	stop   func() bool // stops the parent context's watch
 	start  time.Time   // mod time of the virtual directories
 
-	gate   gateCache
-	shares sharesCache
+	gate    gateCache
+	shares  sharesCache
+	handles *Holder
+	replies *ReplyShare
 
 	isDenied atomic.Bool // denied != nil, read after every request
 
@@ -117,6 +128,8 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		folders:  make(map[string]*os.Root),
 		uploads:  make(map[string]*handle),
 		channels: make(map[*conn]struct{}),
+		handles:  cfg.Handles,
+		replies:  cfg.Replies,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}

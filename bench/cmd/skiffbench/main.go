@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string) error {
 	idle := fs.Int("idle-sessions", def.IdleSessions, "idle sessions to hold")
 	authUsers := fs.Int("auth-users", def.AuthUsers, "users in the auth-at-scale directory (100 per account)")
 	authKeys := fs.Int("auth-keys", def.AuthKeysPerUser, "SSH keys per user in the auth-at-scale directory")
+	hostileConns := fs.Int("hostile-conns", def.HostileConns, "hostile benchmark: flooding connections, and as many holding open files")
 	workDir := fs.String("work-dir", "", "where the servers' files go (default /dev/shm when it has room, else the temp directory)")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
@@ -110,6 +111,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if !*smoke || set["auth-keys"] {
 		cfg.AuthKeysPerUser = *authKeys
+	}
+	if !*smoke || set["hostile-conns"] {
+		cfg.HostileConns = *hostileConns
 	}
 	cfg.Benchmarks = splitList(*only)
 	cfg.SkiffCiphers = splitList(*skiffCiphers)
