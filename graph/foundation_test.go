@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestLoginFailuresLookAlikeAndAreThrottled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.account("Acme", "owner@acme.example")
-	q := `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { field code message } } }`
+	q := `mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token userErrors { field code message retryAfter } } }`
 	var wrong, unknown struct {
 		Login struct {
 			Token      *string
@@ -79,6 +80,52 @@ func TestLoginFailuresLookAlikeAndAreThrottled(t *testing.T) {
 	if locked.Login.Token != nil || len(locked.Login.UserErrors) != 1 || locked.Login.UserErrors[0].Code != "LIMIT" ||
 		!strings.Contains(locked.Login.UserErrors[0].Message, "try again in") {
 		t.Fatalf("after 10 failures: %+v", locked.Login)
+	}
+	// The wait is machine-readable too: seconds, as the message says.
+	ue := locked.Login.UserErrors[0]
+	if ue.RetryAfter == nil || *ue.RetryAfter < 1 || *ue.RetryAfter > 15*60 ||
+		!strings.Contains(ue.Message, fmt.Sprintf("try again in %d seconds", *ue.RetryAfter)) {
+		t.Fatalf("LIMIT without its retryAfter: %+v (retryAfter %v)", ue, ue.RetryAfter)
+	}
+	if wrong.Login.UserErrors[0].RetryAfter != nil {
+		t.Fatalf("retryAfter on a wrong password: %d", *wrong.Login.UserErrors[0].RetryAfter)
+	}
+}
+
+// A form's mistakes come back together, each with its field.
+func TestCreateUserReportsEveryBadField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	var out struct {
+		CreateUser struct {
+			User       *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation { createUser(input: {email: "not an email", name: "  ", password: "short"}) {
+		user { id } userErrors { field code message retryAfter } } }`, nil, &out)
+	var fields []string
+	for _, ue := range out.CreateUser.UserErrors {
+		if ue.Code != "INVALID" || ue.Field == nil || ue.RetryAfter != nil {
+			t.Fatalf("user error: %+v", ue)
+		}
+		fields = append(fields, *ue.Field)
+	}
+	if out.CreateUser.User != nil || strings.Join(fields, ",") != "email,name,password" {
+		t.Fatalf("want errors on email, name and password, got %+v", out.CreateUser)
+	}
+	// Nothing was created.
+	var users struct {
+		Account struct {
+			Users struct {
+				Edges []struct{ Node struct{ Email string } }
+			}
+		}
+	}
+	e.mustDo(owner, `{ account { users { edges { node { email } } } } }`, nil, &users)
+	if len(users.Account.Users.Edges) != 1 {
+		t.Fatalf("%d users after a refused createUser", len(users.Account.Users.Edges))
 	}
 }
 

@@ -183,9 +183,10 @@ func (e *env) user(adminToken, email string, role string) (id, token string) {
 type vars map[string]any
 
 type userError struct {
-	Field   *string
-	Code    string
-	Message string
+	Field      *string
+	Code       string
+	Message    string
+	RetryAfter *int
 }
 
 type gqlError struct {

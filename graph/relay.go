@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/base64"
+	"math"
 	"net/netip"
 	"strings"
 
@@ -64,23 +65,34 @@ func userErrors(err error) ([]*model.UserError, error) {
 	if err == nil {
 		return []*model.UserError{}, nil
 	}
-	code := tenant.ErrorCode(err)
-	var uc model.UserErrorCode
-	switch code {
-	case tenant.EInvalid:
-		uc = model.UserErrorCodeInvalid
-	case tenant.EConflict:
-		uc = model.UserErrorCodeConflict
-	case tenant.ELimit:
-		uc = model.UserErrorCodeLimit
-	default:
+	errs := tenant.Errors(err)
+	if len(errs) == 0 {
 		return nil, err
 	}
-	ue := &model.UserError{Code: uc, Message: tenant.ErrorMessage(err)}
-	if f := tenant.ErrorField(err); f != "" {
-		ue.Field = &f
+	out := make([]*model.UserError, 0, len(errs))
+	for _, e := range errs {
+		var uc model.UserErrorCode
+		switch e.Code {
+		case tenant.EInvalid:
+			uc = model.UserErrorCodeInvalid
+		case tenant.EConflict:
+			uc = model.UserErrorCodeConflict
+		case tenant.ELimit:
+			uc = model.UserErrorCodeLimit
+		default:
+			return nil, err // not a user error: a GraphQL error (the first code is its code)
+		}
+		ue := &model.UserError{Code: uc, Message: e.Message}
+		if e.Field != "" {
+			ue.Field = &e.Field
+		}
+		if e.RetryAfter > 0 {
+			secs := int(math.Ceil(e.RetryAfter.Seconds()))
+			ue.RetryAfter = &secs
+		}
+		out = append(out, ue)
 	}
-	return []*model.UserError{ue}, nil
+	return out, nil
 }
 
 type remoteAddrKey struct{}

@@ -3,6 +3,7 @@ package tenant
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an application error. Transports map codes to their own
@@ -21,11 +22,17 @@ const (
 
 // Error is the one application error type. Message is safe to show to a user;
 // Field names the input field at fault, when there is one.
+//
+// Several input fields at fault are several *Error joined with errors.Join
+// (see Errors); the first is what ErrorCode, ErrorField and ErrorMessage tell.
 type Error struct {
 	Code    Code
 	Field   string
 	Message string
 	Err     error // the cause, for logs; never shown
+	// RetryAfter, on an ELimit error that passes with time (a throttle), is
+	// how long to wait before trying again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -80,6 +87,27 @@ func ErrorField(err error) string {
 		return e.Field
 	}
 	return ""
+}
+
+// Errors lists the *Error values err holds: err itself, or each of the
+// errors joined in it (errors.Join, at any depth), in order. Errors that are
+// not *Error are left out.
+func Errors(err error) []*Error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*Error
+		for _, e := range joined.Unwrap() {
+			out = append(out, Errors(e)...)
+		}
+		return out
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return []*Error{e}
+	}
+	return nil
 }
 
 // IsUserError tells the errors that belong in a mutation payload's userErrors

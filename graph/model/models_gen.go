@@ -669,6 +669,9 @@ type UserError struct {
 	Code UserErrorCode `json:"code"`
 	// A message written for the person using the client.
 	Message string `json:"message"`
+	// For a `LIMIT` that passes with time (too many failed logins, too many password-reset
+	// requests): the seconds to wait before trying again. Null for other errors.
+	RetryAfter *int `json:"retryAfter,omitempty"`
 }
 
 type UserFilter struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -68,7 +69,9 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 		return nil, err
 	}
 	if attempt.Wait > 0 {
-		return nil, tenant.Errorf(tenant.ELimit, "too many failed logins; try again in %d seconds", int(math.Ceil(attempt.Wait.Seconds())))
+		wait := time.Duration(math.Ceil(attempt.Wait.Seconds())) * time.Second
+		return nil, &tenant.Error{Code: tenant.ELimit, RetryAfter: wait,
+			Message: fmt.Sprintf("too many failed logins; try again in %d seconds", int(wait.Seconds()))}
 	}
 	if err := attempt.Pause(ctx); err != nil {
 		return nil, err

@@ -173,7 +173,8 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 		return err
 	}
 	if limited {
-		return &tenant.Error{Code: tenant.ELimit, Field: "email", Message: "too many password reset requests for this email address; try again in an hour"}
+		return &tenant.Error{Code: tenant.ELimit, Field: "email", RetryAfter: ResetWindow,
+			Message: "too many password reset requests for this email address; try again in an hour"}
 	}
 	if len(users) != 1 {
 		return s.resetDecoy(ctx)

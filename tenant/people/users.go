@@ -2,6 +2,7 @@ package people
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -211,23 +212,25 @@ func (s *Service) afterGroupSet(accountID, groupID string, err error) {
 // group, the invitation, the custom login, then SFTP access, in that order,
 // so that the credentials email sees the group and the custom login.
 func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, in CreateUserInput) (*tenant.User, error) {
-	email, err := tenant.NormEmail("email", in.Email)
-	if err != nil {
-		return nil, err
-	}
-	name, err := tenant.NormName("name", in.Name, 200)
-	if err != nil {
-		return nil, err
-	}
+	// Every field is checked before any is refused, so that a form shows all
+	// its mistakes at once.
+	email, emailErr := tenant.NormEmail("email", in.Email)
+	name, nameErr := tenant.NormName("name", in.Name, 200)
 	role := in.Role
 	if role == "" {
 		role = tenant.RoleUser
 	}
+	var roleErr, passwordErr error
 	if !role.Valid() {
-		return nil, tenant.Invalid("role", "unknown role %q", role)
+		roleErr = tenant.Invalid("role", "unknown role %q", role)
+	} else if role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
+		roleErr = tenant.Invalid("role", "only an owner can make another owner")
 	}
-	if role == tenant.RoleOwner && p.Role != tenant.RoleOwner {
-		return nil, tenant.Invalid("role", "only an owner can make another owner")
+	if in.Password != "" {
+		passwordErr = tenant.ValidatePassword(in.Password)
+	}
+	if err := errors.Join(emailErr, nameErr, roleErr, passwordErr); err != nil {
+		return nil, err
 	}
 	var hash *string
 	if in.Password != "" {
@@ -238,7 +241,7 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 		hash = &h
 	}
 	u := &tenant.User{}
-	err = q.GetContext(ctx, u, `INSERT INTO users (account_id, email, name, role, password_hash, created_at, updated_at)
+	err := q.GetContext(ctx, u, `INSERT INTO users (account_id, email, name, role, password_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING `+tenant.UserColumns,
 		p.AccountID, email, name, role, hash, s.Time())
 	if err != nil {
