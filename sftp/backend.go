@@ -83,6 +83,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 	cfg := vfs.Config{
 		AccountID: accountID,
 		UserID:    userID,
+		Login:     l.Login,
 		Jailed:    jailed,
 		Storage:   b.Storage,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {

@@ -281,7 +281,7 @@ func (r *raw) statusOf(id uint32, req []byte) (uint32, string) {
 // The codes OpenSSH answers for directories that exist, are not empty or
 // are files: MKDIR of an existing directory (even a virtual one, so that
 // makedirs-style clients go on) is FAILURE; RMDIR of a non-empty one is
-// FAILURE, not "file already exists"; a file where a directory is expected
+// FAILURE "Failure", not "file already exists"; a file where a directory is expected
 // (ENOTDIR) is NO_SUCH_FILE.
 func TestDirectoryErrorCodes(t *testing.T) {
 	e := newEnv(t)
@@ -293,8 +293,8 @@ func TestDirectoryErrorCodes(t *testing.T) {
 			t.Errorf("mkdir %s: status %d %q, want FAILURE", p, code, msg)
 		}
 	}
-	if code, msg := r.statusOf(2, packet(typeRmdir, u32(2), str("full"))); code != codeFail || msg != "directory not empty" {
-		t.Errorf("rmdir of a non-empty directory: status %d %q, want FAILURE \"directory not empty\"", code, msg)
+	if code, msg := r.statusOf(2, packet(typeRmdir, u32(2), str("full"))); code != codeFail || msg != "Failure" {
+		t.Errorf("rmdir of a non-empty directory: status %d %q, want FAILURE \"Failure\" (OpenSSH's text)", code, msg)
 	}
 	for _, req := range [][]byte{
 		packet(typeRmdir, u32(3), str("full/f.txt")),

@@ -18,18 +18,37 @@ func (e *statusError) Error() string { return e.msg }
 
 func status(code uint32, msg string) error { return &statusError{code: code, msg: msg} }
 
+// OpenSSH's sftp-server answers every status with a fixed text per code;
+// Skiff says the same wherever OpenSSH would answer the same request with
+// the same code, so that clients and scripts see the same words. Only the
+// refusals that are Skiff's own (read-only virtual folders, rights, names
+// it refuses, a session ended) explain themselves.
+const (
+	msgOK          = "Success"
+	msgEOF         = "End of file"
+	msgNoSuchFile  = "No such file"
+	msgDenied      = "Permission denied"
+	msgFailure     = "Failure"
+	msgBadMessage  = "Bad message"
+	msgUnsupported = "Operation unsupported"
+)
+
 var (
-	errNotFound        = status(fxNoSuchFile, "no such file or directory")
-	errDenied          = status(fxPermissionDenied, "permission denied")
+	errNotFound        = status(fxNoSuchFile, msgNoSuchFile)
+	errDenied          = status(fxPermissionDenied, msgDenied)
 	errReadOnly        = status(fxPermissionDenied, "permission denied: this folder is read-only")
-	errExists          = status(fxFailure, "file already exists")
-	errIsDir           = status(fxFailure, "is a directory")
-	errNotDir          = status(fxNoSuchFile, "not a directory") // ENOTDIR, as OpenSSH
-	errNotRegular      = status(fxFailure, "not a regular file")
-	errNotEmpty        = status(fxFailure, "directory not empty")
+	errExists          = status(fxFailure, msgFailure)       // EEXIST
+	errIsDir           = status(fxFailure, msgFailure)       // EISDIR
+	errNotDir          = status(fxNoSuchFile, msgNoSuchFile) // ENOTDIR, as OpenSSH
+	errNotRegular      = status(fxFailure, msgFailure)
+	errBadFD           = status(fxNoSuchFile, msgNoSuchFile) // EBADF: reading a handle not open for it, as OpenSSH
+	errNotEmpty        = status(fxFailure, msgFailure)       // ENOTEMPTY
+	errBusy            = status(fxFailure, msgFailure)       // EBUSY
+	errUploadElsewhere = status(fxFailure, "an upload in progress can be renamed within its folder tree only: close it first")
+	errInvalid         = status(fxBadMessage, msgBadMessage) // EINVAL, as OpenSSH
 	errNoLinks         = status(fxOpUnsupported, "links are not supported")
 	errUploadDiscarded = status(fxFailure, "upload incomplete: a write failed, the file was not saved")
-	errInternal        = status(fxFailure, "operation failed")
+	errInternal        = status(fxFailure, msgFailure)
 	errUnavailable     = status(fxFailure, "temporarily unavailable, try again")
 	errSessionEnded    = status(fxPermissionDenied, "permission denied: SFTP access has ended")
 )
@@ -39,8 +58,12 @@ func newNameError(err error) error {
 	return status(fxFailure, "invalid file name: "+err.Error())
 }
 
-// pathError turns a CleanPath refusal into a status.
+// pathError turns a CleanPath refusal into a status. A name or path too
+// long is "bad message", as OpenSSH maps ENAMETOOLONG.
 func pathError(err error) error {
+	if errors.Is(err, ErrNameTooLong) || errors.Is(err, ErrPathTooLong) {
+		return errInvalid
+	}
 	return status(fxFailure, "invalid path: "+err.Error())
 }
 
@@ -82,12 +105,10 @@ func fsError(err error) (st error, expected bool) {
 		return errNotDir, true
 	case syscall.ENOSPC, syscall.EDQUOT:
 		return status(fxFailure, "no space left"), true
-	case syscall.ENAMETOOLONG:
-		return status(fxFailure, "file name too long"), true
+	case syscall.ENAMETOOLONG, syscall.EINVAL:
+		return errInvalid, true // as OpenSSH maps them
 	case syscall.ELOOP:
-		return status(fxFailure, "too many levels of symbolic links"), true
-	case syscall.EINVAL:
-		return status(fxFailure, "invalid argument"), true
+		return errNotFound, true // as OpenSSH maps it
 	case syscall.EROFS:
 		return status(fxPermissionDenied, "read-only file system"), true
 	}

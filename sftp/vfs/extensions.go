@@ -29,7 +29,6 @@ import (
 	"hash"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 )
 
@@ -47,7 +46,7 @@ const (
 
 var (
 	errNoSuchUser      = status(fxNoSuchFile, "no such user")
-	errCopyOverlap     = status(fxFailure, "copy-data: source and destination overlap")
+	errCopySame        = status(fxFailure, msgFailure) // one file both sides, refused as OpenSSH does
 	errNoHashAlg       = status(fxOpUnsupported, "no supported hash algorithm (md5, sha1, sha256, sha512)")
 	errBlockSize       = status(fxFailure, "invalid block size: 0 or at least 256")
 	errTooManyBlocks   = status(fxFailure, "too many blocks for one reply: use a larger block size or a shorter range")
@@ -88,7 +87,7 @@ func (c *conn) serveHomeDirectory(id uint32, d decoder) {
 	}
 	err := c.s.allow(c.s.ctx)
 	if err == nil && len(user) != 0 {
-		err = errNoSuchUser
+		err = errInternal // OpenSSH's answer for a user it does not know
 	}
 	c.sendRealPath(id, c.s.HomeDirectory(), err)
 }
@@ -109,23 +108,13 @@ func (c *conn) serveFstatVFS(id uint32, d decoder) {
 	if c.malformed(id, &d) {
 		return
 	}
-	if oh == nil {
+	if oh == nil || oh.file == nil { // a directory handle has no descriptor, as in OpenSSH
 		c.sendStatus(id, errBadHandle)
 		return
 	}
-	vpath := oh.vpath
-	if oh.file != nil {
-		vpath = oh.file.vpath
-	}
-	st, err := c.s.statvfs(vpath)
+	st, err := c.s.statvfs(oh.file.vpath)
 	c.sendStatVFS(id, st, err)
 }
-
-// idName is the name users-groups-by-id@openssh.com gives an owner or group
-// id: the one long names show for it (appendLongname), so that OpenSSH's
-// sftp, which lays out "ls -l" itself once the server offers the
-// extension, shows what the long names show.
-func idName(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 
 // serveUsersGroupsByID answers the names of the user and group ids asked
 // for, in their order: two strings, each a list of strings.
@@ -142,18 +131,24 @@ func (c *conn) serveUsersGroupsByID(id uint32, d decoder) {
 		c.sendStatus(id, err)
 		return
 	}
-	// Each id takes 4 bytes asked and at most 4+10 answered.
-	if 16+4*(len(uids)+len(gids)) > maxPacket {
+	// Each id takes 4 bytes asked and 4 plus the name's length answered.
+	owner := c.s.ownerName()
+	size := 4 + 1 + 4 + 8 + (len(uids)+len(gids))/4*(4+len(owner))
+	if size > maxPacket {
 		c.sendStatus(id, errInvalidArgument)
 		return
 	}
-	b := getBuffer(16 + 4*(len(uids)+len(gids)))
+	b := getBuffer(size)
 	b.b = startPacket(b.b, fxpExtendedReply, id)
 	for _, ids := range [2][]byte{uids, gids} {
 		at := len(b.b)
 		b.b = append(b.b, 0, 0, 0, 0)
 		for i := 0; i < len(ids); i += 4 {
-			b.b = appendString(b.b, idName(binary.BigEndian.Uint32(ids[i:])))
+			// The name long names show for every owner and group
+			// (appendLongname), so that OpenSSH's sftp, which lays out
+			// "ls -l" itself once the server offers the extension,
+			// shows what the long names show.
+			b.b = appendString(b.b, owner)
 		}
 		binary.BigEndian.PutUint32(b.b[at:], uint32(len(b.b)-at-4))
 	}
@@ -192,8 +187,14 @@ const copyChunk = 8 << 20
 // share blocks), else through one pooled buffer. Every chunk goes through
 // the same checks and accounting as a WRITE (startWrite, wrote).
 func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
-	if !src.canRead || !h.canWrite {
+	switch {
+	case !src.canRead && src.noReadRight:
 		return errDenied
+	case !src.canRead, !h.canWrite:
+		return errBadFD // EBADF, as OpenSSH
+	case src == h || src.vpath == h.vpath:
+		// OpenSSH refuses a copy within one handle or one path.
+		return errCopySame
 	}
 	if roff > math.MaxInt64 || woff > math.MaxInt64 {
 		return errInvalidArgument
@@ -203,9 +204,6 @@ func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
 	}
 	if n > math.MaxInt64-roff || n > math.MaxInt64-woff {
 		return errInvalidArgument
-	}
-	if src.f == h.f && !h.appending && roff < woff+n && woff < roff+n {
-		return errCopyOverlap
 	}
 	r, w, left := int64(roff), int64(woff), int64(n)
 	if fi, err := src.f.Stat(); err == nil {

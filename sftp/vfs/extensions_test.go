@@ -122,8 +122,8 @@ func TestExpandPathAndHomeDirectory(t *testing.T) {
 			if got, code := r.extName(id, "home-directory", str("")); got != tc.home {
 				t.Errorf("home-directory: %q status %d; want %q", got, code, tc.home)
 			}
-			if _, code := r.extName(id+1, "home-directory", str("bob")); code != 2 {
-				t.Errorf("home-directory of another user: status %d; want no such file", code)
+			if _, code := r.extName(id+1, "home-directory", str("bob")); code != codeFail {
+				t.Errorf("home-directory of another user: status %d; want failure (OpenSSH's answer)", code)
 			}
 			if code := r.extStatus(id+2, "expand-path@openssh.com"); code != codeBadMessage {
 				t.Errorf("expand-path without a path: status %d", code)
@@ -196,10 +196,12 @@ func TestUsersGroupsByID(t *testing.T) {
 		}
 		return out
 	}
-	if got := list(users); len(got) != 2 || got[0] != "0" || got[1] != "1000" {
+	// Every owner and group is the session's login, as long names show
+	// ("user" without one).
+	if got := list(users); len(got) != 2 || got[0] != "user" || got[1] != "user" {
 		t.Errorf("user names %q", got)
 	}
-	if got := list(groups); len(got) != 1 || got[0] != "7" {
+	if got := list(groups); len(got) != 1 || got[0] != "user" {
 		t.Errorf("group names %q", got)
 	}
 	if code := r.extStatus(2, "users-groups-by-id@openssh.com", str("abc"), str("")); code != codeBadMessage {
@@ -379,9 +381,12 @@ func TestCopyData(t *testing.T) {
 		woff     uint64
 		want     uint32
 	}{
-		{"from a handle open for writing only", dst, dst, 0, 0, 100, codeDenied},
-		{"to a handle open for reading only", src, src, 0, 0, 1 << 30, codeDenied},
+		// As OpenSSH: a handle not open for it is EBADF, one handle on
+		// both sides is refused.
+		{"from a handle open for writing only", dst, both, 0, 0, 100, codeNoSuchFile},
+		{"to a handle open for reading only", both, src, 0, 0, 1 << 30, codeNoSuchFile},
 		{"overlapping ranges of one handle", both, both, 0, 4, 2, codeFail},
+		{"disjoint ranges of one handle", both, both, 0, 3, 20, codeFail},
 		{"unknown source", []byte("nope"), dst, 0, 0, 0, codeFail},
 		{"unknown destination", src, []byte("nope"), 0, 0, 0, codeFail},
 		{"offset past int64", src, dst, 1 << 63, 1, 0, codeFail},
@@ -389,10 +394,6 @@ func TestCopyData(t *testing.T) {
 		if code := r.copyData(uint32(20+i), tc.from, tc.roff, tc.n, tc.to, tc.woff); code != tc.want {
 			t.Errorf("%s: status %d; want %d", tc.name, code, tc.want)
 		}
-	}
-	// Disjoint ranges of one handle are fine.
-	if code := r.copyData(40, both, 0, 3, both, 20); code != codeOK {
-		t.Errorf("disjoint ranges of one handle: status %d", code)
 	}
 	if code := r.extStatus(41, "copy-data", str(string(src)), u64(0)); code != codeBadMessage {
 		t.Errorf("copy-data cut short: status %d", code)
@@ -416,8 +417,9 @@ func TestCopyDataRights(t *testing.T) {
 		t.Errorf("copy from a file without Download: status %d", code)
 	}
 	readable := r.open(4, "/Projects Shared With Me/ReadOnly/b.txt", fxfRead)
-	if code := r.copyData(5, readable, 0, 0, readable, 100); code != codeDenied {
-		t.Errorf("copy into a read-only folder's file: status %d", code)
+	// A destination must be open for writing, which needs Upload.
+	if code, _ := r.openStatus(5, "/Projects Shared With Me/ReadOnly/b.txt", fxfWrite); code != codeDenied {
+		t.Errorf("open for writing in a read-only folder: status %d", code)
 	}
 	if code := r.copyData(6, readable, 0, 0, dst, 0); code != codeOK {
 		t.Errorf("copy from a readable file to My Files: status %d", code)

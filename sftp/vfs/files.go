@@ -38,6 +38,8 @@ type handle struct {
 	vpath    string
 	canRead  bool // opened for reading, with the Download right
 	canWrite bool // opened for writing
+	// noReadRight: opened for reading where the user may not download.
+	noReadRight bool
 	// appending: f has O_APPEND and writes go to its end, whatever their
 	// offset (SSH_FXF_APPEND, as OpenSSH does).
 	appending bool
@@ -48,6 +50,7 @@ type handle struct {
 	tmp       string // the temporary file, inside root
 	excl      bool   // the client asked to fail if the target exists
 	failed    atomic.Bool
+	removed   atomic.Bool  // the uploader removed it: discarded at close, quietly
 	unflushed atomic.Int64 // bytes written since writeback was last started
 
 	meter meter // what the handle's writes are charged (quota.go)
@@ -62,7 +65,10 @@ func (h *handle) atomic() bool { return h.tmp != "" }
 // costs an atomic load and a clock read.
 func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 	if !h.canRead {
-		return 0, errDenied
+		if h.noReadRight {
+			return 0, errDenied
+		}
+		return 0, errBadFD
 	}
 	if err := h.s.allow(h.s.ctx); err != nil {
 		return 0, err
@@ -96,7 +102,7 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 // chunks of copy-data alike, and then through wrote.
 func (h *handle) startWrite(off, n int64) error {
 	if !h.canWrite {
-		return errDenied
+		return errBadFD // EBADF, as OpenSSH
 	}
 	if err := h.s.allow(h.s.ctx); err != nil {
 		h.failed.Store(true)
@@ -136,7 +142,7 @@ func (h *handle) setattrs(a attrs) error {
 	}
 	if a.flags&attrSize != 0 {
 		if a.size > math.MaxInt64 || !h.canWrite {
-			return status(fxFailure, "invalid argument") // ftruncate's EINVAL
+			return errInvalid // ftruncate's EINVAL
 		}
 		if err := h.CheckWrite(int64(a.size)); err != nil {
 			return err
@@ -201,6 +207,15 @@ func (h *handle) commit() error {
 		defer h.f.Close()
 	} else if cerr := h.f.Close(); err == nil {
 		err = cerr
+	}
+	if h.removed.Load() {
+		// Removed by its uploader while open: as with a file unlinked
+		// while written, the data goes nowhere and close succeeds.
+		h.settleQuota(false, 0)
+		if rerr := h.root.Remove(h.tmp); rerr != nil && !os.IsNotExist(rerr) {
+			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", rerr)
+		}
+		return nil
 	}
 	var replaced int64
 	if err == nil && !h.failed.Load() {
@@ -285,7 +300,12 @@ type dirLister struct {
 	f           *os.File
 	next        int64
 	staleBefore time.Time
-	// mounts come first: the project folders mounted in the directory,
+	// show gives an entry the modes the session's rights allow (nil:
+	// entries show as they are).
+	show func(fs.FileInfo) fs.FileInfo
+	// dots come first: "." and "..".
+	dots fileInfos
+	// mounts come next: the project folders mounted in the directory,
 	// sorted by name. An entry of the same name, made since the session
 	// last named its mounts, is left out: the name leads to the folder
 	// until they are named again.
@@ -301,8 +321,12 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 		return 0, errInternal
 	}
 	n := 0
-	for ; n < len(buf) && l.next+int64(n) < int64(len(l.mounts)); n++ {
-		buf[n] = l.mounts[l.next+int64(n)]
+	for ; n < len(buf) && l.next+int64(n) < int64(len(l.dots)+len(l.mounts)); n++ {
+		if i := int(l.next) + n; i < len(l.dots) {
+			buf[n] = l.dots[i]
+		} else {
+			buf[n] = l.mounts[i-len(l.dots)]
+		}
 	}
 	for n < len(buf) {
 		infos, err := l.f.Readdir(len(buf) - n)
@@ -315,6 +339,9 @@ func (l *dirLister) ListAt(buf []os.FileInfo, off int64) (int, error) {
 					l.removeStale(fi.Name())
 				}
 				continue
+			}
+			if l.show != nil {
+				fi = l.show(fi)
 			}
 			buf[n] = fi
 			n++
@@ -392,3 +419,37 @@ type namedInfo struct {
 }
 
 func (n namedInfo) Name() string { return n.name }
+
+// modeInfo shows a file with other permission bits.
+type modeInfo struct {
+	fs.FileInfo
+	mode fs.FileMode
+}
+
+func (m modeInfo) Mode() fs.FileMode { return m.mode }
+
+// shownMode is fi with the permission bits that say what a user with
+// rights r may do: no write bits where they may change nothing, no read
+// bits where they may not read (download a file, list a folder).
+func shownMode(fi fs.FileInfo, r Rights) fs.FileInfo {
+	var clear fs.FileMode
+	if fi.IsDir() {
+		if r&(Upload|Mkdir|Delete|Rename) == 0 {
+			clear |= 0o222
+		}
+		if !r.Has(List) {
+			clear |= 0o444
+		}
+	} else {
+		if !r.Has(Upload) {
+			clear |= 0o222
+		}
+		if !r.Has(Download) {
+			clear |= 0o444
+		}
+	}
+	if fi.Mode()&clear == 0 {
+		return fi
+	}
+	return modeInfo{fi, fi.Mode() &^ clear}
+}

@@ -29,6 +29,15 @@ func (s *Session) openRead(p string) (*handle, error) {
 	if loc.virtual() || loc.top() {
 		return nil, errIsDir
 	}
+	// The session's own upload in progress is what its name stands for,
+	// as the file being written is in OpenSSH: its uploader can read it.
+	if up := s.openUpload(loc.vpath); up != nil {
+		f, err := up.root.OpenFile(up.tmp, os.O_RDONLY, 0)
+		if err != nil {
+			return nil, s.fail("open", loc, err)
+		}
+		return &handle{s: s, f: f, canRead: true, vpath: loc.vpath}, nil
+	}
 	if err := loc.need(Download); err != nil {
 		return nil, err
 	}
@@ -71,12 +80,19 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, errExists
 	case !exists && pflags&fxfCreat == 0:
 		return nil, errNotFound
+	case !exists && loc.dirOnly:
+		return nil, errIsDir // "name/" with O_CREAT: EISDIR, nothing created
 	case !exists:
 		if err := CheckNewName(loc.vpath); err != nil {
 			return nil, newNameError(err)
 		}
 	}
-	canRead := pflags&fxfRead != 0 && loc.need(Download) == nil
+	// The handle reads and writes as OpenSSH's descriptor would: READ
+	// and WRITE choose O_RDONLY, O_WRONLY or O_RDWR, and neither is
+	// O_RDONLY, whatever else is asked (CREAT, TRUNC, APPEND).
+	readFlag := pflags&fxfRead != 0 || pflags&fxfWrite == 0
+	noReadRight := readFlag && loc.need(Download) != nil
+	canRead, canWrite := readFlag && !noReadRight, pflags&fxfWrite != 0
 	flag, appending := os.O_RDWR, pflags&fxfAppend != 0
 	if appending {
 		flag |= os.O_APPEND
@@ -87,7 +103,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := &handle{s: s, f: f, canRead: canRead, canWrite: true, appending: appending, vpath: loc.vpath}
+		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending, vpath: loc.vpath}
 		h.startMeter(loc, fi.Size())
 		return h, nil
 	}
@@ -107,7 +123,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, err
 	}
 	up := &handle{
-		s: s, f: f, canRead: canRead, canWrite: true, appending: appending,
+		s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending,
 		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: excl,
 	}
 	up.startMeter(loc, 0)
@@ -223,6 +239,11 @@ func (s *Session) statvfs(p string) (*statVFS, error) {
 	if err != nil {
 		return nil, err
 	}
+	if loc.entry() && s.openUpload(loc.vpath) == nil {
+		if _, err := loc.root.Lstat(loc.rel); err != nil {
+			return nil, s.fail("statvfs", loc, err) // as statvfs(2): ENOENT
+		}
+	}
 	sp, err := s.cfg.Storage.FreeSpace(s.cfg.AccountID)
 	if err != nil {
 		return nil, s.fail("statvfs", loc, err)
@@ -245,8 +266,8 @@ func (s *Session) statvfs(p string) (*statVFS, error) {
 }
 
 // realPath canonicalises a client path; relative paths start at the
-// session's start directory. Like OpenSSH it does not require the path to
-// exist; what does not exist fails on use.
+// session's start directory. Like OpenSSH it does not require the last
+// element to exist, but what leads to it must be a directory.
 func (s *Session) realPath(p string) (string, error) {
 	if err := s.allow(s.ctx); err != nil {
 		return "", err
@@ -254,6 +275,21 @@ func (s *Session) realPath(p string) (string, error) {
 	vpath, err := s.cleanPath(p)
 	if err != nil {
 		return "", pathError(err)
+	}
+	if dir := path.Dir(vpath); dir != vpath {
+		loc, err := s.resolve(s.ctx, dir)
+		if err != nil {
+			return "", err
+		}
+		if loc.entry() {
+			fi, err := loc.root.Stat(loc.rel)
+			switch {
+			case err != nil:
+				return "", s.fail("realpath", loc, err)
+			case !fi.IsDir():
+				return "", errNotDir
+			}
+		}
 	}
 	return vpath, nil
 }
@@ -277,7 +313,7 @@ func (s *Session) list(p string) (lister, string, error) {
 	}
 	switch loc.place {
 	case atRoot:
-		var infos fileInfos
+		infos := s.dots(loc)
 		if !s.cfg.Jailed {
 			infos = append(infos, s.virtualDir(MyFiles, 0o755))
 		}
@@ -288,7 +324,7 @@ func (s *Session) list(p string) (lister, string, error) {
 			s.log.Warn("sftp: shared folders unavailable", "err", err)
 			return nil, "", errUnavailable
 		}
-		infos := make(fileInfos, 0, len(folders))
+		infos := append(make(fileInfos, 0, 2+len(folders)), s.dots(loc)...)
 		for _, f := range folders {
 			infos = append(infos, s.virtualDir(f.Name, folderMode(f.Rights)))
 		}
@@ -312,7 +348,25 @@ func (s *Session) list(p string) (lister, string, error) {
 	if err != nil {
 		return nil, "", s.fail("opendir", loc, err)
 	}
-	return &dirLister{f: f, mounts: mounts, staleBefore: s.cfg.Now().Add(-staleUploadAge)}, loc.vpath, nil
+	l := &dirLister{f: f, mounts: mounts, dots: s.dots(loc), staleBefore: s.cfg.Now().Add(-staleUploadAge)}
+	if loc.place == atFolder {
+		rights := loc.folder.Rights
+		l.show = func(fi fs.FileInfo) fs.FileInfo { return shownMode(fi, rights) }
+	}
+	return l, loc.vpath, nil
+}
+
+// dots are the "." and ".." entries of a listing of loc, which OpenSSH's
+// server lists as readdir(3) gives them: the directory and its parent, as
+// stat shows them. One that cannot be described is left out.
+func (s *Session) dots(loc *location) fileInfos {
+	dots := make(fileInfos, 0, 2)
+	for _, d := range [...]struct{ name, vpath string }{{".", loc.vpath}, {"..", path.Dir(loc.vpath)}} {
+		if fi, err := s.stat(d.vpath, true); err == nil {
+			dots = append(dots, namedInfo{fi, d.name})
+		}
+	}
+	return dots
 }
 
 // myFilesMounts describes the project folders mounted in My Files. While
@@ -372,6 +426,9 @@ func (s *Session) stat(p string, follow bool) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, s.fail("stat", loc, err)
 	}
+	if loc.place == atFolder {
+		fi = shownMode(fi, loc.folder.Rights)
+	}
 	return fi, nil
 }
 
@@ -397,7 +454,7 @@ func (s *Session) setstat(p string, a attrs) error {
 	setSize, setTimes := a.flags&attrSize != 0, a.flags&attrACModTime != 0
 	if setSize {
 		if a.size > math.MaxInt64 {
-			return status(fxFailure, "invalid argument")
+			return errInvalid
 		}
 		if err := s.truncate(loc, up, int64(a.size)); err != nil {
 			return err
@@ -486,11 +543,17 @@ func (s *Session) remove(p string, dir bool) error {
 	if err != nil {
 		return err
 	}
-	if !loc.entry() {
+	switch {
+	case loc.top() && !dir:
+		return errIsDir // a directory, as unlink(2) of one
+	case !loc.entry():
 		return errReadOnly
 	}
 	if err := loc.need(Delete); err != nil {
 		return err
+	}
+	if !dir && s.removeUpload(loc) {
+		return nil
 	}
 	fi, err := loc.root.Lstat(loc.rel)
 	if err != nil {
@@ -511,6 +574,31 @@ func (s *Session) remove(p string, dir bool) error {
 	return nil
 }
 
+// removeUpload removes the session's own upload in progress at loc, if
+// there is one, as unlinking the file being written does in OpenSSH: the
+// upload is discarded at close (which succeeds), and what the name held
+// before (the file a truncating open was replacing) is removed now.
+func (s *Session) removeUpload(loc *location) bool {
+	s.mu.Lock()
+	up := s.uploads[loc.vpath]
+	if up != nil {
+		delete(s.uploads, loc.vpath)
+		up.removed.Store(true)
+	}
+	s.mu.Unlock()
+	if up == nil {
+		return false
+	}
+	size := fileSize(loc.root, loc.rel)
+	switch err := loc.root.Remove(loc.rel); {
+	case err == nil:
+		s.settle(s.tree(loc), 0, -size)
+	case !errors.Is(err, fs.ErrNotExist):
+		s.log.Warn("sftp: remove the file an upload replaces", "path", loc.vpath, "err", err)
+	}
+	return true
+}
+
 // rename moves an entry, also between My Files and shared folders; it needs
 // Rename on both sides, and Delete where it replaces an existing target.
 // Plain SFTP rename never replaces; posix-rename does.
@@ -524,7 +612,10 @@ func (s *Session) rename(from, to string, replace bool) error {
 	if err != nil {
 		return err
 	}
-	if !src.entry() || dst.virtual() {
+	switch {
+	case src.top():
+		return errBusy // as rename(2) of "." or a mount point
+	case !src.entry() || dst.virtual():
 		return errReadOnly
 	}
 	if dst.top() {
@@ -546,6 +637,9 @@ func (s *Session) rename(from, to string, replace bool) error {
 			}
 		}
 	}
+	if done, err := s.renameUpload(src, dst, replace); done {
+		return err
+	}
 	moved, err := s.chargeMove(src, dst, replace)
 	if err != nil {
 		return err
@@ -556,6 +650,53 @@ func (s *Session) rename(from, to string, replace bool) error {
 	}
 	moved(true)
 	return nil
+}
+
+// renameUpload renames the session's own upload in progress at src, if
+// there is one (done then), as renaming the file being written does in
+// OpenSSH: what src holds on disk (the file a truncating open is
+// replacing) moves to dst now, and the upload lands at dst when closed.
+// Its hidden file moves next to dst, so that it is renamed into place
+// within one directory. Until then, others see no partial file. An
+// upload in progress stays in its tree (its quota is counted there): a
+// rename to another tree answers FAILURE until it is closed.
+func (s *Session) renameUpload(src, dst *location, replace bool) (done bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	up := s.uploads[src.vpath]
+	switch {
+	case up == nil:
+		return false, nil
+	case src.vpath == dst.vpath:
+		return true, nil
+	case up.root != dst.root:
+		return true, errUploadElsewhere
+	}
+	if _, busy := s.uploads[dst.vpath]; !replace && (busy || s.exists(dst)) {
+		return true, errExists
+	}
+	if s.exists(src) {
+		moved, err := s.chargeMove(src, dst, replace)
+		if err != nil {
+			return true, err
+		}
+		err = storage.Move(src.root, src.rel, dst.root, dst.rel, replace)
+		moved(err == nil)
+		if err != nil {
+			return true, s.fail("rename", src, err)
+		}
+	}
+	if path.Dir(up.rel) != path.Dir(dst.rel) {
+		tmp := tempName(dst.rel)
+		if err := storage.Move(up.root, up.tmp, dst.root, tmp, false); err != nil {
+			return true, s.fail("rename", src, err)
+		}
+		up.tmp = tmp
+	}
+	delete(s.uploads, src.vpath)
+	up.rel, up.vpath = dst.rel, dst.vpath
+	s.uploads[dst.vpath] = up
+	return true, nil
 }
 
 // resolveForWrite is resolve for paths about to be created: a new name

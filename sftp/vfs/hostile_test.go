@@ -183,18 +183,19 @@ func TestHostilePathsStayInside(t *testing.T) {
 
 func TestCleanPathRefusals(t *testing.T) {
 	e := newEnv(t)
-	for _, p := range []string{
-		"/My Files/a\\b",
-		"/My Files/a\x00b",
-		"/My Files/" + strings.Repeat("n", vfs.MaxNameLen+1),
-		"/My Files" + strings.Repeat("/d", 2100),
-		"/My Files/.skiff-upload-X",
+	// Names and paths too long are "bad message", as OpenSSH answers
+	// ENAMETOOLONG.
+	for p, want := range map[string]string{
+		"/My Files/a\x00b": "failure",
+		"/My Files/" + strings.Repeat("n", vfs.MaxNameLen+1): "bad message",
+		"/My Files" + strings.Repeat("/d", 2100):             "bad message",
+		"/My Files/.skiff-upload-X":                          "failure",
 	} {
-		if err := e.put(p, "x"); statusCode(err) != "failure" {
-			t.Errorf("put %q: %v; want failure", p, err)
+		if err := e.put(p, "x"); statusCode(err) != want {
+			t.Errorf("put %.40q: %v; want %s", p, err, want)
 		}
-		if err := e.client.Mkdir(p); statusCode(err) != "failure" {
-			t.Errorf("mkdir %q: %v; want failure", p, err)
+		if err := e.client.Mkdir(p); statusCode(err) != want {
+			t.Errorf("mkdir %.40q: %v; want %s", p, err, want)
 		}
 	}
 	// The longest name allowed works.

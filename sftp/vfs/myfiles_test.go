@@ -31,14 +31,18 @@ func TestStartDirectoryAndRoot(t *testing.T) {
 		t.Fatalf("Getwd = %q, %v; want /My Files", wd, err)
 	}
 	for p, want := range map[string]string{
-		"docs":       "/My Files/docs",
-		"../":        "/",
-		"/a//b/../c": "/a/c",
-		"/../../..":  "/",
+		"docs":              "/My Files/docs",
+		"../":               "/",
+		"/My Files//b/../c": "/My Files/c",
+		"/../../..":         "/",
 	} {
 		if got, err := e.client.RealPath(p); err != nil || got != want {
 			t.Errorf("RealPath(%q) = %q, %v; want %q", p, got, err, want)
 		}
+	}
+	// As OpenSSH: the last element need not exist, what leads to it must.
+	if got, err := e.client.RealPath("/a/c"); statusCode(err) != "no such file" {
+		t.Errorf("RealPath(/a/c) = %q, %v; want no such file", got, err)
 	}
 	infos, err := e.client.ReadDir("/")
 	if err != nil {

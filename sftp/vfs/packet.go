@@ -302,25 +302,71 @@ func appendAttrs(b []byte, fi fs.FileInfo) []byte {
 }
 
 // appendLongname is the "ls -l" line of a NAME entry, which clients such
-// as OpenSSH's show as is.
-func appendLongname(b []byte, fi fs.FileInfo, now time.Time) []byte {
-	uid, gid := owner(fi)
+// as OpenSSH's show as is. It is laid out as OpenSSH's ls_file does: the
+// mode as ls(1) writes it (strmode), the link count, owner and group (the
+// session's login for both, see Config.Login), size, and the time of day
+// for the last six months, else the year.
+func appendLongname(b []byte, fi fs.FileInfo, now time.Time, owner string) []byte {
 	nlink := uint64(1)
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		nlink = uint64(st.Nlink)
 	}
-	// As ls: the time of day for the last six months, else the year.
-	layout := "Jan _2 15:04"
-	if mt := fi.ModTime(); mt.Before(now.AddDate(0, -6, 0)) || mt.After(now.AddDate(0, 0, 1)) {
-		layout = "Jan _2  2006"
+	layout := "Jan _2  2006"
+	if mt := fi.ModTime(); mt.After(now.Add(-sixMonths)) && !mt.After(now) {
+		layout = "Jan _2 15:04"
 	}
-	mode := []byte(fi.Mode().String())
-	if mode[0] == 'L' {
-		mode[0] = 'l' // as ls writes a symbolic link
-	}
-	line := fmt.Sprintf("%s %4d %-8d %-8d %8d %s %s",
-		mode, nlink, uid, gid, fi.Size(), fi.ModTime().Format(layout), fi.Name())
+	line := fmt.Sprintf("%s %3d %-8s %-8s %8d %s %s", lsMode(fi.Mode()), nlink, owner, owner,
+		max(fi.Size(), 0), fi.ModTime().Format(layout), fi.Name())
 	return appendString(b, line)
+}
+
+// sixMonths is ls's "recent": half of a 365-day year, as OpenSSH counts.
+const sixMonths = 365 * 24 * time.Hour / 2
+
+// lsMode is a mode as ls(1) and strmode(3) write it: the type, three
+// triplets with s/S and t/T for setuid, setgid and sticky, and a space
+// where ls would mark an ACL.
+func lsMode(m fs.FileMode) string {
+	var b [11]byte
+	switch {
+	case m.IsDir():
+		b[0] = 'd'
+	case m&fs.ModeSymlink != 0:
+		b[0] = 'l'
+	case m&fs.ModeNamedPipe != 0:
+		b[0] = 'p'
+	case m&fs.ModeSocket != 0:
+		b[0] = 's'
+	case m&fs.ModeCharDevice != 0:
+		b[0] = 'c'
+	case m&fs.ModeDevice != 0:
+		b[0] = 'b'
+	default:
+		b[0] = '-'
+	}
+	const rwx = "rwxrwxrwx"
+	for i := range 9 {
+		if m&(1<<(8-i)) != 0 {
+			b[1+i] = rwx[i]
+		} else {
+			b[1+i] = '-'
+		}
+	}
+	special := func(at int, set bool, on, off byte) {
+		if !set {
+			return
+		}
+		if b[at] == 'x' {
+			b[at] = on
+		} else {
+			b[at] = off
+		}
+	}
+	special(3, m&fs.ModeSetuid != 0, 's', 'S')
+	special(6, m&fs.ModeSetgid != 0, 's', 'S')
+	special(9, m&fs.ModeSticky != 0, 't', 'T')
+	b[10] = ' '
+	return string(b[:])
 }
 
 // entrySize bounds the bytes a NAME entry for fi takes.

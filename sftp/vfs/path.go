@@ -43,9 +43,9 @@ var (
 //     with the session's start directory).
 //   - ".", "..", repeated and trailing slashes are resolved lexically; ".."
 //     stops at "/", as in POSIX, and the tree below then confines the result.
-//   - A backslash is refused rather than read as a separator: SFTP paths
-//     are POSIX, Windows clients already convert, and a name that means one
-//     thing here and another on a user's Windows disk helps no one.
+//   - A backslash is an ordinary character of a name, as on any POSIX
+//     system and in OpenSSH's sftp-server (SFTP paths are POSIX; Windows
+//     clients convert their separators themselves).
 //   - NUL is refused, as is any element longer than MaxNameLen bytes or a
 //     path longer than MaxPathLen bytes.
 //   - Names that start like the hidden upload files are refused.
@@ -53,7 +53,7 @@ func CleanPath(p string) (string, error) {
 	if len(p) > MaxPathLen {
 		return "", ErrPathTooLong
 	}
-	if strings.ContainsAny(p, "\x00\\") {
+	if strings.IndexByte(p, 0) >= 0 {
 		return "", ErrInvalidChar
 	}
 	clean := path.Clean("/" + p)

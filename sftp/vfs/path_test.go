@@ -26,8 +26,8 @@ func TestCleanPath(t *testing.T) {
 		{"a/../../x", "/x", nil},
 		{"/My Files/..a/a..", "/My Files/..a/a..", nil},
 		{"/My Files/ spaced name ", "/My Files/ spaced name ", nil},
-		{`\..\x`, "", vfs.ErrInvalidChar},
-		{`/My Files/a\b`, "", vfs.ErrInvalidChar},
+		{`\..\x`, `/\..\x`, nil}, // a backslash is an ordinary character
+		{`/My Files/a\b`, `/My Files/a\b`, nil},
 		{"/My Files/a\x00", "", vfs.ErrInvalidChar},
 		{"/" + strings.Repeat("a", 255), "/" + strings.Repeat("a", 255), nil},
 		{"/" + strings.Repeat("a", 256), "", vfs.ErrNameTooLong},
@@ -68,8 +68,8 @@ func FuzzCleanPath(f *testing.F) {
 		if !strings.HasPrefix(got, "/") || path.Clean(got) != got {
 			t.Fatalf("CleanPath(%q) = %q: not clean and absolute", in, got)
 		}
-		if strings.ContainsAny(got, "\x00\\") {
-			t.Fatalf("CleanPath(%q) = %q: holds NUL or backslash", in, got)
+		if strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("CleanPath(%q) = %q: holds NUL", in, got)
 		}
 		if len(got) > vfs.MaxPathLen {
 			t.Fatalf("CleanPath(%q): %d bytes", in, len(got))

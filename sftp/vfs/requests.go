@@ -56,7 +56,7 @@ var extensions = [...]extension{
 	{extFsync, "1", (*conn).serveFsync},
 	{extLimits, "1", (*conn).serveLimits},
 	{extFstatVFS, "2", (*conn).serveFstatVFS},
-	{extLsetstat, "1", (*conn).serveSetstat},
+	{extLsetstat, "1", (*conn).serveLsetstat},
 	{extExpandPath, "1", (*conn).serveExpandPath},
 	{extHomeDirectory, "1", (*conn).serveHomeDirectory},
 	{extCopyData, "1", (*conn).serveCopyData},
@@ -116,7 +116,7 @@ type openHandle struct {
 	file *handle
 
 	dir   lister
-	vpath string // the directory's path, for FSETSTAT
+	vpath string // the directory's path, for fstatvfs
 	off   int64  // entries taken from dir so far
 	rest  []os.FileInfo
 	eof   bool
@@ -147,7 +147,7 @@ func (c *conn) lookup(name []byte, dir bool) (*openHandle, error) {
 	case oh == nil:
 		return nil, errBadHandle
 	case dir && oh.dir == nil:
-		return nil, errNotDir
+		return nil, errBadHandle // not a directory handle: FAILURE, as OpenSSH
 	case !dir && oh.file == nil:
 		return nil, errIsDir
 	}
@@ -203,7 +203,7 @@ func (c *conn) serveClose(id uint32, d decoder) {
 	}
 	oh := c.handle(name)
 	if oh == nil {
-		c.sendStatus(id, errBadHandle)
+		c.sendStatus(id, errNoHandle)
 		return
 	}
 	delete(c.handles, string(name))
@@ -239,7 +239,7 @@ func (c *conn) serveRead(id uint32, d decoder) {
 		c.sendStatus(id, err)
 		return
 	case off > math.MaxInt64:
-		c.sendStatus(id, io.EOF)
+		c.sendStatus(id, errInvalid) // lseek's EINVAL, as OpenSSH
 		return
 	}
 	n = min(n, maxTxPacket)
@@ -277,7 +277,7 @@ func (c *conn) write(name []byte, off uint64, data []byte) error {
 	case err != nil:
 		return err
 	case off > math.MaxInt64-uint64(len(data)):
-		return status(fxFailure, "invalid argument")
+		return errInvalid
 	}
 	_, err = oh.file.WriteAt(data, int64(off))
 	return err
@@ -302,12 +302,8 @@ func (c *conn) serveFstat(id uint32, d decoder) {
 		return
 	}
 	switch {
-	case oh == nil:
+	case oh == nil, oh.file == nil: // a directory handle has no descriptor to fstat
 		c.sendStatus(id, errBadHandle)
-		return
-	case oh.file == nil:
-		fi, err := c.s.stat(oh.vpath, true)
-		c.sendAttrs(id, fi, err)
 		return
 	}
 	if err := c.s.allow(c.s.ctx); err != nil {
@@ -329,18 +325,30 @@ func (c *conn) serveSetstat(id uint32, d decoder) {
 	c.sendStatus(id, c.s.setstat(p, a))
 }
 
+// serveLsetstat is setstat, as there are no links for it to differ on,
+// but for a size, which OpenSSH refuses for lsetstat ("bad message").
+func (c *conn) serveLsetstat(id uint32, d decoder) {
+	p, a := d.str(), d.attrs()
+	if c.malformed(id, &d) {
+		return
+	}
+	if a.flags&attrSize != 0 {
+		c.sendStatus(id, errBadMessage)
+		return
+	}
+	c.sendStatus(id, c.s.setstat(p, a))
+}
+
 func (c *conn) serveFsetstat(id uint32, d decoder) {
 	oh, a := c.handle(d.bytes()), d.attrs()
 	if c.malformed(id, &d) {
 		return
 	}
 	switch {
-	case oh == nil:
+	case oh == nil, oh.file == nil: // a directory handle has no descriptor, as in OpenSSH
 		c.sendStatus(id, errBadHandle)
-	case oh.file != nil:
-		c.sendStatus(id, oh.file.setattrs(a))
 	default:
-		c.sendStatus(id, c.s.setstat(oh.vpath, a))
+		c.sendStatus(id, oh.file.setattrs(a))
 	}
 }
 
@@ -406,18 +414,18 @@ func (oh *openHandle) next() error {
 // sendEntries answers with a NAME reply of the entries taken from the
 // listing that fit in readdirSize; at least one.
 func (c *conn) sendEntries(id uint32, oh *openHandle) {
-	now := c.s.cfg.Now()
+	now, owner := c.s.cfg.Now(), c.s.ownerName()
 	b := getBuffer(readdirSize)
 	b.b = startPacket(b.b, fxpName, id)
 	countAt := len(b.b)
 	b.b = append(b.b, 0, 0, 0, 0)
 	n := 0
 	for _, fi := range oh.rest {
-		if n > 0 && len(b.b)+entrySize(fi) > readdirSize {
+		if n > 0 && len(b.b)+entrySize(fi)+2*len(owner) > readdirSize {
 			break
 		}
 		b.b = appendString(b.b, fi.Name())
-		b.b = appendLongname(b.b, fi, now)
+		b.b = appendLongname(b.b, fi, now, owner)
 		b.b = appendAttrs(b.b, fi)
 		n++
 	}
@@ -500,9 +508,9 @@ func (c *conn) serveFsync(id uint32, d decoder) {
 }
 
 func (c *conn) fsync(name []byte) error {
-	oh, err := c.lookup(name, false)
-	if err != nil {
-		return err
+	oh := c.handle(name)
+	if oh == nil || oh.file == nil {
+		return errNoHandle
 	}
 	if err := c.s.allow(c.s.ctx); err != nil {
 		return err

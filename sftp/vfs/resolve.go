@@ -25,6 +25,9 @@ type location struct {
 	root   *os.Root     // the tree, for atHome and atFolder
 	rel    string       // path inside root; "." is the tree's top
 	folder SharedFolder // for atFolder, with its display name and rights
+	// dirOnly: the client's path ended in "/" or "/.", so it names a
+	// directory or nothing (a file there is ENOTDIR, as in POSIX).
+	dirOnly bool
 }
 
 // virtual reports whether the location is one of the read-only directories
@@ -71,11 +74,15 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 	if err := s.allow(ctx); err != nil {
 		return nil, err
 	}
+	if p == "" {
+		return nil, errNotFound // as stat("") is ENOENT
+	}
 	vpath, err := s.cleanPath(p)
 	if err != nil {
 		return nil, pathError(err)
 	}
 	loc := &location{vpath: vpath, rel: "."}
+	loc.dirOnly = vpath != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/."))
 	if vpath == "/" {
 		loc.place = atRoot
 		return loc, nil
@@ -94,6 +101,11 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 	}
 	if rest != "" {
 		loc.rel = rest
+	}
+	if loc.dirOnly && loc.entry() {
+		if fi, err := loc.root.Lstat(loc.rel); err == nil && !fi.IsDir() {
+			return nil, errNotDir
+		}
 	}
 	return loc, nil
 }

@@ -227,20 +227,21 @@ func (c *conn) sendAttrs(id uint32, fi os.FileInfo, err error) {
 
 // Statuses the server itself answers with.
 var (
-	errBadHandle      = status(fxFailure, "invalid handle")
-	errBadMessage     = status(fxBadMessage, "bad message")
-	errUnsupported    = status(fxOpUnsupported, "operation unsupported")
+	errBadHandle      = status(fxFailure, msgFailure)
+	errNoHandle       = status(fxNoSuchFile, msgNoSuchFile) // closing an unknown handle: EBADF, as OpenSSH
+	errBadMessage     = status(fxBadMessage, msgBadMessage)
+	errUnsupported    = status(fxOpUnsupported, msgUnsupported)
 	errTooManyHandles = status(fxFailure, "too many open handles")
 )
 
 // sendStatus answers with err's status: OK for nil, EOF for io.EOF.
 func (c *conn) sendStatus(id uint32, err error) {
-	code, msg := uint32(fxOK), "ok"
+	code, msg := uint32(fxOK), msgOK
 	var se *statusError
 	switch {
 	case err == nil:
 	case err == io.EOF:
-		code, msg = fxEOF, "end of file"
+		code, msg = fxEOF, msgEOF
 	case errors.As(err, &se):
 		code, msg = se.code, se.msg
 	default:

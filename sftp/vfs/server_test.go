@@ -55,9 +55,16 @@ const (
 // raw is a client channel on a session that speaks SFTP bytes.
 type raw struct {
 	t      *testing.T
-	conn   net.Conn
+	conn   rawConn
 	server *recorder
 	served chan error
+}
+
+// rawConn is the client's end of a channel.
+type rawConn interface {
+	io.ReadWriteCloser
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
 }
 
 // recorder is the server's end of the channel; it checks that every Write
@@ -212,7 +219,7 @@ func TestMalformedRequestsAreAnswered(t *testing.T) {
 		{"stat with a string longer than the packet", packet(typeStat, u32(2), u32(1000), []byte("abc")), codeBadMessage},
 		{"read on an unknown handle", packet(typeRead, u32(3), str("nope"), u64(0), u32(10)), codeFail},
 		{"write on an unknown handle", packet(typeWrite, u32(4), str("17"), u64(0), str("x")), codeFail},
-		{"close of an unknown handle", packet(typeClose, u32(5), str("\xff\x00")), codeFail},
+		{"close of an unknown handle", packet(typeClose, u32(5), str("\xff\x00")), codeNoSuchFile}, // EBADF, as OpenSSH
 		{"unknown type", packet(99, u32(6), str("x")), codeUnsupported},
 		{"unknown extension", packet(typeExtended, u32(7), str("nosuch@example.com")), codeUnsupported},
 		{"symlink", packet(20, u32(8), str("a"), str("b")), codeUnsupported},

@@ -49,6 +49,9 @@ var ErrDenied = errors.New("vfs: session no longer allowed")
 type Config struct {
 	AccountID string
 	UserID    string
+	// Login names the user in listings: the owner and group of every
+	// entry in an "ls -l" line ("user" when empty).
+	Login string
 	// Jailed users see only /Projects Shared With Me/.
 	Jailed  bool
 	Storage storage.Storage
@@ -136,6 +139,14 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, now: cfg.Now}
 	s.stop = context.AfterFunc(ctx, s.terminate)
 	return s, nil
+}
+
+// ownerName is the owner and group that listings show.
+func (s *Session) ownerName() string {
+	if s.cfg.Login == "" {
+		return "user"
+	}
+	return s.cfg.Login
 }
 
 // StartDirectory is where a client starts: /My Files, or the shared
