@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -74,6 +75,30 @@ func TestOperatorStartup(t *testing.T) {
 		r := runSkiff(t, nil, "serve", "--database-url="+serviceURL)
 		wantFailure(t, r, exitSchema, "older than this skiff", "skiff migrate")
 		wantFailure(t, runSkiff(t, nil, append(staff, "--database-url="+serviceURL)...), exitSchema, "skiff migrate")
+		// Asked to migrate with the runtime role's URL alone: it may not.
+		wantFailure(t, runSkiff(t, nil, "serve", "--database-url="+serviceURL, "--migrate=auto"), exitNoPerm,
+			"--database-url (SKIFF_DATABASE_URL)", "permission denied", "migrate as the tables' owner")
+	})
+
+	t.Run("the last line in the JSON log format", func(t *testing.T) {
+		r := runSkiff(t, nil, "--log-format=json", "serve", "--database-url="+down)
+		var line struct {
+			Level, Msg string
+			ExitCode   int `json:"exit_code"`
+		}
+		if err := json.Unmarshal([]byte(lastLine(r.stderr)), &line); err != nil || line.Level != "ERROR" || line.ExitCode != exitUnavailable || !strings.Contains(line.Msg, "cannot reach PostgreSQL") {
+			t.Errorf("last line %q (%v), want a JSON error with exit_code %d", lastLine(r.stderr), err, exitUnavailable)
+		}
+		if r.code != exitUnavailable {
+			t.Errorf("exit code %d", r.code)
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		r := runSkiff(t, nil, "version")
+		if r.code != 0 || !regexp.MustCompile(`^skiff \S+ \(schema 75, go1\.\d+`).MatchString(r.stdout) {
+			t.Errorf("skiff version: exit %d, %q", r.code, r.stdout)
+		}
 	})
 
 	t.Run("migrate as the owner", func(t *testing.T) {
