@@ -5,7 +5,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/skiff ./cmd/skiff
+# The release (docker build --build-arg VERSION=v1.4.0 .): `skiff version`
+# and the start-up log line show it; without it, the commit the build saw.
+ARG VERSION=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w ${VERSION:+-X main.version=$VERSION}" -o /out/skiff ./cmd/skiff
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
