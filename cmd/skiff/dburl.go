@@ -118,7 +118,10 @@ func (s dbSetting) connectError(err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
-	where := s.flag + " (" + s.env + "): " + redacted(s.url)
+	where := s.flag + " (" + s.env + ")"
+	if s.url != "" {
+		where += ": " + redacted(s.url)
+	}
 	var pe *pq.Error
 	var ne net.Error
 	var oe *net.OpError

@@ -66,6 +66,11 @@ func TestOperatorStartup(t *testing.T) {
 		}
 	})
 
+	t.Run("no such database", func(t *testing.T) {
+		wantFailure(t, runSkiff(t, nil, "serve", "--database-url="+pg.url("skiff_service", opServicePassword, "skiff_typo")), exitConfig,
+			"--database-url (SKIFF_DATABASE_URL)", "skiff_typo", "does not exist")
+	})
+
 	t.Run("URL without sslmode on a server without SSL", func(t *testing.T) {
 		noSSL := strings.TrimSuffix(serviceURL, "?sslmode=disable")
 		wantFailure(t, runSkiff(t, nil, "serve", "--database-url="+noSSL), exitConfig, "--database-url (SKIFF_DATABASE_URL)", "sslmode=disable")
