@@ -42,7 +42,7 @@ key_file = %KEY%
 shell_type = unix
 md5sum_command = md5sum
 sha1sum_command = sha1sum
-encoding = Slash,Dot,Ctl,Del,InvalidUtf8,BackSlash
+encoding = Slash,Dot,Ctl,Del,InvalidUtf8
 `
 
 // rclone runs Debian's rclone with its own config file (never the user's)
@@ -73,6 +73,8 @@ func TestRcloneCheck(t *testing.T) {
 		"a.txt":            "alpha\n",
 		"sub dir/b.bin":    strings.Repeat("beta", 50000),
 		"sub dir/it's.txt": "quote",
+		// A backslash is an ordinary character: no encoding needed.
+		`sub dir/back\slash.txt`: "bs",
 	} {
 		p := filepath.Join(local, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -94,8 +96,11 @@ func TestRcloneCheck(t *testing.T) {
 	if out, err := rclone(t, guide, "copy", local, "skiff:backup"); err != nil {
 		t.Fatalf("rclone copy: %v\n%s", err, out)
 	}
+	if got, err := os.ReadFile(filepath.Join(home, "backup", "sub dir", `back\slash.txt`)); err != nil || string(got) != "bs" {
+		t.Errorf("the file with a backslash in its name: %q, %v", got, err)
+	}
 	out, err := rclone(t, guide, "check", local, "skiff:backup")
-	if err != nil || !strings.Contains(out, "0 differences found") || !strings.Contains(out, "3 matching files") ||
+	if err != nil || !strings.Contains(out, "0 differences found") || !strings.Contains(out, "4 matching files") ||
 		strings.Contains(out, "hash") {
 		t.Errorf("rclone check: %v\n%s", err, out)
 	}

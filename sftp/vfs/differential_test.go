@@ -43,6 +43,7 @@ const (
 	rowDirOpen = "opening a directory as a file"
 	rowBadPkt  = "malformed requests"
 	rowUnknown = "unknown request types"
+	rowLexical = "`..` after a file or a missing name (`f/../d`)"
 )
 
 var diffCases = []diffCase{
@@ -107,6 +108,8 @@ var diffCases = []diffCase{
 	{"stat file with trailing slash", "", "stat f/"},
 	{"stat with dot elements", "", "stat ./d/./a"},
 	{"stat with dot-dot", "", "stat d/sub/../a"},
+	{"stat with dot-dot after a file", rowLexical, "stat f/../d => ATTRS size=4096,owner,mode=40750,mtime=1700000000"},
+	{"stat with dot-dot after a missing name", rowLexical, "stat missing/../f => ATTRS size=10,owner,mode=100640,mtime=1700000000"},
 	{"stat with repeated slashes", "", "stat d//a"},
 	{"stat name with space", "", `stat "name with space"`},
 	{"stat empty path", "", `stat ""`},
@@ -287,6 +290,7 @@ var diffCases = []diffCase{
 	{"realpath missing", "", "realpath missing"},
 	{"realpath missing below missing", "", "realpath missing/x/y"},
 	{"realpath dot-dot inside", "", "realpath d/sub/../a"},
+	{"realpath dot-dot after a missing name", rowLexical, "realpath missing/../d => NAME ~/d"},
 	{"realpath trailing slash", "", "realpath d/"},
 	{"realpath absolute", "", "realpath ~/d"},
 	{"realpath root", "", "realpath /"},
