@@ -1,6 +1,7 @@
 package vfs_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -491,4 +492,40 @@ func TestModesShowRights(t *testing.T) {
 func mustAttrs(t *testing.T, b []byte) string {
 	s, _ := attrString(t, b)
 	return s
+}
+
+// A file deleted by another session while this one re-uploads it: the
+// delete removes the version that is there, and the upload, when closed,
+// puts the new version in its place, as if the delete had come first
+// (docs/SFTP-SERVER.md, "Uploads"). Nobody sees a partial file meanwhile.
+func TestDeleteDuringReupload(t *testing.T) {
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "f.txt"), "old version")
+	second, err := vfs.NewSession(context.Background(), vfs.Config{
+		AccountID: accountID, UserID: userID, Storage: e.store, Gate: e.gate, Shares: e.shares,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() })
+	uploader, other := newRawInit(t, e.session), newRawInit(t, second)
+	h := uploader.open(1, "f.txt", fxfWrite|fxfCreat|fxfTrunc)
+	if got := uploader.write(2, h, 0, "new"); got != codeOK {
+		t.Fatalf("write: status %d", got)
+	}
+	other.send(packet(13, u32(1), str("f.txt")))
+	if got := other.status(1); got != codeOK {
+		t.Fatalf("the other session's remove: status %d", got)
+	}
+	if exists(filepath.Join(e.home(), "f.txt")) {
+		t.Error("f.txt still there after the remove")
+	}
+	other.send(packet(typeStat, u32(2), str("f.txt")))
+	if got := other.status(2); got != codeNoSuchFile {
+		t.Errorf("the other session's stat while the upload runs: status %d, want NO_SUCH_FILE", got)
+	}
+	uploader.closeHandle(3, h)
+	if got := mustRead(t, filepath.Join(e.home(), "f.txt")); got != "new" {
+		t.Errorf("f.txt holds %q after the upload closed, want %q", got, "new")
+	}
 }
