@@ -175,6 +175,7 @@ func TestChecksumCommands(t *testing.T) {
 	hexOf := func(sum []byte) string { return hex.EncodeToString(sum) }
 	md5s, sha1s, sha256s := md5.Sum([]byte(content)), sha1.Sum([]byte(content)), sha256.Sum256([]byte(content))
 	x1 := sha1.Sum([]byte("x"))
+	y5 := md5.Sum([]byte("y"))
 	empty5 := md5.Sum(nil)
 	abc256 := sha256.Sum256([]byte("abc"))
 	for _, tc := range []struct {
@@ -187,6 +188,8 @@ func TestChecksumCommands(t *testing.T) {
 		{`sha1sum 'docs/a b.txt'`, "", hexOf(sha1s[:]) + "  docs/a b.txt\n", "", 0},
 		{`sha256sum "/My Files/docs/a b.txt"`, "", hexOf(sha256s[:]) + "  /My Files/docs/a b.txt\n", "", 0},
 		{`sha1sum it\'s.txt`, "", hexOf(x1[:]) + "  it's.txt\n", "", 0},
+		// coreutils' escaping of a name with a backslash.
+		{`md5sum back\\slash`, "", `\` + hexOf(y5[:]) + `  back\\slash` + "\n", "", 0},
 		// rclone's probe: the empty input's sum.
 		{"md5sum", "", hexOf(empty5[:]) + "  -\n", "", 0},
 		{"sha256sum -", "abc", hexOf(abc256[:]) + "  -\n", "", 0},
