@@ -381,3 +381,43 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// updateUser and createContact also report every bad field at once.
+func TestUpdateUserAndCreateContactReportEveryBadField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	userID, _ := e.user(owner, "user@acme.example", "USER")
+	fieldsOf := func(errs []userError) string {
+		var fields []string
+		for _, ue := range errs {
+			if ue.Code != "INVALID" || ue.Field == nil {
+				t.Fatalf("user error: %+v", ue)
+			}
+			fields = append(fields, *ue.Field)
+		}
+		return strings.Join(fields, ",")
+	}
+	var upd struct {
+		UpdateUser struct {
+			User       *struct{ Name string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation($id: ID!) { updateUser(input: {id: $id, email: "nope", name: " "}) {
+		user { name } userErrors { field code message } } }`, vars{"id": userID}, &upd)
+	if upd.UpdateUser.User != nil || fieldsOf(upd.UpdateUser.UserErrors) != "email,name" {
+		t.Fatalf("updateUser: %+v", upd.UpdateUser)
+	}
+	var con struct {
+		CreateContact struct {
+			Contact    *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation($phone: String!) { createContact(input: {email: "nope", name: "", company: "Acme", phone: $phone}) {
+		contact { id } userErrors { field code message } } }`, vars{"phone": strings.Repeat("5", 51)}, &con)
+	if con.CreateContact.Contact != nil || fieldsOf(con.CreateContact.UserErrors) != "email,name,phone" {
+		t.Fatalf("createContact: %+v", con.CreateContact)
+	}
+}

@@ -2,6 +2,7 @@ package people
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -96,28 +97,23 @@ type ContactInput struct {
 }
 
 func (c *Contact) apply(in ContactInput) error {
-	var err error
-	if in.Email != nil {
-		if c.Email, err = tenant.NormEmail("email", *in.Email); err != nil {
-			return err
+	// Every field is checked before any is refused (all user errors at once).
+	var errs []error
+	set := func(dst, v *string, norm func(string) (string, error)) {
+		if v == nil {
+			return
+		}
+		if s, err := norm(*v); err != nil {
+			errs = append(errs, err)
+		} else {
+			*dst = s
 		}
 	}
-	if in.Name != nil {
-		if c.Name, err = tenant.NormName("name", *in.Name, 200); err != nil {
-			return err
-		}
-	}
-	if in.Company != nil {
-		if c.Company, err = optionalText("company", *in.Company, 200); err != nil {
-			return err
-		}
-	}
-	if in.Phone != nil {
-		if c.Phone, err = optionalText("phone", *in.Phone, 50); err != nil {
-			return err
-		}
-	}
-	return nil
+	set(&c.Email, in.Email, func(v string) (string, error) { return tenant.NormEmail("email", v) })
+	set(&c.Name, in.Name, func(v string) (string, error) { return tenant.NormName("name", v, 200) })
+	set(&c.Company, in.Company, func(v string) (string, error) { return optionalText("company", v, 200) })
+	set(&c.Phone, in.Phone, func(v string) (string, error) { return optionalText("phone", v, 50) })
+	return errors.Join(errs...)
 }
 
 func optionalText(field, v string, maxRunes int) (string, error) {

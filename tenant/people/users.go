@@ -348,19 +348,19 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			return tenant.ErrOwnersOnly
 		}
 		oldEmail := u.Email
+		var emailErr, nameErr error
 		if in.Email != nil {
-			if u.Email, err = tenant.NormEmail("email", *in.Email); err != nil {
-				return err
-			}
+			u.Email, emailErr = tenant.NormEmail("email", *in.Email)
+		}
+		if in.Name != nil {
+			u.Name, nameErr = tenant.NormName("name", *in.Name, 200)
+		}
+		if err := errors.Join(emailErr, nameErr); err != nil {
+			return err // both fields' mistakes at once
 		}
 		emailChanged := u.Email != oldEmail
 		if emailChanged && u.ID == p.ID {
 			if err := checkCurrentPassword(ctx, u, in.CurrentPassword, "your current password is needed to change your email"); err != nil {
-				return err
-			}
-		}
-		if in.Name != nil {
-			if u.Name, err = tenant.NormName("name", *in.Name, 200); err != nil {
 				return err
 			}
 		}
