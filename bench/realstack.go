@@ -109,7 +109,10 @@ func (r *runner) startRealStack(ctx context.Context, extra ...string) (*realStac
 	args := append([]string{"serve",
 		"--database-url", runtimeURL, "--migrate-database-url", db.url, "--data-dir", data, "--no-demo",
 		"--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
-		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000"}, extra...)
+		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000",
+		// The idle benchmark holds its thousand sessions as one user.
+		"--sftp-max-connections-per-user=20000", "--sftp-max-connections-per-account=20000",
+		"--sftp-max-channels-per-user=20000", "--sftp-max-channels-per-account=20000"}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
