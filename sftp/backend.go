@@ -2,8 +2,12 @@ package sftp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -36,16 +40,52 @@ type TenantBackend struct {
 	// Replies is the process's budget of queued reply memory; nil bounds
 	// only each channel's 16 queued replies.
 	Replies *vfs.ReplyBudget
+	// DBTimeout bounds each database call of the SFTP path: a login's
+	// lookups (on top of its throttling pause), the session gate, marking
+	// a key used, host keys and shared folders. DefaultDBTimeout when zero.
+	DBTimeout time.Duration
+	// Grace is how long a session keeps its last known rights while the
+	// database does not answer (vfs.DefaultGrace when zero).
+	Grace time.Duration
+
+	open openSessions // the sessions Open made, for RecheckSessions
 }
 
-var (
-	_ Directory      = (*TenantBackend)(nil)
-	_ HostKeys       = (*TenantBackend)(nil)
-	_ Sessions       = (*TenantBackend)(nil)
-	_ KeyUseRecorder = (*TenantBackend)(nil)
+// DefaultDBTimeout is TenantBackend.DBTimeout's default.
+const DefaultDBTimeout = 5 * time.Second
 
-	_ DedicatedIPRoutes = (*TenantBackend)(nil)
-)
+func (b *TenantBackend) dbTimeout() time.Duration {
+	if b.DBTimeout <= 0 {
+		return DefaultDBTimeout
+	}
+	return b.DBTimeout
+}
+
+// bounded runs call with a deadline of d and returns at the deadline even
+// if call has not: lib/pq waits for the server's answer to a cancelled
+// query, which a hung server or a broken network never sends. The abandoned
+// call ends when its connection does; database/sql hands no other call that
+// connection meanwhile.
+func bounded[T any](ctx context.Context, d time.Duration, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer cancel()
+		v, err := call(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("the database did not answer within %v: %w", d, ctx.Err())
+	}
+}
 
 // DedicatedIPAccount implements DedicatedIPRoutes, from the directory's
 // copy of the dedicated IPs in use.
@@ -54,50 +94,232 @@ func (b *TenantBackend) DedicatedIPAccount(dest netip.Addr) string {
 }
 
 // PasswordLogin implements Directory.
+// A password login may pause for throttling (up to tenant.MaxSlow) besides
+// its database calls.
 func (b *TenantBackend) PasswordLogin(ctx context.Context, dest, remote netip.Addr, login, password string) (*sftplogin.Login, error) {
-	return b.Directory.PasswordLogin(ctx, dest, remote, login, password)
+	return bounded(ctx, b.dbTimeout()+tenant.MaxSlow, func(ctx context.Context) (*sftplogin.Login, error) {
+		return b.Directory.PasswordLogin(ctx, dest, remote, login, password)
+	})
 }
 
 // PublicKeyLogin implements Directory.
 func (b *TenantBackend) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr, login string, key ssh.PublicKey) (*sftplogin.Login, error) {
-	return b.Directory.PublicKeyLogin(ctx, dest, remote, login, key)
+	return bounded(ctx, b.dbTimeout(), func(ctx context.Context) (*sftplogin.Login, error) {
+		return b.Directory.PublicKeyLogin(ctx, dest, remote, login, key)
+	})
 }
 
 // MarkKeyUsed implements KeyUseRecorder: the key's "last used" time.
 func (b *TenantBackend) MarkKeyUsed(ctx context.Context, login *sftplogin.Login) error {
-	return b.Directory.MarkKeyUsed(ctx, login)
+	_, err := bounded(ctx, b.dbTimeout(), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.Directory.MarkKeyUsed(ctx, login)
+	})
+	return err
 }
 
 // HostKeys implements HostKeys.
 func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
-	return b.Directory.HostKeys(ctx, dest)
+	return bounded(ctx, b.dbTimeout(), func(ctx context.Context) ([]ssh.Signer, error) {
+		return b.Directory.HostKeys(ctx, dest)
+	})
 }
 
 // Open implements Sessions: a vfs session whose every operation first checks
 // that the user may still use SFTP with the tree and the credential (key or
-// password) the session was opened with. The jail is fixed when the session starts, so a jail change on any
-// node ends it and the client reconnects to the tree it now has.
+// password) the session was opened with, from the address it came from. The
+// jail is fixed when the session starts, so a jail change on any node ends
+// it and the client reconnects to the tree it now has. The check tells
+// "access withdrawn" (the session ends) from "the database did not answer"
+// (the session keeps its rights for Grace). A session of a key with an
+// expiry is checked again when the key expires, and every session when
+// RecheckSessions names its user.
 func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, error) {
-	accountID, userID, jailed := l.AccountID, l.UserID, l.Jailed
 	login := *l
+	e := &openSession{login: &login, now: b.Directory.Now}
 	cfg := vfs.Config{
-		AccountID: accountID,
-		UserID:    userID,
-		Login:     l.Login,
-		Jailed:    jailed,
+		AccountID: login.AccountID,
+		UserID:    login.UserID,
+		Login:     login.Login,
+		Jailed:    login.Jailed,
 		Storage:   b.Storage,
+		Grace:     b.Grace,
 		Gate: vfs.GateFunc(func(ctx context.Context) error {
-			return b.Directory.LoginAllowed(ctx, &login)
+			access, err := bounded(ctx, b.dbTimeout(), func(ctx context.Context) (sftplogin.Access, error) {
+				return b.Directory.CheckLogin(ctx, &login)
+			})
+			switch {
+			case err == nil:
+				e.expiresAt(access.KeyExpiresAt)
+				return nil
+			case errors.Is(err, sftplogin.ErrSFTPAccessWithdrawn):
+				return err
+			}
+			return fmt.Errorf("%w: %w", vfs.ErrGateUnavailable, err)
 		}),
 		Logger:  SafeLogger(b.Logger), // paths are the client's
-		Quota:   b.sessionQuota(accountID),
-		Handles: b.Handles.For(accountID, userID),
+		Quota:   b.sessionQuota(login.AccountID),
+		Handles: b.Handles.For(login.AccountID, login.UserID),
 		Replies: b.Replies.For(),
 	}
 	if b.Shares != nil {
-		cfg.Shares = SessionShares(b.Shares, accountID, userID)
+		shares := SessionShares(b.Shares, login.AccountID, login.UserID)
+		cfg.Shares = vfs.SharesFunc(func(ctx context.Context) ([]vfs.SharedFolder, error) {
+			return bounded(ctx, b.dbTimeout(), shares.SharedFolders)
+		})
 	}
-	return vfs.NewSession(ctx, cfg)
+	sess, err := vfs.NewSession(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.sess, e.recheck = sess, func() { b.recheck(e) }
+	b.open.add(e)
+	e.expiresAt(login.KeyExpiresAt)
+	return &trackedSession{Session: sess, b: b, e: e}, nil
+}
+
+// trackedSession is a session Open made: closing it forgets it.
+type trackedSession struct {
+	*vfs.Session
+	b *TenantBackend
+	e *openSession
+}
+
+func (t *trackedSession) Close() error {
+	t.b.open.remove(t.e)
+	return t.Session.Close()
+}
+
+// RecheckSessions checks again, now, whether each open session of the
+// user (every user of the account when userID is empty) may go on, and
+// ends those whose access is gone, idle or not. The checks run in the
+// background; it returns at once. Call it when another node may have
+// withdrawn access (sftplogin.ListenAccess).
+func (b *TenantBackend) RecheckSessions(accountID, userID string) {
+	for _, e := range b.open.matching(accountID, userID) {
+		go b.recheck(e)
+	}
+}
+
+// RecheckAll checks every open session again, as RecheckSessions does.
+func (b *TenantBackend) RecheckAll() { b.RecheckSessions("", "") }
+
+func (b *TenantBackend) recheck(e *openSession) {
+	// The gate bounds its own database call.
+	_ = e.sess.Recheck(context.Background())
+}
+
+// ListenAccess ends, within moments, the sessions on this node whose access
+// another node withdrew: it hears sftplogin.AccessChannel at dsn and checks
+// the named users' sessions again, until ctx ends. See sftplogin.ListenAccess.
+func (b *TenantBackend) ListenAccess(ctx context.Context, dsn string, log *slog.Logger) error {
+	return sftplogin.ListenAccess(ctx, dsn, sftplogin.AccessChanges{Changed: b.RecheckSessions, Resync: b.RecheckAll}, log)
+}
+
+// openSession is one session Open made.
+type openSession struct {
+	login   *sftplogin.Login
+	sess    *vfs.Session
+	recheck func()
+	now     func() time.Time // the Directory's clock; nil means time.Now
+
+	mu      sync.Mutex
+	expiry  time.Time // the key's expiry timer is set for; zero without one
+	timer   *time.Timer
+	stopped bool
+}
+
+// expiresAt arms (or moves, or stops) the check at the session's key's
+// expiry, as the latest check read it.
+func (e *openSession) expiresAt(t *time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.recheck == nil {
+		return
+	}
+	if t == nil {
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer, e.expiry = nil, time.Time{}
+		}
+		return
+	}
+	if e.timer != nil && e.expiry.Equal(*t) {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	now := time.Now
+	if e.now != nil {
+		now = e.now
+	}
+	// A check that found the key live at its expiry (clocks apart) asks
+	// again a second later rather than at once.
+	e.expiry = *t
+	e.timer = time.AfterFunc(max(t.Sub(now()), 0), func() {
+		e.recheck()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.timer != nil && e.expiry.Equal(*t) && !e.stopped {
+			e.timer.Reset(time.Second)
+		}
+	})
+}
+
+func (e *openSession) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = true
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+}
+
+// openSessions are the open sessions by user.
+type openSessions struct {
+	mu     sync.Mutex
+	byUser map[userKey]map[*openSession]struct{}
+}
+
+func (o *openSessions) add(e *openSession) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.byUser == nil {
+		o.byUser = make(map[userKey]map[*openSession]struct{})
+	}
+	k := userKey{e.login.AccountID, e.login.UserID}
+	if o.byUser[k] == nil {
+		o.byUser[k] = make(map[*openSession]struct{})
+	}
+	o.byUser[k][e] = struct{}{}
+}
+
+func (o *openSessions) remove(e *openSession) {
+	e.stop()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := userKey{e.login.AccountID, e.login.UserID}
+	delete(o.byUser[k], e)
+	if len(o.byUser[k]) == 0 {
+		delete(o.byUser, k)
+	}
+}
+
+// matching returns the sessions of the user, of every user of the account
+// when userID is empty, of everyone when accountID is empty too.
+func (o *openSessions) matching(accountID, userID string) []*openSession {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*openSession
+	for k, sessions := range o.byUser {
+		if (accountID != "" && k.accountID != accountID) || (userID != "" && k.userID != userID) {
+			continue
+		}
+		for e := range sessions {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // SessionEnder adapts a Server to tenant.SessionEnder, which has no use for

@@ -50,10 +50,11 @@ type dedicatedFixture struct {
 // changes through notifications, and its listener ends sessions on
 // released addresses.
 type dedicatedNode struct {
-	dir  *sftplogin.Directory
-	srv  *Server
-	logs *logBuffer
-	at   map[string]string // host:port by IP
+	dir     *sftplogin.Directory
+	backend *TenantBackend
+	srv     *Server
+	logs    *logBuffer
+	at      map[string]string // host:port by IP
 }
 
 func newDedicatedFixture(t *testing.T) *dedicatedFixture {
@@ -123,14 +124,25 @@ func (f *dedicatedFixture) account(name, domain, ip string) (string, string) {
 // node starts a node on the fixture's database, wired as skiff serve wires
 // it, and waits until it hears notifications.
 func (f *dedicatedFixture) node() *dedicatedNode {
+	f.t.Helper()
+	return f.nodeOn(f.db, f.url, nil)
+}
+
+// nodeOn is node with its own connections to the database, db at url, and
+// edit (if not nil) applied to its backend.
+func (f *dedicatedFixture) nodeOn(db *tenant.DB, url string, edit func(*TenantBackend)) *dedicatedNode {
 	t := f.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &dedicatedNode{dir: sftplogin.NewDirectory(f.db), logs: &logBuffer{}, at: map[string]string{}}
+	n := &dedicatedNode{dir: sftplogin.NewDirectory(db), logs: &logBuffer{}, at: map[string]string{}}
 	if err := n.dir.LoadDedicatedIPs(ctx); err != nil {
 		t.Fatal(err)
 	}
 	backend := &TenantBackend{Directory: n.dir, Storage: f.store}
+	if edit != nil {
+		edit(backend)
+	}
+	n.backend = backend
 	var err error
 	n.srv, err = NewServer(Config{
 		ListenAddresses: []string{sharedTestIP + ":0", acmeTestIP + ":0", betaTestIP + ":0"},
@@ -150,11 +162,16 @@ func (f *dedicatedFixture) node() *dedicatedNode {
 		host, _, _ := net.SplitHostPort(a.String())
 		n.at[host] = a.String()
 	}
-	served, listened := make(chan error, 1), make(chan struct{})
+	served, listened, heard := make(chan error, 1), make(chan struct{}), make(chan struct{})
 	go func() { served <- n.srv.ListenAndServe(ctx) }()
 	go func() {
 		defer close(listened)
-		_ = n.dir.Listen(ctx, f.url, slog.New(slog.DiscardHandler))
+		_ = n.dir.Listen(ctx, url, slog.New(slog.DiscardHandler))
+	}()
+	accessLog := &logBuffer{}
+	go func() {
+		defer close(heard)
+		_ = backend.ListenAccess(ctx, url, slog.New(slog.NewTextHandler(accessLog, nil)))
 	}()
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -163,11 +180,15 @@ func (f *dedicatedFixture) node() *dedicatedNode {
 		cancel()
 		<-served
 		<-listened
+		<-heard
 		if t.Failed() {
 			t.Logf("node log:\n%s", n.logs.String())
 		}
 	})
 	testkit.Eventually(t, "the node's notification connection to listen", n.dir.ListeningForDedicatedIPs)
+	testkit.Eventually(t, "the node to listen for access changes", func() bool {
+		return strings.Contains(accessLog.String(), "listening for changes")
+	})
 	return n
 }
 

@@ -16,7 +16,8 @@ type Base struct {
 	// tokens and keys without sleeping.
 	Now func() time.Time
 	// Sessions ends a user's live SFTP sessions on this node when their
-	// access is withdrawn; other nodes hear of it by notification. May be nil.
+	// access is withdrawn; other nodes hear of it by notification (channel
+	// skiff_sftp_access, sent by triggers: migration 00080). May be nil.
 	Sessions SessionEnder
 }
 
@@ -37,8 +38,9 @@ func (b *Base) EndSessions(accountID, userID string) {
 
 // EndCredentialSessions ends, on this node, the user's SFTP sessions that
 // logged in with the SSH key keyID, or with their password when keyID is
-// empty. Other nodes' sessions end at their gate's next check (about a
-// second), which finds the key gone or the password changed.
+// empty. Other nodes hear of the change by notification and check their
+// sessions of the user at once, which finds the key gone or the password
+// changed.
 func (b *Base) EndCredentialSessions(accountID, userID, keyID string) {
 	if b.Sessions != nil {
 		b.Sessions.DisconnectCredential(accountID, userID, keyID)

@@ -36,6 +36,8 @@ type SFTPFlags struct {
 	Handshake     time.Duration `name:"sftp-handshake-timeout" default:"30s" env:"SKIFF_SFTP_HANDSHAKE_TIMEOUT" help:"Time a client has from connecting to being logged in (PROXY header, key exchange, authentication)."`
 	MaxAuthTries  int           `name:"sftp-max-auth-tries" default:"6" env:"SKIFF_SFTP_MAX_AUTH_TRIES" help:"Failed authentication attempts allowed on one SFTP connection (1-100)."`
 	MaxSessions   int           `name:"sftp-max-sessions-per-connection" default:"10" env:"SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION" help:"Session channels one SFTP connection may have open at once (1-1000)."`
+	DBTimeout     time.Duration `name:"sftp-db-timeout" default:"5s" env:"SKIFF_SFTP_DB_TIMEOUT" help:"Deadline of each database call on the SFTP path (logins, the per-operation access check, host keys, shared folders, key use); a password login may also wait out its throttling pause."`
+	DBGrace       time.Duration `name:"sftp-db-grace" default:"60s" env:"SKIFF_SFTP_DB_GRACE" help:"How long open SFTP sessions keep their last known rights while the database does not answer; past it they end. Revocations apply as soon as it answers again."`
 	TrialLicences int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
 
 	Resources SFTPResourceFlags `embed:""`
@@ -143,6 +145,10 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 		return sftp.Limits{}, fmt.Errorf("--sftp-max-auth-tries: %d is not between 1 and 100", f.MaxAuthTries)
 	case f.MaxSessions < 1 || f.MaxSessions > 1000:
 		return sftp.Limits{}, fmt.Errorf("--sftp-max-sessions-per-connection: %d is not between 1 and 1000", f.MaxSessions)
+	case f.DBTimeout < 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-db-timeout: %s is negative", f.DBTimeout)
+	case f.DBGrace < 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-db-grace: %s is negative", f.DBGrace)
 	}
 	if err := f.Resources.check(); err != nil {
 		return sftp.Limits{}, err
@@ -211,7 +217,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	dedicated.Changed = dir.DedicatedIPsChanged
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
-	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog}
+	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog,
+		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace}
 	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
 		return nil, err
 	}
@@ -238,6 +245,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	logDedicatedIPs(log, dedicated.Pool, srv.Addrs(), len(cfg.TrustedProxies) > 0)
 	bg.run(srv.ListenAndServe)
 	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
+	bg.run(func(ctx context.Context) error { return listenAccess(ctx, backend, d.URL, log) })
 	return srv, nil
 }
 
@@ -285,6 +293,16 @@ func (c *ServeCmd) sftpResources(log *slog.Logger) (*vfs.Counter, *vfs.ReplyBudg
 func listenDedicatedIPs(ctx context.Context, dir *sftplogin.Directory, url string, log *slog.Logger) error {
 	if err := dir.Listen(ctx, url, log); err != nil && ctx.Err() == nil {
 		log.Error("dedicated IP change notifications stopped; the dedicated IPs are re-read every second instead", "err", err)
+	}
+	return nil
+}
+
+// listenAccess ends this node's sessions whose access another node
+// withdrew. Losing the notifications is no failure: sessions then see
+// revocations at their next operation.
+func listenAccess(ctx context.Context, backend *sftp.TenantBackend, url string, log *slog.Logger) error {
+	if err := backend.ListenAccess(ctx, url, log); err != nil && ctx.Err() == nil {
+		log.Error("SFTP access change notifications stopped; open sessions see revocations at their next operation instead", "err", err)
 	}
 	return nil
 }

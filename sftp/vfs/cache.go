@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,23 +13,44 @@ import (
 )
 
 // gateCache asks the Gate at most once per ttl while it says yes, and
-// remembers a no for good. The fresh path is two atomic loads and a clock
-// read, cheap enough for every read and write packet.
+// remembers a no for good. An answer wrapping ErrGateUnavailable is no
+// answer: the session keeps the rights it was last confirmed to have, for up
+// to grace after that confirmation (the login counts as one), asking again
+// every ttl in the background meanwhile so that operations do not wait on a
+// database that does not answer; past grace it ends the session. The fresh
+// path is two atomic loads and a clock read, cheap enough for every read and
+// write packet.
 type gateCache struct {
-	gate Gate
-	ttl  time.Duration
-	now  func() time.Time
+	gate  Gate
+	ttl   time.Duration
+	grace time.Duration
+	now   func() time.Time
+	// bg is the context of background checks: it ends with the session.
+	bg context.Context
+	// refusedLater is told of a refusal a background check found, to end
+	// the session without waiting for its next operation.
+	refusedLater func(error)
 
-	okUntil atomic.Pointer[time.Time]
-	mu      sync.Mutex // one Gate call at a time
-	refused atomic.Pointer[error]
+	okUntil   atomic.Pointer[time.Time]
+	mu        sync.Mutex // one Gate call at a time
+	refused   atomic.Pointer[error]
+	confirmed atomic.Pointer[time.Time] // the last yes (or the session's start)
+	outage    atomic.Bool               // the last answer was ErrGateUnavailable
+	checking  atomic.Bool               // a background check is running
 }
 
 func (g *gateCache) check(ctx context.Context) error {
 	if err := g.refused.Load(); err != nil {
 		return *err
 	}
-	if until := g.okUntil.Load(); until != nil && g.now().Before(*until) {
+	now := g.now()
+	if until := g.okUntil.Load(); until != nil && now.Before(*until) {
+		return nil
+	}
+	if g.outage.Load() && g.withinGrace(now) {
+		// The database did not answer last time: do not make this
+		// operation wait for it again.
+		g.checkLater()
 		return nil
 	}
 	g.mu.Lock()
@@ -36,11 +58,56 @@ func (g *gateCache) check(ctx context.Context) error {
 	if err := g.refused.Load(); err != nil {
 		return *err
 	}
-	now := g.now()
+	now = g.now()
 	if until := g.okUntil.Load(); until != nil && now.Before(*until) {
 		return nil // refreshed while we waited
 	}
-	if err := g.gate.Check(ctx); err != nil {
+	return g.ask(ctx, now)
+}
+
+// recheck asks the Gate now, whatever the cached answer.
+func (g *gateCache) recheck(ctx context.Context) error {
+	if err := g.refused.Load(); err != nil {
+		return *err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ask(ctx, g.now())
+}
+
+// checkLater asks the Gate in the background unless a check is running.
+func (g *gateCache) checkLater() {
+	if !g.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer g.checking.Store(false)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.refused.Load() != nil {
+			return
+		}
+		if err := g.ask(g.bg, g.now()); err != nil && g.refusedLater != nil {
+			g.refusedLater(err)
+		}
+	}()
+}
+
+// ask calls the Gate and records its answer; g.mu is held.
+func (g *gateCache) ask(ctx context.Context, now time.Time) error {
+	err := g.gate.Check(ctx)
+	switch {
+	case err == nil:
+		g.confirmed.Store(&now)
+		g.outage.Store(false)
+	case errors.Is(err, ErrGateUnavailable) && g.withinGrace(now):
+		// Keep the last known rights; ask again after ttl.
+		g.outage.Store(true)
+	case errors.Is(err, ErrGateUnavailable):
+		err = fmt.Errorf("access could not be checked for %v: %w", g.grace, err)
+		g.refused.Store(&err)
+		return err
+	default:
 		g.refused.Store(&err)
 		return err
 	}
@@ -49,11 +116,20 @@ func (g *gateCache) check(ctx context.Context) error {
 	return nil
 }
 
+// withinGrace reports whether now is within grace of the last yes.
+func (g *gateCache) withinGrace(now time.Time) bool {
+	c := g.confirmed.Load()
+	return c != nil && now.Sub(*c) < g.grace
+}
+
 // sharesCache keeps the resolved shared folders for ttl. Errors are not
-// cached: the next operation asks again.
+// cached: the next operation asks again. When the Shares cannot answer, the
+// last folders fetched serve for up to grace after they were fetched, like
+// the Gate's last answer.
 type sharesCache struct {
 	shares Shares
 	ttl    time.Duration
+	grace  time.Duration
 	now    func() time.Time
 
 	mu      sync.Mutex
@@ -88,6 +164,9 @@ func (c *sharesCache) refresh(ctx context.Context) ([]SharedFolder, error) {
 	}
 	got, err := c.shares.SharedFolders(ctx)
 	if err != nil {
+		if c.valid && now.Before(c.fetched.Add(c.grace)) {
+			return c.folders, nil
+		}
 		return nil, fmt.Errorf("list shared folders: %w", err)
 	}
 	c.folders, c.fetched, c.valid = displayNames(got), now, true

@@ -239,3 +239,9 @@ func statusCode(err error) string {
 	}
 	return "other: " + err.Error()
 }
+
+func (g *gate) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls
+}

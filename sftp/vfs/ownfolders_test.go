@@ -156,8 +156,10 @@ func TestOwnFoldersOfJailedUser(t *testing.T) {
 	}
 }
 
-// While the shared folders cannot be read, the home still works, and the
-// name of a mounted folder fails rather than reaching the home instead.
+// While the shared folders cannot be read, the last ones read serve for the
+// grace period (an outage of the database does not take them away); after
+// it the home still works, and the name of a mounted folder fails rather
+// than reaching the home instead.
 func TestOwnFoldersWhileSharesFail(t *testing.T) {
 	e := newEnv(t)
 	e.folder(folderA)
@@ -169,6 +171,13 @@ func TestOwnFoldersWhileSharesFail(t *testing.T) {
 	e.shares.err = os.ErrDeadlineExceeded
 	e.shares.mu.Unlock()
 	e.clock.Advance(2 * time.Second)
+	if err := e.put("/My Files/Plans/during.txt", "x"); err != nil {
+		t.Errorf("put into the mounted folder within the grace period: %v", err)
+	}
+	if !exists(filepath.Join(e.folder(folderA), "during.txt")) {
+		t.Error("the upload within the grace period did not reach the folder")
+	}
+	e.clock.Advance(vfs.DefaultGrace)
 
 	if err := e.put("/My Files/Plans/more.txt", "x"); statusCode(err) != "failure" {
 		t.Errorf("put into the mounted folder while shares fail: %v; want failure", err)

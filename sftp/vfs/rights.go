@@ -68,7 +68,11 @@ type Shares interface {
 // Gate says whether the session may go on: the SSH layer answers no once the
 // user is deleted, loses SFTP access, or the account's SFTP module expires.
 // A non-nil error fails the operation with "permission denied" and ends the
-// session. A positive answer is cached for Config.CacheTTL.
+// session, unless it wraps ErrGateUnavailable: then the Gate could not tell
+// (its database did not answer in time), and the session keeps its last
+// known rights for up to Config.Grace. A positive answer is cached for
+// Config.CacheTTL. Check should return within a few seconds: give the
+// database calls behind it a deadline.
 type Gate interface {
 	Check(ctx context.Context) error
 }

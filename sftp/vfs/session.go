@@ -64,6 +64,9 @@ type Config struct {
 	// CacheTTL bounds how stale a Gate or Shares answer may be
 	// (DefaultCacheTTL when zero).
 	CacheTTL time.Duration
+	// Grace is how long the session keeps its last known rights while the
+	// Gate cannot answer (DefaultGrace when zero); see Gate.
+	Grace time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Logger receives internal failures, which clients only see as
@@ -117,6 +120,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -135,8 +141,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		replies:  cfg.Replies,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, now: cfg.Now}
-	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, now: cfg.Now}
+	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now, bg: s.ctx, refusedLater: s.endDenied}
+	s.gate.confirmed.Store(&s.start) // the login was checked
+	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now}
 	s.stop = context.AfterFunc(ctx, s.terminate)
 	return s, nil
 }

@@ -511,8 +511,8 @@ func sameTime(a, b *time.Time) bool {
 
 // DeleteSSHKey removes a key and returns it as it was; the key stops working
 // for new logins at once, and the SFTP sessions that logged in with it end:
-// on this node at once, on others at their gate's next check (about a
-// second). Permissions as for RenameSSHKey.
+// on this node at once, on others as soon as they hear of it (see
+// tenant.Base.Sessions). Permissions as for RenameSSHKey.
 func (s *Service) DeleteSSHKey(ctx context.Context, keyID string) (*SSHKey, error) {
 	key, err := s.changeSSHKey(ctx, keyID, true, func(q tenant.Queryer, key *SSHKey) error {
 		if _, err := q.ExecContext(ctx, `DELETE FROM ssh_keys WHERE account_id = $1 AND id = $2`, key.AccountID, key.ID); err != nil {

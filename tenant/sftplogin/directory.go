@@ -96,6 +96,12 @@ type Login struct {
 	PasswordDigest string
 	// KeyLastUsedAt is when the key last logged in, as the lookup read it.
 	KeyLastUsedAt *time.Time
+	// KeyExpiresAt is when the key expires, as the lookup read it; nil for
+	// a key without expiry and after a password login. The session ends then.
+	KeyExpiresAt *time.Time
+	// Remote is the client's address the login came from: the session
+	// gate checks it against the IP allowlists as they change.
+	Remote netip.Addr
 	// Jailed users see only the folders shared with them: their group does
 	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
 	Jailed bool
@@ -296,6 +302,7 @@ func (d *Directory) passwordLogin(ctx context.Context, dest, remote netip.Addr, 
 	}
 	l := rec.sftpLogin()
 	l.PasswordDigest = passwordDigest(hash)
+	l.Remote = remote
 	return l, nil
 }
 
@@ -342,7 +349,8 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 		return nil, loginFailed(why)
 	}
 	l := rec.sftpLogin()
-	l.KeyID, l.KeyFingerprint, l.KeyLastUsedAt = *rec.KeyID, fingerprint, rec.KeyLastUsed
+	l.KeyID, l.KeyFingerprint, l.KeyLastUsedAt, l.KeyExpiresAt = *rec.KeyID, fingerprint, rec.KeyLastUsed, rec.KeyExpiresAt
+	l.Remote = remote
 	return l, nil
 }
 
@@ -385,51 +393,78 @@ func (d *Directory) SessionAllowed(ctx context.Context, accountID, userID string
 
 // LoginAllowed is SessionAllowed for the session l opened, which also ends
 // once the credential it logged in with is revoked: its SSH key deleted,
-// disabled or expired by the Directory's clock (l.KeyID), or its password changed or reset (l.PasswordDigest). Like
-// SessionAllowed, it is one query.
+// disabled or expired by the Directory's clock (l.KeyID), or its password
+// changed or reset (l.PasswordDigest); and once l.Remote (when known) is no
+// longer in the account's or the user's IP allowlist. Like SessionAllowed,
+// it is one query.
 func (d *Directory) LoginAllowed(ctx context.Context, l *Login) error {
+	_, err := d.CheckLogin(ctx, l)
+	return err
+}
+
+// Access is what a successful CheckLogin learnt besides "yes".
+type Access struct {
+	// KeyExpiresAt is the session's key's expiry now (it may have been
+	// edited since the login); nil without one.
+	KeyExpiresAt *time.Time
+}
+
+// CheckLogin is LoginAllowed, also returning the key's current expiry so
+// that the caller can end the session when it passes. Refusals wrap
+// ErrSFTPAccessWithdrawn; any other error means the database could not
+// answer (an outage), not that access is gone.
+func (d *Directory) CheckLogin(ctx context.Context, l *Login) (Access, error) {
 	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.UserID) || (l.KeyID != "" && !tenant.IsUUID(l.KeyID)) {
-		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
 	}
 	var keyID any // NULL: not a key login
 	if l.KeyID != "" {
 		keyID = l.KeyID
 	}
+	now := d.now()
 	var recs []struct {
 		loginRecord
-		KeyLive      bool `db:"key_live"`
-		PasswordSame bool `db:"password_same"`
+		KeyLive      bool       `db:"key_live"`
+		KeyExpiry    *time.Time `db:"key_expiry"`
+		PasswordSame bool       `db:"password_same"`
 	}
 	err := d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
 		return tx.SelectContext(ctx, &recs, `SELECT u.deleted_at IS NULL AS live, u.sftp_enabled, a.sftp_status, a.sftp_trial_ends_at,
 			`+jailedColumn+`,
 			($3::uuid IS NULL OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.account_id = u.account_id AND k.user_id = u.id AND k.id = $3::uuid
 				AND k.status = 'ACTIVE' AND (k.expires_at IS NULL OR k.expires_at > $5))) AS key_live,
-			($4 = '' OR encode(sha256(convert_to(coalesce(u.password_hash, ''), 'UTF8')), 'hex') = $4) AS password_same
+			(SELECT k.expires_at FROM ssh_keys k WHERE k.account_id = u.account_id AND k.id = $3::uuid) AS key_expiry,
+			($4 = '' OR encode(sha256(convert_to(coalesce(u.password_hash, ''), 'UTF8')), 'hex') = $4) AS password_same,
+			a.ip_allowlist AS account_allowlist, u.ip_allowlist AS user_allowlist
 			FROM users u JOIN accounts a ON a.id = u.account_id
-			WHERE u.account_id = $1 AND u.id = $2`, l.AccountID, l.UserID, keyID, l.PasswordDigest, d.now())
+			WHERE u.account_id = $1 AND u.id = $2`, l.AccountID, l.UserID, keyID, l.PasswordDigest, now)
 	})
 	if err != nil {
-		return tenant.DBError(err)
+		return Access{}, tenant.DBError(err)
 	}
 	if len(recs) == 0 {
-		return fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: no such user", ErrSFTPAccessWithdrawn)
 	}
 	r := recs[0]
-	if why := accessRefusal(r.Live, r.SFTPEnabled, r.ModuleStatus, r.TrialEndsAt, d.now()); why != "" {
-		return fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
+	if why := accessRefusal(r.Live, r.SFTPEnabled, r.ModuleStatus, r.TrialEndsAt, now); why != "" {
+		return Access{}, fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
 	}
 	switch {
 	case r.Jailed && !l.Jailed:
-		return fmt.Errorf("%w: the user's group now jails them", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: the user's group now jails them", ErrSFTPAccessWithdrawn)
 	case !r.Jailed && l.Jailed:
-		return fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: the user's group no longer jails them", ErrSFTPAccessWithdrawn)
 	case !r.KeyLive:
-		return fmt.Errorf("%w: the session's SSH key was deleted, disabled or has expired", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: the session's SSH key was deleted, disabled or has expired", ErrSFTPAccessWithdrawn)
 	case !r.PasswordSame:
-		return fmt.Errorf("%w: the password the session logged in with was changed", ErrSFTPAccessWithdrawn)
+		return Access{}, fmt.Errorf("%w: the password the session logged in with was changed", ErrSFTPAccessWithdrawn)
 	}
-	return nil
+	if l.Remote.IsValid() {
+		if why := r.allowlistRefusal(l.Remote); why != "" {
+			return Access{}, fmt.Errorf("%w: %s", ErrSFTPAccessWithdrawn, why)
+		}
+	}
+	return Access{KeyExpiresAt: r.KeyExpiry}, nil
 }
 
 // LooksLikeLoginID reports whether s has the shape of the IDs newLoginID
