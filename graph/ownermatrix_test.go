@@ -53,6 +53,20 @@ func TestWhoMayChangeWhom(t *testing.T) {
 			vars{"u": target, "k": testkit.AuthorizedKey(testkit.Ed25519Key(t), "")}, &out)
 		return out.AddSshKey.SshKey.ID
 	}
+	// groupOf puts target, as the first owner, in a new custom group of
+	// their own (with My Files, as they had) and returns its ID.
+	var groupsMade []string
+	groupOf := func(target string) string {
+		var out struct {
+			CreateGroup struct{ Group struct{ ID string } }
+		}
+		e.mustDo(owner, `mutation($n: String!) { createGroup(input: {name: $n, permissions: [SFTP_MY_FILES]}) { group { id } } }`,
+			vars{"n": fmt.Sprintf("Group %d", len(groupsMade))}, &out)
+		g := out.CreateGroup.Group.ID
+		groupsMade = append(groupsMade, g)
+		e.mustDo(owner, `mutation($u: ID!, $g: ID!) { setUserGroup(input: {userId: $u, groupId: $g}) { user { id } } }`, vars{"u": target, "g": g}, nil)
+		return g
+	}
 	type mutation struct {
 		name  string
 		query string
@@ -85,6 +99,14 @@ func TestWhoMayChangeWhom(t *testing.T) {
 			func(target string) vars { return vars{"u": target} }, nil},
 		{"setUserGroup", `mutation($u: ID!, $g: ID!) { setUserGroup(input: {userId: $u, groupId: $g}) { userErrors { code } } }`,
 			func(target string) vars { return vars{"u": target, "g": jailed} }, nil},
+		// A group the target is alone in: its permissions are the target's.
+		{"updateGroup permissions", `mutation($g: ID!) { updateGroup(input: {id: $g, permissions: [CREATE_PROJECT_FOLDERS]}) { userErrors { code } } }`,
+			func(target string) vars { return vars{"g": groupOf(target)} }, nil},
+		{"updateGroup name", `mutation($g: ID!, $n: String!) { updateGroup(input: {id: $g, name: $n}) { userErrors { code } } }`,
+			func(target string) vars {
+				g := groupOf(target)
+				return vars{"g": g, "n": "Renamed " + g}
+			}, nil},
 		{"resendInvitation", `mutation($u: ID!) { resendInvitation(input: {userId: $u}) { userErrors { code } } }`,
 			func(target string) vars { return vars{"u": target} }, nil},
 		{"shareProjectFolder", `mutation($f: ID!, $u: ID!) { shareProjectFolder(input: {folderId: $f, userId: $u, preset: READ}) { userErrors { code } } }`,
@@ -108,7 +130,8 @@ func TestWhoMayChangeWhom(t *testing.T) {
 		"admin": {"owner": false, "admin": true, "user": true},
 		"user":  {"owner": false, "admin": false, "user": false},
 	}
-	adminsMayOnOwners := map[string]bool{"resendInvitation": true, "shareProjectFolder": true, "unshareProjectFolder": true}
+	adminsMayOnOwners := map[string]bool{"resendInvitation": true, "shareProjectFolder": true, "unshareProjectFolder": true,
+		"updateGroup name": true}
 
 	for _, m := range mutations {
 		for _, a := range actors {

@@ -70,6 +70,8 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"fd-reserve", "SKIFF_FD_RESERVE", "0", "SFTP"},
 	{"sftp-reply-memory", "SKIFF_SFTP_REPLY_MEMORY", "268435456", "SFTP"},
 	{"sftp-reply-memory-per-connection", "SKIFF_SFTP_REPLY_MEMORY_PER_CONNECTION", "8388608", "SFTP"},
+	{"sftp-db-timeout", "SKIFF_SFTP_DB_TIMEOUT", "5s", "SFTP"},
+	{"sftp-db-grace", "SKIFF_SFTP_DB_GRACE", "60s", "SFTP"},
 	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
 	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},
 	{"storage-reconcile-every", "SKIFF_STORAGE_RECONCILE_EVERY", "6h", "Storage"},

@@ -4101,7 +4101,9 @@ extend type Mutation {
   "Create a custom group. Owners and administrators only; the name must be unused in the account."
   createGroup(input: CreateGroupInput!): GroupPayload!
   """
-  Rename a custom group or change any group's permissions. Owners and administrators only.
+  Rename a custom group or change any group's permissions. Owners and administrators only;
+  only an owner changes the permissions of a group an owner is in (` + "`" + `FORBIDDEN` + "`" + ` otherwise:
+  they decide the owner's SFTP tree and rights), while renaming it stays open to administrators.
   Built-in groups keep their names, and Jailed Users cannot be given SFTP_MY_FILES. Giving
   or taking SFTP_MY_FILES jails or frees the members, which ends their SFTP sessions, so that
   they reconnect to the tree they now have.

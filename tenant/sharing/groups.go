@@ -349,7 +349,11 @@ type UpdateGroupInput struct {
 }
 
 // UpdateGroup renames a custom group or changes any group's permissions.
-// Owners and administrators only. Built-in groups keep their names, and
+// Owners and administrators only; only an owner changes the permissions of
+// a group an owner is in (ErrOwnersInGroup), since they decide the owner's
+// SFTP tree (a jail) and what the owner may do, which administrators may
+// not change. Renaming such a group changes nothing of the owner's and
+// stays open to administrators. Built-in groups keep their names, and
 // Jailed Users cannot be given My Files. Members whose jail changes have
 // their SFTP sessions on this node ended, so that they reconnect to the tree
 // they now have.
@@ -386,6 +390,11 @@ func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group,
 			if g.Builtin == GroupJailed && slices.Contains(perms, policy.SFTPMyFiles) {
 				return tenant.Invalid("permissions", "Jailed Users never have SFTP access to My Files; move the users to another group instead")
 			}
+			if !samePermissions(perms, g.Permissions) && p.Role != tenant.RoleOwner {
+				if err := refuseIfOwnersIn(ctx, q, g.ID); err != nil {
+					return err
+				}
+			}
 			g.Permissions = perms
 		}
 		_, err = q.ExecContext(ctx, `UPDATE groups SET name = $2, permissions = $3, updated_at = $4 WHERE id = $1`,
@@ -410,6 +419,23 @@ func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group,
 		}
 	}
 	return tenant.Result(g, err)
+}
+
+// ErrOwnersInGroup refuses an administrator's change to the permissions of
+// a group an owner is in.
+var ErrOwnersInGroup = &tenant.Error{Code: tenant.EForbidden, Message: "only an owner can change the permissions of a group an owner is in"}
+
+// refuseIfOwnersIn returns ErrOwnersInGroup when a live owner is in the group.
+func refuseIfOwnersIn(ctx context.Context, q tenant.Queryer, groupID string) error {
+	var owners bool
+	if err := q.GetContext(ctx, &owners, `SELECT EXISTS (SELECT 1 FROM users WHERE group_id = $1 AND role = $2 AND deleted_at IS NULL)`,
+		groupID, tenant.RoleOwner); err != nil {
+		return tenant.DBError(err)
+	}
+	if owners {
+		return ErrOwnersInGroup
+	}
+	return nil
 }
 
 // DeleteGroup removes a custom group and the project folder shares made with
@@ -556,6 +582,12 @@ func normPermissions(in []policy.Permission) ([]policy.Permission, error) {
 		}
 	}
 	return out, nil
+}
+
+// samePermissions reports whether a and b hold the same permissions, in
+// any order.
+func samePermissions(a, b []policy.Permission) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(p policy.Permission) bool { return !slices.Contains(b, p) })
 }
 
 func permissionArray(perms []policy.Permission) any {
