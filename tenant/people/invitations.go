@@ -177,7 +177,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 			Message: "too many password reset requests for this email address; try again in an hour"}
 	}
 	if len(users) != 1 {
-		return s.resetDecoy(ctx)
+		return s.resetDecoy(ctx, emailHash[:])
 	}
 	u := users[0]
 	return s.InAccount(ctx, u.AccountID, func(q tenant.Queryer) error {
@@ -193,16 +193,19 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 }
 
 // resetDecoy does, for an address without an account, what RequestPasswordReset
-// does for one that has: make a token and run a transaction with as many
-// statements (token, email, audit), so timing does not tell the two apart.
-func (s *Service) resetDecoy(ctx context.Context) error {
-	_, hash, err := newOneTimeToken()
-	if err != nil {
+// does for one that has, so that timing does not tell the two apart: make a
+// token, then commit a transaction of as many statements as the real one's
+// (token, email, audit), each writing one row as they do. Writes matter: a
+// transaction that wrote must flush the log when it commits, a read-only one
+// need not, and that flush was most of the difference (about 2.5 ms). The
+// row written is the address's own request counter, rewritten unchanged.
+func (s *Service) resetDecoy(ctx context.Context, emailHash []byte) error {
+	if _, _, err := newOneTimeToken(); err != nil {
 		return err
 	}
 	return s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
 		for range 3 {
-			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM one_time_tokens WHERE hash = $1`, hash); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE password_reset_requests SET requests = requests WHERE email_hash = $1`, emailHash); err != nil {
 				return tenant.DBError(err)
 			}
 		}
