@@ -15,8 +15,8 @@ import (
 
 	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
-	"github.com/skiffhq/skiff/tenant/domain"
 	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // A password-reset request for an address with an account and one without
