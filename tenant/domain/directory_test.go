@@ -123,7 +123,8 @@ func TestPasswordLogin(t *testing.T) {
 		t.Error("a password login carries no digest of the password for the session gate")
 	}
 	l.PasswordDigest = ""
-	if *l != (sftplogin.Login{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin}) {
+	// The address it came from, which the session gate checks against the IP allowlists.
+	if *l != (sftplogin.Login{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin, Remote: netip.AddrFrom4([4]byte{198, 51, 100, byte(attempt)})}) {
 		t.Errorf("login = %+v", l)
 	}
 	if l, err := login(strings.ToUpper(umaLogin), sftpPassword); err != nil || l.UserID != uma.ID {
@@ -290,7 +291,7 @@ func TestPublicKeyLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("uma logs in with her key: %v", err)
 	}
-	want := sftplogin.Login{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin, KeyID: added.ID, KeyFingerprint: added.Fingerprint}
+	want := sftplogin.Login{AccountID: f.account.ID, UserID: uma.ID, Login: umaLogin, KeyID: added.ID, KeyFingerprint: added.Fingerprint, Remote: clientAddr}
 	if *l != want {
 		t.Errorf("login = %+v, want %+v", l, want)
 	}
