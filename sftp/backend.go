@@ -195,10 +195,26 @@ func (t *trackedSession) Close() error {
 // background; it returns at once. Call it when another node may have
 // withdrawn access (sftplogin.ListenAccess).
 func (b *TenantBackend) RecheckSessions(accountID, userID string) {
-	for _, e := range b.open.matching(accountID, userID) {
-		go b.recheck(e)
+	sessions := b.open.matching(accountID, userID)
+	if len(sessions) == 0 {
+		return
 	}
+	go func() {
+		// A few at a time: after a reconnection every session is checked,
+		// and the pool is shared with logins and the API.
+		sem := make(chan struct{}, recheckConcurrency)
+		for _, e := range sessions {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				b.recheck(e)
+			}()
+		}
+	}()
 }
+
+// recheckConcurrency bounds the checks RecheckSessions runs at once.
+const recheckConcurrency = 8
 
 // RecheckAll checks every open session again, as RecheckSessions does.
 func (b *TenantBackend) RecheckAll() { b.RecheckSessions("", "") }

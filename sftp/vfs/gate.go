@@ -29,18 +29,11 @@ func (s *Session) Recheck(ctx context.Context) error {
 }
 
 // endDenied ends the session for a refusal found outside a request: there
-// is no request to answer "permission denied" to, so the channels close.
+// is no request to answer "permission denied" to, so the channels close
+// (Serve reports the refusal).
 func (s *Session) endDenied(err error) {
 	if s.deny(err) {
 		s.log.Info("sftp: session ended by gate", "reason", err)
 	}
-	s.mu.Lock()
-	chans := make([]*conn, 0, len(s.channels))
-	for c := range s.channels {
-		chans = append(chans, c)
-	}
-	s.mu.Unlock()
-	for _, c := range chans {
-		c.ch.Close()
-	}
+	s.terminate()
 }
