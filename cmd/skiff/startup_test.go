@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/skiffhq/skiff/migrations"
 )
 
 // From an empty PostgreSQL to a serving node, as docs/OPERATIONS.md says,
@@ -109,7 +111,7 @@ func TestOperatorStartup(t *testing.T) {
 	t.Run("migrate as the owner", func(t *testing.T) {
 		// Both URLs in the environment, as on a node: migrate uses the owner's only.
 		r := runSkiff(t, both, "migrate")
-		if r.code != 0 || !strings.Contains(r.stdout, "database schema at version 75 (this skiff knows up to 75)") {
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("database schema at version %d (this skiff knows up to %d)", migrations.Latest(), migrations.Latest())) {
 			t.Fatalf("migrate: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		r = runSkiff(t, both, "migrate", "status")
@@ -133,7 +135,7 @@ func TestOperatorStartup(t *testing.T) {
 				t.Errorf("/readyz: %d", st)
 			}
 			log := s.stderr.String()
-			for _, want := range []string{"msg=\"starting skiff\" version=", "schema=75", "database_url=\"postgres://skiff_service:xxxxx@127.0.0.1:"} {
+			for _, want := range []string{"msg=\"starting skiff\" version=", fmt.Sprintf("schema=%d", migrations.Latest()), "database_url=\"postgres://skiff_service:xxxxx@127.0.0.1:"} {
 				if !strings.Contains(log, want) {
 					t.Errorf("the start-up log does not say %q:\n%s", want, log)
 				}
@@ -162,7 +164,7 @@ func TestOperatorStartup(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"serve", "--database-url=" + serviceURL}, {"serve", "--database-url=" + serviceURL, "--migrate-database-url=" + ownerURL, "--migrate=auto"}, append(append([]string{}, staff...), "--database-url="+serviceURL)} {
-			wantFailure(t, runSkiff(t, nil, args...), exitSchema, "needs a skiff that knows migration 99999", "knows up to 75")
+			wantFailure(t, runSkiff(t, nil, args...), exitSchema, "needs a skiff that knows migration 99999", fmt.Sprintf("knows up to %d", migrations.Latest()))
 		}
 		wantFailure(t, runSkiff(t, both, "migrate", "down", "--to=60"), exitSchema, "newer than this skiff knows")
 		if _, err := owner.Exec(`DELETE FROM goose_db_version WHERE version_id = 99999; UPDATE skiff_schema SET compatible_from = 0`); err != nil {
