@@ -59,8 +59,14 @@ type dedicatedNode struct {
 
 func newDedicatedFixture(t *testing.T) *dedicatedFixture {
 	t.Helper()
+	return newDedicatedFixtureOn(t, pgtest.NewDB(t))
+}
+
+// newDedicatedFixtureOn is newDedicatedFixture on the migrated database at url.
+func newDedicatedFixtureOn(t *testing.T, url string) *dedicatedFixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &dedicatedFixture{t: t, url: pgtest.NewDB(t), password: "a long enough password 42"}
+	f := &dedicatedFixture{t: t, url: url, password: "a long enough password 42"}
 	var err error
 	if f.db, err = tenant.Open(ctx, f.url); err != nil {
 		t.Fatal(err)

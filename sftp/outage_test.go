@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/migrations"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -150,25 +157,7 @@ func TestSessionsSurviveADatabaseOutage(t *testing.T) {
 			withdrawn := f.session(n, "Beta's user, whose SFTP is turned off during the outage", sharedTestIP, f.ben)
 			idle := f.session(n, "Beta's user, idle", sharedTestIP, f.ben)
 
-			data := make([]byte, 3<<20)
-			rand.Read(data)
-			w, err := uploader.sftp.Create("/My Files/during-the-outage.bin")
-			if err != nil {
-				t.Fatal(err)
-			}
-			uploaded := make(chan error, 1)
-			go func() {
-				// About 8 s: from before the outage until after it.
-				const chunk = 32 << 10
-				for off := 0; off < len(data); off += chunk {
-					if _, err := w.Write(data[off:min(off+chunk, len(data))]); err != nil {
-						uploaded <- err
-						return
-					}
-					time.Sleep(80 * time.Millisecond)
-				}
-				uploaded <- w.Close()
-			}()
+			data, uploaded := uploader.slowUpload(t, "/My Files/during-the-outage.bin")
 
 			time.Sleep(time.Second)
 			link.set(outage)
@@ -189,35 +178,142 @@ func TestSessionsSurviveADatabaseOutage(t *testing.T) {
 			// Once the node reaches the database again, the next check
 			// sees the change; the idle session ends too, when the node's
 			// notification connection is back and checks every session.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				if _, err := withdrawn.sftp.ReadDir("/My Files"); err != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s: still works 5 s after the database is back", withdrawn.name)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			withdrawn.ends(t, 2*time.Second)
+			withdrawn.refusedThenEnds(t, 5*time.Second)
 			idle.ends(t, 15*time.Second)
 
-			if err := <-uploaded; err != nil {
-				t.Fatalf("the upload during the outage failed: %v", err)
-			}
-			r, err := uploader.sftp.Open("/My Files/during-the-outage.bin")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(r)
-			r.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, data) {
-				t.Errorf("the file uploaded during the outage has %d bytes, not the %d sent", len(got), len(data))
-			}
-			uploader.works(t)
+			uploader.uploaded(t, "/My Files/during-the-outage.bin", data, uploaded)
 		})
 	}
+}
+
+// slowUpload uploads 3 MiB of random data to name over about 8 s, in the
+// background; the channel tells how it ended.
+func (s *liveSession) slowUpload(t *testing.T, name string) ([]byte, <-chan error) {
+	t.Helper()
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	w, err := s.sftp.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		const chunk = 32 << 10
+		for off := 0; off < len(data); off += chunk {
+			if _, err := w.Write(data[off:min(off+chunk, len(data))]); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(80 * time.Millisecond)
+		}
+		done <- w.Close()
+	}()
+	return data, done
+}
+
+// uploaded checks that the upload to name ended well and the file holds data.
+func (s *liveSession) uploaded(t *testing.T, name string, data []byte, done <-chan error) {
+	t.Helper()
+	if err := <-done; err != nil {
+		t.Fatalf("%s: the upload failed: %v", s.name, err)
+	}
+	r, err := s.sftp.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("%s: the file uploaded has %d bytes, not the %d sent", s.name, len(got), len(data))
+	}
+	s.works(t)
+}
+
+// The embedded PostgreSQL itself stopped for 5 s during a transfer and
+// started again: the transfer completes, sessions go on, and a revocation
+// made once it is back ends its session at once.
+func TestSessionsSurviveAPostgreSQLRestart(t *testing.T) {
+	parent, err := os.MkdirTemp("", "skiff-outage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	// The server may run as another user (when tests run as root).
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	opts := pgserver.Options{DataDir: filepath.Join(parent, "data"), Ephemeral: true}
+	start := func() *pgserver.Server {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s, err := pgserver.Start(ctx, opts)
+		if errors.Is(err, pgserver.ErrNotInstalled) {
+			t.Skip("needs the PostgreSQL server programs:", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop() })
+		return s
+	}
+	server := start()
+	opts.Port = server.Port() // the same address after the restart
+	dsn := server.URL("postgres")
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = migrations.Up(context.Background(), db, slog.New(slog.DiscardHandler))
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f := newDedicatedFixtureOn(t, dsn)
+	n := f.nodeOn(f.db, dsn, func(b *TenantBackend) { b.DBTimeout = time.Second })
+	uploader := f.session(n, "Acme's user, uploading", sharedTestIP, f.uma)
+	other := f.session(n, "Beta's user", sharedTestIP, f.ben)
+	data, uploaded := uploader.slowUpload(t, "/My Files/during-the-restart.bin")
+
+	time.Sleep(time.Second)
+	if err := server.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the gates' cached answers have expired
+	other.works(t)
+	time.Sleep(3500 * time.Millisecond)
+	other.works(t)
+	start()
+
+	uploader.uploaded(t, "/My Files/during-the-restart.bin", data, uploaded)
+	other.works(t)
+	// Back: a revocation applies at once (the node hears of it, or the
+	// next check sees it).
+	ownerCtx := f.ownerContext(f.beta)
+	_, benID := f.userContext(f.ben)
+	if _, err := f.svc.SFTP.SetSFTPAccess(ownerCtx, benID, false); err != nil {
+		t.Fatal(err)
+	}
+	other.refusedThenEnds(t, 3*time.Second)
+}
+
+// refusedThenEnds checks that a session in use is refused within limit and
+// its connection then closes.
+func (s *liveSession) refusedThenEnds(t *testing.T, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := s.sftp.ReadDir("/My Files"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still works %v later", s.name, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.ends(t, 2*time.Second)
 }
