@@ -62,8 +62,18 @@ func TestUserPageCostDoesNotGrowWithPageSize(t *testing.T) {
 		}
 		return e.svc.DB.Transactions() - before
 	}
-	cost(5) // the first request warms the permission cache
-	small, large := cost(5), cost(31)
+	// The fewest of three tries: without a notification listener here, the
+	// permission cache trusts an account's policy for policy.DefaultMaxAge
+	// (1 s), so on a busy machine a request can find it stale and read it
+	// again — one transaction more that has nothing to do with page size.
+	fewest := func(n int) int64 {
+		least := cost(n)
+		for range 2 {
+			least = min(least, cost(n))
+		}
+		return least
+	}
+	small, large := fewest(5), fewest(31)
 	if small != large {
 		t.Fatalf("a page of 5 users took %d transactions, a page of 31 took %d", small, large)
 	}
