@@ -2,14 +2,17 @@ package sftp
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // keySession logs login in with signer on the node's listener at ip and checks it works.
@@ -153,4 +156,18 @@ func TestIdleSessionsEndOnEveryNodeWhenAccessIsWithdrawn(t *testing.T) {
 	}
 	pw.ends(t, 2*time.Second)
 	ben.works(t)
+
+	// A group change that jails its members (no more My Files): their
+	// sessions end, to reconnect to the tree they now have.
+	betaOwner := f.ownerContext(f.beta)
+	_, benID := f.userContext(f.ben)
+	g, err := f.svc.Sharing.GroupOfUser(betaOwner, benID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := slices.DeleteFunc(slices.Clone(g.Permissions), func(p policy.Permission) bool { return p == policy.SFTPMyFiles })
+	if _, err := f.svc.Sharing.UpdateGroup(betaOwner, sharing.UpdateGroupInput{ID: g.ID, Permissions: &perms}); err != nil {
+		t.Fatal(err)
+	}
+	ben.ends(t, 2*time.Second)
 }
