@@ -29,6 +29,12 @@ type User struct {
 // Deleted reports whether the user is soft-deleted.
 func (u *User) Deleted() bool { return u.DeletedAt != nil }
 
+// InvitationPending reports whether the user was invited and has not
+// accepted yet: a user created without a password is emailed an invitation
+// and sets their first password by accepting it (or by a password reset),
+// so "no password yet" is exactly "invitation not accepted", expired or not.
+func (u *User) InvitationPending() bool { return u.PasswordHash == nil }
+
 // auditState is what the audit trail records of a user.
 func (u *User) AuditState() map[string]any {
 	return map[string]any{"email": u.Email, "name": u.Name, "role": u.Role, "sftpEnabled": u.SFTPEnabled, "deleted": u.Deleted()}

@@ -582,6 +582,7 @@ type ComplexityRoot struct {
 		Group                func(childComplexity int) int
 		ID                   func(childComplexity int) int
 		IPAllowlist          func(childComplexity int) int
+		InvitationPending    func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		ProjectsSharedWithMe func(childComplexity int, first *int, after *string) int
 		Role                 func(childComplexity int) int
@@ -3037,6 +3038,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.IPAllowlist(childComplexity), true
+	case "User.invitationPending":
+		if e.ComplexityRoot.User.InvitationPending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.InvitationPending(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -4720,6 +4727,12 @@ type User implements Node {
   updatedAt: Time!
   "When the user was deleted; null for live users. Deleted users can be restored."
   deletedAt: Time
+  """
+  True while the user was invited and has not accepted yet: they were created without a
+  password and have not set one through the invitation email (or a password reset). It
+  stays true after the invitation expires; ` + "`" + `resendInvitation` + "`" + ` sends a new one.
+  """
+  invitationPending: Boolean!
 }
 
 enum DeletedFilter {
@@ -5811,6 +5824,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_updatedAt(ctx, field)
 	case "deletedAt":
 		return ec.fieldContext_User_deletedAt(ctx, field)
+	case "invitationPending":
+		return ec.fieldContext_User_invitationPending(ctx, field)
 	case "projectsSharedWithMe":
 		return ec.fieldContext_User_projectsSharedWithMe(ctx, field)
 	case "group":
@@ -16449,6 +16464,29 @@ func (ec *executionContext) fieldContext_User_deletedAt(_ context.Context, field
 	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
 }
 
+func (ec *executionContext) _User_invitationPending(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_invitationPending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InvitationPending(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_invitationPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
+}
+
 func (ec *executionContext) _User_projectsSharedWithMe(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -24504,6 +24542,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "deletedAt":
 			out.Values[i] = ec._User_deletedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "invitationPending":
+			out.Values[i] = ec._User_invitationPending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "projectsSharedWithMe":
