@@ -69,7 +69,7 @@ func TestIPAllowlistsOverGraphQL(t *testing.T) {
 
 	// Bad entries, too many entries, and a list that locks the owner out.
 	p := decodePayload(t, e.doFrom("198.51.100.1", owner, setAccountAllowlist, vars{"c": []string{"10.0.0.0/8", "not-a-cidr"}}), "setAccountIpAllowlist")
-	if len(p.UserErrors) != 1 || p.UserErrors[0].Code != "INVALID" || deref(p.UserErrors[0].Field) != "cidrs" {
+	if len(p.UserErrors) != 1 || p.UserErrors[0].Code != "INVALID" || deref(p.UserErrors[0].Field) != "cidrs.1" {
 		t.Fatalf("bad CIDR: %+v", p)
 	}
 	many := make([]string, 101)
@@ -192,4 +192,28 @@ func localID(gid string) string {
 	b, _ := base64.RawURLEncoding.DecodeString(gid)
 	_, id, _ := strings.Cut(string(b), ":")
 	return id
+}
+
+// Every bad entry of an allowlist comes back at once, on cidrs.<index>, for
+// the account's list and a user's.
+func TestIPAllowlistReportsEveryBadEntry(t *testing.T) {
+	e := newProxiedEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	userID, _ := e.user(owner, "plain@acme.example", "USER")
+	bad := []string{"10.0.0.0/8", "not-a-cidr", "192.0.2.1", "300.1.2.3/24", "fe80::1%eth0"}
+	check := func(p allowlistPayload, what string) {
+		t.Helper()
+		var got []string
+		for _, ue := range p.UserErrors {
+			if ue.Code != "INVALID" || !strings.Contains(ue.Message, "is not an IPv4 or IPv6 address or CIDR") {
+				t.Fatalf("%s: %+v", what, ue)
+			}
+			got = append(got, deref(ue.Field))
+		}
+		if p.Account != nil || p.User != nil || strings.Join(got, ",") != "cidrs.1,cidrs.3,cidrs.4" {
+			t.Fatalf("%s: want errors on cidrs.1, cidrs.3 and cidrs.4, got %+v", what, p)
+		}
+	}
+	check(decodePayload(t, e.doFrom("10.1.2.3", owner, setAccountAllowlist, vars{"c": bad}), "setAccountIpAllowlist"), "account")
+	check(decodePayload(t, e.doFrom("10.1.2.3", owner, setUserAllowlist, vars{"u": userID, "c": bad}), "setUserIpAllowlist"), "user")
 }

@@ -1,6 +1,8 @@
 package tenant
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,20 +20,27 @@ var ErrAddressNotAllowed = &Error{Code: EUnauthenticated, Message: "your address
 // CIDRs, or single addresses (kept as /32 or /128). It returns them
 // normalised (host bits cleared, as PostgreSQL's cidr would refuse them),
 // without duplicates, in the order given. An empty list is valid: it
-// restricts nothing.
+// restricts nothing. Every bad entry is reported at once, each on
+// field.i (i its index from 0), as errors joined with errors.Join.
 func ParseIPAllowlist(field string, cidrs []string) ([]string, error) {
 	if len(cidrs) > MaxIPAllowlist {
 		return nil, &Error{Code: ELimit, Field: field, Message: "an IP allowlist holds at most 100 entries"}
 	}
 	out := make([]string, 0, len(cidrs))
-	for _, c := range cidrs {
+	var bad []error
+	for i, c := range cidrs {
 		p, err := parseCIDR(strings.TrimSpace(c))
 		if err != nil {
-			return nil, Invalid(field, "%q is not an IPv4 or IPv6 address or CIDR (like 203.0.113.0/24 or 2001:db8::/32)", clip(c))
+			bad = append(bad, Invalid(fmt.Sprintf("%s.%d", field, i),
+				"%q is not an IPv4 or IPv6 address or CIDR (like 203.0.113.0/24 or 2001:db8::/32)", clip(c)))
+			continue
 		}
 		if s := p.String(); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
+	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
 	}
 	return out, nil
 }

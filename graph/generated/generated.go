@@ -4204,7 +4204,10 @@ extend type Mutation {
 }
 
 input SetAccountIpAllowlistInput {
-  "IPv4/IPv6 addresses or CIDRs, e.g. ` + "`" + `203.0.113.0/24` + "`" + `, ` + "`" + `2001:db8::/32` + "`" + `; at most 100."
+  """
+  IPv4/IPv6 addresses or CIDRs, e.g. ` + "`" + `203.0.113.0/24` + "`" + `, ` + "`" + `2001:db8::/32` + "`" + `; at most 100. Every bad
+  entry is reported at once, on ` + "`" + `cidrs.<index>` + "`" + ` (from 0).
+  """
   cidrs: [String!]!
 }
 
@@ -4215,7 +4218,10 @@ type SetAccountIpAllowlistPayload {
 
 input SetUserIpAllowlistInput {
   userId: ID!
-  "IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own."
+  """
+  IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own. Every bad entry
+  is reported at once, on ` + "`" + `cidrs.<index>` + "`" + ` (from 0).
+  """
   cidrs: [String!]!
 }
 

@@ -446,7 +446,8 @@ type RestoreUserInput struct {
 }
 
 type SetAccountIPAllowlistInput struct {
-	// IPv4/IPv6 addresses or CIDRs, e.g. `203.0.113.0/24`, `2001:db8::/32`; at most 100.
+	// IPv4/IPv6 addresses or CIDRs, e.g. `203.0.113.0/24`, `2001:db8::/32`; at most 100. Every bad
+	// entry is reported at once, on `cidrs.<index>` (from 0).
 	Cidrs []string `json:"cidrs"`
 }
 
@@ -498,7 +499,8 @@ type SetUserGroupInput struct {
 
 type SetUserIPAllowlistInput struct {
 	UserID string `json:"userId"`
-	// IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own.
+	// IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own. Every bad entry
+	// is reported at once, on `cidrs.<index>` (from 0).
 	Cidrs []string `json:"cidrs"`
 }
 
