@@ -88,7 +88,7 @@ func (r *mutationResolver) DeleteGroup(ctx context.Context, input model.DeleteGr
 }
 
 // SetUserGroup is the resolver for the setUserGroup field.
-func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.UserPayload, error) {
+func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.SetUserGroupPayload, error) {
 	userID, err := parseID(input.UserID, "User")
 	if err != nil {
 		return nil, err
@@ -97,9 +97,9 @@ func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUser
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Tenant.Sharing.SetUserGroup(ctx, userID, groupID)
+	u, previous, err := r.Tenant.Sharing.MoveUser(ctx, userID, groupID)
 	ue, err := userErrors(err)
-	return &model.UserPayload{User: u, UserErrors: ue}, err
+	return &model.SetUserGroupPayload{User: u, PreviousGroup: previous, UserErrors: ue}, err
 }
 
 // Group is the resolver for the group field.

@@ -63,3 +63,43 @@ func TestUserInvitationPending(t *testing.T) {
 		t.Fatal("after accepting: invitationPending still true")
 	}
 }
+
+// setUserGroup's payload names the group the user left, with its member
+// count after the move, so a client can correct both groups' counts; moving
+// a user to the group they are in leaves it null.
+func TestSetUserGroupReturnsPreviousGroup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	uma, _ := e.user(owner, "uma@acme.example", "USER")
+	groups := e.groups(owner)
+	pro, jailed := groups["Pro"], groups["Jailed Users"]
+	const move = `mutation($u: ID!, $g: ID!) { setUserGroup(input: {userId: $u, groupId: $g}) {
+		user { group { id memberCount } } previousGroup { ` + groupFields + ` } userErrors { field code message } } }`
+	var out struct {
+		SetUserGroup struct {
+			User *struct {
+				Group struct {
+					ID          string
+					MemberCount int
+				}
+			}
+			PreviousGroup *groupNode
+			UserErrors    []userError
+		}
+	}
+	e.mustDo(owner, move, vars{"u": uma, "g": jailed.ID}, &out)
+	after := e.groups(owner)
+	got := out.SetUserGroup
+	if got.User == nil || got.User.Group.ID != jailed.ID || got.User.Group.MemberCount != after["Jailed Users"].MemberCount {
+		t.Fatalf("moved user: %+v (groups after: %+v)", got, after)
+	}
+	if got.PreviousGroup == nil || got.PreviousGroup.ID != pro.ID || got.PreviousGroup.MemberCount != after["Pro"].MemberCount ||
+		got.PreviousGroup.MemberCount != pro.MemberCount-1 {
+		t.Fatalf("previousGroup = %+v; want Pro with %d members", got.PreviousGroup, after["Pro"].MemberCount)
+	}
+	e.mustDo(owner, move, vars{"u": uma, "g": jailed.ID}, &out)
+	if out.SetUserGroup.User == nil || out.SetUserGroup.PreviousGroup != nil {
+		t.Fatalf("moving to the same group: %+v", out.SetUserGroup)
+	}
+}

@@ -449,6 +449,12 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SetUserGroupPayload struct {
+		PreviousGroup func(childComplexity int) int
+		User          func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
+	}
+
 	SetUserIpAllowlistPayload struct {
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
@@ -708,7 +714,7 @@ type MutationResolver interface {
 	CreateGroup(ctx context.Context, input model.CreateGroupInput) (*model.GroupPayload, error)
 	UpdateGroup(ctx context.Context, input model.UpdateGroupInput) (*model.GroupPayload, error)
 	DeleteGroup(ctx context.Context, input model.DeleteGroupInput) (*model.DeleteGroupPayload, error)
-	SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.UserPayload, error)
+	SetUserGroup(ctx context.Context, input model.SetUserGroupInput) (*model.SetUserGroupPayload, error)
 	SetAccountIPAllowlist(ctx context.Context, input model.SetAccountIPAllowlistInput) (*model.SetAccountIPAllowlistPayload, error)
 	SetUserIPAllowlist(ctx context.Context, input model.SetUserIPAllowlistInput) (*model.SetUserIPAllowlistPayload, error)
 	ClearAccountIPAllowlist(ctx context.Context, input model.ClearAccountIPAllowlistInput) (*model.ClearAccountIPAllowlistPayload, error)
@@ -2552,6 +2558,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetStorageQuotaPayload.UserErrors(childComplexity), true
 
+	case "SetUserGroupPayload.previousGroup":
+		if e.ComplexityRoot.SetUserGroupPayload.PreviousGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserGroupPayload.PreviousGroup(childComplexity), true
+	case "SetUserGroupPayload.user":
+		if e.ComplexityRoot.SetUserGroupPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserGroupPayload.User(childComplexity), true
+	case "SetUserGroupPayload.userErrors":
+		if e.ComplexityRoot.SetUserGroupPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserGroupPayload.UserErrors(childComplexity), true
+
 	case "SetUserIpAllowlistPayload.user":
 		if e.ComplexityRoot.SetUserIpAllowlistPayload.User == nil {
 			break
@@ -4127,7 +4152,20 @@ extend type Mutation {
   (` + "`" + `FORBIDDEN` + "`" + ` otherwise). Moving a user into or out of a
   jail ends their SFTP sessions, so that they reconnect to the tree they now have.
   """
-  setUserGroup(input: SetUserGroupInput!): UserPayload!
+  setUserGroup(input: SetUserGroupInput!): SetUserGroupPayload!
+}
+
+"What ` + "`" + `setUserGroup` + "`" + ` returns."
+type SetUserGroupPayload {
+  "The user, now in the group (` + "`" + `user.group` + "`" + `); null when there are user errors."
+  user: User
+  """
+  The group the user left, with its member count after the move, so that a client can
+  correct both groups' counts; null when the user was already in the group (nothing
+  changed) and when there are user errors.
+  """
+  previousGroup: Group
+  userErrors: [UserError!]!
 }
 
 input CreateGroupInput {
@@ -5568,6 +5606,18 @@ func (ec *executionContext) childFields_SetStorageQuotaPayload(ctx context.Conte
 		return ec.fieldContext_SetStorageQuotaPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SetStorageQuotaPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetUserGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_SetUserGroupPayload_user(ctx, field)
+	case "previousGroup":
+		return ec.fieldContext_SetUserGroupPayload_previousGroup(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetUserGroupPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetUserGroupPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SetUserIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -11775,8 +11825,8 @@ func (ec *executionContext) _Mutation_setUserGroup(ctx context.Context, field gr
 			return ec.Resolvers.Mutation().SetUserGroup(ctx, fc.Args["input"].(model.SetUserGroupInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserGroupPayload) graphql.Marshaler {
+			return ec.marshalNSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11789,7 +11839,7 @@ func (ec *executionContext) fieldContext_Mutation_setUserGroup(ctx context.Conte
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_UserPayload(ctx, field)
+			return ec.childFields_SetUserGroupPayload(ctx, field)
 		},
 	}
 	defer func() {
@@ -14436,6 +14486,102 @@ func (ec *executionContext) _SetStorageQuotaPayload_userErrors(ctx context.Conte
 func (ec *executionContext) fieldContext_SetStorageQuotaPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SetStorageQuotaPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserGroupPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserGroupPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserGroupPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserGroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserGroupPayload_previousGroup(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserGroupPayload_previousGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserGroupPayload_previousGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserGroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserGroupPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserGroupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserGroupPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -23630,6 +23776,49 @@ func (ec *executionContext) _SetStorageQuotaPayload(ctx context.Context, sel ast
 	return out
 }
 
+var setUserGroupPayloadImplementors = []string{"SetUserGroupPayload"}
+
+func (ec *executionContext) _SetUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserGroupPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setUserGroupPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetUserGroupPayload")
+		case "user":
+			out.Values[i] = ec._SetUserGroupPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "previousGroup":
+			out.Values[i] = ec._SetUserGroupPayload_previousGroup(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetUserGroupPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var setUserIpAllowlistPayloadImplementors = []string{"SetUserIpAllowlistPayload"}
 
 func (ec *executionContext) _SetUserIpAllowlistPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserIPAllowlistPayload) graphql.Marshaler {
@@ -26198,6 +26387,14 @@ func (ec *executionContext) marshalNSetStorageQuotaPayload2ᚖgithubᚗcomᚋski
 func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx context.Context, v any) (model.SetUserGroupInput, error) {
 	res, err := ec.unmarshalInputSetUserGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserGroupPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetUserGroupPayload!")
+		return graphql.Null
+	}
+	return ec._SetUserGroupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistInput(ctx context.Context, v any) (model.SetUserIPAllowlistInput, error) {

@@ -497,6 +497,17 @@ type SetUserGroupInput struct {
 	GroupID string `json:"groupId"`
 }
 
+// What `setUserGroup` returns.
+type SetUserGroupPayload struct {
+	// The user, now in the group (`user.group`); null when there are user errors.
+	User *tenant.User `json:"user,omitempty"`
+	// The group the user left, with its member count after the move, so that a client can
+	// correct both groups' counts; null when the user was already in the group (nothing
+	// changed) and when there are user errors.
+	PreviousGroup *sharing.Group `json:"previousGroup,omitempty"`
+	UserErrors    []*UserError   `json:"userErrors"`
+}
+
 type SetUserIPAllowlistInput struct {
 	UserID string `json:"userId"`
 	// IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own. Every bad entry

@@ -492,12 +492,21 @@ func (s *Service) DeleteGroup(ctx context.Context, id string) (*Group, error) {
 // jails or frees the user, their SFTP sessions on this node end so that they
 // reconnect to the tree they now have.
 func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*tenant.User, error) {
+	u, _, err := s.MoveUser(ctx, userID, groupID)
+	return u, err
+}
+
+// MoveUser is SetUserGroup also returning the group the user left, so that
+// a client can correct both groups' member counts; it is nil when the user
+// was already in the group (nothing changed) and on error.
+func (s *Service) MoveUser(ctx context.Context, userID, groupID string) (*tenant.User, *Group, error) {
 	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var (
 		u           *tenant.User
+		from        *Group
 		jailChanged bool
 	)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
@@ -505,11 +514,14 @@ func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*te
 		if u, err = tenant.GetUser(ctx, q, userID, true); err != nil {
 			return err
 		}
-		jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, "userId")
+		from, jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, "userId")
 		return err
 	})
 	s.AfterUserGroupChange(p.AccountID, u, jailChanged, err)
-	return tenant.Result(u, err)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, from, nil
 }
 
 // SetUserGroupTx moves u to the group groupID inside the caller's
@@ -520,39 +532,42 @@ func (s *Service) SetUserGroup(ctx context.Context, userID, groupID string) (*te
 // user error on field. It reports whether the move jailed or freed the user;
 // the caller passes that, once committed, to AfterUserGroupChange.
 func (s *Service) SetUserGroupTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, groupID, field string) (jailChanged bool, err error) {
-	jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, field)
+	_, jailChanged, err = s.setUserGroupTx(ctx, q, p, u, groupID, field)
 	if tenant.ErrorCode(err) == tenant.ENotFound {
 		return false, &tenant.Error{Code: tenant.EInvalid, Field: field, Message: "no such group in this account"}
 	}
 	return jailChanged, err
 }
 
-func (s *Service) setUserGroupTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, groupID, field string) (bool, error) {
+// setUserGroupTx moves u to groupID and returns the group u left (nil when
+// u was already in it) and whether the move jailed or freed u.
+func (s *Service) setUserGroupTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, groupID, field string) (*Group, bool, error) {
 	if !p.MayChange(u) {
-		return false, tenant.ErrOwnersOnly
+		return nil, false, tenant.ErrOwnersOnly
 	}
 	if u.Deleted() {
-		return false, &tenant.Error{Code: tenant.EConflict, Field: field, Message: "this user is deleted; restore them first"}
+		return nil, false, &tenant.Error{Code: tenant.EConflict, Field: field, Message: "this user is deleted; restore them first"}
 	}
 	to, err := getGroup(ctx, q, groupID, false)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	var fromID string
 	if err := q.GetContext(ctx, &fromID, `SELECT group_id FROM users WHERE id = $1`, u.ID); err != nil {
-		return false, tenant.DBError(err)
+		return nil, false, tenant.DBError(err)
 	}
 	if fromID == to.ID {
-		return false, nil
+		return nil, false, nil
 	}
 	from, err := getGroup(ctx, q, fromID, false)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if _, err := q.ExecContext(ctx, `UPDATE users SET group_id = $2, updated_at = $3 WHERE id = $1`, u.ID, to.ID, s.Time()); err != nil {
-		return false, tenant.DBError(err)
+		return nil, false, tenant.DBError(err)
 	}
-	return from.Jailed() != to.Jailed(), audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.group_changed", TargetKind: "User", TargetID: u.ID,
+	from.MemberCount-- // read before the move; u is live (checked above)
+	return from, from.Jailed() != to.Jailed(), audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.group_changed", TargetKind: "User", TargetID: u.ID,
 		Before: map[string]any{"group": from.Name, "groupId": from.ID}, After: map[string]any{"group": to.Name, "groupId": to.ID}})
 }
 
