@@ -50,3 +50,28 @@ func TestSSHKeyExpiryAndStatus(t *testing.T) {
 		t.Errorf("renameSshKey: %+v", got)
 	}
 }
+
+// addSshKey reports a bad title and a bad key together, each on its field.
+func TestAddSSHKeyReportsEveryBadField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	var out struct {
+		AddSshKey struct {
+			SshKey     *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(owner, `mutation { addSshKey(input: {title: "  ", publicKey: "ssh-ed25519 not-a-key"}) {
+		sshKey { id } userErrors { field code message } } }`, nil, &out)
+	var fields []string
+	for _, ue := range out.AddSshKey.UserErrors {
+		if ue.Code != "INVALID" || ue.Field == nil {
+			t.Fatalf("user error: %+v", ue)
+		}
+		fields = append(fields, *ue.Field)
+	}
+	if out.AddSshKey.SshKey != nil || len(fields) != 2 || fields[0] != "title" || fields[1] != "publicKey" {
+		t.Fatalf("want errors on title and publicKey, got %+v", out.AddSshKey)
+	}
+}

@@ -372,15 +372,11 @@ func (s *Service) AddSSHKeyWith(ctx context.Context, userID, title, publicKey st
 	if err != nil {
 		return nil, err
 	}
-	title, err = tenant.NormName("title", title, maxSSHKeyTitleLen)
-	if err != nil {
-		return nil, err
-	}
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
-	parsed, err := ParsePublicKey(publicKey)
-	if err != nil {
+	// Every field is checked before any is refused (all user errors at once).
+	title, titleErr := tenant.NormName("title", title, maxSSHKeyTitleLen)
+	optsErr := opts.validate()
+	parsed, keyErr := ParsePublicKey(publicKey)
+	if err := errors.Join(titleErr, keyErr, optsErr); err != nil {
 		return nil, err
 	}
 	if !mayManageKeysOf(p, userID) {
