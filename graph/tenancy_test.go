@@ -152,6 +152,22 @@ func TestStaffOnlyOperations(t *testing.T) {
 	if dup.CreateAccount.Account != nil || len(dup.CreateAccount.UserErrors) != 1 || deref(dup.CreateAccount.UserErrors[0].Field) != "ownerEmail" {
 		t.Fatalf("duplicate owner: %+v", dup)
 	}
+	// Several mistakes in the owner's fields come back at once, each under
+	// its own input field.
+	var bad struct {
+		CreateAccount struct {
+			Account    *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(staff, `mutation { createAccount(input: {name: "Delta", ownerEmail: "not-an-email", ownerName: " ", ownerPassword: "short"}) { account { id } userErrors { field message } } }`, nil, &bad)
+	fields := map[string]bool{}
+	for _, ue := range bad.CreateAccount.UserErrors {
+		fields[deref(ue.Field)] = true
+	}
+	if bad.CreateAccount.Account != nil || !fields["ownerEmail"] || !fields["ownerName"] || !fields["ownerPassword"] {
+		t.Fatalf("bad owner fields: %+v", bad)
+	}
 }
 
 func TestProductionPosture(t *testing.T) {

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -116,6 +117,14 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*te
 // fieldPrefix makes an error about input field "email" into "owner.email"-style
 // ("ownerEmail"), so a nested input's user error names the right field.
 func fieldPrefix(err error, prefix string) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { // several fields' mistakes at once
+		errs := joined.Unwrap()
+		renamed := make([]error, len(errs))
+		for i, e := range errs {
+			renamed[i] = fieldPrefix(e, prefix)
+		}
+		return errors.Join(renamed...)
+	}
 	if e, ok := err.(*tenant.Error); ok && e.Field != "" {
 		c := *e
 		c.Field = prefix + strings.ToUpper(e.Field[:1]) + e.Field[1:]
