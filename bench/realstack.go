@@ -108,6 +108,7 @@ func (r *runner) startRealStack(ctx context.Context, extra ...string) (*realStac
 	data := filepath.Join(r.work, "skiff-serve")
 	args := append([]string{"serve",
 		"--database-url", runtimeURL, "--migrate-database-url", db.url, "--data-dir", data, "--no-demo",
+		"--smtp-url", "file://" + filepath.Join(data, "mail"),
 		"--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
 		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000",
 		// The idle benchmark holds its thousand sessions as one user.

@@ -60,7 +60,7 @@ func (s *Server) serverConfig(ctx context.Context, c *conn, rt route, log *slog.
 		return nil, fmt.Errorf("no usable host key for %v", rt.dest)
 	}
 
-	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c}
+	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c, closing: s.isClosing}
 	cfg.PasswordCallback = a.password
 	cfg.KeyboardInteractiveCallback = a.keyboardInteractive
 	cfg.PublicKeyCallback = a.publicKey
@@ -80,6 +80,9 @@ type authenticator struct {
 	// its success, so that two logins at once cannot both take the last.
 	sessions *vfs.Counter
 	conn     *conn
+	// closing reports whether the server is shutting down: a login then
+	// gets the shutdown message rather than a session.
+	closing func() bool
 }
 
 // takeSession takes the login's slot under the session caps, or returns the
@@ -183,6 +186,10 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 			a.log.Error("sftp login failed: directory error", append(attrs, "err", err)...)
 		}
 		return nil, errDenied
+	}
+	if a.closing() {
+		a.log.Info("sftp login refused: server shutting down", "method", method, "login", md.User())
+		return nil, shuttingDown()
 	}
 	// A password login is complete here; a key is only accepted, and its
 	// login completes in verifiedPublicKey once the client signs.

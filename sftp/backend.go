@@ -156,7 +156,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 			}
 			return fmt.Errorf("%w: %w", vfs.ErrGateUnavailable, err)
 		}),
-		Logger:  SafeLogger(b.Logger), // paths are the client's
+		Logger:  SafeLogger(b.Logger).With("session", SessionID(ctx)), // paths are the client's
 		Quota:   b.sessionQuota(login.AccountID),
 		Handles: b.Handles.For(login.AccountID, login.UserID),
 		Replies: b.Replies.For(),

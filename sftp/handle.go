@@ -39,6 +39,10 @@ type conn struct {
 	// connection's goroutine touches it (the handshake runs there), until
 	// untrack releases it.
 	session *vfs.Holder
+	// sess is the SFTP session once open; log is the connection's logger
+	// (with its session ID and, once logged in, the user).
+	sess Session
+	log  *slog.Logger
 }
 
 // close ends the connection; the SSH layer and every channel fail at once.
@@ -47,6 +51,8 @@ func (c *conn) close() { c.nc.Close() }
 // handle runs one connection from accept to close.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	started := time.Now()
+	sessionID := newSessionID()
+	ctx = context.WithValue(ctx, sessionIDKey{}, sessionID)
 	c := &conn{nc: raw}
 	if !s.track(c) {
 		raw.Close()
@@ -57,6 +63,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 
 	peer := addrOf(raw.RemoteAddr())
 	peerAttr := slog.String("peer", raw.RemoteAddr().String())
+	sessionAttr := slog.String("session", sessionID)
 	if err := raw.SetDeadline(started.Add(s.cfg.Limits.HandshakeTimeout)); err != nil {
 		return
 	}
@@ -67,7 +74,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		nc = newNetConn(raw, trustedReadBuffer)
 		var err error
 		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
-			s.log.Warn("sftp connection refused", peerAttr, "reason", err.Error())
+			s.log.Warn("sftp connection refused", sessionAttr, peerAttr, "reason", err.Error())
 			return
 		}
 	} else {
@@ -78,9 +85,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	// formats these attributes when With is called, for each connection.
 	var log *slog.Logger
 	if rt.viaProxy {
-		log = s.log.With(peerAttr, "remote", rt.remote.String(), "dest", rt.dest.String())
+		log = s.log.With(sessionAttr, peerAttr, "remote", rt.remote.String(), "dest", rt.dest.String())
 	} else {
-		log = s.log.With(peerAttr, "dest", rt.dest.String())
+		log = s.log.With(sessionAttr, peerAttr, "dest", rt.dest.String())
 	}
 
 	if !s.admitAddress(rt.remote) {
@@ -117,10 +124,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	log = log.With("login", login.Login, "account", login.AccountID, "user", login.UserID)
-	if ok, reason := s.authenticated(c, login); !ok {
-		if reason != "" {
-			log.Info("sftp connection closed", "reason", reason)
+	if ok, reason := s.authenticated(c, login, log); !ok {
+		if reason == "" {
+			reason = "server shutting down"
 		}
+		log.Info("sftp connection closed", "reason", reason)
 		return
 	}
 	if err := nc.startIdleTimer(s.cfg.Limits.IdleTimeout); err != nil {
@@ -145,6 +153,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		log.Error("sftp session could not start", "err", err)
 		return
 	}
+	if !s.opened(c, sess) {
+		log.Info("sftp connection closed", "reason", "server shutting down")
+		sess.Close()
+		return
+	}
 	s.serveChannels(chans, reqs, sess, s.channels.For(login.AccountID, login.UserID), log, func() { sconn.Close() })
 	if err := sess.Close(); err != nil {
 		log.Warn("sftp session close", "err", err)
@@ -153,7 +166,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if r := s.endReason(c); r != "" {
 		reason = r
 	}
-	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond), "reason", reason)
+	log.Info("sftp connection closed", "duration", time.Since(started), "reason", reason)
 }
 
 // logHandshakeError logs why a connection ended before authentication.
@@ -214,6 +227,11 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 		if nch.ChannelType() != "session" {
 			log.Info("sftp channel refused", "type", nch.ChannelType())
 			nch.Reject(ssh.UnknownChannelType, "only session channels are supported")
+			continue
+		}
+		if s.isClosing() {
+			log.Info("sftp channel refused: server shutting down")
+			nch.Reject(ssh.ResourceShortage, shuttingDownMessage)
 			continue
 		}
 		if err := open.Acquire(); err != nil {

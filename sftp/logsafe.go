@@ -16,7 +16,7 @@ import (
 // client versions, paths), so its logger is wrapped in safeLog: every string
 // is clipped to maxLogField bytes (an error's text to maxLogError), and a
 // line identical to one already written (same level, message and
-// attributes; the peer's port and durations aside) is written at most
+// attributes; the peer's port, the session ID and durations aside) is written at most
 // logBurst times per logWindow, the first one of the next window carrying
 // how many were dropped.
 const (
@@ -157,11 +157,11 @@ func (h *safeLog) Handle(ctx context.Context, r slog.Record) error {
 }
 
 // keyAttr adds a to a line's identity: the peer's address without its port,
-// and no durations.
+// and no durations or session IDs (each connection has its own).
 func keyAttr(key *strings.Builder, a slog.Attr) {
 	v := a.Value.String()
 	switch a.Key {
-	case "duration", "retry_in":
+	case "duration", "retry_in", "session":
 		return
 	case "peer", "remote":
 		if host, _, err := net.SplitHostPort(v); err == nil {

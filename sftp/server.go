@@ -372,38 +372,6 @@ func (s *Server) ActiveConnections() int {
 	return int(s.active.Load())
 }
 
-// Shutdown stops accepting connections, closes those not yet
-// authenticated, and waits for the others to end. When ctx ends first it
-// closes them all, waits for their handlers, and returns ctx.Err().
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	for c := range s.conns {
-		if !c.authenticated {
-			c.close()
-		}
-	}
-	s.mu.Unlock()
-	for _, ln := range lns {
-		ln.Close()
-	}
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.closeNow()
-		<-done
-		return ctx.Err()
-	}
-}
-
 // closeNow stops the server without waiting: listeners and every
 // connection are closed.
 func (s *Server) closeNow() {
@@ -583,7 +551,7 @@ func (s *Server) untrack(c *conn) {
 // fails when the server is shutting down (no reason), or when the dedicated
 // IP the connection reached was released or given to another account while
 // it logged in (the change may already have been swept).
-func (s *Server) authenticated(c *conn, login *sftplogin.Login) (bool, string) {
+func (s *Server) authenticated(c *conn, login *sftplogin.Login, log *slog.Logger) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -596,6 +564,7 @@ func (s *Server) authenticated(c *conn, login *sftplogin.Login) (bool, string) {
 	c.dedicated = now == login.AccountID
 	c.authenticated = true
 	c.login = login
+	c.log = log
 	k := userKey{login.AccountID, login.UserID}
 	if s.byUser[k] == nil {
 		s.byUser[k] = make(map[*conn]struct{})

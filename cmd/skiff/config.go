@@ -22,10 +22,17 @@ func (c *ServeCmd) validate() error {
 	if _, err := c.schemaMode(); err != nil {
 		return err
 	}
-	if c.Mail.SMTPURL != "" {
-		if _, err := notify.ParseSMTPURL(c.Mail.SMTPURL); err != nil {
+	smtpURL, _, err := c.Mail.mailTarget(c.DataDir, c.DatabaseURL == "")
+	if err != nil {
+		return withCode(exitConfig, err)
+	}
+	if smtpURL != "" {
+		if _, err := notify.ParseSMTPURL(smtpURL); err != nil {
 			return settingError("--smtp-url", "SKIFF_SMTP_URL", "%s", strings.TrimPrefix(err.Error(), "SMTP URL: "))
 		}
+	}
+	if err := checkGrace(c.ShutdownGrace); err != nil {
+		return withCode(exitConfig, err)
 	}
 	if c.Mail.Retention < 0 {
 		return settingError("--email-retention", "SKIFF_EMAIL_RETENTION", "%s is negative (0 keeps emails forever)", c.Mail.Retention)

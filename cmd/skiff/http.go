@@ -47,7 +47,9 @@ type httpServer struct {
 
 // start serves the GraphQL API. The playground and introspection are on by
 // default with the private PostgreSQL (a developer's machine) only.
-func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*httpServer, error) {
+// gate wraps the API (lifecycle.gate); storageReady is /readyz's check of
+// the storage, besides the database's.
+func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate func(http.Handler) http.Handler, storageReady func() error) (*httpServer, error) {
 	playground := onOff(f.Playground, d.Embedded)
 	trusted, err := parsePrefixes("--http-trusted-proxies", splitList(f.TrustedProxies))
 	if err != nil {
@@ -59,14 +61,19 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain) (*ht
 		CORSHeaders: splitList(f.CORSHeaders),
 		MaxTokens:   f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
 		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
-		Logger: log, Ready: func(ctx context.Context) error { return d.DB.X.PingContext(ctx) },
+		Logger: log, Ready: func(ctx context.Context) error {
+			if err := storageReady(); err != nil {
+				return err
+			}
+			return d.DB.X.PingContext(ctx)
+		},
 	})
 	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for GraphQL: %w", err)
 	}
 	s := &httpServer{
-		srv:  f.server(api),
+		srv:  f.server(gate(api)),
 		base: "http://" + ln.Addr().String(), playground: playground, errc: make(chan error, 1),
 	}
 	go func() { s.errc <- s.srv.Serve(limitConns(ln, f.MaxConns)) }()

@@ -144,7 +144,7 @@ func runSkiff(t *testing.T, env []string, args ...string) run {
 	t.Helper()
 	cmd := exec.Command(skiffBinary(t), args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(append(cleanEnv(), testServeEnv()...), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -159,6 +159,22 @@ func runSkiff(t *testing.T, env []string, args ...string) run {
 	}
 	return r
 }
+
+// testServeEnv are the settings an external database requires that these
+// tests leave alone (a test's own env comes after, and wins): mail as .eml
+// files, and one storage directory for the whole run (nodes share their
+// storage; a fresh database adopts the marker already there).
+func testServeEnv() []string {
+	testStorageOnce.Do(func() {
+		testStorageDir, _ = os.MkdirTemp("", "skiff-storage-")
+	})
+	return []string{"SKIFF_SMTP_URL=file://" + filepath.Join(testStorageDir, "mail"), "SKIFF_STORAGE_DIR=" + filepath.Join(testStorageDir, "files")}
+}
+
+var (
+	testStorageOnce sync.Once
+	testStorageDir  string
+)
 
 func cleanEnv() []string {
 	var env []string
@@ -245,7 +261,11 @@ func startServeBinaryAt(t *testing.T, bin string, env []string, args ...string) 
 	args = append([]string{"serve", "--http-addr=127.0.0.1:0", "--sftp-addr=127.0.0.1:0", "--shutdown-grace=2s"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = cleanEnv()
+	if bin == skiffBinary(t) { // an older release knows neither setting
+		cmd.Env = append(cmd.Env, testServeEnv()...)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	s := &served{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	stdout, err := cmd.StdoutPipe()

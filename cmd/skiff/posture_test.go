@@ -103,6 +103,7 @@ func TestServeWithARuntimeRole(t *testing.T) {
 
 	s := startServe(t, newDataDir(t), func(c *ServeCmd) {
 		c.DatabaseURL, c.MigrateURL = runtimeURL, dbURL
+		c.Mail.SMTPURL = "file://" + t.TempDir()
 	})
 	res, err := http.Get(s.http + "/readyz")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,11 +40,15 @@ type ServeCmd struct {
 	Mail         MailFlags        `embed:"" group:"Mail"`
 
 	Demo          bool          `name:"demo" default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
-	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for requests and transfers to finish."`
+	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for API requests and SFTP transfers under way to finish; idle SFTP sessions close at once, transfers still open at the end are cut (and logged). 0 cuts them at once."`
 	CPUProfile    string        `name:"cpu-profile" hidden:"" env:"SKIFF_CPU_PROFILE" type:"path" help:"Write a CPU profile of the process to this file from start-up until it stops (for benchmarks)."`
 
 	// ready, when set (by tests), is told where the servers listen once they do.
 	ready func(httpURL string, sftpAddrs []string)
+	life  *lifecycle // made by Run
+	// jsonLog is set when logs are JSON: the start banner is then a log
+	// line too.
+	jsonLog bool
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
@@ -53,6 +56,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	c.life = &lifecycle{}
 	d, err := c.openServe(ctx, log)
 	if err != nil {
 		return err
@@ -62,12 +66,16 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	storeReady, err := storageMarker(ctx, log, d.DB, c.Storage.dir(c.DataDir))
+	if err != nil {
+		return err
+	}
 	store, err := c.Storage.open(c.DataDir)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	mail, err := c.Mail.worker(log, d.DB, c.DataDir)
+	mail, err := c.Mail.worker(log, d.DB, c.DataDir, d.Embedded)
 	if err != nil {
 		return err
 	}
@@ -95,12 +103,16 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	api, err := c.HTTP.start(log, d, svc)
+	api, err := c.HTTP.start(log, d, svc, c.life.gate, storeReady)
 	if err != nil {
 		return err
 	}
 	sftpAddrs := addrStrings(sftpSrv.Addrs())
-	printWelcome(api.base, api.playground, sftpAddrs, demo)
+	if c.jsonLog {
+		logWelcome(log, api.base, api.playground, sftpAddrs, demo, c.DataDir)
+	} else {
+		printWelcome(api.base, api.playground, sftpAddrs, demo)
+	}
 	if c.ready != nil {
 		c.ready(api.base, sftpAddrs)
 	}
@@ -136,16 +148,7 @@ func (c *ServeCmd) serveUntilDone(ctx context.Context, log *slog.Logger, d *data
 	case <-d.Died:
 		return errors.New("the private PostgreSQL server stopped unexpectedly; see its log in the data folder (postgres/server.log)")
 	}
-	log.Info("shutting down", "grace", c.ShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
-	defer cancel()
-	if err := sftpSrv.Shutdown(sctx); err != nil {
-		log.Warn("SFTP shutdown", "err", err)
-	}
-	bg.stop(sctx)
-	if err := api.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("GraphQL shutdown", "err", err)
-	}
+	c.life.drain(log, c.ShutdownGrace, api, sftpSrv, bg)
 	return nil
 }
 
@@ -300,6 +303,20 @@ func randomPassword() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// logWelcome is the start banner as a log line, for JSON logs. The demo's
+// passwords stay in their file.
+func logWelcome(log *slog.Logger, base string, playground bool, sftpAddrs []string, demo *demoLogins, dataDir string) {
+	attrs := []any{"graphql", base + "/graphql", "sftp", sftpAddrs}
+	if playground {
+		attrs = append(attrs, "playground", base+"/playground")
+	}
+	if demo != nil {
+		attrs = append(attrs, "demo_owner", demo.OwnerEmail, "demo_staff", demo.StaffEmail,
+			"demo_logins_file", filepath.Join(dataDir, demoFile))
+	}
+	log.Info("Skiff is running", attrs...)
 }
 
 func printWelcome(base string, playground bool, sftpAddrs []string, demo *demoLogins) {

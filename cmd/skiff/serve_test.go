@@ -44,25 +44,8 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 		sftp []string
 	}
 	ready := make(chan addrs, 1)
-	cmd := &ServeCmd{
-		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
-		Runtime:       RuntimeDatabaseFlags{MaxConns: 32, MaxIdleConns: 32},
-		HTTP: HTTPFlags{
-			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
-			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour,
-			ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: time.Minute,
-			MaxConns: 100, MaxPerAddr: 32,
-		},
-		SFTP: SFTPFlags{
-			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,
-			MaxConns: 100, MaxConnsPerIP: 20, TrialLicences: 2,
-			Handshake: 30 * time.Second, MaxAuthTries: 6, MaxSessions: 10,
-			Resources: parseServe(t).SFTP.Resources, // the defaults
-		},
-		Mail: MailFlags{PublicURL: "http://localhost:3000"},
-		Demo: true, ShutdownGrace: 5 * time.Second,
-		ready: func(h string, s []string) { ready <- addrs{h, s} },
-	}
+	cmd := testServeCmd(t, dataDir)
+	cmd.ready = func(h string, s []string) { ready <- addrs{h, s} }
 	for _, o := range options {
 		o(cmd)
 	}
@@ -86,6 +69,28 @@ func startServe(t *testing.T, dataDir string, options ...func(*ServeCmd)) *serve
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// testServeCmd is `skiff serve` on dataDir with test-sized settings.
+func testServeCmd(t *testing.T, dataDir string) *ServeCmd {
+	return &ServeCmd{
+		DatabaseFlags: DatabaseFlags{DataDir: dataDir},
+		Runtime:       RuntimeDatabaseFlags{MaxConns: 32, MaxIdleConns: 32},
+		HTTP: HTTPFlags{
+			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
+			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour,
+			ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: time.Minute,
+			MaxConns: 100, MaxPerAddr: 32,
+		},
+		SFTP: SFTPFlags{
+			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,
+			MaxConns: 100, MaxConnsPerIP: 20, TrialLicences: 2,
+			Handshake: 30 * time.Second, MaxAuthTries: 6, MaxSessions: 10,
+			Resources: parseServe(t).SFTP.Resources, // the defaults
+		},
+		Mail: MailFlags{PublicURL: "http://localhost:3000"},
+		Demo: true, ShutdownGrace: 5 * time.Second,
+	}
 }
 
 // stop ends the server and waits for it; the test may stop it early, the

@@ -44,13 +44,17 @@ func (f StorageFlags) startPurge(svc *domain.Domain, store *storage.Local, bg *b
 	return nil
 }
 
+// dir is the storage directory, by default <dataDir>/files.
+func (f StorageFlags) dir(dataDir string) string {
+	if f.Dir == "" {
+		return filepath.Join(dataDir, "files")
+	}
+	return f.Dir
+}
+
 // open opens the file storage, by default in <dataDir>/files.
 func (f StorageFlags) open(dataDir string) (*storage.Local, error) {
-	dir := f.Dir
-	if dir == "" {
-		dir = filepath.Join(dataDir, "files")
-	}
-	store, err := storage.NewLocal(dir)
+	store, err := storage.NewLocal(f.dir(dataDir))
 	if err != nil {
 		return nil, fmt.Errorf("file storage: %w", err)
 	}

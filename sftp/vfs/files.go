@@ -57,6 +57,10 @@ type handle struct {
 
 	once     sync.Once
 	closeErr error
+
+	// moved counts the bytes read or written through the handle, for the
+	// log of a transfer cut at shutdown (Session.Transfers).
+	moved atomic.Int64
 }
 
 func (h *handle) atomic() bool { return h.tmp != "" }
@@ -74,6 +78,7 @@ func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	n, err := h.f.ReadAt(p, off)
+	h.moved.Add(int64(n))
 	if err != nil && err != io.EOF {
 		st, _ := fsError(err)
 		return n, st
@@ -118,6 +123,7 @@ func (h *handle) startWrite(off, n int64) error {
 // wrote accounts for n bytes written, and turns a write's error into a
 // status.
 func (h *handle) wrote(n int, err error) error {
+	h.moved.Add(int64(n))
 	if err != nil {
 		h.failed.Store(true)
 		st, _ := fsError(err)
@@ -186,6 +192,7 @@ func (h *handle) TransferError(err error) {
 // Close finishes the handle; for an atomic upload it commits or discards.
 func (h *handle) Close() error {
 	h.once.Do(func() {
+		h.s.forgetFile(h)
 		if !h.atomic() {
 			if err := h.f.Close(); err != nil {
 				h.closeErr = h.s.failPath("close", h.vpath, err)

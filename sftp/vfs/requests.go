@@ -175,6 +175,7 @@ func (c *conn) serveOpen(id uint32, d decoder) {
 		c.sendStatus(id, err)
 		return
 	}
+	c.s.trackFile(h)
 	c.sendHandle(id, &openHandle{file: h})
 }
 

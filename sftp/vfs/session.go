@@ -104,9 +104,10 @@ type Session struct {
 	closed   bool
 	denied   error // the gate's refusal, once it ended the session
 	home     *os.Root
-	folders  map[string]*os.Root // shared folder roots by folder ID
-	uploads  map[string]*handle  // atomic uploads in progress, by virtual path
-	channels map[*conn]struct{}  // being served
+	folders  map[string]*os.Root  // shared folder roots by folder ID
+	uploads  map[string]*handle   // atomic uploads in progress, by virtual path
+	files    map[*handle]struct{} // open files (Transfers)
+	channels map[*conn]struct{}   // being served
 	serving  sync.WaitGroup
 	settling sync.WaitGroup // quota settlements under way (quota.go)
 }
@@ -136,6 +137,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		start:    cfg.Now(),
 		folders:  make(map[string]*os.Root),
 		uploads:  make(map[string]*handle),
+		files:    make(map[*handle]struct{}),
 		channels: make(map[*conn]struct{}),
 		handles:  cfg.Handles,
 		replies:  cfg.Replies,

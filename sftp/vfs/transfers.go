@@ -1,0 +1,40 @@
+package vfs
+
+// Transfer is a file a session has open: a download or an upload under
+// way. A session with none is idle, which is what lets a shutting-down
+// server close it at once (see sftp.Server.Shutdown).
+type Transfer struct {
+	Path   string // the client's path (virtual)
+	Upload bool   // opened for writing
+	Bytes  int64  // read or written through the handle so far
+}
+
+// Transfers lists the files the session has open on all its channels.
+func (s *Session) Transfers() []Transfer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Transfer, 0, len(s.files))
+	for h := range s.files {
+		out = append(out, Transfer{Path: h.vpath, Upload: h.canWrite, Bytes: h.moved.Load()})
+	}
+	return out
+}
+
+// Busy reports whether the session has a file open.
+func (s *Session) Busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.files) > 0
+}
+
+func (s *Session) trackFile(h *handle) {
+	s.mu.Lock()
+	s.files[h] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Session) forgetFile(h *handle) {
+	s.mu.Lock()
+	delete(s.files, h)
+	s.mu.Unlock()
+}
