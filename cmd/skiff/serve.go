@@ -68,7 +68,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	storeReady, err := storageMarker(ctx, log, d.DB, c.Storage.dir(c.DataDir))
 	if err != nil {
-		return err
+		return withCode(exitConfig, err)
 	}
 	store, err := c.Storage.open(c.DataDir)
 	if err != nil {
