@@ -46,7 +46,7 @@ func TestServeRefusesUnsafeDatabaseRole(t *testing.T) {
 		{dbURL, superuserOf(t, dbURL), "is a superuser"},
 		{pgtest.URLAs(t, dbURL, owner), owner, "owns the table accounts"},
 	} {
-		cmd := parseServe(t, "--database-url", c.url, "--migrate-database-url", dbURL, "--data-dir", t.TempDir())
+		cmd := parseServe(t, "--database-url", c.url, "--migrate-database-url", dbURL, "--data-dir", t.TempDir(), "--smtp-url", "file://"+t.TempDir())
 		err := cmd.Run(context.Background(), slog.New(slog.DiscardHandler))
 		if err == nil {
 			t.Fatalf("%s: serve started", c.role)
