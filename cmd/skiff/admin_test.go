@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
@@ -41,6 +43,21 @@ func TestAdminCommands(t *testing.T) {
 		if _, err := svc.People.Login(ctx, email, pw, netip.Addr{}); err != nil {
 			t.Errorf("login %s: %v", email, err)
 		}
+	}
+	// Adding the staff login left a trace: who (the system, through the
+	// CLI), what and when.
+	var events []struct {
+		ActorKind string `db:"actor_kind"`
+		Kind      string `db:"kind"`
+		Email     string `db:"email"`
+	}
+	if err := d.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &events, `SELECT actor_kind, kind, after->>'email' AS email FROM staff_audit_events`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].ActorKind != "SYSTEM" || events[0].Kind != "staff.created" || events[0].Email != "support@example.com" {
+		t.Errorf("staff audit trail: %+v", events)
 	}
 	// Mistakes say what is wrong.
 	again := &CreateStaffCmd{DatabaseFlags: db, Email: "support@example.com", Name: "Support", Password: "support password"}

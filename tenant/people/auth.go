@@ -257,7 +257,16 @@ func (s *Service) CreateStaff(ctx context.Context, email, name, password string)
 		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.EConflict {
 			return errEmailInUse
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// Who added a staff login, and when: the staff trail (the first
+		// ones come from `skiff admin create-staff`, as the system).
+		actor := tenant.ActorOf(ctx)
+		_, err = tx.ExecContext(ctx, `INSERT INTO staff_audit_events (actor_kind, actor_id, actor_name, kind, target_id, after)
+			VALUES ($1, nullif($2, '')::uuid, $3, 'staff.created', $4, jsonb_build_object('email', $5::text, 'name', $6::text))`,
+			actor.Kind, actor.ID, actor.Name, st.ID, st.Email, st.Name)
+		return tenant.DBError(err)
 	})
 	if err != nil {
 		return nil, err
