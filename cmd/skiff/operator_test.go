@@ -144,7 +144,7 @@ func runSkiff(t *testing.T, env []string, args ...string) run {
 	t.Helper()
 	cmd := exec.Command(skiffBinary(t), args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(append(cleanEnv(), testServeEnv()...), env...)
+	cmd.Env = append(append(cleanEnv(), testServeEnv(args)...), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -162,13 +162,21 @@ func runSkiff(t *testing.T, env []string, args ...string) run {
 
 // testServeEnv are the settings an external database requires that these
 // tests leave alone (a test's own env comes after, and wins): mail as .eml
-// files, and one storage directory for the whole run (nodes share their
-// storage; a fresh database adopts the marker already there).
-func testServeEnv() []string {
+// files and, unless args name a data or storage folder, one storage
+// directory for the whole run, as nodes share theirs (each run has its own
+// working folder, so the default <data-dir>/files would differ from run to
+// run; a fresh database adopts the marker already there).
+func testServeEnv(args []string) []string {
 	testStorageOnce.Do(func() {
 		testStorageDir, _ = os.MkdirTemp("", "skiff-storage-")
 	})
-	return []string{"SKIFF_SMTP_URL=file://" + filepath.Join(testStorageDir, "mail"), "SKIFF_STORAGE_DIR=" + filepath.Join(testStorageDir, "files")}
+	env := []string{"SKIFF_SMTP_URL=file://" + filepath.Join(testStorageDir, "mail")}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--data-dir") || strings.HasPrefix(a, "--storage-dir") {
+			return env
+		}
+	}
+	return append(env, "SKIFF_STORAGE_DIR="+filepath.Join(testStorageDir, "files"))
 }
 
 var (
@@ -263,7 +271,7 @@ func startServeBinaryAt(t *testing.T, bin string, env []string, args ...string) 
 	cmd.Dir = t.TempDir()
 	cmd.Env = cleanEnv()
 	if bin == skiffBinary(t) { // an older release knows neither setting
-		cmd.Env = append(cmd.Env, testServeEnv()...)
+		cmd.Env = append(cmd.Env, testServeEnv(args)...)
 	}
 	cmd.Env = append(cmd.Env, env...)
 	s := &served{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
