@@ -269,6 +269,7 @@ func responseLimit(max int) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if resp != nil && len(resp.Data) > max {
+			requestInfoFrom(ctx).addCode("RESPONSE_TOO_LARGE")
 			return &graphql.Response{Errors: gqlerror.List{limitError("RESPONSE_TOO_LARGE",
 				"the response is larger than %d bytes; ask for fewer items or fields", max)}}
 		}

@@ -2,8 +2,6 @@ package graph
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,6 +105,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	}
 	srv.Use(costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
+	srv.AroundOperations(noteOperation)
 	srv.AroundOperations(r.readOnlyQueries)
 	srv.AroundRootFields(enrolOnlyGate)
 	log := cfg.Logger
@@ -119,7 +118,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
-	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(addrs, r.withLoaders(httpStatuses(srv)))))
+	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.withLoaders(httpStatuses(srv)))))
 	if cfg.Playground {
 		pg := playgroundHandler()
 		mux.Handle("GET /playground", pg)
@@ -140,33 +139,36 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	return requestID(accessLog(log, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
+	return requestID(accessLog(log, addrs, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
 		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux)))))
 }
 
 // authenticate turns a bearer token into the request's principal. A request
 // without a token is anonymous (login still works); a bad token, or a user's
 // token from outside their IP allowlists, is refused.
-func (r *Resolver) authenticate(addrs clientAddrs, next http.Handler) http.Handler {
+func (r *Resolver) authenticate(log *slog.Logger, addrs clientAddrs, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		remote := addrs.of(req)
 		ctx := withRemoteAddr(req.Context(), remote)
 		if h := req.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
+				requestInfoFrom(ctx).addCode("UNAUTHENTICATED")
 				writeAuthError(w, "use the Authorization header as: Bearer <token>")
 				return
 			}
 			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token), remote)
 			if err != nil {
 				if tenant.ErrorCode(err) == tenant.EUnauthenticated {
+					requestInfoFrom(ctx).addCode("UNAUTHENTICATED")
 					writeAuthError(w, tenant.ErrorMessage(err))
 					return
 				}
-				http.Error(w, "internal error", http.StatusInternalServerError)
+				writeInternalError(ctx, w, log, "authenticate", err)
 				return
 			}
 			ctx = tenant.WithPrincipal(ctx, p)
+			requestInfoFrom(ctx).setPrincipal(p)
 		}
 		next.ServeHTTP(w, req.WithContext(ctx))
 	})
@@ -217,6 +219,18 @@ func writeAuthError(w http.ResponseWriter, msg string) {
 	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"UNAUTHENTICATED"}}]}`, msg)
 }
 
+// writeInternalError answers 500 to a request that failed before GraphQL
+// ran (the token could not be checked: the database is down), with a
+// GraphQL error naming the request ID, and logs the cause under that ID.
+func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, step string, err error) {
+	rid := RequestIDFrom(ctx)
+	log.Error("internal error", "request_id", rid, "step", step, "err", err)
+	requestInfoFrom(ctx).addCode(string(tenant.EInternal))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusInternalServerError)
+	fmt.Fprintf(w, `{"errors":[{"message":"internal error (request %s)","extensions":{"code":"INTERNAL","requestId":%q}}]}`, rid, rid)
+}
+
 // presentError maps application errors to extensions.code in one place.
 // Internal errors are logged with the request ID and masked.
 func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Error {
@@ -225,7 +239,13 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	if !errors.As(err, &te) {
 		var ge *gqlerror.Error
 		if errors.As(err, &ge) && ge.Err == nil {
-			return gerr // a validation or parse error from gqlgen: safe to show
+			// A validation or parse error from gqlgen: safe to show.
+			code, _ := gerr.Extensions["code"].(string)
+			if code == "" {
+				code = "GRAPHQL_VALIDATION_FAILED"
+			}
+			requestInfoFrom(ctx).addCode(code)
+			return gerr
 		}
 		te = &tenant.Error{Code: tenant.EInternal, Err: err}
 	}
@@ -250,6 +270,7 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 		gerr.Message = te.Message
 	}
 	gerr.Extensions["code"] = code
+	requestInfoFrom(ctx).addCode(code)
 	return gerr
 }
 
@@ -322,16 +343,6 @@ func RequestIDFrom(ctx context.Context) string {
 	return s
 }
 
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id := hex.EncodeToString(b)
-		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id)))
-	})
-}
-
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -340,16 +351,6 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
-}
-
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, req)
-		log.Debug("http", "method", req.Method, "path", req.URL.Path, "status", sw.status,
-			"duration", time.Since(start), "request_id", RequestIDFrom(req.Context()))
-	})
 }
 
 // perAddrLimit answers 429 to a client address that already has max

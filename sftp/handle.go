@@ -166,7 +166,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if r := s.endReason(c); r != "" {
 		reason = r
 	}
-	log.Info("sftp connection closed", "duration", time.Since(started), "reason", reason)
+	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", reason)
 }
 
 // logHandshakeError logs why a connection ended before authentication.

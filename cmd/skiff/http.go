@@ -76,6 +76,8 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 		srv:  f.server(gate(api)),
 		base: "http://" + ln.Addr().String(), playground: playground, errc: make(chan error, 1),
 	}
+	// net/http's own complaints (TLS handshakes, panics) in the log's format.
+	s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	go func() { s.errc <- s.srv.Serve(limitConns(ln, f.MaxConns)) }()
 	log.Info("GraphQL API listening", "url", s.base+"/graphql")
 	return s, nil
