@@ -110,7 +110,7 @@ func (r *runner) startRealStack(ctx context.Context, extra ...string) (*realStac
 		"--database-url", runtimeURL, "--migrate-database-url", db.url, "--data-dir", data, "--no-demo",
 		"--smtp-url", "file://" + filepath.Join(data, "mail"),
 		"--http-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0",
-		"--sftp-max-connections-per-address=-1", "--sftp-max-connections=20000",
+		"--sftp-max-connections-per-address=20000", "--sftp-max-connections=20000",
 		// The idle benchmark holds its thousand sessions as one user.
 		"--sftp-max-connections-per-user=20000", "--sftp-max-connections-per-account=20000",
 		"--sftp-max-channels-per-user=20000", "--sftp-max-channels-per-account=20000"}, extra...)

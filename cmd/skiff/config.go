@@ -31,8 +31,8 @@ func (c *ServeCmd) validate() error {
 			return settingError("--smtp-url", "SKIFF_SMTP_URL", "%s", strings.TrimPrefix(err.Error(), "SMTP URL: "))
 		}
 	}
-	if err := checkGrace(c.ShutdownGrace); err != nil {
-		return withCode(exitConfig, err)
+	if err := c.checkLimits(); err != nil {
+		return err
 	}
 	if c.Mail.Retention < 0 {
 		return settingError("--email-retention", "SKIFF_EMAIL_RETENTION", "%s is negative (0 keeps emails forever)", c.Mail.Retention)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -93,15 +92,6 @@ func (l *lifecycle) drain(log *slog.Logger, grace time.Duration, api *httpServer
 	}
 	bg.stop(ctx)
 	log.Info("shut down", "duration", time.Since(started))
-}
-
-// checkGrace refuses a negative --shutdown-grace; 0 cuts every transfer at
-// once.
-func checkGrace(grace time.Duration) error {
-	if grace < 0 {
-		return fmt.Errorf("--shutdown-grace: %s is negative (0 cuts transfers at once)", grace)
-	}
-	return nil
 }
 
 // ignoreHangups logs and ignores SIGHUP until ctx ends. Skiff reads its

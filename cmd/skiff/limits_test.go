@@ -155,3 +155,40 @@ func TestServeRefusesAFileLimitTooSmall(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 }
+
+// Every limit flag refuses 0 and negative values, or gives 0 the meaning
+// its help states, and refuses negative ones; the error names the flag and
+// its variable.
+func TestLimitFlagsRefuseNonsense(t *testing.T) {
+	if err := parseServe(t).checkLimits(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, flag := range []string{
+		"--max-body-bytes", "--max-complexity", "--max-depth", "--max-tokens", "--max-selections", "--max-fields",
+		"--max-response-bytes", "--http-max-connections", "--http-max-requests-per-address",
+		"--sftp-max-connections", "--sftp-max-connections-per-address", "--trial-licences",
+	} {
+		for _, v := range []string{"0", "-1"} {
+			err := parseServe(t, flag+"="+v).checkLimits()
+			if err == nil || !strings.Contains(err.Error(), flag+" (SKIFF_") || exitCode(err) != exitConfig {
+				t.Errorf("%s=%s: %v", flag, v, err)
+			}
+		}
+	}
+	for _, flag := range []string{"--http-read-header-timeout", "--http-read-timeout", "--http-write-timeout",
+		"--http-idle-timeout", "--token-ttl", "--sftp-idle-timeout"} {
+		for _, v := range []string{"0s", "-1s"} {
+			if err := parseServe(t, flag+"="+v).checkLimits(); err == nil || !strings.Contains(err.Error(), flag) {
+				t.Errorf("%s=%s: %v", flag, v, err)
+			}
+		}
+	}
+	for _, flag := range []string{"--shutdown-grace", "--purge-grace", "--dedicated-ip-cooldown"} {
+		if err := parseServe(t, flag+"=0s").checkLimits(); err != nil {
+			t.Errorf("%s=0s: %v", flag, err)
+		}
+		if err := parseServe(t, flag+"=-1s").checkLimits(); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s=-1s: %v", flag, err)
+		}
+	}
+}
