@@ -53,6 +53,8 @@ type conn struct {
 	handles  map[string]*openHandle // made on first open
 	lastID   uint64
 	writeErr atomic.Bool // the writer failed: the channel is gone
+	// dispatching is set while a request is carried out (Session.Busy).
+	dispatching atomic.Bool
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when a reply is sent and when the writer stops
@@ -117,7 +119,9 @@ func (c *conn) serve() error {
 			req.put()
 			return c.flush()
 		}
+		c.dispatching.Store(true)
 		err = c.dispatch(req.b)
+		c.dispatching.Store(false)
 		req.put()
 		if err != nil {
 			return err

@@ -20,11 +20,38 @@ func (s *Session) Transfers() []Transfer {
 	return out
 }
 
-// Busy reports whether the session has a file open.
+// Busy reports whether the session has a file open, a request being
+// carried out or replies not yet sent: closing it then would cut a
+// transfer, or lose the answer to a request (the OK of the close that
+// commits an upload).
 func (s *Session) Busy() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.files) > 0
+	if len(s.files) > 0 {
+		s.mu.Unlock()
+		return true
+	}
+	chans := make([]*conn, 0, len(s.channels))
+	for c := range s.channels {
+		chans = append(chans, c)
+	}
+	s.mu.Unlock()
+	for _, c := range chans {
+		if c.busy() {
+			return true
+		}
+	}
+	return false
+}
+
+// busy reports whether the channel is carrying out a request or has
+// replies to send.
+func (c *conn) busy() bool {
+	if c.dispatching.Load() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unsent > 0
 }
 
 func (s *Session) trackFile(h *handle) {
