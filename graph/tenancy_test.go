@@ -222,3 +222,36 @@ func TestProductionPosture(t *testing.T) {
 		t.Fatalf("oversized body accepted: status %d", r.status)
 	}
 }
+
+// createAccount reports a bad account name and every bad owner field at once,
+// each on its field (owner fields prefixed), and creates nothing.
+func TestCreateAccountReportsEveryBadField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	staff := e.staff("support@skiff.example")
+	var out struct {
+		CreateAccount struct {
+			Account    *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.mustDo(staff, `mutation { createAccount(input: {name: " ", ownerEmail: "nope", ownerName: "", ownerPassword: "short"}) {
+		account { id } userErrors { field code message } } }`, nil, &out)
+	var fields []string
+	for _, ue := range out.CreateAccount.UserErrors {
+		if ue.Code != "INVALID" || ue.Field == nil {
+			t.Fatalf("user error: %+v", ue)
+		}
+		fields = append(fields, *ue.Field)
+	}
+	if out.CreateAccount.Account != nil || strings.Join(fields, ",") != "name,ownerEmail,ownerName,ownerPassword" {
+		t.Fatalf("want errors on name, ownerEmail, ownerName and ownerPassword, got %+v", out.CreateAccount)
+	}
+	var accounts struct {
+		Accounts struct{ Edges []struct{ Node struct{ Name string } } }
+	}
+	e.mustDo(staff, `{ accounts { edges { node { name } } } }`, nil, &accounts)
+	if len(accounts.Accounts.Edges) != 0 {
+		t.Fatalf("accounts after a refused createAccount: %+v", accounts)
+	}
+}

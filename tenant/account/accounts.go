@@ -80,12 +80,16 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*te
 			return nil, nil, err
 		}
 	}
-	name, err := tenant.NormName("name", in.Name, 200)
-	if err != nil {
+	// The account's name and its owner's fields are all checked before any
+	// is refused (all user errors at once).
+	name, nameErr := tenant.NormName("name", in.Name, 200)
+	ownerIn := people.CreateUserInput{Email: in.OwnerEmail, Name: in.OwnerName, Role: tenant.RoleOwner, Password: in.OwnerPassword}
+	_, _, _, ownerErr := ownerIn.Validate(&tenant.Principal{Kind: tenant.KindUser, Role: tenant.RoleOwner})
+	if err := errors.Join(nameErr, fieldPrefix(ownerErr, "owner")); err != nil {
 		return nil, nil, err
 	}
 	var a tenant.Account
-	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
 		return tenant.DBError(tx.GetContext(ctx, &a, `INSERT INTO accounts (name, created_at, updated_at) VALUES ($1, $2, $2) RETURNING `+tenant.AccountColumns, name, s.Time()))
 	})
 	if err != nil {
@@ -95,9 +99,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*te
 	err = s.InAccount(ctx, a.ID, func(q tenant.Queryer) error {
 		var err error
 		owner := &tenant.Principal{Kind: tenant.KindUser, AccountID: a.ID, Role: tenant.RoleOwner}
-		u, err = s.People.CreateUserTx(ctx, q, owner, people.CreateUserInput{
-			Email: in.OwnerEmail, Name: in.OwnerName, Role: tenant.RoleOwner, Password: in.OwnerPassword,
-		})
+		u, err = s.People.CreateUserTx(ctx, q, owner, ownerIn)
 		if err != nil {
 			return fieldPrefix(err, "owner")
 		}
@@ -129,6 +131,13 @@ func fieldPrefix(err error, prefix string) error {
 		c := *e
 		c.Field = prefix + strings.ToUpper(e.Field[:1]) + e.Field[1:]
 		return &c
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { // several fields at once
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, fieldPrefix(e, prefix))
+		}
+		return errors.Join(out...)
 	}
 	return err
 }

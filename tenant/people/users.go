@@ -208,15 +208,13 @@ func (s *Service) afterGroupSet(accountID, groupID string, err error) {
 	}
 }
 
-// CreateUserTx creates the user in the caller's transaction: their row, their
-// group, the invitation, the custom login, then SFTP access, in that order,
-// so that the credentials email sees the group and the custom login.
-func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, in CreateUserInput) (*tenant.User, error) {
-	// Every field is checked before any is refused, so that a form shows all
-	// its mistakes at once.
+// Validate checks every field of in that p may set, before any is refused,
+// so that a form shows all its mistakes at once (errors joined with
+// errors.Join), and returns them normalised.
+func (in CreateUserInput) Validate(p *tenant.Principal) (email, name string, role tenant.Role, err error) {
 	email, emailErr := tenant.NormEmail("email", in.Email)
 	name, nameErr := tenant.NormName("name", in.Name, 200)
-	role := in.Role
+	role = in.Role
 	if role == "" {
 		role = tenant.RoleUser
 	}
@@ -229,7 +227,15 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 	if in.Password != "" {
 		passwordErr = tenant.ValidatePassword(in.Password)
 	}
-	if err := errors.Join(emailErr, nameErr, roleErr, passwordErr); err != nil {
+	return email, name, role, errors.Join(emailErr, nameErr, roleErr, passwordErr)
+}
+
+// CreateUserTx creates the user in the caller's transaction: their row, their
+// group, the invitation, the custom login, then SFTP access, in that order,
+// so that the credentials email sees the group and the custom login.
+func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, in CreateUserInput) (*tenant.User, error) {
+	email, name, role, err := in.Validate(p)
+	if err != nil {
 		return nil, err
 	}
 	var hash *string
@@ -241,7 +247,7 @@ func (s *Service) CreateUserTx(ctx context.Context, q tenant.Queryer, p *tenant.
 		hash = &h
 	}
 	u := &tenant.User{}
-	err := q.GetContext(ctx, u, `INSERT INTO users (account_id, email, name, role, password_hash, created_at, updated_at)
+	err = q.GetContext(ctx, u, `INSERT INTO users (account_id, email, name, role, password_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING `+tenant.UserColumns,
 		p.AccountID, email, name, role, hash, s.Time())
 	if err != nil {
