@@ -248,7 +248,9 @@ func TestCreateAccountReportsEveryBadField(t *testing.T) {
 		t.Fatalf("want errors on name, ownerEmail, ownerName and ownerPassword, got %+v", out.CreateAccount)
 	}
 	var accounts struct {
-		Accounts struct{ Edges []struct{ Node struct{ Name string } } }
+		Accounts struct {
+			Edges []struct{ Node struct{ Name string } }
+		}
 	}
 	e.mustDo(staff, `{ accounts { edges { node { name } } } }`, nil, &accounts)
 	if len(accounts.Accounts.Edges) != 0 {
