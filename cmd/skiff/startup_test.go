@@ -103,7 +103,7 @@ func TestOperatorStartup(t *testing.T) {
 
 	t.Run("version", func(t *testing.T) {
 		r := runSkiff(t, nil, "version")
-		if r.code != 0 || !regexp.MustCompile(`^skiff \S+ \(schema 75, go1\.\d+`).MatchString(r.stdout) {
+		if r.code != 0 || !regexp.MustCompile(fmt.Sprintf(`^skiff \S+ \(schema %d, go1\.\d+`, migrations.Latest())).MatchString(r.stdout) {
 			t.Errorf("skiff version: exit %d, %q", r.code, r.stdout)
 		}
 	})
