@@ -189,6 +189,20 @@ type userError struct {
 	RetryAfter *int
 }
 
+// invalidFields asserts that every user error is INVALID on a field, without
+// retryAfter, and returns their fields, comma-separated, in order.
+func invalidFields(t *testing.T, ues []userError) string {
+	t.Helper()
+	var fields []string
+	for _, ue := range ues {
+		if ue.Code != "INVALID" || ue.Field == nil || ue.RetryAfter != nil {
+			t.Fatalf("user error: %+v", ue)
+		}
+		fields = append(fields, *ue.Field)
+	}
+	return strings.Join(fields, ",")
+}
+
 type gqlError struct {
 	Message    string
 	Path       []any

@@ -64,14 +64,7 @@ func TestAddSSHKeyReportsEveryBadField(t *testing.T) {
 	}
 	e.mustDo(owner, `mutation { addSshKey(input: {title: "  ", publicKey: "ssh-ed25519 not-a-key"}) {
 		sshKey { id } userErrors { field code message } } }`, nil, &out)
-	var fields []string
-	for _, ue := range out.AddSshKey.UserErrors {
-		if ue.Code != "INVALID" || ue.Field == nil {
-			t.Fatalf("user error: %+v", ue)
-		}
-		fields = append(fields, *ue.Field)
-	}
-	if out.AddSshKey.SshKey != nil || len(fields) != 2 || fields[0] != "title" || fields[1] != "publicKey" {
+	if out.AddSshKey.SshKey != nil || invalidFields(t, out.AddSshKey.UserErrors) != "title,publicKey" {
 		t.Fatalf("want errors on title and publicKey, got %+v", out.AddSshKey)
 	}
 }

@@ -237,14 +237,7 @@ func TestCreateAccountReportsEveryBadField(t *testing.T) {
 	}
 	e.mustDo(staff, `mutation { createAccount(input: {name: " ", ownerEmail: "nope", ownerName: "", ownerPassword: "short"}) {
 		account { id } userErrors { field code message } } }`, nil, &out)
-	var fields []string
-	for _, ue := range out.CreateAccount.UserErrors {
-		if ue.Code != "INVALID" || ue.Field == nil {
-			t.Fatalf("user error: %+v", ue)
-		}
-		fields = append(fields, *ue.Field)
-	}
-	if out.CreateAccount.Account != nil || strings.Join(fields, ",") != "name,ownerEmail,ownerName,ownerPassword" {
+	if out.CreateAccount.Account != nil || invalidFields(t, out.CreateAccount.UserErrors) != "name,ownerEmail,ownerName,ownerPassword" {
 		t.Fatalf("want errors on name, ownerEmail, ownerName and ownerPassword, got %+v", out.CreateAccount)
 	}
 	var accounts struct {
