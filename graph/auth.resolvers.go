@@ -10,6 +10,8 @@ import (
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/policy"
+	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/people"
 )
 
@@ -50,7 +52,37 @@ func (r *staffResolver) ID(ctx context.Context, obj *people.Staff) (string, erro
 	return globalID("Staff", obj.ID), nil
 }
 
+// Can is the resolver for the can field.
+func (r *userViewerResolver) Can(ctx context.Context, obj *model.UserViewer) (*model.ViewerCapabilities, error) {
+	sh := r.Tenant.Sharing
+	var c model.ViewerCapabilities
+	checks := []struct {
+		flag  *bool
+		check func() (*tenant.Principal, error)
+	}{
+		{&c.ManageUsers, func() (*tenant.Principal, error) { return tenant.RequireAdmin(ctx) }},
+		{&c.ManageGroups, func() (*tenant.Principal, error) { return sh.RequireGroupManager(ctx) }},
+		{&c.CreateProjectFolders, func() (*tenant.Principal, error) { return sh.RequirePermission(ctx, policy.CreateProjectFolders) }},
+		{&c.ManageContacts, func() (*tenant.Principal, error) { return sh.RequirePermission(ctx, policy.ManageContacts) }},
+	}
+	for _, k := range checks {
+		_, err := k.check()
+		ok, err := allowedBy(err)
+		if err != nil {
+			return nil, err
+		}
+		*k.flag = ok
+	}
+	return &c, nil
+}
+
 // Staff returns generated.StaffResolver implementation.
 func (r *Resolver) Staff() generated.StaffResolver { return &staffResolver{r} }
 
-type staffResolver struct{ *Resolver }
+// UserViewer returns generated.UserViewerResolver implementation.
+func (r *Resolver) UserViewer() generated.UserViewerResolver { return &userViewerResolver{r} }
+
+type (
+	staffResolver      struct{ *Resolver }
+	userViewerResolver struct{ *Resolver }
+)

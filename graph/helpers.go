@@ -53,3 +53,16 @@ func nonNilList(list []string) []string {
 	}
 	return list
 }
+
+// allowedBy turns the answer of an authorization check (tenant.RequireAdmin,
+// sharing's RequirePermission, ...) into a capability flag: FORBIDDEN is
+// false; any other error (an outage) is returned.
+func allowedBy(err error) (bool, error) {
+	if err == nil {
+		return true, nil
+	}
+	if tenant.ErrorCode(err) == tenant.EForbidden {
+		return false, nil
+	}
+	return false, err
+}

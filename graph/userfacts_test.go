@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -101,5 +102,60 @@ func TestSetUserGroupReturnsPreviousGroup(t *testing.T) {
 	e.mustDo(owner, move, vars{"u": uma, "g": jailed.ID}, &out)
 	if out.SetUserGroup.User == nil || out.SetUserGroup.PreviousGroup != nil {
 		t.Fatalf("moving to the same group: %+v", out.SetUserGroup)
+	}
+}
+
+// UserViewer.can answers, for each role and group, exactly what the area's
+// mutations then allow: each flag is checked against a real attempt.
+func TestViewerCapabilitiesMatchTheMutations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	_, admin := e.user(owner, "admin@acme.example", "ADMIN")
+	_, pro := e.user(owner, "pro@acme.example", "USER")
+	jailedID, jailed := e.user(owner, "jailed@acme.example", "USER")
+	e.setUserGroup(owner, jailedID, e.groups(owner)["Jailed Users"].ID)
+	contactsID, contacts := e.user(owner, "contacts@acme.example", "USER")
+	var g struct{ CreateGroup groupPayload }
+	e.mustDo(owner, createGroup, vars{"n": "Contacts only", "p": []string{"MANAGE_CONTACTS"}}, &g)
+	if g.CreateGroup.Group == nil {
+		t.Fatalf("createGroup: %+v", g.CreateGroup.UserErrors)
+	}
+	e.setUserGroup(owner, contactsID, g.CreateGroup.Group.ID)
+
+	attempts := map[string]string{
+		"manageUsers":          `mutation($n: String!) { createUser(input: {email: $n, name: "N", role: USER}) { userErrors { code } } }`,
+		"manageGroups":         `mutation($n: String!) { createGroup(input: {name: $n, permissions: []}) { userErrors { code } } }`,
+		"createProjectFolders": `mutation($n: String!) { createProjectFolder(input: {name: $n}) { userErrors { code } } }`,
+		"manageContacts":       `mutation($n: String!) { createContact(input: {email: $n, name: "N"}) { userErrors { code } } }`,
+	}
+	seen := map[string]map[bool]bool{} // each flag is seen both true and false
+	for who, token := range map[string]string{"owner": owner, "admin": admin, "pro": pro, "jailed": jailed, "contacts": contacts} {
+		var v struct {
+			Viewer struct{ Can map[string]bool }
+		}
+		e.mustDo(token, `{ viewer { ... on UserViewer { can { manageUsers manageGroups createProjectFolders manageContacts } } } }`, nil, &v)
+		if len(v.Viewer.Can) != len(attempts) {
+			t.Fatalf("%s: can = %v", who, v.Viewer.Can)
+		}
+		for flag, mutation := range attempts {
+			r := e.do(token, mutation, vars{"n": who + "-" + flag + "@acme.example"})
+			forbidden := strings.Contains(string(r.Data), `"FORBIDDEN"`)
+			for _, err := range r.Errors {
+				forbidden = forbidden || err.code() == "FORBIDDEN"
+			}
+			if seen[flag] == nil {
+				seen[flag] = map[bool]bool{}
+			}
+			seen[flag][v.Viewer.Can[flag]] = true
+			if v.Viewer.Can[flag] == forbidden {
+				t.Errorf("%s: can.%s = %v but the mutation answered %s %+v", who, flag, v.Viewer.Can[flag], r.Data, r.Errors)
+			}
+		}
+	}
+	for flag := range attempts {
+		if len(seen[flag]) != 2 {
+			t.Errorf("can.%s was %v for every viewer; the roles above should give both answers", flag, seen[flag])
+		}
 	}
 }

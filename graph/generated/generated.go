@@ -56,6 +56,7 @@ type ResolverRoot interface {
 	Staff() StaffResolver
 	User() UserResolver
 	UserSftp() UserSftpResolver
+	UserViewer() UserViewerResolver
 }
 
 type DirectiveRoot struct {
@@ -628,7 +629,15 @@ type ComplexityRoot struct {
 
 	UserViewer struct {
 		Account func(childComplexity int) int
+		Can     func(childComplexity int) int
 		User    func(childComplexity int) int
+	}
+
+	ViewerCapabilities struct {
+		CreateProjectFolders func(childComplexity int) int
+		ManageContacts       func(childComplexity int) int
+		ManageGroups         func(childComplexity int) int
+		ManageUsers          func(childComplexity int) int
 	}
 }
 
@@ -799,6 +808,9 @@ type UserSftpResolver interface {
 	Enabled(ctx context.Context, obj *model.UserSftp) (bool, error)
 	EnabledAt(ctx context.Context, obj *model.UserSftp) (*time.Time, error)
 	Credentials(ctx context.Context, obj *model.UserSftp) (*sftpaccess.Credentials, error)
+}
+type UserViewerResolver interface {
+	Can(ctx context.Context, obj *model.UserViewer) (*model.ViewerCapabilities, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -3206,12 +3218,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserViewer.Account(childComplexity), true
+	case "UserViewer.can":
+		if e.ComplexityRoot.UserViewer.Can == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserViewer.Can(childComplexity), true
 	case "UserViewer.user":
 		if e.ComplexityRoot.UserViewer.User == nil {
 			break
 		}
 
 		return e.ComplexityRoot.UserViewer.User(childComplexity), true
+
+	case "ViewerCapabilities.createProjectFolders":
+		if e.ComplexityRoot.ViewerCapabilities.CreateProjectFolders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerCapabilities.CreateProjectFolders(childComplexity), true
+	case "ViewerCapabilities.manageContacts":
+		if e.ComplexityRoot.ViewerCapabilities.ManageContacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerCapabilities.ManageContacts(childComplexity), true
+	case "ViewerCapabilities.manageGroups":
+		if e.ComplexityRoot.ViewerCapabilities.ManageGroups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerCapabilities.ManageGroups(childComplexity), true
+	case "ViewerCapabilities.manageUsers":
+		if e.ComplexityRoot.ViewerCapabilities.ManageUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerCapabilities.ManageUsers(childComplexity), true
 
 	}
 	return 0, false
@@ -3407,6 +3450,24 @@ union Viewer = UserViewer | StaffViewer
 type UserViewer {
   user: User!
   account: Account!
+  """
+  What this viewer may do, per area, for showing or hiding controls. Each flag is the
+  answer of the same check the area's mutations make, so it cannot disagree with them
+  (a mutation may still refuse a particular target, such as an owner for an administrator).
+  """
+  can: ViewerCapabilities!
+}
+
+"What the viewer may do, per area (see ` + "`" + `UserViewer.can` + "`" + `)."
+type ViewerCapabilities {
+  "Create, change, delete and import users (` + "`" + `createUser` + "`" + `, ` + "`" + `importUsers` + "`" + `, ...): owners and administrators."
+  manageUsers: Boolean!
+  "Create, change and delete groups and move users between them (` + "`" + `createGroup` + "`" + `, ` + "`" + `setUserGroup` + "`" + `)."
+  manageGroups: Boolean!
+  "Create project folders (` + "`" + `createProjectFolder` + "`" + `): the viewer's group grants CREATE_PROJECT_FOLDERS."
+  createProjectFolders: Boolean!
+  "Manage contacts (` + "`" + `createContact` + "`" + `, ...): owners, administrators and groups granting MANAGE_CONTACTS."
+  manageContacts: Boolean!
 }
 
 "A support-staff member is calling."
@@ -5952,6 +6013,20 @@ func (ec *executionContext) childFields_UserSftp(ctx context.Context, field grap
 		return ec.fieldContext_UserSftp_credentials(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserSftp", field.Name)
+}
+
+func (ec *executionContext) childFields_ViewerCapabilities(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "manageUsers":
+		return ec.fieldContext_ViewerCapabilities_manageUsers(ctx, field)
+	case "manageGroups":
+		return ec.fieldContext_ViewerCapabilities_manageGroups(ctx, field)
+	case "createProjectFolders":
+		return ec.fieldContext_ViewerCapabilities_createProjectFolders(ctx, field)
+	case "manageContacts":
+		return ec.fieldContext_ViewerCapabilities_manageContacts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViewerCapabilities", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -17251,6 +17326,130 @@ func (ec *executionContext) fieldContext_UserViewer_account(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _UserViewer_can(ctx context.Context, field graphql.CollectedField, obj *model.UserViewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserViewer_can(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UserViewer().Can(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ViewerCapabilities) graphql.Marshaler {
+			return ec.marshalNViewerCapabilities2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐViewerCapabilities(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserViewer_can(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserViewer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ViewerCapabilities(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ViewerCapabilities_manageUsers(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerCapabilities_manageUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ManageUsers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerCapabilities_manageUsers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ViewerCapabilities_manageGroups(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerCapabilities_manageGroups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ManageGroups, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerCapabilities_manageGroups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ViewerCapabilities_createProjectFolders(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerCapabilities_createProjectFolders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreateProjectFolders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerCapabilities_createProjectFolders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ViewerCapabilities_manageContacts(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerCapabilities_manageContacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ManageContacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerCapabilities_manageContacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -25019,10 +25218,64 @@ func (ec *executionContext) _UserViewer(ctx context.Context, sel ast.SelectionSe
 		case "user":
 			out.Values[i] = ec._UserViewer_user(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "account":
 			out.Values[i] = ec._UserViewer_account(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "can":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UserViewer_can(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var viewerCapabilitiesImplementors = []string{"ViewerCapabilities"}
+
+func (ec *executionContext) _ViewerCapabilities(ctx context.Context, sel ast.SelectionSet, obj *model.ViewerCapabilities) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, viewerCapabilitiesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ViewerCapabilities")
+		case "manageUsers":
+			out.Values[i] = ec._ViewerCapabilities_manageUsers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "manageGroups":
+			out.Values[i] = ec._ViewerCapabilities_manageGroups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createProjectFolders":
+			out.Values[i] = ec._ViewerCapabilities_createProjectFolders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "manageContacts":
+			out.Values[i] = ec._ViewerCapabilities_manageContacts(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26816,6 +27069,14 @@ func (ec *executionContext) marshalNUserSftp2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 		return graphql.Null
 	}
 	return ec._UserSftp(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNViewerCapabilities2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐViewerCapabilities(ctx context.Context, sel ast.SelectionSet, v *model.ViewerCapabilities) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ViewerCapabilities!")
+		return graphql.Null
+	}
+	return ec._ViewerCapabilities(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {

@@ -703,9 +703,25 @@ type UserPayload struct {
 type UserViewer struct {
 	User    *tenant.User    `json:"user"`
 	Account *tenant.Account `json:"account"`
+	// What this viewer may do, per area, for showing or hiding controls. Each flag is the
+	// answer of the same check the area's mutations make, so it cannot disagree with them
+	// (a mutation may still refuse a particular target, such as an owner for an administrator).
+	Can *ViewerCapabilities `json:"can"`
 }
 
 func (UserViewer) IsViewer() {}
+
+// What the viewer may do, per area (see `UserViewer.can`).
+type ViewerCapabilities struct {
+	// Create, change, delete and import users (`createUser`, `importUsers`, ...): owners and administrators.
+	ManageUsers bool `json:"manageUsers"`
+	// Create, change and delete groups and move users between them (`createGroup`, `setUserGroup`).
+	ManageGroups bool `json:"manageGroups"`
+	// Create project folders (`createProjectFolder`): the viewer's group grants CREATE_PROJECT_FOLDERS.
+	CreateProjectFolders bool `json:"createProjectFolders"`
+	// Manage contacts (`createContact`, ...): owners, administrators and groups granting MANAGE_CONTACTS.
+	ManageContacts bool `json:"manageContacts"`
+}
 
 type UserErrorCode string
 
