@@ -229,6 +229,9 @@ func (r *runner) logins(ctx context.Context) error {
 		sec.row(x.name, fmt.Sprintf("%.0f", x.st.rate()), ms(percentile(x.st.latencies, 50)), ms(percentile(x.st.latencies, 99)),
 			ms(x.st.cpuPerLogin()), pg, fmt.Sprint(x.st.failed), x.st.kex)
 		r.log.Info("logins", "server", x.name, "per_s", fmt.Sprintf("%.0f", x.st.rate()), "ok", x.st.ok, "failed", x.st.failed)
+		if x.st.firstErr != nil {
+			r.log.Warn("a login failed", "server", x.name, "err", x.st.firstErr)
+		}
 	}
 	note := "Latency runs from TCP connect to the SFTP version reply. Server CPU is the SSH server process's; " +
 		"for skiff serve, PostgreSQL's processes are counted apart."
