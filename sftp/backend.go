@@ -65,16 +65,17 @@ func (b *TenantBackend) dbTimeout() time.Duration {
 // if call has not: lib/pq waits for the server's answer to a cancelled
 // query, which a hung server or a broken network never sends. The abandoned
 // call ends when its connection does; database/sql hands no other call that
-// connection meanwhile.
-func bounded[T any](ctx context.Context, d time.Duration, call func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
+// connection meanwhile. A call that finished is always answered with its
+// own result, even when the deadline passed at the same moment.
+func bounded[T any](parent context.Context, d time.Duration, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(parent, d)
+	defer cancel() // after the answer: cancelling first would race it
 	type result struct {
 		v   T
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer cancel()
 		v, err := call(ctx)
 		done <- result{v, err}
 	}()
@@ -82,7 +83,15 @@ func bounded[T any](ctx context.Context, d time.Duration, call func(context.Cont
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
+		select {
+		case r := <-done:
+			return r.v, r.err
+		default:
+		}
 		var zero T
+		if err := parent.Err(); err != nil { // the caller gave up (the client left)
+			return zero, err
+		}
 		return zero, fmt.Errorf("the database did not answer within %v: %w", d, ctx.Err())
 	}
 }

@@ -2,10 +2,13 @@ package sftp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +171,49 @@ func TestTenantBackendEndToEnd(t *testing.T) {
 	}
 	if _, err := dial(t, f.addr, cfg); err == nil {
 		t.Error("login still works after SFTP was turned off")
+	}
+}
+
+// A call that answers is answered with its own result, every time: the
+// deadline's cancellation must not race the answer (it once did, failing
+// about every other host-key lookup and login with "context canceled").
+func TestBoundedReturnsTheAnswer(t *testing.T) {
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 64 { // callers side by side, so that the scheduler interleaves them
+		wg.Go(func() {
+			for i := range 10000 {
+				v, err := bounded(context.Background(), time.Minute, func(context.Context) (int, error) { return i, nil })
+				if err != nil || v != i {
+					if failed.Add(1) == 1 {
+						t.Errorf("call %d: %d, %v", i, v, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of 640000 calls lost their answer", n)
+	}
+}
+
+// A call that does not answer in time is abandoned with an error naming
+// the deadline; one whose caller gives up returns the caller's reason.
+func TestBoundedAbandonsSlowCalls(t *testing.T) {
+	release := make(chan struct{}) // a call that ignores its context, as lib/pq's wait for a hung server does
+	t.Cleanup(func() { close(release) })
+	hang := func(context.Context) (int, error) { <-release; return 0, nil }
+	start := time.Now()
+	if _, err := bounded(context.Background(), 50*time.Millisecond, hang); err == nil || !strings.Contains(err.Error(), "did not answer within 50ms") {
+		t.Fatalf("hung call: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("abandoned after %v", took)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := bounded(ctx, time.Minute, hang); !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("caller gone: %v", err)
 	}
 }
