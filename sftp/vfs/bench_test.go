@@ -56,15 +56,7 @@ func BenchmarkDownload(b *testing.B) {
 			b.ReportAllocs()
 			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 			for b.Loop() {
-				f, err := e.client.Open("big.bin")
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, err := f.WriteTo(io.Discard)
-				f.Close()
-				if err != nil || n != benchSize {
-					b.Fatalf("downloaded %d bytes: %v", n, err)
-				}
+				benchDownload(b, e.client, "big.bin", benchSize)
 			}
 		})
 	}
@@ -79,16 +71,7 @@ func BenchmarkUpload(b *testing.B) {
 			b.ReportAllocs()
 			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 			for b.Loop() {
-				f, err := e.client.Create("up.bin")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
-					b.Fatal(err)
-				}
-				if err := f.Close(); err != nil {
-					b.Fatal(err)
-				}
+				benchUpload(b, e.client, data)
 			}
 		})
 	}
@@ -225,17 +208,36 @@ func BenchmarkUploadQuota(b *testing.B) {
 			b.SetBytes(benchSize)
 			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 			for b.Loop() {
-				f, err := e.client.Create("up.bin")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
-					b.Fatal(err)
-				}
-				if err := f.Close(); err != nil {
-					b.Fatal(err)
-				}
+				benchUpload(b, e.client, data)
 			}
 		})
+	}
+}
+
+// benchUpload uploads data to up.bin through c, failing b on any error.
+func benchUpload(b *testing.B, c *sftp.Client, data []byte) {
+	f, err := c.Create("up.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchDownload reads name through c to the end, failing b unless it was
+// size bytes.
+func benchDownload(b *testing.B, c *sftp.Client, name string, size int64) {
+	f, err := c.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := f.WriteTo(io.Discard)
+	f.Close()
+	if err != nil || n != size {
+		b.Fatalf("downloaded %d bytes: %v", n, err)
 	}
 }

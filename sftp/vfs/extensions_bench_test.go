@@ -144,15 +144,7 @@ func BenchmarkCopyData(b *testing.B) {
 		defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
 		defer reportCPUThroughput(b, size)()
 		for b.Loop() {
-			f, err := e.client.Open("big.bin")
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, err := f.WriteTo(io.Discard)
-			f.Close()
-			if err != nil || n != size {
-				b.Fatalf("read %d bytes: %v", n, err)
-			}
+			benchDownload(b, e.client, "big.bin", size)
 		}
 	})
 }
