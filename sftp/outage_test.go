@@ -5,18 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/migrations"
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -236,31 +233,7 @@ func (s *liveSession) uploaded(t *testing.T, name string, data []byte, done <-ch
 // started again: the transfer completes, sessions go on, and a revocation
 // made once it is back ends its session at once.
 func TestSessionsSurviveAPostgreSQLRestart(t *testing.T) {
-	parent, err := os.MkdirTemp("", "skiff-outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(parent) })
-	// The server may run as another user (when tests run as root).
-	if err := os.Chmod(parent, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	opts := pgserver.Options{DataDir: filepath.Join(parent, "data"), Ephemeral: true}
-	start := func() *pgserver.Server {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		s, err := pgserver.Start(ctx, opts)
-		if errors.Is(err, pgserver.ErrNotInstalled) {
-			t.Skip("needs the PostgreSQL server programs:", err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Stop() })
-		return s
-	}
-	server := start()
+	server, opts := pgtest.PrivateServer(t)
 	opts.Port = server.Port() // the same address after the restart
 	dsn := server.URL("postgres")
 	db, err := sql.Open("postgres", dsn)
@@ -287,7 +260,7 @@ func TestSessionsSurviveAPostgreSQLRestart(t *testing.T) {
 	other.works(t)
 	time.Sleep(3500 * time.Millisecond)
 	other.works(t)
-	start()
+	pgtest.StartServer(t, opts)
 
 	uploader.uploaded(t, "/My Files/during-the-restart.bin", data, uploaded)
 	other.works(t)

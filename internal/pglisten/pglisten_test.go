@@ -6,15 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/pglisten"
-	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/internal/testkit"
 )
 
@@ -115,39 +113,6 @@ func startRun(t *testing.T, dsn string, r *recorder) (stop func()) {
 	return stop
 }
 
-// newServer starts a private PostgreSQL on a fresh data directory, stopped
-// and removed when the test ends.
-func newServer(t *testing.T) (*pgserver.Server, pgserver.Options) {
-	t.Helper()
-	// The server may run as another user (when tests run as root): it must
-	// be able to enter the folder that holds its data directory.
-	parent, err := os.MkdirTemp("", "skiff-pglisten-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(parent) })
-	if err := os.Chmod(parent, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	opts := pgserver.Options{DataDir: filepath.Join(parent, "data"), Ephemeral: true}
-	return startServer(t, opts), opts
-}
-
-func startServer(t *testing.T, opts pgserver.Options) *pgserver.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, err := pgserver.Start(ctx, opts)
-	if errors.Is(err, pgserver.ErrNotInstalled) {
-		t.Skip("needs the PostgreSQL server programs:", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	return s
-}
-
 // notify sends a notification on a connection of its own, so that it works
 // across server restarts.
 func notify(t *testing.T, dsn, ch, payload string) {
@@ -166,7 +131,7 @@ func notify(t *testing.T, dsn, ch, payload string) {
 
 func TestRunDeliversNotificationsInOrder(t *testing.T) {
 	t.Parallel()
-	s, _ := newServer(t)
+	s, _ := pgtest.PrivateServer(t)
 	dsn := s.URL("postgres")
 	r := newRecorder()
 	stop := startRun(t, dsn, r)
@@ -189,7 +154,7 @@ func TestRunDeliversNotificationsInOrder(t *testing.T) {
 
 func TestRunResyncsAfterTheServerRestarts(t *testing.T) {
 	t.Parallel()
-	s, opts := newServer(t)
+	s, opts := pgtest.PrivateServer(t)
 	dsn := s.URL("postgres")
 	r := newRecorder()
 	startRun(t, dsn, r)
@@ -209,7 +174,7 @@ func TestRunResyncsAfterTheServerRestarts(t *testing.T) {
 
 	// Same data directory and port: the address Run was given.
 	opts.Port = s.Port()
-	startServer(t, opts)
+	pgtest.StartServer(t, opts)
 	r.expect(t, resync, listening)
 	notify(t, dsn, channel, "after")
 	r.expect(t, "notify after")

@@ -344,3 +344,40 @@ func OpenStore(t testing.TB) *tenant.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// PrivateServer starts a PostgreSQL server of the test's own on a fresh data
+// directory, for tests that stop it and start it again (StartServer with
+// the returned options and Port set to the server's keeps its address). It
+// is stopped and removed when the test ends; without the server programs
+// the test is skipped.
+func PrivateServer(t testing.TB) (*pgserver.Server, pgserver.Options) {
+	t.Helper()
+	// The server may run as another user (when tests run as root): it must
+	// be able to enter the folder that holds its data directory.
+	parent, err := os.MkdirTemp("", "skiff-private-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	opts := pgserver.Options{DataDir: filepath.Join(parent, "data"), Ephemeral: true}
+	return StartServer(t, opts), opts
+}
+
+// StartServer starts a server with opts, stopped when the test ends.
+func StartServer(t testing.TB, opts pgserver.Options) *pgserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := pgserver.Start(ctx, opts)
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		t.Skip("needs the PostgreSQL server programs:", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
