@@ -8,6 +8,100 @@ import (
 	"github.com/Khan/genqlient/graphql"
 )
 
+// CreateUserAndDeleteGroupCreateUserUserPayload includes the requested fields of the GraphQL type UserPayload.
+type CreateUserAndDeleteGroupCreateUserUserPayload struct {
+	User       CreateUserAndDeleteGroupCreateUserUserPayloadUser                  `json:"user"`
+	UserErrors []CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError `json:"userErrors"`
+}
+
+// GetUser returns CreateUserAndDeleteGroupCreateUserUserPayload.User, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayload) GetUser() CreateUserAndDeleteGroupCreateUserUserPayloadUser {
+	return v.User
+}
+
+// GetUserErrors returns CreateUserAndDeleteGroupCreateUserUserPayload.UserErrors, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayload) GetUserErrors() []CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError {
+	return v.UserErrors
+}
+
+// CreateUserAndDeleteGroupCreateUserUserPayloadUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A person who can log in to an account.
+type CreateUserAndDeleteGroupCreateUserUserPayloadUser struct {
+	Id    string `json:"id"`
+	Email string `json:"email"`
+}
+
+// GetId returns CreateUserAndDeleteGroupCreateUserUserPayloadUser.Id, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUser) GetId() string { return v.Id }
+
+// GetEmail returns CreateUserAndDeleteGroupCreateUserUserPayloadUser.Email, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUser) GetEmail() string { return v.Email }
+
+// CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError includes the requested fields of the GraphQL type UserError.
+// The GraphQL type's documentation follows.
+//
+// An expected failure of a mutation: bad input, a value already taken, no licence left.
+// Clients show `message` next to the input named by `field`.
+type CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError struct {
+	// The input field at fault, e.g. `email`; null when the whole request is at fault.
+	Field string `json:"field"`
+	// A stable machine-readable code: INVALID, CONFLICT, LIMIT or UNAUTHENTICATED.
+	Code UserErrorCode `json:"code"`
+	// A message written for the person using the client.
+	Message string `json:"message"`
+}
+
+// GetField returns CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError.Field, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError) GetField() string {
+	return v.Field
+}
+
+// GetCode returns CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError.Code, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError) GetCode() UserErrorCode {
+	return v.Code
+}
+
+// GetMessage returns CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError.Message, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError) GetMessage() string {
+	return v.Message
+}
+
+// CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload includes the requested fields of the GraphQL type DeleteGroupPayload.
+type CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload struct {
+	// The ID of the group deleted; null when it was not.
+	DeletedGroupId string `json:"deletedGroupId"`
+}
+
+// GetDeletedGroupId returns CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload.DeletedGroupId, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload) GetDeletedGroupId() string {
+	return v.DeletedGroupId
+}
+
+// CreateUserAndDeleteGroupResponse is returned by CreateUserAndDeleteGroup on success.
+type CreateUserAndDeleteGroupResponse struct {
+	// Add a user to your account. Owners and administrators only; only owners can add owners.
+	// The email must not name anyone else who can log in (a live user of any account or a
+	// support-staff member, case-insensitively): a `CONFLICT` user error "this email is already
+	// in use" otherwise.
+	CreateUser *CreateUserAndDeleteGroupCreateUserUserPayload `json:"createUser"`
+	// Delete a custom group and the project folder shares made with it. Owners and administrators
+	// only. Refused with a user error while users are in it, and for built-in groups. Deleted
+	// users still in the group move to Jailed Users, the safe place should they be restored.
+	DeleteGroup *CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload `json:"deleteGroup"`
+}
+
+// GetCreateUser returns CreateUserAndDeleteGroupResponse.CreateUser, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupResponse) GetCreateUser() *CreateUserAndDeleteGroupCreateUserUserPayload {
+	return v.CreateUser
+}
+
+// GetDeleteGroup returns CreateUserAndDeleteGroupResponse.DeleteGroup, and is useful for accessing the field via an interface.
+func (v *CreateUserAndDeleteGroupResponse) GetDeleteGroup() *CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload {
+	return v.DeleteGroup
+}
+
 // CreateUserCreateUserUserPayload includes the requested fields of the GraphQL type UserPayload.
 type CreateUserCreateUserUserPayload struct {
 	User       CreateUserCreateUserUserPayloadUser                  `json:"user"`
@@ -251,6 +345,18 @@ type UsersScreenResponse struct {
 // GetAccount returns UsersScreenResponse.Account, and is useful for accessing the field via an interface.
 func (v *UsersScreenResponse) GetAccount() UsersScreenAccount { return v.Account }
 
+// __CreateUserAndDeleteGroupInput is used internally by genqlient
+type __CreateUserAndDeleteGroupInput struct {
+	Input   CreateUserInput `json:"input"`
+	GroupId string          `json:"groupId"`
+}
+
+// GetInput returns __CreateUserAndDeleteGroupInput.Input, and is useful for accessing the field via an interface.
+func (v *__CreateUserAndDeleteGroupInput) GetInput() CreateUserInput { return v.Input }
+
+// GetGroupId returns __CreateUserAndDeleteGroupInput.GroupId, and is useful for accessing the field via an interface.
+func (v *__CreateUserAndDeleteGroupInput) GetGroupId() string { return v.GroupId }
+
 // __CreateUserInput is used internally by genqlient
 type __CreateUserInput struct {
 	Input CreateUserInput `json:"input"`
@@ -302,6 +408,55 @@ func CreateUser(
 	}
 
 	data_ = &CreateUserResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by CreateUserAndDeleteGroup.
+const CreateUserAndDeleteGroup_Operation = `
+mutation CreateUserAndDeleteGroup ($input: CreateUserInput!, $groupId: ID!) {
+	createUser(input: $input) {
+		user {
+			id
+			email
+		}
+		userErrors {
+			field
+			code
+			message
+		}
+	}
+	deleteGroup(input: {id:$groupId}) {
+		deletedGroupId
+	}
+}
+`
+
+// Two mutations in one request, as a form that saves a user and tidies up in
+// one round trip: when the second fails, the first's result still arrives.
+func CreateUserAndDeleteGroup(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	input CreateUserInput,
+	groupId string,
+) (data_ *CreateUserAndDeleteGroupResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "CreateUserAndDeleteGroup",
+		Query:  CreateUserAndDeleteGroup_Operation,
+		Variables: &__CreateUserAndDeleteGroupInput{
+			Input:   input,
+			GroupId: groupId,
+		},
+	}
+
+	data_ = &CreateUserAndDeleteGroupResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

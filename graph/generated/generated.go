@@ -3426,7 +3426,7 @@ type AccountEdge {
 
 extend type Mutation {
   "Create an account with its first owner. Support staff only."
-  createAccount(input: CreateAccountInput!): CreateAccountPayload!
+  createAccount(input: CreateAccountInput!): CreateAccountPayload
 }
 
 input CreateAccountInput {
@@ -3537,20 +3537,20 @@ extend type Mutation {
   Start two-factor (TOTP, RFC 6238: 6 digits, 30 seconds, SHA-1) for the caller:
   a new secret, replacing an unconfirmed one. Refused (` + "`" + `CONFLICT` + "`" + `) while two-factor is on.
   """
-  startTotpEnrolment: StartTotpEnrolmentPayload!
+  startTotpEnrolment: StartTotpEnrolmentPayload
   """
   Turn two-factor on with a current code from the app. Returns the recovery codes,
   shown only this once (Skiff keeps only their hashes).
   """
-  confirmTotpEnrolment(input: ConfirmTotpEnrolmentInput!): ConfirmTotpEnrolmentPayload!
+  confirmTotpEnrolment(input: ConfirmTotpEnrolmentInput!): ConfirmTotpEnrolmentPayload
   "Turn two-factor off, with the password and a current code or a recovery code."
-  disableTotp(input: DisableTotpInput!): DisableTotpPayload!
+  disableTotp(input: DisableTotpInput!): DisableTotpPayload
   """
   Require two-factor of the account's owners and administrators at login (a token
   of one without it may only enrol, as for staff). Owners only; an owner must have
   two-factor on before turning this on.
   """
-  setRequireTotpForAdmins(input: SetRequireTotpForAdminsInput!): SetRequireTotpForAdminsPayload!
+  setRequireTotpForAdmins(input: SetRequireTotpForAdminsInput!): SetRequireTotpForAdminsPayload
 }
 
 type StartTotpEnrolmentPayload {
@@ -3615,16 +3615,16 @@ type ContactEdge {
 
 extend type Mutation {
   "Add a contact. Owners and administrators only."
-  createContact(input: CreateContactInput!): ContactPayload!
+  createContact(input: CreateContactInput!): ContactPayload
   "Change a contact. Owners and administrators only."
-  updateContact(input: UpdateContactInput!): ContactPayload!
+  updateContact(input: UpdateContactInput!): ContactPayload
   "Delete a contact. Owners and administrators only."
-  deleteContact(input: DeleteContactInput!): ContactPayload!
+  deleteContact(input: DeleteContactInput!): ContactPayload
   """
   Make a user from a contact: the user keeps the contact's name and email, and the
   contact no longer shows as a contact. Owners and administrators only.
   """
-  convertContactToUser(input: ConvertContactToUserInput!): UserPayload!
+  convertContactToUser(input: ConvertContactToUserInput!): UserPayload
 }
 
 input CreateContactInput {
@@ -3726,13 +3726,20 @@ type Query {
   accounts(search: String, first: Int, after: String): AccountConnection!
 }
 
+"""
+Every change. Each mutation takes one ` + "`" + `input` + "`" + ` and returns a payload with what changed and
+` + "`" + `userErrors` + "`" + ` (expected failures, every bad input field at once). The payload is nullable: a
+mutation that fails with a GraphQL error (` + "`" + `UNAUTHENTICATED` + "`" + `, ` + "`" + `FORBIDDEN` + "`" + `, ` + "`" + `NOT_FOUND` + "`" + `,
+` + "`" + `INTERNAL` + "`" + `…) is null with its error at its own path, and the other mutations of the same
+request keep their results (they ran, in order, and committed).
+"""
 type Mutation {
   "Log in with email and password; returns a bearer token for the ` + "`" + `Authorization` + "`" + ` header."
-  login(input: LoginInput!): LoginPayload!
+  login(input: LoginInput!): LoginPayload
   "Revoke the token this request was made with."
-  logout: LogoutPayload!
+  logout: LogoutPayload
   "Change your own password. Your other tokens are revoked."
-  changePassword(input: ChangePasswordInput!): ChangePasswordPayload!
+  changePassword(input: ChangePasswordInput!): ChangePasswordPayload
 }
 `, BuiltIn: false},
 	{Name: "../schema/dedicatedip.graphqls", Input: `"""
@@ -3882,13 +3889,13 @@ extend type Mutation {
   provisioning one (` + "`" + `provisionDedicatedIp` + "`" + `) or declining (` + "`" + `declineDedicatedIpRequest` + "`" + `); you
   are emailed either way.
   """
-  requestDedicatedIp(input: RequestDedicatedIpInput!): DedicatedIpRequestPayload!
+  requestDedicatedIp(input: RequestDedicatedIpInput!): DedicatedIpRequestPayload
   """
   Decline an open dedicated IP request with a reason (1 to 2000 characters), which is
   emailed to the owner who asked. A request already provisioned or declined is a CONFLICT
   user error. Support staff only.
   """
-  declineDedicatedIpRequest(input: DeclineDedicatedIpRequestInput!): DedicatedIpRequestPayload!
+  declineDedicatedIpRequest(input: DeclineDedicatedIpRequestInput!): DedicatedIpRequestPayload
   """
   Give an account a dedicated IP from the pool: ` + "`" + `address` + "`" + `, or else the one it released
   last if still free for it, or else the first free one. The first time, this generates the
@@ -3897,7 +3904,7 @@ extend type Mutation {
   request, if any, becomes PROVISIONED and the owner who sent it is emailed the address and
   the account's host keys. Support staff only.
   """
-  provisionDedicatedIp(input: ProvisionDedicatedIpInput!): DedicatedIpPayload!
+  provisionDedicatedIp(input: ProvisionDedicatedIpInput!): DedicatedIpPayload
   """
   Take an account's dedicated IP back. It then serves like a shared address (login IDs
   only) and cools down before another account can have it. Custom logins and host keys
@@ -3905,7 +3912,7 @@ extend type Mutation {
   through the address end on every node within about a second; the account's users can connect
   again through the shared address with their login IDs. Support staff only.
   """
-  releaseDedicatedIp(input: ReleaseDedicatedIpInput!): DedicatedIpPayload!
+  releaseDedicatedIp(input: ReleaseDedicatedIpInput!): DedicatedIpPayload
   """
   Give a user a custom SFTP login, usable on the account's dedicated IP (with their
   password or SSH keys), or remove it with ` + "`" + `login: null` + "`" + ` or ` + "`" + `""` + "`" + `. 3 to 32 characters:
@@ -3915,7 +3922,7 @@ extend type Mutation {
   SFTP access is emailed their credentials. Owners and administrators, for anyone in the
   account but owners: only an owner sets an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
-  setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload!
+  setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload
 }
 
 input RequestDedicatedIpInput {
@@ -4060,24 +4067,24 @@ extend type User {
 
 extend type Mutation {
   "Create a project folder, shared with you as OWNER; over SFTP it is in your ` + "`" + `/My Files/` + "`" + ` too. Your group must allow CREATE_PROJECT_FOLDERS."
-  createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload!
+  createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload
   "Rename a project folder. Needs the MANAGE right (OWNER, or an owner or administrator of the account)."
-  renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload!
+  renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload
   """
   Delete a project folder and all its shares. Needs the MANAGE right. Its files are
   deleted for good once the grace period has passed (30 days unless the operator set
   ` + "`" + `--purge-grace` + "`" + `); until then they stay in storage, out of every user's reach.
   """
-  deleteProjectFolder(input: DeleteProjectFolderInput!): DeleteProjectFolderPayload!
+  deleteProjectFolder(input: DeleteProjectFolderInput!): DeleteProjectFolderPayload
   """
   Share a project folder with a user or a group (give exactly one), or change the preset of
   an existing share. Needs the SHARE right on the folder and a group that allows
   SHARE_PROJECT_FOLDERS; OWNER, and changing an OWNER's share, need the MANAGE right. A folder
   keeps at least one OWNER. Open SFTP sessions see the change on their next operation.
   """
-  shareProjectFolder(input: ShareProjectFolderInput!): ProjectFolderPayload!
+  shareProjectFolder(input: ShareProjectFolderInput!): ProjectFolderPayload
   "Remove a share, with the same rights as sharing. The folder disappears from the SFTP sessions of those who lost it."
-  unshareProjectFolder(input: UnshareProjectFolderInput!): ProjectFolderPayload!
+  unshareProjectFolder(input: UnshareProjectFolderInput!): ProjectFolderPayload
 }
 
 input CreateProjectFolderInput {
@@ -4192,7 +4199,7 @@ extend type User {
 
 extend type Mutation {
   "Create a custom group. Owners and administrators only; the name must be unused in the account."
-  createGroup(input: CreateGroupInput!): GroupPayload!
+  createGroup(input: CreateGroupInput!): GroupPayload
   """
   Rename a custom group or change any group's permissions. Owners and administrators only;
   only an owner changes the permissions of a group an owner is in (` + "`" + `FORBIDDEN` + "`" + ` otherwise:
@@ -4201,19 +4208,19 @@ extend type Mutation {
   or taking SFTP_MY_FILES jails or frees the members, which ends their SFTP sessions, so that
   they reconnect to the tree they now have.
   """
-  updateGroup(input: UpdateGroupInput!): GroupPayload!
+  updateGroup(input: UpdateGroupInput!): GroupPayload
   """
   Delete a custom group and the project folder shares made with it. Owners and administrators
   only. Refused with a user error while users are in it, and for built-in groups. Deleted
   users still in the group move to Jailed Users, the safe place should they be restored.
   """
-  deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload!
+  deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload
   """
   Move a user to a group. Owners and administrators only; only an owner moves an owner
   (` + "`" + `FORBIDDEN` + "`" + ` otherwise). Moving a user into or out of a
   jail ends their SFTP sessions, so that they reconnect to the tree they now have.
   """
-  setUserGroup(input: SetUserGroupInput!): SetUserGroupPayload!
+  setUserGroup(input: SetUserGroupInput!): SetUserGroupPayload
 }
 
 "What ` + "`" + `setUserGroup` + "`" + ` returns."
@@ -4288,18 +4295,18 @@ extend type Mutation {
   removes the restriction. A list that does not include the address the owner is calling from
   is refused (INVALID on ` + "`" + `cidrs` + "`" + `), so an owner cannot lock themselves out. Audited.
   """
-  setAccountIpAllowlist(input: SetAccountIpAllowlistInput!): SetAccountIpAllowlistPayload!
+  setAccountIpAllowlist(input: SetAccountIpAllowlistInput!): SetAccountIpAllowlistPayload
   """
   Replace one user's own IP allowlist (see ` + "`" + `User.ipAllowlist` + "`" + `). Owners and administrators;
   only an owner can change an owner's list. The same entries as the account's list; a list of
   one's own that excludes one's own address is refused. Audited.
   """
-  setUserIpAllowlist(input: SetUserIpAllowlistInput!): SetUserIpAllowlistPayload!
+  setUserIpAllowlist(input: SetUserIpAllowlistInput!): SetUserIpAllowlistPayload
   """
   Empty an account's IP allowlist, e.g. for an owner who can no longer reach the API.
   Support staff only. Users' own lists are kept. Audited.
   """
-  clearAccountIpAllowlist(input: ClearAccountIpAllowlistInput!): ClearAccountIpAllowlistPayload!
+  clearAccountIpAllowlist(input: ClearAccountIpAllowlistInput!): ClearAccountIpAllowlistPayload
 }
 
 input SetAccountIpAllowlistInput {
@@ -4485,9 +4492,9 @@ extend type Mutation {
   access with it (one of the trial's licences), and the trial email carries their login and
   the host-key fingerprints.
   """
-  startSftpTrial: AccountPayload!
+  startSftpTrial: AccountPayload
   "Ask support to activate the SFTP module or add licences (owners and administrators)."
-  requestSftpModule(input: RequestSftpModuleInput!): RequestSftpModulePayload!
+  requestSftpModule(input: RequestSftpModuleInput!): RequestSftpModulePayload
   """
   Activate the module with a number of licences. Support staff only. The first start of the
   module (no trial before) also turns SFTP on for the owners with an open module request (or
@@ -4495,24 +4502,24 @@ extend type Mutation {
   email carries their login and host-key fingerprints, or says no licence was free. A later
   activation turns on and resends nothing.
   """
-  activateSftpModule(input: ActivateSftpModuleInput!): SftpLicencesPayload!
+  activateSftpModule(input: ActivateSftpModuleInput!): SftpLicencesPayload
   """
   Set the number of purchased licences. Support staff only. Going below the number in
   use is allowed: those users keep access, nobody else can be enabled until enough are
   turned off, and ` + "`" + `warning` + "`" + ` says so.
   """
-  setSftpLicences(input: SetSftpLicencesInput!): SftpLicencesPayload!
+  setSftpLicences(input: SetSftpLicencesInput!): SftpLicencesPayload
   "Suspend the module: SFTP logins are refused, nothing is deleted. Support staff only."
-  suspendSftpModule(input: SuspendSftpModuleInput!): AccountPayload!
+  suspendSftpModule(input: SuspendSftpModuleInput!): AccountPayload
 
   "Accept an invitation: set your password with the emailed token and log in."
-  acceptInvitation(input: AcceptInvitationInput!): LoginPayload!
+  acceptInvitation(input: AcceptInvitationInput!): LoginPayload
   "Send a new invitation email to a user who has not set a password yet. Owners and administrators."
-  resendInvitation(input: ResendInvitationInput!): OkPayload!
+  resendInvitation(input: ResendInvitationInput!): OkPayload
   "Email a password-reset link. The answer is the same whether or not the email is known."
-  requestPasswordReset(input: RequestPasswordResetInput!): OkPayload!
+  requestPasswordReset(input: RequestPasswordResetInput!): OkPayload
   "Set a new password with the emailed reset token."
-  resetPassword(input: ResetPasswordInput!): OkPayload!
+  resetPassword(input: ResetPasswordInput!): OkPayload
 }
 
 input RequestSftpModuleInput {
@@ -4673,9 +4680,9 @@ extend type Mutation {
   account, administrators for anyone but owners (` + "`" + `FORBIDDEN` + "`" + `: with a key they could log in
   as the owner), users for themselves.
   """
-  addSshKey(input: AddSshKeyInput!): SshKeyPayload!
+  addSshKey(input: AddSshKeyInput!): SshKeyPayload
   "Rename a key: ` + "`" + `updateSshKey` + "`" + ` with only a title. Who may: as for ` + "`" + `addSshKey` + "`" + `."
-  renameSshKey(input: RenameSshKeyInput!): SshKeyPayload!
+  renameSshKey(input: RenameSshKeyInput!): SshKeyPayload
   """
   Change a key's title, expiry date and status; the key itself never changes. Fields left
   out stay as they are; ` + "`" + `expiresAt: null` + "`" + ` means the key never expires. Disabling a key,
@@ -4683,9 +4690,9 @@ extend type Mutation {
   it (on every node within about a second). A new expiry date re-arms its reminder emails.
   Who may: as for ` + "`" + `addSshKey` + "`" + ` (only an owner changes an owner's key, ` + "`" + `FORBIDDEN` + "`" + `).
   """
-  updateSshKey(input: UpdateSshKeyInput!): SshKeyPayload!
+  updateSshKey(input: UpdateSshKeyInput!): SshKeyPayload
   "Delete a key: it can no longer log in. Who may: as for ` + "`" + `addSshKey` + "`" + `."
-  deleteSshKey(input: DeleteSshKeyInput!): SshKeyPayload!
+  deleteSshKey(input: DeleteSshKeyInput!): SshKeyPayload
   """
   Turn SFTP on or off for a user. Turning it on takes a licence (a ` + "`" + `LIMIT` + "`" + ` user error
   when none is left), issues the user's lasting login ID the first time and emails them
@@ -4693,7 +4700,7 @@ extend type Mutation {
   it off frees the licence and ends the user's SFTP sessions. Owners and administrators;
   only an owner changes an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
-  setSftpAccess(input: SetSftpAccessInput!): UserPayload!
+  setSftpAccess(input: SetSftpAccessInput!): UserPayload
 }
 
 input AddSshKeyInput {
@@ -4780,13 +4787,13 @@ extend type Mutation {
   staff only. Nothing stored is deleted: an account over its new quota can only delete until
   it is under. Audited.
   """
-  setStorageQuota(input: SetStorageQuotaInput!): SetStorageQuotaPayload!
+  setStorageQuota(input: SetStorageQuotaInput!): SetStorageQuotaPayload
   """
   Set a user's own storage quota in bytes; null removes it (the default: no quota of their
   own). Owners and administrators; only an owner can set an owner's. It applies on top of the
   account's quota. Audited.
   """
-  setUserStorageQuota(input: SetUserStorageQuotaInput!): SetUserStorageQuotaPayload!
+  setUserStorageQuota(input: SetUserStorageQuotaInput!): SetUserStorageQuotaPayload
 }
 
 input SetStorageQuotaInput {
@@ -4873,7 +4880,7 @@ extend type Mutation {
   support-staff member, case-insensitively): a ` + "`" + `CONFLICT` + "`" + ` user error "this email is already
   in use" otherwise.
   """
-  createUser(input: CreateUserInput!): UserPayload!
+  createUser(input: CreateUserInput!): UserPayload
   """
   Add many users at once from CSV text; the format is under ` + "`" + `ImportUsersInput.csv` + "`" + `
   and in docs/GRAPHQL.md. Owners and administrators only (naming a group also needs
@@ -4885,13 +4892,13 @@ extend type Mutation {
   one: rows without a password are emailed an invitation, rows with ` + "`" + `sftp` + "`" + ` true get
   their credentials email.
   """
-  importUsers(input: ImportUsersInput!): ImportUsersPayload!
+  importUsers(input: ImportUsersInput!): ImportUsersPayload
   """
   Change a user. Owners and administrators change anyone but owners (only owners
   change owners: any field, ` + "`" + `FORBIDDEN` + "`" + ` otherwise); users may change their own name
   and email.
   """
-  updateUser(input: UpdateUserInput!): UserPayload!
+  updateUser(input: UpdateUserInput!): UserPayload
   """
   Delete a user: they can no longer log in and their sessions end. By default
   nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
@@ -4899,13 +4906,13 @@ extend type Mutation {
   unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings
   everything back and cancels the deletion. You cannot delete yourself or the last owner.
   """
-  deleteUser(input: DeleteUserInput!): UserPayload!
+  deleteUser(input: DeleteUserInput!): UserPayload
   """
   Restore a deleted user with everything they had. A deletion of their files still in
   its grace period is cancelled; files already purged are not brought back (their
   home is empty).
   """
-  restoreUser(input: RestoreUserInput!): UserPayload!
+  restoreUser(input: RestoreUserInput!): UserPayload
 }
 
 input CreateUserInput {
@@ -10825,10 +10832,10 @@ func (ec *executionContext) _Mutation_login(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
-			return ec.marshalNLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx, selections, v)
+			return ec.marshalOLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_login(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -10868,10 +10875,10 @@ func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.LogoutPayload) graphql.Marshaler {
-			return ec.marshalNLogoutPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLogoutPayload(ctx, selections, v)
+			return ec.marshalOLogoutPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLogoutPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_logout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -10901,10 +10908,10 @@ func (ec *executionContext) _Mutation_changePassword(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ChangePasswordPayload) graphql.Marshaler {
-			return ec.marshalNChangePasswordPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐChangePasswordPayload(ctx, selections, v)
+			return ec.marshalOChangePasswordPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐChangePasswordPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -10945,10 +10952,10 @@ func (ec *executionContext) _Mutation_createAccount(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateAccountPayload) graphql.Marshaler {
-			return ec.marshalNCreateAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateAccountPayload(ctx, selections, v)
+			return ec.marshalOCreateAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateAccountPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -10988,10 +10995,10 @@ func (ec *executionContext) _Mutation_startTotpEnrolment(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StartTotpEnrolmentPayload) graphql.Marshaler {
-			return ec.marshalNStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx, selections, v)
+			return ec.marshalOStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_startTotpEnrolment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11021,10 +11028,10 @@ func (ec *executionContext) _Mutation_confirmTotpEnrolment(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
-			return ec.marshalNConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx, selections, v)
+			return ec.marshalOConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_confirmTotpEnrolment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11065,10 +11072,10 @@ func (ec *executionContext) _Mutation_disableTotp(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DisableTotpPayload) graphql.Marshaler {
-			return ec.marshalNDisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx, selections, v)
+			return ec.marshalODisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_disableTotp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11109,10 +11116,10 @@ func (ec *executionContext) _Mutation_setRequireTotpForAdmins(ctx context.Contex
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
-			return ec.marshalNSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx, selections, v)
+			return ec.marshalOSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setRequireTotpForAdmins(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11153,10 +11160,10 @@ func (ec *executionContext) _Mutation_createContact(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
-			return ec.marshalNContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
+			return ec.marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11197,10 +11204,10 @@ func (ec *executionContext) _Mutation_updateContact(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
-			return ec.marshalNContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
+			return ec.marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11241,10 +11248,10 @@ func (ec *executionContext) _Mutation_deleteContact(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
-			return ec.marshalNContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
+			return ec.marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11285,10 +11292,10 @@ func (ec *executionContext) _Mutation_convertContactToUser(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_convertContactToUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11329,10 +11336,10 @@ func (ec *executionContext) _Mutation_requestDedicatedIp(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
-			return ec.marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
+			return ec.marshalODedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_requestDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11373,10 +11380,10 @@ func (ec *executionContext) _Mutation_declineDedicatedIpRequest(ctx context.Cont
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
-			return ec.marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
+			return ec.marshalODedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_declineDedicatedIpRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11417,10 +11424,10 @@ func (ec *executionContext) _Mutation_provisionDedicatedIp(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
-			return ec.marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
+			return ec.marshalODedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_provisionDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11461,10 +11468,10 @@ func (ec *executionContext) _Mutation_releaseDedicatedIp(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
-			return ec.marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
+			return ec.marshalODedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_releaseDedicatedIp(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11505,10 +11512,10 @@ func (ec *executionContext) _Mutation_setCustomSftpLogin(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setCustomSftpLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11549,10 +11556,10 @@ func (ec *executionContext) _Mutation_createProjectFolder(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
-			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+			return ec.marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11593,10 +11600,10 @@ func (ec *executionContext) _Mutation_renameProjectFolder(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
-			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+			return ec.marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_renameProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11637,10 +11644,10 @@ func (ec *executionContext) _Mutation_deleteProjectFolder(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteProjectFolderPayload) graphql.Marshaler {
-			return ec.marshalNDeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx, selections, v)
+			return ec.marshalODeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11681,10 +11688,10 @@ func (ec *executionContext) _Mutation_shareProjectFolder(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
-			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+			return ec.marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_shareProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11725,10 +11732,10 @@ func (ec *executionContext) _Mutation_unshareProjectFolder(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
-			return ec.marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
+			return ec.marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_unshareProjectFolder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11769,10 +11776,10 @@ func (ec *executionContext) _Mutation_createGroup(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
-			return ec.marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
+			return ec.marshalOGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11813,10 +11820,10 @@ func (ec *executionContext) _Mutation_updateGroup(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
-			return ec.marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
+			return ec.marshalOGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11857,10 +11864,10 @@ func (ec *executionContext) _Mutation_deleteGroup(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteGroupPayload) graphql.Marshaler {
-			return ec.marshalNDeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx, selections, v)
+			return ec.marshalODeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11901,10 +11908,10 @@ func (ec *executionContext) _Mutation_setUserGroup(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserGroupPayload) graphql.Marshaler {
-			return ec.marshalNSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx, selections, v)
+			return ec.marshalOSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setUserGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11945,10 +11952,10 @@ func (ec *executionContext) _Mutation_setAccountIpAllowlist(ctx context.Context,
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
-			return ec.marshalNSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx, selections, v)
+			return ec.marshalOSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11989,10 +11996,10 @@ func (ec *executionContext) _Mutation_setUserIpAllowlist(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserIPAllowlistPayload) graphql.Marshaler {
-			return ec.marshalNSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx, selections, v)
+			return ec.marshalOSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setUserIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12033,10 +12040,10 @@ func (ec *executionContext) _Mutation_clearAccountIpAllowlist(ctx context.Contex
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
-			return ec.marshalNClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx, selections, v)
+			return ec.marshalOClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_clearAccountIpAllowlist(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12076,10 +12083,10 @@ func (ec *executionContext) _Mutation_startSftpTrial(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
-			return ec.marshalNAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx, selections, v)
+			return ec.marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_startSftpTrial(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12109,10 +12116,10 @@ func (ec *executionContext) _Mutation_requestSftpModule(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestSftpModulePayload) graphql.Marshaler {
-			return ec.marshalNRequestSftpModulePayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModulePayload(ctx, selections, v)
+			return ec.marshalORequestSftpModulePayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModulePayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_requestSftpModule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12153,10 +12160,10 @@ func (ec *executionContext) _Mutation_activateSftpModule(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpLicencesPayload) graphql.Marshaler {
-			return ec.marshalNSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx, selections, v)
+			return ec.marshalOSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_activateSftpModule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12197,10 +12204,10 @@ func (ec *executionContext) _Mutation_setSftpLicences(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpLicencesPayload) graphql.Marshaler {
-			return ec.marshalNSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx, selections, v)
+			return ec.marshalOSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setSftpLicences(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12241,10 +12248,10 @@ func (ec *executionContext) _Mutation_suspendSftpModule(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
-			return ec.marshalNAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx, selections, v)
+			return ec.marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_suspendSftpModule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12285,10 +12292,10 @@ func (ec *executionContext) _Mutation_acceptInvitation(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
-			return ec.marshalNLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx, selections, v)
+			return ec.marshalOLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_acceptInvitation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12329,10 +12336,10 @@ func (ec *executionContext) _Mutation_resendInvitation(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
-			return ec.marshalNOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
+			return ec.marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_resendInvitation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12373,10 +12380,10 @@ func (ec *executionContext) _Mutation_requestPasswordReset(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
-			return ec.marshalNOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
+			return ec.marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12417,10 +12424,10 @@ func (ec *executionContext) _Mutation_resetPassword(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
-			return ec.marshalNOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
+			return ec.marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_resetPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12461,10 +12468,10 @@ func (ec *executionContext) _Mutation_addSshKey(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
-			return ec.marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
+			return ec.marshalOSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_addSshKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12505,10 +12512,10 @@ func (ec *executionContext) _Mutation_renameSshKey(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
-			return ec.marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
+			return ec.marshalOSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_renameSshKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12549,10 +12556,10 @@ func (ec *executionContext) _Mutation_updateSshKey(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
-			return ec.marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
+			return ec.marshalOSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateSshKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12593,10 +12600,10 @@ func (ec *executionContext) _Mutation_deleteSshKey(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
-			return ec.marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
+			return ec.marshalOSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteSshKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12637,10 +12644,10 @@ func (ec *executionContext) _Mutation_setSftpAccess(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setSftpAccess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12681,10 +12688,10 @@ func (ec *executionContext) _Mutation_setStorageQuota(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetStorageQuotaPayload) graphql.Marshaler {
-			return ec.marshalNSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx, selections, v)
+			return ec.marshalOSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setStorageQuota(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12725,10 +12732,10 @@ func (ec *executionContext) _Mutation_setUserStorageQuota(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserStorageQuotaPayload) graphql.Marshaler {
-			return ec.marshalNSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx, selections, v)
+			return ec.marshalOSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setUserStorageQuota(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12769,10 +12776,10 @@ func (ec *executionContext) _Mutation_createUser(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12813,10 +12820,10 @@ func (ec *executionContext) _Mutation_importUsers(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ImportUsersPayload) graphql.Marshaler {
-			return ec.marshalNImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx, selections, v)
+			return ec.marshalOImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12857,10 +12864,10 @@ func (ec *executionContext) _Mutation_updateUser(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12901,10 +12908,10 @@ func (ec *executionContext) _Mutation_deleteUser(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_deleteUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12945,10 +12952,10 @@ func (ec *executionContext) _Mutation_restoreUser(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-			return ec.marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
+			return ec.marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_restoreUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22895,350 +22902,350 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_login(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "logout":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_logout(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "changePassword":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_changePassword(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createAccount":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createAccount(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "startTotpEnrolment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startTotpEnrolment(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "confirmTotpEnrolment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_confirmTotpEnrolment(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "disableTotp":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_disableTotp(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setRequireTotpForAdmins":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setRequireTotpForAdmins(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createContact":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createContact(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateContact":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateContact(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteContact":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteContact(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "convertContactToUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_convertContactToUser(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "requestDedicatedIp":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_requestDedicatedIp(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "declineDedicatedIpRequest":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_declineDedicatedIpRequest(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "provisionDedicatedIp":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_provisionDedicatedIp(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "releaseDedicatedIp":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_releaseDedicatedIp(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setCustomSftpLogin":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setCustomSftpLogin(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createProjectFolder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createProjectFolder(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "renameProjectFolder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_renameProjectFolder(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteProjectFolder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteProjectFolder(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "shareProjectFolder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_shareProjectFolder(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "unshareProjectFolder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unshareProjectFolder(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createGroup":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createGroup(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateGroup":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateGroup(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteGroup":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteGroup(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setUserGroup":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setUserGroup(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setAccountIpAllowlist":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setAccountIpAllowlist(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setUserIpAllowlist":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setUserIpAllowlist(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "clearAccountIpAllowlist":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_clearAccountIpAllowlist(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "startSftpTrial":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startSftpTrial(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "requestSftpModule":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_requestSftpModule(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "activateSftpModule":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_activateSftpModule(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setSftpLicences":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setSftpLicences(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "suspendSftpModule":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_suspendSftpModule(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "acceptInvitation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_acceptInvitation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "resendInvitation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_resendInvitation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "requestPasswordReset":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_requestPasswordReset(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "resetPassword":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_resetPassword(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "addSshKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addSshKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "renameSshKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_renameSshKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateSshKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateSshKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteSshKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteSshKey(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setSftpAccess":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setSftpAccess(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setStorageQuota":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setStorageQuota(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "setUserStorageQuota":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setUserStorageQuota(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createUser(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "importUsers":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_importUsers(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateUser(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "deleteUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteUser(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "restoreUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_restoreUser(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -25703,14 +25710,6 @@ func (ec *executionContext) marshalNAccountEdge2ᚖgithubᚗcomᚋskiffhqᚋskif
 	return ec._AccountEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AccountPayload!")
-		return graphql.Null
-	}
-	return ec._AccountPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNActivateSftpModuleInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐActivateSftpModuleInput(ctx context.Context, v any) (model.ActivateSftpModuleInput, error) {
 	res, err := ec.unmarshalInputActivateSftpModuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25794,38 +25793,14 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋskiffhq
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNChangePasswordPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐChangePasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ChangePasswordPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ChangePasswordPayload!")
-		return graphql.Null
-	}
-	return ec._ChangePasswordPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNClearAccountIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistInput(ctx context.Context, v any) (model.ClearAccountIPAllowlistInput, error) {
 	res, err := ec.unmarshalInputClearAccountIpAllowlistInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ClearAccountIpAllowlistPayload!")
-		return graphql.Null
-	}
-	return ec._ClearAccountIpAllowlistPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNConfirmTotpEnrolmentInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentInput(ctx context.Context, v any) (model.ConfirmTotpEnrolmentInput, error) {
 	res, err := ec.unmarshalInputConfirmTotpEnrolmentInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ConfirmTotpEnrolmentPayload!")
-		return graphql.Null
-	}
-	return ec._ConfirmTotpEnrolmentPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
@@ -25868,14 +25843,6 @@ func (ec *executionContext) marshalNContactEdge2ᚖgithubᚗcomᚋskiffhqᚋskif
 	return ec._ContactEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx context.Context, sel ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ContactPayload!")
-		return graphql.Null
-	}
-	return ec._ContactPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNConvertContactToUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConvertContactToUserInput(ctx context.Context, v any) (model.ConvertContactToUserInput, error) {
 	res, err := ec.unmarshalInputConvertContactToUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25884,14 +25851,6 @@ func (ec *executionContext) unmarshalNConvertContactToUserInput2githubᚗcomᚋs
 func (ec *executionContext) unmarshalNCreateAccountInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateAccountInput(ctx context.Context, v any) (model.CreateAccountInput, error) {
 	res, err := ec.unmarshalInputCreateAccountInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNCreateAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateAccountPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "CreateAccountPayload!")
-		return graphql.Null
-	}
-	return ec._CreateAccountPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateContactInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateContactInput(ctx context.Context, v any) (model.CreateContactInput, error) {
@@ -25917,14 +25876,6 @@ func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋskiffhqᚋs
 func (ec *executionContext) unmarshalNDeclineDedicatedIpRequestInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeclineDedicatedIPRequestInput(ctx context.Context, v any) (model.DeclineDedicatedIPRequestInput, error) {
 	res, err := ec.unmarshalInputDeclineDedicatedIpRequestInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNDedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DedicatedIpPayload!")
-		return graphql.Null
-	}
-	return ec._DedicatedIpPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐPoolAddress(ctx context.Context, sel ast.SelectionSet, v *sftplogin.PoolAddress) graphql.Marshaler {
@@ -26007,14 +25958,6 @@ func (ec *executionContext) marshalNDedicatedIpRequestEdge2ᚖgithubᚗcomᚋski
 	return ec._DedicatedIpRequestEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DedicatedIpRequestPayload!")
-		return graphql.Null
-	}
-	return ec._DedicatedIpRequestPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNDedicatedIpRequestState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequestState(ctx context.Context, v any) (sftplogin.DedicatedIPRequestState, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := sftplogin.DedicatedIPRequestState(tmp)
@@ -26055,25 +25998,9 @@ func (ec *executionContext) unmarshalNDeleteGroupInput2githubᚗcomᚋskiffhqᚋ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNDeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteGroupPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DeleteGroupPayload!")
-		return graphql.Null
-	}
-	return ec._DeleteGroupPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNDeleteProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderInput(ctx context.Context, v any) (model.DeleteProjectFolderInput, error) {
 	res, err := ec.unmarshalInputDeleteProjectFolderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNDeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteProjectFolderPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DeleteProjectFolderPayload!")
-		return graphql.Null
-	}
-	return ec._DeleteProjectFolderPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDeleteSshKeyInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteSSHKeyInput(ctx context.Context, v any) (model.DeleteSSHKeyInput, error) {
@@ -26089,14 +26016,6 @@ func (ec *executionContext) unmarshalNDeleteUserInput2githubᚗcomᚋskiffhqᚋs
 func (ec *executionContext) unmarshalNDisableTotpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpInput(ctx context.Context, v any) (model.DisableTotpInput, error) {
 	res, err := ec.unmarshalInputDisableTotpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNDisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx context.Context, sel ast.SelectionSet, v *model.DisableTotpPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DisableTotpPayload!")
-		return graphql.Null
-	}
-	return ec._DisableTotpPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, v any) (policy.Right, error) {
@@ -26182,14 +26101,6 @@ func (ec *executionContext) marshalNGroupEdge2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 		return graphql.Null
 	}
 	return ec._GroupEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "GroupPayload!")
-		return graphql.Null
-	}
-	return ec._GroupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx context.Context, v any) (policy.Permission, error) {
@@ -26324,14 +26235,6 @@ func (ec *executionContext) unmarshalNImportUsersInput2githubᚗcomᚋskiffhqᚋ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx context.Context, sel ast.SelectionSet, v *model.ImportUsersPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ImportUsersPayload!")
-		return graphql.Null
-	}
-	return ec._ImportUsersPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26349,22 +26252,6 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginInput(ctx context.Context, v any) (model.LoginInput, error) {
 	res, err := ec.unmarshalInputLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx context.Context, sel ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "LoginPayload!")
-		return graphql.Null
-	}
-	return ec._LoginPayload(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNLogoutPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.LogoutPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "LogoutPayload!")
-		return graphql.Null
-	}
-	return ec._LogoutPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐNotification(ctx context.Context, sel ast.SelectionSet, v *outbox.Notification) graphql.Marshaler {
@@ -26420,14 +26307,6 @@ func (ec *executionContext) marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋ
 		graphql.AddInvalidNullFromMarshaler(ctx, "NotificationStatus!")
 	}
 	return res
-}
-
-func (ec *executionContext) marshalNOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx context.Context, sel ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "OkPayload!")
-		return graphql.Null
-	}
-	return ec._OkPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -26502,14 +26381,6 @@ func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffh
 	return ec._ProjectFolderMember(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ProjectFolderPayload!")
-		return graphql.Null
-	}
-	return ec._ProjectFolderPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProvisionDedicatedIPInput(ctx context.Context, v any) (model.ProvisionDedicatedIPInput, error) {
 	res, err := ec.unmarshalInputProvisionDedicatedIpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26543,14 +26414,6 @@ func (ec *executionContext) unmarshalNRequestPasswordResetInput2githubᚗcomᚋs
 func (ec *executionContext) unmarshalNRequestSftpModuleInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModuleInput(ctx context.Context, v any) (model.RequestSftpModuleInput, error) {
 	res, err := ec.unmarshalInputRequestSftpModuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNRequestSftpModulePayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModulePayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestSftpModulePayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "RequestSftpModulePayload!")
-		return graphql.Null
-	}
-	return ec._RequestSftpModulePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNResendInvitationInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐResendInvitationInput(ctx context.Context, v any) (model.ResendInvitationInput, error) {
@@ -26588,14 +26451,6 @@ func (ec *executionContext) unmarshalNSetAccountIpAllowlistInput2githubᚗcomᚋ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetAccountIpAllowlistPayload!")
-		return graphql.Null
-	}
-	return ec._SetAccountIpAllowlistPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetCustomSftpLoginInput(ctx context.Context, v any) (model.SetCustomSftpLoginInput, error) {
 	res, err := ec.unmarshalInputSetCustomSftpLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26604,14 +26459,6 @@ func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋski
 func (ec *executionContext) unmarshalNSetRequireTotpForAdminsInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsInput(ctx context.Context, v any) (model.SetRequireTotpForAdminsInput, error) {
 	res, err := ec.unmarshalInputSetRequireTotpForAdminsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetRequireTotpForAdminsPayload!")
-		return graphql.Null
-	}
-	return ec._SetRequireTotpForAdminsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSetSftpAccessInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetSftpAccessInput(ctx context.Context, v any) (model.SetSftpAccessInput, error) {
@@ -26629,25 +26476,9 @@ func (ec *executionContext) unmarshalNSetStorageQuotaInput2githubᚗcomᚋskiffh
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetStorageQuotaPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetStorageQuotaPayload!")
-		return graphql.Null
-	}
-	return ec._SetStorageQuotaPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNSetUserGroupInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupInput(ctx context.Context, v any) (model.SetUserGroupInput, error) {
 	res, err := ec.unmarshalInputSetUserGroupInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserGroupPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetUserGroupPayload!")
-		return graphql.Null
-	}
-	return ec._SetUserGroupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistInput(ctx context.Context, v any) (model.SetUserIPAllowlistInput, error) {
@@ -26655,25 +26486,9 @@ func (ec *executionContext) unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋski
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserIPAllowlistPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetUserIpAllowlistPayload!")
-		return graphql.Null
-	}
-	return ec._SetUserIpAllowlistPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNSetUserStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaInput(ctx context.Context, v any) (model.SetUserStorageQuotaInput, error) {
 	res, err := ec.unmarshalInputSetUserStorageQuotaInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserStorageQuotaPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetUserStorageQuotaPayload!")
-		return graphql.Null
-	}
-	return ec._SetUserStorageQuotaPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
@@ -26682,14 +26497,6 @@ func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋski
 		return graphql.Null
 	}
 	return ec._SftpLicences(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx context.Context, sel ast.SelectionSet, v *model.SftpLicencesPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SftpLicencesPayload!")
-		return graphql.Null
-	}
-	return ec._SftpLicencesPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpModule2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModule(ctx context.Context, sel ast.SelectionSet, v *model.SftpModule) graphql.Marshaler {
@@ -26839,14 +26646,6 @@ func (ec *executionContext) marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋt
 	return ec._SshKey(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SshKeyPayload!")
-		return graphql.Null
-	}
-	return ec._SshKeyPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNSshKeyStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, v any) (sftpaccess.SSHKeyStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := sftpaccess.SSHKeyStatus(tmp)
@@ -26868,14 +26667,6 @@ func (ec *executionContext) marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋte
 		return graphql.Null
 	}
 	return ec._Staff(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.StartTotpEnrolmentPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "StartTotpEnrolmentPayload!")
-		return graphql.Null
-	}
-	return ec._StartTotpEnrolmentPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -27055,14 +26846,6 @@ func (ec *executionContext) marshalNUserErrorCode2githubᚗcomᚋskiffhqᚋskiff
 	return v
 }
 
-func (ec *executionContext) marshalNUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "UserPayload!")
-		return graphql.Null
-	}
-	return ec._UserPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNUserSftp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserSftp(ctx context.Context, sel ast.SelectionSet, v *model.UserSftp) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "UserSftp!")
@@ -27228,6 +27011,13 @@ func (ec *executionContext) marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 	return ec._Account(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AccountPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventFilter(ctx context.Context, v any) (*model.AuditEventFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -27303,11 +27093,46 @@ func (ec *executionContext) marshalOBytes2ᚖint64(ctx context.Context, sel ast.
 	return res
 }
 
+func (ec *executionContext) marshalOChangePasswordPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐChangePasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ChangePasswordPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ChangePasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOClearAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐClearAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.ClearAccountIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ClearAccountIpAllowlistPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOConfirmTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConfirmTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.ConfirmTotpEnrolmentPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ConfirmTotpEnrolmentPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx context.Context, sel ast.SelectionSet, v *people.Contact) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Contact(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx context.Context, sel ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ContactPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCreateAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐCreateAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateAccountPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CreateAccountPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIP(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIP) graphql.Marshaler {
@@ -27317,11 +27142,25 @@ func (ec *executionContext) marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskif
 	return ec._DedicatedIp(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalODedicatedIpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIpPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalODedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._DedicatedIpRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequestPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx context.Context, v any) (*sftplogin.DedicatedIPState, error) {
@@ -27343,6 +27182,20 @@ func (ec *executionContext) marshalODedicatedIpState2ᚖgithubᚗcomᚋskiffhq�
 	return res
 }
 
+func (ec *executionContext) marshalODeleteGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteGroupPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeleteGroupPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeleteProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDeleteProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteProjectFolderPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeleteProjectFolderPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐDeletedFilter(ctx context.Context, v any) (*people.DeletedFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -27362,11 +27215,25 @@ func (ec *executionContext) marshalODeletedFilter2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return res
 }
 
+func (ec *executionContext) marshalODisableTotpPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisableTotpPayload(ctx context.Context, sel ast.SelectionSet, v *model.DisableTotpPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DisableTotpPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx context.Context, sel ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Group(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GroupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOGroupPermission2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermissionᚄ(ctx context.Context, v any) ([]policy.Permission, error) {
@@ -27423,6 +27290,13 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalOImportUsersPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportUsersPayload(ctx context.Context, sel ast.SelectionSet, v *model.ImportUsersPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ImportUsersPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -27441,6 +27315,20 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) marshalOLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx context.Context, sel ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LoginPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOLogoutPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.LogoutPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LogoutPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalONode2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v model.Node) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -27448,11 +27336,32 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋskiffhqᚋskiffᚋgraph�
 	return ec._Node(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx context.Context, sel ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._OkPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx context.Context, sel ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._ProjectFolder(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectFolderPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORequestSftpModulePayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModulePayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestSftpModulePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RequestSftpModulePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
@@ -27474,6 +27383,48 @@ func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋten
 	return res
 }
 
+func (ec *executionContext) marshalOSetAccountIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetAccountIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetAccountIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetAccountIpAllowlistPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetRequireTotpForAdminsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSetStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetStorageQuotaPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetStorageQuotaPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSetUserGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserGroupPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetUserGroupPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSetUserIpAllowlistPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserIPAllowlistPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserIPAllowlistPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetUserIpAllowlistPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSetUserStorageQuotaPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserStorageQuotaPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetUserStorageQuotaPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐCredentials(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Credentials) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -27488,6 +27439,13 @@ func (ec *executionContext) marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋski
 	return ec._SftpLicences(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOSftpLicencesPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpLicencesPayload(ctx context.Context, sel ast.SelectionSet, v *model.SftpLicencesPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SftpLicencesPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.ModuleRequest) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -27500,6 +27458,13 @@ func (ec *executionContext) marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋt
 		return graphql.Null
 	}
 	return ec._SshKey(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSshKeyPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSSHKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.SSHKeyPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SshKeyPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx context.Context, v any) (*sftpaccess.SSHKeyStatus, error) {
@@ -27519,6 +27484,13 @@ func (ec *executionContext) marshalOSshKeyStatus2ᚖgithubᚗcomᚋskiffhqᚋski
 	_ = ctx
 	res := graphql.MarshalString(string(*v))
 	return res
+}
+
+func (ec *executionContext) marshalOStartTotpEnrolmentPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐStartTotpEnrolmentPayload(ctx context.Context, sel ast.SelectionSet, v *model.StartTotpEnrolmentPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._StartTotpEnrolmentPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOStorageUsage2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋstorageuseᚐStorage(ctx context.Context, sel ast.SelectionSet, v *storageuse.Storage) graphql.Marshaler {
@@ -27612,6 +27584,13 @@ func (ec *executionContext) unmarshalOUserFilter2ᚖgithubᚗcomᚋskiffhqᚋski
 	}
 	res, err := ec.unmarshalInputUserFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOUserPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.UserPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._UserPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOViewer2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v model.Viewer) graphql.Marshaler {

@@ -350,6 +350,11 @@ type LogoutPayload struct {
 	Ok bool `json:"ok"`
 }
 
+// Every change. Each mutation takes one `input` and returns a payload with what changed and
+// `userErrors` (expected failures, every bad input field at once). The payload is nullable: a
+// mutation that fails with a GraphQL error (`UNAUTHENTICATED`, `FORBIDDEN`, `NOT_FOUND`,
+// `INTERNAL`…) is null with its error at its own path, and the other mutations of the same
+// request keep their results (they ran, in order, and committed).
 type Mutation struct {
 }
 
