@@ -9,8 +9,13 @@ import (
 )
 
 // CreateUserAndDeleteGroupCreateUserUserPayload includes the requested fields of the GraphQL type UserPayload.
+// The GraphQL type's documentation follows.
+//
+// The result of `convertContactToUser`, `createUser`, `deleteUser`, `restoreUser`, `setCustomSftpLogin`, `setSftpAccess`, `updateUser`: what changed, or the user errors.
 type CreateUserAndDeleteGroupCreateUserUserPayload struct {
-	User       CreateUserAndDeleteGroupCreateUserUserPayloadUser                  `json:"user"`
+	// The user as they are now; null with user errors.
+	User CreateUserAndDeleteGroupCreateUserUserPayloadUser `json:"user"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError `json:"userErrors"`
 }
 
@@ -29,7 +34,9 @@ func (v *CreateUserAndDeleteGroupCreateUserUserPayload) GetUserErrors() []Create
 //
 // A person who can log in to an account.
 type CreateUserAndDeleteGroupCreateUserUserPayloadUser struct {
-	Id    string `json:"id"`
+	// The global ID: opaque and stable; `node(id:)` fetches the object by it.
+	Id string `json:"id"`
+	// The user's login email, unique among everyone who can log in.
 	Email string `json:"email"`
 }
 
@@ -69,6 +76,9 @@ func (v *CreateUserAndDeleteGroupCreateUserUserPayloadUserErrorsUserError) GetMe
 }
 
 // CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload includes the requested fields of the GraphQL type DeleteGroupPayload.
+// The GraphQL type's documentation follows.
+//
+// The result of `deleteGroup`: what changed, or the user errors.
 type CreateUserAndDeleteGroupDeleteGroupDeleteGroupPayload struct {
 	// The ID of the group deleted; null when it was not.
 	DeletedGroupId string `json:"deletedGroupId"`
@@ -103,8 +113,13 @@ func (v *CreateUserAndDeleteGroupResponse) GetDeleteGroup() *CreateUserAndDelete
 }
 
 // CreateUserCreateUserUserPayload includes the requested fields of the GraphQL type UserPayload.
+// The GraphQL type's documentation follows.
+//
+// The result of `convertContactToUser`, `createUser`, `deleteUser`, `restoreUser`, `setCustomSftpLogin`, `setSftpAccess`, `updateUser`: what changed, or the user errors.
 type CreateUserCreateUserUserPayload struct {
-	User       CreateUserCreateUserUserPayloadUser                  `json:"user"`
+	// The user as they are now; null with user errors.
+	User CreateUserCreateUserUserPayloadUser `json:"user"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []CreateUserCreateUserUserPayloadUserErrorsUserError `json:"userErrors"`
 }
 
@@ -123,7 +138,9 @@ func (v *CreateUserCreateUserUserPayload) GetUserErrors() []CreateUserCreateUser
 //
 // A person who can log in to an account.
 type CreateUserCreateUserUserPayloadUser struct {
-	Id    string `json:"id"`
+	// The global ID: opaque and stable; `node(id:)` fetches the object by it.
+	Id string `json:"id"`
+	// The user's login email, unique among everyone who can log in.
 	Email string `json:"email"`
 }
 
@@ -156,10 +173,14 @@ func (v *CreateUserCreateUserUserPayloadUserErrorsUserError) GetCode() UserError
 // GetMessage returns CreateUserCreateUserUserPayloadUserErrorsUserError.Message, and is useful for accessing the field via an interface.
 func (v *CreateUserCreateUserUserPayloadUserErrorsUserError) GetMessage() string { return v.Message }
 
+// The input of `createUser`.
 type CreateUserInput struct {
+	// The user's login email: unique among everyone who can log in.
 	Email string `json:"email"`
-	Name  string `json:"name"`
-	Role  Role   `json:"role,omitempty"`
+	// The user's name.
+	Name string `json:"name"`
+	// The user's role (USER unless given); only owners add owners.
+	Role Role `json:"role,omitempty"`
 	// Optional initial password (at least 10 characters). Without one, the user is
 	// emailed an invitation to set their own.
 	Password string `json:"password,omitempty"`
@@ -226,6 +247,7 @@ var AllRole = []Role{
 	RoleUser,
 }
 
+// What kind of expected failure a `UserError` is.
 type UserErrorCode string
 
 const (
@@ -254,7 +276,9 @@ var AllUserErrorCode = []UserErrorCode{
 //
 // A customer account (a tenant): its users, contacts and SFTP module.
 type UsersScreenAccount struct {
-	Id   string `json:"id"`
+	// The global ID: opaque and stable; `node(id:)` fetches the object by it.
+	Id string `json:"id"`
+	// The account's name, as support and its people see it.
 	Name string `json:"name"`
 	// The account's users, sorted by name. Owners and administrators see everyone
 	// (deleted users too, with `deleted: DELETED` or `ALL`); other users see only themselves.
@@ -271,9 +295,14 @@ func (v *UsersScreenAccount) GetName() string { return v.Name }
 func (v *UsersScreenAccount) GetUsers() UsersScreenAccountUsersUserConnection { return v.Users }
 
 // UsersScreenAccountUsersUserConnection includes the requested fields of the GraphQL type UserConnection.
+// The GraphQL type's documentation follows.
+//
+// A page of `User` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type UsersScreenAccountUsersUserConnection struct {
-	Edges    []UsersScreenAccountUsersUserConnectionEdgesUserEdge `json:"edges"`
-	PageInfo UsersScreenAccountUsersUserConnectionPageInfo        `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []UsersScreenAccountUsersUserConnectionEdgesUserEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo UsersScreenAccountUsersUserConnectionPageInfo `json:"pageInfo"`
 }
 
 // GetEdges returns UsersScreenAccountUsersUserConnection.Edges, and is useful for accessing the field via an interface.
@@ -287,7 +316,11 @@ func (v *UsersScreenAccountUsersUserConnection) GetPageInfo() UsersScreenAccount
 }
 
 // UsersScreenAccountUsersUserConnectionEdgesUserEdge includes the requested fields of the GraphQL type UserEdge.
+// The GraphQL type's documentation follows.
+//
+// One `User` in a page, with its cursor.
 type UsersScreenAccountUsersUserConnectionEdgesUserEdge struct {
+	// The item.
 	Node UsersScreenAccountUsersUserConnectionEdgesUserEdgeNodeUser `json:"node"`
 }
 
@@ -301,10 +334,14 @@ func (v *UsersScreenAccountUsersUserConnectionEdgesUserEdge) GetNode() UsersScre
 //
 // A person who can log in to an account.
 type UsersScreenAccountUsersUserConnectionEdgesUserEdgeNodeUser struct {
-	Id    string `json:"id"`
-	Name  string `json:"name"`
+	// The global ID: opaque and stable; `node(id:)` fetches the object by it.
+	Id string `json:"id"`
+	// The user's name.
+	Name string `json:"name"`
+	// The user's login email, unique among everyone who can log in.
 	Email string `json:"email"`
-	Role  Role   `json:"role"`
+	// Owner, administrator or user: what they may do in the account.
+	Role Role `json:"role"`
 }
 
 // GetId returns UsersScreenAccountUsersUserConnectionEdgesUserEdgeNodeUser.Id, and is useful for accessing the field via an interface.
@@ -326,8 +363,10 @@ func (v *UsersScreenAccountUsersUserConnectionEdgesUserEdgeNodeUser) GetRole() R
 //
 // Where a page of a connection starts and ends (Relay cursor connections).
 type UsersScreenAccountUsersUserConnectionPageInfo struct {
-	HasNextPage bool   `json:"hasNextPage"`
-	EndCursor   string `json:"endCursor"`
+	// Whether there are items after this page.
+	HasNextPage bool `json:"hasNextPage"`
+	// The cursor of the page's last item, for `after` to get the next page; null when the page is empty.
+	EndCursor string `json:"endCursor"`
 }
 
 // GetHasNextPage returns UsersScreenAccountUsersUserConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.

@@ -3392,8 +3392,11 @@ func newExecutionContext(
 var sources = []*ast.Source{
 	{Name: "../schema/account.graphqls", Input: `"A customer account (a tenant): its users, contacts and SFTP module."
 type Account implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The account's name, as support and its people see it."
   name: String!
+  "When it was created."
   createdAt: Time!
   "Whether owners and administrators must use two-factor authentication to log in (` + "`" + `setRequireTotpForAdmins` + "`" + `)."
   requireTotpForAdmins: Boolean!
@@ -3414,32 +3417,51 @@ type Account implements Node {
   contacts(search: String, first: Int, after: String): ContactConnection!
 }
 
+"A page of ` + "`" + `Account` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type AccountConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [AccountEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `Account` + "`" + ` in a page, with its cursor."
 type AccountEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: Account!
 }
 
 extend type Mutation {
   "Create an account with its first owner. Support staff only."
-  createAccount(input: CreateAccountInput!): CreateAccountPayload
+  createAccount(
+    "The mutation's arguments: see ` + "`" + `CreateAccountInput` + "`" + `."
+    input: CreateAccountInput!
+  ): CreateAccountPayload
 }
 
+"The input of ` + "`" + `createAccount` + "`" + `."
 input CreateAccountInput {
+  "The new account's name."
   name: String!
+  "The first owner's email: their login, unique among everyone who can log in."
   ownerEmail: String!
+  "The first owner's name."
   ownerName: String!
   "Optional initial password for the owner (at least 10 characters)."
   ownerPassword: String
 }
 
+"The result of ` + "`" + `createAccount` + "`" + `: what changed, or the user errors."
 type CreateAccountPayload {
+  "The new account; null with user errors."
   account: Account
+  "The account's first owner; null with user errors."
   owner: User
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -3448,7 +3470,9 @@ union Viewer = UserViewer | StaffViewer
 
 "A user of an account is calling."
 type UserViewer {
+  "The logged-in user."
   user: User!
+  "The logged-in user's account."
   account: Account!
   """
   What this viewer may do, per area, for showing or hiding controls. Each flag is the
@@ -3472,19 +3496,27 @@ type ViewerCapabilities {
 
 "A support-staff member is calling."
 type StaffViewer {
+  "The logged-in support-staff member."
   staff: Staff!
 }
 
 "A support-staff member. Staff are a separate kind of login with staff-only operations."
 type Staff implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The staff member's login email."
   email: String!
+  "The staff member's name."
   name: String!
+  "When it was created."
   createdAt: Time!
 }
 
+"The input of ` + "`" + `login` + "`" + `: an email and password, and the two-factor code when it is on."
 input LoginInput {
+  "The login email (case-insensitive)."
   email: String!
+  "The password."
   password: String!
   """
   The second step, when two-factor authentication is on: the 6-digit code from
@@ -3494,13 +3526,16 @@ input LoginInput {
   totpCode: String
 }
 
+"The result of ` + "`" + `login` + "`" + `: a bearer token, or why there is none."
 type LoginPayload {
   """
   The bearer token: send it as ` + "`" + `Authorization: Bearer <token>` + "`" + `. Shown only once;
   Skiff stores only its hash. Null when the login failed.
   """
   token: String
+  "When the token stops working (` + "`" + `--token-ttl` + "`" + ` after the login); null when the login failed."
   expiresAt: Time
+  "Who logged in, as ` + "`" + `viewer` + "`" + ` would answer with the new token; null when the login failed."
   viewer: Viewer
   """
   Why the login failed. Wrong email and wrong password read the same
@@ -3517,18 +3552,27 @@ type LoginPayload {
   totpEnrolmentRequired: Boolean!
 }
 
+"The result of ` + "`" + `logout` + "`" + `: what changed, or the user errors."
 type LogoutPayload {
+  "True when the operation took effect (false only with user errors)."
   ok: Boolean!
 }
 
+"The input of ` + "`" + `changePassword` + "`" + `."
 input ChangePasswordInput {
+  "The password in use now, to prove it is really you."
   currentPassword: String!
   "At least 10 characters."
   newPassword: String!
 }
 
+"The result of ` + "`" + `changePassword` + "`" + `: what changed, or the user errors."
 type ChangePasswordPayload {
+  "True when the operation took effect (false only with user errors)."
   ok: Boolean!
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
@@ -3542,112 +3586,185 @@ extend type Mutation {
   Turn two-factor on with a current code from the app. Returns the recovery codes,
   shown only this once (Skiff keeps only their hashes).
   """
-  confirmTotpEnrolment(input: ConfirmTotpEnrolmentInput!): ConfirmTotpEnrolmentPayload
+  confirmTotpEnrolment(
+    "The mutation's arguments: see ` + "`" + `ConfirmTotpEnrolmentInput` + "`" + `."
+    input: ConfirmTotpEnrolmentInput!
+  ): ConfirmTotpEnrolmentPayload
   "Turn two-factor off, with the password and a current code or a recovery code."
-  disableTotp(input: DisableTotpInput!): DisableTotpPayload
+  disableTotp(
+    "The mutation's arguments: see ` + "`" + `DisableTotpInput` + "`" + `."
+    input: DisableTotpInput!
+  ): DisableTotpPayload
   """
   Require two-factor of the account's owners and administrators at login (a token
   of one without it may only enrol, as for staff). Owners only; an owner must have
   two-factor on before turning this on.
   """
-  setRequireTotpForAdmins(input: SetRequireTotpForAdminsInput!): SetRequireTotpForAdminsPayload
+  setRequireTotpForAdmins(
+    "The mutation's arguments: see ` + "`" + `SetRequireTotpForAdminsInput` + "`" + `."
+    input: SetRequireTotpForAdminsInput!
+  ): SetRequireTotpForAdminsPayload
 }
 
+"The result of ` + "`" + `startTotpEnrolment` + "`" + `: what changed, or the user errors."
 type StartTotpEnrolmentPayload {
   "The otpauth:// URL, for a QR code."
   url: String
   "The secret in base32, for typing into the app."
   secret: String
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `confirmTotpEnrolment` + "`" + `."
 input ConfirmTotpEnrolmentInput {
   "A current code from the app."
   code: String!
 }
 
+"The result of ` + "`" + `confirmTotpEnrolment` + "`" + `: what changed, or the user errors."
 type ConfirmTotpEnrolmentPayload {
   "Ten single-use recovery codes: store them safely, they are not shown again."
   recoveryCodes: [String!]
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `disableTotp` + "`" + `."
 input DisableTotpInput {
+  "Your password, to prove it is really you."
   password: String!
   "A current code from the app, or a recovery code."
   code: String!
 }
 
+"The result of ` + "`" + `disableTotp` + "`" + `: what changed, or the user errors."
 type DisableTotpPayload {
+  "True when the operation took effect (false only with user errors)."
   ok: Boolean!
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `setRequireTotpForAdmins` + "`" + `."
 input SetRequireTotpForAdminsInput {
+  "True to require two-factor of owners and administrators, false to make it optional."
   require: Boolean!
 }
 
+"The result of ` + "`" + `setRequireTotpForAdmins` + "`" + `: what changed, or the user errors."
 type SetRequireTotpForAdminsPayload {
+  "The account as it is now; null with user errors."
   account: Account
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
 	{Name: "../schema/contact.graphqls", Input: `"Someone the account knows who has no login. Converting a contact makes them a user."
 type Contact implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The contact's email; empty when none is known."
   email: String!
+  "The contact's name."
   name: String!
+  "The contact's company; empty when none is known."
   company: String!
+  "The contact's phone number, as typed; empty when none is known."
   phone: String!
+  "When it was created."
   createdAt: Time!
+  "When it last changed."
   updatedAt: Time!
 }
 
+"A page of ` + "`" + `Contact` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type ContactConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [ContactEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `Contact` + "`" + ` in a page, with its cursor."
 type ContactEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: Contact!
 }
 
 extend type Mutation {
   "Add a contact. Owners and administrators only."
-  createContact(input: CreateContactInput!): ContactPayload
+  createContact(
+    "The mutation's arguments: see ` + "`" + `CreateContactInput` + "`" + `."
+    input: CreateContactInput!
+  ): ContactPayload
   "Change a contact. Owners and administrators only."
-  updateContact(input: UpdateContactInput!): ContactPayload
+  updateContact(
+    "The mutation's arguments: see ` + "`" + `UpdateContactInput` + "`" + `."
+    input: UpdateContactInput!
+  ): ContactPayload
   "Delete a contact. Owners and administrators only."
-  deleteContact(input: DeleteContactInput!): ContactPayload
+  deleteContact(
+    "The mutation's arguments: see ` + "`" + `DeleteContactInput` + "`" + `."
+    input: DeleteContactInput!
+  ): ContactPayload
   """
   Make a user from a contact: the user keeps the contact's name and email, and the
   contact no longer shows as a contact. Owners and administrators only.
   """
-  convertContactToUser(input: ConvertContactToUserInput!): UserPayload
+  convertContactToUser(
+    "The mutation's arguments: see ` + "`" + `ConvertContactToUserInput` + "`" + `."
+    input: ConvertContactToUserInput!
+  ): UserPayload
 }
 
+"The input of ` + "`" + `createContact` + "`" + `."
 input CreateContactInput {
+  "The contact's email (optional; must be valid when given)."
   email: String!
+  "The contact's name (required)."
   name: String!
+  "The contact's company (optional)."
   company: String
+  "The contact's phone number (optional)."
   phone: String
 }
 
+"The input of ` + "`" + `updateContact` + "`" + `."
 input UpdateContactInput {
+  "The ID of the contact."
   id: ID!
+  "The new email; omit to keep it."
   email: String
+  "The new name; omit to keep it."
   name: String
+  "The new company; omit to keep it."
   company: String
+  "The new phone number; omit to keep it."
   phone: String
 }
 
+"The input of ` + "`" + `deleteContact` + "`" + `."
 input DeleteContactInput {
+  "The ID of the contact."
   id: ID!
 }
 
+"The input of ` + "`" + `convertContactToUser` + "`" + `."
 input ConvertContactToUserInput {
+  "The contact's ID."
   contactId: ID!
+  "The new user's role (USER unless given)."
   role: Role = USER
   "Optional initial password (at least 10 characters)."
   password: String
@@ -3657,8 +3774,15 @@ input ConvertContactToUserInput {
   groupId: ID
 }
 
+"""
+The result of ` + "`" + `createContact` + "`" + `, ` + "`" + `deleteContact` + "`" + `, ` + "`" + `updateContact` + "`" + `: what changed, or the user errors.
+"""
 type ContactPayload {
+  "The contact as it is now; null with user errors."
   contact: Contact
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -3673,14 +3797,21 @@ IDs of objects in another account, or of another type, behave exactly like IDs t
 do not exist: ` + "`" + `node` + "`" + ` returns null and mutations fail with ` + "`" + `NOT_FOUND` + "`" + `.
 """
 interface Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
 }
 
 "Where a page of a connection starts and ends (Relay cursor connections)."
 type PageInfo {
+  "Whether there are items after this page."
   hasNextPage: Boolean!
+  "Whether there are items before this page."
   hasPreviousPage: Boolean!
+  "The cursor of the page's first item; null when the page is empty."
   startCursor: String
+  """
+  The cursor of the page's last item, for ` + "`" + `after` + "`" + ` to get the next page; null when the page is empty.
+  """
   endCursor: String
 }
 
@@ -3702,6 +3833,7 @@ type UserError {
   retryAfter: Int
 }
 
+"What kind of expected failure a ` + "`" + `UserError` + "`" + ` is."
 enum UserErrorCode {
   "The input is not valid; the message says what to fix."
   INVALID
@@ -3719,9 +3851,15 @@ type Query {
   "Who is calling: a user of an account, or a support-staff member. Null when not logged in."
   viewer: Viewer
   "Any object by its global ID, or null if it does not exist or is not visible to the caller."
-  node(id: ID!): Node
+  node(
+    "A global ID from any object's ` + "`" + `id` + "`" + `."
+    id: ID!
+  ): Node
   "The caller's account (users), or any account by ID (staff). Defaults to the caller's own."
-  account(id: ID): Account
+  account(
+    "The account's ID; omit for your own account (staff must give one)."
+    id: ID
+  ): Account
   "All accounts, newest activity first. Support staff only."
   accounts(search: String, first: Int, after: String): AccountConnection!
 }
@@ -3735,11 +3873,17 @@ request keep their results (they ran, in order, and committed).
 """
 type Mutation {
   "Log in with email and password; returns a bearer token for the ` + "`" + `Authorization` + "`" + ` header."
-  login(input: LoginInput!): LoginPayload
+  login(
+    "The mutation's arguments: see ` + "`" + `LoginInput` + "`" + `."
+    input: LoginInput!
+  ): LoginPayload
   "Revoke the token this request was made with."
   logout: LogoutPayload
   "Change your own password. Your other tokens are revoked."
-  changePassword(input: ChangePasswordInput!): ChangePasswordPayload
+  changePassword(
+    "The mutation's arguments: see ` + "`" + `ChangePasswordInput` + "`" + `."
+    input: ChangePasswordInput!
+  ): ChangePasswordPayload
 }
 `, BuiltIn: false},
 	{Name: "../schema/dedicatedip.graphqls", Input: `"""
@@ -3750,6 +3894,7 @@ keys. See docs/DEDICATED_IPS.md.
 type DedicatedIp {
   "The IP address, e.g. ` + "`" + `203.0.113.10` + "`" + `. Customers may point a DNS name of theirs at it."
   address: String!
+  "When support provisioned it to the account."
   provisionedAt: Time!
   "When it was released; null while the account has it."
   releasedAt: Time
@@ -3772,11 +3917,15 @@ enum DedicatedIpState {
 
 "One address of the deployment's dedicated IP pool."
 type DedicatedIpPoolAddress {
+  "The IP address, as the SFTP listener sees it as the connection's destination."
   address: String!
+  "Free, cooling down after a release, or assigned to an account."
   state: DedicatedIpState!
   "The account that has it (ASSIGNED) or released it and may take it back (COOLING_DOWN)."
   account: Account
+  "When it was last provisioned to an account; null if never."
   provisionedAt: Time
+  "When it was last released; null if never."
   releasedAt: Time
   "When a COOLING_DOWN address can go to another account."
   availableAt: Time
@@ -3787,13 +3936,19 @@ type DedicatedIpPoolAddress {
   inPool: Boolean!
 }
 
+"A page of ` + "`" + `DedicatedIpPool` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type DedicatedIpPoolConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [DedicatedIpPoolEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `DedicatedIpPool` + "`" + ` in a page, with its cursor."
 type DedicatedIpPoolEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: DedicatedIpPoolAddress!
 }
 
@@ -3839,15 +3994,19 @@ IP to the account closes it; support may instead decline it with a reason. Eithe
 requester is emailed. See docs/DEDICATED_IPS.md.
 """
 type DedicatedIpRequest implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The account that asked."
   account: Account!
   "Who asked: the owner's name and email as they are now."
   requestedByName: String!
+  "Who asked: the owner's email as it is now."
   requestedByEmail: String!
   "The owner's message to support; empty when they gave none."
   message: String!
   "When it was sent."
   createdAt: Time!
+  "Open, provisioned or declined."
   state: DedicatedIpRequestState!
   "When support provisioned or declined it; null while open."
   handledAt: Time
@@ -3857,13 +4016,19 @@ type DedicatedIpRequest implements Node {
   declineReason: String
 }
 
+"A page of ` + "`" + `DedicatedIpRequest` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type DedicatedIpRequestConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [DedicatedIpRequestEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `DedicatedIpRequest` + "`" + ` in a page, with its cursor."
 type DedicatedIpRequestEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: DedicatedIpRequest!
 }
 
@@ -3889,13 +4054,19 @@ extend type Mutation {
   provisioning one (` + "`" + `provisionDedicatedIp` + "`" + `) or declining (` + "`" + `declineDedicatedIpRequest` + "`" + `); you
   are emailed either way.
   """
-  requestDedicatedIp(input: RequestDedicatedIpInput!): DedicatedIpRequestPayload
+  requestDedicatedIp(
+    "The mutation's arguments: see ` + "`" + `RequestDedicatedIpInput` + "`" + `."
+    input: RequestDedicatedIpInput!
+  ): DedicatedIpRequestPayload
   """
   Decline an open dedicated IP request with a reason (1 to 2000 characters), which is
   emailed to the owner who asked. A request already provisioned or declined is a CONFLICT
   user error. Support staff only.
   """
-  declineDedicatedIpRequest(input: DeclineDedicatedIpRequestInput!): DedicatedIpRequestPayload
+  declineDedicatedIpRequest(
+    "The mutation's arguments: see ` + "`" + `DeclineDedicatedIpRequestInput` + "`" + `."
+    input: DeclineDedicatedIpRequestInput!
+  ): DedicatedIpRequestPayload
   """
   Give an account a dedicated IP from the pool: ` + "`" + `address` + "`" + `, or else the one it released
   last if still free for it, or else the first free one. The first time, this generates the
@@ -3904,7 +4075,10 @@ extend type Mutation {
   request, if any, becomes PROVISIONED and the owner who sent it is emailed the address and
   the account's host keys. Support staff only.
   """
-  provisionDedicatedIp(input: ProvisionDedicatedIpInput!): DedicatedIpPayload
+  provisionDedicatedIp(
+    "The mutation's arguments: see ` + "`" + `ProvisionDedicatedIpInput` + "`" + `."
+    input: ProvisionDedicatedIpInput!
+  ): DedicatedIpPayload
   """
   Take an account's dedicated IP back. It then serves like a shared address (login IDs
   only) and cools down before another account can have it. Custom logins and host keys
@@ -3912,7 +4086,10 @@ extend type Mutation {
   through the address end on every node within about a second; the account's users can connect
   again through the shared address with their login IDs. Support staff only.
   """
-  releaseDedicatedIp(input: ReleaseDedicatedIpInput!): DedicatedIpPayload
+  releaseDedicatedIp(
+    "The mutation's arguments: see ` + "`" + `ReleaseDedicatedIpInput` + "`" + `."
+    input: ReleaseDedicatedIpInput!
+  ): DedicatedIpPayload
   """
   Give a user a custom SFTP login, usable on the account's dedicated IP (with their
   password or SSH keys), or remove it with ` + "`" + `login: null` + "`" + ` or ` + "`" + `""` + "`" + `. 3 to 32 characters:
@@ -3922,45 +4099,69 @@ extend type Mutation {
   SFTP access is emailed their credentials. Owners and administrators, for anyone in the
   account but owners: only an owner sets an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
-  setCustomSftpLogin(input: SetCustomSftpLoginInput!): UserPayload
+  setCustomSftpLogin(
+    "The mutation's arguments: see ` + "`" + `SetCustomSftpLoginInput` + "`" + `."
+    input: SetCustomSftpLoginInput!
+  ): UserPayload
 }
 
+"The input of ` + "`" + `requestDedicatedIp` + "`" + `."
 input RequestDedicatedIpInput {
   "What you need it for, or anything support should know; optional."
   message: String
 }
 
+"The input of ` + "`" + `declineDedicatedIpRequest` + "`" + `."
 input DeclineDedicatedIpRequestInput {
+  "The ID of the dedicated ip request."
   id: ID!
   "Why, in words for the owner: it is emailed to them."
   reason: String!
 }
 
+"""
+The result of ` + "`" + `declineDedicatedIpRequest` + "`" + `, ` + "`" + `requestDedicatedIp` + "`" + `: what changed, or the user errors.
+"""
 type DedicatedIpRequestPayload {
+  "The request as it is now; null with user errors."
   request: DedicatedIpRequest
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `provisionDedicatedIp` + "`" + `."
 input ProvisionDedicatedIpInput {
+  "The account's ID."
   accountId: ID!
   "An address of the pool; omit to take the next free one."
   address: String
 }
 
+"The input of ` + "`" + `releaseDedicatedIp` + "`" + `."
 input ReleaseDedicatedIpInput {
+  "The account's ID."
   accountId: ID!
 }
 
+"The input of ` + "`" + `setCustomSftpLogin` + "`" + `."
 input SetCustomSftpLoginInput {
+  "The user's ID."
   userId: ID!
   "The custom login; null or empty removes it."
   login: String
 }
 
+"The result of ` + "`" + `provisionDedicatedIp` + "`" + `, ` + "`" + `releaseDedicatedIp` + "`" + `: what changed, or the user errors."
 type DedicatedIpPayload {
+  "The account as it is now, with its dedicated IP; null with user errors."
   account: Account
   "The dedicated IP provisioned, or released (with ` + "`" + `releasedAt` + "`" + `)."
   dedicatedIp: DedicatedIp
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -3971,12 +4172,15 @@ preset. Over SFTP everyone it is shared with (its creator too, as OWNER) finds i
 See docs/PERMISSIONS.md.
 """
 type ProjectFolder implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
   "The folder's name in SFTP clients; two folders of the same name show their creator's name too."
   name: String!
   "Who created the folder; null when you may not see that user."
   createdBy: User
+  "When it was created."
   createdAt: Time!
+  "When it last changed."
   updatedAt: Time!
   "What you may do in the folder."
   myRights: [FolderRight!]!
@@ -3990,7 +4194,9 @@ type ProjectFolderMember {
   user: User
   "The group the folder is shared with; null for a user."
   group: Group
+  "What this share allows, as a preset (the rights it amounts to are in docs/GRAPHQL.md)."
   preset: SharePreset!
+  "When the folder was shared with this user or group."
   sharedAt: Time!
 }
 
@@ -4013,35 +4219,53 @@ enum SharePreset {
 
 "One thing a user may do in a project folder."
 enum FolderRight {
+  "See the folder and list what is in it."
   LIST
+  "Read (download) files."
   DOWNLOAD
+  "Create files and write to them (upload, resume, overwrite)."
   UPLOAD
+  "Create folders."
   MKDIR
+  "Delete files and folders."
   DELETE
+  "Rename and move files and folders within the folder."
   RENAME
+  "Share the folder with others (manage its members)."
   SHARE
   "Rename or delete the folder, make others OWNER, change any share."
   MANAGE
 }
 
+"A page of ` + "`" + `ProjectFolder` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type ProjectFolderConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [ProjectFolderEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `ProjectFolder` + "`" + ` in a page, with its cursor."
 type ProjectFolderEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: ProjectFolder!
 }
 
+"A page of ` + "`" + `SharedProject` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type SharedProjectConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [SharedProjectEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
 "A project folder as one user has it."
 type SharedProjectEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: ProjectFolder!
   "The preset all the user's shares of the folder amount to."
   preset: SharePreset!
@@ -4067,61 +4291,102 @@ extend type User {
 
 extend type Mutation {
   "Create a project folder, shared with you as OWNER; over SFTP it is in your ` + "`" + `/My Files/` + "`" + ` too. Your group must allow CREATE_PROJECT_FOLDERS."
-  createProjectFolder(input: CreateProjectFolderInput!): ProjectFolderPayload
+  createProjectFolder(
+    "The mutation's arguments: see ` + "`" + `CreateProjectFolderInput` + "`" + `."
+    input: CreateProjectFolderInput!
+  ): ProjectFolderPayload
   "Rename a project folder. Needs the MANAGE right (OWNER, or an owner or administrator of the account)."
-  renameProjectFolder(input: RenameProjectFolderInput!): ProjectFolderPayload
+  renameProjectFolder(
+    "The mutation's arguments: see ` + "`" + `RenameProjectFolderInput` + "`" + `."
+    input: RenameProjectFolderInput!
+  ): ProjectFolderPayload
   """
   Delete a project folder and all its shares. Needs the MANAGE right. Its files are
   deleted for good once the grace period has passed (30 days unless the operator set
   ` + "`" + `--purge-grace` + "`" + `); until then they stay in storage, out of every user's reach.
   """
-  deleteProjectFolder(input: DeleteProjectFolderInput!): DeleteProjectFolderPayload
+  deleteProjectFolder(
+    "The mutation's arguments: see ` + "`" + `DeleteProjectFolderInput` + "`" + `."
+    input: DeleteProjectFolderInput!
+  ): DeleteProjectFolderPayload
   """
   Share a project folder with a user or a group (give exactly one), or change the preset of
   an existing share. Needs the SHARE right on the folder and a group that allows
   SHARE_PROJECT_FOLDERS; OWNER, and changing an OWNER's share, need the MANAGE right. A folder
   keeps at least one OWNER. Open SFTP sessions see the change on their next operation.
   """
-  shareProjectFolder(input: ShareProjectFolderInput!): ProjectFolderPayload
+  shareProjectFolder(
+    "The mutation's arguments: see ` + "`" + `ShareProjectFolderInput` + "`" + `."
+    input: ShareProjectFolderInput!
+  ): ProjectFolderPayload
   "Remove a share, with the same rights as sharing. The folder disappears from the SFTP sessions of those who lost it."
-  unshareProjectFolder(input: UnshareProjectFolderInput!): ProjectFolderPayload
+  unshareProjectFolder(
+    "The mutation's arguments: see ` + "`" + `UnshareProjectFolderInput` + "`" + `."
+    input: UnshareProjectFolderInput!
+  ): ProjectFolderPayload
 }
 
+"The input of ` + "`" + `createProjectFolder` + "`" + `."
 input CreateProjectFolderInput {
   "A file name: at most 255 bytes, without ` + "`" + `/` + "`" + ` or ` + "`" + `\\` + "`" + `."
   name: String!
 }
 
+"The input of ` + "`" + `renameProjectFolder` + "`" + `."
 input RenameProjectFolderInput {
+  "The ID of the project folder."
   id: ID!
+  "The folder's new name (a single path segment, unique in the account)."
   name: String!
 }
 
+"The input of ` + "`" + `deleteProjectFolder` + "`" + `."
 input DeleteProjectFolderInput {
+  "The ID of the project folder."
   id: ID!
 }
 
+"The input of ` + "`" + `shareProjectFolder` + "`" + `."
 input ShareProjectFolderInput {
+  "The project folder's ID."
   folderId: ID!
+  "The user's ID."
   userId: ID
+  "The group's ID."
   groupId: ID
+  "What the user or group may do in the folder."
   preset: SharePreset!
 }
 
+"The input of ` + "`" + `unshareProjectFolder` + "`" + `."
 input UnshareProjectFolderInput {
+  "The project folder's ID."
   folderId: ID!
+  "The user's ID."
   userId: ID
+  "The group's ID."
   groupId: ID
 }
 
+"""
+The result of ` + "`" + `createProjectFolder` + "`" + `, ` + "`" + `renameProjectFolder` + "`" + `, ` + "`" + `shareProjectFolder` + "`" + `, ` + "`" + `unshareProjectFolder` + "`" + `: what changed, or the user errors.
+"""
 type ProjectFolderPayload {
+  "The folder as it is now; null with user errors."
   projectFolder: ProjectFolder
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The result of ` + "`" + `deleteProjectFolder` + "`" + `: what changed, or the user errors."
 type DeleteProjectFolderPayload {
   "The ID of the folder deleted; null when it was not."
   deletedProjectFolderId: ID
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4131,7 +4396,9 @@ groups Pro (where new users start), Associate and Jailed Users, and may add its 
 Every user is in exactly one group. See docs/PERMISSIONS.md.
 """
 type Group implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The group's name, unique in the account."
   name: String!
   "PRO, ASSOCIATE or JAILED for a built-in group; null for a custom group."
   builtin: BuiltinGroup
@@ -4148,7 +4415,9 @@ type Group implements Node {
   memberCount: Int!
   "The group's live users, sorted by name. Owners and administrators only."
   members(first: Int, after: String): UserConnection!
+  "When it was created."
   createdAt: Time!
+  "When it last changed."
   updatedAt: Time!
 }
 
@@ -4174,13 +4443,19 @@ enum GroupPermission {
   MANAGE_CONTACTS
 }
 
+"A page of ` + "`" + `Group` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type GroupConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [GroupEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `Group` + "`" + ` in a page, with its cursor."
 type GroupEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: Group!
 }
 
@@ -4199,7 +4474,10 @@ extend type User {
 
 extend type Mutation {
   "Create a custom group. Owners and administrators only; the name must be unused in the account."
-  createGroup(input: CreateGroupInput!): GroupPayload
+  createGroup(
+    "The mutation's arguments: see ` + "`" + `CreateGroupInput` + "`" + `."
+    input: CreateGroupInput!
+  ): GroupPayload
   """
   Rename a custom group or change any group's permissions. Owners and administrators only;
   only an owner changes the permissions of a group an owner is in (` + "`" + `FORBIDDEN` + "`" + ` otherwise:
@@ -4208,19 +4486,28 @@ extend type Mutation {
   or taking SFTP_MY_FILES jails or frees the members, which ends their SFTP sessions, so that
   they reconnect to the tree they now have.
   """
-  updateGroup(input: UpdateGroupInput!): GroupPayload
+  updateGroup(
+    "The mutation's arguments: see ` + "`" + `UpdateGroupInput` + "`" + `."
+    input: UpdateGroupInput!
+  ): GroupPayload
   """
   Delete a custom group and the project folder shares made with it. Owners and administrators
   only. Refused with a user error while users are in it, and for built-in groups. Deleted
   users still in the group move to Jailed Users, the safe place should they be restored.
   """
-  deleteGroup(input: DeleteGroupInput!): DeleteGroupPayload
+  deleteGroup(
+    "The mutation's arguments: see ` + "`" + `DeleteGroupInput` + "`" + `."
+    input: DeleteGroupInput!
+  ): DeleteGroupPayload
   """
   Move a user to a group. Owners and administrators only; only an owner moves an owner
   (` + "`" + `FORBIDDEN` + "`" + ` otherwise). Moving a user into or out of a
   jail ends their SFTP sessions, so that they reconnect to the tree they now have.
   """
-  setUserGroup(input: SetUserGroupInput!): SetUserGroupPayload
+  setUserGroup(
+    "The mutation's arguments: see ` + "`" + `SetUserGroupInput` + "`" + `."
+    input: SetUserGroupInput!
+  ): SetUserGroupPayload
 }
 
 "What ` + "`" + `setUserGroup` + "`" + ` returns."
@@ -4233,38 +4520,61 @@ type SetUserGroupPayload {
   changed) and when there are user errors.
   """
   previousGroup: Group
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `createGroup` + "`" + `."
 input CreateGroupInput {
+  "The group's name, unique in the account."
   name: String!
+  "What members may do in the account."
   permissions: [GroupPermission!]!
 }
 
+"The input of ` + "`" + `updateGroup` + "`" + `."
 input UpdateGroupInput {
+  "The ID of the group."
   id: ID!
+  "The group's new name; omit to keep it."
   name: String
   "The group's new permissions, all of them; omit to keep them."
   permissions: [GroupPermission!]
 }
 
+"The input of ` + "`" + `deleteGroup` + "`" + `."
 input DeleteGroupInput {
+  "The ID of the group."
   id: ID!
 }
 
+"The input of ` + "`" + `setUserGroup` + "`" + `."
 input SetUserGroupInput {
+  "The user's ID."
   userId: ID!
+  "The group's ID."
   groupId: ID!
 }
 
+"The result of ` + "`" + `createGroup` + "`" + `, ` + "`" + `updateGroup` + "`" + `: what changed, or the user errors."
 type GroupPayload {
+  "The group as it is now; null with user errors."
   group: Group
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The result of ` + "`" + `deleteGroup` + "`" + `: what changed, or the user errors."
 type DeleteGroupPayload {
   "The ID of the group deleted; null when it was not."
   deletedGroupId: ID
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4295,20 +4605,30 @@ extend type Mutation {
   removes the restriction. A list that does not include the address the owner is calling from
   is refused (INVALID on ` + "`" + `cidrs` + "`" + `), so an owner cannot lock themselves out. Audited.
   """
-  setAccountIpAllowlist(input: SetAccountIpAllowlistInput!): SetAccountIpAllowlistPayload
+  setAccountIpAllowlist(
+    "The mutation's arguments: see ` + "`" + `SetAccountIpAllowlistInput` + "`" + `."
+    input: SetAccountIpAllowlistInput!
+  ): SetAccountIpAllowlistPayload
   """
   Replace one user's own IP allowlist (see ` + "`" + `User.ipAllowlist` + "`" + `). Owners and administrators;
   only an owner can change an owner's list. The same entries as the account's list; a list of
   one's own that excludes one's own address is refused. Audited.
   """
-  setUserIpAllowlist(input: SetUserIpAllowlistInput!): SetUserIpAllowlistPayload
+  setUserIpAllowlist(
+    "The mutation's arguments: see ` + "`" + `SetUserIpAllowlistInput` + "`" + `."
+    input: SetUserIpAllowlistInput!
+  ): SetUserIpAllowlistPayload
   """
   Empty an account's IP allowlist, e.g. for an owner who can no longer reach the API.
   Support staff only. Users' own lists are kept. Audited.
   """
-  clearAccountIpAllowlist(input: ClearAccountIpAllowlistInput!): ClearAccountIpAllowlistPayload
+  clearAccountIpAllowlist(
+    "The mutation's arguments: see ` + "`" + `ClearAccountIpAllowlistInput` + "`" + `."
+    input: ClearAccountIpAllowlistInput!
+  ): ClearAccountIpAllowlistPayload
 }
 
+"The input of ` + "`" + `setAccountIpAllowlist` + "`" + `."
 input SetAccountIpAllowlistInput {
   """
   IPv4/IPv6 addresses or CIDRs, e.g. ` + "`" + `203.0.113.0/24` + "`" + `, ` + "`" + `2001:db8::/32` + "`" + `; at most 100. Every bad
@@ -4317,12 +4637,19 @@ input SetAccountIpAllowlistInput {
   cidrs: [String!]!
 }
 
+"The result of ` + "`" + `setAccountIpAllowlist` + "`" + `: what changed, or the user errors."
 type SetAccountIpAllowlistPayload {
+  "The account as it is now, with its allowlist; null with user errors."
   account: Account
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `setUserIpAllowlist` + "`" + `."
 input SetUserIpAllowlistInput {
+  "The user's ID."
   userId: ID!
   """
   IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own. Every bad entry
@@ -4331,17 +4658,29 @@ input SetUserIpAllowlistInput {
   cidrs: [String!]!
 }
 
+"The result of ` + "`" + `setUserIpAllowlist` + "`" + `: what changed, or the user errors."
 type SetUserIpAllowlistPayload {
+  "The user as they are now, with their allowlist; null with user errors."
   user: User
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `clearAccountIpAllowlist` + "`" + `."
 input ClearAccountIpAllowlistInput {
+  "The account's ID."
   accountId: ID!
 }
 
+"The result of ` + "`" + `clearAccountIpAllowlist` + "`" + `: what changed, or the user errors."
 type ClearAccountIpAllowlistPayload {
+  "The account as it is now, with no allowlist; null with user errors."
   account: Account
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4359,19 +4698,27 @@ enum SftpModuleStatus {
   SUSPENDED
 }
 
+"The account's SFTP module: whether it is on trial, active or suspended, and since when."
 type SftpModule {
+  "Where the module stands: none, trial, active, expired or suspended."
   status: SftpModuleStatus!
+  "When the free trial started; null if it never did."
   trialStartedAt: Time
+  "When the free trial ends or ended; null without a trial."
   trialEndsAt: Time
+  "When support activated the module; null if never."
   activatedAt: Time
   "When an owner or administrator last asked support for the module."
   requestedAt: Time
+  "When support suspended the module; null unless suspended."
   suspendedAt: Time
 }
 
 "SFTP user licences: used counts live users with SFTP turned on."
 type SftpLicences {
+  "Licences bought (set by support)."
   purchased: Int!
+  "Live users with SFTP turned on."
   used: Int!
   "purchased − used, never below zero."
   available: Int!
@@ -4379,39 +4726,59 @@ type SftpLicences {
 
 "An email Skiff sent (or is sending) about the account."
 type Notification implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
   "e.g. ` + "`" + `sftp_enabled` + "`" + `, ` + "`" + `ssh_key_added` + "`" + `, ` + "`" + `module_activated` + "`" + `, ` + "`" + `invitation` + "`" + `."
   kind: String!
+  "The email address it goes to."
   recipient: String!
+  "The email's subject line."
   subject: String!
+  "Where delivery stands."
   status: NotificationStatus!
+  "How many times sending was tried."
   attempts: Int!
   "Why the last attempt failed; null if none did."
   lastError: String
+  "When it was created."
   createdAt: Time!
+  "When the mail server accepted it; null until then."
   sentAt: Time
 }
 
+"Where an email notification's delivery stands."
 enum NotificationStatus {
+  "Waiting to be sent (or to be retried)."
   PENDING
+  "Being handed to the mail server now."
   SENDING
+  "Accepted by the mail server."
   SENT
+  "Given up after repeated failures; ` + "`" + `lastError` + "`" + ` says why."
   FAILED
 }
 
+"A page of ` + "`" + `Notification` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type NotificationConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [NotificationEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `Notification` + "`" + ` in a page, with its cursor."
 type NotificationEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: Notification!
 }
 
 "One administrative change in the account's audit trail."
 type AuditEvent implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "When it happened."
   at: Time!
   "e.g. ` + "`" + `user.created` + "`" + `, ` + "`" + `sftp.enabled` + "`" + `, ` + "`" + `ssh_key.added` + "`" + `, ` + "`" + `sftp_module.activated` + "`" + `."
   kind: String!
@@ -4431,49 +4798,72 @@ type AuditEvent implements Node {
   after: String
 }
 
+"A page of ` + "`" + `AuditEvent` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type AuditEventConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [AuditEventEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `AuditEvent` + "`" + ` in a page, with its cursor."
 type AuditEventEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: AuditEvent!
 }
 
+"Which audit events to list; every field given must match."
 input AuditEventFilter {
   "Exact kinds (` + "`" + `user.created` + "`" + `) or families (` + "`" + `sftp_module.*` + "`" + `)."
   kinds: [String!]
   "Events made by, or made to, this user."
   userId: ID
+  "Only events at or after this time."
   since: Time
+  "Only events before this time (must be after ` + "`" + `since` + "`" + `)."
   until: Time
 }
 
 "A request from an account to buy the SFTP module, queued for support."
 type SftpModuleRequest implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The account that asked."
   account: Account!
+  "Who asked: their name as it is now."
   requestedByName: String!
+  "Who asked: their email as it is now."
   requestedByEmail: String!
+  "Their message to support; empty when they gave none."
   message: String!
+  "When it was created."
   createdAt: Time!
   "When support activated the module for this request; null while open."
   handledAt: Time
 }
 
+"A page of ` + "`" + `SftpModuleRequest` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type SftpModuleRequestConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [SftpModuleRequestEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `SftpModuleRequest` + "`" + ` in a page, with its cursor."
 type SftpModuleRequestEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: SftpModuleRequest!
 }
 
 extend type Account {
+  "The SFTP module's state for this account: trial, active, suspended…"
   sftpModule: SftpModule!
+  "How many SFTP user licences the account bought and how many are in use."
   sftpLicences: SftpLicences!
   "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners and administrators."
   notifications(first: Int, after: String): NotificationConnection!
@@ -4494,7 +4884,10 @@ extend type Mutation {
   """
   startSftpTrial: AccountPayload
   "Ask support to activate the SFTP module or add licences (owners and administrators)."
-  requestSftpModule(input: RequestSftpModuleInput!): RequestSftpModulePayload
+  requestSftpModule(
+    "The mutation's arguments: see ` + "`" + `RequestSftpModuleInput` + "`" + `."
+    input: RequestSftpModuleInput!
+  ): RequestSftpModulePayload
   """
   Activate the module with a number of licences. Support staff only. The first start of the
   module (no trial before) also turns SFTP on for the owners with an open module request (or
@@ -4502,82 +4895,146 @@ extend type Mutation {
   email carries their login and host-key fingerprints, or says no licence was free. A later
   activation turns on and resends nothing.
   """
-  activateSftpModule(input: ActivateSftpModuleInput!): SftpLicencesPayload
+  activateSftpModule(
+    "The mutation's arguments: see ` + "`" + `ActivateSftpModuleInput` + "`" + `."
+    input: ActivateSftpModuleInput!
+  ): SftpLicencesPayload
   """
   Set the number of purchased licences. Support staff only. Going below the number in
   use is allowed: those users keep access, nobody else can be enabled until enough are
   turned off, and ` + "`" + `warning` + "`" + ` says so.
   """
-  setSftpLicences(input: SetSftpLicencesInput!): SftpLicencesPayload
+  setSftpLicences(
+    "The mutation's arguments: see ` + "`" + `SetSftpLicencesInput` + "`" + `."
+    input: SetSftpLicencesInput!
+  ): SftpLicencesPayload
   "Suspend the module: SFTP logins are refused, nothing is deleted. Support staff only."
-  suspendSftpModule(input: SuspendSftpModuleInput!): AccountPayload
+  suspendSftpModule(
+    "The mutation's arguments: see ` + "`" + `SuspendSftpModuleInput` + "`" + `."
+    input: SuspendSftpModuleInput!
+  ): AccountPayload
 
   "Accept an invitation: set your password with the emailed token and log in."
-  acceptInvitation(input: AcceptInvitationInput!): LoginPayload
+  acceptInvitation(
+    "The mutation's arguments: see ` + "`" + `AcceptInvitationInput` + "`" + `."
+    input: AcceptInvitationInput!
+  ): LoginPayload
   "Send a new invitation email to a user who has not set a password yet. Owners and administrators."
-  resendInvitation(input: ResendInvitationInput!): OkPayload
+  resendInvitation(
+    "The mutation's arguments: see ` + "`" + `ResendInvitationInput` + "`" + `."
+    input: ResendInvitationInput!
+  ): OkPayload
   "Email a password-reset link. The answer is the same whether or not the email is known."
-  requestPasswordReset(input: RequestPasswordResetInput!): OkPayload
+  requestPasswordReset(
+    "The mutation's arguments: see ` + "`" + `RequestPasswordResetInput` + "`" + `."
+    input: RequestPasswordResetInput!
+  ): OkPayload
   "Set a new password with the emailed reset token."
-  resetPassword(input: ResetPasswordInput!): OkPayload
+  resetPassword(
+    "The mutation's arguments: see ` + "`" + `ResetPasswordInput` + "`" + `."
+    input: ResetPasswordInput!
+  ): OkPayload
 }
 
+"The input of ` + "`" + `requestSftpModule` + "`" + `."
 input RequestSftpModuleInput {
+  "A message to support, e.g. how many licences you need (optional)."
   message: String
 }
 
+"The input of ` + "`" + `activateSftpModule` + "`" + `."
 input ActivateSftpModuleInput {
+  "The account's ID."
   accountId: ID!
+  "How many SFTP user licences were bought."
   licences: Int!
 }
 
+"The input of ` + "`" + `setSftpLicences` + "`" + `."
 input SetSftpLicencesInput {
+  "The account's ID."
   accountId: ID!
+  "The new number of purchased licences (0 or more)."
   licences: Int!
 }
 
+"The input of ` + "`" + `suspendSftpModule` + "`" + `."
 input SuspendSftpModuleInput {
+  "The account's ID."
   accountId: ID!
 }
 
+"The input of ` + "`" + `acceptInvitation` + "`" + `."
 input AcceptInvitationInput {
+  "The token from the invitation email's link."
   token: String!
+  "The password to set (at least 10 characters)."
   password: String!
 }
 
+"The input of ` + "`" + `resendInvitation` + "`" + `."
 input ResendInvitationInput {
+  "The user's ID."
   userId: ID!
 }
 
+"The input of ` + "`" + `requestPasswordReset` + "`" + `."
 input RequestPasswordResetInput {
+  "The login email to send the reset link to; the answer is the same whether or not it exists."
   email: String!
 }
 
+"The input of ` + "`" + `resetPassword` + "`" + `."
 input ResetPasswordInput {
+  "The token from the reset email's link."
   token: String!
+  "The new password (at least 10 characters)."
   password: String!
 }
 
+"The result of ` + "`" + `startSftpTrial` + "`" + `, ` + "`" + `suspendSftpModule` + "`" + `: what changed, or the user errors."
 type AccountPayload {
+  "The account as it is now; null with user errors."
   account: Account
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The result of ` + "`" + `requestSftpModule` + "`" + `: what changed, or the user errors."
 type RequestSftpModulePayload {
+  "The request queued for support; null with user errors."
   request: SftpModuleRequest
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The result of ` + "`" + `activateSftpModule` + "`" + `, ` + "`" + `setSftpLicences` + "`" + `: what changed, or the user errors."
 type SftpLicencesPayload {
+  "The account as it is now; null with user errors."
   account: Account
+  "The account's licences as they are now."
   licences: SftpLicences
   "Set when more users have SFTP on than there are licences."
   warning: String
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"""
+The result of ` + "`" + `requestPasswordReset` + "`" + `, ` + "`" + `resendInvitation` + "`" + `, ` + "`" + `resetPassword` + "`" + `: what changed, or the user errors.
+"""
 type OkPayload {
+  "True when the operation took effect (false only with user errors)."
   ok: Boolean!
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4586,6 +5043,7 @@ An SSH public key a user can log in to SFTP with. The key itself never changes; 
 expiry date and status can (` + "`" + `updateSshKey` + "`" + `).
 """
 type SshKey implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
   "A name the user chose, e.g. ` + "`" + `laptop` + "`" + `."
   title: String!
@@ -4597,6 +5055,7 @@ type SshKey implements Node {
   fingerprint: String!
   "The comment at the end of the pasted key line, often ` + "`" + `user@host` + "`" + `."
   comment: String!
+  "When it was created."
   createdAt: Time!
   "Who added the key (their name at the time)."
   createdBy: String!
@@ -4610,12 +5069,15 @@ type SshKey implements Node {
   expiresAt: Time
   "ACTIVE, or DISABLED: refused at login like an unknown key (whatever ` + "`" + `expiresAt` + "`" + ` says)."
   status: SshKeyStatus!
+  "The user the key logs in as."
   user: User!
 }
 
 "Whether an SSH key may log in (until its ` + "`" + `expiresAt` + "`" + `)."
 enum SshKeyStatus {
+  "The key may log in (until ` + "`" + `expiresAt` + "`" + `, when set)."
   ACTIVE
+  "The key is refused at login, like an unknown key."
   DISABLED
 }
 
@@ -4632,7 +5094,9 @@ type HostKeyFingerprint {
 
 "What a user types into an SFTP client. Never contains a password."
 type SftpCredentials {
+  "The SFTP server's host name to connect to."
   host: String!
+  "The SFTP server's port."
   port: Int!
   "The lasting SFTP login ID, e.g. ` + "`" + `k7m2-p9xd` + "`" + `: issued the first time SFTP is turned on, never changed or reused."
   login: String!
@@ -4640,11 +5104,13 @@ type SftpCredentials {
   customLogin: String
   "The host keys the client should see on its first connection."
   hostKeyFingerprints: [HostKeyFingerprint!]!
+  "When the login was issued (SFTP first turned on)."
   issuedAt: Time!
 }
 
 "A user's SFTP access (their \"SFTP\" profile tab)."
 type UserSftp {
+  "Whether the user may log in over SFTP now (it takes a licence)."
   enabled: Boolean!
   "When SFTP was last turned on."
   enabledAt: Time
@@ -4661,8 +5127,11 @@ extend type User {
 
 "The deployment's SFTP endpoint."
 type SftpServer {
+  "The host name clients connect to."
   host: String!
+  "The port clients connect to."
   port: Int!
+  "The fingerprints of the server's host keys, for clients to check on their first connection."
   hostKeyFingerprints: [HostKeyFingerprint!]!
 }
 
@@ -4680,9 +5149,15 @@ extend type Mutation {
   account, administrators for anyone but owners (` + "`" + `FORBIDDEN` + "`" + `: with a key they could log in
   as the owner), users for themselves.
   """
-  addSshKey(input: AddSshKeyInput!): SshKeyPayload
+  addSshKey(
+    "The mutation's arguments: see ` + "`" + `AddSshKeyInput` + "`" + `."
+    input: AddSshKeyInput!
+  ): SshKeyPayload
   "Rename a key: ` + "`" + `updateSshKey` + "`" + ` with only a title. Who may: as for ` + "`" + `addSshKey` + "`" + `."
-  renameSshKey(input: RenameSshKeyInput!): SshKeyPayload
+  renameSshKey(
+    "The mutation's arguments: see ` + "`" + `RenameSshKeyInput` + "`" + `."
+    input: RenameSshKeyInput!
+  ): SshKeyPayload
   """
   Change a key's title, expiry date and status; the key itself never changes. Fields left
   out stay as they are; ` + "`" + `expiresAt: null` + "`" + ` means the key never expires. Disabling a key,
@@ -4690,9 +5165,15 @@ extend type Mutation {
   it (on every node within about a second). A new expiry date re-arms its reminder emails.
   Who may: as for ` + "`" + `addSshKey` + "`" + ` (only an owner changes an owner's key, ` + "`" + `FORBIDDEN` + "`" + `).
   """
-  updateSshKey(input: UpdateSshKeyInput!): SshKeyPayload
+  updateSshKey(
+    "The mutation's arguments: see ` + "`" + `UpdateSshKeyInput` + "`" + `."
+    input: UpdateSshKeyInput!
+  ): SshKeyPayload
   "Delete a key: it can no longer log in. Who may: as for ` + "`" + `addSshKey` + "`" + `."
-  deleteSshKey(input: DeleteSshKeyInput!): SshKeyPayload
+  deleteSshKey(
+    "The mutation's arguments: see ` + "`" + `DeleteSshKeyInput` + "`" + `."
+    input: DeleteSshKeyInput!
+  ): SshKeyPayload
   """
   Turn SFTP on or off for a user. Turning it on takes a licence (a ` + "`" + `LIMIT` + "`" + ` user error
   when none is left), issues the user's lasting login ID the first time and emails them
@@ -4700,13 +5181,21 @@ extend type Mutation {
   it off frees the licence and ends the user's SFTP sessions. Owners and administrators;
   only an owner changes an owner's (` + "`" + `FORBIDDEN` + "`" + ` otherwise).
   """
-  setSftpAccess(input: SetSftpAccessInput!): UserPayload
+  setSftpAccess(
+    "The mutation's arguments: see ` + "`" + `SetSftpAccessInput` + "`" + `."
+    input: SetSftpAccessInput!
+  ): UserPayload
 }
 
+"The input of ` + "`" + `addSshKey` + "`" + `."
 input AddSshKeyInput {
   "Whose key; defaults to yourself."
   userId: ID
+  "A name for the key, e.g. ` + "`" + `laptop` + "`" + `."
   title: String!
+  """
+  The public key in OpenSSH's one-line format (` + "`" + `ssh-ed25519 AAAA… comment` + "`" + `), as in ` + "`" + `~/.ssh/id_ed25519.pub` + "`" + `.
+  """
   publicKey: String!
   "When the key stops logging in; null or left out: never."
   expiresAt: Time
@@ -4714,12 +5203,17 @@ input AddSshKeyInput {
   status: SshKeyStatus
 }
 
+"The input of ` + "`" + `renameSshKey` + "`" + `."
 input RenameSshKeyInput {
+  "The ID of the ssh key."
   id: ID!
+  "The key's new name."
   title: String!
 }
 
+"The input of ` + "`" + `updateSshKey` + "`" + `."
 input UpdateSshKeyInput {
+  "The ID of the ssh key."
   id: ID!
   "The new title; left out: unchanged."
   title: String
@@ -4729,17 +5223,29 @@ input UpdateSshKeyInput {
   status: SshKeyStatus
 }
 
+"The input of ` + "`" + `deleteSshKey` + "`" + `."
 input DeleteSshKeyInput {
+  "The ID of the ssh key."
   id: ID!
 }
 
+"The input of ` + "`" + `setSftpAccess` + "`" + `."
 input SetSftpAccessInput {
+  "The user's ID."
   userId: ID!
+  "True to turn SFTP on (takes a licence), false to turn it off and end the user's sessions."
   enabled: Boolean!
 }
 
+"""
+The result of ` + "`" + `addSshKey` + "`" + `, ` + "`" + `deleteSshKey` + "`" + `, ` + "`" + `renameSshKey` + "`" + `, ` + "`" + `updateSshKey` + "`" + `: what changed, or the user errors.
+"""
 type SshKeyPayload {
+  "The key as it is now; null with user errors."
   sshKey: SshKey
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4787,34 +5293,54 @@ extend type Mutation {
   staff only. Nothing stored is deleted: an account over its new quota can only delete until
   it is under. Audited.
   """
-  setStorageQuota(input: SetStorageQuotaInput!): SetStorageQuotaPayload
+  setStorageQuota(
+    "The mutation's arguments: see ` + "`" + `SetStorageQuotaInput` + "`" + `."
+    input: SetStorageQuotaInput!
+  ): SetStorageQuotaPayload
   """
   Set a user's own storage quota in bytes; null removes it (the default: no quota of their
   own). Owners and administrators; only an owner can set an owner's. It applies on top of the
   account's quota. Audited.
   """
-  setUserStorageQuota(input: SetUserStorageQuotaInput!): SetUserStorageQuotaPayload
+  setUserStorageQuota(
+    "The mutation's arguments: see ` + "`" + `SetUserStorageQuotaInput` + "`" + `."
+    input: SetUserStorageQuotaInput!
+  ): SetUserStorageQuotaPayload
 }
 
+"The input of ` + "`" + `setStorageQuota` + "`" + `."
 input SetStorageQuotaInput {
+  "The account's ID."
   accountId: ID!
   "At most 2^60 (1 EiB); null: no quota."
   bytes: Bytes
 }
 
+"The result of ` + "`" + `setStorageQuota` + "`" + `: what changed, or the user errors."
 type SetStorageQuotaPayload {
+  "The account as it is now, with its storage quota; null with user errors."
   account: Account
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `setUserStorageQuota` + "`" + `."
 input SetUserStorageQuotaInput {
+  "The user's ID."
   userId: ID!
   "At most 2^60 (1 EiB); null: no quota of the user's own."
   bytes: Bytes
 }
 
+"The result of ` + "`" + `setUserStorageQuota` + "`" + `: what changed, or the user errors."
 type SetUserStorageQuotaPayload {
+  "The user as they are now, with their storage quota; null with user errors."
   user: User
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4830,12 +5356,19 @@ enum Role {
 
 "A person who can log in to an account."
 type User implements Node {
+  "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
+  "The user's login email, unique among everyone who can log in."
   email: String!
+  "The user's name."
   name: String!
+  "Owner, administrator or user: what they may do in the account."
   role: Role!
+  "The account the user belongs to."
   account: Account!
+  "When it was created."
   createdAt: Time!
+  "When it last changed."
   updatedAt: Time!
   "When the user was deleted; null for live users. Deleted users can be restored."
   deletedAt: Time
@@ -4847,6 +5380,7 @@ type User implements Node {
   invitationPending: Boolean!
 }
 
+"Whether a list of users shows live users, deleted users or both."
 enum DeletedFilter {
   "Live users only (the default)."
   LIVE
@@ -4856,20 +5390,29 @@ enum DeletedFilter {
   ALL
 }
 
+"Which users to list; every field given must match."
 input UserFilter {
   "Matches anywhere in the name or email, case-insensitively."
   search: String
+  "Only users with this role."
   role: Role
+  "Live users (the default), deleted users or both."
   deleted: DeletedFilter = LIVE
 }
 
+"A page of ` + "`" + `User` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type UserConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [UserEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `User` + "`" + ` in a page, with its cursor."
 type UserEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: User!
 }
 
@@ -4880,7 +5423,10 @@ extend type Mutation {
   support-staff member, case-insensitively): a ` + "`" + `CONFLICT` + "`" + ` user error "this email is already
   in use" otherwise.
   """
-  createUser(input: CreateUserInput!): UserPayload
+  createUser(
+    "The mutation's arguments: see ` + "`" + `CreateUserInput` + "`" + `."
+    input: CreateUserInput!
+  ): UserPayload
   """
   Add many users at once from CSV text; the format is under ` + "`" + `ImportUsersInput.csv` + "`" + `
   and in docs/GRAPHQL.md. Owners and administrators only (naming a group also needs
@@ -4892,13 +5438,19 @@ extend type Mutation {
   one: rows without a password are emailed an invitation, rows with ` + "`" + `sftp` + "`" + ` true get
   their credentials email.
   """
-  importUsers(input: ImportUsersInput!): ImportUsersPayload
+  importUsers(
+    "The mutation's arguments: see ` + "`" + `ImportUsersInput` + "`" + `."
+    input: ImportUsersInput!
+  ): ImportUsersPayload
   """
   Change a user. Owners and administrators change anyone but owners (only owners
   change owners: any field, ` + "`" + `FORBIDDEN` + "`" + ` otherwise); users may change their own name
   and email.
   """
-  updateUser(input: UpdateUserInput!): UserPayload
+  updateUser(
+    "The mutation's arguments: see ` + "`" + `UpdateUserInput` + "`" + `."
+    input: UpdateUserInput!
+  ): UserPayload
   """
   Delete a user: they can no longer log in and their sessions end. By default
   nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
@@ -4906,18 +5458,28 @@ extend type Mutation {
   unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings
   everything back and cancels the deletion. You cannot delete yourself or the last owner.
   """
-  deleteUser(input: DeleteUserInput!): UserPayload
+  deleteUser(
+    "The mutation's arguments: see ` + "`" + `DeleteUserInput` + "`" + `."
+    input: DeleteUserInput!
+  ): UserPayload
   """
   Restore a deleted user with everything they had. A deletion of their files still in
   its grace period is cancelled; files already purged are not brought back (their
   home is empty).
   """
-  restoreUser(input: RestoreUserInput!): UserPayload
+  restoreUser(
+    "The mutation's arguments: see ` + "`" + `RestoreUserInput` + "`" + `."
+    input: RestoreUserInput!
+  ): UserPayload
 }
 
+"The input of ` + "`" + `createUser` + "`" + `."
 input CreateUserInput {
+  "The user's login email: unique among everyone who can log in."
   email: String!
+  "The user's name."
   name: String!
+  "The user's role (USER unless given); only owners add owners."
   role: Role = USER
   """
   Optional initial password (at least 10 characters). Without one, the user is
@@ -4938,7 +5500,9 @@ input CreateUserInput {
   groupId: ID
 }
 
+"The input of ` + "`" + `updateUser` + "`" + `."
 input UpdateUserInput {
+  "The ID of the user."
   id: ID!
   """
   A new login email (unique among everyone who can log in: see createUser). Changing your
@@ -4949,7 +5513,9 @@ input UpdateUserInput {
   email: String
   "Your current password: needed to change your own ` + "`" + `email` + "`" + `, ignored otherwise."
   currentPassword: String
+  "The new name; omit to keep it."
   name: String
+  "The new role; omit to keep it. Only owners give or take the OWNER role."
   role: Role
   "Turn SFTP on or off (see setSftpAccess)."
   sftpEnabled: Boolean
@@ -4962,7 +5528,9 @@ input UpdateUserInput {
   groupId: ID
 }
 
+"The input of ` + "`" + `deleteUser` + "`" + `."
 input DeleteUserInput {
+  "The ID of the user."
   id: ID!
   """
   Also delete the user's home (My Files) for good after the grace period, during
@@ -4971,15 +5539,25 @@ input DeleteUserInput {
   deleteFiles: Boolean = false
 }
 
+"The input of ` + "`" + `restoreUser` + "`" + `."
 input RestoreUserInput {
+  "The ID of the user."
   id: ID!
 }
 
+"""
+The result of ` + "`" + `convertContactToUser` + "`" + `, ` + "`" + `createUser` + "`" + `, ` + "`" + `deleteUser` + "`" + `, ` + "`" + `restoreUser` + "`" + `, ` + "`" + `setCustomSftpLogin` + "`" + `, ` + "`" + `setSftpAccess` + "`" + `, ` + "`" + `updateUser` + "`" + `: what changed, or the user errors.
+"""
 type UserPayload {
+  "The user as they are now; null with user errors."
   user: User
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 
+"The input of ` + "`" + `importUsers` + "`" + `."
 input ImportUsersInput {
   """
   The users as CSV (RFC 4180), UTF-8, at most 1 MiB (1,048,576 bytes, and the request
@@ -4999,6 +5577,7 @@ input ImportUsersInput {
   csv: String!
 }
 
+"The result of ` + "`" + `importUsers` + "`" + `: what changed, or the user errors."
 type ImportUsersPayload {
   "The users created, in the file's order; empty when anything was wrong."
   users: [User!]!

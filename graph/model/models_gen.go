@@ -20,110 +20,162 @@ import (
 	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
+// The input of `acceptInvitation`.
 type AcceptInvitationInput struct {
-	Token    string `json:"token"`
+	// The token from the invitation email's link.
+	Token string `json:"token"`
+	// The password to set (at least 10 characters).
 	Password string `json:"password"`
 }
 
+// A page of `Account` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type AccountConnection struct {
-	Edges    []*AccountEdge `json:"edges"`
-	PageInfo *PageInfo      `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*AccountEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `Account` in a page, with its cursor.
 type AccountEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *tenant.Account `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *tenant.Account `json:"node"`
 }
 
+// The result of `startSftpTrial`, `suspendSftpModule`: what changed, or the user errors.
 type AccountPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The account as it is now; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `activateSftpModule`.
 type ActivateSftpModuleInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
-	Licences  int    `json:"licences"`
+	// How many SFTP user licences were bought.
+	Licences int `json:"licences"`
 }
 
+// The input of `addSshKey`.
 type AddSSHKeyInput struct {
 	// Whose key; defaults to yourself.
-	UserID    *string `json:"userId,omitempty"`
-	Title     string  `json:"title"`
-	PublicKey string  `json:"publicKey"`
+	UserID *string `json:"userId,omitempty"`
+	// A name for the key, e.g. `laptop`.
+	Title string `json:"title"`
+	// The public key in OpenSSH's one-line format (`ssh-ed25519 AAAA… comment`), as in `~/.ssh/id_ed25519.pub`.
+	PublicKey string `json:"publicKey"`
 	// When the key stops logging in; null or left out: never.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	// Defaults to ACTIVE. A key may be added DISABLED and enabled later.
 	Status *sftpaccess.SSHKeyStatus `json:"status,omitempty"`
 }
 
+// A page of `AuditEvent` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type AuditEventConnection struct {
-	Edges    []*AuditEventEdge `json:"edges"`
-	PageInfo *PageInfo         `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*AuditEventEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `AuditEvent` in a page, with its cursor.
 type AuditEventEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *audit.EventRow `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *audit.EventRow `json:"node"`
 }
 
+// Which audit events to list; every field given must match.
 type AuditEventFilter struct {
 	// Exact kinds (`user.created`) or families (`sftp_module.*`).
 	Kinds []string `json:"kinds,omitempty"`
 	// Events made by, or made to, this user.
-	UserID *string    `json:"userId,omitempty"`
-	Since  *time.Time `json:"since,omitempty"`
-	Until  *time.Time `json:"until,omitempty"`
+	UserID *string `json:"userId,omitempty"`
+	// Only events at or after this time.
+	Since *time.Time `json:"since,omitempty"`
+	// Only events before this time (must be after `since`).
+	Until *time.Time `json:"until,omitempty"`
 }
 
+// The input of `changePassword`.
 type ChangePasswordInput struct {
+	// The password in use now, to prove it is really you.
 	CurrentPassword string `json:"currentPassword"`
 	// At least 10 characters.
 	NewPassword string `json:"newPassword"`
 }
 
+// The result of `changePassword`: what changed, or the user errors.
 type ChangePasswordPayload struct {
-	Ok         bool         `json:"ok"`
+	// True when the operation took effect (false only with user errors).
+	Ok bool `json:"ok"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `clearAccountIpAllowlist`.
 type ClearAccountIPAllowlistInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
 }
 
+// The result of `clearAccountIpAllowlist`: what changed, or the user errors.
 type ClearAccountIPAllowlistPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The account as it is now, with no allowlist; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `confirmTotpEnrolment`.
 type ConfirmTotpEnrolmentInput struct {
 	// A current code from the app.
 	Code string `json:"code"`
 }
 
+// The result of `confirmTotpEnrolment`: what changed, or the user errors.
 type ConfirmTotpEnrolmentPayload struct {
 	// Ten single-use recovery codes: store them safely, they are not shown again.
-	RecoveryCodes []string     `json:"recoveryCodes,omitempty"`
-	UserErrors    []*UserError `json:"userErrors"`
+	RecoveryCodes []string `json:"recoveryCodes,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of `Contact` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type ContactConnection struct {
-	Edges    []*ContactEdge `json:"edges"`
-	PageInfo *PageInfo      `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*ContactEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `Contact` in a page, with its cursor.
 type ContactEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *people.Contact `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *people.Contact `json:"node"`
 }
 
+// The result of `createContact`, `deleteContact`, `updateContact`: what changed, or the user errors.
 type ContactPayload struct {
-	Contact    *people.Contact `json:"contact,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The contact as it is now; null with user errors.
+	Contact *people.Contact `json:"contact,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `convertContactToUser`.
 type ConvertContactToUserInput struct {
-	ContactID string       `json:"contactId"`
-	Role      *tenant.Role `json:"role,omitempty"`
+	// The contact's ID.
+	ContactID string `json:"contactId"`
+	// The new user's role (USER unless given).
+	Role *tenant.Role `json:"role,omitempty"`
 	// Optional initial password (at least 10 characters).
 	Password *string `json:"password,omitempty"`
 	// Turn SFTP on for the new user in the same step (takes a licence).
@@ -132,41 +184,62 @@ type ConvertContactToUserInput struct {
 	GroupID *string `json:"groupId,omitempty"`
 }
 
+// The input of `createAccount`.
 type CreateAccountInput struct {
-	Name       string `json:"name"`
+	// The new account's name.
+	Name string `json:"name"`
+	// The first owner's email: their login, unique among everyone who can log in.
 	OwnerEmail string `json:"ownerEmail"`
-	OwnerName  string `json:"ownerName"`
+	// The first owner's name.
+	OwnerName string `json:"ownerName"`
 	// Optional initial password for the owner (at least 10 characters).
 	OwnerPassword *string `json:"ownerPassword,omitempty"`
 }
 
+// The result of `createAccount`: what changed, or the user errors.
 type CreateAccountPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	Owner      *tenant.User    `json:"owner,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The new account; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// The account's first owner; null with user errors.
+	Owner *tenant.User `json:"owner,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `createContact`.
 type CreateContactInput struct {
-	Email   string  `json:"email"`
-	Name    string  `json:"name"`
+	// The contact's email (optional; must be valid when given).
+	Email string `json:"email"`
+	// The contact's name (required).
+	Name string `json:"name"`
+	// The contact's company (optional).
 	Company *string `json:"company,omitempty"`
-	Phone   *string `json:"phone,omitempty"`
+	// The contact's phone number (optional).
+	Phone *string `json:"phone,omitempty"`
 }
 
+// The input of `createGroup`.
 type CreateGroupInput struct {
-	Name        string              `json:"name"`
+	// The group's name, unique in the account.
+	Name string `json:"name"`
+	// What members may do in the account.
 	Permissions []policy.Permission `json:"permissions"`
 }
 
+// The input of `createProjectFolder`.
 type CreateProjectFolderInput struct {
 	// A file name: at most 255 bytes, without `/` or `\`.
 	Name string `json:"name"`
 }
 
+// The input of `createUser`.
 type CreateUserInput struct {
-	Email string       `json:"email"`
-	Name  string       `json:"name"`
-	Role  *tenant.Role `json:"role,omitempty"`
+	// The user's login email: unique among everyone who can log in.
+	Email string `json:"email"`
+	// The user's name.
+	Name string `json:"name"`
+	// The user's role (USER unless given); only owners add owners.
+	Role *tenant.Role `json:"role,omitempty"`
 	// Optional initial password (at least 10 characters). Without one, the user is
 	// emailed an invitation to set their own.
 	Password *string `json:"password,omitempty"`
@@ -182,103 +255,151 @@ type CreateUserInput struct {
 	GroupID *string `json:"groupId,omitempty"`
 }
 
+// The input of `declineDedicatedIpRequest`.
 type DeclineDedicatedIPRequestInput struct {
+	// The ID of the dedicated ip request.
 	ID string `json:"id"`
 	// Why, in words for the owner: it is emailed to them.
 	Reason string `json:"reason"`
 }
 
+// The result of `provisionDedicatedIp`, `releaseDedicatedIp`: what changed, or the user errors.
 type DedicatedIPPayload struct {
+	// The account as it is now, with its dedicated IP; null with user errors.
 	Account *tenant.Account `json:"account,omitempty"`
 	// The dedicated IP provisioned, or released (with `releasedAt`).
 	DedicatedIP *sftplogin.DedicatedIP `json:"dedicatedIp,omitempty"`
-	UserErrors  []*UserError           `json:"userErrors"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of `DedicatedIpPool` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type DedicatedIPPoolConnection struct {
-	Edges    []*DedicatedIPPoolEdge `json:"edges"`
-	PageInfo *PageInfo              `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*DedicatedIPPoolEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `DedicatedIpPool` in a page, with its cursor.
 type DedicatedIPPoolEdge struct {
-	Cursor string                 `json:"cursor"`
-	Node   *sftplogin.PoolAddress `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sftplogin.PoolAddress `json:"node"`
 }
 
+// A page of `DedicatedIpRequest` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type DedicatedIPRequestConnection struct {
-	Edges    []*DedicatedIPRequestEdge `json:"edges"`
-	PageInfo *PageInfo                 `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*DedicatedIPRequestEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `DedicatedIpRequest` in a page, with its cursor.
 type DedicatedIPRequestEdge struct {
-	Cursor string                        `json:"cursor"`
-	Node   *sftplogin.DedicatedIPRequest `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sftplogin.DedicatedIPRequest `json:"node"`
 }
 
+// The result of `declineDedicatedIpRequest`, `requestDedicatedIp`: what changed, or the user errors.
 type DedicatedIPRequestPayload struct {
-	Request    *sftplogin.DedicatedIPRequest `json:"request,omitempty"`
-	UserErrors []*UserError                  `json:"userErrors"`
+	// The request as it is now; null with user errors.
+	Request *sftplogin.DedicatedIPRequest `json:"request,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `deleteContact`.
 type DeleteContactInput struct {
+	// The ID of the contact.
 	ID string `json:"id"`
 }
 
+// The input of `deleteGroup`.
 type DeleteGroupInput struct {
+	// The ID of the group.
 	ID string `json:"id"`
 }
 
+// The result of `deleteGroup`: what changed, or the user errors.
 type DeleteGroupPayload struct {
 	// The ID of the group deleted; null when it was not.
-	DeletedGroupID *string      `json:"deletedGroupId,omitempty"`
-	UserErrors     []*UserError `json:"userErrors"`
+	DeletedGroupID *string `json:"deletedGroupId,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `deleteProjectFolder`.
 type DeleteProjectFolderInput struct {
+	// The ID of the project folder.
 	ID string `json:"id"`
 }
 
+// The result of `deleteProjectFolder`: what changed, or the user errors.
 type DeleteProjectFolderPayload struct {
 	// The ID of the folder deleted; null when it was not.
-	DeletedProjectFolderID *string      `json:"deletedProjectFolderId,omitempty"`
-	UserErrors             []*UserError `json:"userErrors"`
+	DeletedProjectFolderID *string `json:"deletedProjectFolderId,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `deleteSshKey`.
 type DeleteSSHKeyInput struct {
+	// The ID of the ssh key.
 	ID string `json:"id"`
 }
 
+// The input of `deleteUser`.
 type DeleteUserInput struct {
+	// The ID of the user.
 	ID string `json:"id"`
 	// Also delete the user's home (My Files) for good after the grace period, during
 	// which `restoreUser` still brings it back. False (the default) keeps the files.
 	DeleteFiles *bool `json:"deleteFiles,omitempty"`
 }
 
+// The input of `disableTotp`.
 type DisableTotpInput struct {
+	// Your password, to prove it is really you.
 	Password string `json:"password"`
 	// A current code from the app, or a recovery code.
 	Code string `json:"code"`
 }
 
+// The result of `disableTotp`: what changed, or the user errors.
 type DisableTotpPayload struct {
-	Ok         bool         `json:"ok"`
+	// True when the operation took effect (false only with user errors).
+	Ok bool `json:"ok"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of `Group` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type GroupConnection struct {
-	Edges    []*GroupEdge `json:"edges"`
-	PageInfo *PageInfo    `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*GroupEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `Group` in a page, with its cursor.
 type GroupEdge struct {
-	Cursor string         `json:"cursor"`
-	Node   *sharing.Group `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sharing.Group `json:"node"`
 }
 
+// The result of `createGroup`, `updateGroup`: what changed, or the user errors.
 type GroupPayload struct {
-	Group      *sharing.Group `json:"group,omitempty"`
-	UserErrors []*UserError   `json:"userErrors"`
+	// The group as it is now; null with user errors.
+	Group *sharing.Group `json:"group,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // One problem with an import.
@@ -293,6 +414,7 @@ type ImportProblem struct {
 	Message string `json:"message"`
 }
 
+// The input of `importUsers`.
 type ImportUsersInput struct {
 	// The users as CSV (RFC 4180), UTF-8, at most 1 MiB (1,048,576 bytes, and the request
 	// body cap) and 1,000 users. Invalid UTF-8 is refused. The first line names the
@@ -310,6 +432,7 @@ type ImportUsersInput struct {
 	CSV string `json:"csv"`
 }
 
+// The result of `importUsers`: what changed, or the user errors.
 type ImportUsersPayload struct {
 	// The users created, in the file's order; empty when anything was wrong.
 	Users []*tenant.User `json:"users"`
@@ -320,8 +443,11 @@ type ImportUsersPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `login`: an email and password, and the two-factor code when it is on.
 type LoginInput struct {
-	Email    string `json:"email"`
+	// The login email (case-insensitive).
+	Email string `json:"email"`
+	// The password.
 	Password string `json:"password"`
 	// The second step, when two-factor authentication is on: the 6-digit code from
 	// the authenticator app, or one of the recovery codes (each works once).
@@ -329,12 +455,15 @@ type LoginInput struct {
 	TotpCode *string `json:"totpCode,omitempty"`
 }
 
+// The result of `login`: a bearer token, or why there is none.
 type LoginPayload struct {
 	// The bearer token: send it as `Authorization: Bearer <token>`. Shown only once;
 	// Skiff stores only its hash. Null when the login failed.
-	Token     *string    `json:"token,omitempty"`
+	Token *string `json:"token,omitempty"`
+	// When the token stops working (`--token-ttl` after the login); null when the login failed.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
-	Viewer    Viewer     `json:"viewer,omitempty"`
+	// Who logged in, as `viewer` would answer with the new token; null when the login failed.
+	Viewer Viewer `json:"viewer,omitempty"`
 	// Why the login failed. Wrong email and wrong password read the same
 	// (`UNAUTHENTICATED`); after repeated failures for one email or from one address,
 	// further attempts are refused for a while (`LIMIT`, the message says how long).
@@ -346,7 +475,9 @@ type LoginPayload struct {
 	TotpEnrolmentRequired bool `json:"totpEnrolmentRequired"`
 }
 
+// The result of `logout`: what changed, or the user errors.
 type LogoutPayload struct {
+	// True when the operation took effect (false only with user errors).
 	Ok bool `json:"ok"`
 }
 
@@ -358,45 +489,69 @@ type LogoutPayload struct {
 type Mutation struct {
 }
 
+// A page of `Notification` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type NotificationConnection struct {
-	Edges    []*NotificationEdge `json:"edges"`
-	PageInfo *PageInfo           `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*NotificationEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `Notification` in a page, with its cursor.
 type NotificationEdge struct {
-	Cursor string               `json:"cursor"`
-	Node   *outbox.Notification `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *outbox.Notification `json:"node"`
 }
 
+// The result of `requestPasswordReset`, `resendInvitation`, `resetPassword`: what changed, or the user errors.
 type OkPayload struct {
-	Ok         bool         `json:"ok"`
+	// True when the operation took effect (false only with user errors).
+	Ok bool `json:"ok"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
 // Where a page of a connection starts and ends (Relay cursor connections).
 type PageInfo struct {
-	HasNextPage     bool    `json:"hasNextPage"`
-	HasPreviousPage bool    `json:"hasPreviousPage"`
-	StartCursor     *string `json:"startCursor,omitempty"`
-	EndCursor       *string `json:"endCursor,omitempty"`
+	// Whether there are items after this page.
+	HasNextPage bool `json:"hasNextPage"`
+	// Whether there are items before this page.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the page's first item; null when the page is empty.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// The cursor of the page's last item, for `after` to get the next page; null when the page is empty.
+	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// A page of `ProjectFolder` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type ProjectFolderConnection struct {
-	Edges    []*ProjectFolderEdge `json:"edges"`
-	PageInfo *PageInfo            `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*ProjectFolderEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `ProjectFolder` in a page, with its cursor.
 type ProjectFolderEdge struct {
-	Cursor string                 `json:"cursor"`
-	Node   *sharing.ProjectFolder `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sharing.ProjectFolder `json:"node"`
 }
 
+// The result of `createProjectFolder`, `renameProjectFolder`, `shareProjectFolder`, `unshareProjectFolder`: what changed, or the user errors.
 type ProjectFolderPayload struct {
+	// The folder as it is now; null with user errors.
 	ProjectFolder *sharing.ProjectFolder `json:"projectFolder,omitempty"`
-	UserErrors    []*UserError           `json:"userErrors"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `provisionDedicatedIp`.
 type ProvisionDedicatedIPInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
 	// An address of the pool; omit to take the next free one.
 	Address *string `json:"address,omitempty"`
@@ -405,100 +560,148 @@ type ProvisionDedicatedIPInput struct {
 type Query struct {
 }
 
+// The input of `releaseDedicatedIp`.
 type ReleaseDedicatedIPInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
 }
 
+// The input of `renameProjectFolder`.
 type RenameProjectFolderInput struct {
-	ID   string `json:"id"`
+	// The ID of the project folder.
+	ID string `json:"id"`
+	// The folder's new name (a single path segment, unique in the account).
 	Name string `json:"name"`
 }
 
+// The input of `renameSshKey`.
 type RenameSSHKeyInput struct {
-	ID    string `json:"id"`
+	// The ID of the ssh key.
+	ID string `json:"id"`
+	// The key's new name.
 	Title string `json:"title"`
 }
 
+// The input of `requestDedicatedIp`.
 type RequestDedicatedIPInput struct {
 	// What you need it for, or anything support should know; optional.
 	Message *string `json:"message,omitempty"`
 }
 
+// The input of `requestPasswordReset`.
 type RequestPasswordResetInput struct {
+	// The login email to send the reset link to; the answer is the same whether or not it exists.
 	Email string `json:"email"`
 }
 
+// The input of `requestSftpModule`.
 type RequestSftpModuleInput struct {
+	// A message to support, e.g. how many licences you need (optional).
 	Message *string `json:"message,omitempty"`
 }
 
+// The result of `requestSftpModule`: what changed, or the user errors.
 type RequestSftpModulePayload struct {
-	Request    *sftpaccess.ModuleRequest `json:"request,omitempty"`
-	UserErrors []*UserError              `json:"userErrors"`
+	// The request queued for support; null with user errors.
+	Request *sftpaccess.ModuleRequest `json:"request,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `resendInvitation`.
 type ResendInvitationInput struct {
+	// The user's ID.
 	UserID string `json:"userId"`
 }
 
+// The input of `resetPassword`.
 type ResetPasswordInput struct {
-	Token    string `json:"token"`
+	// The token from the reset email's link.
+	Token string `json:"token"`
+	// The new password (at least 10 characters).
 	Password string `json:"password"`
 }
 
+// The input of `restoreUser`.
 type RestoreUserInput struct {
+	// The ID of the user.
 	ID string `json:"id"`
 }
 
+// The input of `setAccountIpAllowlist`.
 type SetAccountIPAllowlistInput struct {
 	// IPv4/IPv6 addresses or CIDRs, e.g. `203.0.113.0/24`, `2001:db8::/32`; at most 100. Every bad
 	// entry is reported at once, on `cidrs.<index>` (from 0).
 	Cidrs []string `json:"cidrs"`
 }
 
+// The result of `setAccountIpAllowlist`: what changed, or the user errors.
 type SetAccountIPAllowlistPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The account as it is now, with its allowlist; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `setCustomSftpLogin`.
 type SetCustomSftpLoginInput struct {
+	// The user's ID.
 	UserID string `json:"userId"`
 	// The custom login; null or empty removes it.
 	Login *string `json:"login,omitempty"`
 }
 
+// The input of `setRequireTotpForAdmins`.
 type SetRequireTotpForAdminsInput struct {
+	// True to require two-factor of owners and administrators, false to make it optional.
 	Require bool `json:"require"`
 }
 
+// The result of `setRequireTotpForAdmins`: what changed, or the user errors.
 type SetRequireTotpForAdminsPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The account as it is now; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `setSftpAccess`.
 type SetSftpAccessInput struct {
-	UserID  string `json:"userId"`
-	Enabled bool   `json:"enabled"`
+	// The user's ID.
+	UserID string `json:"userId"`
+	// True to turn SFTP on (takes a licence), false to turn it off and end the user's sessions.
+	Enabled bool `json:"enabled"`
 }
 
+// The input of `setSftpLicences`.
 type SetSftpLicencesInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
-	Licences  int    `json:"licences"`
+	// The new number of purchased licences (0 or more).
+	Licences int `json:"licences"`
 }
 
+// The input of `setStorageQuota`.
 type SetStorageQuotaInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
 	// At most 2^60 (1 EiB); null: no quota.
 	Bytes *int64 `json:"bytes,omitempty"`
 }
 
+// The result of `setStorageQuota`: what changed, or the user errors.
 type SetStorageQuotaPayload struct {
-	Account    *tenant.Account `json:"account,omitempty"`
-	UserErrors []*UserError    `json:"userErrors"`
+	// The account as it is now, with its storage quota; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `setUserGroup`.
 type SetUserGroupInput struct {
-	UserID  string `json:"userId"`
+	// The user's ID.
+	UserID string `json:"userId"`
+	// The group's ID.
 	GroupID string `json:"groupId"`
 }
 
@@ -510,135 +713,198 @@ type SetUserGroupPayload struct {
 	// correct both groups' counts; null when the user was already in the group (nothing
 	// changed) and when there are user errors.
 	PreviousGroup *sharing.Group `json:"previousGroup,omitempty"`
-	UserErrors    []*UserError   `json:"userErrors"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `setUserIpAllowlist`.
 type SetUserIPAllowlistInput struct {
+	// The user's ID.
 	UserID string `json:"userId"`
 	// IPv4/IPv6 addresses or CIDRs; at most 100. Empty: no list of the user's own. Every bad entry
 	// is reported at once, on `cidrs.<index>` (from 0).
 	Cidrs []string `json:"cidrs"`
 }
 
+// The result of `setUserIpAllowlist`: what changed, or the user errors.
 type SetUserIPAllowlistPayload struct {
-	User       *tenant.User `json:"user,omitempty"`
+	// The user as they are now, with their allowlist; null with user errors.
+	User *tenant.User `json:"user,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `setUserStorageQuota`.
 type SetUserStorageQuotaInput struct {
+	// The user's ID.
 	UserID string `json:"userId"`
 	// At most 2^60 (1 EiB); null: no quota of the user's own.
 	Bytes *int64 `json:"bytes,omitempty"`
 }
 
+// The result of `setUserStorageQuota`: what changed, or the user errors.
 type SetUserStorageQuotaPayload struct {
-	User       *tenant.User `json:"user,omitempty"`
+	// The user as they are now, with their storage quota; null with user errors.
+	User *tenant.User `json:"user,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The result of `activateSftpModule`, `setSftpLicences`: what changed, or the user errors.
 type SftpLicencesPayload struct {
-	Account  *tenant.Account      `json:"account,omitempty"`
+	// The account as it is now; null with user errors.
+	Account *tenant.Account `json:"account,omitempty"`
+	// The account's licences as they are now.
 	Licences *sftpaccess.Licences `json:"licences,omitempty"`
 	// Set when more users have SFTP on than there are licences.
-	Warning    *string      `json:"warning,omitempty"`
+	Warning *string `json:"warning,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The account's SFTP module: whether it is on trial, active or suspended, and since when.
 type SftpModule struct {
-	Status         tenant.ModuleStatus `json:"status"`
-	TrialStartedAt *time.Time          `json:"trialStartedAt,omitempty"`
-	TrialEndsAt    *time.Time          `json:"trialEndsAt,omitempty"`
-	ActivatedAt    *time.Time          `json:"activatedAt,omitempty"`
+	// Where the module stands: none, trial, active, expired or suspended.
+	Status tenant.ModuleStatus `json:"status"`
+	// When the free trial started; null if it never did.
+	TrialStartedAt *time.Time `json:"trialStartedAt,omitempty"`
+	// When the free trial ends or ended; null without a trial.
+	TrialEndsAt *time.Time `json:"trialEndsAt,omitempty"`
+	// When support activated the module; null if never.
+	ActivatedAt *time.Time `json:"activatedAt,omitempty"`
 	// When an owner or administrator last asked support for the module.
 	RequestedAt *time.Time `json:"requestedAt,omitempty"`
+	// When support suspended the module; null unless suspended.
 	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
 }
 
+// A page of `SftpModuleRequest` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type SftpModuleRequestConnection struct {
-	Edges    []*SftpModuleRequestEdge `json:"edges"`
-	PageInfo *PageInfo                `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*SftpModuleRequestEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `SftpModuleRequest` in a page, with its cursor.
 type SftpModuleRequestEdge struct {
-	Cursor string                    `json:"cursor"`
-	Node   *sftpaccess.ModuleRequest `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sftpaccess.ModuleRequest `json:"node"`
 }
 
 // The deployment's SFTP endpoint.
 type SftpServer struct {
-	Host                string                       `json:"host"`
-	Port                int                          `json:"port"`
+	// The host name clients connect to.
+	Host string `json:"host"`
+	// The port clients connect to.
+	Port int `json:"port"`
+	// The fingerprints of the server's host keys, for clients to check on their first connection.
 	HostKeyFingerprints []*outbox.HostKeyFingerprint `json:"hostKeyFingerprints"`
 }
 
+// The input of `shareProjectFolder`.
 type ShareProjectFolderInput struct {
-	FolderID string        `json:"folderId"`
-	UserID   *string       `json:"userId,omitempty"`
-	GroupID  *string       `json:"groupId,omitempty"`
-	Preset   policy.Preset `json:"preset"`
+	// The project folder's ID.
+	FolderID string `json:"folderId"`
+	// The user's ID.
+	UserID *string `json:"userId,omitempty"`
+	// The group's ID.
+	GroupID *string `json:"groupId,omitempty"`
+	// What the user or group may do in the folder.
+	Preset policy.Preset `json:"preset"`
 }
 
+// A page of `SharedProject` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type SharedProjectConnection struct {
-	Edges    []*SharedProjectEdge `json:"edges"`
-	PageInfo *PageInfo            `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*SharedProjectEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
 // A project folder as one user has it.
 type SharedProjectEdge struct {
-	Cursor string                 `json:"cursor"`
-	Node   *sharing.ProjectFolder `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *sharing.ProjectFolder `json:"node"`
 	// The preset all the user's shares of the folder amount to.
 	Preset policy.Preset `json:"preset"`
 	// What the user may do in it.
 	Rights []policy.Right `json:"rights"`
 }
 
+// The result of `addSshKey`, `deleteSshKey`, `renameSshKey`, `updateSshKey`: what changed, or the user errors.
 type SSHKeyPayload struct {
-	SSHKey     *sftpaccess.SSHKey `json:"sshKey,omitempty"`
-	UserErrors []*UserError       `json:"userErrors"`
+	// The key as it is now; null with user errors.
+	SSHKey *sftpaccess.SSHKey `json:"sshKey,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // A support-staff member is calling.
 type StaffViewer struct {
+	// The logged-in support-staff member.
 	Staff *people.Staff `json:"staff"`
 }
 
 func (StaffViewer) IsViewer() {}
 
+// The result of `startTotpEnrolment`: what changed, or the user errors.
 type StartTotpEnrolmentPayload struct {
 	// The otpauth:// URL, for a QR code.
 	URL *string `json:"url,omitempty"`
 	// The secret in base32, for typing into the app.
-	Secret     *string      `json:"secret,omitempty"`
+	Secret *string `json:"secret,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `suspendSftpModule`.
 type SuspendSftpModuleInput struct {
+	// The account's ID.
 	AccountID string `json:"accountId"`
 }
 
+// The input of `unshareProjectFolder`.
 type UnshareProjectFolderInput struct {
-	FolderID string  `json:"folderId"`
-	UserID   *string `json:"userId,omitempty"`
-	GroupID  *string `json:"groupId,omitempty"`
+	// The project folder's ID.
+	FolderID string `json:"folderId"`
+	// The user's ID.
+	UserID *string `json:"userId,omitempty"`
+	// The group's ID.
+	GroupID *string `json:"groupId,omitempty"`
 }
 
+// The input of `updateContact`.
 type UpdateContactInput struct {
-	ID      string  `json:"id"`
-	Email   *string `json:"email,omitempty"`
-	Name    *string `json:"name,omitempty"`
+	// The ID of the contact.
+	ID string `json:"id"`
+	// The new email; omit to keep it.
+	Email *string `json:"email,omitempty"`
+	// The new name; omit to keep it.
+	Name *string `json:"name,omitempty"`
+	// The new company; omit to keep it.
 	Company *string `json:"company,omitempty"`
-	Phone   *string `json:"phone,omitempty"`
+	// The new phone number; omit to keep it.
+	Phone *string `json:"phone,omitempty"`
 }
 
+// The input of `updateGroup`.
 type UpdateGroupInput struct {
-	ID   string  `json:"id"`
+	// The ID of the group.
+	ID string `json:"id"`
+	// The group's new name; omit to keep it.
 	Name *string `json:"name,omitempty"`
 	// The group's new permissions, all of them; omit to keep them.
 	Permissions []policy.Permission `json:"permissions,omitempty"`
 }
 
+// The input of `updateSshKey`.
 type UpdateSSHKeyInput struct {
+	// The ID of the ssh key.
 	ID string `json:"id"`
 	// The new title; left out: unchanged.
 	Title *string `json:"title,omitempty"`
@@ -648,7 +914,9 @@ type UpdateSSHKeyInput struct {
 	Status *sftpaccess.SSHKeyStatus `json:"status,omitempty"`
 }
 
+// The input of `updateUser`.
 type UpdateUserInput struct {
+	// The ID of the user.
 	ID string `json:"id"`
 	// A new login email (unique among everyone who can log in: see createUser). Changing your
 	// own needs `currentPassword`. Either way the old address is emailed what changed, when and
@@ -656,9 +924,11 @@ type UpdateUserInput struct {
 	// end (all of them when an owner or administrator changes someone else's).
 	Email *string `json:"email,omitempty"`
 	// Your current password: needed to change your own `email`, ignored otherwise.
-	CurrentPassword *string      `json:"currentPassword,omitempty"`
-	Name            *string      `json:"name,omitempty"`
-	Role            *tenant.Role `json:"role,omitempty"`
+	CurrentPassword *string `json:"currentPassword,omitempty"`
+	// The new name; omit to keep it.
+	Name *string `json:"name,omitempty"`
+	// The new role; omit to keep it. Only owners give or take the OWNER role.
+	Role *tenant.Role `json:"role,omitempty"`
 	// Turn SFTP on or off (see setSftpAccess).
 	SftpEnabled *bool `json:"sftpEnabled,omitempty"`
 	// Set the custom SFTP login; an empty string removes it (see setCustomSftpLogin).
@@ -668,14 +938,20 @@ type UpdateUserInput struct {
 	GroupID *string `json:"groupId,omitempty"`
 }
 
+// A page of `User` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type UserConnection struct {
-	Edges    []*UserEdge `json:"edges"`
-	PageInfo *PageInfo   `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*UserEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `User` in a page, with its cursor.
 type UserEdge struct {
-	Cursor string       `json:"cursor"`
-	Node   *tenant.User `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *tenant.User `json:"node"`
 }
 
 // An expected failure of a mutation: bad input, a value already taken, no licence left.
@@ -692,21 +968,29 @@ type UserError struct {
 	RetryAfter *int `json:"retryAfter,omitempty"`
 }
 
+// Which users to list; every field given must match.
 type UserFilter struct {
 	// Matches anywhere in the name or email, case-insensitively.
-	Search  *string               `json:"search,omitempty"`
-	Role    *tenant.Role          `json:"role,omitempty"`
+	Search *string `json:"search,omitempty"`
+	// Only users with this role.
+	Role *tenant.Role `json:"role,omitempty"`
+	// Live users (the default), deleted users or both.
 	Deleted *people.DeletedFilter `json:"deleted,omitempty"`
 }
 
+// The result of `convertContactToUser`, `createUser`, `deleteUser`, `restoreUser`, `setCustomSftpLogin`, `setSftpAccess`, `updateUser`: what changed, or the user errors.
 type UserPayload struct {
-	User       *tenant.User `json:"user,omitempty"`
+	// The user as they are now; null with user errors.
+	User *tenant.User `json:"user,omitempty"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
 // A user of an account is calling.
 type UserViewer struct {
-	User    *tenant.User    `json:"user"`
+	// The logged-in user.
+	User *tenant.User `json:"user"`
+	// The logged-in user's account.
 	Account *tenant.Account `json:"account"`
 	// What this viewer may do, per area, for showing or hiding controls. Each flag is the
 	// answer of the same check the area's mutations make, so it cannot disagree with them
@@ -728,6 +1012,7 @@ type ViewerCapabilities struct {
 	ManageContacts bool `json:"manageContacts"`
 }
 
+// What kind of expected failure a `UserError` is.
 type UserErrorCode string
 
 const (
