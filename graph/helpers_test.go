@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ type env struct {
 	svc *domain.Domain
 	srv *httptest.Server
 	now time.Time
+	// statements counts the statements sent to the database (not BEGIN,
+	// COMMIT or ROLLBACK), for page-cost tests.
+	statements *atomic.Int64
 	// recovery holds the unused recovery codes of logins that login enrolled
 	// in two-factor because it was required of them (staff).
 	recovery map[string][]string
@@ -40,12 +44,12 @@ func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
 func newEnvWith(t testing.TB, tweak func(*graph.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	db := pgtest.OpenStore(t)
+	db, statements := pgtest.OpenCountingStore(t)
 	// SFTP credentials name the host keys, so the deployment needs them.
 	if err := sftplogin.NewDirectory(db).EnsureHostKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, svc: domain.New(db), now: time.Now()}
+	e := &env{t: t, svc: domain.New(db), now: time.Now(), statements: statements}
 	cfg := graph.Config{
 		MaxBodyBytes: 64 << 10, AllowedOrigins: []string{"https://admin.example"},
 		Ready: func(ctx context.Context) error { return db.X.PingContext(ctx) },

@@ -100,10 +100,11 @@ type account struct {
 // snapshot is an account's policy as read at one moment. It is never changed
 // after it is built; a newer one replaces it.
 type snapshot struct {
-	ce    *casbin.SyncedEnforcer
-	users map[string]bool
-	gen   uint64 // the account's gen when the read started
-	at    time.Time
+	ce      *casbin.SyncedEnforcer
+	users   map[string]bool
+	folders map[string]bool // live project folders, by ID
+	gen     uint64          // the account's gen when the read started
+	at      time.Time
 }
 
 // New returns an enforcer that reads policies through db, which must reach
@@ -167,36 +168,13 @@ func (e *Enforcer) FolderRights(ctx context.Context, userID, accountID string) (
 	if !isUUID(userID) || !isUUID(accountID) {
 		return map[string][]Right{}, nil
 	}
-	s, err := e.current(ctx, accountID, userID)
+	g, err := e.grants(ctx, userID, accountID)
 	if err != nil {
 		return nil, err
 	}
-	lines, err := s.ce.GetImplicitPermissionsForUser(userPrefix+userID, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("policy: permissions: %w", err)
-	}
-	granted := map[string]map[Right]bool{}
-	everywhere := map[Right]bool{} // granted on "folders": every live folder
-	for _, l := range lines {
-		obj, act := l[2], Right(l[3])
-		if id, ok := folderID(obj); ok {
-			if granted[id] == nil {
-				granted[id] = map[Right]bool{}
-			}
-			granted[id][act] = true
-		} else if obj == FoldersObject {
-			everywhere[act] = true
-		}
-	}
-	out := make(map[string][]Right, len(granted))
-	for id, acts := range granted {
-		var rights []Right
-		for _, r := range Rights() {
-			if acts[r] || everywhere[r] {
-				rights = append(rights, r)
-			}
-		}
-		out[id] = rights
+	out := make(map[string][]Right, len(g.folders))
+	for id := range g.folders {
+		out[id] = g.in(id, true)
 	}
 	return out, nil
 }
@@ -212,6 +190,72 @@ func (e *Enforcer) RightsIn(ctx context.Context, userID, accountID, folderID str
 		return nil, err
 	}
 	return s.rights(userID, accountID, folderID)
+}
+
+// RightsInFolders is RightsIn for many folders at once, by folder ID (a
+// folder the user has no right in maps to none): a page of folders asks the
+// policy once, not eight decisions per folder, each scanning the account's
+// lines. TestRightsInFoldersAgreeWithRightsIn checks it answers as RightsIn.
+func (e *Enforcer) RightsInFolders(ctx context.Context, userID, accountID string, folderIDs []string) (map[string][]Right, error) {
+	out := make(map[string][]Right, len(folderIDs))
+	if !isUUID(userID) || !isUUID(accountID) {
+		return out, nil
+	}
+	g, err := e.grants(ctx, userID, accountID)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range folderIDs {
+		if isUUID(id) {
+			out[id] = g.in(id, g.live[id])
+		}
+	}
+	return out, nil
+}
+
+// grants is what a user's lines in one snapshot grant on folders.
+type grants struct {
+	folders    map[string]map[Right]bool // granted on one folder, by folder ID
+	everywhere map[Right]bool            // granted on "folders": every live folder
+	live       map[string]bool           // the account's live folders (g2)
+}
+
+// in returns the rights granted in one folder, in the order of Rights; live
+// says whether the role rules on "folders" reach it.
+func (g *grants) in(folderID string, live bool) []Right {
+	var rights []Right
+	for _, r := range Rights() {
+		if g.folders[folderID][r] || (live && g.everywhere[r]) {
+			rights = append(rights, r)
+		}
+	}
+	return rights
+}
+
+// grants reads the user's lines once (implicit permissions through their
+// group and role) from the account's current policy.
+func (e *Enforcer) grants(ctx context.Context, userID, accountID string) (*grants, error) {
+	s, err := e.current(ctx, accountID, userID)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := s.ce.GetImplicitPermissionsForUser(userPrefix+userID, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("policy: permissions: %w", err)
+	}
+	g := &grants{folders: map[string]map[Right]bool{}, everywhere: map[Right]bool{}, live: s.folders}
+	for _, l := range lines {
+		obj, act := l[2], Right(l[3])
+		if id, ok := folderID(obj); ok {
+			if g.folders[id] == nil {
+				g.folders[id] = map[Right]bool{}
+			}
+			g.folders[id][act] = true
+		} else if obj == FoldersObject {
+			g.everywhere[act] = true
+		}
+	}
+	return g, nil
 }
 
 func (s *snapshot) rights(userID, accountID, folderID string) ([]Right, error) {
@@ -277,7 +321,7 @@ func (e *Enforcer) current(ctx context.Context, accountID, userID string) (*snap
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{ce: ce, users: r.users, gen: gen, at: e.opts.Now()}
+	s := &snapshot{ce: ce, users: r.users, folders: r.folders, gen: gen, at: e.opts.Now()}
 	a.snap.Store(s)
 	return s, nil
 }

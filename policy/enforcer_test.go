@@ -307,3 +307,43 @@ func TestFolderRightsAgreeWithMay(t *testing.T) {
 		t.Errorf("admin's rights in Budget = %v, want %v", got[second], want)
 	}
 }
+
+// RightsInFolders answers for a page of folders what RightsIn answers for
+// each: shared folders, folders only the role reaches, a deleted folder,
+// another account's folder, a missing one and a malformed ID.
+func TestRightsInFoldersAgreeWithRightsIn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := newAcme(f)
+	second := f.folder(a.id, "Budget", a.owner)
+	f.shareGroup(a.id, second, f.group(a.id, "ASSOCIATE"), policy.PresetShare)
+	f.shareUser(a.id, second, a.assoc, policy.PresetList)
+	f.shareUser(a.id, second, a.admin, policy.PresetRead)
+	unshared := f.folder(a.id, "Nobody's", a.owner)
+	deleted := f.folder(a.id, "Gone", a.owner)
+	f.shareUser(a.id, deleted, a.pro, policy.PresetOwner)
+	f.exec(`UPDATE project_folders SET deleted_at = now() WHERE id = $1`, deleted)
+	folders := []string{a.folder, second, unshared, deleted, a.otherFolder, "6b1d2f0e-0000-4000-8000-000000000000", "not-a-folder"}
+	e := f.enforcer(policy.Options{})
+	ctx := context.Background()
+	for _, user := range []string{a.owner, a.admin, a.pro, a.assoc, a.jailed, a.contactsOnly, a.stranger} {
+		got, err := e.RightsInFolders(ctx, user, a.id, folders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, folder := range folders {
+			want, err := e.RightsIn(ctx, user, a.id, folder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got[folder], want) {
+				t.Errorf("user %s, folder %s: RightsInFolders says %v, RightsIn %v", user, folder, got[folder], want)
+			}
+		}
+	}
+	// The owner reaches the unshared folder through their role only.
+	got, _ := e.RightsInFolders(ctx, a.owner, a.id, []string{unshared})
+	if want := []policy.Right{policy.Share, policy.Manage}; !slices.Equal(got[unshared], want) {
+		t.Errorf("owner's rights in an unshared folder = %v, want %v", got[unshared], want)
+	}
+}

@@ -16,6 +16,7 @@ import (
 type rules struct {
 	p, g, g2 [][]string
 	users    map[string]bool // the account's live users, by ID
+	folders  map[string]bool // the account's live project folders, by ID
 }
 
 // loadRules reads one account's policy from the tables it is derived from:
@@ -24,7 +25,7 @@ type rules struct {
 // the application role, so row-level security lets it see that account only,
 // and at REPEATABLE READ so the three reads agree with each other.
 func loadRules(ctx context.Context, db *tenant.DB, accountID string) (*rules, error) {
-	r := &rules{users: map[string]bool{}}
+	r := &rules{users: map[string]bool{}, folders: map[string]bool{}}
 	err := db.Snapshot(ctx, accountID, func(tx *sqlx.Tx) error {
 		if err := r.readUsers(ctx, tx.Tx, accountID); err != nil {
 			return err
@@ -112,6 +113,7 @@ func (r *rules) readFolders(ctx context.Context, tx *sql.Tx, accountID string) e
 		}
 		if folder != last {
 			last = folder
+			r.folders[folder] = true
 			r.g2 = append(r.g2, []string{FolderObject(folder), FoldersObject, accountID})
 		}
 		var sub string
