@@ -21,6 +21,7 @@ func (r *accountResolver) ProjectFolders(ctx context.Context, obj *tenant.Accoun
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchFolders(ctx, c.Items, "edges", "node")
 	out := &model.ProjectFolderConnection{PageInfo: pageInfo(c), Edges: make([]*model.ProjectFolderEdge, len(c.Items))}
 	for i, f := range c.Items {
 		out.Edges[i] = &model.ProjectFolderEdge{Cursor: c.Cursors[i], Node: f}
@@ -88,21 +89,21 @@ func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *sharing.Proj
 
 // MyRights is the resolver for the myRights field.
 func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error) {
-	rights, err := r.Tenant.Sharing.MyRightsIn(ctx, obj.ID)
-	if tenant.ErrorCode(err) == tenant.ENotFound {
-		return []policy.Right{}, nil
+	rights, err := r.loaders(ctx).myRights.Load(ctx, obj.ID)
+	if rights == nil && err == nil { // none: the folder is not theirs to see
+		rights = []policy.Right{}
 	}
 	return rights, err
 }
 
 // Members is the resolver for the members field.
 func (r *projectFolderResolver) Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error) {
-	return r.Tenant.Sharing.FolderMembers(ctx, obj.ID)
+	return r.loaders(ctx).folderMembers.Load(ctx, obj.ID)
 }
 
 // ProjectsSharedWithMe is the resolver for the projectsSharedWithMe field.
 func (r *userResolver) ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error) {
-	c, err := r.Tenant.Sharing.ProjectsSharedWith(ctx, obj.ID, page(first, after))
+	c, err := r.loaders(ctx).sharedWith.Load(ctx, pagedRef{obj.ID, page(first, after)})
 	if err != nil {
 		return nil, err
 	}

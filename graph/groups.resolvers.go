@@ -20,6 +20,7 @@ func (r *accountResolver) Groups(ctx context.Context, obj *tenant.Account, first
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchGroups(ctx, c.Items)
 	out := &model.GroupConnection{PageInfo: pageInfo(c), Edges: make([]*model.GroupEdge, len(c.Items))}
 	for i, g := range c.Items {
 		out.Edges[i] = &model.GroupEdge{Cursor: c.Cursors[i], Node: g}
@@ -42,7 +43,7 @@ func (r *groupResolver) Builtin(ctx context.Context, obj *sharing.Group) (*shari
 
 // Members is the resolver for the members field.
 func (r *groupResolver) Members(ctx context.Context, obj *sharing.Group, first *int, after *string) (*model.UserConnection, error) {
-	c, err := r.Tenant.Sharing.GroupMembers(ctx, obj.ID, page(first, after))
+	c, err := r.loaders(ctx).groupMembers.Load(ctx, pagedRef{obj.ID, page(first, after)})
 	if err != nil {
 		return nil, err
 	}

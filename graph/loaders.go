@@ -2,17 +2,21 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sharing"
+	"github.com/skiffhq/skiff/tenant/storageuse"
 )
 
 // userRef names a user within its account; loaders batch by account.
@@ -31,6 +35,21 @@ type loaders struct {
 	// groupNames loads groups without their member counts, for selections
 	// that do not ask for memberCount (counting is the costly part).
 	groupNames *dataloadgen.Loader[userRef, *sharing.Group]
+	storage    *dataloadgen.Loader[userRef, *storageuse.Storage]
+
+	// The viewer's rights in project folders and their members, by folder ID.
+	myRights      *dataloadgen.Loader[string, []policy.Right]
+	folderMembers *dataloadgen.Loader[string, []*sharing.FolderMember]
+	// Nested connections: one per row, every row with the same page.
+	sharedWith   *dataloadgen.Loader[pagedRef, *tenant.Connection[*sharing.SharedProject]]
+	groupMembers *dataloadgen.Loader[pagedRef, *tenant.Connection[*tenant.User]]
+}
+
+// pagedRef is one row's nested connection: the row's ID and the page asked
+// for. Rows asking for the same page are loaded in one batch.
+type pagedRef struct {
+	ID   string
+	Page tenant.Page
 }
 
 type loadersKey struct{}
@@ -57,17 +76,23 @@ func newLoaders(svc *domain.Domain) *loaders {
 		users: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*tenant.User, error) {
 			return byAccount(ctx, refs, svc.People.UsersByID)
 		}, dataloadgen.WithWait(batchWait)),
-		accounts: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*tenant.Account, error) {
-			out := make(map[string]*tenant.Account, len(ids))
-			for _, id := range ids { // a request touches one account, two for staff screens
-				a, err := svc.Accounts.Account(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				out[id] = a
-			}
-			return out, nil
+		storage: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef]*storageuse.Storage, error) {
+			return byAccount(ctx, refs, svc.Storage.UserStorageOf)
 		}, dataloadgen.WithWait(batchWait)),
+		accounts: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]*tenant.Account, []error) {
+			m, err := svc.Accounts.AccountsByID(ctx, ids)
+			return perKey(ids, m, nil, err, func(string) error { return tenant.NotFound("account") })
+		}, dataloadgen.WithWait(batchWait)),
+		myRights: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([][]policy.Right, []error) {
+			m, err := svc.Sharing.MyRightsInFolders(ctx, ids)
+			return perKey(ids, m, nil, err, nil)
+		}, dataloadgen.WithWait(batchWait)),
+		folderMembers: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([][]*sharing.FolderMember, []error) {
+			m, refused, err := svc.Sharing.FolderMembersOf(ctx, ids)
+			return perKey(ids, m, refused, err, nil)
+		}, dataloadgen.WithWait(batchWait)),
+		sharedWith:   dataloadgen.NewLoader(byPage(svc.Sharing.ProjectsSharedWithUsers), dataloadgen.WithWait(batchWait)),
+		groupMembers: dataloadgen.NewLoader(byPage(svc.Sharing.GroupMembersOf), dataloadgen.WithWait(batchWait)),
 	}
 }
 
@@ -90,12 +115,67 @@ func byAccount[V any](ctx context.Context, refs []userRef, load func(context.Con
 	return out, nil
 }
 
+// perKey turns a batch's answer into a loader's: each key's value, or the
+// error its row was refused with; a key absent from m gets missing(key) when
+// missing is given, the zero value otherwise.
+func perKey[V any](keys []string, m map[string]V, refused map[string]error, err error, missing func(string) error) ([]V, []error) {
+	vals, errs := make([]V, len(keys)), make([]error, len(keys))
+	for i, k := range keys {
+		v, ok := m[k]
+		switch {
+		case err != nil:
+			errs[i] = err
+		case refused[k] != nil:
+			errs[i] = refused[k]
+		case !ok && missing != nil:
+			errs[i] = missing(k)
+		default:
+			vals[i] = v
+		}
+	}
+	return vals, errs
+}
+
+// byPage loads rows' nested connections, one batch per page asked for (a
+// query asks for one, or a few with aliases).
+func byPage[V any](load func(context.Context, []string, tenant.Page) (map[string]V, sharing.Refused, error)) func(context.Context, []pagedRef) ([]V, []error) {
+	return func(ctx context.Context, refs []pagedRef) ([]V, []error) {
+		vals, errs := make([]V, len(refs)), make([]error, len(refs))
+		rows := map[tenant.Page][]int{}
+		for i, r := range refs {
+			rows[r.Page] = append(rows[r.Page], i)
+		}
+		for pg, at := range rows {
+			ids := make([]string, len(at))
+			for j, i := range at {
+				ids[j] = refs[i].ID
+			}
+			m, refused, err := load(ctx, ids, pg)
+			v, e := perKey(ids, m, refused, err, nil)
+			for j, i := range at {
+				vals[i], errs[i] = v[j], e[j]
+			}
+		}
+		return vals, errs
+	}
+}
+
 // withLoaders gives each request its own loaders (and so its own cache).
 func (r *Resolver) withLoaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ctx := context.WithValue(req.Context(), loadersKey{}, newLoaders(r.Tenant))
 		next.ServeHTTP(w, req.WithContext(ctx))
 	})
+}
+
+// mutationLoaders gives each mutation of a request loaders of its own, so a
+// mutation's payload never shows what an earlier mutation of the same
+// request loaded before its change.
+func (r *Resolver) mutationLoaders(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	if graphql.GetOperationContext(ctx).Operation.Operation == ast.Mutation {
+		ctx = context.WithValue(ctx, loadersKey{}, newLoaders(r.Tenant))
+	}
+	return next(ctx)
 }
 
 func (r *Resolver) loaders(ctx context.Context) *loaders {
@@ -132,6 +212,133 @@ func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 	case selected(ctx, "edges", "node", "group"):
 		prime(ctx, l.groupNames, refs, r.Tenant.Sharing.GroupsOfUsersUncounted)
 	}
+	if selected(ctx, "edges", "node", "storage") {
+		prime(ctx, l.storage, refs, r.Tenant.Storage.UserStorageOf)
+	}
+	if selected(ctx, "edges", "node", "sshKeys", "user") {
+		prime(ctx, l.users, refs, r.Tenant.People.UsersByID)
+	}
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	for _, pg := range pagesAt(ctx, "edges", "node", "projectsSharedWithMe") {
+		shared := primePaged(ctx, l.sharedWith, ids, pg, r.Tenant.Sharing.ProjectsSharedWithUsers)
+		var folders []*sharing.ProjectFolder
+		for _, c := range shared {
+			for _, p := range c.Items {
+				folders = append(folders, p.Folder)
+			}
+		}
+		r.prefetchFolders(ctx, folders, "edges", "node", "projectsSharedWithMe", "edges", "node")
+	}
+}
+
+// prefetchFolders is prefetchUsers for a list of project folders, found at
+// path (under the current field) in the query: the viewer's rights in them,
+// their members and their creators.
+func (r *Resolver) prefetchFolders(ctx context.Context, folders []*sharing.ProjectFolder, path ...string) {
+	if len(folders) == 0 || graphql.GetFieldContext(ctx) == nil {
+		return
+	}
+	l := r.loaders(ctx)
+	ids := make([]string, len(folders))
+	creators := make([]userRef, len(folders))
+	for i, f := range folders {
+		ids[i] = f.ID
+		creators[i] = userRef{f.AccountID, f.CreatedBy}
+	}
+	at := func(field ...string) []string { return append(slices.Clone(path), field...) }
+	if selected(ctx, at("myRights")...) {
+		if m, err := r.Tenant.Sharing.MyRightsInFolders(ctx, ids); err == nil {
+			for _, id := range ids {
+				l.myRights.Prime(id, m[id])
+			}
+		}
+	}
+	if selected(ctx, at("members")...) {
+		if m, refused, err := r.Tenant.Sharing.FolderMembersOf(ctx, ids); err == nil {
+			for _, id := range ids {
+				if refused[id] == nil { // refused rows load their error themselves, without a statement
+					l.folderMembers.Prime(id, m[id])
+				}
+			}
+		}
+	}
+	if selected(ctx, at("createdBy")...) {
+		prime(ctx, l.users, creators, r.Tenant.People.UsersByID)
+	}
+}
+
+// prefetchGroups loads, at once, the members of a page of groups for each
+// page of members the query asks for.
+func (r *Resolver) prefetchGroups(ctx context.Context, groups []*sharing.Group) {
+	if len(groups) == 0 || graphql.GetFieldContext(ctx) == nil {
+		return
+	}
+	ids := make([]string, len(groups))
+	for i, g := range groups {
+		ids[i] = g.ID
+	}
+	for _, pg := range pagesAt(ctx, "edges", "node", "members") {
+		primePaged(ctx, r.loaders(ctx).groupMembers, ids, pg, r.Tenant.Sharing.GroupMembersOf)
+	}
+}
+
+// primePaged loads the rows' nested connections for one page in one batch
+// and caches them in l; it returns them (none if the batch failed: the
+// fields then load, and report, their own).
+func primePaged[V any](ctx context.Context, l *dataloadgen.Loader[pagedRef, V], ids []string, pg tenant.Page,
+	load func(context.Context, []string, tenant.Page) (map[string]V, sharing.Refused, error)) map[string]V {
+	m, refused, err := load(ctx, ids, pg)
+	if err != nil {
+		return nil
+	}
+	for _, id := range ids {
+		if refused[id] == nil {
+			l.Prime(pagedRef{id, pg}, m[id])
+		}
+	}
+	return m
+}
+
+// pagesAt returns the pages (first, after) that the fields at path ask for:
+// one per alias with different arguments. Arguments it cannot read are left
+// to the field's own load.
+func pagesAt(ctx context.Context, path ...string) []tenant.Page {
+	oc := graphql.GetOperationContext(ctx)
+	var pages []tenant.Page
+	for _, f := range fieldsAt(oc, graphql.GetFieldContext(ctx).Field.Selections, path) {
+		args := f.ArgumentMap(oc.Variables)
+		first, ok := intArg(args["first"])
+		after, ok2 := args["after"].(string)
+		if !ok || (!ok2 && args["after"] != nil) {
+			continue
+		}
+		if pg := (tenant.Page{First: first, After: after}); !slices.Contains(pages, pg) {
+			pages = append(pages, pg)
+		}
+	}
+	return pages
+}
+
+// intArg reads an optional Int argument (0 when absent) as gqlparser gives
+// it: from the query's text or from a JSON variable.
+func intArg(v any) (int, bool) {
+	switch n := v.(type) {
+	case nil:
+		return 0, true
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		return int(n), n == float64(int(n))
+	case json.Number:
+		i, err := n.Int64()
+		return int(i), err == nil
+	}
+	return 0, false
 }
 
 // prime loads refs with load in one batch per account and caches the
@@ -163,10 +370,21 @@ func selected(ctx context.Context, path ...string) bool {
 }
 
 func selectedIn(oc *graphql.OperationContext, set ast.SelectionSet, path []string) bool {
+	return len(fieldsAt(oc, set, path)) > 0
+}
+
+// fieldsAt returns the fields that the selection set reaches at path, every
+// alias of them, through fragments too.
+func fieldsAt(oc *graphql.OperationContext, set ast.SelectionSet, path []string) []graphql.CollectedField {
+	var out []graphql.CollectedField
 	for _, f := range graphql.CollectFields(oc, set, nil) {
-		if f.Name == path[0] && (len(path) == 1 || selectedIn(oc, f.Selections, path[1:])) {
-			return true
+		switch {
+		case f.Name != path[0]:
+		case len(path) == 1:
+			out = append(out, f)
+		default:
+			out = append(out, fieldsAt(oc, f.Selections, path[1:])...)
 		}
 	}
-	return false
+	return out
 }

@@ -211,7 +211,7 @@ func (r *sftpModuleRequestResolver) ID(ctx context.Context, obj *sftpaccess.Modu
 
 // Account is the resolver for the account field.
 func (r *sftpModuleRequestResolver) Account(ctx context.Context, obj *sftpaccess.ModuleRequest) (*tenant.Account, error) {
-	return r.Tenant.Accounts.Account(ctx, obj.AccountID)
+	return r.loaders(ctx).accounts.Load(ctx, obj.AccountID)
 }
 
 // AuditEvent returns generated.AuditEventResolver implementation.

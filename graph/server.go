@@ -108,6 +108,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	srv.AroundOperations(noteOperation)
 	srv.AroundOperations(r.readOnlyQueries)
 	srv.AroundRootFields(enrolOnlyGate)
+	srv.AroundRootFields(r.mutationLoaders)
 	log := cfg.Logger
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return presentError(ctx, log, err)

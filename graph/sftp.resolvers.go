@@ -110,7 +110,11 @@ func (r *sshKeyResolver) ID(ctx context.Context, obj *sftpaccess.SSHKey) (string
 
 // User is the resolver for the user field.
 func (r *sshKeyResolver) User(ctx context.Context, obj *sftpaccess.SSHKey) (*tenant.User, error) {
-	return r.Tenant.People.User(ctx, obj.UserID)
+	u, err := r.loaders(ctx).users.Load(ctx, userRef{obj.AccountID, obj.UserID})
+	if u == nil && err == nil { // as People.User: one you may not see is not found
+		err = tenant.NotFound("user")
+	}
+	return u, err
 }
 
 // SSHKeys is the resolver for the sshKeys field.

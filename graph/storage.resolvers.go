@@ -45,5 +45,5 @@ func (r *mutationResolver) SetUserStorageQuota(ctx context.Context, input model.
 
 // Storage is the resolver for the storage field.
 func (r *userResolver) Storage(ctx context.Context, obj *tenant.User) (*storageuse.Storage, error) {
-	return r.Tenant.Storage.UserStorage(ctx, obj)
+	return r.loaders(ctx).storage.Load(ctx, userRef{obj.AccountID, obj.ID})
 }

@@ -171,44 +171,8 @@ func listFolders(ctx context.Context, q tenant.Queryer, all bool, ids []string, 
 // or through their group, by name, with what the user may do in each. Users
 // see their own; owners and administrators anyone's in their account.
 func (s *Service) ProjectsSharedWith(ctx context.Context, userID string, page tenant.Page) (*tenant.Connection[*SharedProject], error) {
-	p, err := tenant.RequireUser(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if p.ID != userID {
-		admin, err := s.may(ctx, p, policy.FoldersObject, string(policy.Manage))
-		if err != nil {
-			return nil, err
-		}
-		if !admin || !tenant.IsUUID(userID) {
-			return nil, tenant.NotFound("user")
-		}
-	}
-	pol, err := s.policy()
-	if err != nil {
-		return nil, err
-	}
-	rights, err := pol.FolderRights(ctx, userID, p.AccountID)
-	if err != nil {
-		return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: err}
-	}
-	var folders *tenant.Connection[*ProjectFolder]
-	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
-		if _, err := tenant.GetUser(ctx, q, userID, false); err != nil {
-			return err
-		}
-		folders, err = listFolders(ctx, q, false, sortedKeys(rights), "", page)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	conn := &tenant.Connection[*SharedProject]{Cursors: folders.Cursors, HasNext: folders.HasNext, HasPrevious: folders.HasPrevious}
-	for _, f := range folders.Items {
-		r := rights[f.ID]
-		conn.Items = append(conn.Items, &SharedProject{Folder: f, Preset: presetOf(r), Rights: r})
-	}
-	return conn, nil
+	out, refused, err := s.ProjectsSharedWithUsers(ctx, []string{userID}, page)
+	return one(userID, out, refused, err)
 }
 
 // CreateProjectFolder creates a project folder in the principal's account,
@@ -497,65 +461,8 @@ func requireAnotherFolderOwner(ctx context.Context, q tenant.Queryer, folderID s
 // groups, with their presets, oldest share first. Only users who may share
 // the folder (and owners and administrators) see them.
 func (s *Service) FolderMembers(ctx context.Context, folderID string) ([]*FolderMember, error) {
-	p, _, err := s.requireFolderRight(ctx, folderID, policy.Share, "only people who may share this folder see who has it")
-	if err != nil {
-		return nil, err
-	}
-	var out []*FolderMember
-	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
-		var shares []struct {
-			UserID   *string   `db:"user_id"`
-			GroupID  *string   `db:"group_id"`
-			Preset   string    `db:"preset"`
-			SharedAt time.Time `db:"created_at"`
-		}
-		err := q.SelectContext(ctx, &shares, `SELECT s.user_id, s.group_id, s.preset, s.created_at FROM folder_shares s
-			LEFT JOIN users u ON u.id = s.user_id
-			WHERE s.folder_id = $1 AND s.account_id = skiff_account() AND (s.user_id IS NULL OR u.deleted_at IS NULL)
-			ORDER BY s.created_at, s.id`, folderID)
-		if err != nil {
-			return tenant.DBError(err)
-		}
-		var userIDs, groupIDs []string
-		for _, sh := range shares {
-			if sh.UserID != nil {
-				userIDs = append(userIDs, *sh.UserID)
-			} else if sh.GroupID != nil {
-				groupIDs = append(groupIDs, *sh.GroupID)
-			}
-		}
-		var users []*tenant.User
-		if err := q.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users WHERE id = ANY($1::uuid[])`, tenant.UUIDArray(userIDs)); err != nil {
-			return tenant.DBError(err)
-		}
-		var groups []groupRow
-		if err := q.SelectContext(ctx, &groups, groupSelect+` WHERE g.id = ANY($1::uuid[])`, tenant.UUIDArray(groupIDs)); err != nil {
-			return tenant.DBError(err)
-		}
-		byUser, byGroup := map[string]*tenant.User{}, map[string]*Group{}
-		for _, u := range users {
-			byUser[u.ID] = u
-		}
-		for i := range groups {
-			byGroup[groups[i].ID] = groups[i].group()
-		}
-		for _, sh := range shares {
-			m := &FolderMember{Preset: policy.Preset(sh.Preset), SharedAt: sh.SharedAt}
-			if sh.UserID != nil {
-				m.User = byUser[*sh.UserID]
-			} else if sh.GroupID != nil {
-				m.Group = byGroup[*sh.GroupID]
-			}
-			if m.User != nil || m.Group != nil {
-				out = append(out, m)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	out, refused, err := s.FolderMembersOf(ctx, []string{folderID})
+	return one(folderID, out, refused, err)
 }
 
 // MaxFolderNameBytes bounds a project folder's name in bytes: a folder is one

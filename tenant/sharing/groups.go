@@ -3,7 +3,6 @@ package sharing
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -276,31 +275,8 @@ func (s *Service) groupsOfUsers(ctx context.Context, accountID string, userIDs [
 
 // GroupMembers lists a group's live users by name. Owners and administrators only.
 func (s *Service) GroupMembers(ctx context.Context, groupID string, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
-	p, err := s.RequireGroupManager(ctx)
-	if err != nil {
-		return nil, err
-	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
-	if err != nil {
-		return nil, err
-	}
-	var conn *tenant.Connection[*tenant.User]
-	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
-		if _, err := getGroup(ctx, q, groupID, false); err != nil {
-			return err
-		}
-		var users []*tenant.User
-		err := q.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users
-			WHERE account_id = skiff_account() AND group_id = $1 AND deleted_at IS NULL
-			  AND ($2 = '' OR (lower(name), id) > ($3, $2::uuid))
-			ORDER BY lower(name), id LIMIT $4`, groupID, afterID, afterKey, limit+1)
-		if err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.KeyPage(users, limit, afterID != "", func(u *tenant.User) (string, string) { return strings.ToLower(u.Name), u.ID })
-		return nil
-	})
-	return tenant.Result(conn, err)
+	out, refused, err := s.GroupMembersOf(ctx, []string{groupID}, page)
+	return one(groupID, out, refused, err)
 }
 
 // CreateGroupInput is a new custom group.

@@ -17,6 +17,7 @@ type Policy interface {
 	May(ctx context.Context, userID, accountID, object, action string) (bool, error)
 	FolderRights(ctx context.Context, userID, accountID string) (map[string][]policy.Right, error)
 	RightsIn(ctx context.Context, userID, accountID, folderID string) ([]policy.Right, error)
+	RightsInFolders(ctx context.Context, userID, accountID string, folderIDs []string) (map[string][]policy.Right, error)
 	// Invalidate is called after a change commits, so this node sees it at
 	// once; other nodes learn of it by notification.
 	Invalidate(accountID string)

@@ -19,6 +19,7 @@ package storageuse
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/skiffhq/skiff/tenant"
@@ -68,20 +69,51 @@ func (s *Service) AccountStorage(ctx context.Context, accountID string) (*Storag
 // made) and their own quota: the user, the account's owners and
 // administrators, and support staff; nil for anyone else.
 func (s *Service) UserStorage(ctx context.Context, u *tenant.User) (*Storage, error) {
-	p := tenant.PrincipalFrom(ctx)
-	if !p.IsStaff() && !p.IsAdmin(u.AccountID) && !(p.InAccount(u.AccountID) && p.ID == u.ID) {
+	if !mayReadUserStorage(tenant.PrincipalFrom(ctx), u.AccountID, u.ID) {
 		return nil, nil
 	}
-	var st Storage
-	err := s.InAccount(ctx, u.AccountID, func(q tenant.Queryer) error {
-		return tenant.DBError(q.QueryRowxContext(ctx, `SELECT u.storage_quota,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = u.account_id AND user_id = u.id)
-			FROM users u WHERE u.account_id = $1 AND u.id = $2`, u.AccountID, u.ID).Scan(&st.Quota, &st.Used))
-	})
+	m, err := s.UserStorageOf(ctx, u.AccountID, []string{u.ID})
 	if err != nil {
 		return nil, err
 	}
-	return &st, nil
+	if m[u.ID] == nil {
+		return nil, tenant.NotFound("user")
+	}
+	return m[u.ID], nil
+}
+
+// UserStorageOf is UserStorage for many users of one account, by user ID,
+// in one statement (a page of users); users whose storage the principal may
+// not read are absent.
+func (s *Service) UserStorageOf(ctx context.Context, accountID string, userIDs []string) (map[string]*Storage, error) {
+	p := tenant.PrincipalFrom(ctx)
+	out := make(map[string]*Storage, len(userIDs))
+	userIDs = slices.DeleteFunc(slices.Clone(userIDs), func(id string) bool { return !mayReadUserStorage(p, accountID, id) })
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		var rows []struct {
+			ID    string `db:"id"`
+			Quota *int64 `db:"storage_quota"`
+			Used  int64  `db:"used"`
+		}
+		if err := q.SelectContext(ctx, &rows, `SELECT u.id, u.storage_quota,
+			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = u.account_id AND user_id = u.id) AS used
+			FROM users u WHERE u.account_id = $1 AND u.id = ANY($2::uuid[])`, accountID, tenant.UUIDArray(userIDs)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, r := range rows {
+			out[r.ID] = &Storage{Used: r.Used, Quota: r.Quota}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// mayReadUserStorage: the user, the account's owners and administrators, and support staff.
+func mayReadUserStorage(p *tenant.Principal, accountID, userID string) bool {
+	return p.IsStaff() || p.IsAdmin(accountID) || (p.InAccount(accountID) && p.ID == userID)
 }
 
 func checkQuota(field string, bytes *int64) error {
