@@ -21,8 +21,8 @@ import (
 // rights), folders only the role reaches, users with more folders than a
 // page, groups with more members than a page.
 type sharingSeed struct {
-	owner, viewer, admin string // tokens: the owner, a plain user of the Team group, an administrator
-	viewerID, adminID    string // local IDs
+	owner, viewer, admin string   // tokens: the owner, a plain user of the Team group, an administrator
+	viewerID, adminID    string   // local IDs
 	users, folders       []string // local IDs, users without the three above
 	team                 string   // the Team group's local ID
 }
