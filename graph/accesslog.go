@@ -83,21 +83,22 @@ func noteOperation(ctx context.Context, next graphql.OperationHandler) graphql.R
 // client address (through the trusted proxies), the account and user (or
 // staff member), the operation, the status, the error codes and the
 // duration.
-func accessLog(log *slog.Logger, addrs clientAddrs, next http.Handler) http.Handler {
+func accessLog(log *slog.Logger, addrs clientAddrs, metrics *Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		ri := &requestInfo{}
 		next.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, ri)))
 		level := slog.LevelDebug
+		ri.mu.Lock()
+		defer ri.mu.Unlock()
 		if req.URL.Path == "/graphql" {
 			level = slog.LevelInfo
+			metrics.observe(ri, sw.status, time.Since(start))
 		}
 		if !log.Enabled(req.Context(), level) {
 			return
 		}
-		ri.mu.Lock()
-		defer ri.mu.Unlock()
 		attrs := []slog.Attr{
 			slog.String("request_id", RequestIDFrom(req.Context())),
 			slog.String("client", addrs.of(req).String()),

@@ -50,6 +50,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Ready reports whether the service can take traffic (the database answers).
 	Ready func(ctx context.Context) error
+	// Metrics counts requests and their latency; nil counts nothing.
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -140,7 +142,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	return requestID(accessLog(log, addrs, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
+	return requestID(accessLog(log, addrs, cfg.Metrics, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
 		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux)))))
 }
 

@@ -35,7 +35,12 @@ type Sender interface {
 type DeliveryError struct {
 	Reason    string
 	Permanent bool // retrying the same message cannot succeed
-	Err       error
+	// Unavailable: the mail system failed, not this message (the server
+	// could not be reached, broke the connection, or refused the session
+	// before the recipient: greeting, TLS, authentication, sender). Every email would fail alike, so the worker
+	// keeps this one in its place and pauses (Worker.SendDue).
+	Unavailable bool
+	Err         error
 }
 
 func (e *DeliveryError) Error() string {

@@ -233,14 +233,15 @@ func (s *SMTPSender) Send(ctx context.Context, msg *Message) error {
 // classifySMTP words a failure for administrators and decides whether to
 // retry. Only the server's definite refusal of this recipient or content
 // (5xx to RCPT or DATA) is permanent; connection, TLS, authentication and
-// sender problems are the deployment's to fix, so the email waits for that.
+// sender problems (anything before the recipient) are the deployment's to
+// fix, so the email waits for that in its place (Unavailable).
 func classifySMTP(err error) error {
 	var se *mail.SendError
 	if !errors.As(err, &se) {
-		return &DeliveryError{Reason: "the mail server could not be reached", Err: err}
+		return &DeliveryError{Reason: "the mail server could not be reached", Unavailable: true, Err: err}
 	}
 	if se.ErrorCode() == 0 { // not a server reply: the connection broke
-		return &DeliveryError{Reason: "the connection to the mail server failed", Err: err}
+		return &DeliveryError{Reason: "the connection to the mail server failed", Unavailable: true, Err: err}
 	}
 	code := strconv.Itoa(se.ErrorCode())
 	if esc := se.EnhancedStatusCode(); esc != "" {
@@ -252,5 +253,5 @@ func classifySMTP(err error) error {
 	case mail.ErrSMTPData, mail.ErrSMTPDataClose:
 		return &DeliveryError{Reason: "the mail server refused the message (" + code + ")", Permanent: !se.IsTemp(), Err: err}
 	}
-	return &DeliveryError{Reason: "the mail server refused to take the email (" + code + ")", Err: err}
+	return &DeliveryError{Reason: "the mail server refused to take the email (" + code + ")", Unavailable: true, Err: err}
 }

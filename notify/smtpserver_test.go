@@ -31,6 +31,9 @@ type smtpOptions struct {
 	// life); nil or a nil result accepts.
 	rcpt func(n int, to string) error
 	data func(n int) error
+	// session, when set, is asked at each client's EHLO; an error refuses
+	// the session (451), as a server that is up but not taking mail.
+	session func() error
 }
 
 // received is one message the test server accepted.
@@ -57,6 +60,11 @@ func startSMTP(t *testing.T, opts smtpOptions) *testSMTP {
 	t.Helper()
 	ts := &testSMTP{opts: opts}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		if opts.session != nil {
+			if err := opts.session(); err != nil {
+				return nil, err
+			}
+		}
 		return &smtpSession{srv: ts, conn: c}, nil
 	}))
 	s.Domain = "localhost"

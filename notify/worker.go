@@ -63,7 +63,18 @@ type Worker struct {
 	Retention     time.Duration
 	PurgeInterval time.Duration
 	Log           *slog.Logger
+	// Metrics counts sends by result; nil counts nothing.
+	Metrics *Metrics
 }
+
+// ErrMailUnavailable ends SendDue's round when the mail system itself
+// failed (DeliveryError.Unavailable): the email in hand keeps its place in
+// the queue, and Run pauses before trying again, from that email on.
+var ErrMailUnavailable = errors.New("outbox: the mail server is unavailable")
+
+// maxPause caps Run's pause while the mail server is unavailable, so that
+// email flows again within minutes of it coming back.
+const maxPause = 5 * time.Minute
 
 // DefaultRetention is how long finished emails are kept unless the worker
 // is told otherwise: 90 days.
@@ -104,14 +115,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var nextPurge time.Time
+	pause := time.Duration(0) // while the mail server is unavailable
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
 		}
-		if _, err := w.SendDue(ctx); err != nil && ctx.Err() == nil {
+		_, err := w.SendDue(ctx)
+		switch {
+		case errors.Is(err, ErrMailUnavailable):
+			if pause == 0 {
+				w.Log.Warn("outbox: the mail server is unavailable; emails wait in order and are tried again from the first", "err", err)
+			}
+			pause = min(max(2*pause, interval), maxPause)
+		case err != nil && ctx.Err() == nil:
 			w.Log.Error("outbox: poll failed", "err", err)
+		case err == nil && pause > 0:
+			w.Log.Info("outbox: the mail server is available again")
+			pause = 0
 		}
 		if now := w.Now(); w.Retention > 0 && !now.Before(nextPurge) {
 			nextPurge = now.Add(max(w.PurgeInterval, time.Minute))
@@ -121,7 +143,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.Log.Info("outbox: finished emails past their retention deleted", "count", n, "retention", w.Retention)
 			}
 		}
-		timer.Reset(interval)
+		timer.Reset(max(interval, pause))
 	}
 }
 
@@ -169,8 +191,11 @@ func (w *Worker) SendDue(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		// The email is claimed: see it through even if ctx ends now.
-		w.deliver(context.WithoutCancel(ctx), e)
+		o := w.deliver(context.WithoutCancel(ctx), e)
 		n++
+		if o.unavailable {
+			return n, fmt.Errorf("%w: %s", ErrMailUnavailable, o.reason)
+		}
 	}
 	return n, nil
 }
@@ -181,19 +206,35 @@ type outcome struct {
 	sent               bool
 	reason             string // user-safe, when not sent
 	permanent          bool
+	unavailable        bool // the mail system failed, not this email
 }
 
-func (w *Worker) deliver(ctx context.Context, e *outbox.OutboxEmail) {
+// result names the outcome for Metrics.
+func (w *Worker) result(e *outbox.OutboxEmail, o outcome) string {
+	switch {
+	case o.sent:
+		return "sent"
+	case o.unavailable:
+		return "deferred"
+	case o.permanent || e.Attempts >= w.MaxAttempts:
+		return "failed"
+	}
+	return "retry"
+}
+
+func (w *Worker) deliver(ctx context.Context, e *outbox.OutboxEmail) outcome {
 	log := w.Log.With("outbox_id", e.ID, "kind", e.Kind, "account_id", e.AccountID, "attempt", e.Attempts)
 	o := w.attempt(ctx, e, log)
+	w.Metrics.sent(w.result(e, o))
 	if err := w.record(ctx, e, o); err != nil {
 		// The email stays SENDING; after the lease another worker retries it.
 		log.Error("outbox: could not record the outcome", "sent", o.sent, "err", err)
-		return
+		return o
 	}
 	if o.sent {
 		log.Info("outbox: email sent", "message_id", o.messageID)
 	}
+	return o
 }
 
 func (w *Worker) attempt(ctx context.Context, e *outbox.OutboxEmail, log *slog.Logger) outcome {
@@ -224,11 +265,15 @@ func (w *Worker) attempt(ctx context.Context, e *outbox.OutboxEmail, log *slog.L
 	}
 	var de *DeliveryError
 	if errors.As(err, &de) {
-		o.reason, o.permanent = de.Reason, de.Permanent
+		o.reason, o.permanent, o.unavailable = de.Reason, de.Permanent && !de.Unavailable, de.Unavailable
 	} else {
 		o.reason = "the email could not be handed to the mail system"
 	}
-	log.Warn("outbox: send failed", "permanent", o.permanent, "err", err)
+	if o.unavailable {
+		log.Info("outbox: mail server unavailable, email kept in its place", "err", err)
+	} else {
+		log.Warn("outbox: send failed", "permanent", o.permanent, "err", err)
+	}
 	return o
 }
 
@@ -240,6 +285,8 @@ func (w *Worker) record(ctx context.Context, e *outbox.OutboxEmail, o outcome) e
 		switch {
 		case o.sent:
 			return outbox.MarkEmailSent(ctx, tx, e, now, o.subject, o.messageID)
+		case o.unavailable:
+			return outbox.DeferEmail(ctx, tx, e, o.reason)
 		case o.permanent || e.Attempts >= w.MaxAttempts:
 			return outbox.MarkEmailFailed(ctx, tx, e, o.reason, time.Time{}, o.subject, o.messageID)
 		default:

@@ -60,7 +60,7 @@ func (s *Server) serverConfig(ctx context.Context, c *conn, rt route, log *slog.
 		return nil, fmt.Errorf("no usable host key for %v", rt.dest)
 	}
 
-	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c, closing: s.isClosing}
+	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c, closing: s.isClosing, metrics: s.cfg.Metrics}
 	cfg.PasswordCallback = a.password
 	cfg.KeyboardInteractiveCallback = a.keyboardInteractive
 	cfg.PublicKeyCallback = a.publicKey
@@ -83,6 +83,7 @@ type authenticator struct {
 	// closing reports whether the server is shutting down: a login then
 	// gets the shutdown message rather than a session.
 	closing func() bool
+	metrics *Metrics
 }
 
 // takeSession takes the login's slot under the session caps, or returns the
@@ -96,6 +97,8 @@ func (a *authenticator) takeSession(md ssh.ConnMetadata, method string, l *sftpl
 		err = a.sessions.Check(l.AccountID, l.UserID)
 	}
 	if err != nil {
+		a.metrics.refused("sessions", "", err)
+		a.metrics.auth(method, "refused")
 		a.log.Info("sftp login refused", "method", method, "login", md.User(), "remote", a.rt.remote.String(),
 			"account", l.AccountID, "user", l.UserID, "reason", err.Error())
 		// The banner is the one place an SSH client shows the server's
@@ -143,6 +146,7 @@ func (a *authenticator) publicKey(md ssh.ConnMetadata, key ssh.PublicKey) (*ssh.
 	if _, isCert := key.(*ssh.Certificate); isCert {
 		// A certificate carries a key the directory may know, but honouring
 		// it would mean trusting its CA, validity and principals too.
+		a.metrics.auth("publickey", "failure")
 		a.log.Info("sftp login refused", "method", "publickey", "login", md.User(),
 			"key", fp, "reason", "user certificates are not supported")
 		return nil, errDenied
@@ -156,14 +160,17 @@ func (a *authenticator) publicKey(md ssh.ConnMetadata, key ssh.PublicKey) (*ssh.
 // fingerprint check guards against ever pairing a Login with another key.
 func (a *authenticator) verifiedPublicKey(md ssh.ConnMetadata, key ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 	if perms == nil || perms.Extensions[extKeyFingerprint] != ssh.FingerprintSHA256(key) {
+		a.metrics.auth("publickey", "failure")
 		a.log.Error("sftp login refused: verified key does not match the accepted key", "login", md.User())
 		return nil, errDenied
 	}
 	if l, ok := loginOf(perms); !ok {
+		a.metrics.auth("publickey", "failure")
 		return nil, errDenied
 	} else if err := a.takeSession(md, "publickey", l, true); err != nil {
 		return nil, err
 	}
+	a.metrics.auth("publickey", "success")
 	return perms, nil
 }
 
@@ -181,13 +188,16 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 			attrs = append(attrs, "key", fp)
 		}
 		if errors.Is(err, sftplogin.ErrLoginFailed) {
+			a.metrics.auth(method, "failure")
 			a.log.Info("sftp login refused", append(attrs, "reason", err.Error())...)
 		} else {
+			a.metrics.auth(method, "error")
 			a.log.Error("sftp login failed: directory error", append(attrs, "err", err)...)
 		}
 		return nil, errDenied
 	}
 	if a.closing() {
+		a.metrics.auth(method, "shutdown")
 		a.log.Info("sftp login refused: server shutting down", "method", method, "login", md.User())
 		return nil, shuttingDown()
 	}
@@ -195,6 +205,9 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 	// login completes in verifiedPublicKey once the client signs.
 	if err := a.takeSession(md, method, login, fp == ""); err != nil {
 		return nil, err
+	}
+	if fp == "" {
+		a.metrics.auth(method, "success") // a key's login succeeds in verifiedPublicKey
 	}
 	l := *login // the connection keeps its own copy
 	l.KeyFingerprint = fp

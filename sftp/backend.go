@@ -47,6 +47,9 @@ type TenantBackend struct {
 	// Grace is how long a session keeps its last known rights while the
 	// database does not answer (vfs.DefaultGrace when zero).
 	Grace time.Duration
+	// Metrics counts the sessions' requests, bytes and transfers
+	// (Metrics.VFS of the server's); nil counts nothing.
+	Metrics *vfs.Metrics
 
 	open openSessions // the sessions Open made, for RecheckSessions
 }
@@ -169,6 +172,7 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 		Quota:   b.sessionQuota(login.AccountID),
 		Handles: b.Handles.For(login.AccountID, login.UserID),
 		Replies: b.Replies.For(),
+		Metrics: b.Metrics,
 	}
 	if b.Shares != nil {
 		shares := SessionShares(b.Shares, login.AccountID, login.UserID)

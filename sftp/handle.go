@@ -74,6 +74,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		nc = newNetConn(raw, trustedReadBuffer)
 		var err error
 		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
+			s.cfg.Metrics.handshakeFailed("proxy_refused")
 			s.log.Warn("sftp connection refused", sessionAttr, peerAttr, "reason", err.Error())
 			return
 		}
@@ -112,7 +113,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	cancelAuth()
 	if err != nil {
-		logHandshakeError(log, err)
+		s.cfg.Metrics.handshakeFailed(logHandshakeError(log, err))
 		return
 	}
 	defer sconn.Close()
@@ -169,21 +170,27 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", reason)
 }
 
-// logHandshakeError logs why a connection ended before authentication.
-func logHandshakeError(log *slog.Logger, err error) {
+// logHandshakeError logs why a connection ended before authentication,
+// and returns the reason as HandshakeFailureReasons name it.
+func logHandshakeError(log *slog.Logger, err error) string {
 	var authErr *ssh.ServerAuthError
 	switch {
 	case errors.Is(err, errUntrustedProxyHeader):
 		log.Warn("sftp connection refused", "reason", err.Error())
+		return "proxy_refused"
 	case errors.As(err, &authErr):
 		// Each failed attempt was already logged with its reason.
 		log.Info("sftp authentication failed, connection closed")
+		return "auth_failed"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		log.Info("sftp handshake timed out")
+		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		log.Debug("sftp client left during handshake")
+		return "client_left"
 	default:
 		log.Info("sftp handshake failed", "err", err)
+		return "other"
 	}
 }
 
@@ -235,6 +242,7 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 			continue
 		}
 		if err := open.Acquire(); err != nil {
+			s.cfg.Metrics.refused("channels", "", err)
 			s.capLog.log(log, "sftp channel refused", "reason", err.Error())
 			nch.Reject(ssh.ResourceShortage, err.Error())
 			continue

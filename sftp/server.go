@@ -164,6 +164,9 @@ type Config struct {
 	MACs []string
 
 	Limits Limits
+
+	// Metrics counts connections, logins and refusals; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Server is the SSH listener. Create it with NewServer.
@@ -217,7 +220,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.Limits = cfg.Limits.withDefaults()
 	log := SafeLogger(cfg.Logger)
 	channels, sessions := cfg.Limits.counters()
-	return &Server{
+	s := &Server{
 		channels: channels,
 		sessions: sessions,
 		cfg:      cfg,
@@ -228,7 +231,9 @@ func NewServer(cfg Config) (*Server, error) {
 		byUser:   make(map[userKey]map[*conn]struct{}),
 		perAddr:  make(map[netip.Addr]int),
 		capLog:   logThrottle{every: time.Second},
-	}, nil
+	}
+	cfg.Metrics.watch(s)
+	return s, nil
 }
 
 // Listen binds every Config.ListenAddresses address. After it returns,
@@ -330,7 +335,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 		backoff = 0
+		s.cfg.Metrics.accepted()
 		if !s.admit() {
+			s.cfg.Metrics.refused("connections", vfs.LevelProcess, nil)
 			raw.Close()
 			s.capLog.log(s.log, "sftp connection refused: server connection limit reached",
 				"remote", raw.RemoteAddr().String(), "limit", s.cfg.Limits.MaxConnections)
@@ -589,6 +596,7 @@ func (s *Server) admitAddress(a netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if limit := s.cfg.Limits.MaxConnectionsPerAddress; limit > 0 && s.perAddr[k] >= limit {
+		s.cfg.Metrics.refused("connections", "address", nil)
 		return false
 	}
 	s.perAddr[k]++

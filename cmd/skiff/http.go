@@ -49,7 +49,7 @@ type httpServer struct {
 // default with the private PostgreSQL (a developer's machine) only.
 // gate wraps the API (lifecycle.gate); storageReady is /readyz's check of
 // the storage, besides the database's.
-func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate func(http.Handler) http.Handler, storageReady func() error) (*httpServer, error) {
+func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate func(http.Handler) http.Handler, storageReady func() error, metrics *graph.Metrics) (*httpServer, error) {
 	playground := onOff(f.Playground, d.Embedded)
 	trusted, err := parsePrefixes("--http-trusted-proxies", splitList(f.TrustedProxies))
 	if err != nil {
@@ -61,7 +61,7 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 		CORSHeaders: splitList(f.CORSHeaders),
 		MaxTokens:   f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
 		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
-		Logger: log, Ready: func(ctx context.Context) error {
+		Metrics: metrics, Logger: log, Ready: func(ctx context.Context) error {
 			if err := storageReady(); err != nil {
 				return err
 			}

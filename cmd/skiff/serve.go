@@ -38,6 +38,7 @@ type ServeCmd struct {
 	DedicatedIPs DedicatedIPFlags `embed:"" group:"Dedicated IPs"`
 	Storage      StorageFlags     `embed:"" group:"Storage"`
 	Mail         MailFlags        `embed:"" group:"Mail"`
+	Metrics      MetricsFlags     `embed:"" group:"Metrics"`
 
 	Demo          bool          `name:"demo" default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for API requests and SFTP transfers under way to finish; idle SFTP sessions close at once, transfers still open at the end are cut (and logged). 0 cuts them at once."`
@@ -62,6 +63,8 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	m := c.Metrics.newMetrics()
+	m.watchDatabase(d.DB)
 	svc, err := c.newService(ctx, log, d)
 	if err != nil {
 		return err
@@ -79,6 +82,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mail.Metrics = m.notify
 	stopProfile, err := startCPUProfile(c.CPUProfile)
 	if err != nil {
 		return err
@@ -89,7 +93,13 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	// finish within the grace period; shutdown ends them.
 	bg := newBackground(ctx, log)
 	defer bg.cancel()
-	sftpSrv, err := c.startSFTP(ctx, log, d, svc, store, bg)
+	// Metrics are served until the drain is over (bg.ctx), not only until
+	// the signal.
+	if err := m.serve(bg.ctx, c.Metrics.Addr, log); err != nil {
+		return err
+	}
+	bg.run(func(ctx context.Context) error { return m.lag.probe(ctx, d.DB) })
+	sftpSrv, err := c.startSFTP(ctx, log, d, svc, store, bg, m)
 	if err != nil {
 		return err
 	}
@@ -103,7 +113,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	api, err := c.HTTP.start(log, d, svc, c.life.gate, storeReady)
+	api, err := c.HTTP.start(log, d, svc, c.life.gate, storeReady, m.graph)
 	if err != nil {
 		return err
 	}

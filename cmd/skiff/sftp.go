@@ -200,7 +200,7 @@ func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 
 // startSFTP starts the SFTP server in bg, with the directory of logins that
 // routes by dedicated IP, and tells svc where users connect.
-func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, bg *background) (*sftp.Server, error) {
+func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, bg *background, m *metrics) (*sftp.Server, error) {
 	clientLog := sftp.SafeLogger(log) // clients' strings clipped, identical lines rate-limited
 	cfg, err := c.SFTP.config(clientLog)
 	if err != nil {
@@ -221,6 +221,10 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace}
 	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
 		return nil, err
+	}
+	if m.sftp != nil {
+		cfg.Metrics, backend.Metrics = m.sftp, m.sftp.VFS
+		m.watchSFTPResources(backend.Handles, backend.Replies)
 	}
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)

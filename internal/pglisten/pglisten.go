@@ -101,6 +101,7 @@ func Run(ctx context.Context, dsn, channel string, h Handler) error {
 				// lib/pq sends nil after reconnecting.
 				h.Resync()
 				h.Listening(true)
+			case probe(channel, n.Extra):
 			default:
 				h.Notify(n.Extra)
 			}

@@ -61,6 +61,9 @@ type handle struct {
 	// moved counts the bytes read or written through the handle, for the
 	// log of a transfer cut at shutdown (Session.Transfers).
 	moved atomic.Int64
+	// opened is when the client opened it (Session.trackFile), for the
+	// transfer's duration in Metrics.
+	opened time.Time
 }
 
 func (h *handle) atomic() bool { return h.tmp != "" }
@@ -79,6 +82,7 @@ func (h *handle) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n, err := h.f.ReadAt(p, off)
 	h.moved.Add(int64(n))
+	h.s.metrics.moved(download, n)
 	if err != nil && err != io.EOF {
 		st, _ := fsError(err)
 		return n, st
@@ -124,6 +128,7 @@ func (h *handle) startWrite(off, n int64) error {
 // status.
 func (h *handle) wrote(n int, err error) error {
 	h.moved.Add(int64(n))
+	h.s.metrics.moved(upload, n)
 	if err != nil {
 		h.failed.Store(true)
 		st, _ := fsError(err)
@@ -193,6 +198,7 @@ func (h *handle) TransferError(err error) {
 func (h *handle) Close() error {
 	h.once.Do(func() {
 		h.s.forgetFile(h)
+		defer h.measure()
 		if !h.atomic() {
 			if err := h.f.Close(); err != nil {
 				h.closeErr = h.s.failPath("close", h.vpath, err)
@@ -204,6 +210,19 @@ func (h *handle) Close() error {
 		h.closeErr = h.commit()
 	})
 	return h.closeErr
+}
+
+// measure records the transfer in Metrics once the handle is closed: an
+// upload if it was open for writing, else a download if for reading.
+func (h *handle) measure() {
+	dir := download
+	switch {
+	case h.canWrite:
+		dir = upload
+	case !h.canRead:
+		return
+	}
+	h.s.metrics.transferDone(dir, h.s.cfg.Now().Sub(h.opened), h.closeErr == nil && !h.failed.Load())
 }
 
 func (h *handle) commit() error {

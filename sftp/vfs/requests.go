@@ -79,11 +79,13 @@ func (c *conn) dispatch(p []byte) error {
 	case typ == fxpInit:
 		return fmt.Errorf("%w: second INIT", errProtocol)
 	}
+	c.op, c.code, c.replyErr = int(typ), fxOK, nil
 	if serve := requests[typ]; serve != nil {
 		serve(c, id, d)
 	} else {
 		c.sendStatus(id, errUnsupported)
 	}
+	c.s.metrics.request(c.op, c.code, c.replyErr)
 	return nil
 }
 
@@ -104,10 +106,12 @@ func (c *conn) serveExtended(id uint32, d decoder) {
 	}
 	for i := range extensions {
 		if ext := &extensions[i]; ext.name == string(name) {
+			c.op = opExtensions + i
 			ext.serve(c, id, d)
 			return
 		}
 	}
+	c.op = opUnknownExt
 	c.sendStatus(id, errUnsupported)
 }
 
@@ -219,9 +223,13 @@ func (c *conn) serveClose(id uint32, d decoder) {
 // serveClose or closeHandles once it is closed.
 func (c *conn) takeHandle() error {
 	if len(c.handles) >= maxHandles {
+		c.s.metrics.refused(resourceOpenFiles, "channel")
 		return errTooManyHandles
 	}
 	if err := c.s.handles.Acquire(); err != nil {
+		if le, ok := err.(*LimitError); ok {
+			c.s.metrics.refused(resourceOpenFiles, le.Level)
+		}
 		return status(fxFailure, err.Error())
 	}
 	return nil

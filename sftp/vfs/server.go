@@ -55,6 +55,11 @@ type conn struct {
 	writeErr atomic.Bool // the writer failed: the channel is gone
 	// dispatching is set while a request is carried out (Session.Busy).
 	dispatching atomic.Bool
+	// The request being carried out, for Metrics: its operation, and the
+	// status and error its reply carries.
+	op       int
+	code     uint32
+	replyErr error
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when a reply is sent and when the writer stops
@@ -251,6 +256,7 @@ func (c *conn) sendStatus(id uint32, err error) {
 	default:
 		code, msg = fxFailure, errInternal.Error()
 	}
+	c.code, c.replyErr = code, err
 	b := getBuffer(4 + 1 + 4 + 4 + 4 + len(msg) + 4)
 	b.b = binary.BigEndian.AppendUint32(startPacket(b.b, fxpStatus, id), code)
 	b.b = appendString(appendString(b.b, msg), "")

@@ -81,6 +81,8 @@ type Config struct {
 	// Replies is the connection's share of the process's reply memory
 	// budget; nil bounds a channel only by its 16 queued replies.
 	Replies *ReplyShare
+	// Metrics counts requests, bytes and transfers; nil counts nothing.
+	Metrics *Metrics
 }
 
 // Session is one SSH connection's view of the file tree. Serve it on each
@@ -97,6 +99,7 @@ type Session struct {
 	shares  sharesCache
 	handles *Holder
 	replies *ReplyShare
+	metrics *Metrics
 
 	isDenied atomic.Bool // denied != nil, read after every request
 
@@ -141,6 +144,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		channels: make(map[*conn]struct{}),
 		handles:  cfg.Handles,
 		replies:  cfg.Replies,
+		metrics:  cfg.Metrics,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now, bg: s.ctx, refusedLater: s.endDenied}

@@ -55,6 +55,7 @@ func (c *conn) busy() bool {
 }
 
 func (s *Session) trackFile(h *handle) {
+	h.opened = s.cfg.Now()
 	s.mu.Lock()
 	s.files[h] = struct{}{}
 	s.mu.Unlock()

@@ -366,7 +366,10 @@ func Enqueue(ctx context.Context, q tenant.Queryer, accountID string, e Email) e
 	if err != nil {
 		return bug(fmt.Errorf("enqueue email %s: encode data: %w", kind, err))
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO outbox (account_id, kind, recipient, data) VALUES ($1, $2, $3, $4)`,
+	// clock_timestamp, not the transaction's start: the emails of one
+	// change go out in the order it wrote them (ClaimEmail).
+	_, err = q.ExecContext(ctx, `INSERT INTO outbox (account_id, kind, recipient, data, created_at, next_attempt_at)
+		VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp())`,
 		accountID, string(kind), to, string(data))
 	return tenant.DBError(err)
 }
@@ -464,6 +467,9 @@ type OutboxEmail struct {
 	// or lost the database while sending, so the mail server may or may not
 	// have accepted that attempt.
 	Unfinished bool `db:"unfinished"`
+	// DueAt is when the email was due before the claim: its place in the
+	// queue, which DeferEmail gives back.
+	DueAt time.Time `db:"due_at"`
 }
 
 // ErrClaimLost is what MarkEmailSent and MarkEmailFailed return when the
@@ -473,17 +479,18 @@ var ErrClaimLost = errors.New("outbox: the claim's lease ran out and another wor
 // ClaimEmail takes the most overdue email that is PENDING and due at now, or
 // SENDING with an expired lease, marks it SENDING with a lease until
 // now+lease and counts the attempt. It returns nil when nothing is due.
+// Emails due at the same time go in the order they were written.
 // Concurrent workers skip each other's locked rows, so each email is claimed once.
 func ClaimEmail(ctx context.Context, q tenant.Queryer, now time.Time, lease time.Duration) (*OutboxEmail, error) {
 	var e OutboxEmail
 	err := q.GetContext(ctx, &e, `WITH due AS (
-			SELECT id, status = 'SENDING' AS unfinished FROM outbox
+			SELECT id, status = 'SENDING' AS unfinished, next_attempt_at AS due_at FROM outbox
 			WHERE status IN ('PENDING', 'SENDING') AND next_attempt_at <= $1
-			ORDER BY next_attempt_at LIMIT 1
+			ORDER BY next_attempt_at, created_at LIMIT 1
 			FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET status = 'SENDING', attempts = o.attempts + 1, next_attempt_at = $2
 		FROM due WHERE o.id = due.id
-		RETURNING o.id, o.account_id, o.kind, o.recipient, o.data, o.attempts, o.created_at, due.unfinished`,
+		RETURNING o.id, o.account_id, o.kind, o.recipient, o.data, o.attempts, o.created_at, due.unfinished, due.due_at`,
 		now, now.Add(lease))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -525,6 +532,19 @@ func MarkEmailFailed(ctx context.Context, q tenant.Queryer, e *OutboxEmail, reas
 			WHERE id = $1 AND status = 'SENDING' AND attempts = $2`,
 			e.ID, e.Attempts, reason, subject, messageID, retryAt)
 	}
+	return claimed(res, err)
+}
+
+// DeferEmail gives e back to the queue in the place it had, without
+// counting the attempt: the mail system was unavailable, which says nothing
+// about this email, so an outage of any length neither uses up its
+// attempts nor lets later emails overtake it. reason is shown as the last
+// error until it is sent.
+func DeferEmail(ctx context.Context, q tenant.Queryer, e *OutboxEmail, reason string) error {
+	res, err := q.ExecContext(ctx, `UPDATE outbox
+		SET status = 'PENDING', attempts = attempts - 1, last_error = $3, next_attempt_at = $4
+		WHERE id = $1 AND status = 'SENDING' AND attempts = $2`,
+		e.ID, e.Attempts, truncateRunes(reason, MaxErrorLen), e.DueAt)
 	return claimed(res, err)
 }
 
@@ -590,4 +610,22 @@ func (s *Service) Notification(ctx context.Context, id string) (*Notification, e
 		return nil, err
 	}
 	return r.notification(), nil
+}
+
+// Backlog is how many emails wait to be sent (PENDING or SENDING) and when
+// the oldest of them was written; oldest is zero when none waits. For
+// metrics: an outbox whose oldest email keeps ageing is stuck.
+func Backlog(ctx context.Context, q tenant.Queryer) (n int, oldest time.Time, err error) {
+	var row struct {
+		N      int        `db:"n"`
+		Oldest *time.Time `db:"oldest"`
+	}
+	if err := q.GetContext(ctx, &row, `SELECT count(*) AS n, min(created_at) AS oldest FROM outbox
+		WHERE status IN ('PENDING', 'SENDING')`); err != nil {
+		return 0, time.Time{}, tenant.DBError(err)
+	}
+	if row.Oldest != nil {
+		oldest = *row.Oldest
+	}
+	return row.N, oldest, nil
 }

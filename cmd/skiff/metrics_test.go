@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/skiffhq/skiff/graph"
+	"github.com/skiffhq/skiff/notify"
+	"github.com/skiffhq/skiff/policy"
+	"github.com/skiffhq/skiff/sftp"
+	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/tenant/sftplogin"
+)
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// scrape reads the metrics endpoint.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s\n%s", res.Status, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v\n%s", err, body)
+	}
+	return mfs
+}
+
+// value is the sum of name's samples whose labels include want.
+func value(mfs map[string]*dto.MetricFamily, name string, want ...string) float64 {
+	mf := mfs[name]
+	if mf == nil {
+		return -1
+	}
+	sum := 0.0
+	for _, m := range mf.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(want); i += 2 {
+			if labels[want[i]] != want[i+1] {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// boundedLabels are every label a Skiff metric may carry, each with every
+// value it may take: none names a user, an account, a login or a path.
+func boundedLabels() map[string][]string {
+	return map[string][]string{
+		"operation":      vfs.OperationLabels(),
+		"status":         vfs.StatusLabels(),
+		"direction":      {"upload", "download"},
+		"result":         slices.Concat(sftp.AuthResults, notify.SendResults, []string{"ok", "error"}),
+		"method":         sftp.AuthMethods,
+		"reason":         sftp.HandshakeFailureReasons,
+		"resource":       sftp.LimitResources,
+		"level":          sftp.LimitLevels,
+		"operation_type": graph.OperationTypes,
+		"outcome":        graph.Outcomes,
+		"channel":        {policy.Channel, sftplogin.DedicatedIPChannel},
+		"db_name":        {"skiff"},
+		"version":        {runtime.Version()}, // go_info
+	}
+}
+
+// TestMetrics serves metrics on their own address (never the API's), and
+// after a workload of GraphQL requests, SFTP logins and transfers they count
+// it, with labels from bounded lists only.
+func TestMetrics(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	s, dl, _ := startDemo(t, func(c *ServeCmd) { c.Metrics.Addr = metricsAddr })
+
+	// The public API does not serve them.
+	res, err := http.Get(s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the API's port: %s, want 404", res.Status)
+	}
+
+	// The workload: GraphQL (a good mutation and query, a bad query), SFTP
+	// with a wrong then a right password, an upload and a download.
+	owner := s.login(t, dl.OwnerEmail, dl.OwnerPassword)
+	s.gql(t, owner, `{ account { name } }`, nil)
+	res, err = http.Post(s.http+"/graphql", "application/json", strings.NewReader(`{"query":"{ noSuchField }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if _, err := sftpRun(t, s.sftp, dl.OwnerSFTPLogin, "", "wrong password!", "pwd\n"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	content := bytes.Repeat([]byte("metrics "), 40000) // 320,000 bytes
+	local := filepath.Join(t.TempDir(), "up.bin")
+	if err := os.WriteFile(local, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back := filepath.Join(t.TempDir(), "back.bin")
+	if out, err := sftpRun(t, s.sftp, dl.OwnerSFTPLogin, "", dl.OwnerPassword, "put "+local+" up.bin\nget up.bin "+back+"\n"); err != nil {
+		t.Fatalf("sftp: %v\n%s", err, out)
+	}
+
+	var mfs map[string]*dto.MetricFamily
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mfs = scrape(t, metricsAddr)
+		// The session's close, the lag probe's answer and the trial email
+		// (the mail worker polls every 5 s) come a moment later.
+		if value(mfs, "skiff_sftp_transfer_duration_seconds", "direction", "download") >= 1 &&
+			value(mfs, "skiff_notification_lag_seconds", "channel", policy.Channel) > 0 &&
+			value(mfs, "skiff_email_sends_total", "result", "sent") >= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"skiff_ssh_connections_total", nil, 2},
+		{"skiff_ssh_authentications_total", []string{"method", "password", "result", "success"}, 1},
+		{"skiff_ssh_authentications_total", []string{"result", "failure"}, 1},
+		{"skiff_sftp_operations_total", []string{"operation", "write", "status", "ok"}, 1},
+		{"skiff_sftp_operations_total", []string{"operation", "open", "status", "ok"}, 2},
+		{"skiff_sftp_transferred_bytes_total", []string{"direction", "upload"}, float64(len(content))},
+		{"skiff_sftp_transferred_bytes_total", []string{"direction", "download"}, float64(len(content))},
+		{"skiff_sftp_transfer_duration_seconds", []string{"direction", "upload", "result", "ok"}, 1},
+		{"skiff_sftp_transfer_duration_seconds", []string{"direction", "download", "result", "ok"}, 1},
+		{"skiff_graphql_requests_total", []string{"operation_type", "mutation", "outcome", "ok"}, 1},
+		{"skiff_graphql_requests_total", []string{"operation_type", "query", "outcome", "ok"}, 1},
+		{"skiff_graphql_requests_total", []string{"outcome", "error"}, 1},
+		{"skiff_graphql_request_duration_seconds", []string{"operation_type", "query"}, 1},
+		{"skiff_email_sends_total", []string{"result", "sent"}, 1}, // the trial email
+		{"skiff_database_up", nil, 1},
+		{"skiff_outbox_backlog", nil, 0},
+		{"skiff_outbox_oldest_age_seconds", nil, 0},
+		{"skiff_notification_lag_seconds", []string{"channel", policy.Channel}, 0.000001},
+		{"skiff_notification_lag_seconds", []string{"channel", sftplogin.DedicatedIPChannel}, 0},
+		{"go_sql_open_connections", []string{"db_name", "skiff"}, 1},
+		{"go_goroutines", nil, 1},
+		{"process_cpu_seconds_total", nil, 0},
+		{"skiff_sftp_active_sessions", nil, 0},
+		{"skiff_sftp_open_files", nil, 0},
+	} {
+		if got := value(mfs, c.name, c.labels...); got < c.min {
+			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, got, c.min)
+		}
+	}
+	if lag := value(mfs, "skiff_notification_lag_seconds", "channel", policy.Channel); lag > 5 {
+		t.Errorf("policy notification lag %vs on an idle machine", lag)
+	}
+
+	// Every label of every series is from a bounded list.
+	bounded := boundedLabels()
+	for name, mf := range mfs {
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				values, known := bounded[l.GetName()]
+				if !known {
+					t.Errorf("%s has the label %q, which no bounded list names", name, l.GetName())
+				} else if !slices.Contains(values, l.GetValue()) {
+					t.Errorf("%s{%s=%q}: not among the label's bounded values", name, l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		var b strings.Builder
+		for name := range mfs {
+			fmt.Fprintln(&b, name)
+		}
+		t.Logf("metrics served:\n%s", b.String())
+	}
+}
