@@ -2,18 +2,21 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -215,11 +218,126 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
+	documented := documentedMetrics(t)
+	for name := range mfs {
+		if strings.HasPrefix(name, "skiff_") && !documented[name] {
+			t.Errorf("%s is served but not in docs/OPERATIONS.md's metrics", name)
+		}
+	}
 	if t.Failed() {
 		var b strings.Builder
 		for name := range mfs {
 			fmt.Fprintln(&b, name)
 		}
 		t.Logf("metrics served:\n%s", b.String())
+	}
+}
+
+// documentedMetrics are the metric names docs/OPERATIONS.md's metrics
+// table names.
+func documentedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("../../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Metrics")
+	end := strings.Index(doc[start:], "\n## ")
+	names := map[string]bool{}
+	for _, m := range metricName.FindAllString(doc[start:start+end], -1) {
+		names[m] = true
+	}
+	return names
+}
+
+var metricName = regexp.MustCompile(`\b(skiff|go_sql)_[a-z_]+[a-z]`)
+
+// TestMonitoringDocs: the alert rules are valid YAML in Prometheus's rule
+// file shape, with the alerts the operations guide promises; the dashboard
+// is JSON; both use only metrics the guide documents.
+func TestMonitoringDocs(t *testing.T) {
+	documented := documentedMetrics(t)
+	if len(documented) < 20 {
+		t.Fatalf("docs/OPERATIONS.md documents only %d metrics", len(documented))
+	}
+	raw, err := os.ReadFile("../../docs/monitoring/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Name  string
+			Rules []struct {
+				Alert       string
+				Expr        string
+				For         string
+				Labels      map[string]string
+				Annotations map[string]string
+			}
+		}
+	}
+	if err := yaml.UnmarshalWithOptions(raw, &rules, yaml.Strict()); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	alerts := map[string]bool{}
+	var exprs []string
+	for _, g := range rules.Groups {
+		if g.Name == "" || len(g.Rules) == 0 {
+			t.Errorf("group %q: a group needs a name and rules", g.Name)
+		}
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			exprs = append(exprs, r.Expr)
+			if r.Alert == "" || strings.TrimSpace(r.Expr) == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %q: needs alert, expr, a severity label and a summary", r.Alert)
+			}
+			if r.For != "" {
+				if _, err := model.ParseDuration(r.For); err != nil {
+					t.Errorf("rule %s: for %q: %v", r.Alert, r.For, err)
+				}
+			}
+			if strings.Count(r.Expr, "(") != strings.Count(r.Expr, ")") {
+				t.Errorf("rule %s: unbalanced parentheses in %q", r.Alert, r.Expr)
+			}
+		}
+	}
+	for _, want := range []string{"SkiffOutboxStuck", "SkiffSSHAuthFailureSpike", "SkiffDatabaseUnavailable"} {
+		if !alerts[want] {
+			t.Errorf("alerts.yml has no %s", want)
+		}
+	}
+
+	raw, err = os.ReadFile("../../docs/monitoring/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	if len(dash.Panels) < 10 {
+		t.Errorf("the dashboard has %d panels", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			exprs = append(exprs, q.Expr)
+		}
+	}
+	for _, e := range exprs {
+		for _, name := range metricName.FindAllString(e, -1) {
+			if base := strings.TrimSuffix(name, "_bucket"); !documented[base] {
+				t.Errorf("%s (in %q) is not in docs/OPERATIONS.md's metrics", name, e)
+			}
+		}
 	}
 }

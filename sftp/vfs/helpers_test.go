@@ -98,8 +98,14 @@ func jailed(c *vfs.Config) { c.Jailed = true }
 func newEnv(t testing.TB, opts ...option) *env {
 	t.Helper()
 	dir := t.TempDir()
+	return newEnvAt(t, dir, filepath.Join(dir, "data"), opts...)
+}
+
+// newEnvAt is newEnv with the storage base at base, inside dir.
+func newEnvAt(t testing.TB, dir, base string, opts ...option) *env {
+	t.Helper()
 	e := &env{
-		t: t, dir: dir, base: filepath.Join(dir, "data"),
+		t: t, dir: dir, base: base,
 		clock: newClock(), gate: &gate{}, shares: &shares{}, logs: &syncBuffer{},
 	}
 	var err error

@@ -19,7 +19,7 @@ import (
 type Metrics struct {
 	ops      *prometheus.CounterVec
 	opCache  [numOps][numStatuses]atomic.Pointer[prometheus.Counter]
-	bytes    [2]prometheus.Counter    // by direction: upload, download
+	bytes    [2]prometheus.Counter     // by direction: upload, download
 	duration [2][2]prometheus.Observer // by direction, then result: ok, error
 	quota    prometheus.Counter
 	limits   *prometheus.CounterVec
