@@ -50,10 +50,14 @@ const (
 	// DefaultCipher case, where the stock variant would pick ChaCha20, as in
 	// the forced ChaCha20 case.
 	VariantNoChaCha = "no-chacha"
+	// VariantMetrics is the stock server with its Prometheus metrics on, as
+	// skiff serve --metrics-addr counts them: beside the stock one in the
+	// same run, it shows what counting costs the data path.
+	VariantMetrics = "metrics"
 )
 
 // AllVariants lists the variants in the order of the table.
-var AllVariants = []string{VariantStock, VariantNoChaCha}
+var AllVariants = []string{VariantStock, VariantNoChaCha, VariantMetrics}
 
 // DefaultCipher is the pseudo-cipher meaning "no -o Ciphers": whatever the
 // OpenSSH client picks by default from what the server offers.
@@ -362,6 +366,9 @@ func (r *runner) startSkiffVariant(ctx context.Context, variant string) (*skiffS
 	default:
 		// Every allowed cipher, so that the forced-ChaCha20 case can run.
 		args = append(args, "-ciphers", strings.Join(sftp.AllowedCiphers(), ","))
+	}
+	if variant == VariantMetrics {
+		args = append(args, "-metrics")
 	}
 	// The password travels on the command line: it is a throwaway for a
 	// server that lives only on loopback for this run.

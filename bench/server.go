@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/sftp"
@@ -68,6 +70,7 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	handlesPerUser := fs.Int("handles-per-user", 2048, "open handles per user (skiff serve's default)")
 	handlesPerAccount := fs.Int("handles-per-account", 8192, "open handles per account (skiff serve's default)")
 	handles := fs.Int("handles", 0, "open handles in the process; 0: the open file limit less 1024")
+	withMetrics := fs.Bool("metrics", false, "count Prometheus metrics as skiff serve --metrics-addr does (served at /metrics on the -pprof address)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,6 +120,11 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var metrics *sftp.Metrics
+	reg := prometheus.NewRegistry()
+	if *withMetrics {
+		metrics = sftp.NewMetrics(reg)
+	}
 	var offered []string
 	if *ciphers != "" {
 		offered = strings.Split(*ciphers, ",")
@@ -128,7 +136,8 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 		Sessions: &vfsSessions{store: store, log: log,
 			handles: vfs.NewCounter("open files", vfs.Caps{PerConnection: *handlesPerConn, PerUser: *handlesPerUser,
 				PerAccount: *handlesPerAccount, PerProcess: processHandles(*handles)}),
-			replies: vfs.NewReplyBudget(*replyMemory, *replyPerConn)},
+			replies: vfs.NewReplyBudget(*replyMemory, *replyPerConn), metrics: metrics.VFSMetrics()},
+		Metrics: metrics,
 		Logger:  log,
 		Ciphers: offered,
 		Limits: sftp.Limits{
@@ -167,7 +176,14 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("server: pprof: %w", err)
 		}
-		hs := &http.Server{Handler: profileHandler()}
+		h := profileHandler()
+		if *withMetrics {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			h = mux
+		}
+		hs := &http.Server{Handler: h}
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
 		fmt.Fprintf(stdout, "PPROF %s\n", ln.Addr())
@@ -313,6 +329,7 @@ type vfsSessions struct {
 	log     *slog.Logger
 	handles *vfs.Counter
 	replies *vfs.ReplyBudget
+	metrics *vfs.Metrics
 }
 
 func (s *vfsSessions) Open(ctx context.Context, login *sftplogin.Login) (sftp.Session, error) {
@@ -325,6 +342,7 @@ func (s *vfsSessions) Open(ctx context.Context, login *sftplogin.Login) (sftp.Se
 		Logger:    s.log,
 		Handles:   s.handles.For(login.AccountID, login.UserID),
 		Replies:   s.replies.For(),
+		Metrics:   s.metrics,
 	})
 
 }

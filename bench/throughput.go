@@ -79,8 +79,11 @@ const openSSH = "OpenSSH"
 
 // variantName is how the report names a Skiff variant.
 func variantName(v string) string {
-	if v == VariantNoChaCha {
+	switch v {
+	case VariantNoChaCha:
 		return "Skiff, no ChaCha20 offered"
+	case VariantMetrics:
+		return "Skiff, metrics on"
 	}
 	return "Skiff"
 }

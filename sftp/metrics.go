@@ -91,6 +91,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// VFSMetrics returns m.VFS; nil for a nil m.
+func (m *Metrics) VFSMetrics() *vfs.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m.VFS
+}
+
 // watch makes the gauges read s.
 func (m *Metrics) watch(s *Server) {
 	if m != nil {

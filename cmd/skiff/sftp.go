@@ -222,10 +222,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
 		return nil, err
 	}
-	if m.sftp != nil {
-		cfg.Metrics, backend.Metrics = m.sftp, m.sftp.VFS
-		m.watchSFTPResources(backend.Handles, backend.Replies)
-	}
+	cfg.Metrics, backend.Metrics = m.sftp, m.sftp.VFSMetrics()
+	m.watchSFTPResources(backend.Handles, backend.Replies)
 	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {

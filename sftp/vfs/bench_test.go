@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiffhq/skiff/sftp/vfs"
 )
 
 // The transfer benchmarks move 64 MiB through pkg/sftp's client and the
@@ -32,8 +35,8 @@ var benchClients = []struct {
 	{"255KiB", []sftp.ClientOption{sftp.MaxPacketUnchecked(255 * 1024)}},
 }
 
-func benchEnv(b *testing.B, opts []sftp.ClientOption) *env {
-	e := newEnv(b)
+func benchEnv(b *testing.B, opts []sftp.ClientOption, envOpts ...option) *env {
+	e := newEnv(b, envOpts...)
 	e.client.Close()
 	e.conn.Close()
 	<-e.served
@@ -239,5 +242,49 @@ func benchDownload(b *testing.B, c *sftp.Client, name string, size int64) {
 	f.Close()
 	if err != nil || n != size {
 		b.Fatalf("downloaded %d bytes: %v", n, err)
+	}
+}
+
+// BenchmarkMetrics runs BenchmarkUpload's and BenchmarkDownload's 255 KiB
+// client and BenchmarkRequests' 1 KiB read with Metrics off and on, in the
+// same run, so the ratio is what counting costs the data path.
+//
+//	go test -run XXX -bench Metrics -benchtime 20x -count 5 ./sftp/vfs
+func BenchmarkMetrics(b *testing.B) {
+	for _, on := range []string{"off", "on"} {
+		var opts []option
+		if on == "on" {
+			m := vfs.NewMetrics(prometheus.NewRegistry(), nil)
+			opts = append(opts, func(c *vfs.Config) { c.Metrics = m })
+		}
+		data := bytes.Repeat([]byte("skiff"), benchSize/5+1)[:benchSize]
+		b.Run("upload/"+on, func(b *testing.B) {
+			e := benchEnv(b, []sftp.ClientOption{sftp.MaxPacketUnchecked(255 * 1024)}, opts...)
+			b.SetBytes(benchSize)
+			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
+			for b.Loop() {
+				benchUpload(b, e.client, data)
+			}
+		})
+		b.Run("download/"+on, func(b *testing.B) {
+			e := benchEnv(b, []sftp.ClientOption{sftp.MaxPacketUnchecked(255 * 1024)}, opts...)
+			mustWrite(b, filepath.Join(e.home(), "big.bin"), string(data))
+			b.SetBytes(benchSize)
+			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
+			for b.Loop() {
+				benchDownload(b, e.client, "big.bin", benchSize)
+			}
+		})
+		b.Run("read-1KiB/"+on, func(b *testing.B) {
+			e := newEnv(b, opts...)
+			mustWrite(b, filepath.Join(e.home(), "f.bin"), strings.Repeat("x", 4096))
+			start := append(packet(typeInit, u32(3)), packet(typeOpen, u32(1), str("f.bin"), u32(0x1), u32(0))...)
+			ch := &requestStream{rest: start, req: packet(typeRead, u32(2), str("1"), u64(0), u32(1024)), left: b.N}
+			defer reportCPU(b, time.Nanosecond, "cpu-ns/op")()
+			b.ResetTimer()
+			if err := e.session.Serve(ch); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
