@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	streams := fs.String("streams", "1,4", "parallel transfer streams to measure, comma-separated")
 	ciphers := fs.String("ciphers", strings.Join(def.Ciphers, ","), "sftp client ciphers to measure; \"default\" lets the client choose")
 	skiffCiphers := fs.String("skiff-ciphers", "", "ciphers Skiff offers (default: Skiff's defaults)")
+	variants := fs.String("variants", "", "Skiff servers in the throughput table, comma-separated (default all: "+strings.Join(bench.AllVariants, ",")+"); e.g. stock,metrics for metrics' cost")
 	skiffBin := fs.String("skiff-binary", "", "built skiff binary for the real-stack benchmarks (default: go build ./cmd/skiff)")
 	sshd := fs.String("sshd", "", "OpenSSH server binary (default: sshd from PATH or /usr/sbin)")
 	noBaseline := fs.Bool("no-baseline", false, "do not run OpenSSH's sshd")
@@ -117,6 +118,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	cfg.Benchmarks = splitList(*only)
 	cfg.SkiffCiphers = splitList(*skiffCiphers)
+	cfg.SkiffVariants = splitList(*variants)
 	cfg.Baseline = !*noBaseline
 	cfg.SSHD = *sshd
 	cfg.SkiffBinary = *skiffBin
