@@ -141,8 +141,10 @@ func TestDocumentedErrorCodes(t *testing.T) {
 		"QUERY_TOO_LARGE": func() answer {
 			return post(e, owner, "{ viewer { __typename "+strings.Repeat("__typename ", 500)+"} }")
 		},
-		"QUERY_TOO_DEEP":            func() answer { return post(e, owner, deep) },
-		"COMPLEXITY_LIMIT_EXCEEDED": func() answer { return post(e, owner, "{ account { users(first: 200) { edges { node { id name email role } } } } }") },
+		"QUERY_TOO_DEEP": func() answer { return post(e, owner, deep) },
+		"COMPLEXITY_LIMIT_EXCEEDED": func() answer {
+			return post(e, owner, "{ account { users(first: 200) { edges { node { id name email role } } } } }")
+		},
 		"RESPONSE_TOO_LARGE": func() answer {
 			return post(tight, tightOwner, `{ account { users { edges { node { id name email role group { name } } } } }
 				viewer { ... on UserViewer { user { id name email role } account { name } } } }`)

@@ -3672,7 +3672,7 @@ type SetRequireTotpForAdminsPayload {
 type Contact implements Node {
   "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
-  "The contact's email; empty when none is known."
+  "The contact's email."
   email: String!
   "The contact's name."
   name: String!
@@ -3730,7 +3730,7 @@ extend type Mutation {
 
 "The input of ` + "`" + `createContact` + "`" + `."
 input CreateContactInput {
-  "The contact's email (optional; must be valid when given)."
+  "The contact's email (required)."
   email: String!
   "The contact's name (required)."
   name: String!
@@ -4229,7 +4229,7 @@ enum FolderRight {
   MKDIR
   "Delete files and folders."
   DELETE
-  "Rename and move files and folders within the folder."
+  "Rename and move files and folders."
   RENAME
   "Share the folder with others (manage its members)."
   SHARE
@@ -4336,7 +4336,7 @@ input CreateProjectFolderInput {
 input RenameProjectFolderInput {
   "The ID of the project folder."
   id: ID!
-  "The folder's new name (a single path segment, unique in the account)."
+  "The folder's new name, as its folder appears over SFTP."
   name: String!
 }
 
@@ -4710,7 +4710,7 @@ type SftpModule {
   activatedAt: Time
   "When an owner or administrator last asked support for the module."
   requestedAt: Time
-  "When support suspended the module; null unless suspended."
+  "When support last suspended the module; null if never."
   suspendedAt: Time
 }
 

@@ -208,7 +208,7 @@ type CreateAccountPayload struct {
 
 // The input of `createContact`.
 type CreateContactInput struct {
-	// The contact's email (optional; must be valid when given).
+	// The contact's email (required).
 	Email string `json:"email"`
 	// The contact's name (required).
 	Name string `json:"name"`
@@ -570,7 +570,7 @@ type ReleaseDedicatedIPInput struct {
 type RenameProjectFolderInput struct {
 	// The ID of the project folder.
 	ID string `json:"id"`
-	// The folder's new name (a single path segment, unique in the account).
+	// The folder's new name, as its folder appears over SFTP.
 	Name string `json:"name"`
 }
 
@@ -774,7 +774,7 @@ type SftpModule struct {
 	ActivatedAt *time.Time `json:"activatedAt,omitempty"`
 	// When an owner or administrator last asked support for the module.
 	RequestedAt *time.Time `json:"requestedAt,omitempty"`
-	// When support suspended the module; null unless suspended.
+	// When support last suspended the module; null if never.
 	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
 }
 
