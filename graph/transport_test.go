@@ -193,6 +193,13 @@ func TestCompressedResponses(t *testing.T) {
 	if res, _ := e.httpDo(req); res.Header.Get("Content-Encoding") != "zstd" {
 		t.Fatalf("zstd not chosen: %q", res.Header.Get("Content-Encoding"))
 	}
+	// A client that takes brotli only gets the response as is, not an error.
+	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept-Encoding", "br")
+	if res, raw := e.httpDo(req); res.StatusCode != http.StatusOK || res.Header.Get("Content-Encoding") != "" || !bytes.Contains(raw, []byte(`"UserViewer"`)) {
+		t.Fatalf("br only: %d %q", res.StatusCode, res.Header.Get("Content-Encoding"))
+	}
 	// A small response is sent as is.
 	req, _ = http.NewRequest(http.MethodGet, e.srv.URL+"/graphql?query="+url.QueryEscape(`{ viewer { __typename } }`), nil)
 	req.Header.Set("Accept-Encoding", "gzip")
