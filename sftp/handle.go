@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
@@ -185,7 +186,8 @@ func logHandshakeError(log *slog.Logger, err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		log.Info("sftp handshake timed out")
 		return "timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// A load balancer's TCP health check connects and resets.
 		log.Debug("sftp client left during handshake")
 		return "client_left"
 	default:

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,16 +29,7 @@ import (
 )
 
 // freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freeAddr(t *testing.T) string { t.Helper(); return freeAddrOn(t, "127.0.0.1") }
 
 // scrape reads the metrics endpoint.
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {

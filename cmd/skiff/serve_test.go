@@ -191,9 +191,15 @@ var (
 // sftpRun runs the OpenSSH sftp client with commands on standard input.
 func sftpRun(t *testing.T, addr, login, keyFile, password, commands string) (string, error) {
 	t.Helper()
+	return sftpRunWith(t, addr, login, keyFile, password, nil, commands)
+}
+
+// sftpRunWith is sftpRun with more of sftp's options (e.g. -l, -o BindAddress=).
+func sftpRunWith(t *testing.T, addr, login, keyFile, password string, options []string, commands string) (string, error) {
+	t.Helper()
 	host, port, _ := strings.Cut(addr, ":")
 	dir := t.TempDir()
-	args := []string{"-P", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}
+	args := append([]string{"-P", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"}, options...)
 	env := os.Environ()
 	if keyFile != "" {
 		args = append(args, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", keyFile, "-o", "PreferredAuthentications=publickey")
