@@ -271,4 +271,3 @@ func firstDifference(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
-
