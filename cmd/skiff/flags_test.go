@@ -84,6 +84,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"smtp-url", "SKIFF_SMTP_URL", "", "Mail"},
 	{"email-retention", "SKIFF_EMAIL_RETENTION", "2160h", "Mail"},
 	{"public-url", "SKIFF_PUBLIC_URL", "http://localhost:3000", "Mail"},
+	{"metrics-addr", "SKIFF_METRICS_ADDR", "", "Metrics"},
 }
 
 // serveModel is serve's command in the parsed command line model.
