@@ -30,6 +30,10 @@ type TenantBackend struct {
 	// Quotas charges what sessions store to the accounts' storage quotas;
 	// nil means none (and statvfs shows the file system).
 	Quotas *storageuse.Service
+	// QuotaPoolIdle is how long a session keeps quota room it reserved
+	// ahead of its writes and no longer draws on (vfs.DefaultQuotaPoolIdle
+	// when zero).
+	QuotaPoolIdle time.Duration
 	// Logger receives the sessions' failures; pass the one given to the
 	// Server, made with SafeLogger, so that they share one rate limit.
 	Logger *slog.Logger
@@ -168,11 +172,12 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 			}
 			return fmt.Errorf("%w: %w", vfs.ErrGateUnavailable, err)
 		}),
-		Logger:  SafeLogger(b.Logger).With("session", SessionID(ctx)), // paths are the client's
-		Quota:   b.sessionQuota(login.AccountID),
-		Handles: b.Handles.For(login.AccountID, login.UserID),
-		Replies: b.Replies.For(),
-		Metrics: b.Metrics,
+		Logger:        SafeLogger(b.Logger).With("session", SessionID(ctx)), // paths are the client's
+		Quota:         b.sessionQuota(login.AccountID),
+		QuotaPoolIdle: b.QuotaPoolIdle,
+		Handles:       b.Handles.For(login.AccountID, login.UserID),
+		Replies:       b.Replies.For(),
+		Metrics:       b.Metrics,
 	}
 	if b.Shares != nil {
 		shares := SessionShares(b.Shares, login.AccountID, login.UserID)

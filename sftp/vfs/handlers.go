@@ -489,12 +489,16 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	if err != nil {
 		return err
 	}
-	tree, held, delta := s.tree(loc), int64(0), int64(0)
-	if fi, serr := f.Stat(); serr == nil && tree != "" {
+	var m meter // an extension takes room as a write would
+	if tree := s.tree(loc); tree != "" {
+		m.pool = s.pool(tree)
+	}
+	var delta int64
+	if fi, serr := f.Stat(); serr == nil && m.pool != nil {
 		delta = size - fi.Size()
 	}
 	if delta > 0 {
-		if held, err = s.reserveRoom(tree, delta, delta); err != nil {
+		if m.held, m.credit, err = m.pool.take(delta); err != nil {
 			f.Close()
 			return err
 		}
@@ -503,7 +507,9 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	if err != nil {
 		delta = 0
 	}
-	s.settle(tree, held, delta)
+	if m.pool != nil {
+		m.pool.giveBack(m.held, m.credit, delta)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -143,7 +143,8 @@ func (e *env) connect(opts ...sftp.ClientOption) {
 	e.client = c
 }
 
-// close ends the client, waits for Serve and closes the session.
+// close ends the client, waits for Serve and closes the session; a test
+// may call it before its cleanup does.
 func (e *env) close() {
 	if e.client != nil {
 		e.client.Close()
@@ -154,6 +155,7 @@ func (e *env) close() {
 		if err := <-e.served; err != nil {
 			e.t.Errorf("Serve: %v", err)
 		}
+		e.served = nil
 	}
 	if err := e.session.Close(); err != nil {
 		e.t.Errorf("session Close: %v", err)

@@ -14,15 +14,20 @@ import (
 // product's is a tenant/storageuse Meter, in PostgreSQL. Trees are named by
 // ID: the session user's ID for My Files, a project folder's ID.
 //
-// Writes do not ask it each time: a handle reserves room in chunks
-// (quotaChunk) and checks each write against what it holds, in memory;
-// its close settles, returning the reservation and recording the file's
-// real growth, in the background (the client's close does not wait). A failure to ask (the database is down) lets the write
-// through: usage is then put right at close or by the reconcile pass.
+// Writes do not ask it each time: the session reserves room in chunks, one
+// pool per tree, and handles check each write against what they took from
+// it, in memory; a close settles the file's growth in the background (the
+// client's close does not wait), and the session returns its pools' room
+// when it ends or no longer writes (pool.go). A failure to ask (the
+// database is down) lets the write through: usage is then put right at
+// close or by the reconcile pass.
 type Quota interface {
-	// Reserve sets more bytes aside for writes to tree: want when the
-	// quotas have room for them, else need; it returns how many, 0 when a
-	// quota has no room for need.
+	// Reserve sets more bytes aside for the session's writes to tree: want
+	// when the quotas have room for them, else need; it returns how many,
+	// 0 when a quota has no room for need. need 0 asks for want or nothing
+	// (room ahead of the writes: no room is not a refusal), and need and
+	// want 0 set nothing aside. Every call renews what the session has
+	// set aside for tree, which would otherwise expire.
 	Reserve(ctx context.Context, tree string, need, want int64) (int64, error)
 	// Settle returns reserved bytes and records delta bytes (negative:
 	// freed) as stored in tree.
@@ -42,21 +47,16 @@ func IsUploadTemp(name string) bool { return isTemp(name) }
 // errQuotaExceeded is the answer to a write that a quota has no room for.
 var errQuotaExceeded = status(fxFailure, "quota exceeded")
 
-// quotaChunk is how much a handle reserves first: one database round
-// trip for the first 64 MiB written, then for 128, 256, 512 MiB and every
-// 1 GiB after that.
-const quotaChunk = 64 << 20
-
 // quotaTimeout bounds each call to the Quota.
 const quotaTimeout = 5 * time.Second
 
 // meter is a handle's account of its writes.
 type meter struct {
-	tree string // "": not metered (no Quota, or not open for writing)
-	base int64  // the file's size already counted: at open in place; 0 for an atomic upload
-	size int64  // the file's size as the handle's writes and truncations left it
-	held int64  // reserved and not yet settled
-	asks int    // reservations made
+	pool   *pool // nil: not metered (no Quota, or not open for writing)
+	base   int64 // the file's size already counted: at open in place; 0 for an atomic upload
+	size   int64 // the file's size as the handle's writes and truncations left it
+	held   int64 // room taken from the pool and not yet given back
+	credit int64 // of held, what the Quota could not be asked for
 }
 
 // tree names the tree loc is in for the Quota: "" outside the trees.
@@ -76,23 +76,6 @@ func (s *Session) quotaCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, quotaTimeout)
 }
 
-// reserveRoom asks the Quota for need more bytes in tree, want if it has
-// room, and returns how many it granted (errQuotaExceeded: none). When
-// the Quota cannot answer, the write goes through on credit of want.
-func (s *Session) reserveRoom(tree string, need, want int64) (int64, error) {
-	ctx, cancel := s.quotaCtx()
-	defer cancel()
-	got, err := s.cfg.Quota.Reserve(ctx, tree, need, want)
-	switch {
-	case err != nil:
-		s.log.Warn("sftp: quota unavailable, write allowed", "err", err)
-		return want, nil
-	case got < need:
-		return 0, errQuotaExceeded
-	}
-	return got, nil
-}
-
 // settle tells the Quota what became of a reservation; failures are logged,
 // the reconcile pass puts usage right.
 func (s *Session) settle(tree string, reserved, delta int64) {
@@ -107,24 +90,22 @@ func (s *Session) settle(tree string, reserved, delta int64) {
 }
 
 // CheckWrite makes sure the handle's file may grow to end bytes within the
-// quotas, reserving room in chunks as it grows; errQuotaExceeded when it may
-// not. Every write calls it first (startWrite: WRITE, the chunks of
-// copy-data) and so do truncations that extend (counted at their apparent
-// size, as sparse files are).
+// quotas, taking room from the session's pool as it grows (pool.go);
+// errQuotaExceeded when it may not. Every write calls it first (startWrite:
+// WRITE, the chunks of copy-data) and so do truncations that extend
+// (counted at their apparent size, as sparse files are).
 func (h *handle) CheckWrite(end int64) error {
 	m := &h.meter
-	if m.tree == "" || end <= m.size {
+	if m.pool == nil || end <= m.size {
 		return nil
 	}
 	if need := end - m.base - m.held; need > 0 {
-		// Each reservation of a long upload asks twice the last, up to
-		// 1 GiB: fewer round trips the longer it runs.
-		got, err := h.s.reserveRoom(m.tree, need, max(need, quotaChunk<<min(m.asks, 4)))
-		m.asks++
+		got, credit, err := m.pool.take(need)
 		if err != nil {
 			return err
 		}
 		m.held += got
+		m.credit += credit
 	}
 	m.size = end
 	return nil
@@ -144,10 +125,11 @@ func (h *handle) resized(size int64) { h.meter.size = size }
 
 // settleQuota settles the handle at close: delta is what the file now
 // stores beyond what was counted (replaced: the size of the file an
-// atomic upload replaced; committed: whether it did).
+// atomic upload replaced; committed: whether it did). The client's close
+// does not wait for the Quota (pool.giveBack).
 func (h *handle) settleQuota(committed bool, replaced int64) {
 	m := &h.meter
-	if m.tree == "" {
+	if m.pool == nil {
 		return
 	}
 	var delta int64
@@ -157,24 +139,15 @@ func (h *handle) settleQuota(committed bool, replaced int64) {
 	case !h.atomic():
 		delta = m.size - m.base
 	}
-	h.s.settleLater(m.tree, m.held, delta)
-	m.held = 0
-}
-
-// settleLater settles in the background, so that the client's close is
-// answered without waiting for the database; Session.Close waits for it.
-func (s *Session) settleLater(tree string, reserved, delta int64) {
-	if reserved == 0 && delta == 0 {
-		return
-	}
-	s.settling.Go(func() { s.settle(tree, reserved, delta) })
+	m.pool.giveBack(m.held, m.credit, delta)
+	m.held, m.credit = 0, 0
 }
 
 // startMeter starts the handle's meter at open: size is what the file
 // holds (0 for an atomic upload's new file).
 func (h *handle) startMeter(loc *location, size int64) {
 	if t := h.s.tree(loc); t != "" && h.canWrite {
-		h.meter = meter{tree: t, base: size, size: size}
+		h.meter = meter{pool: h.s.pool(t), base: size, size: size}
 	}
 }
 

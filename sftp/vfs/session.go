@@ -13,6 +13,7 @@
 package vfs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,10 @@ type Config struct {
 	Replies *ReplyShare
 	// Metrics counts requests, bytes and transfers; nil counts nothing.
 	Metrics *Metrics
+	// QuotaPoolIdle is how long the session keeps room it reserved in the
+	// Quota that no write draws on (DefaultQuotaPoolIdle when zero); see
+	// pool.go.
+	QuotaPoolIdle time.Duration
 }
 
 // Session is one SSH connection's view of the file tree. Serve it on each
@@ -112,7 +117,9 @@ type Session struct {
 	files    map[*handle]struct{} // open files (Transfers)
 	channels map[*conn]struct{}   // being served
 	serving  sync.WaitGroup
-	settling sync.WaitGroup // quota settlements under way (quota.go)
+	settling sync.WaitGroup   // calls to the Quota under way in the background (pool.go)
+	pools    map[string]*pool // room reserved in the Quota, by tree (pool.go)
+	poolIdle time.Duration
 }
 
 // NewSession builds the session of one SSH connection. It ends (every Serve
@@ -142,6 +149,8 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		uploads:  make(map[string]*handle),
 		files:    make(map[*handle]struct{}),
 		channels: make(map[*conn]struct{}),
+		pools:    make(map[string]*pool),
+		poolIdle: cmp.Or(cfg.QuotaPoolIdle, DefaultQuotaPoolIdle),
 		handles:  cfg.Handles,
 		replies:  cfg.Replies,
 		metrics:  cfg.Metrics,
@@ -236,7 +245,9 @@ func clientGone(err error) bool {
 func (s *Session) Close() error {
 	s.terminate()
 	s.serving.Wait()
+	s.closePools()
 	s.settling.Wait()
+	s.returnPools()
 	s.stop()
 	s.cancel()
 

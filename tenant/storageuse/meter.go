@@ -75,9 +75,13 @@ func (m *Meter) room(ctx context.Context, q tenant.Queryer, tree string) (*room,
 // the quota each write asks, so that one upload does not take the room
 // another needs), and returns how many it set aside: 0 when a quota (the
 // account's, or the tree owner's) has no room for need. A refusal for the account's quota counts
-// as reaching 100 % for the owners' email.
+// as reaching 100 % for the owners' email. need 0 asks for want bytes or
+// none (room ahead of the writes: none is no refusal), and need and want 0
+// set nothing aside. Every call renews the session's reservation for tree
+// (ReservationTTL from now); one that expired is not renewed: its bytes no
+// longer count, and a new reservation starts from 0.
 func (m *Meter) Reserve(ctx context.Context, tree string, need, want int64) (granted int64, err error) {
-	if !tenant.IsUUID(tree) || need <= 0 || want < need {
+	if !tenant.IsUUID(tree) || need < 0 || want < need {
 		return 0, tenant.Invalid("tree", "bad reservation")
 	}
 	err = m.s.InAccount(ctx, m.accountID, func(q tenant.Queryer) error {
@@ -85,25 +89,35 @@ func (m *Meter) Reserve(ctx context.Context, tree string, need, want int64) (gra
 		if err := lockAccount(ctx, q, m.accountID); err != nil {
 			return err
 		}
-		r, err := m.room(ctx, q, tree)
-		if err != nil {
-			return err
-		}
-		n := want
-		if free, account := r.free(); free >= 0 && want > free {
-			if need > free {
-				if account {
-					return alertTx(ctx, q, m.accountID, true)
-				}
-				return nil
+		n, owner := want, ""
+		if want > 0 {
+			r, err := m.room(ctx, q, tree)
+			if err != nil {
+				return err
 			}
-			n = need
+			owner = r.Owner
+			if free, account := r.free(); free >= 0 && want > free {
+				if need > free {
+					if account {
+						return alertTx(ctx, q, m.accountID, true)
+					}
+					return nil
+				}
+				n = need
+			}
 		}
-		_, err = q.ExecContext(ctx, `INSERT INTO storage_reservations (account_id, session_id, tree_id, user_id, bytes, expires_at)
+		if n == 0 {
+			_, err := q.ExecContext(ctx, `UPDATE storage_reservations SET expires_at = now() + make_interval(secs => $4)
+				WHERE account_id = $1 AND session_id = $2 AND tree_id = $3 AND expires_at > now()`,
+				m.accountID, m.session, tree, m.s.ttl())
+			return tenant.DBError(err)
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO storage_reservations (account_id, session_id, tree_id, user_id, bytes, expires_at)
 			VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
 			ON CONFLICT (account_id, session_id, tree_id) DO UPDATE
-			SET bytes = storage_reservations.bytes + EXCLUDED.bytes, expires_at = EXCLUDED.expires_at`,
-			m.accountID, m.session, tree, r.Owner, n, m.s.ttl())
+			SET bytes = CASE WHEN storage_reservations.expires_at > now() THEN storage_reservations.bytes ELSE 0 END + EXCLUDED.bytes,
+				expires_at = EXCLUDED.expires_at`,
+			m.accountID, m.session, tree, owner, n, m.s.ttl())
 		if err == nil {
 			granted = n
 		}
