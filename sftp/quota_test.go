@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	pkgsftp "github.com/pkg/sftp"
 
@@ -53,4 +54,52 @@ func TestE2EStorageQuota(t *testing.T) {
 	if total, free := st.TotalSpace(), st.FreeSpace(); total != 1<<20 || free > (1<<20-700<<10) {
 		t.Errorf("df: total %d, free %d; want the quota (%d) and at most %d free", total, free, 1<<20, 1<<20-700<<10)
 	}
+}
+
+// A session's pool of quota room (reserved ahead of its writes, counted
+// as used by statvfs and by every other session) goes back when its
+// connection ends, long before the pool's idle time.
+func TestE2EQuotaPoolReturnedWhenTheConnectionEnds(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	n := e.startNode(t, func(c *Config) {
+		b := c.Sessions.(*TenantBackend)
+		b.Quotas, b.QuotaPoolIdle = e.svc.Storage, time.Hour
+	}, nil)
+	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
+	quota := int64(1 << 30)
+	if _, err := e.svc.Storage.SetStorageQuota(staff, e.user.AccountID, &quota); err != nil {
+		t.Fatal(err)
+	}
+	counted := func() int64 { // stored and reserved
+		used, _, _, err := e.svc.Storage.Meter(e.user.AccountID).Space(context.Background(), e.user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return used
+	}
+	wantCounted := func(what string, want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for counted() != want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := counted(); got != want {
+			t.Fatalf("%s: %d bytes stored and reserved, want %d", what, got, want)
+		}
+	}
+	c, sc := e.sftpClient(t, n.addr, e.login)
+	f, err := sc.Create("a.bin")
+	if err == nil {
+		_, err = f.Write(make([]byte, 100<<10))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounted("with the session's pool", 64<<20)
+	c.Close()
+	wantCounted("after the connection ended", 100<<10)
 }

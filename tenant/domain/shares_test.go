@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,8 @@ type world struct {
 	owner   *tenant.User
 	ended   *sessionLog
 	quotas  bool // connect's sessions are charged to the storage quotas
+	// reserves counts the calls of Reserve by connect's sessions (quotas).
+	reserves atomic.Int64
 }
 
 // clock is a settable clock for the sessions' caches.

@@ -3,9 +3,11 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +20,28 @@ import (
 	"github.com/skiffhq/skiff/tenant/account"
 	"github.com/skiffhq/skiff/tenant/domain"
 	"github.com/skiffhq/skiff/tenant/outbox"
+	"github.com/skiffhq/skiff/tenant/storageuse"
 )
 
 // sessionQuota is the Quota of a session connect opens: the account's
-// meter when w.quotas is set.
+// meter when w.quotas is set, its calls of Reserve counted.
 func (w *world) sessionQuota(accountID string) vfs.Quota {
 	if !w.quotas {
 		return nil
 	}
-	return w.svc.Storage.Meter(accountID)
+	return countedQuota{w.svc.Storage.Meter(accountID), &w.reserves}
+}
+
+// countedQuota is a Meter that counts its calls of Reserve: its round
+// trips to PostgreSQL before a write.
+type countedQuota struct {
+	*storageuse.Meter
+	reserves *atomic.Int64
+}
+
+func (q countedQuota) Reserve(ctx context.Context, tree string, need, want int64) (int64, error) {
+	q.reserves.Add(1)
+	return q.Meter.Reserve(ctx, tree, need, want)
 }
 
 // storageFiles is the reconcile pass's view of the world's storage, leaving
@@ -241,6 +256,78 @@ func TestStorageQuotaOverSFTP(t *testing.T) {
 	}
 	if got := w.storageEmails(); len(got) != 1 || got[0] != "100 owner@acme.example" {
 		t.Fatalf("emails: %q", got)
+	}
+}
+
+// Through SFTP with the quotas in PostgreSQL, a session reserves room once
+// for its first file: the later ones make no round trip before their
+// writes. Their growth is settled in the background, and the room left
+// goes back once the session stops writing.
+func TestStorageQuotaPoolOverSFTP(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.quotas = true
+	w.setAccountQuota(1 << 40)
+	c := w.connect(w.owner)
+	for i := range 4 {
+		if err := put(c, fmt.Sprintf("f%d.bin", i), strings.Repeat("f", 100<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.reserves.Load(); n != 1 {
+		t.Errorf("4 uploads in one session reserved %d times, want 1", n)
+	}
+	w.wantUsage(w.owner, 400<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.reservations() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := w.reservations(); n != 0 {
+		t.Fatalf("%d reservations left by an idle session", n)
+	}
+}
+
+// Room asked for ahead of the writes (need 0) is granted whole or not at
+// all, and no room for it is no refusal (no 100 % email); a reservation
+// that expired (its session's node died) is not revived by the session's
+// next one, and is not renewed.
+func TestStorageReserveAheadAndExpiry(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.setAccountQuota(1000)
+	m := w.svc.Storage.Meter(w.account.ID)
+	if got, err := m.Reserve(ctx, w.owner.ID, 0, 1001); err != nil || got != 0 {
+		t.Fatalf("reserve ahead past the quota: %v %v", got, err)
+	}
+	if got, err := m.Reserve(ctx, w.owner.ID, 0, 600); err != nil || got != 600 {
+		t.Fatalf("reserve ahead within the quota: %v %v", got, err)
+	}
+	if got := w.storageEmails(); len(got) != 0 {
+		t.Fatalf("emails after reserving ahead: %q", got)
+	}
+	expire := func() {
+		t.Helper()
+		err := w.svc.DB.InAccount(ctx, w.account.ID, func(tx *sqlx.Tx) error {
+			_, err := tx.Exec(`UPDATE storage_reservations SET expires_at = now() - interval '1 second' WHERE account_id = $1`, w.account.ID)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expire()
+	if got, err := m.Reserve(ctx, w.owner.ID, 0, 0); err != nil || got != 0 {
+		t.Fatalf("renew: %v %v", got, err)
+	}
+	if used, _, _, err := m.Space(ctx, w.owner.ID); err != nil || used != 0 {
+		t.Fatalf("an expired reservation, renewed, counts %d (%v); want 0", used, err)
+	}
+	if got, err := m.Reserve(ctx, w.owner.ID, 700, 700); err != nil || got != 700 {
+		t.Fatalf("reserve after the expiry: %v %v", got, err)
+	}
+	if used, _, _, err := m.Space(ctx, w.owner.ID); err != nil || used != 700 {
+		t.Fatalf("after a new reservation over an expired one: %d (%v); want 700", used, err)
 	}
 }
 
