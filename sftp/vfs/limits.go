@@ -161,6 +161,22 @@ func (h *Holder) Release() {
 	}
 }
 
+// Cap is the most the holder could ever hold: the smallest of the caps
+// (0: none caps it). Other connections of the user or the account may
+// leave it less.
+func (h *Holder) Cap() int {
+	if h == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range [...]int{h.c.caps.PerConnection, h.c.caps.PerUser, h.c.caps.PerAccount, h.c.caps.PerProcess} {
+		if c > 0 && (n == 0 || c < n) {
+			n = c
+		}
+	}
+	return n
+}
+
 // Held is how many the holder has.
 func (h *Holder) Held() int {
 	if h == nil {

@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -186,5 +187,32 @@ func TestReplyBudgetBackPressure(t *testing.T) {
 	t.Logf("other tenant downloaded 8 MiB in %v", time.Since(start))
 	if u := replies.Used(); u > total+(hostiles+1)*replyCap {
 		t.Errorf("%d bytes queued after the download", u)
+	}
+}
+
+// limits@openssh.com announces the most handles a channel may open: the
+// smallest of the caps on open files that apply, or the channel's own
+// 1,024 when that is smaller or nothing else caps them.
+func TestLimitsAnnounceTheHandleCap(t *testing.T) {
+	for _, tc := range []struct {
+		caps vfs.Caps
+		want uint64
+	}{
+		{vfs.Caps{}, 1024},
+		{vfs.Caps{PerConnection: 300, PerUser: 400, PerAccount: 500, PerProcess: 600}, 300},
+		{vfs.Caps{PerConnection: 300, PerUser: 100, PerAccount: 500, PerProcess: 600}, 100},
+		{vfs.Caps{PerAccount: 50}, 50},
+		{vfs.Caps{PerProcess: 7}, 7},
+		{vfs.Caps{PerConnection: 5000, PerUser: 20000}, 1024},
+	} {
+		e := newEnv(t, withIdentity(accountID, userID, vfs.NewCounter("open files", tc.caps), nil))
+		r := newRawInit(t, e.session)
+		typ, b := r.ext(1, "limits@openssh.com")
+		if typ != typeExtendedReply || len(b) != 32 {
+			t.Fatalf("%+v: limits reply %d %x", tc.caps, typ, b)
+		}
+		if got := binary.BigEndian.Uint64(b[24:]); got != tc.want {
+			t.Errorf("%+v: limits announce %d open handles, want %d", tc.caps, got, tc.want)
+		}
 	}
 }

@@ -495,8 +495,15 @@ func (c *conn) serveLink(id uint32, _ decoder) {
 	c.sendStatus(id, c.s.refuseLink())
 }
 
+// serveLimits announces the packet and read/write sizes and the most
+// handles a channel may hold open: its own 1,024 or the smallest of the
+// caps that count its connection's handles (Config.Handles), if smaller.
 func (c *conn) serveLimits(id uint32, _ decoder) {
-	c.sendUint64s(id, maxPacket, maxTxPacket, maxTxPacket, maxHandles)
+	handles := maxHandles
+	if n := c.s.handles.Cap(); n > 0 && n < handles {
+		handles = n
+	}
+	c.sendUint64s(id, maxPacket, maxTxPacket, maxTxPacket, uint64(handles))
 }
 
 func (c *conn) serveStatVFS(id uint32, d decoder) {
