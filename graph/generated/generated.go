@@ -5258,7 +5258,9 @@ scalar Bytes
 Stored bytes and the quota they count against. Usage is the apparent size of the files
 (a sparse file counts at its full length), kept as uploads finish and corrected by the
 server's reconcile pass (at start-up and every 6 hours by default), so it may lag a
-crash by at most one pass. Uploads in progress count once they finish.
+crash by at most one pass. Uploads in progress count once they finish (recorded a few
+milliseconds after the client's close); room that SFTP sessions have reserved for their
+writes is not included, although it counts against the quota while they hold it.
 """
 type StorageUsage {
   "Bytes stored."

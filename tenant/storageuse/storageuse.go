@@ -7,13 +7,15 @@
 // PostgreSQL is the store of record (migration 00070): storage_usage holds
 // the bytes of each tree (a user's home, a project folder) and whose quota it
 // counts against; storage_reservations the bytes each session has set aside.
-// A session's writes are checked against its reservation in memory; only
-// when a write needs more does it ask for another chunk (Meter.Reserve),
-// and a file's close settles (Meter.Settle): the reservation is returned and
-// the file's real growth recorded. Every change of an account's numbers
+// A session's writes are checked against its reservation in memory; the
+// session reserves chunks (Meter.Reserve) ahead of its writes, and a file's
+// close settles (Meter.Settle): the file's real growth is recorded and the
+// reservation it used returned; the session returns the rest when it stops
+// writing or ends (sftp/vfs/pool.go). Every change of an account's numbers
 // takes the account's advisory lock, so two nodes never both grant the last
-// bytes. A node that dies leaves reservations that expire and usage that the
-// next reconcile pass (Reconcile) sets from a walk of the trees.
+// bytes. A node that dies leaves reservations that expire (ReservationTTL
+// after their session last reserved) and usage that the next reconcile pass
+// (Reconcile) sets from a walk of the trees.
 package storageuse
 
 import (
