@@ -49,18 +49,7 @@ func TestQuotaPoolReturnedWhenTheSessionEnds(t *testing.T) {
 	if err := e.put("done.bin", strings.Repeat("d", 3000)); err != nil {
 		t.Fatal(err)
 	}
-	f, err := e.client.Create("killed.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(make([]byte, 5<<20)); err != nil {
-		t.Fatal(err)
-	}
-	e.conn.Close() // the connection drops before the close
-	if err := <-e.served; err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	e.served = nil
+	e.killUpload("killed.bin", 5<<20)
 	q.wantState(t, "after the connection dropped", 3000, 64<<20-3000)
 	if err := e.session.Close(); err != nil {
 		t.Fatal(err)

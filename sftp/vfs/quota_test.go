@@ -192,18 +192,7 @@ func TestQuotaExceededOnEveryWritePath(t *testing.T) {
 func TestQuotaAfterKilledUpload(t *testing.T) {
 	q := newMemQuota(-1)
 	e := newEnv(t, withQuota(q))
-	f, err := e.client.Create("killed.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(make([]byte, 5<<20)); err != nil {
-		t.Fatal(err)
-	}
-	e.conn.Close() // the connection drops before the close
-	if err := <-e.served; err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	e.served = nil
+	e.killUpload("killed.bin", 5<<20)
 	q.wantState(t, "after a killed upload", 0, 0)
 	if exists(filepath.Join(e.home(), "killed.bin")) {
 		t.Error("the killed upload is in place")
@@ -217,6 +206,24 @@ func TestQuotaAfterKilledUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.wantState(t, "after replacing it", 1000, 0)
+}
+
+// killUpload writes n bytes to a new upload of name and drops the
+// connection before the upload's close.
+func (e *env) killUpload(name string, n int) {
+	e.t.Helper()
+	f, err := e.client.Create(name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, n)); err != nil {
+		e.t.Fatal(err)
+	}
+	e.conn.Close()
+	if err := <-e.served; err != nil {
+		e.t.Fatalf("Serve: %v", err)
+	}
+	e.served = nil
 }
 
 // statvfs (df) shows the quota and what is left of it, not the host's disk.

@@ -243,13 +243,7 @@ func TestStorageQuotaOverSFTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for w.reservations() != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := w.reservations(); n != 0 {
-		t.Fatalf("%d reservations left after the connection dropped", n)
-	}
+	w.wantNoReservations("after the connection dropped")
 	w.wantUsage(w.owner, 600<<10)
 	if n, err := w.svc.Storage.Reconcile(context.Background(), storageFiles{w}, w.account.ID); err != nil || n != 0 {
 		t.Fatalf("reconcile after a killed upload corrected %d trees (%v), want 0", n, err)
@@ -278,13 +272,7 @@ func TestStorageQuotaPoolOverSFTP(t *testing.T) {
 		t.Errorf("4 uploads in one session reserved %d times, want 1", n)
 	}
 	w.wantUsage(w.owner, 400<<10)
-	deadline := time.Now().Add(10 * time.Second)
-	for w.reservations() != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := w.reservations(); n != 0 {
-		t.Fatalf("%d reservations left by an idle session", n)
-	}
+	w.wantNoReservations("once the session is idle")
 }
 
 // Room asked for ahead of the writes (need 0) is granted whole or not at
@@ -328,6 +316,18 @@ func TestStorageReserveAheadAndExpiry(t *testing.T) {
 	}
 	if used, _, _, err := m.Space(ctx, w.owner.ID); err != nil || used != 700 {
 		t.Fatalf("after a new reservation over an expired one: %d (%v); want 700", used, err)
+	}
+}
+
+// wantNoReservations waits for the account to have no reservation left.
+func (w *world) wantNoReservations(what string) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.reservations() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := w.reservations(); n != 0 {
+		w.t.Fatalf("%s: %d reservations left", what, n)
 	}
 }
 
