@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/testkit"
@@ -16,9 +18,22 @@ var carol = sftplogin.Login{AccountID: "account-other", UserID: "user-carol", Lo
 
 // limitsServer serves alice and bob (one account) and carol (another) with
 // small caps.
-func limitsServer(t *testing.T, edit func(*Limits)) *testServer {
+func limitsServer(t *testing.T, edit func(*Limits)) (*testServer, *Metrics) {
 	t.Helper()
-	return newTestServer(t, &fakeDirectory{password: passwords(alice, bob, carol)}, func(c *Config) { edit(&c.Limits) })
+	m := NewMetrics(prometheus.NewRegistry())
+	ts := newTestServer(t, &fakeDirectory{password: passwords(alice, bob, carol)}, func(c *Config) {
+		edit(&c.Limits)
+		c.Metrics = m
+	})
+	return ts, m
+}
+
+// wantCount checks a counter of m's.
+func wantCount(t *testing.T, c prometheus.Counter, what string, want float64) {
+	t.Helper()
+	if got := testutil.ToFloat64(c); got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
 }
 
 // banners records what the server shows a client during authentication.
@@ -72,7 +87,7 @@ func transfer(t *testing.T, c *ssh.Client, name string) {
 // account's user logs in and transfers meanwhile, and a slot freed is
 // taken again.
 func TestSessionsPerUserAndAccountCapped(t *testing.T) {
-	ts := limitsServer(t, func(l *Limits) {
+	ts, m := limitsServer(t, func(l *Limits) {
 		l.MaxConnectionsPerUser = 2
 		l.MaxConnectionsPerAccount = 3
 	})
@@ -115,6 +130,11 @@ func TestSessionsPerUserAndAccountCapped(t *testing.T) {
 		t.Errorf("carol was shown %q", other.String())
 	}
 
+	wantCount(t, m.limits.WithLabelValues("sessions", "user"), "sessions refused per user", 5)
+	wantCount(t, m.limits.WithLabelValues("sessions", "account"), "sessions refused per account", 1)
+	wantCount(t, m.auths[[2]string{"password", "refused"}], "password logins refused by a cap", 6)
+	wantCount(t, m.auths[[2]string{"password", "success"}], "password logins", 4)
+
 	held[0].Close()
 	testkit.Eventually(t, "alice's session to be released", func() bool {
 		c, err := ssh.Dial("tcp", ts.addr, seen.config("alice"))
@@ -129,7 +149,7 @@ func TestSessionsPerUserAndAccountCapped(t *testing.T) {
 // channel names the cap, and the connection's other channels, and other
 // tenants, go on.
 func TestChannelsPerUserAccountAndServerCapped(t *testing.T) {
-	ts := limitsServer(t, func(l *Limits) {
+	ts, m := limitsServer(t, func(l *Limits) {
 		l.MaxChannelsPerUser = 3
 		l.MaxChannelsPerAccount = 4
 		l.MaxChannels = 6
@@ -185,4 +205,7 @@ func TestChannelsPerUserAccountAndServerCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused(c, "too many SFTP channels on this server (limit 6)")
+	wantCount(t, m.limits.WithLabelValues("channels", "user"), "channels refused per user", 5)
+	wantCount(t, m.limits.WithLabelValues("channels", "account"), "channels refused per account", 1)
+	wantCount(t, m.limits.WithLabelValues("channels", "server"), "channels refused on the server", 1)
 }
