@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -186,14 +187,7 @@ func (q slowQuota) Settle(ctx context.Context, tree string, reserved, delta int6
 //
 //	go test -run XXX -bench UploadQuota -benchtime 20x -count 5 ./sftp/vfs
 func BenchmarkUploadQuota(b *testing.B) {
-	delay := 8 * time.Millisecond
-	if v := os.Getenv("SKIFF_BENCH_QUOTA_DELAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		delay = d
-	}
+	delay := benchQuotaDelay(b)
 	for _, quota := range []bool{false, true} {
 		name := "none"
 		var opts []option
@@ -202,11 +196,7 @@ func BenchmarkUploadQuota(b *testing.B) {
 			opts = append(opts, withQuota(slowQuota{newMemQuota(1 << 40), delay}))
 		}
 		b.Run(name, func(b *testing.B) {
-			e := newEnv(b, opts...)
-			e.client.Close()
-			e.conn.Close()
-			<-e.served
-			e.connect(sftp.MaxPacketUnchecked(255 * 1024))
+			e := benchEnv(b, []sftp.ClientOption{sftp.MaxPacketUnchecked(255 * 1024)}, opts...)
 			data := bytes.Repeat([]byte("skiff"), benchSize/5+1)[:benchSize]
 			b.SetBytes(benchSize)
 			defer reportCPU(b, time.Millisecond, "cpu-ms/op")()
@@ -215,6 +205,60 @@ func BenchmarkUploadQuota(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchQuotaDelay is SKIFF_BENCH_QUOTA_DELAY, 8ms when unset.
+func benchQuotaDelay(b *testing.B) time.Duration {
+	v := os.Getenv("SKIFF_BENCH_QUOTA_DELAY")
+	if v == "" {
+		return 8 * time.Millisecond
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkUploadQuotaInterleaved is BenchmarkUploadQuota with the two
+// sessions taking turns, one upload each per iteration (who goes first
+// alternates). It reports each side's median throughput and the median
+// over the iterations of the ratio of their two upload times (quota/none):
+// on a machine shared with other work, load that comes and goes slows the
+// two uploads of an iteration alike, so that ratio holds up where
+// BenchmarkUploadQuota's consecutive runs do not.
+//
+//	go test -run XXX -bench UploadQuotaInterleaved -benchtime 40x -count 3 ./sftp/vfs
+func BenchmarkUploadQuotaInterleaved(b *testing.B) {
+	opts := []sftp.ClientOption{sftp.MaxPacketUnchecked(255 * 1024)}
+	sides := []*env{benchEnv(b, opts), benchEnv(b, opts, withQuota(slowQuota{newMemQuota(1 << 40), benchQuotaDelay(b)}))}
+	data := bytes.Repeat([]byte("skiff"), benchSize/5+1)[:benchSize]
+	times := make([][]time.Duration, 2)
+	b.SetBytes(2 * benchSize)
+	i := 0
+	for b.Loop() {
+		for k := range 2 {
+			side := (i + k) % 2
+			start := time.Now()
+			benchUpload(b, sides[side].client, data)
+			times[side] = append(times[side], time.Since(start))
+		}
+		i++
+	}
+	ratios := make([]time.Duration, len(times[0])) // per iteration, in millionths
+	for i := range ratios {
+		ratios[i] = times[1][i] * 1e6 / times[0][i]
+	}
+	none, quota := median(times[0]), median(times[1])
+	b.ReportMetric(benchSize/none.Seconds()/1e6, "none-MB/s")
+	b.ReportMetric(benchSize/quota.Seconds()/1e6, "quota-MB/s")
+	b.ReportMetric(float64(median(ratios))/1e6, "quota/none")
+}
+
+func median(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // benchUpload uploads data to up.bin through c, failing b on any error.
