@@ -88,7 +88,7 @@ func (c *Config) defaults() {
 }
 
 // NewHandler returns the HTTP API: /graphql, /playground (when enabled),
-// /healthz and /readyz.
+// /export/activity.csv (export.go), /healthz and /readyz.
 func NewHandler(r *Resolver, cfg Config) http.Handler {
 	cfg.defaults()
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: r}))
@@ -122,6 +122,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
 	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.withLoaders(httpStatuses(srv)))))
+	mux.Handle("GET "+ActivityExportPath, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.exportActivity(log))))
 	if cfg.Playground {
 		pg := playgroundHandler()
 		mux.Handle("GET /playground", pg)

@@ -81,6 +81,12 @@ var samples = map[outbox.EmailKind]struct {
 	outbox.EmailStorageQuota: {outbox.StorageQuotaData{
 		OwnerName: "Ada Lovelace", AccountName: "Analytical Engines", Percent: 80, Used: "8.0 GiB", Quota: "10.0 GiB",
 	}, []string{"8.0 GiB", "10.0 GiB", "80", "larger quota"}},
+	outbox.EmailFolderUploadDigest: {outbox.FolderUploadDigestData{
+		UserName: "Ada Lovelace", AccountName: "Analytical Engines", FolderName: "Q3 plans", Since: t0, Until: t1, Count: 3,
+		Uploads: []outbox.DigestUpload{{At: t0, By: "Charles Babbage", Path: "/drafts/engine.pdf", Size: "1.5 MiB"},
+			{At: t1, By: "Mary Somerville", Path: "/notes.txt", Size: "12 B"}}, More: 1,
+	}, []string{"Q3 plans", "/drafts/engine.pdf", "1.5 MiB", "Charles Babbage", "Mary Somerville", "/notes.txt",
+		"Monday 16 March 2026 at 09:30 UTC", "and 1 more", "turned on upload notifications"}},
 }
 
 func newTestRenderer(t *testing.T) *Renderer {

@@ -60,7 +60,8 @@ func (s *Server) serverConfig(ctx context.Context, c *conn, rt route, log *slog.
 		return nil, fmt.Errorf("no usable host key for %v", rt.dest)
 	}
 
-	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c, closing: s.isClosing, metrics: s.cfg.Metrics}
+	a := &authenticator{dir: s.cfg.Directory, ctx: ctx, rt: rt, log: log, sessions: s.sessions, conn: c, closing: s.isClosing, metrics: s.cfg.Metrics,
+		refused: func(r *loginRefusal) { s.recordRefusal(ctx, r) }}
 	cfg.PasswordCallback = a.password
 	cfg.KeyboardInteractiveCallback = a.keyboardInteractive
 	cfg.PublicKeyCallback = a.publicKey
@@ -84,6 +85,8 @@ type authenticator struct {
 	// gets the shutdown message rather than a session.
 	closing func() bool
 	metrics *Metrics
+	// refused records a refused login in the account's activity log.
+	refused func(*loginRefusal)
 }
 
 // takeSession takes the login's slot under the session caps, or returns the
@@ -101,6 +104,7 @@ func (a *authenticator) takeSession(md ssh.ConnMetadata, method string, l *sftpl
 		a.metrics.auth(method, "refused")
 		a.log.Info("sftp login refused", "method", method, "login", md.User(), "remote", a.rt.remote.String(),
 			"account", l.AccountID, "user", l.UserID, "reason", err.Error())
+		a.refused(&loginRefusal{accountID: l.AccountID, userID: l.UserID, login: md.User(), remote: a.rt.remote.String(), reason: err.Error()})
 		// The banner is the one place an SSH client shows the server's
 		// words during authentication: the user learns why.
 		return &ssh.BannerError{Err: errDenied, Message: err.Error() + "\r\n"}
@@ -190,6 +194,11 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 		if errors.Is(err, sftplogin.ErrLoginFailed) {
 			a.metrics.auth(method, "failure")
 			a.log.Info("sftp login refused", append(attrs, "reason", err.Error())...)
+			if r := refusalOf(err, md.User(), a.rt.remote.String()); r != nil && fp != "" {
+				a.conn.keyRefusal = r // recorded if no key or password gets in
+			} else {
+				a.refused(r)
+			}
 		} else {
 			a.metrics.auth(method, "error")
 			a.log.Error("sftp login failed: directory error", append(attrs, "err", err)...)
@@ -199,6 +208,8 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 	if a.closing() {
 		a.metrics.auth(method, "shutdown")
 		a.log.Info("sftp login refused: server shutting down", "method", method, "login", md.User())
+		a.refused(&loginRefusal{accountID: login.AccountID, userID: login.UserID, login: md.User(), remote: a.rt.remote.String(),
+			reason: "server shutting down"})
 		return nil, shuttingDown()
 	}
 	// A password login is complete here; a key is only accepted, and its
@@ -210,7 +221,7 @@ func (a *authenticator) result(md ssh.ConnMetadata, method string, login *sftplo
 		a.metrics.auth(method, "success") // a key's login succeeds in verifiedPublicKey
 	}
 	l := *login // the connection keeps its own copy
-	l.KeyFingerprint = fp
+	l.KeyFingerprint, l.LoginUsed = fp, md.User()
 	if fp == "" {
 		l.KeyID = "" // a password login names no key, whatever the directory said
 	}

@@ -54,6 +54,9 @@ type TenantBackend struct {
 	// Metrics counts the sessions' requests, bytes and transfers
 	// (Metrics.VFS of the server's); nil counts nothing.
 	Metrics *vfs.Metrics
+	// Activity receives the sessions' operations for the accounts'
+	// activity logs; nil records none.
+	Activity ActivityLog
 
 	open openSessions // the sessions Open made, for RecheckSessions
 }
@@ -178,6 +181,9 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 		Handles:       b.Handles.For(login.AccountID, login.UserID),
 		Replies:       b.Replies.For(),
 		Metrics:       b.Metrics,
+	}
+	if b.Activity != nil {
+		cfg.Activity = &sessionActivity{log: b.Activity, base: sessionEvent(ctx, &login)}
 	}
 	if b.Shares != nil {
 		shares := SessionShares(b.Shares, login.AccountID, login.UserID)

@@ -44,6 +44,11 @@ type conn struct {
 	// (with its session ID and, once logged in, the user).
 	sess Session
 	log  *slog.Logger
+	// keyRefusal is the last refused public key of a known user; the
+	// activity log records it if no login succeeds (clients offer keys
+	// in turn, and the refusals of the ones before the right key are no
+	// failed login).
+	keyRefusal *loginRefusal
 }
 
 // close ends the connection; the SSH layer and every channel fail at once.
@@ -115,6 +120,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	cancelAuth()
 	if err != nil {
 		s.cfg.Metrics.handshakeFailed(logHandshakeError(log, err))
+		s.recordRefusal(ctx, c.keyRefusal)
 		return
 	}
 	defer sconn.Close()
@@ -150,14 +156,17 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	log.Info("sftp login", "method", sconn.Permissions.Extensions[extMethod], "key", login.KeyFingerprint,
 		"client", string(sconn.ClientVersion()), "kex", algs.KeyExchange, "cipher", algs.Write.Cipher)
 
+	s.recordLogin(ctx, login)
 	sess, err := s.cfg.Sessions.Open(connCtx, login)
 	if err != nil {
 		log.Error("sftp session could not start", "err", err)
+		s.recordLogout(ctx, login, time.Since(started), "the session could not start")
 		return
 	}
 	if !s.opened(c, sess) {
 		log.Info("sftp connection closed", "reason", "server shutting down")
 		sess.Close()
+		s.recordLogout(ctx, login, time.Since(started), "server shutting down")
 		return
 	}
 	s.serveChannels(chans, reqs, sess, s.channels.For(login.AccountID, login.UserID), log, func() { sconn.Close() })
@@ -169,6 +178,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		reason = r
 	}
 	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", reason)
+	s.recordLogout(ctx, login, time.Since(started), reason)
 }
 
 // logHandshakeError logs why a connection ended before authentication,

@@ -167,6 +167,11 @@ type Config struct {
 
 	// Metrics counts connections, logins and refusals; nil counts nothing.
 	Metrics *Metrics
+
+	// Activity receives logins, their refusals and logouts for the
+	// accounts' activity logs; nil records none. (The sessions' operations
+	// go to TenantBackend.Activity.)
+	Activity ActivityLog
 }
 
 // Server is the SSH listener. Create it with NewServer.

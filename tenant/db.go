@@ -24,6 +24,7 @@ const (
 	ScopeDirectory Scope = "directory" // SFTP login resolution before the tenant is known
 	ScopeAuth      Scope = "auth"      // bearer-token and email/password login
 	ScopeOutbox    Scope = "outbox"    // the email worker
+	ScopeActivity  Scope = "activity"  // the SFTP activity log's writer, retention purge and digests
 )
 
 // Queryer is what store functions take: a transaction from InAccount or

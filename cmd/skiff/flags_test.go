@@ -85,6 +85,9 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"email-retention", "SKIFF_EMAIL_RETENTION", "2160h", "Mail"},
 	{"public-url", "SKIFF_PUBLIC_URL", "http://localhost:3000", "Mail"},
 	{"metrics-addr", "SKIFF_METRICS_ADDR", "", "Metrics"},
+	{"activity-retention", "SKIFF_ACTIVITY_RETENTION", "2160h", "Activity log"},
+	{"upload-digest-interval", "SKIFF_UPLOAD_DIGEST_INTERVAL", "15m", "Activity log"},
+	{"node-name", "SKIFF_NODE_NAME", "", "Activity log"},
 }
 
 // serveModel is serve's command in the parsed command line model.

@@ -39,6 +39,7 @@ type ServeCmd struct {
 	Storage      StorageFlags     `embed:"" group:"Storage"`
 	Mail         MailFlags        `embed:"" group:"Mail"`
 	Metrics      MetricsFlags     `embed:"" group:"Metrics"`
+	Activity     ActivityFlags    `embed:"" group:"Activity log"`
 
 	Demo          bool          `name:"demo" default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for API requests and SFTP transfers under way to finish; idle SFTP sessions close at once, transfers still open at the end are cut (and logged). 0 cuts them at once."`
@@ -99,7 +100,12 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	bg.run(func(ctx context.Context) error { return m.lag.probe(ctx, d.DB) })
-	sftpSrv, err := c.startSFTP(ctx, log, d, svc, store, bg, m)
+	recorder, err := c.Activity.start(svc, log, bg)
+	if err != nil {
+		return err
+	}
+	defer closeRecorder(recorder, log) // after the SFTP server's drain
+	sftpSrv, err := c.startSFTP(ctx, log, d, svc, store, recorder, bg, m)
 	if err != nil {
 		return err
 	}

@@ -200,7 +200,7 @@ func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 
 // startSFTP starts the SFTP server in bg, with the directory of logins that
 // routes by dedicated IP, and tells svc where users connect.
-func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, bg *background, m *metrics) (*sftp.Server, error) {
+func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, rec sftp.ActivityLog, bg *background, m *metrics) (*sftp.Server, error) {
 	clientLog := sftp.SafeLogger(log) // clients' strings clipped, identical lines rate-limited
 	cfg, err := c.SFTP.config(clientLog)
 	if err != nil {
@@ -218,13 +218,13 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
 	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog,
-		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace}
+		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace, Activity: rec}
 	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
 		return nil, err
 	}
 	cfg.Metrics, backend.Metrics = m.sftp, m.sftp.VFSMetrics()
 	m.watchSFTPResources(backend.Handles, backend.Replies)
-	cfg.Directory, cfg.HostKeys, cfg.Sessions = backend, backend, backend
+	cfg.Directory, cfg.HostKeys, cfg.Sessions, cfg.Activity = backend, backend, backend, rec
 	srv, err := sftp.NewServer(cfg)
 	if err != nil {
 		return nil, err

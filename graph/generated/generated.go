@@ -17,6 +17,7 @@ import (
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
 	"github.com/skiffhq/skiff/tenant/people"
@@ -50,6 +51,7 @@ type ResolverRoot interface {
 	Notification() NotificationResolver
 	ProjectFolder() ProjectFolderResolver
 	Query() QueryResolver
+	SftpActivityEvent() SftpActivityEventResolver
 	SftpCredentials() SftpCredentialsResolver
 	SftpModuleRequest() SftpModuleRequestResolver
 	SshKey() SshKeyResolver
@@ -75,6 +77,7 @@ type ComplexityRoot struct {
 		Notifications        func(childComplexity int, first *int, after *string) int
 		ProjectFolders       func(childComplexity int, search *string, first *int, after *string) int
 		RequireTotpForAdmins func(childComplexity int) int
+		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
 		SftpLicences         func(childComplexity int) int
 		SftpModule           func(childComplexity int) int
 		Storage              func(childComplexity int) int
@@ -301,56 +304,57 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AcceptInvitation          func(childComplexity int, input model.AcceptInvitationInput) int
-		ActivateSftpModule        func(childComplexity int, input model.ActivateSftpModuleInput) int
-		AddSSHKey                 func(childComplexity int, input model.AddSSHKeyInput) int
-		ChangePassword            func(childComplexity int, input model.ChangePasswordInput) int
-		ClearAccountIPAllowlist   func(childComplexity int, input model.ClearAccountIPAllowlistInput) int
-		ConfirmTotpEnrolment      func(childComplexity int, input model.ConfirmTotpEnrolmentInput) int
-		ConvertContactToUser      func(childComplexity int, input model.ConvertContactToUserInput) int
-		CreateAccount             func(childComplexity int, input model.CreateAccountInput) int
-		CreateContact             func(childComplexity int, input model.CreateContactInput) int
-		CreateGroup               func(childComplexity int, input model.CreateGroupInput) int
-		CreateProjectFolder       func(childComplexity int, input model.CreateProjectFolderInput) int
-		CreateUser                func(childComplexity int, input model.CreateUserInput) int
-		DeclineDedicatedIPRequest func(childComplexity int, input model.DeclineDedicatedIPRequestInput) int
-		DeleteContact             func(childComplexity int, input model.DeleteContactInput) int
-		DeleteGroup               func(childComplexity int, input model.DeleteGroupInput) int
-		DeleteProjectFolder       func(childComplexity int, input model.DeleteProjectFolderInput) int
-		DeleteSSHKey              func(childComplexity int, input model.DeleteSSHKeyInput) int
-		DeleteUser                func(childComplexity int, input model.DeleteUserInput) int
-		DisableTotp               func(childComplexity int, input model.DisableTotpInput) int
-		ImportUsers               func(childComplexity int, input model.ImportUsersInput) int
-		Login                     func(childComplexity int, input model.LoginInput) int
-		Logout                    func(childComplexity int) int
-		ProvisionDedicatedIP      func(childComplexity int, input model.ProvisionDedicatedIPInput) int
-		ReleaseDedicatedIP        func(childComplexity int, input model.ReleaseDedicatedIPInput) int
-		RenameProjectFolder       func(childComplexity int, input model.RenameProjectFolderInput) int
-		RenameSSHKey              func(childComplexity int, input model.RenameSSHKeyInput) int
-		RequestDedicatedIP        func(childComplexity int, input model.RequestDedicatedIPInput) int
-		RequestPasswordReset      func(childComplexity int, input model.RequestPasswordResetInput) int
-		RequestSftpModule         func(childComplexity int, input model.RequestSftpModuleInput) int
-		ResendInvitation          func(childComplexity int, input model.ResendInvitationInput) int
-		ResetPassword             func(childComplexity int, input model.ResetPasswordInput) int
-		RestoreUser               func(childComplexity int, input model.RestoreUserInput) int
-		SetAccountIPAllowlist     func(childComplexity int, input model.SetAccountIPAllowlistInput) int
-		SetCustomSftpLogin        func(childComplexity int, input model.SetCustomSftpLoginInput) int
-		SetRequireTotpForAdmins   func(childComplexity int, input model.SetRequireTotpForAdminsInput) int
-		SetSftpAccess             func(childComplexity int, input model.SetSftpAccessInput) int
-		SetSftpLicences           func(childComplexity int, input model.SetSftpLicencesInput) int
-		SetStorageQuota           func(childComplexity int, input model.SetStorageQuotaInput) int
-		SetUserGroup              func(childComplexity int, input model.SetUserGroupInput) int
-		SetUserIPAllowlist        func(childComplexity int, input model.SetUserIPAllowlistInput) int
-		SetUserStorageQuota       func(childComplexity int, input model.SetUserStorageQuotaInput) int
-		ShareProjectFolder        func(childComplexity int, input model.ShareProjectFolderInput) int
-		StartSftpTrial            func(childComplexity int) int
-		StartTotpEnrolment        func(childComplexity int) int
-		SuspendSftpModule         func(childComplexity int, input model.SuspendSftpModuleInput) int
-		UnshareProjectFolder      func(childComplexity int, input model.UnshareProjectFolderInput) int
-		UpdateContact             func(childComplexity int, input model.UpdateContactInput) int
-		UpdateGroup               func(childComplexity int, input model.UpdateGroupInput) int
-		UpdateSSHKey              func(childComplexity int, input model.UpdateSSHKeyInput) int
-		UpdateUser                func(childComplexity int, input model.UpdateUserInput) int
+		AcceptInvitation            func(childComplexity int, input model.AcceptInvitationInput) int
+		ActivateSftpModule          func(childComplexity int, input model.ActivateSftpModuleInput) int
+		AddSSHKey                   func(childComplexity int, input model.AddSSHKeyInput) int
+		ChangePassword              func(childComplexity int, input model.ChangePasswordInput) int
+		ClearAccountIPAllowlist     func(childComplexity int, input model.ClearAccountIPAllowlistInput) int
+		ConfirmTotpEnrolment        func(childComplexity int, input model.ConfirmTotpEnrolmentInput) int
+		ConvertContactToUser        func(childComplexity int, input model.ConvertContactToUserInput) int
+		CreateAccount               func(childComplexity int, input model.CreateAccountInput) int
+		CreateContact               func(childComplexity int, input model.CreateContactInput) int
+		CreateGroup                 func(childComplexity int, input model.CreateGroupInput) int
+		CreateProjectFolder         func(childComplexity int, input model.CreateProjectFolderInput) int
+		CreateUser                  func(childComplexity int, input model.CreateUserInput) int
+		DeclineDedicatedIPRequest   func(childComplexity int, input model.DeclineDedicatedIPRequestInput) int
+		DeleteContact               func(childComplexity int, input model.DeleteContactInput) int
+		DeleteGroup                 func(childComplexity int, input model.DeleteGroupInput) int
+		DeleteProjectFolder         func(childComplexity int, input model.DeleteProjectFolderInput) int
+		DeleteSSHKey                func(childComplexity int, input model.DeleteSSHKeyInput) int
+		DeleteUser                  func(childComplexity int, input model.DeleteUserInput) int
+		DisableTotp                 func(childComplexity int, input model.DisableTotpInput) int
+		ImportUsers                 func(childComplexity int, input model.ImportUsersInput) int
+		Login                       func(childComplexity int, input model.LoginInput) int
+		Logout                      func(childComplexity int) int
+		ProvisionDedicatedIP        func(childComplexity int, input model.ProvisionDedicatedIPInput) int
+		ReleaseDedicatedIP          func(childComplexity int, input model.ReleaseDedicatedIPInput) int
+		RenameProjectFolder         func(childComplexity int, input model.RenameProjectFolderInput) int
+		RenameSSHKey                func(childComplexity int, input model.RenameSSHKeyInput) int
+		RequestDedicatedIP          func(childComplexity int, input model.RequestDedicatedIPInput) int
+		RequestPasswordReset        func(childComplexity int, input model.RequestPasswordResetInput) int
+		RequestSftpModule           func(childComplexity int, input model.RequestSftpModuleInput) int
+		ResendInvitation            func(childComplexity int, input model.ResendInvitationInput) int
+		ResetPassword               func(childComplexity int, input model.ResetPasswordInput) int
+		RestoreUser                 func(childComplexity int, input model.RestoreUserInput) int
+		SetAccountIPAllowlist       func(childComplexity int, input model.SetAccountIPAllowlistInput) int
+		SetCustomSftpLogin          func(childComplexity int, input model.SetCustomSftpLoginInput) int
+		SetFolderUploadNotification func(childComplexity int, input model.SetFolderUploadNotificationInput) int
+		SetRequireTotpForAdmins     func(childComplexity int, input model.SetRequireTotpForAdminsInput) int
+		SetSftpAccess               func(childComplexity int, input model.SetSftpAccessInput) int
+		SetSftpLicences             func(childComplexity int, input model.SetSftpLicencesInput) int
+		SetStorageQuota             func(childComplexity int, input model.SetStorageQuotaInput) int
+		SetUserGroup                func(childComplexity int, input model.SetUserGroupInput) int
+		SetUserIPAllowlist          func(childComplexity int, input model.SetUserIPAllowlistInput) int
+		SetUserStorageQuota         func(childComplexity int, input model.SetUserStorageQuotaInput) int
+		ShareProjectFolder          func(childComplexity int, input model.ShareProjectFolderInput) int
+		StartSftpTrial              func(childComplexity int) int
+		StartTotpEnrolment          func(childComplexity int) int
+		SuspendSftpModule           func(childComplexity int, input model.SuspendSftpModuleInput) int
+		UnshareProjectFolder        func(childComplexity int, input model.UnshareProjectFolderInput) int
+		UpdateContact               func(childComplexity int, input model.UpdateContactInput) int
+		UpdateGroup                 func(childComplexity int, input model.UpdateGroupInput) int
+		UpdateSSHKey                func(childComplexity int, input model.UpdateSSHKeyInput) int
+		UpdateUser                  func(childComplexity int, input model.UpdateUserInput) int
 	}
 
 	Notification struct {
@@ -388,13 +392,14 @@ type ComplexityRoot struct {
 	}
 
 	ProjectFolder struct {
-		CreatedAt func(childComplexity int) int
-		CreatedBy func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Members   func(childComplexity int) int
-		MyRights  func(childComplexity int) int
-		Name      func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		CreatedBy            func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Members              func(childComplexity int) int
+		MyRights             func(childComplexity int) int
+		MyUploadNotification func(childComplexity int) int
+		Name                 func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
 	}
 
 	ProjectFolderConnection struct {
@@ -440,6 +445,12 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	SetFolderUploadNotificationPayload struct {
+		Enabled       func(childComplexity int) int
+		ProjectFolder func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
+	}
+
 	SetRequireTotpForAdminsPayload struct {
 		Account    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
@@ -464,6 +475,32 @@ type ComplexityRoot struct {
 	SetUserStorageQuotaPayload struct {
 		User       func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	SftpActivityConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SftpActivityEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SftpActivityEvent struct {
+		Action        func(childComplexity int) int
+		At            func(childComplexity int) int
+		Bytes         func(childComplexity int) int
+		ClientAddress func(childComplexity int) int
+		DurationMS    func(childComplexity int) int
+		Login         func(childComplexity int) int
+		Node          func(childComplexity int) int
+		Outcome       func(childComplexity int) int
+		Path          func(childComplexity int) int
+		Reason        func(childComplexity int) int
+		TargetPath    func(childComplexity int) int
+		User          func(childComplexity int) int
+		UserID        func(childComplexity int) int
 	}
 
 	SftpCredentials struct {
@@ -595,6 +632,7 @@ type ComplexityRoot struct {
 		Role                 func(childComplexity int) int
 		SSHKeys              func(childComplexity int) int
 		Sftp                 func(childComplexity int) int
+		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
 		Storage              func(childComplexity int) int
 		UpdatedAt            func(childComplexity int) int
 	}
@@ -651,6 +689,7 @@ type AccountResolver interface {
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
 	UsersCSV(ctx context.Context, obj *tenant.Account) (string, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
+	SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
 	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
@@ -702,6 +741,7 @@ type MutationResolver interface {
 	Logout(ctx context.Context) (*model.LogoutPayload, error)
 	ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.ChangePasswordPayload, error)
 	CreateAccount(ctx context.Context, input model.CreateAccountInput) (*model.CreateAccountPayload, error)
+	SetFolderUploadNotification(ctx context.Context, input model.SetFolderUploadNotificationInput) (*model.SetFolderUploadNotificationPayload, error)
 	StartTotpEnrolment(ctx context.Context) (*model.StartTotpEnrolmentPayload, error)
 	ConfirmTotpEnrolment(ctx context.Context, input model.ConfirmTotpEnrolmentInput) (*model.ConfirmTotpEnrolmentPayload, error)
 	DisableTotp(ctx context.Context, input model.DisableTotpInput) (*model.DisableTotpPayload, error)
@@ -762,6 +802,7 @@ type ProjectFolderResolver interface {
 
 	MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error)
 	Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error)
+	MyUploadNotification(ctx context.Context, obj *sharing.ProjectFolder) (bool, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (model.Viewer, error)
@@ -772,6 +813,16 @@ type QueryResolver interface {
 	DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
 	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error)
 	SftpServer(ctx context.Context) (*model.SftpServer, error)
+}
+type SftpActivityEventResolver interface {
+	UserID(ctx context.Context, obj *activity.Event) (string, error)
+	User(ctx context.Context, obj *activity.Event) (*tenant.User, error)
+
+	ClientAddress(ctx context.Context, obj *activity.Event) (string, error)
+
+	TargetPath(ctx context.Context, obj *activity.Event) (*string, error)
+
+	Reason(ctx context.Context, obj *activity.Event) (*string, error)
 }
 type SftpCredentialsResolver interface {
 	CustomLogin(ctx context.Context, obj *sftpaccess.Credentials) (*string, error)
@@ -797,6 +848,7 @@ type UserResolver interface {
 
 	Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error)
 
+	SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
 	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
 	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
 	IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error)
@@ -922,6 +974,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.RequireTotpForAdmins(childComplexity), true
+	case "Account.sftpActivity":
+		if e.ComplexityRoot.Account.SftpActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Account_sftpActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Account.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Account.sftpLicences":
 		if e.ComplexityRoot.Account.SftpLicences == nil {
 			break
@@ -2045,6 +2108,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetCustomSftpLogin(childComplexity, args["input"].(model.SetCustomSftpLoginInput)), true
+	case "Mutation.setFolderUploadNotification":
+		if e.ComplexityRoot.Mutation.SetFolderUploadNotification == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setFolderUploadNotification_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetFolderUploadNotification(childComplexity, args["input"].(model.SetFolderUploadNotificationInput)), true
 	case "Mutation.setRequireTotpForAdmins":
 		if e.ComplexityRoot.Mutation.SetRequireTotpForAdmins == nil {
 			break
@@ -2361,6 +2435,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectFolder.MyRights(childComplexity), true
+	case "ProjectFolder.myUploadNotification":
+		if e.ComplexityRoot.ProjectFolder.MyUploadNotification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolder.MyUploadNotification(childComplexity), true
 	case "ProjectFolder.name":
 		if e.ComplexityRoot.ProjectFolder.Name == nil {
 			break
@@ -2544,6 +2624,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SetAccountIpAllowlistPayload.UserErrors(childComplexity), true
 
+	case "SetFolderUploadNotificationPayload.enabled":
+		if e.ComplexityRoot.SetFolderUploadNotificationPayload.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetFolderUploadNotificationPayload.Enabled(childComplexity), true
+	case "SetFolderUploadNotificationPayload.projectFolder":
+		if e.ComplexityRoot.SetFolderUploadNotificationPayload.ProjectFolder == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetFolderUploadNotificationPayload.ProjectFolder(childComplexity), true
+	case "SetFolderUploadNotificationPayload.userErrors":
+		if e.ComplexityRoot.SetFolderUploadNotificationPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetFolderUploadNotificationPayload.UserErrors(childComplexity), true
+
 	case "SetRequireTotpForAdminsPayload.account":
 		if e.ComplexityRoot.SetRequireTotpForAdminsPayload.Account == nil {
 			break
@@ -2614,6 +2713,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SetUserStorageQuotaPayload.UserErrors(childComplexity), true
+
+	case "SftpActivityConnection.edges":
+		if e.ComplexityRoot.SftpActivityConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityConnection.Edges(childComplexity), true
+	case "SftpActivityConnection.pageInfo":
+		if e.ComplexityRoot.SftpActivityConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityConnection.PageInfo(childComplexity), true
+
+	case "SftpActivityEdge.cursor":
+		if e.ComplexityRoot.SftpActivityEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEdge.Cursor(childComplexity), true
+	case "SftpActivityEdge.node":
+		if e.ComplexityRoot.SftpActivityEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEdge.Node(childComplexity), true
+
+	case "SftpActivityEvent.action":
+		if e.ComplexityRoot.SftpActivityEvent.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Action(childComplexity), true
+	case "SftpActivityEvent.at":
+		if e.ComplexityRoot.SftpActivityEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.At(childComplexity), true
+	case "SftpActivityEvent.bytes":
+		if e.ComplexityRoot.SftpActivityEvent.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Bytes(childComplexity), true
+	case "SftpActivityEvent.clientAddress":
+		if e.ComplexityRoot.SftpActivityEvent.ClientAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.ClientAddress(childComplexity), true
+	case "SftpActivityEvent.durationMs":
+		if e.ComplexityRoot.SftpActivityEvent.DurationMS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.DurationMS(childComplexity), true
+	case "SftpActivityEvent.login":
+		if e.ComplexityRoot.SftpActivityEvent.Login == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Login(childComplexity), true
+	case "SftpActivityEvent.node":
+		if e.ComplexityRoot.SftpActivityEvent.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Node(childComplexity), true
+	case "SftpActivityEvent.outcome":
+		if e.ComplexityRoot.SftpActivityEvent.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Outcome(childComplexity), true
+	case "SftpActivityEvent.path":
+		if e.ComplexityRoot.SftpActivityEvent.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Path(childComplexity), true
+	case "SftpActivityEvent.reason":
+		if e.ComplexityRoot.SftpActivityEvent.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.Reason(childComplexity), true
+	case "SftpActivityEvent.targetPath":
+		if e.ComplexityRoot.SftpActivityEvent.TargetPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.TargetPath(childComplexity), true
+	case "SftpActivityEvent.user":
+		if e.ComplexityRoot.SftpActivityEvent.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.User(childComplexity), true
+	case "SftpActivityEvent.userId":
+		if e.ComplexityRoot.SftpActivityEvent.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityEvent.UserID(childComplexity), true
 
 	case "SftpCredentials.customLogin":
 		if e.ComplexityRoot.SftpCredentials.CustomLogin == nil {
@@ -3116,6 +3320,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Sftp(childComplexity), true
+	case "User.sftpActivity":
+		if e.ComplexityRoot.User.SftpActivity == nil {
+			break
+		}
+
+		args, err := ec.field_User_sftpActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string)), true
 	case "User.storage":
 		if e.ComplexityRoot.User.Storage == nil {
 			break
@@ -3299,6 +3514,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
 			graphql.NewInputUnmarshaler("SetAccountIpAllowlistInput", ec.unmarshalInputSetAccountIpAllowlistInput),
 			graphql.NewInputUnmarshaler("SetCustomSftpLoginInput", ec.unmarshalInputSetCustomSftpLoginInput),
+			graphql.NewInputUnmarshaler("SetFolderUploadNotificationInput", ec.unmarshalInputSetFolderUploadNotificationInput),
 			graphql.NewInputUnmarshaler("SetRequireTotpForAdminsInput", ec.unmarshalInputSetRequireTotpForAdminsInput),
 			graphql.NewInputUnmarshaler("SetSftpAccessInput", ec.unmarshalInputSetSftpAccessInput),
 			graphql.NewInputUnmarshaler("SetSftpLicencesInput", ec.unmarshalInputSetSftpLicencesInput),
@@ -3306,6 +3522,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SetUserGroupInput", ec.unmarshalInputSetUserGroupInput),
 			graphql.NewInputUnmarshaler("SetUserIpAllowlistInput", ec.unmarshalInputSetUserIpAllowlistInput),
 			graphql.NewInputUnmarshaler("SetUserStorageQuotaInput", ec.unmarshalInputSetUserStorageQuotaInput),
+			graphql.NewInputUnmarshaler("SftpActivityFilter", ec.unmarshalInputSftpActivityFilter),
 			graphql.NewInputUnmarshaler("ShareProjectFolderInput", ec.unmarshalInputShareProjectFolderInput),
 			graphql.NewInputUnmarshaler("SuspendSftpModuleInput", ec.unmarshalInputSuspendSftpModuleInput),
 			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
@@ -3462,6 +3679,134 @@ type CreateAccountPayload {
   """
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
+  userErrors: [UserError!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/activity.graphqls", Input: `"""
+One entry of an account's SFTP activity log: a login (or its refusal), a logout, a transfer
+(one entry when its file is closed, with the bytes moved), a delete, rename, mkdir, rmdir or
+copy, or a refusal for lack of rights. Entries are kept for the deployment's retention (90 days
+unless the operator set ` + "`" + `--activity-retention` + "`" + `). See docs/GRAPHQL.md.
+"""
+type SftpActivityEvent {
+  at: Time!
+  action: SftpActivityAction!
+  outcome: SftpActivityOutcome!
+  "The user's global ID (users deleted since keep their entries)."
+  userId: ID!
+  "The user, when you may still see them; null once deleted."
+  user: User
+  "What the client logged in as: the user's login ID, or their custom login."
+  login: String!
+  "The client's address, as the server saw it (through a trusted PROXY header: the original client)."
+  clientAddress: String!
+  "The path as the user sees it in their SFTP tree, e.g. ` + "`" + `/My Files/report.pdf` + "`" + `; empty for logins and logouts."
+  path: String!
+  "Where a rename or a copy went; null for other actions."
+  targetPath: String
+  "Bytes moved by a transfer or a copy; null for other actions."
+  bytes: Bytes
+  "How long a transfer lasted (open to close), or a session (at logout), in milliseconds."
+  durationMs: Bytes
+  """
+  Why it failed or was refused. For a refused login it is the real reason as the operator
+  sees it (` + "`" + `wrong password` + "`" + `, ` + "`" + `SFTP access is off for the user` + "`" + `, …), which the SFTP client is
+  never told; for PERMISSION_DENIED it starts with the action refused (` + "`" + `UPLOAD: …` + "`" + `); for a
+  logout it is how the session ended.
+  """
+  reason: String
+  "The Skiff node that served the session (` + "`" + `--node-name` + "`" + `)."
+  node: String!
+}
+
+enum SftpActivityAction {
+  "A login: SUCCESS, or REFUSED with the reason. Logins that name no user of the account are in the server log only."
+  LOGIN
+  LOGOUT
+  "A file opened for writing and closed: SUCCESS (saved), FAILED, or INTERRUPTED (the connection ended first; not saved)."
+  UPLOAD
+  "A file opened for reading and closed: SUCCESS, or INTERRUPTED (the connection ended first)."
+  DOWNLOAD
+  DELETE
+  RENAME
+  MKDIR
+  RMDIR
+  "A server-side copy (copy-data) from ` + "`" + `path` + "`" + ` to ` + "`" + `targetPath` + "`" + `."
+  COPY
+  "An operation refused because the user lacks the right in that folder; the reason names the operation."
+  PERMISSION_DENIED
+}
+
+enum SftpActivityOutcome {
+  SUCCESS
+  FAILED
+  "A transfer cut by the end of the connection before its file was closed."
+  INTERRUPTED
+  REFUSED
+}
+
+"What to list of the activity log; every field given narrows the list."
+input SftpActivityFilter {
+  "One user's activity (ignored on ` + "`" + `User.sftpActivity` + "`" + `)."
+  userId: ID
+  "Entries whose path or target path starts with this, e.g. ` + "`" + `/My Files/reports/` + "`" + `."
+  pathPrefix: String
+  actions: [SftpActivityAction!]
+  "Entries at or after this time."
+  from: Time
+  "Entries before this time."
+  to: Time
+}
+
+type SftpActivityConnection {
+  edges: [SftpActivityEdge!]!
+  pageInfo: PageInfo!
+}
+
+type SftpActivityEdge {
+  cursor: String!
+  node: SftpActivityEvent!
+}
+
+extend type Account {
+  """
+  The account's SFTP activity log, newest first. Owners, administrators and support staff;
+  other users see their own on ` + "`" + `User.sftpActivity` + "`" + `. For a CSV of a whole range, use
+  ` + "`" + `GET /export/activity.csv` + "`" + ` (docs/GRAPHQL.md).
+  """
+  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection!
+}
+
+extend type User {
+  "The user's SFTP activity, newest first. The user themselves, the account's owners and administrators, and support staff."
+  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection!
+}
+
+extend type ProjectFolder {
+  "Whether you get the digest of the uploads to this folder (setFolderUploadNotification)."
+  myUploadNotification: Boolean!
+}
+
+extend type Mutation {
+  """
+  Turn on or off your digest of the uploads to a project folder: while on, you get one email
+  per interval (15 minutes unless the operator set ` + "`" + `--upload-digest-interval` + "`" + `) listing the files
+  others uploaded to it and completed, with who uploaded them, their size and path; never one
+  email per file, and none when nothing was uploaded. Any member of the folder (anyone with a
+  right in it); digests stop while you have no access to the folder.
+  """
+  setFolderUploadNotification(input: SetFolderUploadNotificationInput!): SetFolderUploadNotificationPayload!
+}
+
+input SetFolderUploadNotificationInput {
+  folderId: ID!
+  enabled: Boolean!
+}
+
+type SetFolderUploadNotificationPayload {
+  projectFolder: ProjectFolder
+  "Whether the digest is now on."
+  enabled: Boolean!
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -5627,6 +5972,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_usersCsv(ctx, field)
 	case "contacts":
 		return ec.fieldContext_Account_contacts(ctx, field)
+	case "sftpActivity":
+		return ec.fieldContext_Account_sftpActivity(ctx, field)
 	case "dedicatedIp":
 		return ec.fieldContext_Account_dedicatedIp(ctx, field)
 	case "projectFolders":
@@ -6169,6 +6516,8 @@ func (ec *executionContext) childFields_ProjectFolder(ctx context.Context, field
 		return ec.fieldContext_ProjectFolder_myRights(ctx, field)
 	case "members":
 		return ec.fieldContext_ProjectFolder_members(ctx, field)
+	case "myUploadNotification":
+		return ec.fieldContext_ProjectFolder_myUploadNotification(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProjectFolder", field.Name)
 }
@@ -6237,6 +6586,18 @@ func (ec *executionContext) childFields_SetAccountIpAllowlistPayload(ctx context
 	return nil, fmt.Errorf("no field named %q was found under type SetAccountIpAllowlistPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SetFolderUploadNotificationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "projectFolder":
+		return ec.fieldContext_SetFolderUploadNotificationPayload_projectFolder(ctx, field)
+	case "enabled":
+		return ec.fieldContext_SetFolderUploadNotificationPayload_enabled(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetFolderUploadNotificationPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetFolderUploadNotificationPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_SetRequireTotpForAdminsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "account":
@@ -6287,6 +6648,58 @@ func (ec *executionContext) childFields_SetUserStorageQuotaPayload(ctx context.C
 		return ec.fieldContext_SetUserStorageQuotaPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SetUserStorageQuotaPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SftpActivityConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SftpActivityConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SftpActivityConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SftpActivityConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SftpActivityEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SftpActivityEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SftpActivityEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SftpActivityEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SftpActivityEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_SftpActivityEvent_at(ctx, field)
+	case "action":
+		return ec.fieldContext_SftpActivityEvent_action(ctx, field)
+	case "outcome":
+		return ec.fieldContext_SftpActivityEvent_outcome(ctx, field)
+	case "userId":
+		return ec.fieldContext_SftpActivityEvent_userId(ctx, field)
+	case "user":
+		return ec.fieldContext_SftpActivityEvent_user(ctx, field)
+	case "login":
+		return ec.fieldContext_SftpActivityEvent_login(ctx, field)
+	case "clientAddress":
+		return ec.fieldContext_SftpActivityEvent_clientAddress(ctx, field)
+	case "path":
+		return ec.fieldContext_SftpActivityEvent_path(ctx, field)
+	case "targetPath":
+		return ec.fieldContext_SftpActivityEvent_targetPath(ctx, field)
+	case "bytes":
+		return ec.fieldContext_SftpActivityEvent_bytes(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_SftpActivityEvent_durationMs(ctx, field)
+	case "reason":
+		return ec.fieldContext_SftpActivityEvent_reason(ctx, field)
+	case "node":
+		return ec.fieldContext_SftpActivityEvent_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SftpActivityEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_SftpCredentials(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6531,6 +6944,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_deletedAt(ctx, field)
 	case "invitationPending":
 		return ec.fieldContext_User_invitationPending(ctx, field)
+	case "sftpActivity":
+		return ec.fieldContext_User_sftpActivity(ctx, field)
 	case "projectsSharedWithMe":
 		return ec.fieldContext_User_projectsSharedWithMe(ctx, field)
 	case "group":
@@ -6848,6 +7263,36 @@ func (ec *executionContext) field_Account_projectFolders_args(ctx context.Contex
 		return nil, err
 	}
 	args["search"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Account_sftpActivity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SftpActivityFilter, error) {
+			return ec.unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -7381,6 +7826,20 @@ func (ec *executionContext) field_Mutation_setCustomSftpLogin_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setFolderUploadNotification_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetFolderUploadNotificationInput, error) {
+			return ec.unmarshalNSetFolderUploadNotificationInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setRequireTotpForAdmins_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7761,6 +8220,36 @@ func (ec *executionContext) field_User_projectsSharedWithMe_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_User_sftpActivity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SftpActivityFilter, error) {
+			return ec.unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8032,6 +8521,50 @@ func (ec *executionContext) fieldContext_Account_contacts(ctx context.Context, f
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Account_contacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_sftpActivity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Account().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
+			return ec.marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_sftpActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpActivityConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Account_sftpActivity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11563,6 +12096,50 @@ func (ec *executionContext) fieldContext_Mutation_createAccount(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setFolderUploadNotification(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setFolderUploadNotification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetFolderUploadNotification(ctx, fc.Args["input"].(model.SetFolderUploadNotificationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
+			return ec.marshalNSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setFolderUploadNotification(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetFolderUploadNotificationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setFolderUploadNotification_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_startTotpEnrolment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14215,6 +14792,29 @@ func (ec *executionContext) fieldContext_ProjectFolder_members(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _ProjectFolder_myUploadNotification(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_myUploadNotification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProjectFolder().MyUploadNotification(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_myUploadNotification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _ProjectFolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15031,6 +15631,93 @@ func (ec *executionContext) fieldContext_SetAccountIpAllowlistPayload_userErrors
 	return fc, nil
 }
 
+func (ec *executionContext) _SetFolderUploadNotificationPayload_projectFolder(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetFolderUploadNotificationPayload_projectFolder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProjectFolder, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.ProjectFolder) graphql.Marshaler {
+			return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_projectFolder(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetFolderUploadNotificationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetFolderUploadNotificationPayload_enabled(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetFolderUploadNotificationPayload_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SetFolderUploadNotificationPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _SetFolderUploadNotificationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetFolderUploadNotificationPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetFolderUploadNotificationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SetRequireTotpForAdminsPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15381,6 +16068,433 @@ func (ec *executionContext) fieldContext_SetUserStorageQuotaPayload_userErrors(_
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _SftpActivityConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SftpActivityEdge) graphql.Marshaler {
+			return ec.marshalNSftpActivityEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpActivityConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpActivityEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpActivityConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpActivityConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpActivityEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpActivityEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *activity.Event) graphql.Marshaler {
+			return ec.marshalNSftpActivityEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpActivityEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpActivityEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpActivityEvent_at(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SftpActivityEvent_action(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v activity.Action) graphql.Marshaler {
+			return ec.marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityAction")
+}
+
+func (ec *executionContext) _SftpActivityEvent_outcome(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v activity.Outcome) graphql.Marshaler {
+			return ec.marshalNSftpActivityOutcome2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityOutcome")
+}
+
+func (ec *executionContext) _SftpActivityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_userId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpActivityEvent().UserID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "ID")
+}
+
+func (ec *executionContext) _SftpActivityEvent_user(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpActivityEvent().User(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpActivityEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpActivityEvent_login(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_login(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Login, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_login(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpActivityEvent_clientAddress(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_clientAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpActivityEvent().ClientAddress(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_clientAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpActivityEvent_path(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_path(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Path, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpActivityEvent_targetPath(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_targetPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpActivityEvent().TargetPath(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_targetPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpActivityEvent_bytes(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOBytes2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _SftpActivityEvent_durationMs(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOBytes2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _SftpActivityEvent_reason(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpActivityEvent().Reason(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpActivityEvent_node(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityEvent_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityEvent_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -17300,6 +18414,50 @@ func (ec *executionContext) _User_invitationPending(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_User_invitationPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _User_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_sftpActivity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
+			return ec.marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_sftpActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpActivityConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_sftpActivity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_projectsSharedWithMe(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -20816,6 +21974,55 @@ func UnmarshalSetCustomSftpLoginInput(ctx context.Context, raw any) (model.SetCu
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetFolderUploadNotificationInput(ctx context.Context, obj any) (model.SetFolderUploadNotificationInput, error) {
+	var it model.SetFolderUploadNotificationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"folderId", "enabled"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "folderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("folderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FolderID = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetFolderUploadNotificationInput unmarshals raw into the SetFolderUploadNotificationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetFolderUploadNotificationInput(ctx context.Context, raw any) (model.SetFolderUploadNotificationInput, error) {
+	var out model.SetFolderUploadNotificationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetFolderUploadNotificationInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSetRequireTotpForAdminsInput(ctx context.Context, obj any) (model.SetRequireTotpForAdminsInput, error) {
 	var it model.SetRequireTotpForAdminsInput
 	if obj == nil {
@@ -21149,6 +22356,76 @@ func (ec *executionContext) unmarshalInputSetUserStorageQuotaInput(ctx context.C
 func UnmarshalSetUserStorageQuotaInput(ctx context.Context, raw any) (model.SetUserStorageQuotaInput, error) {
 	var out model.SetUserStorageQuotaInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetUserStorageQuotaInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSftpActivityFilter(ctx context.Context, obj any) (model.SftpActivityFilter, error) {
+	var it model.SftpActivityFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "pathPrefix", "actions", "from", "to"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "pathPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pathPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PathPrefix = data
+		case "actions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actions"))
+			data, err := ec.unmarshalOSftpActivityAction2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Actions = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSftpActivityFilter unmarshals raw into the SftpActivityFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSftpActivityFilter(ctx context.Context, raw any) (model.SftpActivityFilter, error) {
+	var out model.SftpActivityFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SftpActivityFilter", raw, &out)
 	return out, err
 }
 
@@ -21827,6 +23104,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_contacts(ctx, field, obj)
+				})
+		case "sftpActivity":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_sftpActivity(ctx, field, obj)
 				})
 		case "dedicatedIp":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -23507,6 +24790,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "setFolderUploadNotification":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setFolderUploadNotification(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "startTotpEnrolment":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startTotpEnrolment(ctx, field)
@@ -24134,6 +25424,12 @@ func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.Selectio
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProjectFolder_members(ctx, field, obj)
 				})
+		case "myUploadNotification":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_myUploadNotification(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -24487,6 +25783,49 @@ func (ec *executionContext) _SetAccountIpAllowlistPayload(ctx context.Context, s
 	return out
 }
 
+var setFolderUploadNotificationPayloadImplementors = []string{"SetFolderUploadNotificationPayload"}
+
+func (ec *executionContext) _SetFolderUploadNotificationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setFolderUploadNotificationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetFolderUploadNotificationPayload")
+		case "projectFolder":
+			out.Values[i] = ec._SetFolderUploadNotificationPayload_projectFolder(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "enabled":
+			out.Values[i] = ec._SetFolderUploadNotificationPayload_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetFolderUploadNotificationPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var setRequireTotpForAdminsPayloadImplementors = []string{"SetRequireTotpForAdminsPayload"}
 
 func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
@@ -24664,6 +26003,180 @@ func (ec *executionContext) _SetUserStorageQuotaPayload(ctx context.Context, sel
 			out.Values[i] = ec._SetUserStorageQuotaPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sftpActivityConnectionImplementors = []string{"SftpActivityConnection"}
+
+func (ec *executionContext) _SftpActivityConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SftpActivityConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sftpActivityConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SftpActivityConnection")
+		case "edges":
+			out.Values[i] = ec._SftpActivityConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SftpActivityConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sftpActivityEdgeImplementors = []string{"SftpActivityEdge"}
+
+func (ec *executionContext) _SftpActivityEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SftpActivityEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sftpActivityEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SftpActivityEdge")
+		case "cursor":
+			out.Values[i] = ec._SftpActivityEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SftpActivityEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sftpActivityEventImplementors = []string{"SftpActivityEvent"}
+
+func (ec *executionContext) _SftpActivityEvent(ctx context.Context, sel ast.SelectionSet, obj *activity.Event) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sftpActivityEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SftpActivityEvent")
+		case "at":
+			out.Values[i] = ec._SftpActivityEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "action":
+			out.Values[i] = ec._SftpActivityEvent_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "outcome":
+			out.Values[i] = ec._SftpActivityEvent_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpActivityEvent_userId(ctx, field, obj)
+				})
+		case "user":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpActivityEvent_user(ctx, field, obj)
+				})
+		case "login":
+			out.Values[i] = ec._SftpActivityEvent_login(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientAddress":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpActivityEvent_clientAddress(ctx, field, obj)
+				})
+		case "path":
+			out.Values[i] = ec._SftpActivityEvent_path(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "targetPath":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpActivityEvent_targetPath(ctx, field, obj)
+				})
+		case "bytes":
+			out.Values[i] = ec._SftpActivityEvent_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "durationMs":
+			out.Values[i] = ec._SftpActivityEvent_durationMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpActivityEvent_reason(ctx, field, obj)
+				})
+		case "node":
+			out.Values[i] = ec._SftpActivityEvent_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -25531,6 +27044,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "sftpActivity":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_sftpActivity(ctx, field, obj)
+				})
 		case "projectsSharedWithMe":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -27037,6 +28556,19 @@ func (ec *executionContext) unmarshalNSetCustomSftpLoginInput2githubᚗcomᚋski
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNSetFolderUploadNotificationInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationInput(ctx context.Context, v any) (model.SetFolderUploadNotificationInput, error) {
+	res, err := ec.unmarshalInputSetFolderUploadNotificationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetFolderUploadNotificationPayload!")
+		return graphql.Null
+	}
+	return ec._SetFolderUploadNotificationPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNSetRequireTotpForAdminsInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsInput(ctx context.Context, v any) (model.SetRequireTotpForAdminsInput, error) {
 	res, err := ec.unmarshalInputSetRequireTotpForAdminsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -27070,6 +28602,76 @@ func (ec *executionContext) unmarshalNSetUserIpAllowlistInput2githubᚗcomᚋski
 func (ec *executionContext) unmarshalNSetUserStorageQuotaInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetUserStorageQuotaInput(ctx context.Context, v any) (model.SetUserStorageQuotaInput, error) {
 	res, err := ec.unmarshalInputSetUserStorageQuotaInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx context.Context, v any) (activity.Action, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := activity.Action(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx context.Context, sel ast.SelectionSet, v activity.Action) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SftpActivityAction!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx context.Context, sel ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SftpActivityConnection!")
+		return graphql.Null
+	}
+	return ec._SftpActivityConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSftpActivityEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SftpActivityEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSftpActivityEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSftpActivityEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdge(ctx context.Context, sel ast.SelectionSet, v *model.SftpActivityEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SftpActivityEdge!")
+		return graphql.Null
+	}
+	return ec._SftpActivityEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSftpActivityEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐEvent(ctx context.Context, sel ast.SelectionSet, v *activity.Event) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SftpActivityEvent!")
+		return graphql.Null
+	}
+	return ec._SftpActivityEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSftpActivityOutcome2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐOutcome(ctx context.Context, v any) (activity.Outcome, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := activity.Outcome(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSftpActivityOutcome2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐOutcome(ctx context.Context, sel ast.SelectionSet, v activity.Outcome) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SftpActivityOutcome!")
+	}
+	return res
 }
 
 func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
@@ -28004,6 +29606,50 @@ func (ec *executionContext) marshalOSetUserStorageQuotaPayload2ᚖgithubᚗcom�
 		return graphql.Null
 	}
 	return ec._SetUserStorageQuotaPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSftpActivityAction2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐActionᚄ(ctx context.Context, v any) ([]activity.Action, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]activity.Action, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOSftpActivityAction2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐActionᚄ(ctx context.Context, sel ast.SelectionSet, v []activity.Action) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityFilter(ctx context.Context, v any) (*model.SftpActivityFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSftpActivityFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOSftpCredentials2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐCredentials(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Credentials) graphql.Marshaler {

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
 	"github.com/skiffhq/skiff/tenant/people"
@@ -651,6 +652,18 @@ type SetCustomSftpLoginInput struct {
 	Login *string `json:"login,omitempty"`
 }
 
+type SetFolderUploadNotificationInput struct {
+	FolderID string `json:"folderId"`
+	Enabled  bool   `json:"enabled"`
+}
+
+type SetFolderUploadNotificationPayload struct {
+	ProjectFolder *sharing.ProjectFolder `json:"projectFolder,omitempty"`
+	// Whether the digest is now on.
+	Enabled    bool         `json:"enabled"`
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // The input of `setRequireTotpForAdmins`.
 type SetRequireTotpForAdminsInput struct {
 	// True to require two-factor of owners and administrators, false to make it optional.
@@ -748,6 +761,29 @@ type SetUserStorageQuotaPayload struct {
 	User *tenant.User `json:"user,omitempty"`
 	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+type SftpActivityConnection struct {
+	Edges    []*SftpActivityEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type SftpActivityEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *activity.Event `json:"node"`
+}
+
+// What to list of the activity log; every field given narrows the list.
+type SftpActivityFilter struct {
+	// One user's activity (ignored on `User.sftpActivity`).
+	UserID *string `json:"userId,omitempty"`
+	// Entries whose path or target path starts with this, e.g. `/My Files/reports/`.
+	PathPrefix *string           `json:"pathPrefix,omitempty"`
+	Actions    []activity.Action `json:"actions,omitempty"`
+	// Entries at or after this time.
+	From *time.Time `json:"from,omitempty"`
+	// Entries before this time.
+	To *time.Time `json:"to,omitempty"`
 }
 
 // The result of `activateSftpModule`, `setSftpLicences`: what changed, or the user errors.

@@ -39,17 +39,18 @@ var allowed = map[string][]string{
 	"tenant/people":     {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftpaccess", "tenant/sharing", "tenant/purge", "policy"},
 	"tenant/account":    {"tenant", "tenant/audit", "tenant/people"},
 	"tenant/storageuse": {"tenant", "tenant/audit", "tenant/outbox"},
+	"tenant/activity":   {"tenant", "tenant/outbox", "tenant/sharing", "tenant/storageuse", "policy"},
 	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/purge",
-		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
+		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity"},
 
 	// Transports: the domain and below, never each other.
 	"sftp/vfs":        {"storage"},
-	"sftp":            {"sftp/vfs", "storage", "policy", "tenant", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
+	"sftp":            {"sftp/vfs", "storage", "policy", "tenant", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity"},
 	"notify":          {"tenant", "tenant/outbox"},
-	"graph/model":     {"policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
-	"graph/generated": {"graph/model", "policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
+	"graph/model":     {"policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity"},
+	"graph/generated": {"graph/model", "policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity"},
 	"graph": {"graph/generated", "graph/model", "policy", "tenant", "tenant/account", "tenant/audit", "tenant/domain",
-		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse"},
+		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity"},
 
 	// Test helpers.
 	"internal/pgtest":   {"internal/pgserver", "migrations", "tenant"},

@@ -175,7 +175,11 @@ func (c *conn) serveCopyData(id uint32, d decoder) {
 		c.sendStatus(id, err)
 		return
 	}
-	c.sendStatus(id, dst.file.copyFrom(src.file, roff, rlen, woff))
+	before := dst.file.moved.Load()
+	err = dst.file.copyFrom(src.file, roff, rlen, woff)
+	src.file.copySource = true
+	c.s.recordCopy(src.file, dst.file, dst.file.moved.Load()-before, err)
+	c.sendStatus(id, err)
 }
 
 // copyChunk is how much copyFrom copies between two checks of the gate

@@ -59,11 +59,21 @@ type handle struct {
 	closeErr error
 
 	// moved counts the bytes read or written through the handle, for the
-	// log of a transfer cut at shutdown (Session.Transfers).
+	// log of a transfer cut at shutdown (Session.Transfers) and the
+	// activity log.
 	moved atomic.Int64
 	// opened is when the client opened it (Session.trackFile), for the
-	// transfer's duration in Metrics.
+	// transfer's duration in Metrics and the activity log.
 	opened time.Time
+
+	// For the activity log (activity.go): the project folder the handle
+	// writes to ("" elsewhere; rel is then the path in it), whether the
+	// channel ended with it open, and whether it was the source of a
+	// copy-data. cut and copySource are set by the channel's server,
+	// which also closes the handle.
+	folderID   string
+	cut        bool
+	copySource bool
 }
 
 func (h *handle) atomic() bool { return h.tmp != "" }
@@ -188,6 +198,7 @@ const writebackEvery = 8 << 20
 // TransferError is called when the channel ended with the handle still
 // open: the upload is incomplete.
 func (h *handle) TransferError(err error) {
+	h.cut = true
 	if h.atomic() {
 		h.s.log.Info("sftp: upload discarded, connection ended before close", "path", h.vpath, "err", err)
 	}
@@ -199,6 +210,7 @@ func (h *handle) Close() error {
 	h.once.Do(func() {
 		h.s.forgetFile(h)
 		defer h.measure()
+		defer func() { h.recordTransfer(h.closeErr) }()
 		if !h.atomic() {
 			if err := h.f.Close(); err != nil {
 				h.closeErr = h.s.failPath("close", h.vpath, err)

@@ -103,7 +103,8 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending, vpath: loc.vpath}
+		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending, vpath: loc.vpath,
+			rel: loc.rel, folderID: loc.folderID()}
 		h.startMeter(loc, fi.Size())
 		return h, nil
 	}
@@ -125,6 +126,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 	up := &handle{
 		s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending,
 		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: excl,
+		folderID: loc.folderID(),
 	}
 	up.startMeter(loc, 0)
 	s.trackUpload(up)

@@ -171,8 +171,10 @@ func (c *conn) serveOpen(id uint32, d decoder) {
 	var err error
 	if pflags&(fxfWrite|fxfAppend|fxfCreat|fxfTrunc) != 0 {
 		h, err = c.s.openWrite(p, pflags)
+		c.s.recordDenied(OpUpload, p, err)
 	} else {
 		h, err = c.s.openRead(p)
+		c.s.recordDenied(OpDownload, p, err)
 	}
 	if err != nil {
 		c.s.handles.Release()
@@ -453,7 +455,13 @@ func (c *conn) remove(id uint32, d decoder, dir bool) {
 	if c.malformed(id, &d) {
 		return
 	}
-	c.sendStatus(id, c.s.remove(p, dir))
+	err := c.s.remove(p, dir)
+	if dir {
+		c.s.recordResult(OpRmdir, p, "", err)
+	} else {
+		c.s.recordResult(OpRemove, p, "", err)
+	}
+	c.sendStatus(id, err)
 }
 
 func (c *conn) serveRemove(id uint32, d decoder) { c.remove(id, d, false) }
@@ -464,7 +472,9 @@ func (c *conn) serveMkdir(id uint32, d decoder) {
 	if c.malformed(id, &d) {
 		return
 	}
-	c.sendStatus(id, c.s.mkdir(p))
+	err := c.s.mkdir(p)
+	c.s.recordResult(OpMkdir, p, "", err)
+	c.sendStatus(id, err)
 }
 
 func (c *conn) serveRealpath(id uint32, d decoder) {
@@ -483,7 +493,9 @@ func (c *conn) rename(id uint32, d decoder, replace bool) {
 	if c.malformed(id, &d) {
 		return
 	}
-	c.sendStatus(id, c.s.rename(from, to, replace))
+	err := c.s.rename(from, to, replace)
+	c.s.recordResult(OpRename, from, to, err)
+	c.sendStatus(id, err)
 }
 
 func (c *conn) serveRename(id uint32, d decoder)      { c.rename(id, d, false) }

@@ -30,6 +30,14 @@ type location struct {
 	dirOnly bool
 }
 
+// folderID is the project folder the location is in, "" outside one.
+func (l *location) folderID() string {
+	if l.place != atFolder {
+		return ""
+	}
+	return l.folder.ID
+}
+
 // virtual reports whether the location is one of the read-only directories
 // that exist only in the tree ("/" and the mount point).
 func (l *location) virtual() bool { return l.place == atRoot || l.place == atMount }

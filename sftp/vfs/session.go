@@ -88,6 +88,9 @@ type Config struct {
 	// Quota that no write draws on (DefaultQuotaPoolIdle when zero); see
 	// pool.go.
 	QuotaPoolIdle time.Duration
+	// Activity is told what the session does, for the activity log; nil
+	// records nothing.
+	Activity Activity
 }
 
 // Session is one SSH connection's view of the file tree. Serve it on each

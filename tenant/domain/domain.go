@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/outbox"
 	"github.com/skiffhq/skiff/tenant/people"
@@ -34,6 +35,7 @@ type Domain struct {
 	Outbox       *outbox.Service     // emails and their delivery status
 	Files        *purge.Service      // deleted files: their grace period and their purge
 	Storage      *storageuse.Service // storage quotas, usage and its reconcile pass
+	Activity     *activity.Service   // the SFTP activity log and the folders' upload digests
 }
 
 // New returns the domain on db with the product's defaults.
@@ -50,6 +52,7 @@ func New(db *tenant.DB) *Domain {
 		Storage:      &storageuse.Service{Base: base},
 	}
 	d.Sharing.Files = d.Files
+	d.Activity = &activity.Service{Base: base, Folders: d.Sharing}
 	d.People = &people.Service{Base: base, TokenTTL: people.DefaultTokenTTL, SFTP: d.SFTP, Sharing: d.Sharing, Files: d.Files}
 	d.Accounts = &account.Service{Base: base, People: d.People}
 	return d

@@ -35,6 +35,9 @@ const (
 	EmailSSHKeyExpired  EmailKind = "ssh_key_expired"
 	// To the account's owners when its storage reaches 80 % or 100 % of its quota.
 	EmailStorageQuota EmailKind = "storage_quota"
+	// To a member of a project folder who asked for it: what was uploaded
+	// to the folder since the last digest (package activity).
+	EmailFolderUploadDigest EmailKind = "folder_upload_digest"
 )
 
 // EmailKinds lists every kind, for template checks.
@@ -42,7 +45,7 @@ func EmailKinds() []EmailKind {
 	return []EmailKind{EmailSFTPEnabled, EmailSSHKeyAdded, EmailModuleTrialStarted,
 		EmailModuleActivated, EmailModuleTrialEnding, EmailInvitation, EmailPasswordReset,
 		EmailDedicatedIPProvisioned, EmailDedicatedIPDeclined, EmailEmailChanged,
-		EmailSSHKeyExpiring, EmailSSHKeyExpired, EmailStorageQuota}
+		EmailSSHKeyExpiring, EmailSSHKeyExpired, EmailStorageQuota, EmailFolderUploadDigest}
 }
 
 // EmailStatus is where an outbox email is on its way out.
@@ -248,6 +251,43 @@ func (d StorageQuotaData) validate() error {
 		text("Used", d.Used).text("Quota", d.Quota)
 	if r.err == nil && (d.Percent != 80 && d.Percent != 100 || d.Full != (d.Percent == 100)) {
 		r.err = fmt.Errorf("email %s: Percent is %d, not 80 or 100", d.EmailKind(), d.Percent)
+	}
+	return r.err
+}
+
+// FolderUploadDigestData lists the uploads to a project folder over one
+// digest interval, for one member of the folder. Sizes are shown as written
+// ("1.2 MiB"); Uploads holds at most the first MaxDigestUploads, More counts
+// the others.
+type FolderUploadDigestData struct {
+	UserName    string
+	AccountName string
+	FolderName  string
+	Since       time.Time
+	Until       time.Time
+	Count       int
+	Uploads     []DigestUpload
+	More        int
+}
+
+// DigestUpload is one completed upload in a folder digest.
+type DigestUpload struct {
+	At   time.Time
+	By   string // the uploader's name (their login when they have none)
+	Path string // inside the folder
+	Size string
+}
+
+// MaxDigestUploads is the most uploads one digest lists.
+const MaxDigestUploads = 200
+
+func (FolderUploadDigestData) EmailKind() EmailKind { return EmailFolderUploadDigest }
+
+func (d FolderUploadDigestData) validate() error {
+	r := (&required{kind: d.EmailKind()}).text("UserName", d.UserName).text("AccountName", d.AccountName).
+		text("FolderName", d.FolderName).at("Since", d.Since).at("Until", d.Until)
+	if r.err == nil && (len(d.Uploads) == 0 || len(d.Uploads) > MaxDigestUploads || d.Count != len(d.Uploads)+d.More) {
+		r.err = fmt.Errorf("email %s: %d uploads listed, %d more, count %d", d.EmailKind(), len(d.Uploads), d.More, d.Count)
 	}
 	return r.err
 }

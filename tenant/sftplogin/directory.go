@@ -105,6 +105,10 @@ type Login struct {
 	// Jailed users see only the folders shared with them: their group does
 	// not grant SFTP access to My Files (see the "jailed" column of loginQuery).
 	Jailed bool
+	// LoginUsed is the name the client logged in with: Login, or the
+	// user's custom login on the account's dedicated IP. The SSH server
+	// sets it; the activity log shows it.
+	LoginUsed string
 }
 
 // loginRecord is everything a login decision needs, read in one query.
@@ -222,6 +226,22 @@ func accessRefusal(live, sftpEnabled bool, moduleStatus string, trialEndsAt *tim
 
 func loginFailed(reason string) error { return fmt.Errorf("%w: %s", ErrLoginFailed, reason) }
 
+// Refusal is a refused login of a known user: the account's activity log
+// records it with its reason (which, like every refusal's, is never told
+// to the client). It wraps ErrLoginFailed.
+type Refusal struct {
+	AccountID, UserID string
+	Reason            string
+}
+
+func (r *Refusal) Error() string { return ErrLoginFailed.Error() + ": " + r.Reason }
+func (r *Refusal) Unwrap() error { return ErrLoginFailed }
+
+// refused is the refusal of rec's login for reason.
+func (r *loginRecord) refused(reason string) error {
+	return &Refusal{AccountID: r.AccountID, UserID: r.UserID, Reason: reason}
+}
+
 // allowlistRefusal says why remote may not log in under the record's IP
 // allowlists, or "" if it may.
 func (r *loginRecord) allowlistRefusal(remote netip.Addr) string {
@@ -290,15 +310,15 @@ func (d *Directory) passwordLogin(ctx context.Context, dest, remote netip.Addr, 
 	case rec == nil:
 		return nil, loginFailed("unknown login")
 	case hash == "":
-		return nil, loginFailed("the user has no password")
+		return nil, rec.refused("the user has no password")
 	case !ok:
-		return nil, loginFailed("wrong password")
+		return nil, rec.refused("wrong password")
 	}
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
-		return nil, loginFailed(why)
+		return nil, rec.refused(why)
 	}
 	if why := rec.allowlistRefusal(remote); why != "" {
-		return nil, loginFailed(why)
+		return nil, rec.refused(why)
 	}
 	l := rec.sftpLogin()
 	l.PasswordDigest = passwordDigest(hash)
@@ -335,18 +355,18 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 		return nil, loginFailed("unknown login")
 	// Compare the whole key, not only its hash, so a match is exact.
 	case rec.KeyID == nil || !bytes.Equal(rec.KeyBlob, key.Marshal()):
-		return nil, loginFailed("key " + fingerprint + " is not one of the user's keys")
+		return nil, rec.refused("key " + fingerprint + " is not one of the user's keys")
 	// A disabled or expired key is refused like a key the user does not have.
 	case rec.KeyStatus == nil || *rec.KeyStatus != "ACTIVE":
-		return nil, loginFailed("key " + fingerprint + " is disabled")
+		return nil, rec.refused("key " + fingerprint + " is disabled")
 	case rec.KeyExpiresAt != nil && !d.now().Before(*rec.KeyExpiresAt):
-		return nil, loginFailed("key " + fingerprint + " expired at " + rec.KeyExpiresAt.UTC().Format(time.RFC3339))
+		return nil, rec.refused("key " + fingerprint + " expired at " + rec.KeyExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if why := accessRefusal(rec.Live, rec.SFTPEnabled, rec.ModuleStatus, rec.TrialEndsAt, d.now()); why != "" {
-		return nil, loginFailed(why)
+		return nil, rec.refused(why)
 	}
 	if why := rec.allowlistRefusal(remote); why != "" {
-		return nil, loginFailed(why)
+		return nil, rec.refused(why)
 	}
 	l := rec.sftpLogin()
 	l.KeyID, l.KeyFingerprint, l.KeyLastUsedAt, l.KeyExpiresAt = *rec.KeyID, fingerprint, rec.KeyLastUsed, rec.KeyExpiresAt

@@ -1,0 +1,249 @@
+package activity
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/skiffhq/skiff/tenant"
+)
+
+// Filter narrows a listing of the activity log; zero fields match everything.
+type Filter struct {
+	// UserID lists one user's events.
+	UserID string
+	// PathPrefix lists events whose path (or, for renames and copies,
+	// target path) starts with it, e.g. "/My Files/reports/".
+	PathPrefix string
+	// Actions lists events of these actions only.
+	Actions []Action
+	// From and To bound the time of the event: From <= at < To.
+	From, To *time.Time
+}
+
+func (f Filter) check() error {
+	if f.From != nil && f.To != nil && !f.From.Before(*f.To) {
+		return tenant.Invalid("to", "to must be later than from")
+	}
+	for _, a := range f.Actions {
+		if !a.Valid() {
+			return tenant.Invalid("actions", "unknown action %q", a)
+		}
+	}
+	if len(f.PathPrefix) > 4096 {
+		return tenant.Invalid("pathPrefix", "the path prefix is too long")
+	}
+	return nil
+}
+
+// eventColumns are an Event's columns.
+const eventColumns = `id, account_id, at, user_id, login, action, outcome, path, target_path, bytes, duration_ms,
+	reason, client_addr, node, session_id, folder_id, folder_path`
+
+// AccountEvents lists an account's SFTP activity, newest first, in keyset
+// pages. Owners and administrators of the account and support staff may see
+// it; another user of the account is FORBIDDEN (they see their own through
+// UserEvents); anyone else gets "account not found".
+func (s *Service) AccountEvents(ctx context.Context, accountID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
+	if err := tenant.RequireAccountAdmin(ctx, accountID, "the SFTP activity log"); err != nil {
+		return nil, err
+	}
+	return s.events(ctx, accountID, f, page)
+}
+
+// UserEvents lists one user's SFTP activity, newest first: to the user
+// themselves, to their account's owners and administrators and to support
+// staff. To another user of the account, and to anyone outside it, the
+// user does not exist.
+func (s *Service) UserEvents(ctx context.Context, accountID, userID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
+	if err := RequireReader(ctx, accountID, userID); err != nil {
+		return nil, err
+	}
+	f.UserID = userID
+	return s.events(ctx, accountID, f, page)
+}
+
+// RequireReader checks that the principal may read userID's activity
+// (accountID's whole log when userID is empty): see AccountEvents and
+// UserEvents.
+func RequireReader(ctx context.Context, accountID, userID string) error {
+	if userID == "" {
+		return tenant.RequireAccountAdmin(ctx, accountID, "the SFTP activity log")
+	}
+	p := tenant.PrincipalFrom(ctx)
+	switch {
+	case p == nil:
+		return tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	case p.IsStaff(), p.IsAdmin(accountID):
+		return nil
+	case p.InAccount(accountID) && p.ID == userID:
+		return nil
+	}
+	return tenant.NotFound("user")
+}
+
+func (s *Service) events(ctx context.Context, accountID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
+	limit, err := page.Limit()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(page.After)
+	if err != nil {
+		return nil, err
+	}
+	var rows []*Event
+	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		query, args, ok := listQuery(accountID, f, after, limit+1)
+		if !ok {
+			return nil
+		}
+		return tenant.DBError(q.SelectContext(ctx, &rows, query, args...))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tenant.MakePage(rows, limit, after != nil, func(e *Event) string { return encodeCursor(e) }), nil
+}
+
+// position is where a page starts: after the event at (at, id).
+type position struct {
+	at time.Time
+	id int64
+}
+
+func encodeCursor(e *Event) string {
+	return tenant.EncodeCursor(e.At.UTC().Format(time.RFC3339Nano), strconv.FormatInt(e.ID, 10))
+}
+
+func decodeCursor(c string) (*position, error) {
+	key, id, err := tenant.DecodeCursor(c)
+	if err != nil || id == "" {
+		return nil, err
+	}
+	t, terr := time.Parse(time.RFC3339Nano, key)
+	n, nerr := strconv.ParseInt(id, 10, 64)
+	if terr != nil || nerr != nil {
+		return nil, tenant.Invalid("after", "the cursor is not valid; start from the first page")
+	}
+	return &position{t, n}, nil
+}
+
+// listQuery is the query of one page of events, newest first; ok is false
+// when the filter can match nothing (a user ID that is no UUID).
+//
+// With a user, it walks sftp_activity_user (account, user, at, id) from the
+// page's start; without, sftp_activity_account: either way a page reads
+// about as many index entries as it returns, however large the log.
+func listQuery(accountID string, f Filter, after *position, limit int) (query string, args []any, ok bool) {
+	if f.UserID != "" && !tenant.IsUUID(f.UserID) {
+		return "", nil, false
+	}
+	args = []any{accountID}
+	arg := func(v any) string { args = append(args, v); return "$" + tenant.Itoa(len(args)) }
+	where := []string{"account_id = $1"}
+	if f.UserID != "" {
+		where = append(where, "user_id = "+arg(f.UserID)+"::uuid")
+	}
+	if len(f.Actions) > 0 {
+		actions := make([]string, len(f.Actions))
+		for i, a := range f.Actions {
+			actions[i] = string(a)
+		}
+		where = append(where, "action = ANY("+arg(tenant.StringArray(actions))+"::text[])")
+	}
+	if f.PathPrefix != "" {
+		p := arg(likePrefix(f.PathPrefix))
+		where = append(where, "(path LIKE "+p+" OR target_path LIKE "+p+")")
+	}
+	if f.From != nil {
+		where = append(where, "at >= "+arg(*f.From))
+	}
+	if f.To != nil {
+		where = append(where, "at < "+arg(*f.To))
+	}
+	if after != nil {
+		where = append(where, "(at, id) < ("+arg(after.at)+", "+arg(after.id)+")")
+	}
+	query = `SELECT ` + eventColumns + ` FROM sftp_activity WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY at DESC, id DESC LIMIT ` + arg(limit)
+	return query, args, true
+}
+
+// likePrefix is a LIKE pattern matching strings that start with prefix.
+func likePrefix(prefix string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(prefix) + "%"
+}
+
+// exportPage is how many events Export reads per statement.
+const exportPage = 2000
+
+// Export calls each with every event matching f, newest first, for a CSV
+// export: the account's (f.UserID empty) or one user's, to those who may see
+// it (see AccountEvents and UserEvents). It reads in pages of a few
+// thousand, each in its own short transaction, so a range of millions of
+// events is never held in memory nor in one long transaction; an error from
+// each stops it.
+func (s *Service) Export(ctx context.Context, accountID string, f Filter, each func(*Event) error) error {
+	if err := RequireReader(ctx, accountID, f.UserID); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	var after *position
+	for {
+		var rows []*Event
+		err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+			query, args, ok := listQuery(accountID, f, after, exportPage)
+			if !ok {
+				return nil
+			}
+			return tenant.DBError(q.SelectContext(ctx, &rows, query, args...))
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range rows {
+			if err := each(e); err != nil {
+				return err
+			}
+		}
+		if len(rows) < exportPage {
+			return nil
+		}
+		last := rows[len(rows)-1]
+		after = &position{last.At, last.ID}
+	}
+}
+
+// Purge deletes the events older than before, in batches of batch rows,
+// each in its own transaction so the table is never locked long and the
+// recorders keep writing. It returns how many it deleted.
+func (s *Service) Purge(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 10000
+	}
+	var total int64
+	for {
+		var n int64
+		err := s.DB.CrossTenant(ctx, tenant.ScopeActivity, func(tx *sqlx.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM sftp_activity WHERE id IN
+				(SELECT id FROM sftp_activity WHERE at < $1 LIMIT $2)`, before, batch)
+			if err != nil {
+				return tenant.DBError(err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < int64(batch) {
+			return total, err
+		}
+	}
+}
