@@ -196,6 +196,24 @@ func (s *Service) Export(ctx context.Context, accountID string, f Filter, each f
 	if err := f.check(); err != nil {
 		return err
 	}
+	if f.UserID != "" {
+		// Another account's user, like no user, is not found (rather than
+		// an empty export that would tell them apart from nobody).
+		var exists bool
+		err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+			if !tenant.IsUUID(f.UserID) {
+				return nil
+			}
+			return tenant.DBError(q.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1 AND id = $2)`,
+				accountID, f.UserID))
+		})
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return tenant.NotFound("user")
+		}
+	}
 	var after *position
 	for {
 		var rows []*Event

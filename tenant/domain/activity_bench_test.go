@@ -1,0 +1,125 @@
+package domain_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/account"
+	"github.com/skiffhq/skiff/tenant/activity"
+	"github.com/skiffhq/skiff/tenant/domain"
+)
+
+// TestActivityQueryAtScale measures the activity query the issue names:
+// one user's 30 days, newest first, a page of 50, on an account with 10
+// million events (SKIFF_BENCH_ACTIVITY_EVENTS to change), seeded with
+// generate_series: 200 users, 90 days, events spread evenly over users and
+// time. It prints the plan (EXPLAIN ANALYZE) and the p50/p99 of 400 queries
+// through activity.Service.UserEvents (scoped transaction included), for
+// random users and a random 30-day window, first pages and next pages.
+// It takes minutes and gigabytes, so it runs only when asked:
+//
+//	SKIFF_BENCH_ACTIVITY=1 go test -run ActivityQueryAtScale -v -timeout 60m ./tenant/domain
+func TestActivityQueryAtScale(t *testing.T) {
+	if os.Getenv("SKIFF_BENCH_ACTIVITY") == "" {
+		t.Skip("a benchmark: set SKIFF_BENCH_ACTIVITY=1 to run it")
+	}
+	events := 10_000_000
+	if v := os.Getenv("SKIFF_BENCH_ACTIVITY_EVENTS"); v != "" {
+		events, _ = strconv.Atoi(v)
+	}
+	ctx := context.Background()
+	db, err := tenant.Open(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := domain.New(db)
+	a, owner, err := svc.Accounts.CreateAccount(tenant.SystemContext(ctx), account.CreateAccountInput{
+		Name: "Busy", OwnerEmail: "owner@busy.example", OwnerName: "Olive", OwnerPassword: password,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 200
+	userIDs := make([]string, users)
+	for i := range userIDs {
+		userIDs[i] = "00000000-0000-4000-8000-" + strings.Repeat("0", 12-len(strconv.Itoa(i))) + strconv.Itoa(i)
+	}
+	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	span := 90 * 24 * time.Hour
+	start := time.Now()
+	err = db.CrossTenant(ctx, tenant.ScopeActivity, func(tx *sqlx.Tx) error {
+		// Event i: user i % 200, at evenly spaced times over 90 days.
+		_, err := tx.ExecContext(ctx, `INSERT INTO sftp_activity (account_id, at, user_id, login, action, outcome, path,
+				bytes, duration_ms, client_addr, node, session_id)
+			SELECT $1, $2::timestamptz - (i * $3::float8) * interval '1 microsecond',
+				($4::uuid[])[1 + i % 200], 'user-' || (i % 200),
+				(ARRAY['UPLOAD','DOWNLOAD','LOGIN','LOGOUT','DELETE','RENAME','MKDIR'])[1 + i % 7], 'SUCCESS',
+				'/My Files/project-' || (i % 50) || '/file-' || i || '.dat', i % 100000, i % 5000, '198.51.100.' || (i % 250),
+				'node-' || (i % 3), md5(i::text)
+			FROM generate_series(0, $5 - 1) AS i`,
+			a.ID, end, float64(span.Microseconds())/float64(events), tenant.UUIDArray(userIDs), events)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded := time.Since(start)
+	var size string
+	if err := db.X.GetContext(ctx, &size, `SELECT pg_size_pretty(pg_total_relation_size('sftp_activity'))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.X.ExecContext(ctx, `ANALYZE sftp_activity`); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seeded %d events in %v; table with indexes: %s", events, seeded.Round(time.Second), size)
+
+	// The plan of a first page for one user's 30 days.
+	from, to := end.Add(-40*24*time.Hour), end.Add(-10*24*time.Hour)
+	var plan []string
+	err = db.InAccount(ctx, a.ID, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &plan, `EXPLAIN (ANALYZE, BUFFERS) SELECT id, at, action, path FROM sftp_activity
+			WHERE account_id = $1 AND user_id = $2 AND at >= $3 AND at < $4 ORDER BY at DESC, id DESC LIMIT 51`,
+			a.ID, userIDs[7], from, to)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("EXPLAIN ANALYZE, one user's 30 days, first page:\n%s", strings.Join(plan, "\n"))
+
+	ownerCtx := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: owner.ID, AccountID: a.ID, Role: owner.Role})
+	var took []time.Duration
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 400 {
+		from := end.Add(-time.Duration(rng.Int64N(int64(span-30*24*time.Hour))) - 30*24*time.Hour)
+		to := from.Add(30 * 24 * time.Hour)
+		f := activity.Filter{UserID: userIDs[rng.IntN(users)], From: &from, To: &to}
+		q := time.Now()
+		c, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Page{First: 50})
+		if err != nil || len(c.Items) != 50 {
+			t.Fatalf("query %d: %d events, %v", i, len(c.Items), err)
+		}
+		if i%2 == 1 { // and the next page
+			if _, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Page{First: 50, After: c.Cursors[49]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		took = append(took, time.Since(q))
+	}
+	slices.Sort(took)
+	t.Logf("UserEvents, one user's 30 days, page of 50 (odd runs: two pages), 400 runs: p50 %v, p90 %v, p99 %v, max %v",
+		took[len(took)/2], took[len(took)*9/10], took[len(took)*99/100], took[len(took)-1])
+	if p99 := took[len(took)*99/100]; p99 > 50*time.Millisecond {
+		t.Errorf("p99 %v > 50 ms", p99)
+	}
+}
