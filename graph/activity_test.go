@@ -98,7 +98,9 @@ func TestSftpActivityOverGraphQL(t *testing.T) {
 	formula.Login, formula.Reason, formula.Outcome = "@SUM(1+1)", "-2+3 UPLOAD: Permission denied", activity.Refused
 	e.recordActivity(up, formula, ev(ivoID, 2*time.Second, activity.ActionDownload, "/My Files/ivo.txt"))
 
-	var acct struct{ Account struct{ SftpActivity activityPage } }
+	var acct struct {
+		Account struct{ SftpActivity activityPage }
+	}
 	e.mustDo(owner, `query($f: SftpActivityFilter) { account { sftpActivity(filter: $f, first: 10) { `+activityFields+` } } }`,
 		vars{"f": map[string]any{"userId": umaGID, "actions": []string{"UPLOAD"}, "pathPrefix": "/My Files/"}}, &acct)
 	edges := acct.Account.SftpActivity.Edges
@@ -111,7 +113,9 @@ func TestSftpActivityOverGraphQL(t *testing.T) {
 	// A plain user: not the account's log, but their own on their user.
 	e.mustFail(uma, `{ account { sftpActivity { edges { cursor } } } }`, nil, "FORBIDDEN")
 	var mine struct {
-		Viewer struct{ User struct{ SftpActivity activityPage } }
+		Viewer struct {
+			User struct{ SftpActivity activityPage }
+		}
 	}
 	e.mustDo(uma, `{ viewer { ... on UserViewer { user { sftpActivity(filter: {userId: "`+ivoGID+`"}) { `+activityFields+` } } } } }`, nil, &mine)
 	var got []string
