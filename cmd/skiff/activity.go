@@ -25,8 +25,8 @@ func (f ActivityFlags) start(svc *domain.Domain, log *slog.Logger, bg *backgroun
 	if f.Retention < 0 {
 		return nil, fmt.Errorf("--activity-retention must not be negative")
 	}
-	if f.DigestInterval < time.Minute {
-		return nil, fmt.Errorf("--upload-digest-interval must be at least a minute")
+	if f.DigestInterval < 0 {
+		return nil, fmt.Errorf("--upload-digest-interval must not be negative")
 	}
 	node := f.NodeName
 	if node == "" {
