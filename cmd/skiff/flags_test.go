@@ -88,7 +88,6 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"activity-retention", "SKIFF_ACTIVITY_RETENTION", "2160h", "Activity log"},
 	{"upload-digest-interval", "SKIFF_UPLOAD_DIGEST_INTERVAL", "15m", "Activity log"},
 	{"node-name", "SKIFF_NODE_NAME", "", "Activity log"},
-	{"metrics-addr", "SKIFF_METRICS_ADDR", "", "Metrics"},
 }
 
 // serveModel is serve's command in the parsed command line model.
