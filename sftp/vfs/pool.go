@@ -145,6 +145,8 @@ func (p *pool) take(need int64) (got, credit int64, err error) {
 		case n < missing:
 			p.renewed = now
 			p.tight = true
+			p.free += n // a Quota that granted less than asked: the next give-back or tick returns it
+			p.arm()
 			return 0, 0, errQuotaExceeded
 		}
 		p.renewed = now
