@@ -147,3 +147,45 @@ func TestQuotaPoolSharedByChannels(t *testing.T) {
 		})
 	}
 }
+
+// Past half its chunk, a pool reserves the next in the background; when
+// the quota has no room for it, the pool turns tight: the rest of the
+// upload draws exactly on what is left, and the close returns the rest.
+func TestQuotaPoolReservesAhead(t *testing.T) {
+	const size = 48 << 20 // past half of the first 64 MiB
+	data := strings.Repeat("r", size)
+	for _, tc := range []struct {
+		limit int64
+		what  string
+	}{{-1, "no quota"}, {100 << 20, "no room for a second chunk"}} {
+		q := newMemQuota(tc.limit)
+		e := newEnv(t, withQuota(q), withPoolIdle(time.Hour))
+		e.client.Close()
+		e.conn.Close()
+		<-e.served
+		e.connect(sftp.MaxPacketUnchecked(255 * 1024))
+		if err := e.put("big.bin", data); err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for q.reserveCalls() < 2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := q.reserveCalls(); n != 2 {
+			t.Errorf("%s: Reserve called %d times, want 2 (the first chunk, the next one ahead)", tc.what, n)
+		}
+		if tc.limit < 0 {
+			deadline := time.Now().Add(5 * time.Second)
+			for _, r := q.state(); r < 2*64<<20-size && time.Now().Before(deadline); _, r = q.state() {
+				time.Sleep(time.Millisecond)
+			}
+			if used, reserved := q.state(); used != size || reserved < 2*64<<20-size {
+				t.Errorf("%s: used %d, reserved %d; want %d and two chunks less what it used", tc.what, used, reserved, size)
+			}
+		} else {
+			q.wantState(t, tc.what, size, 0)
+		}
+		e.close()
+		q.wantState(t, tc.what+", after the session", size, 0)
+	}
+}
