@@ -127,9 +127,10 @@ func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string) (map[
 
 // ProjectsSharedWithUsers is ProjectsSharedWith for many users of the
 // principal's account, each with the same page request, by user ID: one
-// statement checks the users, one pages every user's folders at once
-// (numbered per user, so each gets its own first and after). Users the
-// principal may not see are refused as ProjectsSharedWith refuses them.
+// statement checks the users, one reads the folders shared with any of them
+// (after the cursor, in the lists' order, each once), and each user's page
+// is cut from those. Users the principal may not see are refused as
+// ProjectsSharedWith refuses them.
 func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string, page tenant.Page) (map[string]*tenant.Connection[*SharedProject], Refused, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -159,21 +160,21 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 		return nil, nil, err
 	}
 	rights := make(map[string]map[string][]policy.Right, len(wanted))
-	var pairUsers, pairFolders []string // (user, folder shared with them)
+	shared := map[string]bool{} // every folder shared with any of the users
 	for _, id := range wanted {
 		r, err := pol.FolderRights(ctx, id, p.AccountID)
 		if err != nil {
 			return nil, nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: err}
 		}
 		rights[id] = r
-		for _, folderID := range sortedKeys(r) {
-			pairUsers, pairFolders = append(pairUsers, id), append(pairFolders, folderID)
+		for folderID := range r {
+			shared[folderID] = true
 		}
 	}
-	var rows []struct {
-		UserID string `db:"user_id"`
-		ProjectFolder
-	}
+	// The shared folders after the cursor, in the lists' order, once each
+	// however many of the users have them; each user's page is then cut
+	// from those in Go, keeping the database's order.
+	var folders []*ProjectFolder
 	limit, afterKey, afterID, pageErr := tenant.KeyKeyset(page)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		found, err := existing(ctx, q, "users", wanted)
@@ -191,27 +192,27 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 		if pageErr != nil {
 			return nil
 		}
-		return tenant.DBError(q.SelectContext(ctx, &rows, `SELECT user_id, `+folderColumns+` FROM (
-				SELECT pair.user_id, f.*, row_number() OVER (PARTITION BY pair.user_id ORDER BY lower(f.name), f.id) AS n
-				FROM unnest($1::uuid[], $2::uuid[]) AS pair(user_id, folder_id)
-				JOIN project_folders f ON f.id = pair.folder_id
-				WHERE f.account_id = skiff_account() AND f.deleted_at IS NULL
-				  AND ($3 = '' OR (lower(f.name), f.id) > ($4, $3::uuid))) numbered
-			WHERE n <= $5 ORDER BY user_id, n`,
-			tenant.UUIDArray(pairUsers), tenant.UUIDArray(pairFolders), afterID, afterKey, limit+1))
+		return tenant.DBError(q.SelectContext(ctx, &folders, `SELECT `+folderColumns+` FROM project_folders
+			WHERE account_id = skiff_account() AND deleted_at IS NULL AND id = ANY($1::uuid[])
+			  AND ($2 = '' OR (lower(name), id) > ($3, $2::uuid))
+			ORDER BY lower(name), id`, tenant.UUIDArray(sortedKeys(shared)), afterID, afterKey))
 	})
 	if err != nil {
 		return nil, nil, err
-	}
-	folders := map[string][]*ProjectFolder{}
-	for i := range rows {
-		folders[rows[i].UserID] = append(folders[rows[i].UserID], &rows[i].ProjectFolder)
 	}
 	for _, id := range wanted {
 		if refused[id] != nil {
 			continue
 		}
-		page := tenant.KeyPage(folders[id], limit, afterID != "", func(f *ProjectFolder) (string, string) { return strings.ToLower(f.Name), f.ID })
+		var mine []*ProjectFolder
+		for _, f := range folders {
+			if _, ok := rights[id][f.ID]; ok {
+				if mine = append(mine, f); len(mine) > limit {
+					break
+				}
+			}
+		}
+		page := tenant.KeyPage(mine, limit, afterID != "", func(f *ProjectFolder) (string, string) { return strings.ToLower(f.Name), f.ID })
 		conn := &tenant.Connection[*SharedProject]{Cursors: page.Cursors, HasNext: page.HasNext, HasPrevious: page.HasPrevious}
 		for _, f := range page.Items {
 			r := rights[id][f.ID]
