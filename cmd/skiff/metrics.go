@@ -32,8 +32,14 @@ type MetricsFlags struct {
 }
 
 // probeEvery is how often serve notifies the policy and dedicated IP
-// channels with a probe, to measure their notification lag.
-const probeEvery = 15 * time.Second
+// channels with a probe, to measure their notification lag. The first
+// probes go out sooner (1 s, then doubling), since one sent before the
+// listeners listen is lost. A probe unanswered for probeGrace counts as
+// lag.
+const (
+	probeEvery = 15 * time.Second
+	probeGrace = 5 * time.Second
+)
 
 // metrics are serve's Prometheus metrics; all nil when --metrics-addr is
 // not set, so that nothing is counted.
@@ -155,8 +161,9 @@ func (c *databaseCollector) Collect(ch chan<- prometheus.Metric) {
 // notificationLag measures, per channel, how late this node hears of a
 // change: serve sends a probe every probeEvery (pglisten.ProbePayload) and
 // pglisten reports when it comes back. The gauge is the last probe's lag,
-// or the age of a probe still unanswered when that is longer, so a node
-// that stopped hearing notifications shows a growing lag.
+// or the age of a probe unanswered for over probeGrace when that is
+// longer, so a node that stopped hearing notifications shows a growing
+// lag.
 type notificationLag struct {
 	mu       sync.Mutex
 	channels map[string]*probeState
@@ -206,33 +213,36 @@ func (l *notificationLag) lag(channel string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.channels[channel]
-	if !s.pending.IsZero() && now.Sub(s.pending) > s.last {
-		return now.Sub(s.pending)
+	if age := now.Sub(s.pending); !s.pending.IsZero() && age > probeGrace && age > s.last {
+		return age
 	}
 	return s.last
 }
 
-// probe notifies every channel with a probe every probeEvery until ctx
-// ends. A probe that cannot be sent (the database is down) is counted as
-// unanswered from when it was due.
+// probe notifies every channel with a probe every probeEvery (sooner at
+// first) until ctx ends. A probe that cannot be sent (the database is
+// down) is counted as unanswered from when it was due.
 func (l *notificationLag) probe(ctx context.Context, db *tenant.DB) error {
 	if l == nil {
 		return nil
 	}
-	t := time.NewTicker(probeEvery)
+	wait := time.Second
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, probeEvery)
+		t.Reset(wait)
 		for ch := range l.channels {
 			now := time.Now()
 			l.sent(ch, now)
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, _ = db.X.ExecContext(pctx, `SELECT pg_notify($1, $2)`, ch, pglisten.ProbePayload(now))
 			cancel()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -329,5 +330,24 @@ func TestMonitoringDocs(t *testing.T) {
 				t.Errorf("%s (in %q) is not in docs/OPERATIONS.md's metrics", name, e)
 			}
 		}
+	}
+}
+
+// The lag is the last answered probe's, unless a probe has gone
+// unanswered for longer than probeGrace: then its age, growing.
+func TestNotificationLagCountsUnansweredProbes(t *testing.T) {
+	l := newNotificationLag(prometheus.NewRegistry(), "ch")
+	now := time.Now()
+	l.sent("ch", now.Add(-2*time.Second))
+	if got := l.lag("ch", now); got != 0 {
+		t.Errorf("a probe out for 2s, within the grace: lag %v, want 0", got)
+	}
+	l.received("ch", now.Add(-2*time.Second))
+	if got := l.lag("ch", now); got < 2*time.Second || got > 3*time.Second {
+		t.Errorf("a probe answered after 2s: lag %v", got)
+	}
+	l.sent("ch", now.Add(-time.Minute)) // then nothing comes back
+	if got := l.lag("ch", now); got != time.Minute {
+		t.Errorf("a probe unanswered for a minute: lag %v, want 1m", got)
 	}
 }
