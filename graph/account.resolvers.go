@@ -34,8 +34,12 @@ func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter
 }
 
 // UsersCSV is the resolver for the usersCsv field.
-func (r *accountResolver) UsersCSV(ctx context.Context, obj *tenant.Account) (string, error) {
-	return r.Tenant.People.UsersCSV(ctx, obj.ID)
+func (r *accountResolver) UsersCSV(ctx context.Context, obj *tenant.Account) (*string, error) {
+	csv, err := r.Tenant.People.UsersCSV(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &csv, nil
 }
 
 // Contacts is the resolver for the contacts field.

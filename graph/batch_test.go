@@ -118,8 +118,12 @@ func (e *env) cost(token, query string, v vars, rows func(json.RawMessage) int, 
 		before := e.statements.Load()
 		r := e.do(token, query, v)
 		cost := e.statements.Load() - before
-		if len(r.Errors) > 0 {
-			e.t.Fatalf("unexpected errors: %+v", r.Errors)
+		for _, err := range r.Errors {
+			// A plain user may not see who created a folder: createdBy is null
+			// with FORBIDDEN (docs/GRAPHQL.md), loaded in the page's batch all the same.
+			if err.code() != "FORBIDDEN" || len(err.Path) == 0 || err.Path[len(err.Path)-1] != "createdBy" {
+				e.t.Fatalf("unexpected errors: %+v", r.Errors)
+			}
 		}
 		if got := rows(r.Data); got != want {
 			e.t.Fatalf("a page of %d rows has %d", want, got)

@@ -84,7 +84,11 @@ func (r *projectFolderResolver) ID(ctx context.Context, obj *sharing.ProjectFold
 
 // CreatedBy is the resolver for the createdBy field.
 func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *sharing.ProjectFolder) (*tenant.User, error) {
-	return r.loaders(ctx).users.Load(ctx, userRef{obj.AccountID, obj.CreatedBy})
+	u, err := r.loaders(ctx).users.Load(ctx, userRef{obj.AccountID, obj.CreatedBy})
+	if u == nil && err == nil {
+		return nil, tenant.Errorf(tenant.EForbidden, "only owners and administrators see who created a project folder")
+	}
+	return u, err
 }
 
 // MyRights is the resolver for the myRights field.

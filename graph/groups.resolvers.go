@@ -105,7 +105,11 @@ func (r *mutationResolver) SetUserGroup(ctx context.Context, input model.SetUser
 
 // Group is the resolver for the group field.
 func (r *userResolver) Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error) {
-	return r.loaders(ctx).groupLoader(ctx).Load(ctx, userRef{obj.AccountID, obj.ID})
+	g, err := r.loaders(ctx).groupLoader(ctx).Load(ctx, userRef{obj.AccountID, obj.ID})
+	if g == nil && err == nil { // every user has a group: this one is not the caller's to see
+		return nil, tenant.Errorf(tenant.EForbidden, "only owners, administrators and support staff see another user's group")
+	}
+	return g, err
 }
 
 // Group returns generated.GroupResolver implementation.

@@ -16,7 +16,7 @@ import (
 func (r *accountResolver) IPAllowlist(ctx context.Context, obj *tenant.Account) ([]string, error) {
 	p := tenant.PrincipalFrom(ctx)
 	if !p.IsStaff() && !p.IsAdmin(obj.ID) {
-		return nil, nil
+		return nil, tenant.Errorf(tenant.EForbidden, "only owners, administrators and support staff see the account's IP allowlist")
 	}
 	return nonNilList(obj.IPAllowlist), nil
 }
@@ -52,9 +52,8 @@ func (r *mutationResolver) ClearAccountIPAllowlist(ctx context.Context, input mo
 
 // IPAllowlist is the resolver for the ipAllowlist field.
 func (r *userResolver) IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error) {
-	p := tenant.PrincipalFrom(ctx)
-	if !p.IsStaff() && !p.IsAdmin(obj.AccountID) && !(p.InAccount(obj.AccountID) && p.ID == obj.ID) {
-		return nil, nil
+	if !r.mayManage(ctx, obj) {
+		return nil, errNotYours("IP allowlist")
 	}
 	return nonNilList(obj.IPAllowlist), nil
 }

@@ -52,11 +52,19 @@ func (r *Resolver) loginPayload(ctx context.Context, res *people.LoginResult) (*
 	return &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{}}, nil
 }
 
-// mayManage reports whether the caller may see u's keys and SFTP credentials:
-// the user themselves, the account's owners and administrators, and staff.
+// mayManage reports whether the caller may see u's keys, SFTP credentials,
+// IP allowlist and storage: the user themselves, the account's owners and
+// administrators, and staff.
 func (r *Resolver) mayManage(ctx context.Context, u *tenant.User) bool {
 	p := tenant.PrincipalFrom(ctx)
 	return p.IsStaff() || p.IsAdmin(u.AccountID) || (p.InAccount(u.AccountID) && p.ID == u.ID)
+}
+
+// errNotYours is the FORBIDDEN error of a user's field that only mayManage
+// callers see: the field is null with this error at its path, never an empty
+// value that would read as "none".
+func errNotYours(what string) error {
+	return tenant.Errorf(tenant.EForbidden, "only the user, the account's owners and administrators and support staff see a user's %s", what)
 }
 
 // importPayload answers importUsers: each problem both as an ImportProblem

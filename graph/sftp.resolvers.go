@@ -120,7 +120,7 @@ func (r *sshKeyResolver) User(ctx context.Context, obj *sftpaccess.SSHKey) (*ten
 // SSHKeys is the resolver for the sshKeys field.
 func (r *userResolver) SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error) {
 	if !r.mayManage(ctx, obj) {
-		return []*sftpaccess.SSHKey{}, nil
+		return nil, errNotYours("SSH keys")
 	}
 	keys, err := r.loaders(ctx).sshKeys.Load(ctx, userRef{obj.AccountID, obj.ID})
 	if keys == nil && err == nil {
@@ -147,7 +147,7 @@ func (r *userSftpResolver) EnabledAt(ctx context.Context, obj *model.UserSftp) (
 // Credentials is the resolver for the credentials field.
 func (r *userSftpResolver) Credentials(ctx context.Context, obj *model.UserSftp) (*sftpaccess.Credentials, error) {
 	if !r.mayManage(ctx, obj.User) {
-		return nil, nil
+		return nil, errNotYours("SFTP credentials")
 	}
 	return r.loaders(ctx).credentials.Load(ctx, userRef{obj.User.AccountID, obj.User.ID})
 }

@@ -16,7 +16,7 @@ import (
 // Storage is the resolver for the storage field.
 func (r *accountResolver) Storage(ctx context.Context, obj *tenant.Account) (*storageuse.Storage, error) {
 	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() && !p.IsAdmin(obj.ID) {
-		return nil, nil
+		return nil, tenant.Errorf(tenant.EForbidden, "only owners, administrators and support staff see the account's storage")
 	}
 	return r.Tenant.Storage.AccountStorage(ctx, obj.ID)
 }
@@ -45,5 +45,8 @@ func (r *mutationResolver) SetUserStorageQuota(ctx context.Context, input model.
 
 // Storage is the resolver for the storage field.
 func (r *userResolver) Storage(ctx context.Context, obj *tenant.User) (*storageuse.Storage, error) {
+	if !r.mayManage(ctx, obj) {
+		return nil, errNotYours("storage")
+	}
 	return r.loaders(ctx).storage.Load(ctx, userRef{obj.AccountID, obj.ID})
 }

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -63,9 +64,11 @@ func TestStorageQuotasOverGraphQL(t *testing.T) {
 	if st := q.Account.Storage; st == nil || st.Used != 3000 || st.Quota == nil || *st.Quota != 5<<40 {
 		t.Fatalf("owner sees %+v", q.Account)
 	}
-	e.mustDo(plain, `{ account { storage { used quota } } }`, nil, &q)
-	if q.Account.Storage != nil {
-		t.Fatalf("a plain user sees the account's storage: %+v", q.Account.Storage)
+	// A plain user gets null with a FORBIDDEN error at the field, and the account.
+	r := e.do(plain, `{ account { name storage { used quota } } }`, nil)
+	if len(r.Errors) != 1 || r.Errors[0].code() != "FORBIDDEN" || fmt.Sprint(r.Errors[0].Path) != "[account storage]" ||
+		string(r.Data) != `{"account":{"name":"Acme","storage":null}}` {
+		t.Fatalf("a plain user reading the account's storage: %s %+v", r.Data, r.Errors)
 	}
 
 	// Per-user quotas: owners and administrators, never an administrator on an owner.

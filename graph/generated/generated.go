@@ -687,7 +687,7 @@ type AccountResolver interface {
 	ID(ctx context.Context, obj *tenant.Account) (string, error)
 
 	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
-	UsersCSV(ctx context.Context, obj *tenant.Account) (string, error)
+	UsersCSV(ctx context.Context, obj *tenant.Account) (*string, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
 	SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
@@ -3626,12 +3626,16 @@ type Account implements Node {
   The account's live users as CSV text, sorted by name, in the columns ` + "`" + `importUsers` + "`" + `
   reads: ` + "`" + `email,name,role,group,sftp,custom login` + "`" + ` (role ` + "`" + `OWNER` + "`" + `/` + "`" + `ADMIN` + "`" + `/` + "`" + `USER` + "`" + `,
   group by name, sftp ` + "`" + `true` + "`" + `/` + "`" + `false` + "`" + `; never passwords). Owners and administrators
-  only. Importing it into another account recreates the users (emails are unique
-  across Skiff, so only once they are free).
+  only: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
+  Importing it into another account recreates the users (emails are unique across
+  Skiff, so only once they are free).
   """
-  usersCsv: String!
-  "The account's contacts, sorted by name. Owners and administrators only."
-  contacts(search: String, first: Int, after: String): ContactConnection!
+  usersCsv: String
+  """
+  The account's contacts, sorted by name. Owners and administrators, and users whose group
+  has MANAGE_CONTACTS; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
+  """
+  contacts(search: String, first: Int, after: String): ContactConnection
 }
 
 "A page of ` + "`" + `Account` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
@@ -4205,8 +4209,8 @@ type Query {
     "The account's ID; omit for your own account (staff must give one)."
     id: ID
   ): Account
-  "All accounts, newest activity first. Support staff only."
-  accounts(search: String, first: Int, after: String): AccountConnection!
+  "All accounts, newest activity first. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
+  accounts(search: String, first: Int, after: String): AccountConnection
 }
 
 """
@@ -4380,15 +4384,15 @@ type DedicatedIpRequestEdge {
 extend type Query {
   """
   Accounts' dedicated IP requests across accounts, oldest first (a queue); only the open
-  ones unless ` + "`" + `onlyOpen: false` + "`" + `. Support staff only.
+  ones unless ` + "`" + `onlyOpen: false` + "`" + `. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String): DedicatedIpRequestConnection!
+  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String): DedicatedIpRequestConnection
   """
   The deployment's dedicated IP pool in address order: every address, free, cooling down
   or whose; then addresses still assigned that the pool no longer lists. Only those in
-  ` + "`" + `state` + "`" + ` when given. Support staff only.
+  ` + "`" + `state` + "`" + ` when given. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String): DedicatedIpPoolConnection!
+  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String): DedicatedIpPoolConnection
 }
 
 extend type Mutation {
@@ -4521,7 +4525,10 @@ type ProjectFolder implements Node {
   id: ID!
   "The folder's name in SFTP clients; two folders of the same name show their creator's name too."
   name: String!
-  "Who created the folder; null when you may not see that user."
+  """
+  Who created the folder. Owners and administrators, and the creator themselves; null with a
+  ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (users see no other user's profile here).
+  """
   createdBy: User
   "When it was created."
   createdAt: Time!
@@ -4529,8 +4536,11 @@ type ProjectFolder implements Node {
   updatedAt: Time!
   "What you may do in the folder."
   myRights: [FolderRight!]!
-  "Who the folder is shared with, oldest share first. Users who may share the folder, and owners and administrators."
-  members: [ProjectFolderMember!]!
+  """
+  Who the folder is shared with, oldest share first. Users who may share the folder, and
+  owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else.
+  """
+  members: [ProjectFolderMember!]
 }
 
 "One share of a project folder: with a user or with a group."
@@ -4621,17 +4631,19 @@ type SharedProjectEdge {
 extend type Account {
   """
   Project folders by name: all of them for owners and administrators, those shared with you
-  (directly or through your group) otherwise.
+  (directly or through your group) otherwise. Not for support staff (null with a ` + "`" + `FORBIDDEN` + "`" + `
+  error at this field): folders hold the account's files.
   """
-  projectFolders(search: String, first: Int, after: String): ProjectFolderConnection!
+  projectFolders(search: String, first: Int, after: String): ProjectFolderConnection
 }
 
 extend type User {
   """
   The project folders shared with the user, directly or through their group, by name. The
-  user themselves and the account's owners and administrators.
+  user themselves and the account's owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + `
+  error at this field for anyone else (support staff too).
   """
-  projectsSharedWithMe(first: Int, after: String): SharedProjectConnection!
+  projectsSharedWithMe(first: Int, after: String): SharedProjectConnection
 }
 
 extend type Mutation {
@@ -4758,8 +4770,12 @@ type Group implements Node {
   jailed: Boolean!
   "How many live users are in the group."
   memberCount: Int!
-  "The group's live users, sorted by name. Owners and administrators only."
-  members(first: Int, after: String): UserConnection!
+  """
+  The group's live users, sorted by name. Owners and administrators; null with a
+  ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (support staff too: they see a user's
+  group on the user).
+  """
+  members(first: Int, after: String): UserConnection
   "When it was created."
   createdAt: Time!
   "When it last changed."
@@ -4806,14 +4822,14 @@ type GroupEdge {
 
 extend type Account {
   """
-  The account's groups: the built-in ones first, then the others by name. Owners and
-  administrators see every group; other users see their own.
+  The account's groups: the built-in ones first, then the others by name. Owners,
+  administrators and support staff see every group; other users see their own.
   """
-  groups(first: Int, after: String): GroupConnection!
+  groups(first: Int, after: String): GroupConnection
 }
 
 extend type User {
-  "The user's group. Null for users whose group you may not see (another user's, unless you are an owner or administrator)."
+  "The user's group (every user has one). The user themselves, owners and administrators and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else."
   group: Group
 }
 
@@ -4928,7 +4944,8 @@ type DeleteGroupPayload {
   The account's IP allowlist: IPv4 and IPv6 CIDRs (a single address is shown as /32 or /128).
   When it is not empty, every login and API request of the account's users, and every SFTP
   login to the account, must come from an address in it. Empty: no restriction.
-  Owners, administrators and support staff; null for other users.
+  Owners, administrators and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field
+  for other users.
   """
   ipAllowlist: [String!]
 }
@@ -4938,7 +4955,7 @@ extend type User {
   The user's own IP allowlist, which applies on top of the account's: when it is not empty,
   the user's logins and API requests (and SFTP logins) must also come from an address in it.
   Empty: no restriction of its own. Visible to the user, the account's owners and
-  administrators, and support staff; null for others.
+  administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for others.
   """
   ipAllowlist: [String!]
 }
@@ -5208,17 +5225,17 @@ type SftpModuleRequestEdge {
 extend type Account {
   "The SFTP module's state for this account: trial, active, suspended…"
   sftpModule: SftpModule!
-  "How many SFTP user licences the account bought and how many are in use."
-  sftpLicences: SftpLicences!
-  "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners and administrators."
-  notifications(first: Int, after: String): NotificationConnection!
-  "Administrative changes, newest first. Owners, administrators and staff."
-  auditEvents(filter: AuditEventFilter, first: Int, after: String): AuditEventConnection!
+  "How many SFTP user licences the account bought and how many are in use. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
+  sftpLicences: SftpLicences
+  "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
+  notifications(first: Int, after: String): NotificationConnection
+  "Administrative changes, newest first. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
+  auditEvents(filter: AuditEventFilter, first: Int, after: String): AuditEventConnection
 }
 
 extend type Query {
-  "Accounts' requests for the SFTP module, oldest first. Support staff only."
-  sftpModuleRequests(onlyOpen: Boolean = true, first: Int, after: String): SftpModuleRequestConnection!
+  "Accounts' requests for the SFTP module, oldest first. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
+  sftpModuleRequests(onlyOpen: Boolean = true, first: Int, after: String): SftpModuleRequestConnection
 }
 
 extend type Mutation {
@@ -5459,14 +5476,22 @@ type UserSftp {
   enabled: Boolean!
   "When SFTP was last turned on."
   enabledAt: Time
-  "Null until SFTP is turned on the first time; kept after it is turned off."
+  """
+  Null until SFTP is turned on the first time; kept after it is turned off. The user
+  themselves, the account's owners and administrators, and support staff; null with a
+  ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else.
+  """
   credentials: SftpCredentials
 }
 
 extend type User {
-  "The user's SSH keys, oldest first. The user themselves and the account's owners and administrators."
-  sshKeys: [SshKey!]!
-  "SFTP access and credentials. The user themselves and the account's owners and administrators."
+  """
+  The user's SSH keys, oldest first. The user themselves, the account's owners and
+  administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone
+  else (never an empty list that only looks like "no keys").
+  """
+  sshKeys: [SshKey!]
+  "SFTP access and credentials (see ` + "`" + `credentials` + "`" + ` for who sees them)."
   sftp: UserSftp!
 }
 
@@ -5620,7 +5645,8 @@ extend type Account {
   quota support staff set (none by default). When it is full, SFTP uploads, resumes,
   truncations that extend a file and server-side copies that would store more are refused
   with "quota exceeded". The owners are emailed when usage reaches 80 % and 100 %.
-  Owners, administrators and support staff; null for other users.
+  Owners, administrators and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field
+  for other users.
   """
   storage: StorageUsage
 }
@@ -5629,7 +5655,8 @@ extend type User {
   """
   The user's storage: their home (My Files) and the project folders they created, against
   their own quota, which applies on top of the account's (none by default). Visible to the
-  user, the account's owners and administrators, and support staff; null for others.
+  user, the account's owners and administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + `
+  error at this field for others.
   """
   storage: StorageUsage
 }
@@ -8472,11 +8499,11 @@ func (ec *executionContext) _Account_usersCsv(ctx context.Context, field graphql
 			return ec.Resolvers.Account().UsersCSV(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_usersCsv(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8497,10 +8524,10 @@ func (ec *executionContext) _Account_contacts(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {
-			return ec.marshalNContactConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactConnection(ctx, selections, v)
+			return ec.marshalOContactConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_contacts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8617,10 +8644,10 @@ func (ec *executionContext) _Account_projectFolders(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
-			return ec.marshalNProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx, selections, v)
+			return ec.marshalOProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_projectFolders(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8661,10 +8688,10 @@ func (ec *executionContext) _Account_groups(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
-			return ec.marshalNGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx, selections, v)
+			return ec.marshalOGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_groups(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8759,10 +8786,10 @@ func (ec *executionContext) _Account_sftpLicences(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
-			return ec.marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx, selections, v)
+			return ec.marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_sftpLicences(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8792,10 +8819,10 @@ func (ec *executionContext) _Account_notifications(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.NotificationConnection) graphql.Marshaler {
-			return ec.marshalNNotificationConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationConnection(ctx, selections, v)
+			return ec.marshalONotificationConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_notifications(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -8836,10 +8863,10 @@ func (ec *executionContext) _Account_auditEvents(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
-			return ec.marshalNAuditEventConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventConnection(ctx, selections, v)
+			return ec.marshalOAuditEventConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_auditEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11292,10 +11319,10 @@ func (ec *executionContext) _Group_members(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
-			return ec.marshalNUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx, selections, v)
+			return ec.marshalOUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Group_members(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -14773,10 +14800,10 @@ func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*sharing.FolderMember) graphql.Marshaler {
-			return ec.marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx, selections, v)
+			return ec.marshalOProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_members(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -15233,10 +15260,10 @@ func (ec *executionContext) _Query_accounts(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AccountConnection) graphql.Marshaler {
-			return ec.marshalNAccountConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountConnection(ctx, selections, v)
+			return ec.marshalOAccountConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_accounts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -15277,10 +15304,10 @@ func (ec *executionContext) _Query_dedicatedIpRequests(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
-			return ec.marshalNDedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx, selections, v)
+			return ec.marshalODedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_dedicatedIpRequests(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -15321,10 +15348,10 @@ func (ec *executionContext) _Query_dedicatedIpPool(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
-			return ec.marshalNDedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx, selections, v)
+			return ec.marshalODedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_dedicatedIpPool(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -15365,10 +15392,10 @@ func (ec *executionContext) _Query_sftpModuleRequests(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpModuleRequestConnection) graphql.Marshaler {
-			return ec.marshalNSftpModuleRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestConnection(ctx, selections, v)
+			return ec.marshalOSftpModuleRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_sftpModuleRequests(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -18474,10 +18501,10 @@ func (ec *executionContext) _User_projectsSharedWithMe(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
-			return ec.marshalNSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx, selections, v)
+			return ec.marshalOSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_User_projectsSharedWithMe(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -18572,10 +18599,10 @@ func (ec *executionContext) _User_sshKeys(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*sftpaccess.SSHKey) graphql.Marshaler {
-			return ec.marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx, selections, v)
+			return ec.marshalOSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_User_sshKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -23095,13 +23122,13 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				})
 		case "usersCsv":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_usersCsv(ctx, field, obj)
 				})
 		case "contacts":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_contacts(ctx, field, obj)
 				})
@@ -23119,13 +23146,13 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				})
 		case "projectFolders":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_projectFolders(ctx, field, obj)
 				})
 		case "groups":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_groups(ctx, field, obj)
 				})
@@ -23143,19 +23170,19 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				})
 		case "sftpLicences":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_sftpLicences(ctx, field, obj)
 				})
 		case "notifications":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_notifications(ctx, field, obj)
 				})
 		case "auditEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_auditEvents(ctx, field, obj)
 				})
@@ -24383,7 +24410,7 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "members":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Group_members(ctx, field, obj)
 				})
@@ -25420,7 +25447,7 @@ func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.Selectio
 				})
 		case "members":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProjectFolder_members(ctx, field, obj)
 				})
@@ -25648,25 +25675,25 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "accounts":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_accounts(ctx, field)
 				})
 		case "dedicatedIpRequests":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_dedicatedIpRequests(ctx, field)
 				})
 		case "dedicatedIpPool":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_dedicatedIpPool(ctx, field)
 				})
 		case "sftpModuleRequests":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_sftpModuleRequests(ctx, field)
 				})
@@ -27052,7 +27079,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "projectsSharedWithMe":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_projectsSharedWithMe(ctx, field, obj)
 				})
@@ -27070,7 +27097,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "sshKeys":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_sshKeys(ctx, field, obj)
 				})
@@ -27778,14 +27805,6 @@ func (ec *executionContext) marshalNAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 	return ec._Account(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAccountConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountConnection(ctx context.Context, sel ast.SelectionSet, v *model.AccountConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AccountConnection!")
-		return graphql.Null
-	}
-	return ec._AccountConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNAccountEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AccountEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -27826,14 +27845,6 @@ func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiff
 		return graphql.Null
 	}
 	return ec._AuditEvent(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNAuditEventConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AuditEventConnection!")
-		return graphql.Null
-	}
-	return ec._AuditEventConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventEdge) graphql.Marshaler {
@@ -27911,14 +27922,6 @@ func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 	return ec._Contact(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNContactConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactConnection(ctx context.Context, sel ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ContactConnection!")
-		return graphql.Null
-	}
-	return ec._ContactConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNContactEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ContactEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -27986,14 +27989,6 @@ func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋski
 	return ec._DedicatedIpPoolAddress(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DedicatedIpPoolConnection!")
-		return graphql.Null
-	}
-	return ec._DedicatedIpPoolConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPPoolEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -28024,14 +28019,6 @@ func (ec *executionContext) marshalNDedicatedIpRequest2ᚖgithubᚗcomᚋskiffhq
 		return graphql.Null
 	}
 	return ec._DedicatedIpRequest(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNDedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DedicatedIpRequestConnection!")
-		return graphql.Null
-	}
-	return ec._DedicatedIpRequestConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDedicatedIpRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPRequestEdge) graphql.Marshaler {
@@ -28169,14 +28156,6 @@ func (ec *executionContext) marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋte
 		return graphql.Null
 	}
 	return ec._Group(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx context.Context, sel ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "GroupConnection!")
-		return graphql.Null
-	}
-	return ec._GroupConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNGroupEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GroupEdge) graphql.Marshaler {
@@ -28362,14 +28341,6 @@ func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋski
 	return ec._Notification(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNNotificationConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationConnection(ctx context.Context, sel ast.SelectionSet, v *model.NotificationConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "NotificationConnection!")
-		return graphql.Null
-	}
-	return ec._NotificationConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNNotificationEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.NotificationEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -28425,14 +28396,6 @@ func (ec *executionContext) marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋsk
 	return ec._ProjectFolder(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ProjectFolderConnection!")
-		return graphql.Null
-	}
-	return ec._ProjectFolderConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNProjectFolderEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProjectFolderEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -28455,22 +28418,6 @@ func (ec *executionContext) marshalNProjectFolderEdge2ᚖgithubᚗcomᚋskiffhq�
 		return graphql.Null
 	}
 	return ec._ProjectFolderEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*sharing.FolderMember) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx context.Context, sel ast.SelectionSet, v *sharing.FolderMember) graphql.Marshaler {
@@ -28674,14 +28621,6 @@ func (ec *executionContext) marshalNSftpActivityOutcome2githubᚗcomᚋskiffhq�
 	return res
 }
 
-func (ec *executionContext) marshalNSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.Licences) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SftpLicences!")
-		return graphql.Null
-	}
-	return ec._SftpLicences(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNSftpModule2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModule(ctx context.Context, sel ast.SelectionSet, v *model.SftpModule) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SftpModule!")
@@ -28696,14 +28635,6 @@ func (ec *executionContext) marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhq�
 		return graphql.Null
 	}
 	return ec._SftpModuleRequest(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNSftpModuleRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.SftpModuleRequestConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SftpModuleRequestConnection!")
-		return graphql.Null
-	}
-	return ec._SftpModuleRequestConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpModuleRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SftpModuleRequestEdge) graphql.Marshaler {
@@ -28773,14 +28704,6 @@ func (ec *executionContext) unmarshalNShareProjectFolderInput2githubᚗcomᚋski
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx context.Context, sel ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SharedProjectConnection!")
-		return graphql.Null
-	}
-	return ec._SharedProjectConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNSharedProjectEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SharedProjectEdge) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -28803,22 +28726,6 @@ func (ec *executionContext) marshalNSharedProjectEdge2ᚖgithubᚗcomᚋskiffhq�
 		return graphql.Null
 	}
 	return ec._SharedProjectEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*sftpaccess.SSHKey) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.SSHKey) graphql.Marshaler {
@@ -29194,11 +29101,25 @@ func (ec *executionContext) marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 	return ec._Account(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAccountConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountConnection(ctx context.Context, sel ast.SelectionSet, v *model.AccountConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AccountConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._AccountPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventFilter(ctx context.Context, v any) (*model.AuditEventFilter, error) {
@@ -29304,6 +29225,13 @@ func (ec *executionContext) marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 	return ec._Contact(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOContactConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactConnection(ctx context.Context, sel ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ContactConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx context.Context, sel ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -29332,11 +29260,25 @@ func (ec *executionContext) marshalODedicatedIpPayload2ᚖgithubᚗcomᚋskiffhq
 	return ec._DedicatedIpPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalODedicatedIpPoolConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIpPoolConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalODedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx context.Context, sel ast.SelectionSet, v *sftplogin.DedicatedIPRequest) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._DedicatedIpRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODedicatedIpRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DedicatedIpRequestConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalODedicatedIpRequestPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.DedicatedIPRequestPayload) graphql.Marshaler {
@@ -29410,6 +29352,13 @@ func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋte
 		return graphql.Null
 	}
 	return ec._Group(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupConnection(ctx context.Context, sel ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GroupConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
@@ -29519,6 +29468,13 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋskiffhqᚋskiffᚋgraph�
 	return ec._Node(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalONotificationConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationConnection(ctx context.Context, sel ast.SelectionSet, v *model.NotificationConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._NotificationConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx context.Context, sel ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -29531,6 +29487,32 @@ func (ec *executionContext) marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋsk
 		return graphql.Null
 	}
 	return ec._ProjectFolder(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectFolderConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderConnection(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectFolderConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectFolderMember2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*sharing.FolderMember) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
@@ -29680,6 +29662,39 @@ func (ec *executionContext) marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhq�
 	return ec._SftpModuleRequest(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOSftpModuleRequestConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.SftpModuleRequestConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SftpModuleRequestConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx context.Context, sel ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SharedProjectConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*sftpaccess.SSHKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx context.Context, sel ast.SelectionSet, v *sftpaccess.SSHKey) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -29803,6 +29818,13 @@ func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋten
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx context.Context, sel ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._UserConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOUserFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserFilter(ctx context.Context, v any) (*model.UserFilter, error) {

@@ -123,17 +123,32 @@ func (s *Service) RequireGroupManager(ctx context.Context) (*tenant.Principal, e
 	return p, nil
 }
 
-// Groups lists an account's groups, built-in groups first, then by name.
-// Owners and administrators see every group; other users see their own.
-func (s *Service) Groups(ctx context.Context, accountID string, page tenant.Page) (*tenant.Connection[*Group], error) {
-	p, err := tenant.RequireUser(ctx)
-	if err != nil {
-		return nil, err
+// mayReadGroups reports whether p sees every group of accountID (and every
+// user's group): group managers (owners, administrators), and support staff,
+// who read any account's groups as they read its users. Members are listed
+// to group managers only (GroupMembersOf).
+func (s *Service) mayReadGroups(ctx context.Context, p *tenant.Principal, accountID string) (bool, error) {
+	if p.IsStaff() {
+		return true, nil
 	}
 	if !p.InAccount(accountID) {
+		return false, nil
+	}
+	return s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
+}
+
+// Groups lists an account's groups, built-in groups first, then by name.
+// Owners, administrators and support staff see every group; other users see
+// their own.
+func (s *Service) Groups(ctx context.Context, accountID string, page tenant.Page) (*tenant.Connection[*Group], error) {
+	p := tenant.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	}
+	if !p.IsStaff() && !p.InAccount(accountID) {
 		return nil, tenant.NotFound("account")
 	}
-	manager, err := s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
+	manager, err := s.mayReadGroups(ctx, p, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +247,10 @@ func (s *Service) GroupsOfUsersUncounted(ctx context.Context, accountID string, 
 func (s *Service) groupsOfUsers(ctx context.Context, accountID string, userIDs []string, counted bool) (map[string]*Group, error) {
 	p := tenant.PrincipalFrom(ctx)
 	out := make(map[string]*Group, len(userIDs))
-	if !p.InAccount(accountID) {
+	if !p.InAccount(accountID) && !p.IsStaff() {
 		return out, nil
 	}
-	manager, err := s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
+	manager, err := s.mayReadGroups(ctx, p, accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -69,10 +69,10 @@ func (s *Service) AccountStorage(ctx context.Context, accountID string) (*Storag
 
 // UserStorage is a user's usage (their home and the project folders they
 // made) and their own quota: the user, the account's owners and
-// administrators, and support staff; nil for anyone else.
+// administrators, and support staff; FORBIDDEN for anyone else.
 func (s *Service) UserStorage(ctx context.Context, u *tenant.User) (*Storage, error) {
 	if !mayReadUserStorage(tenant.PrincipalFrom(ctx), u.AccountID, u.ID) {
-		return nil, nil
+		return nil, tenant.Errorf(tenant.EForbidden, "only the user, the account's owners and administrators and support staff see a user's storage")
 	}
 	m, err := s.UserStorageOf(ctx, u.AccountID, []string{u.ID})
 	if err != nil {
