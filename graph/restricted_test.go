@@ -146,10 +146,10 @@ func TestRestrictedFieldsAreNullWithAnErrorAtTheirPath(t *testing.T) {
 	// A plain user reading their account.
 	r := e.do(user, `{ account { name usersCsv sftpLicences { purchased } contacts { edges { node { id } } }
 		ipAllowlist storage { used } notifications { edges { node { id } } } auditEvents { edges { node { id } } }
-		groups { edges { node { name members { edges { node { id } } } } } } } }`, nil)
+		groups { edges { node { name members { edges { node { id } } } } } } sftpActivity { edges { __typename } } } }`, nil)
 	data := forbiddenAt(t, "user's account", r, "account.usersCsv", "account.sftpLicences", "account.contacts",
 		"account.ipAllowlist", "account.storage", "account.notifications", "account.auditEvents",
-		"account.groups.edges.0.node.members")
+		"account.groups.edges.0.node.members", "account.sftpActivity")
 	if dig(data, "account.name") != "Acme" || dig(data, "account.groups.edges.0.node.name") != "Pro" {
 		t.Errorf("user's account: data %s", r.Data)
 	}

@@ -3775,15 +3775,15 @@ type SftpActivityEdge {
 extend type Account {
   """
   The account's SFTP activity log, newest first. Owners, administrators and support staff;
-  other users see their own on ` + "`" + `User.sftpActivity` + "`" + `. For a CSV of a whole range, use
-  ` + "`" + `GET /export/activity.csv` + "`" + ` (docs/GRAPHQL.md).
+  other users see their own on ` + "`" + `User.sftpActivity` + "`" + ` (here: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at
+  this field). For a CSV of a whole range, use ` + "`" + `GET /export/activity.csv` + "`" + ` (docs/GRAPHQL.md).
   """
-  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection!
+  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection
 }
 
 extend type User {
-  "The user's SFTP activity, newest first. The user themselves, the account's owners and administrators, and support staff."
-  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection!
+  "The user's SFTP activity, newest first. The user themselves, the account's owners and administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else."
+  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection
 }
 
 extend type ProjectFolder {
@@ -3799,7 +3799,7 @@ extend type Mutation {
   email per file, and none when nothing was uploaded. Any member of the folder (anyone with a
   right in it); digests stop while you have no access to the folder.
   """
-  setFolderUploadNotification(input: SetFolderUploadNotificationInput!): SetFolderUploadNotificationPayload!
+  setFolderUploadNotification(input: SetFolderUploadNotificationInput!): SetFolderUploadNotificationPayload
 }
 
 input SetFolderUploadNotificationInput {
@@ -8568,10 +8568,10 @@ func (ec *executionContext) _Account_sftpActivity(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
-			return ec.marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
+			return ec.marshalOSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_sftpActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -12137,10 +12137,10 @@ func (ec *executionContext) _Mutation_setFolderUploadNotification(ctx context.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
-			return ec.marshalNSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx, selections, v)
+			return ec.marshalOSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_setFolderUploadNotification(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -18457,10 +18457,10 @@ func (ec *executionContext) _User_sftpActivity(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
-			return ec.marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
+			return ec.marshalOSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_User_sftpActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -23134,7 +23134,7 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				})
 		case "sftpActivity":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_sftpActivity(ctx, field, obj)
 				})
@@ -24821,7 +24821,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setFolderUploadNotification(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "startTotpEnrolment":
@@ -27073,7 +27073,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "sftpActivity":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_sftpActivity(ctx, field, obj)
 				})
@@ -28508,14 +28508,6 @@ func (ec *executionContext) unmarshalNSetFolderUploadNotificationInput2githubᚗ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SetFolderUploadNotificationPayload!")
-		return graphql.Null
-	}
-	return ec._SetFolderUploadNotificationPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNSetRequireTotpForAdminsInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsInput(ctx context.Context, v any) (model.SetRequireTotpForAdminsInput, error) {
 	res, err := ec.unmarshalInputSetRequireTotpForAdminsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -28564,14 +28556,6 @@ func (ec *executionContext) marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋ
 		graphql.AddInvalidNullFromMarshaler(ctx, "SftpActivityAction!")
 	}
 	return res
-}
-
-func (ec *executionContext) marshalNSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx context.Context, sel ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "SftpActivityConnection!")
-		return graphql.Null
-	}
-	return ec._SftpActivityConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSftpActivityEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SftpActivityEdge) graphql.Marshaler {
@@ -29555,6 +29539,13 @@ func (ec *executionContext) marshalOSetAccountIpAllowlistPayload2ᚖgithubᚗcom
 	return ec._SetAccountIpAllowlistPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOSetFolderUploadNotificationPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetFolderUploadNotificationPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetFolderUploadNotificationPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SetFolderUploadNotificationPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOSetRequireTotpForAdminsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSetRequireTotpForAdminsPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetRequireTotpForAdminsPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -29624,6 +29615,13 @@ func (ec *executionContext) marshalOSftpActivityAction2ᚕgithubᚗcomᚋskiffhq
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOSftpActivityConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityConnection(ctx context.Context, sel ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SftpActivityConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityFilter(ctx context.Context, v any) (*model.SftpActivityFilter, error) {
