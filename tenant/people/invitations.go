@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"time"
 
@@ -248,19 +249,21 @@ type tokenRef struct {
 // user's password, then runs then in the same transaction, with a context
 // whose principal is the user. Every other outstanding token of the user is
 // revoked. The password is hashed before the token is looked at, so a bad
-// token costs as much as a good one.
+// token costs as much as a good one. A password too weak to hash and a token
+// that cannot be used are reported together (errors.Join), token first.
 func (s *Service) redeemToken(ctx context.Context, token, password string, purpose tokenPurpose,
 	then func(ctx context.Context, q tenant.Queryer, u *tenant.User) error) error {
-	if err := tenant.ValidatePassword(password); err != nil {
-		return err
-	}
-	hash, err := tenant.HashPassword(ctx, password)
-	if err != nil {
-		return err
+	pwErr := tenant.ValidatePassword(password)
+	var hash string
+	if pwErr == nil {
+		var err error
+		if hash, err = tenant.HashPassword(ctx, password); err != nil {
+			return err
+		}
 	}
 	refusal := tokenRefusals[purpose]
 	if len(token) != OneTimeTokenLen {
-		return refusal.unknown
+		return errors.Join(refusal.unknown, pwErr)
 	}
 	h := sha256.Sum256([]byte(token))
 	const query = `SELECT id, account_id, user_id, expires_at, used_at, revoked_at FROM one_time_tokens WHERE hash = $1 AND purpose = $2`
@@ -271,7 +274,7 @@ func (s *Service) redeemToken(ctx context.Context, token, password string, purpo
 		return err
 	}
 	if len(refs) == 0 {
-		return refusal.unknown
+		return errors.Join(refusal.unknown, pwErr)
 	}
 	return s.InAccount(ctx, refs[0].AccountID, func(q tenant.Queryer) error {
 		// The user's row lock first, as everywhere else, then the token's: two
@@ -285,15 +288,19 @@ func (s *Service) redeemToken(ctx context.Context, token, password string, purpo
 			return tenant.DBError(err)
 		}
 		now := s.Time()
+		var tokenErr error
 		switch {
 		case ref.UsedAt != nil:
-			return refusal.used
+			tokenErr = refusal.used
 		case ref.RevokedAt != nil:
-			return refusal.revoked
+			tokenErr = refusal.revoked
 		case !now.Before(ref.ExpiresAt):
-			return refusal.expired
+			tokenErr = refusal.expired
 		case u.Deleted():
-			return refusal.unknown
+			tokenErr = refusal.unknown
+		}
+		if err := errors.Join(tokenErr, pwErr); err != nil {
+			return err
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET used_at = $2 WHERE id = $1`, ref.ID, now); err != nil {
 			return tenant.DBError(err)

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 
@@ -182,20 +183,28 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 		if err != nil {
 			return err
 		}
+		// A wrong password and a wrong code are reported together; returning
+		// either rolls back the transaction, so a code checked here is not
+		// spent unless both are right.
+		var passwordErr error
 		if !ok {
-			return tenant.Invalid("password", "the password is not correct")
+			passwordErr = tenant.Invalid("password", "the password is not correct")
 		}
 		var r totpRow
 		err = q.GetContext(ctx, &r, `SELECT secret, confirmed_at, last_step FROM totp WHERE `+col+` = $1 AND confirmed_at IS NOT NULL FOR UPDATE`, id)
 		if err = tenant.DBError(err); tenant.ErrorCode(err) == tenant.ENotFound {
-			return tenant.Errorf(tenant.EConflict, "two-factor authentication is not on")
+			return errors.Join(passwordErr, tenant.Errorf(tenant.EConflict, "two-factor authentication is not on"))
 		} else if err != nil {
 			return err
 		}
+		var codeErr error
 		if ok, err := s.checkSecondFactor(ctx, q, col, id, r.Secret, code); err != nil {
 			return err
 		} else if !ok {
-			return tenant.Invalid("code", "the two-factor code is not correct")
+			codeErr = tenant.Invalid("code", "the two-factor code is not correct")
+		}
+		if err := errors.Join(passwordErr, codeErr); err != nil {
+			return err
 		}
 		if _, err := q.ExecContext(ctx, `DELETE FROM totp WHERE `+col+` = $1`, id); err != nil {
 			return tenant.DBError(err)

@@ -514,15 +514,18 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return err
 	}
+	var nextErr error
 	if err := tenant.ValidatePassword(next); err != nil {
-		return tenant.Invalid("newPassword", "%s", tenant.ErrorMessage(err))
+		nextErr = tenant.Invalid("newPassword", "%s", tenant.ErrorMessage(err))
 	}
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		u, err := tenant.GetUser(ctx, q, p.ID, true)
 		if err != nil {
 			return err
 		}
-		if err := checkCurrentPassword(ctx, u, current, "the current password is not correct"); err != nil {
+		// Both fields at once: a form shows a wrong current password and a
+		// weak new one together.
+		if err := errors.Join(checkCurrentPassword(ctx, u, current, "the current password is not correct"), nextErr); err != nil {
 			return err
 		}
 		h, err := tenant.HashPassword(ctx, next)

@@ -451,14 +451,15 @@ type SSHKeyUpdate struct {
 // Changing the expiry re-arms its reminder emails.
 func (s *Service) UpdateSSHKey(ctx context.Context, keyID string, up SSHKeyUpdate) (*SSHKey, error) {
 	var title string
+	var titleErr, statusErr error
 	if up.Title != nil {
-		var err error
-		if title, err = tenant.NormName("title", *up.Title, maxSSHKeyTitleLen); err != nil {
-			return nil, err
-		}
+		title, titleErr = tenant.NormName("title", *up.Title, maxSSHKeyTitleLen)
 	}
 	if up.Status != nil && !up.Status.IsValid() {
-		return nil, tenant.Invalid("status", "status must be ACTIVE or DISABLED")
+		statusErr = tenant.Invalid("status", "status must be ACTIVE or DISABLED")
+	}
+	if err := errors.Join(titleErr, statusErr); err != nil {
+		return nil, err
 	}
 	now := s.Time()
 	wasUsable := false

@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -305,10 +306,22 @@ type shareTarget struct {
 // folder keeps at least one OWNER share. Open SFTP sessions of the people
 // concerned see the change on their next operation.
 func (s *Service) ShareProjectFolder(ctx context.Context, in ShareInput) (*ProjectFolder, error) {
+	var presetErr error
 	if !in.Preset.Valid() {
-		return nil, tenant.Invalid("preset", "unknown preset %q", in.Preset)
+		presetErr = tenant.Invalid("preset", "unknown preset %q", in.Preset)
+	}
+	if err := errors.Join(checkShareTarget(in.UserID, in.GroupID), presetErr); err != nil {
+		return nil, err
 	}
 	return s.changeShare(ctx, in.FolderID, in.UserID, in.GroupID, in.Preset)
+}
+
+// checkShareTarget checks that a share names exactly one of a user and a group.
+func checkShareTarget(userID, groupID string) error {
+	if (userID == "") == (groupID == "") {
+		return tenant.Invalid("userId", "give either a user or a group")
+	}
+	return nil
 }
 
 // UnshareInput removes a project folder's share with one user or one group.
@@ -327,8 +340,8 @@ func (s *Service) UnshareProjectFolder(ctx context.Context, in UnshareInput) (*P
 
 // changeShare sets the preset of a share, or removes it when preset is "".
 func (s *Service) changeShare(ctx context.Context, folderID, userID, groupID string, preset policy.Preset) (*ProjectFolder, error) {
-	if (userID == "") == (groupID == "") {
-		return nil, tenant.Invalid("userId", "give either a user or a group")
+	if err := checkShareTarget(userID, groupID); err != nil {
+		return nil, err
 	}
 	p, rights, err := s.requireFolderRight(ctx, folderID, policy.Share, "you may not share this project folder")
 	if err != nil {

@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -307,12 +308,9 @@ func (s *Service) CreateGroup(ctx context.Context, in CreateGroupInput) (*Group,
 	if err != nil {
 		return nil, err
 	}
-	name, err := tenant.NormName("name", in.Name, 100)
-	if err != nil {
-		return nil, err
-	}
-	perms, err := normPermissions(in.Permissions)
-	if err != nil {
+	name, nameErr := tenant.NormName("name", in.Name, 100)
+	perms, permErr := normPermissions(in.Permissions)
+	if err := errors.Join(nameErr, permErr); err != nil {
 		return nil, err
 	}
 	var g *Group
@@ -363,24 +361,14 @@ func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group,
 			return err
 		}
 		before, wasJailed := g.AuditState(), g.Jailed()
+		name, perms, err := checkGroupUpdate(g, in)
+		if err != nil {
+			return err
+		}
 		if in.Name != nil {
-			name, err := tenant.NormName("name", *in.Name, 100)
-			if err != nil {
-				return err
-			}
-			if g.Builtin != "" && name != g.Name {
-				return tenant.Invalid("name", "built-in groups keep their names; create a custom group instead")
-			}
 			g.Name = name
 		}
 		if in.Permissions != nil {
-			perms, err := normPermissions(*in.Permissions)
-			if err != nil {
-				return err
-			}
-			if g.Builtin == GroupJailed && slices.Contains(perms, policy.SFTPMyFiles) {
-				return tenant.Invalid("permissions", "Jailed Users never have SFTP access to My Files; move the users to another group instead")
-			}
 			if !samePermissions(perms, g.Permissions) && p.Role != tenant.RoleOwner {
 				if err := refuseIfOwnersIn(ctx, q, g.ID); err != nil {
 					return err
@@ -410,6 +398,25 @@ func (s *Service) UpdateGroup(ctx context.Context, in UpdateGroupInput) (*Group,
 		}
 	}
 	return tenant.Result(g, err)
+}
+
+// checkGroupUpdate checks the name and the permissions an update gives g,
+// and returns them normalised, or every bad field at once (errors.Join).
+func checkGroupUpdate(g *Group, in UpdateGroupInput) (name string, perms []policy.Permission, err error) {
+	var nameErr, permErr error
+	if in.Name != nil {
+		name, nameErr = tenant.NormName("name", *in.Name, 100)
+		if nameErr == nil && g.Builtin != "" && name != g.Name {
+			nameErr = tenant.Invalid("name", "built-in groups keep their names; create a custom group instead")
+		}
+	}
+	if in.Permissions != nil {
+		perms, permErr = normPermissions(*in.Permissions)
+		if permErr == nil && g.Builtin == GroupJailed && slices.Contains(perms, policy.SFTPMyFiles) {
+			permErr = tenant.Invalid("permissions", "Jailed Users never have SFTP access to My Files; move the users to another group instead")
+		}
+	}
+	return name, perms, errors.Join(nameErr, permErr)
 }
 
 // ErrOwnersInGroup refuses an administrator's change to the permissions of
