@@ -136,6 +136,14 @@ func (b *TenantBackend) MarkKeyUsed(ctx context.Context, login *sftplogin.Login)
 	return err
 }
 
+// MarkLogin implements LoginRecorder: the user's last SFTP login.
+func (b *TenantBackend) MarkLogin(ctx context.Context, login *sftplogin.Login) error {
+	_, err := bounded(ctx, b.dbTimeout(), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.Directory.MarkLogin(ctx, login)
+	})
+	return err
+}
+
 // HostKeys implements HostKeys.
 func (b *TenantBackend) HostKeys(ctx context.Context, dest netip.Addr) ([]ssh.Signer, error) {
 	return bounded(ctx, b.dbTimeout(), func(ctx context.Context) ([]ssh.Signer, error) {

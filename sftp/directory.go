@@ -36,6 +36,14 @@ type KeyUseRecorder interface {
 	MarkKeyUsed(ctx context.Context, login *sftplogin.Login) error
 }
 
+// LoginRecorder is optionally implemented by a Directory to record that a
+// password login succeeded (the user's "last SFTP login"); key logins are
+// recorded by KeyUseRecorder. The server calls it after authentication, in
+// the background: it must bound its own time. A failure is logged.
+type LoginRecorder interface {
+	MarkLogin(ctx context.Context, login *sftplogin.Login) error
+}
+
 // HostKeys gives the host keys to present to a client that connected to
 // dest: a dedicated IP's account keys, or the deployment's keys. At most one
 // key per key type is used (the first). RSA keys are always restricted to

@@ -148,6 +148,16 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 				log.Error("sftp: recording key use failed", "err", err)
 			}
 		}
+	} else if rec, ok := s.cfg.Directory.(LoginRecorder); ok {
+		// Off the login's path: the session does not wait for it, and
+		// the connection ending does not cancel it (Shutdown waits).
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := rec.MarkLogin(context.WithoutCancel(connCtx), login); err != nil {
+				log.Error("sftp: recording the login failed", "err", err)
+			}
+		}()
 	}
 	var algs ssh.NegotiatedAlgorithms
 	if m, ok := sconn.Conn.(ssh.AlgorithmsConnMetadata); ok {

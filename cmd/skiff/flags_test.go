@@ -43,6 +43,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"http-max-requests-per-address", "SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS", "32", "GraphQL API"},
 	{"http-trusted-proxies", "SKIFF_HTTP_TRUSTED_PROXIES", "", "GraphQL API"},
 	{"token-ttl", "SKIFF_TOKEN_TTL", "720h", "GraphQL API"},
+	{"access-token-ttl", "SKIFF_ACCESS_TOKEN_TTL", "15m", "GraphQL API"},
 	{"demo", "SKIFF_DEMO", "true", ""},
 	{"shutdown-grace", "SKIFF_SHUTDOWN_GRACE", "20s", ""},
 	{"sftp-addr", "SKIFF_SFTP_ADDR", "127.0.0.1:2022", "SFTP"},

@@ -34,7 +34,8 @@ type HTTPFlags struct {
 	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
 	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
 	TrustedProxies []string      `name:"http-trusted-proxies" env:"SKIFF_HTTP_TRUSTED_PROXIES" help:"Networks of reverse proxies whose X-Forwarded-For (or Forwarded) header names the client (CIDR, comma-separated); from other peers the client is the TCP peer. IP allowlists, login throttling and --http-max-requests-per-address use the client address."`
-	TokenTTL       time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid."`
+	TokenTTL       time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid; for sessions with refresh tokens, how long one lasts unless refreshed."`
+	AccessTTL      time.Duration `name:"access-token-ttl" default:"15m" env:"SKIFF_ACCESS_TOKEN_TTL" help:"How long an access token of a session with refresh tokens (login tokenKind ACCESS_AND_REFRESH) stays valid."`
 }
 
 // httpServer is the running GraphQL API.

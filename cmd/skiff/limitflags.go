@@ -77,6 +77,7 @@ func (c *ServeCmd) checkLimits() error {
 		checkAtLeast("--http-max-connections", "SKIFF_HTTP_MAX_CONNECTIONS", int64(h.MaxConns), 1),
 		checkAtLeast("--http-max-requests-per-address", "SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS", int64(h.MaxPerAddr), 1),
 		checkPositive("--token-ttl", "SKIFF_TOKEN_TTL", h.TokenTTL),
+		checkPositive("--access-token-ttl", "SKIFF_ACCESS_TOKEN_TTL", h.AccessTTL),
 		checkPositive("--sftp-idle-timeout", "SKIFF_SFTP_IDLE_TIMEOUT", s.IdleTimeout),
 		checkAtLeast("--sftp-max-connections", "SKIFF_SFTP_MAX_CONNECTIONS", int64(s.MaxConns), 1),
 		checkAtLeast("--sftp-max-connections-per-address", "SKIFF_SFTP_MAX_CONNECTIONS_PER_ADDRESS", int64(s.MaxConnsPerIP), 1),

@@ -176,7 +176,7 @@ func TestLimitFlagsRefuseNonsense(t *testing.T) {
 		}
 	}
 	for _, flag := range []string{"--http-read-header-timeout", "--http-read-timeout", "--http-write-timeout",
-		"--http-idle-timeout", "--token-ttl", "--sftp-idle-timeout"} {
+		"--http-idle-timeout", "--token-ttl", "--access-token-ttl", "--sftp-idle-timeout"} {
 		for _, v := range []string{"0s", "-1s"} {
 			if err := parseServe(t, flag+"="+v).checkLimits(); err == nil || !strings.Contains(err.Error(), flag) {
 				t.Errorf("%s=%s: %v", flag, v, err)

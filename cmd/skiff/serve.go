@@ -141,6 +141,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database) (*domain.Domain, error) {
 	svc := domain.New(d.DB)
 	svc.People.TokenTTL = c.HTTP.TokenTTL
+	svc.People.AccessTokenTTL = c.HTTP.AccessTTL
 	enforcer, err := policy.New(d.DB, policy.Options{Logger: log})
 	if err != nil {
 		return nil, err

@@ -19,7 +19,11 @@ type Event struct {
 
 // Record records ev in accountID's audit trail, inside the caller's transaction,
 // so the record exists exactly when the change does. The actor comes from ctx.
+// A kind not listed in Kinds is an internal error.
 func Record(ctx context.Context, q tenant.Queryer, accountID string, ev Event) error {
+	if err := checkKind(ev.Kind); err != nil {
+		return err
+	}
 	a := tenant.ActorOf(ctx)
 	before, err := jsonOrNil(ev.Before)
 	if err != nil {

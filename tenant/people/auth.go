@@ -19,11 +19,15 @@ import (
 // tokenPrefix makes Skiff tokens recognisable in logs and secret scanners.
 const tokenPrefix = "skf_"
 
-// LoginResult is what a successful login returns.
+// LoginResult is what a successful login (or RefreshSession) returns.
 type LoginResult struct {
 	Token     string // shown once; only its hash is stored
 	ExpiresAt time.Time
 	Principal *tenant.Principal
+	// RefreshToken and RefreshExpiresAt are set for TokenAccessAndRefresh:
+	// Token is then the short-lived access token.
+	RefreshToken     string
+	RefreshExpiresAt time.Time
 }
 
 type loginRow struct {
@@ -58,6 +62,13 @@ func (s *Service) Login(ctx context.Context, email, password string, remote neti
 // counted as a failed attempt. When two-factor is required of the principal
 // but not on, the token is enrol-only (tenant.Principal.EnrolOnly).
 func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode string, remote netip.Addr) (*LoginResult, error) {
+	return s.LoginWith(ctx, email, password, totpCode, LoginOptions{Remote: remote})
+}
+
+// LoginWith is LoginWithCode with the kind of session to start and what to
+// remember of the client (see LoginOptions).
+func (s *Service) LoginWith(ctx context.Context, email, password, totpCode string, opt LoginOptions) (*LoginResult, error) {
+	remote := opt.Remote
 	email = strings.TrimSpace(email)
 	if email == "" || password == "" {
 		return nil, tenant.Invalid("email", "email and password are required")
@@ -119,7 +130,7 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 		if err := attempt.Succeeded(ctx, tx); err != nil {
 			return err
 		}
-		res, err = s.issueToken(ctx, tx, p)
+		res, err = s.issueToken(ctx, tx, p, opt)
 		return err
 	})
 	if err == nil && failed {
@@ -133,49 +144,82 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, totpCode s
 
 var errBadLogin = &tenant.Error{Code: tenant.EUnauthenticated, Field: "password", Message: "the email or password is not correct"}
 
-func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Principal) (*LoginResult, error) {
+// newSecret returns a new random token with prefix and its SHA-256, the only
+// form in which Skiff stores it.
+func newSecret(prefix string) (string, []byte, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	token := prefix + base64.RawURLEncoding.EncodeToString(secret)
 	h := sha256.Sum256([]byte(token))
-	exp := s.Time().Add(s.TokenTTL)
+	return token, h[:], nil
+}
+
+// issueToken starts an API session for p: a bearer token, or with
+// TokenAccessAndRefresh an access token and a refresh token (see sessions.go).
+func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Principal, opt LoginOptions) (*LoginResult, error) {
+	now := s.Time()
+	exp := now.Add(s.TokenTTL)
 	var accountID, userID, staffID any
 	if p.Kind == tenant.KindStaff {
 		staffID = p.ID
 	} else {
 		accountID, userID = p.AccountID, p.ID
 	}
-	if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, account_id, user_id, staff_id, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, h[:], accountID, userID, staffID, s.Time(), exp); err != nil {
+	ip := ""
+	if opt.Remote.IsValid() {
+		ip = opt.Remote.String()
+	}
+	ua := clientName(opt.UserAgent)
+	if opt.Kind == TokenAccessAndRefresh {
+		if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, kind, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip)
+			VALUES (NULL, 'REFRESH', $1, $2, $3, $4, $5, $6, $7, $4, $7) RETURNING id`, accountID, userID, staffID, now, exp, ua, ip); err != nil {
+			return nil, tenant.DBError(err)
+		}
+		return s.issuePair(ctx, q, p, now)
+	}
+	token, h, err := newSecret(tokenPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $8) RETURNING id`, h, accountID, userID, staffID, now, exp, ua, ip); err != nil {
 		return nil, tenant.DBError(err)
 	}
 	return &LoginResult{Token: token, ExpiresAt: exp, Principal: p}, nil
 }
 
-// Authenticate resolves a bearer token, presented from the client address
-// remote, to its principal. Expired, revoked, unknown and malformed tokens,
-// and tokens of deleted users, all fail alike. A user's token presented from
-// outside their account's or their own IP allowlist fails with
-// tenant.ErrAddressNotAllowed.
-func (s *Service) Authenticate(ctx context.Context, token string, remote netip.Addr) (*tenant.Principal, error) {
-	bad := tenant.Errorf(tenant.EUnauthenticated, "the token is not valid or has expired; log in again")
-	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
-		return nil, bad
+// tokenMatch says which session a presented token belongs to, as a
+// condition on tokens t with the token's hash as $1 and the time as $2, or
+// "" for a token that cannot be valid: a bearer token is its session's hash,
+// an access token one of its session's unexpired access tokens. A refresh
+// token is none of these: it only works with RefreshSession.
+func tokenMatch(token string) string {
+	switch {
+	case len(token) > 100:
+		return ""
+	case strings.HasPrefix(token, tokenPrefix):
+		return `t.hash = $1 AND t.kind = 'BEARER'`
+	case strings.HasPrefix(token, accessTokenPrefix):
+		return `t.id = (SELECT x.token_id FROM access_tokens x WHERE x.hash = $1 AND x.expires_at > $2)`
 	}
-	h := sha256.Sum256([]byte(token))
-	var rows []loginRow
-	var tokenID string
-	var enrolOnly bool
-	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
-		var r struct {
-			loginRow
-			TokenID   string `db:"token_id"`
-			EnrolOnly bool   `db:"enrol_only"`
-		}
-		err := tx.GetContext(ctx, &r, `
-			SELECT t.id AS token_id,
+	return ""
+}
+
+// sessionRow is a live session with its principal, as sessionQuery reads it.
+type sessionRow struct {
+	loginRow
+	TokenID    string     `db:"token_id"`
+	EnrolOnly  bool       `db:"enrol_only"`
+	LastUsedAt *time.Time `db:"last_used_at"`
+}
+
+// sessionQuery reads the live session matched by match (see tokenMatch; $2
+// is the time): not revoked, not expired, of a live user or a staff member.
+func sessionQuery(match string) string {
+	return `
+			SELECT t.id AS token_id, t.last_used_at,
 			       CASE WHEN t.staff_id IS NULL THEN 'USER' ELSE 'STAFF' END AS kind,
 			       coalesce(u.id, st.id) AS id, u.account_id, u.role,
 			       coalesce(u.name, st.name) AS name, coalesce(u.email, st.email) AS email, NULL::text AS password_hash,
@@ -187,13 +231,62 @@ func (s *Service) Authenticate(ctx context.Context, token string, remote netip.A
 			  LEFT JOIN users u ON u.id = t.user_id AND u.deleted_at IS NULL
 			  LEFT JOIN accounts a ON a.id = u.account_id
 			  LEFT JOIN staff st ON st.id = t.staff_id
-			 WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
-			   AND (u.id IS NOT NULL OR st.id IS NOT NULL)`, h[:], s.Time())
-		if err != nil {
+			 WHERE ` + match + ` AND t.revoked_at IS NULL AND t.expires_at > $2
+			   AND (u.id IS NOT NULL OR st.id IS NOT NULL)`
+}
+
+// principal is the session's principal, presented from remote.
+func (r *sessionRow) principal(remote netip.Addr) *tenant.Principal {
+	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: r.TokenID, EnrolOnly: r.EnrolOnly, Addr: remote}
+	if r.AccountID != nil {
+		p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
+	}
+	return p
+}
+
+// sessionUseGranularity is how stale a session's last_used_at may get: a
+// session used again within it is not written again, so a busy client's
+// requests cost no writes.
+const sessionUseGranularity = time.Minute
+
+// touchSession records that the session r was just used from remote, unless
+// it already was within sessionUseGranularity.
+func (s *Service) touchSession(ctx context.Context, q tenant.Queryer, r *sessionRow, remote netip.Addr) error {
+	now := s.Time()
+	if r.LastUsedAt != nil && now.Sub(*r.LastUsedAt) < sessionUseGranularity {
+		return nil
+	}
+	ip := ""
+	if remote.IsValid() {
+		ip = remote.String()
+	}
+	_, err := q.ExecContext(ctx, `UPDATE tokens SET last_used_at = $2, last_ip = $3 WHERE id = $1`, r.TokenID, now, ip)
+	return tenant.DBError(err)
+}
+
+// Authenticate resolves a bearer token or an access token, presented from
+// the client address remote, to its principal. Expired, revoked, unknown and
+// malformed tokens, tokens of revoked sessions and of deleted users, and
+// refresh tokens, all fail alike. A user's token presented from outside
+// their account's or their own IP allowlist fails with
+// tenant.ErrAddressNotAllowed. The session's "last used" is written at most
+// once a minute.
+func (s *Service) Authenticate(ctx context.Context, token string, remote netip.Addr) (*tenant.Principal, error) {
+	bad := tenant.Errorf(tenant.EUnauthenticated, "the token is not valid or has expired; log in again")
+	match := tokenMatch(token)
+	if match == "" {
+		return nil, bad
+	}
+	h := sha256.Sum256([]byte(token))
+	var r sessionRow
+	err := s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &r, sessionQuery(match), h[:], s.Time()); err != nil {
 			return tenant.DBError(err)
 		}
-		rows, tokenID, enrolOnly = []loginRow{r.loginRow}, r.TokenID, r.EnrolOnly
-		return nil
+		if !r.allowedFrom(remote) {
+			return nil // refused below; not a use
+		}
+		return s.touchSession(ctx, tx, &r, remote)
 	})
 	if tenant.ErrorCode(err) == tenant.ENotFound {
 		return nil, bad
@@ -201,15 +294,10 @@ func (s *Service) Authenticate(ctx context.Context, token string, remote netip.A
 	if err != nil {
 		return nil, err
 	}
-	r := rows[0]
 	if !r.allowedFrom(remote) {
 		return nil, tenant.ErrAddressNotAllowed
 	}
-	p := &tenant.Principal{Kind: tenant.PrincipalKind(r.Kind), ID: r.ID, Name: r.Name, Email: r.Email, TokenID: tokenID, EnrolOnly: enrolOnly, Addr: remote}
-	if r.AccountID != nil {
-		p.AccountID, p.Role = *r.AccountID, tenant.Role(*r.Role)
-	}
-	return p, nil
+	return r.principal(remote), nil
 }
 
 // Logout revokes the token the request came with.

@@ -127,7 +127,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 			return err
 		}
 		var err error
-		res, err = s.issueToken(ctx, q, tenant.PrincipalFrom(ctx))
+		res, err = s.issueToken(ctx, q, tenant.PrincipalFrom(ctx), LoginOptions{})
 		return err
 	})
 	if err != nil {

@@ -13,8 +13,12 @@ import (
 // invitations and password resets, and logging in to the API.
 type Service struct {
 	*tenant.Base
-	// TokenTTL is how long a bearer token from Login stays valid.
+	// TokenTTL is how long a bearer token from Login stays valid, and how
+	// long a session with refresh tokens lasts unless refreshed.
 	TokenTTL time.Duration
+	// AccessTokenTTL is how long an access token of a session with refresh
+	// tokens stays valid; 0 means DefaultAccessTokenTTL.
+	AccessTokenTTL time.Duration
 	// SFTP turns users' SFTP access on and off as part of creating,
 	// changing and restoring them.
 	SFTP *sftpaccess.Service

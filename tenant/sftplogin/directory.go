@@ -65,6 +65,11 @@ type Directory struct {
 	// in one round trip (an unprepared statement with parameters takes two).
 	loginStmtMu sync.Mutex
 	loginStmt   *sqlx.Stmt
+
+	// recentLogins is when this node last recorded each user's SFTP login
+	// (see MarkLogin), so that logins within a minute cost no statement.
+	recentMu     sync.Mutex
+	recentLogins map[string]time.Time
 }
 
 // NewDirectory returns a Directory on db with the real clock.
@@ -376,13 +381,16 @@ func (d *Directory) PublicKeyLogin(ctx context.Context, dest, remote netip.Addr,
 
 // keyUseGranularity is how stale last_used_at may get: a key used again
 // within it is not written again, so busy automated clients cost no writes.
+// The user's last SFTP login (sftp_credentials.last_login_at) is kept to
+// the same granularity.
 const keyUseGranularity = time.Minute
 
-// MarkKeyUsed records that the key of a public-key login just logged in. The
-// SSH server calls it after authentication succeeded. When the lookup saw
-// the key used within keyUseGranularity, it writes nothing and costs no
-// round trip: busy automated clients log in without database writes.
-// Otherwise it is one UPDATE. A deleted key or a bad ID is not an error.
+// MarkKeyUsed records that the key of a public-key login just logged in,
+// and so did its user (their last SFTP login). The SSH server calls it after
+// authentication succeeded. When the lookup saw the key used within
+// keyUseGranularity, it writes nothing and costs no round trip: busy
+// automated clients log in without database writes. Otherwise it is one
+// statement. A deleted key or a bad ID is not an error.
 func (d *Directory) MarkKeyUsed(ctx context.Context, l *Login) error {
 	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.KeyID) {
 		return nil
@@ -391,10 +399,55 @@ func (d *Directory) MarkKeyUsed(ctx context.Context, l *Login) error {
 	if l.KeyLastUsedAt != nil && now.Sub(*l.KeyLastUsedAt) < keyUseGranularity {
 		return nil
 	}
+	d.noteLogin(l.UserID, now)
 	return d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE ssh_keys SET last_used_at = $3
-			WHERE account_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4)`,
+		_, err := tx.ExecContext(ctx, `WITH k AS (UPDATE ssh_keys SET last_used_at = $3
+			WHERE account_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4) RETURNING user_id)
+			UPDATE sftp_credentials c SET last_login_at = $3 FROM k
+			WHERE c.account_id = $1 AND c.user_id = k.user_id AND (c.last_login_at IS NULL OR c.last_login_at < $4)`,
 			l.AccountID, l.KeyID, now, now.Add(-keyUseGranularity))
+		return tenant.DBError(err)
+	})
+}
+
+// maxRecentLogins bounds the Directory's memory of recent logins; past it
+// the memory starts over (costing at most one write per user again).
+const maxRecentLogins = 100_000
+
+// noteLogin remembers that userID's login at now is being recorded, and
+// reports whether it needs writing: false when this node recorded one of
+// theirs within keyUseGranularity.
+func (d *Directory) noteLogin(userID string, now time.Time) bool {
+	d.recentMu.Lock()
+	defer d.recentMu.Unlock()
+	if last, ok := d.recentLogins[userID]; ok && now.Sub(last) < keyUseGranularity && !now.Before(last) {
+		return false
+	}
+	if d.recentLogins == nil || len(d.recentLogins) >= maxRecentLogins {
+		d.recentLogins = map[string]time.Time{}
+	}
+	d.recentLogins[userID] = now
+	return true
+}
+
+// MarkLogin records that a password login of l's user just succeeded, as
+// their last SFTP login, at most once per keyUseGranularity: a login within
+// it of one this node recorded costs nothing, and the statement writes only
+// when the stored time is older (another node may have written it). The SSH
+// server calls it after authentication, off the login's path. Key logins
+// are recorded by MarkKeyUsed instead.
+func (d *Directory) MarkLogin(ctx context.Context, l *Login) error {
+	if !tenant.IsUUID(l.AccountID) || !tenant.IsUUID(l.UserID) || l.KeyID != "" {
+		return nil
+	}
+	now := d.now()
+	if !d.noteLogin(l.UserID, now) {
+		return nil
+	}
+	return d.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sftp_credentials SET last_login_at = $3
+			WHERE account_id = $1 AND user_id = $2 AND (last_login_at IS NULL OR last_login_at < $4)`,
+			l.AccountID, l.UserID, now, now.Add(-keyUseGranularity))
 		return tenant.DBError(err)
 	})
 }
