@@ -15,6 +15,66 @@ import (
 	"github.com/skiffhq/skiff/tenant/people"
 )
 
+// ID is the resolver for the id field.
+func (r *apiSessionResolver) ID(ctx context.Context, obj *people.APISession) (string, error) {
+	return globalID("ApiSession", obj.ID), nil
+}
+
+// TokenKind is the resolver for the tokenKind field.
+func (r *apiSessionResolver) TokenKind(ctx context.Context, obj *people.APISession) (people.TokenKind, error) {
+	if obj.Kind == "REFRESH" {
+		return people.TokenAccessAndRefresh, nil
+	}
+	return people.TokenBearer, nil
+}
+
+// IP is the resolver for the ip field.
+func (r *apiSessionResolver) IP(ctx context.Context, obj *people.APISession) (*string, error) {
+	return optionalString(obj.IP), nil
+}
+
+// LastIP is the resolver for the lastIp field.
+func (r *apiSessionResolver) LastIP(ctx context.Context, obj *people.APISession) (*string, error) {
+	return optionalString(obj.LastIP), nil
+}
+
+// RefreshSession is the resolver for the refreshSession field.
+func (r *mutationResolver) RefreshSession(ctx context.Context, input model.RefreshSessionInput) (*model.RefreshSessionPayload, error) {
+	res, err := r.Tenant.People.RefreshSession(ctx, input.RefreshToken, loginOptions(ctx, nil))
+	if err != nil {
+		ue, err := loginErrors(err, "refreshToken")
+		return &model.RefreshSessionPayload{UserErrors: ue}, err
+	}
+	v, err := r.viewerOf(tenant.WithPrincipal(ctx, res.Principal), res.Principal)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RefreshSessionPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, RefreshToken: &res.RefreshToken,
+		RefreshTokenExpiresAt: &res.RefreshExpiresAt, Viewer: v, UserErrors: []*model.UserError{}}, nil
+}
+
+// RevokeAPISession is the resolver for the revokeApiSession field.
+func (r *mutationResolver) RevokeAPISession(ctx context.Context, input model.RevokeAPISessionInput) (*model.RevokeAPISessionPayload, error) {
+	id, err := parseID(input.ID, "ApiSession")
+	if err != nil {
+		return nil, tenant.NotFound("API session")
+	}
+	s, err := r.Tenant.People.RevokeAPISession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeAPISessionPayload{APISession: s, UserErrors: []*model.UserError{}}, nil
+}
+
+// RevokeOtherAPISessions is the resolver for the revokeOtherApiSessions field.
+func (r *mutationResolver) RevokeOtherAPISessions(ctx context.Context) (*model.RevokeOtherAPISessionsPayload, error) {
+	n, err := r.Tenant.People.RevokeOtherAPISessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RevokeOtherAPISessionsPayload{RevokedCount: n, UserErrors: []*model.UserError{}}, nil
+}
+
 // StartTotpEnrolment is the resolver for the startTotpEnrolment field.
 func (r *mutationResolver) StartTotpEnrolment(ctx context.Context) (*model.StartTotpEnrolmentPayload, error) {
 	e, err := r.Tenant.People.StartTotpEnrolment(ctx)
@@ -52,6 +112,11 @@ func (r *staffResolver) ID(ctx context.Context, obj *people.Staff) (string, erro
 	return globalID("Staff", obj.ID), nil
 }
 
+// APISessions is the resolver for the apiSessions field.
+func (r *staffViewerResolver) APISessions(ctx context.Context, obj *model.StaffViewer) ([]*people.APISession, error) {
+	return r.Tenant.People.APISessions(ctx)
+}
+
 // Can is the resolver for the can field.
 func (r *userViewerResolver) Can(ctx context.Context, obj *model.UserViewer) (*model.ViewerCapabilities, error) {
 	sh := r.Tenant.Sharing
@@ -76,13 +141,26 @@ func (r *userViewerResolver) Can(ctx context.Context, obj *model.UserViewer) (*m
 	return &c, nil
 }
 
+// APISessions is the resolver for the apiSessions field.
+func (r *userViewerResolver) APISessions(ctx context.Context, obj *model.UserViewer) ([]*people.APISession, error) {
+	return r.Tenant.People.APISessions(ctx)
+}
+
+// ApiSession returns generated.ApiSessionResolver implementation.
+func (r *Resolver) ApiSession() generated.ApiSessionResolver { return &apiSessionResolver{r} }
+
 // Staff returns generated.StaffResolver implementation.
 func (r *Resolver) Staff() generated.StaffResolver { return &staffResolver{r} }
+
+// StaffViewer returns generated.StaffViewerResolver implementation.
+func (r *Resolver) StaffViewer() generated.StaffViewerResolver { return &staffViewerResolver{r} }
 
 // UserViewer returns generated.UserViewerResolver implementation.
 func (r *Resolver) UserViewer() generated.UserViewerResolver { return &userViewerResolver{r} }
 
 type (
-	staffResolver      struct{ *Resolver }
-	userViewerResolver struct{ *Resolver }
+	apiSessionResolver  struct{ *Resolver }
+	staffResolver       struct{ *Resolver }
+	staffViewerResolver struct{ *Resolver }
+	userViewerResolver  struct{ *Resolver }
 )

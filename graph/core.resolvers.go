@@ -7,12 +7,10 @@ package graph
 
 import (
 	"context"
-	"errors"
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
-	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // Login is the resolver for the login field.
@@ -21,27 +19,21 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 	if input.TotpCode != nil {
 		code = *input.TotpCode
 	}
-	res, err := r.Tenant.People.LoginWithCode(ctx, input.Email, input.Password, code, remoteAddr(ctx))
+	res, err := r.Tenant.People.LoginWith(ctx, input.Email, input.Password, code, loginOptions(ctx, input.TokenKind))
 	if err != nil {
-		if tenant.ErrorCode(err) == tenant.EUnauthenticated {
-			f, uc := "password", model.UserErrorCodeUnauthenticated
-			if ef := tenant.ErrorField(err); ef != "" {
-				f = ef
-			}
-			if errors.Is(err, people.ErrTotpRequired) {
-				uc = model.UserErrorCodeTotpRequired
-			}
-			return &model.LoginPayload{UserErrors: []*model.UserError{{Field: &f, Code: uc, Message: tenant.ErrorMessage(err)}}}, nil
-		}
-		ue, err := userErrors(err)
+		ue, err := loginErrors(err, "password")
 		return &model.LoginPayload{UserErrors: ue}, err
 	}
 	v, err := r.viewerOf(tenant.WithPrincipal(ctx, res.Principal), res.Principal)
 	if err != nil {
 		return nil, err
 	}
-	return &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{},
-		TotpEnrolmentRequired: res.Principal.EnrolOnly}, nil
+	out := &model.LoginPayload{Token: &res.Token, ExpiresAt: &res.ExpiresAt, Viewer: v, UserErrors: []*model.UserError{},
+		TotpEnrolmentRequired: res.Principal.EnrolOnly}
+	if res.RefreshToken != "" {
+		out.RefreshToken, out.RefreshTokenExpiresAt = &res.RefreshToken, &res.RefreshExpiresAt
+	}
+	return out, nil
 }
 
 // Logout is the resolver for the logout field.

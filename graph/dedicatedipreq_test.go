@@ -66,7 +66,7 @@ func (e *env) notificationsTo(owner, kind, recipient string) int {
 			}
 		}
 	}
-	e.mustDo(owner, `{ account { notifications(first: 200) { edges { node { kind recipient } } } } }`, nil, &notes)
+	e.mustDo(owner, `{ account { notifications(first: 200) { edges { node { kind: kindName recipient } } } } }`, nil, &notes)
 	n := 0
 	for _, ed := range notes.Account.Notifications.Edges {
 		if ed.Node.Kind == kind && ed.Node.Recipient == recipient {
@@ -161,7 +161,7 @@ func TestDedicatedIPRequestsThroughGraphQL(t *testing.T) {
 			}
 		}
 	}
-	e.mustDo(betaOwner, `{ account { auditEvents(first: 50) { edges { node { kind } } } } }`, nil, &audit)
+	e.mustDo(betaOwner, `{ account { auditEvents(first: 50) { edges { node { kind: kindName } } } } }`, nil, &audit)
 	seen := map[string]bool{}
 	for _, ed := range audit.Account.AuditEvents.Edges {
 		seen[ed.Node.Kind] = true

@@ -55,8 +55,8 @@ func TestEmailChange(t *testing.T) {
 			}
 		}
 	}
-	e.mustDo(owner, `{ account { notifications(first: 100) { edges { node { kind recipient } } }
-		auditEvents(first: 100, filter: {kinds: ["user.email_changed"]}) { edges { node { kind } } } } }`, nil, &notes)
+	e.mustDo(owner, `{ account { notifications(first: 100) { edges { node { kind: kindName recipient } } }
+		auditEvents(first: 100, filter: {kinds: ["user.email_changed"]}) { edges { node { kind: kindName } } } } }`, nil, &notes)
 	told := map[string]bool{}
 	for _, n := range notes.Account.Notifications.Edges {
 		if n.Node.Kind == "email_changed" {

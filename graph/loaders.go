@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/people"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sharing"
 	"github.com/skiffhq/skiff/tenant/storageuse"
@@ -43,6 +44,7 @@ type loaders struct {
 	// Nested connections: one per row, every row with the same page.
 	sharedWith   *dataloadgen.Loader[pagedRef, *tenant.Connection[*sharing.SharedProject]]
 	groupMembers *dataloadgen.Loader[pagedRef, *tenant.Connection[*tenant.User]]
+	loginTimes   *dataloadgen.Loader[userRef, *people.LoginTimes] // see facts.go
 }
 
 // pagedRef is one row's nested connection: the row's ID and the page asked
@@ -61,6 +63,7 @@ const batchWait = time.Millisecond
 
 func newLoaders(svc *domain.Domain) *loaders {
 	return &loaders{
+		loginTimes: newLoginTimesLoader(svc),
 		sshKeys: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef][]*sftpaccess.SSHKey, error) {
 			return byAccount(ctx, refs, svc.SFTP.SSHKeysForUsers)
 		}, dataloadgen.WithWait(batchWait)),

@@ -71,6 +71,16 @@ func (r *auditEventResolver) ID(ctx context.Context, obj *audit.EventRow) (strin
 	return globalID("AuditEvent", obj.ID), nil
 }
 
+// Kind is the resolver for the kind field.
+func (r *auditEventResolver) Kind(ctx context.Context, obj *audit.EventRow) (model.AuditEventKind, error) {
+	return auditEventKind(obj.Kind), nil
+}
+
+// KindName is the resolver for the kindName field.
+func (r *auditEventResolver) KindName(ctx context.Context, obj *audit.EventRow) (string, error) {
+	return obj.Kind, nil
+}
+
 // ActorUserID is the resolver for the actorUserId field.
 func (r *auditEventResolver) ActorUserID(ctx context.Context, obj *audit.EventRow) (*string, error) {
 	if obj.ActorID == nil || obj.ActorKind != "USER" {
@@ -90,13 +100,13 @@ func (r *auditEventResolver) TargetID(ctx context.Context, obj *audit.EventRow) 
 }
 
 // Before is the resolver for the before field.
-func (r *auditEventResolver) Before(ctx context.Context, obj *audit.EventRow) (*string, error) {
-	return jsonString(obj.Before), nil
+func (r *auditEventResolver) Before(ctx context.Context, obj *audit.EventRow) (model.JSON, error) {
+	return model.JSON(obj.Before), nil
 }
 
 // After is the resolver for the after field.
-func (r *auditEventResolver) After(ctx context.Context, obj *audit.EventRow) (*string, error) {
-	return jsonString(obj.After), nil
+func (r *auditEventResolver) After(ctx context.Context, obj *audit.EventRow) (model.JSON, error) {
+	return model.JSON(obj.After), nil
 }
 
 // StartSftpTrial is the resolver for the startSftpTrial field.
@@ -179,7 +189,12 @@ func (r *notificationResolver) ID(ctx context.Context, obj *outbox.Notification)
 }
 
 // Kind is the resolver for the kind field.
-func (r *notificationResolver) Kind(ctx context.Context, obj *outbox.Notification) (string, error) {
+func (r *notificationResolver) Kind(ctx context.Context, obj *outbox.Notification) (model.NotificationKind, error) {
+	return notificationKind(string(obj.Kind)), nil
+}
+
+// KindName is the resolver for the kindName field.
+func (r *notificationResolver) KindName(ctx context.Context, obj *outbox.Notification) (string, error) {
 	return string(obj.Kind), nil
 }
 

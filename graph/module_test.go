@@ -188,7 +188,7 @@ func TestSftpModuleThroughGraphQL(t *testing.T) {
 			}
 		}
 	}
-	e.mustDo(admin, `{ account { notifications(first: 200) { edges { node { kind recipient } } } } }`, nil, &notes)
+	e.mustDo(admin, `{ account { notifications(first: 200) { edges { node { kind: kindName recipient } } } } }`, nil, &notes)
 	kinds := map[string]int{}
 	for _, ed := range notes.Account.Notifications.Edges {
 		kinds[ed.Node.Kind]++
@@ -207,7 +207,7 @@ func TestSftpModuleThroughGraphQL(t *testing.T) {
 			}
 		}
 	}
-	e.mustDo(owner, `{ account { auditEvents(filter: {kinds: ["sftp_module.*"]}) { edges { node { kind actorKind } } } } }`, nil, &audit)
+	e.mustDo(owner, `{ account { auditEvents(filter: {kinds: ["sftp_module.*"]}) { edges { node { kind: kindName actorKind } } } } }`, nil, &audit)
 	if len(audit.Account.AuditEvents.Edges) != 3 || audit.Account.AuditEvents.Edges[0].Node.ActorKind != "STAFF" {
 		t.Fatalf("module audit trail: %+v", audit)
 	}

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
@@ -16,14 +15,6 @@ func ptrs[T any](vs []T) []*T {
 		out[i] = &vs[i]
 	}
 	return out
-}
-
-func jsonString(b json.RawMessage) *string {
-	if len(b) == 0 {
-		return nil
-	}
-	s := string(b)
-	return &s
 }
 
 func okPayload(err error) (*model.OkPayload, error) {

@@ -121,7 +121,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
-	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.withLoaders(httpStatuses(srv)))))
+	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, withUserAgent(r.authenticate(log, addrs, r.withLoaders(httpStatuses(srv))))))
 	mux.Handle("GET "+ActivityExportPath, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.exportActivity(log))))
 	if cfg.Playground {
 		pg := playgroundHandler()

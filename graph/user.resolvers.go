@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
@@ -84,6 +85,33 @@ func (r *userResolver) ID(ctx context.Context, obj *tenant.User) (string, error)
 // Account is the resolver for the account field.
 func (r *userResolver) Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error) {
 	return r.loaders(ctx).accounts.Load(ctx, obj.AccountID)
+}
+
+// LastLoginAt is the resolver for the lastLoginAt field.
+func (r *userResolver) LastLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error) {
+	t, err := r.loginTimes(ctx, obj)
+	if t == nil {
+		return nil, err
+	}
+	return t.Last(), err
+}
+
+// LastAPILoginAt is the resolver for the lastApiLoginAt field.
+func (r *userResolver) LastAPILoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error) {
+	t, err := r.loginTimes(ctx, obj)
+	if t == nil {
+		return nil, err
+	}
+	return t.API, err
+}
+
+// LastSftpLoginAt is the resolver for the lastSftpLoginAt field.
+func (r *userResolver) LastSftpLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error) {
+	t, err := r.loginTimes(ctx, obj)
+	if t == nil {
+		return nil, err
+	}
+	return t.SFTP, err
 }
 
 // User returns generated.UserResolver implementation.

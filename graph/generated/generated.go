@@ -40,6 +40,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Account() AccountResolver
+	ApiSession() ApiSessionResolver
 	AuditEvent() AuditEventResolver
 	Contact() ContactResolver
 	DedicatedIp() DedicatedIpResolver
@@ -56,6 +57,7 @@ type ResolverRoot interface {
 	SftpModuleRequest() SftpModuleRequestResolver
 	SshKey() SshKeyResolver
 	Staff() StaffResolver
+	StaffViewer() StaffViewerResolver
 	User() UserResolver
 	UserSftp() UserSftpResolver
 	UserViewer() UserViewerResolver
@@ -100,6 +102,18 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	ApiSession struct {
+		CreatedAt  func(childComplexity int) int
+		Current    func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		IP         func(childComplexity int) int
+		LastIP     func(childComplexity int) int
+		LastUsedAt func(childComplexity int) int
+		TokenKind  func(childComplexity int) int
+		UserAgent  func(childComplexity int) int
+	}
+
 	AuditEvent struct {
 		ActorKind   func(childComplexity int) int
 		ActorName   func(childComplexity int) int
@@ -109,6 +123,7 @@ type ComplexityRoot struct {
 		Before      func(childComplexity int) int
 		ID          func(childComplexity int) int
 		Kind        func(childComplexity int) int
+		KindName    func(childComplexity int) int
 		TargetID    func(childComplexity int) int
 		TargetKind  func(childComplexity int) int
 	}
@@ -293,6 +308,8 @@ type ComplexityRoot struct {
 
 	LoginPayload struct {
 		ExpiresAt             func(childComplexity int) int
+		RefreshToken          func(childComplexity int) int
+		RefreshTokenExpiresAt func(childComplexity int) int
 		Token                 func(childComplexity int) int
 		TotpEnrolmentRequired func(childComplexity int) int
 		UserErrors            func(childComplexity int) int
@@ -327,6 +344,7 @@ type ComplexityRoot struct {
 		Login                       func(childComplexity int, input model.LoginInput) int
 		Logout                      func(childComplexity int) int
 		ProvisionDedicatedIP        func(childComplexity int, input model.ProvisionDedicatedIPInput) int
+		RefreshSession              func(childComplexity int, input model.RefreshSessionInput) int
 		ReleaseDedicatedIP          func(childComplexity int, input model.ReleaseDedicatedIPInput) int
 		RenameProjectFolder         func(childComplexity int, input model.RenameProjectFolderInput) int
 		RenameSSHKey                func(childComplexity int, input model.RenameSSHKeyInput) int
@@ -336,6 +354,8 @@ type ComplexityRoot struct {
 		ResendInvitation            func(childComplexity int, input model.ResendInvitationInput) int
 		ResetPassword               func(childComplexity int, input model.ResetPasswordInput) int
 		RestoreUser                 func(childComplexity int, input model.RestoreUserInput) int
+		RevokeAPISession            func(childComplexity int, input model.RevokeAPISessionInput) int
+		RevokeOtherAPISessions      func(childComplexity int) int
 		SetAccountIPAllowlist       func(childComplexity int, input model.SetAccountIPAllowlistInput) int
 		SetCustomSftpLogin          func(childComplexity int, input model.SetCustomSftpLoginInput) int
 		SetFolderUploadNotification func(childComplexity int, input model.SetFolderUploadNotificationInput) int
@@ -362,6 +382,7 @@ type ComplexityRoot struct {
 		CreatedAt func(childComplexity int) int
 		ID        func(childComplexity int) int
 		Kind      func(childComplexity int) int
+		KindName  func(childComplexity int) int
 		LastError func(childComplexity int) int
 		Recipient func(childComplexity int) int
 		SentAt    func(childComplexity int) int
@@ -435,9 +456,28 @@ type ComplexityRoot struct {
 		Viewer              func(childComplexity int) int
 	}
 
+	RefreshSessionPayload struct {
+		ExpiresAt             func(childComplexity int) int
+		RefreshToken          func(childComplexity int) int
+		RefreshTokenExpiresAt func(childComplexity int) int
+		Token                 func(childComplexity int) int
+		UserErrors            func(childComplexity int) int
+		Viewer                func(childComplexity int) int
+	}
+
 	RequestSftpModulePayload struct {
 		Request    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	RevokeApiSessionPayload struct {
+		APISession func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	RevokeOtherApiSessionsPayload struct {
+		RevokedCount func(childComplexity int) int
+		UserErrors   func(childComplexity int) int
 	}
 
 	SetAccountIpAllowlistPayload struct {
@@ -604,7 +644,8 @@ type ComplexityRoot struct {
 	}
 
 	StaffViewer struct {
-		Staff func(childComplexity int) int
+		APISessions func(childComplexity int) int
+		Staff       func(childComplexity int) int
 	}
 
 	StartTotpEnrolmentPayload struct {
@@ -627,6 +668,9 @@ type ComplexityRoot struct {
 		ID                   func(childComplexity int) int
 		IPAllowlist          func(childComplexity int) int
 		InvitationPending    func(childComplexity int) int
+		LastAPILoginAt       func(childComplexity int) int
+		LastLoginAt          func(childComplexity int) int
+		LastSftpLoginAt      func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		ProjectsSharedWithMe func(childComplexity int, first *int, after *string) int
 		Role                 func(childComplexity int) int
@@ -666,9 +710,10 @@ type ComplexityRoot struct {
 	}
 
 	UserViewer struct {
-		Account func(childComplexity int) int
-		Can     func(childComplexity int) int
-		User    func(childComplexity int) int
+		APISessions func(childComplexity int) int
+		Account     func(childComplexity int) int
+		Can         func(childComplexity int) int
+		User        func(childComplexity int) int
 	}
 
 	ViewerCapabilities struct {
@@ -700,14 +745,24 @@ type AccountResolver interface {
 	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error)
 	Storage(ctx context.Context, obj *tenant.Account) (*storageuse.Storage, error)
 }
+type ApiSessionResolver interface {
+	ID(ctx context.Context, obj *people.APISession) (string, error)
+	TokenKind(ctx context.Context, obj *people.APISession) (people.TokenKind, error)
+
+	IP(ctx context.Context, obj *people.APISession) (*string, error)
+	LastIP(ctx context.Context, obj *people.APISession) (*string, error)
+}
 type AuditEventResolver interface {
 	ID(ctx context.Context, obj *audit.EventRow) (string, error)
+
+	Kind(ctx context.Context, obj *audit.EventRow) (model.AuditEventKind, error)
+	KindName(ctx context.Context, obj *audit.EventRow) (string, error)
 
 	ActorUserID(ctx context.Context, obj *audit.EventRow) (*string, error)
 
 	TargetID(ctx context.Context, obj *audit.EventRow) (*string, error)
-	Before(ctx context.Context, obj *audit.EventRow) (*string, error)
-	After(ctx context.Context, obj *audit.EventRow) (*string, error)
+	Before(ctx context.Context, obj *audit.EventRow) (model.JSON, error)
+	After(ctx context.Context, obj *audit.EventRow) (model.JSON, error)
 }
 type ContactResolver interface {
 	ID(ctx context.Context, obj *people.Contact) (string, error)
@@ -742,6 +797,9 @@ type MutationResolver interface {
 	ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.ChangePasswordPayload, error)
 	CreateAccount(ctx context.Context, input model.CreateAccountInput) (*model.CreateAccountPayload, error)
 	SetFolderUploadNotification(ctx context.Context, input model.SetFolderUploadNotificationInput) (*model.SetFolderUploadNotificationPayload, error)
+	RefreshSession(ctx context.Context, input model.RefreshSessionInput) (*model.RefreshSessionPayload, error)
+	RevokeAPISession(ctx context.Context, input model.RevokeAPISessionInput) (*model.RevokeAPISessionPayload, error)
+	RevokeOtherAPISessions(ctx context.Context) (*model.RevokeOtherAPISessionsPayload, error)
 	StartTotpEnrolment(ctx context.Context) (*model.StartTotpEnrolmentPayload, error)
 	ConfirmTotpEnrolment(ctx context.Context, input model.ConfirmTotpEnrolmentInput) (*model.ConfirmTotpEnrolmentPayload, error)
 	DisableTotp(ctx context.Context, input model.DisableTotpInput) (*model.DisableTotpPayload, error)
@@ -791,7 +849,8 @@ type MutationResolver interface {
 }
 type NotificationResolver interface {
 	ID(ctx context.Context, obj *outbox.Notification) (string, error)
-	Kind(ctx context.Context, obj *outbox.Notification) (string, error)
+	Kind(ctx context.Context, obj *outbox.Notification) (model.NotificationKind, error)
+	KindName(ctx context.Context, obj *outbox.Notification) (string, error)
 
 	LastError(ctx context.Context, obj *outbox.Notification) (*string, error)
 }
@@ -843,11 +902,17 @@ type SshKeyResolver interface {
 type StaffResolver interface {
 	ID(ctx context.Context, obj *people.Staff) (string, error)
 }
+type StaffViewerResolver interface {
+	APISessions(ctx context.Context, obj *model.StaffViewer) ([]*people.APISession, error)
+}
 type UserResolver interface {
 	ID(ctx context.Context, obj *tenant.User) (string, error)
 
 	Account(ctx context.Context, obj *tenant.User) (*tenant.Account, error)
 
+	LastLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
+	LastAPILoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
+	LastSftpLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
 	SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
 	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
 	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
@@ -863,6 +928,7 @@ type UserSftpResolver interface {
 }
 type UserViewerResolver interface {
 	Can(ctx context.Context, obj *model.UserViewer) (*model.ViewerCapabilities, error)
+	APISessions(ctx context.Context, obj *model.UserViewer) ([]*people.APISession, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1060,6 +1126,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AccountPayload.UserErrors(childComplexity), true
 
+	case "ApiSession.createdAt":
+		if e.ComplexityRoot.ApiSession.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.CreatedAt(childComplexity), true
+	case "ApiSession.current":
+		if e.ComplexityRoot.ApiSession.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.Current(childComplexity), true
+	case "ApiSession.expiresAt":
+		if e.ComplexityRoot.ApiSession.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.ExpiresAt(childComplexity), true
+	case "ApiSession.id":
+		if e.ComplexityRoot.ApiSession.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.ID(childComplexity), true
+	case "ApiSession.ip":
+		if e.ComplexityRoot.ApiSession.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.IP(childComplexity), true
+	case "ApiSession.lastIp":
+		if e.ComplexityRoot.ApiSession.LastIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.LastIP(childComplexity), true
+	case "ApiSession.lastUsedAt":
+		if e.ComplexityRoot.ApiSession.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.LastUsedAt(childComplexity), true
+	case "ApiSession.tokenKind":
+		if e.ComplexityRoot.ApiSession.TokenKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.TokenKind(childComplexity), true
+	case "ApiSession.userAgent":
+		if e.ComplexityRoot.ApiSession.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiSession.UserAgent(childComplexity), true
+
 	case "AuditEvent.actorKind":
 		if e.ComplexityRoot.AuditEvent.ActorKind == nil {
 			break
@@ -1108,6 +1229,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEvent.Kind(childComplexity), true
+	case "AuditEvent.kindName":
+		if e.ComplexityRoot.AuditEvent.KindName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.KindName(childComplexity), true
 	case "AuditEvent.targetId":
 		if e.ComplexityRoot.AuditEvent.TargetID == nil {
 			break
@@ -1707,6 +1834,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LoginPayload.ExpiresAt(childComplexity), true
+	case "LoginPayload.refreshToken":
+		if e.ComplexityRoot.LoginPayload.RefreshToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LoginPayload.RefreshToken(childComplexity), true
+	case "LoginPayload.refreshTokenExpiresAt":
+		if e.ComplexityRoot.LoginPayload.RefreshTokenExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LoginPayload.RefreshTokenExpiresAt(childComplexity), true
 	case "LoginPayload.token":
 		if e.ComplexityRoot.LoginPayload.Token == nil {
 			break
@@ -1987,6 +2126,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ProvisionDedicatedIP(childComplexity, args["input"].(model.ProvisionDedicatedIPInput)), true
+	case "Mutation.refreshSession":
+		if e.ComplexityRoot.Mutation.RefreshSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshSession(childComplexity, args["input"].(model.RefreshSessionInput)), true
 	case "Mutation.releaseDedicatedIp":
 		if e.ComplexityRoot.Mutation.ReleaseDedicatedIP == nil {
 			break
@@ -2086,6 +2236,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RestoreUser(childComplexity, args["input"].(model.RestoreUserInput)), true
+	case "Mutation.revokeApiSession":
+		if e.ComplexityRoot.Mutation.RevokeAPISession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeApiSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeAPISession(childComplexity, args["input"].(model.RevokeAPISessionInput)), true
+	case "Mutation.revokeOtherApiSessions":
+		if e.ComplexityRoot.Mutation.RevokeOtherAPISessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeOtherAPISessions(childComplexity), true
 	case "Mutation.setAccountIpAllowlist":
 		if e.ComplexityRoot.Mutation.SetAccountIPAllowlist == nil {
 			break
@@ -2310,6 +2477,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Notification.Kind(childComplexity), true
+	case "Notification.kindName":
+		if e.ComplexityRoot.Notification.KindName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.KindName(childComplexity), true
 	case "Notification.lastError":
 		if e.ComplexityRoot.Notification.LastError == nil {
 			break
@@ -2598,6 +2771,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "RefreshSessionPayload.expiresAt":
+		if e.ComplexityRoot.RefreshSessionPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.ExpiresAt(childComplexity), true
+	case "RefreshSessionPayload.refreshToken":
+		if e.ComplexityRoot.RefreshSessionPayload.RefreshToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.RefreshToken(childComplexity), true
+	case "RefreshSessionPayload.refreshTokenExpiresAt":
+		if e.ComplexityRoot.RefreshSessionPayload.RefreshTokenExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.RefreshTokenExpiresAt(childComplexity), true
+	case "RefreshSessionPayload.token":
+		if e.ComplexityRoot.RefreshSessionPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.Token(childComplexity), true
+	case "RefreshSessionPayload.userErrors":
+		if e.ComplexityRoot.RefreshSessionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.UserErrors(childComplexity), true
+	case "RefreshSessionPayload.viewer":
+		if e.ComplexityRoot.RefreshSessionPayload.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefreshSessionPayload.Viewer(childComplexity), true
+
 	case "RequestSftpModulePayload.request":
 		if e.ComplexityRoot.RequestSftpModulePayload.Request == nil {
 			break
@@ -2610,6 +2820,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RequestSftpModulePayload.UserErrors(childComplexity), true
+
+	case "RevokeApiSessionPayload.apiSession":
+		if e.ComplexityRoot.RevokeApiSessionPayload.APISession == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeApiSessionPayload.APISession(childComplexity), true
+	case "RevokeApiSessionPayload.userErrors":
+		if e.ComplexityRoot.RevokeApiSessionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeApiSessionPayload.UserErrors(childComplexity), true
+
+	case "RevokeOtherApiSessionsPayload.revokedCount":
+		if e.ComplexityRoot.RevokeOtherApiSessionsPayload.RevokedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeOtherApiSessionsPayload.RevokedCount(childComplexity), true
+	case "RevokeOtherApiSessionsPayload.userErrors":
+		if e.ComplexityRoot.RevokeOtherApiSessionsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RevokeOtherApiSessionsPayload.UserErrors(childComplexity), true
 
 	case "SetAccountIpAllowlistPayload.account":
 		if e.ComplexityRoot.SetAccountIpAllowlistPayload.Account == nil {
@@ -3198,6 +3434,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Staff.Name(childComplexity), true
 
+	case "StaffViewer.apiSessions":
+		if e.ComplexityRoot.StaffViewer.APISessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StaffViewer.APISessions(childComplexity), true
 	case "StaffViewer.staff":
 		if e.ComplexityRoot.StaffViewer.Staff == nil {
 			break
@@ -3285,6 +3527,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.InvitationPending(childComplexity), true
+	case "User.lastApiLoginAt":
+		if e.ComplexityRoot.User.LastAPILoginAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LastAPILoginAt(childComplexity), true
+	case "User.lastLoginAt":
+		if e.ComplexityRoot.User.LastLoginAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LastLoginAt(childComplexity), true
+	case "User.lastSftpLoginAt":
+		if e.ComplexityRoot.User.LastSftpLoginAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LastSftpLoginAt(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -3427,6 +3687,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserSftp.EnabledAt(childComplexity), true
 
+	case "UserViewer.apiSessions":
+		if e.ComplexityRoot.UserViewer.APISessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserViewer.APISessions(childComplexity), true
 	case "UserViewer.account":
 		if e.ComplexityRoot.UserViewer.Account == nil {
 			break
@@ -3503,6 +3769,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ImportUsersInput", ec.unmarshalInputImportUsersInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
+			graphql.NewInputUnmarshaler("RefreshSessionInput", ec.unmarshalInputRefreshSessionInput),
 			graphql.NewInputUnmarshaler("ReleaseDedicatedIpInput", ec.unmarshalInputReleaseDedicatedIpInput),
 			graphql.NewInputUnmarshaler("RenameProjectFolderInput", ec.unmarshalInputRenameProjectFolderInput),
 			graphql.NewInputUnmarshaler("RenameSshKeyInput", ec.unmarshalInputRenameSshKeyInput),
@@ -3512,6 +3779,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ResendInvitationInput", ec.unmarshalInputResendInvitationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreUserInput", ec.unmarshalInputRestoreUserInput),
+			graphql.NewInputUnmarshaler("RevokeApiSessionInput", ec.unmarshalInputRevokeApiSessionInput),
 			graphql.NewInputUnmarshaler("SetAccountIpAllowlistInput", ec.unmarshalInputSetAccountIpAllowlistInput),
 			graphql.NewInputUnmarshaler("SetCustomSftpLoginInput", ec.unmarshalInputSetCustomSftpLoginInput),
 			graphql.NewInputUnmarshaler("SetFolderUploadNotificationInput", ec.unmarshalInputSetFolderUploadNotificationInput),
@@ -3829,6 +4097,11 @@ type UserViewer {
   (a mutation may still refuse a particular target, such as an owner for an administrator).
   """
   can: ViewerCapabilities!
+  """
+  The viewer's own live API sessions (one per login, not revoked, not expired),
+  newest first, at most 100; ` + "`" + `current` + "`" + ` marks the one this request came with.
+  """
+  apiSessions: [ApiSession!]!
 }
 
 "What the viewer may do, per area (see ` + "`" + `UserViewer.can` + "`" + `)."
@@ -3847,6 +4120,48 @@ type ViewerCapabilities {
 type StaffViewer {
   "The logged-in support-staff member."
   staff: Staff!
+  "The staff member's own live API sessions, as ` + "`" + `UserViewer.apiSessions` + "`" + `."
+  apiSessions: [ApiSession!]!
+}
+
+"""
+One login to the API: a bearer token, or an access token and refresh token pair
+(` + "`" + `login` + "`" + ` with ` + "`" + `tokenKind: ACCESS_AND_REFRESH` + "`" + `). Revoking it ends all its tokens.
+"""
+type ApiSession {
+  "Opaque; for ` + "`" + `revokeApiSession` + "`" + `."
+  id: ID!
+  "How the session authenticates: one bearer token, or access and refresh tokens."
+  tokenKind: TokenKind!
+  "When the login happened."
+  createdAt: Time!
+  "When a request last used the session, to the minute (a refresh is a use)."
+  lastUsedAt: Time
+  """
+  When the session ends unless revoked: the bearer token's expiry, or for
+  ` + "`" + `ACCESS_AND_REFRESH` + "`" + ` the current refresh token's (each refresh moves it).
+  """
+  expiresAt: Time!
+  "The client's User-Agent at login (at most 256 characters); empty if it sent none."
+  userAgent: String!
+  "The client address the login came from; null when unknown."
+  ip: String
+  "The client address of the last use; null when unknown."
+  lastIp: String
+  "True for the session this request came with."
+  current: Boolean!
+}
+
+"What kind of session ` + "`" + `login` + "`" + ` starts."
+enum TokenKind {
+  "One bearer token, valid for the deployment's token lifetime (30 days unless the operator set ` + "`" + `--token-ttl` + "`" + `). The default."
+  BEARER
+  """
+  For mobile and other long-lived clients: a short-lived access token (15 minutes
+  unless the operator set ` + "`" + `--access-token-ttl` + "`" + `) and a refresh token that
+  ` + "`" + `refreshSession` + "`" + ` exchanges for new ones. See docs/GRAPHQL.md, "Sessions and tokens".
+  """
+  ACCESS_AND_REFRESH
 }
 
 "A support-staff member. Staff are a separate kind of login with staff-only operations."
@@ -3873,6 +4188,8 @@ input LoginInput {
   Without it such a login answers ` + "`" + `TOTP_REQUIRED` + "`" + ` (field ` + "`" + `totpCode` + "`" + `) and issues no token.
   """
   totpCode: String
+  "The kind of session to start: one bearer token (the default), or access and refresh tokens."
+  tokenKind: TokenKind = BEARER
 }
 
 "The result of ` + "`" + `login` + "`" + `: a bearer token, or why there is none."
@@ -3882,8 +4199,20 @@ type LoginPayload {
   Skiff stores only its hash. Null when the login failed.
   """
   token: String
-  "When the token stops working (` + "`" + `--token-ttl` + "`" + ` after the login); null when the login failed."
+  """
+  When ` + "`" + `token` + "`" + ` stops working: ` + "`" + `--token-ttl` + "`" + ` after the login for a bearer token; for
+  ` + "`" + `ACCESS_AND_REFRESH` + "`" + `, minutes (refresh before, or when a request answers
+  ` + "`" + `UNAUTHENTICATED` + "`" + `). Null when the login failed.
+  """
   expiresAt: Time
+  """
+  With ` + "`" + `tokenKind: ACCESS_AND_REFRESH` + "`" + `: the refresh token for ` + "`" + `refreshSession` + "`" + `, shown
+  only once and stored only as a hash. It works once; keep it out of reach of other apps.
+  Null for bearer sessions.
+  """
+  refreshToken: String
+  "When ` + "`" + `refreshToken` + "`" + ` stops working unless used; each refresh gives a new one with a new expiry."
+  refreshTokenExpiresAt: Time
   "Who logged in, as ` + "`" + `viewer` + "`" + ` would answer with the new token; null when the login failed."
   viewer: Viewer
   """
@@ -3926,6 +4255,27 @@ type ChangePasswordPayload {
 }
 
 extend type Mutation {
+  """
+  Exchange a refresh token (from ` + "`" + `login` + "`" + ` with ` + "`" + `tokenKind: ACCESS_AND_REFRESH` + "`" + `, or
+  from the previous refresh) for a new access token and a new refresh token of the
+  same session; needs no ` + "`" + `Authorization` + "`" + ` header. The refresh token works once: a
+  used one presented again revokes the whole session (someone else holds a copy),
+  and so does nothing else. A refresh token that is unknown, used, expired, or of
+  a revoked session, is a user error ` + "`" + `UNAUTHENTICATED` + "`" + ` on ` + "`" + `refreshToken` + "`" + `: log in again.
+  """
+  refreshSession(input: RefreshSessionInput!): RefreshSessionPayload
+  """
+  End one of your own API sessions (` + "`" + `viewer.apiSessions` + "`" + `): its bearer token, or
+  its access and refresh tokens, stop working at once. Revoking the current one is
+  logging out. A session of someone else, or one already ended, is ` + "`" + `NOT_FOUND` + "`" + `.
+  Recorded in the audit trail (` + "`" + `API_SESSION_REVOKED` + "`" + `).
+  """
+  revokeApiSession(input: RevokeApiSessionInput!): RevokeApiSessionPayload
+  """
+  End all your API sessions but the one this request came with ("log out
+  everywhere else"). Recorded in the audit trail (` + "`" + `API_SESSION_OTHERS_REVOKED` + "`" + `).
+  """
+  revokeOtherApiSessions: RevokeOtherApiSessionsPayload
   """
   Start two-factor (TOTP, RFC 6238: 6 digits, 30 seconds, SHA-1) for the caller:
   a new secret, replacing an unconfirmed one. Refused (` + "`" + `CONFLICT` + "`" + `) while two-factor is on.
@@ -4014,6 +4364,50 @@ type SetRequireTotpForAdminsPayload {
   """
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
+  userErrors: [UserError!]!
+}
+
+"The input of ` + "`" + `refreshSession` + "`" + `."
+input RefreshSessionInput {
+  "The refresh token from ` + "`" + `login` + "`" + ` or from the previous ` + "`" + `refreshSession` + "`" + `."
+  refreshToken: String!
+}
+
+"The result of ` + "`" + `refreshSession` + "`" + `: the session's new tokens, or why there are none."
+type RefreshSessionPayload {
+  "The new access token: send it as ` + "`" + `Authorization: Bearer <token>` + "`" + `. Null when the refresh failed."
+  token: String
+  "When ` + "`" + `token` + "`" + ` stops working (` + "`" + `--access-token-ttl` + "`" + `, 15 minutes); null when the refresh failed."
+  expiresAt: Time
+  "The new refresh token: the one sent is used up. Null when the refresh failed."
+  refreshToken: String
+  "When ` + "`" + `refreshToken` + "`" + ` stops working unless used (` + "`" + `--token-ttl` + "`" + ` from now); null when the refresh failed."
+  refreshTokenExpiresAt: Time
+  "Whose session this is, as ` + "`" + `viewer` + "`" + ` would answer with the new token; null when the refresh failed."
+  viewer: Viewer
+  "` + "`" + `UNAUTHENTICATED` + "`" + ` on ` + "`" + `refreshToken` + "`" + ` when it cannot be used: log in again."
+  userErrors: [UserError!]!
+}
+
+"The input of ` + "`" + `revokeApiSession` + "`" + `."
+input RevokeApiSessionInput {
+  "An ` + "`" + `ApiSession.id` + "`" + ` of one of your sessions."
+  id: ID!
+}
+
+"The result of ` + "`" + `revokeApiSession` + "`" + `."
+type RevokeApiSessionPayload {
+  "The session as it was when revoked."
+  apiSession: ApiSession
+  "Always empty: a session that is not yours or already ended is a ` + "`" + `NOT_FOUND` + "`" + ` error."
+  userErrors: [UserError!]!
+}
+
+"The result of ` + "`" + `revokeOtherApiSessions` + "`" + `."
+type RevokeOtherApiSessionsPayload {
+  "How many sessions were ended."
+  revokedCount: Int!
+  "Always empty."
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -5046,6 +5440,157 @@ type ClearAccountIpAllowlistPayload {
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/kinds.graphqls", Input: `"What an audit event records: one value per kind of change (` + "`" + `AuditEvent.kindName` + "`" + ` is the stored kind)."
+enum AuditEventKind {
+  "` + "`" + `account.created` + "`" + `"
+  ACCOUNT_CREATED
+  "` + "`" + `account.ip_allowlist_changed` + "`" + `"
+  ACCOUNT_IP_ALLOWLIST_CHANGED
+  "` + "`" + `account.require_totp_changed` + "`" + `"
+  ACCOUNT_REQUIRE_TOTP_CHANGED
+  "` + "`" + `account.storage_quota_changed` + "`" + `"
+  ACCOUNT_STORAGE_QUOTA_CHANGED
+  "A user revoked one of their API sessions (` + "`" + `revokeApiSession` + "`" + `)."
+  API_SESSION_REVOKED
+  "A user revoked all their other API sessions (` + "`" + `revokeOtherApiSessions` + "`" + `)."
+  API_SESSION_OTHERS_REVOKED
+  "A refresh token was presented a second time: its session was revoked (someone else may hold a copy)."
+  API_SESSION_REFRESH_REUSED
+  "` + "`" + `contact.converted` + "`" + `"
+  CONTACT_CONVERTED
+  "` + "`" + `contact.created` + "`" + `"
+  CONTACT_CREATED
+  "` + "`" + `contact.deleted` + "`" + `"
+  CONTACT_DELETED
+  "` + "`" + `contact.updated` + "`" + `"
+  CONTACT_UPDATED
+  "` + "`" + `dedicated_ip.provisioned` + "`" + `"
+  DEDICATED_IP_PROVISIONED
+  "` + "`" + `dedicated_ip.released` + "`" + `"
+  DEDICATED_IP_RELEASED
+  "` + "`" + `dedicated_ip.request_declined` + "`" + `"
+  DEDICATED_IP_REQUEST_DECLINED
+  "` + "`" + `dedicated_ip.request_provisioned` + "`" + `"
+  DEDICATED_IP_REQUEST_PROVISIONED
+  "` + "`" + `dedicated_ip.requested` + "`" + `"
+  DEDICATED_IP_REQUESTED
+  "` + "`" + `files.purged` + "`" + `"
+  FILES_PURGED
+  "` + "`" + `group.created` + "`" + `"
+  GROUP_CREATED
+  "` + "`" + `group.deleted` + "`" + `"
+  GROUP_DELETED
+  "` + "`" + `group.updated` + "`" + `"
+  GROUP_UPDATED
+  "` + "`" + `project_folder.created` + "`" + `"
+  PROJECT_FOLDER_CREATED
+  "` + "`" + `project_folder.deleted` + "`" + `"
+  PROJECT_FOLDER_DELETED
+  "` + "`" + `project_folder.renamed` + "`" + `"
+  PROJECT_FOLDER_RENAMED
+  "` + "`" + `project_folder.shared` + "`" + `"
+  PROJECT_FOLDER_SHARED
+  "` + "`" + `project_folder.unshared` + "`" + `"
+  PROJECT_FOLDER_UNSHARED
+  "` + "`" + `sftp.custom_login_changed` + "`" + `"
+  SFTP_CUSTOM_LOGIN_CHANGED
+  "` + "`" + `sftp.disabled` + "`" + `"
+  SFTP_DISABLED
+  "` + "`" + `sftp.enabled` + "`" + `"
+  SFTP_ENABLED
+  "` + "`" + `sftp_module.activated` + "`" + `"
+  SFTP_MODULE_ACTIVATED
+  "` + "`" + `sftp_module.licences_changed` + "`" + `"
+  SFTP_MODULE_LICENCES_CHANGED
+  "` + "`" + `sftp_module.requested` + "`" + `"
+  SFTP_MODULE_REQUESTED
+  "` + "`" + `sftp_module.suspended` + "`" + `"
+  SFTP_MODULE_SUSPENDED
+  "` + "`" + `sftp_module.trial_started` + "`" + `"
+  SFTP_MODULE_TRIAL_STARTED
+  "` + "`" + `ssh_key.added` + "`" + `"
+  SSH_KEY_ADDED
+  "` + "`" + `ssh_key.deleted` + "`" + `"
+  SSH_KEY_DELETED
+  "` + "`" + `ssh_key.renamed` + "`" + `"
+  SSH_KEY_RENAMED
+  "` + "`" + `ssh_key.updated` + "`" + `"
+  SSH_KEY_UPDATED
+  "` + "`" + `user.created` + "`" + `"
+  USER_CREATED
+  "` + "`" + `user.deleted` + "`" + `"
+  USER_DELETED
+  "` + "`" + `user.email_changed` + "`" + `"
+  USER_EMAIL_CHANGED
+  "` + "`" + `user.email_clash_resolved` + "`" + `: migration 00040 gave a user a placeholder email that a staff member also had."
+  USER_EMAIL_CLASH_RESOLVED
+  "` + "`" + `user.group_changed` + "`" + `"
+  USER_GROUP_CHANGED
+  "` + "`" + `user.invitation_accepted` + "`" + `"
+  USER_INVITATION_ACCEPTED
+  "` + "`" + `user.invited` + "`" + `"
+  USER_INVITED
+  "` + "`" + `user.ip_allowlist_changed` + "`" + `"
+  USER_IP_ALLOWLIST_CHANGED
+  "` + "`" + `user.password_changed` + "`" + `"
+  USER_PASSWORD_CHANGED
+  "` + "`" + `user.password_reset` + "`" + `"
+  USER_PASSWORD_RESET
+  "` + "`" + `user.password_reset_requested` + "`" + `"
+  USER_PASSWORD_RESET_REQUESTED
+  "` + "`" + `user.restored` + "`" + `"
+  USER_RESTORED
+  "` + "`" + `user.storage_quota_changed` + "`" + `"
+  USER_STORAGE_QUOTA_CHANGED
+  "` + "`" + `user.totp_disabled` + "`" + `"
+  USER_TOTP_DISABLED
+  "` + "`" + `user.totp_enabled` + "`" + `"
+  USER_TOTP_ENABLED
+  "` + "`" + `user.updated` + "`" + `"
+  USER_UPDATED
+  "A kind this server does not know, recorded by a newer version: see ` + "`" + `kindName` + "`" + `."
+  OTHER
+}
+
+"Which email a notification is (` + "`" + `Notification.kindName` + "`" + ` is the stored kind)."
+enum NotificationKind {
+  "` + "`" + `sftp_enabled` + "`" + `"
+  SFTP_ENABLED
+  "` + "`" + `ssh_key_added` + "`" + `"
+  SSH_KEY_ADDED
+  "` + "`" + `module_trial_started` + "`" + `"
+  MODULE_TRIAL_STARTED
+  "` + "`" + `module_activated` + "`" + `"
+  MODULE_ACTIVATED
+  "` + "`" + `module_trial_ending` + "`" + `"
+  MODULE_TRIAL_ENDING
+  "` + "`" + `invitation` + "`" + `"
+  INVITATION
+  "` + "`" + `password_reset` + "`" + `"
+  PASSWORD_RESET
+  "` + "`" + `email_changed` + "`" + `"
+  EMAIL_CHANGED
+  "` + "`" + `dedicated_ip_provisioned` + "`" + `"
+  DEDICATED_IP_PROVISIONED
+  "` + "`" + `dedicated_ip_declined` + "`" + `"
+  DEDICATED_IP_DECLINED
+  "` + "`" + `ssh_key_expiring` + "`" + `"
+  SSH_KEY_EXPIRING
+  "` + "`" + `ssh_key_expired` + "`" + `"
+  SSH_KEY_EXPIRED
+  "` + "`" + `storage_quota` + "`" + `"
+  STORAGE_QUOTA
+  "` + "`" + `folder_upload_digest` + "`" + `: what was uploaded to a project folder since the last digest, to a member who asked for it."
+  FOLDER_UPLOAD_DIGEST
+  "A kind this server does not know, queued by a newer version: see ` + "`" + `kindName` + "`" + `."
+  OTHER
+}
+
+"""
+Any JSON value, sent as itself (an object stays an object, not a string holding JSON).
+"""
+scalar JSON
+`, BuiltIn: false},
 	{Name: "../schema/module.graphqls", Input: `"The state of an account's SFTP module."
 enum SftpModuleStatus {
   "Never tried or bought."
@@ -5090,8 +5635,14 @@ type SftpLicences {
 type Notification implements Node {
   "The global ID: opaque and stable; ` + "`" + `node(id:)` + "`" + ` fetches the object by it."
   id: ID!
-  "e.g. ` + "`" + `sftp_enabled` + "`" + `, ` + "`" + `ssh_key_added` + "`" + `, ` + "`" + `module_activated` + "`" + `, ` + "`" + `invitation` + "`" + `."
-  kind: String!
+  """
+  Which email this is. Before 2026-12 this was a string (` + "`" + `sftp_enabled` + "`" + `); the enum
+  value is that string in capitals. ` + "`" + `OTHER` + "`" + ` for a kind this server does not know
+  (an email queued by a newer version); ` + "`" + `kindName` + "`" + ` then says which.
+  """
+  kind: NotificationKind!
+  "The kind as stored, e.g. ` + "`" + `sftp_enabled` + "`" + `: what ` + "`" + `kind` + "`" + ` said before it was an enum."
+  kindName: String!
   "The email address it goes to."
   recipient: String!
   "The email's subject line."
@@ -5142,8 +5693,15 @@ type AuditEvent implements Node {
   id: ID!
   "When it happened."
   at: Time!
-  "e.g. ` + "`" + `user.created` + "`" + `, ` + "`" + `sftp.enabled` + "`" + `, ` + "`" + `ssh_key.added` + "`" + `, ` + "`" + `sftp_module.activated` + "`" + `."
-  kind: String!
+  """
+  What happened. Before 2026-12 this was a string (` + "`" + `user.created` + "`" + `); the enum value
+  is that string in capitals with ` + "`" + `.` + "`" + ` as ` + "`" + `_` + "`" + ` (` + "`" + `USER_CREATED` + "`" + `). ` + "`" + `OTHER` + "`" + ` for a kind
+  this server does not know (an event recorded by a newer version); ` + "`" + `kindName` + "`" + `
+  then says which.
+  """
+  kind: AuditEventKind!
+  "The kind as stored, e.g. ` + "`" + `user.created` + "`" + `: what ` + "`" + `kind` + "`" + ` said before it was an enum."
+  kindName: String!
   "USER, STAFF or SYSTEM."
   actorKind: String!
   "The actor's name at the time."
@@ -5154,10 +5712,13 @@ type AuditEvent implements Node {
   targetKind: String!
   "The changed object's global ID, when it has one."
   targetId: ID
-  "The state before the change, as a JSON object; null for creations."
-  before: String
-  "The state after the change, as a JSON object; null for deletions."
-  after: String
+  """
+  The state before the change, a JSON object (before 2026-12: a string holding
+  it); null for creations.
+  """
+  before: JSON
+  "The state after the change, a JSON object (as ` + "`" + `before` + "`" + `); null for deletions."
+  after: JSON
 }
 
 "A page of ` + "`" + `AuditEvent` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
@@ -5752,6 +6313,20 @@ type User implements Node {
   stays true after the invitation expires; ` + "`" + `resendInvitation` + "`" + ` sends a new one.
   """
   invitationPending: Boolean!
+  """
+  When the user last logged in, over the API or over SFTP: the later of
+  ` + "`" + `lastApiLoginAt` + "`" + ` and ` + "`" + `lastSftpLoginAt` + "`" + `; null if never. Seen by whoever sees the user.
+  """
+  lastLoginAt: Time
+  "When the user last logged in to the API (` + "`" + `login` + "`" + `; refreshing a session is not a login); null if never."
+  lastApiLoginAt: Time
+  """
+  When the user last logged in over SFTP, with their password or a key; null if
+  never (or not since this was recorded: key logins before it are counted from
+  the keys' last use). Recorded at most once a minute per user, so it may be up
+  to a minute behind.
+  """
+  lastSftpLoginAt: Time
 }
 
 "Whether a list of users shows live users, deleted users or both."
@@ -6053,6 +6628,30 @@ func (ec *executionContext) childFields_AccountPayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AccountPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ApiSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ApiSession_id(ctx, field)
+	case "tokenKind":
+		return ec.fieldContext_ApiSession_tokenKind(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ApiSession_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_ApiSession_lastUsedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_ApiSession_expiresAt(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_ApiSession_userAgent(ctx, field)
+	case "ip":
+		return ec.fieldContext_ApiSession_ip(ctx, field)
+	case "lastIp":
+		return ec.fieldContext_ApiSession_lastIp(ctx, field)
+	case "current":
+		return ec.fieldContext_ApiSession_current(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ApiSession", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -6061,6 +6660,8 @@ func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field gr
 		return ec.fieldContext_AuditEvent_at(ctx, field)
 	case "kind":
 		return ec.fieldContext_AuditEvent_kind(ctx, field)
+	case "kindName":
+		return ec.fieldContext_AuditEvent_kindName(ctx, field)
 	case "actorKind":
 		return ec.fieldContext_AuditEvent_actorKind(ctx, field)
 	case "actorName":
@@ -6441,6 +7042,10 @@ func (ec *executionContext) childFields_LoginPayload(ctx context.Context, field 
 		return ec.fieldContext_LoginPayload_token(ctx, field)
 	case "expiresAt":
 		return ec.fieldContext_LoginPayload_expiresAt(ctx, field)
+	case "refreshToken":
+		return ec.fieldContext_LoginPayload_refreshToken(ctx, field)
+	case "refreshTokenExpiresAt":
+		return ec.fieldContext_LoginPayload_refreshTokenExpiresAt(ctx, field)
 	case "viewer":
 		return ec.fieldContext_LoginPayload_viewer(ctx, field)
 	case "userErrors":
@@ -6465,6 +7070,8 @@ func (ec *executionContext) childFields_Notification(ctx context.Context, field 
 		return ec.fieldContext_Notification_id(ctx, field)
 	case "kind":
 		return ec.fieldContext_Notification_kind(ctx, field)
+	case "kindName":
+		return ec.fieldContext_Notification_kindName(ctx, field)
 	case "recipient":
 		return ec.fieldContext_Notification_recipient(ctx, field)
 	case "subject":
@@ -6593,6 +7200,24 @@ func (ec *executionContext) childFields_ProjectFolderPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RefreshSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_RefreshSessionPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_RefreshSessionPayload_expiresAt(ctx, field)
+	case "refreshToken":
+		return ec.fieldContext_RefreshSessionPayload_refreshToken(ctx, field)
+	case "refreshTokenExpiresAt":
+		return ec.fieldContext_RefreshSessionPayload_refreshTokenExpiresAt(ctx, field)
+	case "viewer":
+		return ec.fieldContext_RefreshSessionPayload_viewer(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RefreshSessionPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RefreshSessionPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RequestSftpModulePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "request":
@@ -6601,6 +7226,26 @@ func (ec *executionContext) childFields_RequestSftpModulePayload(ctx context.Con
 		return ec.fieldContext_RequestSftpModulePayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RequestSftpModulePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RevokeApiSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "apiSession":
+		return ec.fieldContext_RevokeApiSessionPayload_apiSession(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RevokeApiSessionPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RevokeApiSessionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RevokeOtherApiSessionsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revokedCount":
+		return ec.fieldContext_RevokeOtherApiSessionsPayload_revokedCount(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RevokeOtherApiSessionsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RevokeOtherApiSessionsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SetAccountIpAllowlistPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6971,6 +7616,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_deletedAt(ctx, field)
 	case "invitationPending":
 		return ec.fieldContext_User_invitationPending(ctx, field)
+	case "lastLoginAt":
+		return ec.fieldContext_User_lastLoginAt(ctx, field)
+	case "lastApiLoginAt":
+		return ec.fieldContext_User_lastApiLoginAt(ctx, field)
+	case "lastSftpLoginAt":
+		return ec.fieldContext_User_lastSftpLoginAt(ctx, field)
 	case "sftpActivity":
 		return ec.fieldContext_User_sftpActivity(ctx, field)
 	case "projectsSharedWithMe":
@@ -7699,6 +8350,20 @@ func (ec *executionContext) field_Mutation_provisionDedicatedIp_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_refreshSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RefreshSessionInput, error) {
+			return ec.unmarshalNRefreshSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRefreshSessionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_releaseDedicatedIp_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7817,6 +8482,20 @@ func (ec *executionContext) field_Mutation_restoreUser_args(ctx context.Context,
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RestoreUserInput, error) {
 			return ec.unmarshalNRestoreUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRestoreUserInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeApiSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RevokeAPISessionInput, error) {
+			return ec.unmarshalNRevokeApiSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeAPISessionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9108,6 +9787,213 @@ func (ec *executionContext) fieldContext_AccountPayload_userErrors(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _ApiSession_id(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiSession().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "ID")
+}
+
+func (ec *executionContext) _ApiSession_tokenKind(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_tokenKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiSession().TokenKind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v people.TokenKind) graphql.Marshaler {
+			return ec.marshalNTokenKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_tokenKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "TokenKind")
+}
+
+func (ec *executionContext) _ApiSession_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ApiSession_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ApiSession_expiresAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ApiSession_userAgent(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _ApiSession_ip(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_ip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiSession().IP(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "String")
+}
+
+func (ec *executionContext) _ApiSession_lastIp(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_lastIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiSession().LastIP(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_lastIp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "String")
+}
+
+func (ec *executionContext) _ApiSession_current(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiSession_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Current, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiSession_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9163,7 +10049,30 @@ func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.
 			return ec.fieldContext_AuditEvent_kind(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Kind, nil
+			return ec.Resolvers.AuditEvent().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuditEventKind) graphql.Marshaler {
+			return ec.marshalNAuditEventKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "AuditEventKind")
+}
+
+func (ec *executionContext) _AuditEvent_kindName(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEvent_kindName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AuditEvent().KindName(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -9173,8 +10082,8 @@ func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_AuditEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+func (ec *executionContext) fieldContext_AuditEvent_kindName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -9304,15 +10213,15 @@ func (ec *executionContext) _AuditEvent_before(ctx context.Context, field graphq
 			return ec.Resolvers.AuditEvent().Before(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐJSON(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -9327,15 +10236,15 @@ func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql
 			return ec.Resolvers.AuditEvent().After(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐJSON(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "String")
+	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
@@ -11858,6 +12767,52 @@ func (ec *executionContext) fieldContext_LoginPayload_expiresAt(_ context.Contex
 	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Time")
 }
 
+func (ec *executionContext) _LoginPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LoginPayload_refreshToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LoginPayload_refreshToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LoginPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LoginPayload_refreshTokenExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshTokenExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LoginPayload_refreshTokenExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Time")
+}
+
 func (ec *executionContext) _LoginPayload_viewer(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12163,6 +13118,126 @@ func (ec *executionContext) fieldContext_Mutation_setFolderUploadNotification(ct
 	if fc.Args, err = ec.field_Mutation_setFolderUploadNotification_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refreshSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshSession(ctx, fc.Args["input"].(model.RefreshSessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RefreshSessionPayload) graphql.Marshaler {
+			return ec.marshalORefreshSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRefreshSessionPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RefreshSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeApiSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeApiSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeAPISession(ctx, fc.Args["input"].(model.RevokeAPISessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RevokeAPISessionPayload) graphql.Marshaler {
+			return ec.marshalORevokeApiSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeAPISessionPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeApiSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RevokeApiSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeApiSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeOtherApiSessions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeOtherApiSessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().RevokeOtherAPISessions(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RevokeOtherAPISessionsPayload) graphql.Marshaler {
+			return ec.marshalORevokeOtherApiSessionsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeOtherAPISessionsPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeOtherApiSessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RevokeOtherApiSessionsPayload(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -14202,6 +15277,29 @@ func (ec *executionContext) _Notification_kind(ctx context.Context, field graphq
 			return ec.Resolvers.Notification().Kind(ctx, obj)
 		},
 		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.NotificationKind) graphql.Marshaler {
+			return ec.marshalNNotificationKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, true, true, "NotificationKind")
+}
+
+func (ec *executionContext) _Notification_kindName(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_kindName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Notification().KindName(ctx, obj)
+		},
+		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
 			return ec.marshalNString2string(ctx, selections, v)
 		},
@@ -14209,7 +15307,7 @@ func (ec *executionContext) _Notification_kind(ctx context.Context, field graphq
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Notification_kindName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, true, true, "String")
 }
 
@@ -15530,6 +16628,153 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RefreshSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RefreshSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RefreshSessionPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_refreshToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_refreshToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _RefreshSessionPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_refreshTokenExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshTokenExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_refreshTokenExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RefreshSessionPayload_viewer(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_viewer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Viewer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Viewer) graphql.Marshaler {
+			return ec.marshalOViewer2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Viewer")
+}
+
+func (ec *executionContext) _RefreshSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefreshSessionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RefreshSessionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RefreshSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RequestSftpModulePayload_request(ctx context.Context, field graphql.CollectedField, obj *model.RequestSftpModulePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15584,6 +16829,125 @@ func (ec *executionContext) _RequestSftpModulePayload_userErrors(ctx context.Con
 func (ec *executionContext) fieldContext_RequestSftpModulePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RequestSftpModulePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevokeApiSessionPayload_apiSession(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPISessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeApiSessionPayload_apiSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APISession, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *people.APISession) graphql.Marshaler {
+			return ec.marshalOApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeApiSessionPayload_apiSession(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevokeApiSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ApiSession(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevokeApiSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPISessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeApiSessionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeApiSessionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevokeApiSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RevokeOtherApiSessionsPayload_revokedCount(ctx context.Context, field graphql.CollectedField, obj *model.RevokeOtherAPISessionsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeOtherApiSessionsPayload_revokedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RevokedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeOtherApiSessionsPayload_revokedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RevokeOtherApiSessionsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RevokeOtherApiSessionsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeOtherAPISessionsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RevokeOtherApiSessionsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RevokeOtherApiSessionsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RevokeOtherApiSessionsPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -18103,6 +19467,38 @@ func (ec *executionContext) fieldContext_StaffViewer_staff(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _StaffViewer_apiSessions(ctx context.Context, field graphql.CollectedField, obj *model.StaffViewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StaffViewer_apiSessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StaffViewer().APISessions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*people.APISession) graphql.Marshaler {
+			return ec.marshalNApiSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISessionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StaffViewer_apiSessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StaffViewer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ApiSession(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _StartTotpEnrolmentPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18441,6 +19837,75 @@ func (ec *executionContext) _User_invitationPending(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_User_invitationPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _User_lastLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lastLoginAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().LastLoginAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_lastLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
+}
+
+func (ec *executionContext) _User_lastApiLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lastApiLoginAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().LastAPILoginAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_lastApiLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
+}
+
+func (ec *executionContext) _User_lastSftpLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lastSftpLoginAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().LastSftpLoginAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_lastSftpLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
 }
 
 func (ec *executionContext) _User_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -19126,6 +20591,38 @@ func (ec *executionContext) fieldContext_UserViewer_can(_ context.Context, field
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ViewerCapabilities(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserViewer_apiSessions(ctx context.Context, field graphql.CollectedField, obj *model.UserViewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserViewer_apiSessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UserViewer().APISessions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*people.APISession) graphql.Marshaler {
+			return ec.marshalNApiSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISessionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserViewer_apiSessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserViewer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ApiSession(ctx, field)
 		},
 	}
 	return fc, nil
@@ -21417,7 +22914,11 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"email", "password", "totpCode"}
+	if _, present := asMap["tokenKind"]; !present {
+		asMap["tokenKind"] = "BEARER"
+	}
+
+	fieldsInOrder := [...]string{"email", "password", "totpCode", "tokenKind"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21445,6 +22946,13 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 				return it, err
 			}
 			it.TotpCode = data
+		case "tokenKind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenKind"))
+			data, err := ec.unmarshalOTokenKind2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenKind = data
 		}
 	}
 	return it, nil
@@ -21508,6 +23016,48 @@ func (ec *executionContext) unmarshalInputProvisionDedicatedIpInput(ctx context.
 func UnmarshalProvisionDedicatedIpInput(ctx context.Context, raw any) (model.ProvisionDedicatedIPInput, error) {
 	var out model.ProvisionDedicatedIPInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProvisionDedicatedIpInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRefreshSessionInput(ctx context.Context, obj any) (model.RefreshSessionInput, error) {
+	var it model.RefreshSessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"refreshToken"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "refreshToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("refreshToken"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RefreshToken = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRefreshSessionInput unmarshals raw into the RefreshSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRefreshSessionInput(ctx context.Context, raw any) (model.RefreshSessionInput, error) {
+	var out model.RefreshSessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RefreshSessionInput", raw, &out)
 	return out, err
 }
 
@@ -21907,6 +23457,48 @@ func (ec *executionContext) unmarshalInputRestoreUserInput(ctx context.Context, 
 func UnmarshalRestoreUserInput(ctx context.Context, raw any) (model.RestoreUserInput, error) {
 	var out model.RestoreUserInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestoreUserInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRevokeApiSessionInput(ctx context.Context, obj any) (model.RevokeAPISessionInput, error) {
+	var it model.RevokeAPISessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRevokeApiSessionInput unmarshals raw into the RevokeApiSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRevokeApiSessionInput(ctx context.Context, raw any) (model.RevokeAPISessionInput, error) {
+	var out model.RevokeAPISessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RevokeApiSessionInput", raw, &out)
 	return out, err
 }
 
@@ -23323,6 +24915,83 @@ func (ec *executionContext) _AccountPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var apiSessionImplementors = []string{"ApiSession"}
+
+func (ec *executionContext) _ApiSession(ctx context.Context, sel ast.SelectionSet, obj *people.APISession) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, apiSessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ApiSession")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiSession_id(ctx, field, obj)
+				})
+		case "tokenKind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiSession_tokenKind(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._ApiSession_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._ApiSession_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "expiresAt":
+			out.Values[i] = ec._ApiSession_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userAgent":
+			out.Values[i] = ec._ApiSession_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ip":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiSession_ip(ctx, field, obj)
+				})
+		case "lastIp":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiSession_lastIp(ctx, field, obj)
+				})
+		case "current":
+			out.Values[i] = ec._ApiSession_current(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventImplementors = []string{"AuditEvent", "Node"}
 
 func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *audit.EventRow) graphql.Marshaler {
@@ -23346,10 +25015,17 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
-			out.Values[i] = ec._AuditEvent_kind(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditEvent_kind(ctx, field, obj)
+				})
+		case "kindName":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditEvent_kindName(ctx, field, obj)
+				})
 		case "actorKind":
 			out.Values[i] = ec._AuditEvent_actorKind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -24705,6 +26381,16 @@ func (ec *executionContext) _LoginPayload(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "refreshToken":
+			out.Values[i] = ec._LoginPayload_refreshToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "refreshTokenExpiresAt":
+			out.Values[i] = ec._LoginPayload_refreshTokenExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "viewer":
 			out.Values[i] = ec._LoginPayload_viewer(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -24820,6 +26506,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setFolderUploadNotification":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setFolderUploadNotification(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "refreshSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshSession(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revokeApiSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeApiSession(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revokeOtherApiSessions":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeOtherApiSessions(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -25185,6 +26892,12 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Notification_kind(ctx, field, obj)
+				})
+		case "kindName":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Notification_kindName(ctx, field, obj)
 				})
 		case "recipient":
 			out.Values[i] = ec._Notification_recipient(ctx, field, obj)
@@ -25734,6 +27447,64 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var refreshSessionPayloadImplementors = []string{"RefreshSessionPayload"}
+
+func (ec *executionContext) _RefreshSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RefreshSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, refreshSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RefreshSessionPayload")
+		case "token":
+			out.Values[i] = ec._RefreshSessionPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._RefreshSessionPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "refreshToken":
+			out.Values[i] = ec._RefreshSessionPayload_refreshToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "refreshTokenExpiresAt":
+			out.Values[i] = ec._RefreshSessionPayload_refreshTokenExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "viewer":
+			out.Values[i] = ec._RefreshSessionPayload_viewer(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RefreshSessionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var requestSftpModulePayloadImplementors = []string{"RequestSftpModulePayload"}
 
 func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestSftpModulePayload) graphql.Marshaler {
@@ -25752,6 +27523,82 @@ func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel a
 			}
 		case "userErrors":
 			out.Values[i] = ec._RequestSftpModulePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var revokeApiSessionPayloadImplementors = []string{"RevokeApiSessionPayload"}
+
+func (ec *executionContext) _RevokeApiSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeAPISessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revokeApiSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevokeApiSessionPayload")
+		case "apiSession":
+			out.Values[i] = ec._RevokeApiSessionPayload_apiSession(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RevokeApiSessionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var revokeOtherApiSessionsPayloadImplementors = []string{"RevokeOtherApiSessionsPayload"}
+
+func (ec *executionContext) _RevokeOtherApiSessionsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeOtherAPISessionsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, revokeOtherApiSessionsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RevokeOtherApiSessionsPayload")
+		case "revokedCount":
+			out.Values[i] = ec._RevokeOtherApiSessionsPayload_revokedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RevokeOtherApiSessionsPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26913,8 +28760,14 @@ func (ec *executionContext) _StaffViewer(ctx context.Context, sel ast.SelectionS
 		case "staff":
 			out.Values[i] = ec._StaffViewer_staff(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "apiSessions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StaffViewer_apiSessions(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27071,6 +28924,24 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "lastLoginAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_lastLoginAt(ctx, field, obj)
+				})
+		case "lastApiLoginAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_lastApiLoginAt(ctx, field, obj)
+				})
+		case "lastSftpLoginAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_lastSftpLoginAt(ctx, field, obj)
+				})
 		case "sftpActivity":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -27364,6 +29235,12 @@ func (ec *executionContext) _UserViewer(ctx context.Context, sel ast.SelectionSe
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._UserViewer_can(ctx, field, obj)
+				})
+		case "apiSessions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UserViewer_apiSessions(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -27839,6 +29716,30 @@ func (ec *executionContext) unmarshalNAddSshKeyInput2githubᚗcomᚋskiffhqᚋsk
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNApiSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*people.APISession) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx context.Context, sel ast.SelectionSet, v *people.APISession) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ApiSession!")
+		return graphql.Null
+	}
+	return ec._ApiSession(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋauditᚐEventRow(ctx context.Context, sel ast.SelectionSet, v *audit.EventRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEvent!")
@@ -27869,6 +29770,16 @@ func (ec *executionContext) marshalNAuditEventEdge2ᚖgithubᚗcomᚋskiffhqᚋs
 		return graphql.Null
 	}
 	return ec._AuditEventEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuditEventKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventKind(ctx context.Context, v any) (model.AuditEventKind, error) {
+	var res model.AuditEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditEventKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventKind(ctx context.Context, sel ast.SelectionSet, v model.AuditEventKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -28365,6 +30276,16 @@ func (ec *executionContext) marshalNNotificationEdge2ᚖgithubᚗcomᚋskiffhq�
 	return ec._NotificationEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNNotificationKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationKind(ctx context.Context, v any) (model.NotificationKind, error) {
+	var res model.NotificationKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNotificationKind2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationKind(ctx context.Context, sel ast.SelectionSet, v model.NotificationKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx context.Context, v any) (outbox.EmailStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := outbox.EmailStatus(tmp)
@@ -28433,6 +30354,11 @@ func (ec *executionContext) unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋs
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNRefreshSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRefreshSessionInput(ctx context.Context, v any) (model.RefreshSessionInput, error) {
+	res, err := ec.unmarshalInputRefreshSessionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNReleaseDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐReleaseDedicatedIPInput(ctx context.Context, v any) (model.ReleaseDedicatedIPInput, error) {
 	res, err := ec.unmarshalInputReleaseDedicatedIpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -28475,6 +30401,11 @@ func (ec *executionContext) unmarshalNResetPasswordInput2githubᚗcomᚋskiffhq�
 
 func (ec *executionContext) unmarshalNRestoreUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRestoreUserInput(ctx context.Context, v any) (model.RestoreUserInput, error) {
 	res, err := ec.unmarshalInputRestoreUserInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRevokeApiSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeAPISessionInput(ctx context.Context, v any) (model.RevokeAPISessionInput, error) {
+	res, err := ec.unmarshalInputRevokeApiSessionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -28805,6 +30736,21 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalNTokenKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx context.Context, v any) (people.TokenKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := people.TokenKind(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTokenKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx context.Context, sel ast.SelectionSet, v people.TokenKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "TokenKind!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNUnshareProjectFolderInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUnshareProjectFolderInput(ctx context.Context, v any) (model.UnshareProjectFolderInput, error) {
 	res, err := ec.unmarshalInputUnshareProjectFolderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29097,6 +31043,13 @@ func (ec *executionContext) marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋs
 		return graphql.Null
 	}
 	return ec._AccountPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx context.Context, sel ast.SelectionSet, v *people.APISession) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ApiSession(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOAuditEventConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
@@ -29431,6 +31384,22 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res model.JSON
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOJSON2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v model.JSON) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalOLoginPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐLoginPayload(ctx context.Context, sel ast.SelectionSet, v *model.LoginPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -29506,11 +31475,32 @@ func (ec *executionContext) marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiff
 	return ec._ProjectFolderPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalORefreshSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRefreshSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.RefreshSessionPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RefreshSessionPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalORequestSftpModulePayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRequestSftpModulePayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestSftpModulePayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._RequestSftpModulePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORevokeApiSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeAPISessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeAPISessionPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RevokeApiSessionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORevokeOtherApiSessionsPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRevokeOtherAPISessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeOtherAPISessionsPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RevokeOtherApiSessionsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐRole(ctx context.Context, v any) (*tenant.Role, error) {
@@ -29808,6 +31798,25 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalTime(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTokenKind2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx context.Context, v any) (*people.TokenKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := people.TokenKind(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTokenKind2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐTokenKind(ctx context.Context, sel ast.SelectionSet, v *people.TokenKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
 	return res
 }
 

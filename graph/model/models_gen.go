@@ -454,6 +454,8 @@ type LoginInput struct {
 	// the authenticator app, or one of the recovery codes (each works once).
 	// Without it such a login answers `TOTP_REQUIRED` (field `totpCode`) and issues no token.
 	TotpCode *string `json:"totpCode,omitempty"`
+	// The kind of session to start: one bearer token (the default), or access and refresh tokens.
+	TokenKind *people.TokenKind `json:"tokenKind,omitempty"`
 }
 
 // The result of `login`: a bearer token, or why there is none.
@@ -461,8 +463,16 @@ type LoginPayload struct {
 	// The bearer token: send it as `Authorization: Bearer <token>`. Shown only once;
 	// Skiff stores only its hash. Null when the login failed.
 	Token *string `json:"token,omitempty"`
-	// When the token stops working (`--token-ttl` after the login); null when the login failed.
+	// When `token` stops working: `--token-ttl` after the login for a bearer token; for
+	// `ACCESS_AND_REFRESH`, minutes (refresh before, or when a request answers
+	// `UNAUTHENTICATED`). Null when the login failed.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// With `tokenKind: ACCESS_AND_REFRESH`: the refresh token for `refreshSession`, shown
+	// only once and stored only as a hash. It works once; keep it out of reach of other apps.
+	// Null for bearer sessions.
+	RefreshToken *string `json:"refreshToken,omitempty"`
+	// When `refreshToken` stops working unless used; each refresh gives a new one with a new expiry.
+	RefreshTokenExpiresAt *time.Time `json:"refreshTokenExpiresAt,omitempty"`
 	// Who logged in, as `viewer` would answer with the new token; null when the login failed.
 	Viewer Viewer `json:"viewer,omitempty"`
 	// Why the login failed. Wrong email and wrong password read the same
@@ -561,6 +571,28 @@ type ProvisionDedicatedIPInput struct {
 type Query struct {
 }
 
+// The input of `refreshSession`.
+type RefreshSessionInput struct {
+	// The refresh token from `login` or from the previous `refreshSession`.
+	RefreshToken string `json:"refreshToken"`
+}
+
+// The result of `refreshSession`: the session's new tokens, or why there are none.
+type RefreshSessionPayload struct {
+	// The new access token: send it as `Authorization: Bearer <token>`. Null when the refresh failed.
+	Token *string `json:"token,omitempty"`
+	// When `token` stops working (`--access-token-ttl`, 15 minutes); null when the refresh failed.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// The new refresh token: the one sent is used up. Null when the refresh failed.
+	RefreshToken *string `json:"refreshToken,omitempty"`
+	// When `refreshToken` stops working unless used (`--token-ttl` from now); null when the refresh failed.
+	RefreshTokenExpiresAt *time.Time `json:"refreshTokenExpiresAt,omitempty"`
+	// Whose session this is, as `viewer` would answer with the new token; null when the refresh failed.
+	Viewer Viewer `json:"viewer,omitempty"`
+	// `UNAUTHENTICATED` on `refreshToken` when it cannot be used: log in again.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
 // The input of `releaseDedicatedIp`.
 type ReleaseDedicatedIPInput struct {
 	// The account's ID.
@@ -627,6 +659,28 @@ type ResetPasswordInput struct {
 type RestoreUserInput struct {
 	// The ID of the user.
 	ID string `json:"id"`
+}
+
+// The input of `revokeApiSession`.
+type RevokeAPISessionInput struct {
+	// An `ApiSession.id` of one of your sessions.
+	ID string `json:"id"`
+}
+
+// The result of `revokeApiSession`.
+type RevokeAPISessionPayload struct {
+	// The session as it was when revoked.
+	APISession *people.APISession `json:"apiSession,omitempty"`
+	// Always empty: a session that is not yours or already ended is a `NOT_FOUND` error.
+	UserErrors []*UserError `json:"userErrors"`
+}
+
+// The result of `revokeOtherApiSessions`.
+type RevokeOtherAPISessionsPayload struct {
+	// How many sessions were ended.
+	RevokedCount int `json:"revokedCount"`
+	// Always empty.
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // The input of `setAccountIpAllowlist`.
@@ -884,6 +938,8 @@ type SSHKeyPayload struct {
 type StaffViewer struct {
 	// The logged-in support-staff member.
 	Staff *people.Staff `json:"staff"`
+	// The staff member's own live API sessions, as `UserViewer.apiSessions`.
+	APISessions []*people.APISession `json:"apiSessions"`
 }
 
 func (StaffViewer) IsViewer() {}
@@ -1032,6 +1088,9 @@ type UserViewer struct {
 	// answer of the same check the area's mutations make, so it cannot disagree with them
 	// (a mutation may still refuse a particular target, such as an owner for an administrator).
 	Can *ViewerCapabilities `json:"can"`
+	// The viewer's own live API sessions (one per login, not revoked, not expired),
+	// newest first, at most 100; `current` marks the one this request came with.
+	APISessions []*people.APISession `json:"apiSessions"`
 }
 
 func (UserViewer) IsViewer() {}
@@ -1046,6 +1105,317 @@ type ViewerCapabilities struct {
 	CreateProjectFolders bool `json:"createProjectFolders"`
 	// Manage contacts (`createContact`, ...): owners, administrators and groups granting MANAGE_CONTACTS.
 	ManageContacts bool `json:"manageContacts"`
+}
+
+// What an audit event records: one value per kind of change (`AuditEvent.kindName` is the stored kind).
+type AuditEventKind string
+
+const (
+	// `account.created`
+	AuditEventKindAccountCreated AuditEventKind = "ACCOUNT_CREATED"
+	// `account.ip_allowlist_changed`
+	AuditEventKindAccountIPAllowlistChanged AuditEventKind = "ACCOUNT_IP_ALLOWLIST_CHANGED"
+	// `account.require_totp_changed`
+	AuditEventKindAccountRequireTotpChanged AuditEventKind = "ACCOUNT_REQUIRE_TOTP_CHANGED"
+	// `account.storage_quota_changed`
+	AuditEventKindAccountStorageQuotaChanged AuditEventKind = "ACCOUNT_STORAGE_QUOTA_CHANGED"
+	// A user revoked one of their API sessions (`revokeApiSession`).
+	AuditEventKindAPISessionRevoked AuditEventKind = "API_SESSION_REVOKED"
+	// A user revoked all their other API sessions (`revokeOtherApiSessions`).
+	AuditEventKindAPISessionOthersRevoked AuditEventKind = "API_SESSION_OTHERS_REVOKED"
+	// A refresh token was presented a second time: its session was revoked (someone else may hold a copy).
+	AuditEventKindAPISessionRefreshReused AuditEventKind = "API_SESSION_REFRESH_REUSED"
+	// `contact.converted`
+	AuditEventKindContactConverted AuditEventKind = "CONTACT_CONVERTED"
+	// `contact.created`
+	AuditEventKindContactCreated AuditEventKind = "CONTACT_CREATED"
+	// `contact.deleted`
+	AuditEventKindContactDeleted AuditEventKind = "CONTACT_DELETED"
+	// `contact.updated`
+	AuditEventKindContactUpdated AuditEventKind = "CONTACT_UPDATED"
+	// `dedicated_ip.provisioned`
+	AuditEventKindDedicatedIPProvisioned AuditEventKind = "DEDICATED_IP_PROVISIONED"
+	// `dedicated_ip.released`
+	AuditEventKindDedicatedIPReleased AuditEventKind = "DEDICATED_IP_RELEASED"
+	// `dedicated_ip.request_declined`
+	AuditEventKindDedicatedIPRequestDeclined AuditEventKind = "DEDICATED_IP_REQUEST_DECLINED"
+	// `dedicated_ip.request_provisioned`
+	AuditEventKindDedicatedIPRequestProvisioned AuditEventKind = "DEDICATED_IP_REQUEST_PROVISIONED"
+	// `dedicated_ip.requested`
+	AuditEventKindDedicatedIPRequested AuditEventKind = "DEDICATED_IP_REQUESTED"
+	// `files.purged`
+	AuditEventKindFilesPurged AuditEventKind = "FILES_PURGED"
+	// `group.created`
+	AuditEventKindGroupCreated AuditEventKind = "GROUP_CREATED"
+	// `group.deleted`
+	AuditEventKindGroupDeleted AuditEventKind = "GROUP_DELETED"
+	// `group.updated`
+	AuditEventKindGroupUpdated AuditEventKind = "GROUP_UPDATED"
+	// `project_folder.created`
+	AuditEventKindProjectFolderCreated AuditEventKind = "PROJECT_FOLDER_CREATED"
+	// `project_folder.deleted`
+	AuditEventKindProjectFolderDeleted AuditEventKind = "PROJECT_FOLDER_DELETED"
+	// `project_folder.renamed`
+	AuditEventKindProjectFolderRenamed AuditEventKind = "PROJECT_FOLDER_RENAMED"
+	// `project_folder.shared`
+	AuditEventKindProjectFolderShared AuditEventKind = "PROJECT_FOLDER_SHARED"
+	// `project_folder.unshared`
+	AuditEventKindProjectFolderUnshared AuditEventKind = "PROJECT_FOLDER_UNSHARED"
+	// `sftp.custom_login_changed`
+	AuditEventKindSftpCustomLoginChanged AuditEventKind = "SFTP_CUSTOM_LOGIN_CHANGED"
+	// `sftp.disabled`
+	AuditEventKindSftpDisabled AuditEventKind = "SFTP_DISABLED"
+	// `sftp.enabled`
+	AuditEventKindSftpEnabled AuditEventKind = "SFTP_ENABLED"
+	// `sftp_module.activated`
+	AuditEventKindSftpModuleActivated AuditEventKind = "SFTP_MODULE_ACTIVATED"
+	// `sftp_module.licences_changed`
+	AuditEventKindSftpModuleLicencesChanged AuditEventKind = "SFTP_MODULE_LICENCES_CHANGED"
+	// `sftp_module.requested`
+	AuditEventKindSftpModuleRequested AuditEventKind = "SFTP_MODULE_REQUESTED"
+	// `sftp_module.suspended`
+	AuditEventKindSftpModuleSuspended AuditEventKind = "SFTP_MODULE_SUSPENDED"
+	// `sftp_module.trial_started`
+	AuditEventKindSftpModuleTrialStarted AuditEventKind = "SFTP_MODULE_TRIAL_STARTED"
+	// `ssh_key.added`
+	AuditEventKindSSHKeyAdded AuditEventKind = "SSH_KEY_ADDED"
+	// `ssh_key.deleted`
+	AuditEventKindSSHKeyDeleted AuditEventKind = "SSH_KEY_DELETED"
+	// `ssh_key.renamed`
+	AuditEventKindSSHKeyRenamed AuditEventKind = "SSH_KEY_RENAMED"
+	// `ssh_key.updated`
+	AuditEventKindSSHKeyUpdated AuditEventKind = "SSH_KEY_UPDATED"
+	// `user.created`
+	AuditEventKindUserCreated AuditEventKind = "USER_CREATED"
+	// `user.deleted`
+	AuditEventKindUserDeleted AuditEventKind = "USER_DELETED"
+	// `user.email_changed`
+	AuditEventKindUserEmailChanged AuditEventKind = "USER_EMAIL_CHANGED"
+	// `user.email_clash_resolved`: migration 00040 gave a user a placeholder email that a staff member also had.
+	AuditEventKindUserEmailClashResolved AuditEventKind = "USER_EMAIL_CLASH_RESOLVED"
+	// `user.group_changed`
+	AuditEventKindUserGroupChanged AuditEventKind = "USER_GROUP_CHANGED"
+	// `user.invitation_accepted`
+	AuditEventKindUserInvitationAccepted AuditEventKind = "USER_INVITATION_ACCEPTED"
+	// `user.invited`
+	AuditEventKindUserInvited AuditEventKind = "USER_INVITED"
+	// `user.ip_allowlist_changed`
+	AuditEventKindUserIPAllowlistChanged AuditEventKind = "USER_IP_ALLOWLIST_CHANGED"
+	// `user.password_changed`
+	AuditEventKindUserPasswordChanged AuditEventKind = "USER_PASSWORD_CHANGED"
+	// `user.password_reset`
+	AuditEventKindUserPasswordReset AuditEventKind = "USER_PASSWORD_RESET"
+	// `user.password_reset_requested`
+	AuditEventKindUserPasswordResetRequested AuditEventKind = "USER_PASSWORD_RESET_REQUESTED"
+	// `user.restored`
+	AuditEventKindUserRestored AuditEventKind = "USER_RESTORED"
+	// `user.storage_quota_changed`
+	AuditEventKindUserStorageQuotaChanged AuditEventKind = "USER_STORAGE_QUOTA_CHANGED"
+	// `user.totp_disabled`
+	AuditEventKindUserTotpDisabled AuditEventKind = "USER_TOTP_DISABLED"
+	// `user.totp_enabled`
+	AuditEventKindUserTotpEnabled AuditEventKind = "USER_TOTP_ENABLED"
+	// `user.updated`
+	AuditEventKindUserUpdated AuditEventKind = "USER_UPDATED"
+	// A kind this server does not know, recorded by a newer version: see `kindName`.
+	AuditEventKindOther AuditEventKind = "OTHER"
+)
+
+var AllAuditEventKind = []AuditEventKind{
+	AuditEventKindAccountCreated,
+	AuditEventKindAccountIPAllowlistChanged,
+	AuditEventKindAccountRequireTotpChanged,
+	AuditEventKindAccountStorageQuotaChanged,
+	AuditEventKindAPISessionRevoked,
+	AuditEventKindAPISessionOthersRevoked,
+	AuditEventKindAPISessionRefreshReused,
+	AuditEventKindContactConverted,
+	AuditEventKindContactCreated,
+	AuditEventKindContactDeleted,
+	AuditEventKindContactUpdated,
+	AuditEventKindDedicatedIPProvisioned,
+	AuditEventKindDedicatedIPReleased,
+	AuditEventKindDedicatedIPRequestDeclined,
+	AuditEventKindDedicatedIPRequestProvisioned,
+	AuditEventKindDedicatedIPRequested,
+	AuditEventKindFilesPurged,
+	AuditEventKindGroupCreated,
+	AuditEventKindGroupDeleted,
+	AuditEventKindGroupUpdated,
+	AuditEventKindProjectFolderCreated,
+	AuditEventKindProjectFolderDeleted,
+	AuditEventKindProjectFolderRenamed,
+	AuditEventKindProjectFolderShared,
+	AuditEventKindProjectFolderUnshared,
+	AuditEventKindSftpCustomLoginChanged,
+	AuditEventKindSftpDisabled,
+	AuditEventKindSftpEnabled,
+	AuditEventKindSftpModuleActivated,
+	AuditEventKindSftpModuleLicencesChanged,
+	AuditEventKindSftpModuleRequested,
+	AuditEventKindSftpModuleSuspended,
+	AuditEventKindSftpModuleTrialStarted,
+	AuditEventKindSSHKeyAdded,
+	AuditEventKindSSHKeyDeleted,
+	AuditEventKindSSHKeyRenamed,
+	AuditEventKindSSHKeyUpdated,
+	AuditEventKindUserCreated,
+	AuditEventKindUserDeleted,
+	AuditEventKindUserEmailChanged,
+	AuditEventKindUserEmailClashResolved,
+	AuditEventKindUserGroupChanged,
+	AuditEventKindUserInvitationAccepted,
+	AuditEventKindUserInvited,
+	AuditEventKindUserIPAllowlistChanged,
+	AuditEventKindUserPasswordChanged,
+	AuditEventKindUserPasswordReset,
+	AuditEventKindUserPasswordResetRequested,
+	AuditEventKindUserRestored,
+	AuditEventKindUserStorageQuotaChanged,
+	AuditEventKindUserTotpDisabled,
+	AuditEventKindUserTotpEnabled,
+	AuditEventKindUserUpdated,
+	AuditEventKindOther,
+}
+
+func (e AuditEventKind) IsValid() bool {
+	switch e {
+	case AuditEventKindAccountCreated, AuditEventKindAccountIPAllowlistChanged, AuditEventKindAccountRequireTotpChanged, AuditEventKindAccountStorageQuotaChanged, AuditEventKindAPISessionRevoked, AuditEventKindAPISessionOthersRevoked, AuditEventKindAPISessionRefreshReused, AuditEventKindContactConverted, AuditEventKindContactCreated, AuditEventKindContactDeleted, AuditEventKindContactUpdated, AuditEventKindDedicatedIPProvisioned, AuditEventKindDedicatedIPReleased, AuditEventKindDedicatedIPRequestDeclined, AuditEventKindDedicatedIPRequestProvisioned, AuditEventKindDedicatedIPRequested, AuditEventKindFilesPurged, AuditEventKindGroupCreated, AuditEventKindGroupDeleted, AuditEventKindGroupUpdated, AuditEventKindProjectFolderCreated, AuditEventKindProjectFolderDeleted, AuditEventKindProjectFolderRenamed, AuditEventKindProjectFolderShared, AuditEventKindProjectFolderUnshared, AuditEventKindSftpCustomLoginChanged, AuditEventKindSftpDisabled, AuditEventKindSftpEnabled, AuditEventKindSftpModuleActivated, AuditEventKindSftpModuleLicencesChanged, AuditEventKindSftpModuleRequested, AuditEventKindSftpModuleSuspended, AuditEventKindSftpModuleTrialStarted, AuditEventKindSSHKeyAdded, AuditEventKindSSHKeyDeleted, AuditEventKindSSHKeyRenamed, AuditEventKindSSHKeyUpdated, AuditEventKindUserCreated, AuditEventKindUserDeleted, AuditEventKindUserEmailChanged, AuditEventKindUserEmailClashResolved, AuditEventKindUserGroupChanged, AuditEventKindUserInvitationAccepted, AuditEventKindUserInvited, AuditEventKindUserIPAllowlistChanged, AuditEventKindUserPasswordChanged, AuditEventKindUserPasswordReset, AuditEventKindUserPasswordResetRequested, AuditEventKindUserRestored, AuditEventKindUserStorageQuotaChanged, AuditEventKindUserTotpDisabled, AuditEventKindUserTotpEnabled, AuditEventKindUserUpdated, AuditEventKindOther:
+		return true
+	}
+	return false
+}
+
+func (e AuditEventKind) String() string {
+	return string(e)
+}
+
+func (e *AuditEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AuditEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AuditEventKind", str)
+	}
+	return nil
+}
+
+func (e AuditEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AuditEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AuditEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which email a notification is (`Notification.kindName` is the stored kind).
+type NotificationKind string
+
+const (
+	// `sftp_enabled`
+	NotificationKindSftpEnabled NotificationKind = "SFTP_ENABLED"
+	// `ssh_key_added`
+	NotificationKindSSHKeyAdded NotificationKind = "SSH_KEY_ADDED"
+	// `module_trial_started`
+	NotificationKindModuleTrialStarted NotificationKind = "MODULE_TRIAL_STARTED"
+	// `module_activated`
+	NotificationKindModuleActivated NotificationKind = "MODULE_ACTIVATED"
+	// `module_trial_ending`
+	NotificationKindModuleTrialEnding NotificationKind = "MODULE_TRIAL_ENDING"
+	// `invitation`
+	NotificationKindInvitation NotificationKind = "INVITATION"
+	// `password_reset`
+	NotificationKindPasswordReset NotificationKind = "PASSWORD_RESET"
+	// `email_changed`
+	NotificationKindEmailChanged NotificationKind = "EMAIL_CHANGED"
+	// `dedicated_ip_provisioned`
+	NotificationKindDedicatedIPProvisioned NotificationKind = "DEDICATED_IP_PROVISIONED"
+	// `dedicated_ip_declined`
+	NotificationKindDedicatedIPDeclined NotificationKind = "DEDICATED_IP_DECLINED"
+	// `ssh_key_expiring`
+	NotificationKindSSHKeyExpiring NotificationKind = "SSH_KEY_EXPIRING"
+	// `ssh_key_expired`
+	NotificationKindSSHKeyExpired NotificationKind = "SSH_KEY_EXPIRED"
+	// `storage_quota`
+	NotificationKindStorageQuota NotificationKind = "STORAGE_QUOTA"
+	// `folder_upload_digest`: what was uploaded to a project folder since the last digest, to a member who asked for it.
+	NotificationKindFolderUploadDigest NotificationKind = "FOLDER_UPLOAD_DIGEST"
+	// A kind this server does not know, queued by a newer version: see `kindName`.
+	NotificationKindOther NotificationKind = "OTHER"
+)
+
+var AllNotificationKind = []NotificationKind{
+	NotificationKindSftpEnabled,
+	NotificationKindSSHKeyAdded,
+	NotificationKindModuleTrialStarted,
+	NotificationKindModuleActivated,
+	NotificationKindModuleTrialEnding,
+	NotificationKindInvitation,
+	NotificationKindPasswordReset,
+	NotificationKindEmailChanged,
+	NotificationKindDedicatedIPProvisioned,
+	NotificationKindDedicatedIPDeclined,
+	NotificationKindSSHKeyExpiring,
+	NotificationKindSSHKeyExpired,
+	NotificationKindStorageQuota,
+	NotificationKindFolderUploadDigest,
+	NotificationKindOther,
+}
+
+func (e NotificationKind) IsValid() bool {
+	switch e {
+	case NotificationKindSftpEnabled, NotificationKindSSHKeyAdded, NotificationKindModuleTrialStarted, NotificationKindModuleActivated, NotificationKindModuleTrialEnding, NotificationKindInvitation, NotificationKindPasswordReset, NotificationKindEmailChanged, NotificationKindDedicatedIPProvisioned, NotificationKindDedicatedIPDeclined, NotificationKindSSHKeyExpiring, NotificationKindSSHKeyExpired, NotificationKindStorageQuota, NotificationKindFolderUploadDigest, NotificationKindOther:
+		return true
+	}
+	return false
+}
+
+func (e NotificationKind) String() string {
+	return string(e)
+}
+
+func (e *NotificationKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationKind", str)
+	}
+	return nil
+}
+
+func (e NotificationKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // What kind of expected failure a `UserError` is.
