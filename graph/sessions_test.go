@@ -219,7 +219,7 @@ func TestRefreshTokenRotationAndReuse(t *testing.T) {
 	_, owner := e.account("Acme", "owner@acme.example")
 	l := e.loginAs("owner@acme.example", "ACCESS_AND_REFRESH", "AcmeMobile/2.1")
 	if !strings.HasPrefix(*l.Token, "skfa_") || l.RefreshToken == nil || !strings.HasPrefix(*l.RefreshToken, "skfr_") ||
-		l.ExpiresAt.Sub(time.Now()) > 16*time.Minute || l.RefreshTokenExpiresAt.Sub(time.Now()) < 29*24*time.Hour {
+		time.Until(*l.ExpiresAt) > 16*time.Minute || time.Until(*l.RefreshTokenExpiresAt) < 29*24*time.Hour {
 		t.Fatalf("login: %+v", l)
 	}
 	e.mustWork(*l.Token, "the access token")
