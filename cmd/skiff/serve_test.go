@@ -78,7 +78,7 @@ func testServeCmd(t *testing.T, dataDir string) *ServeCmd {
 		Runtime:       RuntimeDatabaseFlags{MaxConns: 32, MaxIdleConns: 32},
 		HTTP: HTTPFlags{
 			Addr: "127.0.0.1:0", Playground: "auto", Introspection: "auto",
-			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour,
+			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour, AccessTTL: 15 * time.Minute,
 			MaxTokens: 10000, MaxSelections: 100, MaxFields: 2000, MaxResponse: 8 << 20,
 			ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: time.Minute,
 			MaxConns: 100, MaxPerAddr: 32,
