@@ -33,6 +33,8 @@ type conn struct {
 	// dedicated is set when the connection logged in to its account's
 	// dedicated IP: it ends when dest no longer leads to that account.
 	dedicated bool
+	// live is what the list of live sessions shows of it once logged in.
+	live liveInfo
 	// endReason, when set, is why the server ended the connection.
 	endReason string
 	// session is the connection's count against the logged-in connection
@@ -132,6 +134,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	log = log.With("login", login.Login, "account", login.AccountID, "user", login.UserID)
+	// Set before the connection is filed as logged in, which publishes it.
+	c.live = newLiveInfo(started, rt.remote, sconn.ClientVersion())
 	if ok, reason := s.authenticated(c, login, log); !ok {
 		if reason == "" {
 			reason = "server shutting down"

@@ -198,6 +198,8 @@ type Server struct {
 
 	channels *vfs.Counter // open session channels
 	sessions *vfs.Counter // logged-in connections
+
+	liveWake chan struct{} // a login or logout: see SessionPublisher
 }
 
 type userKey struct{ accountID, userID string }
@@ -236,6 +238,7 @@ func NewServer(cfg Config) (*Server, error) {
 		byUser:   make(map[userKey]map[*conn]struct{}),
 		perAddr:  make(map[netip.Addr]int),
 		capLog:   logThrottle{every: time.Second},
+		liveWake: make(chan struct{}, 1),
 	}
 	cfg.Metrics.watch(s)
 	return s, nil
@@ -551,6 +554,7 @@ func (s *Server) untrack(c *conn) {
 	delete(s.conns, c)
 	c.session.Release()
 	if c.authenticated {
+		s.liveChanged()
 		k := userKey{c.login.AccountID, c.login.UserID}
 		delete(s.byUser[k], c)
 		if len(s.byUser[k]) == 0 {
@@ -582,6 +586,7 @@ func (s *Server) authenticated(c *conn, login *sftplogin.Login, log *slog.Logger
 		s.byUser[k] = make(map[*conn]struct{})
 	}
 	s.byUser[k][c] = struct{}{}
+	s.liveChanged()
 	return true, ""
 }
 

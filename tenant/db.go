@@ -25,6 +25,7 @@ const (
 	ScopeAuth      Scope = "auth"      // bearer-token and email/password login
 	ScopeOutbox    Scope = "outbox"    // the email worker
 	ScopeActivity  Scope = "activity"  // the SFTP activity log's writer, retention purge and digests
+	ScopeSFTPNode  Scope = "sftp_node" // a node publishing its live SFTP sessions
 )
 
 // Queryer is what store functions take: a transaction from InAccount or

@@ -13,12 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sftpsessions"
 )
 
 // SFTPFlags configure the SFTP listener, its limits and the SFTP module.
@@ -39,6 +42,9 @@ type SFTPFlags struct {
 	DBTimeout     time.Duration `name:"sftp-db-timeout" default:"5s" env:"SKIFF_SFTP_DB_TIMEOUT" help:"Deadline of each database call on the SFTP path (logins, the per-operation access check, host keys, shared folders, key use); a password login may also wait out its throttling pause."`
 	DBGrace       time.Duration `name:"sftp-db-grace" default:"60s" env:"SKIFF_SFTP_DB_GRACE" help:"How long open SFTP sessions keep their last known rights while the database does not answer; past it they end. Revocations apply as soon as it answers again."`
 	TrialLicences int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
+	NodeName      string        `name:"node-name" env:"SKIFF_NODE_NAME" help:"This node's name, shown with its live SFTP sessions (default: the host name)."`
+	SessionsEvery time.Duration `name:"sftp-sessions-refresh" default:"2s" env:"SKIFF_SFTP_SESSIONS_REFRESH" help:"How often this node refreshes its live SFTP sessions' bytes and operation in the database (logins and logouts are published at once)."`
+	SessionsTTL   time.Duration `name:"sftp-sessions-ttl" default:"10s" env:"SKIFF_SFTP_SESSIONS_TTL" help:"How long a node's live SFTP sessions stay listed after its last refresh: a node that stops drops out of account.sftpSessions after this. At least twice --sftp-sessions-refresh."`
 
 	Resources SFTPResourceFlags `embed:""`
 }
@@ -149,6 +155,12 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-timeout: %s is negative", f.DBTimeout)
 	case f.DBGrace < 0:
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-grace: %s is negative", f.DBGrace)
+	case f.SessionsEvery <= 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-refresh: %s is not a duration above zero", f.SessionsEvery)
+	case f.SessionsTTL < 2*f.SessionsEvery:
+		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-ttl: %s is less than twice --sftp-sessions-refresh (%s)", f.SessionsTTL, f.SessionsEvery)
+	case len(f.NodeName) > 128:
+		return sftp.Limits{}, errors.New("--node-name: longer than 128 bytes")
 	}
 	if err := f.Resources.check(); err != nil {
 		return sftp.Limits{}, err
@@ -248,7 +260,42 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	bg.run(srv.ListenAndServe)
 	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
 	bg.run(func(ctx context.Context) error { return listenAccess(ctx, backend, d.URL, log) })
+	c.publishSessions(srv, d, svc, bg, log)
 	return srv, nil
+}
+
+// publishSessions keeps this node's live SFTP sessions in the database,
+// where every node lists them, and ends those whose end was asked for.
+func (c *ServeCmd) publishSessions(srv *sftp.Server, d *database, svc *domain.Domain, bg *background, log *slog.Logger) {
+	node := &sftpsessions.Node{DB: d.DB, ID: uuid.NewString(), Name: c.SFTP.nodeName(), TTL: c.SFTP.SessionsTTL}
+	events := svc.LiveSessions.Events
+	bg.run(func(ctx context.Context) error {
+		if err := events.Listen(ctx, d.URL, log); err != nil && ctx.Err() == nil {
+			log.Error("SFTP session notifications stopped; sessions asked to end end at their node's next refresh, and subscriptions hear nothing", "err", err)
+		}
+		return nil
+	})
+	pub := &sftp.SessionPublisher{Server: srv, Node: node, Events: events, Every: c.SFTP.SessionsEvery, Log: log}
+	bg.run(pub.Run)
+}
+
+// nodeName is --node-name, or the host name.
+func (f SFTPFlags) nodeName() string {
+	if f.NodeName != "" {
+		return f.NodeName
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return clipName(h)
+	}
+	return "skiff"
+}
+
+// clipName keeps a host name within a node name's 128 bytes.
+func clipName(s string) string {
+	if len(s) > 128 {
+		return s[:128]
+	}
+	return s
 }
 
 // fileLimits raises the open file limit to the hard limit and derives from

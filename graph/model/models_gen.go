@@ -18,6 +18,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/people"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sftpsessions"
 	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
@@ -377,6 +378,17 @@ type DisableTotpPayload struct {
 	Ok bool `json:"ok"`
 	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
+}
+
+type DisconnectSftpSessionInput struct {
+	// The session's `id`.
+	ID string `json:"id"`
+}
+
+type DisconnectSftpSessionPayload struct {
+	// The session as it was when its end was asked for.
+	Session    *sftpsessions.Session `json:"session,omitempty"`
+	UserErrors []*UserError          `json:"userErrors"`
 }
 
 // A page of `Group` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").

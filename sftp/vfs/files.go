@@ -59,8 +59,8 @@ type handle struct {
 	closeErr error
 
 	// moved counts the bytes read or written through the handle, for the
-	// log of a transfer cut at shutdown (Session.Transfers) and the
-	// activity log.
+	// log of a transfer cut at shutdown (Session.Transfers), the activity
+	// log and the session's Traffic.
 	moved atomic.Int64
 	// opened is when the client opened it (Session.trackFile), for the
 	// transfer's duration in Metrics and the activity log.

@@ -118,6 +118,8 @@ type Session struct {
 	folders  map[string]*os.Root  // shared folder roots by folder ID
 	uploads  map[string]*handle   // atomic uploads in progress, by virtual path
 	files    map[*handle]struct{} // open files (Transfers)
+	doneIn   int64                // bytes uploaded through closed handles (Traffic)
+	doneOut  int64                // bytes downloaded through closed handles
 	channels map[*conn]struct{}   // being served
 	serving  sync.WaitGroup
 	settling sync.WaitGroup   // calls to the Quota under way in the background (pool.go)

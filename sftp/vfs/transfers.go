@@ -63,6 +63,31 @@ func (s *Session) trackFile(h *handle) {
 
 func (s *Session) forgetFile(h *handle) {
 	s.mu.Lock()
-	delete(s.files, h)
+	if _, ok := s.files[h]; ok {
+		delete(s.files, h)
+		if h.canWrite {
+			s.doneIn += h.moved.Load()
+		} else {
+			s.doneOut += h.moved.Load()
+		}
+	}
 	s.mu.Unlock()
+}
+
+// Traffic is the file data the session has moved so far, open files
+// included: uploaded (in: through handles opened for writing) and
+// downloaded (out). It costs nothing per packet: each handle counts its
+// own bytes, and a closed handle's count is added here once.
+func (s *Session) Traffic() (in, out int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, out = s.doneIn, s.doneOut
+	for h := range s.files {
+		if h.canWrite {
+			in += h.moved.Load()
+		} else {
+			out += h.moved.Load()
+		}
+	}
+	return in, out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/purge"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sftpsessions"
 	"github.com/skiffhq/skiff/tenant/sharing"
 	"github.com/skiffhq/skiff/tenant/storageuse"
 )
@@ -26,16 +27,17 @@ import (
 type Domain struct {
 	*tenant.Base
 
-	Accounts     *account.Service    // accounts and support staff
-	People       *people.Service     // users, contacts, invitations, API logins
-	SFTP         *sftpaccess.Service // the SFTP module, licences, access, credentials, keys
-	DedicatedIPs *sftplogin.Service  // dedicated IPs, provisioned by staff
-	Sharing      *sharing.Service    // groups, project folders, shares, permissions
-	Audit        *audit.Service      // the audit trail
-	Outbox       *outbox.Service     // emails and their delivery status
-	Files        *purge.Service      // deleted files: their grace period and their purge
-	Storage      *storageuse.Service // storage quotas, usage and its reconcile pass
-	Activity     *activity.Service   // the SFTP activity log and the folders' upload digests
+	Accounts     *account.Service      // accounts and support staff
+	People       *people.Service       // users, contacts, invitations, API logins
+	SFTP         *sftpaccess.Service   // the SFTP module, licences, access, credentials, keys
+	DedicatedIPs *sftplogin.Service    // dedicated IPs, provisioned by staff
+	Sharing      *sharing.Service      // groups, project folders, shares, permissions
+	Audit        *audit.Service        // the audit trail
+	Outbox       *outbox.Service       // emails and their delivery status
+	Files        *purge.Service        // deleted files: their grace period and their purge
+	Storage      *storageuse.Service   // storage quotas, usage and its reconcile pass
+	Activity     *activity.Service     // the SFTP activity log and the folders' upload digests
+	LiveSessions *sftpsessions.Service // live SFTP sessions on every node, and ending one
 }
 
 // New returns the domain on db with the product's defaults.
@@ -50,6 +52,7 @@ func New(db *tenant.DB) *Domain {
 		Outbox:       &outbox.Service{Base: base},
 		Files:        &purge.Service{Base: base, Grace: purge.DefaultGrace},
 		Storage:      &storageuse.Service{Base: base},
+		LiveSessions: &sftpsessions.Service{Base: base, Events: &sftpsessions.Events{}},
 	}
 	d.Sharing.Files = d.Files
 	d.Activity = &activity.Service{Base: base, Folders: d.Sharing}
