@@ -380,15 +380,18 @@ type DisableTotpPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// The input of `disconnectSftpSession`.
 type DisconnectSftpSessionInput struct {
 	// The session's `id`.
 	ID string `json:"id"`
 }
 
+// The result of `disconnectSftpSession`: the session whose end was asked for, or the user errors.
 type DisconnectSftpSessionPayload struct {
-	// The session as it was when its end was asked for.
-	Session    *sftpsessions.Session `json:"session,omitempty"`
-	UserErrors []*UserError          `json:"userErrors"`
+	// The session as it was when its end was asked for; null with user errors.
+	Session *sftpsessions.Session `json:"session,omitempty"`
+	// Expected failures; empty on success (none are expected today: refusals are GraphQL errors).
+	UserErrors []*UserError `json:"userErrors"`
 }
 
 // A page of `Group` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
