@@ -48,6 +48,13 @@ type Config struct {
 	// the client is the TCP peer. See clientAddrs.
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
+	// MaxSubscriptionsPerToken caps the subscriptions one login token
+	// holds at once, over all its WebSocket connections;
+	// DefaultMaxSubscriptionsPerToken when zero.
+	MaxSubscriptionsPerToken int
+	// Closing, when it ends, closes every WebSocket connection (the
+	// server drains); nil never does.
+	Closing context.Context
 	// Ready reports whether the service can take traffic (the database answers).
 	Ready func(ctx context.Context) error
 	// Metrics counts requests and their latency; nil counts nothing.
@@ -85,6 +92,9 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.MaxSubscriptionsPerToken == 0 {
+		c.MaxSubscriptionsPerToken = DefaultMaxSubscriptionsPerToken
+	}
 }
 
 // NewHandler returns the HTTP API: /graphql, /playground (when enabled),
@@ -98,6 +108,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	srv.Use(sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
 	// After sizeLimit: a persisted query's text was size-checked when it was
 	// stored, and the cost limit checks every operation after validation.
+	r.addWebSocket(srv, cfg)
 	addTransports(srv, cfg.APQCacheBytes)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
@@ -109,6 +120,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(noteOperation)
 	srv.AroundOperations(r.readOnlyQueries)
+	srv.AroundOperations((&subscriptionCap{max: cfg.MaxSubscriptionsPerToken, count: map[string]int{}}).around)
 	srv.AroundRootFields(enrolOnlyGate)
 	srv.AroundRootFields(r.mutationLoaders)
 	log := cfg.Logger
@@ -143,8 +155,9 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	return requestID(accessLog(log, addrs, cfg.Metrics, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
-		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux)))))
+	ws := webSocketEntry(cfg.AllowedOrigins, cfg.Closing, r.authenticate(log, addrs, r.withLoaders(srv)))
+	return requestID(accessLog(log, addrs, cfg.Metrics, splitWebSockets(ws, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
+		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux))))))
 }
 
 // authenticate turns a bearer token into the request's principal. A request
@@ -356,6 +369,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController and WebSocket upgrades reach the
+// connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // perAddrLimit answers 429 to a client address that already has max
 // requests in flight; other addresses are not affected.

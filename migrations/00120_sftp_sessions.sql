@@ -53,7 +53,7 @@ CREATE POLICY node ON sftp_sessions USING (skiff_scope() = 'sftp_node') WITH CHE
 GRANT SELECT, INSERT, UPDATE, DELETE ON sftp_sessions TO skiff_app;
 
 -- Every change to a session row notifies channel skiff_sftp_sessions at
--- commit: "<account id> <session id> <event>", the event one of STARTED,
+-- commit: "<account id> <session id> <event> <user id>", the event one of STARTED,
 -- UPDATED, ENDED, or END_REQUESTED (a disconnect was asked for). Nodes end
 -- the sessions they hold on END_REQUESTED after reading the row back, so a
 -- forged notification ends nothing; subscriptions (GraphQL) hear the others.
@@ -73,7 +73,7 @@ BEGIN
     ELSE
         r := NEW; ev := 'UPDATED';
     END IF;
-    PERFORM pg_notify('skiff_sftp_sessions', r.account_id::text || ' ' || r.id::text || ' ' || ev);
+    PERFORM pg_notify('skiff_sftp_sessions', r.account_id::text || ' ' || r.id::text || ' ' || ev || ' ' || r.user_id::text);
     RETURN NULL;
 END
 $$;

@@ -34,6 +34,7 @@ type HTTPFlags struct {
 	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
 	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
 	TrustedProxies []string      `name:"http-trusted-proxies" env:"SKIFF_HTTP_TRUSTED_PROXIES" help:"Networks of reverse proxies whose X-Forwarded-For (or Forwarded) header names the client (CIDR, comma-separated); from other peers the client is the TCP peer. IP allowlists, login throttling and --http-max-requests-per-address use the client address."`
+	MaxSubs        int           `name:"max-subscriptions-per-token" default:"16" env:"SKIFF_MAX_SUBSCRIPTIONS_PER_TOKEN" help:"Most GraphQL subscriptions (over WebSocket) one login token holds at once; one more is refused with TOO_MANY_SUBSCRIPTIONS."`
 	TokenTTL       time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid; for sessions with refresh tokens, how long one lasts unless refreshed."`
 	AccessTTL      time.Duration `name:"access-token-ttl" default:"15m" env:"SKIFF_ACCESS_TOKEN_TTL" help:"How long an access token of a session with refresh tokens (login tokenKind ACCESS_AND_REFRESH) stays valid."`
 }
@@ -44,6 +45,9 @@ type httpServer struct {
 	base       string // http://host:port
 	playground bool
 	errc       chan error // the server's error if it stops by itself
+	// closeWebSockets closes every WebSocket (subscriptions) at once: a
+	// drain does not wait for connections that stay open for hours.
+	closeWebSockets context.CancelFunc
 }
 
 // start serves the GraphQL API. The playground and introspection are on by
@@ -56,7 +60,12 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 	if err != nil {
 		return nil, err
 	}
+	if f.MaxSubs < 1 {
+		return nil, fmt.Errorf("--max-subscriptions-per-token: %d is not a count of at least 1", f.MaxSubs)
+	}
+	closing, closeWebSockets := context.WithCancel(context.Background())
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
+		MaxSubscriptionsPerToken: f.MaxSubs, Closing: closing,
 		Playground: playground, Introspection: onOff(f.Introspection, playground), MaxBodyBytes: f.MaxBodyBytes,
 		MaxComplexity: f.MaxComplexity, MaxDepth: f.MaxDepth, AllowedOrigins: splitList(f.CORSOrigins),
 		CORSHeaders: splitList(f.CORSHeaders),
@@ -71,11 +80,13 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 	})
 	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
+		closeWebSockets()
 		return nil, fmt.Errorf("listen for GraphQL: %w", err)
 	}
 	s := &httpServer{
 		srv:  f.server(gate(api)),
 		base: "http://" + ln.Addr().String(), playground: playground, errc: make(chan error, 1),
+		closeWebSockets: closeWebSockets,
 	}
 	// net/http's own complaints (TLS handshakes, panics) in the log's format.
 	s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

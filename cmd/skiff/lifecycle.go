@@ -73,6 +73,9 @@ func (l *lifecycle) drain(log *slog.Logger, grace time.Duration, api *httpServer
 	l.draining.Store(true)
 	started := time.Now()
 	log.Info("shutting down: draining API requests and SFTP transfers", "grace", grace)
+	// Subscriptions are closed at once: their clients reconnect, to
+	// another node, rather than hold the drain for its whole grace.
+	api.closeWebSockets()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup

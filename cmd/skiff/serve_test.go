@@ -81,12 +81,13 @@ func testServeCmd(t *testing.T, dataDir string) *ServeCmd {
 			MaxBodyBytes: 1 << 20, MaxComplexity: 10000, MaxDepth: 12, TokenTTL: time.Hour, AccessTTL: 15 * time.Minute,
 			MaxTokens: 10000, MaxSelections: 100, MaxFields: 2000, MaxResponse: 8 << 20,
 			ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: time.Minute,
-			MaxConns: 100, MaxPerAddr: 32,
+			MaxConns: 100, MaxPerAddr: 32, MaxSubs: 16,
 		},
 		SFTP: SFTPFlags{
 			Addrs: []string{"127.0.0.1:0"}, IdleTimeout: time.Minute,
 			MaxConns: 100, MaxConnsPerIP: 20, TrialLicences: 2,
 			Handshake: 30 * time.Second, MaxAuthTries: 6, MaxSessions: 10,
+			SessionsEvery: 2 * time.Second, SessionsTTL: 10 * time.Second,
 			Resources: parseServe(t).SFTP.Resources, // the defaults
 		},
 		Mail: MailFlags{PublicURL: "http://localhost:3000"},

@@ -969,6 +969,14 @@ type StartTotpEnrolmentPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// Live updates, over WebSocket with the graphql-transport-ws protocol at the same
+// `/graphql` URL (docs/GRAPHQL.md#subscriptions): authenticate with
+// `connection_init` `{"Authorization": "Bearer <token>"}` (or the upgrade request's
+// `Authorization` header). Each token may hold `--max-subscriptions-per-token`
+// subscriptions at once (16 by default).
+type Subscription struct {
+}
+
 // The input of `suspendSftpModule`.
 type SuspendSftpModuleInput struct {
 	// The account's ID.

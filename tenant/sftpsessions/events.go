@@ -30,17 +30,18 @@ type Event struct {
 	AccountID string
 	SessionID string
 	Kind      EventKind
+	UserID    string // the session's user
 }
 
-// parseEvent reads a notification's payload: "<account> <session> <kind>".
+// parseEvent reads a notification's payload: "<account> <session> <kind> <user>".
 func parseEvent(payload string) (Event, bool) {
 	f := strings.Fields(payload)
-	if len(f) != 3 || !tenant.IsUUID(f[0]) || !tenant.IsUUID(f[1]) {
+	if len(f) != 4 || !tenant.IsUUID(f[0]) || !tenant.IsUUID(f[1]) || !tenant.IsUUID(f[3]) {
 		return Event{}, false
 	}
 	switch k := EventKind(f[2]); k {
 	case Started, Updated, Ended, EndRequested:
-		return Event{AccountID: f[0], SessionID: f[1], Kind: k}, true
+		return Event{AccountID: f[0], SessionID: f[1], Kind: k, UserID: f[3]}, true
 	}
 	return Event{}, false
 }
