@@ -47,14 +47,14 @@ func (l *lockedBuffer) String() string {
 }
 
 // apiNode is one node of the API on a shared database: its own services,
-// handler and session notification listener, served with read and write
-// timeouts of a second, which no subscription may notice.
+// handler and session notification listener, served with the given read
+// and write timeouts (none when zero).
 type apiNode struct {
 	*env
 	closeWebSockets context.CancelFunc
 }
 
-func newAPINode(t *testing.T, url string, db *tenant.DB, maxSubs int) *apiNode {
+func newAPINode(t *testing.T, url string, db *tenant.DB, maxSubs int, timeouts time.Duration) *apiNode {
 	t.Helper()
 	e := &env{t: t, svc: domain.New(db), now: time.Now()}
 	closing, closeWebSockets := context.WithCancel(context.Background())
@@ -63,7 +63,7 @@ func newAPINode(t *testing.T, url string, db *tenant.DB, maxSubs int) *apiNode {
 		MaxSubscriptionsPerToken: maxSubs, Closing: closing,
 	})
 	e.srv = httptest.NewUnstartedServer(h)
-	e.srv.Config.ReadTimeout, e.srv.Config.WriteTimeout = time.Second, time.Second
+	e.srv.Config.ReadTimeout, e.srv.Config.WriteTimeout = timeouts, timeouts
 	e.srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
@@ -274,7 +274,10 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	if err := sftplogin.NewDirectory(db).EnsureHostKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	nodeA, nodeB := newAPINode(t, url, db, 2), newAPINode(t, url, db, 2)
+	// Node A answers the test's logins and mutations (slow on a busy
+	// machine); node B serves the subscriptions, with timeouts of a second
+	// that no subscription may notice.
+	nodeA, nodeB := newAPINode(t, url, db, 2, 0), newAPINode(t, url, db, 2, time.Second)
 	acme, owner := nodeA.account("Acme", "owner@acme.example")
 	beta, betaOwner := nodeA.account("Beta", "owner@beta.example")
 	_, user := nodeA.user(owner, "user@acme.example", "USER")
