@@ -15,7 +15,7 @@ import (
 type ActivityFlags struct {
 	Retention      time.Duration `name:"activity-retention" default:"2160h" env:"SKIFF_ACTIVITY_RETENTION" help:"How long SFTP activity events are kept (default 90 days); older ones are deleted every hour. 0 keeps them forever."`
 	DigestInterval time.Duration `name:"upload-digest-interval" default:"15m" env:"SKIFF_UPLOAD_DIGEST_INTERVAL" help:"How often a member of a project folder with upload notifications on gets the digest of its uploads (one email per folder per interval)."`
-	NodeName       string        `name:"node-name" env:"SKIFF_NODE_NAME" help:"This node's name in the SFTP activity log (default: the host name)."`
+	NodeName       string        `name:"node-name" env:"SKIFF_NODE_NAME" help:"This node's name in the SFTP activity log and with its live SFTP sessions (default: the host name)."`
 }
 
 // start makes the node's activity recorder and starts it, the retention

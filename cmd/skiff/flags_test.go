@@ -78,7 +78,6 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},
 	{"storage-reconcile-every", "SKIFF_STORAGE_RECONCILE_EVERY", "6h", "Storage"},
 	{"trial-licences", "SKIFF_TRIAL_LICENCES", "5", "SFTP"},
-	{"node-name", "SKIFF_NODE_NAME", "", "SFTP"},
 	{"sftp-sessions-refresh", "SKIFF_SFTP_SESSIONS_REFRESH", "2s", "SFTP"},
 	{"sftp-sessions-ttl", "SKIFF_SFTP_SESSIONS_TTL", "10s", "SFTP"},
 	{"dedicated-ip-pool", "SKIFF_DEDICATED_IP_POOL", "", "Dedicated IPs"},

@@ -42,7 +42,6 @@ type SFTPFlags struct {
 	DBTimeout     time.Duration `name:"sftp-db-timeout" default:"5s" env:"SKIFF_SFTP_DB_TIMEOUT" help:"Deadline of each database call on the SFTP path (logins, the per-operation access check, host keys, shared folders, key use); a password login may also wait out its throttling pause."`
 	DBGrace       time.Duration `name:"sftp-db-grace" default:"60s" env:"SKIFF_SFTP_DB_GRACE" help:"How long open SFTP sessions keep their last known rights while the database does not answer; past it they end. Revocations apply as soon as it answers again."`
 	TrialLicences int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
-	NodeName      string        `name:"node-name" env:"SKIFF_NODE_NAME" help:"This node's name, shown with its live SFTP sessions (default: the host name)."`
 	SessionsEvery time.Duration `name:"sftp-sessions-refresh" default:"2s" env:"SKIFF_SFTP_SESSIONS_REFRESH" help:"How often this node refreshes its live SFTP sessions' bytes and operation in the database (logins and logouts are published at once)."`
 	SessionsTTL   time.Duration `name:"sftp-sessions-ttl" default:"10s" env:"SKIFF_SFTP_SESSIONS_TTL" help:"How long a node's live SFTP sessions stay listed after its last refresh: a node that stops drops out of account.sftpSessions after this. At least twice --sftp-sessions-refresh."`
 
@@ -159,8 +158,6 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-refresh: %s is not a duration above zero", f.SessionsEvery)
 	case f.SessionsTTL < 2*f.SessionsEvery:
 		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-ttl: %s is less than twice --sftp-sessions-refresh (%s)", f.SessionsTTL, f.SessionsEvery)
-	case len(f.NodeName) > 128:
-		return sftp.Limits{}, errors.New("--node-name: longer than 128 bytes")
 	}
 	if err := f.Resources.check(); err != nil {
 		return sftp.Limits{}, err
@@ -267,7 +264,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 // publishSessions keeps this node's live SFTP sessions in the database,
 // where every node lists them, and ends those whose end was asked for.
 func (c *ServeCmd) publishSessions(srv *sftp.Server, d *database, svc *domain.Domain, bg *background, log *slog.Logger) {
-	node := &sftpsessions.Node{DB: d.DB, ID: uuid.NewString(), Name: c.SFTP.nodeName(), TTL: c.SFTP.SessionsTTL}
+	node := &sftpsessions.Node{DB: d.DB, ID: uuid.NewString(), Name: sessionsNodeName(c.Activity.NodeName), TTL: c.SFTP.SessionsTTL}
 	events := svc.LiveSessions.Events
 	bg.run(func(ctx context.Context) error {
 		if err := events.Listen(ctx, d.URL, log); err != nil && ctx.Err() == nil {
@@ -279,23 +276,17 @@ func (c *ServeCmd) publishSessions(srv *sftp.Server, d *database, svc *domain.Do
 	bg.run(pub.Run)
 }
 
-// nodeName is --node-name, or the host name.
-func (f SFTPFlags) nodeName() string {
-	if f.NodeName != "" {
-		return f.NodeName
+// sessionsNodeName is the name shown with the node's live sessions:
+// --node-name, or the host name, within the 128 bytes a node name may take.
+func sessionsNodeName(flag string) string {
+	name := flag
+	if name == "" {
+		name, _ = os.Hostname()
 	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return clipName(h)
+	if name == "" {
+		name = "skiff"
 	}
-	return "skiff"
-}
-
-// clipName keeps a host name within a node name's 128 bytes.
-func clipName(s string) string {
-	if len(s) > 128 {
-		return s[:128]
-	}
-	return s
+	return strings.ToValidUTF8(name[:min(len(name), 128)], "")
 }
 
 // fileLimits raises the open file limit to the hard limit and derives from
