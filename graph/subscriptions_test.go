@@ -217,7 +217,7 @@ func sessionEvent(sub, kind, session string) func(map[string]any) bool {
 		if m["sub"] != sub || m["ev"] != "next" {
 			return false
 		}
-		ev, _ := dig(m, "data", "data", "sftpSessionEvents").(map[string]any)
+		ev, _ := digPath(m, "data", "data", "sftpSessionEvents").(map[string]any)
 		return ev != nil && ev["kind"] == kind && ev["sessionId"] == gid
 	}
 }
@@ -231,7 +231,7 @@ func aboutSession(sub, session string) func(map[string]any) bool {
 	}
 }
 
-func dig(v any, path ...string) any {
+func digPath(v any, path ...string) any {
 	for _, p := range path {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -303,7 +303,7 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	connectAndSubscribe("evil", owner, "init", "https://evil.example", nil)
 	for _, c := range []string{"badtoken", "anonymous"} {
 		l := js.wait(c+" to be refused", 10*time.Second, subEv(c, "error"))
-		if code := dig(l, "error", "code"); code != 4403.0 {
+		if code := digPath(l, "error", "code"); code != 4403.0 {
 			t.Errorf("%s: closed with %v, want 4403", c, l["error"])
 		}
 	}
@@ -329,8 +329,8 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	}
 	l := js.wait("the owner to hear of the user's session", 5*time.Second, sessionEvent("owner", "STARTED", usersSession.ID))
 	t.Logf("a session published through the database reached a subscriber on another node in %v", time.Since(published).Round(time.Millisecond))
-	if s := dig(l, "data", "data", "sftpSessionEvents", "session"); dig(s, "login") != "u1" || dig(s, "node") != "sftp-1" ||
-		dig(s, "user", "email") != "user@acme.example" || dig(s, "currentOperation") != "idle" {
+	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); digPath(s, "login") != "u1" || digPath(s, "node") != "sftp-1" ||
+		digPath(s, "user", "email") != "user@acme.example" || digPath(s, "currentOperation") != "idle" {
 		t.Errorf("STARTED event: %v", s)
 	}
 	js.wait("the user to hear of their session", 5*time.Second, sessionEvent("user", "STARTED", usersSession.ID))
@@ -346,7 +346,7 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	l = js.wait("the owner to hear of the upload", 5*time.Second, sessionEvent("owner", "UPDATED", usersSession.ID))
-	if s := dig(l, "data", "data", "sftpSessionEvents", "session"); dig(s, "bytesIn") != 4096.0 || dig(s, "currentOperation") != "uploading /My Files/x.bin" {
+	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); digPath(s, "bytesIn") != 4096.0 || digPath(s, "currentOperation") != "uploading /My Files/x.bin" {
 		t.Errorf("UPDATED event: %v", s)
 	}
 	// Ended through node A's API, then by its SFTP node.
@@ -358,7 +358,7 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	l = js.wait("the owner to hear the session end", 5*time.Second, sessionEvent("owner", "ENDED", usersSession.ID))
-	if s := dig(l, "data", "data", "sftpSessionEvents", "session"); s != nil {
+	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); s != nil {
 		t.Errorf("ENDED event with a session: %v", s)
 	}
 	js.wait("the user to hear their session end", 5*time.Second, sessionEvent("user", "ENDED", usersSession.ID))
@@ -389,7 +389,7 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	l = js.wait("the third subscription to be refused", 5*time.Second, subEv("c3", "next"))
-	if dig(l, "data", "errors") == nil || !strings.Contains(string(mustJSON(l)), "TOO_MANY_SUBSCRIPTIONS") {
+	if digPath(l, "data", "errors") == nil || !strings.Contains(string(mustJSON(l)), "TOO_MANY_SUBSCRIPTIONS") {
 		t.Errorf("third subscription: %v", l)
 	}
 	js.wait("the refused subscription to complete", 5*time.Second, subEv("c3", "complete"))
