@@ -23,6 +23,7 @@ import (
 	"github.com/skiffhq/skiff/tenant/people"
 	"github.com/skiffhq/skiff/tenant/sftpaccess"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
+	"github.com/skiffhq/skiff/tenant/sftpsessions"
 	"github.com/skiffhq/skiff/tenant/sharing"
 	"github.com/skiffhq/skiff/tenant/storageuse"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -55,9 +56,12 @@ type ResolverRoot interface {
 	SftpActivityEvent() SftpActivityEventResolver
 	SftpCredentials() SftpCredentialsResolver
 	SftpModuleRequest() SftpModuleRequestResolver
+	SftpSession() SftpSessionResolver
+	SftpSessionEvent() SftpSessionEventResolver
 	SshKey() SshKeyResolver
 	Staff() StaffResolver
 	StaffViewer() StaffViewerResolver
+	Subscription() SubscriptionResolver
 	User() UserResolver
 	UserSftp() UserSftpResolver
 	UserViewer() UserViewerResolver
@@ -82,6 +86,7 @@ type ComplexityRoot struct {
 		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
 		SftpLicences         func(childComplexity int) int
 		SftpModule           func(childComplexity int) int
+		SftpSessions         func(childComplexity int) int
 		Storage              func(childComplexity int) int
 		Users                func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
 		UsersCSV             func(childComplexity int) int
@@ -260,6 +265,11 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	DisconnectSftpSessionPayload struct {
+		Session    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	Group struct {
 		Builtin     func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
@@ -340,6 +350,7 @@ type ComplexityRoot struct {
 		DeleteSSHKey                func(childComplexity int, input model.DeleteSSHKeyInput) int
 		DeleteUser                  func(childComplexity int, input model.DeleteUserInput) int
 		DisableTotp                 func(childComplexity int, input model.DisableTotpInput) int
+		DisconnectSftpSession       func(childComplexity int, input model.DisconnectSftpSessionInput) int
 		ImportUsers                 func(childComplexity int, input model.ImportUsersInput) int
 		Login                       func(childComplexity int, input model.LoginInput) int
 		Logout                      func(childComplexity int) int
@@ -604,6 +615,30 @@ type ComplexityRoot struct {
 		Port                func(childComplexity int) int
 	}
 
+	SftpSession struct {
+		BytesIn          func(childComplexity int) int
+		BytesOut         func(childComplexity int) int
+		ClientAddress    func(childComplexity int) int
+		ClientSoftware   func(childComplexity int) int
+		CurrentOperation func(childComplexity int) int
+		EndRequestedAt   func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Login            func(childComplexity int) int
+		Node             func(childComplexity int) int
+		OpenFiles        func(childComplexity int) int
+		Operation        func(childComplexity int) int
+		OperationPath    func(childComplexity int) int
+		StartedAt        func(childComplexity int) int
+		UpdatedAt        func(childComplexity int) int
+		User             func(childComplexity int) int
+	}
+
+	SftpSessionEvent struct {
+		Kind      func(childComplexity int) int
+		Session   func(childComplexity int) int
+		SessionID func(childComplexity int) int
+	}
+
 	SharedProjectConnection struct {
 		Edges    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
@@ -657,6 +692,10 @@ type ComplexityRoot struct {
 	StorageUsage struct {
 		Quota func(childComplexity int) int
 		Used  func(childComplexity int) int
+	}
+
+	Subscription struct {
+		SftpSessionEvents func(childComplexity int, accountID *string) int
 	}
 
 	User struct {
@@ -743,6 +782,7 @@ type AccountResolver interface {
 	SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error)
 	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
 	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error)
+	SftpSessions(ctx context.Context, obj *tenant.Account) ([]*sftpsessions.Session, error)
 	Storage(ctx context.Context, obj *tenant.Account) (*storageuse.Storage, error)
 }
 type ApiSessionResolver interface {
@@ -839,6 +879,7 @@ type MutationResolver interface {
 	UpdateSSHKey(ctx context.Context, input model.UpdateSSHKeyInput) (*model.SSHKeyPayload, error)
 	DeleteSSHKey(ctx context.Context, input model.DeleteSSHKeyInput) (*model.SSHKeyPayload, error)
 	SetSftpAccess(ctx context.Context, input model.SetSftpAccessInput) (*model.UserPayload, error)
+	DisconnectSftpSession(ctx context.Context, input model.DisconnectSftpSessionInput) (*model.DisconnectSftpSessionPayload, error)
 	SetStorageQuota(ctx context.Context, input model.SetStorageQuotaInput) (*model.SetStorageQuotaPayload, error)
 	SetUserStorageQuota(ctx context.Context, input model.SetUserStorageQuotaInput) (*model.SetUserStorageQuotaPayload, error)
 	CreateUser(ctx context.Context, input model.CreateUserInput) (*model.UserPayload, error)
@@ -894,6 +935,18 @@ type SftpModuleRequestResolver interface {
 	ID(ctx context.Context, obj *sftpaccess.ModuleRequest) (string, error)
 	Account(ctx context.Context, obj *sftpaccess.ModuleRequest) (*tenant.Account, error)
 }
+type SftpSessionResolver interface {
+	ID(ctx context.Context, obj *sftpsessions.Session) (string, error)
+	User(ctx context.Context, obj *sftpsessions.Session) (*tenant.User, error)
+
+	OperationPath(ctx context.Context, obj *sftpsessions.Session) (*string, error)
+	OpenFiles(ctx context.Context, obj *sftpsessions.Session) (int, error)
+	CurrentOperation(ctx context.Context, obj *sftpsessions.Session) (string, error)
+	Node(ctx context.Context, obj *sftpsessions.Session) (string, error)
+}
+type SftpSessionEventResolver interface {
+	SessionID(ctx context.Context, obj *sftpsessions.Change) (string, error)
+}
 type SshKeyResolver interface {
 	ID(ctx context.Context, obj *sftpaccess.SSHKey) (string, error)
 
@@ -904,6 +957,9 @@ type StaffResolver interface {
 }
 type StaffViewerResolver interface {
 	APISessions(ctx context.Context, obj *model.StaffViewer) ([]*people.APISession, error)
+}
+type SubscriptionResolver interface {
+	SftpSessionEvents(ctx context.Context, accountID *string) (<-chan *sftpsessions.Change, error)
 }
 type UserResolver interface {
 	ID(ctx context.Context, obj *tenant.User) (string, error)
@@ -1063,6 +1119,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.SftpModule(childComplexity), true
+	case "Account.sftpSessions":
+		if e.ComplexityRoot.Account.SftpSessions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.SftpSessions(childComplexity), true
 	case "Account.storage":
 		if e.ComplexityRoot.Account.Storage == nil {
 			break
@@ -1666,6 +1728,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DisableTotpPayload.UserErrors(childComplexity), true
 
+	case "DisconnectSftpSessionPayload.session":
+		if e.ComplexityRoot.DisconnectSftpSessionPayload.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectSftpSessionPayload.Session(childComplexity), true
+	case "DisconnectSftpSessionPayload.userErrors":
+		if e.ComplexityRoot.DisconnectSftpSessionPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DisconnectSftpSessionPayload.UserErrors(childComplexity), true
+
 	case "Group.builtin":
 		if e.ComplexityRoot.Group.Builtin == nil {
 			break
@@ -2087,6 +2162,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DisableTotp(childComplexity, args["input"].(model.DisableTotpInput)), true
+	case "Mutation.disconnectSftpSession":
+		if e.ComplexityRoot.Mutation.DisconnectSftpSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_disconnectSftpSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DisconnectSftpSession(childComplexity, args["input"].(model.DisconnectSftpSessionInput)), true
 	case "Mutation.importUsers":
 		if e.ComplexityRoot.Mutation.ImportUsers == nil {
 			break
@@ -3285,6 +3371,116 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SftpServer.Port(childComplexity), true
 
+	case "SftpSession.bytesIn":
+		if e.ComplexityRoot.SftpSession.BytesIn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.BytesIn(childComplexity), true
+	case "SftpSession.bytesOut":
+		if e.ComplexityRoot.SftpSession.BytesOut == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.BytesOut(childComplexity), true
+	case "SftpSession.clientAddress":
+		if e.ComplexityRoot.SftpSession.ClientAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.ClientAddress(childComplexity), true
+	case "SftpSession.clientSoftware":
+		if e.ComplexityRoot.SftpSession.ClientSoftware == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.ClientSoftware(childComplexity), true
+	case "SftpSession.currentOperation":
+		if e.ComplexityRoot.SftpSession.CurrentOperation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.CurrentOperation(childComplexity), true
+	case "SftpSession.endRequestedAt":
+		if e.ComplexityRoot.SftpSession.EndRequestedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.EndRequestedAt(childComplexity), true
+	case "SftpSession.id":
+		if e.ComplexityRoot.SftpSession.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.ID(childComplexity), true
+	case "SftpSession.login":
+		if e.ComplexityRoot.SftpSession.Login == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.Login(childComplexity), true
+	case "SftpSession.node":
+		if e.ComplexityRoot.SftpSession.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.Node(childComplexity), true
+	case "SftpSession.openFiles":
+		if e.ComplexityRoot.SftpSession.OpenFiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.OpenFiles(childComplexity), true
+	case "SftpSession.operation":
+		if e.ComplexityRoot.SftpSession.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.Operation(childComplexity), true
+	case "SftpSession.operationPath":
+		if e.ComplexityRoot.SftpSession.OperationPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.OperationPath(childComplexity), true
+	case "SftpSession.startedAt":
+		if e.ComplexityRoot.SftpSession.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.StartedAt(childComplexity), true
+	case "SftpSession.updatedAt":
+		if e.ComplexityRoot.SftpSession.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.UpdatedAt(childComplexity), true
+	case "SftpSession.user":
+		if e.ComplexityRoot.SftpSession.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSession.User(childComplexity), true
+
+	case "SftpSessionEvent.kind":
+		if e.ComplexityRoot.SftpSessionEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSessionEvent.Kind(childComplexity), true
+	case "SftpSessionEvent.session":
+		if e.ComplexityRoot.SftpSessionEvent.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSessionEvent.Session(childComplexity), true
+	case "SftpSessionEvent.sessionId":
+		if e.ComplexityRoot.SftpSessionEvent.SessionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpSessionEvent.SessionID(childComplexity), true
+
 	case "SharedProjectConnection.edges":
 		if e.ComplexityRoot.SharedProjectConnection.Edges == nil {
 			break
@@ -3478,6 +3674,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StorageUsage.Used(childComplexity), true
+
+	case "Subscription.sftpSessionEvents":
+		if e.ComplexityRoot.Subscription.SftpSessionEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_sftpSessionEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SftpSessionEvents(childComplexity, args["accountId"].(*string)), true
 
 	case "User.account":
 		if e.ComplexityRoot.User.Account == nil {
@@ -3766,6 +3974,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteSshKeyInput", ec.unmarshalInputDeleteSshKeyInput),
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
 			graphql.NewInputUnmarshaler("DisableTotpInput", ec.unmarshalInputDisableTotpInput),
+			graphql.NewInputUnmarshaler("DisconnectSftpSessionInput", ec.unmarshalInputDisconnectSftpSessionInput),
 			graphql.NewInputUnmarshaler("ImportUsersInput", ec.unmarshalInputImportUsersInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
 			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
@@ -3843,6 +4052,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -5508,6 +5734,8 @@ enum AuditEventKind {
   SFTP_MODULE_SUSPENDED
   "` + "`" + `sftp_module.trial_started` + "`" + `"
   SFTP_MODULE_TRIAL_STARTED
+  "` + "`" + `sftp_session.disconnected` + "`" + `"
+  SFTP_SESSION_DISCONNECTED
   "` + "`" + `ssh_key.added` + "`" + `"
   SSH_KEY_ADDED
   "` + "`" + `ssh_key.deleted` + "`" + `"
@@ -6180,6 +6408,96 @@ type SshKeyPayload {
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/sftpsessions.graphqls", Input: `extend type Account {
+  """
+  The account's live SFTP sessions on every node, oldest first. Owners and
+  administrators see every user's, support staff any account's; a user sees only
+  their own. Each node refreshes its sessions' bytes and operation every few seconds
+  (` + "`" + `updatedAt` + "`" + `); the sessions of a node that stopped drop out of the list once its
+  heartbeat expires (` + "`" + `--sftp-sessions-ttl` + "`" + `, 10 s by default).
+  """
+  sftpSessions: [SftpSession!]!
+}
+
+"A live SFTP session: one logged-in SSH connection, on whichever node holds it."
+type SftpSession {
+  "The session's ID, for ` + "`" + `disconnectSftpSession` + "`" + ` and ` + "`" + `sftpSessionEvents` + "`" + `."
+  id: ID!
+  "The user who logged in."
+  user: User!
+  "The SFTP login they used: their login ID or custom login."
+  login: String!
+  "The client's address (behind a trusted load balancer, the one its PROXY header names)."
+  clientAddress: String!
+  """
+  The client's SSH identification string, e.g. ` + "`" + `SSH-2.0-OpenSSH_9.6` + "`" + `: printable ASCII
+  only (anything else is shown as ` + "`" + `?` + "`" + `), at most 128 bytes.
+  """
+  clientSoftware: String!
+  "When the user logged in."
+  startedAt: Time!
+  "File bytes uploaded in this session so far, as of ` + "`" + `updatedAt` + "`" + `."
+  bytesIn: Bytes!
+  "File bytes downloaded in this session so far, as of ` + "`" + `updatedAt` + "`" + `."
+  bytesOut: Bytes!
+  "What the session is doing, as of ` + "`" + `updatedAt` + "`" + `."
+  operation: SftpSessionOperation!
+  """
+  The path, as the user sees it, of the file being uploaded (or, when none is,
+  downloaded); null when idle. At most 1,024 bytes.
+  """
+  operationPath: String
+  "How many files the session has open."
+  openFiles: Int!
+  "The operation in words, e.g. ` + "`" + `uploading /Projects/x.bin` + "`" + ` or ` + "`" + `idle` + "`" + `."
+  currentOperation: String!
+  "The name of the node holding the session (` + "`" + `--node-name` + "`" + `)."
+  node: String!
+  "When the node last refreshed ` + "`" + `bytesIn` + "`" + `, ` + "`" + `bytesOut` + "`" + ` and the operation."
+  updatedAt: Time!
+  "When ` + "`" + `disconnectSftpSession` + "`" + ` asked for the session's end; null until then."
+  endRequestedAt: Time
+}
+
+"What a live SFTP session is doing."
+enum SftpSessionOperation {
+  "No file open."
+  IDLE
+  "A file open for writing."
+  UPLOADING
+  "A file open for reading only."
+  DOWNLOADING
+}
+
+extend type Mutation {
+  """
+  End a live SFTP session on whichever node holds it, within about a second: the
+  client sees its connection close. Recorded in the account's audit trail
+  (` + "`" + `sftp_session.disconnected` + "`" + `, naming who asked). Owners and administrators end
+  their account's sessions, support staff any account's; only an owner ends an
+  owner's, and a user cannot end sessions (` + "`" + `FORBIDDEN` + "`" + `). ` + "`" + `NOT_FOUND` + "`" + ` when the
+  session has ended or is not the caller's to see.
+  """
+  disconnectSftpSession(
+    "The mutation's arguments: see ` + "`" + `DisconnectSftpSessionInput` + "`" + `."
+    input: DisconnectSftpSessionInput!
+  ): DisconnectSftpSessionPayload
+}
+
+"The input of ` + "`" + `disconnectSftpSession` + "`" + `."
+input DisconnectSftpSessionInput {
+  "The session's ` + "`" + `id` + "`" + `."
+  id: ID!
+}
+
+"The result of ` + "`" + `disconnectSftpSession` + "`" + `: the session whose end was asked for, or the user errors."
+type DisconnectSftpSessionPayload {
+  "The session as it was when its end was asked for; null with user errors."
+  session: SftpSession
+  "Expected failures; empty on success (none are expected today: refusals are GraphQL errors)."
+  userErrors: [UserError!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/storage.graphqls", Input: `"""
 A number of bytes: a 64-bit integer, sent as a JSON number (exact up to 2^53 in JavaScript).
 """
@@ -6277,6 +6595,51 @@ type SetUserStorageQuotaPayload {
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
   userErrors: [UserError!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/subscriptions.graphqls", Input: `"""
+Live updates, over WebSocket with the graphql-transport-ws protocol at the same
+` + "`" + `/graphql` + "`" + ` URL (docs/GRAPHQL.md#subscriptions): authenticate with
+` + "`" + `connection_init` + "`" + ` ` + "`" + `{"Authorization": "Bearer <token>"}` + "`" + ` (or the upgrade request's
+` + "`" + `Authorization` + "`" + ` header). Each token may hold ` + "`" + `--max-subscriptions-per-token` + "`" + `
+subscriptions at once (16 by default).
+"""
+type Subscription {
+  """
+  The account's live SFTP sessions as they start, change and end, on every node:
+  ` + "`" + `STARTED` + "`" + ` at login, ` + "`" + `UPDATED` + "`" + ` when a node's refresh finds the bytes or the
+  operation changed (every ` + "`" + `--sftp-sessions-refresh` + "`" + `, 2 s by default, at most),
+  ` + "`" + `ENDED` + "`" + ` at logout, on ` + "`" + `disconnectSftpSession` + "`" + `, or when a node that stopped is
+  cleared away. ` + "`" + `accountId` + "`" + ` defaults to the viewer's account; support staff must
+  give it. Who hears what is as for ` + "`" + `Account.sftpSessions` + "`" + `: owners, administrators
+  and staff every session of the account, a user only their own; another account
+  is ` + "`" + `NOT_FOUND` + "`" + `. Events are not replayed: list ` + "`" + `Account.sftpSessions` + "`" + ` after
+  subscribing. A subscriber that falls 256 events behind is completed.
+  """
+  sftpSessionEvents(
+    "The account to watch; the viewer's own when omitted (staff must give it)."
+    accountId: ID
+  ): SftpSessionEvent!
+}
+
+"A change to one of an account's live SFTP sessions."
+type SftpSessionEvent {
+  "What happened."
+  kind: SftpSessionEventKind!
+  "The session's ID, as ` + "`" + `SftpSession.id` + "`" + `."
+  sessionId: ID!
+  "The session as it is now; null when it ` + "`" + `ENDED` + "`" + `."
+  session: SftpSession
+}
+
+"What happened to a live SFTP session."
+enum SftpSessionEventKind {
+  "The user logged in."
+  STARTED
+  "Its bytes or current operation changed."
+  UPDATED
+  "It ended: the client left, it was disconnected, or its node stopped."
+  ENDED
 }
 `, BuiltIn: false},
 	{Name: "../schema/user.graphqls", Input: `"A user's role in their account."
@@ -6592,6 +6955,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_notifications(ctx, field)
 	case "auditEvents":
 		return ec.fieldContext_Account_auditEvents(ctx, field)
+	case "sftpSessions":
+		return ec.fieldContext_Account_sftpSessions(ctx, field)
 	case "storage":
 		return ec.fieldContext_Account_storage(ctx, field)
 	}
@@ -6942,6 +7307,16 @@ func (ec *executionContext) childFields_DisableTotpPayload(ctx context.Context, 
 		return ec.fieldContext_DisableTotpPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DisableTotpPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DisconnectSftpSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "session":
+		return ec.fieldContext_DisconnectSftpSessionPayload_session(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_DisconnectSftpSessionPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DisconnectSftpSessionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Group(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7494,6 +7869,54 @@ func (ec *executionContext) childFields_SftpServer(ctx context.Context, field gr
 		return ec.fieldContext_SftpServer_hostKeyFingerprints(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SftpServer", field.Name)
+}
+
+func (ec *executionContext) childFields_SftpSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SftpSession_id(ctx, field)
+	case "user":
+		return ec.fieldContext_SftpSession_user(ctx, field)
+	case "login":
+		return ec.fieldContext_SftpSession_login(ctx, field)
+	case "clientAddress":
+		return ec.fieldContext_SftpSession_clientAddress(ctx, field)
+	case "clientSoftware":
+		return ec.fieldContext_SftpSession_clientSoftware(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_SftpSession_startedAt(ctx, field)
+	case "bytesIn":
+		return ec.fieldContext_SftpSession_bytesIn(ctx, field)
+	case "bytesOut":
+		return ec.fieldContext_SftpSession_bytesOut(ctx, field)
+	case "operation":
+		return ec.fieldContext_SftpSession_operation(ctx, field)
+	case "operationPath":
+		return ec.fieldContext_SftpSession_operationPath(ctx, field)
+	case "openFiles":
+		return ec.fieldContext_SftpSession_openFiles(ctx, field)
+	case "currentOperation":
+		return ec.fieldContext_SftpSession_currentOperation(ctx, field)
+	case "node":
+		return ec.fieldContext_SftpSession_node(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_SftpSession_updatedAt(ctx, field)
+	case "endRequestedAt":
+		return ec.fieldContext_SftpSession_endRequestedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SftpSession", field.Name)
+}
+
+func (ec *executionContext) childFields_SftpSessionEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_SftpSessionEvent_kind(ctx, field)
+	case "sessionId":
+		return ec.fieldContext_SftpSessionEvent_sessionId(ctx, field)
+	case "session":
+		return ec.fieldContext_SftpSessionEvent_session(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SftpSessionEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_SharedProjectConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8308,6 +8731,20 @@ func (ec *executionContext) field_Mutation_disableTotp_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_disconnectSftpSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DisconnectSftpSessionInput, error) {
+			return ec.unmarshalNDisconnectSftpSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisconnectSftpSessionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_importUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8901,6 +9338,20 @@ func (ec *executionContext) field_Query_sftpModuleRequests_args(ctx context.Cont
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_sftpSessionEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "accountId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["accountId"] = arg0
 	return args, nil
 }
 
@@ -9568,6 +10019,38 @@ func (ec *executionContext) fieldContext_Account_auditEvents(ctx context.Context
 	if fc.Args, err = ec.field_Account_auditEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Account_sftpSessions(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_sftpSessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().SftpSessions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sftpsessions.Session) graphql.Marshaler {
+			return ec.marshalNSftpSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSessionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Account_sftpSessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Account",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpSession(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -12043,6 +12526,70 @@ func (ec *executionContext) _DisableTotpPayload_userErrors(ctx context.Context, 
 func (ec *executionContext) fieldContext_DisableTotpPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "DisableTotpPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DisconnectSftpSessionPayload_session(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectSftpSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectSftpSessionPayload_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Session, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpsessions.Session) graphql.Marshaler {
+			return ec.marshalOSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectSftpSessionPayload_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisconnectSftpSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpSession(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DisconnectSftpSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectSftpSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DisconnectSftpSessionPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DisconnectSftpSessionPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DisconnectSftpSessionPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -14928,6 +15475,50 @@ func (ec *executionContext) fieldContext_Mutation_setSftpAccess(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setSftpAccess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disconnectSftpSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disconnectSftpSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DisconnectSftpSession(ctx, fc.Args["input"].(model.DisconnectSftpSessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DisconnectSftpSessionPayload) graphql.Marshaler {
+			return ec.marshalODisconnectSftpSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisconnectSftpSessionPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disconnectSftpSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DisconnectSftpSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_disconnectSftpSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18829,6 +19420,438 @@ func (ec *executionContext) fieldContext_SftpServer_hostKeyFingerprints(_ contex
 	return fc, nil
 }
 
+func (ec *executionContext) _SftpSession_id(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "ID")
+}
+
+func (ec *executionContext) _SftpSession_user(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().User(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *tenant.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpSession",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SftpSession_login(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_login(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Login, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_login(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpSession_clientAddress(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_clientAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_clientAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpSession_clientSoftware(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_clientSoftware(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientSoftware, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_clientSoftware(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+}
+
+func (ec *executionContext) _SftpSession_startedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SftpSession_bytesIn(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_bytesIn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BytesIn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_bytesIn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _SftpSession_bytesOut(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_bytesOut(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BytesOut, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_bytesOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _SftpSession_operation(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v sftpsessions.Operation) graphql.Marshaler {
+			return ec.marshalNSftpSessionOperation2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐOperation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "SftpSessionOperation")
+}
+
+func (ec *executionContext) _SftpSession_operationPath(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_operationPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().OperationPath(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_operationPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpSession_openFiles(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_openFiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().OpenFiles(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_openFiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "Int")
+}
+
+func (ec *executionContext) _SftpSession_currentOperation(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_currentOperation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().CurrentOperation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_currentOperation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpSession_node(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSession().Node(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+}
+
+func (ec *executionContext) _SftpSession_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SftpSession_endRequestedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSession_endRequestedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndRequestedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSession_endRequestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SftpSessionEvent_kind(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSessionEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v sftpsessions.EventKind) graphql.Marshaler {
+			return ec.marshalNSftpSessionEventKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSessionEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSessionEvent", field, false, false, "SftpSessionEventKind")
+}
+
+func (ec *executionContext) _SftpSessionEvent_sessionId(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSessionEvent_sessionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SftpSessionEvent().SessionID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSessionEvent_sessionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpSessionEvent", field, true, true, "ID")
+}
+
+func (ec *executionContext) _SftpSessionEvent_session(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpSessionEvent_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Session, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpsessions.Session) graphql.Marshaler {
+			return ec.marshalOSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SftpSessionEvent_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SftpSessionEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpSession(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SharedProjectConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19621,6 +20644,50 @@ func (ec *executionContext) _StorageUsage_quota(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_StorageUsage_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _Subscription_sftpSessionEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_sftpSessionEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SftpSessionEvents(ctx, fc.Args["accountId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sftpsessions.Change) graphql.Marshaler {
+			return ec.marshalNSftpSessionEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_sftpSessionEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpSessionEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_sftpSessionEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22861,6 +23928,48 @@ func UnmarshalDisableTotpInput(ctx context.Context, raw any) (model.DisableTotpI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDisconnectSftpSessionInput(ctx context.Context, obj any) (model.DisconnectSftpSessionInput, error) {
+	var it model.DisconnectSftpSessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDisconnectSftpSessionInput unmarshals raw into the DisconnectSftpSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDisconnectSftpSessionInput(ctx context.Context, raw any) (model.DisconnectSftpSessionInput, error) {
+	var out model.DisconnectSftpSessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DisconnectSftpSessionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputImportUsersInput(ctx context.Context, obj any) (model.ImportUsersInput, error) {
 	var it model.ImportUsersInput
 	if obj == nil {
@@ -24778,6 +25887,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_auditEvents(ctx, field, obj)
 				})
+		case "sftpSessions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_sftpSessions(ctx, field, obj)
+				})
 		case "storage":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -26036,6 +27151,44 @@ func (ec *executionContext) _DisableTotpPayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var disconnectSftpSessionPayloadImplementors = []string{"DisconnectSftpSessionPayload"}
+
+func (ec *executionContext) _DisconnectSftpSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DisconnectSftpSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, disconnectSftpSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DisconnectSftpSessionPayload")
+		case "session":
+			out.Values[i] = ec._DisconnectSftpSessionPayload_session(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._DisconnectSftpSessionPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var groupImplementors = []string{"Group", "Node"}
 
 func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *sharing.Group) graphql.Marshaler {
@@ -26800,6 +27953,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setSftpAccess":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setSftpAccess(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "disconnectSftpSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disconnectSftpSession(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -28483,6 +29643,159 @@ func (ec *executionContext) _SftpServer(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var sftpSessionImplementors = []string{"SftpSession"}
+
+func (ec *executionContext) _SftpSession(ctx context.Context, sel ast.SelectionSet, obj *sftpsessions.Session) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sftpSessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SftpSession")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_id(ctx, field, obj)
+				})
+		case "user":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_user(ctx, field, obj)
+				})
+		case "login":
+			out.Values[i] = ec._SftpSession_login(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientAddress":
+			out.Values[i] = ec._SftpSession_clientAddress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientSoftware":
+			out.Values[i] = ec._SftpSession_clientSoftware(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startedAt":
+			out.Values[i] = ec._SftpSession_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "bytesIn":
+			out.Values[i] = ec._SftpSession_bytesIn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "bytesOut":
+			out.Values[i] = ec._SftpSession_bytesOut(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "operation":
+			out.Values[i] = ec._SftpSession_operation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "operationPath":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_operationPath(ctx, field, obj)
+				})
+		case "openFiles":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_openFiles(ctx, field, obj)
+				})
+		case "currentOperation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_currentOperation(ctx, field, obj)
+				})
+		case "node":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSession_node(ctx, field, obj)
+				})
+		case "updatedAt":
+			out.Values[i] = ec._SftpSession_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "endRequestedAt":
+			out.Values[i] = ec._SftpSession_endRequestedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sftpSessionEventImplementors = []string{"SftpSessionEvent"}
+
+func (ec *executionContext) _SftpSessionEvent(ctx context.Context, sel ast.SelectionSet, obj *sftpsessions.Change) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sftpSessionEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SftpSessionEvent")
+		case "kind":
+			out.Values[i] = ec._SftpSessionEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "sessionId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SftpSessionEvent_sessionId(ctx, field, obj)
+				})
+		case "session":
+			out.Values[i] = ec._SftpSessionEvent_session(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var sharedProjectConnectionImplementors = []string{"SharedProjectConnection"}
 
 func (ec *executionContext) _SharedProjectConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SharedProjectConnection) graphql.Marshaler {
@@ -28864,6 +30177,26 @@ func (ec *executionContext) _StorageUsage(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "sftpSessionEvents":
+		return ec._Subscription_sftpSessionEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -30016,6 +31349,11 @@ func (ec *executionContext) unmarshalNDisableTotpInput2githubᚗcomᚋskiffhqᚋ
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNDisconnectSftpSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisconnectSftpSessionInput(ctx context.Context, v any) (model.DisconnectSftpSessionInput, error) {
+	res, err := ec.unmarshalInputDisconnectSftpSessionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, v any) (policy.Right, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := policy.Right(tmp)
@@ -30597,6 +31935,68 @@ func (ec *executionContext) marshalNSftpServer2ᚖgithubᚗcomᚋskiffhqᚋskiff
 		return graphql.Null
 	}
 	return ec._SftpServer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSftpSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*sftpsessions.Session) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx context.Context, sel ast.SelectionSet, v *sftpsessions.Session) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SftpSession!")
+		return graphql.Null
+	}
+	return ec._SftpSession(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSftpSessionEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐChange(ctx context.Context, sel ast.SelectionSet, v *sftpsessions.Change) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SftpSessionEvent!")
+		return graphql.Null
+	}
+	return ec._SftpSessionEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSftpSessionEventKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐEventKind(ctx context.Context, v any) (sftpsessions.EventKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := sftpsessions.EventKind(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSftpSessionEventKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐEventKind(ctx context.Context, sel ast.SelectionSet, v sftpsessions.EventKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SftpSessionEventKind!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNSftpSessionOperation2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐOperation(ctx context.Context, v any) (sftpsessions.Operation, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := sftpsessions.Operation(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSftpSessionOperation2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐOperation(ctx context.Context, sel ast.SelectionSet, v sftpsessions.Operation) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SftpSessionOperation!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx context.Context, v any) (policy.Preset, error) {
@@ -31284,6 +32684,13 @@ func (ec *executionContext) marshalODisableTotpPayload2ᚖgithubᚗcomᚋskiffhq
 	return ec._DisableTotpPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalODisconnectSftpSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisconnectSftpSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.DisconnectSftpSessionPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DisconnectSftpSessionPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx context.Context, sel ast.SelectionSet, v *sharing.Group) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -31655,6 +33062,13 @@ func (ec *executionContext) marshalOSftpModuleRequestConnection2ᚖgithubᚗcom�
 		return graphql.Null
 	}
 	return ec._SftpModuleRequestConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx context.Context, sel ast.SelectionSet, v *sftpsessions.Session) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SftpSession(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOSharedProjectConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectConnection(ctx context.Context, sel ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {

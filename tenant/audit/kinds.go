@@ -55,6 +55,7 @@ var Kinds = []string{
 	"sftp_module.requested",
 	"sftp_module.suspended",
 	"sftp_module.trial_started",
+	"sftp_session.disconnected",
 	"ssh_key.added",
 	"ssh_key.deleted",
 	"ssh_key.renamed",
