@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/skiffhq/skiff/graph/generated"
 	"github.com/skiffhq/skiff/graph/model"
@@ -21,12 +22,12 @@ func (r *accountResolver) ID(ctx context.Context, obj *tenant.Account) (string, 
 }
 
 // Users is the resolver for the users field.
-func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error) {
+func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) (*model.UserConnection, error) {
 	var f people.UserFilter
 	if filter != nil {
 		f = people.UserFilter{Search: deref(filter.Search), Role: deref(filter.Role), Deleted: deref(filter.Deleted)}
 	}
-	c, err := r.Tenant.People.Users(ctx, obj.ID, f, page(first, after))
+	c, err := r.Tenant.People.Users(ctx, obj.ID, f, userOrder(orderBy), connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
@@ -43,16 +44,32 @@ func (r *accountResolver) UsersCSV(ctx context.Context, obj *tenant.Account) (*s
 }
 
 // Contacts is the resolver for the contacts field.
-func (r *accountResolver) Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error) {
-	c, err := r.Tenant.People.Contacts(ctx, obj.ID, deref(search), page(first, after))
+func (r *accountResolver) Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.People.Contacts(ctx, obj.ID, deref(search), o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.ContactConnection{PageInfo: pageInfo(c), Edges: make([]*model.ContactEdge, len(c.Items))}
+	out := &model.ContactConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.ContactEdge, len(c.Items))}
 	for i, x := range c.Items {
 		out.Edges[i] = &model.ContactEdge{Cursor: c.Cursors[i], Node: x}
 	}
 	return out, nil
+}
+
+// LastActivityAt is the resolver for the lastActivityAt field.
+func (r *accountResolver) LastActivityAt(ctx context.Context, obj *tenant.Account) (*time.Time, error) {
+	if obj.LastActivityAt != nil {
+		return obj.LastActivityAt, nil
+	}
+	at, err := r.Tenant.Accounts.LastActivity(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &at, nil
 }
 
 // CreateAccount is the resolver for the createAccount field.

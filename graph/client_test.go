@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +151,56 @@ func TestGeneratedClientOverHTTP(t *testing.T) {
 	// last page (5 users) and the small answers to mutations did not.
 	if doer.gzipped != 2 {
 		t.Fatalf("%d responses gzipped, want the 2 full pages", doer.gzipped)
+	}
+
+	// The same users by email, Z to A: forward 7 at a time, then backward
+	// from the end; both walks see everyone once, in the same order.
+	byEmail := &UserOrder{Field: UserOrderFieldEmail, Direction: OrderDirectionDesc}
+	var forward, backward []string
+	var emailCursor string
+	for after, n := "", 0; ; n++ {
+		page, err := UsersPage(ctx, client, 7, after, 0, "", byEmail)
+		if err != nil {
+			t.Fatalf("forward page %d: %v", n, err)
+		}
+		u := page.Account.Users
+		if u.TotalCount != users+1 || u.PageInfo.HasPreviousPage != (n > 0) {
+			t.Fatalf("forward page %d: totalCount %d, %+v", n, u.TotalCount, u.PageInfo)
+		}
+		for _, edge := range u.Edges {
+			forward = append(forward, edge.Node.Email)
+		}
+		emailCursor = u.PageInfo.EndCursor
+		if !u.PageInfo.HasNextPage {
+			break
+		}
+		after = u.PageInfo.EndCursor
+	}
+	for before, n := "", 0; ; n++ {
+		page, err := UsersPage(ctx, client, 0, "", 7, before, byEmail)
+		if err != nil {
+			t.Fatalf("backward page %d: %v", n, err)
+		}
+		u := page.Account.Users
+		if u.TotalCount != users+1 || u.PageInfo.HasNextPage != (n > 0) {
+			t.Fatalf("backward page %d: totalCount %d, %+v", n, u.TotalCount, u.PageInfo)
+		}
+		var emails []string
+		for _, edge := range u.Edges {
+			emails = append(emails, edge.Node.Email)
+		}
+		backward = append(emails, backward...)
+		if !u.PageInfo.HasPreviousPage {
+			break
+		}
+		before = u.PageInfo.StartCursor
+	}
+	if len(forward) != users+1 || !slices.Equal(forward, backward) ||
+		!slices.IsSortedFunc(forward, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Fatalf("by email, Z to A:\nforward  %v\nbackward %v", forward, backward)
+	}
+	// A cursor of one order is refused by another, as a typed client sees it.
+	if _, err := UsersPage(ctx, client, 7, emailCursor, 0, "", nil); err == nil {
+		t.Fatal("a cursor of the email order was taken by the name order")
 	}
 }

@@ -85,12 +85,16 @@ func (r *queryResolver) Account(ctx context.Context, id *string) (*tenant.Accoun
 }
 
 // Accounts is the resolver for the accounts field.
-func (r *queryResolver) Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error) {
-	c, err := r.Tenant.Accounts.Accounts(ctx, deref(search), page(first, after))
+func (r *queryResolver) Accounts(ctx context.Context, search *string, first *int, after *string, last *int, before *string, orderBy *model.AccountOrder) (*model.AccountConnection, error) {
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.Accounts.Accounts(ctx, deref(search), o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.AccountConnection{PageInfo: pageInfo(c), Edges: make([]*model.AccountEdge, len(c.Items))}
+	out := &model.AccountConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.AccountEdge, len(c.Items))}
 	for i, a := range c.Items {
 		out.Edges[i] = &model.AccountEdge{Cursor: c.Cursors[i], Node: a}
 	}

@@ -115,12 +115,12 @@ func (r *mutationResolver) SetCustomSftpLogin(ctx context.Context, input model.S
 }
 
 // DedicatedIPRequests is the resolver for the dedicatedIpRequests field.
-func (r *queryResolver) DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.DedicatedIPRequestConnection, error) {
-	c, err := r.Tenant.DedicatedIPs.DedicatedIPRequests(ctx, onlyOpen == nil || *onlyOpen, page(first, after))
+func (r *queryResolver) DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string, last *int, before *string) (*model.DedicatedIPRequestConnection, error) {
+	c, err := r.Tenant.DedicatedIPs.DedicatedIPRequests(ctx, onlyOpen == nil || *onlyOpen, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.DedicatedIPRequestConnection{PageInfo: pageInfo(c), Edges: make([]*model.DedicatedIPRequestEdge, len(c.Items))}
+	out := &model.DedicatedIPRequestConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.DedicatedIPRequestEdge, len(c.Items))}
 	for i, x := range c.Items {
 		out.Edges[i] = &model.DedicatedIPRequestEdge{Cursor: c.Cursors[i], Node: x}
 	}
@@ -128,12 +128,12 @@ func (r *queryResolver) DedicatedIPRequests(ctx context.Context, onlyOpen *bool,
 }
 
 // DedicatedIPPool is the resolver for the dedicatedIpPool field.
-func (r *queryResolver) DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error) {
-	c, err := r.Tenant.DedicatedIPs.DedicatedIPPool(ctx, deref(state), page(first, after))
+func (r *queryResolver) DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string, last *int, before *string) (*model.DedicatedIPPoolConnection, error) {
+	c, err := r.Tenant.DedicatedIPs.DedicatedIPPool(ctx, deref(state), connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.DedicatedIPPoolConnection{PageInfo: pageInfo(c), Edges: make([]*model.DedicatedIPPoolEdge, len(c.Items))}
+	out := &model.DedicatedIPPoolConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.DedicatedIPPoolEdge, len(c.Items))}
 	for i, a := range c.Items {
 		out.Edges[i] = &model.DedicatedIPPoolEdge{Cursor: c.Cursors[i], Node: a}
 	}

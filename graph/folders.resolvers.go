@@ -16,13 +16,17 @@ import (
 )
 
 // ProjectFolders is the resolver for the projectFolders field.
-func (r *accountResolver) ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error) {
-	c, err := r.Tenant.Sharing.ProjectFolders(ctx, obj.ID, deref(search), page(first, after))
+func (r *accountResolver) ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.ProjectFolderConnection, error) {
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.Sharing.ProjectFolders(ctx, obj.ID, deref(search), o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
 	r.prefetchFolders(ctx, c.Items, "edges", "node")
-	out := &model.ProjectFolderConnection{PageInfo: pageInfo(c), Edges: make([]*model.ProjectFolderEdge, len(c.Items))}
+	out := &model.ProjectFolderConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.ProjectFolderEdge, len(c.Items))}
 	for i, f := range c.Items {
 		out.Edges[i] = &model.ProjectFolderEdge{Cursor: c.Cursors[i], Node: f}
 	}
@@ -106,12 +110,12 @@ func (r *projectFolderResolver) Members(ctx context.Context, obj *sharing.Projec
 }
 
 // ProjectsSharedWithMe is the resolver for the projectsSharedWithMe field.
-func (r *userResolver) ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error) {
-	c, err := r.loaders(ctx).sharedWith.Load(ctx, pagedRef{obj.ID, page(first, after)})
+func (r *userResolver) ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.SharedProjectConnection, error) {
+	c, err := r.loaders(ctx).sharedWith.Load(ctx, pagedRef{obj.ID, connPage(ctx, first, after, last, before), folderOrder(orderBy)})
 	if err != nil {
 		return nil, err
 	}
-	out := &model.SharedProjectConnection{PageInfo: pageInfo(c), Edges: make([]*model.SharedProjectEdge, len(c.Items))}
+	out := &model.SharedProjectConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.SharedProjectEdge, len(c.Items))}
 	for i, p := range c.Items {
 		out.Edges[i] = &model.SharedProjectEdge{Cursor: c.Cursors[i], Node: p.Folder, Preset: p.Preset, Rights: p.Rights}
 	}

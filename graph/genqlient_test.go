@@ -229,6 +229,21 @@ type CreateUserResponse struct {
 // GetCreateUser returns CreateUserResponse.CreateUser, and is useful for accessing the field via an interface.
 func (v *CreateUserResponse) GetCreateUser() CreateUserCreateUserUserPayload { return v.CreateUser }
 
+// The direction of a list's order.
+type OrderDirection string
+
+const (
+	// Smallest first: A to Z, oldest first.
+	OrderDirectionAsc OrderDirection = "ASC"
+	// Largest first: Z to A, newest first.
+	OrderDirectionDesc OrderDirection = "DESC"
+)
+
+var AllOrderDirection = []OrderDirection{
+	OrderDirectionAsc,
+	OrderDirectionDesc,
+}
+
 // A user's role in their account.
 type Role string
 
@@ -271,6 +286,159 @@ var AllUserErrorCode = []UserErrorCode{
 	UserErrorCodeTotpRequired,
 }
 
+// How a list of users sorts. Ties are broken by the user's ID, in the same direction.
+type UserOrder struct {
+	// What to sort by.
+	Field UserOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
+}
+
+// GetField returns UserOrder.Field, and is useful for accessing the field via an interface.
+func (v *UserOrder) GetField() UserOrderField { return v.Field }
+
+// GetDirection returns UserOrder.Direction, and is useful for accessing the field via an interface.
+func (v *UserOrder) GetDirection() OrderDirection { return v.Direction }
+
+// What a list of users sorts by.
+type UserOrderField string
+
+const (
+	// By name, case-insensitively (the default).
+	UserOrderFieldName UserOrderField = "NAME"
+	// By email, case-insensitively.
+	UserOrderFieldEmail UserOrderField = "EMAIL"
+	// By creation time.
+	UserOrderFieldCreatedAt UserOrderField = "CREATED_AT"
+)
+
+var AllUserOrderField = []UserOrderField{
+	UserOrderFieldName,
+	UserOrderFieldEmail,
+	UserOrderFieldCreatedAt,
+}
+
+// UsersPageAccount includes the requested fields of the GraphQL type Account.
+// The GraphQL type's documentation follows.
+//
+// A customer account (a tenant): its users, contacts and SFTP module.
+type UsersPageAccount struct {
+	// The account's users, by name unless `orderBy` says otherwise. Owners and
+	// administrators see everyone (deleted users too, with `deleted: DELETED` or `ALL`);
+	// other users see only themselves.
+	Users UsersPageAccountUsersUserConnection `json:"users"`
+}
+
+// GetUsers returns UsersPageAccount.Users, and is useful for accessing the field via an interface.
+func (v *UsersPageAccount) GetUsers() UsersPageAccountUsersUserConnection { return v.Users }
+
+// UsersPageAccountUsersUserConnection includes the requested fields of the GraphQL type UserConnection.
+// The GraphQL type's documentation follows.
+//
+// A page of `User` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
+type UsersPageAccountUsersUserConnection struct {
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
+	// The items of this page, in order, each with its cursor.
+	Edges []UsersPageAccountUsersUserConnectionEdgesUserEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo UsersPageAccountUsersUserConnectionPageInfo `json:"pageInfo"`
+}
+
+// GetTotalCount returns UsersPageAccountUsersUserConnection.TotalCount, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnection) GetTotalCount() int { return v.TotalCount }
+
+// GetEdges returns UsersPageAccountUsersUserConnection.Edges, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnection) GetEdges() []UsersPageAccountUsersUserConnectionEdgesUserEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns UsersPageAccountUsersUserConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnection) GetPageInfo() UsersPageAccountUsersUserConnectionPageInfo {
+	return v.PageInfo
+}
+
+// UsersPageAccountUsersUserConnectionEdgesUserEdge includes the requested fields of the GraphQL type UserEdge.
+// The GraphQL type's documentation follows.
+//
+// One `User` in a page, with its cursor.
+type UsersPageAccountUsersUserConnectionEdgesUserEdge struct {
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser `json:"node"`
+}
+
+// GetCursor returns UsersPageAccountUsersUserConnectionEdgesUserEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionEdgesUserEdge) GetCursor() string { return v.Cursor }
+
+// GetNode returns UsersPageAccountUsersUserConnectionEdgesUserEdge.Node, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionEdgesUserEdge) GetNode() UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser {
+	return v.Node
+}
+
+// UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser includes the requested fields of the GraphQL type User.
+// The GraphQL type's documentation follows.
+//
+// A person who can log in to an account.
+type UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser struct {
+	// The global ID: opaque and stable; `node(id:)` fetches the object by it.
+	Id string `json:"id"`
+	// The user's login email, unique among everyone who can log in.
+	Email string `json:"email"`
+}
+
+// GetId returns UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser.Id, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser) GetId() string { return v.Id }
+
+// GetEmail returns UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser.Email, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionEdgesUserEdgeNodeUser) GetEmail() string { return v.Email }
+
+// UsersPageAccountUsersUserConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+// The GraphQL type's documentation follows.
+//
+// Where a page of a connection starts and ends (Relay cursor connections). Every
+// connection pages forward with `first` and `after` and backward with `last` and
+// `before` (not `first` with `last`); a page holds at most 200 items, 50 unless
+// asked. Cursors are opaque and belong to one list in one order: one used with
+// another list or another `orderBy` is refused (`BAD_USER_INPUT`).
+type UsersPageAccountUsersUserConnectionPageInfo struct {
+	// Whether there are items after this page: going forward, the list had more
+	// items than `first` asked for; going backward, items lie at or after `before`.
+	HasNextPage bool `json:"hasNextPage"`
+	// Whether there are items before this page: going backward, the list had more
+	// items than `last` asked for; going forward, items lie at or before `after`.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the page's first item, for `before` to get the previous page; null when the page is empty.
+	StartCursor string `json:"startCursor"`
+	// The cursor of the page's last item, for `after` to get the next page; null when the page is empty.
+	EndCursor string `json:"endCursor"`
+}
+
+// GetHasNextPage returns UsersPageAccountUsersUserConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionPageInfo) GetHasNextPage() bool { return v.HasNextPage }
+
+// GetHasPreviousPage returns UsersPageAccountUsersUserConnectionPageInfo.HasPreviousPage, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionPageInfo) GetHasPreviousPage() bool {
+	return v.HasPreviousPage
+}
+
+// GetStartCursor returns UsersPageAccountUsersUserConnectionPageInfo.StartCursor, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionPageInfo) GetStartCursor() string { return v.StartCursor }
+
+// GetEndCursor returns UsersPageAccountUsersUserConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *UsersPageAccountUsersUserConnectionPageInfo) GetEndCursor() string { return v.EndCursor }
+
+// UsersPageResponse is returned by UsersPage on success.
+type UsersPageResponse struct {
+	// The caller's account (users), or any account by ID (staff). Defaults to the caller's own.
+	Account UsersPageAccount `json:"account"`
+}
+
+// GetAccount returns UsersPageResponse.Account, and is useful for accessing the field via an interface.
+func (v *UsersPageResponse) GetAccount() UsersPageAccount { return v.Account }
+
 // UsersScreenAccount includes the requested fields of the GraphQL type Account.
 // The GraphQL type's documentation follows.
 //
@@ -280,8 +448,9 @@ type UsersScreenAccount struct {
 	Id string `json:"id"`
 	// The account's name, as support and its people see it.
 	Name string `json:"name"`
-	// The account's users, sorted by name. Owners and administrators see everyone
-	// (deleted users too, with `deleted: DELETED` or `ALL`); other users see only themselves.
+	// The account's users, by name unless `orderBy` says otherwise. Owners and
+	// administrators see everyone (deleted users too, with `deleted: DELETED` or `ALL`);
+	// other users see only themselves.
 	Users UsersScreenAccountUsersUserConnection `json:"users"`
 }
 
@@ -361,9 +530,14 @@ func (v *UsersScreenAccountUsersUserConnectionEdgesUserEdgeNodeUser) GetRole() R
 // UsersScreenAccountUsersUserConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
 // The GraphQL type's documentation follows.
 //
-// Where a page of a connection starts and ends (Relay cursor connections).
+// Where a page of a connection starts and ends (Relay cursor connections). Every
+// connection pages forward with `first` and `after` and backward with `last` and
+// `before` (not `first` with `last`); a page holds at most 200 items, 50 unless
+// asked. Cursors are opaque and belong to one list in one order: one used with
+// another list or another `orderBy` is refused (`BAD_USER_INPUT`).
 type UsersScreenAccountUsersUserConnectionPageInfo struct {
-	// Whether there are items after this page.
+	// Whether there are items after this page: going forward, the list had more
+	// items than `first` asked for; going backward, items lie at or after `before`.
 	HasNextPage bool `json:"hasNextPage"`
 	// The cursor of the page's last item, for `after` to get the next page; null when the page is empty.
 	EndCursor string `json:"endCursor"`
@@ -403,6 +577,30 @@ type __CreateUserInput struct {
 
 // GetInput returns __CreateUserInput.Input, and is useful for accessing the field via an interface.
 func (v *__CreateUserInput) GetInput() CreateUserInput { return v.Input }
+
+// __UsersPageInput is used internally by genqlient
+type __UsersPageInput struct {
+	First   int        `json:"first,omitempty"`
+	After   string     `json:"after,omitempty"`
+	Last    int        `json:"last,omitempty"`
+	Before  string     `json:"before,omitempty"`
+	OrderBy *UserOrder `json:"orderBy"`
+}
+
+// GetFirst returns __UsersPageInput.First, and is useful for accessing the field via an interface.
+func (v *__UsersPageInput) GetFirst() int { return v.First }
+
+// GetAfter returns __UsersPageInput.After, and is useful for accessing the field via an interface.
+func (v *__UsersPageInput) GetAfter() string { return v.After }
+
+// GetLast returns __UsersPageInput.Last, and is useful for accessing the field via an interface.
+func (v *__UsersPageInput) GetLast() int { return v.Last }
+
+// GetBefore returns __UsersPageInput.Before, and is useful for accessing the field via an interface.
+func (v *__UsersPageInput) GetBefore() string { return v.Before }
+
+// GetOrderBy returns __UsersPageInput.OrderBy, and is useful for accessing the field via an interface.
+func (v *__UsersPageInput) GetOrderBy() *UserOrder { return v.OrderBy }
 
 // __UsersScreenInput is used internally by genqlient
 type __UsersScreenInput struct {
@@ -496,6 +694,65 @@ func CreateUserAndDeleteGroup(
 	}
 
 	data_ = &CreateUserAndDeleteGroupResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by UsersPage.
+const UsersPage_Operation = `
+query UsersPage ($first: Int, $after: String, $last: Int, $before: String, $orderBy: UserOrder) {
+	account {
+		users(first: $first, after: $after, last: $last, before: $before, orderBy: $orderBy) {
+			totalCount
+			edges {
+				cursor
+				node {
+					id
+					email
+				}
+			}
+			pageInfo {
+				hasNextPage
+				hasPreviousPage
+				startCursor
+				endCursor
+			}
+		}
+	}
+}
+`
+
+// A sortable users screen paged both ways: `first`/`after` forward,
+// `last`/`before` backward, with the list's size.
+func UsersPage(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	after string,
+	last int,
+	before string,
+	orderBy *UserOrder,
+) (data_ *UsersPageResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "UsersPage",
+		Query:  UsersPage_Operation,
+		Variables: &__UsersPageInput{
+			First:   first,
+			After:   after,
+			Last:    last,
+			Before:  before,
+			OrderBy: orderBy,
+		},
+	}
+
+	data_ = &UsersPageResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(

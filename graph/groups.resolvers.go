@@ -15,13 +15,17 @@ import (
 )
 
 // Groups is the resolver for the groups field.
-func (r *accountResolver) Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error) {
-	c, err := r.Tenant.Sharing.Groups(ctx, obj.ID, page(first, after))
+func (r *accountResolver) Groups(ctx context.Context, obj *tenant.Account, first *int, after *string, last *int, before *string, orderBy *model.GroupOrder) (*model.GroupConnection, error) {
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.Sharing.Groups(ctx, obj.ID, o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
 	r.prefetchGroups(ctx, c.Items)
-	out := &model.GroupConnection{PageInfo: pageInfo(c), Edges: make([]*model.GroupEdge, len(c.Items))}
+	out := &model.GroupConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.GroupEdge, len(c.Items))}
 	for i, g := range c.Items {
 		out.Edges[i] = &model.GroupEdge{Cursor: c.Cursors[i], Node: g}
 	}
@@ -42,8 +46,8 @@ func (r *groupResolver) Builtin(ctx context.Context, obj *sharing.Group) (*shari
 }
 
 // Members is the resolver for the members field.
-func (r *groupResolver) Members(ctx context.Context, obj *sharing.Group, first *int, after *string) (*model.UserConnection, error) {
-	c, err := r.loaders(ctx).groupMembers.Load(ctx, pagedRef{obj.ID, page(first, after)})
+func (r *groupResolver) Members(ctx context.Context, obj *sharing.Group, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) (*model.UserConnection, error) {
+	c, err := r.loaders(ctx).groupMembers.Load(ctx, pagedRef{obj.ID, connPage(ctx, first, after, last, before), userOrder(orderBy)})
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 // fields the query asks for loaded at once (prefetchUsers).
 func (r *Resolver) userConnection(ctx context.Context, c *tenant.Connection[*tenant.User]) *model.UserConnection {
 	r.prefetchUsers(ctx, c.Items)
-	out := &model.UserConnection{PageInfo: pageInfo(c), Edges: make([]*model.UserEdge, len(c.Items))}
+	out := &model.UserConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.UserEdge, len(c.Items))}
 	for i, u := range c.Items {
 		out.Edges[i] = &model.UserEdge{Cursor: c.Cursors[i], Node: u}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
@@ -47,11 +48,18 @@ type loaders struct {
 	loginTimes   *dataloadgen.Loader[userRef, *people.LoginTimes] // see facts.go
 }
 
-// pagedRef is one row's nested connection: the row's ID and the page asked
-// for. Rows asking for the same page are loaded in one batch.
+// pagedRef is one row's nested connection: the row's ID and the page and
+// order asked for. Rows asking for the same page are loaded in one batch.
 type pagedRef struct {
-	ID   string
-	Page tenant.Page
+	ID    string
+	Page  tenant.Page
+	Order tenant.Order
+}
+
+// pageReq is a nested connection's page and order, as a query asks for it.
+type pageReq struct {
+	Page  tenant.Page
+	Order tenant.Order
 }
 
 type loadersKey struct{}
@@ -141,19 +149,19 @@ func perKey[V any](keys []string, m map[string]V, refused map[string]error, err 
 
 // byPage loads rows' nested connections, one batch per page asked for (a
 // query asks for one, or a few with aliases).
-func byPage[V any](load func(context.Context, []string, tenant.Page) (map[string]V, sharing.Refused, error)) func(context.Context, []pagedRef) ([]V, []error) {
+func byPage[V any](load func(context.Context, []string, tenant.Order, tenant.Page) (map[string]V, sharing.Refused, error)) func(context.Context, []pagedRef) ([]V, []error) {
 	return func(ctx context.Context, refs []pagedRef) ([]V, []error) {
 		vals, errs := make([]V, len(refs)), make([]error, len(refs))
-		rows := map[tenant.Page][]int{}
+		rows := map[pageReq][]int{}
 		for i, r := range refs {
-			rows[r.Page] = append(rows[r.Page], i)
+			rows[pageReq{r.Page, r.Order}] = append(rows[pageReq{r.Page, r.Order}], i)
 		}
 		for pg, at := range rows {
 			ids := make([]string, len(at))
 			for j, i := range at {
 				ids[j] = refs[i].ID
 			}
-			m, refused, err := load(ctx, ids, pg)
+			m, refused, err := load(ctx, ids, pg.Order, pg.Page)
 			v, e := perKey(ids, m, refused, err, nil)
 			for j, i := range at {
 				vals[i], errs[i] = v[j], e[j]
@@ -291,15 +299,15 @@ func (r *Resolver) prefetchGroups(ctx context.Context, groups []*sharing.Group) 
 // primePaged loads the rows' nested connections for one page in one batch
 // and caches them in l; it returns them (none if the batch failed: the
 // fields then load, and report, their own).
-func primePaged[V any](ctx context.Context, l *dataloadgen.Loader[pagedRef, V], ids []string, pg tenant.Page,
-	load func(context.Context, []string, tenant.Page) (map[string]V, sharing.Refused, error)) map[string]V {
-	m, refused, err := load(ctx, ids, pg)
+func primePaged[V any](ctx context.Context, l *dataloadgen.Loader[pagedRef, V], ids []string, pg pageReq,
+	load func(context.Context, []string, tenant.Order, tenant.Page) (map[string]V, sharing.Refused, error)) map[string]V {
+	m, refused, err := load(ctx, ids, pg.Order, pg.Page)
 	if err != nil {
 		return nil
 	}
 	for _, id := range ids {
 		if refused[id] == nil {
-			l.Prime(pagedRef{id, pg}, m[id])
+			l.Prime(pagedRef{id, pg.Page, pg.Order}, m[id])
 		}
 	}
 	return m
@@ -308,21 +316,45 @@ func primePaged[V any](ctx context.Context, l *dataloadgen.Loader[pagedRef, V], 
 // pagesAt returns the pages (first, after) that the fields at path ask for:
 // one per alias with different arguments. Arguments it cannot read are left
 // to the field's own load.
-func pagesAt(ctx context.Context, path ...string) []tenant.Page {
+func pagesAt(ctx context.Context, path ...string) []pageReq {
 	oc := graphql.GetOperationContext(ctx)
-	var pages []tenant.Page
+	var pages []pageReq
 	for _, f := range fieldsAt(oc, graphql.GetFieldContext(ctx).Field.Selections, path) {
 		args := f.ArgumentMap(oc.Variables)
 		first, ok := intArg(args["first"])
-		after, ok2 := args["after"].(string)
-		if !ok || (!ok2 && args["after"] != nil) {
+		last, ok2 := intArg(args["last"])
+		after, ok3 := args["after"].(string)
+		before, ok4 := args["before"].(string)
+		o, ok5 := orderArg(args["orderBy"])
+		if !ok || !ok2 || (!ok3 && args["after"] != nil) || (!ok4 && args["before"] != nil) || !ok5 {
 			continue
 		}
-		if pg := (tenant.Page{First: first, After: after}); !slices.Contains(pages, pg) {
+		pg := pageReq{tenant.Page{First: first, After: after, Last: last, Before: before}, o}
+		// As connPage asks: the count only when the connection's totalCount is selected.
+		for _, sel := range graphql.CollectFields(oc, f.Selections, nil) {
+			pg.Page.Count = pg.Page.Count || sel.Name == "totalCount"
+		}
+		if !slices.Contains(pages, pg) {
 			pages = append(pages, pg)
 		}
 	}
 	return pages
+}
+
+// orderArg reads an optional orderBy argument as order reads the generated
+// input: its field, and its direction (ASC, the default of the inputs of
+// the nested connections loaded in batches, when absent).
+func orderArg(v any) (tenant.Order, bool) {
+	if v == nil {
+		return tenant.Order{}, true
+	}
+	m, ok := v.(map[string]any)
+	field, ok2 := m["field"].(string)
+	dir, ok3 := m["direction"].(string)
+	if !ok || !ok2 || (!ok3 && m["direction"] != nil) {
+		return tenant.Order{}, false
+	}
+	return tenant.Order{Field: field, Desc: dir == string(model.OrderDirectionDesc)}, true
 }
 
 // intArg reads an optional Int argument (0 when absent) as gqlparser gives

@@ -30,12 +30,16 @@ func (r *accountResolver) SftpLicences(ctx context.Context, obj *tenant.Account)
 }
 
 // Notifications is the resolver for the notifications field.
-func (r *accountResolver) Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error) {
-	c, err := r.Tenant.Outbox.Notifications(ctx, obj.ID, page(first, after))
+func (r *accountResolver) Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string, last *int, before *string, orderBy *model.NotificationOrder) (*model.NotificationConnection, error) {
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.Outbox.Notifications(ctx, obj.ID, o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.NotificationConnection{PageInfo: pageInfo(c), Edges: make([]*model.NotificationEdge, len(c.Items))}
+	out := &model.NotificationConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.NotificationEdge, len(c.Items))}
 	for i, n := range c.Items {
 		out.Edges[i] = &model.NotificationEdge{Cursor: c.Cursors[i], Node: n}
 	}
@@ -43,7 +47,7 @@ func (r *accountResolver) Notifications(ctx context.Context, obj *tenant.Account
 }
 
 // AuditEvents is the resolver for the auditEvents field.
-func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error) {
+func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string, last *int, before *string, orderBy *model.AuditEventOrder) (*model.AuditEventConnection, error) {
 	var f audit.Filter
 	if filter != nil {
 		f = audit.Filter{Kinds: filter.Kinds, Since: filter.Since, Until: filter.Until}
@@ -55,11 +59,15 @@ func (r *accountResolver) AuditEvents(ctx context.Context, obj *tenant.Account, 
 			f.UserID = id
 		}
 	}
-	c, err := r.Tenant.Audit.Events(ctx, obj.ID, f, page(first, after))
+	var o tenant.Order
+	if orderBy != nil {
+		o = order(orderBy.Field, orderBy.Direction)
+	}
+	c, err := r.Tenant.Audit.Events(ctx, obj.ID, f, o, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.AuditEventConnection{PageInfo: pageInfo(c), Edges: make([]*model.AuditEventEdge, len(c.Items))}
+	out := &model.AuditEventConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.AuditEventEdge, len(c.Items))}
 	for i, ev := range c.Items {
 		out.Edges[i] = &model.AuditEventEdge{Cursor: c.Cursors[i], Node: ev}
 	}
@@ -207,12 +215,12 @@ func (r *notificationResolver) LastError(ctx context.Context, obj *outbox.Notifi
 }
 
 // SftpModuleRequests is the resolver for the sftpModuleRequests field.
-func (r *queryResolver) SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error) {
-	c, err := r.Tenant.SFTP.SFTPModuleRequests(ctx, onlyOpen == nil || *onlyOpen, page(first, after))
+func (r *queryResolver) SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string, last *int, before *string) (*model.SftpModuleRequestConnection, error) {
+	c, err := r.Tenant.SFTP.SFTPModuleRequests(ctx, onlyOpen == nil || *onlyOpen, connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
-	out := &model.SftpModuleRequestConnection{PageInfo: pageInfo(c), Edges: make([]*model.SftpModuleRequestEdge, len(c.Items))}
+	out := &model.SftpModuleRequestConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.SftpModuleRequestEdge, len(c.Items))}
 	for i, x := range c.Items {
 		out.Edges[i] = &model.SftpModuleRequestEdge{Cursor: c.Cursors[i], Node: x}
 	}

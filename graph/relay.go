@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -47,8 +48,40 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// page reads the paging arguments of a connection that pages forward only
+// (tenant.KeyKeyset, tenant.TimeKeyset).
 func page(first *int, after *string) tenant.Page {
 	return tenant.Page{First: deref(first), After: deref(after)}
+}
+
+// connPage reads a connection's paging arguments. It asks the service to
+// count the whole list only when the query selects totalCount.
+func connPage(ctx context.Context, first *int, after *string, last *int, before *string) tenant.Page {
+	p := tenant.Page{First: deref(first), After: deref(after), Last: deref(last), Before: deref(before)}
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		p.Count = p.Count || f.Name == "totalCount"
+	}
+	return p
+}
+
+// order is the service's order for an orderBy input's field and direction;
+// the services name their orders as the schema's enums do.
+func order[F ~string](field F, dir model.OrderDirection) tenant.Order {
+	return tenant.Order{Field: string(field), Desc: dir == model.OrderDirectionDesc}
+}
+
+func userOrder(o *model.UserOrder) tenant.Order {
+	if o == nil {
+		return tenant.Order{}
+	}
+	return order(o.Field, o.Direction)
+}
+
+func folderOrder(o *model.ProjectFolderOrder) tenant.Order {
+	if o == nil {
+		return tenant.Order{}
+	}
+	return order(o.Field, o.Direction)
 }
 
 func pageInfo[T any](c *tenant.Connection[T]) *model.PageInfo {

@@ -77,7 +77,7 @@ func (env *workerEnv) notifications(t *testing.T) []*outbox.Notification {
 	ctx := context.Background()
 	var conn *tenant.Connection[*outbox.Notification]
 	err := env.db.InAccount(ctx, env.account, func(tx *sqlx.Tx) (err error) {
-		conn, err = outbox.ListNotifications(ctx, tx, env.account, tenant.Page{First: tenant.MaxPageSize})
+		conn, err = outbox.ListNotifications(ctx, tx, env.account, tenant.Order{}, tenant.Page{First: tenant.MaxPageSize})
 		return err
 	})
 	if err != nil {

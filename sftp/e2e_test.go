@@ -963,7 +963,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		groups, err := e.svc.Sharing.Groups(e.owner, u.AccountID, tenant.Page{})
+		groups, err := e.svc.Sharing.Groups(e.owner, u.AccountID, tenant.Order{}, tenant.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1023,7 +1023,7 @@ func TestE2EExitStatus(t *testing.T) {
 // never sees /My Files: the group and the credentials come in one commit.
 func TestE2ECreatedJailed(t *testing.T) {
 	e := newE2E(t)
-	groups, err := e.svc.Sharing.Groups(e.owner, e.user.AccountID, tenant.Page{})
+	groups, err := e.svc.Sharing.Groups(e.owner, e.user.AccountID, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,14 @@ import (
 
 // Account is a customer (a tenant).
 type Account struct {
-	ID                 string     `db:"id"`
-	Name               string     `db:"name"`
-	CreatedAt          time.Time  `db:"created_at"`
-	UpdatedAt          time.Time  `db:"updated_at"`
+	ID        string    `db:"id"`
+	Name      string    `db:"name"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
+	// LastActivityAt is the time of the account's latest audited change, or
+	// of its creation (table account_activity). Only lists of accounts read
+	// it; elsewhere it is nil (ask LastActivity).
+	LastActivityAt     *time.Time `db:"last_activity_at"`
 	SFTPStatus         string     `db:"sftp_status"`
 	SFTPTrialStartedAt *time.Time `db:"sftp_trial_started_at"`
 	SFTPTrialEndsAt    *time.Time `db:"sftp_trial_ends_at"`

@@ -8,8 +8,14 @@ import (
 
 // Page asks for one page of a list in keyset order.
 type Page struct {
-	First int    // how many; 0 means DefaultPageSize
+	First int    // how many from the start (or after After); 0 means DefaultPageSize
 	After string // an opaque cursor from a previous page
+	// Last asks for the last rows (before Before) instead; not with First.
+	// Only lists read with a Keyset (Sorts.NewKeyset) take Last and Before.
+	Last   int
+	Before string
+	// Count asks for Connection.Total, the size of the whole list.
+	Count bool
 }
 
 // Page sizes for lists.
@@ -61,6 +67,7 @@ type Connection[T any] struct {
 	Cursors     []string
 	HasNext     bool
 	HasPrevious bool
+	Total       int // the number of rows in the whole list, when Page.Count asked
 }
 
 // keyKeyset reads a page request for a list in (text key, id) order: the

@@ -8,33 +8,41 @@ import (
 )
 
 // StaffQueue reads one page of a support queue across accounts, oldest first:
-// the rows of sel, a SELECT whose main table is aliased r and has created_at
-// and id columns, that match where, which may use $1 (bound to arg). Support
-// staff only.
-func StaffQueue[T any](ctx context.Context, db *DB, page Page, sel, where string, arg any, key func(T) (time.Time, string)) (*Connection[T], error) {
+// the rows of lq, whose main table is aliased r and has created_at and id
+// columns, in the order of sorts (QueueSorts). Support staff only.
+func StaffQueue[T any](ctx context.Context, db *DB, sorts *Sorts[T], page Page, lq ListQuery) (*Connection[T], error) {
 	if _, err := RequireStaff(ctx); err != nil {
 		return nil, err
 	}
-	limit, after, afterID, err := TimeKeyset(page)
+	ks, err := sorts.NewKeyset(Order{}, page)
 	if err != nil {
 		return nil, err
 	}
 	var conn *Connection[T]
-	err = db.CrossTenant(ctx, ScopeStaff, func(tx *sqlx.Tx) error {
-		var rows []T
-		if err := tx.SelectContext(ctx, &rows, sel+`
-			WHERE (`+where+`)
-			  AND ($2 = '' OR (r.created_at, r.id) > ($3, nullif($2, '')::uuid))
-			ORDER BY r.created_at, r.id LIMIT $4`, arg, afterID, after, limit+1); err != nil {
-			return DBError(err)
-		}
-		conn = TimePage(rows, limit, afterID != "", key)
-		return nil
+	lq.CrossTenant = true
+	err = db.CrossTenant(ctx, ScopeStaff, func(tx *sqlx.Tx) (err error) {
+		conn, err = ListPage(ctx, tx, ks, lq)
+		return err
 	})
-	if err != nil {
-		return nil, err
+	return Result(conn, err)
+}
+
+// QueueSorts is the one order of a support queue: by r.created_at, oldest
+// first, ties by r.id. key gives a row's creation time and ID.
+func QueueSorts[T any](list string, key func(T) (time.Time, string)) *Sorts[T] {
+	return &Sorts[T]{
+		List: list,
+		Keys: []SortKey[T]{{Field: "CREATED_AT", Expr: "r.created_at", Type: "timestamptz", Of: func(r T) string {
+			t, _ := key(r)
+			return TimeKey(t)
+		}}},
+		Default: Order{Field: "CREATED_AT"},
+		ID:      "r.id",
+		IDOf: func(r T) string {
+			_, id := key(r)
+			return id
+		},
 	}
-	return conn, nil
 }
 
 // StaffQueueItem returns one item of a support queue by ID, read with sel

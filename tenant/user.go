@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -90,4 +91,20 @@ func RequireAnotherOwner(ctx context.Context, q Queryer, userID string) error {
 		return Invalid("role", "an account must keep at least one owner; make someone else owner first")
 	}
 	return nil
+}
+
+// UserSorts are the orders of a list of users (in table users): NAME, the
+// default, EMAIL and CREATED_AT, case-insensitively for text, ties by ID.
+func UserSorts(list string) *Sorts[*User] {
+	return &Sorts[*User]{
+		List: list,
+		Keys: []SortKey[*User]{
+			{Field: "NAME", Expr: "lower(name)", Type: "text", Of: func(u *User) string { return strings.ToLower(u.Name) }},
+			{Field: "EMAIL", Expr: "lower(email)", Type: "text", Of: func(u *User) string { return strings.ToLower(u.Email) }},
+			{Field: "CREATED_AT", Expr: "created_at", Type: "timestamptz", Of: func(u *User) string { return TimeKey(u.CreatedAt) }},
+		},
+		Default: Order{Field: "NAME"},
+		ID:      "id",
+		IDOf:    func(u *User) string { return u.ID },
+	}
 }

@@ -72,29 +72,31 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Account struct {
-		AuditEvents          func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
-		Contacts             func(childComplexity int, search *string, first *int, after *string) int
+		AuditEvents          func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string, last *int, before *string, orderBy *model.AuditEventOrder) int
+		Contacts             func(childComplexity int, search *string, first *int, after *string, last *int, before *string, orderBy *model.ContactOrder) int
 		CreatedAt            func(childComplexity int) int
 		DedicatedIP          func(childComplexity int) int
-		Groups               func(childComplexity int, first *int, after *string) int
+		Groups               func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.GroupOrder) int
 		ID                   func(childComplexity int) int
 		IPAllowlist          func(childComplexity int) int
+		LastActivityAt       func(childComplexity int) int
 		Name                 func(childComplexity int) int
-		Notifications        func(childComplexity int, first *int, after *string) int
-		ProjectFolders       func(childComplexity int, search *string, first *int, after *string) int
+		Notifications        func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.NotificationOrder) int
+		ProjectFolders       func(childComplexity int, search *string, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) int
 		RequireTotpForAdmins func(childComplexity int) int
 		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
 		SftpLicences         func(childComplexity int) int
 		SftpModule           func(childComplexity int) int
 		SftpSessions         func(childComplexity int) int
 		Storage              func(childComplexity int) int
-		Users                func(childComplexity int, filter *model.UserFilter, first *int, after *string) int
+		Users                func(childComplexity int, filter *model.UserFilter, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) int
 		UsersCSV             func(childComplexity int) int
 	}
 
 	AccountConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	AccountEdge struct {
@@ -134,8 +136,9 @@ type ComplexityRoot struct {
 	}
 
 	AuditEventConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	AuditEventEdge struct {
@@ -169,8 +172,9 @@ type ComplexityRoot struct {
 	}
 
 	ContactConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	ContactEdge struct {
@@ -213,8 +217,9 @@ type ComplexityRoot struct {
 	}
 
 	DedicatedIpPoolConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	DedicatedIpPoolEdge struct {
@@ -236,8 +241,9 @@ type ComplexityRoot struct {
 	}
 
 	DedicatedIpRequestConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	DedicatedIpRequestEdge struct {
@@ -277,15 +283,16 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		Jailed      func(childComplexity int) int
 		MemberCount func(childComplexity int) int
-		Members     func(childComplexity int, first *int, after *string) int
+		Members     func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) int
 		Name        func(childComplexity int) int
 		Permissions func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
 	}
 
 	GroupConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	GroupEdge struct {
@@ -402,8 +409,9 @@ type ComplexityRoot struct {
 	}
 
 	NotificationConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	NotificationEdge struct {
@@ -435,8 +443,9 @@ type ComplexityRoot struct {
 	}
 
 	ProjectFolderConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	ProjectFolderEdge struct {
@@ -458,11 +467,11 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Account             func(childComplexity int, id *string) int
-		Accounts            func(childComplexity int, search *string, first *int, after *string) int
-		DedicatedIPPool     func(childComplexity int, state *sftplogin.DedicatedIPState, first *int, after *string) int
-		DedicatedIPRequests func(childComplexity int, onlyOpen *bool, first *int, after *string) int
+		Accounts            func(childComplexity int, search *string, first *int, after *string, last *int, before *string, orderBy *model.AccountOrder) int
+		DedicatedIPPool     func(childComplexity int, state *sftplogin.DedicatedIPState, first *int, after *string, last *int, before *string) int
+		DedicatedIPRequests func(childComplexity int, onlyOpen *bool, first *int, after *string, last *int, before *string) int
 		Node                func(childComplexity int, id string) int
-		SftpModuleRequests  func(childComplexity int, onlyOpen *bool, first *int, after *string) int
+		SftpModuleRequests  func(childComplexity int, onlyOpen *bool, first *int, after *string, last *int, before *string) int
 		SftpServer          func(childComplexity int) int
 		Viewer              func(childComplexity int) int
 	}
@@ -600,8 +609,9 @@ type ComplexityRoot struct {
 	}
 
 	SftpModuleRequestConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	SftpModuleRequestEdge struct {
@@ -640,8 +650,9 @@ type ComplexityRoot struct {
 	}
 
 	SharedProjectConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	SharedProjectEdge struct {
@@ -711,7 +722,7 @@ type ComplexityRoot struct {
 		LastLoginAt          func(childComplexity int) int
 		LastSftpLoginAt      func(childComplexity int) int
 		Name                 func(childComplexity int) int
-		ProjectsSharedWithMe func(childComplexity int, first *int, after *string) int
+		ProjectsSharedWithMe func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) int
 		Role                 func(childComplexity int) int
 		SSHKeys              func(childComplexity int) int
 		Sftp                 func(childComplexity int) int
@@ -721,8 +732,9 @@ type ComplexityRoot struct {
 	}
 
 	UserConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	UserEdge struct {
@@ -770,18 +782,19 @@ type ComplexityRoot struct {
 type AccountResolver interface {
 	ID(ctx context.Context, obj *tenant.Account) (string, error)
 
-	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string) (*model.UserConnection, error)
+	Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) (*model.UserConnection, error)
 	UsersCSV(ctx context.Context, obj *tenant.Account) (*string, error)
-	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ContactConnection, error)
+	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
+	LastActivityAt(ctx context.Context, obj *tenant.Account) (*time.Time, error)
 	SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
-	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string) (*model.ProjectFolderConnection, error)
-	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.GroupConnection, error)
+	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.ProjectFolderConnection, error)
+	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string, last *int, before *string, orderBy *model.GroupOrder) (*model.GroupConnection, error)
 	IPAllowlist(ctx context.Context, obj *tenant.Account) ([]string, error)
 	SftpModule(ctx context.Context, obj *tenant.Account) (*model.SftpModule, error)
 	SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error)
-	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string) (*model.NotificationConnection, error)
-	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string) (*model.AuditEventConnection, error)
+	Notifications(ctx context.Context, obj *tenant.Account, first *int, after *string, last *int, before *string, orderBy *model.NotificationOrder) (*model.NotificationConnection, error)
+	AuditEvents(ctx context.Context, obj *tenant.Account, filter *model.AuditEventFilter, first *int, after *string, last *int, before *string, orderBy *model.AuditEventOrder) (*model.AuditEventConnection, error)
 	SftpSessions(ctx context.Context, obj *tenant.Account) ([]*sftpsessions.Session, error)
 	Storage(ctx context.Context, obj *tenant.Account) (*storageuse.Storage, error)
 }
@@ -829,7 +842,7 @@ type GroupResolver interface {
 
 	Builtin(ctx context.Context, obj *sharing.Group) (*sharing.BuiltinGroup, error)
 
-	Members(ctx context.Context, obj *sharing.Group, first *int, after *string) (*model.UserConnection, error)
+	Members(ctx context.Context, obj *sharing.Group, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) (*model.UserConnection, error)
 }
 type MutationResolver interface {
 	Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error)
@@ -908,10 +921,10 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (model.Viewer, error)
 	Node(ctx context.Context, id string) (model.Node, error)
 	Account(ctx context.Context, id *string) (*tenant.Account, error)
-	Accounts(ctx context.Context, search *string, first *int, after *string) (*model.AccountConnection, error)
-	DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.DedicatedIPRequestConnection, error)
-	DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string) (*model.DedicatedIPPoolConnection, error)
-	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string) (*model.SftpModuleRequestConnection, error)
+	Accounts(ctx context.Context, search *string, first *int, after *string, last *int, before *string, orderBy *model.AccountOrder) (*model.AccountConnection, error)
+	DedicatedIPRequests(ctx context.Context, onlyOpen *bool, first *int, after *string, last *int, before *string) (*model.DedicatedIPRequestConnection, error)
+	DedicatedIPPool(ctx context.Context, state *sftplogin.DedicatedIPState, first *int, after *string, last *int, before *string) (*model.DedicatedIPPoolConnection, error)
+	SftpModuleRequests(ctx context.Context, onlyOpen *bool, first *int, after *string, last *int, before *string) (*model.SftpModuleRequestConnection, error)
 	SftpServer(ctx context.Context) (*model.SftpServer, error)
 }
 type SftpActivityEventResolver interface {
@@ -970,7 +983,7 @@ type UserResolver interface {
 	LastAPILoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
 	LastSftpLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
 	SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
-	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string) (*model.SharedProjectConnection, error)
+	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.SharedProjectConnection, error)
 	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
 	IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error)
 	SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpaccess.SSHKey, error)
@@ -1015,7 +1028,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.AuditEvents(childComplexity, args["filter"].(*model.AuditEventFilter), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.AuditEvents(childComplexity, args["filter"].(*model.AuditEventFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.AuditEventOrder)), true
 	case "Account.contacts":
 		if e.ComplexityRoot.Account.Contacts == nil {
 			break
@@ -1026,7 +1039,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.Contacts(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.Contacts(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.ContactOrder)), true
 	case "Account.createdAt":
 		if e.ComplexityRoot.Account.CreatedAt == nil {
 			break
@@ -1049,7 +1062,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.Groups(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.Groups(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.GroupOrder)), true
 	case "Account.id":
 		if e.ComplexityRoot.Account.ID == nil {
 			break
@@ -1062,6 +1075,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.IPAllowlist(childComplexity), true
+	case "Account.lastActivityAt":
+		if e.ComplexityRoot.Account.LastActivityAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.LastActivityAt(childComplexity), true
 	case "Account.name":
 		if e.ComplexityRoot.Account.Name == nil {
 			break
@@ -1078,7 +1097,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.Notifications(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.Notifications(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.NotificationOrder)), true
 	case "Account.projectFolders":
 		if e.ComplexityRoot.Account.ProjectFolders == nil {
 			break
@@ -1089,7 +1108,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.ProjectFolders(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.ProjectFolders(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.ProjectFolderOrder)), true
 	case "Account.requireTotpForAdmins":
 		if e.ComplexityRoot.Account.RequireTotpForAdmins == nil {
 			break
@@ -1141,7 +1160,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.Users(childComplexity, args["filter"].(*model.UserFilter), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.Users(childComplexity, args["filter"].(*model.UserFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.UserOrder)), true
 	case "Account.usersCsv":
 		if e.ComplexityRoot.Account.UsersCSV == nil {
 			break
@@ -1161,6 +1180,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccountConnection.PageInfo(childComplexity), true
+	case "AccountConnection.totalCount":
+		if e.ComplexityRoot.AccountConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AccountConnection.TotalCount(childComplexity), true
 
 	case "AccountEdge.cursor":
 		if e.ComplexityRoot.AccountEdge.Cursor == nil {
@@ -1322,6 +1347,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventConnection.PageInfo(childComplexity), true
+	case "AuditEventConnection.totalCount":
+		if e.ComplexityRoot.AuditEventConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.TotalCount(childComplexity), true
 
 	case "AuditEventEdge.cursor":
 		if e.ComplexityRoot.AuditEventEdge.Cursor == nil {
@@ -1430,6 +1461,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContactConnection.PageInfo(childComplexity), true
+	case "ContactConnection.totalCount":
+		if e.ComplexityRoot.ContactConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactConnection.TotalCount(childComplexity), true
 
 	case "ContactEdge.cursor":
 		if e.ComplexityRoot.ContactEdge.Cursor == nil {
@@ -1575,6 +1612,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DedicatedIpPoolConnection.PageInfo(childComplexity), true
+	case "DedicatedIpPoolConnection.totalCount":
+		if e.ComplexityRoot.DedicatedIpPoolConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpPoolConnection.TotalCount(childComplexity), true
 
 	case "DedicatedIpPoolEdge.cursor":
 		if e.ComplexityRoot.DedicatedIpPoolEdge.Cursor == nil {
@@ -1662,6 +1705,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DedicatedIpRequestConnection.PageInfo(childComplexity), true
+	case "DedicatedIpRequestConnection.totalCount":
+		if e.ComplexityRoot.DedicatedIpRequestConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DedicatedIpRequestConnection.TotalCount(childComplexity), true
 
 	case "DedicatedIpRequestEdge.cursor":
 		if e.ComplexityRoot.DedicatedIpRequestEdge.Cursor == nil {
@@ -1787,7 +1836,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Group.Members(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Group.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.UserOrder)), true
 	case "Group.name":
 		if e.ComplexityRoot.Group.Name == nil {
 			break
@@ -1819,6 +1868,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GroupConnection.PageInfo(childComplexity), true
+	case "GroupConnection.totalCount":
+		if e.ComplexityRoot.GroupConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupConnection.TotalCount(childComplexity), true
 
 	case "GroupEdge.cursor":
 		if e.ComplexityRoot.GroupEdge.Cursor == nil {
@@ -2612,6 +2667,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.NotificationConnection.PageInfo(childComplexity), true
+	case "NotificationConnection.totalCount":
+		if e.ComplexityRoot.NotificationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationConnection.TotalCount(childComplexity), true
 
 	case "NotificationEdge.cursor":
 		if e.ComplexityRoot.NotificationEdge.Cursor == nil {
@@ -2725,6 +2786,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectFolderConnection.PageInfo(childComplexity), true
+	case "ProjectFolderConnection.totalCount":
+		if e.ComplexityRoot.ProjectFolderConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderConnection.TotalCount(childComplexity), true
 
 	case "ProjectFolderEdge.cursor":
 		if e.ComplexityRoot.ProjectFolderEdge.Cursor == nil {
@@ -2798,7 +2865,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Accounts(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Accounts(childComplexity, args["search"].(*string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.AccountOrder)), true
 	case "Query.dedicatedIpPool":
 		if e.ComplexityRoot.Query.DedicatedIPPool == nil {
 			break
@@ -2809,7 +2876,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*sftplogin.DedicatedIPState), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.DedicatedIPPool(childComplexity, args["state"].(*sftplogin.DedicatedIPState), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.dedicatedIpRequests":
 		if e.ComplexityRoot.Query.DedicatedIPRequests == nil {
 			break
@@ -2820,7 +2887,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.DedicatedIPRequests(childComplexity, args["onlyOpen"].(*bool), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.DedicatedIPRequests(childComplexity, args["onlyOpen"].(*bool), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -2843,7 +2910,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.SftpModuleRequests(childComplexity, args["onlyOpen"].(*bool), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.SftpModuleRequests(childComplexity, args["onlyOpen"].(*bool), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.sftpServer":
 		if e.ComplexityRoot.Query.SftpServer == nil {
 			break
@@ -3338,6 +3405,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SftpModuleRequestConnection.PageInfo(childComplexity), true
+	case "SftpModuleRequestConnection.totalCount":
+		if e.ComplexityRoot.SftpModuleRequestConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpModuleRequestConnection.TotalCount(childComplexity), true
 
 	case "SftpModuleRequestEdge.cursor":
 		if e.ComplexityRoot.SftpModuleRequestEdge.Cursor == nil {
@@ -3493,6 +3566,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SharedProjectConnection.PageInfo(childComplexity), true
+	case "SharedProjectConnection.totalCount":
+		if e.ComplexityRoot.SharedProjectConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SharedProjectConnection.TotalCount(childComplexity), true
 
 	case "SharedProjectEdge.cursor":
 		if e.ComplexityRoot.SharedProjectEdge.Cursor == nil {
@@ -3769,7 +3848,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.User.ProjectsSharedWithMe(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.User.ProjectsSharedWithMe(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.ProjectFolderOrder)), true
 	case "User.role":
 		if e.ComplexityRoot.User.Role == nil {
 			break
@@ -3824,6 +3903,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserConnection.PageInfo(childComplexity), true
+	case "UserConnection.totalCount":
+		if e.ComplexityRoot.UserConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserConnection.TotalCount(childComplexity), true
 
 	case "UserEdge.cursor":
 		if e.ComplexityRoot.UserEdge.Cursor == nil {
@@ -3955,12 +4040,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AcceptInvitationInput", ec.unmarshalInputAcceptInvitationInput),
+			graphql.NewInputUnmarshaler("AccountOrder", ec.unmarshalInputAccountOrder),
 			graphql.NewInputUnmarshaler("ActivateSftpModuleInput", ec.unmarshalInputActivateSftpModuleInput),
 			graphql.NewInputUnmarshaler("AddSshKeyInput", ec.unmarshalInputAddSshKeyInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
+			graphql.NewInputUnmarshaler("AuditEventOrder", ec.unmarshalInputAuditEventOrder),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("ClearAccountIpAllowlistInput", ec.unmarshalInputClearAccountIpAllowlistInput),
 			graphql.NewInputUnmarshaler("ConfirmTotpEnrolmentInput", ec.unmarshalInputConfirmTotpEnrolmentInput),
+			graphql.NewInputUnmarshaler("ContactOrder", ec.unmarshalInputContactOrder),
 			graphql.NewInputUnmarshaler("ConvertContactToUserInput", ec.unmarshalInputConvertContactToUserInput),
 			graphql.NewInputUnmarshaler("CreateAccountInput", ec.unmarshalInputCreateAccountInput),
 			graphql.NewInputUnmarshaler("CreateContactInput", ec.unmarshalInputCreateContactInput),
@@ -3975,8 +4063,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DeleteUserInput", ec.unmarshalInputDeleteUserInput),
 			graphql.NewInputUnmarshaler("DisableTotpInput", ec.unmarshalInputDisableTotpInput),
 			graphql.NewInputUnmarshaler("DisconnectSftpSessionInput", ec.unmarshalInputDisconnectSftpSessionInput),
+			graphql.NewInputUnmarshaler("GroupOrder", ec.unmarshalInputGroupOrder),
 			graphql.NewInputUnmarshaler("ImportUsersInput", ec.unmarshalInputImportUsersInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("NotificationOrder", ec.unmarshalInputNotificationOrder),
+			graphql.NewInputUnmarshaler("ProjectFolderOrder", ec.unmarshalInputProjectFolderOrder),
 			graphql.NewInputUnmarshaler("ProvisionDedicatedIpInput", ec.unmarshalInputProvisionDedicatedIpInput),
 			graphql.NewInputUnmarshaler("RefreshSessionInput", ec.unmarshalInputRefreshSessionInput),
 			graphql.NewInputUnmarshaler("ReleaseDedicatedIpInput", ec.unmarshalInputReleaseDedicatedIpInput),
@@ -4008,6 +4099,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("UpdateSshKeyInput", ec.unmarshalInputUpdateSshKeyInput),
 			graphql.NewInputUnmarshaler("UpdateUserInput", ec.unmarshalInputUpdateUserInput),
 			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
+			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
 		)
 	}
 	first := true
@@ -4112,10 +4204,11 @@ type Account implements Node {
   "Whether owners and administrators must use two-factor authentication to log in (` + "`" + `setRequireTotpForAdmins` + "`" + `)."
   requireTotpForAdmins: Boolean!
   """
-  The account's users, sorted by name. Owners and administrators see everyone
-  (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `); other users see only themselves.
+  The account's users, by name unless ` + "`" + `orderBy` + "`" + ` says otherwise. Owners and
+  administrators see everyone (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `);
+  other users see only themselves.
   """
-  users(filter: UserFilter, first: Int, after: String): UserConnection!
+  users(filter: UserFilter, first: Int, after: String, last: Int, before: String, orderBy: UserOrder): UserConnection!
   """
   The account's live users as CSV text, sorted by name, in the columns ` + "`" + `importUsers` + "`" + `
   reads: ` + "`" + `email,name,role,group,sftp,custom login` + "`" + ` (role ` + "`" + `OWNER` + "`" + `/` + "`" + `ADMIN` + "`" + `/` + "`" + `USER` + "`" + `,
@@ -4129,7 +4222,13 @@ type Account implements Node {
   The account's contacts, sorted by name. Owners and administrators, and users whose group
   has MANAGE_CONTACTS; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
   """
-  contacts(search: String, first: Int, after: String): ContactConnection
+  contacts(search: String, first: Int, after: String, last: Int, before: String, orderBy: ContactOrder): ContactConnection
+  """
+  When the account last changed: its latest administrative change (an audit
+  event), or its creation. Support staff and the account's owners and
+  administrators; null with a ` + "`" + `FORBIDDEN` + "`" + ` error for other users.
+  """
+  lastActivityAt: Time
 }
 
 "A page of ` + "`" + `Account` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
@@ -4138,6 +4237,11 @@ type AccountConnection {
   edges: [AccountEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `Account` + "`" + ` in a page, with its cursor."
@@ -4178,6 +4282,24 @@ type CreateAccountPayload {
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
   userErrors: [UserError!]!
+}
+
+"How ` + "`" + `accounts` + "`" + ` sorts. Ties are broken by the account's ID, in the same direction."
+input AccountOrder {
+  "What to sort by."
+  field: AccountOrderField!
+  "Which way; ASC unless given."
+  direction: OrderDirection! = ASC
+}
+
+"What ` + "`" + `accounts` + "`" + ` sorts by."
+enum AccountOrderField {
+  "By name, case-insensitively (the default)."
+  NAME
+  "By creation time."
+  CREATED_AT
+  "By ` + "`" + `lastActivityAt` + "`" + `; with ` + "`" + `DESC` + "`" + `, newest activity first."
+  LAST_ACTIVITY
 }
 `, BuiltIn: false},
 	{Name: "../schema/activity.graphqls", Input: `"""
@@ -4661,6 +4783,11 @@ type ContactConnection {
   edges: [ContactEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `Contact` + "`" + ` in a page, with its cursor."
@@ -4754,6 +4881,26 @@ type ContactPayload {
   """
   userErrors: [UserError!]!
 }
+
+"How ` + "`" + `contacts` + "`" + ` sorts. Ties are broken by the contact's ID, in the same direction."
+input ContactOrder {
+  "What to sort by."
+  field: ContactOrderField!
+  "Which way; ASC unless given."
+  direction: OrderDirection! = ASC
+}
+
+"What ` + "`" + `contacts` + "`" + ` sorts by."
+enum ContactOrderField {
+  "By name, case-insensitively (the default)."
+  NAME
+  "By email, case-insensitively."
+  EMAIL
+  "By company, case-insensitively."
+  COMPANY
+  "By creation time."
+  CREATED_AT
+}
 `, BuiltIn: false},
 	{Name: "../schema/core.graphqls", Input: `"""
 An RFC 3339 date-time, always in UTC.
@@ -4770,18 +4917,38 @@ interface Node {
   id: ID!
 }
 
-"Where a page of a connection starts and ends (Relay cursor connections)."
+"""
+Where a page of a connection starts and ends (Relay cursor connections). Every
+connection pages forward with ` + "`" + `first` + "`" + ` and ` + "`" + `after` + "`" + ` and backward with ` + "`" + `last` + "`" + ` and
+` + "`" + `before` + "`" + ` (not ` + "`" + `first` + "`" + ` with ` + "`" + `last` + "`" + `); a page holds at most 200 items, 50 unless
+asked. Cursors are opaque and belong to one list in one order: one used with
+another list or another ` + "`" + `orderBy` + "`" + ` is refused (` + "`" + `BAD_USER_INPUT` + "`" + `).
+"""
 type PageInfo {
-  "Whether there are items after this page."
+  """
+  Whether there are items after this page: going forward, the list had more
+  items than ` + "`" + `first` + "`" + ` asked for; going backward, items lie at or after ` + "`" + `before` + "`" + `.
+  """
   hasNextPage: Boolean!
-  "Whether there are items before this page."
+  """
+  Whether there are items before this page: going backward, the list had more
+  items than ` + "`" + `last` + "`" + ` asked for; going forward, items lie at or before ` + "`" + `after` + "`" + `.
+  """
   hasPreviousPage: Boolean!
-  "The cursor of the page's first item; null when the page is empty."
+  "The cursor of the page's first item, for ` + "`" + `before` + "`" + ` to get the previous page; null when the page is empty."
   startCursor: String
   """
   The cursor of the page's last item, for ` + "`" + `after` + "`" + ` to get the next page; null when the page is empty.
   """
   endCursor: String
+}
+
+"The direction of a list's order."
+enum OrderDirection {
+  "Smallest first: A to Z, oldest first."
+  ASC
+  "Largest first: Z to A, newest first."
+  DESC
 }
 
 """
@@ -4829,8 +4996,8 @@ type Query {
     "The account's ID; omit for your own account (staff must give one)."
     id: ID
   ): Account
-  "All accounts, newest activity first. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
-  accounts(search: String, first: Int, after: String): AccountConnection
+  "All accounts, by name unless ` + "`" + `orderBy` + "`" + ` says otherwise (` + "`" + `{field: LAST_ACTIVITY, direction: DESC}` + "`" + `: newest activity first). Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
+  accounts(search: String, first: Int, after: String, last: Int, before: String, orderBy: AccountOrder): AccountConnection
 }
 
 """
@@ -4911,6 +5078,11 @@ type DedicatedIpPoolConnection {
   edges: [DedicatedIpPoolEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `DedicatedIpPool` + "`" + ` in a page, with its cursor."
@@ -4991,6 +5163,11 @@ type DedicatedIpRequestConnection {
   edges: [DedicatedIpRequestEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `DedicatedIpRequest` + "`" + ` in a page, with its cursor."
@@ -5006,13 +5183,13 @@ extend type Query {
   Accounts' dedicated IP requests across accounts, oldest first (a queue); only the open
   ones unless ` + "`" + `onlyOpen: false` + "`" + `. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String): DedicatedIpRequestConnection
+  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String, last: Int, before: String): DedicatedIpRequestConnection
   """
   The deployment's dedicated IP pool in address order: every address, free, cooling down
   or whose; then addresses still assigned that the pool no longer lists. Only those in
   ` + "`" + `state` + "`" + ` when given. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String): DedicatedIpPoolConnection
+  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String, last: Int, before: String): DedicatedIpPoolConnection
 }
 
 extend type Mutation {
@@ -5218,6 +5395,11 @@ type ProjectFolderConnection {
   edges: [ProjectFolderEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `ProjectFolder` + "`" + ` in a page, with its cursor."
@@ -5234,6 +5416,11 @@ type SharedProjectConnection {
   edges: [SharedProjectEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "A project folder as one user has it."
@@ -5254,7 +5441,8 @@ extend type Account {
   (directly or through your group) otherwise. Not for support staff (null with a ` + "`" + `FORBIDDEN` + "`" + `
   error at this field): folders hold the account's files.
   """
-  projectFolders(search: String, first: Int, after: String): ProjectFolderConnection
+  projectFolders(search: String, first: Int, after: String, last: Int, before: String, orderBy: ProjectFolderOrder): ProjectFolderConnection
+
 }
 
 extend type User {
@@ -5263,7 +5451,7 @@ extend type User {
   user themselves and the account's owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + `
   error at this field for anyone else (support staff too).
   """
-  projectsSharedWithMe(first: Int, after: String): SharedProjectConnection
+  projectsSharedWithMe(first: Int, after: String, last: Int, before: String, orderBy: ProjectFolderOrder): SharedProjectConnection
 }
 
 extend type Mutation {
@@ -5366,6 +5554,24 @@ type DeleteProjectFolderPayload {
   """
   userErrors: [UserError!]!
 }
+
+"How a list of project folders sorts. Ties are broken by the folder's ID, in the same direction."
+input ProjectFolderOrder {
+  "What to sort by."
+  field: ProjectFolderOrderField!
+  "Which way; ASC unless given."
+  direction: OrderDirection! = ASC
+}
+
+"What a list of project folders sorts by."
+enum ProjectFolderOrderField {
+  "By name, case-insensitively (the default)."
+  NAME
+  "By creation time."
+  CREATED_AT
+  "By the time of the folder's last change (` + "`" + `updatedAt` + "`" + `)."
+  UPDATED_AT
+}
 `, BuiltIn: false},
 	{Name: "../schema/groups.graphqls", Input: `"""
 A set of users of an account with the same permissions. Every account has the built-in
@@ -5395,7 +5601,7 @@ type Group implements Node {
   ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (support staff too: they see a user's
   group on the user).
   """
-  members(first: Int, after: String): UserConnection
+  members(first: Int, after: String, last: Int, before: String, orderBy: UserOrder): UserConnection
   "When it was created."
   createdAt: Time!
   "When it last changed."
@@ -5430,6 +5636,11 @@ type GroupConnection {
   edges: [GroupEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `Group` + "`" + ` in a page, with its cursor."
@@ -5445,7 +5656,8 @@ extend type Account {
   The account's groups: the built-in ones first, then the others by name. Owners,
   administrators and support staff see every group; other users see their own.
   """
-  groups(first: Int, after: String): GroupConnection
+  groups(first: Int, after: String, last: Int, before: String, orderBy: GroupOrder): GroupConnection
+
 }
 
 extend type User {
@@ -5557,6 +5769,24 @@ type DeleteGroupPayload {
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
   userErrors: [UserError!]!
+}
+
+"How ` + "`" + `groups` + "`" + ` sorts. Ties are broken by the group's ID, in the same direction."
+input GroupOrder {
+  "What to sort by."
+  field: GroupOrderField!
+  "Which way; ASC unless given."
+  direction: OrderDirection! = ASC
+}
+
+"What ` + "`" + `groups` + "`" + ` sorts by."
+enum GroupOrderField {
+  "Pro, Associate and Jailed Users first, in that order, then the custom groups by name, case-insensitively (the default)."
+  BUILT_IN_FIRST
+  "By name, case-insensitively, built-in groups among the others."
+  NAME
+  "By creation time."
+  CREATED_AT
 }
 `, BuiltIn: false},
 	{Name: "../schema/ipallowlist.graphqls", Input: `extend type Account {
@@ -5905,6 +6135,11 @@ type NotificationConnection {
   edges: [NotificationEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `Notification` + "`" + ` in a page, with its cursor."
@@ -5955,6 +6190,11 @@ type AuditEventConnection {
   edges: [AuditEventEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `AuditEvent` + "`" + ` in a page, with its cursor."
@@ -6001,6 +6241,11 @@ type SftpModuleRequestConnection {
   edges: [SftpModuleRequestEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `SftpModuleRequest` + "`" + ` in a page, with its cursor."
@@ -6017,14 +6262,15 @@ extend type Account {
   "How many SFTP user licences the account bought and how many are in use. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
   sftpLicences: SftpLicences
   "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
-  notifications(first: Int, after: String): NotificationConnection
+  notifications(first: Int, after: String, last: Int, before: String, orderBy: NotificationOrder): NotificationConnection
   "Administrative changes, newest first. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
-  auditEvents(filter: AuditEventFilter, first: Int, after: String): AuditEventConnection
+  auditEvents(filter: AuditEventFilter, first: Int, after: String, last: Int, before: String, orderBy: AuditEventOrder): AuditEventConnection
 }
 
 extend type Query {
   "Accounts' requests for the SFTP module, oldest first. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
-  sftpModuleRequests(onlyOpen: Boolean = true, first: Int, after: String): SftpModuleRequestConnection
+  sftpModuleRequests(onlyOpen: Boolean = true, first: Int, after: String, last: Int, before: String): SftpModuleRequestConnection
+
 }
 
 extend type Mutation {
@@ -6187,6 +6433,34 @@ type OkPayload {
   Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
   """
   userErrors: [UserError!]!
+}
+
+"How ` + "`" + `auditEvents` + "`" + ` sorts. Ties (events of the same instant) are broken by the event's ID, in the same direction."
+input AuditEventOrder {
+  "What to sort by."
+  field: AuditEventOrderField!
+  "Which way; DESC unless given."
+  direction: OrderDirection! = DESC
+}
+
+"What ` + "`" + `auditEvents` + "`" + ` sorts by."
+enum AuditEventOrderField {
+  "By the time of the event (the default, newest first)."
+  AT
+}
+
+"How ` + "`" + `notifications` + "`" + ` sorts. Ties are broken by the email's ID, in the same direction."
+input NotificationOrder {
+  "What to sort by."
+  field: NotificationOrderField!
+  "Which way; DESC unless given."
+  direction: OrderDirection! = DESC
+}
+
+"What ` + "`" + `notifications` + "`" + ` sorts by."
+enum NotificationOrderField {
+  "By the time the email was queued (the default, newest first)."
+  CREATED_AT
 }
 `, BuiltIn: false},
 	{Name: "../schema/sftp.graphqls", Input: `"""
@@ -6718,6 +6992,11 @@ type UserConnection {
   edges: [UserEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
 }
 
 "One ` + "`" + `User` + "`" + ` in a page, with its cursor."
@@ -6913,6 +7192,24 @@ type ImportProblem {
   "What is wrong, for the person importing."
   message: String!
 }
+
+"How a list of users sorts. Ties are broken by the user's ID, in the same direction."
+input UserOrder {
+  "What to sort by."
+  field: UserOrderField!
+  "Which way; ASC unless given."
+  direction: OrderDirection! = ASC
+}
+
+"What a list of users sorts by."
+enum UserOrderField {
+  "By name, case-insensitively (the default)."
+  NAME
+  "By email, case-insensitively."
+  EMAIL
+  "By creation time."
+  CREATED_AT
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -6937,6 +7234,8 @@ func (ec *executionContext) childFields_Account(ctx context.Context, field graph
 		return ec.fieldContext_Account_usersCsv(ctx, field)
 	case "contacts":
 		return ec.fieldContext_Account_contacts(ctx, field)
+	case "lastActivityAt":
+		return ec.fieldContext_Account_lastActivityAt(ctx, field)
 	case "sftpActivity":
 		return ec.fieldContext_Account_sftpActivity(ctx, field)
 	case "dedicatedIp":
@@ -6969,6 +7268,8 @@ func (ec *executionContext) childFields_AccountConnection(ctx context.Context, f
 		return ec.fieldContext_AccountConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_AccountConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AccountConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AccountConnection", field.Name)
 }
@@ -7051,6 +7352,8 @@ func (ec *executionContext) childFields_AuditEventConnection(ctx context.Context
 		return ec.fieldContext_AuditEventConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AuditEventConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventConnection", field.Name)
 }
@@ -7121,6 +7424,8 @@ func (ec *executionContext) childFields_ContactConnection(ctx context.Context, f
 		return ec.fieldContext_ContactConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_ContactConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ContactConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactConnection", field.Name)
 }
@@ -7209,6 +7514,8 @@ func (ec *executionContext) childFields_DedicatedIpPoolConnection(ctx context.Co
 		return ec.fieldContext_DedicatedIpPoolConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_DedicatedIpPoolConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DedicatedIpPoolConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpPoolConnection", field.Name)
 }
@@ -7255,6 +7562,8 @@ func (ec *executionContext) childFields_DedicatedIpRequestConnection(ctx context
 		return ec.fieldContext_DedicatedIpRequestConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_DedicatedIpRequestConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DedicatedIpRequestConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DedicatedIpRequestConnection", field.Name)
 }
@@ -7351,6 +7660,8 @@ func (ec *executionContext) childFields_GroupConnection(ctx context.Context, fie
 		return ec.fieldContext_GroupConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_GroupConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_GroupConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GroupConnection", field.Name)
 }
@@ -7471,6 +7782,8 @@ func (ec *executionContext) childFields_NotificationConnection(ctx context.Conte
 		return ec.fieldContext_NotificationConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type NotificationConnection", field.Name)
 }
@@ -7537,6 +7850,8 @@ func (ec *executionContext) childFields_ProjectFolderConnection(ctx context.Cont
 		return ec.fieldContext_ProjectFolderConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_ProjectFolderConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProjectFolderConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderConnection", field.Name)
 }
@@ -7845,6 +8160,8 @@ func (ec *executionContext) childFields_SftpModuleRequestConnection(ctx context.
 		return ec.fieldContext_SftpModuleRequestConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_SftpModuleRequestConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SftpModuleRequestConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SftpModuleRequestConnection", field.Name)
 }
@@ -7925,6 +8242,8 @@ func (ec *executionContext) childFields_SharedProjectConnection(ctx context.Cont
 		return ec.fieldContext_SharedProjectConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_SharedProjectConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SharedProjectConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SharedProjectConnection", field.Name)
 }
@@ -8069,6 +8388,8 @@ func (ec *executionContext) childFields_UserConnection(ctx context.Context, fiel
 		return ec.fieldContext_UserConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_UserConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_UserConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserConnection", field.Name)
 }
@@ -8276,6 +8597,30 @@ func (ec *executionContext) field_Account_auditEvents_args(ctx context.Context, 
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.AuditEventOrder, error) {
+			return ec.unmarshalOAuditEventOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -8306,6 +8651,30 @@ func (ec *executionContext) field_Account_contacts_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.ContactOrder, error) {
+			return ec.unmarshalOContactOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -8328,6 +8697,30 @@ func (ec *executionContext) field_Account_groups_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.GroupOrder, error) {
+			return ec.unmarshalOGroupOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
 	return args, nil
 }
 
@@ -8350,6 +8743,30 @@ func (ec *executionContext) field_Account_notifications_args(ctx context.Context
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.NotificationOrder, error) {
+			return ec.unmarshalONotificationOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
 	return args, nil
 }
 
@@ -8380,6 +8797,30 @@ func (ec *executionContext) field_Account_projectFolders_args(ctx context.Contex
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.ProjectFolderOrder, error) {
+			return ec.unmarshalOProjectFolderOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -8440,6 +8881,30 @@ func (ec *executionContext) field_Account_users_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.UserOrder, error) {
+			return ec.unmarshalOUserOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -8462,6 +8927,30 @@ func (ec *executionContext) field_Group_members_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.UserOrder, error) {
+			return ec.unmarshalOUserOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
 	return args, nil
 }
 
@@ -9234,6 +9723,30 @@ func (ec *executionContext) field_Query_accounts_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.AccountOrder, error) {
+			return ec.unmarshalOAccountOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -9264,6 +9777,22 @@ func (ec *executionContext) field_Query_dedicatedIpPool_args(ctx context.Context
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
 	return args, nil
 }
 
@@ -9294,6 +9823,22 @@ func (ec *executionContext) field_Query_dedicatedIpRequests_args(ctx context.Con
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
 	return args, nil
 }
 
@@ -9338,6 +9883,22 @@ func (ec *executionContext) field_Query_sftpModuleRequests_args(ctx context.Cont
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
 	return args, nil
 }
 
@@ -9374,6 +9935,30 @@ func (ec *executionContext) field_User_projectsSharedWithMe_args(ctx context.Con
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.ProjectFolderOrder, error) {
+			return ec.unmarshalOProjectFolderOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
 	return args, nil
 }
 
@@ -9583,7 +10168,7 @@ func (ec *executionContext) _Account_users(ctx context.Context, field graphql.Co
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().Users(ctx, obj, fc.Args["filter"].(*model.UserFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().Users(ctx, obj, fc.Args["filter"].(*model.UserFilter), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.UserOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
@@ -9650,7 +10235,7 @@ func (ec *executionContext) _Account_contacts(ctx context.Context, field graphql
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().Contacts(ctx, obj, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().Contacts(ctx, obj, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.ContactOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {
@@ -9682,6 +10267,29 @@ func (ec *executionContext) fieldContext_Account_contacts(ctx context.Context, f
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Account_lastActivityAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Account_lastActivityAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Account().LastActivityAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Account_lastActivityAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Account", field, true, true, "Time")
 }
 
 func (ec *executionContext) _Account_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -9770,7 +10378,7 @@ func (ec *executionContext) _Account_projectFolders(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().ProjectFolders(ctx, obj, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().ProjectFolders(ctx, obj, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.ProjectFolderOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderConnection) graphql.Marshaler {
@@ -9814,7 +10422,7 @@ func (ec *executionContext) _Account_groups(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().Groups(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().Groups(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.GroupOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupConnection) graphql.Marshaler {
@@ -9945,7 +10553,7 @@ func (ec *executionContext) _Account_notifications(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().Notifications(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().Notifications(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.NotificationOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.NotificationConnection) graphql.Marshaler {
@@ -9989,7 +10597,7 @@ func (ec *executionContext) _Account_auditEvents(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().AuditEvents(ctx, obj, fc.Args["filter"].(*model.AuditEventFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().AuditEvents(ctx, obj, fc.Args["filter"].(*model.AuditEventFilter), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.AuditEventOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
@@ -10149,6 +10757,29 @@ func (ec *executionContext) fieldContext_AccountConnection_pageInfo(_ context.Co
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AccountConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AccountConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AccountConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AccountConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AccountConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _AccountEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AccountEdge) (ret graphql.Marshaler) {
@@ -10794,6 +11425,29 @@ func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11246,6 +11900,29 @@ func (ec *executionContext) fieldContext_ContactConnection_pageInfo(_ context.Co
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ContactConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
@@ -11894,6 +12571,29 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_pageInfo(_ co
 	return fc, nil
 }
 
+func (ec *executionContext) _DedicatedIpPoolConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpPoolConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpPoolConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _DedicatedIpPoolEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12250,6 +12950,29 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_pageInfo(_
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DedicatedIpRequestConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DedicatedIpRequestConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DedicatedIpRequestConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _DedicatedIpRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
@@ -12771,7 +13494,7 @@ func (ec *executionContext) _Group_members(ctx context.Context, field graphql.Co
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Group().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Group().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.UserOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
@@ -12913,6 +13636,29 @@ func (ec *executionContext) fieldContext_GroupConnection_pageInfo(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _GroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _GroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
@@ -16127,6 +16873,29 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16595,6 +17364,29 @@ func (ec *executionContext) fieldContext_ProjectFolderConnection_pageInfo(_ cont
 	return fc, nil
 }
 
+func (ec *executionContext) _ProjectFolderConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectFolderConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _ProjectFolderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16945,7 +17737,7 @@ func (ec *executionContext) _Query_accounts(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Accounts(ctx, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Accounts(ctx, fc.Args["search"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.AccountOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AccountConnection) graphql.Marshaler {
@@ -16989,7 +17781,7 @@ func (ec *executionContext) _Query_dedicatedIpRequests(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().DedicatedIPRequests(ctx, fc.Args["onlyOpen"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().DedicatedIPRequests(ctx, fc.Args["onlyOpen"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPRequestConnection) graphql.Marshaler {
@@ -17033,7 +17825,7 @@ func (ec *executionContext) _Query_dedicatedIpPool(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().DedicatedIPPool(ctx, fc.Args["state"].(*sftplogin.DedicatedIPState), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().DedicatedIPPool(ctx, fc.Args["state"].(*sftplogin.DedicatedIPState), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DedicatedIPPoolConnection) graphql.Marshaler {
@@ -17077,7 +17869,7 @@ func (ec *executionContext) _Query_sftpModuleRequests(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().SftpModuleRequests(ctx, fc.Args["onlyOpen"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().SftpModuleRequests(ctx, fc.Args["onlyOpen"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpModuleRequestConnection) graphql.Marshaler {
@@ -19287,6 +20079,29 @@ func (ec *executionContext) fieldContext_SftpModuleRequestConnection_pageInfo(_ 
 	return fc, nil
 }
 
+func (ec *executionContext) _SftpModuleRequestConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpModuleRequestConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpModuleRequestConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpModuleRequestConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _SftpModuleRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19914,6 +20729,29 @@ func (ec *executionContext) fieldContext_SharedProjectConnection_pageInfo(_ cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _SharedProjectConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SharedProjectConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SharedProjectConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SharedProjectConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SharedProjectEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
@@ -21029,7 +21867,7 @@ func (ec *executionContext) _User_projectsSharedWithMe(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.User().ProjectsSharedWithMe(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.User().ProjectsSharedWithMe(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.ProjectFolderOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SharedProjectConnection) graphql.Marshaler {
@@ -21276,6 +22114,29 @@ func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Conte
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.UserEdge) (ret graphql.Marshaler) {
@@ -22909,6 +23770,59 @@ func UnmarshalAcceptInvitationInput(ctx context.Context, raw any) (model.AcceptI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAccountOrder(ctx context.Context, obj any) (model.AccountOrder, error) {
+	var it model.AccountOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNAccountOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAccountOrder unmarshals raw into the AccountOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAccountOrder(ctx context.Context, raw any) (model.AccountOrder, error) {
+	var out model.AccountOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AccountOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputActivateSftpModuleInput(ctx context.Context, obj any) (model.ActivateSftpModuleInput, error) {
 	var it model.ActivateSftpModuleInput
 	if obj == nil {
@@ -23091,6 +24005,59 @@ func UnmarshalAuditEventFilter(ctx context.Context, raw any) (model.AuditEventFi
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAuditEventOrder(ctx context.Context, obj any) (model.AuditEventOrder, error) {
+	var it model.AuditEventOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "DESC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNAuditEventOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventOrder unmarshals raw into the AuditEventOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventOrder(ctx context.Context, raw any) (model.AuditEventOrder, error) {
+	var out model.AuditEventOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangePasswordInput(ctx context.Context, obj any) (model.ChangePasswordInput, error) {
 	var it model.ChangePasswordInput
 	if obj == nil {
@@ -23221,6 +24188,59 @@ func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.
 func UnmarshalConfirmTotpEnrolmentInput(ctx context.Context, raw any) (model.ConfirmTotpEnrolmentInput, error) {
 	var out model.ConfirmTotpEnrolmentInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmTotpEnrolmentInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputContactOrder(ctx context.Context, obj any) (model.ContactOrder, error) {
+	var it model.ContactOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNContactOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalContactOrder unmarshals raw into the ContactOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalContactOrder(ctx context.Context, raw any) (model.ContactOrder, error) {
+	var out model.ContactOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ContactOrder", raw, &out)
 	return out, err
 }
 
@@ -23970,6 +24990,59 @@ func UnmarshalDisconnectSftpSessionInput(ctx context.Context, raw any) (model.Di
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputGroupOrder(ctx context.Context, obj any) (model.GroupOrder, error) {
+	var it model.GroupOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNGroupOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGroupOrder unmarshals raw into the GroupOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGroupOrder(ctx context.Context, raw any) (model.GroupOrder, error) {
+	var out model.GroupOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GroupOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputImportUsersInput(ctx context.Context, obj any) (model.ImportUsersInput, error) {
 	var it model.ImportUsersInput
 	if obj == nil {
@@ -24076,6 +25149,112 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error) {
 	var out model.LoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputNotificationOrder(ctx context.Context, obj any) (model.NotificationOrder, error) {
+	var it model.NotificationOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "DESC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNNotificationOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalNotificationOrder unmarshals raw into the NotificationOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalNotificationOrder(ctx context.Context, raw any) (model.NotificationOrder, error) {
+	var out model.NotificationOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "NotificationOrder", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputProjectFolderOrder(ctx context.Context, obj any) (model.ProjectFolderOrder, error) {
+	var it model.ProjectFolderOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNProjectFolderOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalProjectFolderOrder unmarshals raw into the ProjectFolderOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalProjectFolderOrder(ctx context.Context, raw any) (model.ProjectFolderOrder, error) {
+	var out model.ProjectFolderOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProjectFolderOrder", raw, &out)
 	return out, err
 }
 
@@ -25658,6 +26837,59 @@ func UnmarshalUserFilter(ctx context.Context, raw any) (model.UserFilter, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUserOrder(ctx context.Context, obj any) (model.UserOrder, error) {
+	var it model.UserOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNUserOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUserOrder unmarshals raw into the UserOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUserOrder(ctx context.Context, raw any) (model.UserOrder, error) {
+	var out model.UserOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UserOrder", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -25833,6 +27065,12 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_contacts(ctx, field, obj)
 				})
+		case "lastActivityAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Account_lastActivityAt(ctx, field, obj)
+				})
 		case "sftpActivity":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -25934,6 +27172,11 @@ func (ec *executionContext) _AccountConnection(ctx context.Context, sel ast.Sele
 			}
 		case "pageInfo":
 			out.Values[i] = ec._AccountConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._AccountConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26218,6 +27461,11 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totalCount":
+			out.Values[i] = ec._AuditEventConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26469,6 +27717,11 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 			}
 		case "pageInfo":
 			out.Values[i] = ec._ContactConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ContactConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26788,6 +28041,11 @@ func (ec *executionContext) _DedicatedIpPoolConnection(ctx context.Context, sel 
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totalCount":
+			out.Values[i] = ec._DedicatedIpPoolConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26941,6 +28199,11 @@ func (ec *executionContext) _DedicatedIpRequestConnection(ctx context.Context, s
 			}
 		case "pageInfo":
 			out.Values[i] = ec._DedicatedIpRequestConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._DedicatedIpRequestConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -27288,6 +28551,11 @@ func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.Select
 			}
 		case "pageInfo":
 			out.Values[i] = ec._GroupConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._GroupConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28133,6 +29401,11 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totalCount":
+			out.Values[i] = ec._NotificationConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28365,6 +29638,11 @@ func (ec *executionContext) _ProjectFolderConnection(ctx context.Context, sel as
 			}
 		case "pageInfo":
 			out.Values[i] = ec._ProjectFolderConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ProjectFolderConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -29545,6 +30823,11 @@ func (ec *executionContext) _SftpModuleRequestConnection(ctx context.Context, se
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totalCount":
+			out.Values[i] = ec._SftpModuleRequestConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29814,6 +31097,11 @@ func (ec *executionContext) _SharedProjectConnection(ctx context.Context, sel as
 			}
 		case "pageInfo":
 			out.Values[i] = ec._SharedProjectConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._SharedProjectConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -30352,6 +31640,11 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 			}
 		case "pageInfo":
 			out.Values[i] = ec._UserConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._UserConnection_totalCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -31039,6 +32332,16 @@ func (ec *executionContext) marshalNAccountEdge2ᚖgithubᚗcomᚋskiffhqᚋskif
 	return ec._AccountEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAccountOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountOrderField(ctx context.Context, v any) (model.AccountOrderField, error) {
+	var res model.AccountOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAccountOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountOrderField(ctx context.Context, sel ast.SelectionSet, v model.AccountOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNActivateSftpModuleInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐActivateSftpModuleInput(ctx context.Context, v any) (model.ActivateSftpModuleInput, error) {
 	res, err := ec.unmarshalInputActivateSftpModuleInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -31115,6 +32418,16 @@ func (ec *executionContext) marshalNAuditEventKind2githubᚗcomᚋskiffhqᚋskif
 	return v
 }
 
+func (ec *executionContext) unmarshalNAuditEventOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventOrderField(ctx context.Context, v any) (model.AuditEventOrderField, error) {
+	var res model.AuditEventOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditEventOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventOrderField(ctx context.Context, sel ast.SelectionSet, v model.AuditEventOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -31188,6 +32501,16 @@ func (ec *executionContext) marshalNContactEdge2ᚖgithubᚗcomᚋskiffhqᚋskif
 		return graphql.Null
 	}
 	return ec._ContactEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNContactOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactOrderField(ctx context.Context, v any) (model.ContactOrderField, error) {
+	var res model.ContactOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNContactOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactOrderField(ctx context.Context, sel ast.SelectionSet, v model.ContactOrderField) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNConvertContactToUserInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐConvertContactToUserInput(ctx context.Context, v any) (model.ConvertContactToUserInput, error) {
@@ -31431,6 +32754,16 @@ func (ec *executionContext) marshalNGroupEdge2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 	return ec._GroupEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNGroupOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupOrderField(ctx context.Context, v any) (model.GroupOrderField, error) {
+	var res model.GroupOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGroupOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupOrderField(ctx context.Context, sel ast.SelectionSet, v model.GroupOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNGroupPermission2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPermission(ctx context.Context, v any) (policy.Permission, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := policy.Permission(tmp)
@@ -31624,6 +32957,16 @@ func (ec *executionContext) marshalNNotificationKind2githubᚗcomᚋskiffhqᚋsk
 	return v
 }
 
+func (ec *executionContext) unmarshalNNotificationOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationOrderField(ctx context.Context, v any) (model.NotificationOrderField, error) {
+	var res model.NotificationOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNotificationOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationOrderField(ctx context.Context, sel ast.SelectionSet, v model.NotificationOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx context.Context, v any) (outbox.EmailStatus, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := outbox.EmailStatus(tmp)
@@ -31637,6 +32980,16 @@ func (ec *executionContext) marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋ
 		graphql.AddInvalidNullFromMarshaler(ctx, "NotificationStatus!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, v any) (model.OrderDirection, error) {
+	var res model.OrderDirection
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, sel ast.SelectionSet, v model.OrderDirection) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -31685,6 +33038,16 @@ func (ec *executionContext) marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffh
 		return graphql.Null
 	}
 	return ec._ProjectFolderMember(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProjectFolderOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrderField(ctx context.Context, v any) (model.ProjectFolderOrderField, error) {
+	var res model.ProjectFolderOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProjectFolderOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrderField(ctx context.Context, sel ast.SelectionSet, v model.ProjectFolderOrderField) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProvisionDedicatedIPInput(ctx context.Context, v any) (model.ProvisionDedicatedIPInput, error) {
@@ -32266,6 +33629,16 @@ func (ec *executionContext) marshalNUserErrorCode2githubᚗcomᚋskiffhqᚋskiff
 	return v
 }
 
+func (ec *executionContext) unmarshalNUserOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrderField(ctx context.Context, v any) (model.UserOrderField, error) {
+	var res model.UserOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUserOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrderField(ctx context.Context, sel ast.SelectionSet, v model.UserOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNUserSftp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserSftp(ctx context.Context, sel ast.SelectionSet, v *model.UserSftp) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "UserSftp!")
@@ -32438,6 +33811,14 @@ func (ec *executionContext) marshalOAccountConnection2ᚖgithubᚗcomᚋskiffhq�
 	return ec._AccountConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOAccountOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountOrder(ctx context.Context, v any) (*model.AccountOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAccountOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOAccountPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountPayload(ctx context.Context, sel ast.SelectionSet, v *model.AccountPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -32464,6 +33845,14 @@ func (ec *executionContext) unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋskiffhq
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputAuditEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOAuditEventOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventOrder(ctx context.Context, v any) (*model.AuditEventOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputAuditEventOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -32567,6 +33956,14 @@ func (ec *executionContext) marshalOContactConnection2ᚖgithubᚗcomᚋskiffhq�
 		return graphql.Null
 	}
 	return ec._ContactConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOContactOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactOrder(ctx context.Context, v any) (*model.ContactOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputContactOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOContactPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactPayload(ctx context.Context, sel ast.SelectionSet, v *model.ContactPayload) graphql.Marshaler {
@@ -32705,6 +34102,14 @@ func (ec *executionContext) marshalOGroupConnection2ᚖgithubᚗcomᚋskiffhqᚋ
 	return ec._GroupConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOGroupOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupOrder(ctx context.Context, v any) (*model.GroupOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputGroupOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOGroupPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupPayload(ctx context.Context, sel ast.SelectionSet, v *model.GroupPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -32835,6 +34240,14 @@ func (ec *executionContext) marshalONotificationConnection2ᚖgithubᚗcomᚋski
 	return ec._NotificationConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalONotificationOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationOrder(ctx context.Context, v any) (*model.NotificationOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputNotificationOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOOkPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOkPayload(ctx context.Context, sel ast.SelectionSet, v *model.OkPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -32873,6 +34286,14 @@ func (ec *executionContext) marshalOProjectFolderMember2ᚕᚖgithubᚗcomᚋski
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOProjectFolderOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderOrder(ctx context.Context, v any) (*model.ProjectFolderOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputProjectFolderOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderPayload) graphql.Marshaler {
@@ -33253,6 +34674,14 @@ func (ec *executionContext) unmarshalOUserFilter2ᚖgithubᚗcomᚋskiffhqᚋski
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputUserFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOUserOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserOrder(ctx context.Context, v any) (*model.UserOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputUserOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

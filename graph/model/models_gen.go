@@ -36,6 +36,9 @@ type AccountConnection struct {
 	Edges []*AccountEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `Account` in a page, with its cursor.
@@ -44,6 +47,14 @@ type AccountEdge struct {
 	Cursor string `json:"cursor"`
 	// The item.
 	Node *tenant.Account `json:"node"`
+}
+
+// How `accounts` sorts. Ties are broken by the account's ID, in the same direction.
+type AccountOrder struct {
+	// What to sort by.
+	Field AccountOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `startSftpTrial`, `suspendSftpModule`: what changed, or the user errors.
@@ -82,6 +93,9 @@ type AuditEventConnection struct {
 	Edges []*AuditEventEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `AuditEvent` in a page, with its cursor.
@@ -102,6 +116,14 @@ type AuditEventFilter struct {
 	Since *time.Time `json:"since,omitempty"`
 	// Only events before this time (must be after `since`).
 	Until *time.Time `json:"until,omitempty"`
+}
+
+// How `auditEvents` sorts. Ties (events of the same instant) are broken by the event's ID, in the same direction.
+type AuditEventOrder struct {
+	// What to sort by.
+	Field AuditEventOrderField `json:"field"`
+	// Which way; DESC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The input of `changePassword`.
@@ -154,6 +176,9 @@ type ContactConnection struct {
 	Edges []*ContactEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `Contact` in a page, with its cursor.
@@ -162,6 +187,14 @@ type ContactEdge struct {
 	Cursor string `json:"cursor"`
 	// The item.
 	Node *people.Contact `json:"node"`
+}
+
+// How `contacts` sorts. Ties are broken by the contact's ID, in the same direction.
+type ContactOrder struct {
+	// What to sort by.
+	Field ContactOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `createContact`, `deleteContact`, `updateContact`: what changed, or the user errors.
@@ -281,6 +314,9 @@ type DedicatedIPPoolConnection struct {
 	Edges []*DedicatedIPPoolEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `DedicatedIpPool` in a page, with its cursor.
@@ -297,6 +333,9 @@ type DedicatedIPRequestConnection struct {
 	Edges []*DedicatedIPRequestEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `DedicatedIpRequest` in a page, with its cursor.
@@ -400,6 +439,9 @@ type GroupConnection struct {
 	Edges []*GroupEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `Group` in a page, with its cursor.
@@ -408,6 +450,14 @@ type GroupEdge struct {
 	Cursor string `json:"cursor"`
 	// The item.
 	Node *sharing.Group `json:"node"`
+}
+
+// How `groups` sorts. Ties are broken by the group's ID, in the same direction.
+type GroupOrder struct {
+	// What to sort by.
+	Field GroupOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `createGroup`, `updateGroup`: what changed, or the user errors.
@@ -521,6 +571,9 @@ type NotificationConnection struct {
 	Edges []*NotificationEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `Notification` in a page, with its cursor.
@@ -531,6 +584,14 @@ type NotificationEdge struct {
 	Node *outbox.Notification `json:"node"`
 }
 
+// How `notifications` sorts. Ties are broken by the email's ID, in the same direction.
+type NotificationOrder struct {
+	// What to sort by.
+	Field NotificationOrderField `json:"field"`
+	// Which way; DESC unless given.
+	Direction OrderDirection `json:"direction"`
+}
+
 // The result of `requestPasswordReset`, `resendInvitation`, `resetPassword`: what changed, or the user errors.
 type OkPayload struct {
 	// True when the operation took effect (false only with user errors).
@@ -539,13 +600,19 @@ type OkPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
-// Where a page of a connection starts and ends (Relay cursor connections).
+// Where a page of a connection starts and ends (Relay cursor connections). Every
+// connection pages forward with `first` and `after` and backward with `last` and
+// `before` (not `first` with `last`); a page holds at most 200 items, 50 unless
+// asked. Cursors are opaque and belong to one list in one order: one used with
+// another list or another `orderBy` is refused (`BAD_USER_INPUT`).
 type PageInfo struct {
-	// Whether there are items after this page.
+	// Whether there are items after this page: going forward, the list had more
+	// items than `first` asked for; going backward, items lie at or after `before`.
 	HasNextPage bool `json:"hasNextPage"`
-	// Whether there are items before this page.
+	// Whether there are items before this page: going backward, the list had more
+	// items than `last` asked for; going forward, items lie at or before `after`.
 	HasPreviousPage bool `json:"hasPreviousPage"`
-	// The cursor of the page's first item; null when the page is empty.
+	// The cursor of the page's first item, for `before` to get the previous page; null when the page is empty.
 	StartCursor *string `json:"startCursor,omitempty"`
 	// The cursor of the page's last item, for `after` to get the next page; null when the page is empty.
 	EndCursor *string `json:"endCursor,omitempty"`
@@ -557,6 +624,9 @@ type ProjectFolderConnection struct {
 	Edges []*ProjectFolderEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `ProjectFolder` in a page, with its cursor.
@@ -565,6 +635,14 @@ type ProjectFolderEdge struct {
 	Cursor string `json:"cursor"`
 	// The item.
 	Node *sharing.ProjectFolder `json:"node"`
+}
+
+// How a list of project folders sorts. Ties are broken by the folder's ID, in the same direction.
+type ProjectFolderOrder struct {
+	// What to sort by.
+	Field ProjectFolderOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `createProjectFolder`, `renameProjectFolder`, `shareProjectFolder`, `unshareProjectFolder`: what changed, or the user errors.
@@ -889,6 +967,9 @@ type SftpModuleRequestConnection struct {
 	Edges []*SftpModuleRequestEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `SftpModuleRequest` in a page, with its cursor.
@@ -927,6 +1008,9 @@ type SharedProjectConnection struct {
 	Edges []*SharedProjectEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // A project folder as one user has it.
@@ -1059,6 +1143,9 @@ type UserConnection struct {
 	Edges []*UserEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `User` in a page, with its cursor.
@@ -1091,6 +1178,14 @@ type UserFilter struct {
 	Role *tenant.Role `json:"role,omitempty"`
 	// Live users (the default), deleted users or both.
 	Deleted *people.DeletedFilter `json:"deleted,omitempty"`
+}
+
+// How a list of users sorts. Ties are broken by the user's ID, in the same direction.
+type UserOrder struct {
+	// What to sort by.
+	Field UserOrderField `json:"field"`
+	// Which way; ASC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `convertContactToUser`, `createUser`, `deleteUser`, `restoreUser`, `setCustomSftpLogin`, `setSftpAccess`, `updateUser`: what changed, or the user errors.
@@ -1128,6 +1223,67 @@ type ViewerCapabilities struct {
 	CreateProjectFolders bool `json:"createProjectFolders"`
 	// Manage contacts (`createContact`, ...): owners, administrators and groups granting MANAGE_CONTACTS.
 	ManageContacts bool `json:"manageContacts"`
+}
+
+// What `accounts` sorts by.
+type AccountOrderField string
+
+const (
+	// By name, case-insensitively (the default).
+	AccountOrderFieldName AccountOrderField = "NAME"
+	// By creation time.
+	AccountOrderFieldCreatedAt AccountOrderField = "CREATED_AT"
+	// By `lastActivityAt`; with `DESC`, newest activity first.
+	AccountOrderFieldLastActivity AccountOrderField = "LAST_ACTIVITY"
+)
+
+var AllAccountOrderField = []AccountOrderField{
+	AccountOrderFieldName,
+	AccountOrderFieldCreatedAt,
+	AccountOrderFieldLastActivity,
+}
+
+func (e AccountOrderField) IsValid() bool {
+	switch e {
+	case AccountOrderFieldName, AccountOrderFieldCreatedAt, AccountOrderFieldLastActivity:
+		return true
+	}
+	return false
+}
+
+func (e AccountOrderField) String() string {
+	return string(e)
+}
+
+func (e *AccountOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AccountOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AccountOrderField", str)
+	}
+	return nil
+}
+
+func (e AccountOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AccountOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AccountOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // What an audit event records: one value per kind of change (`AuditEvent.kindName` is the stored kind).
@@ -1347,6 +1503,186 @@ func (e AuditEventKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What `auditEvents` sorts by.
+type AuditEventOrderField string
+
+const (
+	// By the time of the event (the default, newest first).
+	AuditEventOrderFieldAt AuditEventOrderField = "AT"
+)
+
+var AllAuditEventOrderField = []AuditEventOrderField{
+	AuditEventOrderFieldAt,
+}
+
+func (e AuditEventOrderField) IsValid() bool {
+	switch e {
+	case AuditEventOrderFieldAt:
+		return true
+	}
+	return false
+}
+
+func (e AuditEventOrderField) String() string {
+	return string(e)
+}
+
+func (e *AuditEventOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AuditEventOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AuditEventOrderField", str)
+	}
+	return nil
+}
+
+func (e AuditEventOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AuditEventOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AuditEventOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What `contacts` sorts by.
+type ContactOrderField string
+
+const (
+	// By name, case-insensitively (the default).
+	ContactOrderFieldName ContactOrderField = "NAME"
+	// By email, case-insensitively.
+	ContactOrderFieldEmail ContactOrderField = "EMAIL"
+	// By company, case-insensitively.
+	ContactOrderFieldCompany ContactOrderField = "COMPANY"
+	// By creation time.
+	ContactOrderFieldCreatedAt ContactOrderField = "CREATED_AT"
+)
+
+var AllContactOrderField = []ContactOrderField{
+	ContactOrderFieldName,
+	ContactOrderFieldEmail,
+	ContactOrderFieldCompany,
+	ContactOrderFieldCreatedAt,
+}
+
+func (e ContactOrderField) IsValid() bool {
+	switch e {
+	case ContactOrderFieldName, ContactOrderFieldEmail, ContactOrderFieldCompany, ContactOrderFieldCreatedAt:
+		return true
+	}
+	return false
+}
+
+func (e ContactOrderField) String() string {
+	return string(e)
+}
+
+func (e *ContactOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ContactOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ContactOrderField", str)
+	}
+	return nil
+}
+
+func (e ContactOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ContactOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ContactOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What `groups` sorts by.
+type GroupOrderField string
+
+const (
+	// Pro, Associate and Jailed Users first, in that order, then the custom groups by name, case-insensitively (the default).
+	GroupOrderFieldBuiltInFirst GroupOrderField = "BUILT_IN_FIRST"
+	// By name, case-insensitively, built-in groups among the others.
+	GroupOrderFieldName GroupOrderField = "NAME"
+	// By creation time.
+	GroupOrderFieldCreatedAt GroupOrderField = "CREATED_AT"
+)
+
+var AllGroupOrderField = []GroupOrderField{
+	GroupOrderFieldBuiltInFirst,
+	GroupOrderFieldName,
+	GroupOrderFieldCreatedAt,
+}
+
+func (e GroupOrderField) IsValid() bool {
+	switch e {
+	case GroupOrderFieldBuiltInFirst, GroupOrderFieldName, GroupOrderFieldCreatedAt:
+		return true
+	}
+	return false
+}
+
+func (e GroupOrderField) String() string {
+	return string(e)
+}
+
+func (e *GroupOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = GroupOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid GroupOrderField", str)
+	}
+	return nil
+}
+
+func (e GroupOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *GroupOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e GroupOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // Which email a notification is (`Notification.kindName` is the stored kind).
 type NotificationKind string
 
@@ -1444,6 +1780,180 @@ func (e NotificationKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What `notifications` sorts by.
+type NotificationOrderField string
+
+const (
+	// By the time the email was queued (the default, newest first).
+	NotificationOrderFieldCreatedAt NotificationOrderField = "CREATED_AT"
+)
+
+var AllNotificationOrderField = []NotificationOrderField{
+	NotificationOrderFieldCreatedAt,
+}
+
+func (e NotificationOrderField) IsValid() bool {
+	switch e {
+	case NotificationOrderFieldCreatedAt:
+		return true
+	}
+	return false
+}
+
+func (e NotificationOrderField) String() string {
+	return string(e)
+}
+
+func (e *NotificationOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationOrderField", str)
+	}
+	return nil
+}
+
+func (e NotificationOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The direction of a list's order.
+type OrderDirection string
+
+const (
+	// Smallest first: A to Z, oldest first.
+	OrderDirectionAsc OrderDirection = "ASC"
+	// Largest first: Z to A, newest first.
+	OrderDirectionDesc OrderDirection = "DESC"
+)
+
+var AllOrderDirection = []OrderDirection{
+	OrderDirectionAsc,
+	OrderDirectionDesc,
+}
+
+func (e OrderDirection) IsValid() bool {
+	switch e {
+	case OrderDirectionAsc, OrderDirectionDesc:
+		return true
+	}
+	return false
+}
+
+func (e OrderDirection) String() string {
+	return string(e)
+}
+
+func (e *OrderDirection) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = OrderDirection(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid OrderDirection", str)
+	}
+	return nil
+}
+
+func (e OrderDirection) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *OrderDirection) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e OrderDirection) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a list of project folders sorts by.
+type ProjectFolderOrderField string
+
+const (
+	// By name, case-insensitively (the default).
+	ProjectFolderOrderFieldName ProjectFolderOrderField = "NAME"
+	// By creation time.
+	ProjectFolderOrderFieldCreatedAt ProjectFolderOrderField = "CREATED_AT"
+	// By the time of the folder's last change (`updatedAt`).
+	ProjectFolderOrderFieldUpdatedAt ProjectFolderOrderField = "UPDATED_AT"
+)
+
+var AllProjectFolderOrderField = []ProjectFolderOrderField{
+	ProjectFolderOrderFieldName,
+	ProjectFolderOrderFieldCreatedAt,
+	ProjectFolderOrderFieldUpdatedAt,
+}
+
+func (e ProjectFolderOrderField) IsValid() bool {
+	switch e {
+	case ProjectFolderOrderFieldName, ProjectFolderOrderFieldCreatedAt, ProjectFolderOrderFieldUpdatedAt:
+		return true
+	}
+	return false
+}
+
+func (e ProjectFolderOrderField) String() string {
+	return string(e)
+}
+
+func (e *ProjectFolderOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ProjectFolderOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ProjectFolderOrderField", str)
+	}
+	return nil
+}
+
+func (e ProjectFolderOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ProjectFolderOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ProjectFolderOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // What kind of expected failure a `UserError` is.
 type UserErrorCode string
 
@@ -1506,6 +2016,67 @@ func (e *UserErrorCode) UnmarshalJSON(b []byte) error {
 }
 
 func (e UserErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a list of users sorts by.
+type UserOrderField string
+
+const (
+	// By name, case-insensitively (the default).
+	UserOrderFieldName UserOrderField = "NAME"
+	// By email, case-insensitively.
+	UserOrderFieldEmail UserOrderField = "EMAIL"
+	// By creation time.
+	UserOrderFieldCreatedAt UserOrderField = "CREATED_AT"
+)
+
+var AllUserOrderField = []UserOrderField{
+	UserOrderFieldName,
+	UserOrderFieldEmail,
+	UserOrderFieldCreatedAt,
+}
+
+func (e UserOrderField) IsValid() bool {
+	switch e {
+	case UserOrderFieldName, UserOrderFieldEmail, UserOrderFieldCreatedAt:
+		return true
+	}
+	return false
+}
+
+func (e UserOrderField) String() string {
+	return string(e)
+}
+
+func (e *UserOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UserOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UserOrderField", str)
+	}
+	return nil
+}
+
+func (e UserOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UserOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UserOrderField) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

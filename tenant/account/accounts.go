@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/skiffhq/skiff/tenant"
@@ -70,30 +71,63 @@ func (s *Service) AccountsByID(ctx context.Context, ids []string) (map[string]*t
 	return out, err
 }
 
-// Accounts lists all accounts, for support staff only.
-func (s *Service) Accounts(ctx context.Context, search string, page tenant.Page) (*tenant.Connection[*tenant.Account], error) {
+// Accounts lists all accounts in order (by name by default), for support
+// staff only.
+func (s *Service) Accounts(ctx context.Context, search string, order tenant.Order, page tenant.Page) (*tenant.Connection[*tenant.Account], error) {
 	if _, err := tenant.RequireStaff(ctx); err != nil {
 		return nil, err
 	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	ks, err := accountSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
 	var conn *tenant.Connection[*tenant.Account]
-	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
-		var accounts []*tenant.Account
-		err := tx.SelectContext(ctx, &accounts, `SELECT `+tenant.AccountColumns+` FROM accounts
-			WHERE ($1 = '' OR name ILIKE $2 OR EXISTS (SELECT 1 FROM users u WHERE u.account_id = accounts.id AND u.email ILIKE $2))
-			  AND ($3 = '' OR (lower(name), id) > ($4, $3::uuid))
-			ORDER BY lower(name), id LIMIT $5`,
-			strings.TrimSpace(search), tenant.LikePattern(search), afterID, afterKey, limit+1)
-		if err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.KeyPage(accounts, limit, afterID != "", func(a *tenant.Account) (string, string) { return strings.ToLower(a.Name), a.ID })
-		return nil
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) (err error) {
+		conn, err = tenant.ListPage(ctx, tx, ks, tenant.ListQuery{
+			Select: `SELECT ` + tenant.AccountColumns + `, act.last_activity_at`,
+			From: `FROM accounts JOIN account_activity act ON act.account_id = accounts.id
+			WHERE ($1 = '' OR name ILIKE $2 OR EXISTS (SELECT 1 FROM users u WHERE u.account_id = accounts.id AND u.email ILIKE $2))`,
+			Args:        []any{strings.TrimSpace(search), tenant.LikePattern(search)},
+			CrossTenant: true,
+		})
+		return err
 	})
 	return tenant.Result(conn, err)
+}
+
+// accountSorts are the orders of Accounts: NAME (the default,
+// case-insensitively), CREATED_AT and LAST_ACTIVITY (the account's latest
+// audited change, table account_activity), ties by ID.
+var accountSorts = &tenant.Sorts[*tenant.Account]{
+	List: "accounts",
+	Keys: []tenant.SortKey[*tenant.Account]{
+		{Field: "NAME", Expr: "lower(accounts.name)", Type: "text", Of: func(a *tenant.Account) string { return strings.ToLower(a.Name) }},
+		{Field: "CREATED_AT", Expr: "accounts.created_at", Type: "timestamptz", Of: func(a *tenant.Account) string { return tenant.TimeKey(a.CreatedAt) }},
+		{Field: "LAST_ACTIVITY", Expr: "act.last_activity_at", Type: "timestamptz", Of: func(a *tenant.Account) string { return tenant.TimeKey(*a.LastActivityAt) }},
+	},
+	Default: tenant.Order{Field: "NAME"},
+	ID:      "accounts.id",
+	IDOf:    func(a *tenant.Account) string { return a.ID },
+}
+
+// LastActivity is the time of an account's latest audited change, or of its
+// creation. Support staff, and the account's owners and administrators.
+func (s *Service) LastActivity(ctx context.Context, accountID string) (time.Time, error) {
+	var at time.Time
+	read := func(q tenant.Queryer) error {
+		return tenant.NotFoundAs(tenant.DBError(q.GetContext(ctx, &at,
+			`SELECT last_activity_at FROM account_activity WHERE account_id = $1`, accountID)), "account")
+	}
+	if err := tenant.RequireAccountAdmin(ctx, accountID, "the account's activity"); err != nil {
+		return time.Time{}, err
+	}
+	var err error
+	if tenant.PrincipalFrom(ctx).IsStaff() {
+		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return read(tx) })
+	} else {
+		err = s.DB.InAccount(ctx, accountID, func(tx *sqlx.Tx) error { return read(tx) })
+	}
+	return at, err
 }
 
 // CreateAccountInput makes an account with its first owner.

@@ -49,14 +49,24 @@ const eventColumns = `id, account_id, at, actor_kind, actor_id, actor_name, kind
 // maxKinds bounds Filter.Kinds; the product has a few dozen kinds.
 const maxKinds = 50
 
-// Events lists an account's audit trail, newest first, in keyset pages.
+// eventSorts are the orders of Events: AT, newest first by default, ties by ID.
+var eventSorts = &tenant.Sorts[*eventScan]{
+	List:    "auditEvents",
+	Keys:    []tenant.SortKey[*eventScan]{{Field: "AT", Expr: "at", Type: "timestamptz", Of: func(e *eventScan) string { return tenant.TimeKey(e.At) }}},
+	Default: tenant.Order{Field: "AT", Desc: true},
+	ID:      "id",
+	IDOf:    func(e *eventScan) string { return e.ID },
+}
+
+// Events lists an account's audit trail in keyset pages, newest first unless
+// order says otherwise.
 // Owners and administrators of the account and support staff may see it;
 // another user of the account is FORBIDDEN; anyone else gets "account not found".
-func (s *Service) Events(ctx context.Context, accountID string, f Filter, page tenant.Page) (*tenant.Connection[*EventRow], error) {
+func (s *Service) Events(ctx context.Context, accountID string, f Filter, order tenant.Order, page tenant.Page) (*tenant.Connection[*EventRow], error) {
 	if err := tenant.RequireAccountAdmin(ctx, accountID, "the audit trail"); err != nil {
 		return nil, err
 	}
-	limit, after, afterID, err := tenant.TimeKeyset(page)
+	ks, err := eventSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +87,7 @@ func (s *Service) Events(ctx context.Context, accountID string, f Filter, page t
 	}
 	if f.UserID != "" && !tenant.IsUUID(f.UserID) {
 		// No user has this ID, so no event is theirs.
-		return &tenant.Connection[*EventRow]{HasPrevious: afterID != ""}, nil
+		return &tenant.Connection[*EventRow]{}, nil
 	}
 	var where []string
 	args := []any{accountID}
@@ -95,15 +105,11 @@ func (s *Service) Events(ctx context.Context, accountID string, f Filter, page t
 	if f.Until != nil {
 		where = append(where, "at < "+arg(*f.Until))
 	}
-	if afterID != "" {
-		where = append(where, "(at, id) < ("+arg(after)+", "+arg(afterID)+"::uuid)")
-	}
-	query := `SELECT ` + eventColumns + `
-		FROM audit_events WHERE account_id = $1`
+	lq := tenant.ListQuery{Select: `SELECT ` + eventColumns, From: `FROM audit_events WHERE account_id = $1`}
 	for _, w := range where {
-		query += " AND " + w
+		lq.From += " AND " + w
 	}
-	query += " ORDER BY at DESC, id DESC LIMIT " + arg(limit+1)
+	lq.Args = args
 	var conn *tenant.Connection[*EventRow]
 	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
 		// Staff may name any account: an unknown one is not found, not an empty trail.
@@ -114,17 +120,15 @@ func (s *Service) Events(ctx context.Context, accountID string, f Filter, page t
 		if !exists {
 			return tenant.NotFound("account")
 		}
-		var scanned []eventScan
-		if err := q.SelectContext(ctx, &scanned, query, args...); err != nil {
-			return tenant.DBError(err)
+		scanned, err := tenant.ListPage(ctx, q, ks, lq)
+		if err != nil {
+			return err
 		}
-		rows := make([]*EventRow, len(scanned))
-		for i := range scanned {
-			r := &scanned[i].EventRow
-			r.Before, r.After = scanned[i].Before, scanned[i].After
-			rows[i] = r
-		}
-		conn = tenant.TimePage(rows, limit, afterID != "", func(r *EventRow) (time.Time, string) { return r.At, r.ID })
+		conn = tenant.MapConnection(scanned, func(e *eventScan) *EventRow {
+			r := &e.EventRow
+			r.Before, r.After = e.Before, e.After
+			return r
+		})
 		return nil
 	})
 	if err != nil {

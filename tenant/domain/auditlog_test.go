@@ -24,7 +24,7 @@ func TestAuditEvents(t *testing.T) {
 	}
 	_, otherOwner := f.newAccount("Globex", "gina@globex.test")
 
-	all, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, tenant.Page{})
+	all, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAuditEvents(t *testing.T) {
 	var paged []string
 	page := tenant.Page{First: 3}
 	for {
-		conn, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, page)
+		conn, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, tenant.Order{}, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,19 +68,19 @@ func TestAuditEvents(t *testing.T) {
 	}
 
 	// By kind: exact kinds and families.
-	sftp, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp.enabled", "sftp.disabled"}}, tenant.Page{})
+	sftp, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp.enabled", "sftp.disabled"}}, tenant.Order{}, tenant.Page{})
 	// Three: the owner's enabling with the module's first activation, then u's two.
 	if err != nil || len(sftp.Items) != 3 || sftp.Items[0].Kind != "sftp.disabled" ||
 		sftp.Items[2].TargetID == nil || *sftp.Items[2].TargetID != f.owner.ID {
 		t.Fatalf("SFTP access events = %+v, %v", sftp, err)
 	}
-	module, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.*"}}, tenant.Page{})
+	module, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.*"}}, tenant.Order{}, tenant.Page{})
 	if err != nil || len(module.Items) != 2 {
 		t.Fatalf("module events: %d, %v; want activated and requested", len(module.Items), err)
 	}
 
 	// By user: what they did and what was done to them.
-	byAdmin, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{UserID: admin.ID}, tenant.Page{})
+	byAdmin, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{UserID: admin.ID}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,17 +91,17 @@ func TestAuditEvents(t *testing.T) {
 	if !slices.Equal(kinds, []string{"sftp_module.requested", "sftp.disabled", "user.invited", "user.created"}) {
 		t.Fatalf("events of the admin = %v", kinds)
 	}
-	if none, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{UserID: uuid.NewString()}, tenant.Page{}); err != nil || len(none.Items) != 0 {
+	if none, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{UserID: uuid.NewString()}, tenant.Order{}, tenant.Page{}); err != nil || len(none.Items) != 0 {
 		t.Fatalf("events of an unknown user = %+v, %v", none, err)
 	}
 
 	// By time: Since and Until split the trail.
 	cut := all.Items[len(all.Items)/2].At
-	since, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Since: &cut}, tenant.Page{})
+	since, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Since: &cut}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	until, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Until: &cut}, tenant.Page{})
+	until, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Until: &cut}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,19 +114,19 @@ func TestAuditEvents(t *testing.T) {
 		}
 	}
 	later := cut.Add(-time.Second)
-	_, err = f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Since: &cut, Until: &later}, tenant.Page{})
+	_, err = f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Since: &cut, Until: &later}, tenant.Order{}, tenant.Page{})
 	f.wantCode(err, tenant.EInvalid, "until before since")
-	_, err = f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, tenant.Page{After: "bogus"})
+	_, err = f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{}, tenant.Order{}, tenant.Page{After: "bogus"})
 	f.wantCode(err, tenant.EInvalid, "bad cursor")
 
 	// Who may read it.
-	_, err = f.svc.Audit.Events(f.as(u), f.account.ID, audit.Filter{}, tenant.Page{})
+	_, err = f.svc.Audit.Events(f.as(u), f.account.ID, audit.Filter{}, tenant.Order{}, tenant.Page{})
 	f.wantCode(err, tenant.EForbidden, "plain user reads the trail")
-	_, err = f.svc.Audit.Events(f.as(otherOwner), f.account.ID, audit.Filter{}, tenant.Page{})
+	_, err = f.svc.Audit.Events(f.as(otherOwner), f.account.ID, audit.Filter{}, tenant.Order{}, tenant.Page{})
 	f.wantCode(err, tenant.ENotFound, "another tenant reads the trail")
-	_, err = f.svc.Audit.Events(f.staff, uuid.NewString(), audit.Filter{}, tenant.Page{})
+	_, err = f.svc.Audit.Events(f.staff, uuid.NewString(), audit.Filter{}, tenant.Order{}, tenant.Page{})
 	f.wantCode(err, tenant.ENotFound, "staff read an unknown account's trail")
-	staffView, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{}, tenant.Page{})
+	staffView, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{}, tenant.Order{}, tenant.Page{})
 	if err != nil || len(staffView.Items) != len(all.Items) {
 		t.Fatalf("staff see %d events (%v), want %d", len(staffView.Items), err, len(all.Items))
 	}

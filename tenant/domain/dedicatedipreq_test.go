@@ -31,7 +31,7 @@ func (f *moduleFixture) withPool(prefixes ...string) {
 // see them.
 func (f *moduleFixture) auditKinds(accountID string) []string {
 	f.t.Helper()
-	c, err := f.svc.Audit.Events(f.staff, accountID, audit.Filter{}, tenant.Page{First: 100})
+	c, err := f.svc.Audit.Events(f.staff, accountID, audit.Filter{}, tenant.Order{}, tenant.Page{First: 100})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestCreateProjectFolder(t *testing.T) {
 		t.Errorf("created %+v", f)
 	}
 	// The creator has it as OWNER.
-	mine, err := w.svc.Sharing.ProjectsSharedWith(ctx, w.owner.ID, tenant.Page{})
+	mine, err := w.svc.Sharing.ProjectsSharedWith(ctx, w.owner.ID, tenant.Order{}, tenant.Page{})
 	if err != nil || len(mine.Items) != 1 || mine.Items[0].Folder.ID != f.ID || mine.Items[0].Preset != policy.PresetOwner ||
 		!slices.Equal(mine.Items[0].Rights, policy.Rights()) {
 		t.Fatalf("the creator's projects = %+v, %v", mine, err)
@@ -168,7 +168,7 @@ func TestListingProjectFolders(t *testing.T) {
 	}
 	list := func(u *tenant.User, search string, page tenant.Page) *tenant.Connection[*sharing.ProjectFolder] {
 		t.Helper()
-		c, err := w.svc.Sharing.ProjectFolders(w.as(u), w.account.ID, search, page)
+		c, err := w.svc.Sharing.ProjectFolders(w.as(u), w.account.ID, search, tenant.Order{}, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestListingProjectFolders(t *testing.T) {
 	}
 
 	// What is shared with Ann, with the union of her shares.
-	shared, err := w.svc.Sharing.ProjectsSharedWith(w.as(ann), ann.ID, tenant.Page{})
+	shared, err := w.svc.Sharing.ProjectsSharedWith(w.as(ann), ann.ID, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,11 +201,11 @@ func TestListingProjectFolders(t *testing.T) {
 	if want := []string{"Budget WRITE", "Plans READ"}; !slices.Equal(got, want) {
 		t.Errorf("shared with Ann = %q, want %q", got, want)
 	}
-	if _, err := w.svc.Sharing.ProjectsSharedWith(w.as(adam), ann.ID, tenant.Page{}); err != nil {
+	if _, err := w.svc.Sharing.ProjectsSharedWith(w.as(adam), ann.ID, tenant.Order{}, tenant.Page{}); err != nil {
 		t.Errorf("an admin looking at Ann's projects: %v", err)
 	}
 	bob := w.user("Bob", tenant.RoleUser)
-	_, err = w.svc.Sharing.ProjectsSharedWith(w.as(bob), ann.ID, tenant.Page{})
+	_, err = w.svc.Sharing.ProjectsSharedWith(w.as(bob), ann.ID, tenant.Order{}, tenant.Page{})
 	wantCode(t, "a user looking at another's projects", err, tenant.ENotFound, "")
 	if r, err := w.svc.Sharing.MyRightsIn(w.as(ann), plans.ID); err != nil || !slices.Equal(r, policy.PresetRead.Rights()) {
 		t.Errorf("Ann's rights in Plans = %v, %v", r, err)
@@ -240,9 +240,9 @@ func TestAnotherAccountsFoldersAreNotFound(t *testing.T) {
 	wantCode(t, "share with our user", err, tenant.ENotFound, "")
 	_, err = w.svc.Sharing.ShareProjectFolder(as, sharing.ShareInput{FolderID: theirs.ID, GroupID: pro.ID, Preset: policy.PresetRead})
 	wantCode(t, "share with our group", err, tenant.ENotFound, "")
-	_, err = w.svc.Sharing.ProjectFolders(as, w.account.ID, "", tenant.Page{})
+	_, err = w.svc.Sharing.ProjectFolders(as, w.account.ID, "", tenant.Order{}, tenant.Page{})
 	wantCode(t, "our folders", err, tenant.ENotFound, "")
-	_, err = w.svc.Sharing.ProjectsSharedWith(as, ann.ID, tenant.Page{})
+	_, err = w.svc.Sharing.ProjectsSharedWith(as, ann.ID, tenant.Order{}, tenant.Page{})
 	wantCode(t, "our user's projects", err, tenant.ENotFound, "")
 	if got, err := w.svc.Sharing.ProjectFolder(w.as(w.owner), f.ID); err != nil || got.Name != "Plans" {
 		t.Errorf("our folder = %+v, %v", got, err)

@@ -36,7 +36,7 @@ func groupNames(gs []*sharing.Group) []string {
 func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	c, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Page{})
+	c, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +58,11 @@ func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 		}
 	}
 	// Pages keep the order.
-	first, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Page{First: 2})
+	first, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Order{}, tenant.Page{First: 2})
 	if err != nil || !first.HasNext || !slices.Equal(groupNames(first.Items), []string{"Pro", "Associate"}) {
 		t.Fatalf("first page = %q, %v", groupNames(first.Items), err)
 	}
-	rest, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Page{First: 2, After: first.Cursors[1]})
+	rest, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Order{}, tenant.Page{First: 2, After: first.Cursors[1]})
 	if err != nil || rest.HasNext || !slices.Equal(groupNames(rest.Items), []string{"Jailed Users"}) {
 		t.Errorf("second page = %q, %v", groupNames(rest.Items), err)
 	}
@@ -77,7 +77,7 @@ func TestEveryAccountHasTheBuiltinGroups(t *testing.T) {
 		t.Errorf("Pro has %d members, want 2", pro.MemberCount)
 	}
 	// A plain user sees their own group only, and nobody else's.
-	c, err = w.svc.Sharing.Groups(w.as(uma), w.account.ID, tenant.Page{})
+	c, err = w.svc.Sharing.Groups(w.as(uma), w.account.ID, tenant.Order{}, tenant.Page{})
 	if err != nil || !slices.Equal(groupNames(c.Items), []string{"Pro"}) {
 		t.Errorf("a user's groups = %q, %v", groupNames(c.Items), err)
 	}
@@ -111,7 +111,7 @@ func TestOnlyOwnersAndAdminsManageGroups(t *testing.T) {
 	wantCode(t, "deleteGroup", err, tenant.EForbidden, "")
 	_, err = w.svc.Sharing.SetUserGroup(as, uma.ID, jailed.ID)
 	wantCode(t, "setUserGroup on oneself", err, tenant.EForbidden, "")
-	_, err = w.svc.Sharing.GroupMembers(as, pro.ID, tenant.Page{})
+	_, err = w.svc.Sharing.GroupMembers(as, pro.ID, tenant.Order{}, tenant.Page{})
 	wantCode(t, "group members", err, tenant.EForbidden, "")
 	if g, _ := w.svc.Sharing.GroupOfUser(w.as(w.owner), uma.ID); g.Builtin != sharing.GroupPro {
 		t.Errorf("a refused setUserGroup moved the user to %s", g.Name)
@@ -126,7 +126,7 @@ func TestOnlyOwnersAndAdminsManageGroups(t *testing.T) {
 	if _, err := w.svc.Sharing.SetUserGroup(w.as(adam), uma.ID, g.ID); err != nil {
 		t.Fatal(err)
 	}
-	members, err := w.svc.Sharing.GroupMembers(w.as(adam), g.ID, tenant.Page{})
+	members, err := w.svc.Sharing.GroupMembers(w.as(adam), g.ID, tenant.Order{}, tenant.Page{})
 	if err != nil || len(members.Items) != 1 || members.Items[0].ID != uma.ID {
 		t.Errorf("members = %v, %v", members, err)
 	}
@@ -233,7 +233,7 @@ func TestCustomGroupLifecycle(t *testing.T) {
 	_, err = w.svc.Sharing.SetUserGroup(ctx, bob.ID, pro.ID)
 	wantCode(t, "setUserGroup of a deleted user", err, tenant.EConflict, "userId")
 
-	events, err := w.svc.Audit.Events(ctx, w.account.ID, audit.Filter{Kinds: []string{"group.*", "user.group_changed"}}, tenant.Page{First: 100})
+	events, err := w.svc.Audit.Events(ctx, w.account.ID, audit.Filter{Kinds: []string{"group.*", "user.group_changed"}}, tenant.Order{}, tenant.Page{First: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestAnotherAccountsGroupsAreNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := w.as(otherOwner)
-	theirs, err := w.svc.Sharing.Groups(as, otherOwner.AccountID, tenant.Page{})
+	theirs, err := w.svc.Sharing.Groups(as, otherOwner.AccountID, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestAnotherAccountsGroupsAreNotFound(t *testing.T) {
 	wantCode(t, "deleteGroup", err, tenant.ENotFound, "")
 	_, err = w.svc.Sharing.Group(as, ours.ID)
 	wantCode(t, "group", err, tenant.ENotFound, "")
-	_, err = w.svc.Sharing.GroupMembers(as, ours.ID, tenant.Page{})
+	_, err = w.svc.Sharing.GroupMembers(as, ours.ID, tenant.Order{}, tenant.Page{})
 	wantCode(t, "group members", err, tenant.ENotFound, "")
 	_, err = w.svc.Sharing.SetUserGroup(as, otherOwner.ID, ours.ID)
 	wantCode(t, "setUserGroup into our group", err, tenant.ENotFound, "")
@@ -336,7 +336,7 @@ func TestAnotherAccountsGroupsAreNotFound(t *testing.T) {
 	wantCode(t, "setUserGroup of our user", err, tenant.ENotFound, "")
 	_, err = w.svc.Sharing.GroupOfUser(as, uma.ID)
 	wantCode(t, "group of our user", err, tenant.ENotFound, "")
-	_, err = w.svc.Sharing.Groups(as, w.account.ID, tenant.Page{})
+	_, err = w.svc.Sharing.Groups(as, w.account.ID, tenant.Order{}, tenant.Page{})
 	wantCode(t, "our groups", err, tenant.ENotFound, "")
 	if g, _ := w.svc.Sharing.GroupOfUser(w.as(w.owner), uma.ID); g.Builtin != sharing.GroupPro {
 		t.Errorf("our user was moved to %s", g.Name)

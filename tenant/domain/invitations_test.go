@@ -82,7 +82,7 @@ func TestInvitation(t *testing.T) {
 	_, err = f.svc.People.AcceptInvitation(ctx, "garbage", goodPassword)
 	f.wantRefusal(err, "not valid")
 
-	events, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"user.invited", "user.invitation_accepted"}, UserID: u.ID}, tenant.Page{})
+	events, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"user.invited", "user.invitation_accepted"}, UserID: u.ID}, tenant.Order{}, tenant.Page{})
 	if err != nil || len(events.Items) < 2 || events.Items[0].Kind != "user.invitation_accepted" || events.Items[0].ActorKind != "USER" {
 		t.Fatalf("invitation audit events = %+v, %v", events, err)
 	}

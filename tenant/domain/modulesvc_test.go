@@ -303,7 +303,7 @@ func TestSFTPModuleLifecycle(t *testing.T) {
 	f.wantCode(err, tenant.EConflict, "trial once active")
 
 	// Every step is in the audit trail.
-	events, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.*"}}, tenant.Page{})
+	events, err := f.svc.Audit.Events(f.ownerCtx, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.*"}}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestLoweringLicencesBelowUsed(t *testing.T) {
 	}
 	f.enable(users[2])
 
-	events, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.licences_changed"}}, tenant.Page{})
+	events, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{Kinds: []string{"sftp_module.licences_changed"}}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func listNotifications(t *testing.T, db *tenant.DB, accountID string, page tenan
 	ctx := context.Background()
 	var conn *tenant.Connection[*outbox.Notification]
 	err := db.InAccount(ctx, accountID, func(tx *sqlx.Tx) (err error) {
-		conn, err = outbox.ListNotifications(ctx, tx, accountID, page)
+		conn, err = outbox.ListNotifications(ctx, tx, accountID, tenant.Order{}, page)
 		return err
 	})
 	if err != nil {
@@ -214,7 +214,7 @@ func TestListNotificationsPages(t *testing.T) {
 	ctx := context.Background()
 	for _, p := range []tenant.Page{{After: "garbage"}, {After: tenant.EncodeCursor("yesterday", page1.Items[0].ID)}, {First: tenant.MaxPageSize + 1}} {
 		err := db.InAccount(ctx, acc[0], func(tx *sqlx.Tx) error {
-			_, err := outbox.ListNotifications(ctx, tx, acc[0], p)
+			_, err := outbox.ListNotifications(ctx, tx, acc[0], tenant.Order{}, p)
 			return err
 		})
 		if tenant.ErrorCode(err) != tenant.EInvalid {
@@ -234,21 +234,21 @@ func TestNotificationsPermissions(t *testing.T) {
 	staff := &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-0000-0000-000000000004"}
 
 	for _, p := range []*tenant.Principal{admin, staff} {
-		conn, err := s.Outbox.Notifications(as(p), acc[0], tenant.Page{})
+		conn, err := s.Outbox.Notifications(as(p), acc[0], tenant.Order{}, tenant.Page{})
 		if err != nil || len(conn.Items) != 1 {
 			t.Errorf("%s %s: %v, %+v", p.Kind, p.Role, err, conn)
 		}
 	}
-	if _, err := s.Outbox.Notifications(as(user), acc[0], tenant.Page{}); tenant.ErrorCode(err) != tenant.EForbidden {
+	if _, err := s.Outbox.Notifications(as(user), acc[0], tenant.Order{}, tenant.Page{}); tenant.ErrorCode(err) != tenant.EForbidden {
 		t.Errorf("plain user: err = %v, want FORBIDDEN", err)
 	}
-	if _, err := s.Outbox.Notifications(as(otherAdmin), acc[0], tenant.Page{}); tenant.ErrorCode(err) != tenant.ENotFound {
+	if _, err := s.Outbox.Notifications(as(otherAdmin), acc[0], tenant.Order{}, tenant.Page{}); tenant.ErrorCode(err) != tenant.ENotFound {
 		t.Errorf("another account's owner: err = %v, want NOT_FOUND", err)
 	}
-	if _, err := s.Outbox.Notifications(context.Background(), acc[0], tenant.Page{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+	if _, err := s.Outbox.Notifications(context.Background(), acc[0], tenant.Order{}, tenant.Page{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
 		t.Errorf("anonymous: err = %v, want UNAUTHENTICATED", err)
 	}
-	if _, err := s.Outbox.Notifications(as(staff), "not-a-uuid", tenant.Page{}); tenant.ErrorCode(err) != tenant.ENotFound {
+	if _, err := s.Outbox.Notifications(as(staff), "not-a-uuid", tenant.Order{}, tenant.Page{}); tenant.ErrorCode(err) != tenant.ENotFound {
 		t.Errorf("staff, bad account ID: err = %v, want NOT_FOUND", err)
 	}
 }

@@ -59,7 +59,7 @@ func (f *moduleFixture) licences() sftpaccess.Licences {
 
 func (f *moduleFixture) sftpEnabledEvents() int {
 	f.t.Helper()
-	ev, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{Kinds: []string{"sftp.enabled"}}, tenant.Page{})
+	ev, err := f.svc.Audit.Events(f.staff, f.account.ID, audit.Filter{Kinds: []string{"sftp.enabled"}}, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		f.t.Fatal(err)
 	}

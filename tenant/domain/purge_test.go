@@ -84,7 +84,7 @@ func TestDeleteUserWithFilesPurgesHomeAfterGrace(t *testing.T) {
 		t.Errorf("a second pass purged %d, want 0", n)
 	}
 	// The purge is in the account's audit trail, by the system.
-	events, err := w.svc.Audit.Events(w.as(w.owner), w.account.ID, audit.Filter{Kinds: []string{"files.purged"}}, tenant.Page{First: 5})
+	events, err := w.svc.Audit.Events(w.as(w.owner), w.account.ID, audit.Filter{Kinds: []string{"files.purged"}}, tenant.Order{}, tenant.Page{First: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func (w *world) user(name string, role tenant.Role) *tenant.User {
 // builtin returns one of the account's built-in groups.
 func (w *world) builtin(b sharing.BuiltinGroup) *sharing.Group {
 	w.t.Helper()
-	c, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Page{})
+	c, err := w.svc.Sharing.Groups(w.as(w.owner), w.account.ID, tenant.Order{}, tenant.Page{})
 	if err != nil {
 		w.t.Fatal(err)
 	}

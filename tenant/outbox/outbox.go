@@ -439,40 +439,48 @@ type notificationRow struct {
 	SentAt    *time.Time     `db:"sent_at"`
 }
 
-// ListNotifications returns a page of accountID's emails, newest first. The
-// caller has checked who may see them (Service.Notifications does).
-func ListNotifications(ctx context.Context, q tenant.Queryer, accountID string, page tenant.Page) (*tenant.Connection[*Notification], error) {
-	limit, afterAt, afterID, err := tenant.TimeKeyset(page)
+// ListNotifications returns a page of accountID's emails in order (newest
+// first by default). The caller has checked who may see them
+// (Service.Notifications does).
+func ListNotifications(ctx context.Context, q tenant.Queryer, accountID string, order tenant.Order, page tenant.Page) (*tenant.Connection[*Notification], error) {
+	ks, err := notificationSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
-	var rows []notificationRow
-	err = q.SelectContext(ctx, &rows, `SELECT `+notificationColumns+`
-		FROM outbox
-		WHERE account_id = $1 AND ($2 = '' OR (created_at, id) < ($3, nullif($2, '')::uuid))
-		ORDER BY created_at DESC, id DESC LIMIT $4`,
-		accountID, afterID, afterAt, limit+1)
+	rows, err := tenant.ListPage(ctx, q, ks, tenant.ListQuery{
+		Select: `SELECT ` + notificationColumns,
+		From:   `FROM outbox WHERE account_id = $1`,
+		Args:   []any{accountID},
+	})
 	if err != nil {
-		return nil, tenant.DBError(err)
+		return nil, err
 	}
-	notes := make([]*Notification, len(rows))
-	for i, r := range rows {
-		notes[i] = r.notification()
-	}
-	return tenant.TimePage(notes, limit, afterID != "", func(n *Notification) (time.Time, string) { return n.CreatedAt, n.ID }), nil
+	return tenant.MapConnection(rows, func(r *notificationRow) *Notification { return r.notification() }), nil
+}
+
+// notificationSorts are the orders of ListNotifications: CREATED_AT, newest
+// first by default, ties by ID.
+var notificationSorts = &tenant.Sorts[*notificationRow]{
+	List: "notifications",
+	Keys: []tenant.SortKey[*notificationRow]{
+		{Field: "CREATED_AT", Expr: "created_at", Type: "timestamptz", Of: func(r *notificationRow) string { return tenant.TimeKey(r.CreatedAt) }},
+	},
+	Default: tenant.Order{Field: "CREATED_AT", Desc: true},
+	ID:      "id",
+	IDOf:    func(r *notificationRow) string { return r.ID },
 }
 
 // Notifications lists the emails sent about accountID, newest first. Owners
 // and administrators of the account and support staff may see them; another
 // user of the account is FORBIDDEN, anyone else gets "account not found".
-func (s *Service) Notifications(ctx context.Context, accountID string, page tenant.Page) (*tenant.Connection[*Notification], error) {
+func (s *Service) Notifications(ctx context.Context, accountID string, order tenant.Order, page tenant.Page) (*tenant.Connection[*Notification], error) {
 	p := tenant.PrincipalFrom(ctx)
 	if p == nil {
 		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
 	}
 	var conn *tenant.Connection[*Notification]
 	list := func(tx *sqlx.Tx) (err error) {
-		conn, err = ListNotifications(ctx, tx, accountID, page)
+		conn, err = ListNotifications(ctx, tx, accountID, order, page)
 		return err
 	}
 	switch {

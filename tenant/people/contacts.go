@@ -56,8 +56,9 @@ func (s *Service) Contact(ctx context.Context, id string) (*Contact, error) {
 	return tenant.Result(c, err)
 }
 
-// Contacts lists an account's contacts for its owners and admins.
-func (s *Service) Contacts(ctx context.Context, accountID, search string, page tenant.Page) (*tenant.Connection[*Contact], error) {
+// Contacts lists an account's contacts for its owners and admins, in order
+// (by name by default).
+func (s *Service) Contacts(ctx context.Context, accountID, search string, order tenant.Order, page tenant.Page) (*tenant.Connection[*Contact], error) {
 	p, err := s.Sharing.RequirePermission(ctx, policy.ManageContacts)
 	if err != nil {
 		return nil, err
@@ -65,26 +66,36 @@ func (s *Service) Contacts(ctx context.Context, accountID, search string, page t
 	if p.AccountID != accountID {
 		return nil, tenant.NotFound("account")
 	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	ks, err := contactSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
 	var conn *tenant.Connection[*Contact]
-	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		var cs []*Contact
-		err := q.SelectContext(ctx, &cs, `SELECT `+contactColumns+` FROM contacts
-			WHERE account_id = $1 AND deleted_at IS NULL AND converted_user_id IS NULL
-			  AND ($2 = '' OR name ILIKE $3 OR email ILIKE $3 OR company ILIKE $3)
-			  AND ($4 = '' OR (lower(name), id) > ($5, $4::uuid))
-			ORDER BY lower(name), id LIMIT $6`,
-			accountID, strings.TrimSpace(search), tenant.LikePattern(search), afterID, afterKey, limit+1)
-		if err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.KeyPage(cs, limit, afterID != "", func(c *Contact) (string, string) { return strings.ToLower(c.Name), c.ID })
-		return nil
+	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) (err error) {
+		conn, err = tenant.ListPage(ctx, q, ks, tenant.ListQuery{
+			Select: `SELECT ` + contactColumns,
+			From: `FROM contacts WHERE account_id = $1 AND deleted_at IS NULL AND converted_user_id IS NULL
+			  AND ($2 = '' OR name ILIKE $3 OR email ILIKE $3 OR company ILIKE $3)`,
+			Args: []any{accountID, strings.TrimSpace(search), tenant.LikePattern(search)},
+		})
+		return err
 	})
 	return tenant.Result(conn, err)
+}
+
+// contactSorts are the orders of Contacts: NAME (the default), EMAIL,
+// COMPANY and CREATED_AT, case-insensitively for text, ties by ID.
+var contactSorts = &tenant.Sorts[*Contact]{
+	List: "contacts",
+	Keys: []tenant.SortKey[*Contact]{
+		{Field: "NAME", Expr: "lower(name)", Type: "text", Of: func(c *Contact) string { return strings.ToLower(c.Name) }},
+		{Field: "EMAIL", Expr: "lower(email)", Type: "text", Of: func(c *Contact) string { return strings.ToLower(c.Email) }},
+		{Field: "COMPANY", Expr: "lower(company)", Type: "text", Of: func(c *Contact) string { return strings.ToLower(c.Company) }},
+		{Field: "CREATED_AT", Expr: "created_at", Type: "timestamptz", Of: func(c *Contact) string { return tenant.TimeKey(c.CreatedAt) }},
+	},
+	Default: tenant.Order{Field: "NAME"},
+	ID:      "id",
+	IDOf:    func(c *Contact) string { return c.ID },
 }
 
 // ContactInput creates or changes a contact; on update, nil fields stay.

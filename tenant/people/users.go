@@ -91,9 +91,12 @@ func (s *Service) UsersByID(ctx context.Context, accountID string, ids []string)
 	return out, err
 }
 
-// Users lists an account's users. Admins and staff see everyone (deleted too,
+// userSorts are the orders of Users.
+var userSorts = tenant.UserSorts("users")
+
+// Users lists an account's users in order (by name by default). Admins and staff see everyone (deleted too,
 // when asked); a plain user sees only themselves.
-func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
+func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, order tenant.Order, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
 	p := tenant.PrincipalFrom(ctx)
 	if p == nil {
 		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
@@ -101,7 +104,7 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, pag
 	if !p.IsStaff() && !p.InAccount(accountID) {
 		return nil, tenant.NotFound("account")
 	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	ks, err := userSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
@@ -133,20 +136,12 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, pag
 	if f.SFTPEnabled != nil {
 		where = append(where, "sftp_enabled = "+arg(*f.SFTPEnabled))
 	}
-	if afterID != "" {
-		where = append(where, "(lower(name), id) > ("+arg(afterKey)+", "+arg(afterID)+"::uuid)")
-	}
 	where = append(where, "account_id = "+arg(accountID))
-	query := `SELECT ` + tenant.UserColumns + ` FROM users WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY lower(name), id LIMIT ` + arg(limit+1)
+	lq := tenant.ListQuery{Select: `SELECT ` + tenant.UserColumns, From: `FROM users WHERE ` + strings.Join(where, " AND "), Args: args}
 	var conn *tenant.Connection[*tenant.User]
-	run := func(q tenant.Queryer) error {
-		var users []*tenant.User
-		if err := q.SelectContext(ctx, &users, query, args...); err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.KeyPage(users, limit, afterID != "", func(u *tenant.User) (string, string) { return strings.ToLower(u.Name), u.ID })
-		return nil
+	run := func(q tenant.Queryer) (err error) {
+		conn, err = tenant.ListPage(ctx, q, ks, lq)
+		return err
 	}
 	if p.IsStaff() {
 		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return run(tx) })

@@ -301,14 +301,23 @@ func (s *Service) RequestSFTPModule(ctx context.Context, message string) (*Modul
 // SFTPModuleRequests lists module requests across accounts, oldest first
 // (a queue), only the unhandled ones when onlyOpen. Support staff only.
 func (s *Service) SFTPModuleRequests(ctx context.Context, onlyOpen bool, page tenant.Page) (*tenant.Connection[*ModuleRequest], error) {
-	return tenant.StaffQueue(ctx, s.DB, page, moduleRequestSelect, `NOT $1 OR r.handled_at IS NULL`, onlyOpen,
-		func(r *ModuleRequest) (time.Time, string) { return r.CreatedAt, r.ID })
+	return tenant.StaffQueue(ctx, s.DB, moduleRequestQueue, page, tenant.ListQuery{
+		Select: moduleRequestColumns,
+		From:   moduleRequestFrom + ` WHERE (NOT $1 OR r.handled_at IS NULL)`,
+		Args:   []any{onlyOpen},
+	})
 }
 
+var moduleRequestQueue = tenant.QueueSorts("sftpModuleRequests",
+	func(r *ModuleRequest) (time.Time, string) { return r.CreatedAt, r.ID })
+
 // moduleRequestSelect reads ModuleRequests.
-const moduleRequestSelect = `SELECT r.id, r.account_id, a.name AS account_name, r.requested_by,
-		u.name AS requested_by_name, u.email AS requested_by_email, r.message, r.created_at, r.handled_at
-	FROM sftp_module_requests r
+const moduleRequestSelect = moduleRequestColumns + " " + moduleRequestFrom
+
+const moduleRequestColumns = `SELECT r.id, r.account_id, a.name AS account_name, r.requested_by,
+		u.name AS requested_by_name, u.email AS requested_by_email, r.message, r.created_at, r.handled_at`
+
+const moduleRequestFrom = `FROM sftp_module_requests r
 	JOIN accounts a ON a.id = r.account_id
 	JOIN users u ON u.account_id = r.account_id AND u.id = r.requested_by`
 

@@ -458,19 +458,9 @@ func (s *Service) DedicatedIPPool(ctx context.Context, state DedicatedIPState, p
 	if state != "" && !state.Valid() {
 		return nil, tenant.Invalid("state", "unknown dedicated IP state %q", state)
 	}
-	limit, err := page.Limit()
+	ks, err := poolSorts.NewKeyset(tenant.Order{}, page)
 	if err != nil {
 		return nil, err
-	}
-	_, afterID, err := tenant.DecodeCursor(page.After)
-	if err != nil {
-		return nil, err
-	}
-	var after netip.Addr
-	if afterID != "" {
-		if after, err = netip.ParseAddr(afterID); err != nil {
-			return nil, tenant.Invalid("after", "the cursor is not valid; start from the first page")
-		}
 	}
 	var rows []dedicatedIPRow
 	if err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
@@ -491,25 +481,27 @@ func (s *Service) DedicatedIPPool(ctx context.Context, state DedicatedIPState, p
 			addrs = append(addrs, a)
 		}
 	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
-
-	conn := &tenant.Connection[*PoolAddress]{HasPrevious: after.IsValid()}
+	var list []*PoolAddress
 	for _, a := range addrs {
-		if after.IsValid() && a.Compare(after) <= 0 {
-			continue
-		}
 		pa := s.poolAddress(a, stored[a], pool.Contains(a))
-		if state != "" && pa.State != state {
-			continue
+		if state == "" || pa.State == state {
+			list = append(list, pa)
 		}
-		if len(conn.Items) == limit {
-			conn.HasNext = true
-			break
-		}
-		conn.Items = append(conn.Items, pa)
-		conn.Cursors = append(conn.Cursors, tenant.EncodeCursor("", a.String()))
 	}
-	return conn, nil
+	return tenant.SlicePage(ks, list), nil
+}
+
+// poolSorts is the order of DedicatedIPPool: by address (IPv4 first, as
+// netip.Addr.Compare orders them).
+var poolSorts = &tenant.Sorts[*PoolAddress]{
+	List: "dedicatedIpPool",
+	Keys: []tenant.SortKey[*PoolAddress]{{Field: "ADDRESS", Expr: "address", Type: "text", Of: func(p *PoolAddress) string {
+		b := p.Address.As16()
+		return fmt.Sprintf("%03d-%x", p.Address.BitLen(), b[:])
+	}}},
+	Default: tenant.Order{Field: "ADDRESS"},
+	IDType:  "inet",
+	IDOf:    func(p *PoolAddress) string { return p.Address.String() },
 }
 
 func (s *Service) poolAddress(a netip.Addr, r *dedicatedIPRow, inPool bool) *PoolAddress {

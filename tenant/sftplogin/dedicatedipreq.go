@@ -45,10 +45,13 @@ type DedicatedIPRequest struct {
 
 // dedicatedIPRequestSelect reads DedicatedIPRequests (r) with their account
 // (a) and requester (u).
-const dedicatedIPRequestSelect = `SELECT r.id, r.account_id, a.name AS account_name, r.requested_by,
+const dedicatedIPRequestSelect = dedicatedIPRequestColumns + " " + dedicatedIPRequestFrom
+
+const dedicatedIPRequestColumns = `SELECT r.id, r.account_id, a.name AS account_name, r.requested_by,
 		u.name AS requested_by_name, u.email AS requested_by_email, r.message, r.created_at, r.state,
-		r.handled_at, host(r.address) AS address, r.decline_reason
-	FROM dedicated_ip_requests r
+		r.handled_at, host(r.address) AS address, r.decline_reason`
+
+const dedicatedIPRequestFrom = `FROM dedicated_ip_requests r
 	JOIN accounts a ON a.id = r.account_id
 	JOIN users u ON u.account_id = r.account_id AND u.id = r.requested_by`
 
@@ -121,9 +124,15 @@ func (s *Service) RequestDedicatedIP(ctx context.Context, message string) (*Dedi
 // DedicatedIPRequests lists dedicated IP requests across accounts, oldest
 // first (a queue), only the open ones when onlyOpen. Support staff only.
 func (s *Service) DedicatedIPRequests(ctx context.Context, onlyOpen bool, page tenant.Page) (*tenant.Connection[*DedicatedIPRequest], error) {
-	return tenant.StaffQueue(ctx, s.DB, page, dedicatedIPRequestSelect, `NOT $1 OR r.state = 'OPEN'`, onlyOpen,
-		func(r *DedicatedIPRequest) (time.Time, string) { return r.CreatedAt, r.ID })
+	return tenant.StaffQueue(ctx, s.DB, dedicatedIPRequestQueue, page, tenant.ListQuery{
+		Select: dedicatedIPRequestColumns,
+		From:   dedicatedIPRequestFrom + ` WHERE (NOT $1 OR r.state = 'OPEN')`,
+		Args:   []any{onlyOpen},
+	})
 }
+
+var dedicatedIPRequestQueue = tenant.QueueSorts("dedicatedIpRequests",
+	func(r *DedicatedIPRequest) (time.Time, string) { return r.CreatedAt, r.ID })
 
 // DedicatedIPRequest returns one request by ID, for support staff only; to
 // anyone else it does not exist.

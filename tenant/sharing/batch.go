@@ -3,7 +3,6 @@ package sharing
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/policy"
@@ -131,7 +130,7 @@ func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string) (map[
 // (after the cursor, in the lists' order, each once), and each user's page
 // is cut from those. Users the principal may not see are refused as
 // ProjectsSharedWith refuses them.
-func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string, page tenant.Page) (map[string]*tenant.Connection[*SharedProject], Refused, error) {
+func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string, order tenant.Order, page tenant.Page) (map[string]*tenant.Connection[*SharedProject], Refused, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -171,11 +170,14 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 			shared[folderID] = true
 		}
 	}
-	// The shared folders after the cursor, in the lists' order, once each
-	// however many of the users have them; each user's page is then cut
-	// from those in Go, keeping the database's order.
+	// The shared folders in the page's window, in its reading order, once
+	// each however many of the users have them; each user's page is then cut
+	// from those in Go, keeping the database's order. The folders on the
+	// other side of the cursor, and every live shared folder (for counts),
+	// are read as IDs only when asked.
 	var folders []*ProjectFolder
-	limit, afterKey, afterID, pageErr := tenant.KeyKeyset(page)
+	var beyond, live map[string]bool
+	ks, pageErr := sharedFolderSorts.NewKeyset(order, page)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		found, err := existing(ctx, q, "users", wanted)
 		if err != nil {
@@ -192,10 +194,24 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 		if pageErr != nil {
 			return nil
 		}
-		return tenant.DBError(q.SelectContext(ctx, &folders, `SELECT `+folderColumns+` FROM project_folders
-			WHERE account_id = skiff_account() AND deleted_at IS NULL AND id = ANY($1::uuid[])
-			  AND ($2 = '' OR (lower(name), id) > ($3, $2::uuid))
-			ORDER BY lower(name), id`, tenant.UUIDArray(sortedKeys(shared)), afterID, afterKey))
+		lq := tenant.ListQuery{
+			Select: `SELECT ` + folderColumns,
+			From:   `FROM project_folders WHERE account_id = skiff_account() AND deleted_at IS NULL AND id = ANY($1::uuid[])`,
+			Args:   []any{tenant.UUIDArray(sortedKeys(shared))},
+		}
+		query, args := ks.WindowQuery(lq)
+		if err := q.SelectContext(ctx, &folders, query, args...); err != nil {
+			return tenant.DBError(err)
+		}
+		if query, args, ok := ks.BeyondQuery(lq); ok {
+			if beyond, err = idSet(ctx, q, query, args); err != nil {
+				return err
+			}
+		}
+		if ks.Counting() {
+			live, err = idSet(ctx, q, `SELECT id `+lq.From, lq.Args)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -207,40 +223,46 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 		var mine []*ProjectFolder
 		for _, f := range folders {
 			if _, ok := rights[id][f.ID]; ok {
-				if mine = append(mine, f); len(mine) > limit {
+				if mine = append(mine, f); len(mine) > ks.Limit() {
 					break
 				}
 			}
 		}
-		page := tenant.KeyPage(mine, limit, afterID != "", func(f *ProjectFolder) (string, string) { return strings.ToLower(f.Name), f.ID })
-		conn := &tenant.Connection[*SharedProject]{Cursors: page.Cursors, HasNext: page.HasNext, HasPrevious: page.HasPrevious}
-		for _, f := range page.Items {
-			r := rights[id][f.ID]
-			conn.Items = append(conn.Items, &SharedProject{Folder: f, Preset: presetOf(r), Rights: r})
+		page := ks.Page(mine)
+		for f := range beyond {
+			if _, ok := rights[id][f]; ok {
+				ks.MarkBeyond(page)
+				break
+			}
 		}
-		out[id] = conn
+		for f := range live {
+			if _, ok := rights[id][f]; ok {
+				page.Total++
+			}
+		}
+		out[id] = tenant.MapConnection(page, func(f *ProjectFolder) *SharedProject {
+			r := rights[id][f.ID]
+			return &SharedProject{Folder: f, Preset: presetOf(r), Rights: r}
+		})
 	}
 	return out, refused, nil
 }
 
 // GroupMembersOf is GroupMembers for many groups, each with the same page
 // request, by group ID: one statement checks the groups, one pages every
-// group's members at once (numbered per group). Owners and administrators
+// group's members at once (each group's page a keyset read of its own). Owners and administrators
 // only; a group not in the account is refused as not found.
-func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, page tenant.Page) (map[string]*tenant.Connection[*tenant.User], Refused, error) {
+func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, order tenant.Order, page tenant.Page) (map[string]*tenant.Connection[*tenant.User], Refused, error) {
 	p, err := s.RequireGroupManager(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	ks, err := memberSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, nil, err
 	}
-	out, refused := map[string]*tenant.Connection[*tenant.User]{}, Refused{}
-	var rows []struct {
-		GroupID string `db:"group_id"`
-		tenant.User
-	}
+	var out map[string]*tenant.Connection[*tenant.User]
+	refused := Refused{}
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		found, err := existing(ctx, q, "groups", groupIDs)
 		if err != nil {
@@ -254,27 +276,36 @@ func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, page te
 				refused[id] = tenant.NotFound("group")
 			}
 		}
-		return tenant.DBError(q.SelectContext(ctx, &rows, `SELECT group_id, `+tenant.UserColumns+` FROM (
-				SELECT u.*, row_number() OVER (PARTITION BY u.group_id ORDER BY lower(u.name), u.id) AS n
-				FROM users u
-				WHERE u.account_id = skiff_account() AND u.group_id = ANY($1::uuid[]) AND u.deleted_at IS NULL
-				  AND ($2 = '' OR (lower(u.name), u.id) > ($3, $2::uuid))) numbered
-			WHERE n <= $4 ORDER BY group_id, n`,
-			tenant.UUIDArray(groups), afterID, afterKey, limit+1))
+		type row struct {
+			GroupID string `db:"group_id"`
+			tenant.User
+		}
+		out, err = tenant.ListPages(ctx, q, ks, tenant.BatchQuery{
+			ListQuery: tenant.ListQuery{
+				Select: `SELECT u.*`,
+				From:   `FROM users u WHERE u.account_id = skiff_account() AND u.group_id = parent_id AND u.deleted_at IS NULL`,
+			},
+			Outer: `parent_id AS group_id, ` + tenant.UserColumns,
+		}, groups, func(r *row) (string, *tenant.User) { return r.GroupID, &r.User })
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	members := map[string][]*tenant.User{}
-	for i := range rows {
-		members[rows[i].GroupID] = append(members[rows[i].GroupID], &rows[i].User)
-	}
-	for _, id := range groupIDs {
-		if refused[id] == nil {
-			out[id] = tenant.KeyPage(members[id], limit, afterID != "", func(u *tenant.User) (string, string) { return strings.ToLower(u.Name), u.ID })
-		}
-	}
 	return out, refused, nil
+}
+
+// idSet runs query, which selects IDs, and returns them as a set.
+func idSet(ctx context.Context, q tenant.Queryer, query string, args []any) (map[string]bool, error) {
+	var ids []string
+	if err := q.SelectContext(ctx, &ids, query, args...); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
 }
 
 // existing returns which of ids are rows of table (a constant) in the

@@ -112,10 +112,11 @@ func (s *Service) MyRightsIn(ctx context.Context, folderID string) ([]policy.Rig
 	return s.folderRights(ctx, p, folderID)
 }
 
-// ProjectFolders lists an account's live project folders by name: all of
+// ProjectFolders lists an account's live project folders in order (by name
+// by default): all of
 // them for owners and administrators, the ones shared with the principal
 // (directly or through their group) for other users.
-func (s *Service) ProjectFolders(ctx context.Context, accountID, search string, page tenant.Page) (*tenant.Connection[*ProjectFolder], error) {
+func (s *Service) ProjectFolders(ctx context.Context, accountID, search string, order tenant.Order, page tenant.Page) (*tenant.Connection[*ProjectFolder], error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, err
@@ -142,37 +143,53 @@ func (s *Service) ProjectFolders(ctx context.Context, accountID, search string, 
 	var conn *tenant.Connection[*ProjectFolder]
 	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
 		var err error
-		conn, err = listFolders(ctx, q, all, ids, search, page)
+		conn, err = listFolders(ctx, q, folderSorts, all, ids, search, order, page)
 		return err
 	})
 	return tenant.Result(conn, err)
 }
 
-// listFolders pages through live folders by name: every folder, or those in ids.
-func listFolders(ctx context.Context, q tenant.Queryer, all bool, ids []string, search string, page tenant.Page) (*tenant.Connection[*ProjectFolder], error) {
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+// listFolders pages through live folders in order: every folder, or those in ids.
+func listFolders(ctx context.Context, q tenant.Queryer, sorts *tenant.Sorts[*ProjectFolder], all bool, ids []string, search string, order tenant.Order, page tenant.Page) (*tenant.Connection[*ProjectFolder], error) {
+	ks, err := sorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
-	var folders []*ProjectFolder
-	err = q.SelectContext(ctx, &folders, `SELECT `+folderColumns+` FROM project_folders
-		WHERE account_id = skiff_account() AND deleted_at IS NULL
+	return tenant.ListPage(ctx, q, ks, tenant.ListQuery{
+		Select: `SELECT ` + folderColumns,
+		From: `FROM project_folders WHERE account_id = skiff_account() AND deleted_at IS NULL
 		  AND ($1 OR id = ANY($2::uuid[]))
-		  AND ($3 = '' OR name ILIKE $4)
-		  AND ($5 = '' OR (lower(name), id) > ($6, $5::uuid))
-		ORDER BY lower(name), id LIMIT $7`,
-		all, tenant.UUIDArray(ids), strings.TrimSpace(search), tenant.LikePattern(search), afterID, afterKey, limit+1)
-	if err != nil {
-		return nil, tenant.DBError(err)
-	}
-	return tenant.KeyPage(folders, limit, afterID != "", func(f *ProjectFolder) (string, string) { return strings.ToLower(f.Name), f.ID }), nil
+		  AND ($3 = '' OR name ILIKE $4)`,
+		Args: []any{all, tenant.UUIDArray(ids), strings.TrimSpace(search), tenant.LikePattern(search)},
+	})
 }
 
+// newFolderSorts are the orders of lists of project folders: NAME (the
+// default, case-insensitively), CREATED_AT and UPDATED_AT, ties by ID.
+func newFolderSorts(list string) *tenant.Sorts[*ProjectFolder] {
+	return &tenant.Sorts[*ProjectFolder]{
+		List: list,
+		Keys: []tenant.SortKey[*ProjectFolder]{
+			{Field: "NAME", Expr: "lower(name)", Type: "text", Of: func(f *ProjectFolder) string { return strings.ToLower(f.Name) }},
+			{Field: "CREATED_AT", Expr: "created_at", Type: "timestamptz", Of: func(f *ProjectFolder) string { return tenant.TimeKey(f.CreatedAt) }},
+			{Field: "UPDATED_AT", Expr: "updated_at", Type: "timestamptz", Of: func(f *ProjectFolder) string { return tenant.TimeKey(f.UpdatedAt) }},
+		},
+		Default: tenant.Order{Field: "NAME"},
+		ID:      "id",
+		IDOf:    func(f *ProjectFolder) string { return f.ID },
+	}
+}
+
+var (
+	folderSorts       = newFolderSorts("projectFolders")
+	sharedFolderSorts = newFolderSorts("projectsSharedWithMe")
+)
+
 // ProjectsSharedWith lists the project folders shared with a user, directly
-// or through their group, by name, with what the user may do in each. Users
+// or through their group, in order (by name by default), with what the user may do in each. Users
 // see their own; owners and administrators anyone's in their account.
-func (s *Service) ProjectsSharedWith(ctx context.Context, userID string, page tenant.Page) (*tenant.Connection[*SharedProject], error) {
-	out, refused, err := s.ProjectsSharedWithUsers(ctx, []string{userID}, page)
+func (s *Service) ProjectsSharedWith(ctx context.Context, userID string, order tenant.Order, page tenant.Page) (*tenant.Connection[*SharedProject], error) {
+	out, refused, err := s.ProjectsSharedWithUsers(ctx, []string{userID}, order, page)
 	return one(userID, out, refused, err)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -79,9 +80,24 @@ func (r *groupRow) group() *Group {
 
 // groupSelect reads groups with their live member counts, so lists need no
 // query per group.
-const groupSelect = `SELECT g.id, g.account_id, g.name, g.builtin, g.permissions, g.sort_key, g.created_at, g.updated_at,
-	(SELECT count(*) FROM users u WHERE u.account_id = g.account_id AND u.group_id = g.id AND u.deleted_at IS NULL) AS member_count
-	FROM groups g`
+const groupSelect = groupColumns + ` FROM groups g`
+
+const groupColumns = `SELECT g.id, g.account_id, g.name, g.builtin, g.permissions, g.sort_key, g.created_at, g.updated_at,
+	(SELECT count(*) FROM users u WHERE u.account_id = g.account_id AND u.group_id = g.id AND u.deleted_at IS NULL) AS member_count`
+
+// groupSorts are the orders of Groups: BUILT_IN_FIRST (Pro, Associate,
+// Jailed Users, then the custom groups by name), the default; NAME; CREATED_AT.
+var groupSorts = &tenant.Sorts[*groupRow]{
+	List: "groups",
+	Keys: []tenant.SortKey[*groupRow]{
+		{Field: "BUILT_IN_FIRST", Expr: "g.sort_key", Type: "text", Of: func(r *groupRow) string { return r.SortKey }},
+		{Field: "NAME", Expr: "lower(g.name)", Type: "text", Of: func(r *groupRow) string { return strings.ToLower(r.Name) }},
+		{Field: "CREATED_AT", Expr: "g.created_at", Type: "timestamptz", Of: func(r *groupRow) string { return tenant.TimeKey(r.CreatedAt) }},
+	},
+	Default: tenant.Order{Field: "BUILT_IN_FIRST"},
+	ID:      "g.id",
+	IDOf:    func(r *groupRow) string { return r.ID },
+}
 
 // getGroup loads a group of the transaction's account; another account's is not found.
 func getGroup(ctx context.Context, q tenant.Queryer, id string, forUpdate bool) (*Group, error) {
@@ -138,10 +154,10 @@ func (s *Service) mayReadGroups(ctx context.Context, p *tenant.Principal, accoun
 	return s.may(ctx, p, policy.GroupsObject, policy.ManageGroups)
 }
 
-// Groups lists an account's groups, built-in groups first, then by name.
-// Owners, administrators and support staff see every group; other users see
-// their own.
-func (s *Service) Groups(ctx context.Context, accountID string, page tenant.Page) (*tenant.Connection[*Group], error) {
+// Groups lists an account's groups in order (built-in groups first, then by
+// name, by default). Owners, administrators and support staff see every
+// group; other users see their own.
+func (s *Service) Groups(ctx context.Context, accountID string, order tenant.Order, page tenant.Page) (*tenant.Connection[*Group], error) {
 	p := tenant.PrincipalFrom(ctx)
 	if p == nil {
 		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
@@ -153,33 +169,24 @@ func (s *Service) Groups(ctx context.Context, accountID string, page tenant.Page
 	if err != nil {
 		return nil, err
 	}
-	limit, afterKey, afterID, err := tenant.KeyKeyset(page)
+	ks, err := groupSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
 	var conn *tenant.Connection[*groupRow]
-	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		var rows []*groupRow
-		err := q.SelectContext(ctx, &rows, groupSelect+`
-			WHERE g.account_id = $1
-			  AND ($2 OR g.id = (SELECT group_id FROM users WHERE id = $3))
-			  AND ($4 = '' OR (g.sort_key, g.id) > ($5, $4::uuid))
-			ORDER BY g.sort_key, g.id LIMIT $6`,
-			accountID, manager, p.ID, afterID, afterKey, limit+1)
-		if err != nil {
-			return tenant.DBError(err)
-		}
-		conn = tenant.KeyPage(rows, limit, afterID != "", func(r *groupRow) (string, string) { return r.SortKey, r.ID })
-		return nil
+	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) (err error) {
+		conn, err = tenant.ListPage(ctx, q, ks, tenant.ListQuery{
+			Select: groupColumns,
+			From: `FROM groups g WHERE g.account_id = $1
+			  AND ($2 OR g.id = (SELECT group_id FROM users WHERE id = $3))`,
+			Args: []any{accountID, manager, p.ID},
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &tenant.Connection[*Group]{Cursors: conn.Cursors, HasNext: conn.HasNext, HasPrevious: conn.HasPrevious}
-	for _, r := range conn.Items {
-		out.Items = append(out.Items, r.group())
-	}
-	return out, nil
+	return tenant.MapConnection(conn, (*groupRow).group), nil
 }
 
 // Group returns a group the principal may see: any group of their account
@@ -290,10 +297,13 @@ func (s *Service) groupsOfUsers(ctx context.Context, accountID string, userIDs [
 }
 
 // GroupMembers lists a group's live users by name. Owners and administrators only.
-func (s *Service) GroupMembers(ctx context.Context, groupID string, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
-	out, refused, err := s.GroupMembersOf(ctx, []string{groupID}, page)
+func (s *Service) GroupMembers(ctx context.Context, groupID string, order tenant.Order, page tenant.Page) (*tenant.Connection[*tenant.User], error) {
+	out, refused, err := s.GroupMembersOf(ctx, []string{groupID}, order, page)
 	return one(groupID, out, refused, err)
 }
+
+// memberSorts are the orders of GroupMembers.
+var memberSorts = tenant.UserSorts("members")
 
 // CreateGroupInput is a new custom group.
 type CreateGroupInput struct {
