@@ -4208,7 +4208,20 @@ type Account implements Node {
   administrators see everyone (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `);
   other users see only themselves.
   """
-  users(filter: UserFilter, first: Int, after: String, last: Int, before: String, orderBy: UserOrder): UserConnection!
+  users(
+    "Which users to list: a search, a role, live or deleted."
+    filter: UserFilter
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: UserOrder
+  ): UserConnection!
   """
   The account's live users as CSV text, sorted by name, in the columns ` + "`" + `importUsers` + "`" + `
   reads: ` + "`" + `email,name,role,group,sftp,custom login` + "`" + ` (role ` + "`" + `OWNER` + "`" + `/` + "`" + `ADMIN` + "`" + `/` + "`" + `USER` + "`" + `,
@@ -4222,7 +4235,20 @@ type Account implements Node {
   The account's contacts, sorted by name. Owners and administrators, and users whose group
   has MANAGE_CONTACTS; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
   """
-  contacts(search: String, first: Int, after: String, last: Int, before: String, orderBy: ContactOrder): ContactConnection
+  contacts(
+    "Only contacts whose name, email or company contains this, case-insensitively."
+    search: String
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: ContactOrder
+  ): ContactConnection
   """
   When the account last changed: its latest administrative change (an audit
   event), or its creation. Support staff and the account's owners and
@@ -4309,8 +4335,11 @@ copy, or a refusal for lack of rights. Entries are kept for the deployment's ret
 unless the operator set ` + "`" + `--activity-retention` + "`" + `). See docs/GRAPHQL.md.
 """
 type SftpActivityEvent {
+  "When it happened (for a transfer, when its file was closed)."
   at: Time!
+  "What was done."
   action: SftpActivityAction!
+  "How it ended."
   outcome: SftpActivityOutcome!
   "The user's global ID (users deleted since keep their entries)."
   userId: ID!
@@ -4339,17 +4368,23 @@ type SftpActivityEvent {
   node: String!
 }
 
+"What an SFTP activity entry records."
 enum SftpActivityAction {
   "A login: SUCCESS, or REFUSED with the reason. Logins that name no user of the account are in the server log only."
   LOGIN
+  "A session ended; the reason says why."
   LOGOUT
   "A file opened for writing and closed: SUCCESS (saved), FAILED, or INTERRUPTED (the connection ended first; not saved)."
   UPLOAD
   "A file opened for reading and closed: SUCCESS, or INTERRUPTED (the connection ended first)."
   DOWNLOAD
+  "A file deleted."
   DELETE
+  "A file or folder renamed or moved from ` + "`" + `path` + "`" + ` to ` + "`" + `targetPath` + "`" + `."
   RENAME
+  "A folder created."
   MKDIR
+  "A folder removed."
   RMDIR
   "A server-side copy (copy-data) from ` + "`" + `path` + "`" + ` to ` + "`" + `targetPath` + "`" + `."
   COPY
@@ -4357,11 +4392,15 @@ enum SftpActivityAction {
   PERMISSION_DENIED
 }
 
+"How an SFTP activity entry ended."
 enum SftpActivityOutcome {
+  "It was done."
   SUCCESS
+  "It was tried and failed (the reason says why)."
   FAILED
   "A transfer cut by the end of the connection before its file was closed."
   INTERRUPTED
+  "It was refused: a login refused, or an operation without the right."
   REFUSED
 }
 
@@ -4371,6 +4410,7 @@ input SftpActivityFilter {
   userId: ID
   "Entries whose path or target path starts with this, e.g. ` + "`" + `/My Files/reports/` + "`" + `."
   pathPrefix: String
+  "Only entries of these actions."
   actions: [SftpActivityAction!]
   "Entries at or after this time."
   from: Time
@@ -4378,13 +4418,19 @@ input SftpActivityFilter {
   to: Time
 }
 
+"A page of ` + "`" + `SftpActivity` + "`" + ` items: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
 type SftpActivityConnection {
+  "The items of this page, in order, each with its cursor."
   edges: [SftpActivityEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
 }
 
+"One ` + "`" + `SftpActivity` + "`" + ` in a page, with its cursor."
 type SftpActivityEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
   cursor: String!
+  "The item."
   node: SftpActivityEvent!
 }
 
@@ -4394,12 +4440,26 @@ extend type Account {
   other users see their own on ` + "`" + `User.sftpActivity` + "`" + ` (here: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at
   this field). For a CSV of a whole range, use ` + "`" + `GET /export/activity.csv` + "`" + ` (docs/GRAPHQL.md).
   """
-  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection
+  sftpActivity(
+    "Which entries to list: a user, a path prefix, actions, a time range."
+    filter: SftpActivityFilter
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+  ): SftpActivityConnection
 }
 
 extend type User {
   "The user's SFTP activity, newest first. The user themselves, the account's owners and administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else."
-  sftpActivity(filter: SftpActivityFilter, first: Int, after: String): SftpActivityConnection
+  sftpActivity(
+    "Which entries to list: a path prefix, actions, a time range."
+    filter: SftpActivityFilter
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+  ): SftpActivityConnection
 }
 
 extend type ProjectFolder {
@@ -4415,18 +4475,29 @@ extend type Mutation {
   email per file, and none when nothing was uploaded. Any member of the folder (anyone with a
   right in it); digests stop while you have no access to the folder.
   """
-  setFolderUploadNotification(input: SetFolderUploadNotificationInput!): SetFolderUploadNotificationPayload
+  setFolderUploadNotification(
+    "The mutation's arguments: see ` + "`" + `SetFolderUploadNotificationInput` + "`" + `."
+    input: SetFolderUploadNotificationInput!
+  ): SetFolderUploadNotificationPayload
 }
 
+"The input of ` + "`" + `setFolderUploadNotification` + "`" + `."
 input SetFolderUploadNotificationInput {
+  "The project folder's ID."
   folderId: ID!
+  "True to get the folder's upload digest, false to stop it."
   enabled: Boolean!
 }
 
+"The result of ` + "`" + `setFolderUploadNotification` + "`" + `: what changed, or the user errors."
 type SetFolderUploadNotificationPayload {
+  "The folder; null with user errors."
   projectFolder: ProjectFolder
   "Whether the digest is now on."
   enabled: Boolean!
+  """
+  Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
+  """
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
@@ -4611,14 +4682,20 @@ extend type Mutation {
   and so does nothing else. A refresh token that is unknown, used, expired, or of
   a revoked session, is a user error ` + "`" + `UNAUTHENTICATED` + "`" + ` on ` + "`" + `refreshToken` + "`" + `: log in again.
   """
-  refreshSession(input: RefreshSessionInput!): RefreshSessionPayload
+  refreshSession(
+    "The mutation's arguments: see ` + "`" + `RefreshSessionInput` + "`" + `."
+    input: RefreshSessionInput!
+  ): RefreshSessionPayload
   """
   End one of your own API sessions (` + "`" + `viewer.apiSessions` + "`" + `): its bearer token, or
   its access and refresh tokens, stop working at once. Revoking the current one is
   logging out. A session of someone else, or one already ended, is ` + "`" + `NOT_FOUND` + "`" + `.
   Recorded in the audit trail (` + "`" + `API_SESSION_REVOKED` + "`" + `).
   """
-  revokeApiSession(input: RevokeApiSessionInput!): RevokeApiSessionPayload
+  revokeApiSession(
+    "The mutation's arguments: see ` + "`" + `RevokeApiSessionInput` + "`" + `."
+    input: RevokeApiSessionInput!
+  ): RevokeApiSessionPayload
   """
   End all your API sessions but the one this request came with ("log out
   everywhere else"). Recorded in the audit trail (` + "`" + `API_SESSION_OTHERS_REVOKED` + "`" + `).
@@ -4997,7 +5074,20 @@ type Query {
     id: ID
   ): Account
   "All accounts, by name unless ` + "`" + `orderBy` + "`" + ` says otherwise (` + "`" + `{field: LAST_ACTIVITY, direction: DESC}` + "`" + `: newest activity first). Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
-  accounts(search: String, first: Int, after: String, last: Int, before: String, orderBy: AccountOrder): AccountConnection
+  accounts(
+    "Only accounts whose name contains this, case-insensitively."
+    search: String
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: AccountOrder
+  ): AccountConnection
 }
 
 """
@@ -5183,13 +5273,35 @@ extend type Query {
   Accounts' dedicated IP requests across accounts, oldest first (a queue); only the open
   ones unless ` + "`" + `onlyOpen: false` + "`" + `. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpRequests(onlyOpen: Boolean = true, first: Int, after: String, last: Int, before: String): DedicatedIpRequestConnection
+  dedicatedIpRequests(
+    "Only the open requests (the default); false lists every request."
+    onlyOpen: Boolean = true
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+  ): DedicatedIpRequestConnection
   """
   The deployment's dedicated IP pool in address order: every address, free, cooling down
   or whose; then addresses still assigned that the pool no longer lists. Only those in
   ` + "`" + `state` + "`" + ` when given. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users).
   """
-  dedicatedIpPool(state: DedicatedIpState, first: Int, after: String, last: Int, before: String): DedicatedIpPoolConnection
+  dedicatedIpPool(
+    "Only addresses in this state; every address when omitted."
+    state: DedicatedIpState
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+  ): DedicatedIpPoolConnection
 }
 
 extend type Mutation {
@@ -5441,7 +5553,20 @@ extend type Account {
   (directly or through your group) otherwise. Not for support staff (null with a ` + "`" + `FORBIDDEN` + "`" + `
   error at this field): folders hold the account's files.
   """
-  projectFolders(search: String, first: Int, after: String, last: Int, before: String, orderBy: ProjectFolderOrder): ProjectFolderConnection
+  projectFolders(
+    "Only folders whose name contains this, case-insensitively."
+    search: String
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: ProjectFolderOrder
+  ): ProjectFolderConnection
 
 }
 
@@ -5451,7 +5576,18 @@ extend type User {
   user themselves and the account's owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + `
   error at this field for anyone else (support staff too).
   """
-  projectsSharedWithMe(first: Int, after: String, last: Int, before: String, orderBy: ProjectFolderOrder): SharedProjectConnection
+  projectsSharedWithMe(
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: ProjectFolderOrder
+  ): SharedProjectConnection
 }
 
 extend type Mutation {
@@ -5601,7 +5737,18 @@ type Group implements Node {
   ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (support staff too: they see a user's
   group on the user).
   """
-  members(first: Int, after: String, last: Int, before: String, orderBy: UserOrder): UserConnection
+  members(
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: UserOrder
+  ): UserConnection
   "When it was created."
   createdAt: Time!
   "When it last changed."
@@ -5656,7 +5803,18 @@ extend type Account {
   The account's groups: the built-in ones first, then the others by name. Owners,
   administrators and support staff see every group; other users see their own.
   """
-  groups(first: Int, after: String, last: Int, before: String, orderBy: GroupOrder): GroupConnection
+  groups(
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: GroupOrder
+  ): GroupConnection
 
 }
 
@@ -6262,14 +6420,49 @@ extend type Account {
   "How many SFTP user licences the account bought and how many are in use. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
   sftpLicences: SftpLicences
   "Recent emails and their delivery status, newest first. Sent and failed emails are kept for the deployment's email retention (90 days unless the operator set another) and then deleted. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
-  notifications(first: Int, after: String, last: Int, before: String, orderBy: NotificationOrder): NotificationConnection
+  notifications(
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: NotificationOrder
+  ): NotificationConnection
   "Administrative changes, newest first. Owners, administrators and staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for users."
-  auditEvents(filter: AuditEventFilter, first: Int, after: String, last: Int, before: String, orderBy: AuditEventOrder): AuditEventConnection
+  auditEvents(
+    "Which events to list: kinds, a user, a time range."
+    filter: AuditEventFilter
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: AuditEventOrder
+  ): AuditEventConnection
 }
 
 extend type Query {
   "Accounts' requests for the SFTP module, oldest first. Support staff only (null with a ` + "`" + `FORBIDDEN` + "`" + ` error for users)."
-  sftpModuleRequests(onlyOpen: Boolean = true, first: Int, after: String, last: Int, before: String): SftpModuleRequestConnection
+  sftpModuleRequests(
+    "Only the open requests (the default); false lists every request."
+    onlyOpen: Boolean = true
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+  ): SftpModuleRequestConnection
 
 }
 

@@ -799,15 +799,21 @@ type SetCustomSftpLoginInput struct {
 	Login *string `json:"login,omitempty"`
 }
 
+// The input of `setFolderUploadNotification`.
 type SetFolderUploadNotificationInput struct {
+	// The project folder's ID.
 	FolderID string `json:"folderId"`
-	Enabled  bool   `json:"enabled"`
+	// True to get the folder's upload digest, false to stop it.
+	Enabled bool `json:"enabled"`
 }
 
+// The result of `setFolderUploadNotification`: what changed, or the user errors.
 type SetFolderUploadNotificationPayload struct {
+	// The folder; null with user errors.
 	ProjectFolder *sharing.ProjectFolder `json:"projectFolder,omitempty"`
 	// Whether the digest is now on.
-	Enabled    bool         `json:"enabled"`
+	Enabled bool `json:"enabled"`
+	// Expected failures (bad input, a value taken, a limit), each naming its input field; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
 
@@ -910,14 +916,20 @@ type SetUserStorageQuotaPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of `SftpActivity` items: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
 type SftpActivityConnection struct {
-	Edges    []*SftpActivityEdge `json:"edges"`
-	PageInfo *PageInfo           `json:"pageInfo"`
+	// The items of this page, in order, each with its cursor.
+	Edges []*SftpActivityEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
 }
 
+// One `SftpActivity` in a page, with its cursor.
 type SftpActivityEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *activity.Event `json:"node"`
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The item.
+	Node *activity.Event `json:"node"`
 }
 
 // What to list of the activity log; every field given narrows the list.
@@ -925,8 +937,9 @@ type SftpActivityFilter struct {
 	// One user's activity (ignored on `User.sftpActivity`).
 	UserID *string `json:"userId,omitempty"`
 	// Entries whose path or target path starts with this, e.g. `/My Files/reports/`.
-	PathPrefix *string           `json:"pathPrefix,omitempty"`
-	Actions    []activity.Action `json:"actions,omitempty"`
+	PathPrefix *string `json:"pathPrefix,omitempty"`
+	// Only entries of these actions.
+	Actions []activity.Action `json:"actions,omitempty"`
 	// Entries at or after this time.
 	From *time.Time `json:"from,omitempty"`
 	// Entries before this time.
