@@ -1,13 +1,9 @@
 package graph_test
 
 import (
-	"os"
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/vektah/gqlparser/v2"
-	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // Every type, field, argument, input field and enum value in the committed
@@ -15,14 +11,7 @@ import (
 // schema pane explain the whole API (docs/GRAPHQL.md promises it).
 func TestSchemaIsDescribed(t *testing.T) {
 	t.Parallel()
-	sdl, err := os.ReadFile("schema.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: string(sdl)})
-	if gerr != nil {
-		t.Fatal(gerr)
-	}
+	schema := committedSchema(t)
 	var missing []string
 	need := func(desc, what string) {
 		if strings.TrimSpace(desc) == "" {

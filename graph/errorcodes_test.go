@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vektah/gqlparser/v2"
-	"github.com/vektah/gqlparser/v2/ast"
-
 	"github.com/skiffhq/skiff/graph"
 )
 
@@ -83,14 +80,7 @@ func atoi(t *testing.T, s string) int {
 func TestDocumentedUserErrorCodes(t *testing.T) {
 	t.Parallel()
 	documented, _ := documentedCodes(t)
-	sdl, err := os.ReadFile("schema.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: string(sdl)})
-	if gerr != nil {
-		t.Fatal(gerr)
-	}
+	schema := committedSchema(t)
 	var inSchema []string
 	for _, v := range schema.Types["UserErrorCode"].EnumValues {
 		inSchema = append(inSchema, v.Name)

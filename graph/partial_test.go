@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/Khan/genqlient/graphql"
-	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -61,14 +59,7 @@ func TestFailedMutationNullsOnlyItself(t *testing.T) {
 // (and for mutations added later).
 func TestEveryMutationPayloadIsNullable(t *testing.T) {
 	t.Parallel()
-	sdl, err := os.ReadFile("schema.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphql", Input: string(sdl)})
-	if gerr != nil {
-		t.Fatal(gerr)
-	}
+	schema := committedSchema(t)
 	for _, f := range schema.Mutation.Fields {
 		if f.Type.NonNull {
 			t.Errorf("Mutation.%s returns %s: make it nullable (docs/GRAPHQL.md, Mutations)", f.Name, f.Type)

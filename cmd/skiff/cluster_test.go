@@ -111,15 +111,7 @@ func TestClusterBehindHAProxy(t *testing.T) {
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Skip("the OpenSSH sftp client is not installed")
 	}
-	pg := startOperatorPG(t)
-	_, serviceURL := pg.acmeInstance(t)
-	keyFile := filepath.Join(t.TempDir(), "host-key.key")
-	if err := os.WriteFile(keyFile, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	shared := newDataDir(t)
-	env := []string{"SKIFF_DATABASE_URL=" + serviceURL, "SKIFF_STORAGE_DIR=" + shared,
-		"SKIFF_HOST_KEY_ENCRYPTION_KEY_FILE=" + keyFile, "SKIFF_PROXY_TRUSTED=127.0.0.1/32"}
+	env := append(nodesEnv(t), "SKIFF_PROXY_TRUSTED=127.0.0.1/32")
 	nodes := []*served{
 		serveBinary(t, env, "--data-dir="+newDataDir(t)),
 		serveBinary(t, env, "--data-dir="+newDataDir(t)),
