@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/graph"
+	"github.com/skiffhq/skiff/internal/sqlcount"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
@@ -78,8 +79,8 @@ func (r *runner) graphQL(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var counter statementCounter
-	x, err := counter.open(db.url)
+	var counter sqlcount.Counter
+	x, err := counter.Open(db.url)
 	if err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 			}
 		}
 		var lat []time.Duration
-		s0, t0 := counter.snapshot()
+		s0, t0 := counter.Snapshot()
 		cpu0, pg0 := selfCPU(), treeCPU(pgPID)
 		for range r.cfg.GraphQLRequests {
 			d, err := graphQLPage(ctx, api.URL, login.Token, page, keys)
@@ -166,7 +167,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 			lat = append(lat, d)
 		}
 		goCPU, pgCPU := cpuPerRequest(cpu0, pg0)
-		s1, t1 := counter.snapshot()
+		s1, t1 := counter.Snapshot()
 		reqs := int64(r.cfg.GraphQLRequests)
 		sec.row("GraphQL", fmt.Sprint(page), ms(percentile(lat, 50)), ms(percentile(lat, 99)),
 			fmt.Sprintf("%.1f", float64(s1-s0)/float64(reqs)), fmt.Sprintf("%.1f", float64(t1-t0)/float64(reqs)), goCPU, pgCPU)
@@ -177,7 +178,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 	{
 		var lat []time.Duration
 		tdb := tenant.NewDB(x)
-		s0, t0 := counter.snapshot()
+		s0, t0 := counter.Snapshot()
 		cpu0, pg0 := selfCPU(), treeCPU(pgPID)
 		for range r.cfg.GraphQLRequests {
 			start := time.Now()
@@ -198,7 +199,7 @@ func (r *runner) graphQL(ctx context.Context) error {
 			}
 		}
 		goCPU, pgCPU := cpuPerRequest(cpu0, pg0)
-		s1, t1 := counter.snapshot()
+		s1, t1 := counter.Snapshot()
 		reqs := int64(r.cfg.GraphQLRequests)
 		sqlP50 = percentile(lat, 50)
 		sec.row("hand-written SQL", "100", ms(sqlP50), ms(percentile(lat, 99)),

@@ -115,9 +115,9 @@ func (e *env) cost(token, query string, v vars, rows func(json.RawMessage) int, 
 	e.t.Helper()
 	least := int64(-1)
 	for range 3 {
-		before := e.statements.Load()
+		before := e.statementsSent()
 		r := e.do(token, query, v)
-		cost := e.statements.Load() - before
+		cost := e.statementsSent() - before
 		for _, err := range r.Errors {
 			// A plain user may not see who created a folder: createdBy is null
 			// with FORBIDDEN (docs/GRAPHQL.md), loaded in the page's batch all the same.

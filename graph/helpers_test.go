@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/sqlcount"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
 	"github.com/skiffhq/skiff/tenant/domain"
@@ -30,7 +30,7 @@ type env struct {
 	now time.Time
 	// statements counts the statements sent to the database (not BEGIN,
 	// COMMIT or ROLLBACK), for page-cost tests.
-	statements *atomic.Int64
+	statements *sqlcount.Counter
 	// recovery holds the unused recovery codes of logins that login enrolled
 	// in two-factor because it was required of them (staff).
 	recovery map[string][]string
@@ -288,3 +288,6 @@ func (e *env) mustFail(token, query string, v vars, code string) gqlError {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// statementsSent is how many statements the env's store has sent so far.
+func (e *env) statementsSent() int64 { n, _ := e.statements.Snapshot(); return n }

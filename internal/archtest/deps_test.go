@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"internal/pglisten": nil,
 	"internal/pgserver": nil,
 	"internal/testkit":  nil,
+	"internal/sqlcount": nil,
 
 	// Below the domain.
 	"policy": {"tenant", "internal/pglisten"},
@@ -54,7 +55,7 @@ var allowed = map[string][]string{
 		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 
 	// Test helpers.
-	"internal/pgtest":   {"internal/pgserver", "migrations", "tenant"},
+	"internal/pgtest":   {"internal/pgserver", "internal/sqlcount", "migrations", "tenant"},
 	"internal/archtest": nil,
 
 	// The binary and the benchmarks wire everything; nothing imports them.

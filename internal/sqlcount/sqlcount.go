@@ -1,4 +1,7 @@
-package bench
+// Package sqlcount counts the SQL statements and transactions an
+// application sends through database/sql to PostgreSQL (lib/pq), for
+// benchmarks and tests that hold a request's cost constant.
+package sqlcount
 
 import (
 	"context"
@@ -11,17 +14,18 @@ import (
 	"github.com/lib/pq"
 )
 
-// statementCounter counts the SQL statements and transactions an
-// application sends through a *sql.DB, by wrapping lib/pq's connections.
+// Counter counts the SQL statements and transactions an application sends
+// through a pool it opened, by wrapping lib/pq's connections.
 // Every query, exec and prepared-statement execution counts once; BEGIN and
 // COMMIT are counted as transactions, not statements.
-type statementCounter struct {
+type Counter struct {
 	statements atomic.Int64
 	txs        atomic.Int64
 }
 
-// open returns a pool on dsn whose traffic c counts, as sqlx for tenant.DB.
-func (c *statementCounter) open(dsn string) (*sqlx.DB, error) {
+// Open returns a pool on dsn whose traffic c counts, as sqlx for tenant.DB,
+// sized as tenant.Open sizes its pool.
+func (c *Counter) Open(dsn string) (*sqlx.DB, error) {
 	base, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, err
@@ -32,13 +36,14 @@ func (c *statementCounter) open(dsn string) (*sqlx.DB, error) {
 	return sqlx.NewDb(db, "postgres"), nil
 }
 
-func (c *statementCounter) snapshot() (statements, txs int64) {
+// Snapshot is what was counted so far.
+func (c *Counter) Snapshot() (statements, txs int64) {
 	return c.statements.Load(), c.txs.Load()
 }
 
 type countingConnector struct {
 	base *pq.Connector
-	c    *statementCounter
+	c    *Counter
 }
 
 func (k countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -68,7 +73,7 @@ type pqConn interface {
 
 type countingConn struct {
 	conn driver.Conn
-	c    *statementCounter
+	c    *Counter
 }
 
 var _ pqConn = (*countingConn)(nil)
@@ -76,7 +81,7 @@ var _ pqConn = (*countingConn)(nil)
 func (w *countingConn) pq() (pqConn, error) {
 	p, ok := w.conn.(pqConn)
 	if !ok {
-		return nil, errors.New("bench: lib/pq connection lacks a database/sql interface")
+		return nil, errors.New("sqlcount: lib/pq connection lacks a database/sql interface")
 	}
 	return p, nil
 }
@@ -161,7 +166,7 @@ func (w *countingConn) CheckNamedValue(nv *driver.NamedValue) error {
 
 type countingStmt struct {
 	driver.Stmt
-	c *statementCounter
+	c *Counter
 }
 
 func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
@@ -169,7 +174,7 @@ func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue
 	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
 		return e.ExecContext(ctx, args)
 	}
-	return nil, errors.New("bench: statement lacks ExecContext")
+	return nil, errors.New("sqlcount: statement lacks ExecContext")
 }
 
 func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -177,5 +182,5 @@ func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValu
 	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
 		return q.QueryContext(ctx, args)
 	}
-	return nil, errors.New("bench: statement lacks QueryContext")
+	return nil, errors.New("sqlcount: statement lacks QueryContext")
 }
