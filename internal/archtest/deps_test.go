@@ -57,6 +57,7 @@ var allowed = map[string][]string{
 	// Test helpers.
 	"internal/pgtest":   {"internal/pgserver", "internal/sqlcount", "migrations", "tenant"},
 	"internal/archtest": nil,
+	"internal/s3test":   nil,
 
 	// The binary and the benchmarks wire everything; nothing imports them.
 	"cmd/skiff":            {"*"},

@@ -1,0 +1,292 @@
+// Package s3test starts a real S3 server for tests: versitygw
+// (github.com/versity/versitygw, Apache-2.0), an S3 gateway serving a POSIX
+// directory, on a loopback port over a temporary directory.
+//
+//	srv := s3test.Start(t)          // skips t if the server cannot be had
+//	client := srv.Client()          // an *s3.Client for srv.Bucket
+//
+// The binary is, in this order: $SKIFF_VERSITYGW if set, versitygw on PATH,
+// or built once from the Go module proxy (go install …@Version) into the
+// user's cache directory (skiff-test/versitygw-<Version>/), where later runs
+// find it. Building takes a few minutes on a small machine; .ci/run builds it
+// before the tests (go test -run TestServer ./internal/s3test). If it cannot
+// be built, Start skips the test and says why.
+//
+// The client is configured explicitly (endpoint, static credentials,
+// path-style addressing, plain HTTP) and reads nothing from the environment,
+// so a machine's AWS_* variables or CA bundles cannot change what it talks
+// to.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Version is the versitygw release the tests build and run.
+const Version = "v1.8.0"
+
+// EnvBinary names the variable that points at a versitygw binary to use
+// instead of building one.
+const EnvBinary = "SKIFF_VERSITYGW"
+
+const (
+	modulePath = "github.com/versity/versitygw/cmd/versitygw"
+	// buildTimeout bounds building the binary (downloading its modules
+	// included); it is slow on a loaded two-core machine.
+	buildTimeout = 15 * time.Minute
+	startTimeout = 30 * time.Second
+	// Region is the region the server and its clients use.
+	Region = "us-east-1"
+)
+
+// Server is a running versitygw with one empty bucket.
+type Server struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	Region    string
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	Dir       string // the directory the server keeps its buckets in
+
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited
+	waitErr  error         // its exit status, once done is closed
+	stopOnce sync.Once
+}
+
+// Start starts a server for t on a loopback port over a temporary
+// directory, with one bucket, and stops it when t ends. It skips t if no
+// binary can be found or built.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Skipf("s3test: no S3 server (versitygw %s): %v", Version, err)
+	}
+	return StartIn(t, bin, t.TempDir())
+}
+
+// StartIn is Start with a given binary and data directory (e.g. on tmpfs,
+// for benchmarks). It fails t if the server does not start.
+func StartIn(t testing.TB, bin, dir string) *Server {
+	t.Helper()
+	var lastErr error
+	for range 3 { // a free port can be taken between probing and listening
+		srv, err := start(bin, dir)
+		if err == nil {
+			t.Cleanup(srv.stop)
+			return srv
+		}
+		lastErr = err
+	}
+	t.Fatalf("s3test: start versitygw: %v", lastErr)
+	return nil
+}
+
+func start(bin, dir string) (*Server, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{
+		Endpoint:  "http://" + addr,
+		Region:    Region,
+		AccessKey: "skifftest" + randomHex(4),
+		SecretKey: randomHex(16),
+		Bucket:    "skiff-" + randomHex(6),
+		Dir:       dir,
+	}
+	cmd := exec.Command(bin, "--access", srv.AccessKey, "--secret", srv.SecretKey,
+		"--region", srv.Region, "--port", addr, "--quiet", "posix", dir)
+	// Nothing from the caller's environment: the server takes its whole
+	// configuration from the flags above.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	srv.cmd = cmd
+	srv.done = make(chan struct{})
+	go func() { srv.waitErr = cmd.Wait(); close(srv.done) }()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	client := srv.Client()
+	for {
+		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(srv.Bucket)})
+		if err == nil {
+			break
+		}
+		select {
+		case <-srv.done:
+			return nil, fmt.Errorf("versitygw exited (%v): %s", srv.waitErr, out.String())
+		case <-ctx.Done():
+			srv.stop()
+			return nil, fmt.Errorf("no answer on %s within %v: %v: %s", addr, startTimeout, err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return srv, nil
+}
+
+// Client returns a client of the server, configured only from srv.
+func (srv *Server) Client() *s3.Client {
+	return s3.New(srv.Options())
+}
+
+// Options are the client options Client uses, for callers that adjust
+// them (retries, HTTP client).
+func (srv *Server) Options() s3.Options {
+	return s3.Options{
+		BaseEndpoint: aws.String(srv.Endpoint),
+		Region:       srv.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		UsePathStyle: true,
+		HTTPClient:   &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}},
+	}
+}
+
+// URL is the --storage-url that points Skiff at srv's bucket under prefix
+// (credentials are in srv.Env).
+func (srv *Server) URL(prefix string) string {
+	return "s3://" + srv.Bucket + "/" + strings.Trim(prefix, "/") +
+		"?endpoint=" + srv.Endpoint + "&region=" + srv.Region + "&path_style=true"
+}
+
+// Env returns the standard AWS variables that give srv's credentials, for a
+// child process (skiff serve, rclone) started with --storage-url.
+func (srv *Server) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
+		"AWS_REGION=" + srv.Region,
+	}
+}
+
+// Stop stops the server now (Start also stops it when the test ends).
+func (srv *Server) Stop() { srv.stop() }
+
+func (srv *Server) stop() {
+	srv.stopOnce.Do(func() {
+		_ = syscall.Kill(-srv.cmd.Process.Pid, syscall.SIGKILL)
+		<-srv.done
+	})
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary returns the path of a versitygw binary, building it on first use
+// (see the package doc).
+func Binary() (string, error) {
+	binOnce.Do(func() { binPath, binErr = findOrBuild() })
+	return binPath, binErr
+}
+
+func findOrBuild() (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("$%s: %w", EnvBinary, err)
+		}
+		return p, nil
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory to build versitygw into: %w", err)
+	}
+	dir := filepath.Join(cache, "skiff-test", "versitygw-"+Version)
+	bin := filepath.Join(dir, "versitygw")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// Test binaries of several packages run at once: one builds, the
+	// others wait on the lock and then find the binary.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", errors.New("go is not on PATH to build it")
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "install", modulePath+"@"+Version)
+	// Outside this module, so its go.mod plays no part; GOFLAGS could
+	// carry -mod=vendor or the like from the caller.
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=", "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go install %s@%s: %v: %s", modulePath, Version, err, lastLines(string(out), 5))
+	}
+	if err := os.Rename(filepath.Join(tmp, "versitygw"), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
