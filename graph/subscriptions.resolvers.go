@@ -9,6 +9,8 @@ import (
 	"context"
 
 	"github.com/skiffhq/skiff/graph/generated"
+	"github.com/skiffhq/skiff/graph/model"
+	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/sftpsessions"
 )
 
@@ -24,6 +26,19 @@ func (r *subscriptionResolver) SftpSessionEvents(ctx context.Context, accountID 
 		return nil, err
 	}
 	return r.Tenant.LiveSessions.Watch(ctx, id)
+}
+
+// SftpActivity is the resolver for the sftpActivity field.
+func (r *subscriptionResolver) SftpActivity(ctx context.Context, accountID *string, filter *model.SftpActivityFilter) (<-chan *activity.Event, error) {
+	id, err := subscribedAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	f, err := activityFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	return r.Tenant.Activity.Watch(ctx, id, f)
 }
 
 // SftpSessionEvent returns generated.SftpSessionEventResolver implementation.

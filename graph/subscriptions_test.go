@@ -24,7 +24,6 @@ import (
 	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
-	"github.com/skiffhq/skiff/tenant/sftplogin"
 	"github.com/skiffhq/skiff/tenant/sftpsessions"
 )
 
@@ -67,19 +66,18 @@ func newAPINode(t *testing.T, url string, db *tenant.DB, maxSubs int, timeouts t
 	e.srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
-	listened := make(chan struct{})
-	go func() {
-		defer close(listened)
-		_ = e.svc.LiveSessions.Events.Listen(ctx, url, slog.New(slog.NewTextHandler(logs, nil)))
-	}()
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	var listened sync.WaitGroup
+	listened.Go(func() { _ = e.svc.LiveSessions.Events.Listen(ctx, url, log) })
+	listened.Go(func() { _ = e.svc.Activity.Live.Listen(ctx, url, log) })
 	t.Cleanup(func() {
 		closeWebSockets()
 		cancel()
-		<-listened
+		listened.Wait()
 		e.srv.Close()
 	})
-	testkit.Eventually(t, "the node to listen for session changes", func() bool {
-		return strings.Contains(logs.String(), "listening for changes")
+	testkit.Eventually(t, "the node to listen for session changes and activity", func() bool {
+		return strings.Count(logs.String(), "listening for changes") == 2
 	})
 	return &apiNode{env: e, closeWebSockets: closeWebSockets}
 }
@@ -266,14 +264,7 @@ func userID(t *testing.T, db *tenant.DB, email string) string {
 // draining node closes its WebSockets at once.
 func TestSubscriptionsOverWebSocket(t *testing.T) {
 	url := pgtest.NewDB(t)
-	db, err := tenant.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := sftplogin.NewDirectory(db).EnsureHostKeys(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, url)
 	// Node A answers the test's logins and mutations (slow on a busy
 	// machine); node B serves the subscriptions, with timeouts of a second
 	// that no subscription may notice.

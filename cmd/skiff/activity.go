@@ -19,9 +19,9 @@ type ActivityFlags struct {
 }
 
 // start makes the node's activity recorder and starts it, the retention
-// purge and the digests. The recorder is closed by Run after the SFTP
+// purge, the digests and the notifications of sftpActivity subscriptions. The recorder is closed by Run after the SFTP
 // server has stopped, so the last transfers and logouts are written.
-func (f ActivityFlags) start(svc *domain.Domain, log *slog.Logger, bg *background) (*activity.Recorder, error) {
+func (f ActivityFlags) start(svc *domain.Domain, url string, log *slog.Logger, bg *background) (*activity.Recorder, error) {
 	if f.Retention < 0 {
 		return nil, fmt.Errorf("--activity-retention must not be negative")
 	}
@@ -37,6 +37,12 @@ func (f ActivityFlags) start(svc *domain.Domain, log *slog.Logger, bg *backgroun
 	svc.Activity.DigestInterval = f.DigestInterval
 	bg.run(func(ctx context.Context) error { return svc.Activity.RunRetention(ctx, f.Retention, log) })
 	bg.run(func(ctx context.Context) error { return svc.Activity.RunDigests(ctx, log) })
+	bg.run(func(ctx context.Context) error {
+		if err := svc.Activity.Live.Listen(ctx, url, log); err != nil && ctx.Err() == nil {
+			log.Error("SFTP activity notifications stopped; sftpActivity subscriptions hear nothing", "err", err)
+		}
+		return nil
+	})
 	return rec, nil
 }
 

@@ -100,7 +100,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	bg.run(func(ctx context.Context) error { return m.lag.probe(ctx, d.DB) })
-	recorder, err := c.Activity.start(svc, log, bg)
+	recorder, err := c.Activity.start(svc, d.URL, log, bg)
 	if err != nil {
 		return err
 	}

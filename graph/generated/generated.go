@@ -706,6 +706,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		SftpActivity      func(childComplexity int, accountID *string, filter *model.SftpActivityFilter) int
 		SftpSessionEvents func(childComplexity int, accountID *string) int
 	}
 
@@ -973,6 +974,7 @@ type StaffViewerResolver interface {
 }
 type SubscriptionResolver interface {
 	SftpSessionEvents(ctx context.Context, accountID *string) (<-chan *sftpsessions.Change, error)
+	SftpActivity(ctx context.Context, accountID *string, filter *model.SftpActivityFilter) (<-chan *activity.Event, error)
 }
 type UserResolver interface {
 	ID(ctx context.Context, obj *tenant.User) (string, error)
@@ -3754,6 +3756,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StorageUsage.Used(childComplexity), true
 
+	case "Subscription.sftpActivity":
+		if e.ComplexityRoot.Subscription.SftpActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_sftpActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SftpActivity(childComplexity, args["accountId"].(*string), args["filter"].(*model.SftpActivityFilter)), true
 	case "Subscription.sftpSessionEvents":
 		if e.ComplexityRoot.Subscription.SftpSessionEvents == nil {
 			break
@@ -7087,6 +7100,22 @@ type Subscription {
     "The account to watch; the viewer's own when omitted (staff must give it)."
     accountId: ID
   ): SftpSessionEvent!
+  """
+  The account's SFTP activity log as it is written, from every node: each entry
+  ` + "`" + `Account.sftpActivity` + "`" + ` would list, oldest first, within about a second of the operation
+  (each node's recorder writes in batches). ` + "`" + `accountId` + "`" + ` defaults to the viewer's account;
+  support staff must give it. Owners, administrators and staff hear the whole account (or
+  ` + "`" + `filter.userId` + "`" + `'s entries); a user only their own entries; another account is ` + "`" + `NOT_FOUND` + "`" + `.
+  ` + "`" + `filter` + "`" + ` narrows it as it does the list, but for ` + "`" + `from` + "`" + ` and ` + "`" + `to` + "`" + ` (` + "`" + `INVALID` + "`" + `: a
+  subscription has no time range). Entries are not replayed: list ` + "`" + `Account.sftpActivity` + "`" + `
+  after subscribing. A subscriber that falls 256 batches behind is completed.
+  """
+  sftpActivity(
+    "The account to watch; the viewer's own when omitted (staff must give it)."
+    accountId: ID
+    "Which entries to hear of: a user, a path prefix, actions (no time range)."
+    filter: SftpActivityFilter
+  ): SftpActivityEvent!
 }
 
 "A change to one of an account's live SFTP sessions."
@@ -10092,6 +10121,28 @@ func (ec *executionContext) field_Query_sftpModuleRequests_args(ctx context.Cont
 		return nil, err
 	}
 	args["before"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_sftpActivity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "accountId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["accountId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SftpActivityFilter, error) {
+			return ec.unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
 	return args, nil
 }
 
@@ -21721,6 +21772,50 @@ func (ec *executionContext) fieldContext_Subscription_sftpSessionEvents(ctx cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_sftpActivity(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_sftpActivity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SftpActivity(ctx, fc.Args["accountId"].(*string), fc.Args["filter"].(*model.SftpActivityFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *activity.Event) graphql.Marshaler {
+			return ec.marshalNSftpActivityEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_sftpActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SftpActivityEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_sftpActivity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -31675,6 +31770,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "sftpSessionEvents":
 		return ec._Subscription_sftpSessionEvents(ctx, fields[0])
+	case "sftpActivity":
+		return ec._Subscription_sftpActivity(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}

@@ -40,7 +40,7 @@ var allowed = map[string][]string{
 	"tenant/people":       {"tenant", "tenant/audit", "tenant/outbox", "tenant/sftpaccess", "tenant/sharing", "tenant/purge", "policy"},
 	"tenant/account":      {"tenant", "tenant/audit", "tenant/people"},
 	"tenant/storageuse":   {"tenant", "tenant/audit", "tenant/outbox"},
-	"tenant/activity":     {"tenant", "tenant/outbox", "tenant/sharing", "tenant/storageuse", "policy"},
+	"tenant/activity":     {"tenant", "tenant/outbox", "tenant/sharing", "tenant/storageuse", "policy", "internal/pglisten"},
 	"tenant/sftpsessions": {"tenant", "tenant/audit", "internal/pglisten"},
 	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/purge",
 		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},

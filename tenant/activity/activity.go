@@ -123,6 +123,9 @@ type Service struct {
 	// within about a second), and is listed by the next digest instead
 	// (DefaultDigestSettle when zero).
 	DigestSettle time.Duration
+	// Live hands the recorders' notifications to this node's watchers
+	// (Watch); skiff serve runs its Listen.
+	Live Live
 }
 
 // DefaultRetention is how long events are kept unless the operator sets

@@ -141,38 +141,61 @@ func decodeCursor(c string) (*position, error) {
 // page's start; without, sftp_activity_account: either way a page reads
 // about as many index entries as it returns, however large the log.
 func listQuery(accountID string, f Filter, after *position, limit int) (query string, args []any, ok bool) {
-	if f.UserID != "" && !tenant.IsUUID(f.UserID) {
+	w, ok := filterWhere(accountID, f)
+	if !ok {
 		return "", nil, false
 	}
-	args = []any{accountID}
-	arg := func(v any) string { args = append(args, v); return "$" + tenant.Itoa(len(args)) }
-	where := []string{"account_id = $1"}
+	if f.From != nil {
+		w.add("at >= " + w.arg(*f.From))
+	}
+	if f.To != nil {
+		w.add("at < " + w.arg(*f.To))
+	}
+	if after != nil {
+		w.add("(at, id) < (" + w.arg(after.at) + ", " + w.arg(after.id) + ")")
+	}
+	query = `SELECT ` + eventColumns + ` FROM sftp_activity WHERE ` + strings.Join(w.conds, " AND ") +
+		` ORDER BY at DESC, id DESC LIMIT ` + w.arg(limit)
+	return query, w.args, true
+}
+
+// where is a WHERE clause being built: its conditions and their arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// arg adds v as an argument and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + tenant.Itoa(len(w.args))
+}
+
+func (w *where) add(cond string) { w.conds = append(w.conds, cond) }
+
+// filterWhere is the account's events matching f's user, actions and path
+// prefix (not its time range); ok is false when f can match nothing.
+func filterWhere(accountID string, f Filter) (w *where, ok bool) {
+	if f.UserID != "" && !tenant.IsUUID(f.UserID) {
+		return nil, false
+	}
+	w = &where{}
+	w.add("account_id = " + w.arg(accountID))
 	if f.UserID != "" {
-		where = append(where, "user_id = "+arg(f.UserID)+"::uuid")
+		w.add("user_id = " + w.arg(f.UserID) + "::uuid")
 	}
 	if len(f.Actions) > 0 {
 		actions := make([]string, len(f.Actions))
 		for i, a := range f.Actions {
 			actions[i] = string(a)
 		}
-		where = append(where, "action = ANY("+arg(tenant.StringArray(actions))+"::text[])")
+		w.add("action = ANY(" + w.arg(tenant.StringArray(actions)) + "::text[])")
 	}
 	if f.PathPrefix != "" {
-		p := arg(likePrefix(f.PathPrefix))
-		where = append(where, "(path LIKE "+p+" OR target_path LIKE "+p+")")
+		p := w.arg(likePrefix(f.PathPrefix))
+		w.add("(path LIKE " + p + " OR target_path LIKE " + p + ")")
 	}
-	if f.From != nil {
-		where = append(where, "at >= "+arg(*f.From))
-	}
-	if f.To != nil {
-		where = append(where, "at < "+arg(*f.To))
-	}
-	if after != nil {
-		where = append(where, "(at, id) < ("+arg(after.at)+", "+arg(after.id)+")")
-	}
-	query = `SELECT ` + eventColumns + ` FROM sftp_activity WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY at DESC, id DESC LIMIT ` + arg(limit)
-	return query, args, true
+	return w, true
 }
 
 // likePrefix is a LIKE pattern matching strings that start with prefix.

@@ -39,18 +39,7 @@ func TestActivityQueryAtScale(t *testing.T) {
 		events, _ = strconv.Atoi(v)
 	}
 	ctx := context.Background()
-	db, err := tenant.Open(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc := domain.New(db)
-	a, owner, err := svc.Accounts.CreateAccount(tenant.SystemContext(ctx), account.CreateAccountInput{
-		Name: "Busy", OwnerEmail: "owner@busy.example", OwnerName: "Olive", OwnerPassword: password,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, db, svc, a, owner := busyAccount(t)
 	const users = 200
 	userIDs := make([]string, users)
 	for i := range userIDs {
@@ -59,7 +48,7 @@ func TestActivityQueryAtScale(t *testing.T) {
 	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	span := 90 * 24 * time.Hour
 	start := time.Now()
-	err = db.CrossTenant(ctx, tenant.ScopeActivity, func(tx *sqlx.Tx) error {
+	err := db.CrossTenant(ctx, tenant.ScopeActivity, func(tx *sqlx.Tx) error {
 		// Event i: user i % 200, at evenly spaced times over 90 days.
 		_, err := tx.ExecContext(ctx, `INSERT INTO sftp_activity (account_id, at, user_id, login, action, outcome, path,
 				bytes, duration_ms, client_addr, node, session_id)
@@ -146,4 +135,73 @@ func TestActivityQueryAtScale(t *testing.T) {
 	if p99 := took[len(took)*99/100]; p99 > 50*time.Millisecond {
 		t.Errorf("p99 %v > 50 ms", p99)
 	}
+}
+
+// TestActivityCostNotifyTrigger measures what the sftpActivity
+// subscriptions' notification (migration 00130: one pg_notify per account
+// and node per batch) costs the recorder's batches, in one run on one
+// database: 12 rounds of 20,000 upload events written in full batches of
+// 1,000, the trigger enabled and disabled in turn, with a node listening.
+//
+//	SKIFF_BENCH_ACTIVITY=1 go test -run ActivityCostNotifyTrigger -v ./tenant/domain
+func TestActivityCostNotifyTrigger(t *testing.T) {
+	if os.Getenv("SKIFF_BENCH_ACTIVITY") == "" {
+		t.Skip("a benchmark: set SKIFF_BENCH_ACTIVITY=1 to run it")
+	}
+	ctx := context.Background()
+	url, db, svc, a, owner := busyAccount(t)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go svc.Activity.Live.Listen(lctx, url, nil) //nolint:errcheck // ends with the test
+	const perRound, rounds = 20_000, 12
+	rec := activity.NewRecorder(db, activity.RecorderConfig{Node: "node-b", BatchSize: 1000, QueueSize: perRound, FlushEvery: time.Hour})
+	rec.Start()
+	defer rec.Close(ctx) //nolint:errcheck
+	rate := map[bool][]float64{}
+	for r := range rounds {
+		on := r%2 == 0
+		toggle := "DISABLE"
+		if on {
+			toggle = "ENABLE"
+		}
+		if _, err := db.X.ExecContext(ctx, `ALTER TABLE sftp_activity `+toggle+` TRIGGER sftp_activity_recorded`); err != nil {
+			t.Fatal(err)
+		}
+		before := rec.Stats().Recorded
+		start := time.Now()
+		for i := range perRound {
+			ev := activity.Event{AccountID: a.ID, UserID: owner.ID, Login: "olive", Action: activity.ActionUpload,
+				Outcome: activity.Succeeded, Path: "/My Files/f-" + strconv.Itoa(i) + ".dat", ClientAddr: "198.51.100.7"}
+			ev.SetBytes(1024)
+			rec.Record(ev)
+		}
+		for rec.Stats().Recorded < before+perRound {
+			time.Sleep(time.Millisecond)
+		}
+		rate[on] = append(rate[on], perRound/time.Since(start).Seconds())
+	}
+	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	on, off := med(rate[true]), med(rate[false])
+	t.Logf("events written per second, median of %d rounds: trigger on %.0f, off %.0f (on/off %.3f); on %v off %v",
+		rounds/2, on, off, on/off, rate[true], rate[false])
+}
+
+// busyAccount is a migrated database (its URL and store), its services and
+// one account with its owner, for the benchmarks above.
+func busyAccount(t *testing.T) (string, *tenant.DB, *domain.Domain, *tenant.Account, *tenant.User) {
+	t.Helper()
+	url := pgtest.NewDB(t)
+	db, err := tenant.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := domain.New(db)
+	a, owner, err := svc.Accounts.CreateAccount(tenant.SystemContext(context.Background()), account.CreateAccountInput{
+		Name: "Busy", OwnerEmail: "owner@busy.example", OwnerName: "Olive", OwnerPassword: password,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, db, svc, a, owner
 }
