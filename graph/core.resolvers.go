@@ -94,6 +94,7 @@ func (r *queryResolver) Accounts(ctx context.Context, search *string, first *int
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchAccounts(ctx, c.Items)
 	out := &model.AccountConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.AccountEdge, len(c.Items))}
 	for i, a := range c.Items {
 		out.Edges[i] = &model.AccountEdge{Cursor: c.Cursors[i], Node: a}

@@ -18,7 +18,7 @@ import (
 
 // DedicatedIP is the resolver for the dedicatedIp field.
 func (r *accountResolver) DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error) {
-	return r.Tenant.DedicatedIPs.DedicatedIP(ctx, obj.ID)
+	return r.loaders(ctx).acct.dedicatedIP.Load(ctx, obj.ID)
 }
 
 // Address is the resolver for the address field.
@@ -28,7 +28,7 @@ func (r *dedicatedIpResolver) Address(ctx context.Context, obj *sftplogin.Dedica
 
 // HostKeyFingerprints is the resolver for the hostKeyFingerprints field.
 func (r *dedicatedIpResolver) HostKeyFingerprints(ctx context.Context, obj *sftplogin.DedicatedIP) ([]*outbox.HostKeyFingerprint, error) {
-	fps, err := r.Tenant.DedicatedIPs.HostKeyFingerprints(ctx, obj.AccountID)
+	fps, err := r.loaders(ctx).acct.hostKeys.Load(ctx, obj.AccountID)
 	return ptrs(fps), err
 }
 

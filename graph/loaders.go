@@ -46,6 +46,7 @@ type loaders struct {
 	sharedWith   *dataloadgen.Loader[pagedRef, *tenant.Connection[*sharing.SharedProject]]
 	groupMembers *dataloadgen.Loader[pagedRef, *tenant.Connection[*tenant.User]]
 	loginTimes   *dataloadgen.Loader[userRef, *people.LoginTimes] // see facts.go
+	acct         accountLoaders                                   // see accountloaders.go
 }
 
 // pagedRef is one row's nested connection: the row's ID and the page and
@@ -72,6 +73,7 @@ const batchWait = time.Millisecond
 func newLoaders(svc *domain.Domain) *loaders {
 	return &loaders{
 		loginTimes: newLoginTimesLoader(svc),
+		acct:       newAccountLoaders(svc),
 		sshKeys: dataloadgen.NewMappedLoader(func(ctx context.Context, refs []userRef) (map[userRef][]*sftpaccess.SSHKey, error) {
 			return byAccount(ctx, refs, svc.SFTP.SSHKeysForUsers)
 		}, dataloadgen.WithWait(batchWait)),

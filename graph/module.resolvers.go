@@ -26,7 +26,7 @@ func (r *accountResolver) SftpModule(ctx context.Context, obj *tenant.Account) (
 
 // SftpLicences is the resolver for the sftpLicences field.
 func (r *accountResolver) SftpLicences(ctx context.Context, obj *tenant.Account) (*sftpaccess.Licences, error) {
-	return r.Tenant.SFTP.SFTPLicences(ctx, obj.ID)
+	return r.loaders(ctx).acct.licences.Load(ctx, obj.ID)
 }
 
 // Notifications is the resolver for the notifications field.

@@ -18,7 +18,7 @@ func (r *accountResolver) Storage(ctx context.Context, obj *tenant.Account) (*st
 	if p := tenant.PrincipalFrom(ctx); !p.IsStaff() && !p.IsAdmin(obj.ID) {
 		return nil, tenant.Errorf(tenant.EForbidden, "only owners, administrators and support staff see the account's storage")
 	}
-	return r.Tenant.Storage.AccountStorage(ctx, obj.ID)
+	return r.loaders(ctx).acct.storage.Load(ctx, obj.ID)
 }
 
 // SetStorageQuota is the resolver for the setStorageQuota field.

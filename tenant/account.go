@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -76,6 +77,52 @@ func RequireAccountAdmin(ctx context.Context, accountID, what string) error {
 	default:
 		return NotFound("account")
 	}
+}
+
+// ReadAdminAccounts is RequireAccountAdmin for many accounts at once, for
+// the batches behind a page of accounts (support staff's `accounts`): read
+// runs once, with the accounts among ids the principal may see what names —
+// for support staff any of them, in one cross-tenant transaction in the
+// staff scope; for an owner or administrator their own, in its transaction —
+// and is not run when there are none. The other accounts are in refused,
+// with the error RequireAccountAdmin gives each.
+func (b *Base) ReadAdminAccounts(ctx context.Context, ids []string, what string, read func(q Queryer, ids []string) error) (refused map[string]error, err error) {
+	refused = map[string]error{}
+	var ok []string
+	for _, id := range ids {
+		if err := RequireAccountAdmin(ctx, id, what); err != nil {
+			refused[id] = err
+		} else if !slices.Contains(ok, id) {
+			ok = append(ok, id)
+		}
+	}
+	switch {
+	case len(ok) == 0:
+		return refused, nil
+	case PrincipalFrom(ctx).IsStaff():
+		return refused, b.DB.CrossTenant(ctx, ScopeStaff, func(tx *sqlx.Tx) error { return read(tx, ok) })
+	default: // an owner or administrator passes for their own account only
+		return refused, b.InAccount(ctx, ok[0], func(q Queryer) error { return read(q, ok) })
+	}
+}
+
+// OneOf is the answer a batch of ReadAdminAccounts (or any batch with
+// refusals) gave for one of its keys: the batch's error, the key's refusal,
+// its value, or when it has none NotFound(what) — or the zero value when
+// what is empty (a key without a value is an answer: "none").
+func OneOf[V any](id string, m map[string]V, refused map[string]error, err error, what string) (V, error) {
+	var zero V
+	if err != nil {
+		return zero, err
+	}
+	if err := refused[id]; err != nil {
+		return zero, err
+	}
+	v, ok := m[id]
+	if !ok && what != "" {
+		return zero, NotFound(what)
+	}
+	return v, nil
 }
 
 // ModuleStatus is the state of an account's SFTP module as users see it.

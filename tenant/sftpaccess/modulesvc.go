@@ -530,27 +530,33 @@ func (s *Service) SuspendSFTPModule(ctx context.Context, accountID string) (*ten
 // Owners and administrators of the account and support staff may see them;
 // another user of the account is FORBIDDEN; anyone else gets "account not found".
 func (s *Service) SFTPLicences(ctx context.Context, accountID string) (*Licences, error) {
-	if err := tenant.RequireAccountAdmin(ctx, accountID, "the account's licences"); err != nil {
-		return nil, err
-	}
-	var l Licences
-	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		var row struct {
-			Purchased int `db:"sftp_licences"`
-			Used      int `db:"used"`
+	m, refused, err := s.SFTPLicencesOf(ctx, []string{accountID})
+	return tenant.OneOf(accountID, m, refused, err, "account")
+}
+
+// SFTPLicencesOf is SFTPLicences for many accounts in one statement (support
+// staff's page of accounts), by account ID; accounts the principal may not
+// see are refused as SFTPLicences refuses them, unknown ones are absent.
+func (s *Service) SFTPLicencesOf(ctx context.Context, accountIDs []string) (map[string]*Licences, map[string]error, error) {
+	out := make(map[string]*Licences, len(accountIDs))
+	refused, err := s.ReadAdminAccounts(ctx, accountIDs, "the account's licences", func(q tenant.Queryer, ids []string) error {
+		var rows []struct {
+			ID        string `db:"id"`
+			Purchased int    `db:"sftp_licences"`
+			Used      int    `db:"used"`
 		}
-		if err := q.GetContext(ctx, &row, `SELECT a.sftp_licences, (SELECT count(*) FROM users u
+		if err := q.SelectContext(ctx, &rows, `SELECT a.id, a.sftp_licences, (SELECT count(*) FROM users u
 				WHERE u.account_id = a.id AND u.sftp_enabled AND u.deleted_at IS NULL) AS used
-			FROM accounts a WHERE a.id = $1`, accountID); err != nil {
-			return tenant.NotFoundAs(tenant.DBError(err), "account")
+			FROM accounts a WHERE a.id = ANY($1::uuid[])`, tenant.UUIDArray(ids)); err != nil {
+			return tenant.DBError(err)
 		}
-		l = newLicences(row.Purchased, row.Used)
+		for _, r := range rows {
+			l := newLicences(r.Purchased, r.Used)
+			out[r.ID] = &l
+		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &l, nil
+	return out, refused, err
 }
 
 // SendTrialEndingReminders emails the owners of every account whose trial ends

@@ -197,19 +197,32 @@ func DedicatedHostTx(ctx context.Context, q tenant.Queryer, accountID string) (*
 // another user of the account is FORBIDDEN; anyone else gets "account not
 // found". Users see the address in their own SFTP credentials.
 func (s *Service) DedicatedIP(ctx context.Context, accountID string) (*DedicatedIP, error) {
-	if err := tenant.RequireAccountAdmin(ctx, accountID, "the account's dedicated IP"); err != nil {
-		return nil, err
-	}
-	var ip *DedicatedIP
-	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		var err error
-		ip, err = ActiveDedicatedIPTx(ctx, q, accountID)
-		return err
+	m, refused, err := s.DedicatedIPsOf(ctx, []string{accountID})
+	return tenant.OneOf(accountID, m, refused, err, "")
+}
+
+// DedicatedIPsOf is DedicatedIP for many accounts in one statement (support
+// staff's page of accounts), by account ID: accounts without a dedicated IP
+// are absent; accounts the principal may not see are refused as DedicatedIP
+// refuses them.
+func (s *Service) DedicatedIPsOf(ctx context.Context, accountIDs []string) (map[string]*DedicatedIP, map[string]error, error) {
+	out := make(map[string]*DedicatedIP, len(accountIDs))
+	refused, err := s.ReadAdminAccounts(ctx, accountIDs, "the account's dedicated IP", func(q tenant.Queryer, ids []string) error {
+		var rows []dedicatedIPRow
+		if err := q.SelectContext(ctx, &rows, `SELECT `+dedicatedIPColumns+` FROM dedicated_ips
+			WHERE account_id = ANY($1::uuid[]) AND released_at IS NULL`, tenant.UUIDArray(ids)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, r := range rows {
+			ip, err := r.dedicatedIP()
+			if err != nil {
+				return err
+			}
+			out[r.AccountID] = ip
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ip, nil
+	return out, refused, err
 }
 
 // ProvisionDedicatedIP gives the account a dedicated IP from the deployment's

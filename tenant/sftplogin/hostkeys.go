@@ -231,31 +231,65 @@ func hostKeySigner(r hostKeyRow, c *HostKeyCipher) (ssh.Signer, error) {
 // public: anyone may read them. An account's are for its users and staff;
 // anyone else gets "account not found".
 func (s *Service) HostKeyFingerprints(ctx context.Context, accountID string) ([]outbox.HostKeyFingerprint, error) {
-	var fps []outbox.HostKeyFingerprint
-	read := func(tx *sqlx.Tx) error {
-		var err error
-		fps, err = HostKeyFingerprintsTx(ctx, tx, accountID)
-		return err
+	if accountID == "" {
+		var fps []outbox.HostKeyFingerprint
+		// The directory scope is the one that reads host keys across tenants.
+		err := s.DB.CrossTenant(ctx, tenant.ScopeDirectory, func(tx *sqlx.Tx) (err error) {
+			fps, err = HostKeyFingerprintsTx(ctx, tx, "")
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return fps, nil
+	}
+	m, refused, err := s.HostKeyFingerprintsOf(ctx, []string{accountID})
+	return tenant.OneOf(accountID, m, refused, err, "account")
+}
+
+// HostKeyFingerprintsOf is HostKeyFingerprints for many accounts' own keys
+// in one statement (support staff's page of accounts with their dedicated
+// IPs), by account ID: support staff read any account's, in the staff scope,
+// a user their own account's; the others are refused with "account not
+// found".
+func (s *Service) HostKeyFingerprintsOf(ctx context.Context, accountIDs []string) (map[string][]outbox.HostKeyFingerprint, map[string]error, error) {
+	p := tenant.PrincipalFrom(ctx)
+	out, refused := map[string][]outbox.HostKeyFingerprint{}, map[string]error{}
+	var ids []string
+	for _, id := range accountIDs {
+		if tenant.IsUUID(id) && (p.IsStaff() || p.InAccount(id)) {
+			ids = append(ids, id)
+			out[id] = []outbox.HostKeyFingerprint{}
+		} else {
+			refused[id] = tenant.NotFound("account")
+		}
+	}
+	read := func(q tenant.Queryer) error {
+		var rows []struct {
+			AccountID string `db:"account_id"`
+			outbox.HostKeyFingerprint
+		}
+		if err := q.SelectContext(ctx, &rows, `SELECT account_id, algorithm, fingerprint FROM host_keys
+			WHERE account_id = ANY($1::uuid[])`, tenant.UUIDArray(ids)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, r := range rows {
+			out[r.AccountID] = append(out[r.AccountID], r.HostKeyFingerprint)
+		}
+		for _, fps := range out {
+			slices.SortFunc(fps, func(a, b outbox.HostKeyFingerprint) int { return hostKeyRank(a.Algorithm) - hostKeyRank(b.Algorithm) })
+		}
+		return nil
 	}
 	var err error
-	p := tenant.PrincipalFrom(ctx)
 	switch {
-	case accountID == "":
-		// The directory scope is the one that reads host keys across tenants.
-		err = s.DB.CrossTenant(ctx, tenant.ScopeDirectory, read)
-	case !tenant.IsUUID(accountID):
-		return nil, tenant.NotFound("account")
+	case len(ids) == 0:
 	case p.IsStaff():
-		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, read)
-	case p.InAccount(accountID):
-		err = s.DB.InAccount(ctx, accountID, read)
-	default:
-		return nil, tenant.NotFound("account")
+		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return read(tx) })
+	default: // a user passes for their own account only
+		err = s.InAccount(ctx, ids[0], read)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return fps, nil
+	return out, refused, err
 }
 
 // HostKeyFingerprintsTx lists the fingerprints of the deployment's host keys

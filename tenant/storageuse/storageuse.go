@@ -52,19 +52,33 @@ type Storage struct {
 // AccountStorage is an account's usage and quota: owners, administrators
 // and support staff.
 func (s *Service) AccountStorage(ctx context.Context, accountID string) (*Storage, error) {
-	if err := tenant.RequireAccountAdmin(ctx, accountID, "the account's storage"); err != nil {
-		return nil, err
-	}
-	var st Storage
-	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		return tenant.DBError(q.QueryRowxContext(ctx, `SELECT a.storage_quota,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id)
-			FROM accounts a WHERE a.id = $1`, accountID).Scan(&st.Quota, &st.Used))
+	m, refused, err := s.AccountStorageOf(ctx, []string{accountID})
+	return tenant.OneOf(accountID, m, refused, err, "account")
+}
+
+// AccountStorageOf is AccountStorage for many accounts in one statement
+// (support staff's page of accounts), by account ID; accounts the principal
+// may not see are refused as AccountStorage refuses them, unknown ones are
+// absent.
+func (s *Service) AccountStorageOf(ctx context.Context, accountIDs []string) (map[string]*Storage, map[string]error, error) {
+	out := make(map[string]*Storage, len(accountIDs))
+	refused, err := s.ReadAdminAccounts(ctx, accountIDs, "the account's storage", func(q tenant.Queryer, ids []string) error {
+		var rows []struct {
+			ID    string `db:"id"`
+			Quota *int64 `db:"storage_quota"`
+			Used  int64  `db:"used"`
+		}
+		if err := q.SelectContext(ctx, &rows, `SELECT a.id, a.storage_quota,
+			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id) AS used
+			FROM accounts a WHERE a.id = ANY($1::uuid[])`, tenant.UUIDArray(ids)); err != nil {
+			return tenant.DBError(err)
+		}
+		for _, r := range rows {
+			out[r.ID] = &Storage{Used: r.Used, Quota: r.Quota}
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, tenant.NotFoundAs(err, "account")
-	}
-	return &st, nil
+	return out, refused, err
 }
 
 // UserStorage is a user's usage (their home and the project folders they
