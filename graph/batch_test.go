@@ -149,8 +149,9 @@ func countEdges(path ...string) func(json.RawMessage) int {
 // A page of folders with the viewer's rights, members and creators, a page
 // of users with the folders shared with them (each folder with its rights
 // and members), their storage and their keys' users, and a page of groups
-// with a page of members each cost the same number of statements whatever
-// the page size: every per-row field is loaded for the whole page at once.
+// with a page of members each (an owner's, and support staff's) cost the same
+// number of statements whatever the page size: every per-row field is loaded
+// for the whole page at once.
 func TestPageCostsDoNotGrowWithPageSize(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -178,6 +179,10 @@ func TestPageCostsDoNotGrowWithPageSize(t *testing.T) {
 			[]string{"account", "projectFolders"}, vars{}, 2, 7},
 		{"users", s.owner, userPage, []string{"account", "users"}, vars{"f": 3}, 5, 31},
 		{"groups", s.owner, groupPage, []string{"account", "groups"}, vars{"f": 2}, 2, 8},
+		// Support staff read any account's groups with their members, in the staff scope.
+		{"groups (staff)", e.staff("support@skiff.example"),
+			strings.Replace(groupPage, "account {", fmt.Sprintf("account(id: %q) {", globalID("Account", e.accountOf(ctx))), 1),
+			[]string{"account", "groups"}, vars{"f": 2}, 2, 8},
 	}
 	for _, p := range pages {
 		small := e.cost(p.token, p.query, vars{"n": p.small, "f": p.v["f"]}, countEdges(p.path...), p.small)
@@ -359,7 +364,8 @@ func TestBatchedFieldsMatchOneRowLoads(t *testing.T) {
 }
 
 // Each group's page of members, after a cursor taken from another group's
-// list, is the slice of its full list after that cursor.
+// list, is the slice of its full list after that cursor, for the account's
+// owner and for support staff.
 func TestBatchedGroupMembersMatchOneRowLoads(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -383,7 +389,13 @@ func TestBatchedGroupMembersMatchOneRowLoads(t *testing.T) {
 		t.Fatalf("Team has %d members", len(team))
 	}
 	cursor := cursors[s.team][1]
-	for _, after := range []any{nil, cursor} {
+	staff := e.staff("support@skiff.example") // support staff read them as the owner does
+	acct := globalID("Account", e.accountOf(ctx))
+	for _, tc := range []struct {
+		token string
+		after any
+	}{{s.owner, nil}, {s.owner, cursor}, {staff, nil}, {staff, cursor}} {
+		after := tc.after
 		var out struct {
 			Account struct {
 				Groups struct {
@@ -399,8 +411,9 @@ func TestBatchedGroupMembersMatchOneRowLoads(t *testing.T) {
 				}
 			}
 		}
-		e.mustDo(s.owner, `query($a: String) { account { groups(first: 50) { edges { node { id
-			members(first: 2, after: $a) { edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } } } } }`, vars{"a": after}, &out)
+		e.mustDo(tc.token, `query($acct: ID, $a: String) { account(id: $acct) { groups(first: 50) { edges { node { id
+			members(first: 2, after: $a) { edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } } } } }`,
+			vars{"acct": acct, "a": after}, &out)
 		if len(out.Account.Groups.Edges) != len(all.Items) {
 			t.Fatalf("%d groups, want %d", len(out.Account.Groups.Edges), len(all.Items))
 		}

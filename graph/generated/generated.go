@@ -5746,9 +5746,9 @@ type Group implements Node {
   "How many live users are in the group."
   memberCount: Int!
   """
-  The group's live users, sorted by name. Owners and administrators; null with a
-  ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (support staff too: they see a user's
-  group on the user).
+  The group's live users, sorted by name unless ` + "`" + `orderBy` + "`" + ` says otherwise. Owners and
+  administrators, and support staff (any account's groups, as they read its users); null
+  with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for other users.
   """
   members(
     "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."

@@ -92,6 +92,9 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 		{"members", "users", []string{"NAME", "EMAIL", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Sharing.GroupMembers(ctx, pro, o, p))
 		}, false},
+		{"members (staff)", "users", []string{"NAME", "EMAIL", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			return curs(w.svc.Sharing.GroupMembers(ctx, pro, o, p))
+		}, true},
 		{"contacts", "contacts", []string{"NAME", "EMAIL", "COMPANY", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.People.Contacts(ctx, acme, "", o, p))
 		}, false},

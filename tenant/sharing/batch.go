@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/tenant"
 )
@@ -250,12 +252,28 @@ func (s *Service) ProjectsSharedWithUsers(ctx context.Context, userIDs []string,
 
 // GroupMembersOf is GroupMembers for many groups, each with the same page
 // request, by group ID: one statement checks the groups, one pages every
-// group's members at once (each group's page a keyset read of its own). Owners and administrators
-// only; a group not in the account is refused as not found.
+// group's members at once (each group's page a keyset read of its own).
+// Owners and administrators, in their account; support staff, who read any
+// account's users, in the staff scope (the groups may then be of several
+// accounts). A group not in the account (for staff: none at all) is
+// refused as not found.
 func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, order tenant.Order, page tenant.Page) (map[string]*tenant.Connection[*tenant.User], Refused, error) {
-	p, err := s.RequireGroupManager(ctx)
-	if err != nil {
-		return nil, nil, err
+	// Each group's members are read from the users index on (account_id,
+	// group_id, sort key, id): in an account's transaction the account is
+	// the transaction's, in the staff scope the group's.
+	account := `skiff_account()`
+	var run func(fn func(q tenant.Queryer) error) error
+	if tenant.PrincipalFrom(ctx).IsStaff() {
+		account = `(SELECT g.account_id FROM groups g WHERE g.id = parent_id)`
+		run = func(fn func(q tenant.Queryer) error) error {
+			return s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return fn(tx) })
+		}
+	} else {
+		p, err := s.RequireGroupManager(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		run = func(fn func(q tenant.Queryer) error) error { return s.InAccount(ctx, p.AccountID, fn) }
 	}
 	ks, err := memberSorts.NewKeyset(order, page)
 	if err != nil {
@@ -263,7 +281,7 @@ func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, order t
 	}
 	var out map[string]*tenant.Connection[*tenant.User]
 	refused := Refused{}
-	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+	err = run(func(q tenant.Queryer) error {
 		found, err := existing(ctx, q, "groups", groupIDs)
 		if err != nil {
 			return err
@@ -283,7 +301,7 @@ func (s *Service) GroupMembersOf(ctx context.Context, groupIDs []string, order t
 		out, err = tenant.ListPages(ctx, q, ks, tenant.BatchQuery{
 			ListQuery: tenant.ListQuery{
 				Select: `SELECT u.*`,
-				From:   `FROM users u WHERE u.account_id = skiff_account() AND u.group_id = parent_id AND u.deleted_at IS NULL`,
+				From:   `FROM users u WHERE u.account_id = ` + account + ` AND u.group_id = parent_id AND u.deleted_at IS NULL`,
 			},
 			Outer: `parent_id AS group_id, ` + tenant.UserColumns,
 		}, groups, func(r *row) (string, *tenant.User) { return r.GroupID, &r.User })
@@ -309,10 +327,11 @@ func idSet(ctx context.Context, q tenant.Queryer, query string, args []any) (map
 }
 
 // existing returns which of ids are rows of table (a constant) in the
-// transaction's account.
+// transaction's account (in the staff scope: in any account).
 func existing(ctx context.Context, q tenant.Queryer, table string, ids []string) (map[string]bool, error) {
 	var found []string
-	if err := q.SelectContext(ctx, &found, `SELECT id FROM `+table+` WHERE id = ANY($1::uuid[]) AND account_id = skiff_account()`,
+	if err := q.SelectContext(ctx, &found, `SELECT id FROM `+table+` WHERE id = ANY($1::uuid[])
+		AND (account_id = skiff_account() OR skiff_scope() = 'staff')`,
 		tenant.UUIDArray(ids)); err != nil {
 		return nil, tenant.DBError(err)
 	}
