@@ -57,6 +57,8 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 		n, err = r.Tenant.Outbox.Notification(ctx, id)
 	case "AuditEvent":
 		n, err = r.Tenant.Audit.Event(ctx, id)
+	case "ApiSession":
+		n, err = r.Tenant.People.APISession(ctx, id)
 	default:
 		return nil, nil
 	}

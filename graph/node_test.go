@@ -73,6 +73,7 @@ func TestNodeResolvesEveryNodeType(t *testing.T) {
 		t.Fatal("the owner has no SSH key")
 	}
 	samples["SshKey"] = sample{acct.Viewer.User.SSHKeys[0].ID, owner}
+	samples["ApiSession"] = sample{e.apiSessions(owner)[0].ID, owner}
 
 	schema := generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{}}).Schema()
 	var types []string

@@ -141,6 +141,28 @@ func TestAPISessionsListAndRevoke(t *testing.T) {
 	e.mustFail(owner, `mutation($id: ID!) { revokeApiSession(input: {id: $id}) { apiSession { id } } }`, vars{"id": other[0].ID}, "NOT_FOUND")
 	e.mustWork(userTok, "a session another user tried to revoke")
 
+	// A session is a Node its owner alone fetches by ID; to anyone else
+	// (their administrator, support staff) it is null, like an unknown ID.
+	staff := e.staff("support@skiff.example")
+	nodeQuery := `query($id: ID!) { node(id: $id) { id ... on ApiSession { userAgent current } } }`
+	var node struct {
+		Node *struct {
+			ID, UserAgent string
+			Current       bool
+		}
+	}
+	e.mustDo(owner, nodeQuery, vars{"id": sessions[0].ID}, &node)
+	if node.Node == nil || node.Node.ID != sessions[0].ID || node.Node.UserAgent != "AcmeMobile/2.1 (iPhone)" || node.Node.Current {
+		t.Fatalf("node(the phone's session) for its owner: %+v", node.Node)
+	}
+	for _, tok := range []string{userTok, staff} {
+		node.Node = nil
+		e.mustDo(tok, nodeQuery, vars{"id": sessions[0].ID}, &node)
+		if node.Node != nil {
+			t.Fatalf("node(the owner's session) for someone else: %+v", node.Node)
+		}
+	}
+
 	// Revoking the phone's session ends its token at once.
 	var rev struct {
 		RevokeApiSession struct {
@@ -156,6 +178,10 @@ func TestAPISessionsListAndRevoke(t *testing.T) {
 		t.Fatalf("after revoking: %+v", s)
 	}
 	e.mustFail(owner, `mutation($id: ID!) { revokeApiSession(input: {id: $id}) { apiSession { id } } }`, vars{"id": sessions[0].ID}, "NOT_FOUND")
+	node.Node = nil
+	if e.mustDo(owner, nodeQuery, vars{"id": sessions[0].ID}, &node); node.Node != nil { // revoked above
+		t.Fatalf("node(a revoked session): %+v", node.Node)
+	}
 
 	// Log out everywhere else: two more sessions, one with refresh tokens.
 	laptop := e.loginAs("owner@acme.example", "BEARER", "Firefox")

@@ -4559,9 +4559,11 @@ type StaffViewer {
 """
 One login to the API: a bearer token, or an access token and refresh token pair
 (` + "`" + `login` + "`" + ` with ` + "`" + `tokenKind: ACCESS_AND_REFRESH` + "`" + `). Revoking it ends all its tokens.
+Only its owner sees it: ` + "`" + `node(id:)` + "`" + ` of another's session, or of one revoked or
+expired, is null, like an unknown ID.
 """
-type ApiSession {
-  "Opaque; for ` + "`" + `revokeApiSession` + "`" + `."
+type ApiSession implements Node {
+  "The global ID: opaque and stable; for ` + "`" + `revokeApiSession` + "`" + `, and ` + "`" + `node(id:)` + "`" + ` fetches the session by it (its owner only)."
   id: ID!
   "How the session authenticates: one bearer token, or access and refresh tokens."
   tokenKind: TokenKind!
@@ -27256,6 +27258,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._AuditEvent(ctx, sel, obj)
+	case people.APISession:
+		return ec._ApiSession(ctx, sel, &obj)
+	case *people.APISession:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ApiSession(ctx, sel, obj)
 	case tenant.Account:
 		return ec._Account(ctx, sel, &obj)
 	case *tenant.Account:
@@ -27561,7 +27570,7 @@ func (ec *executionContext) _AccountPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
-var apiSessionImplementors = []string{"ApiSession"}
+var apiSessionImplementors = []string{"ApiSession", "Node"}
 
 func (ec *executionContext) _ApiSession(ctx context.Context, sel ast.SelectionSet, obj *people.APISession) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiSessionImplementors)

@@ -267,6 +267,29 @@ func requireSessionOwner(ctx context.Context) (*tenant.Principal, *string, error
 // expired), newest first, at most MaxListedSessions; the one the request
 // came with has Current set. Everyone sees only their own.
 func (s *Service) APISessions(ctx context.Context) ([]*APISession, error) {
+	return s.liveSessions(ctx, "")
+}
+
+// APISession is one of the caller's live API sessions, by ID (`node(id:)`):
+// another principal's session, or one revoked or expired, is NOT_FOUND,
+// like an unknown ID.
+func (s *Service) APISession(ctx context.Context, id string) (*APISession, error) {
+	if !tenant.IsUUID(id) {
+		return nil, tenant.NotFound("API session")
+	}
+	out, err := s.liveSessions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, tenant.NotFound("API session")
+	}
+	return out[0], nil
+}
+
+// liveSessions reads the caller's live sessions, newest first: all of them
+// (at most MaxListedSessions), or the one with ID id when id is not empty.
+func (s *Service) liveSessions(ctx context.Context, id string) ([]*APISession, error) {
 	p, accountID, err := requireSessionOwner(ctx)
 	if err != nil {
 		return nil, err
@@ -274,8 +297,8 @@ func (s *Service) APISessions(ctx context.Context) ([]*APISession, error) {
 	var out []*APISession
 	err = s.inOwnerScope(ctx, accountID, func(q tenant.Queryer) error {
 		return tenant.DBError(q.SelectContext(ctx, &out, `SELECT `+sessionColumns+` FROM tokens
-			WHERE `+ownerFilter(p)+` AND revoked_at IS NULL AND expires_at > $2
-			ORDER BY created_at DESC, id DESC LIMIT $3`, p.ID, s.Time(), MaxListedSessions))
+			WHERE `+ownerFilter(p)+` AND revoked_at IS NULL AND expires_at > $2 AND ($4 = '' OR id::text = $4)
+			ORDER BY created_at DESC, id DESC LIMIT $3`, p.ID, s.Time(), MaxListedSessions, id))
 	})
 	for _, a := range out {
 		a.Current = a.ID == p.TokenID
