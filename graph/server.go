@@ -52,6 +52,10 @@ type Config struct {
 	// holds at once, over all its WebSocket connections;
 	// DefaultMaxSubscriptionsPerToken when zero.
 	MaxSubscriptionsPerToken int
+	// SubscriptionRecheck is how often the subscriptions of a token check
+	// that it still authenticates and that the viewer may still see what
+	// they watch (subscriptionGuard); DefaultSubscriptionRecheck when zero.
+	SubscriptionRecheck time.Duration
 	// Closing, when it ends, closes every WebSocket connection (the
 	// server drains); nil never does.
 	Closing context.Context
@@ -95,6 +99,9 @@ func (c *Config) defaults() {
 	if c.MaxSubscriptionsPerToken == 0 {
 		c.MaxSubscriptionsPerToken = DefaultMaxSubscriptionsPerToken
 	}
+	if c.SubscriptionRecheck == 0 {
+		c.SubscriptionRecheck = DefaultSubscriptionRecheck
+	}
 }
 
 // NewHandler returns the HTTP API: /graphql, /playground (when enabled),
@@ -120,7 +127,10 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(noteOperation)
 	srv.AroundOperations(r.readOnlyQueries)
-	srv.AroundOperations((&subscriptionCap{max: cfg.MaxSubscriptionsPerToken, count: map[string]int{}}).around)
+	srv.AroundOperations((&subscriptionGuard{max: cfg.MaxSubscriptionsPerToken, every: cfg.SubscriptionRecheck, log: cfg.Logger,
+		auth: func(ctx context.Context, token string) (*tenant.Principal, error) {
+			return r.Tenant.People.Authenticate(ctx, token, remoteAddr(ctx))
+		}, tokens: map[string]*tokenSubs{}}).around)
 	srv.AroundRootFields(enrolOnlyGate)
 	srv.AroundRootFields(r.mutationLoaders)
 	log := cfg.Logger
@@ -184,7 +194,7 @@ func (r *Resolver) authenticate(log *slog.Logger, addrs clientAddrs, next http.H
 				writeInternalError(ctx, w, log, "authenticate", err)
 				return
 			}
-			ctx = tenant.WithPrincipal(ctx, p)
+			ctx = withBearer(tenant.WithPrincipal(ctx, p), strings.TrimSpace(token))
 			requestInfoFrom(ctx).setPrincipal(p)
 		}
 		next.ServeHTTP(w, req.WithContext(ctx))

@@ -25,6 +25,11 @@ func (r *subscriptionResolver) SftpSessionEvents(ctx context.Context, accountID 
 	if err != nil {
 		return nil, err
 	}
+	ownOnly, err := sftpsessions.WatchScope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	onRecheck(ctx, func(ctx context.Context) error { return sftpsessions.MayStillWatch(ctx, id, ownOnly) })
 	return r.Tenant.LiveSessions.Watch(ctx, id)
 }
 
@@ -38,6 +43,10 @@ func (r *subscriptionResolver) SftpActivity(ctx context.Context, accountID *stri
 	if err != nil {
 		return nil, err
 	}
+	if f, err = activity.WatchFilter(ctx, id, f); err != nil {
+		return nil, err
+	}
+	onRecheck(ctx, func(ctx context.Context) error { return activity.RequireReader(ctx, id, f.UserID) })
 	return r.Tenant.Activity.Watch(ctx, id, f)
 }
 

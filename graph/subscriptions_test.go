@@ -53,13 +53,17 @@ type apiNode struct {
 	closeWebSockets context.CancelFunc
 }
 
+// subscriptionRecheck is how often the test nodes recheck their
+// subscriptions' tokens and rights.
+const subscriptionRecheck = 250 * time.Millisecond
+
 func newAPINode(t *testing.T, url string, db *tenant.DB, maxSubs int, timeouts time.Duration) *apiNode {
 	t.Helper()
 	e := &env{t: t, svc: domain.New(db), now: time.Now()}
 	closing, closeWebSockets := context.WithCancel(context.Background())
 	h := graph.NewHandler(&graph.Resolver{Tenant: e.svc}, graph.Config{
 		MaxBodyBytes: 64 << 10, AllowedOrigins: []string{"https://admin.example"},
-		MaxSubscriptionsPerToken: maxSubs, Closing: closing,
+		MaxSubscriptionsPerToken: maxSubs, Closing: closing, SubscriptionRecheck: subscriptionRecheck,
 	})
 	e.srv = httptest.NewUnstartedServer(h)
 	e.srv.Config.ReadTimeout, e.srv.Config.WriteTimeout = timeouts, timeouts

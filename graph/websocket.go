@@ -37,6 +37,10 @@ import (
 const (
 	// DefaultMaxSubscriptionsPerToken is Config.MaxSubscriptionsPerToken's default.
 	DefaultMaxSubscriptionsPerToken = 16
+	// DefaultSubscriptionRecheck is Config.SubscriptionRecheck's default:
+	// a subscription ends at most this long after its token stops
+	// working or its viewer loses the right to it.
+	DefaultSubscriptionRecheck = 10 * time.Second
 	// wsInitTimeout is how long a client has, once connected, to send
 	// connection_init (and so its token).
 	wsInitTimeout = 10 * time.Second
@@ -139,7 +143,7 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 				log.Error("internal error", "request_id", RequestIDFrom(ctx), "step", "authenticate websocket", "err", err)
 				return refuse(4500, "internal error (request "+RequestIDFrom(ctx)+")")
 			}
-			ctx = tenant.WithPrincipal(ctx, p)
+			ctx = withBearer(tenant.WithPrincipal(ctx, p), strings.TrimSpace(token))
 			requestInfoFrom(ctx).setPrincipal(p)
 		}
 		if tenant.PrincipalFrom(ctx) == nil {
@@ -149,60 +153,238 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 	}
 }
 
-// subscriptionCap counts each token's subscriptions against a cap.
-type subscriptionCap struct {
+// subscriptionGuard holds every subscription to its token's limits: a cap
+// on how many a token holds at once, and the token's and the viewer's right
+// to go on. Subscriptions of a token are rechecked together every
+// Config.SubscriptionRecheck (one authentication for all of them): when the
+// token no longer authenticates (logged out, its API session revoked, its
+// refresh token reused, expired, its user deleted, from outside an IP
+// allowlist now), each ends with an UNAUTHENTICATED error; when the viewer
+// may no longer see what a subscription watches (their role changed), that
+// one ends with the FORBIDDEN or NOT_FOUND error subscribing would get now.
+// Either way the client gets a graphql-transport-ws "error" message for
+// it, and subscribes again after logging in. A subscription also starts
+// with a fresh authentication of the connection's token, so one opened on
+// a connection whose token has ended since is refused, and resolvers see
+// the viewer's role as it is now.
+type subscriptionGuard struct {
 	max   int
+	every time.Duration
+	// auth authenticates a token again, as at connection_init.
+	auth func(ctx context.Context, token string) (*tenant.Principal, error)
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	next   int
+	tokens map[string]*tokenSubs
+}
+
+// tokenSubs are one token's subscriptions on this node.
+type tokenSubs struct {
+	subs map[int]*guarded
+	stop context.CancelFunc // the token's recheck loop
+}
+
+// guarded is one subscription: how to end it, and its recheck.
+type guarded struct {
+	ctx     context.Context
+	end     context.CancelCauseFunc
+	recheck *recheckHolder
+}
+
+// ended is why the guard ended a subscription.
+type ended struct{ err *gqlerror.Error }
+
+func (e *ended) Error() string { return e.err.Message }
+
+// recheckHolder carries the check a subscription's resolver registers
+// (onRecheck) from the resolver to the guard.
+type recheckHolder struct {
 	mu    sync.Mutex
-	count map[string]int
+	check func(ctx context.Context) error
 }
 
-func (c *subscriptionCap) acquire(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.count[key] >= c.max {
-		return false
-	}
-	c.count[key]++
-	return true
-}
+type recheckKey struct{}
 
-func (c *subscriptionCap) release(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.count[key]--; c.count[key] <= 0 {
-		delete(c.count, key)
+// onRecheck registers check as the subscription's recheck: the guard calls
+// it with the viewer's principal as it is now, and ends the subscription
+// with its error. Subscription resolvers call it with the same rule that
+// let them subscribe.
+func onRecheck(ctx context.Context, check func(ctx context.Context) error) {
+	if h, _ := ctx.Value(recheckKey{}).(*recheckHolder); h != nil {
+		h.mu.Lock()
+		h.check = check
+		h.mu.Unlock()
 	}
 }
 
-// around refuses a subscription over the token's cap, and gives its slot
-// back when the subscription ends (the client stops it, or the connection
-// closes: both cancel its context).
-func (c *subscriptionCap) around(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+func (h *recheckHolder) run(ctx context.Context) error {
+	h.mu.Lock()
+	check := h.check
+	h.mu.Unlock()
+	if check == nil {
+		return nil
+	}
+	return check(ctx)
+}
+
+type bearerKey struct{}
+
+// withBearer keeps the token a request or connection authenticated with,
+// for the guard's rechecks.
+func withBearer(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, bearerKey{}, token)
+}
+
+func bearerFrom(ctx context.Context) string {
+	t, _ := ctx.Value(bearerKey{}).(string)
+	return t
+}
+
+// around refuses a subscription over the token's cap or of a token that no
+// longer authenticates, guards the others (see subscriptionGuard), and
+// gives its slot back when the subscription ends (the client stops it, the
+// connection closes, or the guard ends it).
+func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
 	p := tenant.PrincipalFrom(ctx)
 	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription || p == nil {
 		return next(ctx)
 	}
+	refuse := func(code, msg string) graphql.ResponseHandler {
+		requestInfoFrom(ctx).addCode(code)
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
+	}
+	token := bearerFrom(ctx)
+	if token != "" {
+		fresh, err := g.auth(ctx, token)
+		switch {
+		case tenant.ErrorCode(err) == tenant.EUnauthenticated || errors.Is(err, tenant.ErrAddressNotAllowed):
+			return refuse("UNAUTHENTICATED", loginEnded)
+		case err != nil:
+			g.log.Error("internal error", "request_id", RequestIDFrom(ctx), "step", "authenticate subscription", "err", err)
+			return refuse("INTERNAL", "internal error (request "+RequestIDFrom(ctx)+")")
+		}
+		p = fresh
+		ctx = tenant.WithPrincipal(ctx, p)
+	}
 	key := p.TokenID
 	if key == "" {
 		key = string(p.Kind) + ":" + p.ID
 	}
-	if !c.acquire(key) {
-		requestInfoFrom(ctx).addCode("TOO_MANY_SUBSCRIPTIONS")
-		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
-			Message:    fmt.Sprintf("too many subscriptions for this login (limit %d); stop one first", c.max),
-			Extensions: map[string]any{"code": "TOO_MANY_SUBSCRIPTIONS"},
-		}}})
+	sctx, end := context.WithCancelCause(ctx)
+	holder := &recheckHolder{}
+	sctx = context.WithValue(sctx, recheckKey{}, holder)
+	id, ok := g.acquire(key, token, &guarded{ctx: sctx, end: end, recheck: holder})
+	if !ok {
+		end(nil)
+		return refuse("TOO_MANY_SUBSCRIPTIONS", fmt.Sprintf("too many subscriptions for this login (limit %d); stop one first", g.max))
 	}
-	release := sync.OnceFunc(func() { c.release(key) })
-	context.AfterFunc(ctx, release)
-	responses := next(ctx)
+	release := sync.OnceFunc(func() { g.release(key, id) })
+	context.AfterFunc(sctx, release)
+	responses := next(sctx)
 	return func(ctx context.Context) *graphql.Response {
-		resp := responses(ctx)
+		resp := responses(sctx)
 		if resp == nil {
+			var why *ended
+			if errors.As(context.Cause(sctx), &why) {
+				transport.AddSubscriptionError(ctx, why.err)
+			}
+			end(nil)
 			release()
 		}
 		return resp
+	}
+}
+
+// loginEnded is the error of a subscription whose token stopped working.
+const loginEnded = "the login has ended (logged out, revoked or expired); log in again and subscribe again"
+
+// acquire counts sub against key's cap and, for a token, starts the
+// token's recheck loop with its first subscription.
+func (g *subscriptionGuard) acquire(key, token string, sub *guarded) (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ts := g.tokens[key]
+	if ts != nil && len(ts.subs) >= g.max {
+		return 0, false
+	}
+	if ts == nil {
+		ts = &tokenSubs{subs: map[int]*guarded{}, stop: func() {}}
+		if token != "" && g.every > 0 {
+			// The loop's context carries the connection's values (the
+			// client address for allowlists), not its end.
+			ctx, stop := context.WithCancel(context.WithoutCancel(sub.ctx))
+			ts.stop = stop
+			go g.recheckLoop(ctx, key, token)
+		}
+		g.tokens[key] = ts
+	}
+	g.next++
+	ts.subs[g.next] = sub
+	return g.next, true
+}
+
+func (g *subscriptionGuard) release(key string, id int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ts := g.tokens[key]
+	if ts == nil {
+		return
+	}
+	delete(ts.subs, id)
+	if len(ts.subs) == 0 {
+		ts.stop()
+		delete(g.tokens, key)
+	}
+}
+
+// subsOf returns key's subscriptions now.
+func (g *subscriptionGuard) subsOf(key string) []*guarded {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*guarded
+	if ts := g.tokens[key]; ts != nil {
+		for _, s := range ts.subs {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// recheckLoop authenticates token every g.every while it has
+// subscriptions, and ends those it no longer allows.
+func (g *subscriptionGuard) recheckLoop(ctx context.Context, key, token string) {
+	tick := time.NewTicker(g.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p, err := g.auth(ctx, token)
+		switch {
+		case tenant.ErrorCode(err) == tenant.EUnauthenticated || errors.Is(err, tenant.ErrAddressNotAllowed):
+			why := &ended{&gqlerror.Error{Message: loginEnded, Extensions: map[string]any{"code": "UNAUTHENTICATED"}}}
+			for _, s := range g.subsOf(key) {
+				requestInfoFrom(s.ctx).addCode("UNAUTHENTICATED")
+				s.end(why)
+			}
+			continue
+		case err != nil:
+			// The database is unreachable: keep the subscriptions (they
+			// hear nothing meanwhile) and check again next time.
+			if ctx.Err() == nil {
+				g.log.Warn("subscriptions: cannot recheck a token; checking again later", "err", err)
+			}
+			continue
+		}
+		for _, s := range g.subsOf(key) {
+			if err := s.recheck.run(tenant.WithPrincipal(s.ctx, p)); err != nil {
+				s.end(&ended{presentError(s.ctx, g.log, err)})
+			}
+		}
 	}
 }
 

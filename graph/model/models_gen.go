@@ -1070,7 +1070,9 @@ type StartTotpEnrolmentPayload struct {
 // `/graphql` URL (docs/GRAPHQL.md#subscriptions): authenticate with
 // `connection_init` `{"Authorization": "Bearer <token>"}` (or the upgrade request's
 // `Authorization` header). Each token may hold `--max-subscriptions-per-token`
-// subscriptions at once (16 by default).
+// subscriptions at once (16 by default). A subscription ends with an `error` message
+// (`UNAUTHENTICATED`) within 10 s of its token's logout, revocation or expiry, and
+// (`FORBIDDEN`) when the viewer loses the role it needs.
 type Subscription struct {
 }
 

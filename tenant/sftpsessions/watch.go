@@ -29,13 +29,10 @@ const WatchBuffer = 256
 // Events to be listening (skiff serve runs it).
 func (s *Service) Watch(ctx context.Context, accountID string) (<-chan *Change, error) {
 	p := tenant.PrincipalFrom(ctx)
-	switch {
-	case p == nil:
-		return nil, tenant.Errorf(tenant.EUnauthenticated, "log in first")
-	case !p.IsStaff() && !p.InAccount(accountID):
-		return nil, tenant.NotFound("account")
+	ownOnly, err := WatchScope(ctx, accountID)
+	if err != nil {
+		return nil, err
 	}
-	ownOnly := !p.IsStaff() && !p.IsAdmin(accountID)
 	ctx, stop := context.WithCancel(ctx)
 	raw := make(chan Event, WatchBuffer)
 	var overflowed atomic.Bool
@@ -80,4 +77,28 @@ func (s *Service) Watch(ctx context.Context, accountID string) (<-chan *Change, 
 		}
 	}()
 	return out, nil
+}
+
+// WatchScope is what the principal in ctx may hear of accountID's sessions
+// (see Watch): ownOnly when only their own; an error when nothing.
+func WatchScope(ctx context.Context, accountID string) (ownOnly bool, err error) {
+	p := tenant.PrincipalFrom(ctx)
+	switch {
+	case p == nil:
+		return false, tenant.Errorf(tenant.EUnauthenticated, "log in first")
+	case !p.IsStaff() && !p.InAccount(accountID):
+		return false, tenant.NotFound("account")
+	}
+	return !p.IsStaff() && !p.IsAdmin(accountID), nil
+}
+
+// MayStillWatch checks that the principal in ctx may still hear what a
+// watch of accountID that began with ownOnly hears: an administrator who
+// became a plain user may not (FORBIDDEN); they watch again, for their own.
+func MayStillWatch(ctx context.Context, accountID string, ownOnly bool) error {
+	nowOwnOnly, err := WatchScope(ctx, accountID)
+	if err == nil && nowOwnOnly && !ownOnly {
+		return tenant.Errorf(tenant.EForbidden, "you may no longer see every SFTP session of the account; subscribe again for your own")
+	}
+	return err
 }
