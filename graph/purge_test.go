@@ -59,7 +59,7 @@ func TestDeleteUserWithFilesThroughGraphQL(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		if err := r.WriteFile("notes.txt", []byte("x"), 0o640); err != nil {
+		if err := r.(*storage.LocalTree).Root().WriteFile("notes.txt", []byte("x"), 0o640); err != nil {
 			t.Fatal(err)
 		}
 		return filepath.Join(base, accountID, "users", id, "notes.txt")
@@ -114,7 +114,7 @@ func TestDeleteProjectFolderFreesItsFilesThroughGraphQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.WriteFile("plan.txt", []byte("x"), 0o640); err != nil {
+	if err := r.(*storage.LocalTree).Root().WriteFile("plan.txt", []byte("x"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	r.Close()

@@ -133,7 +133,7 @@ func TestTenantBackendEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer home.Close()
-	if got, err := home.ReadFile("q3.pdf"); err != nil || string(got) != "%PDF-1.7 quarterly" {
+	if got, err := home.(*storage.LocalTree).Root().ReadFile("q3.pdf"); err != nil || string(got) != "%PDF-1.7 quarterly" {
 		t.Errorf("stored file = %q, %v", got, err)
 	}
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/testkit"
+	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant/account"
 	"github.com/skiffhq/skiff/tenant/people"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
@@ -60,7 +61,7 @@ func newE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	home.Close()
-	return &e2e{productFixture: f, clock: clock, home: home.Name()}
+	return &e2e{productFixture: f, clock: clock, home: home.(*storage.LocalTree).Root().Name()}
 }
 
 // openSSHLogin is one way an OpenSSH client logs in as the fixture user.
@@ -951,7 +952,7 @@ func TestE2ESessionsEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer home.Close()
-		testkit.Eventually(t, "the cut-off upload to be removed", func() bool { return len(entries(t, home.Name())) == 0 })
+		testkit.Eventually(t, "the cut-off upload to be removed", func() bool { return len(entries(t, home.(*storage.LocalTree).Root().Name())) == 0 })
 	})
 
 	t.Run("user jailed", func(t *testing.T) {

@@ -116,9 +116,9 @@ func vfsServer(t *testing.T, dir *fakeDirectory, rights vfs.Rights) (*testServer
 	t.Cleanup(func() { store.Close() })
 	sessions := &vfsSessions{store: store, rights: rights}
 	ts := newTestServer(t, dir, func(c *Config) { c.Sessions = sessions })
-	for _, open := range []func() (*os.Root, error){
-		func() (*os.Root, error) { return store.UserHome(vfsAccount, vfsUser) },
-		func() (*os.Root, error) { return store.ProjectFolder(vfsAccount, vfsFolder) },
+	for _, open := range []func() (storage.Tree, error){
+		func() (storage.Tree, error) { return store.UserHome(vfsAccount, vfsUser) },
+		func() (storage.Tree, error) { return store.ProjectFolder(vfsAccount, vfsFolder) },
 	} {
 		r, err := open()
 		if err != nil {

@@ -1,8 +1,10 @@
 // Package storage keeps each account's files: a user's home (My Files) and the
 // account's project folders.
 //
-// Every tree is handed out as an *os.Root, so whatever path a client sends
-// afterwards, no "..", absolute path or symbolic link can reach outside it.
+// Every tree is handed out as a Tree (tree.go), the contract between the SFTP
+// layer and a backend. On the local disk (Local) a Tree is an *os.Root, so
+// whatever path a client sends afterwards, no "..", absolute path or symbolic
+// link can reach outside it.
 // IDs are validated UUIDs before they become directory names, so an ID can
 // never be a path trick either.
 //
@@ -24,28 +26,17 @@ import (
 // ErrInvalidID is returned when an account, user or folder ID is not a UUID.
 var ErrInvalidID = errors.New("storage: invalid id")
 
-// Storage gives access to an account's file trees. The caller owns every
-// returned *os.Root and must close it.
+// Storage gives access to an account's file trees (see Tree for the
+// contract a backend implements). The caller owns every returned Tree and
+// must close it. Implementations are safe for concurrent use.
 type Storage interface {
 	// UserHome returns the user's home, creating it on first use.
-	UserHome(accountID, userID string) (*os.Root, error)
+	UserHome(accountID, userID string) (Tree, error)
 	// ProjectFolder returns a project folder, creating it on first use.
-	ProjectFolder(accountID, folderID string) (*os.Root, error)
-	// FreeSpace reports the capacity of the file system holding the account.
+	ProjectFolder(accountID, folderID string) (Tree, error)
+	// FreeSpace reports the room of the storage holding the account (see
+	// Space).
 	FreeSpace(accountID string) (Space, error)
-}
-
-// Space is what statvfs reports about the file system holding an account.
-// Block counts are in units of BlockSize.
-type Space struct {
-	BlockSize   uint64
-	Blocks      uint64 // total
-	BlocksFree  uint64 // free
-	BlocksAvail uint64 // free for unprivileged writers
-	Files       uint64 // total inodes
-	FilesFree   uint64 // free inodes
-	NameMax     uint64 // longest file name
-	ReadOnly    bool
 }
 
 // Directory permissions: the service's own files are readable by no one else
@@ -78,17 +69,17 @@ func NewLocal(dir string) (*Local, error) {
 // Close releases the base directory. Roots already handed out stay usable.
 func (l *Local) Close() error { return l.base.Close() }
 
-// UserHome implements Storage.
-func (l *Local) UserHome(accountID, userID string) (*os.Root, error) {
+// UserHome implements Storage with a *LocalTree.
+func (l *Local) UserHome(accountID, userID string) (Tree, error) {
 	return l.tree(accountID, "users", userID)
 }
 
-// ProjectFolder implements Storage.
-func (l *Local) ProjectFolder(accountID, folderID string) (*os.Root, error) {
+// ProjectFolder implements Storage with a *LocalTree.
+func (l *Local) ProjectFolder(accountID, folderID string) (Tree, error) {
 	return l.tree(accountID, "folders", folderID)
 }
 
-func (l *Local) tree(accountID, kind, id string) (*os.Root, error) {
+func (l *Local) tree(accountID, kind, id string) (Tree, error) {
 	acct, err := canonicalID(accountID)
 	if err != nil {
 		return nil, err
@@ -108,7 +99,7 @@ func (l *Local) tree(accountID, kind, id string) (*os.Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s directory: %w", kind, err)
 	}
-	return root, nil
+	return NewLocalTree(root), nil
 }
 
 // FreeSpace implements Storage. It asks the file system through a descriptor

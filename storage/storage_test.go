@@ -50,14 +50,14 @@ func mustSucceed(t *testing.T) func(error) {
 
 // mustRoot returns a checker for (root, error) results that closes the
 // root when the test ends.
-func mustRoot(t *testing.T) func(*os.Root, error) *os.Root {
-	return func(r *os.Root, err error) *os.Root {
+func mustRoot(t *testing.T) func(storage.Tree, error) *os.Root {
+	return func(tree storage.Tree, err error) *os.Root {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { r.Close() })
-		return r
+		t.Cleanup(func() { tree.Close() })
+		return tree.(*storage.LocalTree).Root()
 	}
 }
 

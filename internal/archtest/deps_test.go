@@ -55,9 +55,10 @@ var allowed = map[string][]string{
 		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 
 	// Test helpers.
-	"internal/pgtest":   {"internal/pgserver", "internal/sqlcount", "migrations", "tenant"},
-	"internal/archtest": nil,
-	"internal/s3test":   nil,
+	"internal/pgtest":     {"internal/pgserver", "internal/sqlcount", "migrations", "tenant"},
+	"internal/archtest":   nil,
+	"internal/s3test":     nil,
+	"storage/storagetest": {"storage"},
 
 	// The binary and the benchmarks wire everything; nothing imports them.
 	"cmd/skiff":            {"*"},

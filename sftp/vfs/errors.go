@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"syscall"
+
+	"github.com/skiffhq/skiff/storage"
 )
 
 // statusError is what handlers return: the server sends its code and
@@ -73,14 +75,20 @@ func pathError(err error) error {
 // only reported as "operation failed" and logged.
 const escapeText = "path escapes from parent"
 
-// fsError maps an error of an os.Root call to a status. Causes nobody can
-// fix from the client are logged by the caller and reported as a plain
-// failure.
+// fsError maps an error of a storage.Tree or storage.File call to a status.
+// Causes nobody can fix from the client are logged by the caller and
+// reported as a plain failure.
 func fsError(err error) (st error, expected bool) {
 	var se *statusError
+	var ue *storage.UnsupportedError
 	switch {
 	case errors.As(err, &se):
 		return se, true
+	case errors.As(err, &ue):
+		// What the storage backend cannot do, in its words.
+		return status(fxOpUnsupported, ue.Reason), true
+	case errors.Is(err, storage.ErrUnsupported):
+		return errUnsupported, true
 	case errors.Is(err, fs.ErrNotExist):
 		return errNotFound, true
 	case errors.Is(err, fs.ErrPermission):

@@ -30,6 +30,8 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	"github.com/skiffhq/skiff/storage"
 )
 
 const (
@@ -236,9 +238,11 @@ func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
 // when appending); 0 at the source's end.
 func (h *handle) copyChunk(src *handle, roff, woff, n int64) (int, error) {
 	if !h.appending {
-		got, err := copyFileRange(src.f, roff, h.f, woff, n)
-		if !errors.Is(err, errNoCopyRange) {
-			return got, err
+		if c, ok := h.f.(storage.RangeCopier); ok {
+			got, err := c.CopyRange(src.f, roff, woff, n)
+			if !errors.Is(err, storage.ErrUnsupported) {
+				return got, err
+			}
 		}
 	}
 	buf := getBuffer(maxPacket + 4)

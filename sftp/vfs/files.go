@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"crypto/rand"
 	"io"
 	"io/fs"
 	"math"
@@ -13,28 +12,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/skiffhq/skiff/storage"
-)
-
-// Modes of what clients create. Client-sent modes are ignored (see setstat):
-// nothing a client uploads becomes executable or readable by other host users.
-const (
-	fileMode = 0o640
-	dirMode  = 0o750
 )
 
 // handle is an open file. The channel's server calls ReadAt, WriteAt and
 // Close in the order the client's requests came; Close once: on the
 // client's close, or when the channel ends, after TransferError.
 //
-// An atomic upload writes to a hidden temporary file next to the target;
-// Close syncs it and renames it over the target, or removes it if a write
-// failed or the connection was lost first. Other handles work in place.
+// An atomic upload is a storage.Upload (on the local disk a hidden
+// temporary file next to the target); Close commits it (syncs it and
+// renames it over the target), or discards it if a write failed or the
+// connection was lost first. Other handles work in place.
 type handle struct {
 	s        *Session
-	f        *os.File
+	f        storage.File
 	vpath    string
 	canRead  bool // opened for reading, with the Download right
 	canWrite bool // opened for writing
@@ -44,11 +35,10 @@ type handle struct {
 	// offset (SSH_FXF_APPEND, as OpenSSH does).
 	appending bool
 
-	// Atomic uploads only.
-	root      *os.Root
-	rel       string // the target, inside root
-	tmp       string // the temporary file, inside root
-	excl      bool   // the client asked to fail if the target exists
+	// Atomic uploads only: up is f.
+	up        storage.Upload
+	root      storage.Tree
+	rel       string // the target, inside root (also set for in-place writes)
 	failed    atomic.Bool
 	removed   atomic.Bool  // the uploader removed it: discarded at close, quietly
 	unflushed atomic.Int64 // bytes written since writeback was last started
@@ -76,7 +66,7 @@ type handle struct {
 	copySource bool
 }
 
-func (h *handle) atomic() bool { return h.tmp != "" }
+func (h *handle) atomic() bool { return h.up != nil }
 
 // ReadAt reads at off. The Gate is checked on every packet; its cached yes
 // costs an atomic load and a clock read.
@@ -109,7 +99,7 @@ func (h *handle) WriteAt(p []byte, off int64) (int, error) {
 	var n int
 	var err error
 	if h.appending {
-		n, err = h.f.Write(p) // os.File refuses WriteAt with O_APPEND
+		n, err = h.f.Write(p) // WriteAt is not used with O_APPEND
 	} else {
 		n, err = h.f.WriteAt(p, off)
 	}
@@ -146,7 +136,9 @@ func (h *handle) wrote(n int, err error) error {
 	}
 	if h.atomic() && h.unflushed.Add(int64(n)) >= writebackEvery {
 		h.unflushed.Store(0)
-		startWriteback(h.f)
+		if w, ok := h.f.(storage.WritebackStarter); ok {
+			w.StartWriteback()
+		}
 	}
 	return nil
 }
@@ -174,15 +166,7 @@ func (h *handle) setattrs(a attrs) error {
 		h.resized(int64(a.size))
 	}
 	if a.flags&attrACModTime != 0 {
-		rc, err := h.f.SyscallConn()
-		if err == nil {
-			tv := []unix.Timeval{{Sec: int64(a.atime)}, {Sec: int64(a.mtime)}}
-			cerr := rc.Control(func(fd uintptr) { err = unix.Futimes(int(fd), tv) })
-			if err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
+		if err := h.f.Chtimes(time.Unix(int64(a.atime), 0), time.Unix(int64(a.mtime), 0)); err != nil {
 			return h.s.failPath("futimes", h.vpath, err)
 		}
 	}
@@ -238,62 +222,40 @@ func (h *handle) measure() {
 }
 
 func (h *handle) commit() error {
-	err := h.f.Sync()
-	if h.excl {
-		// An exclusive create holds its name (the lock on f) until the
-		// file is in place or removed.
-		defer h.f.Close()
-	} else if cerr := h.f.Close(); err == nil {
-		err = cerr
-	}
 	if h.removed.Load() {
 		// Removed by its uploader while open: as with a file unlinked
 		// while written, the data goes nowhere and close succeeds.
 		h.settleQuota(false, 0)
-		if rerr := h.root.Remove(h.tmp); rerr != nil && !os.IsNotExist(rerr) {
-			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", rerr)
+		if err := h.up.Close(); err != nil {
+			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", err)
 		}
 		return nil
 	}
+	var err error
 	var replaced int64
-	if err == nil && !h.failed.Load() {
+	if !h.failed.Load() {
 		replaced = fileSize(h.root, h.rel)
-		err = storage.Move(h.root, h.tmp, h.root, h.rel, !h.excl)
+		err = h.up.Commit()
 	}
 	committed := err == nil && !h.failed.Load()
 	h.settleQuota(committed, replaced)
+	// Closing a committed upload makes its rename durable (the local disk
+	// syncs the directory): without it a crash could bring back the old
+	// file after the client was told OK.
+	cerr := h.up.Close()
 	if !committed {
-		if rerr := h.root.Remove(h.tmp); rerr != nil && !os.IsNotExist(rerr) {
-			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", rerr)
+		if cerr != nil {
+			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", cerr)
 		}
 		if err != nil {
 			return h.s.failPath("upload", h.vpath, err)
 		}
 		return errUploadDiscarded
 	}
-	// The rename is durable only once the directory is: without this a
-	// crash could bring back the old file after the client was told OK.
-	if err := syncDir(h.root, path.Dir(h.rel)); err != nil {
-		h.s.log.Warn("sftp: sync directory after upload", "path", h.vpath, "err", err)
+	if cerr != nil {
+		h.s.log.Warn("sftp: sync directory after upload", "path", h.vpath, "err", cerr)
 	}
 	return nil
-}
-
-func syncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// tempName returns a fresh hidden upload name in the directory of rel.
-func tempName(rel string) string {
-	return path.Join(path.Dir(rel), tempPrefix+rand.Text())
 }
 
 // trackUpload records an atomic upload so that stat and setstat on its
@@ -335,7 +297,9 @@ var (
 // by a crash (a live upload touches its file with every write): the lister
 // removes them, so they cannot pile up unseen.
 type dirLister struct {
-	f           *os.File
+	f           storage.File
+	tree        storage.Tree
+	rel         string // the directory, in tree
 	next        int64
 	staleBefore time.Time
 	// show gives an entry the modes the session's rights allow (nil:
@@ -407,19 +371,15 @@ func (l *dirLister) mounted(name string) bool {
 	return found
 }
 
-// removeStale unlinks a leftover upload relative to the open directory: the
-// name is one element, so nothing outside the directory can be touched.
+// removeStale removes a leftover upload of the directory; the name is one
+// element, and the tree keeps the lookup inside it.
 func (l *dirLister) removeStale(name string) {
-	rc, err := l.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) { unix.Unlinkat(int(fd), name, 0) })
+	l.tree.Remove(path.Join(l.rel, name))
 }
 
 func (l *dirLister) Close() error { return l.f.Close() }
 
-func isTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }
+func isTemp(name string) bool { return storage.IsUploadTemp(name) }
 
 // fileInfos lists a fixed set of entries.
 type fileInfos []os.FileInfo

@@ -2,16 +2,12 @@ package vfs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"math"
 	"os"
 	"path"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/skiffhq/skiff/storage"
 )
@@ -32,7 +28,7 @@ func (s *Session) openRead(p string) (*handle, error) {
 	// The session's own upload in progress is what its name stands for,
 	// as the file being written is in OpenSSH: its uploader can read it.
 	if up := s.openUpload(loc.vpath); up != nil {
-		f, err := up.root.OpenFile(up.tmp, os.O_RDONLY, 0)
+		f, err := up.up.Reopen()
 		if err != nil {
 			return nil, s.fail("open", loc, err)
 		}
@@ -109,66 +105,22 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return h, nil
 	}
 
-	var tmp string
-	var f *os.File
+	cflag := flag & os.O_APPEND
 	if excl {
-		tmp, f, err = s.reserve(loc, flag)
-	} else {
-		tmp = tempName(loc.rel)
-		f, err = loc.root.OpenFile(tmp, flag|os.O_CREATE|os.O_EXCL, fileMode)
-		if err != nil {
-			err = s.fail("create", loc, err)
-		}
+		cflag |= os.O_EXCL
 	}
+	f, err := loc.root.Create(loc.rel, cflag)
 	if err != nil {
-		return nil, err
+		return nil, s.fail("create", loc, err)
 	}
 	up := &handle{
-		s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending,
-		root: loc.root, rel: loc.rel, tmp: tmp, vpath: loc.vpath, excl: excl,
+		s: s, f: f, up: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending,
+		root: loc.root, rel: loc.rel, vpath: loc.vpath,
 		folderID: loc.folderID(),
 	}
 	up.startMeter(loc, 0)
 	s.trackUpload(up)
 	return up, nil
-}
-
-// reserve opens the hidden file of an exclusive create (CREAT|EXCL). Its
-// name follows from the target's, and it is locked (flock) while the upload
-// runs, so a second exclusive open of the same name, from any session,
-// fails at open as O_CREAT|O_EXCL does. The lock ends with the descriptor:
-// a file left by a crash does not hold the name, it is taken over.
-func (s *Session) reserve(loc *location, flag int) (string, *os.File, error) {
-	sum := sha256.Sum256([]byte(path.Base(loc.rel)))
-	tmp := path.Join(path.Dir(loc.rel), tempPrefix+"excl-"+hex.EncodeToString(sum[:16]))
-	f, err := loc.root.OpenFile(tmp, flag|os.O_CREATE, fileMode)
-	if err != nil {
-		return "", nil, s.fail("create", loc, err)
-	}
-	err = lockExclusive(f)
-	if err == nil {
-		// Locked, but it may be a finished upload's file, renamed to its
-		// target since we opened it, or the target may exist by now.
-		fi, ferr := f.Stat()
-		cur, lerr := loc.root.Lstat(tmp)
-		switch {
-		case ferr != nil || lerr != nil || !os.SameFile(fi, cur):
-			err = errExists
-		case s.exists(loc):
-			loc.root.Remove(tmp) // ours while we hold the lock
-			err = errExists
-		default:
-			err = f.Truncate(0) // what a crashed upload left
-		}
-	}
-	if err != nil {
-		f.Close()
-		if _, ok := err.(*statusError); !ok {
-			err = s.fail("create", loc, err)
-		}
-		return "", nil, err
-	}
-	return tmp, f, nil
 }
 
 // exists reports whether loc names anything.
@@ -177,27 +129,10 @@ func (s *Session) exists(loc *location) bool {
 	return err == nil
 }
 
-// lockExclusive takes f's flock without waiting: errExists if another
-// descriptor holds it.
-func lockExclusive(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	cerr := rc.Control(func(fd uintptr) { err = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB) })
-	switch {
-	case errors.Is(err, unix.EWOULDBLOCK):
-		return errExists
-	case err != nil:
-		return err
-	}
-	return cerr
-}
-
 // open opens a regular file inside a tree with flag (os.O_RDONLY,
 // os.O_RDWR, maybe os.O_APPEND). It stats before opening so that a FIFO or
 // device planted on disk is refused instead of blocking.
-func (s *Session) open(loc *location, flag int) (*os.File, error) {
+func (s *Session) open(loc *location, flag int) (storage.File, error) {
 	fi, err := loc.root.Stat(loc.rel)
 	if err != nil {
 		return nil, s.fail("stat", loc, err)
@@ -208,7 +143,7 @@ func (s *Session) open(loc *location, flag int) (*os.File, error) {
 	case !fi.Mode().IsRegular():
 		return nil, errNotRegular
 	}
-	f, err := loc.root.OpenFile(loc.rel, flag, 0)
+	f, err := loc.root.OpenFile(loc.rel, flag)
 	if err != nil {
 		return nil, s.fail("open", loc, err)
 	}
@@ -350,7 +285,7 @@ func (s *Session) list(p string) (lister, string, error) {
 	if err != nil {
 		return nil, "", s.fail("opendir", loc, err)
 	}
-	l := &dirLister{f: f, mounts: mounts, dots: s.dots(loc), staleBefore: s.cfg.Now().Add(-staleUploadAge)}
+	l := &dirLister{f: f, tree: loc.root, rel: loc.rel, mounts: mounts, dots: s.dots(loc), staleBefore: s.cfg.Now().Add(-staleUploadAge)}
 	if loc.place == atFolder {
 		rights := loc.folder.Rights
 		l.show = func(fi fs.FileInfo) fs.FileInfo { return shownMode(fi, rights) }
@@ -374,7 +309,7 @@ func (s *Session) dots(loc *location) fileInfos {
 // myFilesMounts describes the project folders mounted in My Files. While
 // the shared folders cannot be read the home lists without them, as its own
 // entries do not depend on them.
-func (s *Session) myFilesMounts(ctx context.Context, home *os.Root) fileInfos {
+func (s *Session) myFilesMounts(ctx context.Context, home storage.Tree) fileInfos {
 	own, err := s.shares.myFiles(ctx, inHome(home))
 	if err != nil {
 		s.log.Warn("sftp: shared folders unavailable", "err", err)
@@ -449,10 +384,7 @@ func (s *Session) setstat(p string, a attrs) error {
 	if err := loc.need(Upload); err != nil {
 		return err
 	}
-	target, up := loc.rel, s.openUpload(loc.vpath)
-	if up != nil {
-		target = up.tmp
-	}
+	up := s.openUpload(loc.vpath)
 	setSize, setTimes := a.flags&attrSize != 0, a.flags&attrACModTime != 0
 	if setSize {
 		if a.size > math.MaxInt64 {
@@ -464,12 +396,24 @@ func (s *Session) setstat(p string, a attrs) error {
 	}
 	if setTimes {
 		atime, mtime := time.Unix(int64(a.atime), 0), time.Unix(int64(a.mtime), 0)
-		if err := loc.root.Chtimes(target, atime, mtime); err != nil {
+		var err error
+		if up != nil {
+			err = up.f.Chtimes(atime, mtime)
+		} else {
+			err = loc.root.Chtimes(loc.rel, atime, mtime)
+		}
+		if err != nil {
 			return s.fail("chtimes", loc, err)
 		}
 	}
 	if !setSize && !setTimes {
-		if _, err := loc.root.Lstat(target); err != nil {
+		var err error
+		if up != nil {
+			_, err = up.f.Stat()
+		} else {
+			_, err = loc.root.Lstat(loc.rel)
+		}
+		if err != nil {
 			return s.fail("stat", loc, err)
 		}
 	}
@@ -538,7 +482,7 @@ func (s *Session) mkdir(p string) error {
 	if err := CheckNewName(loc.vpath); err != nil {
 		return newNameError(err)
 	}
-	if err := loc.root.Mkdir(loc.rel, dirMode); err != nil {
+	if err := loc.root.Mkdir(loc.rel); err != nil {
 		return s.fail("mkdir", loc, err)
 	}
 	return nil
@@ -652,7 +596,7 @@ func (s *Session) rename(from, to string, replace bool) error {
 	if err != nil {
 		return err
 	}
-	if err := storage.Move(src.root, src.rel, dst.root, dst.rel, replace); err != nil {
+	if err := src.root.Move(src.rel, dst.root, dst.rel, replace); err != nil {
 		moved(false)
 		return s.fail("rename", src, err)
 	}
@@ -688,18 +632,14 @@ func (s *Session) renameUpload(src, dst *location, replace bool) (done bool, err
 		if err != nil {
 			return true, err
 		}
-		err = storage.Move(src.root, src.rel, dst.root, dst.rel, replace)
+		err = src.root.Move(src.rel, dst.root, dst.rel, replace)
 		moved(err == nil)
 		if err != nil {
 			return true, s.fail("rename", src, err)
 		}
 	}
-	if path.Dir(up.rel) != path.Dir(dst.rel) {
-		tmp := tempName(dst.rel)
-		if err := storage.Move(up.root, up.tmp, dst.root, tmp, false); err != nil {
-			return true, s.fail("rename", src, err)
-		}
-		up.tmp = tmp
+	if err := up.up.Rename(dst.rel); err != nil {
+		return true, s.fail("rename", src, err)
 	}
 	delete(s.uploads, src.vpath)
 	up.rel, up.vpath = dst.rel, dst.vpath

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/skiffhq/skiff/storage"
 )
 
 // Names of the two top-level folders. Clients see them; keep them stable.
@@ -25,7 +27,7 @@ const (
 
 // tempPrefix starts the names of the hidden files that atomic uploads write
 // before renaming them into place. Clients can neither see nor name them.
-const tempPrefix = ".skiff-upload-"
+const tempPrefix = storage.UploadTempPrefix
 
 // Errors of CleanPath. They all mean the client sent a path that names
 // nothing a user could have created.

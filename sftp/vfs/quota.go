@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/skiffhq/skiff/storage"
@@ -152,7 +151,7 @@ func (h *handle) startMeter(loc *location, size int64) {
 }
 
 // fileSize is what a regular file holds, 0 if it is missing or not regular.
-func fileSize(root *os.Root, rel string) int64 {
+func fileSize(root storage.Tree, rel string) int64 {
 	fi, err := root.Lstat(rel)
 	if err != nil || !fi.Mode().IsRegular() {
 		return 0
@@ -162,9 +161,9 @@ func fileSize(root *os.Root, rel string) int64 {
 
 // treeSize is what an entry holds: a file's size, or everything in a
 // directory (a rename of a directory between trees moves all of it).
-func treeSize(root *os.Root, rel string) (int64, error) {
+func treeSize(root storage.Tree, rel string) (int64, error) {
 	var n int64
-	err := fs.WalkDir(root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(storage.FS(root), rel, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil

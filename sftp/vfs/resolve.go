@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/skiffhq/skiff/storage"
 )
 
 // place says which part of the tree a virtual path is in.
@@ -22,7 +23,7 @@ const (
 type location struct {
 	vpath  string
 	place  place
-	root   *os.Root     // the tree, for atHome and atFolder
+	root   storage.Tree // the tree, for atHome and atFolder
 	rel    string       // path inside root; "." is the tree's top
 	folder SharedFolder // for atFolder, with its display name and rights
 	// dirOnly: the client's path ended in "/" or "/.", so it names a
@@ -176,7 +177,7 @@ func (s *Session) inFolder(loc *location, folder SharedFolder) error {
 // any. While the shared folders cannot be read, names of the home are
 // served as usual, and a name that was a folder's answers "temporarily
 // unavailable", so that nothing goes to the home in its place.
-func (s *Session) myFilesFolder(ctx context.Context, home *os.Root, name string) (SharedFolder, bool, error) {
+func (s *Session) myFilesFolder(ctx context.Context, home storage.Tree, name string) (SharedFolder, bool, error) {
 	own, err := s.shares.myFiles(ctx, inHome(home))
 	folder, ok := findFolder(own, name)
 	if err != nil {
@@ -191,7 +192,7 @@ func (s *Session) myFilesFolder(ctx context.Context, home *os.Root, name string)
 
 // inHome reports whether the home has an entry of a name. One it cannot
 // tell about counts as there: a folder never hides an entry.
-func inHome(home *os.Root) func(name string) bool {
+func inHome(home storage.Tree) func(name string) bool {
 	return func(name string) bool {
 		_, err := home.Lstat(name)
 		return !errors.Is(err, fs.ErrNotExist)
@@ -211,7 +212,7 @@ func (s *Session) allow(ctx context.Context) error {
 }
 
 // homeRoot opens the user's home on first use, so a jailed user never gets one.
-func (s *Session) homeRoot() (*os.Root, error) {
+func (s *Session) homeRoot() (storage.Tree, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.home != nil {
@@ -231,7 +232,7 @@ func (s *Session) homeRoot() (*os.Root, error) {
 
 // folderRoot opens a shared folder's tree on first use; it stays open for
 // the session (rights are checked on every use, not by closing it).
-func (s *Session) folderRoot(id string) (*os.Root, error) {
+func (s *Session) folderRoot(id string) (storage.Tree, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.folders[id]; ok {

@@ -7,9 +7,10 @@
 //
 // Client paths are cleaned once (CleanPath), mapped to a tree from package
 // storage and a path inside it, and every file system call goes through that
-// tree's *os.Root, so nothing outside it can be reached. Inside shared folders
-// each operation is checked against the user's Rights, re-read at most every
-// Config.CacheTTL so changes reach open sessions.
+// storage.Tree (on the local disk an os.Root), so nothing outside it can be
+// reached. Inside shared folders each operation is checked against the
+// user's Rights, re-read at most every Config.CacheTTL so changes reach open
+// sessions.
 package vfs
 
 import (
@@ -20,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,13 +114,13 @@ type Session struct {
 	mu       sync.Mutex
 	closed   bool
 	denied   error // the gate's refusal, once it ended the session
-	home     *os.Root
-	folders  map[string]*os.Root  // shared folder roots by folder ID
-	uploads  map[string]*handle   // atomic uploads in progress, by virtual path
-	files    map[*handle]struct{} // open files (Transfers)
-	doneIn   int64                // bytes uploaded through closed handles (Traffic)
-	doneOut  int64                // bytes downloaded through closed handles
-	channels map[*conn]struct{}   // being served
+	home     storage.Tree
+	folders  map[string]storage.Tree // shared folder roots by folder ID
+	uploads  map[string]*handle      // atomic uploads in progress, by virtual path
+	files    map[*handle]struct{}    // open files (Transfers)
+	doneIn   int64                   // bytes uploaded through closed handles (Traffic)
+	doneOut  int64                   // bytes downloaded through closed handles
+	channels map[*conn]struct{}      // being served
 	serving  sync.WaitGroup
 	settling sync.WaitGroup   // calls to the Quota under way in the background (pool.go)
 	pools    map[string]*pool // room reserved in the Quota, by tree (pool.go)
@@ -150,7 +150,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		cfg:      cfg,
 		log:      log.With("account", cfg.AccountID, "user", cfg.UserID),
 		start:    cfg.Now(),
-		folders:  make(map[string]*os.Root),
+		folders:  make(map[string]storage.Tree),
 		uploads:  make(map[string]*handle),
 		files:    make(map[*handle]struct{}),
 		channels: make(map[*conn]struct{}),

@@ -1,4 +1,4 @@
-package vfs
+package storage
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 // errNoCopyRange says the kernel cannot copy between these two files
 // (another file system, an old kernel, a file system without support): the
 // caller copies through a buffer.
-var errNoCopyRange = errors.New("vfs: copy_file_range not available")
+var errNoCopyRange = Unsupported("copy", "the kernel cannot copy between these files")
 
 // copyFileRange copies up to n bytes of src at roff to dst at woff in the
 // kernel (copy_file_range(2)): no data passes through user space, and file
@@ -45,4 +45,17 @@ func copyFileRange(src *os.File, roff int64, dst *os.File, woff int64, n int64) 
 		return 0, cerr
 	}
 	return got, nil
+}
+
+// startWriteback asks the kernel to start writing f's dirty pages without
+// waiting for them. It is only a hint: the fsync on close is what makes the
+// upload durable, so a failure here is ignored.
+func startWriteback(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	})
 }
