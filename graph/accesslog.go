@@ -88,11 +88,20 @@ func accessLog(log *slog.Logger, addrs clientAddrs, metrics *Metrics, next http.
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		ri := &requestInfo{}
+		ws := req.URL.Path == "/graphql" && isWebSocket(req)
+		wsEnded := func(*requestInfo, int) {}
+		if ws {
+			wsEnded = metrics.webSocketOpened()
+		}
 		next.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, ri)))
 		level := slog.LevelDebug
 		ri.mu.Lock()
 		defer ri.mu.Unlock()
-		if req.URL.Path == "/graphql" {
+		switch {
+		case ws:
+			level = slog.LevelInfo
+			wsEnded(ri, sw.status)
+		case req.URL.Path == "/graphql":
 			level = slog.LevelInfo
 			metrics.observe(ri, sw.status, time.Since(start))
 		}
