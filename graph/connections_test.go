@@ -95,6 +95,17 @@ func timeField(name string) func(map[string]any) string {
 	}
 }
 
+// orNever is key, or never for a node whose field is null: a key that
+// sorts after every time ("~") or, in a descending order, before every time ("").
+func orNever(key func(map[string]any) string, never string) func(map[string]any) string {
+	return func(n map[string]any) string {
+		if n["lastLoginAt"] == nil {
+			return never
+		}
+		return key(n)
+	}
+}
+
 // walk pages through c in one order forward, then backward, size items at a
 // time, and checks both walks: the same items in the same order, no item
 // twice, sorted by the order's key with ties by ID, page info as the Relay
@@ -276,6 +287,18 @@ func TestConnectionsPageBothWaysInEveryOrder(t *testing.T) {
 		`UPDATE account_activity SET last_activity_at = `+tie+` WHERE account_id <> '`+acmeID+`'`,
 		`UPDATE sftp_module_requests SET created_at = `+tie,
 	)
+	// Logins (API sessions; the trigger keeps each user's latest on the row):
+	// the Bobs at the same moment, Cy earlier, the owner now, the others never.
+	if err := e.svc.DB.InAccount(context.Background(), acmeID, func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`INSERT INTO tokens (hash, account_id, user_id, created_at, expires_at)
+			SELECT sha256(convert_to(u.id::text || g, 'UTF8')), u.account_id, u.id,
+				CASE WHEN lower(u.name) = 'bob' THEN ` + tie + `::timestamptz ELSE '2025-12-01T00:00:00Z'::timestamptz - g * interval '1 day' END,
+				now() + interval '1 day'
+			FROM users u, generate_series(1, 2) g WHERE lower(u.name) IN ('bob', 'cy')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	var counts struct {
 		Account struct {
@@ -314,6 +337,9 @@ func TestConnectionsPageBothWaysInEveryOrder(t *testing.T) {
 		{desc("EMAIL"), true, lowerField("email")},
 		{asc("CREATED_AT"), false, timeField("createdAt")},
 		{desc("CREATED_AT"), true, timeField("createdAt")},
+		// Never logged in: last in both directions.
+		{asc("LAST_LOGIN"), false, orNever(timeField("lastLoginAt"), "~")},
+		{desc("LAST_LOGIN"), true, orNever(timeField("lastLoginAt"), "")},
 	}
 	folderOrders := []connOrder{
 		{nil, false, lowerField("name")},
@@ -341,9 +367,9 @@ func TestConnectionsPageBothWaysInEveryOrder(t *testing.T) {
 	inAccount := func(s string) string { return "account { " + s + " }" }
 	cases := []connCase{
 		{name: "users", token: owner, path: []string{"account", "users"}, total: len(names) + 1, orders: userOrders,
-			query: wrap(conn("users", "UserOrder", "id name email createdAt"), "users", inAccount)},
+			query: wrap(conn("users", "UserOrder", "id name email createdAt lastLoginAt"), "users", inAccount)},
 		{name: "members", token: owner, path: []string{"node", "members"}, total: len(names) + 1, orders: userOrders, vars: vars{"g": proID},
-			query: strings.Replace(wrap(conn("members", "UserOrder", "id name email createdAt"), "members",
+			query: strings.Replace(wrap(conn("members", "UserOrder", "id name email createdAt lastLoginAt"), "members",
 				func(s string) string { return "node(id: $g) { ... on Group { " + s + " } }" }), "$orderBy: UserOrder)", "$orderBy: UserOrder, $g: ID!)", 1)},
 		{name: "contacts", token: owner, path: []string{"account", "contacts"}, total: len(names), orders: []connOrder{
 			{nil, false, lowerField("name")},

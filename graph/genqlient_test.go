@@ -310,12 +310,16 @@ const (
 	UserOrderFieldEmail UserOrderField = "EMAIL"
 	// By creation time.
 	UserOrderFieldCreatedAt UserOrderField = "CREATED_AT"
+	// By `lastLoginAt` (API or SFTP); with `DESC`, the most recent first. Users who
+	// never logged in come last in both directions.
+	UserOrderFieldLastLogin UserOrderField = "LAST_LOGIN"
 )
 
 var AllUserOrderField = []UserOrderField{
 	UserOrderFieldName,
 	UserOrderFieldEmail,
 	UserOrderFieldCreatedAt,
+	UserOrderFieldLastLogin,
 }
 
 // UsersPageAccount includes the requested fields of the GraphQL type Account.

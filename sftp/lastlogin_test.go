@@ -25,13 +25,22 @@ func (e *e2e) lastSFTPLogin(t *testing.T, userID string) *time.Time {
 }
 
 // waitLastSFTPLogin waits for the user's last SFTP login to read want: a
-// password login records it in the background.
+// password login records it in the background. The user's row
+// (users.last_login_at, kept by a trigger) must then read it too.
 func (e *e2e) waitLastSFTPLogin(t *testing.T, userID string, want time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := e.lastSFTPLogin(t, userID)
 		if sameTime(got, want) {
+			// The user's row keeps their last login too (the LAST_LOGIN order).
+			u, err := e.svc.People.User(e.owner, userID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameTime(u.LastLoginAt, want) {
+				t.Fatalf("the user's row: last login %v, want %v", u.LastLoginAt, want)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

@@ -38,10 +38,24 @@ type SortKey[T any] struct {
 	// Of is a row's key as its cursor holds it, the way Type reads it back
 	// (see TimeKey), e.g. strings.ToLower(u.Name).
 	Of func(T) string
+	// DescExpr and DescOf, when set, replace Expr and Of in descending
+	// order: a key of a nullable column puts the rows without a value last
+	// in both directions with a stand-in that is NOT NULL, e.g.
+	// coalesce(at, 'infinity') ascending and coalesce(at, '-infinity')
+	// descending, each read from an index of its own.
+	DescExpr string
+	DescOf   func(T) string
 }
 
 // TimeKey formats a time sort key for a cursor the way timestamptz reads it back.
 func TimeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// The keys that stand in for a missing time (see SortKey.DescExpr), as
+// timestamptz reads them: after every time, and before every time.
+const (
+	NoTimeLast  = "infinity"
+	NoTimeFirst = "-infinity"
+)
 
 // Sorts is the orders a list offers and its default.
 type Sorts[T any] struct {
@@ -84,6 +98,9 @@ func (s *Sorts[T]) NewKeyset(o Order, p Page) (*Keyset[T], error) {
 		return nil, Invalid("orderBy", "%s cannot be sorted by %s", s.List, o.Field)
 	}
 	ks := &Keyset[T]{sorts: s, key: s.Keys[i], order: o, tag: s.List + " " + o.String(), count: p.Count}
+	if o.Desc && ks.key.DescExpr != "" {
+		ks.key.Expr, ks.key.Of = ks.key.DescExpr, ks.key.DescOf
+	}
 	var err error
 	if ks.limit, ks.backward, err = p.window(); err != nil {
 		return nil, err
@@ -132,7 +149,7 @@ func (ks *Keyset[T]) decode(field, c string) (*cursorPos, error) {
 	if t := ks.sorts.IDType; (t == "" || t == "uuid") && !IsUUID(pos.I) {
 		return nil, bad
 	}
-	if ks.key.Type == "timestamptz" {
+	if ks.key.Type == "timestamptz" && pos.K != NoTimeLast && pos.K != NoTimeFirst {
 		if _, err := time.Parse(time.RFC3339Nano, pos.K); err != nil {
 			return nil, bad
 		}

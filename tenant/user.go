@@ -25,6 +25,10 @@ type User struct {
 	// IPAllowlist is the user's own IP allowlist, on top of the account's
 	// (see ParseIPAllowlist); empty restricts nothing.
 	IPAllowlist pq.StringArray `db:"ip_allowlist"`
+	// LastLoginAt is when the user last logged in, over the API or SFTP (the
+	// later of their newest API session's start and their last SFTP login),
+	// kept by triggers (migration 00135) for the LAST_LOGIN order; nil if never.
+	LastLoginAt *time.Time `db:"last_login_at"`
 }
 
 // Deleted reports whether the user is soft-deleted.
@@ -41,7 +45,7 @@ func (u *User) AuditState() map[string]any {
 	return map[string]any{"email": u.Email, "name": u.Name, "role": u.Role, "sftpEnabled": u.SFTPEnabled, "deleted": u.Deleted()}
 }
 
-const UserColumns = `id, account_id, email, name, role, password_hash, created_at, updated_at, deleted_at, sftp_enabled, sftp_enabled_at, ip_allowlist`
+const UserColumns = `id, account_id, email, name, role, password_hash, created_at, updated_at, deleted_at, sftp_enabled, sftp_enabled_at, ip_allowlist, last_login_at`
 
 // GetUser loads a user of the transaction's account; another account's user is not found.
 func GetUser(ctx context.Context, q Queryer, id string, forUpdate bool) (*User, error) {
@@ -94,7 +98,8 @@ func RequireAnotherOwner(ctx context.Context, q Queryer, userID string) error {
 }
 
 // UserSorts are the orders of a list of users (in table users): NAME, the
-// default, EMAIL and CREATED_AT, case-insensitively for text, ties by ID.
+// default, EMAIL, CREATED_AT and LAST_LOGIN, case-insensitively for text,
+// ties by ID.
 func UserSorts(list string) *Sorts[*User] {
 	return &Sorts[*User]{
 		List: list,
@@ -102,9 +107,21 @@ func UserSorts(list string) *Sorts[*User] {
 			{Field: "NAME", Expr: "lower(name)", Type: "text", Of: func(u *User) string { return strings.ToLower(u.Name) }},
 			{Field: "EMAIL", Expr: "lower(email)", Type: "text", Of: func(u *User) string { return strings.ToLower(u.Email) }},
 			{Field: "CREATED_AT", Expr: "created_at", Type: "timestamptz", Of: func(u *User) string { return TimeKey(u.CreatedAt) }},
+			// Users who never logged in come last in both directions.
+			{Field: "LAST_LOGIN", Type: "timestamptz",
+				Expr: "coalesce(last_login_at, 'infinity'::timestamptz)", Of: func(u *User) string { return loginKey(u, NoTimeLast) },
+				DescExpr: "coalesce(last_login_at, '-infinity'::timestamptz)", DescOf: func(u *User) string { return loginKey(u, NoTimeFirst) }},
 		},
 		Default: Order{Field: "NAME"},
 		ID:      "id",
 		IDOf:    func(u *User) string { return u.ID },
 	}
+}
+
+// loginKey is u's LAST_LOGIN sort key: its last login, or never when it has none.
+func loginKey(u *User, never string) string {
+	if u.LastLoginAt == nil {
+		return never
+	}
+	return TimeKey(*u.LastLoginAt)
 }

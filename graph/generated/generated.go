@@ -7435,6 +7435,11 @@ enum UserOrderField {
   EMAIL
   "By creation time."
   CREATED_AT
+  """
+  By ` + "`" + `lastLoginAt` + "`" + ` (API or SFTP); with ` + "`" + `DESC` + "`" + `, the most recent first. Users who
+  never logged in come last in both directions.
+  """
+  LAST_LOGIN
 }
 `, BuiltIn: false},
 }

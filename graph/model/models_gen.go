@@ -2046,17 +2046,21 @@ const (
 	UserOrderFieldEmail UserOrderField = "EMAIL"
 	// By creation time.
 	UserOrderFieldCreatedAt UserOrderField = "CREATED_AT"
+	// By `lastLoginAt` (API or SFTP); with `DESC`, the most recent first. Users who
+	// never logged in come last in both directions.
+	UserOrderFieldLastLogin UserOrderField = "LAST_LOGIN"
 )
 
 var AllUserOrderField = []UserOrderField{
 	UserOrderFieldName,
 	UserOrderFieldEmail,
 	UserOrderFieldCreatedAt,
+	UserOrderFieldLastLogin,
 }
 
 func (e UserOrderField) IsValid() bool {
 	switch e {
-	case UserOrderFieldName, UserOrderFieldEmail, UserOrderFieldCreatedAt:
+	case UserOrderFieldName, UserOrderFieldEmail, UserOrderFieldCreatedAt, UserOrderFieldLastLogin:
 		return true
 	}
 	return false

@@ -55,6 +55,10 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 				`INSERT INTO users (account_id, email, name, role, created_at)
 				SELECT $1, 'u' || g || '@bulk.example', 'User ' || (g % 997), 'USER', now() - (g % 1000) * interval '1 second'
 				FROM generate_series(1, $2) g`,
+				// Half of them have logged in (tokens: the trigger keeps the row's last login).
+				`INSERT INTO tokens (hash, account_id, user_id, created_at, expires_at)
+				SELECT sha256(convert_to(id::text, 'UTF8')), account_id, id, now() - (abs(hashtext(email)) % 100000) * interval '1 second', now() + interval '1 day'
+				FROM users WHERE account_id = $1 AND email LIKE 'u%' AND hashtext(email) % 2 = 0 AND $2 > 0`,
 				`INSERT INTO contacts (account_id, email, name, company, created_at)
 				SELECT $1, 'c' || g || '@bulk.example', 'Contact ' || (g % 997), 'Company ' || (g % 97), now() - (g % 1000) * interval '1 second'
 				FROM generate_series(1, $2) g`,
@@ -85,14 +89,14 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 	}
 	cursors := func(c []string, err error) ([]string, error) { return c, err }
 	lists := []list{
-		{"users", "users", []string{"NAME", "EMAIL", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+		{"users", "users", []string{"NAME", "EMAIL", "CREATED_AT", "LAST_LOGIN"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			c, err := w.svc.People.Users(ctx, acme, people.UserFilter{}, o, p)
 			return cursors(curs(c, err))
 		}, false},
-		{"members", "users", []string{"NAME", "EMAIL", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+		{"members", "users", []string{"NAME", "EMAIL", "CREATED_AT", "LAST_LOGIN"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Sharing.GroupMembers(ctx, pro, o, p))
 		}, false},
-		{"members (staff)", "users", []string{"NAME", "EMAIL", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+		{"members (staff)", "users", []string{"NAME", "EMAIL", "CREATED_AT", "LAST_LOGIN"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Sharing.GroupMembers(ctx, pro, o, p))
 		}, true},
 		{"contacts", "contacts", []string{"NAME", "EMAIL", "COMPANY", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
