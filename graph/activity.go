@@ -30,11 +30,19 @@ func activityConnection(c *tenant.Connection[*activity.Event], err error) (*mode
 	if err != nil {
 		return nil, err
 	}
-	out := &model.SftpActivityConnection{PageInfo: pageInfo(c), Edges: make([]*model.SftpActivityEdge, len(c.Items))}
+	out := &model.SftpActivityConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.SftpActivityEdge, len(c.Items))}
 	for i, ev := range c.Items {
 		out.Edges[i] = &model.SftpActivityEdge{Cursor: c.Cursors[i], Node: ev}
 	}
 	return out, nil
+}
+
+// activityOrder is the service's order for sftpActivity's orderBy.
+func activityOrder(o *model.SftpActivityOrder) tenant.Order {
+	if o == nil {
+		return tenant.Order{}
+	}
+	return order(o.Field, o.Direction)
 }
 
 // nonEmpty is s, or nil when empty.

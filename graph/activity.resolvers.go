@@ -16,12 +16,12 @@ import (
 )
 
 // SftpActivity is the resolver for the sftpActivity field.
-func (r *accountResolver) SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error) {
+func (r *accountResolver) SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) (*model.SftpActivityConnection, error) {
 	f, err := activityFilter(filter)
 	if err != nil {
 		return nil, err
 	}
-	return activityConnection(r.Tenant.Activity.AccountEvents(ctx, obj.ID, f, page(first, after)))
+	return activityConnection(r.Tenant.Activity.AccountEvents(ctx, obj.ID, f, activityOrder(orderBy), connPage(ctx, first, after, last, before)))
 }
 
 // SetFolderUploadNotification is the resolver for the setFolderUploadNotification field.
@@ -73,12 +73,12 @@ func (r *sftpActivityEventResolver) Reason(ctx context.Context, obj *activity.Ev
 }
 
 // SftpActivity is the resolver for the sftpActivity field.
-func (r *userResolver) SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error) {
+func (r *userResolver) SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) (*model.SftpActivityConnection, error) {
 	f, err := activityFilter(filter)
 	if err != nil {
 		return nil, err
 	}
-	return activityConnection(r.Tenant.Activity.UserEvents(ctx, obj.AccountID, obj.ID, f, page(first, after)))
+	return activityConnection(r.Tenant.Activity.UserEvents(ctx, obj.AccountID, obj.ID, f, activityOrder(orderBy), connPage(ctx, first, after, last, before)))
 }
 
 // SftpActivityEvent returns generated.SftpActivityEventResolver implementation.

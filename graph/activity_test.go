@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -195,4 +198,137 @@ func TestSftpActivityCSVExport(t *testing.T) {
 	if status, body, _ := e.exportCSV(owner, url.Values{"from": {"yesterday"}}); status != http.StatusBadRequest || !strings.Contains(body, "RFC 3339") {
 		t.Errorf("a bad time: %d %s", status, body)
 	}
+}
+
+// The activity log pages like every connection (keyset, both ways, in
+// each order, with totalCount): events of the same instant in ID order, one
+// user's events on User.sftpActivity as on the account's with userId, and
+// another account's events never counted.
+func TestSftpActivityPagesBothWays(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	accountID, owner := e.account("Acme", "owner@acme.test")
+	umaGID, uma := e.user(owner, "uma@acme.test", "USER")
+	ivoGID, _ := e.user(owner, "ivo@acme.test", "USER")
+	rivalID, _ := e.account("Rival", "owner@rival.test")
+	t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	// Recorded in this order (so IDs ascend): times with ties.
+	offsets := []int{0, 0, 1, 1, 1, 2, 3, 3, 4}
+	var events []activity.Event
+	var oldestFirst []string
+	for i, o := range offsets {
+		user := rawUserID(t, umaGID)
+		if i%3 == 2 {
+			user = rawUserID(t, ivoGID)
+		}
+		p := fmt.Sprintf("/My Files/f%d", i)
+		events = append(events, activity.Event{AccountID: accountID, UserID: user, At: t0.Add(time.Duration(o) * time.Second),
+			Login: "l", Action: activity.ActionUpload, Outcome: activity.Succeeded, Path: p})
+		oldestFirst = append(oldestFirst, p)
+		events = append(events, activity.Event{AccountID: rivalID, UserID: user, At: t0, Login: "l", Action: activity.ActionMkdir,
+			Outcome: activity.Succeeded, Path: "/rival"})
+	}
+	e.recordActivity(events...)
+	newestFirst := slices.Clone(oldestFirst)
+	slices.Reverse(newestFirst)
+	var umasOldestFirst []string
+	for i, p := range oldestFirst {
+		if i%3 != 2 {
+			umasOldestFirst = append(umasOldestFirst, p)
+		}
+	}
+	umasNewestFirst := slices.Clone(umasOldestFirst)
+	slices.Reverse(umasNewestFirst)
+
+	type page struct {
+		TotalCount int
+		Edges      []struct{ Node struct{ Path string } }
+		PageInfo   struct {
+			HasNextPage, HasPreviousPage bool
+			StartCursor, EndCursor       *string
+		}
+	}
+	const fields = `totalCount edges { node { path } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }`
+	read := func(token, query string, v vars) page {
+		t.Helper()
+		var out map[string]json.RawMessage
+		e.mustDo(token, query, v, &out)
+		var p page
+		raw := string(out["account"])
+		if raw == "" {
+			raw = string(out["viewer"])
+		}
+		i := strings.Index(raw, `"sftpActivity":`)
+		if err := json.NewDecoder(strings.NewReader(raw[i+len(`"sftpActivity":`):])).Decode(&p); err != nil {
+			t.Fatalf("%v in %s", err, raw)
+		}
+		return p
+	}
+	accountQuery := `query($f: SftpActivityFilter, $o: SftpActivityOrder, $first: Int, $after: String, $last: Int, $before: String) {
+		account { sftpActivity(filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before) { ` + fields + ` } } }`
+	userQuery := `query($o: SftpActivityOrder, $first: Int, $after: String, $last: Int, $before: String) { viewer { ... on UserViewer { user {
+		sftpActivity(orderBy: $o, first: $first, after: $after, last: $last, before: $before) { ` + fields + ` } } } } }`
+	walk := func(name, token, query string, v vars, want []string) {
+		t.Helper()
+		for _, size := range []int{1, 2, 4, len(want) + 1} {
+			var forward []string
+			after := any(nil)
+			for n := 0; ; n++ {
+				vv := vars{"first": size, "after": after}
+				maps.Copy(vv, v)
+				p := read(token, query, vv)
+				if p.TotalCount != len(want) || p.PageInfo.HasPreviousPage != (n > 0) || len(p.Edges) > size {
+					t.Fatalf("%s, %d a page, forward page %d: %+v", name, size, n, p)
+				}
+				for _, ed := range p.Edges {
+					forward = append(forward, ed.Node.Path)
+				}
+				if !p.PageInfo.HasNextPage {
+					break
+				}
+				after = *p.PageInfo.EndCursor
+			}
+			var backward []string
+			before := any(nil)
+			for n := 0; ; n++ {
+				vv := vars{"last": size, "before": before}
+				maps.Copy(vv, v)
+				p := read(token, query, vv)
+				if p.TotalCount != len(want) || p.PageInfo.HasNextPage != (n > 0) || len(p.Edges) > size {
+					t.Fatalf("%s, %d a page, backward page %d: %+v", name, size, n, p)
+				}
+				var paths []string
+				for _, ed := range p.Edges {
+					paths = append(paths, ed.Node.Path)
+				}
+				backward = append(paths, backward...)
+				if !p.PageInfo.HasPreviousPage {
+					break
+				}
+				before = *p.PageInfo.StartCursor
+			}
+			if !slices.Equal(forward, want) || !slices.Equal(backward, want) {
+				t.Fatalf("%s, %d a page:\nforward  %v\nbackward %v\nwant     %v", name, size, forward, backward, want)
+			}
+		}
+	}
+	asc := map[string]any{"field": "AT", "direction": "ASC"}
+	walk("the account's, default order", owner, accountQuery, vars{}, newestFirst)
+	walk("the account's, AT DESC", owner, accountQuery, vars{"o": map[string]any{"field": "AT"}}, newestFirst)
+	walk("the account's, AT ASC", owner, accountQuery, vars{"o": asc}, oldestFirst)
+	walk("one user's on the account's", owner, accountQuery, vars{"f": map[string]any{"userId": umaGID}}, umasNewestFirst)
+	walk("one user's, AT ASC", owner, accountQuery, vars{"f": map[string]any{"userId": umaGID}, "o": asc}, umasOldestFirst)
+	walk("the user's own", uma, userQuery, vars{}, umasNewestFirst)
+	walk("the user's own, AT ASC", uma, userQuery, vars{"o": asc}, umasOldestFirst)
+
+	// A cursor of another order, or of another list, is refused.
+	p := read(owner, accountQuery, vars{"first": 1})
+	e.mustFail(owner, accountQuery, vars{"first": 1, "after": *p.PageInfo.EndCursor, "o": asc}, "BAD_USER_INPUT")
+	var users struct {
+		Account struct {
+			Users struct{ PageInfo struct{ EndCursor string } }
+		}
+	}
+	e.mustDo(owner, `{ account { users(first: 1) { pageInfo { endCursor } } } }`, nil, &users)
+	e.mustFail(owner, accountQuery, vars{"after": users.Account.Users.PageInfo.EndCursor}, "BAD_USER_INPUT")
 }

@@ -48,12 +48,6 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// page reads the paging arguments of a connection that pages forward only
-// (tenant.KeyKeyset, tenant.TimeKeyset).
-func page(first *int, after *string) tenant.Page {
-	return tenant.Page{First: deref(first), After: deref(after)}
-}
-
 // connPage reads a connection's paging arguments. It asks the service to
 // count the whole list only when the query selects totalCount.
 func connPage(ctx context.Context, first *int, after *string, last *int, before *string) tenant.Page {

@@ -47,7 +47,7 @@ func (e *e2e) userActivity(t *testing.T, userID string, want int) []*activity.Ev
 	t.Helper()
 	var events []*activity.Event
 	testkit.Eventually(t, fmt.Sprintf("%d activity events", want), func() bool {
-		c, err := e.svc.Activity.UserEvents(e.owner, e.user.AccountID, userID, activity.Filter{}, tenant.Page{First: 200})
+		c, err := e.svc.Activity.UserEvents(e.owner, e.user.AccountID, userID, activity.Filter{}, tenant.Order{}, tenant.Page{First: 200})
 		if err != nil {
 			t.Fatal(err)
 		}

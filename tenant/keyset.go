@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -146,8 +147,13 @@ func (ks *Keyset[T]) decode(field, c string) (*cursorPos, error) {
 	if pos.O != ks.tag {
 		return nil, Invalid(field, "the cursor is from another list or another order than %s %s; start from the first page", ks.sorts.List, ks.order)
 	}
-	if t := ks.sorts.IDType; (t == "" || t == "uuid") && !IsUUID(pos.I) {
+	switch t := ks.sorts.IDType; {
+	case (t == "" || t == "uuid") && !IsUUID(pos.I):
 		return nil, bad
+	case t == "bigint":
+		if _, err := strconv.ParseInt(pos.I, 10, 64); err != nil {
+			return nil, bad
+		}
 	}
 	if ks.key.Type == "timestamptz" && pos.K != NoTimeLast && pos.K != NoTimeFirst {
 		if _, err := time.Parse(time.RFC3339Nano, pos.K); err != nil {

@@ -84,7 +84,7 @@ type ComplexityRoot struct {
 		Notifications        func(childComplexity int, first *int, after *string, last *int, before *string, orderBy *model.NotificationOrder) int
 		ProjectFolders       func(childComplexity int, search *string, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) int
 		RequireTotpForAdmins func(childComplexity int) int
-		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
+		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) int
 		SftpLicences         func(childComplexity int) int
 		SftpModule           func(childComplexity int) int
 		SftpSessions         func(childComplexity int) int
@@ -538,8 +538,9 @@ type ComplexityRoot struct {
 	}
 
 	SftpActivityConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	SftpActivityEdge struct {
@@ -727,7 +728,7 @@ type ComplexityRoot struct {
 		Role                 func(childComplexity int) int
 		SSHKeys              func(childComplexity int) int
 		Sftp                 func(childComplexity int) int
-		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string) int
+		SftpActivity         func(childComplexity int, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) int
 		Storage              func(childComplexity int) int
 		UpdatedAt            func(childComplexity int) int
 	}
@@ -787,7 +788,7 @@ type AccountResolver interface {
 	UsersCSV(ctx context.Context, obj *tenant.Account) (*string, error)
 	Contacts(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 	LastActivityAt(ctx context.Context, obj *tenant.Account) (*time.Time, error)
-	SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
+	SftpActivity(ctx context.Context, obj *tenant.Account, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) (*model.SftpActivityConnection, error)
 	DedicatedIP(ctx context.Context, obj *tenant.Account) (*sftplogin.DedicatedIP, error)
 	ProjectFolders(ctx context.Context, obj *tenant.Account, search *string, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.ProjectFolderConnection, error)
 	Groups(ctx context.Context, obj *tenant.Account, first *int, after *string, last *int, before *string, orderBy *model.GroupOrder) (*model.GroupConnection, error)
@@ -984,7 +985,7 @@ type UserResolver interface {
 	LastLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
 	LastAPILoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
 	LastSftpLoginAt(ctx context.Context, obj *tenant.User) (*time.Time, error)
-	SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string) (*model.SftpActivityConnection, error)
+	SftpActivity(ctx context.Context, obj *tenant.User, filter *model.SftpActivityFilter, first *int, after *string, last *int, before *string, orderBy *model.SftpActivityOrder) (*model.SftpActivityConnection, error)
 	ProjectsSharedWithMe(ctx context.Context, obj *tenant.User, first *int, after *string, last *int, before *string, orderBy *model.ProjectFolderOrder) (*model.SharedProjectConnection, error)
 	Group(ctx context.Context, obj *tenant.User) (*sharing.Group, error)
 	IPAllowlist(ctx context.Context, obj *tenant.User) ([]string, error)
@@ -1127,7 +1128,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Account.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Account.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.SftpActivityOrder)), true
 	case "Account.sftpLicences":
 		if e.ComplexityRoot.Account.SftpLicences == nil {
 			break
@@ -3117,6 +3118,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SftpActivityConnection.PageInfo(childComplexity), true
+	case "SftpActivityConnection.totalCount":
+		if e.ComplexityRoot.SftpActivityConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SftpActivityConnection.TotalCount(childComplexity), true
 
 	case "SftpActivityEdge.cursor":
 		if e.ComplexityRoot.SftpActivityEdge.Cursor == nil {
@@ -3890,7 +3897,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.User.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.User.SftpActivity(childComplexity, args["filter"].(*model.SftpActivityFilter), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["orderBy"].(*model.SftpActivityOrder)), true
 	case "User.storage":
 		if e.ComplexityRoot.User.Storage == nil {
 			break
@@ -4104,6 +4111,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SetUserIpAllowlistInput", ec.unmarshalInputSetUserIpAllowlistInput),
 			graphql.NewInputUnmarshaler("SetUserStorageQuotaInput", ec.unmarshalInputSetUserStorageQuotaInput),
 			graphql.NewInputUnmarshaler("SftpActivityFilter", ec.unmarshalInputSftpActivityFilter),
+			graphql.NewInputUnmarshaler("SftpActivityOrder", ec.unmarshalInputSftpActivityOrder),
 			graphql.NewInputUnmarshaler("ShareProjectFolderInput", ec.unmarshalInputShareProjectFolderInput),
 			graphql.NewInputUnmarshaler("SuspendSftpModuleInput", ec.unmarshalInputSuspendSftpModuleInput),
 			graphql.NewInputUnmarshaler("UnshareProjectFolderInput", ec.unmarshalInputUnshareProjectFolderInput),
@@ -4437,6 +4445,26 @@ type SftpActivityConnection {
   edges: [SftpActivityEdge!]!
   "Where this page starts and ends, and whether there are more pages."
   pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for; on a busy account's whole
+  log (millions of events) that takes a while: narrow it with the filter.
+  """
+  totalCount: Int!
+}
+
+"How ` + "`" + `sftpActivity` + "`" + ` sorts. Ties (events of the same instant) are broken by the event's ID, in the same direction."
+input SftpActivityOrder {
+  "What to sort by."
+  field: SftpActivityOrderField!
+  "Which way; DESC unless given."
+  direction: OrderDirection! = DESC
+}
+
+"What ` + "`" + `sftpActivity` + "`" + ` sorts by."
+enum SftpActivityOrderField {
+  "By the time of the event (the default, newest first)."
+  AT
 }
 
 "One ` + "`" + `SftpActivity` + "`" + ` in a page, with its cursor."
@@ -4449,7 +4477,7 @@ type SftpActivityEdge {
 
 extend type Account {
   """
-  The account's SFTP activity log, newest first. Owners, administrators and support staff;
+  The account's SFTP activity log, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise. Owners, administrators and support staff;
   other users see their own on ` + "`" + `User.sftpActivity` + "`" + ` (here: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at
   this field). For a CSV of a whole range, use ` + "`" + `GET /export/activity.csv` + "`" + ` (docs/GRAPHQL.md).
   """
@@ -4460,11 +4488,17 @@ extend type Account {
     first: Int
     "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
     after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: SftpActivityOrder
   ): SftpActivityConnection
 }
 
 extend type User {
-  "The user's SFTP activity, newest first. The user themselves, the account's owners and administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else."
+  "The user's SFTP activity, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise. The user themselves, the account's owners and administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else."
   sftpActivity(
     "Which entries to list: a path prefix, actions, a time range."
     filter: SftpActivityFilter
@@ -4472,6 +4506,12 @@ extend type User {
     first: Int
     "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
     after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+    "How to sort; without it, in the order this field's description gives."
+    orderBy: SftpActivityOrder
   ): SftpActivityConnection
 }
 
@@ -8249,6 +8289,8 @@ func (ec *executionContext) childFields_SftpActivityConnection(ctx context.Conte
 		return ec.fieldContext_SftpActivityConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_SftpActivityConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_SftpActivityConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SftpActivityConnection", field.Name)
 }
@@ -9082,6 +9124,30 @@ func (ec *executionContext) field_Account_sftpActivity_args(ctx context.Context,
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.SftpActivityOrder, error) {
+			return ec.unmarshalOSftpActivityOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -10242,6 +10308,30 @@ func (ec *executionContext) field_User_sftpActivity_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.SftpActivityOrder, error) {
+			return ec.unmarshalOSftpActivityOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -10555,7 +10645,7 @@ func (ec *executionContext) _Account_sftpActivity(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Account().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Account().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.SftpActivityOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
@@ -19161,6 +19251,29 @@ func (ec *executionContext) fieldContext_SftpActivityConnection_pageInfo(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _SftpActivityConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SftpActivityConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SftpActivityConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SftpActivityConnection", field, false, false, "Int")
+}
+
 func (ec *executionContext) _SftpActivityEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -22120,7 +22233,7 @@ func (ec *executionContext) _User_sftpActivity(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.User().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.User().SftpActivity(ctx, obj, fc.Args["filter"].(*model.SftpActivityFilter), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["orderBy"].(*model.SftpActivityOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SftpActivityConnection) graphql.Marshaler {
@@ -26633,6 +26746,59 @@ func UnmarshalSftpActivityFilter(ctx context.Context, raw any) (model.SftpActivi
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSftpActivityOrder(ctx context.Context, obj any) (model.SftpActivityOrder, error) {
+	var it model.SftpActivityOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "DESC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNSftpActivityOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSftpActivityOrder unmarshals raw into the SftpActivityOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSftpActivityOrder(ctx context.Context, raw any) (model.SftpActivityOrder, error) {
+	var out model.SftpActivityOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SftpActivityOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputShareProjectFolderInput(ctx context.Context, obj any) (model.ShareProjectFolderInput, error) {
 	var it model.ShareProjectFolderInput
 	if obj == nil {
@@ -30658,6 +30824,11 @@ func (ec *executionContext) _SftpActivityConnection(ctx context.Context, sel ast
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "totalCount":
+			out.Values[i] = ec._SftpActivityConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -33528,6 +33699,16 @@ func (ec *executionContext) marshalNSftpActivityEvent2ᚖgithubᚗcomᚋskiffhq�
 	return ec._SftpActivityEvent(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNSftpActivityOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrderField(ctx context.Context, v any) (model.SftpActivityOrderField, error) {
+	var res model.SftpActivityOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSftpActivityOrderField2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrderField(ctx context.Context, sel ast.SelectionSet, v model.SftpActivityOrderField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNSftpActivityOutcome2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐOutcome(ctx context.Context, v any) (activity.Outcome, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := activity.Outcome(tmp)
@@ -34753,6 +34934,14 @@ func (ec *executionContext) unmarshalOSftpActivityFilter2ᚖgithubᚗcomᚋskiff
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputSftpActivityFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSftpActivityOrder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityOrder(ctx context.Context, v any) (*model.SftpActivityOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSftpActivityOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

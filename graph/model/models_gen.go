@@ -922,6 +922,10 @@ type SftpActivityConnection struct {
 	Edges []*SftpActivityEdge `json:"edges"`
 	// Where this page starts and ends, and whether there are more pages.
 	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for; on a busy account's whole
+	// log (millions of events) that takes a while: narrow it with the filter.
+	TotalCount int `json:"totalCount"`
 }
 
 // One `SftpActivity` in a page, with its cursor.
@@ -944,6 +948,14 @@ type SftpActivityFilter struct {
 	From *time.Time `json:"from,omitempty"`
 	// Entries before this time.
 	To *time.Time `json:"to,omitempty"`
+}
+
+// How `sftpActivity` sorts. Ties (events of the same instant) are broken by the event's ID, in the same direction.
+type SftpActivityOrder struct {
+	// What to sort by.
+	Field SftpActivityOrderField `json:"field"`
+	// Which way; DESC unless given.
+	Direction OrderDirection `json:"direction"`
 }
 
 // The result of `activateSftpModule`, `setSftpLicences`: what changed, or the user errors.
@@ -1964,6 +1976,61 @@ func (e *ProjectFolderOrderField) UnmarshalJSON(b []byte) error {
 }
 
 func (e ProjectFolderOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What `sftpActivity` sorts by.
+type SftpActivityOrderField string
+
+const (
+	// By the time of the event (the default, newest first).
+	SftpActivityOrderFieldAt SftpActivityOrderField = "AT"
+)
+
+var AllSftpActivityOrderField = []SftpActivityOrderField{
+	SftpActivityOrderFieldAt,
+}
+
+func (e SftpActivityOrderField) IsValid() bool {
+	switch e {
+	case SftpActivityOrderFieldAt:
+		return true
+	}
+	return false
+}
+
+func (e SftpActivityOrderField) String() string {
+	return string(e)
+}
+
+func (e *SftpActivityOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SftpActivityOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SftpActivityOrderField", str)
+	}
+	return nil
+}
+
+func (e SftpActivityOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SftpActivityOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SftpActivityOrderField) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -43,27 +43,27 @@ func (f Filter) check() error {
 const eventColumns = `id, account_id, at, user_id, login, action, outcome, path, target_path, bytes, duration_ms,
 	reason, client_addr, node, session_id, folder_id, folder_path`
 
-// AccountEvents lists an account's SFTP activity, newest first, in keyset
-// pages. Owners and administrators of the account and support staff may see
+// AccountEvents lists an account's SFTP activity in keyset pages (both
+// ways, tenant.Keyset), newest first unless order says otherwise. Owners and administrators of the account and support staff may see
 // it; another user of the account is FORBIDDEN (they see their own through
 // UserEvents); anyone else gets "account not found".
-func (s *Service) AccountEvents(ctx context.Context, accountID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
+func (s *Service) AccountEvents(ctx context.Context, accountID string, f Filter, order tenant.Order, page tenant.Page) (*tenant.Connection[*Event], error) {
 	if err := tenant.RequireAccountAdmin(ctx, accountID, "the SFTP activity log"); err != nil {
 		return nil, err
 	}
-	return s.events(ctx, accountID, f, page)
+	return s.events(ctx, accountID, f, order, page)
 }
 
-// UserEvents lists one user's SFTP activity, newest first: to the user
+// UserEvents lists one user's SFTP activity, as AccountEvents: to the user
 // themselves, to their account's owners and administrators and to support
 // staff. To another user of the account, and to anyone outside it, the
 // user does not exist.
-func (s *Service) UserEvents(ctx context.Context, accountID, userID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
+func (s *Service) UserEvents(ctx context.Context, accountID, userID string, f Filter, order tenant.Order, page tenant.Page) (*tenant.Connection[*Event], error) {
 	if err := RequireReader(ctx, accountID, userID); err != nil {
 		return nil, err
 	}
 	f.UserID = userID
-	return s.events(ctx, accountID, f, page)
+	return s.events(ctx, accountID, f, order, page)
 }
 
 // RequireReader checks that the principal may read userID's activity
@@ -85,72 +85,58 @@ func RequireReader(ctx context.Context, accountID, userID string) error {
 	return tenant.NotFound("user")
 }
 
-func (s *Service) events(ctx context.Context, accountID string, f Filter, page tenant.Page) (*tenant.Connection[*Event], error) {
-	limit, err := page.Limit()
+// eventSorts are the orders of the activity log: AT, newest first by
+// default, ties by ID. Either way a page walks sftp_activity_user (account,
+// user, at, id) with a user, sftp_activity_account (account, at, id)
+// without, from its cursor: it reads about as many index entries as it
+// returns, however large the log (tenant/domain's TestListPagesUseTheirIndexes).
+var eventSorts = &tenant.Sorts[*Event]{
+	List:    "sftpActivity",
+	Keys:    []tenant.SortKey[*Event]{{Field: "AT", Expr: "at", Type: "timestamptz", Of: func(e *Event) string { return tenant.TimeKey(e.At) }}},
+	Default: tenant.Order{Field: "AT", Desc: true},
+	ID:      "id",
+	IDType:  "bigint",
+	IDOf:    func(e *Event) string { return strconv.FormatInt(e.ID, 10) },
+}
+
+func (s *Service) events(ctx context.Context, accountID string, f Filter, order tenant.Order, page tenant.Page) (*tenant.Connection[*Event], error) {
+	ks, err := eventSorts.NewKeyset(order, page)
 	if err != nil {
 		return nil, err
 	}
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	after, err := decodeCursor(page.After)
-	if err != nil {
-		return nil, err
+	w, ok := filterWhere(accountID, f)
+	if !ok {
+		return &tenant.Connection[*Event]{}, nil
 	}
-	var rows []*Event
+	w.timeRange(f)
+	lq := tenant.ListQuery{Select: `SELECT ` + eventColumns, From: `FROM sftp_activity WHERE ` + strings.Join(w.conds, " AND "), Args: w.args}
+	var conn *tenant.Connection[*Event]
 	err = s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-		query, args, ok := listQuery(accountID, f, after, limit+1)
-		if !ok {
-			return nil
-		}
-		return tenant.DBError(q.SelectContext(ctx, &rows, query, args...))
+		conn, err = tenant.ListPage(ctx, q, ks, lq)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return tenant.MakePage(rows, limit, after != nil, func(e *Event) string { return encodeCursor(e) }), nil
+	return conn, err
 }
 
-// position is where a page starts: after the event at (at, id).
+// position is where an export's next statement starts: after the event at
+// (at, id).
 type position struct {
 	at time.Time
 	id int64
 }
 
-func encodeCursor(e *Event) string {
-	return tenant.EncodeCursor(e.At.UTC().Format(time.RFC3339Nano), strconv.FormatInt(e.ID, 10))
-}
-
-func decodeCursor(c string) (*position, error) {
-	key, id, err := tenant.DecodeCursor(c)
-	if err != nil || id == "" {
-		return nil, err
-	}
-	t, terr := time.Parse(time.RFC3339Nano, key)
-	n, nerr := strconv.ParseInt(id, 10, 64)
-	if terr != nil || nerr != nil {
-		return nil, tenant.Invalid("after", "the cursor is not valid; start from the first page")
-	}
-	return &position{t, n}, nil
-}
-
-// listQuery is the query of one page of events, newest first; ok is false
-// when the filter can match nothing (a user ID that is no UUID).
-//
-// With a user, it walks sftp_activity_user (account, user, at, id) from the
-// page's start; without, sftp_activity_account: either way a page reads
-// about as many index entries as it returns, however large the log.
-func listQuery(accountID string, f Filter, after *position, limit int) (query string, args []any, ok bool) {
+// exportQuery is the query of an export's next rows, newest first, through
+// the same indexes as a page (eventSorts); ok is false when the filter can
+// match nothing (a user ID that is no UUID).
+func exportQuery(accountID string, f Filter, after *position, limit int) (query string, args []any, ok bool) {
 	w, ok := filterWhere(accountID, f)
 	if !ok {
 		return "", nil, false
 	}
-	if f.From != nil {
-		w.add("at >= " + w.arg(*f.From))
-	}
-	if f.To != nil {
-		w.add("at < " + w.arg(*f.To))
-	}
+	w.timeRange(f)
 	if after != nil {
 		w.add("(at, id) < (" + w.arg(after.at) + ", " + w.arg(after.id) + ")")
 	}
@@ -172,6 +158,16 @@ func (w *where) arg(v any) string {
 }
 
 func (w *where) add(cond string) { w.conds = append(w.conds, cond) }
+
+// timeRange adds f's time range.
+func (w *where) timeRange(f Filter) {
+	if f.From != nil {
+		w.add("at >= " + w.arg(*f.From))
+	}
+	if f.To != nil {
+		w.add("at < " + w.arg(*f.To))
+	}
+}
 
 // filterWhere is the account's events matching f's user, actions and path
 // prefix (not its time range); ok is false when f can match nothing.
@@ -241,7 +237,7 @@ func (s *Service) Export(ctx context.Context, accountID string, f Filter, each f
 	for {
 		var rows []*Event
 		err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
-			query, args, ok := listQuery(accountID, f, after, exportPage)
+			query, args, ok := exportQuery(accountID, f, after, exportPage)
 			if !ok {
 				return nil
 			}

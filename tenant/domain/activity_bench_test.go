@@ -95,14 +95,14 @@ func TestActivityQueryAtScale(t *testing.T) {
 		to := from.Add(30 * 24 * time.Hour)
 		f := activity.Filter{UserID: userIDs[rng.IntN(users)], From: &from, To: &to}
 		q := time.Now()
-		c, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Page{First: 50})
+		c, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Order{}, tenant.Page{First: 50})
 		took = append(took, time.Since(q))
 		if err != nil || len(c.Items) != 50 {
 			t.Fatalf("query %d: %d events, %v", i, len(c.Items), err)
 		}
 		if i%2 == 1 { // and the next page
 			q := time.Now()
-			if _, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Page{First: 50, After: c.Cursors[49]}); err != nil {
+			if _, err := svc.Activity.UserEvents(ownerCtx, a.ID, f.UserID, f, tenant.Order{}, tenant.Page{First: 50, After: c.Cursors[49]}); err != nil {
 				t.Fatal(err)
 			}
 			took = append(took, time.Since(q))

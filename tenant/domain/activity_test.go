@@ -62,12 +62,12 @@ func TestActivityLogIsTenantIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := w.svc.Activity.AccountEvents(w.as(w.owner), w.account.ID, activity.Filter{}, tenant.Page{}); err != nil || len(c.Items) != 1 {
+	if c, err := w.svc.Activity.AccountEvents(w.as(w.owner), w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{}); err != nil || len(c.Items) != 1 {
 		t.Fatalf("the owner's own log: %v, %v", c, err)
 	}
-	_, err = w.svc.Activity.AccountEvents(w.as(otherOwner), w.account.ID, activity.Filter{}, tenant.Page{})
+	_, err = w.svc.Activity.AccountEvents(w.as(otherOwner), w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "another account's owner", err, tenant.ENotFound, "")
-	_, err = w.svc.Activity.UserEvents(w.as(otherOwner), w.account.ID, w.owner.ID, activity.Filter{}, tenant.Page{})
+	_, err = w.svc.Activity.UserEvents(w.as(otherOwner), w.account.ID, w.owner.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "another account's owner, by user", err, tenant.ENotFound, "")
 	var n int
 	err = w.svc.DB.InAccount(context.Background(), other.ID, func(tx *sqlx.Tx) error {
@@ -97,20 +97,20 @@ func TestActivityLogUserSeesOwnOnly(t *testing.T) {
 	w.record(activityAt(uma, t0, activity.ActionUpload, "/My Files/uma.txt"),
 		activityAt(ivo, t0.Add(time.Second), activity.ActionUpload, "/My Files/ivo.txt"))
 
-	_, err := w.svc.Activity.AccountEvents(w.as(uma), w.account.ID, activity.Filter{}, tenant.Page{})
+	_, err := w.svc.Activity.AccountEvents(w.as(uma), w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "a user reading the account's log", err, tenant.EForbidden, "")
-	_, err = w.svc.Activity.UserEvents(w.as(uma), w.account.ID, ivo.ID, activity.Filter{}, tenant.Page{})
+	_, err = w.svc.Activity.UserEvents(w.as(uma), w.account.ID, ivo.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "a user reading another's activity", err, tenant.ENotFound, "")
-	c, err := w.svc.Activity.UserEvents(w.as(uma), w.account.ID, uma.ID, activity.Filter{}, tenant.Page{})
+	c, err := w.svc.Activity.UserEvents(w.as(uma), w.account.ID, uma.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	if err != nil || !slices.Equal(paths(c), []string{"/My Files/uma.txt"}) {
 		t.Errorf("a user's own activity: %v, %v", paths(c), err)
 	}
 	// A user cannot widen their own listing with a filter.
-	c, err = w.svc.Activity.UserEvents(w.as(uma), w.account.ID, uma.ID, activity.Filter{UserID: ivo.ID}, tenant.Page{})
+	c, err = w.svc.Activity.UserEvents(w.as(uma), w.account.ID, uma.ID, activity.Filter{UserID: ivo.ID}, tenant.Order{}, tenant.Page{})
 	if err != nil || !slices.Equal(paths(c), []string{"/My Files/uma.txt"}) {
 		t.Errorf("a user's own activity, filtered on another: %v, %v", paths(c), err)
 	}
-	c, err = w.svc.Activity.AccountEvents(w.as(admin), w.account.ID, activity.Filter{}, tenant.Page{})
+	c, err = w.svc.Activity.AccountEvents(w.as(admin), w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	if err != nil || !slices.Equal(paths(c), []string{"/My Files/ivo.txt", "/My Files/uma.txt"}) {
 		t.Errorf("an administrator's view: %v, %v", paths(c), err)
 	}
@@ -133,7 +133,7 @@ func TestActivityLogFiltersAndPages(t *testing.T) {
 	ctx := w.as(w.owner)
 	list := func(f activity.Filter) []string {
 		t.Helper()
-		c, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, f, tenant.Page{First: 50})
+		c, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, f, tenant.Order{}, tenant.Page{First: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,15 +156,15 @@ func TestActivityLogFiltersAndPages(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	_, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{From: &to, To: &from}, tenant.Page{})
+	_, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{From: &to, To: &from}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "from after to", err, tenant.EInvalid, "to")
-	_, err = w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{Actions: []activity.Action{"HACK"}}, tenant.Page{})
+	_, err = w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{Actions: []activity.Action{"HACK"}}, tenant.Order{}, tenant.Page{})
 	wantCode(t, "an unknown action", err, tenant.EInvalid, "actions")
 
 	var walked []string
 	after := ""
 	for range 10 {
-		c, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{}, tenant.Page{First: 2, After: after})
+		c, err := w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{First: 2, After: after})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +177,7 @@ func TestActivityLogFiltersAndPages(t *testing.T) {
 	if len(walked) != len(events) || walked[0] != "/My Files/a/1" || walked[len(walked)-1] != "/My Files/a/1" || walked[1] != "/My Files/x" {
 		t.Errorf("pages of 2 walked %v", walked)
 	}
-	_, err = w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{}, tenant.Page{After: "bad"})
+	_, err = w.svc.Activity.AccountEvents(ctx, w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{After: "bad"})
 	wantCode(t, "a bad cursor", err, tenant.EInvalid, "after")
 }
 
@@ -198,7 +198,7 @@ func TestActivityRetentionPurge(t *testing.T) {
 	if err != nil || n != 7 {
 		t.Fatalf("Purge: %d deleted, %v; want 7", n, err)
 	}
-	c, err := w.svc.Activity.AccountEvents(w.as(w.owner), w.account.ID, activity.Filter{}, tenant.Page{})
+	c, err := w.svc.Activity.AccountEvents(w.as(w.owner), w.account.ID, activity.Filter{}, tenant.Order{}, tenant.Page{})
 	if err != nil || !slices.Equal(paths(c), []string{"/My Files/new", "/My Files/new"}) {
 		t.Errorf("after the purge: %v, %v", paths(c), err)
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/audit"
 	"github.com/skiffhq/skiff/tenant/people"
 )
@@ -71,6 +73,18 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 				SELECT $1, 'bulk', 'r' || g || '@bulk.example', '{}', 'SENT', now() - g * interval '1 second', now() FROM generate_series(1, $2) g`)
 		})
 	}
+	if err == nil { // the SFTP activity log: only the recorders' scope writes it
+		err = w.svc.DB.CrossTenant(ctx, tenant.ScopeActivity, func(tx *sqlx.Tx) error {
+			return fill(tx,
+				`INSERT INTO sftp_activity (account_id, at, user_id, login, action, outcome, path)
+				SELECT $1, now() - (g % 1000) * interval '1 second',
+					CASE WHEN g % 2 = 0 THEN '`+w.owner.ID+`'::uuid ELSE '00000000-0000-4000-8000-000000000001' END,
+					'l', 'UPLOAD', 'SUCCESS', '/f' || g FROM generate_series(1, $2) g`,
+				`INSERT INTO sftp_activity (account_id, at, user_id, login, action, outcome, path)
+				SELECT a.id, now() - g * interval '1 second', '`+w.owner.ID+`', 'l', 'UPLOAD', 'SUCCESS', '/f' || g
+				FROM (SELECT id FROM accounts WHERE name LIKE 'Account %' LIMIT 1000) a, generate_series(1, 10) g`)
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +124,16 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 		}, false},
 		{"notifications", "outbox", []string{"CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Outbox.Notifications(ctx, acme, o, p))
+		}, false},
+		{"sftpActivity", "sftp_activity", []string{"AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			return curs(w.svc.Activity.AccountEvents(ctx, acme, activity.Filter{}, o, p))
+		}, false},
+		{"sftpActivity (one user)", "sftp_activity", []string{"AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			return curs(w.svc.Activity.UserEvents(ctx, acme, w.owner.ID, activity.Filter{}, o, p))
+		}, false},
+		{"sftpActivity (one user, a time range)", "sftp_activity", []string{"AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			from, to := time.Now().Add(-900*time.Second), time.Now().Add(-100*time.Second)
+			return curs(w.svc.Activity.UserEvents(ctx, acme, w.owner.ID, activity.Filter{From: &from, To: &to}, o, p))
 		}, false},
 		{"accounts", "accounts", []string{"NAME", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Accounts.Accounts(ctx, "", o, p))
