@@ -1,0 +1,199 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Limits of the S3 API that the upload logic is built around.
+const (
+	// MinPartSize is the smallest part of a multipart upload but the last.
+	MinPartSize = 5 << 20
+	// maxParts is the most parts one multipart upload may have.
+	maxParts = 10000
+	// maxCopyPart is the largest range one UploadPartCopy may copy, and
+	// the largest object CopyObject copies in one request.
+	maxCopyPart = 5 << 30
+)
+
+// Defaults of the Config knobs (see there).
+const (
+	DefaultPartSize      = 8 << 20
+	DefaultPartsInFlight = 4
+	DefaultMoveMaxFiles  = 1000
+	DefaultMoveMaxBytes  = 10 << 30
+	DefaultOrphanAge     = 24 * time.Hour
+)
+
+// Config is where and how a Store keeps files. ParseURL makes one from a
+// --storage-url.
+type Config struct {
+	Bucket string
+	// Prefix is prepended to every key (no leading or trailing slash; ""
+	// for the bucket's top), so one bucket can hold several deployments.
+	Prefix string
+	// Endpoint is the S3 service's URL (http://host:port for a local
+	// server); "" for AWS's own endpoints.
+	Endpoint string
+	Region   string
+	// PathStyle addresses the bucket in the path (host/bucket/key) instead
+	// of the host name (bucket.host/key): what most self-hosted servers
+	// need. On by default when Endpoint is set.
+	PathStyle bool
+
+	// PartSize is the size of the parts of a multipart upload, at least
+	// MinPartSize. It caps the largest file at 10,000 parts.
+	PartSize int64
+	// PartsInFlight is how many parts of one upload may be in memory at
+	// once (being filled or being sent): memory per upload is at most
+	// PartSize × PartsInFlight.
+	PartsInFlight int
+	// MoveMaxFiles and MoveMaxBytes bound a folder rename, which an object
+	// store does by copying each object: larger folders are refused with
+	// a clear error.
+	MoveMaxFiles int
+	MoveMaxBytes int64
+	// OrphanAge is how old an unfinished multipart upload must be for the
+	// sweep to abort it (one a crashed node left behind).
+	OrphanAge time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.Bucket == "" {
+		return errors.New("s3: no bucket")
+	}
+	c.Prefix = strings.Trim(c.Prefix, "/")
+	if strings.Contains(c.Prefix, "//") {
+		return fmt.Errorf("s3: prefix %q has an empty element", c.Prefix)
+	}
+	for _, el := range strings.Split(c.Prefix, "/") {
+		if el == "." || el == ".." {
+			return fmt.Errorf("s3: prefix %q has a %q element", c.Prefix, el)
+		}
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.PartSize < MinPartSize || c.PartSize > maxCopyPart {
+		return fmt.Errorf("s3: part size %d is outside [5 MiB, 5 GiB]", c.PartSize)
+	}
+	if c.PartsInFlight == 0 {
+		c.PartsInFlight = DefaultPartsInFlight
+	}
+	if c.PartsInFlight < 1 || c.PartsInFlight > 64 {
+		return fmt.Errorf("s3: parts in flight %d is outside [1, 64]", c.PartsInFlight)
+	}
+	if c.MoveMaxFiles == 0 {
+		c.MoveMaxFiles = DefaultMoveMaxFiles
+	}
+	if c.MoveMaxBytes == 0 {
+		c.MoveMaxBytes = DefaultMoveMaxBytes
+	}
+	if c.OrphanAge == 0 {
+		c.OrphanAge = DefaultOrphanAge
+	}
+	return nil
+}
+
+// ParseURL reads a storage URL:
+//
+//	s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=true|false
+//	    &part_size=8MiB&parts_in_flight=4&move_max_files=1000
+//	    &move_max_bytes=10GiB&orphan_age=24h]
+//
+// Credentials are not part of it: they come from the standard AWS
+// environment variables, shared config files or instance roles.
+func ParseURL(raw string) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("s3: storage URL: %w", err)
+	}
+	if u.Scheme != "s3" {
+		return Config{}, fmt.Errorf("s3: storage URL %q: scheme must be s3://", raw)
+	}
+	if u.User != nil {
+		return Config{}, errors.New("s3: storage URL: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a shared config profile")
+	}
+	c := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}
+	q := u.Query()
+	c.Endpoint = q.Get("endpoint")
+	c.Region = q.Get("region")
+	c.PathStyle = c.Endpoint != ""
+	for key, vals := range q {
+		v := vals[len(vals)-1]
+		switch key {
+		case "endpoint", "region":
+		case "path_style":
+			c.PathStyle, err = strconv.ParseBool(v)
+		case "part_size":
+			c.PartSize, err = parseBytes(v)
+		case "parts_in_flight":
+			c.PartsInFlight, err = strconv.Atoi(v)
+		case "move_max_files":
+			c.MoveMaxFiles, err = strconv.Atoi(v)
+		case "move_max_bytes":
+			c.MoveMaxBytes, err = parseBytes(v)
+		case "orphan_age":
+			c.OrphanAge, err = time.ParseDuration(v)
+		default:
+			return Config{}, fmt.Errorf("s3: storage URL: unknown parameter %q", key)
+		}
+		if err != nil {
+			return Config{}, fmt.Errorf("s3: storage URL: %s: %w", key, err)
+		}
+	}
+	if err := c.defaults(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parseBytes reads 8388608, 8MiB, 8M or 1GiB.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v * u.mult, err
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// Open connects to the store that c names, with credentials from the
+// standard AWS sources (environment, shared config, instance role).
+func Open(ctx context.Context, c Config) (*Store, error) {
+	if err := c.defaults(); err != nil {
+		return nil, err
+	}
+	var opts []func(*config.LoadOptions) error
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		o.UsePathStyle = c.PathStyle
+	})
+	return New(client, c)
+}

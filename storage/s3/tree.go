@@ -1,0 +1,442 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/skiffhq/skiff/storage"
+)
+
+// maxKeyLen is S3's longest key, in bytes.
+const maxKeyLen = 1024
+
+// Tree is a user's home or a project folder: the objects under one key
+// prefix. It is safe for concurrent use and holds no resources.
+type Tree struct {
+	s    *Store
+	root string // key prefix, ending in "/"
+}
+
+var _ storage.Tree = (*Tree)(nil)
+
+// Root returns the key prefix of the tree (for tests and tools).
+func (t *Tree) Root() string { return t.root }
+
+// check validates a tree-relative name (see storage.Tree): clean, relative,
+// no "." or ".." element, no NUL, and short enough for a key.
+func (t *Tree) check(op, name string) error {
+	if name == "." {
+		return nil
+	}
+	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) != name ||
+		name == ".." || strings.HasPrefix(name, "../") || strings.ContainsRune(name, 0) {
+		return pathErr(op, name, fs.ErrInvalid)
+	}
+	if len(t.root)+len(name)+1 > maxKeyLen {
+		return pathErr(op, name, syscall.ENAMETOOLONG)
+	}
+	return nil
+}
+
+// key is the object key of a file; dirKey that of a folder's marker (and
+// the prefix of what the folder holds).
+func (t *Tree) key(name string) string { return t.root + name }
+
+func (t *Tree) dirKey(name string) string {
+	if name == "." {
+		return t.root
+	}
+	return t.root + name + "/"
+}
+
+var ctxBG = context.Background()
+
+// Stat implements storage.Tree: a HEAD for a file, then a one-key listing
+// for a folder (its marker, or any object under it).
+func (t *Tree) Stat(name string) (fs.FileInfo, error) {
+	if err := t.check("stat", name); err != nil {
+		return nil, err
+	}
+	return t.stat(ctxBG, name)
+}
+
+// Lstat implements storage.Tree. Objects have no symbolic links.
+func (t *Tree) Lstat(name string) (fs.FileInfo, error) { return t.Stat(name) }
+
+func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
+	if name == "." {
+		return &fileInfo{name: ".", dir: true}, nil
+	}
+	head, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+	if err == nil {
+		return &fileInfo{name: path.Base(name), size: aws.ToInt64(head.ContentLength), mtime: aws.ToTime(head.LastModified), etag: aws.ToString(head.ETag)}, nil
+	}
+	if !isNotFound(err) {
+		return nil, mapErr("stat", name, err)
+	}
+	return t.statDir(ctx, name)
+}
+
+// statDir describes name if it is a folder: its marker or anything under it.
+func (t *Tree) statDir(ctx context.Context, name string) (*fileInfo, error) {
+	prefix := t.dirKey(name)
+	out, err := t.s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(prefix), MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return nil, mapErr("stat", name, err)
+	}
+	if len(out.Contents) == 0 {
+		return nil, pathErr("stat", name, fs.ErrNotExist)
+	}
+	fi := &fileInfo{name: path.Base(name), dir: true}
+	if o := out.Contents[0]; aws.ToString(o.Key) == prefix {
+		fi.mtime = aws.ToTime(o.LastModified)
+	}
+	return fi, nil
+}
+
+// parentDir checks that the folder holding name exists.
+func (t *Tree) parentDir(ctx context.Context, op, name string) error {
+	dir := path.Dir(name)
+	if dir == "." {
+		return nil
+	}
+	fi, err := t.stat(ctx, dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return pathErr(op, name, fs.ErrNotExist)
+		}
+		return err
+	}
+	if !fi.dir {
+		return pathErr(op, name, syscall.ENOTDIR)
+	}
+	return nil
+}
+
+// Open implements storage.Tree.
+func (t *Tree) Open(name string) (storage.File, error) {
+	if err := t.check("open", name); err != nil {
+		return nil, err
+	}
+	fi, err := t.stat(ctxBG, name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.dir {
+		return &dir{t: t, name: name, prefix: t.dirKey(name), fi: fi}, nil
+	}
+	return newReader(t, name, fi), nil
+}
+
+// OpenFile implements storage.Tree. A file opened for writing is rewritten
+// as a whole when closed (see modify.go); reads go to the object.
+func (t *Tree) OpenFile(name string, flag int) (storage.File, error) {
+	if err := t.check("open", name); err != nil {
+		return nil, err
+	}
+	fi, err := t.stat(ctxBG, name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.dir {
+		if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
+			return nil, pathErr("open", name, errIsDir)
+		}
+		return &dir{t: t, name: name, prefix: t.dirKey(name), fi: fi}, nil
+	}
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return newReader(t, name, fi), nil
+	}
+	return newModify(t, name, fi, flag), nil
+}
+
+// Create implements storage.Tree with a multipart upload (upload.go).
+func (t *Tree) Create(name string, flag int) (storage.Upload, error) {
+	if err := t.check("create", name); err != nil {
+		return nil, err
+	}
+	if name == "." {
+		return nil, pathErr("create", name, errIsDir)
+	}
+	ctx := ctxBG
+	if err := t.parentDir(ctx, "create", name); err != nil {
+		return nil, err
+	}
+	fi, err := t.stat(ctx, name)
+	switch {
+	case err == nil && fi.dir:
+		return nil, pathErr("create", name, errIsDir)
+	case err == nil && flag&os.O_EXCL != 0:
+		return nil, pathErr("create", name, fs.ErrExist)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return newUpload(t, name, flag), nil
+}
+
+// Mkdir implements storage.Tree: an empty marker object, written only if
+// none exists (If-None-Match), so two Mkdirs cannot both succeed.
+func (t *Tree) Mkdir(name string) error {
+	if err := t.check("mkdir", name); err != nil {
+		return err
+	}
+	if name == "." {
+		return pathErr("mkdir", name, fs.ErrExist)
+	}
+	ctx := ctxBG
+	if err := t.parentDir(ctx, "mkdir", name); err != nil {
+		return err
+	}
+	if _, err := t.stat(ctx, name); err == nil {
+		return pathErr("mkdir", name, fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	_, err := t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(t.dirKey(name)),
+		Body: strings.NewReader(""), ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*")})
+	return mapErr("mkdir", name, err)
+}
+
+// Remove implements storage.Tree.
+func (t *Tree) Remove(name string) error {
+	if err := t.check("remove", name); err != nil {
+		return err
+	}
+	if name == "." {
+		return pathErr("remove", name, fs.ErrInvalid)
+	}
+	ctx := ctxBG
+	fi, err := t.stat(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !fi.dir {
+		_, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+		return mapErr("remove", name, err)
+	}
+	prefix := t.dirKey(name)
+	out, err := t.s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(prefix), MaxKeys: aws.Int32(2)})
+	if err != nil {
+		return mapErr("remove", name, err)
+	}
+	for _, o := range out.Contents {
+		if aws.ToString(o.Key) != prefix {
+			return pathErr("remove", name, syscall.ENOTEMPTY)
+		}
+	}
+	_, err = t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(prefix)})
+	return mapErr("remove", name, err)
+}
+
+// Chtimes implements storage.Tree. An object's time is when it was
+// written, and changing it would mean copying the object: times set by
+// clients are not kept (the name must exist all the same).
+func (t *Tree) Chtimes(name string, atime, mtime time.Time) error {
+	if err := t.check("chtimes", name); err != nil {
+		return err
+	}
+	_, err := t.stat(ctxBG, name)
+	return err
+}
+
+// Close implements storage.Tree.
+func (t *Tree) Close() error { return nil }
+
+// Move implements storage.Tree: a server-side copy, then a delete. A
+// folder is moved object by object, and refused above Config.MoveMaxFiles
+// objects or Config.MoveMaxBytes bytes. Should a folder move fail midway,
+// the copies made so far are deleted again, and name keeps everything.
+func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) error {
+	dst, ok := to.(*Tree)
+	if !ok || dst.s != t.s {
+		return unsupported("rename", "files cannot be moved between these two storages")
+	}
+	if err := t.check("rename", name); err != nil {
+		return err
+	}
+	if err := dst.check("rename", newName); err != nil {
+		return err
+	}
+	if name == "." || newName == "." {
+		return pathErr("rename", name, fs.ErrInvalid)
+	}
+	ctx := ctxBG
+	fi, err := t.stat(ctx, name)
+	if err != nil {
+		return err
+	}
+	if t == dst || t.root == dst.root {
+		if name == newName {
+			return nil
+		}
+		if fi.dir && strings.HasPrefix(newName, name+"/") {
+			return pathErr("rename", name, fs.ErrInvalid)
+		}
+	}
+	if err := dst.parentDir(ctx, "rename", newName); err != nil {
+		return err
+	}
+	target, err := dst.stat(ctx, newName)
+	switch {
+	case err == nil && !replace:
+		return pathErr("rename", newName, fs.ErrExist)
+	case err == nil && target.dir && !fi.dir:
+		return pathErr("rename", newName, errIsDir)
+	case err == nil && !target.dir && fi.dir:
+		return pathErr("rename", newName, syscall.ENOTDIR)
+	case err == nil && target.dir:
+		if err := dst.Remove(newName); err != nil { // only if empty
+			return err
+		}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	if !fi.dir {
+		if err := t.s.copyObject(ctx, t.key(name), dst.key(newName), fi.size); err != nil {
+			return mapErr("rename", name, err)
+		}
+		_, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+		return mapErr("rename", name, err)
+	}
+	return t.moveDir(ctx, name, dst, newName)
+}
+
+func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName string) error {
+	from, to := t.dirKey(name), dst.dirKey(newName)
+	var objs []types.Object
+	var total int64
+	p := awss3.NewListObjectsV2Paginator(t.s.client, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(from)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return mapErr("rename", name, err)
+		}
+		for _, o := range page.Contents {
+			objs = append(objs, o)
+			total += aws.ToInt64(o.Size)
+		}
+		if len(objs) > t.s.cfg.MoveMaxFiles || total > t.s.cfg.MoveMaxBytes {
+			return unsupported("rename", fmt.Sprintf("folders with more than %d files or %s cannot be renamed on this storage: "+
+				"move their contents in smaller parts", t.s.cfg.MoveMaxFiles, humanBytes(t.s.cfg.MoveMaxBytes)))
+		}
+	}
+	hasMarker := false
+	var copied []string
+	undo := func(err error) error {
+		_ = t.s.deleteKeys(ctx, copied)
+		return mapErr("rename", name, err)
+	}
+	for _, o := range objs {
+		k := aws.ToString(o.Key)
+		hasMarker = hasMarker || k == from
+		nk := to + strings.TrimPrefix(k, from)
+		var err error
+		if strings.HasSuffix(k, "/") { // a folder marker: written anew
+			_, err = t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(nk),
+				Body: strings.NewReader(""), ContentLength: aws.Int64(0)})
+		} else {
+			err = t.s.copyObject(ctx, k, nk, aws.ToInt64(o.Size))
+		}
+		if err != nil {
+			return undo(err)
+		}
+		copied = append(copied, nk)
+	}
+	if !hasMarker { // keep the moved folder even if it ends up empty
+		if _, err := t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(to),
+			Body: strings.NewReader(""), ContentLength: aws.Int64(0)}); err != nil {
+			return undo(err)
+		}
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = aws.ToString(o.Key)
+	}
+	return mapErr("rename", name, t.s.deleteKeys(ctx, keys))
+}
+
+// copyObject copies an object server-side: CopyObject up to 5 GiB, a
+// multipart upload of UploadPartCopy ranges beyond.
+func (s *Store) copyObject(ctx context.Context, from, to string, size int64) error {
+	src := aws.String(s.cfg.Bucket + "/" + urlPathEscape(from))
+	if size <= maxCopyPart {
+		_, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: s.bucket, Key: aws.String(to), CopySource: src})
+		return err
+	}
+	mp, err := s.startMultipart(ctx, to, false)
+	if err != nil {
+		return err
+	}
+	for off := int64(0); off < size; off += maxCopyPart {
+		if err := mp.copyPart(ctx, from, "", off, min(maxCopyPart, size-off)); err != nil {
+			mp.abort()
+			return err
+		}
+	}
+	if err := mp.complete(ctx, false); err != nil {
+		mp.abort()
+		return err
+	}
+	return nil
+}
+
+// urlPathEscape escapes a key for x-amz-copy-source, keeping the slashes.
+func urlPathEscape(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// fileInfo describes an object or a folder.
+type fileInfo struct {
+	name  string
+	size  int64
+	mtime time.Time
+	dir   bool
+	etag  string
+}
+
+func (fi *fileInfo) Name() string { return fi.name }
+func (fi *fileInfo) Size() int64 {
+	if fi.dir {
+		return 0
+	}
+	return fi.size
+}
+func (fi *fileInfo) Mode() fs.FileMode {
+	if fi.dir {
+		return fs.ModeDir | 0o750
+	}
+	return 0o640
+}
+func (fi *fileInfo) ModTime() time.Time { return fi.mtime }
+func (fi *fileInfo) IsDir() bool        { return fi.dir }
+func (fi *fileInfo) Sys() any           { return nil }
