@@ -629,3 +629,24 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestUsage(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	e.tree.Mkdir("d")
+	e.put(t, "d/a", []byte("12345"))
+	e.put(t, "b", []byte("123"))
+	e.put(t, storage.UploadTempPrefix+"x", []byte("123"))
+	proj, _ := e.store.ProjectFolder(acct, "11111111-2222-4333-8444-555555555555")
+	proj.Mkdir("empty")
+	ids, err := e.store.Accounts()
+	if err != nil || !slices.Equal(ids, []string{acct}) {
+		t.Fatalf("accounts %q, %v", ids, err)
+	}
+	sizes, err := e.store.TreeSizes(acct, storage.IsUploadTemp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 1 || sizes[user] != 8 {
+		t.Fatalf("sizes %v", sizes)
+	}
+}

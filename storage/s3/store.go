@@ -56,7 +56,7 @@ type Store struct {
 	bufs sync.Pool
 }
 
-// var _ storage.Storage = (*Store)(nil) // TODO(after storage.Tree lands)
+var _ storage.Storage = (*Store)(nil)
 
 // New returns a Store using client (configured by the caller: endpoint,
 // credentials, addressing) for c's bucket and prefix. c's Endpoint, Region

@@ -182,7 +182,13 @@ func (t *Tree) Create(name string, flag int) (storage.Upload, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	return newUpload(t, name, flag), nil
+	u := newUpload(t, name, flag)
+	if u.excl {
+		if err := u.claim(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
 }
 
 // Mkdir implements storage.Tree: an empty marker object, written only if

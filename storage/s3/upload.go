@@ -375,7 +375,8 @@ func (w *writer) finish(key string, exclusive bool) error {
 	if exclusive {
 		ifNoneMatch = aws.String("*")
 	}
-	if w.mp == nil && w.size <= w.partSize {
+	if w.flushed == 0 && w.size <= w.partSize {
+		defer w.dropClaim()
 		var data []byte
 		if len(w.bufs) > 0 {
 			data = (*w.bufs[0].b)[:w.size]
@@ -403,6 +404,47 @@ func (w *writer) finish(key string, exclusive bool) error {
 		return w.err
 	}
 	return mapErr("write", w.name, w.mp.complete(ctxBG, exclusive))
+}
+
+// dropClaim aborts an exclusive upload's claim (see Upload.claim) once the
+// file went with one PutObject.
+func (w *writer) dropClaim() {
+	if w.mp != nil {
+		_ = w.mp.abort()
+		w.mp = nil
+	}
+}
+
+// claimTTL is how long an exclusive upload's claim on its name keeps other
+// exclusive uploads of the name away: one a crashed node left behind stops
+// counting after it (and the sweep aborts it later).
+const claimTTL = time.Hour
+
+// claim makes an exclusive upload visible to every node as in progress:
+// it starts the multipart upload at once, then lists the uploads of the
+// key: if another upload of the name is in progress, it fails with
+// ErrExist (two claims made at the same moment may both fail; never both
+// succeed). Commit is exclusive by itself (If-None-Match); the claim covers
+// the time before it.
+func (u *Upload) claim(ctx context.Context) error {
+	key := u.t.key(u.name)
+	mp, err := u.t.s.startMultipart(ctx, key, true)
+	if err != nil {
+		return mapErr("create", u.name, err)
+	}
+	out, err := u.t.s.client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: u.t.s.bucket, Prefix: aws.String(key)})
+	if err != nil {
+		_ = mp.abort()
+		return mapErr("create", u.name, err)
+	}
+	for _, up := range out.Uploads {
+		if aws.ToString(up.Key) == key && aws.ToString(up.UploadId) != aws.ToString(mp.id) && time.Since(aws.ToTime(up.Initiated)) < claimTTL {
+			_ = mp.abort()
+			return pathErr("create", u.name, fs.ErrExist)
+		}
+	}
+	u.mp = mp
+	return nil
 }
 
 // Upload is a new file being written (storage.Upload).
