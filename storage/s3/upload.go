@@ -45,7 +45,7 @@ type multipart struct {
 	key string
 	id  *string
 
-	mu    sync.Mutex
+	mu        sync.Mutex
 	parts     []types.CompletedPart
 	next      int32 // number of the next part
 	checksums bool
@@ -68,7 +68,9 @@ func (s *Store) startMultipart(ctx context.Context, key string, checksums bool) 
 }
 
 // noChecksum keeps the SDK from adding a checksum to a request on its own.
-func noChecksum(o *awss3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired }
+func noChecksum(o *awss3.Options) {
+	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+}
 
 // number reserves the next part number.
 func (m *multipart) number() (int32, error) {
