@@ -88,17 +88,26 @@ func Start(t testing.TB) *Server {
 // for benchmarks). It fails t if the server does not start.
 func StartIn(t testing.TB, bin, dir string) *Server {
 	t.Helper()
+	srv, err := Launch(bin, dir)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	t.Cleanup(srv.stop)
+	return srv
+}
+
+// Launch starts a server outside a test (the benchmarks); the caller
+// stops it with Stop.
+func Launch(bin, dir string) (*Server, error) {
 	var lastErr error
 	for range 3 { // a free port can be taken between probing and listening
 		srv, err := start(bin, dir)
 		if err == nil {
-			t.Cleanup(srv.stop)
-			return srv
+			return srv, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("s3test: start versitygw: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("start versitygw: %w", lastErr)
 }
 
 func start(bin, dir string) (*Server, error) {
@@ -182,7 +191,8 @@ func (srv *Server) Env() []string {
 	}
 }
 
-// Stop stops the server now (Start also stops it when the test ends).
+// Stop stops the server now (Start also stops it when the test ends). The
+// data directory stays.
 func (srv *Server) Stop() { srv.stop() }
 
 func (srv *Server) stop() {
