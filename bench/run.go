@@ -34,10 +34,11 @@ const (
 	GraphQL    = "graphql"
 	AuthScale  = "authscale"
 	Hostile    = "hostile"
+	S3         = "s3"
 )
 
 // AllBenchmarks are the benchmarks Run knows.
-var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale, Hostile}
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale, Hostile, S3}
 
 // Skiff server variants.
 const (
@@ -271,6 +272,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = r.authScale(ctx)
 		case Hostile:
 			err = r.hostile(ctx)
+		case S3:
+			err = r.s3Bench(ctx)
 		}
 		if errors.Is(err, pgserver.ErrNotInstalled) && cfg.Smoke {
 			// A fresh machine may lack PostgreSQL; the smoke run still

@@ -29,6 +29,7 @@ import (
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/storage/s3"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
@@ -57,7 +58,8 @@ const (
 func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "SSH listen address")
-	data := fs.String("data", "", "storage base directory (required)")
+	data := fs.String("data", "", "storage base directory (required without -storage-url)")
+	storageURL := fs.String("storage-url", "", "keep files in an S3 bucket instead: s3://bucket/prefix?endpoint=…&region=… (credentials from the AWS environment)")
 	keyFile := fs.String("authorized-keys", "", "file of public keys (authorized_keys format) that may log in as "+BenchLogin)
 	password := fs.String("password", "", "password that logs in as "+BenchLogin+" (hashed with Skiff's argon2id at start)")
 	ciphers := fs.String("ciphers", "", "comma-separated ciphers to offer (default: Skiff's defaults)")
@@ -74,8 +76,8 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return errors.New("server: -data is required")
+	if *data == "" && *storageURL == "" {
+		return errors.New("server: -data or -storage-url is required")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -106,11 +108,23 @@ func RunServer(ctx context.Context, args []string, stdout io.Writer) error {
 		dir.passwordHash = h
 	}
 
-	store, err := storage.NewLocal(*data)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
+	var store storage.Storage
+	if *storageURL != "" {
+		cfg, err := s3.ParseURL(*storageURL)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		if store, err = s3.Open(ctx, cfg); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	} else {
+		local, err := storage.NewLocal(*data)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		defer local.Close()
+		store = local
 	}
-	defer store.Close()
 
 	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

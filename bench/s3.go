@@ -1,0 +1,266 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/s3test"
+	"github.com/skiffhq/skiff/storage/s3"
+)
+
+// rcloneTunings are the (--s3-upload-concurrency, --s3-chunk-size) pairs
+// rclone runs with; the best of them is the baseline. Its defaults (4, 5M)
+// come first.
+var rcloneTunings = []struct {
+	concurrency int
+	chunk       string
+}{{4, "5M"}, {4, "16M"}, {8, "16M"}, {16, "16M"}, {8, "64M"}}
+
+// s3Objects is how many objects the listing case puts in one folder.
+const s3Objects = 10_000
+
+// s3Bench measures Skiff on S3-backed storage against rclone talking to the
+// same S3 server (versitygw over the work directory, a tmpfs by default, so
+// the store is not the disk): a FileSize upload and download through SFTP
+// against `rclone copy` of the same file to and from the same bucket, the
+// server's peak memory during the upload against part size × parts in
+// flight, and listing a folder of 10,000 objects against `rclone lsf`.
+func (r *runner) s3Bench(ctx context.Context) error {
+	rclone, err := exec.LookPath("rclone")
+	if err != nil {
+		err = fmt.Errorf("rclone is not installed: %w", err)
+	}
+	bin, berr := s3test.Binary()
+	if err == nil && berr != nil {
+		err = fmt.Errorf("no S3 server: %w", berr)
+	}
+	if err != nil && r.cfg.Smoke {
+		r.log.Warn("smoke run skips the S3 benchmark", "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	srv, err := s3test.Launch(bin, filepath.Join(r.work, "s3"))
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	cfg := s3.Config{PartSize: s3.DefaultPartSize, PartsInFlight: s3.DefaultPartsInFlight}
+	url := srv.URL("skiff") + fmt.Sprintf("&part_size=%d&parts_in_flight=%d", cfg.PartSize, cfg.PartsInFlight)
+	command := func(args ...string) *exec.Cmd {
+		cmd := r.cfg.ServerCommand(args...)
+		cmd.Env = append(os.Environ(), srv.Env()...)
+		return cmd
+	}
+	sk, err := startSkiffServer(ctx, command, filepath.Join(r.work, "skiff-s3.log"),
+		"-data", filepath.Join(r.work, "skiff-s3-unused"), "-storage-url", url, "-authorized-keys", r.authorized, "-pprof", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer sk.proc.stop()
+	knownHosts, err := r.writeKnownHostsFor(sk)
+	if err != nil {
+		return err
+	}
+	src := filepath.Join(r.work, "s3-src.bin")
+	if err := writeRandomFile(src, r.cfg.FileSize); err != nil {
+		return err
+	}
+	defer os.Remove(src)
+	down := filepath.Join(r.work, "s3-down.bin")
+	home := "skiff/" + BenchAccountID + "/users/" + BenchUserID + "/"
+
+	rcloneEnv := append(os.Environ(),
+		"RCLONE_CONFIG_BENCHS3_TYPE=s3", "RCLONE_CONFIG_BENCHS3_PROVIDER=Other",
+		"RCLONE_CONFIG_BENCHS3_ENDPOINT="+srv.Endpoint, "RCLONE_CONFIG_BENCHS3_REGION="+srv.Region,
+		"RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="+srv.AccessKey, "RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="+srv.SecretKey,
+		"RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true", "RCLONE_CONFIG=/dev/null")
+	runRclone := func(args ...string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, rclone, args...)
+		cmd.Env = rcloneEnv
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = io.Discard, &out
+		start := time.Now()
+		err := cmd.Run()
+		if err != nil {
+			return 0, fmt.Errorf("rclone %s: %v: %s", strings.Join(args, " "), err, lastLines(out.String(), 5))
+		}
+		return time.Since(start), nil
+	}
+	sftpRun := func(batch string) (time.Duration, error) {
+		return r.sftpBatch(ctx, sk.addr, knownHosts, batch)
+	}
+	mbps := func(d time.Duration) float64 { return float64(r.cfg.FileSize) / 1e6 / d.Seconds() }
+
+	sec := r.report.section(fmt.Sprintf("S3-backed storage against rclone, same versitygw (%s), %s file", fsType(r.work), sizeName(r.cfg.FileSize)),
+		"case", "Skiff", "rclone (best tuning)", "Skiff/rclone")
+
+	// Uploads.
+	var skUp, skDown []time.Duration
+	var peaks []int64
+	for range r.cfg.Reps {
+		if err := sk.profile("free", ""); err != nil {
+			return err
+		}
+		rss0, err := currentRSS(sk.proc.pid())
+		if err != nil {
+			return err
+		}
+		if err := resetPeakRSS(sk.proc.pid()); err != nil {
+			return fmt.Errorf("reset peak RSS: %w", err)
+		}
+		d, err := sftpRun(fmt.Sprintf("put %q up.bin\n", src))
+		if err != nil {
+			return err
+		}
+		peak, err := peakRSS(sk.proc.pid())
+		if err != nil {
+			return err
+		}
+		skUp = append(skUp, d)
+		peaks = append(peaks, peak-rss0)
+		d, err = sftpRun(fmt.Sprintf("get up.bin %q\n", down))
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(down); err != nil || fi.Size() != r.cfg.FileSize {
+			return fmt.Errorf("download: %v, %v", fi, err)
+		}
+		os.Remove(down)
+		skDown = append(skDown, d)
+	}
+	bestUp, bestDown := time.Duration(0), time.Duration(0)
+	var bestTuning string
+	for _, tu := range rcloneTunings {
+		flags := []string{"--s3-upload-concurrency", fmt.Sprint(tu.concurrency), "--s3-chunk-size", tu.chunk}
+		var ups, downs []time.Duration
+		for range r.cfg.Reps {
+			d, err := runRclone(append([]string{"copyto", src, "benchs3:" + srv.Bucket + "/rclone/up.bin"}, flags...)...)
+			if err != nil {
+				return err
+			}
+			ups = append(ups, d)
+			d, err = runRclone(append([]string{"copyto", "benchs3:" + srv.Bucket + "/rclone/up.bin", down}, flags...)...)
+			if err != nil {
+				return err
+			}
+			os.Remove(down)
+			downs = append(downs, d)
+		}
+		up, dn := median(ups), median(downs)
+		r.log.Info("rclone", "concurrency", tu.concurrency, "chunk", tu.chunk, "up MB/s", mbps(up), "down MB/s", mbps(dn))
+		if bestUp == 0 || up < bestUp {
+			bestUp, bestTuning = up, fmt.Sprintf("--s3-upload-concurrency %d --s3-chunk-size %s", tu.concurrency, tu.chunk)
+		}
+		if bestDown == 0 || dn < bestDown {
+			bestDown = dn
+		}
+	}
+	up, dn := median(skUp), median(skDown)
+	sec.row("upload MB/s", num(mbps(up), "%.0f"), num(mbps(bestUp), "%.0f"), num(mbps(up)/mbps(bestUp), "%.2f"))
+	sec.row("download MB/s", num(mbps(dn), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(dn)/mbps(bestDown), "%.2f"))
+	bound := cfg.PartSize*int64(cfg.PartsInFlight) + 8<<20
+	sec.row("server memory during the upload (peak RSS − RSS before), MiB", numMiB(median(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
+	sec.note("Medians of %d. rclone's best upload tuning: %s (of %d tried, its default first); downloads take rclone's best too. "+
+		"Skiff: part size %s, %d parts in flight; OpenSSH's sftp client with its defaults.",
+		r.cfg.Reps, bestTuning, len(rcloneTunings), numMiB(cfg.PartSize), cfg.PartsInFlight)
+
+	// Listing a folder of 10,000 objects.
+	n := s3Objects
+	if r.cfg.Smoke {
+		n = 300
+	}
+	if err := putEmptyObjects(ctx, srv, home+"many/", n); err != nil {
+		return err
+	}
+	var skList, rcList []time.Duration
+	for range max(r.cfg.Reps, 3) {
+		d, err := sftpRun("ls -l many\n")
+		if err != nil {
+			return err
+		}
+		skList = append(skList, d)
+		d, err = runRclone("lsf", "benchs3:"+srv.Bucket+"/"+home+"many/")
+		if err != nil {
+			return err
+		}
+		rcList = append(rcList, d)
+	}
+	ls, lr := median(skList), median(rcList)
+	sec.row(fmt.Sprintf("list %d objects, s", n), num(ls.Seconds(), "%.2f"), num(lr.Seconds(), "%.2f"), num(ls.Seconds()/lr.Seconds(), "%.2f"))
+	sec.note("Listing: OpenSSH sftp `ls -l many` (login included) against `rclone lsf` (start-up included); lower is better there.")
+	return nil
+}
+
+// putEmptyObjects writes n empty objects under prefix, 32 at a time.
+func putEmptyObjects(ctx context.Context, srv *s3test.Server, prefix string, n int) error {
+	client := srv.Client()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := client.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(srv.Bucket),
+				Key: aws.String(fmt.Sprintf("%sfile-%05d.txt", prefix, i)), Body: strings.NewReader("")})
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// sftpBatch runs OpenSSH's sftp client with batch against addr as the
+// benchmark user, and returns how long it took.
+func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string) (time.Duration, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	f := filepath.Join(r.work, "s3-batch")
+	if err := os.WriteFile(f, []byte(batch), 0o600); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, "sftp", "-b", f, "-P", port, "-i", r.clientKey, "-F", "/dev/null",
+		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+knownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "Compression=no", BenchLogin+"@"+host)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("sftp %q: %v: %s", strings.TrimSpace(batch), err, lastLines(out.String(), 5))
+	}
+	return time.Since(start), nil
+}
+
+// writeKnownHostsFor writes a known_hosts file for one Skiff server.
+func (r *runner) writeKnownHostsFor(s *skiffServer) (string, error) {
+	if s.hostKey == nil {
+		return "", errors.New("the server printed no host key")
+	}
+	host, port, _ := net.SplitHostPort(s.addr)
+	path := filepath.Join(r.work, "known_hosts_s3")
+	return path, os.WriteFile(path, fmt.Appendf(nil, "[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(s.hostKey)), 0o600)
+}
