@@ -650,3 +650,25 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("sizes %v", sizes)
 	}
 }
+
+func TestTopLevelObjects(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	ctx := context.Background()
+	if _, err := e.store.ReadTop(ctx, ".skiff-storage"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing marker: %v", err)
+	}
+	if err := e.store.CreateTop(ctx, ".skiff-storage", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateTop(ctx, ".skiff-storage", []byte("two")); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second marker: %v", err)
+	}
+	if b, err := e.store.ReadTop(ctx, ".skiff-storage"); err != nil || string(b) != "one" {
+		t.Fatalf("marker %q, %v", b, err)
+	}
+	for _, bad := range []string{"", "a/b", "..", acct} {
+		if err := e.store.CreateTop(ctx, bad, nil); err == nil {
+			t.Errorf("CreateTop(%q) succeeded", bad)
+		}
+	}
+}
