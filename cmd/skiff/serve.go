@@ -70,15 +70,11 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	storeReady, err := storageMarker(ctx, log, d.DB, c.Storage.dir(c.DataDir))
-	if err != nil {
-		return withCode(exitConfig, err)
-	}
-	store, err := c.Storage.open(c.DataDir)
+	store, storeReady, closeStore, err := c.Storage.openMarked(ctx, log, d.DB, c.DataDir)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStore()
 	mail, err := c.Mail.worker(log, d.DB, c.DataDir, d.Embedded)
 	if err != nil {
 		return err

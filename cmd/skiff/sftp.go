@@ -209,7 +209,7 @@ func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 
 // startSFTP starts the SFTP server in bg, with the directory of logins that
 // routes by dedicated IP, and tells svc where users connect.
-func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store *storage.Local, rec sftp.ActivityLog, bg *background, m *metrics) (*sftp.Server, error) {
+func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database, svc *domain.Domain, store storage.Storage, rec sftp.ActivityLog, bg *background, m *metrics) (*sftp.Server, error) {
 	clientLog := sftp.SafeLogger(log) // clients' strings clipped, identical lines rate-limited
 	cfg, err := c.SFTP.config(clientLog)
 	if err != nil {

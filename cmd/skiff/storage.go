@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/storage/s3"
+	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
 )
 
 // StorageFlags say where users' files live.
 type StorageFlags struct {
 	Dir        string        `name:"storage-dir" env:"SKIFF_STORAGE_DIR" type:"path" help:"Where users' files live (default: <data-dir>/files)."`
+	URL        string        `name:"storage-url" env:"SKIFF_STORAGE_URL" help:"Keep users' files in an S3-compatible bucket instead of --storage-dir: s3://BUCKET/PREFIX?endpoint=URL&region=REGION (more settings in docs/OPERATIONS.md#files-on-s3). Credentials come from the standard AWS environment variables, shared config or instance role."`
 	PurgeGrace time.Duration `name:"purge-grace" default:"720h" env:"SKIFF_PURGE_GRACE" help:"How long deleted files stay restorable (a user deleted with deleteFiles, a deleted project folder) before they are deleted for good."`
 	// ReconcileEvery is how often the storage usage is set from a walk of
 	// the files (and always once at start-up).
@@ -26,7 +31,7 @@ const purgeInterval = 10 * time.Minute
 
 // startPurge sets the grace period and the storage the purge deletes from,
 // and starts the purge loop.
-func (f StorageFlags) startPurge(svc *domain.Domain, store *storage.Local, bg *background) error {
+func (f StorageFlags) startPurge(svc *domain.Domain, store fileStore, bg *background) error {
 	if f.PurgeGrace < 0 {
 		return fmt.Errorf("--purge-grace must not be negative")
 	}
@@ -39,9 +44,75 @@ func (f StorageFlags) startPurge(svc *domain.Domain, store *storage.Local, bg *b
 		return fmt.Errorf("--storage-reconcile-every must not be negative")
 	}
 	bg.run(func(ctx context.Context) error {
-		return svc.Storage.RunReconcile(ctx, sftp.StorageFiles{Local: store}, f.ReconcileEvery, bg.log)
+		return svc.Storage.RunReconcile(ctx, sftp.StorageFiles{Store: store}, f.ReconcileEvery, bg.log)
 	})
+	if s3store, ok := store.(*s3.Store); ok {
+		bg.run(func(ctx context.Context) error {
+			s3store.RunSweeper(ctx, orphanSweepInterval, func(n int, err error) {
+				if err != nil {
+					bg.log.Warn("storage: sweep of unfinished uploads failed", "err", err)
+				} else {
+					bg.log.Info("storage: unfinished uploads aborted", "count", n)
+				}
+			})
+			return nil
+		})
+	}
 	return nil
+}
+
+// orphanSweepInterval is how often serve aborts the multipart uploads that
+// a node which died left behind in S3 storage (older than the URL's
+// orphan_age).
+const orphanSweepInterval = time.Hour
+
+// fileStore is the storage serve runs on: the local disk or an S3 bucket.
+type fileStore interface {
+	storage.Storage
+	sftp.StorageWalker
+	RemoveUserHome(accountID, userID string) error
+	RemoveProjectFolder(accountID, folderID string) error
+}
+
+var (
+	_ fileStore = (*storage.Local)(nil)
+	_ fileStore = (*s3.Store)(nil)
+)
+
+// openMarked opens the storage and checks its marker (storageMarker). It
+// returns the storage, the /readyz check of the marker and what closes
+// the storage.
+func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tenant.DB, dataDir string) (fileStore, func() error, func(), error) {
+	if f.URL == "" {
+		ready, err := storageMarker(ctx, log, db, dirMarker{f.dir(dataDir)})
+		if err != nil {
+			return nil, nil, nil, withCode(exitConfig, err)
+		}
+		store, err := f.open(dataDir)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return store, ready, func() { store.Close() }, nil
+	}
+	if f.Dir != "" {
+		return nil, nil, nil, withCode(exitConfig, errors.New("--storage-dir and --storage-url name two storages: set one"))
+	}
+	cfg, err := s3.ParseURL(f.URL)
+	if err != nil {
+		return nil, nil, nil, withCode(exitConfig, fmt.Errorf("--storage-url: %w", err))
+	}
+	store, err := s3.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, withCode(exitConfig, fmt.Errorf("--storage-url: %w", err))
+	}
+	if err := store.Check(ctx); err != nil {
+		return nil, nil, nil, fmt.Errorf("--storage-url: %w", err)
+	}
+	ready, err := storageMarker(ctx, log, db, objectMarker{store})
+	if err != nil {
+		return nil, nil, nil, withCode(exitConfig, err)
+	}
+	return store, ready, func() {}, nil
 }
 
 // dir is the storage directory, by default <dataDir>/files.

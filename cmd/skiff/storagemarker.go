@@ -14,6 +14,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/skiffhq/skiff/storage/s3"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -34,44 +35,108 @@ const storageMarkerFile = ".skiff-storage"
 //     another deployment's storage. Either stops start-up.
 //
 // It returns the check /readyz makes from then on (storageReady).
-func storageMarker(ctx context.Context, log *slog.Logger, db *tenant.DB, dir string) (func() error, error) {
-	marker := filepath.Join(dir, storageMarkerFile)
+func storageMarker(ctx context.Context, log *slog.Logger, db *tenant.DB, place markerPlace) (func() error, error) {
 	known, err := knownStorageID(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("storage marker: %w", err)
 	}
-	found, err := readStorageMarker(marker)
+	found, err := place.read()
+	name := place.name()
 	if known != "" {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("--storage-dir %s: no marker file %s, but this database's files were stored there "+
-				"(marker %s): the storage is not mounted, or the setting names another directory. Mount it, or point "+
-				"--storage-dir at it, and start again (see docs/OPERATIONS.md#files)", dir, storageMarkerFile, known)
+			return nil, fmt.Errorf("%s: no marker file %s, but this database's files were stored there "+
+				"(marker %s): %s (see docs/OPERATIONS.md#files)", name, storageMarkerFile, known, place.missingHint())
 		case err != nil:
-			return nil, fmt.Errorf("--storage-dir %s: %w", dir, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		case found != known:
-			return nil, fmt.Errorf("--storage-dir %s: holds the storage marked %s, but this database's is %s: "+
-				"it is another deployment's storage", dir, found, known)
+			return nil, fmt.Errorf("%s: holds the storage marked %s, but this database's is %s: "+
+				"it is another deployment's storage", name, found, known)
 		}
-		return storageReady(marker, known), nil
+		return storageReady(place, known), nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("--storage-dir %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if found == "" {
-		if found, err = writeStorageMarker(dir, marker); err != nil {
-			return nil, fmt.Errorf("--storage-dir %s: %w", dir, err)
+		if found, err = place.create(newStorageID()); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if known, err = recordStorageID(ctx, db, found); err != nil {
 		return nil, fmt.Errorf("storage marker: %w", err)
 	}
 	if known != found {
-		return nil, fmt.Errorf("--storage-dir %s: another node marked the storage %s at the same moment, but this directory holds %s: "+
-			"the nodes do not share the storage directory", dir, known, found)
+		return nil, fmt.Errorf("%s: another node marked the storage %s at the same moment, but this storage holds %s: "+
+			"the nodes do not share the storage", name, known, found)
 	}
-	log.Info("storage directory marked as this deployment's", "dir", dir, "marker", found)
-	return storageReady(marker, found), nil
+	log.Info("storage marked as this deployment's", "storage", name, "marker", found)
+	return storageReady(place, found), nil
+}
+
+// markerPlace is where a storage backend keeps the marker.
+type markerPlace interface {
+	// name names the storage in messages ("--storage-dir /srv/files").
+	name() string
+	// missingHint says what a missing marker most likely means.
+	missingHint() string
+	// read returns the marker's ID; an error matching fs.ErrNotExist
+	// when there is none.
+	read() (string, error)
+	// create writes a marker with id unless one exists, and returns the
+	// ID of the marker in place (the other node's, if it was quicker).
+	create(id string) (string, error)
+}
+
+// dirMarker is the marker file in a storage directory.
+type dirMarker struct{ dir string }
+
+func (m dirMarker) name() string { return "--storage-dir " + m.dir }
+func (m dirMarker) missingHint() string {
+	return "the storage is not mounted, or the setting names another directory. Mount it, or point " +
+		"--storage-dir at it, and start again"
+}
+func (m dirMarker) read() (string, error) {
+	return readStorageMarker(filepath.Join(m.dir, storageMarkerFile))
+}
+func (m dirMarker) create(id string) (string, error) {
+	return writeStorageMarker(m.dir, filepath.Join(m.dir, storageMarkerFile), id)
+}
+
+// objectMarker is the marker object at the top of an S3 storage's prefix.
+type objectMarker struct{ store *s3.Store }
+
+func (m objectMarker) name() string { return "--storage-url " + m.store.URL() }
+func (m objectMarker) missingHint() string {
+	return "the setting names another bucket or prefix, or the objects were deleted. Point --storage-url at the " +
+		"bucket and prefix holding them, and start again"
+}
+func (m objectMarker) read() (string, error) {
+	b, err := m.store.ReadTop(context.Background(), storageMarkerFile)
+	if err != nil {
+		return "", err
+	}
+	return parseStorageMarker(m.name(), b)
+}
+func (m objectMarker) create(id string) (string, error) {
+	err := m.store.CreateTop(context.Background(), storageMarkerFile, []byte(markerContent(id)))
+	if errors.Is(err, fs.ErrExist) {
+		return m.read()
+	}
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func newStorageID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func markerContent(id string) string {
+	return id + "\nThis directory holds a Skiff deployment's files. Do not delete this file: Skiff refuses to start without it.\n"
 }
 
 func knownStorageID(ctx context.Context, db *tenant.DB) (string, error) {
@@ -101,9 +166,13 @@ func readStorageMarker(marker string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return parseStorageMarker(marker, b)
+}
+
+func parseStorageMarker(where string, b []byte) (string, error) {
 	id, _, _ := strings.Cut(string(b), "\n")
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("%s: not a Skiff storage marker", marker)
+		return "", fmt.Errorf("%s: not a Skiff storage marker", where)
 	}
 	return id, nil
 }
@@ -111,20 +180,16 @@ func readStorageMarker(marker string) (string, error) {
 // writeStorageMarker creates dir if needed and marks it with a new ID. The
 // marker appears whole or not at all (written aside, then linked into place,
 // which fails if another node's is there already: that one is returned).
-func writeStorageMarker(dir, marker string) (string, error) {
+func writeStorageMarker(dir, marker, id string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
 	tmp, err := os.CreateTemp(dir, storageMarkerFile+".*")
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	content := id + "\nThis directory holds a Skiff deployment's files. Do not delete this file: Skiff refuses to start without it.\n"
-	if _, err := tmp.WriteString(content); err != nil {
+	if _, err := tmp.WriteString(markerContent(id)); err != nil {
 		tmp.Close()
 		return "", err
 	}
@@ -147,14 +212,14 @@ func writeStorageMarker(dir, marker string) (string, error) {
 // storageReady is /readyz's check that the storage is still the one
 // marked: a shared mount that goes away takes the node out of the load
 // balancer rather than serving empty folders.
-func storageReady(marker, id string) func() error {
+func storageReady(place markerPlace, id string) func() error {
 	return func() error {
-		found, err := readStorageMarker(marker)
+		found, err := place.read()
 		if err != nil {
 			return fmt.Errorf("storage: %w", err)
 		}
 		if found != id {
-			return fmt.Errorf("storage: %s holds marker %s, not %s", marker, found, id)
+			return fmt.Errorf("storage: %s holds marker %s, not %s", place.name(), found, id)
 		}
 		return nil
 	}

@@ -59,6 +59,7 @@ var allowed = map[string][]string{
 	"internal/archtest":   nil,
 	"internal/s3test":     nil,
 	"storage/storagetest": {"storage"},
+	"storage/s3":          {"storage"},
 
 	// The binary and the benchmarks wire everything; nothing imports them.
 	"cmd/skiff":            {"*"},

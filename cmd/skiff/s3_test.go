@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/skiffhq/skiff/internal/s3test"
+)
+
+// serve with --storage-url: the storage marker is an object, files uploaded
+// over SFTP land under the account's prefix as objects (a multipart upload
+// for the large one), and a start on another prefix of the bucket is
+// refused as a storage without the marker.
+func TestServeOnS3(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	onS3 := func(prefix string) func(*ServeCmd) {
+		return func(c *ServeCmd) { c.Storage.URL = srv.URL(prefix) }
+	}
+	s, dl, dataDir := startDemo(t, onS3("deploy"))
+	client := srv.Client()
+	ctx := context.Background()
+	if _, err := client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("deploy/" + storageMarkerFile)}); err != nil {
+		t.Fatalf("no marker object: %v", err)
+	}
+
+	c := mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
+	data := make([]byte, 13<<20)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(data)
+	f, err := c.Create("/My Files/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mkdir("/My Files/empty"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("/My Files/big.bin", "/My Files/empty/moved.bin"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Open("/My Files/empty/moved.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), want the %d uploaded", len(got), err, len(data))
+	}
+	var keys []string
+	out, err := client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String("deploy/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	var moved, marker bool
+	for _, k := range keys {
+		moved = moved || strings.Contains(k, "/users/") && strings.HasSuffix(k, "/empty/moved.bin")
+		marker = marker || strings.HasSuffix(k, "/empty/")
+	}
+	if !moved || !marker {
+		t.Fatalf("keys:\n%s", strings.Join(keys, "\n"))
+	}
+	s.stop()
+
+	// The same database on another prefix of the bucket: no marker there.
+	cmd := testServeCmd(t, dataDir)
+	onS3("elsewhere")(cmd)
+	if err := serveFails(t, cmd); !strings.Contains(err.Error(), "no marker file") || !strings.Contains(err.Error(), "--storage-url") {
+		t.Fatalf("start on an unmarked prefix: %v", err)
+	}
+	// Both settings at once: refused.
+	cmd = testServeCmd(t, dataDir)
+	onS3("deploy")(cmd)
+	cmd.Storage.Dir = t.TempDir()
+	if err := serveFails(t, cmd); !strings.Contains(err.Error(), "set one") {
+		t.Fatalf("--storage-dir with --storage-url: %v", err)
+	}
+}
