@@ -111,6 +111,9 @@ func Launch(bin, dir string) (*Server, error) {
 }
 
 func start(bin, dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
