@@ -18,7 +18,6 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
-	"github.com/skiffhq/skiff/storage"
 )
 
 const (
@@ -78,7 +77,7 @@ type env struct {
 	t       testing.TB
 	dir     string // holds the storage base and the sentinel outside it
 	base    string // storage base
-	store   *storage.Local
+	store   testStore
 	clock   *clock
 	gate    *gate
 	shares  *shares
@@ -109,7 +108,7 @@ func newEnvAt(t testing.TB, dir, base string, opts ...option) *env {
 		clock: newClock(), gate: &gate{}, shares: &shares{}, logs: &syncBuffer{},
 	}
 	var err error
-	if e.store, err = storage.NewLocal(e.base); err != nil {
+	if e.store, err = openTestStore(t, e.base); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
@@ -185,6 +184,10 @@ func (e *env) folder(id string) string {
 
 func mustWrite(t testing.TB, name, content string) {
 	t.Helper()
+	if tr, rel, ok := s3Path(name); ok {
+		s3Write(t, tr, rel, content)
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(name), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +198,13 @@ func mustWrite(t testing.TB, name, content string) {
 
 func mustRead(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(name)
+	var b []byte
+	var err error
+	if tr, rel, ok := s3Path(name); ok {
+		b, err = s3Read(tr, rel)
+	} else {
+		b, err = os.ReadFile(name)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +212,10 @@ func mustRead(t testing.TB, name string) string {
 }
 
 func exists(name string) bool {
+	if tr, rel, ok := s3Path(name); ok {
+		_, err := tr.Lstat(rel)
+		return err == nil
+	}
 	_, err := os.Lstat(name)
 	return err == nil
 }
