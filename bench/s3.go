@@ -160,6 +160,9 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	for _, tu := range tunings {
 		flags := []string{"--s3-upload-concurrency", fmt.Sprint(tu.concurrency), "--s3-chunk-size", tu.chunk}
 		var ups, downs []time.Duration
+		// --ignore-times: copy even when the destination looks the same
+		// (rclone skips unchanged files otherwise).
+		flags = append(flags, "--ignore-times")
 		for range r.cfg.Reps {
 			d, err := runRclone(append([]string{"copyto", src, "benchs3:" + srv.Bucket + "/rclone/up.bin"}, flags...)...)
 			if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -213,9 +211,7 @@ func TestActivityRecordsCopy(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
 	n, _ := e.activityNode(t)
-	if err := os.WriteFile(filepath.Join(e.home, "a.txt"), []byte("copy me"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	e.writeHome(t, "a.txt", []byte("copy me"))
 	if out, err := (openSSH{password: e.password}).run(t, n.addr, e.login, "cp a.txt b.txt"); err != nil {
 		t.Fatalf("sftp cp: %v\n%s", err, out)
 	}

@@ -3,6 +3,7 @@ package sftp
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,7 +36,8 @@ type productFixture struct {
 	owner    context.Context
 	user     *tenant.User
 	login    string // the user's SFTP login ID
-	store    *storage.Local
+	store    fixtureStore
+	s3       *s3Fixture // the S3 server, on S3 (SKIFF_TEST_STORAGE=s3)
 	srv      *Server
 	addr     string
 	logs     *logBuffer
@@ -76,7 +78,7 @@ func newProductFixture(t *testing.T) *productFixture {
 	}
 	f.login = creds.Login
 
-	f.store, err = storage.NewLocal(t.TempDir())
+	f.store, f.s3, err = openFixtureStore(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestTenantBackendEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer home.Close()
-	if got, err := home.(*storage.LocalTree).Root().ReadFile("q3.pdf"); err != nil || string(got) != "%PDF-1.7 quarterly" {
+	if got, err := fs.ReadFile(storage.FS(home), "q3.pdf"); err != nil || string(got) != "%PDF-1.7 quarterly" {
 		t.Errorf("stored file = %q, %v", got, err)
 	}
 
