@@ -21,7 +21,7 @@ import (
 // on the S3 backend over a versitygw per test (internal/s3test; .ci/run
 // runs them so). The e2e helpers below reach the stored files through the
 // storage on S3 and through the disk otherwise; checks of what only a disk
-// does skip on S3 (skipOnS3), saying why. The differences are listed in
+// does are relaxed on S3, saying why. The differences are listed in
 // docs/OPERATIONS.md#files-on-s3.
 var onS3 = os.Getenv("SKIFF_TEST_STORAGE") == "s3"
 
@@ -48,13 +48,6 @@ func openFixtureStore(t *testing.T) (fixtureStore, *s3Fixture, error) {
 		return nil, nil, err
 	}
 	return store, &s3Fixture{srv: srv, store: store}, nil
-}
-
-func skipOnS3(t testing.TB, why string) {
-	t.Helper()
-	if onS3 {
-		t.Skip("not on S3 storage: " + why)
-	}
 }
 
 // homeTree is the fixture user's home.

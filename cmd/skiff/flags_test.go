@@ -75,6 +75,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"sftp-db-timeout", "SKIFF_SFTP_DB_TIMEOUT", "5s", "SFTP"},
 	{"sftp-db-grace", "SKIFF_SFTP_DB_GRACE", "60s", "SFTP"},
 	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
+	{"storage-url", "SKIFF_STORAGE_URL", "", "Storage"},
 	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},
 	{"storage-reconcile-every", "SKIFF_STORAGE_RECONCILE_EVERY", "6h", "Storage"},
 	{"trial-licences", "SKIFF_TRIAL_LICENCES", "5", "SFTP"},

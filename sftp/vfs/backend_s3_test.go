@@ -19,7 +19,7 @@ import (
 // The tests run on the local disk, or with SKIFF_TEST_STORAGE=s3 on the
 // S3 backend over a versitygw per test (internal/s3test; .ci/run runs the
 // conformance tests so). On S3 the helpers that reach "the disk" by path
-// (mustWrite, mustRead, exists, statPath, readDirPath) go through the
+// (mustWrite, mustRead, exists, statPath) go through the
 // storage instead: a path under an env's base names
 // <base>/<account>/<users|folders>/<id>/<name>, as on disk. Tests that
 // check what only a disk does skip on S3 with skipOnS3, saying why; the
@@ -137,12 +137,4 @@ func statPath(p string) (fs.FileInfo, error) {
 		return tr.Stat(name)
 	}
 	return os.Stat(p)
-}
-
-// readDirPath is os.ReadDir of a path, through the storage on S3.
-func readDirPath(p string) ([]fs.DirEntry, error) {
-	if tr, name, ok := s3Path(p); ok {
-		return fs.ReadDir(storage.FS(tr), name)
-	}
-	return os.ReadDir(p)
 }

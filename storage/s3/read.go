@@ -166,7 +166,6 @@ type dir struct {
 
 	mu      sync.Mutex
 	token   *string
-	started bool
 	ended   bool
 	pending []fs.FileInfo
 }
