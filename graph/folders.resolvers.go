@@ -96,7 +96,7 @@ func (r *projectFolderResolver) CreatedBy(ctx context.Context, obj *sharing.Proj
 }
 
 // MyRights is the resolver for the myRights field.
-func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error) {
+func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.ProjectFolder) (model.FolderRights, error) {
 	rights, err := r.loaders(ctx).myRights.Load(ctx, obj.ID)
 	if rights == nil && err == nil { // none: the folder is not theirs to see
 		rights = []policy.Right{}
@@ -117,7 +117,7 @@ func (r *userResolver) ProjectsSharedWithMe(ctx context.Context, obj *tenant.Use
 	}
 	out := &model.SharedProjectConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.SharedProjectEdge, len(c.Items))}
 	for i, p := range c.Items {
-		out.Edges[i] = &model.SharedProjectEdge{Cursor: c.Cursors[i], Node: p.Folder, Preset: p.Preset, Rights: p.Rights}
+		out.Edges[i] = &model.SharedProjectEdge{Cursor: c.Cursors[i], Node: p.Folder, Preset: p.Preset, Rights: model.RightsOf(p.Rights)}
 	}
 	return out, nil
 }

@@ -915,7 +915,7 @@ type ProjectFolderResolver interface {
 
 	CreatedBy(ctx context.Context, obj *sharing.ProjectFolder) (*tenant.User, error)
 
-	MyRights(ctx context.Context, obj *sharing.ProjectFolder) ([]policy.Right, error)
+	MyRights(ctx context.Context, obj *sharing.ProjectFolder) (model.FolderRights, error)
 	Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error)
 	MyUploadNotification(ctx context.Context, obj *sharing.ProjectFolder) (bool, error)
 }
@@ -17577,8 +17577,8 @@ func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field g
 			return ec.Resolvers.ProjectFolder().MyRights(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []policy.Right) graphql.Marshaler {
-			return ec.marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.FolderRights) graphql.Marshaler {
+			return ec.marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐFolderRightsᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -21210,8 +21210,8 @@ func (ec *executionContext) _SharedProjectEdge_rights(ctx context.Context, field
 			return obj.Rights, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []policy.Right) graphql.Marshaler {
-			return ec.marshalNFolderRight2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRightᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.FolderRights) graphql.Marshaler {
+			return ec.marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐFolderRightsᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -33152,6 +33152,20 @@ func (ec *executionContext) unmarshalNDisableTotpInput2githubᚗcomᚋskiffhqᚋ
 func (ec *executionContext) unmarshalNDisconnectSftpSessionInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDisconnectSftpSessionInput(ctx context.Context, v any) (model.DisconnectSftpSessionInput, error) {
 	res, err := ec.unmarshalInputDisconnectSftpSessionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐFolderRightsᚄ(ctx context.Context, v any) (model.FolderRights, error) {
+	var res model.FolderRights
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐFolderRightsᚄ(ctx context.Context, sel ast.SelectionSet, v model.FolderRights) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "[FolderRight!]!")
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐRight(ctx context.Context, v any) (policy.Right, error) {

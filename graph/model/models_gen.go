@@ -1047,7 +1047,7 @@ type SharedProjectEdge struct {
 	// The preset all the user's shares of the folder amount to.
 	Preset policy.Preset `json:"preset"`
 	// What the user may do in it.
-	Rights []policy.Right `json:"rights"`
+	Rights FolderRights `json:"rights"`
 }
 
 // The result of `addSshKey`, `deleteSshKey`, `renameSshKey`, `updateSshKey`: what changed, or the user errors.
