@@ -238,6 +238,23 @@ func bitOf(r Right) rightSet {
 	return 0
 }
 
+// rightLists holds every set of rights as a list in the order of Rights,
+// for grants.in to hand out instead of building one per folder (a page of
+// 200 users' shared folders asked for a thousand). Each list's capacity is
+// its length, so appending to one copies it; nobody changes one in place.
+var rightLists = func() [][]Right {
+	lists := make([][]Right, 1<<len(allRights))
+	for set := range lists {
+		for i, r := range allRights {
+			if set&(1<<i) != 0 {
+				lists[set] = append(lists[set], r)
+			}
+		}
+		lists[set] = slices.Clip(lists[set])
+	}
+	return lists
+}()
+
 // in returns the rights granted in one folder, in the order of Rights; live
 // says whether the role rules on "folders" reach it.
 func (g *grants) in(folderID string, live bool) []Right {
@@ -245,16 +262,7 @@ func (g *grants) in(folderID string, live bool) []Right {
 	if live {
 		set |= g.everywhere
 	}
-	if set == 0 {
-		return nil
-	}
-	rights := make([]Right, 0, len(allRights))
-	for i, r := range allRights {
-		if set&(1<<i) != 0 {
-			rights = append(rights, r)
-		}
-	}
-	return rights
+	return rightLists[set] // nil when none
 }
 
 // grants collects the lines the user holds, directly or through their

@@ -44,3 +44,29 @@ func TestIdleAccountsAreDropped(t *testing.T) {
 		t.Errorf("accounts in memory = %v, want only %s", got, busy)
 	}
 }
+
+// A folder's rights come from a shared table, in the order of Rights, without
+// an allocation per folder; appending to one leaves the table alone.
+func TestGrantsInSharesLists(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun refuses to run in parallel tests.
+	g := &grants{
+		folders:    map[string]rightSet{"a": bitOf(Download) | bitOf(List), "b": bitOf(Share)},
+		everywhere: bitOf(Manage),
+	}
+	if got := g.in("a", false); !slices.Equal(got, []Right{List, Download}) {
+		t.Errorf("in(a) = %v", got)
+	}
+	if got := g.in("b", true); !slices.Equal(got, []Right{Share, Manage}) {
+		t.Errorf("in(b, live) = %v", got)
+	}
+	if got := g.in("c", false); got != nil {
+		t.Errorf("in(c) = %v, want none", got)
+	}
+	_ = append(g.in("a", false), Manage)
+	if got := g.in("a", false); !slices.Equal(got, []Right{List, Download}) {
+		t.Errorf("after an append, in(a) = %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { g.in("a", true) }); n != 0 {
+		t.Errorf("in allocates %v times", n)
+	}
+}

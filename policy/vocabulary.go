@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Permission is something a group lets its members do in their account. The
 // values are what the GraphQL enum GroupPermission and the groups table hold.
@@ -110,6 +113,22 @@ func (p Preset) Rights() []Right {
 		out = append(out, presets[i].adds...)
 	}
 	return out
+}
+
+// PresetOf returns the largest preset whose rights are all in rights: what
+// a set of rights amounts to; "" if not even LIST's. It allocates nothing
+// (a page of shared folders asks it for every row).
+func PresetOf(rights []Right) Preset {
+	var best Preset
+	for _, p := range presets { // nested: once one is missing, so are the rest
+		for _, r := range p.adds {
+			if !slices.Contains(rights, r) {
+				return best
+			}
+		}
+		best = p.preset
+	}
+	return best
 }
 
 // Covers reports whether p grants at least everything q does.

@@ -63,3 +63,32 @@ func TestPermissionVocabulary(t *testing.T) {
 		t.Error("a permission outside the vocabulary is valid")
 	}
 }
+
+// PresetOf is the largest preset whose rights are all in the set, for every
+// set of rights, and allocates nothing (a page of shared folders asks it for
+// every row).
+func TestPresetOf(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun refuses to run in parallel tests.
+	all := policy.Rights()
+	for set := range 1 << len(all) {
+		var rights []policy.Right
+		for i, r := range all {
+			if set&(1<<i) != 0 {
+				rights = append(rights, r)
+			}
+		}
+		var want policy.Preset
+		for _, p := range policy.Presets() {
+			if !slices.ContainsFunc(p.Rights(), func(r policy.Right) bool { return !slices.Contains(rights, r) }) {
+				want = p
+			}
+		}
+		if got := policy.PresetOf(rights); got != want {
+			t.Errorf("PresetOf(%v) = %q, want %q", rights, got, want)
+		}
+	}
+	write := policy.PresetWrite.Rights()
+	if n := testing.AllocsPerRun(100, func() { policy.PresetOf(write) }); n != 0 {
+		t.Errorf("PresetOf allocates %v times", n)
+	}
+}

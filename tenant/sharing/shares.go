@@ -211,28 +211,7 @@ func displayNames(folders []sharedFolder) []string {
 
 // presetOf is the largest preset whose rights are all in rights: what a set
 // of shares (and a role) amounts to, since presets are nested.
-func presetOf(rights []policy.Right) policy.Preset {
-	var best policy.Preset
-	for _, p := range policy.Presets() {
-		if containsAll(rights, p.Rights()) {
-			best = p
-		}
-	}
-	return best
-}
-
-func containsAll(have, want []policy.Right) bool {
-	set := map[policy.Right]bool{}
-	for _, r := range have {
-		set[r] = true
-	}
-	for _, r := range want {
-		if !set[r] {
-			return false
-		}
-	}
-	return true
-}
+func presetOf(rights []policy.Right) policy.Preset { return policy.PresetOf(rights) }
 
 // sortedKeys returns a map's keys in order, for stable queries and output.
 func sortedKeys[V any](m map[string]V) []string {
