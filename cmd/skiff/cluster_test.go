@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/s3test"
 )
 
 // Loopback addresses of the cluster test: clients reach HAProxy on
@@ -107,11 +110,31 @@ func sftpLogins(s *served) int {
 // one node is downloaded through the other, and when the node serving a
 // download is killed (SIGKILL) the client reconnects through the balancer,
 // resumes the download on the other node, and the file arrives whole.
-func TestClusterBehindHAProxy(t *testing.T) {
+func TestClusterBehindHAProxy(t *testing.T) { clusterBehindHAProxy(t, nil) }
+
+// The same cluster with the files in one S3 bucket (storage/s3 on a
+// versitygw, internal/s3test) instead of a shared directory.
+func TestClusterBehindHAProxyOnS3(t *testing.T) {
+	if _, err := exec.LookPath("sftp"); err != nil {
+		t.Skip("the OpenSSH sftp client is not installed")
+	}
+	srv := s3test.Start(t)
+	clusterBehindHAProxy(t, func(env []string) []string {
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "SKIFF_STORAGE_DIR=") })
+		return append(append(env, "SKIFF_STORAGE_URL="+srv.URL("cluster")), srv.Env()...)
+	})
+}
+
+// clusterBehindHAProxy runs the cluster test; storage, if not nil, changes
+// the nodes' environment to another storage.
+func clusterBehindHAProxy(t *testing.T, storage func(env []string) []string) {
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Skip("the OpenSSH sftp client is not installed")
 	}
 	env := append(nodesEnv(t), "SKIFF_PROXY_TRUSTED=127.0.0.1/32")
+	if storage != nil {
+		env = storage(env)
+	}
 	nodes := []*served{
 		serveBinary(t, env, "--data-dir="+newDataDir(t)),
 		serveBinary(t, env, "--data-dir="+newDataDir(t)),
