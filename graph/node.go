@@ -59,6 +59,8 @@ func (r *Resolver) node(ctx context.Context, gid string) (model.Node, error) {
 		n, err = r.Tenant.Audit.Event(ctx, id)
 	case "ApiSession":
 		n, err = r.Tenant.People.APISession(ctx, id)
+	case "SftpSession":
+		n, err = r.Tenant.LiveSessions.Get(ctx, id)
 	default:
 		return nil, nil
 	}

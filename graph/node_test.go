@@ -13,13 +13,13 @@ import (
 // who may see it, and is null, like a missing ID, for another account.
 func TestNodeResolvesEveryNodeType(t *testing.T) {
 	e := newEnv(t)
-	_, owner := e.account("Acme", "owner@acme.example")
+	acme, owner := e.account("Acme", "owner@acme.example")
 	_, other := e.account("Other", "owner@other.example")
 	staff := e.staff("support@skiff.example")
 
 	// One of each: a user without a password gets an invitation (a
 	// notification), every change an audit event.
-	e.user(owner, "uma@acme.example", "USER")
+	uma, _ := e.user(owner, "uma@acme.example", "USER")
 	e.mustDo(owner, `mutation { createUser(input: {email: "ivy@acme.example", name: "Ivy"}) { user { id } } }`, nil, nil)
 	e.mustDo(owner, `mutation { createContact(input: {email: "c@x.example", name: "Cy"}) { contact { id } } }`, nil, nil)
 	e.mustDo(owner, `mutation { createGroup(input: {name: "Crew", permissions: []}) { group { id } } }`, nil, nil)
@@ -74,6 +74,7 @@ func TestNodeResolvesEveryNodeType(t *testing.T) {
 	}
 	samples["SshKey"] = sample{acct.Viewer.User.SSHKeys[0].ID, owner}
 	samples["ApiSession"] = sample{e.apiSessions(owner)[0].ID, owner}
+	samples["SftpSession"] = sample{globalID("SftpSession", e.liveSftpSession(acme, localID(uma)).ID), owner}
 
 	schema := generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{}}).Schema()
 	var types []string

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,24 @@ const (
 		startedAt bytesIn bytesOut operation operationPath openFiles currentOperation node updatedAt endRequestedAt } } }`
 	disconnectSession = `mutation($id: ID!) { disconnectSftpSession(input: {id: $id}) { session { id login } userErrors { code message } } }`
 )
+
+// sessionsFixture is two accounts, Acme with an administrator and a user,
+// Beta, and support staff: IDs and tokens.
+type sessionsFixture struct {
+	e                                    *env
+	acme, beta, adminGID, userGID        string
+	owner, betaOwner, admin, user, staff string
+}
+
+func newSessionsFixture(t *testing.T) sessionsFixture {
+	f := sessionsFixture{e: newEnv(t)}
+	f.acme, f.owner = f.e.account("Acme", "owner@acme.example")
+	f.beta, f.betaOwner = f.e.account("Beta", "owner@beta.example")
+	f.adminGID, f.admin = f.e.user(f.owner, "admin@acme.example", "ADMIN")
+	f.userGID, f.user = f.e.user(f.owner, "user@acme.example", "USER")
+	f.staff = f.e.staff("support@skiff.example")
+	return f
+}
 
 type sftpSessionJSON struct {
 	ID               string
@@ -38,12 +57,9 @@ type sftpSessionJSON struct {
 // of a published session, who sees which sessions, who may end them, and
 // the audit record of an end.
 func TestSftpSessionsOverGraphQL(t *testing.T) {
-	e := newEnv(t)
-	acme, owner := e.account("Acme", "owner@acme.example")
-	beta, betaOwner := e.account("Beta", "owner@beta.example")
-	adminGID, admin := e.user(owner, "admin@acme.example", "ADMIN")
-	userGID, user := e.user(owner, "user@acme.example", "USER")
-	staff := e.staff("support@skiff.example")
+	f := newSessionsFixture(t)
+	e, acme, beta, owner, betaOwner, admin, user, staff := f.e, f.acme, f.beta, f.owner, f.betaOwner, f.admin, f.user, f.staff
+	adminGID, userGID := f.adminGID, f.userGID
 	ctx := context.Background()
 
 	node := &sftpsessions.Node{DB: e.svc.DB, ID: uuid.NewString(), Name: "node-b", TTL: time.Minute}
@@ -117,5 +133,90 @@ func TestSftpSessionsOverGraphQL(t *testing.T) {
 		return tx.Select(&actors, `SELECT actor_kind FROM audit_events WHERE kind = 'sftp_session.disconnected' ORDER BY at`)
 	}); err != nil || strings.Join(actors, ",") != "USER,STAFF" {
 		t.Errorf("audit trail: %v, %v; want the administrator's then staff's", actors, err)
+	}
+}
+
+// liveSftpSession publishes an idle SFTP session of the user's on a node of
+// its own, as a node does at login, and returns the session and the node.
+func (e *env) liveSftpSession(accountID, userID string) *sftpsessions.Session {
+	e.t.Helper()
+	node := &sftpsessions.Node{DB: e.svc.DB, ID: uuid.NewString(), Name: "node-n", TTL: time.Minute}
+	sess := &sftpsessions.Session{ID: uuid.NewString(), AccountID: accountID, UserID: userID, Login: "n" + userID[:6],
+		ClientAddress: "192.0.2.1", ClientSoftware: "SSH-2.0-OpenSSH_9.6", StartedAt: time.Now(), Operation: sftpsessions.Idle}
+	if _, err := node.Publish(context.Background(), sftpsessions.Changes{Started: []*sftpsessions.Session{sess}}); err != nil {
+		e.t.Fatal(err)
+	}
+	sess.NodeID, sess.NodeName = node.ID, node.Name
+	return sess
+}
+
+// An SFTP session is a Node: node(id:) fetches it, live, for whoever
+// Account.sftpSessions shows it to (owners, administrators and staff every
+// session, a user their own), and is null for anyone else and once the
+// session has ended or its node has gone.
+func TestSftpSessionIsANode(t *testing.T) {
+	f := newSessionsFixture(t)
+	e, acme, owner, betaOwner, admin, user, staff := f.e, f.acme, f.owner, f.betaOwner, f.admin, f.user, f.staff
+	userGID := f.userGID
+	_, other := e.user(owner, "other@acme.example", "USER")
+
+	sess := e.liveSftpSession(acme, localID(userGID))
+	id := globalID("SftpSession", sess.ID)
+	const q = `query($id: ID!) { node(id: $id) { id ... on SftpSession { user { email } login clientAddress node } } }`
+	type nodeJSON struct {
+		ID            string
+		User          struct{ Email string }
+		Login         string
+		ClientAddress string
+		Node          string
+	}
+	node := func(token, id string) *nodeJSON {
+		t.Helper()
+		var out struct{ Node *nodeJSON }
+		e.mustDo(token, q, vars{"id": id}, &out)
+		return out.Node
+	}
+	for who, tok := range map[string]string{"owner": owner, "administrator": admin, "user themself": user, "staff": staff} {
+		n := node(tok, id)
+		if n == nil || n.ID != id || n.User.Email != "user@acme.example" || n.Login != sess.Login ||
+			n.ClientAddress != "192.0.2.1" || n.Node != "node-n" {
+			t.Errorf("node(the session) for the %s: %+v", who, n)
+		}
+	}
+	for who, tok := range map[string]string{"another user of the account": other, "another account's owner": betaOwner} {
+		if n := node(tok, id); n != nil {
+			t.Errorf("node(the session) for %s: %+v, want null", who, n)
+		}
+	}
+	if n := node(owner, globalID("SftpSession", "not-a-uuid")); n != nil {
+		t.Errorf("node(a malformed session ID): %+v", n)
+	}
+	// One query (the session's row joined with its node's, as the list reads
+	// it) in one transaction, whose scoping is the other statement.
+	none := func(json.RawMessage) int { return 0 }
+	idOnly := `query($id: ID!) { node(id: $id) { id } }`
+	base := e.cost(owner, idOnly, vars{"id": globalID("Nothing", sess.ID)}, none, 0)
+	for who, tok := range map[string]string{"owner": owner, "staff": staff} {
+		if c := e.cost(tok, idOnly, vars{"id": id}, none, 0) - base; c != 2 {
+			t.Errorf("node(the session) for the %s took %d statements, want 2", who, c)
+		}
+	}
+
+	// Ended: logged out, or its node gone.
+	ctx := context.Background()
+	nodeOf := func(s *sftpsessions.Session) *sftpsessions.Node {
+		return &sftpsessions.Node{DB: e.svc.DB, ID: s.NodeID, Name: s.NodeName, TTL: time.Minute}
+	}
+	if _, err := nodeOf(sess).Publish(ctx, sftpsessions.Changes{Ended: []string{sess.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	gone := e.liveSftpSession(acme, localID(userGID))
+	if err := nodeOf(gone).Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*sftpsessions.Session{sess, gone} {
+		if n := node(owner, globalID("SftpSession", s.ID)); n != nil {
+			t.Errorf("node(an ended session) for the owner: %+v", n)
+		}
 	}
 }

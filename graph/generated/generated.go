@@ -6941,9 +6941,18 @@ type SshKeyPayload {
   sftpSessions: [SftpSession!]!
 }
 
-"A live SFTP session: one logged-in SSH connection, on whichever node holds it."
-type SftpSession {
-  "The session's ID, for ` + "`" + `disconnectSftpSession` + "`" + ` and ` + "`" + `sftpSessionEvents` + "`" + `."
+"""
+A live SFTP session: one logged-in SSH connection, on whichever node holds it.
+` + "`" + `node(id:)` + "`" + ` fetches it while it is live, for whoever sees it in
+` + "`" + `Account.sftpSessions` + "`" + ` (owners, administrators and support staff; a user their
+own); for anyone else, and once it has ended or its node is gone, it is null,
+like an unknown ID.
+"""
+type SftpSession implements Node {
+  """
+  The global ID: opaque and stable; for ` + "`" + `disconnectSftpSession` + "`" + ` and
+  ` + "`" + `sftpSessionEvents` + "`" + `, and ` + "`" + `node(id:)` + "`" + ` fetches the live session by it.
+  """
   id: ID!
   "The user who logged in."
   user: User!
@@ -27382,6 +27391,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SshKey(ctx, sel, obj)
+	case sftpsessions.Session:
+		return ec._SftpSession(ctx, sel, &obj)
+	case *sftpsessions.Session:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._SftpSession(ctx, sel, obj)
 	case sftpaccess.ModuleRequest:
 		return ec._SftpModuleRequest(ctx, sel, &obj)
 	case *sftpaccess.ModuleRequest:
@@ -31401,7 +31417,7 @@ func (ec *executionContext) _SftpServer(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
-var sftpSessionImplementors = []string{"SftpSession"}
+var sftpSessionImplementors = []string{"SftpSession", "Node"}
 
 func (ec *executionContext) _SftpSession(ctx context.Context, sel ast.SelectionSet, obj *sftpsessions.Session) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sftpSessionImplementors)
