@@ -31,7 +31,7 @@ func (s *Store) ReadTop(ctx context.Context, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: s.bucket, Key: aws.String(key)})
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: s.bucket, Key: aws.String(key)}, quietChecksums)
 	if err != nil {
 		return nil, mapErr("read", key, err)
 	}

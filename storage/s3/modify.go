@@ -108,7 +108,7 @@ func (m *modify) readFromBase(off, n int64) error {
 	if m.base.etag != "" {
 		in.IfMatch = aws.String(m.base.etag)
 	}
-	out, err := m.t.s.client.GetObject(ctxBG, in)
+	out, err := m.t.s.client.GetObject(ctxBG, in, quietChecksums)
 	if err != nil {
 		return mapErr("write", m.name, err)
 	}

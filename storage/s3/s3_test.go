@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
@@ -670,5 +672,33 @@ func TestTopLevelObjects(t *testing.T) {
 		if err := e.store.CreateTop(ctx, bad, nil); err == nil {
 			t.Errorf("CreateTop(%q) succeeded", bad)
 		}
+	}
+}
+
+// Reading an object uploaded in parts logs nothing (the SDK would warn on
+// every GET that it cannot check a composite checksum).
+func TestReadsOfMultipartObjectsLogNothing(t *testing.T) {
+	srv := s3test.Start(t)
+	var logged strings.Builder
+	opts := srv.Options()
+	// As config.LoadDefaultConfig leaves them (s3.Open).
+	opts.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported
+	opts.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+	opts.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		fmt.Fprintf(&logged, format+"\n", v...)
+	})
+	store, err := s3.New(awss3.New(opts), s3.Config{Bucket: srv.Bucket, PartSize: s3.MinPartSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := store.UserHome(acct, user)
+	e := &env{srv: srv, store: store, tree: tr.(*s3.Tree)}
+	data := randBytes(11 * mib)
+	e.put(t, "parts.bin", data)
+	if got := e.get(t, "parts.bin"); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if logged.Len() > 0 {
+		t.Fatalf("the SDK logged:\n%s", logged.String())
 	}
 }
