@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,17 +16,29 @@ import (
 	"github.com/skiffhq/skiff/storage"
 )
 
-// Read-ahead. A reader keeps one ranged GET open from the offset of the
-// last read to the object's end and reads on from it while the client
-// reads sequentially, so a download is one streamed request, not one per
-// SFTP packet. SFTP clients keep many reads in flight and they can arrive
-// slightly out of order: reads up to readBehind before the stream's
-// position are served from the bytes it last delivered, and reads up to
-// readSkip ahead of it by reading on; anything else starts a new GET.
+// Read-ahead. A reader fetches the object in chunks of readChunk bytes,
+// each with its own ranged GET, and keeps up to readAhead of them in flight
+// ahead of the client while it reads sequentially, so that the store's
+// latency and throughput per connection are not on the client's path (as
+// rclone's multi-thread downloads). SFTP clients keep many reads in flight
+// and they can arrive slightly out of order: any read within the chunks
+// held is served from them. A read elsewhere (a seek) starts over there
+// with one chunk, and more follow only as the client reads on, so random
+// reads fetch little. Memory per open file: readChunk × (readAhead + 1).
 const (
-	readBehind = 1 << 20
-	readSkip   = 8 << 20
+	readChunk = 4 << 20
+	readAhead = 4
 )
+
+// chunk is one ranged GET of a reader.
+type chunk struct {
+	off  int64
+	data []byte
+	err  error
+	done chan struct{} // closed when data and err are set
+}
+
+func (c *chunk) end() int64 { return c.off + int64(len(c.data)) }
 
 // reader is an object open for reading.
 type reader struct {
@@ -34,17 +47,21 @@ type reader struct {
 	key  string
 	fi   *fileInfo
 
-	mu   sync.Mutex
-	body io.ReadCloser
-	pos  int64  // offset of body's next byte
-	win  []byte // the bytes body delivered last: [pos-len(win), pos)
-	done bool
+	mu     sync.Mutex
+	chunks []*chunk // consecutive chunks held, the first at the window's start
+	next   int64    // offset of the chunk after the last one held
+	// lastEnd is where the last read ended.
+	lastEnd int64
+	cancel  context.CancelFunc
+	ctx     context.Context
+	closed  bool
 }
 
 var _ storage.File = (*reader)(nil)
 
 func newReader(t *Tree, name string, fi *fileInfo) *reader {
-	return &reader{t: t, name: name, key: t.key(name), fi: fi}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &reader{t: t, name: name, key: t.key(name), fi: fi, ctx: ctx, cancel: cancel}
 }
 
 // ReadAt implements storage.File. Every GET asks for the version the file
@@ -56,7 +73,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.done {
+	if r.closed {
 		return 0, pathErr("read", r.name, fs.ErrClosed)
 	}
 	size := r.fi.size
@@ -64,74 +81,84 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), size)
-	if r.body == nil || off < r.pos-int64(len(r.win)) || off > r.pos+readSkip {
-		if err := r.open(off); err != nil {
-			return 0, err
+	n := 0
+	for pos := off; pos < end; {
+		c := r.chunkAt(pos)
+		<-c.done
+		if c.err != nil {
+			r.reset(pos) // drop the failed chunk; the next read tries again
+			return n, c.err
 		}
+		k := copy(p[n:int(end-off)], c.data[pos-c.off:])
+		n += k
+		pos += int64(k)
 	}
-	if err := r.fill(end); err != nil {
-		r.closeBody()
-		return 0, err
-	}
-	n := copy(p, r.win[int64(len(r.win))-(r.pos-off):])
-	n = min(n, int(end-off))
+	r.lastEnd = off + int64(n)
 	if off+int64(n) == size && n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
 }
 
-// open starts a GET of the object from off to its end.
-func (r *reader) open(off int64) error {
-	r.closeBody()
-	in := &awss3.GetObjectInput{Bucket: r.t.s.bucket, Key: aws.String(r.key), Range: aws.String(fmt.Sprintf("bytes=%d-", off))}
-	if r.fi.etag != "" {
-		in.IfMatch = aws.String(r.fi.etag)
+// chunkAt returns the chunk holding pos, fetching it if need be. When the
+// client reads sequentially (pos near where its last read ended), it keeps
+// readAhead chunks fetched from pos's on, and keeps one chunk behind for
+// reads that arrive late; a read elsewhere fetches only its own chunk.
+func (r *reader) chunkAt(pos int64) *chunk {
+	i := -1
+	for j, c := range r.chunks {
+		if pos >= c.off && pos < c.off+readChunk {
+			i = j
+			break
+		}
 	}
-	out, err := r.t.s.client.GetObject(ctxBG, in, quietChecksums)
-	if err != nil {
-		return mapErr("read", r.name, err)
+	if i < 0 {
+		r.reset(pos)
+		r.fetch()
+		i = 0
 	}
-	r.body, r.pos, r.win = out.Body, off, r.win[:0]
-	return nil
+	if i > 1 { // the client read on: drop what it left behind, but one
+		r.chunks = r.chunks[i-1:]
+		i = 1
+	}
+	if pos >= r.lastEnd-readChunk && pos <= r.lastEnd+readChunk {
+		for len(r.chunks)-i < readAhead && r.next < r.fi.size {
+			r.fetch()
+		}
+	}
+	return r.chunks[i]
 }
 
-// fill reads the stream on to end, keeping the last readBehind bytes (and
-// at least what lies beyond the offset asked for).
-func (r *reader) fill(end int64) error {
-	if end <= r.pos {
-		return nil
-	}
-	need := int(end - r.pos)
-	if r.win == nil {
-		r.win = make([]byte, 0, readBehind+64<<10)
-	}
-	if len(r.win)+need > cap(r.win) {
-		keep := min(len(r.win), max(0, cap(r.win)-need))
-		if need > cap(r.win) {
-			r.win = make([]byte, 0, need)
-			keep = 0
-		}
-		r.win = r.win[:copy(r.win[:cap(r.win)], r.win[len(r.win)-keep:])]
-	}
-	buf := r.win[len(r.win) : len(r.win)+need]
-	n, err := io.ReadFull(r.body, buf)
-	r.win = r.win[:len(r.win)+n]
-	r.pos += int64(n)
-	if err != nil {
-		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			return pathErr("read", r.name, fmt.Errorf("object ended at %d of %d bytes: %w", r.pos, r.fi.size, io.ErrUnexpectedEOF))
-		}
-		return mapErr("read", r.name, err)
-	}
-	return nil
+// reset drops every chunk; the next one fetched starts at pos's chunk.
+func (r *reader) reset(pos int64) {
+	r.chunks = nil
+	r.next = pos - pos%readChunk
 }
 
-func (r *reader) closeBody() {
-	if r.body != nil {
-		r.body.Close()
-		r.body = nil
-	}
+// fetch starts the GET of the chunk at r.next.
+func (r *reader) fetch() {
+	c := &chunk{off: r.next, done: make(chan struct{})}
+	n := min(readChunk, r.fi.size-c.off)
+	r.next += n
+	r.chunks = append(r.chunks, c)
+	go func() {
+		defer close(c.done)
+		in := &awss3.GetObjectInput{Bucket: r.t.s.bucket, Key: aws.String(r.key),
+			Range: aws.String(fmt.Sprintf("bytes=%d-%d", c.off, c.off+n-1))}
+		if r.fi.etag != "" {
+			in.IfMatch = aws.String(r.fi.etag)
+		}
+		out, err := r.t.s.client.GetObject(r.ctx, in, quietChecksums)
+		if err != nil {
+			c.err = mapErr("read", r.name, err)
+			return
+		}
+		defer out.Body.Close()
+		c.data = make([]byte, n)
+		if _, err := io.ReadFull(out.Body, c.data); err != nil {
+			c.err = mapErr("read", r.name, fmt.Errorf("at %d of %d bytes: %w", c.off, r.fi.size, err))
+		}
+	}()
 }
 
 func (r *reader) Stat() (fs.FileInfo, error) { return r.fi, nil }
@@ -139,9 +166,9 @@ func (r *reader) Stat() (fs.FileInfo, error) { return r.fi, nil }
 func (r *reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closeBody()
-	r.win = nil
-	r.done = true
+	r.cancel() // GETs in flight end; their chunks are dropped
+	r.chunks = nil
+	r.closed = true
 	return nil
 }
 
