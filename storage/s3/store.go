@@ -32,7 +32,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -52,8 +51,10 @@ type Store struct {
 	client *awss3.Client
 	cfg    Config
 	bucket *string
-	// bufs holds part buffers (cfg.PartSize bytes) for reuse by uploads.
-	bufs sync.Pool
+	// free holds part buffers (cfg.PartSize bytes) for reuse by uploads,
+	// up to PartsInFlight of them: reused at once rather than left to the
+	// garbage collector, so a process's memory follows the parts in use.
+	free chan *[]byte
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -66,8 +67,27 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{client: client, cfg: c, bucket: aws.String(c.Bucket)}
-	s.bufs.New = func() any { b := make([]byte, c.PartSize); return &b }
+	s.free = make(chan *[]byte, c.PartsInFlight)
 	return s, nil
+}
+
+// getBuf returns a part buffer, reused or new, its content undefined.
+func (s *Store) getBuf() *[]byte {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		b := make([]byte, s.cfg.PartSize)
+		return &b
+	}
+}
+
+// putBuf gives a part buffer back for reuse (or to the collector).
+func (s *Store) putBuf(b *[]byte) {
+	select {
+	case s.free <- b:
+	default:
+	}
 }
 
 // Config returns the store's configuration, defaults filled in.

@@ -260,7 +260,7 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 }
 
 func (w *writer) newBuf() *partBuf {
-	b := w.t.s.bufs.Get().(*[]byte)
+	b := w.t.s.getBuf()
 	clear(*b)
 	return &partBuf{b: b}
 }
@@ -285,7 +285,7 @@ func (w *writer) sendFront(n int64) error {
 	w.inflight++
 	go func() {
 		err := w.mp.uploadPart(ctxBG, num, (*b.b)[:n])
-		w.t.s.bufs.Put(b.b)
+		w.t.s.putBuf(b.b)
 		w.mu.Lock()
 		w.inflight--
 		if err != nil && w.err == nil {
@@ -366,7 +366,7 @@ func (w *writer) restart() error {
 
 func (w *writer) releaseBufs() {
 	for _, b := range w.bufs {
-		w.t.s.bufs.Put(b.b)
+		w.t.s.putBuf(b.b)
 	}
 	w.bufs = nil
 }
