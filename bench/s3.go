@@ -185,9 +185,37 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			bestDown = dn
 		}
 	}
+	// The same transfers with Skiff on the local disk (tmpfs), in the same
+	// run: what the S3 backend costs over the disk, whatever the machine.
+	var diskUp, diskDown []time.Duration
+	if r.skiff != nil {
+		diskHosts, err := r.writeKnownHostsFor(r.skiff)
+		if err != nil {
+			return err
+		}
+		for range r.cfg.Reps {
+			d, err := r.sftpBatch(ctx, r.skiff.addr, diskHosts, fmt.Sprintf("put %q disk-up.bin\n", src))
+			if err != nil {
+				return err
+			}
+			diskUp = append(diskUp, d)
+			d, err = r.sftpBatch(ctx, r.skiff.addr, diskHosts, fmt.Sprintf("get disk-up.bin %q\n", down))
+			if err != nil {
+				return err
+			}
+			os.Remove(down)
+			diskDown = append(diskDown, d)
+		}
+		os.Remove(filepath.Join(r.skiffHome, "disk-up.bin"))
+	}
 	up, dn := median(skUp), median(skDown)
 	sec.row("upload MB/s", num(mbps(up), "%.0f"), num(mbps(bestUp), "%.0f"), num(mbps(up)/mbps(bestUp), "%.2f"))
 	sec.row("download MB/s", num(mbps(dn), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(dn)/mbps(bestDown), "%.2f"))
+	if len(diskUp) > 0 {
+		du, dd := median(diskUp), median(diskDown)
+		sec.row("upload MB/s, Skiff on local disk (same run)", num(mbps(du), "%.0f"), "", "S3/disk "+num(mbps(up)/mbps(du), "%.2f"))
+		sec.row("download MB/s, Skiff on local disk (same run)", num(mbps(dd), "%.0f"), "", "S3/disk "+num(mbps(dn)/mbps(dd), "%.2f"))
+	}
 	bound := cfg.PartSize*int64(cfg.PartsInFlight) + 8<<20
 	sec.row("server memory during the upload (peak RSS − RSS before)", numMiB(median(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.note("Medians of %d. rclone's best upload tuning: %s (of %d tried, its default first); downloads take rclone's best too. "+
@@ -276,6 +304,6 @@ func (r *runner) writeKnownHostsFor(s *skiffServer) (string, error) {
 		return "", errors.New("the server printed no host key")
 	}
 	host, port, _ := net.SplitHostPort(s.addr)
-	path := filepath.Join(r.work, "known_hosts_s3")
+	path := filepath.Join(r.work, "known_hosts_"+strings.NewReplacer(":", "_", ".", "_").Replace(s.addr))
 	return path, os.WriteFile(path, fmt.Appendf(nil, "[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(s.hostKey)), 0o600)
 }
