@@ -13,7 +13,6 @@ import (
 	"github.com/skiffhq/skiff/graph/model"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
-	"github.com/skiffhq/skiff/tenant/people"
 )
 
 // ID is the resolver for the id field.
@@ -23,11 +22,14 @@ func (r *accountResolver) ID(ctx context.Context, obj *tenant.Account) (string, 
 
 // Users is the resolver for the users field.
 func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter *model.UserFilter, first *int, after *string, last *int, before *string, orderBy *model.UserOrder) (*model.UserConnection, error) {
-	var f people.UserFilter
-	if filter != nil {
-		f = people.UserFilter{Search: deref(filter.Search), Role: deref(filter.Role), Deleted: deref(filter.Deleted)}
+	f, o, pg := userFilter(filter), userOrder(orderBy), connPage(ctx, first, after, last, before)
+	var c *tenant.Connection[*tenant.User]
+	var err error
+	if tenant.PrincipalFrom(ctx).IsStaff() { // a page of accounts: see prefetchAccounts
+		c, err = r.loaders(ctx).acct.users.Load(ctx, accountUsersRef{obj.ID, f, pg, o})
+	} else {
+		c, err = r.Tenant.People.Users(ctx, obj.ID, f, o, pg)
 	}
-	c, err := r.Tenant.People.Users(ctx, obj.ID, f, userOrder(orderBy), connPage(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}

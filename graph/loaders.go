@@ -319,8 +319,25 @@ func primePaged[V any](ctx context.Context, l *dataloadgen.Loader[pagedRef, V], 
 // one per alias with different arguments. Arguments it cannot read are left
 // to the field's own load.
 func pagesAt(ctx context.Context, path ...string) []pageReq {
-	oc := graphql.GetOperationContext(ctx)
 	var pages []pageReq
+	for _, f := range fieldPagesAt(ctx, path...) {
+		if !slices.Contains(pages, f.pageReq) {
+			pages = append(pages, f.pageReq)
+		}
+	}
+	return pages
+}
+
+// fieldPage is the page one field at a path asks for, with all its arguments.
+type fieldPage struct {
+	pageReq
+	Args map[string]any
+}
+
+// fieldPagesAt is pagesAt with each field's arguments, one per field.
+func fieldPagesAt(ctx context.Context, path ...string) []fieldPage {
+	oc := graphql.GetOperationContext(ctx)
+	var pages []fieldPage
 	for _, f := range fieldsAt(oc, graphql.GetFieldContext(ctx).Field.Selections, path) {
 		args := f.ArgumentMap(oc.Variables)
 		first, ok := intArg(args["first"])
@@ -336,9 +353,7 @@ func pagesAt(ctx context.Context, path ...string) []pageReq {
 		for _, sel := range graphql.CollectFields(oc, f.Selections, nil) {
 			pg.Page.Count = pg.Page.Count || sel.Name == "totalCount"
 		}
-		if !slices.Contains(pages, pg) {
-			pages = append(pages, pg)
-		}
+		pages = append(pages, fieldPage{pg, args})
 	}
 	return pages
 }

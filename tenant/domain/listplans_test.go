@@ -93,6 +93,13 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 	}
 	staff := tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-0000-0000-000000000001", Name: "Support"})
 	pro := w.builtinGroup("PRO")
+	var pageOfAccounts []string // staff's accounts page: the account and four with a few users each
+	if err := w.svc.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tx.Select(&pageOfAccounts, `SELECT $1::text UNION ALL (SELECT DISTINCT account_id::text FROM users
+			WHERE email LIKE 'x%' ORDER BY 1 LIMIT 4)`, acme)
+	}); err != nil || len(pageOfAccounts) != 5 {
+		t.Fatalf("accounts: %v, %v", pageOfAccounts, err)
+	}
 
 	type list struct {
 		name   string
@@ -112,6 +119,13 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 		}, false},
 		{"members (staff)", "users", []string{"NAME", "EMAIL", "CREATED_AT", "LAST_LOGIN"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Sharing.GroupMembers(ctx, pro, o, p))
+		}, true},
+		{"users of a page of accounts (staff)", "users", []string{"NAME", "EMAIL", "CREATED_AT", "LAST_LOGIN"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			m, _, err := w.svc.People.UsersOf(ctx, pageOfAccounts, people.UserFilter{}, o, p)
+			if err != nil {
+				return nil, err
+			}
+			return m[acme].Cursors, nil
 		}, true},
 		{"contacts", "contacts", []string{"NAME", "EMAIL", "COMPANY", "CREATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.People.Contacts(ctx, acme, "", o, p))

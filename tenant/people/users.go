@@ -91,6 +91,24 @@ func (s *Service) UsersByID(ctx context.Context, accountID string, ids []string)
 	return out, err
 }
 
+// StaffUsersByID is UsersByID for support staff across accounts: the users
+// with these IDs in any account, in one statement (a page of accounts'
+// sessions' users). Anyone else gets none.
+func (s *Service) StaffUsersByID(ctx context.Context, ids []string) (map[string]*tenant.User, error) {
+	out := make(map[string]*tenant.User, len(ids))
+	if !tenant.PrincipalFrom(ctx).IsStaff() || len(ids) == 0 {
+		return out, nil
+	}
+	var users []*tenant.User
+	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users WHERE id = ANY($1::uuid[])`, tenant.UUIDArray(ids))
+	})
+	for _, u := range users {
+		out[u.ID] = u
+	}
+	return out, tenant.DBError(err)
+}
+
 // userSorts are the orders of Users.
 var userSorts = tenant.UserSorts("users")
 
@@ -108,8 +126,32 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, ord
 	if err != nil {
 		return nil, err
 	}
+	where, args, err := userConditions(p, accountID, f)
+	if err != nil {
+		return nil, err
+	}
+	where = append(where, "account_id = $"+tenant.Itoa(len(args)+1))
+	args = append(args, accountID)
+	lq := tenant.ListQuery{Select: `SELECT ` + tenant.UserColumns, From: `FROM users WHERE ` + strings.Join(where, " AND "), Args: args}
+	var conn *tenant.Connection[*tenant.User]
+	run := func(q tenant.Queryer) (err error) {
+		conn, err = tenant.ListPage(ctx, q, ks, lq)
+		return err
+	}
+	if p.IsStaff() {
+		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return run(tx) })
+	} else {
+		err = s.InAccount(ctx, accountID, run)
+	}
+	return tenant.Result(conn, err)
+}
+
+// userConditions are filter f's conditions on table users as principal p
+// sees accountID's users (a plain user sees only their own row), with their
+// arguments ($1 on), but for the account's.
+func userConditions(p *tenant.Principal, accountID string, f UserFilter) ([]string, []any, error) {
 	if f.Role != "" && !f.Role.Valid() {
-		return nil, tenant.Invalid("role", "unknown role %q", f.Role)
+		return nil, nil, tenant.Invalid("role", "unknown role %q", f.Role)
 	}
 	var where []string
 	args := []any{}
@@ -121,7 +163,7 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, ord
 		where = append(where, "deleted_at IS NOT NULL")
 	case AnyDeleted:
 	default:
-		return nil, tenant.Invalid("deleted", "unknown deleted filter %q", f.Deleted)
+		return nil, nil, tenant.Invalid("deleted", "unknown deleted filter %q", f.Deleted)
 	}
 	if !p.IsStaff() && !p.IsAdmin(accountID) {
 		where = append(where, "id = "+arg(p.ID))
@@ -136,19 +178,65 @@ func (s *Service) Users(ctx context.Context, accountID string, f UserFilter, ord
 	if f.SFTPEnabled != nil {
 		where = append(where, "sftp_enabled = "+arg(*f.SFTPEnabled))
 	}
-	where = append(where, "account_id = "+arg(accountID))
-	lq := tenant.ListQuery{Select: `SELECT ` + tenant.UserColumns, From: `FROM users WHERE ` + strings.Join(where, " AND "), Args: args}
-	var conn *tenant.Connection[*tenant.User]
-	run := func(q tenant.Queryer) (err error) {
-		conn, err = tenant.ListPage(ctx, q, ks, lq)
+	return where, args, nil
+}
+
+// UsersOf is Users for many accounts, each with the same filter, order and
+// page, by account ID. For support staff (a page of accounts) it reads
+// every account's page in one statement, each a keyset read of its own
+// (tenant.ListPages), and counts them in one more when the page asks; for
+// anyone else, who sees one account at most, it is Users for each. An
+// account Users would refuse is refused (with Users' error).
+func (s *Service) UsersOf(ctx context.Context, accountIDs []string, f UserFilter, order tenant.Order, page tenant.Page) (map[string]*tenant.Connection[*tenant.User], map[string]error, error) {
+	out := make(map[string]*tenant.Connection[*tenant.User], len(accountIDs))
+	refused := map[string]error{}
+	p := tenant.PrincipalFrom(ctx)
+	if !p.IsStaff() {
+		for _, id := range accountIDs {
+			if c, err := s.Users(ctx, id, f, order, page); err != nil {
+				refused[id] = err
+			} else {
+				out[id] = c
+			}
+		}
+		return out, refused, nil
+	}
+	ks, err := userSorts.NewKeyset(order, page)
+	if err != nil {
+		return nil, nil, err
+	}
+	where, args, err := userConditions(p, "", f)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ids []string
+	for _, id := range accountIDs {
+		if tenant.IsUUID(id) {
+			ids = append(ids, id)
+		} else {
+			refused[id] = tenant.NotFound("account")
+		}
+	}
+	if len(ids) == 0 {
+		return out, refused, nil
+	}
+	err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error {
+		// Each account's users are read from the users indexes that lead
+		// with account_id, as one account's list is.
+		out, err = tenant.ListPages(ctx, tx, ks, tenant.BatchQuery{
+			ListQuery: tenant.ListQuery{
+				Select: `SELECT *`,
+				From:   `FROM users WHERE ` + strings.Join(append(where, "account_id = parent_id"), " AND "),
+				Args:   args,
+			},
+			Outer: tenant.UserColumns,
+		}, ids, func(u *tenant.User) (string, *tenant.User) { return u.AccountID, u })
 		return err
+	})
+	if err != nil {
+		return nil, nil, tenant.DBError(err)
 	}
-	if p.IsStaff() {
-		err = s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(tx *sqlx.Tx) error { return run(tx) })
-	} else {
-		err = s.InAccount(ctx, accountID, run)
-	}
-	return tenant.Result(conn, err)
+	return out, refused, nil
 }
 
 // CreateUserInput is what an admin gives to add a user.

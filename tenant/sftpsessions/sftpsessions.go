@@ -128,6 +128,45 @@ func (s *Service) List(ctx context.Context, accountID string) ([]*Session, error
 	return nil, tenant.NotFound("account")
 }
 
+// ListOf is List for many accounts, by account ID (support staff's page of
+// accounts): for staff one statement for all of them, for anyone else List
+// for each. An account List would refuse is refused with List's error.
+func (s *Service) ListOf(ctx context.Context, accountIDs []string) (map[string][]*Session, map[string]error, error) {
+	out := make(map[string][]*Session, len(accountIDs))
+	refused := map[string]error{}
+	if !tenant.PrincipalFrom(ctx).IsStaff() {
+		for _, id := range accountIDs {
+			if l, err := s.List(ctx, id); err != nil {
+				refused[id] = err
+			} else {
+				out[id] = l
+			}
+		}
+		return out, refused, nil
+	}
+	var ids []string
+	for _, id := range accountIDs {
+		if tenant.IsUUID(id) {
+			ids = append(ids, id)
+			out[id] = []*Session{}
+		} else {
+			refused[id] = tenant.NotFound("account")
+		}
+	}
+	var all []*Session
+	err := s.DB.CrossTenant(ctx, tenant.ScopeStaff, func(q *sqlx.Tx) error {
+		return q.SelectContext(ctx, &all, `SELECT `+sessionColumns+` WHERE s.account_id = ANY($1::uuid[])
+			ORDER BY s.account_id, s.started_at, s.id`, tenant.UUIDArray(ids))
+	})
+	if err != nil {
+		return nil, nil, tenant.DBError(err)
+	}
+	for _, sess := range all {
+		out[sess.AccountID] = append(out[sess.AccountID], sess)
+	}
+	return out, refused, nil
+}
+
 // Get returns one live session under the same rules as List: NOT_FOUND when
 // it has ended, its node is gone, or the principal may not see it.
 func (s *Service) Get(ctx context.Context, id string) (*Session, error) {
