@@ -38,8 +38,6 @@ type chunk struct {
 	done chan struct{} // closed when data and err are set
 }
 
-func (c *chunk) end() int64 { return c.off + int64(len(c.data)) }
-
 // reader is an object open for reading.
 type reader struct {
 	t    *Tree
