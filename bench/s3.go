@@ -63,7 +63,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	url := srv.URL("skiff") + fmt.Sprintf("&part_size=%d&parts_in_flight=%d", cfg.PartSize, cfg.PartsInFlight)
 	command := func(args ...string) *exec.Cmd {
 		cmd := r.cfg.ServerCommand(args...)
-		cmd.Env = append(os.Environ(), srv.Env()...)
+		cmd.Env = append(cmd.Environ(), srv.Env()...) // keeps what ServerCommand set
 		return cmd
 	}
 	sk, err := startSkiffServer(ctx, command, filepath.Join(r.work, "skiff-s3.log"),
