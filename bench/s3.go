@@ -151,6 +151,33 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		os.Remove(down)
 		skDown = append(skDown, d)
 	}
+	// The same downloads with rclone as the SFTP client: like its S3 downloads
+	// below, it fetches a large file over several streams at once
+	// (--multi-thread-streams, 4 by default here, each its own SFTP
+	// connection), where OpenSSH's sftp has one. Hashes off (shell_type none),
+	// as OpenSSH's get checks none either.
+	host, port, _ := net.SplitHostPort(sk.addr)
+	sftpEnv := append(append([]string(nil), rcloneEnv...),
+		"RCLONE_CONFIG_BENCHSFTP_TYPE=sftp", "RCLONE_CONFIG_BENCHSFTP_HOST="+host,
+		"RCLONE_CONFIG_BENCHSFTP_PORT="+port, "RCLONE_CONFIG_BENCHSFTP_USER="+BenchLogin,
+		"RCLONE_CONFIG_BENCHSFTP_KEY_FILE="+r.clientKey, "RCLONE_CONFIG_BENCHSFTP_KNOWN_HOSTS_FILE="+knownHosts,
+		"RCLONE_CONFIG_BENCHSFTP_SHELL_TYPE=none")
+	var skDownMulti []time.Duration
+	for range r.cfg.Reps {
+		cmd := exec.CommandContext(ctx, rclone, "copyto", "benchsftp:up.bin", down, "--ignore-times", "--multi-thread-streams", "4", "--multi-thread-cutoff", "64M")
+		cmd.Env = sftpEnv
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = io.Discard, &out
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("rclone sftp download: %v: %s", err, lastLines(out.String(), 5))
+		}
+		skDownMulti = append(skDownMulti, time.Since(start))
+		if fi, err := os.Stat(down); err != nil || fi.Size() != r.cfg.FileSize {
+			return fmt.Errorf("rclone sftp download: %v, %v", fi, err)
+		}
+		os.Remove(down)
+	}
 	bestUp, bestDown := time.Duration(0), time.Duration(0)
 	var bestTuning string
 	tunings := rcloneTunings
@@ -211,6 +238,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	up, dn := median(skUp), median(skDown)
 	sec.row("upload MB/s", num(mbps(up), "%.0f"), num(mbps(bestUp), "%.0f"), num(mbps(up)/mbps(bestUp), "%.2f"))
 	sec.row("download MB/s", num(mbps(dn), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(dn)/mbps(bestDown), "%.2f"))
+	sec.row("download MB/s, rclone as the SFTP client (4 streams)", num(mbps(median(skDownMulti)), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(median(skDownMulti))/mbps(bestDown), "%.2f"))
 	if len(diskUp) > 0 {
 		du, dd := median(diskUp), median(diskDown)
 		sec.row("upload MB/s, Skiff on local disk (same run)", num(mbps(du), "%.0f"), "", "S3/disk "+num(mbps(up)/mbps(du), "%.2f"))
