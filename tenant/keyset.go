@@ -265,16 +265,9 @@ func (ks *Keyset[T]) beyond(lq *ListQuery, pos *cursorPos, forward bool, inclusi
 // Query is the statement that reads the page's rows, in the order the page
 // is read (reversed for a backward page), one more than the page size.
 func (ks *Keyset[T]) Query(lq ListQuery) (string, []any) {
-	lq.Args = slices.Clone(lq.Args)
-	q := lq.Select + " " + lq.From
-	if ks.after != nil {
-		q += " AND " + ks.beyond(&lq, ks.after, true, false)
-	}
-	if ks.before != nil {
-		q += " AND " + ks.beyond(&lq, ks.before, false, false)
-	}
-	q += " ORDER BY " + ks.orderSQL() + " LIMIT " + lq.arg(ks.limit+1)
-	return q, lq.Args
+	q, args := ks.WindowQuery(lq)
+	lq.Args = args
+	return q + " LIMIT " + lq.arg(ks.limit+1), lq.Args
 }
 
 // ListPage reads one page of a list with q: the rows of lq in the page's
