@@ -126,17 +126,7 @@ func (t *Tree) parentDir(ctx context.Context, op, name string) error {
 
 // Open implements storage.Tree.
 func (t *Tree) Open(name string) (storage.File, error) {
-	if err := t.check("open", name); err != nil {
-		return nil, err
-	}
-	fi, err := t.stat(ctxBG, name)
-	if err != nil {
-		return nil, err
-	}
-	if fi.dir {
-		return &dir{t: t, name: name, prefix: t.dirKey(name), fi: fi}, nil
-	}
-	return newReader(t, name, fi), nil
+	return t.OpenFile(name, os.O_RDONLY)
 }
 
 // OpenFile implements storage.Tree. A file opened for writing is rewritten
