@@ -13,9 +13,15 @@ import (
 // While the connection is down the enforcer falls back to Options.MaxAge;
 // when it comes back every account is invalidated, since notifications sent
 // meanwhile are lost. Listen returns ctx.Err() when ctx ends, or an error if
-// the server refused to LISTEN. Call it once per Enforcer, in a goroutine.
+// the server refused to LISTEN. Call it (or ListenOn) once per Enforcer, in
+// a goroutine.
 func (e *Enforcer) Listen(ctx context.Context, dsn string) error {
-	return pglisten.Run(ctx, dsn, Channel, pglisten.Handler{
+	return e.ListenOn(ctx, pglisten.Start(ctx, dsn, e.log))
+}
+
+// ListenOn is Listen on the node's shared notification connection l.
+func (e *Enforcer) ListenOn(ctx context.Context, l *pglisten.Listener) error {
+	return l.Listen(ctx, Channel, pglisten.Handler{
 		Name:      "policy",
 		Notify:    e.Invalidate,
 		Resync:    e.InvalidateAll,

@@ -260,7 +260,13 @@ func (b *TenantBackend) recheck(e *openSession) {
 // another node withdrew: it hears sftplogin.AccessChannel at dsn and checks
 // the named users' sessions again, until ctx ends. See sftplogin.ListenAccess.
 func (b *TenantBackend) ListenAccess(ctx context.Context, dsn string, log *slog.Logger) error {
-	return sftplogin.ListenAccess(ctx, dsn, sftplogin.AccessChanges{Changed: b.RecheckSessions, Resync: b.RecheckAll}, log)
+	return sftplogin.ListenAccess(ctx, dsn, b.AccessChanges(), log)
+}
+
+// AccessChanges is what ListenAccess does with what it hears, for
+// sftplogin.ListenAccessOn on the node's shared notification connection.
+func (b *TenantBackend) AccessChanges() sftplogin.AccessChanges {
+	return sftplogin.AccessChanges{Changed: b.RecheckSessions, Resync: b.RecheckAll}
 }
 
 // openSession is one session Open made.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/pglisten"
 	"github.com/skiffhq/skiff/tenant/activity"
 	"github.com/skiffhq/skiff/tenant/domain"
 )
@@ -21,7 +22,7 @@ type ActivityFlags struct {
 // start makes the node's activity recorder and starts it, the retention
 // purge, the digests and the notifications of sftpActivity subscriptions. The recorder is closed by Run after the SFTP
 // server has stopped, so the last transfers and logouts are written.
-func (f ActivityFlags) start(svc *domain.Domain, url string, log *slog.Logger, bg *background) (*activity.Recorder, error) {
+func (f ActivityFlags) start(svc *domain.Domain, notifications *pglisten.Listener, log *slog.Logger, bg *background) (*activity.Recorder, error) {
 	if f.Retention < 0 {
 		return nil, fmt.Errorf("--activity-retention must not be negative")
 	}
@@ -38,7 +39,7 @@ func (f ActivityFlags) start(svc *domain.Domain, url string, log *slog.Logger, b
 	bg.run(func(ctx context.Context) error { return svc.Activity.RunRetention(ctx, f.Retention, log) })
 	bg.run(func(ctx context.Context) error { return svc.Activity.RunDigests(ctx, log) })
 	bg.run(func(ctx context.Context) error {
-		if err := svc.Activity.Live.Listen(ctx, url, log); err != nil && ctx.Err() == nil {
+		if err := svc.Activity.Live.ListenOn(ctx, notifications, log); err != nil && ctx.Err() == nil {
 			log.Error("SFTP activity notifications stopped; sftpActivity subscriptions hear nothing", "err", err)
 		}
 		return nil

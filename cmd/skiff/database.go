@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/skiffhq/skiff/internal/pglisten"
 	"github.com/skiffhq/skiff/internal/pgserver"
 	"github.com/skiffhq/skiff/migrations"
 	"github.com/skiffhq/skiff/tenant"
@@ -45,6 +46,9 @@ type database struct {
 	URL        string // the runtime connection's URL
 	MigrateURL string // the tables' owner's
 	Embedded   bool
+	// Notifications is serve's one LISTEN connection, on which every copy
+	// of database state the node keeps hears its channel.
+	Notifications *pglisten.Listener
 	// Died is closed if the private PostgreSQL exits by itself; nil otherwise.
 	Died <-chan struct{}
 	stop func()

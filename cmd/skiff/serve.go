@@ -16,6 +16,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/skiffhq/skiff/internal/pglisten"
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/tenant"
@@ -64,6 +65,10 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	// One notification connection for the whole node, until the end.
+	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListening()
+	d.Notifications = pglisten.Start(lctx, d.URL, log)
 	m := c.Metrics.newMetrics()
 	m.watchDatabase(d.DB)
 	svc, err := c.newService(ctx, log, d)
@@ -96,7 +101,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	bg.run(func(ctx context.Context) error { return m.lag.probe(ctx, d.DB) })
-	recorder, err := c.Activity.start(svc, d.URL, log, bg)
+	recorder, err := c.Activity.start(svc, d.Notifications, log, bg)
 	if err != nil {
 		return err
 	}
@@ -144,7 +149,7 @@ func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database
 	}
 	svc.Sharing.Policy = enforcer
 	go func() {
-		if err := enforcer.Listen(ctx, d.URL); err != nil && ctx.Err() == nil {
+		if err := enforcer.ListenOn(ctx, d.Notifications); err != nil && ctx.Err() == nil {
 			log.Error("policy change notifications stopped; permissions are re-read every second instead", "err", err)
 		}
 	}()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/skiffhq/skiff/internal/pglisten"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
@@ -255,8 +256,8 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	svc.DedicatedIPs.Config = dedicated
 	logDedicatedIPs(log, dedicated.Pool, srv.Addrs(), len(cfg.TrustedProxies) > 0)
 	bg.run(srv.ListenAndServe)
-	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.URL, log) })
-	bg.run(func(ctx context.Context) error { return listenAccess(ctx, backend, d.URL, log) })
+	bg.run(func(ctx context.Context) error { return listenDedicatedIPs(ctx, dir, d.Notifications, log) })
+	bg.run(func(ctx context.Context) error { return listenAccess(ctx, backend, d.Notifications, log) })
 	c.publishSessions(srv, d, svc, bg, log)
 	return srv, nil
 }
@@ -267,7 +268,7 @@ func (c *ServeCmd) publishSessions(srv *sftp.Server, d *database, svc *domain.Do
 	node := &sftpsessions.Node{DB: d.DB, ID: uuid.NewString(), Name: sessionsNodeName(c.Activity.NodeName), TTL: c.SFTP.SessionsTTL}
 	events := svc.LiveSessions.Events
 	bg.run(func(ctx context.Context) error {
-		if err := events.Listen(ctx, d.URL, log); err != nil && ctx.Err() == nil {
+		if err := events.ListenOn(ctx, d.Notifications, log); err != nil && ctx.Err() == nil {
 			log.Error("SFTP session notifications stopped; sessions asked to end end at their node's next refresh, and subscriptions hear nothing", "err", err)
 		}
 		return nil
@@ -330,8 +331,8 @@ func (c *ServeCmd) sftpResources(log *slog.Logger) (*vfs.Counter, *vfs.ReplyBudg
 
 // listenDedicatedIPs hears other nodes' dedicated IP changes. Losing the
 // notifications is no failure: the directory then re-reads every second.
-func listenDedicatedIPs(ctx context.Context, dir *sftplogin.Directory, url string, log *slog.Logger) error {
-	if err := dir.Listen(ctx, url, log); err != nil && ctx.Err() == nil {
+func listenDedicatedIPs(ctx context.Context, dir *sftplogin.Directory, notifications *pglisten.Listener, log *slog.Logger) error {
+	if err := dir.ListenOn(ctx, notifications, log); err != nil && ctx.Err() == nil {
 		log.Error("dedicated IP change notifications stopped; the dedicated IPs are re-read every second instead", "err", err)
 	}
 	return nil
@@ -340,8 +341,8 @@ func listenDedicatedIPs(ctx context.Context, dir *sftplogin.Directory, url strin
 // listenAccess ends this node's sessions whose access another node
 // withdrew. Losing the notifications is no failure: sessions then see
 // revocations at their next operation.
-func listenAccess(ctx context.Context, backend *sftp.TenantBackend, url string, log *slog.Logger) error {
-	if err := backend.ListenAccess(ctx, url, log); err != nil && ctx.Err() == nil {
+func listenAccess(ctx context.Context, backend *sftp.TenantBackend, notifications *pglisten.Listener, log *slog.Logger) error {
+	if err := sftplogin.ListenAccessOn(ctx, notifications, backend.AccessChanges(), log); err != nil && ctx.Err() == nil {
 		log.Error("SFTP access change notifications stopped; open sessions see revocations at their next operation instead", "err", err)
 	}
 	return nil

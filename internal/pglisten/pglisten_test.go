@@ -87,14 +87,23 @@ func (r *recorder) expectNone(t *testing.T, d time.Duration) {
 	}
 }
 
-// startRun runs Run in a goroutine. stop ends its context and fails the
-// test unless Run then returns context.Canceled promptly; it runs when the
-// test ends if the test has not called it.
+// startRun runs Run in a goroutine until stop (see runUntilStopped).
 func startRun(t *testing.T, dsn string, r *recorder) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return runUntilStopped(t, context.Background(), "Run", func(ctx context.Context) error {
+		return pglisten.Run(ctx, dsn, channel, r.handler())
+	})
+}
+
+// runUntilStopped runs fn in a goroutine on a context of its own, under
+// parent. stop ends that context and fails the test unless fn then returns
+// context.Canceled promptly; it runs when the test ends if the test has
+// not called it.
+func runUntilStopped(t *testing.T, parent context.Context, name string, fn func(context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
-	go func() { done <- pglisten.Run(ctx, dsn, channel, r.handler()) }()
+	go func() { done <- fn(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -102,10 +111,10 @@ func startRun(t *testing.T, dsn string, r *recorder) (stop func()) {
 			select {
 			case err := <-done:
 				if !errors.Is(err, context.Canceled) {
-					t.Errorf("Run returned %v, want context.Canceled", err)
+					t.Errorf("%s returned %v, want context.Canceled", name, err)
 				}
 			case <-time.After(wait):
-				t.Errorf("Run did not return within %v of its context ending", wait)
+				t.Errorf("%s did not return within %v of its context ending", name, wait)
 			}
 		})
 	}
@@ -200,4 +209,100 @@ func TestRunEndsWhileNoServerAnswers(t *testing.T) {
 	if log := r.log.String(); !strings.Contains(log, "pglisten test: cannot connect for notifications") {
 		t.Errorf("failed connection attempts are not logged; log:\n%s", log)
 	}
+}
+
+// listenOn runs l.Listen for r until stop (see runUntilStopped).
+func listenOn(t *testing.T, ctx context.Context, l *pglisten.Listener, ch string, r *recorder) (stop func()) {
+	t.Helper()
+	return runUntilStopped(t, ctx, "Listen("+ch+")", func(ctx context.Context) error {
+		return l.Listen(ctx, ch, r.handler())
+	})
+}
+
+// listenBackends counts the server's connections named app.
+func listenBackends(t *testing.T, dsn, app string) int {
+	t.Helper()
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// One connection serves every owner: each hears its own channel only, a
+// reconnection makes every one of them resync, and one owner's end leaves
+// the others listening.
+func TestListenerSharesOneConnection(t *testing.T) {
+	t.Parallel()
+	s, _ := pgtest.PrivateServer(t)
+	dsn := s.URL("postgres")
+	const app = "pglisten_shared"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := pglisten.Start(ctx, dsn+"&application_name="+app, nil)
+
+	channels := []string{"owner_a", "owner_b", "owner_c"}
+	owners := map[string]*recorder{}
+	stops := map[string]func(){}
+	for _, ch := range channels {
+		owners[ch] = newRecorder()
+		stops[ch] = listenOn(t, ctx, l, ch, owners[ch])
+	}
+	for _, ch := range channels {
+		owners[ch].expect(t, resync, listening)
+	}
+	if n := listenBackends(t, dsn, app); n != 1 {
+		t.Fatalf("%d connections listen for %d owners, want 1", n, len(channels))
+	}
+	if err := l.Listen(ctx, "owner_a", newRecorder().handler()); err == nil {
+		t.Error("a second owner of a channel was accepted")
+	}
+
+	for _, ch := range channels {
+		notify(t, dsn, ch, "for "+ch)
+	}
+	for _, ch := range channels {
+		owners[ch].expect(t, "notify for "+ch)
+		owners[ch].expectNone(t, 0)
+	}
+
+	// The connection is lost: every owner stops trusting its copies, and
+	// once it is back every owner re-reads everything.
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range channels {
+		owners[ch].expect(t, notListening, resync, listening)
+	}
+	for _, ch := range channels {
+		notify(t, dsn, ch, "again "+ch)
+		owners[ch].expect(t, "notify again "+ch)
+	}
+	if n := listenBackends(t, dsn, app); n != 1 {
+		t.Fatalf("%d connections after the reconnection, want 1", n)
+	}
+
+	// One owner ends; the others still hear theirs.
+	stops["owner_a"]()
+	owners["owner_a"].expect(t, notListening)
+	notify(t, dsn, "owner_a", "nobody")
+	notify(t, dsn, "owner_b", "still")
+	owners["owner_b"].expect(t, "notify still")
+	owners["owner_a"].expectNone(t, 200*time.Millisecond)
+	// Its channel may have another owner.
+	again := newRecorder()
+	listenOn(t, ctx, l, "owner_a", again)
+	again.expect(t, resync, listening)
+	notify(t, dsn, "owner_a", "new owner")
+	again.expect(t, "notify new owner")
 }

@@ -89,7 +89,12 @@ func (l *Live) publish(r recorded) {
 // watchers of its account until ctx ends. While the connection is down,
 // watchers hear nothing (they list the log to catch up).
 func (l *Live) Listen(ctx context.Context, dsn string, log *slog.Logger) error {
-	return pglisten.Run(ctx, dsn, LiveChannel, pglisten.Handler{
+	return l.ListenOn(ctx, pglisten.Start(ctx, dsn, log), log)
+}
+
+// ListenOn is Listen on the node's shared notification connection nl.
+func (l *Live) ListenOn(ctx context.Context, nl *pglisten.Listener, log *slog.Logger) error {
+	return nl.Listen(ctx, LiveChannel, pglisten.Handler{
 		Name: "sftp activity",
 		Notify: func(payload string) {
 			if r, ok := parseRecorded(payload); ok {

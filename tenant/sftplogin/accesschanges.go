@@ -30,9 +30,16 @@ type AccessChanges struct {
 // notifications on AccessChannel at dsn, to h until ctx ends. While its
 // connection is down, nothing is reported: sessions then rely on their
 // gate's periodic check. It returns ctx.Err() when ctx ends, or an error if
-// the server refused to LISTEN. Call it once per node, in a goroutine.
+// the server refused to LISTEN. Call it (or ListenAccessOn) once per node, in
+// a goroutine.
 func ListenAccess(ctx context.Context, dsn string, h AccessChanges, log *slog.Logger) error {
-	return pglisten.Run(ctx, dsn, AccessChannel, pglisten.Handler{
+	return ListenAccessOn(ctx, pglisten.Start(ctx, dsn, log), h, log)
+}
+
+// ListenAccessOn is ListenAccess on the node's shared notification
+// connection l.
+func ListenAccessOn(ctx context.Context, l *pglisten.Listener, h AccessChanges, log *slog.Logger) error {
+	return l.Listen(ctx, AccessChannel, pglisten.Handler{
 		Name: "SFTP access changes",
 		Notify: func(payload string) {
 			if account, user, ok := parseAccessChange(payload); ok {

@@ -159,9 +159,14 @@ func (d *Directory) LoadDedicatedIPs(ctx context.Context) error {
 // read them again at once. While its connection is down, the copy is read
 // again when older than a second; once it is back, at once. Listen returns
 // ctx.Err() when ctx ends, or an error if the server refused to LISTEN (the
-// one-second fallback then stays). Call it once per Directory, in a
-// goroutine.
+// one-second fallback then stays). Call it (or ListenOn) once per Directory,
+// in a goroutine.
 func (d *Directory) Listen(ctx context.Context, dsn string, log *slog.Logger) error {
+	return d.ListenOn(ctx, pglisten.Start(ctx, dsn, log), log)
+}
+
+// ListenOn is Listen on the node's shared notification connection l.
+func (d *Directory) ListenOn(ctx context.Context, l *pglisten.Listener, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -207,7 +212,7 @@ func (d *Directory) Listen(ctx context.Context, dsn string, log *slog.Logger) er
 			log.Warn("dedicated IPs: cannot read them again; the next connection retries", "err", err)
 		}
 	}
-	return pglisten.Run(ctx, dsn, DedicatedIPChannel, pglisten.Handler{
+	return l.Listen(ctx, DedicatedIPChannel, pglisten.Handler{
 		Name:      "dedicated IPs",
 		Notify:    reread,
 		Resync:    func() { reread("") },

@@ -108,7 +108,12 @@ func (e *Events) resync() {
 // ends. Losing the connection is logged; the nodes' refreshes still end
 // requested sessions (Node.Publish), a few seconds later.
 func (e *Events) Listen(ctx context.Context, dsn string, log *slog.Logger) error {
-	return pglisten.Run(ctx, dsn, EventsChannel, pglisten.Handler{
+	return e.ListenOn(ctx, pglisten.Start(ctx, dsn, log), log)
+}
+
+// ListenOn is Listen on the node's shared notification connection l.
+func (e *Events) ListenOn(ctx context.Context, l *pglisten.Listener, log *slog.Logger) error {
+	return l.Listen(ctx, EventsChannel, pglisten.Handler{
 		Name: "sftp sessions",
 		Notify: func(payload string) {
 			if ev, ok := parseEvent(payload); ok {
