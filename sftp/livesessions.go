@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -84,7 +85,7 @@ func (s *Server) LiveSessions() []*sftpsessions.Session {
 			continue
 		}
 		row := &sftpsessions.Session{
-			ID: c.live.id, AccountID: c.login.AccountID, UserID: c.login.UserID, Login: c.login.Login,
+			ID: c.live.id, AccountID: c.login.AccountID, UserID: c.login.UserID, Login: cmp.Or(c.login.LoginUsed, c.login.Login),
 			ClientAddress: c.live.remote.String(), ClientSoftware: c.live.client, StartedAt: c.live.started,
 			Operation: sftpsessions.Idle,
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,28 @@ func TestDeadNodesSessionsDropOut(t *testing.T) {
 		}
 		return rows == 1
 	})
+}
+
+// The sessions list names the login the client used: a custom login on the
+// account's dedicated IP, as the activity log does, and the login ID
+// elsewhere.
+func TestLiveSessionsNameTheLoginUsed(t *testing.T) {
+	f := newDedicatedFixture(t)
+	_, userID := f.userContext(f.uma)
+	if _, err := f.svc.SFTP.SetCustomSFTPLogin(f.ownerContext(f.acme), userID, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	n := f.node()
+	f.session(n, "Acme's user by custom login on Acme's IP", acmeTestIP, "backup")
+	f.session(n, "Acme's user by login ID on the shared address", sharedTestIP, f.uma)
+	var logins []string
+	for _, s := range n.srv.LiveSessions() {
+		logins = append(logins, s.Login)
+	}
+	want := []string{"backup", f.uma}
+	slices.Sort(logins)
+	slices.Sort(want)
+	if !slices.Equal(logins, want) {
+		t.Errorf("the live sessions' logins are %v, want %v", logins, want)
+	}
 }
