@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,10 +20,13 @@ import (
 
 // Loopback addresses of the cluster test: clients reach HAProxy on
 // clusterFront, from clusterClient (so that the nodes' logs show whose
-// address the PROXY header carried, not the balancer's).
+// address the PROXY header carried, not the balancer's). clusterDedicated
+// is the balancer's second frontend, an account's dedicated IP: it is in the
+// nodes' --dedicated-ip-pool, and no node listens on it.
 const (
-	clusterFront  = "127.0.0.31"
-	clusterClient = "127.0.0.32"
+	clusterFront     = "127.0.0.31"
+	clusterClient    = "127.0.0.32"
+	clusterDedicated = "127.0.0.33"
 )
 
 // haproxy runs HAProxy in the foreground with cfg until the test ends.
@@ -93,10 +97,16 @@ func waitListening(t *testing.T, addr string) {
 }
 
 // sftpLogins counts the SFTP logins a node logged from the cluster's client.
-func sftpLogins(s *served) int {
+func sftpLogins(s *served) int { return clientLines(s, "sftp login") }
+
+// clientLines counts the lines with message msg that a node logged about
+// the cluster's client and that also hold every one of attrs (e.g.
+// "dest=127.0.0.33").
+func clientLines(s *served, msg string, attrs ...string) int {
 	n := 0
 	for _, line := range strings.Split(s.stderr.String(), "\n") {
-		if strings.Contains(line, "sftp login") && strings.Contains(line, "remote="+clusterClient+" ") {
+		if strings.Contains(line, "msg="+strconv.Quote(msg)+" ") && strings.Contains(line, " remote="+clusterClient+" ") &&
+			!slices.ContainsFunc(attrs, func(a string) bool { return !strings.Contains(line, " "+a+" ") }) {
 			n++
 		}
 	}
@@ -107,9 +117,12 @@ func sftpLogins(s *served) int {
 // real HAProxy in TCP mode with PROXY protocol v2, as docs/OPERATIONS.md
 // lays the deployment out. Through the balancer: logins land on both
 // nodes, each node sees the client's own address, a file uploaded through
-// one node is downloaded through the other, and when the node serving a
-// download is killed (SIGKILL) the client reconnects through the balancer,
-// resumes the download on the other node, and the file arrives whole.
+// one node is downloaded through the other, what support and an owner
+// change through one node's API holds on the other (clusterControl:
+// dedicated-IP routing and host keys, a session disconnect, SFTP turned
+// off), and when the node serving a download is killed (SIGKILL) the
+// client reconnects through the balancer, resumes the download on the
+// other node, and the file arrives whole.
 func TestClusterBehindHAProxy(t *testing.T) { clusterBehindHAProxy(t, nil) }
 
 // The same cluster with the files in one S3 bucket (storage/s3 on a
@@ -131,15 +144,15 @@ func clusterBehindHAProxy(t *testing.T, storage func(env []string) []string) {
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Skip("the OpenSSH sftp client is not installed")
 	}
-	env := append(nodesEnv(t), "SKIFF_PROXY_TRUSTED=127.0.0.1/32")
+	env := append(nodesEnv(t), "SKIFF_PROXY_TRUSTED=127.0.0.1/32", "SKIFF_DEDICATED_IP_POOL="+clusterDedicated)
 	if storage != nil {
 		env = storage(env)
 	}
 	nodes := []*served{
-		serveBinary(t, env, "--data-dir="+newDataDir(t)),
-		serveBinary(t, env, "--data-dir="+newDataDir(t)),
+		serveBinary(t, env, "--data-dir="+newDataDir(t), "--node-name=one"),
+		serveBinary(t, env, "--data-dir="+newDataDir(t), "--node-name=two"),
 	}
-	front := freeAddrOn(t, clusterFront)
+	front, dedicated := freeAddrOn(t, clusterFront), freeAddrOn(t, clusterDedicated)
 	haproxy(t, fmt.Sprintf(`global
   maxconn 100
 defaults
@@ -152,12 +165,16 @@ defaults
 frontend sftp
   bind %s
   default_backend skiff
+frontend dedicated
+  bind %s
+  default_backend skiff
 backend skiff
   balance roundrobin
   server one %s send-proxy-v2 check check-send-proxy inter 300ms fall 1 rise 2
   server two %s send-proxy-v2 check check-send-proxy inter 300ms fall 1 rise 2
-`, front, nodes[0].sftp, nodes[1].sftp))
+`, front, dedicated, nodes[0].sftp, nodes[1].sftp))
 	waitListening(t, front)
+	waitListening(t, dedicated)
 
 	login := ownerSFTPLogin(t, nodes[0], "boss@acme.example", acmePassword)
 	run := func(options []string, commands string) (string, error) {
@@ -192,6 +209,8 @@ backend skiff
 			t.Errorf("node %d logs the balancer's health checks as failed handshakes", i+1)
 		}
 	}
+
+	clusterControl(t, env, nodes, front, dedicated)
 
 	// A download, slowed to take seconds, and the node serving it killed.
 	big := make([]byte, 24<<20)
@@ -285,4 +304,160 @@ func firstDifference(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// clusterStaffPassword is the password of the cluster's support login.
+const clusterStaffPassword = "support's long password"
+
+// databaseEnv is the database setting of a node's environment, for `skiff admin`.
+func databaseEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return !strings.HasPrefix(kv, "SKIFF_DATABASE_URL=") })
+}
+
+// sessionOf waits until the account's sessions list, read through api,
+// shows a live session of login, and returns its ID and node name.
+func sessionOf(t *testing.T, api *server, token, login string) (id, node string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := api.gql(t, token, `{ account { sftpSessions { id login node } } }`, nil)
+		list, _ := path(d, "account", "sftpSessions").([]any)
+		for _, s := range list {
+			if str(s, "login") == login {
+				return str(s, "id"), str(s, "node")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live session of %s in the sessions list: %v", login, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// closesWithin checks that the client sees its connection close within
+// limit of since, when what was asked, and returns how long it took.
+func (l *liveSFTP) closesWithin(t *testing.T, since time.Time, limit time.Duration, what string) time.Duration {
+	t.Helper()
+	select {
+	case <-l.closed:
+		return time.Since(since)
+	case <-time.After(limit - time.Since(since)):
+		t.Errorf("%s: still connected %v after %s", l.name, limit, what)
+		return limit
+	}
+}
+
+// clusterControl checks, through the balancer, that what support and an
+// account's admins change through one node's GraphQL API holds on the other
+// node: support provisions a dedicated IP (the balancer's second frontend)
+// through node one, and a custom login on it reaches the account's files
+// with the account's own host key on both nodes, while the shared frontend
+// presents the deployment's keys and refuses the custom login. A session
+// disconnect and turning a user's SFTP off, each asked of the node that
+// does not hold the session, end that session within about a second, and
+// the user cannot log in again through either node.
+func clusterControl(t *testing.T, env []string, nodes []*served, front, dedicated string) {
+	// The first support login is made with `skiff admin create-staff`, as docs/OPERATIONS.md says.
+	if r := runSkiff(t, databaseEnv(env), "admin", "create-staff", "--email=support@skiff.example", "--name=Support",
+		"--password="+clusterStaffPassword); r.code != 0 {
+		t.Fatalf("create-staff: exit %d\n%s", r.code, r.stderr)
+	}
+	api := []*server{{http: nodes[0].http}, {http: nodes[1].http}}
+	byName := map[string]int{"one": 0, "two": 1}
+	staff := api[0].login(t, "support@skiff.example", clusterStaffPassword)
+	owners := []string{api[0].login(t, "boss@acme.example", acmePassword), api[1].login(t, "boss@acme.example", acmePassword)}
+	acme := str(api[1].gql(t, owners[1], `{ account { id } }`, nil), "account", "id")
+
+	// Support provisions the balancer's second address through node one.
+	d := api[0].gql(t, staff, `mutation($a: ID!, $ip: String) { provisionDedicatedIp(input: {accountId: $a, address: $ip}) {
+		dedicatedIp { address hostKeyFingerprints { fingerprint } } userErrors { message } } }`, map[string]any{"a": acme, "ip": clusterDedicated})
+	keys := fingerprintsIn(path(d, "provisionDedicatedIp", "dedicatedIp", "hostKeyFingerprints"))
+	if str(d, "provisionDedicatedIp", "dedicatedIp", "address") != clusterDedicated || len(keys) == 0 {
+		t.Fatalf("provisioning %s: %v", clusterDedicated, d)
+	}
+	shared := fingerprintsIn(path(api[1].gql(t, owners[1], `{ sftpServer { hostKeyFingerprints { fingerprint } } }`, nil),
+		"sftpServer", "hostKeyFingerprints"))
+	if len(shared) == 0 || slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(shared, k) }) {
+		t.Fatalf("host keys: the dedicated IP's %v, the deployment's %v", keys, shared)
+	}
+	// The owner, through node two, gives Alice the custom login "backup".
+	d = api[1].gql(t, owners[1], `mutation($e: String!, $p: String!) { createUser(input: {email: $e, name: "Alice", password: $p,
+		sftpEnabled: true, customSftpLogin: "backup"}) { user { id sftp { credentials { customLogin dedicatedHost } } } userErrors { message } } }`,
+		map[string]any{"e": "alice@acme.example", "p": alicePass})
+	alice := str(d, "createUser", "user", "id")
+	if alice == "" || str(d, "createUser", "user", "sftp", "credentials", "dedicatedHost") != clusterDedicated {
+		t.Fatalf("creating Alice: %v", d)
+	}
+
+	// Through the dedicated frontend, round robin puts Alice's logins on
+	// both nodes; each routes by the address in the PROXY header and
+	// presents the account's key. The shared frontend does not know "backup".
+	local := filepath.Join(t.TempDir(), "alice.txt")
+	if err := os.WriteFile(local, []byte("Alice's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sftpRunWith(t, dedicated, "backup", "", alicePass, []string{"-o", "BindAddress=" + clusterClient}, "put "+local+" alice.txt\n"); err != nil {
+		t.Fatalf("Alice's upload through the dedicated frontend: %v\n%s", err, out)
+	}
+	for i := range 3 {
+		seen, err := goLogin(t, clusterClient, dedicated, nil, "backup", alicePass)
+		if err != nil || !slices.Equal(seen.files, []string{"alice.txt"}) {
+			t.Errorf("login %d through the dedicated frontend: %+v, %v; want only alice.txt", i+1, seen, err)
+		}
+		if !slices.Contains(keys, seen.hostKey) {
+			t.Errorf("login %d through the dedicated frontend: host key %s is not the account's %v", i+1, seen.hostKey, keys)
+		}
+	}
+	for i, n := range nodes {
+		if got := clientLines(n, "sftp login", "dest="+clusterDedicated); got < 1 {
+			t.Errorf("node %d logged %d logins to %s, want at least one (round robin)", i+1, got, clusterDedicated)
+		}
+	}
+	for range 2 {
+		if seen, err := goLogin(t, clusterClient, front, nil, "backup", alicePass); err == nil {
+			t.Errorf("the custom login got in through the shared frontend: %+v", seen)
+		} else if !slices.Contains(shared, seen.hostKey) {
+			t.Errorf("the shared frontend presents %s, not the deployment's %v", seen.hostKey, shared)
+		}
+	}
+
+	// A disconnect asked of the node that does not hold the session.
+	live := openLive(t, "Alice's session through the balancer", clusterClient, dedicated, nil, "backup", alicePass)
+	id, holder := sessionOf(t, api[0], owners[0], "backup")
+	other, ok := byName[holder]
+	if !ok {
+		t.Fatalf("the session is on node %q", holder)
+	}
+	other = 1 - other
+	asked := time.Now()
+	d = api[other].gql(t, owners[other], `mutation($id: ID!) { disconnectSftpSession(input: {id: $id}) { session { id } userErrors { message } } }`,
+		map[string]any{"id": id})
+	if str(d, "disconnectSftpSession", "session", "id") != id {
+		t.Fatalf("disconnectSftpSession: %v", d)
+	}
+	took := live.closesWithin(t, asked, 2*time.Second, "disconnectSftpSession")
+	t.Logf("a disconnect asked of node %d ended the session on node %s in %v", other+1, holder, took)
+
+	// Alice's SFTP turned off through the node that does not hold her new session.
+	live = openLive(t, "Alice's second session through the balancer", clusterClient, dedicated, nil, "backup", alicePass)
+	_, holder = sessionOf(t, api[1], owners[1], "backup")
+	other = 1 - byName[holder]
+	asked = time.Now()
+	d = api[other].gql(t, owners[other], `mutation($u: ID!) { setSftpAccess(input: {userId: $u, enabled: false}) { userErrors { message } } }`,
+		map[string]any{"u": alice})
+	if msgs, _ := path(d, "setSftpAccess", "userErrors").([]any); len(msgs) > 0 {
+		t.Fatalf("setSftpAccess: %v", d)
+	}
+	took = live.closesWithin(t, asked, 2*time.Second, "setSftpAccess off")
+	t.Logf("turning SFTP off through node %d ended the session on node %s in %v", other+1, holder, took)
+	for i := range 2 {
+		if seen, err := goLogin(t, clusterClient, dedicated, nil, "backup", alicePass); err == nil {
+			t.Errorf("login %d after SFTP was turned off got in: %+v", i+1, seen)
+		}
+	}
+	for i, n := range nodes {
+		if clientLines(n, "sftp login refused", "dest="+clusterDedicated, "login=backup") < 1 {
+			t.Errorf("node %d did not refuse a login of backup after SFTP was turned off (round robin)", i+1)
+		}
+	}
 }
