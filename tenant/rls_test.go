@@ -2,7 +2,10 @@ package tenant_test
 
 import (
 	"context"
+	"net/netip"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -97,5 +100,81 @@ func TestUnfilteredQueriesSeeOnlyTheirTenant(t *testing.T) {
 	}
 	if role.User != tenant.AppRole || role.Bypass || role.Super || role.OwnTables != 0 {
 		t.Fatalf("runtime role = %+v", role)
+	}
+}
+
+// The login scopes move a user's last login forward (through the triggers
+// on tokens and sftp_credentials) and change nothing else of any user: not
+// their email, role, SFTP access, password, allowlist or deletion (migration 00145).
+func TestLoginScopesTouchOnlyLastLogin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.OpenStore(t)
+	svc := domain.New(db)
+	sys := tenant.SystemContext(ctx)
+	const email, password = "o@alpha.example", "correct horse battery staple"
+	a, owner, err := svc.Accounts.CreateAccount(sys, account.CreateAccountInput{Name: "Alpha", OwnerEmail: email, OwnerName: "A", OwnerPassword: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Email     string     `db:"email"`
+		Role      string     `db:"role"`
+		SFTP      bool       `db:"sftp_enabled"`
+		Hash      *string    `db:"password_hash"`
+		Allowlist string     `db:"ip_allowlist"`
+		Deleted   *time.Time `db:"deleted_at"`
+		LastLogin *time.Time `db:"last_login_at"`
+	}
+	read := func() row {
+		t.Helper()
+		var r row
+		if err := db.InAccount(ctx, a.ID, func(tx *sqlx.Tx) error {
+			return tx.GetContext(ctx, &r, `SELECT email, role, sftp_enabled, password_hash, ip_allowlist::text, deleted_at, last_login_at FROM users WHERE id = $1`, owner.ID)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if _, err := svc.People.Login(ctx, email, password, netip.MustParseAddr("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	before := read()
+	if before.LastLogin == nil {
+		t.Fatal("a login did not set the user's last login")
+	}
+
+	for _, scope := range []tenant.Scope{tenant.ScopeAuth, tenant.ScopeDirectory} {
+		for _, set := range []string{
+			"email = 'thief@evil.example'", "role = 'USER'", "sftp_enabled = NOT sftp_enabled", "password_hash = NULL",
+			"ip_allowlist = '{10.0.0.0/8}'", "deleted_at = now()",
+			// Only the login triggers set it, and only forward.
+			"last_login_at = now() + interval '1 year'",
+		} {
+			var changed int64
+			err := db.CrossTenant(ctx, scope, func(tx *sqlx.Tx) error {
+				res, err := tx.ExecContext(ctx, `UPDATE users SET `+set+` WHERE id = $1`, owner.ID)
+				if err != nil {
+					return err
+				}
+				changed, err = res.RowsAffected()
+				return err
+			})
+			if err == nil && changed != 0 {
+				t.Errorf("scope %s: UPDATE users SET %s changed %d rows", scope, set, changed)
+			}
+		}
+	}
+	if after := read(); !reflect.DeepEqual(after, before) {
+		t.Errorf("the login scopes changed the user: %+v, was %+v", after, before)
+	}
+
+	// A later login still moves it forward.
+	time.Sleep(10 * time.Millisecond)
+	if _, err := svc.People.Login(ctx, email, password, netip.MustParseAddr("192.0.2.1")); err != nil {
+		t.Fatal(err)
+	}
+	if after := read(); after.LastLogin == nil || !after.LastLogin.After(*before.LastLogin) {
+		t.Errorf("last login after a second login = %v, was %v", after.LastLogin, before.LastLogin)
 	}
 }
