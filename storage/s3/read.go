@@ -162,9 +162,11 @@ func (r *reader) fetch() {
 func (r *reader) Stat() (fs.FileInfo, error) { return r.fi, nil }
 
 func (r *reader) Close() error {
+	// GETs in flight end first: a ReadAt waiting for one holds the lock,
+	// and a store that stalls would hold Close with it.
+	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cancel() // GETs in flight end; their chunks are dropped
 	r.chunks = nil
 	r.closed = true
 	return nil
