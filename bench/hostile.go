@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/bytesize"
 )
 
 // The hostile benchmark's server configuration: a reply budget small
@@ -134,7 +136,7 @@ func (r *runner) hostile(ctx context.Context) error {
 	}
 	bound := int64(hostileReplyBudget + 128<<20)
 	sec := r.report.section(fmt.Sprintf("Hostile clients: %d connections pipelining reads, %d holding open files, one honest %s download",
-		n, n, sizeName(r.cfg.FileSize)),
+		n, n, bytesize.Exact(r.cfg.FileSize)),
 		"measure", "value", "goal")
 	sec.row("flooding connections (each "+strconv.Itoa(hostilePipelined)+" × 255 KiB READs, replies never read)", fmt.Sprint(floods), fmt.Sprint(n))
 	sec.row(fmt.Sprintf("open files held (cap %d per connection)", hostileHandleCap), fmt.Sprint(hoards), fmt.Sprint(n*hostileHandleCap))

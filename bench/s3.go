@@ -17,6 +17,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/bytesize"
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage/s3"
 )
@@ -114,7 +115,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	}
 	mbps := func(d time.Duration) float64 { return float64(r.cfg.FileSize) / 1e6 / d.Seconds() }
 
-	sec := r.report.section(fmt.Sprintf("S3-backed storage against rclone, same versitygw (%s), %s file", fsType(r.work), sizeName(r.cfg.FileSize)),
+	sec := r.report.section(fmt.Sprintf("S3-backed storage against rclone, same versitygw (%s), %s file", fsType(r.work), bytesize.Exact(r.cfg.FileSize)),
 		"case", "Skiff", "rclone (best tuning)", "Skiff/rclone")
 
 	// Uploads.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/bytesize"
 )
 
 // target is one server as the transfer benchmark drives it.
@@ -126,7 +128,7 @@ func (r *runner) throughput(ctx context.Context) error {
 	}
 
 	sec := r.report.section(fmt.Sprintf("Transfer throughput: OpenSSH sftp client, %s per stream, median of %d",
-		sizeName(r.cfg.FileSize), r.cfg.Reps),
+		bytesize.Exact(r.cfg.FileSize), r.cfg.Reps),
 		"cipher", "direction", "streams", "Skiff server", "Skiff MB/s", "OpenSSH MB/s", "Skiff/OpenSSH",
 		"Skiff CPU s/GB", "OpenSSH CPU s/GB", "Skiff peak RSS", "OpenSSH peak RSS")
 	targets := r.targets()
@@ -388,16 +390,6 @@ func direction(upload bool) string {
 func shortCipher(c string) string {
 	c, _, _ = strings.Cut(c, "@")
 	return c
-}
-
-func sizeName(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func num(v float64, format string) string {

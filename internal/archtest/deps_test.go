@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"internal/pgserver": nil,
 	"internal/testkit":  nil,
 	"internal/sqlcount": nil,
+	"internal/bytesize": nil,
 
 	// Below the domain.
 	"policy": {"tenant", "internal/pglisten"},
@@ -59,7 +60,7 @@ var allowed = map[string][]string{
 	"internal/archtest":   nil,
 	"internal/s3test":     nil,
 	"storage/storagetest": {"storage"},
-	"storage/s3":          {"storage"},
+	"storage/s3":          {"storage", "internal/bytesize"},
 
 	// The binary and the benchmarks wire everything; nothing imports them.
 	"cmd/skiff":            {"*"},

@@ -15,6 +15,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/skiffhq/skiff/internal/bytesize"
 	"github.com/skiffhq/skiff/storage"
 )
 
@@ -324,7 +325,7 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 		}
 		if len(objs) > t.s.cfg.MoveMaxFiles || total > t.s.cfg.MoveMaxBytes {
 			return unsupported("rename", fmt.Sprintf("folders with more than %d files or %s cannot be renamed on this storage: "+
-				"move their contents in smaller parts", t.s.cfg.MoveMaxFiles, humanBytes(t.s.cfg.MoveMaxBytes)))
+				"move their contents in smaller parts", t.s.cfg.MoveMaxFiles, bytesize.Exact(t.s.cfg.MoveMaxBytes)))
 		}
 	}
 	hasMarker := false
@@ -399,16 +400,6 @@ func urlPathEscape(key string) string {
 		}
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // fileInfo describes an object or a folder.
