@@ -53,6 +53,16 @@ type routeTable struct {
 // grew too old, costs one.
 func (d *Directory) DedicatedIPReads() uint64 { return d.routes.reads.Load() }
 
+// DedicatedIPsReadAt is when the read of the directory's copy of the
+// dedicated IPs in use began (zero before the first): the copy holds every
+// change committed before then.
+func (d *Directory) DedicatedIPsReadAt() time.Time {
+	if t := d.routes.table.Load(); t != nil {
+		return t.read
+	}
+	return time.Time{}
+}
+
 // dedicatedRoutes is a Directory's copy of the dedicated IPs in use. Before
 // Listen is called there is no copy to trust: every connection reads the
 // list (tests and tools that never listen see every change at once).
@@ -171,9 +181,22 @@ func (d *Directory) ListenOn(ctx context.Context, l *pglisten.Listener, log *slo
 		log = slog.Default()
 	}
 	d.routes.listened.Store(true)
+	// reread reads the list again now, on the calling goroutine, rather
+	// than in the next connection. Not DedicatedIPsChanged: that would read
+	// on a context Listen's end does not cancel.
+	reread := func(retry string) {
+		d.routes.gen.Add(1)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := d.routeTable(rctx); err != nil && ctx.Err() == nil {
+			log.Warn("dedicated IPs: cannot read them again; "+retry, "err", err)
+		}
+	}
 	// With a change callback, read again every second while the
 	// notification connection is down, rather than at the next connection.
-	// It outlives Listen only when the server refused to LISTEN, until ctx
+	// Every tick reads: skipping a copy not yet a second old (one read at
+	// the last tick, a moment after it) would read every other second. It
+	// outlives Listen only when the server refused to LISTEN, until ctx
 	// ends.
 	fallbackDone := make(chan struct{})
 	defer func() {
@@ -191,31 +214,15 @@ func (d *Directory) ListenOn(ctx context.Context, l *pglisten.Listener, log *slo
 				return
 			case <-t.C:
 			}
-			if d.routes.listening.Load() || d.routes.onChange.Load() == nil {
-				continue
+			if !d.routes.listening.Load() && d.routes.onChange.Load() != nil {
+				reread("retrying in a second")
 			}
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if _, err := d.routeTable(rctx); err != nil && ctx.Err() == nil {
-				log.Warn("dedicated IPs: cannot read them again; retrying in a second", "err", err)
-			}
-			cancel()
 		}
 	}()
-	reread := func(string) {
-		// Not DedicatedIPsChanged: that would read on a context Listen's
-		// end does not cancel, before the read below.
-		d.routes.gen.Add(1)
-		// Read now, on this goroutine, rather than in the next login.
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if _, err := d.routeTable(rctx); err != nil && ctx.Err() == nil {
-			log.Warn("dedicated IPs: cannot read them again; the next connection retries", "err", err)
-		}
-	}
 	return l.Listen(ctx, DedicatedIPChannel, pglisten.Handler{
 		Name:      "dedicated IPs",
-		Notify:    reread,
-		Resync:    func() { reread("") },
+		Notify:    func(string) { reread("the next connection retries") },
+		Resync:    func() { reread("the next connection retries") },
 		Listening: d.routes.listening.Store,
 		Fallback:  "re-reading them every " + routesFallbackMaxAge.String(),
 		Log:       log,
