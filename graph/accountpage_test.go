@@ -26,7 +26,7 @@ const staffAccountsPage = `query($n: Int!) { accounts(first: $n) { edges { node 
 // size, and each row answers what the one-account services answer.
 func TestStaffAccountsPageCostDoesNotGrowWithPageSize(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newCostEnv(t)
 	pool, err := sftplogin.NewDedicatedIPPool([]netip.Prefix{netip.MustParsePrefix("192.0.2.16/28")})
 	if err != nil {
 		t.Fatal(err)

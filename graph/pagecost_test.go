@@ -14,7 +14,7 @@ import (
 // per-user fields are loaded in one batch each.
 func TestUserPageCostDoesNotGrowWithPageSize(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newCostEnv(t)
 	accountID, owner := e.account("Acme", "owner@acme.example")
 	staff := e.staff("support@skiff.example")
 	e.mustDo(staff, `mutation($a: ID!) { activateSftpModule(input: {accountId: $a, licences: 100}) { userErrors { message } } }`,
@@ -62,10 +62,8 @@ func TestUserPageCostDoesNotGrowWithPageSize(t *testing.T) {
 		}
 		return e.svc.DB.Transactions() - before
 	}
-	// The fewest of three tries: without a notification listener here, the
-	// permission cache trusts an account's policy for policy.DefaultMaxAge
-	// (1 s), so on a busy machine a request can find it stale and read it
-	// again — one transaction more that has nothing to do with page size.
+	// The fewest of three tries, as in env.cost: the account's policy is
+	// read into the cache once, on one try only.
 	fewest := func(n int) int64 {
 		least := cost(n)
 		for range 2 {
