@@ -232,6 +232,9 @@ func TestStorageQuotaOverSFTP(t *testing.T) {
 		t.Fatalf("upload past the quota: %v; want FAILURE \"quota exceeded\"", err)
 	}
 	w.wantUsage(w.owner, 600<<10)
+	// The refused upload's close gives its room back in the background:
+	// until then another session finds no room (the quota is tight).
+	w.wantNoReservations("after the refused upload")
 
 	// A connection dropped mid-upload.
 	c2 := w.connect(w.owner)
