@@ -235,7 +235,10 @@ func closeReason(err error) string {
 }
 
 // serveChannels accepts session channels until the connection ends, then
-// waits for them all. end closes the connection. It also refuses the
+// waits for them all. end closes the connection. Once the connection has
+// ended, a session that can be told so (a vfs.Session) hears it: a request
+// still at work only for its answer (check-file hashing a large file) has
+// nobody left to answer. It also refuses the
 // connection's global requests (keepalives, port forwarding), on the same
 // goroutine rather than one more per connection.
 func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, sess Session, open *vfs.Holder, log *slog.Logger, end func()) {
@@ -284,6 +287,9 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 			defer open.Release()
 			serveChannel(ch, reqs, sess, log, end)
 		}()
+	}
+	if l, ok := sess.(interface{ ConnectionLost() }); ok {
+		l.ConnectionLost()
 	}
 	wg.Wait()
 }

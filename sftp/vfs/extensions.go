@@ -218,6 +218,12 @@ func (h *handle) copyFrom(src *handle, roff, n, woff uint64) error {
 		left = min(left, max(fi.Size()-r, 0))
 	}
 	for left > 0 {
+		if h.s.ending.Err() != nil {
+			// The session ended: the copy is not finished, and an upload
+			// it was writing must not be kept by a close read after it.
+			h.failed.Store(true)
+			return errSessionEnded
+		}
 		chunk := min(left, copyChunk)
 		if err := h.startWrite(w, chunk); err != nil {
 			return err
@@ -378,13 +384,17 @@ func (c *conn) checkFile(id uint32, d decoder, byName bool) {
 	b := getBuffer(head + int(blocks)*sum.Size())
 	b.b = startPacket(b.b, fxpExtendedReply, id)
 	b.b = appendString(appendString(b.b, extCheckFile), alg.name)
+	// The hashing may read a large file for minutes: it stops when the
+	// session ends (access was withdrawn, the server stopped) or the
+	// client has left, rather than when it is done.
+	ctx := c.s.unheard
 	if block == 0 {
-		err = hashRange(sum, h, int64(start), int64(end-start))
+		err = hashRange(ctx, sum, h, int64(start), int64(end-start))
 		b.b = sum.Sum(b.b)
 	} else {
 		for off := start; off < end && err == nil; off += uint64(block) {
 			sum.Reset()
-			err = hashRange(sum, h, int64(off), int64(min(uint64(block), end-off)))
+			err = hashRange(ctx, sum, h, int64(off), int64(min(uint64(block), end-off)))
 			b.b = sum.Sum(b.b)
 		}
 	}
@@ -400,9 +410,9 @@ func (c *conn) serveCheckFileName(id uint32, d decoder)   { c.checkFile(id, d, t
 func (c *conn) serveCheckFileHandle(id uint32, d decoder) { c.checkFile(id, d, false) }
 
 // hashRange feeds n bytes of h at off to sum (fewer if the file is
-// shorter), through one pooled buffer.
-func hashRange(sum hash.Hash, h *handle, off, n int64) error {
-	return copyStream(sum, io.NewSectionReader(h, off, n))
+// shorter), through one pooled buffer, until ctx ends.
+func hashRange(ctx context.Context, sum hash.Hash, h *handle, off, n int64) error {
+	return copyStream(sum, ctxReader{ctx, io.NewSectionReader(h, off, n)})
 }
 
 // copyStream copies r to w through one pooled buffer.
@@ -414,14 +424,18 @@ func copyStream(w io.Writer, r io.Reader) error {
 }
 
 // HashFile feeds the file at p (a client path; relative ones start at the
-// start directory) to sum, streamed, until ctx ends: it needs the rights of
+// start directory) to sum, streamed, until ctx or the session ends: it needs the rights of
 // a download. Its errors say what coreutils' md5sum says ("No such file or
 // directory", "Permission denied", "Is a directory"), or the reason Skiff
 // refused; once the Gate has ended the session they also match ErrDenied.
 func (s *Session) HashFile(ctx context.Context, p string, sum hash.Hash) error {
 	h, err := s.openRead(p)
 	if err == nil {
+		ctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(s.unheard, cancel)
 		err = copyStream(sum, ctxReader{ctx, io.NewSectionReader(h, 0, math.MaxInt64)})
+		stop()
+		cancel()
 		h.Close()
 	}
 	switch {

@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha1"
@@ -307,6 +308,79 @@ func TestCheckFileNeedsDownload(t *testing.T) {
 	if _, _, code := r.checkFile(3, "check-file-handle", h, "md5", 0, 0, 0); code != codeDenied {
 		t.Errorf("check-file-handle without Download: status %d", code)
 	}
+}
+
+// A checksum of a large file is work the client asked for, but not work to
+// finish once nobody is left to answer: when the session ends (the
+// connection dropped, the server stops, access is withdrawn) the hashing
+// stops too, and the session's channels end within moments rather than
+// when the file has been read. Found by FuzzServe: a WRITE far past the end
+// makes a sparse file of 200 GB, then check-file hashed it for minutes.
+func TestChecksumsStopWhenTheSessionEnds(t *testing.T) {
+	skipOnS3(t, "a sparse file of many gigabytes needs a disk")
+	big := func(e *env) {
+		t.Helper()
+		name := filepath.Join(e.home(), "big.bin")
+		mustWrite(t, name, "")
+		// Sparse: 64 GiB to read, and minutes of hashing.
+		if err := os.Truncate(name, 64<<30); err != nil {
+			t.Skipf("no sparse file here: %v", err)
+		}
+	}
+	ended := func(t *testing.T, what string, done <-chan error) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s still runs 10 s after the session was closed", what)
+		}
+	}
+
+	t.Run("check-file", func(t *testing.T) {
+		e := newEnv(t)
+		big(e)
+		r := newRawInit(t, e.session)
+		r.send(packet(typeExtended, u32(1), str("check-file-name"), str("big.bin"), str("md5"), u64(0), u64(0), u32(0)))
+		time.Sleep(200 * time.Millisecond) // the hashing has started
+		closed := make(chan error, 1)
+		go func() { closed <- e.session.Close() }()
+		ended(t, "the channel's Serve", r.served)
+		ended(t, "Session.Close", closed)
+	})
+
+	t.Run("connection lost", func(t *testing.T) {
+		e := newEnv(t)
+		big(e)
+		r := newRawInit(t, e.session)
+		r.send(packet(typeExtended, u32(1), str("check-file-name"), str("big.bin"), str("md5"), u64(0), u64(0), u32(0)))
+		time.Sleep(200 * time.Millisecond)
+		e.session.ConnectionLost()
+		// The hashing stops; the channel goes on with what was received.
+		r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if typ, _ := r.recv(); typ != typeStatus {
+			t.Errorf("check-file after the connection was lost: reply of type %d, want a status", typ)
+		}
+		if code, _ := r.statusOf(2, packet(14, u32(2), str("/My Files/after"), u32(0)) /* MKDIR */); code != codeOK {
+			t.Errorf("a request after the lost answer: status %d", code)
+		}
+	})
+
+	t.Run("md5sum", func(t *testing.T) {
+		e := newEnv(t)
+		big(e)
+		hashed := make(chan error, 1)
+		go func() { hashed <- e.session.HashFile(context.Background(), "big.bin", md5.New()) }()
+		time.Sleep(200 * time.Millisecond)
+		e.session.Close()
+		select {
+		case err := <-hashed:
+			if err == nil {
+				t.Error("HashFile of a session that ended reported success")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("HashFile still runs 10 s after the session was closed")
+		}
+	})
 }
 
 // copyData sends a copy-data request and returns its status code.

@@ -548,8 +548,15 @@ func FuzzServe(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer store.Close()
+		// The account has a quota of 1 MiB, so that no input can make work
+		// beyond a few seconds: without one a WRITE far past the end makes
+		// a sparse file of any size, and check-file then reads it for
+		// minutes — work the client asked for, which stops when the client
+		// leaves (TestChecksumsStopWhenTheSessionEnds) but which this
+		// harness, which never leaves, would wait for.
 		s, err := vfs.NewSession(context.Background(), vfs.Config{
 			AccountID: accountID, UserID: userID, Storage: store, Gate: &gate{},
+			Quota:  newMemQuota(1 << 20),
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {

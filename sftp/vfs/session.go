@@ -100,8 +100,17 @@ type Session struct {
 	log    *slog.Logger
 	ctx    context.Context // ends when the session ends; for calls outside a request
 	cancel context.CancelFunc
-	stop   func() bool // stops the parent context's watch
-	start  time.Time   // mod time of the virtual directories
+	// ending ends as soon as the session is told to end (terminate):
+	// copy-data stops at its next chunk then rather than when it is done.
+	ending context.Context
+	endNow context.CancelFunc
+	// unheard ends with ending, or earlier when the connection is lost
+	// (ConnectionLost): work that only computes an answer, such as hashing
+	// a large file for check-file, stops then.
+	unheard context.Context
+	lost    context.CancelFunc
+	stop    func() bool // stops the parent context's watch
+	start   time.Time   // mod time of the virtual directories
 
 	gate    gateCache
 	shares  sharesCache
@@ -161,6 +170,8 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 		metrics:  cfg.Metrics,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.ending, s.endNow = context.WithCancel(s.ctx)
+	s.unheard, s.lost = context.WithCancel(s.ending)
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now, bg: s.ctx, refusedLater: s.endDenied}
 	s.gate.confirmed.Store(&s.start) // the login was checked
 	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now}
@@ -270,11 +281,20 @@ func (s *Session) Close() error {
 	return errors.Join(errs...)
 }
 
+// ConnectionLost tells the session that its connection is gone. The
+// requests already received are still carried out (an upload whose last
+// write and close arrived is kept, as before), but work that only computes
+// an answer nobody can now receive stops at its next block: check-file
+// hashing a large file, an md5sum.
+func (s *Session) ConnectionLost() { s.lost() }
+
 // terminate closes every channel being served without waiting for its
 // server: a read or a write blocked on a client that stopped reading then
 // fails, and the server closes the handles still open, discarding their
-// uploads.
+// uploads. Work under way in a request that reads no packets (check-file's
+// hashing, copy-data) stops at its next block: nobody is left to answer.
 func (s *Session) terminate() {
+	s.endNow()
 	s.mu.Lock()
 	s.closed = true
 	chans := make([]*conn, 0, len(s.channels))
