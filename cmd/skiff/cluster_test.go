@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/skiffhq/skiff/internal/s3test"
 )
 
@@ -334,6 +336,37 @@ func sessionOf(t *testing.T, api *server, token, login string) (id, node string)
 	}
 }
 
+// keyscan is the sorted SHA256 fingerprints of the host keys that
+// OpenSSH's ssh-keyscan collects at addr, of every type Skiff offers.
+func keyscan(t *testing.T, addr string) []string {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("ssh-keyscan", "-T", "10", "-p", port, "-t", "ed25519,ecdsa,rsa", host).Output()
+	if err != nil {
+		t.Fatalf("ssh-keyscan %s: %v\n%s", addr, err, out)
+	}
+	var fps []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(f[1] + " " + f[2]))
+		if err != nil {
+			t.Fatalf("ssh-keyscan %s: %q: %v", addr, line, err)
+		}
+		fps = append(fps, ssh.FingerprintSHA256(key))
+	}
+	return sorted(fps)
+}
+
+// sorted is a sorted copy of s.
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
 // closesWithin checks that the client sees its connection close within
 // limit of since, when what was asked, and returns how long it took.
 func (l *liveSFTP) closesWithin(t *testing.T, since time.Time, limit time.Duration, what string) time.Duration {
@@ -411,6 +444,17 @@ func clusterControl(t *testing.T, env []string, nodes []*served, front, dedicate
 	for i, n := range nodes {
 		if got := clientLines(n, "sftp login", "dest="+clusterDedicated); got < 1 {
 			t.Errorf("node %d logged %d logins to %s, want at least one (round robin)", i+1, got, clusterDedicated)
+		}
+	}
+	// What ssh-keyscan collects through each frontend, every key type (each
+	// a connection of its own, so from both nodes): all the account's keys
+	// on the dedicated IP, all the deployment's on the shared address.
+	for _, tt := range []struct {
+		name, addr string
+		want       []string
+	}{{"the dedicated frontend", dedicated, keys}, {"the shared frontend", front, shared}} {
+		if got := keyscan(t, tt.addr); !slices.Equal(got, sorted(tt.want)) {
+			t.Errorf("ssh-keyscan through %s: %v, want %v", tt.name, got, sorted(tt.want))
 		}
 	}
 	for range 2 {
