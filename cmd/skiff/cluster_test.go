@@ -388,7 +388,8 @@ func (l *liveSFTP) closesWithin(t *testing.T, since time.Time, limit time.Durati
 // presents the deployment's keys and refuses the custom login. A session
 // disconnect and turning a user's SFTP off, each asked of the node that
 // does not hold the session, end that session within about a second, and
-// the user cannot log in again through either node.
+// the user cannot log in again through either node. A folder share removed
+// the same way is refused to the open session within about a second.
 func clusterControl(t *testing.T, env []string, nodes []*served, front, dedicated string) {
 	// The first support login is made with `skiff admin create-staff`, as docs/OPERATIONS.md says.
 	if r := runSkiff(t, databaseEnv(env), "admin", "create-staff", "--email=support@skiff.example", "--name=Support",
@@ -465,15 +466,50 @@ func clusterControl(t *testing.T, env []string, nodes []*served, front, dedicate
 		}
 	}
 
-	// A disconnect asked of the node that does not hold the session.
+	// A project folder shared with Alice, and her session open on it.
+	d = api[1].gql(t, owners[1], `mutation { createProjectFolder(input: {name: "Ledger"}) { projectFolder { id } userErrors { message } } }`, nil)
+	folder := str(d, "createProjectFolder", "projectFolder", "id")
+	d = api[1].gql(t, owners[1], `mutation($f: ID!, $u: ID!) { shareProjectFolder(input: {folderId: $f, userId: $u, preset: READ}) {
+		projectFolder { id } userErrors { message } } }`, map[string]any{"f": folder, "u": alice})
+	if folder == "" || str(d, "shareProjectFolder", "projectFolder", "id") != folder {
+		t.Fatalf("sharing a folder with Alice: %v", d)
+	}
+	const ledger = "/Projects Shared With Me/Ledger"
 	live := openLive(t, "Alice's session through the balancer", clusterClient, dedicated, nil, "backup", alicePass)
+	if _, err := live.sftp.ReadDir(ledger); err != nil {
+		t.Fatalf("Alice's session lists %s: %v", ledger, err)
+	}
 	id, holder := sessionOf(t, api[0], owners[0], "backup")
 	other, ok := byName[holder]
 	if !ok {
 		t.Fatalf("the session is on node %q", holder)
 	}
 	other = 1 - other
+
+	// Her rights on it removed through the node that does not hold the
+	// session: her operations there are refused once the session's copy of
+	// her shared folders is older than a second (sftp/vfs DefaultCacheTTL).
 	asked := time.Now()
+	d = api[other].gql(t, owners[other], `mutation($f: ID!, $u: ID!) { unshareProjectFolder(input: {folderId: $f, userId: $u}) {
+		projectFolder { id } userErrors { message } } }`, map[string]any{"f": folder, "u": alice})
+	if str(d, "unshareProjectFolder", "projectFolder", "id") != folder {
+		t.Fatalf("unshareProjectFolder: %v", d)
+	}
+	for {
+		_, err := live.sftp.ReadDir(ledger)
+		if err != nil {
+			t.Logf("removing Alice's share through node %d reached her session on node %s in %v (%v)", other+1, holder, time.Since(asked), err)
+			break
+		}
+		if time.Since(asked) > 3*time.Second {
+			t.Fatalf("Alice's session on node %s still lists %s 3 s after her share was removed through node %d", holder, ledger, other+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	live.works(t)
+
+	// A disconnect asked of the node that does not hold the session.
+	asked = time.Now()
 	d = api[other].gql(t, owners[other], `mutation($id: ID!) { disconnectSftpSession(input: {id: $id}) { session { id } userErrors { message } } }`,
 		map[string]any{"id": id})
 	if str(d, "disconnectSftpSession", "session", "id") != id {
