@@ -160,6 +160,12 @@ func (l *Listener) end(err error) {
 	l.err = err
 	close(l.done)
 	_ = l.pq.Close()
+	// lib/pq's goroutine may still have notifications to hand over before
+	// it sees the close: take them, so that it ends.
+	go func() {
+		for range l.pq.Notify {
+		}
+	}()
 }
 
 // subscriptions are the owners that listen now.
