@@ -34,8 +34,8 @@ type MetricsFlags struct {
 // probeEvery is how often serve notifies the policy and dedicated IP
 // channels with a probe, to measure their notification lag. The first
 // probes go out sooner (1 s, then doubling), since one sent before the
-// listeners listen is lost. A probe unanswered for probeGrace counts as
-// lag.
+// listeners listen is lost (and forgotten once they listen). A probe
+// unanswered for probeGrace counts as lag.
 const (
 	probeEvery = 15 * time.Second
 	probeGrace = 5 * time.Second
@@ -184,7 +184,7 @@ func newNotificationLag(reg prometheus.Registerer, channels ...string) *notifica
 			ConstLabels: prometheus.Labels{"channel": ch},
 		}, func() float64 { return l.lag(ch, time.Now()).Seconds() }))
 	}
-	pglisten.ObserveProbes(l.received)
+	pglisten.ObserveProbes(l.received, l.listening)
 	return l
 }
 
@@ -205,6 +205,18 @@ func (l *notificationLag) received(channel string, sent time.Time) {
 	}
 	s.last = time.Since(sent)
 	if !sent.Before(s.pending) {
+		s.pending = time.Time{}
+	}
+}
+
+// listening forgets the probe pending on channel when it was sent before
+// the channel listened (at start-up, or after a lost connection): it may
+// never come back, and the resync that follows LISTEN stands for it. The
+// lag is the last answered probe's until the next one comes back.
+func (l *notificationLag) listening(channel string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.channels[channel]; s != nil && s.pending.Before(at) {
 		s.pending = time.Time{}
 	}
 }

@@ -334,7 +334,8 @@ func TestMonitoringDocs(t *testing.T) {
 }
 
 // The lag is the last answered probe's, unless a probe has gone
-// unanswered for longer than probeGrace: then its age, growing.
+// unanswered for longer than probeGrace: then its age, growing. Probes sent
+// before the channel listened do not count.
 func TestNotificationLagCountsUnansweredProbes(t *testing.T) {
 	l := newNotificationLag(prometheus.NewRegistry(), "ch")
 	now := time.Now()
@@ -349,5 +350,26 @@ func TestNotificationLagCountsUnansweredProbes(t *testing.T) {
 	l.sent("ch", now.Add(-time.Minute)) // then nothing comes back
 	if got := l.lag("ch", now); got != time.Minute {
 		t.Errorf("a probe unanswered for a minute: lag %v, want 1m", got)
+	}
+	// The connection was lost and listens again: the probe sent meanwhile
+	// never comes back, and the resync stands for it. A probe sent since
+	// counts again.
+	l.listening("ch", now)
+	if got := l.lag("ch", now.Add(time.Minute)); got < 2*time.Second || got > 3*time.Second {
+		t.Errorf("after the channel listens again: lag %v, want the last answered probe's (2s)", got)
+	}
+	l.sent("ch", now.Add(time.Second))
+	if got := l.lag("ch", now.Add(time.Minute)); got != time.Minute-time.Second {
+		t.Errorf("a probe sent after the channel listened, unanswered: lag %v, want 59s", got)
+	}
+
+	// At start-up the first probes can go out before the channel listens
+	// (TestMetrics saw a fresh node report 6 s): they are no lag.
+	fresh := newNotificationLag(prometheus.NewRegistry(), "ch")
+	fresh.sent("ch", now.Add(-10*time.Second))
+	fresh.sent("ch", now.Add(-8*time.Second))
+	fresh.listening("ch", now.Add(-7*time.Second))
+	if got := fresh.lag("ch", now); got != 0 {
+		t.Errorf("probes sent before the channel first listened: lag %v, want 0", got)
 	}
 }

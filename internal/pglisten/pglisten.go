@@ -139,6 +139,7 @@ func (l *Listener) run(ctx context.Context) {
 				// what was sent meanwhile.
 				for _, s := range l.subscriptions() {
 					s.resync(true)
+					channelListens(s.channel)
 				}
 			case probe(n.Channel, n.Extra):
 			default:
@@ -201,7 +202,7 @@ func (l *Listener) names() string {
 // or the connection was closed. h's functions run on Listen's goroutine,
 // except Listening(false), which lib/pq's goroutine may call.
 func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error {
-	s := &subscription{h: h, wake: make(chan struct{}, 1)}
+	s := &subscription{h: h, channel: channel, wake: make(chan struct{}, 1)}
 	if err := l.subscribe(ctx, channel, s); err != nil {
 		return err
 	}
@@ -235,6 +236,7 @@ func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error 
 	// Whatever changed before the LISTEN took effect was not notified.
 	s.active.Store(true)
 	s.resync(true)
+	channelListens(channel)
 	defer h.Listening(false)
 	h.log().Info(h.Name+": listening for changes", "channel", channel)
 	for {
@@ -313,9 +315,10 @@ func (l *Listener) unsubscribe(channel string, listened chan error, failed error
 // subscription is one owner's queue: the notifications its Listen has yet
 // to hand over, and whether it must resync first.
 type subscription struct {
-	h      Handler
-	active atomic.Bool // LISTEN took effect
-	wake   chan struct{}
+	h       Handler
+	channel string
+	active  atomic.Bool // LISTEN took effect
+	wake    chan struct{}
 
 	mu       sync.Mutex
 	mustSync bool // notifications were missed

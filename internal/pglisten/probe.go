@@ -19,8 +19,12 @@ const probePrefix = "skiff-probe "
 
 var (
 	probeID       = newProbeID()
-	probeObserver atomic.Pointer[func(channel string, sent time.Time)]
+	probeObserver atomic.Pointer[probeObservers]
 )
+
+type probeObservers struct {
+	received, listening func(channel string, at time.Time)
+}
 
 func newProbeID() string {
 	b := make([]byte, 8)
@@ -28,10 +32,21 @@ func newProbeID() string {
 	return hex.EncodeToString(b)
 }
 
-// ObserveProbes sets the function told of each probe this process sent
-// when it comes back on a channel, with the time it was sent.
-func ObserveProbes(fn func(channel string, sent time.Time)) {
-	probeObserver.Store(&fn)
+// ObserveProbes sets the functions told of each probe this process sent
+// when it comes back on a channel (received, with the time it was sent),
+// and of each time a channel listens, at first and again after a lost
+// connection (listening, with the time it is told): a probe sent before
+// then may never come back (PostgreSQL drops what is notified while
+// nobody listens), and the owner's resync stands for what it missed.
+func ObserveProbes(received, listening func(channel string, at time.Time)) {
+	probeObserver.Store(&probeObservers{received: received, listening: listening})
+}
+
+// channelListens tells the observer that channel listens now.
+func channelListens(channel string) {
+	if o := probeObserver.Load(); o != nil && o.listening != nil {
+		o.listening(channel, time.Now())
+	}
 }
 
 // ProbePayload is the payload of a probe sent at t: the caller runs
@@ -48,12 +63,12 @@ func probe(channel, payload string) bool {
 		return false
 	}
 	id, nanos, _ := strings.Cut(rest, " ")
-	fn := probeObserver.Load()
-	if id != probeID || fn == nil {
+	o := probeObserver.Load()
+	if id != probeID || o == nil || o.received == nil {
 		return true
 	}
 	if n, err := strconv.ParseInt(nanos, 10, 64); err == nil {
-		(*fn)(channel, time.Unix(0, n))
+		o.received(channel, time.Unix(0, n))
 	}
 	return true
 }
