@@ -234,6 +234,20 @@ func listenBackends(t *testing.T, dsn, app string) int {
 	return n
 }
 
+// terminateBackends ends the server's connections named app, as a lost
+// connection.
+func terminateBackends(t *testing.T, dsn, app string) {
+	t.Helper()
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // One connection serves every owner: each hears its own channel only, a
 // reconnection makes every one of them resync, and one owner's end leaves
 // the others listening.
@@ -273,14 +287,7 @@ func TestListenerSharesOneConnection(t *testing.T) {
 
 	// The connection is lost: every owner stops trusting its copies, and
 	// once it is back every owner re-reads everything.
-	db, err := sql.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
-		t.Fatal(err)
-	}
+	terminateBackends(t, dsn, app)
 	for _, ch := range channels {
 		owners[ch].expect(t, notListening, resync, listening)
 	}

@@ -2,7 +2,6 @@ package pglisten_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
@@ -65,14 +64,7 @@ func TestProbesAndListening(t *testing.T) {
 	probeComesBack()
 	r.expectNone(t, 0) // a probe is never the owner's
 
-	db, err := sql.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
-		t.Fatal(err)
-	}
+	terminateBackends(t, dsn, app)
 	r.expect(t, notListening, resync, listening)
 	next("listening")
 	probeComesBack()
