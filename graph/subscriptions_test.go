@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -322,25 +323,25 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Started: []*sftpsessions.Session{usersSession}}); err != nil {
 		t.Fatal(err)
 	}
-	l := js.wait("the owner to hear of the user's session", 5*time.Second, sessionEvent("owner", "STARTED", usersSession.ID))
+	l := js.wait("the owner to hear of the user's session", 30*time.Second, sessionEvent("owner", "STARTED", usersSession.ID))
 	t.Logf("a session published through the database reached a subscriber on another node in %v", time.Since(published).Round(time.Millisecond))
 	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); digPath(s, "login") != "u1" || digPath(s, "node") != "sftp-1" ||
 		digPath(s, "user", "email") != "user@acme.example" || digPath(s, "currentOperation") != "idle" {
 		t.Errorf("STARTED event: %v", s)
 	}
-	js.wait("the user to hear of their session", 5*time.Second, sessionEvent("user", "STARTED", usersSession.ID))
-	js.wait("staff to hear of the session", 5*time.Second, sessionEvent("staff", "STARTED", usersSession.ID))
+	js.wait("the user to hear of their session", 30*time.Second, sessionEvent("user", "STARTED", usersSession.ID))
+	js.wait("staff to hear of the session", 30*time.Second, sessionEvent("staff", "STARTED", usersSession.ID))
 
 	if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Started: []*sftpsessions.Session{ownersSession, betasSession}}); err != nil {
 		t.Fatal(err)
 	}
-	js.wait("the owner to hear of their session", 5*time.Second, sessionEvent("owner", "STARTED", ownersSession.ID))
-	js.wait("Beta's owner to hear of Beta's session", 5*time.Second, sessionEvent("beta", "STARTED", betasSession.ID))
+	js.wait("the owner to hear of their session", 30*time.Second, sessionEvent("owner", "STARTED", ownersSession.ID))
+	js.wait("Beta's owner to hear of Beta's session", 30*time.Second, sessionEvent("beta", "STARTED", betasSession.ID))
 	usersSession.BytesIn, usersSession.Operation, usersSession.OperationPath, usersSession.Transfers = 4096, sftpsessions.Uploading, "/My Files/x.bin", 1
 	if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Updated: []*sftpsessions.Session{usersSession}}); err != nil {
 		t.Fatal(err)
 	}
-	l = js.wait("the owner to hear of the upload", 5*time.Second, sessionEvent("owner", "UPDATED", usersSession.ID))
+	l = js.wait("the owner to hear of the upload", 30*time.Second, sessionEvent("owner", "UPDATED", usersSession.ID))
 	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); digPath(s, "bytesIn") != 4096.0 || digPath(s, "currentOperation") != "uploading /My Files/x.bin" {
 		t.Errorf("UPDATED event: %v", s)
 	}
@@ -352,11 +353,11 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Ended: []string{usersSession.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	l = js.wait("the owner to hear the session end", 5*time.Second, sessionEvent("owner", "ENDED", usersSession.ID))
+	l = js.wait("the owner to hear the session end", 30*time.Second, sessionEvent("owner", "ENDED", usersSession.ID))
 	if s := digPath(l, "data", "data", "sftpSessionEvents", "session"); s != nil {
 		t.Errorf("ENDED event with a session: %v", s)
 	}
-	js.wait("the user to hear their session end", 5*time.Second, sessionEvent("user", "ENDED", usersSession.ID))
+	js.wait("the user to hear their session end", 30*time.Second, sessionEvent("user", "ENDED", usersSession.ID))
 
 	// Nothing crossed accounts, and the user heard only of their own session.
 	time.Sleep(500 * time.Millisecond)
@@ -379,31 +380,64 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	capped := nodeA.login("owner@acme.example", testPassword)
 	js.send(map[string]any{"op": "connect", "client": "cap1", "token": capped, "via": "init"})
 	js.send(map[string]any{"op": "connect", "client": "cap2", "token": capped, "via": "init"})
-	for i, c := range []string{"cap1", "cap1", "cap2"} {
-		js.send(map[string]any{"op": "subscribe", "client": c, "sub": "c" + string(rune('1'+i)), "query": sessionEventsSubscription})
-		time.Sleep(200 * time.Millisecond)
+	// accepted updates the owner's session until sub hears of it (the
+	// server holds the subscription), or reports that sub was refused.
+	accepted := func(sub string) bool {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for n := int64(1); time.Now().Before(deadline); n++ {
+			if l := js.find(subEv(sub, "next")); l != nil && digPath(l, "data", "errors") != nil {
+				return false
+			}
+			if js.find(sessionEvent(sub, "UPDATED", ownersSession.ID)) != nil {
+				return true
+			}
+			ownersSession.BytesIn = n
+			if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Updated: []*sftpsessions.Session{ownersSession}}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s neither heard of an update nor was refused within 30s", sub)
+		return false
 	}
-	l = js.wait("the third subscription to be refused", 5*time.Second, subEv("c3", "next"))
+	for _, sub := range []string{"c1", "c2"} {
+		js.send(map[string]any{"op": "subscribe", "client": "cap1", "sub": sub, "query": sessionEventsSubscription})
+		if !accepted(sub) {
+			t.Fatalf("subscription %s, within the cap, was refused: %v", sub, js.find(subEv(sub, "next")))
+		}
+	}
+	js.send(map[string]any{"op": "subscribe", "client": "cap2", "sub": "c3", "query": sessionEventsSubscription})
+	l = js.wait("the third subscription to be refused", 30*time.Second, subEv("c3", "next"))
 	if digPath(l, "data", "errors") == nil || !strings.Contains(string(mustJSON(l)), "TOO_MANY_SUBSCRIPTIONS") {
 		t.Errorf("third subscription: %v", l)
 	}
-	js.wait("the refused subscription to complete", 5*time.Second, subEv("c3", "complete"))
+	js.wait("the refused subscription to complete", 30*time.Second, subEv("c3", "complete"))
+	// The slot is free once the server has seen the stop: a subscription
+	// sent a moment later takes it (one the server saw first is refused,
+	// and the client tries again).
 	js.send(map[string]any{"op": "unsubscribe", "sub": "c1"})
-	time.Sleep(300 * time.Millisecond)
-	js.send(map[string]any{"op": "subscribe", "client": "cap2", "sub": "c4", "query": sessionEventsSubscription})
-	time.Sleep(500 * time.Millisecond)
-	if l := js.find(subEv("c4", "next")); l != nil {
-		t.Errorf("a subscription after one was stopped: %v", l)
+	c4 := ""
+	for i := 0; c4 == ""; i++ {
+		if i == 20 {
+			t.Fatal("20 subscriptions after one was stopped were refused: its slot was not freed")
+		}
+		sub := "c4-" + strconv.Itoa(i)
+		js.send(map[string]any{"op": "subscribe", "client": "cap2", "sub": sub, "query": sessionEventsSubscription})
+		if accepted(sub) {
+			c4 = sub
+		}
 	}
+	t.Logf("the stopped subscription's slot was taken by %s", c4)
 	if _, err := sftpNode.Publish(ctx, sftpsessions.Changes{Ended: []string{ownersSession.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	js.wait("the subscription that took the freed slot to hear", 5*time.Second, sessionEvent("c4", "ENDED", ownersSession.ID))
+	js.wait("the subscription that took the freed slot to hear", 30*time.Second, sessionEvent(c4, "ENDED", ownersSession.ID))
 
 	// A draining node closes its WebSockets at once.
 	start := time.Now()
 	nodeB.closeWebSockets()
-	js.wait("the owner's connection to close", 2*time.Second, clientEv("owner", "closed"))
+	js.wait("the owner's connection to close", 10*time.Second, clientEv("owner", "closed"))
 	t.Logf("draining: the WebSocket closed %v after", time.Since(start).Round(time.Millisecond))
 }
 
