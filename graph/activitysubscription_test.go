@@ -84,7 +84,6 @@ func TestActivitySubscriptionOverWebSocket(t *testing.T) {
 		jsB.wait(c+" to connect", 10*time.Second, clientEv(c, "connected"))
 	}
 	jsA.wait("ownerA to connect", 10*time.Second, clientEv("ownerA", "connected"))
-	time.Sleep(300 * time.Millisecond) // the subscriptions reach their resolvers
 
 	// Two SFTP nodes' recorders write.
 	recorder := func(node string) *activity.Recorder {
@@ -98,6 +97,34 @@ func TestActivitySubscriptionOverWebSocket(t *testing.T) {
 	ev := func(account, userID, login string, action activity.Action, path string) activity.Event {
 		return activity.Event{AccountID: account, UserID: userID, Login: login, Action: action, Outcome: activity.Succeeded,
 			Path: path, ClientAddr: "203.0.113.9"}
+	}
+	// A subscription is held once it hears an event: the user's upload and
+	// Beta's are recorded again until every subscription has heard them
+	// (a connection's "connected" comes before its subscription is held).
+	const warmUp, betaWarmUp = "/My Files/warm-up.txt", "/My Files/beta warm-up.txt"
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		rec1.Record(ev(acme, userLocal, "u1", activity.ActionUpload, warmUp))
+		rec1.Record(ev(beta, betaLocal, "b1", activity.ActionUpload, betaWarmUp))
+		time.Sleep(200 * time.Millisecond)
+		waiting := ""
+		for _, sub := range []string{"owner", "uploads", "user", "staff", "beta", "ownerA"} {
+			js, path := jsB, warmUp
+			switch sub {
+			case "beta":
+				path = betaWarmUp
+			case "ownerA":
+				js = jsA
+			}
+			if js.find(activityEvent(sub, path)) == nil {
+				waiting += " " + sub
+			}
+		}
+		if waiting == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s these subscriptions have heard nothing:%s", waiting)
+		}
 	}
 	written := time.Now()
 	rec1.Record(ev(acme, userLocal, "u1", activity.ActionUpload, "/My Files/a.txt"))
