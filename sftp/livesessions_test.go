@@ -178,7 +178,7 @@ func TestLiveSessionsAcrossNodes(t *testing.T) {
 	if _, err := svc.Disconnect(owner, got.ID); err != nil {
 		t.Fatal(err)
 	}
-	uma.ends(t, 1500*time.Millisecond)
+	uma.ends(t, endsWithin)
 	t.Logf("disconnectSftpSession: the client saw its connection end %v after the request", time.Since(start).Round(time.Millisecond))
 	testkit.Eventually(t, "the ended session to leave the list", func() bool { return len(sessionsOf(t, owner, svc, f.acme)) == 0 })
 	if _, err := svc.Disconnect(owner, got.ID); tenant.ErrorCode(err) != tenant.ENotFound {
@@ -199,7 +199,7 @@ func TestLiveSessionsAcrossNodes(t *testing.T) {
 	if _, err := svc.Disconnect(f.staff, bens[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	ben.ends(t, 1500*time.Millisecond)
+	ben.ends(t, endsWithin)
 }
 
 // The sessions of a node that stops without a word (its database
