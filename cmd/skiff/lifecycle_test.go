@@ -286,7 +286,8 @@ func TestServeSignals(t *testing.T) {
 		t.Errorf("the upload completed during the drain is missing: %v", err)
 	}
 	p.signal(t, syscall.SIGTERM)
-	if took := p.exitsWithin(t, 10*time.Second); took > 5*time.Second {
+	// Well within the grace (a minute), with room for a loaded machine.
+	if took := p.exitsWithin(t, 30*time.Second); took > 20*time.Second {
 		t.Errorf("an idle session held shutdown for %v", took)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
