@@ -186,7 +186,8 @@ func TestModuleStartsWithNoLicenceForOwner(t *testing.T) {
 
 // holdOwnerRow locks the owner's user row in a transaction of its own, as
 // setSftpAccess on them does before it locks the account, runs start in the
-// background until it waits on a lock, then locks the account as
+// background until it waits on a lock (in this test's database: other
+// tests' waits do not count), then locks the account as
 // setSftpAccess would next. Taking the account first, start would deadlock
 // with it; either of the two would then fail.
 func (f *moduleFixture) holdOwnerRow(start func() error) {
@@ -203,7 +204,8 @@ func (f *moduleFixture) holdOwnerRow(start func() error) {
 	done := make(chan error, 1)
 	go func() { done <- start() }()
 	for waiting := 0; waiting == 0; {
-		if err := f.svc.DB.X.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_locks WHERE NOT granted`); err != nil {
+		if err := f.svc.DB.X.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
 			f.t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
