@@ -47,6 +47,8 @@ var perObject = []struct{ old, new string }{
 	// The group for @defer'd fields, and the object's path it computes,
 	// only when a field is deferred.
 	{"deferred := graphql.NewDeferredGroup(ctx)", "deferred := newDeferredGroup(ctx, fields)"},
+	// A field's context, without a new function per field for its Child.
+	{"return graphql.NewScalarFieldContext(", "return newScalarFieldContext("},
 }
 
 // rewrite replaces each old with its new in the file name.

@@ -6,6 +6,8 @@ package generated
 
 import (
 	"context"
+	"errors"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -25,3 +27,29 @@ func newDeferredGroup(ctx context.Context, fields []graphql.CollectedField) grap
 	}
 	return graphql.DeferredGroup{Context: ctx}
 }
+
+// newScalarFieldContext is graphql.NewScalarFieldContext without an
+// allocation per field: gqlgen's makes a new Child function for every field
+// of every object, to tell the type's name in its error; here there is one
+// per type, made the first time.
+func newScalarFieldContext(object string, field graphql.CollectedField, isMethod, isResolver bool, typeName string) (*graphql.FieldContext, error) {
+	child, ok := noChildren.Load(typeName)
+	if !ok {
+		child, _ = noChildren.LoadOrStore(typeName, childFunc(func(context.Context, graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type " + typeName + " does not have child fields")
+		}))
+	}
+	return &graphql.FieldContext{
+		Object:     object,
+		Field:      field,
+		IsMethod:   isMethod,
+		IsResolver: isResolver,
+		Child:      child.(childFunc),
+	}, nil
+}
+
+// childFunc is graphql.FieldContext's Child.
+type childFunc = func(context.Context, graphql.CollectedField) (*graphql.FieldContext, error)
+
+// noChildren holds newScalarFieldContext's Child functions by type name.
+var noChildren sync.Map

@@ -10438,7 +10438,7 @@ func (ec *executionContext) _Account_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Account_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, true, true, "ID")
+	return newScalarFieldContext("Account", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Account_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10461,7 +10461,7 @@ func (ec *executionContext) _Account_name(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Account_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, false, false, "String")
+	return newScalarFieldContext("Account", field, false, false, "String")
 }
 
 func (ec *executionContext) _Account_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10484,7 +10484,7 @@ func (ec *executionContext) _Account_createdAt(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Account_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, false, false, "Time")
+	return newScalarFieldContext("Account", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Account_requireTotpForAdmins(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10507,7 +10507,7 @@ func (ec *executionContext) _Account_requireTotpForAdmins(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_Account_requireTotpForAdmins(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, false, false, "Boolean")
+	return newScalarFieldContext("Account", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Account_users(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10574,7 +10574,7 @@ func (ec *executionContext) _Account_usersCsv(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Account_usersCsv(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, true, true, "String")
+	return newScalarFieldContext("Account", field, true, true, "String")
 }
 
 func (ec *executionContext) _Account_contacts(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10641,7 +10641,7 @@ func (ec *executionContext) _Account_lastActivityAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_Account_lastActivityAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, true, true, "Time")
+	return newScalarFieldContext("Account", field, true, true, "Time")
 }
 
 func (ec *executionContext) _Account_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -10828,7 +10828,7 @@ func (ec *executionContext) _Account_ipAllowlist(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_Account_ipAllowlist(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, true, true, "String")
+	return newScalarFieldContext("Account", field, true, true, "String")
 }
 
 func (ec *executionContext) _Account_sftpModule(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
@@ -11131,7 +11131,7 @@ func (ec *executionContext) _AccountConnection_totalCount(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_AccountConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AccountConnection", field, false, false, "Int")
+	return newScalarFieldContext("AccountConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _AccountEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AccountEdge) (ret graphql.Marshaler) {
@@ -11154,7 +11154,7 @@ func (ec *executionContext) _AccountEdge_cursor(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_AccountEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AccountEdge", field, false, false, "String")
+	return newScalarFieldContext("AccountEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _AccountEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AccountEdge) (ret graphql.Marshaler) {
@@ -11273,7 +11273,7 @@ func (ec *executionContext) _ApiSession_id(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "ID")
+	return newScalarFieldContext("ApiSession", field, true, true, "ID")
 }
 
 func (ec *executionContext) _ApiSession_tokenKind(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11296,7 +11296,7 @@ func (ec *executionContext) _ApiSession_tokenKind(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_tokenKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "TokenKind")
+	return newScalarFieldContext("ApiSession", field, true, true, "TokenKind")
 }
 
 func (ec *executionContext) _ApiSession_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11319,7 +11319,7 @@ func (ec *executionContext) _ApiSession_createdAt(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+	return newScalarFieldContext("ApiSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ApiSession_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11342,7 +11342,7 @@ func (ec *executionContext) _ApiSession_lastUsedAt(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+	return newScalarFieldContext("ApiSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ApiSession_expiresAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11365,7 +11365,7 @@ func (ec *executionContext) _ApiSession_expiresAt(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Time")
+	return newScalarFieldContext("ApiSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ApiSession_userAgent(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11388,7 +11388,7 @@ func (ec *executionContext) _ApiSession_userAgent(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "String")
+	return newScalarFieldContext("ApiSession", field, false, false, "String")
 }
 
 func (ec *executionContext) _ApiSession_ip(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11411,7 +11411,7 @@ func (ec *executionContext) _ApiSession_ip(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "String")
+	return newScalarFieldContext("ApiSession", field, true, true, "String")
 }
 
 func (ec *executionContext) _ApiSession_lastIp(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11434,7 +11434,7 @@ func (ec *executionContext) _ApiSession_lastIp(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_lastIp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, true, true, "String")
+	return newScalarFieldContext("ApiSession", field, true, true, "String")
 }
 
 func (ec *executionContext) _ApiSession_current(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
@@ -11457,7 +11457,7 @@ func (ec *executionContext) _ApiSession_current(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ApiSession_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiSession", field, false, false, "Boolean")
+	return newScalarFieldContext("ApiSession", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11480,7 +11480,7 @@ func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
+	return newScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
 func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11503,7 +11503,7 @@ func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "Time")
+	return newScalarFieldContext("AuditEvent", field, false, false, "Time")
 }
 
 func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11526,7 +11526,7 @@ func (ec *executionContext) _AuditEvent_kind(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "AuditEventKind")
+	return newScalarFieldContext("AuditEvent", field, true, true, "AuditEventKind")
 }
 
 func (ec *executionContext) _AuditEvent_kindName(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11549,7 +11549,7 @@ func (ec *executionContext) _AuditEvent_kindName(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_kindName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "String")
+	return newScalarFieldContext("AuditEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11572,7 +11572,7 @@ func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_actorKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+	return newScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEvent_actorName(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11595,7 +11595,7 @@ func (ec *executionContext) _AuditEvent_actorName(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_actorName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+	return newScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEvent_actorUserId(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11618,7 +11618,7 @@ func (ec *executionContext) _AuditEvent_actorUserId(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_actorUserId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
+	return newScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
 func (ec *executionContext) _AuditEvent_targetKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11641,7 +11641,7 @@ func (ec *executionContext) _AuditEvent_targetKind(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_targetKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
+	return newScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEvent_targetId(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11664,7 +11664,7 @@ func (ec *executionContext) _AuditEvent_targetId(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_targetId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
+	return newScalarFieldContext("AuditEvent", field, true, true, "ID")
 }
 
 func (ec *executionContext) _AuditEvent_before(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11687,7 +11687,7 @@ func (ec *executionContext) _AuditEvent_before(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "JSON")
+	return newScalarFieldContext("AuditEvent", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
@@ -11710,7 +11710,7 @@ func (ec *executionContext) _AuditEvent_after(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "JSON")
+	return newScalarFieldContext("AuditEvent", field, true, true, "JSON")
 }
 
 func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
@@ -11797,7 +11797,7 @@ func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEventConnection", field, false, false, "Int")
+	return newScalarFieldContext("AuditEventConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
@@ -11820,7 +11820,7 @@ func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEventEdge", field, false, false, "String")
+	return newScalarFieldContext("AuditEventEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
@@ -11875,7 +11875,7 @@ func (ec *executionContext) _ChangePasswordPayload_ok(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_ChangePasswordPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ChangePasswordPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("ChangePasswordPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ChangePasswordPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ChangePasswordPayload) (ret graphql.Marshaler) {
@@ -11994,7 +11994,7 @@ func (ec *executionContext) _ConfirmTotpEnrolmentPayload_recoveryCodes(ctx conte
 	)
 }
 func (ec *executionContext) fieldContext_ConfirmTotpEnrolmentPayload_recoveryCodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ConfirmTotpEnrolmentPayload", field, false, false, "String")
+	return newScalarFieldContext("ConfirmTotpEnrolmentPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _ConfirmTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ConfirmTotpEnrolmentPayload) (ret graphql.Marshaler) {
@@ -12049,7 +12049,7 @@ func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, true, true, "ID")
+	return newScalarFieldContext("Contact", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12072,7 +12072,7 @@ func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Contact_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
+	return newScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12095,7 +12095,7 @@ func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Contact_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
+	return newScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_company(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12118,7 +12118,7 @@ func (ec *executionContext) _Contact_company(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Contact_company(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
+	return newScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12141,7 +12141,7 @@ func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Contact_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
+	return newScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12164,7 +12164,7 @@ func (ec *executionContext) _Contact_createdAt(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Contact_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "Time")
+	return newScalarFieldContext("Contact", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
@@ -12187,7 +12187,7 @@ func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Contact_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, false, false, "Time")
+	return newScalarFieldContext("Contact", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ContactConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
@@ -12274,7 +12274,7 @@ func (ec *executionContext) _ContactConnection_totalCount(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_ContactConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ContactConnection", field, false, false, "Int")
+	return newScalarFieldContext("ContactConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
@@ -12297,7 +12297,7 @@ func (ec *executionContext) _ContactEdge_cursor(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ContactEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ContactEdge", field, false, false, "String")
+	return newScalarFieldContext("ContactEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _ContactEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
@@ -12512,7 +12512,7 @@ func (ec *executionContext) _DedicatedIp_address(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIp_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIp", field, true, true, "String")
+	return newScalarFieldContext("DedicatedIp", field, true, true, "String")
 }
 
 func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
@@ -12535,7 +12535,7 @@ func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIp_provisionedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIp", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
@@ -12558,7 +12558,7 @@ func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIp_releasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIp", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIp", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIp_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
@@ -12709,7 +12709,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_address(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, true, true, "String")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, true, true, "String")
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
@@ -12732,7 +12732,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "DedicatedIpState")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "DedicatedIpState")
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_account(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
@@ -12787,7 +12787,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_provisionedAt(ctx context.Co
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_provisionedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
@@ -12810,7 +12810,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_releasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
@@ -12833,7 +12833,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_availableAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
@@ -12856,7 +12856,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_inPool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Boolean")
+	return newScalarFieldContext("DedicatedIpPoolAddress", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _DedicatedIpPoolConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
@@ -12943,7 +12943,7 @@ func (ec *executionContext) _DedicatedIpPoolConnection_totalCount(ctx context.Co
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolConnection", field, false, false, "Int")
+	return newScalarFieldContext("DedicatedIpPoolConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _DedicatedIpPoolEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
@@ -12966,7 +12966,7 @@ func (ec *executionContext) _DedicatedIpPoolEdge_cursor(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpPoolEdge", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpPoolEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpPoolEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
@@ -13021,7 +13021,7 @@ func (ec *executionContext) _DedicatedIpRequest_id(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, true, true, "ID")
+	return newScalarFieldContext("DedicatedIpRequest", field, true, true, "ID")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_account(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13076,7 +13076,7 @@ func (ec *executionContext) _DedicatedIpRequest_requestedByName(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13099,7 +13099,7 @@ func (ec *executionContext) _DedicatedIpRequest_requestedByEmail(ctx context.Con
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13122,7 +13122,7 @@ func (ec *executionContext) _DedicatedIpRequest_message(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13145,7 +13145,7 @@ func (ec *executionContext) _DedicatedIpRequest_createdAt(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13168,7 +13168,7 @@ func (ec *executionContext) _DedicatedIpRequest_state(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "DedicatedIpRequestState")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "DedicatedIpRequestState")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13191,7 +13191,7 @@ func (ec *executionContext) _DedicatedIpRequest_handledAt(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_handledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_address(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13214,7 +13214,7 @@ func (ec *executionContext) _DedicatedIpRequest_address(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequest_declineReason(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
@@ -13237,7 +13237,7 @@ func (ec *executionContext) _DedicatedIpRequest_declineReason(ctx context.Contex
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequest_declineReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
@@ -13324,7 +13324,7 @@ func (ec *executionContext) _DedicatedIpRequestConnection_totalCount(ctx context
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequestConnection", field, false, false, "Int")
+	return newScalarFieldContext("DedicatedIpRequestConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _DedicatedIpRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
@@ -13347,7 +13347,7 @@ func (ec *executionContext) _DedicatedIpRequestEdge_cursor(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_DedicatedIpRequestEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DedicatedIpRequestEdge", field, false, false, "String")
+	return newScalarFieldContext("DedicatedIpRequestEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _DedicatedIpRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
@@ -13466,7 +13466,7 @@ func (ec *executionContext) _DeleteGroupPayload_deletedGroupId(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_DeleteGroupPayload_deletedGroupId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeleteGroupPayload", field, false, false, "ID")
+	return newScalarFieldContext("DeleteGroupPayload", field, false, false, "ID")
 }
 
 func (ec *executionContext) _DeleteGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
@@ -13521,7 +13521,7 @@ func (ec *executionContext) _DeleteProjectFolderPayload_deletedProjectFolderId(c
 	)
 }
 func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_deletedProjectFolderId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeleteProjectFolderPayload", field, false, false, "ID")
+	return newScalarFieldContext("DeleteProjectFolderPayload", field, false, false, "ID")
 }
 
 func (ec *executionContext) _DeleteProjectFolderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteProjectFolderPayload) (ret graphql.Marshaler) {
@@ -13576,7 +13576,7 @@ func (ec *executionContext) _DisableTotpPayload_ok(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_DisableTotpPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DisableTotpPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("DisableTotpPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _DisableTotpPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisableTotpPayload) (ret graphql.Marshaler) {
@@ -13695,7 +13695,7 @@ func (ec *executionContext) _Group_id(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Group_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, true, true, "ID")
+	return newScalarFieldContext("Group", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Group_name(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13718,7 +13718,7 @@ func (ec *executionContext) _Group_name(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Group_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, false, false, "String")
+	return newScalarFieldContext("Group", field, false, false, "String")
 }
 
 func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13741,7 +13741,7 @@ func (ec *executionContext) _Group_builtin(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Group_builtin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, true, true, "BuiltinGroup")
+	return newScalarFieldContext("Group", field, true, true, "BuiltinGroup")
 }
 
 func (ec *executionContext) _Group_default(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13764,7 +13764,7 @@ func (ec *executionContext) _Group_default(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Group_default(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
+	return newScalarFieldContext("Group", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _Group_permissions(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13787,7 +13787,7 @@ func (ec *executionContext) _Group_permissions(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Group_permissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, false, false, "GroupPermission")
+	return newScalarFieldContext("Group", field, false, false, "GroupPermission")
 }
 
 func (ec *executionContext) _Group_jailed(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13810,7 +13810,7 @@ func (ec *executionContext) _Group_jailed(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Group_jailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
+	return newScalarFieldContext("Group", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13833,7 +13833,7 @@ func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Group_memberCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, false, false, "Int")
+	return newScalarFieldContext("Group", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Group_members(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13900,7 +13900,7 @@ func (ec *executionContext) _Group_createdAt(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Group_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, false, false, "Time")
+	return newScalarFieldContext("Group", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
@@ -13923,7 +13923,7 @@ func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Group_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, false, false, "Time")
+	return newScalarFieldContext("Group", field, false, false, "Time")
 }
 
 func (ec *executionContext) _GroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
@@ -14010,7 +14010,7 @@ func (ec *executionContext) _GroupConnection_totalCount(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_GroupConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("GroupConnection", field, false, false, "Int")
+	return newScalarFieldContext("GroupConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _GroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
@@ -14033,7 +14033,7 @@ func (ec *executionContext) _GroupEdge_cursor(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_GroupEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("GroupEdge", field, false, false, "String")
+	return newScalarFieldContext("GroupEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _GroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
@@ -14152,7 +14152,7 @@ func (ec *executionContext) _HostKeyFingerprint_algorithm(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_HostKeyFingerprint_algorithm(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
+	return newScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
 }
 
 func (ec *executionContext) _HostKeyFingerprint_fingerprint(ctx context.Context, field graphql.CollectedField, obj *outbox.HostKeyFingerprint) (ret graphql.Marshaler) {
@@ -14175,7 +14175,7 @@ func (ec *executionContext) _HostKeyFingerprint_fingerprint(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext_HostKeyFingerprint_fingerprint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
+	return newScalarFieldContext("HostKeyFingerprint", field, false, false, "String")
 }
 
 func (ec *executionContext) _ImportProblem_line(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
@@ -14198,7 +14198,7 @@ func (ec *executionContext) _ImportProblem_line(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ImportProblem_line(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "Int")
+	return newScalarFieldContext("ImportProblem", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ImportProblem_column(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
@@ -14221,7 +14221,7 @@ func (ec *executionContext) _ImportProblem_column(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_ImportProblem_column(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "String")
+	return newScalarFieldContext("ImportProblem", field, false, false, "String")
 }
 
 func (ec *executionContext) _ImportProblem_code(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
@@ -14244,7 +14244,7 @@ func (ec *executionContext) _ImportProblem_code(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ImportProblem_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "UserErrorCode")
+	return newScalarFieldContext("ImportProblem", field, false, false, "UserErrorCode")
 }
 
 func (ec *executionContext) _ImportProblem_message(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
@@ -14267,7 +14267,7 @@ func (ec *executionContext) _ImportProblem_message(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_ImportProblem_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImportProblem", field, false, false, "String")
+	return newScalarFieldContext("ImportProblem", field, false, false, "String")
 }
 
 func (ec *executionContext) _ImportUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
@@ -14386,7 +14386,7 @@ func (ec *executionContext) _LoginPayload_token(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "String")
+	return newScalarFieldContext("LoginPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _LoginPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
@@ -14409,7 +14409,7 @@ func (ec *executionContext) _LoginPayload_expiresAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Time")
+	return newScalarFieldContext("LoginPayload", field, false, false, "Time")
 }
 
 func (ec *executionContext) _LoginPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
@@ -14432,7 +14432,7 @@ func (ec *executionContext) _LoginPayload_refreshToken(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_refreshToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "String")
+	return newScalarFieldContext("LoginPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _LoginPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
@@ -14455,7 +14455,7 @@ func (ec *executionContext) _LoginPayload_refreshTokenExpiresAt(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_refreshTokenExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Time")
+	return newScalarFieldContext("LoginPayload", field, false, false, "Time")
 }
 
 func (ec *executionContext) _LoginPayload_viewer(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
@@ -14478,7 +14478,7 @@ func (ec *executionContext) _LoginPayload_viewer(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Viewer")
+	return newScalarFieldContext("LoginPayload", field, false, false, "Viewer")
 }
 
 func (ec *executionContext) _LoginPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
@@ -14533,7 +14533,7 @@ func (ec *executionContext) _LoginPayload_totpEnrolmentRequired(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_LoginPayload_totpEnrolmentRequired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("LoginPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _LogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.LogoutPayload) (ret graphql.Marshaler) {
@@ -14556,7 +14556,7 @@ func (ec *executionContext) _LogoutPayload_ok(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_LogoutPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LogoutPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("LogoutPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Mutation_login(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -16951,7 +16951,7 @@ func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Notification_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, true, true, "ID")
+	return newScalarFieldContext("Notification", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -16974,7 +16974,7 @@ func (ec *executionContext) _Notification_kind(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, true, true, "NotificationKind")
+	return newScalarFieldContext("Notification", field, true, true, "NotificationKind")
 }
 
 func (ec *executionContext) _Notification_kindName(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -16997,7 +16997,7 @@ func (ec *executionContext) _Notification_kindName(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_Notification_kindName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, true, true, "String")
+	return newScalarFieldContext("Notification", field, true, true, "String")
 }
 
 func (ec *executionContext) _Notification_recipient(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17020,7 +17020,7 @@ func (ec *executionContext) _Notification_recipient(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_Notification_recipient(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
+	return newScalarFieldContext("Notification", field, false, false, "String")
 }
 
 func (ec *executionContext) _Notification_subject(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17043,7 +17043,7 @@ func (ec *executionContext) _Notification_subject(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_Notification_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
+	return newScalarFieldContext("Notification", field, false, false, "String")
 }
 
 func (ec *executionContext) _Notification_status(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17066,7 +17066,7 @@ func (ec *executionContext) _Notification_status(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_Notification_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "NotificationStatus")
+	return newScalarFieldContext("Notification", field, false, false, "NotificationStatus")
 }
 
 func (ec *executionContext) _Notification_attempts(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17089,7 +17089,7 @@ func (ec *executionContext) _Notification_attempts(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_Notification_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "Int")
+	return newScalarFieldContext("Notification", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Notification_lastError(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17112,7 +17112,7 @@ func (ec *executionContext) _Notification_lastError(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_Notification_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, true, true, "String")
+	return newScalarFieldContext("Notification", field, true, true, "String")
 }
 
 func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17135,7 +17135,7 @@ func (ec *executionContext) _Notification_createdAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
+	return newScalarFieldContext("Notification", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Notification_sentAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
@@ -17158,7 +17158,7 @@ func (ec *executionContext) _Notification_sentAt(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_Notification_sentAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
+	return newScalarFieldContext("Notification", field, false, false, "Time")
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
@@ -17245,7 +17245,7 @@ func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("NotificationConnection", field, false, false, "Int")
+	return newScalarFieldContext("NotificationConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
@@ -17268,7 +17268,7 @@ func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("NotificationEdge", field, false, false, "String")
+	return newScalarFieldContext("NotificationEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
@@ -17323,7 +17323,7 @@ func (ec *executionContext) _OkPayload_ok(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_OkPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OkPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("OkPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _OkPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.OkPayload) (ret graphql.Marshaler) {
@@ -17378,7 +17378,7 @@ func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Boolean")
+	return newScalarFieldContext("PageInfo", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -17401,7 +17401,7 @@ func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Boolean")
+	return newScalarFieldContext("PageInfo", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -17424,7 +17424,7 @@ func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+	return newScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -17447,7 +17447,7 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+	return newScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
 func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17470,7 +17470,7 @@ func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "ID")
+	return newScalarFieldContext("ProjectFolder", field, true, true, "ID")
 }
 
 func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17493,7 +17493,7 @@ func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "String")
+	return newScalarFieldContext("ProjectFolder", field, false, false, "String")
 }
 
 func (ec *executionContext) _ProjectFolder_createdBy(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17548,7 +17548,7 @@ func (ec *executionContext) _ProjectFolder_createdAt(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
+	return newScalarFieldContext("ProjectFolder", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17571,7 +17571,7 @@ func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, false, false, "Time")
+	return newScalarFieldContext("ProjectFolder", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17594,7 +17594,7 @@ func (ec *executionContext) _ProjectFolder_myRights(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_myRights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "FolderRight")
+	return newScalarFieldContext("ProjectFolder", field, true, true, "FolderRight")
 }
 
 func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
@@ -17649,7 +17649,7 @@ func (ec *executionContext) _ProjectFolder_myUploadNotification(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolder_myUploadNotification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolder", field, true, true, "Boolean")
+	return newScalarFieldContext("ProjectFolder", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _ProjectFolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
@@ -17736,7 +17736,7 @@ func (ec *executionContext) _ProjectFolderConnection_totalCount(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolderConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolderConnection", field, false, false, "Int")
+	return newScalarFieldContext("ProjectFolderConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ProjectFolderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
@@ -17759,7 +17759,7 @@ func (ec *executionContext) _ProjectFolderEdge_cursor(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolderEdge", field, false, false, "String")
+	return newScalarFieldContext("ProjectFolderEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _ProjectFolderEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
@@ -17878,7 +17878,7 @@ func (ec *executionContext) _ProjectFolderMember_preset(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolderMember_preset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolderMember", field, false, false, "SharePreset")
+	return newScalarFieldContext("ProjectFolderMember", field, false, false, "SharePreset")
 }
 
 func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
@@ -17901,7 +17901,7 @@ func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_ProjectFolderMember_sharedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ProjectFolderMember", field, false, false, "Time")
+	return newScalarFieldContext("ProjectFolderMember", field, false, false, "Time")
 }
 
 func (ec *executionContext) _ProjectFolderPayload_projectFolder(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderPayload) (ret graphql.Marshaler) {
@@ -17988,7 +17988,7 @@ func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Query", field, true, true, "Viewer")
+	return newScalarFieldContext("Query", field, true, true, "Viewer")
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -18383,7 +18383,7 @@ func (ec *executionContext) _RefreshSessionPayload_token(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_RefreshSessionPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
+	return newScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _RefreshSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
@@ -18406,7 +18406,7 @@ func (ec *executionContext) _RefreshSessionPayload_expiresAt(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_RefreshSessionPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
+	return newScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
 }
 
 func (ec *executionContext) _RefreshSessionPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
@@ -18429,7 +18429,7 @@ func (ec *executionContext) _RefreshSessionPayload_refreshToken(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_RefreshSessionPayload_refreshToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
+	return newScalarFieldContext("RefreshSessionPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _RefreshSessionPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
@@ -18452,7 +18452,7 @@ func (ec *executionContext) _RefreshSessionPayload_refreshTokenExpiresAt(ctx con
 	)
 }
 func (ec *executionContext) fieldContext_RefreshSessionPayload_refreshTokenExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
+	return newScalarFieldContext("RefreshSessionPayload", field, false, false, "Time")
 }
 
 func (ec *executionContext) _RefreshSessionPayload_viewer(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
@@ -18475,7 +18475,7 @@ func (ec *executionContext) _RefreshSessionPayload_viewer(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_RefreshSessionPayload_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RefreshSessionPayload", field, false, false, "Viewer")
+	return newScalarFieldContext("RefreshSessionPayload", field, false, false, "Viewer")
 }
 
 func (ec *executionContext) _RefreshSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
@@ -18658,7 +18658,7 @@ func (ec *executionContext) _RevokeOtherApiSessionsPayload_revokedCount(ctx cont
 	)
 }
 func (ec *executionContext) fieldContext_RevokeOtherApiSessionsPayload_revokedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("RevokeOtherApiSessionsPayload", field, false, false, "Int")
+	return newScalarFieldContext("RevokeOtherApiSessionsPayload", field, false, false, "Int")
 }
 
 func (ec *executionContext) _RevokeOtherApiSessionsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeOtherAPISessionsPayload) (ret graphql.Marshaler) {
@@ -18809,7 +18809,7 @@ func (ec *executionContext) _SetFolderUploadNotificationPayload_enabled(ctx cont
 	)
 }
 func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SetFolderUploadNotificationPayload", field, false, false, "Boolean")
+	return newScalarFieldContext("SetFolderUploadNotificationPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _SetFolderUploadNotificationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
@@ -19280,7 +19280,7 @@ func (ec *executionContext) _SftpActivityConnection_totalCount(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityConnection", field, false, false, "Int")
+	return newScalarFieldContext("SftpActivityConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpActivityEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
@@ -19303,7 +19303,7 @@ func (ec *executionContext) _SftpActivityEdge_cursor(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEdge", field, false, false, "String")
+	return newScalarFieldContext("SftpActivityEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpActivityEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
@@ -19358,7 +19358,7 @@ func (ec *executionContext) _SftpActivityEvent_at(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Time")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpActivityEvent_action(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19381,7 +19381,7 @@ func (ec *executionContext) _SftpActivityEvent_action(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityAction")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityAction")
 }
 
 func (ec *executionContext) _SftpActivityEvent_outcome(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19404,7 +19404,7 @@ func (ec *executionContext) _SftpActivityEvent_outcome(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityOutcome")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "SftpActivityOutcome")
 }
 
 func (ec *executionContext) _SftpActivityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19427,7 +19427,7 @@ func (ec *executionContext) _SftpActivityEvent_userId(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "ID")
+	return newScalarFieldContext("SftpActivityEvent", field, true, true, "ID")
 }
 
 func (ec *executionContext) _SftpActivityEvent_user(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19482,7 +19482,7 @@ func (ec *executionContext) _SftpActivityEvent_login(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_login(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpActivityEvent_clientAddress(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19505,7 +19505,7 @@ func (ec *executionContext) _SftpActivityEvent_clientAddress(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_clientAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpActivityEvent_path(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19528,7 +19528,7 @@ func (ec *executionContext) _SftpActivityEvent_path(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpActivityEvent_targetPath(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19551,7 +19551,7 @@ func (ec *executionContext) _SftpActivityEvent_targetPath(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_targetPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpActivityEvent_bytes(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19574,7 +19574,7 @@ func (ec *executionContext) _SftpActivityEvent_bytes(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _SftpActivityEvent_durationMs(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19597,7 +19597,7 @@ func (ec *executionContext) _SftpActivityEvent_durationMs(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _SftpActivityEvent_reason(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19620,7 +19620,7 @@ func (ec *executionContext) _SftpActivityEvent_reason(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, true, true, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpActivityEvent_node(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
@@ -19643,7 +19643,7 @@ func (ec *executionContext) _SftpActivityEvent_node(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpActivityEvent_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpActivityEvent", field, false, false, "String")
+	return newScalarFieldContext("SftpActivityEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19666,7 +19666,7 @@ func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "String")
+	return newScalarFieldContext("SftpCredentials", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_port(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19689,7 +19689,7 @@ func (ec *executionContext) _SftpCredentials_port(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_port(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "Int")
+	return newScalarFieldContext("SftpCredentials", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpCredentials_login(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19712,7 +19712,7 @@ func (ec *executionContext) _SftpCredentials_login(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_login(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "String")
+	return newScalarFieldContext("SftpCredentials", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_customLogin(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19735,7 +19735,7 @@ func (ec *executionContext) _SftpCredentials_customLogin(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_customLogin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
+	return newScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19790,7 +19790,7 @@ func (ec *executionContext) _SftpCredentials_issuedAt(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, false, false, "Time")
+	return newScalarFieldContext("SftpCredentials", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpCredentials_dedicatedHost(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19813,7 +19813,7 @@ func (ec *executionContext) _SftpCredentials_dedicatedHost(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
+	return newScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19868,7 +19868,7 @@ func (ec *executionContext) _SftpCredentials_customLoginActive(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_customLoginActive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, true, false, "Boolean")
+	return newScalarFieldContext("SftpCredentials", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _SftpCredentials_customLoginNote(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
@@ -19891,7 +19891,7 @@ func (ec *executionContext) _SftpCredentials_customLoginNote(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_SftpCredentials_customLoginNote(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpCredentials", field, true, true, "String")
+	return newScalarFieldContext("SftpCredentials", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
@@ -19914,7 +19914,7 @@ func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpLicences_purchased(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpLicences", field, false, false, "Int")
+	return newScalarFieldContext("SftpLicences", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpLicences_used(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
@@ -19937,7 +19937,7 @@ func (ec *executionContext) _SftpLicences_used(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_SftpLicences_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpLicences", field, false, false, "Int")
+	return newScalarFieldContext("SftpLicences", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpLicences_available(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
@@ -19960,7 +19960,7 @@ func (ec *executionContext) _SftpLicences_available(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpLicences_available(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpLicences", field, false, false, "Int")
+	return newScalarFieldContext("SftpLicences", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpLicencesPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
@@ -20047,7 +20047,7 @@ func (ec *executionContext) _SftpLicencesPayload_warning(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_SftpLicencesPayload_warning(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpLicencesPayload", field, false, false, "String")
+	return newScalarFieldContext("SftpLicencesPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpLicencesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
@@ -20102,7 +20102,7 @@ func (ec *executionContext) _SftpModule_status(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "SftpModuleStatus")
+	return newScalarFieldContext("SftpModule", field, false, false, "SftpModuleStatus")
 }
 
 func (ec *executionContext) _SftpModule_trialStartedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
@@ -20125,7 +20125,7 @@ func (ec *executionContext) _SftpModule_trialStartedAt(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_trialStartedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
+	return newScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModule_trialEndsAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
@@ -20148,7 +20148,7 @@ func (ec *executionContext) _SftpModule_trialEndsAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_trialEndsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
+	return newScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModule_activatedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
@@ -20171,7 +20171,7 @@ func (ec *executionContext) _SftpModule_activatedAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_activatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
+	return newScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModule_requestedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
@@ -20194,7 +20194,7 @@ func (ec *executionContext) _SftpModule_requestedAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_requestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
+	return newScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModule_suspendedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
@@ -20217,7 +20217,7 @@ func (ec *executionContext) _SftpModule_suspendedAt(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_SftpModule_suspendedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModule", field, false, false, "Time")
+	return newScalarFieldContext("SftpModule", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModuleRequest_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20240,7 +20240,7 @@ func (ec *executionContext) _SftpModuleRequest_id(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, true, true, "ID")
+	return newScalarFieldContext("SftpModuleRequest", field, true, true, "ID")
 }
 
 func (ec *executionContext) _SftpModuleRequest_account(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20295,7 +20295,7 @@ func (ec *executionContext) _SftpModuleRequest_requestedByName(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
+	return newScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpModuleRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20318,7 +20318,7 @@ func (ec *executionContext) _SftpModuleRequest_requestedByEmail(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
+	return newScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpModuleRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20341,7 +20341,7 @@ func (ec *executionContext) _SftpModuleRequest_message(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "String")
+	return newScalarFieldContext("SftpModuleRequest", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpModuleRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20364,7 +20364,7 @@ func (ec *executionContext) _SftpModuleRequest_createdAt(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "Time")
+	return newScalarFieldContext("SftpModuleRequest", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModuleRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
@@ -20387,7 +20387,7 @@ func (ec *executionContext) _SftpModuleRequest_handledAt(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequest_handledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequest", field, false, false, "Time")
+	return newScalarFieldContext("SftpModuleRequest", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpModuleRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestConnection) (ret graphql.Marshaler) {
@@ -20474,7 +20474,7 @@ func (ec *executionContext) _SftpModuleRequestConnection_totalCount(ctx context.
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequestConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequestConnection", field, false, false, "Int")
+	return newScalarFieldContext("SftpModuleRequestConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpModuleRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestEdge) (ret graphql.Marshaler) {
@@ -20497,7 +20497,7 @@ func (ec *executionContext) _SftpModuleRequestEdge_cursor(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_SftpModuleRequestEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpModuleRequestEdge", field, false, false, "String")
+	return newScalarFieldContext("SftpModuleRequestEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpModuleRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestEdge) (ret graphql.Marshaler) {
@@ -20552,7 +20552,7 @@ func (ec *executionContext) _SftpServer_host(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_SftpServer_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpServer", field, false, false, "String")
+	return newScalarFieldContext("SftpServer", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpServer_port(ctx context.Context, field graphql.CollectedField, obj *model.SftpServer) (ret graphql.Marshaler) {
@@ -20575,7 +20575,7 @@ func (ec *executionContext) _SftpServer_port(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_SftpServer_port(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpServer", field, false, false, "Int")
+	return newScalarFieldContext("SftpServer", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SftpServer_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *model.SftpServer) (ret graphql.Marshaler) {
@@ -20630,7 +20630,7 @@ func (ec *executionContext) _SftpSession_id(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "ID")
+	return newScalarFieldContext("SftpSession", field, true, true, "ID")
 }
 
 func (ec *executionContext) _SftpSession_user(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20685,7 +20685,7 @@ func (ec *executionContext) _SftpSession_login(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_login(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+	return newScalarFieldContext("SftpSession", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpSession_clientAddress(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20708,7 +20708,7 @@ func (ec *executionContext) _SftpSession_clientAddress(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_clientAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+	return newScalarFieldContext("SftpSession", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpSession_clientSoftware(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20731,7 +20731,7 @@ func (ec *executionContext) _SftpSession_clientSoftware(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_clientSoftware(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "String")
+	return newScalarFieldContext("SftpSession", field, false, false, "String")
 }
 
 func (ec *executionContext) _SftpSession_startedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20754,7 +20754,7 @@ func (ec *executionContext) _SftpSession_startedAt(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+	return newScalarFieldContext("SftpSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpSession_bytesIn(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20777,7 +20777,7 @@ func (ec *executionContext) _SftpSession_bytesIn(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_bytesIn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Bytes")
+	return newScalarFieldContext("SftpSession", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _SftpSession_bytesOut(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20800,7 +20800,7 @@ func (ec *executionContext) _SftpSession_bytesOut(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_bytesOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Bytes")
+	return newScalarFieldContext("SftpSession", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _SftpSession_operation(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20823,7 +20823,7 @@ func (ec *executionContext) _SftpSession_operation(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "SftpSessionOperation")
+	return newScalarFieldContext("SftpSession", field, false, false, "SftpSessionOperation")
 }
 
 func (ec *executionContext) _SftpSession_operationPath(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20846,7 +20846,7 @@ func (ec *executionContext) _SftpSession_operationPath(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_operationPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+	return newScalarFieldContext("SftpSession", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpSession_openFiles(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20869,7 +20869,7 @@ func (ec *executionContext) _SftpSession_openFiles(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_openFiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "Int")
+	return newScalarFieldContext("SftpSession", field, true, true, "Int")
 }
 
 func (ec *executionContext) _SftpSession_currentOperation(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20892,7 +20892,7 @@ func (ec *executionContext) _SftpSession_currentOperation(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_currentOperation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+	return newScalarFieldContext("SftpSession", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpSession_node(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20915,7 +20915,7 @@ func (ec *executionContext) _SftpSession_node(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, true, true, "String")
+	return newScalarFieldContext("SftpSession", field, true, true, "String")
 }
 
 func (ec *executionContext) _SftpSession_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20938,7 +20938,7 @@ func (ec *executionContext) _SftpSession_updatedAt(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+	return newScalarFieldContext("SftpSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpSession_endRequestedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
@@ -20961,7 +20961,7 @@ func (ec *executionContext) _SftpSession_endRequestedAt(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_SftpSession_endRequestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSession", field, false, false, "Time")
+	return newScalarFieldContext("SftpSession", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SftpSessionEvent_kind(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
@@ -20984,7 +20984,7 @@ func (ec *executionContext) _SftpSessionEvent_kind(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_SftpSessionEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSessionEvent", field, false, false, "SftpSessionEventKind")
+	return newScalarFieldContext("SftpSessionEvent", field, false, false, "SftpSessionEventKind")
 }
 
 func (ec *executionContext) _SftpSessionEvent_sessionId(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
@@ -21007,7 +21007,7 @@ func (ec *executionContext) _SftpSessionEvent_sessionId(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_SftpSessionEvent_sessionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SftpSessionEvent", field, true, true, "ID")
+	return newScalarFieldContext("SftpSessionEvent", field, true, true, "ID")
 }
 
 func (ec *executionContext) _SftpSessionEvent_session(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
@@ -21126,7 +21126,7 @@ func (ec *executionContext) _SharedProjectConnection_totalCount(ctx context.Cont
 	)
 }
 func (ec *executionContext) fieldContext_SharedProjectConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SharedProjectConnection", field, false, false, "Int")
+	return newScalarFieldContext("SharedProjectConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SharedProjectEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
@@ -21149,7 +21149,7 @@ func (ec *executionContext) _SharedProjectEdge_cursor(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SharedProjectEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "String")
+	return newScalarFieldContext("SharedProjectEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _SharedProjectEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
@@ -21204,7 +21204,7 @@ func (ec *executionContext) _SharedProjectEdge_preset(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SharedProjectEdge_preset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "SharePreset")
+	return newScalarFieldContext("SharedProjectEdge", field, false, false, "SharePreset")
 }
 
 func (ec *executionContext) _SharedProjectEdge_rights(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
@@ -21227,7 +21227,7 @@ func (ec *executionContext) _SharedProjectEdge_rights(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_SharedProjectEdge_rights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SharedProjectEdge", field, false, false, "FolderRight")
+	return newScalarFieldContext("SharedProjectEdge", field, false, false, "FolderRight")
 }
 
 func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21250,7 +21250,7 @@ func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, true, true, "ID")
+	return newScalarFieldContext("SshKey", field, true, true, "ID")
 }
 
 func (ec *executionContext) _SshKey_title(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21273,7 +21273,7 @@ func (ec *executionContext) _SshKey_title(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
+	return newScalarFieldContext("SshKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _SshKey_algorithm(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21296,7 +21296,7 @@ func (ec *executionContext) _SshKey_algorithm(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_algorithm(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
+	return newScalarFieldContext("SshKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _SshKey_bits(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21319,7 +21319,7 @@ func (ec *executionContext) _SshKey_bits(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_bits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Int")
+	return newScalarFieldContext("SshKey", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SshKey_fingerprint(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21342,7 +21342,7 @@ func (ec *executionContext) _SshKey_fingerprint(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_fingerprint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
+	return newScalarFieldContext("SshKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _SshKey_comment(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21365,7 +21365,7 @@ func (ec *executionContext) _SshKey_comment(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_comment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
+	return newScalarFieldContext("SshKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _SshKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21388,7 +21388,7 @@ func (ec *executionContext) _SshKey_createdAt(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
+	return newScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SshKey_createdBy(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21411,7 +21411,7 @@ func (ec *executionContext) _SshKey_createdBy(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_createdBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "String")
+	return newScalarFieldContext("SshKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _SshKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21434,7 +21434,7 @@ func (ec *executionContext) _SshKey_lastUsedAt(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
+	return newScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SshKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21457,7 +21457,7 @@ func (ec *executionContext) _SshKey_expiresAt(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "Time")
+	return newScalarFieldContext("SshKey", field, false, false, "Time")
 }
 
 func (ec *executionContext) _SshKey_status(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21480,7 +21480,7 @@ func (ec *executionContext) _SshKey_status(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_SshKey_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SshKey", field, false, false, "SshKeyStatus")
+	return newScalarFieldContext("SshKey", field, false, false, "SshKeyStatus")
 }
 
 func (ec *executionContext) _SshKey_user(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
@@ -21599,7 +21599,7 @@ func (ec *executionContext) _Staff_id(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Staff_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Staff", field, true, true, "ID")
+	return newScalarFieldContext("Staff", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Staff_email(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
@@ -21622,7 +21622,7 @@ func (ec *executionContext) _Staff_email(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext_Staff_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Staff", field, false, false, "String")
+	return newScalarFieldContext("Staff", field, false, false, "String")
 }
 
 func (ec *executionContext) _Staff_name(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
@@ -21645,7 +21645,7 @@ func (ec *executionContext) _Staff_name(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Staff_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Staff", field, false, false, "String")
+	return newScalarFieldContext("Staff", field, false, false, "String")
 }
 
 func (ec *executionContext) _Staff_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
@@ -21668,7 +21668,7 @@ func (ec *executionContext) _Staff_createdAt(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Staff_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Staff", field, false, false, "Time")
+	return newScalarFieldContext("Staff", field, false, false, "Time")
 }
 
 func (ec *executionContext) _StaffViewer_staff(ctx context.Context, field graphql.CollectedField, obj *model.StaffViewer) (ret graphql.Marshaler) {
@@ -21755,7 +21755,7 @@ func (ec *executionContext) _StartTotpEnrolmentPayload_url(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
+	return newScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _StartTotpEnrolmentPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
@@ -21778,7 +21778,7 @@ func (ec *executionContext) _StartTotpEnrolmentPayload_secret(ctx context.Contex
 	)
 }
 func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
+	return newScalarFieldContext("StartTotpEnrolmentPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _StartTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
@@ -21833,7 +21833,7 @@ func (ec *executionContext) _StorageUsage_used(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_StorageUsage_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+	return newScalarFieldContext("StorageUsage", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _StorageUsage_quota(ctx context.Context, field graphql.CollectedField, obj *storageuse.Storage) (ret graphql.Marshaler) {
@@ -21856,7 +21856,7 @@ func (ec *executionContext) _StorageUsage_quota(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_StorageUsage_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+	return newScalarFieldContext("StorageUsage", field, false, false, "Bytes")
 }
 
 func (ec *executionContext) _Subscription_sftpSessionEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -21967,7 +21967,7 @@ func (ec *executionContext) _User_id(ctx context.Context, field graphql.Collecte
 	)
 }
 func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "ID")
+	return newScalarFieldContext("User", field, true, true, "ID")
 }
 
 func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -21990,7 +21990,7 @@ func (ec *executionContext) _User_email(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_User_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "String")
+	return newScalarFieldContext("User", field, false, false, "String")
 }
 
 func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22013,7 +22013,7 @@ func (ec *executionContext) _User_name(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_User_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "String")
+	return newScalarFieldContext("User", field, false, false, "String")
 }
 
 func (ec *executionContext) _User_role(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22036,7 +22036,7 @@ func (ec *executionContext) _User_role(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_User_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "Role")
+	return newScalarFieldContext("User", field, false, false, "Role")
 }
 
 func (ec *executionContext) _User_account(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22091,7 +22091,7 @@ func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+	return newScalarFieldContext("User", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22114,7 +22114,7 @@ func (ec *executionContext) _User_updatedAt(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+	return newScalarFieldContext("User", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_deletedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22137,7 +22137,7 @@ func (ec *executionContext) _User_deletedAt(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_User_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+	return newScalarFieldContext("User", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_invitationPending(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22160,7 +22160,7 @@ func (ec *executionContext) _User_invitationPending(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_User_invitationPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, false, "Boolean")
+	return newScalarFieldContext("User", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _User_lastLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22183,7 +22183,7 @@ func (ec *executionContext) _User_lastLoginAt(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_User_lastLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
+	return newScalarFieldContext("User", field, true, true, "Time")
 }
 
 func (ec *executionContext) _User_lastApiLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22206,7 +22206,7 @@ func (ec *executionContext) _User_lastApiLoginAt(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_User_lastApiLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
+	return newScalarFieldContext("User", field, true, true, "Time")
 }
 
 func (ec *executionContext) _User_lastSftpLoginAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22229,7 +22229,7 @@ func (ec *executionContext) _User_lastSftpLoginAt(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_User_lastSftpLoginAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "Time")
+	return newScalarFieldContext("User", field, true, true, "Time")
 }
 
 func (ec *executionContext) _User_sftpActivity(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22372,7 +22372,7 @@ func (ec *executionContext) _User_ipAllowlist(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_User_ipAllowlist(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "String")
+	return newScalarFieldContext("User", field, true, true, "String")
 }
 
 func (ec *executionContext) _User_sshKeys(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
@@ -22555,7 +22555,7 @@ func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_UserConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserConnection", field, false, false, "Int")
+	return newScalarFieldContext("UserConnection", field, false, false, "Int")
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.UserEdge) (ret graphql.Marshaler) {
@@ -22578,7 +22578,7 @@ func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserEdge", field, false, false, "String")
+	return newScalarFieldContext("UserEdge", field, false, false, "String")
 }
 
 func (ec *executionContext) _UserEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.UserEdge) (ret graphql.Marshaler) {
@@ -22633,7 +22633,7 @@ func (ec *executionContext) _UserError_field(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_UserError_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
+	return newScalarFieldContext("UserError", field, false, false, "String")
 }
 
 func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
@@ -22656,7 +22656,7 @@ func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserError", field, false, false, "UserErrorCode")
+	return newScalarFieldContext("UserError", field, false, false, "UserErrorCode")
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
@@ -22679,7 +22679,7 @@ func (ec *executionContext) _UserError_message(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
+	return newScalarFieldContext("UserError", field, false, false, "String")
 }
 
 func (ec *executionContext) _UserError_retryAfter(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
@@ -22702,7 +22702,7 @@ func (ec *executionContext) _UserError_retryAfter(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_UserError_retryAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserError", field, false, false, "Int")
+	return newScalarFieldContext("UserError", field, false, false, "Int")
 }
 
 func (ec *executionContext) _UserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UserPayload) (ret graphql.Marshaler) {
@@ -22789,7 +22789,7 @@ func (ec *executionContext) _UserSftp_enabled(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_UserSftp_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserSftp", field, true, true, "Boolean")
+	return newScalarFieldContext("UserSftp", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _UserSftp_enabledAt(ctx context.Context, field graphql.CollectedField, obj *model.UserSftp) (ret graphql.Marshaler) {
@@ -22812,7 +22812,7 @@ func (ec *executionContext) _UserSftp_enabledAt(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_UserSftp_enabledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserSftp", field, true, true, "Time")
+	return newScalarFieldContext("UserSftp", field, true, true, "Time")
 }
 
 func (ec *executionContext) _UserSftp_credentials(ctx context.Context, field graphql.CollectedField, obj *model.UserSftp) (ret graphql.Marshaler) {
@@ -22995,7 +22995,7 @@ func (ec *executionContext) _ViewerCapabilities_manageUsers(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext_ViewerCapabilities_manageUsers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+	return newScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ViewerCapabilities_manageGroups(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
@@ -23018,7 +23018,7 @@ func (ec *executionContext) _ViewerCapabilities_manageGroups(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_ViewerCapabilities_manageGroups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+	return newScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ViewerCapabilities_createProjectFolders(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
@@ -23041,7 +23041,7 @@ func (ec *executionContext) _ViewerCapabilities_createProjectFolders(ctx context
 	)
 }
 func (ec *executionContext) fieldContext_ViewerCapabilities_createProjectFolders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+	return newScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ViewerCapabilities_manageContacts(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
@@ -23064,7 +23064,7 @@ func (ec *executionContext) _ViewerCapabilities_manageContacts(ctx context.Conte
 	)
 }
 func (ec *executionContext) fieldContext_ViewerCapabilities_manageContacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
+	return newScalarFieldContext("ViewerCapabilities", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -23087,7 +23087,7 @@ func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext___Directive_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Directive", field, false, false, "String")
+	return newScalarFieldContext("__Directive", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Directive_description(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -23110,7 +23110,7 @@ func (ec *executionContext) ___Directive_description(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext___Directive_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Directive", field, true, false, "String")
+	return newScalarFieldContext("__Directive", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Directive_isRepeatable(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -23133,7 +23133,7 @@ func (ec *executionContext) ___Directive_isRepeatable(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext___Directive_isRepeatable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Directive", field, false, false, "Boolean")
+	return newScalarFieldContext("__Directive", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) ___Directive_locations(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -23156,7 +23156,7 @@ func (ec *executionContext) ___Directive_locations(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext___Directive_locations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Directive", field, false, false, "__DirectiveLocation")
+	return newScalarFieldContext("__Directive", field, false, false, "__DirectiveLocation")
 }
 
 func (ec *executionContext) ___Directive_args(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -23223,7 +23223,7 @@ func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext___EnumValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__EnumValue", field, false, false, "String")
+	return newScalarFieldContext("__EnumValue", field, false, false, "String")
 }
 
 func (ec *executionContext) ___EnumValue_description(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
@@ -23246,7 +23246,7 @@ func (ec *executionContext) ___EnumValue_description(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext___EnumValue_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__EnumValue", field, true, false, "String")
+	return newScalarFieldContext("__EnumValue", field, true, false, "String")
 }
 
 func (ec *executionContext) ___EnumValue_isDeprecated(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
@@ -23269,7 +23269,7 @@ func (ec *executionContext) ___EnumValue_isDeprecated(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext___EnumValue_isDeprecated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__EnumValue", field, true, false, "Boolean")
+	return newScalarFieldContext("__EnumValue", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) ___EnumValue_deprecationReason(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
@@ -23292,7 +23292,7 @@ func (ec *executionContext) ___EnumValue_deprecationReason(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__EnumValue", field, true, false, "String")
+	return newScalarFieldContext("__EnumValue", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
@@ -23315,7 +23315,7 @@ func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext___Field_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Field", field, false, false, "String")
+	return newScalarFieldContext("__Field", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Field_description(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
@@ -23338,7 +23338,7 @@ func (ec *executionContext) ___Field_description(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext___Field_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Field", field, true, false, "String")
+	return newScalarFieldContext("__Field", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Field_args(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
@@ -23437,7 +23437,7 @@ func (ec *executionContext) ___Field_isDeprecated(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext___Field_isDeprecated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Field", field, true, false, "Boolean")
+	return newScalarFieldContext("__Field", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) ___Field_deprecationReason(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
@@ -23460,7 +23460,7 @@ func (ec *executionContext) ___Field_deprecationReason(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Field", field, true, false, "String")
+	return newScalarFieldContext("__Field", field, true, false, "String")
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
@@ -23483,7 +23483,7 @@ func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphq
 	)
 }
 func (ec *executionContext) fieldContext___InputValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")
+	return newScalarFieldContext("__InputValue", field, false, false, "String")
 }
 
 func (ec *executionContext) ___InputValue_description(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
@@ -23506,7 +23506,7 @@ func (ec *executionContext) ___InputValue_description(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext___InputValue_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__InputValue", field, true, false, "String")
+	return newScalarFieldContext("__InputValue", field, true, false, "String")
 }
 
 func (ec *executionContext) ___InputValue_type(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
@@ -23561,7 +23561,7 @@ func (ec *executionContext) ___InputValue_defaultValue(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext___InputValue_defaultValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")
+	return newScalarFieldContext("__InputValue", field, false, false, "String")
 }
 
 func (ec *executionContext) ___InputValue_isDeprecated(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
@@ -23584,7 +23584,7 @@ func (ec *executionContext) ___InputValue_isDeprecated(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext___InputValue_isDeprecated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__InputValue", field, true, false, "Boolean")
+	return newScalarFieldContext("__InputValue", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) ___InputValue_deprecationReason(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
@@ -23607,7 +23607,7 @@ func (ec *executionContext) ___InputValue_deprecationReason(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext___InputValue_deprecationReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__InputValue", field, true, false, "String")
+	return newScalarFieldContext("__InputValue", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Schema_description(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
@@ -23630,7 +23630,7 @@ func (ec *executionContext) ___Schema_description(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext___Schema_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Schema", field, true, false, "String")
+	return newScalarFieldContext("__Schema", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Schema_types(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
@@ -23813,7 +23813,7 @@ func (ec *executionContext) ___Type_kind(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext___Type_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Type", field, true, false, "__TypeKind")
+	return newScalarFieldContext("__Type", field, true, false, "__TypeKind")
 }
 
 func (ec *executionContext) ___Type_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
@@ -23836,7 +23836,7 @@ func (ec *executionContext) ___Type_name(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext___Type_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Type", field, true, false, "String")
+	return newScalarFieldContext("__Type", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Type_description(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
@@ -23859,7 +23859,7 @@ func (ec *executionContext) ___Type_description(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext___Type_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Type", field, true, false, "String")
+	return newScalarFieldContext("__Type", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Type_specifiedByURL(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
@@ -23882,7 +23882,7 @@ func (ec *executionContext) ___Type_specifiedByURL(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext___Type_specifiedByURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Type", field, true, false, "String")
+	return newScalarFieldContext("__Type", field, true, false, "String")
 }
 
 func (ec *executionContext) ___Type_fields(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
@@ -24133,7 +24133,7 @@ func (ec *executionContext) ___Type_isOneOf(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("__Type", field, true, false, "Boolean")
+	return newScalarFieldContext("__Type", field, true, false, "Boolean")
 }
 
 // endregion **************************** field.gotpl *****************************
