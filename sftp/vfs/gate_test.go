@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,6 +98,54 @@ func TestRecheckEndsIdleSession(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the idle session's channel is still served after Recheck refused")
+	}
+	e.served = nil
+}
+
+// clockedGate says yes until told otherwise, and moves the clock past the
+// cache's second at every answer, so that each check asks it again.
+type clockedGate struct {
+	clock *clock
+	mu    sync.Mutex
+	yes   int // answers left to give as yes
+}
+
+func (g *clockedGate) Check(context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.clock.Advance(2 * time.Second)
+	if g.yes > 0 {
+		g.yes--
+		return nil
+	}
+	return errors.New("SFTP access is off for the user")
+}
+
+// A request asks the Gate once. A listing used to ask again for its "."
+// and "..": when the cached yes expired in between and access had been
+// withdrawn, the dots were left out, the client got its handle, and then
+// the session ended with no answer to its next request — the client saw
+// "connection lost", not "permission denied" (TestE2ESessionsEnd on a
+// loaded machine). Now the listing opens, and the next request is refused.
+func TestARequestAsksTheGateOnce(t *testing.T) {
+	g := &clockedGate{}
+	e := newEnv(t, func(c *vfs.Config) { c.Gate = g })
+	g.clock = e.clock
+	g.yes = 1 // OPENDIR's own check
+	r := newRawInit(t, e.session)
+	r.send(packet(11, u32(1), str("/My Files"))) // OPENDIR
+	typ, b := r.recv()
+	if typ != typeHandle {
+		t.Fatalf("OPENDIR answered with a packet of type %d, want HANDLE", typ)
+	}
+	h, _ := splitString(t, b[4:])
+	r.send(packet(12, u32(2), str(h))) // READDIR
+	if code := r.status(2); code != codeDenied {
+		t.Errorf("READDIR once access was withdrawn: status %d, want permission denied", code)
+	}
+	e.client.Stat("/My Files") // the env's own channel hears of it too
+	if err := <-e.served; !errors.Is(err, vfs.ErrDenied) {
+		t.Errorf("the env's channel: Serve = %v; want ErrDenied", err)
 	}
 	e.served = nil
 }

@@ -299,7 +299,7 @@ func (s *Session) list(p string) (lister, string, error) {
 func (s *Session) dots(loc *location) fileInfos {
 	dots := make(fileInfos, 0, 2)
 	for _, d := range [...]struct{ name, vpath string }{{".", loc.vpath}, {"..", path.Dir(loc.vpath)}} {
-		if fi, err := s.stat(d.vpath, true); err == nil {
+		if fi, err := s.statChecked(d.vpath, true); err == nil {
 			dots = append(dots, namedInfo{fi, d.name})
 		}
 	}
@@ -325,7 +325,20 @@ func (s *Session) myFilesMounts(ctx context.Context, home storage.Tree) fileInfo
 // stat describes one path. Inside a shared folder it needs List or
 // Download: a user who may fetch a known file may also see its size.
 func (s *Session) stat(p string, follow bool) (fs.FileInfo, error) {
-	loc, err := s.resolve(s.ctx, p)
+	if err := s.allow(s.ctx); err != nil {
+		return nil, err
+	}
+	return s.statChecked(p, follow)
+}
+
+// statChecked is stat within a request that has already asked the Gate
+// (a listing describing its "." and ".."). Asking again could find the
+// cached yes expired in between and a refusal: the refusal ends the
+// session, but the request, answered as if nothing happened, would leave
+// the client with a handle and then a dropped connection instead of
+// "permission denied".
+func (s *Session) statChecked(p string, follow bool) (fs.FileInfo, error) {
+	loc, err := s.locate(s.ctx, p)
 	if err != nil {
 		return nil, err
 	}

@@ -83,6 +83,12 @@ func (s *Session) resolve(ctx context.Context, p string) (*location, error) {
 	if err := s.allow(ctx); err != nil {
 		return nil, err
 	}
+	return s.locate(ctx, p)
+}
+
+// locate is resolve without the Gate check, for a request that has
+// already made it (see statChecked): each request asks the Gate once.
+func (s *Session) locate(ctx context.Context, p string) (*location, error) {
 	if p == "" {
 		return nil, errNotFound // as stat("") is ENOENT
 	}
