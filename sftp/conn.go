@@ -59,6 +59,15 @@ type netConn struct {
 	// for the server's version line before sending anything.
 	refuseProxy atomic.Bool
 
+	// closing is set by Close: reads return net.ErrClosed from then on,
+	// and the idle deadline no longer moves.
+	closing atomic.Bool
+	// lingers is set once the client has logged in: only then does Close
+	// wait for the client's side (a connection refused before, often by
+	// a scanner or an attacker, is closed outright, and holds no socket
+	// after its slot is released).
+	lingers atomic.Bool
+
 	idle       atomic.Int64 // idle timeout in ns; 0 while the handshake deadline applies
 	step       atomic.Int64 // ns the deadline may go stale before it is moved
 	lastExtend atomic.Int64 // ns since connStart of the last extension
@@ -118,13 +127,62 @@ func (c *netConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if c.closing.Load() {
+		return 0, net.ErrClosed
+	}
 	c.touch()
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	if c.closing.Load() {
+		// Close woke this read: what it got is the client's last words,
+		// drained, not requests to carry out.
+		return 0, net.ErrClosed
+	}
+	return n, err
 }
 
 func (c *netConn) Write(p []byte) (int, error) {
 	c.touch()
 	return c.Conn.Write(p)
+}
+
+// closeLinger is how long a closed connection keeps reading what the
+// client still sends, waiting for it to close its side, before the socket
+// is closed whatever it holds.
+const closeLinger = 2 * time.Second
+
+// Close ends the connection as a careful TCP server does. Closing a socket
+// outright while the client's last packets (a window adjustment, its own
+// channel close) wait unread makes the kernel reset the connection and
+// drop what it had not yet sent: the client would lose the last replies,
+// such as the "permission denied" that ends a session whose access was
+// withdrawn, and see "connection lost" instead. So Close sends what is
+// queued and then the end of the stream (CloseWrite), stops the SSH layer's
+// reads at once (no request read from now on is carried out), and reads
+// and discards what still arrives until the client closes, for at most
+// closeLinger, before closing the socket. It returns without waiting.
+// Connections that never logged in are closed outright.
+func (c *netConn) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || !c.lingers.Load() || cw.CloseWrite() != nil {
+		return c.Conn.Close()
+	}
+	// Wake a read blocked in the SSH layer (it sees net.ErrClosed), then
+	// drain on the socket itself.
+	_ = c.Conn.SetReadDeadline(time.Now())
+	go func() {
+		_ = c.Conn.SetDeadline(time.Now().Add(closeLinger))
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Conn.Read(buf); err != nil {
+				break
+			}
+		}
+		c.Conn.Close()
+	}()
+	return nil
 }
 
 // startIdleTimer replaces the handshake deadline with the idle deadline,
@@ -146,7 +204,7 @@ func (c *netConn) startIdleTimer(idle time.Duration) error {
 // sends window adjustments stays alive.
 func (c *netConn) touch() {
 	idle := c.idle.Load()
-	if idle == 0 {
+	if idle == 0 || c.closing.Load() {
 		return
 	}
 	since := int64(c.now().Sub(c.connStart))

@@ -1,10 +1,15 @@
 package sftp
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/skiffhq/skiff/internal/testkit"
 )
 
 // deadlineConn is a net.Conn that records the deadline set on it.
@@ -88,4 +93,67 @@ func TestAddressKeyGroupsIPv6By64(t *testing.T) {
 			t.Errorf("%s and %s counted together: %v, want %v", c.a, c.b, ka == kb, c.same)
 		}
 	}
+}
+
+// A connection the server closes delivers everything the server wrote
+// before it, even when the client's last packets were never read: a plain
+// close of such a socket resets the connection, and the kernel drops what
+// it had not yet sent — how a "permission denied" that ends a session went
+// missing and the client saw "connection lost" (TestE2ESessionsEnd, about
+// one run in forty on a loaded machine). Once closed, the SSH layer reads
+// nothing more, and the socket is released when the client closes.
+func TestCloseDeliversWhatWasWritten(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small receive window at the client and room at the server: most
+	// of what the server writes is still queued at its end when it closes.
+	if err := client.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.(*net.TCPConn).SetWriteBuffer(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	nc := newNetConn(raw, trustedReadBuffer)
+	nc.lingers.Store(true) // as once the client has logged in
+	if _, err := client.Write([]byte("the client's last words, never read")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // they have arrived
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	if _, err := nc.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := nc.Read(make([]byte, 10)); n != 0 || err == nil {
+		t.Errorf("a read after Close got %d bytes, %v", n, err)
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(client)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the client read %d of %d bytes (%v)", len(got), len(want), err)
+	}
+	// The server side is released once the client closes: its socket
+	// answers nothing more.
+	client.Close()
+	testkit.Eventually(t, "the server's socket to close", func() bool {
+		_, err := raw.Write([]byte("x"))
+		return errors.Is(err, net.ErrClosed)
+	})
 }

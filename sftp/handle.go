@@ -67,7 +67,16 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer s.untrack(c)
-	defer raw.Close()
+	var nc *netConn
+	defer func() {
+		// Through the netConn once there is one: it closes without
+		// losing the last replies (netConn.Close).
+		if nc != nil {
+			nc.Close()
+		} else {
+			raw.Close()
+		}
+	}()
 
 	peer := addrOf(raw.RemoteAddr())
 	peerAttr := slog.String("peer", raw.RemoteAddr().String())
@@ -76,7 +85,6 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 
-	var nc *netConn
 	rt := route{dest: addrOf(raw.LocalAddr()), remote: peer}
 	if s.trusted(peer) {
 		nc = newNetConn(raw, trustedReadBuffer)
@@ -90,6 +98,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		nc = newNetConn(raw, untrustedReadBuffer)
 		nc.refuseProxy.Store(true)
 	}
+	s.mu.Lock()
+	c.nc = nc // Disconnect and shutdown close it without losing the last replies
+	s.mu.Unlock()
 	// One With for what every line of the connection names: a handler
 	// formats these attributes when With is called, for each connection.
 	var log *slog.Logger
@@ -126,6 +137,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer sconn.Close()
+	nc.lingers.Store(true) // logged in: closing waits for the client's side
 
 	login, ok := loginOf(sconn.Permissions)
 	if !ok {
