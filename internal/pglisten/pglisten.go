@@ -138,7 +138,7 @@ func (l *Listener) run(ctx context.Context) {
 				// lib/pq sends nil after reconnecting: every owner missed
 				// what was sent meanwhile.
 				for _, s := range l.subscriptions() {
-					s.resync(true)
+					s.listens()
 					channelListens(s.channel)
 				}
 			case probe(n.Channel, n.Extra):
@@ -235,7 +235,7 @@ func (l *Listener) Listen(ctx context.Context, channel string, h Handler) error 
 	defer l.unsubscribe(channel, listened, nil)
 	// Whatever changed before the LISTEN took effect was not notified.
 	s.active.Store(true)
-	s.resync(true)
+	s.listens()
 	channelListens(channel)
 	defer h.Listening(false)
 	h.log().Info(h.Name+": listening for changes", "channel", channel)
@@ -337,12 +337,13 @@ func (s *subscription) notify(payload string) {
 	s.signal()
 }
 
-// resync drops what is queued: the owner re-reads everything instead, and
-// is told that notifications arrive again when relisten.
-func (s *subscription) resync(relisten bool) {
+// listens records that the connection listens (again) on the channel: what
+// is queued is dropped, the owner re-reads everything instead and is told
+// that notifications arrive again. (An overflowing queue only resyncs: see
+// notify.)
+func (s *subscription) listens() {
 	s.mu.Lock()
-	s.queue, s.mustSync = nil, true
-	s.relisten = s.relisten || relisten
+	s.queue, s.mustSync, s.relisten = nil, true, true
 	s.mu.Unlock()
 	s.signal()
 }
