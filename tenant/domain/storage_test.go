@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,5 +381,60 @@ func BenchmarkStorageMeter(b *testing.B) {
 		if err := m.Settle(ctx, owner.ID, got, 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Reservations and usage beyond what an int64 holds (a client writing at an
+// offset near 2^62 in an account without a quota, from several sessions)
+// neither fail the quota checks of the account's other users, which would
+// let their writes through unchecked, nor the pages that show usage: sums are
+// capped at the largest int64.
+func TestStorageHugeReservationsKeepQuotasWorking(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	u := w.user("Uma", tenant.RoleUser)
+	lim := int64(1000)
+	if _, err := w.svc.Storage.SetUserStorageQuota(w.as(w.owner), u.ID, &lim); err != nil {
+		t.Fatal(err)
+	}
+	big := int64(math.MaxInt64/2 + 1)
+	m, other := w.svc.Storage.Meter(w.account.ID), w.svc.Storage.Meter(w.account.ID)
+	for i, meter := range []*storageuse.Meter{m, m, other} {
+		if got, err := meter.Reserve(ctx, w.owner.ID, big, big); err != nil || got != big {
+			t.Fatalf("reservation %d of 2^62 for the owner, who has no quota: %v %v", i, got, err)
+		}
+	}
+	if got, err := m.Reserve(ctx, u.ID, 1001, 1001); err != nil || got != 0 {
+		t.Fatalf("reserve 1001 over Uma's 1000: %v %v; want 0, refused", got, err)
+	}
+	if got, err := other.Reserve(ctx, u.ID, 600, 600); err != nil || got != 600 {
+		t.Fatalf("reserve 600 of Uma's 1000: %v %v", got, err)
+	}
+	if used, quota, limited, err := m.Space(ctx, u.ID); err != nil || used != 600 || quota != 1000 || !limited {
+		t.Fatalf("Uma's space: %d of %d (%v) %v", used, quota, limited, err)
+	}
+	if used, _, limited, err := m.Space(ctx, w.owner.ID); err != nil || used != math.MaxInt64 || limited {
+		t.Fatalf("the owner's space: %d (%v) %v; want the largest int64, no quota", used, limited, err)
+	}
+	for range 2 {
+		if err := m.Settle(ctx, w.owner.ID, 0, big); err != nil {
+			t.Fatalf("settle 2^62 stored: %v", err)
+		}
+	}
+	if err := m.Settle(ctx, w.owner.ID, 0, big); err != nil {
+		t.Fatalf("settle 2^62 stored: %v", err)
+	}
+	w.setAccountQuota(1 << 40)
+	if got, err := other.Reserve(ctx, u.ID, 1, 1); err != nil || got != 0 {
+		t.Fatalf("reserve 1 with the account over its quota: %v %v; want 0, refused", got, err)
+	}
+	st, err := w.svc.Storage.AccountStorage(w.as(w.owner), w.account.ID)
+	if err != nil || st.Used != math.MaxInt64 {
+		t.Fatalf("account storage: %+v %v; want the largest int64 used", st, err)
+	}
+	owner, err := w.svc.Storage.UserStorage(w.as(w.owner), w.owner)
+	if err != nil || owner.Used != math.MaxInt64 {
+		t.Fatalf("the owner's storage: %+v %v; want the largest int64 used", owner, err)
 	}
 }

@@ -29,7 +29,13 @@ func (s *Service) ttl() int64 {
 	return int64(DefaultReservationTTL.Seconds())
 }
 
-// room is what the quotas allow a tree and what they already hold.
+// room is what the quotas allow a tree and what they already hold. The sums
+// are capped at the largest int64 (9223372036854775807), as are a
+// reservation's and a tree's bytes: a client writing at offsets near 2^63
+// in an account without a quota must not make them overflow, which would
+// fail every quota check of the account (and a failed check lets a write
+// through, pool.go); capped, an account quota is full, and no other user's
+// quota is touched.
 type room struct {
 	Owner        string `db:"owner"` // whose quota the tree counts against
 	AccountQuota *int64 `db:"account_quota"`
@@ -61,10 +67,12 @@ func (m *Meter) room(ctx context.Context, q tenant.Queryer, tree string) (*room,
 		SELECT o.id AS owner,
 			(SELECT storage_quota FROM accounts WHERE id = $1) AS account_quota,
 			(SELECT storage_quota FROM users WHERE account_id = $1 AND id = o.id) AS user_quota,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = $1)
-			+ (SELECT coalesce(sum(bytes), 0) FROM storage_reservations WHERE account_id = $1 AND expires_at > now()) AS account_used,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = $1 AND user_id = o.id)
-			+ (SELECT coalesce(sum(bytes), 0) FROM storage_reservations WHERE account_id = $1 AND user_id = o.id AND expires_at > now()) AS user_used
+			least((SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = $1)
+			+ (SELECT coalesce(sum(bytes), 0) FROM storage_reservations WHERE account_id = $1 AND expires_at > now()),
+				9223372036854775807)::bigint AS account_used,
+			least((SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = $1 AND user_id = o.id)
+			+ (SELECT coalesce(sum(bytes), 0) FROM storage_reservations WHERE account_id = $1 AND user_id = o.id AND expires_at > now()),
+				9223372036854775807)::bigint AS user_used
 		FROM o`, m.accountID, tree)
 	return &r, tenant.DBError(err)
 }
@@ -115,7 +123,8 @@ func (m *Meter) Reserve(ctx context.Context, tree string, need, want int64) (gra
 		_, err := q.ExecContext(ctx, `INSERT INTO storage_reservations (account_id, session_id, tree_id, user_id, bytes, expires_at)
 			VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
 			ON CONFLICT (account_id, session_id, tree_id) DO UPDATE
-			SET bytes = CASE WHEN storage_reservations.expires_at > now() THEN storage_reservations.bytes ELSE 0 END + EXCLUDED.bytes,
+			SET bytes = least(CASE WHEN storage_reservations.expires_at > now() THEN storage_reservations.bytes ELSE 0 END::numeric
+					+ EXCLUDED.bytes, 9223372036854775807)::bigint,
 				expires_at = EXCLUDED.expires_at`,
 			m.accountID, m.session, tree, owner, n, m.s.ttl())
 		if err == nil {
@@ -165,7 +174,8 @@ func addUsage(ctx context.Context, q tenant.Queryer, accountID, tree string, del
 	_, err := q.ExecContext(ctx, `INSERT INTO storage_usage (account_id, tree_id, user_id, used_bytes, version)
 		VALUES ($1, $2, coalesce((SELECT created_by FROM project_folders WHERE account_id = $1 AND id = $2), $2::uuid), greatest($3::bigint, 0), 1)
 		ON CONFLICT (account_id, tree_id) DO UPDATE
-		SET used_bytes = greatest(storage_usage.used_bytes + $3::bigint, 0), version = storage_usage.version + 1`,
+		SET used_bytes = greatest(least(storage_usage.used_bytes::numeric + $3::bigint, 9223372036854775807), 0)::bigint,
+			version = storage_usage.version + 1`,
 		accountID, tree, delta)
 	return tenant.DBError(err)
 }

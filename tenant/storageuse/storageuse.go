@@ -69,7 +69,7 @@ func (s *Service) AccountStorageOf(ctx context.Context, accountIDs []string) (ma
 			Used  int64  `db:"used"`
 		}
 		if err := q.SelectContext(ctx, &rows, `SELECT a.id, a.storage_quota,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id) AS used
+			least((SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id), 9223372036854775807)::bigint AS used
 			FROM accounts a WHERE a.id = ANY($1::uuid[])`, tenant.UUIDArray(ids)); err != nil {
 			return tenant.DBError(err)
 		}
@@ -115,7 +115,7 @@ func (s *Service) UserStorageOf(ctx context.Context, accountID string, userIDs [
 			Used  int64  `db:"used"`
 		}
 		if err := q.SelectContext(ctx, &rows, `SELECT u.id, u.storage_quota,
-			(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = u.account_id AND user_id = u.id) AS used
+			least((SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = u.account_id AND user_id = u.id), 9223372036854775807)::bigint AS used
 			FROM users u WHERE u.account_id = $1 AND u.id = ANY($2::uuid[])`, accountID, tenant.UUIDArray(userIDs)); err != nil {
 			return tenant.DBError(err)
 		}
@@ -212,7 +212,7 @@ func alertTx(ctx context.Context, q tenant.Queryer, accountID string, refused bo
 		Used  int64  `db:"used"`
 	}
 	if err := q.GetContext(ctx, &st, `SELECT name, storage_quota, storage_alert,
-		(SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id) AS used
+		least((SELECT coalesce(sum(used_bytes), 0) FROM storage_usage WHERE account_id = a.id), 9223372036854775807)::bigint AS used
 		FROM accounts a WHERE id = $1`, accountID); err != nil {
 		return tenant.DBError(err)
 	}
