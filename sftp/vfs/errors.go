@@ -113,6 +113,8 @@ func fsError(err error) (st error, expected bool) {
 		return errNotDir, true
 	case syscall.ENOSPC, syscall.EDQUOT:
 		return status(fxFailure, "no space left"), true
+	case syscall.EFBIG: // a write or truncation past the largest file the file system allows
+		return status(fxFailure, "file too large"), true
 	case syscall.ENAMETOOLONG, syscall.EINVAL:
 		return errInvalid, true // as OpenSSH maps them
 	case syscall.ELOOP:

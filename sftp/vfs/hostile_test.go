@@ -225,3 +225,31 @@ func diffSnapshot(a, b map[string]string) string {
 	}
 	return out.String()
 }
+
+// A write or truncation beyond what the file system allows a file (EFBIG:
+// an offset near 2^62 on ext4) is the client's doing: it gets "file too
+// large", and the server logs no internal failure (env.close checks).
+func TestFileTooLargeIsTheClientsError(t *testing.T) {
+	skipOnS3(t, "a disk's largest file")
+	e := newEnv(t)
+	mustWrite(t, filepath.Join(e.home(), "old.bin"), "x")
+	f, err := e.client.Create("/My Files/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const far = 1 << 62
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Skipf("%s at 2^62 worked: this file system takes files that large", what)
+		}
+		if !strings.Contains(err.Error(), "file too large") {
+			t.Errorf("%s at 2^62: %v; want \"file too large\"", what, err)
+		}
+	}
+	_, err = f.WriteAt([]byte("x"), far)
+	check("write", err)
+	check("ftruncate", f.Truncate(far))
+	check("truncate", e.client.Truncate("/My Files/old.bin", far))
+}
