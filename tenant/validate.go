@@ -7,8 +7,27 @@ import (
 	"unicode/utf8"
 )
 
-// NormEmail validates and normalises an email address for field.
+// NormEmail validates and normalises an email address for field: a new
+// address, which must also hold nothing invisible (see invisibleRune).
 func NormEmail(field, email string) (string, error) {
+	email, err := EmailSyntax(field, email)
+	if err != nil {
+		return "", err
+	}
+	// An email is a login and shows who someone is, so, as in names,
+	// nothing invisible: "owner\u200b@…" must not pass for the owner's.
+	for _, r := range email {
+		if invisibleRune(r) {
+			return "", Invalid(field, "email must not contain invisible or text-direction characters (it contains %U)", r)
+		}
+	}
+	return email, nil
+}
+
+// EmailSyntax is NormEmail without the check for invisible characters: for
+// addresses already stored (the outbox), which an older release may have
+// taken.
+func EmailSyntax(field, email string) (string, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return "", Invalid(field, "email is required")

@@ -44,3 +44,30 @@ func TestNormNameRefusesInvisibleCharacters(t *testing.T) {
 		}
 	}
 }
+
+// An email is a login and how people are shown to others, so like a name it
+// cannot carry what is invisible or reorders text: "owner\u200b@…" would
+// look like the owner's address, and a right-to-left override turns the
+// address shown around.
+func TestNormEmailRefusesInvisibleCharacters(t *testing.T) {
+	for _, email := range []string{
+		"\u202e@b.example",             // right-to-left override
+		"owner\u200b@demo.example",     // zero-width space
+		"owner@demo\u200d.example",     // zero-width joiner in the domain
+		"owner\u2066@demo.example",     // left-to-right isolate
+		"\ufeffowner@demo.example",     // byte order mark
+		"owner\u00ad@demo.example",     // soft hyphen
+		"owner\u3164@demo.example",     // Hangul filler
+		"owner\U000E0041@demo.example", // tag character
+	} {
+		_, err := tenant.NormEmail("email", email)
+		if tenant.ErrorCode(err) != tenant.EInvalid || tenant.ErrorField(err) != "email" {
+			t.Errorf("%+q: got %v, want INVALID on email", email, err)
+		}
+	}
+	for _, email := range []string{"ada@example.com", "josé@exämple.de", "山田@例え.jp", "a.b+c@sub.example.org"} {
+		if got, err := tenant.NormEmail("email", email); err != nil || got != email {
+			t.Errorf("%+q: got %q, %v; want it kept", email, got, err)
+		}
+	}
+}

@@ -398,7 +398,7 @@ func Enqueue(ctx context.Context, q tenant.Queryer, accountID string, e Email) e
 	if err := e.Data.validate(); err != nil {
 		return bug(err)
 	}
-	to, err := tenant.NormEmail("to", e.To)
+	to, err := tenant.EmailSyntax("to", e.To)
 	if err != nil {
 		return bug(fmt.Errorf("enqueue email %s: %w", kind, err))
 	}
