@@ -32,7 +32,7 @@ const exportWriteWindow = time.Minute
 // staff), newest first, as CSV streamed in pages, to those who may see it
 // (see activity.Service.Export). The caller authenticates with the bearer
 // token as for /graphql. Cells a spreadsheet would read as a formula are
-// escaped (csvCell).
+// escaped (tenant.CSVCell).
 func (r *Resolver) exportActivity(log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ctx := req.Context()
@@ -149,21 +149,10 @@ func activityRow(row []string, e *activity.Event) {
 	}
 	row[0] = e.At.UTC().Format(time.RFC3339Nano)
 	row[1], row[2] = string(e.Action), string(e.Outcome)
-	row[3], row[4], row[5] = globalID("User", e.UserID), csvCell(e.Login), csvCell(e.ClientAddr)
-	row[6], row[7] = csvCell(e.Path), csvCell(e.TargetPath)
+	row[3], row[4], row[5] = globalID("User", e.UserID), tenant.CSVCell(e.Login), tenant.CSVCell(e.ClientAddr)
+	row[6], row[7] = tenant.CSVCell(e.Path), tenant.CSVCell(e.TargetPath)
 	row[8], row[9] = num(e.Bytes), num(e.DurationMS)
-	row[10], row[11] = csvCell(e.Reason), csvCell(e.Node)
-}
-
-// csvCell escapes a cell a spreadsheet would take for a formula (OWASP's
-// CSV injection advice): one that starts with =, +, -, @, a tab or a
-// carriage return gets a leading apostrophe, which spreadsheets show as
-// text. Paths, logins and reasons come from clients.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
+	row[10], row[11] = tenant.CSVCell(e.Reason), tenant.CSVCell(e.Node)
 }
 
 // writeExportError answers a refused or failed export as /graphql would,

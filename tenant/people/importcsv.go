@@ -298,7 +298,7 @@ func parseImport(p *tenant.Principal, data string) ([]importRow, []ImportProblem
 		}
 		field := func(c string) string {
 			if i := cols[c]; i > 0 && i <= len(rec) {
-				return strings.TrimSpace(rec[i-1])
+				return tenant.CSVUncell(strings.TrimSpace(rec[i-1]))
 			}
 			return ""
 		}
@@ -438,7 +438,7 @@ func (s *Service) UsersCSV(ctx context.Context, accountID string) (string, error
 		if c := creds[u.ID]; c != nil {
 			login = c.CustomLogin
 		}
-		_ = w.Write([]string{u.Email, u.Name, string(u.Role), group, fmt.Sprint(u.SFTPEnabled), login})
+		_ = w.Write([]string{tenant.CSVCell(u.Email), tenant.CSVCell(u.Name), string(u.Role), tenant.CSVCell(group), fmt.Sprint(u.SFTPEnabled), login})
 	}
 	w.Flush()
 	return buf.String(), w.Error()
