@@ -161,6 +161,8 @@ func DBError(err error) error {
 			return &Error{Code: ENotFound, Message: "not found", Err: err}
 		case "23514", "22001", "22P02": // check_violation, string too long, invalid text (e.g. a bad uuid)
 			return &Error{Code: EInvalid, Message: "invalid value", Err: err}
+		case "22021": // character_not_in_repertoire: a NUL (or invalid UTF-8) in text from the caller
+			return &Error{Code: EInvalid, Message: "text must not contain NUL characters", Err: err}
 		case "40001", "40P01": // serialization failure, deadlock
 			return &Error{Code: EConflict, Message: "the change clashed with another one; try again", Err: err}
 		}
