@@ -87,6 +87,9 @@ type Enforcer struct {
 	mu        sync.Mutex
 	accounts  map[string]*account
 	lastSweep time.Time
+
+	// changed are told of every invalidation (OnChange); copy on write.
+	changed atomic.Pointer[[]func(accountID string)]
 }
 
 // account is one account's loaded policy.
@@ -324,14 +327,47 @@ func (e *Enforcer) Invalidate(accountID string) {
 	if a != nil {
 		a.gen.Add(1)
 	}
+	e.tell(accountID)
 }
 
 // InvalidateAll makes every account's next decision read its policy again.
 func (e *Enforcer) InvalidateAll() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for _, a := range e.accounts {
 		a.gen.Add(1)
+	}
+	e.mu.Unlock()
+	e.tell("")
+}
+
+// OnChange has f told of every change to an account's policy that the
+// enforcer learns of (Invalidate: a service's commit on this node, or a
+// notification from any node), with the account's ID, or "" when every
+// account may have changed (InvalidateAll: notifications may have been
+// missed). f runs after the enforcer dropped its copy, so what f's callers
+// ask the enforcer next reads the new policy: copies of what the policy
+// grants, such as SFTP sessions' shared folders, are dropped by f. f runs
+// on the caller's goroutine (Listen's for notifications) and must not
+// block.
+func (e *Enforcer) OnChange(f func(accountID string)) {
+	for {
+		old := e.changed.Load()
+		var fs []func(string)
+		if old != nil {
+			fs = append(fs, *old...)
+		}
+		fs = append(fs, f)
+		if e.changed.CompareAndSwap(old, &fs) {
+			return
+		}
+	}
+}
+
+func (e *Enforcer) tell(accountID string) {
+	if fs := e.changed.Load(); fs != nil {
+		for _, f := range *fs {
+			f(accountID)
+		}
 	}
 }
 

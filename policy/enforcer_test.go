@@ -210,6 +210,61 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	}
 }
 
+// OnChange hears every change the enforcer learns of, by notification from
+// another node's commit or by a reconnection (every account), only after
+// the enforcer dropped its copy: what the listener asks then is the new
+// policy. MaxAge is far too long to explain the answers.
+func TestOnChangeHearsChangesAfterTheCopyIsDropped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := newAcme(f)
+	e := f.enforcer(policy.Options{MaxAge: time.Hour, ListeningMaxAge: time.Hour})
+	type heard struct {
+		account string
+		rights  []policy.Right // the associate's in the folder, asked from the callback
+	}
+	changes := make(chan heard, 16)
+	e.OnChange(func(accountID string) {
+		rights, err := e.RightsIn(context.Background(), a.assoc, a.id, a.folder)
+		if err != nil {
+			t.Error(err)
+		}
+		changes <- heard{accountID, rights}
+	})
+	f.listen(e)
+	if got, err := e.RightsIn(context.Background(), a.assoc, a.id, a.folder); err != nil || slices.Contains(got, policy.Upload) {
+		t.Fatalf("READ share: %v, %v", got, err)
+	}
+	next := func(what string) heard {
+		t.Helper()
+		select {
+		case h := <-changes:
+			return h
+		case <-time.After(10 * time.Second):
+			t.Fatalf("OnChange not told of %s", what)
+		}
+		return heard{}
+	}
+	// The listener's first resync (every account) came as it connected.
+	f.shareUser(a.id, a.folder, a.assoc, policy.PresetWrite)
+	h := next("the share's new preset")
+	for h.account == "" {
+		h = next("the share's new preset")
+	}
+	if h.account != a.id || !slices.Contains(h.rights, policy.Upload) {
+		t.Fatalf("told %q with the associate's rights %v; want %s and WRITE's", h.account, h.rights, a.id)
+	}
+
+	// Notifications sent while the connection is down are lost: the
+	// reconnection tells of every account.
+	if _, err := f.db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %'`); err != nil {
+		t.Fatal(err)
+	}
+	for next("the reconnection").account != "" {
+	}
+}
+
 // After the notification connection drops, changes made while it was down
 // are not lost: the reconnection makes every account be read again.
 func TestChangesSurviveAReconnection(t *testing.T) {

@@ -51,6 +51,10 @@ type TenantBackend struct {
 	// Grace is how long a session keeps its last known rights while the
 	// database does not answer (vfs.DefaultGrace when zero).
 	Grace time.Duration
+	// SharesTTL is how long a session trusts its copy of the user's shared
+	// folders when nothing says they changed (vfs.DefaultCacheTTL when
+	// zero). SharesChanged makes sessions read them again at once.
+	SharesTTL time.Duration
 	// Metrics counts the sessions' requests, bytes and transfers
 	// (Metrics.VFS of the server's); nil counts nothing.
 	Metrics *vfs.Metrics
@@ -198,9 +202,12 @@ func (b *TenantBackend) Open(ctx context.Context, l *sftplogin.Login) (Session, 
 		cfg.Shares = vfs.SharesFunc(func(ctx context.Context) ([]vfs.SharedFolder, error) {
 			return bounded(ctx, b.dbTimeout(), shares.SharedFolders)
 		})
+		cfg.SharesTTL = b.SharesTTL
 	}
+	cfg.SharesChanged = b.open.acquire(login.AccountID)
 	sess, err := vfs.NewSession(ctx, cfg)
 	if err != nil {
+		b.open.release(login.AccountID)
 		return nil, err
 	}
 	e.sess, e.recheck = sess, func() { b.recheck(e) }
@@ -244,6 +251,19 @@ func (b *TenantBackend) RecheckSessions(accountID, userID string) {
 		}
 	}()
 }
+
+// SharesChanged makes this node's open sessions of the account (every
+// account when accountID is empty) read the user's shared folders again at
+// their next operation, however young their copy: call it when rights in
+// project folders may have changed (policy.Enforcer.OnChange, which hears
+// this node's changes and, by notification, every other node's). It costs
+// an atomic increment; sessions compare the count on each lookup.
+//
+// An operation that looks its folder up after SharesChanged returns sees
+// the rights as the database has them then; one that looked it up before
+// finishes with the rights it found (as a file opened before a share's
+// removal stays open).
+func (b *TenantBackend) SharesChanged(accountID string) { b.open.sharesChanged(accountID) }
 
 // recheckConcurrency bounds the checks RecheckSessions runs at once.
 const recheckConcurrency = 8
@@ -333,6 +353,57 @@ func (e *openSession) stop() {
 type openSessions struct {
 	mu     sync.Mutex
 	byUser map[userKey]map[*openSession]struct{}
+	shares map[string]*accountShares // by account, while it has sessions
+}
+
+// accountShares counts the changes to an account's rights in project
+// folders, for its open sessions.
+type accountShares struct {
+	changed  vfs.Generation
+	sessions int
+}
+
+// acquire returns the account's count of changes, for a session starting;
+// release it when the session ends.
+func (o *openSessions) acquire(accountID string) *vfs.Generation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.shares == nil {
+		o.shares = make(map[string]*accountShares)
+	}
+	a := o.shares[accountID]
+	if a == nil {
+		a = &accountShares{}
+		o.shares[accountID] = a
+	}
+	a.sessions++
+	return &a.changed
+}
+
+func (o *openSessions) release(accountID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if a := o.shares[accountID]; a != nil {
+		if a.sessions--; a.sessions <= 0 {
+			delete(o.shares, accountID)
+		}
+	}
+}
+
+// sharesChanged bumps the account's count of changes, every account's
+// when accountID is empty.
+func (o *openSessions) sharesChanged(accountID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if accountID != "" {
+		if a := o.shares[accountID]; a != nil {
+			a.changed.Bump()
+		}
+		return
+	}
+	for _, a := range o.shares {
+		a.changed.Bump()
+	}
 }
 
 func (o *openSessions) add(e *openSession) {
@@ -351,11 +422,15 @@ func (o *openSessions) add(e *openSession) {
 func (o *openSessions) remove(e *openSession) {
 	e.stop()
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	k := userKey{e.login.AccountID, e.login.UserID}
+	_, held := o.byUser[k][e]
 	delete(o.byUser[k], e)
 	if len(o.byUser[k]) == 0 {
 		delete(o.byUser, k)
+	}
+	o.mu.Unlock()
+	if held { // removed once, released once
+		o.release(e.login.AccountID)
 	}
 }
 

@@ -122,18 +122,21 @@ func (g *gateCache) withinGrace(now time.Time) bool {
 	return c != nil && now.Sub(*c) < g.grace
 }
 
-// sharesCache keeps the resolved shared folders for ttl. Errors are not
-// cached: the next operation asks again. When the Shares cannot answer, the
-// last folders fetched serve for up to grace after they were fetched, like
-// the Gate's last answer.
+// sharesCache keeps the resolved shared folders for ttl, or until changed
+// moves on: a copy fetched before the user's rights changed is not used
+// again, whatever its age. Errors are not cached: the next operation asks
+// again. When the Shares cannot answer, the last folders fetched serve for
+// up to grace after they were fetched, like the Gate's last answer.
 type sharesCache struct {
-	shares Shares
-	ttl    time.Duration
-	grace  time.Duration
-	now    func() time.Time
+	shares  Shares
+	changed *Generation // nil: only ttl ends a copy
+	ttl     time.Duration
+	grace   time.Duration
+	now     func() time.Time
 
 	mu      sync.Mutex
 	fetched time.Time
+	gen     uint64 // changed's count when the copy's fetch began
 	valid   bool
 	folders []SharedFolder // sorted by display name, names unique
 
@@ -155,11 +158,15 @@ func (c *sharesCache) list(ctx context.Context) ([]SharedFolder, error) {
 	return c.refresh(ctx)
 }
 
-// refresh asks for the folders again when the copy is older than ttl.
-// c.mu is held.
+// refresh asks for the folders again when the copy is older than ttl or
+// the rights changed since it was fetched. c.mu is held.
 func (c *sharesCache) refresh(ctx context.Context) ([]SharedFolder, error) {
 	now := c.now()
-	if c.valid && now.Before(c.fetched.Add(c.ttl)) {
+	// Read before the fetch: a change that comes while the fetch runs
+	// leaves the copy it brings already stale, so the next operation asks
+	// again and the change is never missed.
+	gen := c.changed.Count()
+	if c.valid && gen == c.gen && now.Before(c.fetched.Add(c.ttl)) {
 		return c.folders, nil
 	}
 	got, err := c.shares.SharedFolders(ctx)
@@ -169,7 +176,7 @@ func (c *sharesCache) refresh(ctx context.Context) ([]SharedFolder, error) {
 		}
 		return nil, fmt.Errorf("list shared folders: %w", err)
 	}
-	c.folders, c.fetched, c.valid = displayNames(got), now, true
+	c.folders, c.fetched, c.gen, c.valid = displayNames(got), now, gen, true
 	c.ownValid = false
 	return c.folders, nil
 }
@@ -197,6 +204,24 @@ func (c *sharesCache) myFiles(ctx context.Context, inHome func(name string) bool
 		c.own, c.ownValid = myFilesNames(own, inHome), true
 	}
 	return c.own, nil
+}
+
+// Generation counts the changes to what sessions hold a copy of, such as a
+// user's rights in their shared folders (Config.SharesChanged): Bump makes
+// every session that holds it read its copy again at its next operation.
+// Sessions compare the count on every lookup, which is one atomic load. The
+// zero value is ready to use; a nil *Generation never changes.
+type Generation struct{ n atomic.Uint64 }
+
+// Bump records a change.
+func (g *Generation) Bump() { g.n.Add(1) }
+
+// Count is the number of changes so far (0 for nil).
+func (g *Generation) Count() uint64 {
+	if g == nil {
+		return 0
+	}
+	return g.n.Load()
 }
 
 // lookup finds a shared folder by display name.

@@ -52,17 +52,31 @@ func (g *gate) set(err error) {
 	g.mu.Unlock()
 }
 
-// shares is a Shares whose folders a test can change.
+// shares is a Shares whose folders a test can change; it counts calls.
 type shares struct {
 	mu      sync.Mutex
 	folders []vfs.SharedFolder
 	err     error
+	calls   int
+	// fetched, if set, runs as each call returns its answer.
+	fetched func()
 }
 
 func (s *shares) SharedFolders(context.Context) ([]vfs.SharedFolder, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]vfs.SharedFolder(nil), s.folders...), s.err
+	s.calls++
+	got := append([]vfs.SharedFolder(nil), s.folders...)
+	if s.fetched != nil {
+		s.fetched()
+	}
+	return got, s.err
+}
+
+func (s *shares) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
 }
 
 func (s *shares) set(folders ...vfs.SharedFolder) {

@@ -59,12 +59,21 @@ type Config struct {
 	Gate    Gate
 	// Shares lists the folders shared with the user; nil means none.
 	Shares Shares
+	// SharesChanged, when set, is bumped whenever the user's shared
+	// folders or rights in them may have changed: the session then asks
+	// Shares again at its next operation instead of when its copy is
+	// CacheTTL old. Operations that start after the bump see the new
+	// rights; one already past its lookup finishes with the old ones.
+	SharesChanged *Generation
 	// Quota is charged for what the session stores; nil: no quotas, and
 	// statvfs shows the file system holding the account.
 	Quota Quota
 	// CacheTTL bounds how stale a Gate or Shares answer may be
 	// (DefaultCacheTTL when zero).
 	CacheTTL time.Duration
+	// SharesTTL, when set, bounds the Shares answer's age instead of
+	// CacheTTL (tests that show SharesChanged at work make it long).
+	SharesTTL time.Duration
 	// Grace is how long the session keeps its last known rights while the
 	// Gate cannot answer (DefaultGrace when zero); see Gate.
 	Grace time.Duration
@@ -145,6 +154,9 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
+	if cfg.SharesTTL <= 0 {
+		cfg.SharesTTL = cfg.CacheTTL
+	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
 	}
@@ -174,7 +186,7 @@ func NewSession(ctx context.Context, cfg Config) (*Session, error) {
 	s.unheard, s.lost = context.WithCancel(s.ending)
 	s.gate = gateCache{gate: cfg.Gate, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now, bg: s.ctx, refusedLater: s.endDenied}
 	s.gate.confirmed.Store(&s.start) // the login was checked
-	s.shares = sharesCache{shares: cfg.Shares, ttl: cfg.CacheTTL, grace: cfg.Grace, now: cfg.Now}
+	s.shares = sharesCache{shares: cfg.Shares, changed: cfg.SharesChanged, ttl: cfg.SharesTTL, grace: cfg.Grace, now: cfg.Now}
 	s.stop = context.AfterFunc(ctx, s.terminate)
 	return s, nil
 }

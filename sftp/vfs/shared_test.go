@@ -337,3 +337,49 @@ func TestUploadOnlyFolder(t *testing.T) {
 		t.Errorf("stat after the upload: %v; want permission denied", err)
 	}
 }
+
+// A change signalled through Config.SharesChanged reaches the open session
+// at its next operation, however young its copy of the shared folders: the
+// clock does not move here, so the cache time cannot explain the refusal.
+// A change signalled while the session was fetching the folders (the fetch
+// may have read the rights from before it) makes the next operation fetch
+// again.
+func TestSharesChangedReachesOpenSessionAtOnce(t *testing.T) {
+	changed := &vfs.Generation{}
+	e := newEnv(t, func(c *vfs.Config) { c.SharesChanged, c.SharesTTL = changed, time.Hour })
+	mustWrite(t, filepath.Join(e.folder(folderA), "a.txt"), "a")
+	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Project", Rights: vfs.List | vfs.Download})
+	if got, err := e.get(mount + "/Project/a.txt"); err != nil || got != "a" {
+		t.Fatalf("get in the shared folder = %q, %v", got, err)
+	}
+	calls := e.shares.count()
+	e.shares.set()
+	if _, err := e.client.Stat(mount + "/Project/a.txt"); err != nil {
+		t.Fatalf("stat before any change is signalled: %v; want the cached rights", err)
+	}
+	if n := e.shares.count(); n != calls {
+		t.Fatalf("%d fetches without a change signalled; want the cached copy used", n-calls)
+	}
+	changed.Bump()
+	if _, err := e.client.Stat(mount + "/Project/a.txt"); statusCode(err) != "no such file" {
+		t.Fatalf("stat after the share's removal was signalled: %v; want no such file", err)
+	}
+
+	// Shared again; the change is signalled while a fetch runs, which
+	// brings the folders as they were before it.
+	e.shares.mu.Lock()
+	e.shares.folders = []vfs.SharedFolder{{ID: folderA, Name: "Project", Rights: vfs.List | vfs.Download}}
+	e.shares.fetched = func() {
+		changed.Bump()
+		e.shares.fetched = nil
+		e.shares.folders = []vfs.SharedFolder{}
+	}
+	e.shares.mu.Unlock()
+	changed.Bump()
+	if _, err := e.client.Stat(mount + "/Project/a.txt"); err != nil {
+		t.Fatalf("stat by the fetch before the removal: %v", err)
+	}
+	if _, err := e.client.Stat(mount + "/Project/a.txt"); statusCode(err) != "no such file" {
+		t.Fatalf("stat after a change signalled during the fetch: %v; want no such file", err)
+	}
+}
