@@ -74,6 +74,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"sftp-reply-memory-per-connection", "SKIFF_SFTP_REPLY_MEMORY_PER_CONNECTION", "8388608", "SFTP"},
 	{"sftp-db-timeout", "SKIFF_SFTP_DB_TIMEOUT", "5s", "SFTP"},
 	{"sftp-db-grace", "SKIFF_SFTP_DB_GRACE", "60s", "SFTP"},
+	{"sftp-shares-ttl", "SKIFF_SFTP_SHARES_TTL", "1s", "SFTP"},
 	{"storage-dir", "SKIFF_STORAGE_DIR", "", "Storage"},
 	{"storage-url", "SKIFF_STORAGE_URL", "", "Storage"},
 	{"purge-grace", "SKIFF_PURGE_GRACE", "720h", "Storage"},

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/skiffhq/skiff/internal/pglisten"
+	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
@@ -42,6 +43,7 @@ type SFTPFlags struct {
 	MaxSessions   int           `name:"sftp-max-sessions-per-connection" default:"10" env:"SKIFF_SFTP_MAX_SESSIONS_PER_CONNECTION" help:"Session channels one SFTP connection may have open at once (1-1000)."`
 	DBTimeout     time.Duration `name:"sftp-db-timeout" default:"5s" env:"SKIFF_SFTP_DB_TIMEOUT" help:"Deadline of each database call on the SFTP path (logins, the per-operation access check, host keys, shared folders, key use); a password login may also wait out its throttling pause."`
 	DBGrace       time.Duration `name:"sftp-db-grace" default:"60s" env:"SKIFF_SFTP_DB_GRACE" help:"How long open SFTP sessions keep their last known rights while the database does not answer; past it they end. Revocations apply as soon as it answers again."`
+	SharesTTL     time.Duration `name:"sftp-shares-ttl" default:"1s" hidden:"" env:"SKIFF_SFTP_SHARES_TTL" help:"How long an open SFTP session trusts its copy of the user's shared folders when no notification says they changed (tests make it long, to show the notifications at work)."`
 	TrialLicences int           `name:"trial-licences" default:"5" env:"SKIFF_TRIAL_LICENCES" help:"SFTP licences during a trial."`
 	SessionsEvery time.Duration `name:"sftp-sessions-refresh" default:"2s" env:"SKIFF_SFTP_SESSIONS_REFRESH" help:"How often this node refreshes its live SFTP sessions' bytes and operation in the database (logins and logouts are published at once)."`
 	SessionsTTL   time.Duration `name:"sftp-sessions-ttl" default:"10s" env:"SKIFF_SFTP_SESSIONS_TTL" help:"How long a node's live SFTP sessions stay listed after its last refresh: a node that stops drops out of account.sftpSessions after this. At least twice --sftp-sessions-refresh."`
@@ -155,6 +157,8 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-timeout: %s is negative", f.DBTimeout)
 	case f.DBGrace < 0:
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-grace: %s is negative", f.DBGrace)
+	case f.SharesTTL <= 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-shares-ttl: %s is not positive", f.SharesTTL)
 	case f.SessionsEvery <= 0:
 		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-refresh: %s is not a duration above zero", f.SessionsEvery)
 	case f.SessionsTTL < 2*f.SessionsEvery:
@@ -228,7 +232,14 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	// Sessions list their project folders through the service, so they ask
 	// the same policy enforcer as GraphQL (svc.Policy).
 	backend := &sftp.TenantBackend{Directory: dir, Storage: store, Shares: svc.Sharing, Quotas: svc.Storage, Logger: clientLog,
-		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace, Activity: rec}
+		DBTimeout: c.SFTP.DBTimeout, Grace: c.SFTP.DBGrace, SharesTTL: c.SFTP.SharesTTL, Activity: rec}
+	// The enforcer (newService's, on the node's notification connection)
+	// tells the sessions of every change to an account's rights, made on
+	// this node or another: a share removed, a preset lowered, a group
+	// change or a folder deleted reaches open sessions at once.
+	if e, ok := svc.Sharing.Policy.(*policy.Enforcer); ok {
+		e.OnChange(backend.SharesChanged)
+	}
 	if backend.Handles, backend.Replies, err = c.sftpResources(log); err != nil {
 		return nil, err
 	}
