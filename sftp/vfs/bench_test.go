@@ -104,6 +104,8 @@ func cpuTime(b *testing.B) time.Duration {
 func BenchmarkRequests(b *testing.B) {
 	e := newEnv(b)
 	mustWrite(b, filepath.Join(e.home(), "f.bin"), strings.Repeat("x", 4096))
+	mustWrite(b, filepath.Join(e.folder(folderA), "f.bin"), "x")
+	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Project", Rights: vfs.List | vfs.Download})
 	start := append(packet(typeInit, u32(3)), packet(typeOpen, u32(1), str("f.bin"), u32(0x1|0x2), u32(0))...)
 	h := str("1") // the channel's first handle
 	for _, c := range []struct {
@@ -114,6 +116,7 @@ func BenchmarkRequests(b *testing.B) {
 		{"write-1KiB", packet(typeWrite, u32(2), h, u64(0), str(strings.Repeat("y", 1024)))},
 		{"fstat", packet(8, u32(2), h)},
 		{"stat", packet(typeStat, u32(2), str("f.bin"))},
+		{"stat-shared", packet(typeStat, u32(2), str("/Projects Shared With Me/Project/f.bin"))},
 		{"realpath", packet(typeRealpath, u32(2), str("."))},
 		{"unsupported", packet(99, u32(2))},
 	} {

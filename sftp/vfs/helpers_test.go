@@ -95,6 +95,7 @@ type env struct {
 	clock   *clock
 	gate    *gate
 	shares  *shares
+	changed *vfs.Generation // the session's SharesChanged, as TenantBackend gives one
 	session *vfs.Session
 	client  *sftp.Client
 	conn    net.Conn // the client's end of the pipe
@@ -119,7 +120,7 @@ func newEnvAt(t testing.TB, dir, base string, opts ...option) *env {
 	t.Helper()
 	e := &env{
 		t: t, dir: dir, base: base,
-		clock: newClock(), gate: &gate{}, shares: &shares{}, logs: &syncBuffer{},
+		clock: newClock(), gate: &gate{}, shares: &shares{}, changed: &vfs.Generation{}, logs: &syncBuffer{},
 	}
 	var err error
 	if e.store, err = openTestStore(t, e.base); err != nil {
@@ -128,7 +129,7 @@ func newEnvAt(t testing.TB, dir, base string, opts ...option) *env {
 	t.Cleanup(func() { e.store.Close() })
 	cfg := vfs.Config{
 		AccountID: accountID, UserID: userID,
-		Storage: e.store, Gate: e.gate, Shares: e.shares,
+		Storage: e.store, Gate: e.gate, Shares: e.shares, SharesChanged: e.changed,
 		CacheTTL: time.Second, Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
 	}

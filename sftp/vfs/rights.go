@@ -59,8 +59,9 @@ type SharedFolder struct {
 
 // Shares lists the project folders shared with the session's user and the
 // rights the user has in each, directly or through groups. It is asked again
-// when the session's cached answer is older than Config.CacheTTL, so a share
-// or rights change reaches open sessions.
+// at the first lookup after Config.SharesChanged moves on, and when the
+// session's cached answer is older than Config.SharesTTL, so a share or
+// rights change reaches open sessions.
 type Shares interface {
 	SharedFolders(ctx context.Context) ([]SharedFolder, error)
 }

@@ -9,8 +9,8 @@
 // storage and a path inside it, and every file system call goes through that
 // storage.Tree (on the local disk an os.Root), so nothing outside it can be
 // reached. Inside shared folders each operation is checked against the
-// user's Rights, re-read at most every Config.CacheTTL so changes reach open
-// sessions.
+// user's Rights, re-read at the next operation once Config.SharesChanged
+// says they changed, and at most every Config.CacheTTL otherwise.
 package vfs
 
 import (

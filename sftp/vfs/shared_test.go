@@ -345,8 +345,8 @@ func TestUploadOnlyFolder(t *testing.T) {
 // may have read the rights from before it) makes the next operation fetch
 // again.
 func TestSharesChangedReachesOpenSessionAtOnce(t *testing.T) {
-	changed := &vfs.Generation{}
-	e := newEnv(t, func(c *vfs.Config) { c.SharesChanged, c.SharesTTL = changed, time.Hour })
+	e := newEnv(t, func(c *vfs.Config) { c.SharesTTL = time.Hour })
+	changed := e.changed
 	mustWrite(t, filepath.Join(e.folder(folderA), "a.txt"), "a")
 	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Project", Rights: vfs.List | vfs.Download})
 	if got, err := e.get(mount + "/Project/a.txt"); err != nil || got != "a" {
