@@ -157,8 +157,8 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-timeout: %s is negative", f.DBTimeout)
 	case f.DBGrace < 0:
 		return sftp.Limits{}, fmt.Errorf("--sftp-db-grace: %s is negative", f.DBGrace)
-	case f.SharesTTL <= 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-shares-ttl: %s is not positive", f.SharesTTL)
+	case f.SharesTTL < 0:
+		return sftp.Limits{}, fmt.Errorf("--sftp-shares-ttl: %s is negative", f.SharesTTL)
 	case f.SessionsEvery <= 0:
 		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-refresh: %s is not a duration above zero", f.SessionsEvery)
 	case f.SessionsTTL < 2*f.SessionsEvery:
