@@ -52,10 +52,10 @@ func (f *dedicatedFixture) sharesNode(ttl time.Duration) *dedicatedNode {
 // moments it takes, so that a loaded machine does not fail the test.
 const refusedWithin = 10 * time.Second
 
-// A share removed, a preset lowered or a folder deleted through another
-// node's service reaches an open session on the first operation after the
-// notification: its copy of the shared folders would otherwise serve for a
-// minute.
+// A share removed, a preset lowered, a folder deleted or the user moved out
+// of the group a folder is shared with, through another node's service,
+// reaches an open session on the first operation after the notification:
+// its copy of the shared folders would otherwise serve for a minute.
 func TestShareChangesReachOpenSessionsAtOnce(t *testing.T) {
 	f := newDedicatedFixture(t)
 	node := f.sharesNode(time.Minute)
@@ -73,9 +73,29 @@ func TestShareChangesReachOpenSessionsAtOnce(t *testing.T) {
 		return pf.ID
 	}
 	unshared, lowered, deleted := folder("Unshared", policy.PresetRead), folder("Lowered", policy.PresetWrite), folder("Deleted", policy.PresetRead)
+	// A folder shared with a group Uma is in, which gives My Files as her
+	// default group does: leaving it changes her rights, not her jail.
+	home, err := f.svc.Sharing.GroupOfUser(owner, uma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditors, err := f.svc.Sharing.CreateGroup(owner, sharing.CreateGroupInput{Name: "Auditors", Permissions: []policy.Permission{policy.SFTPMyFiles}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Sharing.SetUserGroup(owner, uma, auditors.ID); err != nil {
+		t.Fatal(err)
+	}
+	grouped, err := f.svc.Sharing.CreateProjectFolder(owner, "Grouped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Sharing.ShareProjectFolder(owner, sharing.ShareInput{FolderID: grouped.ID, GroupID: auditors.ID, Preset: policy.PresetRead}); err != nil {
+		t.Fatal(err)
+	}
 	s := f.session(node, "Uma's session", sharedTestIP, f.uma)
 	const mount = "/Projects Shared With Me/"
-	for _, name := range []string{"Unshared", "Lowered", "Deleted"} {
+	for _, name := range []string{"Unshared", "Lowered", "Deleted", "Grouped"} {
 		if _, err := s.sftp.ReadDir(mount + name); err != nil {
 			t.Fatalf("Uma lists %s: %v", name, err)
 		}
@@ -130,5 +150,10 @@ func TestShareChangesReachOpenSessionsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("the folder's deletion", listing("Deleted"))
+
+	if _, err := f.svc.Sharing.SetUserGroup(owner, uma, home.ID); err != nil {
+		t.Fatal(err)
+	}
+	refused("leaving the group the folder is shared with", listing("Grouped"))
 	s.works(t)
 }
