@@ -255,13 +255,21 @@ func closeReason(err error) string {
 // goroutine rather than one more per connection.
 func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, sess Session, open *vfs.Holder, log *slog.Logger, end func()) {
 	var wg sync.WaitGroup
+	noMoreSessions := false
 	for chans != nil {
 		var nch ssh.NewChannel
 		select {
 		case req, ok := <-reqs:
-			if !ok {
+			switch {
+			case !ok:
 				reqs = nil // the connection is ending; chans closes too
-			} else if req.WantReply {
+			case req.Type == "no-more-sessions@openssh.com":
+				// OpenSSH's ssh sends it once its session is open, so that
+				// nobody abusing the running client can open one more;
+				// sshd then refuses session channels, and so do we.
+				noMoreSessions = true
+			}
+			if ok && req.WantReply {
 				req.Reply(false, nil)
 			}
 			continue
@@ -275,6 +283,11 @@ func (s *Server) serveChannels(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Req
 		if nch.ChannelType() != "session" {
 			log.Info("sftp channel refused", "type", nch.ChannelType())
 			nch.Reject(ssh.UnknownChannelType, "only session channels are supported")
+			continue
+		}
+		if noMoreSessions {
+			log.Warn("sftp channel refused: the client sent no-more-sessions@openssh.com")
+			nch.Reject(ssh.Prohibited, "no more sessions on this connection")
 			continue
 		}
 		if s.isClosing() {

@@ -565,3 +565,30 @@ func TestDirectoryAnswerWithoutUserRefused(t *testing.T) {
 		t.Fatal("login accepted for a Login without account and user")
 	}
 }
+
+// no-more-sessions@openssh.com, which OpenSSH's ssh sends once its session
+// is open, is honoured as sshd honours it: a session channel opened after it
+// is refused (someone abusing a running client to open one of their own),
+// while the sessions already open keep working.
+func TestNoMoreSessionsIsHonoured(t *testing.T) {
+	ts := passwordServer(t, nil)
+	c, err := dial(t, ts.addr, aliceConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := mustSFTP(t, c)
+	if _, _, err := c.SendRequest("no-more-sessions@openssh.com", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A global request answered after it: the server has read it before the next open.
+	if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.NewSession(); err == nil {
+		s.Close()
+		t.Error("a session opened after no-more-sessions@openssh.com")
+	}
+	if _, err := sc.Getwd(); err != nil {
+		t.Errorf("the session already open: %v", err)
+	}
+}
