@@ -142,6 +142,32 @@ func (s *Service) LoginWith(ctx context.Context, email, password, totpCode strin
 	return res, err
 }
 
+// countPasswordCheck counts a check of the caller's own password by a
+// logged-in request (changePassword, an email change, disableTotp) as a
+// login attempt at their email from their address, before the password is
+// hashed: a stolen token gets no more guesses at the password than the login
+// form gives (tenant.CountLoginAttempt), and a guesser blocked there is
+// blocked here too. field names the password's input field for the LIMIT
+// error. passed, called once the password proved right, resets the count
+// as a login does.
+func (s *Service) countPasswordCheck(ctx context.Context, p *tenant.Principal, field string) (passed func(), err error) {
+	attempt, err := s.DB.CountLoginAttempt(ctx, tenant.ScopeAuth, "email", p.Email, p.Addr, s.Time())
+	if err != nil {
+		return nil, err
+	}
+	if attempt.Wait > 0 {
+		wait := time.Duration(math.Ceil(attempt.Wait.Seconds())) * time.Second
+		return nil, &tenant.Error{Code: tenant.ELimit, Field: field, RetryAfter: wait,
+			Message: fmt.Sprintf("too many wrong passwords; try again in %d seconds", int(wait.Seconds()))}
+	}
+	if err := attempt.Pause(ctx); err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error { return attempt.Succeeded(ctx, tx) })
+	}, nil
+}
+
 var errBadLogin = &tenant.Error{Code: tenant.EUnauthenticated, Field: "password", Message: "the email or password is not correct"}
 
 // newSecret returns a new random token with prefix and its SHA-256, the only

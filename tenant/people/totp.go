@@ -169,8 +169,14 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 	if err != nil {
 		return err
 	}
+	passed := func() {}
+	if password != "" {
+		if passed, err = s.countPasswordCheck(ctx, p, "password"); err != nil {
+			return err
+		}
+	}
 	col, id := totpOwner(p)
-	return s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
+	err = s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
 		var hash string
 		table := "users"
 		if p.IsStaff() {
@@ -211,6 +217,10 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 		}
 		return s.auditTotp(ctx, q, p, "user.totp_disabled")
 	})
+	if err == nil {
+		passed()
+	}
+	return err
 }
 
 func (s *Service) auditTotp(ctx context.Context, q tenant.Queryer, p *tenant.Principal, kind string) error {

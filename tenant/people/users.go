@@ -417,6 +417,13 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			return nil, err
 		}
 	}
+	passed := func() {}
+	if in.ID == p.ID && in.Email != nil && in.CurrentPassword != "" {
+		// An email change of one's own is a check of the password.
+		if passed, err = s.countPasswordCheck(ctx, p, "currentPassword"); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		u           *tenant.User
 		jailChanged bool
@@ -508,6 +515,9 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	}
 	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
 		s.EndSessions(u.AccountID, u.ID)
+	}
+	if err == nil {
+		passed()
 	}
 	return tenant.Result(u, err)
 }
@@ -601,6 +611,12 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err := tenant.ValidatePassword(next); err != nil {
 		nextErr = tenant.Invalid("newPassword", "%s", tenant.ErrorMessage(err))
 	}
+	passed := func() {}
+	if current != "" {
+		if passed, err = s.countPasswordCheck(ctx, p, "currentPassword"); err != nil {
+			return err
+		}
+	}
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		u, err := tenant.GetUser(ctx, q, p.ID, true)
 		if err != nil {
@@ -629,6 +645,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return err
 	}
+	passed()
 	// Password SFTP sessions end too; key sessions go on.
 	s.EndCredentialSessions(p.AccountID, p.ID, "")
 	return nil
