@@ -274,7 +274,13 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 			requestInfoFrom(ctx).addCode(code)
 			return gerr
 		}
-		te = &tenant.Error{Code: tenant.EInternal, Err: err}
+		if field, ok := argumentPath(ctx, ge); ok {
+			// A scalar argument that does not parse (a Time, a Bytes):
+			// the client's mistake, in the scalar's words.
+			te = &tenant.Error{Code: tenant.EInvalid, Field: field, Message: field + ": " + ge.Message}
+		} else {
+			te = &tenant.Error{Code: tenant.EInternal, Err: err}
+		}
 	}
 	if gerr.Extensions == nil {
 		gerr.Extensions = map[string]any{}
@@ -299,6 +305,28 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	gerr.Extensions["code"] = code
 	requestInfoFrom(ctx).addCode(code)
 	return gerr
+}
+
+// argumentPath reports whether ge (not one of Skiff's errors) came from
+// coercing a field's arguments, and names the argument ("filter.since"):
+// its path goes past the field whose context ctx is into the argument. An
+// error of the field itself (its resolver, a panic) has the field's path.
+func argumentPath(ctx context.Context, ge *gqlerror.Error) (string, bool) {
+	if ge == nil {
+		return "", false
+	}
+	n := 0
+	if fc := graphql.GetFieldContext(ctx); fc != nil {
+		n = len(fc.Path())
+	}
+	if len(ge.Path) <= n {
+		return "", false
+	}
+	parts := make([]string, 0, len(ge.Path)-n)
+	for _, el := range ge.Path[n:] {
+		parts = append(parts, fmt.Sprint(el))
+	}
+	return strings.Join(parts, "."), true
 }
 
 func selectionDepth(set ast.SelectionSet, frags ast.FragmentDefinitionList, seen int) int {
