@@ -215,6 +215,13 @@ func TestImportUsersFormatProblems(t *testing.T) {
 			t.Errorf("import of %.40q: problems %q, want %q", tc.csv, got, tc.want)
 		}
 	}
+	// A header of thousands of columns is one problem, not one per column
+	// (which answered megabytes, cut as RESPONSE_TOO_LARGE).
+	wide := "email,name," + strings.Repeat("x,", 80000) + "y\n"
+	if res, err := f.svc.People.ImportUsers(f.ownerCtx, wide); err != nil || len(res.Problems) != 1 ||
+		!strings.Contains(res.Problems[0].Message, "the header row has 80003 columns") {
+		t.Errorf("a header of 80003 columns: %v, %d problems, the first %+v", err, len(res.Problems), res.Problems[0])
+	}
 	var b strings.Builder
 	b.WriteString("email,name\n")
 	for i := range people.MaxImportRows + 1 {

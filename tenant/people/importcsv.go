@@ -37,6 +37,9 @@ import (
 const (
 	MaxImportBytes = 1 << 20
 	MaxImportRows  = 1000
+	// maxImportColumns bounds the header row: more columns than this is
+	// one problem (see parseImport).
+	maxImportColumns = 50
 )
 
 // CSV column names, in the order export writes them.
@@ -252,6 +255,12 @@ func parseImport(p *tenant.Principal, data string) ([]importRow, []ImportProblem
 	}
 	if err != nil {
 		return whole("%s", csvErrorMessage(err))
+	}
+	// The 7 columns, and room for a few mistakes each reported on its own;
+	// beyond that one problem, not one per column (megabytes of them).
+	if len(header) > maxImportColumns {
+		return whole("the header row has %d columns; an import has at most %d: %s and password",
+			len(header), len(exportColumns)+1, strings.Join(exportColumns, ", "))
 	}
 	cols := map[string]int{}
 	for i, h := range header {
