@@ -104,6 +104,17 @@ func (c *Config) defaults() {
 	}
 }
 
+// use adds ext to srv's extensions. The fast paths of graph/generated
+// (fastpath.go) marshal leaf fields without gqlgen's field middleware, so an
+// extension that intercepts fields would miss them: it is refused, and
+// Skiff sets no AroundFields.
+func use(srv *handler.Server, ext graphql.HandlerExtension) {
+	if _, ok := ext.(graphql.FieldInterceptor); ok {
+		panic(fmt.Sprintf("graph: %T intercepts fields, which graph/generated's fast paths skip", ext))
+	}
+	srv.Use(ext)
+}
+
 // NewHandler returns the HTTP API: /graphql, /playground (when enabled),
 // /export/activity.csv (export.go), /healthz and /readyz.
 func NewHandler(r *Resolver, cfg Config) http.Handler {
@@ -112,18 +123,18 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	cache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(cache)
 	srv.SetParserTokenLimit(cfg.MaxTokens)
-	srv.Use(sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
+	use(srv, sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
 	// After sizeLimit: a persisted query's text was size-checked when it was
 	// stored, and the cost limit checks every operation after validation.
 	r.addWebSocket(srv, cfg)
 	addTransports(srv, cfg.APQCacheBytes)
 	if cfg.Introspection {
-		srv.Use(extension.Introspection{})
+		use(srv, extension.Introspection{})
 	} else {
 		srv.SetDisableSuggestion(true)
-		srv.Use(noIntrospection{})
+		use(srv, noIntrospection{})
 	}
-	srv.Use(costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
+	use(srv, costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(noteOperation)
 	srv.AroundOperations(r.readOnlyQueries)

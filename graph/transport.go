@@ -54,7 +54,7 @@ const DefaultCompressMinSize = 1024
 func addTransports(srv *handler.Server, apqBytes int) {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache(apqBytes)})
+	use(srv, extension.AutomaticPersistedQuery{Cache: newAPQCache(apqBytes)})
 }
 
 // apqCache holds persisted queries by hash, least recently used out first,

@@ -7,6 +7,7 @@ package generated
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -53,3 +54,85 @@ type childFunc = func(context.Context, graphql.CollectedField) (*graphql.FieldCo
 
 // noChildren holds newScalarFieldContext's Child functions by type name.
 var noChildren sync.Map
+
+// slowPaths makes the code graph/gqlgen_gen.go gives fast paths take
+// gqlgen's own instead, so that tests can compare the two answers.
+var slowPaths = false
+
+// SetSlowPaths sets slowPaths, for tests only: the handler must not be
+// serving meanwhile.
+func SetSlowPaths(on bool) { slowPaths = on }
+
+// The fast path of a leaf field (graph/gqlgen_gen.go writes it at the top of
+// the field's function) marshals the value of its Go struct field at once.
+// gqlgen's path does the same after a field context, a context value,
+// three closures and the value boxed twice, which in a page of objects is
+// most of the work per field. What the fast path skips serves only:
+//   - field middleware (AroundFields and directives): Skiff has none, and
+//     graph.NewHandler refuses a FieldInterceptor;
+//   - the field's context for errors and children: reading a struct field
+//     cannot fail, a scalar has no children, and a value gqlgen would
+//     answer null for (with an error at the field's path) takes gqlgen's
+//     path;
+//   - recovering a panic: reading a field of the object's own struct (not
+//     one promoted through an embedded pointer) cannot panic.
+
+// newFieldWriter is what an object's function returns in place of its
+// FieldSet when none of its fields is deferred: it writes the same JSON
+// without what FieldSet.MarshalGQL allocates for every object (a map of
+// the names written, an iterator, and a copy of every field's
+// CollectedField on the heap).
+func newFieldWriter(fields []graphql.CollectedField, out *graphql.FieldSet, deferred *graphql.DeferredGroup) graphql.Marshaler {
+	if slowPaths || len(deferred.Defers) > 0 {
+		return out
+	}
+	return &fieldWriter{fields: fields, values: out.Values}
+}
+
+type fieldWriter struct {
+	fields []graphql.CollectedField
+	values []graphql.Marshaler
+}
+
+// MarshalGQL writes the fields as FieldSet.MarshalGQL does: in order, the
+// first of two fields with one response name only. A response name is a
+// GraphQL name, [_A-Za-z][_0-9A-Za-z]*, so it is written as it is, with no
+// escaping.
+func (w *fieldWriter) MarshalGQL(out io.Writer) {
+	sep := "{"
+	for i := range w.fields {
+		alias := w.fields[i].Alias
+		if written(w.fields[:i], alias) {
+			continue
+		}
+		io.WriteString(out, sep)
+		sep = ","
+		io.WriteString(out, `"`)
+		io.WriteString(out, alias)
+		io.WriteString(out, `":`)
+		w.values[i].MarshalGQL(out)
+	}
+	if sep == "{" {
+		io.WriteString(out, sep)
+	}
+	io.WriteString(out, "}")
+}
+
+// written tells whether one of fields answers to alias.
+func written(fields []graphql.CollectedField, alias string) bool {
+	for i := range fields {
+		if fields[i].Alias == alias {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverField is what gqlgen does for a panic under a field, for the fast
+// path of an object field: the field is null, with the error at its path.
+func recoverField(ctx context.Context, oc *graphql.OperationContext, ret *graphql.Marshaler) {
+	if r := recover(); r != nil {
+		oc.Error(ctx, oc.Recover(ctx, r))
+		*ret = graphql.Null
+	}
+}

@@ -10419,6 +10419,11 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // region    **************************** field.gotpl *****************************
 
 func (ec *executionContext) _Account_id(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.Account().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10442,6 +10447,9 @@ func (ec *executionContext) fieldContext_Account_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Account_name(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10465,6 +10473,9 @@ func (ec *executionContext) fieldContext_Account_name(_ context.Context, field g
 }
 
 func (ec *executionContext) _Account_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10488,6 +10499,9 @@ func (ec *executionContext) fieldContext_Account_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _Account_requireTotpForAdmins(ctx context.Context, field graphql.CollectedField, obj *tenant.Account) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.RequireTotpForAdmins)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11048,6 +11062,14 @@ func (ec *executionContext) fieldContext_Account_storage(_ context.Context, fiel
 }
 
 func (ec *executionContext) _AccountConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AccountConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AccountConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNAccountEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11080,6 +11102,14 @@ func (ec *executionContext) fieldContext_AccountConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _AccountConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AccountConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AccountConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11112,6 +11142,9 @@ func (ec *executionContext) fieldContext_AccountConnection_pageInfo(_ context.Co
 }
 
 func (ec *executionContext) _AccountConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AccountConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11135,6 +11168,9 @@ func (ec *executionContext) fieldContext_AccountConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _AccountEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AccountEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11158,6 +11194,14 @@ func (ec *executionContext) fieldContext_AccountEdge_cursor(_ context.Context, f
 }
 
 func (ec *executionContext) _AccountEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AccountEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AccountEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11190,6 +11234,14 @@ func (ec *executionContext) fieldContext_AccountEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _AccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.AccountPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AccountPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11222,6 +11274,14 @@ func (ec *executionContext) fieldContext_AccountPayload_account(_ context.Contex
 }
 
 func (ec *executionContext) _AccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.AccountPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AccountPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11254,6 +11314,11 @@ func (ec *executionContext) fieldContext_AccountPayload_userErrors(_ context.Con
 }
 
 func (ec *executionContext) _ApiSession_id(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.ApiSession().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11300,6 +11365,9 @@ func (ec *executionContext) fieldContext_ApiSession_tokenKind(_ context.Context,
 }
 
 func (ec *executionContext) _ApiSession_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11323,6 +11391,9 @@ func (ec *executionContext) fieldContext_ApiSession_createdAt(_ context.Context,
 }
 
 func (ec *executionContext) _ApiSession_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.LastUsedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11346,6 +11417,9 @@ func (ec *executionContext) fieldContext_ApiSession_lastUsedAt(_ context.Context
 }
 
 func (ec *executionContext) _ApiSession_expiresAt(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if v := obj.ExpiresAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11369,6 +11443,9 @@ func (ec *executionContext) fieldContext_ApiSession_expiresAt(_ context.Context,
 }
 
 func (ec *executionContext) _ApiSession_userAgent(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.UserAgent)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11438,6 +11515,9 @@ func (ec *executionContext) fieldContext_ApiSession_lastIp(_ context.Context, fi
 }
 
 func (ec *executionContext) _ApiSession_current(ctx context.Context, field graphql.CollectedField, obj *people.APISession) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Current)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11461,6 +11541,11 @@ func (ec *executionContext) fieldContext_ApiSession_current(_ context.Context, f
 }
 
 func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.AuditEvent().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11484,6 +11569,9 @@ func (ec *executionContext) fieldContext_AuditEvent_id(_ context.Context, field 
 }
 
 func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	if v := obj.At; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11553,6 +11641,9 @@ func (ec *executionContext) fieldContext_AuditEvent_kindName(_ context.Context, 
 }
 
 func (ec *executionContext) _AuditEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.ActorKind)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11576,6 +11667,9 @@ func (ec *executionContext) fieldContext_AuditEvent_actorKind(_ context.Context,
 }
 
 func (ec *executionContext) _AuditEvent_actorName(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.ActorName)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11622,6 +11716,9 @@ func (ec *executionContext) fieldContext_AuditEvent_actorUserId(_ context.Contex
 }
 
 func (ec *executionContext) _AuditEvent_targetKind(ctx context.Context, field graphql.CollectedField, obj *audit.EventRow) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.TargetKind)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11714,6 +11811,14 @@ func (ec *executionContext) fieldContext_AuditEvent_after(_ context.Context, fie
 }
 
 func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AuditEventConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11746,6 +11851,14 @@ func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _AuditEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11778,6 +11891,9 @@ func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _AuditEventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11801,6 +11917,9 @@ func (ec *executionContext) fieldContext_AuditEventConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11824,6 +11943,14 @@ func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_AuditEventEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋauditᚐEventRow(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11856,6 +11983,9 @@ func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _ChangePasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ChangePasswordPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11879,6 +12009,14 @@ func (ec *executionContext) fieldContext_ChangePasswordPayload_ok(_ context.Cont
 }
 
 func (ec *executionContext) _ChangePasswordPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ChangePasswordPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ChangePasswordPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11911,6 +12049,14 @@ func (ec *executionContext) fieldContext_ChangePasswordPayload_userErrors(_ cont
 }
 
 func (ec *executionContext) _ClearAccountIpAllowlistPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.ClearAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ClearAccountIpAllowlistPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11943,6 +12089,14 @@ func (ec *executionContext) fieldContext_ClearAccountIpAllowlistPayload_account(
 }
 
 func (ec *executionContext) _ClearAccountIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ClearAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ClearAccountIpAllowlistPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11998,6 +12152,14 @@ func (ec *executionContext) fieldContext_ConfirmTotpEnrolmentPayload_recoveryCod
 }
 
 func (ec *executionContext) _ConfirmTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ConfirmTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ConfirmTotpEnrolmentPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12030,6 +12192,11 @@ func (ec *executionContext) fieldContext_ConfirmTotpEnrolmentPayload_userErrors(
 }
 
 func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.Contact().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12053,6 +12220,9 @@ func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Email)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12076,6 +12246,9 @@ func (ec *executionContext) fieldContext_Contact_email(_ context.Context, field 
 }
 
 func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12099,6 +12272,9 @@ func (ec *executionContext) fieldContext_Contact_name(_ context.Context, field g
 }
 
 func (ec *executionContext) _Contact_company(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Company)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12122,6 +12298,9 @@ func (ec *executionContext) fieldContext_Contact_company(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Phone)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12145,6 +12324,9 @@ func (ec *executionContext) fieldContext_Contact_phone(_ context.Context, field 
 }
 
 func (ec *executionContext) _Contact_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12168,6 +12350,9 @@ func (ec *executionContext) fieldContext_Contact_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphql.CollectedField, obj *people.Contact) (ret graphql.Marshaler) {
+	if v := obj.UpdatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12191,6 +12376,14 @@ func (ec *executionContext) fieldContext_Contact_updatedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _ContactConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ContactConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNContactEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12223,6 +12416,14 @@ func (ec *executionContext) fieldContext_ContactConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _ContactConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ContactConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12255,6 +12456,9 @@ func (ec *executionContext) fieldContext_ContactConnection_pageInfo(_ context.Co
 }
 
 func (ec *executionContext) _ContactConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12278,6 +12482,9 @@ func (ec *executionContext) fieldContext_ContactConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _ContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12301,6 +12508,14 @@ func (ec *executionContext) fieldContext_ContactEdge_cursor(_ context.Context, f
 }
 
 func (ec *executionContext) _ContactEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ContactEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12333,6 +12548,14 @@ func (ec *executionContext) fieldContext_ContactEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _ContactPayload_contact(ctx context.Context, field graphql.CollectedField, obj *model.ContactPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ContactPayload_contact(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Contact
+		fc.Result = v
+		return ec.marshalOContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐContact(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12365,6 +12588,14 @@ func (ec *executionContext) fieldContext_ContactPayload_contact(_ context.Contex
 }
 
 func (ec *executionContext) _ContactPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ContactPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ContactPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12397,6 +12628,14 @@ func (ec *executionContext) fieldContext_ContactPayload_userErrors(_ context.Con
 }
 
 func (ec *executionContext) _CreateAccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.CreateAccountPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_CreateAccountPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12429,6 +12668,14 @@ func (ec *executionContext) fieldContext_CreateAccountPayload_account(_ context.
 }
 
 func (ec *executionContext) _CreateAccountPayload_owner(ctx context.Context, field graphql.CollectedField, obj *model.CreateAccountPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_CreateAccountPayload_owner(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Owner
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12461,6 +12708,14 @@ func (ec *executionContext) fieldContext_CreateAccountPayload_owner(_ context.Co
 }
 
 func (ec *executionContext) _CreateAccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.CreateAccountPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_CreateAccountPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12516,6 +12771,9 @@ func (ec *executionContext) fieldContext_DedicatedIp_address(_ context.Context, 
 }
 
 func (ec *executionContext) _DedicatedIp_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
+	if v := obj.ProvisionedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12539,6 +12797,9 @@ func (ec *executionContext) fieldContext_DedicatedIp_provisionedAt(_ context.Con
 }
 
 func (ec *executionContext) _DedicatedIp_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIP) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ReleasedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12626,6 +12887,14 @@ func (ec *executionContext) fieldContext_DedicatedIpPayload_account(_ context.Co
 }
 
 func (ec *executionContext) _DedicatedIpPayload_dedicatedIp(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpPayload_dedicatedIp(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.DedicatedIP
+		fc.Result = v
+		return ec.marshalODedicatedIp2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIP(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12658,6 +12927,14 @@ func (ec *executionContext) fieldContext_DedicatedIpPayload_dedicatedIp(_ contex
 }
 
 func (ec *executionContext) _DedicatedIpPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12713,6 +12990,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_address(_ contex
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNDedicatedIpState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPState(ctx, field.Selections, obj.State)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12768,6 +13048,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_account(_ contex
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_provisionedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ProvisionedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12791,6 +13074,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_provisionedAt(_ 
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_releasedAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ReleasedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12814,6 +13100,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_releasedAt(_ con
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_availableAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.AvailableAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12837,6 +13126,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_availableAt(_ co
 }
 
 func (ec *executionContext) _DedicatedIpPoolAddress_inPool(ctx context.Context, field graphql.CollectedField, obj *sftplogin.PoolAddress) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.InPool)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12860,6 +13152,14 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolAddress_inPool(_ context
 }
 
 func (ec *executionContext) _DedicatedIpPoolConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpPoolConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNDedicatedIpPoolEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12892,6 +13192,14 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_edges(_ conte
 }
 
 func (ec *executionContext) _DedicatedIpPoolConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpPoolConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12924,6 +13232,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_pageInfo(_ co
 }
 
 func (ec *executionContext) _DedicatedIpPoolConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12947,6 +13258,9 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolConnection_totalCount(_ 
 }
 
 func (ec *executionContext) _DedicatedIpPoolEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12970,6 +13284,14 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_cursor(_ context.Co
 }
 
 func (ec *executionContext) _DedicatedIpPoolEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPPoolEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpPoolEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐPoolAddress(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13002,6 +13324,11 @@ func (ec *executionContext) fieldContext_DedicatedIpPoolEdge_node(_ context.Cont
 }
 
 func (ec *executionContext) _DedicatedIpRequest_id(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.DedicatedIpRequest().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13057,6 +13384,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_account(_ context.Co
 }
 
 func (ec *executionContext) _DedicatedIpRequest_requestedByName(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.RequestedByName)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13080,6 +13410,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByName(_ co
 }
 
 func (ec *executionContext) _DedicatedIpRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.RequestedByEmail)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13103,6 +13436,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_requestedByEmail(_ c
 }
 
 func (ec *executionContext) _DedicatedIpRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13126,6 +13462,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_message(_ context.Co
 }
 
 func (ec *executionContext) _DedicatedIpRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13149,6 +13488,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_createdAt(_ context.
 }
 
 func (ec *executionContext) _DedicatedIpRequest_state(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNDedicatedIpRequestState2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequestState(ctx, field.Selections, obj.State)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13172,6 +13514,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_state(_ context.Cont
 }
 
 func (ec *executionContext) _DedicatedIpRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.HandledAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13195,6 +13540,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_handledAt(_ context.
 }
 
 func (ec *executionContext) _DedicatedIpRequest_address(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Address)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13218,6 +13566,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_address(_ context.Co
 }
 
 func (ec *executionContext) _DedicatedIpRequest_declineReason(ctx context.Context, field graphql.CollectedField, obj *sftplogin.DedicatedIPRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.DeclineReason)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13241,6 +13592,14 @@ func (ec *executionContext) fieldContext_DedicatedIpRequest_declineReason(_ cont
 }
 
 func (ec *executionContext) _DedicatedIpRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpRequestConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNDedicatedIpRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13273,6 +13632,14 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_edges(_ co
 }
 
 func (ec *executionContext) _DedicatedIpRequestConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpRequestConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13305,6 +13672,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_pageInfo(_
 }
 
 func (ec *executionContext) _DedicatedIpRequestConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13328,6 +13698,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestConnection_totalCount
 }
 
 func (ec *executionContext) _DedicatedIpRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13351,6 +13724,14 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestEdge_cursor(_ context
 }
 
 func (ec *executionContext) _DedicatedIpRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpRequestEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNDedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13383,6 +13764,14 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestEdge_node(_ context.C
 }
 
 func (ec *executionContext) _DedicatedIpRequestPayload_request(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpRequestPayload_request(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Request
+		fc.Result = v
+		return ec.marshalODedicatedIpRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftploginᚐDedicatedIPRequest(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13415,6 +13804,14 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestPayload_request(_ con
 }
 
 func (ec *executionContext) _DedicatedIpRequestPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DedicatedIPRequestPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DedicatedIpRequestPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13447,6 +13844,9 @@ func (ec *executionContext) fieldContext_DedicatedIpRequestPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _DeleteGroupPayload_deletedGroupId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOID2ᚖstring(ctx, field.Selections, obj.DeletedGroupID)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13470,6 +13870,14 @@ func (ec *executionContext) fieldContext_DeleteGroupPayload_deletedGroupId(_ con
 }
 
 func (ec *executionContext) _DeleteGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteGroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DeleteGroupPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13502,6 +13910,9 @@ func (ec *executionContext) fieldContext_DeleteGroupPayload_userErrors(_ context
 }
 
 func (ec *executionContext) _DeleteProjectFolderPayload_deletedProjectFolderId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteProjectFolderPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOID2ᚖstring(ctx, field.Selections, obj.DeletedProjectFolderID)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13525,6 +13936,14 @@ func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_deletedProje
 }
 
 func (ec *executionContext) _DeleteProjectFolderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DeleteProjectFolderPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DeleteProjectFolderPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13557,6 +13976,9 @@ func (ec *executionContext) fieldContext_DeleteProjectFolderPayload_userErrors(_
 }
 
 func (ec *executionContext) _DisableTotpPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.DisableTotpPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13580,6 +14002,14 @@ func (ec *executionContext) fieldContext_DisableTotpPayload_ok(_ context.Context
 }
 
 func (ec *executionContext) _DisableTotpPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisableTotpPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DisableTotpPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13612,6 +14042,14 @@ func (ec *executionContext) fieldContext_DisableTotpPayload_userErrors(_ context
 }
 
 func (ec *executionContext) _DisconnectSftpSessionPayload_session(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectSftpSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DisconnectSftpSessionPayload_session(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Session
+		fc.Result = v
+		return ec.marshalOSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13644,6 +14082,14 @@ func (ec *executionContext) fieldContext_DisconnectSftpSessionPayload_session(_ 
 }
 
 func (ec *executionContext) _DisconnectSftpSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.DisconnectSftpSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_DisconnectSftpSessionPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13676,6 +14122,11 @@ func (ec *executionContext) fieldContext_DisconnectSftpSessionPayload_userErrors
 }
 
 func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.Group().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13699,6 +14150,9 @@ func (ec *executionContext) fieldContext_Group_id(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Group_name(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13814,6 +14268,9 @@ func (ec *executionContext) fieldContext_Group_jailed(_ context.Context, field g
 }
 
 func (ec *executionContext) _Group_memberCount(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.MemberCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13881,6 +14338,9 @@ func (ec *executionContext) fieldContext_Group_members(ctx context.Context, fiel
 }
 
 func (ec *executionContext) _Group_createdAt(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13904,6 +14364,9 @@ func (ec *executionContext) fieldContext_Group_createdAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Group_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.Group) (ret graphql.Marshaler) {
+	if v := obj.UpdatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13927,6 +14390,14 @@ func (ec *executionContext) fieldContext_Group_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _GroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_GroupConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNGroupEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13959,6 +14430,14 @@ func (ec *executionContext) fieldContext_GroupConnection_edges(_ context.Context
 }
 
 func (ec *executionContext) _GroupConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_GroupConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13991,6 +14470,9 @@ func (ec *executionContext) fieldContext_GroupConnection_pageInfo(_ context.Cont
 }
 
 func (ec *executionContext) _GroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.GroupConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14014,6 +14496,9 @@ func (ec *executionContext) fieldContext_GroupConnection_totalCount(_ context.Co
 }
 
 func (ec *executionContext) _GroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14037,6 +14522,14 @@ func (ec *executionContext) fieldContext_GroupEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _GroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.GroupEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_GroupEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14069,6 +14562,14 @@ func (ec *executionContext) fieldContext_GroupEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _GroupPayload_group(ctx context.Context, field graphql.CollectedField, obj *model.GroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_GroupPayload_group(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Group
+		fc.Result = v
+		return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14101,6 +14602,14 @@ func (ec *executionContext) fieldContext_GroupPayload_group(_ context.Context, f
 }
 
 func (ec *executionContext) _GroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.GroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_GroupPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14133,6 +14642,9 @@ func (ec *executionContext) fieldContext_GroupPayload_userErrors(_ context.Conte
 }
 
 func (ec *executionContext) _HostKeyFingerprint_algorithm(ctx context.Context, field graphql.CollectedField, obj *outbox.HostKeyFingerprint) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Algorithm)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14156,6 +14668,9 @@ func (ec *executionContext) fieldContext_HostKeyFingerprint_algorithm(_ context.
 }
 
 func (ec *executionContext) _HostKeyFingerprint_fingerprint(ctx context.Context, field graphql.CollectedField, obj *outbox.HostKeyFingerprint) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Fingerprint)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14179,6 +14694,9 @@ func (ec *executionContext) fieldContext_HostKeyFingerprint_fingerprint(_ contex
 }
 
 func (ec *executionContext) _ImportProblem_line(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOInt2ᚖint(ctx, field.Selections, obj.Line)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14202,6 +14720,9 @@ func (ec *executionContext) fieldContext_ImportProblem_line(_ context.Context, f
 }
 
 func (ec *executionContext) _ImportProblem_column(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Column)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14248,6 +14769,9 @@ func (ec *executionContext) fieldContext_ImportProblem_code(_ context.Context, f
 }
 
 func (ec *executionContext) _ImportProblem_message(ctx context.Context, field graphql.CollectedField, obj *model.ImportProblem) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14271,6 +14795,14 @@ func (ec *executionContext) fieldContext_ImportProblem_message(_ context.Context
 }
 
 func (ec *executionContext) _ImportUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ImportUsersPayload_users(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Users
+		fc.Result = v
+		return ec.marshalNUser2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUserᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14303,6 +14835,14 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_users(_ context.Cont
 }
 
 func (ec *executionContext) _ImportUsersPayload_problems(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ImportUsersPayload_problems(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Problems
+		fc.Result = v
+		return ec.marshalNImportProblem2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblemᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14335,6 +14875,14 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_problems(_ context.C
 }
 
 func (ec *executionContext) _ImportUsersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ImportUsersPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ImportUsersPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14367,6 +14915,9 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_userErrors(_ context
 }
 
 func (ec *executionContext) _LoginPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Token)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14390,6 +14941,9 @@ func (ec *executionContext) fieldContext_LoginPayload_token(_ context.Context, f
 }
 
 func (ec *executionContext) _LoginPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14413,6 +14967,9 @@ func (ec *executionContext) fieldContext_LoginPayload_expiresAt(_ context.Contex
 }
 
 func (ec *executionContext) _LoginPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.RefreshToken)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14436,6 +14993,9 @@ func (ec *executionContext) fieldContext_LoginPayload_refreshToken(_ context.Con
 }
 
 func (ec *executionContext) _LoginPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.RefreshTokenExpiresAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14482,6 +15042,14 @@ func (ec *executionContext) fieldContext_LoginPayload_viewer(_ context.Context, 
 }
 
 func (ec *executionContext) _LoginPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_LoginPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14514,6 +15082,9 @@ func (ec *executionContext) fieldContext_LoginPayload_userErrors(_ context.Conte
 }
 
 func (ec *executionContext) _LoginPayload_totpEnrolmentRequired(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.TotpEnrolmentRequired)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14537,6 +15108,9 @@ func (ec *executionContext) fieldContext_LoginPayload_totpEnrolmentRequired(_ co
 }
 
 func (ec *executionContext) _LogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.LogoutPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16932,6 +17506,11 @@ func (ec *executionContext) fieldContext_Mutation_restoreUser(ctx context.Contex
 }
 
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.Notification().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17001,6 +17580,9 @@ func (ec *executionContext) fieldContext_Notification_kindName(_ context.Context
 }
 
 func (ec *executionContext) _Notification_recipient(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Recipient)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17024,6 +17606,9 @@ func (ec *executionContext) fieldContext_Notification_recipient(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_subject(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Subject)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17047,6 +17632,9 @@ func (ec *executionContext) fieldContext_Notification_subject(_ context.Context,
 }
 
 func (ec *executionContext) _Notification_status(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNNotificationStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐEmailStatus(ctx, field.Selections, obj.Status)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17070,6 +17658,9 @@ func (ec *executionContext) fieldContext_Notification_status(_ context.Context, 
 }
 
 func (ec *executionContext) _Notification_attempts(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Attempts)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17116,6 +17707,9 @@ func (ec *executionContext) fieldContext_Notification_lastError(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17139,6 +17733,9 @@ func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_sentAt(ctx context.Context, field graphql.CollectedField, obj *outbox.Notification) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.SentAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17162,6 +17759,14 @@ func (ec *executionContext) fieldContext_Notification_sentAt(_ context.Context, 
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_NotificationConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNNotificationEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17194,6 +17799,14 @@ func (ec *executionContext) fieldContext_NotificationConnection_edges(_ context.
 }
 
 func (ec *executionContext) _NotificationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17226,6 +17839,9 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17249,6 +17865,9 @@ func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17272,6 +17891,14 @@ func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_NotificationEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐNotification(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17304,6 +17931,9 @@ func (ec *executionContext) fieldContext_NotificationEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _OkPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.OkPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Ok)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17327,6 +17957,14 @@ func (ec *executionContext) fieldContext_OkPayload_ok(_ context.Context, field g
 }
 
 func (ec *executionContext) _OkPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.OkPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_OkPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17359,6 +17997,9 @@ func (ec *executionContext) fieldContext_OkPayload_userErrors(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.HasNextPage)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17382,6 +18023,9 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.HasPreviousPage)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17405,6 +18049,9 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.StartCursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17428,6 +18075,9 @@ func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.EndCursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17451,6 +18101,11 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _ProjectFolder_id(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.ProjectFolder().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17474,6 +18129,9 @@ func (ec *executionContext) fieldContext_ProjectFolder_id(_ context.Context, fie
 }
 
 func (ec *executionContext) _ProjectFolder_name(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17529,6 +18187,9 @@ func (ec *executionContext) fieldContext_ProjectFolder_createdBy(_ context.Conte
 }
 
 func (ec *executionContext) _ProjectFolder_createdAt(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17552,6 +18213,9 @@ func (ec *executionContext) fieldContext_ProjectFolder_createdAt(_ context.Conte
 }
 
 func (ec *executionContext) _ProjectFolder_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	if v := obj.UpdatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17653,6 +18317,14 @@ func (ec *executionContext) fieldContext_ProjectFolder_myUploadNotification(_ co
 }
 
 func (ec *executionContext) _ProjectFolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNProjectFolderEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17685,6 +18357,14 @@ func (ec *executionContext) fieldContext_ProjectFolderConnection_edges(_ context
 }
 
 func (ec *executionContext) _ProjectFolderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17717,6 +18397,9 @@ func (ec *executionContext) fieldContext_ProjectFolderConnection_pageInfo(_ cont
 }
 
 func (ec *executionContext) _ProjectFolderConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17740,6 +18423,9 @@ func (ec *executionContext) fieldContext_ProjectFolderConnection_totalCount(_ co
 }
 
 func (ec *executionContext) _ProjectFolderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17763,6 +18449,14 @@ func (ec *executionContext) fieldContext_ProjectFolderEdge_cursor(_ context.Cont
 }
 
 func (ec *executionContext) _ProjectFolderEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17795,6 +18489,14 @@ func (ec *executionContext) fieldContext_ProjectFolderEdge_node(_ context.Contex
 }
 
 func (ec *executionContext) _ProjectFolderMember_user(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderMember_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17827,6 +18529,14 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_user(_ context.Cont
 }
 
 func (ec *executionContext) _ProjectFolderMember_group(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderMember_group(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Group
+		fc.Result = v
+		return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17859,6 +18569,9 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_group(_ context.Con
 }
 
 func (ec *executionContext) _ProjectFolderMember_preset(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx, field.Selections, obj.Preset)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17882,6 +18595,9 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_preset(_ context.Co
 }
 
 func (ec *executionContext) _ProjectFolderMember_sharedAt(ctx context.Context, field graphql.CollectedField, obj *sharing.FolderMember) (ret graphql.Marshaler) {
+	if v := obj.SharedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17905,6 +18621,14 @@ func (ec *executionContext) fieldContext_ProjectFolderMember_sharedAt(_ context.
 }
 
 func (ec *executionContext) _ProjectFolderPayload_projectFolder(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderPayload_projectFolder(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.ProjectFolder
+		fc.Result = v
+		return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17937,6 +18661,14 @@ func (ec *executionContext) fieldContext_ProjectFolderPayload_projectFolder(_ co
 }
 
 func (ec *executionContext) _ProjectFolderPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18364,6 +19096,9 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 }
 
 func (ec *executionContext) _RefreshSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Token)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18387,6 +19122,9 @@ func (ec *executionContext) fieldContext_RefreshSessionPayload_token(_ context.C
 }
 
 func (ec *executionContext) _RefreshSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18410,6 +19148,9 @@ func (ec *executionContext) fieldContext_RefreshSessionPayload_expiresAt(_ conte
 }
 
 func (ec *executionContext) _RefreshSessionPayload_refreshToken(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.RefreshToken)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18433,6 +19174,9 @@ func (ec *executionContext) fieldContext_RefreshSessionPayload_refreshToken(_ co
 }
 
 func (ec *executionContext) _RefreshSessionPayload_refreshTokenExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.RefreshTokenExpiresAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18479,6 +19223,14 @@ func (ec *executionContext) fieldContext_RefreshSessionPayload_viewer(_ context.
 }
 
 func (ec *executionContext) _RefreshSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RefreshSessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RefreshSessionPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18511,6 +19263,14 @@ func (ec *executionContext) fieldContext_RefreshSessionPayload_userErrors(_ cont
 }
 
 func (ec *executionContext) _RequestSftpModulePayload_request(ctx context.Context, field graphql.CollectedField, obj *model.RequestSftpModulePayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RequestSftpModulePayload_request(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Request
+		fc.Result = v
+		return ec.marshalOSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18543,6 +19303,14 @@ func (ec *executionContext) fieldContext_RequestSftpModulePayload_request(_ cont
 }
 
 func (ec *executionContext) _RequestSftpModulePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RequestSftpModulePayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RequestSftpModulePayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18575,6 +19343,14 @@ func (ec *executionContext) fieldContext_RequestSftpModulePayload_userErrors(_ c
 }
 
 func (ec *executionContext) _RevokeApiSessionPayload_apiSession(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPISessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RevokeApiSessionPayload_apiSession(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.APISession
+		fc.Result = v
+		return ec.marshalOApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18607,6 +19383,14 @@ func (ec *executionContext) fieldContext_RevokeApiSessionPayload_apiSession(_ co
 }
 
 func (ec *executionContext) _RevokeApiSessionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPISessionPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RevokeApiSessionPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18639,6 +19423,9 @@ func (ec *executionContext) fieldContext_RevokeApiSessionPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _RevokeOtherApiSessionsPayload_revokedCount(ctx context.Context, field graphql.CollectedField, obj *model.RevokeOtherAPISessionsPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.RevokedCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18662,6 +19449,14 @@ func (ec *executionContext) fieldContext_RevokeOtherApiSessionsPayload_revokedCo
 }
 
 func (ec *executionContext) _RevokeOtherApiSessionsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RevokeOtherAPISessionsPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_RevokeOtherApiSessionsPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18694,6 +19489,14 @@ func (ec *executionContext) fieldContext_RevokeOtherApiSessionsPayload_userError
 }
 
 func (ec *executionContext) _SetAccountIpAllowlistPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetAccountIpAllowlistPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18726,6 +19529,14 @@ func (ec *executionContext) fieldContext_SetAccountIpAllowlistPayload_account(_ 
 }
 
 func (ec *executionContext) _SetAccountIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetAccountIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetAccountIpAllowlistPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18758,6 +19569,14 @@ func (ec *executionContext) fieldContext_SetAccountIpAllowlistPayload_userErrors
 }
 
 func (ec *executionContext) _SetFolderUploadNotificationPayload_projectFolder(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetFolderUploadNotificationPayload_projectFolder(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.ProjectFolder
+		fc.Result = v
+		return ec.marshalOProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18790,6 +19609,9 @@ func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_proj
 }
 
 func (ec *executionContext) _SetFolderUploadNotificationPayload_enabled(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.Enabled)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18813,6 +19635,14 @@ func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_enab
 }
 
 func (ec *executionContext) _SetFolderUploadNotificationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetFolderUploadNotificationPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetFolderUploadNotificationPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18845,6 +19675,14 @@ func (ec *executionContext) fieldContext_SetFolderUploadNotificationPayload_user
 }
 
 func (ec *executionContext) _SetRequireTotpForAdminsPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetRequireTotpForAdminsPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18877,6 +19715,14 @@ func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_account(
 }
 
 func (ec *executionContext) _SetRequireTotpForAdminsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetRequireTotpForAdminsPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetRequireTotpForAdminsPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18909,6 +19755,14 @@ func (ec *executionContext) fieldContext_SetRequireTotpForAdminsPayload_userErro
 }
 
 func (ec *executionContext) _SetStorageQuotaPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SetStorageQuotaPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetStorageQuotaPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18941,6 +19795,14 @@ func (ec *executionContext) fieldContext_SetStorageQuotaPayload_account(_ contex
 }
 
 func (ec *executionContext) _SetStorageQuotaPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetStorageQuotaPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetStorageQuotaPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -18973,6 +19835,14 @@ func (ec *executionContext) fieldContext_SetStorageQuotaPayload_userErrors(_ con
 }
 
 func (ec *executionContext) _SetUserGroupPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserGroupPayload_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19005,6 +19875,14 @@ func (ec *executionContext) fieldContext_SetUserGroupPayload_user(_ context.Cont
 }
 
 func (ec *executionContext) _SetUserGroupPayload_previousGroup(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserGroupPayload_previousGroup(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PreviousGroup
+		fc.Result = v
+		return ec.marshalOGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐGroup(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19037,6 +19915,14 @@ func (ec *executionContext) fieldContext_SetUserGroupPayload_previousGroup(_ con
 }
 
 func (ec *executionContext) _SetUserGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserGroupPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserGroupPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19069,6 +19955,14 @@ func (ec *executionContext) fieldContext_SetUserGroupPayload_userErrors(_ contex
 }
 
 func (ec *executionContext) _SetUserIpAllowlistPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserIpAllowlistPayload_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19101,6 +19995,14 @@ func (ec *executionContext) fieldContext_SetUserIpAllowlistPayload_user(_ contex
 }
 
 func (ec *executionContext) _SetUserIpAllowlistPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserIPAllowlistPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserIpAllowlistPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19133,6 +20035,14 @@ func (ec *executionContext) fieldContext_SetUserIpAllowlistPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _SetUserStorageQuotaPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserStorageQuotaPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserStorageQuotaPayload_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19165,6 +20075,14 @@ func (ec *executionContext) fieldContext_SetUserStorageQuotaPayload_user(_ conte
 }
 
 func (ec *executionContext) _SetUserStorageQuotaPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SetUserStorageQuotaPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SetUserStorageQuotaPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19197,6 +20115,14 @@ func (ec *executionContext) fieldContext_SetUserStorageQuotaPayload_userErrors(_
 }
 
 func (ec *executionContext) _SftpActivityConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpActivityConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNSftpActivityEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19229,6 +20155,14 @@ func (ec *executionContext) fieldContext_SftpActivityConnection_edges(_ context.
 }
 
 func (ec *executionContext) _SftpActivityConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpActivityConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19261,6 +20195,9 @@ func (ec *executionContext) fieldContext_SftpActivityConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _SftpActivityConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19284,6 +20221,9 @@ func (ec *executionContext) fieldContext_SftpActivityConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _SftpActivityEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19307,6 +20247,14 @@ func (ec *executionContext) fieldContext_SftpActivityEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _SftpActivityEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SftpActivityEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpActivityEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNSftpActivityEvent2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐEvent(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19339,6 +20287,9 @@ func (ec *executionContext) fieldContext_SftpActivityEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _SftpActivityEvent_at(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if v := obj.At; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19362,6 +20313,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_at(_ context.Context,
 }
 
 func (ec *executionContext) _SftpActivityEvent_action(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐAction(ctx, field.Selections, obj.Action)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19385,6 +20339,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_action(_ context.Cont
 }
 
 func (ec *executionContext) _SftpActivityEvent_outcome(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSftpActivityOutcome2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋactivityᚐOutcome(ctx, field.Selections, obj.Outcome)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19463,6 +20420,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_user(_ context.Contex
 }
 
 func (ec *executionContext) _SftpActivityEvent_login(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Login)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19509,6 +20469,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_clientAddress(_ conte
 }
 
 func (ec *executionContext) _SftpActivityEvent_path(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Path)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19555,6 +20518,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_targetPath(_ context.
 }
 
 func (ec *executionContext) _SftpActivityEvent_bytes(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOBytes2ᚖint64(ctx, field.Selections, obj.Bytes)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19578,6 +20544,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_bytes(_ context.Conte
 }
 
 func (ec *executionContext) _SftpActivityEvent_durationMs(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOBytes2ᚖint64(ctx, field.Selections, obj.DurationMS)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19624,6 +20593,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_reason(_ context.Cont
 }
 
 func (ec *executionContext) _SftpActivityEvent_node(ctx context.Context, field graphql.CollectedField, obj *activity.Event) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Node)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19647,6 +20619,9 @@ func (ec *executionContext) fieldContext_SftpActivityEvent_node(_ context.Contex
 }
 
 func (ec *executionContext) _SftpCredentials_host(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Host)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19670,6 +20645,9 @@ func (ec *executionContext) fieldContext_SftpCredentials_host(_ context.Context,
 }
 
 func (ec *executionContext) _SftpCredentials_port(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Port)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19693,6 +20671,9 @@ func (ec *executionContext) fieldContext_SftpCredentials_port(_ context.Context,
 }
 
 func (ec *executionContext) _SftpCredentials_login(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Login)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19739,6 +20720,14 @@ func (ec *executionContext) fieldContext_SftpCredentials_customLogin(_ context.C
 }
 
 func (ec *executionContext) _SftpCredentials_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpCredentials_hostKeyFingerprints(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.HostKeyFingerprints
+		fc.Result = v
+		return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19771,6 +20760,9 @@ func (ec *executionContext) fieldContext_SftpCredentials_hostKeyFingerprints(_ c
 }
 
 func (ec *executionContext) _SftpCredentials_issuedAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if v := obj.IssuedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19817,6 +20809,14 @@ func (ec *executionContext) fieldContext_SftpCredentials_dedicatedHost(_ context
 }
 
 func (ec *executionContext) _SftpCredentials_dedicatedHostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Credentials) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpCredentials_dedicatedHostKeyFingerprints(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.DedicatedHostKeyFingerprints
+		fc.Result = v
+		return ec.marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19895,6 +20895,9 @@ func (ec *executionContext) fieldContext_SftpCredentials_customLoginNote(_ conte
 }
 
 func (ec *executionContext) _SftpLicences_purchased(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Purchased)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19918,6 +20921,9 @@ func (ec *executionContext) fieldContext_SftpLicences_purchased(_ context.Contex
 }
 
 func (ec *executionContext) _SftpLicences_used(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Used)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19941,6 +20947,9 @@ func (ec *executionContext) fieldContext_SftpLicences_used(_ context.Context, fi
 }
 
 func (ec *executionContext) _SftpLicences_available(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.Licences) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Available)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19964,6 +20973,14 @@ func (ec *executionContext) fieldContext_SftpLicences_available(_ context.Contex
 }
 
 func (ec *executionContext) _SftpLicencesPayload_account(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpLicencesPayload_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalOAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -19996,6 +21013,14 @@ func (ec *executionContext) fieldContext_SftpLicencesPayload_account(_ context.C
 }
 
 func (ec *executionContext) _SftpLicencesPayload_licences(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpLicencesPayload_licences(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Licences
+		fc.Result = v
+		return ec.marshalOSftpLicences2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐLicences(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20028,6 +21053,9 @@ func (ec *executionContext) fieldContext_SftpLicencesPayload_licences(_ context.
 }
 
 func (ec *executionContext) _SftpLicencesPayload_warning(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Warning)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20051,6 +21079,14 @@ func (ec *executionContext) fieldContext_SftpLicencesPayload_warning(_ context.C
 }
 
 func (ec *executionContext) _SftpLicencesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SftpLicencesPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpLicencesPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20083,6 +21119,9 @@ func (ec *executionContext) fieldContext_SftpLicencesPayload_userErrors(_ contex
 }
 
 func (ec *executionContext) _SftpModule_status(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSftpModuleStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐModuleStatus(ctx, field.Selections, obj.Status)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20106,6 +21145,9 @@ func (ec *executionContext) fieldContext_SftpModule_status(_ context.Context, fi
 }
 
 func (ec *executionContext) _SftpModule_trialStartedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.TrialStartedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20129,6 +21171,9 @@ func (ec *executionContext) fieldContext_SftpModule_trialStartedAt(_ context.Con
 }
 
 func (ec *executionContext) _SftpModule_trialEndsAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.TrialEndsAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20152,6 +21197,9 @@ func (ec *executionContext) fieldContext_SftpModule_trialEndsAt(_ context.Contex
 }
 
 func (ec *executionContext) _SftpModule_activatedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ActivatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20175,6 +21223,9 @@ func (ec *executionContext) fieldContext_SftpModule_activatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _SftpModule_requestedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.RequestedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20198,6 +21249,9 @@ func (ec *executionContext) fieldContext_SftpModule_requestedAt(_ context.Contex
 }
 
 func (ec *executionContext) _SftpModule_suspendedAt(ctx context.Context, field graphql.CollectedField, obj *model.SftpModule) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.SuspendedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20221,6 +21275,11 @@ func (ec *executionContext) fieldContext_SftpModule_suspendedAt(_ context.Contex
 }
 
 func (ec *executionContext) _SftpModuleRequest_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.SftpModuleRequest().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20276,6 +21335,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_account(_ context.Con
 }
 
 func (ec *executionContext) _SftpModuleRequest_requestedByName(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.RequestedByName)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20299,6 +21361,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByName(_ con
 }
 
 func (ec *executionContext) _SftpModuleRequest_requestedByEmail(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.RequestedByEmail)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20322,6 +21387,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_requestedByEmail(_ co
 }
 
 func (ec *executionContext) _SftpModuleRequest_message(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20345,6 +21413,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_message(_ context.Con
 }
 
 func (ec *executionContext) _SftpModuleRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20368,6 +21439,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_createdAt(_ context.C
 }
 
 func (ec *executionContext) _SftpModuleRequest_handledAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.ModuleRequest) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.HandledAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20391,6 +21465,14 @@ func (ec *executionContext) fieldContext_SftpModuleRequest_handledAt(_ context.C
 }
 
 func (ec *executionContext) _SftpModuleRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpModuleRequestConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNSftpModuleRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20423,6 +21505,14 @@ func (ec *executionContext) fieldContext_SftpModuleRequestConnection_edges(_ con
 }
 
 func (ec *executionContext) _SftpModuleRequestConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpModuleRequestConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20455,6 +21545,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequestConnection_pageInfo(_ 
 }
 
 func (ec *executionContext) _SftpModuleRequestConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20478,6 +21571,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequestConnection_totalCount(
 }
 
 func (ec *executionContext) _SftpModuleRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20501,6 +21597,14 @@ func (ec *executionContext) fieldContext_SftpModuleRequestEdge_cursor(_ context.
 }
 
 func (ec *executionContext) _SftpModuleRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SftpModuleRequestEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpModuleRequestEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐModuleRequest(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20533,6 +21637,9 @@ func (ec *executionContext) fieldContext_SftpModuleRequestEdge_node(_ context.Co
 }
 
 func (ec *executionContext) _SftpServer_host(ctx context.Context, field graphql.CollectedField, obj *model.SftpServer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Host)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20556,6 +21663,9 @@ func (ec *executionContext) fieldContext_SftpServer_host(_ context.Context, fiel
 }
 
 func (ec *executionContext) _SftpServer_port(ctx context.Context, field graphql.CollectedField, obj *model.SftpServer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Port)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20579,6 +21689,14 @@ func (ec *executionContext) fieldContext_SftpServer_port(_ context.Context, fiel
 }
 
 func (ec *executionContext) _SftpServer_hostKeyFingerprints(ctx context.Context, field graphql.CollectedField, obj *model.SftpServer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpServer_hostKeyFingerprints(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.HostKeyFingerprints
+		fc.Result = v
+		return ec.marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20611,6 +21729,11 @@ func (ec *executionContext) fieldContext_SftpServer_hostKeyFingerprints(_ contex
 }
 
 func (ec *executionContext) _SftpSession_id(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.SftpSession().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20666,6 +21789,9 @@ func (ec *executionContext) fieldContext_SftpSession_user(_ context.Context, fie
 }
 
 func (ec *executionContext) _SftpSession_login(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Login)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20689,6 +21815,9 @@ func (ec *executionContext) fieldContext_SftpSession_login(_ context.Context, fi
 }
 
 func (ec *executionContext) _SftpSession_clientAddress(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.ClientAddress)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20712,6 +21841,9 @@ func (ec *executionContext) fieldContext_SftpSession_clientAddress(_ context.Con
 }
 
 func (ec *executionContext) _SftpSession_clientSoftware(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.ClientSoftware)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20735,6 +21867,9 @@ func (ec *executionContext) fieldContext_SftpSession_clientSoftware(_ context.Co
 }
 
 func (ec *executionContext) _SftpSession_startedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if v := obj.StartedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20758,6 +21893,9 @@ func (ec *executionContext) fieldContext_SftpSession_startedAt(_ context.Context
 }
 
 func (ec *executionContext) _SftpSession_bytesIn(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBytes2int64(ctx, field.Selections, obj.BytesIn)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20781,6 +21919,9 @@ func (ec *executionContext) fieldContext_SftpSession_bytesIn(_ context.Context, 
 }
 
 func (ec *executionContext) _SftpSession_bytesOut(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBytes2int64(ctx, field.Selections, obj.BytesOut)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20804,6 +21945,9 @@ func (ec *executionContext) fieldContext_SftpSession_bytesOut(_ context.Context,
 }
 
 func (ec *executionContext) _SftpSession_operation(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSftpSessionOperation2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐOperation(ctx, field.Selections, obj.Operation)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20919,6 +22063,9 @@ func (ec *executionContext) fieldContext_SftpSession_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _SftpSession_updatedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if v := obj.UpdatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20942,6 +22089,9 @@ func (ec *executionContext) fieldContext_SftpSession_updatedAt(_ context.Context
 }
 
 func (ec *executionContext) _SftpSession_endRequestedAt(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Session) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.EndRequestedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -20965,6 +22115,9 @@ func (ec *executionContext) fieldContext_SftpSession_endRequestedAt(_ context.Co
 }
 
 func (ec *executionContext) _SftpSessionEvent_kind(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSftpSessionEventKind2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐEventKind(ctx, field.Selections, obj.Kind)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21011,6 +22164,14 @@ func (ec *executionContext) fieldContext_SftpSessionEvent_sessionId(_ context.Co
 }
 
 func (ec *executionContext) _SftpSessionEvent_session(ctx context.Context, field graphql.CollectedField, obj *sftpsessions.Change) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SftpSessionEvent_session(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Session
+		fc.Result = v
+		return ec.marshalOSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21043,6 +22204,14 @@ func (ec *executionContext) fieldContext_SftpSessionEvent_session(_ context.Cont
 }
 
 func (ec *executionContext) _SharedProjectConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SharedProjectConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNSharedProjectEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21075,6 +22244,14 @@ func (ec *executionContext) fieldContext_SharedProjectConnection_edges(_ context
 }
 
 func (ec *executionContext) _SharedProjectConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SharedProjectConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21107,6 +22284,9 @@ func (ec *executionContext) fieldContext_SharedProjectConnection_pageInfo(_ cont
 }
 
 func (ec *executionContext) _SharedProjectConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21130,6 +22310,9 @@ func (ec *executionContext) fieldContext_SharedProjectConnection_totalCount(_ co
 }
 
 func (ec *executionContext) _SharedProjectEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21153,6 +22336,14 @@ func (ec *executionContext) fieldContext_SharedProjectEdge_cursor(_ context.Cont
 }
 
 func (ec *executionContext) _SharedProjectEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SharedProjectEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐProjectFolder(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21185,6 +22376,9 @@ func (ec *executionContext) fieldContext_SharedProjectEdge_node(_ context.Contex
 }
 
 func (ec *executionContext) _SharedProjectEdge_preset(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSharePreset2githubᚗcomᚋskiffhqᚋskiffᚋpolicyᚐPreset(ctx, field.Selections, obj.Preset)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21208,6 +22402,9 @@ func (ec *executionContext) fieldContext_SharedProjectEdge_preset(_ context.Cont
 }
 
 func (ec *executionContext) _SharedProjectEdge_rights(ctx context.Context, field graphql.CollectedField, obj *model.SharedProjectEdge) (ret graphql.Marshaler) {
+	if v := obj.Rights; !slowPaths && v != nil {
+		return ec.marshalNFolderRight2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐFolderRightsᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21231,6 +22428,11 @@ func (ec *executionContext) fieldContext_SharedProjectEdge_rights(_ context.Cont
 }
 
 func (ec *executionContext) _SshKey_id(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.SshKey().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21254,6 +22456,9 @@ func (ec *executionContext) fieldContext_SshKey_id(_ context.Context, field grap
 }
 
 func (ec *executionContext) _SshKey_title(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Title)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21277,6 +22482,9 @@ func (ec *executionContext) fieldContext_SshKey_title(_ context.Context, field g
 }
 
 func (ec *executionContext) _SshKey_algorithm(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Algorithm)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21300,6 +22508,9 @@ func (ec *executionContext) fieldContext_SshKey_algorithm(_ context.Context, fie
 }
 
 func (ec *executionContext) _SshKey_bits(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Bits)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21323,6 +22534,9 @@ func (ec *executionContext) fieldContext_SshKey_bits(_ context.Context, field gr
 }
 
 func (ec *executionContext) _SshKey_fingerprint(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Fingerprint)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21346,6 +22560,9 @@ func (ec *executionContext) fieldContext_SshKey_fingerprint(_ context.Context, f
 }
 
 func (ec *executionContext) _SshKey_comment(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Comment)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21369,6 +22586,9 @@ func (ec *executionContext) fieldContext_SshKey_comment(_ context.Context, field
 }
 
 func (ec *executionContext) _SshKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21392,6 +22612,9 @@ func (ec *executionContext) fieldContext_SshKey_createdAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _SshKey_createdBy(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.CreatedBy)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21415,6 +22638,9 @@ func (ec *executionContext) fieldContext_SshKey_createdBy(_ context.Context, fie
 }
 
 func (ec *executionContext) _SshKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.LastUsedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21438,6 +22664,9 @@ func (ec *executionContext) fieldContext_SshKey_lastUsedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _SshKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21461,6 +22690,9 @@ func (ec *executionContext) fieldContext_SshKey_expiresAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _SshKey_status(ctx context.Context, field graphql.CollectedField, obj *sftpaccess.SSHKey) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNSshKeyStatus2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKeyStatus(ctx, field.Selections, obj.Status)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21516,6 +22748,14 @@ func (ec *executionContext) fieldContext_SshKey_user(_ context.Context, field gr
 }
 
 func (ec *executionContext) _SshKeyPayload_sshKey(ctx context.Context, field graphql.CollectedField, obj *model.SSHKeyPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SshKeyPayload_sshKey(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.SSHKey
+		fc.Result = v
+		return ec.marshalOSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21548,6 +22788,14 @@ func (ec *executionContext) fieldContext_SshKeyPayload_sshKey(_ context.Context,
 }
 
 func (ec *executionContext) _SshKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SSHKeyPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_SshKeyPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21580,6 +22828,11 @@ func (ec *executionContext) fieldContext_SshKeyPayload_userErrors(_ context.Cont
 }
 
 func (ec *executionContext) _Staff_id(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.Staff().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21603,6 +22856,9 @@ func (ec *executionContext) fieldContext_Staff_id(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Staff_email(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Email)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21626,6 +22882,9 @@ func (ec *executionContext) fieldContext_Staff_email(_ context.Context, field gr
 }
 
 func (ec *executionContext) _Staff_name(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21649,6 +22908,9 @@ func (ec *executionContext) fieldContext_Staff_name(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Staff_createdAt(ctx context.Context, field graphql.CollectedField, obj *people.Staff) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21672,6 +22934,14 @@ func (ec *executionContext) fieldContext_Staff_createdAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _StaffViewer_staff(ctx context.Context, field graphql.CollectedField, obj *model.StaffViewer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_StaffViewer_staff(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Staff
+		fc.Result = v
+		return ec.marshalNStaff2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐStaff(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21736,6 +23006,9 @@ func (ec *executionContext) fieldContext_StaffViewer_apiSessions(_ context.Conte
 }
 
 func (ec *executionContext) _StartTotpEnrolmentPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.URL)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21759,6 +23032,9 @@ func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_url(_ context
 }
 
 func (ec *executionContext) _StartTotpEnrolmentPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Secret)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21782,6 +23058,14 @@ func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_secret(_ cont
 }
 
 func (ec *executionContext) _StartTotpEnrolmentPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.StartTotpEnrolmentPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_StartTotpEnrolmentPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21814,6 +23098,9 @@ func (ec *executionContext) fieldContext_StartTotpEnrolmentPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _StorageUsage_used(ctx context.Context, field graphql.CollectedField, obj *storageuse.Storage) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBytes2int64(ctx, field.Selections, obj.Used)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21837,6 +23124,9 @@ func (ec *executionContext) fieldContext_StorageUsage_used(_ context.Context, fi
 }
 
 func (ec *executionContext) _StorageUsage_quota(ctx context.Context, field graphql.CollectedField, obj *storageuse.Storage) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOBytes2ᚖint64(ctx, field.Selections, obj.Quota)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21948,6 +23238,11 @@ func (ec *executionContext) fieldContext_Subscription_sftpActivity(ctx context.C
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if !slowPaths {
+		if v, err := ec.Resolvers.User().ID(ctx, obj); err == nil {
+			return ec.marshalNID2string(ctx, field.Selections, v)
+		}
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21971,6 +23266,9 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 }
 
 func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Email)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -21994,6 +23292,9 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_name(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22017,6 +23318,9 @@ func (ec *executionContext) fieldContext_User_name(_ context.Context, field grap
 }
 
 func (ec *executionContext) _User_role(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNRole2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚐRole(ctx, field.Selections, obj.Role)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22072,6 +23376,9 @@ func (ec *executionContext) fieldContext_User_account(_ context.Context, field g
 }
 
 func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if v := obj.CreatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22095,6 +23402,9 @@ func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_updatedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if v := obj.UpdatedAt; !slowPaths && !v.IsZero() {
+		return ec.marshalNTime2timeᚐTime(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22118,6 +23428,9 @@ func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_deletedAt(ctx context.Context, field graphql.CollectedField, obj *tenant.User) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOTime2ᚖtimeᚐTime(ctx, field.Selections, obj.DeletedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22472,6 +23785,14 @@ func (ec *executionContext) fieldContext_User_storage(_ context.Context, field g
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNUserEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserEdgeᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22504,6 +23825,14 @@ func (ec *executionContext) fieldContext_UserConnection_edges(_ context.Context,
 }
 
 func (ec *executionContext) _UserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22536,6 +23865,9 @@ func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Conte
 }
 
 func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.UserConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22559,6 +23891,9 @@ func (ec *executionContext) fieldContext_UserConnection_totalCount(_ context.Con
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.UserEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22582,6 +23917,14 @@ func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.UserEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22614,6 +23957,9 @@ func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserError_field(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Field)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22660,6 +24006,9 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22683,6 +24032,9 @@ func (ec *executionContext) fieldContext_UserError_message(_ context.Context, fi
 }
 
 func (ec *executionContext) _UserError_retryAfter(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalOInt2ᚖint(ctx, field.Selections, obj.RetryAfter)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22706,6 +24058,14 @@ func (ec *executionContext) fieldContext_UserError_retryAfter(_ context.Context,
 }
 
 func (ec *executionContext) _UserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UserPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserPayload_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalOUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22738,6 +24098,14 @@ func (ec *executionContext) fieldContext_UserPayload_user(_ context.Context, fie
 }
 
 func (ec *executionContext) _UserPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.UserPayload) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserPayload_userErrors(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.UserErrors
+		fc.Result = v
+		return ec.marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22848,6 +24216,14 @@ func (ec *executionContext) fieldContext_UserSftp_credentials(_ context.Context,
 }
 
 func (ec *executionContext) _UserViewer_user(ctx context.Context, field graphql.CollectedField, obj *model.UserViewer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserViewer_user(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.User
+		fc.Result = v
+		return ec.marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22880,6 +24256,14 @@ func (ec *executionContext) fieldContext_UserViewer_user(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserViewer_account(ctx context.Context, field graphql.CollectedField, obj *model.UserViewer) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_UserViewer_account(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Account
+		fc.Result = v
+		return ec.marshalNAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐAccount(ctx, field.Selections, v)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22976,6 +24360,9 @@ func (ec *executionContext) fieldContext_UserViewer_apiSessions(_ context.Contex
 }
 
 func (ec *executionContext) _ViewerCapabilities_manageUsers(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.ManageUsers)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -22999,6 +24386,9 @@ func (ec *executionContext) fieldContext_ViewerCapabilities_manageUsers(_ contex
 }
 
 func (ec *executionContext) _ViewerCapabilities_manageGroups(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.ManageGroups)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -23022,6 +24412,9 @@ func (ec *executionContext) fieldContext_ViewerCapabilities_manageGroups(_ conte
 }
 
 func (ec *executionContext) _ViewerCapabilities_createProjectFolders(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.CreateProjectFolders)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -23045,6 +24438,9 @@ func (ec *executionContext) fieldContext_ViewerCapabilities_createProjectFolders
 }
 
 func (ec *executionContext) _ViewerCapabilities_manageContacts(ctx context.Context, field graphql.CollectedField, obj *model.ViewerCapabilities) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.ManageContacts)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -27513,11 +28909,18 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Account")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Account_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._Account_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._Account_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._Account_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -27637,7 +29040,7 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var accountConnectionImplementors = []string{"AccountConnection"}
@@ -27680,7 +29083,7 @@ func (ec *executionContext) _AccountConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var accountEdgeImplementors = []string{"AccountEdge"}
@@ -27718,7 +29121,7 @@ func (ec *executionContext) _AccountEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var accountPayloadImplementors = []string{"AccountPayload"}
@@ -27756,7 +29159,7 @@ func (ec *executionContext) _AccountPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var apiSessionImplementors = []string{"ApiSession", "Node"}
@@ -27771,11 +29174,18 @@ func (ec *executionContext) _ApiSession(ctx context.Context, sel ast.SelectionSe
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ApiSession")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ApiSession_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._ApiSession_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._ApiSession_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "tokenKind":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -27833,7 +29243,7 @@ func (ec *executionContext) _ApiSession(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var auditEventImplementors = []string{"AuditEvent", "Node"}
@@ -27848,11 +29258,18 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("AuditEvent")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._AuditEvent_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._AuditEvent_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._AuditEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "at":
 			out.Values[i] = ec._AuditEvent_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -27923,7 +29340,7 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var auditEventConnectionImplementors = []string{"AuditEventConnection"}
@@ -27966,7 +29383,7 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var auditEventEdgeImplementors = []string{"AuditEventEdge"}
@@ -28004,7 +29421,7 @@ func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var changePasswordPayloadImplementors = []string{"ChangePasswordPayload"}
@@ -28042,7 +29459,7 @@ func (ec *executionContext) _ChangePasswordPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var clearAccountIpAllowlistPayloadImplementors = []string{"ClearAccountIpAllowlistPayload"}
@@ -28080,7 +29497,7 @@ func (ec *executionContext) _ClearAccountIpAllowlistPayload(ctx context.Context,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var confirmTotpEnrolmentPayloadImplementors = []string{"ConfirmTotpEnrolmentPayload"}
@@ -28118,7 +29535,7 @@ func (ec *executionContext) _ConfirmTotpEnrolmentPayload(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var contactImplementors = []string{"Contact", "Node"}
@@ -28133,11 +29550,18 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Contact")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Contact_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._Contact_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._Contact_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "email":
 			out.Values[i] = ec._Contact_email(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -28182,7 +29606,7 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var contactConnectionImplementors = []string{"ContactConnection"}
@@ -28225,7 +29649,7 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var contactEdgeImplementors = []string{"ContactEdge"}
@@ -28263,7 +29687,7 @@ func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var contactPayloadImplementors = []string{"ContactPayload"}
@@ -28301,7 +29725,7 @@ func (ec *executionContext) _ContactPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var createAccountPayloadImplementors = []string{"CreateAccountPayload"}
@@ -28344,7 +29768,7 @@ func (ec *executionContext) _CreateAccountPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpImplementors = []string{"DedicatedIp"}
@@ -28394,7 +29818,7 @@ func (ec *executionContext) _DedicatedIp(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpPayloadImplementors = []string{"DedicatedIpPayload"}
@@ -28438,7 +29862,7 @@ func (ec *executionContext) _DedicatedIpPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpPoolAddressImplementors = []string{"DedicatedIpPoolAddress"}
@@ -28503,7 +29927,7 @@ func (ec *executionContext) _DedicatedIpPoolAddress(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpPoolConnectionImplementors = []string{"DedicatedIpPoolConnection"}
@@ -28546,7 +29970,7 @@ func (ec *executionContext) _DedicatedIpPoolConnection(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpPoolEdgeImplementors = []string{"DedicatedIpPoolEdge"}
@@ -28584,7 +30008,7 @@ func (ec *executionContext) _DedicatedIpPoolEdge(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpRequestImplementors = []string{"DedicatedIpRequest", "Node"}
@@ -28599,11 +30023,18 @@ func (ec *executionContext) _DedicatedIpRequest(ctx context.Context, sel ast.Sel
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("DedicatedIpRequest")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._DedicatedIpRequest_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._DedicatedIpRequest_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._DedicatedIpRequest_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "account":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -28664,7 +30095,7 @@ func (ec *executionContext) _DedicatedIpRequest(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpRequestConnectionImplementors = []string{"DedicatedIpRequestConnection"}
@@ -28707,7 +30138,7 @@ func (ec *executionContext) _DedicatedIpRequestConnection(ctx context.Context, s
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpRequestEdgeImplementors = []string{"DedicatedIpRequestEdge"}
@@ -28745,7 +30176,7 @@ func (ec *executionContext) _DedicatedIpRequestEdge(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var dedicatedIpRequestPayloadImplementors = []string{"DedicatedIpRequestPayload"}
@@ -28783,7 +30214,7 @@ func (ec *executionContext) _DedicatedIpRequestPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var deleteGroupPayloadImplementors = []string{"DeleteGroupPayload"}
@@ -28821,7 +30252,7 @@ func (ec *executionContext) _DeleteGroupPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var deleteProjectFolderPayloadImplementors = []string{"DeleteProjectFolderPayload"}
@@ -28859,7 +30290,7 @@ func (ec *executionContext) _DeleteProjectFolderPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var disableTotpPayloadImplementors = []string{"DisableTotpPayload"}
@@ -28897,7 +30328,7 @@ func (ec *executionContext) _DisableTotpPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var disconnectSftpSessionPayloadImplementors = []string{"DisconnectSftpSessionPayload"}
@@ -28935,7 +30366,7 @@ func (ec *executionContext) _DisconnectSftpSessionPayload(ctx context.Context, s
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var groupImplementors = []string{"Group", "Node"}
@@ -28950,11 +30381,18 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Group")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Group_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._Group_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._Group_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._Group_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -29016,7 +30454,7 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var groupConnectionImplementors = []string{"GroupConnection"}
@@ -29059,7 +30497,7 @@ func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var groupEdgeImplementors = []string{"GroupEdge"}
@@ -29097,7 +30535,7 @@ func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var groupPayloadImplementors = []string{"GroupPayload"}
@@ -29135,7 +30573,7 @@ func (ec *executionContext) _GroupPayload(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var hostKeyFingerprintImplementors = []string{"HostKeyFingerprint"}
@@ -29173,7 +30611,7 @@ func (ec *executionContext) _HostKeyFingerprint(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var importProblemImplementors = []string{"ImportProblem"}
@@ -29221,7 +30659,7 @@ func (ec *executionContext) _ImportProblem(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
@@ -29264,7 +30702,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var loginPayloadImplementors = []string{"LoginPayload"}
@@ -29327,7 +30765,7 @@ func (ec *executionContext) _LoginPayload(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var logoutPayloadImplementors = []string{"LogoutPayload"}
@@ -29360,7 +30798,7 @@ func (ec *executionContext) _LogoutPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -29796,11 +31234,18 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Notification")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Notification_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._Notification_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._Notification_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "kind":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -29863,7 +31308,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -29906,7 +31351,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -29944,7 +31389,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var okPayloadImplementors = []string{"OkPayload"}
@@ -29982,7 +31427,7 @@ func (ec *executionContext) _OkPayload(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -30030,7 +31475,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var projectFolderImplementors = []string{"ProjectFolder", "Node"}
@@ -30045,11 +31490,18 @@ func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.Selectio
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ProjectFolder")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ProjectFolder_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._ProjectFolder_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._ProjectFolder_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._ProjectFolder_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -30103,7 +31555,7 @@ func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var projectFolderConnectionImplementors = []string{"ProjectFolderConnection"}
@@ -30146,7 +31598,7 @@ func (ec *executionContext) _ProjectFolderConnection(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var projectFolderEdgeImplementors = []string{"ProjectFolderEdge"}
@@ -30184,7 +31636,7 @@ func (ec *executionContext) _ProjectFolderEdge(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var projectFolderMemberImplementors = []string{"ProjectFolderMember"}
@@ -30232,7 +31684,7 @@ func (ec *executionContext) _ProjectFolderMember(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var projectFolderPayloadImplementors = []string{"ProjectFolderPayload"}
@@ -30270,7 +31722,7 @@ func (ec *executionContext) _ProjectFolderPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var queryImplementors = []string{"Query"}
@@ -30426,7 +31878,7 @@ func (ec *executionContext) _RefreshSessionPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var requestSftpModulePayloadImplementors = []string{"RequestSftpModulePayload"}
@@ -30464,7 +31916,7 @@ func (ec *executionContext) _RequestSftpModulePayload(ctx context.Context, sel a
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var revokeApiSessionPayloadImplementors = []string{"RevokeApiSessionPayload"}
@@ -30502,7 +31954,7 @@ func (ec *executionContext) _RevokeApiSessionPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var revokeOtherApiSessionsPayloadImplementors = []string{"RevokeOtherApiSessionsPayload"}
@@ -30540,7 +31992,7 @@ func (ec *executionContext) _RevokeOtherApiSessionsPayload(ctx context.Context, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setAccountIpAllowlistPayloadImplementors = []string{"SetAccountIpAllowlistPayload"}
@@ -30578,7 +32030,7 @@ func (ec *executionContext) _SetAccountIpAllowlistPayload(ctx context.Context, s
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setFolderUploadNotificationPayloadImplementors = []string{"SetFolderUploadNotificationPayload"}
@@ -30621,7 +32073,7 @@ func (ec *executionContext) _SetFolderUploadNotificationPayload(ctx context.Cont
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setRequireTotpForAdminsPayloadImplementors = []string{"SetRequireTotpForAdminsPayload"}
@@ -30659,7 +32111,7 @@ func (ec *executionContext) _SetRequireTotpForAdminsPayload(ctx context.Context,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setStorageQuotaPayloadImplementors = []string{"SetStorageQuotaPayload"}
@@ -30697,7 +32149,7 @@ func (ec *executionContext) _SetStorageQuotaPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setUserGroupPayloadImplementors = []string{"SetUserGroupPayload"}
@@ -30740,7 +32192,7 @@ func (ec *executionContext) _SetUserGroupPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setUserIpAllowlistPayloadImplementors = []string{"SetUserIpAllowlistPayload"}
@@ -30778,7 +32230,7 @@ func (ec *executionContext) _SetUserIpAllowlistPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var setUserStorageQuotaPayloadImplementors = []string{"SetUserStorageQuotaPayload"}
@@ -30816,7 +32268,7 @@ func (ec *executionContext) _SetUserStorageQuotaPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpActivityConnectionImplementors = []string{"SftpActivityConnection"}
@@ -30859,7 +32311,7 @@ func (ec *executionContext) _SftpActivityConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpActivityEdgeImplementors = []string{"SftpActivityEdge"}
@@ -30897,7 +32349,7 @@ func (ec *executionContext) _SftpActivityEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpActivityEventImplementors = []string{"SftpActivityEvent"}
@@ -30995,7 +32447,7 @@ func (ec *executionContext) _SftpActivityEvent(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpCredentialsImplementors = []string{"SftpCredentials"}
@@ -31076,7 +32528,7 @@ func (ec *executionContext) _SftpCredentials(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpLicencesImplementors = []string{"SftpLicences"}
@@ -31119,7 +32571,7 @@ func (ec *executionContext) _SftpLicences(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpLicencesPayloadImplementors = []string{"SftpLicencesPayload"}
@@ -31167,7 +32619,7 @@ func (ec *executionContext) _SftpLicencesPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpModuleImplementors = []string{"SftpModule"}
@@ -31225,7 +32677,7 @@ func (ec *executionContext) _SftpModule(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpModuleRequestImplementors = []string{"SftpModuleRequest", "Node"}
@@ -31240,11 +32692,18 @@ func (ec *executionContext) _SftpModuleRequest(ctx context.Context, sel ast.Sele
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("SftpModuleRequest")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SftpModuleRequest_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._SftpModuleRequest_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._SftpModuleRequest_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "account":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -31290,7 +32749,7 @@ func (ec *executionContext) _SftpModuleRequest(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpModuleRequestConnectionImplementors = []string{"SftpModuleRequestConnection"}
@@ -31333,7 +32792,7 @@ func (ec *executionContext) _SftpModuleRequestConnection(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpModuleRequestEdgeImplementors = []string{"SftpModuleRequestEdge"}
@@ -31371,7 +32830,7 @@ func (ec *executionContext) _SftpModuleRequestEdge(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpServerImplementors = []string{"SftpServer"}
@@ -31414,7 +32873,7 @@ func (ec *executionContext) _SftpServer(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpSessionImplementors = []string{"SftpSession", "Node"}
@@ -31429,11 +32888,18 @@ func (ec *executionContext) _SftpSession(ctx context.Context, sel ast.SelectionS
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("SftpSession")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SftpSession_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._SftpSession_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._SftpSession_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "user":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -31523,7 +32989,7 @@ func (ec *executionContext) _SftpSession(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sftpSessionEventImplementors = []string{"SftpSessionEvent"}
@@ -31567,7 +33033,7 @@ func (ec *executionContext) _SftpSessionEvent(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sharedProjectConnectionImplementors = []string{"SharedProjectConnection"}
@@ -31610,7 +33076,7 @@ func (ec *executionContext) _SharedProjectConnection(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sharedProjectEdgeImplementors = []string{"SharedProjectEdge"}
@@ -31658,7 +33124,7 @@ func (ec *executionContext) _SharedProjectEdge(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sshKeyImplementors = []string{"SshKey", "Node"}
@@ -31673,11 +33139,18 @@ func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("SshKey")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SshKey_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._SshKey_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._SshKey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "title":
 			out.Values[i] = ec._SshKey_title(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -31748,7 +33221,7 @@ func (ec *executionContext) _SshKey(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var sshKeyPayloadImplementors = []string{"SshKeyPayload"}
@@ -31786,7 +33259,7 @@ func (ec *executionContext) _SshKeyPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var staffImplementors = []string{"Staff", "Node"}
@@ -31801,11 +33274,18 @@ func (ec *executionContext) _Staff(ctx context.Context, sel ast.SelectionSet, ob
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Staff")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Staff_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._Staff_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._Staff_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "email":
 			out.Values[i] = ec._Staff_email(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -31835,7 +33315,7 @@ func (ec *executionContext) _Staff(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var staffViewerImplementors = []string{"StaffViewer", "Viewer"}
@@ -31874,7 +33354,7 @@ func (ec *executionContext) _StaffViewer(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var startTotpEnrolmentPayloadImplementors = []string{"StartTotpEnrolmentPayload"}
@@ -31917,7 +33397,7 @@ func (ec *executionContext) _StartTotpEnrolmentPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var storageUsageImplementors = []string{"StorageUsage"}
@@ -31955,7 +33435,7 @@ func (ec *executionContext) _StorageUsage(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -31992,11 +33472,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("User")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_id(ctx, field, obj)
-				})
+			if slowPaths {
+				out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+					true, true,
+					func(ctx context.Context) graphql.Marshaler {
+						return ec._User_id(ctx, field, obj)
+					})
+				break
+			}
+			out.Values[i] = ec._User_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "email":
 			out.Values[i] = ec._User_email(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -32112,7 +33599,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userConnectionImplementors = []string{"UserConnection"}
@@ -32155,7 +33642,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userEdgeImplementors = []string{"UserEdge"}
@@ -32193,7 +33680,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userErrorImplementors = []string{"UserError"}
@@ -32241,7 +33728,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userPayloadImplementors = []string{"UserPayload"}
@@ -32279,7 +33766,7 @@ func (ec *executionContext) _UserPayload(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userSftpImplementors = []string{"UserSftp"}
@@ -32325,7 +33812,7 @@ func (ec *executionContext) _UserSftp(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var userViewerImplementors = []string{"UserViewer", "Viewer"}
@@ -32375,7 +33862,7 @@ func (ec *executionContext) _UserViewer(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var viewerCapabilitiesImplementors = []string{"ViewerCapabilities"}
@@ -32423,7 +33910,7 @@ func (ec *executionContext) _ViewerCapabilities(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -32476,7 +33963,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -32524,7 +34011,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -32582,7 +34069,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -32640,7 +34127,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -32698,7 +34185,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -32781,7 +34268,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newFieldWriter(fields, out, &deferred)
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -1,0 +1,4 @@
+package graph
+
+// UseExtension is use, for graph_test.
+var UseExtension = use
