@@ -92,7 +92,7 @@ func webSocketEntry(origins []string, closing context.Context, next http.Handler
 			fmt.Fprint(w, `{"errors":[{"message":"this origin may not open a WebSocket to the API (--cors-origins)","extensions":{"code":"FORBIDDEN"}}]}`)
 			return
 		}
-		ctx, cancel := context.WithCancel(req.Context())
+		ctx, cancel := context.WithCancel(context.WithValue(req.Context(), overWebSocketKey{}, true))
 		defer cancel()
 		if closing != nil {
 			stop := context.AfterFunc(closing, cancel)
@@ -101,6 +101,10 @@ func webSocketEntry(origins []string, closing context.Context, next http.Handler
 		next.ServeHTTP(w, req.WithContext(ctx))
 	})
 }
+
+// overWebSocketKey marks the context of a WebSocket connection: only there
+// are subscriptions served (subscriptionGuard.around).
+type overWebSocketKey struct{}
 
 // originAllowed reports whether a WebSocket from req's Origin is allowed:
 // clients other than browsers send none; a browser's page must be on one of
@@ -248,12 +252,19 @@ func bearerFrom(ctx context.Context) string {
 func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
 	p := tenant.PrincipalFrom(ctx)
-	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription || p == nil {
+	if oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
 		return next(ctx)
 	}
 	refuse := func(code, msg string) graphql.ResponseHandler {
 		requestInfoFrom(ctx).addCode(code)
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
+	}
+	if over, _ := ctx.Value(overWebSocketKey{}).(bool); !over {
+		// Over HTTP, gqlgen would wait for the first event to answer.
+		return refuse("SUBSCRIPTION_NEEDS_WEBSOCKET", "subscriptions are served over WebSocket at /graphql (graphql-transport-ws), not over HTTP")
+	}
+	if p == nil {
+		return next(ctx)
 	}
 	token := bearerFrom(ctx)
 	if token != "" {
