@@ -248,3 +248,24 @@ func TestSSHKeysForUsers(t *testing.T) {
 		t.Errorf("another account loads %v, %v; want nothing", got, err)
 	}
 }
+
+// A user holds at most sftpaccess.MaxSSHKeysPerUser keys: each added key is
+// a row and an email, so a user (or a stolen token) could otherwise add
+// them without end. A deleted key makes room again.
+func TestSSHKeysPerUserAreCapped(t *testing.T) {
+	f := newKeyFixture(t)
+	var last *sftpaccess.SSHKey
+	for i := range sftpaccess.MaxSSHKeysPerUser {
+		last = f.addKey(f.uma, f.uma.ID, "key "+strings.Repeat("x", i%5))
+	}
+	_, err := f.svc.SFTP.AddSSHKey(f.as(f.uma), f.uma.ID, "one more", testkit.AuthorizedKey(testkit.Ed25519Key(t), "me@laptop"))
+	if tenant.ErrorCode(err) != tenant.ELimit || tenant.ErrorField(err) != "publicKey" {
+		t.Fatalf("key %d: %v; want LIMIT on publicKey", sftpaccess.MaxSSHKeysPerUser+1, err)
+	}
+	// Another user is not affected, and a deletion makes room.
+	f.addKey(f.admin, f.vic.ID, "vic's")
+	if _, err := f.svc.SFTP.DeleteSSHKey(f.as(f.uma), last.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.addKey(f.uma, f.uma.ID, "after a deletion")
+}

@@ -364,6 +364,10 @@ func (s *Service) AddSSHKey(ctx context.Context, userID, title, publicKey string
 	return s.AddSSHKeyWith(ctx, userID, title, publicKey, SSHKeyOptions{})
 }
 
+// MaxSSHKeysPerUser is how many SSH keys one user may have: each is a row
+// and an email, so there must be an end (AWS Transfer Family allows 50).
+const MaxSSHKeysPerUser = 100
+
 // AddSSHKeyWith is AddSSHKey with an expiry and a status set at once. An
 // expiry may be in the past (the key is then added expired), as a disabled
 // key may be added: neither logs in.
@@ -394,6 +398,15 @@ func (s *Service) AddSSHKeyWith(ctx context.Context, userID, title, publicKey st
 		}
 		if !p.MayChange(u) {
 			return tenant.ErrOwnersOnly
+		}
+		// Counted under the user row's lock: concurrent adds cannot pass the cap.
+		var n int
+		if err := q.GetContext(ctx, &n, `SELECT count(*) FROM ssh_keys WHERE account_id = $1 AND user_id = $2`, u.AccountID, u.ID); err != nil {
+			return tenant.DBError(err)
+		}
+		if n >= MaxSSHKeysPerUser {
+			return &tenant.Error{Code: tenant.ELimit, Field: "publicKey",
+				Message: fmt.Sprintf("a user has at most %d SSH keys; delete one they no longer use first", MaxSSHKeysPerUser)}
 		}
 		err = q.GetContext(ctx, &key, `INSERT INTO ssh_keys
 			(account_id, user_id, title, algorithm, bits, fingerprint, comment, public_key, created_at, created_by, expires_at, status)
