@@ -116,3 +116,32 @@ func TestFieldInterceptorsAreRefused(t *testing.T) {
 	}()
 	graph.UseExtension(handler.New(generated.NewExecutableSchema(generated.Config{})), fieldCounter{})
 }
+
+// A list whose elements select only fields that cannot wait is marshalled
+// without a goroutine per element; one whose elements select a field with
+// a resolver keeps gqlgen's goroutines, so that no element waits for
+// another's data-loader batch.
+//
+// Not parallel: the count is the whole process's.
+func TestListsThatCannotWaitStartNoGoroutines(t *testing.T) {
+	e := newEnv(t)
+	s := seedSharing(e, 12, 12)
+	started := func(query string) uint64 { return leastOf5(e, s.owner, query, goroutinesCreated) }
+	page := func(field string) string {
+		return `{ account { projectFolders(first: 20) { edges { node { name createdBy { name } ` + field + ` } } } } }`
+	}
+	// Rows of two fields with resolvers each, the second without a list
+	// of objects (myRights is written in one pass).
+	plain := started(page(`myRights`))
+	withUsers := started(page(`members { preset sharedAt user { id name } group { id name } }`))
+	waiting := started(page(`members { preset sharedAt user { id name lastLoginAt } group { id name } }`))
+	// Fewer than one more per row (the members' loader has a few of its own).
+	if withUsers >= plain+12 {
+		t.Errorf("members with their users' names started %d goroutines, %d without members", withUsers, plain)
+	}
+	// Every folder has members with a user (seedSharing shares each folder
+	// with three users).
+	if waiting < withUsers+12 {
+		t.Errorf("members with a field that may wait started %d goroutines, %d without: no goroutine per member", waiting, withUsers)
+	}
+}

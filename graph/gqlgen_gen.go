@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/99designs/gqlgen/api"
@@ -37,7 +38,7 @@ func main() {
 		fail.Fatal(err)
 	}
 	// Before resolvergen, which writes the resolvers' signatures.
-	leaves := directLeaves{}
+	leaves := directLeaves{kinds: map[string]string{}, objects: map[string]bool{}, concurrent: map[string][]string{}}
 	if err := pureIDs(cfg.Resolver.Dir(), leaves); err != nil {
 		fail.Fatal(err)
 	}
@@ -108,6 +109,9 @@ var (
 		`\t\tnil,\n(?:.*\n){1}\t\t\treturn ec\.(marshalNID2string)\(ctx, selections, v\)\n`)
 	idCase = regexp.MustCompile(`(?m)^\t\tcase "id":\n\t\t\tout\.ResolveConcurrently\(ec\.OperationContext, &deferred, i,\n\t\t\t\ttrue, true,\n` +
 		`\t\t\t\tfunc\(ctx context\.Context\) graphql\.Marshaler \{\n\t\t\t\t\treturn ec\.(_\w+_id)\(ctx, field, obj\)\n\t\t\t\t\}\)\n`)
+	// A list of objects, marshalled with a goroutine per element; the
+	// groups are the element's type and the call.
+	listFunc = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) marshal[NO](\w+?)2[^(]+\(ctx context\.Context, sel ast\.SelectionSet, v \[\][^)]+\) graphql\.Marshaler \{\n(?:.*\n)*?\tret := (graphql\.MarshalSliceConcurrently\(ctx, len\(v\), 0, false, )func`)
 	// A marshaller of a type that marshals itself, non-null.
 	marshalSelf = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (marshalN[^(]+)\(ctx context\.Context, sel ast\.SelectionSet, v [^)]+\) graphql\.Marshaler \{\n` +
 		`\tif v == nil \{\n\t\tgraphql\.AddInvalidNullError\(ctx, "[^"]+"\)\n\t\treturn graphql\.Null\n\t\}\n\treturn v\n\}\n$`)
@@ -134,7 +138,10 @@ var neverNull = map[string]bool{
 //     would answer null for (a zero time for a non-null Time, a nil list),
 //     which takes gqlgen's path and its error;
 //   - an object field read so gets its field context and is marshalled as
-//     gqlgen does, without the closures and the middleware call around it.
+//     gqlgen does, without the closures and the middleware call around it;
+//   - a list of objects is marshalled by marshalList, which does without a
+//     goroutine per element when the elements' selected fields cannot wait
+//     (concurrent_gen.go lists the fields that can).
 //
 // Every rewrite keeps gqlgen's path after it, which fastpath.go's
 // slowPaths switch (for tests) takes instead.
@@ -158,7 +165,7 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 			guard[m[1]] = "nil"
 		}
 	}
-	objects, fields, objectFields, ids := 0, 0, 0, 0
+	objects, fields, objectFields, ids, lists := 0, 0, 0, 0, 0
 	for i, f := range funcs {
 		lead := len(f) - len(strings.TrimLeft(f, "\n"))
 		body := f[lead:]
@@ -166,7 +173,7 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 			f = f[:len(f)-len(objectEnd)] + "\n\treturn newFieldWriter(fields, out, &deferred)\n}\n"
 			f = idCase.ReplaceAllStringFunc(f, func(c string) string {
 				name := idCase.FindStringSubmatch(c)[1]
-				if leaves[name] != "id" {
+				if leaves.kinds[name] != "id" {
 					return c
 				}
 				concurrent := strings.TrimPrefix(c, "\t\tcase \"id\":\n")
@@ -178,7 +185,12 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 			objects++
 			continue
 		}
-		if m := idFunc.FindStringSubmatchIndex(body); m != nil && leaves[body[m[2]:m[3]]] == "id" {
+		if m := listFunc.FindStringSubmatchIndex(body); m != nil && leaves.objects[body[m[2]:m[3]]] {
+			funcs[i] = f[:lead] + body[:m[4]] + "marshalList(ctx, sel, \"" + body[m[2]:m[3]] + "\", len(v), " + body[m[5]:]
+			lists++
+			continue
+		}
+		if m := idFunc.FindStringSubmatchIndex(body); m != nil && leaves.kinds[body[m[2]:m[3]]] == "id" {
 			open := m[0] + strings.Index(body[m[0]:], "{\n") + 2
 			fast := "\tif !slowPaths {\n\t\tif v, err := " + body[m[4]:m[5]] + "; err == nil {\n" +
 				"\t\t\treturn ec." + body[m[6]:m[7]] + "(ctx, field.Selections, v)\n\t\t}\n\t}\n"
@@ -192,7 +204,7 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 		}
 		name, read, marshal, recovers := body[m[2]:m[3]], body[m[4]:m[5]], body[m[6]:m[7]], body[m[8]:m[9]]
 		open := m[0] + strings.Index(body[m[0]:], "{\n") + 2
-		if leaves[name] == "object" && recovers == "true" {
+		if leaves.kinds[name] == "object" && recovers == "true" {
 			fast := "\tif !slowPaths {\n" +
 				"\t\tfc, _ := ec.fieldContext" + name + "(ctx, field)\n" +
 				"\t\tctx = graphql.WithFieldContext(ctx, fc)\n" +
@@ -205,7 +217,7 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 			continue
 		}
 		g, ok := guard[marshal]
-		if !ok || leaves[name] != "leaf" {
+		if !ok || leaves.kinds[name] != "leaf" {
 			continue
 		}
 		fast := "\tif !slowPaths {\n\t\treturn ec." + marshal + "(ctx, field.Selections, " + read + ")\n\t}\n"
@@ -218,8 +230,8 @@ func fastPaths(src string, leaves directLeaves) (string, error) {
 		funcs[i] = f[:lead] + body[:open] + fast + body[open:]
 		fields++
 	}
-	if objects == 0 || fields == 0 || objectFields == 0 || ids == 0 {
-		return "", fmt.Errorf("found %d objects, %d leaf fields, %d object fields and %d IDs to give fast paths: gqlgen's generated code changed", objects, fields, objectFields, ids)
+	if objects == 0 || fields == 0 || objectFields == 0 || ids == 0 || lists == 0 {
+		return "", fmt.Errorf("found %d objects, %d leaf fields, %d object fields, %d IDs and %d lists to give fast paths: gqlgen's generated code changed", objects, fields, objectFields, ids, lists)
 	}
 	return strings.Join(funcs, ""), nil
 }
@@ -267,7 +279,7 @@ func pureIDs(dir string, leaves directLeaves) error {
 				continue
 			}
 			object := strings.ToUpper(recv.Name[:1]) + strings.TrimSuffix(recv.Name[1:], "Resolver")
-			leaves["_"+object+"_id"] = "id"
+			leaves.kinds["_"+object+"_id"] = "id"
 		}
 	}
 	return nil
@@ -279,11 +291,29 @@ func pureIDs(dir string, leaves directLeaves) error {
 // could be a nil pointer), with no arguments and no directives. Each is
 // "leaf" (a scalar or enum) or "object" (an object, or a list of them);
 // pureIDs adds the "id" fields.
-type directLeaves map[string]string
+type directLeaves struct {
+	kinds map[string]string
+	// objects are the schema's object types (not root, not introspection);
+	// concurrent their fields that gqlgen runs as concurrent resolvers
+	// (pure IDs aside): the fields that may wait.
+	objects    map[string]bool
+	concurrent map[string][]string
+}
 
 func (directLeaves) Name() string { return "skiff-direct-leaves" }
 
 func (l directLeaves) GenerateCode(data *codegen.Data) error {
+	for _, o := range data.Objects {
+		if o.Root || strings.HasPrefix(o.Name, "__") {
+			continue
+		}
+		l.objects[o.Name] = true
+		for _, f := range o.Fields {
+			if f.IsConcurrent() && l.kinds["_"+o.Name+"_"+f.Name] != "id" {
+				l.concurrent[o.Name] = append(l.concurrent[o.Name], f.Name)
+			}
+		}
+	}
 	for _, o := range data.Objects {
 		if o.Root || strings.HasPrefix(o.Name, "__") || o.Type == nil {
 			continue
@@ -313,10 +343,11 @@ func (l directLeaves) GenerateCode(data *codegen.Data) error {
 			if _, isVar := v.(*types.Var); !isVar || len(index) != 1 {
 				continue
 			}
-			l["_"+o.Name+"_"+f.Name] = kind
+			l.kinds["_"+o.Name+"_"+f.Name] = kind
 		}
 	}
-	return nil
+	// Before gqlgen checks that its package compiles: fastpath.go uses it.
+	return l.writeConcurrent(filepath.Join(filepath.Dir(data.Config.Exec.Filename), "concurrent_gen.go"))
 }
 
 // rightsType is what gqlgen.yml binds SharedProjectEdge.rights to.
@@ -349,4 +380,36 @@ func (enumLists) GenerateCode(data *codegen.Data) error {
 		}
 	}
 	return nil
+}
+
+// writeConcurrent writes the fields that may wait, by object type, for
+// graph/generated's marshalList.
+func (l directLeaves) writeConcurrent(name string) error {
+	var b strings.Builder
+	b.WriteString("// Code generated by graph/gqlgen_gen.go. DO NOT EDIT.\n\npackage generated\n\n")
+	b.WriteString("// concurrentFields are, by object type, the fields gqlgen resolves\n")
+	b.WriteString("// concurrently (resolvers, methods with a context): the fields that may\n")
+	b.WriteString("// wait. Every object type of the schema has an entry.\n")
+	b.WriteString("var concurrentFields = map[string]map[string]bool{\n")
+	names := make([]string, 0, len(l.objects))
+	for o := range l.objects {
+		names = append(names, o)
+	}
+	slices.Sort(names)
+	for _, o := range names {
+		fmt.Fprintf(&b, "\t%q: {", o)
+		for i, f := range l.concurrent[o] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q: true", f)
+		}
+		b.WriteString("},\n")
+	}
+	b.WriteString("}\n")
+	src, err := format.Source([]byte(b.String()))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, src, 0o644)
 }

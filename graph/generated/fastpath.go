@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // newDeferredGroup is graphql.NewDeferredGroup for an object whose fields
@@ -135,4 +136,68 @@ func recoverField(ctx context.Context, oc *graphql.OperationContext, ret *graphq
 		oc.Error(ctx, oc.Recover(ctx, r))
 		*ret = graphql.Null
 	}
+}
+
+// marshalList marshals a list of objects of type typ as
+// graphql.MarshalSliceConcurrently does (each element with its index in
+// its field context, a panic making that element null), but without a
+// goroutine per element when none of the fields sel selects in it, at any
+// depth, may wait (concurrentFields): a goroutine, its stack growing to
+// gqlgen's depth, a closure and a wait group per element buy nothing when
+// no element can wait for another's data-loader batch.
+func marshalList(ctx context.Context, sel ast.SelectionSet, typ string, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
+	if slowPaths || n < 2 || !cannotWait(sel, typ) {
+		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
+	}
+	ret := make(graphql.Array, n)
+	for i := range n {
+		ret[i] = marshalElement(ctx, i, marshal)
+	}
+	return ret
+}
+
+// marshalElement marshals element i of a list, as MarshalSliceConcurrently
+// does in each goroutine.
+func marshalElement(ctx context.Context, i int, marshal func(ctx context.Context, i int) graphql.Marshaler) (ret graphql.Marshaler) {
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+	defer func() {
+		if r := recover(); r != nil {
+			graphql.AddError(ctx, graphql.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	return marshal(ctx, i)
+}
+
+// cannotWait tells whether no field sel selects in an object of type typ,
+// at any depth and in any fragment, is one gqlgen resolves concurrently.
+// A field of an interface or union type, or of a type it does not know,
+// counts as one that may wait.
+func cannotWait(sel ast.SelectionSet, typ string) bool {
+	fields, known := concurrentFields[typ]
+	if !known {
+		return false
+	}
+	for _, s := range sel {
+		switch s := s.(type) {
+		case *ast.Field:
+			if fields[s.Name] {
+				return false
+			}
+			if len(s.SelectionSet) > 0 && (s.Definition == nil || !cannotWait(s.SelectionSet, s.Definition.Type.Name())) {
+				return false
+			}
+		case *ast.InlineFragment:
+			if !cannotWait(s.SelectionSet, typ) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			if s.Definition == nil || !cannotWait(s.Definition.SelectionSet, typ) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }

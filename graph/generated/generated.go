@@ -34289,7 +34289,7 @@ func (ec *executionContext) marshalNAccount2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 }
 
 func (ec *executionContext) marshalNAccountEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AccountEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "AccountEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAccountEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAccountEdge(ctx, sel, v[i])
@@ -34333,7 +34333,7 @@ func (ec *executionContext) unmarshalNAddSshKeyInput2githubᚗcomᚋskiffhqᚋsk
 }
 
 func (ec *executionContext) marshalNApiSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*people.APISession) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ApiSession", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNApiSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋpeopleᚐAPISession(ctx, sel, v[i])
@@ -34365,7 +34365,7 @@ func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋskiffhqᚋskiff
 }
 
 func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "AuditEventEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAuditEventEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐAuditEventEdge(ctx, sel, v[i])
@@ -34460,7 +34460,7 @@ func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋ
 }
 
 func (ec *executionContext) marshalNContactEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ContactEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ContactEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNContactEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐContactEdge(ctx, sel, v[i])
@@ -34537,7 +34537,7 @@ func (ec *executionContext) marshalNDedicatedIpPoolAddress2ᚖgithubᚗcomᚋski
 }
 
 func (ec *executionContext) marshalNDedicatedIpPoolEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPPoolEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "DedicatedIpPoolEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNDedicatedIpPoolEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPPoolEdge(ctx, sel, v[i])
@@ -34569,7 +34569,7 @@ func (ec *executionContext) marshalNDedicatedIpRequest2ᚖgithubᚗcomᚋskiffhq
 }
 
 func (ec *executionContext) marshalNDedicatedIpRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DedicatedIPRequestEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "DedicatedIpRequestEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNDedicatedIpRequestEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐDedicatedIPRequestEdge(ctx, sel, v[i])
@@ -34725,7 +34725,7 @@ func (ec *executionContext) marshalNGroup2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋte
 }
 
 func (ec *executionContext) marshalNGroupEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GroupEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "GroupEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNGroupEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐGroupEdge(ctx, sel, v[i])
@@ -34808,7 +34808,7 @@ func (ec *executionContext) marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋ
 }
 
 func (ec *executionContext) marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []outbox.HostKeyFingerprint) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "HostKeyFingerprint", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNHostKeyFingerprint2githubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx, sel, v[i])
@@ -34824,7 +34824,7 @@ func (ec *executionContext) marshalNHostKeyFingerprint2ᚕgithubᚗcomᚋskiffhq
 }
 
 func (ec *executionContext) marshalNHostKeyFingerprint2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprintᚄ(ctx context.Context, sel ast.SelectionSet, v []*outbox.HostKeyFingerprint) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "HostKeyFingerprint", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNHostKeyFingerprint2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋoutboxᚐHostKeyFingerprint(ctx, sel, v[i])
@@ -34862,7 +34862,7 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 }
 
 func (ec *executionContext) marshalNImportProblem2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImportProblem) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ImportProblem", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImportProblem2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐImportProblem(ctx, sel, v[i])
@@ -34918,7 +34918,7 @@ func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋskiffhqᚋski
 }
 
 func (ec *executionContext) marshalNNotificationEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.NotificationEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "NotificationEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNNotificationEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐNotificationEdge(ctx, sel, v[i])
@@ -35003,7 +35003,7 @@ func (ec *executionContext) marshalNProjectFolder2ᚖgithubᚗcomᚋskiffhqᚋsk
 }
 
 func (ec *executionContext) marshalNProjectFolderEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProjectFolderEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ProjectFolderEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectFolderEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderEdge(ctx, sel, v[i])
@@ -35185,7 +35185,7 @@ func (ec *executionContext) marshalNSftpActivityAction2githubᚗcomᚋskiffhqᚋ
 }
 
 func (ec *executionContext) marshalNSftpActivityEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SftpActivityEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "SftpActivityEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSftpActivityEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpActivityEdge(ctx, sel, v[i])
@@ -35258,7 +35258,7 @@ func (ec *executionContext) marshalNSftpModuleRequest2ᚖgithubᚗcomᚋskiffhq�
 }
 
 func (ec *executionContext) marshalNSftpModuleRequestEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SftpModuleRequestEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "SftpModuleRequestEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSftpModuleRequestEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSftpModuleRequestEdge(ctx, sel, v[i])
@@ -35305,7 +35305,7 @@ func (ec *executionContext) marshalNSftpServer2ᚖgithubᚗcomᚋskiffhqᚋskiff
 }
 
 func (ec *executionContext) marshalNSftpSession2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*sftpsessions.Session) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "SftpSession", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSftpSession2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpsessionsᚐSession(ctx, sel, v[i])
@@ -35387,7 +35387,7 @@ func (ec *executionContext) unmarshalNShareProjectFolderInput2githubᚗcomᚋski
 }
 
 func (ec *executionContext) marshalNSharedProjectEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SharedProjectEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "SharedProjectEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSharedProjectEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐSharedProjectEdge(ctx, sel, v[i])
@@ -35544,7 +35544,7 @@ func (ec *executionContext) unmarshalNUpdateUserInput2githubᚗcomᚋskiffhqᚋs
 }
 
 func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*tenant.User) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "User", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚐUser(ctx, sel, v[i])
@@ -35576,7 +35576,7 @@ func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋskiffhqᚋs
 }
 
 func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "UserEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserEdge(ctx, sel, v[i])
@@ -35600,7 +35600,7 @@ func (ec *executionContext) marshalNUserEdge2ᚖgithubᚗcomᚋskiffhqᚋskiff�
 }
 
 func (ec *executionContext) marshalNUserError2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "UserError", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserError2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserError(ctx, sel, v[i])
@@ -36277,7 +36277,7 @@ func (ec *executionContext) marshalOProjectFolderMember2ᚕᚖgithubᚗcomᚋski
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ProjectFolderMember", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, sel, v[i])
@@ -36515,7 +36515,7 @@ func (ec *executionContext) marshalOSshKey2ᚕᚖgithubᚗcomᚋskiffhqᚋskiff�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "SshKey", len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSshKey2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsftpaccessᚐSSHKey(ctx, sel, v[i])
