@@ -158,6 +158,8 @@ func TestDocumentedErrorCodes(t *testing.T) {
 		// Over the old code the request waited for an event: that test
 		// bounds the wait.
 		"SUBSCRIPTION_NEEDS_WEBSOCKET": "TestSubscriptionOverHTTPIsRefusedAtOnce",
+		// Several statuses, each checked there.
+		"BAD_REQUEST": "TestMalformedRequestsAreBadRequests",
 	}
 
 	for code, wantStatus := range documented {

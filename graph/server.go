@@ -280,7 +280,18 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 			// A validation or parse error from gqlgen: safe to show.
 			code, _ := gerr.Extensions["code"].(string)
 			if code == "" {
-				code = "GRAPHQL_VALIDATION_FAILED"
+				// Not the document: gqlgen's transports and persisted
+				// queries name none for the request's own faults. gqlgen's
+				// message for a body that does not decode ends with the
+				// whole body and Go's type names: not sent back.
+				code = badRequest
+				if strings.HasPrefix(gerr.Message, "json request body could not be decoded") {
+					gerr.Message = "the request body is not one GraphQL request in JSON ({\"query\", \"variables\", \"operationName\", \"extensions\"}; batches are not supported)"
+				}
+				if gerr.Extensions == nil {
+					gerr.Extensions = map[string]any{}
+				}
+				gerr.Extensions["code"] = code
 			}
 			requestInfoFrom(ctx).addCode(code)
 			return gerr

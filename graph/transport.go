@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -104,8 +105,40 @@ func (c *apqCache) Add(_ context.Context, hash, query string) {
 // Allowed, where gqlgen answers 406.
 func httpStatuses(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if status, msg := unsupported(req); status != 0 {
+			// gqlgen's answer would be a 400 "transport not supported"
+			// without a code.
+			requestInfoFrom(req.Context()).addCode(badRequest)
+			if status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", "GET, POST")
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, msg, badRequest)
+			return
+		}
 		next.ServeHTTP(&statusFixer{ResponseWriter: w, get: req.Method == http.MethodGet}, req)
 	})
+}
+
+// badRequest is the code of an error in the HTTP request itself, rather
+// than in the GraphQL document it carries: a body that is not JSON (or is a
+// batch), another content type or method, a persisted query's hash that
+// does not match its text.
+const badRequest = "BAD_REQUEST"
+
+// unsupported tells what is wrong with a request that no transport of the
+// API takes (graph.addTransports: GET, and POST of JSON).
+func unsupported(req *http.Request) (status int, msg string) {
+	switch {
+	case req.Method != http.MethodGet && req.Method != http.MethodPost:
+		return http.StatusMethodNotAllowed, "use GET (queries) or POST"
+	case req.Method == http.MethodPost && !isJSON(req.Header.Get("Content-Type")):
+		return http.StatusUnsupportedMediaType, "send the request as Content-Type: application/json"
+	case req.Header.Get("Upgrade") != "":
+		return http.StatusBadRequest, "only WebSocket upgrades are served, for subscriptions"
+	}
+	return 0, ""
 }
 
 type statusFixer struct {

@@ -410,3 +410,45 @@ func TestStandardIntrospectionQuery(t *testing.T) {
 	tooDeep := "{ __schema { types { " + strings.Repeat("ofType { ", 30) + "name" + strings.Repeat(" }", 30) + " } } }"
 	e.mustFail("", tooDeep, nil, "QUERY_TOO_DEEP")
 }
+
+// A request that is wrong as an HTTP request, not in its GraphQL document,
+// answers a GraphQL error with the code BAD_REQUEST and a status that says
+// what is wrong; the body sent is not echoed back.
+func TestMalformedRequestsAreBadRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	secret := "hunter2-" + strings.Repeat("s", 20)
+	cases := []struct {
+		name, method, contentType, body string
+		status                          int
+	}{
+		{"a body that is not JSON", http.MethodPost, "application/json", `{"query": "mutation { login(input: {password: \"` + secret + `\"`, http.StatusBadRequest},
+		{"a batch", http.MethodPost, "application/json", `[{"query": "{ __typename }", "variables": {"p": "` + secret + `"}}]`, http.StatusBadRequest},
+		{"plain text", http.MethodPost, "text/plain", `{"query": "{ __typename }"}`, http.StatusUnsupportedMediaType},
+		{"a form", http.MethodPost, "application/x-www-form-urlencoded", `query=%7B__typename%7D`, http.StatusUnsupportedMediaType},
+		{"PUT", http.MethodPut, "application/json", `{"query": "{ __typename }"}`, http.StatusMethodNotAllowed},
+		{"an unsupported persisted-query version", http.MethodPost, "application/json",
+			`{"extensions": {"persistedQuery": {"version": 2, "sha256Hash": "abc"}}}`, http.StatusOK},
+		{"a persisted query whose hash is not its text's", http.MethodPost, "application/json",
+			`{"query": "{ __typename }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "` + sha256Hex("{ viewer { __typename } }") + `"}}}`, http.StatusOK},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, e.srv.URL+"/graphql", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", c.contentType)
+		res, body := e.httpDo(req)
+		var r response
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Errorf("%s: %d, not JSON: %s", c.name, res.StatusCode, body)
+			continue
+		}
+		if res.StatusCode != c.status || len(r.Errors) != 1 || r.Errors[0].code() != "BAD_REQUEST" || r.Errors[0].Message == "" {
+			t.Errorf("%s: %d %s, want %d and one BAD_REQUEST error", c.name, res.StatusCode, body, c.status)
+		}
+		if strings.Contains(string(body), secret) || strings.Contains(string(body), "graphql.RawParams") {
+			t.Errorf("%s: the answer echoes the request or Go's types: %s", c.name, body)
+		}
+		if c.status == http.StatusMethodNotAllowed && res.Header.Get("Allow") != "GET, POST" {
+			t.Errorf("%s: Allow %q", c.name, res.Header.Get("Allow"))
+		}
+	}
+}
