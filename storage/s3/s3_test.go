@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -480,6 +481,44 @@ func TestReadAheadServesOutOfOrderReads(t *testing.T) {
 	}
 	if n, err := f.ReadAt(buf, int64(len(data)-4)); n != 4 || err != io.EOF {
 		t.Fatalf("read at the end: %d %v", n, err)
+	}
+}
+
+// A sequential read passes the buffer of each chunk it leaves behind to the
+// chunk it fetches next, rather than making a new 4 MiB buffer per chunk;
+// reads that jump about, and chunks dropped while their GET runs, still
+// read the right bytes.
+func TestSequentialReadsReuseChunkBuffers(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	const size = 48 * mib // twelve chunks
+	data := randBytes(size)
+	e.put(t, "big", data)
+	f, err := e.tree.Open("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for off := 0; off < size; off += len(buf) {
+		n, err := f.ReadAt(buf, int64(off))
+		if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], data[off:off+n]) {
+			t.Fatalf("read at %d: %d bytes, %v", off, n, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// Six buffers at most: the five of the window and the spare (a new
+	// buffer per chunk made twelve: 48 MiB).
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32*mib {
+		t.Errorf("reading 48 MiB allocated %d MiB", got/mib)
+	}
+	// Jumps back and forth, each dropping the chunks it had, done or not.
+	for _, off := range []int{0, 40 * mib, 4*mib + 7, 44 * mib, 12 * mib, 0, size - 10} {
+		n, err := f.ReadAt(buf, int64(off))
+		if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], data[off:off+n]) {
+			t.Fatalf("read at %d after a jump: %d bytes, %v", off, n, err)
+		}
 	}
 }
 
