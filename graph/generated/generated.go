@@ -4769,7 +4769,10 @@ extend type Mutation {
     "The mutation's arguments: see ` + "`" + `ConfirmTotpEnrolmentInput` + "`" + `."
     input: ConfirmTotpEnrolmentInput!
   ): ConfirmTotpEnrolmentPayload
-  "Turn two-factor off, with the password and a current code or a recovery code."
+  """
+  Turn two-factor off, with the password and a current code or a recovery code. A wrong
+  password counts as a failed login, as in ` + "`" + `changePassword` + "`" + `.
+  """
   disableTotp(
     "The mutation's arguments: see ` + "`" + `DisableTotpInput` + "`" + `."
     input: DisableTotpInput!
@@ -5160,7 +5163,11 @@ type Mutation {
   ): LoginPayload
   "Revoke the token this request was made with."
   logout: LogoutPayload
-  "Change your own password. Your other tokens are revoked."
+  """
+  Change your own password. Your other tokens are revoked. A wrong current password counts
+  as a failed login at your email from your address: after 10, a ` + "`" + `LIMIT` + "`" + ` error with
+  ` + "`" + `retryAfter` + "`" + `, as for logins (docs/SECURITY.md).
+  """
   changePassword(
     "The mutation's arguments: see ` + "`" + `ChangePasswordInput` + "`" + `."
     input: ChangePasswordInput!
@@ -6828,7 +6835,8 @@ extend type Mutation {
   are accepted; DSA, short RSA, private keys and a key the user already has are refused
   with a user error. The key's owner gets an email. Owners add keys for anyone in the
   account, administrators for anyone but owners (` + "`" + `FORBIDDEN` + "`" + `: with a key they could log in
-  as the owner), users for themselves.
+  as the owner), users for themselves. A user has at most 100 keys: the 101st is a ` + "`" + `LIMIT` + "`" + `
+  user error on ` + "`" + `publicKey` + "`" + `.
   """
   addSshKey(
     "The mutation's arguments: see ` + "`" + `AddSshKeyInput` + "`" + `."
