@@ -67,6 +67,10 @@ type netConn struct {
 	// a scanner or an attacker, is closed outright, and holds no socket
 	// after its slot is released).
 	lingers atomic.Bool
+	// behind gathers writes once the client has logged in (writebehind.go).
+	behind atomic.Pointer[writeBehind]
+	// sent is closed once Close has sent what behind gathered.
+	sent chan struct{}
 
 	idle       atomic.Int64 // idle timeout in ns; 0 while the handshake deadline applies
 	step       atomic.Int64 // ns the deadline may go stale before it is moved
@@ -79,6 +83,7 @@ func newNetConn(c net.Conn, bufSize int) *netConn {
 	return &netConn{
 		Conn:      c,
 		r:         bufio.NewReaderSize(c, bufSize),
+		sent:      make(chan struct{}),
 		connStart: time.Now(),
 		now:       time.Now,
 	}
@@ -142,7 +147,17 @@ func (c *netConn) Read(p []byte) (int, error) {
 
 func (c *netConn) Write(p []byte) (int, error) {
 	c.touch()
+	if w := c.behind.Load(); w != nil {
+		return w.Write(p)
+	}
 	return c.Conn.Write(p)
+}
+
+// loggedIn marks the client as logged in: closing lingers from now on, and
+// writes are gathered.
+func (c *netConn) loggedIn() {
+	c.lingers.Store(true)
+	c.behind.Store(newWriteBehind(c.Conn))
 }
 
 // closeLinger is how long a closed connection keeps reading what the
@@ -166,23 +181,44 @@ func (c *netConn) Close() error {
 		return nil
 	}
 	cw, ok := c.Conn.(interface{ CloseWrite() error })
-	if !ok || !c.lingers.Load() || cw.CloseWrite() != nil {
+	if !ok || !c.lingers.Load() {
+		close(c.sent)
 		return c.Conn.Close()
 	}
+	var gathered <-chan struct{}
+	if w := c.behind.Load(); w != nil {
+		gathered = w.close()
+	}
 	// Wake a read blocked in the SSH layer (it sees net.ErrClosed), then
-	// drain on the socket itself.
+	// send what is gathered, end the stream and drain on the socket itself.
 	_ = c.Conn.SetReadDeadline(time.Now())
 	go func() {
 		_ = c.Conn.SetDeadline(time.Now().Add(closeLinger))
-		buf := make([]byte, 512)
-		for {
-			if _, err := c.Conn.Read(buf); err != nil {
-				break
+		if gathered != nil {
+			<-gathered
+		}
+		err := cw.CloseWrite()
+		close(c.sent)
+		if err == nil {
+			buf := make([]byte, 512)
+			for {
+				if _, err := c.Conn.Read(buf); err != nil {
+					break
+				}
 			}
 		}
 		c.Conn.Close()
 	}()
 	return nil
+}
+
+// waitSent waits until a closed connection has sent its last bytes (at
+// most closeLinger), so that a server shutting down does not exit with
+// replies still gathered. Call it after Close, from the same goroutine.
+func (c *netConn) waitSent() {
+	if c.closing.Load() {
+		<-c.sent
+	}
 }
 
 // startIdleTimer replaces the handshake deadline with the idle deadline,

@@ -73,6 +73,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		// losing the last replies (netConn.Close).
 		if nc != nil {
 			nc.Close()
+			nc.waitSent()
 		} else {
 			raw.Close()
 		}
@@ -137,7 +138,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer sconn.Close()
-	nc.lingers.Store(true) // logged in: closing waits for the client's side
+	nc.loggedIn() // closing waits for the client's side; writes are gathered
 
 	login, ok := loginOf(sconn.Permissions)
 	if !ok {
