@@ -51,10 +51,9 @@ type Store struct {
 	client *awss3.Client
 	cfg    Config
 	bucket *string
-	// free holds part buffers (cfg.PartSize bytes) for reuse by uploads,
-	// up to PartsInFlight of them: reused at once rather than left to the
-	// garbage collector, so a process's memory follows the parts in use.
-	free chan *[]byte
+	// parts holds part buffers (cfg.PartSize bytes) for reuse by uploads,
+	// outside the Go heap (partbuf.go).
+	parts *partBuffers
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -67,28 +66,15 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{client: client, cfg: c, bucket: aws.String(c.Bucket)}
-	s.free = make(chan *[]byte, c.PartsInFlight)
+	s.parts = newPartBuffers(c.PartSize, c.PartsInFlight)
 	return s, nil
 }
 
-// getBuf returns a part buffer, reused or new, its content undefined.
-func (s *Store) getBuf() *[]byte {
-	select {
-	case b := <-s.free:
-		return b
-	default:
-		b := make([]byte, s.cfg.PartSize)
-		return &b
-	}
-}
+// getBuf returns a part buffer, all zeros.
+func (s *Store) getBuf() *[]byte { return s.parts.get() }
 
-// putBuf gives a part buffer back for reuse (or to the collector).
-func (s *Store) putBuf(b *[]byte) {
-	select {
-	case s.free <- b:
-	default:
-	}
-}
+// putBuf gives a part buffer back for reuse.
+func (s *Store) putBuf(b *[]byte) { s.parts.put(b) }
 
 // Config returns the store's configuration, defaults filled in.
 func (s *Store) Config() Config { return s.cfg }

@@ -260,9 +260,7 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 }
 
 func (w *writer) newBuf() *partBuf {
-	b := w.t.s.getBuf()
-	clear(*b)
-	return &partBuf{b: b}
+	return &partBuf{b: w.t.s.getBuf()}
 }
 
 // sendFront sends the first n bytes of the first part in memory as the

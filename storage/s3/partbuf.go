@@ -1,0 +1,126 @@
+package s3
+
+import (
+	"sync"
+	"time"
+)
+
+// partBuffers hands out the buffers that hold an upload's parts.
+//
+// On Linux they live outside the Go heap (partbuf_linux.go). A part on the
+// heap is live memory, and the garbage collector lets the heap grow to
+// twice what is live before it collects (GOGC=100): the four 8 MiB parts of
+// one upload let the garbage of everything else (SFTP requests, HTTP
+// buffers) grow by as much again, and the process by about twice the parts
+// it held. Outside the heap a part costs its own size and no more. The
+// price is collector CPU: with a smaller heap the collector runs more often
+// on the same garbage (x/crypto allocates every SSH packet it receives).
+//
+// A buffer given back stays in the pool: up to keep of them resident for
+// the next part, the rest with their pages returned to the system at once,
+// and all of them once no part has been taken for partIdle. On Linux the
+// mapping itself is never removed, so a late reader of a part already sent
+// (an HTTP request body the transport reads after the call returned) reads
+// zeros, never unmapped memory; the pool's address space is the most parts
+// ever held at once, its memory the parts in use.
+type partBuffers struct {
+	size int64
+	keep int
+
+	mu       sync.Mutex
+	resident []*[]byte        // given back, pages in place: reused first
+	released []*[]byte        // given back, pages returned (Linux only)
+	onHeap   map[*[]byte]bool // buffers allocated on the heap: dropped, never released
+	lastTake time.Time
+	trimming bool // a trim is scheduled
+}
+
+// partIdle is how long the pool keeps idle buffers resident.
+var partIdle = 2 * time.Second
+
+func newPartBuffers(size int64, keep int) *partBuffers {
+	return &partBuffers{size: size, keep: keep}
+}
+
+// get returns a buffer of the pool's size, all zeros.
+func (p *partBuffers) get() *[]byte {
+	p.mu.Lock()
+	p.lastTake = time.Now()
+	if n := len(p.resident); n > 0 {
+		b := p.resident[n-1]
+		p.resident = p.resident[:n-1]
+		p.mu.Unlock()
+		clear(*b)
+		return b
+	}
+	if n := len(p.released); n > 0 {
+		b := p.released[n-1] // its pages read as zeros
+		p.released = p.released[:n-1]
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
+	b, mapped := allocPart(p.size)
+	if !mapped {
+		p.mu.Lock()
+		if p.onHeap == nil {
+			p.onHeap = map[*[]byte]bool{}
+		}
+		p.onHeap[b] = true
+		p.mu.Unlock()
+	}
+	return b
+}
+
+// release returns b's pages to the system and reports whether b stays in
+// the pool. Called with p.mu held.
+func (p *partBuffers) release(b *[]byte) bool {
+	if p.onHeap[b] {
+		delete(p.onHeap, b) // for the collector
+		return false
+	}
+	releasePart(*b)
+	return true
+}
+
+// put gives a buffer back.
+func (p *partBuffers) put(b *[]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.resident) < p.keep {
+		p.resident = append(p.resident, b)
+		if !p.trimming {
+			p.trimming = true
+			time.AfterFunc(partIdle, p.trim)
+		}
+		return
+	}
+	if p.release(b) {
+		p.released = append(p.released, b)
+	}
+}
+
+// trim returns the pages of the resident buffers once no part has been
+// taken for partIdle.
+func (p *partBuffers) trim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if idle := time.Since(p.lastTake); idle < partIdle {
+		time.AfterFunc(partIdle-idle, p.trim)
+		return
+	}
+	for _, b := range p.resident {
+		if p.release(b) {
+			p.released = append(p.released, b)
+		}
+	}
+	p.resident = p.resident[:0]
+	p.trimming = false
+}
+
+// counts reports the pool's resident and released buffers (tests).
+func (p *partBuffers) counts() (resident, released int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.resident), len(p.released)
+}
