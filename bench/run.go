@@ -233,6 +233,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("bench: unknown benchmark %q (known: %v)", b, AllBenchmarks)
 		}
 	}
+	if cfg.ProfileDir != "" {
+		dir, err := makeProfileDir(cfg.ProfileDir)
+		if err != nil {
+			return err
+		}
+		cfg.ProfileDir = dir
+	}
 	base := cfg.WorkDir
 	if base == "" {
 		base = defaultWorkDir(cfg.FileSize, max(slices.Max(append(cfg.Streams, 1)), 1))
@@ -396,4 +403,18 @@ func (r *runner) close() {
 	if r.sshd != nil {
 		r.sshd.proc.stop()
 	}
+}
+
+// makeProfileDir makes the profile directory if it is missing and returns
+// its absolute path: the servers write profiles there too, from their own
+// working directory.
+func makeProfileDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		err = os.MkdirAll(abs, 0o755)
+	}
+	if err != nil {
+		return "", fmt.Errorf("bench: profile directory: %w", err)
+	}
+	return abs, nil
 }
