@@ -156,9 +156,10 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		log.Info("sftp connection closed", "reason", reason)
 		return
 	}
-	if err := nc.startIdleTimer(s.cfg.Limits.IdleTimeout); err != nil {
-		return
-	}
+	// A socket refuses a deadline once closed: a client that hung up as
+	// soon as it was in. It has logged in all the same, and that is
+	// recorded below before the connection ends.
+	idleErr := nc.startIdleTimer(s.cfg.Limits.IdleTimeout)
 	if login.KeyFingerprint != "" {
 		if rec, ok := s.cfg.Directory.(KeyUseRecorder); ok {
 			if err := rec.MarkKeyUsed(connCtx, login); err != nil {
@@ -184,6 +185,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		"client", string(sconn.ClientVersion()), "kex", algs.KeyExchange, "cipher", algs.Write.Cipher)
 
 	s.recordLogin(ctx, login)
+	if idleErr != nil {
+		log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", "client closed")
+		s.recordLogout(ctx, login, time.Since(started), "client closed")
+		return
+	}
 	sess, err := s.cfg.Sessions.Open(connCtx, login)
 	if err != nil {
 		log.Error("sftp session could not start", "err", err)
