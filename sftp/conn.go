@@ -185,17 +185,14 @@ func (c *netConn) Close() error {
 		close(c.sent)
 		return c.Conn.Close()
 	}
-	var gathered <-chan struct{}
-	if w := c.behind.Load(); w != nil {
-		gathered = w.close()
-	}
+	w := c.behind.Load()
 	// Wake a read blocked in the SSH layer (it sees net.ErrClosed), then
 	// send what is gathered, end the stream and drain on the socket itself.
 	_ = c.Conn.SetReadDeadline(time.Now())
 	go func() {
 		_ = c.Conn.SetDeadline(time.Now().Add(closeLinger))
-		if gathered != nil {
-			<-gathered
+		if w != nil {
+			w.close()
 		}
 		err := cw.CloseWrite()
 		close(c.sent)

@@ -185,9 +185,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		"client", string(sconn.ClientVersion()), "kex", algs.KeyExchange, "cipher", algs.Write.Cipher)
 
 	s.recordLogin(ctx, login)
+	// ended logs and records the end of the logged-in connection.
+	ended := func(reason string) {
+		log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", reason)
+		s.recordLogout(ctx, login, time.Since(started), reason)
+	}
 	if idleErr != nil {
-		log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", "client closed")
-		s.recordLogout(ctx, login, time.Since(started), "client closed")
+		ended("client closed")
 		return
 	}
 	sess, err := s.cfg.Sessions.Open(connCtx, login)
@@ -197,9 +201,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	if !s.opened(c, sess) {
-		log.Info("sftp connection closed", "reason", "server shutting down")
 		sess.Close()
-		s.recordLogout(ctx, login, time.Since(started), "server shutting down")
+		ended("server shutting down")
 		return
 	}
 	s.serveChannels(chans, reqs, sess, s.channels.For(login.AccountID, login.UserID), log, func() { sconn.Close() })
@@ -210,8 +213,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if r := s.endReason(c); r != "" {
 		reason = r
 	}
-	log.Info("sftp connection closed", "duration", time.Since(started).Round(time.Millisecond).Seconds(), "reason", reason)
-	s.recordLogout(ctx, login, time.Since(started), reason)
+	ended(reason)
 }
 
 // logHandshakeError logs why a connection ended before authentication,

@@ -27,12 +27,11 @@ type writeBehind struct {
 	conn net.Conn
 
 	mu      sync.Mutex
-	room    sync.Cond     // broadcast when pending is taken, err is set or closed
-	pending []byte        // bytes taken and not yet being sent, in order
-	sending bool          // the sending goroutine runs
-	idle    chan struct{} // closed when the current sending goroutine exits
-	err     error         // the first write error
-	closed  bool          // no more writes are taken
+	room    sync.Cond // broadcast when pending is taken, sending ends, err is set or closed
+	pending []byte    // bytes taken and not yet being sent, in order
+	sending bool      // the sending goroutine runs
+	err     error     // the first write error
+	closed  bool      // no more writes are taken
 }
 
 // maxWriteBehind is how many bytes may wait before Write blocks: two of
@@ -70,7 +69,6 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	w.pending = append(w.pending, p...)
 	if !w.sending {
 		w.sending = true
-		w.idle = make(chan struct{})
 		go w.send()
 	}
 	return len(p), nil
@@ -100,21 +98,18 @@ func (w *writeBehind) send() {
 	}
 	w.pending = nil
 	w.sending = false
-	close(w.idle)
+	w.room.Broadcast()
 	w.mu.Unlock()
 }
 
-// close stops taking writes. The channel it returns is closed once what was
-// taken has been sent, or its write failed.
-func (w *writeBehind) close() <-chan struct{} {
+// close stops taking writes and waits until what was taken has been sent,
+// or its write failed (the caller bounds that with the socket's deadline).
+func (w *writeBehind) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true
 	w.room.Broadcast()
-	if w.sending {
-		return w.idle
+	for w.sending {
+		w.room.Wait()
 	}
-	done := make(chan struct{})
-	close(done)
-	return done
 }

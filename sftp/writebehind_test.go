@@ -148,7 +148,7 @@ func TestWriteBehindSendsWhatGatheredInOneWrite(t *testing.T) {
 	conn.release <- nil
 	conn.waitWrites(t, 2)
 	conn.release <- nil
-	<-w.close()
+	w.close()
 	got := conn.got()
 	if len(got) != 2 || string(got[0]) != "first" || string(got[1]) != "second" {
 		t.Errorf("the socket was written %q, want [first second]", got)
@@ -182,7 +182,7 @@ func TestWriteBehindBlocksWhileTheSocketIsBehind(t *testing.T) {
 	conn.release <- nil
 	conn.waitWrites(t, 3)
 	conn.release <- nil
-	<-w.close()
+	w.close()
 	got := conn.got()
 	if string(got[1]) != string(big) || string(got[2]) != "z" {
 		t.Errorf("the socket was written %d, %d, %q bytes; want x, %d bytes, z", len(got[0]), len(got[1]), got[2], len(big))
@@ -197,7 +197,7 @@ func TestWriteBehindReturnsTheSocketsError(t *testing.T) {
 	mustWrite(t, w, "b")
 	broken := errors.New("connection reset by peer")
 	conn.release <- broken
-	<-w.close()
+	w.close()
 	if _, err := w.Write([]byte("c")); !errors.Is(err, broken) {
 		t.Errorf("a write after the socket failed returned %v, want its error", err)
 	}
@@ -211,7 +211,11 @@ func TestWriteBehindCloseWaitsForTheGatheredBytes(t *testing.T) {
 	w := newWriteBehind(conn)
 	mustWrite(t, w, "last reply")
 	conn.waitWrites(t, 1)
-	sent := w.close()
+	sent := make(chan struct{})
+	go func() {
+		w.close()
+		close(sent)
+	}()
 	select {
 	case <-sent:
 		t.Fatal("close reported the bytes sent while the socket still held them")
