@@ -17,12 +17,21 @@ import (
 // instead of 11, and the transport encrypts the next packet while the last
 // one is being sent (on a 1 GiB download from S3, 12–15 % less server CPU).
 //
+// Small writes on an idle connection skip all that: a write shorter than
+// directWriteMax, made while nothing is gathered and not just after a large
+// one, goes to the socket at once from the caller, as it would without a
+// writeBehind. The replies of a login, a session's start or a directory
+// listing are such writes, and handing each to a goroutine costs more than
+// it saves (about a tenth of the login rate). A transfer's packets are
+// gathered from their first piece on, which x/crypto writes as a full 4 KiB
+// buffer, and so are the small writes among them.
+//
 // Nothing waits on a timer: the sending goroutine starts on the first write
-// after it went idle and sends whatever has gathered by the time it runs,
-// so a lone reply goes out at once. Write returns once the bytes are copied;
-// while maxWriteBehind bytes wait it blocks instead, so the socket's pace
-// (and its deadline) still holds the SSH layer back. A write error is
-// returned by the next Write, and by every one after it.
+// it takes after it went idle and sends whatever has gathered by the time it
+// runs. A gathered Write returns once the bytes are copied; while
+// maxWriteBehind bytes wait it blocks instead, so the socket's pace (and its
+// deadline) still holds the SSH layer back. A write error is returned by the
+// next Write, and by every one after it.
 type writeBehind struct {
 	conn net.Conn
 
@@ -32,7 +41,22 @@ type writeBehind struct {
 	sending bool      // the sending goroutine runs
 	err     error     // the first write error
 	closed  bool      // no more writes are taken
+	// afterLarge counts down the small writes gathered after a large one:
+	// in a transfer they are a packet's tail (its padding and MAC), the
+	// short packet that uses the last of the client's window, or a window
+	// adjustment, and go with the packets around them even when the
+	// socket took the rest already.
+	afterLarge int
 }
+
+// directWriteMax is the length from which a write is always gathered.
+// x/crypto's bufio.Writer holds 4 KiB, so a packet longer than that reaches
+// us as a first piece of exactly 4 KiB. gatherAfterLarge is how many small
+// writes after such a one are gathered all the same.
+const (
+	directWriteMax   = 4 << 10
+	gatherAfterLarge = 4
+)
 
 // maxWriteBehind is how many bytes may wait before Write blocks: two of
 // OpenSSH's 32 KiB packets.
@@ -62,6 +86,22 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	}
 	if w.closed {
 		return 0, net.ErrClosed
+	}
+	direct := !w.sending && len(p) < directWriteMax && w.afterLarge == 0
+	if len(p) >= directWriteMax {
+		w.afterLarge = gatherAfterLarge
+	} else if w.afterLarge > 0 {
+		w.afterLarge--
+	}
+	if direct {
+		// Nothing is gathered (pending is empty whenever no goroutine
+		// sends), so the order holds. The lock is held through the write;
+		// close waits for it as it waits for a sending goroutine.
+		n, err := w.conn.Write(p)
+		if err != nil {
+			w.err = err
+		}
+		return n, err
 	}
 	if w.pending == nil {
 		w.pending = (*writeBuffers.Get().(*[]byte))[:0]

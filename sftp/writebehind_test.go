@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,10 +139,15 @@ func mustWrite(t *testing.T, w io.Writer, s string) {
 	}
 }
 
+// packetPiece is a write as x/crypto makes the first of a large packet's:
+// a full 4 KiB buffer, which is always gathered.
+func packetPiece(c byte) string { return strings.Repeat(string(c), directWriteMax) }
+
 func TestWriteBehindSendsWhatGatheredInOneWrite(t *testing.T) {
 	conn := newBlockingConn()
 	w := newWriteBehind(conn)
-	mustWrite(t, w, "first")
+	first := packetPiece('f')
+	mustWrite(t, w, first)
 	conn.waitWrites(t, 1) // sending, and blocked in the socket
 	mustWrite(t, w, "sec")
 	mustWrite(t, w, "ond")
@@ -150,8 +156,8 @@ func TestWriteBehindSendsWhatGatheredInOneWrite(t *testing.T) {
 	conn.release <- nil
 	w.close()
 	got := conn.got()
-	if len(got) != 2 || string(got[0]) != "first" || string(got[1]) != "second" {
-		t.Errorf("the socket was written %q, want [first second]", got)
+	if len(got) != 2 || string(got[0]) != first || string(got[1]) != "second" {
+		t.Errorf("the socket was written %d pieces (%d bytes, then %q), want the first packet piece, then \"second\"", len(got), len(got[0]), got[1:])
 	}
 	if _, err := w.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("a write after close returned %v, want net.ErrClosed", err)
@@ -161,7 +167,7 @@ func TestWriteBehindSendsWhatGatheredInOneWrite(t *testing.T) {
 func TestWriteBehindBlocksWhileTheSocketIsBehind(t *testing.T) {
 	conn := newBlockingConn()
 	w := newWriteBehind(conn)
-	mustWrite(t, w, "x")
+	mustWrite(t, w, packetPiece('x'))
 	conn.waitWrites(t, 1)
 	big := bytes.Repeat([]byte("y"), maxWriteBehind)
 	mustWrite(t, w, string(big)) // the limit may be reached by one write
@@ -185,14 +191,14 @@ func TestWriteBehindBlocksWhileTheSocketIsBehind(t *testing.T) {
 	w.close()
 	got := conn.got()
 	if string(got[1]) != string(big) || string(got[2]) != "z" {
-		t.Errorf("the socket was written %d, %d, %q bytes; want x, %d bytes, z", len(got[0]), len(got[1]), got[2], len(big))
+		t.Errorf("the socket was written %d, %d, %q bytes; want %d, %d bytes, z", len(got[0]), len(got[1]), got[2], directWriteMax, len(big))
 	}
 }
 
 func TestWriteBehindReturnsTheSocketsError(t *testing.T) {
 	conn := newBlockingConn()
 	w := newWriteBehind(conn)
-	mustWrite(t, w, "a")
+	mustWrite(t, w, packetPiece('a'))
 	conn.waitWrites(t, 1)
 	mustWrite(t, w, "b")
 	broken := errors.New("connection reset by peer")
@@ -209,7 +215,7 @@ func TestWriteBehindReturnsTheSocketsError(t *testing.T) {
 func TestWriteBehindCloseWaitsForTheGatheredBytes(t *testing.T) {
 	conn := newBlockingConn()
 	w := newWriteBehind(conn)
-	mustWrite(t, w, "last reply")
+	mustWrite(t, w, packetPiece('l'))
 	conn.waitWrites(t, 1)
 	sent := make(chan struct{})
 	go func() {
@@ -227,4 +233,54 @@ func TestWriteBehindCloseWaitsForTheGatheredBytes(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("close did not report the bytes sent")
 	}
+}
+
+// A small reply on a connection with nothing gathered (a login's, a session
+// start's, a listing's) goes to the socket from the caller at once: handing
+// each to a goroutine cost about a tenth of the login rate. The tail of a
+// large packet (its padding and MAC) stays with the packet, and a large
+// write is gathered even on an idle connection.
+func TestWriteBehindWritesSmallRepliesAtOnce(t *testing.T) {
+	conn := newBlockingConn()
+	w := newWriteBehind(conn)
+	returned := make(chan struct{})
+	go func() {
+		mustWrite(t, w, "reply")
+		close(returned)
+	}()
+	conn.waitWrites(t, 1)
+	select {
+	case <-returned:
+		t.Fatal("a small write on an idle connection returned before the socket took it: it was handed to the sending goroutine")
+	case <-time.After(20 * time.Millisecond):
+	}
+	conn.release <- nil
+	<-returned
+
+	// A packet: its first 4 KiB and its tail are taken without waiting for
+	// the socket, and sent together.
+	mustWrite(t, w, packetPiece('p'))
+	conn.waitWrites(t, 2)
+	mustWrite(t, w, "mac")
+	conn.release <- nil
+	conn.waitWrites(t, 3)
+	conn.release <- nil
+	w.close()
+	if got := conn.got(); string(got[0]) != "reply" || len(got[1]) != directWriteMax || string(got[2]) != "mac" {
+		t.Errorf("the socket was written %q, %d bytes, %q; want reply, %d bytes, mac", got[0], len(got[1]), got[2], directWriteMax)
+	}
+}
+
+func TestWriteBehindDirectWriteErrorSticks(t *testing.T) {
+	conn := newBlockingConn()
+	w := newWriteBehind(conn)
+	broken := errors.New("broken pipe")
+	go func() { conn.release <- broken }()
+	if _, err := w.Write([]byte("reply")); !errors.Is(err, broken) {
+		t.Fatalf("a direct write returned %v, want the socket's error", err)
+	}
+	if _, err := w.Write([]byte(packetPiece('n'))); !errors.Is(err, broken) {
+		t.Errorf("the write after a failed one returned %v, want the socket's error", err)
+	}
+	w.close()
 }
