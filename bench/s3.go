@@ -34,6 +34,10 @@ var rcloneTunings = []struct {
 // s3Objects is how many objects the listing case puts in one folder.
 const s3Objects = 10_000
 
+// concurrentUploads is how many uploads run at once for the per-upload
+// memory of a busy server.
+const concurrentUploads = 4
+
 // s3Bench measures Skiff on S3-backed storage against rclone talking to the
 // same S3 server (versitygw over the work directory, a tmpfs by default, so
 // the store is not the disk): a FileSize upload and download through SFTP
@@ -171,6 +175,44 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			return err
 		}
 		skDown = append(skDown, d)
+	}
+	// Several uploads at once: what each one adds. A lone upload's figure
+	// above also holds what the process pays once, whichever work comes
+	// first: the collector's room over the heap it already had, program
+	// pages touched for the first time, the HTTP connection pool.
+	// Concurrent uploads share that, and each shows its own cost: its parts
+	// and its share of the garbage of its SSH packets.
+	var perUpload []int64
+	for range r.cfg.Reps {
+		if err := sk.profile("free", ""); err != nil {
+			return err
+		}
+		if err := resetPeakRSS(sk.proc.pid()); err != nil {
+			return fmt.Errorf("reset peak RSS: %w", err)
+		}
+		errs := make([]error, concurrentUploads)
+		var wg sync.WaitGroup
+		for i := range concurrentUploads {
+			wg.Go(func() {
+				_, errs[i] = sftpRun(fmt.Sprintf("put %q up-%d.bin\n", src, i))
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		peak, err := peakRSS(sk.proc.pid())
+		if err != nil {
+			return err
+		}
+		perUpload = append(perUpload, (peak-rss0)/concurrentUploads)
+		var rm strings.Builder
+		for i := range concurrentUploads {
+			fmt.Fprintf(&rm, "rm up-%d.bin\n", i)
+		}
+		if _, err := sftpRun(rm.String()); err != nil {
+			return err
+		}
 	}
 	// OpenSSH's sftp picks aes128-ctr with hmac-sha2-256-etm from what
 	// Skiff offers (its own order puts chacha20-poly1305 first, which Skiff
@@ -317,6 +359,8 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	bound := cfg.PartSize*int64(cfg.PartsInFlight) + 8<<20
 	sec.row("server memory during the upload (peak RSS − idle RSS before the first upload), median", numMiB(median(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.row("the same, largest of the uploads", numMiB(slices.Max(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
+	sec.row(fmt.Sprintf("%d uploads at once: (peak RSS − idle RSS before the first upload) / %d, median", concurrentUploads, concurrentUploads),
+		numMiB(median(perUpload)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.note("Medians of %d. rclone's best upload tuning: %s (of %d tried, its default first); downloads take rclone's best too. "+
 		"Skiff: part size %s, %d parts in flight. OpenSSH's sftp with its defaults (it picks aes128-ctr + hmac-sha2-256-etm) "+
 		"unless a row names an option; rclone's SFTP defaults are 32 KiB requests, Skiff answers up to 255 KiB (limits@openssh.com).",
@@ -382,8 +426,18 @@ func putEmptyObjects(ctx context.Context, srv *s3test.Server, prefix string, n i
 // benchmark user, and returns how long it took.
 func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, extra ...string) (time.Duration, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	f := filepath.Join(r.work, "s3-batch")
-	if err := os.WriteFile(f, []byte(batch), 0o600); err != nil {
+	// A file of its own: uploads run several batches at once.
+	bf, err := os.CreateTemp(r.work, "s3-batch-*")
+	if err != nil {
+		return 0, err
+	}
+	f := bf.Name()
+	defer os.Remove(f)
+	_, err = bf.WriteString(batch)
+	if cerr := bf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, err
 	}
 	args := append([]string{"-b", f, "-P", port, "-i", r.clientKey, "-F", "/dev/null",
