@@ -660,7 +660,7 @@ func nameEntries(t *testing.T, b []byte, long bool) []string {
 			// The parent of the start directory is outside the fixture.
 			e = ".. (parent)"
 		} else if long {
-			e += " [" + longNameShape(longname) + "]"
+			e += " [" + longNameShape(longname, strings.Contains(at, "mtime=recent")) + "]"
 		}
 		out = append(out, e)
 	}
@@ -668,14 +668,25 @@ func nameEntries(t *testing.T, b []byte, long bool) []string {
 }
 
 // longNameShape is an "ls -l" line without its owner and group, and with
-// the time of day of entries made during the test left out.
-func longNameShape(l string) string {
+// the time of day of entries made during the test (recent) left out.
+//
+// OpenSSH prints such an entry with the year instead of the time when its
+// modification time is ahead of time(3): on Linux with fine-grained file
+// timestamps (6.13 and later) a file's time can be ahead of time(3)'s
+// clock, which moves only at the kernel's tick, so an entry made in the
+// last milliseconds of a second can show "Dec  6  2026" where it would show
+// "Dec  6 21:14" a tick later. That is the reference's clock, not a
+// difference to find, so a recent entry dated today in the current year
+// counts as made during the test too.
+func longNameShape(l string, recent bool) string {
 	f := strings.Fields(l)
 	if len(f) < 9 {
 		return l
 	}
 	when := strings.Join(f[5:8], " ")
-	if strings.Contains(f[7], ":") {
+	now := time.Now()
+	aheadOfTime := recent && f[7] == strconv.Itoa(now.Year()) && strings.Join(f[5:7], " ") == now.Format("Jan 2")
+	if strings.Contains(f[7], ":") || aheadOfTime {
 		when = strings.Join(f[5:7], " ") + " hh:mm" // made during the test
 	}
 	return strings.Join([]string{f[0], f[1], f[4], when, strings.Join(f[8:], " ")}, " ")
@@ -897,4 +908,31 @@ func differencesTable(t *testing.T) []string {
 		}
 	}
 	return rows[1:] // the header
+}
+
+// The harness's long-name shape takes OpenSSH's dating of a file ahead of
+// its clock (the year, for a file made this instant) as made during the
+// test, and nothing else: an old file keeps its year, and a recent entry
+// dated another day is still told apart.
+func TestLongNameShapeOfAnEntryAheadOfTheClock(t *testing.T) {
+	now := time.Now()
+	line := func(when string) string {
+		return "-rw-r-----    1 alice    alice           1 " + when + " back\\slash"
+	}
+	today := now.Format("Jan _2")
+	withTime, withYear := line(today+" 21:14"), line(today+"  "+now.Format("2006"))
+	if a, b := longNameShape(withTime, true), longNameShape(withYear, true); a != b {
+		t.Errorf("a recent entry dated with the year shapes as %q, with the time as %q; want the same", b, a)
+	}
+	if a, b := longNameShape(withTime, false), longNameShape(withYear, false); a == b {
+		t.Errorf("an entry not made during the test shapes as %q whether dated with the year or the time", a)
+	}
+	old := line("Nov 14  2023")
+	if got := longNameShape(old, false); !strings.Contains(got, "2023") {
+		t.Errorf("an old entry shapes as %q, without its year", got)
+	}
+	otherDay := line(now.AddDate(0, 0, -2).Format("Jan _2") + "  " + now.AddDate(0, 0, -2).Format("2006"))
+	if a, b := longNameShape(withTime, true), longNameShape(otherDay, true); a == b {
+		t.Errorf("a recent entry dated another day shapes as today's (%q)", a)
+	}
 }
