@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
@@ -67,10 +68,9 @@ func TestLoginOfAClientThatHangsUpAtOnceIsRecorded(t *testing.T) {
 	if c, err := ssh.Dial("tcp", raw.Addr().String(), cfg); err == nil {
 		c.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(ts.logs.String(), `reason="client closed"`) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, "the connection to end as client closed", func() bool {
+		return strings.Contains(ts.logs.String(), `reason="client closed"`)
+	})
 	dir.mu.Lock()
 	used := append([]string(nil), dir.used...)
 	dir.mu.Unlock()

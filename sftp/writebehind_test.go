@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/testkit"
 )
 
 // countingListener counts the writes and bytes of the connections it accepts.
@@ -123,13 +126,7 @@ func (c *blockingConn) got() [][]byte {
 // waitWrites waits until the connection has been given n writes.
 func (c *blockingConn) waitWrites(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(c.got()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the connection was given %d writes, want %d", len(c.got()), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(t, fmt.Sprintf("the connection to be given %d writes", n), func() bool { return len(c.got()) >= n })
 }
 
 func mustWrite(t *testing.T, w io.Writer, s string) {

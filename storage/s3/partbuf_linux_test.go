@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffhq/skiff/internal/testkit"
 )
 
 // residentPages counts the pages of b in memory.
@@ -44,7 +46,7 @@ func TestPartBuffersAreNotOnTheHeap(t *testing.T) {
 	before := heapInUse()
 	var held []*[]byte
 	for range 4 {
-		b := s.getBuf()
+		b := s.parts.get()
 		for i := range *b {
 			(*b)[i] = 1
 		}
@@ -56,7 +58,7 @@ func TestPartBuffersAreNotOnTheHeap(t *testing.T) {
 		t.Errorf("four parts of 8 MiB grew the heap by %d bytes; want them outside the heap", grew)
 	}
 	for _, b := range held {
-		s.putBuf(b)
+		s.parts.put(b)
 	}
 }
 
@@ -90,10 +92,10 @@ func TestIdlePartBuffersReturnTheirPages(t *testing.T) {
 	if n := residentPages(t, *held[2]); n != 0 {
 		t.Errorf("the buffer past the two kept still has %d of %d pages in memory", n, pages)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for resident, _ := p.counts(); resident > 0 && time.Now().Before(deadline); resident, _ = p.counts() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, "the idle pool to release its resident buffers", func() bool {
+		resident, _ := p.counts()
+		return resident == 0
+	})
 	for i, b := range held {
 		if n := residentPages(t, *b); n != 0 {
 			t.Errorf("buffer %d still has %d pages in memory after the pool was idle", i, n)

@@ -70,12 +70,6 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 	return s, nil
 }
 
-// getBuf returns a part buffer, all zeros.
-func (s *Store) getBuf() *[]byte { return s.parts.get() }
-
-// putBuf gives a part buffer back for reuse.
-func (s *Store) putBuf(b *[]byte) { s.parts.put(b) }
-
 // Config returns the store's configuration, defaults filled in.
 func (s *Store) Config() Config { return s.cfg }
 

@@ -260,7 +260,7 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 }
 
 func (w *writer) newBuf() *partBuf {
-	return &partBuf{b: w.t.s.getBuf()}
+	return &partBuf{b: w.t.s.parts.get()}
 }
 
 // sendFront sends the first n bytes of the first part in memory as the
@@ -283,7 +283,7 @@ func (w *writer) sendFront(n int64) error {
 	w.inflight++
 	go func() {
 		err := w.mp.uploadPart(ctxBG, num, (*b.b)[:n])
-		w.t.s.putBuf(b.b)
+		w.t.s.parts.put(b.b)
 		w.mu.Lock()
 		w.inflight--
 		if err != nil && w.err == nil {
@@ -364,7 +364,7 @@ func (w *writer) restart() error {
 
 func (w *writer) releaseBufs() {
 	for _, b := range w.bufs {
-		w.t.s.putBuf(b.b)
+		w.t.s.parts.put(b.b)
 	}
 	w.bufs = nil
 }
