@@ -126,8 +126,12 @@ func start(bin, dir string) (*Server, error) {
 		Bucket:    "skiff-" + randomHex(6),
 		Dir:       dir,
 	}
+	// --keep-alive: versitygw closes the connection after every response
+	// unless told otherwise, which no S3 service does; every request would
+	// then pay a new connection, and tests and benchmarks would measure
+	// that instead of the client's requests.
 	cmd := exec.Command(bin, "--access", srv.AccessKey, "--secret", srv.SecretKey,
-		"--region", srv.Region, "--port", addr, "--quiet", "posix", dir)
+		"--region", srv.Region, "--port", addr, "--quiet", "--keep-alive", "posix", dir)
 	// Nothing from the caller's environment: the server takes its whole
 	// configuration from the flags above.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
