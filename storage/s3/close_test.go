@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type stallingProxy struct {
 	stalled bool
 	release chan struct{} // closed to let held requests through
 	held    chan struct{} // told of each request held
+
+	accepted atomic.Int32 // connections accepted
+	open     map[net.Conn]bool
 }
 
 func startStallingProxy(t *testing.T, upstream string) *stallingProxy {
@@ -33,11 +37,16 @@ func startStallingProxy(t *testing.T, upstream string) *stallingProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallingProxy{ln: ln, upstream: upstream, release: make(chan struct{}), held: make(chan struct{}, 100)}
+	p := &stallingProxy{ln: ln, upstream: upstream, release: make(chan struct{}), held: make(chan struct{}, 100), open: map[net.Conn]bool{}}
 	var conns sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
 		p.unstall()
+		p.mu.Lock()
+		for c := range p.open { // idle ones the client keeps for reuse
+			c.Close()
+		}
+		p.mu.Unlock()
 		conns.Wait()
 	})
 	go func() {
@@ -46,6 +55,10 @@ func startStallingProxy(t *testing.T, upstream string) *stallingProxy {
 			if err != nil {
 				return
 			}
+			p.accepted.Add(1)
+			p.mu.Lock()
+			p.open[c] = true
+			p.mu.Unlock()
 			conns.Go(func() { p.serve(c) })
 		}
 	}()
@@ -71,7 +84,12 @@ func (p *stallingProxy) unstall() {
 }
 
 func (p *stallingProxy) serve(c net.Conn) {
-	defer c.Close()
+	defer func() {
+		c.Close()
+		p.mu.Lock()
+		delete(p.open, c)
+		p.mu.Unlock()
+	}()
 	up, err := net.Dial("tcp", p.upstream)
 	if err != nil {
 		return

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -178,7 +180,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err := c.defaults(); err != nil {
 		return nil, err
 	}
-	var opts []func(*config.LoadOptions) error
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(httpClient())}
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))
 	}
@@ -196,4 +198,23 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		o.UsePathStyle = c.PathStyle
 	})
 	return New(client, c)
+}
+
+// idleConns is how many idle connections to the store the client keeps for
+// reuse. Every request goes to the one endpoint, and the busy moments come
+// in bursts: each upload keeps parts_in_flight parts going and each
+// download several ranged GETs (read.go). Go's default (the AWS SDK's, 10
+// per host) closes all but 10 connections of a burst as it ends, so that
+// the next burst opens them again, each with its TCP (and, on a real
+// service, TLS) handshake. An idle connection costs some KiB of buffers and
+// the client closes it after 90 s unused (the SDK's IdleConnTimeout).
+const idleConns = 256
+
+// httpClient is the SDK's HTTP client (proxy, timeouts, and CA bundles from
+// the environment as the SDK sets them) keeping idleConns connections.
+func httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = idleConns
+		tr.MaxIdleConnsPerHost = idleConns
+	})
 }
