@@ -324,26 +324,43 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	}
 	// The same transfers with Skiff on the local disk (tmpfs), in the same
 	// run: what the S3 backend costs over the disk, whatever the machine.
+	// A server of its own, started as the S3 one but for the storage, so
+	// that OpenSSH's client picks the same cipher from both (the suite's
+	// other servers offer ChaCha20, which it would pick there).
+	diskData := filepath.Join(r.work, "skiff-s3-disk")
+	defer os.RemoveAll(diskData)
+	disk, err := startSkiffServer(ctx, r.cfg.ServerCommand, filepath.Join(r.work, "skiff-s3-disk.log"),
+		"-data", diskData, "-authorized-keys", r.authorized)
+	if err != nil {
+		return err
+	}
+	defer disk.proc.stop()
+	diskHosts, err := r.writeKnownHostsFor(disk)
+	if err != nil {
+		return err
+	}
+	cipher, err := r.negotiatedCipher(ctx, sk.addr, knownHosts)
+	if err != nil {
+		return err
+	}
+	if diskCipher, err := r.negotiatedCipher(ctx, disk.addr, diskHosts); err != nil {
+		return err
+	} else if diskCipher != cipher {
+		return fmt.Errorf("OpenSSH's client picks %s on S3 and %s on the disk: the two would not compare", cipher, diskCipher)
+	}
 	var diskUp, diskDown []time.Duration
-	if r.skiff != nil {
-		diskHosts, err := r.writeKnownHostsFor(r.skiff)
+	for range r.cfg.Reps {
+		d, err := r.sftpBatch(ctx, disk.addr, diskHosts, fmt.Sprintf("put %q disk-up.bin\n", src))
 		if err != nil {
 			return err
 		}
-		for range r.cfg.Reps {
-			d, err := r.sftpBatch(ctx, r.skiff.addr, diskHosts, fmt.Sprintf("put %q disk-up.bin\n", src))
-			if err != nil {
-				return err
-			}
-			diskUp = append(diskUp, d)
-			d, err = r.sftpBatch(ctx, r.skiff.addr, diskHosts, fmt.Sprintf("get disk-up.bin %q\n", down))
-			if err != nil {
-				return err
-			}
-			os.Remove(down)
-			diskDown = append(diskDown, d)
+		diskUp = append(diskUp, d)
+		d, err = r.sftpBatch(ctx, disk.addr, diskHosts, fmt.Sprintf("get disk-up.bin %q\n", down))
+		if err != nil {
+			return err
 		}
-		os.Remove(filepath.Join(r.skiffHome, "disk-up.bin"))
+		os.Remove(down)
+		diskDown = append(diskDown, d)
 	}
 	up, dn := median(skUp), median(skDown)
 	sec.row("upload MB/s", num(mbps(up), "%.0f"), num(mbps(bestUp), "%.0f"), num(mbps(up)/mbps(bestUp), "%.2f"))
@@ -351,20 +368,18 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	sec.row("download MB/s, OpenSSH sftp get -c aes128-gcm@openssh.com", num(mbps(median(skDownGCM)), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(median(skDownGCM))/mbps(bestDown), "%.2f"))
 	sec.row("download MB/s, rclone as the SFTP client (4 streams, its defaults)", num(mbps(median(skDownMulti)), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(median(skDownMulti))/mbps(bestDown), "%.2f"))
 	sec.row("download MB/s, rclone as the SFTP client (4 streams, --sftp-chunk-size 255k)", num(mbps(median(skDownMultiTuned)), "%.0f"), num(mbps(bestDown), "%.0f"), num(mbps(median(skDownMultiTuned))/mbps(bestDown), "%.2f"))
-	if len(diskUp) > 0 {
-		du, dd := median(diskUp), median(diskDown)
-		sec.row("upload MB/s, Skiff on local disk (same run)", num(mbps(du), "%.0f"), "", "S3/disk "+num(mbps(up)/mbps(du), "%.2f"))
-		sec.row("download MB/s, Skiff on local disk (same run)", num(mbps(dd), "%.0f"), "", "S3/disk "+num(mbps(dn)/mbps(dd), "%.2f"))
-	}
+	du, dd := median(diskUp), median(diskDown)
+	sec.row("upload MB/s, Skiff on local disk (same run, same cipher)", num(mbps(du), "%.0f"), "", "S3/disk "+num(mbps(up)/mbps(du), "%.2f"))
+	sec.row("download MB/s, Skiff on local disk (same run, same cipher)", num(mbps(dd), "%.0f"), "", "S3/disk "+num(mbps(dn)/mbps(dd), "%.2f"))
 	bound := cfg.PartSize*int64(cfg.PartsInFlight) + 8<<20
 	sec.row("server memory during the upload (peak RSS − idle RSS before the first upload), median", numMiB(median(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.row("the same, largest of the uploads", numMiB(slices.Max(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.row(fmt.Sprintf("%d uploads at once: (peak RSS − idle RSS before the first upload) / %d, median", concurrentUploads, concurrentUploads),
 		numMiB(median(perUpload)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.note("Medians of %d. rclone's best upload tuning: %s (of %d tried, its default first); downloads take rclone's best too. "+
-		"Skiff: part size %s, %d parts in flight. OpenSSH's sftp with its defaults (it picks aes128-ctr + hmac-sha2-256-etm) "+
+		"Skiff: part size %s, %d parts in flight. OpenSSH's sftp with its defaults (it picked %s, on S3 and on the disk) "+
 		"unless a row names an option; rclone's SFTP defaults are 32 KiB requests, Skiff answers up to 255 KiB (limits@openssh.com).",
-		r.cfg.Reps, bestTuning, len(tunings), numMiB(cfg.PartSize), cfg.PartsInFlight)
+		r.cfg.Reps, bestTuning, len(tunings), numMiB(cfg.PartSize), cfg.PartsInFlight, cipher)
 
 	// Listing a folder of 10,000 objects.
 	n := s3Objects
@@ -422,6 +437,15 @@ func putEmptyObjects(ctx context.Context, srv *s3test.Server, prefix string, n i
 	}
 }
 
+// sftpOptions are the OpenSSH client's options for the benchmark user's
+// key and a server's known host key, and nothing from the machine's
+// configuration.
+func sftpOptions(port, key, knownHosts string) []string {
+	return []string{"-P", port, "-i", key, "-F", "/dev/null",
+		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + knownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "Compression=no"}
+}
+
 // sftpBatch runs OpenSSH's sftp client with batch against addr as the
 // benchmark user, and returns how long it took.
 func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, extra ...string) (time.Duration, error) {
@@ -440,9 +464,7 @@ func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, 
 	if err != nil {
 		return 0, err
 	}
-	args := append([]string{"-b", f, "-P", port, "-i", r.clientKey, "-F", "/dev/null",
-		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + knownHosts,
-		"-o", "StrictHostKeyChecking=yes", "-o", "Compression=no"}, extra...)
+	args := append(append(sftpOptions(port, r.clientKey, knownHosts), "-b", f), extra...)
 	cmd := exec.CommandContext(ctx, "sftp", append(args, BenchLogin+"@"+host)...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = io.Discard, &out
@@ -454,6 +476,37 @@ func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, 
 	// The client's CPU time includes its ssh process (reaped by sftp).
 	r.log.Info("sftp", "batch", strings.TrimSpace(batch), "s", d.Seconds(), "client CPU s", (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 	return d, nil
+}
+
+// negotiatedCipher reports the cipher and MAC that OpenSSH's client, with
+// its defaults, agrees on with the server at addr, as its log names them
+// ("aes128-ctr, MAC hmac-sha2-256-etm@openssh.com").
+func (r *runner) negotiatedCipher(ctx context.Context, addr, knownHosts string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, "sftp", append(sftpOptions(port, r.clientKey, knownHosts), "-v", "-b", "/dev/null", BenchLogin+"@"+host)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("sftp -v: %v: %s", err, lastLines(out.String(), 5))
+	}
+	return parseKexCipher(out.String())
+}
+
+// parseKexCipher finds the server-to-client cipher and MAC in an OpenSSH
+// client's -v log.
+func parseKexCipher(log string) (string, error) {
+	for line := range strings.Lines(log) {
+		_, rest, ok := strings.Cut(line, "kex: server->client cipher: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest) // CIPHER MAC: MAC compression: …
+		if len(f) < 3 || f[1] != "MAC:" {
+			break
+		}
+		return f[0] + ", MAC " + f[2], nil
+	}
+	return "", fmt.Errorf("no cipher in the client's log: %s", lastLines(log, 5))
 }
 
 // writeKnownHostsFor writes a known_hosts file for one Skiff server.

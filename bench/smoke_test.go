@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/pgserver"
+	"github.com/skiffhq/skiff/internal/s3test"
 )
 
 // serverEnv makes the test binary act as the benchmark's Skiff server, the
@@ -76,6 +77,14 @@ func TestSmoke(t *testing.T) {
 	if _, err := exec.LookPath("sftp"); err == nil {
 		want = append(want, "### Transfer throughput", "| aes128-gcm | download | 1 | Skiff |", "| aes128-gcm | upload | 2 | Skiff |",
 			"| default → aes128-ctr", "| download | 1 | Skiff, no ChaCha20 offered |")
+	}
+	if _, err := exec.LookPath("rclone"); err == nil {
+		if _, err := s3test.Binary(); err == nil {
+			// The disk row compares only when the client picked the
+			// same cipher on both servers, which the report names.
+			want = append(want, "### S3-backed storage", "| download MB/s, Skiff on local disk (same run, same cipher) |",
+				"it picked aes128-ctr, MAC hmac-sha2-256-etm@openssh.com, on S3 and on the disk")
+		}
 	}
 	for _, w := range want {
 		if !strings.Contains(report, w) {
