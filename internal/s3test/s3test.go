@@ -20,10 +20,17 @@ package s3test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +72,9 @@ type Server struct {
 	SecretKey string
 	Bucket    string
 	Dir       string // the directory the server keeps its buckets in
+	// CAFile is, for a server on HTTPS, the PEM file of the certificate
+	// that signed its own (and of that alone); "" on plain HTTP.
+	CAFile string
 
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the process has exited
@@ -96,12 +106,33 @@ func StartIn(t testing.TB, bin, dir string) *Server {
 	return srv
 }
 
+// StartTLS is Start with the server on HTTPS, its certificate signed by a
+// certificate authority of its own (Server.CAFile), as a service with a
+// private CA is reached.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Skipf("s3test: no S3 server (versitygw %s): %v", Version, err)
+	}
+	srv, err := launch(bin, t.TempDir(), true)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	t.Cleanup(srv.stop)
+	return srv
+}
+
 // Launch starts a server outside a test (the benchmarks); the caller
 // stops it with Stop.
 func Launch(bin, dir string) (*Server, error) {
+	return launch(bin, dir, false)
+}
+
+func launch(bin, dir string, tls bool) (*Server, error) {
 	var lastErr error
 	for range 3 { // a free port can be taken between probing and listening
-		srv, err := start(bin, dir)
+		srv, err := start(bin, dir, tls)
 		if err == nil {
 			return srv, nil
 		}
@@ -110,7 +141,7 @@ func Launch(bin, dir string) (*Server, error) {
 	return nil, fmt.Errorf("start versitygw: %w", lastErr)
 }
 
-func start(bin, dir string) (*Server, error) {
+func start(bin, dir string, tls bool) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -130,8 +161,17 @@ func start(bin, dir string) (*Server, error) {
 	// unless told otherwise, which no S3 service does; every request would
 	// then pay a new connection, and tests and benchmarks would measure
 	// that instead of the client's requests.
-	cmd := exec.Command(bin, "--access", srv.AccessKey, "--secret", srv.SecretKey,
-		"--region", srv.Region, "--port", addr, "--quiet", "--keep-alive", "posix", dir)
+	args := []string{"--access", srv.AccessKey, "--secret", srv.SecretKey,
+		"--region", srv.Region, "--port", addr, "--quiet", "--keep-alive"}
+	if tls {
+		ca, cert, key, err := writeCertificates(dir)
+		if err != nil {
+			return nil, err
+		}
+		srv.Endpoint, srv.CAFile = "https://"+addr, ca
+		args = append(args, "--cert", cert, "--key", key)
+	}
+	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	// Nothing from the caller's environment: the server takes its whole
 	// configuration from the flags above.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -177,8 +217,23 @@ func (srv *Server) Options() s3.Options {
 		Region:       srv.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
 		UsePathStyle: true,
-		HTTPClient:   &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}},
+		HTTPClient:   &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, TLSClientConfig: srv.tlsConfig()}},
 	}
+}
+
+// tlsConfig trusts srv's certificate authority alone, or is nil on plain
+// HTTP.
+func (srv *Server) tlsConfig() *tls.Config {
+	if srv.CAFile == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(srv.CAFile)
+	if err != nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &tls.Config{RootCAs: pool}
 }
 
 // URL is the --storage-url that points Skiff at srv's bucket under prefix
@@ -188,14 +243,19 @@ func (srv *Server) URL(prefix string) string {
 		"?endpoint=" + srv.Endpoint + "&region=" + srv.Region + "&path_style=true"
 }
 
-// Env returns the standard AWS variables that give srv's credentials, for a
-// child process (skiff serve, rclone) started with --storage-url.
+// Env returns the standard AWS variables that give srv's credentials (and,
+// on HTTPS, its certificate authority), for a child process (skiff serve,
+// rclone) started with --storage-url.
 func (srv *Server) Env() []string {
-	return []string{
+	env := []string{
 		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
 		"AWS_REGION=" + srv.Region,
 	}
+	if srv.CAFile != "" {
+		env = append(env, "AWS_CA_BUNDLE="+srv.CAFile)
+	}
+	return env
 }
 
 // Stop stops the server now (Start also stops it when the test ends). The
@@ -306,4 +366,61 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// writeCertificates writes, into dir, a certificate authority (ca.pem)
+// and a certificate for 127.0.0.1 and localhost that it signed, with its
+// key (server.pem, server-key.pem), and returns the three paths. The
+// server sends its certificate with the CA's after it; clients trust
+// ca.pem alone.
+func writeCertificates(dir string) (caFile, certFile, keyFile string, err error) {
+	dir = filepath.Join(dir, "tls")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", "", err
+	}
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return "", "", "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", "", err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), caPEM...)
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	for name, data := range map[string][]byte{
+		caFile:   caPEM,
+		certFile: chain,
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			return "", "", "", err
+		}
+	}
+	return caFile, certFile, keyFile, nil
 }

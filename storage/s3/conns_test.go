@@ -1,12 +1,26 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage/s3"
 )
+
+// openFromEnv gives s3.Open, which reads the standard AWS sources, srv's
+// credentials and nothing of the machine's (its shared files, its CA
+// bundle).
+func openFromEnv(t *testing.T, srv *s3test.Server) {
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_CA_BUNDLE", "")
+}
 
 // A burst of requests keeps its connections for the next one: every
 // upload's parts and every download's read-ahead go to the one endpoint at
@@ -17,12 +31,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	e.put(t, "f", []byte("data"))
 	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
-	// Open takes its credentials from the standard AWS sources.
-	t.Setenv("AWS_ACCESS_KEY_ID", e.srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", e.srv.SecretKey)
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_CA_BUNDLE", "")
+	openFromEnv(t, e.srv)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
 		Endpoint: "http://" + proxy.addr(), Region: e.srv.Region, PathStyle: true})
 	if err != nil {
@@ -59,5 +68,43 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	burst()
 	if more := proxy.accepted.Load() - first; more > 0 {
 		t.Fatalf("the second burst of %d requests opened %d new connections, want none: the first burst's were closed", n, more)
+	}
+}
+
+// Most stores are reached over HTTPS, some with a private certificate
+// authority given in AWS_CA_BUNDLE: Open takes it (the store's HTTP client
+// must stay one the SDK can hand the bundle to), and without it the start-up
+// check refuses the store's certificate.
+func TestOpenOverHTTPSWithACABundle(t *testing.T) {
+	srv := s3test.StartTLS(t)
+	openFromEnv(t, srv)
+	cfg := s3.Config{Bucket: srv.Bucket, Prefix: "skiff", Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true}
+	ctx := context.Background()
+
+	store, err := s3.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a store whose certificate cannot be verified passed the check: %v", err)
+	}
+
+	t.Setenv("AWS_CA_BUNDLE", srv.CAFile)
+	store, err = s3.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := store.UserHome(acct, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, store: store, tree: tree.(*s3.Tree)}
+	data := randBytes(2*s3.MinPartSize + 1) // a multipart upload
+	e.put(t, "f", data)
+	if got := e.get(t, "f"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, not the %d written", len(got), len(data))
 	}
 }
