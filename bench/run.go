@@ -94,6 +94,12 @@ type Config struct {
 	// ProfileDir, when set, receives a CPU profile of Skiff for the first
 	// repetition of every throughput case.
 	ProfileDir string
+	// S3PlainHTTP runs the S3 benchmark's server on plain HTTP instead of
+	// HTTPS (with a certificate authority of its own), as earlier runs did.
+	// Over HTTP the AWS SDK, Skiff's and rclone's alike, hashes every
+	// uploaded byte for the request's signature; over HTTPS, as real
+	// services are reached, it does not.
+	S3PlainHTTP bool
 
 	// Logins and passwords.
 	LoginClients  int

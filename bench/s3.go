@@ -60,7 +60,11 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := s3test.Launch(bin, filepath.Join(r.work, "s3"))
+	launch := s3test.LaunchTLS
+	if r.cfg.S3PlainHTTP {
+		launch = s3test.Launch
+	}
+	srv, err := launch(bin, filepath.Join(r.work, "s3"))
 	if err != nil {
 		return err
 	}
@@ -103,6 +107,9 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		"RCLONE_CONFIG_BENCHS3_ENDPOINT="+srv.Endpoint, "RCLONE_CONFIG_BENCHS3_REGION="+srv.Region,
 		"RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="+srv.AccessKey, "RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="+srv.SecretKey,
 		"RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true", "RCLONE_CONFIG=/dev/null")
+	if srv.CAFile != "" {
+		rcloneEnv = append(rcloneEnv, "RCLONE_CA_CERT="+srv.CAFile)
+	}
 	runRclone := func(args ...string) (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, rclone, args...)
 		cmd.Env = rcloneEnv
@@ -137,7 +144,11 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		return d, os.Remove(down)
 	}
 
-	sec := r.report.section(fmt.Sprintf("S3-backed storage against rclone, same versitygw (%s), %s file", fsType(r.work), bytesize.Exact(r.cfg.FileSize)),
+	scheme := "HTTPS"
+	if srv.CAFile == "" {
+		scheme = "plain HTTP"
+	}
+	sec := r.report.section(fmt.Sprintf("S3-backed storage against rclone, same versitygw (%s, %s), %s file", fsType(r.work), scheme, bytesize.Exact(r.cfg.FileSize)),
 		"case", "Skiff", "rclone (best tuning)", "Skiff/rclone")
 
 	// Uploads.

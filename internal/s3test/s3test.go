@@ -129,6 +129,11 @@ func Launch(bin, dir string) (*Server, error) {
 	return launch(bin, dir, false)
 }
 
+// LaunchTLS is Launch with the server on HTTPS, as StartTLS.
+func LaunchTLS(bin, dir string) (*Server, error) {
+	return launch(bin, dir, true)
+}
+
 func launch(bin, dir string, tls bool) (*Server, error) {
 	var lastErr error
 	for range 3 { // a free port can be taken between probing and listening

@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
 	verbose := fs.Bool("v", false, "log every measurement")
+	s3PlainHTTP := fs.Bool("s3-plain-http", false, "S3 benchmark: the S3 server on plain HTTP instead of HTTPS (every uploaded byte is then also hashed for the signature, by Skiff and rclone alike)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.WorkDir = *workDir
 	cfg.KeepWorkDir = *keep
 	cfg.ProfileDir = *profileDir
+	cfg.S3PlainHTTP = *s3PlainHTTP
 	if cfg.Reps < 1 {
 		return errors.New("-reps must be at least 1")
 	}
