@@ -96,9 +96,9 @@ type Config struct {
 	ProfileDir string
 	// S3PlainHTTP runs the S3 benchmark's server on plain HTTP instead of
 	// HTTPS (with a certificate authority of its own), as earlier runs did.
-	// Over HTTP the AWS SDK, Skiff's and rclone's alike, hashes every
-	// uploaded byte for the request's signature; over HTTPS, as real
-	// services are reached, it does not.
+	// Over HTTP the AWS SDK hashes every byte Skiff uploads for the
+	// request's signature; over HTTPS, as real services are reached, it
+	// does not.
 	S3PlainHTTP bool
 
 	// Logins and passwords.

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
 	verbose := fs.Bool("v", false, "log every measurement")
-	s3PlainHTTP := fs.Bool("s3-plain-http", false, "S3 benchmark: the S3 server on plain HTTP instead of HTTPS (every uploaded byte is then also hashed for the signature, by Skiff and rclone alike)")
+	s3PlainHTTP := fs.Bool("s3-plain-http", false, "S3 benchmark: the S3 server on plain HTTP instead of HTTPS (Skiff then also hashes every uploaded byte for the request's signature)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
