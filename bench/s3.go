@@ -350,11 +350,11 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cipher, err := r.negotiatedCipher(ctx, sk.addr, knownHosts)
+	cipher, err := r.probeCipher(ctx, sk.addr, knownHosts)
 	if err != nil {
 		return err
 	}
-	if diskCipher, err := r.negotiatedCipher(ctx, disk.addr, diskHosts); err != nil {
+	if diskCipher, err := r.probeCipher(ctx, disk.addr, diskHosts); err != nil {
 		return err
 	} else if diskCipher != cipher {
 		return fmt.Errorf("OpenSSH's client picks %s on S3 and %s on the disk: the two would not compare", cipher, diskCipher)
@@ -448,35 +448,13 @@ func putEmptyObjects(ctx context.Context, srv *s3test.Server, prefix string, n i
 	}
 }
 
-// sftpOptions are the OpenSSH client's options for the benchmark user's
-// key and a server's known host key, and nothing from the machine's
-// configuration.
-func sftpOptions(port, key, knownHosts string) []string {
-	return []string{"-P", port, "-i", key, "-F", "/dev/null",
-		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + knownHosts,
-		"-o", "StrictHostKeyChecking=yes", "-o", "Compression=no"}
-}
-
 // sftpBatch runs OpenSSH's sftp client with batch against addr as the
 // benchmark user, and returns how long it took.
 func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, extra ...string) (time.Duration, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	// A file of its own: uploads run several batches at once.
-	bf, err := os.CreateTemp(r.work, "s3-batch-*")
-	if err != nil {
-		return 0, err
-	}
-	f := bf.Name()
-	defer os.Remove(f)
-	_, err = bf.WriteString(batch)
-	if cerr := bf.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	args := append(append(sftpOptions(port, r.clientKey, knownHosts), "-b", f), extra...)
+	args := append(append(sftpOptions(port, r.clientKey, knownHosts), "-b", "-"), extra...) // the batch on stdin
 	cmd := exec.CommandContext(ctx, "sftp", append(args, BenchLogin+"@"+host)...)
+	cmd.Stdin = strings.NewReader(batch)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = io.Discard, &out
 	start := time.Now()
@@ -489,10 +467,10 @@ func (r *runner) sftpBatch(ctx context.Context, addr, knownHosts, batch string, 
 	return d, nil
 }
 
-// negotiatedCipher reports the cipher and MAC that OpenSSH's client, with
-// its defaults, agrees on with the server at addr, as its log names them
-// ("aes128-ctr, MAC hmac-sha2-256-etm@openssh.com").
-func (r *runner) negotiatedCipher(ctx context.Context, addr, knownHosts string) (string, error) {
+// probeCipher reports the cipher and MAC that OpenSSH's client, with its
+// defaults, agrees on with the server at addr ("aes128-ctr, MAC
+// hmac-sha2-256-etm@openssh.com").
+func (r *runner) probeCipher(ctx context.Context, addr, knownHosts string) (string, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.CommandContext(ctx, "sftp", append(sftpOptions(port, r.clientKey, knownHosts), "-v", "-b", "/dev/null", BenchLogin+"@"+host)...)
 	var out strings.Builder
@@ -500,24 +478,11 @@ func (r *runner) negotiatedCipher(ctx context.Context, addr, knownHosts string) 
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("sftp -v: %v: %s", err, lastLines(out.String(), 5))
 	}
-	return parseKexCipher(out.String())
-}
-
-// parseKexCipher finds the server-to-client cipher and MAC in an OpenSSH
-// client's -v log.
-func parseKexCipher(log string) (string, error) {
-	for line := range strings.Lines(log) {
-		_, rest, ok := strings.Cut(line, "kex: server->client cipher: ")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest) // CIPHER MAC: MAC compression: …
-		if len(f) < 3 || f[1] != "MAC:" {
-			break
-		}
-		return f[0] + ", MAC " + f[2], nil
+	cipher, mac := negotiatedAlgorithms(out.String())
+	if cipher == "" {
+		return "", fmt.Errorf("no cipher in the client's log: %s", lastLines(out.String(), 5))
 	}
-	return "", fmt.Errorf("no cipher in the client's log: %s", lastLines(log, 5))
+	return cipher + ", MAC " + mac, nil
 }
 
 // writeKnownHostsFor writes a known_hosts file for one Skiff server.

@@ -140,7 +140,7 @@ func TestMedianPercentile(t *testing.T) {
 
 func TestNegotiatedCipher(t *testing.T) {
 	debug := "debug1: kex: algorithm: curve25519-sha256\ndebug1: kex: server->client cipher: aes128-gcm@openssh.com MAC: <implicit> compression: none\n"
-	if got := negotiatedCipher(debug); got != "aes128-gcm@openssh.com" {
+	if got, _ := negotiatedAlgorithms(debug); got != "aes128-gcm@openssh.com" {
 		t.Errorf("got %q", got)
 	}
 }

@@ -219,24 +219,17 @@ func (r *runner) transfer(ctx context.Context, sftpBin, knownHosts string, t *ta
 	cmds := make([]*exec.Cmd, streams)
 	stderrs := make([]*strings.Builder, streams)
 	for i := range streams {
-		batch := filepath.Join(r.work, fmt.Sprintf("batch-%d", i))
 		line := fmt.Sprintf("get %q /dev/null\n", t.src)
 		if upload {
 			line = fmt.Sprintf("put %q %q\n", filepath.Join(r.skiffHome, "src.bin"), t.upload(i))
 		}
-		if err := os.WriteFile(batch, []byte(line), 0o600); err != nil {
-			return transferResult{}, err
-		}
-		args := []string{"-b", batch, "-P", port, "-i", r.clientKey, "-v",
-			"-F", "/dev/null", // ignore the user's ssh_config
-			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-			"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes",
-			"-o", "Compression=no"}
+		args := append(sftpOptions(port, r.clientKey, knownHosts), "-v", "-b", "-") // the batch on stdin
 		if cipher != DefaultCipher {
 			args = append(args, "-o", "Ciphers="+cipher)
 		}
 		args = append(args, t.user+"@"+host)
 		cmd := exec.CommandContext(ctx, sftpBin, args...)
+		cmd.Stdin = strings.NewReader(line)
 		stderrs[i] = &strings.Builder{}
 		cmd.Stderr = stderrs[i]
 		cmds[i] = cmd
@@ -317,24 +310,41 @@ func (r *runner) transfer(ctx context.Context, sftpBin, knownHosts string, t *ta
 		// mode sftp exits non-zero when a command fails.
 	}
 	bytes := float64(r.cfg.FileSize) * float64(streams)
+	negotiated, _ := negotiatedAlgorithms(stderrs[0].String())
 	return transferResult{
 		mbps:     bytes / 1e6 / elapsed.Seconds(),
 		cpuPerGB: (cpu1 - cpu0).Seconds() / (bytes / 1e9),
 		peakRSS:  peak,
-		cipher:   negotiatedCipher(stderrs[0].String()),
+		cipher:   negotiated,
 	}, nil
 }
 
-// negotiatedCipher finds the cipher in ssh -v output:
-// "debug1: kex: server->client cipher: aes128-gcm@openssh.com MAC: …".
-func negotiatedCipher(debug string) string {
+// sftpOptions are the OpenSSH client's options for the benchmark's key and
+// a server's known host key, and nothing from the machine's configuration
+// (-F /dev/null: not the user's ssh_config).
+func sftpOptions(port, key, knownHosts string) []string {
+	return []string{"-P", port, "-i", key, "-F", "/dev/null",
+		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + knownHosts,
+		"-o", "StrictHostKeyChecking=yes", "-o", "Compression=no"}
+}
+
+// negotiatedAlgorithms finds the server-to-client cipher and MAC in ssh -v
+// output ("debug1: kex: server->client cipher: aes128-gcm@openssh.com
+// MAC: <implicit> compression: none"); "" where it has none.
+func negotiatedAlgorithms(debug string) (cipher, mac string) {
 	const marker = "kex: server->client cipher: "
-	if _, rest, ok := strings.Cut(debug, marker); ok {
-		if f := strings.Fields(rest); len(f) > 0 {
-			return f[0]
-		}
+	_, rest, ok := strings.Cut(debug, marker)
+	if !ok {
+		return "", ""
 	}
-	return ""
+	f := strings.Fields(rest) // CIPHER MAC: MAC compression: …
+	if len(f) > 0 {
+		cipher = f[0]
+	}
+	if len(f) > 2 && f[1] == "MAC:" {
+		mac = f[2]
+	}
+	return cipher, mac
 }
 
 // writeKnownHosts pins both servers' host keys for the sftp client.

@@ -76,6 +76,7 @@ type Server struct {
 	// that signed its own (and of that alone); "" on plain HTTP.
 	CAFile string
 
+	roots    *x509.CertPool // CAFile's authority, for Client; nil on plain HTTP
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // its exit status, once done is closed
@@ -169,12 +170,14 @@ func start(bin, dir string, tls bool) (*Server, error) {
 	args := []string{"--access", srv.AccessKey, "--secret", srv.SecretKey,
 		"--region", srv.Region, "--port", addr, "--quiet", "--keep-alive"}
 	if tls {
-		ca, cert, key, err := writeCertificates(dir)
+		files, ca, err := writeCertificates(dir)
 		if err != nil {
 			return nil, err
 		}
-		srv.Endpoint, srv.CAFile = "https://"+addr, ca
-		args = append(args, "--cert", cert, "--key", key)
+		srv.Endpoint, srv.CAFile = "https://"+addr, files.ca
+		srv.roots = x509.NewCertPool()
+		srv.roots.AddCert(ca)
+		args = append(args, "--cert", files.cert, "--key", files.key)
 	}
 	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	// Nothing from the caller's environment: the server takes its whole
@@ -229,16 +232,10 @@ func (srv *Server) Options() s3.Options {
 // tlsConfig trusts srv's certificate authority alone, or is nil on plain
 // HTTP.
 func (srv *Server) tlsConfig() *tls.Config {
-	if srv.CAFile == "" {
+	if srv.roots == nil {
 		return nil
 	}
-	pem, err := os.ReadFile(srv.CAFile)
-	if err != nil {
-		return nil
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &tls.Config{RootCAs: pool}
+	return &tls.Config{RootCAs: srv.roots}
 }
 
 // URL is the --storage-url that points Skiff at srv's bucket under prefix
@@ -373,59 +370,67 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// tlsFiles are the PEM files of a server on HTTPS.
+type tlsFiles struct{ ca, cert, key string }
+
 // writeCertificates writes, into dir, a certificate authority (ca.pem)
 // and a certificate for 127.0.0.1 and localhost that it signed, with its
-// key (server.pem, server-key.pem), and returns the three paths. The
-// server sends its certificate with the CA's after it; clients trust
-// ca.pem alone.
-func writeCertificates(dir string) (caFile, certFile, keyFile string, err error) {
+// key (server.pem, server-key.pem), and returns the files and the
+// authority. The server sends its certificate with the CA's after it;
+// clients trust ca.pem alone.
+func writeCertificates(dir string) (tlsFiles, *x509.Certificate, error) {
 	dir = filepath.Join(dir, "tls")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", "", err
+		return tlsFiles{}, nil, err
 	}
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", "", err
+	valid := func(c *x509.Certificate) *x509.Certificate {
+		c.NotBefore, c.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+		return c
 	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, caKey, err := issue(valid(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3test CA"},
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}), nil, nil)
 	if err != nil {
-		return "", "", "", err
+		return tlsFiles{}, nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return "", "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", "", err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+	cert, key, err := issue(valid(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}), ca, caKey)
 	if err != nil {
-		return "", "", "", err
+		return tlsFiles{}, nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", "", "", err
+		return tlsFiles{}, nil, err
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), caPEM...)
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	f := tlsFiles{ca: filepath.Join(dir, "ca.pem"), cert: filepath.Join(dir, "server.pem"), key: filepath.Join(dir, "server-key.pem")}
 	for name, data := range map[string][]byte{
-		caFile:   caPEM,
-		certFile: chain,
-		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		f.ca:   caPEM,
+		f.cert: append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), caPEM...),
+		f.key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	} {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
-			return "", "", "", err
+			return tlsFiles{}, nil, err
 		}
 	}
-	return caFile, certFile, keyFile, nil
+	return f, ca, nil
+}
+
+// issue makes a P-256 key and a certificate from tmpl for it, signed by
+// parent's key, or by its own when parent is nil.
+func issue(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }

@@ -27,8 +27,8 @@ type stallingProxy struct {
 	release chan struct{} // closed to let held requests through
 	held    chan struct{} // told of each request held
 
-	accepted atomic.Int32 // connections accepted
-	open     map[net.Conn]bool
+	accepted atomic.Int32      // connections accepted
+	open     map[net.Conn]bool // connections being served, closed at cleanup
 }
 
 func startStallingProxy(t *testing.T, upstream string) *stallingProxy {

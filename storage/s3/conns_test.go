@@ -11,10 +11,10 @@ import (
 	"github.com/skiffhq/skiff/storage/s3"
 )
 
-// openFromEnv gives s3.Open, which reads the standard AWS sources, srv's
+// setStoreEnv gives s3.Open, which reads the standard AWS sources, srv's
 // credentials and nothing of the machine's (its shared files, its CA
 // bundle).
-func openFromEnv(t *testing.T, srv *s3test.Server) {
+func setStoreEnv(t *testing.T, srv *s3test.Server) {
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
@@ -31,7 +31,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	e.put(t, "f", []byte("data"))
 	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
-	openFromEnv(t, e.srv)
+	setStoreEnv(t, e.srv)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
 		Endpoint: "http://" + proxy.addr(), Region: e.srv.Region, PathStyle: true})
 	if err != nil {
@@ -77,7 +77,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 // check refuses the store's certificate.
 func TestOpenOverHTTPSWithACABundle(t *testing.T) {
 	srv := s3test.StartTLS(t)
-	openFromEnv(t, srv)
+	setStoreEnv(t, srv)
 	cfg := s3.Config{Bucket: srv.Bucket, Prefix: "skiff", Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true}
 	ctx := context.Background()
 
