@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
+	"github.com/skiffhq/skiff/storage/storagetest"
 )
 
 // The tests run on the local disk, or with SKIFF_TEST_STORAGE=s3 on the
@@ -47,6 +48,7 @@ func openTestStore(t testing.TB, base string) (testStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	store.KeepTimes(storagetest.NewMemTimes()) // as skiff serve keeps them, in its database
 	s3Mu.Lock()
 	s3Bases[base] = store
 	s3Mu.Unlock()

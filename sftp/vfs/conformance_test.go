@@ -173,6 +173,13 @@ func TestFsetstatTimesOnReadHandle(t *testing.T) {
 	if got := mustRead(t, filepath.Join(e.folder(folderA), "f.txt")); got != "shared" {
 		t.Errorf("the shared file holds %q", got)
 	}
+	fi, err := statPath(filepath.Join(e.folder(folderA), "f.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.ModTime().Unix(); got != 1_000_000_000 {
+		t.Errorf("the shared file was modified at %d, want the time set (1000000000)", got)
+	}
 	r.closeHandle(4, h)
 }
 

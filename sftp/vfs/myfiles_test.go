@@ -361,7 +361,11 @@ func TestUploadKeepsOldFileUntilClose(t *testing.T) {
 	if got := mustRead(t, name); got != "new content" {
 		t.Errorf("after close: %q", got)
 	}
-	if fi, _ := os.Stat(name); !fi.ModTime().Equal(mtime) {
+	fi, err := statPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) {
 		t.Errorf("mtime = %v; times set during the upload were lost", fi.ModTime())
 	}
 	entries, _ := os.ReadDir(e.home())

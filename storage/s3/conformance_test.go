@@ -10,7 +10,8 @@ import (
 )
 
 // TestConformance runs the backend-neutral checks of storage.Tree on the
-// S3 store, over one versitygw whose bucket each check gets a prefix of.
+// S3 store, over one versitygw whose bucket each check gets a prefix of,
+// keeping times as skiff serve does (in memory here).
 func TestConformance(t *testing.T) {
 	srv := s3test.Start(t)
 	client := srv.Client()
@@ -22,6 +23,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		store.KeepTimes(storagetest.NewMemTimes())
 		return store
 	})
 }

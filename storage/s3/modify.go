@@ -176,9 +176,9 @@ func (m *modify) Stat() (fs.FileInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.started {
-		return m.base, nil
+		return m.r.Stat()
 	}
-	return &fileInfo{name: m.base.name, size: m.size, mtime: time.Now()}, nil
+	return &fileInfo{name: m.base.name, size: m.size, mtime: m.modTime()}, nil
 }
 
 // Truncate implements storage.File: to zero, or to a size at or beyond
@@ -206,8 +206,23 @@ func (m *modify) Truncate(size int64) error {
 	return m.truncateLocked(size)
 }
 
-func (m *modify) Chtimes(atime, mtime time.Time) error { return nil }
-func (m *modify) Sync() error                          { return nil }
+// Chtimes implements storage.File: before the first write, the time of the
+// object as it is; after, of the new version once in place (Close).
+func (m *modify) Chtimes(atime, mtime time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return pathErr("chtimes", m.name, fs.ErrClosed)
+	}
+	if !m.started {
+		return m.r.Chtimes(atime, mtime)
+	}
+	if m.t.s.times != nil {
+		m.mtime = &mtime
+	}
+	return nil
+}
+func (m *modify) Sync() error { return nil }
 func (m *modify) Readdir(int) ([]fs.FileInfo, error) {
 	return nil, pathErr("readdir", m.name, syscall.ENOTDIR)
 }
@@ -231,6 +246,7 @@ func (m *modify) Close() error {
 	if err == nil {
 		err = m.finish(m.t.key(m.name), false)
 		if err == nil {
+			m.keepTime(m.name)
 			return nil
 		}
 	}

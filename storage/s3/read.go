@@ -58,6 +58,9 @@ type reader struct {
 	cancel  context.CancelFunc
 	ctx     context.Context
 	closed  bool
+	// touched is what Stat reports once the time was set through the
+	// handle (Chtimes); r.fi stays as opened.
+	touched *fileInfo
 }
 
 var _ storage.File = (*reader)(nil)
@@ -188,7 +191,14 @@ func (r *reader) fetch() {
 	}()
 }
 
-func (r *reader) Stat() (fs.FileInfo, error) { return r.fi, nil }
+func (r *reader) Stat() (fs.FileInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.touched != nil {
+		return r.touched, nil
+	}
+	return r.fi, nil
+}
 
 func (r *reader) Close() error {
 	// GETs in flight end first: a ReadAt waiting for one holds the lock,
@@ -204,10 +214,23 @@ func (r *reader) Close() error {
 func (r *reader) WriteAt(p []byte, off int64) (int, error) {
 	return 0, pathErr("write", r.name, syscall.EBADF)
 }
-func (r *reader) Write(p []byte) (int, error)  { return 0, pathErr("write", r.name, syscall.EBADF) }
-func (r *reader) Truncate(size int64) error    { return pathErr("truncate", r.name, syscall.EBADF) }
-func (r *reader) Chtimes(a, m time.Time) error { return nil }
-func (r *reader) Sync() error                  { return nil }
+func (r *reader) Write(p []byte) (int, error) { return 0, pathErr("write", r.name, syscall.EBADF) }
+func (r *reader) Truncate(size int64) error   { return pathErr("truncate", r.name, syscall.EBADF) }
+func (r *reader) Chtimes(a, m time.Time) error {
+	if r.t.s.times == nil {
+		return nil
+	}
+	if err := r.t.setTime(ctxBG, "chtimes", r.name, r.fi, m); err != nil {
+		return err
+	}
+	fi := *r.fi
+	fi.mtime = m
+	r.mu.Lock()
+	r.touched = &fi
+	r.mu.Unlock()
+	return nil
+}
+func (r *reader) Sync() error { return nil }
 func (r *reader) Readdir(int) ([]fs.FileInfo, error) {
 	return nil, pathErr("readdir", r.name, syscall.ENOTDIR)
 }
@@ -260,6 +283,7 @@ func (d *dir) next() error {
 	if err != nil {
 		return mapErr("readdir", d.name, err)
 	}
+	var page []*fileInfo
 	for _, o := range out.Contents {
 		k := aws.ToString(o.Key)
 		if k == d.prefix {
@@ -269,7 +293,7 @@ func (d *dir) next() error {
 		if storage.IsUploadTemp(name) {
 			continue
 		}
-		d.pending = append(d.pending, &fileInfo{name: name, size: aws.ToInt64(o.Size), mtime: aws.ToTime(o.LastModified), etag: aws.ToString(o.ETag)})
+		page = append(page, &fileInfo{name: name, size: aws.ToInt64(o.Size), mtime: aws.ToTime(o.LastModified), etag: aws.ToString(o.ETag)})
 	}
 	var dirs []*fileInfo
 	for _, cp := range out.CommonPrefixes {
@@ -279,9 +303,13 @@ func (d *dir) next() error {
 		}
 		fi := &fileInfo{name: path.Base(name), dir: true}
 		dirs = append(dirs, fi)
-		d.pending = append(d.pending, fi)
+		page = append(page, fi)
 	}
 	d.markerTimes(dirs)
+	d.t.withTimes(ctxBG, d.name, page)
+	for _, fi := range page {
+		d.pending = append(d.pending, fi)
+	}
 	d.token = out.NextContinuationToken
 	d.ended = !aws.ToBool(out.IsTruncated) || d.token == nil
 	return nil
@@ -314,10 +342,15 @@ func (d *dir) ReadAt(p []byte, off int64) (int, error) {
 func (d *dir) WriteAt(p []byte, off int64) (int, error) {
 	return 0, pathErr("write", d.name, errIsDir)
 }
-func (d *dir) Write(p []byte) (int, error)  { return 0, pathErr("write", d.name, errIsDir) }
-func (d *dir) Truncate(int64) error         { return pathErr("truncate", d.name, errIsDir) }
-func (d *dir) Chtimes(a, m time.Time) error { return nil }
-func (d *dir) Sync() error                  { return nil }
+func (d *dir) Write(p []byte) (int, error) { return 0, pathErr("write", d.name, errIsDir) }
+func (d *dir) Truncate(int64) error        { return pathErr("truncate", d.name, errIsDir) }
+func (d *dir) Chtimes(a, m time.Time) error {
+	if d.t.s.times == nil {
+		return nil
+	}
+	return d.t.setTime(ctxBG, "chtimes", d.name, d.fi, m)
+}
+func (d *dir) Sync() error { return nil }
 
 // quietChecksums keeps the SDK from logging, on every GET of an object
 // uploaded in parts, that it cannot check a composite checksum on the

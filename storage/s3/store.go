@@ -22,7 +22,7 @@
 // within the parts held in memory and refused with a clear error beyond;
 // resume and append rewrite the object with server-side copies of what it
 // kept; folder rename copies every object and is refused above a size;
-// times set by clients are not kept.
+// the times clients set are kept in the database (times.go).
 package s3
 
 import (
@@ -54,6 +54,8 @@ type Store struct {
 	// parts holds part buffers (cfg.PartSize bytes) for reuse by uploads,
 	// outside the Go heap (partbuf.go).
 	parts *partBuffers
+	// times keeps the times clients set (times.go); nil: not kept.
+	times storage.Times
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -109,6 +111,13 @@ func (s *Store) treePrefix(accountID, kind, id string) (string, error) {
 	return s.accountPrefix(acct) + kind + "/" + leaf + "/", nil
 }
 
+// treeRef names a tree for the Times (IDs already checked by treePrefix).
+func treeRef(accountID, id string) storage.TreeRef {
+	acct, _ := canonicalID(accountID)
+	leaf, _ := canonicalID(id)
+	return storage.TreeRef{Account: acct, ID: leaf}
+}
+
 // UserHome implements storage.Storage. Nothing is written until the first
 // file or folder: a tree's top always exists.
 func (s *Store) UserHome(accountID, userID string) (storage.Tree, error) {
@@ -125,7 +134,7 @@ func (s *Store) tree(accountID, kind, id string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tree{s: s, root: root}, nil
+	return &Tree{s: s, root: root, ref: treeRef(accountID, id)}, nil
 }
 
 // FreeSpace implements storage.Storage. An object store has no fixed
@@ -163,8 +172,15 @@ func (s *Store) removeTree(accountID, kind, id string) error {
 		return fmt.Errorf("storage: remove %s directory: %w", kind, err)
 	}
 	// Unfinished uploads under the tree would otherwise wait for the sweep.
-	_, err = s.abortUploads(ctx, root, time.Time{})
-	return err
+	if _, err := s.abortUploads(ctx, root, time.Time{}); err != nil {
+		return err
+	}
+	if s.times != nil {
+		if err := s.times.Delete(ctx, treeRef(accountID, id), "."); err != nil {
+			return fmt.Errorf("storage: remove %s directory: the times kept: %w", kind, err)
+		}
+	}
+	return nil
 }
 
 // deletePrefix deletes every object whose key starts with prefix, a page

@@ -26,7 +26,8 @@ const maxKeyLen = 1024
 // prefix. It is safe for concurrent use and holds no resources.
 type Tree struct {
 	s    *Store
-	root string // key prefix, ending in "/"
+	root string          // key prefix, ending in "/"
+	ref  storage.TreeRef // names the tree for the store's Times
 }
 
 var _ storage.Tree = (*Tree)(nil)
@@ -69,7 +70,11 @@ func (t *Tree) Stat(name string) (fs.FileInfo, error) {
 	if err := t.check("stat", name); err != nil {
 		return nil, err
 	}
-	return t.stat(ctxBG, name)
+	fi, err := t.stat(ctxBG, name)
+	if err != nil {
+		return nil, err
+	}
+	return t.withTime(ctxBG, name, fi), nil
 }
 
 // Lstat implements storage.Tree. Objects have no symbolic links.
@@ -140,6 +145,7 @@ func (t *Tree) OpenFile(name string, flag int) (storage.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	fi = t.withTime(ctxBG, name, fi)
 	if fi.dir {
 		if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
 			return nil, pathErr("open", name, errIsDir)
@@ -220,7 +226,11 @@ func (t *Tree) Remove(name string) error {
 	}
 	if !fi.dir {
 		_, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
-		return mapErr("remove", name, err)
+		if err != nil {
+			return mapErr("remove", name, err)
+		}
+		t.forgetTimes(ctx, name)
+		return nil
 	}
 	prefix := t.dirKey(name)
 	out, err := t.s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(prefix), MaxKeys: aws.Int32(2)})
@@ -233,18 +243,25 @@ func (t *Tree) Remove(name string) error {
 		}
 	}
 	_, err = t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(prefix)})
-	return mapErr("remove", name, err)
+	if err != nil {
+		return mapErr("remove", name, err)
+	}
+	t.forgetTimes(ctx, name)
+	return nil
 }
 
-// Chtimes implements storage.Tree. An object's time is when it was
-// written, and changing it would mean copying the object: times set by
-// clients are not kept (the name must exist all the same).
+// Chtimes implements storage.Tree: the modification time is kept in the
+// store's Times (times.go), the access time is not. Without a Times it is
+// accepted and not kept (the name must exist all the same).
 func (t *Tree) Chtimes(name string, atime, mtime time.Time) error {
 	if err := t.check("chtimes", name); err != nil {
 		return err
 	}
-	_, err := t.stat(ctxBG, name)
-	return err
+	fi, err := t.stat(ctxBG, name)
+	if err != nil || t.s.times == nil {
+		return err
+	}
+	return t.setTime(ctxBG, "chtimes", name, fi, mtime)
 }
 
 // Close implements storage.Tree.
@@ -299,17 +316,64 @@ func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) 
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
+	var kept map[string]storage.Time
+	if t.s.times != nil {
+		if kept, err = t.s.times.Under(ctx, t.ref, name); err != nil {
+			return mapErr("rename", name, err)
+		}
+	}
+	old, now := map[string]string{"": fi.etag}, map[string]string{}
 	if !fi.dir {
 		if err := t.s.copyObject(ctx, t.key(name), dst.key(newName), fi.size); err != nil {
 			return mapErr("rename", name, err)
 		}
-		_, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
-		return mapErr("rename", name, err)
+		if _, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))}); err != nil {
+			return mapErr("rename", name, err)
+		}
+		if len(kept) > 0 {
+			if moved, err := dst.stat(ctx, newName); err == nil {
+				now[""] = moved.etag
+			}
+		}
+	} else {
+		if old, err = t.moveDir(ctx, name, dst, newName); err != nil {
+			return err
+		}
+		if len(kept) > 0 {
+			if now, err = dst.etags(ctx, newName); err != nil {
+				return mapErr("rename", newName, err)
+			}
+		}
 	}
-	return t.moveDir(ctx, name, dst, newName)
+	if t.s.times == nil {
+		return nil
+	}
+	return t.movedTimes(ctx, name, kept, old, now, dst, newName)
 }
 
-func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName string) error {
+// etags lists the ETags of the files under the folder name, by path
+// relative to it.
+func (t *Tree) etags(ctx context.Context, name string) (map[string]string, error) {
+	prefix := t.dirKey(name)
+	tags := map[string]string{}
+	p := awss3.NewListObjectsV2Paginator(t.s.client, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Contents {
+			if k := aws.ToString(o.Key); !strings.HasSuffix(k, "/") {
+				tags[k[len(prefix):]] = aws.ToString(o.ETag)
+			}
+		}
+	}
+	return tags, nil
+}
+
+// moveDir moves the folder name, and returns the ETags its files had, by
+// path relative to it.
+func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName string) (map[string]string, error) {
 	from, to := t.dirKey(name), dst.dirKey(newName)
 	var objs []types.Object
 	var total int64
@@ -317,14 +381,14 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return mapErr("rename", name, err)
+			return nil, mapErr("rename", name, err)
 		}
 		for _, o := range page.Contents {
 			objs = append(objs, o)
 			total += aws.ToInt64(o.Size)
 		}
 		if len(objs) > t.s.cfg.MoveMaxFiles || total > t.s.cfg.MoveMaxBytes {
-			return unsupported("rename", fmt.Sprintf("folders with more than %d files or %s cannot be renamed on this storage: "+
+			return nil, unsupported("rename", fmt.Sprintf("folders with more than %d files or %s cannot be renamed on this storage: "+
 				"move their contents in smaller parts", t.s.cfg.MoveMaxFiles, bytesize.Exact(t.s.cfg.MoveMaxBytes)))
 		}
 	}
@@ -346,21 +410,26 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 			err = t.s.copyObject(ctx, k, nk, aws.ToInt64(o.Size))
 		}
 		if err != nil {
-			return undo(err)
+			return nil, undo(err)
 		}
 		copied = append(copied, nk)
 	}
 	if !hasMarker { // keep the moved folder even if it ends up empty
 		if _, err := t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(to),
 			Body: strings.NewReader(""), ContentLength: aws.Int64(0)}); err != nil {
-			return undo(err)
+			return nil, undo(err)
 		}
 	}
 	keys := make([]string, len(objs))
+	old := map[string]string{}
 	for i, o := range objs {
 		keys[i] = aws.ToString(o.Key)
+		old[keys[i][len(from):]] = aws.ToString(o.ETag)
 	}
-	return mapErr("rename", name, t.s.deleteKeys(ctx, keys))
+	if err := t.s.deleteKeys(ctx, keys); err != nil {
+		return nil, mapErr("rename", name, err)
+	}
+	return old, nil
 }
 
 // copyObject copies an object server-side: CopyObject up to 5 GiB, a

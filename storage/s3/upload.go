@@ -204,6 +204,9 @@ type writer struct {
 	done     bool       // committed or closed
 	peak     int        // the most parts in memory at once (tests)
 	noSums   bool       // parts may be copied: no checksums (startMultipart)
+	// mtime is a time set through the handle, kept once the file is in
+	// place (nil: none, or written to since).
+	mtime *time.Time
 }
 
 func (w *writer) init(t *Tree, name string) {
@@ -218,6 +221,7 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	w.mtime = nil // a write after a time set makes it now, as on a disk
 	if off < w.flushed || off > w.flushed+int64(w.slots)*w.partSize {
 		return 0, unsupported("write", errRandomWrite)
 	}
@@ -335,6 +339,7 @@ func (w *writer) truncateLocked(size int64) error {
 	if size < 0 {
 		return pathErr("truncate", w.name, fs.ErrInvalid)
 	}
+	w.mtime = nil
 	if size < w.flushed {
 		return unsupported("truncate", "this file can only be truncated to its full size or to zero on this storage")
 	}
@@ -496,7 +501,33 @@ func (u *Upload) ReadAt(p []byte, off int64) (int, error) {
 func (u *Upload) Stat() (fs.FileInfo, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return &fileInfo{name: path.Base(u.target), size: u.size, mtime: time.Now()}, nil
+	return &fileInfo{name: path.Base(u.target), size: u.size, mtime: u.modTime()}, nil
+}
+
+// modTime is the time a file being written reports: the one set through
+// the handle, or now.
+func (w *writer) modTime() time.Time {
+	if w.mtime != nil {
+		return *w.mtime
+	}
+	return time.Now()
+}
+
+// keepTime keeps the time set through the handle for the file now in place
+// at name, or forgets the time kept for what name held before (an object
+// written again with the same bytes has the same ETag, and would show it).
+// The file is in place whatever happens: a time that cannot be kept or
+// forgotten is dropped (the file shows when it was written, or the old
+// time).
+func (w *writer) keepTime(name string) {
+	if w.t.s.times == nil {
+		return
+	}
+	if w.mtime != nil {
+		_ = w.t.setTimeNow(ctxBG, "chtimes", name, *w.mtime)
+		return
+	}
+	_ = w.t.s.times.Delete(ctxBG, w.t.ref, name)
 }
 
 func (u *Upload) Truncate(size int64) error {
@@ -512,7 +543,17 @@ func (u *Upload) Truncate(size int64) error {
 }
 
 // Chtimes implements storage.File: times are not kept (see Tree.Chtimes).
-func (u *Upload) Chtimes(atime, mtime time.Time) error { return nil }
+func (u *Upload) Chtimes(atime, mtime time.Time) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return pathErr("chtimes", u.target, fs.ErrClosed)
+	}
+	if u.t.s.times != nil {
+		u.mtime = &mtime
+	}
+	return nil
+}
 
 // Sync implements storage.File: the data is made durable by Commit.
 func (u *Upload) Sync() error { return nil }
@@ -558,6 +599,14 @@ func (u *Upload) Commit() error {
 		return pathErr("commit", u.target, fs.ErrClosed)
 	}
 	u.done = true
+	if err := u.commitLocked(); err != nil {
+		return err
+	}
+	u.keepTime(u.target)
+	return nil
+}
+
+func (u *Upload) commitLocked() error {
 	err := u.finish(u.t.key(u.name), u.excl)
 	if err != nil {
 		u.abortLocked()

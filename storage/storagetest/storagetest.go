@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"sort"
 	"sync"
@@ -742,19 +743,37 @@ func checkMoveBetweenTrees(e *env) {
 
 func checkTimes(e *env) {
 	tr := e.home()
-	e.put(tr, "t", []byte("t"))
 	when := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	later := when.Add(24 * time.Hour)
+	e.put(tr, "t", []byte("t"))
 	e.must(tr.Chtimes("t", when, when))
-	fi, err := tr.Stat("t")
+	e.wantTime(tr, "t", when)
+
+	// Listings show it too (rclone compares them with its source).
+	f, err := tr.Open(".")
 	e.must(err)
-	if !fi.ModTime().Equal(when) {
-		e.t.Logf("Chtimes is ignored by this backend: mtime %v", fi.ModTime())
+	fis, err := f.Readdir(-1)
+	f.Close()
+	e.must(err)
+	for _, fi := range fis {
+		if fi.Name() == "t" && !fi.ModTime().Equal(when) {
+			e.t.Errorf("listed t at %v, want %v", fi.ModTime(), when)
+		}
 	}
-	f, err := tr.OpenFile("t", os.O_RDONLY)
+
+	// Through a handle open for reading, and seen by its Stat.
+	f, err = tr.OpenFile("t", os.O_RDONLY)
 	e.must(err)
-	defer f.Close()
-	e.must(f.Chtimes(when, when))
-	// On an upload, the times are the committed file's.
+	e.must(f.Chtimes(later, later))
+	fi, err := f.Stat()
+	e.must(err)
+	if !fi.ModTime().Equal(later) {
+		e.t.Errorf("handle's Stat after its Chtimes: %v; want %v", fi.ModTime(), later)
+	}
+	e.must(f.Close())
+	e.wantTime(tr, "t", later)
+
+	// On an upload, the times are the committed file's ("put -p").
 	u, err := tr.Create("u", 0)
 	e.must(err)
 	defer u.Close()
@@ -762,11 +781,83 @@ func checkTimes(e *env) {
 	e.must(u.Chtimes(when, when))
 	e.must(u.Commit())
 	e.must(u.Close())
-	if fi, err := tr.Stat("u"); err != nil {
-		e.t.Error(err)
-	} else if !fi.ModTime().Equal(when) {
-		e.t.Logf("Chtimes on an upload is ignored by this backend: mtime %v", fi.ModTime())
+	e.wantTime(tr, "u", when)
+
+	// Written again, even with the same bytes, a file's time is when it
+	// was written.
+	before := time.Now().Add(-time.Minute)
+	e.put(tr, "u", []byte("u"))
+	if got := e.mtime(tr, "u"); got.Before(before) {
+		e.t.Errorf("rewritten file's time: %v; want about now", got)
 	}
+	f, err = tr.OpenFile("t", os.O_WRONLY)
+	e.must(err)
+	e.write2(f, []byte("T"), 0)
+	e.must(f.Close())
+	if got := e.mtime(tr, "t"); got.Before(before) {
+		e.t.Errorf("file written in place: time %v; want about now", got)
+	}
+
+	// A time set through a handle open for writing, after the writes.
+	f, err = tr.OpenFile("t", os.O_WRONLY|os.O_APPEND)
+	e.must(err)
+	_, err = f.Write([]byte("more"))
+	e.must(err)
+	e.must(f.Chtimes(when, when))
+	e.must(f.Close())
+	e.wantTime(tr, "t", when)
+	e.wantContent(tr, "t", []byte("Tmore"))
+
+	// Folders, and times that move with a rename and go with a removal.
+	e.must(tr.Mkdir("d"))
+	e.put(tr, "d/f", []byte("f"))
+	e.must(tr.Chtimes("d/f", when, when))
+	e.must(tr.Chtimes("d", later, later))
+	e.wantTime(tr, "d", later)
+	e.must(tr.Move("d", tr, "e", false))
+	e.wantTime(tr, "e/f", when)
+	e.must(tr.Move("e/f", e.folder(), "g", false))
+	e.wantTime(e.folder(), "g", when)
+	e.must(tr.Chtimes("e", later, later)) // the folder lost its file
+	e.wantTime(tr, "e", later)
+	e.must(tr.Remove("e"))
+	e.must(tr.Mkdir("e"))
+	if got := e.mtime(tr, "e"); got.Equal(later) {
+		e.t.Errorf("a new folder in a removed one's place has the old one's time: %v", got)
+	}
+	e.wantErr("Chtimes", tr.Chtimes("none", when, when), fs.ErrNotExist)
+}
+
+// mtime is name's modification time.
+func (e *env) mtime(tr storage.Tree, name string) time.Time {
+	e.t.Helper()
+	fi, err := tr.Stat(name)
+	e.must(err)
+	return fi.ModTime()
+}
+
+// wantTime checks name's modification time, by Stat and in its folder's
+// listing.
+func (e *env) wantTime(tr storage.Tree, name string, want time.Time) {
+	e.t.Helper()
+	if got := e.mtime(tr, name); !got.Equal(want) {
+		e.t.Errorf("Stat(%q): time %v; want %v", name, got, want)
+		return
+	}
+	f, err := tr.Open(path.Dir(name))
+	e.must(err)
+	defer f.Close()
+	fis, err := f.Readdir(-1)
+	e.must(err)
+	for _, fi := range fis {
+		if fi.Name() == path.Base(name) {
+			if !fi.ModTime().Equal(want) {
+				e.t.Errorf("listing of %q: %s at %v, want %v", path.Dir(name), fi.Name(), fi.ModTime(), want)
+			}
+			return
+		}
+	}
+	e.t.Errorf("%q is not listed", name)
 }
 
 func checkCopyRange(e *env) {
