@@ -15,6 +15,8 @@ import (
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
+	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/filetimes"
 )
 
 // The end-to-end tests run on the local disk, or with SKIFF_TEST_STORAGE=s3
@@ -37,7 +39,9 @@ type s3Fixture struct {
 	store *s3.Store
 }
 
-func openFixtureStore(t *testing.T) (fixtureStore, *s3Fixture, error) {
+// openFixtureStore opens the fixture's storage; on S3, times set by
+// clients are kept in db, as skiff serve keeps them.
+func openFixtureStore(t *testing.T, db *tenant.DB) (fixtureStore, *s3Fixture, error) {
 	if !onS3 {
 		st, err := storage.NewLocal(t.TempDir())
 		return st, nil, err
@@ -47,6 +51,7 @@ func openFixtureStore(t *testing.T) (fixtureStore, *s3Fixture, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	store.KeepTimes(&filetimes.Store{DB: db})
 	return store, &s3Fixture{srv: srv, store: store}, nil
 }
 

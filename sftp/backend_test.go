@@ -78,7 +78,7 @@ func newProductFixture(t *testing.T) *productFixture {
 	}
 	f.login = creds.Login
 
-	f.store, f.s3, err = openFixtureStore(t)
+	f.store, f.s3, err = openFixtureStore(t, db)
 	if err != nil {
 		t.Fatal(err)
 	}

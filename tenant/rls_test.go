@@ -32,7 +32,7 @@ func TestUnfilteredQueriesSeeOnlyTheirTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tables := []string{"accounts", "users", "contacts", "tokens", "audit_events", "sftp_credentials", "ssh_keys", "sftp_module_requests", "dedicated_ip_requests"}
+	tables := []string{"accounts", "users", "contacts", "tokens", "audit_events", "sftp_credentials", "ssh_keys", "sftp_module_requests", "dedicated_ip_requests", "file_times"}
 	err = db.InAccount(ctx, b.ID, func(tx *sqlx.Tx) error {
 		for _, table := range tables {
 			var foreign int

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -51,6 +52,24 @@ func TestServeOnS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.Rename("/My Files/big.bin", "/My Files/empty/moved.bin"); err != nil {
+		t.Fatal(err)
+	}
+	// Times clients set are kept (in the database), and follow a rename.
+	when := time.Date(2019, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := c.Chtimes("/My Files/empty/moved.bin", when, when); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("/My Files/empty/moved.bin", "/My Files/empty/timed.bin"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := c.Stat("/My Files/empty/timed.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(when) {
+		t.Fatalf("time after Chtimes and a rename: %v; want %v", fi.ModTime(), when)
+	}
+	if err := c.Rename("/My Files/empty/timed.bin", "/My Files/empty/moved.bin"); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.Open("/My Files/empty/moved.bin")

@@ -13,6 +13,7 @@ import (
 	"github.com/skiffhq/skiff/storage/s3"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/domain"
+	"github.com/skiffhq/skiff/tenant/filetimes"
 )
 
 // StorageFlags say where users' files live.
@@ -105,6 +106,7 @@ func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tena
 	if err != nil {
 		return nil, nil, nil, withCode(exitConfig, fmt.Errorf("--storage-url: %w", err))
 	}
+	store.KeepTimes(&filetimes.Store{DB: db})
 	if err := store.Check(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("--storage-url: %w", err)
 	}

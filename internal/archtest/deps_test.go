@@ -43,6 +43,7 @@ var allowed = map[string][]string{
 	"tenant/storageuse":   {"tenant", "tenant/audit", "tenant/outbox"},
 	"tenant/activity":     {"tenant", "tenant/outbox", "tenant/sharing", "tenant/storageuse", "policy", "internal/pglisten"},
 	"tenant/sftpsessions": {"tenant", "tenant/audit", "internal/pglisten"},
+	"tenant/filetimes":    {"tenant", "storage"},
 	"tenant/domain": {"tenant", "tenant/account", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/purge",
 		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 
