@@ -293,6 +293,10 @@ func TestE2EOpenSSHSession(t *testing.T) {
 	if err := os.WriteFile(small, []byte("draft"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	written := time.Date(2022, 8, 9, 10, 11, 12, 0, time.UTC)
+	if err := os.Chtimes(small, written, written); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range e.openSSHLogins(t) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,6 +311,7 @@ func TestE2EOpenSSHSession(t *testing.T) {
 				"get "+dir+"/q3.bin "+back,
 				"put "+small+" notes-"+tc.name+".txt",
 				"rm notes-"+tc.name+".txt",
+				"put -p "+small+" kept-"+tc.name+".txt",
 				"mkdir empty-"+tc.name,
 				"rmdir empty-"+tc.name,
 				"ls -1 /",
@@ -328,6 +333,12 @@ func TestE2EOpenSSHSession(t *testing.T) {
 			}
 			if got := e.homeSum(t, dir+"/q3.bin"); got != sum(data) {
 				t.Errorf("stored file differs: sha256 %s, want %s", got, sum(data))
+			}
+			// put -p keeps the file's time (fsetstat before the close).
+			if fi, err := e.statHome(t, "kept-"+tc.name+".txt"); err != nil {
+				t.Error(err)
+			} else if !fi.ModTime().Equal(written) {
+				t.Errorf("put -p: stored at %v, want the local file's %v", fi.ModTime(), written)
 			}
 			for _, gone := range []string{dir + "/data.bin", "notes-" + tc.name + ".txt", "empty-" + tc.name} {
 				if _, err := e.statHome(t, gone); !errors.Is(err, os.ErrNotExist) {
