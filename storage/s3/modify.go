@@ -19,10 +19,15 @@ import (
 // offset W starts a new version, made of the old object's first W bytes
 // (copied by the server, UploadPartCopy, when there are at least 5 MiB of
 // them; read and re-sent otherwise), then what the client writes, then,
-// if the client stopped short of the old end and did not truncate, the
-// rest of the old object (copied the same way). It replaces the object when
-// the file is closed, in one step. Reads before the first write read the
-// object; after it, only what is still in memory (as for an upload).
+// if the client stopped short of the old end, the rest of the old object
+// (copied the same way). A write past the new version's end first fills
+// the gap with the old object's bytes there, as a disk keeps them (a
+// client patching a file in two places, writes arriving out of order);
+// a truncation ends what is kept of the old object. It replaces the object
+// when the file is closed, in one step. Reads before the first write read
+// the object; after it, what is in memory, and past it the old object's
+// bytes that the new version will keep; what was already sent cannot be
+// read back (as for an upload).
 
 type modify struct {
 	writer
@@ -30,24 +35,39 @@ type modify struct {
 	r         *reader   // reads before the first write
 	appending bool
 	started   bool // the new version is being written
-	truncated bool // the client set the size: no tail from the old object
+	// keep is how much of the old object the new version keeps where the
+	// client does not write: its size, less after a truncation.
+	keep int64
+	tail *reader // reads of kept old bytes past the new version's end
 }
 
 var _ storage.File = (*modify)(nil)
 
 func newModify(t *Tree, name string, fi *fileInfo, flag int) *modify {
-	m := &modify{base: fi, r: newReader(t, name, fi), appending: flag&os.O_APPEND != 0}
+	m := &modify{base: fi, r: newReader(t, name, fi), appending: flag&os.O_APPEND != 0, keep: fi.size}
 	m.init(t, name)
 	m.noSums = true
 	return m
 }
 
-// begin starts the new version with the old object's first keep bytes.
-func (m *modify) begin(keep int64) error {
+// begin starts the new version with the old object's bytes up to off.
+func (m *modify) begin(off int64) error {
 	m.started = true
 	m.r.Close()
-	return m.fromBase(0, min(keep, m.base.size))
+	return m.fillTo(off)
 }
+
+// fillTo extends the new version with the old object's bytes up to off,
+// as far as they are kept.
+func (m *modify) fillTo(off int64) error {
+	if end := min(off, m.keep); end > m.size {
+		return m.fromBase(m.size, end)
+	}
+	return nil
+}
+
+// end is the size of the file as the handle shows it.
+func (m *modify) end() int64 { return max(m.size, m.keep) }
 
 // fromBase appends the old object's bytes [from, to) to the new version:
 // server-side copies of at least MinPartSize bytes where the new version is
@@ -138,11 +158,16 @@ func (m *modify) WriteAt(p []byte, off int64) (int, error) {
 	if m.done {
 		return 0, pathErr("write", m.name, fs.ErrClosed)
 	}
-	if !m.started {
-		if err := m.begin(off); err != nil {
-			m.err = err
-			return 0, err
-		}
+	if len(p) == 0 {
+		return 0, nil // changes nothing, as pwrite(2): no new version
+	}
+	start := m.begin
+	if m.started {
+		start = m.fillTo
+	}
+	if err := start(off); err != nil {
+		m.err = err
+		return 0, err
 	}
 	return m.writeLocked(p, off)
 }
@@ -169,7 +194,36 @@ func (m *modify) ReadAt(p []byte, off int64) (int, error) {
 		return m.r.ReadAt(p, off)
 	}
 	defer m.mu.Unlock()
-	return m.readLocked(p, off)
+	end := m.end()
+	if len(p) == 0 {
+		return 0, nil // as pread(2), at any offset
+	}
+	if off >= end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), end-off)]
+	n := 0
+	if off < m.size {
+		var err error
+		n, err = m.readLocked(p[:min(int64(len(p)), m.size-off)], off)
+		if err != nil && err != io.EOF {
+			return n, err
+		}
+	}
+	if n < len(p) { // kept bytes of the old object, past the new version's end
+		if m.tail == nil {
+			m.tail = newReader(m.t, m.name, m.base)
+		}
+		k, err := m.tail.ReadAt(p[n:], off+int64(n))
+		n += k
+		if err != nil && err != io.EOF {
+			return n, err
+		}
+	}
+	if off+int64(n) >= end {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 func (m *modify) Stat() (fs.FileInfo, error) {
@@ -178,7 +232,7 @@ func (m *modify) Stat() (fs.FileInfo, error) {
 	if !m.started {
 		return m.r.Stat()
 	}
-	return &fileInfo{name: m.base.name, size: m.size, mtime: m.modTime()}, nil
+	return &fileInfo{name: m.base.name, size: m.end(), mtime: m.modTime()}, nil
 }
 
 // Truncate implements storage.File: to zero, or to a size at or beyond
@@ -192,18 +246,24 @@ func (m *modify) Truncate(size int64) error {
 	if size < 0 {
 		return pathErr("truncate", m.name, fs.ErrInvalid)
 	}
-	m.truncated = true
-	if !m.started {
-		if err := m.begin(size); err != nil {
-			m.err = err
-			return err
-		}
-	} else if size == 0 {
+	start := m.begin
+	if m.started {
+		start = m.fillTo
+	}
+	if err := start(size); err != nil {
+		m.err = err
+		return err
+	}
+	if size == 0 {
 		if err := m.restart(); err != nil {
 			return err
 		}
 	}
-	return m.truncateLocked(size)
+	if err := m.truncateLocked(size); err != nil {
+		return err
+	}
+	m.keep = min(m.keep, size)
+	return nil
 }
 
 // Chtimes implements storage.File: before the first write, the time of the
@@ -239,9 +299,12 @@ func (m *modify) Close() error {
 	if !m.started {
 		return m.r.Close()
 	}
+	if m.tail != nil {
+		m.tail.Close()
+	}
 	err := m.err
-	if err == nil && !m.truncated && m.size < m.base.size {
-		err = m.fromBase(m.size, m.base.size)
+	if err == nil {
+		err = m.fillTo(m.keep)
 	}
 	if err == nil {
 		err = m.finish(m.t.key(m.name), false)

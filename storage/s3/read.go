@@ -82,6 +82,9 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	if r.closed {
 		return 0, pathErr("read", r.name, fs.ErrClosed)
 	}
+	if len(p) == 0 {
+		return 0, nil // as pread(2), at any offset
+	}
 	size := r.fi.size
 	if off >= size {
 		return 0, io.EOF

@@ -741,3 +741,67 @@ func TestReadsOfMultipartObjectsLogNothing(t *testing.T) {
 		t.Fatalf("the SDK logged:\n%s", logged.String())
 	}
 }
+
+// A file patched at two places parts apart keeps every byte between: the
+// gap is filled with the old object's bytes, sent in parts of its own.
+func TestPatchFarApartKeepsTheBytesBetween(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	old := randBytes(12 * mib)
+	e.put(t, "f", old)
+	f, err := e.tree.OpenFile("f", os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, off := range []int64{100, 11 * mib} {
+		if _, err := f.WriteAt([]byte("patch"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(old)
+	copy(want[100:], "patch")
+	copy(want[11*mib:], "patch")
+	if got := e.get(t, "f"); !bytes.Equal(got, want) {
+		t.Fatalf("after the patch: %d bytes, equal to the old ones with both patches: %v", len(got), bytes.Equal(got, want))
+	}
+}
+
+// An upload reopened for reading reads from memory until a part is sent;
+// after that, the parts sent cannot be read back until the upload is
+// complete, and the error says so.
+func TestReopenAfterAPartWasSent(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	u, err := e.tree.Create("big", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	early, err := u.Reopen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	data := randBytes(s3.MinPartSize + 10)
+	if _, err := u.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Reopen(); !errors.Is(err, storage.ErrUnsupported) || !strings.Contains(err.Error(), "once part of its upload was sent") {
+		t.Errorf("Reopen after a part was sent: %v", err)
+	}
+	buf := make([]byte, 10)
+	if _, err := early.ReadAt(buf, 0); !errors.Is(err, storage.ErrUnsupported) {
+		t.Errorf("reading a part sent: %v", err)
+	}
+	if n, err := early.ReadAt(buf, s3.MinPartSize); n != 10 || !bytes.Equal(buf, data[s3.MinPartSize:]) {
+		t.Errorf("reading what is still in memory: %d, %v", n, err)
+	}
+	if err := u.Close(); err != nil { // abandoned
+		t.Fatal(err)
+	}
+	if _, err := early.ReadAt(buf, 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reading an abandoned upload: %v", err)
+	}
+}

@@ -291,8 +291,11 @@ func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) 
 		return err
 	}
 	if t == dst || t.root == dst.root {
-		if name == newName {
-			return nil
+		if name == newName { // rename(2) does nothing; without replacing, the name exists
+			if replace {
+				return nil
+			}
+			return pathErr("rename", newName, fs.ErrExist)
 		}
 		if fi.dir && strings.HasPrefix(newName, name+"/") {
 			return pathErr("rename", name, fs.ErrInvalid)

@@ -221,6 +221,9 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if len(p) == 0 {
+		return 0, nil // writes nothing and changes nothing, as pwrite(2)
+	}
 	w.mtime = nil // a write after a time set makes it now, as on a disk
 	if off < w.flushed || off > w.flushed+int64(w.slots)*w.partSize {
 		return 0, unsupported("write", errRandomWrite)
@@ -308,11 +311,14 @@ func (w *writer) wait() {
 
 // readLocked serves a read from the parts in memory.
 func (w *writer) readLocked(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // as pread(2), at any offset
+	}
 	if off >= w.size {
 		return 0, io.EOF
 	}
 	if off < w.flushed {
-		return 0, unsupported("read", "reading back what was already uploaded is not supported on this storage until the upload is complete")
+		return 0, unsupported("read", errReadSent)
 	}
 	end := min(off+int64(len(p)), w.size)
 	n := 0
@@ -458,6 +464,7 @@ type Upload struct {
 	excl      bool
 	appending bool
 	target    string // where Commit puts the file (Rename changes it)
+	committed bool   // Commit put it in place
 }
 
 var _ storage.Upload = (*Upload)(nil)
@@ -585,10 +592,112 @@ func (u *Upload) Rename(newName string) error {
 	return nil
 }
 
-// Reopen implements storage.Upload: the parts sent cannot be read before
-// the upload completes.
+// errReadSent is the reason a read of an upload's bytes already sent fails.
+const errReadSent = "a file cannot be read on this storage once part of its upload was sent: read it when the upload is complete"
+
+// Reopen implements storage.Upload: until a part is sent, what was written
+// reads from memory, and once the upload is in place, from the new object.
+// A multipart upload's parts cannot be read before it completes: after the
+// first part is sent, Reopen fails, and reads through a File reopened
+// earlier fail for the bytes sent.
 func (u *Upload) Reopen() (storage.File, error) {
-	return nil, unsupported("open", "a file cannot be read on this storage while it is being uploaded")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.done && !u.committed:
+		return nil, pathErr("open", u.target, fs.ErrClosed)
+	case !u.done && u.flushed > 0:
+		return nil, unsupported("open", errReadSent)
+	}
+	return &uploadView{u: u}, nil
+}
+
+// uploadView is an Upload reopened for reading.
+type uploadView struct {
+	u  *Upload
+	mu sync.Mutex
+	r  *reader // the object, once the upload is in place
+}
+
+var _ storage.File = (*uploadView)(nil)
+
+// object opens the object the upload became, or says why there is none.
+func (v *uploadView) object() (*reader, error) {
+	v.u.mu.Lock()
+	committed, target := v.u.committed, v.u.target
+	v.u.mu.Unlock()
+	if !committed {
+		return nil, pathErr("read", target, fs.ErrNotExist) // the upload was abandoned
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.r == nil {
+		fi, err := v.u.t.stat(ctxBG, target)
+		if err != nil {
+			return nil, err
+		}
+		v.r = newReader(v.u.t, target, fi)
+	}
+	return v.r, nil
+}
+
+func (v *uploadView) ReadAt(p []byte, off int64) (int, error) {
+	v.u.mu.Lock()
+	if !v.u.done {
+		defer v.u.mu.Unlock()
+		return v.u.readLocked(p, off)
+	}
+	v.u.mu.Unlock()
+	r, err := v.object()
+	if err != nil {
+		return 0, err
+	}
+	return r.ReadAt(p, off)
+}
+
+func (v *uploadView) Stat() (fs.FileInfo, error) {
+	v.u.mu.Lock()
+	if !v.u.done {
+		defer v.u.mu.Unlock()
+		return &fileInfo{name: path.Base(v.u.target), size: v.u.size, mtime: v.u.modTime()}, nil
+	}
+	v.u.mu.Unlock()
+	r, err := v.object()
+	if err != nil {
+		return nil, err
+	}
+	return r.Stat()
+}
+
+func (v *uploadView) Chtimes(atime, mtime time.Time) error {
+	v.u.mu.Lock()
+	done, target := v.u.done, v.u.target
+	v.u.mu.Unlock()
+	if !done {
+		return v.u.Chtimes(atime, mtime)
+	}
+	return v.u.t.Chtimes(target, atime, mtime)
+}
+
+func (v *uploadView) WriteAt(p []byte, off int64) (int, error) {
+	return 0, pathErr("write", v.u.target, syscall.EBADF)
+}
+func (v *uploadView) Write(p []byte) (int, error) {
+	return 0, pathErr("write", v.u.target, syscall.EBADF)
+}
+func (v *uploadView) Truncate(int64) error { return pathErr("truncate", v.u.target, syscall.EBADF) }
+func (v *uploadView) Sync() error          { return nil }
+func (v *uploadView) Readdir(int) ([]fs.FileInfo, error) {
+	return nil, pathErr("readdir", v.u.target, syscall.ENOTDIR)
+}
+
+func (v *uploadView) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.r != nil {
+		return v.r.Close()
+	}
+	return nil
 }
 
 // Commit implements storage.Upload.
@@ -602,6 +711,7 @@ func (u *Upload) Commit() error {
 	if err := u.commitLocked(); err != nil {
 		return err
 	}
+	u.committed = true
 	u.keepTime(u.target)
 	return nil
 }

@@ -64,11 +64,13 @@ var checks = []struct {
 	{"UploadRename", checkUploadRename},
 	{"UploadReopen", checkUploadReopen},
 	{"OpenInPlace", checkOpenInPlace},
+	{"PatchInPlace", checkPatchInPlace},
 	{"ConcurrentReads", checkConcurrentReads},
 	{"Directories", checkDirectories},
 	{"Listing", checkListing},
 	{"Move", checkMove},
 	{"MoveBetweenTrees", checkMoveBetweenTrees},
+	{"MoveOntoItself", checkMoveOntoItself},
 	{"Times", checkTimes},
 	{"CopyRange", checkCopyRange},
 	{"FS", checkFS},
@@ -532,6 +534,18 @@ func checkUploadReopen(e *env) {
 	if n, err := u.ReadAt(buf, 0); n != 4 || string(buf) != "part" {
 		e.t.Errorf("the upload's ReadAt = %q, %v", buf[:n], err)
 	}
+	// The reopened file follows the writes, and once the upload is in
+	// place reads the file it became.
+	_, err = u.WriteAt([]byte(" more"), 7)
+	e.must(err)
+	if got := e.readAll(r); string(got) != "partial more" {
+		e.t.Errorf("after more writes, Reopen's file reads %q", got)
+	}
+	e.must(u.Commit())
+	e.must(u.Close())
+	if got := e.readAll(r); string(got) != "partial more" {
+		e.t.Errorf("after the commit, Reopen's file reads %q", got)
+	}
 }
 
 func checkOpenInPlace(e *env) {
@@ -574,6 +588,62 @@ func checkOpenInPlace(e *env) {
 		e.unsupported("Truncate of an existing file", terr)
 		e.wantContent(tr, "f.bin", []byte("0123456789abc"))
 	}
+}
+
+// A client patching an existing file in two places (an editor saving in
+// place, a download manager filling ranges) leaves the bytes between as
+// they were, and the handle shows the file as patched before the close.
+func checkPatchInPlace(e *env) {
+	tr := e.home()
+	e.put(tr, "p.bin", []byte("0123456789"))
+	f, err := tr.OpenFile("p.bin", os.O_RDWR)
+	e.must(err)
+	defer f.Close()
+	_, err = f.WriteAt([]byte("AB"), 2)
+	if e.unsupported("WriteAt inside an existing file", err) {
+		return
+	}
+	e.must(err)
+	_, err = f.WriteAt([]byte("C"), 6)
+	if e.unsupported("WriteAt past a gap inside an existing file", err) {
+		return
+	}
+	e.must(err)
+	fi, err := f.Stat()
+	e.must(err)
+	if fi.Size() != 10 {
+		e.t.Errorf("Stat of the patched file before the close: %d bytes, want 10", fi.Size())
+	}
+	if got := e.readAll(f); string(got) != "01AB45C789" {
+		e.t.Errorf("read through the handle before the close: %q, want %q", got, "01AB45C789")
+	}
+	e.must(f.Close())
+	e.wantContent(tr, "p.bin", []byte("01AB45C789"))
+
+	// Grown by a truncation after a write at its start: what lay between
+	// stays, the new end reads as zeros.
+	f, err = tr.OpenFile("p.bin", os.O_RDWR)
+	e.must(err)
+	defer f.Close()
+	_, err = f.WriteAt([]byte("X"), 0)
+	e.must(err)
+	err = f.Truncate(12)
+	if e.unsupported("Truncate of an existing file", err) {
+		return
+	}
+	e.must(err)
+	e.must(f.Close())
+	e.wantContent(tr, "p.bin", []byte("X1AB45C789\x00\x00"))
+}
+
+// A file moved onto its own name: as rename(2), nothing happens; without
+// replacing, the name exists.
+func checkMoveOntoItself(e *env) {
+	tr := e.home()
+	e.put(tr, "same", []byte("same"))
+	e.wantErr("Move onto itself without replacing", tr.Move("same", tr, "same", false), fs.ErrExist)
+	e.must(tr.Move("same", tr, "same", true))
+	e.wantContent(tr, "same", []byte("same"))
 }
 
 func checkConcurrentReads(e *env) {
