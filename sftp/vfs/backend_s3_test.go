@@ -1,15 +1,21 @@
 package vfs_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
@@ -139,4 +145,85 @@ func statPath(p string) (fs.FileInfo, error) {
 		return tr.Stat(name)
 	}
 	return os.Stat(p)
+}
+
+// s3Fixture finishes writeFixture's tree on S3: its folders, and every
+// entry's time (modes are the storage's own).
+func s3Fixture(t *testing.T, tr storage.Tree, top string) {
+	t.Helper()
+	for _, d := range []string{"e", "d/sub"} {
+		if err := tr.Mkdir(path.Join(top, d)); err != nil && !errors.Is(err, fs.ErrExist) {
+			t.Fatal(err)
+		}
+	}
+	var walk func(dir string)
+	walk = func(dir string) {
+		for _, fi := range s3List(t, tr, dir) {
+			p := path.Join(dir, fi.Name())
+			if fi.IsDir() {
+				walk(p)
+			}
+			tm := time.Unix(fixtureTime, 0)
+			if err := tr.Chtimes(p, tm, tm); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	walk(top)
+}
+
+// s3List lists a folder of tr, by name.
+func s3List(t *testing.T, tr storage.Tree, dir string) []fs.FileInfo {
+	t.Helper()
+	f, err := tr.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fis, err := f.Readdir(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(fis, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
+	return fis
+}
+
+// s3TreeState is treeState's list of a tree on S3, in the order a disk
+// walk gives (by name).
+func s3TreeState(t *testing.T, tr storage.Tree, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, fi := range s3List(t, tr, dir) {
+		p := path.Join(dir, fi.Name())
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
+		if fi.IsDir() {
+			out = append(out, rel+"/")
+			for _, sub := range s3TreeState(t, tr, p) {
+				out = append(out, rel+"/"+sub)
+			}
+			continue
+		}
+		b, err := s3Read(tr, p)
+		if err != nil {
+			out = append(out, rel+" "+err.Error())
+			continue
+		}
+		sum := sha256.Sum256(b)
+		out = append(out, fmt.Sprintf("%s %d %s", rel, len(b), hex.EncodeToString(sum[:4])))
+	}
+	return out
+}
+
+// On S3 a folder is a key prefix: it has no size or link count, and its
+// time is its marker's (or one set), not its entries' last change
+// (docs/OPERATIONS.md#files-on-s3). s3Shape blanks those out of a
+// differential step's answer, on both sides, so that the rest is compared.
+var (
+	dirAttrs    = regexp.MustCompile(`size=\d+,owner,mode=(40\d+),mtime=[^ \]|,]+`)
+	dirLongName = regexp.MustCompile(`\[(d[-rwxsStT]{9}) +\d+ +\d+ +[A-Z][a-z]{2} +\d+ +[\d:hm]+ `)
+)
+
+func s3Shape(s string) string {
+	s = dirAttrs.ReplaceAllString(s, "size=DIR,owner,mode=$1,mtime=DIR")
+	return dirLongName.ReplaceAllString(s, "[$1 DIR ")
 }

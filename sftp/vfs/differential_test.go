@@ -26,6 +26,17 @@ import (
 // The fixture: files f ("0123456789"), empty, big (64 KiB), "name with
 // space", d/a ("A"), d/b ("BB"); directories d, d/sub, e (empty).
 
+// On S3 (SKIFF_TEST_STORAGE=s3) the cases run on the S3 store, and its
+// folders' sizes, link counts and times are left out of the comparison
+// (s3Shape). These cases cannot hold there; docs/OPERATIONS.md#files-on-s3
+// lists why.
+var s3Differs = map[string]string{
+	"rename open file":                   "an open file reads its object by key: renamed away, it is not there",
+	"remove open file":                   "an open file reads its object by key: removed, it is gone",
+	"list setgid and sticky directories": "the script sets modes on the disk; objects have none",
+	"list setgid without execute":        "the script sets modes on the disk; objects have none",
+}
+
 type diffCase struct {
 	name   string
 	row    string // the differences table row a "=>" step relies on
@@ -379,6 +390,9 @@ func TestDifferential(t *testing.T) {
 		}
 		names[c.name] = true
 		t.Run(c.name, func(t *testing.T) {
+			if why, ok := s3Differs[c.name]; ok {
+				skipOnS3(t, why)
+			}
 			t.Parallel()
 			runDiffCase(t, c, rows)
 		})
@@ -399,6 +413,11 @@ func runDiffCase(t *testing.T, c diffCase, rows []string) {
 	}
 	o, s := startOpenSSH(t), startSkiff(t)
 	want, got := o.run(c.script), s.run(c.script)
+	if onS3 {
+		for i := range steps {
+			want[i], got[i], steps[i].skiff = s3Shape(want[i]), s3Shape(got[i]), s3Shape(steps[i].skiff)
+		}
+	}
 	if os.Getenv("DIFF_SHOW") != "" {
 		t.Logf("OpenSSH: %q\nSkiff:   %q", want, got)
 	}

@@ -71,6 +71,10 @@ func writeFixture(t *testing.T, dir string) {
 	for name, content := range files {
 		mustWrite(t, filepath.Join(dir, name), content)
 	}
+	if tr, top, ok := s3Path(dir); ok {
+		s3Fixture(t, tr, top)
+		return
+	}
 	for _, d := range []string{"e", "d/sub"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
 			t.Fatal(err)
@@ -697,6 +701,9 @@ func longNameShape(l string, recent bool) string {
 // shows).
 func treeState(t *testing.T, dir string) string {
 	t.Helper()
+	if tr, top, ok := s3Path(dir); ok {
+		return "TREE " + strings.Join(s3TreeState(t, tr, top), ", ")
+	}
 	var out []string
 	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 		if err != nil || p == dir {

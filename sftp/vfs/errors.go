@@ -97,6 +97,8 @@ func fsError(err error) (st error, expected bool) {
 		return errNotEmpty, true
 	case errors.Is(err, fs.ErrExist):
 		return errExists, true
+	case errors.Is(err, fs.ErrInvalid): // EINVAL from a disk, or a storage's own
+		return errInvalid, true // as OpenSSH maps it
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Err.Error() == escapeText {
