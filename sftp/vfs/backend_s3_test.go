@@ -25,8 +25,9 @@ import (
 
 // The tests run on the local disk, or with SKIFF_TEST_STORAGE=s3 on the
 // S3 backend over a versitygw per test (internal/s3test; .ci/run runs the
-// conformance tests so). On S3 the helpers that reach "the disk" by path
-// (mustWrite, mustRead, exists, statPath) go through the
+// whole package so). On S3 the helpers that reach "the disk" by path
+// (mustWrite, mustMkdir, mustRead, exists, statPath, lstatPath,
+// readDirPath) go through the
 // storage instead: a path under an env's base names
 // <base>/<account>/<users|folders>/<id>/<name>, as on disk. Tests that
 // check what only a disk does skip on S3 with skipOnS3, saying why; the
@@ -137,6 +138,38 @@ func s3Read(tr storage.Tree, name string) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+}
+
+// lstatPath is os.Lstat of a path, through the storage on S3 (where
+// nothing is a link).
+func lstatPath(p string) (fs.FileInfo, error) {
+	if tr, name, ok := s3Path(p); ok {
+		return tr.Lstat(name)
+	}
+	return os.Lstat(p)
+}
+
+// readDirPath is os.ReadDir of a path, through the storage on S3.
+func readDirPath(p string) ([]fs.DirEntry, error) {
+	tr, name, ok := s3Path(p)
+	if !ok {
+		return os.ReadDir(p)
+	}
+	f, err := tr.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fis, err := f.Readdir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(fis, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
+	des := make([]fs.DirEntry, len(fis))
+	for i, fi := range fis {
+		des[i] = fs.FileInfoToDirEntry(fi)
+	}
+	return des, nil
 }
 
 // statPath is os.Stat of a path, through the storage on S3.

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -232,7 +231,7 @@ func TestExclusiveCreateDecidedAtOpen(t *testing.T) {
 	if got, _ := first.openStatus(9, "again.txt", excl); got != codeFail {
 		t.Errorf("exclusive open after another's finished: status %d, want FAILURE", got)
 	}
-	entries, err := os.ReadDir(e.home())
+	entries, err := readDirPath(e.home())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,9 +160,12 @@ func TestFstatvfsAndLsetstat(t *testing.T) {
 	if code := r.extStatus(5, "lsetstat@openssh.com", str("a.txt"), u32(0x8), u32(mtime), u32(mtime)); code != codeOK {
 		t.Fatalf("lsetstat: status %d", code)
 	}
-	fi, err := os.Stat(filepath.Join(e.home(), "a.txt"))
-	if err != nil || fi.ModTime().Unix() != int64(mtime) {
-		t.Errorf("after lsetstat: %v %v; want mtime %d", fi.ModTime(), err, mtime)
+	fi, err := statPath(filepath.Join(e.home(), "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.ModTime().Unix() != int64(mtime) {
+		t.Errorf("after lsetstat: mtime %v; want %d", fi.ModTime(), mtime)
 	}
 	if code := r.extStatus(6, "lsetstat@openssh.com", str("missing.txt"), u32(0x8), u32(mtime), u32(mtime)); code != 2 {
 		t.Errorf("lsetstat of a missing file: status %d", code)

@@ -211,6 +211,31 @@ func mustWrite(t testing.TB, name, content string) {
 	}
 }
 
+// homeMade reports whether the session made the user's home: on the disk
+// its folder, on S3 (where a tree's top always exists) anything in it.
+func homeMade(e *env) bool {
+	if !onS3 {
+		return exists(e.home())
+	}
+	entries, _ := readDirPath(e.home())
+	return len(entries) > 0
+}
+
+// mustMkdir makes the folder name (its parent exists), through the
+// storage on S3.
+func mustMkdir(t testing.TB, name string) {
+	t.Helper()
+	var err error
+	if tr, rel, ok := s3Path(name); ok {
+		err = tr.Mkdir(rel)
+	} else {
+		err = os.Mkdir(name, 0o750)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustRead(t testing.TB, name string) string {
 	t.Helper()
 	var b []byte

@@ -65,7 +65,7 @@ func snapshot(t *testing.T, root string, skip ...string) map[string]string {
 				return filepath.SkipDir
 			}
 		}
-		fi, err := os.Lstat(p)
+		fi, err := lstatPath(p)
 		if err != nil {
 			return err
 		}
@@ -153,6 +153,7 @@ func (e *env) attack(p, inside string) {
 }
 
 func TestHostilePathsStayInside(t *testing.T) {
+	skipOnS3(t, "the traps are symbolic links planted on the disk; objects have none")
 	e := newEnv(t)
 	home := e.home()
 	if err := os.MkdirAll(home, 0o750); err != nil {
@@ -203,7 +204,7 @@ func TestCleanPathRefusals(t *testing.T) {
 	if err := e.put("/My Files/"+name, "x"); err != nil {
 		t.Errorf("put a %d-byte name: %v", vfs.MaxNameLen, err)
 	}
-	entries, _ := os.ReadDir(e.home())
+	entries, _ := readDirPath(e.home())
 	if len(entries) != 1 || entries[0].Name() != name {
 		t.Errorf("home holds %v; want only the long name", entries)
 	}

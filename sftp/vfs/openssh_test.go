@@ -149,7 +149,7 @@ pwd
 	if got, _ := os.ReadFile(filepath.Join(home, "docs", "moved.bin")); !bytes.Equal(got, data) {
 		t.Error("stored file differs")
 	}
-	if fi, err := os.Stat(filepath.Join(home, "docs", "data.bin")); err != nil || !fi.ModTime().Equal(old) {
+	if fi, err := statPath(filepath.Join(home, "docs", "data.bin")); err != nil || !fi.ModTime().Equal(old) {
 		t.Errorf("put -p: %v, %v; want mtime %v", fi, err, old)
 	}
 	for _, name := range []string{"link.bin", "hard.bin", "copy.bin"} {
@@ -166,11 +166,11 @@ pwd
 	if err := os.WriteFile(partial, data[:1<<20], 0o640); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.Stat(partial)
+	before, _ := statPath(partial)
 	if out, err := openSSH(t, local, server, env, "reput data.bin docs/resume.bin\n"); err != nil {
 		t.Fatalf("reput: %v\n%s", err, out)
 	}
-	after, _ := os.Stat(partial)
+	after, _ := statPath(partial)
 	if got, _ := os.ReadFile(partial); !bytes.Equal(got, data) || !os.SameFile(before, after) {
 		t.Error("reput did not complete the file in place")
 	}
@@ -250,7 +250,7 @@ func BenchmarkOpenSSH(b *testing.B) {
 	}
 	for _, srv := range servers {
 		if srv.name == "openssh" {
-			if _, err := os.Stat(srv.cmd); err != nil {
+			if _, err := statPath(srv.cmd); err != nil {
 				continue
 			}
 		}

@@ -151,7 +151,7 @@ func TestOwnFoldersOfJailedUser(t *testing.T) {
 	if got, err := e.get(mount + "/Plans/f.txt"); err != nil || got != "plans" {
 		t.Errorf("get through the shared mount = %q, %v", got, err)
 	}
-	if exists(e.home()) {
+	if homeMade(e) {
 		t.Error("a home was created for a jailed user")
 	}
 }

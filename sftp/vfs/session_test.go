@@ -22,7 +22,7 @@ import (
 // openFDs counts this process's open file descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
+	entries, err := readDirPath("/proc/self/fd")
 	if err != nil {
 		t.Skip("no /proc/self/fd here")
 	}
@@ -54,7 +54,7 @@ func (e *env) drop() error {
 
 func homeEntries(t *testing.T, e *env) []string {
 	t.Helper()
-	entries, err := os.ReadDir(e.home())
+	entries, err := readDirPath(e.home())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +69,9 @@ func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 
 	e := newEnv(t)
+	if onS3 { // the S3 server the env started runs until the test ends
+		fds, goroutines = openFDs(t), runtime.NumGoroutine()
+	}
 	mustWrite(t, filepath.Join(e.home(), "resume.bin"), "0123")
 	resume, err := e.client.OpenFile("resume.bin", os.O_WRONLY)
 	if err != nil {
@@ -84,7 +87,9 @@ func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
 	if _, err := up.Write(make([]byte, 3<<20)); err != nil {
 		t.Fatal(err)
 	}
-	if got := homeEntries(t, e); len(got) != 2 || !strings.HasPrefix(got[0], ".skiff-upload-") {
+	// On the disk the upload in progress is a hidden file; on S3 a
+	// multipart upload, which is not an entry.
+	if got := homeEntries(t, e); !onS3 && (len(got) != 2 || !strings.HasPrefix(got[0], ".skiff-upload-")) {
 		t.Fatalf("during the upload the home holds %q; want the hidden upload and resume.bin", got)
 	}
 

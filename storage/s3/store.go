@@ -369,6 +369,12 @@ func keyName(root, key string) (string, bool) {
 	return name, false
 }
 
-// Close implements what serve and the tests close a storage with: a Store
-// holds no resources of its own.
-func (s *Store) Close() error { return nil }
+// Close implements what serve and the tests close a storage with. A Store
+// holds no resources of its own; the idle connections of its HTTP client
+// are closed where the client can (an *http.Client).
+func (s *Store) Close() error {
+	if c, ok := s.client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
+}
