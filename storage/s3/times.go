@@ -65,8 +65,13 @@ func (t *Tree) withTimes(ctx context.Context, dir string, fis []*fileInfo) {
 	}
 }
 
-// setTime keeps mtime for name, as it is now (fi).
+// setTime keeps mtime for name, as it is now (fi). The tree's top has no
+// time of its own on S3 (it is the tree's key prefix): one set on it is
+// accepted and not kept.
 func (t *Tree) setTime(ctx context.Context, op, name string, fi *fileInfo, mtime time.Time) error {
+	if name == "." {
+		return nil
+	}
 	tm := storage.Time{ModTime: mtime.UTC()}
 	if !fi.dir {
 		tm.Version = fi.etag
