@@ -191,15 +191,26 @@ backend skiff
 	if err := os.WriteFile(local, []byte("through the balancer\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(nil, "put "+local+" a.txt\n"); err != nil {
+	// With -p both ways: the file's time, kept by the node it went through
+	// (on S3, in the database), comes back through the other.
+	written := time.Date(2021, 4, 5, 6, 7, 8, 0, time.UTC)
+	if err := os.Chtimes(local, written, written); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(nil, "put -p "+local+" a.txt\n"); err != nil {
 		t.Fatalf("upload through the balancer: %v\n%s", err, out)
 	}
 	back := filepath.Join(dir, "back.txt")
-	if out, err := run(nil, "get a.txt "+back+"\n"); err != nil {
+	if out, err := run(nil, "get -p a.txt "+back+"\n"); err != nil {
 		t.Fatalf("download through the balancer: %v\n%s", err, out)
 	}
 	if b, _ := os.ReadFile(back); string(b) != "through the balancer\n" {
 		t.Errorf("downloaded %q", b)
+	}
+	if fi, err := os.Stat(back); err != nil {
+		t.Error(err)
+	} else if !fi.ModTime().Equal(written) {
+		t.Errorf("downloaded with -p through the other node: %v; want the time %v set through the first", fi.ModTime(), written)
 	}
 	if a, b := sftpLogins(nodes[0]), sftpLogins(nodes[1]); a != 1 || b != 1 {
 		t.Fatalf("logins from %s by node: %d and %d, want one each (round robin, PROXY v2 client address)", clusterClient, a, b)
