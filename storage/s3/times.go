@@ -120,16 +120,13 @@ func (t *Tree) movedTimes(ctx context.Context, name string, kept map[string]stor
 		moved[path.Join(newName, rel)] = tm
 	}
 	if err := dst.s.times.Delete(ctx, dst.ref, newName); err != nil {
-		return mapErr("rename", newName, err)
+		return err
 	}
 	if err := dst.s.times.Set(ctx, dst.ref, moved); err != nil {
-		return mapErr("rename", newName, err)
+		return err
 	}
 	if len(kept) == 0 {
 		return nil
 	}
-	if err := t.s.times.Delete(ctx, t.ref, name); err != nil {
-		return mapErr("rename", name, err)
-	}
-	return nil
+	return t.s.times.Delete(ctx, t.ref, name)
 }

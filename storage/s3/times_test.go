@@ -141,3 +141,24 @@ func TestARenameOverAFileDropsItsTime(t *testing.T) {
 		t.Error("the file renamed over another shows the other's time")
 	}
 }
+
+// A rename whose times cannot be carried over (the database went away
+// after the rename began) still happened: it succeeds, and the file shows
+// when it was written rather than a time from another file.
+func TestARenameOutlivesItsTimes(t *testing.T) {
+	e, times := timesEnv(t)
+	e.put(t, "f", []byte("f"))
+	if err := e.tree.Chtimes("f", setTime, setTime); err != nil {
+		t.Fatal(err)
+	}
+	times.ReadOnly = true
+	if err := e.tree.Move("f", e.tree, "g", false); err != nil {
+		t.Fatalf("Move = %v, want the rename done", err)
+	}
+	if _, err := e.tree.Stat("f"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("f after the rename: %v", err)
+	}
+	if got := e.mtime(t, "g"); got.Equal(setTime) {
+		t.Errorf("g shows a time that was never carried over")
+	}
+}

@@ -348,10 +348,13 @@ func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) 
 			}
 		}
 	}
-	if t.s.times == nil {
-		return nil
+	if t.s.times != nil {
+		// The rename happened whatever this says: a time that cannot be
+		// carried over (the database was reachable a moment ago) is lost,
+		// and the file shows when it was written.
+		_ = t.movedTimes(ctx, name, kept, old, now, dst, newName)
 	}
-	return t.movedTimes(ctx, name, kept, old, now, dst, newName)
+	return nil
 }
 
 // etags lists the ETags of the files under the folder name, by path

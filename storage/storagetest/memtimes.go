@@ -17,6 +17,8 @@ type MemTimes struct {
 	mu     sync.Mutex
 	times  map[storage.TreeRef]map[string]storage.Time
 	Broken bool
+	// ReadOnly makes Set and Delete fail with ErrBroken.
+	ReadOnly bool
 }
 
 // ErrBroken is what a broken MemTimes fails with.
@@ -78,6 +80,9 @@ func (m *MemTimes) Under(_ context.Context, ref storage.TreeRef, name string) (m
 func (m *MemTimes) Set(_ context.Context, ref storage.TreeRef, times map[string]storage.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.ReadOnly {
+		return ErrBroken
+	}
 	t, err := m.tree(ref)
 	if err != nil {
 		return err
@@ -92,6 +97,9 @@ func (m *MemTimes) Set(_ context.Context, ref storage.TreeRef, times map[string]
 func (m *MemTimes) Delete(_ context.Context, ref storage.TreeRef, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.ReadOnly {
+		return ErrBroken
+	}
 	t, err := m.tree(ref)
 	if err != nil {
 		return err
