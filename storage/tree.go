@@ -35,9 +35,17 @@ import (
 //     and the reverse;
 //   - syscall.ENOSPC or syscall.EDQUOT: the storage is full;
 //   - ErrUnsupported (through an *UnsupportedError): the backend cannot do
-//     this, in general or in this case.
+//     this, in general or in this case;
+//   - ErrChanged: the file was replaced since it was opened (a backend
+//     that reads and rewrites files by version, an object store).
 //
 // Anything else is reported to the client as a plain failure and logged.
+
+// ErrChanged is what a backend that reads and rewrites whole versions of a
+// file (an object store) fails with when the file was replaced since it
+// was opened: a read would mix two versions, and a write in place would
+// undo the other change.
+var ErrChanged = errors.New("the file was changed by someone else since it was opened")
 
 // ErrUnsupported matches every error by which a backend says it cannot do
 // an operation (errors.Is(err, ErrUnsupported)). It also matches

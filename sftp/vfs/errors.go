@@ -89,6 +89,8 @@ func fsError(err error) (st error, expected bool) {
 		return status(fxOpUnsupported, ue.Reason), true
 	case errors.Is(err, storage.ErrUnsupported):
 		return errUnsupported, true
+	case errors.Is(err, storage.ErrChanged):
+		return status(fxFailure, storage.ErrChanged.Error()+": open it again"), true
 	case errors.Is(err, fs.ErrNotExist):
 		return errNotFound, true
 	case errors.Is(err, fs.ErrPermission):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -415,5 +416,43 @@ func TestLongDirectoryListing(t *testing.T) {
 	}
 	if _, err := e.client.Stat("many/.skiff-upload-CRASHED"); statusCode(err) != "failure" {
 		t.Errorf("stat of a hidden upload: %v; want refused", err)
+	}
+}
+
+// Two handles rewriting one file in place. On a disk both write into the
+// same file, and the later bytes stay. On S3 each builds a new version from
+// the file as it was opened: the first to close replaces it, and the
+// second is refused, saying why, rather than undo the first one's change.
+func TestTwoWritersInPlace(t *testing.T) {
+	e := newEnv(t)
+	name := filepath.Join(e.home(), "shared.txt")
+	mustWrite(t, name, "0000000000")
+	var handles [2]*sftp.File
+	for i := range handles {
+		f, err := e.client.OpenFile("shared.txt", os.O_RDWR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte(strings.Repeat(strconv.Itoa(i+1), 10)), 0); err != nil {
+			t.Fatal(err)
+		}
+		handles[i] = f
+	}
+	if err := handles[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := handles[1].Close()
+	if !onS3 {
+		if err != nil || mustRead(t, name) != "2222222222" {
+			t.Errorf("on a disk: second close %v, file %q; want both in place, the later bytes kept", err, mustRead(t, name))
+		}
+		return
+	}
+	var se *sftp.StatusError
+	if !errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure || !strings.Contains(se.Error(), "changed by someone else since it was opened") {
+		t.Errorf("the second close: %v; want a failure saying the file changed", err)
+	}
+	if got := mustRead(t, name); got != "1111111111" {
+		t.Errorf("the file holds %q; want the first close's", got)
 	}
 }

@@ -113,7 +113,7 @@ func (m *modify) copyFromBase(off, n int64) error {
 		return m.err
 	}
 	if err := m.mp.copyPart(ctxBG, m.t.key(m.name), m.base.etag, off, n); err != nil {
-		return mapErr("write", m.name, err)
+		return changedErr("write", m.name, err)
 	}
 	m.flushed += n
 	m.size += n
@@ -130,7 +130,7 @@ func (m *modify) readFromBase(off, n int64) error {
 	}
 	out, err := m.t.s.client.GetObject(ctxBG, in, quietChecksums)
 	if err != nil {
-		return mapErr("write", m.name, err)
+		return changedErr("write", m.name, err)
 	}
 	defer out.Body.Close()
 	buf := make([]byte, min(n, 256<<10))
@@ -307,7 +307,7 @@ func (m *modify) Close() error {
 		err = m.fillTo(m.keep)
 	}
 	if err == nil {
-		err = m.finish(m.t.key(m.name), false)
+		err = m.finish(m.t.key(m.name), false, m.base.etag)
 		if err == nil {
 			m.keepTime(m.name)
 			return nil

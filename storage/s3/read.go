@@ -180,7 +180,7 @@ func (r *reader) fetch() {
 		}
 		out, err := r.t.s.client.GetObject(r.ctx, in, quietChecksums)
 		if err != nil {
-			c.err = mapErr("read", r.name, err)
+			c.err = changedErr("read", r.name, err)
 			return
 		}
 		defer out.Body.Close()

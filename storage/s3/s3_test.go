@@ -805,3 +805,39 @@ func TestReopenAfterAPartWasSent(t *testing.T) {
 		t.Errorf("reading an abandoned upload: %v", err)
 	}
 }
+
+// Two handles writing one file in place: the first to close replaces it,
+// the second fails rather than undo that change (the new version would
+// start from the old one), and a reader of the old version learns it was
+// replaced. Both failures are storage.ErrChanged, not a name that exists.
+func TestAFileChangedSinceItWasOpened(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	e.put(t, "f", []byte("0123456789"))
+	reader, err := e.tree.Open("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	var handles [2]storage.File
+	for i := range handles {
+		if handles[i], err = e.tree.OpenFile("f", os.O_RDWR); err != nil {
+			t.Fatal(err)
+		}
+		defer handles[i].Close()
+		if _, err := handles[i].WriteAt(bytes.Repeat([]byte{'A' + byte(i)}, 10), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := handles[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := handles[1].Close(); !errors.Is(err, storage.ErrChanged) || errors.Is(err, fs.ErrExist) {
+		t.Errorf("the second close: %v, want ErrChanged", err)
+	}
+	if got := e.get(t, "f"); string(got) != "AAAAAAAAAA" {
+		t.Errorf("the file holds %q, want the first close's %q", got, "AAAAAAAAAA")
+	}
+	if _, err := reader.ReadAt(make([]byte, 4), 0); !errors.Is(err, storage.ErrChanged) {
+		t.Errorf("reading the old version: %v, want ErrChanged", err)
+	}
+}

@@ -321,6 +321,16 @@ func mapErr(op, name string, err error) error {
 	return &fs.PathError{Op: op, Path: name, Err: &wrapped{sentinel: sentinel, err: err}}
 }
 
+// changedErr is mapErr for a request conditional on the version a file was
+// opened at (If-Match): a failed condition means the file was replaced
+// since (storage.ErrChanged).
+func changedErr(op, name string, err error) error {
+	if isStatus(err, http.StatusPreconditionFailed) || apiCode(err) == "PreconditionFailed" {
+		return &fs.PathError{Op: op, Path: name, Err: &wrapped{sentinel: storage.ErrChanged, err: err}}
+	}
+	return mapErr(op, name, err)
+}
+
 // wrapped is an S3 error that also matches an io/fs sentinel.
 type wrapped struct {
 	sentinel error

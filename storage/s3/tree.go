@@ -456,7 +456,7 @@ func (s *Store) copyObject(ctx context.Context, from, to string, size int64) err
 			return err
 		}
 	}
-	if err := mp.complete(ctx, false); err != nil {
+	if err := mp.complete(ctx, false, ""); err != nil {
 		mp.abort()
 		return err
 	}

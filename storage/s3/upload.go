@@ -134,8 +134,9 @@ func (m *multipart) copyPart(ctx context.Context, src, etag string, off, n int64
 }
 
 // complete puts the object in place; with exclusive, only if the key is
-// free (If-None-Match).
-func (m *multipart) complete(ctx context.Context, exclusive bool) error {
+// free (If-None-Match); with ifMatch, only if the object is still that
+// version (If-Match).
+func (m *multipart) complete(ctx context.Context, exclusive bool, ifMatch string) error {
 	m.mu.Lock()
 	parts := slices.Clone(m.parts)
 	m.mu.Unlock()
@@ -144,6 +145,9 @@ func (m *multipart) complete(ctx context.Context, exclusive bool) error {
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
+	}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
 	}
 	_, err := m.s.client.CompleteMultipartUpload(ctx, in)
 	return err
@@ -381,10 +385,17 @@ func (w *writer) releaseBufs() {
 }
 
 // finish sends what is left and puts the object at key in place.
-func (w *writer) finish(key string, exclusive bool) error {
-	var ifNoneMatch *string
+// With exclusive, only if the key is free; with ifMatch, only if the object
+// at key is still that version (the one a file opened for writing in place
+// started from): otherwise storage.ErrChanged, and nothing is replaced.
+func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
+	var ifNoneMatch, ifMatchV *string
 	if exclusive {
 		ifNoneMatch = aws.String("*")
+	}
+	mapped := mapErr
+	if ifMatch != "" {
+		ifMatchV, mapped = aws.String(ifMatch), changedErr
 	}
 	if w.flushed == 0 && w.size <= w.partSize {
 		defer w.dropClaim()
@@ -393,10 +404,10 @@ func (w *writer) finish(key string, exclusive bool) error {
 			data = (*w.bufs[0].b)[:w.size]
 		}
 		_, err := w.t.s.client.PutObject(ctxBG, &awss3.PutObjectInput{Bucket: w.t.s.bucket, Key: aws.String(key),
-			Body: bytesReader(data), ContentLength: aws.Int64(int64(len(data))), IfNoneMatch: ifNoneMatch,
+			Body: bytesReader(data), ContentLength: aws.Int64(int64(len(data))), IfNoneMatch: ifNoneMatch, IfMatch: ifMatchV,
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
 		w.releaseBufs()
-		return mapErr("write", w.name, err)
+		return mapped("write", w.name, err)
 	}
 	for w.flushed < w.size {
 		if len(w.bufs) == 0 {
@@ -414,7 +425,7 @@ func (w *writer) finish(key string, exclusive bool) error {
 	if w.err != nil {
 		return w.err
 	}
-	return mapErr("write", w.name, w.mp.complete(ctxBG, exclusive))
+	return mapped("write", w.name, w.mp.complete(ctxBG, exclusive, ifMatch))
 }
 
 // dropClaim aborts an exclusive upload's claim (see Upload.claim) once the
@@ -717,7 +728,7 @@ func (u *Upload) Commit() error {
 }
 
 func (u *Upload) commitLocked() error {
-	err := u.finish(u.t.key(u.name), u.excl)
+	err := u.finish(u.t.key(u.name), u.excl, "")
 	if err != nil {
 		u.abortLocked()
 		return err
