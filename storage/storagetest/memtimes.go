@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"path"
 	"strings"
 	"sync"
@@ -76,8 +77,8 @@ func (m *MemTimes) Under(_ context.Context, ref storage.TreeRef, name string) (m
 	return m.pick(ref, func(p string) (string, bool) { return p, under(p, name) })
 }
 
-// Set implements storage.Times.
-func (m *MemTimes) Set(_ context.Context, ref storage.TreeRef, times map[string]storage.Time) error {
+// write runs change on ref's times, unless the times are read-only.
+func (m *MemTimes) write(ref storage.TreeRef, change func(t map[string]storage.Time)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ReadOnly {
@@ -87,29 +88,20 @@ func (m *MemTimes) Set(_ context.Context, ref storage.TreeRef, times map[string]
 	if err != nil {
 		return err
 	}
-	for p, tm := range times {
-		t[p] = tm
-	}
+	change(t)
 	return nil
+}
+
+// Set implements storage.Times.
+func (m *MemTimes) Set(_ context.Context, ref storage.TreeRef, times map[string]storage.Time) error {
+	return m.write(ref, func(t map[string]storage.Time) { maps.Copy(t, times) })
 }
 
 // Delete implements storage.Times.
 func (m *MemTimes) Delete(_ context.Context, ref storage.TreeRef, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ReadOnly {
-		return ErrBroken
-	}
-	t, err := m.tree(ref)
-	if err != nil {
-		return err
-	}
-	for p := range t {
-		if under(p, name) {
-			delete(t, p)
-		}
-	}
-	return nil
+	return m.write(ref, func(t map[string]storage.Time) {
+		maps.DeleteFunc(t, func(p string, _ storage.Time) bool { return under(p, name) })
+	})
 }
 
 // Count is how many times are kept.
