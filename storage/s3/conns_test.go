@@ -29,7 +29,7 @@ func setStoreEnv(t *testing.T, srv *s3test.Server) {
 // and open them again, with their handshakes, for the next.
 func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
-	e.put(t, "f", []byte("data"))
+	e.put(t, "f.bin", []byte("data")) // a name with an extension: one HEAD per Stat
 	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
 	setStoreEnv(t, e.srv)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
@@ -49,7 +49,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
-				if _, err := tree.Stat("f"); err != nil {
+				if _, err := tree.Stat("f.bin"); err != nil {
 					t.Error(err)
 				}
 			})

@@ -84,12 +84,38 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 	if name == "." {
 		return &fileInfo{name: ".", dir: true}, nil
 	}
+	// A name without an extension is as likely a folder as a file: its
+	// folder marker is asked for at the same time as the object, so that a
+	// folder with a marker (every folder Skiff makes) is one round trip to
+	// the store, as a file is. Other names ask for the object alone, and
+	// then list: a folder is two round trips, as is a missing name (a new
+	// upload's), and no request is spent on markers of files. The order of
+	// the requests never changes the answer.
+	type result struct {
+		out *awss3.HeadObjectOutput
+		err error
+	}
+	var marker chan result
+	if path.Ext(name) == "" {
+		marker = make(chan result, 1)
+		go func() {
+			out, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.dirKey(name))})
+			marker <- result{out, err}
+		}()
+	}
 	head, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
 	if err == nil {
 		return &fileInfo{name: path.Base(name), size: aws.ToInt64(head.ContentLength), mtime: aws.ToTime(head.LastModified), etag: aws.ToString(head.ETag)}, nil
 	}
 	if !isNotFound(err) {
 		return nil, mapErr("stat", name, err)
+	}
+	if marker != nil {
+		if m := <-marker; m.err == nil {
+			return &fileInfo{name: path.Base(name), dir: true, mtime: aws.ToTime(m.out.LastModified)}, nil
+		} else if !isNotFound(m.err) {
+			return nil, mapErr("stat", name, m.err)
+		}
 	}
 	return t.statDir(ctx, name)
 }
