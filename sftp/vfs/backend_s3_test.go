@@ -155,16 +155,10 @@ func readDirPath(p string) ([]fs.DirEntry, error) {
 	if !ok {
 		return os.ReadDir(p)
 	}
-	f, err := tr.Open(name)
+	fis, err := s3Entries(tr, name)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fis, err := f.Readdir(-1)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(fis, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
 	des := make([]fs.DirEntry, len(fis))
 	for i, fi := range fis {
 		des[i] = fs.FileInfoToDirEntry(fi)
@@ -208,17 +202,26 @@ func s3Fixture(t *testing.T, tr storage.Tree, top string) {
 // s3List lists a folder of tr, by name.
 func s3List(t *testing.T, tr storage.Tree, dir string) []fs.FileInfo {
 	t.Helper()
-	f, err := tr.Open(dir)
+	fis, err := s3Entries(tr, dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return fis
+}
+
+// s3Entries lists a folder of tr, by name.
+func s3Entries(tr storage.Tree, dir string) ([]fs.FileInfo, error) {
+	f, err := tr.Open(dir)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	fis, err := f.Readdir(-1)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	slices.SortFunc(fis, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
-	return fis
+	return fis, nil
 }
 
 // s3TreeState is treeState's list of a tree on S3, in the order a disk

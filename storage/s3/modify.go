@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"syscall"
 	"time"
 
@@ -31,10 +30,9 @@ import (
 
 type modify struct {
 	writer
-	base      *fileInfo // the object as it was when opened
-	r         *reader   // reads before the first write
-	appending bool
-	started   bool // the new version is being written
+	base    *fileInfo // the object as it was when opened
+	r       *reader   // reads before the first write
+	started bool      // the new version is being written
 	// keep is how much of the old object the new version keeps where the
 	// client does not write: its size, less after a truncation.
 	keep int64
@@ -43,8 +41,8 @@ type modify struct {
 
 var _ storage.File = (*modify)(nil)
 
-func newModify(t *Tree, name string, fi *fileInfo, flag int) *modify {
-	m := &modify{base: fi, r: newReader(t, name, fi), appending: flag&os.O_APPEND != 0, keep: fi.size}
+func newModify(t *Tree, name string, fi *fileInfo) *modify {
+	m := &modify{base: fi, r: newReader(t, name, fi), keep: fi.size}
 	m.init(t, name)
 	m.noSums = true
 	return m

@@ -337,8 +337,12 @@ func (d *dir) markerTimes(dirs []*fileInfo) {
 	wg.Wait()
 }
 
-func (d *dir) Stat() (fs.FileInfo, error) { return d.fi, nil }
-func (d *dir) Close() error               { return nil }
+func (d *dir) Stat() (fs.FileInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fi, nil
+}
+func (d *dir) Close() error { return nil }
 func (d *dir) ReadAt(p []byte, off int64) (int, error) {
 	return 0, pathErr("read", d.name, errIsDir)
 }
@@ -351,7 +355,17 @@ func (d *dir) Chtimes(a, m time.Time) error {
 	if d.t.s.times == nil {
 		return nil
 	}
-	return d.t.setTime(ctxBG, "chtimes", d.name, d.fi, m)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.t.setTime(ctxBG, "chtimes", d.name, d.fi, m); err != nil {
+		return err
+	}
+	if d.name != "." { // the top keeps no time (setTime)
+		fi := *d.fi
+		fi.mtime = m
+		d.fi = &fi
+	}
+	return nil
 }
 func (d *dir) Sync() error { return nil }
 

@@ -103,26 +103,27 @@ func (t *Tree) forgetTimes(ctx context.Context, name string) {
 }
 
 // movedTimes carries the times kept for name and under it over to newName
-// in dst once they were moved, for the objects still the versions they
-// were set on (old, the ETags before the move, by path under name); now
-// gives the ETags after it, by path under newName. What newName had kept
-// (a file replaced) goes.
-func (t *Tree) movedTimes(ctx context.Context, name string, kept map[string]storage.Time, old, now map[string]string, dst *Tree, newName string) error {
-	moved := map[string]storage.Time{}
+// in dst once moved: for the files whose objects were still the versions
+// the times were set on (moved gives each file's ETags before and after
+// the move, by path under name), and for folders. What newName had kept (a
+// file replaced) goes.
+func (t *Tree) movedTimes(ctx context.Context, name string, kept map[string]storage.Time, moved map[string]versions, dst *Tree, newName string) error {
+	carried := map[string]storage.Time{}
 	for p, tm := range kept {
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, name), "/")
 		if tm.Version != "" {
-			if old[rel] != tm.Version || now[rel] == "" {
+			v := moved[rel]
+			if v.old != tm.Version || v.now == "" {
 				continue // written again since its time was set
 			}
-			tm.Version = now[rel]
+			tm.Version = v.now
 		}
-		moved[path.Join(newName, rel)] = tm
+		carried[path.Join(newName, rel)] = tm
 	}
 	if err := dst.s.times.Delete(ctx, dst.ref, newName); err != nil {
 		return err
 	}
-	if err := dst.s.times.Set(ctx, dst.ref, moved); err != nil {
+	if err := dst.s.times.Set(ctx, dst.ref, carried); err != nil {
 		return err
 	}
 	if len(kept) == 0 {

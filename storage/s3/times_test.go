@@ -20,6 +20,14 @@ func timesEnv(t *testing.T) (*env, *storagetest.MemTimes) {
 	return e, times
 }
 
+// setTime sets name's time to setTime.
+func (e *env) setTime(t *testing.T, name string) {
+	t.Helper()
+	if err := e.tree.Chtimes(name, setTime, setTime); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) mtime(t *testing.T, name string) time.Time {
 	t.Helper()
 	fi, err := e.tree.Stat(name)
@@ -34,9 +42,7 @@ func (e *env) mtime(t *testing.T, name string) time.Time {
 func TestTimeOfAMultipartObjectFollowsItsRename(t *testing.T) {
 	e, _ := timesEnv(t)
 	e.put(t, "big", randBytes(2*s3.MinPartSize+1))
-	if err := e.tree.Chtimes("big", setTime, setTime); err != nil {
-		t.Fatal(err)
-	}
+	e.setTime(t, "big")
 	if err := e.tree.Move("big", e.tree, "moved", false); err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +61,7 @@ func TestARewrittenFileLosesItsTimeInAFolderRename(t *testing.T) {
 	e.put(t, "d/f", []byte("one"))
 	e.put(t, "d/g", []byte("g"))
 	for _, name := range []string{"d/f", "d/g"} {
-		if err := e.tree.Chtimes(name, setTime, setTime); err != nil {
-			t.Fatal(err)
-		}
+		e.setTime(t, name)
 	}
 	e.put(t, "d/f", []byte("two"))
 	if err := e.tree.Move("d", e.tree, "e", false); err != nil {
@@ -80,9 +84,7 @@ func TestARewrittenFileLosesItsTimeInAFolderRename(t *testing.T) {
 func TestTimesThatCannotBeReached(t *testing.T) {
 	e, times := timesEnv(t)
 	e.put(t, "f", []byte("f"))
-	if err := e.tree.Chtimes("f", setTime, setTime); err != nil {
-		t.Fatal(err)
-	}
+	e.setTime(t, "f")
 	times.Broken = true
 	before := time.Now().Add(-time.Minute)
 	if got := e.mtime(t, "f"); got.Before(before) {
@@ -111,9 +113,7 @@ func TestTimesThatCannotBeReached(t *testing.T) {
 func TestRemovingATreeForgetsItsTimes(t *testing.T) {
 	e, times := timesEnv(t)
 	e.put(t, "f", []byte("f"))
-	if err := e.tree.Chtimes("f", setTime, setTime); err != nil {
-		t.Fatal(err)
-	}
+	e.setTime(t, "f")
 	if err := e.store.RemoveUserHome(acct, user); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +130,7 @@ func TestRemovingATreeForgetsItsTimes(t *testing.T) {
 func TestARenameOverAFileDropsItsTime(t *testing.T) {
 	e, _ := timesEnv(t)
 	e.put(t, "old", []byte("same"))
-	if err := e.tree.Chtimes("old", setTime, setTime); err != nil {
-		t.Fatal(err)
-	}
+	e.setTime(t, "old")
 	e.put(t, "new", []byte("same"))
 	if err := e.tree.Move("new", e.tree, "old", true); err != nil {
 		t.Fatal(err)
@@ -148,9 +146,7 @@ func TestARenameOverAFileDropsItsTime(t *testing.T) {
 func TestARenameOutlivesItsTimes(t *testing.T) {
 	e, times := timesEnv(t)
 	e.put(t, "f", []byte("f"))
-	if err := e.tree.Chtimes("f", setTime, setTime); err != nil {
-		t.Fatal(err)
-	}
+	e.setTime(t, "f")
 	times.ReadOnly = true
 	if err := e.tree.Move("f", e.tree, "g", false); err != nil {
 		t.Fatalf("Move = %v, want the rename done", err)
@@ -160,5 +156,30 @@ func TestARenameOutlivesItsTimes(t *testing.T) {
 	}
 	if got := e.mtime(t, "g"); got.Equal(setTime) {
 		t.Errorf("g shows a time that was never carried over")
+	}
+}
+
+// Uploading a new file costs the times nothing; writing over a file
+// forgets the time kept for it (its bytes, and so its ETag, may be the
+// same).
+func TestOnlyAnOverwriteAsksTheTimes(t *testing.T) {
+	e, times := timesEnv(t)
+	e.put(t, "new", []byte("x"))
+	if n := times.Writes(); n != 0 {
+		t.Errorf("a new file's upload wrote the times %d times, want none", n)
+	}
+	e.put(t, "new", []byte("x"))
+	if n := times.Writes(); n != 1 {
+		t.Errorf("an overwrite wrote the times %d times, want 1 (forgetting)", n)
+	}
+}
+
+// The top of a tree is its key prefix, with no time of its own: a time set
+// on it is accepted and not kept.
+func TestATimeOnTheTopIsNotKept(t *testing.T) {
+	e, times := timesEnv(t)
+	e.setTime(t, ".")
+	if n := times.Count(); n != 0 {
+		t.Errorf("%d times kept for the top, want none", n)
 	}
 }

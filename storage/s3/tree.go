@@ -97,6 +97,8 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 	}
 	var marker chan result
 	if path.Ext(name) == "" {
+		// Not cancelled when the object is found: a cancelled request
+		// closes its connection, and a new one costs a handshake.
 		marker = make(chan result, 1)
 		go func() {
 			out, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.dirKey(name))})
@@ -171,6 +173,8 @@ func (t *Tree) OpenFile(name string, flag int) (storage.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The kept time is taken now, with the object: a handle describes the
+	// file as opened, also after a rename moved its time elsewhere.
 	fi = t.withTime(ctxBG, name, fi)
 	if fi.dir {
 		if flag&(os.O_WRONLY|os.O_RDWR) != 0 {
@@ -181,7 +185,7 @@ func (t *Tree) OpenFile(name string, flag int) (storage.File, error) {
 	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return newReader(t, name, fi), nil
 	}
-	return newModify(t, name, fi, flag), nil
+	return newModify(t, name, fi), nil
 }
 
 // Create implements storage.Tree with a multipart upload (upload.go).
@@ -206,6 +210,7 @@ func (t *Tree) Create(name string, flag int) (storage.Upload, error) {
 		return nil, err
 	}
 	u := newUpload(t, name, flag)
+	u.fresh = err != nil // nothing at name: no time kept for it to forget
 	if u.excl {
 		if err := u.claim(ctx); err != nil {
 			return nil, err
@@ -351,61 +356,34 @@ func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) 
 			return mapErr("rename", name, err)
 		}
 	}
-	old, now := map[string]string{"": fi.etag}, map[string]string{}
+	var moved map[string]versions
 	if !fi.dir {
-		if err := t.s.copyObject(ctx, t.key(name), dst.key(newName), fi.size); err != nil {
+		etag, err := t.s.copyObject(ctx, t.key(name), dst.key(newName), fi.size)
+		if err != nil {
 			return mapErr("rename", name, err)
 		}
 		if _, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))}); err != nil {
 			return mapErr("rename", name, err)
 		}
-		if len(kept) > 0 {
-			if moved, err := dst.stat(ctx, newName); err == nil {
-				now[""] = moved.etag
-			}
-		}
-	} else {
-		if old, err = t.moveDir(ctx, name, dst, newName); err != nil {
-			return err
-		}
-		if len(kept) > 0 {
-			if now, err = dst.etags(ctx, newName); err != nil {
-				return mapErr("rename", newName, err)
-			}
-		}
+		moved = map[string]versions{"": {fi.etag, etag}}
+	} else if moved, err = t.moveDir(ctx, name, dst, newName); err != nil {
+		return err
 	}
 	if t.s.times != nil {
 		// The rename happened whatever this says: a time that cannot be
 		// carried over (the database was reachable a moment ago) is lost,
 		// and the file shows when it was written.
-		_ = t.movedTimes(ctx, name, kept, old, now, dst, newName)
+		_ = t.movedTimes(ctx, name, kept, moved, dst, newName)
 	}
 	return nil
 }
 
-// etags lists the ETags of the files under the folder name, by path
-// relative to it.
-func (t *Tree) etags(ctx context.Context, name string) (map[string]string, error) {
-	prefix := t.dirKey(name)
-	tags := map[string]string{}
-	p := awss3.NewListObjectsV2Paginator(t.s.client, &awss3.ListObjectsV2Input{Bucket: t.s.bucket, Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range page.Contents {
-			if k := aws.ToString(o.Key); !strings.HasSuffix(k, "/") {
-				tags[k[len(prefix):]] = aws.ToString(o.ETag)
-			}
-		}
-	}
-	return tags, nil
-}
+// versions are a moved file's ETags before and after the move.
+type versions struct{ old, now string }
 
-// moveDir moves the folder name, and returns the ETags its files had, by
-// path relative to it.
-func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName string) (map[string]string, error) {
+// moveDir moves the folder name, and returns its files' ETags before and
+// after, by path relative to it.
+func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName string) (map[string]versions, error) {
 	from, to := t.dirKey(name), dst.dirKey(newName)
 	var objs []types.Object
 	var total int64
@@ -426,6 +404,7 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 	}
 	hasMarker := false
 	var copied []string
+	moved := map[string]versions{}
 	undo := func(err error) error {
 		_ = t.s.deleteKeys(ctx, copied)
 		return mapErr("rename", name, err)
@@ -439,7 +418,9 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 			_, err = t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(nk),
 				Body: strings.NewReader(""), ContentLength: aws.Int64(0)})
 		} else {
-			err = t.s.copyObject(ctx, k, nk, aws.ToInt64(o.Size))
+			var etag string
+			etag, err = t.s.copyObject(ctx, k, nk, aws.ToInt64(o.Size))
+			moved[k[len(from):]] = versions{aws.ToString(o.ETag), etag}
 		}
 		if err != nil {
 			return nil, undo(err)
@@ -453,40 +434,43 @@ func (t *Tree) moveDir(ctx context.Context, name string, dst *Tree, newName stri
 		}
 	}
 	keys := make([]string, len(objs))
-	old := map[string]string{}
 	for i, o := range objs {
 		keys[i] = aws.ToString(o.Key)
-		old[keys[i][len(from):]] = aws.ToString(o.ETag)
 	}
 	if err := t.s.deleteKeys(ctx, keys); err != nil {
 		return nil, mapErr("rename", name, err)
 	}
-	return old, nil
+	return moved, nil
 }
 
-// copyObject copies an object server-side: CopyObject up to 5 GiB, a
-// multipart upload of UploadPartCopy ranges beyond.
-func (s *Store) copyObject(ctx context.Context, from, to string, size int64) error {
+// copyObject copies an object server-side, CopyObject up to 5 GiB and a
+// multipart upload of UploadPartCopy ranges beyond, and returns the copy's
+// ETag.
+func (s *Store) copyObject(ctx context.Context, from, to string, size int64) (string, error) {
 	src := aws.String(s.cfg.Bucket + "/" + urlPathEscape(from))
 	if size <= maxCopyPart {
-		_, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: s.bucket, Key: aws.String(to), CopySource: src})
-		return err
+		out, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: s.bucket, Key: aws.String(to), CopySource: src})
+		if err != nil || out.CopyObjectResult == nil {
+			return "", err
+		}
+		return aws.ToString(out.CopyObjectResult.ETag), nil
 	}
 	mp, err := s.startMultipart(ctx, to, false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for off := int64(0); off < size; off += maxCopyPart {
 		if err := mp.copyPart(ctx, from, "", off, min(maxCopyPart, size-off)); err != nil {
 			mp.abort()
-			return err
+			return "", err
 		}
 	}
-	if err := mp.complete(ctx, false, ""); err != nil {
+	etag, err := mp.complete(ctx, false, "")
+	if err != nil {
 		mp.abort()
-		return err
+		return "", err
 	}
-	return nil
+	return etag, nil
 }
 
 // urlPathEscape escapes a key for x-amz-copy-source, keeping the slashes.

@@ -136,7 +136,7 @@ func (m *multipart) copyPart(ctx context.Context, src, etag string, off, n int64
 // complete puts the object in place; with exclusive, only if the key is
 // free (If-None-Match); with ifMatch, only if the object is still that
 // version (If-Match).
-func (m *multipart) complete(ctx context.Context, exclusive bool, ifMatch string) error {
+func (m *multipart) complete(ctx context.Context, exclusive bool, ifMatch string) (string, error) {
 	m.mu.Lock()
 	parts := slices.Clone(m.parts)
 	m.mu.Unlock()
@@ -149,8 +149,11 @@ func (m *multipart) complete(ctx context.Context, exclusive bool, ifMatch string
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
 	}
-	_, err := m.s.client.CompleteMultipartUpload(ctx, in)
-	return err
+	out, err := m.s.client.CompleteMultipartUpload(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ETag), nil
 }
 
 func (m *multipart) abort() error {
@@ -211,6 +214,9 @@ type writer struct {
 	// mtime is a time set through the handle, kept once the file is in
 	// place (nil: none, or written to since).
 	mtime *time.Time
+	// fresh: the name held nothing when the upload began, so no time kept
+	// for it needs forgetting at the commit (Remove forgot the last one).
+	fresh bool
 }
 
 func (w *writer) init(t *Tree, name string) {
@@ -425,7 +431,8 @@ func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
 	if w.err != nil {
 		return w.err
 	}
-	return mapped("write", w.name, w.mp.complete(ctxBG, exclusive, ifMatch))
+	_, err := w.mp.complete(ctxBG, exclusive, ifMatch)
+	return mapped("write", w.name, err)
 }
 
 // dropClaim aborts an exclusive upload's claim (see Upload.claim) once the
@@ -545,7 +552,9 @@ func (w *writer) keepTime(name string) {
 		_ = w.t.setTimeNow(ctxBG, "chtimes", name, *w.mtime)
 		return
 	}
-	_ = w.t.s.times.Delete(ctxBG, w.t.ref, name)
+	if !w.fresh {
+		w.t.forgetTimes(ctxBG, name)
+	}
 }
 
 func (u *Upload) Truncate(size int64) error {
@@ -597,6 +606,7 @@ func (u *Upload) Rename(newName string) error {
 		return pathErr("rename", u.target, fs.ErrClosed)
 	}
 	u.target = newName
+	u.fresh = false // the new name may hold a file
 	if u.mp == nil {
 		u.name = newName
 	}
@@ -741,7 +751,7 @@ func (u *Upload) commitLocked() error {
 				return pathErr("commit", u.target, fs.ErrExist)
 			}
 		}
-		if err := u.t.s.copyObject(ctxBG, u.t.key(u.name), u.t.key(u.target), u.size); err != nil {
+		if _, err := u.t.s.copyObject(ctxBG, u.t.key(u.name), u.t.key(u.target), u.size); err != nil {
 			return mapErr("commit", u.target, err)
 		}
 		_, err := u.t.s.client.DeleteObject(ctxBG, &awss3.DeleteObjectInput{Bucket: u.t.s.bucket, Key: aws.String(u.t.key(u.name))})

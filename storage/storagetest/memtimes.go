@@ -20,6 +20,7 @@ type MemTimes struct {
 	Broken bool
 	// ReadOnly makes Set and Delete fail with ErrBroken.
 	ReadOnly bool
+	writes   int
 }
 
 // ErrBroken is what a broken MemTimes fails with.
@@ -88,6 +89,7 @@ func (m *MemTimes) write(ref storage.TreeRef, change func(t map[string]storage.T
 	if err != nil {
 		return err
 	}
+	m.writes++
 	change(t)
 	return nil
 }
@@ -113,4 +115,11 @@ func (m *MemTimes) Count() int {
 		n += len(t)
 	}
 	return n
+}
+
+// Writes is how many Set and Delete calls went through.
+func (m *MemTimes) Writes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.writes
 }

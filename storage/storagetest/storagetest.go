@@ -834,6 +834,9 @@ func checkTimes(e *env) {
 	// Through a handle open for reading, and seen by its Stat.
 	f, err = tr.OpenFile("t", os.O_RDONLY)
 	e.must(err)
+	if fi, err := f.Stat(); err != nil || !fi.ModTime().Equal(when) {
+		e.t.Errorf("Stat of a handle opened after Chtimes: %v, %v; want %v", fi, err, when)
+	}
 	e.must(f.Chtimes(later, later))
 	fi, err := f.Stat()
 	e.must(err)
