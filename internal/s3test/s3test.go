@@ -229,6 +229,39 @@ func (srv *Server) Options() s3.Options {
 	}
 }
 
+// LoggedClient is Client with its requests recorded in the log returned.
+func (srv *Server) LoggedClient() (*s3.Client, *RequestLog) {
+	opts := srv.Options()
+	log := &RequestLog{rt: opts.HTTPClient.(*http.Client).Transport}
+	opts.HTTPClient = &http.Client{Transport: log}
+	return s3.New(opts), log
+}
+
+// RequestLog records the requests of a LoggedClient, as "METHOD path?query"
+// (the path is /bucket/key).
+type RequestLog struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (l *RequestLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.seen = append(l.seen, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	l.mu.Unlock()
+	return l.rt.RoundTrip(r)
+}
+
+// Take returns the requests made since the last Take.
+func (l *RequestLog) Take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := l.seen
+	l.seen = nil
+	return seen
+}
+
 // tlsConfig trusts srv's certificate authority alone, or is nil on plain
 // HTTP.
 func (srv *Server) tlsConfig() *tls.Config {

@@ -28,12 +28,25 @@ type Tree struct {
 	s    *Store
 	root string          // key prefix, ending in "/"
 	ref  storage.TreeRef // names the tree for the store's Times
+	memo *storage.Memo   // what the store said within the current request (WithMemo)
 }
 
 var _ storage.Tree = (*Tree)(nil)
 
 // Root returns the key prefix of the tree (for tests and tools).
 func (t *Tree) Root() string { return t.root }
+
+// WithMemo returns the tree answering a name's stat from m within one of
+// m's spans, as the store answered it earlier in the span (storage.Memo).
+func (t *Tree) WithMemo(m *storage.Memo) storage.Tree {
+	c := *t
+	c.memo = m
+	return &c
+}
+
+// changed is called after every request that changes the store: what the
+// memo holds may be out of date.
+func (t *Tree) changed() { t.memo.Forget() }
 
 // check validates a tree-relative name (see storage.Tree): clean, relative,
 // no "." or ".." element, no NUL, and short enough for a key.
@@ -80,10 +93,40 @@ func (t *Tree) Stat(name string) (fs.FileInfo, error) {
 // Lstat implements storage.Tree. Objects have no symbolic links.
 func (t *Tree) Lstat(name string) (fs.FileInfo, error) { return t.Stat(name) }
 
+// statAnswer is what the memo keeps of a stat: the store's answer, found
+// or not found (other errors are not kept).
+type statAnswer struct {
+	fi  fileInfo
+	err error
+}
+
+// stat describes name as the store does, without the kept times; within a
+// span of the tree's memo, once per name.
 func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 	if name == "." {
 		return &fileInfo{name: ".", dir: true}, nil
 	}
+	key := t.key(name)
+	v, ok, token := t.memo.Look(key)
+	if a, isAnswer := v.(statAnswer); ok && isAnswer {
+		if a.err != nil {
+			return nil, a.err
+		}
+		fi := a.fi
+		return &fi, nil
+	}
+	fi, err := t.statStore(ctx, name)
+	switch {
+	case err == nil:
+		t.memo.Keep(token, key, statAnswer{fi: *fi})
+	case errors.Is(err, fs.ErrNotExist):
+		t.memo.Keep(token, key, statAnswer{err: err})
+	}
+	return fi, err
+}
+
+// statStore asks the store.
+func (t *Tree) statStore(ctx context.Context, name string) (*fileInfo, error) {
 	// A name without an extension is as likely a folder as a file: its
 	// folder marker is asked for at the same time as the object, so that a
 	// folder with a marker (every folder Skiff makes) is one round trip to
@@ -239,6 +282,7 @@ func (t *Tree) Mkdir(name string) error {
 	}
 	_, err := t.s.client.PutObject(ctx, &awss3.PutObjectInput{Bucket: t.s.bucket, Key: aws.String(t.dirKey(name)),
 		Body: strings.NewReader(""), ContentLength: aws.Int64(0), IfNoneMatch: aws.String("*")})
+	t.changed()
 	return mapErr("mkdir", name, err)
 }
 
@@ -257,6 +301,7 @@ func (t *Tree) Remove(name string) error {
 	}
 	if !fi.dir {
 		_, err := t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+		t.changed()
 		if err != nil {
 			return mapErr("remove", name, err)
 		}
@@ -274,6 +319,7 @@ func (t *Tree) Remove(name string) error {
 		}
 	}
 	_, err = t.s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: t.s.bucket, Key: aws.String(prefix)})
+	t.changed()
 	if err != nil {
 		return mapErr("remove", name, err)
 	}
@@ -356,6 +402,10 @@ func (t *Tree) Move(name string, to storage.Tree, newName string, replace bool) 
 			return mapErr("rename", name, err)
 		}
 	}
+	defer func() { // also when it failed midway
+		t.changed()
+		dst.changed()
+	}()
 	var moved map[string]versions
 	if !fi.dir {
 		etag, err := t.s.copyObject(ctx, t.key(name), dst.key(newName), fi.size)

@@ -395,6 +395,7 @@ func (w *writer) releaseBufs() {
 // at key is still that version (the one a file opened for writing in place
 // started from): otherwise storage.ErrChanged, and nothing is replaced.
 func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
+	defer w.t.changed()
 	var ifNoneMatch, ifMatchV *string
 	if exclusive {
 		ifNoneMatch = aws.String("*")
@@ -745,6 +746,7 @@ func (u *Upload) commitLocked() error {
 	}
 	u.mp = nil
 	if u.name != u.target { // renamed after the first part was sent
+		defer u.t.changed()
 		if u.excl {
 			if _, err := u.t.stat(ctxBG, u.target); err == nil {
 				_, _ = u.t.s.client.DeleteObject(ctxBG, &awss3.DeleteObjectInput{Bucket: u.t.s.bucket, Key: aws.String(u.t.key(u.name))})

@@ -1,0 +1,143 @@
+package s3_test
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/skiffhq/skiff/internal/s3test"
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/storage/s3"
+)
+
+// newLoggedEnv is newEnv whose store's requests are logged.
+func newLoggedEnv(t *testing.T) (*env, *s3test.RequestLog) {
+	t.Helper()
+	e := newEnv(t, s3.Config{})
+	client, log := e.srv.LoggedClient()
+	store, err := s3.New(client, s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", PartSize: s3.MinPartSize, PartsInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := store.UserHome(acct, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store, e.tree = store, tr.(*s3.Tree)
+	return e, log
+}
+
+// Within one of its memo's spans (a client's request) a tree asks the store
+// about a name once, however many times the request asks; outside a span,
+// and in the next span, it asks again.
+func TestATreeWithAMemoAsksOncePerSpan(t *testing.T) {
+	e, log := newLoggedEnv(t)
+	e.put(t, "a.txt", []byte("data"))
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m)
+	log.Take()
+
+	stats := func() {
+		for range 2 {
+			if fi, err := tr.Stat("a.txt"); err != nil || fi.Size() != 4 {
+				t.Fatalf("stat a.txt: %v, %v", fi, err)
+			}
+			if _, err := tr.Lstat("missing.txt"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("stat of a missing name: %v", err)
+			}
+		}
+		f, err := tr.Open("a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	stats()
+	if got := log.Take(); len(got) != 7 { // 3 HEADs of a.txt, 2 of missing.txt and 2 listings
+		t.Errorf("outside a span, %d requests: %q; want each stat asked (7)", len(got), got)
+	}
+	end := m.Begin()
+	stats()
+	if got := log.Take(); len(got) != 3 {
+		t.Errorf("within a span, %d requests: %q; want one HEAD of each name and one listing (3)", len(got), got)
+	}
+	end()
+	end = m.Begin()
+	defer end()
+	stats()
+	if got := log.Take(); len(got) != 3 {
+		t.Errorf("in the next span, %d requests: %q; want the names asked again (3)", len(got), got)
+	}
+}
+
+// A tree's memo never hides the tree's own changes, made in the same span:
+// after every change, the next stat asks the store.
+func TestATreeWithAMemoSeesItsOwnChanges(t *testing.T) {
+	e, _ := newLoggedEnv(t)
+	e.put(t, "a.txt", []byte("data"))
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m)
+	defer m.Begin()()
+	missing := func(name string) {
+		t.Helper()
+		if _, err := tr.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stat %s: %v; want it missing", name, err)
+		}
+	}
+	size := func(name string, want int64) {
+		t.Helper()
+		if fi, err := tr.Stat(name); err != nil || fi.Size() != want || fi.IsDir() {
+			t.Errorf("stat %s: %v, %v; want a file of %d bytes", name, fi, err, want)
+		}
+	}
+
+	missing("n.txt")
+	u, err := tr.Create("n.txt", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.WriteAt([]byte("new!!"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	u.Close()
+	size("n.txt", 5)
+
+	f, err := tr.OpenFile("n.txt", 2) // os.O_RDWR: written in place
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("longer"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size("n.txt", 11)
+
+	missing("m")
+	if err := tr.Mkdir("m"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := tr.Stat("m"); err != nil || !fi.IsDir() {
+		t.Errorf("stat of a folder just made: %v, %v", fi, err)
+	}
+
+	size("a.txt", 4)
+	if err := tr.Move("a.txt", tr, "m/b.txt", false); err != nil {
+		t.Fatal(err)
+	}
+	missing("a.txt")
+	size("m/b.txt", 4)
+
+	if err := tr.Remove("n.txt"); err != nil {
+		t.Fatal(err)
+	}
+	missing("n.txt")
+	if err := tr.Remove("m"); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("removing a folder that holds a file: %v", err)
+	}
+}
