@@ -42,8 +42,17 @@ type testStore interface {
 
 var (
 	s3Mu    sync.Mutex
-	s3Bases = map[string]*s3.Store{} // env base → its store
+	s3Bases = map[string]*s3.Store{}          // env base → its store
+	s3Logs  = map[string]*s3test.RequestLog{} // env base → its store's requests
 )
+
+// s3Requests returns the requests e's store made since the last call.
+func (e *env) s3Requests() []string {
+	s3Mu.Lock()
+	log := s3Logs[e.base]
+	s3Mu.Unlock()
+	return log.Take()
+}
 
 // openTestStore opens the storage of an env whose base is base.
 func openTestStore(t testing.TB, base string) (testStore, error) {
@@ -51,17 +60,20 @@ func openTestStore(t testing.TB, base string) (testStore, error) {
 		return storage.NewLocal(base)
 	}
 	srv := s3test.Start(t)
-	store, err := s3.New(srv.Client(), s3.Config{Bucket: srv.Bucket, Prefix: "vfs"})
+	client, log := srv.LoggedClient()
+	store, err := s3.New(client, s3.Config{Bucket: srv.Bucket, Prefix: "vfs"})
 	if err != nil {
 		return nil, err
 	}
 	store.KeepTimes(storagetest.NewMemTimes()) // as skiff serve keeps them, in its database
 	s3Mu.Lock()
 	s3Bases[base] = store
+	s3Logs[base] = log
 	s3Mu.Unlock()
 	t.Cleanup(func() {
 		s3Mu.Lock()
 		delete(s3Bases, base)
+		delete(s3Logs, base)
 		s3Mu.Unlock()
 	})
 	return store, nil

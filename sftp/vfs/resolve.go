@@ -232,8 +232,8 @@ func (s *Session) homeRoot() (storage.Tree, error) {
 		s.log.Error("sftp: open home", "err", err)
 		return nil, errInternal
 	}
-	s.home = root
-	return root, nil
+	s.home = storage.Remember(root, &s.memo)
+	return s.home, nil
 }
 
 // folderRoot opens a shared folder's tree on first use; it stays open for
@@ -252,6 +252,7 @@ func (s *Session) folderRoot(id string) (storage.Tree, error) {
 		s.log.Error("sftp: open project folder", "folder", id, "err", err)
 		return nil, errInternal
 	}
+	root = storage.Remember(root, &s.memo)
 	s.folders[id] = root
 	return root, nil
 }

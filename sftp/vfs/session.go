@@ -129,10 +129,14 @@ type Session struct {
 
 	isDenied atomic.Bool // denied != nil, read after every request
 
+	// memo lets the session's trees answer a name's stat once per request
+	// (storage.Memo): each request is one of its spans (conn.serve).
+	memo storage.Memo
+
 	mu       sync.Mutex
 	closed   bool
-	denied   error // the gate's refusal, once it ended the session
-	home     storage.Tree
+	denied   error                   // the gate's refusal, once it ended the session
+	home     storage.Tree            // answering from memo, as the folders do
 	folders  map[string]storage.Tree // shared folder roots by folder ID
 	uploads  map[string]*handle      // atomic uploads in progress, by virtual path
 	files    map[*handle]struct{}    // open files (Transfers)

@@ -1,0 +1,78 @@
+package vfs_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// headsOf counts the HEAD requests among reqs of keys ending in one of
+// suffixes.
+func headsOf(reqs []string, suffixes ...string) int {
+	n := 0
+	for _, r := range reqs {
+		key, ok := strings.CutPrefix(r, "HEAD ")
+		key, _, _ = strings.Cut(key, "?")
+		for _, s := range suffixes {
+			if ok && strings.HasSuffix(key, s) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// One request of a client asks the store about a name once: the session's
+// checks and the store's own share the answers (storage.Memo). Before, an
+// OPENDIR asked about its folder three times (6 HEADs: each stat of a name
+// without an extension asks for the object and the folder's marker), an
+// upload's OPEN twice and a REMOVE twice.
+func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
+	if !onS3 {
+		t.Skip("the local disk answers a stat from the system's own cache: nothing to share")
+	}
+	e := newEnv(t)
+	if err := e.client.MkdirAll("/My Files/d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.put("/My Files/d/a.txt", "data"); err != nil {
+		t.Fatal(err)
+	}
+	e.s3Requests()
+
+	if list, err := e.client.ReadDir("/My Files/d"); err != nil || len(list) != 1 {
+		t.Fatalf("list: %v, %v", list, err)
+	}
+	if got := headsOf(e.s3Requests(), "/d", "/d/"); got != 2 {
+		t.Errorf("listing d asked the store about d %d times (HEADs); want 2: the object and the marker, once", got)
+	}
+
+	f, err := e.client.Create("/My Files/d/new.txt") // OPEN, WRITE, CLOSE
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The OPEN asks once; the CLOSE asks again, for what the upload
+	// replaces (another session may have written it meanwhile).
+	if got := headsOf(e.s3Requests(), "/d/new.txt"); got != 2 {
+		t.Errorf("an upload asked the store about its name %d times; want 2 (its OPEN, its CLOSE)", got)
+	}
+	if got, err := e.get("/My Files/d/new.txt"); err != nil || got != "new" {
+		t.Errorf("the upload reads back %q, %v", got, err)
+	}
+	e.s3Requests()
+
+	if err := e.client.Remove("/My Files/d/new.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if got := headsOf(e.s3Requests(), "/d/new.txt"); got != 1 {
+		t.Errorf("a REMOVE asked the store about its name %d times; want 1", got)
+	}
+	if _, err := e.client.Stat("/My Files/d/new.txt"); err == nil {
+		t.Error("the removed file is still there")
+	}
+}
