@@ -2,13 +2,16 @@ package s3_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
+	"github.com/skiffhq/skiff/storage/storagetest"
 )
 
 // newLoggedEnv is newEnv whose store's requests are logged.
@@ -139,5 +142,39 @@ func TestATreeWithAMemoSeesItsOwnChanges(t *testing.T) {
 	missing("n.txt")
 	if err := tr.Remove("m"); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("removing a folder that holds a file: %v", err)
+	}
+}
+
+// An upload that had a time set keeps it with the ETag its own write
+// returned: no request to learn which version it wrote.
+func TestAnUploadKeepsItsTimeWithTheETagItWrote(t *testing.T) {
+	e, log := newLoggedEnv(t)
+	e.store.KeepTimes(storagetest.NewMemTimes())
+	set := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, size := range []int{5, 2*s3.MinPartSize + 1} { // one PutObject; a multipart upload
+		name := fmt.Sprintf("kept-%d.bin", size)
+		u, err := e.tree.Create(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.WriteAt(randBytes(size), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Chtimes(set, set); err != nil {
+			t.Fatal(err)
+		}
+		log.Take()
+		if err := u.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		u.Close()
+		for _, r := range log.Take() {
+			if strings.HasPrefix(r, "HEAD ") {
+				t.Errorf("%d bytes: the commit asked the store %q", size, r)
+			}
+		}
+		if fi, err := e.tree.Stat(name); err != nil || !fi.ModTime().Equal(set) {
+			t.Errorf("%d bytes: the upload shows %v, %v; want the time set, %v", size, fi.ModTime(), err, set)
+		}
 	}
 }

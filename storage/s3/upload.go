@@ -217,6 +217,9 @@ type writer struct {
 	// fresh: the name held nothing when the upload began, so no time kept
 	// for it needs forgetting at the commit (Remove forgot the last one).
 	fresh bool
+	// etag is the ETag of the object the upload became, as the store
+	// answered the request that wrote it ("" before, or if it did not say).
+	etag string
 }
 
 func (w *writer) init(t *Tree, name string) {
@@ -410,10 +413,13 @@ func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
 		if len(w.bufs) > 0 {
 			data = (*w.bufs[0].b)[:w.size]
 		}
-		_, err := w.t.s.client.PutObject(ctxBG, &awss3.PutObjectInput{Bucket: w.t.s.bucket, Key: aws.String(key),
+		out, err := w.t.s.client.PutObject(ctxBG, &awss3.PutObjectInput{Bucket: w.t.s.bucket, Key: aws.String(key),
 			Body: bytesReader(data), ContentLength: aws.Int64(int64(len(data))), IfNoneMatch: ifNoneMatch, IfMatch: ifMatchV,
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
 		w.releaseBufs()
+		if err == nil {
+			w.etag = aws.ToString(out.ETag)
+		}
 		return mapped("write", w.name, err)
 	}
 	for w.flushed < w.size {
@@ -432,7 +438,8 @@ func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
 	if w.err != nil {
 		return w.err
 	}
-	_, err := w.mp.complete(ctxBG, exclusive, ifMatch)
+	etag, err := w.mp.complete(ctxBG, exclusive, ifMatch)
+	w.etag = etag
 	return mapped("write", w.name, err)
 }
 
@@ -549,7 +556,11 @@ func (w *writer) keepTime(name string) {
 	if w.t.s.times == nil {
 		return
 	}
-	if w.mtime != nil {
+	if w.mtime != nil && w.etag != "" {
+		_ = w.t.setTime(ctxBG, "chtimes", name, &fileInfo{name: path.Base(name), etag: w.etag}, *w.mtime)
+		return
+	}
+	if w.mtime != nil { // the store did not say which version it wrote
 		_ = w.t.setTimeNow(ctxBG, "chtimes", name, *w.mtime)
 		return
 	}
@@ -753,7 +764,7 @@ func (u *Upload) commitLocked() error {
 				return pathErr("commit", u.target, fs.ErrExist)
 			}
 		}
-		if _, err := u.t.s.copyObject(ctxBG, u.t.key(u.name), u.t.key(u.target), u.size); err != nil {
+		if u.etag, err = u.t.s.copyObject(ctxBG, u.t.key(u.name), u.t.key(u.target), u.size); err != nil {
 			return mapErr("commit", u.target, err)
 		}
 		_, err := u.t.s.client.DeleteObject(ctxBG, &awss3.DeleteObjectInput{Bucket: u.t.s.bucket, Key: aws.String(u.t.key(u.name))})
