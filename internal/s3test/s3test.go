@@ -253,6 +253,14 @@ func (l *RequestLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	return l.rt.RoundTrip(r)
 }
 
+// CloseIdleConnections closes the idle connections of the transport logged
+// (s3.Store.Close asks its client's to).
+func (l *RequestLog) CloseIdleConnections() {
+	if c, ok := l.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Take returns the requests made since the last Take.
 func (l *RequestLog) Take() []string {
 	l.mu.Lock()
