@@ -260,6 +260,17 @@ type WritebackStarter interface {
 	StartWriteback()
 }
 
+// FileSizer is implemented by Trees that tell a regular file's size with
+// less work than Lstat: an object store asks for the object alone, where
+// Lstat must also ask, for a missing object, whether the name is a folder.
+// The SFTP layer's quota asks it of every name an upload, a rename or a
+// removal replaces.
+type FileSizer interface {
+	// FileSize returns the size of the regular file at name, and false
+	// if there is none: nothing there, a folder, or no answer.
+	FileSize(name string) (int64, bool)
+}
+
 // Space is what a Storage reports about the room an account has, as
 // statvfs(2) does. Block counts are in units of BlockSize. A backend
 // without a fixed capacity (an object store) reports large, constant

@@ -1,6 +1,7 @@
 package vfs_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -21,11 +22,24 @@ func headsOf(reqs []string, suffixes ...string) int {
 	return n
 }
 
+// listsOf counts the listings among reqs of what is under folder.
+func listsOf(reqs []string, folder string) int {
+	n := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "list-type=2") &&
+			strings.HasSuffix(r, url.QueryEscape("/"+folder)) {
+			n++
+		}
+	}
+	return n
+}
+
 // One request of a client asks the store about a name once: the session's
 // checks and the store's own share the answers (storage.Memo). Before, an
 // OPENDIR asked about its folder three times (6 HEADs: each stat of a name
 // without an extension asks for the object and the folder's marker), an
-// upload's OPEN twice and a REMOVE twice.
+// upload's OPEN twice and its CLOSE once more, folder included, and a
+// REMOVE twice.
 func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
 	if !onS3 {
 		t.Skip("the local disk answers a stat from the system's own cache: nothing to share")
@@ -56,10 +70,14 @@ func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The OPEN asks once; the CLOSE asks again, for what the upload
-	// replaces (another session may have written it meanwhile).
-	if got := headsOf(e.s3Requests(), "/d/new.txt"); got != 2 {
-		t.Errorf("an upload asked the store about its name %d times; want 2 (its OPEN, its CLOSE)", got)
+	// The OPEN asks once (the object, then whether a folder has the
+	// name); the CLOSE asks again for the size of what the upload
+	// replaces (another session may have written it meanwhile): the
+	// object only, since a folder would not count.
+	reqs := e.s3Requests()
+	if heads, lists := headsOf(reqs, "/d/new.txt"), listsOf(reqs, "d/new.txt/"); heads != 2 || lists != 1 {
+		t.Errorf("an upload asked the store about its name with %d HEADs and %d listings; want 2 and 1 (its OPEN, its CLOSE)\n%s",
+			heads, lists, strings.Join(reqs, "\n"))
 	}
 	if got, err := e.get("/My Files/d/new.txt"); err != nil || got != "new" {
 		t.Errorf("the upload reads back %q, %v", got, err)

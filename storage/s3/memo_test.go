@@ -178,3 +178,40 @@ func TestAnUploadKeepsItsTimeWithTheETagItWrote(t *testing.T) {
 		}
 	}
 }
+
+// FileSize asks for the object alone: a missing name's size is 0 whether or
+// not a folder has it, so the listing Lstat needs is not made.
+func TestFileSizeIsOneRequest(t *testing.T) {
+	e, log := newLoggedEnv(t)
+	e.put(t, "a.txt", []byte("data"))
+	if err := e.tree.Mkdir("d.txt"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		size int64
+		ok   bool
+	}{{"a.txt", 4, true}, {"d.txt", 0, false}, {"missing.txt", 0, false}} {
+		log.Take()
+		size, ok := e.tree.FileSize(c.name)
+		if size != c.size || ok != c.ok {
+			t.Errorf("FileSize(%s) = %d, %v; want %d, %v", c.name, size, ok, c.size, c.ok)
+		}
+		if got := log.Take(); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
+			t.Errorf("FileSize(%s) asked %q; want one HEAD", c.name, got)
+		}
+	}
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m).(*s3.Tree)
+	defer m.Begin()()
+	if _, err := tr.Stat("a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	log.Take()
+	if size, ok := tr.FileSize("a.txt"); size != 4 || !ok {
+		t.Errorf("FileSize after a Stat in the span: %d, %v", size, ok)
+	}
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("FileSize after a Stat in the same span asked %q; want nothing", got)
+	}
+}

@@ -125,6 +125,37 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 	return fi, err
 }
 
+// FileSize implements storage.FileSizer: one HEAD, or none when the memo
+// knows the name.
+func (t *Tree) FileSize(name string) (int64, bool) {
+	if t.check("stat", name) != nil || name == "." {
+		return 0, false
+	}
+	key := t.key(name)
+	v, ok, token := t.memo.Look(key)
+	if a, isAnswer := v.(statAnswer); ok && isAnswer {
+		if a.err != nil || a.fi.dir {
+			return 0, false
+		}
+		return a.fi.size, true
+	}
+	fi, err := t.head(ctxBG, name)
+	if err != nil {
+		return 0, false // missing (or a folder: not asked), or no answer
+	}
+	t.memo.Keep(token, key, statAnswer{fi: *fi})
+	return fi.size, true
+}
+
+// head describes the object at name, if there is one.
+func (t *Tree) head(ctx context.Context, name string) (*fileInfo, error) {
+	head, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+	if err != nil {
+		return nil, err
+	}
+	return &fileInfo{name: path.Base(name), size: aws.ToInt64(head.ContentLength), mtime: aws.ToTime(head.LastModified), etag: aws.ToString(head.ETag)}, nil
+}
+
 // statStore asks the store.
 func (t *Tree) statStore(ctx context.Context, name string) (*fileInfo, error) {
 	// A name without an extension is as likely a folder as a file: its
@@ -148,9 +179,9 @@ func (t *Tree) statStore(ctx context.Context, name string) (*fileInfo, error) {
 			marker <- result{out, err}
 		}()
 	}
-	head, err := t.s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: t.s.bucket, Key: aws.String(t.key(name))})
+	fi, err := t.head(ctx, name)
 	if err == nil {
-		return &fileInfo{name: path.Base(name), size: aws.ToInt64(head.ContentLength), mtime: aws.ToTime(head.LastModified), etag: aws.ToString(head.ETag)}, nil
+		return fi, nil
 	}
 	if !isNotFound(err) {
 		return nil, mapErr("stat", name, err)
