@@ -57,6 +57,17 @@ func (m *Memo) Begin() (end func()) {
 	}
 }
 
+// Open reports whether a span is open: whether what a tree learns now
+// would be kept.
+func (m *Memo) Open() bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spans > 0
+}
+
 // Look returns what is kept for key, and a token for Keep.
 func (m *Memo) Look(key string) (v any, ok bool, token uint64) {
 	if m == nil {

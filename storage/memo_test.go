@@ -22,7 +22,13 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 		t.Error("an answer was kept outside every span")
 	}
 
+	if m.Open() {
+		t.Error("Open before any span")
+	}
 	end := m.Begin()
+	if !m.Open() {
+		t.Error("not Open within a span")
+	}
 	_, _, token = m.Look("a")
 	m.Keep(token, "a", 1)
 	if v, ok := look("a"); !ok || v != 1 {

@@ -271,6 +271,26 @@ type FileSizer interface {
 	FileSize(name string) (int64, bool)
 }
 
+// StatPrefetcher is implemented by Trees that answer a stat from a Memo
+// and can ask the store about several names at once: a request that is
+// about to ask about each of them in turn (an upload's open asks whether
+// the name is taken, then whether its folder exists) waits for one round
+// trip instead of one per name. Outside a span of the tree's Memo it does
+// nothing, since nothing learned would be kept.
+type StatPrefetcher interface {
+	// PrefetchStat asks about names, the first expected to be missing
+	// (every question about it is asked at once), and returns when the
+	// answers are kept.
+	PrefetchStat(names ...string)
+}
+
+// PrefetchStat calls tree's PrefetchStat if it has one.
+func PrefetchStat(tree Tree, names ...string) {
+	if p, ok := tree.(StatPrefetcher); ok {
+		p.PrefetchStat(names...)
+	}
+}
+
 // Space is what a Storage reports about the room an account has, as
 // statvfs(2) does. Block counts are in units of BlockSize. A backend
 // without a fixed capacity (an object store) reports large, constant

@@ -243,14 +243,58 @@ type RequestLog struct {
 	rt   http.RoundTripper
 	mu   sync.Mutex
 	seen []string
+
+	gather   int           // requests still to hold (Gather)
+	all      chan struct{} // closed when the last of them arrives
+	wait     time.Duration
+	gathered bool
 }
 
 // RoundTrip implements http.RoundTripper.
 func (l *RequestLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	l.mu.Lock()
 	l.seen = append(l.seen, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	var all chan struct{}
+	if l.gather > 0 {
+		all = l.all
+		if l.gather--; l.gather == 0 {
+			l.gathered = true
+			close(all)
+		}
+	}
+	wait := l.wait
 	l.mu.Unlock()
+	if all != nil {
+		t := time.NewTimer(wait)
+		select {
+		case <-all:
+		case <-t.C: // they come one after the other: hold no more
+			l.mu.Lock()
+			if l.all == all && !l.gathered {
+				l.gather = 0
+			}
+			l.mu.Unlock()
+		}
+		t.Stop()
+	}
 	return l.rt.RoundTrip(r)
+}
+
+// Gather holds each of the next n requests until all n have been made,
+// or for at most wait: whether requests are made at once, rather than
+// each after the answer to the last, shows in Gathered.
+func (l *RequestLog) Gather(n int, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gather, l.all, l.wait, l.gathered = n, make(chan struct{}), wait, false
+}
+
+// Gathered reports whether the n requests of the last Gather were all
+// made while the first was held.
+func (l *RequestLog) Gathered() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gathered
 }
 
 // CloseIdleConnections closes the idle connections of the transport logged

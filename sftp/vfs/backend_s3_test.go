@@ -47,11 +47,13 @@ var (
 )
 
 // s3Requests returns the requests e's store made since the last call.
-func (e *env) s3Requests() []string {
+func (e *env) s3Requests() []string { return e.s3Log().Take() }
+
+// s3Log is the log of e's store's requests.
+func (e *env) s3Log() *s3test.RequestLog {
 	s3Mu.Lock()
-	log := s3Logs[e.base]
-	s3Mu.Unlock()
-	return log.Take()
+	defer s3Mu.Unlock()
+	return s3Logs[e.base]
 }
 
 // openTestStore opens the storage of an env whose base is base.

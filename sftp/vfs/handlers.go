@@ -65,6 +65,12 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 	}
 	// EXCL counts only with CREAT, as O_EXCL in open(2).
 	excl := pflags&(fxfCreat|fxfExcl) == fxfCreat|fxfExcl
+	if pflags&fxfCreat != 0 {
+		// What is asked below, and by the tree's Create: whether the
+		// name is taken (by a file or a folder), and whether its folder
+		// exists. On S3, one round trip for all of it.
+		storage.PrefetchStat(loc.root, loc.rel, path.Dir(loc.rel))
+	}
 	fi, err := loc.root.Lstat(loc.rel)
 	exists := err == nil
 	switch {

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // headsOf counts the HEAD requests among reqs of keys ending in one of
@@ -60,9 +61,16 @@ func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
 		t.Errorf("listing d asked the store about d %d times (HEADs); want 2: the object and the marker, once", got)
 	}
 
+	// The OPEN asks whether the name is taken (by a file or a folder)
+	// and whether its folder exists all at once: HEAD d/new.txt, the
+	// listing of d/new.txt/, HEAD d and HEAD d/.
+	e.s3Log().Gather(4, 2*time.Second)
 	f, err := e.client.Create("/My Files/d/new.txt") // OPEN, WRITE, CLOSE
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !e.s3Log().Gathered() {
+		t.Error("an upload's OPEN asked the store one question after the other")
 	}
 	if _, err := f.Write([]byte("new")); err != nil {
 		t.Fatal(err)

@@ -215,3 +215,56 @@ func TestFileSizeIsOneRequest(t *testing.T) {
 		t.Errorf("FileSize after a Stat in the same span asked %q; want nothing", got)
 	}
 }
+
+// PrefetchStat asks about an upload's name and its folder at once (and,
+// for the name, the object and the folder of that name at once), keeps
+// the answers for the span, and does nothing outside one.
+func TestPrefetchStatAsksAtOnce(t *testing.T) {
+	e, log := newLoggedEnv(t)
+	if err := e.tree.Mkdir("d"); err != nil {
+		t.Fatal(err)
+	}
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m).(*s3.Tree)
+	log.Take()
+	tr.PrefetchStat("d/new.txt", "d")
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("outside a span PrefetchStat asked %q; want nothing (nothing would be kept)", got)
+	}
+
+	end := m.Begin()
+	// HEAD d/new.txt, the listing of d/new.txt/, HEAD d and HEAD d/.
+	log.Gather(4, 2*time.Second)
+	tr.PrefetchStat("d/new.txt", "d")
+	if !log.Gathered() {
+		t.Errorf("PrefetchStat's requests came one after the other: %q", log.Take())
+	}
+	log.Take()
+	if _, err := tr.Lstat("d/new.txt"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stat of the new name: %v", err)
+	}
+	u, err := tr.Create("d/new.txt", 0) // asks whether d exists, and the name is free
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Close()
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("after PrefetchStat, the stat and the Create asked %q; want nothing", got)
+	}
+	end()
+
+	// A name that exists is found as Stat finds it.
+	e.put(t, "d/old.txt", []byte("data"))
+	defer m.Begin()()
+	tr.PrefetchStat("d/old.txt", "d")
+	log.Take()
+	if fi, err := tr.Stat("d/old.txt"); err != nil || fi.Size() != 4 {
+		t.Errorf("stat of an existing name after PrefetchStat: %v, %v", fi, err)
+	}
+	if fi, err := tr.Stat("d"); err != nil || !fi.IsDir() {
+		t.Errorf("stat of the folder after PrefetchStat: %v, %v", fi, err)
+	}
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("the stats after PrefetchStat asked %q; want nothing", got)
+	}
+}

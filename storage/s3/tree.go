@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,13 +117,71 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 		return &fi, nil
 	}
 	fi, err := t.statStore(ctx, name)
+	t.keepAnswer(token, key, fi, err)
+	return fi, err
+}
+
+// keepAnswer keeps what the store said of key in the memo: found, or not
+// found (other errors are not kept).
+func (t *Tree) keepAnswer(token uint64, key string, fi *fileInfo, err error) {
 	switch {
 	case err == nil:
 		t.memo.Keep(token, key, statAnswer{fi: *fi})
 	case errors.Is(err, fs.ErrNotExist):
 		t.memo.Keep(token, key, statAnswer{err: err})
 	}
-	return fi, err
+}
+
+// PrefetchStat implements storage.StatPrefetcher: the names the memo does
+// not know are asked about at once, the first (an upload's name, most
+// likely new) with its object and its folder asked at once (statEager).
+func (t *Tree) PrefetchStat(names ...string) {
+	if !t.memo.Open() {
+		return
+	}
+	var wg sync.WaitGroup
+	for i, name := range names {
+		if name == "." || t.check("stat", name) != nil {
+			continue
+		}
+		key := t.key(name)
+		if _, ok, token := t.memo.Look(key); !ok {
+			ask := t.statStore
+			if i == 0 {
+				ask = t.statEager
+			}
+			wg.Go(func() {
+				fi, err := ask(ctxBG, name)
+				t.keepAnswer(token, key, fi, err)
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// statEager is statStore with the object and the listing of the folder of
+// the same name asked at once: one round trip whatever the answer, where
+// statStore takes two for a missing name with an extension. It costs a
+// listing when the object exists, so it is for names expected missing.
+func (t *Tree) statEager(ctx context.Context, name string) (*fileInfo, error) {
+	type result struct {
+		fi  *fileInfo
+		err error
+	}
+	folder := make(chan result, 1)
+	go func() {
+		fi, err := t.statDir(ctx, name)
+		folder <- result{fi, err}
+	}()
+	fi, err := t.head(ctx, name)
+	d := <-folder
+	switch {
+	case err == nil:
+		return fi, nil
+	case !isNotFound(err):
+		return nil, mapErr("stat", name, err)
+	}
+	return d.fi, d.err
 }
 
 // FileSize implements storage.FileSizer: one HEAD, or none when the memo
