@@ -35,10 +35,11 @@ const (
 	AuthScale  = "authscale"
 	Hostile    = "hostile"
 	S3         = "s3"
+	S3Small    = "s3-small"
 )
 
 // AllBenchmarks are the benchmarks Run knows.
-var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale, Hostile, S3}
+var AllBenchmarks = []string{Throughput, Logins, Passwords, Idle, GraphQL, AuthScale, Hostile, S3, S3Small}
 
 // Skiff server variants.
 const (
@@ -136,6 +137,12 @@ type Config struct {
 	// ServerCommand returns the command that runs RunServer with args in a
 	// new process (e.g. the skiffbench binary with "server" first).
 	ServerCommand func(args ...string) *exec.Cmd
+	// CompareServerCommand, if set, runs another build's RunServer: the
+	// small-files case on S3 runs it beside this one, alternating.
+	CompareServerCommand func(args ...string) *exec.Cmd
+	// S3Latency is what the small-files case on S3 adds to every request
+	// to the store.
+	S3Latency time.Duration
 
 	// Out receives the result tables (Markdown); Log the progress.
 	Out io.Writer
@@ -162,6 +169,7 @@ func DefaultConfig() Config {
 		AuthKeysPerUser:    3,
 		AuthLookups:        20_000,
 		HostileConns:       200,
+		S3Latency:          5 * time.Millisecond,
 	}
 }
 
@@ -287,6 +295,8 @@ func Run(ctx context.Context, cfg Config) error {
 			err = r.hostile(ctx)
 		case S3:
 			err = r.s3Bench(ctx)
+		case S3Small:
+			err = r.s3SmallBench(ctx)
 		}
 		if errors.Is(err, pgserver.ErrNotInstalled) && cfg.Smoke {
 			// A fresh machine may lack PostgreSQL; the smoke run still

@@ -45,19 +45,8 @@ const concurrentUploads = 4
 // server's peak memory during the upload against part size × parts in
 // flight, and listing a folder of 10,000 objects against `rclone lsf`.
 func (r *runner) s3Bench(ctx context.Context) error {
-	rclone, err := exec.LookPath("rclone")
-	if err != nil {
-		err = fmt.Errorf("rclone is not installed: %w", err)
-	}
-	bin, berr := s3test.Binary()
-	if err == nil && berr != nil {
-		err = fmt.Errorf("no S3 server: %w", berr)
-	}
-	if err != nil && r.cfg.Smoke {
-		r.log.Warn("smoke run skips the S3 benchmark", "err", err)
-		return nil
-	}
-	if err != nil {
+	rclone, bin, err := r.s3Tools("the S3 benchmark")
+	if err != nil || rclone == "" {
 		return err
 	}
 	launch := s3test.LaunchTLS
@@ -94,22 +83,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	down := filepath.Join(r.work, "s3-down.bin")
 	home := "skiff/" + BenchAccountID + "/users/" + BenchUserID + "/"
 
-	// The machine's AWS_* variables (a CA bundle, say) are not rclone's
-	// business here: its whole configuration is the variables below.
-	var rcloneEnv []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "RCLONE_") {
-			rcloneEnv = append(rcloneEnv, kv)
-		}
-	}
-	rcloneEnv = append(rcloneEnv,
-		"RCLONE_CONFIG_BENCHS3_TYPE=s3", "RCLONE_CONFIG_BENCHS3_PROVIDER=Other",
-		"RCLONE_CONFIG_BENCHS3_ENDPOINT="+srv.Endpoint, "RCLONE_CONFIG_BENCHS3_REGION="+srv.Region,
-		"RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="+srv.AccessKey, "RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="+srv.SecretKey,
-		"RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true", "RCLONE_CONFIG=/dev/null")
-	if srv.CAFile != "" {
-		rcloneEnv = append(rcloneEnv, "RCLONE_CA_CERT="+srv.CAFile)
-	}
+	rcloneEnv := rcloneS3Env(srv, srv.Endpoint)
 	runRclone := func(args ...string) (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, rclone, args...)
 		cmd.Env = rcloneEnv
@@ -256,12 +230,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	// (--multi-thread-streams, 4 by default here, each its own SFTP
 	// connection), where OpenSSH's sftp has one. Hashes off (shell_type none),
 	// as OpenSSH's get checks none either.
-	host, port, _ := net.SplitHostPort(sk.addr)
-	sftpEnv := append(append([]string(nil), rcloneEnv...),
-		"RCLONE_CONFIG_BENCHSFTP_TYPE=sftp", "RCLONE_CONFIG_BENCHSFTP_HOST="+host,
-		"RCLONE_CONFIG_BENCHSFTP_PORT="+port, "RCLONE_CONFIG_BENCHSFTP_USER="+BenchLogin,
-		"RCLONE_CONFIG_BENCHSFTP_KEY_FILE="+r.clientKey, "RCLONE_CONFIG_BENCHSFTP_KNOWN_HOSTS_FILE="+knownHosts,
-		"RCLONE_CONFIG_BENCHSFTP_SHELL_TYPE=none")
+	sftpEnv := r.rcloneSFTPEnv(rcloneEnv, sk.addr, knownHosts)
 	// rclone's SFTP defaults (32 KiB requests, 64 in flight per file) and
 	// the same client tuned as its S3 side is: 255 KiB requests, the most
 	// the server answers in one packet (it announces so in
@@ -417,6 +386,58 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	sec.row(fmt.Sprintf("list %d objects, s", n), num(ls.Seconds(), "%.2f"), num(lr.Seconds(), "%.2f"), num(ls.Seconds()/lr.Seconds(), "%.2f"))
 	sec.note("Listing: OpenSSH sftp `ls -l many` (login included) against `rclone lsf` (start-up included); lower is better there.")
 	return nil
+}
+
+// s3Tools finds rclone and the S3 server's binary for what: both empty
+// (and no error) when a smoke run should skip it for want of one.
+func (r *runner) s3Tools(what string) (rclone, bin string, err error) {
+	rclone, err = exec.LookPath("rclone")
+	if err != nil {
+		err = fmt.Errorf("rclone is not installed: %w", err)
+	}
+	bin, berr := s3test.Binary()
+	if err == nil && berr != nil {
+		err = fmt.Errorf("no S3 server: %w", berr)
+	}
+	if err != nil && r.cfg.Smoke {
+		r.log.Warn("smoke run skips "+what, "err", err)
+		return "", "", nil
+	}
+	return rclone, bin, err
+}
+
+// rcloneS3Env is the environment that gives rclone the remote benchs3: srv
+// reached at endpoint. The machine's AWS_* variables (a CA bundle, say) and
+// rclone settings are not rclone's business here: its whole configuration
+// is the variables returned.
+func rcloneS3Env(srv *s3test.Server, endpoint string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "RCLONE_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"RCLONE_CONFIG_BENCHS3_TYPE=s3", "RCLONE_CONFIG_BENCHS3_PROVIDER=Other",
+		"RCLONE_CONFIG_BENCHS3_ENDPOINT="+endpoint, "RCLONE_CONFIG_BENCHS3_REGION="+srv.Region,
+		"RCLONE_CONFIG_BENCHS3_ACCESS_KEY_ID="+srv.AccessKey, "RCLONE_CONFIG_BENCHS3_SECRET_ACCESS_KEY="+srv.SecretKey,
+		"RCLONE_CONFIG_BENCHS3_FORCE_PATH_STYLE=true", "RCLONE_CONFIG=/dev/null")
+	if srv.CAFile != "" {
+		env = append(env, "RCLONE_CA_CERT="+srv.CAFile)
+	}
+	return env
+}
+
+// rcloneSFTPEnv is env with the remote benchsftp: the Skiff server at addr,
+// as the benchmark user, hashes off (shell_type none), as OpenSSH's clients
+// check none either.
+func (r *runner) rcloneSFTPEnv(env []string, addr, knownHosts string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	return append(append([]string(nil), env...),
+		"RCLONE_CONFIG_BENCHSFTP_TYPE=sftp", "RCLONE_CONFIG_BENCHSFTP_HOST="+host,
+		"RCLONE_CONFIG_BENCHSFTP_PORT="+port, "RCLONE_CONFIG_BENCHSFTP_USER="+BenchLogin,
+		"RCLONE_CONFIG_BENCHSFTP_KEY_FILE="+r.clientKey, "RCLONE_CONFIG_BENCHSFTP_KNOWN_HOSTS_FILE="+knownHosts,
+		"RCLONE_CONFIG_BENCHSFTP_SHELL_TYPE=none")
 }
 
 // putEmptyObjects writes n empty objects under prefix, 32 at a time.

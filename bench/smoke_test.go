@@ -83,7 +83,8 @@ func TestSmoke(t *testing.T) {
 			// The disk row compares only when the client picked the
 			// same cipher on both servers, which the report names.
 			want = append(want, "### S3-backed storage", "| download MB/s, Skiff on local disk (same run, same cipher) |",
-				"it picked aes128-ctr, MAC hmac-sha2-256-etm@openssh.com, on S3 and on the disk")
+				"it picked aes128-ctr, MAC hmac-sha2-256-etm@openssh.com, on S3 and on the disk",
+				"### Small files on S3-backed storage", "| OpenSSH `sftp`: 10 `put`s, one after the other |")
 		}
 	}
 	for _, w := range want {

@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string) error {
 	authKeys := fs.Int("auth-keys", def.AuthKeysPerUser, "SSH keys per user in the auth-at-scale directory")
 	hostileConns := fs.Int("hostile-conns", def.HostileConns, "hostile benchmark: flooding connections, and as many holding open files")
 	workDir := fs.String("work-dir", "", "where the servers' files go (default /dev/shm when it has room, else the temp directory)")
+	s3Latency := fs.Duration("s3-latency", def.S3Latency, "s3-small: delay added to every request to the S3 server")
+	compareBin := fs.String("compare-binary", "", "s3-small: also run the servers of this skiffbench binary (another build), alternating with this one's")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
 	verbose := fs.Bool("v", false, "log every measurement")
@@ -142,6 +144,12 @@ func run(ctx context.Context, args []string) error {
 	cfg.ServerCommand = func(args ...string) *exec.Cmd {
 		return exec.Command(self, append([]string{"server"}, args...)...)
 	}
+	if *compareBin != "" {
+		cfg.CompareServerCommand = func(args ...string) *exec.Cmd {
+			return exec.Command(*compareBin, append([]string{"server"}, args...)...)
+		}
+	}
+	cfg.S3Latency = *s3Latency
 	start := time.Now()
 	err = bench.Run(ctx, cfg)
 	fmt.Fprintf(os.Stderr, "skiffbench: finished in %s\n", time.Since(start).Round(time.Second))
