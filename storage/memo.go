@@ -13,9 +13,9 @@ import "sync"
 // two and three times.
 //
 // An answer is good only within the span it was learned in:
-//   - a span is one request: Begin opens it and the function it returns
-//     ends it, and every end forgets everything (with several channels in
-//     one session, the end of any of their requests);
+//   - a span is one request: Begin opens it and End ends it, and every
+//     end forgets everything (with several channels in one session, the
+//     end of any of their requests);
 //   - a tree calls Forget once it has changed the store, and an answer
 //     asked before a change or an end and received after it is not kept
 //     (Look's token says which it was);
@@ -41,20 +41,25 @@ func Remember(tree Tree, m *Memo) Tree {
 	return tree
 }
 
-// Begin opens a span; end closes it and forgets everything.
-func (m *Memo) Begin() (end func()) {
+// Begin opens a span; End closes it.
+func (m *Memo) Begin() {
 	if m == nil {
-		return func() {}
+		return
 	}
 	m.mu.Lock()
 	m.spans++
 	m.mu.Unlock()
-	return func() {
-		m.mu.Lock()
-		m.spans--
-		m.forgetLocked()
-		m.mu.Unlock()
+}
+
+// End closes a span that Begin opened, and forgets everything.
+func (m *Memo) End() {
+	if m == nil {
+		return
 	}
+	m.mu.Lock()
+	m.spans--
+	m.forgetLocked()
+	m.mu.Unlock()
 }
 
 // Open reports whether a span is open: whether what a tree learns now

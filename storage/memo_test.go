@@ -25,7 +25,7 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 	if m.Open() {
 		t.Error("Open before any span")
 	}
-	end := m.Begin()
+	m.Begin()
 	if !m.Open() {
 		t.Error("not Open within a span")
 	}
@@ -47,10 +47,10 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 		t.Error("an answer asked for before a change was kept after it")
 	}
 
-	other := m.Begin() // a second channel's request
+	m.Begin() // a second channel's request
 	_, _, token = m.Look("c")
 	m.Keep(token, "c", 3)
-	end()
+	m.End()
 	if _, ok := look("c"); ok {
 		t.Error("an answer survived the end of a span (another channel's)")
 	}
@@ -59,7 +59,7 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 	if _, ok := look("c"); !ok {
 		t.Error("nothing is kept in the span still open")
 	}
-	other()
+	m.End()
 	if _, ok := look("c"); ok {
 		t.Error("an answer survived the last span's end")
 	}
@@ -69,7 +69,8 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 // (the local disk) as it is.
 func TestNilMemoAndTreesWithoutOne(t *testing.T) {
 	var m *storage.Memo
-	m.Begin()()
+	m.Begin()
+	m.End()
 	_, _, token := m.Look("a")
 	m.Keep(token, "a", 1)
 	m.Forget()

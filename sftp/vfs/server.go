@@ -125,9 +125,9 @@ func (c *conn) serve() error {
 			return c.flush()
 		}
 		c.dispatching.Store(true)
-		end := c.s.memo.Begin()
+		c.s.memo.Begin()
 		err = c.dispatch(req.b)
-		end()
+		c.s.memo.End()
 		c.dispatching.Store(false)
 		req.put()
 		if err != nil {

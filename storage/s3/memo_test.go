@@ -60,14 +60,14 @@ func TestATreeWithAMemoAsksOncePerSpan(t *testing.T) {
 	if got := log.Take(); len(got) != 7 { // 3 HEADs of a.txt, 2 of missing.txt and 2 listings
 		t.Errorf("outside a span, %d requests: %q; want each stat asked (7)", len(got), got)
 	}
-	end := m.Begin()
+	m.Begin()
 	stats()
 	if got := log.Take(); len(got) != 3 {
 		t.Errorf("within a span, %d requests: %q; want one HEAD of each name and one listing (3)", len(got), got)
 	}
-	end()
-	end = m.Begin()
-	defer end()
+	m.End()
+	m.Begin()
+	defer m.End()
 	stats()
 	if got := log.Take(); len(got) != 3 {
 		t.Errorf("in the next span, %d requests: %q; want the names asked again (3)", len(got), got)
@@ -81,7 +81,8 @@ func TestATreeWithAMemoSeesItsOwnChanges(t *testing.T) {
 	e.put(t, "a.txt", []byte("data"))
 	var m storage.Memo
 	tr := e.tree.WithMemo(&m)
-	defer m.Begin()()
+	m.Begin()
+	defer m.End()
 	missing := func(name string) {
 		t.Helper()
 		if _, err := tr.Stat(name); !errors.Is(err, fs.ErrNotExist) {
@@ -203,7 +204,8 @@ func TestFileSizeIsOneRequest(t *testing.T) {
 	}
 	var m storage.Memo
 	tr := e.tree.WithMemo(&m).(*s3.Tree)
-	defer m.Begin()()
+	m.Begin()
+	defer m.End()
 	if _, err := tr.Stat("a.txt"); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +234,7 @@ func TestPrefetchStatAsksAtOnce(t *testing.T) {
 		t.Errorf("outside a span PrefetchStat asked %q; want nothing (nothing would be kept)", got)
 	}
 
-	end := m.Begin()
+	m.Begin()
 	// HEAD d/new.txt, the listing of d/new.txt/, HEAD d and HEAD d/.
 	log.Gather(4, 2*time.Second)
 	tr.PrefetchStat("d/new.txt", "d")
@@ -251,11 +253,12 @@ func TestPrefetchStatAsksAtOnce(t *testing.T) {
 	if got := log.Take(); len(got) != 0 {
 		t.Errorf("after PrefetchStat, the stat and the Create asked %q; want nothing", got)
 	}
-	end()
+	m.End()
 
 	// A name that exists is found as Stat finds it.
 	e.put(t, "d/old.txt", []byte("data"))
-	defer m.Begin()()
+	m.Begin()
+	defer m.End()
 	tr.PrefetchStat("d/old.txt", "d")
 	log.Take()
 	if fi, err := tr.Stat("d/old.txt"); err != nil || fi.Size() != 4 {
