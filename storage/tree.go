@@ -284,6 +284,22 @@ type StatPrefetcher interface {
 	PrefetchStat(names ...string)
 }
 
+// ReadPrefetcher is implemented by Trees that answer a stat from a Memo and
+// can learn a file's state and its first bytes in one request: a request
+// about to open name for reading (and to stat it first) then waits for one
+// round trip to the store, and the first read for none. Outside a span of
+// the tree's Memo it does nothing.
+type ReadPrefetcher interface {
+	PrefetchRead(name string)
+}
+
+// PrefetchRead calls tree's PrefetchRead if it has one.
+func PrefetchRead(tree Tree, name string) {
+	if p, ok := tree.(ReadPrefetcher); ok {
+		p.PrefetchRead(name)
+	}
+}
+
 // PrefetchStat calls tree's PrefetchStat if it has one.
 func PrefetchStat(tree Tree, names ...string) {
 	if p, ok := tree.(StatPrefetcher); ok {

@@ -37,6 +37,9 @@ func (s *Session) openRead(p string) (*handle, error) {
 	if err := loc.need(Download); err != nil {
 		return nil, err
 	}
+	// What open asks below (is it a regular file, its size and version)
+	// and the first read: on S3, one round trip for both.
+	storage.PrefetchRead(loc.root, loc.rel)
 	f, err := s.open(loc, os.O_RDONLY)
 	if err != nil {
 		return nil, err

@@ -39,8 +39,9 @@ func listsOf(reqs []string, folder string) int {
 // checks and the store's own share the answers (storage.Memo). Before, an
 // OPENDIR asked about its folder three times (6 HEADs: each stat of a name
 // without an extension asks for the object and the folder's marker), an
-// upload's OPEN twice and its CLOSE once more, folder included, and a
-// REMOVE twice.
+// upload's OPEN twice and its CLOSE once more, folder included, a
+// download's OPEN asked before its first READ fetched, and a REMOVE asked
+// twice.
 func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
 	if !onS3 {
 		t.Skip("the local disk answers a stat from the system's own cache: nothing to share")
@@ -87,10 +88,16 @@ func TestARequestAsksTheStoreOnceAboutAName(t *testing.T) {
 		t.Errorf("an upload asked the store about its name with %d HEADs and %d listings; want 2 and 1 (its OPEN, its CLOSE)\n%s",
 			heads, lists, strings.Join(reqs, "\n"))
 	}
+	e.s3Requests()
+
+	// A download's OPEN learns the file's state and its first bytes in
+	// one GET, from which its READs are answered.
 	if got, err := e.get("/My Files/d/new.txt"); err != nil || got != "new" {
 		t.Errorf("the upload reads back %q, %v", got, err)
 	}
-	e.s3Requests()
+	if reqs := e.s3Requests(); len(reqs) != 1 || !strings.HasPrefix(reqs[0], "GET ") || !strings.HasSuffix(reqs[0], "/d/new.txt?x-id=GetObject") {
+		t.Errorf("a download of a small file asked the store %q; want one GET", reqs)
+	}
 
 	if err := e.client.Remove("/My Files/d/new.txt"); err != nil {
 		t.Fatal(err)

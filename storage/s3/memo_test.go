@@ -1,8 +1,10 @@
 package s3_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"testing"
@@ -269,5 +271,78 @@ func TestPrefetchStatAsksAtOnce(t *testing.T) {
 	}
 	if got := log.Take(); len(got) != 0 {
 		t.Errorf("the stats after PrefetchStat asked %q; want nothing", got)
+	}
+}
+
+// PrefetchRead learns a file's state and its first bytes with one GET: the
+// stat and the open that follow, and the first chunk's reads, ask nothing
+// more. A folder, a missing name and an empty object are answered as a
+// stat answers them.
+func TestPrefetchReadFetchesTheFirstBytesWithTheStat(t *testing.T) {
+	e, log := newLoggedEnv(t)
+	small, large := []byte("small"), randBytes(5*mib+7)
+	e.put(t, "small.txt", small)
+	e.put(t, "large.bin", large)
+	e.put(t, "empty.txt", nil)
+	if err := e.tree.Mkdir("dir"); err != nil {
+		t.Fatal(err)
+	}
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m).(*s3.Tree)
+	read := func(name string, f storage.File, want []byte) {
+		t.Helper()
+		got := make([]byte, len(want)+1)
+		n, err := f.ReadAt(got, 0)
+		if n != len(want) || !bytes.Equal(got[:n], want) || (err != nil && err != io.EOF) {
+			t.Errorf("%s reads %d bytes (%v); want its %d", name, n, err, len(want))
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		data     []byte
+		requests int // by PrefetchRead, then by Stat, Open and the reads
+	}{
+		{"small.txt", small, 1},
+		{"large.bin", large, 2}, // the GET of the first chunk, then one of the rest
+		{"empty.txt", nil, 2},   // a range of nothing is refused: the stat asks
+	} {
+		m.Begin()
+		log.Take()
+		tr.PrefetchRead(c.name)
+		fi, err := tr.Stat(c.name)
+		if err != nil || fi.Size() != int64(len(c.data)) || fi.IsDir() {
+			t.Errorf("stat %s after PrefetchRead: %v, %v", c.name, fi, err)
+		}
+		f, err := tr.Open(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read(c.name, f, c.data)
+		f.Close()
+		if got := log.Take(); len(got) != c.requests {
+			t.Errorf("%s: %d requests %q; want %d", c.name, len(got), got, c.requests)
+		}
+		m.End()
+	}
+
+	m.Begin()
+	tr.PrefetchRead("dir")
+	tr.PrefetchRead("missing.txt")
+	log.Take()
+	if fi, err := tr.Stat("dir"); err != nil || !fi.IsDir() {
+		t.Errorf("stat of a folder after PrefetchRead: %v, %v", fi, err)
+	}
+	if _, err := tr.Stat("missing.txt"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stat of a missing name after PrefetchRead: %v", err)
+	}
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("the stats after PrefetchRead asked %q; want nothing", got)
+	}
+	m.End()
+
+	// Outside a span, nothing is asked (nothing would be kept).
+	tr.PrefetchRead("small.txt")
+	if got := log.Take(); len(got) != 0 {
+		t.Errorf("PrefetchRead outside a span asked %q", got)
 	}
 }

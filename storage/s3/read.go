@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +42,9 @@ type chunk struct {
 	data []byte
 	err  error
 	done chan struct{} // closed when data and err are set
+	// shared: data came with the stat (PrefetchRead), and may be another
+	// reader's too: it is never reused for the next chunk.
+	shared bool
 }
 
 // reader is an object open for reading.
@@ -67,7 +72,69 @@ var _ storage.File = (*reader)(nil)
 
 func newReader(t *Tree, name string, fi *fileInfo) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &reader{t: t, name: name, key: t.key(name), fi: fi, ctx: ctx, cancel: cancel}
+	r := &reader{t: t, name: name, key: t.key(name), fi: fi, ctx: ctx, cancel: cancel}
+	if v, ok, _ := t.memo.Look(firstKey(r.key)); ok {
+		if f, isFirst := v.(firstChunk); isFirst && f.etag == fi.etag && fi.etag != "" {
+			done := make(chan struct{})
+			close(done)
+			r.chunks = []*chunk{{data: f.data, done: done, shared: true}}
+			r.next = int64(len(f.data))
+		}
+	}
+	return r
+}
+
+// firstChunk is what PrefetchRead keeps of an object's first bytes, for
+// the reader that opens it next in the span: the first chunk, of the
+// version etag.
+type firstChunk struct {
+	etag string
+	data []byte
+}
+
+// firstKey is the memo's key for the first chunk of the object at key.
+func firstKey(key string) string { return "first bytes of " + key }
+
+// PrefetchRead implements storage.ReadPrefetcher: one ranged GET of the
+// object's first chunk, whose answer says what a HEAD would (size, ETag,
+// time) and brings the bytes the first reads want. Where no object has
+// the name (a folder, or nothing) it lists the name's folder, as a stat
+// would. An empty object (a range of nothing is refused), or a store that
+// did not answer, is left to the stat that follows.
+func (t *Tree) PrefetchRead(name string) {
+	if !t.memo.Open() || name == "." || t.check("open", name) != nil {
+		return
+	}
+	key := t.key(name)
+	_, known, token := t.memo.Look(key)
+	if known {
+		return
+	}
+	out, err := t.s.client.GetObject(ctxBG, &awss3.GetObjectInput{Bucket: t.s.bucket, Key: aws.String(key),
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", readChunk-1))}, quietChecksums)
+	if err != nil {
+		if isNotFound(err) {
+			fi, err := t.statDir(ctxBG, name)
+			t.keepAnswer(token, key, fi, err)
+		}
+		return
+	}
+	defer out.Body.Close()
+	size := aws.ToInt64(out.ContentLength) // the whole object, if the store sent it all
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		if _, total, ok := strings.Cut(cr, "/"); ok {
+			if size, err = strconv.ParseInt(total, 10, 64); err != nil {
+				return
+			}
+		}
+	}
+	data := make([]byte, min(size, readChunk))
+	if _, err := io.ReadFull(out.Body, data); err != nil {
+		return
+	}
+	fi := &fileInfo{name: path.Base(name), size: size, mtime: aws.ToTime(out.LastModified), etag: aws.ToString(out.ETag)}
+	t.keepAnswer(token, key, fi, nil)
+	t.memo.Keep(token, firstKey(key), firstChunk{etag: fi.etag, data: data})
 }
 
 // ReadAt implements storage.File. Every GET asks for the version the file
@@ -155,7 +222,7 @@ func (r *reader) drop(chunks []*chunk) {
 		}
 		select {
 		case <-c.done:
-			if cap(c.data) == readChunk {
+			if cap(c.data) == readChunk && !c.shared {
 				r.spare = c.data
 			}
 		default:
