@@ -70,8 +70,8 @@ func (r *runner) s3SmallBench(ctx context.Context) error {
 		name       string
 		server     *skiffServer
 		knownHosts string
-		up, dn     []time.Duration
-		puts, dirs []time.Duration
+		up, dn           []time.Duration
+		puts, gets, dirs []time.Duration
 	}
 	builds := []*build{{name: "this build"}}
 	commands := []func(args ...string) *exec.Cmd{r.cfg.ServerCommand}
@@ -118,9 +118,10 @@ func (r *runner) s3SmallBench(ctx context.Context) error {
 		}
 		return os.RemoveAll(dir)
 	}
-	var puts strings.Builder
+	var puts, gets strings.Builder
 	for i := range n {
 		fmt.Fprintf(&puts, "put %q\n", filepath.Join(src, smallFileName(i)))
+		fmt.Fprintf(&gets, "get %s\n", smallFileName(i))
 	}
 	var rcUp, rcDown []time.Duration
 	for rep := range r.cfg.Reps {
@@ -145,6 +146,16 @@ func (r *runner) s3SmallBench(ctx context.Context) error {
 				return err
 			}
 			b.puts = append(b.puts, d)
+			if err := os.MkdirAll(down, 0o755); err != nil {
+				return err
+			}
+			if d, err = r.sftpBatch(ctx, b.server.addr, b.knownHosts, fmt.Sprintf("cd %s\nlcd %s\n%s", dir, down, gets.String())); err != nil {
+				return err
+			}
+			b.gets = append(b.gets, d)
+			if err := copied(down); err != nil {
+				return err
+			}
 			ops := fmt.Sprintf("mkdir ops-%d\ncd ops-%d\nmkdir a\nmkdir b\nls -l\ncd a\nls -l\ncd ..\nrename a c\nls -l\nrmdir b\nrmdir c\ncd ..\nrmdir ops-%d\nls -l %s\n", rep, rep, rep, dir)
 			if d, err = r.sftpBatch(ctx, b.server.addr, b.knownHosts, ops); err != nil {
 				return err
@@ -187,6 +198,7 @@ func (r *runner) s3SmallBench(ctx context.Context) error {
 	row(fmt.Sprintf("`rclone copy` of %d files up (SFTP / S3)", n), func(b *build) []time.Duration { return b.up }, rcUp)
 	row("`rclone copy` of them back down", func(b *build) []time.Duration { return b.dn }, rcDown)
 	row(fmt.Sprintf("OpenSSH `sftp`: %d `put`s, one after the other", n), func(b *build) []time.Duration { return b.puts }, nil)
+	row(fmt.Sprintf("OpenSSH `sftp`: %d `get`s, one after the other", n), func(b *build) []time.Duration { return b.gets }, nil)
 	row("OpenSSH `sftp`: a batch of folder operations (`mkdir`, `cd`, `ls -l`, `rename`, `rmdir`)", func(b *build) []time.Duration { return b.dirs }, nil)
 	sec.note("Medians of %d; lower is better. Files of 1–64 KiB; rclone with `--transfers 4` on both sides, as the SFTP client with hashes off (shell_type none). "+
 		"Every request from Skiff and from rclone's S3 side to versitygw waits %s in a proxy (startLatencyProxy); logins and start-up are included in every case.", r.cfg.Reps, r.cfg.S3Latency)
