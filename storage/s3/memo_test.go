@@ -303,7 +303,7 @@ func TestPrefetchReadFetchesTheFirstBytesWithTheStat(t *testing.T) {
 		requests int // by PrefetchRead, then by Stat, Open and the reads
 	}{
 		{"small.txt", small, 1},
-		{"large.bin", large, 2}, // the GET of the first chunk, then one of the rest
+		{"large.bin", large, 3}, // the GET of the first MiB, then of the chunks after it
 		{"empty.txt", nil, 2},   // a range of nothing is refused: the stat asks
 	} {
 		m.Begin()
@@ -324,6 +324,24 @@ func TestPrefetchReadFetchesTheFirstBytesWithTheStat(t *testing.T) {
 		}
 		m.End()
 	}
+
+	// Reads across the first bytes' end, and elsewhere, read the file.
+	m.Begin()
+	tr.PrefetchRead("large.bin")
+	f, err := tr.Open("large.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{mib - 10, 3*mib + 5, 10, 5 * mib} {
+		got := make([]byte, 100)
+		n, err := f.ReadAt(got, off)
+		want := large[off:min(off+100, int64(len(large)))]
+		if n != len(want) || !bytes.Equal(got[:n], want) || (err != nil && err != io.EOF) {
+			t.Errorf("large.bin at %d: %d bytes (%v), not the file's", off, n, err)
+		}
+	}
+	f.Close()
+	m.End()
 
 	m.Begin()
 	tr.PrefetchRead("dir")

@@ -39,6 +39,7 @@ const (
 // chunk is one ranged GET of a reader.
 type chunk struct {
 	off  int64
+	n    int64 // its length: readChunk, less at the end (or the first bytes of PrefetchRead)
 	data []byte
 	err  error
 	done chan struct{} // closed when data and err are set
@@ -77,7 +78,7 @@ func newReader(t *Tree, name string, fi *fileInfo) *reader {
 		if f, isFirst := v.(firstChunk); isFirst && f.etag == fi.etag && fi.etag != "" {
 			done := make(chan struct{})
 			close(done)
-			r.chunks = []*chunk{{data: f.data, done: done, shared: true}}
+			r.chunks = []*chunk{{n: int64(len(f.data)), data: f.data, done: done, shared: true}}
 			r.next = int64(len(f.data))
 		}
 	}
@@ -85,7 +86,7 @@ func newReader(t *Tree, name string, fi *fileInfo) *reader {
 }
 
 // firstChunk is what PrefetchRead keeps of an object's first bytes, for
-// the reader that opens it next in the span: the first chunk, of the
+// the reader that opens it next in the span: its first chunk, of the
 // version etag.
 type firstChunk struct {
 	etag string
@@ -95,9 +96,15 @@ type firstChunk struct {
 // firstKey is the memo's key for the first chunk of the object at key.
 func firstKey(key string) string { return "first bytes of " + key }
 
+// prefetchBytes is how much of a file PrefetchRead fetches: a small file
+// whole, and no more of a large one than a client that reads elsewhere
+// first (a resumed download; rclone's streams after the first, each
+// opening the file to read its own part) fetches for nothing.
+const prefetchBytes = 1 << 20
+
 // PrefetchRead implements storage.ReadPrefetcher: one ranged GET of the
-// object's first chunk, whose answer says what a HEAD would (size, ETag,
-// time) and brings the bytes the first reads want. Where no object has
+// object's first prefetchBytes, whose answer says what a HEAD would (size,
+// ETag, time) and brings the bytes the first reads want. Where no object has
 // the name (a folder, or nothing) it lists the name's folder, as a stat
 // would. An empty object (a range of nothing is refused), or a store that
 // did not answer, is left to the stat that follows.
@@ -111,7 +118,7 @@ func (t *Tree) PrefetchRead(name string) {
 		return
 	}
 	out, err := t.s.client.GetObject(ctxBG, &awss3.GetObjectInput{Bucket: t.s.bucket, Key: aws.String(key),
-		Range: aws.String(fmt.Sprintf("bytes=0-%d", readChunk-1))}, quietChecksums)
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", prefetchBytes-1))}, quietChecksums)
 	if err != nil {
 		if isNotFound(err) {
 			fi, err := t.statDir(ctxBG, name)
@@ -128,7 +135,7 @@ func (t *Tree) PrefetchRead(name string) {
 			}
 		}
 	}
-	data := make([]byte, min(size, readChunk))
+	data := make([]byte, min(size, prefetchBytes))
 	if _, err := io.ReadFull(out.Body, data); err != nil {
 		return
 	}
@@ -183,7 +190,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 func (r *reader) chunkAt(pos int64) *chunk {
 	i := -1
 	for j, c := range r.chunks {
-		if pos >= c.off && pos < c.off+readChunk {
+		if pos >= c.off && pos < c.off+c.n {
 			i = j
 			break
 		}
@@ -232,8 +239,8 @@ func (r *reader) drop(chunks []*chunk) {
 
 // fetch starts the GET of the chunk at r.next.
 func (r *reader) fetch() {
-	c := &chunk{off: r.next, done: make(chan struct{})}
-	n := min(readChunk, r.fi.size-c.off)
+	n := min(readChunk, r.fi.size-r.next)
+	c := &chunk{off: r.next, n: n, done: make(chan struct{})}
 	r.next += n
 	r.chunks = append(r.chunks, c)
 	buf := r.spare
