@@ -152,8 +152,8 @@ func (h *handle) startMeter(loc *location, size int64) {
 
 // fileSize is what a regular file holds, 0 if it is missing or not regular.
 func fileSize(root storage.Tree, rel string) int64 {
-	if fs, ok := root.(storage.FileSizer); ok {
-		n, _ := fs.FileSize(rel)
+	if sizer, ok := root.(storage.FileSizer); ok {
+		n, _ := sizer.FileSize(rel)
 		return n
 	}
 	fi, err := root.Lstat(rel)
