@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func TestATreeWithAMemoSeesItsOwnChanges(t *testing.T) {
 	u.Close()
 	size("n.txt", 5)
 
-	f, err := tr.OpenFile("n.txt", 2) // os.O_RDWR: written in place
+	f, err := tr.OpenFile("n.txt", os.O_RDWR) // written in place
 	if err != nil {
 		t.Fatal(err)
 	}
