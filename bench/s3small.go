@@ -67,9 +67,9 @@ func (r *runner) s3SmallBench(ctx context.Context) error {
 	defer os.RemoveAll(down)
 
 	type build struct {
-		name       string
-		server     *skiffServer
-		knownHosts string
+		name             string
+		server           *skiffServer
+		knownHosts       string
 		up, dn           []time.Duration
 		puts, gets, dirs []time.Duration
 	}
