@@ -13,9 +13,10 @@ import "sync"
 // two and three times.
 //
 // An answer is good only within the span it was learned in:
-//   - a span is one request: Begin opens it and End ends it, and every
-//     end forgets everything (with several channels in one session, the
-//     end of any of their requests);
+//   - a span is one request: Begin opens it and End ends it, and both
+//     forget everything (with several channels in one session, the start
+//     or end of any of their requests), so that no answer is older than
+//     the request it serves;
 //   - a tree calls Forget once it has changed the store, and an answer
 //     asked before a change or an end and received after it is not kept
 //     (Look's token says which it was);
@@ -41,13 +42,15 @@ func Remember(tree Tree, m *Memo) Tree {
 	return tree
 }
 
-// Begin opens a span; End closes it.
+// Begin opens a span, and forgets everything: what another channel's
+// request learned before this one began is older than this one.
 func (m *Memo) Begin() {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
 	m.spans++
+	m.forgetLocked()
 	m.mu.Unlock()
 }
 

@@ -47,7 +47,12 @@ func TestMemoKeepsWithinASpan(t *testing.T) {
 		t.Error("an answer asked for before a change was kept after it")
 	}
 
+	_, _, token = m.Look("c")
+	m.Keep(token, "c", 3)
 	m.Begin() // a second channel's request
+	if _, ok := look("c"); ok {
+		t.Error("an answer learned before a span began served it")
+	}
 	_, _, token = m.Look("c")
 	m.Keep(token, "c", 3)
 	m.End()
