@@ -2,12 +2,14 @@ package s3_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -363,5 +365,54 @@ func TestPrefetchReadFetchesTheFirstBytesWithTheStat(t *testing.T) {
 	tr.PrefetchRead("small.txt")
 	if got := log.Take(); len(got) != 0 {
 		t.Errorf("PrefetchRead outside a span asked %q", got)
+	}
+}
+
+// countingTimes counts the reads of a Times.
+type countingTimes struct {
+	storage.Times
+	gets atomic.Int32
+}
+
+func (c *countingTimes) Get(ctx context.Context, ref storage.TreeRef, name string) (storage.Time, bool, error) {
+	c.gets.Add(1)
+	return c.Times.Get(ctx, ref, name)
+}
+
+// Within a span the kept time of a name is read once (a download's OPEN
+// stats the file, then opens it), and a time set in the span shows at once.
+func TestATreeWithAMemoReadsAKeptTimeOnce(t *testing.T) {
+	e, _ := newLoggedEnv(t)
+	times := &countingTimes{Times: storagetest.NewMemTimes()}
+	e.store.KeepTimes(times)
+	e.put(t, "a.txt", []byte("data"))
+	first, second := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2021, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := e.tree.Chtimes("a.txt", first, first); err != nil {
+		t.Fatal(err)
+	}
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m)
+	m.Begin()
+	defer m.End()
+	times.gets.Store(0)
+	if fi, err := tr.Stat("a.txt"); err != nil || !fi.ModTime().Equal(first) {
+		t.Fatalf("stat: %v, %v; want the time kept, %v", fi, err, first)
+	}
+	f, err := tr.Open("a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.ModTime().Equal(first) {
+		t.Errorf("the open file: %v, %v; want the time kept", fi, err)
+	}
+	f.Close()
+	if n := times.gets.Load(); n != 1 {
+		t.Errorf("a stat and an open in one span read the kept time %d times; want 1", n)
+	}
+	if err := tr.Chtimes("a.txt", second, second); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := tr.Stat("a.txt"); err != nil || !fi.ModTime().Equal(second) {
+		t.Errorf("stat after a Chtimes in the span: %v, %v; want %v", fi.ModTime(), err, second)
 	}
 }

@@ -43,10 +43,32 @@ func (t *Tree) withTime(ctx context.Context, name string, fi *fileInfo) *fileInf
 	if t.s.times == nil || name == "." {
 		return fi
 	}
-	if tm, ok, err := t.s.times.Get(ctx, t.ref, name); err == nil && ok && applies(tm, fi) {
+	if tm, ok := t.keptTime(ctx, name); ok && applies(tm, fi) {
 		fi.mtime = tm.ModTime
 	}
 	return fi
+}
+
+// timeAnswer is what the memo keeps of the Times' answer for a name.
+type timeAnswer struct {
+	tm storage.Time
+	ok bool
+}
+
+// keptTime asks the Times for name's time; within a span of the tree's
+// memo, once per name (a download's OPEN stats the file, then opens it).
+func (t *Tree) keptTime(ctx context.Context, name string) (storage.Time, bool) {
+	key := "time of " + t.key(name)
+	v, known, token := t.memo.Look(key)
+	if a, isAnswer := v.(timeAnswer); known && isAnswer {
+		return a.tm, a.ok
+	}
+	tm, ok, err := t.s.times.Get(ctx, t.ref, name)
+	if err != nil {
+		return storage.Time{}, false
+	}
+	t.memo.Keep(token, key, timeAnswer{tm, ok})
+	return tm, ok
 }
 
 // withTimes gives the entries of dir listed in fis the times kept for them.
@@ -76,7 +98,9 @@ func (t *Tree) setTime(ctx context.Context, op, name string, fi *fileInfo, mtime
 	if !fi.dir {
 		tm.Version = fi.etag
 	}
-	if err := t.s.times.Set(ctx, t.ref, map[string]storage.Time{name: tm}); err != nil {
+	err := t.s.times.Set(ctx, t.ref, map[string]storage.Time{name: tm})
+	t.changed()
+	if err != nil {
 		return mapErr(op, name, err)
 	}
 	return nil
@@ -99,6 +123,7 @@ func (t *Tree) setTimeNow(ctx context.Context, op, name string, mtime time.Time)
 func (t *Tree) forgetTimes(ctx context.Context, name string) {
 	if t.s.times != nil {
 		_ = t.s.times.Delete(ctx, t.ref, name)
+		t.changed()
 	}
 }
 
@@ -108,6 +133,7 @@ func (t *Tree) forgetTimes(ctx context.Context, name string) {
 // the move, by path under name), and for folders. What newName had kept (a
 // file replaced) goes.
 func (t *Tree) movedTimes(ctx context.Context, name string, kept map[string]storage.Time, moved map[string]versions, dst *Tree, newName string) error {
+	defer dst.changed()
 	carried := map[string]storage.Time{}
 	for p, tm := range kept {
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, name), "/")

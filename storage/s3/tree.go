@@ -108,8 +108,8 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 		return &fileInfo{name: ".", dir: true}, nil
 	}
 	key := t.key(name)
-	v, ok, token := t.memo.Look(key)
-	if a, isAnswer := v.(statAnswer); ok && isAnswer {
+	a, known, token := t.knownStat(key)
+	if known {
 		if a.err != nil {
 			return nil, a.err
 		}
@@ -119,6 +119,14 @@ func (t *Tree) stat(ctx context.Context, name string) (*fileInfo, error) {
 	fi, err := t.statStore(ctx, name)
 	t.keepAnswer(token, key, fi, err)
 	return fi, err
+}
+
+// knownStat is what the memo holds of the stat of key, and a token for
+// keepAnswer.
+func (t *Tree) knownStat(key string) (statAnswer, bool, uint64) {
+	v, ok, token := t.memo.Look(key)
+	a, isAnswer := v.(statAnswer)
+	return a, ok && isAnswer, token
 }
 
 // keepAnswer keeps what the store said of key in the memo: found, or not
@@ -191,8 +199,8 @@ func (t *Tree) FileSize(name string) (int64, bool) {
 		return 0, false
 	}
 	key := t.key(name)
-	v, ok, token := t.memo.Look(key)
-	if a, isAnswer := v.(statAnswer); ok && isAnswer {
+	a, known, token := t.knownStat(key)
+	if known {
 		if a.err != nil || a.fi.dir {
 			return 0, false
 		}
