@@ -330,6 +330,9 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		if rd, err = runRclone("copyto", "benchs3:"+srv.Bucket+"/"+home+"up.bin", down, "--ignore-times"); err != nil {
 			return err
 		}
+		if err := checkSize(down, r.cfg.FileSize); err != nil {
+			return fmt.Errorf("rclone download: %w", err)
+		}
 		os.Remove(down)
 		rcNoCheck = append(rcNoCheck, rd)
 	}
