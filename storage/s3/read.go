@@ -113,7 +113,7 @@ func (t *Tree) PrefetchRead(name string) {
 		return
 	}
 	key := t.key(name)
-	_, known, token := t.memo.Look(key)
+	_, known, token := t.knownStat(key)
 	if known {
 		return
 	}

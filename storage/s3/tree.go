@@ -153,7 +153,7 @@ func (t *Tree) PrefetchStat(names ...string) {
 			continue
 		}
 		key := t.key(name)
-		if _, ok, token := t.memo.Look(key); !ok {
+		if _, known, token := t.knownStat(key); !known {
 			ask := t.statStore
 			if i == 0 {
 				ask = t.statEager
