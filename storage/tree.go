@@ -37,7 +37,9 @@ import (
 //   - ErrUnsupported (through an *UnsupportedError): the backend cannot do
 //     this, in general or in this case;
 //   - ErrChanged: the file was replaced since it was opened (a backend
-//     that reads and rewrites files by version, an object store).
+//     that reads and rewrites files by version, an object store);
+//   - ErrBusy: no resource is free for the transfer now (an object
+//     store's memory for upload parts); the client may try again.
 //
 // Anything else is reported to the client as a plain failure and logged.
 
@@ -46,6 +48,11 @@ import (
 // was opened: a read would mix two versions, and a write in place would
 // undo the other change.
 var ErrChanged = errors.New("the file was changed by someone else since it was opened")
+
+// ErrBusy is what a backend fails with when it has no resource free for a
+// transfer now (an object store's memory for upload parts) and the client
+// should try again later.
+var ErrBusy = errors.New("the server has no memory free for this transfer now: try again later")
 
 // ErrUnsupported matches every error by which a backend says it cannot do
 // an operation (errors.Is(err, ErrUnsupported)). It also matches

@@ -21,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/policy"
 	"github.com/skiffhq/skiff/sftp"
 	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/storage/s3"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/outbox"
 	"github.com/skiffhq/skiff/tenant/sftplogin"
@@ -84,6 +85,27 @@ func (m *metrics) watchSFTPResources(handles *vfs.Counter, replies *vfs.ReplyBud
 			func() float64 { return float64(handles.Total()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skiff_sftp_reply_memory_bytes", Help: "Bytes of SFTP replies queued for clients or being written."},
 			func() float64 { return float64(replies.Used()) }))
+}
+
+// watchStore adds the memory budget of S3 storage's transfers: what they
+// hold, the limit, and how often it was short.
+func (m *metrics) watchStore(store fileStore) {
+	s3store, ok := store.(*s3.Store)
+	if m.reg == nil || !ok {
+		return
+	}
+	use := func(f func(s3.MemoryUse) int64) func() float64 {
+		return func() float64 { return float64(f(s3store.MemoryUse())) }
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skiff_s3_transfer_memory_bytes", Help: "Bytes of S3 storage's upload parts and download read-ahead held (the storage URL's memory budget)."},
+			use(func(u s3.MemoryUse) int64 { return u.InUse })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skiff_s3_transfer_memory_limit_bytes", Help: "The storage URL's memory budget for S3 transfers on this node."},
+			use(func(u s3.MemoryUse) int64 { return u.Limit })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "skiff_s3_uploads_refused_busy_total", Help: "Upload writes that found no memory in the budget in time and failed (\"try again later\")."},
+			use(func(u s3.MemoryUse) int64 { return u.UploadsRefused })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "skiff_s3_reads_over_budget_total", Help: "Download reads served without read-ahead, for want of memory in the budget."},
+			use(func(u s3.MemoryUse) int64 { return u.ReadsOverBudget })))
 }
 
 // serve listens on addr and serves /metrics until ctx ends; it returns once

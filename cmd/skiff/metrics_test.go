@@ -242,7 +242,7 @@ func documentedMetrics(t *testing.T) map[string]bool {
 	return names
 }
 
-var metricName = regexp.MustCompile(`\b(skiff|go_sql)_[a-z_]+[a-z]`)
+var metricName = regexp.MustCompile(`\b(skiff|go_sql)_[a-z0-9_]+[a-z]`)
 
 // TestMonitoringDocs: the alert rules are valid YAML in Prometheus's rule
 // file shape, with the alerts the operations guide promises; the dashboard

@@ -28,7 +28,8 @@ func TestServeOnS3(t *testing.T) {
 	onS3 := func(prefix string) func(*ServeCmd) {
 		return func(c *ServeCmd) { c.Storage.URL = srv.URL(prefix) }
 	}
-	s, dl, dataDir := startDemo(t, onS3("deploy"))
+	metricsAddr := freeAddr(t)
+	s, dl, dataDir := startDemo(t, onS3("deploy"), func(c *ServeCmd) { c.Metrics.Addr = metricsAddr })
 	client := srv.Client()
 	ctx := context.Background()
 	if _, err := client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("deploy/" + storageMarkerFile)}); err != nil {
@@ -80,6 +81,31 @@ func TestServeOnS3(t *testing.T) {
 	r.Close()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (%v), want the %d uploaded", len(got), err, len(data))
+	}
+	// The transfers' memory budget: its limit (the default), and all of it
+	// given back once the transfers ended (a GET ahead ends a moment after
+	// the file's close).
+	documented := documentedMetrics(t)
+	for _, name := range []string{"skiff_s3_transfer_memory_bytes", "skiff_s3_transfer_memory_limit_bytes",
+		"skiff_s3_uploads_refused_busy_total", "skiff_s3_reads_over_budget_total"} {
+		if !documented[name] {
+			t.Errorf("%s is served but not in docs/OPERATIONS.md's metrics", name)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mfs := scrape(t, metricsAddr)
+		if got := value(mfs, "skiff_s3_transfer_memory_limit_bytes"); got != 1<<30 {
+			t.Fatalf("skiff_s3_transfer_memory_limit_bytes = %v, want the default 1 GiB", got)
+		}
+		held := value(mfs, "skiff_s3_transfer_memory_bytes")
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("skiff_s3_transfer_memory_bytes = %v after every transfer ended", held)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var keys []string
 	out, err := client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String("deploy/")})

@@ -80,6 +80,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer closeStore()
+	m.watchStore(store)
 	mail, err := c.Mail.worker(log, d.DB, c.DataDir, d.Embedded)
 	if err != nil {
 		return err

@@ -91,6 +91,8 @@ func fsError(err error) (st error, expected bool) {
 		return errUnsupported, true
 	case errors.Is(err, storage.ErrChanged):
 		return status(fxFailure, storage.ErrChanged.Error()+": open it again"), true
+	case errors.Is(err, storage.ErrBusy):
+		return status(fxFailure, storage.ErrBusy.Error()), true
 	case errors.Is(err, fs.ErrNotExist):
 		return errNotFound, true
 	case errors.Is(err, fs.ErrPermission):

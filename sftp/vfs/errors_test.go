@@ -27,3 +27,14 @@ func TestFSErrorUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// A backend with no memory free for an upload says so, and the client is
+// told to try again later; it is not logged as a failure of the server.
+func TestFSErrorBusy(t *testing.T) {
+	err := &fs.PathError{Op: "write", Path: "a", Err: storage.ErrBusy}
+	st, expected := fsError(err)
+	se, ok := st.(*statusError)
+	if !ok || se.code != fxFailure || se.msg != "the server has no memory free for this transfer now: try again later" || !expected {
+		t.Errorf("fsError(%v) = %#v, %v; want FAILURE with the reason, expected", err, st, expected)
+	}
+}

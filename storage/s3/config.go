@@ -34,6 +34,7 @@ const (
 	DefaultMoveMaxFiles  = 1000
 	DefaultMoveMaxBytes  = 10 << 30
 	DefaultOrphanAge     = 24 * time.Hour
+	DefaultMemory        = 1 << 30
 )
 
 // Config is where and how a Store keeps files. ParseURL makes one from a
@@ -67,6 +68,13 @@ type Config struct {
 	// OrphanAge is how old an unfinished multipart upload must be for the
 	// sweep to abort it (one a crashed node left behind).
 	OrphanAge time.Duration
+	// Memory bounds the memory of this node's transfers (upload parts and
+	// downloads' read-ahead), and MemoryPerAccount one account's share of
+	// it (memBudget). Each is at least one upload's parts (PartSize ×
+	// PartsInFlight); by default DefaultMemory (or two uploads' parts, if
+	// more) and a quarter of Memory (or one upload's, if more).
+	Memory           int64
+	MemoryPerAccount int64
 }
 
 func (c *Config) defaults() error {
@@ -103,6 +111,19 @@ func (c *Config) defaults() error {
 	if c.OrphanAge == 0 {
 		c.OrphanAge = DefaultOrphanAge
 	}
+	upload := c.PartSize * int64(c.PartsInFlight)
+	if c.Memory == 0 {
+		c.Memory = max(DefaultMemory, 2*upload)
+	}
+	if c.MemoryPerAccount == 0 {
+		c.MemoryPerAccount = max(c.Memory/4, upload)
+	}
+	switch {
+	case c.Memory < upload:
+		return fmt.Errorf("s3: memory %d is less than one upload's parts (part size × parts in flight: %d)", c.Memory, upload)
+	case c.MemoryPerAccount < upload || c.MemoryPerAccount > c.Memory:
+		return fmt.Errorf("s3: memory per account %d is outside [one upload's parts (%d), memory (%d)]", c.MemoryPerAccount, upload, c.Memory)
+	}
 	return nil
 }
 
@@ -110,7 +131,8 @@ func (c *Config) defaults() error {
 //
 //	s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=true|false
 //	    &part_size=8MiB&parts_in_flight=4&move_max_files=1000
-//	    &move_max_bytes=10GiB&orphan_age=24h]
+//	    &move_max_bytes=10GiB&orphan_age=24h&memory=1GiB
+//	    &memory_per_account=256MiB]
 //
 // Credentials are not part of it: they come from the standard AWS
 // environment variables, shared config files or instance roles.
@@ -146,6 +168,10 @@ func ParseURL(raw string) (Config, error) {
 			c.MoveMaxBytes, err = parseBytes(v)
 		case "orphan_age":
 			c.OrphanAge, err = time.ParseDuration(v)
+		case "memory":
+			c.Memory, err = parseBytes(v)
+		case "memory_per_account":
+			c.MemoryPerAccount, err = parseBytes(v)
 		default:
 			return Config{}, fmt.Errorf("s3: storage URL: unknown parameter %q", key)
 		}

@@ -1,6 +1,10 @@
 package s3
 
-import "github.com/skiffhq/skiff/storage"
+import (
+	"time"
+
+	"github.com/skiffhq/skiff/storage"
+)
 
 // PeakParts is the most parts u held in memory at once.
 func PeakParts(u storage.Upload) int {
@@ -8,4 +12,16 @@ func PeakParts(u storage.Upload) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.peak
+}
+
+// MemoryInUse is what the store's transfers hold of its memory budget: on
+// the node, and for account.
+func MemoryInUse(s *Store, account string) (node, acct int64) { return s.mem.inUse(account) }
+
+// SetMemoryWait sets how long an upload waits for memory, until the test
+// ends.
+func SetMemoryWait(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := memoryWait
+	memoryWait = d
+	t.Cleanup(func() { memoryWait = old })
 }

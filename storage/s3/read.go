@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,7 +47,18 @@ type chunk struct {
 	// shared: data came with the stat (PrefetchRead), and may be another
 	// reader's too: it is never reused for the next chunk.
 	shared bool
+	// grant is the memory the chunk holds of the node's budget (0: none,
+	// the bytes of one read fetched over the budget). It is given back
+	// once the reader has dropped the chunk and its GET has ended, by
+	// whichever comes second (state).
+	grant int64
+	state atomic.Int32 // chunkDropped | chunkEnded
 }
+
+const (
+	chunkDropped = 1 << iota
+	chunkEnded
+)
 
 // reader is an object open for reading.
 type reader struct {
@@ -58,7 +70,9 @@ type reader struct {
 	mu     sync.Mutex
 	chunks []*chunk // consecutive chunks held, the first at the window's start
 	spare  []byte   // a buffer of a chunk dropped after its GET ended, or nil
-	next   int64    // offset of the chunk after the last one held
+	// spareGrant is the memory of the node's budget spare holds.
+	spareGrant int64
+	next       int64 // offset of the chunk after the last one held
 	// lastEnd is where the last read ended.
 	lastEnd int64
 	cancel  context.CancelFunc
@@ -166,7 +180,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), size)
 	n := 0
 	for pos := off; pos < end; {
-		c := r.chunkAt(pos)
+		c := r.chunkAt(pos, end-pos)
 		<-c.done
 		if c.err != nil {
 			r.reset(pos) // drop the failed chunk; the next read tries again
@@ -183,11 +197,13 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// chunkAt returns the chunk holding pos, fetching it if need be. When the
-// client reads sequentially (pos near where its last read ended), it keeps
-// readAhead chunks fetched from pos's on, and keeps one chunk behind for
-// reads that arrive late; a read elsewhere fetches only its own chunk.
-func (r *reader) chunkAt(pos int64) *chunk {
+// chunkAt returns the chunk holding pos, fetching it if need be (want: the
+// bytes the read asks for from pos). When the client reads sequentially
+// (pos near where its last read ended), it keeps readAhead chunks fetched
+// from pos's on, and keeps one chunk behind for reads that arrive late; a
+// read elsewhere fetches only its own chunk. Over the node's memory budget
+// it fetches no chunk ahead, and only the bytes asked for.
+func (r *reader) chunkAt(pos, want int64) *chunk {
 	i := -1
 	for j, c := range r.chunks {
 		if pos >= c.off && pos < c.off+c.n {
@@ -197,7 +213,9 @@ func (r *reader) chunkAt(pos int64) *chunk {
 	}
 	if i < 0 {
 		r.reset(pos)
-		r.fetch()
+		if !r.fetch() {
+			r.fetchOnly(pos, want)
+		}
 		i = 0
 	}
 	if i > 1 { // the client read on: drop what it left behind, but one
@@ -207,7 +225,9 @@ func (r *reader) chunkAt(pos int64) *chunk {
 	}
 	if pos >= r.lastEnd-readChunk && pos <= r.lastEnd+readChunk {
 		for len(r.chunks)-i < readAhead && r.next < r.fi.size {
-			r.fetch()
+			if !r.fetch() {
+				break
+			}
 		}
 	}
 	return r.chunks[i]
@@ -220,33 +240,70 @@ func (r *reader) reset(pos int64) {
 	r.next = pos - pos%readChunk
 }
 
-// drop keeps the buffer of one of chunks whose GET has ended as the spare.
-// A chunk still being fetched keeps its buffer: its GET writes into it.
+// drop keeps the buffer of one of chunks whose GET has ended as the spare,
+// and lets go of the others. A chunk still being fetched keeps its buffer:
+// its GET writes into it.
 func (r *reader) drop(chunks []*chunk) {
 	for _, c := range chunks {
-		if r.spare != nil {
-			return
-		}
-		select {
-		case <-c.done:
-			if cap(c.data) == readChunk && !c.shared {
-				r.spare = c.data
+		if r.spare == nil && c.grant == readChunk {
+			select {
+			case <-c.done:
+				if c.data != nil { // nil: its GET failed before it took the buffer
+					r.spare, r.spareGrant = c.data, c.grant
+					continue
+				}
+			default:
 			}
-		default:
 		}
+		r.letGo(c)
 	}
 }
 
-// fetch starts the GET of the chunk at r.next.
-func (r *reader) fetch() {
+// letGo gives c's memory back to the budget once its GET has ended.
+func (r *reader) letGo(c *chunk) {
+	if c.state.Or(chunkDropped)&chunkEnded != 0 {
+		r.t.s.mem.give(r.t.ref.Account, c.grant)
+	}
+}
+
+// fetch starts the GET of the chunk at r.next, and reports whether it did:
+// not over the node's memory budget.
+func (r *reader) fetch() bool {
 	n := min(readChunk, r.fi.size-r.next)
-	c := &chunk{off: r.next, n: n, done: make(chan struct{})}
+	buf, grant := r.spare, r.spareGrant
+	if buf != nil {
+		r.spare, r.spareGrant = nil, 0
+	} else if r.t.s.mem.tryTake(r.t.ref.Account, n) {
+		grant = n
+	} else {
+		return false
+	}
+	r.get(r.next, n, buf, grant)
 	r.next += n
+	return true
+}
+
+// fetchOnly fetches the want bytes at pos (a read over the memory budget):
+// that read's memory, which the SFTP reply's budget bounds.
+func (r *reader) fetchOnly(pos, want int64) {
+	r.t.s.mem.narrow.Add(1)
+	n := min(want, r.fi.size-pos)
+	r.get(pos, n, nil, 0)
+	r.next = pos + n
+}
+
+// get starts the ranged GET of the n bytes at off, into buf if it is large
+// enough.
+func (r *reader) get(off, n int64, buf []byte, grant int64) {
+	c := &chunk{off: off, n: n, grant: grant, done: make(chan struct{})}
 	r.chunks = append(r.chunks, c)
-	buf := r.spare
-	r.spare = nil
 	go func() {
-		defer close(c.done)
+		defer func() {
+			close(c.done)
+			if c.state.Or(chunkEnded)&chunkDropped != 0 {
+				r.t.s.mem.give(r.t.ref.Account, c.grant)
+			}
+		}()
 		in := &awss3.GetObjectInput{Bucket: r.t.s.bucket, Key: aws.String(r.key),
 			Range: aws.String(fmt.Sprintf("bytes=%d-%d", c.off, c.off+n-1))}
 		if r.fi.etag != "" {
@@ -283,7 +340,14 @@ func (r *reader) Close() error {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.chunks, r.spare = nil, nil
+	if r.closed {
+		return nil
+	}
+	for _, c := range r.chunks {
+		r.letGo(c)
+	}
+	r.t.s.mem.give(r.t.ref.Account, r.spareGrant)
+	r.chunks, r.spare, r.spareGrant = nil, nil, 0
 	r.closed = true
 	return nil
 }

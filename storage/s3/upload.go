@@ -250,7 +250,21 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 		}
 		for i >= len(w.bufs) {
 			if len(w.bufs)+w.inflight < w.slots {
-				w.bufs = append(w.bufs, w.newBuf())
+				if w.inflight > 0 && !w.t.s.mem.tryTake(w.t.ref.Account, w.partSize) {
+					// Over the node's memory for transfers: wait for
+					// a part of this upload to be sent (memBudget).
+					w.cond.Wait()
+					if w.err != nil {
+						return n, w.err
+					}
+					i = int((pos - w.flushed) / w.partSize)
+					continue
+				}
+				b, err := w.newBuf(w.inflight > 0)
+				if err != nil {
+					return n, err
+				}
+				w.bufs = append(w.bufs, b)
 				w.peak = max(w.peak, len(w.bufs)+w.inflight)
 				continue
 			}
@@ -279,8 +293,22 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (w *writer) newBuf() *partBuf {
-	return &partBuf{b: w.t.s.parts.get()}
+// newBuf takes a part buffer, and its memory from the node's budget unless
+// taken already; it waits up to memoryWait for that memory, then fails with
+// storage.ErrBusy.
+func (w *writer) newBuf(taken bool) (*partBuf, error) {
+	if !taken {
+		if err := w.t.s.mem.take(w.t.ref.Account, w.partSize); err != nil {
+			return nil, mapErr("write", w.name, err)
+		}
+	}
+	return &partBuf{b: w.t.s.parts.get()}, nil
+}
+
+// putBuf gives a part buffer back, and its memory to the budget.
+func (w *writer) putBuf(b *partBuf) {
+	w.t.s.parts.put(b.b)
+	w.t.s.mem.give(w.t.ref.Account, w.partSize)
 }
 
 // sendFront sends the first n bytes of the first part in memory as the
@@ -303,7 +331,7 @@ func (w *writer) sendFront(n int64) error {
 	w.inflight++
 	go func() {
 		err := w.mp.uploadPart(ctxBG, num, (*b.b)[:n])
-		w.t.s.parts.put(b.b)
+		w.putBuf(b)
 		w.mu.Lock()
 		w.inflight--
 		if err != nil && w.err == nil {
@@ -388,7 +416,7 @@ func (w *writer) restart() error {
 
 func (w *writer) releaseBufs() {
 	for _, b := range w.bufs {
-		w.t.s.parts.put(b.b)
+		w.putBuf(b)
 	}
 	w.bufs = nil
 }
@@ -424,7 +452,11 @@ func (w *writer) finish(key string, exclusive bool, ifMatch string) error {
 	}
 	for w.flushed < w.size {
 		if len(w.bufs) == 0 {
-			w.bufs = append(w.bufs, w.newBuf()) // a hole at the end
+			b, err := w.newBuf(false) // a hole at the end
+			if err != nil {
+				return err
+			}
+			w.bufs = append(w.bufs, b)
 		}
 		for len(w.bufs)+w.inflight > w.slots && w.inflight > 0 {
 			w.cond.Wait()

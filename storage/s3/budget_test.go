@@ -1,0 +1,206 @@
+package s3_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff/storage"
+	"github.com/skiffhq/skiff/storage/s3"
+)
+
+const otherAcct = "5d2e8f10-3a4b-4c5d-8e6f-708192a3b4c5"
+
+// waitMemoryFree waits for the transfers' memory to be given back: GETs
+// dropped while running give theirs back as they end.
+func waitMemoryFree(t *testing.T, st *s3.Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		node, _ := s3.MemoryInUse(st, acct)
+		if node == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of the memory budget still held after every file was closed", node)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Many downloads open at once hold no more than the node's memory for
+// transfers: each would fetch 16 MiB ahead of its first read, 512 MiB for
+// these 32. Over the budget a read fetches only what it asks for, and
+// every read gets the right bytes.
+func TestOpenDownloadsStayWithinTheMemoryBudget(t *testing.T) {
+	const budget = 16 * mib
+	e := newEnv(t, s3.Config{Memory: budget, MemoryPerAccount: budget})
+	data := randBytes(16 * mib)
+	e.put(t, "big", data)
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var files []storage.File
+	buf := make([]byte, 32<<10)
+	for range 32 {
+		f, err := e.tree.Open("big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		if n, err := f.ReadAt(buf, 0); err != nil || !bytes.Equal(buf[:n], data[:len(buf)]) {
+			t.Fatalf("first read: %d bytes, %v", n, err)
+		}
+	}
+	if node, _ := s3.MemoryInUse(e.store, acct); node > budget {
+		t.Errorf("downloads hold %d MiB of a %d MiB budget", node/mib, budget/mib)
+	}
+	// Let the GETs started ahead end, then count what the open files keep.
+	time.Sleep(500 * time.Millisecond)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > budget+8*mib {
+		t.Errorf("32 open downloads keep %d MiB of memory; the budget is %d MiB", grew/mib, budget/mib)
+	}
+
+	// The first file took the budget; another reads the whole file over
+	// it, a read at a time, and gets every byte.
+	f := files[len(files)-1]
+	var got []byte
+	for off := int64(0); ; {
+		n, err := f.ReadAt(buf, off)
+		got = append(got, buf[:n]...)
+		off += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("a download over the budget read other bytes than the file's")
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	waitMemoryFree(t, e.store)
+}
+
+// An upload that finds no memory for a part waits for it: it goes on once
+// another upload gives its part back, and fails with a clear error, keeping
+// nothing, when none is given back in time. One account cannot take
+// another's share.
+func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
+	s3.SetMemoryWait(t, 300*time.Millisecond)
+	// One part per upload: the node has room for two, an account for one.
+	e := newEnv(t, s3.Config{PartsInFlight: 1, Memory: 2 * s3.MinPartSize, MemoryPerAccount: s3.MinPartSize})
+	data := randBytes(mib)
+
+	a, err := e.tree.Create("a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The account's share is taken: another upload of it waits, then fails.
+	b, err := e.tree.Create("b", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = b.WriteAt(data, 0)
+	if !errors.Is(err, storage.ErrBusy) {
+		t.Fatalf("write over the account's memory: %v, want storage.ErrBusy", err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("the write failed after %v, before the wait of 300ms", waited)
+	}
+	b.Close()
+	if _, err := e.tree.Stat("b"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed upload left a file: %v", err)
+	}
+
+	// Another account's user uploads meanwhile: the node has room.
+	other, err := e.store.UserHome(otherAcct, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := other.Create("c", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteAt(data, 0); err != nil {
+		t.Fatalf("another account's upload: %v", err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	// An upload waiting when the part is given back goes on.
+	s3.SetMemoryWait(t, 10*time.Second)
+	d, err := e.tree.Create("d", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := d.WriteAt(data, 0)
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("the write did not wait for memory: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if err := <-wrote; err != nil {
+		t.Fatalf("the waiting write: %v", err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if got := e.get(t, "d"); !bytes.Equal(got, data) {
+		t.Error("the upload that waited stored other bytes")
+	}
+	waitMemoryFree(t, e.store)
+}
+
+func TestMemorySettings(t *testing.T) {
+	c, err := s3.ParseURL("s3://b/p?memory=2GiB&memory_per_account=512MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Memory != 2<<30 || c.MemoryPerAccount != 512*mib {
+		t.Errorf("memory %d, per account %d", c.Memory, c.MemoryPerAccount)
+	}
+	if c, err = s3.ParseURL("s3://b/p"); err != nil || c.Memory != s3.DefaultMemory || c.MemoryPerAccount != s3.DefaultMemory/4 {
+		t.Errorf("defaults: memory %d, per account %d, %v", c.Memory, c.MemoryPerAccount, err)
+	}
+	// Large parts: room for two uploads on the node, one per account.
+	if c, err = s3.ParseURL("s3://b/p?part_size=64MiB&parts_in_flight=16"); err != nil || c.Memory != 2<<30 || c.MemoryPerAccount != 1<<30 {
+		t.Errorf("defaults with large parts: memory %d, per account %d, %v", c.Memory, c.MemoryPerAccount, err)
+	}
+	for _, bad := range []string{
+		"s3://b/p?memory=16MiB",                        // less than one upload (32 MiB)
+		"s3://b/p?memory_per_account=8MiB",             // the same, for an account
+		"s3://b/p?memory=1GiB&memory_per_account=2GiB", // more than the node's
+		"s3://b/p?memory=lots",
+	} {
+		if _, err := s3.ParseURL(bad); err == nil {
+			t.Errorf("ParseURL(%q) succeeded", bad)
+		}
+	}
+}
