@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// partBuffers hands out the buffers that hold an upload's parts.
+// partBuffers hands out the buffers that hold an upload's parts, and (a
+// pool of their own, of their size) downloads' whole chunks (read.go).
 //
 // On Linux they live outside the Go heap (partbuf_linux.go). A part on the
 // heap is live memory, and the garbage collector lets the heap grow to

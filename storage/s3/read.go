@@ -30,8 +30,12 @@ import (
 // reads fetch little. Memory per open file: readChunk × (readAhead + 2),
 // the chunks held and one buffer kept for the next chunk: a sequential
 // read drops a chunk behind it and fetches one ahead, and the buffer goes
-// from one to the other rather than to the garbage collector (4 MiB a
-// chunk, 256 a GiB, each zeroed when made).
+// from one to the other rather than back to the pool. Whole chunks live in
+// the store's pool outside the Go heap, as upload parts do (partBuffers),
+// so that downloads do not double the heap the collector allows; all of
+// them hold memory of the node's budget (memBudget), and over it a reader
+// fetches ahead nothing, and only the bytes each read asks for.
+
 const (
 	readChunk = 4 << 20
 	readAhead = 4
@@ -44,14 +48,13 @@ type chunk struct {
 	data []byte
 	err  error
 	done chan struct{} // closed when data and err are set
-	// shared: data came with the stat (PrefetchRead), and may be another
-	// reader's too: it is never reused for the next chunk.
-	shared bool
 	// grant is the memory the chunk holds of the node's budget (0: none,
-	// the bytes of one read fetched over the budget). It is given back
-	// once the reader has dropped the chunk and its GET has ended, by
-	// whichever comes second (state).
+	// the bytes of one read fetched over the budget), and buf its buffer
+	// from the store's pool when it is a whole chunk (else its data is on
+	// the heap). Both are given back once the reader has dropped the chunk
+	// and its GET has ended, by whichever comes second (state).
 	grant int64
+	buf   *[]byte
 	state atomic.Int32 // chunkDropped | chunkEnded
 }
 
@@ -69,10 +72,10 @@ type reader struct {
 
 	mu     sync.Mutex
 	chunks []*chunk // consecutive chunks held, the first at the window's start
-	spare  []byte   // a buffer of a chunk dropped after its GET ended, or nil
-	// spareGrant is the memory of the node's budget spare holds.
-	spareGrant int64
-	next       int64 // offset of the chunk after the last one held
+	// spare is the pooled buffer of a whole chunk dropped after its GET
+	// ended, or nil; it holds readChunk of the node's budget.
+	spare *[]byte
+	next  int64 // offset of the chunk after the last one held
 	// lastEnd is where the last read ended.
 	lastEnd int64
 	cancel  context.CancelFunc
@@ -92,7 +95,7 @@ func newReader(t *Tree, name string, fi *fileInfo) *reader {
 		if f, isFirst := v.(firstChunk); isFirst && f.etag == fi.etag && fi.etag != "" {
 			done := make(chan struct{})
 			close(done)
-			r.chunks = []*chunk{{n: int64(len(f.data)), data: f.data, done: done, shared: true}}
+			r.chunks = []*chunk{{n: int64(len(f.data)), data: f.data, done: done}}
 			r.next = int64(len(f.data))
 		}
 	}
@@ -245,38 +248,43 @@ func (r *reader) reset(pos int64) {
 // its GET writes into it.
 func (r *reader) drop(chunks []*chunk) {
 	for _, c := range chunks {
-		if r.spare == nil && c.grant == readChunk {
+		if r.spare == nil && c.buf != nil {
 			select {
 			case <-c.done:
-				if c.data != nil { // nil: its GET failed before it took the buffer
-					r.spare, r.spareGrant = c.data, c.grant
-					continue
-				}
+				r.spare = c.buf
+				continue
 			default:
 			}
 		}
-		r.letGo(c)
+		if c.state.Or(chunkDropped)&chunkEnded != 0 {
+			r.release(c)
+		}
 	}
 }
 
-// letGo gives c's memory back to the budget once its GET has ended.
-func (r *reader) letGo(c *chunk) {
-	if c.state.Or(chunkDropped)&chunkEnded != 0 {
-		r.t.s.mem.give(r.t.ref.Account, c.grant)
+// release gives c's memory back: its budget, and its buffer to the pool.
+func (r *reader) release(c *chunk) {
+	r.t.s.mem.give(r.t.ref.Account, c.grant)
+	if c.buf != nil {
+		r.t.s.chunks.put(c.buf)
 	}
 }
 
 // fetch starts the GET of the chunk at r.next, and reports whether it did:
-// not over the node's memory budget.
+// not over the node's memory budget. A whole chunk goes into a pooled
+// buffer (the spare first), outside the Go heap (partBuffers); a short one
+// (a small file, the end of one) onto the heap.
 func (r *reader) fetch() bool {
 	n := min(readChunk, r.fi.size-r.next)
-	buf, grant := r.spare, r.spareGrant
-	if buf != nil {
-		r.spare, r.spareGrant = nil, 0
-	} else if r.t.s.mem.tryTake(r.t.ref.Account, n) {
-		grant = n
-	} else {
+	var buf *[]byte
+	grant := n
+	switch {
+	case r.spare != nil:
+		buf, grant, r.spare = r.spare, readChunk, nil
+	case !r.t.s.mem.tryTake(r.t.ref.Account, n):
 		return false
+	case n == readChunk:
+		buf = r.t.s.chunks.get()
 	}
 	r.get(r.next, n, buf, grant)
 	r.next += n
@@ -292,16 +300,15 @@ func (r *reader) fetchOnly(pos, want int64) {
 	r.next = pos + n
 }
 
-// get starts the ranged GET of the n bytes at off, into buf if it is large
-// enough.
-func (r *reader) get(off, n int64, buf []byte, grant int64) {
-	c := &chunk{off: off, n: n, grant: grant, done: make(chan struct{})}
+// get starts the ranged GET of the n bytes at off, into buf if given.
+func (r *reader) get(off, n int64, buf *[]byte, grant int64) {
+	c := &chunk{off: off, n: n, grant: grant, buf: buf, done: make(chan struct{})}
 	r.chunks = append(r.chunks, c)
 	go func() {
 		defer func() {
 			close(c.done)
 			if c.state.Or(chunkEnded)&chunkDropped != 0 {
-				r.t.s.mem.give(r.t.ref.Account, c.grant)
+				r.release(c)
 			}
 		}()
 		in := &awss3.GetObjectInput{Bucket: r.t.s.bucket, Key: aws.String(r.key),
@@ -315,10 +322,11 @@ func (r *reader) get(off, n int64, buf []byte, grant int64) {
 			return
 		}
 		defer out.Body.Close()
-		if cap(buf) < int(n) {
-			buf = make([]byte, n) // a whole chunk, or a small file's
+		if buf != nil {
+			c.data = (*buf)[:n]
+		} else {
+			c.data = make([]byte, n)
 		}
-		c.data = buf[:n]
 		if _, err := io.ReadFull(out.Body, c.data); err != nil {
 			c.err = mapErr("read", r.name, fmt.Errorf("at %d of %d bytes: %w", c.off, r.fi.size, err))
 		}
@@ -343,11 +351,11 @@ func (r *reader) Close() error {
 	if r.closed {
 		return nil
 	}
-	for _, c := range r.chunks {
-		r.letGo(c)
+	r.drop(r.chunks)
+	if r.spare != nil {
+		r.release(&chunk{grant: readChunk, buf: r.spare})
 	}
-	r.t.s.mem.give(r.t.ref.Account, r.spareGrant)
-	r.chunks, r.spare, r.spareGrant = nil, nil, 0
+	r.chunks, r.spare = nil, nil
 	r.closed = true
 	return nil
 }

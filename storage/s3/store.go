@@ -53,8 +53,9 @@ type Store struct {
 	bucket *string
 	// parts holds part buffers (cfg.PartSize bytes) for reuse by uploads,
 	// outside the Go heap (partbuf.go).
-	parts *partBuffers
-	mem   *memBudget // the node's transfers' memory: parts and read-ahead
+	parts  *partBuffers
+	chunks *partBuffers // downloads' whole chunks (read.go)
+	mem    *memBudget   // the node's transfers' memory: parts and read-ahead
 	// times keeps the times clients set (times.go); nil: not kept.
 	times storage.Times
 }
@@ -70,6 +71,7 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 	}
 	s := &Store{client: client, cfg: c, bucket: aws.String(c.Bucket)}
 	s.parts = newPartBuffers(c.PartSize, c.PartsInFlight)
+	s.chunks = newPartBuffers(readChunk, readAhead+2)
 	s.mem = newMemBudget(c.Memory, c.MemoryPerAccount)
 	return s, nil
 }
