@@ -157,9 +157,10 @@ func treeRSS(pid int) int64 {
 	return total
 }
 
-// rssSampler records the peak of treeRSS(pid) while it runs. It is how the
-// peak memory of a forking server (sshd) is measured, where no single
-// process's VmHWM covers the sessions.
+// rssSampler records the peak of a memory figure while it runs. It is how
+// the peak memory of a forking server (sshd) is measured, where no single
+// process's VmHWM covers the sessions, and how a peak is split into its
+// anonymous and file-backed parts, which VmHWM does not.
 type rssSampler struct {
 	stop chan struct{}
 	done chan struct{}
@@ -167,14 +168,28 @@ type rssSampler struct {
 	peak int64
 }
 
+// sampleRSS samples treeRSS(pid).
 func sampleRSS(pid int, every time.Duration) *rssSampler {
+	return sample(every, func() int64 { return treeRSS(pid) })
+}
+
+// sampleAnon samples pid's anonymous resident memory (RssAnon: its heap,
+// stacks and anonymous mappings, not the program's pages).
+func sampleAnon(pid int, every time.Duration) *rssSampler {
+	return sample(every, func() int64 {
+		v, _ := statusField(pid, "RssAnon:")
+		return v
+	})
+}
+
+func sample(every time.Duration, read func() int64) *rssSampler {
 	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			v := treeRSS(pid)
+			v := read()
 			s.mu.Lock()
 			s.peak = max(s.peak, v)
 			s.mu.Unlock()

@@ -145,7 +145,14 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// RssAnon (heap, stacks, the mapped parts) sampled during each upload:
+	// the peak without the program's pages.
+	anon0, err := statusField(sk.proc.pid(), "RssAnon:")
+	if err != nil {
+		return err
+	}
 	var file1 int64
+	var anonPeaks []int64
 	for i := range r.cfg.Reps {
 		if err := sk.profile("free", ""); err != nil {
 			return err
@@ -153,7 +160,9 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		if err := resetPeakRSS(sk.proc.pid()); err != nil {
 			return fmt.Errorf("reset peak RSS: %w", err)
 		}
+		anon := sampleAnon(sk.proc.pid(), 5*time.Millisecond)
 		d, err := sftpRun(fmt.Sprintf("put %q up.bin\n", src))
+		anonPeak := anon.Stop()
 		if err != nil {
 			return err
 		}
@@ -161,6 +170,8 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		anonPeaks = append(anonPeaks, anonPeak-anon0)
+		r.log.Info("s3 upload memory", "peak over idle MiB", (peak-rss0)>>20, "anonymous peak over idle MiB", (anonPeak-anon0)>>20)
 		if i == 0 {
 			if file1, err = statusField(sk.proc.pid(), "RssFile:"); err != nil {
 				return err
@@ -168,6 +179,12 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		}
 		skUp = append(skUp, d)
 		peaks = append(peaks, peak-rss0)
+	}
+	if r.cfg.ProfileDir != "" {
+		// What the lone uploads allocated, by site (alloc_space).
+		if err := sk.profile("heap", filepath.Join(r.cfg.ProfileDir, "heap-s3-upload.pprof")); err != nil {
+			return err
+		}
 	}
 	// Several uploads at once: what each one adds. A lone upload's figure
 	// above also holds what the process pays once, whichever work comes
@@ -230,9 +247,18 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	// the same client tuned as its S3 side is: 255 KiB requests, the most
 	// the server answers in one packet (it announces so in
 	// limits@openssh.com; sftp/vfs maxTxPacket).
-	rcloneSFTP := func(extra ...string) ([]time.Duration, error) {
+	// Each download's peak memory is taken over the idle server's RSS
+	// before the first upload, as the uploads' are.
+	rcloneSFTP := func(extra ...string) ([]time.Duration, []int64, error) {
 		var ds []time.Duration
+		var peaks []int64
 		for range r.cfg.Reps {
+			if err := sk.profile("free", ""); err != nil {
+				return nil, nil, err
+			}
+			if err := resetPeakRSS(sk.proc.pid()); err != nil {
+				return nil, nil, fmt.Errorf("reset peak RSS: %w", err)
+			}
 			args := append([]string{"copyto", "benchsftp:up.bin", down, "--ignore-times", "--multi-thread-streams", "4", "--multi-thread-cutoff", "64M"}, extra...)
 			cmd := exec.CommandContext(ctx, rclone, args...)
 			cmd.Env = sftpEnv
@@ -241,25 +267,30 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			cpu0, _ := processCPU(sk.proc.pid())
 			start := time.Now()
 			if err := cmd.Run(); err != nil {
-				return nil, fmt.Errorf("rclone sftp download: %v: %s", err, lastLines(out.String(), 5))
+				return nil, nil, fmt.Errorf("rclone sftp download: %v: %s", err, lastLines(out.String(), 5))
 			}
 			d := time.Since(start)
+			peak, err := peakRSS(sk.proc.pid())
+			if err != nil {
+				return nil, nil, err
+			}
+			peaks = append(peaks, peak-rss0)
 			cpu1, _ := processCPU(sk.proc.pid())
 			ds = append(ds, d)
 			r.log.Info("rclone sftp download", "flags", extra, "MB/s", mbps(d), "server CPU s", (cpu1 - cpu0).Seconds(),
 				"client CPU s", (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 			if err := checkSize(down, r.cfg.FileSize); err != nil {
-				return nil, fmt.Errorf("rclone sftp download: %w", err)
+				return nil, nil, fmt.Errorf("rclone sftp download: %w", err)
 			}
 			os.Remove(down)
 		}
-		return ds, nil
+		return ds, peaks, nil
 	}
-	skDownMulti, err := rcloneSFTP()
+	skDownMulti, _, err := rcloneSFTP()
 	if err != nil {
 		return err
 	}
-	skDownMultiTuned, err := rcloneSFTP("--sftp-chunk-size", "255k")
+	skDownMultiTuned, downPeaks, err := rcloneSFTP("--sftp-chunk-size", "255k")
 	if err != nil {
 		return err
 	}
@@ -397,6 +428,10 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	sec.row("server memory during the upload (peak RSS − idle RSS before the first upload), median", numMiB(median(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.row("the same, largest of the uploads", numMiB(slices.Max(peaks)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.row("of which the program's pages the first upload touched (RssFile's growth)", numMiB(file1-file0), "", "")
+	sec.row("anonymous memory only (RssAnon sampled every 5 ms: heap, stacks, parts), median / largest",
+		fmt.Sprintf("%s / %s", numMiB(median(anonPeaks)), numMiB(slices.Max(anonPeaks))), "", fmt.Sprintf("bound %s", numMiB(bound)))
+	sec.row("server memory during rclone's 4-stream download (255k requests; peak RSS − idle RSS before the first upload), median",
+		numMiB(median(downPeaks)), "", "")
 	sec.row(fmt.Sprintf("%d uploads at once: (peak RSS − idle RSS before the first upload) / %d, median", concurrentUploads, concurrentUploads),
 		numMiB(median(perUpload)), "", fmt.Sprintf("bound %s", numMiB(bound)))
 	sec.note("Medians of %d. rclone's best upload tuning: %s (of %d tried, its default first). Downloads: each round Skiff's gets and rclone's, in turn; the reference is the median of rclone copying its own upload back (it checks the MD5 it stored, its default). "+
