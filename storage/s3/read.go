@@ -35,7 +35,6 @@ import (
 // so that downloads do not double the heap the collector allows; all of
 // them hold memory of the node's budget (memBudget), and over it a reader
 // fetches ahead nothing, and only the bytes each read asks for.
-
 const (
 	readChunk = 4 << 20
 	readAhead = 4
