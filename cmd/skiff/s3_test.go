@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +139,68 @@ func TestServeOnS3(t *testing.T) {
 	cmd.Storage.Dir = t.TempDir()
 	if err := serveFails(t, cmd); !strings.Contains(err.Error(), "set one") {
 		t.Fatalf("--storage-dir with --storage-url: %v", err)
+	}
+}
+
+// Over the storage URL's memory budget an upload waits for memory, then
+// fails with the server's reason (OpenSSH's sftp prints its own word for a
+// write's status, "Failure"; clients built on pkg/sftp, such as rclone,
+// show the reason); once the memory is given back the same upload goes
+// through, and the metrics count the refusals.
+func TestServeOnS3UploadOverTheMemoryBudget(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	// Room for one upload of one 5 MiB part, on the node and per account.
+	url := srv.URL("deploy") + "&part_size=5MiB&parts_in_flight=1&memory=5MiB&memory_per_account=5MiB&memory_wait=300ms"
+	metricsAddr := freeAddr(t)
+	s, dl, _ := startDemo(t, func(c *ServeCmd) { c.Storage.URL = url; c.Metrics.Addr = metricsAddr })
+
+	// An upload left open holds the memory.
+	c := mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
+	held, err := c.Create("/My Files/held.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "the server has no memory free for this transfer now: try again later"
+	refused, err := c.Create("/My Files/refused.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refused.Write(make([]byte, 1<<20)); err == nil || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("write over the memory budget: %v; want %q", err, reason)
+	}
+	refused.Close()
+	local := filepath.Join(t.TempDir(), "up.bin")
+	if err := os.WriteFile(local, bytes.Repeat([]byte("budget "), 100000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := sftpRun(t, s.sftp, dl.OwnerSFTPLogin, "", dl.OwnerPassword, "put "+local+" up.bin\n")
+	if !strings.Contains(out, `write remote "/My Files/up.bin": Failure`) {
+		t.Fatalf("OpenSSH's put over the memory budget:\n%s", out)
+	}
+	for _, name := range []string{"refused.bin", "up.bin"} {
+		if _, err := c.Stat("/My Files/" + name); err == nil {
+			t.Errorf("the refused upload left %s", name)
+		}
+	}
+	if got := value(scrape(t, metricsAddr), "skiff_s3_uploads_refused_busy_total"); got != 2 {
+		t.Errorf("skiff_s3_uploads_refused_busy_total = %v, want 2", got)
+	}
+
+	// The held upload ends: the same put goes through.
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sftpRun(t, s.sftp, dl.OwnerSFTPLogin, "", dl.OwnerPassword, "put "+local+" up.bin\n"); err != nil || strings.Contains(out, "Failure") {
+		t.Fatalf("put once the memory was given back: %v\n%s", err, out)
+	}
+	if fi, err := c.Stat("/My Files/up.bin"); err != nil || fi.Size() != 700000 {
+		t.Fatalf("the upload that went through: %v, %v", fi, err)
 	}
 }

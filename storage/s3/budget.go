@@ -21,11 +21,12 @@ import (
 //     fetches the bytes it asks for (a ranged GET of that size), slower but
 //     never refused. Its reply's memory is the SFTP reply budget's.
 //   - An upload over the budget waits for memory: for a part of its own to
-//     be sent, or, when it has none being sent, for up to memoryWait for
+//     be sent, or, when it has none being sent, for up to Config.MemoryWait for
 //     other transfers to give some back; then the write fails with
 //     storage.ErrBusy, and nothing of the file is kept (as with any failed write).
 type memBudget struct {
 	total, perAccount int64
+	wait              atomic.Int64 // Config.MemoryWait, in nanoseconds
 
 	mu       sync.Mutex
 	used     int64
@@ -36,12 +37,10 @@ type memBudget struct {
 	narrow  atomic.Int64 // reads fetched alone, over the budget
 }
 
-// memoryWait is how long an upload that holds no part being sent waits for
-// memory before its write fails.
-var memoryWait = 30 * time.Second
-
-func newMemBudget(total, perAccount int64) *memBudget {
-	return &memBudget{total: total, perAccount: perAccount, accounts: map[string]int64{}, wake: make(chan struct{})}
+func newMemBudget(total, perAccount int64, wait time.Duration) *memBudget {
+	b := &memBudget{total: total, perAccount: perAccount, accounts: map[string]int64{}, wake: make(chan struct{})}
+	b.wait.Store(int64(max(wait, 0)))
+	return b
 }
 
 // tryTake takes n bytes for account if both the node and the account have
@@ -57,12 +56,12 @@ func (b *memBudget) tryTake(account string, n int64) bool {
 	return true
 }
 
-// take takes n bytes for account, waiting up to memoryWait for them.
+// take takes n bytes for account, waiting up to Config.MemoryWait for them.
 func (b *memBudget) take(account string, n int64) error {
 	if b.tryTake(account, n) {
 		return nil
 	}
-	timer := time.NewTimer(memoryWait)
+	timer := time.NewTimer(time.Duration(b.wait.Load()))
 	defer timer.Stop()
 	for {
 		b.mu.Lock()

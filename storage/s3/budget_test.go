@@ -97,9 +97,8 @@ func TestOpenDownloadsStayWithinTheMemoryBudget(t *testing.T) {
 // nothing, when none is given back in time. One account cannot take
 // another's share.
 func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
-	s3.SetMemoryWait(t, 300*time.Millisecond)
 	// One part per upload: the node has room for two, an account for one.
-	e := newEnv(t, s3.Config{PartsInFlight: 1, Memory: 2 * s3.MinPartSize, MemoryPerAccount: s3.MinPartSize})
+	e := newEnv(t, s3.Config{PartsInFlight: 1, Memory: 2 * s3.MinPartSize, MemoryPerAccount: s3.MinPartSize, MemoryWait: 300 * time.Millisecond})
 	data := randBytes(mib)
 
 	a, err := e.tree.Create("a", 0)
@@ -145,7 +144,7 @@ func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
 	c.Close()
 
 	// An upload waiting when the part is given back goes on.
-	s3.SetMemoryWait(t, 10*time.Second)
+	s3.SetMemoryWait(e.store, 10*time.Second)
 	d, err := e.tree.Create("d", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -178,15 +177,18 @@ func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
 }
 
 func TestMemorySettings(t *testing.T) {
-	c, err := s3.ParseURL("s3://b/p?memory=2GiB&memory_per_account=512MiB")
+	c, err := s3.ParseURL("s3://b/p?memory=2GiB&memory_per_account=512MiB&memory_wait=5s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Memory != 2<<30 || c.MemoryPerAccount != 512*mib {
-		t.Errorf("memory %d, per account %d", c.Memory, c.MemoryPerAccount)
+	if c.Memory != 2<<30 || c.MemoryPerAccount != 512*mib || c.MemoryWait != 5*time.Second {
+		t.Errorf("memory %d, per account %d, wait %v", c.Memory, c.MemoryPerAccount, c.MemoryWait)
 	}
-	if c, err = s3.ParseURL("s3://b/p"); err != nil || c.Memory != s3.DefaultMemory || c.MemoryPerAccount != s3.DefaultMemory/4 {
-		t.Errorf("defaults: memory %d, per account %d, %v", c.Memory, c.MemoryPerAccount, err)
+	if c, err = s3.ParseURL("s3://b/p"); err != nil || c.Memory != s3.DefaultMemory || c.MemoryPerAccount != s3.DefaultMemory/4 || c.MemoryWait != s3.DefaultMemoryWait {
+		t.Errorf("defaults: memory %d, per account %d, wait %v, %v", c.Memory, c.MemoryPerAccount, c.MemoryWait, err)
+	}
+	if c, err = s3.ParseURL("s3://b/p?memory_wait=0s"); err != nil || c.MemoryWait >= 0 {
+		t.Errorf("memory_wait=0s: %v, %v; want no wait (negative), not the default", c.MemoryWait, err)
 	}
 	// Large parts: room for two uploads on the node, one per account.
 	if c, err = s3.ParseURL("s3://b/p?part_size=64MiB&parts_in_flight=16"); err != nil || c.Memory != 2<<30 || c.MemoryPerAccount != 1<<30 {
@@ -197,6 +199,7 @@ func TestMemorySettings(t *testing.T) {
 		"s3://b/p?memory_per_account=8MiB",             // the same, for an account
 		"s3://b/p?memory=1GiB&memory_per_account=2GiB", // more than the node's
 		"s3://b/p?memory=lots",
+		"s3://b/p?memory_wait=soon",
 	} {
 		if _, err := s3.ParseURL(bad); err == nil {
 			t.Errorf("ParseURL(%q) succeeded", bad)

@@ -35,6 +35,7 @@ const (
 	DefaultMoveMaxBytes  = 10 << 30
 	DefaultOrphanAge     = 24 * time.Hour
 	DefaultMemory        = 1 << 30
+	DefaultMemoryWait    = 30 * time.Second
 )
 
 // Config is where and how a Store keeps files. ParseURL makes one from a
@@ -75,6 +76,10 @@ type Config struct {
 	// more) and a quarter of Memory (or one upload's, if more).
 	Memory           int64
 	MemoryPerAccount int64
+	// MemoryWait is how long an upload with no part being sent waits for
+	// memory before its write fails with storage.ErrBusy (DefaultMemoryWait;
+	// negative: no wait).
+	MemoryWait time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -118,6 +123,9 @@ func (c *Config) defaults() error {
 	if c.MemoryPerAccount == 0 {
 		c.MemoryPerAccount = max(c.Memory/4, upload)
 	}
+	if c.MemoryWait == 0 {
+		c.MemoryWait = DefaultMemoryWait
+	}
 	switch {
 	case c.Memory < upload:
 		return fmt.Errorf("s3: memory %d is less than one upload's parts (part size × parts in flight: %d)", c.Memory, upload)
@@ -132,7 +140,7 @@ func (c *Config) defaults() error {
 //	s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=true|false
 //	    &part_size=8MiB&parts_in_flight=4&move_max_files=1000
 //	    &move_max_bytes=10GiB&orphan_age=24h&memory=1GiB
-//	    &memory_per_account=256MiB]
+//	    &memory_per_account=256MiB&memory_wait=30s]
 //
 // Credentials are not part of it: they come from the standard AWS
 // environment variables, shared config files or instance roles.
@@ -172,6 +180,10 @@ func ParseURL(raw string) (Config, error) {
 			c.Memory, err = parseBytes(v)
 		case "memory_per_account":
 			c.MemoryPerAccount, err = parseBytes(v)
+		case "memory_wait":
+			if c.MemoryWait, err = time.ParseDuration(v); err == nil && c.MemoryWait == 0 {
+				c.MemoryWait = -1 // "0s": no wait, not the default
+			}
 		default:
 			return Config{}, fmt.Errorf("s3: storage URL: unknown parameter %q", key)
 		}

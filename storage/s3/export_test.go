@@ -18,10 +18,5 @@ func PeakParts(u storage.Upload) int {
 // the node, and for account.
 func MemoryInUse(s *Store, account string) (node, acct int64) { return s.mem.inUse(account) }
 
-// SetMemoryWait sets how long an upload waits for memory, until the test
-// ends.
-func SetMemoryWait(t interface{ Cleanup(func()) }, d time.Duration) {
-	old := memoryWait
-	memoryWait = d
-	t.Cleanup(func() { memoryWait = old })
-}
+// SetMemoryWait sets how long an upload of s waits for memory.
+func SetMemoryWait(s *Store, d time.Duration) { s.mem.wait.Store(int64(d)) }

@@ -72,7 +72,7 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 	s := &Store{client: client, cfg: c, bucket: aws.String(c.Bucket)}
 	s.parts = newPartBuffers(c.PartSize, c.PartsInFlight)
 	s.chunks = newPartBuffers(readChunk, readAhead+2)
-	s.mem = newMemBudget(c.Memory, c.MemoryPerAccount)
+	s.mem = newMemBudget(c.Memory, c.MemoryPerAccount, c.MemoryWait)
 	return s, nil
 }
 

@@ -294,7 +294,7 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 }
 
 // newBuf takes a part buffer, and its memory from the node's budget unless
-// taken already; it waits up to memoryWait for that memory, then fails with
+// taken already; it waits up to Config.MemoryWait for that memory, then fails with
 // storage.ErrBusy.
 func (w *writer) newBuf(taken bool) (*partBuf, error) {
 	if !taken {
