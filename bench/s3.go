@@ -336,6 +336,17 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	// does not offer by default, then the CTR ciphers; the client's order
 	// decides). Tuned: it asks for aes128-gcm@openssh.com, which Skiff
 	// offers first, and which costs both ends less per byte.
+	// rcloneGet copies the bucket's key to down with rclone and checks it.
+	rcloneGet := func(key string) (time.Duration, error) {
+		d, err := runRclone("copyto", "benchs3:"+srv.Bucket+"/"+key, down, "--ignore-times")
+		if err != nil {
+			return 0, err
+		}
+		if err := checkSize(down, r.cfg.FileSize); err != nil {
+			return 0, fmt.Errorf("rclone download: %w", err)
+		}
+		return d, os.Remove(down)
+	}
 	var skDown, skDownGCM, rcDown, rcNoCheck []time.Duration
 	var pairs []float64
 	for range r.cfg.Reps {
@@ -348,23 +359,15 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			return err
 		}
 		skDownGCM = append(skDownGCM, d)
-		rd, err := runRclone("copyto", "benchs3:"+srv.Bucket+"/rclone/up.bin", down, "--ignore-times")
+		rd, err := rcloneGet("rclone/up.bin")
 		if err != nil {
 			return err
 		}
-		if err := checkSize(down, r.cfg.FileSize); err != nil {
-			return fmt.Errorf("rclone download: %w", err)
-		}
-		os.Remove(down)
 		rcDown = append(rcDown, rd)
 		pairs = append(pairs, rd.Seconds()/skDown[len(skDown)-1].Seconds())
-		if rd, err = runRclone("copyto", "benchs3:"+srv.Bucket+"/"+home+"up.bin", down, "--ignore-times"); err != nil {
+		if rd, err = rcloneGet(home + "up.bin"); err != nil {
 			return err
 		}
-		if err := checkSize(down, r.cfg.FileSize); err != nil {
-			return fmt.Errorf("rclone download: %w", err)
-		}
-		os.Remove(down)
 		rcNoCheck = append(rcNoCheck, rd)
 	}
 	// The same transfers with Skiff on the local disk (tmpfs), in the same

@@ -22,11 +22,7 @@ import (
 // for the large one), and a start on another prefix of the bucket is
 // refused as a storage without the marker.
 func TestServeOnS3(t *testing.T) {
-	srv := s3test.Start(t)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv := startS3ForServe(t)
 	onS3 := func(prefix string) func(*ServeCmd) {
 		return func(c *ServeCmd) { c.Storage.URL = srv.URL(prefix) }
 	}
@@ -148,11 +144,7 @@ func TestServeOnS3(t *testing.T) {
 // show the reason); once the memory is given back the same upload goes
 // through, and the metrics count the refusals.
 func TestServeOnS3UploadOverTheMemoryBudget(t *testing.T) {
-	srv := s3test.Start(t)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv := startS3ForServe(t)
 	// Room for one upload of one 5 MiB part, on the node and per account.
 	url := srv.URL("deploy") + "&part_size=5MiB&parts_in_flight=1&memory=5MiB&memory_per_account=5MiB&memory_wait=300ms"
 	metricsAddr := freeAddr(t)
@@ -203,4 +195,16 @@ func TestServeOnS3UploadOverTheMemoryBudget(t *testing.T) {
 	if fi, err := c.Stat("/My Files/up.bin"); err != nil || fi.Size() != 700000 {
 		t.Fatalf("the upload that went through: %v, %v", fi, err)
 	}
+}
+
+// startS3ForServe starts an S3 server and gives the test's environment its
+// credentials (and certificate authority), for skiff serve's --storage-url.
+func startS3ForServe(t *testing.T) *s3test.Server {
+	t.Helper()
+	srv := s3test.Start(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return srv
 }
