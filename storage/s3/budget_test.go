@@ -92,6 +92,51 @@ func TestOpenDownloadsStayWithinTheMemoryBudget(t *testing.T) {
 	waitMemoryFree(t, e.store)
 }
 
+// The first bytes an open fetches with its stat (PrefetchRead) and keeps
+// for the file's first reads count in the budget: a client that opens many
+// files and reads none holds no more than the budget (before, 1 MiB per
+// open file, unbounded). An open over the budget keeps nothing, and its
+// reads still get the file's bytes.
+func TestPrefetchedFirstBytesStayWithinTheMemoryBudget(t *testing.T) {
+	const budget = 16 * mib
+	e := newEnv(t, s3.Config{Memory: budget, MemoryPerAccount: budget})
+	data := randBytes(8 * mib)
+	e.put(t, "big", data)
+	var m storage.Memo
+	tr := e.tree.WithMemo(&m)
+
+	before := anonMemory(t)
+	var files []storage.File
+	for range 64 {
+		m.Begin() // one SFTP OPEN
+		tr.(storage.ReadPrefetcher).PrefetchRead("big")
+		f, err := tr.Open("big")
+		m.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if node, _ := s3.MemoryInUse(e.store, acct); node > budget {
+		t.Errorf("64 open files hold %d MiB of a %d MiB budget", node/mib, budget/mib)
+	}
+	if grew := anonMemory(t) - before; grew > budget+8*mib {
+		t.Errorf("64 files opened and not read keep %d MiB of memory; the budget is %d MiB", grew/mib, budget/mib)
+	}
+	// The last one opened over the budget: it reads the file all the same.
+	buf := make([]byte, 32<<10)
+	f := files[len(files)-1]
+	for _, off := range []int64{0, mib - 100, 5 * mib} {
+		if n, err := f.ReadAt(buf, off); err != nil || !bytes.Equal(buf[:n], data[off:off+int64(len(buf))]) {
+			t.Fatalf("read at %d over the budget: %d bytes, %v", off, n, err)
+		}
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	waitMemoryFree(t, e.store)
+}
+
 // An upload that finds no memory for a part waits for it: it goes on once
 // another upload gives its part back, and fails with a clear error, keeping
 // nothing, when none is given back in time. One account cannot take

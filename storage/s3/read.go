@@ -91,11 +91,18 @@ func newReader(t *Tree, name string, fi *fileInfo) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &reader{t: t, name: name, key: t.key(name), fi: fi, ctx: ctx, cancel: cancel}
 	if v, ok, _ := t.memo.Look(firstKey(r.key)); ok {
-		if f, isFirst := v.(firstChunk); isFirst && f.etag == fi.etag && fi.etag != "" {
+		// The file keeps the first bytes for its first reads, with their
+		// memory from the node's budget; over it, it keeps nothing (the
+		// bytes go with the request) and its reads fetch as usual.
+		f, isFirst := v.(firstChunk)
+		n := int64(len(f.data))
+		if isFirst && f.etag == fi.etag && fi.etag != "" && t.s.mem.tryTake(t.ref.Account, n) {
 			done := make(chan struct{})
 			close(done)
-			r.chunks = []*chunk{{n: int64(len(f.data)), data: f.data, done: done}}
-			r.next = int64(len(f.data))
+			c := &chunk{n: n, data: f.data, grant: n, done: done}
+			c.state.Store(chunkEnded) // no GET: dropping it gives the memory back
+			r.chunks = []*chunk{c}
+			r.next = n
 		}
 	}
 	return r
@@ -123,7 +130,9 @@ const prefetchBytes = 1 << 20
 // ETag, time) and brings the bytes the first reads want. Where no object has
 // the name (a folder, or nothing) it lists the name's folder, as a stat
 // would. An empty object (a range of nothing is refused), or a store that
-// did not answer, is left to the stat that follows.
+// did not answer, is left to the stat that follows. The bytes live as long
+// as the request, like its reply; the file opened with them keeps them only
+// with memory from the node's budget (newReader).
 func (t *Tree) PrefetchRead(name string) {
 	if !t.memo.Open() || name == "." || t.check("open", name) != nil {
 		return
