@@ -300,6 +300,17 @@ type ReadPrefetcher interface {
 	PrefetchRead(name string)
 }
 
+// Unheard returns tree giving up, once gone is closed, the waits it can
+// end early: work whose answer nobody is left to hear (an upload on S3
+// waiting for memory fails then, and is discarded as a cut upload is).
+// Trees without such waits (the local disk) are returned as they are.
+func Unheard(tree Tree, gone <-chan struct{}) Tree {
+	if u, ok := tree.(interface{ WithGone(<-chan struct{}) Tree }); ok && gone != nil {
+		return u.WithGone(gone)
+	}
+	return tree
+}
+
 // PrefetchRead calls tree's PrefetchRead if it has one.
 func PrefetchRead(tree Tree, name string) {
 	if p, ok := tree.(ReadPrefetcher); ok {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	sftpclient "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/s3test"
 )
@@ -144,21 +146,7 @@ func TestServeOnS3(t *testing.T) {
 // show the reason); once the memory is given back the same upload goes
 // through, and the metrics count the refusals.
 func TestServeOnS3UploadOverTheMemoryBudget(t *testing.T) {
-	srv := startS3ForServe(t)
-	// Room for one upload of one 5 MiB part, on the node and per account.
-	url := srv.URL("deploy") + "&part_size=5MiB&parts_in_flight=1&memory=5MiB&memory_per_account=5MiB&memory_wait=300ms"
-	metricsAddr := freeAddr(t)
-	s, dl, _ := startDemo(t, func(c *ServeCmd) { c.Storage.URL = url; c.Metrics.Addr = metricsAddr })
-
-	// An upload left open holds the memory.
-	c := mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
-	held, err := c.Create("/My Files/held.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := held.Write(make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
+	s, dl, metricsAddr, c, held := serveOnS3HoldingTheMemory(t, "300ms")
 	const reason = "the server has no memory free for this transfer now: try again later"
 	refused, err := c.Create("/My Files/refused.bin")
 	if err != nil {
@@ -195,6 +183,81 @@ func TestServeOnS3UploadOverTheMemoryBudget(t *testing.T) {
 	if fi, err := c.Stat("/My Files/up.bin"); err != nil || fi.Size() != 700000 {
 		t.Fatalf("the upload that went through: %v, %v", fi, err)
 	}
+}
+
+// An upload waiting for memory whose client is gone gives up at once: its
+// session ends and lets go of its connection and open files, rather than
+// holding them until memory_wait ends (before: the 30 s here), and nothing
+// of the upload is kept.
+func TestServeOnS3LostClientStopsWaitingForMemory(t *testing.T) {
+	s, dl, metricsAddr, c, held := serveOnS3HoldingTheMemory(t, "30s")
+
+	// Another connection's upload waits for memory; then its client goes.
+	client, err := ssh.Dial("tcp", s.sftp, &ssh.ClientConfig{User: dl.OwnerSFTPLogin, Auth: []ssh.AuthMethod{ssh.Password(dl.OwnerPassword)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sc, err := sftpclient.NewClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, err := sc.Create("/My Files/waiting.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := waiting.Write(make([]byte, 1<<20))
+		wrote <- err
+	}()
+	sessions := func() float64 { return value(scrape(t, metricsAddr), "skiff_sftp_active_sessions") }
+	if n := sessions(); n != 2 {
+		t.Fatalf("skiff_sftp_active_sessions = %v with both uploads open, want 2", n)
+	}
+	time.Sleep(300 * time.Millisecond) // the write reaches the server and waits
+	select {
+	case err := <-wrote:
+		t.Fatalf("the write over the memory budget did not wait: %v", err)
+	default:
+	}
+	client.Close()
+	<-wrote
+	deadline := time.Now().Add(5 * time.Second)
+	for sessions() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the session of a client gone while its upload waited for memory did not end within 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.Stat("/My Files/waiting.bin"); err == nil {
+		t.Error("the upload of the client that went was kept")
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveOnS3HoldingTheMemory starts skiff serve on S3 with room for one
+// upload of one 5 MiB part, on the node and per account (memory_wait:
+// wait), and opens an upload that holds it: the demo owner's connection c,
+// its file held with 1 MiB written.
+func serveOnS3HoldingTheMemory(t *testing.T, wait string) (s *server, dl demoLogins, metricsAddr string, c *sftpConn, held *sftpclient.File) {
+	t.Helper()
+	srv := startS3ForServe(t)
+	url := srv.URL("deploy") + "&part_size=5MiB&parts_in_flight=1&memory=5MiB&memory_per_account=5MiB&memory_wait=" + wait
+	metricsAddr = freeAddr(t)
+	s, dl, _ = startDemo(t, func(c *ServeCmd) { c.Storage.URL = url; c.Metrics.Addr = metricsAddr })
+	c = mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
+	held, err := c.Create("/My Files/held.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	return s, dl, metricsAddr, c, held
 }
 
 // startS3ForServe starts an S3 server and gives the test's environment its

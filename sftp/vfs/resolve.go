@@ -232,8 +232,16 @@ func (s *Session) homeRoot() (storage.Tree, error) {
 		s.log.Error("sftp: open home", "err", err)
 		return nil, errInternal
 	}
-	s.home = storage.Remember(root, &s.memo)
+	s.home = s.sessionTree(root)
 	return s.home, nil
+}
+
+// sessionTree is root as the session uses it: answering from the session's
+// memo within a request, and giving up waits nobody can hear once the
+// connection is lost (an upload waiting for memory on S3 would otherwise
+// hold the session's end for up to the storage's memory_wait).
+func (s *Session) sessionTree(root storage.Tree) storage.Tree {
+	return storage.Unheard(storage.Remember(root, &s.memo), s.unheard.Done())
 }
 
 // folderRoot opens a shared folder's tree on first use; it stays open for
@@ -252,7 +260,7 @@ func (s *Session) folderRoot(id string) (storage.Tree, error) {
 		s.log.Error("sftp: open project folder", "folder", id, "err", err)
 		return nil, errInternal
 	}
-	root = storage.Remember(root, &s.memo)
+	root = s.sessionTree(root)
 	s.folders[id] = root
 	return root, nil
 }

@@ -1,6 +1,8 @@
 package s3
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 //     be sent, or, when it has none being sent, for up to Config.MemoryWait for
 //     other transfers to give some back; then the write fails with
 //     storage.ErrBusy, and nothing of the file is kept (as with any failed write).
+//     A wait whose session is gone (Tree.WithGone) ends at once.
 type memBudget struct {
 	total, perAccount int64
 	wait              atomic.Int64 // Config.MemoryWait, in nanoseconds
@@ -56,8 +59,13 @@ func (b *memBudget) tryTake(account string, n int64) bool {
 	return true
 }
 
-// take takes n bytes for account, waiting up to Config.MemoryWait for them.
-func (b *memBudget) take(account string, n int64) error {
+// errGone ends a wait for memory whose answer nobody is left to hear: a
+// cancellation, which the SFTP layer does not log as a failure.
+var errGone = fmt.Errorf("the connection ended while the upload waited for memory: %w", context.Canceled)
+
+// take takes n bytes for account, waiting up to Config.MemoryWait for them,
+// or until gone is closed (errGone).
+func (b *memBudget) take(account string, n int64, gone <-chan struct{}) error {
 	if b.tryTake(account, n) {
 		return nil
 	}
@@ -72,6 +80,8 @@ func (b *memBudget) take(account string, n int64) error {
 		}
 		select {
 		case <-wake:
+		case <-gone:
+			return errGone
 		case <-timer.C:
 			b.refused.Add(1)
 			return storage.ErrBusy

@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -139,15 +140,13 @@ func TestPrefetchedFirstBytesStayWithinTheMemoryBudget(t *testing.T) {
 	waitMemoryFree(t, e.store)
 }
 
-// An upload that finds no memory for a part waits for it: it goes on once
-// another upload gives its part back, and fails with a clear error, keeping
-// nothing, when none is given back in time. One account cannot take
-// another's share.
-func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
-	// One part per upload: the node has room for two, an account for one.
-	e := newEnv(t, s3.Config{PartsInFlight: 1, Memory: 2 * s3.MinPartSize, MemoryPerAccount: s3.MinPartSize, MemoryWait: 300 * time.Millisecond})
+// holdAccountShare starts a store with room for one part per upload, two
+// on the node and one per account, and an upload "a" of acct that holds the
+// account's share (its first MiB, data, written).
+func holdAccountShare(t *testing.T, wait time.Duration) (*env, storage.Upload, []byte) {
+	t.Helper()
+	e := newEnv(t, s3.Config{PartsInFlight: 1, Memory: 2 * s3.MinPartSize, MemoryPerAccount: s3.MinPartSize, MemoryWait: wait})
 	data := randBytes(mib)
-
 	a, err := e.tree.Create("a", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +154,50 @@ func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
 	if _, err := a.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
 	}
+	return e, a, data
+}
+
+// An upload waiting for memory on a tree whose session is gone
+// (storage.Unheard) fails at once, as a cancellation, keeps nothing, and
+// holds no memory afterwards.
+func TestAWaitForMemoryEndsWhenNobodyHears(t *testing.T) {
+	e, a, data := holdAccountShare(t, time.Minute)
+	gone := make(chan struct{})
+	b, err := storage.Unheard(e.tree, gone).Create("b", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := b.WriteAt(data, 0)
+		wrote <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	close(gone)
+	select {
+	case err := <-wrote:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the write after its session went: %v, want a cancellation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the write still waited for memory 5 s after its session went")
+	}
+	b.Close()
+	if _, err := e.tree.Stat("b"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the upload whose session went left a file: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitMemoryFree(t, e.store)
+}
+
+// An upload that finds no memory for a part waits for it: it goes on once
+// another upload gives its part back, and fails with a clear error, keeping
+// nothing, when none is given back in time. One account cannot take
+// another's share.
+func TestUploadsWaitForMemoryThenFailBusy(t *testing.T) {
+	e, a, data := holdAccountShare(t, 300*time.Millisecond)
 	// The account's share is taken: another upload of it waits, then fails.
 	b, err := e.tree.Create("b", 0)
 	if err != nil {

@@ -30,6 +30,7 @@ type Tree struct {
 	root string          // key prefix, ending in "/"
 	ref  storage.TreeRef // names the tree for the store's Times
 	memo *storage.Memo   // what the store said within the current request (WithMemo)
+	gone <-chan struct{} // closed when nobody is left to hear (WithGone); nil: never
 }
 
 var _ storage.Tree = (*Tree)(nil)
@@ -42,6 +43,14 @@ func (t *Tree) Root() string { return t.root }
 func (t *Tree) WithMemo(m *storage.Memo) storage.Tree {
 	c := *t
 	c.memo = m
+	return &c
+}
+
+// WithGone returns the tree giving up an upload's wait for memory once
+// gone is closed (storage.Unheard).
+func (t *Tree) WithGone(gone <-chan struct{}) storage.Tree {
+	c := *t
+	c.gone = gone
 	return &c
 }
 

@@ -295,10 +295,10 @@ func (w *writer) writeLocked(p []byte, off int64) (int, error) {
 
 // newBuf takes a part buffer, and its memory from the node's budget unless
 // taken already; it waits up to Config.MemoryWait for that memory, then fails with
-// storage.ErrBusy.
+// storage.ErrBusy (or at once when nobody is left to hear: WithGone).
 func (w *writer) newBuf(taken bool) (*partBuf, error) {
 	if !taken {
-		if err := w.t.s.mem.take(w.t.ref.Account, w.partSize); err != nil {
+		if err := w.t.s.mem.take(w.t.ref.Account, w.partSize, w.t.gone); err != nil {
 			return nil, mapErr("write", w.name, err)
 		}
 	}
