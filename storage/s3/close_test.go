@@ -1,9 +1,12 @@
 package s3_test
 
 import (
+	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
 )
 
@@ -120,6 +124,20 @@ func (p *stallingProxy) serve(c net.Conn) {
 	}
 }
 
+// openF opens the file "f" of the test user's home in store.
+func openF(t *testing.T, store *s3.Store) (storage.Tree, storage.File) {
+	t.Helper()
+	tree, err := store.UserHome(acct, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tree.Open("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree, f
+}
+
 // Closing a file being read returns at once even when the store has stopped
 // answering: the GETs in flight are cancelled rather than waited for.
 func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
@@ -134,14 +152,7 @@ func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := store.UserHome(acct, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := tree.Open("f")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, f := openF(t, store)
 
 	proxy.stall()
 	read := make(chan error, 1)
@@ -177,5 +188,62 @@ func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
 	}
 	if _, err := f.ReadAt(make([]byte, 10), 0); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("a read after Close = %v, want an error", err)
+	}
+}
+
+// A store that accepts requests and then stops answering fails them once
+// they have moved no data for the stall timeout (and the SDK's retries
+// have stalled too): a read and an upload get an error rather than
+// waiting for ever, and the upload keeps nothing.
+func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
+	e := newEnv(t, s3.Config{})
+	data := randBytes(3 * mib)
+	e.put(t, "f", data)
+	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	for _, kv := range e.srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: "http://" + proxy.addr(),
+		Region: e.srv.Region, PathStyle: true, PartSize: s3.MinPartSize, PartsInFlight: 1, StallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, f := openF(t, store)
+	defer f.Close()
+	up, err := tree.Create("g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+
+	proxy.stall()
+	const want = "moved no data for 300ms"
+	within := func(what string, do func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- do() }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s from a stalled store: %v; want %q", what, err, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s from a stalled store still waited after 30 s", what)
+		}
+	}
+	within("a read", func() error {
+		_, err := f.ReadAt(make([]byte, 32<<10), 0)
+		return err
+	})
+	within("an upload", func() error {
+		if _, err := up.WriteAt(randBytes(6*mib), 0); err != nil {
+			return err
+		}
+		return up.Commit()
+	})
+	proxy.unstall()
+	if _, err := tree.Stat("g"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the upload that failed on a stalled store left a file: %v", err)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	DefaultOrphanAge     = 24 * time.Hour
 	DefaultMemory        = 1 << 30
 	DefaultMemoryWait    = 30 * time.Second
+	DefaultStallTimeout  = 5 * time.Minute
 )
 
 // Config is where and how a Store keeps files. ParseURL makes one from a
@@ -80,6 +81,10 @@ type Config struct {
 	// memory before its write fails with storage.ErrBusy (DefaultMemoryWait;
 	// negative: no wait).
 	MemoryWait time.Duration
+	// StallTimeout is how long a request to the store may move no data
+	// before it is abandoned and retried (stallClient); DefaultStallTimeout.
+	// Only Open's client has it: a client given to New is used as it is.
+	StallTimeout time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -126,7 +131,12 @@ func (c *Config) defaults() error {
 	if c.MemoryWait == 0 {
 		c.MemoryWait = DefaultMemoryWait
 	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
 	switch {
+	case c.StallTimeout < 0:
+		return fmt.Errorf("s3: stall timeout %v is negative", c.StallTimeout)
 	case c.Memory < upload:
 		return fmt.Errorf("s3: memory %d is less than one upload's parts (part size × parts in flight: %d)", c.Memory, upload)
 	case c.MemoryPerAccount < upload || c.MemoryPerAccount > c.Memory:
@@ -140,7 +150,7 @@ func (c *Config) defaults() error {
 //	s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path_style=true|false
 //	    &part_size=8MiB&parts_in_flight=4&move_max_files=1000
 //	    &move_max_bytes=10GiB&orphan_age=24h&memory=1GiB
-//	    &memory_per_account=256MiB&memory_wait=30s]
+//	    &memory_per_account=256MiB&memory_wait=30s&stall_timeout=5m]
 //
 // Credentials are not part of it: they come from the standard AWS
 // environment variables, shared config files or instance roles.
@@ -184,6 +194,8 @@ func ParseURL(raw string) (Config, error) {
 			if c.MemoryWait, err = time.ParseDuration(v); err == nil && c.MemoryWait == 0 {
 				c.MemoryWait = -1 // "0s": no wait, not the default
 			}
+		case "stall_timeout":
+			c.StallTimeout, err = time.ParseDuration(v)
 		default:
 			return Config{}, fmt.Errorf("s3: storage URL: unknown parameter %q", key)
 		}
@@ -229,6 +241,9 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
+	// Wrapped once loaded: the SDK sets a CA bundle from the environment
+	// on its own client type only.
+	awsCfg.HTTPClient = stallClient{next: awsCfg.HTTPClient, idle: c.StallTimeout}
 	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)

@@ -663,10 +663,15 @@ func TestParseURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Bucket != "bkt" || c.Prefix != "some/prefix" || c.Endpoint != "http://127.0.0.1:9000" || c.Region != "eu-west-1" ||
-		!c.PathStyle || c.PartSize != 16*mib || c.PartsInFlight != 8 || c.MoveMaxFiles != 50 || c.OrphanAge != s3.DefaultOrphanAge {
+		!c.PathStyle || c.PartSize != 16*mib || c.PartsInFlight != 8 || c.MoveMaxFiles != 50 || c.OrphanAge != s3.DefaultOrphanAge ||
+		c.StallTimeout != s3.DefaultStallTimeout {
 		t.Fatalf("%+v", c)
 	}
-	for _, bad := range []string{"http://b/p", "s3://user:pw@b/p", "s3:///p", "s3://b/p?part_size=1MiB", "s3://b/p?nope=1", "s3://b/a/../b"} {
+	if c, err := s3.ParseURL("s3://bkt/p?stall_timeout=90s"); err != nil || c.StallTimeout != 90*time.Second {
+		t.Errorf("stall_timeout=90s: %v, %v", c.StallTimeout, err)
+	}
+	for _, bad := range []string{"http://b/p", "s3://user:pw@b/p", "s3:///p", "s3://b/p?part_size=1MiB", "s3://b/p?nope=1", "s3://b/a/../b",
+		"s3://b/p?stall_timeout=-1s", "s3://b/p?stall_timeout=soon"} {
 		if _, err := s3.ParseURL(bad); err == nil {
 			t.Errorf("ParseURL(%q) succeeded", bad)
 		}
