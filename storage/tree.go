@@ -54,6 +54,11 @@ var ErrChanged = errors.New("the file was changed by someone else since it was o
 // should try again later.
 var ErrBusy = errors.New("the server has no memory free for this transfer now: try again later")
 
+// ErrUnavailable is what a backend fails with when its store does not
+// answer (an object store that stopped moving data, through retries): the
+// same request may succeed later.
+var ErrUnavailable = errors.New("the storage is not answering now: try again later")
+
 // ErrUnsupported matches every error by which a backend says it cannot do
 // an operation (errors.Is(err, ErrUnsupported)). It also matches
 // errors.ErrUnsupported. Backends return an *UnsupportedError rather than

@@ -93,6 +93,8 @@ func fsError(err error) (st error, expected bool) {
 		return status(fxFailure, storage.ErrChanged.Error()+": open it again"), true
 	case errors.Is(err, storage.ErrBusy):
 		return status(fxFailure, storage.ErrBusy.Error()), true
+	case errors.Is(err, storage.ErrUnavailable): // logged: the store is down
+		return status(fxFailure, storage.ErrUnavailable.Error()), false
 	case errors.Is(err, fs.ErrNotExist):
 		return errNotFound, true
 	case errors.Is(err, fs.ErrPermission):

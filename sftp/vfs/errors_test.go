@@ -30,6 +30,17 @@ func TestFSErrorUnsupported(t *testing.T) {
 
 // A backend with no memory free for an upload says so, and the client is
 // told to try again later; it is not logged as a failure of the server.
+// A store that does not answer is a failure that says to try again later,
+// and is logged (not expected).
+func TestFSErrorUnavailable(t *testing.T) {
+	err := &fs.PathError{Op: "write", Path: "a", Err: fmt.Errorf("upload part: %w", storage.ErrUnavailable)}
+	st, expected := fsError(err)
+	se, ok := st.(*statusError)
+	if !ok || se.code != fxFailure || se.msg != "the storage is not answering now: try again later" || expected {
+		t.Errorf("fsError(%v) = %#v, %v; want FAILURE with the reason, not expected", err, st, expected)
+	}
+}
+
 func TestFSErrorBusy(t *testing.T) {
 	err := &fs.PathError{Op: "write", Path: "a", Err: storage.ErrBusy}
 	st, expected := fsError(err)

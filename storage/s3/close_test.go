@@ -225,8 +225,8 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 		go func() { done <- do() }()
 		select {
 		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("%s from a stalled store: %v; want %q", what, err, want)
+			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, storage.ErrUnavailable) {
+				t.Errorf("%s from a stalled store: %v; want %q, storage.ErrUnavailable", what, err, want)
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s from a stalled store still waited after 30 s", what)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/skiffhq/skiff/storage"
 )
 
 // stallClient abandons a request to the store that moves no byte for
@@ -27,7 +29,8 @@ type stallClient struct {
 }
 
 // errStalled is why a request was abandoned. It is a timeout (net.Error),
-// which the SDK retries.
+// which the SDK retries, and storage.ErrUnavailable once the retries are
+// spent.
 type errStalled struct{ idle time.Duration }
 
 func (e errStalled) Error() string {
@@ -35,6 +38,9 @@ func (e errStalled) Error() string {
 }
 func (errStalled) Timeout() bool   { return true }
 func (errStalled) Temporary() bool { return true }
+
+// Is makes a request abandoned so storage.ErrUnavailable to the SFTP layer.
+func (errStalled) Is(target error) bool { return target == storage.ErrUnavailable }
 
 func (c stallClient) Do(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
