@@ -319,6 +319,17 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			bestUp, bestTuning = up, fmt.Sprintf("--s3-upload-concurrency %d --s3-chunk-size %s", tu.concurrency, tu.chunk)
 		}
 	}
+	// rcloneGet copies the bucket's key to down with rclone and checks it.
+	rcloneGet := func(key string) (time.Duration, error) {
+		d, err := runRclone("copyto", "benchs3:"+srv.Bucket+"/"+key, down, "--ignore-times")
+		if err != nil {
+			return 0, err
+		}
+		if err := checkSize(down, r.cfg.FileSize); err != nil {
+			return 0, fmt.Errorf("rclone download: %w", err)
+		}
+		return d, os.Remove(down)
+	}
 	// Downloads, each round Skiff's and rclone's in turn, so that both see
 	// the machine as it is then: OpenSSH's sftp from Skiff, then rclone
 	// copying its own upload of the file back from the bucket (the last
@@ -336,17 +347,6 @@ func (r *runner) s3Bench(ctx context.Context) error {
 	// does not offer by default, then the CTR ciphers; the client's order
 	// decides). Tuned: it asks for aes128-gcm@openssh.com, which Skiff
 	// offers first, and which costs both ends less per byte.
-	// rcloneGet copies the bucket's key to down with rclone and checks it.
-	rcloneGet := func(key string) (time.Duration, error) {
-		d, err := runRclone("copyto", "benchs3:"+srv.Bucket+"/"+key, down, "--ignore-times")
-		if err != nil {
-			return 0, err
-		}
-		if err := checkSize(down, r.cfg.FileSize); err != nil {
-			return 0, fmt.Errorf("rclone download: %w", err)
-		}
-		return d, os.Remove(down)
-	}
 	var skDown, skDownGCM, rcDown, rcNoCheck []time.Duration
 	var pairs []float64
 	for range r.cfg.Reps {

@@ -29,7 +29,7 @@ import (
 //     A wait whose session is gone (Tree.WithGone) ends at once.
 type memBudget struct {
 	total, perAccount int64
-	wait              atomic.Int64 // Config.MemoryWait, in nanoseconds
+	wait              time.Duration // Config.MemoryWait (0: none)
 
 	mu       sync.Mutex
 	used     int64
@@ -41,9 +41,7 @@ type memBudget struct {
 }
 
 func newMemBudget(total, perAccount int64, wait time.Duration) *memBudget {
-	b := &memBudget{total: total, perAccount: perAccount, accounts: map[string]int64{}, wake: make(chan struct{})}
-	b.wait.Store(int64(max(wait, 0)))
-	return b
+	return &memBudget{total: total, perAccount: perAccount, wait: max(wait, 0), accounts: map[string]int64{}, wake: make(chan struct{})}
 }
 
 // tryTake takes n bytes for account if both the node and the account have
@@ -69,7 +67,7 @@ func (b *memBudget) take(account string, n int64, gone <-chan struct{}) error {
 	if b.tryTake(account, n) {
 		return nil
 	}
-	timer := time.NewTimer(time.Duration(b.wait.Load()))
+	timer := time.NewTimer(b.wait)
 	defer timer.Stop()
 	for {
 		b.mu.Lock()

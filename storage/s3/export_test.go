@@ -18,5 +18,6 @@ func PeakParts(u storage.Upload) int {
 // the node, and for account.
 func MemoryInUse(s *Store, account string) (node, acct int64) { return s.mem.inUse(account) }
 
-// SetMemoryWait sets how long an upload of s waits for memory.
-func SetMemoryWait(s *Store, d time.Duration) { s.mem.wait.Store(int64(d)) }
+// SetMemoryWait sets how long an upload of s waits for memory; call it
+// while no upload of s writes.
+func SetMemoryWait(s *Store, d time.Duration) { s.mem.wait = d }
