@@ -271,3 +271,83 @@ func startS3ForServe(t *testing.T) *s3test.Server {
 	}
 	return srv
 }
+
+// While the store stops answering, SFTP clients get the reason rather than
+// a hang or a generic failure: a download and an upload fail once their
+// requests have moved no data for stall_timeout (and the SDK's retries
+// have stalled too), with "the storage is not answering now: try again
+// later", on a session that stays usable. The failed upload is not stored,
+// and once the store answers again the same session reads and writes.
+func TestServeOnS3StoreNotAnswering(t *testing.T) {
+	srv := startS3ForServe(t)
+	proxy := s3test.StartStallingProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
+	url := strings.Replace(srv.URL("deploy"), "endpoint="+srv.Endpoint, "endpoint=http://"+proxy.Addr(), 1) + "&stall_timeout=300ms"
+	s, dl, _ := startDemo(t, func(c *ServeCmd) { c.Storage.URL = url })
+	c := mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
+	data := bytes.Repeat([]byte("stored before the outage "), 4000)
+	put := func(name string, data []byte) error {
+		f, err := c.Create("/My Files/" + name)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	get := func(name string) ([]byte, error) {
+		f, err := c.Open("/My Files/" + name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return io.ReadAll(f)
+	}
+	if err := put("before.bin", data); err != nil {
+		t.Fatal(err)
+	}
+
+	const reason = "the storage is not answering now: try again later"
+	// within runs op, failing the test if it is still waiting after 30 s
+	// (each failure takes about three stall timeouts).
+	within := func(what string, op func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- op() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			proxy.Unstall()
+			t.Fatalf("%s still waits for the store after 30 s", what)
+			return nil
+		}
+	}
+	proxy.Stall()
+	if err := within("a download", func() error { _, err := get("before.bin"); return err }); err == nil || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("download while the store does not answer: %v; want %q", err, reason)
+	}
+	if err := within("an upload", func() error { return put("during.bin", []byte("lost to the outage")) }); err == nil || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("upload while the store does not answer: %v; want %q", err, reason)
+	}
+	out, err := srv.Client().ListObjectsV2(context.Background(), &awss3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String("deploy/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		if strings.HasSuffix(aws.ToString(o.Key), "/during.bin") {
+			t.Errorf("the failed upload is stored: %s", aws.ToString(o.Key))
+		}
+	}
+
+	proxy.Unstall()
+	if got, err := get("before.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download once the store answers: %d bytes, %v; want the %d stored", len(got), err, len(data))
+	}
+	if err := put("after.bin", data); err != nil {
+		t.Fatalf("upload once the store answers: %v", err)
+	}
+	if got, err := get("after.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the upload after the outage read back: %d bytes, %v", len(got), err)
+	}
+}

@@ -5,124 +5,17 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
 )
-
-// stallingProxy forwards TCP connections to a real S3 server and, once
-// stalled, holds every request it receives from then on (the store stops
-// answering) until released.
-type stallingProxy struct {
-	ln       net.Listener
-	upstream string
-
-	mu      sync.Mutex
-	stalled bool
-	release chan struct{} // closed to let held requests through
-	held    chan struct{} // told of each request held
-
-	accepted atomic.Int32      // connections accepted
-	open     map[net.Conn]bool // connections being served, closed at cleanup
-}
-
-func startStallingProxy(t *testing.T, upstream string) *stallingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallingProxy{ln: ln, upstream: upstream, release: make(chan struct{}), held: make(chan struct{}, 100), open: map[net.Conn]bool{}}
-	var conns sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		p.unstall()
-		p.mu.Lock()
-		for c := range p.open { // idle ones the client keeps for reuse
-			c.Close()
-		}
-		p.mu.Unlock()
-		conns.Wait()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.accepted.Add(1)
-			p.mu.Lock()
-			p.open[c] = true
-			p.mu.Unlock()
-			conns.Go(func() { p.serve(c) })
-		}
-	}()
-	return p
-}
-
-func (p *stallingProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *stallingProxy) stall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.stalled = true
-}
-
-func (p *stallingProxy) unstall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stalled {
-		p.stalled = false
-		close(p.release)
-		p.release = make(chan struct{})
-	}
-}
-
-func (p *stallingProxy) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		p.mu.Lock()
-		delete(p.open, c)
-		p.mu.Unlock()
-	}()
-	up, err := net.Dial("tcp", p.upstream)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	go func() {
-		_, _ = io.Copy(c, up)
-		c.Close()
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			stalled, release := p.stalled, p.release
-			p.mu.Unlock()
-			if stalled {
-				p.held <- struct{}{}
-				<-release
-			}
-			if _, werr := up.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
 
 // openF opens the file "f" of the test user's home in store.
 func openF(t *testing.T, store *s3.Store) (storage.Tree, storage.File) {
@@ -145,23 +38,23 @@ func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
 	data := randBytes(3 * mib)
 	e.put(t, "f", data)
 
-	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
 	opts := e.srv.Options()
-	opts.BaseEndpoint = aws.String("http://" + proxy.addr())
+	opts.BaseEndpoint = aws.String("http://" + proxy.Addr())
 	store, err := s3.New(awss3.New(opts), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", PartSize: s3.MinPartSize, PartsInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, f := openF(t, store)
 
-	proxy.stall()
+	proxy.Stall()
 	read := make(chan error, 1)
 	go func() {
 		_, err := f.ReadAt(make([]byte, 32<<10), 0)
 		read <- err
 	}()
 	select {
-	case <-proxy.held: // the read's GET is in flight, and stalls
+	case <-proxy.Held(): // the read's GET is in flight, and stalls
 	case <-time.After(30 * time.Second):
 		t.Fatal("the read sent no request")
 	}
@@ -175,7 +68,7 @@ func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("Close waited for the stalled store")
-		proxy.unstall()
+		proxy.Unstall()
 		<-closed
 	}
 	select {
@@ -199,12 +92,12 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	data := randBytes(3 * mib)
 	e.put(t, "f", data)
-	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
 	for _, kv := range e.srv.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: "http://" + proxy.addr(),
+	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: "http://" + proxy.Addr(),
 		Region: e.srv.Region, PathStyle: true, PartSize: s3.MinPartSize, PartsInFlight: 1, StallTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +110,7 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 	}
 	defer up.Close()
 
-	proxy.stall()
+	proxy.Stall()
 	const want = "moved no data for 300ms"
 	within := func(what string, do func() error) {
 		t.Helper()
@@ -242,7 +135,7 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 		}
 		return up.Commit()
 	})
-	proxy.unstall()
+	proxy.Unstall()
 	if _, err := tree.Stat("g"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the upload that failed on a stalled store left a file: %v", err)
 	}

@@ -30,10 +30,10 @@ func setStoreEnv(t *testing.T, srv *s3test.Server) {
 func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	e.put(t, "f.bin", []byte("data")) // a name with an extension: one HEAD per Stat
-	proxy := startStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
 	setStoreEnv(t, e.srv)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
-		Endpoint: "http://" + proxy.addr(), Region: e.srv.Region, PathStyle: true})
+		Endpoint: "http://" + proxy.Addr(), Region: e.srv.Region, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	// burst makes n requests at once: the proxy holds each until all n
 	// are in, so that each has a connection of its own.
 	burst := func() {
-		proxy.stall()
+		proxy.Stall()
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
@@ -55,18 +55,18 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 			})
 		}
 		for range n {
-			<-proxy.held
+			<-proxy.Held()
 		}
-		proxy.unstall()
+		proxy.Unstall()
 		wg.Wait()
 	}
 	burst()
-	first := proxy.accepted.Load()
+	first := proxy.Accepted()
 	if first < n {
 		t.Fatalf("%d requests at once used %d connections", n, first)
 	}
 	burst()
-	if more := proxy.accepted.Load() - first; more > 0 {
+	if more := proxy.Accepted() - first; more > 0 {
 		t.Fatalf("the second burst of %d requests opened %d new connections, want none: the first burst's were closed", n, more)
 	}
 }
