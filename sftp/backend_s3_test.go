@@ -20,7 +20,7 @@ import (
 )
 
 // The end-to-end tests run on the local disk, or with SKIFF_TEST_STORAGE=s3
-// on the S3 backend over a versitygw per test (internal/s3test; .ci/run
+// on the S3 backend, a bucket per test (internal/s3test; .ci/run
 // runs them so). The e2e helpers below reach the stored files through the
 // storage on S3 and through the disk otherwise; checks of what only a disk
 // does are relaxed on S3, saying why. The differences are listed in
@@ -46,7 +46,7 @@ func openFixtureStore(t *testing.T, db *tenant.DB) (fixtureStore, *s3Fixture, er
 		st, err := storage.NewLocal(t.TempDir())
 		return st, nil, err
 	}
-	srv := s3test.Start(t)
+	srv := s3test.Shared(t)
 	store, err := s3.New(srv.Client(), s3.Config{Bucket: srv.Bucket, Prefix: "e2e"})
 	if err != nil {
 		return nil, nil, err

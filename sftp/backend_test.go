@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
@@ -26,7 +27,7 @@ import (
 
 // TestMain gives the tests that call pgtest.NewDB a throwaway PostgreSQL
 // server; the others never start it.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m, s3test.StopShared) }
 
 // productFixture is the real thing behind the listener: an account with
 // the SFTP module active, a user with SFTP on, the tenant directory and

@@ -77,12 +77,16 @@ type cluster struct {
 }
 
 // Main runs the tests, then stops the server they used and removes its
-// files, and exits. Call it from TestMain in every package that uses NewDB.
-func Main(m *testing.M) {
+// files, runs after (the package's other test servers' stops, in order),
+// and exits. Call it from TestMain in every package that uses NewDB.
+func Main(m *testing.M, after ...func()) {
 	mu.Lock()
 	mainCalled = true
 	mu.Unlock()
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if err := shutdown(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		if code == 0 {

@@ -5,6 +5,10 @@
 //	srv := s3test.Start(t)          // skips t if the server cannot be had
 //	client := srv.Client()          // an *s3.Client for srv.Bucket
 //
+// Tests that only need a bucket of their own take one of a server their
+// binary shares (Shared; TestMain calls StopShared), which saves starting
+// a server per test.
+//
 // The binary is, in this order: $SKIFF_VERSITYGW if set, versitygw on PATH,
 // or built once from the Go module proxy (go install …@Version) into the
 // user's cache directory (skiff-test/versitygw-<Version>/), where later runs
@@ -346,10 +350,13 @@ func (srv *Server) Env() []string {
 }
 
 // Stop stops the server now (Start also stops it when the test ends). The
-// data directory stays.
+// data directory stays. On a bucket of the shared server it does nothing.
 func (srv *Server) Stop() { srv.stop() }
 
 func (srv *Server) stop() {
+	if srv.cmd == nil { // a bucket of the shared server (Shared)
+		return
+	}
 	srv.stopOnce.Do(func() {
 		_ = syscall.Kill(-srv.cmd.Process.Pid, syscall.SIGKILL)
 		<-srv.done

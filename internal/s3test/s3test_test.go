@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -68,4 +70,47 @@ func TestServerKeepsConnectionsAlive(t *testing.T) {
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("6 requests one after another opened %d connections, want 1", n)
 	}
+}
+
+// Shared gives each test a bucket of its own on one server: what one test
+// stores the other does not see, a test's objects are gone when it ends,
+// its Stop leaves the server to the others, and StopShared stops it.
+func TestShared(t *testing.T) {
+	ctx := context.Background()
+	var first *Server
+	var dir string
+	t.Run("first", func(t *testing.T) {
+		first = Shared(t)
+		if _, err := first.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(first.Bucket), Key: aws.String("k"), Body: bytes.NewReader([]byte("first's"))}); err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(first.Dir, first.Bucket)
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("the bucket's folder: %v", err)
+		}
+		first.Stop()
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the first test's bucket is still there after it ended: %v", err)
+	}
+	second := Shared(t)
+	if second.Endpoint != first.Endpoint || second.Bucket == first.Bucket {
+		t.Fatalf("second: %s %s; first: %s %s; want one server, two buckets", second.Endpoint, second.Bucket, first.Endpoint, first.Bucket)
+	}
+	c := second.Client()
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(second.Bucket), Key: aws.String("k")}); err == nil {
+		t.Error("the second test's bucket has the first's object")
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(second.Bucket), Key: aws.String("k"), Body: bytes.NewReader([]byte("second's"))}); err != nil {
+		t.Fatalf("the shared server after the first test's Stop: %v", err)
+	}
+	StopShared()
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(second.Bucket), Key: aws.String("k")}); err == nil {
+		t.Error("the shared server still answers after StopShared")
+	}
+	third := Shared(t) // a new server
+	if _, err := third.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(third.Bucket), Key: aws.String("k"), Body: bytes.NewReader([]byte("third's"))}); err != nil {
+		t.Errorf("Shared after StopShared: %v", err)
+	}
+	StopShared()
 }

@@ -24,8 +24,8 @@ import (
 )
 
 // The tests run on the local disk, or with SKIFF_TEST_STORAGE=s3 on the
-// S3 backend over a versitygw per test (internal/s3test; .ci/run runs the
-// whole package so). On S3 the helpers that reach "the disk" by path
+// S3 backend, a bucket per test on a versitygw they share
+// (internal/s3test; .ci/run runs the whole package so). On S3 the helpers that reach "the disk" by path
 // (mustWrite, mustMkdir, mustRead, exists, statPath, lstatPath,
 // readDirPath) go through the
 // storage instead: a path under an env's base names
@@ -61,7 +61,7 @@ func openTestStore(t testing.TB, base string) (testStore, error) {
 	if !onS3 {
 		return storage.NewLocal(base)
 	}
-	srv := s3test.Start(t)
+	srv := s3test.Shared(t)
 	client, log := srv.LoggedClient()
 	store, err := s3.New(client, s3.Config{Bucket: srv.Bucket, Prefix: "vfs"})
 	if err != nil {

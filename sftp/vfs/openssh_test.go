@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/storage"
 )
@@ -29,7 +30,9 @@ func TestMain(m *testing.M) {
 	if base := os.Getenv(stdioBaseEnv); base != "" {
 		os.Exit(serveStdio(base, os.Getenv(stdioJailedEnv) == "1"))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	s3test.StopShared()
+	os.Exit(code)
 }
 
 type stdio struct{}

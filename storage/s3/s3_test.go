@@ -38,9 +38,15 @@ type env struct {
 	tree   *s3.Tree
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.StopShared()
+	os.Exit(code)
+}
+
 func newEnv(t *testing.T, c s3.Config) *env {
 	t.Helper()
-	srv := s3test.Start(t)
+	srv := s3test.Shared(t)
 	client := srv.Client()
 	c.Bucket = srv.Bucket
 	if c.Prefix == "" {
