@@ -19,7 +19,10 @@ import (
 //
 // A buffer given back stays in the pool: up to keep of them resident for
 // the next part, the rest with their pages returned to the system at once,
-// and all of them once no part has been taken for partIdle. On Linux the
+// and all of them once no part has been taken for partIdle. Whoever gives
+// one back says how much of it may hold data (put's dirty), and get clears
+// only that: a small file's part is cleared, and faulted in, over the
+// bytes it held rather than over all its 8 MiB. On Linux the
 // mapping itself is never removed, so a late reader of a part already sent
 // (an HTTP request body the transport reads after the call returned) reads
 // zeros, never unmapped memory; the pool's address space is the most parts
@@ -29,11 +32,17 @@ type partBuffers struct {
 	keep int
 
 	mu       sync.Mutex
-	resident []*[]byte        // given back, pages in place: reused first
+	resident []kept           // given back, pages in place: reused first
 	released []*[]byte        // given back, pages returned (Linux only)
 	onHeap   map[*[]byte]bool // buffers allocated on the heap: dropped, never released
 	lastTake time.Time
 	trimming bool // a trim is scheduled
+}
+
+// kept is a resident buffer: bytes past dirty are zeros.
+type kept struct {
+	b     *[]byte
+	dirty int64
 }
 
 // partIdle is how long the pool keeps idle buffers resident.
@@ -45,20 +54,33 @@ func newPartBuffers(size int64, keep int) *partBuffers {
 
 // get returns a buffer of the pool's size, all zeros.
 func (p *partBuffers) get() *[]byte {
+	b, dirty := p.take()
+	clear((*b)[:dirty])
+	return b
+}
+
+// getAny returns a buffer of the pool's size holding anything, for a
+// caller that writes all of it before reading any (a download's chunk).
+func (p *partBuffers) getAny() *[]byte {
+	b, _ := p.take()
+	return b
+}
+
+// take returns a buffer and how much of it may hold data.
+func (p *partBuffers) take() (*[]byte, int64) {
 	p.mu.Lock()
 	p.lastTake = time.Now()
 	if n := len(p.resident); n > 0 {
-		b := p.resident[n-1]
+		k := p.resident[n-1]
 		p.resident = p.resident[:n-1]
 		p.mu.Unlock()
-		clear(*b)
-		return b
+		return k.b, k.dirty
 	}
 	if n := len(p.released); n > 0 {
 		b := p.released[n-1] // its pages read as zeros
 		p.released = p.released[:n-1]
 		p.mu.Unlock()
-		return b
+		return b, 0
 	}
 	p.mu.Unlock()
 	b, mapped := allocPart(p.size)
@@ -70,7 +92,7 @@ func (p *partBuffers) get() *[]byte {
 		p.onHeap[b] = true
 		p.mu.Unlock()
 	}
-	return b
+	return b, 0
 }
 
 // release returns b's pages to the system and reports whether b stays in
@@ -84,12 +106,13 @@ func (p *partBuffers) release(b *[]byte) bool {
 	return true
 }
 
-// put gives a buffer back.
-func (p *partBuffers) put(b *[]byte) {
+// put gives a buffer back, of which only the first dirty bytes may be
+// other than zeros (a buffer from getAny: all of it).
+func (p *partBuffers) put(b *[]byte, dirty int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.resident) < p.keep {
-		p.resident = append(p.resident, b)
+		p.resident = append(p.resident, kept{b, min(dirty, int64(len(*b)))})
 		if !p.trimming {
 			p.trimming = true
 			time.AfterFunc(partIdle, p.trim)
@@ -110,9 +133,9 @@ func (p *partBuffers) trim() {
 		time.AfterFunc(partIdle-idle, p.trim)
 		return
 	}
-	for _, b := range p.resident {
-		if p.release(b) {
-			p.released = append(p.released, b)
+	for _, k := range p.resident {
+		if p.release(k.b) {
+			p.released = append(p.released, k.b)
 		}
 	}
 	p.resident = p.resident[:0]

@@ -58,7 +58,7 @@ func TestPartBuffersAreNotOnTheHeap(t *testing.T) {
 		t.Errorf("four parts of 8 MiB grew the heap by %d bytes; want them outside the heap", grew)
 	}
 	for _, b := range held {
-		s.parts.put(b)
+		s.parts.put(b, int64(len(*b)))
 	}
 }
 
@@ -84,7 +84,7 @@ func TestIdlePartBuffersReturnTheirPages(t *testing.T) {
 		t.Fatal("a written buffer has no page in memory")
 	}
 	for _, b := range held {
-		p.put(b)
+		p.put(b, size)
 	}
 	if resident, released := p.counts(); resident != 2 || released != 1 {
 		t.Errorf("after three buffers came back to a pool keeping two: %d resident, %d released; want 2, 1", resident, released)
@@ -115,9 +115,41 @@ func TestIdlePartBuffersReturnTheirPages(t *testing.T) {
 func TestReusedPartBufferIsCleared(t *testing.T) {
 	p := newPartBuffers(1<<20, 2)
 	b := p.get()
-	copy(*b, "what the last upload wrote")
-	p.put(b)
+	const wrote = "what the last upload wrote"
+	copy(*b, wrote)
+	p.put(b, int64(len(wrote)))
 	if again := p.get(); again != b || !bytes.Equal(*again, make([]byte, 1<<20)) {
 		t.Errorf("the buffer taken again (same: %v) is not all zeros", again == b)
+	}
+}
+
+// Reusing the buffer of a small file's part clears what the file wrote and
+// no more: the rest of the buffer stays out of memory (and costs no time),
+// where clearing all of it brought every page of it in, 8 MiB per upload
+// by default.
+func TestReusedPartBufferIsClearedOnlyWhereWritten(t *testing.T) {
+	const size = 8 << 20
+	p := newPartBuffers(size, 2)
+	b := p.get()
+	small := bytes.Repeat([]byte("small file "), 1000) // 11 kB: three pages
+	copy(*b, small)
+	written := residentPages(t, *b)
+	p.put(b, int64(len(small)))
+	again := p.get()
+	if again != b {
+		t.Fatal("the resident buffer was not reused")
+	}
+	if n := residentPages(t, *again); n > written {
+		t.Errorf("the reused buffer has %d pages in memory; the file wrote %d", n, written)
+	}
+	if !bytes.Equal((*again)[:len(small)], make([]byte, len(small))) {
+		t.Error("what the last upload wrote was not cleared")
+	}
+	// What was written anywhere in the buffer is cleared by the same rule:
+	// the upload says how far it wrote.
+	copy((*again)[size-len(small):], small)
+	p.put(again, size)
+	if b := p.get(); !bytes.Equal(*b, make([]byte, size)) {
+		t.Error("a buffer written to its end is not all zeros when taken again")
 	}
 }

@@ -274,7 +274,7 @@ func (r *reader) drop(chunks []*chunk) {
 func (r *reader) release(c *chunk) {
 	r.t.s.mem.give(r.t.ref.Account, c.grant)
 	if c.buf != nil {
-		r.t.s.chunks.put(c.buf)
+		r.t.s.chunks.put(c.buf, readChunk)
 	}
 }
 
@@ -292,7 +292,7 @@ func (r *reader) fetch() bool {
 	case !r.t.s.mem.tryTake(r.t.ref.Account, n):
 		return false
 	case n == readChunk:
-		buf = r.t.s.chunks.get()
+		buf = r.t.s.chunks.getAny() // the GET fills it whole, or the chunk fails
 	}
 	r.get(r.next, n, buf, grant)
 	r.next += n

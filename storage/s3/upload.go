@@ -187,6 +187,14 @@ func (p *partBuf) mark(from, to int64) {
 	p.written = merged
 }
 
+// dirty is how far into the buffer bytes were written: past it, zeros.
+func (p *partBuf) dirty() int64 {
+	if len(p.written) == 0 {
+		return 0
+	}
+	return p.written[len(p.written)-1].to
+}
+
 func (p *partBuf) full(size int64) bool {
 	return len(p.written) == 1 && p.written[0].from == 0 && p.written[0].to >= size
 }
@@ -307,7 +315,7 @@ func (w *writer) newBuf(taken bool) (*partBuf, error) {
 
 // putBuf gives a part buffer back, and its memory to the budget.
 func (w *writer) putBuf(b *partBuf) {
-	w.t.s.parts.put(b.b)
+	w.t.s.parts.put(b.b, b.dirty())
 	w.t.s.mem.give(w.t.ref.Account, w.partSize)
 }
 
