@@ -20,7 +20,10 @@ import (
 	"github.com/skiffhq/skiff/tenant/sftplogin"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	tenant.UseCheapPasswordHashes() // what the tests check does not depend on the cost
+	pgtest.Main(m)
+}
 
 // env is one test's Skiff: a fresh database, the service and the real HTTP handler.
 type env struct {

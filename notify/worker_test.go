@@ -18,7 +18,10 @@ import (
 	"github.com/skiffhq/skiff/tenant"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	tenant.UseCheapPasswordHashes() // what the tests check does not depend on the cost
+	pgtest.Main(m)
+}
 
 // fakeClock is the workers' clock; tests move it by hand.
 type fakeClock = testkit.Clock

@@ -14,7 +14,10 @@ import (
 	"github.com/skiffhq/skiff/policy"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	tenant.UseCheapPasswordHashes() // what the tests check does not depend on the cost
+	pgtest.Main(m)
+}
 
 // fixture is a test database written to directly, as the service's
 // connection role: the rows the policy is derived from, without the tenant

@@ -27,7 +27,10 @@ import (
 
 // TestMain gives the tests that call pgtest.NewDB a throwaway PostgreSQL
 // server; the others never start it.
-func TestMain(m *testing.M) { pgtest.Main(m, s3test.StopShared) }
+func TestMain(m *testing.M) {
+	tenant.UseCheapPasswordHashes() // what the tests check does not depend on the cost
+	pgtest.Main(m, s3test.StopShared)
+}
 
 // productFixture is the real thing behind the listener: an account with
 // the SFTP module active, a user with SFTP on, the tenant directory and

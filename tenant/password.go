@@ -31,6 +31,23 @@ const (
 	MaxPasswordLength = 256
 )
 
+// argonCost is the memory (KiB) and passes of new hashes and of the dummy
+// hash: argonMemoryKiB and argonTime, but in the test binaries that call
+// UseCheapPasswordHashes. A verification takes them from the hash.
+var argonCost = struct{ memoryKiB, time uint32 }{argonMemoryKiB, argonTime}
+
+// UseCheapPasswordHashes makes new password hashes cost 64 KiB and one
+// pass, for test binaries, from TestMain before m.Run. Under the race
+// detector one hash at the real cost takes about 0.3 s of CPU, and the
+// suites of the API and the SFTP server make thousands (every user they
+// create and every login). What the tests check (who may log in, what a
+// refusal says, how attempts are counted) does not depend on the cost;
+// tenant's own tests keep the real one. A server never calls it.
+func UseCheapPasswordHashes() {
+	argonCost.memoryKiB, argonCost.time = 64, 1
+	dummyHash = mustHash("skiff-dummy-password-never-matches")
+}
+
 // hashSlots bounds concurrent argon2id computations so that a burst of password
 // attempts queues instead of exhausting memory (each takes argonMemoryKiB).
 var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
@@ -52,7 +69,7 @@ func HashPassword(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer releaseHashSlot()
-	return encodeHash(salt, argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)), nil
+	return encodeHash(salt, argonKey(password, salt)), nil
 }
 
 // ValidatePassword checks a password a user chose.
@@ -112,9 +129,14 @@ type argonParams struct {
 
 var b64 = base64.RawStdEncoding
 
+// argonKey is password's key at the cost of new hashes.
+func argonKey(password string, salt []byte) []byte {
+	return argon2.IDKey([]byte(password), salt, argonCost.time, argonCost.memoryKiB, argonThreads, argonKeyLen)
+}
+
 func encodeHash(salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemoryKiB, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
+		argon2.Version, argonCost.memoryKiB, argonCost.time, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 var errBadHash = errors.New("stored password hash is malformed")
@@ -151,5 +173,5 @@ func mustHash(password string) string {
 	if _, err := rand.Read(salt); err != nil {
 		panic(err)
 	}
-	return encodeHash(salt, argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen))
+	return encodeHash(salt, argonKey(password, salt))
 }

@@ -15,7 +15,10 @@ import (
 	"github.com/skiffhq/skiff/tenant/domain"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	tenant.UseCheapPasswordHashes() // what the tests check does not depend on the cost
+	pgtest.Main(m)
+}
 
 // The admin commands bootstrap what the API cannot: the first staff login and
 // accounts; bad input is a one-line message, not a stack trace.
