@@ -30,6 +30,7 @@ import (
 type partBuffers struct {
 	size int64
 	keep int
+	idle time.Duration // partIdle when the pool was made
 
 	mu       sync.Mutex
 	resident []kept           // given back, pages in place: reused first
@@ -45,11 +46,12 @@ type kept struct {
 	dirty int64
 }
 
-// partIdle is how long the pool keeps idle buffers resident.
+// partIdle is how long a pool keeps idle buffers resident (read when the
+// pool is made, so that a test may change it for the pools it makes).
 var partIdle = 2 * time.Second
 
 func newPartBuffers(size int64, keep int) *partBuffers {
-	return &partBuffers{size: size, keep: keep}
+	return &partBuffers{size: size, keep: keep, idle: partIdle}
 }
 
 // get returns a buffer of the pool's size, all zeros.
@@ -115,7 +117,7 @@ func (p *partBuffers) put(b *[]byte, dirty int64) {
 		p.resident = append(p.resident, kept{b, min(dirty, int64(len(*b)))})
 		if !p.trimming {
 			p.trimming = true
-			time.AfterFunc(partIdle, p.trim)
+			time.AfterFunc(p.idle, p.trim)
 		}
 		return
 	}
@@ -129,8 +131,8 @@ func (p *partBuffers) put(b *[]byte, dirty int64) {
 func (p *partBuffers) trim() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if idle := time.Since(p.lastTake); idle < partIdle {
-		time.AfterFunc(partIdle-idle, p.trim)
+	if idle := time.Since(p.lastTake); idle < p.idle {
+		time.AfterFunc(p.idle-idle, p.trim)
 		return
 	}
 	for _, k := range p.resident {
