@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/s3test"
+	"github.com/skiffhq/skiff/internal/testkit"
 )
 
 // serve with --storage-url: the storage marker is an object, files uploaded
@@ -280,9 +281,12 @@ func startS3ForServe(t *testing.T) *s3test.Server {
 // and once the store answers again the same session reads and writes.
 func TestServeOnS3StoreNotAnswering(t *testing.T) {
 	srv := startS3ForServe(t)
-	proxy := s3test.StartStallingProxy(t, strings.TrimPrefix(srv.Endpoint, "http://"))
-	url := strings.Replace(srv.URL("deploy"), "endpoint="+srv.Endpoint, "endpoint=http://"+proxy.Addr(), 1) + "&stall_timeout=300ms"
+	proxy := s3test.StartStallingProxy(t, srv)
+	url := strings.Replace(srv.URL("deploy"), "endpoint="+srv.Endpoint, "endpoint="+proxy.Endpoint(), 1) + "&stall_timeout=300ms"
 	s, dl, _ := startDemo(t, func(c *ServeCmd) { c.Storage.URL = url })
+	// Run before the server stops (cleanups run last first): a request held
+	// by the proxy would hold the server's shutdown.
+	t.Cleanup(proxy.Unstall)
 	c := mustDialSFTP(t, s.sftp, dl.OwnerSFTPLogin, dl.OwnerPassword)
 	data := bytes.Repeat([]byte("stored before the outage "), 4000)
 	put := func(name string, data []byte) error {
@@ -309,19 +313,9 @@ func TestServeOnS3StoreNotAnswering(t *testing.T) {
 	}
 
 	const reason = "the storage is not answering now: try again later"
-	// within runs op, failing the test if it is still waiting after 30 s
-	// (each failure takes about three stall timeouts).
+	// Each failure takes about three stall timeouts; 30 s is for a hang.
 	within := func(what string, op func() error) error {
-		done := make(chan error, 1)
-		go func() { done <- op() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			proxy.Unstall()
-			t.Fatalf("%s still waits for the store after 30 s", what)
-			return nil
-		}
+		return testkit.Within(t, 30*time.Second, what+" while the store does not answer", op)
 	}
 	proxy.Stall()
 	if err := within("a download", func() error { _, err := get("before.bin"); return err }); err == nil || !strings.Contains(err.Error(), reason) {

@@ -3,6 +3,7 @@ package s3test
 import (
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,8 @@ import (
 // HTTPS alike.
 type StallingProxy struct {
 	ln       net.Listener
-	upstream string
+	upstream string // host:port
+	scheme   string // the server's: http or https
 
 	mu      sync.Mutex
 	stalled bool
@@ -25,15 +27,19 @@ type StallingProxy struct {
 	open     map[net.Conn]bool // connections being served, closed at cleanup
 }
 
-// StartStallingProxy starts a proxy on loopback to upstream (host:port),
-// not stalled. It stops when the test ends.
-func StartStallingProxy(t testing.TB, upstream string) *StallingProxy {
+// StartStallingProxy starts a proxy on loopback to srv, not stalled. It
+// stops when the test ends.
+func StartStallingProxy(t testing.TB, srv *Server) *StallingProxy {
 	t.Helper()
+	scheme, upstream, ok := strings.Cut(srv.Endpoint, "://")
+	if !ok {
+		t.Fatalf("s3test: endpoint %q has no scheme", srv.Endpoint)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &StallingProxy{ln: ln, upstream: upstream, release: make(chan struct{}), held: make(chan struct{}, 100), open: map[net.Conn]bool{}}
+	p := &StallingProxy{ln: ln, upstream: upstream, scheme: scheme, release: make(chan struct{}), held: make(chan struct{}, 100), open: map[net.Conn]bool{}}
 	var conns sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -61,8 +67,9 @@ func StartStallingProxy(t testing.TB, upstream string) *StallingProxy {
 	return p
 }
 
-// Addr is the proxy's host:port.
-func (p *StallingProxy) Addr() string { return p.ln.Addr().String() }
+// Endpoint is the server's endpoint through the proxy, for a client's
+// BaseEndpoint or a storage URL's endpoint.
+func (p *StallingProxy) Endpoint() string { return p.scheme + "://" + p.ln.Addr().String() }
 
 // Accepted is how many connections the proxy has accepted.
 func (p *StallingProxy) Accepted() int32 { return p.accepted.Load() }

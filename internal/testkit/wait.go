@@ -21,6 +21,23 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// Within runs op and returns its error, failing the test if op is still
+// running after limit: for an operation that must end (with success or an
+// error) rather than hang. An op left running is abandoned; what it waits
+// for is the test's cleanup to release.
+func Within(t testing.TB, limit time.Duration, what string, op func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s still waits after %v", what, limit)
+		return nil
+	}
+}
+
 // SyncBuffer is a bytes.Buffer that a server's goroutines may write to while
 // a test reads it, e.g. as a slog handler's output.
 type SyncBuffer struct {

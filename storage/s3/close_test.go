@@ -13,6 +13,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/skiffhq/skiff/internal/s3test"
+	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/storage"
 	"github.com/skiffhq/skiff/storage/s3"
 )
@@ -38,9 +39,9 @@ func TestCloseDoesNotWaitForAStalledStore(t *testing.T) {
 	data := randBytes(3 * mib)
 	e.put(t, "f", data)
 
-	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	proxy := s3test.StartStallingProxy(t, e.srv)
 	opts := e.srv.Options()
-	opts.BaseEndpoint = aws.String("http://" + proxy.Addr())
+	opts.BaseEndpoint = aws.String(proxy.Endpoint())
 	store, err := s3.New(awss3.New(opts), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", PartSize: s3.MinPartSize, PartsInFlight: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -92,12 +93,9 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	data := randBytes(3 * mib)
 	e.put(t, "f", data)
-	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
-	for _, kv := range e.srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: "http://" + proxy.Addr(),
+	proxy := s3test.StartStallingProxy(t, e.srv)
+	setStoreEnv(t, e.srv)
+	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: proxy.Endpoint(),
 		Region: e.srv.Region, PathStyle: true, PartSize: s3.MinPartSize, PartsInFlight: 1, StallTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -114,15 +112,9 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 	const want = "moved no data for 300ms"
 	within := func(what string, do func() error) {
 		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- do() }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, storage.ErrUnavailable) {
-				t.Errorf("%s from a stalled store: %v; want %q, storage.ErrUnavailable", what, err, want)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s from a stalled store still waited after 30 s", what)
+		err := testkit.Within(t, 30*time.Second, what+" from a stalled store", do)
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("%s from a stalled store: %v; want %q, storage.ErrUnavailable", what, err, want)
 		}
 	}
 	within("a read", func() error {

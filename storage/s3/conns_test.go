@@ -30,10 +30,10 @@ func setStoreEnv(t *testing.T, srv *s3test.Server) {
 func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	e.put(t, "f.bin", []byte("data")) // a name with an extension: one HEAD per Stat
-	proxy := s3test.StartStallingProxy(t, e.srv.Endpoint[len("http://"):])
+	proxy := s3test.StartStallingProxy(t, e.srv)
 	setStoreEnv(t, e.srv)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
-		Endpoint: "http://" + proxy.Addr(), Region: e.srv.Region, PathStyle: true})
+		Endpoint: proxy.Endpoint(), Region: e.srv.Region, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
