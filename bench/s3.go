@@ -161,17 +161,20 @@ func (r *runner) s3Bench(ctx context.Context) error {
 			return fmt.Errorf("reset peak RSS: %w", err)
 		}
 		anon := sampleAnon(sk.proc.pid(), 5*time.Millisecond)
+		cpu0, _ := processCPU(sk.proc.pid())
 		d, err := sftpRun(fmt.Sprintf("put %q up.bin\n", src))
 		anonPeak := anon.Stop()
 		if err != nil {
 			return err
 		}
+		cpu1, _ := processCPU(sk.proc.pid())
 		peak, err := peakRSS(sk.proc.pid())
 		if err != nil {
 			return err
 		}
 		anonPeaks = append(anonPeaks, anonPeak-anon0)
-		r.log.Info("s3 upload memory", "peak over idle MiB", (peak-rss0)>>20, "anonymous peak over idle MiB", (anonPeak-anon0)>>20)
+		r.log.Info("s3 upload memory", "peak over idle MiB", (peak-rss0)>>20, "anonymous peak over idle MiB", (anonPeak-anon0)>>20,
+			"s", d.Seconds(), "server CPU s", (cpu1 - cpu0).Seconds())
 		if i == 0 {
 			if file1, err = statusField(sk.proc.pid(), "RssFile:"); err != nil {
 				return err

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the work directory (logs, keys, configuration)")
 	profileDir := fs.String("profile-dir", "", "write CPU profiles of Skiff here: every throughput case, the login loads (data-path server and skiff serve) and the GraphQL page")
 	verbose := fs.Bool("v", false, "log every measurement")
+	serverEnv := fs.String("server-env", "", "environment variables for the data-path servers this binary starts, comma-separated KEY=VALUE (e.g. GOMEMLIMIT=16MiB to measure the Go runtime's settings)")
 	s3PlainHTTP := fs.Bool("s3-plain-http", false, "S3 benchmark: the S3 server on plain HTTP instead of HTTPS (Skiff then also hashes every uploaded byte for the request's signature)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,13 +142,24 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.ServerCommand = func(args ...string) *exec.Cmd {
-		return exec.Command(self, append([]string{"server"}, args...)...)
-	}
-	if *compareBin != "" {
-		cfg.CompareServerCommand = func(args ...string) *exec.Cmd {
-			return exec.Command(*compareBin, append([]string{"server"}, args...)...)
+	env := splitList(*serverEnv)
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("-server-env: %q is not KEY=VALUE", kv)
 		}
+	}
+	serverCommand := func(bin string) func(args ...string) *exec.Cmd {
+		return func(args ...string) *exec.Cmd {
+			cmd := exec.Command(bin, append([]string{"server"}, args...)...)
+			if len(env) > 0 {
+				cmd.Env = append(os.Environ(), env...)
+			}
+			return cmd
+		}
+	}
+	cfg.ServerCommand = serverCommand(self)
+	if *compareBin != "" {
+		cfg.CompareServerCommand = serverCommand(*compareBin)
 	}
 	cfg.S3Latency = *s3Latency
 	start := time.Now()
