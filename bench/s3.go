@@ -174,7 +174,7 @@ func (r *runner) s3Bench(ctx context.Context) error {
 		}
 		anonPeaks = append(anonPeaks, anonPeak-anon0)
 		r.log.Info("s3 upload memory", "peak over idle MiB", (peak-rss0)>>20, "anonymous peak over idle MiB", (anonPeak-anon0)>>20,
-			"s", d.Seconds(), "server CPU s", (cpu1 - cpu0).Seconds())
+			"upload s", d.Seconds(), "server CPU s", (cpu1 - cpu0).Seconds())
 		if i == 0 {
 			if file1, err = statusField(sk.proc.pid(), "RssFile:"); err != nil {
 				return err
