@@ -15,15 +15,28 @@ import (
 )
 
 // serveFails runs `skiff serve` with cmd and returns the error it stops
-// with at start-up.
+// with at start-up. The error is the whole story: the server logged no
+// error of its own on the way out (an operator would chase it), and nothing
+// it started is left running to log after Run returned.
 func serveFails(t *testing.T, cmd *ServeCmd) error {
 	t.Helper()
 	cmd.ready = func(string, []string) { t.Error("serve started") }
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := cmd.Run(ctx, slog.New(slog.DiscardHandler))
+	var logs testkit.SyncBuffer
+	err := cmd.Run(ctx, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err == nil {
 		t.Fatal("serve ran and stopped without an error")
+	}
+	atReturn := logs.String()
+	time.Sleep(300 * time.Millisecond) // what is still running would log by now
+	if after := logs.String(); after != atReturn {
+		t.Errorf("serve logged after it returned %q:\n%s", err, strings.TrimPrefix(after, atReturn))
+	}
+	for line := range strings.Lines(atReturn) {
+		if strings.Contains(line, "level=ERROR") {
+			t.Errorf("serve, stopping with %q, also logged an error:\n%s", err, line)
+		}
 	}
 	return err
 }

@@ -65,13 +65,17 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	// One notification connection for the whole node, until the end.
+	// One notification connection for the whole node, until the end. What
+	// listens on it from here on ends with it, and Run waits for that
+	// (Wait runs after stopListening), so that nothing logs after Run.
 	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	var listening sync.WaitGroup
+	defer listening.Wait()
 	defer stopListening()
 	d.Notifications = pglisten.Start(lctx, d.URL, log)
 	m := c.Metrics.newMetrics()
 	m.watchDatabase(d.DB)
-	svc, err := c.newService(ctx, log, d)
+	svc, err := c.newService(lctx, log, d, &listening)
 	if err != nil {
 		return err
 	}
@@ -139,8 +143,10 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 
 // newService is the domain service with its permission enforcer. One
 // enforcer answers every permission question, GraphQL's and SFTP's; it hears
-// other nodes' changes through PostgreSQL notifications.
-func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database) (*domain.Domain, error) {
+// other nodes' changes through PostgreSQL notifications until ctx ends (the
+// notification connection's context: through a shutdown's drain), in a
+// goroutine that listening counts.
+func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database, listening *sync.WaitGroup) (*domain.Domain, error) {
 	svc := domain.New(d.DB)
 	svc.People.TokenTTL = c.HTTP.TokenTTL
 	svc.People.AccessTokenTTL = c.HTTP.AccessTTL
@@ -149,11 +155,11 @@ func (c *ServeCmd) newService(ctx context.Context, log *slog.Logger, d *database
 		return nil, err
 	}
 	svc.Sharing.Policy = enforcer
-	go func() {
+	listening.Go(func() {
 		if err := enforcer.ListenOn(ctx, d.Notifications); err != nil && ctx.Err() == nil {
 			log.Error("policy change notifications stopped; permissions are re-read every second instead", "err", err)
 		}
-	}()
+	})
 	return svc, nil
 }
 
