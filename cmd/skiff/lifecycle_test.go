@@ -299,4 +299,12 @@ func TestServeSignals(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), `"msg":"Skiff is running"`) {
 		t.Error("no JSON start banner")
 	}
+	// A clean stop says nothing alarming: a warning or an error from the
+	// shutdown would send an operator looking for a fault.
+	_, stopping, _ := strings.Cut(p.stderr.String(), `"msg":"shutting down`)
+	for line := range strings.Lines(stopping) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("a clean shutdown logged: %s", line)
+		}
+	}
 }

@@ -75,22 +75,24 @@ func (f MailFlags) mailTarget(dataDir string, embedded bool) (smtpURL, mailDir s
 
 // remindTrials sends "trial ending" and SSH key expiry emails and purges
 // expired one-time tokens; hourly is plenty for a 3-day or 7-day notice (an
-// expired key stops logging in at once: the email only tells of it).
+// expired key stops logging in at once: the email only tells of it). A job
+// cut short by the server's stop is not a failure, and is not logged as one.
 func remindTrials(ctx context.Context, svc *domain.Domain, log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	failed := func(err error) bool { return err != nil && ctx.Err() == nil }
 	for {
-		if n, err := svc.SFTP.SendTrialEndingReminders(tenant.SystemContext(ctx)); err != nil {
+		if n, err := svc.SFTP.SendTrialEndingReminders(tenant.SystemContext(ctx)); failed(err) {
 			log.Warn("trial reminders", "err", err)
 		} else if n > 0 {
 			log.Info("trial reminders queued", "count", n)
 		}
-		if n, err := svc.SFTP.SendSSHKeyExpiryReminders(tenant.SystemContext(ctx)); err != nil {
+		if n, err := svc.SFTP.SendSSHKeyExpiryReminders(tenant.SystemContext(ctx)); failed(err) {
 			log.Warn("SSH key expiry reminders", "err", err)
 		} else if n > 0 {
 			log.Info("SSH key expiry reminders queued", "count", n)
 		}
-		if _, err := svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx)); err != nil {
+		if _, err := svc.People.PurgeExpiredTokens(tenant.SystemContext(ctx)); failed(err) {
 			log.Warn("purge expired tokens", "err", err)
 		}
 		select {
