@@ -70,8 +70,9 @@ func (h *Handler) log() *slog.Logger {
 type Listener struct {
 	pq   *pq.Listener
 	log  *slog.Logger
-	done chan struct{} // closed when the connection is closed for good
-	err  error         // why, once done is closed
+	ctx  context.Context // Start's: once it ends, the connection's events are not news
+	done chan struct{}   // closed when the connection is closed for good
+	err  error           // why, once done is closed
 
 	mu      sync.Mutex
 	subs    map[string]*subscription // by channel
@@ -85,7 +86,7 @@ func Start(ctx context.Context, dsn string, log *slog.Logger) *Listener {
 	if log == nil {
 		log = slog.Default()
 	}
-	l := &Listener{log: log, done: make(chan struct{}), subs: map[string]*subscription{}, leaving: map[string]chan struct{}{}}
+	l := &Listener{log: log, ctx: ctx, done: make(chan struct{}), subs: map[string]*subscription{}, leaving: map[string]chan struct{}{}}
 	l.pq = pq.NewListener(dsn, minReconnect, maxReconnect, l.event)
 	go l.run(ctx)
 	return l
@@ -97,8 +98,15 @@ func Run(ctx context.Context, dsn, channel string, h Handler) error {
 	return Start(ctx, dsn, h.Log).Listen(ctx, channel, h)
 }
 
-// event runs on lib/pq's goroutine.
+// event runs on lib/pq's goroutine. Once the listener was told to stop, a
+// connection attempt cut short or a connection lost is the stop itself
+// (lib/pq's Close waits for an attempt in progress, which the database's
+// own shutdown may end first), and saying so would send an operator looking
+// for a fault; the owners hear of the end from their Listen.
 func (l *Listener) event(ev pq.ListenerEventType, err error) {
+	if l.ctx.Err() != nil {
+		return
+	}
 	switch ev {
 	case pq.ListenerEventDisconnected:
 		for _, s := range l.subscriptions() {
