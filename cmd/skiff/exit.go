@@ -12,8 +12,8 @@ import (
 const (
 	exitFailure     = 1  // anything else: a failure while running
 	exitSchema      = 65 // the database's schema does not fit this binary (EX_DATAERR)
-	exitUnavailable = 69 // the database cannot be reached (EX_UNAVAILABLE)
-	exitNoPerm      = 77 // the database refused the login, or the role lacks or has too many rights (EX_NOPERM)
+	exitUnavailable = 69 // the database or the S3 store cannot be reached (EX_UNAVAILABLE)
+	exitNoPerm      = 77 // the database refused the login, or the role lacks or has too many rights; the S3 store refused the credentials (EX_NOPERM)
 	exitConfig      = 78 // a setting is invalid (EX_CONFIG)
 )
 

@@ -16,6 +16,7 @@ import (
 	sftpclient "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/pgtest"
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/internal/testkit"
 )
@@ -344,4 +345,58 @@ func TestServeOnS3StoreNotAnswering(t *testing.T) {
 	if got, err := get("after.bin"); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the upload after the outage read back: %d bytes, %v", len(got), err)
 	}
+}
+
+// A start on S3 that cannot work says why, in one line, and exits with the
+// code the database's failures use: 78 for a bucket that does not exist or
+// a certificate not trusted (a setting to change), 77 for credentials the
+// store refuses or none at all, 69 while the store cannot be reached (the
+// one case a restart may cure).
+func TestServeOnS3StartFailures(t *testing.T) {
+	srv := s3test.StartTLS(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	// The machine's own AWS files and instance role stay out of it.
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	start := func(url string) error {
+		cmd := testServeCmd(t, newDataDir(t))
+		cmd.DatabaseURL, cmd.Runtime.AllowUnsafeRole = pgtest.NewDB(t), true
+		cmd.Mail.SMTPURL = "file://" + t.TempDir()
+		cmd.Storage.URL = url
+		return serveFails(t, cmd)
+	}
+	check := func(what string, err error, code int, wants ...string) {
+		t.Helper()
+		if got := exitCode(err); got != code {
+			t.Errorf("%s: exit code %d, want %d: %v", what, got, code, err)
+		}
+		for _, w := range append(wants, "--storage-url") {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", what, err, w)
+			}
+		}
+	}
+	url := srv.URL("deploy")
+
+	check("a bucket the store does not have",
+		start(strings.Replace(url, "s3://"+srv.Bucket+"/", "s3://no-such-bucket/", 1)),
+		exitConfig, `no bucket "no-such-bucket"`, "NoSuchBucket", "create it")
+	check("the store cannot be reached",
+		start(strings.Replace(url, "endpoint="+srv.Endpoint, "endpoint=http://127.0.0.1:1", 1)),
+		exitUnavailable, "cannot reach", "connection refused", "is the store running")
+
+	t.Setenv("AWS_CA_BUNDLE", "")
+	check("a certificate not trusted", start(url), exitConfig, "certificate is not trusted", "unknown authority", "AWS_CA_BUNDLE")
+	t.Setenv("AWS_CA_BUNDLE", srv.CAFile)
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+	check("a wrong secret key", start(url), exitNoPerm, "refused to list", "SignatureDoesNotMatch", "AWS_SECRET_ACCESS_KEY")
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	check("no credentials", start(url), exitNoPerm, "found no credentials", "AWS_ACCESS_KEY_ID")
 }

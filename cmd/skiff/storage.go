@@ -108,13 +108,29 @@ func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tena
 	}
 	store.KeepTimes(&filetimes.Store{DB: db})
 	if err := store.Check(ctx); err != nil {
-		return nil, nil, nil, fmt.Errorf("--storage-url: %w", err)
+		return nil, nil, nil, withCode(checkExit(err), fmt.Errorf("--storage-url: %w", err))
 	}
 	ready, err := storageMarker(ctx, log, db, objectMarker{store})
 	if err != nil {
 		return nil, nil, nil, withCode(exitConfig, err)
 	}
 	return store, ready, func() {}, nil
+}
+
+// checkExit is the exit code of a failed check of the S3 store, as for the
+// database: 78 for a bucket that does not exist or a certificate not
+// trusted, 77 for credentials it refuses, 69 while it cannot be reached (the
+// one a restart may cure).
+func checkExit(err error) int {
+	switch {
+	case errors.Is(err, s3.ErrNoBucket), errors.Is(err, s3.ErrCertificate):
+		return exitConfig
+	case errors.Is(err, s3.ErrDenied):
+		return exitNoPerm
+	case errors.Is(err, storage.ErrUnavailable):
+		return exitUnavailable
+	}
+	return exitFailure
 }
 
 // dir is the storage directory, by default <dataDir>/files.

@@ -27,9 +27,12 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -79,14 +82,110 @@ func New(client *awss3.Client, c Config) (*Store, error) {
 // Config returns the store's configuration, defaults filled in.
 func (s *Store) Config() Config { return s.cfg }
 
+// Check's failures, told apart so that a caller can act on each (serve's
+// exit codes: a restart helps only while the store cannot be reached).
+// Each error also says what to do; storage.ErrUnavailable is the third
+// kind, a store that cannot be reached or is failing.
+var (
+	// ErrNoBucket: the URL names a bucket the store does not have.
+	ErrNoBucket = errors.New("s3: no such bucket")
+	// ErrDenied: the store refused the credentials, or their right to
+	// list the bucket.
+	ErrDenied = errors.New("s3: access denied")
+	// ErrCertificate: the store's TLS certificate is not trusted here.
+	ErrCertificate = errors.New("s3: the store's certificate is not trusted")
+)
+
 // Check makes sure the bucket can be reached with the credentials given:
-// a start-up check, so that a wrong URL or key fails at once.
+// a start-up check, so that a wrong URL or key fails at once, with an
+// error that matches ErrNoBucket, ErrDenied or storage.ErrUnavailable when
+// it is one of those.
 func (s *Store) Check(ctx context.Context) error {
 	_, err := s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: s.bucket, Prefix: aws.String(s.accountPrefix("")), MaxKeys: aws.Int32(1)})
-	if err != nil {
-		return fmt.Errorf("s3: bucket %s: %w", s.cfg.Bucket, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	at := "AWS"
+	if s.cfg.Endpoint != "" {
+		at = s.cfg.Endpoint
+	}
+	status := 0 // no answer: the SDK gives a transport error status 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := apiCode(err)
+	switch {
+	case code == "NoSuchBucket" || status == http.StatusNotFound && code == "":
+		return fmt.Errorf("%w: %s has no bucket %q (%s): create it, or name the right one in the URL", ErrNoBucket, at, s.cfg.Bucket, apiReason(err))
+	case status == http.StatusForbidden || status == http.StatusUnauthorized || credentialCodes[code]:
+		return fmt.Errorf("%w: %s refused to list bucket %q (%s): check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance's role) and that they may list the bucket",
+			ErrDenied, at, s.cfg.Bucket, apiReason(err))
+	case status == 0 && noCredentials(err):
+		return fmt.Errorf("%w: found no credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or give the instance a role (%v)", ErrDenied, at, err)
+	case status == 0 && untrusted(err):
+		return fmt.Errorf("%w: %s (%s): if the store's certificate is issued by a CA of your own, give its certificate in AWS_CA_BUNDLE; else correct the endpoint",
+			ErrCertificate, at, transportReason(err))
+	case status == 0 || status >= 500:
+		return &wrapped{sentinel: storage.ErrUnavailable, err: fmt.Errorf("s3: cannot reach bucket %q at %s (%s): is the store running, and is the endpoint right?",
+			s.cfg.Bucket, at, transportReason(err))}
+	}
+	return fmt.Errorf("s3: bucket %q at %s: %w", s.cfg.Bucket, at, err)
+}
+
+// credentialCodes are the S3 error codes of credentials the store does not
+// take, whatever HTTP status comes with them (versitygw answers an unknown
+// access key with 404 XAdminUserNotFound).
+var credentialCodes = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
+	"ExpiredToken": true, "InvalidToken": true, "XAdminUserNotFound": true,
+}
+
+// untrusted reports whether a request failed because the store's TLS
+// certificate could not be verified.
+func untrusted(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
+}
+
+// transportReason is why a request got no answer: the certificate or
+// network error when there is one (a refused or timed-out connection), else
+// the whole error.
+func transportReason(err error) string {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return cv.Error()
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return ne.Error()
+	}
+	if apiCode(err) != "" {
+		return apiReason(err)
+	}
+	return err.Error()
+}
+
+// apiReason is an S3 error's code and message, without the SDK's request
+// details.
+func apiReason(err error) string {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	if m := ae.ErrorMessage(); m != "" {
+		return ae.ErrorCode() + ": " + m
+	}
+	return ae.ErrorCode()
+}
+
+// noCredentials reports whether the SDK found no credentials to sign with.
+func noCredentials(err error) bool {
+	return strings.Contains(err.Error(), "failed to retrieve credentials") ||
+		strings.Contains(err.Error(), "failed to refresh cached credentials")
 }
 
 // accountPrefix is the key prefix of an account ("" gives the store's
