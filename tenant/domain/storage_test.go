@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/skiffhq/skiff/internal/pgtest"
+	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/sftp/vfs"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/account"
@@ -194,6 +196,43 @@ func TestStorageReconcileFixesDrift(t *testing.T) {
 	st, err := w.svc.Storage.AccountStorage(w.as(w.owner), w.account.ID)
 	if err != nil || st.Used != 1<<30+1234 {
 		t.Fatalf("account storage %+v %v", st, err)
+	}
+}
+
+// Files of an account the database does not have (a database restored from
+// before the account was made) are left alone by the reconcile pass, which
+// says so in words rather than failing on a foreign key, and goes on with
+// the other accounts.
+func TestStorageReconcileLeavesUnknownAccountsAlone(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	stranger := "5e1f0d2c-7a4b-4c3d-9e8f-0123456789ab"
+	home := filepath.Join(w.base, stranger, "users", "6a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d")
+	if err := os.MkdirAll(home, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "kept.bin"), make([]byte, 77), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.home(w.owner), "mine.bin"), make([]byte, 4321), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.svc.Storage.Reconcile(ctx, storageFiles{w}, stranger); !errors.Is(err, storageuse.ErrUnknownAccount) || n != 0 {
+		t.Errorf("reconcile of an unknown account: %d, %v; want 0, ErrUnknownAccount", n, err)
+	}
+	var logs testkit.SyncBuffer
+	if err := w.svc.Storage.ReconcileAll(ctx, storageFiles{w}, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "level=WARN") || !strings.Contains(got, "the database does not have") ||
+		!strings.Contains(got, stranger) || strings.Contains(got, "reconcile failed") || strings.Contains(got, "foreign key") {
+		t.Errorf("log:\n%s", got)
+	}
+	w.wantUsage(w.owner, 4321) // the account it has was reconciled
+	if _, err := os.Stat(filepath.Join(home, "kept.bin")); err != nil {
+		t.Errorf("the unknown account's file: %v", err)
 	}
 }
 

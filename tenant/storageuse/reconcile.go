@@ -2,6 +2,7 @@ package storageuse
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -43,6 +44,10 @@ func readTrees(ctx context.Context, q tenant.Queryer, accountID string) (map[str
 	return m, nil
 }
 
+// ErrUnknownAccount is Reconcile's answer for files of an account the
+// database does not have: nothing is recorded for them.
+var ErrUnknownAccount = errors.New("storage: files of an account the database does not have")
+
 // Reconcile sets the usage of an account's trees from a walk of them, and
 // drops its expired reservations. A tree written to while it was walked
 // (its usage changed, or a session holds a reservation for it) is left for
@@ -50,13 +55,20 @@ func readTrees(ctx context.Context, q tenant.Queryer, accountID string) (map[str
 // returns the number of trees whose usage it corrected.
 func (s *Service) Reconcile(ctx context.Context, files Files, accountID string) (int, error) {
 	var before map[string]treeState
+	known := false
 	err := s.InAccount(ctx, accountID, func(q tenant.Queryer) error {
+		if err := q.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, accountID); err != nil || !known {
+			return tenant.DBError(err)
+		}
 		var err error
 		before, err = readTrees(ctx, q, accountID)
 		return err
 	})
 	if err != nil {
 		return 0, err
+	}
+	if !known {
+		return 0, ErrUnknownAccount
 	}
 	sizes, err := files.TreeSizes(accountID)
 	if err != nil {
@@ -117,6 +129,11 @@ func (s *Service) ReconcileAll(ctx context.Context, files Files, log *slog.Logge
 		}
 		n, err := s.Reconcile(ctx, files, id)
 		switch {
+		case errors.Is(err, ErrUnknownAccount):
+			// Accounts are never removed: a database restored from before
+			// the account was made, or files put under the prefix by hand.
+			log.Warn("storage: the storage holds files of an account the database does not have; they are left alone and count for no one "+
+				"(a database restored from before the account was made? see docs/OPERATIONS.md#backup-and-restore)", "account", id)
 		case err != nil:
 			log.Warn("storage: reconcile failed", "account", id, "err", err)
 		case n > 0:
