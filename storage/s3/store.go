@@ -84,8 +84,8 @@ func (s *Store) Config() Config { return s.cfg }
 
 // Check's failures, told apart so that a caller can act on each (serve's
 // exit codes: a restart helps only while the store cannot be reached).
-// Each error also says what to do; storage.ErrUnavailable is the third
-// kind, a store that cannot be reached or is failing.
+// Each error also says what to do; storage.ErrUnavailable is the fourth
+// kind, a store that cannot be reached or answers with a server error.
 var (
 	// ErrNoBucket: the URL names a bucket the store does not have.
 	ErrNoBucket = errors.New("s3: no such bucket")
@@ -98,8 +98,8 @@ var (
 
 // Check makes sure the bucket can be reached with the credentials given:
 // a start-up check, so that a wrong URL or key fails at once, with an
-// error that matches ErrNoBucket, ErrDenied or storage.ErrUnavailable when
-// it is one of those.
+// error that matches ErrNoBucket, ErrDenied, ErrCertificate or
+// storage.ErrUnavailable when it is one of those.
 func (s *Store) Check(ctx context.Context) error {
 	_, err := s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: s.bucket, Prefix: aws.String(s.accountPrefix("")), MaxKeys: aws.Int32(1)})
 	if err == nil {
