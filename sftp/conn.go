@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -89,6 +92,14 @@ func newNetConn(c net.Conn, bufSize int) *netConn {
 	}
 }
 
+// peerGone reports whether a read failed because the peer sent nothing in
+// time or went away (a scanner, a load balancer's TCP health check), not
+// because of what it sent.
+func peerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // readProxyHeader reads the PROXY header a trusted peer sends before
 // anything else. It returns the route from the header, or from the socket
 // when there is none (unless required) or when the header says LOCAL (a
@@ -98,6 +109,10 @@ func (c *netConn) readProxyHeader(socket route, require bool) (route, error) {
 	switch {
 	case errors.Is(err, proxyproto.ErrNoProxyProtocol):
 		if require {
+			if _, err := c.r.Peek(1); err != nil {
+				// It sent nothing at all: a TCP health check, or gone.
+				return route{}, err
+			}
 			return route{}, errMissingProxyHeader
 		}
 		return socket, nil
@@ -123,13 +138,15 @@ func (c *netConn) Read(p []byte) (int, error) {
 		// Only the reading goroutine gets here, so there is no race
 		// between Load and Store.
 		_, err := proxyproto.Read(c.r)
-		if !errors.Is(err, proxyproto.ErrNoProxyProtocol) {
-			if err == nil {
-				err = errUntrustedProxyHeader
-			} else {
-				err = fmt.Errorf("%w: %w", errUntrustedProxyHeader, err)
-			}
+		switch {
+		case errors.Is(err, proxyproto.ErrNoProxyProtocol):
+		case err == nil:
+			return 0, errUntrustedProxyHeader
+		case peerGone(err):
+			// Silent until the deadline, or gone: no header at all.
 			return 0, err
+		default:
+			return 0, fmt.Errorf("%w: %w", errUntrustedProxyHeader, err)
 		}
 	}
 	if c.closing.Load() {

@@ -91,6 +91,10 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		nc = newNetConn(raw, trustedReadBuffer)
 		var err error
 		if rt, err = nc.readProxyHeader(rt, s.cfg.RequireProxyHeader); err != nil {
+			if peerGone(err) { // a health check that connects and leaves
+				s.cfg.Metrics.handshakeFailed(logHandshakeError(s.log.With(sessionAttr, peerAttr), err))
+				return
+			}
 			s.cfg.Metrics.handshakeFailed("proxy_refused")
 			s.log.Warn("sftp connection refused", sessionAttr, peerAttr, "reason", err.Error())
 			return

@@ -99,6 +99,68 @@ func TestProxyHeaderFromUntrustedSourceRefused(t *testing.T) {
 	}
 }
 
+// A peer that sends nothing before the handshake times out, or resets the
+// connection before its first bytes are read, sent no PROXY header: it is
+// logged as what it is (a timeout; a client gone, at debug level), not as
+// a refused PROXY header at WARN, which a port scanner could otherwise
+// write at will.
+func TestSilentOrVanishingPeerIsNoProxyHeader(t *testing.T) {
+	ts := newTestServer(t, &fakeDirectory{password: passwords(alice)}, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		c.Limits.HandshakeTimeout = 300 * time.Millisecond
+	})
+	silent, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	reset, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing with the server's version line unread, and no linger, sends
+	// a reset.
+	testkit.Eventually(t, "the server's version line", func() bool {
+		var b [4]byte
+		_, err := reset.Read(b[:])
+		return err == nil
+	})
+	reset.(*net.TCPConn).SetLinger(0)
+	reset.Close()
+	testkit.Eventually(t, "the timeout and the reset to be logged", func() bool {
+		logs := ts.logs.String()
+		return strings.Contains(logs, "sftp handshake timed out") && strings.Contains(logs, "sftp client left during handshake")
+	})
+	if logs := ts.logs.String(); strings.Contains(logs, "PROXY header") || strings.Contains(logs, "level=WARN") {
+		t.Errorf("log:\n%s", logs)
+	}
+
+	// From a trusted load balancer that requires the header, its TCP
+	// health check (connect, close) and a silent connection alike.
+	lb := newTestServer(t, &fakeDirectory{password: passwords(alice)}, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.RequireProxyHeader = true
+		c.Limits.HandshakeTimeout = 300 * time.Millisecond
+	})
+	check, err := net.Dial("tcp", lb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check.Close()
+	quiet, err := net.Dial("tcp", lb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	testkit.Eventually(t, "the balancer's two connections to be logged", func() bool {
+		logs := lb.logs.String()
+		return strings.Contains(logs, "sftp handshake timed out") && strings.Contains(logs, "sftp client left during handshake")
+	})
+	if logs := lb.logs.String(); strings.Contains(logs, "level=WARN") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
 func TestTrustedSourceWithoutHeader(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	t.Run("used if present by default", func(t *testing.T) {
