@@ -263,14 +263,11 @@ func serveOnS3HoldingTheMemory(t *testing.T, wait string) (s *server, dl demoLog
 }
 
 // startS3ForServe starts an S3 server and gives the test's environment its
-// credentials (and certificate authority), for skiff serve's --storage-url.
+// credentials, and only its (SetEnv), for skiff serve's --storage-url.
 func startS3ForServe(t *testing.T) *s3test.Server {
 	t.Helper()
 	srv := s3test.Start(t)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv.SetEnv(t)
 	return srv
 }
 
@@ -354,14 +351,7 @@ func TestServeOnS3StoreNotAnswering(t *testing.T) {
 // one case a restart may cure).
 func TestServeOnS3StartFailures(t *testing.T) {
 	srv := s3test.StartTLS(t)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	// The machine's own AWS files and instance role stay out of it.
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	srv.SetEnv(t)
 	start := func(url string) error {
 		cmd := testServeCmd(t, newDataDir(t))
 		cmd.DatabaseURL, cmd.Runtime.AllowUnsafeRole = pgtest.NewDB(t), true

@@ -349,6 +349,24 @@ func (srv *Server) Env() []string {
 	return env
 }
 
+// SetEnv gives the test's process srv's credentials and certificate
+// authority (Env) through the standard AWS variables, for code that reads
+// them (skiff serve in the test process, s3.Open), and keeps the machine's
+// own out: its AWS files, its instance role and, for a plain HTTP server,
+// its AWS_CA_BUNDLE.
+func (srv *Server) SetEnv(t testing.TB) {
+	t.Helper()
+	t.Setenv("AWS_CA_BUNDLE", "")
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_CONFIG_FILE", none)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
 // Stop stops the server now (Start also stops it when the test ends). The
 // data directory stays. On a bucket of the shared server it does nothing.
 func (srv *Server) Stop() { srv.stop() }

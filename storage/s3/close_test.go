@@ -94,7 +94,7 @@ func TestAStalledStoreFailsRequestsAfterTheStallTimeout(t *testing.T) {
 	data := randBytes(3 * mib)
 	e.put(t, "f", data)
 	proxy := s3test.StartStallingProxy(t, e.srv)
-	setStoreEnv(t, e.srv)
+	e.srv.SetEnv(t)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff", Endpoint: proxy.Endpoint(),
 		Region: e.srv.Region, PathStyle: true, PartSize: s3.MinPartSize, PartsInFlight: 1, StallTimeout: 300 * time.Millisecond})
 	if err != nil {

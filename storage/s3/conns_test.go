@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -10,17 +11,6 @@ import (
 	"github.com/skiffhq/skiff/internal/s3test"
 	"github.com/skiffhq/skiff/storage/s3"
 )
-
-// setStoreEnv gives s3.Open, which reads the standard AWS sources, srv's
-// credentials and nothing of the machine's (its shared files, its CA
-// bundle).
-func setStoreEnv(t *testing.T, srv *s3test.Server) {
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_CA_BUNDLE", "")
-}
 
 // A burst of requests keeps its connections for the next one: every
 // upload's parts and every download's read-ahead go to the one endpoint at
@@ -31,7 +21,7 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 	e := newEnv(t, s3.Config{})
 	e.put(t, "f.bin", []byte("data")) // a name with an extension: one HEAD per Stat
 	proxy := s3test.StartStallingProxy(t, e.srv)
-	setStoreEnv(t, e.srv)
+	e.srv.SetEnv(t)
 	store, err := s3.Open(context.Background(), s3.Config{Bucket: e.srv.Bucket, Prefix: "skiff",
 		Endpoint: proxy.Endpoint(), Region: e.srv.Region, PathStyle: true})
 	if err != nil {
@@ -77,7 +67,8 @@ func TestABurstOfRequestsKeepsItsConnections(t *testing.T) {
 // check refuses the store's certificate.
 func TestOpenOverHTTPSWithACABundle(t *testing.T) {
 	srv := s3test.StartTLS(t)
-	setStoreEnv(t, srv)
+	srv.SetEnv(t)
+	t.Setenv("AWS_CA_BUNDLE", "") // first without it
 	cfg := s3.Config{Bucket: srv.Bucket, Prefix: "skiff", Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true}
 	ctx := context.Background()
 
@@ -85,7 +76,7 @@ func TestOpenOverHTTPSWithACABundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Check(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := store.Check(ctx); !errors.Is(err, s3.ErrCertificate) || !strings.Contains(err.Error(), "AWS_CA_BUNDLE") {
 		t.Fatalf("a store whose certificate cannot be verified passed the check: %v", err)
 	}
 
