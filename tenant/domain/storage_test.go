@@ -236,6 +236,35 @@ func TestStorageReconcileLeavesUnknownAccountsAlone(t *testing.T) {
 	}
 }
 
+// A pass cut short by the server's stop is not a failure: it ends without
+// a warning.
+func TestStorageReconcileStopsQuietly(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.home(w.owner) // an account with storage, for the pass to walk
+	var logs testkit.SyncBuffer
+	files := stoppingFiles{storageFiles{w}, cancel}
+	if err := w.svc.Storage.ReconcileAll(ctx, files, slog.New(slog.NewTextHandler(&logs, nil))); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v", err)
+	}
+	if logs.String() != "" {
+		t.Errorf("a pass stopped midway logged:\n%s", logs.String())
+	}
+}
+
+// stoppingFiles stops the server (cancel) while an account is walked.
+type stoppingFiles struct {
+	storageFiles
+	cancel context.CancelFunc
+}
+
+func (f stoppingFiles) TreeSizes(accountID string) (map[string]int64, error) {
+	f.cancel()
+	return nil, context.Canceled
+}
+
 // wantUsage waits for u's usage to be want: an SFTP close settles in the
 // background.
 func (w *world) wantUsage(u *tenant.User, want int64) {

@@ -129,6 +129,8 @@ func (s *Service) ReconcileAll(ctx context.Context, files Files, log *slog.Logge
 		}
 		n, err := s.Reconcile(ctx, files, id)
 		switch {
+		case ctx.Err() != nil:
+			return ctx.Err() // stopped midway: not a failure
 		case errors.Is(err, ErrUnknownAccount):
 			// Accounts are never removed: a database restored from before
 			// the account was made, or files put under the prefix by hand.
