@@ -152,8 +152,10 @@ func TestDocumentedErrorCodes(t *testing.T) {
 	}
 	// Codes that need more than one request here can make.
 	elsewhere := map[string]string{
-		"INTERNAL":          "TestInternalErrorBeforeGraphQLIsLogged",
-		"SHUTTING_DOWN":     "TestServeSignals",
+		"INTERNAL":      "TestInternalErrorBeforeGraphQLIsLogged",
+		"SHUTTING_DOWN": "TestServeSignals",
+		// The client that could read it has gone.
+		"CANCELED":          "TestAClientThatLeftIsNoInternalError",
 		"TOO_MANY_REQUESTS": "TestInFlightCapPerAddress",
 		// Over the old code the request waited for an event: that test
 		// bounds the wait.

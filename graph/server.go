@@ -262,11 +262,27 @@ func writeAuthError(w http.ResponseWriter, msg string) {
 // GraphQL error naming the request ID, and logs the cause under that ID.
 func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, step string, err error) {
 	rid := RequestIDFrom(ctx)
-	log.Error("internal error", "request_id", rid, "step", step, "err", err)
-	requestInfoFrom(ctx).addCode(string(tenant.EInternal))
+	if clientLeft(ctx, err) {
+		log.Info("request ended before its answer: the client left", "request_id", rid, "step", step)
+		requestInfoFrom(ctx).addCode(codeCanceled)
+	} else {
+		log.Error("internal error", "request_id", rid, "step", step, "err", err)
+		requestInfoFrom(ctx).addCode(string(tenant.EInternal))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusInternalServerError)
 	fmt.Fprintf(w, `{"errors":[{"message":"internal error (request %s)","extensions":{"code":"INTERNAL","requestId":%q}}]}`, rid, rid)
+}
+
+// codeCanceled is the error code of a request whose client went away
+// before its answer: logged and counted, never read by that client.
+const codeCanceled = "CANCELED"
+
+// clientLeft reports whether err is the request's own end: its context was
+// canceled because the client went away (or the server cut the request at
+// the end of a shutdown's grace), which is no fault to look into.
+func clientLeft(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && tenant.Canceled(err)
 }
 
 // presentError maps application errors to extensions.code in one place.
@@ -311,6 +327,12 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	switch te.Code {
 	case tenant.EInternal:
 		rid := RequestIDFrom(ctx)
+		if clientLeft(ctx, err) {
+			log.Info("request ended before its answer: the client left", "request_id", rid, "path", gerr.Path.String())
+			gerr.Message = "request canceled"
+			code = codeCanceled
+			break
+		}
 		log.Error("internal error", "request_id", rid, "path", gerr.Path.String(), "err", err)
 		gerr.Message = "internal error (request " + rid + ")"
 		gerr.Extensions["requestId"] = rid

@@ -140,6 +140,19 @@ func scopeTx(ctx context.Context, tx *sqlx.Tx, accountID string, scope Scope) er
 	return nil
 }
 
+// Canceled reports whether err is a database call cut short by its
+// context: Go's context errors, or PostgreSQL's query_canceled (57014),
+// which lib/pq's cancel request brings back when the context ends
+// mid-statement (a statement timeout has the same code: callers ask only
+// once their context has ended).
+func Canceled(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pqe *pq.Error
+	return errors.As(err, &pqe) && pqe.Code == "57014"
+}
+
 // DBError translates driver errors once, at the database boundary.
 func DBError(err error) error {
 	if err == nil {
