@@ -262,13 +262,7 @@ func writeAuthError(w http.ResponseWriter, msg string) {
 // GraphQL error naming the request ID, and logs the cause under that ID.
 func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, step string, err error) {
 	rid := RequestIDFrom(ctx)
-	if clientLeft(ctx, err) {
-		log.Info("request ended before its answer: the client left", "request_id", rid, "step", step)
-		requestInfoFrom(ctx).addCode(codeCanceled)
-	} else {
-		log.Error("internal error", "request_id", rid, "step", step, "err", err)
-		requestInfoFrom(ctx).addCode(string(tenant.EInternal))
-	}
+	requestInfoFrom(ctx).addCode(logInternal(ctx, log, err, "step", step))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusInternalServerError)
 	fmt.Fprintf(w, `{"errors":[{"message":"internal error (request %s)","extensions":{"code":"INTERNAL","requestId":%q}}]}`, rid, rid)
@@ -277,6 +271,20 @@ func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Lo
 // codeCanceled is the error code of a request whose client went away
 // before its answer: logged and counted, never read by that client.
 const codeCanceled = "CANCELED"
+
+// logInternal logs a failure that the answer calls internal, under the
+// request ID with attrs, and returns the code to count: INTERNAL, logged as
+// an error, or CANCELED, logged at info level, when the failure is the
+// request's own end because its client left (clientLeft).
+func logInternal(ctx context.Context, log *slog.Logger, err error, attrs ...any) string {
+	attrs = append([]any{"request_id", RequestIDFrom(ctx)}, attrs...)
+	if clientLeft(ctx, err) {
+		log.Info("request ended before its answer: the client left", attrs...)
+		return codeCanceled
+	}
+	log.Error("internal error", append(attrs, "err", err)...)
+	return string(tenant.EInternal)
+}
 
 // clientLeft reports whether err is the request's own end: its context was
 // canceled because the client went away (or the server cut the request at
@@ -327,13 +335,10 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	switch te.Code {
 	case tenant.EInternal:
 		rid := RequestIDFrom(ctx)
-		if clientLeft(ctx, err) {
-			log.Info("request ended before its answer: the client left", "request_id", rid, "path", gerr.Path.String())
+		if code = logInternal(ctx, log, err, "path", gerr.Path.String()); code == codeCanceled {
 			gerr.Message = "request canceled"
-			code = codeCanceled
 			break
 		}
-		log.Error("internal error", "request_id", rid, "path", gerr.Path.String(), "err", err)
 		gerr.Message = "internal error (request " + rid + ")"
 		gerr.Extensions["requestId"] = rid
 	case tenant.EInvalid, tenant.EConflict, tenant.ELimit:

@@ -144,7 +144,7 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 			case tenant.ErrorCode(err) == tenant.EUnauthenticated:
 				return refuse(4403, tenant.ErrorMessage(err))
 			case err != nil:
-				log.Error("internal error", "request_id", RequestIDFrom(ctx), "step", "authenticate websocket", "err", err)
+				logInternal(ctx, log, err, "step", "authenticate websocket")
 				return refuse(4500, "internal error (request "+RequestIDFrom(ctx)+")")
 			}
 			ctx = withBearer(tenant.WithPrincipal(ctx, p), strings.TrimSpace(token))
@@ -273,7 +273,7 @@ func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHa
 		case tenant.ErrorCode(err) == tenant.EUnauthenticated || errors.Is(err, tenant.ErrAddressNotAllowed):
 			return refuse("UNAUTHENTICATED", loginEnded)
 		case err != nil:
-			g.log.Error("internal error", "request_id", RequestIDFrom(ctx), "step", "authenticate subscription", "err", err)
+			logInternal(ctx, g.log, err, "step", "authenticate subscription")
 			return refuse("INTERNAL", "internal error (request "+RequestIDFrom(ctx)+")")
 		}
 		p = fresh
