@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/skiffhq/skiff/sftp/vfs"
@@ -235,7 +234,7 @@ func logHandshakeError(log *slog.Logger, err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		log.Info("sftp handshake timed out")
 		return "timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+	case peerGone(err):
 		// A load balancer's TCP health check connects and resets.
 		log.Debug("sftp client left during handshake")
 		return "client_left"
