@@ -31,11 +31,14 @@ func TestAClientThatLeftIsNoInternalError(t *testing.T) {
 		left      bool
 		wantLevel string
 		wantCode  string
+		// The token check's HTTP status: not a server error (5xx) in the
+		// access log and the metrics when no one was waiting for it.
+		wantStatus int
 	}{
-		{"the client left", begin, true, "level=INFO", "CANCELED"},
-		{"the client left mid-statement", statement, true, "level=INFO", "CANCELED"},
-		{"the client waits", begin, false, "level=ERROR", "INTERNAL"},
-		{"a statement timeout while the client waits", statement, false, "level=ERROR", "INTERNAL"},
+		{"the client left", begin, true, "level=INFO", "CANCELED", 499},
+		{"the client left mid-statement", statement, true, "level=INFO", "CANCELED", 499},
+		{"the client waits", begin, false, "level=ERROR", "INTERNAL", 500},
+		{"a statement timeout while the client waits", statement, false, "level=ERROR", "INTERNAL", 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &testkit.SyncBuffer{}
@@ -67,6 +70,12 @@ func TestAClientThatLeftIsNoInternalError(t *testing.T) {
 			writeInternalError(ctx, rec, log, "authenticate", errors.Join(errors.New("look up token"), tc.dbErr))
 			if len(ri.codes) != 1 || ri.codes[0] != tc.wantCode {
 				t.Errorf("token check: counted codes %v, want [%s]", ri.codes, tc.wantCode)
+			}
+			if rec.Code != tc.wantStatus {
+				t.Errorf("token check: HTTP %d, want %d", rec.Code, tc.wantStatus)
+			}
+			if got := outcomeOf(ri, rec.Code); got == "internal_error" && tc.left {
+				t.Errorf("token check: counted in the metrics as %s", got)
 			}
 			if !strings.Contains(logs.String(), tc.wantLevel) {
 				t.Errorf("token check: log:\n%s", logs.String())

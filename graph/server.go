@@ -262,15 +262,25 @@ func writeAuthError(w http.ResponseWriter, msg string) {
 // GraphQL error naming the request ID, and logs the cause under that ID.
 func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, step string, err error) {
 	rid := RequestIDFrom(ctx)
-	requestInfoFrom(ctx).addCode(logInternal(ctx, log, err, "step", step))
+	code := logInternal(ctx, log, err, "step", step)
+	requestInfoFrom(ctx).addCode(code)
+	status := http.StatusInternalServerError
+	if code == codeCanceled {
+		status = statusClientClosed // for the access log and the metrics: no one reads it
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusInternalServerError)
+	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"errors":[{"message":"internal error (request %s)","extensions":{"code":"INTERNAL","requestId":%q}}]}`, rid, rid)
 }
 
 // codeCanceled is the error code of a request whose client went away
 // before its answer: logged and counted, never read by that client.
-const codeCanceled = "CANCELED"
+// statusClientClosed is such a request's HTTP status, nginx's "client
+// closed request", so that it counts as no server error.
+const (
+	codeCanceled       = "CANCELED"
+	statusClientClosed = 499
+)
 
 // logInternal logs a failure that the answer calls internal, under the
 // request ID with attrs, and returns the code to count: INTERNAL, logged as
