@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/lib/pq"
 	"github.com/skiffhq/skiff/internal/testkit"
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // A request whose client went away mid-way (an aborted login, a closed
@@ -81,5 +83,31 @@ func TestAClientThatLeftIsNoInternalError(t *testing.T) {
 				t.Errorf("token check: log:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// The same for a subscription whose token is checked again as it starts:
+// a client that left meanwhile is counted as CANCELED, not INTERNAL.
+func TestASubscriptionWhoseClientLeftIsNoInternalError(t *testing.T) {
+	logs := &testkit.SyncBuffer{}
+	g := &subscriptionGuard{max: 1, log: slog.New(slog.NewTextHandler(logs, nil)),
+		auth: func(ctx context.Context, token string) (*tenant.Principal, error) {
+			return nil, &tenant.Error{Code: tenant.EInternal, Message: "internal error", Err: fmt.Errorf("look up token: %w", ctx.Err())}
+		}}
+	ri := &requestInfo{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), overWebSocketKey{}, true))
+	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
+	ctx = withBearer(tenant.WithPrincipal(ctx, &tenant.Principal{Kind: tenant.KindUser, ID: "u"}), "skf_token")
+	ctx = graphql.WithOperationContext(ctx, &graphql.OperationContext{Operation: &ast.OperationDefinition{Operation: ast.Subscription}})
+	cancel() // the client left
+	resp := g.around(ctx, func(context.Context) graphql.ResponseHandler {
+		t.Fatal("the subscription ran")
+		return nil
+	})(ctx)
+	if len(ri.codes) != 1 || ri.codes[0] != "CANCELED" {
+		t.Errorf("counted codes %v, want [CANCELED]; answer %v", ri.codes, resp.Errors)
+	}
+	if got := logs.String(); strings.Contains(got, "level=ERROR") || !strings.Contains(got, "the client left") {
+		t.Errorf("log:\n%s", got)
 	}
 }

@@ -130,28 +130,28 @@ func originAllowed(req *http.Request, origins []string) bool {
 // token, is closed with 4403 (graphql-transport-ws's Forbidden).
 func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		refuse := func(code int, msg string) (context.Context, *transport.InitPayload, error) {
-			requestInfoFrom(ctx).addCode("UNAUTHENTICATED")
-			return transport.WithWebsocketCloseCode(ctx, code), nil, errors.New(msg)
+		refuse := func(closeCode int, code, msg string) (context.Context, *transport.InitPayload, error) {
+			requestInfoFrom(ctx).addCode(code)
+			return transport.WithWebsocketCloseCode(ctx, closeCode), nil, errors.New(msg)
 		}
 		if h := payload.Authorization(); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
-				return refuse(4403, "send Authorization as: Bearer <token>")
+				return refuse(4403, "UNAUTHENTICATED", "send Authorization as: Bearer <token>")
 			}
 			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token), remoteAddr(ctx))
 			switch {
 			case tenant.ErrorCode(err) == tenant.EUnauthenticated:
-				return refuse(4403, tenant.ErrorMessage(err))
+				return refuse(4403, "UNAUTHENTICATED", tenant.ErrorMessage(err))
 			case err != nil:
-				logInternal(ctx, log, err, "step", "authenticate websocket")
-				return refuse(4500, "internal error (request "+RequestIDFrom(ctx)+")")
+				code := logInternal(ctx, log, err, "step", "authenticate websocket")
+				return refuse(4500, code, "internal error (request "+RequestIDFrom(ctx)+")")
 			}
 			ctx = withBearer(tenant.WithPrincipal(ctx, p), strings.TrimSpace(token))
 			requestInfoFrom(ctx).setPrincipal(p)
 		}
 		if tenant.PrincipalFrom(ctx) == nil {
-			return refuse(4403, `log in first: send connection_init with {"Authorization": "Bearer <token>"}`)
+			return refuse(4403, "UNAUTHENTICATED", `log in first: send connection_init with {"Authorization": "Bearer <token>"}`)
 		}
 		return ctx, nil, nil
 	}
@@ -273,8 +273,7 @@ func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHa
 		case tenant.ErrorCode(err) == tenant.EUnauthenticated || errors.Is(err, tenant.ErrAddressNotAllowed):
 			return refuse("UNAUTHENTICATED", loginEnded)
 		case err != nil:
-			logInternal(ctx, g.log, err, "step", "authenticate subscription")
-			return refuse("INTERNAL", "internal error (request "+RequestIDFrom(ctx)+")")
+			return refuse(logInternal(ctx, g.log, err, "step", "authenticate subscription"), "internal error (request "+RequestIDFrom(ctx)+")")
 		}
 		p = fresh
 		ctx = tenant.WithPrincipal(ctx, p)
