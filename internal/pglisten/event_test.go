@@ -23,12 +23,12 @@ func TestEventsAfterTheStopAreNotLogged(t *testing.T) {
 	}{{"running", false}, {"stopped", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs testkit.SyncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			sub := &subscription{h: Handler{Name: "owner", Log: slog.New(slog.NewTextHandler(&logs, nil)), Listening: func(bool) {}}}
+			sub := &subscription{h: Handler{Name: "owner", Log: log, Listening: func(bool) {}}}
 			sub.active.Store(true)
-			l := &Listener{log: slog.New(slog.NewTextHandler(&logs, nil)), ctx: ctx,
-				subs: map[string]*subscription{"ch": sub}, leaving: map[string]chan struct{}{}}
+			l := &Listener{log: log, ctx: ctx, subs: map[string]*subscription{"ch": sub}, leaving: map[string]chan struct{}{}}
 			if tc.stopped {
 				cancel()
 			}

@@ -28,7 +28,6 @@ package s3
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -142,13 +141,12 @@ var credentialCodes = map[string]bool{
 }
 
 // untrusted reports whether a request failed because the store's TLS
-// certificate could not be verified.
+// certificate could not be verified: crypto/tls wraps every verification
+// failure (an unknown authority, a name that does not match, an expired
+// certificate) in tls.CertificateVerificationError.
 func untrusted(err error) bool {
 	var cv *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	var he x509.HostnameError
-	var ci x509.CertificateInvalidError
-	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
+	return errors.As(err, &cv)
 }
 
 // transportReason is why a request got no answer: the certificate or
