@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -52,6 +53,9 @@ type ServeCmd struct {
 	// jsonLog is set when logs are JSON: the start banner is then a log
 	// line too.
 	jsonLog bool
+	// cgroupRoot is where /proc/self/cgroup and /sys/fs/cgroup are read
+	// for the container's memory limit (tests); nil: the machine's root.
+	cgroupRoot fs.FS
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
@@ -79,11 +83,13 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, storeReady, closeStore, err := c.Storage.openMarked(ctx, log, d.DB, c.DataDir)
+	container := containerMemory(log, c.cgroupRoot)
+	store, storeReady, closeStore, err := c.Storage.openMarked(ctx, log, d.DB, c.DataDir, container)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	c.limitMemory(log, container, store, d.Embedded)
 	m.watchStore(store)
 	mail, err := c.Mail.worker(log, d.DB, c.DataDir, d.Embedded)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -92,6 +93,9 @@ func testServeCmd(t *testing.T, dataDir string) *ServeCmd {
 		},
 		Mail: MailFlags{PublicURL: "http://localhost:3000"},
 		Demo: true, ShutdownGrace: 5 * time.Second,
+		// No container, whatever the machine's cgroup says: the Go
+		// runtime's memory limit is the process's, which tests share.
+		cgroupRoot: fstest.MapFS{},
 	}
 }
 

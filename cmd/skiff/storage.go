@@ -82,8 +82,9 @@ var (
 
 // openMarked opens the storage and checks its marker (storageMarker). It
 // returns the storage, the /readyz check of the marker and what closes
-// the storage.
-func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tenant.DB, dataDir string) (fileStore, func() error, func(), error) {
+// the storage. container is the container's memory limit (0: none), which
+// S3 transfers' memory defaults to half of.
+func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tenant.DB, dataDir string, container int64) (fileStore, func() error, func(), error) {
 	if f.URL == "" {
 		ready, err := storageMarker(ctx, log, db, dirMarker{f.dir(dataDir)})
 		if err != nil {
@@ -98,7 +99,7 @@ func (f StorageFlags) openMarked(ctx context.Context, log *slog.Logger, db *tena
 	if f.Dir != "" {
 		return nil, nil, nil, withCode(exitConfig, errors.New("--storage-dir and --storage-url name two storages: set one"))
 	}
-	cfg, err := s3.ParseURL(f.URL)
+	cfg, err := s3.ParseURLWithin(f.URL, container)
 	if err != nil {
 		return nil, nil, nil, withCode(exitConfig, fmt.Errorf("--storage-url: %w", err))
 	}

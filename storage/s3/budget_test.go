@@ -284,6 +284,17 @@ func TestMemorySettings(t *testing.T) {
 	if c, err = s3.ParseURL("s3://b/p?part_size=64MiB&parts_in_flight=16"); err != nil || c.Memory != 2<<30 || c.MemoryPerAccount != 1<<30 {
 		t.Errorf("defaults with large parts: memory %d, per account %d, %v", c.Memory, c.MemoryPerAccount, err)
 	}
+	// In a container: half of its memory, and never under two uploads.
+	for _, c := range []struct {
+		container, want int64
+	}{{0, s3.DefaultMemory}, {8 << 30, s3.DefaultMemory}, {1 << 30, 512 * mib}, {96 * mib, 64 * mib}} {
+		if got, err := s3.ParseURLWithin("s3://b/p", c.container); err != nil || got.Memory != c.want || got.MemoryPerAccount != max(c.want/4, 32*mib) {
+			t.Errorf("in a container of %d: memory %d, per account %d (%v); want %d", c.container, got.Memory, got.MemoryPerAccount, err, c.want)
+		}
+	}
+	if c, err = s3.ParseURLWithin("s3://b/p?memory=2GiB", 1<<30); err != nil || c.Memory != 2<<30 {
+		t.Errorf("memory given in a container of 1 GiB: %d, %v; want what was given", c.Memory, err)
+	}
 	for _, bad := range []string{
 		"s3://b/p?memory=16MiB",                        // less than one upload (32 MiB)
 		"s3://b/p?memory_per_account=8MiB",             // the same, for an account

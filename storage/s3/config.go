@@ -73,10 +73,16 @@ type Config struct {
 	// Memory bounds the memory of this node's transfers (upload parts and
 	// downloads' read-ahead), and MemoryPerAccount one account's share of
 	// it (memBudget). Each is at least one upload's parts (PartSize ×
-	// PartsInFlight); by default DefaultMemory (or two uploads' parts, if
-	// more) and a quarter of Memory (or one upload's, if more).
+	// PartsInFlight); by default DefaultMemory (at most half of
+	// ContainerMemory, and two uploads' parts at least) and a quarter of
+	// Memory (or one upload's, if more).
 	Memory           int64
 	MemoryPerAccount int64
+	// ContainerMemory is the memory limit of the container (cgroup) the
+	// node runs in, 0 for none. Memory's default is then at most half of
+	// it, so that a node in a small container does not take on more
+	// transfers than the container holds.
+	ContainerMemory int64
 	// MemoryWait is how long an upload with no part being sent waits for
 	// memory before its write fails with storage.ErrBusy (DefaultMemoryWait;
 	// negative: no wait).
@@ -123,7 +129,11 @@ func (c *Config) defaults() error {
 	}
 	upload := c.PartSize * int64(c.PartsInFlight)
 	if c.Memory == 0 {
-		c.Memory = max(DefaultMemory, 2*upload)
+		c.Memory = DefaultMemory
+		if c.ContainerMemory > 0 {
+			c.Memory = min(c.Memory, c.ContainerMemory/2)
+		}
+		c.Memory = max(c.Memory, 2*upload)
 	}
 	if c.MemoryPerAccount == 0 {
 		c.MemoryPerAccount = max(c.Memory/4, upload)
@@ -155,6 +165,13 @@ func (c *Config) defaults() error {
 // Credentials are not part of it: they come from the standard AWS
 // environment variables, shared config files or instance roles.
 func ParseURL(raw string) (Config, error) {
+	return ParseURLWithin(raw, 0)
+}
+
+// ParseURLWithin is ParseURL for a node whose container holds
+// containerMemory bytes (0: no limit): without a memory parameter, the
+// transfers' memory is then at most half of it (Config.ContainerMemory).
+func ParseURLWithin(raw string, containerMemory int64) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return Config{}, fmt.Errorf("s3: storage URL: %w", err)
@@ -165,7 +182,7 @@ func ParseURL(raw string) (Config, error) {
 	if u.User != nil {
 		return Config{}, errors.New("s3: storage URL: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a shared config profile")
 	}
-	c := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}
+	c := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), ContainerMemory: containerMemory}
 	q := u.Query()
 	c.Endpoint = q.Get("endpoint")
 	c.Region = q.Get("region")

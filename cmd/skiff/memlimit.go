@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	slashpath "path"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/skiffhq/skiff/storage/s3"
+)
+
+// A node in a container (a cgroup with a memory limit) that uses more than
+// the limit is killed by the kernel, with every session on it. Go's
+// collector does not know the limit: it lets the heap grow to twice what is
+// live. So serve reads the limit at start and, unless GOMEMLIMIT is set,
+// gives the Go runtime a soft limit under it, and the S3 transfers' memory
+// budget defaults to half of it (s3.ParseURLWithin).
+
+// minGoMemory is the least soft limit serve sets: under it the collector
+// would run almost without pause on an ordinary node's own heap.
+const minGoMemory = 64 << 20
+
+// unlimited is where cgroup v1 puts "no limit": the largest page-aligned
+// int64, which no machine has.
+const unlimited = 1 << 62
+
+// cgroupMemoryLimit is the memory limit of the cgroup this process runs
+// in: the lowest of its own and its ancestors', read from /proc/self/cgroup
+// and /sys/fs/cgroup in root (cgroup v2, or v1's memory controller); 0 when
+// there is none or none can be read.
+func cgroupMemoryLimit(root fs.FS) (int64, error) {
+	self, err := fs.ReadFile(root, "proc/self/cgroup")
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // not Linux, or no /proc
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v2, v1 string
+	sc := bufio.NewScanner(bytes.NewReader(self))
+	for sc.Scan() {
+		// hierarchy-ID:controllers:path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			v2 = parts[2]
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			v1 = parts[2]
+		}
+	}
+	// v1's memory controller, where there is one, holds the limit (a
+	// hybrid machine's v2 hierarchy has no memory controller).
+	if v1 != "" {
+		return lowestLimit(root, "sys/fs/cgroup/memory", v1, "memory.limit_in_bytes")
+	}
+	if v2 != "" {
+		return lowestLimit(root, "sys/fs/cgroup", v2, "memory.max")
+	}
+	return 0, nil
+}
+
+// lowestLimit reads file in dir/group and in each of its ancestors up to
+// dir, and returns the lowest limit among them (0: none). A container that
+// sees its own cgroup as the mount's root has no dir/group: the files that
+// exist are the ones read.
+func lowestLimit(root fs.FS, dir, group, file string) (int64, error) {
+	var lowest int64
+	for g := slashpath.Clean("/" + group); ; g = slashpath.Dir(g) {
+		b, err := fs.ReadFile(root, slashpath.Join(dir, g, file))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return 0, err
+		default:
+			v := strings.TrimSpace(string(b))
+			if v != "max" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s: %w", slashpath.Join(dir, g, file), err)
+				}
+				if n > 0 && n < unlimited && (lowest == 0 || n < lowest) {
+					lowest = n
+				}
+			}
+		}
+		if g == "/" {
+			return lowest, nil
+		}
+	}
+}
+
+// goMemoryLimit is the soft limit for the Go runtime in a container of
+// container bytes, where outside bytes are spoken for outside Go's heap:
+// what is left after a tenth for the program and the kernel's accounting.
+// ok is false where that leaves under minGoMemory.
+func goMemoryLimit(container, outside int64) (limit int64, ok bool) {
+	limit = container - outside - container/10
+	return limit, limit >= minGoMemory
+}
+
+// containerMemory reads the container's memory limit for serve, and logs
+// why when it cannot (the node then runs as if it had none).
+func containerMemory(log *slog.Logger, root fs.FS) int64 {
+	if root == nil {
+		if runtime.GOOS != "linux" {
+			return 0
+		}
+		root = os.DirFS("/")
+	}
+	limit, err := cgroupMemoryLimit(root)
+	if err != nil {
+		log.Warn("the container's memory limit could not be read; running as if there were none", "err", err)
+		return 0
+	}
+	return limit
+}
+
+// privatePostgresMemory is what the private PostgreSQL (a child process, in
+// the same container) is counted to hold: its 64 MB of shared buffers and
+// its connections' own memory.
+const privatePostgresMemory = 128 << 20
+
+// applyMemoryLimit gives the Go runtime a soft limit under the container's
+// (goMemoryLimit), with the S3 transfers' memory (s3Memory, mapped outside
+// the heap) and the private PostgreSQL's (pgMemory) set aside, unless there
+// is no container limit or GOMEMLIMIT is set. It logs what it set, or why
+// the container is too small to set one.
+func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory int64) {
+	if container == 0 {
+		return
+	}
+	attrs := []any{"container", container, "s3_transfer_memory", s3Memory, "private_postgresql", pgMemory}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("container memory limit; the Go runtime's is GOMEMLIMIT's", append(attrs, "go_memory_limit", v)...)
+		return
+	}
+	limit, ok := goMemoryLimit(container, s3Memory+pgMemory)
+	if !ok {
+		log.Warn("the container's memory limit leaves the Go runtime too little: no soft limit set; raise the container's limit, or lower the storage URL's memory",
+			append(attrs, "least", (minGoMemory+s3Memory+pgMemory)/9*10)...)
+		return
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("container memory limit; the Go runtime's soft limit is set under it", append(attrs, "go_memory_limit", limit)...)
+}
+
+// limitMemory applies the container's memory limit (applyMemoryLimit) for
+// this node: its S3 transfers' memory, which on Linux is mapped outside the
+// heap, and the private PostgreSQL, when it runs one, set aside.
+func (c *ServeCmd) limitMemory(log *slog.Logger, container int64, store fileStore, privatePostgres bool) {
+	var s3Memory, pgMemory int64
+	if st, ok := store.(*s3.Store); ok && runtime.GOOS == "linux" {
+		s3Memory = st.Config().Memory
+	}
+	if privatePostgres {
+		pgMemory = privatePostgresMemory
+	}
+	applyMemoryLimit(log, container, s3Memory, pgMemory)
+}
