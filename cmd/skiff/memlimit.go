@@ -136,8 +136,9 @@ const privatePostgresMemory = 128 << 20
 // (goMemoryLimit), with the S3 transfers' memory (s3Memory, mapped outside
 // the heap) and the private PostgreSQL's (pgMemory) set aside, unless there
 // is no container limit or GOMEMLIMIT is set. It logs what it set, or why
-// the container is too small to set one.
-func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory int64) {
+// the container is too small to set one, and warns where the SFTP replies'
+// budget (replyMemory, on the heap) could fill half of what Go has.
+func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory, replyMemory int64) {
 	if container == 0 {
 		return
 	}
@@ -154,6 +155,10 @@ func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory int64) {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("container memory limit; the Go runtime's soft limit is set under it", append(attrs, "go_memory_limit", limit)...)
+	if replyMemory > limit/2 {
+		log.Warn("--sftp-reply-memory is over half the Go runtime's memory in this container: replies queued for slow clients could crowd out the rest; lower it, or raise the container's limit",
+			"sftp_reply_memory", replyMemory, "go_memory_limit", limit)
+	}
 }
 
 // limitMemory applies the container's memory limit (applyMemoryLimit) for
@@ -167,5 +172,5 @@ func (c *ServeCmd) limitMemory(log *slog.Logger, container int64, store fileStor
 	if privatePostgres {
 		pgMemory = privatePostgresMemory
 	}
-	applyMemoryLimit(log, container, s3Memory, pgMemory)
+	applyMemoryLimit(log, container, s3Memory, pgMemory, c.SFTP.Resources.ReplyMemory)
 }

@@ -81,15 +81,17 @@ func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
 
 	prev := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	const replies = 256 * mib // --sftp-reply-memory's default
 	run := func(env string, container, s3Memory, pg int64) (int64, string) {
 		t.Setenv("GOMEMLIMIT", env)
 		debug.SetMemoryLimit(prev)
 		var logs bytes.Buffer
-		applyMemoryLimit(slog.New(slog.NewTextHandler(&logs, nil)), container, s3Memory, pg)
+		applyMemoryLimit(slog.New(slog.NewTextHandler(&logs, nil)), container, s3Memory, pg, replies)
 		return debug.SetMemoryLimit(-1), logs.String()
 	}
-	if got, logs := run("", 2<<30, 512*mib, privatePostgresMemory); got != 2<<30-512*mib-privatePostgresMemory-(2<<30)/10 || !strings.Contains(logs, "go_memory_limit=") {
-		t.Errorf("2 GiB container: limit %d, logged %q", got, logs)
+	if got, logs := run("", 2<<30, 512*mib, privatePostgresMemory); got != 2<<30-512*mib-privatePostgresMemory-(2<<30)/10 ||
+		!strings.Contains(logs, "go_memory_limit=") || strings.Contains(logs, "level=WARN") {
+		t.Errorf("2 GiB container: limit %d, logged %q; want a limit and no warning", got, logs)
 	}
 	if got, logs := run("", 0, 512*mib, 0); got != prev || logs != "" {
 		t.Errorf("no container: limit %d (was %d), logged %q; want nothing changed", got, prev, logs)
@@ -99,6 +101,10 @@ func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
 	}
 	if got, logs := run("", 256*mib, 256*mib, 0); got != prev || !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "least=") {
 		t.Errorf("a container no larger than the transfers' memory: limit %d, logged %q; want none set, and a warning", got, logs)
+	}
+	// 512 MiB on S3: 256 for transfers, 205 for Go, under the replies' 256.
+	if got, logs := run("", 512*mib, 256*mib, 0); got != 512*mib-256*mib-(512*mib)/10 || !strings.Contains(logs, "--sftp-reply-memory is over half") {
+		t.Errorf("512 MiB container on S3: limit %d, logged %q; want a limit, and a warning about the replies' budget", got, logs)
 	}
 }
 
