@@ -29,14 +29,14 @@ import (
 // would run almost without pause on an ordinary node's own heap.
 const minGoMemory = 64 << 20
 
-// unlimited is where cgroup v1 puts "no limit": the largest page-aligned
-// int64, which no machine has.
+// unlimited and above mean no limit: cgroup v1 says so with the largest
+// page-aligned int64, far more than any machine has.
 const unlimited = 1 << 62
 
 // cgroupMemoryLimit is the memory limit of the cgroup this process runs
 // in: the lowest of its own and its ancestors', read from /proc/self/cgroup
 // and /sys/fs/cgroup in root (cgroup v2, or v1's memory controller); 0 when
-// there is none or none can be read.
+// there is none, or no /proc to read it from.
 func cgroupMemoryLimit(root fs.FS) (int64, error) {
 	self, err := fs.ReadFile(root, "proc/self/cgroup")
 	if errors.Is(err, fs.ErrNotExist) {
