@@ -137,7 +137,8 @@ const privatePostgresMemory = 128 << 20
 // the heap) and the private PostgreSQL's (pgMemory) set aside, unless there
 // is no container limit or GOMEMLIMIT is set. It logs what it set, or why
 // the container is too small to set one, and warns where the SFTP replies'
-// budget (replyMemory, on the heap) could fill half of what Go has.
+// budget (replyMemory, on the heap), full, would leave the rest of Go under
+// minGoMemory.
 func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory, replyMemory int64) {
 	if container == 0 {
 		return
@@ -155,8 +156,8 @@ func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory, replyMemo
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("container memory limit; the Go runtime's soft limit is set under it", append(attrs, "go_memory_limit", limit)...)
-	if replyMemory > limit/2 {
-		log.Warn("--sftp-reply-memory is over half the Go runtime's memory in this container: replies queued for slow clients could crowd out the rest; lower it, or raise the container's limit",
+	if replyMemory+minGoMemory > limit {
+		log.Warn("--sftp-reply-memory leaves the rest of the Go runtime under 64 MiB in this container when replies to slow clients fill it; lower it, or raise the container's limit",
 			"sftp_reply_memory", replyMemory, "go_memory_limit", limit)
 	}
 }

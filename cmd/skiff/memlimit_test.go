@@ -102,8 +102,12 @@ func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
 	if got, logs := run("", 256*mib, 256*mib, 0); got != prev || !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "least=") {
 		t.Errorf("a container no larger than the transfers' memory: limit %d, logged %q; want none set, and a warning", got, logs)
 	}
+	// 1 GiB on S3: 512 for transfers, 410 for Go, room for the replies' 256.
+	if _, logs := run("", 1<<30, 512*mib, 0); strings.Contains(logs, "level=WARN") {
+		t.Errorf("1 GiB container on S3: logged %q; want no warning", logs)
+	}
 	// 512 MiB on S3: 256 for transfers, 205 for Go, under the replies' 256.
-	if got, logs := run("", 512*mib, 256*mib, 0); got != 512*mib-256*mib-(512*mib)/10 || !strings.Contains(logs, "--sftp-reply-memory is over half") {
+	if got, logs := run("", 512*mib, 256*mib, 0); got != 512*mib-256*mib-(512*mib)/10 || !strings.Contains(logs, "--sftp-reply-memory leaves") {
 		t.Errorf("512 MiB container on S3: limit %d, logged %q; want a limit, and a warning about the replies' budget", got, logs)
 	}
 }
