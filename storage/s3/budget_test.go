@@ -295,6 +295,9 @@ func TestMemorySettings(t *testing.T) {
 	if c, err = s3.ParseURLWithin("s3://b/p?memory=2GiB", 1<<30); err != nil || c.Memory != 2<<30 {
 		t.Errorf("memory given in a container of 1 GiB: %d, %v; want what was given", c.Memory, err)
 	}
+	if _, err = s3.ParseURLWithin("s3://b/p?memory_per_account=768MiB", 1<<30); err == nil || !strings.Contains(err.Error(), "half the container's limit") {
+		t.Errorf("a share over half the container: %v; want an error that says where memory came from", err)
+	}
 	for _, bad := range []string{
 		"s3://b/p?memory=16MiB",                        // less than one upload (32 MiB)
 		"s3://b/p?memory_per_account=8MiB",             // the same, for an account

@@ -128,10 +128,12 @@ func (c *Config) defaults() error {
 		c.OrphanAge = DefaultOrphanAge
 	}
 	upload := c.PartSize * int64(c.PartsInFlight)
+	memoryIs := "memory"
 	if c.Memory == 0 {
 		c.Memory = DefaultMemory
-		if c.ContainerMemory > 0 {
-			c.Memory = min(c.Memory, c.ContainerMemory/2)
+		if c.ContainerMemory > 0 && c.ContainerMemory/2 < c.Memory {
+			c.Memory = c.ContainerMemory / 2
+			memoryIs = "memory, half the container's limit,"
 		}
 		c.Memory = max(c.Memory, 2*upload)
 	}
@@ -150,7 +152,7 @@ func (c *Config) defaults() error {
 	case c.Memory < upload:
 		return fmt.Errorf("s3: memory %d is less than one upload's parts (part size × parts in flight: %d)", c.Memory, upload)
 	case c.MemoryPerAccount < upload || c.MemoryPerAccount > c.Memory:
-		return fmt.Errorf("s3: memory per account %d is outside [one upload's parts (%d), memory (%d)]", c.MemoryPerAccount, upload, c.Memory)
+		return fmt.Errorf("s3: memory per account %d is outside [one upload's parts (%d), %s (%d)]", c.MemoryPerAccount, upload, memoryIs, c.Memory)
 	}
 	return nil
 }
