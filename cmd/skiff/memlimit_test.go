@@ -129,7 +129,8 @@ func TestServeInAContainer(t *testing.T) {
 			"sys/fs/cgroup/memory.max": file("1610612736\n"),
 		}
 	})
-	if got := value(scrape(t, metricsAddr), "skiff_s3_transfer_memory_limit_bytes"); got != 768*mib {
+	mfs := scrape(t, metricsAddr)
+	if got := value(mfs, "skiff_s3_transfer_memory_limit_bytes"); got != 768*mib {
 		t.Errorf("S3 transfers' memory %v, want half the container (768 MiB)", got)
 	}
 	// A limit the test process's own heap, which the race detector
@@ -137,6 +138,9 @@ func TestServeInAContainer(t *testing.T) {
 	want := int64(1536*mib - 768*mib - privatePostgresMemory - 1536*mib/10)
 	if got := debug.SetMemoryLimit(-1); got != want {
 		t.Errorf("Go memory limit %d, want %d", got, want)
+	}
+	if got := value(mfs, "go_gc_gomemlimit_bytes"); got != float64(want) {
+		t.Errorf("go_gc_gomemlimit_bytes on /metrics: %v, want %d", got, want)
 	}
 	if s3.DefaultMemory <= 768*mib {
 		t.Fatal("the default memory is no larger than half the container: the test shows nothing")
