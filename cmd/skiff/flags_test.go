@@ -85,6 +85,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"dedicated-ip-pool", "SKIFF_DEDICATED_IP_POOL", "", "Dedicated IPs"},
 	{"dedicated-ip-cooldown", "SKIFF_DEDICATED_IP_COOLDOWN", "720h", "Dedicated IPs"},
 	{"cpu-profile", "SKIFF_CPU_PROFILE", "", ""},
+	{"cgroup-root", "SKIFF_CGROUP_ROOT", "", ""},
 	{"host-key-encryption-key", "SKIFF_HOST_KEY_ENCRYPTION_KEY", "", "SFTP"},
 	{"host-key-encryption-key-file", "SKIFF_HOST_KEY_ENCRYPTION_KEY_FILE", "", "SFTP"},
 	{"smtp-url", "SKIFF_SMTP_URL", "", "Mail"},

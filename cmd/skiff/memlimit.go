@@ -110,16 +110,17 @@ func goMemoryLimit(container, outside int64) (limit int64, ok bool) {
 	return limit, limit >= minGoMemory
 }
 
-// containerMemory reads the container's memory limit for serve, and logs
-// why when it cannot (the node then runs as if it had none).
-func containerMemory(log *slog.Logger, root fs.FS) int64 {
-	if root == nil {
+// containerMemory reads the container's memory limit for serve, from the
+// machine's root or from root (--cgroup-root, for tests), and logs why
+// when it cannot (the node then runs as if it had none).
+func containerMemory(log *slog.Logger, root string) int64 {
+	if root == "" {
 		if runtime.GOOS != "linux" {
 			return 0
 		}
-		root = os.DirFS("/")
+		root = "/"
 	}
-	limit, err := cgroupMemoryLimit(root)
+	limit, err := cgroupMemoryLimit(os.DirFS(root))
 	if err != nil {
 		log.Warn("the container's memory limit could not be read; running as if there were none", "err", err)
 		return 0
@@ -132,33 +133,74 @@ func containerMemory(log *slog.Logger, root fs.FS) int64 {
 // its connections' own memory.
 const privatePostgresMemory = 128 << 20
 
+// nodeMemory is what a node holds beside the Go runtime's own memory, and
+// the reply budget that lives in it.
+type nodeMemory struct {
+	// s3In is the S3 transfers' memory (mapped outside Go's heap) in a
+	// container of that many bytes (s3.Config.MemoryIn); nil when the
+	// node's files are not on S3.
+	s3In func(container int64) int64
+	// pg is the private PostgreSQL's share (privatePostgresMemory), or 0.
+	pg int64
+	// replies is --sftp-reply-memory: replies queued, on Go's heap.
+	replies int64
+}
+
+// outside is what the node holds outside Go's memory in a container of
+// container bytes.
+func (n nodeMemory) outside(container int64) int64 {
+	if n.s3In == nil {
+		return n.pg
+	}
+	return n.s3In(container) + n.pg
+}
+
+// leastContainer is the smallest container, in whole MiB, that leaves the
+// Go runtime minGoMemory. The S3 transfers' default memory grows with the
+// container, so it is searched for (what is left grows with the
+// container), not solved as if the transfers' memory were fixed.
+func (n nodeMemory) leastContainer() int64 {
+	lo, hi := int64(1), int64(1)<<30 // MiB: up to a PiB
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if _, ok := goMemoryLimit(mid<<20, n.outside(mid<<20)); ok {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo << 20
+}
+
 // applyMemoryLimit gives the Go runtime a soft limit under the container's
-// (goMemoryLimit), with the S3 transfers' memory (s3Memory, mapped outside
-// the heap) and the private PostgreSQL's (pgMemory) set aside, unless there
-// is no container limit or GOMEMLIMIT is set. It logs what it set, or why
-// the container is too small to set one, and warns where the SFTP replies'
-// budget (replyMemory, on the heap), full, would leave the rest of Go under
-// minGoMemory.
-func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory, replyMemory int64) {
+// (goMemoryLimit), with what the node holds outside it set aside, unless
+// there is no container limit or GOMEMLIMIT is set. It logs what it set, or
+// why the container is too small to set one, and warns where the SFTP
+// replies' budget, full, would leave the rest of Go under minGoMemory.
+func applyMemoryLimit(log *slog.Logger, container int64, n nodeMemory) {
 	if container == 0 {
 		return
 	}
-	attrs := []any{"container", container, "s3_transfer_memory", s3Memory, "private_postgresql", pgMemory}
+	attrs := []any{"container", container, "s3_transfer_memory", n.outside(container) - n.pg, "private_postgresql", n.pg}
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		log.Info("container memory limit; the Go runtime's is GOMEMLIMIT's", append(attrs, "go_memory_limit", v)...)
+		log.Info("container memory limit; the Go runtime's is GOMEMLIMIT's", append(attrs, "gomemlimit", v)...)
 		return
 	}
-	limit, ok := goMemoryLimit(container, s3Memory+pgMemory)
+	limit, ok := goMemoryLimit(container, n.outside(container))
 	if !ok {
-		log.Warn("the container's memory limit leaves the Go runtime too little: no soft limit set; raise the container's limit, or lower the storage URL's memory",
-			append(attrs, "least", (minGoMemory+s3Memory+pgMemory)/9*10)...)
+		advice := "raise the container's limit (least: the smallest that would do)"
+		if n.s3In != nil {
+			advice += ", or set a smaller memory in the storage URL"
+		}
+		log.Warn("the container's memory limit leaves the Go runtime too little: no soft limit set; "+advice,
+			append(attrs, "least", n.leastContainer())...)
 		return
 	}
 	debug.SetMemoryLimit(limit)
 	log.Info("container memory limit; the Go runtime's soft limit is set under it", append(attrs, "go_memory_limit", limit)...)
-	if replyMemory+minGoMemory > limit {
+	if n.replies+minGoMemory > limit {
 		log.Warn("--sftp-reply-memory leaves the rest of the Go runtime under 64 MiB in this container when replies to slow clients fill it; lower it, or raise the container's limit",
-			"sftp_reply_memory", replyMemory, "go_memory_limit", limit)
+			"sftp_reply_memory", n.replies, "go_memory_limit", limit)
 	}
 }
 
@@ -166,12 +208,13 @@ func applyMemoryLimit(log *slog.Logger, container, s3Memory, pgMemory, replyMemo
 // this node: its S3 transfers' memory, which on Linux is mapped outside the
 // heap, and the private PostgreSQL, when it runs one, set aside.
 func (c *ServeCmd) limitMemory(log *slog.Logger, container int64, store fileStore, privatePostgres bool) {
-	var s3Memory, pgMemory int64
+	n := nodeMemory{replies: c.SFTP.Resources.ReplyMemory}
 	if st, ok := store.(*s3.Store); ok && runtime.GOOS == "linux" {
-		s3Memory = st.Config().Memory
+		cfg := st.Config()
+		n.s3In = cfg.MemoryIn
 	}
 	if privatePostgres {
-		pgMemory = privatePostgresMemory
+		n.pg = privatePostgresMemory
 	}
-	applyMemoryLimit(log, container, s3Memory, pgMemory, c.SFTP.Resources.ReplyMemory)
+	applyMemoryLimit(log, container, n)
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -64,9 +67,25 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		t.Errorf("an unreadable limit: %d, %v; want an error naming the file", got, err)
 	}
 	var logs bytes.Buffer
-	if got := containerMemory(slog.New(slog.NewTextHandler(&logs, nil)), bad); got != 0 || !strings.Contains(logs.String(), "level=WARN") {
+	if got := containerMemory(slog.New(slog.NewTextHandler(&logs, nil)), cgroupDir(t, bad)); got != 0 || !strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("serve with an unreadable limit: %d, logged %q; want no limit and a warning", got, logs.String())
 	}
+}
+
+// cgroupDir writes files into a directory for --cgroup-root.
+func cgroupDir(t *testing.T, files fstest.MapFS) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
@@ -82,33 +101,66 @@ func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
 	prev := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	const replies = 256 * mib // --sftp-reply-memory's default
-	run := func(env string, container, s3Memory, pg int64) (int64, string) {
+	// On S3 with the storage URL's memory left to its default: half the
+	// container, up to 1 GiB (s3.Config.MemoryIn).
+	s3Default := func(c int64) int64 { return max(min(1<<30, c/2), 64*mib) }
+	run := func(env string, container int64, n nodeMemory) (int64, string) {
 		t.Setenv("GOMEMLIMIT", env)
 		debug.SetMemoryLimit(prev)
 		var logs bytes.Buffer
-		applyMemoryLimit(slog.New(slog.NewTextHandler(&logs, nil)), container, s3Memory, pg, replies)
+		n.replies = replies
+		applyMemoryLimit(slog.New(slog.NewTextHandler(&logs, nil)), container, n)
 		return debug.SetMemoryLimit(-1), logs.String()
 	}
-	if got, logs := run("", 2<<30, 512*mib, privatePostgresMemory); got != 2<<30-512*mib-privatePostgresMemory-(2<<30)/10 ||
-		!strings.Contains(logs, "go_memory_limit=") || strings.Contains(logs, "level=WARN") {
+	fixed := func(b int64) func(int64) int64 { return func(int64) int64 { return b } }
+	if got, logs := run("", 2<<30, nodeMemory{s3In: fixed(512 * mib), pg: privatePostgresMemory}); got != 2<<30-512*mib-privatePostgresMemory-(2<<30)/10 ||
+		!strings.Contains(logs, fmt.Sprintf("go_memory_limit=%d", got)) || strings.Contains(logs, "level=WARN") {
 		t.Errorf("2 GiB container: limit %d, logged %q; want a limit and no warning", got, logs)
 	}
-	if got, logs := run("", 0, 512*mib, 0); got != prev || logs != "" {
+	if got, logs := run("", 0, nodeMemory{s3In: fixed(512 * mib)}); got != prev || logs != "" {
 		t.Errorf("no container: limit %d (was %d), logged %q; want nothing changed", got, prev, logs)
 	}
-	if got, logs := run("3GiB", 2<<30, 0, 0); got != prev || !strings.Contains(logs, "go_memory_limit=3GiB") {
+	if got, logs := run("3GiB", 2<<30, nodeMemory{}); got != prev || !strings.Contains(logs, "gomemlimit=3GiB") {
 		t.Errorf("GOMEMLIMIT set: limit %d (was %d), logged %q; want it left to GOMEMLIMIT", got, prev, logs)
 	}
-	if got, logs := run("", 256*mib, 256*mib, 0); got != prev || !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "least=") {
-		t.Errorf("a container no larger than the transfers' memory: limit %d, logged %q; want none set, and a warning", got, logs)
-	}
-	// 1 GiB on S3: 512 for transfers, 410 for Go, room for the replies' 256.
-	if _, logs := run("", 1<<30, 512*mib, 0); strings.Contains(logs, "level=WARN") {
-		t.Errorf("1 GiB container on S3: logged %q; want no warning", logs)
+	// 1 GiB on S3: 512 MiB for transfers, 410 for Go, room for the replies.
+	if got, logs := run("", 1<<30, nodeMemory{s3In: s3Default}); got != 1<<30-512*mib-(1<<30)/10 || strings.Contains(logs, "level=WARN") {
+		t.Errorf("1 GiB container on S3: limit %d, logged %q; want a limit and no warning", got, logs)
 	}
 	// 512 MiB on S3: 256 for transfers, 205 for Go, under the replies' 256.
-	if got, logs := run("", 512*mib, 256*mib, 0); got != 512*mib-256*mib-(512*mib)/10 || !strings.Contains(logs, "--sftp-reply-memory leaves") {
+	if got, logs := run("", 512*mib, nodeMemory{s3In: s3Default}); got != 512*mib-256*mib-(512*mib)/10 || !strings.Contains(logs, "--sftp-reply-memory leaves") {
 		t.Errorf("512 MiB container on S3: limit %d, logged %q; want a limit, and a warning about the replies' budget", got, logs)
+	}
+
+	// Too small: no limit, and the least container that would do, where
+	// the transfers' default memory grows with the container too.
+	for _, c := range []struct {
+		name      string
+		container int64
+		n         nodeMemory
+		least     int64
+	}{
+		// 64 MiB for Go and 128 for PostgreSQL in the 0.4 of the
+		// container that half for transfers and a tenth leave.
+		{"S3 default memory, private PostgreSQL", 100 * mib, nodeMemory{s3In: s3Default, pg: privatePostgresMemory}, 480 * mib},
+		{"S3 default memory", 100 * mib, nodeMemory{s3In: s3Default}, 160 * mib},
+		// (64 + 256) / 0.9 = 355.6 MiB, rounded up.
+		{"S3 memory given", 256 * mib, nodeMemory{s3In: fixed(256 * mib)}, 356 * mib},
+		{"local disk, private PostgreSQL", 128 * mib, nodeMemory{pg: privatePostgresMemory}, 214 * mib},
+	} {
+		got, logs := run("", c.container, c.n)
+		if got != prev || !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, fmt.Sprintf("least=%d", c.least)) {
+			t.Errorf("%s in %d MiB: limit %d (was %d), logged %q; want none set, and least=%d", c.name, c.container/mib, got, prev, logs, c.least)
+		}
+		if _, ok := goMemoryLimit(c.least, c.n.outside(c.least)); !ok {
+			t.Errorf("%s: the least container said, %d, is still too small", c.name, c.least)
+		}
+		if _, ok := goMemoryLimit(c.least-mib, c.n.outside(c.least-mib)); ok {
+			t.Errorf("%s: a MiB less than the least container said, %d, would do", c.name, c.least)
+		}
+		if wantURL := c.n.s3In != nil; strings.Contains(logs, "storage URL") != wantURL {
+			t.Errorf("%s: logged %q; the storage URL should be named only on S3", c.name, logs)
+		}
 	}
 }
 
@@ -121,13 +173,14 @@ func TestServeInAContainer(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	t.Setenv("GOMEMLIMIT", "")
 	metricsAddr := freeAddr(t)
-	startDemo(t, func(c *ServeCmd) {
+	root := cgroupDir(t, fstest.MapFS{
+		"proc/self/cgroup":         file("0::/\n"),
+		"sys/fs/cgroup/memory.max": file("1610612736\n"),
+	})
+	startServe(t, newDataDir(t), func(c *ServeCmd) {
 		c.Storage.URL = srv.URL("container")
 		c.Metrics.Addr = metricsAddr
-		c.cgroupRoot = fstest.MapFS{
-			"proc/self/cgroup":         file("0::/\n"),
-			"sys/fs/cgroup/memory.max": file("1610612736\n"),
-		}
+		c.CgroupRoot = root
 	})
 	mfs := scrape(t, metricsAddr)
 	if got := value(mfs, "skiff_s3_transfer_memory_limit_bytes"); got != 768*mib {

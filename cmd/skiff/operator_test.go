@@ -170,7 +170,9 @@ func testServeEnv(args []string) []string {
 	testStorageOnce.Do(func() {
 		testStorageDir, _ = os.MkdirTemp("", "skiff-storage-")
 	})
-	env := []string{"SKIFF_SMTP_URL=file://" + filepath.Join(testStorageDir, "mail")}
+	env := []string{"SKIFF_SMTP_URL=file://" + filepath.Join(testStorageDir, "mail"),
+		// No container, whatever the machine's cgroup says (memlimit.go).
+		"SKIFF_CGROUP_ROOT=" + filepath.Join(testStorageDir, "no-cgroup")}
 	for _, a := range args {
 		if strings.HasPrefix(a, "--data-dir") || strings.HasPrefix(a, "--storage-dir") {
 			return env

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -46,6 +45,7 @@ type ServeCmd struct {
 	Demo          bool          `name:"demo" default:"true" negatable:"" env:"SKIFF_DEMO" help:"On first start with the private PostgreSQL, create a demo account and a staff login."`
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"20s" env:"SKIFF_SHUTDOWN_GRACE" help:"How long SIGTERM waits for API requests and SFTP transfers under way to finish; idle SFTP sessions close at once, transfers still open at the end are cut (and logged). 0 cuts them at once."`
 	CPUProfile    string        `name:"cpu-profile" hidden:"" env:"SKIFF_CPU_PROFILE" type:"path" help:"Write a CPU profile of the process to this file from start-up until it stops (for benchmarks)."`
+	CgroupRoot    string        `name:"cgroup-root" hidden:"" env:"SKIFF_CGROUP_ROOT" type:"path" help:"Read the container's memory limit from proc/self/cgroup and sys/fs/cgroup under this directory instead of / (for tests)."`
 
 	// ready, when set (by tests), is told where the servers listen once they do.
 	ready func(httpURL string, sftpAddrs []string)
@@ -53,9 +53,6 @@ type ServeCmd struct {
 	// jsonLog is set when logs are JSON: the start banner is then a log
 	// line too.
 	jsonLog bool
-	// cgroupRoot is where /proc/self/cgroup and /sys/fs/cgroup are read
-	// for the container's memory limit (tests); nil: the machine's root.
-	cgroupRoot fs.FS
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down gracefully.
@@ -83,7 +80,7 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	container := containerMemory(log, c.cgroupRoot)
+	container := containerMemory(log, c.CgroupRoot)
 	store, storeReady, closeStore, err := c.Storage.openMarked(ctx, log, d.DB, c.DataDir, container)
 	if err != nil {
 		return err

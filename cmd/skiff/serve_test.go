@@ -15,7 +15,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -95,7 +94,7 @@ func testServeCmd(t *testing.T, dataDir string) *ServeCmd {
 		Demo: true, ShutdownGrace: 5 * time.Second,
 		// No container, whatever the machine's cgroup says: the Go
 		// runtime's memory limit is the process's, which tests share.
-		cgroupRoot: fstest.MapFS{},
+		CgroupRoot: t.TempDir(),
 	}
 }
 

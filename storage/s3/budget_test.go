@@ -295,8 +295,18 @@ func TestMemorySettings(t *testing.T) {
 	if c, err = s3.ParseURLWithin("s3://b/p?memory=2GiB", 1<<30); err != nil || c.Memory != 2<<30 {
 		t.Errorf("memory given in a container of 1 GiB: %d, %v; want what was given", c.Memory, err)
 	}
-	if _, err = s3.ParseURLWithin("s3://b/p?memory_per_account=768MiB", 1<<30); err == nil || !strings.Contains(err.Error(), "half the container's limit") {
-		t.Errorf("a share over half the container: %v; want an error that says where memory came from", err)
+	// A share given over half the container: the node's memory is
+	// raised to it, rather than the start failing only in a container.
+	if c, err = s3.ParseURLWithin("s3://b/p?memory_per_account=768MiB", 1<<30); err != nil || c.Memory != 768*mib || c.MemoryPerAccount != 768*mib {
+		t.Errorf("a share of 768 MiB in a container of 1 GiB: memory %d, per account %d, %v; want both 768 MiB", c.Memory, c.MemoryPerAccount, err)
+	}
+	// What the memory would be in a larger container: the default follows
+	// it, a memory given does not.
+	if c, err = s3.ParseURLWithin("s3://b/p", 256*mib); err != nil || c.MemoryIn(512*mib) != 256*mib || c.MemoryIn(0) != s3.DefaultMemory {
+		t.Errorf("the default in other containers: %d, %d, %v", c.MemoryIn(512*mib), c.MemoryIn(0), err)
+	}
+	if c, err = s3.ParseURLWithin("s3://b/p?memory=100MiB", 256*mib); err != nil || c.MemoryIn(1<<30) != 100*mib {
+		t.Errorf("memory given, in another container: %d, %v; want what was given", c.MemoryIn(1<<30), err)
 	}
 	for _, bad := range []string{
 		"s3://b/p?memory=16MiB",                        // less than one upload (32 MiB)

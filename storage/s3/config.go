@@ -73,16 +73,18 @@ type Config struct {
 	// Memory bounds the memory of this node's transfers (upload parts and
 	// downloads' read-ahead), and MemoryPerAccount one account's share of
 	// it (memBudget). Each is at least one upload's parts (PartSize ×
-	// PartsInFlight); by default DefaultMemory (at most half of
-	// ContainerMemory, and two uploads' parts at least) and a quarter of
-	// Memory (or one upload's, if more).
+	// PartsInFlight); by default MemoryIn(ContainerMemory) and a quarter
+	// of Memory (or one upload's, if more).
 	Memory           int64
 	MemoryPerAccount int64
 	// ContainerMemory is the memory limit of the container (cgroup) the
 	// node runs in, 0 for none. Memory's default is then at most half of
 	// it, so that a node in a small container does not take on more
-	// transfers than the container holds.
+	// transfers than the container holds (MemoryIn).
 	ContainerMemory int64
+	// memoryDefaulted and perAccountDefaulted: Memory and
+	// MemoryPerAccount are defaults, not the URL's.
+	memoryDefaulted, perAccountDefaulted bool
 	// MemoryWait is how long an upload with no part being sent waits for
 	// memory before its write fails with storage.ErrBusy (DefaultMemoryWait;
 	// negative: no wait).
@@ -128,16 +130,12 @@ func (c *Config) defaults() error {
 		c.OrphanAge = DefaultOrphanAge
 	}
 	upload := c.PartSize * int64(c.PartsInFlight)
-	memoryIs := "memory"
 	if c.Memory == 0 {
-		c.Memory = DefaultMemory
-		if c.ContainerMemory > 0 && c.ContainerMemory/2 < c.Memory {
-			c.Memory = c.ContainerMemory / 2
-			memoryIs = "memory, half the container's limit,"
-		}
-		c.Memory = max(c.Memory, 2*upload)
+		c.memoryDefaulted = true
+		c.Memory = c.MemoryIn(c.ContainerMemory)
 	}
 	if c.MemoryPerAccount == 0 {
+		c.perAccountDefaulted = true
 		c.MemoryPerAccount = max(c.Memory/4, upload)
 	}
 	if c.MemoryWait == 0 {
@@ -152,9 +150,28 @@ func (c *Config) defaults() error {
 	case c.Memory < upload:
 		return fmt.Errorf("s3: memory %d is less than one upload's parts (part size × parts in flight: %d)", c.Memory, upload)
 	case c.MemoryPerAccount < upload || c.MemoryPerAccount > c.Memory:
-		return fmt.Errorf("s3: memory per account %d is outside [one upload's parts (%d), %s (%d)]", c.MemoryPerAccount, upload, memoryIs, c.Memory)
+		return fmt.Errorf("s3: memory per account %d is outside [one upload's parts (%d), memory (%d)]", c.MemoryPerAccount, upload, c.Memory)
 	}
 	return nil
+}
+
+// MemoryIn is the transfers' memory in a container of container bytes (0:
+// no limit): Memory as the storage URL gives it, or else its default there,
+// DefaultMemory but at most half the container, and at least two uploads'
+// parts and the MemoryPerAccount given.
+func (c *Config) MemoryIn(container int64) int64 {
+	if c.Memory != 0 && !c.memoryDefaulted {
+		return c.Memory
+	}
+	m := int64(DefaultMemory)
+	if container > 0 {
+		m = min(m, container/2)
+	}
+	perAccount := c.MemoryPerAccount
+	if c.perAccountDefaulted {
+		perAccount = 0 // the default share follows Memory
+	}
+	return max(m, 2*c.PartSize*int64(c.PartsInFlight), perAccount)
 }
 
 // ParseURL reads a storage URL:
