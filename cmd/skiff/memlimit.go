@@ -63,7 +63,18 @@ func cgroupMemoryLimit(root fs.FS) (int64, error) {
 	// v1's memory controller, where there is one, holds the limit (a
 	// hybrid machine's v2 hierarchy has no memory controller).
 	if v1 != "" {
-		return lowestLimit(root, "sys/fs/cgroup/memory", v1, "memory.limit_in_bytes")
+		own, err := lowestLimit(root, "sys/fs/cgroup/memory", v1, "memory.limit_in_bytes")
+		if err != nil {
+			return 0, err
+		}
+		// The kernel's own figure covers parents the mount does not
+		// show (a container without a cgroup namespace sees its own
+		// cgroup as the root).
+		all, err := hierarchicalLimit(root, "sys/fs/cgroup/memory", v1)
+		if err != nil {
+			return 0, err
+		}
+		return lowestOf(own, all), nil
 	}
 	if v2 != "" {
 		return lowestLimit(root, "sys/fs/cgroup", v2, "memory.max")
@@ -90,15 +101,54 @@ func lowestLimit(root fs.FS, dir, group, file string) (int64, error) {
 				if err != nil {
 					return 0, fmt.Errorf("%s: %w", slashpath.Join(dir, g, file), err)
 				}
-				if n > 0 && n < unlimited && (lowest == 0 || n < lowest) {
-					lowest = n
-				}
+				lowest = lowestOf(lowest, n)
 			}
 		}
 		if g == "/" {
 			return lowest, nil
 		}
 	}
+}
+
+// hierarchicalLimit reads cgroup v1's hierarchical_memory_limit (the lowest
+// limit of the cgroup and all its ancestors) from the memory.stat of the
+// deepest of dir/group and its ancestors that the mount shows; 0: none.
+func hierarchicalLimit(root fs.FS, dir, group string) (int64, error) {
+	for g := slashpath.Clean("/" + group); ; g = slashpath.Dir(g) {
+		name := slashpath.Join(dir, g, "memory.stat")
+		b, err := fs.ReadFile(root, name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if g == "/" {
+				return 0, nil
+			}
+			continue
+		case err != nil:
+			return 0, err
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "hierarchical_memory_limit "); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s: %w", name, err)
+				}
+				return lowestOf(0, n), nil
+			}
+		}
+		return 0, nil
+	}
+}
+
+// lowestOf is the lower of two limits, where 0 and unlimited and above are
+// none.
+func lowestOf(a, b int64) int64 {
+	if b <= 0 || b >= unlimited {
+		return a
+	}
+	if a <= 0 || a >= unlimited || b < a {
+		return b
+	}
+	return a
 }
 
 // goMemoryLimit is the soft limit for the Go runtime in a container of

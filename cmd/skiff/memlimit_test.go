@@ -48,6 +48,16 @@ func TestCgroupMemoryLimit(t *testing.T) {
 			"sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": file("9223372036854771712\n"),
 			"sys/fs/cgroup/memory/memory.limit_in_bytes":            file("9223372036854771712\n"),
 		}, 0},
+		{"cgroup v1, a parent's limit the mount does not show", fstest.MapFS{
+			"proc/self/cgroup":                           file("4:memory:/docker/abc\n"),
+			"sys/fs/cgroup/memory/memory.limit_in_bytes": file("9223372036854771712\n"),
+			"sys/fs/cgroup/memory/memory.stat":           file("cache 0\nrss 0\nhierarchical_memory_limit 314572800\nhierarchical_memsw_limit 9223372036854771712\n"),
+		}, 300 * mib},
+		{"cgroup v1, its own limit under the hierarchy's", fstest.MapFS{
+			"proc/self/cgroup":                           file("4:memory:/\n"),
+			"sys/fs/cgroup/memory/memory.limit_in_bytes": file("209715200\n"),
+			"sys/fs/cgroup/memory/memory.stat":           file("hierarchical_memory_limit 9223372036854771712\n"),
+		}, 200 * mib},
 		{"cgroup v1, a limit (hybrid: v2 has no memory controller)", fstest.MapFS{
 			"proc/self/cgroup": file("4:memory:/docker/abc\n0::/\n"),
 			"sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": file("209715200\n"),
