@@ -196,14 +196,17 @@ type nodeMemory struct {
 	replies int64
 }
 
+// s3 is the S3 transfers' memory in a container of container bytes.
+func (n nodeMemory) s3(container int64) int64 {
+	if n.s3In == nil {
+		return 0
+	}
+	return n.s3In(container)
+}
+
 // outside is what the node holds outside Go's memory in a container of
 // container bytes.
-func (n nodeMemory) outside(container int64) int64 {
-	if n.s3In == nil {
-		return n.pg
-	}
-	return n.s3In(container) + n.pg
-}
+func (n nodeMemory) outside(container int64) int64 { return n.s3(container) + n.pg }
 
 // leastContainer is the smallest container, in whole MiB, that leaves the
 // Go runtime minGoMemory. The S3 transfers' default memory grows with the
@@ -231,7 +234,7 @@ func applyMemoryLimit(log *slog.Logger, container int64, n nodeMemory) {
 	if container == 0 {
 		return
 	}
-	attrs := []any{"container", container, "s3_transfer_memory", n.outside(container) - n.pg, "private_postgresql", n.pg}
+	attrs := []any{"container", container, "s3_transfer_memory", n.s3(container), "private_postgresql", n.pg}
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		log.Info("container memory limit; the Go runtime's is GOMEMLIMIT's", append(attrs, "gomemlimit", v)...)
 		return

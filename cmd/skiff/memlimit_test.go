@@ -112,8 +112,12 @@ func TestGoMemoryLimitUnderTheContainer(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	const replies = 256 * mib // --sftp-reply-memory's default
 	// On S3 with the storage URL's memory left to its default: half the
-	// container, up to 1 GiB (s3.Config.MemoryIn).
-	s3Default := func(c int64) int64 { return max(min(1<<30, c/2), 64*mib) }
+	// container, up to 1 GiB.
+	defaults, err := s3.ParseURL("s3://b/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3Default := defaults.MemoryIn
 	run := func(env string, container int64, n nodeMemory) (int64, string) {
 		t.Setenv("GOMEMLIMIT", env)
 		debug.SetMemoryLimit(prev)
