@@ -604,6 +604,15 @@ func (s *Session) rename(from, to string, replace bool) error {
 	if err := CheckNewName(dst.vpath); err != nil {
 		return newNameError(err)
 	}
+	if src.sameEntry(dst) {
+		// rename(2) onto the entry itself, by any of its paths: nothing
+		// moves, nothing is replaced or freed. posix-rename succeeds, as
+		// in OpenSSH; plain rename finds its target there.
+		if replace {
+			return nil
+		}
+		return errExists
+	}
 	if replace && dst.place == atFolder {
 		if _, err := dst.root.Lstat(dst.rel); err == nil {
 			if err := dst.need(Delete); err != nil {

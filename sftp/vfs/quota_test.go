@@ -239,3 +239,49 @@ func TestStatvfsShowsTheQuota(t *testing.T) {
 		t.Errorf("statvfs: total %d, free %d; want %d, %d", total, free, 10<<30, 7<<30)
 	}
 }
+
+// posix-rename of a file onto itself, by its own path or another of its
+// paths, changes nothing: it succeeds (as in OpenSSH), the file stays, and
+// the quota is not freed of it (that freed room a user could fill again).
+func TestRenameOntoItselfFreesNothing(t *testing.T) {
+	q := newMemQuota(-1)
+	e := newEnv(t, withQuota(q))
+	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Plans", Rights: vfs.AllRights, InMyFiles: true})
+	if err := e.put("/My Files/f.bin", strings.Repeat("f", 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.put("/My Files/Plans/g.bin", strings.Repeat("g", 2000)); err != nil {
+		t.Fatal(err)
+	}
+	q.wantState(t, "after the uploads", 3000, 0)
+	usedInFolder := func() int64 {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.used[folderA]
+	}
+	if n := usedInFolder(); n != 2000 {
+		t.Fatalf("the folder's usage is %d; want 2000", n)
+	}
+	for _, p := range [][2]string{
+		{"/My Files/f.bin", "/My Files/f.bin"},
+		{"/My Files/f.bin", "/My Files/./f.bin"},
+		{"/My Files/Plans/g.bin", mount + "/Plans/g.bin"},
+	} {
+		if err := e.client.PosixRename(p[0], p[1]); err != nil {
+			t.Errorf("posix-rename %s onto %s: %v", p[0], p[1], err)
+		}
+	}
+	if err := e.client.Rename("/My Files/f.bin", "/My Files/f.bin"); statusCode(err) == "" {
+		t.Error("a plain rename onto the file itself succeeded; it finds its target there")
+	}
+	q.wantState(t, "after renaming the file onto itself", 3000, 0)
+	if n := usedInFolder(); n != 2000 {
+		t.Errorf("after renaming the folder's file onto itself, its usage is %d; want 2000", n)
+	}
+	if got := mustRead(t, filepath.Join(e.home(), "f.bin")); len(got) != 3000 {
+		t.Errorf("f.bin holds %d bytes, want 3000", len(got))
+	}
+	if got := mustRead(t, filepath.Join(e.folder(folderA), "g.bin")); len(got) != 2000 {
+		t.Errorf("g.bin holds %d bytes, want 2000", len(got))
+	}
+}

@@ -39,6 +39,12 @@ func (l *location) folderID() string {
 	return l.folder.ID
 }
 
+// sameEntry reports whether l and o name one entry of one tree, by the same
+// path or by two (a project folder is in My Files and in the mount point).
+func (l *location) sameEntry(o *location) bool {
+	return !l.virtual() && l.place == o.place && l.folderID() == o.folderID() && l.rel == o.rel
+}
+
 // virtual reports whether the location is one of the read-only directories
 // that exist only in the tree ("/" and the mount point).
 func (l *location) virtual() bool { return l.place == atRoot || l.place == atMount }
