@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -232,4 +233,37 @@ func TestPasswordResetRateLimitIsTheSameForEveryAddress(t *testing.T) {
 	}
 	_, err = f.svc.People.PurgeExpiredTokens(f.ownerCtx)
 	f.wantCode(err, tenant.EForbidden, "owner purges")
+}
+
+// Requests made by a stranger to use up an address's limit lock its owner
+// out of nothing: the refusal says to use the newest link, gives the time
+// left in the hour, and that link still resets the password.
+func TestPasswordResetLimitLocksNobodyOut(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme.test", tenant.RoleUser)
+	for range people.ResetRequestsPerWindow { // the stranger, 10 minutes apart
+		if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+			t.Fatal(err)
+		}
+		f.advance(10 * time.Minute)
+	}
+	newest := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	f.advance(20 * time.Minute) // 50 minutes into the hour, Uma asks
+	err := f.svc.People.RequestPasswordReset(ctx, u.Email)
+	f.wantCode(err, tenant.ELimit, "a request over the limit")
+	var te *tenant.Error
+	if !errors.As(err, &te) || te.RetryAfter != 10*time.Minute {
+		t.Errorf("retry after %v; want the 10 minutes left in the hour", te.RetryAfter)
+	}
+	if msg := tenant.ErrorMessage(err); !strings.Contains(msg, "use the newest one") {
+		t.Errorf("the refusal %q does not point to the links already sent", msg)
+	}
+	f.advance(10*time.Minute - time.Second) // the last second of the limit
+	if err := f.svc.People.ResetPassword(ctx, newest, "uma's new passphrase"); err != nil {
+		t.Fatalf("the newest link, while the limit holds: %v", err)
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, "uma's new passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("login with the new password: %v", err)
+	}
 }

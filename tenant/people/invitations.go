@@ -30,6 +30,11 @@ const (
 	ExpiredTokenRetention = 30 * 24 * time.Hour
 )
 
+// A reset link outlives the window of requests it was sent in, so that the
+// newest link works for as long as the limit refuses more (a negative
+// difference does not compile).
+const _ = uint64(PasswordResetTTL - ResetWindow)
+
 type tokenPurpose string
 
 const (
@@ -140,8 +145,12 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 // to the live user with this email address, if there is one. The answer is
 // the same either way, and so is the work done, so it tells nobody whether
 // the address has an account. More than three requests an hour for one
-// address are an ELimit user error, whether or not it has an account.
-// A malformed address is an EInvalid user error.
+// address are an ELimit user error, whether or not it has an account,
+// that says to use the newest link already sent and gives the time left in
+// the hour: a link works for as long as the hour's limit holds, so requests
+// made by a stranger to use up the limit lock nobody out (the newest of the
+// emails they caused still works). A malformed address is an EInvalid user
+// error.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
 	email, err := tenant.NormEmail("email", email)
 	if err != nil {
@@ -150,22 +159,23 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	emailHash := sha256.Sum256([]byte(strings.ToLower(email)))
 	now := s.Time()
 	var (
-		limited bool
-		users   []*tenant.User
+		window struct {
+			Requests int       `db:"requests"`
+			Started  time.Time `db:"window_started_at"`
+		}
+		users []*tenant.User
 	)
 	err = s.DB.CrossTenant(ctx, tenant.ScopeAuth, func(tx *sqlx.Tx) error {
-		var n int
-		if err := tx.GetContext(ctx, &n, `INSERT INTO password_reset_requests AS r (email_hash, window_started_at, requests)
+		if err := tx.GetContext(ctx, &window, `INSERT INTO password_reset_requests AS r (email_hash, window_started_at, requests)
 			VALUES ($1, $2, 1)
 			ON CONFLICT (email_hash) DO UPDATE SET
 			  requests = CASE WHEN r.window_started_at <= $3 THEN 1 ELSE r.requests + 1 END,
 			  window_started_at = CASE WHEN r.window_started_at <= $3 THEN $2 ELSE r.window_started_at END
-			RETURNING requests`, emailHash[:], now, now.Add(-ResetWindow)); err != nil {
+			RETURNING requests, window_started_at`, emailHash[:], now, now.Add(-ResetWindow)); err != nil {
 			return tenant.DBError(err)
 		}
-		if n > ResetRequestsPerWindow {
-			limited = true // commit the count, then refuse
-			return nil
+		if window.Requests > ResetRequestsPerWindow {
+			return nil // commit the count, then refuse
 		}
 		return tenant.DBError(tx.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users
 			WHERE lower(email) = lower($1) AND deleted_at IS NULL`, email))
@@ -173,9 +183,12 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err != nil {
 		return err
 	}
-	if limited {
-		return &tenant.Error{Code: tenant.ELimit, Field: "email", RetryAfter: ResetWindow,
-			Message: "too many password reset requests for this email address; try again in an hour"}
+	if window.Requests > ResetRequestsPerWindow {
+		// Every link sent in this window outlives it (PasswordResetTTL):
+		// whoever asked for them, the newest one still works.
+		left := max((window.Started.Add(ResetWindow).Sub(now) + time.Second - 1).Truncate(time.Second), time.Second)
+		return &tenant.Error{Code: tenant.ELimit, Field: "email", RetryAfter: left,
+			Message: "password reset links were already sent to this address within the hour, if it has an account: use the newest one, which still works, or ask again later"}
 	}
 	if len(users) != 1 {
 		return s.resetDecoy(ctx, emailHash[:])
