@@ -25,8 +25,12 @@ func newLoginTimesLoader(svc *domain.Domain) *dataloadgen.Loader[userRef, *peopl
 	}, dataloadgen.WithWait(batchWait))
 }
 
-// loginTimes is the user's login times; nil when the caller may not see them.
+// loginTimes is the user's login times: a FORBIDDEN error for a caller who
+// may not see them (a member of a folder looking at another member).
 func (r *Resolver) loginTimes(ctx context.Context, u *tenant.User) (*people.LoginTimes, error) {
+	if !r.mayManage(ctx, u) {
+		return nil, errNotYours("login times")
+	}
 	return r.loaders(ctx).loginTimes.Load(ctx, userRef{u.AccountID, u.ID})
 }
 

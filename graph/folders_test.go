@@ -247,3 +247,63 @@ func TestProjectFoldersOfAnotherAccountAreNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A user who sees a folder's members (SHARE) sees the other members' login
+// times as null with FORBIDDEN at each field, as the other fields only the
+// user and the administrators see: never a null that reads as "never
+// logged in". Their own, and the owner's view of everyone's, are the times.
+func TestMembersLoginTimesAreForbiddenToOtherUsers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	carolID, carol := e.user(owner, "carol@acme.example", "USER")
+	folderID := e.folder(owner, "Shared")
+	if errs := e.share(owner, vars{"f": folderID, "u": carolID, "p": "SHARE"}); len(errs) != 0 {
+		t.Fatalf("share: %+v", errs)
+	}
+	const q = `query($id: ID!) { node(id: $id) { ... on ProjectFolder { members { user { email lastLoginAt lastApiLoginAt lastSftpLoginAt } } } } }`
+	type member struct {
+		User struct {
+			Email                                        string
+			LastLoginAt, LastAPILoginAt, LastSftpLoginAt *string
+		}
+	}
+	var got struct{ Node struct{ Members []member } }
+
+	r := e.do(carol, q, vars{"id": folderID})
+	if err := json.Unmarshal(r.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	forbidden := map[string]bool{}
+	for _, x := range r.Errors {
+		if x.code() != "FORBIDDEN" {
+			t.Errorf("error %+v; want only FORBIDDEN", x)
+		}
+		forbidden[fmt.Sprint(x.Path)] = true
+	}
+	for i, m := range got.Node.Members {
+		for _, f := range []string{"lastLoginAt", "lastApiLoginAt", "lastSftpLoginAt"} {
+			path := fmt.Sprintf("[node members %d user %s]", i, f)
+			switch own := m.User.Email == "carol@acme.example"; {
+			case own && forbidden[path]:
+				t.Errorf("Carol may not see her own %s", f)
+			case !own && !forbidden[path]:
+				t.Errorf("Carol sees %s's %s with no FORBIDDEN error", m.User.Email, f)
+			}
+		}
+		if m.User.Email == "carol@acme.example" && m.User.LastAPILoginAt == nil {
+			t.Error("Carol's own lastApiLoginAt is null; she logged in")
+		}
+	}
+	if len(got.Node.Members) != 2 {
+		t.Fatalf("members %+v", got.Node.Members)
+	}
+
+	got.Node.Members = nil
+	e.mustDo(owner, q, vars{"id": folderID}, &got)
+	for _, m := range got.Node.Members {
+		if m.User.LastLoginAt == nil {
+			t.Errorf("the owner sees %s's lastLoginAt as null; they logged in", m.User.Email)
+		}
+	}
+}

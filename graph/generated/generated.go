@@ -7235,7 +7235,8 @@ type User implements Node {
   invitationPending: Boolean!
   """
   When the user last logged in, over the API or over SFTP: the later of
-  ` + "`" + `lastApiLoginAt` + "`" + ` and ` + "`" + `lastSftpLoginAt` + "`" + `; null if never. Seen by whoever sees the user.
+  ` + "`" + `lastApiLoginAt` + "`" + ` and ` + "`" + `lastSftpLoginAt` + "`" + `; null if never. Seen by the user, the account's
+  owners and administrators and support staff (` + "`" + `FORBIDDEN` + "`" + ` for others, as all three fields).
   """
   lastLoginAt: Time
   "When the user last logged in to the API (` + "`" + `login` + "`" + `; refreshing a session is not a login); null if never."
