@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -274,6 +275,26 @@ func TestUserSearchAndPaging(t *testing.T) {
 	}
 	e.mustFail(owner, `{ account { users(first: 100000) { edges { cursor } } } }`, nil, "BAD_USER_INPUT")
 	e.mustFail(owner, `{ account { users(after: "garbage") { edges { cursor } } } }`, nil, "BAD_USER_INPUT")
+	// A page of none is refused (1–200), not served as the default page,
+	// in the text and in a variable, in both directions and on any list.
+	for _, q := range []string{
+		`{ account { users(first: 0) { edges { cursor } } } }`,
+		`{ account { users(last: 0) { edges { cursor } } } }`,
+		`{ account { contacts(first: 0) { totalCount } } }`,
+	} {
+		if x := e.mustFail(owner, q, nil, "BAD_USER_INPUT"); !strings.Contains(x.Message, "between 1 and") {
+			t.Errorf("%s: %q", q, x.Message)
+		}
+	}
+	e.mustFail(owner, `query($n: Int) { account { users(first: $n) { edges { cursor } } } }`, vars{"n": 0}, "BAD_USER_INPUT")
+	// The refusal nulls the list, not the account around it.
+	r := e.do(owner, `{ account { name users(first: 500) { totalCount } } }`, nil)
+	var a struct{ Account *struct{ Name string } }
+	if err := json.Unmarshal(r.Data, &a); err != nil || a.Account == nil || a.Account.Name != "Acme" ||
+		len(r.Errors) != 1 || fmt.Sprint(r.Errors[0].Path) != "[account users]" {
+		t.Errorf("a refused page size: data %s, errors %+v; want the account, and the error at users", r.Data, r.Errors)
+	}
+	e.mustDo(owner, `query($n: Int) { account { users(first: $n) { edges { cursor } } } }`, vars{"n": nil}, &s)
 }
 
 func TestContactsAndConversion(t *testing.T) {

@@ -329,7 +329,8 @@ var AllUserOrderField = []UserOrderField{
 type UsersPageAccount struct {
 	// The account's users, by name unless `orderBy` says otherwise. Owners and
 	// administrators see everyone (deleted users too, with `deleted: DELETED` or `ALL`);
-	// other users see only themselves.
+	// other users see only themselves. Null, with the error at this field, when an
+	// argument is refused (a page size or cursor); the account's other fields arrive.
 	Users UsersPageAccountUsersUserConnection `json:"users"`
 }
 
@@ -454,7 +455,8 @@ type UsersScreenAccount struct {
 	Name string `json:"name"`
 	// The account's users, by name unless `orderBy` says otherwise. Owners and
 	// administrators see everyone (deleted users too, with `deleted: DELETED` or `ALL`);
-	// other users see only themselves.
+	// other users see only themselves. Null, with the error at this field, when an
+	// argument is refused (a page size or cursor); the account's other fields arrive.
 	Users UsersScreenAccountUsersUserConnection `json:"users"`
 }
 

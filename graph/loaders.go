@@ -348,7 +348,7 @@ func fieldPagesAt(ctx context.Context, path ...string) []fieldPage {
 		if !ok || !ok2 || (!ok3 && args["after"] != nil) || (!ok4 && args["before"] != nil) || !ok5 {
 			continue
 		}
-		pg := pageReq{tenant.Page{First: first, After: after, Last: last, Before: before}, o}
+		pg := pageReq{tenant.Page{First: pageSize(first), After: after, Last: pageSize(last), Before: before}, o}
 		// As connPage asks: the count only when the connection's totalCount is selected.
 		for _, sel := range graphql.CollectFields(oc, f.Selections, nil) {
 			pg.Page.Count = pg.Page.Count || sel.Name == "totalCount"
@@ -374,23 +374,32 @@ func orderArg(v any) (tenant.Order, bool) {
 	return tenant.Order{Field: field, Desc: dir == string(model.OrderDirectionDesc)}, true
 }
 
-// intArg reads an optional Int argument (0 when absent) as gqlparser gives
-// it: from the query's text or from a JSON variable.
-func intArg(v any) (int, bool) {
+// intArg reads an optional Int argument (nil when absent) as gqlparser
+// gives it: from the query's text or from a JSON variable.
+func intArg(v any) (*int, bool) {
+	var i int
 	switch n := v.(type) {
 	case nil:
-		return 0, true
+		return nil, true
 	case int:
-		return n, true
+		i = n
 	case int64:
-		return int(n), true
+		i = int(n)
 	case float64:
-		return int(n), n == float64(int(n))
+		i = int(n)
+		if n != float64(i) {
+			return nil, false
+		}
 	case json.Number:
-		i, err := n.Int64()
-		return int(i), err == nil
+		n64, err := n.Int64()
+		if err != nil {
+			return nil, false
+		}
+		i = int(n64)
+	default:
+		return nil, false
 	}
-	return 0, false
+	return &i, true
 }
 
 // prime loads refs with load in one batch per account and caches the

@@ -58,10 +58,20 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// pageSize is a first or last argument as tenant.Page takes it, where 0 is
+// the default page: an argument given as 0 is refused like a negative one
+// (tenant.Page.Limit), not served as the default.
+func pageSize(n *int) int {
+	if n != nil && *n == 0 {
+		return -1
+	}
+	return deref(n)
+}
+
 // connPage reads a connection's paging arguments. It asks the service to
 // count the whole list only when the query selects totalCount.
 func connPage(ctx context.Context, first *int, after *string, last *int, before *string) tenant.Page {
-	p := tenant.Page{First: deref(first), After: deref(after), Last: deref(last), Before: deref(before)}
+	p := tenant.Page{First: pageSize(first), After: deref(after), Last: pageSize(last), Before: deref(before)}
 	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
 		p.Count = p.Count || f.Name == "totalCount"
 	}

@@ -4227,7 +4227,8 @@ type Account implements Node {
   """
   The account's users, by name unless ` + "`" + `orderBy` + "`" + ` says otherwise. Owners and
   administrators see everyone (deleted users too, with ` + "`" + `deleted: DELETED` + "`" + ` or ` + "`" + `ALL` + "`" + `);
-  other users see only themselves.
+  other users see only themselves. Null, with the error at this field, when an
+  argument is refused (a page size or cursor); the account's other fields arrive.
   """
   users(
     "Which users to list: a search, a role, live or deleted."
@@ -4242,7 +4243,7 @@ type Account implements Node {
     before: String
     "How to sort; without it, in the order this field's description gives."
     orderBy: UserOrder
-  ): UserConnection!
+  ): UserConnection
   """
   The account's live users as CSV text, sorted by name, in the columns ` + "`" + `importUsers` + "`" + `
   reads: ` + "`" + `email,name,role,group,sftp,custom login` + "`" + ` (role ` + "`" + `OWNER` + "`" + `/` + "`" + `ADMIN` + "`" + `/` + "`" + `USER` + "`" + `,
@@ -10547,10 +10548,10 @@ func (ec *executionContext) _Account_users(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
-			return ec.marshalNUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx, selections, v)
+			return ec.marshalOUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Account_users(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -28947,7 +28948,7 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "users":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Account_users(ctx, field, obj)
 				})
@@ -35574,14 +35575,6 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋten
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserConnection(ctx context.Context, sel ast.SelectionSet, v *model.UserConnection) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "UserConnection!")
-		return graphql.Null
-	}
-	return ec._UserConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserEdge) graphql.Marshaler {
