@@ -137,6 +137,16 @@ func TestSftpActivityOverGraphQL(t *testing.T) {
 	if status, body, _ := e.exportCSV(rival, url.Values{"userId": {umaGID}}); status != http.StatusNotFound {
 		t.Errorf("another account's export: %d %s", status, body)
 	}
+	// Naming the account is for support staff: another account's owner gets
+	// 404, as account(id:) answers, never their own log in its place.
+	if status, body, _ := e.exportCSV(rival, url.Values{"accountId": {globalID("Account", accountID)}}); status != http.StatusNotFound ||
+		!strings.Contains(body, `"NOT_FOUND"`) {
+		t.Errorf("another account's owner naming it: %d %s", status, body)
+	}
+	if status, body, _ := e.exportCSV(owner, url.Values{"accountId": {globalID("Account", accountID)}}); status != http.StatusOK ||
+		!strings.Contains(body, "report.pdf") {
+		t.Errorf("the owner naming their own account: %d %s", status, body)
+	}
 }
 
 func TestSftpActivityCSVExport(t *testing.T) {
@@ -195,8 +205,9 @@ func TestSftpActivityCSVExport(t *testing.T) {
 	if status, _, _ := e.exportCSV("", url.Values{}); status != http.StatusUnauthorized {
 		t.Errorf("an export without a token: %d", status)
 	}
-	if status, body, _ := e.exportCSV(owner, url.Values{"from": {"yesterday"}}); status != http.StatusBadRequest || !strings.Contains(body, "RFC 3339") {
-		t.Errorf("a bad time: %d %s", status, body)
+	if status, body, _ := e.exportCSV(owner, url.Values{"from": {"yesterday"}}); status != http.StatusBadRequest || !strings.Contains(body, "RFC 3339") ||
+		!strings.Contains(body, `"code":"BAD_USER_INPUT"`) || !strings.Contains(body, `"field":"from"`) {
+		t.Errorf("a bad time: %d %s; want 400 with BAD_USER_INPUT on field from, as /graphql codes a bad argument", status, body)
 	}
 }
 

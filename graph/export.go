@@ -99,10 +99,15 @@ func exportFilter(p *tenant.Principal, req *http.Request) (string, activity.Filt
 	q := req.URL.Query()
 	var f activity.Filter
 	accountID := p.AccountID
-	if gid := q.Get("accountId"); gid != "" && p.IsStaff() {
+	if gid := q.Get("accountId"); gid != "" {
 		id, err := parseID(gid, "Account")
 		if err != nil {
 			return "", f, err
+		}
+		if !p.IsStaff() && id != p.AccountID {
+			// As account(id:) answers for another account: never the
+			// caller's own log under another account's name.
+			return "", f, tenant.NotFound("account")
 		}
 		accountID = id
 	}
@@ -167,8 +172,15 @@ func writeExportError(w http.ResponseWriter, log *slog.Logger, req *http.Request
 		writeInternalError(req.Context(), w, log, "activity export", err)
 		return
 	}
+	ext := map[string]any{"code": string(code)}
+	if code == tenant.EInvalid { // a bad parameter, coded as /graphql codes a bad argument
+		ext["code"] = "BAD_USER_INPUT"
+		if te := (*tenant.Error)(nil); errors.As(err, &te) && te.Field != "" {
+			ext["field"] = te.Field
+		}
+	}
 	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
-		"message": tenant.ErrorMessage(err), "extensions": map[string]any{"code": string(code)}}}})
+		"message": tenant.ErrorMessage(err), "extensions": ext}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
