@@ -297,10 +297,14 @@ func TestSubscriptionsOverWebSocket(t *testing.T) {
 	connectAndSubscribe("anonymous", "", "none", "", nil)
 	connectAndSubscribe("badheader", "not-a-token", "header", "", nil)
 	connectAndSubscribe("evil", owner, "init", "https://evil.example", nil)
-	for _, c := range []string{"badtoken", "anonymous"} {
+	// The close frame says why (graphql-transport-ws sends nothing before it).
+	for c, why := range map[string]string{"badtoken": "log in again", "anonymous": "log in first"} {
 		l := js.wait(c+" to be refused", 10*time.Second, subEv(c, "error"))
 		if code := digPath(l, "error", "code"); code != 4403.0 {
 			t.Errorf("%s: closed with %v, want 4403", c, l["error"])
+		}
+		if reason, _ := digPath(l, "error", "reason").(string); !strings.Contains(reason, why) {
+			t.Errorf("%s: closed with the reason %q; want one that says %q", c, reason, why)
 		}
 	}
 	for _, c := range []string{"badheader", "evil"} {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -132,7 +133,10 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		refuse := func(closeCode int, code, msg string) (context.Context, *transport.InitPayload, error) {
 			requestInfoFrom(ctx).addCode(code)
-			return transport.WithWebsocketCloseCode(ctx, closeCode), nil, errors.New(msg)
+			// graphql-transport-ws has no message before a close: the
+			// close frame's reason is what its clients show.
+			ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, closeCode), closeReason(msg))
+			return ctx, nil, errors.New(msg)
 		}
 		if h := payload.Authorization(); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
@@ -155,6 +159,20 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 		}
 		return ctx, nil, nil
 	}
+}
+
+// closeReason is msg as a WebSocket close frame holds it: at most 123
+// bytes, cut at a character's start.
+func closeReason(msg string) string {
+	const most = 123
+	if len(msg) <= most {
+		return msg
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut]
 }
 
 // subscriptionGuard holds every subscription to its token's limits: a cap
