@@ -313,6 +313,9 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 		if errors.As(err, &ge) && ge.Err == nil {
 			// A validation or parse error from gqlgen: safe to show.
 			code, _ := gerr.Extensions["code"].(string)
+			if gerr.Message == "operation  not found" { // gqlgen's, for a document of several operations and no name
+				gerr.Message = "the document holds several operations: name the one to run in operationName"
+			}
 			if code == "" {
 				// Not the document: gqlgen's transports and persisted
 				// queries name none for the request's own faults. gqlgen's

@@ -3,6 +3,7 @@ package graph_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,5 +27,15 @@ func TestSubscriptionOverHTTPIsRefusedAtOnce(t *testing.T) {
 	}
 	if len(r.Errors) != 1 || r.Errors[0].code() != "SUBSCRIPTION_NEEDS_WEBSOCKET" {
 		t.Fatalf("subscription over POST: %+v; want SUBSCRIPTION_NEEDS_WEBSOCKET", r.Errors)
+	}
+	// A request error: 400 to a client that accepts graphql-response+json.
+	res2, r2 := e.post(owner, "application/graphql-response+json", map[string]any{"query": `subscription { sftpActivity { action } }`})
+	if res2.StatusCode != http.StatusBadRequest || len(r2.Errors) != 1 || r2.Errors[0].code() != "SUBSCRIPTION_NEEDS_WEBSOCKET" {
+		t.Errorf("subscription over POST, graphql-response+json: %d %+v; want 400 and SUBSCRIPTION_NEEDS_WEBSOCKET", res2.StatusCode, r2.Errors)
+	}
+	// Two operations and no name: the error says what to send.
+	_, r3 := e.post(owner, "", map[string]any{"query": `query A { viewer { __typename } } query B { viewer { __typename } }`})
+	if len(r3.Errors) != 1 || !strings.Contains(r3.Errors[0].Message, "operationName") {
+		t.Errorf("two operations without a name: %+v; want an error naming operationName", r3.Errors)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -14,6 +15,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/rs/cors"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // The HTTP transport speaks GraphQL over HTTP as Apollo Client, urql and
@@ -35,7 +38,8 @@ import (
 // a 4xx" when there is no data) and as 422 otherwise, which httpStatuses
 // turns into the spec's 200 for application/json.
 func init() {
-	for _, code := range []string{"QUERY_TOO_LARGE", "QUERY_TOO_DEEP", "COMPLEXITY_LIMIT_EXCEEDED", "INTROSPECTION_DISABLED"} {
+	for _, code := range []string{"QUERY_TOO_LARGE", "QUERY_TOO_DEEP", "COMPLEXITY_LIMIT_EXCEEDED", "INTROSPECTION_DISABLED",
+		badRequest, codeSubscriptionNeedsWebSocket} {
 		errcode.RegisterErrorType(code, errcode.KindProtocol)
 	}
 }
@@ -55,8 +59,46 @@ const DefaultCompressMinSize = 1024
 func addTransports(srv *handler.Server, apqBytes int) {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	use(srv, extension.AutomaticPersistedQuery{Cache: newAPQCache(apqBytes)})
+	use(srv, persistedQueries{extension.AutomaticPersistedQuery{Cache: newAPQCache(apqBytes)}})
+	use(srv, subscriptionsOverHTTP{})
 }
+
+// persistedQueries is gqlgen's automatic persisted queries, with its
+// request errors (an unsupported version, a hash that is not the text's)
+// coded BAD_REQUEST, a request error: 400 to a client that accepts
+// application/graphql-response+json, where gqlgen answered 200 for want of
+// a code. PERSISTED_QUERY_NOT_FOUND keeps its code and 200: clients send
+// the text on seeing it.
+type persistedQueries struct {
+	extension.AutomaticPersistedQuery
+}
+
+func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
+	if err != nil && err.Extensions["code"] == nil {
+		errcode.Set(err, badRequest)
+	}
+	return err
+}
+
+// subscriptionsOverHTTP refuses a subscription sent over HTTP before it
+// runs, as a request error (SUBSCRIPTION_NEEDS_WEBSOCKET): over HTTP gqlgen
+// would wait for the first event to answer.
+type subscriptionsOverHTTP struct{}
+
+func (subscriptionsOverHTTP) ExtensionName() string                   { return "SubscriptionsOverHTTP" }
+func (subscriptionsOverHTTP) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (subscriptionsOverHTTP) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if over, _ := ctx.Value(overWebSocketKey{}).(bool); over || oc.Operation.Operation != ast.Subscription {
+		return nil
+	}
+	err := gqlerror.Errorf("subscriptions are served over WebSocket at /graphql (graphql-transport-ws), not over HTTP")
+	errcode.Set(err, codeSubscriptionNeedsWebSocket)
+	return err
+}
+
+const codeSubscriptionNeedsWebSocket = "SUBSCRIPTION_NEEDS_WEBSOCKET"
 
 // apqCache holds persisted queries by hash, least recently used out first,
 // bounded by the bytes of query text it holds (a count alone would let a
@@ -117,7 +159,7 @@ func httpStatuses(next http.Handler) http.Handler {
 			fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, msg, badRequest)
 			return
 		}
-		next.ServeHTTP(&statusFixer{ResponseWriter: w, get: req.Method == http.MethodGet}, req)
+		next.ServeHTTP(&statusFixer{ResponseWriter: w, get: req.Method == http.MethodGet, info: requestInfoFrom(req.Context())}, req)
 	})
 }
 
@@ -143,7 +185,10 @@ func unsupported(req *http.Request) (status int, msg string) {
 
 type statusFixer struct {
 	http.ResponseWriter
-	get bool
+	get  bool
+	info *requestInfo // the access log's and the metrics' record
+	// replaced: the answer is written already; gqlgen's body is dropped.
+	replaced bool
 }
 
 func (w *statusFixer) WriteHeader(code int) {
@@ -151,10 +196,24 @@ func (w *statusFixer) WriteHeader(code int) {
 	case code == http.StatusUnprocessableEntity && isJSON(w.Header().Get("Content-Type")):
 		code = http.StatusOK
 	case code == http.StatusNotAcceptable && w.get:
+		// A mutation over GET: gqlgen's error has no code.
 		w.Header().Set("Allow", "GET, POST")
-		code = http.StatusMethodNotAllowed
+		w.Header().Set("Content-Type", "application/json")
+		w.ResponseWriter.WriteHeader(http.StatusMethodNotAllowed)
+		fmt.Fprintf(w.ResponseWriter, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`,
+			"only queries may be sent with GET: send mutations with POST", badRequest)
+		w.info.addCode(badRequest)
+		w.replaced = true
+		return
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusFixer) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusFixer) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -77,8 +77,9 @@ func TestGETQueriesNeverMutations(t *testing.T) {
 		t.Fatalf("GET query: %d %s %+v", res.StatusCode, r.Data, r.Errors)
 	}
 	res, r = e.get(owner, url.Values{"query": {`mutation { logout { ok } }`}})
-	if res.StatusCode != http.StatusMethodNotAllowed || len(r.Errors) != 1 || !strings.Contains(res.Header.Get("Allow"), "POST") {
-		t.Fatalf("GET mutation: %d (Allow %q) %+v", res.StatusCode, res.Header.Get("Allow"), r.Errors)
+	if res.StatusCode != http.StatusMethodNotAllowed || len(r.Errors) != 1 || !strings.Contains(res.Header.Get("Allow"), "POST") ||
+		r.Errors[0].code() != "BAD_REQUEST" || !strings.Contains(r.Errors[0].Message, "POST") {
+		t.Fatalf("GET mutation: %d (Allow %q) %+v; want 405 and one BAD_REQUEST error that says to POST", res.StatusCode, res.Header.Get("Allow"), r.Errors)
 	}
 	// Not run: the token still works.
 	if r := e.do(owner, `{ viewer { __typename } }`, nil); r.status != http.StatusOK || len(r.Errors) != 0 {
@@ -432,9 +433,23 @@ func TestMalformedRequestsAreBadRequests(t *testing.T) {
 		{"a persisted query whose hash is not its text's", http.MethodPost, "application/json",
 			`{"query": "{ __typename }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "` + sha256Hex("{ viewer { __typename } }") + `"}}}`, http.StatusOK},
 	}
+	// To a client that accepts application/graphql-response+json, a request
+	// that fails before it runs is a 400 (the GraphQL-over-HTTP spec).
+	accept := make([]string, len(cases))
 	for _, c := range cases {
+		if c.status == http.StatusOK {
+			c.name += ", graphql-response+json"
+			c.status = http.StatusBadRequest
+			cases = append(cases, c)
+			accept = append(accept, "application/graphql-response+json")
+		}
+	}
+	for i, c := range cases {
 		req, _ := http.NewRequest(c.method, e.srv.URL+"/graphql", strings.NewReader(c.body))
 		req.Header.Set("Content-Type", c.contentType)
+		if accept[i] != "" {
+			req.Header.Set("Accept", accept[i])
+		}
 		res, body := e.httpDo(req)
 		var r response
 		if err := json.Unmarshal(body, &r); err != nil {

@@ -277,10 +277,6 @@ func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHa
 		requestInfoFrom(ctx).addCode(code)
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
 	}
-	if over, _ := ctx.Value(overWebSocketKey{}).(bool); !over {
-		// Over HTTP, gqlgen would wait for the first event to answer.
-		return refuse("SUBSCRIPTION_NEEDS_WEBSOCKET", "subscriptions are served over WebSocket at /graphql (graphql-transport-ws), not over HTTP")
-	}
 	if p == nil {
 		return next(ctx)
 	}
