@@ -119,7 +119,7 @@ func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger) (*sql.DB, 
 		s = runtimeURLSetting.with(f.DatabaseURL)
 	default:
 		d := &database{}
-		if err := f.startPrivate(ctx, log, d); err != nil {
+		if err := f.startPrivate(ctx, log, d, true); err != nil {
 			return nil, s, nil, err
 		}
 		s.url, stop = d.MigrateURL, d.Close
