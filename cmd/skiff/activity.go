@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -24,10 +23,10 @@ type ActivityFlags struct {
 // server has stopped, so the last transfers and logouts are written.
 func (f ActivityFlags) start(svc *domain.Domain, notifications *pglisten.Listener, log *slog.Logger, bg *background) (*activity.Recorder, error) {
 	if f.Retention < 0 {
-		return nil, fmt.Errorf("--activity-retention must not be negative")
+		return nil, flagError("--activity-retention", "%s is negative (0 keeps events forever)", f.Retention)
 	}
 	if f.DigestInterval < 0 {
-		return nil, fmt.Errorf("--upload-digest-interval must not be negative")
+		return nil, flagError("--upload-digest-interval", "%s is negative (0 is the default, 15m)", f.DigestInterval)
 	}
 	node := f.NodeName
 	if node == "" {

@@ -76,7 +76,7 @@ func (f DatabaseFlags) withService(ctx context.Context, log *slog.Logger, passwo
 	if f.DatabaseURL == "" && f.MigrateURL == "" {
 		mode = migrateAuto
 	}
-	d, err := f.open(ctx, log, mode, "skiff-admin")
+	d, err := f.open(ctx, log, mode, "skiff-admin", true)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ func (c *ServeCmd) validate() error {
 	if err := c.checkLimits(); err != nil {
 		return err
 	}
+	if err := c.checkAddresses(); err != nil {
+		return err
+	}
+	if _, err := notify.NewRenderer(c.Mail.PublicURL, "Skiff"); err != nil {
+		return flagError("--public-url", "%s", strings.TrimPrefix(err.Error(), "public web URL "))
+	}
 	if c.Mail.Retention < 0 {
 		return settingError("--email-retention", "SKIFF_EMAIL_RETENTION", "%s is negative (0 keeps emails forever)", c.Mail.Retention)
 	}

@@ -28,7 +28,7 @@ type DatabaseFlags struct {
 // RuntimeDatabaseFlags are serve's own: the pool of connections it runs on,
 // and whether it may run as a role that row-level security does not hold.
 type RuntimeDatabaseFlags struct {
-	MaxConns        int           `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (its five notification connections come on top)."`
+	MaxConns        int           `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (plus one notification connection, which LISTENs for every channel)."`
 	MaxIdleConns    int           `name:"database-max-idle-connections" default:"32" env:"SKIFF_DATABASE_MAX_IDLE_CONNECTIONS" help:"Most idle connections kept open for the next requests (0 to --database-max-connections)."`
 	MaxIdleTime     time.Duration `name:"database-connection-max-idle-time" default:"5m" env:"SKIFF_DATABASE_CONNECTION_MAX_IDLE_TIME" help:"Close a pooled connection idle this long, so the pool shrinks after a burst (0: never)."`
 	MaxLifetime     time.Duration `name:"database-connection-max-lifetime" default:"1h" env:"SKIFF_DATABASE_CONNECTION_MAX_LIFETIME" help:"Close a pooled connection this old once it is idle, so connections move to a replaced or failed-over server (0: never)."`
@@ -69,8 +69,9 @@ func (d *database) Close() {
 // no URL is given, and migrates (mode auto) or checks (off, check) the
 // schema: see schemaMode. Only the runtime URL is needed unless mode is
 // auto; auto on an external database without --migrate-database-url
-// migrates as the --database-url role.
-func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger, mode, appName string) (*database, error) {
+// migrates as the --database-url role. share says whether a private
+// PostgreSQL that already runs on the data folder (serve's) may be used.
+func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger, mode, appName string, share bool) (*database, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
@@ -78,7 +79,7 @@ func (f DatabaseFlags) open(ctx context.Context, log *slog.Logger, mode, appName
 	migrateAs := migrateURLSetting.with(d.MigrateURL)
 	switch {
 	case d.URL == "" && d.MigrateURL == "":
-		if err := f.startPrivate(ctx, log, d); err != nil {
+		if err := f.startPrivate(ctx, log, d, share); err != nil {
 			return nil, err
 		}
 		migrateAs = migrateURLSetting.with(d.MigrateURL)
@@ -128,14 +129,31 @@ func (f DatabaseFlags) check() error {
 
 // startPrivate starts the private PostgreSQL in the data folder and points
 // d at it: migrations run as its superuser, the service as
-// embeddedRuntimeRole.
-func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *database) error {
+// embeddedRuntimeRole. If it already runs (a `skiff serve` on the same
+// data folder), share says what to do: use it, without stopping it at the
+// end (the admin and migrate commands), or refuse (serve: two nodes on one
+// private server would stop with the first).
+func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *database, share bool) error {
+	pgData := filepath.Join(f.DataDir, "postgres")
+	if port := runningPrivate(ctx, pgData); port != 0 {
+		if !share {
+			return fmt.Errorf("--data-dir (SKIFF_DATA_DIR) %s: its private PostgreSQL already runs (port %d), for another skiff serve: "+
+				"stop that one first, or give this one another --data-dir", f.DataDir, port)
+		}
+		if err := ensureDatabase(ctx, privateURL(pgserver.Superuser, port, "postgres"), "skiff"); err != nil {
+			return err
+		}
+		d.Embedded = true // d.stop stays nil: the server is not ours to stop
+		d.URL, d.MigrateURL = privateURL(embeddedRuntimeRole, port, "skiff"), privateURL(pgserver.Superuser, port, "skiff")
+		log.Info("private PostgreSQL already running (a skiff serve on this data folder); using it", "data", pgData, "port", port)
+		return nil
+	}
 	// 0711: PostgreSQL may run as another user (when we are root) and
 	// must be able to pass through to its own folder; nobody can list ours.
 	if err := os.MkdirAll(f.DataDir, 0o711); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
-	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: filepath.Join(f.DataDir, "postgres"), Logger: log})
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: pgData, Logger: log})
 	if err != nil {
 		if errors.Is(err, pgserver.ErrNotInstalled) {
 			return err
@@ -153,7 +171,7 @@ func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *da
 		return err
 	}
 	d.URL, d.MigrateURL = srv.RoleURL(embeddedRuntimeRole, "skiff"), srv.URL("skiff")
-	log.Info("private PostgreSQL running", "data", filepath.Join(f.DataDir, "postgres"), "port", srv.Port())
+	log.Info("private PostgreSQL running", "data", pgData, "port", srv.Port())
 	return nil
 }
 
@@ -222,7 +240,7 @@ func (c *ServeCmd) openServe(ctx context.Context, log *slog.Logger) (*database, 
 		return nil, err
 	}
 	c.logStart(log, mode)
-	d, err := c.open(ctx, log, mode, "skiff")
+	d, err := c.open(ctx, log, mode, "skiff", false)
 	if err != nil {
 		return nil, err
 	}

@@ -63,20 +63,59 @@ func sslMode(raw string) string {
 
 var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
-// redacted is the URL with its password replaced, for logs and errors.
+// urlPassword is the password of a URL's user information, wherever in a
+// string the URL is: what redacted falls back to when the whole does not
+// parse.
+var urlPassword = regexp.MustCompile(`(://[^/?#@\s:]*:)[^/?#@\s]*@`)
+
+// redacted is the URL with its passwords replaced, for logs and errors:
+// its own, a password parameter's, and those of URLs in its parameters
+// (an S3 storage URL's endpoint=http://user:password@host).
 func redacted(raw string) string {
 	if raw == "" {
 		return ""
 	}
 	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
+		q := redactedQuery(u.RawQuery)
+		if _, has := u.User.Password(); !has && q == u.RawQuery {
+			return raw // nothing secret: as written
 		}
+		u.RawQuery = q
 		return u.Redacted()
 	}
-	return dsnPassword.ReplaceAllString(raw, "${1}xxxxx")
+	return urlPassword.ReplaceAllString(dsnPassword.ReplaceAllString(raw, "${1}xxxxx"), "${1}xxxxx@")
+}
+
+// redactedQuery is a URL query with the value of password parameters, and
+// the passwords of URLs given as values, replaced; the rest stays as
+// written (order and escaping).
+func redactedQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	params := strings.Split(raw, "&")
+	for i, p := range params {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		if key, err := url.QueryUnescape(k); err == nil && strings.EqualFold(key, "password") {
+			params[i] = k + "=xxxxx"
+			continue
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			params[i] = urlPassword.ReplaceAllString(p, "${1}xxxxx@")
+			continue
+		}
+		if r := redacted(val); r != val {
+			if val != v { // it was escaped: keep it so
+				r = url.QueryEscape(r)
+			}
+			params[i] = k + "=" + r
+		}
+	}
+	return strings.Join(params, "&")
 }
 
 func redactErr(s string) string { return dsnPassword.ReplaceAllString(s, "${1}xxxxx") }

@@ -41,6 +41,19 @@ func settingError(flag, env, format string, args ...any) error {
 	return &exitError{code: exitConfig, err: fmt.Errorf("%s (%s): %s", flag, env, fmt.Sprintf(format, args...))}
 }
 
+// flagError is settingError for a serve flag, with the variable every
+// serve flag has by the same name (TestFlagVariablesFollowTheirNames holds
+// the flags to that).
+func flagError(flag, format string, args ...any) error {
+	return settingError(flag, flagVariable(flag), format, args...)
+}
+
+// flagVariable is the SKIFF_* variable of a flag: --sftp-max-auth-tries is
+// SKIFF_SFTP_MAX_AUTH_TRIES.
+func flagVariable(flag string) string {
+	return "SKIFF_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
+}
+
 // exitCode is the code err ends the process with.
 func exitCode(err error) int {
 	var ee *exitError

@@ -107,8 +107,8 @@ func TestStorageMarker(t *testing.T) {
 
 	missing := filepath.Join(base, "not-mounted")
 	if err := serveFails(t, withStorage(missing)); !strings.Contains(err.Error(), "no marker file") ||
-		!strings.Contains(err.Error(), "not mounted") {
-		t.Errorf("missing storage directory: %v", err)
+		!strings.Contains(err.Error(), "not mounted") || exitCode(err) != exitConfig {
+		t.Errorf("missing storage directory: %v (exit %d, as OPERATIONS.md's Files table says: %d)", err, exitCode(err), exitConfig)
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Error("the missing storage directory was created")
@@ -127,7 +127,7 @@ func TestStorageMarker(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, storageMarkerFile), []byte(strings.Repeat("ab", 16)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := serveFails(t, withStorage(other)); !strings.Contains(err.Error(), "another deployment's storage") {
+	if err := serveFails(t, withStorage(other)); !strings.Contains(err.Error(), "another deployment's storage") || exitCode(err) != exitConfig {
 		t.Errorf("another deployment's storage: %v", err)
 	}
 

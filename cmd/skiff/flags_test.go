@@ -157,3 +157,14 @@ func TestCORSHeadersDefault(t *testing.T) {
 		}
 	}
 }
+
+// --database-max-connections's help says what comes on top of the pool:
+// the node's one LISTEN connection (TestOneNotificationConnection counts
+// it), which is what PostgreSQL's max_connections is sized with.
+func TestDatabaseMaxConnectionsHelp(t *testing.T) {
+	for _, f := range serveModel(t).Flags {
+		if f.Name == "database-max-connections" && !strings.Contains(f.Help, "plus one notification connection") {
+			t.Errorf("--database-max-connections help: %q", f.Help)
+		}
+	}
+}

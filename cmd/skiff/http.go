@@ -61,7 +61,7 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 		return nil, err
 	}
 	if f.MaxSubs < 1 {
-		return nil, fmt.Errorf("--max-subscriptions-per-token: %d is not a count of at least 1", f.MaxSubs)
+		return nil, flagError("--max-subscriptions-per-token", "%d is not a count of at least 1", f.MaxSubs)
 	}
 	closing, closeWebSockets := context.WithCancel(context.Background())
 	api := graph.NewHandler(&graph.Resolver{Tenant: svc}, graph.Config{
@@ -81,7 +81,7 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
 		closeWebSockets()
-		return nil, fmt.Errorf("listen for GraphQL: %w", err)
+		return nil, listenError("--http-addr", f.Addr, err)
 	}
 	s := &httpServer{
 		srv:  f.server(gate(api)),

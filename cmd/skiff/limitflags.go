@@ -85,5 +85,9 @@ func (c *ServeCmd) checkLimits() error {
 		checkNotNegative("--shutdown-grace", "SKIFF_SHUTDOWN_GRACE", c.ShutdownGrace, "cuts transfers at once"),
 		checkNotNegative("--purge-grace", "SKIFF_PURGE_GRACE", c.Storage.PurgeGrace, "purges at the next pass"),
 		checkNotNegative("--dedicated-ip-cooldown", "SKIFF_DEDICATED_IP_COOLDOWN", c.DedicatedIPs.Cooldown, "lets another account take a released address at once"),
+		checkAtLeast("--max-subscriptions-per-token", "SKIFF_MAX_SUBSCRIPTIONS_PER_TOKEN", int64(h.MaxSubs), 1),
+		checkNotNegative("--storage-reconcile-every", "SKIFF_STORAGE_RECONCILE_EVERY", c.Storage.ReconcileEvery, "recounts at start-up only"),
+		checkNotNegative("--activity-retention", "SKIFF_ACTIVITY_RETENTION", c.Activity.Retention, "keeps events forever"),
+		checkNotNegative("--upload-digest-interval", "SKIFF_UPLOAD_DIGEST_INTERVAL", c.Activity.DigestInterval, "is the default, 15m"),
 	)
 }

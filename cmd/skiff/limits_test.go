@@ -53,10 +53,14 @@ func TestSFTPLimitFlags(t *testing.T) {
 		{"--sftp-max-auth-tries", "101"},
 		{"--sftp-max-sessions-per-connection", "0"},
 		{"--sftp-max-sessions-per-connection", "1001"},
+		{"--sftp-db-timeout", "-1s"},
+		{"--sftp-db-grace", "-1s"},
+		{"--sftp-sessions-refresh", "0s"},
+		{"--sftp-sessions-ttl", "3s"}, // less than twice the refresh
 	} {
 		_, err := parseServe(t, bad[0]+"="+bad[1]).SFTP.limits()
-		if err == nil || !strings.Contains(err.Error(), bad[0]) {
-			t.Errorf("%v: got %v, want an error naming %s", bad, err, bad[0])
+		if named := bad[0] + " (" + flagVariable(bad[0]) + "): "; err == nil || !strings.Contains(err.Error(), named) || exitCode(err) != exitConfig {
+			t.Errorf("%v: got %v, want an error naming %s", bad, err, named)
 		}
 	}
 }
@@ -107,8 +111,8 @@ func TestSFTPResourceFlags(t *testing.T) {
 		{"--sftp-reply-memory-per-connection", "300000000"}, // more than the whole budget
 	} {
 		_, err := parseServe(t, bad[0]+"="+bad[1]).SFTP.limits()
-		if err == nil || !strings.Contains(err.Error(), bad[0]) {
-			t.Errorf("%v: got %v, want an error naming %s", bad, err, bad[0])
+		if named := bad[0] + " (" + flagVariable(bad[0]) + "): "; err == nil || !strings.Contains(err.Error(), named) || exitCode(err) != exitConfig {
+			t.Errorf("%v: got %v, want an error naming %s", bad, err, named)
 		}
 	}
 }

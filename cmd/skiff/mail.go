@@ -26,7 +26,7 @@ type MailFlags struct {
 // SMTP or as .eml files (mailTarget).
 func (f MailFlags) worker(log *slog.Logger, db *tenant.DB, dataDir string, embedded bool) (*notify.Worker, error) {
 	if f.Retention < 0 {
-		return nil, fmt.Errorf("--email-retention: %s is negative (0 keeps emails forever)", f.Retention)
+		return nil, flagError("--email-retention", "%s is negative (0 keeps emails forever)", f.Retention)
 	}
 	smtpURL, mailDir, err := f.mailTarget(dataDir, embedded)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -116,7 +115,7 @@ func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) erro
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("--metrics-addr: %w", err))
+		return listenError("--metrics-addr", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{

@@ -119,7 +119,7 @@ func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger) (*sql.DB, 
 		s = runtimeURLSetting.with(f.DatabaseURL)
 	default:
 		d := &database{}
-		if err := f.startPrivate(ctx, log, d); err != nil {
+		if err := f.startPrivate(ctx, log, d, true); err != nil {
 			return nil, s, nil, err
 		}
 		s.url, stop = d.MigrateURL, d.Close
@@ -186,7 +186,7 @@ func (c *MigrateStatusCmd) Run(ctx context.Context, log *slog.Logger) error {
 // Run rolls back.
 func (c *MigrateDownCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if c.To < 0 {
-		return settingError("--to", "", "%d is negative", c.To)
+		return withCode(exitConfig, fmt.Errorf("--to: %d is negative (0 undoes every migration)", c.To))
 	}
 	db, s, done, err := c.ownerDB(ctx, log)
 	if err != nil {
@@ -199,6 +199,9 @@ func (c *MigrateDownCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	if cur > latest {
 		return &exitError{exitSchema, fmt.Errorf("the database schema is at version %d, newer than this skiff knows (%d): roll back with the release that applied it", cur, latest)}
+	}
+	if c.To > cur {
+		return withCode(exitConfig, fmt.Errorf("--to: %d is above the database schema's version, %d: down only rolls back (to apply migrations, run `skiff migrate`)", c.To, cur))
 	}
 	if err := migrations.DownTo(ctx, db, c.To, log); err != nil {
 		return migrationError(s, err)

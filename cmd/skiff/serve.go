@@ -60,6 +60,9 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if err := c.probeListeners(); err != nil {
+		return err
+	}
 	c.life = &lifecycle{}
 	d, err := c.openServe(ctx, log)
 	if err != nil {

@@ -96,18 +96,18 @@ func (f SFTPResourceFlags) check() error {
 		{"--sftp-max-handles-per-account", f.HandlesPerAccount},
 	} {
 		if c.v < 1 {
-			return fmt.Errorf("%s: %d is not a count of at least 1", c.flag, c.v)
+			return flagError(c.flag, "%d is not a count of at least 1", c.v)
 		}
 	}
 	switch {
 	case f.Handles < 0:
-		return fmt.Errorf("--sftp-max-handles: %d is negative (0 derives it from the open file limit)", f.Handles)
+		return flagError("--sftp-max-handles", "%d is negative (0 derives it from the open file limit)", f.Handles)
 	case f.FDReserve < 0:
-		return fmt.Errorf("--fd-reserve: %d is negative (0 derives it from the HTTP and database connection caps)", f.FDReserve)
+		return flagError("--fd-reserve", "%d is negative (0 derives it from the HTTP and database connection caps)", f.FDReserve)
 	case f.ReplyMemory < minReplyMemory:
-		return fmt.Errorf("--sftp-reply-memory: %d bytes is below the smallest budget, %d (1 MiB)", f.ReplyMemory, minReplyMemory)
+		return flagError("--sftp-reply-memory", "%d bytes is below the smallest budget, %d (1 MiB)", f.ReplyMemory, minReplyMemory)
 	case f.ReplyMemoryPerConn < minReplyMemoryPerConn || f.ReplyMemoryPerConn > f.ReplyMemory:
-		return fmt.Errorf("--sftp-reply-memory-per-connection: %d bytes is not between %d (512 KiB) and --sftp-reply-memory (%d)",
+		return flagError("--sftp-reply-memory-per-connection", "%d bytes is not between %d (512 KiB) and --sftp-reply-memory (%d)",
 			f.ReplyMemoryPerConn, minReplyMemoryPerConn, f.ReplyMemory)
 	}
 	return nil
@@ -120,7 +120,7 @@ func (f SFTPResourceFlags) handleCap(fileLimit uint64, reserve int) (int, error)
 	avail := int64(min(fileLimit, 1<<40)) - int64(reserve)
 	switch {
 	case f.Handles > 0 && int64(f.Handles) > avail:
-		return 0, fmt.Errorf("--sftp-max-handles: %d is more than the open file limit (%d) leaves after --fd-reserve (%d): %d",
+		return 0, flagError("--sftp-max-handles", "%d is more than the open file limit (%d) leaves after --fd-reserve (%d): %d",
 			f.Handles, fileLimit, reserve, max(avail, 0))
 	case f.Handles > 0:
 		return f.Handles, nil
@@ -148,21 +148,21 @@ type DedicatedIPFlags struct {
 func (f SFTPFlags) limits() (sftp.Limits, error) {
 	switch {
 	case f.Handshake <= 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-handshake-timeout: %s is not a duration above zero", f.Handshake)
+		return sftp.Limits{}, flagError("--sftp-handshake-timeout", "%s is not a duration above zero", f.Handshake)
 	case f.MaxAuthTries < 1 || f.MaxAuthTries > 100:
-		return sftp.Limits{}, fmt.Errorf("--sftp-max-auth-tries: %d is not between 1 and 100", f.MaxAuthTries)
+		return sftp.Limits{}, flagError("--sftp-max-auth-tries", "%d is not between 1 and 100", f.MaxAuthTries)
 	case f.MaxSessions < 1 || f.MaxSessions > 1000:
-		return sftp.Limits{}, fmt.Errorf("--sftp-max-sessions-per-connection: %d is not between 1 and 1000", f.MaxSessions)
+		return sftp.Limits{}, flagError("--sftp-max-sessions-per-connection", "%d is not between 1 and 1000", f.MaxSessions)
 	case f.DBTimeout < 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-db-timeout: %s is negative", f.DBTimeout)
+		return sftp.Limits{}, flagError("--sftp-db-timeout", "%s is negative", f.DBTimeout)
 	case f.DBGrace < 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-db-grace: %s is negative", f.DBGrace)
+		return sftp.Limits{}, flagError("--sftp-db-grace", "%s is negative", f.DBGrace)
 	case f.SharesTTL < 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-shares-ttl: %s is negative", f.SharesTTL)
+		return sftp.Limits{}, flagError("--sftp-shares-ttl", "%s is negative", f.SharesTTL)
 	case f.SessionsEvery <= 0:
-		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-refresh: %s is not a duration above zero", f.SessionsEvery)
+		return sftp.Limits{}, flagError("--sftp-sessions-refresh", "%s is not a duration above zero", f.SessionsEvery)
 	case f.SessionsTTL < 2*f.SessionsEvery:
-		return sftp.Limits{}, fmt.Errorf("--sftp-sessions-ttl: %s is less than twice --sftp-sessions-refresh (%s)", f.SessionsTTL, f.SessionsEvery)
+		return sftp.Limits{}, flagError("--sftp-sessions-ttl", "%s is less than twice --sftp-sessions-refresh (%s)", f.SessionsTTL, f.SessionsEvery)
 	}
 	if err := f.Resources.check(); err != nil {
 		return sftp.Limits{}, err
@@ -188,7 +188,7 @@ func (f SFTPFlags) limits() (sftp.Limits, error) {
 func (f SFTPFlags) config(log *slog.Logger) (sftp.Config, error) {
 	addrs := splitList(f.Addrs)
 	if len(addrs) == 0 {
-		return sftp.Config{}, errors.New("--sftp-addr: give at least one address")
+		return sftp.Config{}, flagError("--sftp-addr", "give at least one address")
 	}
 	if _, _, err := publicEndpoint(addrs[0], f.Host, f.Port); err != nil {
 		return sftp.Config{}, err
@@ -254,7 +254,7 @@ func (c *ServeCmd) startSFTP(ctx context.Context, log *slog.Logger, d *database,
 	// the sessions logged in through it on this one.
 	dir.OnDedicatedIPsChange(func() { srv.DedicatedIPsChanged() })
 	if err := srv.Listen(ctx); err != nil {
-		return nil, fmt.Errorf("listen for SFTP: %w", err)
+		return nil, listenError("--sftp-addr", strings.Join(cfg.ListenAddresses, ","), err)
 	}
 	// The public endpoint defaults to where we really listen (port 0 picks one).
 	host, port, err := publicEndpoint(srv.Addrs()[0].String(), c.SFTP.Host, c.SFTP.Port)
@@ -312,7 +312,7 @@ func (c *ServeCmd) fileLimits() (soft, hard uint64, reserve, handles int, err er
 	}
 	soft, hard, err = raiseFileLimit()
 	if err != nil && r.Handles == 0 {
-		return 0, 0, 0, 0, fmt.Errorf("--sftp-max-handles: give it, since %w", err)
+		return 0, 0, 0, 0, flagError("--sftp-max-handles", "give it, since %v", err)
 	}
 	if err != nil {
 		soft = 1 << 40 // unknown: the operator's cap stands
@@ -398,7 +398,7 @@ func strictMACs(on bool) []string {
 func publicEndpoint(listen, host string, port int) (string, int, error) {
 	h, p, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", 0, fmt.Errorf("--sftp-addr %q: %w", listen, err)
+		return "", 0, flagError("--sftp-addr", "%q: %v", listen, err)
 	}
 	if host == "" {
 		host = h
@@ -408,7 +408,7 @@ func publicEndpoint(listen, host string, port int) (string, int, error) {
 	}
 	if port == 0 {
 		if port, err = strconv.Atoi(p); err != nil {
-			return "", 0, fmt.Errorf("--sftp-addr %q: bad port", listen)
+			return "", 0, flagError("--sftp-addr", "%q: bad port", listen)
 		}
 	}
 	return host, port, nil
@@ -421,14 +421,14 @@ func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
 		if !strings.Contains(v, "/") {
 			a, err := netip.ParseAddr(v)
 			if err != nil {
-				return nil, fmt.Errorf("%s %q: not an address or CIDR", flag, v)
+				return nil, flagError(flag, "%q is not an address or CIDR", v)
 			}
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: not an address or CIDR", flag, v)
+			return nil, flagError(flag, "%q is not an address or CIDR", v)
 		}
 		out = append(out, p.Masked())
 	}
@@ -443,10 +443,10 @@ func (f DedicatedIPFlags) config() (sftplogin.DedicatedIPConfig, error) {
 	}
 	pool, err := sftplogin.NewDedicatedIPPool(prefixes)
 	if err != nil {
-		return sftplogin.DedicatedIPConfig{}, fmt.Errorf("--dedicated-ip-pool: %w", err)
+		return sftplogin.DedicatedIPConfig{}, flagError("--dedicated-ip-pool", "%s", strings.TrimPrefix(err.Error(), "dedicated IP pool: "))
 	}
 	if f.Cooldown < 0 {
-		return sftplogin.DedicatedIPConfig{}, errors.New("--dedicated-ip-cooldown: must not be negative")
+		return sftplogin.DedicatedIPConfig{}, flagError("--dedicated-ip-cooldown", "%s is negative", f.Cooldown)
 	}
 	return sftplogin.DedicatedIPConfig{Pool: pool, Cooldown: f.Cooldown}, nil
 }

@@ -34,7 +34,7 @@ const purgeInterval = 10 * time.Minute
 // and starts the purge loop.
 func (f StorageFlags) startPurge(svc *domain.Domain, store fileStore, bg *background) error {
 	if f.PurgeGrace < 0 {
-		return fmt.Errorf("--purge-grace must not be negative")
+		return flagError("--purge-grace", "%s is negative (0 purges at the next pass)", f.PurgeGrace)
 	}
 	svc.Files.Grace = f.PurgeGrace
 	svc.Files.Files = store
@@ -42,7 +42,7 @@ func (f StorageFlags) startPurge(svc *domain.Domain, store fileStore, bg *backgr
 		return svc.Files.Run(ctx, purgeInterval, bg.log)
 	})
 	if f.ReconcileEvery < 0 {
-		return fmt.Errorf("--storage-reconcile-every must not be negative")
+		return flagError("--storage-reconcile-every", "%s is negative (0 recounts at start-up only)", f.ReconcileEvery)
 	}
 	bg.run(func(ctx context.Context) error {
 		return svc.Storage.RunReconcile(ctx, sftp.StorageFiles{Store: store}, f.ReconcileEvery, bg.log)
