@@ -155,31 +155,54 @@ func TestFsetstatActsOnTheOpenFile(t *testing.T) {
 	r.closeHandle(5, h)
 }
 
-// Setting times on a handle opened for reading needs no upload right, in a
-// shared folder where the user may only download; its size cannot change.
+// Setting times on a handle opened for reading needs the right SETSTAT by
+// path needs (Upload): in a shared folder where the user may only
+// download, FSETSTAT changes nothing, times (permission denied, as SETSTAT
+// answers) or size. Where they may upload, and in their own files, a read
+// handle sets the times, as the owner of a file can with OpenSSH.
 func TestFsetstatTimesOnReadHandle(t *testing.T) {
 	e := newEnv(t)
-	e.shares.set(vfs.SharedFolder{ID: folderA, Name: "Shared", Rights: vfs.Download | vfs.List})
-	mustWrite(t, filepath.Join(e.folder(folderA), "f.txt"), "shared")
+	e.shares.set(
+		vfs.SharedFolder{ID: folderA, Name: "Shared", Rights: vfs.Download | vfs.List},
+		vfs.SharedFolder{ID: folderB, Name: "Team", Rights: vfs.Download | vfs.List | vfs.Upload},
+	)
+	shared := filepath.Join(e.folder(folderA), "f.txt")
+	mustWrite(t, shared, "shared")
+	before, err := statPath(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := newRawInit(t, e.session)
 	h := r.open(1, "/"+vfs.SharedMount+"/Shared/f.txt", fxfRead)
-	if got := r.fsetstat(2, h, -1, 1_000_000_000); got != codeOK {
-		t.Errorf("fsetstat times on a read handle: status %d, want OK", got)
+	if got := r.fsetstat(2, h, -1, 1_000_000_000); got != codeDenied {
+		t.Errorf("fsetstat times on a read handle, download only: status %d, want PERMISSION_DENIED", got)
 	}
 	if got := r.fsetstat(3, h, 2, 0); got == codeOK {
 		t.Errorf("fsetstat size on a read handle succeeded")
 	}
-	if got := mustRead(t, filepath.Join(e.folder(folderA), "f.txt")); got != "shared" {
+	r.closeHandle(4, h)
+	if got := mustRead(t, shared); got != "shared" {
 		t.Errorf("the shared file holds %q", got)
 	}
-	fi, err := statPath(filepath.Join(e.folder(folderA), "f.txt"))
-	if err != nil {
-		t.Fatal(err)
+	if fi, err := statPath(shared); err != nil || !fi.ModTime().Equal(before.ModTime()) {
+		t.Errorf("a download-only member changed the shared file's time to %v (err %v)", fi.ModTime(), err)
 	}
-	if got := fi.ModTime().Unix(); got != 1_000_000_000 {
-		t.Errorf("the shared file was modified at %d, want the time set (1000000000)", got)
+
+	for i, p := range map[string]string{
+		"team": filepath.Join(e.folder(folderB), "g.txt"),
+		"own":  filepath.Join(e.home(), "h.txt"),
+	} {
+		mustWrite(t, p, i)
+		vpath := map[string]string{"team": "/" + vfs.SharedMount + "/Team/g.txt", "own": "/My Files/h.txt"}[i]
+		h := r.open(5, vpath, fxfRead)
+		if got := r.fsetstat(6, h, -1, 1_000_000_000); got != codeOK {
+			t.Errorf("fsetstat times on a read handle, %s: status %d, want OK", i, got)
+		}
+		r.closeHandle(7, h)
+		if fi, err := statPath(p); err != nil || fi.ModTime().Unix() != 1_000_000_000 {
+			t.Errorf("%s: the file's time is %v (err %v), want the time set", i, fi.ModTime(), err)
+		}
 	}
-	r.closeHandle(4, h)
 }
 
 // openStatus sends OPEN and returns the status code, or codeOK and the

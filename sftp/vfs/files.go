@@ -29,6 +29,9 @@ type handle struct {
 	vpath    string
 	canRead  bool // opened for reading, with the Download right
 	canWrite bool // opened for writing
+	// mayTouch: a handle opened for reading may set the file's times,
+	// where the user may change the file (setstat's right, Upload).
+	mayTouch bool
 	// noReadRight: opened for reading where the user may not download.
 	noReadRight bool
 	// appending: f has O_APPEND and writes go to its end, whatever their
@@ -146,9 +149,12 @@ func (h *handle) wrote(n int, err error) error {
 // setattrs is FSETSTAT on an open file: size and times change the file the
 // handle has open (ftruncate and futimes in OpenSSH), even if its path has
 // since been renamed or replaced. The rights were checked at open: times
-// may be set on any handle (like the owner of a file in OpenSSH, for whom
-// any descriptor will do), the size only on a handle open for writing.
-// Permissions and ownership are ignored, as in setstat.
+// may be set on a handle open for writing, or for reading where the user
+// may change the file (like the owner of a file in OpenSSH, for whom any
+// descriptor will do; but a user who may only download from a shared
+// folder changes nothing in it, as SETSTAT by path refuses them); the size
+// only on a handle open for writing. Permissions and ownership are
+// ignored, as in setstat.
 func (h *handle) setattrs(a attrs) error {
 	if err := h.s.allow(h.s.ctx); err != nil {
 		return err
@@ -166,6 +172,9 @@ func (h *handle) setattrs(a attrs) error {
 		h.resized(int64(a.size))
 	}
 	if a.flags&attrACModTime != 0 {
+		if !h.canWrite && !h.mayTouch {
+			return errDenied
+		}
 		if err := h.f.Chtimes(time.Unix(int64(a.atime), 0), time.Unix(int64(a.mtime), 0)); err != nil {
 			return h.s.failPath("futimes", h.vpath, err)
 		}

@@ -32,7 +32,7 @@ func (s *Session) openRead(p string) (*handle, error) {
 		if err != nil {
 			return nil, s.fail("open", loc, err)
 		}
-		return &handle{s: s, f: f, canRead: true, vpath: loc.vpath}, nil
+		return &handle{s: s, f: f, canRead: true, mayTouch: true, vpath: loc.vpath}, nil
 	}
 	if err := loc.need(Download); err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func (s *Session) openRead(p string) (*handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &handle{s: s, f: f, canRead: true, vpath: loc.vpath}, nil
+	return &handle{s: s, f: f, canRead: true, mayTouch: loc.need(Upload) == nil, vpath: loc.vpath}, nil
 }
 
 // openWrite starts an atomic upload for a new file or a truncating open,
