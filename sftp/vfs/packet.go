@@ -311,12 +311,18 @@ func appendLongname(b []byte, fi fs.FileInfo, now time.Time, owner string) []byt
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		nlink = uint64(st.Nlink)
 	}
+	// The time the attributes carry (sftpTime): a folder with no time of
+	// its own (on S3) reads as 1970 in both, not year 1 in the line.
+	mt := fi.ModTime()
+	if sent := int64(sftpTime(mt)); sent != mt.Unix() {
+		mt = time.Unix(sent, 0).In(mt.Location())
+	}
 	layout := "Jan _2  2006"
-	if mt := fi.ModTime(); mt.After(now.Add(-sixMonths)) && !mt.After(now) {
+	if mt.After(now.Add(-sixMonths)) && !mt.After(now) {
 		layout = "Jan _2 15:04"
 	}
 	line := fmt.Sprintf("%s %3d %-8s %-8s %8d %s %s", lsMode(fi.Mode()), nlink, owner, owner,
-		max(fi.Size(), 0), fi.ModTime().Format(layout), fi.Name())
+		max(fi.Size(), 0), mt.Format(layout), fi.Name())
 	return appendString(b, line)
 }
 
