@@ -33,9 +33,24 @@ func globalID(typ, id string) string {
 func parseID(gid, typ string) (string, error) {
 	typ2, id, ok := decodeGlobalID(gid)
 	if !ok || typ2 != typ {
-		return "", tenant.NotFound(strings.ToLower(typ))
+		return "", tenant.NotFound(typeNoun(typ))
 	}
 	return id, nil
+}
+
+// idNouns are the object types whose name in an error is not their type's
+// name in lower case: as the services name them in theirs, so that a
+// malformed ID and an unknown one get the same NOT_FOUND message.
+var idNouns = map[string]string{
+	"ApiSession": "API session", "DedicatedIpRequest": "dedicated IP request", "ProjectFolder": "project folder",
+	"SftpModuleRequest": "SFTP module request", "SftpSession": "SFTP session", "SshKey": "SSH key",
+}
+
+func typeNoun(typ string) string {
+	if n, ok := idNouns[typ]; ok {
+		return n
+	}
+	return strings.ToLower(typ)
 }
 
 func decodeGlobalID(gid string) (typ, id string, ok bool) {

@@ -107,9 +107,16 @@ func TestSftpSessionsOverGraphQL(t *testing.T) {
 		t.Errorf("Beta's owner sees %d sessions in Beta, want none", len(got))
 	}
 
-	e.mustFail(betaOwner, disconnectSession, vars{"id": s.ID}, "NOT_FOUND")
+	foreign := e.mustFail(betaOwner, disconnectSession, vars{"id": s.ID}, "NOT_FOUND")
 	e.mustFail(user, disconnectSession, vars{"id": s.ID}, "FORBIDDEN")
 	e.mustFail(owner, disconnectSession, vars{"id": globalID("SftpSession", "not-a-uuid")}, "NOT_FOUND")
+	// Another account's session, a malformed ID and one of another type all
+	// read the same: nothing tells them apart.
+	for _, id := range []string{"garbage", globalID("User", "x")} {
+		if x := e.mustFail(owner, disconnectSession, vars{"id": id}, "NOT_FOUND"); x.Message != foreign.Message {
+			t.Errorf("disconnecting %q: %q; another account's session gets %q", id, x.Message, foreign.Message)
+		}
+	}
 	var out struct {
 		DisconnectSftpSession struct {
 			Session    *struct{ ID, Login string }
