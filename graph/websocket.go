@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -19,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/skiffhq/skiff/internal/runecut"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -163,17 +163,7 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 
 // closeReason is msg as a WebSocket close frame holds it: at most 123
 // bytes, cut at a character's start.
-func closeReason(msg string) string {
-	const most = 123
-	if len(msg) <= most {
-		return msg
-	}
-	cut := most
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut]
-}
+func closeReason(msg string) string { return runecut.Prefix(msg, 123) }
 
 // subscriptionGuard holds every subscription to its token's limits: a cap
 // on how many a token holds at once, and the token's and the viewer's right

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/skiffhq/skiff/internal/runecut"
 )
 
 // The SFTP server logs what unauthenticated clients send (login names,
@@ -35,11 +36,7 @@ func clipTo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
+	return fmt.Sprintf("%s…(%d bytes)", runecut.Prefix(s, n), len(s))
 }
 
 func clipValue(v slog.Value) slog.Value {

@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"internal/testkit":  nil,
 	"internal/sqlcount": nil,
 	"internal/bytesize": nil,
+	"internal/runecut":  nil,
 
 	// Below the domain.
 	"policy": {"tenant", "internal/pglisten"},
@@ -48,12 +49,12 @@ var allowed = map[string][]string{
 		"tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 
 	// Transports: the domain and below, never each other.
-	"sftp/vfs":        {"storage"},
-	"sftp":            {"sftp/vfs", "storage", "policy", "tenant", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
+	"sftp/vfs":        {"storage", "internal/runecut"},
+	"sftp":            {"sftp/vfs", "storage", "internal/runecut", "policy", "tenant", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 	"notify":          {"tenant", "tenant/outbox"},
 	"graph/model":     {"policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 	"graph/generated": {"graph/model", "policy", "tenant", "tenant/audit", "tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
-	"graph": {"graph/generated", "graph/model", "policy", "tenant", "tenant/account", "tenant/audit", "tenant/domain",
+	"graph": {"graph/generated", "graph/model", "internal/runecut", "policy", "tenant", "tenant/account", "tenant/audit", "tenant/domain",
 		"tenant/outbox", "tenant/people", "tenant/sftpaccess", "tenant/sftplogin", "tenant/sharing", "tenant/storageuse", "tenant/activity", "tenant/sftpsessions"},
 
 	// Test helpers.

@@ -9,7 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+
+	"github.com/skiffhq/skiff/internal/runecut"
 )
 
 // gateCache asks the Gate at most once per ttl while it says yes, and
@@ -336,13 +337,4 @@ func safeName(name string) string {
 }
 
 // truncateName cuts name to at most max bytes on a rune boundary.
-func truncateName(name string, max int) string {
-	if len(name) <= max {
-		return name
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return name[:cut]
-}
+func truncateName(name string, max int) string { return runecut.Prefix(name, max) }
