@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -334,4 +335,84 @@ func TestReassignedDedicatedIPEndsItsSessions(t *testing.T) {
 	}
 	acme.ends(t, endsWithin)
 	beta.ends(t, endsWithin)
+}
+
+// An address given to an account serves only that account: a session
+// another account's user opened on it by login ID while it was free ends
+// when it is provisioned; that account's own sessions elsewhere go on.
+func TestProvisionedAddressEndsOtherAccountsSessions(t *testing.T) {
+	f := newDedicatedFixture(t)
+	n := f.node()
+	f.changedOnFirstNode = n.dir.DedicatedIPsChanged
+	for _, account := range []string{f.acme, f.beta} {
+		if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, "the node to see both addresses free", func() bool {
+		return n.dir.DedicatedIPAccount(netip.MustParseAddr(acmeTestIP)) == "" && n.dir.DedicatedIPAccount(netip.MustParseAddr(betaTestIP)) == ""
+	})
+	umaThere := f.session(n, "Acme's user on the free address", acmeTestIP, f.uma)
+	umaShared := f.session(n, "Acme's user on the shared address", sharedTestIP, f.uma)
+	benThere := f.session(n, "Beta's user on the free address", acmeTestIP, f.ben)
+
+	if _, err := f.svc.DedicatedIPs.ProvisionDedicatedIP(f.staff, f.beta, acmeTestIP); err != nil {
+		t.Fatal(err)
+	}
+	umaThere.ends(t, endsWithin)
+	umaShared.works(t)
+	benThere.works(t) // its own account's address now
+}
+
+// A client shown the shared host keys (the address was free when its
+// handshake began) that logs in after the address became an account's
+// dedicated IP is refused: its account's address shows other keys. It
+// reconnects and is shown them.
+func TestAddressProvisionedDuringTheHandshakeRefusesTheLogin(t *testing.T) {
+	f := newDedicatedFixture(t)
+	n := f.node()
+	f.changedOnFirstNode = n.dir.DedicatedIPsChanged
+	for _, account := range []string{f.acme, f.beta} {
+		if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := netip.MustParseAddr(acmeTestIP)
+	testkit.Eventually(t, "the node to see the address free", func() bool { return n.dir.DedicatedIPAccount(addr) == "" })
+	cfg, _ := clientConfig(f.ben, ssh.Password(f.password))
+	var shown ssh.PublicKey
+	cfg.HostKeyCallback = func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		shown = key
+		// Between the key exchange and the login: the address becomes Beta's.
+		if _, err := f.svc.DedicatedIPs.ProvisionDedicatedIP(f.staff, f.beta, acmeTestIP); err != nil {
+			return err
+		}
+		testkit.Eventually(t, "the node to see the address given", func() bool { return n.dir.DedicatedIPAccount(addr) == f.beta })
+		return nil
+	}
+	// The SSH login completes; the server then closes the connection
+	// before it serves anything.
+	if c, err := dial(t, n.at[acmeTestIP], cfg); err == nil {
+		closed := make(chan struct{})
+		go func() { c.Wait(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(endsWithin):
+			c.Close()
+			t.Fatal("a login with the shared host keys on an address that became its account's dedicated IP was let in")
+		}
+	}
+	testkit.Eventually(t, "the refusal to be logged", func() bool {
+		return strings.Contains(n.logs.String(), `reason="dedicated IP released or reassigned"`)
+	})
+	// Again: shown Beta's own keys, and let in.
+	cfg, again := clientConfig(f.ben, ssh.Password(f.password))
+	c, err := dial(t, n.at[acmeTestIP], cfg)
+	if err != nil {
+		t.Fatalf("reconnecting: %v", err)
+	}
+	c.Close()
+	if bytes.Equal((*again).Marshal(), shown.Marshal()) {
+		t.Error("the reconnection was shown the shared host key again; want Beta's own")
+	}
 }

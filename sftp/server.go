@@ -482,8 +482,11 @@ func (s *Server) dedicatedAccount(dest netip.Addr) string {
 // DedicatedIPsChanged ends, at once, every connection that logged in to its
 // account's dedicated IP (the destination it was routed by) when that
 // address no longer leads to the account: released, or given to another
-// account. Connections on other addresses, and the account's connections on
-// the shared address, are left alone. Call it whenever the Directory's
+// account; and every connection of another account on an address that is
+// now an account's dedicated IP (one that logged in by login ID while the
+// address was free): an account's address serves only that account.
+// Connections on other addresses, and the account's connections on the
+// shared address, are left alone. Call it whenever the Directory's
 // dedicated IPs change (sftplogin.Directory.OnDedicatedIPsChange); it reads
 // them only through DedicatedIPRoutes, from memory. It returns how many
 // connections it closed.
@@ -492,10 +495,11 @@ func (s *Server) DedicatedIPsChanged() int {
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
-		if !c.authenticated || !c.dedicated || c.endReason != "" {
+		if !c.authenticated || c.endReason != "" {
 			continue
 		}
-		if s.dedicatedAccount(c.dest) == c.login.AccountID {
+		now := s.dedicatedAccount(c.dest)
+		if now == c.login.AccountID || (!c.dedicated && now == "") {
 			continue
 		}
 		c.endReason = reasonDedicatedIPGone
@@ -564,20 +568,23 @@ func (s *Server) untrack(c *conn) {
 }
 
 // authenticated files the connection under its user for Disconnect. It
-// fails when the server is shutting down (no reason), or when the dedicated
-// IP the connection reached was released or given to another account while
-// it logged in (the change may already have been swept).
+// fails when the server is shutting down (no reason), or when the address
+// the connection reached changed hands while it logged in (a dedicated IP
+// released, provisioned or given to another account: the change may
+// already have been swept).
 func (s *Server) authenticated(c *conn, login *sftplogin.Login, log *slog.Logger) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false, ""
 	}
-	now := s.dedicatedAccount(c.dest)
-	if c.routedTo == login.AccountID && now != login.AccountID {
+	// The address changed hands while the client shook hands: the host
+	// keys it was shown are not those its address shows now. It reconnects
+	// and is shown the right ones.
+	if s.dedicatedAccount(c.dest) != c.routedTo {
 		return false, reasonDedicatedIPGone
 	}
-	c.dedicated = now == login.AccountID
+	c.dedicated = c.routedTo == login.AccountID
 	c.authenticated = true
 	c.login = login
 	c.log = log
