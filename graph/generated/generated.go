@@ -6965,7 +6965,7 @@ type SftpSession implements Node {
   id: ID!
   "The user who logged in."
   user: User!
-  "The SFTP login they used: their login ID or custom login."
+  "The SFTP login they used when the session began: their login ID or custom login. A custom login changed since (and perhaps given to someone else) does not end the session or change this; ` + "`" + `user` + "`" + ` is who it is."
   login: String!
   "The client's address (behind a trusted load balancer, the one its PROXY header names)."
   clientAddress: String!
