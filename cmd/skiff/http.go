@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +34,7 @@ type HTTPFlags struct {
 	Write          time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response."`
 	Idle           time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
 	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
+	MaxConnsPerIP  int           `name:"http-max-connections-per-address" default:"100" env:"SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most open HTTP connections (WebSockets included) from one TCP peer address (IPv6: one /64); more are answered 429 and closed, and do not count against --http-max-connections. Peers in --http-trusted-proxies are not capped. 0: no cap."`
 	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"32" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429."`
 	TrustedProxies []string      `name:"http-trusted-proxies" env:"SKIFF_HTTP_TRUSTED_PROXIES" help:"Networks of reverse proxies whose X-Forwarded-For (or Forwarded) header names the client (CIDR, comma-separated); from other peers the client is the TCP peer. IP allowlists, login throttling and --http-max-requests-per-address use the client address."`
 	MaxSubs        int           `name:"max-subscriptions-per-token" default:"16" env:"SKIFF_MAX_SUBSCRIPTIONS_PER_TOKEN" help:"Most GraphQL subscriptions (over WebSocket) one login token holds at once; one more is refused with TOO_MANY_SUBSCRIPTIONS."`
@@ -90,7 +93,7 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 	}
 	// net/http's own complaints (TLS handshakes, panics) in the log's format.
 	s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	go func() { s.errc <- s.srv.Serve(limitConns(ln, f.MaxConns)) }()
+	go func() { s.errc <- s.srv.Serve(limitConns(ln, f.MaxConns, f.MaxConnsPerIP, trusted)) }()
 	log.Info("GraphQL API listening", "url", s.base+"/graphql")
 	return s, nil
 }
@@ -104,18 +107,31 @@ func (f HTTPFlags) server(h http.Handler) *http.Server {
 	}
 }
 
-// limitConns caps the listener's open connections at max: a connection over
-// the cap is answered 503 and closed, so the accept loop never stalls.
-func limitConns(ln net.Listener, max int) net.Listener {
-	if max <= 0 {
+// limitConns caps the listener's open connections at max, and those from
+// one peer address at perAddr (0: no cap for either). A connection over a
+// cap is answered (503 for the server's cap, 429 for its address's) and
+// closed, so the accept loop never stalls; one refused for its address
+// takes no slot of the server's cap. Peers in trusted (reverse proxies,
+// which carry many clients' connections) are not capped per address.
+func limitConns(ln net.Listener, max, perAddr int, trusted []netip.Prefix) net.Listener {
+	if max <= 0 && perAddr <= 0 {
 		return ln
 	}
-	return &connLimiter{Listener: ln, slots: make(chan struct{}, max)}
+	l := &connLimiter{Listener: ln, perAddrMax: perAddr, trusted: trusted, perAddr: map[netip.Addr]int{}}
+	if max > 0 {
+		l.slots = make(chan struct{}, max)
+	}
+	return l
 }
 
 type connLimiter struct {
 	net.Listener
-	slots chan struct{}
+	slots      chan struct{} // nil: no cap on the server's connections
+	perAddrMax int           // 0: no cap per address
+	trusted    []netip.Prefix
+
+	mu      sync.Mutex
+	perAddr map[netip.Addr]int // open connections by connAddressKey
 }
 
 const connCapMessage = "server busy: too many open connections\n"
@@ -123,25 +139,89 @@ const connCapMessage = "server busy: too many open connections\n"
 var connCapReply = fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n"+
 	"Retry-After: 1\r\nContent-Length: %d\r\n\r\n%s", len(connCapMessage), connCapMessage)
 
+// addrCapReply answers a connection over the per-address cap, with a
+// GraphQL-style error body as the per-address request cap's 429.
+func addrCapReply(limit int) string {
+	body := fmt.Sprintf(`{"errors":[{"message":"too many open connections from your address (limit %d); close one first","extensions":{"code":"TOO_MANY_CONNECTIONS"}}]}`, limit)
+	return fmt.Sprintf("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"+
+		"Retry-After: 1\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}
+
+// connAddressKey is what the per-address cap counts: the IPv4 address, or
+// the IPv6 /64 (as SFTP's cap counts), since one host usually holds a whole
+// /64. ok is false for a peer not to cap: a trusted proxy, or an address
+// that cannot be read.
+func (l *connLimiter) connAddressKey(c net.Conn) (k netip.Addr, ok bool) {
+	if l.perAddrMax <= 0 {
+		return netip.Addr{}, false
+	}
+	tcp, isTCP := c.RemoteAddr().(*net.TCPAddr)
+	if !isTCP {
+		return netip.Addr{}, false
+	}
+	a := tcp.AddrPort().Addr().Unmap().WithZone("")
+	if !a.IsValid() || slices.ContainsFunc(l.trusted, func(p netip.Prefix) bool { return p.Contains(a) }) {
+		return netip.Addr{}, false
+	}
+	if a.Is6() {
+		a = netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a, true
+}
+
+// admit takes a slot for c, or returns the reply refusing it.
+func (l *connLimiter) admit(c net.Conn) (release func(), refusal string) {
+	k, perAddr := l.connAddressKey(c)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if perAddr && l.perAddr[k] >= l.perAddrMax {
+		return nil, addrCapReply(l.perAddrMax)
+	}
+	if l.slots != nil {
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			return nil, connCapReply
+		}
+	}
+	if perAddr {
+		l.perAddr[k]++
+	}
+	return func() {
+		if perAddr {
+			l.mu.Lock()
+			if l.perAddr[k]--; l.perAddr[k] <= 0 {
+				delete(l.perAddr, k)
+			}
+			l.mu.Unlock()
+		}
+		if l.slots != nil {
+			<-l.slots
+		}
+	}, ""
+}
+
 func (l *connLimiter) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.slots <- struct{}{}:
-			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			go func() {
-				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = c.Write([]byte(connCapReply))
-				_ = c.Close()
-			}()
+		release, refusal := l.admit(c)
+		if release != nil {
+			return &limitedConn{Conn: c, release: release}, nil
 		}
+		go func() {
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte(refusal))
+			_ = c.Close()
+		}()
 	}
 }
 
+// limitedConn gives its slots back when closed, however it is closed: by
+// the HTTP server, or by a WebSocket's handler that hijacked it (Hijack
+// hands out this very net.Conn).
 type limitedConn struct {
 	net.Conn
 	once    sync.Once

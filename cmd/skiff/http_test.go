@@ -2,12 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // A body sent a byte a second is cut off at the read timeout instead of
@@ -63,7 +67,7 @@ func TestHTTPConnectionCap(t *testing.T) {
 	}
 	srv := HTTPFlags{ReadHeader: 5 * time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Idle: time.Minute}.
 		server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "served\n") }))
-	go srv.Serve(limitConns(ln, 2))
+	go srv.Serve(limitConns(ln, 2, 0, nil))
 	t.Cleanup(func() { srv.Close() })
 
 	get := func(c net.Conn) string {
@@ -105,5 +109,196 @@ func TestHTTPConnectionCap(t *testing.T) {
 			t.Fatalf("the freed slot was not reused: %q", got)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// capServer serves "served" behind limitConns with the given caps, on a
+// loopback listener every 127.x address can reach.
+func capServer(t *testing.T, max, perAddr int, trusted []netip.Prefix, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "served\n") })
+	}
+	srv := HTTPFlags{ReadHeader: 5 * time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Idle: time.Minute}.server(h)
+	go srv.Serve(limitConns(ln, max, perAddr, trusted))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// dialFrom opens a connection to addr from the local address from (any
+// 127.x on loopback).
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// httpGet sends a GET on c and returns the status and body.
+func httpGet(c net.Conn) string {
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err.Error()
+	}
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1000))
+	return res.Status + " " + string(b)
+}
+
+func isAddrRefusal(got string) bool {
+	return strings.HasPrefix(got, "429") && strings.Contains(got, `"code":"TOO_MANY_CONNECTIONS"`) &&
+		strings.Contains(got, "too many open connections from your address")
+}
+
+// One address holding its cap of open connections is refused more (429,
+// with a GraphQL-style error) while other addresses are still served; the
+// refused connections take no slot of the server's cap, which still
+// answers 503 when full; a closed connection frees its address's slot.
+func TestHTTPConnectionCapPerAddress(t *testing.T) {
+	t.Parallel()
+	addr := capServer(t, 4, 2, nil, nil)
+	a, b := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr)
+	for _, c := range []net.Conn{a, b} {
+		if got := httpGet(c); !strings.Contains(got, "served") {
+			t.Fatalf("connection within the cap: %q", got)
+		}
+	}
+	for i := range 5 {
+		if got := httpGet(dialFrom(t, "127.0.0.1", addr)); !isAddrRefusal(got) {
+			t.Fatalf("connection %d over the address's cap: %q, want 429 TOO_MANY_CONNECTIONS", i+3, got)
+		}
+	}
+	// The five refused took no slot: two other addresses fill the server.
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		if got := httpGet(dialFrom(t, from, addr)); !strings.Contains(got, "served") {
+			t.Fatalf("connection from %s while 127.0.0.1 is at its cap: %q", from, got)
+		}
+	}
+	if got := httpGet(dialFrom(t, "127.0.0.4", addr)); !strings.HasPrefix(got, "503") || !strings.Contains(got, "too many open connections") {
+		t.Fatalf("fifth open connection with the server's cap at 4: %q, want 503", got)
+	}
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := httpGet(dialFrom(t, "127.0.0.1", addr))
+		if strings.Contains(got, "served") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the address's freed slot was not reused: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A WebSocket holds its address's slot while open (its handler hijacked
+// the connection from net/http) and gives it back when it closes.
+func TestHTTPConnectionCapCountsWebSockets(t *testing.T) {
+	t.Parallel()
+	addr := capServer(t, 10, 1, nil, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Upgrade") == "" {
+			io.WriteString(w, "served\n")
+			return
+		}
+		ws, err := websocket.Accept(w, req, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got := httpGet(dialFrom(t, "127.0.0.1", addr)); !isAddrRefusal(got) {
+		t.Fatalf("a connection beside an open WebSocket with a cap of 1: %q, want 429", got)
+	}
+	if got := httpGet(dialFrom(t, "127.0.0.2", addr)); !strings.Contains(got, "served") {
+		t.Fatalf("another address: %q", got)
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := httpGet(dialFrom(t, "127.0.0.1", addr))
+		if strings.Contains(got, "served") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed WebSocket's slot was not given back: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A trusted reverse proxy carries many clients' connections from one
+// address: it is not capped per address, while other peers still are.
+func TestHTTPConnectionCapSparesTrustedProxies(t *testing.T) {
+	t.Parallel()
+	addr := capServer(t, 10, 1, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil)
+	for i := range 4 {
+		if got := httpGet(dialFrom(t, "127.0.0.1", addr)); !strings.Contains(got, "served") {
+			t.Fatalf("connection %d from the trusted proxy: %q", i+1, got)
+		}
+	}
+	if got := httpGet(dialFrom(t, "127.0.0.2", addr)); !strings.Contains(got, "served") {
+		t.Fatalf("first connection from an untrusted peer: %q", got)
+	}
+	if got := httpGet(dialFrom(t, "127.0.0.2", addr)); !isAddrRefusal(got) {
+		t.Fatalf("second connection from an untrusted peer with a cap of 1: %q, want 429", got)
+	}
+}
+
+type peerConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c peerConn) RemoteAddr() net.Addr { return c.remote }
+
+// The per-address cap counts an IPv4 address, an IPv6 /64 (mapped IPv4 as
+// IPv4), and not a trusted proxy.
+func TestHTTPConnectionAddressKey(t *testing.T) {
+	l := &connLimiter{perAddrMax: 1, trusted: []netip.Prefix{netip.MustParsePrefix("2001:db8:ffff::/48")}}
+	key := func(s string) string {
+		k, ok := l.connAddressKey(peerConn{remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(s), 1234))})
+		if !ok {
+			return "not capped"
+		}
+		return k.String()
+	}
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::",
+		"2001:db8:1:2::ffff":   "2001:db8:1:2::",
+		"2001:db8:1:3::1":      "2001:db8:1:3::",
+		"fe80::1%eth0":         "fe80::",
+		"2001:db8:ffff:1::1":   "not capped",
+	} {
+		if got := key(in); got != want {
+			t.Errorf("%s: counted as %s, want %s", in, got, want)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 // least 1 (to lift a limit, give a large value); only the flags whose help
 // gives 0 a meaning (--shutdown-grace, --purge-grace, --email-retention,
 // --dedicated-ip-cooldown, --database-max-idle-connections, --sftp-max-handles,
-// --fd-reserve) accept it, and
+// --fd-reserve, --http-max-connections-per-address) accept it, and
 // negative values are refused everywhere. The helpers below name the flag
 // and its variable, as the other setting errors do (exit code 78); new
 // limit flags should use them.
@@ -47,6 +47,14 @@ func checkNotNegative(flag, env string, d time.Duration, zeroMeans string) error
 	return nil
 }
 
+// checkCountNotNegative refuses a negative count; zeroMeans says what 0 does.
+func checkCountNotNegative(flag, env string, v int64, zeroMeans string) error {
+	if v < 0 {
+		return settingError(flag, env, "%d is negative (0 %s)", v, zeroMeans)
+	}
+	return nil
+}
+
 // firstError is the first error that is not nil.
 func firstError(errs ...error) error {
 	for _, err := range errs {
@@ -75,6 +83,7 @@ func (c *ServeCmd) checkLimits() error {
 		checkPositive("--http-write-timeout", "SKIFF_HTTP_WRITE_TIMEOUT", h.Write),
 		checkPositive("--http-idle-timeout", "SKIFF_HTTP_IDLE_TIMEOUT", h.Idle),
 		checkAtLeast("--http-max-connections", "SKIFF_HTTP_MAX_CONNECTIONS", int64(h.MaxConns), 1),
+		checkCountNotNegative("--http-max-connections-per-address", "SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS", int64(h.MaxConnsPerIP), "lifts the cap"),
 		checkAtLeast("--http-max-requests-per-address", "SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS", int64(h.MaxPerAddr), 1),
 		checkPositive("--token-ttl", "SKIFF_TOKEN_TTL", h.TokenTTL),
 		checkPositive("--access-token-ttl", "SKIFF_ACCESS_TOKEN_TTL", h.AccessTTL),

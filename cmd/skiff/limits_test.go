@@ -196,3 +196,20 @@ func TestLimitFlagsRefuseNonsense(t *testing.T) {
 		}
 	}
 }
+
+// 0 lifts --http-max-connections-per-address; a negative cap is refused,
+// from the flag or its variable, before serve starts anything.
+func TestHTTPConnectionsPerAddressFlag(t *testing.T) {
+	if err := parseServe(t, "--http-max-connections-per-address=0").checkLimits(); err != nil {
+		t.Errorf("--http-max-connections-per-address=0: %v", err)
+	}
+	if err := parseServe(t, "--http-max-connections-per-address=-1").validate(); err == nil ||
+		!strings.Contains(err.Error(), "--http-max-connections-per-address (SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS)") ||
+		!strings.Contains(err.Error(), "-1 is negative") || exitCode(err) != exitConfig {
+		t.Errorf("--http-max-connections-per-address=-1: %v (exit %d), want the flag and variable named, exit %d", err, exitCode(err), exitConfig)
+	}
+	t.Setenv("SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "-5")
+	if err := parseServe(t).validate(); err == nil || !strings.Contains(err.Error(), "SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS") || exitCode(err) != exitConfig {
+		t.Errorf("SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS=-5: %v", err)
+	}
+}
