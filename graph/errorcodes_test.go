@@ -157,6 +157,8 @@ func TestDocumentedErrorCodes(t *testing.T) {
 		// The client that could read it has gone.
 		"CANCELED":          "TestAClientThatLeftIsNoInternalError",
 		"TOO_MANY_REQUESTS": "TestInFlightCapPerAddress",
+		// Answered by cmd/skiff's listener, before the API sees a request.
+		"TOO_MANY_CONNECTIONS": "TestHTTPConnectionCapPerAddress",
 		// Over the old code the request waited for an event: that test
 		// bounds the wait.
 		"SUBSCRIPTION_NEEDS_WEBSOCKET": "TestSubscriptionOverHTTPIsRefusedAtOnce",
