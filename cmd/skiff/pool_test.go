@@ -20,7 +20,7 @@ func TestDatabaseConnections(t *testing.T) {
 	_, serviceURL := pg.acmeInstance(t)
 	const password = acmePassword
 	const poolSize = 32
-	s := serveBinary(t, nil, "--database-url="+serviceURL, "--data-dir="+newDataDir(t), "--http-max-requests-per-address=1000", "--database-connection-max-idle-time=2s")
+	s := serveBinary(t, nil, "--database-url="+serviceURL, "--data-dir="+newDataDir(t), "--http-max-requests-per-address=1000", "--http-max-connections-per-address=1000", "--database-connection-max-idle-time=2s")
 	login := ownerSFTPLogin(t, s, "boss@acme.example", password)
 
 	count := func() (total int, names map[string]int) {
