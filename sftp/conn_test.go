@@ -88,7 +88,7 @@ func TestAddressKeyGroupsIPv6By64(t *testing.T) {
 		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
 	}
 	for _, c := range cases {
-		ka, kb := addressKey(netip.MustParseAddr(c.a)), addressKey(netip.MustParseAddr(c.b))
+		ka, kb := AddressKey(netip.MustParseAddr(c.a)), AddressKey(netip.MustParseAddr(c.b))
 		if (ka == kb) != c.same {
 			t.Errorf("%s and %s counted together: %v, want %v", c.a, c.b, ka == kb, c.same)
 		}

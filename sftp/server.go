@@ -597,10 +597,10 @@ func (s *Server) authenticated(c *conn, login *sftplogin.Login, log *slog.Logger
 	return true, ""
 }
 
-// addressKey is what the per-address cap counts: the IPv4 address, or the
-// IPv6 /64, since one host usually holds a whole /64 and could otherwise
-// open unlimited connections from it.
-func addressKey(a netip.Addr) netip.Addr {
+// AddressKey is what a per-address cap counts (SFTP's, and the API's
+// connections'): the IPv4 address, or the IPv6 /64, since one host usually
+// holds a whole /64 and could otherwise open unlimited connections from it.
+func AddressKey(a netip.Addr) netip.Addr {
 	if a.Is6() {
 		return netip.PrefixFrom(a, 64).Masked().Addr()
 	}
@@ -609,7 +609,7 @@ func addressKey(a netip.Addr) netip.Addr {
 
 // admitAddress counts a connection against its client address's cap.
 func (s *Server) admitAddress(a netip.Addr) bool {
-	k := addressKey(a)
+	k := AddressKey(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if limit := s.cfg.Limits.MaxConnectionsPerAddress; limit > 0 && s.perAddr[k] >= limit {
@@ -621,7 +621,7 @@ func (s *Server) admitAddress(a netip.Addr) bool {
 }
 
 func (s *Server) releaseAddress(a netip.Addr) {
-	k := addressKey(a)
+	k := AddressKey(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.perAddr[k] <= 1 {

@@ -41,7 +41,7 @@ var serveFlags = []struct{ name, env, def, group string }{
 	{"http-idle-timeout", "SKIFF_HTTP_IDLE_TIMEOUT", "2m", "GraphQL API"},
 	{"http-max-connections", "SKIFF_HTTP_MAX_CONNECTIONS", "1000", "GraphQL API"},
 	{"http-max-connections-per-address", "SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "100", "GraphQL API"},
-	{"http-max-requests-per-address", "SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS", "32", "GraphQL API"},
+	{"http-max-requests-per-address", "SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS", "16", "GraphQL API"},
 	{"http-trusted-proxies", "SKIFF_HTTP_TRUSTED_PROXIES", "", "GraphQL API"},
 	{"max-subscriptions-per-token", "SKIFF_MAX_SUBSCRIPTIONS_PER_TOKEN", "16", "GraphQL API"},
 	{"token-ttl", "SKIFF_TOKEN_TTL", "720h", "GraphQL API"},
