@@ -344,14 +344,7 @@ func TestProvisionedAddressEndsOtherAccountsSessions(t *testing.T) {
 	f := newDedicatedFixture(t)
 	n := f.node()
 	f.changedOnFirstNode = n.dir.DedicatedIPsChanged
-	for _, account := range []string{f.acme, f.beta} {
-		if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, account); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testkit.Eventually(t, "the node to see both addresses free", func() bool {
-		return n.dir.DedicatedIPAccount(netip.MustParseAddr(acmeTestIP)) == "" && n.dir.DedicatedIPAccount(netip.MustParseAddr(betaTestIP)) == ""
-	})
+	f.releaseBoth(n)
 	umaThere := f.session(n, "Acme's user on the free address", acmeTestIP, f.uma)
 	umaShared := f.session(n, "Acme's user on the shared address", sharedTestIP, f.uma)
 	benThere := f.session(n, "Beta's user on the free address", acmeTestIP, f.ben)
@@ -372,13 +365,8 @@ func TestAddressProvisionedDuringTheHandshakeRefusesTheLogin(t *testing.T) {
 	f := newDedicatedFixture(t)
 	n := f.node()
 	f.changedOnFirstNode = n.dir.DedicatedIPsChanged
-	for _, account := range []string{f.acme, f.beta} {
-		if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, account); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.releaseBoth(n)
 	addr := netip.MustParseAddr(acmeTestIP)
-	testkit.Eventually(t, "the node to see the address free", func() bool { return n.dir.DedicatedIPAccount(addr) == "" })
 	cfg, _ := clientConfig(f.ben, ssh.Password(f.password))
 	var shown ssh.PublicKey
 	cfg.HostKeyCallback = func(_ string, _ net.Addr, key ssh.PublicKey) error {
@@ -415,4 +403,18 @@ func TestAddressProvisionedDuringTheHandshakeRefusesTheLogin(t *testing.T) {
 	if bytes.Equal((*again).Marshal(), shown.Marshal()) {
 		t.Error("the reconnection was shown the shared host key again; want Beta's own")
 	}
+}
+
+// releaseBoth releases Acme's and Beta's dedicated IPs and waits until n
+// sees both addresses free.
+func (f *dedicatedFixture) releaseBoth(n *dedicatedNode) {
+	f.t.Helper()
+	for _, account := range []string{f.acme, f.beta} {
+		if _, err := f.svc.DedicatedIPs.ReleaseDedicatedIP(f.staff, account); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	testkit.Eventually(f.t, "the node to see both addresses free", func() bool {
+		return n.dir.DedicatedIPAccount(netip.MustParseAddr(acmeTestIP)) == "" && n.dir.DedicatedIPAccount(netip.MustParseAddr(betaTestIP)) == ""
+	})
 }

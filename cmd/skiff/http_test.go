@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/skiffhq/skiff/internal/testkit"
 )
 
 // A body sent a byte a second is cut off at the read timeout instead of
@@ -187,17 +188,14 @@ func TestHTTPConnectionCapPerAddress(t *testing.T) {
 		t.Fatalf("fifth open connection with the server's cap at 4: %q, want 503", got)
 	}
 	a.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := httpGet(dialFrom(t, "127.0.0.1", addr))
-		if strings.Contains(got, "served") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the address's freed slot was not reused: %q", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	servedFrom(t, "127.0.0.1", addr, "the address's freed slot to be reused")
+}
+
+// servedFrom waits until a connection from the local address from is
+// served by addr's server.
+func servedFrom(t *testing.T, from, addr, what string) {
+	t.Helper()
+	testkit.Eventually(t, what, func() bool { return strings.Contains(httpGet(dialFrom(t, from, addr)), "served") })
 }
 
 // A WebSocket holds its address's slot while open (its handler hijacked
@@ -239,17 +237,7 @@ func TestHTTPConnectionCapCountsWebSockets(t *testing.T) {
 	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := httpGet(dialFrom(t, "127.0.0.1", addr))
-		if strings.Contains(got, "served") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the closed WebSocket's slot was not given back: %q", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	servedFrom(t, "127.0.0.1", addr, "the closed WebSocket's slot to be given back")
 }
 
 // A trusted reverse proxy carries many clients' connections from one
