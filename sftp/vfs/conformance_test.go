@@ -203,6 +203,17 @@ func TestFsetstatTimesOnReadHandle(t *testing.T) {
 			t.Errorf("%s: the file's time is %v (err %v), want the time set", i, fi.ModTime(), err)
 		}
 	}
+	// A handle opened READ|CREAT (without WRITE) in one's own files is
+	// opened as for writing (it may create): it sets times too.
+	own := filepath.Join(e.home(), "h.txt")
+	h = r.open(8, "/My Files/h.txt", fxfRead|fxfCreat)
+	if got := r.fsetstat(9, h, -1, 1_100_000_000); got != codeOK {
+		t.Errorf("fsetstat times on a READ|CREAT handle: status %d, want OK", got)
+	}
+	r.closeHandle(10, h)
+	if fi, err := statPath(own); err != nil || fi.ModTime().Unix() != 1_100_000_000 {
+		t.Errorf("READ|CREAT: the file's time is %v (err %v), want the time set", fi.ModTime(), err)
+	}
 }
 
 // openStatus sends OPEN and returns the status code, or codeOK and the

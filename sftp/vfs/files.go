@@ -29,8 +29,9 @@ type handle struct {
 	vpath    string
 	canRead  bool // opened for reading, with the Download right
 	canWrite bool // opened for writing
-	// mayTouch: a handle opened for reading may set the file's times,
-	// where the user may change the file (setstat's right, Upload).
+	// mayTouch: the handle may set the file's times: the user may change
+	// the file (setstat's right, Upload), as every handle opened with
+	// CREAT, TRUNC, APPEND or WRITE needs.
 	mayTouch bool
 	// noReadRight: opened for reading where the user may not download.
 	noReadRight bool

@@ -108,7 +108,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending, vpath: loc.vpath,
+		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, mayTouch: true, appending: appending, vpath: loc.vpath,
 			rel: loc.rel, folderID: loc.folderID()}
 		h.startMeter(loc, fi.Size())
 		return h, nil
@@ -123,7 +123,7 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		return nil, s.fail("create", loc, err)
 	}
 	up := &handle{
-		s: s, f: f, up: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, appending: appending,
+		s: s, f: f, up: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, mayTouch: true, appending: appending,
 		root: loc.root, rel: loc.rel, vpath: loc.vpath,
 		folderID: loc.folderID(),
 	}
@@ -607,7 +607,11 @@ func (s *Session) rename(from, to string, replace bool) error {
 	if src.sameEntry(dst) {
 		// rename(2) onto the entry itself, by any of its paths: nothing
 		// moves, nothing is replaced or freed. posix-rename succeeds, as
-		// in OpenSSH; plain rename finds its target there.
+		// in OpenSSH; plain rename finds its target there. What is not
+		// there (nor being uploaded by this session) is not found.
+		if s.openUpload(src.vpath) == nil && !s.exists(src) {
+			return errNotFound
+		}
 		if replace {
 			return nil
 		}

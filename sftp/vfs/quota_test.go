@@ -274,6 +274,12 @@ func TestRenameOntoItselfFreesNothing(t *testing.T) {
 	if err := e.client.Rename("/My Files/f.bin", "/My Files/f.bin"); statusCode(err) == "" {
 		t.Error("a plain rename onto the file itself succeeded; it finds its target there")
 	}
+	// What is not there is not found, onto itself as anywhere.
+	for _, rename := range []func(string, string) error{e.client.PosixRename, e.client.Rename} {
+		if err := rename("/My Files/nope.bin", "/My Files/nope.bin"); statusCode(err) != "no such file" {
+			t.Errorf("renaming a missing file onto itself: %v; want no such file", err)
+		}
+	}
 	q.wantState(t, "after renaming the file onto itself", 3000, 0)
 	if n := usedInFolder(); n != 2000 {
 		t.Errorf("after renaming the folder's file onto itself, its usage is %d; want 2000", n)
