@@ -131,14 +131,15 @@ func (f DatabaseFlags) check() error {
 // d at it: migrations run as its superuser, the service as
 // embeddedRuntimeRole. If it already runs (a `skiff serve` on the same
 // data folder), share says what to do: use it, without stopping it at the
-// end (the admin and migrate commands), or refuse (serve: two nodes on one
-// private server would stop with the first).
+// end (the admin commands, migrate up and status), or refuse (serve: two
+// nodes on one private server would stop with the first; migrate down:
+// it would drop what a running serve uses).
 func (f DatabaseFlags) startPrivate(ctx context.Context, log *slog.Logger, d *database, share bool) error {
 	pgData := filepath.Join(f.DataDir, "postgres")
 	if port := runningPrivate(ctx, pgData); port != 0 {
 		if !share {
-			return fmt.Errorf("--data-dir (SKIFF_DATA_DIR) %s: its private PostgreSQL already runs (port %d), for another skiff serve: "+
-				"stop that one first, or give this one another --data-dir", f.DataDir, port)
+			return fmt.Errorf("--data-dir (SKIFF_DATA_DIR) %s: its private PostgreSQL already runs (port %d), for another skiff process "+
+				"on this data folder (a serve, or an admin or migrate command): stop that one first, or give this one another --data-dir", f.DataDir, port)
 		}
 		if err := ensureDatabase(ctx, privateURL(pgserver.Superuser, port, "postgres"), "skiff"); err != nil {
 			return err

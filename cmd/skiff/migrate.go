@@ -106,8 +106,9 @@ type MigrateDownCmd struct {
 }
 
 // ownerDB connects as the migration role, starting the private PostgreSQL
-// when no URL is set.
-func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger) (*sql.DB, dbSetting, func(), error) {
+// when no URL is set, or using the one a running serve started when share
+// (startPrivate).
+func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger, share bool) (*sql.DB, dbSetting, func(), error) {
 	if err := f.check(); err != nil {
 		return nil, dbSetting{}, nil, err
 	}
@@ -119,7 +120,7 @@ func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger) (*sql.DB, 
 		s = runtimeURLSetting.with(f.DatabaseURL)
 	default:
 		d := &database{}
-		if err := f.startPrivate(ctx, log, d, true); err != nil {
+		if err := f.startPrivate(ctx, log, d, share); err != nil {
 			return nil, s, nil, err
 		}
 		s.url, stop = d.MigrateURL, d.Close
@@ -137,7 +138,7 @@ func (f DatabaseFlags) ownerDB(ctx context.Context, log *slog.Logger) (*sql.DB, 
 
 // Run applies the pending migrations and reports the version.
 func (c *MigrateUpCmd) Run(ctx context.Context, log *slog.Logger) error {
-	db, s, done, err := c.ownerDB(ctx, log)
+	db, s, done, err := c.ownerDB(ctx, log, true)
 	if err != nil {
 		return err
 	}
@@ -159,7 +160,7 @@ func printVersion(ctx context.Context, db *sql.DB, s dbSetting) error {
 
 // Run lists the migrations.
 func (c *MigrateStatusCmd) Run(ctx context.Context, log *slog.Logger) error {
-	db, s, done, err := c.ownerDB(ctx, log)
+	db, s, done, err := c.ownerDB(ctx, log, true)
 	if err != nil {
 		return err
 	}
@@ -188,7 +189,7 @@ func (c *MigrateDownCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if c.To < 0 {
 		return withCode(exitConfig, fmt.Errorf("--to: %d is negative (0 undoes every migration)", c.To))
 	}
-	db, s, done, err := c.ownerDB(ctx, log)
+	db, s, done, err := c.ownerDB(ctx, log, false)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ func TestCommandsBesideServe(t *testing.T) {
 	if err := (&MigrateUpCmd{DatabaseFlags: flags}).Run(ctx, log); err != nil {
 		t.Fatalf("migrate beside serve: %v\n%s", err, logs.String())
 	}
+	// Rolling back is refused: it would drop what the running serve uses.
+	if err := (&MigrateDownCmd{DatabaseFlags: flags, To: 1}).Run(ctx, log); err == nil || !strings.Contains(err.Error(), "already runs") {
+		t.Errorf("migrate down beside serve: %v; want it refused", err)
+	}
 	if !strings.Contains(logs.String(), "private PostgreSQL already running") {
 		t.Errorf("the commands did not say they used serve's PostgreSQL:\n%s", logs.String())
 	}
