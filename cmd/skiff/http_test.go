@@ -62,55 +62,17 @@ func TestHTTPSlowBodyCutOff(t *testing.T) {
 // freed slot is used again.
 func TestHTTPConnectionCap(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := HTTPFlags{ReadHeader: 5 * time.Second, Read: 5 * time.Second, Write: 5 * time.Second, Idle: time.Minute}.
-		server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "served\n") }))
-	go srv.Serve(limitConns(ln, 2, 0, nil))
-	t.Cleanup(func() { srv.Close() })
-
-	get := func(c net.Conn) string {
-		t.Helper()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		res, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			return err.Error()
-		}
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 1000))
-		return res.Status + " " + string(b)
-	}
-	dial := func() net.Conn {
-		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	a, b := dial(), dial()
-	if got := get(a); !strings.Contains(got, "served") {
+	addr := capServer(t, 2, 0, nil, nil)
+	a, b := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.1", addr)
+	if got := httpGet(a); !strings.Contains(got, "served") {
 		t.Fatalf("first connection: %q", got)
 	}
-	get(b)
-	if got := get(dial()); !strings.HasPrefix(got, "503") || !strings.Contains(got, "too many open connections") {
+	httpGet(b)
+	if got := httpGet(dialFrom(t, "127.0.0.1", addr)); !strings.HasPrefix(got, "503") || !strings.Contains(got, "too many open connections") {
 		t.Fatalf("third connection: %q, want 503 too many open connections", got)
 	}
 	a.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := get(dial())
-		if strings.Contains(got, "served") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the freed slot was not reused: %q", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	servedFrom(t, "127.0.0.1", addr, "the freed slot to be reused")
 }
 
 // capServer serves "served" behind limitConns with the given caps, on a
