@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/skiffhq/skiff/sftp"
 )
@@ -65,31 +66,43 @@ func checkListenAddr(flag, addr string) error {
 	return nil
 }
 
-// probeListeners binds and releases every address serve will listen on,
-// before the database is started or touched: an address in use, or one
-// that is not this machine's, ends start-up at once (exit 78) rather than
-// after migrations and demo data. The real listeners bind later and report
-// the same way if the address was taken meanwhile.
-func (c *ServeCmd) probeListeners() error {
+// probeListeners binds every address serve will listen on, before the
+// database is started or touched: an address in use, or one that is not
+// this machine's, ends start-up at once (exit 78) rather than after
+// migrations and demo data. It holds them until release, which serve calls
+// just before its own listeners bind: meanwhile the private PostgreSQL,
+// which picks a free port as it starts, cannot take one of them. A real
+// listener that finds its address taken in the moment between reports the
+// same way.
+func (c *ServeCmd) probeListeners() (release func(), err error) {
+	var held []net.Listener
+	release = sync.OnceFunc(func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	})
 	try := func(flag, addr string) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return listenError(flag, addr, err)
 		}
-		return ln.Close()
+		held = append(held, ln)
+		return nil
 	}
-	if err := try("--http-addr", c.HTTP.Addr); err != nil {
-		return err
-	}
+	addrs := []struct{ flag, addr string }{{"--http-addr", c.HTTP.Addr}}
 	for _, a := range splitList(c.SFTP.Addrs) {
-		if err := try("--sftp-addr", a); err != nil {
-			return err
-		}
+		addrs = append(addrs, struct{ flag, addr string }{"--sftp-addr", a})
 	}
 	if c.Metrics.Addr != "" {
-		return try("--metrics-addr", c.Metrics.Addr)
+		addrs = append(addrs, struct{ flag, addr string }{"--metrics-addr", c.Metrics.Addr})
 	}
-	return nil
+	for _, a := range addrs {
+		if err := try(a.flag, a.addr); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return release, nil
 }
 
 // listenError is a listen address serve cannot listen on: a setting to

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A listen address, network list, cipher or public URL that cannot work
@@ -84,5 +85,37 @@ func TestFlagVariablesFollowTheirNames(t *testing.T) {
 		if len(f.Envs) != 1 || f.Envs[0] != flagVariable("--"+f.Name) {
 			t.Errorf("--%s: variable %v, flagError would name %s", f.Name, f.Envs, flagVariable("--"+f.Name))
 		}
+	}
+}
+
+// serve holds its listen addresses from its first check until its own
+// listeners bind: while the private PostgreSQL starts (it picks a free port)
+// and the schema migrates, nothing else can take them. Released early, the
+// metrics address was once taken by the private PostgreSQL itself.
+func TestServeHoldsItsAddressesWhileStarting(t *testing.T) {
+	t.Parallel()
+	metricsAddr := freeAddr(t)
+	cmd := testServeCmd(t, newDataDir(t))
+	cmd.Metrics.Addr = metricsAddr
+	ready := make(chan struct{})
+	cmd.ready = func(string, []string) { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run(ctx, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(50 * time.Millisecond) // past the first check
+	for {
+		select {
+		case <-ready:
+			return
+		case err := <-done:
+			t.Fatalf("serve stopped: %v", err)
+		default:
+		}
+		if ln, err := net.Listen("tcp", metricsAddr); err == nil {
+			ln.Close()
+			t.Fatal("the metrics address was free while serve started: the private PostgreSQL could take it")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

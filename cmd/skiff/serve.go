@@ -60,9 +60,11 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	if err := c.probeListeners(); err != nil {
+	releaseAddrs, err := c.probeListeners()
+	if err != nil {
 		return err
 	}
+	defer releaseAddrs()
 	c.life = &lifecycle{}
 	d, err := c.openServe(ctx, log)
 	if err != nil {
@@ -107,7 +109,8 @@ func (c *ServeCmd) Run(ctx context.Context, log *slog.Logger) error {
 	bg := newBackground(ctx, log)
 	defer bg.cancel()
 	// Metrics are served until the drain is over (bg.ctx), not only until
-	// the signal.
+	// the signal. From here on serve binds its own listeners.
+	releaseAddrs()
 	if err := m.serve(bg.ctx, c.Metrics.Addr, log); err != nil {
 		return err
 	}
