@@ -36,7 +36,11 @@ type Config struct {
 	// MaxInFlightPerAddr caps the requests one client address has in
 	// flight at once; 32 by default.
 	MaxInFlightPerAddr int
-	AllowedOrigins     []string // CORS origins allowed to call the API ("*" for any)
+	// DatabaseConnections is the size of the database pool the API shares
+	// with SFTP and the workers (--database-max-connections), which
+	// dbShares divides; tenant.DefaultMaxConnections when zero.
+	DatabaseConnections int
+	AllowedOrigins      []string // CORS origins allowed to call the API ("*" for any)
 	// CORSHeaders are the request headers allowed from those origins;
 	// DefaultCORSHeaders when empty.
 	CORSHeaders []string
@@ -126,7 +130,8 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	use(srv, sizeLimit{tokens: cfg.MaxTokens, perSet: cfg.MaxSelections, fields: cfg.MaxFields, validated: cache})
 	// After sizeLimit: a persisted query's text was size-checked when it was
 	// stored, and the cost limit checks every operation after validation.
-	r.addWebSocket(srv, cfg)
+	shares := newDBShares(cfg.DatabaseConnections)
+	r.addWebSocket(srv, cfg, shares)
 	addTransports(srv, cfg.APQCacheBytes)
 	if cfg.Introspection {
 		use(srv, extension.Introspection{})
@@ -137,6 +142,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	use(srv, costLimit{depth: cfg.MaxDepth, complexity: cfg.MaxComplexity})
 	srv.AroundResponses(responseLimit(cfg.MaxResponseBytes))
 	srv.AroundOperations(noteOperation)
+	srv.AroundOperations(shares.operations) // before readOnlyQueries: its transaction holds them
 	srv.AroundOperations(r.readOnlyQueries)
 	srv.AroundOperations((&subscriptionGuard{max: cfg.MaxSubscriptionsPerToken, every: cfg.SubscriptionRecheck, log: cfg.Logger,
 		auth: func(ctx context.Context, token string) (*tenant.Principal, error) {
@@ -154,8 +160,8 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
-	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, withUserAgent(r.authenticate(log, addrs, r.withLoaders(httpStatuses(srv))))))
-	mux.Handle("GET "+ActivityExportPath, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, r.exportActivity(log))))
+	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, withUserAgent(r.authenticate(log, addrs, shares, r.withLoaders(httpStatuses(srv))))))
+	mux.Handle("GET "+ActivityExportPath, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, shares, shares.handler(r.exportActivity(log)))))
 	if cfg.Playground {
 		pg := playgroundHandler()
 		mux.Handle("GET /playground", pg)
@@ -176,7 +182,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	ws := webSocketEntry(cfg.AllowedOrigins, cfg.Closing, r.authenticate(log, addrs, r.withLoaders(srv)))
+	ws := webSocketEntry(cfg.AllowedOrigins, cfg.Closing, r.authenticate(log, addrs, shares, r.withLoaders(srv)))
 	return requestID(accessLog(log, addrs, cfg.Metrics, splitWebSockets(ws, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
 		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux))))))
 }
@@ -184,7 +190,7 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 // authenticate turns a bearer token into the request's principal. A request
 // without a token is anonymous (login still works); a bad token, or a user's
 // token from outside their IP allowlists, is refused.
-func (r *Resolver) authenticate(log *slog.Logger, addrs clientAddrs, next http.Handler) http.Handler {
+func (r *Resolver) authenticate(log *slog.Logger, addrs clientAddrs, shares *dbShares, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		remote := addrs.of(req)
 		ctx := withRemoteAddr(req.Context(), remote)
@@ -195,7 +201,7 @@ func (r *Resolver) authenticate(log *slog.Logger, addrs clientAddrs, next http.H
 				writeAuthError(w, "use the Authorization header as: Bearer <token>")
 				return
 			}
-			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token), remote)
+			p, err := r.Tenant.People.Authenticate(shares.forAuth(ctx), strings.TrimSpace(token), remote)
 			if err != nil {
 				if tenant.ErrorCode(err) == tenant.EUnauthenticated {
 					requestInfoFrom(ctx).addCode("UNAUTHENTICATED")

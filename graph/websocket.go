@@ -51,13 +51,13 @@ const (
 )
 
 // addWebSocket makes srv answer subscriptions over WebSocket.
-func (r *Resolver) addWebSocket(srv *handler.Server, cfg Config) {
+func (r *Resolver) addWebSocket(srv *handler.Server, cfg Config, shares *dbShares) {
 	limit := cfg.MaxBodyBytes
 	srv.AddTransport(transport.Websocket{
 		// The Origin was checked by webSocketEntry against the allowed
 		// origins, which coder/websocket's own check (the Host only) cannot know.
 		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true}},
-		InitFunc:              r.webSocketInit(cfg.Logger),
+		InitFunc:              r.webSocketInit(cfg.Logger, shares),
 		InitTimeout:           wsInitTimeout,
 		PingPongInterval:      wsPingEvery,
 		KeepAlivePingInterval: wsPingEvery,
@@ -129,7 +129,7 @@ func originAllowed(req *http.Request, origins []string) bool {
 // does an HTTP request; a connection whose upgrade request carried the
 // header is authenticated already. A connection with neither, or a bad
 // token, is closed with 4403 (graphql-transport-ws's Forbidden).
-func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
+func (r *Resolver) webSocketInit(log *slog.Logger, shares *dbShares) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		refuse := func(closeCode int, code, msg string) (context.Context, *transport.InitPayload, error) {
 			requestInfoFrom(ctx).addCode(code)
@@ -143,7 +143,7 @@ func (r *Resolver) webSocketInit(log *slog.Logger) transport.WebsocketInitFunc {
 			if !ok {
 				return refuse(4403, "UNAUTHENTICATED", "send Authorization as: Bearer <token>")
 			}
-			p, err := r.Tenant.People.Authenticate(ctx, strings.TrimSpace(token), remoteAddr(ctx))
+			p, err := r.Tenant.People.Authenticate(shares.forAuth(ctx), strings.TrimSpace(token), remoteAddr(ctx))
 			switch {
 			case tenant.ErrorCode(err) == tenant.EUnauthenticated:
 				return refuse(4403, "UNAUTHENTICATED", tenant.ErrorMessage(err))

@@ -53,14 +53,17 @@ func (db *DB) Transactions() int64 { return db.txs.Load() }
 // NewDB wraps an open pool.
 func NewDB(db *sqlx.DB) *DB { return &DB{X: db} }
 
+// DefaultMaxConnections is the pool Open sets up (--database-max-connections' default).
+const DefaultMaxConnections = 32
+
 // Open connects to url and checks the connection.
 func Open(ctx context.Context, url string) (*DB, error) {
 	x, err := sqlx.Open("postgres", url)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	x.SetMaxOpenConns(32)
-	x.SetMaxIdleConns(32)
+	x.SetMaxOpenConns(DefaultMaxConnections)
+	x.SetMaxIdleConns(DefaultMaxConnections)
 	if err := x.PingContext(ctx); err != nil {
 		x.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
@@ -77,12 +80,15 @@ func (db *DB) InAccount(ctx context.Context, accountID string, fn func(tx *sqlx.
 	if accountID == "" {
 		return &Error{Code: EInternal, Message: "internal error", Err: errors.New("InAccount without an account")}
 	}
-	if rt := readTxFrom(ctx); rt != nil && rt.db == db && rt.accountID == accountID {
-		if shared, err := rt.run(fn); shared {
+	rt := readTxFrom(ctx)
+	if rt != nil && rt.db == db && rt.accountID == accountID {
+		if shared, err := rt.run(fn, false); shared {
 			return err
 		}
+	} else {
+		rt = nil
 	}
-	return db.run(ctx, nil, accountID, "", fn)
+	return db.run(ctx, nil, accountID, "", fn, rt)
 }
 
 // Snapshot runs fn in a read-only REPEATABLE READ transaction that sees only
@@ -92,16 +98,35 @@ func (db *DB) Snapshot(ctx context.Context, accountID string, fn func(tx *sqlx.T
 	if accountID == "" {
 		return &Error{Code: EInternal, Message: "internal error", Err: errors.New("Snapshot without an account")}
 	}
-	return db.run(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, accountID, "", fn)
+	return db.run(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, accountID, "", fn, nil)
 }
 
 // CrossTenant runs fn in a transaction on one explicit cross-tenant path.
 // Only the policies written for that scope apply; see migrations.
 func (db *DB) CrossTenant(ctx context.Context, scope Scope, fn func(tx *sqlx.Tx) error) error {
-	return db.run(ctx, nil, "", scope, fn)
+	return db.run(ctx, nil, "", scope, fn, nil)
 }
 
-func (db *DB) run(ctx context.Context, opts *sql.TxOptions, accountID string, scope Scope, fn func(tx *sqlx.Tx) error) (err error) {
+// run runs fn in a transaction of its own, which holds a slot of each of
+// ctx's shares. While it waits for one, the request's shared transaction rt
+// (nil for none) freeing is as good: fn runs there instead.
+func (db *DB) run(ctx context.Context, opts *sql.TxOptions, accountID string, scope Scope, fn func(tx *sqlx.Tx) error, rt *readTx) (err error) {
+	var lock chan struct{} // nil: a select never takes it
+	if rt != nil {
+		lock = rt.lock
+	}
+	release, locked, err := hold(ctx, lock)
+	for locked {
+		if shared, err := rt.run(fn, true); shared {
+			return err
+		}
+		// The shared transaction ended meanwhile: wait for a slot alone.
+		release, locked, err = hold(ctx, nil)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	db.txs.Add(1)
 	tx, err := db.X.BeginTxx(ctx, opts)
 	if err != nil {

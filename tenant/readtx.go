@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -22,16 +21,19 @@ import (
 //
 // One pq connection takes one statement at a time, so calls take turns. A
 // call that finds the transaction busy (a concurrent loader, or an InAccount
-// nested in another's callback) does not wait: it runs in its own
-// transaction, so nothing can deadlock.
+// nested in another's callback) does not wait for it: it runs in its own
+// transaction, so nothing can deadlock. Only when the request's shares
+// (WithShares) are all held does it wait, for a slot or for the shared
+// transaction, whichever frees first.
 type readTx struct {
 	db        *DB
 	ctx       context.Context // the request's: the transaction ends with it at the latest
 	accountID string
 
-	mu     sync.Mutex
-	tx     *sqlx.Tx
-	closed bool // ended, or unusable after a failed statement: callers begin their own
+	lock    chan struct{} // holds one token while a call runs in tx (a channel, so that hold can wait for it)
+	tx      *sqlx.Tx
+	release func() // gives back the shares tx holds
+	closed  bool   // ended, or unusable after a failed statement: callers begin their own
 }
 
 type readTxKey struct{}
@@ -46,7 +48,7 @@ type readTxKey struct{}
 // its own. A failed statement leaves the shared transaction unusable, so the
 // calls after it get transactions of their own rather than the failure.
 func (db *DB) ReadOnly(ctx context.Context, accountID string) (context.Context, func()) {
-	rt := &readTx{db: db, ctx: ctx, accountID: accountID}
+	rt := &readTx{db: db, ctx: ctx, accountID: accountID, lock: make(chan struct{}, 1)}
 	return context.WithValue(ctx, readTxKey{}, rt), rt.end
 }
 
@@ -56,12 +58,17 @@ func readTxFrom(ctx context.Context) *readTx {
 }
 
 // run runs fn in the shared transaction and reports whether it did; when it
-// did not, the caller runs fn in a transaction of its own.
-func (rt *readTx) run(fn func(tx *sqlx.Tx) error) (shared bool, err error) {
-	if !rt.mu.TryLock() {
-		return false, nil
+// did not, the caller runs fn in a transaction of its own. locked says the
+// caller already holds rt.lock (hold gave it); run gives it back.
+func (rt *readTx) run(fn func(tx *sqlx.Tx) error, locked bool) (shared bool, err error) {
+	if !locked {
+		select {
+		case rt.lock <- struct{}{}:
+		default:
+			return false, nil
+		}
 	}
-	defer rt.mu.Unlock()
+	defer func() { <-rt.lock }()
 	if rt.closed {
 		return false, nil
 	}
@@ -89,32 +96,41 @@ func (rt *readTx) run(fn func(tx *sqlx.Tx) error) (shared bool, err error) {
 	return true, err
 }
 
+// begin begins the shared transaction, which holds the request's shares
+// until it ends; rt.lock is held.
 func (rt *readTx) begin() error {
+	release, _, err := hold(rt.ctx, nil)
+	if err != nil {
+		return err
+	}
 	rt.db.txs.Add(1)
 	tx, err := rt.db.X.BeginTxx(rt.ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
+		release()
 		return err
 	}
 	if err := scopeTx(rt.ctx, tx, rt.accountID, ""); err != nil {
 		_ = tx.Rollback()
+		release()
 		return err
 	}
-	rt.tx = tx
+	rt.tx, rt.release = tx, release
 	return nil
 }
 
-// rollback ends the transaction and turns later calls to their own; rt.mu is held.
+// rollback ends the transaction and turns later calls to their own; rt.lock is held.
 func (rt *readTx) rollback() {
 	if rt.tx != nil {
 		_ = rt.tx.Rollback() // read-only: nothing to keep
 		rt.tx = nil
+		rt.release()
 	}
 	rt.closed = true
 }
 
 func (rt *readTx) end() {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
+	rt.lock <- struct{}{}
+	defer func() { <-rt.lock }()
 	rt.rollback()
 }
 

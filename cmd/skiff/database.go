@@ -28,7 +28,7 @@ type DatabaseFlags struct {
 // RuntimeDatabaseFlags are serve's own: the pool of connections it runs on,
 // and whether it may run as a role that row-level security does not hold.
 type RuntimeDatabaseFlags struct {
-	MaxConns        int           `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (plus one notification connection, which LISTENs for every channel)."`
+	MaxConns        int           `name:"database-max-connections" default:"32" env:"SKIFF_DATABASE_MAX_CONNECTIONS" help:"Most connections to PostgreSQL the process opens for requests and workers (plus one notification connection, which LISTENs for every channel); the GraphQL API holds at most three quarters of them, leaving the rest to SFTP and the workers."`
 	MaxIdleConns    int           `name:"database-max-idle-connections" default:"32" env:"SKIFF_DATABASE_MAX_IDLE_CONNECTIONS" help:"Most idle connections kept open for the next requests (0 to --database-max-connections)."`
 	MaxIdleTime     time.Duration `name:"database-connection-max-idle-time" default:"5m" env:"SKIFF_DATABASE_CONNECTION_MAX_IDLE_TIME" help:"Close a pooled connection idle this long, so the pool shrinks after a burst (0: never)."`
 	MaxLifetime     time.Duration `name:"database-connection-max-lifetime" default:"1h" env:"SKIFF_DATABASE_CONNECTION_MAX_LIFETIME" help:"Close a pooled connection this old once it is idle, so connections move to a replaced or failed-over server (0: never)."`

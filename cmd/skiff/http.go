@@ -36,7 +36,7 @@ type HTTPFlags struct {
 	Idle           time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
 	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
 	MaxConnsPerIP  int           `name:"http-max-connections-per-address" default:"100" env:"SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most open HTTP connections (WebSockets included) from one TCP peer address (IPv6: one /64); more are answered 429 and closed, and do not count against --http-max-connections. Peers in --http-trusted-proxies are not capped. 0: no cap."`
-	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"16" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429. Each holds a database connection while it reads: keep it at most half of --database-max-connections."`
+	MaxPerAddr     int           `name:"http-max-requests-per-address" default:"16" env:"SKIFF_HTTP_MAX_REQUESTS_PER_ADDRESS" help:"Most GraphQL requests in flight from one client address; more are answered 429. Their database connections are bounded by the API's share of the pool (three quarters of --database-max-connections; one account half of that; one request 4), not by this."`
 	TrustedProxies []string      `name:"http-trusted-proxies" env:"SKIFF_HTTP_TRUSTED_PROXIES" help:"Networks of reverse proxies whose X-Forwarded-For (or Forwarded) header names the client (CIDR, comma-separated); from other peers the client is the TCP peer. IP allowlists, login throttling and --http-max-requests-per-address use the client address."`
 	MaxSubs        int           `name:"max-subscriptions-per-token" default:"16" env:"SKIFF_MAX_SUBSCRIPTIONS_PER_TOKEN" help:"Most GraphQL subscriptions (over WebSocket) one login token holds at once; one more is refused with TOO_MANY_SUBSCRIPTIONS."`
 	TokenTTL       time.Duration `name:"token-ttl" default:"720h" env:"SKIFF_TOKEN_TTL" help:"How long a login token stays valid; for sessions with refresh tokens, how long one lasts unless refreshed."`
@@ -75,7 +75,8 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 		CORSHeaders: splitList(f.CORSHeaders),
 		MaxTokens:   f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
 		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
-		Metrics: metrics, Logger: log, Ready: func(ctx context.Context) error {
+		DatabaseConnections: d.DB.X.Stats().MaxOpenConnections,
+		Metrics:             metrics, Logger: log, Ready: func(ctx context.Context) error {
 			if err := storageReady(); err != nil {
 				return err
 			}
