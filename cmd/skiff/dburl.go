@@ -65,8 +65,9 @@ var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S
 
 // urlPassword is the password of a URL's user information, wherever in a
 // string the URL is: what redacted falls back to when the whole does not
-// parse.
-var urlPassword = regexp.MustCompile(`(://[^/?#@\s:]*:)[^/?#@\s]*@`)
+// parse. The password runs to the next @ and may hold / ? # (which is why
+// such a URL does not parse), but not "://", which starts another URL.
+var urlPassword = regexp.MustCompile(`(://[^/?#@\s:]*:)(?:[^@\s:]|:[^/@\s])*@`)
 
 // redacted is the URL with its passwords replaced, for logs and errors:
 // its own, a password parameter's, and those of URLs in its parameters
@@ -104,8 +105,11 @@ func redactedQuery(raw string) string {
 			continue
 		}
 		val, err := url.QueryUnescape(v)
-		if err != nil {
+		if err != nil { // a bad escape: the value as written, but if it may hold credentials, none of it
 			params[i] = urlPassword.ReplaceAllString(p, "${1}xxxxx@")
+			if strings.Contains(strings.ToUpper(params[i]), "%40") {
+				params[i] = k + "=xxxxx"
+			}
 			continue
 		}
 		if r := redacted(val); r != val {

@@ -22,6 +22,12 @@ func TestRedactedURL(t *testing.T) {
 		{"s3://b/p?endpoint=http://s3:7070&region=us-east-1", "s3://b/p?endpoint=http://s3:7070&region=us-east-1"},
 		{"smtp://u:secret@mx:587?from=skiff@example.com", "smtp://u:xxxxx@mx:587?from=skiff@example.com"},
 		{"s3://b:bad-port/p?endpoint=http://k:secret@h", "s3://b:bad-port/p?endpoint=http://k:xxxxx@h"}, // does not parse
+		// Passwords with / ? # do not parse as URLs (the host ends at them).
+		{"postgres://u:se/cret@db:5432/skiff", "postgres://u:xxxxx@db:5432/skiff"},
+		{"postgres://u:se?cret@db/skiff", "postgres://u:xxxxx@db/skiff"},
+		{"postgres://u:se#cr:et@db/skiff", "postgres://u:xxxxx@db/skiff"},
+		{"s3://b/p?endpoint=http%3A%2F%2Fk%3Ase%2Fcret%40h%3A1%ZZ&region=r", "s3://b/p?endpoint=xxxxx&region=r"}, // a bad escape
+		{"s3://b/p?endpoint=http://k:se/cr?et@h:1&x=%ZZ", "s3://b/p?endpoint=http://k:xxxxx@h:1&x=%ZZ"},
 	} {
 		if got := redacted(c.in); got != c.want || strings.Contains(got, "secret") {
 			t.Errorf("redacted(%q) = %q, want %q", c.in, got, c.want)
