@@ -60,6 +60,10 @@ type Config struct {
 	// that it still authenticates and that the viewer may still see what
 	// they watch (subscriptionGuard); DefaultSubscriptionRecheck when zero.
 	SubscriptionRecheck time.Duration
+	// WebSocketInitTimeout is how long a WebSocket client has, once
+	// connected, to send connection_init (and so its token);
+	// DefaultWebSocketInitTimeout when zero.
+	WebSocketInitTimeout time.Duration
 	// Closing, when it ends, closes every WebSocket connection (the
 	// server drains); nil never does.
 	Closing context.Context
@@ -105,6 +109,9 @@ func (c *Config) defaults() {
 	}
 	if c.SubscriptionRecheck == 0 {
 		c.SubscriptionRecheck = DefaultSubscriptionRecheck
+	}
+	if c.WebSocketInitTimeout == 0 {
+		c.WebSocketInitTimeout = DefaultWebSocketInitTimeout
 	}
 }
 

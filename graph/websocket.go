@@ -42,9 +42,8 @@ const (
 	// a subscription ends at most this long after its token stops
 	// working or its viewer loses the right to it.
 	DefaultSubscriptionRecheck = 10 * time.Second
-	// wsInitTimeout is how long a client has, once connected, to send
-	// connection_init (and so its token).
-	wsInitTimeout = 10 * time.Second
+	// DefaultWebSocketInitTimeout is Config.WebSocketInitTimeout's default.
+	DefaultWebSocketInitTimeout = 10 * time.Second
 	// wsPingEvery is how often the server pings: dead clients are found
 	// within two intervals, and proxies see traffic on idle connections.
 	wsPingEvery = 25 * time.Second
@@ -56,9 +55,9 @@ func (r *Resolver) addWebSocket(srv *handler.Server, cfg Config, shares *dbShare
 	srv.AddTransport(transport.Websocket{
 		// The Origin was checked by webSocketEntry against the allowed
 		// origins, which coder/websocket's own check (the Host only) cannot know.
-		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true}},
+		Implementation:        transportWSCodes{transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true}}},
 		InitFunc:              r.webSocketInit(cfg.Logger, shares),
-		InitTimeout:           wsInitTimeout,
+		InitTimeout:           cfg.WebSocketInitTimeout,
 		PingPongInterval:      wsPingEvery,
 		KeepAlivePingInterval: wsPingEvery,
 		PayloadReadLimit:      &limit,
