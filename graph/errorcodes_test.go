@@ -155,7 +155,9 @@ func TestDocumentedErrorCodes(t *testing.T) {
 		"INTERNAL":      "TestInternalErrorBeforeGraphQLIsLogged",
 		"SHUTTING_DOWN": "TestServeSignals",
 		// The client that could read it has gone.
-		"CANCELED":          "TestAClientThatLeftIsNoInternalError",
+		"CANCELED": "TestAClientThatLeftIsNoInternalError",
+		// Needs a request held up past a timeout: a table lock there.
+		"TIMEOUT":           "TestARequestIsStoppedAtItsTimeout",
 		"TOO_MANY_REQUESTS": "TestInFlightCapPerAddress",
 		// Answered by cmd/skiff's listener, before the API sees a request.
 		"TOO_MANY_CONNECTIONS": "TestHTTPConnectionCapPerAddress",

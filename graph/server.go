@@ -60,6 +60,12 @@ type Config struct {
 	// that it still authenticates and that the viewer may still see what
 	// they watch (subscriptionGuard); DefaultSubscriptionRecheck when zero.
 	SubscriptionRecheck time.Duration
+	// RequestTimeout is how long a request over HTTP (a GraphQL operation,
+	// an activity export) may run: then its context ends, which stops its
+	// database statements and frees its connections. serve sets it to
+	// --http-write-timeout, past which the answer could not be written
+	// anyway. WebSockets are not bounded by it. Zero: no bound.
+	RequestTimeout time.Duration
 	// WebSocketInitTimeout is how long a WebSocket client has, once
 	// connected, to send connection_init (and so its token);
 	// DefaultWebSocketInitTimeout when zero.
@@ -167,8 +173,8 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 
 	mux := http.NewServeMux()
 	addrs := clientAddrs{trusted: cfg.TrustedProxies}
-	mux.Handle("/graphql", perAddrLimit(addrs, cfg.MaxInFlightPerAddr, withUserAgent(r.authenticate(log, addrs, shares, r.withLoaders(httpStatuses(srv))))))
-	mux.Handle("GET "+ActivityExportPath, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, shares, shares.handler(r.exportActivity(log)))))
+	mux.Handle("/graphql", withDeadline(cfg.RequestTimeout, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, withUserAgent(r.authenticate(log, addrs, shares, r.withLoaders(httpStatuses(srv)))))))
+	mux.Handle("GET "+ActivityExportPath, withDeadline(cfg.RequestTimeout, perAddrLimit(addrs, cfg.MaxInFlightPerAddr, r.authenticate(log, addrs, shares, shares.handler(r.exportActivity(log))))))
 	if cfg.Playground {
 		pg := playgroundHandler()
 		mux.Handle("GET /playground", pg)
@@ -192,6 +198,18 @@ func NewHandler(r *Resolver, cfg Config) http.Handler {
 	ws := webSocketEntry(cfg.AllowedOrigins, cfg.Closing, r.authenticate(log, addrs, shares, r.withLoaders(srv)))
 	return requestID(accessLog(log, addrs, cfg.Metrics, splitWebSockets(ws, corsPolicy(cfg.AllowedOrigins, cfg.CORSHeaders,
 		compress(DefaultCompressMinSize, limitBody(cfg.MaxBodyBytes, mux))))))
+}
+
+// withDeadline ends a request's context d after it began (zero: never).
+func withDeadline(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, req.WithContext(ctx))
+	})
 }
 
 // authenticate turns a bearer token into the request's principal. A request
@@ -277,14 +295,20 @@ func writeInternalError(ctx context.Context, w http.ResponseWriter, log *slog.Lo
 	rid := RequestIDFrom(ctx)
 	code := logInternal(ctx, log, err, "step", step)
 	requestInfoFrom(ctx).addCode(code)
-	status := http.StatusInternalServerError
-	if code == codeCanceled {
+	status, msg := http.StatusInternalServerError, "internal error (request "+rid+")"
+	switch code {
+	case codeCanceled:
 		status = statusClientClosed // for the access log and the metrics: no one reads it
+	case codeTimeout:
+		status, msg = http.StatusServiceUnavailable, timedOut
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"errors":[{"message":"internal error (request %s)","extensions":{"code":"INTERNAL","requestId":%q}}]}`, rid, rid)
+	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q,"requestId":%q}}]}`, msg, code, rid)
 }
+
+// timedOut is the message of a request stopped at Config.RequestTimeout.
+const timedOut = "request timed out: it ran longer than the server allows"
 
 // codeCanceled is the error code of a request whose client went away
 // before its answer: logged and counted, never read by that client.
@@ -295,12 +319,20 @@ const (
 	statusClientClosed = 499
 )
 
+// codeTimeout is the error code of a request stopped at Config.RequestTimeout.
+const codeTimeout = "TIMEOUT"
+
 // logInternal logs a failure that the answer calls internal, under the
 // request ID with attrs, and returns the code to count: INTERNAL, logged as
-// an error, or CANCELED, logged at info level, when the failure is the
-// request's own end because its client left (clientLeft).
+// an error; TIMEOUT, logged as a warning, when the failure is the request's
+// own end at Config.RequestTimeout; or CANCELED, logged at info level, when
+// it is the request's own end because its client left (clientLeft).
 func logInternal(ctx context.Context, log *slog.Logger, err error, attrs ...any) string {
 	attrs = append([]any{"request_id", RequestIDFrom(ctx)}, attrs...)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && tenant.Canceled(err) {
+		log.Warn("request stopped: it ran past its time (--http-write-timeout)", attrs...)
+		return codeTimeout
+	}
 	if clientLeft(ctx, err) {
 		log.Info("request ended before its answer: the client left", attrs...)
 		return codeCanceled
@@ -361,8 +393,13 @@ func presentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Er
 	switch te.Code {
 	case tenant.EInternal:
 		rid := RequestIDFrom(ctx)
-		if code = logInternal(ctx, log, err, "path", gerr.Path.String()); code == codeCanceled {
+		switch code = logInternal(ctx, log, err, "path", gerr.Path.String()); code {
+		case codeCanceled:
 			gerr.Message = "request canceled"
+		case codeTimeout:
+			gerr.Message = timedOut
+		}
+		if code != string(tenant.EInternal) {
 			break
 		}
 		gerr.Message = "internal error (request " + rid + ")"

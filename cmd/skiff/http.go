@@ -32,7 +32,7 @@ type HTTPFlags struct {
 	MaxResponse    int           `name:"max-response-bytes" default:"8388608" env:"SKIFF_MAX_RESPONSE_BYTES" help:"Largest GraphQL response; a larger one is replaced by an error."`
 	ReadHeader     time.Duration `name:"http-read-header-timeout" default:"10s" env:"SKIFF_HTTP_READ_HEADER_TIMEOUT" help:"Time a client has to send a request's headers."`
 	Read           time.Duration `name:"http-read-timeout" default:"30s" env:"SKIFF_HTTP_READ_TIMEOUT" help:"Time a client has to send a whole request, body included; slower requests are cut off."`
-	Write          time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response."`
+	Write          time.Duration `name:"http-write-timeout" default:"60s" env:"SKIFF_HTTP_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its response; a GraphQL request or activity export still running then is stopped (its database statements canceled)."`
 	Idle           time.Duration `name:"http-idle-timeout" default:"2m" env:"SKIFF_HTTP_IDLE_TIMEOUT" help:"How long an idle keep-alive connection stays open."`
 	MaxConns       int           `name:"http-max-connections" default:"1000" env:"SKIFF_HTTP_MAX_CONNECTIONS" help:"Most open HTTP connections; more are answered 503 and closed."`
 	MaxConnsPerIP  int           `name:"http-max-connections-per-address" default:"100" env:"SKIFF_HTTP_MAX_CONNECTIONS_PER_ADDRESS" help:"Most open HTTP connections (WebSockets included) from one TCP peer address (IPv6: one /64); more are answered 429 and closed, and do not count against --http-max-connections. Peers in --http-trusted-proxies are not capped. 0: no cap."`
@@ -75,8 +75,8 @@ func (f HTTPFlags) start(log *slog.Logger, d *database, svc *domain.Domain, gate
 		CORSHeaders: splitList(f.CORSHeaders),
 		MaxTokens:   f.MaxTokens, MaxSelections: f.MaxSelections, MaxFields: f.MaxFields,
 		MaxResponseBytes: f.MaxResponse, MaxInFlightPerAddr: f.MaxPerAddr, TrustedProxies: trusted,
-		DatabaseConnections: d.DB.X.Stats().MaxOpenConnections,
-		Metrics:             metrics, Logger: log, Ready: func(ctx context.Context) error {
+		DatabaseConnections: d.DB.X.Stats().MaxOpenConnections, RequestTimeout: f.Write,
+		Metrics: metrics, Logger: log, Ready: func(ctx context.Context) error {
 			if err := storageReady(); err != nil {
 				return err
 			}
