@@ -398,8 +398,9 @@ type UpdateUserInput struct {
 // An email change needs the current password when it is the principal's own
 // (a stolen token alone cannot move the account to another address); either
 // way the old address is emailed what changed, when and by whom, the change
-// is audited as user.email_changed, and the user's API tokens end (all but
-// the one making the change, when it is their own).
+// is audited as user.email_changed, the user's API tokens end (all but
+// the one making the change, when it is their own), and so do the one-time
+// links already emailed (see emailChangedTx).
 func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.User, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -672,7 +673,11 @@ func checkCurrentPassword(ctx context.Context, u *tenant.User, password, missing
 }
 
 // emailChangedTx tells u's old address of the change, audits it and ends u's
-// API tokens but the one p is using, in the caller's transaction.
+// API tokens but the one p is using, in the caller's transaction. The
+// password-reset and invitation links already emailed to the old address
+// stop working: whoever reads that mailbox (a mistyped address, a former
+// employer's) must not set the password of the user now known by the new
+// one. A user still invited gets a new invitation at the new address.
 func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, oldEmail string) error {
 	keep := ""
 	if p.ID == u.ID {
@@ -681,6 +686,15 @@ func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenan
 	if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
 		u.ID, keep, s.Time()); err != nil {
 		return tenant.DBError(err)
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
+		WHERE account_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, u.AccountID, u.ID, s.Time()); err != nil {
+		return tenant.DBError(err)
+	}
+	if u.InvitationPending() {
+		if err := s.sendInvitationTx(ctx, q, u); err != nil {
+			return err
+		}
 	}
 	var accountName string
 	if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
