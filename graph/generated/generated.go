@@ -4771,8 +4771,9 @@ extend type Mutation {
     input: ConfirmTotpEnrolmentInput!
   ): ConfirmTotpEnrolmentPayload
   """
-  Turn two-factor off, with the password and a current code or a recovery code. A wrong
-  password counts as a failed login, as in ` + "`" + `changePassword` + "`" + `.
+  Turn two-factor off, with the password and a current code or a recovery code. Every call
+  counts as a failed login until it succeeds, as a wrong password in ` + "`" + `changePassword` + "`" + ` does,
+  even without a password: the answer says whether the code was right.
   """
   disableTotp(
     "The mutation's arguments: see ` + "`" + `DisableTotpInput` + "`" + `."

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/people"
 )
@@ -67,5 +68,46 @@ func TestPasswordChecksOfTheLoggedInAreThrottledLikeLogins(t *testing.T) {
 	// The user, from their own address, is not locked out.
 	if err := w.svc.People.ChangePassword(as(netip.MustParseAddr("203.0.113.9")), password, "a new long password"); err != nil {
 		t.Errorf("the user from another address: %v", err)
+	}
+}
+
+// disableTotp answers whether its code is right even when the password is
+// missing or wrong (both mistakes are reported together), so every call
+// counts, an empty password too: a stolen token cannot try code after code
+// for free, learn a current one and then pair it with a guessed password.
+func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	u := w.user("Uma", tenant.RoleUser)
+	ctx := tenant.WithPrincipal(context.Background(), &tenant.Principal{
+		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
+		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
+	})
+	e, err := w.svc.People.StartTotpEnrolment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func() string {
+		c, err := totp.GenerateCode(e.Secret, w.svc.Time())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, err := w.svc.People.ConfirmTotpEnrolment(ctx, code()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tenant.PairLimit {
+		err := w.svc.People.DisableTotp(ctx, "", fmt.Sprintf("%06d", i))
+		if tenant.ErrorCode(err) != tenant.EInvalid {
+			t.Fatalf("guess %d: %v; want INVALID", i+1, err)
+		}
+	}
+	err = w.svc.People.DisableTotp(ctx, "", "999999")
+	if tenant.ErrorCode(err) != tenant.ELimit || tenant.ErrorField(err) != "password" {
+		t.Fatalf("a guess after %d without a password: %v (field %q); want LIMIT on password", tenant.PairLimit, err, tenant.ErrorField(err))
+	}
+	if on, err := w.svc.People.TotpEnabled(ctx); err != nil || !on {
+		t.Fatalf("two-factor on after the guesses: %v, %v", on, err)
 	}
 }

@@ -164,16 +164,18 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 
 // DisableTotp turns two-factor off, with the password and a current code or
 // a recovery code. Where it is required, the next login may only enrol again.
+// Every call counts as a login attempt (see countPasswordCheck), whatever it
+// is given.
 func (s *Service) DisableTotp(ctx context.Context, password, code string) error {
 	p, err := requireLogin(ctx)
 	if err != nil {
 		return err
 	}
-	passed := func() {}
-	if password != "" {
-		if passed, err = s.countPasswordCheck(ctx, p, "password"); err != nil {
-			return err
-		}
+	// Counted even without a password: the answer says whether the code is
+	// right, so uncounted calls would let a stolen token try every code.
+	passed, err := s.countPasswordCheck(ctx, p, "password")
+	if err != nil {
+		return err
 	}
 	col, id := totpOwner(p)
 	err = s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
