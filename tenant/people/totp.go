@@ -154,7 +154,7 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 			id, s.Time(), tenant.StringArray(hashes)); err != nil {
 			return tenant.DBError(err)
 		}
-		return s.auditTotp(ctx, q, p, "user.totp_enabled")
+		return s.auditTotp(ctx, q, p, "user.totp_enabled", "staff.totp_enabled")
 	})
 	if err != nil {
 		return nil, err
@@ -217,7 +217,7 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 		if _, err := q.ExecContext(ctx, `DELETE FROM totp WHERE `+col+` = $1`, id); err != nil {
 			return tenant.DBError(err)
 		}
-		return s.auditTotp(ctx, q, p, "user.totp_disabled")
+		return s.auditTotp(ctx, q, p, "user.totp_disabled", "staff.totp_disabled")
 	})
 	if err == nil {
 		passed()
@@ -225,11 +225,14 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 	return err
 }
 
-func (s *Service) auditTotp(ctx context.Context, q tenant.Queryer, p *tenant.Principal, kind string) error {
+// auditTotp records a change of p's two-factor: a user's as userKind in
+// their account's trail, a staff member's as staffKind in the staff trail
+// (q is in p's own scope, see inOwnScope).
+func (s *Service) auditTotp(ctx context.Context, q tenant.Queryer, p *tenant.Principal, userKind, staffKind string) error {
 	if p.IsStaff() {
-		return nil // staff are not in an account's trail
+		return audit.RecordStaff(ctx, q, audit.Event{Kind: staffKind, TargetKind: "Staff", TargetID: p.ID})
 	}
-	return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: kind, TargetKind: "User", TargetID: p.ID})
+	return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: userKind, TargetKind: "User", TargetID: p.ID})
 }
 
 // TotpEnabled reports whether the caller has two-factor on.
