@@ -5166,7 +5166,8 @@ type Mutation {
   "Revoke the token this request was made with."
   logout: LogoutPayload
   """
-  Change your own password. Your other tokens are revoked. A wrong current password counts
+  Change your own password. Your other tokens, and the password-reset links already emailed
+  to you, are revoked. A wrong current password counts
   as a failed login at your email from your address: after 10, a ` + "`" + `LIMIT` + "`" + ` error with
   ` + "`" + `retryAfter` + "`" + `, as for logins (docs/SECURITY.md).
   """

@@ -308,3 +308,30 @@ func TestEmailChangeSpendsTheLinksSentToTheOldAddress(t *testing.T) {
 		t.Fatalf("%d invitations to a user who has a password", n)
 	}
 }
+
+// Changing one's password spends the reset links already sent: a link that
+// someone else got hold of does not undo the change.
+func TestPasswordChangeSpendsResetLinks(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	link := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	res, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.ChangePassword(tenant.WithPrincipal(ctx, res.Principal), "the first passphrase", "the second passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	err = f.svc.People.ResetPassword(ctx, link, "a password someone else chose")
+	f.wantRefusal(err, "no longer valid")
+	if _, err := f.svc.People.Login(ctx, u.Email, "the second passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("the changed password after the refused reset: %v", err)
+	}
+}

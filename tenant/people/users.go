@@ -600,9 +600,10 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 }
 
 // ChangePassword changes the principal's own password after checking the
-// current one. The user's other API tokens are revoked and the SFTP sessions
-// that logged in with the password end (on this node at once, on others at
-// their gate's next check, about a second); key sessions go on.
+// current one. The user's other API tokens and password-reset links are
+// revoked and the SFTP sessions that logged in with the password end (on
+// this node at once, on others at their gate's next check, about a second);
+// key sessions go on.
 func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -636,6 +637,11 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
 			u.ID, p.TokenID, s.Time()); err != nil {
 			return tenant.DBError(err)
+		}
+		// So do the reset links already sent: whoever got hold of one must
+		// not undo the new password with it.
+		if err := s.revokeLinksTx(ctx, q, u); err != nil {
+			return err
 		}
 		_, err = q.ExecContext(ctx, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, u.ID, h, s.Time())
 		if err != nil {
@@ -687,9 +693,8 @@ func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenan
 		u.ID, keep, s.Time()); err != nil {
 		return tenant.DBError(err)
 	}
-	if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
-		WHERE account_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, u.AccountID, u.ID, s.Time()); err != nil {
-		return tenant.DBError(err)
+	if err := s.revokeLinksTx(ctx, q, u); err != nil {
+		return err
 	}
 	if u.InvitationPending() {
 		if err := s.sendInvitationTx(ctx, q, u); err != nil {
