@@ -231,14 +231,19 @@ var enrolOnlyFields = map[string]bool{
 	"startTotpEnrolment": true, "confirmTotpEnrolment": true, "logout": true, "viewer": true, "__typename": true,
 }
 
-// enrolOnlyGate refuses every other root field to an enrol-only token.
+// enrolFirst is the FORBIDDEN error's message for what an enrol-only token
+// may not do.
+const enrolFirst = "two-factor authentication is required for this login: enrol first (startTotpEnrolment, confirmTotpEnrolment)"
+
+// enrolOnlyGate refuses every other root field of a query or mutation to an
+// enrol-only token. gqlgen runs no root-field middleware for subscriptions:
+// subscriptionGuard refuses and ends an enrol-only token's.
 func enrolOnlyGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 	p := tenant.PrincipalFrom(ctx)
 	if p == nil || !p.EnrolOnly || enrolOnlyFields[graphql.GetRootFieldContext(ctx).Field.Name] {
 		return next(ctx)
 	}
-	graphql.AddError(ctx, tenant.Errorf(tenant.EForbidden,
-		"two-factor authentication is required for this login: enrol first (startTotpEnrolment, confirmTotpEnrolment)"))
+	graphql.AddError(ctx, tenant.Errorf(tenant.EForbidden, enrolFirst))
 	return graphql.Null
 }
 
