@@ -2,6 +2,8 @@ package graph_test
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -78,8 +80,9 @@ func errorCodeOf(errs []any) string {
 }
 
 // An enrol-only token (two-factor required of its login and not on) may do
-// nothing but enrol, over WebSocket too: it cannot subscribe to an account's
-// SFTP sessions or activity, and the subscriptions of an administrator whose
+// nothing but enrol, over WebSocket and the CSV export too: it cannot
+// subscribe to or download an account's SFTP sessions or activity, and the
+// subscriptions of an administrator whose
 // account then requires two-factor end, as their queries are refused.
 func TestEnrolOnlyTokensCannotSubscribe(t *testing.T) {
 	t.Parallel()
@@ -94,6 +97,11 @@ func TestEnrolOnlyTokensCannotSubscribe(t *testing.T) {
 		t.Fatalf("new staff login: %q %v %+v", staff, required, errs)
 	}
 	const activity = `subscription($a: ID) { sftpActivity(accountId: $a) { action path } }`
+	// Nor can it download an account's activity as CSV.
+	if status, body, _ := e.exportCSV(staff, url.Values{"accountId": {globalID("Account", acme)}}); status != http.StatusForbidden ||
+		!strings.Contains(body, `"code":"FORBIDDEN"`) || !strings.Contains(body, "enrol first") {
+		t.Fatalf("an enrol-only staff token exporting the activity: %d %s; want 403 FORBIDDEN", status, body)
+	}
 	for _, q := range []string{sessionEventsSubscription, activity} {
 		kind, errs := wsSubscribe(t, e, staff, q, vars{"a": globalID("Account", acme)})(5 * time.Second)
 		if errorCodeOf(errs) != "FORBIDDEN" {
