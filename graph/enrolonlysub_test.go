@@ -119,3 +119,48 @@ func TestEnrolOnlyTokensCannotSubscribe(t *testing.T) {
 		t.Fatalf("the administrator's subscription once two-factor is required: %q %v; want an error message, FORBIDDEN", kind, errs)
 	}
 }
+
+// viewer is what an enrol-only token may read, so that a client can show
+// who is logged in: who they are (user's and staff's own fields, API
+// sessions), not what lies behind them. The account, its users and its
+// activity, and what the user's fields lead to, are FORBIDDEN until the
+// enrolment is confirmed, as the root fields that read them are.
+func TestEnrolOnlyViewerShowsOnlyWhoYouAre(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, owner := e.account("Acme", "owner@acme.example")
+	_, admin := e.user(owner, "admin@acme.example", "ADMIN")
+	e.enrolTotp(owner)
+	e.mustDo(owner, `mutation { setRequireTotpForAdmins(input: {require: true}) { userErrors { message } } }`, nil, nil)
+
+	for _, q := range []string{
+		`{ viewer { ... on UserViewer { account { users { edges { node { email } } } } } } }`,
+		`{ viewer { ... on UserViewer { account { name } } } }`,
+		`{ viewer { ... on UserViewer { user { account { sftpActivity { edges { node { path } } } } } } } }`,
+		`{ viewer { ... on UserViewer { user { sshKeys { title } } } } }`,
+		`{ viewer { ... on UserViewer { can { manageUsers } } } }`,
+		`query { viewer { ...V } } fragment V on UserViewer { user { ... on User { group { name } } } }`,
+	} {
+		if g := e.mustFail(admin, q, nil, "FORBIDDEN"); !strings.Contains(g.Message, "enrol first") {
+			t.Errorf("%s: %q, want it to say to enrol first", q, g.Message)
+		}
+	}
+	var who struct {
+		Viewer struct {
+			User        struct{ Email, Role string }
+			APISessions []struct{ Current bool }
+		}
+	}
+	e.mustDo(admin, `{ viewer { __typename ... on UserViewer { user { id email name role } apiSessions { current } } } }`, nil, &who)
+	if who.Viewer.User.Email != "admin@acme.example" || len(who.Viewer.APISessions) != 1 {
+		t.Fatalf("the enrol-only viewer: %+v", who)
+	}
+	// login's own viewer is read before the token exists, as nobody.
+	r := e.do("", `mutation { login(input: {email: "admin@acme.example", password: "`+testPassword+`"}) {
+		totpEnrolmentRequired viewer { ... on UserViewer { account { users { edges { node { email } } } } } } } }`, nil)
+	if strings.Contains(string(r.Data), "owner@acme.example") {
+		t.Fatalf("an enrol-only login's payload lists the account's users: %s", r.Data)
+	}
+	e.enrolTotp(admin)
+	e.mustDo(admin, `{ viewer { ... on UserViewer { account { users { edges { node { email } } } } } } }`, nil, nil)
+}

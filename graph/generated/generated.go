@@ -5121,7 +5121,11 @@ enum UserErrorCode {
 }
 
 type Query {
-  "Who is calling: a user of an account, or a support-staff member. Null when not logged in."
+  """
+  Who is calling: a user of an account, or a support-staff member. Null when not logged in.
+  An enrol-only token (docs/GRAPHQL.md, "Two-factor authentication") may ask only who it is:
+  the plain fields of ` + "`" + `user` + "`" + ` and ` + "`" + `staff` + "`" + `, and ` + "`" + `apiSessions` + "`" + `; anything more is ` + "`" + `FORBIDDEN` + "`" + `.
+  """
   viewer: Viewer
   "Any object by its global ID, or null if it does not exist or is not visible to the caller."
   node(
