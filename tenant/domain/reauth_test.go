@@ -111,3 +111,33 @@ func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
 		t.Fatalf("two-factor on after the guesses: %v, %v", on, err)
 	}
 }
+
+// A current password sent with an email that does not change is never
+// checked, so it must not reset the count as a right password does:
+// otherwise a stolen token could wipe its (login, address) count between
+// every few guesses at changePassword, and guess without end.
+func TestUncheckedPasswordDoesNotResetTheCount(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	u := w.user("Uma", tenant.RoleUser)
+	ctx := tenant.WithPrincipal(context.Background(), &tenant.Principal{
+		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
+		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
+	})
+	for i := range tenant.PairLimit - 2 {
+		if err := w.svc.People.ChangePassword(ctx, fmt.Sprintf("guess %d", i), "a new long password"); tenant.ErrorCode(err) != tenant.EInvalid {
+			t.Fatalf("guess %d: %v; want INVALID", i+1, err)
+		}
+	}
+	same := u.Email
+	if _, err := w.svc.People.UpdateUser(ctx, people.UpdateUserInput{ID: u.ID, Email: &same, CurrentPassword: "not the password"}); err != nil {
+		t.Fatalf("an update that changes nothing: %v", err)
+	}
+	if err := w.svc.People.ChangePassword(ctx, "guess 9", "a new long password"); tenant.ErrorCode(err) != tenant.EInvalid {
+		t.Fatalf("guess %d: %v; want INVALID", tenant.PairLimit, err)
+	}
+	err := w.svc.People.ChangePassword(ctx, "guess 10", "a new long password")
+	if tenant.ErrorCode(err) != tenant.ELimit || tenant.ErrorField(err) != "currentPassword" {
+		t.Fatalf("guess %d: %v (field %q); want LIMIT on currentPassword", tenant.PairLimit+1, err, tenant.ErrorField(err))
+	}
+}

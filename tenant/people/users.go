@@ -428,6 +428,11 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	var (
 		u           *tenant.User
 		jailChanged bool
+		// passwordChecked: the password was verified, so its count may be
+		// reset. A password sent with an email that does not change is
+		// counted and not checked: it must not reset the count either, or
+		// a stolen token could wipe it between guesses elsewhere.
+		passwordChecked bool
 	)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		var err error
@@ -460,6 +465,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			if err := checkCurrentPassword(ctx, u, in.CurrentPassword, "your current password is needed to change your email"); err != nil {
 				return err
 			}
+			passwordChecked = true
 		}
 		if in.Role != nil && *in.Role != u.Role {
 			if !in.Role.Valid() {
@@ -517,7 +523,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
 		s.EndSessions(u.AccountID, u.ID)
 	}
-	if err == nil {
+	if err == nil && passwordChecked {
 		passed()
 	}
 	return tenant.Result(u, err)
