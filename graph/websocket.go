@@ -175,8 +175,8 @@ func closeReason(msg string) string { return runecut.Prefix(msg, 123) }
 // one ends with the FORBIDDEN or NOT_FOUND error subscribing would get now;
 // when the token became enrol-only (two-factor now required of its login and
 // not on), each ends with FORBIDDEN, and an enrol-only token subscribes to
-// nothing. Either way the client gets a graphql-transport-ws "error" message for
-// it, and subscribes again after logging in. A subscription also starts
+// nothing. Either way the client gets a graphql-transport-ws "error"
+// message for it, and subscribes again after logging in. A subscription also starts
 // with a fresh authentication of the connection's token, so one opened on
 // a connection whose token has ended since is refused, and resolvers see
 // the viewer's role as it is now.
