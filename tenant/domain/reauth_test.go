@@ -71,6 +71,16 @@ func TestPasswordChecksOfTheLoggedInAreThrottledLikeLogins(t *testing.T) {
 	}
 }
 
+// stolenToken makes a user and the context of a request made with their
+// token from someone else's address.
+func stolenToken(w *world) (context.Context, *tenant.User) {
+	u := w.user("Uma", tenant.RoleUser)
+	return tenant.WithPrincipal(context.Background(), &tenant.Principal{
+		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
+		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
+	}), u
+}
+
 // disableTotp answers whether its code is right even when the password is
 // missing or wrong (both mistakes are reported together), so every call
 // counts, an empty password too: a stolen token cannot try code after code
@@ -78,11 +88,7 @@ func TestPasswordChecksOfTheLoggedInAreThrottledLikeLogins(t *testing.T) {
 func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	u := w.user("Uma", tenant.RoleUser)
-	ctx := tenant.WithPrincipal(context.Background(), &tenant.Principal{
-		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
-		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
-	})
+	ctx, _ := stolenToken(w)
 	e, err := w.svc.People.StartTotpEnrolment(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -119,11 +125,7 @@ func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
 func TestUncheckedPasswordDoesNotResetTheCount(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	u := w.user("Uma", tenant.RoleUser)
-	ctx := tenant.WithPrincipal(context.Background(), &tenant.Principal{
-		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
-		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
-	})
+	ctx, u := stolenToken(w)
 	for i := range tenant.PairLimit - 2 {
 		if err := w.svc.People.ChangePassword(ctx, fmt.Sprintf("guess %d", i), "a new long password"); tenant.ErrorCode(err) != tenant.EInvalid {
 			t.Fatalf("guess %d: %v; want INVALID", i+1, err)
