@@ -31,7 +31,8 @@ const exportWriteWindow = time.Minute
 // comma-separated list, from, to as RFC 3339 times; accountId for support
 // staff), newest first, as CSV streamed in pages, to those who may see it
 // (see activity.Service.Export). The caller authenticates with the bearer
-// token as for /graphql. Cells a spreadsheet would read as a formula are
+// token as for /graphql; an enrol-only token is FORBIDDEN (403), as its
+// queries are. Cells a spreadsheet would read as a formula are
 // escaped (tenant.CSVCell).
 func (r *Resolver) exportActivity(log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -39,6 +40,10 @@ func (r *Resolver) exportActivity(log *slog.Logger) http.Handler {
 		p := tenant.PrincipalFrom(ctx)
 		if p == nil {
 			writeAuthError(w, "log in first: send the Authorization header as for /graphql")
+			return
+		}
+		if p.EnrolOnly { // as enrolOnlyGate refuses it every query
+			writeExportError(w, log, req, tenant.Errorf(tenant.EForbidden, enrolFirst))
 			return
 		}
 		accountID, f, err := exportFilter(p, req)

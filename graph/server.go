@@ -249,15 +249,54 @@ var enrolOnlyFields = map[string]bool{
 	"startTotpEnrolment": true, "confirmTotpEnrolment": true, "logout": true, "viewer": true, "__typename": true,
 }
 
-// enrolOnlyGate refuses every other root field to an enrol-only token.
+// enrolFirst is the FORBIDDEN error's message for what an enrol-only token
+// may not do.
+const enrolFirst = "two-factor authentication is required for this login: enrol first (startTotpEnrolment, confirmTotpEnrolment)"
+
+// enrolOnlyGate refuses every other root field of a query or mutation to an
+// enrol-only token, and a viewer that asks for more than who the viewer is
+// (onlyWhoYouAre). gqlgen runs no root-field middleware for subscriptions:
+// subscriptionGuard refuses and ends an enrol-only token's.
 func enrolOnlyGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 	p := tenant.PrincipalFrom(ctx)
-	if p == nil || !p.EnrolOnly || enrolOnlyFields[graphql.GetRootFieldContext(ctx).Field.Name] {
+	if p == nil || !p.EnrolOnly {
 		return next(ctx)
 	}
-	graphql.AddError(ctx, tenant.Errorf(tenant.EForbidden,
-		"two-factor authentication is required for this login: enrol first (startTotpEnrolment, confirmTotpEnrolment)"))
+	f := graphql.GetRootFieldContext(ctx).Field
+	if enrolOnlyFields[f.Name] && (f.Name != "viewer" || onlyWhoYouAre(f.SelectionSet, true)) {
+		return next(ctx)
+	}
+	graphql.AddError(ctx, tenant.Errorf(tenant.EForbidden, enrolFirst))
 	return graphql.Null
+}
+
+// onlyWhoYouAre reports whether a viewer's selection (top) asks only for
+// __typename and the leaf fields of user, staff and apiSessions: who the
+// viewer is, not the account, its users or anything else reached from there,
+// which an enrol-only token must not read until the enrolment is confirmed.
+func onlyWhoYouAre(sel ast.SelectionSet, top bool) bool {
+	for _, s := range sel {
+		var ok bool
+		switch s := s.(type) {
+		case *ast.Field:
+			switch {
+			case !top:
+				ok = len(s.SelectionSet) == 0
+			case s.Name == "__typename":
+				ok = true
+			case s.Name == "user", s.Name == "staff", s.Name == "apiSessions":
+				ok = onlyWhoYouAre(s.SelectionSet, false)
+			}
+		case *ast.InlineFragment:
+			ok = onlyWhoYouAre(s.SelectionSet, top)
+		case *ast.FragmentSpread:
+			ok = s.Definition != nil && onlyWhoYouAre(s.Definition.SelectionSet, top)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // readOnlyQueries runs the reads of a user's query operation in one

@@ -172,9 +172,11 @@ func closeReason(msg string) string { return runecut.Prefix(msg, 123) }
 // refresh token reused, expired, its user deleted, from outside an IP
 // allowlist now), each ends with an UNAUTHENTICATED error; when the viewer
 // may no longer see what a subscription watches (their role changed), that
-// one ends with the FORBIDDEN or NOT_FOUND error subscribing would get now.
-// Either way the client gets a graphql-transport-ws "error" message for
-// it, and subscribes again after logging in. A subscription also starts
+// one ends with the FORBIDDEN or NOT_FOUND error subscribing would get now;
+// when the token became enrol-only (two-factor now required of its login and
+// not on), each ends with FORBIDDEN, and an enrol-only token subscribes to
+// nothing. Either way the client gets a graphql-transport-ws "error"
+// message for it, and subscribes again after logging in. A subscription also starts
 // with a fresh authentication of the connection's token, so one opened on
 // a connection whose token has ended since is refused, and resolvers see
 // the viewer's role as it is now.
@@ -281,6 +283,9 @@ func (g *subscriptionGuard) around(ctx context.Context, next graphql.OperationHa
 		p = fresh
 		ctx = tenant.WithPrincipal(ctx, p)
 	}
+	if p.EnrolOnly {
+		return refuse("FORBIDDEN", enrolFirst)
+	}
 	key := p.TokenID
 	if key == "" {
 		key = string(p.Kind) + ":" + p.ID
@@ -379,11 +384,7 @@ func (g *subscriptionGuard) recheckLoop(ctx context.Context, key, token string) 
 		p, err := g.auth(ctx, token)
 		switch {
 		case tenant.ErrorCode(err) == tenant.EUnauthenticated || errors.Is(err, tenant.ErrAddressNotAllowed):
-			why := &ended{&gqlerror.Error{Message: loginEnded, Extensions: map[string]any{"code": "UNAUTHENTICATED"}}}
-			for _, s := range g.subsOf(key) {
-				requestInfoFrom(s.ctx).addCode("UNAUTHENTICATED")
-				s.end(why)
-			}
+			g.endAll(key, "UNAUTHENTICATED", loginEnded)
 			continue
 		case err != nil:
 			// The database is unreachable: keep the subscriptions (they
@@ -392,12 +393,25 @@ func (g *subscriptionGuard) recheckLoop(ctx context.Context, key, token string) 
 				g.log.Warn("subscriptions: cannot recheck a token; checking again later", "err", err)
 			}
 			continue
+		case p.EnrolOnly:
+			// Two-factor became required of the login (requireTotpForAdmins).
+			g.endAll(key, "FORBIDDEN", enrolFirst)
+			continue
 		}
 		for _, s := range g.subsOf(key) {
 			if err := s.recheck.run(tenant.WithPrincipal(s.ctx, p)); err != nil {
 				s.end(&ended{presentError(s.ctx, g.log, err)})
 			}
 		}
+	}
+}
+
+// endAll ends every subscription of key with the error code and message.
+func (g *subscriptionGuard) endAll(key, code, message string) {
+	why := &ended{&gqlerror.Error{Message: message, Extensions: map[string]any{"code": code}}}
+	for _, s := range g.subsOf(key) {
+		requestInfoFrom(s.ctx).addCode(code)
+		s.end(why)
 	}
 }
 

@@ -4771,8 +4771,9 @@ extend type Mutation {
     input: ConfirmTotpEnrolmentInput!
   ): ConfirmTotpEnrolmentPayload
   """
-  Turn two-factor off, with the password and a current code or a recovery code. A wrong
-  password counts as a failed login, as in ` + "`" + `changePassword` + "`" + `.
+  Turn two-factor off, with the password and a current code or a recovery code. Every call
+  counts as a failed login until it succeeds, as a wrong password in ` + "`" + `changePassword` + "`" + ` does,
+  even without a password: the answer says whether the code was right.
   """
   disableTotp(
     "The mutation's arguments: see ` + "`" + `DisableTotpInput` + "`" + `."
@@ -5120,7 +5121,11 @@ enum UserErrorCode {
 }
 
 type Query {
-  "Who is calling: a user of an account, or a support-staff member. Null when not logged in."
+  """
+  Who is calling: a user of an account, or a support-staff member. Null when not logged in.
+  An enrol-only token (docs/GRAPHQL.md, "Two-factor authentication") may ask only who it is:
+  the plain fields of ` + "`" + `user` + "`" + ` and ` + "`" + `staff` + "`" + `, and ` + "`" + `apiSessions` + "`" + `; anything more is ` + "`" + `FORBIDDEN` + "`" + `.
+  """
   viewer: Viewer
   "Any object by its global ID, or null if it does not exist or is not visible to the caller."
   node(
@@ -5165,7 +5170,8 @@ type Mutation {
   "Revoke the token this request was made with."
   logout: LogoutPayload
   """
-  Change your own password. Your other tokens are revoked. A wrong current password counts
+  Change your own password. Your other tokens, and the password-reset links already emailed
+  to you, are revoked. A wrong current password counts
   as a failed login at your email from your address: after 10, a ` + "`" + `LIMIT` + "`" + ` error with
   ` + "`" + `retryAfter` + "`" + `, as for logins (docs/SECURITY.md).
   """
@@ -7383,8 +7389,10 @@ input UpdateUserInput {
   """
   A new login email (unique among everyone who can log in: see createUser). Changing your
   own needs ` + "`" + `currentPassword` + "`" + `. Either way the old address is emailed what changed, when and
-  by whom, the change is audited as ` + "`" + `user.email_changed` + "`" + `, and the user's other API tokens
-  end (all of them when an owner or administrator changes someone else's).
+  by whom, the change is audited as ` + "`" + `user.email_changed` + "`" + `, the user's other API tokens
+  end (all of them when an owner or administrator changes someone else's), and the
+  password-reset and invitation links already sent stop working (a user still invited is
+  sent a new invitation at the new address).
   """
   email: String
   "Your current password: needed to change your own ` + "`" + `email` + "`" + `, ignored otherwise."

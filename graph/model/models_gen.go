@@ -1146,8 +1146,10 @@ type UpdateUserInput struct {
 	ID string `json:"id"`
 	// A new login email (unique among everyone who can log in: see createUser). Changing your
 	// own needs `currentPassword`. Either way the old address is emailed what changed, when and
-	// by whom, the change is audited as `user.email_changed`, and the user's other API tokens
-	// end (all of them when an owner or administrator changes someone else's).
+	// by whom, the change is audited as `user.email_changed`, the user's other API tokens
+	// end (all of them when an owner or administrator changes someone else's), and the
+	// password-reset and invitation links already sent stop working (a user still invited is
+	// sent a new invitation at the new address).
 	Email *string `json:"email,omitempty"`
 	// Your current password: needed to change your own `email`, ignored otherwise.
 	CurrentPassword *string `json:"currentPassword,omitempty"`

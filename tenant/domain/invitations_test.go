@@ -267,3 +267,71 @@ func TestPasswordResetLimitLocksNobodyOut(t *testing.T) {
 		t.Fatalf("login with the new password: %v", err)
 	}
 }
+
+// Links emailed to an address stop working when the user's email changes:
+// an administrator who fixes a mistyped address, or a user who leaves an
+// old mailbox behind, must not leave a way in to whoever reads the old one.
+// A user still invited gets a new invitation at the new address.
+func TestEmailChangeSpendsTheLinksSentToTheOldAddress(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.newUser("uma@acme-typo.test", tenant.RoleUser)
+	typoInvite := f.latestToken(outbox.EmailInvitation, "uma@acme-typo.test")
+	email := "uma@acme.test"
+	if _, err := f.svc.People.UpdateUser(f.ownerCtx, people.UpdateUserInput{ID: u.ID, Email: &email}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.People.AcceptInvitation(ctx, typoInvite, goodPassword)
+	f.wantRefusal(err, "no longer valid")
+	if _, err := f.svc.People.Login(ctx, email, goodPassword, netip.Addr{}); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+		t.Fatalf("the old address's invitation set a password: login gave %v", err)
+	}
+	if _, err := f.svc.People.AcceptInvitation(ctx, f.latestToken(outbox.EmailInvitation, email), goodPassword); err != nil {
+		t.Fatalf("the invitation sent to the new address: %v", err)
+	}
+
+	// A reset link sent before the change no longer resets the password.
+	if err := f.svc.People.RequestPasswordReset(ctx, email); err != nil {
+		t.Fatal(err)
+	}
+	reset := f.latestToken(outbox.EmailPasswordReset, email)
+	next := "uma@elsewhere.test"
+	if _, err := f.svc.People.UpdateUser(f.ownerCtx, people.UpdateUserInput{ID: u.ID, Email: &next}); err != nil {
+		t.Fatal(err)
+	}
+	err = f.svc.People.ResetPassword(ctx, reset, "a password someone else chose")
+	f.wantRefusal(err, "no longer valid")
+	if _, err := f.svc.People.Login(ctx, next, goodPassword, netip.Addr{}); err != nil {
+		t.Fatalf("the user's own password after the refused reset: %v", err)
+	}
+	if n := len(f.emailsTo(outbox.EmailInvitation, next)); n != 0 {
+		t.Fatalf("%d invitations to a user who has a password", n)
+	}
+}
+
+// Changing one's password spends the reset links already sent: a link that
+// someone else got hold of does not undo the change.
+func TestPasswordChangeSpendsResetLinks(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	link := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	res, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.ChangePassword(tenant.WithPrincipal(ctx, res.Principal), "the first passphrase", "the second passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	err = f.svc.People.ResetPassword(ctx, link, "a password someone else chose")
+	f.wantRefusal(err, "no longer valid")
+	if _, err := f.svc.People.Login(ctx, u.Email, "the second passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("the changed password after the refused reset: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/skiffhq/skiff/tenant"
 	"github.com/skiffhq/skiff/tenant/people"
 )
@@ -67,5 +68,78 @@ func TestPasswordChecksOfTheLoggedInAreThrottledLikeLogins(t *testing.T) {
 	// The user, from their own address, is not locked out.
 	if err := w.svc.People.ChangePassword(as(netip.MustParseAddr("203.0.113.9")), password, "a new long password"); err != nil {
 		t.Errorf("the user from another address: %v", err)
+	}
+}
+
+// stolenToken makes a user and the context of a request made with their
+// token from someone else's address.
+func stolenToken(w *world) (context.Context, *tenant.User) {
+	u := w.user("Uma", tenant.RoleUser)
+	return tenant.WithPrincipal(context.Background(), &tenant.Principal{
+		Kind: tenant.KindUser, ID: u.ID, AccountID: u.AccountID, Role: u.Role, Name: u.Name, Email: u.Email,
+		Addr: netip.MustParseAddr("198.51.100.7"), TokenID: "a stolen token",
+	}), u
+}
+
+// disableTotp answers whether its code is right even when the password is
+// missing or wrong (both mistakes are reported together), so every call
+// counts, an empty password too: a stolen token cannot try code after code
+// for free, learn a current one and then pair it with a guessed password.
+func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx, _ := stolenToken(w)
+	e, err := w.svc.People.StartTotpEnrolment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func() string {
+		c, err := totp.GenerateCode(e.Secret, w.svc.Time())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, err := w.svc.People.ConfirmTotpEnrolment(ctx, code()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tenant.PairLimit {
+		err := w.svc.People.DisableTotp(ctx, "", fmt.Sprintf("%06d", i))
+		if tenant.ErrorCode(err) != tenant.EInvalid {
+			t.Fatalf("guess %d: %v; want INVALID", i+1, err)
+		}
+	}
+	err = w.svc.People.DisableTotp(ctx, "", "999999")
+	if tenant.ErrorCode(err) != tenant.ELimit || tenant.ErrorField(err) != "password" {
+		t.Fatalf("a guess after %d without a password: %v (field %q); want LIMIT on password", tenant.PairLimit, err, tenant.ErrorField(err))
+	}
+	if on, err := w.svc.People.TotpEnabled(ctx); err != nil || !on {
+		t.Fatalf("two-factor on after the guesses: %v, %v", on, err)
+	}
+}
+
+// A current password sent with an email that does not change is never
+// checked, so it must not reset the count as a right password does:
+// otherwise a stolen token could wipe its (login, address) count between
+// every few guesses at changePassword, and guess without end.
+func TestUncheckedPasswordDoesNotResetTheCount(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx, u := stolenToken(w)
+	for i := range tenant.PairLimit - 2 {
+		if err := w.svc.People.ChangePassword(ctx, fmt.Sprintf("guess %d", i), "a new long password"); tenant.ErrorCode(err) != tenant.EInvalid {
+			t.Fatalf("guess %d: %v; want INVALID", i+1, err)
+		}
+	}
+	same := u.Email
+	if _, err := w.svc.People.UpdateUser(ctx, people.UpdateUserInput{ID: u.ID, Email: &same, CurrentPassword: "not the password"}); err != nil {
+		t.Fatalf("an update that changes nothing: %v", err)
+	}
+	if err := w.svc.People.ChangePassword(ctx, "guess 9", "a new long password"); tenant.ErrorCode(err) != tenant.EInvalid {
+		t.Fatalf("guess %d: %v; want INVALID", tenant.PairLimit, err)
+	}
+	err := w.svc.People.ChangePassword(ctx, "guess 10", "a new long password")
+	if tenant.ErrorCode(err) != tenant.ELimit || tenant.ErrorField(err) != "currentPassword" {
+		t.Fatalf("guess %d: %v (field %q); want LIMIT on currentPassword", tenant.PairLimit+1, err, tenant.ErrorField(err))
 	}
 }

@@ -203,6 +203,26 @@ func TestTotpRequiredOfStaff(t *testing.T) {
 	if _, err := f.loggedIn("support@skiff.test", "staff password 123", ""); !errors.Is(err, people.ErrTotpRequired) {
 		t.Errorf("staff login without a code: %v", err)
 	}
+	// Turning it on and off is in the staff audit trail, as a user's is in
+	// their account's.
+	f.advance(30 * time.Second)
+	if err := f.svc.People.DisableTotp(again, "staff password 123", f.code(secret)); err != nil {
+		t.Fatal(err)
+	}
+	var events []struct {
+		Kind     string `db:"kind"`
+		ActorID  string `db:"actor_id"`
+		TargetID string `db:"target_id"`
+	}
+	if err := f.svc.DB.X.Select(&events, `SELECT kind, actor_id, target_id FROM staff_audit_events
+		WHERE kind LIKE 'staff.totp%' ORDER BY at, id`); err != nil {
+		t.Fatal(err)
+	}
+	me := tenant.PrincipalFrom(again).ID
+	if len(events) != 2 || events[0].Kind != "staff.totp_enabled" || events[1].Kind != "staff.totp_disabled" ||
+		events[0].TargetID != me || events[1].ActorID != me {
+		t.Errorf("staff audit trail of two-factor: %+v, want staff.totp_enabled then staff.totp_disabled by and of %s", events, me)
+	}
 }
 
 // requireTotpForAdmins: owners only, an owner must have it on first; then

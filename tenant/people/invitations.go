@@ -248,6 +248,14 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	return nil
 }
 
+// revokeLinksTx ends every outstanding one-time link of u (invitations and
+// password resets), in the caller's transaction.
+func (s *Service) revokeLinksTx(ctx context.Context, q tenant.Queryer, u *tenant.User) error {
+	_, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
+		WHERE account_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, u.AccountID, u.ID, s.Time())
+	return tenant.DBError(err)
+}
+
 // tokenRef is where a one-time token belongs, found before the tenant is known.
 type tokenRef struct {
 	ID        string     `db:"id"`
@@ -318,9 +326,8 @@ func (s *Service) redeemToken(ctx context.Context, token, password string, purpo
 		if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET used_at = $2 WHERE id = $1`, ref.ID, now); err != nil {
 			return tenant.DBError(err)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE one_time_tokens SET revoked_at = $3
-			WHERE account_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, u.AccountID, u.ID, now); err != nil {
-			return tenant.DBError(err)
+		if err := s.revokeLinksTx(ctx, q, u); err != nil {
+			return err
 		}
 		if err := q.GetContext(ctx, u, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING `+tenant.UserColumns,
 			u.ID, hash, now); err != nil {

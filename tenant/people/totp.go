@@ -154,7 +154,7 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 			id, s.Time(), tenant.StringArray(hashes)); err != nil {
 			return tenant.DBError(err)
 		}
-		return s.auditTotp(ctx, q, p, "user.totp_enabled")
+		return s.auditTotp(ctx, q, p, "user.totp_enabled", "staff.totp_enabled")
 	})
 	if err != nil {
 		return nil, err
@@ -164,16 +164,18 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 
 // DisableTotp turns two-factor off, with the password and a current code or
 // a recovery code. Where it is required, the next login may only enrol again.
+// Every call counts as a login attempt (see countPasswordCheck), whatever it
+// is given.
 func (s *Service) DisableTotp(ctx context.Context, password, code string) error {
 	p, err := requireLogin(ctx)
 	if err != nil {
 		return err
 	}
-	passed := func() {}
-	if password != "" {
-		if passed, err = s.countPasswordCheck(ctx, p, "password"); err != nil {
-			return err
-		}
+	// Counted even without a password: the answer says whether the code is
+	// right, so uncounted calls would let a stolen token try every code.
+	passed, err := s.countPasswordCheck(ctx, p, "password")
+	if err != nil {
+		return err
 	}
 	col, id := totpOwner(p)
 	err = s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
@@ -215,7 +217,7 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 		if _, err := q.ExecContext(ctx, `DELETE FROM totp WHERE `+col+` = $1`, id); err != nil {
 			return tenant.DBError(err)
 		}
-		return s.auditTotp(ctx, q, p, "user.totp_disabled")
+		return s.auditTotp(ctx, q, p, "user.totp_disabled", "staff.totp_disabled")
 	})
 	if err == nil {
 		passed()
@@ -223,11 +225,14 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 	return err
 }
 
-func (s *Service) auditTotp(ctx context.Context, q tenant.Queryer, p *tenant.Principal, kind string) error {
+// auditTotp records a change of p's two-factor: a user's as userKind in
+// their account's trail, a staff member's as staffKind in the staff trail
+// (q is in p's own scope, see inOwnScope).
+func (s *Service) auditTotp(ctx context.Context, q tenant.Queryer, p *tenant.Principal, userKind, staffKind string) error {
 	if p.IsStaff() {
-		return nil // staff are not in an account's trail
+		return audit.RecordStaff(ctx, q, audit.Event{Kind: staffKind, TargetKind: "Staff", TargetID: p.ID})
 	}
-	return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: kind, TargetKind: "User", TargetID: p.ID})
+	return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: userKind, TargetKind: "User", TargetID: p.ID})
 }
 
 // TotpEnabled reports whether the caller has two-factor on.

@@ -398,8 +398,9 @@ type UpdateUserInput struct {
 // An email change needs the current password when it is the principal's own
 // (a stolen token alone cannot move the account to another address); either
 // way the old address is emailed what changed, when and by whom, the change
-// is audited as user.email_changed, and the user's API tokens end (all but
-// the one making the change, when it is their own).
+// is audited as user.email_changed, the user's API tokens end (all but
+// the one making the change, when it is their own), and so do the one-time
+// links already emailed (see emailChangedTx).
 func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.User, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -427,6 +428,11 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	var (
 		u           *tenant.User
 		jailChanged bool
+		// passwordChecked: the password was verified, so its count may be
+		// reset. A password sent with an email that does not change is
+		// counted and not checked: it must not reset the count either, or
+		// a stolen token could wipe it between guesses elsewhere.
+		passwordChecked bool
 	)
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
 		var err error
@@ -459,6 +465,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 			if err := checkCurrentPassword(ctx, u, in.CurrentPassword, "your current password is needed to change your email"); err != nil {
 				return err
 			}
+			passwordChecked = true
 		}
 		if in.Role != nil && *in.Role != u.Role {
 			if !in.Role.Valid() {
@@ -516,7 +523,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 	if err == nil && in.SFTPEnabled != nil && !*in.SFTPEnabled {
 		s.EndSessions(u.AccountID, u.ID)
 	}
-	if err == nil {
+	if err == nil && passwordChecked {
 		passed()
 	}
 	return tenant.Result(u, err)
@@ -599,9 +606,10 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 }
 
 // ChangePassword changes the principal's own password after checking the
-// current one. The user's other API tokens are revoked and the SFTP sessions
-// that logged in with the password end (on this node at once, on others at
-// their gate's next check, about a second); key sessions go on.
+// current one. The user's other API tokens and password-reset links are
+// revoked and the SFTP sessions that logged in with the password end (on
+// this node at once, on others at their gate's next check, about a second);
+// key sessions go on.
 func (s *Service) ChangePassword(ctx context.Context, current, next string) error {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
@@ -635,6 +643,11 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
 			u.ID, p.TokenID, s.Time()); err != nil {
 			return tenant.DBError(err)
+		}
+		// So do the reset links already sent: whoever got hold of one must
+		// not undo the new password with it.
+		if err := s.revokeLinksTx(ctx, q, u); err != nil {
+			return err
 		}
 		_, err = q.ExecContext(ctx, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, u.ID, h, s.Time())
 		if err != nil {
@@ -672,7 +685,11 @@ func checkCurrentPassword(ctx context.Context, u *tenant.User, password, missing
 }
 
 // emailChangedTx tells u's old address of the change, audits it and ends u's
-// API tokens but the one p is using, in the caller's transaction.
+// API tokens but the one p is using, in the caller's transaction. The
+// password-reset and invitation links already emailed to the old address
+// stop working: whoever reads that mailbox (a mistyped address, a former
+// employer's) must not set the password of the user now known by the new
+// one. A user still invited gets a new invitation at the new address.
 func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenant.Principal, u *tenant.User, oldEmail string) error {
 	keep := ""
 	if p.ID == u.ID {
@@ -681,6 +698,14 @@ func (s *Service) emailChangedTx(ctx context.Context, q tenant.Queryer, p *tenan
 	if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $3 WHERE user_id = $1 AND id::text <> $2 AND revoked_at IS NULL`,
 		u.ID, keep, s.Time()); err != nil {
 		return tenant.DBError(err)
+	}
+	if err := s.revokeLinksTx(ctx, q, u); err != nil {
+		return err
+	}
+	if u.InvitationPending() {
+		if err := s.sendInvitationTx(ctx, q, u); err != nil {
+			return err
+		}
 	}
 	var accountName string
 	if err := q.GetContext(ctx, &accountName, `SELECT name FROM accounts WHERE id = $1`, u.AccountID); err != nil {
