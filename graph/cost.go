@@ -3,7 +3,9 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -21,7 +23,10 @@ import (
 //     whole operation, fragments expanded, too many fields.
 //  2. costLimit, after validation and before execution: depth, then complexity in which
 //     a paged field's selection counts once per item it may return (its
-//     `first`, or tenant.DefaultPageSize without one).
+//     `first`, or tenant.DefaultPageSize without one). An unpaged list
+//     (ProjectFolder.members, Account.sftpSessions, User.sshKeys) counts
+//     once here, and once per further item it holds as soon as it is
+//     loaded, before its items are resolved (chargeList).
 //  3. responseLimit, after execution: a response larger than the bound is
 //     replaced by an error rather than sent.
 
@@ -145,6 +150,7 @@ type costLimit struct{ depth, complexity int }
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationContextMutator
+	graphql.OperationInterceptor
 } = costLimit{}
 
 func (costLimit) ExtensionName() string                   { return "CostLimit" }
@@ -165,6 +171,96 @@ func (l costLimit) MutateOperationContext(ctx context.Context, oc *graphql.Opera
 		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "the operation's complexity is over %d (paged fields count once per item of `first`); the limit is %d", l.complexity, l.complexity)
 	}
 	return nil
+}
+
+// InterceptOperation gives a query or mutation the budget its unpaged lists
+// draw on (chargeList): the complexity limit less what costLimit counted. A
+// query that goes over it is answered with the refusal alone, as if it had
+// been refused before it ran: never with some lists and not others. A
+// mutation's changes are done by then, so its payload is kept and the list
+// over the limit is null with the error at its path. Subscriptions are not
+// charged: each event is answered on its own, and its lists are bounded
+// (a session's user's keys).
+func (l costLimit) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
+		return next(ctx)
+	}
+	b := &listBudget{limit: l.complexity,
+		used: selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0)}
+	responses := next(context.WithValue(ctx, listBudgetKey{}, b))
+	if oc.Operation.Operation != ast.Query {
+		return responses
+	}
+	return func(ctx context.Context) *graphql.Response {
+		resp := responses(ctx)
+		if msg := b.refusal(); msg != "" && resp != nil {
+			return &graphql.Response{Errors: gqlerror.List{limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", msg)}}
+		}
+		return resp
+	}
+}
+
+type listBudgetKey struct{}
+
+// listBudget is an operation's complexity as it runs.
+type listBudget struct {
+	limit int
+	mu    sync.Mutex
+	used  int
+	over  string // the first refusal's message
+}
+
+func (b *listBudget) refusal() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over
+}
+
+// chargeList counts an unpaged list of n items, which costLimit counted as
+// one, at the field whose context ctx is: each further item costs its
+// selection once more. It refuses the list with COMPLEXITY_LIMIT_EXCEEDED
+// when the operation's complexity goes over the limit, and every list after
+// that one, so that a list over the limit is never resolved item by item
+// (the response would be built whole before responseLimit saw its size).
+// With n ≤ 1 it only tells whether the operation is already over, so a
+// resolver may ask before it loads.
+func chargeList(ctx context.Context, n int) error {
+	b, _ := ctx.Value(listBudgetKey{}).(*listBudget)
+	if b == nil {
+		return nil
+	}
+	cost := 0
+	fc := graphql.GetFieldContext(ctx)
+	if n > 1 && fc != nil {
+		oc := graphql.GetOperationContext(ctx)
+		cost = selectionCost(fc.Field.Selections, oc.Doc.Fragments, oc.Variables, b.limit, 0)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over == "" && cost > 0 {
+		b.used += min((n-1)*cost, b.limit+1)
+		if b.used > b.limit {
+			b.over = fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
+				"(%s.%s holds %d items here, and each counts its selection of %d); the limit is %d: ask for fewer items or fields",
+				b.limit, fc.Object, fc.Field.Name, n, cost, b.limit)
+		}
+	}
+	if b.over != "" {
+		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", b.over)
+	}
+	return nil
+}
+
+// chargedList returns a list loaded with err, once chargeList has counted it.
+func chargedList[T any](ctx context.Context, list []T, err error) ([]T, error) {
+	if err != nil {
+		return list, err
+	}
+	if err := chargeList(ctx, len(list)); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // introspectionDepth is the depth limit of an operation that only
