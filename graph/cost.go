@@ -26,7 +26,8 @@ import (
 //     `first`, or tenant.DefaultPageSize without one). An unpaged list
 //     (ProjectFolder.members, Account.sftpSessions, User.sshKeys) counts
 //     once here, and once per further item it holds as soon as it is
-//     loaded, before its items are resolved (chargeList).
+//     loaded, before its items are resolved (chargeList); Account.usersCsv,
+//     a whole list in one value, may be resolved once (chargeOnce).
 //  3. responseLimit, after execution: a response larger than the bound is
 //     replaced by an error rather than sent.
 
@@ -173,28 +174,28 @@ func (l costLimit) MutateOperationContext(ctx context.Context, oc *graphql.Opera
 	return nil
 }
 
-// InterceptOperation gives a query or mutation the budget its unpaged lists
-// draw on (chargeList): the complexity limit less what costLimit counted. A
-// query that goes over it is answered with the refusal alone, as if it had
-// been refused before it ran: never with some lists and not others. A
-// mutation's changes are done by then, so its payload is kept and the list
-// over the limit is null with the error at its path. Subscriptions are not
-// charged: each event is answered on its own, and its lists are bounded
-// (a session's user's keys).
+// InterceptOperation gives each operation the budget its unpaged lists draw
+// on (chargeList, chargeOnce): the complexity limit less what costLimit
+// counted. A query that goes over it is answered with the refusal alone, as
+// if it had been refused before it ran: never with some lists and not
+// others. So is a subscription's event, whose budget is its own: each event
+// starts again from what costLimit counted. A mutation's changes are done by
+// then, so its payload is kept and the field over the limit is null with the
+// error at its path.
 func (l costLimit) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
-	if oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
+	if oc.Operation == nil {
 		return next(ctx)
 	}
-	b := &listBudget{limit: l.complexity,
-		used: selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0)}
+	static := selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0)
+	b := &listBudget{limit: l.complexity, static: static, used: static}
 	responses := next(context.WithValue(ctx, listBudgetKey{}, b))
-	if oc.Operation.Operation != ast.Query {
+	if oc.Operation.Operation == ast.Mutation {
 		return responses
 	}
 	return func(ctx context.Context) *graphql.Response {
 		resp := responses(ctx)
-		if msg := b.refusal(); msg != "" && resp != nil {
+		if msg := b.reset(); msg != "" && resp != nil {
 			return &graphql.Response{Errors: gqlerror.List{limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", msg)}}
 		}
 		return resp
@@ -205,16 +206,43 @@ type listBudgetKey struct{}
 
 // listBudget is an operation's complexity as it runs.
 type listBudget struct {
-	limit int
-	mu    sync.Mutex
-	used  int
-	over  string // the first refusal's message
+	limit, static int
+	mu            sync.Mutex
+	used          int
+	once          map[string]bool // the onceFields resolved
+	over          string          // the first refusal's message
 }
 
-func (b *listBudget) refusal() string {
+// reset returns the refusal of the response just built, if any, and starts
+// the next response's count (a subscription's next event).
+func (b *listBudget) reset() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.over
+	msg := b.over
+	b.used, b.once, b.over = b.static, nil, ""
+	return msg
+}
+
+// charge adds cost to b, refusing the field with msg when that goes over
+// the limit, and every field that asks after a refusal.
+func (b *listBudget) charge(cost int, msg func() string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over == "" && cost > 0 {
+		b.used += min(cost, b.limit+1)
+		if b.used > b.limit {
+			b.over = msg()
+		}
+	}
+	if b.over != "" {
+		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", b.over)
+	}
+	return nil
+}
+
+func budgetFrom(ctx context.Context) *listBudget {
+	b, _ := ctx.Value(listBudgetKey{}).(*listBudget)
+	return b
 }
 
 // chargeList counts an unpaged list of n items, which costLimit counted as
@@ -226,7 +254,7 @@ func (b *listBudget) refusal() string {
 // With n ≤ 1 it only tells whether the operation is already over, so a
 // resolver may ask before it loads.
 func chargeList(ctx context.Context, n int) error {
-	b, _ := ctx.Value(listBudgetKey{}).(*listBudget)
+	b := budgetFrom(ctx)
 	if b == nil {
 		return nil
 	}
@@ -236,20 +264,39 @@ func chargeList(ctx context.Context, n int) error {
 		oc := graphql.GetOperationContext(ctx)
 		cost = selectionCost(fc.Field.Selections, oc.Doc.Fragments, oc.Variables, b.limit, 0)
 	}
+	return b.charge(min(n-1, b.limit+1)*cost, func() string {
+		return fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
+			"(%s.%s holds %d items here, and each counts its selection of %d); the limit is %d: ask for fewer items or fields",
+			b.limit, fc.Object, fc.Field.Name, n, cost, b.limit)
+	})
+}
+
+// chargeOnce refuses, with COMPLEXITY_LIMIT_EXCEEDED, the second resolution
+// in one operation (or one subscription event) of the field whose context
+// ctx is: a field holding a whole list in one value (Account.usersCsv, every
+// user of the account), which no page bounds. Under an alias, or under a
+// list, it would be built once per alias or item. It costs nothing else,
+// since one account's list is bounded by the response size.
+func chargeOnce(ctx context.Context) error {
+	b, fc := budgetFrom(ctx), graphql.GetFieldContext(ctx)
+	if b == nil || fc == nil {
+		return nil
+	}
+	name := fc.Object + "." + fc.Field.Name
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.over == "" && cost > 0 {
-		b.used += min((n-1)*cost, b.limit+1)
-		if b.used > b.limit {
-			b.over = fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
-				"(%s.%s holds %d items here, and each counts its selection of %d); the limit is %d: ask for fewer items or fields",
-				b.limit, fc.Object, fc.Field.Name, n, cost, b.limit)
-		}
+	again := b.once[name]
+	if b.once == nil {
+		b.once = map[string]bool{}
 	}
-	if b.over != "" {
-		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", b.over)
+	b.once[name] = true
+	b.mu.Unlock()
+	if !again {
+		return b.charge(0, nil)
 	}
-	return nil
+	return b.charge(b.limit+1, func() string {
+		return fmt.Sprintf("%s is asked for more than once in this operation (an alias, or under a list); "+
+			"it holds a whole list in one value and may be asked for once", name)
+	})
 }
 
 // chargedList returns a list loaded with err, once chargeList has counted it.

@@ -4250,7 +4250,8 @@ type Account implements Node {
   group by name, sftp ` + "`" + `true` + "`" + `/` + "`" + `false` + "`" + `; never passwords). Owners and administrators
   only: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
   Importing it into another account recreates the users (emails are unique across
-  Skiff, so only once they are free).
+  Skiff, so only once they are free). Asked for once per operation: a second time (an
+  alias, or under a list) is refused with ` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + `.
   """
   usersCsv: String
   """
