@@ -22,7 +22,7 @@ import (
 
 // shareWithMany makes users users of the account and folders project
 // folders, each shared with every one of those users, straight in the
-// database (the service would take minutes), and returns the folders' IDs.
+// database (the service would take minutes).
 func (e *env) shareWithMany(accountID string, users, folders int) {
 	e.t.Helper()
 	if err := e.svc.DB.InAccount(context.Background(), accountID, func(tx *sqlx.Tx) error {
@@ -81,30 +81,44 @@ func peakHeap() (stop func() (peak, allocated uint64)) {
 	}
 }
 
-// TestMeasureUnpagedMembers is a measurement, not a check: it runs with
+// measure is a measurement, not a check: it runs with
 // SKIFF_MEASURE_UNPAGED=1 only (it takes half a minute and several hundred
-// MB). It logs what a page of 100 folders, each shared with 2,000 users,
-// costs with and without their members (docs/GRAPHQL.md, "Limits").
-func TestMeasureUnpagedMembers(t *testing.T) {
+// MB). It seeds an account of users users and folders folders, each shared
+// with all of them, and logs what each query costs the owner
+// (docs/GRAPHQL.md, "Limits").
+func measure(t *testing.T, users, folders int, queries ...[2]string) {
 	if os.Getenv("SKIFF_MEASURE_UNPAGED") == "" {
 		t.Skip("a measurement: set SKIFF_MEASURE_UNPAGED=1 to run it")
 	}
 	e := newEnv(t)
 	acme, owner := e.account("Acme", "owner@acme.example")
-	e.shareWithMany(acme, 2000, 100)
-	measure := func(what, q string) {
+	e.shareWithMany(acme, users, folders)
+	for _, q := range queries {
 		stop := peakHeap()
 		start := time.Now()
-		r := e.do(owner, q, nil)
+		r := e.do(owner, q[1], nil)
 		took := time.Since(start)
 		peak, alloc := stop()
-		t.Logf("%s: %v, peak heap +%d MB, allocated %d MB, %d bytes of data, errors %+v", what, took, peak>>20, alloc>>20, len(r.Data), r.Errors)
+		t.Logf("%s: %v, peak heap +%d MB, allocated %d MB, %d bytes of data, errors %+v", q[0], took, peak>>20, alloc>>20, len(r.Data), r.Errors)
 	}
-	for range 2 {
-		measure("100 folders without members", `{ account { projectFolders(first: 100) { edges { node { id } } } } }`)
+}
+
+// A page of 100 folders, each shared with 2,000 users, with and without
+// their members.
+func TestMeasureUnpagedMembers(t *testing.T) {
+	page := [2]string{"100 folders without members", `{ account { projectFolders(first: 100) { edges { node { id } } } } }`}
+	measure(t, 2000, 100, page, page, [2]string{"100 folders × 2,000 members", `{ account { projectFolders(first: 100) { edges { node { id
+		members { user { name email sshKeys { fingerprint } } } } } } } }`})
+}
+
+// usersCsv of 5,000 users, once and under 100 aliases.
+func TestMeasureUsersCSVAliases(t *testing.T) {
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "c%d: usersCsv ", i)
 	}
-	measure("100 folders × 2,000 members", `{ account { projectFolders(first: 100) { edges { node { id
-		members { user { name email sshKeys { fingerprint } } } } } } } }`)
+	measure(t, 5000, 0, [2]string{"usersCsv of 5,000 users", `{ account { usersCsv } }`},
+		[2]string{"100 × usersCsv of 5,000 users", "{ account { " + b.String() + "} }"})
 }
 
 // An unpaged list (ProjectFolder.members, Account.sftpSessions,
@@ -259,29 +273,6 @@ func TestUsersCSVOncePerOperation(t *testing.T) {
 	e.mustDo(owner, `{ account { usersCsv } }`, nil, &one)
 	if rows := strings.Count(one.Account.UsersCsv, "\n"); rows != 302 { // a header, the owner and 300 users
 		t.Errorf("the export has %d lines, want 302", rows)
-	}
-}
-
-func TestMeasureUsersCSVAliases(t *testing.T) {
-	if os.Getenv("SKIFF_MEASURE_UNPAGED") == "" {
-		t.Skip("a measurement: set SKIFF_MEASURE_UNPAGED=1 to run it")
-	}
-	e := newEnv(t)
-	acme, owner := e.account("Acme", "owner@acme.example")
-	e.shareWithMany(acme, 5000, 0)
-	for _, n := range []int{1, 100} {
-		var b strings.Builder
-		b.WriteString("{ account { ")
-		for i := range n {
-			fmt.Fprintf(&b, "c%d: usersCsv ", i)
-		}
-		b.WriteString("} }")
-		stop := peakHeap()
-		start := time.Now()
-		r := e.do(owner, b.String(), nil)
-		took := time.Since(start)
-		peak, alloc := stop()
-		t.Logf("%d × usersCsv of 5,000 users: %v, peak heap +%d MB, allocated %d MB, %d bytes of data, errors %+v", n, took, peak>>20, alloc>>20, len(r.Data), r.Errors)
 	}
 }
 
