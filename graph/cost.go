@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // The cost of a request is bounded before it is spent, in three steps:
@@ -299,8 +301,28 @@ func chargeOnce(ctx context.Context) error {
 	})
 }
 
+// sharesBound is the most shares a batch of n folders' members may hold in
+// the operation of ctx, 0 for no bound: beyond the limit and one share per
+// folder, their members certainly take the operation over the limit (each
+// item costs at least 1), so they are refused without being read.
+func sharesBound(ctx context.Context, n int) int {
+	if b := budgetFrom(ctx); b != nil {
+		return b.limit + n
+	}
+	return 0
+}
+
 // chargedList returns a list loaded with err, once chargeList has counted it.
 func chargedList[T any](ctx context.Context, list []T, err error) ([]T, error) {
+	var tooMany *sharing.TooManyShares
+	if errors.As(err, &tooMany) {
+		b, fc := budgetFrom(ctx), graphql.GetFieldContext(ctx)
+		return nil, b.charge(b.limit+1, func() string {
+			return fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
+				"(%s.%s: the folders asked for are shared more than %d times in all, and each share counts); the limit is %d: ask for fewer items",
+				b.limit, fc.Object, fc.Field.Name, tooMany.Max, b.limit)
+		})
+	}
 	if err != nil {
 		return list, err
 	}

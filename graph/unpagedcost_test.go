@@ -133,14 +133,21 @@ func TestUnpagedListsCountPerItem(t *testing.T) {
 	acme, owner := e.account("Acme", "owner@acme.example")
 	e.shareWithMany(acme, 2100, 5)
 
-	// 5 folders × 2,100 members × 3 is over 10,000: refused whole, with no
-	// data, however small the response would have been.
-	r := e.do(owner, `{ account { projectFolders(first: 5) { edges { node { name members { user { name email } } } } } } }`, nil)
-	if len(r.Errors) != 1 || r.Errors[0].code() != "COMPLEXITY_LIMIT_EXCEEDED" || string(r.Data) != "null" && len(r.Data) != 0 {
-		t.Fatalf("5 folders of 2,100 members: want only COMPLEXITY_LIMIT_EXCEEDED, got %+v (data %.200s)", r.Errors, r.Data)
-	}
-	if msg := r.Errors[0].Message; !strings.Contains(msg, "ProjectFolder.members holds 2100 items") || !strings.Contains(msg, "the limit is 10000") {
-		t.Errorf("the message does not say what went over: %q", msg)
+	// 2 folders × 2,100 members × 3 is over 10,000: refused whole, with no
+	// data, however small the response would have been. 5 folders hold
+	// 10,500 shares, more than can come under the limit whatever is
+	// asked of each: they are refused before the shares are read.
+	for _, tc := range []struct{ first, want string }{
+		{"2", "ProjectFolder.members holds 2100 items here, and each counts its selection of 3"},
+		{"5", "ProjectFolder.members: the folders asked for are shared more than 10005 times in all"},
+	} {
+		r := e.do(owner, `{ account { projectFolders(first: `+tc.first+`) { edges { node { name members { user { name email } } } } } } }`, nil)
+		if len(r.Errors) != 1 || r.Errors[0].code() != "COMPLEXITY_LIMIT_EXCEEDED" || string(r.Data) != "null" && len(r.Data) != 0 {
+			t.Fatalf("%s folders of 2,100 members: want only COMPLEXITY_LIMIT_EXCEEDED, got %+v (data %.200s)", tc.first, r.Errors, r.Data)
+		}
+		if msg := r.Errors[0].Message; !strings.Contains(msg, tc.want) || !strings.Contains(msg, "the limit is 10000") {
+			t.Errorf("%s folders: the message does not say what went over: %q", tc.first, msg)
+		}
 	}
 
 	// One folder's 2,100 members with a field each: 2,100, answered whole.
@@ -170,7 +177,7 @@ func TestUnpagedListsCountPerItem(t *testing.T) {
 		} `json:"node"`
 	}
 	e.mustDo(owner, `query($id: ID!) { node(id: $id) { ... on ProjectFolder { members { user { id } } } } }`, vars{"id": folder.ID}, &member)
-	r = e.do(owner, `mutation($f: ID!, $u: ID) { unshareProjectFolder(input: {folderId: $f, userId: $u}) {
+	r := e.do(owner, `mutation($f: ID!, $u: ID) { unshareProjectFolder(input: {folderId: $f, userId: $u}) {
 		projectFolder { id members { user { name email sshKeys { fingerprint } } } } userErrors { message } } }`,
 		vars{"f": folder.ID, "u": member.Node.Members[0].User.ID})
 	if len(r.Errors) != 1 || r.Errors[0].code() != "COMPLEXITY_LIMIT_EXCEEDED" || fmt.Sprint(r.Errors[0].Path) != "[unshareProjectFolder projectFolder members]" {
