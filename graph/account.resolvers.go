@@ -38,6 +38,9 @@ func (r *accountResolver) Users(ctx context.Context, obj *tenant.Account, filter
 
 // UsersCSV is the resolver for the usersCsv field.
 func (r *accountResolver) UsersCSV(ctx context.Context, obj *tenant.Account) (*string, error) {
+	if err := chargeOnce(ctx); err != nil {
+		return nil, err
+	}
 	csv, err := r.Tenant.People.UsersCSV(ctx, obj.ID)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,10 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -11,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/skiffhq/skiff/tenant"
+	"github.com/skiffhq/skiff/tenant/sharing"
 )
 
 // The cost of a request is bounded before it is spent, in three steps:
@@ -21,7 +25,11 @@ import (
 //     whole operation, fragments expanded, too many fields.
 //  2. costLimit, after validation and before execution: depth, then complexity in which
 //     a paged field's selection counts once per item it may return (its
-//     `first`, or tenant.DefaultPageSize without one).
+//     `first`, or tenant.DefaultPageSize without one). An unpaged list
+//     (ProjectFolder.members, Account.sftpSessions, User.sshKeys) counts
+//     once here, and once per further item it holds as soon as it is
+//     loaded, before its items are resolved (chargeList); Account.usersCsv,
+//     a whole list in one value, may be resolved once (chargeOnce).
 //  3. responseLimit, after execution: a response larger than the bound is
 //     replaced by an error rather than sent.
 
@@ -145,6 +153,7 @@ type costLimit struct{ depth, complexity int }
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationContextMutator
+	graphql.OperationInterceptor
 } = costLimit{}
 
 func (costLimit) ExtensionName() string                   { return "CostLimit" }
@@ -165,6 +174,162 @@ func (l costLimit) MutateOperationContext(ctx context.Context, oc *graphql.Opera
 		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "the operation's complexity is over %d (paged fields count once per item of `first`); the limit is %d", l.complexity, l.complexity)
 	}
 	return nil
+}
+
+// InterceptOperation gives each operation the budget its unpaged lists draw
+// on (chargeList, chargeOnce): the complexity limit less what costLimit
+// counted. A query that goes over it is answered with the refusal alone, as
+// if it had been refused before it ran: never with some lists and not
+// others. So is a subscription's event, whose budget is its own: each event
+// starts again from what costLimit counted. A mutation's changes are done by
+// then, so its payload is kept and the field over the limit is null with the
+// error at its path.
+func (l costLimit) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil {
+		return next(ctx)
+	}
+	static := selectionCost(oc.Operation.SelectionSet, oc.Doc.Fragments, oc.Variables, l.complexity, 0)
+	b := &listBudget{limit: l.complexity, static: static, used: static}
+	responses := next(context.WithValue(ctx, listBudgetKey{}, b))
+	if oc.Operation.Operation == ast.Mutation {
+		return responses
+	}
+	return func(ctx context.Context) *graphql.Response {
+		resp := responses(ctx)
+		if msg := b.reset(); msg != "" && resp != nil {
+			return &graphql.Response{Errors: gqlerror.List{limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", msg)}}
+		}
+		return resp
+	}
+}
+
+type listBudgetKey struct{}
+
+// listBudget is an operation's complexity as it runs.
+type listBudget struct {
+	limit, static int
+	mu            sync.Mutex
+	used          int
+	once          map[string]bool // the onceFields resolved
+	over          string          // the first refusal's message
+}
+
+// reset returns the refusal of the response just built, if any, and starts
+// the next response's count (a subscription's next event).
+func (b *listBudget) reset() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	msg := b.over
+	b.used, b.once, b.over = b.static, nil, ""
+	return msg
+}
+
+// charge adds cost to b, refusing the field with msg when that goes over
+// the limit, and every field that asks after a refusal.
+func (b *listBudget) charge(cost int, msg func() string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over == "" && cost > 0 {
+		b.used += min(cost, b.limit+1)
+		if b.used > b.limit {
+			b.over = msg()
+		}
+	}
+	if b.over != "" {
+		return limitError("COMPLEXITY_LIMIT_EXCEEDED", "%s", b.over)
+	}
+	return nil
+}
+
+func budgetFrom(ctx context.Context) *listBudget {
+	b, _ := ctx.Value(listBudgetKey{}).(*listBudget)
+	return b
+}
+
+// chargeList counts an unpaged list of n items, which costLimit counted as
+// one, at the field whose context ctx is: each further item costs its
+// selection once more. It refuses the list with COMPLEXITY_LIMIT_EXCEEDED
+// when the operation's complexity goes over the limit, and every list after
+// that one, so that a list over the limit is never resolved item by item
+// (the response would be built whole before responseLimit saw its size).
+// With n ≤ 1 it only tells whether the operation is already over, so a
+// resolver may ask before it loads.
+func chargeList(ctx context.Context, n int) error {
+	b := budgetFrom(ctx)
+	if b == nil {
+		return nil
+	}
+	cost := 0
+	fc := graphql.GetFieldContext(ctx)
+	if n > 1 && fc != nil {
+		oc := graphql.GetOperationContext(ctx)
+		cost = selectionCost(fc.Field.Selections, oc.Doc.Fragments, oc.Variables, b.limit, 0)
+	}
+	return b.charge(min(n-1, b.limit+1)*cost, func() string {
+		return fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
+			"(%s.%s holds %d items here, and each counts its selection of %d); the limit is %d: ask for fewer items or fields",
+			b.limit, fc.Object, fc.Field.Name, n, cost, b.limit)
+	})
+}
+
+// chargeOnce refuses, with COMPLEXITY_LIMIT_EXCEEDED, the second resolution
+// in one operation (or one subscription event) of the field whose context
+// ctx is: a field holding a whole list in one value (Account.usersCsv, every
+// user of the account), which no page bounds. Under an alias, or under a
+// list, it would be built once per alias or item. It costs nothing else,
+// since one account's list is bounded by the response size.
+func chargeOnce(ctx context.Context) error {
+	b, fc := budgetFrom(ctx), graphql.GetFieldContext(ctx)
+	if b == nil || fc == nil {
+		return nil
+	}
+	name := fc.Object + "." + fc.Field.Name
+	b.mu.Lock()
+	again := b.once[name]
+	if b.once == nil {
+		b.once = map[string]bool{}
+	}
+	b.once[name] = true
+	b.mu.Unlock()
+	if !again {
+		return b.charge(0, nil)
+	}
+	return b.charge(b.limit+1, func() string {
+		return fmt.Sprintf("%s is asked for more than once in this operation (an alias, or under a list); "+
+			"it holds a whole list in one value and may be asked for once", name)
+	})
+}
+
+// sharesBound is the most shares a batch of n folders' members may hold in
+// the operation of ctx, 0 for no bound: beyond the limit and one share per
+// folder, their members certainly take the operation over the limit (each
+// item costs at least 1), so they are refused without being read.
+func sharesBound(ctx context.Context, n int) int {
+	if b := budgetFrom(ctx); b != nil {
+		return b.limit + n
+	}
+	return 0
+}
+
+// chargedList returns a list loaded with err, once chargeList has counted it.
+func chargedList[T any](ctx context.Context, list []T, err error) ([]T, error) {
+	var tooMany *sharing.TooManyShares
+	if errors.As(err, &tooMany) {
+		b, fc := budgetFrom(ctx), graphql.GetFieldContext(ctx)
+		return nil, b.charge(b.limit+1, func() string {
+			return fmt.Sprintf("the operation's complexity is over %d once its unpaged lists are counted "+
+				"(%s.%s: the folders asked for are shared more than %d times in all, and each share counts); the limit is %d: ask for fewer items",
+				b.limit, fc.Object, fc.Field.Name, tooMany.Max, b.limit)
+		})
+	}
+	if err != nil {
+		return list, err
+	}
+	if err := chargeList(ctx, len(list)); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // introspectionDepth is the depth limit of an operation that only

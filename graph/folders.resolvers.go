@@ -106,7 +106,8 @@ func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.Proje
 
 // Members is the resolver for the members field.
 func (r *projectFolderResolver) Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error) {
-	return r.loaders(ctx).folderMembers.Load(ctx, obj.ID)
+	members, err := r.loaders(ctx).folderMembers.Load(ctx, obj.ID)
+	return chargedList(ctx, members, err)
 }
 
 // ProjectsSharedWithMe is the resolver for the projectsSharedWithMe field.

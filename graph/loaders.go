@@ -101,7 +101,7 @@ func newLoaders(svc *domain.Domain) *loaders {
 			return perKey(ids, m, nil, err, nil)
 		}, dataloadgen.WithWait(batchWait)),
 		folderMembers: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([][]*sharing.FolderMember, []error) {
-			m, refused, err := svc.Sharing.FolderMembersOf(ctx, ids)
+			m, refused, err := svc.Sharing.FolderMembersOf(ctx, ids, sharesBound(ctx, len(ids)))
 			return perKey(ids, m, refused, err, nil)
 		}, dataloadgen.WithWait(batchWait)),
 		sharedWith:   dataloadgen.NewLoader(byPage(svc.Sharing.ProjectsSharedWithUsers), dataloadgen.WithWait(batchWait)),
@@ -270,7 +270,7 @@ func (r *Resolver) prefetchFolders(ctx context.Context, folders []*sharing.Proje
 		}
 	}
 	if selected(ctx, at("members")...) {
-		if m, refused, err := r.Tenant.Sharing.FolderMembersOf(ctx, ids); err == nil {
+		if m, refused, err := r.Tenant.Sharing.FolderMembersOf(ctx, ids, sharesBound(ctx, len(ids))); err == nil {
 			for _, id := range ids {
 				if refused[id] == nil { // refused rows load their error themselves, without a statement
 					l.folderMembers.Prime(id, m[id])

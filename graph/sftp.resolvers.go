@@ -126,7 +126,7 @@ func (r *userResolver) SSHKeys(ctx context.Context, obj *tenant.User) ([]*sftpac
 	if keys == nil && err == nil {
 		keys = []*sftpaccess.SSHKey{}
 	}
-	return keys, err
+	return chargedList(ctx, keys, err)
 }
 
 // Sftp is the resolver for the sftp field.

@@ -16,10 +16,15 @@ import (
 
 // SftpSessions is the resolver for the sftpSessions field.
 func (r *accountResolver) SftpSessions(ctx context.Context, obj *tenant.Account) ([]*sftpsessions.Session, error) {
-	if tenant.PrincipalFrom(ctx).IsStaff() { // a page of accounts: see prefetchAccounts
-		return r.loaders(ctx).acct.sessions.Load(ctx, obj.ID)
+	if err := chargeList(ctx, 0); err != nil { // over already: not worth the read
+		return nil, err
 	}
-	return r.Tenant.LiveSessions.List(ctx, obj.ID)
+	if tenant.PrincipalFrom(ctx).IsStaff() { // a page of accounts: see prefetchAccounts
+		sessions, err := r.loaders(ctx).acct.sessions.Load(ctx, obj.ID)
+		return chargedList(ctx, sessions, err)
+	}
+	sessions, err := r.Tenant.LiveSessions.List(ctx, obj.ID)
+	return chargedList(ctx, sessions, err)
 }
 
 // DisconnectSftpSession is the resolver for the disconnectSftpSession field.

@@ -24,7 +24,7 @@ type HTTPFlags struct {
 	CORSOrigins    []string      `name:"cors-origins" env:"SKIFF_CORS_ORIGINS" help:"Web origins allowed to call the API (comma-separated)."`
 	CORSHeaders    []string      `name:"cors-headers" default:"Authorization,Content-Type,Accept,apollographql-client-name,apollographql-client-version,X-Request-ID" env:"SKIFF_CORS_HEADERS" help:"Request headers browsers on --cors-origins may send (comma-separated)."`
 	MaxBodyBytes   int64         `name:"max-body-bytes" default:"1048576" env:"SKIFF_MAX_BODY_BYTES" help:"Largest GraphQL request body."`
-	MaxComplexity  int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one)."`
+	MaxComplexity  int           `name:"max-complexity" default:"10000" env:"SKIFF_MAX_COMPLEXITY" help:"GraphQL complexity limit per operation: each field costs 1 plus its selection, and a paged field's selection counts once per item of its first (50 without one), an unpaged list's (folder members, live SFTP sessions, SSH keys) once per item it holds."`
 	MaxDepth       int           `name:"max-depth" default:"12" env:"SKIFF_MAX_DEPTH" help:"GraphQL selection depth limit."`
 	MaxTokens      int           `name:"max-tokens" default:"10000" env:"SKIFF_MAX_TOKENS" help:"GraphQL parser token limit per request, checked before validation."`
 	MaxSelections  int           `name:"max-selections" default:"100" env:"SKIFF_MAX_SELECTIONS" help:"Most fields, aliases and fragments in one GraphQL selection set, checked before validation."`

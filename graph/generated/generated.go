@@ -4250,7 +4250,8 @@ type Account implements Node {
   group by name, sftp ` + "`" + `true` + "`" + `/` + "`" + `false` + "`" + `; never passwords). Owners and administrators
   only: null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else (staff too).
   Importing it into another account recreates the users (emails are unique across
-  Skiff, so only once they are free).
+  Skiff, so only once they are free). Asked for once per operation: a second time (an
+  alias, or under a list) is refused with ` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + `.
   """
   usersCsv: String
   """
@@ -5517,6 +5518,8 @@ type ProjectFolder implements Node {
   """
   Who the folder is shared with, oldest share first. Users who may share the folder, and
   owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else.
+  Not paged: always the whole list, whose selection counts once per member in the operation's
+  complexity (` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + ` over the limit; see docs/GRAPHQL.md, "Limits").
   """
   members: [ProjectFolderMember!]
 }
@@ -6813,7 +6816,8 @@ extend type User {
   """
   The user's SSH keys, oldest first. The user themselves, the account's owners and
   administrators, and support staff; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone
-  else (never an empty list that only looks like "no keys").
+  else (never an empty list that only looks like "no keys"). At most 100, not paged: the
+  selection counts once per key in the operation's complexity (docs/GRAPHQL.md, "Limits").
   """
   sshKeys: [SshKey!]
   "SFTP access and credentials (see ` + "`" + `credentials` + "`" + ` for who sees them)."
@@ -6951,7 +6955,9 @@ type SshKeyPayload {
   administrators see every user's, support staff any account's; a user sees only
   their own. Each node refreshes its sessions' bytes and operation every few seconds
   (` + "`" + `updatedAt` + "`" + `); the sessions of a node that stopped drop out of the list once its
-  heartbeat expires (` + "`" + `--sftp-sessions-ttl` + "`" + `, 10 s by default).
+  heartbeat expires (` + "`" + `--sftp-sessions-ttl` + "`" + `, 10 s by default). Not paged: always the
+  whole list, whose selection counts once per session in the operation's complexity
+  (` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + ` over the limit; see docs/GRAPHQL.md, "Limits").
   """
   sftpSessions: [SftpSession!]!
 }

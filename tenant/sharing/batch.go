@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -39,10 +40,30 @@ func (s *Service) MyRightsInFolders(ctx context.Context, folderIDs []string) (ma
 	return rights, nil
 }
 
+// TooManyShares is FolderMembersOf's error for folders shared more than Max
+// times in all.
+type TooManyShares struct{ Max int }
+
+func (e *TooManyShares) Error() string {
+	return fmt.Sprintf("the folders are shared more than %d times", e.Max)
+}
+
+// shareLimit is the LIMIT that reads one share more than maxShares (NULL,
+// no limit, without one).
+func shareLimit(maxShares int) *int {
+	if maxShares <= 0 {
+		return nil
+	}
+	n := maxShares + 1
+	return &n
+}
+
 // FolderMembersOf is FolderMembers for many folders, by folder ID, in three
 // statements whatever their number. Folders the principal may not see the
-// members of are refused as FolderMembers refuses them.
-func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string) (map[string][]*FolderMember, Refused, error) {
+// members of are refused as FolderMembers refuses them. With maxShares > 0,
+// folders shared more than maxShares times in all are not read: the error
+// is a *TooManyShares.
+func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string, maxShares int) (map[string][]*FolderMember, Refused, error) {
 	p, err := tenant.RequireUser(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -77,9 +98,12 @@ func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string) (map[
 		err := q.SelectContext(ctx, &shares, `SELECT s.folder_id, s.user_id, s.group_id, s.preset, s.created_at FROM folder_shares s
 			LEFT JOIN users u ON u.id = s.user_id
 			WHERE s.folder_id = ANY($1::uuid[]) AND s.account_id = skiff_account() AND (s.user_id IS NULL OR u.deleted_at IS NULL)
-			ORDER BY s.created_at, s.id`, tenant.UUIDArray(allowed))
+			ORDER BY s.created_at, s.id LIMIT $2`, tenant.UUIDArray(allowed), shareLimit(maxShares))
 		if err != nil {
 			return tenant.DBError(err)
+		}
+		if maxShares > 0 && len(shares) > maxShares {
+			return &TooManyShares{Max: maxShares}
 		}
 		var userIDs, groupIDs []string
 		for _, sh := range shares {

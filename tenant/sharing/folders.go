@@ -491,7 +491,7 @@ func requireAnotherFolderOwner(ctx context.Context, q tenant.Queryer, folderID s
 // groups, with their presets, oldest share first. Only users who may share
 // the folder (and owners and administrators) see them.
 func (s *Service) FolderMembers(ctx context.Context, folderID string) ([]*FolderMember, error) {
-	out, refused, err := s.FolderMembersOf(ctx, []string{folderID})
+	out, refused, err := s.FolderMembersOf(ctx, []string{folderID}, 0)
 	return one(folderID, out, refused, err)
 }
 
