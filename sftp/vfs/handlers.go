@@ -111,6 +111,9 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, mayTouch: true, appending: appending, vpath: loc.vpath,
 			rel: loc.rel, folderID: loc.folderID()}
 		h.startMeter(loc, fi.Size())
+		if h.meter.pool != nil {
+			h.counted = countOpen(f)
+		}
 		return h, nil
 	}
 
@@ -461,25 +464,29 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	if tree := s.tree(loc); tree != "" {
 		m.pool = s.pool(tree)
 	}
-	var delta int64
+	var growth int64
+	var c *counted
 	if fi, serr := f.Stat(); serr == nil && m.pool != nil {
-		delta = size - fi.Size()
+		growth = size - fi.Size()
+		c = countOpen(f)
 	}
-	if delta > 0 {
-		if m.held, m.credit, err = m.pool.take(delta); err != nil {
-			f.Close()
+	if growth > 0 {
+		if m.held, m.credit, err = m.pool.take(growth); err != nil {
+			closeInPlace(f, c, 0)
 			return err
 		}
 	}
 	err = f.Truncate(size)
 	if err != nil {
-		delta = 0
+		growth = 0
+	}
+	// On an object store, the new size is in place only once closed.
+	delta, cerr := closeInPlace(f, c, growth)
+	if err == nil {
+		err = cerr
 	}
 	if m.pool != nil {
 		m.pool.giveBack(m.held, m.credit, delta)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return s.fail("truncate", loc, err)
@@ -543,7 +550,7 @@ func (s *Session) remove(p string, dir bool) error {
 		return s.fail("remove", loc, err)
 	}
 	if fi.Mode().IsRegular() {
-		s.settle(s.tree(loc), 0, -fi.Size())
+		s.settle(s.tree(loc), 0, -goneOf(fi).freed())
 	}
 	return nil
 }
@@ -563,10 +570,10 @@ func (s *Session) removeUpload(loc *location) bool {
 	if up == nil {
 		return false
 	}
-	size := fileSize(loc.root, loc.rel)
+	gone := fileAt(loc.root, loc.rel)
 	switch err := loc.root.Remove(loc.rel); {
 	case err == nil:
-		s.settle(s.tree(loc), 0, -size)
+		s.settle(s.tree(loc), 0, -gone.freed())
 	case !errors.Is(err, fs.ErrNotExist):
 		s.log.Warn("sftp: remove the file an upload replaces", "path", loc.vpath, "err", err)
 	}

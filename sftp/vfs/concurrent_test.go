@@ -1,0 +1,232 @@
+package vfs_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/skiffhq/skiff/sftp/vfs"
+	"github.com/skiffhq/skiff/storage"
+)
+
+// peer is a second session of e's user on e's storage, charging q: another
+// client acting on the same files at the same time. It ends with the test.
+func (e *env) peer(q vfs.Quota) *sftp.Client {
+	e.t.Helper()
+	s, err := vfs.NewSession(context.Background(), vfs.Config{
+		AccountID: accountID, UserID: userID,
+		Storage: e.store, Gate: e.gate, Shares: e.shares, SharesChanged: e.changed,
+		CacheTTL: time.Second, Now: e.clock.Now, Quota: q,
+		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(server) }()
+	c, err := sftp.NewClientPipe(client, client)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		c.Close()
+		client.Close()
+		<-served
+		s.Close()
+	})
+	return c
+}
+
+// storedInHome is what the user's home really stores: the sizes of its
+// files (no folders in these tests), uploads in progress left out.
+func storedInHome(t *testing.T, e *env) int64 {
+	t.Helper()
+	entries, err := readDirPath(e.home())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, d := range entries {
+		if storage.IsUploadTemp(d.Name()) {
+			continue
+		}
+		fi, err := d.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+// Two sessions writing one existing file in place at once (two appends,
+// two resumes from the same end), or one writing it in place while the
+// other removes it, replaces it or truncates it: the storage use recorded
+// is what is stored, on the disk and on S3. What each client sees differs
+// (docs/OPERATIONS.md, Files on S3): on the disk every handle writes into
+// the same file, as with OpenSSH; on S3 the close that finds the file
+// changed by the other session fails, and its bytes are not stored.
+func TestInPlaceWritesOfTwoSessionsAreCountedAsStored(t *testing.T) {
+	const old = 1000
+	oldContent := strings.Repeat("o", old)
+	for _, tc := range []struct {
+		name string
+		// act runs the two sessions, a and b, on the file f, which holds
+		// old bytes; it returns the error of a's close.
+		act func(t *testing.T, a, b *sftp.Client) error
+		// want is f's content after, on the disk and on S3 ("" for no
+		// file); closeFails whether a's close fails on S3.
+		disk, s3   string
+		closeFails bool
+	}{{
+		name: "two appends",
+		act: func(t *testing.T, a, b *sftp.Client) error {
+			fa := mustOpen(t, a, "f", os.O_WRONLY|os.O_APPEND)
+			fb := mustOpen(t, b, "f", os.O_WRONLY|os.O_APPEND)
+			mustWriteAt(t, fb, "b", 0, 200)
+			mustWriteAt(t, fa, "a", 0, 100)
+			if err := fb.Close(); err != nil {
+				t.Errorf("b's close: %v", err)
+			}
+			return fa.Close()
+		},
+		disk:       oldContent + strings.Repeat("b", 200) + strings.Repeat("a", 100),
+		s3:         oldContent + strings.Repeat("b", 200),
+		closeFails: true,
+	}, {
+		name: "two resumes from the same end",
+		act: func(t *testing.T, a, b *sftp.Client) error {
+			fa := mustOpen(t, a, "f", os.O_WRONLY)
+			fb := mustOpen(t, b, "f", os.O_WRONLY)
+			mustWriteAt(t, fa, "a", old, 100)
+			mustWriteAt(t, fb, "b", old, 50)
+			if err := fb.Close(); err != nil {
+				t.Errorf("b's close: %v", err)
+			}
+			return fa.Close()
+		},
+		disk:       oldContent + strings.Repeat("b", 50) + strings.Repeat("a", 50),
+		s3:         oldContent + strings.Repeat("b", 50),
+		closeFails: true,
+	}, {
+		name: "append to a file the other session removes",
+		act: func(t *testing.T, a, b *sftp.Client) error {
+			fa := mustOpen(t, a, "f", os.O_WRONLY|os.O_APPEND)
+			mustWriteAt(t, fa, "a", 0, 5)
+			if err := b.Remove("f"); err != nil {
+				t.Fatal(err)
+			}
+			mustWriteAt(t, fa, "a", 0, 500)
+			return fa.Close()
+		},
+		closeFails: true,
+	}, {
+		name: "append to a file the other session replaces",
+		act: func(t *testing.T, a, b *sftp.Client) error {
+			fa := mustOpen(t, a, "f", os.O_WRONLY|os.O_APPEND)
+			mustWriteAt(t, fa, "a", 0, 5)
+			fb := mustOpen(t, b, "f", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+			mustWriteAt(t, fb, "n", 0, 30)
+			if err := fb.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mustWriteAt(t, fa, "a", 0, 500)
+			return fa.Close()
+		},
+		disk: strings.Repeat("n", 30), s3: strings.Repeat("n", 30),
+		closeFails: true,
+	}, {
+		name: "append to a file the other session truncates",
+		act: func(t *testing.T, a, b *sftp.Client) error {
+			fa := mustOpen(t, a, "f", os.O_WRONLY|os.O_APPEND)
+			mustWriteAt(t, fa, "a", 0, 100)
+			if err := b.Truncate("f", 10); err != nil {
+				t.Fatal(err)
+			}
+			mustWriteAt(t, fa, "a", 0, 100)
+			return fa.Close()
+		},
+		disk:       oldContent[:10] + strings.Repeat("a", 100),
+		s3:         oldContent[:10],
+		closeFails: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newMemQuota(-1)
+			e := newEnv(t, withQuota(q))
+			b := e.peer(q)
+			if err := e.put("f", oldContent); err != nil {
+				t.Fatal(err)
+			}
+			q.wantState(t, "after the first upload", old, 0)
+
+			err := tc.act(t, e.client, b)
+			want := tc.disk
+			if onS3 {
+				want = tc.s3
+				if tc.closeFails && err == nil {
+					t.Error("a's close succeeded; want it to fail: the file was changed by b")
+				}
+			}
+			if err != nil && (!onS3 || !tc.closeFails) {
+				t.Errorf("a's close: %v", err)
+			}
+			p := filepath.Join(e.home(), "f")
+			switch got := ""; {
+			case want == "" && exists(p):
+				t.Errorf("f holds %d bytes; want no file", len(mustRead(t, p)))
+			case want != "":
+				if got = mustRead(t, p); got != want {
+					t.Errorf("f holds %.40q… (%d bytes); want %.40q… (%d bytes)", got, len(got), want, len(want))
+				}
+			}
+			stored := storedInHome(t, e)
+			if stored != int64(len(want)) {
+				t.Errorf("the home stores %d bytes; want %d", stored, len(want))
+			}
+			q.wantUsed(t, "recorded use once both sessions closed the file", stored)
+		})
+	}
+}
+
+func mustOpen(t *testing.T, c *sftp.Client, name string, flag int) *sftp.File {
+	t.Helper()
+	f, err := c.OpenFile(name, flag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// mustWriteAt writes n bytes of s at off.
+func mustWriteAt(t *testing.T, f *sftp.File, s string, off int64, n int) {
+	t.Helper()
+	if _, err := f.WriteAt([]byte(strings.Repeat(s, n)), off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantUsed waits for the quota to hold used bytes of the home (a close
+// settles in the background), whatever the sessions have reserved.
+func (q *memQuota) wantUsed(t *testing.T, what string, used int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, _ := q.state()
+		if u == used {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: used %d; want %d", what, u, used)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
