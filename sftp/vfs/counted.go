@@ -1,7 +1,10 @@
 package vfs
 
 import (
+	"cmp"
 	"io/fs"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -167,4 +170,63 @@ func (g goneFile) freed() int64 {
 	}
 	c.gone = true
 	return c.size
+}
+
+// Names whose replaced or removed file the quota measures. An upload's
+// close asks the size of the file it replaces, then puts itself in place;
+// a removal or a replacing rename likewise. Two of them on one name at
+// once, in sessions of this node (several clients uploading one name),
+// would each free the same old file, or one free the file the other had
+// just put in place: what is recorded would drift from what is stored by
+// a file's size each time. So on each node they take the name's lock, in
+// the order of the names; the data of uploads still streams in parallel,
+// only the measuring and the step that puts a file in place wait. Nodes
+// sharing a storage do not see each other's locks; the reconcile pass
+// puts that right.
+
+// nameKey is a name in a tree the Quota counts (its ID, as Session.tree).
+type nameKey struct{ tree, rel string }
+
+type nameLock struct {
+	mu   sync.Mutex
+	refs int // guarded by nameLocks.mu
+}
+
+var nameLocks = struct {
+	mu sync.Mutex
+	m  map[nameKey]*nameLock
+}{m: map[nameKey]*nameLock{}}
+
+// lockNames takes the locks of the names, in a fixed order, and returns
+// what releases them. Names outside the trees the Quota counts (tree "")
+// take none.
+func lockNames(keys ...nameKey) (unlock func()) {
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k nameKey) bool { return k.tree == "" })
+	slices.SortFunc(keys, func(a, b nameKey) int {
+		return cmp.Or(strings.Compare(a.tree, b.tree), strings.Compare(a.rel, b.rel))
+	})
+	keys = slices.Compact(keys)
+	locks := make([]*nameLock, len(keys))
+	for i, k := range keys {
+		nameLocks.mu.Lock()
+		l := nameLocks.m[k]
+		if l == nil {
+			l = &nameLock{}
+			nameLocks.m[k] = l
+		}
+		l.refs++
+		nameLocks.mu.Unlock()
+		l.mu.Lock()
+		locks[i] = l
+	}
+	return func() {
+		for i, l := range locks {
+			l.mu.Unlock()
+			nameLocks.mu.Lock()
+			if l.refs--; l.refs == 0 {
+				delete(nameLocks.m, keys[i])
+			}
+			nameLocks.mu.Unlock()
+		}
+	}
 }

@@ -250,7 +250,11 @@ func (h *handle) commit() error {
 	}
 	var err error
 	var replaced goneFile
+	unlock := func() {}
 	if !h.failed.Load() {
+		if h.meter.pool != nil {
+			unlock = lockNames(nameKey{h.meter.pool.tree, h.rel})
+		}
 		replaced = fileAt(h.root, h.rel)
 		err = h.up.Commit()
 	}
@@ -260,6 +264,7 @@ func (h *handle) commit() error {
 	} else {
 		h.settleQuota(0)
 	}
+	unlock()
 	// Closing a committed upload makes its rename durable (the local disk
 	// syncs the directory): without it a crash could bring back the old
 	// file after the client was told OK.

@@ -533,6 +533,7 @@ func (s *Session) remove(p string, dir bool) error {
 	if err := loc.need(Delete); err != nil {
 		return err
 	}
+	defer lockNames(nameKey{s.tree(loc), loc.rel})()
 	if !dir && s.removeUpload(loc) {
 		return nil
 	}
@@ -631,6 +632,7 @@ func (s *Session) rename(from, to string, replace bool) error {
 			}
 		}
 	}
+	defer lockNames(nameKey{s.tree(src), src.rel}, nameKey{s.tree(dst), dst.rel})()
 	if done, err := s.renameUpload(src, dst, replace); done {
 		return err
 	}
