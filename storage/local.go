@@ -238,12 +238,6 @@ func (u *localUpload) Commit() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	err := u.File.Sync()
-	if !u.excl {
-		u.closed = true
-		if cerr := u.File.Close(); err == nil {
-			err = cerr
-		}
-	}
 	if err == nil {
 		err = Move(u.tree.root, u.tmp, u.tree.root, u.rel, !u.excl)
 	}
@@ -251,11 +245,19 @@ func (u *localUpload) Commit() error {
 		return err
 	}
 	u.committed = true
+	if !u.excl {
+		u.closed = true
+		_ = u.File.Close() // synced and in place: nothing to lose
+	}
 	return nil
 }
 
 // Close implements Upload: after a commit it fsyncs the directory; without
-// one it removes the hidden file.
+// one it removes the hidden file. A hidden file that is no longer where the
+// upload put it (another session renamed its folder meanwhile) cannot be
+// removed by name: it is emptied through the descriptor, so that the bytes
+// it held, which no quota counts, do not stay hidden in the folder until
+// a listing removes the file as stale.
 func (u *localUpload) Close() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -265,7 +267,11 @@ func (u *localUpload) Close() error {
 	case u.committed:
 		err = syncDir(u.tree.root, path.Dir(u.rel))
 	default:
-		if rerr := u.tree.root.Remove(u.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		rerr := u.tree.root.Remove(u.tmp)
+		switch {
+		case errors.Is(rerr, fs.ErrNotExist) && !u.closed:
+			err = u.File.Truncate(0)
+		case rerr != nil && !errors.Is(rerr, fs.ErrNotExist):
 			err = rerr
 		}
 	}
