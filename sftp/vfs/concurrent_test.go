@@ -2,6 +2,7 @@ package vfs_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -343,4 +344,46 @@ func bytesUnder(t *testing.T, dir string) int64 {
 		n += fi.Size()
 	}
 	return n
+}
+
+// A download while another session replaces the file with a shorter one.
+// On the disk the reader reads the file it opened to its end, as with
+// OpenSSH. On S3 the reads past what was fetched before the replacement
+// fail ("changed by someone else"): the client must be told, not handed a
+// short reply, which pkg/sftp (and rclone with it) takes for the end of
+// the file, ending the download early with no error.
+func TestDownloadOfAFileReplacedMeanwhileIsNeverCutShortSilently(t *testing.T) {
+	e := newEnv(t)
+	b := e.peer(nil)
+	const size = 40 << 20 // past the first fetch and S3's read-ahead
+	if err := e.put("big.bin", strings.Repeat("o", size)); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, e.client, "big.bin", os.O_RDONLY)
+	defer r.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Remove("big.bin"); err != nil {
+		t.Fatal(err)
+	}
+	f := mustOpen(t, b, "big.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	mustWriteAt(t, f, "n", 0, 10)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	got := len(head) + len(rest)
+	if strings.Count(string(rest), "o") != len(rest) {
+		t.Error("the download mixes the old file with the new one")
+	}
+	switch {
+	case onS3 && err == nil:
+		t.Errorf("the download ended without an error after %d of %d bytes", got, size)
+	case onS3 && !strings.Contains(err.Error(), "changed by someone else"):
+		t.Errorf("the download failed with %v; want the file changed by someone else", err)
+	case !onS3 && (err != nil || got != size):
+		t.Errorf("the download read %d of %d bytes, err %v; want the whole file it opened", got, size, err)
+	}
 }
