@@ -1,7 +1,6 @@
 package sftp
 
 import (
-	"context"
 	"net"
 	"os"
 	"strings"
@@ -11,8 +10,6 @@ import (
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/skiffhq/skiff/tenant"
 )
 
 // Several connections of one user at once, through the whole stack and the
@@ -25,11 +22,7 @@ func TestE2EConcurrentWritesKeepTheStorageUseRight(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
 	n := e.startNode(t, func(c *Config) { c.Sessions.(*TenantBackend).Quotas = e.svc.Storage }, nil)
-	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
-	quota := int64(1 << 30)
-	if _, err := e.svc.Storage.SetStorageQuota(staff, e.user.AccountID, &quota); err != nil {
-		t.Fatal(err)
-	}
+	staff := e.setAccountQuota(t, 1<<30)
 	connect := func() (*pkgsftp.Client, *net.TCPConn) {
 		nc, err := net.DialTimeout("tcp", n.addr, 10*time.Second)
 		if err != nil {

@@ -48,26 +48,8 @@ func (e *env) peer(q vfs.Quota) *sftp.Client {
 }
 
 // storedInHome is what the user's home really stores: the sizes of its
-// files (no folders in these tests), uploads in progress left out.
-func storedInHome(t *testing.T, e *env) int64 {
-	t.Helper()
-	entries, err := readDirPath(e.home())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, d := range entries {
-		if storage.IsUploadTemp(d.Name()) {
-			continue
-		}
-		fi, err := d.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += fi.Size()
-	}
-	return n
-}
+// files, uploads in progress left out.
+func storedInHome(t *testing.T, e *env) int64 { return bytesUnder(t, e.home(), false) }
 
 // Two sessions writing one existing file in place at once (two appends,
 // two resumes from the same end), or one writing it in place while the
@@ -318,14 +300,15 @@ func TestUploadIntoAFolderRenamedMeanwhile(t *testing.T) {
 	} else if statusCode(err) != "no such file" {
 		t.Errorf("close: %v; want no such file", err)
 	}
-	if got := bytesUnder(t, e.home()); got != want {
+	if got := bytesUnder(t, e.home(), true); got != want {
 		t.Errorf("the home holds %d bytes, hidden files included; want %d", got, want)
 	}
 	q.wantUsed(t, "recorded use", want)
 }
 
-// bytesUnder is what every file under dir holds, hidden ones included.
-func bytesUnder(t *testing.T, dir string) int64 {
+// bytesUnder is what every file under dir holds, hidden upload files
+// included or not.
+func bytesUnder(t *testing.T, dir string, hidden bool) int64 {
 	t.Helper()
 	entries, err := readDirPath(dir)
 	if err != nil {
@@ -333,8 +316,11 @@ func bytesUnder(t *testing.T, dir string) int64 {
 	}
 	var n int64
 	for _, d := range entries {
-		if d.IsDir() {
-			n += bytesUnder(t, filepath.Join(dir, d.Name()))
+		switch {
+		case d.IsDir():
+			n += bytesUnder(t, filepath.Join(dir, d.Name()), hidden)
+			continue
+		case !hidden && storage.IsUploadTemp(d.Name()):
 			continue
 		}
 		fi, err := d.Info()
