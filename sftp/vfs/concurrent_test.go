@@ -273,7 +273,8 @@ func TestUploadsOfOneNameAtOnceAreCountedAsStored(t *testing.T) {
 // rather than left holding the upload in the renamed folder for days. On
 // S3 the upload lands at its old name (docs/OPERATIONS.md, Files on S3).
 // Either way, what the home holds, hidden files included, is what is
-// recorded.
+// recorded, and the renamed folder, empty to the eye, can be removed (its
+// hidden file used to keep it for 48 hours).
 func TestUploadIntoAFolderRenamedMeanwhile(t *testing.T) {
 	q := newMemQuota(-1)
 	e := newEnv(t, withQuota(q))
@@ -304,6 +305,10 @@ func TestUploadIntoAFolderRenamedMeanwhile(t *testing.T) {
 		t.Errorf("the home holds %d bytes, hidden files included; want %d", got, want)
 	}
 	q.wantUsed(t, "recorded use", want)
+	// The renamed folder looks empty, and is: it can be removed.
+	if err := b.RemoveDirectory("e"); err != nil {
+		t.Errorf("rmdir of the renamed folder: %v", err)
+	}
 }
 
 // bytesUnder is what every file under dir holds, hidden upload files
@@ -371,5 +376,30 @@ func TestDownloadOfAFileReplacedMeanwhileIsNeverCutShortSilently(t *testing.T) {
 		t.Errorf("the download failed with %v; want the file changed by someone else", err)
 	case !onS3 && (err != nil || got != size):
 		t.Errorf("the download read %d of %d bytes, err %v; want the whole file it opened", got, size, err)
+	}
+}
+
+// A folder that another session is uploading into looks empty (the upload
+// is not listed until closed), but on the disk it is not removed while the
+// upload runs, as with OpenSSH, where the file being written is there: the
+// upload then lands in it. On S3 the folder goes, and the upload's close
+// puts it back with the file (docs/OPERATIONS.md, Files on S3).
+func TestRemovingAFolderWithAnUploadInProgress(t *testing.T) {
+	e := newEnv(t)
+	b := e.peer(nil)
+	if err := e.client.Mkdir("d"); err != nil {
+		t.Fatal(err)
+	}
+	f := mustOpen(t, e.client, "d/f", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	mustWriteAt(t, f, "x", 0, 3000)
+	err := b.RemoveDirectory("d")
+	if !onS3 && statusCode(err) != "failure" {
+		t.Errorf("rmdir while an upload into the folder runs: %v; want failure (not empty)", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("the upload's close: %v", err)
+	}
+	if got := mustRead(t, filepath.Join(e.home(), "d", "f")); len(got) != 3000 {
+		t.Errorf("d/f holds %d bytes; want the upload's 3000", len(got))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"syscall"
 	"time"
 
 	"github.com/skiffhq/skiff/storage"
@@ -547,13 +548,30 @@ func (s *Session) remove(p string, dir bool) error {
 	case !dir && fi.IsDir():
 		return errIsDir
 	}
-	if err := loc.root.Remove(loc.rel); err != nil {
+	err = loc.root.Remove(loc.rel)
+	if dir && errors.Is(err, syscall.ENOTEMPTY) && clearDeadUploads(loc.root, loc.rel) {
+		err = loc.root.Remove(loc.rel)
+	}
+	if err != nil {
 		return s.fail("remove", loc, err)
 	}
 	if fi.Mode().IsRegular() {
 		s.settle(s.tree(loc), 0, -goneOf(fi).freed())
 	}
 	return nil
+}
+
+// clearDeadUploads removes from the directory rel the hidden files of
+// uploads that nothing holds any more (storage.LocalTree's
+// ClearDeadUploads), which keep a folder that looks empty from being
+// removed; it reports whether it removed any.
+func clearDeadUploads(root storage.Tree, rel string) bool {
+	c, ok := root.(interface{ ClearDeadUploads(string) (bool, error) })
+	if !ok {
+		return false
+	}
+	removed, _ := c.ClearDeadUploads(rel)
+	return removed
 }
 
 // removeUpload removes the session's own upload in progress at loc, if
