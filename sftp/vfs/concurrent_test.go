@@ -403,3 +403,24 @@ func TestRemovingAFolderWithAnUploadInProgress(t *testing.T) {
 		t.Errorf("d/f holds %d bytes; want the upload's 3000", len(got))
 	}
 }
+
+// A truncation by path that the quota refuses, while another session
+// appends to the file: what the append wrote is still counted at its
+// close.
+func TestRefusedTruncationLosesNoOtherWritersCount(t *testing.T) {
+	q := newMemQuota(1 << 20)
+	e := newEnv(t, withQuota(q))
+	b := e.peer(q)
+	if err := e.put("f", strings.Repeat("o", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	fa := mustOpen(t, e.client, "f", os.O_WRONLY|os.O_APPEND)
+	mustWriteAt(t, fa, "a", 0, 100)
+	if err := b.Truncate("f", 1<<30); statusCode(err) != "failure" {
+		t.Fatalf("truncate past the quota: %v; want failure", err)
+	}
+	if err := fa.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q.wantUsed(t, "recorded use", storedInHome(t, e))
+}

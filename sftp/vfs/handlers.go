@@ -473,7 +473,9 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	}
 	if growth > 0 {
 		if m.held, m.credit, err = m.pool.take(growth); err != nil {
-			closeInPlace(f, c, 0)
+			// What other handles wrote to the file is counted still.
+			delta, _ := closeInPlace(f, c, 0)
+			m.pool.giveBack(m.held, m.credit, delta)
 			return err
 		}
 	}
