@@ -19,11 +19,7 @@ func TestE2EStorageQuota(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t)
 	n := e.startNode(t, func(c *Config) { c.Sessions.(*TenantBackend).Quotas = e.svc.Storage }, nil)
-	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
-	quota := int64(1 << 20)
-	if _, err := e.svc.Storage.SetStorageQuota(staff, e.user.AccountID, &quota); err != nil {
-		t.Fatal(err)
-	}
+	e.setAccountQuota(t, 1<<20)
 	_, sc := e.sftpClient(t, n.addr, e.login)
 	put := func(name string, size int) error {
 		f, err := sc.Create(name)
@@ -66,11 +62,7 @@ func TestE2EQuotaPoolReturnedWhenTheConnectionEnds(t *testing.T) {
 		b := c.Sessions.(*TenantBackend)
 		b.Quotas, b.QuotaPoolIdle = e.svc.Storage, time.Hour
 	}, nil)
-	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
-	quota := int64(1 << 30)
-	if _, err := e.svc.Storage.SetStorageQuota(staff, e.user.AccountID, &quota); err != nil {
-		t.Fatal(err)
-	}
+	e.setAccountQuota(t, 1<<30)
 	counted := func() int64 { // stored and reserved
 		used, _, _, err := e.svc.Storage.Meter(e.user.AccountID).Space(context.Background(), e.user.ID)
 		if err != nil {
@@ -102,4 +94,15 @@ func TestE2EQuotaPoolReturnedWhenTheConnectionEnds(t *testing.T) {
 	wantCounted("with the session's pool", 64<<20)
 	c.Close()
 	wantCounted("after the connection ended", 100<<10)
+}
+
+// setAccountQuota sets the fixture account's storage quota, as support
+// staff do, and returns support staff's context.
+func (e *e2e) setAccountQuota(t *testing.T, bytes int64) context.Context {
+	t.Helper()
+	staff := tenant.WithPrincipal(context.Background(), &tenant.Principal{Kind: tenant.KindStaff, ID: "00000000-0000-4000-8000-000000000001", Name: "Support"})
+	if _, err := e.svc.Storage.SetStorageQuota(staff, e.user.AccountID, &bytes); err != nil {
+		t.Fatal(err)
+	}
+	return staff
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -109,7 +110,60 @@ func (t *LocalTree) Create(name string, flag int) (Upload, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Locked while the upload holds it, so that ClearDeadUploads tells it
+	// from what a crash left. A file that ClearDeadUploads locked first
+	// (in the instant after it was created) is given up.
+	if err := lockExclusive(f); err != nil {
+		f.Close()
+		t.root.Remove(tmp)
+		return nil, err
+	}
 	return &localUpload{localFile: localFile{f}, tree: t, rel: name, tmp: tmp}, nil
+}
+
+// ClearDeadUploads removes from the directory dir the hidden files that no
+// upload holds (their lock is free): what a crash left, or an upload whose
+// folder another session renamed while it ran. They would keep the folder
+// from being removed while it looks empty. It stops at the first entry
+// that is not such a file, since the folder then cannot be removed anyway,
+// and reports whether it removed anything.
+func (t *LocalTree) ClearDeadUploads(dir string) (bool, error) {
+	d, err := t.root.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	removed := false
+	for {
+		entries, err := d.ReadDir(100)
+		for _, e := range entries {
+			if !IsUploadTemp(e.Name()) || e.IsDir() {
+				return removed, nil
+			}
+			if t.clearDead(path.Join(dir, e.Name())) {
+				removed = true
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return removed, err
+		}
+	}
+}
+
+// clearDead removes the hidden upload file rel if no upload holds its lock.
+func (t *LocalTree) clearDead(rel string) bool {
+	f, err := t.root.OpenFile(rel, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if lockExclusive(f) != nil {
+		return false // a live upload's
+	}
+	return t.root.Remove(rel) == nil
 }
 
 // reserve opens and locks the hidden file of an exclusive upload.
@@ -238,12 +292,6 @@ func (u *localUpload) Commit() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	err := u.File.Sync()
-	if !u.excl {
-		u.closed = true
-		if cerr := u.File.Close(); err == nil {
-			err = cerr
-		}
-	}
 	if err == nil {
 		err = Move(u.tree.root, u.tmp, u.tree.root, u.rel, !u.excl)
 	}
@@ -251,11 +299,19 @@ func (u *localUpload) Commit() error {
 		return err
 	}
 	u.committed = true
+	if !u.excl {
+		u.closed = true
+		_ = u.File.Close() // synced and in place: nothing to lose
+	}
 	return nil
 }
 
 // Close implements Upload: after a commit it fsyncs the directory; without
-// one it removes the hidden file.
+// one it removes the hidden file. A hidden file that is no longer where the
+// upload put it (another session renamed its folder meanwhile) cannot be
+// removed by name: it is emptied through the descriptor, so that the bytes
+// it held, which no quota counts, do not stay hidden in the folder until
+// a listing removes the file as stale.
 func (u *localUpload) Close() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -265,7 +321,11 @@ func (u *localUpload) Close() error {
 	case u.committed:
 		err = syncDir(u.tree.root, path.Dir(u.rel))
 	default:
-		if rerr := u.tree.root.Remove(u.tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		rerr := u.tree.root.Remove(u.tmp)
+		switch {
+		case errors.Is(rerr, fs.ErrNotExist) && !u.closed:
+			err = u.File.Truncate(0)
+		case rerr != nil && !errors.Is(rerr, fs.ErrNotExist):
 			err = rerr
 		}
 	}

@@ -48,6 +48,9 @@ type handle struct {
 	unflushed atomic.Int64 // bytes written since writeback was last started
 
 	meter meter // what the handle's writes are charged (quota.go)
+	// counted is shared by the handles of this node writing the same
+	// file in place (counted.go); nil for uploads and object stores.
+	counted *counted
 
 	once     sync.Once
 	closeErr error
@@ -206,10 +209,14 @@ func (h *handle) Close() error {
 		defer h.measure()
 		defer func() { h.recordTransfer(h.closeErr) }()
 		if !h.atomic() {
-			if err := h.f.Close(); err != nil {
+			// On an object store the close of a file written in place is
+			// when its new version replaces the object; an error means it
+			// did not, and what was written is not stored.
+			delta, err := closeInPlace(h.f, h.counted, h.meter.size-h.meter.base)
+			if err != nil {
 				h.closeErr = h.s.failPath("close", h.vpath, err)
 			}
-			h.settleQuota(false, 0)
+			h.settleQuota(delta)
 			return
 		}
 		h.s.forgetUpload(h)
@@ -235,20 +242,29 @@ func (h *handle) commit() error {
 	if h.removed.Load() {
 		// Removed by its uploader while open: as with a file unlinked
 		// while written, the data goes nowhere and close succeeds.
-		h.settleQuota(false, 0)
+		h.settleQuota(0)
 		if err := h.up.Close(); err != nil {
 			h.s.log.Error("sftp: remove unfinished upload", "path", h.vpath, "err", err)
 		}
 		return nil
 	}
 	var err error
-	var replaced int64
+	var replaced goneFile
+	unlock := func() {}
 	if !h.failed.Load() {
-		replaced = fileSize(h.root, h.rel)
+		if h.meter.pool != nil {
+			unlock = lockNames(nameKey{h.meter.pool.tree, h.rel})
+		}
+		replaced = fileAt(h.root, h.rel)
 		err = h.up.Commit()
 	}
 	committed := err == nil && !h.failed.Load()
-	h.settleQuota(committed, replaced)
+	if committed {
+		h.settleQuota(h.meter.size - replaced.freed())
+	} else {
+		h.settleQuota(0)
+	}
+	unlock()
 	// Closing a committed upload makes its rename durable (the local disk
 	// syncs the directory): without it a crash could bring back the old
 	// file after the client was told OK.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"syscall"
 	"time"
 
 	"github.com/skiffhq/skiff/storage"
@@ -111,6 +112,9 @@ func (s *Session) openWrite(p string, pflags uint32) (*handle, error) {
 		h := &handle{s: s, f: f, canRead: canRead, noReadRight: noReadRight, canWrite: canWrite, mayTouch: true, appending: appending, vpath: loc.vpath,
 			rel: loc.rel, folderID: loc.folderID()}
 		h.startMeter(loc, fi.Size())
+		if h.meter.pool != nil {
+			h.counted = countOpen(f)
+		}
 		return h, nil
 	}
 
@@ -461,25 +465,31 @@ func (s *Session) truncate(loc *location, up *handle, size int64) error {
 	if tree := s.tree(loc); tree != "" {
 		m.pool = s.pool(tree)
 	}
-	var delta int64
+	var growth int64
+	var c *counted
 	if fi, serr := f.Stat(); serr == nil && m.pool != nil {
-		delta = size - fi.Size()
+		growth = size - fi.Size()
+		c = countOpen(f)
 	}
-	if delta > 0 {
-		if m.held, m.credit, err = m.pool.take(delta); err != nil {
-			f.Close()
+	if growth > 0 {
+		if m.held, m.credit, err = m.pool.take(growth); err != nil {
+			// What other handles wrote to the file is counted still.
+			delta, _ := closeInPlace(f, c, 0)
+			m.pool.giveBack(m.held, m.credit, delta)
 			return err
 		}
 	}
 	err = f.Truncate(size)
 	if err != nil {
-		delta = 0
+		growth = 0
+	}
+	// On an object store, the new size is in place only once closed.
+	delta, cerr := closeInPlace(f, c, growth)
+	if err == nil {
+		err = cerr
 	}
 	if m.pool != nil {
 		m.pool.giveBack(m.held, m.credit, delta)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return s.fail("truncate", loc, err)
@@ -526,6 +536,7 @@ func (s *Session) remove(p string, dir bool) error {
 	if err := loc.need(Delete); err != nil {
 		return err
 	}
+	defer lockNames(nameKey{s.tree(loc), loc.rel})()
 	if !dir && s.removeUpload(loc) {
 		return nil
 	}
@@ -539,13 +550,30 @@ func (s *Session) remove(p string, dir bool) error {
 	case !dir && fi.IsDir():
 		return errIsDir
 	}
-	if err := loc.root.Remove(loc.rel); err != nil {
+	err = loc.root.Remove(loc.rel)
+	if dir && errors.Is(err, syscall.ENOTEMPTY) && clearDeadUploads(loc.root, loc.rel) {
+		err = loc.root.Remove(loc.rel)
+	}
+	if err != nil {
 		return s.fail("remove", loc, err)
 	}
 	if fi.Mode().IsRegular() {
-		s.settle(s.tree(loc), 0, -fi.Size())
+		s.settle(s.tree(loc), 0, -goneOf(fi).freed())
 	}
 	return nil
+}
+
+// clearDeadUploads removes from the directory rel the hidden files of
+// uploads that nothing holds any more (storage.LocalTree's
+// ClearDeadUploads), which keep a folder that looks empty from being
+// removed; it reports whether it removed any.
+func clearDeadUploads(root storage.Tree, rel string) bool {
+	c, ok := root.(interface{ ClearDeadUploads(string) (bool, error) })
+	if !ok {
+		return false
+	}
+	removed, _ := c.ClearDeadUploads(rel)
+	return removed
 }
 
 // removeUpload removes the session's own upload in progress at loc, if
@@ -563,10 +591,10 @@ func (s *Session) removeUpload(loc *location) bool {
 	if up == nil {
 		return false
 	}
-	size := fileSize(loc.root, loc.rel)
+	gone := fileAt(loc.root, loc.rel)
 	switch err := loc.root.Remove(loc.rel); {
 	case err == nil:
-		s.settle(s.tree(loc), 0, -size)
+		s.settle(s.tree(loc), 0, -gone.freed())
 	case !errors.Is(err, fs.ErrNotExist):
 		s.log.Warn("sftp: remove the file an upload replaces", "path", loc.vpath, "err", err)
 	}
@@ -624,6 +652,7 @@ func (s *Session) rename(from, to string, replace bool) error {
 			}
 		}
 	}
+	defer lockNames(nameKey{s.tree(src), src.rel}, nameKey{s.tree(dst), dst.rel})()
 	if done, err := s.renameUpload(src, dst, replace); done {
 		return err
 	}

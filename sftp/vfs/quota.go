@@ -123,20 +123,13 @@ func (h *handle) writeEnd(off, n int64) int64 {
 func (h *handle) resized(size int64) { h.meter.size = size }
 
 // settleQuota settles the handle at close: delta is what the file now
-// stores beyond what was counted (replaced: the size of the file an
-// atomic upload replaced; committed: whether it did). The client's close
-// does not wait for the Quota (pool.giveBack).
-func (h *handle) settleQuota(committed bool, replaced int64) {
+// stores beyond what was counted (0 for an upload discarded, or a file
+// written in place whose close failed). The client's close does not wait
+// for the Quota (pool.giveBack).
+func (h *handle) settleQuota(delta int64) {
 	m := &h.meter
 	if m.pool == nil {
 		return
-	}
-	var delta int64
-	switch {
-	case h.atomic() && committed:
-		delta = m.size - replaced
-	case !h.atomic():
-		delta = m.size - m.base
 	}
 	m.pool.giveBack(m.held, m.credit, delta)
 	m.held, m.credit = 0, 0
@@ -148,19 +141,6 @@ func (h *handle) startMeter(loc *location, size int64) {
 	if t := h.s.tree(loc); t != "" && h.canWrite {
 		h.meter = meter{pool: h.s.pool(t), base: size, size: size}
 	}
-}
-
-// fileSize is what a regular file holds, 0 if it is missing or not regular.
-func fileSize(root storage.Tree, rel string) int64 {
-	if sizer, ok := root.(storage.FileSizer); ok {
-		n, _ := sizer.FileSize(rel)
-		return n
-	}
-	fi, err := root.Lstat(rel)
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0
-	}
-	return fi.Size()
 }
 
 // treeSize is what an entry holds: a file's size, or everything in a
@@ -194,9 +174,9 @@ func (s *Session) chargeMove(src, dst *location, replace bool) (done func(ok boo
 	if to == "" {
 		return func(bool) {}, nil
 	}
-	var replaced int64
+	var replaced goneFile
 	if replace {
-		replaced = fileSize(dst.root, dst.rel)
+		replaced = fileAt(dst.root, dst.rel)
 	}
 	var n int64
 	if from != to {
@@ -223,7 +203,7 @@ func (s *Session) chargeMove(src, dst *location, replace bool) (done func(ok boo
 				s.log.Warn("sftp: quota not settled", "err", err)
 			}
 		case ok:
-			s.settle(to, 0, -replaced)
+			s.settle(to, 0, -replaced.freed())
 		}
 	}, nil
 }

@@ -259,8 +259,12 @@ func (c *conn) serveRead(id uint32, d decoder) {
 	b.b = startPacket(b.b, fxpData, id)
 	b.b = b.b[:head+int(n)]
 	got, err := oh.file.ReadAt(b.b[head:], int64(off))
-	// A zero-length read, allowed, answers empty DATA as OpenSSH does.
-	if got == 0 && (n != 0 || err != nil) {
+	// A zero-length read, allowed, answers empty DATA as OpenSSH does. A
+	// read that failed part way answers the failure, not the bytes before
+	// it: clients take a short DATA reply for the end of the file (pkg/sftp
+	// and rclone, which then stop there without an error), so a download of
+	// a file changed by someone else meanwhile would come out cut short.
+	if (got == 0 && (n != 0 || err != nil)) || (err != nil && err != io.EOF) {
 		b.put()
 		if err == nil {
 			err = io.EOF
@@ -268,7 +272,7 @@ func (c *conn) serveRead(id uint32, d decoder) {
 		c.sendStatus(id, err)
 		return
 	}
-	// A short read is a reply too; an error shows on the next request.
+	// A short read, at the end of the file, is a reply too.
 	b.b = b.b[:head+got]
 	binary.BigEndian.PutUint32(b.b[head-4:], uint32(got))
 	c.send(b)
