@@ -4760,11 +4760,16 @@ extend type Mutation {
   """
   Start two-factor (TOTP, RFC 6238: 6 digits, 30 seconds, SHA-1) for the caller:
   a new secret, replacing an unconfirmed one. Refused (` + "`" + `CONFLICT` + "`" + `) while two-factor is on.
+  Nothing is on until ` + "`" + `confirmTotpEnrolment` + "`" + `, which needs the password.
   """
   startTotpEnrolment: StartTotpEnrolmentPayload
   """
-  Turn two-factor on with a current code from the app. Returns the recovery codes,
-  shown only this once (Skiff keeps only their hashes).
+  Turn two-factor on with a current code from the app and your current password
+  (` + "`" + `currentPassword` + "`" + `), so that a stolen token cannot enrol someone else's app. Only the
+  enrol-only token of a ` + "`" + `login` + "`" + ` that answered ` + "`" + `totpEnrolmentRequired: true` + "`" + ` may leave the
+  password out, once: that login checked it. A password sent counts as a login attempt, as
+  in ` + "`" + `changePassword` + "`" + `. Returns the recovery codes, shown only this once (Skiff keeps only
+  their hashes).
   """
   confirmTotpEnrolment(
     "The mutation's arguments: see ` + "`" + `ConfirmTotpEnrolmentInput` + "`" + `."
@@ -4806,6 +4811,13 @@ type StartTotpEnrolmentPayload {
 input ConfirmTotpEnrolmentInput {
   "A current code from the app."
   code: String!
+  """
+  Your current password, to prove it is really you. Required, except with the
+  enrol-only token ` + "`" + `login` + "`" + ` issued (` + "`" + `totpEnrolmentRequired: true` + "`" + `), which proved it;
+  missing or wrong, it is an ` + "`" + `INVALID` + "`" + ` user error on ` + "`" + `currentPassword` + "`" + ` (too many wrong
+  ones, ` + "`" + `LIMIT` + "`" + `).
+  """
+  currentPassword: String
 }
 
 "The result of ` + "`" + `confirmTotpEnrolment` + "`" + `: what changed, or the user errors."
@@ -25993,7 +26005,7 @@ func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"code"}
+	fieldsInOrder := [...]string{"code", "currentPassword"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -26007,6 +26019,13 @@ func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.
 				return it, err
 			}
 			it.Code = data
+		case "currentPassword":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currentPassword"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CurrentPassword = data
 		}
 	}
 	return it, nil
