@@ -7346,7 +7346,9 @@ extend type Mutation {
     input: UpdateUserInput!
   ): UserPayload
   """
-  Delete a user: they can no longer log in and their sessions end. By default
+  Delete a user: they can no longer log in, their sessions end and the invitation and
+  password-reset links already emailed to them stop working (a restored user who was still
+  invited needs ` + "`" + `resendInvitation` + "`" + `). By default
   nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
   home (My Files) is deleted for good once the grace period has passed (30 days
   unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings

@@ -335,3 +335,43 @@ func TestPasswordChangeSpendsResetLinks(t *testing.T) {
 		t.Fatalf("the changed password after the refused reset: %v", err)
 	}
 }
+
+// Deleting a user spends the links already emailed to them: restoring the
+// user must not bring back an invitation or a password reset that has not
+// expired yet (whoever reads the mailbox of someone who left must not get
+// in once they are restored). An invited user is invited again by hand.
+func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	invited := f.newUser("ivy@acme.test", tenant.RoleUser)
+	invite := f.latestToken(outbox.EmailInvitation, invited.Email)
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	reset := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	for _, id := range []string{invited.ID, u.ID} {
+		if _, err := f.svc.People.DeleteUser(f.ownerCtx, id, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.People.RestoreUser(f.ownerCtx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.svc.People.AcceptInvitation(ctx, invite, goodPassword)
+	f.wantRefusal(err, "this invitation link is no longer valid")
+	err = f.svc.People.ResetPassword(ctx, reset, "a password someone else chose")
+	f.wantRefusal(err, "this password reset link is no longer valid")
+	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("the restored user's own password after the refused reset: %v", err)
+	}
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, invited.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.People.AcceptInvitation(ctx, f.latestToken(outbox.EmailInvitation, invited.Email), goodPassword); err != nil {
+		t.Fatalf("the invitation sent after the restore: %v", err)
+	}
+}

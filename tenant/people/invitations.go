@@ -310,15 +310,17 @@ func (s *Service) redeemToken(ctx context.Context, token, password string, purpo
 		}
 		now := s.Time()
 		var tokenErr error
+		// A deleted user's links read as not valid, as before DeleteUser
+		// revoked them: "use the latest email" would not help.
 		switch {
 		case ref.UsedAt != nil:
 			tokenErr = refusal.used
+		case u.Deleted():
+			tokenErr = refusal.unknown
 		case ref.RevokedAt != nil:
 			tokenErr = refusal.revoked
 		case !now.Before(ref.ExpiresAt):
 			tokenErr = refusal.expired
-		case u.Deleted():
-			tokenErr = refusal.unknown
 		}
 		if err := errors.Join(tokenErr, pwErr); err != nil {
 			return err
