@@ -6600,7 +6600,11 @@ extend type Mutation {
     "The mutation's arguments: see ` + "`" + `RequestPasswordResetInput` + "`" + `."
     input: RequestPasswordResetInput!
   ): OkPayload
-  "Set a new password with the emailed reset token."
+  """
+  Set a new password with the emailed reset token. Ends the user's sessions, and
+  forgets the failed logins at their email, so that ` + "`" + `login` + "`" + ` with the new password is not
+  refused for earlier attempts.
+  """
   resetPassword(
     "The mutation's arguments: see ` + "`" + `ResetPasswordInput` + "`" + `."
     input: ResetPasswordInput!
