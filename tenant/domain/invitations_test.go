@@ -40,6 +40,17 @@ func (f *moduleFixture) wantRefusal(err error, want string) {
 
 const goodPassword = "a long enough passphrase"
 
+// umaWithPassword creates the user uma@acme.test with the password "the
+// first passphrase" (no invitation).
+func (f *moduleFixture) umaWithPassword() *tenant.User {
+	f.t.Helper()
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
 func TestInvitation(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
@@ -131,10 +142,7 @@ func TestInvitationExpiresAndIsReplaced(t *testing.T) {
 func TestPasswordReset(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	session, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
@@ -315,10 +323,7 @@ func TestEmailChangeSpendsTheLinksSentToTheOldAddress(t *testing.T) {
 func TestPasswordChangeSpendsResetLinks(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
 		t.Fatal(err)
 	}
@@ -346,10 +351,7 @@ func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
 	ctx := context.Background()
 	invited := f.newUser("ivy@acme.test", tenant.RoleUser)
 	invite := f.latestToken(outbox.EmailInvitation, invited.Email)
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = f.svc.People.AcceptInvitation(ctx, invite, goodPassword)
+	_, err := f.svc.People.AcceptInvitation(ctx, invite, goodPassword)
 	f.wantRefusal(err, "this invitation link is no longer valid")
 	err = f.svc.People.ResetPassword(ctx, reset, "a password someone else chose")
 	f.wantRefusal(err, "this password reset link is no longer valid")
@@ -386,10 +388,7 @@ func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
 func TestPasswordResetForgetsTheLoginsFailedAttempts(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	home := netip.MustParseAddr("203.0.113.9")
 	for i := range tenant.PairLimit {
 		if _, err := f.svc.People.Login(ctx, u.Email, fmt.Sprintf("typo %d", i), home); tenant.ErrorCode(err) != tenant.EUnauthenticated {
@@ -415,7 +414,7 @@ func TestPasswordResetForgetsTheLoginsFailedAttempts(t *testing.T) {
 			t.Fatalf("attempt %d from the address: %v", i+1, err)
 		}
 	}
-	_, err = f.svc.People.Login(ctx, "nobody@acme.test", "a guess", home)
+	_, err := f.svc.People.Login(ctx, "nobody@acme.test", "a guess", home)
 	if tenant.ErrorCode(err) != tenant.ELimit || !strings.HasPrefix(tenant.ErrorMessage(err), "too many failed logins") {
 		t.Fatalf("attempt %d from the address: %v; want LIMIT", tenant.AddressLimit+1, err)
 	}
