@@ -88,7 +88,7 @@ func (r *mutationResolver) StartTotpEnrolment(ctx context.Context) (*model.Start
 
 // ConfirmTotpEnrolment is the resolver for the confirmTotpEnrolment field.
 func (r *mutationResolver) ConfirmTotpEnrolment(ctx context.Context, input model.ConfirmTotpEnrolmentInput) (*model.ConfirmTotpEnrolmentPayload, error) {
-	codes, err := r.Tenant.People.ConfirmTotpEnrolment(ctx, input.Code)
+	codes, err := r.Tenant.People.ConfirmTotpEnrolment(ctx, input.Code, deref(input.CurrentPassword))
 	ue, err := userErrors(err)
 	return &model.ConfirmTotpEnrolmentPayload{RecoveryCodes: codes, UserErrors: ue}, err
 }

@@ -103,7 +103,7 @@ func (e *env) login(email, password string) string {
 	if !required {
 		return tok
 	}
-	codes := e.enrolTotp(tok)
+	codes := e.enrolTotpWith(tok, "") // the login checked the password
 	if e.recovery == nil {
 		e.recovery = map[string][]string{}
 	}
@@ -133,8 +133,21 @@ func (e *env) loginCode(email, password, code string) (token string, enrolRequir
 	return token, out.Login.TotpEnrolmentRequired, out.Login.UserErrors
 }
 
-// enrolTotp turns two-factor on for the token's principal and returns the recovery codes.
+// enrolTotp turns two-factor on for the token's principal, whose password
+// is testPassword, and returns the recovery codes.
 func (e *env) enrolTotp(token string) []string {
+	e.t.Helper()
+	return e.enrolTotpWith(token, testPassword)
+}
+
+// confirmTotp is confirmTotpEnrolment with a code and a current password
+// ("" leaves it out).
+const confirmTotp = `mutation($c: String!, $p: String) { confirmTotpEnrolment(input: {code: $c, currentPassword: $p}) {
+	recoveryCodes userErrors { field code message retryAfter } } }`
+
+// enrolTotpWith is enrolTotp with the current password to give ("" for
+// none: the enrol-only token of a login may leave it out).
+func (e *env) enrolTotpWith(token, password string) []string {
 	e.t.Helper()
 	secret := e.startTotp(token)
 	code, err := totp.GenerateCode(secret, time.Now())
@@ -147,7 +160,11 @@ func (e *env) enrolTotp(token string) []string {
 			UserErrors    []userError
 		}
 	}
-	e.mustDo(token, `mutation($c: String!) { confirmTotpEnrolment(input: {code: $c}) { recoveryCodes userErrors { field code message } } }`, vars{"c": code}, &c)
+	v := vars{"c": code}
+	if password != "" {
+		v["p"] = password
+	}
+	e.mustDo(token, confirmTotp, v, &c)
 	if len(c.ConfirmTotpEnrolment.RecoveryCodes) != 10 {
 		e.t.Fatalf("confirmTotpEnrolment: %+v", c.ConfirmTotpEnrolment)
 	}

@@ -2,8 +2,15 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp/totp"
+	"github.com/skiffhq/skiff/graph"
 	"github.com/skiffhq/skiff/tenant"
 )
 
@@ -73,4 +80,94 @@ func TestTotpOverGraphQL(t *testing.T) {
 	e.mustDo(admin, `{ viewer { __typename } }`, nil, nil)
 	e.enrolTotp(admin)
 	e.mustDo(admin, users, nil, nil)
+}
+
+// Someone holding only a user's token, not their password, must not turn
+// two-factor on with their own app: the real user could then no longer log
+// in to the API, and a password reset would not undo it. confirmTotpEnrolment
+// needs the current password, counted as a login attempt; only the
+// enrol-only token that login issued after checking the password may leave it
+// out, and only once.
+func TestTotpEnrolmentNeedsThePassword(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *graph.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	_, owner := e.account("Acme", "owner@acme.example")
+	_, admin := e.user(owner, "admin@acme.example", "ADMIN")
+	_, victim := e.user(owner, "user@acme.example", "USER")
+	const thief = "198.51.100.7"
+	confirm := func(from, token, secret string, password any) (codes []string, errs []userError) {
+		t.Helper()
+		code, err := totp.GenerateCode(secret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			ConfirmTotpEnrolment struct {
+				RecoveryCodes []string
+				UserErrors    []userError
+			}
+		}
+		r := e.doFrom(from, token, confirmTotp, vars{"c": code, "p": password})
+		if len(r.Errors) > 0 {
+			t.Fatalf("confirmTotpEnrolment: %+v", r.Errors)
+		}
+		if err := json.Unmarshal(r.Data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.ConfirmTotpEnrolment.RecoveryCodes, out.ConfirmTotpEnrolment.UserErrors
+	}
+	wantError := func(what string, codes []string, errs []userError, code, message string) {
+		t.Helper()
+		if codes != nil || len(errs) != 1 || errs[0].Code != code || errs[0].Field == nil || *errs[0].Field != "currentPassword" ||
+			!strings.HasPrefix(errs[0].Message, message) {
+			t.Fatalf("%s: %v %+v; want %s on currentPassword, %q", what, codes, errs, code, message)
+		}
+	}
+
+	// The thief, with the user's token only.
+	secret := e.startTotp(victim)
+	codes, errs := confirm(thief, victim, secret, nil)
+	wantError("without a password", codes, errs, "INVALID", "enter your current password to turn on two-factor authentication")
+	codes, errs = confirm(thief, victim, secret, "a guess")
+	wantError("with a wrong password", codes, errs, "INVALID", "the current password is not correct")
+	for i := 2; i <= tenant.PairLimit; i++ {
+		codes, errs = confirm(thief, victim, secret, fmt.Sprintf("guess %d", i))
+		wantError(fmt.Sprintf("guess %d", i), codes, errs, "INVALID", "the current password is not correct")
+	}
+	codes, errs = confirm(thief, victim, secret, testPassword)
+	wantError("the right password after as many guesses as a login gets", codes, errs, "LIMIT", "too many wrong passwords")
+	// Two-factor stayed off: the user logs in without a code, and enrols
+	// with the password.
+	if tok, required, errs := e.loginCode("user@acme.example", testPassword, ""); tok == "" || required {
+		t.Fatalf("the user's login after the thief's attempts: %v %+v", required, errs)
+	}
+	if codes, errs = confirm("", victim, secret, testPassword); len(codes) != 10 || len(errs) != 0 {
+		t.Fatalf("the user's own enrolment with the password: %v %+v", codes, errs)
+	}
+
+	// An administrator's token from before the account required two-factor
+	// is enrol-only now, but its login did not check for that: the password
+	// is needed.
+	e.enrolTotp(owner)
+	e.mustDo(owner, `mutation { setRequireTotpForAdmins(input: {require: true}) { userErrors { message } } }`, nil, nil)
+	codes, errs = confirm("", admin, e.startTotp(admin), nil)
+	wantError("an administrator's older token without a password", codes, errs, "INVALID", "enter your current password")
+
+	// The enrol-only token of a login may enrol without it, once.
+	tok, required, _ := e.loginCode("admin@acme.example", testPassword, "")
+	if !required {
+		t.Fatal("the administrator's login is not enrol-only")
+	}
+	codes, errs = confirm("", tok, e.startTotp(tok), nil)
+	if len(codes) != 10 || len(errs) != 0 {
+		t.Fatalf("the enrol-only login's enrolment: %v %+v", codes, errs)
+	}
+	var off struct{ DisableTotp struct{ Ok bool } }
+	e.mustDo(tok, `mutation($p: String!, $c: String!) { disableTotp(input: {password: $p, code: $c}) { ok } }`,
+		vars{"p": testPassword, "c": codes[0]}, &off)
+	if !off.DisableTotp.Ok {
+		t.Fatal("disableTotp failed")
+	}
+	codes, errs = confirm("", tok, e.startTotp(tok), nil)
+	wantError("the same token again without a password", codes, errs, "INVALID", "enter your current password")
 }

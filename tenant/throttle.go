@@ -25,7 +25,8 @@ import (
 //     slow a victim's login down but never lock it.
 //
 // A success resets its login's and pair's counters and takes its attempt
-// back from the address's. Key logins are never throttled by these counts.
+// back from the address's; a password reset forgets the login's and all its
+// pairs' (ForgetLogin). Key logins are never throttled by these counts.
 const (
 	PairLimit      = 10
 	AddressLimit   = 50
@@ -125,5 +126,23 @@ func (a *LoginAttempt) Succeeded(ctx context.Context, q Queryer) error {
 	_, err := q.ExecContext(ctx, `WITH gone AS (DELETE FROM auth_failures WHERE key = ANY($1))
 		UPDATE auth_failures SET failures = greatest(failures - 1, 0) WHERE key = $2`,
 		StringArray([]string{a.login, a.pair}), a.addr)
+	return DBError(err)
+}
+
+// ForgetLogin forgets the attempts at the login name of kind (as
+// CountLoginAttempt names it): its own count and those of its (login,
+// address) pairs, from every address. The addresses' own counts stay, so
+// that whoever may call it for a login cannot wipe an address's record of
+// guessing at others. For a proof of ownership that replaces the password
+// (a password reset): the attempts were at a password that is gone. It reads
+// the whole table (a pair's key starts with its login's), which is fine for
+// something as rare as a redeemed reset link.
+func ForgetLogin(ctx context.Context, q Queryer, kind, name string) error {
+	login := kind + ":" + throttleName(name)
+	pair := "pair:" + login + "|"
+	// The rest of a pair's key is an address, which never holds a "|": a
+	// login whose name only starts with this one's and a "|" keeps its count.
+	_, err := q.ExecContext(ctx, `DELETE FROM auth_failures
+		WHERE key = $1 OR (starts_with(key, $2) AND strpos(substr(key, length($2) + 1), '|') = 0)`, login, pair)
 	return DBError(err)
 }

@@ -4761,11 +4761,16 @@ extend type Mutation {
   """
   Start two-factor (TOTP, RFC 6238: 6 digits, 30 seconds, SHA-1) for the caller:
   a new secret, replacing an unconfirmed one. Refused (` + "`" + `CONFLICT` + "`" + `) while two-factor is on.
+  Nothing is on until ` + "`" + `confirmTotpEnrolment` + "`" + `, which needs the password.
   """
   startTotpEnrolment: StartTotpEnrolmentPayload
   """
-  Turn two-factor on with a current code from the app. Returns the recovery codes,
-  shown only this once (Skiff keeps only their hashes).
+  Turn two-factor on with a current code from the app and your current password
+  (` + "`" + `currentPassword` + "`" + `), so that a stolen token cannot enrol someone else's app. Only the
+  enrol-only token of a ` + "`" + `login` + "`" + ` that answered ` + "`" + `totpEnrolmentRequired: true` + "`" + ` may leave the
+  password out, once: that login checked it. A password sent counts as a login attempt, as
+  in ` + "`" + `changePassword` + "`" + `. Returns the recovery codes, shown only this once (Skiff keeps only
+  their hashes).
   """
   confirmTotpEnrolment(
     "The mutation's arguments: see ` + "`" + `ConfirmTotpEnrolmentInput` + "`" + `."
@@ -4807,6 +4812,13 @@ type StartTotpEnrolmentPayload {
 input ConfirmTotpEnrolmentInput {
   "A current code from the app."
   code: String!
+  """
+  Your current password, to prove it is really you. Required, except with the
+  enrol-only token ` + "`" + `login` + "`" + ` issued (` + "`" + `totpEnrolmentRequired: true` + "`" + `), which proved it;
+  missing or wrong, it is an ` + "`" + `INVALID` + "`" + ` user error on ` + "`" + `currentPassword` + "`" + ` (too many wrong
+  ones, ` + "`" + `LIMIT` + "`" + `).
+  """
+  currentPassword: String
 }
 
 "The result of ` + "`" + `confirmTotpEnrolment` + "`" + `: what changed, or the user errors."
@@ -6591,7 +6603,11 @@ extend type Mutation {
     "The mutation's arguments: see ` + "`" + `RequestPasswordResetInput` + "`" + `."
     input: RequestPasswordResetInput!
   ): OkPayload
-  "Set a new password with the emailed reset token."
+  """
+  Set a new password with the emailed reset token. Ends the user's sessions, and
+  forgets the failed logins at their email, so that ` + "`" + `login` + "`" + ` with the new password is not
+  refused for earlier attempts.
+  """
   resetPassword(
     "The mutation's arguments: see ` + "`" + `ResetPasswordInput` + "`" + `."
     input: ResetPasswordInput!
@@ -7340,7 +7356,9 @@ extend type Mutation {
     input: UpdateUserInput!
   ): UserPayload
   """
-  Delete a user: they can no longer log in and their sessions end. By default
+  Delete a user: they can no longer log in, their sessions end and the invitation and
+  password-reset links already emailed to them stop working (a restored user who was still
+  invited needs ` + "`" + `resendInvitation` + "`" + `). By default
   nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
   home (My Files) is deleted for good once the grace period has passed (30 days
   unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings
@@ -25999,7 +26017,7 @@ func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"code"}
+	fieldsInOrder := [...]string{"code", "currentPassword"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -26013,6 +26031,13 @@ func (ec *executionContext) unmarshalInputConfirmTotpEnrolmentInput(ctx context.
 				return it, err
 			}
 			it.Code = data
+		case "currentPassword":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currentPassword"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CurrentPassword = data
 		}
 	}
 	return it, nil

@@ -160,6 +160,11 @@ type ClearAccountIPAllowlistPayload struct {
 type ConfirmTotpEnrolmentInput struct {
 	// A current code from the app.
 	Code string `json:"code"`
+	// Your current password, to prove it is really you. Required, except with the
+	// enrol-only token `login` issued (`totpEnrolmentRequired: true`), which proved it;
+	// missing or wrong, it is an `INVALID` user error on `currentPassword` (too many wrong
+	// ones, `LIMIT`).
+	CurrentPassword *string `json:"currentPassword,omitempty"`
 }
 
 // The result of `confirmTotpEnrolment`: what changed, or the user errors.

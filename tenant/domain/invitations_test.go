@@ -3,6 +3,7 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -38,6 +39,17 @@ func (f *moduleFixture) wantRefusal(err error, want string) {
 }
 
 const goodPassword = "a long enough passphrase"
+
+// umaWithPassword creates the user uma@acme.test with the password "the
+// first passphrase" (no invitation).
+func (f *moduleFixture) umaWithPassword() *tenant.User {
+	f.t.Helper()
+	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
 
 func TestInvitation(t *testing.T) {
 	f := newModuleFixture(t)
@@ -130,10 +142,7 @@ func TestInvitationExpiresAndIsReplaced(t *testing.T) {
 func TestPasswordReset(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	session, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
@@ -314,10 +323,7 @@ func TestEmailChangeSpendsTheLinksSentToTheOldAddress(t *testing.T) {
 func TestPasswordChangeSpendsResetLinks(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
-	u, err := f.svc.People.CreateUser(f.ownerCtx, people.CreateUserInput{Email: "uma@acme.test", Name: "Uma", Password: "the first passphrase"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := f.umaWithPassword()
 	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
 		t.Fatal(err)
 	}
@@ -333,5 +339,83 @@ func TestPasswordChangeSpendsResetLinks(t *testing.T) {
 	f.wantRefusal(err, "no longer valid")
 	if _, err := f.svc.People.Login(ctx, u.Email, "the second passphrase", netip.Addr{}); err != nil {
 		t.Fatalf("the changed password after the refused reset: %v", err)
+	}
+}
+
+// Deleting a user spends the links already emailed to them: restoring the
+// user must not bring back an invitation or a password reset that has not
+// expired yet (whoever reads the mailbox of someone who left must not get
+// in once they are restored). An invited user is invited again by hand.
+func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	invited := f.newUser("ivy@acme.test", tenant.RoleUser)
+	invite := f.latestToken(outbox.EmailInvitation, invited.Email)
+	u := f.umaWithPassword()
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	reset := f.latestToken(outbox.EmailPasswordReset, u.Email)
+	for _, id := range []string{invited.ID, u.ID} {
+		if _, err := f.svc.People.DeleteUser(f.ownerCtx, id, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.People.RestoreUser(f.ownerCtx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := f.svc.People.AcceptInvitation(ctx, invite, goodPassword)
+	f.wantRefusal(err, "this invitation link is no longer valid")
+	err = f.svc.People.ResetPassword(ctx, reset, "a password someone else chose")
+	f.wantRefusal(err, "this password reset link is no longer valid")
+	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{}); err != nil {
+		t.Fatalf("the restored user's own password after the refused reset: %v", err)
+	}
+	if err := f.svc.People.ResendInvitation(f.ownerCtx, invited.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.People.AcceptInvitation(ctx, f.latestToken(outbox.EmailInvitation, invited.Email), goodPassword); err != nil {
+		t.Fatalf("the invitation sent after the restore: %v", err)
+	}
+}
+
+// A password reset proves the mailbox and replaces the password the
+// attempts were guessing at, so it forgets the attempts at that login: a
+// user blocked by their own typos (or by a stranger's guesses from their
+// address) logs in with the new password at once. The address's own count
+// stays: resetting one's own password must not wipe an address's record of
+// guessing at other logins.
+func TestPasswordResetForgetsTheLoginsFailedAttempts(t *testing.T) {
+	f := newModuleFixture(t)
+	ctx := context.Background()
+	u := f.umaWithPassword()
+	home := netip.MustParseAddr("203.0.113.9")
+	for i := range tenant.PairLimit {
+		if _, err := f.svc.People.Login(ctx, u.Email, fmt.Sprintf("typo %d", i), home); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+			t.Fatalf("wrong password %d: %v", i+1, err)
+		}
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", home); tenant.ErrorCode(err) != tenant.ELimit {
+		t.Fatalf("the right password after %d typos: %v; want LIMIT", tenant.PairLimit, err)
+	}
+	if err := f.svc.People.RequestPasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.People.ResetPassword(ctx, f.latestToken(outbox.EmailPasswordReset, u.Email), goodPassword); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.People.Login(ctx, u.Email, goodPassword, home); err != nil {
+		t.Fatalf("the new password from the blocked address: %v (%s)", err, tenant.ErrorMessage(err))
+	}
+	// The address's count across logins is kept: 11 attempts so far, less
+	// the login that worked; it is blocked after AddressLimit.
+	for i := tenant.PairLimit + 1; i < tenant.AddressLimit; i++ {
+		if _, err := f.svc.People.Login(ctx, fmt.Sprintf("nobody%d@acme.test", i), "a guess", home); tenant.ErrorCode(err) != tenant.EUnauthenticated {
+			t.Fatalf("attempt %d from the address: %v", i+1, err)
+		}
+	}
+	_, err := f.svc.People.Login(ctx, "nobody@acme.test", "a guess", home)
+	if tenant.ErrorCode(err) != tenant.ELimit || !strings.HasPrefix(tenant.ErrorMessage(err), "too many failed logins") {
+		t.Fatalf("attempt %d from the address: %v; want LIMIT", tenant.AddressLimit+1, err)
 	}
 }

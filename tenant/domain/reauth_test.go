@@ -100,7 +100,7 @@ func TestDisableTotpCountsCallsWithoutAPassword(t *testing.T) {
 		}
 		return c
 	}
-	if _, err := w.svc.People.ConfirmTotpEnrolment(ctx, code()); err != nil {
+	if _, err := w.svc.People.ConfirmTotpEnrolment(ctx, code(), password); err != nil {
 		t.Fatal(err)
 	}
 	for i := range tenant.PairLimit {

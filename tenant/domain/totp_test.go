@@ -42,9 +42,10 @@ func (f *directoryFixture) mustLogIn(email, password, code string) context.Conte
 	return ctx
 }
 
-// enrol turns two-factor on for ctx's principal at the fixture's clock and
+// enrol turns two-factor on for ctx's principal at the fixture's clock, with
+// their current password ("" for the enrol-only token of a login), and
 // returns the secret and the recovery codes.
-func (f *directoryFixture) enrol(ctx context.Context) (string, []string) {
+func (f *directoryFixture) enrol(ctx context.Context, password string) (string, []string) {
 	f.t.Helper()
 	e, err := f.svc.People.StartTotpEnrolment(ctx)
 	if err != nil {
@@ -54,7 +55,7 @@ func (f *directoryFixture) enrol(ctx context.Context) (string, []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	codes, err := f.svc.People.ConfirmTotpEnrolment(ctx, code)
+	codes, err := f.svc.People.ConfirmTotpEnrolment(ctx, code, password)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -99,12 +100,12 @@ func TestTotpEnrolAndLogin(t *testing.T) {
 	if good == wrong {
 		wrong = "111111"
 	}
-	_, err = f.svc.People.ConfirmTotpEnrolment(ctx, wrong)
+	_, err = f.svc.People.ConfirmTotpEnrolment(ctx, wrong, sftpPassword)
 	wantTotpErr(t, err, tenant.EInvalid, "code", "confirm with a wrong code")
 	if on, _ := f.svc.People.TotpEnabled(ctx); on {
 		t.Fatal("two-factor on after a wrong confirmation")
 	}
-	codes, err := f.svc.People.ConfirmTotpEnrolment(ctx, good)
+	codes, err := f.svc.People.ConfirmTotpEnrolment(ctx, good, sftpPassword)
 	if err != nil || len(codes) != 10 {
 		t.Fatalf("confirm: %v, %v", codes, err)
 	}
@@ -190,7 +191,7 @@ func TestTotpRequiredOfStaff(t *testing.T) {
 	if !tenant.PrincipalFrom(ctx).EnrolOnly {
 		t.Fatal("staff without two-factor got a full token")
 	}
-	secret, _ := f.enrol(ctx)
+	secret, _ := f.enrol(ctx, "")
 	// The same token is a full one from now on.
 	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(ctx), netip.Addr{}); err != nil || p.EnrolOnly {
 		t.Errorf("the enrolled staff member's token: %+v, %v", p, err)
@@ -249,7 +250,7 @@ func TestRequireTotpForAdmins(t *testing.T) {
 	if _, err := f.svc.People.SetRequireTotpForAdmins(owner, true); tenant.ErrorCode(err) != tenant.EConflict {
 		t.Errorf("an owner without two-factor required it: %v", err)
 	}
-	f.enrol(owner)
+	f.enrol(owner, sftpPassword)
 	a, err := f.svc.People.SetRequireTotpForAdmins(owner, true)
 	if err != nil || !a.RequireTotpForAdmins {
 		t.Fatalf("set: %+v, %v", a, err)
@@ -268,7 +269,7 @@ func TestRequireTotpForAdmins(t *testing.T) {
 	if !tenant.PrincipalFrom(adminNow).EnrolOnly {
 		t.Error("an administrator without two-factor got a full token")
 	}
-	f.enrol(adminNow)
+	f.enrol(adminNow, "")
 	if p, err := f.svc.People.Authenticate(context.Background(), tokenOf(adminCtx), netip.Addr{}); err != nil || p.EnrolOnly {
 		t.Errorf("the administrator's token after enrolling: %+v, %v", p, err)
 	}

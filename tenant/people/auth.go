@@ -184,6 +184,9 @@ func newSecret(prefix string) (string, []byte, error) {
 
 // issueToken starts an API session for p: a bearer token, or with
 // TokenAccessAndRefresh an access token and a refresh token (see sessions.go).
+// A session issued enrol-only (p.EnrolOnly, which only Login sets, after the
+// password) may turn two-factor on without the password (enrol_grant; see
+// ConfirmTotpEnrolment).
 func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Principal, opt LoginOptions) (*LoginResult, error) {
 	now := s.Time()
 	exp := now.Add(s.TokenTTL)
@@ -199,8 +202,8 @@ func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Pr
 	}
 	ua := clientName(opt.UserAgent)
 	if opt.Kind == TokenAccessAndRefresh {
-		if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, kind, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip)
-			VALUES (NULL, 'REFRESH', $1, $2, $3, $4, $5, $6, $7, $4, $7) RETURNING id`, accountID, userID, staffID, now, exp, ua, ip); err != nil {
+		if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, kind, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip, enrol_grant)
+			VALUES (NULL, 'REFRESH', $1, $2, $3, $4, $5, $6, $7, $4, $7, $8) RETURNING id`, accountID, userID, staffID, now, exp, ua, ip, p.EnrolOnly); err != nil {
 			return nil, tenant.DBError(err)
 		}
 		return s.issuePair(ctx, q, p, now)
@@ -209,8 +212,8 @@ func (s *Service) issueToken(ctx context.Context, q tenant.Queryer, p *tenant.Pr
 	if err != nil {
 		return nil, err
 	}
-	if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $8) RETURNING id`, h, accountID, userID, staffID, now, exp, ua, ip); err != nil {
+	if err := q.GetContext(ctx, &p.TokenID, `INSERT INTO tokens (hash, account_id, user_id, staff_id, created_at, expires_at, user_agent, ip, last_used_at, last_ip, enrol_grant)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $5, $8, $9) RETURNING id`, h, accountID, userID, staffID, now, exp, ua, ip, p.EnrolOnly); err != nil {
 		return nil, tenant.DBError(err)
 	}
 	return &LoginResult{Token: token, ExpiresAt: exp, Principal: p}, nil

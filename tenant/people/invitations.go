@@ -229,7 +229,9 @@ func (s *Service) resetDecoy(ctx context.Context, emailHash []byte) error {
 
 // ResetPassword sets a new password from a password-reset link's token. It
 // ends every session of the user (bearer tokens and SFTP), since a reset often
-// follows a leak, and spends every other outstanding link of theirs. A token
+// follows a leak, spends every other outstanding link of theirs, and forgets
+// the failed logins at their email (tenant.ForgetLogin), so that a login
+// blocked by them works with the new password at once. A token
 // that is unknown, expired or already used, and a password that is too short
 // or long, are EInvalid user errors (field "token" or "password").
 func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
@@ -238,6 +240,12 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 		u = target
 		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, u.ID, s.Time()); err != nil {
 			return tenant.DBError(err)
+		}
+		// The failed logins counted were guesses at the old password, and
+		// the link proved the mailbox: the user is not kept waiting out a
+		// block. Only the login's counts go, not the addresses'.
+		if err := tenant.ForgetLogin(ctx, q, "email", u.Email); err != nil {
+			return err
 		}
 		return audit.Record(ctx, q, u.AccountID, audit.Event{Kind: "user.password_reset", TargetKind: "User", TargetID: u.ID})
 	})
@@ -310,15 +318,17 @@ func (s *Service) redeemToken(ctx context.Context, token, password string, purpo
 		}
 		now := s.Time()
 		var tokenErr error
+		// A deleted user's links read as not valid, as before DeleteUser
+		// revoked them: "use the latest email" would not help.
 		switch {
 		case ref.UsedAt != nil:
 			tokenErr = refusal.used
+		case u.Deleted():
+			tokenErr = refusal.unknown
 		case ref.RevokedAt != nil:
 			tokenErr = refusal.revoked
 		case !now.Before(ref.ExpiresAt):
 			tokenErr = refusal.expired
-		case u.Deleted():
-			tokenErr = refusal.unknown
 		}
 		if err := errors.Join(tokenErr, pwErr); err != nil {
 			return err

@@ -118,11 +118,31 @@ func (s *Service) StartTotpEnrolment(ctx context.Context) (*TotpEnrolment, error
 }
 
 // ConfirmTotpEnrolment turns two-factor on with a code from the app and
-// returns the recovery codes, shown this once.
-func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]string, error) {
+// returns the recovery codes, shown this once. It needs the caller's current
+// password: otherwise someone holding only a stolen token could enrol their
+// own app and lock the real owner out of the API (a password reset does not
+// turn two-factor off). The exception is a session that Login issued
+// enrol-only after checking the password (enrol_grant), while it is still
+// enrol-only: it proved the password already, and may use that once. A
+// password given is always checked, and counted as a login attempt (see
+// countPasswordCheck); a missing or wrong one is an EInvalid user error on
+// currentPassword, reported with a wrong code, and nothing is spent.
+func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code, currentPassword string) ([]string, error) {
 	p, err := requireLogin(ctx)
 	if err != nil {
 		return nil, err
+	}
+	needPassword := currentPassword != ""
+	if !needPassword {
+		if needPassword, err = s.enrolNeedsPassword(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	passed := func() {}
+	if currentPassword != "" {
+		if passed, err = s.countPasswordCheck(ctx, p, "currentPassword"); err != nil {
+			return nil, err
+		}
 	}
 	codes, hashes := make([]string, recoveryCodeCount), make([]string, recoveryCodeCount)
 	for i := range codes {
@@ -145,13 +165,34 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 		if r.Confirmed != nil {
 			return tenant.Errorf(tenant.EConflict, "two-factor authentication is already on")
 		}
+		var passwordErr error
+		if needPassword {
+			if currentPassword == "" {
+				passwordErr = tenant.Invalid("currentPassword", "enter your current password to turn on two-factor authentication")
+			} else if ok, err := ownPasswordIs(ctx, q, p, currentPassword); err != nil {
+				return err
+			} else if !ok {
+				passwordErr = tenant.Invalid("currentPassword", "the current password is not correct")
+			}
+		}
+		// Both mistakes at once; returning either rolls back, so a right
+		// code is not spent by a wrong password.
+		var codeErr error
 		if ok, err := s.useTotpCode(ctx, q, col, id, r.Secret, code); err != nil {
 			return err
 		} else if !ok {
-			return tenant.Invalid("code", "the code is not correct; check the app's clock and try the current code")
+			codeErr = tenant.Invalid("code", "the code is not correct; check the app's clock and try the current code")
+		}
+		if err := errors.Join(passwordErr, codeErr); err != nil {
+			return err
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE totp SET confirmed_at = $2, recovery_hashes = $3 WHERE `+col+` = $1`,
 			id, s.Time(), tenant.StringArray(hashes)); err != nil {
+			return tenant.DBError(err)
+		}
+		// The logins' proofs of the password are used up: should two-factor
+		// be turned off again, no session of p enrols without it.
+		if _, err := q.ExecContext(ctx, `UPDATE tokens SET enrol_grant = false WHERE `+col+` = $1 AND enrol_grant`, id); err != nil {
 			return tenant.DBError(err)
 		}
 		return s.auditTotp(ctx, q, p, "user.totp_enabled", "staff.totp_enabled")
@@ -159,7 +200,36 @@ func (s *Service) ConfirmTotpEnrolment(ctx context.Context, code string) ([]stri
 	if err != nil {
 		return nil, err
 	}
+	passed()
 	return codes, nil
+}
+
+// enrolNeedsPassword reports whether turning two-factor on needs p's
+// password: always, except with a session that Login issued enrol-only
+// (after checking the password) and that is enrol-only still.
+func (s *Service) enrolNeedsPassword(ctx context.Context, p *tenant.Principal) (bool, error) {
+	if !p.EnrolOnly {
+		return true, nil
+	}
+	var grant bool
+	err := s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
+		return tenant.DBError(q.GetContext(ctx, &grant, `SELECT enrol_grant FROM tokens WHERE id = $1`, p.TokenID))
+	})
+	return !grant, err
+}
+
+// ownPasswordIs reports whether password is p's own (a user's or a staff
+// member's); an empty one never is.
+func ownPasswordIs(ctx context.Context, q tenant.Queryer, p *tenant.Principal, password string) (bool, error) {
+	table := "users"
+	if p.IsStaff() {
+		table = "staff"
+	}
+	var hash string
+	if err := q.GetContext(ctx, &hash, `SELECT coalesce(password_hash, '') FROM `+table+` WHERE id = $1`, p.ID); err != nil {
+		return false, tenant.DBError(err)
+	}
+	return tenant.VerifyPassword(ctx, hash, password)
 }
 
 // DisableTotp turns two-factor off, with the password and a current code or
@@ -179,15 +249,7 @@ func (s *Service) DisableTotp(ctx context.Context, password, code string) error 
 	}
 	col, id := totpOwner(p)
 	err = s.inOwnScope(ctx, p, func(q tenant.Queryer) error {
-		var hash string
-		table := "users"
-		if p.IsStaff() {
-			table = "staff"
-		}
-		if err := q.GetContext(ctx, &hash, `SELECT coalesce(password_hash, '') FROM `+table+` WHERE id = $1`, p.ID); err != nil {
-			return tenant.DBError(err)
-		}
-		ok, err := tenant.VerifyPassword(ctx, hash, password)
+		ok, err := ownPasswordIs(ctx, q, p, password)
 		if err != nil {
 			return err
 		}

@@ -530,8 +530,10 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 }
 
 // DeleteUser soft-deletes a user: they can no longer log in (web or SFTP),
-// their tokens are revoked, their SFTP licence is freed and their live SFTP
-// sessions end. Nothing they own is removed, so RestoreUser brings it all back.
+// their tokens and their outstanding invitation and password-reset links are
+// revoked, their SFTP licence is freed and their live SFTP sessions end.
+// Nothing they own is removed, so RestoreUser brings it all back (but the
+// links: an invited user is invited again with ResendInvitation).
 //
 // With deleteFiles, their home (My Files) is also scheduled to be deleted for
 // good once the grace period (Files.Grace) has passed; until then RestoreUser
@@ -555,6 +557,11 @@ func (s *Service) DeleteUser(ctx context.Context, id string, deleteFiles bool) (
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL`, u.ID, s.Time()); err != nil {
 			return tenant.DBError(err)
+		}
+		// And the invitation and reset links already emailed, which
+		// RestoreUser would otherwise bring back while unexpired.
+		if err := s.revokeLinksTx(ctx, q, u); err != nil {
+			return err
 		}
 		after := u.AuditState()
 		if deleteFiles {
