@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -103,6 +104,10 @@ const userPage = `query($n: Int!, $f: Int, $a: String) { account { users(first: 
 	projectsSharedWithMe(first: $f, after: $a) { edges { cursor preset rights node { id name myRights createdBy { name }
 		members { preset user { id } group { id } } } } pageInfo { hasNextPage endCursor } } } } } } }`
 
+const folderSharesPage = `query($n: Int!, $f: Int, $a: String) { account { projectFolders(first: $n) { edges { node {
+	id shares(first: $f, after: $a) { edges { cursor node { preset sharedAt user { id name } group { id name } } }
+		pageInfo { hasNextPage hasPreviousPage endCursor } totalCount } } } } } }`
+
 const groupPage = `query($n: Int!, $f: Int, $a: String) { account { groups(first: $n) { edges { node {
 	id name memberCount members(first: $f, after: $a) { edges { cursor node { id name } } pageInfo { hasNextPage hasPreviousPage } } } } } } }`
 
@@ -138,9 +143,10 @@ func (e *env) cost(token, query string, v vars, rows func(json.RawMessage) int, 
 		r := e.do(token, query, v)
 		cost := e.statementsSent() - before
 		for _, err := range r.Errors {
-			// A plain user may not see who created a folder: createdBy is null
-			// with FORBIDDEN (docs/GRAPHQL.md), loaded in the page's batch all the same.
-			if err.code() != "FORBIDDEN" || len(err.Path) == 0 || err.Path[len(err.Path)-1] != "createdBy" {
+			// A plain user may not see who created a folder, nor the shares of
+			// one they may not share: createdBy and shares are null with
+			// FORBIDDEN (docs/GRAPHQL.md), loaded in the page's batch all the same.
+			if err.code() != "FORBIDDEN" || len(err.Path) == 0 || (err.Path[len(err.Path)-1] != "createdBy" && err.Path[len(err.Path)-1] != "shares") {
 				e.t.Fatalf("unexpected errors: %+v", r.Errors)
 			}
 		}
@@ -187,6 +193,26 @@ func TestPageCostsDoNotGrowWithPageSize(t *testing.T) {
 			}
 		}
 	}
+	// The viewer may share every other folder: they see those folders' shares.
+	for i := 1; i < len(s.folders); i += 2 {
+		if _, err := e.svc.Sharing.ShareProjectFolder(ctx, sharing.ShareInput{FolderID: s.folders[i], UserID: s.viewerID, Preset: policy.PresetShare}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cursor of the shares of one folder continues every folder's shares.
+	var first struct {
+		Account struct {
+			ProjectFolders struct {
+				Edges []struct {
+					Node struct {
+						Shares struct{ PageInfo struct{ EndCursor string } }
+					}
+				}
+			}
+		}
+	}
+	e.mustDo(s.owner, `{ account { projectFolders(first: 1) { edges { node { shares(first: 1) { pageInfo { endCursor } } } } } } }`, nil, &first)
+	sharesCursor := first.Account.ProjectFolders.Edges[0].Node.Shares.PageInfo.EndCursor
 	pages := []struct {
 		name, token, query string
 		path               []string
@@ -196,6 +222,11 @@ func TestPageCostsDoNotGrowWithPageSize(t *testing.T) {
 		{"folders (owner)", s.owner, folderPage, []string{"account", "projectFolders"}, vars{}, 5, 31},
 		{"folders (plain user)", s.viewer, `query($n: Int!) { account { projectFolders(first: $n) { edges { node { id myRights createdBy { name } } } } } }`,
 			[]string{"account", "projectFolders"}, vars{}, 2, 7},
+		{"folders with shares (owner)", s.owner, folderSharesPage, []string{"account", "projectFolders"}, vars{"f": 2}, 5, 31},
+		{"folders with shares from a cursor (owner)", s.owner, folderSharesPage, []string{"account", "projectFolders"}, vars{"f": 2, "a": sharesCursor}, 5, 31},
+		{"folders with shares (user who may share)", s.viewer, `query($n: Int!, $f: Int) { account { projectFolders(first: $n) { edges { node {
+			id myRights shares(first: $f) { edges { node { preset user { id } group { id } } } } } } } } }`,
+			[]string{"account", "projectFolders"}, vars{"f": 2}, 2, 7},
 		{"users", s.owner, userPage, []string{"account", "users"}, vars{"f": 3}, 5, 31},
 		{"groups", s.owner, groupPage, []string{"account", "groups"}, vars{"f": 2}, 2, 8},
 		// Support staff read any account's groups with their members, in the staff scope.
@@ -204,8 +235,11 @@ func TestPageCostsDoNotGrowWithPageSize(t *testing.T) {
 			[]string{"account", "groups"}, vars{"f": 2}, 2, 8},
 	}
 	for _, p := range pages {
-		small := e.cost(p.token, p.query, vars{"n": p.small, "f": p.v["f"]}, countEdges(p.path...), p.small)
-		large := e.cost(p.token, p.query, vars{"n": p.large, "f": p.v["f"]}, countEdges(p.path...), p.large)
+		v := maps.Clone(p.v)
+		v["n"] = p.small
+		small := e.cost(p.token, p.query, v, countEdges(p.path...), p.small)
+		v["n"] = p.large
+		large := e.cost(p.token, p.query, v, countEdges(p.path...), p.large)
 		if small != large {
 			t.Errorf("%s: a page of %d rows took %d statements, a page of %d took %d", p.name, p.small, small, p.large, large)
 		} else {

@@ -104,6 +104,19 @@ func (r *projectFolderResolver) MyRights(ctx context.Context, obj *sharing.Proje
 	return rights, err
 }
 
+// Shares is the resolver for the shares field.
+func (r *projectFolderResolver) Shares(ctx context.Context, obj *sharing.ProjectFolder, first *int, after *string, last *int, before *string) (*model.ProjectFolderShareConnection, error) {
+	c, err := r.loaders(ctx).folderShares.Load(ctx, pagedRef{obj.ID, connPage(ctx, first, after, last, before), tenant.Order{}})
+	if err != nil {
+		return nil, err
+	}
+	out := &model.ProjectFolderShareConnection{PageInfo: pageInfo(c), TotalCount: c.Total, Edges: make([]*model.ProjectFolderShareEdge, len(c.Items))}
+	for i, m := range c.Items {
+		out.Edges[i] = &model.ProjectFolderShareEdge{Cursor: c.Cursors[i], Node: m}
+	}
+	return out, nil
+}
+
 // Members is the resolver for the members field.
 func (r *projectFolderResolver) Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error) {
 	members, err := r.loaders(ctx).folderMembers.Load(ctx, obj.ID)

@@ -45,6 +45,7 @@ type loaders struct {
 	// Nested connections: one per row, every row with the same page.
 	sharedWith   *dataloadgen.Loader[pagedRef, *tenant.Connection[*sharing.SharedProject]]
 	groupMembers *dataloadgen.Loader[pagedRef, *tenant.Connection[*tenant.User]]
+	folderShares *dataloadgen.Loader[pagedRef, *tenant.Connection[*sharing.FolderMember]]
 	loginTimes   *dataloadgen.Loader[userRef, *people.LoginTimes] // see facts.go
 	acct         accountLoaders                                   // see accountloaders.go
 }
@@ -106,6 +107,7 @@ func newLoaders(svc *domain.Domain) *loaders {
 		}, dataloadgen.WithWait(batchWait)),
 		sharedWith:   dataloadgen.NewLoader(byPage(svc.Sharing.ProjectsSharedWithUsers), dataloadgen.WithWait(batchWait)),
 		groupMembers: dataloadgen.NewLoader(byPage(svc.Sharing.GroupMembersOf), dataloadgen.WithWait(batchWait)),
+		folderShares: dataloadgen.NewLoader(byPage(svc.Sharing.FolderSharesOf), dataloadgen.WithWait(batchWait)),
 	}
 }
 
@@ -249,7 +251,7 @@ func (r *Resolver) prefetchUsers(ctx context.Context, users []*tenant.User) {
 
 // prefetchFolders is prefetchUsers for a list of project folders, found at
 // path (under the current field) in the query: the viewer's rights in them,
-// their members and their creators.
+// their members, each page of shares asked for, and their creators.
 func (r *Resolver) prefetchFolders(ctx context.Context, folders []*sharing.ProjectFolder, path ...string) {
 	if len(folders) == 0 || graphql.GetFieldContext(ctx) == nil {
 		return
@@ -277,6 +279,9 @@ func (r *Resolver) prefetchFolders(ctx context.Context, folders []*sharing.Proje
 				}
 			}
 		}
+	}
+	for _, pg := range pagesAt(ctx, at("shares")...) {
+		primePaged(ctx, l.folderShares, ids, pg, r.Tenant.Sharing.FolderSharesOf)
 	}
 	if selected(ctx, at("createdBy")...) {
 		prime(ctx, l.users, creators, r.Tenant.People.UsersByID)

@@ -439,6 +439,7 @@ type ComplexityRoot struct {
 		MyRights             func(childComplexity int) int
 		MyUploadNotification func(childComplexity int) int
 		Name                 func(childComplexity int) int
+		Shares               func(childComplexity int, first *int, after *string, last *int, before *string) int
 		UpdatedAt            func(childComplexity int) int
 	}
 
@@ -463,6 +464,17 @@ type ComplexityRoot struct {
 	ProjectFolderPayload struct {
 		ProjectFolder func(childComplexity int) int
 		UserErrors    func(childComplexity int) int
+	}
+
+	ProjectFolderShareConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ProjectFolderShareEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Query struct {
@@ -916,6 +928,7 @@ type ProjectFolderResolver interface {
 	CreatedBy(ctx context.Context, obj *sharing.ProjectFolder) (*tenant.User, error)
 
 	MyRights(ctx context.Context, obj *sharing.ProjectFolder) (model.FolderRights, error)
+	Shares(ctx context.Context, obj *sharing.ProjectFolder, first *int, after *string, last *int, before *string) (*model.ProjectFolderShareConnection, error)
 	Members(ctx context.Context, obj *sharing.ProjectFolder) ([]*sharing.FolderMember, error)
 	MyUploadNotification(ctx context.Context, obj *sharing.ProjectFolder) (bool, error)
 }
@@ -2770,6 +2783,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectFolder.Name(childComplexity), true
+	case "ProjectFolder.shares":
+		if e.ComplexityRoot.ProjectFolder.Shares == nil {
+			break
+		}
+
+		args, err := ec.field_ProjectFolder_shares_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ProjectFolder.Shares(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "ProjectFolder.updatedAt":
 		if e.ComplexityRoot.ProjectFolder.UpdatedAt == nil {
 			break
@@ -2846,6 +2870,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProjectFolderPayload.UserErrors(childComplexity), true
+
+	case "ProjectFolderShareConnection.edges":
+		if e.ComplexityRoot.ProjectFolderShareConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderShareConnection.Edges(childComplexity), true
+	case "ProjectFolderShareConnection.pageInfo":
+		if e.ComplexityRoot.ProjectFolderShareConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderShareConnection.PageInfo(childComplexity), true
+	case "ProjectFolderShareConnection.totalCount":
+		if e.ComplexityRoot.ProjectFolderShareConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderShareConnection.TotalCount(childComplexity), true
+
+	case "ProjectFolderShareEdge.cursor":
+		if e.ComplexityRoot.ProjectFolderShareEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderShareEdge.Cursor(childComplexity), true
+	case "ProjectFolderShareEdge.node":
+		if e.ComplexityRoot.ProjectFolderShareEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectFolderShareEdge.Node(childComplexity), true
 
 	case "Query.account":
 		if e.ComplexityRoot.Query.Account == nil {
@@ -5528,12 +5584,49 @@ type ProjectFolder implements Node {
   "What you may do in the folder."
   myRights: [FolderRight!]!
   """
-  Who the folder is shared with, oldest share first. Users who may share the folder, and
-  owners and administrators; null with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else.
-  Not paged: always the whole list, whose selection counts once per member in the operation's
-  complexity (` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + ` over the limit; see docs/GRAPHQL.md, "Limits").
+  Who the folder is shared with, oldest share first, a page at a time: one edge per share,
+  with a user or a group. Users who may share the folder, and owners and administrators; null
+  with a ` + "`" + `FORBIDDEN` + "`" + ` error at this field for anyone else. A share keeps its place (and its
+  cursor) when its preset changes.
   """
-  members: [ProjectFolderMember!]
+  shares(
+    "Page forward: at most this many items (1–200, default 50), from the start or after ` + "`" + `after` + "`" + `."
+    first: Int
+    "Page forward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.endCursor` + "`" + `)."
+    after: String
+    "Page backward: at most this many items (1–200), from the end or before ` + "`" + `before` + "`" + `."
+    last: Int
+    "Page backward from this cursor (an edge's ` + "`" + `cursor` + "`" + ` or ` + "`" + `pageInfo.startCursor` + "`" + `)."
+    before: String
+  ): ProjectFolderShareConnection
+  """
+  Who the folder is shared with, oldest share first, with the same rights as ` + "`" + `shares` + "`" + `.
+  Not paged: always the whole list, whose selection counts once per member in the operation's
+  complexity (` + "`" + `COMPLEXITY_LIMIT_EXCEEDED` + "`" + ` over the limit; see docs/GRAPHQL.md, "Limits"), so a
+  folder shared more than about 10,000 times cannot list its members here. Use ` + "`" + `shares` + "`" + `.
+  """
+  members: [ProjectFolderMember!] @deprecated(reason: "Use ` + "`" + `shares` + "`" + `, which pages: the same items, oldest share first, as ` + "`" + `edges { node }` + "`" + `. ` + "`" + `members` + "`" + ` cannot list a folder shared more than about 10,000 times (docs/GRAPHQL.md, \"Limits\").")
+}
+
+"A page of a project folder's shares: a Relay cursor connection (see docs/GRAPHQL.md, \"Lists\")."
+type ProjectFolderShareConnection {
+  "The items of this page, in order, each with its cursor."
+  edges: [ProjectFolderShareEdge!]!
+  "Where this page starts and ends, and whether there are more pages."
+  pageInfo: PageInfo!
+  """
+  How many items the whole list holds (every page, with the list's filters), as
+  the caller may see them. Counted only when asked for.
+  """
+  totalCount: Int!
+}
+
+"One share of a project folder in a page, with its cursor."
+type ProjectFolderShareEdge {
+  "This item's place in the list: pass it as ` + "`" + `after` + "`" + ` for the items that follow it."
+  cursor: String!
+  "The share: the user or group, and its preset."
+  node: ProjectFolderMember!
 }
 
 "One share of a project folder: with a user or with a group."
@@ -8158,6 +8251,8 @@ func (ec *executionContext) childFields_ProjectFolder(ctx context.Context, field
 		return ec.fieldContext_ProjectFolder_updatedAt(ctx, field)
 	case "myRights":
 		return ec.fieldContext_ProjectFolder_myRights(ctx, field)
+	case "shares":
+		return ec.fieldContext_ProjectFolder_shares(ctx, field)
 	case "members":
 		return ec.fieldContext_ProjectFolder_members(ctx, field)
 	case "myUploadNotification":
@@ -8210,6 +8305,28 @@ func (ec *executionContext) childFields_ProjectFolderPayload(ctx context.Context
 		return ec.fieldContext_ProjectFolderPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderShareConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ProjectFolderShareConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ProjectFolderShareConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ProjectFolderShareConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderShareConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectFolderShareEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ProjectFolderShareEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ProjectFolderShareEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectFolderShareEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_RefreshSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -10013,6 +10130,44 @@ func (ec *executionContext) field_Mutation_updateUser_args(ctx context.Context, 
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_ProjectFolder_shares_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -18303,6 +18458,50 @@ func (ec *executionContext) fieldContext_ProjectFolder_myRights(_ context.Contex
 	return newScalarFieldContext("ProjectFolder", field, true, true, "FolderRight")
 }
 
+func (ec *executionContext) _ProjectFolder_shares(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolder_shares(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ProjectFolder().Shares(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProjectFolderShareConnection) graphql.Marshaler {
+			return ec.marshalOProjectFolderShareConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolder_shares(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderShareConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ProjectFolder_shares_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ProjectFolder_members(ctx context.Context, field graphql.CollectedField, obj *sharing.ProjectFolder) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18737,6 +18936,178 @@ func (ec *executionContext) fieldContext_ProjectFolderPayload_userErrors(_ conte
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderShareConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderShareConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderShareConnection_edges(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Edges
+		fc.Result = v
+		return ec.marshalNProjectFolderShareEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareEdgeᚄ(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderShareConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ProjectFolderShareEdge) graphql.Marshaler {
+			return ec.marshalNProjectFolderShareEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderShareConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderShareConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderShareEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderShareConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderShareConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderShareConnection_pageInfo(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.PageInfo
+		fc.Result = v
+		return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderShareConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderShareConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderShareConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProjectFolderShareConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderShareConnection) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderShareConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderShareConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return newScalarFieldContext("ProjectFolderShareConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProjectFolderShareEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderShareEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderShareEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderShareEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return newScalarFieldContext("ProjectFolderShareEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProjectFolderShareEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ProjectFolderShareEdge) (ret graphql.Marshaler) {
+	if !slowPaths {
+		fc, _ := ec.fieldContext_ProjectFolderShareEdge_node(ctx, field)
+		ctx = graphql.WithFieldContext(ctx, fc)
+		defer recoverField(ctx, ec.OperationContext, &ret)
+		v := obj.Node
+		fc.Result = v
+		return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectFolderShareEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sharing.FolderMember) graphql.Marshaler {
+			return ec.marshalNProjectFolderMember2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋtenantᚋsharingᚐFolderMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectFolderShareEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProjectFolderShareEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectFolderMember(ctx, field)
 		},
 	}
 	return fc, nil
@@ -31578,6 +31949,12 @@ func (ec *executionContext) _ProjectFolder(ctx context.Context, sel ast.Selectio
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ProjectFolder_myRights(ctx, field, obj)
 				})
+		case "shares":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProjectFolder_shares(ctx, field, obj)
+				})
 		case "members":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -31754,6 +32131,87 @@ func (ec *executionContext) _ProjectFolderPayload(ctx context.Context, sel ast.S
 			}
 		case "userErrors":
 			out.Values[i] = ec._ProjectFolderPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return newFieldWriter(fields, out, &deferred)
+}
+
+var projectFolderShareConnectionImplementors = []string{"ProjectFolderShareConnection"}
+
+func (ec *executionContext) _ProjectFolderShareConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectFolderShareConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderShareConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := newDeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderShareConnection")
+		case "edges":
+			out.Values[i] = ec._ProjectFolderShareConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ProjectFolderShareConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ProjectFolderShareConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return newFieldWriter(fields, out, &deferred)
+}
+
+var projectFolderShareEdgeImplementors = []string{"ProjectFolderShareEdge"}
+
+func (ec *executionContext) _ProjectFolderShareEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ProjectFolderShareEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectFolderShareEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := newDeferredGroup(ctx, fields)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectFolderShareEdge")
+		case "cursor":
+			out.Values[i] = ec._ProjectFolderShareEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ProjectFolderShareEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -35093,6 +35551,30 @@ func (ec *executionContext) marshalNProjectFolderOrderField2githubᚗcomᚋskiff
 	return v
 }
 
+func (ec *executionContext) marshalNProjectFolderShareEdge2ᚕᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProjectFolderShareEdge) graphql.Marshaler {
+	ret := marshalList(ctx, sel, "ProjectFolderShareEdge", len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectFolderShareEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjectFolderShareEdge2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareEdge(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderShareEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProjectFolderShareEdge!")
+		return graphql.Null
+	}
+	return ec._ProjectFolderShareEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNProvisionDedicatedIpInput2githubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProvisionDedicatedIPInput(ctx context.Context, v any) (model.ProvisionDedicatedIPInput, error) {
 	res, err := ec.unmarshalInputProvisionDedicatedIpInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -36346,6 +36828,13 @@ func (ec *executionContext) marshalOProjectFolderPayload2ᚖgithubᚗcomᚋskiff
 		return graphql.Null
 	}
 	return ec._ProjectFolderPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOProjectFolderShareConnection2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐProjectFolderShareConnection(ctx context.Context, sel ast.SelectionSet, v *model.ProjectFolderShareConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProjectFolderShareConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalORefreshSessionPayload2ᚖgithubᚗcomᚋskiffhqᚋskiffᚋgraphᚋmodelᚐRefreshSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.RefreshSessionPayload) graphql.Marshaler {

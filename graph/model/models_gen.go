@@ -658,6 +658,25 @@ type ProjectFolderPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A page of a project folder's shares: a Relay cursor connection (see docs/GRAPHQL.md, "Lists").
+type ProjectFolderShareConnection struct {
+	// The items of this page, in order, each with its cursor.
+	Edges []*ProjectFolderShareEdge `json:"edges"`
+	// Where this page starts and ends, and whether there are more pages.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many items the whole list holds (every page, with the list's filters), as
+	// the caller may see them. Counted only when asked for.
+	TotalCount int `json:"totalCount"`
+}
+
+// One share of a project folder in a page, with its cursor.
+type ProjectFolderShareEdge struct {
+	// This item's place in the list: pass it as `after` for the items that follow it.
+	Cursor string `json:"cursor"`
+	// The share: the user or group, and its preset.
+	Node *sharing.FolderMember `json:"node"`
+}
+
 // The input of `provisionDedicatedIp`.
 type ProvisionDedicatedIPInput struct {
 	// The account's ID.

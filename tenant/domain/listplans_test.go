@@ -67,6 +67,12 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 				`INSERT INTO project_folders (account_id, name, created_by, created_at, updated_at)
 				SELECT $1, 'Folder ' || (g % 997), (SELECT id FROM users WHERE email = 'owner@acme.example'), now() - g * interval '1 second', now()
 				FROM generate_series(1, $2) g`,
+				// One folder shared with every user (ProjectFolder.shares).
+				`INSERT INTO project_folders (account_id, name, created_by, created_at, updated_at)
+				SELECT $1, 'Shared widely', (SELECT id FROM users WHERE email = 'owner@acme.example'), now(), now() WHERE $2 > 0`,
+				`INSERT INTO folder_shares (account_id, folder_id, user_id, preset, created_at)
+				SELECT $1, (SELECT id FROM project_folders WHERE name = 'Shared widely'), id, 'READ', now() - (abs(hashtext(email)) % 1000) * interval '1 second'
+				FROM users WHERE account_id = $1 AND email LIKE 'u%' AND $2 > 0`,
 				`INSERT INTO audit_events (account_id, actor_kind, kind, at)
 				SELECT $1, 'SYSTEM', 'bulk.event', now() - g * interval '1 second' FROM generate_series(1, $2) g`,
 				`INSERT INTO outbox (account_id, kind, recipient, data, status, created_at, sent_at)
@@ -101,6 +107,13 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 		t.Fatalf("accounts: %v, %v", pageOfAccounts, err)
 	}
 
+	var widely string
+	if err := w.svc.DB.InAccount(ctx, acme, func(tx *sqlx.Tx) error {
+		return tx.Get(&widely, `SELECT id FROM project_folders WHERE name = 'Shared widely'`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	type list struct {
 		name   string
 		table  string // the list's table, which an index must read
@@ -132,6 +145,16 @@ func TestListPagesUseTheirIndexes(t *testing.T) {
 		}, false},
 		{"projectFolders", "project_folders", []string{"NAME", "CREATED_AT", "UPDATED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Sharing.ProjectFolders(ctx, acme, "", o, p))
+		}, false},
+		{"a folder's shares", "folder_shares", []string{"SHARED_AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
+			m, refused, err := w.svc.Sharing.FolderSharesOf(ctx, []string{widely}, o, p)
+			if err == nil {
+				err = refused[widely]
+			}
+			if err != nil {
+				return nil, err
+			}
+			return m[widely].Cursors, nil
 		}, false},
 		{"auditEvents", "audit_events", []string{"AT"}, func(ctx context.Context, o tenant.Order, p tenant.Page) ([]string, error) {
 			return curs(w.svc.Audit.Events(ctx, acme, audit.Filter{}, o, p))

@@ -64,15 +64,57 @@ func shareLimit(maxShares int) *int {
 // folders shared more than maxShares times in all are not read: the error
 // is a *TooManyShares.
 func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string, maxShares int) (map[string][]*FolderMember, Refused, error) {
-	p, err := tenant.RequireUser(ctx)
+	p, allowed, refused, err := s.membersVisible(ctx, folderIDs)
+	if err != nil || len(allowed) == 0 {
+		return map[string][]*FolderMember{}, refused, err
+	}
+	out := map[string][]*FolderMember{}
+	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
+		var shares []*shareRow
+		err := q.SelectContext(ctx, &shares, `SELECT s.id, s.folder_id, s.user_id, s.group_id, s.preset, s.created_at FROM folder_shares s
+			LEFT JOIN users u ON u.id = s.user_id
+			WHERE s.folder_id = ANY($1::uuid[]) AND s.account_id = skiff_account() AND (s.user_id IS NULL OR u.deleted_at IS NULL)
+			ORDER BY s.created_at, s.id LIMIT $2`, tenant.UUIDArray(allowed), shareLimit(maxShares))
+		if err != nil {
+			return tenant.DBError(err)
+		}
+		if maxShares > 0 && len(shares) > maxShares {
+			return &TooManyShares{Max: maxShares}
+		}
+		members, err := shareMembers(ctx, q, shares)
+		if err != nil {
+			return err
+		}
+		for _, id := range allowed {
+			out[id] = nil
+		}
+		for i, sh := range shares {
+			if m := members[i]; m != nil {
+				out[sh.FolderID] = append(out[sh.FolderID], m)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
+	}
+	return out, refused, nil
+}
+
+// membersVisible splits folderIDs into the folders whose shares the
+// principal may see (they may share the folder: SHARE, which owners and
+// administrators have in every folder) and the others, refused: NOT_FOUND
+// for a folder they have no right in, FORBIDDEN for one they may not share.
+func (s *Service) membersVisible(ctx context.Context, folderIDs []string) (*tenant.Principal, []string, Refused, error) {
+	p, err := tenant.RequireUser(ctx)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	rights, err := s.MyRightsInFolders(ctx, folderIDs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	out, refused := map[string][]*FolderMember{}, Refused{}
+	refused := Refused{}
 	var allowed []string
 	for _, id := range folderIDs {
 		switch r := rights[id]; {
@@ -84,63 +126,129 @@ func (s *Service) FolderMembersOf(ctx context.Context, folderIDs []string, maxSh
 			allowed = append(allowed, id)
 		}
 	}
-	if len(allowed) == 0 {
-		return out, refused, nil
+	return p, allowed, refused, nil
+}
+
+// shareRow is a row of folder_shares, as the members' reads scan it.
+type shareRow struct {
+	ID       string    `db:"id"`
+	FolderID string    `db:"folder_id"`
+	UserID   *string   `db:"user_id"`
+	GroupID  *string   `db:"group_id"`
+	Preset   string    `db:"preset"`
+	SharedAt time.Time `db:"created_at"`
+}
+
+// shareMembers reads the users and groups of shares, in two statements
+// whatever their number, and returns each share's member (nil for one
+// whose user or group the transaction does not see).
+func shareMembers(ctx context.Context, q tenant.Queryer, shares []*shareRow) ([]*FolderMember, error) {
+	var userIDs, groupIDs []string
+	for _, sh := range shares {
+		if sh.UserID != nil {
+			userIDs = append(userIDs, *sh.UserID)
+		} else if sh.GroupID != nil {
+			groupIDs = append(groupIDs, *sh.GroupID)
+		}
 	}
+	var users []*tenant.User
+	if err := q.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users WHERE id = ANY($1::uuid[])`, tenant.UUIDArray(userIDs)); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	var groups []groupRow
+	if err := q.SelectContext(ctx, &groups, groupSelect+` WHERE g.id = ANY($1::uuid[])`, tenant.UUIDArray(groupIDs)); err != nil {
+		return nil, tenant.DBError(err)
+	}
+	byUser, byGroup := map[string]*tenant.User{}, map[string]*Group{}
+	for _, u := range users {
+		byUser[u.ID] = u
+	}
+	for i := range groups {
+		byGroup[groups[i].ID] = groups[i].group()
+	}
+	out := make([]*FolderMember, len(shares))
+	for i, sh := range shares {
+		m := &FolderMember{Preset: policy.Preset(sh.Preset), SharedAt: sh.SharedAt}
+		if sh.UserID != nil {
+			m.User = byUser[*sh.UserID]
+		} else if sh.GroupID != nil {
+			m.Group = byGroup[*sh.GroupID]
+		}
+		if m.User != nil || m.Group != nil {
+			out[i] = m
+		}
+	}
+	return out, nil
+}
+
+// shareSorts is the one order of FolderSharesOf: oldest share first. A
+// share keeps its place when its preset changes (created_at is when it was
+// made), so a cursor stays valid; the index of migration 00148 reads it.
+var shareSorts = &tenant.Sorts[*shareRow]{
+	List: "shares",
+	Keys: []tenant.SortKey[*shareRow]{
+		{Field: "SHARED_AT", Expr: "created_at", Type: "timestamptz", Of: func(r *shareRow) string { return tenant.TimeKey(r.SharedAt) }},
+	},
+	Default: tenant.Order{Field: "SHARED_AT"},
+	ID:      "id",
+	IDOf:    func(r *shareRow) string { return r.ID },
+}
+
+// FolderSharesOf is FolderShares for many folders, each with the same page
+// request, by folder ID: one statement pages every folder's shares at once
+// (each folder's page a keyset read of its own), then two read the pages'
+// users and groups, and one more each finds the folders with shares before
+// the cursor and counts them, when asked. Folders are refused as
+// FolderMembersOf refuses them, then a bad page request.
+func (s *Service) FolderSharesOf(ctx context.Context, folderIDs []string, order tenant.Order, page tenant.Page) (map[string]*tenant.Connection[*FolderMember], Refused, error) {
+	p, allowed, refused, err := s.membersVisible(ctx, folderIDs)
+	if err != nil || len(allowed) == 0 {
+		return map[string]*tenant.Connection[*FolderMember]{}, refused, err
+	}
+	ks, err := shareSorts.NewKeyset(order, page)
+	if err != nil {
+		for _, id := range allowed {
+			refused[id] = err
+		}
+		return map[string]*tenant.Connection[*FolderMember]{}, refused, nil
+	}
+	out := map[string]*tenant.Connection[*FolderMember]{}
 	err = s.InAccount(ctx, p.AccountID, func(q tenant.Queryer) error {
-		var shares []struct {
-			FolderID string    `db:"folder_id"`
-			UserID   *string   `db:"user_id"`
-			GroupID  *string   `db:"group_id"`
-			Preset   string    `db:"preset"`
-			SharedAt time.Time `db:"created_at"`
-		}
-		err := q.SelectContext(ctx, &shares, `SELECT s.folder_id, s.user_id, s.group_id, s.preset, s.created_at FROM folder_shares s
-			LEFT JOIN users u ON u.id = s.user_id
-			WHERE s.folder_id = ANY($1::uuid[]) AND s.account_id = skiff_account() AND (s.user_id IS NULL OR u.deleted_at IS NULL)
-			ORDER BY s.created_at, s.id LIMIT $2`, tenant.UUIDArray(allowed), shareLimit(maxShares))
+		pages, err := tenant.ListPages(ctx, q, ks, tenant.BatchQuery{
+			ListQuery: tenant.ListQuery{
+				Select: `SELECT id, user_id, group_id, preset, created_at`,
+				// A deleted user's share is no member (it grants nothing).
+				From: `FROM folder_shares WHERE account_id = skiff_account() AND folder_id = parent_id
+					AND (user_id IS NULL OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = folder_shares.user_id AND u.deleted_at IS NOT NULL))`,
+			},
+			Outer: `parent_id AS folder_id, id, user_id, group_id, preset, created_at`,
+		}, allowed, func(r *shareRow) (string, *shareRow) { return r.FolderID, r })
 		if err != nil {
-			return tenant.DBError(err)
+			return err
 		}
-		if maxShares > 0 && len(shares) > maxShares {
-			return &TooManyShares{Max: maxShares}
+		var shares []*shareRow
+		for _, id := range allowed {
+			shares = append(shares, pages[id].Items...)
 		}
-		var userIDs, groupIDs []string
-		for _, sh := range shares {
-			if sh.UserID != nil {
-				userIDs = append(userIDs, *sh.UserID)
-			} else if sh.GroupID != nil {
-				groupIDs = append(groupIDs, *sh.GroupID)
-			}
+		members, err := shareMembers(ctx, q, shares)
+		if err != nil {
+			return err
 		}
-		var users []*tenant.User
-		if err := q.SelectContext(ctx, &users, `SELECT `+tenant.UserColumns+` FROM users WHERE id = ANY($1::uuid[])`, tenant.UUIDArray(userIDs)); err != nil {
-			return tenant.DBError(err)
-		}
-		var groups []groupRow
-		if err := q.SelectContext(ctx, &groups, groupSelect+` WHERE g.id = ANY($1::uuid[])`, tenant.UUIDArray(groupIDs)); err != nil {
-			return tenant.DBError(err)
-		}
-		byUser, byGroup := map[string]*tenant.User{}, map[string]*Group{}
-		for _, u := range users {
-			byUser[u.ID] = u
-		}
-		for i := range groups {
-			byGroup[groups[i].ID] = groups[i].group()
+		byID := make(map[string]*FolderMember, len(shares))
+		for i, sh := range shares {
+			byID[sh.ID] = members[i]
 		}
 		for _, id := range allowed {
-			out[id] = nil
-		}
-		for _, sh := range shares {
-			m := &FolderMember{Preset: policy.Preset(sh.Preset), SharedAt: sh.SharedAt}
-			if sh.UserID != nil {
-				m.User = byUser[*sh.UserID]
-			} else if sh.GroupID != nil {
-				m.Group = byGroup[*sh.GroupID]
+			c := tenant.MapConnection(pages[id], func(r *shareRow) *FolderMember { return byID[r.ID] })
+			// A member the transaction does not see is left out, as
+			// FolderMembersOf leaves it out, with its cursor.
+			c.Cursors = slices.Clone(c.Cursors)
+			for i := len(c.Items) - 1; i >= 0; i-- {
+				if c.Items[i] == nil {
+					c.Items, c.Cursors = slices.Delete(c.Items, i, i+1), slices.Delete(c.Cursors, i, i+1)
+				}
 			}
-			if m.User != nil || m.Group != nil {
-				out[sh.FolderID] = append(out[sh.FolderID], m)
-			}
+			out[id] = c
 		}
 		return nil
 	})

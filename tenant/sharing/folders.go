@@ -495,6 +495,13 @@ func (s *Service) FolderMembers(ctx context.Context, folderID string) ([]*Folder
 	return one(folderID, out, refused, err)
 }
 
+// FolderShares pages through who a project folder is shared with, oldest
+// share first, with the same rights as FolderMembers.
+func (s *Service) FolderShares(ctx context.Context, folderID string, page tenant.Page) (*tenant.Connection[*FolderMember], error) {
+	out, refused, err := s.FolderSharesOf(ctx, []string{folderID}, tenant.Order{}, page)
+	return one(folderID, out, refused, err)
+}
+
 // MaxFolderNameBytes bounds a project folder's name in bytes: a folder is one
 // file name in every SFTP user's tree, where names are at most 255 bytes
 // (NAME_MAX, as in Linux).
