@@ -26,19 +26,7 @@ import (
 func bigAccount(t testing.TB, shares int) (url, account, user string) {
 	t.Helper()
 	url = pgtest.NewDB(t)
-	db, err := sql.Open("postgres", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	q := func(query string, args ...any) string {
-		t.Helper()
-		var out sql.NullString
-		if err := db.QueryRow(query, args...).Scan(&out); err != nil && err != sql.ErrNoRows {
-			t.Fatalf("%s: %v", query, err)
-		}
-		return out.String
-	}
+	_, q := rawDB(t, url)
 	account = q(`INSERT INTO accounts (name) VALUES ('Big') RETURNING id`)
 	q(`INSERT INTO users (account_id, email, name, role)
 		SELECT $1, 'u' || i || '@big.example', 'u' || i, CASE WHEN i % 10 = 0 THEN 'ADMIN' ELSE 'USER' END
@@ -61,6 +49,26 @@ func bigAccount(t testing.TB, shares int) (url, account, user string) {
 		t.Fatalf("%d shares, want at least %d", n, shares)
 	}
 	return url, account, user
+}
+
+// rawDB opens url as the connection role, closed when the test ends, and
+// returns a function that runs a statement and returns the one value of
+// its row ("" for none), failing the test on an error.
+func rawDB(t testing.TB, url string) (*sql.DB, func(query string, args ...any) string) {
+	t.Helper()
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, func(query string, args ...any) string {
+		t.Helper()
+		var out sql.NullString
+		if err := db.QueryRow(query, args...).Scan(&out); err != nil && err != sql.ErrNoRows {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return out.String
+	}
 }
 
 // TestMeasureLoad measures one account's load (Invalidate, then a decision)

@@ -92,19 +92,7 @@ func casbinReference(t *testing.T, db *sql.DB, r *rules, accountID string) *casb
 func TestSharesAnswerAsCasbinLines(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDB(t)
-	raw, err := sql.Open("postgres", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	id := func(query string, args ...any) string {
-		t.Helper()
-		var out string
-		if err := raw.QueryRow(query, args...).Scan(&out); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-		return out
-	}
+	raw, id := rawDB(t, url)
 	account := id(`INSERT INTO accounts (name) VALUES ('Ref') RETURNING id`)
 	groups := []string{
 		id(`SELECT id FROM groups WHERE account_id = $1 AND builtin = 'PRO'`, account),
