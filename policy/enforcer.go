@@ -86,6 +86,7 @@ type Enforcer struct {
 	opts      Options
 	log       *slog.Logger
 	listening atomic.Bool
+	loads     atomic.Int64 // accounts read, for tests
 
 	mu        sync.Mutex
 	accounts  map[string]*account
@@ -413,6 +414,7 @@ func (e *Enforcer) current(ctx context.Context, accountID, userID string) (*snap
 	// Taken before reading: an invalidation that races with the read leaves
 	// this snapshot already stale, so the change is never missed.
 	gen := a.gen.Load()
+	e.loads.Add(1)
 	r, err := loadRules(ctx, e.db, accountID)
 	if err != nil {
 		return nil, err
