@@ -2,7 +2,10 @@
 // account: Enforcer.May answers for GraphQL and SFTP alike.
 //
 // The decision is Casbin's, with the embedded model in model.conf (RBAC with
-// domains; the domain is the account ID). The policy is not written by Casbin:
+// domains; the domain is the account ID), but for single project folders:
+// an account's shares, most of its policy, are kept as sets of rights by
+// subject and folder rather than as Casbin lines (see rules), and a folder
+// decision is the model's answer worked out from them (snapshot.folderRights). The policy is not written by Casbin:
 // it is derived from the tenant tables it describes (users' roles and groups,
 // groups' permissions, project folder shares), which keep their foreign keys,
 // checks and row-level security and change in the same transaction as their
@@ -83,6 +86,7 @@ type Enforcer struct {
 	opts      Options
 	log       *slog.Logger
 	listening atomic.Bool
+	loads     atomic.Int64 // accounts read, for tests
 
 	mu        sync.Mutex
 	accounts  map[string]*account
@@ -106,11 +110,13 @@ type snapshot struct {
 	ce      *casbin.SyncedEnforcer
 	users   map[string]bool
 	folders map[string]bool // live project folders, by ID
-	// The rules by subject: p lines, and the roles of g lines.
-	lines map[string][][]string
-	roles map[string][]string
-	gen   uint64 // the account's gen when the read started
-	at    time.Time
+	// The rules by subject: p lines, the roles of g lines, and the rights
+	// granted by folder shares, by folder ID.
+	lines  map[string][][]string
+	roles  map[string][]string
+	shares map[string]map[string]rightSet
+	gen    uint64 // the account's gen when the read started
+	at     time.Time
 }
 
 // New returns an enforcer that reads policies through db, which must reach
@@ -154,6 +160,9 @@ func (e *Enforcer) May(ctx context.Context, userID, accountID, object, action st
 	if err != nil {
 		return false, err
 	}
+	if id, ok := folderID(object); ok {
+		return s.folderRights(userID, id)&bitOf(Right(action)) != 0, nil
+	}
 	ok, err := s.ce.Enforce(userPrefix+userID, accountID, object, action)
 	if err != nil {
 		return false, fmt.Errorf("policy: enforce: %w", err)
@@ -195,7 +204,7 @@ func (e *Enforcer) RightsIn(ctx context.Context, userID, accountID, folderID str
 	if err != nil {
 		return nil, err
 	}
-	return s.rights(userID, accountID, folderID)
+	return rightLists[s.folderRights(userID, folderID)], nil
 }
 
 // RightsInFolders is RightsIn for many folders at once, by folder ID (a
@@ -268,10 +277,10 @@ func (g *grants) in(folderID string, live bool) []Right {
 	return rightLists[set] // nil when none
 }
 
-// grants collects the lines the user holds, directly or through their
+// grants collects what the user holds on folders, directly or through their
 // group and role, from the account's current policy: Casbin's implicit
-// permissions, read from the snapshot's index of lines by subject instead of
-// a scan of every line of the account (which is what makes a page of users'
+// permissions, read from the snapshot's indexes by subject instead of a
+// scan of every line of the account (which is what makes a page of users'
 // shared folders cost the same per user in an account of a thousand
 // folders as in one of ten).
 func (e *Enforcer) grants(ctx context.Context, userID, accountID string) (*grants, error) {
@@ -280,37 +289,55 @@ func (e *Enforcer) grants(ctx context.Context, userID, accountID string) (*grant
 		return nil, err
 	}
 	g := &grants{folders: map[string]rightSet{}, live: s.folders}
+	for _, sub := range s.subjects(userID) {
+		for id, set := range s.shares[sub] {
+			g.folders[id] |= set
+		}
+		g.everywhere |= s.everywhere(sub)
+	}
+	return g, nil
+}
+
+// subjects returns the user's subject and their roles, transitively as the
+// model's g is (within the account: every g line of a snapshot is in its
+// account's domain).
+func (s *snapshot) subjects(userID string) []string {
 	subjects := []string{userPrefix + userID}
-	for i := 0; i < len(subjects); i++ { // the user, then their roles, transitively as g is
+	for i := 0; i < len(subjects); i++ {
 		for _, role := range s.roles[subjects[i]] {
 			if !slices.Contains(subjects, role) {
 				subjects = append(subjects, role)
 			}
 		}
-		for _, l := range s.lines[subjects[i]] {
-			obj, act := l[2], bitOf(Right(l[3]))
-			if id, ok := folderID(obj); ok {
-				g.folders[id] |= act
-			} else if obj == FoldersObject {
-				g.everywhere |= act
-			}
-		}
 	}
-	return g, nil
+	return subjects
 }
 
-func (s *snapshot) rights(userID, accountID, folderID string) ([]Right, error) {
-	var out []Right
-	for _, r := range Rights() {
-		ok, err := s.ce.Enforce(userPrefix+userID, accountID, FolderObject(folderID), string(r))
-		if err != nil {
-			return nil, fmt.Errorf("policy: enforce: %w", err)
-		}
-		if ok {
-			out = append(out, r)
+// everywhere returns the rights the subject's own lines grant on
+// "folders", which g2 extends to every live folder.
+func (s *snapshot) everywhere(sub string) rightSet {
+	var set rightSet
+	for _, l := range s.lines[sub] {
+		if l[2] == FoldersObject {
+			set |= bitOf(Right(l[3]))
 		}
 	}
-	return out, nil
+	return set
+}
+
+// folderRights is what the model answers for the user on one folder: the
+// rights the shares of the folder grant the user or one of their roles, and
+// if the folder is live, what those grant on "folders". (Only live folders'
+// shares are read: a deleted folder grants nothing.)
+func (s *snapshot) folderRights(userID, folderID string) rightSet {
+	var set rightSet
+	for _, sub := range s.subjects(userID) {
+		set |= s.shares[sub][folderID]
+		if s.folders[folderID] {
+			set |= s.everywhere(sub)
+		}
+	}
+	return set
 }
 
 // Listening reports whether Listen is connected, so that changes from other
@@ -387,6 +414,7 @@ func (e *Enforcer) current(ctx context.Context, accountID, userID string) (*snap
 	// Taken before reading: an invalidation that races with the read leaves
 	// this snapshot already stale, so the change is never missed.
 	gen := a.gen.Load()
+	e.loads.Add(1)
 	r, err := loadRules(ctx, e.db, accountID)
 	if err != nil {
 		return nil, err
@@ -396,7 +424,7 @@ func (e *Enforcer) current(ctx context.Context, accountID, userID string) (*snap
 		return nil, err
 	}
 	s := &snapshot{ce: ce, users: r.users, folders: r.folders, gen: gen, at: e.opts.Now(),
-		lines: map[string][][]string{}, roles: map[string][]string{}}
+		lines: map[string][][]string{}, roles: map[string][]string{}, shares: r.shares}
 	for _, l := range r.p {
 		s.lines[l[0]] = append(s.lines[l[0]], l)
 	}
@@ -438,11 +466,8 @@ func (e *Enforcer) build(r *rules) (*casbin.SyncedEnforcer, error) {
 			return nil, fmt.Errorf("policy: add memberships: %w", err)
 		}
 	}
-	if len(r.g2) > 0 {
-		if _, err := ce.AddNamedGroupingPoliciesEx("g2", r.g2); err != nil {
-			return nil, fmt.Errorf("policy: add folders: %w", err)
-		}
-	}
+	// No g2 lines: Casbin is not asked about single folders, and g2 links
+	// nothing else.
 	return ce, nil
 }
 

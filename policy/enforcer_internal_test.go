@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,5 +69,46 @@ func TestGrantsInSharesLists(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { g.in("a", true) }); n != 0 {
 		t.Errorf("in allocates %v times", n)
+	}
+}
+
+// A burst of changes costs one read of the account, however many decisions
+// then ask at once: invalidations only mark it stale, and decisions waiting
+// for a read use it.
+func TestBurstOfChangesReadsOnce(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDB(t)
+	_, q := rawDB(t, url)
+	// A user the policy knows: a decision about an unknown one may read again.
+	account := q(`INSERT INTO accounts (name) VALUES ('Burst') RETURNING id`)
+	user := q(`INSERT INTO users (account_id, email, name, role) VALUES ($1, 'b@burst.example', 'B', 'USER') RETURNING id`, account)
+	db, err := tenant.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, err := New(db, Options{ListeningMaxAge: time.Hour, MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() {
+		if _, err := e.May(context.Background(), user, account, AccountObject, string(SFTPMyFiles)); err != nil {
+			t.Error(err)
+		}
+	}
+	ask()
+	for round := range 3 {
+		before := e.loads.Load()
+		for range 100 {
+			e.Invalidate(account)
+		}
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(ask)
+		}
+		wg.Wait()
+		if n := e.loads.Load() - before; n != 1 {
+			t.Errorf("round %d: 100 changes and 20 decisions read the account %d times, want once", round, n)
+		}
 	}
 }

@@ -10,13 +10,21 @@ import (
 	"github.com/skiffhq/skiff/tenant"
 )
 
-// rules is one account's policy as Casbin lines, without the ptype: p lines
-// are (subject, account, object, action), g lines (user, group or role,
-// account), g2 lines (folder, "folders", account).
+// rules is one account's policy: p lines (subject, account, object, action)
+// and g lines (user, group or role, account) as Casbin lines without the
+// ptype, for every object but single folders; and the folder shares, which
+// are most of an account's policy, as sets of rights by subject and folder.
+//
+// A share is not expanded into a Casbin line per right (with a g2 line per
+// folder putting it in "folders"): at 200,000 shares those lines, and
+// Casbin's index of them, cost seconds and a gigabyte per load (see
+// docs/BENCHMARKS.md). What they would answer is answered from shares
+// instead (snapshot.folderRights), as TestSharesAnswerAsCasbinLines checks.
 type rules struct {
-	p, g, g2 [][]string
-	users    map[string]bool // the account's live users, by ID
-	folders  map[string]bool // the account's live project folders, by ID
+	p, g    [][]string
+	shares  map[string]map[string]rightSet // subject → folder ID → rights
+	users   map[string]bool                // the account's live users, by ID
+	folders map[string]bool                // the account's live project folders, by ID
 }
 
 // loadRules reads one account's policy from the tables it is derived from:
@@ -25,7 +33,7 @@ type rules struct {
 // the application role, so row-level security lets it see that account only,
 // and at REPEATABLE READ so the three reads agree with each other.
 func loadRules(ctx context.Context, db *tenant.DB, accountID string) (*rules, error) {
-	r := &rules{users: map[string]bool{}, folders: map[string]bool{}}
+	r := &rules{users: map[string]bool{}, folders: map[string]bool{}, shares: map[string]map[string]rightSet{}}
 	err := db.Snapshot(ctx, accountID, func(tx *sqlx.Tx) error {
 		if err := r.readUsers(ctx, tx.Tx, accountID); err != nil {
 			return err
@@ -94,8 +102,10 @@ func (r *rules) readGroups(ctx context.Context, tx *sql.Tx, accountID string) er
 	return wrapRows("groups", rows.Err())
 }
 
-// readFolders puts every live project folder in the account's "folders",
-// and expands each of its shares into the preset's rights.
+// readFolders records every live project folder of the account (its
+// "folders") and the rights each share of one grants its user or group.
+// It scans into the driver's bytes and makes a string only once per
+// folder and per subject, not per row.
 func (r *rules) readFolders(ctx context.Context, tx *sql.Tx, accountID string) error {
 	rows, err := tx.QueryContext(ctx, `SELECT f.id, coalesce(s.user_id::text, ''), coalesce(s.group_id::text, ''), coalesce(s.preset, '')
 		FROM project_folders f LEFT JOIN folder_shares s ON s.account_id = f.account_id AND s.folder_id = f.id
@@ -106,31 +116,52 @@ func (r *rules) readFolders(ctx context.Context, tx *sql.Tx, accountID string) e
 	}
 	defer rows.Close()
 	last := ""
+	byUser, byGroup := map[string]map[string]rightSet{}, map[string]map[string]rightSet{}
 	for rows.Next() {
-		var folder, user, group, preset string
+		var folder, user, group, preset sql.RawBytes
 		if err := rows.Scan(&folder, &user, &group, &preset); err != nil {
 			return fmt.Errorf("policy: read folders: %w", err)
 		}
-		if folder != last {
-			last = folder
-			r.folders[folder] = true
-			r.g2 = append(r.g2, []string{FolderObject(folder), FoldersObject, accountID})
+		if string(folder) != last {
+			last = string(folder)
+			r.folders[last] = true
 		}
-		var sub string
+		var id sql.RawBytes
+		var prefix string
+		var subjects map[string]map[string]rightSet
 		switch {
-		case user != "" && r.users[user]:
-			sub = userPrefix + user
-		case group != "":
-			sub = groupPrefix + group
+		case len(user) > 0 && r.users[string(user)]:
+			id, prefix, subjects = user, userPrefix, byUser
+		case len(group) > 0:
+			id, prefix, subjects = group, groupPrefix, byGroup
 		default:
 			continue // no share, or a deleted user's, which grants nothing
 		}
-		for _, right := range Preset(preset).Rights() {
-			r.p = append(r.p, []string{sub, accountID, FolderObject(folder), string(right)})
+		set := presetSets[string(preset)]
+		if set == 0 {
+			continue // not a preset: grants nothing
 		}
+		m := subjects[string(id)]
+		if m == nil {
+			m = map[string]rightSet{}
+			subjects[string(id)] = m
+			r.shares[prefix+string(id)] = m
+		}
+		m[last] |= set
 	}
 	return wrapRows("folders", rows.Err())
 }
+
+// presetSets holds the set of rights each preset grants, by name.
+var presetSets = func() map[string]rightSet {
+	m := map[string]rightSet{}
+	for _, p := range Presets() {
+		for _, right := range p.Rights() {
+			m[string(p)] |= bitOf(right)
+		}
+	}
+	return m
+}()
 
 func wrapRows(what string, err error) error {
 	if err != nil {
