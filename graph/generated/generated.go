@@ -7451,7 +7451,7 @@ extend type Mutation {
   """
   Delete a user: they can no longer log in, their sessions end and the invitation and
   password-reset links already emailed to them stop working (a restored user who was still
-  invited needs ` + "`" + `resendInvitation` + "`" + `). By default
+  invited is sent a new invitation). By default
   nothing is removed and ` + "`" + `restoreUser` + "`" + ` brings them back. With ` + "`" + `deleteFiles` + "`" + `, their
   home (My Files) is deleted for good once the grace period has passed (30 days
   unless the operator set ` + "`" + `--purge-grace` + "`" + `); until then ` + "`" + `restoreUser` + "`" + ` still brings
@@ -7464,7 +7464,8 @@ extend type Mutation {
   """
   Restore a deleted user with everything they had. A deletion of their files still in
   its grace period is cancelled; files already purged are not brought back (their
-  home is empty).
+  home is empty). A user who had not set a password yet is sent a new invitation (the
+  one emailed before the deletion stopped working with it).
   """
   restoreUser(
     "The mutation's arguments: see ` + "`" + `RestoreUserInput` + "`" + `."

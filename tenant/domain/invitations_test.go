@@ -345,7 +345,8 @@ func TestPasswordChangeSpendsResetLinks(t *testing.T) {
 // Deleting a user spends the links already emailed to them: restoring the
 // user must not bring back an invitation or a password reset that has not
 // expired yet (whoever reads the mailbox of someone who left must not get
-// in once they are restored). An invited user is invited again by hand.
+// in once they are restored). An invited user is invited again at the
+// restore.
 func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
 	f := newModuleFixture(t)
 	ctx := context.Background()
@@ -371,11 +372,16 @@ func TestDeletingAUserSpendsTheirLinks(t *testing.T) {
 	if _, err := f.svc.People.Login(ctx, u.Email, "the first passphrase", netip.Addr{}); err != nil {
 		t.Fatalf("the restored user's own password after the refused reset: %v", err)
 	}
-	if err := f.svc.People.ResendInvitation(f.ownerCtx, invited.ID); err != nil {
-		t.Fatal(err)
+	// The restore sent the still-invited user a new invitation (and the user
+	// with a password none): no admin has to think of resendInvitation.
+	if n := len(f.emailsTo(outbox.EmailInvitation, invited.Email)); n != 2 {
+		t.Fatalf("%d invitations emailed to the restored invited user, want 2 (the first, and one at the restore)", n)
+	}
+	if n := len(f.emailsTo(outbox.EmailInvitation, u.Email)); n != 0 {
+		t.Fatalf("%d invitations emailed to the restored user who has a password, want none", n)
 	}
 	if _, err := f.svc.People.AcceptInvitation(ctx, f.latestToken(outbox.EmailInvitation, invited.Email), goodPassword); err != nil {
-		t.Fatalf("the invitation sent after the restore: %v", err)
+		t.Fatalf("the invitation sent at the restore: %v", err)
 	}
 }
 

@@ -533,7 +533,7 @@ func (s *Service) UpdateUser(ctx context.Context, in UpdateUserInput) (*tenant.U
 // their tokens and their outstanding invitation and password-reset links are
 // revoked, their SFTP licence is freed and their live SFTP sessions end.
 // Nothing they own is removed, so RestoreUser brings it all back (but the
-// links: an invited user is invited again with ResendInvitation).
+// links: a restored user who was still invited is sent a new invitation).
 //
 // With deleteFiles, their home (My Files) is also scheduled to be deleted for
 // good once the grace period (Files.Grace) has passed; until then RestoreUser
@@ -583,7 +583,8 @@ func (s *Service) DeleteUser(ctx context.Context, id string, deleteFiles bool) (
 // If they had SFTP access, restoring takes a licence again, and fails with a
 // user error when none is available. A purge of their files still in its
 // grace period is cancelled, so their home comes back as it was; once purged,
-// it comes back empty.
+// it comes back empty. DeleteUser spent the links emailed to them, so a user
+// who had not set a password yet is sent a new invitation.
 func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, error) {
 	return s.ChangeUser(ctx, id, func(p *tenant.Principal, q tenant.Queryer, u *tenant.User) error {
 		if !u.Deleted() {
@@ -607,6 +608,12 @@ func (s *Service) RestoreUser(ctx context.Context, id string) (*tenant.User, err
 		after := u.AuditState()
 		if cancelled {
 			after["filesPurgeCancelled"] = true
+		}
+		if u.PasswordHash == nil {
+			if err := s.sendInvitationTx(ctx, q, u); err != nil {
+				return err
+			}
+			after["invitedAgain"] = true
 		}
 		return audit.Record(ctx, q, p.AccountID, audit.Event{Kind: "user.restored", TargetKind: "User", TargetID: u.ID, Before: before, After: after})
 	})
