@@ -23,9 +23,6 @@ type Share struct{ slots chan struct{} }
 // NewShare returns a share of n connections (at least one).
 func NewShare(n int) *Share { return &Share{slots: make(chan struct{}, max(n, 1))} }
 
-// Size is how many connections the share holds at most.
-func (s *Share) Size() int { return cap(s.slots) }
-
 // InUse is how many of its slots are held.
 func (s *Share) InUse() int { return len(s.slots) }
 
@@ -61,12 +58,6 @@ func hold(ctx context.Context, lock chan struct{}) (release func(), locked bool,
 		}
 	}
 	for _, s := range shares {
-		select {
-		case s.slots <- struct{}{}:
-			taken++
-			continue
-		default:
-		}
 		select {
 		case s.slots <- struct{}{}:
 			taken++
